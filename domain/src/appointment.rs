@@ -1,0 +1,107 @@
+//! The appointment state machine (挂号/预约). Every change of state goes through
+//! `AppointmentStatus::transition`, so no code path can, say, confirm a cancelled booking.
+
+use serde::{Deserialize, Serialize};
+
+/// Where an appointment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    /// The slot is reserved while the fee is paid (锁号).
+    Held,
+    /// Paid: a registration slip was issued.
+    Confirmed,
+    /// Cancelled by the patient or by a clinic stop.
+    Cancelled,
+    /// The hold lapsed unpaid.
+    Expired,
+    /// The patient arrived (签到).
+    CheckedIn,
+    /// The doctor saw the patient.
+    Seen,
+    /// A confirmed appointment not attended (爽约).
+    Missed,
+}
+
+/// What happens to an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentEvent {
+    Pay,
+    Cancel,
+    Expire,
+    CheckIn,
+    FinishVisit,
+    MarkMissed,
+}
+
+/// A transition the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an appointment that is {from:?} cannot take {event:?}")]
+pub struct InvalidTransition {
+    pub from: AppointmentStatus,
+    pub event: AppointmentEvent,
+}
+
+impl AppointmentStatus {
+    pub fn transition(self, event: AppointmentEvent) -> Result<AppointmentStatus, InvalidTransition> {
+        use AppointmentEvent as E;
+        use AppointmentStatus as S;
+        let next = match (self, event) {
+            (S::Held, E::Pay) => S::Confirmed,
+            (S::Held, E::Cancel) | (S::Confirmed, E::Cancel) => S::Cancelled,
+            (S::Held, E::Expire) => S::Expired,
+            (S::Confirmed, E::CheckIn) => S::CheckedIn,
+            (S::CheckedIn, E::FinishVisit) => S::Seen,
+            (S::Confirmed, E::MarkMissed) => S::Missed,
+            (from, event) => return Err(InvalidTransition { from, event }),
+        };
+        Ok(next)
+    }
+
+    /// Whether the appointment still occupies its slot.
+    pub fn occupies_slot(self) -> bool {
+        matches!(
+            self,
+            AppointmentStatus::Held
+                | AppointmentStatus::Confirmed
+                | AppointmentStatus::CheckedIn
+                | AppointmentStatus::Seen
+                | AppointmentStatus::Missed
+        )
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            AppointmentStatus::Cancelled
+                | AppointmentStatus::Expired
+                | AppointmentStatus::Seen
+                | AppointmentStatus::Missed
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AppointmentEvent as E;
+    use AppointmentStatus as S;
+
+    #[test]
+    fn happy_path_and_forbidden_moves() {
+        let s = S::Held.transition(E::Pay).unwrap();
+        assert_eq!(s, S::Confirmed);
+        assert_eq!(s.transition(E::CheckIn).unwrap(), S::CheckedIn);
+        assert!(S::Cancelled.transition(E::Pay).is_err());
+        assert!(S::Expired.transition(E::Pay).is_err(), "a lapsed hold cannot be paid");
+        assert!(S::Confirmed.transition(E::Expire).is_err(), "a paid booking never expires");
+        for s in [S::Cancelled, S::Expired, S::Seen, S::Missed] {
+            for e in [E::Pay, E::Cancel, E::Expire, E::CheckIn, E::FinishVisit, E::MarkMissed] {
+                assert!(s.transition(e).is_err(), "{s:?} is final");
+            }
+        }
+        assert!(!S::Cancelled.occupies_slot());
+        assert!(S::Held.occupies_slot());
+    }
+}

@@ -1,0 +1,171 @@
+//! The hospital catalogue (INFO-1..4): the hospital, its buildings, the department tree and the
+//! doctors, plus the search over them that patients type into (Chinese substrings and pinyin
+//! initials, INFO-4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DepartmentId, DoctorId, Fen};
+
+/// The hospital itself (INFO-1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Hospital {
+    pub name: String,
+    pub level: String,
+    pub introduction: String,
+    pub address: String,
+    pub phone: String,
+    /// WGS-84 latitude and longitude of the main gate, for the map.
+    pub latitude: f64,
+    pub longitude: f64,
+    pub service_hours: String,
+    pub buildings: Vec<Building>,
+}
+
+/// In-hospital navigation: a building and what is on each floor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Building {
+    pub code: String,
+    pub name: String,
+    pub floors: Vec<Floor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Floor {
+    pub level: i32,
+    pub rooms: Vec<String>,
+}
+
+/// A node of the department tree (INFO-2): 内科 > 心内科. Roots have no parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Department {
+    pub id: DepartmentId,
+    pub parent_id: Option<DepartmentId>,
+    pub name: String,
+    pub description: String,
+    /// Where it is: building, floor, area.
+    pub location: String,
+    /// Order among its siblings on the home page.
+    pub sort: i32,
+}
+
+/// A doctor's title (职称); it sets the default registration fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DoctorTitle {
+    /// 主任医师
+    ChiefPhysician,
+    /// 副主任医师
+    AssociateChiefPhysician,
+    /// 主治医师
+    AttendingPhysician,
+    /// 住院医师
+    ResidentPhysician,
+}
+
+impl DoctorTitle {
+    pub fn label(self) -> &'static str {
+        match self {
+            DoctorTitle::ChiefPhysician => "主任医师",
+            DoctorTitle::AssociateChiefPhysician => "副主任医师",
+            DoctorTitle::AttendingPhysician => "主治医师",
+            DoctorTitle::ResidentPhysician => "住院医师",
+        }
+    }
+    /// The default registration fee for the title (BOOK-1 "fee by title").
+    pub fn default_fee(self) -> Fen {
+        Fen::new(match self {
+            DoctorTitle::ChiefPhysician => 5000,
+            DoctorTitle::AssociateChiefPhysician => 3000,
+            DoctorTitle::AttendingPhysician => 1500,
+            DoctorTitle::ResidentPhysician => 800,
+        })
+    }
+}
+
+/// A doctor of the catalogue (INFO-3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Doctor {
+    pub id: DoctorId,
+    pub department_id: DepartmentId,
+    pub name: String,
+    pub title: DoctorTitle,
+    pub specialties: Vec<String>,
+    pub introduction: String,
+    /// Bookings over the last weeks, for "popular doctors" on the home page.
+    pub popularity: u32,
+}
+
+/// The lower-case pinyin initials of a Chinese string, `"心内科"` -> `"xnk"`. Letters and digits
+/// pass through lower-cased; other characters are dropped.
+pub fn pinyin_initials(s: &str) -> String {
+    use pinyin::ToPinyin;
+    s.chars()
+        .filter_map(|c| match c.to_pinyin() {
+            Some(p) => p.first_letter().chars().next(),
+            None if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
+            None => None,
+        })
+        .collect()
+}
+
+/// What a search query is matched against: the text as written and its pinyin initials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchKey {
+    text: String,
+    initials: String,
+}
+
+impl SearchKey {
+    /// Builds the key from several fields (name, specialties, department name).
+    pub fn new<'a>(fields: impl IntoIterator<Item = &'a str>) -> Self {
+        let fields: Vec<&str> = fields.into_iter().collect();
+        let text = fields.join("\u{1f}").to_lowercase();
+        let initials = fields.iter().map(|f| pinyin_initials(f)).collect::<Vec<_>>().join("\u{1f}");
+        Self { text, initials }
+    }
+
+    /// A match score: 0 for none; higher is better. Chinese text matches as a substring (no
+    /// word breaks), an ASCII query also matches the pinyin initials ("xnk" finds 心内科).
+    pub fn score(&self, query: &str) -> u32 {
+        let q = query.trim().to_lowercase();
+        if q.is_empty() {
+            return 0;
+        }
+        let mut score = 0;
+        if let Some(pos) = self.text.find(&q) {
+            // A match at the start of the first field (the name) ranks highest.
+            score += if pos == 0 { 100 } else { 60 };
+        }
+        if q.chars().all(|c| c.is_ascii_alphanumeric()) {
+            if let Some(pos) = self.initials.find(&q) {
+                score += if pos == 0 { 80 } else { 40 };
+            }
+        }
+        score
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_of_chinese() {
+        assert_eq!(pinyin_initials("心内科"), "xnk");
+        assert_eq!(pinyin_initials("张三丰"), "zsf");
+        assert_eq!(pinyin_initials("CT室"), "cts");
+    }
+
+    #[test]
+    fn search_by_fragment_and_initials() {
+        let k = SearchKey::new(["王建国", "冠心病", "心内科"]);
+        assert!(k.score("建国") > 0);
+        assert!(k.score("冠心") > 0);
+        assert!(k.score("wjg") > 0);
+        assert!(k.score("WJG") > 0, "case-insensitive");
+        assert!(k.score("xnk") > 0, "department initials");
+        assert_eq!(k.score("李"), 0);
+        assert_eq!(k.score("zz"), 0);
+        assert!(k.score("王") > k.score("国"), "a prefix ranks higher");
+    }
+}

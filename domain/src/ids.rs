@@ -1,0 +1,78 @@
+//! Typed identifiers. Each wraps a UUID (v7, so ids sort by creation time) and prints as its
+//! hyphenated form; a newtype per kind stops a `DoctorId` being passed where an `AccountId` is meant.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+use crate::ValidationError;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(transparent)]
+        #[schema(value_type = String, format = Uuid)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            pub fn parse(s: &str) -> Result<Self, ValidationError> {
+                Uuid::parse_str(s.trim())
+                    .map(Self)
+                    .map_err(|_| ValidationError::new($field, "must be a UUID"))
+            }
+            pub fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ValidationError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A login (phone, WeChat openid or e-mail); owns several patients.
+    AccountId, "account_id");
+id_type!(
+    /// A real person seen by a doctor (就诊人).
+    PatientId, "patient_id");
+id_type!(
+    /// A staff member (doctor, nurse, agent, finance, administrator).
+    StaffId, "staff_id");
+id_type!(
+    /// A node of the department tree (科室).
+    DepartmentId, "department_id");
+id_type!(
+    /// A doctor of the catalogue.
+    DoctorId, "doctor_id");
+id_type!(
+    /// One doctor, one date, one period (出诊时段).
+    SessionId, "session_id");
+id_type!(
+    /// A patient's booking of a slot (挂号/预约).
+    AppointmentId, "appointment_id");
+id_type!(
+    /// Something to pay (订单).
+    OrderId, "order_id");

@@ -1,0 +1,20 @@
+//! Pure types and rules of the hospital platform. Nothing here does I/O: every type validates
+//! on construction, so code that holds one may trust it (`Phone::parse`, `IdCardNo::parse`, ...).
+
+pub mod account;
+pub mod appointment;
+pub mod catalog;
+pub mod error;
+pub mod id_card;
+pub mod ids;
+pub mod money;
+pub mod phone;
+pub mod schedule;
+pub mod time;
+
+pub use account::{Email, Gender, Profile, Role};
+pub use error::ValidationError;
+pub use id_card::IdCardNo;
+pub use ids::*;
+pub use money::Fen;
+pub use phone::Phone;

@@ -1,0 +1,195 @@
+//! Doctor schedules (BOOK-1): a session is one doctor on one date in one period; it is split into
+//! time segments, each with its own quota. A slot, as the API shows it, is a segment with the
+//! places left in it; `SlotId` names it as `<session id>.<segment index>`.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{DepartmentId, DoctorId, Fen, SessionId, ValidationError};
+
+/// 上午 / 下午 / 夜间.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Morning,
+    Afternoon,
+    Evening,
+}
+
+impl Period {
+    pub const ALL: [Period; 3] = [Period::Morning, Period::Afternoon, Period::Evening];
+    pub fn label(self) -> &'static str {
+        match self {
+            Period::Morning => "上午",
+            Period::Afternoon => "下午",
+            Period::Evening => "夜间",
+        }
+    }
+}
+
+/// A time range inside a session with its own quota (分时段).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Segment {
+    #[schema(value_type = String, example = "08:00:00")]
+    pub start: NaiveTime,
+    #[schema(value_type = String, example = "08:30:00")]
+    pub end: NaiveTime,
+    pub quota: u32,
+}
+
+/// Whether a session can be booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Open,
+    /// 停诊: cancelled by the hospital.
+    Stopped,
+}
+
+/// One doctor, one date, one period (出诊时段).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClinicSession {
+    pub id: SessionId,
+    pub doctor_id: DoctorId,
+    pub department_id: DepartmentId,
+    /// The local date at the hospital.
+    #[schema(value_type = String, format = Date)]
+    pub date: NaiveDate,
+    pub period: Period,
+    pub segments: Vec<Segment>,
+    pub fee: Fen,
+    /// When the slots become bookable (放号时间), UTC.
+    pub release_at: DateTime<Utc>,
+    pub status: SessionStatus,
+}
+
+impl ClinicSession {
+    /// Checks the invariants staff input must keep: segments in order, not overlapping, each
+    /// non-empty in time.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.segments.is_empty() {
+            return Err(ValidationError::new("segments", "a session needs at least one segment"));
+        }
+        for (i, s) in self.segments.iter().enumerate() {
+            if s.start >= s.end {
+                return Err(ValidationError::new("segments", format!("segment {i} ends before it starts")));
+            }
+            if i > 0 && self.segments[i - 1].end > s.start {
+                return Err(ValidationError::new("segments", format!("segment {i} overlaps the one before")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn total_quota(&self) -> u32 {
+        self.segments.iter().map(|s| s.quota).sum()
+    }
+
+    pub fn slot_id(&self, segment: u16) -> SlotId {
+        SlotId { session_id: self.id, segment }
+    }
+}
+
+/// A bookable segment of a session as clients name it: `<session uuid>.<segment index>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SlotId {
+    pub session_id: SessionId,
+    pub segment: u16,
+}
+
+impl utoipa::PartialSchema for SlotId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("<session id>.<segment index>"))
+            .examples(["01935c1e-7f0a-7c4e-9a55-0d3c2b1a0f00.0"])
+            .into()
+    }
+}
+impl utoipa::ToSchema for SlotId {}
+
+impl fmt::Display for SlotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.session_id, self.segment)
+    }
+}
+
+impl FromStr for SlotId {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ValidationError::new("slot_id", "must look like <session id>.<segment number>");
+        let (sess, seg) = s.trim().rsplit_once('.').ok_or_else(err)?;
+        Ok(SlotId { session_id: SessionId::parse(sess).map_err(|_| err())?, segment: seg.parse().map_err(|_| err())? })
+    }
+}
+impl TryFrom<String> for SlotId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+impl From<SlotId> for String {
+    fn from(s: SlotId) -> String {
+        s.to_string()
+    }
+}
+
+/// Splits `start..end` into segments of `minutes` each with `quota` places; the last one may be
+/// shorter. Used by schedule templates and the demo data.
+pub fn split_segments(start: NaiveTime, end: NaiveTime, minutes: i64, quota: u32) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut t = start;
+    while t < end {
+        let next = (t + chrono::Duration::minutes(minutes)).min(end);
+        // NaiveTime wraps at midnight; stop rather than loop.
+        if next <= t {
+            break;
+        }
+        out.push(Segment { start: t, end: next, quota });
+        t = next;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hm(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn slot_id_round_trips() {
+        let s = SlotId { session_id: SessionId::new(), segment: 3 };
+        let back: SlotId = s.to_string().parse().unwrap();
+        assert_eq!(back, s);
+        assert!("nonsense".parse::<SlotId>().is_err());
+        assert!(format!("{}.x", SessionId::new()).parse::<SlotId>().is_err());
+    }
+
+    #[test]
+    fn segments_split_and_validate() {
+        let segs = split_segments(hm(8, 0), hm(11, 30), 30, 5);
+        assert_eq!(segs.len(), 7);
+        assert_eq!(segs.last().unwrap().end, hm(11, 30));
+        let mut s = ClinicSession {
+            id: SessionId::new(),
+            doctor_id: DoctorId::new(),
+            department_id: DepartmentId::new(),
+            date: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+            period: Period::Morning,
+            segments: segs,
+            fee: Fen::new(1500),
+            release_at: Utc::now(),
+            status: SessionStatus::Open,
+        };
+        assert!(s.validate().is_ok());
+        assert_eq!(s.total_quota(), 35);
+        s.segments.swap(0, 1);
+        assert!(s.validate().is_err());
+    }
+}
