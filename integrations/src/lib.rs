@@ -1,1 +1,22 @@
-//! placeholder
+//! Clients for the external systems the hospital platform talks to (Aliyun SMS, WeChat
+//! mini-program login), each behind a provider trait, plus local sandboxes that speak the same
+//! wire protocol so development and tests exercise the real client code end to end.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub mod sms;
+pub mod wechat;
+
+pub use sms::{
+    sandbox_router as sms_sandbox_router, AliyunSms, AliyunSmsConfig, SandboxSms, SmsError, SmsReceipt, SmsSandbox,
+    SmsSender,
+};
+pub use wechat::{
+    sandbox_router as wechat_sandbox_router, WechatClient, WechatConfig, WechatError, WechatLogin, WechatSandbox,
+    WechatSession,
+};
+
+/// A boxed, `Send` future: lets the provider traits stay object safe (`Arc<dyn SmsSender>`)
+/// without pulling in `async-trait`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,1 +1,32 @@
-//! placeholder
+//! Persistence for the platform. The traits in `traits` are shaped by the queries the platform
+//! makes (one method per query, no ad-hoc filtering); `embedded` implements them over redb on
+//! one machine, `redis_kv` implements the ephemeral part (sessions, codes, counters) over Redis,
+//! and `conformance` holds the one test suite every backend must pass.
+
+pub mod cipher;
+pub mod conformance;
+pub mod embedded;
+pub mod error;
+pub mod model;
+pub mod redis_kv;
+pub mod sessions;
+pub mod traits;
+
+pub use cipher::FieldCipher;
+pub use embedded::EmbeddedStore;
+pub use error::StoreError;
+pub use model::*;
+pub use redis_kv::RedisKv;
+pub use sessions::SessionStore;
+pub use traits::*;
+
+use std::sync::Arc;
+
+/// The backends the platform runs on, wired once at start-up.
+#[derive(Clone)]
+pub struct Stores {
+    /// Durable data: accounts, patients, staff, catalogue, schedules.
+    pub data: Arc<dyn DataStore>,
+    /// Sessions, SMS codes and counters: Redis when configured, else the embedded store.
+    pub kv: Arc<dyn EphemeralKv>,
+}

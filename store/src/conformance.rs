@@ -1,0 +1,321 @@
+//! The conformance suite: one set of checks, written against the store traits, that every
+//! backend must pass (embedded, Redis for the ephemeral part, ScyllaDB where a cluster is at
+//! hand). Each function panics with a message naming the broken promise.
+
+use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
+use hospital_domain::account::Relation;
+use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
+use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
+use hospital_domain::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::*;
+use crate::sessions::SessionStore;
+use crate::traits::{DataStore, EphemeralKv};
+use crate::{FieldCipher, StoreError};
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn phone() -> Phone {
+    // A random, valid, mainland mobile number so suites can share one backend.
+    let n = uuid::Uuid::new_v4().as_u128() % 100_000_000;
+    Phone::parse(&format!("139{n:08}")).unwrap()
+}
+
+pub fn sample_account() -> Account {
+    Account {
+        id: AccountId::new(),
+        phone: Some(phone()),
+        email: None,
+        password_hash: None,
+        wechat_openid: None,
+        wechat_unionid: None,
+        profile: Profile::default(),
+        created_at: Utc::now(),
+    }
+}
+
+pub fn sample_patient(cipher: &FieldCipher, account: AccountId, id_card: &str) -> PatientRecord {
+    let card = IdCardNo::parse(id_card).unwrap();
+    PatientRecord {
+        id: PatientId::new(),
+        account_id: account,
+        name: "张三".into(),
+        relation: Relation::Myself,
+        gender: card.gender(),
+        birth_date: card.birth_date(),
+        id_card_sealed: cipher.seal(card.expose()),
+        id_card_masked: card.masked(),
+        id_card_index: cipher.blind_index(card.expose()),
+        phone_sealed: None,
+        created_at: Utc::now(),
+    }
+}
+
+/// Accounts: create, find by each key, conflicts, key moves on update.
+pub async fn accounts(store: Arc<dyn DataStore>) {
+    let mut a = sample_account();
+    store.create_account(&a).await.unwrap();
+    assert_eq!(store.account(a.id).await.unwrap().as_ref(), Some(&a), "read back by id");
+    assert_eq!(store.account_by_phone(a.phone.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
+
+    let mut clash = sample_account();
+    clash.phone = a.phone.clone();
+    assert!(
+        matches!(store.create_account(&clash).await, Err(StoreError::Conflict("phone"))),
+        "a second account with the same phone is refused"
+    );
+    assert!(store.account(clash.id).await.unwrap().is_none(), "a refused create writes nothing");
+
+    // Bind an e-mail and an openid, and move the phone.
+    let old_phone = a.phone.clone().unwrap();
+    a.email = Some(Email::parse(&format!("{}@example.com", unique("u"))).unwrap());
+    a.wechat_openid = Some(unique("o"));
+    a.phone = Some(phone());
+    store.update_account(&a).await.unwrap();
+    assert!(store.account_by_phone(&old_phone).await.unwrap().is_none(), "old phone released");
+    assert_eq!(store.account_by_phone(a.phone.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
+    assert_eq!(store.account_by_email(a.email.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
+    assert_eq!(store.account_by_openid(a.wechat_openid.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
+
+    let mut other = sample_account();
+    store.create_account(&other).await.unwrap();
+    other.email = a.email.clone();
+    assert!(matches!(store.update_account(&other).await, Err(StoreError::Conflict("email"))));
+}
+
+/// Patients: cap, duplicates, order, removal, sealed fields.
+pub async fn patients(store: Arc<dyn DataStore>) {
+    let cipher = FieldCipher::new("k1", &[("k1".into(), [7; 32])]).unwrap();
+    let a = sample_account();
+    store.create_account(&a).await.unwrap();
+    let cards = ["11010519491231002X", "440524198001010013", "310115199003071239"];
+    let mut ids = Vec::new();
+    for c in &cards[..2] {
+        let p = sample_patient(&cipher, a.id, c);
+        ids.push(p.id);
+        store.add_patient(&p, 2).await.unwrap();
+    }
+    let third = sample_patient(&cipher, a.id, cards[2]);
+    assert!(matches!(store.add_patient(&third, 2).await, Err(StoreError::Conflict("patient cap"))), "cap holds");
+    let dup = sample_patient(&cipher, a.id, cards[0]);
+    assert!(matches!(store.add_patient(&dup, 5).await, Err(StoreError::Conflict("patient"))), "same person twice");
+
+    let listed = store.patients_of(a.id).await.unwrap();
+    assert_eq!(listed.iter().map(|p| p.id).collect::<Vec<_>>(), ids, "oldest first");
+    assert_eq!(cipher.open(&listed[0].id_card_sealed).unwrap(), cards[0]);
+
+    let other = sample_account();
+    assert!(store.patient(other.id, ids[0]).await.unwrap().is_none(), "a patient is found only under its account");
+    assert!(store.remove_patient(a.id, ids[0]).await.unwrap());
+    assert!(!store.remove_patient(a.id, ids[0]).await.unwrap());
+    store.add_patient(&third, 2).await.unwrap();
+    assert_eq!(store.patients_of(a.id).await.unwrap().len(), 2);
+}
+
+pub async fn staff(store: Arc<dyn DataStore>) {
+    let s = StaffMember {
+        id: StaffId::new(),
+        username: unique("staff"),
+        name: "李护士".into(),
+        password_hash: "$argon2id$dummy".into(),
+        roles: vec![Role::Nurse],
+        active: true,
+        created_at: Utc::now(),
+    };
+    store.create_staff(&s).await.unwrap();
+    assert_eq!(store.staff_by_username(&s.username).await.unwrap().map(|x| x.id), Some(s.id));
+    assert_eq!(store.staff(s.id).await.unwrap().as_ref(), Some(&s));
+    let mut again = s.clone();
+    again.id = StaffId::new();
+    assert!(matches!(store.create_staff(&again).await, Err(StoreError::Conflict("username"))));
+}
+
+/// Catalogue and schedules: listings by partition, in clustering order.
+pub async fn catalogue(store: Arc<dyn DataStore>) {
+    let h = Hospital {
+        name: "测试医院".into(),
+        level: "三级甲等".into(),
+        introduction: "".into(),
+        address: "".into(),
+        phone: "".into(),
+        latitude: 31.2,
+        longitude: 121.5,
+        service_hours: "".into(),
+        buildings: vec![],
+    };
+    store.put_hospital(&h).await.unwrap();
+    assert_eq!(store.hospital().await.unwrap(), Some(h));
+
+    let dept = Department {
+        id: DepartmentId::new(),
+        parent_id: None,
+        name: unique("科"),
+        description: "".into(),
+        location: "".into(),
+        sort: 1,
+    };
+    store.put_departments(std::slice::from_ref(&dept)).await.unwrap();
+    assert!(store.departments().await.unwrap().contains(&dept));
+    let mut doc = Doctor {
+        id: DoctorId::new(),
+        department_id: dept.id,
+        name: "王医生".into(),
+        title: DoctorTitle::AttendingPhysician,
+        specialties: vec!["高血压".into()],
+        introduction: "".into(),
+        popularity: 3,
+    };
+    store.put_doctors(std::slice::from_ref(&doc)).await.unwrap();
+    assert_eq!(store.doctor(doc.id).await.unwrap().as_ref(), Some(&doc));
+    assert_eq!(store.doctors_in_department(dept.id).await.unwrap(), vec![doc.clone()]);
+    // Moving a doctor moves the listing.
+    let dept2 = DepartmentId::new();
+    doc.department_id = dept2;
+    store.put_doctors(std::slice::from_ref(&doc)).await.unwrap();
+    assert!(store.doctors_in_department(dept.id).await.unwrap().is_empty(), "left the old department");
+    assert_eq!(store.doctors_in_department(dept2).await.unwrap().len(), 1);
+
+    let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    let mk = |date: NaiveDate, period| ClinicSession {
+        id: SessionId::new(),
+        doctor_id: doc.id,
+        department_id: dept2,
+        date,
+        period,
+        segments: split_segments(NaiveTime::from_hms_opt(8, 0, 0).unwrap(), NaiveTime::from_hms_opt(9, 0, 0).unwrap(), 30, 3),
+        fee: Fen::new(1500),
+        release_at: Utc::now(),
+        status: SessionStatus::Open,
+    };
+    let d = |n| today + ChronoDuration::days(n);
+    // Inserted out of order on purpose.
+    let sessions = vec![mk(d(2), Period::Afternoon), mk(d(0), Period::Afternoon), mk(d(2), Period::Morning), mk(d(5), Period::Morning)];
+    store.put_sessions(&sessions).await.unwrap();
+    let got = store.sessions_of_doctor(doc.id, d(0), d(2)).await.unwrap();
+    let order: Vec<(NaiveDate, Period)> = got.iter().map(|s| (s.date, s.period)).collect();
+    assert_eq!(order, vec![(d(0), Period::Afternoon), (d(2), Period::Morning), (d(2), Period::Afternoon)]);
+    let mut stopped = sessions[0].clone();
+    stopped.status = SessionStatus::Stopped;
+    store.put_sessions(std::slice::from_ref(&stopped)).await.unwrap();
+    assert_eq!(store.session(stopped.id).await.unwrap().unwrap().status, SessionStatus::Stopped);
+    assert_eq!(store.sessions_of_doctor(doc.id, d(2), d(2)).await.unwrap().len(), 2, "replaced, not duplicated");
+}
+
+/// Every data-store check in turn.
+pub async fn data_store(store: Arc<dyn DataStore>) {
+    accounts(store.clone()).await;
+    patients(store.clone()).await;
+    staff(store.clone()).await;
+    catalogue(store.clone()).await;
+    store.ping().await.unwrap();
+}
+
+/// The ephemeral key-value contract, TTLs included (it sleeps about a second).
+pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
+    let k = unique("k");
+    assert_eq!(kv.get(&k).await.unwrap(), None);
+    kv.put(&k, b"v1", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(kv.get(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    let ttl = kv.ttl(&k).await.unwrap().unwrap();
+    assert!(ttl <= Duration::from_secs(60) && ttl > Duration::from_secs(50), "ttl {ttl:?}");
+    assert!(!kv.put_if_absent(&k, b"v2", Duration::from_secs(60)).await.unwrap(), "NX refuses an existing key");
+    assert_eq!(kv.take(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(kv.take(&k).await.unwrap(), None, "take is single-use");
+    assert!(kv.put_if_absent(&k, b"v3", Duration::from_secs(60)).await.unwrap());
+    kv.delete(&k).await.unwrap();
+    assert_eq!(kv.ttl(&k).await.unwrap(), None);
+
+    // Only one of many concurrent takers gets the value.
+    let t = unique("t");
+    kv.put(&t, b"once", Duration::from_secs(60)).await.unwrap();
+    let takers: Vec<_> = (0..20).map(|_| {
+        let kv = kv.clone();
+        let t = t.clone();
+        tokio::spawn(async move { kv.take(&t).await.unwrap() })
+    }).collect();
+    let mut got = 0;
+    for h in takers {
+        got += usize::from(h.await.unwrap().is_some());
+    }
+    assert_eq!(got, 1, "exactly one taker wins");
+
+    // Counters: atomic under concurrency, expiry set once.
+    let c = unique("c");
+    let incs: Vec<_> = (0..50).map(|_| {
+        let kv = kv.clone();
+        let c = c.clone();
+        tokio::spawn(async move { kv.incr(&c, Duration::from_secs(30)).await.unwrap() })
+    }).collect();
+    let mut seen = Vec::new();
+    for h in incs {
+        seen.push(h.await.unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=50).collect::<Vec<i64>>(), "every increment counted once");
+    assert!(kv.ttl(&c).await.unwrap().unwrap() <= Duration::from_secs(30));
+
+    // Sets.
+    let s = unique("s");
+    kv.set_add(&s, "m1", Duration::from_secs(60)).await.unwrap();
+    kv.set_add(&s, "m2", Duration::from_secs(60)).await.unwrap();
+    kv.set_add(&s, "m1", Duration::from_secs(60)).await.unwrap();
+    let mut m = kv.set_members(&s).await.unwrap();
+    m.sort();
+    assert_eq!(m, vec!["m1".to_string(), "m2".to_string()]);
+    kv.set_remove(&s, "m1").await.unwrap();
+    assert_eq!(kv.set_members(&s).await.unwrap(), vec!["m2".to_string()]);
+
+    // Expiry.
+    let e = unique("e");
+    kv.put(&e, b"short", Duration::from_millis(300)).await.unwrap();
+    kv.incr(&format!("{e}-n"), Duration::from_millis(300)).await.unwrap();
+    kv.set_add(&format!("{e}-s"), "x", Duration::from_millis(300)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(kv.get(&e).await.unwrap(), None, "expired keys are gone");
+    assert_eq!(kv.incr(&format!("{e}-n"), Duration::from_secs(5)).await.unwrap(), 1, "an expired counter restarts");
+    assert!(kv.set_members(&format!("{e}-s")).await.unwrap().is_empty(), "an expired set is empty");
+    kv.ping().await.unwrap();
+}
+
+/// Login sessions over a kv: idle timeout, absolute expiry, logout, revoke all.
+pub async fn sessions(kv: Arc<dyn EphemeralKv>) {
+    let store = SessionStore::new(kv);
+    let subject = Subject::Account { id: AccountId::new() };
+    let now = Utc::now();
+    let mk = |hash: &str, idle: u64, life: i64| LoginSession {
+        token_hash: hash.to_string(),
+        subject: subject.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + ChronoDuration::seconds(life),
+        idle_timeout_secs: idle,
+        device: Some("test".into()),
+    };
+    let a = mk(&unique("h"), 600, 3600);
+    let b = mk(&unique("h"), 600, 3600);
+    store.create(&a, now).await.unwrap();
+    store.create(&b, now).await.unwrap();
+    assert!(store.get(&a.token_hash, now).await.unwrap().is_some());
+    assert_eq!(store.list(&subject, now).await.unwrap().len(), 2, "two devices");
+
+    // Idle: not used for longer than the idle timeout.
+    let later = now + ChronoDuration::seconds(601);
+    assert!(store.get(&a.token_hash, later).await.unwrap().is_none(), "idle session ended");
+    // Touching pushes the idle end out, but never past the absolute expiry.
+    let touched = store.touch(&a, now + ChronoDuration::seconds(500)).await.unwrap();
+    assert!(store.get(&a.token_hash, later).await.unwrap().is_some(), "touched session lives on");
+    let past_abs = now + ChronoDuration::seconds(3601);
+    let mut t = touched.clone();
+    t.last_seen_at = now + ChronoDuration::seconds(3500);
+    assert!(!t.is_live(past_abs), "absolute expiry wins over activity");
+
+    store.delete(&a).await.unwrap();
+    assert!(store.get(&a.token_hash, now).await.unwrap().is_none(), "logged out");
+    assert_eq!(store.delete_all(&subject, now).await.unwrap(), 1);
+    assert!(store.get(&b.token_hash, now).await.unwrap().is_none(), "revoked everywhere");
+    assert!(store.list(&subject, now).await.unwrap().is_empty());
+}

@@ -1,0 +1,138 @@
+//! `EphemeralKv` on the embedded engine, for one machine without Redis: the `kv_entries` and
+//! `kv_set_members` tables with per-row TTLs. Each operation is one closure in the writer, so
+//! check-and-set operations are atomic exactly as Redis makes them.
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+use super::engine::Reader;
+use super::keys::Key;
+use super::tables::*;
+use super::EmbeddedStore;
+use crate::traits::{EphemeralKv, Result};
+
+fn k(key: &str) -> Key {
+    Key::new().str(key)
+}
+
+#[async_trait]
+impl EphemeralKv for EmbeddedStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.engine.read(|r| r.get_raw(KV_ENTRIES, k(key).bytes()))?.map(|(_, v)| v))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let (key, value) = (k(key), value.to_vec());
+        self.engine
+            .write(move |ctx| {
+                ctx.put_raw(KV_ENTRIES, key.into_bytes(), value, Some(ttl));
+                Ok(())
+            })
+            .await
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let (key, value) = (k(key), value.to_vec());
+        self.engine
+            .write(move |ctx| {
+                if ctx.get_raw(KV_ENTRIES, key.bytes())?.is_some() {
+                    return Ok(false);
+                }
+                ctx.put_raw(KV_ENTRIES, key.into_bytes(), value, Some(ttl));
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = k(key);
+        self.engine
+            .write(move |ctx| {
+                let v = ctx.get_raw(KV_ENTRIES, key.bytes())?.map(|(_, v)| v);
+                if v.is_some() {
+                    ctx.delete(KV_ENTRIES, &key);
+                }
+                Ok(v)
+            })
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let key = k(key);
+        self.engine
+            .write(move |ctx| {
+                ctx.delete(KV_ENTRIES, &key);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        let now = super::engine::now_ms();
+        Ok(self.engine.read(|r| r.get_raw(KV_ENTRIES, k(key).bytes()))?.map(|(exp, _)| {
+            if exp == 0 {
+                Duration::MAX
+            } else {
+                Duration::from_millis(exp.saturating_sub(now))
+            }
+        }))
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64> {
+        let key = k(key);
+        self.engine
+            .write(move |ctx| {
+                let (n, exp) = match ctx.get_raw(KV_ENTRIES, key.bytes())? {
+                    Some((exp, v)) => (std::str::from_utf8(&v).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0), exp),
+                    None => (0, 0),
+                };
+                let n = n + 1;
+                // Like Redis INCR + EXPIRE on creation: an existing counter keeps its expiry.
+                if exp == 0 {
+                    ctx.put_raw(KV_ENTRIES, key.into_bytes(), n.to_string().into_bytes(), Some(ttl));
+                } else {
+                    ctx.put_raw_until(KV_ENTRIES, key.into_bytes(), n.to_string().into_bytes(), exp);
+                }
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
+        let row = k(key).str(member);
+        self.engine
+            .write(move |ctx| {
+                ctx.put_raw(KV_SET_MEMBERS, row.into_bytes(), Vec::new(), Some(ttl));
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()> {
+        let row = k(key).str(member);
+        self.engine
+            .write(move |ctx| {
+                ctx.delete(KV_SET_MEMBERS, &row);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>> {
+        let prefix = k(key);
+        let rows = self.engine.read(|r| r.scan_raw(KV_SET_MEMBERS, prefix.bytes()))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(row, _)| {
+                // The member is the second string component: strip the prefix and its terminator.
+                let rest = &row[prefix.bytes().len()..];
+                let end = rest.len().checked_sub(2)?;
+                String::from_utf8(rest[..end].to_vec()).ok()
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.engine.read(|_| Ok(()))
+    }
+}

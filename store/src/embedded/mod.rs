@@ -1,0 +1,59 @@
+//! The embedded backend: every store trait over redb in one data directory (see `engine` for
+//! durability and group commit, `keys` for how CQL primary keys become byte keys).
+
+mod accounts;
+mod catalog;
+pub mod engine;
+pub mod keys;
+mod kv;
+pub mod tables;
+
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::traits::{DataStore, Result};
+use engine::Engine;
+
+/// The embedded store. Cheap to clone: clones share one engine.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    engine: Arc<Engine>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `dir`. Call `start_sweeper` from inside a tokio
+    /// runtime to have expired rows deleted in the background.
+    pub fn open(dir: &Path) -> Result<Self> {
+        Ok(Self { engine: Arc::new(Engine::open(dir)?) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Deletes expired rows every `every`, for as long as the store lives.
+    pub fn start_sweeper(&self, every: Duration) {
+        let weak = Arc::downgrade(&self.engine);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(engine) = weak.upgrade() else { break };
+                match engine.sweep_expired().await {
+                    Ok(n) if n > 0 => tracing::debug!(rows = n, "swept expired rows"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+                }
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl DataStore for EmbeddedStore {
+    async fn ping(&self) -> Result<()> {
+        self.engine.read(|_| Ok(()))
+    }
+}

@@ -1,0 +1,36 @@
+//! The embedded store's tables: one redb table per table of `schema.cql`, with the same primary
+//! keys (encoded by `keys::Key`) and the same TTLs. Values are JSON with an 8-byte expiry header.
+
+pub use redb::TableHandle;
+use redb::TableDefinition;
+
+pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+macro_rules! tables {
+    ($($(#[$m:meta])* $name:ident = $s:literal;)*) => {
+        $($(#[$m])* pub const $name: Def = TableDefinition::new($s);)*
+        /// Every table, created at open so that readers never meet a missing one.
+        pub const ALL: &[Def] = &[$($name),*];
+    };
+}
+
+tables! {
+    ACCOUNTS = "accounts";
+    ACCOUNTS_BY_PHONE = "accounts_by_phone";
+    ACCOUNTS_BY_EMAIL = "accounts_by_email";
+    ACCOUNTS_BY_OPENID = "accounts_by_openid";
+    PATIENTS_BY_ACCOUNT = "patients_by_account";
+    STAFF = "staff";
+    STAFF_BY_USERNAME = "staff_by_username";
+    HOSPITAL = "hospital";
+    DEPARTMENTS = "departments";
+    DOCTORS = "doctors";
+    DOCTORS_BY_DEPARTMENT = "doctors_by_department";
+    CLINIC_SESSIONS = "clinic_sessions";
+    CLINIC_SESSIONS_BY_DOCTOR = "clinic_sessions_by_doctor";
+    KV_ENTRIES = "kv_entries";
+    KV_SET_MEMBERS = "kv_set_members";
+    /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
+    /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
+    TTL_INDEX = "_ttl_index";
+}

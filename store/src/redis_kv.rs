@@ -1,0 +1,140 @@
+//! `EphemeralKv` on Redis (PLAT-4): sessions, codes and counters shared by every gateway node.
+//! Each operation is one Redis command or one MULTI/EXEC pipeline, so it is atomic on its own.
+//! All keys are namespaced (`<prefix>:...`) so the platform can share a Redis with others.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use crate::traits::{EphemeralKv, Result};
+
+#[derive(Clone)]
+pub struct RedisKv {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+fn ms(d: Duration) -> u64 {
+    (d.as_millis() as u64).max(1)
+}
+
+impl RedisKv {
+    /// Connects (with automatic reconnection) to `url`, e.g. `redis://127.0.0.1:6379/0`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = ConnectionManager::new(client).await?;
+        Ok(Self { conn, prefix: prefix.to_string() })
+    }
+
+    fn k(&self, key: &str) -> String {
+        format!("{}:{key}", self.prefix)
+    }
+
+    /// The connection, for other Redis users of the platform (fan-out, next issues).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[async_trait]
+impl EphemeralKv for RedisKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(redis::cmd("GET").arg(self.k(key)).query_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let () = redis::cmd("SET")
+            .arg(self.k(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ms(ttl))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let r: Option<String> = redis::cmd("SET")
+            .arg(self.k(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ms(ttl))
+            .arg("NX")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(r.is_some())
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(redis::cmd("GETDEL").arg(self.k(key)).query_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let _: i64 = redis::cmd("DEL").arg(self.k(key)).query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        let t: i64 = redis::cmd("PTTL").arg(self.k(key)).query_async(&mut self.conn.clone()).await?;
+        Ok(match t {
+            -2 => None,
+            -1 => Some(Duration::MAX),
+            t => Some(Duration::from_millis(t.max(0) as u64)),
+        })
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64> {
+        let k = self.k(key);
+        // PEXPIRE NX sets the expiry only when the key has none: a new counter gets one, an
+        // existing one keeps its window.
+        let (n,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&k)
+            .cmd("PEXPIRE")
+            .arg(&k)
+            .arg(ms(ttl))
+            .arg("NX")
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(n)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
+        let k = self.k(key);
+        let () = redis::pipe()
+            .atomic()
+            .cmd("SADD")
+            .arg(&k)
+            .arg(member)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&k)
+            .arg(ms(ttl))
+            .arg("NX")
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&k)
+            .arg(ms(ttl))
+            .arg("GT")
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()> {
+        let _: i64 = redis::cmd("SREM").arg(self.k(key)).arg(member).query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>> {
+        Ok(redis::cmd("SMEMBERS").arg(self.k(key)).query_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+}

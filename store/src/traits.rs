@@ -1,0 +1,101 @@
+//! The store traits, one method per query the platform makes. A backend implements all of them
+//! over its own engine; nothing above this line knows which engine it talks to.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use hospital_domain::catalog::{Department, Doctor, Hospital};
+use hospital_domain::schedule::ClinicSession;
+use hospital_domain::{AccountId, DepartmentId, DoctorId, Email, PatientId, Phone, SessionId, StaffId};
+use std::time::Duration;
+
+use crate::{Account, PatientRecord, StaffMember, StoreError};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Accounts and the patients under them (AUTH-1..3, AUTH-6).
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates an account. `Conflict` if its phone, e-mail or openid already belongs to another.
+    async fn create_account(&self, account: &Account) -> Result<()>;
+    async fn account(&self, id: AccountId) -> Result<Option<Account>>;
+    async fn account_by_phone(&self, phone: &Phone) -> Result<Option<Account>>;
+    async fn account_by_email(&self, email: &Email) -> Result<Option<Account>>;
+    async fn account_by_openid(&self, openid: &str) -> Result<Option<Account>>;
+    /// Replaces an account, moving its lookup keys if the phone, e-mail or openid changed.
+    /// `Conflict` if a new key belongs to another account.
+    async fn update_account(&self, account: &Account) -> Result<()>;
+
+    /// Adds a patient if the account has fewer than `cap`; `Conflict("patient")` if the same
+    /// person (same ID number) is already under this account, `Conflict("patient cap")` at the cap.
+    async fn add_patient(&self, patient: &PatientRecord, cap: usize) -> Result<()>;
+    async fn update_patient(&self, patient: &PatientRecord) -> Result<()>;
+    /// The account's patients, oldest first.
+    async fn patients_of(&self, account: AccountId) -> Result<Vec<PatientRecord>>;
+    async fn patient(&self, account: AccountId, patient: PatientId) -> Result<Option<PatientRecord>>;
+    /// Removes a patient; false if there was none.
+    async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool>;
+}
+
+/// Staff accounts (AUTH-4).
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    /// `Conflict("username")` if taken.
+    async fn create_staff(&self, staff: &StaffMember) -> Result<()>;
+    async fn staff(&self, id: StaffId) -> Result<Option<StaffMember>>;
+    async fn staff_by_username(&self, username: &str) -> Result<Option<StaffMember>>;
+}
+
+/// The hospital catalogue (INFO-1..3). Small and read-mostly: the gateway keeps it in memory and
+/// reads the store at start-up and after staff change it.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    async fn put_hospital(&self, hospital: &Hospital) -> Result<()>;
+    async fn hospital(&self) -> Result<Option<Hospital>>;
+    async fn put_departments(&self, departments: &[Department]) -> Result<()>;
+    async fn departments(&self) -> Result<Vec<Department>>;
+    async fn put_doctors(&self, doctors: &[Doctor]) -> Result<()>;
+    async fn doctors(&self) -> Result<Vec<Doctor>>;
+    async fn doctor(&self, id: DoctorId) -> Result<Option<Doctor>>;
+    async fn doctors_in_department(&self, department: DepartmentId) -> Result<Vec<Doctor>>;
+}
+
+/// Doctor schedules (BOOK-1).
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Inserts or replaces sessions (all in one durable write).
+    async fn put_sessions(&self, sessions: &[ClinicSession]) -> Result<()>;
+    async fn session(&self, id: SessionId) -> Result<Option<ClinicSession>>;
+    /// A doctor's sessions with `from <= date <= to`, ordered by date then period.
+    async fn sessions_of_doctor(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<ClinicSession>>;
+}
+
+/// Everything durable, as one object the platform holds.
+#[async_trait]
+pub trait DataStore: AccountStore + StaffStore + CatalogStore + ScheduleStore {
+    /// A cheap round trip that proves the store answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Short-lived keys with TTLs and atomic counters: sessions, SMS codes, rate-limit counters
+/// (PLAT-4). Redis in a cluster; the embedded store on one machine. Every operation is atomic on
+/// its own, which is all the callers rely on.
+#[async_trait]
+pub trait EphemeralKv: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets `key` with a TTL, replacing what was there.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()>;
+    /// Sets `key` only if absent; true if it was set.
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool>;
+    /// Gets and deletes in one step: of two concurrent callers, only one gets the value.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Time left before `key` expires; None if absent.
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
+    /// Adds 1 and returns the new count; the TTL is set when the key is created.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64>;
+    /// Adds a member to a set, (re)setting the set's TTL to at least `ttl`.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()>;
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()>;
+    async fn set_members(&self, key: &str) -> Result<Vec<String>>;
+    async fn ping(&self) -> Result<()>;
+}
