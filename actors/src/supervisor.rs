@@ -12,7 +12,9 @@
 //! row cannot spin a crash loop. An actor that stopped on its own (idle) is just forgotten; the
 //! next call starts a fresh one.
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -61,8 +63,13 @@ pub(crate) enum Ensured<M: ractor::Message> {
 /// Messages of a kind supervisor.
 pub(crate) enum KindMsg<K: ActorKind> {
     /// Finds the id's actor or starts it.
-    Ensure { id: K::Id, reply: RpcReplyPort<Ensured<ChildMsg<K>>> },
-    Stats { reply: RpcReplyPort<KindStats> },
+    Ensure {
+        id: K::Id,
+        reply: RpcReplyPort<Ensured<ChildMsg<K>>>,
+    },
+    Stats {
+        reply: RpcReplyPort<KindStats>,
+    },
 }
 
 pub(crate) struct KindArgs {
@@ -133,7 +140,8 @@ impl<K: ActorKind> KindSupervisor<K> {
         id: K::Id,
     ) -> Result<ActorRef<ChildMsg<K>>, ActorError> {
         let name = child_name::<K>(&state.prefix, id);
-        let spawn = <K::Actor as Actor>::spawn_linked(Some(name), K::actor(), K::args(id, &state.deps), myself.get_cell());
+        let spawn =
+            <K::Actor as Actor>::spawn_linked(Some(name), K::actor(), K::args(id, &state.deps), myself.get_cell());
         let timeout = state.deps.config.start_timeout;
         // Dropping the spawn future on timeout is safe: ractor's lifecycle guard unregisters the
         // half-started actor, so the name is free for the next attempt.
@@ -176,7 +184,11 @@ impl<K: ActorKind> KindSupervisor<K> {
     async fn ensure(myself: &ActorRef<KindMsg<K>>, state: &mut KindState<K>, id: K::Id) -> Ensured<ChildMsg<K>> {
         let name = child_name::<K>(&state.prefix, id);
         if let Some(existing) = ActorRef::<ChildMsg<K>>::where_is(&name) {
-            return if existing.get_status() < ActorStatus::Draining { Ensured::Ready(existing) } else { Ensured::Stopping };
+            return if existing.get_status() < ActorStatus::Draining {
+                Ensured::Ready(existing)
+            } else {
+                Ensured::Stopping
+            };
         }
         if state.crash_looping(id) {
             return Ensured::Refused(ActorError::CrashLoop { kind: K::KIND, id: id.to_string() });
@@ -244,7 +256,12 @@ impl<K: ActorKind> Actor for KindSupervisor<K> {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             KindMsg::Ensure { id, reply } => {
                 let out = Self::ensure(&myself, state, id).await;
@@ -303,7 +320,9 @@ impl<K: ActorKind> KindSpawner for Spawner<K> {
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>> {
         Box::pin(async move {
             let name = supervisor_name::<K>(&prefix);
-            let (sup, _join) = KindSupervisor::<K>::spawn_linked(Some(name), KindSupervisor::new(), KindArgs { prefix, deps }, root).await?;
+            let (sup, _join) =
+                KindSupervisor::<K>::spawn_linked(Some(name), KindSupervisor::new(), KindArgs { prefix, deps }, root)
+                    .await?;
             Ok(sup.get_cell())
         })
     }
@@ -370,7 +389,12 @@ impl Actor for RootSupervisor {
         Ok(())
     }
 
-    async fn handle(&self, _myself: ActorRef<Self::Msg>, msg: Self::Msg, _state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {}
     }
 

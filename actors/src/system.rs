@@ -102,7 +102,12 @@ impl ActorSystem {
     }
 
     /// The doctor's sessions with `from <= date <= to` (within the actor's window).
-    pub async fn get_schedule(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<ClinicSession>, ActorError> {
+    pub async fn get_schedule(
+        &self,
+        doctor: DoctorId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<ClinicSession>, ActorError> {
         self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::GetSchedule { from, to, reply }).await
     }
 
@@ -135,8 +140,11 @@ impl ActorSystem {
 
     /// Removes a patient; `Ok(false)` if the account had none with this id.
     pub async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool, ActorError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::RemovePatient { id: patient, reply })
-            .await?
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::RemovePatient {
+            id: patient,
+            reply,
+        })
+        .await?
     }
 
     /// Makes the doctor's schedule actor panic (see `ScheduleMsg::InjectFault`).
@@ -155,16 +163,21 @@ impl ActorSystem {
 
     /// Live actors, failures and restarts per kind.
     pub async fn stats(&self) -> Result<SystemStats, ActorError> {
-        Ok(SystemStats { schedules: self.kind_stats::<ScheduleKind>().await?, patients: self.kind_stats::<PatientKind>().await? })
+        Ok(SystemStats {
+            schedules: self.kind_stats::<ScheduleKind>().await?,
+            patients: self.kind_stats::<PatientKind>().await?,
+        })
     }
 
     async fn kind_stats<K: ActorKind>(&self) -> Result<KindStats, ActorError> {
         let sup = self.supervisor::<K>()?;
         match sup.call(|reply| KindMsg::Stats { reply }, Some(self.inner.config.call_timeout)).await {
             Ok(CallResult::Success(s)) => Ok(s),
-            Ok(CallResult::Timeout) => {
-                Err(ActorError::Timeout { kind: K::SUPERVISOR, id: self.inner.prefix.clone(), timeout: self.inner.config.call_timeout })
-            }
+            Ok(CallResult::Timeout) => Err(ActorError::Timeout {
+                kind: K::SUPERVISOR,
+                id: self.inner.prefix.clone(),
+                timeout: self.inner.config.call_timeout,
+            }),
             Ok(CallResult::SenderError) | Err(_) => Err(ActorError::Unavailable {
                 kind: K::SUPERVISOR,
                 id: self.inner.prefix.clone(),
@@ -178,7 +191,11 @@ impl ActorSystem {
             return Err(ActorError::ShuttingDown);
         }
         ActorRef::<KindMsg<K>>::where_is(supervisor::supervisor_name::<K>(&self.inner.prefix)).ok_or_else(|| {
-            ActorError::Unavailable { kind: K::SUPERVISOR, id: self.inner.prefix.clone(), reason: "supervisor not running".into() }
+            ActorError::Unavailable {
+                kind: K::SUPERVISOR,
+                id: self.inner.prefix.clone(),
+                reason: "supervisor not running".into(),
+            }
         })
     }
 
@@ -213,7 +230,9 @@ impl ActorSystem {
                 Ok(CallResult::Success(Ensured::Ready(actor))) => return Ok(actor),
                 Ok(CallResult::Success(Ensured::Refused(e))) => return Err(e),
                 Ok(CallResult::Success(Ensured::Stopping)) => last = "actor is stopping".into(),
-                Ok(CallResult::Timeout) => return Err(ActorError::Timeout { kind: K::KIND, id: id.to_string(), timeout: wait }),
+                Ok(CallResult::Timeout) => {
+                    return Err(ActorError::Timeout { kind: K::KIND, id: id.to_string(), timeout: wait })
+                }
                 Ok(CallResult::SenderError) | Err(_) => last = "supervisor stopped".into(),
             }
         }

@@ -1,1 +1,95 @@
-//! placeholder
+//! The axum gateway: REST routers by area (`http::*`), the auth extractors, the one error shape,
+//! rate limits and metrics. `router(state)` is the whole HTTP surface; the binary serves it.
+
+pub mod auth;
+pub mod catalog_index;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod metrics;
+pub mod ratelimit;
+pub mod state;
+
+pub use config::GatewayConfig;
+pub use state::{AppState, Sandboxes};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hospital platform API", description = "Booking, accounts and the hospital catalogue. Errors always have the shape {\"error\":{\"code\",\"message\"}}."),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Every documented route, and the OpenAPI document describing them.
+pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(http::auth::router())
+        .merge(http::me::router())
+        .merge(http::catalog::router())
+        .merge(http::staff::router())
+        .merge(http::ops::router());
+    if sandbox {
+        r = r.merge(http::sandbox::router());
+    }
+    r.split_for_parts()
+}
+
+/// The whole HTTP surface of the platform.
+pub fn router(state: AppState) -> Router {
+    let (api, mut doc) = api(state.sandbox.is_some());
+    doc.paths.paths.entry("/api/openapi.json".into()).or_insert_with(|| {
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .response("200", utoipa::openapi::Response::new("The OpenAPI 3.1 document")),
+        )
+    });
+    let doc_json = doc.to_json().expect("the OpenAPI document serialises");
+    let mut app = api.route(
+        "/api/openapi.json",
+        get(move || {
+            let body = doc_json.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    if let Some(sb) = &state.sandbox {
+        // The external systems' own protocols, spoken by the sandboxes (not part of our API).
+        app = app
+            .nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
+            .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()));
+    }
+    let body_limit = state.config.limits.body_limit_bytes;
+    app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

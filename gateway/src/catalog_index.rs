@@ -1,0 +1,115 @@
+//! The catalogue in memory: a few dozen departments and a few hundred doctors are read on every
+//! home page and search, so they are loaded once from the store into this index (rebuilt when
+//! staff change them) and searched here, by Chinese substring and pinyin initials (INFO-4).
+
+use hospital_domain::catalog::{Department, Doctor, Hospital, SearchKey};
+use hospital_domain::{DepartmentId, DoctorId};
+use hospital_store::{DataStore, StoreError};
+use serde::Serialize;
+use std::collections::HashMap;
+
+pub struct CatalogIndex {
+    pub hospital: Option<Hospital>,
+    pub departments: Vec<Department>,
+    pub doctors: Vec<Doctor>,
+    dept_by_id: HashMap<DepartmentId, usize>,
+    doctor_by_id: HashMap<DoctorId, usize>,
+    doctor_keys: Vec<SearchKey>,
+    dept_keys: Vec<SearchKey>,
+}
+
+/// A department with its children, for the home page's navigation (INFO-2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DepartmentNode {
+    #[serde(flatten)]
+    pub department: Department,
+    #[schema(no_recursion)]
+    pub children: Vec<DepartmentNode>,
+}
+
+impl CatalogIndex {
+    pub async fn load(store: &dyn DataStore) -> Result<Self, StoreError> {
+        Ok(Self::new(store.hospital().await?, store.departments().await?, store.doctors().await?))
+    }
+
+    pub fn new(hospital: Option<Hospital>, departments: Vec<Department>, mut doctors: Vec<Doctor>) -> Self {
+        doctors.sort_by(|a, b| b.popularity.cmp(&a.popularity).then_with(|| a.name.cmp(&b.name)));
+        let dept_by_id: HashMap<_, _> = departments.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
+        let doctor_by_id = doctors.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
+        let dept_keys = departments.iter().map(|d| SearchKey::new([d.name.as_str(), d.description.as_str()])).collect();
+        let doctor_keys = doctors
+            .iter()
+            .map(|d| {
+                let dept = dept_by_id.get(&d.department_id).map(|&i| departments[i].name.as_str()).unwrap_or("");
+                let mut fields = vec![d.name.as_str()];
+                fields.extend(d.specialties.iter().map(String::as_str));
+                fields.push(dept);
+                SearchKey::new(fields)
+            })
+            .collect();
+        Self { hospital, departments, doctors, dept_by_id, doctor_by_id, doctor_keys, dept_keys }
+    }
+
+    pub fn department(&self, id: DepartmentId) -> Option<&Department> {
+        self.dept_by_id.get(&id).map(|&i| &self.departments[i])
+    }
+
+    pub fn doctor(&self, id: DoctorId) -> Option<&Doctor> {
+        self.doctor_by_id.get(&id).map(|&i| &self.doctors[i])
+    }
+
+    /// The department tree, siblings in their `sort` order.
+    pub fn tree(&self) -> Vec<DepartmentNode> {
+        fn children(all: &[Department], parent: Option<DepartmentId>) -> Vec<DepartmentNode> {
+            let mut v: Vec<&Department> = all.iter().filter(|d| d.parent_id == parent).collect();
+            v.sort_by(|a, b| a.sort.cmp(&b.sort).then_with(|| a.name.cmp(&b.name)));
+            v.into_iter().map(|d| DepartmentNode { department: d.clone(), children: children(all, Some(d.id)) }).collect()
+        }
+        children(&self.departments, None)
+    }
+
+    /// Doctors of a department and of all departments below it.
+    pub fn doctors_under(&self, dept: DepartmentId) -> Vec<&Doctor> {
+        let mut ids = vec![dept];
+        let mut i = 0;
+        while i < ids.len() {
+            let parent = ids[i];
+            ids.extend(self.departments.iter().filter(|d| d.parent_id == Some(parent)).map(|d| d.id));
+            i += 1;
+        }
+        self.doctors.iter().filter(|d| ids.contains(&d.department_id)).collect()
+    }
+
+    /// Doctors matching `q`, best first; with no query, all (most popular first).
+    pub fn search_doctors(&self, q: Option<&str>) -> Vec<&Doctor> {
+        match q.map(str::trim).filter(|q| !q.is_empty()) {
+            None => self.doctors.iter().collect(),
+            Some(q) => {
+                let mut hits: Vec<(u32, usize)> = self
+                    .doctor_keys
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, k)| Some((k.score(q), i)).filter(|(s, _)| *s > 0))
+                    .collect();
+                // Stable: equal scores keep popularity order.
+                hits.sort_by(|a, b| b.0.cmp(&a.0));
+                hits.into_iter().map(|(_, i)| &self.doctors[i]).collect()
+            }
+        }
+    }
+
+    pub fn search_departments(&self, q: &str) -> Vec<&Department> {
+        let mut hits: Vec<(u32, usize)> = self
+            .dept_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| Some((k.score(q), i)).filter(|(s, _)| *s > 0))
+            .collect();
+        hits.sort_by(|a, b| b.0.cmp(&a.0));
+        hits.into_iter().map(|(_, i)| &self.departments[i]).collect()
+    }
+
+    pub fn popular(&self, n: usize) -> Vec<&Doctor> {
+        self.doctors.iter().take(n).collect()
+    }
+}

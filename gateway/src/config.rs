@@ -1,0 +1,98 @@
+//! The gateway's settings: session lifetimes, SMS code rules, rate limits, caps. Defaults are what
+//! a hospital would run with; tests shorten the timers.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    /// Most 就诊人 one account may hold.
+    pub patient_cap: usize,
+    /// Mount `/sandbox/...` (SMS outbox, WeChat login codes). Never in production.
+    pub sandbox: bool,
+    /// Use the left-most `X-Forwarded-For` address as the client IP (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
+    /// The hospital's time zone (IANA name).
+    pub timezone: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            patient_cap: 5,
+            sandbox: false,
+            trust_forwarded_for: false,
+            timezone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A session ends this long after its last use (AUTH-5 automatic logout).
+    pub idle_timeout_secs: u64,
+    /// A session ends this long after login, however active.
+    pub absolute_lifetime_secs: u64,
+    /// An SMS code is valid this long (AUTH-1: 5 minutes).
+    pub sms_code_ttl_secs: u64,
+    /// One send per phone per this many seconds (AUTH-1: 60 s).
+    pub sms_cooldown_secs: u64,
+    /// Sends per phone per local day.
+    pub sms_daily_cap: i64,
+    /// Wrong codes before the code is void.
+    pub sms_max_wrong: i64,
+    /// Wrong passwords per login name before a lockout of `password_lock_secs`.
+    pub password_max_wrong: i64,
+    pub password_lock_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 60,
+            absolute_lifetime_secs: 7 * 24 * 3600,
+            sms_code_ttl_secs: 300,
+            sms_cooldown_secs: 60,
+            sms_daily_cap: 10,
+            sms_max_wrong: 5,
+            password_max_wrong: 10,
+            password_lock_secs: 15 * 60,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// How often a session's activity is written: a tenth of the idle timeout, at most a minute.
+    pub fn touch_every(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(((self.idle_timeout_secs * 1000) / 10).min(60_000) as i64)
+    }
+    pub fn code_ttl(&self) -> Duration {
+        Duration::from_secs(self.sms_code_ttl_secs)
+    }
+}
+
+/// governor quotas (PLAT-5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second per client IP, and the burst allowed above it.
+    pub per_ip_per_second: u32,
+    pub per_ip_burst: u32,
+    /// Code sends and login attempts per phone per minute, and the burst.
+    pub per_phone_per_minute: u32,
+    pub per_phone_burst: u32,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { per_ip_per_second: 200, per_ip_burst: 400, per_phone_per_minute: 10, per_phone_burst: 5, body_limit_bytes: 64 * 1024 }
+    }
+}

@@ -1,0 +1,223 @@
+//! The one error shape of the API: `{"error":{"code":"...","message":"..."}}`, with a stable
+//! machine-readable code and a message a person can read. Every failure (bad JSON, a wrong type,
+//! a missing token, an unknown route, a store outage) becomes an `ApiError`; internal causes are
+//! logged, never sent.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hospital_domain::ValidationError;
+use hospital_store::StoreError;
+use serde::Serialize;
+use std::time::Duration;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: clients switch on it.
+    pub code: &'static str,
+    /// For people; may change wording.
+    pub message: String,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON at all.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// 422: JSON of the wrong shape (wrong types, unknown or missing fields).
+    #[error("{0}")]
+    InvalidBody(String),
+    /// 422: a field failed validation (phone, ID number, ...).
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    /// 400: a query string or path parameter is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 415
+    #[error("send the body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 413
+    #[error("the request body is larger than this endpoint accepts")]
+    PayloadTooLarge,
+    /// 401: no credentials at all.
+    #[error("this endpoint needs a bearer token: log in first")]
+    Unauthenticated,
+    /// 401: a token that is unknown, expired, idle too long or revoked.
+    #[error("the token is invalid, expired or revoked: log in again")]
+    InvalidToken,
+    /// 401: wrong password or code; the code says which.
+    #[error("{message}")]
+    BadCredentials { code: &'static str, message: String },
+    /// 403
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404
+    #[error("{0}")]
+    NotFound(String),
+    /// 405
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    /// 409 with a specific code: `phone_taken`, `patient_cap`, ...
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 429 with Retry-After.
+    #[error("{message}")]
+    RateLimited { code: &'static str, message: String, retry_after: Duration },
+    /// 502: an external system (SMS, WeChat) failed.
+    #[error("{0}")]
+    Upstream(String),
+    /// 503: a dependency is down or the server is overloaded.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: logged with its cause, answered without it.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            MalformedJson(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
+            InvalidBody(_) | Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Unauthenticated | InvalidToken | BadCredentials { .. } => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict { .. } => StatusCode::CONFLICT,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Upstream(_) => StatusCode::BAD_GATEWAY,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MalformedJson(_) => "malformed_json",
+            InvalidBody(_) => "invalid_body",
+            Validation(_) => "invalid_field",
+            BadRequest(_) => "bad_request",
+            UnsupportedMediaType => "unsupported_media_type",
+            PayloadTooLarge => "payload_too_large",
+            Unauthenticated => "unauthenticated",
+            InvalidToken => "invalid_token",
+            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } => code,
+            Forbidden(_) => "forbidden",
+            NotFound(_) => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Upstream(_) => "upstream_error",
+            Unavailable(_) => "unavailable",
+            Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let field = match &self {
+            ApiError::Validation(v) => Some(v.field),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field } };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client that waits this long will be let in.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Redis(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                tracing::error!(error = %e, "redis unavailable");
+                ApiError::Unavailable("a backing service is unavailable; try again shortly".into())
+            }
+            StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<hospital_actors::ActorError> for ApiError {
+    fn from(e: hospital_actors::ActorError) -> Self {
+        use hospital_actors::ActorError as A;
+        match e {
+            A::Store(s) => s.into(),
+            A::PatientCap { .. } => ApiError::Conflict { code: "patient_cap", message: e.to_string() },
+            A::DuplicatePatient => ApiError::Conflict { code: "patient_exists", message: e.to_string() },
+            A::WrongAccount => ApiError::Internal(e.to_string()),
+            other => {
+                tracing::warn!(error = %other, "actor unavailable");
+                ApiError::Unavailable("the service is busy; try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonSyntaxError(e) => ApiError::MalformedJson(format!("the body is not valid JSON: {}", inner(&e))),
+            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(format!("the JSON does not fit: {}", inner(&e))),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(e) => {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(format!("could not read the body: {e}"))
+                }
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(format!("bad query string: {}", r.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::NotFound(format!("no such resource: {}", r.body_text()))
+    }
+}
+
+/// serde's own message, without axum's prefix.
+fn inner(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s = c.to_string();
+        src = c.source();
+    }
+    s
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,249 @@
+//! The hospital catalogue (INFO-1..4) and doctors' schedules (BOOK-1): public, no login needed.
+//! Everything but the schedule is answered from the in-memory `CatalogIndex`; the schedule
+//! comes from the doctor's schedule actor.
+
+use axum::extract::State;
+use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
+use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
+use hospital_domain::schedule::{ClinicSession, Period, SessionStatus, SlotId};
+use hospital_domain::{DepartmentId, DoctorId, Fen, SessionId};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::catalog_index::{CatalogIndex, DepartmentNode};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hospital))
+        .routes(routes!(departments))
+        .routes(routes!(department))
+        .routes(routes!(doctors))
+        .routes(routes!(popular_doctors))
+        .routes(routes!(doctor))
+        .routes(routes!(doctor_schedule))
+        .routes(routes!(search))
+}
+
+/// A doctor as lists show it, with the department name and title label resolved.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DoctorView {
+    #[serde(flatten)]
+    pub doctor: Doctor,
+    pub title_label: &'static str,
+    pub department_name: String,
+    /// The default registration fee for the title, in fen.
+    pub fee: Fen,
+}
+
+fn view(idx: &CatalogIndex, d: &Doctor) -> DoctorView {
+    DoctorView {
+        doctor: d.clone(),
+        title_label: d.title.label(),
+        department_name: idx.department(d.department_id).map(|x| x.name.clone()).unwrap_or_default(),
+        fee: DoctorTitle::default_fee(d.title),
+    }
+}
+
+/// The hospital: introduction, contacts, map position, buildings and floors (INFO-1).
+#[utoipa::path(get, path = "/api/v1/hospital", tag = "catalogue", responses((status = 200, body = Hospital)))]
+async fn hospital(State(state): State<AppState>) -> ApiResult<ApiJson<Hospital>> {
+    state.catalog().hospital.clone().map(ApiJson).ok_or_else(|| ApiError::not_found("hospital"))
+}
+
+/// The department tree (INFO-2), siblings in display order.
+#[utoipa::path(get, path = "/api/v1/departments", tag = "catalogue", responses((status = 200, body = [DepartmentNode])))]
+async fn departments(State(state): State<AppState>) -> ApiJson<Vec<DepartmentNode>> {
+    ApiJson(state.catalog().tree())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DepartmentDetail {
+    #[serde(flatten)]
+    pub department: Department,
+    /// Doctors of this department and of those below it.
+    pub doctors: Vec<DoctorView>,
+}
+
+/// One department with its doctors.
+#[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "catalogue", params(("id" = DepartmentId, Path)),
+    responses((status = 200, body = DepartmentDetail), (status = 404, body = ErrorBody)))]
+async fn department(State(state): State<AppState>, ApiPath(id): ApiPath<DepartmentId>) -> ApiResult<ApiJson<DepartmentDetail>> {
+    let idx = state.catalog();
+    let d = idx.department(id).ok_or_else(|| ApiError::not_found("department"))?;
+    let doctors = idx.doctors_under(id).into_iter().map(|x| view(&idx, x)).collect();
+    Ok(ApiJson(DepartmentDetail { department: d.clone(), doctors }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorQuery {
+    /// Name, specialty or department, in Chinese (any fragment) or pinyin initials (`wjg`).
+    pub q: Option<String>,
+    pub department_id: Option<DepartmentId>,
+    /// At most this many (default 50, at most 200).
+    pub limit: Option<usize>,
+}
+
+/// Doctors, searched (INFO-3, INFO-4); best matches first, else most popular first.
+#[utoipa::path(get, path = "/api/v1/doctors", tag = "catalogue", params(DoctorQuery),
+    responses((status = 200, body = [DoctorView]), (status = 400, body = ErrorBody)))]
+async fn doctors(State(state): State<AppState>, ApiQuery(q): ApiQuery<DoctorQuery>) -> ApiResult<ApiJson<Vec<DoctorView>>> {
+    if q.q.as_ref().is_some_and(|s| s.chars().count() > 50) {
+        return Err(ApiError::BadRequest("q: at most 50 characters".into()));
+    }
+    let idx = state.catalog();
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let under = q.department_id.map(|d| idx.doctors_under(d).into_iter().map(|d| d.id).collect::<Vec<_>>());
+    let list = idx
+        .search_doctors(q.q.as_deref())
+        .into_iter()
+        .filter(|d| under.as_ref().is_none_or(|ids| ids.contains(&d.id)))
+        .take(limit)
+        .map(|d| view(&idx, d))
+        .collect();
+    Ok(ApiJson(list))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    pub limit: Option<usize>,
+}
+
+/// Popular doctors for the home page.
+#[utoipa::path(get, path = "/api/v1/doctors/popular", tag = "catalogue", params(LimitQuery),
+    responses((status = 200, body = [DoctorView])))]
+async fn popular_doctors(State(state): State<AppState>, ApiQuery(q): ApiQuery<LimitQuery>) -> ApiJson<Vec<DoctorView>> {
+    let idx = state.catalog();
+    ApiJson(idx.popular(q.limit.unwrap_or(8).clamp(1, 50)).into_iter().map(|d| view(&idx, d)).collect())
+}
+
+/// One doctor.
+#[utoipa::path(get, path = "/api/v1/doctors/{id}", tag = "catalogue", params(("id" = DoctorId, Path)),
+    responses((status = 200, body = DoctorView), (status = 404, body = ErrorBody)))]
+async fn doctor(State(state): State<AppState>, ApiPath(id): ApiPath<DoctorId>) -> ApiResult<ApiJson<DoctorView>> {
+    let idx = state.catalog();
+    let d = idx.doctor(id).ok_or_else(|| ApiError::not_found("doctor"))?;
+    Ok(ApiJson(view(&idx, d)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleQuery {
+    /// First date (hospital's local date); default today.
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<NaiveDate>,
+    /// Last date; default 13 days after `from`; at most 60 days after it.
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<NaiveDate>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SlotView {
+    pub slot_id: SlotId,
+    #[schema(value_type = String)]
+    pub start: NaiveTime,
+    #[schema(value_type = String)]
+    pub end: NaiveTime,
+    pub quota: u32,
+    /// Places left.
+    pub remaining: u32,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub session_id: SessionId,
+    #[schema(value_type = String, format = Date)]
+    pub date: NaiveDate,
+    pub period: Period,
+    pub period_label: &'static str,
+    pub fee: Fen,
+    /// When slots open (放号), in the hospital's zone.
+    pub release_at: String,
+    /// Whether booking is open yet.
+    pub released: bool,
+    pub status: SessionStatus,
+    pub slots: Vec<SlotView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    pub doctor_id: DoctorId,
+    pub sessions: Vec<SessionView>,
+}
+
+fn session_view(state: &AppState, s: &ClinicSession) -> SessionView {
+    SessionView {
+        session_id: s.id,
+        date: s.date,
+        period: s.period,
+        period_label: s.period.label(),
+        fee: s.fee,
+        release_at: state.zone.show(s.release_at),
+        released: Utc::now() >= s.release_at,
+        status: s.status,
+        slots: s
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, seg)| SlotView {
+                slot_id: s.slot_id(i as u16),
+                start: seg.start,
+                end: seg.end,
+                quota: seg.quota,
+                // Bookings arrive with the booking engine; until then every place is free.
+                remaining: if s.status == SessionStatus::Open { seg.quota } else { 0 },
+            })
+            .collect(),
+    }
+}
+
+/// A doctor's sessions and slots (BOOK-1), each slot with `slot_id` and `remaining`.
+#[utoipa::path(get, path = "/api/v1/doctors/{id}/schedule", tag = "catalogue", params(("id" = DoctorId, Path), ScheduleQuery),
+    responses((status = 200, body = ScheduleView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn doctor_schedule(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DoctorId>,
+    ApiQuery(q): ApiQuery<ScheduleQuery>,
+) -> ApiResult<ApiJson<ScheduleView>> {
+    if state.catalog().doctor(id).is_none() {
+        return Err(ApiError::not_found("doctor"));
+    }
+    let from = q.from.unwrap_or_else(|| state.zone.local_date(Utc::now()));
+    let to = q.to.unwrap_or(from + ChronoDuration::days(13));
+    if to < from || to - from > ChronoDuration::days(60) {
+        return Err(ApiError::BadRequest("to must be on or after from, and at most 60 days after it".into()));
+    }
+    let sessions = state.actors.get_schedule(id, from, to).await?;
+    Ok(ApiJson(ScheduleView { doctor_id: id, sessions: sessions.iter().map(|s| session_view(&state, s)).collect() }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub q: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchResults {
+    pub departments: Vec<Department>,
+    pub doctors: Vec<DoctorView>,
+}
+
+/// Searches departments and doctors at once (the home page's search box).
+#[utoipa::path(get, path = "/api/v1/search", tag = "catalogue", params(SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody)))]
+async fn search(State(state): State<AppState>, ApiQuery(q): ApiQuery<SearchQuery>) -> ApiResult<ApiJson<SearchResults>> {
+    let text = q.q.trim();
+    if text.is_empty() || text.chars().count() > 50 {
+        return Err(ApiError::BadRequest("q: 1 to 50 characters".into()));
+    }
+    let idx = state.catalog();
+    Ok(ApiJson(SearchResults {
+        departments: idx.search_departments(text).into_iter().take(20).cloned().collect(),
+        doctors: idx.search_doctors(Some(text)).into_iter().take(50).map(|d| view(&idx, d)).collect(),
+    }))
+}

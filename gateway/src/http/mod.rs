@@ -1,0 +1,9 @@
+//! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
+
+pub mod auth;
+pub mod catalog;
+pub mod me;
+pub mod ops;
+pub mod sandbox;
+pub mod staff;
+pub mod views;

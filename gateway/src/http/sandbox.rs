@@ -1,0 +1,75 @@
+//! Sandbox-mode endpoints for development and tests (never mounted in production): the SMS
+//! outbox (`GET /sandbox/sms?phone=`), and a stand-in for the mini-program's `wx.login()` that
+//! mints a login code in the WeChat sandbox. The sandboxes' protocol endpoints themselves
+//! (Aliyun's RPC API, WeChat's `jscode2session`) are nested under `/sandbox/aliyun-sms` and
+//! `/sandbox/wechat` by `crate::router`.
+
+use axum::extract::State;
+use hospital_domain::Phone;
+use hospital_integrations::SandboxSms;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::{AppState, Sandboxes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sms_outbox)).routes(routes!(wechat_login_code))
+}
+
+fn sandboxes(state: &AppState) -> ApiResult<&Sandboxes> {
+    state.sandbox.as_ref().ok_or_else(|| ApiError::NotFound("sandbox mode is off".into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    pub phone: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutboxMessage {
+    pub template_code: String,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// The text as the phone would show it.
+    pub text: String,
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Messages the SMS sandbox received for a phone, oldest first (sandbox mode only).
+#[utoipa::path(get, path = "/sandbox/sms", tag = "sandbox", params(OutboxQuery),
+    responses((status = 200, body = [OutboxMessage]), (status = 404, body = ErrorBody)))]
+async fn sms_outbox(State(state): State<AppState>, ApiQuery(q): ApiQuery<OutboxQuery>) -> ApiResult<ApiJson<Vec<OutboxMessage>>> {
+    let phone = Phone::parse(&q.phone)?;
+    let list = sandboxes(&state)?.sms.messages_for(&phone);
+    Ok(ApiJson(
+        list.into_iter()
+            .map(|m: SandboxSms| OutboxMessage { template_code: m.template_code, params: m.params, text: m.text, sent_at: m.sent_at })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginCodeRequest {
+    /// Any name for a pretend WeChat user; the same name is the same openid.
+    pub user: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginCode {
+    pub code: String,
+}
+
+/// Plays `wx.login()`: a one-time code for `POST /api/v1/auth/wechat/login` (sandbox mode only).
+#[utoipa::path(post, path = "/sandbox/wechat/login-code", tag = "sandbox", request_body = LoginCodeRequest,
+    responses((status = 200, body = LoginCode), (status = 404, body = ErrorBody)))]
+async fn wechat_login_code(State(state): State<AppState>, ApiJson(req): ApiJson<LoginCodeRequest>) -> ApiResult<ApiJson<LoginCode>> {
+    let user = req.user.trim();
+    if user.is_empty() || user.chars().count() > 64 {
+        return Err(hospital_domain::ValidationError::new("user", "1 to 64 characters").into());
+    }
+    Ok(ApiJson(LoginCode { code: sandboxes(&state)?.wechat.mint_code(user) }))
+}

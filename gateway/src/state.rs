@@ -1,0 +1,50 @@
+//! What every handler shares: the stores, the actor system, the clients of external systems,
+//! the catalogue index, rate limiters and settings. Cheap to clone (all `Arc`s).
+
+use hospital_actors::ActorSystem;
+use hospital_domain::time::HospitalZone;
+use hospital_integrations::{SmsSandbox, SmsSender, WechatLogin, WechatSandbox};
+use hospital_store::{FieldCipher, SessionStore, Stores};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::{Arc, RwLock};
+
+use crate::catalog_index::CatalogIndex;
+use crate::config::GatewayConfig;
+use crate::ratelimit::RateLimits;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub stores: Stores,
+    pub sessions: SessionStore,
+    pub actors: ActorSystem,
+    pub cipher: FieldCipher,
+    pub sms: Arc<dyn SmsSender>,
+    pub wechat: Arc<dyn WechatLogin>,
+    pub catalog: Arc<RwLock<Arc<CatalogIndex>>>,
+    pub limits: Arc<RateLimits>,
+    pub config: Arc<GatewayConfig>,
+    pub zone: HospitalZone,
+    pub metrics: PrometheusHandle,
+    /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
+    pub sandbox: Option<Sandboxes>,
+}
+
+#[derive(Clone)]
+pub struct Sandboxes {
+    pub sms: SmsSandbox,
+    pub wechat: WechatSandbox,
+}
+
+impl AppState {
+    /// The current catalogue snapshot; readers never block a reload for long.
+    pub fn catalog(&self) -> Arc<CatalogIndex> {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Rebuilds the catalogue index from the store (after staff edit it).
+    pub async fn reload_catalog(&self) -> Result<(), hospital_store::StoreError> {
+        let idx = CatalogIndex::load(self.stores.data.as_ref()).await?;
+        *self.catalog.write().expect("catalog lock") = Arc::new(idx);
+        Ok(())
+    }
+}
