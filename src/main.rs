@@ -1,1 +1,142 @@
-fn main() {}
+//! `hospital`: runs the platform (`serve`, the default) and its administrative commands.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hospital::{app, config, keys};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "hospital", version, about = "Real-time hospital platform", args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// `hospital --listen ...` is `hospital serve --listen ...`.
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// A TOML config file (see config/production.example.toml).
+    #[arg(long, global = true, env = "HOSPITAL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the platform (the default).
+    Serve(ServeArgs),
+    /// Create a staff account in the store (the first administrator, say).
+    CreateStaff {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: admin, scheduler, doctor, nurse, agent, finance.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// The password, read from this environment variable (never from the command line).
+        #[arg(long, default_value = "HOSPITAL_NEW_STAFF_PASSWORD")]
+        password_env: String,
+        #[arg(long, env = "HOSPITAL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a fresh field-encryption key (base64) for `encryption.keys`.
+    Keygen,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Address to listen on [env: HOSPITAL_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory of the embedded store [env: HOSPITAL_DATA_DIR] [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HOSPITAL_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut cfg = config::load(cli.config.as_deref()).context("configuration")?;
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
+            if let Some(l) = args.listen {
+                cfg.listen = l;
+            }
+            if let Some(d) = args.data_dir {
+                cfg.data_dir = d;
+            }
+            init_logging(cfg.log_json);
+            serve(cfg).await
+        }
+        Command::CreateStaff { username, name, roles, password_env, data_dir } => {
+            init_logging(false);
+            let password =
+                std::env::var(&password_env).with_context(|| format!("set the password in ${password_env}"))?;
+            let roles = roles
+                .iter()
+                .map(|r| serde_json::from_value(serde_json::Value::String(r.trim().to_string())))
+                .collect::<Result<Vec<hospital_domain::Role>, _>>()
+                .context("unknown role")?;
+            let dir = data_dir.unwrap_or(cfg.data_dir);
+            let store = hospital_store::EmbeddedStore::open(&dir)?;
+            let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles };
+            let s = hospital_gateway::http::staff::create(&store, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created staff {} ({})", s.username, s.id);
+            Ok(())
+        }
+        Command::Keygen => {
+            let _ = keys::field_cipher; // the same generator the server uses for its first key
+            println!("{}", hospital_store::FieldCipher::generate_key_b64());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let mut running = app::start(cfg).await?;
+    let base = format!("{}://{}", running.scheme, running.addr);
+    // Tests read this exact line to learn the port.
+    println!("hospital listening on {base}");
+    println!("  API description   {base}/api/openapi.json");
+    println!("  departments       {base}/api/v1/departments");
+    println!("  search doctors    {base}/api/v1/doctors?q=建国");
+    println!("  health, metrics   {base}/healthz  {base}/metrics");
+    if running.sandbox {
+        println!("  SMS sandbox       {base}/sandbox/sms?phone=13800138000");
+        println!("  demo staff        admin / admin-demo-2026 (POST /api/v1/auth/staff/login)");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tokio::select! {
+        r = running.wait() => r,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            running.stop().await
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,179 @@
+//! Wiring: opens the stores, seeds the demo, starts the actor system, builds the clients of
+//! external systems (or their sandboxes), and serves the gateway. `start` returns once the
+//! server is listening, so callers (main, tests) know the real address.
+
+use anyhow::{bail, Context};
+use hospital_actors::{ActorConfig, ActorDeps, ActorSystem};
+use hospital_domain::time::HospitalZone;
+use hospital_gateway::catalog_index::CatalogIndex;
+use hospital_gateway::ratelimit::RateLimits;
+use hospital_gateway::{AppState, Sandboxes};
+use hospital_integrations::{
+    AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender, WechatClient, WechatConfig, WechatLogin, WechatSandbox,
+};
+use hospital_store::{EmbeddedStore, EphemeralKv, FieldCipher, RedisKv, SessionStore, Stores};
+use secrecy::{ExposeSecret, SecretString};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::{keys, seed};
+
+/// A started platform: its address and a handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub scheme: &'static str,
+    pub sandbox: bool,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    actors: ActorSystem,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops the actors.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let r = self.server.await;
+        self.actors.shutdown().await;
+        r.context("server task")?.context("server")
+    }
+
+    /// Waits until the server ends by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server).await.context("server task")?.context("server")
+    }
+}
+
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let zone = HospitalZone::parse(&config.gateway.timezone).context("gateway.timezone")?;
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+
+    let store = EmbeddedStore::open(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    store.start_sweeper(Duration::from_secs(5));
+    let kv: Arc<dyn EphemeralKv> = match &config.redis_url {
+        Some(url) => {
+            let r =
+                RedisKv::connect(url.expose_secret(), &config.redis_prefix).await.context("cannot connect to Redis")?;
+            tracing::info!("sessions, codes and counters in Redis");
+            Arc::new(r)
+        }
+        None => {
+            tracing::info!("sessions, codes and counters in the embedded store (set REDIS_URL for Redis)");
+            Arc::new(store.clone())
+        }
+    };
+    let stores = Stores { data: Arc::new(store.clone()), kv };
+
+    let cipher = keys::field_cipher(&config.encryption, &config.data_dir)?;
+    if config.demo_data {
+        seed::seed_if_empty(&stores, zone, config.gateway.sandbox).await?;
+    }
+
+    let actors = ActorSystem::start(ActorDeps {
+        stores: stores.clone(),
+        config: ActorConfig {
+            idle_timeout: Duration::from_secs(config.actors.idle_timeout_secs),
+            call_timeout: Duration::from_millis(config.actors.call_timeout_ms),
+            zone,
+            ..ActorConfig::default()
+        },
+    })
+    .await
+    .context("cannot start the actor system")?;
+
+    let base = format!("{scheme}://{addr}");
+    let (sms, wechat, sandbox) = external_clients(&config, &base)?;
+    let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
+    let state = AppState {
+        sessions: SessionStore::new(stores.kv.clone()),
+        stores,
+        actors: actors.clone(),
+        cipher,
+        sms,
+        wechat,
+        catalog: Arc::new(RwLock::new(Arc::new(catalog))),
+        limits: Arc::new(RateLimits::new(&config.gateway.limits)),
+        config: Arc::new(config.gateway.clone()),
+        zone,
+        metrics: hospital_gateway::metrics::prometheus(),
+        sandbox,
+    };
+    let limits = state.limits.clone();
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            t.tick().await;
+            limits.prune();
+        }
+    });
+
+    let app = hospital_gateway::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, mut rx) = watch::channel(false);
+    let server = match &config.tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { while rx.changed().await.is_ok() && !*rx.borrow() {} })
+                .await
+        }),
+        Some(tls) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .context("cannot load the TLS certificate or key")?;
+            let handle = axum_server::Handle::new();
+            let h2 = handle.clone();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() && !*rx.borrow() {}
+                h2.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            let std_listener = listener.into_std()?;
+            tokio::spawn(async move {
+                axum_server::from_tcp_rustls(std_listener, rustls_config).handle(handle).serve(app).await
+            })
+        }
+    };
+    Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors })
+}
+
+type Clients = (Arc<dyn SmsSender>, Arc<dyn WechatLogin>, Option<Sandboxes>);
+
+/// The real clients, pointed at the real services or, in sandbox mode, at the sandboxes this same
+/// server mounts under `/sandbox/...`, so development exercises the real client code and its
+/// signatures end to end.
+fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
+    if config.gateway.sandbox {
+        tracing::warn!(
+            "SANDBOX MODE: SMS and WeChat go to local sandboxes under /sandbox; never run production like this"
+        );
+        let sms_secret = SecretString::from(FieldCipher::generate_key_b64());
+        let sms_sandbox = SmsSandbox::new("sandbox-access-key", sms_secret.clone());
+        let sms = AliyunSms::new(AliyunSmsConfig {
+            access_key_id: "sandbox-access-key".into(),
+            access_key_secret: sms_secret,
+            sign_name: "示例医院".into(),
+            code_template: hospital_integrations::sms::LOGIN_CODE_TEMPLATE.into(),
+            endpoint: format!("{base}/sandbox/aliyun-sms"),
+        })?;
+        let wx_secret = SecretString::from(FieldCipher::generate_key_b64());
+        let wx_sandbox = WechatSandbox::new("wxsandbox0000000", wx_secret.clone());
+        let wechat = WechatClient::new(WechatConfig {
+            appid: "wxsandbox0000000".into(),
+            secret: wx_secret,
+            base_url: format!("{base}/sandbox/wechat"),
+        })?;
+        Ok((Arc::new(sms), Arc::new(wechat), Some(Sandboxes { sms: sms_sandbox, wechat: wx_sandbox })))
+    } else {
+        let Some(sms) = config.aliyun_sms.clone() else {
+            bail!("aliyun_sms is not configured (required outside sandbox mode)")
+        };
+        let Some(wx) = config.wechat.clone() else { bail!("wechat is not configured (required outside sandbox mode)") };
+        Ok((Arc::new(AliyunSms::new(sms)?), Arc::new(WechatClient::new(wx)?), None))
+    }
+}

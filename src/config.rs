@@ -1,0 +1,161 @@
+//! The platform's configuration: built-in defaults (the demo: sandbox on, embedded store), then a
+//! TOML file (`--config`), then `HOSPITAL_*` environment variables (nested keys joined by `__`,
+//! e.g. `HOSPITAL_GATEWAY__AUTH__IDLE_TIMEOUT_SECS=600`), then command-line flags. Secrets are
+//! `SecretString`s: they never appear in logs or `Debug` output.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use hospital_gateway::GatewayConfig;
+use hospital_integrations::{AliyunSmsConfig, WechatConfig};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen (`HOSPITAL_LISTEN`).
+    pub listen: SocketAddr,
+    /// The embedded store's directory (`HOSPITAL_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Redis for sessions, codes and counters; the embedded store when absent. `REDIS_URL` is
+    /// honoured too.
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretString>,
+    /// Namespace for every Redis key of this deployment.
+    pub redis_prefix: String,
+    /// Seed the demo hospital (departments, doctors, schedules, demo staff) into an empty store.
+    pub demo_data: bool,
+    /// Logs as JSON lines (for collectors) instead of text.
+    pub log_json: bool,
+    pub tls: Option<TlsConfig>,
+    pub encryption: EncryptionConfig,
+    /// Aliyun SMS credentials; required unless `gateway.sandbox` is on.
+    #[serde(skip_serializing)]
+    pub aliyun_sms: Option<AliyunSmsConfig>,
+    /// WeChat mini-program credentials; required unless `gateway.sandbox` is on.
+    #[serde(skip_serializing)]
+    pub wechat: Option<WechatConfig>,
+    pub gateway: GatewayConfig,
+    pub actors: ActorsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let gateway = GatewayConfig { sandbox: true, ..GatewayConfig::default() };
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("./data"),
+            redis_url: None,
+            redis_prefix: "hospital".into(),
+            demo_data: true,
+            log_json: false,
+            tls: None,
+            encryption: EncryptionConfig::default(),
+            aliyun_sms: None,
+            wechat: None,
+            gateway,
+            actors: ActorsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Field encryption keys (AES-256-GCM, base64 of 32 bytes) by key id; new values are sealed with
+/// `active`. With no keys configured, a key is generated once into `<data_dir>/keys/` (fine for
+/// one machine; a cluster must configure the same keys on every node).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    pub active: String,
+    #[serde(skip_serializing)]
+    pub keys: BTreeMap<String, SecretString>,
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        Self { active: "k1".into(), keys: BTreeMap::new() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActorsConfig {
+    /// An actor idle this long stops; the next message starts it again from the store.
+    pub idle_timeout_secs: u64,
+    /// The longest a request waits for an actor.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 30 * 60, call_timeout_ms: 5000 }
+    }
+}
+
+/// Loads defaults, then `file` (if given), then `HOSPITAL_*` and `REDIS_URL` from the environment.
+pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(f) = file {
+        fig = fig.merge(Toml::file_exact(f));
+    }
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        fig = fig.merge(("redis_url", url));
+    }
+    fig = fig.merge(Env::prefixed("HOSPITAL_").split("__").ignore(&["config"]));
+    fig.extract()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_file_and_env_layer() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "h.toml",
+                r#"
+                listen = "127.0.0.1:9000"
+                [gateway]
+                sandbox = false
+                [gateway.auth]
+                idle_timeout_secs = 120
+                [encryption.keys]
+                k1 = "c2VjcmV0"
+                "#,
+            )?;
+            jail.set_env("HOSPITAL_DATA_DIR", "/tmp/h");
+            jail.set_env("HOSPITAL_GATEWAY__AUTH__SMS_DAILY_CAP", "3");
+            jail.set_env("REDIS_URL", "redis://127.0.0.1:1/0");
+            let c = load(Some(Path::new("h.toml"))).expect("loads");
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.data_dir, PathBuf::from("/tmp/h"));
+            assert!(!c.gateway.sandbox);
+            assert_eq!(c.gateway.auth.idle_timeout_secs, 120);
+            assert_eq!(c.gateway.auth.sms_daily_cap, 3);
+            assert_eq!(c.gateway.auth.sms_cooldown_secs, 60, "untouched defaults stay");
+            assert_eq!(c.redis_url.as_ref().unwrap().expose_secret(), "redis://127.0.0.1:1/0");
+            assert!(!format!("{c:?}").contains("c2VjcmV0"), "secrets never print");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "lisen = \"127.0.0.1:1\"\n")?;
+            assert!(load(Some(Path::new("bad.toml"))).is_err(), "a typo is reported, not ignored");
+            Ok(())
+        });
+    }
+}

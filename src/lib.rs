@@ -1,0 +1,8 @@
+//! The `hospital` binary's library half: configuration, wiring, seeding and the demo hospital.
+//! `main.rs` stays thin; tests drive the same code through the built binary.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod keys;
+pub mod seed;
