@@ -63,7 +63,9 @@ impl CatalogIndex {
         fn children(all: &[Department], parent: Option<DepartmentId>) -> Vec<DepartmentNode> {
             let mut v: Vec<&Department> = all.iter().filter(|d| d.parent_id == parent).collect();
             v.sort_by(|a, b| a.sort.cmp(&b.sort).then_with(|| a.name.cmp(&b.name)));
-            v.into_iter().map(|d| DepartmentNode { department: d.clone(), children: children(all, Some(d.id)) }).collect()
+            v.into_iter()
+                .map(|d| DepartmentNode { department: d.clone(), children: children(all, Some(d.id)) })
+                .collect()
         }
         children(&self.departments, None)
     }

@@ -93,6 +93,12 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { per_ip_per_second: 200, per_ip_burst: 400, per_phone_per_minute: 10, per_phone_burst: 5, body_limit_bytes: 64 * 1024 }
+        Self {
+            per_ip_per_second: 200,
+            per_ip_burst: 400,
+            per_phone_per_minute: 10,
+            per_phone_burst: 5,
+            body_limit_bytes: 64 * 1024,
+        }
     }
 }

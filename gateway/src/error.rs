@@ -182,7 +182,9 @@ impl From<hospital_actors::ActorError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonSyntaxError(e) => ApiError::MalformedJson(format!("the body is not valid JSON: {}", inner(&e))),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::MalformedJson(format!("the body is not valid JSON: {}", inner(&e)))
+            }
             JsonRejection::JsonDataError(e) => ApiError::InvalidBody(format!("the JSON does not fit: {}", inner(&e))),
             JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
             JsonRejection::BytesRejection(e) => {

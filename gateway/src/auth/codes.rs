@@ -36,13 +36,17 @@ pub async fn issue(state: &AppState, phone: &Phone) -> Result<String, ApiError> 
         let left = kv.ttl(&cooldown_key(phone)).await?.unwrap_or(Duration::from_secs(1));
         return Err(ApiError::RateLimited {
             code: "sms_cooldown",
-            message: format!("a code was sent to this phone recently; wait {} s before asking again", left.as_secs().max(1)),
+            message: format!(
+                "a code was sent to this phone recently; wait {} s before asking again",
+                left.as_secs().max(1)
+            ),
             retry_after: left,
         });
     }
     let now = Utc::now();
     let today = state.zone.local_date(now);
-    let sent_today = kv.incr(&format!("sms:day:{}:{today}", phone.as_str()), Duration::from_secs(2 * 24 * 3600)).await?;
+    let sent_today =
+        kv.incr(&format!("sms:day:{}:{today}", phone.as_str()), Duration::from_secs(2 * 24 * 3600)).await?;
     if sent_today > cfg.sms_daily_cap {
         let midnight = state.zone.to_utc(today + ChronoDuration::days(1), chrono::NaiveTime::MIN);
         return Err(ApiError::RateLimited {
@@ -115,8 +119,7 @@ fn locked(max: i64) -> ApiError {
 pub async fn check_password_lock(state: &AppState, login: &str) -> Result<(), ApiError> {
     let key = format!("pw:wrong:{login}");
     let kv = state.stores.kv.as_ref();
-    let n: i64 =
-        kv.get(&key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let n: i64 = kv.get(&key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
     if n >= state.config.auth.password_max_wrong {
         let left = kv.ttl(&key).await?.unwrap_or(Duration::from_secs(60));
         return Err(ApiError::RateLimited {

@@ -34,5 +34,10 @@ pub async fn issue(state: &AppState, subject: Subject, device: Option<String>) -
     };
     state.sessions.create(&session, now).await?;
     metrics::counter!("auth_sessions_issued_total").increment(1);
-    Ok(TokenResponse { token, token_type: "Bearer", expires_at: session.expires_at, idle_timeout_secs: cfg.idle_timeout_secs })
+    Ok(TokenResponse {
+        token,
+        token_type: "Bearer",
+        expires_at: session.expires_at,
+        idle_timeout_secs: cfg.idle_timeout_secs,
+    })
 }

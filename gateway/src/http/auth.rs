@@ -49,7 +49,10 @@ pub struct SmsSendResponse {
 /// Sends a login code by SMS: one per phone per 60 s, a daily cap, valid 5 minutes.
 #[utoipa::path(post, path = "/api/v1/auth/sms/send", tag = "auth", request_body = SmsSendRequest,
     responses((status = 200, body = SmsSendResponse), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn sms_send(State(state): State<AppState>, ApiJson(req): ApiJson<SmsSendRequest>) -> ApiResult<ApiJson<SmsSendResponse>> {
+async fn sms_send(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SmsSendRequest>,
+) -> ApiResult<ApiJson<SmsSendResponse>> {
     let phone = Phone::parse(&req.phone)?;
     state.limits.check_phone(phone.as_str())?;
     let code = codes::issue(&state, &phone).await?;
@@ -111,14 +114,24 @@ async fn account_for_phone(state: &AppState, phone: &Phone) -> ApiResult<(Accoun
     match state.stores.data.create_account(&a).await {
         Ok(()) => Ok((a, true)),
         Err(StoreError::Conflict(_)) => {
-            let a = state.stores.data.account_by_phone(phone).await?.ok_or_else(|| ApiError::Internal("account vanished".into()))?;
+            let a = state
+                .stores
+                .data
+                .account_by_phone(phone)
+                .await?
+                .ok_or_else(|| ApiError::Internal("account vanished".into()))?;
             Ok((a, false))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn account_login(state: &AppState, account: Account, new_account: bool, device: Option<String>) -> ApiResult<LoginResponse> {
+async fn account_login(
+    state: &AppState,
+    account: Account,
+    new_account: bool,
+    device: Option<String>,
+) -> ApiResult<LoginResponse> {
     let token = issue(state, Subject::Account { id: account.id }, device).await?;
     Ok(LoginResponse { token, account: Some(AccountView::from(&account)), staff: None, new_account })
 }
@@ -126,7 +139,10 @@ async fn account_login(state: &AppState, account: Account, new_account: bool, de
 /// Logs in with a code from `/auth/sms/send`; creates the account on first login.
 #[utoipa::path(post, path = "/api/v1/auth/sms/login", tag = "auth", request_body = SmsLoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn sms_login(State(state): State<AppState>, ApiJson(req): ApiJson<SmsLoginRequest>) -> ApiResult<ApiJson<LoginResponse>> {
+async fn sms_login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SmsLoginRequest>,
+) -> ApiResult<ApiJson<LoginResponse>> {
     let phone = Phone::parse(&req.phone)?;
     state.limits.check_phone(phone.as_str())?;
     codes::verify(&state, &phone, &req.code).await?;
@@ -147,13 +163,19 @@ pub struct WechatLoginRequest {
 /// `POST /api/v1/me/phone`.
 #[utoipa::path(post, path = "/api/v1/auth/wechat/login", tag = "auth", request_body = WechatLoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
-async fn wechat_login(State(state): State<AppState>, ApiJson(req): ApiJson<WechatLoginRequest>) -> ApiResult<ApiJson<LoginResponse>> {
+async fn wechat_login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<WechatLoginRequest>,
+) -> ApiResult<ApiJson<LoginResponse>> {
     if req.code.trim().is_empty() || req.code.len() > 128 {
         return Err(ValidationError::new("code", "must be the code from wx.login()").into());
     }
     let ws = state.wechat.code2session(req.code.trim()).await.map_err(|e| {
         if e.is_bad_code() {
-            ApiError::BadCredentials { code: "wechat_code_invalid", message: "the WeChat login code is invalid or used; call wx.login() again".into() }
+            ApiError::BadCredentials {
+                code: "wechat_code_invalid",
+                message: "the WeChat login code is invalid or used; call wx.login() again".into(),
+            }
         } else {
             tracing::warn!(error = %e, "code2Session failed");
             ApiError::Upstream("WeChat login is unavailable; try again".into())
@@ -175,7 +197,12 @@ async fn wechat_login(State(state): State<AppState>, ApiJson(req): ApiJson<Wecha
             match state.stores.data.create_account(&a).await {
                 Ok(()) => (a, true),
                 Err(StoreError::Conflict(_)) => (
-                    state.stores.data.account_by_openid(&ws.openid).await?.ok_or_else(|| ApiError::Internal("account vanished".into()))?,
+                    state
+                        .stores
+                        .data
+                        .account_by_openid(&ws.openid)
+                        .await?
+                        .ok_or_else(|| ApiError::Internal("account vanished".into()))?,
                     false,
                 ),
                 Err(e) => return Err(e.into()),
@@ -207,7 +234,10 @@ pub struct RegisterRequest {
 /// Registration with a password (AUTH-3), by phone (verified by SMS code) or e-mail.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = LoginResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterRequest>) -> ApiResult<(StatusCode, ApiJson<LoginResponse>)> {
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, ApiJson<LoginResponse>)> {
     check_password_policy(&req.password)?;
     let name = req.name.as_deref().map(|n| parse_name("name", n)).transpose()?;
     let (phone, email) = match (&req.phone, &req.email) {
@@ -217,7 +247,10 @@ async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterR
     };
     if let Some(p) = &phone {
         state.limits.check_phone(p.as_str())?;
-        let code = req.code.as_deref().ok_or_else(|| ValidationError::new("code", "registering by phone needs the SMS code"))?;
+        let code = req
+            .code
+            .as_deref()
+            .ok_or_else(|| ValidationError::new("code", "registering by phone needs the SMS code"))?;
         codes::verify(&state, p, code).await?;
     }
     let account = Account {
@@ -234,7 +267,10 @@ async fn register(State(state): State<AppState>, ApiJson(req): ApiJson<RegisterR
         Ok(()) => {}
         Err(StoreError::Conflict(what)) => {
             let code = if what == "email" { "email_taken" } else { "phone_taken" };
-            return Err(ApiError::Conflict { code, message: format!("this {what} is already registered: log in instead") });
+            return Err(ApiError::Conflict {
+                code,
+                message: format!("this {what} is already registered: log in instead"),
+            });
         }
         Err(e) => return Err(e.into()),
     }
@@ -257,7 +293,10 @@ fn bad_password() -> ApiError {
 /// Password login for patients (AUTH-3); too many wrong passwords lock the login for a while.
 #[utoipa::path(post, path = "/api/v1/auth/password/login", tag = "auth", request_body = PasswordLoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn password_login(State(state): State<AppState>, ApiJson(req): ApiJson<PasswordLoginRequest>) -> ApiResult<ApiJson<LoginResponse>> {
+async fn password_login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PasswordLoginRequest>,
+) -> ApiResult<ApiJson<LoginResponse>> {
     // The lockout is keyed by the canonical login, so "+86 138..." and "138..." count together.
     let lock_key = match Phone::parse(&req.login) {
         Ok(p) => {
@@ -298,7 +337,10 @@ pub struct StaffLoginRequest {
 /// Staff login to the back office (AUTH-4); the session carries the staff member's roles.
 #[utoipa::path(post, path = "/api/v1/auth/staff/login", tag = "auth", request_body = StaffLoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn staff_login(State(state): State<AppState>, ApiJson(req): ApiJson<StaffLoginRequest>) -> ApiResult<ApiJson<LoginResponse>> {
+async fn staff_login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<StaffLoginRequest>,
+) -> ApiResult<ApiJson<LoginResponse>> {
     let username = req.username.trim().to_lowercase();
     let lock_key = format!("staff:{username}");
     codes::check_password_lock(&state, &lock_key).await?;

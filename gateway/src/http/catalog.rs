@@ -70,7 +70,10 @@ pub struct DepartmentDetail {
 /// One department with its doctors.
 #[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "catalogue", params(("id" = DepartmentId, Path)),
     responses((status = 200, body = DepartmentDetail), (status = 404, body = ErrorBody)))]
-async fn department(State(state): State<AppState>, ApiPath(id): ApiPath<DepartmentId>) -> ApiResult<ApiJson<DepartmentDetail>> {
+async fn department(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DepartmentId>,
+) -> ApiResult<ApiJson<DepartmentDetail>> {
     let idx = state.catalog();
     let d = idx.department(id).ok_or_else(|| ApiError::not_found("department"))?;
     let doctors = idx.doctors_under(id).into_iter().map(|x| view(&idx, x)).collect();
@@ -90,7 +93,10 @@ pub struct DoctorQuery {
 /// Doctors, searched (INFO-3, INFO-4); best matches first, else most popular first.
 #[utoipa::path(get, path = "/api/v1/doctors", tag = "catalogue", params(DoctorQuery),
     responses((status = 200, body = [DoctorView]), (status = 400, body = ErrorBody)))]
-async fn doctors(State(state): State<AppState>, ApiQuery(q): ApiQuery<DoctorQuery>) -> ApiResult<ApiJson<Vec<DoctorView>>> {
+async fn doctors(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DoctorQuery>,
+) -> ApiResult<ApiJson<Vec<DoctorView>>> {
     if q.q.as_ref().is_some_and(|s| s.chars().count() > 50) {
         return Err(ApiError::BadRequest("q: at most 50 characters".into()));
     }
@@ -236,7 +242,10 @@ pub struct SearchResults {
 /// Searches departments and doctors at once (the home page's search box).
 #[utoipa::path(get, path = "/api/v1/search", tag = "catalogue", params(SearchQuery),
     responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody)))]
-async fn search(State(state): State<AppState>, ApiQuery(q): ApiQuery<SearchQuery>) -> ApiResult<ApiJson<SearchResults>> {
+async fn search(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> ApiResult<ApiJson<SearchResults>> {
     let text = q.q.trim();
     if text.is_empty() || text.chars().count() > 50 {
         return Err(ApiError::BadRequest("q: 1 to 50 characters".into()));

@@ -48,7 +48,11 @@ pub struct UpdateProfile {
 /// Edits the profile; fields left out stay as they are.
 #[utoipa::path(patch, path = "/api/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateProfile,
     responses((status = 200, body = AccountView), (status = 422, body = ErrorBody)))]
-async fn update_me(State(state): State<AppState>, caller: AccountCaller, ApiJson(req): ApiJson<UpdateProfile>) -> ApiResult<ApiJson<AccountView>> {
+async fn update_me(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiJson(req): ApiJson<UpdateProfile>,
+) -> ApiResult<ApiJson<AccountView>> {
     let mut a = load(&state, &caller).await?;
     if let Some(n) = &req.name {
         a.profile.name = Some(parse_name("name", n)?);
@@ -77,7 +81,11 @@ pub struct BindPhone {
 /// Binds (or changes) the account's phone after a WeChat login, proven by an SMS code.
 #[utoipa::path(post, path = "/api/v1/me/phone", tag = "me", security(("bearer" = [])), request_body = BindPhone,
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn bind_phone(State(state): State<AppState>, caller: AccountCaller, ApiJson(req): ApiJson<BindPhone>) -> ApiResult<ApiJson<AccountView>> {
+async fn bind_phone(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiJson(req): ApiJson<BindPhone>,
+) -> ApiResult<ApiJson<AccountView>> {
     let phone = Phone::parse(&req.phone)?;
     state.limits.check_phone(phone.as_str())?;
     codes::verify(&state, &phone, &req.code).await?;
@@ -117,7 +125,11 @@ pub struct AddPatient {
 /// number is encrypted at rest and only ever shown masked.
 #[utoipa::path(post, path = "/api/v1/me/patients", tag = "me", security(("bearer" = [])), request_body = AddPatient,
     responses((status = 201, body = PatientView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn add_patient(State(state): State<AppState>, caller: AccountCaller, ApiJson(req): ApiJson<AddPatient>) -> ApiResult<(StatusCode, ApiJson<PatientView>)> {
+async fn add_patient(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiJson(req): ApiJson<AddPatient>,
+) -> ApiResult<(StatusCode, ApiJson<PatientView>)> {
     let name = parse_name("name", &req.name)?;
     let card = IdCardNo::parse(&req.id_card_no)?;
     let phone = req.phone.as_deref().map(Phone::parse).transpose()?;
@@ -141,7 +153,11 @@ async fn add_patient(State(state): State<AppState>, caller: AccountCaller, ApiJs
 /// One of the account's patients; another account's patient is 404, as if it did not exist.
 #[utoipa::path(get, path = "/api/v1/me/patients/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = PatientId, Path)), responses((status = 200, body = PatientView), (status = 404, body = ErrorBody)))]
-async fn get_patient(State(state): State<AppState>, caller: AccountCaller, ApiPath(id): ApiPath<PatientId>) -> ApiResult<ApiJson<PatientView>> {
+async fn get_patient(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<PatientId>,
+) -> ApiResult<ApiJson<PatientView>> {
     let p = state.stores.data.patient(caller.account_id, id).await?.ok_or_else(|| ApiError::not_found("patient"))?;
     Ok(ApiJson(PatientView::from(&p)))
 }
@@ -149,7 +165,11 @@ async fn get_patient(State(state): State<AppState>, caller: AccountCaller, ApiPa
 /// Removes one of the account's patients.
 #[utoipa::path(delete, path = "/api/v1/me/patients/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = PatientId, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn remove_patient(State(state): State<AppState>, caller: AccountCaller, ApiPath(id): ApiPath<PatientId>) -> ApiResult<StatusCode> {
+async fn remove_patient(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<PatientId>,
+) -> ApiResult<StatusCode> {
     if state.actors.remove_patient(caller.account_id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

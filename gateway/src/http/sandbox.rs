@@ -41,12 +41,20 @@ pub struct OutboxMessage {
 /// Messages the SMS sandbox received for a phone, oldest first (sandbox mode only).
 #[utoipa::path(get, path = "/sandbox/sms", tag = "sandbox", params(OutboxQuery),
     responses((status = 200, body = [OutboxMessage]), (status = 404, body = ErrorBody)))]
-async fn sms_outbox(State(state): State<AppState>, ApiQuery(q): ApiQuery<OutboxQuery>) -> ApiResult<ApiJson<Vec<OutboxMessage>>> {
+async fn sms_outbox(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
+) -> ApiResult<ApiJson<Vec<OutboxMessage>>> {
     let phone = Phone::parse(&q.phone)?;
     let list = sandboxes(&state)?.sms.messages_for(&phone);
     Ok(ApiJson(
         list.into_iter()
-            .map(|m: SandboxSms| OutboxMessage { template_code: m.template_code, params: m.params, text: m.text, sent_at: m.sent_at })
+            .map(|m: SandboxSms| OutboxMessage {
+                template_code: m.template_code,
+                params: m.params,
+                text: m.text,
+                sent_at: m.sent_at,
+            })
             .collect(),
     ))
 }
@@ -66,7 +74,10 @@ pub struct LoginCode {
 /// Plays `wx.login()`: a one-time code for `POST /api/v1/auth/wechat/login` (sandbox mode only).
 #[utoipa::path(post, path = "/sandbox/wechat/login-code", tag = "sandbox", request_body = LoginCodeRequest,
     responses((status = 200, body = LoginCode), (status = 404, body = ErrorBody)))]
-async fn wechat_login_code(State(state): State<AppState>, ApiJson(req): ApiJson<LoginCodeRequest>) -> ApiResult<ApiJson<LoginCode>> {
+async fn wechat_login_code(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginCodeRequest>,
+) -> ApiResult<ApiJson<LoginCode>> {
     let user = req.user.trim();
     if user.is_empty() || user.chars().count() > 64 {
         return Err(hospital_domain::ValidationError::new("user", "1 to 64 characters").into());

@@ -40,7 +40,10 @@ pub struct CreateStaff {
 /// Validates and stores a new staff member; shared with the `hospital create-staff` command.
 pub async fn create(state_data: &dyn hospital_store::DataStore, req: CreateStaff) -> ApiResult<StaffMember> {
     let username = req.username.trim().to_lowercase();
-    if username.len() < 3 || username.len() > 32 || !username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+    if username.len() < 3
+        || username.len() > 32
+        || !username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
         return Err(ValidationError::new("username", "3 to 32 letters, digits, '_' or '.'").into());
     }
     let name = parse_name("name", &req.name)?;
@@ -59,7 +62,9 @@ pub async fn create(state_data: &dyn hospital_store::DataStore, req: CreateStaff
     };
     match state_data.create_staff(&s).await {
         Ok(()) => Ok(s),
-        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict { code: "username_taken", message: "this username is taken".into() }),
+        Err(StoreError::Conflict(_)) => {
+            Err(ApiError::Conflict { code: "username_taken", message: "this username is taken".into() })
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -67,7 +72,11 @@ pub async fn create(state_data: &dyn hospital_store::DataStore, req: CreateStaff
 /// Creates a staff account (administrators only).
 #[utoipa::path(post, path = "/api/v1/admin/staff", tag = "staff", security(("bearer" = [])), request_body = CreateStaff,
     responses((status = 201, body = StaffView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_staff(State(state): State<AppState>, caller: StaffCaller, ApiJson(req): ApiJson<CreateStaff>) -> ApiResult<(StatusCode, ApiJson<StaffView>)> {
+async fn create_staff(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiJson(req): ApiJson<CreateStaff>,
+) -> ApiResult<(StatusCode, ApiJson<StaffView>)> {
     caller.require(&[Role::Admin])?;
     let s = create(state.stores.data.as_ref(), req).await?;
     tracing::info!(by = %caller.staff_id, staff = %s.id, username = %s.username, "staff account created");
