@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
+# from Debian's packages) if it is missing, then runs the whole suite. The tests start their own
+# redis-server processes on free ports and their own hospital servers; nothing else is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (Debian package)..."
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+# The package starts a system-wide redis on :6379; the tests do not use it.
+
+cargo test --workspace --locked "$@"
