@@ -102,7 +102,7 @@ impl Default for ActorsConfig {
 }
 
 /// Loads defaults, then `file` (if given), then `HOSPITAL_*` and `REDIS_URL` from the environment.
-pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
     if let Some(f) = file {
         fig = fig.merge(Toml::file_exact(f));
@@ -110,11 +110,15 @@ pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
     if let Ok(url) = std::env::var("REDIS_URL") {
         fig = fig.merge(("redis_url", url));
     }
-    fig = fig.merge(Env::prefixed("HOSPITAL_").split("__").ignore(&["config"]));
-    fig.extract()
+    // HOSPITAL_CONFIG, HOSPITAL_LOG (the log filter) and HOSPITAL_NEW_STAFF_PASSWORD (create-staff) are
+    // read elsewhere: they are not config keys, and `deny_unknown_fields` would refuse them.
+    fig = fig.merge(Env::prefixed("HOSPITAL_").split("__").ignore(&["config", "log", "new_staff_password"]));
+    Ok(fig.extract()?)
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
@@ -137,6 +141,9 @@ mod tests {
             jail.set_env("HOSPITAL_DATA_DIR", "/tmp/h");
             jail.set_env("HOSPITAL_GATEWAY__AUTH__SMS_DAILY_CAP", "3");
             jail.set_env("REDIS_URL", "redis://127.0.0.1:1/0");
+            // Read by main (log filter, create-staff), not config keys: they must not be refused.
+            jail.set_env("HOSPITAL_LOG", "debug");
+            jail.set_env("HOSPITAL_NEW_STAFF_PASSWORD", "x");
             let c = load(Some(Path::new("h.toml"))).expect("loads");
             assert_eq!(c.listen.port(), 9000);
             assert_eq!(c.data_dir, PathBuf::from("/tmp/h"));
@@ -157,5 +164,14 @@ mod tests {
             assert!(load(Some(Path::new("bad.toml"))).is_err(), "a typo is reported, not ignored");
             Ok(())
         });
+    }
+
+    #[test]
+    fn production_example_parses_with_sandbox_off() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.example.toml");
+        let c = load(Some(&path)).expect("the example config is valid");
+        assert!(!c.gateway.sandbox, "production runs without the sandbox");
+        assert!(!c.demo_data);
+        assert!(c.aliyun_sms.is_some() && c.wechat.is_some() && c.tls.is_some());
     }
 }

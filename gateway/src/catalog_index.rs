@@ -18,6 +18,15 @@ pub struct CatalogIndex {
     dept_keys: Vec<SearchKey>,
 }
 
+/// Indexes of the keys matching `q`, best first. The sort is stable, so equal scores keep the
+/// index order (popularity for doctors, display order for departments).
+fn ranked(keys: &[SearchKey], q: &str) -> Vec<usize> {
+    let mut hits: Vec<(u32, usize)> =
+        keys.iter().enumerate().map(|(i, k)| (k.score(q), i)).filter(|(s, _)| *s > 0).collect();
+    hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+    hits.into_iter().map(|(_, i)| i).collect()
+}
+
 /// A department with its children, for the home page's navigation (INFO-2).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DepartmentNode {
@@ -86,29 +95,12 @@ impl CatalogIndex {
     pub fn search_doctors(&self, q: Option<&str>) -> Vec<&Doctor> {
         match q.map(str::trim).filter(|q| !q.is_empty()) {
             None => self.doctors.iter().collect(),
-            Some(q) => {
-                let mut hits: Vec<(u32, usize)> = self
-                    .doctor_keys
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, k)| Some((k.score(q), i)).filter(|(s, _)| *s > 0))
-                    .collect();
-                // Stable: equal scores keep popularity order.
-                hits.sort_by(|a, b| b.0.cmp(&a.0));
-                hits.into_iter().map(|(_, i)| &self.doctors[i]).collect()
-            }
+            Some(q) => ranked(&self.doctor_keys, q).into_iter().map(|i| &self.doctors[i]).collect(),
         }
     }
 
     pub fn search_departments(&self, q: &str) -> Vec<&Department> {
-        let mut hits: Vec<(u32, usize)> = self
-            .dept_keys
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| Some((k.score(q), i)).filter(|(s, _)| *s > 0))
-            .collect();
-        hits.sort_by(|a, b| b.0.cmp(&a.0));
-        hits.into_iter().map(|(_, i)| &self.departments[i]).collect()
+        ranked(&self.dept_keys, q).into_iter().map(|i| &self.departments[i]).collect()
     }
 
     pub fn popular(&self, n: usize) -> Vec<&Doctor> {

@@ -75,7 +75,7 @@ impl SessionStore {
                 None => self.kv.set_remove(&index_key(subject), &hash).await?,
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(out)
     }
 

@@ -186,7 +186,7 @@ impl WriteCtx<'_> {
         self.pending.push(Op::Delete { table, key });
     }
 
-    fn apply(&mut self) -> std::result::Result<(), redb::Error> {
+    fn apply(&mut self) -> std::result::Result<(), StoreError> {
         for op in self.pending.drain(..) {
             match op {
                 Op::Put { table, key, value, expires } => {
