@@ -44,10 +44,8 @@ impl FieldCipher {
         if keys.iter().any(|(id, _)| id.is_empty() || id.contains(':')) {
             return Err(StoreError::Cipher("key ids must be non-empty and contain no ':'".into()));
         }
-        let map: HashMap<String, Aes256Gcm> = keys
-            .iter()
-            .map(|(id, k)| (id.clone(), Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(k))))
-            .collect();
+        let map: HashMap<String, Aes256Gcm> =
+            keys.iter().map(|(id, k)| (id.clone(), Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(k)))).collect();
         if !map.contains_key(active) {
             return Err(StoreError::Cipher(format!("active key {active:?} is not in the key ring")));
         }
@@ -66,7 +64,8 @@ impl FieldCipher {
     pub fn seal(&self, plaintext: &str) -> Sealed {
         let cipher = &self.inner.keys[&self.inner.active];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ct = cipher.encrypt(&nonce, plaintext.as_bytes()).expect("AES-GCM encryption does not fail for small inputs");
+        let ct =
+            cipher.encrypt(&nonce, plaintext.as_bytes()).expect("AES-GCM encryption does not fail for small inputs");
         let mut buf = nonce.to_vec();
         buf.extend_from_slice(&ct);
         Sealed(format!("{}:{}", self.inner.active, STANDARD.encode(buf)))
@@ -90,7 +89,8 @@ impl FieldCipher {
     /// The blind index of a value: equal inputs give equal outputs, and without the key nothing
     /// about the input can be learned or brute-forced offline.
     pub fn blind_index(&self, value: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.inner.index_key.expose_secret()).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.inner.index_key.expose_secret()).expect("any key length");
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }

@@ -186,14 +186,24 @@ pub async fn catalogue(store: Arc<dyn DataStore>) {
         department_id: dept2,
         date,
         period,
-        segments: split_segments(NaiveTime::from_hms_opt(8, 0, 0).unwrap(), NaiveTime::from_hms_opt(9, 0, 0).unwrap(), 30, 3),
+        segments: split_segments(
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            30,
+            3,
+        ),
         fee: Fen::new(1500),
         release_at: Utc::now(),
         status: SessionStatus::Open,
     };
     let d = |n| today + ChronoDuration::days(n);
     // Inserted out of order on purpose.
-    let sessions = vec![mk(d(2), Period::Afternoon), mk(d(0), Period::Afternoon), mk(d(2), Period::Morning), mk(d(5), Period::Morning)];
+    let sessions = vec![
+        mk(d(2), Period::Afternoon),
+        mk(d(0), Period::Afternoon),
+        mk(d(2), Period::Morning),
+        mk(d(5), Period::Morning),
+    ];
     store.put_sessions(&sessions).await.unwrap();
     let got = store.sessions_of_doctor(doc.id, d(0), d(2)).await.unwrap();
     let order: Vec<(NaiveDate, Period)> = got.iter().map(|s| (s.date, s.period)).collect();
@@ -232,11 +242,13 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
     // Only one of many concurrent takers gets the value.
     let t = unique("t");
     kv.put(&t, b"once", Duration::from_secs(60)).await.unwrap();
-    let takers: Vec<_> = (0..20).map(|_| {
-        let kv = kv.clone();
-        let t = t.clone();
-        tokio::spawn(async move { kv.take(&t).await.unwrap() })
-    }).collect();
+    let takers: Vec<_> = (0..20)
+        .map(|_| {
+            let kv = kv.clone();
+            let t = t.clone();
+            tokio::spawn(async move { kv.take(&t).await.unwrap() })
+        })
+        .collect();
     let mut got = 0;
     for h in takers {
         got += usize::from(h.await.unwrap().is_some());
@@ -245,11 +257,13 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
 
     // Counters: atomic under concurrency, expiry set once.
     let c = unique("c");
-    let incs: Vec<_> = (0..50).map(|_| {
-        let kv = kv.clone();
-        let c = c.clone();
-        tokio::spawn(async move { kv.incr(&c, Duration::from_secs(30)).await.unwrap() })
-    }).collect();
+    let incs: Vec<_> = (0..50)
+        .map(|_| {
+            let kv = kv.clone();
+            let c = c.clone();
+            tokio::spawn(async move { kv.incr(&c, Duration::from_secs(30)).await.unwrap() })
+        })
+        .collect();
     let mut seen = Vec::new();
     for h in incs {
         seen.push(h.await.unwrap());

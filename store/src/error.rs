@@ -12,6 +12,9 @@ pub enum StoreError {
     /// Redis failed or is unreachable.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// ScyllaDB failed, is unreachable, or answered something the backend did not expect.
+    #[error("scylla: {0}")]
+    Scylla(String),
     /// A stored row did not decode: a bug or a schema change without migration.
     #[error("stored row in {table} does not decode: {source}")]
     Decode {
@@ -42,10 +45,4 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);

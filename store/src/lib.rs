@@ -9,6 +9,8 @@ pub mod embedded;
 pub mod error;
 pub mod model;
 pub mod redis_kv;
+#[cfg(feature = "scylla")]
+pub mod scylla;
 pub mod sessions;
 pub mod traits;
 

@@ -1,7 +1,7 @@
 //! Runs the conformance suite on every backend available here: the embedded store on a real
-//! on-disk directory, Redis (a real redis-server on a free port) for the ephemeral part. The
-//! ScyllaDB backend is not built yet (see the README); when it is, it runs here where
-//! `SCYLLA_URI` points at a cluster.
+//! on-disk directory, Redis (a real redis-server on a free port) for the ephemeral part, and,
+//! built with `--features scylla`, ScyllaDB where `SCYLLA_URI` points at a cluster (skipped,
+//! with a message, when it is unset).
 
 use hospital_store::{conformance, EmbeddedStore, RedisKv};
 use hospital_testkit::RedisServer;
@@ -50,4 +50,24 @@ async fn survives_reopen_and_sweeps() {
     let swept = store.engine().sweep_expired().await.unwrap();
     assert_eq!(swept, 1, "exactly the expired row is swept");
     assert!(store.get("long").await.unwrap().is_some());
+}
+
+/// The ScyllaDB backend against a real cluster: `SCYLLA_URI=127.0.0.1:9042 cargo test -p
+/// hospital-store --features scylla --test conformance scylla_backend`. Each run creates a fresh
+/// keyspace (replication factor 1, for a single-node test cluster) and drops it afterwards.
+#[cfg(feature = "scylla")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_backend() {
+    use hospital_store::scylla::ScyllaStore;
+    let Ok(uri) = std::env::var("SCYLLA_URI") else {
+        println!("SCYLLA_URI not set: ScyllaDB conformance skipped");
+        return;
+    };
+    let keyspace = format!("hospital_test_{}", uuid::Uuid::new_v4().simple());
+    let store = ScyllaStore::connect(&uri, &keyspace).await.unwrap().with_replication_factor(1);
+    store.create_schema().await.unwrap();
+    conformance::data_store(Arc::new(store.clone())).await;
+    conformance::ephemeral_kv(Arc::new(store.clone())).await;
+    conformance::sessions(Arc::new(store.clone())).await;
+    store.session().query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.unwrap();
 }

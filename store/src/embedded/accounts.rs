@@ -91,7 +91,8 @@ impl AccountStore for EmbeddedStore {
         let a = account.clone();
         self.engine
             .write(move |ctx| {
-                let old: Account = ctx.get(ACCOUNTS, &id_key(&a.id.0))?.ok_or(StoreError::Conflict("no such account"))?;
+                let old: Account =
+                    ctx.get(ACCOUNTS, &id_key(&a.id.0))?.ok_or(StoreError::Conflict("no such account"))?;
                 check_lookups(ctx, &a)?;
                 let new_keys = lookups(&a);
                 for (table, key, _) in lookups(&old) {

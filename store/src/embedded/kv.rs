@@ -83,7 +83,9 @@ impl EphemeralKv for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 let (n, exp) = match ctx.get_raw(KV_ENTRIES, key.bytes())? {
-                    Some((exp, v)) => (std::str::from_utf8(&v).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0), exp),
+                    Some((exp, v)) => {
+                        (std::str::from_utf8(&v).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0), exp)
+                    }
                     None => (0, 0),
                 };
                 let n = n + 1;

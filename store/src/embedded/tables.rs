@@ -1,8 +1,8 @@
 //! The embedded store's tables: one redb table per table of `schema.cql`, with the same primary
 //! keys (encoded by `keys::Key`) and the same TTLs. Values are JSON with an 8-byte expiry header.
 
-pub use redb::TableHandle;
 use redb::TableDefinition;
+pub use redb::TableHandle;
 
 pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 

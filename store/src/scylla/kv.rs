@@ -1,0 +1,215 @@
+//! `EphemeralKv` on ScyllaDB: the `kv_entries` and `kv_set_members` tables, every write with
+//! `USING TTL`. CQL TTLs are whole seconds, so each row also carries `expires_at` (unix ms) and a
+//! row past it reads as absent at once, as on Redis and the embedded store; ScyllaDB drops it
+//! within the second.
+//!
+//! The operations that must be atomic are conditional statements (Paxos on the key's partition):
+//! `put_if_absent` is `INSERT ... IF NOT EXISTS`, `take` is `DELETE ... IF EXISTS` (ScyllaDB
+//! returns the old row with the outcome, so the one caller whose delete applied gets the value),
+//! `incr` is a compare-and-set loop on `n`. `delete` is conditional too, so that it is ordered
+//! with those by Paxos rather than by clocks. `put` and the set operations are plain writes.
+
+use async_trait::async_trait;
+use scylla::frame::types::Consistency;
+use scylla::statement::unprepared::Statement;
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::{now_ms, ttl_secs, Lwt, ScyllaStore};
+use crate::traits::{DataStore, EphemeralKv, Result};
+use crate::StoreError;
+
+const GET: &str = "SELECT value, expires_at FROM {ks}.kv_entries WHERE key = ?";
+const PUT: &str = "INSERT INTO {ks}.kv_entries (key, value, expires_at) VALUES (?, ?, ?) USING TTL ?";
+const PUT_NX: &str = "INSERT INTO {ks}.kv_entries (key, value, expires_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?";
+/// Replaces a row that is past `expires_at` but not yet dropped by its (whole-second) TTL.
+const REPLACE_EXPIRED: &str =
+    "UPDATE {ks}.kv_entries USING TTL ? SET value = ?, expires_at = ? WHERE key = ? IF expires_at = ?";
+const DELETE_IF_EXISTS: &str = "DELETE FROM {ks}.kv_entries WHERE key = ? IF EXISTS";
+const TTL: &str = "SELECT expires_at, TTL(value) FROM {ks}.kv_entries WHERE key = ?";
+const COUNTER: &str = "SELECT n, expires_at, cas_id FROM {ks}.kv_entries WHERE key = ?";
+const COUNTER_CREATE: &str = "INSERT INTO {ks}.kv_entries (key, n, value, expires_at, cas_id) VALUES (?, 1, ?, ?, ?) \
+     IF NOT EXISTS USING TTL ?";
+const COUNTER_RESTART: &str = "UPDATE {ks}.kv_entries USING TTL ? SET n = 1, value = ?, expires_at = ?, cas_id = ? \
+     WHERE key = ? IF expires_at = ?";
+const COUNTER_STEP: &str = "UPDATE {ks}.kv_entries USING TTL ? SET n = ?, value = ?, cas_id = ? \
+     WHERE key = ? IF n = ? AND expires_at = ?";
+const SET_ADD: &str = "INSERT INTO {ks}.kv_set_members (key, member, expires_at) VALUES (?, ?, ?) USING TTL ?";
+const SET_REMOVE: &str = "DELETE FROM {ks}.kv_set_members WHERE key = ? AND member = ?";
+const SET_MEMBERS: &str = "SELECT member, expires_at FROM {ks}.kv_set_members WHERE key = ?";
+
+/// Compare-and-set rounds `incr` tries before giving up (each lost round means another caller's
+/// increment went in, so this bounds the contention it waits through, not the time).
+const INCR_ATTEMPTS: u32 = 200;
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2).max(1)
+}
+
+fn live(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_none_or(|e| e > now)
+}
+
+/// A random pause of up to `2^attempt` ms (capped at 16 ms), so that contenders spread out.
+async fn backoff(attempt: u32) {
+    let cap = 1u64 << attempt.min(4);
+    let pause = 1 + rand::random::<u64>() % cap;
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
+/// What `incr` knows of a counter row: (n, expires_at); None if there is no row.
+type CounterState = Option<(Option<i64>, Option<i64>)>;
+
+fn counter_state(n: Option<i64>, expires_at: Option<i64>) -> CounterState {
+    (n.is_some() || expires_at.is_some()).then_some((n, expires_at))
+}
+
+impl ScyllaStore {
+    async fn counter_row(&self, key: &str, serial: bool) -> Result<(CounterState, Option<Uuid>)> {
+        let mut stmt = Statement::new(self.cql(COUNTER));
+        if serial {
+            // A Paxos read: sees an increment whose round is still in flight.
+            stmt.set_consistency(Consistency::LocalSerial);
+        }
+        let res = self.exec_stmt(stmt, (key,)).await?.into_rows_result()?;
+        Ok(match res.maybe_first_row::<(Option<i64>, Option<i64>, Option<Uuid>)>()? {
+            Some((n, exp, cas_id)) => (counter_state(n, exp), cas_id),
+            None => (None, None),
+        })
+    }
+}
+
+#[async_trait]
+impl EphemeralKv for ScyllaStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = self.row::<(Option<Vec<u8>>, Option<i64>)>(GET, (key,)).await?;
+        Ok(row.filter(|(_, exp)| live(*exp, now_ms())).and_then(|(v, _)| v))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        self.exec(PUT, (key, value, now_ms() + ms(ttl), ttl_secs(ttl))).await?;
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let now = now_ms();
+        let expires_at = now + ms(ttl);
+        let first = self.lwt(PUT_NX, (key, value, expires_at, ttl_secs(ttl))).await?;
+        if first.applied {
+            return Ok(true);
+        }
+        // The key is there, but it may be past `expires_at` and waiting for its TTL: then it is
+        // absent as far as callers know, and is replaced only if nobody else replaced it first.
+        match first.bigint("expires_at") {
+            Some(old) if old <= now => {
+                let again = self.lwt(REPLACE_EXPIRED, (ttl_secs(ttl), value, expires_at, key, old)).await?;
+                Ok(again.applied)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let outcome: Lwt = self.lwt(DELETE_IF_EXISTS, (key,)).await?;
+        if !outcome.applied {
+            return Ok(None);
+        }
+        if !outcome.has("value") {
+            // Apache Cassandra answers an applied conditional delete with `[applied]` alone.
+            return Err(StoreError::Scylla(
+                "DELETE ... IF EXISTS did not return the old row: take needs ScyllaDB's LWT results".into(),
+            ));
+        }
+        Ok(outcome.blob("value").filter(|_| live(outcome.bigint("expires_at"), now_ms())))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.lwt(DELETE_IF_EXISTS, (key,)).await?;
+        Ok(())
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        let Some((expires_at, cql_ttl)) = self.row::<(Option<i64>, Option<i32>)>(TTL, (key,)).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        Ok(match (expires_at, cql_ttl) {
+            (Some(e), _) if e <= now => None,
+            (Some(e), _) => Some(Duration::from_millis((e - now) as u64)),
+            (None, Some(t)) => Some(Duration::from_secs(t.max(0) as u64)),
+            (None, None) => Some(Duration::MAX),
+        })
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64> {
+        // Every attempt writes `cas_id = op`: if an attempt fails with an unknown outcome (a
+        // timeout), a Paxos read tells whether it went in (cas_id is still ours), so it is not
+        // counted twice. (If another increment already overwrote it, this one retries and may
+        // count twice: acceptable for rate-limit counters, and only after a timeout.)
+        let op = Uuid::new_v4();
+        let (mut state, _) = self.counter_row(key, false).await?;
+        let mut last_err = None;
+        for attempt in 0..INCR_ATTEMPTS {
+            let now = now_ms();
+            let (outcome, wrote) = match state {
+                None => {
+                    let exp = now + ms(ttl);
+                    (self.lwt(COUNTER_CREATE, (key, &b"1"[..], exp, op, ttl_secs(ttl))).await, 1)
+                }
+                Some((_, Some(old_exp))) if old_exp <= now => {
+                    // An expired counter restarts at 1 with a fresh window, like a missing one.
+                    let exp = now + ms(ttl);
+                    (self.lwt(COUNTER_RESTART, (ttl_secs(ttl), &b"1"[..], exp, op, key, old_exp)).await, 1)
+                }
+                Some((n, exp)) => {
+                    // The window was fixed when the counter was created: rewrite n with the time
+                    // it has left (expires_at itself is not rewritten and keeps its own TTL).
+                    let next = n.unwrap_or(0) + 1;
+                    let left = exp.map_or(ttl, |e| Duration::from_millis((e - now).max(1) as u64));
+                    let value = next.to_string().into_bytes();
+                    (self.lwt(COUNTER_STEP, (ttl_secs(left), next, value, op, key, n, exp)).await, next)
+                }
+            };
+            match outcome {
+                Ok(l) if l.applied => return Ok(wrote),
+                Ok(l) if l.has("n") && l.has("expires_at") => {
+                    // Lost the round: the result carries the row that won it.
+                    state = counter_state(l.bigint("n"), l.bigint("expires_at"));
+                }
+                Ok(_) => state = self.counter_row(key, false).await?.0,
+                Err(e) => {
+                    let (now_state, cas_id) = self.counter_row(key, true).await?;
+                    if cas_id == Some(op) {
+                        if let Some((Some(n), _)) = now_state {
+                            return Ok(n);
+                        }
+                    }
+                    state = now_state;
+                    last_err = Some(e);
+                }
+            }
+            backoff(attempt).await;
+        }
+        Err(last_err.unwrap_or_else(|| StoreError::Scylla(format!("incr {key}: too much contention"))))
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
+        self.exec(SET_ADD, (key, member, now_ms() + ms(ttl), ttl_secs(ttl))).await?;
+        Ok(())
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()> {
+        self.exec(SET_REMOVE, (key, member)).await?;
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>> {
+        let now = now_ms();
+        let rows: Vec<(String, Option<i64>)> = self.rows(SET_MEMBERS, (key,)).await?;
+        Ok(rows.into_iter().filter(|(_, exp)| live(*exp, now)).map(|(m, _)| m).collect())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        DataStore::ping(self).await
+    }
+}
