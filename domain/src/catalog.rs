@@ -113,6 +113,9 @@ pub fn pinyin_initials(s: &str) -> String {
 pub struct SearchKey {
     text: String,
     initials: String,
+    /// The first field (the name) and its initials, for abbreviation matches.
+    name: String,
+    name_initials: String,
 }
 
 impl SearchKey {
@@ -121,11 +124,15 @@ impl SearchKey {
         let fields: Vec<&str> = fields.into_iter().collect();
         let text = fields.join("\u{1f}").to_lowercase();
         let initials = fields.iter().map(|f| pinyin_initials(f)).collect::<Vec<_>>().join("\u{1f}");
-        Self { text, initials }
+        let name = fields.first().map(|f| f.to_lowercase()).unwrap_or_default();
+        let name_initials = pinyin_initials(&name);
+        Self { text, initials, name, name_initials }
     }
 
     /// A match score: 0 for none; higher is better. Chinese text matches as a substring (no
-    /// word breaks), an ASCII query also matches the pinyin initials ("xnk" finds 心内科).
+    /// word breaks), an ASCII query also matches the pinyin initials ("xnk" finds 心内科). A
+    /// query whose characters appear in order in the name is an abbreviation and matches too,
+    /// ranked below any substring match: "心内" and "xnk" find 心血管内科.
     pub fn score(&self, query: &str) -> u32 {
         let q = query.trim().to_lowercase();
         if q.is_empty() {
@@ -141,8 +148,20 @@ impl SearchKey {
                 score += if pos == 0 { 80 } else { 40 };
             }
         }
+        if score == 0 && q.chars().count() >= 2 {
+            let ascii = q.chars().all(|c| c.is_ascii_alphanumeric());
+            if is_subsequence(&q, &self.name) || (ascii && is_subsequence(&q, &self.name_initials)) {
+                score = 20;
+            }
+        }
         score
     }
+}
+
+/// Whether every character of `needle` appears in `hay`, in order.
+fn is_subsequence(needle: &str, hay: &str) -> bool {
+    let mut hay = hay.chars();
+    needle.chars().all(|c| hay.any(|h| h == c))
 }
 
 #[cfg(test)]
@@ -167,5 +186,11 @@ mod tests {
         assert_eq!(k.score("李"), 0);
         assert_eq!(k.score("zz"), 0);
         assert!(k.score("王") > k.score("国"), "a prefix ranks higher");
+        let dept = SearchKey::new(["心血管内科", "心血管内科是省级重点专科"]);
+        assert!(dept.score("心内") > 0, "an abbreviation of the name");
+        assert!(dept.score("xnk") > 0, "the abbreviation's initials");
+        assert!(dept.score("心血管") > dept.score("心内"), "a substring ranks above an abbreviation");
+        assert_eq!(dept.score("内心"), 0, "out of order");
+        assert_eq!(dept.score("省科"), 0, "only the name is abbreviated, not the description");
     }
 }
