@@ -105,3 +105,76 @@ mod tests {
         assert!(S::Held.occupies_slot());
     }
 }
+
+/// Why an appointment was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The patient cancelled.
+    Patient,
+    /// Moved to another slot (改约); `Appointment::rescheduled_to` names the new one.
+    Rescheduled,
+    /// The hospital stopped the clinic (停诊).
+    ClinicStopped,
+    /// Paid after the hold had lapsed and the place was gone: refunded.
+    PaidTooLate,
+}
+
+/// A patient's booking of one place in one segment of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appointment {
+    pub id: crate::AppointmentId,
+    pub slot: crate::schedule::SlotId,
+    /// The place within the segment (就诊序号), from 1; unique among the segment's live bookings.
+    pub place: u32,
+    pub doctor_id: crate::DoctorId,
+    pub department_id: crate::DepartmentId,
+    pub date: chrono::NaiveDate,
+    pub period: crate::schedule::Period,
+    pub account_id: crate::AccountId,
+    pub patient_id: crate::PatientId,
+    /// The person's blind index (keyed hash of the ID number): the key of the real-name rules.
+    pub person: String,
+    pub patient_name: String,
+    pub fee: crate::Fen,
+    pub status: AppointmentStatus,
+    /// The payment order of the registration fee.
+    pub order_id: crate::OrderId,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When an unpaid hold lapses.
+    pub hold_expires_at: chrono::DateTime<chrono::Utc>,
+    pub confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The registration slip number (挂号单号), issued on payment.
+    pub slip_no: Option<String>,
+    pub cancelled_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub cancel_reason: Option<CancelReason>,
+    /// The client's `Idempotency-Key`: a retried booking finds this appointment again.
+    pub idempotency_key: Option<String>,
+    /// Offered from the waitlist (候补).
+    pub from_waitlist: bool,
+    pub rescheduled_from: Option<crate::AppointmentId>,
+    pub rescheduled_to: Option<crate::AppointmentId>,
+}
+
+impl Appointment {
+    /// Applies an event through the state machine, stamping the time it happened.
+    pub fn apply(
+        &mut self,
+        event: AppointmentEvent,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.status = self.status.transition(event)?;
+        match event {
+            AppointmentEvent::Pay => self.confirmed_at = Some(now),
+            AppointmentEvent::Cancel => self.cancelled_at = Some(now),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The slip number: date, then the appointment id's random tail (unique, not guessable).
+    pub fn make_slip_no(&self) -> String {
+        let tail = self.id.0.simple().to_string();
+        format!("GH{}{}", self.date.format("%y%m%d"), tail[tail.len() - 8..].to_uppercase())
+    }
+}

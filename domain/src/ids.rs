@@ -76,3 +76,6 @@ id_type!(
 id_type!(
     /// Something to pay (订单).
     OrderId, "order_id");
+id_type!(
+    /// An item of a user's message centre (消息).
+    MessageId, "message_id");

@@ -3,11 +3,14 @@
 
 pub mod account;
 pub mod appointment;
+pub mod booking;
 pub mod catalog;
 pub mod error;
 pub mod id_card;
 pub mod ids;
+pub mod message;
 pub mod money;
+pub mod order;
 pub mod phone;
 pub mod schedule;
 pub mod time;

@@ -1,0 +1,659 @@
+//! The booking rules of one doctor's sessions, as a pure state machine (BOOK-3..7, BOOK-9): holds
+//! with expiry, confirmation, cancellation, rescheduling, quota changes (加号/减号), clinic stops
+//! (停诊) and the waitlist (候补). No I/O and no clock: the schedule actor owns a `DoctorBook`,
+//! feeds it events with the time, persists what each event changed, and only then answers. The
+//! invariant it keeps (`check_invariants`): in every segment, the live appointments hold distinct
+//! places and are never more than the quota.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use crate::appointment::{Appointment, AppointmentEvent, AppointmentStatus, CancelReason, InvalidTransition};
+use crate::schedule::{ClinicSession, SessionStatus, SlotId};
+use crate::{AccountId, AppointmentId, OrderId, PatientId, SessionId};
+
+/// Why a booking operation was refused. Each maps to a stable API error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("no such slot")]
+    NoSuchSlot,
+    #[error("no such appointment")]
+    NoSuchAppointment,
+    #[error("the clinic was stopped (停诊)")]
+    SessionStopped,
+    #[error("slots are released at {release_at}")]
+    NotReleased { release_at: DateTime<Utc> },
+    #[error("no places left in this slot")]
+    SoldOut,
+    #[error("this person already has a place in this session")]
+    AlreadyInSession,
+    #[error("the session has already started")]
+    SessionStarted,
+    #[error("the quota cannot go below the {booked} places already booked")]
+    QuotaBelowBooked { booked: u32 },
+    #[error("this person is already on the waitlist")]
+    AlreadyWaiting,
+    #[error("places are still free: book one instead of joining the waitlist")]
+    NotSoldOut,
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
+}
+
+/// Who is booking, and what the new appointment is to be called.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub appointment_id: AppointmentId,
+    pub order_id: OrderId,
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    pub person: String,
+    pub patient_name: String,
+    pub idempotency_key: Option<String>,
+    pub now: DateTime<Utc>,
+    /// How long the hold lasts unpaid.
+    pub hold_for: Duration,
+}
+
+/// A patient waiting for a place in a full session (候补).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitEntry {
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    pub person: String,
+    pub patient_name: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// One session's places, live appointments and waitlist.
+#[derive(Debug, Clone)]
+pub struct SessionBook {
+    pub session: ClinicSession,
+    /// Live (slot-occupying) appointments by id.
+    live: BTreeMap<AppointmentId, Appointment>,
+    /// Per segment: the places taken by live appointments.
+    taken: Vec<BTreeSet<u32>>,
+    pub waitlist: VecDeque<WaitEntry>,
+}
+
+impl SessionBook {
+    /// Rebuilds a session's book from what the store holds (after a restart).
+    pub fn new(
+        session: ClinicSession,
+        appointments: impl IntoIterator<Item = Appointment>,
+        waitlist: Vec<WaitEntry>,
+    ) -> Self {
+        let mut b = SessionBook {
+            taken: vec![BTreeSet::new(); session.segments.len()],
+            session,
+            live: BTreeMap::new(),
+            waitlist: waitlist.into(),
+        };
+        for a in appointments {
+            if a.status.occupies_slot() && a.slot.session_id == b.session.id {
+                if let Some(t) = b.taken.get_mut(a.slot.segment as usize) {
+                    t.insert(a.place);
+                    b.live.insert(a.id, a);
+                }
+            }
+        }
+        b
+    }
+
+    pub fn remaining(&self, segment: usize) -> u32 {
+        let quota = self.session.segments.get(segment).map(|s| s.quota).unwrap_or(0);
+        let taken = self.taken.get(segment).map(|t| t.len() as u32).unwrap_or(0);
+        if self.session.status == SessionStatus::Stopped {
+            0
+        } else {
+            quota.saturating_sub(taken)
+        }
+    }
+
+    pub fn remaining_all(&self) -> Vec<u32> {
+        (0..self.session.segments.len()).map(|i| self.remaining(i)).collect()
+    }
+
+    pub fn sold_out(&self) -> bool {
+        self.remaining_all().iter().all(|r| *r == 0)
+    }
+
+    pub fn live(&self) -> impl Iterator<Item = &Appointment> {
+        self.live.values()
+    }
+
+    pub fn appointment(&self, id: AppointmentId) -> Option<&Appointment> {
+        self.live.get(&id)
+    }
+
+    /// When the session starts (its first segment), in UTC.
+    pub fn starts_at(&self, zone: crate::time::HospitalZone) -> DateTime<Utc> {
+        let first = self.session.segments.first().map(|s| s.start).unwrap_or_default();
+        zone.to_utc(self.session.date, first)
+    }
+
+    fn check_open(&self, now: DateTime<Utc>) -> Result<(), BookError> {
+        if self.session.status == SessionStatus::Stopped {
+            return Err(BookError::SessionStopped);
+        }
+        if now < self.session.release_at {
+            return Err(BookError::NotReleased { release_at: self.session.release_at });
+        }
+        Ok(())
+    }
+
+    /// Takes the lowest free place of `segment` for the request. The order of the checks is
+    /// the order patients care about: stopped, not released, sold out.
+    pub fn hold(&mut self, segment: u16, req: &HoldRequest) -> Result<Appointment, BookError> {
+        let seg = segment as usize;
+        if seg >= self.session.segments.len() {
+            return Err(BookError::NoSuchSlot);
+        }
+        self.check_open(req.now)?;
+        if self.remaining(seg) == 0 {
+            return Err(BookError::SoldOut);
+        }
+        if self.live.values().any(|a| a.person == req.person) {
+            return Err(BookError::AlreadyInSession);
+        }
+        let place = (1..).find(|p| !self.taken[seg].contains(p)).expect("a free number exists");
+        let a = Appointment {
+            id: req.appointment_id,
+            slot: self.session.slot_id(segment),
+            place,
+            doctor_id: self.session.doctor_id,
+            department_id: self.session.department_id,
+            date: self.session.date,
+            period: self.session.period,
+            account_id: req.account_id,
+            patient_id: req.patient_id,
+            person: req.person.clone(),
+            patient_name: req.patient_name.clone(),
+            fee: self.session.fee,
+            status: AppointmentStatus::Held,
+            order_id: req.order_id,
+            created_at: req.now,
+            hold_expires_at: req.now + req.hold_for,
+            confirmed_at: None,
+            slip_no: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            idempotency_key: req.idempotency_key.clone(),
+            from_waitlist: false,
+            rescheduled_from: None,
+            rescheduled_to: None,
+        };
+        self.taken[seg].insert(place);
+        self.live.insert(a.id, a.clone());
+        // A person who gets a place no longer waits for one.
+        self.waitlist.retain(|w| w.person != req.person);
+        Ok(a)
+    }
+
+    /// Paid: the hold becomes a confirmed booking with its slip number.
+    pub fn confirm(&mut self, id: AppointmentId, now: DateTime<Utc>) -> Result<Appointment, BookError> {
+        let a = self.live.get_mut(&id).ok_or(BookError::NoSuchAppointment)?;
+        a.apply(AppointmentEvent::Pay, now)?;
+        a.slip_no = Some(a.make_slip_no());
+        Ok(a.clone())
+    }
+
+    fn release(
+        &mut self,
+        id: AppointmentId,
+        event: AppointmentEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, BookError> {
+        let a = self.live.get_mut(&id).ok_or(BookError::NoSuchAppointment)?;
+        a.apply(event, now)?;
+        let a = self.live.remove(&id).expect("present");
+        self.taken[a.slot.segment as usize].remove(&a.place);
+        Ok(a)
+    }
+
+    pub fn cancel(
+        &mut self,
+        id: AppointmentId,
+        now: DateTime<Utc>,
+        reason: CancelReason,
+    ) -> Result<Appointment, BookError> {
+        let mut a = self.release(id, AppointmentEvent::Cancel, now)?;
+        a.cancel_reason = Some(reason);
+        Ok(a)
+    }
+
+    pub fn expire(&mut self, id: AppointmentId, now: DateTime<Utc>) -> Result<Appointment, BookError> {
+        self.release(id, AppointmentEvent::Expire, now)
+    }
+
+    /// Holds whose time ran out by `now`, oldest first.
+    pub fn due_holds(&self, now: DateTime<Utc>) -> Vec<AppointmentId> {
+        let mut v: Vec<&Appointment> =
+            self.live.values().filter(|a| a.status == AppointmentStatus::Held && a.hold_expires_at <= now).collect();
+        v.sort_by_key(|a| a.hold_expires_at);
+        v.into_iter().map(|a| a.id).collect()
+    }
+
+    /// 加号/减号: sets a segment's quota; never below the places already taken.
+    pub fn set_quota(&mut self, segment: u16, quota: u32) -> Result<(), BookError> {
+        let seg = segment as usize;
+        let booked = self.taken.get(seg).ok_or(BookError::NoSuchSlot)?.len() as u32;
+        if quota < booked {
+            return Err(BookError::QuotaBelowBooked { booked });
+        }
+        self.session.segments[seg].quota = quota;
+        Ok(())
+    }
+
+    /// 停诊: cancels every live appointment and empties the waitlist; returns both.
+    pub fn stop(&mut self, now: DateTime<Utc>) -> (Vec<Appointment>, Vec<WaitEntry>) {
+        self.session.status = SessionStatus::Stopped;
+        let ids: Vec<AppointmentId> = self.live.keys().copied().collect();
+        let cancelled =
+            ids.into_iter().filter_map(|id| self.cancel(id, now, CancelReason::ClinicStopped).ok()).collect();
+        (cancelled, self.waitlist.drain(..).collect())
+    }
+
+    /// Joins the waitlist of a full session; returns the 1-based position.
+    pub fn join_waitlist(&mut self, entry: WaitEntry, now: DateTime<Utc>) -> Result<usize, BookError> {
+        self.check_open(now)?;
+        if !self.sold_out() {
+            return Err(BookError::NotSoldOut);
+        }
+        if self.waitlist.iter().any(|w| w.person == entry.person)
+            || self.live.values().any(|a| a.person == entry.person)
+        {
+            return Err(BookError::AlreadyWaiting);
+        }
+        self.waitlist.push_back(entry);
+        Ok(self.waitlist.len())
+    }
+
+    pub fn leave_waitlist(&mut self, patient: PatientId) -> bool {
+        let before = self.waitlist.len();
+        self.waitlist.retain(|w| w.patient_id != patient);
+        before != self.waitlist.len()
+    }
+
+    pub fn waitlist_position(&self, patient: PatientId) -> Option<usize> {
+        self.waitlist.iter().position(|w| w.patient_id == patient).map(|i| i + 1)
+    }
+
+    /// Offers freed places to the waitlist, first in line first: each offer is a hold (marked
+    /// `from_waitlist`) that lapses like any other. `ids` names the new appointments and orders.
+    pub fn offer_to_waitlist(
+        &mut self,
+        now: DateTime<Utc>,
+        hold_for: Duration,
+        mut ids: impl FnMut() -> (AppointmentId, OrderId),
+    ) -> Vec<Appointment> {
+        let mut offers = Vec::new();
+        if self.session.status == SessionStatus::Stopped || now < self.session.release_at {
+            return offers;
+        }
+        while let Some(seg) = (0..self.session.segments.len()).find(|&s| self.remaining(s) > 0) {
+            let Some(w) = self.waitlist.pop_front() else { break };
+            let (appointment_id, order_id) = ids();
+            let req = HoldRequest {
+                appointment_id,
+                order_id,
+                account_id: w.account_id,
+                patient_id: w.patient_id,
+                person: w.person,
+                patient_name: w.patient_name,
+                idempotency_key: None,
+                now,
+                hold_for,
+            };
+            match self.hold(seg as u16, &req) {
+                Ok(mut a) => {
+                    a.from_waitlist = true;
+                    self.live.insert(a.id, a.clone());
+                    offers.push(a);
+                }
+                // The person got a place here meanwhile: skip them.
+                Err(_) => continue,
+            }
+        }
+        offers
+    }
+
+    /// Moves a live appointment to another segment of this session, atomically: the new place is
+    /// taken and the old one freed in one step, so the patient never holds both or neither.
+    pub fn move_within(
+        &mut self,
+        id: AppointmentId,
+        segment: u16,
+        new_id: AppointmentId,
+        now: DateTime<Utc>,
+    ) -> Result<(Appointment, Appointment), BookError> {
+        let old = self.live.get(&id).cloned().ok_or(BookError::NoSuchAppointment)?;
+        let seg = segment as usize;
+        if seg >= self.session.segments.len() {
+            return Err(BookError::NoSuchSlot);
+        }
+        self.check_open(now)?;
+        if self.remaining(seg) == 0 {
+            return Err(BookError::SoldOut);
+        }
+        let mut cancelled = self.cancel(id, now, CancelReason::Rescheduled)?;
+        let place = (1..).find(|p| !self.taken[seg].contains(p)).expect("a free number exists");
+        let mut moved = old.clone();
+        moved.id = new_id;
+        moved.slot = self.session.slot_id(segment);
+        moved.place = place;
+        moved.created_at = now;
+        moved.rescheduled_from = Some(id);
+        moved.slip_no = old.slip_no.as_ref().map(|_| moved.make_slip_no());
+        cancelled.rescheduled_to = Some(new_id);
+        self.taken[seg].insert(place);
+        self.live.insert(moved.id, moved.clone());
+        Ok((cancelled, moved))
+    }
+
+    /// Takes a place for an appointment moving in from another session (cross-session 改约):
+    /// same patient, order and payment state, a new id and place here.
+    pub fn accept_moved(
+        &mut self,
+        from: &Appointment,
+        segment: u16,
+        new_id: AppointmentId,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, BookError> {
+        let seg = segment as usize;
+        if seg >= self.session.segments.len() {
+            return Err(BookError::NoSuchSlot);
+        }
+        self.check_open(now)?;
+        if self.remaining(seg) == 0 {
+            return Err(BookError::SoldOut);
+        }
+        if self.live.values().any(|a| a.person == from.person) {
+            return Err(BookError::AlreadyInSession);
+        }
+        let place = (1..).find(|p| !self.taken[seg].contains(p)).expect("a free number exists");
+        let mut moved = from.clone();
+        moved.id = new_id;
+        moved.slot = self.session.slot_id(segment);
+        moved.place = place;
+        moved.doctor_id = self.session.doctor_id;
+        moved.department_id = self.session.department_id;
+        moved.date = self.session.date;
+        moved.period = self.session.period;
+        moved.created_at = now;
+        moved.rescheduled_from = Some(from.id);
+        moved.rescheduled_to = None;
+        moved.slip_no = from.slip_no.as_ref().map(|_| moved.make_slip_no());
+        self.taken[seg].insert(place);
+        self.live.insert(moved.id, moved.clone());
+        Ok(moved)
+    }
+
+    /// Undoes `accept_moved` when the other half of a cross-session move failed.
+    pub fn forget(&mut self, id: AppointmentId) {
+        if let Some(a) = self.live.remove(&id) {
+            self.taken[a.slot.segment as usize].remove(&a.place);
+        }
+    }
+
+    /// The book's invariant, for tests and debug assertions.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (i, seg) in self.session.segments.iter().enumerate() {
+            let live: Vec<&Appointment> = self.live.values().filter(|a| a.slot.segment as usize == i).collect();
+            let places: BTreeSet<u32> = live.iter().map(|a| a.place).collect();
+            if places.len() != live.len() {
+                return Err(format!("segment {i}: two live appointments share a place"));
+            }
+            if places != self.taken[i] {
+                return Err(format!("segment {i}: the taken set disagrees with the live appointments"));
+            }
+            if live.len() as u32 > seg.quota {
+                return Err(format!("segment {i}: {} live appointments over a quota of {}", live.len(), seg.quota));
+            }
+            if live.iter().any(|a| !a.status.occupies_slot()) {
+                return Err(format!("segment {i}: a final appointment is still live"));
+            }
+        }
+        if self.session.status == SessionStatus::Stopped && (!self.live.is_empty() || !self.waitlist.is_empty()) {
+            return Err("a stopped session still has bookings or a waitlist".into());
+        }
+        let persons: BTreeSet<&str> = self.live.values().map(|a| a.person.as_str()).collect();
+        if persons.len() != self.live.len() {
+            return Err("one person holds two places in a session".into());
+        }
+        Ok(())
+    }
+}
+
+/// All of one doctor's session books, and where each live appointment is.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorBook {
+    pub sessions: BTreeMap<SessionId, SessionBook>,
+    index: HashMap<AppointmentId, SessionId>,
+}
+
+impl DoctorBook {
+    pub fn new(books: impl IntoIterator<Item = SessionBook>) -> Self {
+        let mut d = DoctorBook::default();
+        for b in books {
+            d.insert(b);
+        }
+        d
+    }
+
+    pub fn insert(&mut self, b: SessionBook) {
+        for a in b.live() {
+            self.index.insert(a.id, b.session.id);
+        }
+        self.sessions.insert(b.session.id, b);
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<&SessionBook> {
+        self.sessions.get(&id)
+    }
+
+    pub fn session_mut(&mut self, id: SessionId) -> Option<&mut SessionBook> {
+        self.sessions.get_mut(&id)
+    }
+
+    pub fn find(&self, id: AppointmentId) -> Option<&Appointment> {
+        self.index.get(&id).and_then(|s| self.sessions.get(s)).and_then(|b| b.appointment(id))
+    }
+
+    pub fn session_of(&self, id: AppointmentId) -> Option<SessionId> {
+        self.index.get(&id).copied()
+    }
+
+    /// Re-indexes after an operation on a session book (appointments come and go).
+    pub fn reindex(&mut self, session: SessionId) {
+        self.index.retain(|_, s| *s != session);
+        if let Some(b) = self.sessions.get(&session) {
+            for a in b.live() {
+                self.index.insert(a.id, session);
+            }
+        }
+    }
+
+    pub fn hold(&mut self, slot: SlotId, req: &HoldRequest) -> Result<Appointment, BookError> {
+        let b = self.sessions.get_mut(&slot.session_id).ok_or(BookError::NoSuchSlot)?;
+        let a = b.hold(slot.segment, req)?;
+        self.index.insert(a.id, slot.session_id);
+        Ok(a)
+    }
+
+    pub fn has_holds(&self) -> bool {
+        self.sessions.values().any(|b| b.live().any(|a| a.status == AppointmentStatus::Held))
+    }
+
+    pub fn has_waitlists(&self) -> bool {
+        self.sessions.values().any(|b| !b.waitlist.is_empty())
+    }
+
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for b in self.sessions.values() {
+            b.check_invariants()?;
+            for a in b.live() {
+                if self.index.get(&a.id) != Some(&b.session.id) {
+                    return Err(format!("appointment {} is not indexed", a.id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{split_segments, Period};
+    use crate::{DepartmentId, DoctorId, Fen};
+    use chrono::{NaiveDate, NaiveTime};
+
+    fn session(quota: u32) -> ClinicSession {
+        ClinicSession {
+            id: SessionId::new(),
+            doctor_id: DoctorId::new(),
+            department_id: DepartmentId::new(),
+            date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            period: Period::Morning,
+            segments: split_segments(
+                NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                30,
+                quota,
+            ),
+            fee: Fen::new(1500),
+            release_at: DateTime::from_timestamp(1_000, 0).unwrap(),
+            status: SessionStatus::Open,
+        }
+    }
+
+    fn req(person: &str, now: DateTime<Utc>) -> HoldRequest {
+        HoldRequest {
+            appointment_id: AppointmentId::new(),
+            order_id: OrderId::new(),
+            account_id: AccountId::new(),
+            patient_id: PatientId::new(),
+            person: person.into(),
+            patient_name: "张三".into(),
+            idempotency_key: None,
+            now,
+            hold_for: Duration::minutes(15),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(2_000, 0).unwrap()
+    }
+
+    #[test]
+    fn holds_until_sold_out_then_frees_on_cancel() {
+        let mut b = SessionBook::new(session(2), [], vec![]);
+        let a1 = b.hold(0, &req("p1", now())).unwrap();
+        let a2 = b.hold(0, &req("p2", now())).unwrap();
+        assert_eq!((a1.place, a2.place), (1, 2));
+        assert_eq!(b.hold(0, &req("p3", now())), Err(BookError::SoldOut));
+        assert_eq!(b.remaining(0), 0);
+        assert_eq!(b.remaining(1), 2);
+        b.cancel(a1.id, now(), CancelReason::Patient).unwrap();
+        assert_eq!(b.hold(0, &req("p3", now())).unwrap().place, 1, "the freed place is reused");
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn refuses_before_release_and_after_stop() {
+        let mut s = session(2);
+        s.release_at = now() + Duration::hours(1);
+        let mut b = SessionBook::new(s, [], vec![]);
+        assert!(matches!(b.hold(0, &req("p1", now())), Err(BookError::NotReleased { .. })));
+        let later = now() + Duration::hours(2);
+        let a = b.hold(0, &req("p1", later)).unwrap();
+        b.join_waitlist(
+            WaitEntry {
+                account_id: AccountId::new(),
+                patient_id: PatientId::new(),
+                person: "w".into(),
+                patient_name: "w".into(),
+                joined_at: later,
+            },
+            later,
+        )
+        .unwrap_err();
+        let (cancelled, _) = b.stop(later);
+        assert_eq!(cancelled.len(), 1);
+        assert_eq!(cancelled[0].id, a.id);
+        assert_eq!(cancelled[0].cancel_reason, Some(CancelReason::ClinicStopped));
+        assert_eq!(b.hold(0, &req("p2", later)), Err(BookError::SessionStopped));
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn one_place_per_person_per_session() {
+        let mut b = SessionBook::new(session(3), [], vec![]);
+        b.hold(0, &req("p1", now())).unwrap();
+        assert_eq!(b.hold(1, &req("p1", now())), Err(BookError::AlreadyInSession));
+    }
+
+    #[test]
+    fn expiry_confirm_and_quota() {
+        let mut b = SessionBook::new(session(1), [], vec![]);
+        let a = b.hold(0, &req("p1", now())).unwrap();
+        assert!(b.due_holds(now()).is_empty());
+        assert_eq!(b.due_holds(now() + Duration::minutes(15)), vec![a.id]);
+        let c = b.confirm(a.id, now()).unwrap();
+        assert!(c.slip_no.as_deref().unwrap().starts_with("GH261201"));
+        assert!(b.due_holds(now() + Duration::hours(1)).is_empty(), "a confirmed booking never lapses");
+        assert_eq!(
+            b.expire(a.id, now()).unwrap_err(),
+            BookError::Transition(InvalidTransition {
+                from: AppointmentStatus::Confirmed,
+                event: AppointmentEvent::Expire
+            })
+        );
+        assert_eq!(b.set_quota(0, 0), Err(BookError::QuotaBelowBooked { booked: 1 }));
+        b.set_quota(0, 3).unwrap();
+        assert_eq!(b.remaining(0), 2);
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn waitlist_gets_freed_places_in_order() {
+        let mut b = SessionBook::new(session(1), [], vec![]);
+        let a = b.hold(0, &req("p1", now())).unwrap();
+        b.hold(1, &req("p2", now())).unwrap();
+        for (i, p) in ["w1", "w2"].iter().enumerate() {
+            let w = WaitEntry {
+                account_id: AccountId::new(),
+                patient_id: PatientId::new(),
+                person: (*p).into(),
+                patient_name: "x".into(),
+                joined_at: now(),
+            };
+            assert_eq!(b.join_waitlist(w, now()).unwrap(), i + 1);
+        }
+        b.cancel(a.id, now(), CancelReason::Patient).unwrap();
+        let offers = b.offer_to_waitlist(now(), Duration::minutes(10), || (AppointmentId::new(), OrderId::new()));
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0].person, "w1");
+        assert!(offers[0].from_waitlist);
+        assert_eq!(b.waitlist.len(), 1);
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn move_within_is_atomic() {
+        let mut b = SessionBook::new(session(1), [], vec![]);
+        let a = b.hold(0, &req("p1", now())).unwrap();
+        b.confirm(a.id, now()).unwrap();
+        let (old, new) = b.move_within(a.id, 1, AppointmentId::new(), now()).unwrap();
+        assert_eq!(old.status, AppointmentStatus::Cancelled);
+        assert_eq!(old.rescheduled_to, Some(new.id));
+        assert_eq!(new.status, AppointmentStatus::Confirmed);
+        assert_eq!((b.remaining(0), b.remaining(1)), (1, 0));
+        // Into a full segment: refused, the old booking stays.
+        b.hold(0, &req("p2", now())).unwrap();
+        assert_eq!(b.move_within(new.id, 0, AppointmentId::new(), now()).unwrap_err(), BookError::SoldOut);
+        assert!(b.appointment(new.id).is_some());
+        b.check_invariants().unwrap();
+    }
+}
