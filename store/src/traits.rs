@@ -5,7 +5,11 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use hospital_domain::catalog::{Department, Doctor, Hospital};
 use hospital_domain::schedule::ClinicSession;
-use hospital_domain::{AccountId, DepartmentId, DoctorId, Email, PatientId, Phone, SessionId, StaffId};
+use hospital_domain::appointment::Appointment;
+use hospital_domain::booking::WaitEntry;
+use hospital_domain::message::Message;
+use hospital_domain::order::Order;
+use hospital_domain::{AccountId, AppointmentId, DepartmentId, DoctorId, Email, OrderId, PatientId, Phone, SessionId, StaffId};
 use std::time::Duration;
 
 use crate::{Account, PatientRecord, StaffMember, StoreError};
@@ -69,9 +73,50 @@ pub trait ScheduleStore: Send + Sync {
     async fn sessions_of_doctor(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<ClinicSession>>;
 }
 
+/// One state change of the booking engine: every row it touches, written in one durable
+/// transaction (a logged batch on ScyllaDB), so a crash never leaves half of it.
+#[derive(Debug, Clone, Default)]
+pub struct BookingWrite {
+    pub appointments: Vec<Appointment>,
+    pub orders: Vec<Order>,
+    /// Replaces a session's whole waitlist (it is short).
+    pub waitlists: Vec<(DoctorId, SessionId, Vec<WaitEntry>)>,
+    /// Sessions whose quota or status changed.
+    pub sessions: Vec<ClinicSession>,
+    pub messages: Vec<Message>,
+}
+
+impl BookingWrite {
+    pub fn is_empty(&self) -> bool {
+        self.appointments.is_empty()
+            && self.orders.is_empty()
+            && self.waitlists.is_empty()
+            && self.sessions.is_empty()
+            && self.messages.is_empty()
+    }
+}
+
+/// Appointments, orders, waitlists and messages (BOOK-3..9, PAY-4, MSG-1).
+#[async_trait]
+pub trait BookingStore: Send + Sync {
+    async fn apply_booking(&self, write: BookingWrite) -> Result<()>;
+    async fn appointment(&self, id: AppointmentId) -> Result<Option<Appointment>>;
+    /// A doctor's appointments (every status) with `from <= date <= to`, by date.
+    async fn appointments_of_doctor(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>>;
+    /// An account's appointments, oldest first.
+    async fn appointments_of_account(&self, account: AccountId) -> Result<Vec<Appointment>>;
+    /// A person's appointments across accounts (the real-name rules), by date.
+    async fn appointments_of_person(&self, person: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>>;
+    /// The waitlists of a doctor's sessions.
+    async fn waitlists_of_doctor(&self, doctor: DoctorId) -> Result<Vec<(SessionId, Vec<WaitEntry>)>>;
+    async fn order(&self, id: OrderId) -> Result<Option<Order>>;
+    /// An account's messages, newest first, at most `limit`.
+    async fn messages_of(&self, account: AccountId, limit: usize) -> Result<Vec<Message>>;
+}
+
 /// Everything durable, as one object the platform holds.
 #[async_trait]
-pub trait DataStore: AccountStore + StaffStore + CatalogStore + ScheduleStore {
+pub trait DataStore: AccountStore + StaffStore + CatalogStore + ScheduleStore + BookingStore {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 }

@@ -7,7 +7,7 @@ use hospital_domain::catalog::{Department, Doctor, Hospital};
 use hospital_domain::schedule::{ClinicSession, Period};
 use hospital_domain::{DepartmentId, DoctorId, SessionId};
 
-use super::engine::Reader;
+use super::engine::{Reader, WriteCtx};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
@@ -96,6 +96,19 @@ impl CatalogStore for EmbeddedStore {
     }
 }
 
+/// Writes a session under both its keys, dropping the old listing row if its date moved.
+pub(super) fn put_session(ctx: &mut WriteCtx<'_>, s: &ClinicSession) -> Result<()> {
+    if let Some(old) = ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&s.id.0))? {
+        let (ok, nk) = (by_doctor_key(&old), by_doctor_key(s));
+        if ok != nk {
+            ctx.delete(CLINIC_SESSIONS_BY_DOCTOR, &ok);
+        }
+    }
+    ctx.put(CLINIC_SESSIONS, &Key::new().uuid(&s.id.0), s);
+    ctx.put(CLINIC_SESSIONS_BY_DOCTOR, &by_doctor_key(s), s);
+    Ok(())
+}
+
 #[async_trait]
 impl ScheduleStore for EmbeddedStore {
     async fn put_sessions(&self, sessions: &[ClinicSession]) -> Result<()> {
@@ -103,14 +116,7 @@ impl ScheduleStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 for s in &ss {
-                    if let Some(old) = ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&s.id.0))? {
-                        let (ok, nk) = (by_doctor_key(&old), by_doctor_key(s));
-                        if ok != nk {
-                            ctx.delete(CLINIC_SESSIONS_BY_DOCTOR, &ok);
-                        }
-                    }
-                    ctx.put(CLINIC_SESSIONS, &Key::new().uuid(&s.id.0), s);
-                    ctx.put(CLINIC_SESSIONS_BY_DOCTOR, &by_doctor_key(s), s);
+                    put_session(ctx, s)?;
                 }
                 Ok(())
             })

@@ -28,6 +28,13 @@ tables! {
     DOCTORS_BY_DEPARTMENT = "doctors_by_department";
     CLINIC_SESSIONS = "clinic_sessions";
     CLINIC_SESSIONS_BY_DOCTOR = "clinic_sessions_by_doctor";
+    APPOINTMENTS = "appointments";
+    APPOINTMENTS_BY_DOCTOR = "appointments_by_doctor";
+    APPOINTMENTS_BY_ACCOUNT = "appointments_by_account";
+    APPOINTMENTS_BY_PERSON = "appointments_by_person";
+    WAITLISTS_BY_DOCTOR = "waitlists_by_doctor";
+    ORDERS = "orders";
+    MESSAGES_BY_ACCOUNT = "messages_by_account";
     KV_ENTRIES = "kv_entries";
     KV_SET_MEMBERS = "kv_set_members";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which

@@ -1,0 +1,89 @@
+//! Appointments, orders, waitlists and messages on the embedded engine. An appointment is
+//! written under four keys (by id, doctor+date, account, person+date), as in schema.cql, all in
+//! the same transaction as the orders, waitlists and messages of the same event.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use hospital_domain::appointment::Appointment;
+use hospital_domain::booking::WaitEntry;
+use hospital_domain::message::Message;
+use hospital_domain::order::Order;
+use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
+
+use super::catalog::put_session;
+use super::engine::Reader;
+use super::keys::Key;
+use super::tables::*;
+use super::EmbeddedStore;
+use crate::traits::{BookingStore, BookingWrite, Result};
+
+#[async_trait]
+impl BookingStore for EmbeddedStore {
+    async fn apply_booking(&self, w: BookingWrite) -> Result<()> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        self.engine
+            .write(move |ctx| {
+                for s in &w.sessions {
+                    put_session(ctx, s)?;
+                }
+                for a in &w.appointments {
+                    ctx.put(APPOINTMENTS, &Key::new().uuid(&a.id.0), a);
+                    ctx.put(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0), a);
+                    ctx.put(APPOINTMENTS_BY_ACCOUNT, &Key::new().uuid(&a.account_id.0).uuid(&a.id.0), a);
+                    ctx.put(APPOINTMENTS_BY_PERSON, &Key::new().str(&a.person).date(a.date).uuid(&a.id.0), a);
+                }
+                for o in &w.orders {
+                    ctx.put(ORDERS, &Key::new().uuid(&o.id.0), o);
+                }
+                for (doctor, session, list) in &w.waitlists {
+                    let key = Key::new().uuid(&doctor.0).uuid(&session.0);
+                    if list.is_empty() {
+                        ctx.delete(WAITLISTS_BY_DOCTOR, &key);
+                    } else {
+                        ctx.put(WAITLISTS_BY_DOCTOR, &key, &(session, list));
+                    }
+                }
+                for m in &w.messages {
+                    ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn appointment(&self, id: AppointmentId) -> Result<Option<Appointment>> {
+        self.engine.read(|r| r.get(APPOINTMENTS, &Key::new().uuid(&id.0)))
+    }
+
+    async fn appointments_of_doctor(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>> {
+        let all: Vec<Appointment> = self.engine.read(|r| r.scan(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&doctor.0)))?;
+        Ok(all.into_iter().filter(|a| a.date >= from && a.date <= to).collect())
+    }
+
+    async fn appointments_of_account(&self, account: AccountId) -> Result<Vec<Appointment>> {
+        self.engine.read(|r| r.scan(APPOINTMENTS_BY_ACCOUNT, &Key::new().uuid(&account.0)))
+    }
+
+    async fn appointments_of_person(&self, person: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>> {
+        let all: Vec<Appointment> = self.engine.read(|r| r.scan(APPOINTMENTS_BY_PERSON, &Key::new().str(person)))?;
+        Ok(all.into_iter().filter(|a| a.date >= from && a.date <= to).collect())
+    }
+
+    async fn waitlists_of_doctor(&self, doctor: DoctorId) -> Result<Vec<(SessionId, Vec<WaitEntry>)>> {
+        self.engine.read(|r| r.scan(WAITLISTS_BY_DOCTOR, &Key::new().uuid(&doctor.0)))
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>> {
+        self.engine.read(|r| r.get(ORDERS, &Key::new().uuid(&id.0)))
+    }
+
+    async fn messages_of(&self, account: AccountId, limit: usize) -> Result<Vec<Message>> {
+        let mut all: Vec<Message> = self.engine.read(|r| r.scan(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
+        // Message ids are v7: key order is time order; newest first for the message centre.
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
+}
