@@ -76,15 +76,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         seed::seed_if_empty(&stores, zone, config.gateway.sandbox).await?;
     }
 
-    let actors = ActorSystem::start(ActorDeps {
-        stores: stores.clone(),
-        config: ActorConfig {
+    let actors = ActorSystem::start(ActorDeps::new(
+        stores.clone(),
+        ActorConfig {
             idle_timeout: Duration::from_secs(config.actors.idle_timeout_secs),
             call_timeout: Duration::from_millis(config.actors.call_timeout_ms),
             zone,
             ..ActorConfig::default()
         },
-    })
+    ))
     .await
     .context("cannot start the actor system")?;
 

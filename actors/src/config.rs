@@ -22,6 +22,20 @@ pub struct ActorConfig {
     pub restart_window: Duration,
     /// How many days ahead of today a schedule actor loads (it also keeps yesterday).
     pub schedule_days_ahead: u32,
+    /// How long an unpaid hold lasts (BOOK-3).
+    pub hold_ttl: Duration,
+    /// How long a place offered from the waitlist is held (BOOK-7).
+    pub waitlist_hold_ttl: Duration,
+    /// A booking can be cancelled until this long before its segment starts (BOOK-5).
+    pub cancel_cutoff: Duration,
+    /// After creating a prepay order, ask the provider this long later if no notification came.
+    pub payment_check_after: Duration,
+    /// Bookings per person per ISO week (BOOK-6).
+    pub weekly_cap: usize,
+    /// No-shows within `no_show_window` that trigger a ban, and the ban's length (BOOK-6).
+    pub no_show_limit: usize,
+    pub no_show_window: Duration,
+    pub no_show_ban: Duration,
 }
 
 impl Default for ActorConfig {
@@ -34,6 +48,14 @@ impl Default for ActorConfig {
             max_restarts: 5,
             restart_window: Duration::from_secs(60),
             schedule_days_ahead: 60,
+            hold_ttl: Duration::from_secs(15 * 60),
+            waitlist_hold_ttl: Duration::from_secs(10 * 60),
+            cancel_cutoff: Duration::from_secs(2 * 3600),
+            payment_check_after: Duration::from_secs(60),
+            weekly_cap: 3,
+            no_show_limit: 3,
+            no_show_window: Duration::from_secs(90 * 24 * 3600),
+            no_show_ban: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -43,6 +65,25 @@ impl Default for ActorConfig {
 pub struct ActorDeps {
     pub stores: Stores,
     pub config: ActorConfig,
+    /// Filled by `ActorSystem::start`: where booking actors send work for the payment side.
+    pub effects: crate::EffectSink,
+    /// Filled by `ActorSystem::start`: lets actors reach actors of other kinds.
+    pub system: std::sync::Arc<std::sync::OnceLock<crate::ActorSystem>>,
+    /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
+    /// closed, not paid.
+    pub wechat_pay: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>>>,
+}
+
+impl ActorDeps {
+    pub fn new(stores: Stores, config: ActorConfig) -> Self {
+        Self { stores, config, effects: crate::EffectSink::default(), system: Default::default(), wechat_pay: Default::default() }
+    }
+
+    /// Gives the payment actors their provider client.
+    pub fn with_wechat_pay(self, client: std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>) -> Self {
+        let _ = self.wechat_pay.set(client);
+        self
+    }
 }
 
 impl std::fmt::Debug for ActorDeps {

@@ -12,19 +12,25 @@
 //! Adding a kind (payments, next) is: an actor, an `ActorKind` impl naming its id type and
 //! arguments, one entry in `ActorSystem::start`'s kind list, and a lookup method.
 
+pub mod booking;
 pub mod config;
+pub mod effects;
 pub mod error;
 mod idle;
 pub mod kind;
 pub mod patient;
+pub mod payment;
+pub mod pipeline;
 pub mod schedule;
 pub mod supervisor;
 pub mod system;
 
+pub use booking::{BookingError, Effect, EffectSink};
 pub use config::{ActorConfig, ActorDeps};
 pub use error::ActorError;
 pub use kind::ActorKind;
 pub use patient::{PatientActor, PatientKind, PatientMsg};
-pub use schedule::{ScheduleActor, ScheduleKind, ScheduleMsg};
+pub use payment::{PaymentError, PaymentKind, PaymentMsg};
+pub use schedule::{Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport};
 pub use supervisor::KindStats;
 pub use system::{ActorSystem, SystemStats};

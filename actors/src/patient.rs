@@ -2,13 +2,21 @@
 //! patients (就诊人) so rules like "at most N patients" hold under concurrent requests. Later
 //! issues add the account's live sockets and the per-account booking rules here.
 
-use hospital_domain::{AccountId, PatientId};
+use chrono::{Datelike, Duration as Days, Utc};
+use hospital_domain::appointment::{Appointment, AppointmentStatus};
+use hospital_domain::booking::{BookError, WaitEntry};
+use hospital_domain::order::Order;
+use hospital_domain::schedule::SlotId;
+use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
 use hospital_store::{PatientRecord, StoreError};
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
+use crate::booking::BookingError;
 use crate::idle::IdleClock;
-use crate::{ActorDeps, ActorError, ActorKind};
+use crate::schedule::Booker;
+use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleMsg};
 
 /// Messages of a patient session actor.
 #[derive(Debug)]
@@ -21,6 +29,14 @@ pub enum PatientMsg {
     AddPatient { record: PatientRecord, cap: usize, reply: RpcReplyPort<Result<PatientRecord, ActorError>> },
     /// Removes a patient; `Ok(false)` if the account had none with this id.
     RemovePatient { id: PatientId, reply: RpcReplyPort<Result<bool, ActorError>> },
+    /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules
+    /// (BOOK-6). Serialised per account: two devices booking at once are checked one after the
+    /// other. A retry with the same idempotency key gets the same appointment back.
+    Book { slot: SlotId, patient: PatientId, idempotency_key: Option<String>, reply: RpcReplyPort<Result<(Appointment, Order), BookingError>> },
+    /// Moves one of the account's appointments to another slot of the same doctor (BOOK-5).
+    Reschedule { appointment: AppointmentId, slot: SlotId, reply: RpcReplyPort<Result<Appointment, BookingError>> },
+    /// Puts one of the account's patients on a full session's waitlist (BOOK-7).
+    JoinWaitlist { session: SessionId, patient: PatientId, reply: RpcReplyPort<Result<usize, BookingError>> },
     /// Panics on purpose, so tests and operators can exercise supervision. Only with the
     /// `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -42,6 +58,8 @@ pub struct PatientState {
     deps: Arc<ActorDeps>,
     /// The account's patients, oldest first: the store's rows as of the last successful write.
     patients: Vec<PatientRecord>,
+    /// The system this actor belongs to, for reaching schedule actors.
+    system: Arc<std::sync::OnceLock<ActorSystem>>,
     idle: IdleClock,
     // Later issues: the account's WebSocket senders and its booking counters live here.
 }
@@ -67,6 +85,117 @@ impl PatientState {
             Err(StoreError::Conflict("patient")) => Err(ActorError::DuplicatePatient),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn patient(&self, id: PatientId) -> Result<&PatientRecord, BookingError> {
+        self.patients.iter().find(|p| p.id == id).ok_or(BookingError::NoSuchPatient)
+    }
+
+    /// The real-name rules (BOOK-6) for `person` booking in `department` on `date`, read from
+    /// the person's appointments across all accounts. `moving` is an appointment being moved,
+    /// which does not count against its own move.
+    async fn check_rules(
+        &self,
+        person: &str,
+        department: hospital_domain::DepartmentId,
+        date: chrono::NaiveDate,
+        moving: Option<AppointmentId>,
+    ) -> Result<(), BookingError> {
+        let cfg = &self.deps.config;
+        let window = Days::from_std(cfg.no_show_window).unwrap_or(Days::days(90));
+        let from = (date - window).min(date - Days::days(7));
+        let to = date + Days::days(7);
+        let history = self.deps.stores.data.appointments_of_person(person, from, to).await?;
+        let live = |a: &&Appointment| {
+            Some(a.id) != moving && matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn)
+        };
+        if history.iter().filter(live).any(|a| a.department_id == department && a.date == date) {
+            return Err(BookingError::Rule {
+                reason: "one_per_department_day",
+                message: "this person already has a booking in this department on this day".into(),
+            });
+        }
+        let week = date.iso_week();
+        let this_week = history
+            .iter()
+            .filter(|a| Some(a.id) != moving && a.date.iso_week() == week)
+            .filter(|a| matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn | AppointmentStatus::Seen))
+            .count();
+        if this_week >= cfg.weekly_cap {
+            return Err(BookingError::Rule {
+                reason: "weekly_cap",
+                message: format!("at most {} bookings per person per week", cfg.weekly_cap),
+            });
+        }
+        let today = cfg.zone.local_date(Utc::now());
+        let missed: Vec<_> = history.iter().filter(|a| a.status == AppointmentStatus::Missed && a.date > today - window).map(|a| a.date).collect();
+        if missed.len() >= cfg.no_show_limit {
+            let last = missed.iter().max().copied().unwrap_or(today);
+            let until = last + Days::from_std(cfg.no_show_ban).unwrap_or(Days::days(30));
+            if today < until {
+                return Err(BookingError::Rule {
+                    reason: "no_show_ban",
+                    message: format!("{} missed appointments: booking is suspended until {until}", missed.len()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn schedule_call<T: Send + 'static>(
+        &self,
+        doctor: hospital_domain::DoctorId,
+        build: impl FnOnce(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
+    ) -> Result<T, BookingError> {
+        let system = self.system.get().ok_or_else(|| BookingError::Unavailable("actor system not ready".into()))?;
+        let actor = system.schedule(doctor).await?;
+        match actor.call(build, Some(self.deps.config.call_timeout)).await {
+            Ok(CallResult::Success(r)) => r,
+            Ok(CallResult::Timeout) => Err(BookingError::Unavailable("the doctor's schedule did not answer in time".into())),
+            _ => Err(BookingError::Unavailable("the doctor's schedule is restarting; try again".into())),
+        }
+    }
+
+    async fn book(&mut self, slot: SlotId, patient: PatientId, key: Option<String>) -> Result<(Appointment, Order), BookingError> {
+        let data = &self.deps.stores.data;
+        if let Some(k) = &key {
+            // A retried request: the same answer, from the store (it survives restarts).
+            if let Some(a) = data.appointments_of_account(self.account).await?.into_iter().find(|a| a.idempotency_key.as_deref() == Some(k)) {
+                let o = data.order(a.order_id).await?.ok_or(BookingError::NoSuchAppointment)?;
+                return Ok((a, o));
+            }
+        }
+        let p = self.patient(patient)?.clone();
+        let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        self.check_rules(&p.id_card_index, session.department_id, session.date, None).await?;
+        let booker = Booker {
+            account_id: self.account,
+            patient_id: p.id,
+            person: p.id_card_index.clone(),
+            patient_name: p.name.clone(),
+            idempotency_key: key,
+        };
+        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Hold { slot, booker, reply }).await
+    }
+
+    async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
+        let data = &self.deps.stores.data;
+        let current = data.appointment(id).await?.filter(|a| a.account_id == self.account).ok_or(BookingError::NoSuchAppointment)?;
+        let target = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        if target.doctor_id != current.doctor_id {
+            return Err(BookingError::OtherDoctor);
+        }
+        self.check_rules(&current.person, target.department_id, target.date, Some(id)).await?;
+        let account = self.account;
+        self.schedule_call(current.doctor_id, |reply| ScheduleMsg::Move { appointment: id, account, slot, reply }).await
+    }
+
+    async fn join_waitlist(&mut self, session: SessionId, patient: PatientId) -> Result<usize, BookingError> {
+        let p = self.patient(patient)?.clone();
+        let s = self.deps.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        self.check_rules(&p.id_card_index, s.department_id, s.date, None).await?;
+        let entry = WaitEntry { account_id: self.account, patient_id: p.id, person: p.id_card_index, patient_name: p.name, joined_at: Utc::now() };
+        self.schedule_call(s.doctor_id, |reply| ScheduleMsg::JoinWaitlist { session, entry, reply }).await
     }
 
     async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {
@@ -95,6 +224,7 @@ impl Actor for PatientActor {
         Ok(PatientState {
             account: args.account,
             idle: IdleClock::new(args.deps.config.idle_timeout),
+            system: args.deps.system.clone(),
             deps: args.deps,
             patients,
         })
@@ -133,6 +263,15 @@ impl Actor for PatientActor {
             }
             PatientMsg::RemovePatient { id, reply } => {
                 let _ = reply.send(state.remove(id).await);
+            }
+            PatientMsg::Book { slot, patient, idempotency_key, reply } => {
+                let _ = reply.send(state.book(slot, patient, idempotency_key).await);
+            }
+            PatientMsg::Reschedule { appointment, slot, reply } => {
+                let _ = reply.send(state.reschedule(appointment, slot).await);
+            }
+            PatientMsg::JoinWaitlist { session, patient, reply } => {
+                let _ = reply.send(state.join_waitlist(session, patient).await);
             }
             #[cfg(feature = "fault-injection")]
             PatientMsg::InjectFault => {

@@ -3,8 +3,11 @@
 //! caller never hangs on an actor and never sees ractor types unless it asks for an `ActorRef`.
 
 use chrono::NaiveDate;
-use hospital_domain::schedule::ClinicSession;
-use hospital_domain::{AccountId, DoctorId, PatientId};
+use hospital_domain::appointment::Appointment;
+use hospital_domain::order::Order;
+use hospital_domain::schedule::{ClinicSession, SlotId};
+use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
+use hospital_integrations::wechatpay::{RefundNotice, RequestPaymentParams, Transaction};
 use hospital_store::PatientRecord;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
@@ -14,7 +17,11 @@ use std::time::Duration;
 
 use crate::kind::{ActorKind, ChildMsg};
 use crate::supervisor::{self, Ensured, KindMsg, KindStats, RootArgs, RootMsg, RootSupervisor};
-use crate::{ActorConfig, ActorDeps, ActorError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg};
+use crate::payment::{PaymentError, PaymentKind, PaymentMsg};
+use crate::{
+    ActorConfig, ActorDeps, ActorError, BookingError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg, SessionAvailability,
+    StopReport,
+};
 
 /// Tells systems in one process apart in the (process-global) ractor registry.
 static NEXT_SYSTEM: AtomicU64 = AtomicU64::new(1);
@@ -62,19 +69,26 @@ impl ActorSystem {
     /// Starts the root supervisor and one kind supervisor per actor kind. Actors themselves start
     /// on first use.
     pub async fn start(deps: ActorDeps) -> Result<ActorSystem, ActorError> {
+        let deps = deps;
         let prefix = format!("hospital-{}", NEXT_SYSTEM.fetch_add(1, Ordering::Relaxed));
         let config = deps.config.clone();
+        let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
+        deps.effects.connect(effects_tx);
+        let system_cell = deps.system.clone();
         let args = RootArgs {
             prefix: prefix.clone(),
             deps: Arc::new(deps),
             // The actor kinds; a new kind is one more entry here.
-            kinds: vec![supervisor::kind::<ScheduleKind>(), supervisor::kind::<PatientKind>()],
+            kinds: vec![supervisor::kind::<ScheduleKind>(), supervisor::kind::<PatientKind>(), supervisor::kind::<PaymentKind>()],
         };
         let (root, _join) = RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
             .await
             .map_err(|e| ActorError::Unavailable { kind: "root", id: prefix.clone(), reason: e.to_string() })?;
         tracing::info!(system = %prefix, "actor system started");
-        Ok(ActorSystem { inner: Arc::new(Inner { prefix, config, root, shut_down: AtomicBool::new(false) }) })
+        let system = ActorSystem { inner: Arc::new(Inner { prefix, config, root, shut_down: AtomicBool::new(false) }) };
+        let _ = system_cell.set(system.clone());
+        tokio::spawn(crate::effects::dispatch(system.clone(), effects_rx));
+        Ok(system)
     }
 
     /// Stops every actor (each runs its `post_stop`) and waits for the tree to exit. Later calls
@@ -101,14 +115,72 @@ impl ActorSystem {
         self.resolve::<PatientKind>(account).await
     }
 
-    /// The doctor's sessions with `from <= date <= to` (within the actor's window).
+    /// The doctor's sessions with `from <= date <= to` (within the actor's window) and the
+    /// places left in each.
     pub async fn get_schedule(
         &self,
         doctor: DoctorId,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<ClinicSession>, ActorError> {
+    ) -> Result<Vec<SessionAvailability>, ActorError> {
         self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::GetSchedule { from, to, reply }).await
+    }
+
+    /// Books a slot for one of the account's patients (through the account's actor, for the
+    /// real-name rules, then the doctor's, for the place).
+    pub async fn book(
+        &self,
+        account: AccountId,
+        slot: SlotId,
+        patient: PatientId,
+        idempotency_key: Option<String>,
+    ) -> Result<(Appointment, Order), BookingError> {
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
+            slot,
+            patient,
+            idempotency_key: idempotency_key.clone(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Moves one of the account's appointments to another slot of the same doctor.
+    pub async fn reschedule(&self, account: AccountId, appointment: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Reschedule { appointment, slot, reply }).await?
+    }
+
+    /// Puts one of the account's patients on a full session's waitlist; the position.
+    pub async fn join_waitlist(&self, account: AccountId, session: SessionId, patient: PatientId) -> Result<usize, BookingError> {
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::JoinWaitlist { session, patient, reply }).await?
+    }
+
+    pub async fn leave_waitlist(&self, doctor: DoctorId, session: SessionId, patient: PatientId) -> Result<bool, ActorError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::LeaveWaitlist { session, patient, reply }).await
+    }
+
+    /// Confirms a paid booking (from the payment side).
+    pub async fn confirm(&self, doctor: DoctorId, appointment: AppointmentId) -> Result<Appointment, BookingError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Confirm { appointment, reply }).await?
+    }
+
+    /// Cancels an appointment; `account` set means the patient asks (ownership, cutoff).
+    pub async fn cancel(&self, doctor: DoctorId, appointment: AppointmentId, account: Option<AccountId>) -> Result<Appointment, BookingError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Cancel { appointment, account, reply }).await?
+    }
+
+    /// 加号/减号.
+    pub async fn set_quota(&self, doctor: DoctorId, session: SessionId, segment: u16, quota: u32) -> Result<ClinicSession, BookingError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::SetQuota { session, segment, quota, reply }).await?
+    }
+
+    /// 停诊.
+    pub async fn stop_session(&self, doctor: DoctorId, session: SessionId) -> Result<StopReport, BookingError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::StopSession { session, reply }).await?
+    }
+
+    /// A session's live appointments (staff).
+    pub async fn session_appointments(&self, doctor: DoctorId, session: SessionId) -> Result<Vec<Appointment>, ActorError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::SessionAppointments { session, reply }).await
     }
 
     /// Has the doctor's actor re-read its sessions, after staff changed them. Does nothing when
@@ -282,4 +354,76 @@ fn unavailable<K: ActorKind>(id: K::Id, reason: String) -> ActorError {
 /// Waits before looking again: the caller's task, never an actor's handler.
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(5u64 << attempt.min(6))).await;
+}
+
+impl ActorSystem {
+    /// Carries out one effect through the order's payment actor.
+    pub(crate) async fn run_effect(&self, effect: crate::Effect) -> Result<(), ActorError> {
+        match effect {
+            crate::Effect::CloseOrder(order) => {
+                let actor = self.resolve::<PaymentKind>(order).await?;
+                actor.cast(PaymentMsg::Close { reply: None }).map_err(|e| unavailable::<PaymentKind>(order, e.to_string()))
+            }
+            crate::Effect::Refund { order, reason } => {
+                let actor = self.resolve::<PaymentKind>(order).await?;
+                actor
+                    .cast(PaymentMsg::Refund { amount: None, reason, reply: None })
+                    .map_err(|e| unavailable::<PaymentKind>(order, e.to_string()))
+            }
+        }
+    }
+
+    pub(crate) fn child_name_payment(&self, order: OrderId) -> String {
+        supervisor::child_name::<PaymentKind>(&self.inner.prefix, order)
+    }
+
+    /// The order as its payment actor holds it.
+    pub async fn order(&self, order: OrderId) -> Result<Order, ActorError> {
+        self.ask::<PaymentKind, _>(order, Retry::Reads, |reply| PaymentMsg::Get { reply }).await
+    }
+
+    /// The `wx.requestPayment` parameters for an order.
+    pub async fn prepay(&self, order: OrderId, openid: String) -> Result<Result<RequestPaymentParams, PaymentError>, ActorError> {
+        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Prepay { openid: openid.clone(), reply }).await
+    }
+
+    /// A verified payment notification (or query result) for an order.
+    pub async fn payment_notified(
+        &self,
+        order: OrderId,
+        notification_id: String,
+        transaction: Transaction,
+    ) -> Result<Result<Order, PaymentError>, ActorError> {
+        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Paid {
+            notification_id: Some(notification_id.clone()),
+            transaction: transaction.clone(),
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// A verified refund notification for an order.
+    pub async fn refund_notified(
+        &self,
+        order: OrderId,
+        notification_id: String,
+        notice: RefundNotice,
+    ) -> Result<Result<Order, PaymentError>, ActorError> {
+        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::RefundDone {
+            notification_id: notification_id.clone(),
+            notice: notice.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Refunds part or all of a paid order (staff-initiated, PAY-6).
+    pub async fn refund(&self, order: OrderId, amount: Option<Fen>, reason: String) -> Result<Result<Order, PaymentError>, ActorError> {
+        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Refund {
+            amount,
+            reason: reason.clone(),
+            reply: Some(reply),
+        })
+        .await
+    }
 }

@@ -23,7 +23,7 @@ async fn start(config: ActorConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
-    let system = ActorSystem::start(ActorDeps { stores, config }).await.unwrap();
+    let system = ActorSystem::start(ActorDeps::new(stores, config)).await.unwrap();
     Harness { _dir: dir, store, system }
 }
 
@@ -100,11 +100,11 @@ async fn schedule_actor_answers_from_the_store() {
     all.extend([later.clone(), other]);
     h.store.put_sessions(&all).await.unwrap();
 
-    let got = h.system.get_schedule(doctor, d, d + Days::days(7)).await.unwrap();
+    let got = h.system.get_schedule(doctor, d, d + Days::days(7)).await.map(only).unwrap();
     let ids: Vec<_> = got.iter().map(|s| s.id).collect();
     // Ordered by date then period, only this doctor, only the range.
     assert_eq!(ids, vec![mine[1].id, mine[0].id, mine[2].id]);
-    let got = h.system.get_schedule(doctor, d + Days::days(8), d + Days::days(60)).await.unwrap();
+    let got = h.system.get_schedule(doctor, d + Days::days(8), d + Days::days(60)).await.map(only).unwrap();
     assert_eq!(got, vec![later]);
     assert_eq!(h.system.stats().await.unwrap().schedules.live, 1);
 
@@ -112,7 +112,7 @@ async fn schedule_actor_answers_from_the_store() {
     let added = session(doctor, d + Days::days(1), Period::Evening);
     h.store.put_sessions(std::slice::from_ref(&added)).await.unwrap();
     h.system.reload_schedule(doctor);
-    let got = h.system.get_schedule(doctor, d + Days::days(1), d + Days::days(1)).await.unwrap();
+    let got = h.system.get_schedule(doctor, d + Days::days(1), d + Days::days(1)).await.map(only).unwrap();
     assert_eq!(got, vec![added]);
     h.system.shutdown().await;
 }
@@ -124,7 +124,7 @@ async fn panicked_schedule_actor_is_restarted_and_reloads_from_the_store() {
     let d = today();
     let first = session(doctor, d, Period::Morning);
     h.store.put_sessions(std::slice::from_ref(&first)).await.unwrap();
-    assert_eq!(h.system.get_schedule(doctor, d, d).await.unwrap(), vec![first.clone()]);
+    assert_eq!(h.system.get_schedule(doctor, d, d).await.map(only).unwrap(), vec![first.clone()]);
     let before = h.system.schedule(doctor).await.unwrap().get_id();
 
     // Written behind the actor's back: only a reload from the store can show it.
@@ -138,7 +138,7 @@ async fn panicked_schedule_actor_is_restarted_and_reloads_from_the_store() {
 
     let after = h.system.schedule(doctor).await.unwrap().get_id();
     assert_ne!(before, after, "a new actor replaced the panicked one");
-    assert_eq!(h.system.get_schedule(doctor, d, d).await.unwrap(), vec![first, second]);
+    assert_eq!(h.system.get_schedule(doctor, d, d).await.map(only).unwrap(), vec![first, second]);
     h.system.shutdown().await;
 }
 
@@ -156,7 +156,7 @@ async fn an_id_that_keeps_crashing_is_given_up() {
     let err = h.system.schedule(doctor).await.unwrap_err();
     assert!(matches!(err, ActorError::CrashLoop { .. }), "{err:?}");
     // Other doctors are not affected.
-    assert!(h.system.get_schedule(DoctorId::new(), today(), today()).await.unwrap().is_empty());
+    assert!(h.system.get_schedule(DoctorId::new(), today(), today()).await.map(only).unwrap().is_empty());
     h.system.shutdown().await;
 }
 
@@ -168,11 +168,11 @@ async fn idle_actor_stops_and_the_next_call_starts_a_fresh_one() {
     let s = session(doctor, d, Period::Morning);
     h.store.put_sessions(std::slice::from_ref(&s)).await.unwrap();
 
-    assert_eq!(h.system.get_schedule(doctor, d, d).await.unwrap(), vec![s.clone()]);
+    assert_eq!(h.system.get_schedule(doctor, d, d).await.map(only).unwrap(), vec![s.clone()]);
     let first = h.system.schedule(doctor).await.unwrap().get_id();
     wait_for(&h.system, "the idle stop", |st| st.schedules.live == 0).await;
 
-    assert_eq!(h.system.get_schedule(doctor, d, d).await.unwrap(), vec![s]);
+    assert_eq!(h.system.get_schedule(doctor, d, d).await.map(only).unwrap(), vec![s]);
     let second = h.system.schedule(doctor).await.unwrap().get_id();
     assert_ne!(first, second);
     let stats = h.system.stats().await.unwrap();
@@ -268,5 +268,10 @@ async fn calls_after_shutdown_fail_fast() {
     h.system.schedule(doctor).await.unwrap();
     h.system.shutdown().await;
     assert!(matches!(h.system.schedule(doctor).await, Err(ActorError::ShuttingDown)));
-    assert!(matches!(h.system.get_schedule(doctor, today(), today()).await, Err(ActorError::ShuttingDown)));
+    assert!(matches!(h.system.get_schedule(doctor, today(), today()).await.map(only), Err(ActorError::ShuttingDown)));
+}
+
+/// The sessions of a schedule answer, without the availability.
+fn only(v: Vec<hospital_actors::SessionAvailability>) -> Vec<hospital_domain::schedule::ClinicSession> {
+    v.into_iter().map(|s| s.session).collect()
 }

@@ -87,6 +87,25 @@ pub struct BookingWrite {
 }
 
 impl BookingWrite {
+    /// Appends `later`'s rows; where both touch the same row, `later` wins and the row is
+    /// written once (a ScyllaDB batch gives equal timestamps to all its writes, so it must not
+    /// carry two versions of one row).
+    pub fn merge(&mut self, later: BookingWrite) {
+        fn upsert<T, K: PartialEq>(v: &mut Vec<T>, items: Vec<T>, key: impl Fn(&T) -> K) {
+            for item in items {
+                match v.iter().position(|x| key(x) == key(&item)) {
+                    Some(i) => v[i] = item,
+                    None => v.push(item),
+                }
+            }
+        }
+        upsert(&mut self.appointments, later.appointments, |a| a.id);
+        upsert(&mut self.orders, later.orders, |o| o.id);
+        upsert(&mut self.waitlists, later.waitlists, |w| w.1);
+        upsert(&mut self.sessions, later.sessions, |s| s.id);
+        self.messages.extend(later.messages);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.appointments.is_empty()
             && self.orders.is_empty()

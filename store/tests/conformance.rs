@@ -30,22 +30,41 @@ async fn redis_kv_and_sessions() {
     conformance::sessions(Arc::new(kv)).await;
 }
 
-/// Durability: what was acknowledged is there after the store is dropped and reopened, and the
-/// sweeper deletes expired rows from disk.
+/// Durability: what was acknowledged is there after the store is dropped and reopened (a
+/// booking write included, under every key), and the sweeper deletes expired rows from disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_reopen_and_sweeps() {
-    use hospital_store::{AccountStore, EphemeralKv};
+    use chrono::NaiveDate;
+    use hospital_domain::booking::SessionBook;
+    use hospital_domain::{AccountId, DepartmentId, DoctorId};
+    use hospital_store::{AccountStore, BookingStore, BookingWrite, EphemeralKv};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let a = conformance::sample_account();
+    let date = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let session = conformance::sample_session(DoctorId::new(), DepartmentId::new(), date, 3);
+    let (held, order) =
+        conformance::sample_hold(&mut SessionBook::new(session.clone(), [], vec![]), 0, AccountId::new(), "person");
     {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         store.create_account(&a).await.unwrap();
+        let write = BookingWrite {
+            appointments: vec![held.clone()],
+            orders: vec![order.clone()],
+            sessions: vec![session.clone()],
+            ..Default::default()
+        };
+        store.apply_booking(write).await.unwrap();
         store.put("short", b"x", Duration::from_millis(50)).await.unwrap();
         store.put("long", b"y", Duration::from_secs(600)).await.unwrap();
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.account(a.id).await.unwrap(), Some(a));
+    assert_eq!(store.appointment(held.id).await.unwrap().as_ref(), Some(&held));
+    assert_eq!(store.appointments_of_doctor(held.doctor_id, date, date).await.unwrap(), vec![held.clone()]);
+    assert_eq!(store.appointments_of_account(held.account_id).await.unwrap(), vec![held.clone()]);
+    assert_eq!(store.appointments_of_person("person", date, date).await.unwrap(), vec![held.clone()]);
+    assert_eq!(store.order(order.id).await.unwrap(), Some(order));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let swept = store.engine().sweep_expired().await.unwrap();
     assert_eq!(swept, 1, "exactly the expired row is swept");
@@ -66,6 +85,8 @@ async fn scylla_backend() {
     let keyspace = format!("hospital_test_{}", uuid::Uuid::new_v4().simple());
     let store = ScyllaStore::connect(&uri, &keyspace).await.unwrap().with_replication_factor(1);
     store.create_schema().await.unwrap();
+    // Accounts, staff, catalogue, schedules and bookings (`conformance::booking`, whose large
+    // clinic stop makes apply_booking split its write into several logged batches).
     conformance::data_store(Arc::new(store.clone())).await;
     conformance::ephemeral_kv(Arc::new(store.clone())).await;
     conformance::sessions(Arc::new(store.clone())).await;

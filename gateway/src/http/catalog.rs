@@ -5,7 +5,8 @@
 use axum::extract::State;
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
 use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
-use hospital_domain::schedule::{ClinicSession, Period, SessionStatus, SlotId};
+use hospital_actors::SessionAvailability;
+use hospital_domain::schedule::{Period, SessionStatus, SlotId};
 use hospital_domain::{DepartmentId, DoctorId, Fen, SessionId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -173,6 +174,8 @@ pub struct SessionView {
     pub released: bool,
     pub status: SessionStatus,
     pub slots: Vec<SlotView>,
+    /// Patients on the waitlist (候补).
+    pub waiting: usize,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -181,7 +184,8 @@ pub struct ScheduleView {
     pub sessions: Vec<SessionView>,
 }
 
-fn session_view(state: &AppState, s: &ClinicSession) -> SessionView {
+fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
+    let s = &avail.session;
     SessionView {
         session_id: s.id,
         date: s.date,
@@ -200,10 +204,10 @@ fn session_view(state: &AppState, s: &ClinicSession) -> SessionView {
                 start: seg.start,
                 end: seg.end,
                 quota: seg.quota,
-                // Bookings arrive with the booking engine; until then every place is free.
-                remaining: if s.status == SessionStatus::Open { seg.quota } else { 0 },
+                remaining: avail.remaining.get(i).copied().unwrap_or(0),
             })
             .collect(),
+        waiting: avail.waiting,
     }
 }
 

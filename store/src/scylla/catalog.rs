@@ -9,11 +9,11 @@ use chrono::NaiveDate;
 use hospital_domain::catalog::{Department, Doctor, Hospital};
 use hospital_domain::schedule::{ClinicSession, Period};
 use hospital_domain::{DepartmentId, DoctorId, SessionId};
-use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::batch::BatchType;
 use scylla::value::{CqlDate, CqlValue};
 use uuid::Uuid;
 
-use super::{cql_date, decode, encode, ScyllaStore};
+use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::traits::{CatalogStore, Result, ScheduleStore};
 
 /// The hospital partition: one hospital per deployment for now, keyed so more can follow.
@@ -62,35 +62,46 @@ fn by_doctor_key(s: &ClinicSession) -> ByDoctorKey {
     (s.doctor_id.0, cql_date(s.date), period_ord(s.period), s.id.0)
 }
 
-fn text(s: impl Into<String>) -> CqlValue {
-    CqlValue::Text(s.into())
-}
-
-/// A logged batch being built: statements and their values, side by side.
-#[derive(Default)]
-struct Writes {
-    statements: Vec<String>,
-    values: Vec<Vec<CqlValue>>,
-}
-
-impl Writes {
-    fn push(&mut self, store: &ScyllaStore, template: &str, values: Vec<CqlValue>) {
-        self.statements.push(store.cql(template));
-        self.values.push(values);
-    }
-}
-
 impl ScyllaStore {
-    /// Runs the writes as one batch (logged unless it stays in one partition).
-    async fn run_batch(&self, writes: Writes, batch_type: BatchType) -> Result<()> {
-        if writes.statements.is_empty() {
-            return Ok(());
+    /// Adds the statements that write a session under both its keys to `w`: the same ones for
+    /// `put_sessions` and `apply_booking`. Reads the session's current listing key first, so
+    /// that a session whose date or period moved leaves its old listing row (deleted in `w`).
+    pub(super) async fn session_writes(&self, w: &mut Writes, s: &ClinicSession) -> Result<()> {
+        let new = by_doctor_key(s);
+        let old = self.row::<(Option<Uuid>, Option<CqlDate>, Option<i8>)>(SESSION_KEY, (s.id.0,)).await?;
+        if let Some((Some(doctor), Some(date), Some(period))) = old {
+            let old = (doctor, date, period, s.id.0);
+            if old != new {
+                w.push(
+                    self,
+                    DELETE_SESSION_BY_DOCTOR,
+                    vec![CqlValue::Uuid(old.0), CqlValue::Date(old.1), CqlValue::TinyInt(old.2), CqlValue::Uuid(old.3)],
+                );
+            }
         }
-        let mut batch = Batch::new(batch_type);
-        for s in writes.statements {
-            batch.append_statement(s.as_str());
-        }
-        self.session.batch(&batch, writes.values).await?;
+        let body = encode(s);
+        w.push(
+            self,
+            PUT_SESSION,
+            vec![
+                CqlValue::Uuid(s.id.0),
+                CqlValue::Uuid(new.0),
+                CqlValue::Date(new.1),
+                CqlValue::TinyInt(new.2),
+                text(body.clone()),
+            ],
+        );
+        w.push(
+            self,
+            PUT_SESSION_BY_DOCTOR,
+            vec![
+                CqlValue::Uuid(new.0),
+                CqlValue::Date(new.1),
+                CqlValue::TinyInt(new.2),
+                CqlValue::Uuid(new.3),
+                text(body),
+            ],
+        );
         Ok(())
     }
 }
@@ -158,7 +169,7 @@ impl CatalogStore for ScyllaStore {
     async fn doctors(&self) -> Result<Vec<Doctor>> {
         // The one read without a partition key: a paged scan of a small table, made at start-up
         // and after staff edit the catalogue (as in the embedded store), never per request.
-        let mut v: Vec<Doctor> = self.scan_bodies("doctors", ALL_DOCTORS).await?;
+        let mut v: Vec<Doctor> = self.bodies("doctors", ALL_DOCTORS, ()).await?;
         v.sort_by_key(|d| d.id);
         Ok(v)
     }
@@ -186,46 +197,7 @@ impl ScheduleStore for ScyllaStore {
         for chunk in sessions.chunks(BATCH_ITEMS) {
             let mut w = Writes::default();
             for s in chunk {
-                let new = by_doctor_key(s);
-                let old = self.row::<(Option<Uuid>, Option<CqlDate>, Option<i8>)>(SESSION_KEY, (s.id.0,)).await?;
-                if let Some((Some(doctor), Some(date), Some(period))) = old {
-                    let old = (doctor, date, period, s.id.0);
-                    if old != new {
-                        w.push(
-                            self,
-                            DELETE_SESSION_BY_DOCTOR,
-                            vec![
-                                CqlValue::Uuid(old.0),
-                                CqlValue::Date(old.1),
-                                CqlValue::TinyInt(old.2),
-                                CqlValue::Uuid(old.3),
-                            ],
-                        );
-                    }
-                }
-                let body = encode(s);
-                w.push(
-                    self,
-                    PUT_SESSION,
-                    vec![
-                        CqlValue::Uuid(s.id.0),
-                        CqlValue::Uuid(new.0),
-                        CqlValue::Date(new.1),
-                        CqlValue::TinyInt(new.2),
-                        text(body.clone()),
-                    ],
-                );
-                w.push(
-                    self,
-                    PUT_SESSION_BY_DOCTOR,
-                    vec![
-                        CqlValue::Uuid(new.0),
-                        CqlValue::Date(new.1),
-                        CqlValue::TinyInt(new.2),
-                        CqlValue::Uuid(new.3),
-                        text(body),
-                    ],
-                );
+                self.session_writes(&mut w, s).await?;
             }
             self.run_batch(w, BatchType::Logged).await?;
         }

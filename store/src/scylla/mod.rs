@@ -12,6 +12,7 @@
 //! `<keyspace>.<table>`, so one process can talk to several keyspaces (the tests use a fresh one).
 
 mod accounts;
+mod booking;
 mod catalog;
 mod kv;
 
@@ -23,6 +24,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::unprepared::Statement;
 use scylla::value::{CqlDate, CqlValue, Row};
 use serde::de::DeserializeOwned;
@@ -159,13 +161,20 @@ impl ScyllaStore {
         Lwt::from_result(self.exec(template, values).await?)
     }
 
-    /// All rows of a small table, page by page (the catalogue listings without a partition).
-    async fn scan_bodies<T: DeserializeOwned>(&self, table: &'static str, template: &str) -> Result<Vec<T>> {
+    /// The `body` of every row a query returns, decoded, page by page (so a long listing is
+    /// never one huge response): the catalogue scans without a partition key, and the booking
+    /// listings, whose partitions grow with the years.
+    async fn bodies<T: DeserializeOwned>(
+        &self,
+        table: &'static str,
+        template: &str,
+        values: impl SerializeRow,
+    ) -> Result<Vec<T>> {
         use scylla::response::{PagingState, PagingStateResponse};
         let mut out = Vec::new();
         let mut paging = PagingState::start();
         loop {
-            let (res, next) = self.session.execute_single_page(self.cql(template), (), paging).await?;
+            let (res, next) = self.session.execute_single_page(self.cql(template), &values, paging).await?;
             let rows = res.into_rows_result()?;
             for row in rows.rows::<(String,)>()? {
                 out.push(decode(table, &row?.0)?);
@@ -177,6 +186,64 @@ impl ScyllaStore {
         }
         Ok(out)
     }
+
+    /// Runs the writes as one batch (logged unless it stays in one partition).
+    async fn run_batch(&self, writes: Writes, batch_type: BatchType) -> Result<()> {
+        if writes.statements.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new(batch_type);
+        for s in writes.statements {
+            batch.append_statement(s.as_str());
+        }
+        self.session.batch(&batch, writes.values).await?;
+        Ok(())
+    }
+}
+
+/// A batch being built: statements and their values, side by side, and about how many bytes of
+/// values it carries (what the server's batch size thresholds measure).
+#[derive(Default)]
+struct Writes {
+    statements: Vec<String>,
+    values: Vec<Vec<CqlValue>>,
+    bytes: usize,
+}
+
+impl Writes {
+    fn push(&mut self, store: &ScyllaStore, template: &str, values: Vec<CqlValue>) {
+        self.bytes += values.iter().map(value_size).sum::<usize>();
+        self.statements.push(store.cql(template));
+        self.values.push(values);
+    }
+
+    fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
+    /// Moves `other`'s statements to the end of this batch.
+    fn append(&mut self, other: Writes) {
+        self.statements.extend(other.statements);
+        self.values.extend(other.values);
+        self.bytes += other.bytes;
+    }
+}
+
+/// About how many bytes a bound value takes on the wire.
+fn value_size(v: &CqlValue) -> usize {
+    match v {
+        CqlValue::Text(s) | CqlValue::Ascii(s) => s.len(),
+        CqlValue::Blob(b) => b.len(),
+        _ => 16,
+    }
+}
+
+fn text(s: impl Into<String>) -> CqlValue {
+    CqlValue::Text(s.into())
 }
 
 #[async_trait]

@@ -1,0 +1,269 @@
+//! Appointments, orders, waitlists and messages on ScyllaDB: the booking tables of `schema.cql`.
+//!
+//! `apply_booking` writes one state change of the booking engine as ONE logged batch: the
+//! sessions (the same statements `put_sessions` uses), each appointment under its four keys (by
+//! id, doctor + date, account, person + date), the orders, the waitlists (a row per session,
+//! deleted when the list empties) and the messages. A logged batch goes to the batchlog first, so
+//! once ScyllaDB acknowledges it every statement in it is applied eventually, even if the
+//! coordinator dies half-way; that is the "all or nothing" the schedule actor relies on. (It is
+//! not isolated across partitions: a reader may briefly see some of the rows and not others.)
+//!
+//! Size bound. A single event touches a handful of rows (a hold: 4 appointment rows, an order, a
+//! session; a payment: the same plus a message), a few kB in all. The large case is a clinic stop
+//! (停诊) or a bulk quota change over a session with a few hundred bookings: each cancelled
+//! appointment is 6 statements (4 appointment rows, its order, a message), about 5 kB, so 300
+//! bookings would be some 1.5 MB, past ScyllaDB's `batch_size_fail_threshold_in_kb` (1024 by
+//! default; the warning is at 128). So the statements are grouped by the item they belong to
+//! (an appointment's four rows never part) and packed into batches of at most
+//! `BATCH_STATEMENTS` statements and `BATCH_BYTES` bytes of values. A change that fits (every
+//! ordinary event) is one batch; a larger one is several, written in order, each atomic on its
+//! own. Every statement is a full-row upsert (or the delete of an emptied waitlist), so each
+//! batch is idempotent: if a later batch fails, the actor's retry of the whole change rewrites
+//! what was already written with the same values and completes the rest. The order of the
+//! groups is chosen for a crash between batches: appointments, orders and waitlists first, then
+//! the sessions (so a session never reads as stopped while its bookings still look live, which
+//! is how the actor rebuilds its books after a restart), then the messages (so nobody is told of
+//! a change before it is stored).
+//!
+//! All statements of a batch share one write timestamp, so two writes of the same row in one
+//! batch would tie and be resolved by value, not by order. `apply_booking` therefore keeps only
+//! the last occurrence of each row key in a change (what the embedded store's sequential writes
+//! leave anyway).
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use hospital_domain::appointment::Appointment;
+use hospital_domain::booking::WaitEntry;
+use hospital_domain::message::Message;
+use hospital_domain::order::Order;
+use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
+use scylla::statement::batch::BatchType;
+use scylla::value::CqlValue;
+use std::collections::HashSet;
+use std::hash::Hash;
+
+use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
+use crate::traits::{BookingStore, BookingWrite, Result};
+
+/// Most statements in one logged batch.
+const BATCH_STATEMENTS: usize = 100;
+/// Most bytes of bound values in one logged batch: under ScyllaDB's default batch size warning
+/// threshold (128 kB), far under its failure threshold (1 MB). A single item larger than this
+/// (which no booking row is) still goes, alone in its batch.
+const BATCH_BYTES: usize = 100 * 1024;
+
+const PUT_APPOINTMENT: &str = "INSERT INTO {ks}.appointments (appointment_id, body) VALUES (?, ?)";
+const PUT_APPOINTMENT_BY_DOCTOR: &str =
+    "INSERT INTO {ks}.appointments_by_doctor (doctor_id, date, appointment_id, body) VALUES (?, ?, ?, ?)";
+const PUT_APPOINTMENT_BY_ACCOUNT: &str =
+    "INSERT INTO {ks}.appointments_by_account (account_id, appointment_id, body) VALUES (?, ?, ?)";
+const PUT_APPOINTMENT_BY_PERSON: &str =
+    "INSERT INTO {ks}.appointments_by_person (person, date, appointment_id, body) VALUES (?, ?, ?, ?)";
+const PUT_ORDER: &str = "INSERT INTO {ks}.orders (order_id, body) VALUES (?, ?)";
+const PUT_WAITLIST: &str = "INSERT INTO {ks}.waitlists_by_doctor (doctor_id, session_id, body) VALUES (?, ?, ?)";
+const DELETE_WAITLIST: &str = "DELETE FROM {ks}.waitlists_by_doctor WHERE doctor_id = ? AND session_id = ?";
+const PUT_MESSAGE: &str = "INSERT INTO {ks}.messages_by_account (account_id, message_id, body) VALUES (?, ?, ?)";
+
+const GET_APPOINTMENT: &str = "SELECT body FROM {ks}.appointments WHERE appointment_id = ?";
+const APPOINTMENTS_OF_DOCTOR: &str =
+    "SELECT body FROM {ks}.appointments_by_doctor WHERE doctor_id = ? AND date >= ? AND date <= ?";
+const APPOINTMENTS_OF_ACCOUNT: &str = "SELECT body FROM {ks}.appointments_by_account WHERE account_id = ?";
+const APPOINTMENTS_OF_PERSON: &str =
+    "SELECT body FROM {ks}.appointments_by_person WHERE person = ? AND date >= ? AND date <= ?";
+const WAITLISTS_OF_DOCTOR: &str = "SELECT body FROM {ks}.waitlists_by_doctor WHERE doctor_id = ?";
+const GET_ORDER: &str = "SELECT body FROM {ks}.orders WHERE order_id = ?";
+/// Clustering order is newest first (`message_id DESC`), so the first `limit` rows are wanted.
+const MESSAGES_OF: &str = "SELECT body FROM {ks}.messages_by_account WHERE account_id = ? LIMIT ?";
+
+/// The items of `items` whose key was not seen again later: the last write of each row wins, in
+/// the original order.
+fn last_of_each<T, K: Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut seen = HashSet::new();
+    let mut keep: Vec<T> = items.into_iter().rev().filter(|i| seen.insert(key(i))).collect();
+    keep.reverse();
+    keep
+}
+
+/// Packs groups of statements into batches of at most `max_statements` statements and
+/// `max_bytes` bytes, never splitting a group, keeping their order.
+fn pack(groups: Vec<Writes>, max_statements: usize, max_bytes: usize) -> Vec<Writes> {
+    let mut batches = Vec::new();
+    let mut current = Writes::default();
+    for g in groups.into_iter().filter(|g| !g.is_empty()) {
+        if !current.is_empty() && (current.len() + g.len() > max_statements || current.bytes + g.bytes > max_bytes) {
+            batches.push(std::mem::take(&mut current));
+        }
+        current.append(g);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+impl ScyllaStore {
+    fn appointment_writes(&self, a: &Appointment) -> Writes {
+        let mut w = Writes::default();
+        let (id, date, body) = (CqlValue::Uuid(a.id.0), CqlValue::Date(cql_date(a.date)), encode(a));
+        w.push(self, PUT_APPOINTMENT, vec![id.clone(), text(body.clone())]);
+        w.push(
+            self,
+            PUT_APPOINTMENT_BY_DOCTOR,
+            vec![CqlValue::Uuid(a.doctor_id.0), date.clone(), id.clone(), text(body.clone())],
+        );
+        w.push(self, PUT_APPOINTMENT_BY_ACCOUNT, vec![CqlValue::Uuid(a.account_id.0), id.clone(), text(body.clone())]);
+        w.push(self, PUT_APPOINTMENT_BY_PERSON, vec![text(a.person.clone()), date, id, text(body)]);
+        w
+    }
+
+    /// Every statement of a change, grouped by the item it writes, in the order described in
+    /// the module documentation.
+    async fn booking_groups(&self, w: BookingWrite) -> Result<Vec<Writes>> {
+        let mut groups = Vec::new();
+        for a in &last_of_each(w.appointments, |a| a.id) {
+            groups.push(self.appointment_writes(a));
+        }
+        for o in &last_of_each(w.orders, |o| o.id) {
+            let mut g = Writes::default();
+            g.push(self, PUT_ORDER, vec![CqlValue::Uuid(o.id.0), text(encode(o))]);
+            groups.push(g);
+        }
+        for (doctor, session, list) in &last_of_each(w.waitlists, |(d, s, _)| (*d, *s)) {
+            let mut g = Writes::default();
+            if list.is_empty() {
+                g.push(self, DELETE_WAITLIST, vec![CqlValue::Uuid(doctor.0), CqlValue::Uuid(session.0)]);
+            } else {
+                // The same value as the embedded store's row: (session id, entries).
+                let body = encode(&(session, list));
+                g.push(self, PUT_WAITLIST, vec![CqlValue::Uuid(doctor.0), CqlValue::Uuid(session.0), text(body)]);
+            }
+            groups.push(g);
+        }
+        for s in &last_of_each(w.sessions, |s| s.id) {
+            let mut g = Writes::default();
+            self.session_writes(&mut g, s).await?;
+            groups.push(g);
+        }
+        for m in &last_of_each(w.messages, |m| m.id) {
+            let mut g = Writes::default();
+            g.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
+            groups.push(g);
+        }
+        Ok(groups)
+    }
+}
+
+#[async_trait]
+impl BookingStore for ScyllaStore {
+    async fn apply_booking(&self, w: BookingWrite) -> Result<()> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        let groups = self.booking_groups(w).await?;
+        for batch in pack(groups, BATCH_STATEMENTS, BATCH_BYTES) {
+            self.run_batch(batch, BatchType::Logged).await?;
+        }
+        Ok(())
+    }
+
+    async fn appointment(&self, id: AppointmentId) -> Result<Option<Appointment>> {
+        match self.row::<(String,)>(GET_APPOINTMENT, (id.0,)).await? {
+            Some((body,)) => Ok(Some(decode("appointments", &body)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn appointments_of_doctor(
+        &self,
+        doctor: DoctorId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Appointment>> {
+        // One partition (the doctor), a clustering range on date. The rows come back by date
+        // then id already; the sort only pins the order to the embedded store's byte for byte.
+        let mut v: Vec<Appointment> = self
+            .bodies("appointments_by_doctor", APPOINTMENTS_OF_DOCTOR, (doctor.0, cql_date(from), cql_date(to)))
+            .await?;
+        v.sort_by_key(|a| (a.date, a.id));
+        Ok(v)
+    }
+
+    async fn appointments_of_account(&self, account: AccountId) -> Result<Vec<Appointment>> {
+        // Clustering order is id order, and ids are UUIDv7: oldest first.
+        let mut v: Vec<Appointment> =
+            self.bodies("appointments_by_account", APPOINTMENTS_OF_ACCOUNT, (account.0,)).await?;
+        v.sort_by_key(|a| a.id);
+        Ok(v)
+    }
+
+    async fn appointments_of_person(&self, person: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>> {
+        let mut v: Vec<Appointment> = self
+            .bodies("appointments_by_person", APPOINTMENTS_OF_PERSON, (person, cql_date(from), cql_date(to)))
+            .await?;
+        v.sort_by_key(|a| (a.date, a.id));
+        Ok(v)
+    }
+
+    async fn waitlists_of_doctor(&self, doctor: DoctorId) -> Result<Vec<(SessionId, Vec<WaitEntry>)>> {
+        let mut v: Vec<(SessionId, Vec<WaitEntry>)> =
+            self.bodies("waitlists_by_doctor", WAITLISTS_OF_DOCTOR, (doctor.0,)).await?;
+        v.sort_by_key(|(s, _)| *s);
+        Ok(v)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>> {
+        match self.row::<(String,)>(GET_ORDER, (id.0,)).await? {
+            Some((body,)) => Ok(Some(decode("orders", &body)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn messages_of(&self, account: AccountId, limit: usize) -> Result<Vec<Message>> {
+        // CQL's LIMIT must be positive.
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let cql_limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let mut v: Vec<Message> = self.bodies("messages_by_account", MESSAGES_OF, (account.0, cql_limit)).await?;
+        v.sort_by_key(|m| std::cmp::Reverse(m.id));
+        v.truncate(limit);
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(n: usize, bytes: usize) -> Writes {
+        Writes { statements: vec![String::new(); n], values: vec![Vec::new(); n], bytes }
+    }
+
+    #[test]
+    fn batches_are_packed_without_splitting_a_group() {
+        // 30 appointments (4 statements each) and 30 messages: 150 statements.
+        let groups: Vec<Writes> = (0..30).map(|_| group(4, 4000)).chain((0..30).map(|_| group(1, 500))).collect();
+        let sizes: Vec<usize> = pack(groups, BATCH_STATEMENTS, usize::MAX).iter().map(Writes::len).collect();
+        assert_eq!(sizes, vec![100, 50], "25 appointment groups fill the first batch exactly");
+        let sizes: Vec<usize> =
+            pack(vec![group(4, 10), group(4, 10), group(4, 10)], 10, usize::MAX).iter().map(Writes::len).collect();
+        assert_eq!(sizes, vec![8, 4], "a group never straddles two batches");
+        let sizes: Vec<usize> = pack(vec![group(1, 60_000), group(1, 60_000), group(1, 200_000)], 100, BATCH_BYTES)
+            .iter()
+            .map(Writes::len)
+            .collect();
+        assert_eq!(sizes, vec![1, 1, 1], "the byte cap splits too; an oversized group goes alone");
+        assert!(pack(vec![Writes::default()], 10, 10).is_empty(), "nothing to write, no batch");
+        let one: Vec<usize> = pack((0..5).map(|_| group(4, 1000)).collect(), BATCH_STATEMENTS, BATCH_BYTES)
+            .iter()
+            .map(Writes::len)
+            .collect();
+        assert_eq!(one, vec![20], "an ordinary event is one batch");
+    }
+
+    #[test]
+    fn the_last_write_of_a_row_wins() {
+        let v = last_of_each(vec![(1, 'a'), (2, 'b'), (1, 'c'), (3, 'd')], |x| x.0);
+        assert_eq!(v, vec![(2, 'b'), (1, 'c'), (3, 'd')]);
+    }
+}
