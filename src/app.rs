@@ -8,6 +8,9 @@ use hospital_domain::time::HospitalZone;
 use hospital_gateway::catalog_index::CatalogIndex;
 use hospital_gateway::ratelimit::RateLimits;
 use hospital_gateway::{AppState, Sandboxes};
+use hospital_integrations::wechatpay::{
+    test_keys, WechatPay, WechatPayClient, WechatPayConfig, WechatPaySandbox, WechatPaySandboxConfig,
+};
 use hospital_integrations::{
     AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender, WechatClient, WechatConfig, WechatLogin, WechatSandbox,
 };
@@ -76,20 +79,29 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         seed::seed_if_empty(&stores, zone, config.gateway.sandbox).await?;
     }
 
-    let actors = ActorSystem::start(ActorDeps::new(
-        stores.clone(),
-        ActorConfig {
-            idle_timeout: Duration::from_secs(config.actors.idle_timeout_secs),
-            call_timeout: Duration::from_millis(config.actors.call_timeout_ms),
-            zone,
-            ..ActorConfig::default()
-        },
-    ))
+    let base = format!("{scheme}://{addr}");
+    let (sms, wechat, wechat_pay, sandbox) = external_clients(&config, &base)?;
+
+    let a = &config.actors;
+    let actors = ActorSystem::start(
+        ActorDeps::new(
+            stores.clone(),
+            ActorConfig {
+                idle_timeout: Duration::from_secs(a.idle_timeout_secs),
+                call_timeout: Duration::from_millis(a.call_timeout_ms),
+                hold_ttl: Duration::from_secs(a.hold_ttl_secs),
+                waitlist_hold_ttl: Duration::from_secs(a.waitlist_hold_ttl_secs),
+                cancel_cutoff: Duration::from_secs(a.cancel_cutoff_secs),
+                weekly_cap: a.weekly_cap,
+                payment_check_after: Duration::from_secs(a.payment_check_after_secs),
+                zone,
+                ..ActorConfig::default()
+            },
+        )
+        .with_wechat_pay(wechat_pay.clone()),
+    )
     .await
     .context("cannot start the actor system")?;
-
-    let base = format!("{scheme}://{addr}");
-    let (sms, wechat, sandbox) = external_clients(&config, &base)?;
     let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
     let state = AppState {
         sessions: SessionStore::new(stores.kv.clone()),
@@ -98,6 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         cipher,
         sms,
         wechat,
+        wechat_pay: Some(wechat_pay),
         catalog: Arc::new(RwLock::new(Arc::new(catalog))),
         limits: Arc::new(RateLimits::new(&config.gateway.limits)),
         config: Arc::new(config.gateway.clone()),
@@ -142,7 +155,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors })
 }
 
-type Clients = (Arc<dyn SmsSender>, Arc<dyn WechatLogin>, Option<Sandboxes>);
+type Clients = (Arc<dyn SmsSender>, Arc<dyn WechatLogin>, Arc<dyn WechatPay>, Option<Sandboxes>);
+
+/// The sandbox's merchant and app ids: what a sandbox order is placed under.
+const SANDBOX_APPID: &str = "wxsandbox0000000";
+const SANDBOX_MCHID: &str = "1900000109";
 
 /// The real clients, pointed at the real services or, in sandbox mode, at the sandboxes this same
 /// server mounts under `/sandbox/...`, so development exercises the real client code and its
@@ -162,18 +179,47 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
             endpoint: format!("{base}/sandbox/aliyun-sms"),
         })?;
         let wx_secret = SecretString::from(FieldCipher::generate_key_b64());
-        let wx_sandbox = WechatSandbox::new("wxsandbox0000000", wx_secret.clone());
+        let wx_sandbox = WechatSandbox::new(SANDBOX_APPID, wx_secret.clone());
         let wechat = WechatClient::new(WechatConfig {
-            appid: "wxsandbox0000000".into(),
+            appid: SANDBOX_APPID.into(),
             secret: wx_secret,
             base_url: format!("{base}/sandbox/wechat"),
         })?;
-        Ok((Arc::new(sms), Arc::new(wechat), Some(Sandboxes { sms: sms_sandbox, wechat: wx_sandbox })))
+        // The sandbox speaks WeChat Pay v3 with its own (test-only) keys; our client signs with the
+        // sandbox merchant key and verifies the sandbox platform key, exactly as in production.
+        let mut pay_sandbox =
+            WechatPaySandbox::new(WechatPaySandboxConfig::with_test_keys(SANDBOX_APPID, SANDBOX_MCHID))?;
+        if let Some(secs) = config.sandbox_pay_retry_secs {
+            pay_sandbox = pay_sandbox.with_retry_schedule(vec![Duration::from_secs(secs); 8]);
+        }
+        let pay = WechatPayClient::new(WechatPayConfig {
+            mchid: SANDBOX_MCHID.into(),
+            appid: SANDBOX_APPID.into(),
+            merchant_serial_no: test_keys::MERCHANT_SERIAL_NO.into(),
+            merchant_private_key_pem: SecretString::from(test_keys::MERCHANT_PRIVATE_KEY_PEM),
+            apiv3_key: SecretString::from(test_keys::APIV3_KEY),
+            platform_public_keys: vec![(
+                test_keys::PLATFORM_SERIAL_NO.into(),
+                test_keys::PLATFORM_PUBLIC_KEY_PEM.into(),
+            )],
+            base_url: format!("{base}/sandbox/wechatpay"),
+            notify_url: format!("{base}/api/v1/payments/wechat/notify"),
+        })?;
+        let sandboxes = Sandboxes { sms: sms_sandbox, wechat: wx_sandbox, wechat_pay: pay_sandbox };
+        Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Some(sandboxes)))
     } else {
         let Some(sms) = config.aliyun_sms.clone() else {
             bail!("aliyun_sms is not configured (required outside sandbox mode)")
         };
         let Some(wx) = config.wechat.clone() else { bail!("wechat is not configured (required outside sandbox mode)") };
-        Ok((Arc::new(AliyunSms::new(sms)?), Arc::new(WechatClient::new(wx)?), None))
+        let Some(pay) = config.wechat_pay.clone() else {
+            bail!("wechat_pay is not configured (required outside sandbox mode)")
+        };
+        Ok((
+            Arc::new(AliyunSms::new(sms)?),
+            Arc::new(WechatClient::new(wx)?),
+            Arc::new(WechatPayClient::new(pay)?),
+            None,
+        ))
     }
 }

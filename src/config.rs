@@ -6,6 +6,7 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use hospital_gateway::GatewayConfig;
+use hospital_integrations::wechatpay::WechatPayConfig;
 use hospital_integrations::{AliyunSmsConfig, WechatConfig};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,12 @@ pub struct Config {
     /// WeChat mini-program credentials; required unless `gateway.sandbox` is on.
     #[serde(skip_serializing)]
     pub wechat: Option<WechatConfig>,
+    /// WeChat Pay API v3 merchant credentials; required unless `gateway.sandbox` is on.
+    #[serde(skip_serializing)]
+    pub wechat_pay: Option<WechatPayConfig>,
+    /// Sandbox only: seconds between the WeChat Pay sandbox's notification retries (WeChat's
+    /// real schedule, 15 s rising to hours, when absent).
+    pub sandbox_pay_retry_secs: Option<u64>,
     pub gateway: GatewayConfig,
     pub actors: ActorsConfig,
 }
@@ -56,6 +63,8 @@ impl Default for Config {
             encryption: EncryptionConfig::default(),
             aliyun_sms: None,
             wechat: None,
+            wechat_pay: None,
+            sandbox_pay_retry_secs: None,
             gateway,
             actors: ActorsConfig::default(),
         }
@@ -93,11 +102,29 @@ pub struct ActorsConfig {
     pub idle_timeout_secs: u64,
     /// The longest a request waits for an actor.
     pub call_timeout_ms: u64,
+    /// An unpaid hold lasts this long (BOOK-3).
+    pub hold_ttl_secs: u64,
+    /// A place offered from the waitlist is held this long (BOOK-7).
+    pub waitlist_hold_ttl_secs: u64,
+    /// Patients may cancel until this long before their segment starts (BOOK-5).
+    pub cancel_cutoff_secs: u64,
+    /// Bookings per person per week (BOOK-6).
+    pub weekly_cap: usize,
+    /// Ask WeChat Pay about an order this long after its prepay if no notification came.
+    pub payment_check_after_secs: u64,
 }
 
 impl Default for ActorsConfig {
     fn default() -> Self {
-        Self { idle_timeout_secs: 30 * 60, call_timeout_ms: 5000 }
+        Self {
+            idle_timeout_secs: 30 * 60,
+            call_timeout_ms: 5000,
+            hold_ttl_secs: 15 * 60,
+            waitlist_hold_ttl_secs: 10 * 60,
+            cancel_cutoff_secs: 2 * 3600,
+            weekly_cap: 3,
+            payment_check_after_secs: 60,
+        }
     }
 }
 
@@ -172,6 +199,6 @@ mod tests {
         let c = load(Some(&path)).expect("the example config is valid");
         assert!(!c.gateway.sandbox, "production runs without the sandbox");
         assert!(!c.demo_data);
-        assert!(c.aliyun_sms.is_some() && c.wechat.is_some() && c.tls.is_some());
+        assert!(c.aliyun_sms.is_some() && c.wechat.is_some() && c.wechat_pay.is_some() && c.tls.is_some());
     }
 }

@@ -44,7 +44,7 @@ impl HospitalZone {
 
     /// An instant as the hospital shows it, RFC 3339 with the local offset.
     pub fn show(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.0).to_rfc3339()
+        t.with_timezone(&self.0).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     }
 }
 

@@ -26,6 +26,9 @@ pub struct ErrorDetail {
     /// The request field at fault, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+    /// Which rule said no, for `rule_violation` (e.g. `weekly_cap`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +69,12 @@ pub enum ApiError {
     /// 405
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
-    /// 409 with a specific code: `phone_taken`, `patient_cap`, ...
+    /// 409 with a specific code: `phone_taken`, `patient_cap`, `sold_out`, ...
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 409 `rule_violation`: a booking rule (BOOK-6) said no; `reason` says which.
+    #[error("{message}")]
+    RuleViolation { reason: &'static str, message: String },
     /// 429 with Retry-After.
     #[error("{message}")]
     RateLimited { code: &'static str, message: String, retry_after: Duration },
@@ -99,7 +105,7 @@ impl ApiError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict { .. } => StatusCode::CONFLICT,
+            Conflict { .. } | RuleViolation { .. } => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Upstream(_) => StatusCode::BAD_GATEWAY,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,6 +125,7 @@ impl ApiError {
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",
             BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } => code,
+            RuleViolation { .. } => "rule_violation",
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
@@ -139,7 +146,11 @@ impl IntoResponse for ApiError {
             ApiError::Validation(v) => Some(v.field),
             _ => None,
         };
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field } };
+        let reason = match &self {
+            ApiError::RuleViolation { reason, .. } => Some(*reason),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field, reason } };
         let mut resp = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited { retry_after, .. } = &self {
             // Whole seconds, rounded up: a client that waits this long will be let in.
@@ -174,6 +185,61 @@ impl From<hospital_actors::ActorError> for ApiError {
             other => {
                 tracing::warn!(error = %other, "actor unavailable");
                 ApiError::Unavailable("the service is busy; try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<hospital_actors::BookingError> for ApiError {
+    fn from(e: hospital_actors::BookingError) -> Self {
+        use hospital_actors::BookingError as B;
+        use hospital_domain::booking::BookError as K;
+        let conflict =
+            |code: &'static str, e: &dyn std::fmt::Display| ApiError::Conflict { code, message: e.to_string() };
+        match e {
+            B::Book(K::SoldOut) => {
+                conflict("sold_out", &"no places left in this slot; join the waitlist or pick another")
+            }
+            // Handlers that know the hospital's zone reword this (`http::booking::booking_error`).
+            B::Book(K::NotReleased { release_at }) => ApiError::Conflict {
+                code: "not_released",
+                message: format!("slots are released at {}", release_at.to_rfc3339()),
+            },
+            B::Book(K::SessionStopped) => conflict("session_stopped", &e),
+            B::Book(K::AlreadyInSession) => ApiError::RuleViolation {
+                reason: "already_in_session",
+                message: "this person already has a place in this session".into(),
+            },
+            B::Book(K::SessionStarted) => conflict("session_started", &e),
+            B::Book(K::QuotaBelowBooked { .. }) => conflict("quota_below_booked", &e),
+            B::Book(K::AlreadyWaiting) => conflict("already_waiting", &e),
+            B::Book(K::NotSoldOut) => conflict("not_sold_out", &e),
+            B::Book(K::Transition(_)) => conflict("invalid_state", &e),
+            B::Book(K::NoSuchSlot) => ApiError::not_found("slot"),
+            B::Book(K::NoSuchAppointment) | B::NoSuchAppointment => ApiError::not_found("appointment"),
+            B::NoSuchPatient => ApiError::not_found("patient"),
+            B::Rule { reason, message } => ApiError::RuleViolation { reason, message },
+            B::PastCutoff { .. } => conflict("cancel_cutoff_passed", &e),
+            B::OtherDoctor => conflict("reschedule_other_doctor", &e),
+            B::Unavailable(m) => {
+                tracing::warn!(error = %m, "booking unavailable");
+                ApiError::Unavailable("booking is busy; try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<hospital_actors::PaymentError> for ApiError {
+    fn from(e: hospital_actors::PaymentError) -> Self {
+        use hospital_actors::PaymentError as P;
+        match e {
+            P::Order(o) => ApiError::Conflict { code: "invalid_order_state", message: o.to_string() },
+            P::Expired => ApiError::Conflict { code: "order_expired", message: e.to_string() },
+            P::Mismatch(m) => ApiError::BadRequest(format!("notification does not match the order: {m}")),
+            P::NotConfigured => ApiError::Unavailable(e.to_string()),
+            P::Unavailable(m) => {
+                tracing::warn!(error = %m, "payment provider unavailable");
+                ApiError::Upstream("the payment provider is unavailable; try again".into())
             }
         }
     }

@@ -51,6 +51,9 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::me::router())
         .merge(http::catalog::router())
         .merge(http::staff::router())
+        .merge(http::booking::router())
+        .merge(http::payments::router())
+        .merge(http::admin::router())
         .merge(http::ops::router());
     if sandbox {
         r = r.merge(http::sandbox::router());
@@ -81,7 +84,8 @@ pub fn router(state: AppState) -> Router {
         // The external systems' own protocols, spoken by the sandboxes (not part of our API).
         app = app
             .nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
-            .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()));
+            .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
+            .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()));
     }
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })

@@ -3,6 +3,7 @@
 
 use hospital_actors::ActorSystem;
 use hospital_domain::time::HospitalZone;
+use hospital_integrations::wechatpay::{WechatPay, WechatPaySandbox};
 use hospital_integrations::{SmsSandbox, SmsSender, WechatLogin, WechatSandbox};
 use hospital_store::{FieldCipher, SessionStore, Stores};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub cipher: FieldCipher,
     pub sms: Arc<dyn SmsSender>,
     pub wechat: Arc<dyn WechatLogin>,
+    /// WeChat Pay (the real API, or the sandbox): verifies notifications.
+    pub wechat_pay: Option<Arc<dyn WechatPay>>,
     pub catalog: Arc<RwLock<Arc<CatalogIndex>>>,
     pub limits: Arc<RateLimits>,
     pub config: Arc<GatewayConfig>,
@@ -33,6 +36,7 @@ pub struct AppState {
 pub struct Sandboxes {
     pub sms: SmsSandbox,
     pub wechat: WechatSandbox,
+    pub wechat_pay: WechatPaySandbox,
 }
 
 impl AppState {

@@ -1,12 +1,14 @@
 //! Clients for the external systems the hospital platform talks to (Aliyun SMS, WeChat
-//! mini-program login), each behind a provider trait, plus local sandboxes that speak the same
-//! wire protocol so development and tests exercise the real client code end to end.
+//! mini-program login, WeChat Pay), each behind a provider trait, plus local sandboxes that
+//! speak the same wire protocol so development and tests exercise the real client code end to
+//! end.
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub mod sms;
 pub mod wechat;
+pub mod wechatpay;
 
 pub use sms::{
     sandbox_router as sms_sandbox_router, AliyunSms, AliyunSmsConfig, SandboxSms, SmsError, SmsReceipt, SmsSandbox,
@@ -15,6 +17,11 @@ pub use sms::{
 pub use wechat::{
     sandbox_router as wechat_sandbox_router, WechatClient, WechatConfig, WechatError, WechatLogin, WechatSandbox,
     WechatSession,
+};
+pub use wechatpay::{
+    sandbox_router as wechatpay_sandbox_router, JsapiOrder, Notification as WechatPayNotification, PrepayResult,
+    Refund as WechatPayRefund, RefundNotice, RefundRequest, RequestPaymentParams, Transaction as WechatPayTransaction,
+    WechatPay, WechatPayClient, WechatPayConfig, WechatPayError, WechatPaySandbox, WechatPaySandboxConfig,
 };
 
 /// A boxed, `Send` future: lets the provider traits stay object safe (`Arc<dyn SmsSender>`)

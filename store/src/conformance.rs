@@ -356,6 +356,15 @@ pub async fn booking(store: Arc<dyn DataStore>) {
     assert_eq!(store.appointments_of_account(acct_a).await.unwrap(), vec![c1.clone(), a3.clone()], "by account");
     assert_eq!(store.appointments_of_person(&person, d(0), d(3)).await.unwrap(), vec![c1.clone(), a2.clone()]);
 
+    // The same row twice in one write: the later value wins (as if written one after another).
+    let c3 = b1.confirm(a3.id, Utc::now()).unwrap();
+    store
+        .apply_booking(BookingWrite { appointments: vec![a3.clone(), c3.clone()], ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(store.appointment(a3.id).await.unwrap().as_ref(), Some(&c3), "the later of two writes wins");
+    assert_eq!(store.appointments_of_account(acct_a).await.unwrap(), vec![c1.clone(), c3.clone()]);
+
     // Orders round-trip, and an update replaces.
     assert_eq!(store.order(o1.id).await.unwrap().as_ref(), Some(&paid));
     assert_eq!(store.order(o2.id).await.unwrap().as_ref(), Some(&o2));

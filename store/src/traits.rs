@@ -3,13 +3,15 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use hospital_domain::catalog::{Department, Doctor, Hospital};
-use hospital_domain::schedule::ClinicSession;
 use hospital_domain::appointment::Appointment;
 use hospital_domain::booking::WaitEntry;
+use hospital_domain::catalog::{Department, Doctor, Hospital};
 use hospital_domain::message::Message;
 use hospital_domain::order::Order;
-use hospital_domain::{AccountId, AppointmentId, DepartmentId, DoctorId, Email, OrderId, PatientId, Phone, SessionId, StaffId};
+use hospital_domain::schedule::ClinicSession;
+use hospital_domain::{
+    AccountId, AppointmentId, DepartmentId, DoctorId, Email, OrderId, PatientId, Phone, SessionId, StaffId,
+};
 use std::time::Duration;
 
 use crate::{Account, PatientRecord, StaffMember, StoreError};
@@ -121,7 +123,12 @@ pub trait BookingStore: Send + Sync {
     async fn apply_booking(&self, write: BookingWrite) -> Result<()>;
     async fn appointment(&self, id: AppointmentId) -> Result<Option<Appointment>>;
     /// A doctor's appointments (every status) with `from <= date <= to`, by date.
-    async fn appointments_of_doctor(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>>;
+    async fn appointments_of_doctor(
+        &self,
+        doctor: DoctorId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Appointment>>;
     /// An account's appointments, oldest first.
     async fn appointments_of_account(&self, account: AccountId) -> Result<Vec<Appointment>>;
     /// A person's appointments across accounts (the real-name rules), by date.

@@ -4,8 +4,8 @@
 
 use axum::extract::State;
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
-use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
 use hospital_actors::SessionAvailability;
+use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
 use hospital_domain::schedule::{Period, SessionStatus, SlotId};
 use hospital_domain::{DepartmentId, DoctorId, Fen, SessionId};
 use serde::{Deserialize, Serialize};

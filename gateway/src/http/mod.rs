@@ -1,9 +1,12 @@
 //! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
 
+pub mod admin;
 pub mod auth;
+pub mod booking;
 pub mod catalog;
 pub mod me;
 pub mod ops;
+pub mod payments;
 pub mod sandbox;
 pub mod staff;
 pub mod views;

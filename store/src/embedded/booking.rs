@@ -57,8 +57,14 @@ impl BookingStore for EmbeddedStore {
         self.engine.read(|r| r.get(APPOINTMENTS, &Key::new().uuid(&id.0)))
     }
 
-    async fn appointments_of_doctor(&self, doctor: DoctorId, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>> {
-        let all: Vec<Appointment> = self.engine.read(|r| r.scan(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&doctor.0)))?;
+    async fn appointments_of_doctor(
+        &self,
+        doctor: DoctorId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Appointment>> {
+        let all: Vec<Appointment> =
+            self.engine.read(|r| r.scan(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&doctor.0)))?;
         Ok(all.into_iter().filter(|a| a.date >= from && a.date <= to).collect())
     }
 

@@ -8,27 +8,41 @@
 //! coordinator dies half-way; that is the "all or nothing" the schedule actor relies on. (It is
 //! not isolated across partitions: a reader may briefly see some of the rows and not others.)
 //!
-//! Size bound. A single event touches a handful of rows (a hold: 4 appointment rows, an order, a
-//! session; a payment: the same plus a message), a few kB in all. The large case is a clinic stop
-//! (停诊) or a bulk quota change over a session with a few hundred bookings: each cancelled
-//! appointment is 6 statements (4 appointment rows, its order, a message), about 5 kB, so 300
-//! bookings would be some 1.5 MB, past ScyllaDB's `batch_size_fail_threshold_in_kb` (1024 by
-//! default; the warning is at 128). So the statements are grouped by the item they belong to
-//! (an appointment's four rows never part) and packed into batches of at most
-//! `BATCH_STATEMENTS` statements and `BATCH_BYTES` bytes of values. A change that fits (every
-//! ordinary event) is one batch; a larger one is several, written in order, each atomic on its
-//! own. Every statement is a full-row upsert (or the delete of an emptied waitlist), so each
-//! batch is idempotent: if a later batch fails, the actor's retry of the whole change rewrites
-//! what was already written with the same values and completes the rest. The order of the
-//! groups is chosen for a crash between batches: appointments, orders and waitlists first, then
-//! the sessions (so a session never reads as stopped while its bookings still look live, which
-//! is how the actor rebuilds its books after a restart), then the messages (so nobody is told of
-//! a change before it is stored).
+//! Size bound. One event touches a handful of rows (a hold: 4 appointment rows and an order; a
+//! payment: the same plus a message), a few kB. Two kinds of write are large: a clinic stop
+//! (停诊) of a session with a few hundred bookings, where each cancelled appointment is 6
+//! statements (4 appointment rows of about 0.85 kB of JSON each, its order, a message), about
+//! 4 kB, so 300 bookings are some 1.2 MB; and a burst of events the actor's write pipeline merged
+//! into one `BookingWrite`. ScyllaDB refuses a batch over `batch_size_fail_threshold_in_kb`
+//! (1024 by default) and warns over `batch_size_warn_threshold_in_kb` (128). So the statements
+//! are grouped by the item they write (an appointment's four rows never part) and packed, in
+//! order, into logged batches of at most `BATCH_STATEMENTS` statements and `BATCH_BYTES` bytes of
+//! values. An ordinary event is one batch; a larger write is several, sent one after another,
+//! each atomic on its own but not together: if one fails, the batches before it stay applied.
+//! Every statement is a full-row upsert (or the delete of an emptied waitlist), so each batch is
+//! idempotent: a batchlog replay, or writing the same change again, only rewrites the same
+//! values. The caller (the schedule actor) treats a failed write as "reload from the store", so
+//! what it then finds must be a state it can rebuild from; hence the order of the groups:
+//!
+//! - appointments first, each at the position of its first occurrence (as `BookingWrite::merge`
+//!   keeps them): when the write lists them in the order of its events, an appointment that frees
+//!   a place comes before one that takes it, so no prefix has two live bookings on one place;
+//! - then orders and waitlists;
+//! - then sessions, so that a stopped session is never stored while its bookings still look live
+//!   (a clinic stop cut short leaves an open session with some bookings cancelled, which the
+//!   stop can simply be run again on);
+//! - then messages, so nobody is told of a change that is not stored.
+//!
+//! One split remains that no order can make harmless: a quota increase (加号) merged with holds
+//! of the new places, cut between the holds and the session, stores more live bookings than the
+//! stored quota. The places are still distinct; the session just reads as full until the quota is
+//! written again. A writer rules it out by not merging events past one batch's worth
+//! (`BATCH_STATEMENTS`), so that only a single large event (a clinic stop) is ever split.
 //!
 //! All statements of a batch share one write timestamp, so two writes of the same row in one
-//! batch would tie and be resolved by value, not by order. `apply_booking` therefore keeps only
-//! the last occurrence of each row key in a change (what the embedded store's sequential writes
-//! leave anyway).
+//! batch would tie and be resolved by comparing values, not by order. `apply_booking` therefore
+//! writes each row once: the latest value, at the position of its first occurrence (what
+//! `BookingWrite::merge` does, and what the embedded store's sequential writes leave).
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -39,7 +53,7 @@ use hospital_domain::order::Order;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
-use std::collections::HashSet;
+use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
@@ -75,13 +89,20 @@ const GET_ORDER: &str = "SELECT body FROM {ks}.orders WHERE order_id = ?";
 /// Clustering order is newest first (`message_id DESC`), so the first `limit` rows are wanted.
 const MESSAGES_OF: &str = "SELECT body FROM {ks}.messages_by_account WHERE account_id = ? LIMIT ?";
 
-/// The items of `items` whose key was not seen again later: the last write of each row wins, in
-/// the original order.
-fn last_of_each<T, K: Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
-    let mut seen = HashSet::new();
-    let mut keep: Vec<T> = items.into_iter().rev().filter(|i| seen.insert(key(i))).collect();
-    keep.reverse();
-    keep
+/// One item per key: the latest value, at the position of the key's first occurrence.
+fn latest_of_each<T, K: Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut at: HashMap<K, usize> = HashMap::new();
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        match at.entry(key(&item)) {
+            Entry::Occupied(e) => out[*e.get()] = item,
+            Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
 }
 
 /// Packs groups of statements into batches of at most `max_statements` statements and
@@ -120,15 +141,15 @@ impl ScyllaStore {
     /// the module documentation.
     async fn booking_groups(&self, w: BookingWrite) -> Result<Vec<Writes>> {
         let mut groups = Vec::new();
-        for a in &last_of_each(w.appointments, |a| a.id) {
+        for a in &latest_of_each(w.appointments, |a| a.id) {
             groups.push(self.appointment_writes(a));
         }
-        for o in &last_of_each(w.orders, |o| o.id) {
+        for o in &latest_of_each(w.orders, |o| o.id) {
             let mut g = Writes::default();
             g.push(self, PUT_ORDER, vec![CqlValue::Uuid(o.id.0), text(encode(o))]);
             groups.push(g);
         }
-        for (doctor, session, list) in &last_of_each(w.waitlists, |(d, s, _)| (*d, *s)) {
+        for (doctor, session, list) in &latest_of_each(w.waitlists, |(d, s, _)| (*d, *s)) {
             let mut g = Writes::default();
             if list.is_empty() {
                 g.push(self, DELETE_WAITLIST, vec![CqlValue::Uuid(doctor.0), CqlValue::Uuid(session.0)]);
@@ -139,12 +160,12 @@ impl ScyllaStore {
             }
             groups.push(g);
         }
-        for s in &last_of_each(w.sessions, |s| s.id) {
+        for s in &latest_of_each(w.sessions, |s| s.id) {
             let mut g = Writes::default();
             self.session_writes(&mut g, s).await?;
             groups.push(g);
         }
-        for m in &last_of_each(w.messages, |m| m.id) {
+        for m in &latest_of_each(w.messages, |m| m.id) {
             let mut g = Writes::default();
             g.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
             groups.push(g);
@@ -262,8 +283,8 @@ mod tests {
     }
 
     #[test]
-    fn the_last_write_of_a_row_wins() {
-        let v = last_of_each(vec![(1, 'a'), (2, 'b'), (1, 'c'), (3, 'd')], |x| x.0);
-        assert_eq!(v, vec![(2, 'b'), (1, 'c'), (3, 'd')]);
+    fn the_latest_value_of_a_row_is_written_once_where_it_first_came() {
+        let v = latest_of_each(vec![(1, 'a'), (2, 'b'), (1, 'c'), (3, 'd')], |x| x.0);
+        assert_eq!(v, vec![(1, 'c'), (2, 'b'), (3, 'd')]);
     }
 }

@@ -1,0 +1,257 @@
+//! The back office's schedule work (BOOK-9), staff only (role `scheduler`, or `finance` for
+//! refunds; admins hold every role): weekly templates applied over a date range, quota changes
+//! (加号/减号), fees and release times, clinic stops (停诊) and staff-initiated refunds (PAY-6).
+//! Changes to live bookings go through the doctor's schedule actor, never around it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{Datelike, Duration as Days, NaiveDate, NaiveTime};
+use hospital_domain::catalog::DoctorTitle;
+use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
+use hospital_domain::{DoctorId, Fen, OrderId, Role, SessionId, ValidationError};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, StaffCaller};
+use crate::http::booking::{appointment_view, booking_error, order_view, AppointmentView, OrderView};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(apply_template))
+        .routes(routes!(update_session))
+        .routes(routes!(set_quota))
+        .routes(routes!(stop_session))
+        .routes(routes!(session_appointments))
+        .routes(routes!(refund_order))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateEntry {
+    /// 1 = Monday ... 7 = Sunday.
+    pub weekday: u32,
+    pub period: Period,
+    #[schema(value_type = String, example = "08:00")]
+    pub start: NaiveTime,
+    #[schema(value_type = String, example = "12:00")]
+    pub end: NaiveTime,
+    /// Minutes per segment (分时段).
+    pub segment_minutes: i64,
+    /// Places per segment.
+    pub quota: u32,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyTemplate {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub weekly: Vec<TemplateEntry>,
+    /// The fee in fen; default the doctor's title fee.
+    pub fee: Option<Fen>,
+    /// Slots open this many days before the session (放号), at `release_time` local time.
+    pub release_days_before: u32,
+    #[schema(value_type = String, example = "08:00")]
+    pub release_time: NaiveTime,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateResult {
+    pub created: Vec<SessionId>,
+    /// Dates and periods that already had a session (left as they were).
+    pub skipped: usize,
+}
+
+/// Creates a doctor's sessions from a weekly template over a date range (at most 92 days).
+#[utoipa::path(post, path = "/api/v1/admin/doctors/{id}/sessions", tag = "back office", security(("bearer" = [])),
+    params(("id" = DoctorId, Path)), request_body = ApplyTemplate,
+    responses((status = 201, body = TemplateResult), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn apply_template(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(doctor): ApiPath<DoctorId>,
+    ApiJson(req): ApiJson<ApplyTemplate>,
+) -> ApiResult<(StatusCode, ApiJson<TemplateResult>)> {
+    caller.require(&[Role::Scheduler])?;
+    let d = state.catalog().doctor(doctor).cloned().ok_or_else(|| ApiError::not_found("doctor"))?;
+    if req.to < req.from || req.to - req.from > Days::days(92) {
+        return Err(ValidationError::new("to", "must be on or after from, within 92 days").into());
+    }
+    for e in &req.weekly {
+        if !(1..=7).contains(&e.weekday) || e.segment_minutes < 5 || e.start >= e.end || e.quota > 500 {
+            return Err(ValidationError::new(
+                "weekly",
+                "weekday 1-7, start before end, segments of 5+ minutes, quota up to 500",
+            )
+            .into());
+        }
+    }
+    let existing = state.stores.data.sessions_of_doctor(doctor, req.from, req.to).await?;
+    let mut created = Vec::new();
+    let mut skipped = 0;
+    let mut date = req.from;
+    while date <= req.to {
+        for e in req.weekly.iter().filter(|e| date.weekday().number_from_monday() == e.weekday) {
+            if existing.iter().any(|s| s.date == date && s.period == e.period) {
+                skipped += 1;
+                continue;
+            }
+            let s = ClinicSession {
+                id: SessionId::new(),
+                doctor_id: doctor,
+                department_id: d.department_id,
+                date,
+                period: e.period,
+                segments: split_segments(e.start, e.end, e.segment_minutes, e.quota),
+                fee: req.fee.unwrap_or_else(|| DoctorTitle::default_fee(d.title)),
+                release_at: state.zone.to_utc(date - Days::days(i64::from(req.release_days_before)), req.release_time),
+                status: SessionStatus::Open,
+            };
+            s.validate()?;
+            created.push(s);
+        }
+        date += Days::days(1);
+    }
+    state.stores.data.put_sessions(&created).await?;
+    state.actors.reload_schedule(doctor);
+    tracing::info!(by = %caller.staff_id, %doctor, sessions = created.len(), "schedule template applied");
+    Ok((StatusCode::CREATED, ApiJson(TemplateResult { created: created.iter().map(|s| s.id).collect(), skipped })))
+}
+
+async fn session_of(state: &AppState, id: SessionId) -> ApiResult<ClinicSession> {
+    state.stores.data.session(id).await?.ok_or_else(|| ApiError::not_found("session"))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSession {
+    pub fee: Option<Fen>,
+    /// RFC 3339.
+    pub release_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Changes a session's fee (for bookings made from now on) or release time.
+#[utoipa::path(patch, path = "/api/v1/admin/sessions/{id}", tag = "back office", security(("bearer" = [])),
+    params(("id" = SessionId, Path)), request_body = UpdateSession,
+    responses((status = 200, body = ClinicSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_session(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(id): ApiPath<SessionId>,
+    ApiJson(req): ApiJson<UpdateSession>,
+) -> ApiResult<ApiJson<ClinicSession>> {
+    caller.require(&[Role::Scheduler])?;
+    let mut s = session_of(&state, id).await?;
+    if let Some(f) = req.fee {
+        s.fee = f;
+    }
+    if let Some(r) = req.release_at {
+        s.release_at = r;
+    }
+    state.stores.data.put_sessions(std::slice::from_ref(&s)).await?;
+    state.actors.reload_schedule(s.doctor_id);
+    Ok(ApiJson(s))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuota {
+    pub quota: u32,
+}
+
+/// 加号/减号: sets a segment's places; never below those already booked (409
+/// `quota_below_booked`). Freed capacity goes to the waitlist first.
+#[utoipa::path(put, path = "/api/v1/admin/sessions/{id}/segments/{segment}/quota", tag = "back office", security(("bearer" = [])),
+    params(("id" = SessionId, Path), ("segment" = u16, Path)), request_body = SetQuota,
+    responses((status = 200, body = ClinicSession), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn set_quota(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath((id, segment)): ApiPath<(SessionId, u16)>,
+    ApiJson(req): ApiJson<SetQuota>,
+) -> ApiResult<ApiJson<ClinicSession>> {
+    caller.require(&[Role::Scheduler])?;
+    if req.quota > 500 {
+        return Err(ValidationError::new("quota", "at most 500").into());
+    }
+    let s = session_of(&state, id).await?;
+    let s = state.actors.set_quota(s.doctor_id, id, segment, req.quota).await.map_err(|e| booking_error(&state, e))?;
+    tracing::info!(by = %caller.staff_id, session = %id, segment, quota = req.quota, "quota changed");
+    Ok(ApiJson(s))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StopResult {
+    pub cancelled: Vec<AppointmentView>,
+    /// Paid bookings sent for refund.
+    pub refunds: usize,
+    pub waitlist_cleared: usize,
+}
+
+/// 停诊: cancels every booking of the session, refunds each paid one through its payment actor,
+/// notifies every patient (booked or waiting) and clears the waitlist.
+#[utoipa::path(post, path = "/api/v1/admin/sessions/{id}/stop", tag = "back office", security(("bearer" = [])),
+    params(("id" = SessionId, Path)), responses((status = 200, body = StopResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn stop_session(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(id): ApiPath<SessionId>,
+) -> ApiResult<ApiJson<StopResult>> {
+    caller.require(&[Role::Scheduler])?;
+    let s = session_of(&state, id).await?;
+    let r = state.actors.stop_session(s.doctor_id, id).await.map_err(|e| booking_error(&state, e))?;
+    tracing::info!(by = %caller.staff_id, session = %id, cancelled = r.cancelled.len(), "clinic stopped");
+    Ok(ApiJson(StopResult {
+        cancelled: r.cancelled.iter().map(|a| appointment_view(&state, a)).collect(),
+        refunds: r.refunds,
+        waitlist_cleared: r.waitlist_cleared,
+    }))
+}
+
+/// A session's live appointments (staff view).
+#[utoipa::path(get, path = "/api/v1/admin/sessions/{id}/appointments", tag = "back office", security(("bearer" = [])),
+    params(("id" = SessionId, Path)), responses((status = 200, body = [AppointmentView]), (status = 403, body = ErrorBody)))]
+async fn session_appointments(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(id): ApiPath<SessionId>,
+) -> ApiResult<ApiJson<Vec<AppointmentView>>> {
+    caller.require(&[Role::Scheduler, Role::Nurse, Role::Doctor])?;
+    let s = session_of(&state, id).await?;
+    let list = state.actors.session_appointments(s.doctor_id, id).await?;
+    Ok(ApiJson(list.iter().map(|a| appointment_view(&state, a)).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundOrder {
+    /// Fen to refund; all that is left when absent.
+    pub amount: Option<Fen>,
+    pub reason: String,
+}
+
+/// A staff-initiated refund, full or partial (PAY-6), role `finance`.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/refund", tag = "back office", security(("bearer" = [])),
+    params(("id" = OrderId, Path)), request_body = RefundOrder,
+    responses((status = 200, body = OrderView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn refund_order(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(id): ApiPath<OrderId>,
+    ApiJson(req): ApiJson<RefundOrder>,
+) -> ApiResult<ApiJson<OrderView>> {
+    caller.require(&[Role::Finance])?;
+    if req.reason.trim().is_empty() || req.reason.chars().count() > 80 {
+        return Err(ValidationError::new("reason", "1 to 80 characters").into());
+    }
+    if state.stores.data.order(id).await?.is_none() {
+        return Err(ApiError::not_found("order"));
+    }
+    let o = state.actors.refund(id, req.amount, req.reason.clone()).await??;
+    tracing::info!(by = %caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
+    Ok(ApiJson(order_view(&state, &o)))
+}

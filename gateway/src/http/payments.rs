@@ -1,0 +1,159 @@
+//! Paying for bookings (PAY-4, PAY-6) and the message centre (MSG-1): an order's state, the
+//! WeChat Pay parameters for `wx.requestPayment`, WeChat Pay's notifications (verified and
+//! decrypted, each handled once by the order's payment actor), and the caller's messages.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hospital_domain::message::Message;
+use hospital_domain::OrderId;
+use hospital_integrations::wechatpay::{Notification, RequestPaymentParams};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery};
+use crate::http::booking::{order_view, OrderView};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_order))
+        .routes(routes!(wechat_pay))
+        .routes(routes!(wechat_notify))
+        .routes(routes!(messages))
+}
+
+async fn owned_order(
+    state: &AppState,
+    caller: &AccountCaller,
+    id: OrderId,
+) -> ApiResult<hospital_domain::order::Order> {
+    // Read through the store first: an unknown id must not start an actor.
+    let stored = state.stores.data.order(id).await?.filter(|o| o.account_id == caller.account_id);
+    if stored.is_none() {
+        return Err(ApiError::not_found("order"));
+    }
+    Ok(state.actors.order(id).await?)
+}
+
+/// One of the caller's orders.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = OrderId, Path)), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
+async fn get_order(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<ApiJson<OrderView>> {
+    let o = owned_order(&state, &caller, id).await?;
+    Ok(ApiJson(order_view(&state, &o)))
+}
+
+/// What the mini-program passes to `wx.requestPayment` (camelCase keys, `signType` RSA).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayParams {
+    pub app_id: String,
+    pub time_stamp: String,
+    pub nonce_str: String,
+    pub package: String,
+    pub sign_type: String,
+    pub pay_sign: String,
+}
+
+impl From<RequestPaymentParams> for PayParams {
+    fn from(p: RequestPaymentParams) -> Self {
+        Self {
+            app_id: p.app_id,
+            time_stamp: p.time_stamp,
+            nonce_str: p.nonce_str,
+            package: p.package,
+            sign_type: p.sign_type,
+            pay_sign: p.pay_sign,
+        }
+    }
+}
+
+/// Creates the WeChat Pay JSAPI order for an unpaid order and returns the signed
+/// `wx.requestPayment` parameters. Calling it again returns parameters for the same prepay order.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/wechat-pay", tag = "payments", security(("bearer" = [])),
+    params(("id" = OrderId, Path)), responses((status = 200, body = PayParams), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn wechat_pay(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<ApiJson<PayParams>> {
+    owned_order(&state, &caller, id).await?;
+    let account = state.stores.data.account(caller.account_id).await?.ok_or(ApiError::InvalidToken)?;
+    let openid = match account.wechat_openid {
+        Some(o) => o,
+        // The sandbox accepts any payer; a real payment needs the mini-program's openid.
+        None if state.sandbox.is_some() => format!("sandbox-{}", account.id.0.simple()),
+        None => {
+            return Err(ApiError::Conflict {
+                code: "wechat_not_bound",
+                message: "log in with WeChat in the mini-program to pay with WeChat Pay".into(),
+            })
+        }
+    };
+    let params = state.actors.prepay(id, openid).await??;
+    Ok(ApiJson(params.into()))
+}
+
+/// WeChat Pay's notification endpoint (`notify_url`): the signature is verified with the platform
+/// key and the resource decrypted with the APIv3 key; each notification is handled exactly once.
+/// 204 when accepted; any error makes WeChat Pay deliver it again.
+#[utoipa::path(post, path = "/api/v1/payments/wechat/notify", tag = "payments",
+    request_body(content = String, content_type = "application/json", description = "WeChat Pay's signed notification envelope, read as raw bytes"),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn wechat_notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+    let provider =
+        state.wechat_pay.as_ref().ok_or_else(|| ApiError::Unavailable("WeChat Pay is not configured".into()))?;
+    let n = provider.parse_notification(&headers, &body).map_err(|e| {
+        metrics::counter!("payment_notifications_total", "outcome" => "rejected").increment(1);
+        tracing::warn!(error = %e, "rejected a WeChat Pay notification");
+        ApiError::BadCredentials { code: "notification_rejected", message: "the notification did not verify".into() }
+    })?;
+    let order_of = |out_trade_no: &str| {
+        uuid::Uuid::try_parse(out_trade_no)
+            .map(OrderId)
+            .map_err(|_| ApiError::BadRequest("unknown out_trade_no".into()))
+    };
+    match n {
+        Notification::Transaction { id, transaction, .. } => {
+            let order = order_of(&transaction.out_trade_no)?;
+            if state.stores.data.order(order).await?.is_none() {
+                return Err(ApiError::BadRequest("unknown out_trade_no".into()));
+            }
+            state.actors.payment_notified(order, id, transaction).await??;
+        }
+        Notification::Refund { id, refund, .. } => {
+            let order = order_of(&refund.out_trade_no)?;
+            if state.stores.data.order(order).await?.is_none() {
+                return Err(ApiError::BadRequest("unknown out_trade_no".into()));
+            }
+            state.actors.refund_notified(order, id, refund).await??;
+        }
+        Notification::Other { id, event_type } => tracing::info!(%id, %event_type, "ignored a WeChat Pay notification"),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// At most this many (default 50, at most 200).
+    pub limit: Option<usize>,
+}
+
+/// The caller's messages (booking results, waitlist offers, clinic stops, payments), newest first.
+#[utoipa::path(get, path = "/api/v1/me/messages", tag = "me", security(("bearer" = [])), params(MessagesQuery),
+    responses((status = 200, body = [Message]), (status = 401, body = ErrorBody)))]
+async fn messages(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
+) -> ApiResult<ApiJson<Vec<Message>>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    Ok(ApiJson(state.stores.data.messages_of(caller.account_id, limit).await?))
+}
