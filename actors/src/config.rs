@@ -71,12 +71,19 @@ pub struct ActorDeps {
     pub system: std::sync::Arc<std::sync::OnceLock<crate::ActorSystem>>,
     /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
     /// closed, not paid.
-    pub wechat_pay: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>>>,
+    pub wechat_pay:
+        std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>>>,
 }
 
 impl ActorDeps {
     pub fn new(stores: Stores, config: ActorConfig) -> Self {
-        Self { stores, config, effects: crate::EffectSink::default(), system: Default::default(), wechat_pay: Default::default() }
+        Self {
+            stores,
+            config,
+            effects: crate::EffectSink::default(),
+            system: Default::default(),
+            wechat_pay: Default::default(),
+        }
     }
 
     /// Gives the payment actors their provider client.

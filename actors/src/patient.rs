@@ -32,7 +32,12 @@ pub enum PatientMsg {
     /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules
     /// (BOOK-6). Serialised per account: two devices booking at once are checked one after the
     /// other. A retry with the same idempotency key gets the same appointment back.
-    Book { slot: SlotId, patient: PatientId, idempotency_key: Option<String>, reply: RpcReplyPort<Result<(Appointment, Order), BookingError>> },
+    Book {
+        slot: SlotId,
+        patient: PatientId,
+        idempotency_key: Option<String>,
+        reply: RpcReplyPort<Result<(Appointment, Order), BookingError>>,
+    },
     /// Moves one of the account's appointments to another slot of the same doctor (BOOK-5).
     Reschedule { appointment: AppointmentId, slot: SlotId, reply: RpcReplyPort<Result<Appointment, BookingError>> },
     /// Puts one of the account's patients on a full session's waitlist (BOOK-7).
@@ -107,7 +112,11 @@ impl PatientState {
         let to = date + Days::days(7);
         let history = self.deps.stores.data.appointments_of_person(person, from, to).await?;
         let live = |a: &&Appointment| {
-            Some(a.id) != moving && matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn)
+            Some(a.id) != moving
+                && matches!(
+                    a.status,
+                    AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn
+                )
         };
         if history.iter().filter(live).any(|a| a.department_id == department && a.date == date) {
             return Err(BookingError::Rule {
@@ -119,7 +128,15 @@ impl PatientState {
         let this_week = history
             .iter()
             .filter(|a| Some(a.id) != moving && a.date.iso_week() == week)
-            .filter(|a| matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn | AppointmentStatus::Seen))
+            .filter(|a| {
+                matches!(
+                    a.status,
+                    AppointmentStatus::Held
+                        | AppointmentStatus::Confirmed
+                        | AppointmentStatus::CheckedIn
+                        | AppointmentStatus::Seen
+                )
+            })
             .count();
         if this_week >= cfg.weekly_cap {
             return Err(BookingError::Rule {
@@ -128,7 +145,11 @@ impl PatientState {
             });
         }
         let today = cfg.zone.local_date(Utc::now());
-        let missed: Vec<_> = history.iter().filter(|a| a.status == AppointmentStatus::Missed && a.date > today - window).map(|a| a.date).collect();
+        let missed: Vec<_> = history
+            .iter()
+            .filter(|a| a.status == AppointmentStatus::Missed && a.date > today - window)
+            .map(|a| a.date)
+            .collect();
         if missed.len() >= cfg.no_show_limit {
             let last = missed.iter().max().copied().unwrap_or(today);
             let until = last + Days::from_std(cfg.no_show_ban).unwrap_or(Days::days(30));
@@ -151,16 +172,28 @@ impl PatientState {
         let actor = system.schedule(doctor).await?;
         match actor.call(build, Some(self.deps.config.call_timeout)).await {
             Ok(CallResult::Success(r)) => r,
-            Ok(CallResult::Timeout) => Err(BookingError::Unavailable("the doctor's schedule did not answer in time".into())),
+            Ok(CallResult::Timeout) => {
+                Err(BookingError::Unavailable("the doctor's schedule did not answer in time".into()))
+            }
             _ => Err(BookingError::Unavailable("the doctor's schedule is restarting; try again".into())),
         }
     }
 
-    async fn book(&mut self, slot: SlotId, patient: PatientId, key: Option<String>) -> Result<(Appointment, Order), BookingError> {
+    async fn book(
+        &mut self,
+        slot: SlotId,
+        patient: PatientId,
+        key: Option<String>,
+    ) -> Result<(Appointment, Order), BookingError> {
         let data = &self.deps.stores.data;
         if let Some(k) = &key {
             // A retried request: the same answer, from the store (it survives restarts).
-            if let Some(a) = data.appointments_of_account(self.account).await?.into_iter().find(|a| a.idempotency_key.as_deref() == Some(k)) {
+            if let Some(a) = data
+                .appointments_of_account(self.account)
+                .await?
+                .into_iter()
+                .find(|a| a.idempotency_key.as_deref() == Some(k))
+            {
                 let o = data.order(a.order_id).await?.ok_or(BookingError::NoSuchAppointment)?;
                 return Ok((a, o));
             }
@@ -180,7 +213,11 @@ impl PatientState {
 
     async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
         let data = &self.deps.stores.data;
-        let current = data.appointment(id).await?.filter(|a| a.account_id == self.account).ok_or(BookingError::NoSuchAppointment)?;
+        let current = data
+            .appointment(id)
+            .await?
+            .filter(|a| a.account_id == self.account)
+            .ok_or(BookingError::NoSuchAppointment)?;
         let target = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
         if target.doctor_id != current.doctor_id {
             return Err(BookingError::OtherDoctor);
@@ -194,7 +231,13 @@ impl PatientState {
         let p = self.patient(patient)?.clone();
         let s = self.deps.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
         self.check_rules(&p.id_card_index, s.department_id, s.date, None).await?;
-        let entry = WaitEntry { account_id: self.account, patient_id: p.id, person: p.id_card_index, patient_name: p.name, joined_at: Utc::now() };
+        let entry = WaitEntry {
+            account_id: self.account,
+            patient_id: p.id,
+            person: p.id_card_index,
+            patient_name: p.name,
+            joined_at: Utc::now(),
+        };
         self.schedule_call(s.doctor_id, |reply| ScheduleMsg::JoinWaitlist { session, entry, reply }).await
     }
 

@@ -7,7 +7,9 @@ use chrono::Utc;
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderError, OrderStatus};
 use hospital_domain::{Fen, OrderId};
-use hospital_integrations::wechatpay::{JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay};
+use hospital_integrations::wechatpay::{
+    JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay,
+};
 use hospital_store::BookingWrite;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -36,18 +38,37 @@ type Reply<T> = RpcReplyPort<Result<T, PaymentError>>;
 
 #[derive(Debug)]
 pub enum PaymentMsg {
-    Get { reply: RpcReplyPort<Order> },
+    Get {
+        reply: RpcReplyPort<Order>,
+    },
     /// Creates (or re-creates: the provider returns the same prepay id) the WeChat Pay JSAPI
     /// order and returns what `wx.requestPayment` needs.
-    Prepay { openid: String, reply: Reply<RequestPaymentParams> },
+    Prepay {
+        openid: String,
+        reply: Reply<RequestPaymentParams>,
+    },
     /// A verified `TRANSACTION.SUCCESS` (or a query that found the order paid).
-    Paid { notification_id: Option<String>, transaction: Transaction, reply: Option<Reply<Order>> },
+    Paid {
+        notification_id: Option<String>,
+        transaction: Transaction,
+        reply: Option<Reply<Order>>,
+    },
     /// A verified `REFUND.*` notification.
-    RefundDone { notification_id: String, notice: RefundNotice, reply: Reply<Order> },
+    RefundDone {
+        notification_id: String,
+        notice: RefundNotice,
+        reply: Reply<Order>,
+    },
     /// The booking is gone before payment: close the order (at the provider too).
-    Close { reply: Option<Reply<Order>> },
+    Close {
+        reply: Option<Reply<Order>>,
+    },
     /// Refunds `amount` (all that is left when None): cancellations, clinic stops, staff.
-    Refund { amount: Option<Fen>, reason: String, reply: Option<Reply<Order>> },
+    Refund {
+        amount: Option<Fen>,
+        reason: String,
+        reply: Option<Reply<Order>>,
+    },
     /// Chases a notification that has not come: asks the provider; internal.
     #[doc(hidden)]
     CheckProvider,
@@ -87,7 +108,11 @@ impl PaymentState {
         Message::new(self.order.account_id, kind, title, body, Some(self.order.id.to_string()), Utc::now())
     }
 
-    async fn prepay(&mut self, openid: String, myself: &ActorRef<PaymentMsg>) -> Result<RequestPaymentParams, PaymentError> {
+    async fn prepay(
+        &mut self,
+        openid: String,
+        myself: &ActorRef<PaymentMsg>,
+    ) -> Result<RequestPaymentParams, PaymentError> {
         let provider = self.provider()?;
         if Utc::now() >= self.order.expires_at {
             return Err(PaymentError::Expired);
@@ -128,9 +153,14 @@ impl PaymentState {
         if let Some(id) = notification_id {
             o.notifications_seen.push(id);
         }
-        let msgs = if first { vec![self.message(MessageKind::PaymentSuccess, "支付成功", format!("挂号费 {} 已支付。", o.amount))] } else { vec![] };
+        let msgs = if first {
+            vec![self.message(MessageKind::PaymentSuccess, "支付成功", format!("挂号费 {} 已支付。", o.amount))]
+        } else {
+            vec![]
+        };
         self.save(o, msgs).await?;
-        metrics::counter!("payment_notifications_total", "outcome" => if first { "paid" } else { "duplicate" }).increment(1);
+        metrics::counter!("payment_notifications_total", "outcome" => if first { "paid" } else { "duplicate" })
+            .increment(1);
         if first {
             self.confirm_booking().await;
         }
@@ -205,7 +235,13 @@ impl PaymentState {
         // provider treats as the same refund.
         self.save(o, vec![]).await?;
         metrics::counter!("payment_refunds_total", "stage" => "requested").increment(1);
-        let req = RefundRequest { out_trade_no: self.order.out_trade_no(), out_refund_no: refund_no, reason: Some(reason), refund: amount, total: self.order.amount };
+        let req = RefundRequest {
+            out_trade_no: self.order.out_trade_no(),
+            out_refund_no: refund_no,
+            reason: Some(reason),
+            refund: amount,
+            total: self.order.amount,
+        };
         if let Err(e) = provider.refund(req).await {
             tracing::warn!(order = %self.order.id, error = %e, "refund request failed; will retry");
             if let Some(me) = ActorRef::<PaymentMsg>::where_is(self.name()) {
@@ -252,9 +288,21 @@ impl PaymentState {
             },
             OrderStatus::Paid => self.confirm_booking().await,
             OrderStatus::Refunding => {
-                let pending: Vec<_> = self.order.refunds.iter().filter(|r| r.status == hospital_domain::order::RefundStatus::Pending).cloned().collect();
+                let pending: Vec<_> = self
+                    .order
+                    .refunds
+                    .iter()
+                    .filter(|r| r.status == hospital_domain::order::RefundStatus::Pending)
+                    .cloned()
+                    .collect();
                 for r in pending {
-                    let req = RefundRequest { out_trade_no: self.order.out_trade_no(), out_refund_no: r.refund_no.clone(), reason: Some(r.reason.clone()), refund: r.amount, total: self.order.amount };
+                    let req = RefundRequest {
+                        out_trade_no: self.order.out_trade_no(),
+                        out_refund_no: r.refund_no.clone(),
+                        reason: Some(r.reason.clone()),
+                        refund: r.amount,
+                        total: self.order.amount,
+                    };
                     // The same refund number again: the provider answers with the same refund.
                     if let Err(e) = provider.refund(req).await {
                         tracing::warn!(order = %self.order.id, error = %e, "refund retry failed");
@@ -274,7 +322,11 @@ impl Actor for PaymentActor {
     type State = PaymentState;
     type Arguments = PaymentArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, args: PaymentArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: PaymentArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let order = args.deps.stores.data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
         Ok(PaymentState { order, idle: IdleClock::new(args.deps.config.idle_timeout), deps: args.deps })
     }
@@ -288,7 +340,12 @@ impl Actor for PaymentActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         if !matches!(msg, PaymentMsg::Tick) {
             state.idle.touch();
         }

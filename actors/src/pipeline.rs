@@ -16,11 +16,34 @@ pub struct WritePipeline {
     tx: mpsc::UnboundedSender<(BookingWrite, Done)>,
 }
 
+/// One lock per pipeline owner (an actor's registry name). A writer task holds its owner's lock
+/// until everything queued is written, and a new pipeline for the same owner waits for it: so an
+/// actor restarted after a panic loads the store only once its predecessor's acknowledged writes
+/// have all landed, and never starts behind what callers were told.
+fn owner_lock(owner: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        std::sync::OnceLock::new();
+    let mut map = LOCKS.get_or_init(Default::default).lock().expect("pipeline lock map");
+    map.entry(owner.to_string()).or_default().clone()
+}
+
 impl WritePipeline {
-    /// Starts the writer task. `on_failure` is called once per failed batch.
-    pub fn start(store: Arc<dyn DataStore>, on_failure: impl Fn(StoreError) + Send + 'static) -> Self {
+    /// Waits until no earlier pipeline of `owner` has writes in flight. Call before loading the
+    /// owner's state from the store, and pass the guard to `start`.
+    pub async fn quiesce(owner: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        owner_lock(owner).lock_owned().await
+    }
+
+    /// Starts the writer task, which keeps `guard` until it has written everything queued.
+    /// `on_failure` is called once per failed batch.
+    pub fn start(
+        store: Arc<dyn DataStore>,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        on_failure: impl Fn(StoreError) + Send + 'static,
+    ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(BookingWrite, Done)>();
         tokio::spawn(async move {
+            let _guard = guard;
             while let Some(first) = rx.recv().await {
                 let (mut write, mut done) = (first.0, vec![first.1]);
                 // Everything queued meanwhile goes into the same write: one sync for the burst.

@@ -55,25 +55,64 @@ type Reply<T> = RpcReplyPort<Result<T, BookingError>>;
 #[derive(Debug)]
 pub enum ScheduleMsg {
     /// Sessions with `from <= date <= to` and their places left, from memory.
-    GetSchedule { from: NaiveDate, to: NaiveDate, reply: RpcReplyPort<Vec<SessionAvailability>> },
+    GetSchedule {
+        from: NaiveDate,
+        to: NaiveDate,
+        reply: RpcReplyPort<Vec<SessionAvailability>>,
+    },
     /// Holds a place in `slot` for `booker` (BOOK-3): the hold and its payment order.
-    Hold { slot: SlotId, booker: Booker, reply: Reply<(Appointment, Order)> },
+    Hold {
+        slot: SlotId,
+        booker: Booker,
+        reply: Reply<(Appointment, Order)>,
+    },
     /// The order was paid: confirm the booking and issue its slip (BOOK-4). A hold that lapsed
     /// meanwhile is confirmed only if a place is still free in its slot.
-    Confirm { appointment: AppointmentId, reply: Reply<Appointment> },
+    Confirm {
+        appointment: AppointmentId,
+        reply: Reply<Appointment>,
+    },
     /// Cancels (BOOK-5). `account` set means the patient asks: ownership and the cutoff apply.
-    Cancel { appointment: AppointmentId, account: Option<AccountId>, reply: Reply<Appointment> },
+    Cancel {
+        appointment: AppointmentId,
+        account: Option<AccountId>,
+        reply: Reply<Appointment>,
+    },
     /// Moves a booking to another slot of this doctor in one durable step (改约).
-    Move { appointment: AppointmentId, account: AccountId, slot: SlotId, reply: Reply<Appointment> },
+    Move {
+        appointment: AppointmentId,
+        account: AccountId,
+        slot: SlotId,
+        reply: Reply<Appointment>,
+    },
     /// Joins a full session's waitlist (BOOK-7); the 1-based position.
-    JoinWaitlist { session: SessionId, entry: WaitEntry, reply: Reply<usize> },
-    LeaveWaitlist { session: SessionId, patient: PatientId, reply: RpcReplyPort<bool> },
+    JoinWaitlist {
+        session: SessionId,
+        entry: WaitEntry,
+        reply: Reply<usize>,
+    },
+    LeaveWaitlist {
+        session: SessionId,
+        patient: PatientId,
+        reply: RpcReplyPort<bool>,
+    },
     /// 加号/减号 (BOOK-9).
-    SetQuota { session: SessionId, segment: u16, quota: u32, reply: Reply<ClinicSession> },
+    SetQuota {
+        session: SessionId,
+        segment: u16,
+        quota: u32,
+        reply: Reply<ClinicSession>,
+    },
     /// 停诊: cancels, refunds and notifies every booking, clears the waitlist (BOOK-9).
-    StopSession { session: SessionId, reply: Reply<StopReport> },
+    StopSession {
+        session: SessionId,
+        reply: Reply<StopReport>,
+    },
     /// A session's live appointments, for staff.
-    SessionAppointments { session: SessionId, reply: RpcReplyPort<Vec<Appointment>> },
+    SessionAppointments {
+        session: SessionId,
+        reply: RpcReplyPort<Vec<Appointment>>,
+    },
     /// Picks up sessions staff added to the store.
     Reload,
     /// Panics on purpose, so tests and operators can exercise supervision. Only with the
@@ -120,7 +159,8 @@ async fn load_window(doctor: DoctorId, deps: &ActorDeps) -> Result<(Vec<SessionB
     for a in data.appointments_of_doctor(doctor, from, to).await? {
         by_session.entry(a.slot.session_id).or_default().push(a);
     }
-    let mut waitlists: HashMap<SessionId, Vec<WaitEntry>> = data.waitlists_of_doctor(doctor).await?.into_iter().collect();
+    let mut waitlists: HashMap<SessionId, Vec<WaitEntry>> =
+        data.waitlists_of_doctor(doctor).await?.into_iter().collect();
     let books = sessions
         .into_iter()
         .map(|s| {
@@ -205,7 +245,13 @@ impl ScheduleState {
                 &a,
                 MessageKind::WaitlistOffer,
                 "候补成功",
-                format!("{} {} 有号了：已为{}保留，请在{}前支付，逾期将让给下一位。", a.date, a.period.label(), a.patient_name, self.deps.config.zone.show(a.hold_expires_at)),
+                format!(
+                    "{} {} 有号了：已为{}保留，请在{}前支付，逾期将让给下一位。",
+                    a.date,
+                    a.period.label(),
+                    a.patient_name,
+                    self.deps.config.zone.show(a.hold_expires_at)
+                ),
             ));
             w.appointments.push(a);
         }
@@ -225,7 +271,8 @@ impl ScheduleState {
             now,
             hold_for: chrono(self.deps.config.hold_ttl),
         };
-        let had_waiting = self.book.session(slot.session_id).is_some_and(|b| b.waitlist.iter().any(|x| x.person == req.person));
+        let had_waiting =
+            self.book.session(slot.session_id).is_some_and(|b| b.waitlist.iter().any(|x| x.person == req.person));
         let a = self.book.hold(slot, &req)?;
         let order = order_for(&a);
         let mut w = BookingWrite { appointments: vec![a.clone()], orders: vec![order.clone()], ..Default::default() };
@@ -235,7 +282,11 @@ impl ScheduleState {
         Ok((w, a, order))
     }
 
-    fn confirm(&mut self, id: AppointmentId, stored: Option<Appointment>) -> Result<(BookingWrite, Appointment), BookingError> {
+    fn confirm(
+        &mut self,
+        id: AppointmentId,
+        stored: Option<Appointment>,
+    ) -> Result<(BookingWrite, Appointment), BookingError> {
         let now = Utc::now();
         let session = match self.book.session_of(id) {
             Some(s) => s,
@@ -270,12 +321,23 @@ impl ScheduleState {
             &a,
             MessageKind::BookingSuccess,
             "预约成功",
-            format!("{}：{} {} 第{}号，挂号单号 {}。", a.patient_name, a.date, a.period.label(), a.place, a.slip_no.clone().unwrap_or_default()),
+            format!(
+                "{}：{} {} 第{}号，挂号单号 {}。",
+                a.patient_name,
+                a.date,
+                a.period.label(),
+                a.place,
+                a.slip_no.clone().unwrap_or_default()
+            ),
         );
         Ok((BookingWrite { appointments: vec![a.clone()], messages: vec![msg], ..Default::default() }, a))
     }
 
-    fn cancel(&mut self, id: AppointmentId, account: Option<AccountId>) -> Result<(BookingWrite, Vec<Effect>, Appointment), BookingError> {
+    fn cancel(
+        &mut self,
+        id: AppointmentId,
+        account: Option<AccountId>,
+    ) -> Result<(BookingWrite, Vec<Effect>, Appointment), BookingError> {
         let now = Utc::now();
         let session = self.book.session_of(id).ok_or(BookingError::NoSuchAppointment)?;
         let b = self.book.session_mut(session).expect("indexed");
@@ -287,7 +349,8 @@ impl ScheduleState {
             }
             if current.status == AppointmentStatus::Confirmed {
                 let seg = &b.session.segments[current.slot.segment as usize];
-                let cutoff = self.deps.config.zone.to_utc(current.date, seg.start) - chrono(self.deps.config.cancel_cutoff);
+                let cutoff =
+                    self.deps.config.zone.to_utc(current.date, seg.start) - chrono(self.deps.config.cancel_cutoff);
                 if now >= cutoff {
                     return Err(BookingError::PastCutoff { cutoff });
                 }
@@ -305,7 +368,12 @@ impl ScheduleState {
         Ok((w, vec![effect], a))
     }
 
-    fn move_to(&mut self, id: AppointmentId, account: AccountId, slot: SlotId) -> Result<(BookingWrite, Appointment), BookingError> {
+    fn move_to(
+        &mut self,
+        id: AppointmentId,
+        account: AccountId,
+        slot: SlotId,
+    ) -> Result<(BookingWrite, Appointment), BookingError> {
         let now = Utc::now();
         let from_session = self.book.session_of(id).ok_or(BookingError::NoSuchAppointment)?;
         let current = self.book.find(id).cloned().ok_or(BookingError::NoSuchAppointment)?;
@@ -320,8 +388,14 @@ impl ScheduleState {
             self.book.session_mut(from_session).expect("present").move_within(id, slot.segment, new_id, now)?
         } else {
             // Take the new place first; if that fails nothing changed. Then free the old one.
-            let new = self.book.session_mut(slot.session_id).expect("present").accept_moved(&current, slot.segment, new_id, now)?;
-            let mut old = self.book.session_mut(from_session).expect("present").cancel(id, now, CancelReason::Rescheduled)?;
+            let new = self.book.session_mut(slot.session_id).expect("present").accept_moved(
+                &current,
+                slot.segment,
+                new_id,
+                now,
+            )?;
+            let mut old =
+                self.book.session_mut(from_session).expect("present").cancel(id, now, CancelReason::Rescheduled)?;
             old.rescheduled_to = Some(new_id);
             (old, new)
         };
@@ -352,7 +426,13 @@ impl ScheduleState {
                 a,
                 MessageKind::ClinicStopped,
                 "停诊通知",
-                format!("{} {} 的门诊因故停诊，{}的预约已取消{}。", a.date, a.period.label(), a.patient_name, if paid { "，挂号费将原路退回" } else { "" }),
+                format!(
+                    "{} {} 的门诊因故停诊，{}的预约已取消{}。",
+                    a.date,
+                    a.period.label(),
+                    a.patient_name,
+                    if paid { "，挂号费将原路退回" } else { "" }
+                ),
             ));
             w.appointments.push(a.clone());
         }
@@ -387,7 +467,12 @@ impl ScheduleState {
                 if let Ok(a) = b.expire(id, now) {
                     metrics::counter!("booking_holds_expired_total").increment(1);
                     effects.push(Effect::CloseOrder(a.order_id));
-                    w.messages.push(message(&a, MessageKind::BookingFailure, "预约未完成", format!("{}的号源因未在规定时间内支付已释放。", a.patient_name)));
+                    w.messages.push(message(
+                        &a,
+                        MessageKind::BookingFailure,
+                        "预约未完成",
+                        format!("{}的号源因未在规定时间内支付已释放。", a.patient_name),
+                    ));
                     w.appointments.push(a);
                 }
             }
@@ -423,11 +508,19 @@ impl Actor for ScheduleActor {
     type State = ScheduleState;
     type Arguments = ScheduleArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: ScheduleArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ScheduleArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // A predecessor (before a panic) may still be writing what it acknowledged: wait for it,
+        // so the book loaded below includes every acknowledged change.
+        let owner = myself.get_name().unwrap_or_else(|| format!("schedule:{}", args.doctor));
+        let guard = WritePipeline::quiesce(&owner).await;
         let (books, today) = load_window(args.doctor, &args.deps).await?;
         tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
         let me = myself.clone();
-        let pipeline = WritePipeline::start(args.deps.stores.data.clone(), move |e| {
+        let pipeline = WritePipeline::start(args.deps.stores.data.clone(), guard, move |e| {
             let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
         });
         Ok(ScheduleState {
@@ -457,7 +550,12 @@ impl Actor for ScheduleActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         if !matches!(msg, ScheduleMsg::Tick | ScheduleMsg::ExpireTick) {
             state.idle.touch();
         }
@@ -468,7 +566,11 @@ impl Actor for ScheduleActor {
                     .sessions
                     .values()
                     .filter(|b| b.session.date >= from && b.session.date <= to)
-                    .map(|b| SessionAvailability { session: b.session.clone(), remaining: b.remaining_all(), waiting: b.waitlist.len() })
+                    .map(|b| SessionAvailability {
+                        session: b.session.clone(),
+                        remaining: b.remaining_all(),
+                        waiting: b.waitlist.len(),
+                    })
                     .collect::<Vec<_>>();
                 let mut out = out;
                 out.sort_by_key(|s| (s.session.date, s.session.period));
@@ -509,12 +611,14 @@ impl Actor for ScheduleActor {
                     let _ = reply.send(Err(e));
                 }
             },
-            ScheduleMsg::Move { appointment, account, slot, reply } => match state.move_to(appointment, account, slot) {
-                Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+            ScheduleMsg::Move { appointment, account, slot, reply } => {
+                match state.move_to(appointment, account, slot) {
+                    Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-            },
+            }
             ScheduleMsg::JoinWaitlist { session, entry, reply } => {
                 let r = match state.book.session_mut(session) {
                     None => Err(BookingError::Book(BookError::NoSuchSlot)),

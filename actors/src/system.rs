@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kind::{ActorKind, ChildMsg};
-use crate::supervisor::{self, Ensured, KindMsg, KindStats, RootArgs, RootMsg, RootSupervisor};
 use crate::payment::{PaymentError, PaymentKind, PaymentMsg};
+use crate::supervisor::{self, Ensured, KindMsg, KindStats, RootArgs, RootMsg, RootSupervisor};
 use crate::{
-    ActorConfig, ActorDeps, ActorError, BookingError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg, SessionAvailability,
-    StopReport,
+    ActorConfig, ActorDeps, ActorError, BookingError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg,
+    SessionAvailability, StopReport,
 };
 
 /// Tells systems in one process apart in the (process-global) ractor registry.
@@ -79,7 +79,11 @@ impl ActorSystem {
             prefix: prefix.clone(),
             deps: Arc::new(deps),
             // The actor kinds; a new kind is one more entry here.
-            kinds: vec![supervisor::kind::<ScheduleKind>(), supervisor::kind::<PatientKind>(), supervisor::kind::<PaymentKind>()],
+            kinds: vec![
+                supervisor::kind::<ScheduleKind>(),
+                supervisor::kind::<PatientKind>(),
+                supervisor::kind::<PaymentKind>(),
+            ],
         };
         let (root, _join) = RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
             .await
@@ -145,42 +149,101 @@ impl ActorSystem {
     }
 
     /// Moves one of the account's appointments to another slot of the same doctor.
-    pub async fn reschedule(&self, account: AccountId, appointment: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Reschedule { appointment, slot, reply }).await?
+    pub async fn reschedule(
+        &self,
+        account: AccountId,
+        appointment: AppointmentId,
+        slot: SlotId,
+    ) -> Result<Appointment, BookingError> {
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Reschedule {
+            appointment,
+            slot,
+            reply,
+        })
+        .await?
     }
 
     /// Puts one of the account's patients on a full session's waitlist; the position.
-    pub async fn join_waitlist(&self, account: AccountId, session: SessionId, patient: PatientId) -> Result<usize, BookingError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::JoinWaitlist { session, patient, reply }).await?
+    pub async fn join_waitlist(
+        &self,
+        account: AccountId,
+        session: SessionId,
+        patient: PatientId,
+    ) -> Result<usize, BookingError> {
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::JoinWaitlist {
+            session,
+            patient,
+            reply,
+        })
+        .await?
     }
 
-    pub async fn leave_waitlist(&self, doctor: DoctorId, session: SessionId, patient: PatientId) -> Result<bool, ActorError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::LeaveWaitlist { session, patient, reply }).await
+    pub async fn leave_waitlist(
+        &self,
+        doctor: DoctorId,
+        session: SessionId,
+        patient: PatientId,
+    ) -> Result<bool, ActorError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::LeaveWaitlist {
+            session,
+            patient,
+            reply,
+        })
+        .await
     }
 
     /// Confirms a paid booking (from the payment side).
     pub async fn confirm(&self, doctor: DoctorId, appointment: AppointmentId) -> Result<Appointment, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Confirm { appointment, reply }).await?
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Confirm { appointment, reply })
+            .await?
     }
 
     /// Cancels an appointment; `account` set means the patient asks (ownership, cutoff).
-    pub async fn cancel(&self, doctor: DoctorId, appointment: AppointmentId, account: Option<AccountId>) -> Result<Appointment, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Cancel { appointment, account, reply }).await?
+    pub async fn cancel(
+        &self,
+        doctor: DoctorId,
+        appointment: AppointmentId,
+        account: Option<AccountId>,
+    ) -> Result<Appointment, BookingError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Cancel {
+            appointment,
+            account,
+            reply,
+        })
+        .await?
     }
 
     /// 加号/减号.
-    pub async fn set_quota(&self, doctor: DoctorId, session: SessionId, segment: u16, quota: u32) -> Result<ClinicSession, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::SetQuota { session, segment, quota, reply }).await?
+    pub async fn set_quota(
+        &self,
+        doctor: DoctorId,
+        session: SessionId,
+        segment: u16,
+        quota: u32,
+    ) -> Result<ClinicSession, BookingError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::SetQuota {
+            session,
+            segment,
+            quota,
+            reply,
+        })
+        .await?
     }
 
     /// 停诊.
     pub async fn stop_session(&self, doctor: DoctorId, session: SessionId) -> Result<StopReport, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::StopSession { session, reply }).await?
+        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::StopSession { session, reply })
+            .await?
     }
 
     /// A session's live appointments (staff).
-    pub async fn session_appointments(&self, doctor: DoctorId, session: SessionId) -> Result<Vec<Appointment>, ActorError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::SessionAppointments { session, reply }).await
+    pub async fn session_appointments(
+        &self,
+        doctor: DoctorId,
+        session: SessionId,
+    ) -> Result<Vec<Appointment>, ActorError> {
+        self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::SessionAppointments { session, reply })
+            .await
     }
 
     /// Has the doctor's actor re-read its sessions, after staff changed them. Does nothing when
@@ -362,7 +425,9 @@ impl ActorSystem {
         match effect {
             crate::Effect::CloseOrder(order) => {
                 let actor = self.resolve::<PaymentKind>(order).await?;
-                actor.cast(PaymentMsg::Close { reply: None }).map_err(|e| unavailable::<PaymentKind>(order, e.to_string()))
+                actor
+                    .cast(PaymentMsg::Close { reply: None })
+                    .map_err(|e| unavailable::<PaymentKind>(order, e.to_string()))
             }
             crate::Effect::Refund { order, reason } => {
                 let actor = self.resolve::<PaymentKind>(order).await?;
@@ -383,8 +448,16 @@ impl ActorSystem {
     }
 
     /// The `wx.requestPayment` parameters for an order.
-    pub async fn prepay(&self, order: OrderId, openid: String) -> Result<Result<RequestPaymentParams, PaymentError>, ActorError> {
-        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Prepay { openid: openid.clone(), reply }).await
+    pub async fn prepay(
+        &self,
+        order: OrderId,
+        openid: String,
+    ) -> Result<Result<RequestPaymentParams, PaymentError>, ActorError> {
+        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Prepay {
+            openid: openid.clone(),
+            reply,
+        })
+        .await
     }
 
     /// A verified payment notification (or query result) for an order.
@@ -418,7 +491,12 @@ impl ActorSystem {
     }
 
     /// Refunds part or all of a paid order (staff-initiated, PAY-6).
-    pub async fn refund(&self, order: OrderId, amount: Option<Fen>, reason: String) -> Result<Result<Order, PaymentError>, ActorError> {
+    pub async fn refund(
+        &self,
+        order: OrderId,
+        amount: Option<Fen>,
+        reason: String,
+    ) -> Result<Result<Order, PaymentError>, ActorError> {
         self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Refund {
             amount,
             reason: reason.clone(),
