@@ -132,6 +132,10 @@ async fn add_patient(
 ) -> ApiResult<(StatusCode, ApiJson<PatientView>)> {
     let name = parse_name("name", &req.name)?;
     let card = IdCardNo::parse(&req.id_card_no)?;
+    // The check digit cannot tell a birth date in the future; the calendar can.
+    if card.birth_date() > state.zone.local_date(Utc::now()) {
+        return Err(ValidationError::new("id_card_no", "birth date is in the future").into());
+    }
     let phone = req.phone.as_deref().map(Phone::parse).transpose()?;
     let record = PatientRecord {
         id: PatientId::new(),

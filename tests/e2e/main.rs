@@ -1,0 +1,11 @@
+//! End-to-end tests of the `hospital` binary: real processes, real HTTP, real Redis, no mocks.
+//! One test binary (modules below) so the build stays small; every test that starts a server has
+//! its own port and data directory, so they run in parallel.
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod catalogue;
+mod restart;
+mod supervision;
