@@ -67,6 +67,8 @@ pub struct ActorDeps {
     pub config: ActorConfig,
     /// Filled by `ActorSystem::start`: where booking actors send work for the payment side.
     pub effects: crate::EffectSink,
+    /// Where actors publish live events; connected by the real-time gateway.
+    pub events: crate::Events,
     /// Filled by `ActorSystem::start`: lets actors reach actors of other kinds.
     pub system: std::sync::Arc<std::sync::OnceLock<crate::ActorSystem>>,
     /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
@@ -81,6 +83,7 @@ impl ActorDeps {
             stores,
             config,
             effects: crate::EffectSink::default(),
+            events: crate::Events::default(),
             system: Default::default(),
             wechat_pay: Default::default(),
         }

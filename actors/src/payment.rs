@@ -98,8 +98,18 @@ impl PaymentState {
 
     /// Writes the order (and messages); memory changes only after the write succeeded.
     async fn save(&mut self, order: Order, messages: Vec<Message>) -> Result<(), PaymentError> {
-        let w = BookingWrite { orders: vec![order.clone()], messages, ..Default::default() };
+        let w = BookingWrite { orders: vec![order.clone()], messages: messages.clone(), ..Default::default() };
         self.deps.stores.data.apply_booking(w).await.map_err(unavailable)?;
+        // Payment status is pushed live (PAY-4), once durable.
+        let ev = &self.deps.events;
+        ev.personal(
+            order.account_id,
+            "order",
+            serde_json::json!({"id": order.id, "status": order.status, "amount": order.amount, "appointment_id": order.appointment_id}),
+        );
+        for m in &messages {
+            ev.personal(m.account_id, "message", serde_json::to_value(m).unwrap_or_default());
+        }
         self.order = order;
         Ok(())
     }

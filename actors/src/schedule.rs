@@ -207,12 +207,16 @@ impl ScheduleState {
         answer: Result<T, BookingError>,
     ) {
         let sink = self.deps.effects.clone();
+        let events = self.deps.events.clone();
+        let live = self.live_events(&write);
         self.pipeline.push(write, move |r| {
             let answer = match r {
                 Ok(()) => {
                     for e in effects {
                         sink.send(e);
                     }
+                    // Only durable changes are announced.
+                    live.publish(&events);
                     answer
                 }
                 Err(e) => Err(BookingError::Unavailable(format!("not saved: {e}"))),
@@ -221,6 +225,40 @@ impl ScheduleState {
                 let _ = reply.send(answer);
             }
         });
+    }
+
+    /// What clients see of a change: each appointment and message to its account, and the new
+    /// places left of every session touched to the doctor's and department's topics (BOOK-2).
+    fn live_events(&self, w: &BookingWrite) -> crate::events::LiveEvents {
+        let mut ev = crate::events::LiveEvents::default();
+        for a in &w.appointments {
+            ev.personal.push((a.account_id, "appointment", crate::events::appointment_json(a)));
+        }
+        for m in &w.messages {
+            ev.personal.push((m.account_id, "message", serde_json::to_value(m).unwrap_or_default()));
+        }
+        let mut touched: Vec<SessionId> = w.appointments.iter().map(|a| a.slot.session_id).collect();
+        touched.extend(w.sessions.iter().map(|s| s.id));
+        touched.extend(w.waitlists.iter().map(|x| x.1));
+        touched.sort();
+        touched.dedup();
+        for sid in touched {
+            if let Some(b) = self.book.session(sid) {
+                let payload = serde_json::json!({
+                    "doctor_id": self.doctor,
+                    "department_id": b.session.department_id,
+                    "session_id": sid,
+                    "date": b.session.date,
+                    "period": b.session.period,
+                    "status": b.session.status,
+                    "remaining": b.remaining_all(),
+                    "waiting": b.waitlist.len(),
+                });
+                ev.topics.push((format!("doctor:{}", self.doctor), payload.clone()));
+                ev.topics.push((format!("department:{}", b.session.department_id), payload));
+            }
+        }
+        ev
     }
 
     fn waitlist_write(&self, session: SessionId) -> (DoctorId, SessionId, Vec<WaitEntry>) {
