@@ -3,16 +3,22 @@
 //! server is listening, so callers (main, tests) know the real address.
 
 use anyhow::{bail, Context};
+use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
 use hospital_actors::{ActorConfig, ActorDeps, ActorSystem};
 use hospital_domain::time::HospitalZone;
 use hospital_gateway::catalog_index::CatalogIndex;
 use hospital_gateway::ratelimit::RateLimits;
+use hospital_gateway::realtime::bus::{subscribe_redis, Bus, Fanout};
+use hospital_gateway::realtime::hub::Hub;
+use hospital_gateway::realtime::log::EventLog;
+use hospital_gateway::realtime::Realtime;
 use hospital_gateway::{AppState, Sandboxes};
 use hospital_integrations::wechatpay::{
     test_keys, WechatPay, WechatPayClient, WechatPayConfig, WechatPaySandbox, WechatPaySandboxConfig,
 };
 use hospital_integrations::{
-    AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender, WechatClient, WechatConfig, WechatLogin, WechatSandbox,
+    AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender, SubscribeClient, SubscribeConfig, SubscribeMessenger,
+    SubscribeSandbox, WechatClient, WechatConfig, WechatLogin, WechatSandbox,
 };
 use hospital_store::{EmbeddedStore, EphemeralKv, FieldCipher, RedisKv, SessionStore, Stores};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +39,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     actors: ActorSystem,
+    /// Sends confirmations and reminders; stops when dropped.
+    _notifier: Notifier,
 }
 
 impl Running {
@@ -52,19 +60,21 @@ impl Running {
 
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let zone = HospitalZone::parse(&config.gateway.timezone).context("gateway.timezone")?;
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = bind(config.listen, config.socket_send_buffer_bytes)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let scheme = if config.tls.is_some() { "https" } else { "http" };
 
     let store = EmbeddedStore::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     store.start_sweeper(Duration::from_secs(5));
+    let mut redis_conn = None;
     let kv: Arc<dyn EphemeralKv> = match &config.redis_url {
         Some(url) => {
             let r =
                 RedisKv::connect(url.expose_secret(), &config.redis_prefix).await.context("cannot connect to Redis")?;
-            tracing::info!("sessions, codes and counters in Redis");
+            tracing::info!("sessions, codes, counters and event fan-out in Redis");
+            redis_conn = Some(r.connection());
             Arc::new(r)
         }
         None => {
@@ -80,28 +90,55 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     let base = format!("{scheme}://{addr}");
-    let (sms, wechat, wechat_pay, sandbox) = external_clients(&config, &base)?;
+    let (sms, wechat, wechat_pay, subscribe, sandbox) = external_clients(&config, &base)?;
 
     let a = &config.actors;
-    let actors = ActorSystem::start(
-        ActorDeps::new(
-            stores.clone(),
-            ActorConfig {
-                idle_timeout: Duration::from_secs(a.idle_timeout_secs),
-                call_timeout: Duration::from_millis(a.call_timeout_ms),
-                hold_ttl: Duration::from_secs(a.hold_ttl_secs),
-                waitlist_hold_ttl: Duration::from_secs(a.waitlist_hold_ttl_secs),
-                cancel_cutoff: Duration::from_secs(a.cancel_cutoff_secs),
-                weekly_cap: a.weekly_cap,
-                payment_check_after: Duration::from_secs(a.payment_check_after_secs),
-                zone,
-                ..ActorConfig::default()
-            },
-        )
-        .with_wechat_pay(wechat_pay.clone()),
+    let deps = ActorDeps::new(
+        stores.clone(),
+        ActorConfig {
+            idle_timeout: Duration::from_secs(a.idle_timeout_secs),
+            call_timeout: Duration::from_millis(a.call_timeout_ms),
+            hold_ttl: Duration::from_secs(a.hold_ttl_secs),
+            waitlist_hold_ttl: Duration::from_secs(a.waitlist_hold_ttl_secs),
+            cancel_cutoff: Duration::from_secs(a.cancel_cutoff_secs),
+            weekly_cap: a.weekly_cap,
+            payment_check_after: Duration::from_secs(a.payment_check_after_secs),
+            zone,
+            ..ActorConfig::default()
+        },
     )
-    .await
-    .context("cannot start the actor system")?;
+    .with_wechat_pay(wechat_pay.clone());
+    let events = deps.events.clone();
+    let notify = deps.notify.clone();
+    let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
+
+    // The real-time side: actors publish to the bus; the bus numbers personal events in the log
+    // and fans out, locally or through Redis pub/sub to every node.
+    let hub = Arc::new(Hub::new(actors.clone()));
+    let log = EventLog::new(stores.kv.clone());
+    let fanout = match (&config.redis_url, &redis_conn) {
+        (Some(url), Some(conn)) => {
+            let channel = format!("{}:events", config.redis_prefix);
+            tokio::spawn(subscribe_redis(url.expose_secret().to_string(), channel.clone(), hub.clone()));
+            Fanout::Redis { conn: conn.clone(), channel }
+        }
+        _ => Fanout::Local,
+    };
+    let bus = Bus::start(log.clone(), hub.clone(), fanout);
+    events.connect(bus.clone());
+    // Confirmations and visit reminders (MSG-2..4): reminders are rows, so a restart loses none.
+    let notifier = Notifier::start(
+        NotifierDeps {
+            data: stores.data.clone(),
+            sms: sms.clone(),
+            wechat: Some(subscribe),
+            events: events.clone(),
+            zone,
+        },
+        NotifierConfig::default(),
+        &notify,
+    );
+    let realtime = Arc::new(Realtime { hub, log, bus });
     let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
     let state = AppState {
         sessions: SessionStore::new(stores.kv.clone()),
@@ -116,6 +153,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config: Arc::new(config.gateway.clone()),
         zone,
         metrics: hospital_gateway::metrics::prometheus(),
+        realtime,
+        events: events.clone(),
         sandbox,
     };
     let limits = state.limits.clone();
@@ -152,10 +191,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             })
         }
     };
-    Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors })
+    Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors, _notifier: notifier })
 }
 
-type Clients = (Arc<dyn SmsSender>, Arc<dyn WechatLogin>, Arc<dyn WechatPay>, Option<Sandboxes>);
+/// The listening socket: a deep accept backlog (a release storm opens thousands of connections at
+/// once), and optionally a fixed kernel send buffer per connection, which bounds the kernel memory
+/// a client that stops reading can pin (accepted sockets inherit it from the listener).
+fn bind(addr: SocketAddr, send_buffer: Option<usize>) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    if let Some(n) = send_buffer {
+        sock.set_send_buffer_size(n)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(4096)?;
+    TcpListener::from_std(sock.into())
+}
+
+type Clients =
+    (Arc<dyn SmsSender>, Arc<dyn WechatLogin>, Arc<dyn WechatPay>, Arc<dyn SubscribeMessenger>, Option<Sandboxes>);
 
 /// The sandbox's merchant and app ids: what a sandbox order is placed under.
 const SANDBOX_APPID: &str = "wxsandbox0000000";
@@ -182,8 +238,19 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         let wx_sandbox = WechatSandbox::new(SANDBOX_APPID, wx_secret.clone());
         let wechat = WechatClient::new(WechatConfig {
             appid: SANDBOX_APPID.into(),
-            secret: wx_secret,
+            secret: wx_secret.clone(),
             base_url: format!("{base}/sandbox/wechat"),
+        })?;
+        // Subscribe messages: the same mini-program credentials, its own sandbox and templates.
+        sms_sandbox.add_template(notifier::SMS_BOOKING_TEMPLATE, notifier::SMS_BOOKING_TEXT);
+        sms_sandbox.add_template(notifier::SMS_REMINDER_TEMPLATE, notifier::SMS_REMINDER_TEXT);
+        let subscribe_sandbox = SubscribeSandbox::new(SANDBOX_APPID, wx_secret.clone());
+        subscribe_sandbox.add_template(notifier::WECHAT_BOOKING_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+        subscribe_sandbox.add_template(notifier::WECHAT_REMINDER_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+        let subscribe = SubscribeClient::new(SubscribeConfig {
+            appid: SANDBOX_APPID.into(),
+            secret: wx_secret,
+            base_url: format!("{base}/sandbox/wechat-subscribe"),
         })?;
         // The sandbox speaks WeChat Pay v3 with its own (test-only) keys; our client signs with the
         // sandbox merchant key and verifies the sandbox platform key, exactly as in production.
@@ -205,8 +272,13 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
             base_url: format!("{base}/sandbox/wechatpay"),
             notify_url: format!("{base}/api/v1/payments/wechat/notify"),
         })?;
-        let sandboxes = Sandboxes { sms: sms_sandbox, wechat: wx_sandbox, wechat_pay: pay_sandbox };
-        Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Some(sandboxes)))
+        let sandboxes = Sandboxes {
+            sms: sms_sandbox,
+            wechat: wx_sandbox,
+            wechat_pay: pay_sandbox,
+            wechat_subscribe: subscribe_sandbox,
+        };
+        Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Arc::new(subscribe), Some(sandboxes)))
     } else {
         let Some(sms) = config.aliyun_sms.clone() else {
             bail!("aliyun_sms is not configured (required outside sandbox mode)")
@@ -215,10 +287,16 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         let Some(pay) = config.wechat_pay.clone() else {
             bail!("wechat_pay is not configured (required outside sandbox mode)")
         };
+        let subscribe = SubscribeClient::new(SubscribeConfig {
+            appid: wx.appid.clone(),
+            secret: wx.secret.clone(),
+            base_url: wx.base_url.clone(),
+        })?;
         Ok((
             Arc::new(AliyunSms::new(sms)?),
             Arc::new(WechatClient::new(wx)?),
             Arc::new(WechatPayClient::new(pay)?),
+            Arc::new(subscribe),
             None,
         ))
     }

@@ -31,6 +31,8 @@ pub struct Config {
     pub demo_data: bool,
     /// Logs as JSON lines (for collectors) instead of text.
     pub log_json: bool,
+    /// Kernel send buffer per connection (bytes); the kernel's default when absent.
+    pub socket_send_buffer_bytes: Option<usize>,
     pub tls: Option<TlsConfig>,
     pub encryption: EncryptionConfig,
     /// Aliyun SMS credentials; required unless `gateway.sandbox` is on.
@@ -59,6 +61,7 @@ impl Default for Config {
             redis_prefix: "hospital".into(),
             demo_data: true,
             log_json: false,
+            socket_send_buffer_bytes: None,
             tls: None,
             encryption: EncryptionConfig::default(),
             aliyun_sms: None,

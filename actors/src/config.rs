@@ -75,6 +75,8 @@ pub struct ActorDeps {
     /// closed, not paid.
     pub wechat_pay:
         std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>>>,
+    /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
+    pub notify: crate::notifier::NotifyHandle,
 }
 
 impl ActorDeps {
@@ -86,6 +88,7 @@ impl ActorDeps {
             events: crate::Events::default(),
             system: Default::default(),
             wechat_pay: Default::default(),
+            notify: Default::default(),
         }
     }
 

@@ -77,3 +77,24 @@ pub(crate) fn appointment_json(a: &hospital_domain::appointment::Appointment) ->
         "from_waitlist": a.from_waitlist,
     })
 }
+
+/// An event on its way to sockets: a personal one carries its account sequence number.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LiveEvent {
+    /// Per-account sequence (personal events); None for topic updates.
+    pub seq: Option<u64>,
+    pub kind: String,
+    /// The topic a topic update belongs to.
+    pub topic: Option<String>,
+    pub payload: serde_json::Value,
+    /// When it was published (unix ms), for the fan-out latency metric.
+    pub at_ms: u64,
+}
+
+/// A client connection as the patient actor holds it. Implemented by the WebSocket gateway; the
+/// actor only hands events over and never waits on a socket.
+pub trait LiveSocket: Send + Sync + std::fmt::Debug {
+    fn id(&self) -> u64;
+    /// Queues a personal event. False when the socket is gone (the actor then forgets it).
+    fn deliver(&self, event: &std::sync::Arc<LiveEvent>) -> bool;
+}

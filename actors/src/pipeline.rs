@@ -21,8 +21,9 @@ pub struct WritePipeline {
 /// actor restarted after a panic loads the store only once its predecessor's acknowledged writes
 /// have all landed, and never starts behind what callers were told.
 fn owner_lock(owner: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-        std::sync::OnceLock::new();
+    static LOCKS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
     let mut map = LOCKS.get_or_init(Default::default).lock().expect("pipeline lock map");
     map.entry(owner.to_string()).or_default().clone()
 }

@@ -115,6 +115,13 @@ pub enum ScheduleMsg {
     },
     /// Picks up sessions staff added to the store.
     Reload,
+    /// 签到 (BOOK-10): the account's confirmed appointment for today moves to `CheckedIn`
+    /// (durable before the answer); a repeat answers the checked-in appointment.
+    CheckIn {
+        appointment: AppointmentId,
+        account: AccountId,
+        reply: Reply<Appointment>,
+    },
     /// Panics on purpose, so tests and operators can exercise supervision. Only with the
     /// `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -209,12 +216,17 @@ impl ScheduleState {
         let sink = self.deps.effects.clone();
         let events = self.deps.events.clone();
         let live = self.live_events(&write);
+        let confirmed: Vec<Appointment> =
+            write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
+        let notify = self.deps.notify.clone();
         self.pipeline.push(write, move |r| {
             let answer = match r {
                 Ok(()) => {
                     for e in effects {
                         sink.send(e);
                     }
+                    // Confirmed bookings (a payment, a move) get their confirmation and reminders.
+                    notify.confirmed(&confirmed);
                     // Only durable changes are announced.
                     live.publish(&events);
                     answer
@@ -422,9 +434,16 @@ impl ScheduleState {
             return Err(BookingError::OtherDoctor);
         }
         let new_id = AppointmentId::new();
+        // Moving into a session where the person waits takes them off its waitlist (as a hold
+        // does): that change is saved with the move.
+        let mut had_waiting = false;
         let (old, new) = if from_session == slot.session_id {
             self.book.session_mut(from_session).expect("present").move_within(id, slot.segment, new_id, now)?
         } else {
+            had_waiting = self
+                .book
+                .session(slot.session_id)
+                .is_some_and(|b| b.waitlist.iter().any(|w| w.person == current.person));
             // Take the new place first; if that fails nothing changed. Then free the old one.
             let new = self.book.session_mut(slot.session_id).expect("present").accept_moved(
                 &current,
@@ -440,6 +459,9 @@ impl ScheduleState {
         self.book.reindex(from_session);
         self.book.reindex(slot.session_id);
         let mut w = BookingWrite { appointments: vec![old, new.clone()], ..Default::default() };
+        if had_waiting {
+            w.waitlists.push(self.waitlist_write(slot.session_id));
+        }
         self.offer(from_session, &mut w);
         Ok((w, new))
     }
@@ -714,6 +736,19 @@ impl Actor for ScheduleActor {
                 // restart would fail the same way.
                 if let Err(e) = state.refresh().await {
                     tracing::warn!(doctor = %state.doctor, error = %e, "schedule reload failed; keeping old data");
+                }
+            }
+            ScheduleMsg::CheckIn { appointment, account, reply } => {
+                let now = Utc::now();
+                let today = state.deps.config.zone.local_date(now);
+                match crate::queue::check_in_book(&mut state.book, appointment, account, today, now) {
+                    Ok((a, true)) => {
+                        let w = BookingWrite { appointments: vec![a.clone()], ..Default::default() };
+                        state.persist(w, vec![], Some(reply), Ok(a));
+                    }
+                    r => {
+                        let _ = reply.send(r.map(|(a, _)| a));
+                    }
                 }
             }
             #[cfg(feature = "fault-injection")]

@@ -60,7 +60,7 @@ impl std::fmt::Debug for ActorSystem {
 /// (it panicked on an earlier message, or was killed). Only reads are safe to repeat; a message
 /// that was never delivered (the actor was draining) is always safe to send again.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(crate) enum Retry {
     Reads,
     UndeliveredOnly,
 }
@@ -83,6 +83,7 @@ impl ActorSystem {
                 supervisor::kind::<ScheduleKind>(),
                 supervisor::kind::<PatientKind>(),
                 supervisor::kind::<PaymentKind>(),
+                supervisor::kind::<crate::queue::QueueKind>(),
             ],
         };
         let (root, _join) = RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
@@ -256,6 +257,12 @@ impl ActorSystem {
         }
     }
 
+    /// The registry name of an account's patient actor on this node, if one runs: personal events
+    /// go only to accounts with an actor here (an account without one has no sockets here).
+    pub fn running_patient(&self, account: AccountId) -> Option<ActorRef<PatientMsg>> {
+        ActorRef::<PatientMsg>::where_is(supervisor::child_name::<PatientKind>(&self.inner.prefix, account))
+    }
+
     /// The account's patients, oldest first.
     pub async fn list_patients(&self, account: AccountId) -> Result<Vec<PatientRecord>, ActorError> {
         self.ask::<PatientKind, _>(account, Retry::Reads, |reply| PatientMsg::ListPatients { reply }).await
@@ -337,7 +344,7 @@ impl ActorSystem {
     /// Finds the id's actor, or has its kind supervisor start it. The registry lookup is the fast
     /// path; the supervisor is asked only when the actor is not running, and it alone starts
     /// actors, so concurrent first calls all get the same one.
-    async fn resolve<K: ActorKind>(&self, id: K::Id) -> Result<ActorRef<ChildMsg<K>>, ActorError> {
+    pub(crate) async fn resolve<K: ActorKind>(&self, id: K::Id) -> Result<ActorRef<ChildMsg<K>>, ActorError> {
         let name = supervisor::child_name::<K>(&self.inner.prefix, id);
         let config = &self.inner.config;
         let mut last = String::new();
@@ -376,7 +383,7 @@ impl ActorSystem {
 
     /// Sends a request to the id's actor and waits for the answer within `call_timeout`. A message
     /// the actor never received (it was draining, or gone) is sent again to its successor.
-    async fn ask<K: ActorKind, R: Send + 'static>(
+    pub(crate) async fn ask<K: ActorKind, R: Send + 'static>(
         &self,
         id: K::Id,
         retry: Retry,

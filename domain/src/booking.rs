@@ -386,6 +386,8 @@ impl SessionBook {
         moved.slip_no = from.slip_no.as_ref().map(|_| moved.make_slip_no());
         self.taken[seg].insert(place);
         self.live.insert(moved.id, moved.clone());
+        // As with `hold`: a person who gets a place here no longer waits for one.
+        self.waitlist.retain(|w| w.person != from.person);
         Ok(moved)
     }
 

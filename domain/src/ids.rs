@@ -79,3 +79,6 @@ id_type!(
 id_type!(
     /// An item of a user's message centre (消息).
     MessageId, "message_id");
+id_type!(
+    /// An examination (检查/检验) of a patient.
+    ExamId, "exam_id");

@@ -6,12 +6,15 @@ pub mod appointment;
 pub mod booking;
 pub mod catalog;
 pub mod error;
+pub mod exam;
 pub mod id_card;
 pub mod ids;
 pub mod message;
 pub mod money;
+pub mod notify;
 pub mod order;
 pub mod phone;
+pub mod queue;
 pub mod schedule;
 pub mod time;
 

@@ -30,8 +30,11 @@ pub struct Message {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub read: bool,
-    /// What it is about (an appointment or order id), for the client to link to.
+    /// What it is about (an appointment, order or exam id), for the client to link to.
     pub related: Option<String>,
+    /// Needs the user's attention (an abnormal exam result): clients show it prominently.
+    #[serde(default)]
+    pub alert: bool,
 }
 
 impl Message {
@@ -52,6 +55,13 @@ impl Message {
             created_at: now,
             read: false,
             related,
+            alert: false,
         }
+    }
+
+    /// The same message, flagged as an alert.
+    pub fn alert(mut self) -> Self {
+        self.alert = true;
+        self
     }
 }

@@ -17,6 +17,12 @@ pub struct GatewayConfig {
     pub trust_forwarded_for: bool,
     /// The hospital's time zone (IANA name).
     pub timezone: String,
+    pub realtime: crate::realtime::RealtimeConfig,
+    /// The HMAC-SHA256 key the lab system signs its exam-status webhooks with
+    /// (`HOSPITAL_GATEWAY__LAB_WEBHOOK_SECRET`). Without one the webhook answers 503, except in
+    /// sandbox mode, which uses `http::exams::SANDBOX_LAB_WEBHOOK_SECRET`.
+    #[serde(skip_serializing)]
+    pub lab_webhook_secret: Option<secrecy::SecretString>,
 }
 
 impl Default for GatewayConfig {
@@ -28,6 +34,8 @@ impl Default for GatewayConfig {
             sandbox: false,
             trust_forwarded_for: false,
             timezone: "Asia/Shanghai".into(),
+            realtime: Default::default(),
+            lab_webhook_secret: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod realtime;
 pub mod state;
 
 pub use config::GatewayConfig;
@@ -53,7 +54,10 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::staff::router())
         .merge(http::booking::router())
         .merge(http::payments::router())
+        .merge(http::messages::router())
         .merge(http::admin::router())
+        .merge(http::queue::router())
+        .merge(http::exams::router())
         .merge(http::ops::router());
     if sandbox {
         r = r.merge(http::sandbox::router());
@@ -72,8 +76,18 @@ pub fn router(state: AppState) -> Router {
                 .response("200", utoipa::openapi::Response::new("The OpenAPI 3.1 document")),
         )
     });
+    doc.paths.paths.entry("/ws".into()).or_insert_with(|| {
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("The WebSocket gateway (see docs/realtime.md)"))
+                .description(Some("Upgrade with subprotocol hospital.json.v1 or hospital.msgpack.v1; authenticate with Authorization: Bearer or a first auth frame."))
+                .response("101", utoipa::openapi::Response::new("Switching protocols"))
+                .response("400", utoipa::openapi::Response::new("Not a WebSocket upgrade")),
+        )
+    });
     let doc_json = doc.to_json().expect("the OpenAPI document serialises");
-    let mut app = api.route(
+    let mut app = api.route("/ws", get(realtime::ws)).route(
         "/api/openapi.json",
         get(move || {
             let body = doc_json.clone();
@@ -85,7 +99,11 @@ pub fn router(state: AppState) -> Router {
         app = app
             .nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
             .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
-            .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()));
+            .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
+            .nest_service(
+                "/sandbox/wechat-subscribe",
+                hospital_integrations::wechat_subscribe_sandbox_router(sb.wechat_subscribe.clone()),
+            );
     }
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })

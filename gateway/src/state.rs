@@ -28,6 +28,10 @@ pub struct AppState {
     pub config: Arc<GatewayConfig>,
     pub zone: HospitalZone,
     pub metrics: PrometheusHandle,
+    /// The WebSocket side: hub, event log, bus.
+    pub realtime: Arc<crate::realtime::Realtime>,
+    /// Where live events are published: the actors' handle, connected to the real-time bus.
+    pub events: hospital_actors::Events,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
     pub sandbox: Option<Sandboxes>,
 }
@@ -37,9 +41,15 @@ pub struct Sandboxes {
     pub sms: SmsSandbox,
     pub wechat: WechatSandbox,
     pub wechat_pay: WechatPaySandbox,
+    /// WeChat subscribe messages (`/sandbox/wechat-subscribe`, outbox at `.../outbox?openid=`).
+    pub wechat_subscribe: hospital_integrations::SubscribeSandbox,
 }
 
 impl AppState {
+    pub fn realtime(&self) -> &crate::realtime::Realtime {
+        &self.realtime
+    }
+
     /// The current catalogue snapshot; readers never block a reload for long.
     pub fn catalog(&self) -> Arc<CatalogIndex> {
         self.catalog.read().expect("catalog lock").clone()

@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 pub mod sms;
 pub mod wechat;
+pub mod wechat_subscribe;
 pub mod wechatpay;
 
 pub use sms::{
@@ -17,6 +18,10 @@ pub use sms::{
 pub use wechat::{
     sandbox_router as wechat_sandbox_router, WechatClient, WechatConfig, WechatError, WechatLogin, WechatSandbox,
     WechatSession,
+};
+pub use wechat_subscribe::{
+    sandbox_router as wechat_subscribe_sandbox_router, SubscribeClient, SubscribeConfig, SubscribeError,
+    SubscribeMessage, SubscribeMessenger, SubscribeSandbox,
 };
 pub use wechatpay::{
     sandbox_router as wechatpay_sandbox_router, JsapiOrder, Notification as WechatPayNotification, PrepayResult,

@@ -142,7 +142,16 @@ pub trait BookingStore: Send + Sync {
 
 /// Everything durable, as one object the platform holds.
 #[async_trait]
-pub trait DataStore: AccountStore + StaffStore + CatalogStore + ScheduleStore + BookingStore {
+pub trait DataStore:
+    AccountStore
+    + StaffStore
+    + CatalogStore
+    + ScheduleStore
+    + BookingStore
+    + crate::exams::ExamStore
+    + crate::queues::QueueStore
+    + crate::notify::NotifyStore
+{
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 async fn embedded_data_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    conformance::data_store(Arc::new(store)).await;
+    conformance::data_store(Arc::new(store.clone())).await;
+    conformance::exams(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,6 +89,7 @@ async fn scylla_backend() {
     // Accounts, staff, catalogue, schedules and bookings (`conformance::booking`, whose large
     // clinic stop makes apply_booking split its write into several logged batches).
     conformance::data_store(Arc::new(store.clone())).await;
+    conformance::exams(Arc::new(store.clone())).await;
     conformance::ephemeral_kv(Arc::new(store.clone())).await;
     conformance::sessions(Arc::new(store.clone())).await;
     store.session().query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.unwrap();

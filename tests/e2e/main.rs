@@ -6,6 +6,11 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod booking_flow;
 mod catalogue;
+mod crash;
+mod exams;
+mod realtime;
 mod restart;
+mod storm;
 mod supervision;

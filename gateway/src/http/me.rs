@@ -67,6 +67,9 @@ async fn update_me(
         a.profile.birth_date = Some(d);
     }
     state.stores.data.update_account(&a).await?;
+    // Other devices of the account see the change live.
+    use hospital_actors::EventBus;
+    state.realtime.bus.personal(a.id, "profile", serde_json::to_value(AccountView::from(&a)).unwrap_or_default());
     Ok(ApiJson(AccountView::from(&a)))
 }
 

@@ -1,27 +1,21 @@
-//! Paying for bookings (PAY-4, PAY-6) and the message centre (MSG-1): an order's state, the
-//! WeChat Pay parameters for `wx.requestPayment`, WeChat Pay's notifications (verified and
-//! decrypted, each handled once by the order's payment actor), and the caller's messages.
+//! Paying for bookings (PAY-4, PAY-6): an order's state, the WeChat Pay parameters for
+//! `wx.requestPayment`, and WeChat Pay's notifications (verified and decrypted, each handled
+//! once by the order's payment actor). The message centre is in `messages`.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hospital_domain::message::Message;
 use hospital_domain::OrderId;
 use hospital_integrations::wechatpay::{Notification, RequestPaymentParams};
-use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery};
+use crate::extract::{AccountCaller, ApiJson, ApiPath};
 use crate::http::booking::{order_view, OrderView};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_order))
-        .routes(routes!(wechat_pay))
-        .routes(routes!(wechat_notify))
-        .routes(routes!(messages))
+    OpenApiRouter::new().routes(routes!(get_order)).routes(routes!(wechat_pay)).routes(routes!(wechat_notify))
 }
 
 async fn owned_order(
@@ -137,23 +131,4 @@ async fn wechat_notify(State(state): State<AppState>, headers: HeaderMap, body: 
         Notification::Other { id, event_type } => tracing::info!(%id, %event_type, "ignored a WeChat Pay notification"),
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct MessagesQuery {
-    /// At most this many (default 50, at most 200).
-    pub limit: Option<usize>,
-}
-
-/// The caller's messages (booking results, waitlist offers, clinic stops, payments), newest first.
-#[utoipa::path(get, path = "/api/v1/me/messages", tag = "me", security(("bearer" = [])), params(MessagesQuery),
-    responses((status = 200, body = [Message]), (status = 401, body = ErrorBody)))]
-async fn messages(
-    State(state): State<AppState>,
-    caller: AccountCaller,
-    ApiQuery(q): ApiQuery<MessagesQuery>,
-) -> ApiResult<ApiJson<Vec<Message>>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    Ok(ApiJson(state.stores.data.messages_of(caller.account_id, limit).await?))
 }

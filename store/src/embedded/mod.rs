@@ -5,8 +5,11 @@ mod accounts;
 mod booking;
 mod catalog;
 pub mod engine;
+mod exams;
 pub mod keys;
 mod kv;
+mod notify;
+mod queues;
 pub mod tables;
 
 use async_trait::async_trait;

@@ -37,6 +37,12 @@ tables! {
     MESSAGES_BY_ACCOUNT = "messages_by_account";
     KV_ENTRIES = "kv_entries";
     KV_SET_MEMBERS = "kv_set_members";
+    EXAMS = "exams";
+    EXAMS_BY_ACCOUNT = "exams_by_account";
+    QUEUES = "queues";
+    NOTIFICATION_PREFERENCES = "notification_preferences";
+    REMINDERS = "reminders";
+    REMINDERS_DUE = "reminders_due";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

@@ -14,7 +14,10 @@
 mod accounts;
 mod booking;
 mod catalog;
+mod exams;
 mod kv;
+mod notify;
+mod queues;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;

@@ -1,0 +1,356 @@
+//! The notifier end to end: the real embedded store, the real Aliyun SMS client and WeChat
+//! subscribe-message client against their sandboxes on real ports, and a short clock (reminders
+//! due a second ahead, retries after a few hundred milliseconds).
+
+use chrono::{Duration as Span, NaiveDate, Utc};
+use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps, NotifyHandle};
+use hospital_actors::{EventBus, Events};
+use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
+use hospital_domain::booking::SessionBook;
+use hospital_domain::message::MessageKind;
+use hospital_domain::notify::{
+    Channel, DeliveryState, KindChannels, NotificationPreferences, Reminder, ReminderId, ReminderKind, ReminderStatus,
+};
+use hospital_domain::time::HospitalZone;
+use hospital_domain::{AccountId, DepartmentId, DoctorId, Phone};
+use hospital_integrations::wechat_subscribe::{SubscribeClient, SubscribeConfig, SubscribeSandbox};
+use hospital_integrations::{AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender};
+use hospital_store::{
+    conformance, AccountStore, BookingStore, BookingWrite, DataStore, EmbeddedStore, MessageFilter, NotifyStore,
+    ScheduleStore,
+};
+use secrecy::SecretString;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const KEY_ID: &str = "sandbox-key";
+const KEY_SECRET: &str = "sandbox-key-secret";
+const APPID: &str = "wxsandbox0000000";
+const APP_SECRET: &str = "sandbox-app-secret";
+const OPENID: &str = "oSandboxUser0000000000000001";
+
+#[derive(Default)]
+struct Captured(Mutex<Vec<(AccountId, String, serde_json::Value)>>);
+
+impl EventBus for Captured {
+    fn personal(&self, account: AccountId, kind: &str, payload: serde_json::Value) {
+        self.0.lock().unwrap().push((account, kind.to_string(), payload));
+    }
+    fn topic(&self, _: &str, _: &str, _: serde_json::Value) {}
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn closed_port() -> String {
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    format!("http://{addr}")
+}
+
+fn sms_client(endpoint: &str) -> Arc<dyn SmsSender> {
+    Arc::new(
+        AliyunSms::new(AliyunSmsConfig {
+            access_key_id: KEY_ID.into(),
+            access_key_secret: SecretString::from(KEY_SECRET),
+            sign_name: "示例医院".into(),
+            code_template: hospital_integrations::sms::LOGIN_CODE_TEMPLATE.into(),
+            endpoint: endpoint.into(),
+        })
+        .unwrap(),
+    )
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: EmbeddedStore,
+    sms: SmsSandbox,
+    sms_url: String,
+    wechat: SubscribeSandbox,
+    wechat_client: Arc<SubscribeClient>,
+    events: Events,
+    captured: Arc<Captured>,
+    phone: Phone,
+    account: AccountId,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let sms = SmsSandbox::new(KEY_ID, SecretString::from(KEY_SECRET));
+        sms.add_template(notifier::SMS_BOOKING_TEMPLATE, notifier::SMS_BOOKING_TEXT);
+        sms.add_template(notifier::SMS_REMINDER_TEMPLATE, notifier::SMS_REMINDER_TEXT);
+        let sms_url = serve(hospital_integrations::sms_sandbox_router(sms.clone())).await;
+        let wechat = SubscribeSandbox::new(APPID, SecretString::from(APP_SECRET));
+        wechat.add_template(notifier::WECHAT_BOOKING_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+        wechat.add_template(notifier::WECHAT_REMINDER_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+        let wx_url = serve(hospital_integrations::wechat_subscribe_sandbox_router(wechat.clone())).await;
+        let wechat_client = Arc::new(
+            SubscribeClient::new(SubscribeConfig {
+                appid: APPID.into(),
+                secret: SecretString::from(APP_SECRET),
+                base_url: wx_url,
+            })
+            .unwrap(),
+        );
+        let mut account = conformance::sample_account();
+        account.wechat_openid = Some(OPENID.into());
+        store.create_account(&account).await.unwrap();
+        let events = Events::default();
+        let captured = Arc::new(Captured::default());
+        events.connect(captured.clone());
+        Env {
+            _dir: dir,
+            store,
+            phone: account.phone.clone().unwrap(),
+            account: account.id,
+            sms,
+            sms_url,
+            wechat,
+            wechat_client,
+            events,
+            captured,
+        }
+    }
+
+    fn config() -> NotifierConfig {
+        NotifierConfig {
+            tick: Duration::from_millis(100),
+            soon_before: Duration::from_secs(2),
+            retry_base: Duration::from_millis(300),
+            retry_max: Duration::from_secs(1),
+            ..NotifierConfig::default()
+        }
+    }
+
+    fn start(&self, sms_url: &str, handle: &NotifyHandle) -> Notifier {
+        let deps = NotifierDeps {
+            data: Arc::new(self.store.clone()) as Arc<dyn DataStore>,
+            sms: sms_client(sms_url),
+            wechat: Some(self.wechat_client.clone()),
+            events: self.events.clone(),
+            zone: HospitalZone::default(),
+        };
+        Notifier::start(deps, Self::config(), handle)
+    }
+
+    /// A confirmed appointment of the account, stored with its session (tomorrow 08:00).
+    async fn appointment(&self) -> Appointment {
+        let date: NaiveDate = HospitalZone::default().local_date(Utc::now()) + Span::days(1);
+        let session = conformance::sample_session(DoctorId::new(), DepartmentId::new(), date, 4);
+        self.store.put_sessions(std::slice::from_ref(&session)).await.unwrap();
+        let (mut a, o) = conformance::sample_hold(&mut SessionBook::new(session, [], vec![]), 0, self.account, "p");
+        a.apply(AppointmentEvent::Pay, Utc::now()).unwrap();
+        a.slip_no = Some(a.make_slip_no());
+        self.store
+            .apply_booking(BookingWrite { appointments: vec![a.clone()], orders: vec![o], ..Default::default() })
+            .await
+            .unwrap();
+        a
+    }
+
+    /// A visit reminder of `a` due `due_in` from now (the visit an hour later).
+    async fn remind(&self, a: &Appointment, due_in: Span) -> ReminderId {
+        let now = Utc::now();
+        let r = Reminder::new(self.account, a.id, ReminderKind::SoonBefore, now + due_in, now + Span::hours(1), now);
+        assert_eq!(self.store.schedule_reminders(std::slice::from_ref(&r)).await.unwrap(), 1);
+        r.id
+    }
+
+    fn sms_with(&self, template: &str) -> usize {
+        self.sms.messages_for(&self.phone).iter().filter(|m| m.template_code == template).count()
+    }
+
+    fn wechat_with(&self, template: &str) -> usize {
+        self.wechat.messages_for(OPENID).iter().filter(|m| m.template_id == template).count()
+    }
+
+    async fn in_app(&self, kind: MessageKind) -> usize {
+        let all = MessageFilter { category: None, unread_only: false, limit: 100 };
+        self.store.list_messages(self.account, all).await.unwrap().iter().filter(|m| m.kind == kind).count()
+    }
+
+    async fn reminder(&self, id: ReminderId) -> Reminder {
+        self.store.reminder(id).await.unwrap().unwrap()
+    }
+
+    async fn until(&self, what: &str, mut done: impl AsyncFnMut() -> bool) {
+        for _ in 0..100 {
+            if done().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+fn state(r: &Reminder, c: Channel) -> DeliveryState {
+    r.channel(c).unwrap_or_else(|| panic!("{c:?} not in {:?}", r.channels)).state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_reminder_goes_by_exactly_the_allowed_channels() {
+    let env = Env::new().await;
+    let prefs = NotificationPreferences::default().with_changes(&[KindChannels {
+        kind: MessageKind::VisitReminder,
+        in_app: true,
+        sms: false,
+        wechat: true,
+    }]);
+    env.store.put_notification_preferences(env.account, &prefs).await.unwrap();
+    let a = env.appointment().await;
+    let id = env.remind(&a, Span::seconds(1)).await;
+    let _n = env.start(&env.sms_url, &NotifyHandle::default());
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(env.reminder(id).await.status, ReminderStatus::Pending, "not due yet");
+    assert_eq!(env.wechat_with(notifier::WECHAT_REMINDER_TEMPLATE), 0);
+    env.until("the reminder", async || env.reminder(id).await.status == ReminderStatus::Done).await;
+
+    let r = env.reminder(id).await;
+    assert_eq!(r.channels.iter().map(|c| c.channel).collect::<Vec<_>>(), vec![Channel::InApp, Channel::Wechat]);
+    assert!(r.channels.iter().all(|c| c.state == DeliveryState::Sent && c.attempts == 1), "{r:?}");
+    assert_eq!(env.sms.messages_for(&env.phone).len(), 0, "SMS is not allowed for reminders");
+    assert_eq!(env.wechat_with(notifier::WECHAT_REMINDER_TEMPLATE), 1);
+    let wx = &env.wechat.messages_for(OPENID)[0];
+    assert_eq!(wx.data["thing1"], "张三");
+    assert_eq!(wx.page.as_deref(), Some(format!("pages/appointment/detail?id={}", a.id).as_str()));
+    assert_eq!(env.in_app(MessageKind::VisitReminder).await, 1);
+    let m = env.store.list_messages(env.account, MessageFilter { category: None, unread_only: true, limit: 1 });
+    assert_eq!(m.await.unwrap()[0].id, r.message_id());
+    let events = env.captured.0.lock().unwrap().clone();
+    assert!(events.iter().any(|(acc, k, p)| *acc == env.account && k == "message" && p["kind"] == "visit_reminder"));
+    assert!(events.iter().any(|(acc, k, p)| *acc == env.account && k == "unread" && p["count"] == 1), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_channel_is_retried_without_resending_the_others() {
+    let env = Env::new().await;
+    let a = env.appointment().await;
+    env.wechat.set_busy(true);
+    let id = env.remind(&a, Span::milliseconds(500)).await;
+    let _n = env.start(&env.sms_url, &NotifyHandle::default());
+
+    env.until("the first attempt", async || env.reminder(id).await.attempts >= 1).await;
+    let r = env.reminder(id).await;
+    assert_eq!(r.status, ReminderStatus::Pending);
+    assert_eq!(state(&r, Channel::InApp), DeliveryState::Sent);
+    assert_eq!(state(&r, Channel::Sms), DeliveryState::Sent);
+    assert_eq!(state(&r, Channel::Wechat), DeliveryState::Pending);
+    assert!(r.channel(Channel::Wechat).unwrap().last_error.as_deref().unwrap().contains("-1"), "{r:?}");
+    assert!(r.due_at > Utc::now() - Span::milliseconds(300), "moved to its retry time");
+
+    // Still failing: retried with backoff, the others untouched.
+    env.until("a second attempt", async || env.reminder(id).await.attempts >= 2).await;
+    env.wechat.set_busy(false);
+    env.until("the reminder", async || env.reminder(id).await.status == ReminderStatus::Done).await;
+    let r = env.reminder(id).await;
+    assert_eq!(state(&r, Channel::Wechat), DeliveryState::Sent);
+    assert!(r.channel(Channel::Wechat).unwrap().attempts >= 3, "{r:?}");
+    assert_eq!(r.channel(Channel::Sms).unwrap().attempts, 1, "SMS went once");
+    assert_eq!(r.channel(Channel::InApp).unwrap().attempts, 1);
+    assert_eq!(env.sms_with(notifier::SMS_REMINDER_TEMPLATE), 1);
+    assert_eq!(env.wechat_with(notifier::WECHAT_REMINDER_TEMPLATE), 1);
+    assert_eq!(env.in_app(MessageKind::VisitReminder).await, 1);
+    let sms = &env.sms.messages_for(&env.phone)[0];
+    assert!(sms.text.contains("张三您好") && sms.text.contains("请提前15分钟到院签到"), "{}", sms.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_survive_a_restart_and_a_closed_port_is_retried_after_it() {
+    let env = Env::new().await;
+    let a = env.appointment().await;
+    // Scheduled while a notifier runs, due after it is gone.
+    let first = env.start(&env.sms_url, &NotifyHandle::default());
+    let later = env.remind(&a, Span::seconds(1)).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(env.reminder(later).await.status, ReminderStatus::Pending, "nobody sent it");
+    let second = env.start(&env.sms_url, &NotifyHandle::default());
+    env.until("the reminder after the restart", async || env.reminder(later).await.status == ReminderStatus::Done)
+        .await;
+    assert_eq!(env.sms_with(notifier::SMS_REMINDER_TEMPLATE), 1);
+    assert_eq!(env.wechat_with(notifier::WECHAT_REMINDER_TEMPLATE), 1);
+    drop(second);
+
+    // SMS at a closed port: in-app and WeChat go, SMS waits; after a restart with SMS back, only
+    // SMS is sent.
+    let b = env.appointment().await;
+    let down = closed_port().await;
+    let third = env.start(&down, &NotifyHandle::default());
+    let id = env.remind(&b, Span::zero()).await;
+    env.until("the first attempt", async || env.reminder(id).await.attempts >= 1).await;
+    drop(third);
+    let r = env.reminder(id).await;
+    assert_eq!(state(&r, Channel::Sms), DeliveryState::Pending, "{r:?}");
+    assert_eq!(state(&r, Channel::Wechat), DeliveryState::Sent);
+    let _fourth = env.start(&env.sms_url, &NotifyHandle::default());
+    env.until("SMS after the restart", async || env.reminder(id).await.status == ReminderStatus::Done).await;
+    let r = env.reminder(id).await;
+    assert_eq!(r.channel(Channel::Wechat).unwrap().attempts, 1, "WeChat was not sent again");
+    assert_eq!(env.sms_with(notifier::SMS_REMINDER_TEMPLATE), 2, "one per appointment");
+    assert_eq!(env.wechat_with(notifier::WECHAT_REMINDER_TEMPLATE), 2);
+    assert_eq!(env.in_app(MessageKind::VisitReminder).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_appointments_reminder_is_not_sent() {
+    let env = Env::new().await;
+    let mut a = env.appointment().await;
+    let id = env.remind(&a, Span::seconds(1)).await;
+    let _n = env.start(&env.sms_url, &NotifyHandle::default());
+    a.apply(AppointmentEvent::Cancel, Utc::now()).unwrap();
+    env.store.apply_booking(BookingWrite { appointments: vec![a.clone()], ..Default::default() }).await.unwrap();
+    env.until("the reminder", async || env.reminder(id).await.status != ReminderStatus::Pending).await;
+    let r = env.reminder(id).await;
+    assert_eq!(r.status, ReminderStatus::Skipped, "{r:?}");
+    assert!(r.channels.is_empty());
+    assert!(env.sms.messages_for(&env.phone).is_empty());
+    assert!(env.wechat.messages_for(OPENID).is_empty());
+    assert_eq!(env.in_app(MessageKind::VisitReminder).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_booking_is_confirmed_and_its_reminders_scheduled() {
+    let env = Env::new().await;
+    let handle = NotifyHandle::default();
+    let _n = env.start(&env.sms_url, &handle);
+    let a = env.appointment().await;
+    assert_eq!(a.status, AppointmentStatus::Confirmed);
+    // What the schedule actor does once the confirming write is durable (twice: idempotent).
+    handle.confirmed([&a, &a]);
+    let confirmation = ReminderId::of(a.id, ReminderKind::BookingConfirmed);
+    env.until("the confirmation", async || {
+        env.store.reminder(confirmation).await.unwrap().is_some_and(|r| r.status == ReminderStatus::Done)
+    })
+    .await;
+    let r = env.reminder(confirmation).await;
+    assert_eq!(state(&r, Channel::InApp), DeliveryState::Skipped, "the booking write stored it");
+    assert_eq!(env.sms_with(notifier::SMS_BOOKING_TEMPLATE), 1);
+    assert_eq!(env.wechat_with(notifier::WECHAT_BOOKING_TEMPLATE), 1);
+    assert_eq!(env.in_app(MessageKind::BookingSuccess).await, 0, "no second in-app message");
+
+    // The visit is tomorrow 08:00 (Shanghai): the evening before at 18:00, and 2 s before (the
+    // test's `soon_before`).
+    let zone = HospitalZone::default();
+    let visit = zone.to_utc(a.date, chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap());
+    let eve = zone.to_utc(a.date - Span::days(1), chrono::NaiveTime::from_hms_opt(18, 0, 0).unwrap());
+    let soon = env.reminder(ReminderId::of(a.id, ReminderKind::SoonBefore)).await;
+    assert_eq!(soon.due_at, visit - Span::seconds(2));
+    assert_eq!(soon.expires_at, visit);
+    match env.store.reminder(ReminderId::of(a.id, ReminderKind::DayBefore)).await.unwrap() {
+        Some(r) => assert_eq!(r.due_at, eve),
+        None => assert!(eve <= Utc::now(), "only a past evening reminder is skipped"),
+    }
+    // A non-confirmed appointment is ignored.
+    let mut held = env.appointment().await;
+    held.status = AppointmentStatus::Held;
+    handle.confirmed([&held]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(env.store.reminder(ReminderId::of(held.id, ReminderKind::BookingConfirmed)).await.unwrap().is_none());
+}

@@ -1,0 +1,567 @@
+//! Exam status (REC-4): staff book exams for a patient and move them along; the lab system moves
+//! them through its signed webhook; patients see their exams (待检查/检查中/已完成), the result
+//! preview, and an alert when a result is abnormal.
+//!
+//! Every change goes through `Exam::apply` (forward only; a result only on a completed exam), is
+//! written, and only then told: the messages of a finished exam (检查报告已出, and 检查结果异常提醒
+//! flagged as an alert when abnormal) are stored in the message centre, then the live events
+//! `exam` (every change) and `exam_alert` (abnormal result) are published for the account.
+//!
+//! # The lab webhook signature
+//!
+//! `POST /api/v1/lab/exams/{id}/status` carries `X-Lab-Signature: t=<unix seconds>,v1=<hex>`,
+//! where `<hex>` is the lowercase hex HMAC-SHA256, keyed with the shared secret
+//! (`gateway.lab_webhook_secret`), of the bytes `"<t>.<raw body>"`. The request is refused with
+//! 401 if the header is missing or malformed (`signature_missing`), if `t` is more than
+//! `SIGNATURE_TOLERANCE_SECS` (5 minutes) away from the server's clock (`signature_expired`), if
+//! no `v1` matches (`signature_invalid`; compared in constant time; several `v1=` entries are
+//! allowed, for rotating the secret), or if the same signature was already accepted
+//! (`signature_replayed`: accepted signatures are remembered in the ephemeral kv for twice the
+//! tolerance). Each delivery, retries included, must be signed afresh with the current time. A
+//! request that fails on our side (5xx) forgets its signature again, so it may be resent as is.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use hospital_domain::exam::{Exam, ExamChange, ExamError, ExamKind, ExamStatus};
+use hospital_domain::message::{Message, MessageKind};
+use hospital_domain::{AccountId, ExamId, MessageId, PatientId, Role};
+use hospital_store::BookingWrite;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AccountCaller, ApiJson, ApiPath, StaffCaller};
+use crate::state::AppState;
+
+/// The lab webhook's key in sandbox mode when none is configured. Development only: it is public.
+pub const SANDBOX_LAB_WEBHOOK_SECRET: &str = "sandbox-lab-webhook-secret";
+/// The header carrying the lab webhook's signature.
+pub const SIGNATURE_HEADER: &str = "x-lab-signature";
+/// How far a signature's timestamp may be from the server's clock, either way.
+pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+/// Title of the message stored when an exam's result is out.
+pub const REPORT_READY_TITLE: &str = "检查报告已出";
+/// Title of the alert message stored when an exam's result is abnormal.
+pub const ABNORMAL_ALERT_TITLE: &str = "检查结果异常提醒";
+
+/// Staff roles that may book exams and change their status (admins hold every role).
+const STAFF_ROLES: &[Role] = &[Role::Doctor, Role::Nurse];
+/// How long a status change may hold an exam's lease (a crashed holder's lease lapses then).
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a change waits for another change of the same exam to finish.
+const LEASE_WAIT: Duration = Duration::from_secs(3);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_exam))
+        .routes(routes!(staff_set_status))
+        .routes(routes!(lab_set_status))
+        .routes(routes!(my_exams))
+        .routes(routes!(my_exam))
+}
+
+/// An exam as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExamView {
+    pub id: ExamId,
+    pub patient_id: PatientId,
+    /// e.g. 胸部CT平扫
+    pub name: String,
+    pub kind: ExamKind,
+    pub status: ExamStatus,
+    /// 待检查 / 检查中 / 已完成
+    pub status_label: String,
+    /// The result is abnormal (only on a completed exam).
+    pub abnormal: bool,
+    /// The result preview (only on a completed exam).
+    pub summary: Option<String>,
+    pub ordered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Exam> for ExamView {
+    fn from(e: &Exam) -> Self {
+        Self {
+            id: e.id,
+            patient_id: e.patient_id,
+            name: e.name.clone(),
+            kind: e.kind,
+            status: e.status,
+            status_label: e.status.label().to_string(),
+            abnormal: e.abnormal,
+            summary: e.summary.clone(),
+            ordered_at: e.ordered_at,
+            updated_at: e.updated_at,
+            completed_at: e.completed_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExam {
+    pub account_id: AccountId,
+    /// A patient (就诊人) under that account.
+    pub patient_id: PatientId,
+    #[schema(example = "胸部CT平扫")]
+    pub name: String,
+    pub kind: ExamKind,
+}
+
+/// A change of an exam's status, from staff or the lab system.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetExamStatus {
+    /// pending -> in_progress -> completed (a lab item may go pending -> completed); never back.
+    pub status: ExamStatus,
+    /// Only with `completed`: the result is abnormal (an alert goes to the patient).
+    pub abnormal: Option<bool>,
+    /// Only with `completed`: the result preview, up to 2000 characters.
+    pub summary: Option<String>,
+}
+
+impl From<SetExamStatus> for ExamChange {
+    fn from(r: SetExamStatus) -> Self {
+        ExamChange { status: r.status, abnormal: r.abnormal, summary: r.summary }
+    }
+}
+
+/// Books an exam for a patient of an account (待检查). Staff with role doctor or nurse.
+#[utoipa::path(post, path = "/api/v1/admin/exams", tag = "exams", security(("bearer" = [])), request_body = CreateExam,
+    responses((status = 201, body = ExamView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_exam(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiJson(req): ApiJson<CreateExam>,
+) -> ApiResult<(StatusCode, ApiJson<ExamView>)> {
+    caller.require(STAFF_ROLES)?;
+    if state.stores.data.patient(req.account_id, req.patient_id).await?.is_none() {
+        return Err(ApiError::NotFound("no such patient under that account".into()));
+    }
+    let exam = Exam::new(req.account_id, req.patient_id, &req.name, req.kind, Utc::now())?;
+    state.stores.data.put_exam(&exam).await?;
+    publish_exam(&state, &exam);
+    Ok((StatusCode::CREATED, ApiJson(ExamView::from(&exam))))
+}
+
+/// Changes an exam's status (staff with role doctor or nurse). 409 `invalid_exam_transition` for
+/// a move the state machine does not allow; repeating the exact current state is a no-op.
+#[utoipa::path(post, path = "/api/v1/admin/exams/{id}/status", tag = "exams", security(("bearer" = [])),
+    params(("id" = ExamId, Path)), request_body = SetExamStatus,
+    responses((status = 200, body = ExamView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn staff_set_status(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(id): ApiPath<ExamId>,
+    ApiJson(req): ApiJson<SetExamStatus>,
+) -> ApiResult<ApiJson<ExamView>> {
+    caller.require(STAFF_ROLES)?;
+    let exam = change_status(&state, id, req.into()).await?;
+    Ok(ApiJson(ExamView::from(&exam)))
+}
+
+/// The lab system's webhook: changes an exam's status, authenticated by
+/// `X-Lab-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` (5-minute
+/// tolerance, each signature accepted once). 503 when no secret is configured.
+#[utoipa::path(post, path = "/api/v1/lab/exams/{id}/status", tag = "exams",
+    params(("id" = ExamId, Path),
+        ("X-Lab-Signature" = String, Header, description = "t=<unix seconds>,v1=<lowercase hex HMAC-SHA256 of \"<t>.<raw body>\">")),
+    request_body(content = SetExamStatus, content_type = "application/json", description = "Read as raw bytes: the signature covers them exactly"),
+    responses((status = 200, body = ExamView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn lab_set_status(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ExamId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<ApiJson<ExamView>> {
+    let Some(secret) = lab_secret(&state) else {
+        return Err(ApiError::Unavailable("the lab webhook is not configured".into()));
+    };
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let signature = verify_signature(&secret, header, &body, Utc::now().timestamp()).inspect_err(|e| {
+        metrics::counter!("lab_webhooks_total", "outcome" => e.code()).increment(1);
+        tracing::warn!(exam = %id, reason = e.code(), "refused a lab webhook");
+    })?;
+    // Remembered for as long as the signature could still pass the timestamp check.
+    let replay_key = format!("lab-webhook-sig:{signature}");
+    let ttl = Duration::from_secs(2 * SIGNATURE_TOLERANCE_SECS as u64 + 60);
+    if !state.stores.kv.put_if_absent(&replay_key, b"1", ttl).await? {
+        metrics::counter!("lab_webhooks_total", "outcome" => "signature_replayed").increment(1);
+        tracing::warn!(exam = %id, "refused a replayed lab webhook");
+        return Err(SignatureError::Replayed.into());
+    }
+    let result = async {
+        let req: SetExamStatus = parse_body(&body)?;
+        change_status(&state, id, req.into()).await
+    }
+    .await;
+    match result {
+        Ok(exam) => {
+            metrics::counter!("lab_webhooks_total", "outcome" => "accepted").increment(1);
+            Ok(ApiJson(ExamView::from(&exam)))
+        }
+        Err(e) => {
+            if e.status().is_server_error() {
+                // Nothing was decided: the same delivery may come again.
+                if let Err(del) = state.stores.kv.delete(&replay_key).await {
+                    tracing::warn!(error = %del, "could not forget a failed lab webhook's signature");
+                }
+            }
+            metrics::counter!("lab_webhooks_total", "outcome" => "refused").increment(1);
+            Err(e)
+        }
+    }
+}
+
+/// The caller's exams, newest first.
+#[utoipa::path(get, path = "/api/v1/me/exams", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = [ExamView]), (status = 401, body = ErrorBody)))]
+async fn my_exams(State(state): State<AppState>, caller: AccountCaller) -> ApiResult<ApiJson<Vec<ExamView>>> {
+    let list = state.stores.data.exams_of_account(caller.account_id).await?;
+    Ok(ApiJson(list.iter().map(ExamView::from).collect()))
+}
+
+/// One of the caller's exams; another account's exam is 404, as if it did not exist.
+#[utoipa::path(get, path = "/api/v1/me/exams/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = ExamId, Path)), responses((status = 200, body = ExamView), (status = 404, body = ErrorBody)))]
+async fn my_exam(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<ExamId>,
+) -> ApiResult<ApiJson<ExamView>> {
+    let e = state
+        .stores
+        .data
+        .exam(id)
+        .await?
+        .filter(|e| e.account_id == caller.account_id)
+        .ok_or_else(|| ApiError::not_found("exam"))?;
+    Ok(ApiJson(ExamView::from(&e)))
+}
+
+/// The webhook key: configured, else the public development key in sandbox mode.
+fn lab_secret(state: &AppState) -> Option<Vec<u8>> {
+    match &state.config.lab_webhook_secret {
+        Some(s) if !s.expose_secret().is_empty() => Some(s.expose_secret().as_bytes().to_vec()),
+        _ if state.config.sandbox => Some(SANDBOX_LAB_WEBHOOK_SECRET.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+/// The body as JSON, with the API's error codes (the signature was checked on the raw bytes).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::InvalidBody(format!("the JSON does not fit: {e}")),
+        _ => ApiError::MalformedJson(format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// Applies a change to an exam: one change per exam at a time (a lease in the ephemeral kv, so
+/// across nodes too), run to the end even if the client goes away (a task), so the exam, its
+/// messages and its events are never left half done by a dropped request.
+async fn change_status(state: &AppState, id: ExamId, change: ExamChange) -> ApiResult<Exam> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let lease = format!("exam-lease:{id}");
+        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+        while !state.stores.kv.put_if_absent(&lease, b"1", LEASE_TTL).await? {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::Unavailable("the exam is being changed; try again shortly".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let result = apply_change(&state, id, change).await;
+        if let Err(e) = state.stores.kv.delete(&lease).await {
+            tracing::warn!(error = %e, exam = %id, "could not release an exam lease (it lapses by itself)");
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("exam status task: {e}")))?
+}
+
+async fn apply_change(state: &AppState, id: ExamId, change: ExamChange) -> ApiResult<Exam> {
+    let mut exam = state.stores.data.exam(id).await?.ok_or_else(|| ApiError::not_found("exam"))?;
+    if exam.already_is(&change) {
+        // A retry of a change that was made: answer as then, and make sure its messages exist.
+        ensure_messages(state, &exam).await?;
+        return Ok(exam);
+    }
+    exam.apply(change, Utc::now()).map_err(|e| match e {
+        ExamError::InvalidTransition { .. } => {
+            ApiError::Conflict { code: "invalid_exam_transition", message: e.to_string() }
+        }
+        ExamError::Invalid(v) => ApiError::Validation(v),
+    })?;
+    state.stores.data.put_exam(&exam).await?;
+    let messages = messages_for(&exam);
+    if !messages.is_empty() {
+        state.stores.data.apply_booking(BookingWrite { messages: messages.clone(), ..Default::default() }).await?;
+    }
+    publish_exam(state, &exam);
+    if let Some(alert) = messages.iter().find(|m| m.alert) {
+        state.events.personal(exam.account_id, "exam_alert", alert_json(&exam, alert));
+    }
+    Ok(exam)
+}
+
+/// Writes the messages of a completed exam that are missing (after a failure between the exam's
+/// write and theirs). Their ids are derived from the exam, so rewriting never duplicates.
+async fn ensure_messages(state: &AppState, exam: &Exam) -> ApiResult<()> {
+    let wanted = messages_for(exam);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let have = state.stores.data.messages_of(exam.account_id, 200).await?;
+    let missing: Vec<Message> = wanted.into_iter().filter(|m| !have.iter().any(|h| h.id == m.id)).collect();
+    if !missing.is_empty() {
+        state.stores.data.apply_booking(BookingWrite { messages: missing, ..Default::default() }).await?;
+    }
+    Ok(())
+}
+
+/// The message-centre items of an exam's state: none until completed; then 检查报告已出, and
+/// an alert (检查结果异常提醒) when the result is abnormal.
+pub fn messages_for(exam: &Exam) -> Vec<Message> {
+    let Some(done) = exam.completed_at.filter(|_| exam.status == ExamStatus::Completed) else { return Vec::new() };
+    let related = Some(exam.id.to_string());
+    let mut ready = Message::new(
+        exam.account_id,
+        MessageKind::ReportReady,
+        REPORT_READY_TITLE,
+        format!("您的「{}」检查报告已出，请在“我的检查”中查看结果。", exam.name),
+        related.clone(),
+        done,
+    );
+    ready.id = message_id(exam, 0, done);
+    let mut out = vec![ready];
+    if exam.abnormal {
+        let preview = exam.summary.as_deref().map(|s| preview(s, 80)).unwrap_or_default();
+        let body = if preview.is_empty() {
+            format!("您的「{}」检查结果提示异常，请尽快就诊或咨询医生。", exam.name)
+        } else {
+            format!("您的「{}」检查结果提示异常：{preview}。请尽快就诊或咨询医生。", exam.name)
+        };
+        let mut alert =
+            Message::new(exam.account_id, MessageKind::ReportReady, ABNORMAL_ALERT_TITLE, body, related, done).alert();
+        // A millisecond later: the alert is the newest, so the message centre shows it first.
+        alert.id = message_id(exam, 1, done + chrono::Duration::milliseconds(1));
+        out.push(alert);
+    }
+    out
+}
+
+/// A UUIDv7 for the `n`-th message of an exam: the completion time (so the message centre's id
+/// order is still time order) and bits derived from the exam id (so it is the same every time).
+fn message_id(exam: &Exam, n: u8, at: DateTime<Utc>) -> MessageId {
+    let digest =
+        Sha256::new().chain_update(b"exam-message:").chain_update(exam.id.0.as_bytes()).chain_update([n]).finalize();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&digest[..10]);
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    MessageId(uuid::Builder::from_unix_timestamp_millis(ms, &tail).into_uuid())
+}
+
+/// At most `max` characters of `s`, on one line, with an ellipsis if cut.
+fn preview(s: &str, max: usize) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The live `exam` event: what changed, for the client to update its list.
+pub fn exam_json(e: &Exam) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "patient_id": e.patient_id,
+        "name": e.name,
+        "kind": e.kind,
+        "status": e.status,
+        "status_label": e.status.label(),
+        "abnormal": e.abnormal,
+        "summary": e.summary,
+        "updated_at": e.updated_at,
+        "completed_at": e.completed_at,
+    })
+}
+
+/// The live `exam_alert` event.
+fn alert_json(e: &Exam, alert: &Message) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "patient_id": e.patient_id,
+        "name": e.name,
+        "status": e.status,
+        "abnormal": e.abnormal,
+        "summary": e.summary,
+        "title": alert.title,
+        "message_id": alert.id,
+    })
+}
+
+fn publish_exam(state: &AppState, exam: &Exam) {
+    state.events.personal(exam.account_id, "exam", exam_json(exam));
+}
+
+/// Why a lab webhook's signature was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    /// No `X-Lab-Signature`, or not `t=<digits>,v1=<64 hex>`.
+    Missing,
+    /// `t` is more than the tolerance away from now.
+    Expired,
+    /// No `v1` matches.
+    Invalid,
+    /// Already accepted once.
+    Replayed,
+}
+
+impl SignatureError {
+    pub fn code(self) -> &'static str {
+        match self {
+            SignatureError::Missing => "signature_missing",
+            SignatureError::Expired => "signature_expired",
+            SignatureError::Invalid => "signature_invalid",
+            SignatureError::Replayed => "signature_replayed",
+        }
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(e: SignatureError) -> Self {
+        let message = match e {
+            SignatureError::Missing => "send X-Lab-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>",
+            SignatureError::Expired => "the signature's timestamp is outside the 5-minute window",
+            SignatureError::Invalid => "the signature does not match",
+            SignatureError::Replayed => "this signature was already used: sign each delivery afresh",
+        };
+        ApiError::BadCredentials { code: e.code(), message: message.into() }
+    }
+}
+
+fn mac(secret: &[u8], t: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    m.update(t.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    m
+}
+
+/// The lowercase hex HMAC-SHA256 of `"<t>.<body>"` under `secret`.
+pub fn lab_signature(secret: &[u8], t: i64, body: &[u8]) -> String {
+    hex::encode(mac(secret, t, body).finalize().into_bytes())
+}
+
+/// The whole `X-Lab-Signature` value for a body signed at `t`: what the lab system sends.
+pub fn lab_signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", lab_signature(secret, t, body))
+}
+
+/// Checks an `X-Lab-Signature` value against the raw body at time `now` (unix seconds); returns
+/// the signature that matched (the replay key).
+pub fn verify_signature(secret: &[u8], header: Option<&str>, body: &[u8], now: i64) -> Result<String, SignatureError> {
+    let header = header.filter(|h| h.len() <= 1024).ok_or(SignatureError::Missing)?;
+    let mut t = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) if t.is_none() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                t = Some(v.parse::<i64>().map_err(|_| SignatureError::Missing)?);
+            }
+            Some(("v1", v)) => match hex::decode(v) {
+                Ok(bytes) if bytes.len() == 32 => candidates.push(bytes),
+                _ => return Err(SignatureError::Missing),
+            },
+            // Other schemes (a future v2) are ignored, as is whitespace around entries.
+            Some((k, _)) if k != "t" => {}
+            _ => return Err(SignatureError::Missing),
+        }
+    }
+    let (Some(t), false) = (t, candidates.is_empty()) else { return Err(SignatureError::Missing) };
+    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(SignatureError::Expired);
+    }
+    let expected = mac(secret, t, body);
+    // `verify_slice` compares in constant time.
+    let matched =
+        candidates.iter().find(|c| expected.clone().verify_slice(c).is_ok()).ok_or(SignatureError::Invalid)?;
+    Ok(hex::encode(matched))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mac_is_hmac_sha256() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?"; here the data
+        // is "<t>.<body>", so t = "what do ya want for nothing?" cannot be expressed: check the
+        // primitive through the same type instead, then the framing.
+        let mut m = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        m.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(m.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let mut framed = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        framed.update(b"1700000000.{\"status\":\"in_progress\"}");
+        assert_eq!(
+            lab_signature(b"k", 1_700_000_000, br#"{"status":"in_progress"}"#),
+            hex::encode(framed.finalize().into_bytes())
+        );
+    }
+
+    #[test]
+    fn signatures_verify_within_the_window_only() {
+        let (secret, body, t) = (b"secret".as_slice(), br#"{"status":"completed"}"#.as_slice(), 1_700_000_000);
+        let header = lab_signature_header(secret, t, body);
+        assert_eq!(verify_signature(secret, Some(&header), body, t + 10), Ok(lab_signature(secret, t, body)));
+        assert_eq!(verify_signature(secret, Some(&header), body, t + 300).map(|_| ()), Ok(()));
+        assert_eq!(verify_signature(secret, Some(&header), body, t + 301), Err(SignatureError::Expired));
+        assert_eq!(verify_signature(secret, Some(&header), body, t - 301), Err(SignatureError::Expired));
+        assert_eq!(verify_signature(b"other", Some(&header), body, t), Err(SignatureError::Invalid));
+        assert_eq!(verify_signature(secret, Some(&header), b"{}", t), Err(SignatureError::Invalid));
+        // Two v1 entries (secret rotation): either may match.
+        let rotated = format!("t={t}, v1={}, v1={}", lab_signature(b"old", t, body), lab_signature(secret, t, body));
+        assert!(verify_signature(secret, Some(&rotated), body, t).is_ok());
+        for bad in ["", "t=1", "v1=00", "t=x,v1=00", &format!("t={t},v1=zz"), &format!("t=-{t},v1={}", "0".repeat(64))]
+        {
+            assert_eq!(verify_signature(secret, Some(bad), body, t), Err(SignatureError::Missing), "{bad:?}");
+        }
+        assert_eq!(verify_signature(secret, None, body, t), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn messages_of_a_completed_exam() {
+        let now = Utc::now();
+        let mut e = Exam::new(AccountId::new(), PatientId::new(), "胸部CT平扫", ExamKind::Imaging, now).unwrap();
+        assert!(messages_for(&e).is_empty());
+        e.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, now).unwrap();
+        assert!(messages_for(&e).is_empty());
+        let summary = Some("右肺上叶见一磨玻璃结节，建议随访".to_string());
+        e.apply(ExamChange { status: ExamStatus::Completed, abnormal: Some(true), summary }, now).unwrap();
+        let m = messages_for(&e);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].title.as_str(), m[0].alert, m[0].kind), (REPORT_READY_TITLE, false, MessageKind::ReportReady));
+        assert_eq!((m[1].title.as_str(), m[1].alert), (ABNORMAL_ALERT_TITLE, true));
+        assert!(m[1].body.contains("磨玻璃结节"));
+        assert_eq!(m[0].related, Some(e.id.to_string()));
+        assert_eq!(messages_for(&e).iter().map(|m| m.id).collect::<Vec<_>>(), vec![m[0].id, m[1].id], "stable ids");
+        assert!(m[1].id > m[0].id, "the alert comes first in the newest-first message centre");
+        assert_eq!(m[0].id.0.get_version_num(), 7);
+        assert_eq!(preview("a\nb  c", 10), "a b c");
+        assert_eq!(preview("abcdef", 3), "abc…");
+    }
+}

@@ -1,0 +1,112 @@
+//! The real-time gateway (PLAT-2, PLAT-4): `GET /ws`. The wire format is in `protocol`, one
+//! connection's life in `socket`, the per-account sequenced log in `log`, fan-out across nodes in
+//! `bus`, and this node's delivery in `hub`. docs/realtime.md is the client's guide.
+
+pub mod bus;
+pub mod hub;
+pub mod log;
+pub mod protocol;
+pub mod socket;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use protocol::{Codec, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+
+/// The WebSocket limits and timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Personal events waiting to be sent per socket; a client further behind is too slow.
+    pub outbox: usize,
+    pub max_frame_bytes: usize,
+    pub frames_per_second: u32,
+    pub burst: u32,
+    /// Bad or over-limit frames tolerated before the socket is closed (4029).
+    pub max_bad_frames: u32,
+    pub max_topics: usize,
+    /// The server pings this often; clients should send `ping` this often.
+    pub heartbeat_secs: u64,
+    /// Closed (4002) when nothing came from the client for this long.
+    pub idle_timeout_secs: u64,
+    /// Time allowed for the `auth` frame when the upgrade carried no token.
+    pub auth_timeout_secs: u64,
+    /// A send that does not complete in this time ends the connection.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            outbox: 256,
+            max_frame_bytes: 16 * 1024,
+            frames_per_second: 20,
+            burst: 40,
+            max_bad_frames: 20,
+            max_topics: 50,
+            heartbeat_secs: 25,
+            idle_timeout_secs: 75,
+            auth_timeout_secs: 10,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+/// This node's real-time machinery, shared by every connection.
+pub struct Realtime {
+    pub hub: Arc<hub::Hub>,
+    pub log: log::EventLog,
+    pub bus: Arc<bus::Bus>,
+}
+
+/// `GET /ws`: upgrades to a WebSocket. The token may come in `Authorization: Bearer` (what
+/// `wx.connectSocket` sends with `header`) or in a first `auth` frame. Subprotocol
+/// `hospital.msgpack.v1` selects MessagePack binary frames; anything else, JSON text frames.
+/// `?last_seq=N` on the upgrade URL resumes before any live event is sent (the in-order way).
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    pub last_seq: Option<u64>,
+}
+
+pub async fn ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<axum::extract::Query<WsParams>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let resume_from = match params {
+        Ok(q) => q.0.last_seq,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => return ApiError::BadRequest(format!("this endpoint needs a WebSocket upgrade: {e}")).into_response(),
+    };
+    let token = match headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => match v.split_once(' ') {
+            Some((s, t)) if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => return ApiError::InvalidToken.into_response(),
+        },
+        Some(Err(_)) => return ApiError::InvalidToken.into_response(),
+    };
+    let cfg = &state.config.realtime;
+    let upgrade = upgrade
+        .protocols([SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK])
+        .max_message_size(cfg.max_frame_bytes)
+        .max_frame_size(cfg.max_frame_bytes)
+        // Small buffers: tens of thousands of sockets must fit in memory.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(64 * 1024);
+    upgrade.on_upgrade(move |socket| {
+        let codec = Codec::from_subprotocol(socket.protocol().and_then(|p| p.to_str().ok()));
+        socket::run(socket, state, codec, token, resume_from)
+    })
+}

@@ -1,0 +1,38 @@
+//! Exams on the embedded engine: each exam under two keys (by id, and by account + id) in one
+//! transaction, as in schema.cql.
+
+use async_trait::async_trait;
+use hospital_domain::exam::Exam;
+use hospital_domain::{AccountId, ExamId};
+
+use super::engine::Reader;
+use super::keys::Key;
+use super::tables::{EXAMS, EXAMS_BY_ACCOUNT};
+use super::EmbeddedStore;
+use crate::exams::ExamStore;
+use crate::traits::Result;
+
+#[async_trait]
+impl ExamStore for EmbeddedStore {
+    async fn put_exam(&self, exam: &Exam) -> Result<()> {
+        let e = exam.clone();
+        self.engine
+            .write(move |ctx| {
+                ctx.put(EXAMS, &Key::new().uuid(&e.id.0), &e);
+                ctx.put(EXAMS_BY_ACCOUNT, &Key::new().uuid(&e.account_id.0).uuid(&e.id.0), &e);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn exam(&self, id: ExamId) -> Result<Option<Exam>> {
+        self.engine.read(|r| r.get(EXAMS, &Key::new().uuid(&id.0)))
+    }
+
+    async fn exams_of_account(&self, account: AccountId) -> Result<Vec<Exam>> {
+        let mut all: Vec<Exam> = self.engine.read(|r| r.scan(EXAMS_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
+        // Exam ids are v7: key order is order time; newest first.
+        all.reverse();
+        Ok(all)
+    }
+}

@@ -1,0 +1,32 @@
+//! Clinic session queues on the embedded engine: table `queues`, keyed by session id, the
+//! `ClinicQueue` as the value (it carries its doctor id, the CQL table's `doctor_id` column).
+
+use async_trait::async_trait;
+use hospital_domain::queue::ClinicQueue;
+use hospital_domain::{DoctorId, SessionId};
+
+use super::engine::Reader;
+use super::keys::Key;
+use super::tables::QUEUES;
+use super::EmbeddedStore;
+use crate::queues::QueueStore;
+use crate::traits::Result;
+
+#[async_trait]
+impl QueueStore for EmbeddedStore {
+    async fn put_queue(&self, session: SessionId, doctor: DoctorId, state: &ClinicQueue) -> Result<()> {
+        let mut q = state.clone();
+        q.session_id = session;
+        q.doctor_id = doctor;
+        self.engine
+            .write(move |ctx| {
+                ctx.put(QUEUES, &Key::new().uuid(&session.0), &q);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>> {
+        self.engine.read(|r| r.get(QUEUES, &Key::new().uuid(&session.0)))
+    }
+}

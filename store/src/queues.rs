@@ -1,0 +1,17 @@
+//! The waiting queues of clinic sessions (BOOK-10): one row per session, the whole
+//! `ClinicQueue` as its body, written whole by the session's queue actor after every change (the
+//! actor is its only writer, so a whole-row upsert never loses another writer's change).
+
+use async_trait::async_trait;
+use hospital_domain::queue::ClinicQueue;
+use hospital_domain::{DoctorId, SessionId};
+
+use crate::traits::Result;
+
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Inserts or replaces the session's queue (one durable write).
+    async fn put_queue(&self, session: SessionId, doctor: DoctorId, state: &ClinicQueue) -> Result<()>;
+    /// The session's queue; None if nobody has checked in yet.
+    async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>>;
+}

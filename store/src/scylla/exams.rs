@@ -1,0 +1,49 @@
+//! Exams on ScyllaDB: the `exams` and `exams_by_account` tables of `schema.cql`. An exam is
+//! written under both keys in one logged batch (two partitions), so once acknowledged both rows
+//! are applied eventually even if the coordinator dies half-way.
+
+use async_trait::async_trait;
+use hospital_domain::exam::Exam;
+use hospital_domain::{AccountId, ExamId};
+use scylla::statement::batch::BatchType;
+use scylla::value::CqlValue;
+
+use super::{decode, encode, text, ScyllaStore, Writes};
+use crate::exams::ExamStore;
+use crate::traits::Result;
+
+const PUT_EXAM: &str = "INSERT INTO {ks}.exams (exam_id, body) VALUES (?, ?)";
+const PUT_EXAM_BY_ACCOUNT: &str = "INSERT INTO {ks}.exams_by_account (account_id, exam_id, body) VALUES (?, ?, ?)";
+const GET_EXAM: &str = "SELECT body FROM {ks}.exams WHERE exam_id = ?";
+/// Clustering order is newest first (`exam_id DESC`).
+const EXAMS_OF_ACCOUNT: &str = "SELECT body FROM {ks}.exams_by_account WHERE account_id = ?";
+
+#[async_trait]
+impl ExamStore for ScyllaStore {
+    async fn put_exam(&self, exam: &Exam) -> Result<()> {
+        let body = encode(exam);
+        let mut w = Writes::default();
+        w.push(self, PUT_EXAM, vec![CqlValue::Uuid(exam.id.0), text(body.clone())]);
+        w.push(
+            self,
+            PUT_EXAM_BY_ACCOUNT,
+            vec![CqlValue::Uuid(exam.account_id.0), CqlValue::Uuid(exam.id.0), text(body)],
+        );
+        self.run_batch(w, BatchType::Logged).await
+    }
+
+    async fn exam(&self, id: ExamId) -> Result<Option<Exam>> {
+        match self.row::<(String,)>(GET_EXAM, (id.0,)).await? {
+            Some((body,)) => Ok(Some(decode("exams", &body)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn exams_of_account(&self, account: AccountId) -> Result<Vec<Exam>> {
+        let mut v: Vec<Exam> = self.bodies("exams_by_account", EXAMS_OF_ACCOUNT, (account.0,)).await?;
+        // The rows come back newest first already; the sort pins the order to the embedded
+        // store's byte for byte.
+        v.sort_by_key(|e| std::cmp::Reverse(e.id));
+        Ok(v)
+    }
+}

@@ -1,0 +1,779 @@
+//! Booking end to end against the real binary (must-shows 4 and 6): hold, WeChat Pay through the
+//! sandbox, confirmation with a slip; notifications delivered many times and confirmed once;
+//! forged and wrong-amount notifications refused; unpaid holds lapsing; cancellation with refund;
+//! 停诊 with refunds, closures, messages and a cleared waitlist; waitlist offers; rescheduling;
+//! and who may see what. The helpers here are shared with `storm`.
+
+use chrono::{DateTime, Datelike, Duration as Days, FixedOffset, NaiveDate, SecondsFormat, Utc};
+use hospital_integrations::wechatpay::{sign, test_keys};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::harness::{assert_error, expect_json, ok_json, phone, Opts, TestServer};
+
+/// The sandbox's merchant and mini-program (see `src/app.rs`): a notification must name them.
+const SANDBOX_APPID: &str = "wxsandbox0000000";
+const SANDBOX_MCHID: &str = "1900000109";
+
+/// A valid 18-character resident ID number, distinct for each `n` below 900 * 20 000: region
+/// 110105, a birth date from 1960 on, a 3-digit sequence, and the GB 11643 check character.
+pub(crate) fn id_card(n: u32) -> String {
+    let birth = NaiveDate::from_ymd_opt(1960, 1, 1).expect("a date") + Days::days(i64::from(n / 900));
+    let first17 = format!("110105{}{:03}", birth.format("%Y%m%d"), 100 + n % 900);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = first17.bytes().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{first17}{check}")
+}
+
+/// Server options for booking tests: sandbox (the default), no per-IP limit worth the name (all
+/// test traffic comes from 127.0.0.1), short SMS cooldowns so an account can log in twice.
+pub(crate) fn booking_opts() -> Opts {
+    Opts::new()
+        .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", 1_000_000)
+        .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", 1_000_000)
+        .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", 50)
+        .env("HOSPITAL_GATEWAY__AUTH__SMS_COOLDOWN_SECS", 1)
+}
+
+/// A logged-in account with one patient (就诊人): itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Person {
+    pub token: String,
+    pub patient_id: String,
+}
+
+/// Logs in `phone(n)` by SMS and adds a patient with `id_card(n)`.
+pub(crate) async fn person(s: &TestServer, n: u32) -> Person {
+    let token = s.login(&phone(n)).await;
+    let p = ok_json(
+        s.post(
+            "/api/v1/me/patients",
+            Some(&token),
+            json!({ "name": "张三", "id_card_no": id_card(n), "relation": "self" }),
+        )
+        .await,
+    )
+    .await;
+    Person { token, patient_id: p["id"].as_str().expect("patient id").to_string() }
+}
+
+pub(crate) async fn staff(s: &TestServer) -> String {
+    s.staff_login("admin", "admin-demo-2026").await
+}
+
+/// The hospital's local date today (Asia/Shanghai has no daylight saving).
+pub(crate) fn today() -> NaiveDate {
+    (Utc::now() + Days::hours(8)).date_naive()
+}
+
+/// A date `days` ahead. The demo schedules today and the next 13 days, so from 14 days on every
+/// doctor's days are free for sessions a test creates.
+pub(crate) fn ahead(days: i64) -> NaiveDate {
+    today() + Days::days(days)
+}
+
+/// Leaf departments' doctors, in tree order: `(department id, [doctor ids])`.
+pub(crate) async fn departments_with_doctors(s: &TestServer) -> Vec<(String, Vec<String>)> {
+    let tree = s.get_json("/api/v1/departments", None).await;
+    let mut leaves = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        for d in v.as_array().into_iter().flatten() {
+            let children = d["children"].as_array().map(Vec::len).unwrap_or(0);
+            if children == 0 {
+                out.push(d["id"].as_str().expect("department id").to_string());
+            } else {
+                walk(&d["children"], out);
+            }
+        }
+    }
+    walk(&tree, &mut leaves);
+    let mut out = Vec::new();
+    for id in leaves {
+        let detail = s.get_json(&format!("/api/v1/departments/{id}"), None).await;
+        let doctors: Vec<String> = detail["doctors"]
+            .as_array()
+            .expect("doctors")
+            .iter()
+            .map(|d| d["id"].as_str().expect("doctor id").to_string())
+            .collect();
+        out.push((id, doctors));
+    }
+    out
+}
+
+/// Any doctor: the `i`-th one of the leaf departments, in tree order.
+pub(crate) async fn doctors(s: &TestServer) -> Vec<String> {
+    departments_with_doctors(s).await.into_iter().flat_map(|(_, d)| d).collect()
+}
+
+/// A session created through the back office: one weekly-template entry applied to `date`
+/// alone, in the evening, ONE segment of `minutes` from 18:00 with `quota` places, released a
+/// minute ago (or at `release_at`). Returns the session id and its slot (one).
+pub(crate) async fn create_session(
+    s: &TestServer,
+    staff: &str,
+    doctor: &str,
+    date: NaiveDate,
+    minutes: u32,
+    quota: u32,
+    release_at: Option<DateTime<Utc>>,
+) -> (String, Vec<String>) {
+    let end_minutes = 18 * 60 + minutes;
+    let body = json!({
+        "from": date,
+        "to": date,
+        "weekly": [{
+            "weekday": date.weekday().number_from_monday(),
+            "period": "evening",
+            "start": "18:00:00",
+            "end": format!("{:02}:{:02}:00", end_minutes / 60, end_minutes % 60),
+            "segment_minutes": minutes,
+            "quota": quota,
+        }],
+        "release_days_before": 7,
+        "release_time": "08:00:00",
+    });
+    let r = s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(staff), body).await;
+    let made = expect_json(r, 201).await;
+    assert_eq!(made["skipped"], 0, "the day must be free for this doctor: {made}");
+    let created = made["created"].as_array().expect("created");
+    assert_eq!(created.len(), 1, "{made}");
+    let session = created[0].as_str().expect("session id").to_string();
+    let release = release_at.unwrap_or_else(|| Utc::now() - Days::minutes(1));
+    set_release(s, staff, &session, release).await;
+    let view = session_view(s, doctor, date, &session).await;
+    let slots: Vec<String> =
+        view["slots"].as_array().expect("slots").iter().map(|x| x["slot_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(slots.len(), 1, "{view}");
+    (session, slots)
+}
+
+pub(crate) async fn set_release(s: &TestServer, staff: &str, session: &str, at: DateTime<Utc>) {
+    let at = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let r = s.patch(&format!("/api/v1/admin/sessions/{session}"), Some(staff), json!({ "release_at": at })).await;
+    ok_json(r).await;
+}
+
+/// A session as the public schedule shows it (slots with `remaining`, `waiting`, `status`).
+pub(crate) async fn session_view(s: &TestServer, doctor: &str, date: NaiveDate, session: &str) -> Value {
+    let sched = s.get_json(&format!("/api/v1/doctors/{doctor}/schedule?from={date}&to={date}"), None).await;
+    sched["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|x| x["session_id"] == session)
+        .unwrap_or_else(|| panic!("session {session} not in the schedule: {sched}"))
+        .clone()
+}
+
+pub(crate) async fn remaining(s: &TestServer, doctor: &str, date: NaiveDate, session: &str) -> Vec<u64> {
+    let v = session_view(s, doctor, date, session).await;
+    v["slots"].as_array().unwrap().iter().map(|x| x["remaining"].as_u64().unwrap()).collect()
+}
+
+pub(crate) async fn book(s: &TestServer, p: &Person, slot: &str) -> reqwest::Response {
+    s.post("/api/v1/appointments", Some(&p.token), json!({ "slot_id": slot, "patient_id": p.patient_id })).await
+}
+
+/// Books and expects the 201; returns the whole answer (`appointment` and `order`).
+pub(crate) async fn book_ok(s: &TestServer, p: &Person, slot: &str) -> Value {
+    let b = expect_json(book(s, p, slot).await, 201).await;
+    assert_eq!(b["appointment"]["status"], "held", "{b}");
+    assert_eq!(b["appointment"]["order_id"], b["order"]["id"], "{b}");
+    assert_eq!(b["order"]["status"], "created", "{b}");
+    b
+}
+
+/// Expects a 409 with `code`; returns the error object (rule violations carry a `reason`).
+pub(crate) async fn conflict(r: reqwest::Response, code: &str) -> Value {
+    let body = expect_json(r, 409).await;
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body["error"].clone()
+}
+
+pub(crate) async fn appointment(s: &TestServer, p: &Person, id: &str) -> Value {
+    s.get_json(&format!("/api/v1/appointments/{id}"), Some(&p.token)).await
+}
+
+pub(crate) async fn order(s: &TestServer, p: &Person, id: &str) -> Value {
+    s.get_json(&format!("/api/v1/orders/{id}"), Some(&p.token)).await
+}
+
+pub(crate) async fn messages(s: &TestServer, p: &Person) -> Vec<Value> {
+    s.get_json("/api/v1/me/messages?limit=200", Some(&p.token)).await.as_array().expect("messages").clone()
+}
+
+fn count_kind(msgs: &[Value], kind: &str) -> usize {
+    msgs.iter().filter(|m| m["kind"] == kind).count()
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `limit`; panics with `what`
+/// and the last value seen otherwise. (A deadline for liveness, not a timing assertion.)
+pub(crate) async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > limit => panic!("{what}: not within {limit:?}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn appointment_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
+    eventually(&format!("appointment {id} {status}"), Duration::from_secs(20), move || async move {
+        let a = appointment(s, p, id).await;
+        if a["status"] == status {
+            Ok(a)
+        } else {
+            Err(a.to_string())
+        }
+    })
+    .await
+}
+
+async fn order_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
+    eventually(&format!("order {id} {status}"), Duration::from_secs(20), move || async move {
+        let o = order(s, p, id).await;
+        if o["status"] == status {
+            Ok(o)
+        } else {
+            Err(o.to_string())
+        }
+    })
+    .await
+}
+
+/// `out_trade_no`: the order id's 32 hex digits.
+fn out_trade_no(order_id: &str) -> String {
+    order_id.replace('-', "")
+}
+
+/// The mini-program's part: gets the `wx.requestPayment` parameters (checking their `paySign`
+/// with the merchant's public key, as WeChat does), then the payer pays in the sandbox.
+pub(crate) async fn pay(s: &TestServer, p: &Person, order_id: &str) {
+    let r = s.post_empty(&format!("/api/v1/orders/{order_id}/wechat-pay"), Some(&p.token)).await;
+    let params = ok_json(r).await;
+    assert_eq!(params["appId"], SANDBOX_APPID, "{params}");
+    assert_eq!(params["signType"], "RSA", "{params}");
+    assert!(params["package"].as_str().is_some_and(|x| x.starts_with("prepay_id=")), "{params}");
+    let typed: hospital_integrations::wechatpay::RequestPaymentParams =
+        serde_json::from_value(params.clone()).expect("wx.requestPayment parameters");
+    let merchant = sign::parse_public_key_pem(test_keys::MERCHANT_PUBLIC_KEY_PEM).expect("merchant key");
+    sign::verify_request_payment_params(&merchant, &typed).expect("paySign verifies with the merchant key");
+    let r = s.post_empty(&format!("/sandbox/wechatpay/sandbox/pay/{}", out_trade_no(order_id)), None).await;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::OK, "sandbox pay: {text}");
+}
+
+/// A `TRANSACTION.SUCCESS` notification built as WeChat Pay documents it: the transaction JSON
+/// encrypted with AEAD_AES_256_GCM under the APIv3 key (associated data `transaction`), in the
+/// envelope WeChat POSTs. Returns the notification id and the body; sign it with `signed`.
+fn transaction_notification(order_id: &str, amount: u64) -> (String, Vec<u8>) {
+    let now = Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).expect("+08:00"));
+    let transaction = json!({
+        "appid": SANDBOX_APPID,
+        "mchid": SANDBOX_MCHID,
+        "out_trade_no": out_trade_no(order_id),
+        "transaction_id": format!("4200{}", &uuid::Uuid::new_v4().simple().to_string()[..24]),
+        "trade_type": "JSAPI",
+        "trade_state": "SUCCESS",
+        "trade_state_desc": "支付成功",
+        "bank_type": "OTHERS",
+        "attach": "",
+        "success_time": now.to_rfc3339_opts(SecondsFormat::Secs, false),
+        "payer": { "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o" },
+        "amount": { "total": amount, "payer_total": amount, "currency": "CNY", "payer_currency": "CNY" },
+    });
+    let plaintext = serde_json::to_vec(&transaction).expect("JSON");
+    let nonce = sign::resource_nonce();
+    let ciphertext = sign::encrypt_resource(test_keys::APIV3_KEY.as_bytes(), &nonce, "transaction", &plaintext)
+        .expect("encrypt the resource");
+    let id = uuid::Uuid::new_v4().to_string();
+    let envelope = json!({
+        "id": id,
+        "create_time": now.to_rfc3339_opts(SecondsFormat::Secs, false),
+        "resource_type": "encrypt-resource",
+        "event_type": "TRANSACTION.SUCCESS",
+        "summary": "支付成功",
+        "resource": {
+            "original_type": "transaction",
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": "transaction",
+            "nonce": nonce,
+        },
+    });
+    (id, serde_json::to_vec(&envelope).expect("JSON"))
+}
+
+/// The four `Wechatpay-*` headers, signed with the platform's private key over this body.
+fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
+    let key = sign::parse_private_key_pem(test_keys::PLATFORM_PRIVATE_KEY_PEM).expect("platform key");
+    let sig = sign::WechatpaySignature::sign(
+        &key,
+        test_keys::PLATFORM_SERIAL_NO,
+        Utc::now().timestamp(),
+        &sign::nonce(),
+        body,
+    );
+    sig.headers().to_vec()
+}
+
+async fn notify(s: &TestServer, headers: &[(&'static str, String)], body: &[u8]) -> reqwest::Response {
+    let mut rb = s
+        .client()
+        .post(s.url("/api/v1/payments/wechat/notify"))
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in headers {
+        rb = rb.header(*k, v);
+    }
+    rb.send().await.expect("notify")
+}
+
+/// The live (slot-holding) appointments in a list.
+fn live(list: &Value) -> Vec<Value> {
+    list.as_array()
+        .expect("appointments")
+        .iter()
+        .filter(|a| matches!(a["status"].as_str(), Some("held" | "confirmed" | "checked_in")))
+        .cloned()
+        .collect()
+}
+
+/// (a), (b), (c): pay through the sandbox; one notification delivered five times; forged and
+/// wrong-amount notifications. Ends by reading the orders from the stopped server's store.
+#[tokio::test]
+async fn pay_confirm_once_and_refuse_forgeries() {
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let docs = doctors(&s).await;
+    let date = ahead(20);
+    let (session, slots) = create_session(&s, &admin, &docs[0], date, 30, 10, None).await;
+
+    // (a) Book, get the wx.requestPayment parameters, the payer pays in the sandbox; the sandbox
+    // notifies the platform, which confirms the booking with a slip.
+    let a = person(&s, 1).await;
+    let booked = book_ok(&s, &a, &slots[0]).await;
+    let (appt_id, order_id) = (
+        booked["appointment"]["id"].as_str().unwrap().to_string(),
+        booked["order"]["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(booked["appointment"]["place"], 1, "{booked}");
+    assert!(booked["order"]["amount"].as_u64().is_some_and(|x| x > 0), "{booked}");
+    assert_eq!(remaining(&s, &docs[0], date, &session).await, vec![9]);
+    pay(&s, &a, &order_id).await;
+    let confirmed = appointment_becomes(&s, &a, &appt_id, "confirmed").await;
+    let slip = confirmed["slip_no"].as_str().expect("a slip number once paid");
+    assert!(!slip.is_empty(), "{confirmed}");
+    let o = order(&s, &a, &order_id).await;
+    assert_eq!(o["status"], "paid", "{o}");
+    assert!(o["paid_at"].is_string(), "{o}");
+    let msgs = messages(&s, &a).await;
+    assert_eq!(count_kind(&msgs, "booking_success"), 1, "{msgs:?}");
+    assert_eq!(count_kind(&msgs, "payment_success"), 1, "{msgs:?}");
+    let success = msgs.iter().find(|m| m["kind"] == "booking_success").unwrap();
+    assert!(success["body"].as_str().unwrap().contains(slip), "the message names the slip: {success}");
+    assert_eq!(success["related"], appt_id.as_str());
+    // Paying again is refused at the sandbox (already paid), and nothing changes.
+    let again = s.post_empty(&format!("/sandbox/wechatpay/sandbox/pay/{}", out_trade_no(&order_id)), None).await;
+    assert!(again.status().is_client_error(), "paying twice: {}", again.status());
+
+    // (b) One notification, built and signed as WeChat Pay does, delivered five times at once.
+    let b = person(&s, 2).await;
+    let booked = book_ok(&s, &b, &slots[0]).await;
+    let (b_appt, b_order) = (
+        booked["appointment"]["id"].as_str().unwrap().to_string(),
+        booked["order"]["id"].as_str().unwrap().to_string(),
+    );
+    let amount = booked["order"]["amount"].as_u64().unwrap();
+    let (notification_id, body) = transaction_notification(&b_order, amount);
+    let deliveries = (0..5).map(|_| {
+        let body = body.clone();
+        let s = &s;
+        // WeChat signs every delivery afresh (new timestamp and nonce), same body.
+        async move { notify(s, &signed(&body), &body).await }
+    });
+    for r in futures::future::join_all(deliveries).await {
+        let status = r.status();
+        assert!(status.is_success(), "every delivery is acknowledged: {status} {}", r.text().await.unwrap_or_default());
+    }
+    let confirmed = appointment_becomes(&s, &b, &b_appt, "confirmed").await;
+    assert!(confirmed["slip_no"].as_str().is_some_and(|x| !x.is_empty()), "{confirmed}");
+    assert_eq!(order(&s, &b, &b_order).await["status"], "paid");
+    // A sixth, later delivery of the same notification changes nothing either.
+    let r = notify(&s, &signed(&body), &body).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let again = appointment(&s, &b, &b_appt).await;
+    assert_eq!(again["slip_no"], confirmed["slip_no"], "one slip");
+    let msgs = messages(&s, &b).await;
+    assert_eq!(count_kind(&msgs, "booking_success"), 1, "confirmed once: {msgs:?}");
+    assert_eq!(count_kind(&msgs, "payment_success"), 1, "paid once: {msgs:?}");
+    let list = s.get_json("/api/v1/appointments", Some(&b.token)).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(remaining(&s, &docs[0], date, &session).await, vec![8], "two places taken, no more");
+
+    // (c) A forged notification (signature flipped; body altered under a valid signature) and a
+    // correctly signed one with the wrong amount: all refused with a 4xx; nothing changes.
+    let c = person(&s, 3).await;
+    let booked = book_ok(&s, &c, &slots[0]).await;
+    let (c_appt, c_order) = (
+        booked["appointment"]["id"].as_str().unwrap().to_string(),
+        booked["order"]["id"].as_str().unwrap().to_string(),
+    );
+    let amount = booked["order"]["amount"].as_u64().unwrap();
+    let (_, body) = transaction_notification(&c_order, amount);
+    let mut headers = signed(&body);
+    let sig = &mut headers.iter_mut().find(|(k, _)| *k == sign::HEADER_SIGNATURE).unwrap().1;
+    let mut bytes = sig.clone().into_bytes();
+    bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
+    *sig = String::from_utf8(bytes).unwrap();
+    let r = notify(&s, &headers, &body).await;
+    assert_error(r, 401, "notification_rejected").await;
+    let headers = signed(&body);
+    let mut tampered = body.clone();
+    let at = tampered.iter().position(|&b| b == b'"').unwrap() + 1; // inside the "id" key
+    tampered[at] ^= 0x01;
+    let r = notify(&s, &headers, &tampered).await;
+    assert_error(r, 401, "notification_rejected").await;
+    let (_, wrong) = transaction_notification(&c_order, amount + 1);
+    let r = notify(&s, &signed(&wrong), &wrong).await;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert!(status.is_client_error(), "a wrong amount is refused with a 4xx: {status} {text}");
+    // Unsigned: refused too.
+    let r = notify(&s, &[], &body).await;
+    assert_error(r, 401, "notification_rejected").await;
+    let o = order(&s, &c, &c_order).await;
+    assert_eq!(o["status"], "created", "unpaid: {o}");
+    assert!(o["paid_at"].is_null(), "{o}");
+    let held = appointment(&s, &c, &c_appt).await;
+    assert_eq!(held["status"], "held", "{held}");
+    assert!(held["slip_no"].is_null(), "{held}");
+    let msgs = messages(&s, &c).await;
+    assert_eq!(count_kind(&msgs, "booking_success") + count_kind(&msgs, "payment_success"), 0, "{msgs:?}");
+
+    // The stored orders: the delivered-five-times notification is recorded once.
+    // The metrics agree: two payments (a and b), every other delivery of b a duplicate.
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
+    let counter = |outcome: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("payment_notifications_total{") && l.contains(&format!("outcome=\"{outcome}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "booking_flow: notifications paid {}, duplicate {}, rejected {}",
+        counter("paid"),
+        counter("duplicate"),
+        counter("rejected")
+    );
+    assert_eq!(counter("paid"), 2, "{metrics}");
+    assert!(counter("duplicate") >= 5, "{metrics}");
+    assert!(counter("rejected") >= 3, "{metrics}");
+    let dir = s.stop();
+    let store = hospital_store::EmbeddedStore::open(dir.path()).expect("open the store");
+    use hospital_store::BookingStore;
+    let id = hospital_domain::OrderId(uuid::Uuid::parse_str(&b_order).unwrap());
+    let stored = store.order(id).await.expect("read").expect("the order");
+    assert_eq!(stored.notifications_seen, vec![notification_id], "the notification id, once");
+    let id = hospital_domain::OrderId(uuid::Uuid::parse_str(&c_order).unwrap());
+    let stored = store.order(id).await.expect("read").expect("the order");
+    assert!(stored.notifications_seen.is_empty(), "refused notifications are not recorded: {stored:?}");
+    let id = hospital_domain::OrderId(uuid::Uuid::parse_str(&order_id).unwrap());
+    let stored = store.order(id).await.expect("read").expect("the order");
+    assert_eq!(stored.notifications_seen.len(), 1, "the sandbox's notification, once: {stored:?}");
+}
+
+/// (d) An unpaid hold lapses: the appointment expires, the order closes (at the provider too),
+/// the place is back, and someone else books it.
+#[tokio::test]
+async fn unpaid_hold_expires_and_the_place_returns() {
+    let s = TestServer::start(booking_opts().env("HOSPITAL_ACTORS__HOLD_TTL_SECS", 2)).await;
+    let admin = staff(&s).await;
+    let docs = doctors(&s).await;
+    let date = ahead(20);
+    let (session, slots) = create_session(&s, &admin, &docs[1], date, 30, 1, None).await;
+    let a = person(&s, 11).await;
+    let b = person(&s, 12).await;
+    let booked = book_ok(&s, &a, &slots[0]).await;
+    let (appt, order_id) = (
+        booked["appointment"]["id"].as_str().unwrap().to_string(),
+        booked["order"]["id"].as_str().unwrap().to_string(),
+    );
+    // A prepay order exists at the provider; the payer never pays.
+    let r = s.post_empty(&format!("/api/v1/orders/{order_id}/wechat-pay"), Some(&a.token)).await;
+    ok_json(r).await;
+    assert_eq!(remaining(&s, &docs[1], date, &session).await, vec![0]);
+    conflict(book(&s, &b, &slots[0]).await, "sold_out").await;
+
+    let expired = appointment_becomes(&s, &a, &appt, "expired").await;
+    assert!(expired["slip_no"].is_null(), "{expired}");
+    order_becomes(&s, &a, &order_id, "closed").await;
+    assert_eq!(remaining(&s, &docs[1], date, &session).await, vec![1], "the place is back");
+    // Too late to pay: the provider refuses too.
+    let r = s.post_empty(&format!("/sandbox/wechatpay/sandbox/pay/{}", out_trade_no(&order_id)), None).await;
+    assert!(r.status().is_client_error(), "paying a closed order: {}", r.status());
+    assert_eq!(appointment(&s, &a, &appt).await["status"], "expired");
+    let msgs = messages(&s, &a).await;
+    assert_eq!(count_kind(&msgs, "booking_failure"), 1, "{msgs:?}");
+
+    let booked = book_ok(&s, &b, &slots[0]).await;
+    assert_eq!(booked["appointment"]["place"], 1, "the freed place: {booked}");
+    assert_eq!(remaining(&s, &docs[1], date, &session).await, vec![0]);
+}
+
+/// (e) cancelling a paid booking refunds it; (f) 停诊; (g) a waitlist offer; (h) rescheduling;
+/// (i) access control. One server, a session each.
+#[tokio::test]
+async fn cancel_stop_waitlist_reschedule_and_access() {
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let docs = doctors(&s).await;
+    let date = ahead(20);
+
+    // (e) Cancel a paid booking: refunding, then refunded (the sandbox's REFUND.SUCCESS), the
+    // place is free, a refund message.
+    let doc = &docs[2];
+    let (session, slots) = create_session(&s, &admin, doc, date, 30, 1, None).await;
+    let p = person(&s, 21).await;
+    let booked = book_ok(&s, &p, &slots[0]).await;
+    let (appt, order_id) = (
+        booked["appointment"]["id"].as_str().unwrap().to_string(),
+        booked["order"]["id"].as_str().unwrap().to_string(),
+    );
+    pay(&s, &p, &order_id).await;
+    appointment_becomes(&s, &p, &appt, "confirmed").await;
+    let r = s.post_empty(&format!("/api/v1/appointments/{appt}/cancel"), Some(&p.token)).await;
+    let cancelled = ok_json(r).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["cancel_reason"], "patient", "{cancelled}");
+    assert_eq!(remaining(&s, doc, date, &session).await, vec![1], "the place is free again");
+    // Polled by hand: every state seen is recorded, to check the order of states.
+    let mut seen: Vec<String> = Vec::new();
+    let started = Instant::now();
+    let refunded = loop {
+        let o = order(&s, &p, &order_id).await;
+        let st = o["status"].as_str().unwrap().to_string();
+        if seen.last() != Some(&st) {
+            seen.push(st.clone());
+        }
+        if st == "refunded" {
+            break o;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "not refunded within 20 s: {o}; states {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("booking_flow: order states seen after the cancel: {seen:?}");
+    let order_of = |st: &str| ["paid", "refunding", "refunded"].iter().position(|x| *x == st);
+    let ranks: Vec<_> = seen.iter().map(|x| order_of(x).unwrap_or_else(|| panic!("unexpected state {x}"))).collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]), "paid -> refunding -> refunded, never back: {seen:?}");
+    assert_eq!(refunded["refunded"], refunded["amount"], "refunded in full: {refunded}");
+    let (sr, pr) = (&s, &p);
+    let msgs = eventually("a refund message", Duration::from_secs(10), move || async move {
+        let m = messages(sr, pr).await;
+        if count_kind(&m, "refund") == 1 {
+            Ok(m)
+        } else {
+            Err(format!("{m:?}"))
+        }
+    })
+    .await;
+    assert_eq!(count_kind(&msgs, "booking_success"), 1);
+    let other = person(&s, 22).await;
+    book_ok(&s, &other, &slots[0]).await;
+
+    // (f) 停诊 with one paid booking, one hold, two on the waitlist.
+    let doc = &docs[3];
+    let (session, slots) = create_session(&s, &admin, doc, date, 30, 2, None).await;
+    let paid = person(&s, 31).await;
+    let holding = person(&s, 32).await;
+    let w1 = person(&s, 33).await;
+    let w2 = person(&s, 34).await;
+    let b1 = book_ok(&s, &paid, &slots[0]).await;
+    let paid_order = b1["order"]["id"].as_str().unwrap().to_string();
+    pay(&s, &paid, &paid_order).await;
+    appointment_becomes(&s, &paid, b1["appointment"]["id"].as_str().unwrap(), "confirmed").await;
+    let b2 = book_ok(&s, &holding, &slots[0]).await;
+    let held_order = b2["order"]["id"].as_str().unwrap().to_string();
+    for (i, w) in [&w1, &w2].into_iter().enumerate() {
+        conflict(book(&s, w, &slots[0]).await, "sold_out").await;
+        let r = s
+            .post(
+                &format!("/api/v1/sessions/{session}/waitlist"),
+                Some(&w.token),
+                json!({ "patient_id": w.patient_id }),
+            )
+            .await;
+        assert_eq!(expect_json(r, 201).await["position"], i + 1);
+    }
+    assert_eq!(session_view(&s, doc, date, &session).await["waiting"], 2);
+    let r = s.post_empty(&format!("/api/v1/admin/sessions/{session}/stop"), Some(&admin)).await;
+    let stop = ok_json(r).await;
+    let cancelled = stop["cancelled"].as_array().expect("cancelled");
+    assert_eq!(cancelled.len(), 2, "{stop}");
+    assert!(cancelled.iter().all(|a| a["status"] == "cancelled" && a["cancel_reason"] == "clinic_stopped"), "{stop}");
+    assert_eq!(stop["refunds"], 1, "{stop}");
+    assert_eq!(stop["waitlist_cleared"], 2, "{stop}");
+    order_becomes(&s, &paid, &paid_order, "refunded").await;
+    order_becomes(&s, &holding, &held_order, "closed").await;
+    for who in [&paid, &holding, &w1, &w2] {
+        let msgs = messages(&s, who).await;
+        assert_eq!(count_kind(&msgs, "clinic_stopped"), 1, "{msgs:?}");
+    }
+    let late = person(&s, 35).await;
+    conflict(book(&s, &late, &slots[0]).await, "session_stopped").await;
+    let r = s
+        .post(
+            &format!("/api/v1/sessions/{session}/waitlist"),
+            Some(&late.token),
+            json!({ "patient_id": late.patient_id }),
+        )
+        .await;
+    conflict(r, "session_stopped").await;
+    let view = session_view(&s, doc, date, &session).await;
+    assert_eq!(view["waiting"], 0, "{view}");
+    assert_eq!(view["status"], "stopped", "{view}");
+    let listed = s.get_json(&format!("/api/v1/admin/sessions/{session}/appointments"), Some(&admin)).await;
+    assert_eq!(listed, json!([]), "no live bookings left");
+
+    // (g) A waitlist offer: A holds the only place, B waits, A cancels: B holds it.
+    let doc = &docs[4];
+    let (session, slots) = create_session(&s, &admin, doc, date, 30, 1, None).await;
+    let a = person(&s, 41).await;
+    let b = person(&s, 42).await;
+    let ba = book_ok(&s, &a, &slots[0]).await;
+    let r = s
+        .post(&format!("/api/v1/sessions/{session}/waitlist"), Some(&b.token), json!({ "patient_id": b.patient_id }))
+        .await;
+    assert_eq!(expect_json(r, 201).await["position"], 1);
+    let r = s
+        .post_empty(
+            &format!("/api/v1/appointments/{}/cancel", ba["appointment"]["id"].as_str().unwrap()),
+            Some(&a.token),
+        )
+        .await;
+    ok_json(r).await;
+    let (sr, br) = (&s, &b);
+    let offered = eventually("B's offer", Duration::from_secs(10), move || async move {
+        let list = sr.get_json("/api/v1/appointments", Some(&br.token)).await;
+        let l = live(&list);
+        if l.len() == 1 {
+            Ok(l[0].clone())
+        } else {
+            Err(list.to_string())
+        }
+    })
+    .await;
+    assert_eq!(offered["status"], "held", "{offered}");
+    assert_eq!(offered["from_waitlist"], true, "{offered}");
+    assert_eq!(offered["slot_id"], slots[0].as_str(), "{offered}");
+    let msgs = messages(&s, &b).await;
+    assert_eq!(count_kind(&msgs, "waitlist_offer"), 1, "{msgs:?}");
+    assert_eq!(session_view(&s, doc, date, &session).await["waiting"], 0);
+    assert_eq!(remaining(&s, doc, date, &session).await, vec![0]);
+    // The offer is an order like any other: B pays it.
+    let offered_order = offered["order_id"].as_str().unwrap().to_string();
+    pay(&s, &b, &offered_order).await;
+    appointment_becomes(&s, &b, offered["id"].as_str().unwrap(), "confirmed").await;
+
+    // (h) Reschedule to another session of the same doctor: one live appointment throughout.
+    let doc = &docs[5];
+    let d2 = ahead(22);
+    let d3 = ahead(24);
+    let (s1, slots1) = create_session(&s, &admin, doc, date, 30, 1, None).await;
+    let (s2, slots2) = create_session(&s, &admin, doc, d2, 30, 1, None).await;
+    let (_s3, slots3) = create_session(&s, &admin, doc, d3, 30, 1, None).await;
+    let p = person(&s, 51).await;
+    let q = person(&s, 52).await;
+    let first = book_ok(&s, &p, &slots1[0]).await;
+    let old_id = first["appointment"]["id"].as_str().unwrap().to_string();
+    pay(&s, &p, first["order"]["id"].as_str().unwrap()).await;
+    appointment_becomes(&s, &p, &old_id, "confirmed").await;
+    let r = s
+        .post(&format!("/api/v1/appointments/{old_id}/reschedule"), Some(&p.token), json!({ "slot_id": slots2[0] }))
+        .await;
+    let moved = ok_json(r).await;
+    let new_id = moved["id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, old_id);
+    assert_eq!(moved["status"], "confirmed", "a paid booking stays paid: {moved}");
+    assert_eq!(moved["rescheduled_from"], old_id.as_str(), "{moved}");
+    assert_eq!(moved["date"], d2.to_string(), "{moved}");
+    let old = appointment(&s, &p, &old_id).await;
+    assert_eq!(old["status"], "cancelled", "{old}");
+    assert_eq!(old["cancel_reason"], "rescheduled", "{old}");
+    let list = s.get_json("/api/v1/appointments", Some(&p.token)).await;
+    let l = live(&list);
+    assert_eq!(l.len(), 1, "exactly one live appointment: {list}");
+    assert_eq!(l[0]["id"], new_id.as_str());
+    assert_eq!(remaining(&s, doc, date, &s1).await, vec![1], "the old place is free");
+    assert_eq!(remaining(&s, doc, d2, &s2).await, vec![0]);
+    // Into a full slot: 409, and the booking stays where it was.
+    book_ok(&s, &q, &slots3[0]).await;
+    let r = s
+        .post(&format!("/api/v1/appointments/{new_id}/reschedule"), Some(&p.token), json!({ "slot_id": slots3[0] }))
+        .await;
+    conflict(r, "sold_out").await;
+    let still = appointment(&s, &p, &new_id).await;
+    assert_eq!(still["status"], "confirmed", "{still}");
+    assert_eq!(still["slot_id"], slots2[0].as_str(), "{still}");
+    let list = s.get_json("/api/v1/appointments", Some(&p.token)).await;
+    assert_eq!(live(&list).len(), 1, "{list}");
+    assert_eq!(remaining(&s, doc, d2, &s2).await, vec![0]);
+
+    // (i) A patient's token on the back office: 403. Another account: my appointment and
+    // order do not exist for it (404).
+    let r = s.post_empty(&format!("/api/v1/admin/sessions/{s2}/stop"), Some(&q.token)).await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s.get(&format!("/api/v1/admin/sessions/{s2}/appointments"), Some(&q.token)).await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s.patch(&format!("/api/v1/admin/sessions/{s2}"), Some(&q.token), json!({ "release_at": Utc::now() })).await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/admin/sessions/{s2}/segments/0/quota"),
+            Some(&q.token),
+            Some(json!({ "quota": 9 })),
+        )
+        .await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s.post(&format!("/api/v1/admin/doctors/{doc}/sessions"), Some(&q.token), json!({})).await;
+    assert_eq!(r.status(), 403, "{}", r.text().await.unwrap_or_default());
+    let r = s.post(&format!("/api/v1/admin/orders/{order_id}/refund"), Some(&q.token), json!({ "reason": "x" })).await;
+    assert_error(r, 403, "forbidden").await;
+    let my_order = moved["order_id"].as_str().unwrap();
+    assert_error(s.get(&format!("/api/v1/appointments/{new_id}"), Some(&q.token)).await, 404, "not_found").await;
+    assert_error(s.get(&format!("/api/v1/orders/{my_order}"), Some(&q.token)).await, 404, "not_found").await;
+    let r = s.post_empty(&format!("/api/v1/appointments/{new_id}/cancel"), Some(&q.token)).await;
+    assert_error(r, 404, "not_found").await;
+    let r = s.post_empty(&format!("/api/v1/orders/{my_order}/wechat-pay"), Some(&q.token)).await;
+    assert_error(r, 404, "not_found").await;
+    let r = s
+        .post(&format!("/api/v1/appointments/{new_id}/reschedule"), Some(&q.token), json!({ "slot_id": slots1[0] }))
+        .await;
+    assert_error(r, 404, "not_found").await;
+    // Booking with someone else's patient: not found either.
+    let r = s
+        .post("/api/v1/appointments", Some(&q.token), json!({ "slot_id": slots1[0], "patient_id": p.patient_id }))
+        .await;
+    assert_error(r, 404, "not_found").await;
+    // And my own still work.
+    assert_eq!(appointment(&s, &p, &new_id).await["status"], "confirmed");
+    let listed = s.get_json(&format!("/api/v1/admin/sessions/{s2}/appointments"), Some(&admin)).await;
+    let ids: BTreeSet<&str> = listed.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, BTreeSet::from([new_id.as_str()]), "{listed}");
+}
