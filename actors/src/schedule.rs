@@ -430,6 +430,14 @@ impl ScheduleState {
         if current.account_id != account {
             return Err(BookingError::NoSuchAppointment);
         }
+        // Only a hold or a confirmed booking moves: a checked-in, seen or missed one is history.
+        if !matches!(current.status, AppointmentStatus::Held | AppointmentStatus::Confirmed) {
+            let e = hospital_domain::appointment::InvalidTransition {
+                from: current.status,
+                event: hospital_domain::appointment::AppointmentEvent::Cancel,
+            };
+            return Err(BookingError::Book(BookError::Transition(e)));
+        }
         if !self.book.sessions.contains_key(&slot.session_id) {
             return Err(BookingError::OtherDoctor);
         }
@@ -451,8 +459,16 @@ impl ScheduleState {
                 new_id,
                 now,
             )?;
-            let mut old =
-                self.book.session_mut(from_session).expect("present").cancel(id, now, CancelReason::Rescheduled)?;
+            let cancelled =
+                self.book.session_mut(from_session).expect("present").cancel(id, now, CancelReason::Rescheduled);
+            let mut old = match cancelled {
+                Ok(a) => a,
+                Err(e) => {
+                    // Give the new place back: nothing may stay taken that was never saved.
+                    self.book.session_mut(slot.session_id).expect("present").forget(new_id);
+                    return Err(e.into());
+                }
+            };
             old.rescheduled_to = Some(new_id);
             (old, new)
         };

@@ -1,0 +1,271 @@
+//! The sockets: each one connects from one of several loopback source addresses (one address pair
+//! allows only ~28k ports), authenticates with a bearer token, subscribes to one doctor's topic,
+//! pings every 20 s, and on every availability update works out which change it shows and records
+//! the delivery latency from the driver's send time.
+//!
+//! Matching: the driver only ever raises one segment's quota by one place, so the sum of
+//! `remaining` of the watched session is `base + changes applied`: the update names its change
+//! exactly, with no field added to the server's messages.
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::{SinkExt, StreamExt};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Latency histogram with 10 µs buckets up to 10 s (and one overflow bucket), lock-free.
+pub struct Histogram {
+    buckets: Vec<AtomicU32>,
+    max_us: AtomicU64,
+}
+
+const BUCKET_US: u64 = 10;
+const BUCKETS: usize = 1_000_000;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self { buckets: (0..=BUCKETS).map(|_| AtomicU32::new(0)).collect(), max_us: AtomicU64::new(0) }
+    }
+}
+
+impl Histogram {
+    pub fn record(&self, us: u64) {
+        let i = ((us / BUCKET_US) as usize).min(BUCKETS);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| u64::from(b.load(Ordering::Relaxed))).sum()
+    }
+
+    /// The latencies (ms) at each quantile in `qs` (ascending).
+    pub fn quantiles_ms(&self, qs: &[f64]) -> Vec<f64> {
+        let total = self.count();
+        let mut out = Vec::with_capacity(qs.len());
+        if total == 0 {
+            return qs.iter().map(|_| 0.0).collect();
+        }
+        let mut seen = 0u64;
+        let mut qi = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += u64::from(b.load(Ordering::Relaxed));
+            while qi < qs.len() && seen as f64 >= qs[qi] * total as f64 {
+                out.push(((i as u64 + 1) * BUCKET_US) as f64 / 1000.0);
+                qi += 1;
+            }
+            if qi == qs.len() {
+                break;
+            }
+        }
+        while out.len() < qs.len() {
+            out.push(self.max_ms());
+        }
+        out
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.max_us.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+/// What the sockets and the driver share.
+pub struct Shared {
+    pub start: Instant,
+    /// Per doctor: the sum of `remaining` of the watched session before any change.
+    pub base_sum: Vec<u64>,
+    /// Per doctor, per change: when the driver sent it (µs since `start`, +1; 0 = not yet).
+    pub sent_us: Vec<Vec<AtomicU64>>,
+    /// Per socket: the highest change number it has seen (0 = none).
+    pub last_seen: Vec<AtomicU32>,
+    pub latency: Histogram,
+    /// Deliveries per second since `start`.
+    pub per_second: Vec<AtomicU64>,
+    pub deliveries: AtomicU64,
+    /// Updates that named no change this run knows (should stay 0).
+    pub unmatched: AtomicU64,
+    pub closed_early: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(sockets: usize, base_sum: Vec<u64>, changes_per_doctor: usize, seconds: usize) -> Self {
+        let doctors = base_sum.len();
+        Self {
+            start: Instant::now(),
+            base_sum,
+            sent_us: (0..doctors).map(|_| (0..changes_per_doctor).map(|_| AtomicU64::new(0)).collect()).collect(),
+            last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
+            latency: Histogram::default(),
+            per_second: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
+            deliveries: AtomicU64::new(0),
+            unmatched: AtomicU64::new(0),
+            closed_early: AtomicU64::new(0),
+        }
+    }
+
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn on_update(&self, socket: usize, doctor: usize, text: &str) {
+        let now = self.now_us();
+        let Some(sum) = remaining_sum(text) else { return };
+        let k = sum.saturating_sub(self.base_sum[doctor]) as usize;
+        if k == 0 {
+            return;
+        }
+        match self.sent_us[doctor].get(k - 1).map(|a| a.load(Ordering::Acquire)) {
+            Some(sent) if sent > 0 => {
+                self.latency.record(now.saturating_sub(sent - 1));
+                self.deliveries.fetch_add(1, Ordering::Relaxed);
+                let sec = (now / 1_000_000) as usize;
+                if let Some(c) = self.per_second.get(sec) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                self.last_seen[socket].fetch_max(k as u32, Ordering::Relaxed);
+            }
+            _ => {
+                self.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The sum of the numbers in the first `"remaining":[...]` of an availability frame.
+pub fn remaining_sum(text: &str) -> Option<u64> {
+    if !text.contains("\"availability\"") {
+        return None;
+    }
+    let at = text.find("\"remaining\":[")? + "\"remaining\":[".len();
+    let end = text[at..].find(']')? + at;
+    text[at..end].split(',').map(|n| n.trim().parse::<u64>().ok()).sum()
+}
+
+/// How to reach the server under test.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `ws://127.0.0.1:PORT/ws`
+    pub url: String,
+}
+
+/// One socket's set-up: connect from `source`, upgrade with the token, wait for `welcome`,
+/// subscribe to `topic`, wait for `subscribed`.
+pub async fn open(
+    target: &Target,
+    source: Ipv4Addr,
+    token: &str,
+    topic: &str,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.set_reuseaddr(true)?;
+    sock.bind(SocketAddr::V4(SocketAddrV4::new(source, 0))).with_context(|| format!("bind {source}"))?;
+    let tcp = sock.connect(target.addr).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    let mut req = target.url.as_str().into_client_request()?;
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    req.headers_mut().insert("sec-websocket-protocol", "hospital.json.v1".parse()?);
+    // Small buffers: tens of thousands of these live in this process too.
+    let cfg = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0).max_write_buffer_size(64 * 1024);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(cfg)).await.context("upgrade")?;
+    wait_for(&mut ws, "welcome").await?;
+    let sub = format!(r#"{{"type":"subscribe","id":"s","payload":{{"topics":["{topic}"]}}}}"#);
+    ws.send(Message::text(sub)).await?;
+    wait_for(&mut ws, "subscribed").await?;
+    Ok(ws)
+}
+
+async fn wait_for(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, kind: &str) -> Result<()> {
+    let needle = format!("\"type\":\"{kind}\"");
+    let deadline = Duration::from_secs(30);
+    loop {
+        let m = tokio::time::timeout(deadline, ws.next()).await.map_err(|_| anyhow!("no {kind} within 30 s"))?;
+        match m {
+            Some(Ok(Message::Text(t))) if t.contains(&needle) => return Ok(()),
+            Some(Ok(Message::Text(t))) if t.contains("\"type\":\"error\"") => bail!("error instead of {kind}: {t}"),
+            Some(Ok(Message::Close(f))) => bail!("closed waiting for {kind}: {f:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => bail!("waiting for {kind}: {e}"),
+            None => bail!("ended waiting for {kind}"),
+        }
+    }
+}
+
+/// Runs an open socket until `stop` turns true: reads updates, pings every 20 s.
+pub async fn run(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    socket: usize,
+    doctor: usize,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Spread the pings so 20k sockets do not ping in the same millisecond.
+    let first = Duration::from_millis(20_000 - (socket as u64 * 7919) % 5_000);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + first, Duration::from_secs(20));
+    loop {
+        tokio::select! {
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => shared.on_update(socket, doctor, &t),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    if !*stop.borrow() {
+                        shared.closed_early.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if ws.send(Message::text(r#"{"type":"ping","payload":{}}"#)).await.is_err() {
+                    shared.closed_early.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            _ = stop.changed() => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The source address of socket `i`: `first_octet`, then the next one every `per_source` sockets.
+pub fn source_of(i: usize, first_octet: u8, per_source: usize) -> Ipv4Addr {
+    let n = first_octet as usize + i / per_source.max(1);
+    Ipv4Addr::new(127, 0, (n / 250) as u8, (n % 250) as u8 + 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_remaining() {
+        let t = r#"{"type":"availability","payload":{"topic":"doctor:x","data":{"remaining":[2,0,3],"waiting":0}}}"#;
+        assert_eq!(remaining_sum(t), Some(5));
+        assert_eq!(remaining_sum(r#"{"type":"pong"}"#), None);
+    }
+
+    #[test]
+    fn quantiles() {
+        let h = Histogram::default();
+        for us in 1..=1000u64 {
+            h.record(us * 1000);
+        }
+        let q = h.quantiles_ms(&[0.5, 0.99]);
+        assert!((q[0] - 500.0).abs() < 0.1, "{q:?}");
+        assert!((q[1] - 990.0).abs() < 0.1, "{q:?}");
+        assert_eq!(h.max_ms(), 1000.0);
+    }
+
+    #[test]
+    fn sources_spread() {
+        assert_eq!(source_of(0, 0, 10), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_of(25, 0, 10), Ipv4Addr::new(127, 0, 0, 4));
+        assert_eq!(source_of(0, 10, 10), Ipv4Addr::new(127, 0, 0, 12));
+    }
+}

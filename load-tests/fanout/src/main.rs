@@ -1,0 +1,75 @@
+//! `hospital-fanout-load`: the WebSocket fan-out scenario end to end. Builds the hospital server
+//! in release mode, starts it on a free port with a fresh data directory, logs in the accounts,
+//! opens the sockets, drives the changes, checks that every socket got the last value, stops it,
+//! then does the same against the Node.js `ws` peer, and prints the table with the ratios. The
+//! Markdown report, the raw figures (JSON) and the plots go to `--out`.
+//!
+//! ```sh
+//! cargo run --release -p hospital-fanout-load -- --sockets 50000 --changes-per-second 10 --duration 60
+//! ```
+
+use anyhow::Result;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(about = "WebSocket fan-out load test: the hospital server against a Node.js ws server")]
+struct Args {
+    /// Sockets to open (capped by the descriptor limit, with 1000 to spare).
+    #[arg(long, default_value_t = 50_000)]
+    sockets: usize,
+    /// Changes per second, over all watched doctors.
+    #[arg(long, default_value_t = 10.0)]
+    changes_per_second: f64,
+    /// Popular doctors whose topics the sockets watch (socket i watches doctor i mod N).
+    #[arg(long, default_value_t = 10)]
+    doctors: usize,
+    /// Seconds of driving.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    #[arg(long, default_value_t = 50)]
+    sockets_per_account: usize,
+    /// Sockets per loopback source address (127.0.0.2, 127.0.0.3, ...).
+    #[arg(long, default_value_t = 10_000)]
+    sockets_per_source: usize,
+    #[arg(long, default_value_t = 128)]
+    connect_concurrency: usize,
+    /// A hospital binary to use instead of building one (`cargo build --release --bin hospital`).
+    #[arg(long)]
+    hospital_bin: Option<PathBuf>,
+    /// Skip the Node.js peer.
+    #[arg(long)]
+    no_peer: bool,
+    /// Where the report, the JSON and the plots go.
+    #[arg(long, default_value = "load-tests/out/fanout")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = Args::parse();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
+    let hospital_bin = match a.hospital_bin {
+        Some(b) => b,
+        None => hospital_fanout_load::procs::build_hospital_release(&workspace)?,
+    };
+    let cfg = hospital_fanout_load::Config {
+        sockets: a.sockets,
+        changes_per_second: a.changes_per_second,
+        doctors: a.doctors,
+        duration: Duration::from_secs(a.duration),
+        sockets_per_account: a.sockets_per_account,
+        sockets_per_source: a.sockets_per_source,
+        connect_concurrency: a.connect_concurrency,
+        hospital_bin,
+        node_dir: (!a.no_peer).then(|| workspace.join("load-tests/node-ws")),
+        out_dir: a.out.clone(),
+        progress: true,
+    };
+    let report = hospital_fanout_load::run(cfg).await?;
+    hospital_fanout_load::report::write_all(&report, &a.out)?;
+    println!("{}", hospital_fanout_load::report::table(&report));
+    println!("report: {}", a.out.join("report.md").display());
+    Ok(())
+}

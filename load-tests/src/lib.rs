@@ -1,0 +1,8 @@
+//! Load tests for the hospital platform: the release storm (放号) against the hospital server and
+//! against the conventional designs a hospital would otherwise build (PostgreSQL, Redis + Lua),
+//! with the same generator, in the same run. See `docs/benchmarks.md`.
+
+pub mod http1;
+pub mod load;
+pub mod procs;
+pub mod storm;
