@@ -6,3 +6,5 @@ pub mod http1;
 pub mod load;
 pub mod procs;
 pub mod storm;
+pub mod peers;
+pub mod report;

@@ -1,1 +1,384 @@
-fn main() {}
+//! `hospital-load storm`: the release storm end to end (see the README's "Load tests"). Builds
+//! and starts the hospital server (release), sets up the patients and sessions, fires the storm,
+//! then the same storm at the peers (PostgreSQL service, Redis + Lua with defaults and durable)
+//! and at `GET /healthz` (the ceiling), checks every system's answers, stops everything it
+//! started, and writes the table, a Markdown report, the raw figures (JSON) and plots.
+//!
+//! `hospital-load peer pg|redis` runs one peer service (the command starts them itself).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hospital_load_tests::load::{self, Figures, Outcome};
+use hospital_load_tests::peers::{self, PgCluster, RedisServer};
+use hospital_load_tests::procs::{self, HospitalServer, Proc};
+use hospital_load_tests::report::{Machine, Report, Verdict};
+use hospital_load_tests::storm::{self, Prepared, StormConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "hospital-load", about = "Load tests for the hospital platform")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The release storm (放号), against the hospital server and its peers.
+    Storm(StormArgs),
+    /// One peer service (started by `storm`).
+    #[command(hide = true)]
+    Peer {
+        #[command(subcommand)]
+        kind: PeerKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerKind {
+    Pg {
+        #[arg(long)]
+        db_url: String,
+        #[arg(long, default_value_t = 32)]
+        pool: usize,
+    },
+    Redis {
+        #[arg(long)]
+        redis_url: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct StormArgs {
+    /// Logged-in patients; each books once at the release.
+    #[arg(long, default_value_t = 10_000)]
+    patients: usize,
+    /// Popular doctors, one session each.
+    #[arg(long, default_value_t = 4)]
+    doctors: usize,
+    /// Places per doctor.
+    #[arg(long, default_value_t = 30)]
+    slots: u32,
+    /// Where the report, figures and plots go (default load-tests/out/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Patients set up at once.
+    #[arg(long, default_value_t = 64)]
+    setup_concurrency: usize,
+    /// Time between opening the connections and the release.
+    #[arg(long, default_value_t = 3000)]
+    lead_ms: u64,
+    /// Spread the patients' taps over this window after the release (0: all at once).
+    #[arg(long, default_value_t = 0)]
+    spread_ms: u64,
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// The PostgreSQL service's connection pool.
+    #[arg(long, default_value_t = 32)]
+    pg_pool: usize,
+    /// Use this hospital binary instead of building it (`cargo build --release --bin hospital`).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// The hospital alone (no peers, no ceiling).
+    #[arg(long)]
+    no_peers: bool,
+    /// Profile the hospital server during its storm with `perf record -g` (perf.txt in --out).
+    #[arg(long)]
+    perf: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.cmd {
+        Cmd::Peer { kind: PeerKind::Pg { db_url, pool } } => rt.block_on(peers::serve_pg(&db_url, pool)),
+        Cmd::Peer { kind: PeerKind::Redis { redis_url } } => rt.block_on(peers::serve_redis(&redis_url)),
+        Cmd::Storm(args) => rt.block_on(async {
+            // Dropping the run (Ctrl-C or an error) stops every process it started.
+            tokio::select! {
+                r = run(args) => r,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: stopped everything started"),
+            }
+        }),
+    }
+}
+
+async fn run(args: StormArgs) -> anyhow::Result<()> {
+    let started_at = chrono::Local::now();
+    let out = args.out.clone().unwrap_or_else(|| {
+        procs::workspace_root().join("load-tests/out").join(started_at.format("%Y%m%d-%H%M%S").to_string())
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let machine = Machine::describe();
+    let nofile = procs::raise_nofile();
+    if (nofile as usize) < 2 * args.patients + 1000 {
+        eprintln!("warning: the descriptor limit is {nofile}; {} connections need more", args.patients);
+    }
+    let cfg = StormConfig {
+        patients: args.patients,
+        doctors: args.doctors,
+        slots: args.slots,
+        setup_concurrency: args.setup_concurrency,
+        lead_ms: args.lead_ms,
+        spread_ms: args.spread_ms,
+        timeout_ms: args.timeout_ms,
+        ..StormConfig::default()
+    };
+    let mut notes = vec![
+        "The load generator runs on the same machine as the systems it measures, sharing its cores.".to_string(),
+        format!(
+            "Every patient has its own keep-alive connection, opened before the release; each sends one request \
+             at the release (spread over {} ms).",
+            cfg.spread_ms
+        ),
+    ];
+    if !args.no_peers {
+        // Install what the peers need before anything is timed.
+        procs::ensure_debian(&["postgresql"], || Path::new("/usr/lib/postgresql").exists())?;
+        procs::ensure_debian(&["redis-server"], || Command::new("redis-server").arg("--version").output().is_ok())?;
+    }
+
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => {
+            eprintln!("building the hospital server (cargo build --release --bin hospital)...");
+            procs::build_hospital(true)?
+        }
+    };
+    let mut systems: Vec<Figures> = Vec::new();
+    let mut verdicts: Vec<Verdict> = Vec::new();
+
+    // ---- The hospital server: setup, the storm, the check, then the ceiling.
+    let mut server = HospitalServer::start(&bin, &out.join("hospital.log"))?;
+    eprintln!("hospital server at {} (pid {})", server.base, server.proc.pid());
+    let prep = storm::prepare(&server.base, &cfg).await?;
+    eprintln!("setup: {} patients, {} sessions in {:.1} s", prep.people.len(), prep.targets.len(), prep.setup_s);
+    let perf = if args.perf { start_perf(server.proc.pid(), &out) } else { None };
+    let outcomes = storm::storm(&server.base, server.addr, &prep, &cfg).await?;
+    if let Some(p) = perf {
+        stop_perf(p, &out);
+        notes.push("perf profile of the server during its storm: perf.txt".into());
+    }
+    let fig = Figures::of("hospital booking", &outcomes, 201);
+    let k = storm::check(&server.base, &prep, &outcomes, &cfg).await?;
+    verdicts.push(Verdict {
+        system: "hospital booking".into(),
+        ok: k.ok(),
+        detail: format!(
+            "holds answered {} / listed {} for capacity {}; places distinct {}; every answer definite {}; answers \
+             match the staff view {}{}",
+            k.holds_answered,
+            k.holds_listed,
+            k.capacity,
+            k.places_distinct,
+            k.all_definite,
+            k.answers_match_listing,
+            problems(&k.problems)
+        ),
+    });
+    notes.extend(load::unexpected_examples(&outcomes, 201).into_iter().map(|e| format!("hospital booking: {e}")));
+    save_outcomes(&out, "hospital-booking", &outcomes)?;
+    systems.push(fig);
+
+    if !args.no_peers {
+        let reqs: Vec<Arc<Vec<u8>>> = prep
+            .people
+            .iter()
+            .map(|p| Arc::new(hospital_load_tests::http1::request_bytes("GET", server.addr, "/healthz", &p.token, None)))
+            .collect();
+        let o = shoot(server.addr, reqs, &cfg, "hospital /healthz", &[]).await?;
+        let f = Figures::of("hospital /healthz", &o, 200);
+        verdicts.push(Verdict {
+            system: "hospital /healthz".into(),
+            ok: f.ok == f.attempts,
+            detail: format!("{} of {} answered 200", f.ok, f.attempts),
+        });
+        systems.push(f);
+    }
+    server.proc.stop(Duration::from_secs(20));
+    drop(server);
+
+    if !args.no_peers {
+        let capacity = capacities(&prep, cfg.slots);
+        // ---- PostgreSQL.
+        {
+            let pg = PgCluster::start(&out.join("postgres.log"))?;
+            peers::seed_pg(&pg.url(), &prep, cfg.slots).await?;
+            let (_peer, addr) = start_peer(&["pg", "--db-url", &pg.url(), "--pool", &args.pg_pool.to_string()], &out, "peer-pg")?;
+            let o = shoot(addr, storm::booking_requests(addr, &prep), &cfg, "postgres", &[201]).await?;
+            let mut v = verdict_of("postgres", &prep, &o, &capacity);
+            let rb = peers::readback_pg(&pg.url()).await?;
+            for (slot, n, places, patients, taken) in rb {
+                let cap = capacity.get(&slot).copied().unwrap_or(0) as i64;
+                if n != cap || places != n || patients != n || i64::from(taken) != n {
+                    v.ok = false;
+                    v.detail.push_str(&format!("; slot {slot}: {n} bookings, {places} places, counter {taken}, capacity {cap}"));
+                }
+            }
+            notes.push(format!("PostgreSQL: synchronous_commit=on, fsync=on, pool of {} connections.", args.pg_pool));
+            verdicts.push(v);
+            systems.push(Figures::of("postgres", &o, 201));
+        }
+        // ---- Redis, defaults then durable.
+        for (name, durable) in [("redis", false), ("redis durable", true)] {
+            let file = name.replace(' ', "-");
+            let r = RedisServer::start(durable, &out.join(format!("{file}.log")))?;
+            peers::seed_redis(&r.url(), &prep, cfg.slots).await?;
+            let (_peer, addr) = start_peer(&["redis", "--redis-url", &r.url()], &out, &format!("peer-{file}"))?;
+            let o = shoot(addr, storm::booking_requests(addr, &prep), &cfg, name, &[201]).await?;
+            let mut v = verdict_of(name, &prep, &o, &capacity);
+            for (slot, n, left) in peers::readback_redis(&r.url(), &prep).await? {
+                let cap = capacity.get(&slot).copied().unwrap_or(0) as i64;
+                if n != cap || left != i64::from(cfg.slots) - cap {
+                    v.ok = false;
+                    v.detail.push_str(&format!("; slot {slot}: {n} booked, {left} left, capacity {cap}"));
+                }
+            }
+            verdicts.push(v);
+            systems.push(Figures::of(name, &o, 201));
+        }
+        notes.push("Redis: one multiplexed connection from the service, the Lua script by EVALSHA; `redis` is Redis' \
+                    defaults (RDB snapshots), `redis durable` is appendonly yes + appendfsync always."
+            .into());
+    }
+
+    let report = Report {
+        started_at: started_at.to_rfc3339(),
+        machine,
+        config: serde_json::to_value(&cfg)?,
+        setup_s: prep.setup_s,
+        systems,
+        verdicts,
+        notes,
+    };
+    report.write_all(&out)?;
+    println!("\n{}", report.table());
+    println!("{}", report.ratios());
+    println!("{}", report.targets());
+    for v in &report.verdicts {
+        println!("correct {:<18} {}  {}", v.system, if v.ok { "yes" } else { "NO" }, v.detail);
+    }
+    println!("\nreport, figures.json and plots in {}", out.display());
+    if report.verdicts.iter().any(|v| !v.ok) {
+        anyhow::bail!("a correctness check failed (see above)");
+    }
+    Ok(())
+}
+
+fn problems(p: &[String]) -> String {
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("; PROBLEMS: {}", p.join("; "))
+    }
+}
+
+/// Slot id -> places that can be taken (patients wanting it, at most the quota).
+fn capacities(prep: &Prepared, quota: u32) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for (i, t) in prep.targets.iter().enumerate() {
+        let wanting = prep.people.iter().filter(|p| p.doctor == i).count();
+        m.insert(t.slot_id.clone(), wanting.min(quota as usize));
+    }
+    m
+}
+
+/// A peer's answers: every one definite, holds equal capacity, places distinct per slot.
+fn verdict_of(system: &str, prep: &Prepared, o: &[Outcome], capacity: &BTreeMap<String, usize>) -> Verdict {
+    let definite =
+        o.iter().filter(|x| x.status == Some(201) || (x.status == Some(409) && x.code.as_deref() == Some("sold_out"))).count();
+    let mut places: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut twice = 0;
+    let mut holds = 0;
+    for x in o.iter().filter(|x| x.status == Some(201)) {
+        holds += 1;
+        let b = &x.body["booking"];
+        let slot = b["slot_id"].as_str().unwrap_or_default().to_string();
+        if !places.entry(slot).or_default().insert(b["place"].as_i64().unwrap_or(-1)) {
+            twice += 1;
+        }
+    }
+    let cap: usize = capacity.values().sum();
+    let ok = definite == o.len() && holds == cap && twice == 0 && o.len() == prep.people.len();
+    Verdict {
+        system: system.into(),
+        ok,
+        detail: format!(
+            "holds answered {holds} for capacity {cap}; places given twice {twice}; definite answers {definite} of {}",
+            o.len()
+        ),
+    }
+}
+
+/// Connects one connection per request, then fires them all one second later.
+async fn shoot(
+    addr: SocketAddr,
+    reqs: Vec<Arc<Vec<u8>>>,
+    cfg: &StormConfig,
+    label: &str,
+    keep: &'static [u16],
+) -> anyhow::Result<Vec<Outcome>> {
+    let conns = load::connect_all(addr, reqs.len(), label).await?;
+    let at = tokio::time::Instant::now() + Duration::from_millis(1000);
+    Ok(load::fire(
+        addr,
+        conns,
+        reqs,
+        at,
+        Duration::from_millis(cfg.spread_ms),
+        Duration::from_millis(cfg.timeout_ms),
+        keep,
+        label,
+    )
+    .await)
+}
+
+fn start_peer(args: &[&str], out: &Path, name: &str) -> anyhow::Result<(Proc, SocketAddr)> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("peer").args(args);
+    let (p, base) = procs::spawn_announcing(name, cmd, "peer listening on ", &out.join(format!("{name}.log")), Duration::from_secs(60))?;
+    let addr = procs::addr_of(&base)?;
+    Ok((p, addr))
+}
+
+fn save_outcomes(out: &Path, name: &str, o: &[Outcome]) -> anyhow::Result<()> {
+    let f = std::fs::File::create(out.join(format!("{name}-outcomes.json")))?;
+    serde_json::to_writer(std::io::BufWriter::new(f), o)?;
+    Ok(())
+}
+
+fn start_perf(pid: u32, out: &Path) -> Option<std::process::Child> {
+    let child = Command::new("perf")
+        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(out.join("perf.data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("perf not available ({e}); install linux-perf to profile");
+            None
+        }
+    }
+}
+
+fn stop_perf(mut child: std::process::Child, out: &Path) {
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let _ = child.wait();
+    let report = Command::new("perf")
+        .args(["report", "--stdio", "--no-children", "--percent-limit", "1", "-g", "none", "--sort", "dso,symbol", "-i"])
+        .arg(out.join("perf.data"))
+        .output();
+    if let Ok(r) = report {
+        let _ = std::fs::write(out.join("perf.txt"), r.stdout);
+    }
+}

@@ -202,3 +202,11 @@ impl HospitalServer {
         Ok(HospitalServer { proc, base, addr, _data: data })
     }
 }
+
+/// Spawns `cmd` with stdout and stderr to `log`.
+pub fn spawn_logged(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<(Proc, String)> {
+    let f = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
+    let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+    Ok((Proc { name: name.to_string(), child: Some(child) }, String::new()))
+}

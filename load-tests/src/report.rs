@@ -1,0 +1,300 @@
+//! The report: a table on stdout (with the hospital's figures as ratios to each peer), a Markdown
+//! report, a JSON file of the raw figures and two PNG plots (latency by percentile, answers per
+//! second over time).
+
+use plotters::prelude::*;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::load::{Figures, BUCKET_MS};
+
+/// A system's correctness verdict, one line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub system: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub started_at: String,
+    pub machine: Machine,
+    pub config: serde_json::Value,
+    pub setup_s: f64,
+    pub systems: Vec<Figures>,
+    pub verdicts: Vec<Verdict>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu: String,
+    pub mem_total: String,
+    pub load_avg_before: String,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or("?")
+            .trim()
+            .to_string();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_kb: f64 = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Machine {
+            nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cpu,
+            mem_total: format!("{:.1} GiB", mem_kb / 1024.0 / 1024.0),
+            load_avg_before: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+        }
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+impl Report {
+    fn hospital(&self) -> Option<&Figures> {
+        self.systems.iter().find(|f| f.system == "hospital booking")
+    }
+
+    /// The main table (Markdown; it reads as plain text too).
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        s.push_str(
+            "| system | attempts | attempts/s | holds | sold out | errors | p50 ms | p95 ms | p99 ms | max ms |\n",
+        );
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for f in &self.systems {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                f.system,
+                f.attempts,
+                f.attempts_per_s,
+                f.ok,
+                f.sold_out,
+                f.errors(),
+                f.p50_ms,
+                f.p95_ms,
+                f.p99_ms,
+                f.max_ms
+            );
+        }
+        s
+    }
+
+    /// The hospital's figures divided by each peer's (throughput: higher is better for the
+    /// hospital; latency: lower is better).
+    pub fn ratios(&self) -> String {
+        let Some(h) = self.hospital() else { return String::new() };
+        let mut s = String::new();
+        s.push_str("| hospital booking ÷ | attempts/s | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n");
+        for f in self.systems.iter().filter(|f| f.system != h.system) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.system,
+                ratio(h.attempts_per_s, f.attempts_per_s),
+                ratio(h.p50_ms, f.p50_ms),
+                ratio(h.p95_ms, f.p95_ms),
+                ratio(h.p99_ms, f.p99_ms),
+                ratio(h.max_ms, f.max_ms)
+            );
+        }
+        s
+    }
+
+    pub fn errors_detail(&self) -> String {
+        let mut s = String::new();
+        s.push_str("| system | timeouts | connection errors | 5xx | unexpected |\n|---|---:|---:|---:|---:|\n");
+        for f in &self.systems {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                f.system, f.timeouts, f.connection_errors, f.server_errors, f.unexpected
+            );
+        }
+        s
+    }
+
+    pub fn targets(&self) -> String {
+        let Some(h) = self.hospital() else { return String::new() };
+        let find = |name: &str| self.systems.iter().find(|f| f.system == name);
+        let mut s = String::new();
+        s.push_str("| target | reached | met |\n|---|---|---|\n");
+        if let Some(pg) = find("postgres") {
+            let r = h.attempts_per_s / pg.attempts_per_s.max(1e-9);
+            let _ = writeln!(s, "| booking throughput ≥ 10x PostgreSQL | {r:.2}x | {} |", yes(r >= 10.0));
+        }
+        if let Some(rd) = find("redis durable") {
+            let r = h.attempts_per_s / rd.attempts_per_s.max(1e-9);
+            let _ = writeln!(s, "| booking throughput ≥ durable Redis | {r:.2}x | {} |", yes(r >= 1.0));
+        }
+        let _ = writeln!(s, "| p99 < 50 ms ({} patients) | {:.1} ms | {} |", h.attempts, h.p99_ms, yes(h.p99_ms < 50.0));
+        s
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Release storm, {}\n", self.started_at);
+        let m = &self.machine;
+        let _ = writeln!(
+            s,
+            "Machine: {} cores ({}), {} RAM, Linux {}; load average before the run: {}. The generator runs \
+             on the same machine.\n",
+            m.nproc, m.cpu, m.mem_total, m.kernel, m.load_avg_before
+        );
+        let _ = writeln!(s, "Configuration: `{}`\n", self.config);
+        let _ = writeln!(s, "Setup (logins and 就诊人 of every patient): {:.1} s\n", self.setup_s);
+        let _ = writeln!(s, "## Figures\n\n{}", self.table());
+        let _ = writeln!(s, "## Ratios\n\n{}", self.ratios());
+        let _ = writeln!(s, "## Targets\n\n{}", self.targets());
+        let _ = writeln!(s, "## Errors\n\n{}", self.errors_detail());
+        s.push_str("## Correctness (read back from each system afterwards)\n\n| system | ok | detail |\n|---|---|---|\n");
+        for v in &self.verdicts {
+            let _ = writeln!(s, "| {} | {} | {} |", v.system, yes(v.ok), v.detail);
+        }
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        s.push_str("\n![latency](latency.png)\n\n![throughput](throughput.png)\n");
+        s
+    }
+
+    pub fn write_all(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("report.md"), self.markdown())?;
+        std::fs::write(dir.join("figures.json"), serde_json::to_string_pretty(self)?)?;
+        if register_font() {
+            plot_latency(&self.systems, &dir.join("latency.png"))?;
+            plot_throughput(&self.systems, &dir.join("throughput.png"))?;
+        } else {
+            eprintln!("no TrueType font found (fonts-dejavu-core): plots skipped");
+        }
+        Ok(())
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+fn register_font() -> bool {
+    for path in [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    ] {
+        if let Ok(bytes) = std::fs::read(path) {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(127, 127, 127),
+];
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+fn plot_latency(systems: &[Figures], path: &Path) -> anyhow::Result<()> {
+    let go = || -> PlotResult {
+        let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let max = systems.iter().map(|f| f.max_ms).fold(1.0f64, f64::max) * 1.5;
+        let min = systems
+            .iter()
+            .flat_map(|f| f.percentile_curve.iter().map(|p| p.1))
+            .filter(|v| *v > 0.0)
+            .fold(max, f64::min)
+            .max(0.01);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Release storm: latency by percentile (log scale)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..100f64, (min..max).log_scale())?;
+        chart.configure_mesh().x_desc("percentile").y_desc("latency (ms)").draw()?;
+        for (i, f) in systems.iter().enumerate() {
+            let c = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(f.percentile_curve.iter().map(|&(p, v)| (p, v.max(min))), c.stroke_width(2)))?
+                .label(f.system.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        root.present()?;
+        Ok(())
+    };
+    go().map_err(|e| anyhow::anyhow!("latency plot: {e}"))
+}
+
+fn plot_throughput(systems: &[Figures], path: &Path) -> anyhow::Result<()> {
+    let go = || -> PlotResult {
+        let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let per_s = 1000.0 / BUCKET_MS as f64;
+        let max_t = systems.iter().map(|f| f.throughput_series.len()).max().unwrap_or(1) as f64 * BUCKET_MS as f64 / 1000.0;
+        let max_y = systems.iter().flat_map(|f| f.throughput_series.iter()).copied().max().unwrap_or(1) as f64 * per_s * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Release storm: answers per second ({BUCKET_MS} ms buckets)"), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..max_t.max(0.1), 0f64..max_y.max(1.0))?;
+        chart.configure_mesh().x_desc("seconds after the release").y_desc("answers/s").draw()?;
+        for (i, f) in systems.iter().enumerate() {
+            let c = COLORS[i % COLORS.len()];
+            let pts = f
+                .throughput_series
+                .iter()
+                .enumerate()
+                .map(|(b, &n)| ((b as f64 + 0.5) * BUCKET_MS as f64 / 1000.0, n as f64 * per_s));
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+                .label(f.system.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        root.present()?;
+        Ok(())
+    };
+    go().map_err(|e| anyhow::anyhow!("throughput plot: {e}"))
+}
