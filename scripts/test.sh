@@ -23,4 +23,4 @@ else
   cargo check -p hospital-store --features scylla --tests --locked --quiet
 fi
 
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -14,3 +14,5 @@ mod realtime;
 mod restart;
 mod storm;
 mod supervision;
+mod prometheus;
+mod readme;
