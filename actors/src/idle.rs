@@ -34,6 +34,24 @@ impl IdleClock {
         self.last_active.elapsed() >= self.timeout
     }
 
+    /// On a tick: if the actor has been idle for the timeout and `busy` is false, stops the ticker
+    /// and drains the actor (queued messages are still answered; later sends fail, so callers
+    /// retry on a fresh actor). Returns whether it did.
+    pub(crate) fn drain_if_idle<M: Message>(
+        &mut self,
+        myself: &ActorRef<M>,
+        busy: bool,
+        what: &dyn std::fmt::Display,
+    ) -> bool {
+        if !self.expired() || busy {
+            return false;
+        }
+        tracing::debug!(actor = %what, "idle; stopping");
+        self.stop();
+        let _ = myself.drain();
+        true
+    }
+
     /// Stops the ticker; it would also stop on its own at the first failed send.
     pub(crate) fn stop(&mut self) {
         if let Some(t) = self.ticker.take() {

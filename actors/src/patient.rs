@@ -372,12 +372,8 @@ impl Actor for PatientActor {
             }
             PatientMsg::Tick => {
                 // An actor with open sockets is not idle, whatever its mailbox says.
-                if state.idle.expired() && state.sockets.is_empty() {
-                    tracing::debug!(account = %state.account, "patient actor idle; stopping");
-                    state.idle.stop();
-                    // Drain, not stop: anything already queued is still answered.
-                    let _ = myself.drain();
-                }
+                let busy = !state.sockets.is_empty();
+                state.idle.drain_if_idle(&myself, busy, &state.account);
             }
         }
         Ok(())

@@ -394,10 +394,7 @@ impl Actor for PaymentActor {
             PaymentMsg::Tick => {
                 // Orders waiting on the provider keep their actor (and its timers).
                 let waiting = matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding);
-                if state.idle.expired() && !waiting {
-                    state.idle.stop();
-                    let _ = myself.drain();
-                }
+                state.idle.drain_if_idle(&myself, waiting, &state.order.id);
             }
         }
         Ok(())

@@ -371,11 +371,7 @@ impl Actor for QueueActor {
                 panic!("fault injected into queue actor {}", state.session.id);
             }
             QueueMsg::Tick => {
-                if state.idle.expired() {
-                    tracing::debug!(session = %state.session.id, "queue actor idle; stopping");
-                    state.idle.stop();
-                    let _ = myself.drain();
-                }
+                state.idle.drain_if_idle(&myself, false, &state.session.id);
             }
         }
         Ok(())

@@ -782,12 +782,9 @@ impl Actor for ScheduleActor {
             }
             ScheduleMsg::Tick => {
                 // Holds and waitlists need this actor's timer: it stays while it has any.
-                if state.idle.expired() && !state.book.has_holds() && !state.book.has_waitlists() {
-                    tracing::debug!(doctor = %state.doctor, "schedule actor idle; stopping");
-                    state.idle.stop();
-                    // Drain, not stop: anything already queued is still answered.
-                    let _ = myself.drain();
-                } else if state.deps.config.zone.local_date(Utc::now()) != state.loaded_on {
+                let busy = state.book.has_holds() || state.book.has_waitlists();
+                let stopped = state.idle.drain_if_idle(&myself, busy, &state.doctor);
+                if !stopped && state.deps.config.zone.local_date(Utc::now()) != state.loaded_on {
                     // Midnight passed: move the window so "60 days ahead" stays true.
                     if let Err(e) = state.refresh().await {
                         tracing::warn!(doctor = %state.doctor, error = %e, "schedule window move failed");
