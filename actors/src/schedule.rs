@@ -346,7 +346,9 @@ impl ScheduleState {
                 if old.status == AppointmentStatus::Confirmed {
                     return Ok((BookingWrite::default(), old));
                 }
-                if old.status != AppointmentStatus::Expired {
+                // Held in the store but gone from memory: its lapse is being written (queued on
+                // this actor's pipeline before anything we write now), so it counts as lapsed.
+                if !matches!(old.status, AppointmentStatus::Expired | AppointmentStatus::Held) {
                     return Err(BookingError::Book(BookError::NoSuchAppointment));
                 }
                 let req = HoldRequest {
