@@ -91,6 +91,10 @@ enum Op {
     },
 }
 
+/// What the test compares of a stored appointment: session index, segment, place, person index,
+/// status, cancel reason, from the waitlist.
+type Stored = (usize, u16, u32, usize, AppointmentStatus, Option<CancelReason>, bool);
+
 fn target() -> impl Strategy<Value = Target> {
     (0..64usize, prop::bool::weighted(0.25)).prop_map(|(k, any)| Target { k, any })
 }
@@ -775,7 +779,7 @@ impl Harness {
                 prop_assert_eq!(avail.remaining[g], if ms.stopped { 0 } else { q - live });
             }
             // The actor offers freed places at once: nobody waits while a place is free.
-            if ms.waitlist.len() > 0 {
+            if !ms.waitlist.is_empty() {
                 prop_assert!(avail.remaining.iter().all(|r| *r == 0), "people wait while places are free in {}", s);
             }
             let got: BTreeMap<AppointmentId, (u16, u32, usize, AppointmentStatus)> = self
@@ -805,34 +809,25 @@ impl Harness {
     async fn check_store(&self) -> Result<(), TestCaseError> {
         let d = today();
         let stored = self.store.appointments_of_doctor(self.doctor, d, d + Days::days(10)).await.unwrap();
-        let got: BTreeMap<AppointmentId, (usize, u16, u32, usize, AppointmentStatus, Option<CancelReason>, bool)> =
-            stored
-                .iter()
-                .map(|a| {
-                    let s = self.session_ids.iter().position(|x| *x == a.slot.session_id).expect("our session");
-                    (
-                        a.id,
-                        (
-                            s,
-                            a.slot.segment,
-                            a.place,
-                            self.person_of(&a.person),
-                            a.status,
-                            a.cancel_reason,
-                            a.from_waitlist,
-                        ),
-                    )
-                })
-                .collect();
-        let expect: BTreeMap<AppointmentId, (usize, u16, u32, usize, AppointmentStatus, Option<CancelReason>, bool)> =
-            self.model
-                .appts
-                .iter()
-                .map(|a| {
-                    let reason = if let St::Cancelled(r) = a.status { Some(r) } else { None };
-                    (a.id, (a.session, a.segment, a.place, a.person, a.status.status(), reason, a.from_waitlist))
-                })
-                .collect();
+        let got: BTreeMap<AppointmentId, Stored> = stored
+            .iter()
+            .map(|a| {
+                let s = self.session_ids.iter().position(|x| *x == a.slot.session_id).expect("our session");
+                (
+                    a.id,
+                    (s, a.slot.segment, a.place, self.person_of(&a.person), a.status, a.cancel_reason, a.from_waitlist),
+                )
+            })
+            .collect();
+        let expect: BTreeMap<AppointmentId, Stored> = self
+            .model
+            .appts
+            .iter()
+            .map(|a| {
+                let reason = if let St::Cancelled(r) = a.status { Some(r) } else { None };
+                (a.id, (a.session, a.segment, a.place, a.person, a.status.status(), reason, a.from_waitlist))
+            })
+            .collect();
         prop_assert_eq!(got.len(), stored.len(), "an appointment stored twice");
         prop_assert_eq!(&got, &expect, "stored appointments");
         for a in &stored {
