@@ -237,6 +237,10 @@ impl PatientState {
         }
         let p = self.patient(patient)?.clone();
         let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        // The cheap answer first: in a release storm almost every attempt is refused as sold out
+        // (or not yet released), and the doctor's actor says so from memory; only a slot with a
+        // place left is worth reading the person's history for the real-name rules.
+        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
         self.check_rules(&p.id_card_index, session.department_id, session.date, None).await?;
         let booker = Booker {
             account_id: self.account,

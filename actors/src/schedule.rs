@@ -60,6 +60,12 @@ pub enum ScheduleMsg {
         to: NaiveDate,
         reply: RpcReplyPort<Vec<SessionAvailability>>,
     },
+    /// Whether `slot` could be booked now (released, open, a place left), from memory: the
+    /// patient actor asks before paying for the real-name rules.
+    Probe {
+        slot: SlotId,
+        reply: Reply<()>,
+    },
     /// Holds a place in `slot` for `booker` (BOOK-3): the hold and its payment order.
     Hold {
         slot: SlotId,
@@ -653,6 +659,17 @@ impl Actor for ScheduleActor {
                 let mut out = out;
                 out.sort_by_key(|s| (s.session.date, s.session.period));
                 let _ = reply.send(out);
+            }
+            ScheduleMsg::Probe { slot, reply } => {
+                let answer = match state.book.session(slot.session_id) {
+                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
+                    Some(b) => b.bookable(slot.segment, Utc::now()).map_err(BookingError::from),
+                };
+                if matches!(answer, Err(BookingError::Book(BookError::SoldOut))) {
+                    metrics::counter!("booking_attempts_total").increment(1);
+                    metrics::counter!("booking_sold_out_total").increment(1);
+                }
+                let _ = reply.send(answer);
             }
             ScheduleMsg::Hold { slot, booker, reply } => {
                 metrics::counter!("booking_attempts_total").increment(1);

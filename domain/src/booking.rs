@@ -142,17 +142,25 @@ impl SessionBook {
         Ok(())
     }
 
-    /// Takes the lowest free place of `segment` for the request. The order of the checks is
-    /// the order patients care about: stopped, not released, sold out.
-    pub fn hold(&mut self, segment: u16, req: &HoldRequest) -> Result<Appointment, BookError> {
+    /// Whether a place of `segment` could be taken at `now`: the same checks, in the same order,
+    /// as `hold`, without taking it.
+    pub fn bookable(&self, segment: u16, now: DateTime<Utc>) -> Result<(), BookError> {
         let seg = segment as usize;
         if seg >= self.session.segments.len() {
             return Err(BookError::NoSuchSlot);
         }
-        self.check_open(req.now)?;
+        self.check_open(now)?;
         if self.remaining(seg) == 0 {
             return Err(BookError::SoldOut);
         }
+        Ok(())
+    }
+
+    /// Takes the lowest free place of `segment` for the request. The order of the checks is
+    /// the order patients care about: stopped, not released, sold out.
+    pub fn hold(&mut self, segment: u16, req: &HoldRequest) -> Result<Appointment, BookError> {
+        self.bookable(segment, req.now)?;
+        let seg = segment as usize;
         if self.live.values().any(|a| a.person == req.person) {
             return Err(BookError::AlreadyInSession);
         }

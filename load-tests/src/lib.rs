@@ -4,7 +4,7 @@
 
 pub mod http1;
 pub mod load;
-pub mod procs;
-pub mod storm;
 pub mod peers;
+pub mod procs;
 pub mod report;
+pub mod storm;

@@ -80,18 +80,25 @@ pub async fn connect_all(addr: SocketAddr, n: usize, label: &str) -> anyhow::Res
     conns.into_iter().collect::<std::io::Result<Vec<_>>>().map_err(|e| anyhow::anyhow!("connecting to {addr}: {e}"))
 }
 
-/// Fires `requests[i]` on `conns[i]` at `at` plus `i`'s share of `spread`, each with `timeout`.
-/// Keeps the parsed body of answers whose status is in `keep_body`.
+/// How to fire: the spread of the sends after the start, the per-request timeout, and the
+/// statuses whose parsed body is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct FireOpts {
+    pub spread: Duration,
+    pub timeout: Duration,
+    pub keep_body: &'static [u16],
+}
+
+/// Fires `requests[i]` on `conns[i]` at `at` plus `i`'s share of the spread.
 pub async fn fire(
     addr: SocketAddr,
     conns: Vec<Conn>,
     requests: Vec<Arc<Vec<u8>>>,
     at: Instant,
-    spread: Duration,
-    timeout: Duration,
-    keep_body: &'static [u16],
+    opts: FireOpts,
     label: &str,
 ) -> Vec<Outcome> {
+    let FireOpts { spread, timeout, keep_body } = opts;
     assert_eq!(conns.len(), requests.len());
     let n = requests.len();
     let pb = bar(n as u64, &format!("{label}: answers"));

@@ -116,7 +116,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let machine = Machine::describe();
     let nofile = procs::raise_nofile();
-    if (nofile as usize) < 2 * args.patients + 1000 {
+    if (nofile as usize) < args.patients + 1000 {
         eprintln!("warning: the descriptor limit is {nofile}; {} connections need more", args.patients);
     }
     let cfg = StormConfig {
@@ -189,7 +189,9 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
         let reqs: Vec<Arc<Vec<u8>>> = prep
             .people
             .iter()
-            .map(|p| Arc::new(hospital_load_tests::http1::request_bytes("GET", server.addr, "/healthz", &p.token, None)))
+            .map(|p| {
+                Arc::new(hospital_load_tests::http1::request_bytes("GET", server.addr, "/healthz", &p.token, None))
+            })
             .collect();
         let o = shoot(server.addr, reqs, &cfg, "hospital /healthz", &[]).await?;
         let f = Figures::of("hospital /healthz", &o, 200);
@@ -209,7 +211,8 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
         {
             let pg = PgCluster::start(&out.join("postgres.log"))?;
             peers::seed_pg(&pg.url(), &prep, cfg.slots).await?;
-            let (_peer, addr) = start_peer(&["pg", "--db-url", &pg.url(), "--pool", &args.pg_pool.to_string()], &out, "peer-pg")?;
+            let (_peer, addr) =
+                start_peer(&["pg", "--db-url", &pg.url(), "--pool", &args.pg_pool.to_string()], &out, "peer-pg")?;
             let o = shoot(addr, storm::booking_requests(addr, &prep), &cfg, "postgres", &[201]).await?;
             let mut v = verdict_of("postgres", &prep, &o, &capacity);
             let rb = peers::readback_pg(&pg.url()).await?;
@@ -217,7 +220,9 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
                 let cap = capacity.get(&slot).copied().unwrap_or(0) as i64;
                 if n != cap || places != n || patients != n || i64::from(taken) != n {
                     v.ok = false;
-                    v.detail.push_str(&format!("; slot {slot}: {n} bookings, {places} places, counter {taken}, capacity {cap}"));
+                    v.detail.push_str(&format!(
+                        "; slot {slot}: {n} bookings, {places} places, counter {taken}, capacity {cap}"
+                    ));
                 }
             }
             notes.push(format!("PostgreSQL: synchronous_commit=on, fsync=on, pool of {} connections.", args.pg_pool));
@@ -242,9 +247,11 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
             verdicts.push(v);
             systems.push(Figures::of(name, &o, 201));
         }
-        notes.push("Redis: one multiplexed connection from the service, the Lua script by EVALSHA; `redis` is Redis' \
+        notes.push(
+            "Redis: one multiplexed connection from the service, the Lua script by EVALSHA; `redis` is Redis' \
                     defaults (RDB snapshots), `redis durable` is appendonly yes + appendfsync always."
-            .into());
+                .into(),
+        );
     }
 
     let report = Report {
@@ -290,8 +297,10 @@ fn capacities(prep: &Prepared, quota: u32) -> BTreeMap<String, usize> {
 
 /// A peer's answers: every one definite, holds equal capacity, places distinct per slot.
 fn verdict_of(system: &str, prep: &Prepared, o: &[Outcome], capacity: &BTreeMap<String, usize>) -> Verdict {
-    let definite =
-        o.iter().filter(|x| x.status == Some(201) || (x.status == Some(409) && x.code.as_deref() == Some("sold_out"))).count();
+    let definite = o
+        .iter()
+        .filter(|x| x.status == Some(201) || (x.status == Some(409) && x.code.as_deref() == Some("sold_out")))
+        .count();
     let mut places: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     let mut twice = 0;
     let mut holds = 0;
@@ -330,9 +339,11 @@ async fn shoot(
         conns,
         reqs,
         at,
-        Duration::from_millis(cfg.spread_ms),
-        Duration::from_millis(cfg.timeout_ms),
-        keep,
+        load::FireOpts {
+            spread: Duration::from_millis(cfg.spread_ms),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            keep_body: keep,
+        },
         label,
     )
     .await)
@@ -341,7 +352,13 @@ async fn shoot(
 fn start_peer(args: &[&str], out: &Path, name: &str) -> anyhow::Result<(Proc, SocketAddr)> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("peer").args(args);
-    let (p, base) = procs::spawn_announcing(name, cmd, "peer listening on ", &out.join(format!("{name}.log")), Duration::from_secs(60))?;
+    let (p, base) = procs::spawn_announcing(
+        name,
+        cmd,
+        "peer listening on ",
+        &out.join(format!("{name}.log")),
+        Duration::from_secs(60),
+    )?;
     let addr = procs::addr_of(&base)?;
     Ok((p, addr))
 }
@@ -375,7 +392,18 @@ fn stop_perf(mut child: std::process::Child, out: &Path) {
     }
     let _ = child.wait();
     let report = Command::new("perf")
-        .args(["report", "--stdio", "--no-children", "--percent-limit", "1", "-g", "none", "--sort", "dso,symbol", "-i"])
+        .args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--percent-limit",
+            "1",
+            "-g",
+            "none",
+            "--sort",
+            "dso,symbol",
+            "-i",
+        ])
         .arg(out.join("perf.data"))
         .output();
     if let Ok(r) = report {

@@ -109,7 +109,11 @@ async fn pg_book(State(pool): State<deadpool_postgres::Pool>, headers: HeaderMap
     }
 }
 
-async fn pg_book_inner(pool: &deadpool_postgres::Pool, headers: &HeaderMap, req: &BookRequest) -> anyhow::Result<Response> {
+async fn pg_book_inner(
+    pool: &deadpool_postgres::Pool,
+    headers: &HeaderMap,
+    req: &BookRequest,
+) -> anyhow::Result<Response> {
     let Some(hash) = bearer_hash(headers) else { return Ok(error(StatusCode::UNAUTHORIZED, "invalid_token")) };
     let mut client = pool.get().await?;
     let auth = client
@@ -255,7 +259,8 @@ pub async fn seed_pg(url: &str, prep: &Prepared, quota: u32) -> anyhow::Result<(
     for t in &prep.targets {
         c.execute("INSERT INTO slots (id, quota) VALUES ($1, $2)", &[&t.slot_id, &(quota as i32)]).await?;
     }
-    c.batch_execute("VACUUM ANALYZE; CHECKPOINT").await?;
+    c.batch_execute("VACUUM ANALYZE").await?;
+    c.batch_execute("CHECKPOINT").await?;
     Ok(())
 }
 
@@ -376,9 +381,7 @@ impl RedisServer {
 }
 
 fn which(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file())).unwrap_or(false)
 }
 
 /// Loads the same tokens, patients and slots as the hospital storm.

@@ -151,7 +151,8 @@ impl Report {
             let r = h.attempts_per_s / rd.attempts_per_s.max(1e-9);
             let _ = writeln!(s, "| booking throughput ≥ durable Redis | {r:.2}x | {} |", yes(r >= 1.0));
         }
-        let _ = writeln!(s, "| p99 < 50 ms ({} patients) | {:.1} ms | {} |", h.attempts, h.p99_ms, yes(h.p99_ms < 50.0));
+        let _ =
+            writeln!(s, "| p99 < 50 ms ({} patients) | {:.1} ms | {} |", h.attempts, h.p99_ms, yes(h.p99_ms < 50.0));
         s
     }
 
@@ -171,7 +172,9 @@ impl Report {
         let _ = writeln!(s, "## Ratios\n\n{}", self.ratios());
         let _ = writeln!(s, "## Targets\n\n{}", self.targets());
         let _ = writeln!(s, "## Errors\n\n{}", self.errors_detail());
-        s.push_str("## Correctness (read back from each system afterwards)\n\n| system | ok | detail |\n|---|---|---|\n");
+        s.push_str(
+            "## Correctness (read back from each system afterwards)\n\n| system | ok | detail |\n|---|---|---|\n",
+        );
         for v in &self.verdicts {
             let _ = writeln!(s, "| {} | {} | {} |", v.system, yes(v.ok), v.detail);
         }
@@ -255,11 +258,19 @@ fn plot_latency(systems: &[Figures], path: &Path) -> anyhow::Result<()> {
         for (i, f) in systems.iter().enumerate() {
             let c = COLORS[i % COLORS.len()];
             chart
-                .draw_series(LineSeries::new(f.percentile_curve.iter().map(|&(p, v)| (p, v.max(min))), c.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    f.percentile_curve.iter().map(|&(p, v)| (p, v.max(min))),
+                    c.stroke_width(2),
+                ))?
                 .label(f.system.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
         Ok(())
     };
@@ -271,8 +282,10 @@ fn plot_throughput(systems: &[Figures], path: &Path) -> anyhow::Result<()> {
         let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
         root.fill(&WHITE)?;
         let per_s = 1000.0 / BUCKET_MS as f64;
-        let max_t = systems.iter().map(|f| f.throughput_series.len()).max().unwrap_or(1) as f64 * BUCKET_MS as f64 / 1000.0;
-        let max_y = systems.iter().flat_map(|f| f.throughput_series.iter()).copied().max().unwrap_or(1) as f64 * per_s * 1.1;
+        let max_t =
+            systems.iter().map(|f| f.throughput_series.len()).max().unwrap_or(1) as f64 * BUCKET_MS as f64 / 1000.0;
+        let max_y =
+            systems.iter().flat_map(|f| f.throughput_series.iter()).copied().max().unwrap_or(1) as f64 * per_s * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("Release storm: answers per second ({BUCKET_MS} ms buckets)"), ("sans-serif", 20))
             .margin(12)
@@ -292,7 +305,12 @@ fn plot_throughput(systems: &[Figures], path: &Path) -> anyhow::Result<()> {
                 .label(f.system.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
         Ok(())
     };

@@ -348,9 +348,11 @@ pub async fn storm(base: &str, addr: SocketAddr, p: &Prepared, cfg: &StormConfig
         conns,
         requests,
         at,
-        Duration::from_millis(cfg.spread_ms),
-        Duration::from_millis(cfg.timeout_ms),
-        &[201],
+        load::FireOpts {
+            spread: Duration::from_millis(cfg.spread_ms),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            keep_body: &[201],
+        },
         "hospital booking",
     )
     .await)

@@ -12,7 +12,7 @@ async fn small_release_storm_is_correct() {
     // The workspace's own `hospital` binary, built (or brought up to date) first.
     let bin = tokio::task::spawn_blocking(|| procs::build_hospital(false)).await.unwrap().expect("build hospital");
     let log = tempfile::NamedTempFile::new().unwrap();
-    let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, &log.path().to_path_buf()))
+    let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, log.path()))
         .await
         .unwrap()
         .expect("start the hospital server");
