@@ -9,8 +9,16 @@ use hospital_load_tests::storm::{self, StormConfig};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_release_storm_is_correct() {
     procs::raise_nofile();
-    // The workspace's own `hospital` binary, built (or brought up to date) first.
-    let bin = tokio::task::spawn_blocking(|| procs::build_hospital(false)).await.unwrap().expect("build hospital");
+    // The workspace's own debug `hospital` binary: `cargo test --workspace` has just built it
+    // (the root package's tests need it). Building it again here, with this crate's feature set,
+    // would rebuild half the dependency tree; only when it is missing (this crate tested alone)
+    // is it built.
+    let built = procs::target_dir().join("debug").join("hospital");
+    let bin = if built.exists() {
+        built
+    } else {
+        tokio::task::spawn_blocking(|| procs::build_hospital(false)).await.unwrap().expect("build hospital")
+    };
     let log = tempfile::NamedTempFile::new().unwrap();
     let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, log.path()))
         .await
