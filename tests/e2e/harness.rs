@@ -140,9 +140,17 @@ impl TestServer {
             fail(&mut child, format!("unexpected first line {line:?}"))
         };
         let base = base.trim().to_string();
-        assert!(base.starts_with("http://127.0.0.1:"), "address line: {line}");
-        let client =
-            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("HTTP client");
+        assert!(
+            base.starts_with("http://127.0.0.1:") || base.starts_with("https://127.0.0.1:"),
+            "address line: {line}"
+        );
+        // A TLS test server has a self-signed certificate the test made.
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(base.starts_with("https://"))
+            .build()
+            .expect("HTTP client");
         TestServer { child: Some(child), base, data_dir: Some(data_dir), stderr, client, _redis: redis }
     }
 

@@ -16,3 +16,4 @@ mod realtime;
 mod restart;
 mod storm;
 mod supervision;
+mod tls;
