@@ -28,6 +28,7 @@ if [ -n "${SCYLLA_URI:-}" ]; then
 else
   echo "SCYLLA_URI not set: ScyllaDB conformance skipped (checking that the backend compiles)"
   cargo check -p hospital-store --features scylla --tests --locked --quiet
+  cargo check -p hospital --features scylla --bins --locked --quiet
 fi
 
 cargo test --workspace --locked --no-fail-fast "$@"

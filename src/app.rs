@@ -82,7 +82,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Arc::new(store.clone())
         }
     };
-    let stores = Stores { data: Arc::new(store.clone()), kv };
+    let stores = match &config.scylla_uri {
+        None => Stores { data: Arc::new(store.clone()), kv },
+        Some(uri) => cluster_stores(&config, uri, kv).await?,
+    };
 
     let cipher = keys::field_cipher(&config.encryption, &config.data_dir)?;
     if config.demo_data {
@@ -192,6 +195,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     };
     Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors, _notifier: notifier })
+}
+
+/// Durable data on ScyllaDB; sessions, codes and counters in Redis when configured, else on
+/// ScyllaDB too (its `kv_*` tables).
+#[cfg(feature = "scylla")]
+async fn cluster_stores(config: &Config, uri: &str, kv: Arc<dyn EphemeralKv>) -> anyhow::Result<Stores> {
+    let mut s = hospital_store::scylla::ScyllaStore::connect(uri, &config.scylla_keyspace)
+        .await
+        .with_context(|| format!("cannot connect to ScyllaDB at {uri}"))?;
+    if let Some(rf) = config.scylla_create_schema {
+        s = s.with_replication_factor(rf);
+        s.create_schema().await.context("cannot create the ScyllaDB schema")?;
+    }
+    tracing::info!(%uri, keyspace = %config.scylla_keyspace, "durable data on ScyllaDB");
+    let s = Arc::new(s);
+    let kv: Arc<dyn EphemeralKv> = if config.redis_url.is_some() { kv } else { s.clone() };
+    Ok(Stores { data: s, kv })
+}
+
+#[cfg(not(feature = "scylla"))]
+async fn cluster_stores(_config: &Config, _uri: &str, _kv: Arc<dyn EphemeralKv>) -> anyhow::Result<Stores> {
+    bail!("scylla_uri is set but this build has no ScyllaDB backend: build with --features scylla")
 }
 
 /// The listening socket: a deep accept backlog (a release storm opens thousands of connections at

@@ -27,6 +27,12 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Namespace for every Redis key of this deployment.
     pub redis_prefix: String,
+    /// ScyllaDB contact points (`host:port,host:port`): durable data on the cluster instead of
+    /// the embedded store. Needs a build with `--features scylla`.
+    pub scylla_uri: Option<String>,
+    pub scylla_keyspace: String,
+    /// Create the keyspace and tables at start-up (`schema.cql`), with this replication factor.
+    pub scylla_create_schema: Option<u32>,
     /// Seed the demo hospital (departments, doctors, schedules, demo staff) into an empty store.
     pub demo_data: bool,
     /// Logs as JSON lines (for collectors) instead of text.
@@ -59,6 +65,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             redis_url: None,
             redis_prefix: "hospital".into(),
+            scylla_uri: None,
+            scylla_keyspace: "hospital".into(),
+            scylla_create_schema: None,
             demo_data: true,
             log_json: false,
             socket_send_buffer_bytes: None,
