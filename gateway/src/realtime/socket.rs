@@ -270,6 +270,7 @@ async fn serve(
     actor.cast(PatientMsg::SocketOpened { socket: shared.clone() }).ok()?;
     let welcome_head = rt.log.head(account).await.ok()?;
     let mut last_sent = welcome_head;
+    let mut live_started = false;
     let welcome = serde_json::json!({
         "account_id": account,
         "seq": last_sent,
@@ -280,10 +281,13 @@ async fn serve(
     send_or_end!(conn, &Envelope::new("welcome", welcome));
     if let Some(from) = resume_from {
         // Before the first live event: the replay comes in order, then live continues.
-        last_sent = match resume(conn, state, account, from, welcome_head, last_sent, None).await {
-            Ok(v) => v,
-            Err(close) => return close,
-        };
+        last_sent =
+            match resume(conn, state, account, from, welcome_head, Sent { last: last_sent, live: live_started }, None)
+                .await
+            {
+                Ok(v) => v,
+                Err(close) => return close,
+            };
     }
 
     let mut bucket = Bucket {
@@ -352,7 +356,7 @@ async fn serve(
                             ClientMsg::Ping => send_or_end!(conn, &Envelope::new("pong", serde_json::json!({"seq": last_sent})).reply_to(id)),
                             ClientMsg::Auth { .. } => send_or_end!(conn, &Envelope::error("already_authenticated", "this socket is authenticated", id)),
                             ClientMsg::Resume { last_seq } => {
-                                last_sent = match resume(conn, state, account, last_seq, welcome_head, last_sent, id).await {
+                                last_sent = match resume(conn, state, account, last_seq, welcome_head, Sent { last: last_sent, live: live_started }, id).await {
                                     Ok(v) => v,
                                     Err(close) => return close,
                                 };
@@ -388,6 +392,7 @@ async fn serve(
                 }
                 send_or_end!(conn, &event_envelope(&event));
                 last_sent = seq;
+                live_started = true;
                 let lag = bus_now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
                 metrics::histogram!("ws_fanout_latency_seconds").record(lag);
             }
@@ -417,14 +422,14 @@ async fn serve(
                     let known = ractor::call_t!(actor, |reply| PatientMsg::HasSocket { id: shared.id, reply }, 2000).unwrap_or(true);
                     if !known {
                         let _ = actor.cast(PatientMsg::SocketOpened { socket: shared.clone() });
-                        last_sent = match resume(conn, state, account, last_sent, welcome_head, last_sent, None).await {
+                        last_sent = match resume(conn, state, account, last_sent, welcome_head, Sent { last: last_sent, live: live_started }, None).await {
                             Ok(v) => v,
                             Err(close) => return close,
                         };
                     }
                 } else if let Ok(actor) = state.actors.patient(account).await {
                     let _ = actor.cast(PatientMsg::SocketOpened { socket: shared.clone() });
-                    last_sent = match resume(conn, state, account, last_sent, welcome_head, last_sent, None).await {
+                    last_sent = match resume(conn, state, account, last_sent, welcome_head, Sent { last: last_sent, live: live_started }, None).await {
                             Ok(v) => v,
                             Err(close) => return close,
                         };
@@ -447,24 +452,38 @@ async fn resume(
     account: AccountId,
     from: u64,
     welcome_head: u64,
-    last_sent: u64,
+    sent: Sent,
     id: Option<String>,
 ) -> Result<u64, Option<(u16, String)>> {
-    let Ok((since, head)) = state.realtime().log.since(account, from).await else { return Err(None) };
+    // Events up to the head at welcome may still be on their way into the log (numbered, not yet
+    // stored): give them a moment, so the replay covers everything this socket will not get live.
+    let mut attempt = 0;
+    let (since, head) = loop {
+        let Ok((since, upto)) = state.realtime().log.since(account, from).await else { return Err(None) };
+        if upto >= welcome_head || attempt >= 25 || matches!(since, super::log::Since::TooOld) {
+            break (since, upto);
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     match since {
         super::log::Since::TooOld => {
             metrics::counter!("ws_resumes_total", "outcome" => "reload").increment(1);
             let body = serde_json::json!({"reason": "missed events are no longer kept; reload over REST", "seq": head});
             send_or_err!(conn, &Envelope::new("reload", body).reply_to(id));
-            Ok(head.max(last_sent))
+            Ok(head.max(sent.last))
         }
         super::log::Since::Events(events) => {
             metrics::counter!("ws_resumes_total", "outcome" => "replayed").increment(1);
-            let mut last = last_sent;
+            // Before any live event, the replay is simply everything after `from`, and the
+            // sequence continues from the last one replayed (later ones come live, in order).
+            // After live events, only what live delivery did not send: up to the welcome head,
+            // and past the last one sent.
+            let mut last = if sent.live { sent.last } else { from };
             let mut replayed = 0usize;
             for e in events {
                 let seq = e.seq.unwrap_or(0);
-                if seq <= welcome_head || seq > last_sent {
+                if !sent.live || seq <= welcome_head || seq > sent.last {
                     send_or_err!(conn, &event_envelope(&e));
                     last = last.max(seq);
                     replayed += 1;
@@ -475,4 +494,12 @@ async fn resume(
             Ok(last)
         }
     }
+}
+
+/// What a socket has sent of its account's events: the last sequence number, and whether any
+/// came live (rather than from a replay).
+#[derive(Clone, Copy)]
+struct Sent {
+    last: u64,
+    live: bool,
 }
