@@ -8,7 +8,7 @@ use hospital_domain::AccountId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
 
-use super::socket::SocketShared;
+use super::socket::{Prepared, SocketShared};
 
 pub struct Hub {
     actors: ActorSystem,
@@ -38,8 +38,13 @@ impl Hub {
             let map = self.topics.read().expect("topic index");
             map.get(topic).map(|s| s.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
         };
+        if subs.is_empty() {
+            return;
+        }
+        // Encoded once (per encoding in use), shared by every subscriber.
+        let prepared = Prepared::new(event);
         for s in subs {
-            s.offer_topic(topic, event.clone());
+            s.offer_topic(topic, prepared.clone());
         }
     }
 

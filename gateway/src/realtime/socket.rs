@@ -31,7 +31,7 @@ pub struct SocketShared {
     pub id: u64,
     pub account: AccountId,
     personal: mpsc::Sender<Arc<LiveEvent>>,
-    topics: Mutex<HashMap<String, Arc<LiveEvent>>>,
+    topics: Mutex<HashMap<String, Arc<Prepared>>>,
     wake: Notify,
     too_slow: AtomicBool,
 }
@@ -62,12 +62,41 @@ impl LiveSocket for SocketShared {
 
 impl SocketShared {
     /// Keeps the newest update of `topic` until the writer sends it.
-    pub fn offer_topic(&self, topic: &str, event: Arc<LiveEvent>) {
+    pub fn offer_topic(&self, topic: &str, event: Arc<Prepared>) {
         let replaced = self.topics.lock().expect("topic slot").insert(topic.to_string(), event).is_some();
         if replaced {
             metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
         }
         self.wake.notify_one();
+    }
+}
+
+/// A topic update on its way to many sockets: encoded at most once per encoding and then shared
+/// (the frame bytes are reference-counted), so a popular doctor's thousands of subscribers cost one
+/// serialisation, not one each.
+pub struct Prepared {
+    pub event: Arc<LiveEvent>,
+    json: std::sync::OnceLock<axum::extract::ws::Utf8Bytes>,
+    msgpack: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+impl Prepared {
+    pub fn new(event: Arc<LiveEvent>) -> Arc<Self> {
+        Arc::new(Self { event, json: Default::default(), msgpack: Default::default() })
+    }
+
+    fn message(&self, codec: Codec) -> Message {
+        let env = || event_envelope(&self.event);
+        match codec {
+            Codec::Json => Message::Text(
+                self.json.get_or_init(|| serde_json::to_string(&env()).expect("envelopes serialise").into()).clone(),
+            ),
+            Codec::MsgPack => Message::Binary(
+                self.msgpack
+                    .get_or_init(|| rmp_serde::to_vec_named(&env()).expect("envelopes serialise").into())
+                    .clone(),
+            ),
+        }
     }
 }
 
@@ -141,10 +170,20 @@ impl Conn {
             Frame::Text(t) => Message::Text(t.into()),
             Frame::Binary(b) => Message::Binary(b.into()),
         };
+        self.send_message(msg, &e.kind).await
+    }
+
+    /// Sends an already encoded frame (a shared topic update).
+    async fn send_prepared(&mut self, p: &Prepared) -> Result<(), SendFail> {
+        let msg = p.message(self.codec);
+        self.send_message(msg, &p.event.kind).await
+    }
+
+    async fn send_message(&mut self, msg: Message, kind: &str) -> Result<(), SendFail> {
         let timeout = Duration::from_secs(self.cfg.write_timeout_secs);
         match tokio::time::timeout(timeout, self.ws.send(msg)).await {
             Ok(Ok(())) => {
-                metrics::counter!("ws_frames_out_total", "type" => e.kind.clone()).increment(1);
+                metrics::counter!("ws_frames_out_total", "type" => kind.to_string()).increment(1);
                 Ok(())
             }
             Ok(Err(_)) => Err(SendFail::Gone),
@@ -152,9 +191,22 @@ impl Conn {
         }
     }
 
+    /// The closing handshake: send our close frame, then read (and drop) what the client still
+    /// sends until its close frame, for a moment. Dropping the connection with unread data would
+    /// make the kernel reset it, and the client might never see our close code.
     async fn close(mut self, code: u16, reason: &str) {
         let frame = CloseFrame { code, reason: reason.to_string().into() };
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.send(Message::Close(Some(frame)))).await;
+        if tokio::time::timeout(Duration::from_secs(2), self.ws.send(Message::Close(Some(frame)))).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(m)) = self.ws.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -400,13 +452,15 @@ async fn serve(
                 if shared.too_slow.load(Ordering::Relaxed) {
                     return Some((close::TOO_SLOW, "too slow: reconnect and resume".into()));
                 }
-                let pending: Vec<(String, Arc<LiveEvent>)> = shared.topics.lock().expect("topic slot").drain().collect();
-                for (topic, event) in pending {
+                let pending: Vec<(String, Arc<Prepared>)> = shared.topics.lock().expect("topic slot").drain().collect();
+                for (topic, prepared) in pending {
                     if !subscribed.contains(&topic) {
                         continue;
                     }
-                    send_or_end!(conn, &event_envelope(&event));
-                    let lag = bus_now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
+                    if let Err(fail) = conn.send_prepared(&prepared).await {
+                        return fail.close();
+                    }
+                    let lag = bus_now_ms().saturating_sub(prepared.event.at_ms) as f64 / 1000.0;
                     metrics::histogram!("ws_fanout_latency_seconds").record(lag);
                 }
             }
