@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -815,80 +815,60 @@ pub fn sandbox_router(sandbox: WechatPaySandbox) -> Router {
         .with_state(sandbox)
 }
 
-/// The path and query as the client sent (and signed) them, prefix included.
-fn signed_path(uri: &OriginalUri) -> String {
-    uri.0.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| uri.0.path().to_string())
+/// A request whose WeChat Pay v3 signature checked out (mchid, serial, fresh timestamp, a
+/// signature over exactly this method, path with query, and body): every v3 endpoint takes one,
+/// so no handler can forget to authenticate. A refusal is WeChat Pay's own signed error answer.
+struct Signed {
+    body: Bytes,
+    query: Option<String>,
 }
 
-async fn jsapi(
-    State(sandbox): State<WechatPaySandbox>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let result = sandbox
-        .authenticate(&method, &signed_path(&uri), &headers, &body)
-        .and_then(|()| WechatPaySandbox::parse_body(&body))
-        .and_then(|body| sandbox.jsapi(&body));
-    sandbox.answer(result)
+impl FromRequest<WechatPaySandbox> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, sandbox: &WechatPaySandbox) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        // Nested under a prefix, the client signed the full path: use the original URI.
+        let uri = parts.extensions.get::<OriginalUri>().map(|u| u.0.clone()).unwrap_or_else(|| parts.uri.clone());
+        let path = uri.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| uri.path().to_string());
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .map_err(|_| sandbox.answer(Err(param_error("请求体无法读取"))))?;
+        sandbox.authenticate(&parts.method, &path, &parts.headers, &body).map_err(|r| sandbox.answer(Err(r)))?;
+        Ok(Signed { body, query: uri.query().map(str::to_string) })
+    }
+}
+
+async fn jsapi(State(sandbox): State<WechatPaySandbox>, signed: Signed) -> Response {
+    sandbox.answer(WechatPaySandbox::parse_body(&signed.body).and_then(|body| sandbox.jsapi(&body)))
 }
 
 async fn query_order(
     State(sandbox): State<WechatPaySandbox>,
     Path(out_trade_no): Path<String>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Response {
-    let result = sandbox
-        .authenticate(&method, &signed_path(&uri), &headers, &body)
-        .and_then(|()| sandbox.query(&out_trade_no, uri.0.query()));
-    sandbox.answer(result)
+    sandbox.answer(sandbox.query(&out_trade_no, signed.query.as_deref()))
 }
 
 async fn close_order(
     State(sandbox): State<WechatPaySandbox>,
     Path(out_trade_no): Path<String>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed,
 ) -> Response {
-    let result = sandbox
-        .authenticate(&method, &signed_path(&uri), &headers, &body)
-        .and_then(|()| WechatPaySandbox::parse_body(&body))
-        .and_then(|body| sandbox.close(&out_trade_no, &body));
-    sandbox.answer(result)
+    sandbox.answer(WechatPaySandbox::parse_body(&signed.body).and_then(|body| sandbox.close(&out_trade_no, &body)))
 }
 
-async fn refund(
-    State(sandbox): State<WechatPaySandbox>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let result = sandbox
-        .authenticate(&method, &signed_path(&uri), &headers, &body)
-        .and_then(|()| WechatPaySandbox::parse_body(&body))
-        .and_then(|body| sandbox.create_refund(&body));
-    sandbox.answer(result)
+async fn refund(State(sandbox): State<WechatPaySandbox>, signed: Signed) -> Response {
+    sandbox.answer(WechatPaySandbox::parse_body(&signed.body).and_then(|body| sandbox.create_refund(&body)))
 }
 
 async fn query_refund(
     State(sandbox): State<WechatPaySandbox>,
     Path(out_refund_no): Path<String>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    _signed: Signed,
 ) -> Response {
-    let result = sandbox
-        .authenticate(&method, &signed_path(&uri), &headers, &body)
-        .and_then(|()| sandbox.get_refund(&out_refund_no));
-    sandbox.answer(result)
+    sandbox.answer(sandbox.get_refund(&out_refund_no))
 }
 
 fn escape_html(s: &str) -> String {
