@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
-use hospital_actors::{ActorConfig, ActorDeps, ActorSystem};
+use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, Events};
 use hospital_domain::time::HospitalZone;
 use hospital_gateway::catalog_index::CatalogIndex;
 use hospital_gateway::ratelimit::RateLimits;
@@ -95,6 +95,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let base = format!("{scheme}://{addr}");
     let (sms, wechat, wechat_pay, subscribe, sandbox) = external_clients(&config, &base)?;
 
+    // The real-time side first (actors publish to it): the bus numbers personal events in the
+    // log and fans out, locally or through Redis pub/sub to every node; at start it logs what a
+    // crash left in the store's outbox.
+    let hub = Arc::new(Hub::new());
+    let log = EventLog::new(stores.kv.clone());
+    let fanout = match (&config.redis_url, &redis_conn) {
+        (Some(url), Some(conn)) => {
+            let channel = format!("{}:events", config.redis_prefix);
+            tokio::spawn(subscribe_redis(url.expose_secret().to_string(), channel.clone(), hub.clone()));
+            Fanout::Redis { conn: conn.clone(), channel }
+        }
+        _ => Fanout::Local,
+    };
+    let bus = Bus::start(log.clone(), hub.clone(), stores.data.clone(), fanout);
+
     let a = &config.actors;
     let deps = ActorDeps::new(
         stores.clone(),
@@ -110,25 +125,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             ..ActorConfig::default()
         },
     )
-    .with_wechat_pay(wechat_pay.clone());
+    .with_wechat_pay(wechat_pay.clone())
+    .with_events(Events::new(bus.clone()));
     let events = deps.events.clone();
     let notify = deps.notify.clone();
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
 
-    // The real-time side: actors publish to the bus; the bus numbers personal events in the log
-    // and fans out, locally or through Redis pub/sub to every node.
-    let hub = Arc::new(Hub::new(actors.clone()));
-    let log = EventLog::new(stores.kv.clone());
-    let fanout = match (&config.redis_url, &redis_conn) {
-        (Some(url), Some(conn)) => {
-            let channel = format!("{}:events", config.redis_prefix);
-            tokio::spawn(subscribe_redis(url.expose_secret().to_string(), channel.clone(), hub.clone()));
-            Fanout::Redis { conn: conn.clone(), channel }
-        }
-        _ => Fanout::Local,
-    };
-    let bus = Bus::start(log.clone(), hub.clone(), fanout);
-    events.connect(bus.clone());
     // Confirmations and visit reminders (MSG-2..4): reminders are rows, so a restart loses none.
     let notifier = Notifier::start(
         NotifierDeps {
@@ -222,12 +224,12 @@ async fn cluster_stores(_config: &Config, _uri: &str, _kv: Arc<dyn EphemeralKv>)
 /// The listening socket: a deep accept backlog (a release storm opens thousands of connections at
 /// once), and optionally a fixed kernel send buffer per connection, which bounds the kernel memory
 /// a client that stops reading can pin (accepted sockets inherit it from the listener).
-fn bind(addr: SocketAddr, send_buffer: Option<usize>) -> std::io::Result<TcpListener> {
+fn bind(addr: SocketAddr, send_buffer: usize) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
-    if let Some(n) = send_buffer {
-        sock.set_send_buffer_size(n)?;
+    if send_buffer > 0 {
+        sock.set_send_buffer_size(send_buffer)?;
     }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;

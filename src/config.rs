@@ -37,8 +37,10 @@ pub struct Config {
     pub demo_data: bool,
     /// Logs as JSON lines (for collectors) instead of text.
     pub log_json: bool,
-    /// Kernel send buffer per connection (bytes); the kernel's default when absent.
-    pub socket_send_buffer_bytes: Option<usize>,
+    /// Kernel send buffer per connection (bytes; Linux doubles it for bookkeeping). Small by
+    /// default so a client that stops reading pins little kernel memory and is found slow soon
+    /// (a WebSocket write then times out); 0 leaves the kernel's own autotuning (up to MBs).
+    pub socket_send_buffer_bytes: usize,
     pub tls: Option<TlsConfig>,
     pub encryption: EncryptionConfig,
     /// Aliyun SMS credentials; required unless `gateway.sandbox` is on.
@@ -70,7 +72,7 @@ impl Default for Config {
             scylla_create_schema: None,
             demo_data: true,
             log_json: false,
-            socket_send_buffer_bytes: None,
+            socket_send_buffer_bytes: 64 * 1024,
             tls: None,
             encryption: EncryptionConfig::default(),
             aliyun_sms: None,

@@ -67,7 +67,7 @@ pub struct ActorDeps {
     pub config: ActorConfig,
     /// Filled by `ActorSystem::start`: where booking actors send work for the payment side.
     pub effects: crate::EffectSink,
-    /// Where actors publish live events; connected by the real-time gateway.
+    /// Where actors publish live events (the real-time gateway's bus; `with_events`).
     pub events: crate::Events,
     /// Filled by `ActorSystem::start`: lets actors reach actors of other kinds.
     pub system: std::sync::Arc<std::sync::OnceLock<crate::ActorSystem>>,
@@ -90,6 +90,13 @@ impl ActorDeps {
             wechat_pay: Default::default(),
             notify: Default::default(),
         }
+    }
+
+    /// Where actors publish live events (by default they are dropped, and personal ones wait in
+    /// the store's outbox).
+    pub fn with_events(mut self, events: crate::Events) -> Self {
+        self.events = events;
+        self
     }
 
     /// Gives the payment actors their provider client.

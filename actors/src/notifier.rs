@@ -25,7 +25,7 @@ use hospital_domain::notify::{Channel, ChannelDelivery, DeliveryState, Reminder,
 use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechat_subscribe::{MiniprogramState, SubscribeMessage, SubscribeMessenger};
 use hospital_integrations::SmsSender;
-use hospital_store::{Claim, DataStore};
+use hospital_store::{Claim, DataStore, PendingEvent};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -507,11 +507,10 @@ impl Worker {
         );
         // Derived from the reminder: a retry after a crash rewrites this message, never adds one.
         m.id = r.message_id();
-        self.deps.data.put_message(&m).await.map_err(|e| (true, format!("store: {e}")))?;
-        self.deps.events.personal(r.account_id, "message", serde_json::to_value(&m).unwrap_or_default());
-        if let Ok(n) = self.deps.data.unread_count(r.account_id).await {
-            self.deps.events.personal(r.account_id, "unread", serde_json::json!({ "count": n }));
-        }
+        // The event is written with the message (the gateway follows it with the new unread count).
+        let events = vec![PendingEvent::message(&m)];
+        self.deps.data.put_message(&m, &events).await.map_err(|e| (true, format!("store: {e}")))?;
+        self.deps.events.durable(events);
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! The patient session actor: one per account, serialising that account's operations on its
-//! patients (就诊人) so rules like "at most N patients" hold under concurrent requests. Later
-//! issues add the account's live sockets and the per-account booking rules here.
+//! patients (就诊人) and its bookings, so rules like "at most N patients" and the real-name
+//! rules (BOOK-6) hold under concurrent requests from several devices. (The account's live
+//! sockets belong to the real-time gateway's hub, not to this actor: an open socket does not
+//! keep it in memory.)
 
 use chrono::{Datelike, Duration as Days, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
@@ -14,7 +16,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
 use crate::booking::BookingError;
-use crate::events::{LiveEvent, LiveSocket};
 use crate::idle::IdleClock;
 use crate::schedule::Booker;
 use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleMsg};
@@ -23,22 +24,13 @@ use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleMsg};
 #[derive(Debug)]
 pub enum PatientMsg {
     /// The account's patients, oldest first, from memory.
-    ListPatients {
-        reply: RpcReplyPort<Vec<PatientRecord>>,
-    },
+    ListPatients { reply: RpcReplyPort<Vec<PatientRecord>> },
     /// Adds a patient if the account has fewer than `cap` and the same person (same ID-number
     /// index) or id is not already there. Written through the store first; memory changes only
     /// once the write succeeded. Refusals are `PatientCap`, `DuplicatePatient`, `WrongAccount`.
-    AddPatient {
-        record: PatientRecord,
-        cap: usize,
-        reply: RpcReplyPort<Result<PatientRecord, ActorError>>,
-    },
+    AddPatient { record: PatientRecord, cap: usize, reply: RpcReplyPort<Result<PatientRecord, ActorError>> },
     /// Removes a patient; `Ok(false)` if the account had none with this id.
-    RemovePatient {
-        id: PatientId,
-        reply: RpcReplyPort<Result<bool, ActorError>>,
-    },
+    RemovePatient { id: PatientId, reply: RpcReplyPort<Result<bool, ActorError>> },
     /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules
     /// (BOOK-6). Serialised per account: two devices booking at once are checked one after the
     /// other. A retry with the same idempotency key gets the same appointment back.
@@ -49,34 +41,9 @@ pub enum PatientMsg {
         reply: RpcReplyPort<Result<(Appointment, Order), BookingError>>,
     },
     /// Moves one of the account's appointments to another slot of the same doctor (BOOK-5).
-    Reschedule {
-        appointment: AppointmentId,
-        slot: SlotId,
-        reply: RpcReplyPort<Result<Appointment, BookingError>>,
-    },
+    Reschedule { appointment: AppointmentId, slot: SlotId, reply: RpcReplyPort<Result<Appointment, BookingError>> },
     /// Puts one of the account's patients on a full session's waitlist (BOOK-7).
-    JoinWaitlist {
-        session: SessionId,
-        patient: PatientId,
-        reply: RpcReplyPort<Result<usize, BookingError>>,
-    },
-    /// A client of this account connected (here, on this node).
-    SocketOpened {
-        socket: Arc<dyn LiveSocket>,
-    },
-    SocketClosed {
-        id: u64,
-    },
-    /// Whether this actor holds the socket: a socket asks after its actor restarted, and
-    /// registers again (then resumes from its last sequence number) if not.
-    HasSocket {
-        id: u64,
-        reply: RpcReplyPort<bool>,
-    },
-    /// A personal event for this account: handed to every open socket.
-    Deliver {
-        event: Arc<LiveEvent>,
-    },
+    JoinWaitlist { session: SessionId, patient: PatientId, reply: RpcReplyPort<Result<usize, BookingError>> },
     /// Panics on purpose, so tests and operators can exercise supervision. Only with the
     /// `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -100,10 +67,7 @@ pub struct PatientState {
     patients: Vec<PatientRecord>,
     /// The system this actor belongs to, for reaching schedule actors.
     system: Arc<std::sync::OnceLock<ActorSystem>>,
-    /// The account's open sockets on this node (several devices).
-    sockets: Vec<Arc<dyn LiveSocket>>,
     idle: IdleClock,
-    // Later issues: the account's WebSocket senders and its booking counters live here.
 }
 
 impl PatientState {
@@ -309,7 +273,6 @@ impl Actor for PatientActor {
             account: args.account,
             idle: IdleClock::new(args.deps.config.idle_timeout),
             system: args.deps.system.clone(),
-            sockets: Vec::new(),
             deps: args.deps,
             patients,
         })
@@ -331,7 +294,7 @@ impl Actor for PatientActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, PatientMsg::Tick | PatientMsg::Deliver { .. }) {
+        if !matches!(msg, PatientMsg::Tick) {
             state.idle.touch();
         }
         // Replies are best effort: a caller that timed out has gone, and the write stands.
@@ -349,18 +312,6 @@ impl Actor for PatientActor {
             PatientMsg::RemovePatient { id, reply } => {
                 let _ = reply.send(state.remove(id).await);
             }
-            PatientMsg::SocketOpened { socket } => {
-                state.sockets.retain(|s| s.id() != socket.id());
-                state.sockets.push(socket);
-            }
-            PatientMsg::SocketClosed { id } => state.sockets.retain(|s| s.id() != id),
-            PatientMsg::HasSocket { id, reply } => {
-                let _ = reply.send(state.sockets.iter().any(|s| s.id() == id));
-            }
-            PatientMsg::Deliver { event } => {
-                // A socket that is gone (or closed as too slow) is forgotten here.
-                state.sockets.retain(|s| s.deliver(&event));
-            }
             PatientMsg::Book { slot, patient, idempotency_key, reply } => {
                 let _ = reply.send(state.book(slot, patient, idempotency_key).await);
             }
@@ -375,9 +326,7 @@ impl Actor for PatientActor {
                 panic!("fault injected into patient actor {}", state.account);
             }
             PatientMsg::Tick => {
-                // An actor with open sockets is not idle, whatever its mailbox says.
-                let busy = !state.sockets.is_empty();
-                state.idle.drain_if_idle(&myself, busy, &state.account);
+                state.idle.drain_if_idle(&myself, false, &state.account);
             }
         }
         Ok(())

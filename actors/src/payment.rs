@@ -4,13 +4,14 @@
 //! order whose hold lapsed is closed at the provider, and refunds are asked for and tracked.
 
 use chrono::Utc;
+use hospital_domain::live::PersonalEvent;
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderError, OrderStatus};
 use hospital_domain::{Fen, OrderId};
 use hospital_integrations::wechatpay::{
     JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay,
 };
-use hospital_store::BookingWrite;
+use hospital_store::{BookingWrite, PendingEvent};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,18 +99,15 @@ impl PaymentState {
 
     /// Writes the order (and messages); memory changes only after the write succeeded.
     async fn save(&mut self, order: Order, messages: Vec<Message>) -> Result<(), PaymentError> {
-        let w = BookingWrite { orders: vec![order.clone()], messages: messages.clone(), ..Default::default() };
+        // Payment status is pushed live (PAY-4): the events are written with the change and
+        // announced once it is durable.
+        let events: Vec<PendingEvent> =
+            std::iter::once(PendingEvent::new(order.account_id, PersonalEvent::Order((&order).into())))
+                .chain(messages.iter().map(PendingEvent::message))
+                .collect();
+        let w = BookingWrite { orders: vec![order.clone()], messages, events: events.clone(), ..Default::default() };
         self.deps.stores.data.apply_booking(w).await.map_err(unavailable)?;
-        // Payment status is pushed live (PAY-4), once durable.
-        let ev = &self.deps.events;
-        ev.personal(
-            order.account_id,
-            "order",
-            serde_json::json!({"id": order.id, "status": order.status, "amount": order.amount, "appointment_id": order.appointment_id}),
-        );
-        for m in &messages {
-            ev.personal(m.account_id, "message", serde_json::to_value(m).unwrap_or_default());
-        }
+        self.deps.events.durable(events);
         self.order = order;
         Ok(())
     }

@@ -15,13 +15,13 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
 use hospital_domain::booking::{DoctorBook, SessionBook};
+use hospital_domain::live::{Calling, PersonalEvent, QueueStatus, QueueSummary, QueueUpdate, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::queue::{ClinicQueue, QueueEntry, QueueStanding};
 use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, SessionId};
-use hospital_store::BookingWrite;
+use hospital_store::{BookingWrite, PendingEvent};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde_json::json;
 use std::sync::Arc;
 
 use crate::idle::IdleClock;
@@ -124,6 +124,8 @@ pub enum QueueMsg {
     Reorder { appointment: AppointmentId, position: usize, reply: Reply<ClinicQueue> },
     /// The queue as it is.
     Get { reply: RpcReplyPort<ClinicQueue> },
+    /// The public summary (what topic `queue:<session>` carries).
+    Summary { reply: RpcReplyPort<QueueSummary> },
     /// Panics on purpose, so tests and operators can exercise supervision. Only with the
     /// `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -151,36 +153,76 @@ fn room_label(room: &str) -> &str {
     r.strip_suffix("诊室").unwrap_or(r)
 }
 
-fn entry_json(session: SessionId, e: &QueueEntry, status: &str) -> serde_json::Value {
-    json!({
-        "session_id": session,
-        "appointment_id": e.appointment_id,
-        "status": status,
-        "segment": e.segment,
-        "place": e.place,
-    })
+fn entry_update(session: SessionId, e: &QueueEntry, status: QueueStatus) -> QueueUpdate {
+    QueueUpdate {
+        session_id: session,
+        appointment_id: e.appointment_id,
+        status,
+        position: None,
+        ahead: None,
+        estimated_wait_minutes: None,
+        segment: Some(e.segment),
+        place: Some(e.place),
+        room: None,
+        called_at: None,
+    }
 }
 
 impl QueueState {
-    /// Writes `next`, then makes it current and tells everyone concerned. Memory never runs
-    /// ahead of the store: a failed write leaves the queue as it was.
+    /// What each patient sees of the change from the current queue to `next`: whoever changed
+    /// status (finished, skipped, called), then every waiting patient's position and wait.
+    fn personal_events(&self, next: &ClinicQueue, now: DateTime<Utc>) -> Vec<PendingEvent> {
+        let sid = self.session.id;
+        let before = &self.queue;
+        let mut out = Vec::new();
+        let mut push =
+            |account: AccountId, u: QueueUpdate| out.push(PendingEvent::new(account, PersonalEvent::Queue(u)));
+        for e in next.done().iter().skip(before.done().len()) {
+            push(e.account_id, entry_update(sid, e, QueueStatus::Done));
+        }
+        for e in next.skipped().iter().filter(|e| !before.skipped().contains(e)) {
+            push(e.account_id, entry_update(sid, e, QueueStatus::Skipped));
+        }
+        if let Some(c) = next.called_entry().filter(|c| before.called_entry() != Some(*c)) {
+            let mut called = entry_update(sid, &c.entry, QueueStatus::Called);
+            called.room = Some(c.room.clone());
+            called.called_at = Some(c.called_at);
+            push(c.entry.account_id, called);
+        }
+        for p in next.positions(now) {
+            push(
+                p.account_id,
+                QueueUpdate {
+                    session_id: sid,
+                    appointment_id: p.appointment_id,
+                    status: QueueStatus::Waiting,
+                    position: Some(p.position),
+                    ahead: Some(p.ahead),
+                    estimated_wait_minutes: Some(p.estimated_wait_minutes),
+                    segment: None,
+                    place: None,
+                    room: None,
+                    called_at: None,
+                },
+            );
+        }
+        out
+    }
+
+    /// Writes `next` with its events, then makes it current and tells everyone concerned. Memory
+    /// never runs ahead of the store: a failed write leaves the queue as it was.
     async fn commit(&mut self, next: ClinicQueue, now: DateTime<Utc>) -> Result<(), QueueError> {
         let data = &self.deps.stores.data;
-        data.put_queue(self.session.id, self.session.doctor_id, &next)
+        let events = self.personal_events(&next, now);
+        data.put_queue(self.session.id, self.session.doctor_id, &next, &events)
             .await
             .map_err(|e| QueueError::Unavailable(format!("queue not saved: {e}")))?;
         let before = std::mem::replace(&mut self.queue, next);
         metrics::counter!("queue_changes_total").increment(1);
         let sid = self.session.id;
         let ev = &self.deps.events;
+        ev.durable(events);
 
-        // Whoever changed status: finished, skipped, called.
-        for e in self.queue.done().iter().skip(before.done().len()) {
-            ev.personal(e.account_id, "queue", entry_json(sid, e, "done"));
-        }
-        for e in self.queue.skipped().iter().filter(|e| !before.skipped().contains(e)) {
-            ev.personal(e.account_id, "queue", entry_json(sid, e, "skipped"));
-        }
         if let Some(c) = self.queue.called_entry().filter(|c| before.called_entry() != Some(*c)) {
             let e = &c.entry;
             let room = room_label(&c.room);
@@ -200,52 +242,37 @@ impl QueueState {
                 now,
             );
             // The call itself is durable already; a lost reminder is logged, not undone.
-            let w = BookingWrite { messages: vec![msg.clone()], ..Default::default() };
+            let events = vec![PendingEvent::message(&msg)];
+            let w = BookingWrite { messages: vec![msg], events: events.clone(), ..Default::default() };
             match data.apply_booking(w).await {
-                Ok(()) => ev.personal(e.account_id, "message", serde_json::to_value(&msg).unwrap_or_default()),
+                Ok(()) => ev.durable(events),
                 Err(err) => tracing::warn!(session = %sid, error = %err, "visit reminder not stored"),
             }
-            let mut called = entry_json(sid, e, "called");
-            called["room"] = json!(c.room);
-            called["called_at"] = json!(c.called_at);
-            ev.personal(e.account_id, "queue", called);
-        }
-
-        // Every waiting patient's position and wait.
-        for p in self.queue.positions(now) {
-            ev.personal(
-                p.account_id,
-                "queue",
-                json!({
-                    "session_id": sid,
-                    "appointment_id": p.appointment_id,
-                    "status": "waiting",
-                    "position": p.position,
-                    "ahead": p.ahead,
-                    "estimated_wait_minutes": p.estimated_wait_minutes,
-                }),
-            );
         }
         // The public summary (no names): the screen in the waiting room.
-        ev.topic(&format!("queue:{sid}"), "queue", self.summary());
+        ev.topic(TopicEvent::queue_summary(self.summary()));
         Ok(())
     }
 
-    fn summary(&self) -> serde_json::Value {
-        let calling = self.queue.called_entry().map(
-            |c| json!({"segment": c.entry.segment, "place": c.entry.place, "room": c.room, "called_at": c.called_at}),
-        );
-        json!({
-            "session_id": self.session.id,
-            "doctor_id": self.session.doctor_id,
-            "date": self.session.date,
-            "period": self.session.period,
-            "calling": calling,
-            "waiting": self.queue.waiting().len(),
-            "skipped": self.queue.skipped().len(),
-            "done": self.queue.done().len(),
-            "average_consultation_minutes": self.queue.avg_consultation_secs().div_ceil(60),
-        })
+    /// The public state of the queue (no names): the waiting-room screen.
+    pub(crate) fn summary(&self) -> QueueSummary {
+        let calling = self.queue.called_entry().map(|c| Calling {
+            segment: c.entry.segment,
+            place: c.entry.place,
+            room: c.room.clone(),
+            called_at: c.called_at,
+        });
+        QueueSummary {
+            session_id: self.session.id,
+            doctor_id: self.session.doctor_id,
+            date: self.session.date,
+            period: self.session.period,
+            calling,
+            waiting: self.queue.waiting().len(),
+            skipped: self.queue.skipped().len(),
+            done: self.queue.done().len(),
+            average_consultation_minutes: u64::from(self.queue.avg_consultation_secs().div_ceil(60)),
+        }
     }
 
     async fn check_in(&mut self, appointment: AppointmentId, account: AccountId) -> Result<QueueStanding, QueueError> {
@@ -366,6 +393,9 @@ impl Actor for QueueActor {
             QueueMsg::Get { reply } => {
                 let _ = reply.send(state.queue.clone());
             }
+            QueueMsg::Summary { reply } => {
+                let _ = reply.send(state.summary());
+            }
             #[cfg(feature = "fault-injection")]
             QueueMsg::InjectFault => {
                 panic!("fault injected into queue actor {}", state.session.id);
@@ -400,6 +430,11 @@ impl ActorSystem {
     /// The session's queue actor, started if it was not running.
     pub async fn queue(&self, session: SessionId) -> Result<ActorRef<ChildMsg<QueueKind>>, ActorError> {
         self.resolve::<QueueKind>(session).await
+    }
+
+    /// The public summary of the session's queue (topic `queue:<session>`).
+    pub async fn queue_summary(&self, session: SessionId) -> Result<QueueSummary, ActorError> {
+        self.ask::<QueueKind, _>(session, Retry::Reads, |reply| QueueMsg::Summary { reply }).await
     }
 
     /// Checks one of the account's appointments of `session` in (签到) and queues it; the

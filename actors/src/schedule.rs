@@ -6,11 +6,12 @@
 use chrono::{Duration as Days, NaiveDate, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
 use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, WaitEntry};
+use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderKind, OrderStatus};
 use hospital_domain::schedule::{ClinicSession, SlotId};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, PatientId, SessionId};
-use hospital_store::{BookingWrite, StoreError};
+use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,27 @@ pub struct SessionAvailability {
     pub remaining: Vec<u32>,
     /// Patients on the waitlist.
     pub waiting: usize,
+}
+
+impl SessionAvailability {
+    fn of(b: &SessionBook) -> Self {
+        Self { session: b.session.clone(), remaining: b.remaining_all(), waiting: b.waitlist.len() }
+    }
+
+    /// As the `availability` topic carries it.
+    pub fn live(&self) -> Availability {
+        let s = &self.session;
+        Availability {
+            doctor_id: s.doctor_id,
+            department_id: s.department_id,
+            session_id: s.id,
+            date: s.date,
+            period: s.period,
+            status: s.status,
+            remaining: self.remaining.clone(),
+            waiting: self.waiting,
+        }
+    }
 }
 
 /// Who is booking: the actor builds the hold from this and its own clock.
@@ -221,7 +243,10 @@ impl ScheduleState {
     ) {
         let sink = self.deps.effects.clone();
         let events = self.deps.events.clone();
-        let live = self.live_events(&write);
+        let mut write = write;
+        write.events = self.personal_events(&write);
+        let personal = write.events.clone();
+        let topics = self.topic_events(&write);
         let confirmed: Vec<Appointment> =
             write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
         let notify = self.deps.notify.clone();
@@ -234,7 +259,10 @@ impl ScheduleState {
                     // Confirmed bookings (a payment, a move) get their confirmation and reminders.
                     notify.confirmed(&confirmed);
                     // Only durable changes are announced.
-                    live.publish(&events);
+                    events.durable(personal);
+                    for t in topics {
+                        events.topic(t);
+                    }
                     answer
                 }
                 Err(e) => Err(BookingError::Unavailable(format!("not saved: {e}"))),
@@ -245,38 +273,37 @@ impl ScheduleState {
         });
     }
 
-    /// What clients see of a change: each appointment and message to its account, and the new
-    /// places left of every session touched to the doctor's and department's topics (BOOK-2).
-    fn live_events(&self, w: &BookingWrite) -> crate::events::LiveEvents {
-        let mut ev = crate::events::LiveEvents::default();
-        for a in &w.appointments {
-            ev.personal.push((a.account_id, "appointment", crate::events::appointment_json(a)));
-        }
-        for m in &w.messages {
-            ev.personal.push((m.account_id, "message", serde_json::to_value(m).unwrap_or_default()));
-        }
+    /// What each account sees of a change: its appointments, orders and messages, written with
+    /// the change (the outbox) and announced once it is durable.
+    fn personal_events(&self, w: &BookingWrite) -> Vec<PendingEvent> {
+        let appointments =
+            w.appointments.iter().map(|a| PendingEvent::new(a.account_id, PersonalEvent::Appointment(a.into())));
+        let orders = w.orders.iter().map(|o| PendingEvent::new(o.account_id, PersonalEvent::Order(o.into())));
+        let messages = w.messages.iter().map(PendingEvent::message);
+        appointments.chain(orders).chain(messages).collect()
+    }
+
+    /// The new places left of every session a change touched, for the doctor's and the
+    /// department's topics (BOOK-2).
+    fn topic_events(&self, w: &BookingWrite) -> Vec<TopicEvent> {
+        let mut ev = Vec::new();
         let mut touched: Vec<SessionId> = w.appointments.iter().map(|a| a.slot.session_id).collect();
         touched.extend(w.sessions.iter().map(|s| s.id));
         touched.extend(w.waitlists.iter().map(|x| x.1));
         touched.sort();
         touched.dedup();
         for sid in touched {
-            if let Some(b) = self.book.session(sid) {
-                let payload = serde_json::json!({
-                    "doctor_id": self.doctor,
-                    "department_id": b.session.department_id,
-                    "session_id": sid,
-                    "date": b.session.date,
-                    "period": b.session.period,
-                    "status": b.session.status,
-                    "remaining": b.remaining_all(),
-                    "waiting": b.waitlist.len(),
-                });
-                ev.topics.push((format!("doctor:{}", self.doctor), payload.clone()));
-                ev.topics.push((format!("department:{}", b.session.department_id), payload));
+            if let Some(a) = self.availability(sid) {
+                let department = a.department_id;
+                ev.push(TopicEvent::availability(format!("doctor:{}", self.doctor), a.clone()));
+                ev.push(TopicEvent::availability(format!("department:{department}"), a));
             }
         }
         ev
+    }
+
+    fn availability(&self, session: SessionId) -> Option<Availability> {
+        self.book.session(session).map(|b| SessionAvailability::of(b).live())
     }
 
     fn waitlist_write(&self, session: SessionId) -> (DoctorId, SessionId, Vec<WaitEntry>) {
@@ -650,11 +677,7 @@ impl Actor for ScheduleActor {
                     .sessions
                     .values()
                     .filter(|b| b.session.date >= from && b.session.date <= to)
-                    .map(|b| SessionAvailability {
-                        session: b.session.clone(),
-                        remaining: b.remaining_all(),
-                        waiting: b.waitlist.len(),
-                    })
+                    .map(SessionAvailability::of)
                     .collect::<Vec<_>>();
                 let mut out = out;
                 out.sort_by_key(|s| (s.session.date, s.session.period));

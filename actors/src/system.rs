@@ -84,6 +84,7 @@ impl ActorSystem {
                 supervisor::kind::<PatientKind>(),
                 supervisor::kind::<PaymentKind>(),
                 supervisor::kind::<crate::queue::QueueKind>(),
+                supervisor::kind::<crate::exam::ExamKind>(),
             ],
         };
         let (root, _join) = RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
@@ -247,6 +248,31 @@ impl ActorSystem {
             .await
     }
 
+    /// Stores a newly ordered exam through its actor (events and all).
+    pub async fn create_exam(
+        &self,
+        exam: hospital_domain::exam::Exam,
+    ) -> Result<hospital_domain::exam::Exam, crate::ExamFailure> {
+        self.ask::<crate::ExamKind, _>(exam.id, Retry::UndeliveredOnly, |reply| crate::ExamMsg::Create {
+            exam: exam.clone(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Changes an exam's status through its actor.
+    pub async fn change_exam(
+        &self,
+        id: hospital_domain::ExamId,
+        change: hospital_domain::exam::ExamChange,
+    ) -> Result<hospital_domain::exam::Exam, crate::ExamFailure> {
+        self.ask::<crate::ExamKind, _>(id, Retry::UndeliveredOnly, |reply| crate::ExamMsg::Change {
+            change: change.clone(),
+            reply,
+        })
+        .await?
+    }
+
     /// Has the doctor's actor re-read its sessions, after staff changed them. Does nothing when
     /// no actor is running: the next one reads the store when it starts.
     pub fn reload_schedule(&self, doctor: DoctorId) {
@@ -255,12 +281,6 @@ impl ActorSystem {
             // A send failure means the actor is stopping; its successor loads fresh data.
             let _ = actor.cast(ScheduleMsg::Reload);
         }
-    }
-
-    /// The registry name of an account's patient actor on this node, if one runs: personal events
-    /// go only to accounts with an actor here (an account without one has no sockets here).
-    pub fn running_patient(&self, account: AccountId) -> Option<ActorRef<PatientMsg>> {
-        ActorRef::<PatientMsg>::where_is(supervisor::child_name::<PatientKind>(&self.inner.prefix, account))
     }
 
     /// The account's patients, oldest first.

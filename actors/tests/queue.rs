@@ -6,7 +6,7 @@
 //! patients must be told so; the queue must survive a restart of its actor and of the system.
 
 use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
-use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, EventBus, QueueError};
+use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, EventBus, Events, QueueError};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::booking::{HoldRequest, SessionBook};
 use hospital_domain::message::MessageKind;
@@ -32,12 +32,24 @@ struct RecordingBus {
     events: Mutex<Vec<Rec>>,
 }
 
+/// The wire form of a typed event: its `type` and `payload`.
+fn wire(v: impl serde::Serialize) -> (String, Value) {
+    let v = serde_json::to_value(v).unwrap();
+    (v["type"].as_str().unwrap().to_string(), v["payload"].clone())
+}
+
 impl EventBus for RecordingBus {
-    fn personal(&self, account: AccountId, kind: &str, payload: Value) {
-        self.events.lock().unwrap().push(Rec::Personal { account, kind: kind.into(), payload });
+    fn personal(&self, events: Vec<hospital_store::PendingEvent>) {
+        for e in events {
+            let (kind, payload) = wire(&e.event);
+            self.events.lock().unwrap().push(Rec::Personal { account: e.account, kind, payload });
+        }
     }
-    fn topic(&self, topic: &str, kind: &str, payload: Value) {
-        self.events.lock().unwrap().push(Rec::Topic { topic: topic.into(), kind: kind.into(), payload });
+    fn topic(&self, event: hospital_domain::live::TopicEvent) {
+        let topic = event.topic().to_string();
+        let (kind, payload) = wire(&event);
+        // The topic's state itself (the wire wraps it as {topic, data}).
+        self.events.lock().unwrap().push(Rec::Topic { topic, kind, payload: payload["data"].clone() });
     }
 }
 
@@ -105,8 +117,7 @@ struct Harness {
 
 async fn start_system(store: &EmbeddedStore, bus: &Arc<RecordingBus>) -> ActorSystem {
     let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
-    let deps = ActorDeps::new(stores, ActorConfig::default());
-    deps.events.connect(bus.clone());
+    let deps = ActorDeps::new(stores, ActorConfig::default()).with_events(Events::new(bus.clone()));
     ActorSystem::start(deps).await.unwrap()
 }
 

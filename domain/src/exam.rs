@@ -6,7 +6,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, ExamId, PatientId, ValidationError};
+use crate::message::{Message, MessageKind};
+use crate::{AccountId, ExamId, MessageId, PatientId, ValidationError};
+
+/// Title of the message stored when an exam's result is out.
+pub const REPORT_READY_TITLE: &str = "检查报告已出";
+/// Title of the alert message stored when an exam's result is abnormal.
+pub const ABNORMAL_ALERT_TITLE: &str = "检查结果异常提醒";
 
 /// Longest exam name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -168,6 +174,50 @@ impl Exam {
         Ok(())
     }
 
+    /// The message-centre items of this state: none until completed; then 检查报告已出, and an
+    /// alert (检查结果异常提醒) when the result is abnormal. Their ids are derived from the exam,
+    /// so writing them again (a retry) never duplicates one.
+    pub fn messages(&self) -> Vec<Message> {
+        let Some(done) = self.completed_at.filter(|_| self.status == ExamStatus::Completed) else { return Vec::new() };
+        let related = Some(self.id.to_string());
+        let mut ready = Message::new(
+            self.account_id,
+            MessageKind::ReportReady,
+            REPORT_READY_TITLE,
+            format!("您的「{}」检查报告已出，请在“我的检查”中查看结果。", self.name),
+            related.clone(),
+            done,
+        );
+        ready.id = self.message_id(0, done);
+        let mut out = vec![ready];
+        if self.abnormal {
+            let preview = self.summary.as_deref().map(|s| preview(s, 80)).unwrap_or_default();
+            let body = if preview.is_empty() {
+                format!("您的「{}」检查结果提示异常，请尽快就诊或咨询医生。", self.name)
+            } else {
+                format!("您的「{}」检查结果提示异常：{preview}。请尽快就诊或咨询医生。", self.name)
+            };
+            let mut alert =
+                Message::new(self.account_id, MessageKind::ReportReady, ABNORMAL_ALERT_TITLE, body, related, done)
+                    .alert();
+            // A millisecond later: the alert is the newest, so the message centre shows it first.
+            alert.id = self.message_id(1, done + chrono::Duration::milliseconds(1));
+            out.push(alert);
+        }
+        out
+    }
+
+    /// A UUIDv7 for the `n`-th message of this exam: the time (so the message centre's id order
+    /// is time order) and the exam id's own random bits with `n` folded in (so it is the same
+    /// every time, and distinct per exam and per `n`).
+    fn message_id(&self, n: u8, at: DateTime<Utc>) -> MessageId {
+        let mut tail = [0u8; 10];
+        tail.copy_from_slice(&self.id.0.as_bytes()[6..]);
+        tail[9] ^= n.wrapping_add(1);
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        MessageId(uuid::Builder::from_unix_timestamp_millis(ms, &tail).into_uuid())
+    }
+
     /// Whether `change` asks for exactly the state the exam is already in (a retried request).
     pub fn already_is(&self, change: &ExamChange) -> bool {
         self.status == change.status
@@ -188,9 +238,45 @@ impl Exam {
     }
 }
 
+/// At most `max` characters of `s`, on one line, with an ellipsis if cut.
+fn preview(s: &str, max: usize) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_of_a_completed_exam() {
+        let now = Utc::now();
+        let mut e = Exam::new(AccountId::new(), PatientId::new(), "胸部CT平扫", ExamKind::Imaging, now).unwrap();
+        assert!(e.messages().is_empty());
+        e.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, now).unwrap();
+        assert!(e.messages().is_empty());
+        let summary = Some("右肺上叶见一磨玻璃结节，建议随访".to_string());
+        e.apply(ExamChange { status: ExamStatus::Completed, abnormal: Some(true), summary }, now).unwrap();
+        let m = e.messages();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].title.as_str(), m[0].alert, m[0].kind), (REPORT_READY_TITLE, false, MessageKind::ReportReady));
+        assert_eq!((m[1].title.as_str(), m[1].alert), (ABNORMAL_ALERT_TITLE, true));
+        assert!(m[1].body.contains("磨玻璃结节"));
+        assert_eq!(m[0].related, Some(e.id.to_string()));
+        assert_eq!(e.messages().iter().map(|m| m.id).collect::<Vec<_>>(), vec![m[0].id, m[1].id], "stable ids");
+        assert!(m[1].id > m[0].id, "the alert comes first in the newest-first message centre");
+        assert_eq!(m[0].id.0.get_version_num(), 7);
+        let other = Exam::new(e.account_id, e.patient_id, "血常规", ExamKind::Lab, now).unwrap();
+        assert_ne!(other.message_id(0, now), e.message_id(0, now), "distinct per exam");
+        assert_eq!(preview("a\nb  c", 10), "a b c");
+        assert_eq!(preview("abcdef", 3), "abc…");
+    }
     use ExamStatus as S;
 
     fn exam(kind: ExamKind) -> Exam {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod exam;
 pub mod id_card;
 pub mod ids;
+pub mod live;
 pub mod message;
 pub mod money;
 pub mod notify;

@@ -190,6 +190,23 @@ impl From<hospital_actors::ActorError> for ApiError {
     }
 }
 
+impl From<hospital_actors::ExamFailure> for ApiError {
+    fn from(e: hospital_actors::ExamFailure) -> Self {
+        use hospital_actors::ExamFailure as F;
+        use hospital_domain::exam::ExamError;
+        match e {
+            F::NotFound => ApiError::not_found("exam"),
+            F::Exists => ApiError::Conflict { code: "exam_exists", message: e.to_string() },
+            F::Rejected(ExamError::InvalidTransition { .. }) => {
+                ApiError::Conflict { code: "invalid_exam_transition", message: e.to_string() }
+            }
+            F::Rejected(ExamError::Invalid(v)) => ApiError::Validation(v),
+            F::Store(s) => s.into(),
+            F::Actor(a) => a.into(),
+        }
+    }
+}
+
 impl From<hospital_actors::BookingError> for ApiError {
     fn from(e: hospital_actors::BookingError) -> Self {
         use hospital_actors::BookingError as B;

@@ -79,7 +79,7 @@ pub async fn accounts(store: Arc<dyn DataStore>) {
     a.email = Some(Email::parse(&format!("{}@example.com", unique("u"))).unwrap());
     a.wechat_openid = Some(unique("o"));
     a.phone = Some(phone());
-    store.update_account(&a).await.unwrap();
+    store.update_account(&a, &[]).await.unwrap();
     assert!(store.account_by_phone(&old_phone).await.unwrap().is_none(), "old phone released");
     assert_eq!(store.account_by_phone(a.phone.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
     assert_eq!(store.account_by_email(a.email.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
@@ -88,7 +88,7 @@ pub async fn accounts(store: Arc<dyn DataStore>) {
     let mut other = sample_account();
     store.create_account(&other).await.unwrap();
     other.email = a.email.clone();
-    assert!(matches!(store.update_account(&other).await, Err(StoreError::Conflict("email"))));
+    assert!(matches!(store.update_account(&other, &[]).await, Err(StoreError::Conflict("email"))));
 }
 
 /// Patients: cap, duplicates, order, removal, sealed fields.
@@ -434,6 +434,7 @@ pub async fn booking(store: Arc<dyn DataStore>) {
             waitlists: vec![(doctor, s2.id, vec![])],
             sessions: vec![b2.session.clone()],
             messages: vec![notice.clone()],
+            events: vec![],
         })
         .await
         .unwrap();
@@ -466,7 +467,12 @@ pub async fn booking(store: Arc<dyn DataStore>) {
     store.apply_booking(holds.clone()).await.unwrap();
     assert_eq!(store.appointments_of_doctor(big_doctor, d(7), d(7)).await.unwrap().len(), 80);
     let (cancelled, _) = b3.stop(Utc::now());
+    let stop_events: Vec<crate::PendingEvent> = cancelled
+        .iter()
+        .map(|a| crate::PendingEvent::new(a.account_id, hospital_domain::live::PersonalEvent::Appointment(a.into())))
+        .collect();
     let stop = BookingWrite {
+        events: stop_events.clone(),
         messages: cancelled
             .iter()
             .map(|a| Message::new(a.account_id, MessageKind::ClinicStopped, "停诊通知", "", None, Utc::now()))
@@ -496,6 +502,46 @@ pub async fn booking(store: Arc<dyn DataStore>) {
         assert_eq!(store.messages_of(m.account_id, 5).await.unwrap(), vec![m.clone()]);
     }
     assert_eq!(store.session(s3.id).await.unwrap().map(|s| s.status), Some(SessionStatus::Stopped));
+    let pending = store.outbox_pending(100_000).await.unwrap();
+    assert!(stop_events.iter().all(|e| pending.contains(e)), "every event of the large write is pending");
+    store.outbox_remove(&stop_events.iter().map(|e| e.id).collect::<Vec<_>>()).await.unwrap();
+}
+
+/// The live-event outbox: events written with a change are pending (oldest first) until removed;
+/// a write that fails leaves none behind.
+pub async fn outbox(store: Arc<dyn DataStore>) {
+    use crate::PendingEvent;
+    use hospital_domain::live::{PersonalEvent, UnreadCount};
+    let account = AccountId::new();
+    let m = Message::new(account, MessageKind::SystemNotice, "通知", "内容", None, Utc::now());
+    let e1 = PendingEvent::new(account, PersonalEvent::Message(m.clone()));
+    let e2 = PendingEvent::new(account, PersonalEvent::Unread(UnreadCount { count: 1 }));
+    store
+        .apply_booking(BookingWrite {
+            messages: vec![m.clone()],
+            events: vec![e1.clone(), e2.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let e3 = PendingEvent::unread(account);
+    assert!(store.mark_read(account, m.id, std::slice::from_ref(&e3)).await.unwrap());
+    let mine = |all: Vec<PendingEvent>| all.into_iter().filter(|e| e.account == account).collect::<Vec<_>>();
+    let pending = mine(store.outbox_pending(10_000).await.unwrap());
+    assert_eq!(pending, vec![e1.clone(), e2.clone(), e3.clone()], "pending in write order, whole");
+    // Marking read again changes nothing, so it writes no event.
+    let e4 = PendingEvent::unread(account);
+    assert!(store.mark_read(account, m.id, &[e4]).await.unwrap());
+    assert_eq!(mine(store.outbox_pending(10_000).await.unwrap()).len(), 3, "no change, no event");
+    // A refused write leaves no event behind.
+    let mut taken = sample_account();
+    taken.id = AccountId::new();
+    assert!(store.update_account(&taken, &[PendingEvent::unread(account)]).await.is_err());
+    assert_eq!(mine(store.outbox_pending(10_000).await.unwrap()).len(), 3, "a refused write has no events");
+    store.outbox_remove(&[e1.id, e3.id, uuid::Uuid::now_v7()]).await.unwrap();
+    assert_eq!(mine(store.outbox_pending(10_000).await.unwrap()), vec![e2.clone()]);
+    store.outbox_remove(&[e2.id]).await.unwrap();
+    assert!(mine(store.outbox_pending(10_000).await.unwrap()).is_empty());
 }
 
 /// Every data-store check in turn.
@@ -505,6 +551,7 @@ pub async fn data_store(store: Arc<dyn DataStore>) {
     staff(store.clone()).await;
     catalogue(store.clone()).await;
     booking(store.clone()).await;
+    outbox(store.clone()).await;
     store.ping().await.unwrap();
 }
 
@@ -566,6 +613,35 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
     assert_eq!(m, vec!["m1".to_string(), "m2".to_string()]);
     kv.set_remove(&s, "m1").await.unwrap();
     assert_eq!(kv.set_members(&s).await.unwrap(), vec!["m2".to_string()]);
+
+    // A log: numbers without holes, each value with its number, each event id once, even under
+    // concurrent appends.
+    let stream = unique("log");
+    assert_eq!(kv.log_head(&stream).await.unwrap(), 0);
+    let appends: Vec<_> = (0..30)
+        .map(|i| {
+            let (kv, stream) = (kv.clone(), stream.clone());
+            tokio::spawn(async move {
+                let id = format!("{stream}-ev{}", i % 20);
+                kv.log_append(&stream, &id, id.as_bytes(), Duration::from_secs(60)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut fresh = Vec::new();
+    for h in appends {
+        let (n, is_fresh) = h.await.unwrap();
+        if is_fresh {
+            fresh.push(n);
+        }
+    }
+    fresh.sort();
+    assert_eq!(fresh, (1..=20).collect::<Vec<u64>>(), "20 distinct ids, numbered 1..=20 once each");
+    assert_eq!(kv.log_head(&stream).await.unwrap(), 20);
+    let values = kv.log_range(&stream, 1, 20).await.unwrap();
+    assert!(values.iter().all(|v| v.is_some()), "every number has its value");
+    let again = kv.log_append(&stream, &format!("{stream}-ev3"), b"x", Duration::from_secs(60)).await.unwrap();
+    assert!(!again.1 && values[again.0 as usize - 1].as_deref() == Some(format!("{stream}-ev3").as_bytes()));
+    assert_eq!(kv.log_range(&stream, 21, 22).await.unwrap(), vec![None, None], "past the head: nothing");
 
     // Expiry.
     let e = unique("e");
@@ -631,18 +707,18 @@ pub async fn exams(store: Arc<dyn DataStore>) {
     assert_eq!(store.exam(first.id).await.unwrap(), None);
     assert!(store.exams_of_account(account).await.unwrap().is_empty());
     for e in [&first, &second, &foreign] {
-        store.put_exam(e).await.unwrap();
+        store.put_exam(e, &[], &[]).await.unwrap();
     }
     assert_eq!(store.exam(first.id).await.unwrap().as_ref(), Some(&first));
     assert_eq!(store.exams_of_account(account).await.unwrap(), vec![second.clone(), first.clone()], "newest first");
     assert_eq!(store.exams_of_account(other).await.unwrap(), vec![foreign.clone()]);
 
     first.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, t0).unwrap();
-    store.put_exam(&first).await.unwrap();
+    store.put_exam(&first, &[], &[]).await.unwrap();
     let done =
         ExamChange { status: ExamStatus::Completed, abnormal: Some(true), summary: Some("右肺上叶结节".into()) };
     first.apply(done, t0 + ChronoDuration::hours(1)).unwrap();
-    store.put_exam(&first).await.unwrap();
+    store.put_exam(&first, &[], &[]).await.unwrap();
     assert_eq!(store.exam(first.id).await.unwrap().as_ref(), Some(&first), "replaced in place");
     let listed = store.exams_of_account(account).await.unwrap();
     assert_eq!(listed, vec![second, first.clone()], "one row per exam, updated under both keys");
@@ -669,19 +745,19 @@ pub async fn queues(store: Arc<dyn DataStore>) {
             checked_in_at: now,
         });
     }
-    store.put_queue(session, doctor, &q).await.unwrap();
+    store.put_queue(session, doctor, &q, &[]).await.unwrap();
     assert_eq!(store.queue(session).await.unwrap().as_ref(), Some(&q));
     // The next change replaces the row whole.
     q.call_next("3", now + ChronoDuration::minutes(1)).unwrap();
     q.skip().unwrap();
     q.call_next("3", now + ChronoDuration::minutes(2)).unwrap();
-    store.put_queue(session, doctor, &q).await.unwrap();
+    store.put_queue(session, doctor, &q, &[]).await.unwrap();
     let back = store.queue(session).await.unwrap().expect("stored");
     assert_eq!(back, q, "the latest queue, with its called, skipped and waiting patients");
     assert_eq!(back.waiting().len(), 1);
     assert_eq!(back.skipped().len(), 1);
     let other = ClinicQueue::new(SessionId::new(), doctor);
-    store.put_queue(other.session_id, doctor, &other).await.unwrap();
+    store.put_queue(other.session_id, doctor, &other, &[]).await.unwrap();
     assert_eq!(store.queue(session).await.unwrap(), Some(q), "another session's queue is apart");
     assert_eq!(store.queue(other.session_id).await.unwrap(), Some(other));
 }
@@ -706,7 +782,7 @@ pub async fn notify(store: Arc<dyn DataStore>) {
     let notice = Message::new(account, MessageKind::Announcement, "公告", "n", None, t0);
     let foreign = Message::new(other, MessageKind::BookingSuccess, "预约成功", "x", None, t0);
     for m in [&booked, &paid, &notice, &foreign] {
-        store.put_message(m).await.unwrap();
+        store.put_message(m, &[]).await.unwrap();
     }
     let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
     assert_eq!(ids(store.list_messages(account, all(10)).await.unwrap()), vec![notice.id, paid.id, booked.id]);
@@ -714,14 +790,14 @@ pub async fn notify(store: Arc<dyn DataStore>) {
     let payments = MessageFilter { category: Some(MessageCategory::Payment), unread_only: false, limit: 10 };
     assert_eq!(ids(store.list_messages(account, payments).await.unwrap()), vec![paid.id]);
     assert_eq!(store.unread_count(account).await.unwrap(), 3);
-    assert!(store.mark_read(account, paid.id).await.unwrap());
-    assert!(store.mark_read(account, paid.id).await.unwrap(), "marking again is fine");
-    assert!(!store.mark_read(account, foreign.id).await.unwrap(), "another account's message is absent");
-    assert!(!store.mark_read(account, MessageId::new()).await.unwrap());
+    assert!(store.mark_read(account, paid.id, &[]).await.unwrap());
+    assert!(store.mark_read(account, paid.id, &[]).await.unwrap(), "marking again is fine");
+    assert!(!store.mark_read(account, foreign.id, &[]).await.unwrap(), "another account's message is absent");
+    assert!(!store.mark_read(account, MessageId::new(), &[]).await.unwrap());
     assert_eq!(store.unread_count(account).await.unwrap(), 2);
     let unread = MessageFilter { category: None, unread_only: true, limit: 10 };
     assert_eq!(ids(store.list_messages(account, unread).await.unwrap()), vec![notice.id, booked.id]);
-    assert_eq!(store.mark_all_read(account).await.unwrap(), 2);
+    assert_eq!(store.mark_all_read(account, &[]).await.unwrap(), 2);
     assert_eq!(store.unread_count(account).await.unwrap(), 0);
     assert_eq!(store.unread_count(other).await.unwrap(), 1, "another account is untouched");
     assert!(store.list_messages(account, all(10)).await.unwrap().iter().all(|m| m.read));

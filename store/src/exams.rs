@@ -4,14 +4,16 @@
 
 use async_trait::async_trait;
 use hospital_domain::exam::Exam;
+use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
 
 use crate::traits::Result;
 
 #[async_trait]
 pub trait ExamStore: Send + Sync {
-    /// Inserts or replaces an exam under both its keys (by id and by account), in one write.
-    async fn put_exam(&self, exam: &Exam) -> Result<()>;
+    /// Inserts or replaces an exam under both its keys (by id and by account), with the
+    /// message-centre items and live events of the change, in one write.
+    async fn put_exam(&self, exam: &Exam, messages: &[Message], events: &[crate::PendingEvent]) -> Result<()>;
     async fn exam(&self, id: ExamId) -> Result<Option<Exam>>;
     /// The account's exams, newest first (by order time: exam ids are UUIDv7).
     async fn exams_of_account(&self, account: AccountId) -> Result<Vec<Exam>>;

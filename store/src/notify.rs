@@ -44,14 +44,15 @@ pub enum Claim {
 
 #[async_trait]
 pub trait NotifyStore: Send + Sync {
-    /// Stores a message (an upsert: writing the same id again replaces it).
-    async fn put_message(&self, message: &Message) -> Result<()>;
+    /// Stores a message (an upsert: writing the same id again replaces it) with its live events.
+    async fn put_message(&self, message: &Message, events: &[crate::PendingEvent]) -> Result<()>;
     /// The account's messages, newest first, filtered, at most `filter.limit`.
     async fn list_messages(&self, account: AccountId, filter: MessageFilter) -> Result<Vec<Message>>;
     /// Marks one message read. `Ok(false)` if the account has no such message.
-    async fn mark_read(&self, account: AccountId, message: MessageId) -> Result<bool>;
+    /// `events` are written with the change (the new unread count, see `PendingEvent::unread`).
+    async fn mark_read(&self, account: AccountId, message: MessageId, events: &[crate::PendingEvent]) -> Result<bool>;
     /// Marks every message of the account read; how many changed.
-    async fn mark_all_read(&self, account: AccountId) -> Result<usize>;
+    async fn mark_all_read(&self, account: AccountId, events: &[crate::PendingEvent]) -> Result<usize>;
     /// How many of the account's messages are unread (counted from its partition).
     async fn unread_count(&self, account: AccountId) -> Result<usize>;
 

@@ -10,8 +10,15 @@ use crate::traits::Result;
 
 #[async_trait]
 pub trait QueueStore: Send + Sync {
-    /// Inserts or replaces the session's queue (one durable write).
-    async fn put_queue(&self, session: SessionId, doctor: DoctorId, state: &ClinicQueue) -> Result<()>;
+    /// Inserts or replaces the session's queue, with the live events of the change (one durable
+    /// write).
+    async fn put_queue(
+        &self,
+        session: SessionId,
+        doctor: DoctorId,
+        state: &ClinicQueue,
+        events: &[crate::PendingEvent],
+    ) -> Result<()>;
     /// The session's queue; None if nobody has checked in yet.
     async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>>;
 }

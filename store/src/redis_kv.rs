@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use std::time::Duration;
 
-use crate::traits::{EphemeralKv, Result};
+use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, Result, LOG_COUNTER_TTL};
 
 #[derive(Clone)]
 pub struct RedisKv {
@@ -36,8 +36,44 @@ impl RedisKv {
     }
 }
 
+/// `log_append` in one script, so Redis runs it atomically: the number, its value and the id
+/// marker are written together or not at all. (The value key is built in the script; on a
+/// Redis Cluster the log's keys would need a hash tag to share a slot.)
+const LOG_APPEND: &str = r#"
+local n = redis.call('GET', KEYS[2])
+if n then return {tonumber(n), 0} end
+n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', ARGV[3] .. n, ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], n, 'PX', ARGV[2])
+return {n, 1}
+"#;
+
 #[async_trait]
 impl EphemeralKv for RedisKv {
+    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        let value_prefix = self.k(&log_value_key(stream, 0));
+        let value_prefix = &value_prefix[..value_prefix.len() - 1];
+        let (n, fresh): (u64, u8) = redis::Script::new(LOG_APPEND)
+            .key(self.k(&log_counter_key(stream)))
+            .key(self.k(&log_id_key(event_id)))
+            .arg(value)
+            .arg(ms(ttl))
+            .arg(value_prefix)
+            .arg(ms(LOG_COUNTER_TTL))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((n, fresh == 1))
+    }
+
+    async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        if to < from {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = (from..=to).map(|n| self.k(&log_value_key(stream, n))).collect();
+        Ok(redis::cmd("MGET").arg(keys).query_async(&mut self.conn.clone()).await?)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(redis::cmd("GET").arg(self.k(key)).query_async(&mut self.conn.clone()).await?)
     }

@@ -29,7 +29,7 @@ pub trait AccountStore: Send + Sync {
     async fn account_by_openid(&self, openid: &str) -> Result<Option<Account>>;
     /// Replaces an account, moving its lookup keys if the phone, e-mail or openid changed.
     /// `Conflict` if a new key belongs to another account.
-    async fn update_account(&self, account: &Account) -> Result<()>;
+    async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()>;
 
     /// Adds a patient if the account has fewer than `cap`; `Conflict("patient")` if the same
     /// person (same ID number) is already under this account, `Conflict("patient cap")` at the cap.
@@ -86,6 +86,8 @@ pub struct BookingWrite {
     /// Sessions whose quota or status changed.
     pub sessions: Vec<ClinicSession>,
     pub messages: Vec<Message>,
+    /// The live events of the change, written with it (see `outbox`).
+    pub events: Vec<crate::PendingEvent>,
 }
 
 impl BookingWrite {
@@ -106,6 +108,7 @@ impl BookingWrite {
         upsert(&mut self.waitlists, later.waitlists, |w| w.1);
         upsert(&mut self.sessions, later.sessions, |s| s.id);
         self.messages.extend(later.messages);
+        self.events.extend(later.events);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,6 +117,7 @@ impl BookingWrite {
             && self.waitlists.is_empty()
             && self.sessions.is_empty()
             && self.messages.is_empty()
+            && self.events.is_empty()
     }
 }
 
@@ -151,9 +155,25 @@ pub trait DataStore:
     + crate::exams::ExamStore
     + crate::queues::QueueStore
     + crate::notify::NotifyStore
+    + crate::outbox::OutboxStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
+}
+
+/// How long a log's counter lives after its last append: far longer than its values, so numbers
+/// never restart while a client may still hold one.
+pub const LOG_COUNTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The keys of a log (`EphemeralKv::log_append`), the same on every backend.
+pub fn log_counter_key(stream: &str) -> String {
+    format!("log:{stream}:head")
+}
+pub fn log_value_key(stream: &str, n: u64) -> String {
+    format!("log:{stream}:{n}")
+}
+pub fn log_id_key(event_id: &str) -> String {
+    format!("logid:{event_id}")
 }
 
 /// Short-lived keys with TTLs and atomic counters: sessions, SMS codes, rate-limit counters
@@ -173,6 +193,39 @@ pub trait EphemeralKv: Send + Sync {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
     /// Adds 1 and returns the new count; the TTL is set when the key is created.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<i64>;
+    /// Appends `value` to the log `stream` under the stream's next number, once per `event_id`
+    /// (appending an id again returns its first number, `fresh` false). Values and the id
+    /// markers live `ttl`; the counter outlives them (`LOG_COUNTER_TTL`). Returns (number, fresh).
+    ///
+    /// Redis and the embedded store do this atomically (no number without its value). This
+    /// default, built of single-key operations (ScyllaDB's kv), is not: a crash between the
+    /// increment and the write leaves a hole, which a reader takes as a lost value (the client
+    /// reloads), never as a gap it silently skips.
+    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        let id_key = log_id_key(event_id);
+        if let Some(n) = self.get(&id_key).await?.and_then(|v| String::from_utf8(v).ok()?.parse().ok()) {
+            return Ok((n, false));
+        }
+        let n = self.incr(&log_counter_key(stream), LOG_COUNTER_TTL).await? as u64;
+        self.put(&log_value_key(stream, n), value, ttl).await?;
+        self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
+        Ok((n, true))
+    }
+
+    /// The latest number of the log `stream` (0 if none).
+    async fn log_head(&self, stream: &str) -> Result<u64> {
+        Ok(self.get(&log_counter_key(stream)).await?.and_then(|v| String::from_utf8(v).ok()?.parse().ok()).unwrap_or(0))
+    }
+
+    /// The values numbered `from..=to` of the log `stream`, in order; None where a value is no
+    /// longer kept.
+    async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::new();
+        for n in from..=to {
+            out.push(self.get(&log_value_key(stream, n)).await?);
+        }
+        Ok(out)
+    }
     /// Adds a member to a set, (re)setting the set's TTL to at least `ttl`.
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()>;
     async fn set_remove(&self, key: &str, member: &str) -> Result<()>;

@@ -364,6 +364,8 @@ async fn staff_login(
     responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     state.sessions.delete(&caller.session).await?;
+    // Its sockets close (4001) at once, on every node.
+    state.realtime.revoke(&caller.session.subject, Some(&caller.session.token_hash)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -378,6 +380,7 @@ pub struct LogoutAllResponse {
     responses((status = 200, body = LogoutAllResponse), (status = 401, body = ErrorBody)))]
 async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<LogoutAllResponse>> {
     let ended = state.sessions.delete_all(&caller.session.subject, Utc::now()).await?;
+    state.realtime.revoke(&caller.session.subject, None).await;
     Ok(ApiJson(LogoutAllResponse { ended }))
 }
 

@@ -2,10 +2,9 @@
 //! them through its signed webhook; patients see their exams (待检查/检查中/已完成), the result
 //! preview, and an alert when a result is abnormal.
 //!
-//! Every change goes through `Exam::apply` (forward only; a result only on a completed exam), is
-//! written, and only then told: the messages of a finished exam (检查报告已出, and 检查结果异常提醒
-//! flagged as an alert when abnormal) are stored in the message centre, then the live events
-//! `exam` (every change) and `exam_alert` (abnormal result) are published for the account.
+//! The handlers parse, authorise and render; the exam's actor (`hospital_actors::exam`) makes
+//! the change: through `Exam::apply`, written in one durable write with its messages and live
+//! events.
 //!
 //! # The lab webhook signature
 //!
@@ -25,13 +24,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use hospital_domain::exam::{Exam, ExamChange, ExamError, ExamKind, ExamStatus};
-use hospital_domain::message::{Message, MessageKind};
-use hospital_domain::{AccountId, ExamId, MessageId, PatientId, Role};
-use hospital_store::BookingWrite;
+use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
+use hospital_domain::{AccountId, ExamId, PatientId, Role};
+
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -45,17 +43,9 @@ pub const SANDBOX_LAB_WEBHOOK_SECRET: &str = "sandbox-lab-webhook-secret";
 pub const SIGNATURE_HEADER: &str = "x-lab-signature";
 /// How far a signature's timestamp may be from the server's clock, either way.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
-/// Title of the message stored when an exam's result is out.
-pub const REPORT_READY_TITLE: &str = "检查报告已出";
-/// Title of the alert message stored when an exam's result is abnormal.
-pub const ABNORMAL_ALERT_TITLE: &str = "检查结果异常提醒";
 
 /// Staff roles that may book exams and change their status (admins hold every role).
 const STAFF_ROLES: &[Role] = &[Role::Doctor, Role::Nurse];
-/// How long a status change may hold an exam's lease (a crashed holder's lease lapses then).
-const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How long a change waits for another change of the same exam to finish.
-const LEASE_WAIT: Duration = Duration::from_secs(3);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -146,8 +136,7 @@ async fn create_exam(
         return Err(ApiError::NotFound("no such patient under that account".into()));
     }
     let exam = Exam::new(req.account_id, req.patient_id, &req.name, req.kind, Utc::now())?;
-    state.stores.data.put_exam(&exam).await?;
-    publish_exam(&state, &exam);
+    let exam = state.actors.create_exam(exam).await?;
     Ok((StatusCode::CREATED, ApiJson(ExamView::from(&exam))))
 }
 
@@ -263,156 +252,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
-/// Applies a change to an exam: one change per exam at a time (a lease in the ephemeral kv, so
-/// across nodes too), run to the end even if the client goes away (a task), so the exam, its
-/// messages and its events are never left half done by a dropped request.
+/// Applies a change to an exam through its actor (one change per exam at a time). The actor
+/// finishes a change it started even if this request goes away.
 async fn change_status(state: &AppState, id: ExamId, change: ExamChange) -> ApiResult<Exam> {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let lease = format!("exam-lease:{id}");
-        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
-        while !state.stores.kv.put_if_absent(&lease, b"1", LEASE_TTL).await? {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::Unavailable("the exam is being changed; try again shortly".into()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let result = apply_change(&state, id, change).await;
-        if let Err(e) = state.stores.kv.delete(&lease).await {
-            tracing::warn!(error = %e, exam = %id, "could not release an exam lease (it lapses by itself)");
-        }
-        result
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("exam status task: {e}")))?
-}
-
-async fn apply_change(state: &AppState, id: ExamId, change: ExamChange) -> ApiResult<Exam> {
-    let mut exam = state.stores.data.exam(id).await?.ok_or_else(|| ApiError::not_found("exam"))?;
-    if exam.already_is(&change) {
-        // A retry of a change that was made: answer as then, and make sure its messages exist.
-        ensure_messages(state, &exam).await?;
-        return Ok(exam);
-    }
-    exam.apply(change, Utc::now()).map_err(|e| match e {
-        ExamError::InvalidTransition { .. } => {
-            ApiError::Conflict { code: "invalid_exam_transition", message: e.to_string() }
-        }
-        ExamError::Invalid(v) => ApiError::Validation(v),
-    })?;
-    state.stores.data.put_exam(&exam).await?;
-    let messages = messages_for(&exam);
-    if !messages.is_empty() {
-        state.stores.data.apply_booking(BookingWrite { messages: messages.clone(), ..Default::default() }).await?;
-    }
-    publish_exam(state, &exam);
-    if let Some(alert) = messages.iter().find(|m| m.alert) {
-        state.events.personal(exam.account_id, "exam_alert", alert_json(&exam, alert));
-    }
-    Ok(exam)
-}
-
-/// Writes the messages of a completed exam that are missing (after a failure between the exam's
-/// write and theirs). Their ids are derived from the exam, so rewriting never duplicates.
-async fn ensure_messages(state: &AppState, exam: &Exam) -> ApiResult<()> {
-    let wanted = messages_for(exam);
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let have = state.stores.data.messages_of(exam.account_id, 200).await?;
-    let missing: Vec<Message> = wanted.into_iter().filter(|m| !have.iter().any(|h| h.id == m.id)).collect();
-    if !missing.is_empty() {
-        state.stores.data.apply_booking(BookingWrite { messages: missing, ..Default::default() }).await?;
-    }
-    Ok(())
-}
-
-/// The message-centre items of an exam's state: none until completed; then 检查报告已出, and
-/// an alert (检查结果异常提醒) when the result is abnormal.
-pub fn messages_for(exam: &Exam) -> Vec<Message> {
-    let Some(done) = exam.completed_at.filter(|_| exam.status == ExamStatus::Completed) else { return Vec::new() };
-    let related = Some(exam.id.to_string());
-    let mut ready = Message::new(
-        exam.account_id,
-        MessageKind::ReportReady,
-        REPORT_READY_TITLE,
-        format!("您的「{}」检查报告已出，请在“我的检查”中查看结果。", exam.name),
-        related.clone(),
-        done,
-    );
-    ready.id = message_id(exam, 0, done);
-    let mut out = vec![ready];
-    if exam.abnormal {
-        let preview = exam.summary.as_deref().map(|s| preview(s, 80)).unwrap_or_default();
-        let body = if preview.is_empty() {
-            format!("您的「{}」检查结果提示异常，请尽快就诊或咨询医生。", exam.name)
-        } else {
-            format!("您的「{}」检查结果提示异常：{preview}。请尽快就诊或咨询医生。", exam.name)
-        };
-        let mut alert =
-            Message::new(exam.account_id, MessageKind::ReportReady, ABNORMAL_ALERT_TITLE, body, related, done).alert();
-        // A millisecond later: the alert is the newest, so the message centre shows it first.
-        alert.id = message_id(exam, 1, done + chrono::Duration::milliseconds(1));
-        out.push(alert);
-    }
-    out
-}
-
-/// A UUIDv7 for the `n`-th message of an exam: the completion time (so the message centre's id
-/// order is still time order) and bits derived from the exam id (so it is the same every time).
-fn message_id(exam: &Exam, n: u8, at: DateTime<Utc>) -> MessageId {
-    let digest =
-        Sha256::new().chain_update(b"exam-message:").chain_update(exam.id.0.as_bytes()).chain_update([n]).finalize();
-    let mut tail = [0u8; 10];
-    tail.copy_from_slice(&digest[..10]);
-    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    MessageId(uuid::Builder::from_unix_timestamp_millis(ms, &tail).into_uuid())
-}
-
-/// At most `max` characters of `s`, on one line, with an ellipsis if cut.
-fn preview(s: &str, max: usize) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let mut cut: String = one_line.chars().take(max).collect();
-        cut.push('…');
-        cut
-    }
-}
-
-/// The live `exam` event: what changed, for the client to update its list.
-pub fn exam_json(e: &Exam) -> serde_json::Value {
-    serde_json::json!({
-        "id": e.id,
-        "patient_id": e.patient_id,
-        "name": e.name,
-        "kind": e.kind,
-        "status": e.status,
-        "status_label": e.status.label(),
-        "abnormal": e.abnormal,
-        "summary": e.summary,
-        "updated_at": e.updated_at,
-        "completed_at": e.completed_at,
-    })
-}
-
-/// The live `exam_alert` event.
-fn alert_json(e: &Exam, alert: &Message) -> serde_json::Value {
-    serde_json::json!({
-        "id": e.id,
-        "patient_id": e.patient_id,
-        "name": e.name,
-        "status": e.status,
-        "abnormal": e.abnormal,
-        "summary": e.summary,
-        "title": alert.title,
-        "message_id": alert.id,
-    })
-}
-
-fn publish_exam(state: &AppState, exam: &Exam) {
-    state.events.personal(exam.account_id, "exam", exam_json(exam));
+    Ok(state.actors.change_exam(id, change).await?)
 }
 
 /// Why a lab webhook's signature was refused.
@@ -541,27 +384,5 @@ mod tests {
             assert_eq!(verify_signature(secret, Some(bad), body, t), Err(SignatureError::Missing), "{bad:?}");
         }
         assert_eq!(verify_signature(secret, None, body, t), Err(SignatureError::Missing));
-    }
-
-    #[test]
-    fn messages_of_a_completed_exam() {
-        let now = Utc::now();
-        let mut e = Exam::new(AccountId::new(), PatientId::new(), "胸部CT平扫", ExamKind::Imaging, now).unwrap();
-        assert!(messages_for(&e).is_empty());
-        e.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, now).unwrap();
-        assert!(messages_for(&e).is_empty());
-        let summary = Some("右肺上叶见一磨玻璃结节，建议随访".to_string());
-        e.apply(ExamChange { status: ExamStatus::Completed, abnormal: Some(true), summary }, now).unwrap();
-        let m = messages_for(&e);
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[0].title.as_str(), m[0].alert, m[0].kind), (REPORT_READY_TITLE, false, MessageKind::ReportReady));
-        assert_eq!((m[1].title.as_str(), m[1].alert), (ABNORMAL_ALERT_TITLE, true));
-        assert!(m[1].body.contains("磨玻璃结节"));
-        assert_eq!(m[0].related, Some(e.id.to_string()));
-        assert_eq!(messages_for(&e).iter().map(|m| m.id).collect::<Vec<_>>(), vec![m[0].id, m[1].id], "stable ids");
-        assert!(m[1].id > m[0].id, "the alert comes first in the newest-first message centre");
-        assert_eq!(m[0].id.0.get_version_num(), 7);
-        assert_eq!(preview("a\nb  c", 10), "a b c");
-        assert_eq!(preview("abcdef", 3), "abc…");
     }
 }

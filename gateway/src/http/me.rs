@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{NaiveDate, Utc};
 use hospital_domain::account::{parse_name, Relation};
+use hospital_domain::live::PersonalEvent;
 use hospital_domain::{Gender, IdCardNo, PatientId, Phone, ValidationError};
+use hospital_store::PendingEvent;
 use hospital_store::{Account, PatientRecord, StoreError};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -66,11 +68,12 @@ async fn update_me(
         }
         a.profile.birth_date = Some(d);
     }
-    state.stores.data.update_account(&a).await?;
-    // Other devices of the account see the change live.
-    use hospital_actors::EventBus;
-    state.realtime.bus.personal(a.id, "profile", serde_json::to_value(AccountView::from(&a)).unwrap_or_default());
-    Ok(ApiJson(AccountView::from(&a)))
+    let view = AccountView::from(&a);
+    // Other devices of the account see the change live: the event is written with it.
+    let events = vec![PendingEvent::new(a.id, PersonalEvent::Profile(view.live()))];
+    state.stores.data.update_account(&a, &events).await?;
+    state.events.durable(events);
+    Ok(ApiJson(view))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -94,7 +97,7 @@ async fn bind_phone(
     codes::verify(&state, &phone, &req.code).await?;
     let mut a = load(&state, &caller).await?;
     a.phone = Some(phone);
-    match state.stores.data.update_account(&a).await {
+    match state.stores.data.update_account(&a, &[]).await {
         Ok(()) => Ok(ApiJson(AccountView::from(&a))),
         Err(StoreError::Conflict(_)) => Err(ApiError::Conflict {
             code: "phone_taken",

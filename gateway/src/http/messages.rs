@@ -7,8 +7,9 @@
 use axum::extract::State;
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::notify::{KindChannels, MessageCategory, NotificationPreferences};
-use hospital_domain::{AccountId, MessageId};
+use hospital_domain::MessageId;
 use hospital_store::MessageFilter;
+use hospital_store::PendingEvent;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -57,13 +58,6 @@ pub struct PreferencesUpdate {
     pub kinds: Vec<KindChannels>,
 }
 
-/// Publishes the account's unread count and returns it.
-async fn publish_unread(state: &AppState, account: AccountId) -> ApiResult<usize> {
-    let n = state.stores.data.unread_count(account).await?;
-    state.events.personal(account, "unread", serde_json::json!({ "count": n }));
-    Ok(n)
-}
-
 /// The caller's messages (booking results, reminders, waitlist offers, clinic stops, payments,
 /// reports, notices), newest first.
 #[utoipa::path(get, path = "/api/v1/me/messages", tag = "me", security(("bearer" = [])), params(MessagesQuery),
@@ -103,18 +97,25 @@ async fn mark_read(
     caller: AccountCaller,
     ApiPath(id): ApiPath<MessageId>,
 ) -> ApiResult<ApiJson<UnreadCount>> {
-    if !state.stores.data.mark_read(caller.account_id, id).await? {
+    // The live `unread` is written with the change (and counted when it is logged).
+    let events = vec![PendingEvent::unread(caller.account_id)];
+    if !state.stores.data.mark_read(caller.account_id, id, &events).await? {
         return Err(ApiError::not_found("message"));
     }
-    Ok(ApiJson(UnreadCount { count: publish_unread(&state, caller.account_id).await? }))
+    state.events.durable(events);
+    Ok(ApiJson(UnreadCount { count: state.stores.data.unread_count(caller.account_id).await? }))
 }
 
 /// Marks every message of the caller read.
 #[utoipa::path(post, path = "/api/v1/me/messages/read-all", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = ReadAll), (status = 401, body = ErrorBody)))]
 async fn mark_all_read(State(state): State<AppState>, caller: AccountCaller) -> ApiResult<ApiJson<ReadAll>> {
-    let marked = state.stores.data.mark_all_read(caller.account_id).await?;
-    let count = publish_unread(&state, caller.account_id).await?;
+    let events = vec![PendingEvent::unread(caller.account_id)];
+    let marked = state.stores.data.mark_all_read(caller.account_id, &events).await?;
+    if marked > 0 {
+        state.events.durable(events);
+    }
+    let count = state.stores.data.unread_count(caller.account_id).await?;
     Ok(ApiJson(ReadAll { marked, count }))
 }
 

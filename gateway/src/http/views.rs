@@ -19,6 +19,21 @@ pub struct AccountView {
     pub created_at: DateTime<Utc>,
 }
 
+impl AccountView {
+    /// As the live `profile` event carries it.
+    pub fn live(&self) -> hospital_domain::live::ProfileUpdate {
+        hospital_domain::live::ProfileUpdate {
+            id: self.id,
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            wechat_bound: self.wechat_bound,
+            has_password: self.has_password,
+            profile: self.profile.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
 impl From<&Account> for AccountView {
     fn from(a: &Account) -> Self {
         Self {

@@ -1,33 +1,57 @@
-//! The `EventBus` actors publish to. A personal event is numbered and stored in the account's
-//! `EventLog`, then fanned out; a topic update is fanned out as it is. Fan-out is local on one
-//! machine, or through Redis pub/sub when several gateway nodes share a Redis: every node
-//! subscribes to one channel and delivers what concerns its own sockets (PLAT-4).
+//! The `EventBus` actors publish to. A personal event comes here once the change it reports is
+//! durable (it was written in the store's outbox with that change); the bus numbers it in the
+//! account's `EventLog` (once per event id), fans it out, and removes it from the outbox. A
+//! topic update is fanned out as it is. Fan-out is local on one machine, or through Redis
+//! pub/sub when several gateway nodes share a Redis: every node subscribes to one channel and
+//! delivers what concerns its own sockets (PLAT-4). Revoked logins travel the same way, so a
+//! logout closes its sockets on every node.
 //!
-//! Order: personal events of one account are handled by one worker (accounts are spread over a
-//! few workers by hash), so they are numbered and published in the order they were published,
-//! while different accounts proceed in parallel and share the store's group commits.
+//! Order: the personal events of one account are handled by one worker (accounts are spread
+//! over a few workers by hash), so they are numbered in the order they were published, while
+//! different accounts proceed in parallel and share the store's group commits.
+//!
+//! Crash safety: an event that was written but not yet logged when the process died is still in
+//! the outbox; the sweeper logs it at start-up (and every few seconds, for any the fast path
+//! could not log), with the next number of its account, so a client resuming gets it; an event
+//! logged but not yet removed from the outbox is not logged twice (the log knows its id).
+//!
+//! Derived events: after a `message` (and for an `unread` marker) the bus logs `unread` with the
+//! count it reads from the store at that moment, so the last count a client gets is the count
+//! after the last change, whoever made it.
 
-use hospital_actors::{EventBus, LiveEvent};
+use hospital_actors::EventBus;
+use hospital_domain::live::{PersonalEvent, TopicEvent, UnreadCount};
 use hospital_domain::AccountId;
+use hospital_store::{DataStore, PendingEvent};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-use super::hub::Hub;
-use super::log::EventLog;
+use super::hub::{Hub, Revocation};
+use super::log::{EventLog, Logged};
 
 const WORKERS: usize = 8;
+/// The sweeper logs outbox events older than this (younger ones are on the fast path).
+const SWEEP_AFTER: Duration = Duration::from_secs(5);
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Outbox rows read per sweep.
+const SWEEP_BATCH: usize = 2000;
+/// Logged events are removed from the outbox in batches of at most this many (one write each).
+const REMOVE_BATCH: usize = 512;
 
 /// What travels between nodes.
 #[derive(Debug, Serialize, Deserialize)]
-struct Wire {
-    account: Option<AccountId>,
-    event: LiveEvent,
+enum Wire {
+    Personal { account: AccountId, logged: Logged },
+    Topic { event: TopicEvent, at_ms: u64 },
+    Revoke(Revocation),
 }
 
 enum Job {
-    Personal(AccountId, LiveEvent),
-    Topic(LiveEvent),
+    /// One account's events, in order.
+    Personal(AccountId, Vec<PendingEvent>),
+    Topic(TopicEvent, u64),
 }
 
 #[derive(Clone)]
@@ -39,74 +63,232 @@ pub enum Fanout {
 }
 
 pub struct Bus {
+    /// Unbounded: fed only by durable changes (each already paid a store write), drained by
+    /// workers doing one kv write per event; its length is bounded by the store's write rate.
     workers: Vec<mpsc::UnboundedSender<Job>>,
+    hub: Arc<Hub>,
+    fanout: Fanout,
+    data: Arc<dyn DataStore>,
 }
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Everything a worker needs, shared.
+#[derive(Clone)]
+struct Worker {
+    log: EventLog,
+    hub: Arc<Hub>,
+    fanout: Fanout,
+    data: Arc<dyn DataStore>,
+    /// Ids of logged events, for the outbox remover.
+    logged: mpsc::UnboundedSender<uuid::Uuid>,
+}
+
+impl Worker {
+    async fn publish(&self, wire: Wire) {
+        match &self.fanout {
+            Fanout::Local => deliver(&self.hub, wire),
+            Fanout::Redis { conn, channel } => {
+                let body = serde_json::to_vec(&wire).expect("events serialise");
+                let r: Result<i64, _> =
+                    redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
+                if let Err(e) = r {
+                    // A personal event is in the log: a socket fills the gap from the log when
+                    // the next event comes, and a client resuming gets it.
+                    tracing::warn!(error = %e, "publishing an event to Redis failed");
+                }
+            }
+        }
+    }
+
+    /// The account's unread count now.
+    async fn unread(&self, account: AccountId) -> Option<PendingEvent> {
+        match self.data.unread_count(account).await {
+            Ok(count) => Some(PendingEvent::new(account, PersonalEvent::Unread(UnreadCount { count }))),
+            Err(e) => {
+                tracing::warn!(error = %e, %account, "unread count unavailable");
+                None
+            }
+        }
+    }
+
+    /// Logs one event and fans it out; false if it could not be logged (it stays in the outbox).
+    async fn log_one(&self, account: AccountId, e: &PendingEvent) -> bool {
+        match self.log.append(e).await {
+            Ok(Some(logged)) => {
+                self.publish(Wire::Personal { account, logged }).await;
+                true
+            }
+            // Logged before (a re-delivery): the clients had their chance at it.
+            Ok(None) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the event");
+                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(1);
+                false
+            }
+        }
+    }
+
+    async fn personal(&self, account: AccountId, events: Vec<PendingEvent>) {
+        for e in events {
+            let logged = if matches!(e.event, PersonalEvent::Unread(_)) {
+                // A marker: log the count as it is now.
+                match self.unread(account).await {
+                    Some(mut fresh) => {
+                        fresh.id = e.id;
+                        self.log_one(account, &fresh).await
+                    }
+                    None => false,
+                }
+            } else {
+                self.log_one(account, &e).await
+            };
+            if logged {
+                let _ = self.logged.send(e.id);
+            }
+            if e.event.changes_unread() {
+                if let Some(u) = self.unread(account).await {
+                    self.log_one(account, &u).await;
+                }
+            }
+        }
+    }
+}
+
+fn deliver(hub: &Hub, wire: Wire) {
+    match wire {
+        Wire::Personal { account, logged } => hub.deliver_personal(account, Arc::new(logged)),
+        Wire::Topic { event, at_ms } => hub.deliver_topic(event, at_ms),
+        Wire::Revoke(r) => hub.revoke(&r),
+    }
+}
+
 impl Bus {
-    pub fn start(log: EventLog, hub: Arc<Hub>, fanout: Fanout) -> Arc<Bus> {
+    /// Starts the workers, the outbox remover and the sweeper (which logs what a crash left in
+    /// the outbox at once).
+    pub fn start(log: EventLog, hub: Arc<Hub>, data: Arc<dyn DataStore>, fanout: Fanout) -> Arc<Bus> {
+        let (logged_tx, logged_rx) = mpsc::unbounded_channel();
+        tokio::spawn(remove_logged(data.clone(), logged_rx));
+        let worker = Worker { log, hub: hub.clone(), fanout: fanout.clone(), data: data.clone(), logged: logged_tx };
         let mut workers = Vec::with_capacity(WORKERS);
         for _ in 0..WORKERS {
             let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-            let (log, hub, fanout) = (log.clone(), hub.clone(), fanout.clone());
+            let w = worker.clone();
             tokio::spawn(async move {
                 while let Some(job) = rx.recv().await {
-                    let (account, event) = match job {
-                        Job::Personal(account, e) => match log.append(account, e).await {
-                            Ok(e) => (Some(account), e),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "event log append failed; event dropped");
-                                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(1);
-                                continue;
-                            }
-                        },
-                        Job::Topic(e) => (None, e),
-                    };
-                    match &fanout {
-                        Fanout::Local => deliver(&hub, account, Arc::new(event)),
-                        Fanout::Redis { conn, channel } => {
-                            let body = serde_json::to_vec(&Wire { account, event }).expect("events serialise");
-                            let r: Result<i64, _> =
-                                redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
-                            if let Err(e) = r {
-                                // The event is in the log: a client resuming will still get it.
-                                tracing::warn!(error = %e, "publishing an event to Redis failed");
-                            }
-                        }
+                    match job {
+                        Job::Personal(account, events) => w.personal(account, events).await,
+                        Job::Topic(event, at_ms) => w.publish(Wire::Topic { event, at_ms }).await,
                     }
                 }
             });
             workers.push(tx);
         }
-        Arc::new(Bus { workers })
+        let bus = Arc::new(Bus { workers, hub, fanout, data });
+        let weak = Arc::downgrade(&bus);
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let Some(bus) = weak.upgrade() else { break };
+                // At start-up everything left is a crash's leftover; later, only what the fast
+                // path has not managed in a while.
+                let age = if first { Duration::ZERO } else { SWEEP_AFTER };
+                first = false;
+                if let Err(e) = bus.sweep(age).await {
+                    tracing::warn!(error = %e, "sweeping the live-event outbox failed");
+                }
+                drop(bus);
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+        });
+        bus
     }
 
     fn worker(&self, key: &[u8]) -> &mpsc::UnboundedSender<Job> {
         let h = key.iter().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize));
         &self.workers[h % self.workers.len()]
     }
+
+    /// Logs the outbox events older than `age` (through the workers, in order per account).
+    pub async fn sweep(&self, age: Duration) -> Result<usize, hospital_store::StoreError> {
+        let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
+        let pending: Vec<PendingEvent> = self
+            .data
+            .outbox_pending(SWEEP_BATCH)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                let made = e.id.get_timestamp().map(|t| {
+                    let (s, n) = t.to_unix();
+                    s * 1000 + u64::from(n) / 1_000_000
+                });
+                made.is_none_or(|ms| ms <= cutoff)
+            })
+            .collect();
+        let n = pending.len();
+        if n > 0 {
+            tracing::info!(events = n, "logging live events left in the outbox");
+            metrics::counter!("ws_outbox_swept_total").increment(n as u64);
+            self.dispatch(pending);
+        }
+        Ok(n)
+    }
+
+    /// Hands events to their accounts' workers, keeping each account's order.
+    fn dispatch(&self, events: Vec<PendingEvent>) {
+        let mut by_account: Vec<(AccountId, Vec<PendingEvent>)> = Vec::new();
+        for e in events {
+            match by_account.iter_mut().find(|(a, _)| *a == e.account) {
+                Some((_, v)) => v.push(e),
+                None => by_account.push((e.account, vec![e])),
+            }
+        }
+        for (account, events) in by_account {
+            let _ = self.worker(account.0.as_bytes()).send(Job::Personal(account, events));
+        }
+    }
+
+    /// Closes a revoked login's sockets on every node.
+    pub async fn revoke(&self, r: Revocation) {
+        match &self.fanout {
+            Fanout::Local => self.hub.revoke(&r),
+            Fanout::Redis { conn, channel } => {
+                // This node at once (the channel brings it back here too; closing twice is a no-op).
+                self.hub.revoke(&r);
+                let body = serde_json::to_vec(&Wire::Revoke(r)).expect("revocations serialise");
+                let sent: Result<i64, _> =
+                    redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
+                if let Err(e) = sent {
+                    // The other nodes' sockets still close at their session check.
+                    tracing::warn!(error = %e, "publishing a revocation to Redis failed");
+                }
+            }
+        }
+    }
 }
 
-fn deliver(hub: &Hub, account: Option<AccountId>, event: Arc<LiveEvent>) {
-    match (account, &event.topic) {
-        (Some(a), _) => hub.deliver_personal(a, event),
-        (None, Some(t)) => hub.deliver_topic(&t.clone(), event),
-        (None, None) => {}
+/// Removes logged events from the outbox, many per write.
+async fn remove_logged(data: Arc<dyn DataStore>, mut rx: mpsc::UnboundedReceiver<uuid::Uuid>) {
+    let mut batch = Vec::with_capacity(REMOVE_BATCH);
+    while rx.recv_many(&mut batch, REMOVE_BATCH).await > 0 {
+        if let Err(e) = data.outbox_remove(&batch).await {
+            // They are logged: the sweeper finds them again and the log refuses them as repeats.
+            tracing::warn!(error = %e, "removing logged events from the outbox failed");
+        }
+        batch.clear();
     }
 }
 
 impl EventBus for Bus {
-    fn personal(&self, account: AccountId, kind: &str, payload: serde_json::Value) {
-        let e = LiveEvent { seq: None, kind: kind.into(), topic: None, payload, at_ms: now_ms() };
-        let _ = self.worker(account.0.as_bytes()).send(Job::Personal(account, e));
+    fn personal(&self, events: Vec<PendingEvent>) {
+        self.dispatch(events);
     }
 
-    fn topic(&self, topic: &str, kind: &str, payload: serde_json::Value) {
-        let e = LiveEvent { seq: None, kind: kind.into(), topic: Some(topic.into()), payload, at_ms: now_ms() };
-        let _ = self.worker(topic.as_bytes()).send(Job::Topic(e));
+    fn topic(&self, event: TopicEvent) {
+        let key = event.topic().as_bytes().to_vec();
+        let _ = self.worker(&key).send(Job::Topic(event, now_ms()));
     }
 }
 
@@ -114,7 +296,7 @@ impl EventBus for Bus {
 /// back-off when Redis goes away (events published meanwhile are in the log: resume finds them).
 pub async fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) {
     use futures::StreamExt;
-    let mut backoff = std::time::Duration::from_millis(200);
+    let mut backoff = Duration::from_millis(200);
     loop {
         let result: Result<(), redis::RedisError> = async {
             let client = redis::Client::open(url.as_str())?;
@@ -125,7 +307,7 @@ pub async fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) {
             while let Some(msg) = stream.next().await {
                 let body: Vec<u8> = msg.get_payload()?;
                 match serde_json::from_slice::<Wire>(&body) {
-                    Ok(w) => deliver(&hub, w.account, Arc::new(w.event)),
+                    Ok(w) => deliver(&hub, w),
                     Err(e) => tracing::warn!(error = %e, "undecodable event on the channel"),
                 }
             }
@@ -136,6 +318,6 @@ pub async fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) {
             tracing::warn!(error = %e, "event channel lost; reconnecting");
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

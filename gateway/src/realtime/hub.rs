@@ -1,50 +1,217 @@
-//! This node's side of fan-out: personal events go to the account's patient actor (which holds the
-//! account's sockets here); topic updates go straight to the sockets subscribed to the topic,
-//! through an index kept here, because a popular doctor's topic may have thousands of subscribers
-//! and they should not all be messaged one actor at a time.
+//! This node's sockets and what reaches them: the index of open sockets by account (personal
+//! events, and closing a revoked login's sockets) and by topic (public updates, coalesced). The
+//! hub is the only owner of the index: an event goes bus -> hub -> socket with no actor in
+//! between, and an open socket keeps no actor in memory.
 
-use hospital_actors::{ActorSystem, LiveEvent, PatientMsg};
-use hospital_domain::AccountId;
+use hospital_domain::live::TopicEvent;
+use hospital_domain::{AccountId, SessionId};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use tokio::sync::{mpsc, Notify};
 
-use super::socket::{Prepared, SocketShared};
+use super::log::Logged;
+use super::protocol::{close, Codec, Outgoing};
+use axum::extract::ws::Message;
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A login revoked on some node: its sockets close (4001) on every node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub account: AccountId,
+    /// One login (logout); None: every login of the account (logout everywhere, a disabled
+    /// account).
+    pub token_hash: Option<String>,
+}
+
+/// What replaces what in a socket's topic slots: one value per topic and session.
+type SlotKey = (String, Option<SessionId>);
+
+/// The part of a connection that the hub hands events to.
+pub struct SocketShared {
+    pub id: u64,
+    pub account: AccountId,
+    /// The login this socket authenticated with (SHA-256 of the token).
+    pub token_hash: String,
+    personal: mpsc::Sender<Arc<Logged>>,
+    topics: Mutex<HashMap<SlotKey, Arc<Prepared>>>,
+    pub(super) wake: Notify,
+    closing: OnceLock<(u16, &'static str)>,
+}
+
+impl std::fmt::Debug for SocketShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("id", &self.id).field("account", &self.account).finish()
+    }
+}
+
+impl SocketShared {
+    /// A socket of `account`; its personal outbox holds `outbox` events.
+    pub fn new(account: AccountId, token_hash: String, outbox: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Logged>>) {
+        let (tx, rx) = mpsc::channel(outbox);
+        let s = SocketShared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            account,
+            token_hash,
+            personal: tx,
+            topics: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            closing: OnceLock::new(),
+        };
+        (Arc::new(s), rx)
+    }
+
+    /// Queues a personal event. A full outbox means the client is too slow: it is closed and
+    /// resumes from the log.
+    fn deliver(&self, event: &Arc<Logged>) {
+        match self.personal.try_send(event.clone()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.close(close::TOO_SLOW, "too slow: reconnect and resume"),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Keeps the newest update of each topic and session until the writer sends it.
+    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>) {
+        let replaced = self.topics.lock().expect("topic slots").insert(key, event).is_some();
+        if replaced {
+            metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
+        }
+        self.wake.notify_one();
+    }
+
+    /// The pending topic updates, oldest first.
+    pub(super) fn take_topics(&self) -> Vec<Arc<Prepared>> {
+        let mut v: Vec<Arc<Prepared>> = self.topics.lock().expect("topic slots").drain().map(|(_, p)| p).collect();
+        v.sort_by_key(|p| p.at_ms);
+        v
+    }
+
+    /// Forgets pending updates of `topic` older than `before_ms` (a snapshot was just sent).
+    pub(super) fn drop_topic_older(&self, topic: &str, before_ms: u64) {
+        self.topics.lock().expect("topic slots").retain(|k, p| k.0 != topic || p.at_ms >= before_ms);
+    }
+
+    /// Asks the connection to close with `code` (the first reason wins).
+    pub fn close(&self, code: u16, reason: &'static str) {
+        if self.closing.set((code, reason)).is_ok() {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(super) fn closing(&self) -> Option<(u16, &'static str)> {
+        self.closing.get().copied()
+    }
+}
+
+/// A topic update on its way to many sockets: encoded at most once per encoding and then shared
+/// (the frame bytes are reference-counted), so a popular doctor's thousands of subscribers cost
+/// one serialisation, not one each.
+pub struct Prepared {
+    pub event: TopicEvent,
+    pub at_ms: u64,
+    json: OnceLock<axum::extract::ws::Utf8Bytes>,
+    msgpack: OnceLock<axum::body::Bytes>,
+}
+
+impl Prepared {
+    pub fn new(event: TopicEvent, at_ms: u64) -> Arc<Self> {
+        Arc::new(Self { event, at_ms, json: OnceLock::new(), msgpack: OnceLock::new() })
+    }
+
+    pub(super) fn message(&self, codec: Codec) -> Message {
+        let frame = || codec.encode(&Outgoing::new(&self.event));
+        match codec {
+            Codec::Json => Message::Text(
+                self.json
+                    .get_or_init(|| match frame() {
+                        super::protocol::Frame::Text(t) => t.into(),
+                        super::protocol::Frame::Binary(_) => unreachable!("JSON is text"),
+                    })
+                    .clone(),
+            ),
+            Codec::MsgPack => Message::Binary(
+                self.msgpack
+                    .get_or_init(|| match frame() {
+                        super::protocol::Frame::Binary(b) => b.into(),
+                        super::protocol::Frame::Text(_) => unreachable!("MessagePack is binary"),
+                    })
+                    .clone(),
+            ),
+        }
+    }
+}
+
+#[derive(Default)]
 pub struct Hub {
-    actors: ActorSystem,
+    accounts: RwLock<HashMap<AccountId, Vec<Arc<SocketShared>>>>,
     topics: RwLock<HashMap<String, HashMap<u64, Weak<SocketShared>>>>,
 }
 
 impl Hub {
-    pub fn new(actors: ActorSystem) -> Self {
-        Self { actors, topics: RwLock::new(HashMap::new()) }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    pub fn actors(&self) -> &ActorSystem {
-        &self.actors
+    /// A socket of its account opened here.
+    pub fn register(&self, socket: &Arc<SocketShared>) {
+        self.accounts.write().expect("socket index").entry(socket.account).or_default().push(socket.clone());
     }
 
-    /// Hands a personal event to the account's actor, if this node has one (no actor: no
-    /// sockets of that account here).
-    pub fn deliver_personal(&self, account: AccountId, event: Arc<LiveEvent>) {
-        if let Some(actor) = self.actors.running_patient(account) {
-            let _ = actor.cast(PatientMsg::Deliver { event });
+    /// A socket closed: it leaves the account's list and its topics.
+    pub fn unregister(&self, socket: &SocketShared, topics: impl IntoIterator<Item = String>) {
+        let mut map = self.accounts.write().expect("socket index");
+        if let Some(list) = map.get_mut(&socket.account) {
+            list.retain(|s| s.id != socket.id);
+            if list.is_empty() {
+                map.remove(&socket.account);
+            }
+        }
+        drop(map);
+        for t in topics {
+            self.unsubscribe(&t, socket.id);
+        }
+    }
+
+    /// Open sockets here (for tests and the gauge's sanity).
+    pub fn sockets_of(&self, account: AccountId) -> usize {
+        self.accounts.read().expect("socket index").get(&account).map_or(0, Vec::len)
+    }
+
+    /// Hands a logged personal event to each of the account's sockets here.
+    pub fn deliver_personal(&self, account: AccountId, event: Arc<Logged>) {
+        let map = self.accounts.read().expect("socket index");
+        if let Some(list) = map.get(&account) {
+            for s in list {
+                s.deliver(&event);
+            }
         }
     }
 
     /// Offers a topic update to every socket subscribed to it here (latest value wins there).
-    pub fn deliver_topic(&self, topic: &str, event: Arc<LiveEvent>) {
+    pub fn deliver_topic(&self, event: TopicEvent, at_ms: u64) {
+        let key = event.coalesce_key();
         let subs: Vec<Arc<SocketShared>> = {
             let map = self.topics.read().expect("topic index");
-            map.get(topic).map(|s| s.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+            map.get(&key.0).map(|s| s.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
         };
         if subs.is_empty() {
             return;
         }
-        // Encoded once (per encoding in use), shared by every subscriber.
-        let prepared = Prepared::new(event);
+        let prepared = Prepared::new(event, at_ms);
         for s in subs {
-            s.offer_topic(topic, prepared.clone());
+            s.offer_topic(key.clone(), prepared.clone());
+        }
+    }
+
+    /// Closes the sockets of a revoked login (or of every login of the account).
+    pub fn revoke(&self, r: &Revocation) {
+        let map = self.accounts.read().expect("socket index");
+        for s in map.get(&r.account).into_iter().flatten() {
+            if r.token_hash.as_deref().is_none_or(|t| t == s.token_hash) {
+                s.close(close::UNAUTHORIZED, "logged out: log in again");
+            }
         }
     }
 

@@ -1,18 +1,30 @@
 //! The per-account event log that makes resume exact: every personal event gets the account's
-//! next sequence number (an atomic counter in the kv: Redis across nodes, the embedded store on
-//! one machine) and is kept under `ev:<account>:<seq>` for a day. A client that reconnects with
+//! next sequence number and is kept for a day, at most `KEEP` per account, in the ephemeral kv
+//! (Redis across nodes, the embedded store on one machine). A number and its event are written
+//! together (`EphemeralKv::log_append`), and each event once (by its outbox id), so the numbers
+//! have no holes and a re-delivered event is not numbered twice. A client that reconnects with
 //! its last sequence number gets exactly the events after it, in order; if any of them is no
-//! longer kept (past the bound or the TTL) it is told to reload instead of getting a gap.
+//! longer kept it is told to reload instead of getting a gap.
 
-use hospital_actors::LiveEvent;
+use hospital_domain::live::PersonalEvent;
 use hospital_domain::AccountId;
-use hospital_store::{EphemeralKv, StoreError};
+use hospital_store::{EphemeralKv, PendingEvent, StoreError};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Events kept per account for resume; further back, the client reloads.
 pub const KEEP: u64 = 500;
 const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A personal event with its number: what the log keeps and sockets send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logged {
+    pub seq: u64,
+    pub event: PersonalEvent,
+    /// When it was logged (unix ms), for the fan-out latency metric.
+    pub at_ms: u64,
+}
 
 #[derive(Clone)]
 pub struct EventLog {
@@ -22,16 +34,13 @@ pub struct EventLog {
 /// What a resume gets.
 #[derive(Debug)]
 pub enum Since {
-    Events(Vec<LiveEvent>),
+    Events(Vec<Logged>),
     /// Some events after `last_seq` are no longer kept: reload the state over REST.
     TooOld,
 }
 
-fn seq_key(a: AccountId) -> String {
-    format!("evseq:{a}")
-}
-fn event_key(a: AccountId, seq: u64) -> String {
-    format!("ev:{a}:{seq}")
+fn stream(a: AccountId) -> String {
+    format!("acct:{a}")
 }
 
 impl EventLog {
@@ -39,57 +48,42 @@ impl EventLog {
         Self { kv }
     }
 
-    /// Numbers and stores a personal event.
-    pub async fn append(&self, account: AccountId, mut event: LiveEvent) -> Result<LiveEvent, StoreError> {
-        // The counter outlives the events so numbers never restart while a client may hold one.
-        let seq = self.kv.incr(&seq_key(account), TTL * 30).await? as u64;
-        event.seq = Some(seq);
-        self.kv.put(&event_key(account, seq), &serde_json::to_vec(&event).expect("events serialise"), TTL).await?;
-        Ok(event)
+    /// Numbers and stores a personal event (once per event id). None if it was logged before.
+    pub async fn append(&self, e: &PendingEvent) -> Result<Option<Logged>, StoreError> {
+        let at_ms = super::bus::now_ms();
+        // The number is only known inside the append; the stored value carries it, so the value
+        // is written with a placeholder the reader replaces (the log key is the number).
+        let body = serde_json::to_vec(&Logged { seq: 0, event: e.event.clone(), at_ms }).expect("events serialise");
+        let (seq, fresh) = self.kv.log_append(&stream(e.account), &e.id.to_string(), &body, TTL).await?;
+        Ok(fresh.then(|| Logged { seq, event: e.event.clone(), at_ms }))
     }
 
     /// The latest sequence number handed out (0 if none).
     pub async fn head(&self, account: AccountId) -> Result<u64, StoreError> {
-        Ok(self
-            .kv
-            .get(&seq_key(account))
-            .await?
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0))
+        self.kv.log_head(&stream(account)).await
     }
 
-    /// The events after `last_seq`, in order, or `TooOld`.
-    pub async fn since(&self, account: AccountId, last_seq: u64) -> Result<(Since, u64), StoreError> {
-        let head = self.head(account).await?;
-        if last_seq >= head {
-            return Ok((Since::Events(vec![]), head));
+    /// The events `from..=to`, in order, or `TooOld` if any is no longer kept (past the bound,
+    /// the TTL, or lost: a number is never handed out without its event on Redis and the
+    /// embedded store, so a missing one is gone, not on its way).
+    pub async fn range(&self, account: AccountId, from: u64, to: u64) -> Result<Since, StoreError> {
+        if to < from {
+            return Ok(Since::Events(Vec::new()));
         }
-        if head - last_seq > KEEP {
-            return Ok((Since::TooOld, head));
+        if to - from >= KEEP {
+            return Ok(Since::TooOld);
         }
-        let mut out = Vec::with_capacity((head - last_seq) as usize);
-        let mut missing_from = None;
-        for seq in last_seq + 1..=head {
-            match self.kv.get(&event_key(account, seq)).await? {
-                Some(raw) => {
-                    if missing_from.is_some() {
-                        // A hole before a stored event: expired or lost, not in flight.
-                        return Ok((Since::TooOld, head));
-                    }
-                    match serde_json::from_slice::<LiveEvent>(&raw) {
-                        Ok(e) => out.push(e),
-                        Err(_) => return Ok((Since::TooOld, head)),
-                    }
+        let mut out = Vec::with_capacity((to - from + 1) as usize);
+        for (seq, raw) in (from..=to).zip(self.kv.log_range(&stream(account), from, to).await?) {
+            let Some(raw) = raw else { return Ok(Since::TooOld) };
+            match serde_json::from_slice::<Logged>(&raw) {
+                Ok(mut l) => {
+                    l.seq = seq;
+                    out.push(l);
                 }
-                None => {
-                    missing_from.get_or_insert(seq);
-                }
+                Err(_) => return Ok(Since::TooOld),
             }
         }
-        // Missing only at the end: numbered but not yet stored (the bus numbers, then stores, then
-        // delivers), so those events are on their way live.
-        let upto = missing_from.map(|s| s - 1).unwrap_or(head);
-        Ok((Since::Events(out), upto))
+        Ok(Since::Events(out))
     }
 }

@@ -1,11 +1,13 @@
 //! The real-time gateway (PLAT-2, PLAT-4): `GET /ws`. The wire format is in `protocol`, one
 //! connection's life in `socket`, the per-account sequenced log in `log`, fan-out across nodes in
-//! `bus`, and this node's delivery in `hub`. docs/realtime.md is the client's guide.
+//! `bus`, this node's sockets and delivery in `hub`, and the state sent on subscribe in
+//! `snapshot`. docs/realtime.md is the client's guide.
 
 pub mod bus;
 pub mod hub;
 pub mod log;
 pub mod protocol;
+pub mod snapshot;
 pub mod socket;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -39,6 +41,11 @@ pub struct RealtimeConfig {
     pub auth_timeout_secs: u64,
     /// A send that does not complete in this time ends the connection.
     pub write_timeout_secs: u64,
+    /// Personal events sent and not yet acknowledged (`ack`) before the client counts as too
+    /// slow; below what the log keeps (500), so a client closed for it can always resume.
+    pub max_unacked: u64,
+    /// The longest an event may wait for its acknowledgement.
+    pub ack_timeout_secs: u64,
 }
 
 impl Default for RealtimeConfig {
@@ -54,6 +61,8 @@ impl Default for RealtimeConfig {
             idle_timeout_secs: 75,
             auth_timeout_secs: 10,
             write_timeout_secs: 10,
+            max_unacked: 300,
+            ack_timeout_secs: 60,
         }
     }
 }
@@ -63,6 +72,17 @@ pub struct Realtime {
     pub hub: Arc<hub::Hub>,
     pub log: log::EventLog,
     pub bus: Arc<bus::Bus>,
+}
+
+impl Realtime {
+    /// Closes the sockets of a login that ended (`token_hash`), or of every login of the
+    /// subject, on every node.
+    pub async fn revoke(&self, subject: &hospital_store::Subject, token_hash: Option<&str>) {
+        if let hospital_store::Subject::Account { id } = subject {
+            let r = hub::Revocation { account: *id, token_hash: token_hash.map(str::to_string) };
+            self.bus.revoke(r).await;
+        }
+    }
 }
 
 /// `GET /ws`: upgrades to a WebSocket. The token may come in `Authorization: Bearer` (what
@@ -96,6 +116,20 @@ pub async fn ws(
         },
         Some(Err(_)) => return ApiError::InvalidToken.into_response(),
     };
+    // Offered subprotocols, none of them ours: say so, rather than upgrade into an encoding the
+    // client did not ask for (a browser would then fail the handshake without a reason).
+    let offered: Vec<&str> = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !offered.is_empty() && !offered.iter().any(|p| *p == SUBPROTOCOL_JSON || *p == SUBPROTOCOL_MSGPACK) {
+        let why = format!("unsupported subprotocol: offer {SUBPROTOCOL_JSON} or {SUBPROTOCOL_MSGPACK}");
+        return ApiError::BadRequest(why).into_response();
+    }
     let cfg = &state.config.realtime;
     let upgrade = upgrade
         .protocols([SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK])

@@ -1,54 +1,177 @@
-//! The WebSocket protocol's wire format (docs/realtime.md): one envelope `{type, seq?, id?,
-//! payload}` in two encodings chosen by subprotocol, JSON text frames (`hospital.json.v1`, the
-//! default) and MessagePack binary frames (`hospital.msgpack.v1`), plus the close codes.
+//! The WebSocket protocol's wire format (docs/realtime.md), as types. Every frame is one
+//! envelope `{type, seq?, id?, payload}` in one of two encodings chosen by subprotocol: JSON text
+//! frames (`hospital.json.v1`, the default) and MessagePack binary frames (`hospital.msgpack.v1`,
+//! a map with the same keys). The server sends `ServerFrame`s: control frames (`Control`),
+//! personal events and topic updates (`hospital_domain::live`), all serialised through
+//! `Outgoing`; clients send `ClientMsg`s, decoded in two steps so a bad frame gets the precise
+//! error code (`malformed_frame`, `unknown_type`, `bad_payload`).
 
+use hospital_domain::live::{PersonalEvent, TopicEvent};
 use serde::{Deserialize, Serialize};
 
 pub const SUBPROTOCOL_JSON: &str = "hospital.json.v1";
 pub const SUBPROTOCOL_MSGPACK: &str = "hospital.msgpack.v1";
 
-/// Close codes (4000-4999 are the application's).
+/// Close codes: the standard ones we use, and ours (4000-4999).
 pub mod close {
-    /// Authentication missing, invalid, expired or revoked.
+    /// The server is shutting down: reconnect (to another node) and resume.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the WebSocket protocol (an unmasked frame, reserved bits, a bad opcode,
+    /// bytes that are not frames). A bug in the client: do not reconnect in a loop.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8 (RFC 6455 "invalid frame payload data").
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A frame larger than the limit (the standard "message too big").
+    pub const TOO_BIG: u16 = 1009;
+    /// Authentication missing, invalid, expired or revoked (logout, logout everywhere, session
+    /// ended): log in again.
     pub const UNAUTHORIZED: u16 = 4001;
     /// No frame (not even a ping) within the idle timeout.
     pub const IDLE: u16 = 4002;
-    /// The client did not read fast enough: its outbox filled up. Reconnect and resume.
+    /// The client fell behind: too many personal events unacknowledged, or acknowledged too
+    /// late, or writes to it timed out. Reconnect and resume: nothing is lost.
     pub const TOO_SLOW: u16 = 4008;
     /// Too many frames, or too many bad ones.
     pub const FLOOD: u16 = 4029;
-    /// A frame larger than the limit (the standard "message too big").
-    pub const TOO_BIG: u16 = 1009;
-    /// The server is shutting down: reconnect (to another node) and resume.
-    pub const GOING_AWAY: u16 = 1001;
 }
 
-/// One frame, either way.
+/// Error codes of `error` frames (stable; docs/realtime.md lists them).
+pub mod codes {
+    pub const MALFORMED_FRAME: &str = "malformed_frame";
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    pub const BAD_PAYLOAD: &str = "bad_payload";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const TOO_MANY_TOPICS: &str = "too_many_topics";
+    pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const UNAVAILABLE: &str = "unavailable";
+}
+
+/// Control frames the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum Control {
+    Welcome(Welcome),
+    Resumed(Resumed),
+    Reload(Reload),
+    Subscribed(Topics),
+    Unsubscribed(Topics),
+    /// The current state of a topic just subscribed to: the same updates the topic carries.
+    Snapshot(Snapshot),
+    Pong(Pong),
+    Error(ErrorPayload),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub account_id: hospital_domain::AccountId,
+    /// The account's latest sequence number when the socket opened.
+    pub seq: u64,
+    pub heartbeat_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_frame_bytes: usize,
+    /// Personal events the server sends before it needs an `ack`.
+    pub max_unacked: u64,
+    pub ack_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resumed {
+    pub from: u64,
+    pub replayed: usize,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reload {
+    pub reason: String,
+    /// Continue from here after reloading over REST.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topics {
+    pub topics: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub topic: String,
+    pub updates: Vec<TopicEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The last sequence number this socket sent.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorPayload {
+    pub code: String,
+    pub message: String,
+}
+
+/// Any frame the server sends, for clients (and tests) to decode.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServerFrame {
+    #[serde(flatten)]
+    pub body: ServerBody,
+    #[serde(default)]
+    pub seq: Option<u64>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ServerBody {
+    Control(Control),
+    Personal(PersonalEvent),
+    Topic(TopicEvent),
+}
+
+/// What the server writes: a body (`Control`, `PersonalEvent`, `TopicEvent`) with the
+/// envelope's `seq` and `id`.
+#[derive(Debug, Serialize)]
+pub struct Outgoing<'a, B: Serialize> {
+    #[serde(flatten)]
+    pub body: &'a B,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+}
+
+impl<'a, B: Serialize> Outgoing<'a, B> {
+    pub fn new(body: &'a B) -> Self {
+        Self { body, seq: None, id: None }
+    }
+    pub fn seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+    pub fn reply_to(mut self, id: Option<&'a str>) -> Self {
+        self.id = id;
+        self
+    }
+}
+
+impl Control {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        Control::Error(ErrorPayload { code: code.into(), message: message.into() })
+    }
+}
+
+/// A frame as the client sent it, before its payload is checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientEnvelope {
     #[serde(rename = "type")]
     pub kind: String,
-    /// Per-account sequence number of a personal event (server to client only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// The client's request id, echoed in the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(default)]
     pub payload: serde_json::Value,
-}
-
-impl Envelope {
-    pub fn new(kind: &str, payload: serde_json::Value) -> Self {
-        Self { kind: kind.into(), seq: None, id: None, payload }
-    }
-    pub fn reply_to(mut self, id: Option<String>) -> Self {
-        self.id = id;
-        self
-    }
-    pub fn error(code: &str, message: impl Into<String>, id: Option<String>) -> Self {
-        Self::new("error", serde_json::json!({"code": code, "message": message.into()})).reply_to(id)
-    }
 }
 
 /// What a client may send, after the envelope is read.
@@ -59,6 +182,7 @@ pub enum ClientMsg {
         token: String,
         last_seq: Option<u64>,
     },
+    /// Replays every event after `last_seq`, then `resumed` (or `reload`).
     Resume {
         last_seq: u64,
     },
@@ -68,7 +192,14 @@ pub enum ClientMsg {
     Unsubscribe {
         topics: Vec<String>,
     },
-    Ping,
+    /// Keeps the socket alive; `last_seq` (optional) acknowledges like `ack`.
+    Ping {
+        last_seq: Option<u64>,
+    },
+    /// The client has processed every personal event up to `seq`.
+    Ack {
+        seq: u64,
+    },
 }
 
 /// Why a frame was refused (answered with an error frame; the connection stays).
@@ -85,9 +216,9 @@ pub enum FrameError {
 impl FrameError {
     pub fn code(&self) -> &'static str {
         match self {
-            FrameError::Malformed(_) => "malformed_frame",
-            FrameError::UnknownType(_) => "unknown_type",
-            FrameError::BadPayload { .. } => "bad_payload",
+            FrameError::Malformed(_) => codes::MALFORMED_FRAME,
+            FrameError::UnknownType(_) => codes::UNKNOWN_TYPE,
+            FrameError::BadPayload { .. } => codes::BAD_PAYLOAD,
         }
     }
 }
@@ -99,7 +230,15 @@ pub enum Codec {
     MsgPack,
 }
 
+/// A data frame, independent of the WebSocket library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 impl Codec {
+    /// The codec of a negotiated subprotocol (none: JSON).
     pub fn from_subprotocol(p: Option<&str>) -> Self {
         if p == Some(SUBPROTOCOL_MSGPACK) {
             Codec::MsgPack
@@ -108,15 +247,15 @@ impl Codec {
         }
     }
 
-    pub fn encode(self, e: &Envelope) -> Frame {
+    pub fn encode<T: Serialize>(self, v: &T) -> Frame {
         match self {
-            Codec::Json => Frame::Text(serde_json::to_string(e).expect("envelopes serialise")),
+            Codec::Json => Frame::Text(serde_json::to_string(v).expect("frames serialise")),
             // Named fields (a map), so a MessagePack frame reads like the JSON one.
-            Codec::MsgPack => Frame::Binary(rmp_serde::to_vec_named(e).expect("envelopes serialise")),
+            Codec::MsgPack => Frame::Binary(rmp_serde::to_vec_named(v).expect("frames serialise")),
         }
     }
 
-    pub fn decode(self, frame: &Frame) -> Result<Envelope, FrameError> {
+    pub fn decode(self, frame: &Frame) -> Result<ClientEnvelope, FrameError> {
         match (self, frame) {
             (Codec::Json, Frame::Text(t)) => serde_json::from_str(t).map_err(|_| FrameError::Malformed("JSON")),
             (Codec::MsgPack, Frame::Binary(b)) => {
@@ -126,32 +265,51 @@ impl Codec {
             (Codec::MsgPack, Frame::Text(_)) => Err(FrameError::Malformed("MessagePack binary")),
         }
     }
-}
 
-/// A data frame, independent of the WebSocket library.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    Text(String),
-    Binary(Vec<u8>),
-}
-
-fn topics(e: &Envelope) -> Result<Vec<String>, FrameError> {
-    let bad = |why: &str| FrameError::BadPayload { kind: e.kind.clone(), why: why.into() };
-    let list =
-        e.payload.get("topics").and_then(|t| t.as_array()).ok_or_else(|| bad("payload.topics must be a list"))?;
-    if list.len() > 50 {
-        return Err(bad("at most 50 topics per frame"));
+    /// Decodes a frame the server sent (clients and tests).
+    pub fn decode_server(self, frame: &Frame) -> Result<ServerFrame, String> {
+        match (self, frame) {
+            (Codec::Json, Frame::Text(t)) => serde_json::from_str(t).map_err(|e| e.to_string()),
+            (Codec::MsgPack, Frame::Binary(b)) => rmp_serde::from_slice(b).map_err(|e| e.to_string()),
+            _ => Err("a frame of the other encoding".into()),
+        }
     }
-    list.iter()
-        .map(|t| {
-            let t = t.as_str().ok_or_else(|| bad("topics are strings"))?;
-            if valid_topic(t) {
-                Ok(t.to_string())
-            } else {
-                Err(bad("a topic is doctor:<uuid>, department:<uuid> or queue:<session uuid>"))
-            }
-        })
-        .collect()
+}
+
+/// Topics in one frame, at most.
+pub const MAX_TOPICS_PER_FRAME: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthPayload {
+    token: String,
+    #[serde(default)]
+    last_seq: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumePayload {
+    last_seq: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicsPayload {
+    topics: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PingPayload {
+    #[serde(default)]
+    last_seq: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckPayload {
+    seq: u64,
 }
 
 /// The topics a client may subscribe to: public state only.
@@ -162,34 +320,49 @@ pub fn valid_topic(t: &str) -> bool {
     }
 }
 
-impl TryFrom<&Envelope> for ClientMsg {
+impl TryFrom<&ClientEnvelope> for ClientMsg {
     type Error = FrameError;
-    fn try_from(e: &Envelope) -> Result<Self, FrameError> {
-        let bad = |why: &str| FrameError::BadPayload { kind: e.kind.clone(), why: why.into() };
+    fn try_from(e: &ClientEnvelope) -> Result<Self, FrameError> {
+        let bad = |why: String| FrameError::BadPayload { kind: e.kind.clone(), why };
+        fn parse<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, String> {
+            // An absent payload reads as an empty object.
+            let v = if v.is_null() { serde_json::json!({}) } else { v.clone() };
+            serde_json::from_value(v).map_err(|e| e.to_string())
+        }
         match e.kind.as_str() {
             "auth" => {
-                let token = e
-                    .payload
-                    .get("token")
-                    .and_then(|t| t.as_str())
-                    .ok_or_else(|| bad("payload.token must be a string"))?;
-                let last_seq = match e.payload.get("last_seq") {
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(v) => Some(v.as_u64().ok_or_else(|| bad("payload.last_seq must be a number"))?),
-                };
-                Ok(ClientMsg::Auth { token: token.to_string(), last_seq })
+                let p: AuthPayload = parse(&e.payload).map_err(bad)?;
+                Ok(ClientMsg::Auth { token: p.token, last_seq: p.last_seq })
             }
             "resume" => {
-                let last = e
-                    .payload
-                    .get("last_seq")
-                    .and_then(|t| t.as_u64())
-                    .ok_or_else(|| bad("payload.last_seq must be a number"))?;
-                Ok(ClientMsg::Resume { last_seq: last })
+                let p: ResumePayload = parse(&e.payload).map_err(bad)?;
+                Ok(ClientMsg::Resume { last_seq: p.last_seq })
             }
-            "subscribe" => Ok(ClientMsg::Subscribe { topics: topics(e)? }),
-            "unsubscribe" => Ok(ClientMsg::Unsubscribe { topics: topics(e)? }),
-            "ping" => Ok(ClientMsg::Ping),
+            "subscribe" | "unsubscribe" => {
+                let p: TopicsPayload = parse(&e.payload).map_err(bad)?;
+                if p.topics.len() > MAX_TOPICS_PER_FRAME {
+                    return Err(bad(format!("at most {MAX_TOPICS_PER_FRAME} topics per frame")));
+                }
+                if let Some(t) = p.topics.iter().find(|t| !valid_topic(t)) {
+                    let t: String = t.chars().take(60).collect();
+                    return Err(bad(format!(
+                        "{t:?}: a topic is doctor:<uuid>, department:<uuid> or queue:<session uuid>"
+                    )));
+                }
+                Ok(if e.kind == "subscribe" {
+                    ClientMsg::Subscribe { topics: p.topics }
+                } else {
+                    ClientMsg::Unsubscribe { topics: p.topics }
+                })
+            }
+            "ping" => {
+                let p: PingPayload = parse(&e.payload).map_err(bad)?;
+                Ok(ClientMsg::Ping { last_seq: p.last_seq })
+            }
+            "ack" => {
+                let p: AckPayload = parse(&e.payload).map_err(bad)?;
+                Ok(ClientMsg::Ack { seq: p.seq })
+            }
             other => Err(FrameError::UnknownType(other.chars().take(40).collect())),
         }
     }
@@ -198,28 +371,45 @@ impl TryFrom<&Envelope> for ClientMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hospital_domain::live::UnreadCount;
 
     #[test]
-    fn both_codecs_round_trip() {
-        let e = Envelope { kind: "queue".into(), seq: Some(7), id: None, payload: serde_json::json!({"position": 3}) };
+    fn outgoing_frames_decode_as_they_were_meant() {
+        let ev = PersonalEvent::Unread(UnreadCount { count: 2 });
         for c in [Codec::Json, Codec::MsgPack] {
-            assert_eq!(c.decode(&c.encode(&e)).unwrap(), e);
+            let f = c.encode(&Outgoing::new(&ev).seq(7));
+            let back = c.decode_server(&f).unwrap();
+            assert_eq!(back.seq, Some(7));
+            assert_eq!(back.body, ServerBody::Personal(ev.clone()));
+            let pong = Control::Pong(Pong { seq: 7 });
+            let f = c.encode(&Outgoing::new(&pong).reply_to(Some("p1")));
+            let back = c.decode_server(&f).unwrap();
+            assert_eq!((back.body, back.id.as_deref(), back.seq), (ServerBody::Control(pong), Some("p1"), None));
         }
-        assert!(matches!(Codec::Json.encode(&e), Frame::Text(t) if t.contains(r#""type":"queue""#)));
+        let Frame::Text(t) = Codec::Json.encode(&Outgoing::new(&ev).seq(7)) else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v, serde_json::json!({"type": "unread", "seq": 7, "payload": {"count": 2}}));
     }
 
     #[test]
     fn refuses_garbage_and_unknowns() {
         assert_eq!(Codec::Json.decode(&Frame::Text("{{".into())), Err(FrameError::Malformed("JSON")));
         assert!(Codec::MsgPack.decode(&Frame::Binary(vec![0xc1, 0xff])).is_err());
-        let e = Envelope::new("teleport", serde_json::json!({}));
-        assert!(matches!(ClientMsg::try_from(&e), Err(FrameError::UnknownType(_))));
-        let e = Envelope::new("subscribe", serde_json::json!({"topics": ["doctor:nope"]}));
+        let env = |kind: &str, payload: serde_json::Value| ClientEnvelope { kind: kind.into(), id: None, payload };
+        assert!(matches!(
+            ClientMsg::try_from(&env("teleport", serde_json::json!({}))),
+            Err(FrameError::UnknownType(_))
+        ));
+        let e = env("subscribe", serde_json::json!({"topics": ["doctor:nope"]}));
         assert!(matches!(ClientMsg::try_from(&e), Err(FrameError::BadPayload { .. })));
-        let e = Envelope::new("resume", serde_json::json!({"last_seq": "x"}));
-        assert!(ClientMsg::try_from(&e).is_err());
-        let ok =
-            Envelope::new("subscribe", serde_json::json!({"topics": [format!("doctor:{}", uuid::Uuid::new_v4())]}));
+        assert!(ClientMsg::try_from(&env("resume", serde_json::json!({"last_seq": "x"}))).is_err());
+        assert!(ClientMsg::try_from(&env("ack", serde_json::json!({"seq": -1}))).is_err());
+        let ok = env("subscribe", serde_json::json!({"topics": [format!("doctor:{}", uuid::Uuid::new_v4())]}));
         assert!(matches!(ClientMsg::try_from(&ok), Ok(ClientMsg::Subscribe { .. })));
+        assert_eq!(ClientMsg::try_from(&env("ping", serde_json::Value::Null)), Ok(ClientMsg::Ping { last_seq: None }));
+        assert_eq!(
+            ClientMsg::try_from(&env("ping", serde_json::json!({"last_seq": 4}))),
+            Ok(ClientMsg::Ping { last_seq: Some(4) })
+        );
     }
 }

@@ -1,104 +1,42 @@
 //! One WebSocket connection: authentication (the bearer token on the upgrade request, or an
-//! `auth` frame first), the account's live events in sequence, resume from a sequence number,
-//! topic subscriptions, heartbeats and the limits. The policy for a slow reader:
-//! - personal events are never dropped: they wait in a bounded outbox; when it is full the client
-//!   is too slow, and the connection is closed with 4008 so it reconnects and resumes losing
-//!   nothing;
-//! - topic updates are coalesced: a socket keeps only the newest update per topic until it can
-//!   send it, so a slow client gets the current state, not every step, and costs bounded memory.
+//! `auth` frame first), the account's personal events in sequence, resume from a sequence
+//! number, topic subscriptions with a snapshot on subscribe, heartbeats, and the limits.
 //!
-//! Writes have a timeout: a client that stops reading cannot hold a task or memory for long.
+//! Exactly once, in order: the socket remembers the last sequence number it sent; a live event
+//! at or below it is skipped, and one past the next (events from several nodes can arrive out of
+//! order) makes the socket fill the gap from the log first.
+//!
+//! The policy for a slow reader, which must cost bounded memory and stay inside the log:
+//! - personal events wait in a bounded outbox; when it is full the client is too slow;
+//! - the client acknowledges what it processed (`ack`, or `last_seq` in `ping`); a client more
+//!   than `max_unacked` events or `ack_timeout_secs` behind is too slow. This is what catches a
+//!   client that stopped reading while the kernel buffers (ours and its own) still take bytes;
+//! - a write that does not complete within `write_timeout_secs` means too slow as well.
+//!
+//! Too slow closes with 4008; the client reconnects and resumes, losing nothing (the bound on
+//! unacknowledged events is below what the log keeps). Topic updates are coalesced: a socket
+//! keeps only the newest update per topic and session until it can send it.
+//!
+//! The login: a logout (one login or all) closes the socket with 4001 at once, on every node
+//! (`Hub::revoke`); the session is re-read when it would end, and an ended one closes the socket
+//! (4001). A connected, heartbeating app keeps its session alive like REST use does.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use hospital_actors::{LiveEvent, LiveSocket, PatientMsg};
 use hospital_domain::AccountId;
-use hospital_store::Subject;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use hospital_store::{LoginSession, Subject};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
-use super::protocol::{close, ClientMsg, Codec, Envelope, Frame};
+use super::hub::SocketShared;
+use super::log::{Logged, Since};
+use super::protocol::{
+    close, codes, ClientMsg, Codec, Control, Frame, Outgoing, Pong, Reload, Resumed, Snapshot, Topics, Welcome,
+};
 use super::RealtimeConfig;
 use crate::auth::tokens::hash_token;
 use crate::state::AppState;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// The part of a connection that others hand events to.
-pub struct SocketShared {
-    pub id: u64,
-    pub account: AccountId,
-    personal: mpsc::Sender<Arc<LiveEvent>>,
-    topics: Mutex<HashMap<String, Arc<Prepared>>>,
-    wake: Notify,
-    too_slow: AtomicBool,
-}
-
-impl std::fmt::Debug for SocketShared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Socket").field("id", &self.id).field("account", &self.account).finish()
-    }
-}
-
-impl LiveSocket for SocketShared {
-    fn id(&self) -> u64 {
-        self.id
-    }
-
-    fn deliver(&self, event: &Arc<LiveEvent>) -> bool {
-        match self.personal.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.too_slow.store(true, Ordering::Relaxed);
-                self.wake.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
-
-impl SocketShared {
-    /// Keeps the newest update of `topic` until the writer sends it.
-    pub fn offer_topic(&self, topic: &str, event: Arc<Prepared>) {
-        let replaced = self.topics.lock().expect("topic slot").insert(topic.to_string(), event).is_some();
-        if replaced {
-            metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
-        }
-        self.wake.notify_one();
-    }
-}
-
-/// A topic update on its way to many sockets: encoded at most once per encoding and then shared
-/// (the frame bytes are reference-counted), so a popular doctor's thousands of subscribers cost one
-/// serialisation, not one each.
-pub struct Prepared {
-    pub event: Arc<LiveEvent>,
-    json: std::sync::OnceLock<axum::extract::ws::Utf8Bytes>,
-    msgpack: std::sync::OnceLock<axum::body::Bytes>,
-}
-
-impl Prepared {
-    pub fn new(event: Arc<LiveEvent>) -> Arc<Self> {
-        Arc::new(Self { event, json: Default::default(), msgpack: Default::default() })
-    }
-
-    fn message(&self, codec: Codec) -> Message {
-        let env = || event_envelope(&self.event);
-        match codec {
-            Codec::Json => Message::Text(
-                self.json.get_or_init(|| serde_json::to_string(&env()).expect("envelopes serialise").into()).clone(),
-            ),
-            Codec::MsgPack => Message::Binary(
-                self.msgpack
-                    .get_or_init(|| rmp_serde::to_vec_named(&env()).expect("envelopes serialise").into())
-                    .clone(),
-            ),
-        }
-    }
-}
 
 /// A tiny token bucket per connection (a governor limiter per socket would cost more memory).
 struct Bucket {
@@ -122,72 +60,53 @@ impl Bucket {
     }
 }
 
+/// How a connection ends: the close code and reason to send, or None (the peer is gone).
+type End = Option<(u16, String)>;
+
+fn end(code: u16, reason: impl Into<String>) -> End {
+    Some((code, reason.into()))
+}
+
 struct Conn {
     ws: WebSocket,
     codec: Codec,
     cfg: RealtimeConfig,
 }
 
-/// Why a send failed.
-enum SendFail {
-    /// The client did not take the frame within the write timeout: too slow.
-    Slow,
-    /// The connection is gone.
-    Gone,
-}
-
-impl SendFail {
-    fn close(self) -> Option<(u16, String)> {
-        match self {
-            SendFail::Slow => Some((close::TOO_SLOW, "too slow: reconnect and resume".into())),
-            SendFail::Gone => None,
-        }
-    }
-}
-
-/// Sends, or ends the connection loop with the right close.
-macro_rules! send_or_end {
-    ($conn:expr, $env:expr) => {
-        if let Err(fail) = $conn.send($env).await {
-            return fail.close();
-        }
-    };
-}
-
-/// The same, inside a function that returns `Result<_, close>`.
-macro_rules! send_or_err {
-    ($conn:expr, $env:expr) => {
-        if let Err(fail) = $conn.send($env).await {
-            return Err(fail.close());
-        }
-    };
-}
-
 impl Conn {
-    /// Sends one envelope, or fails if the client does not take it in time.
-    async fn send(&mut self, e: &Envelope) -> Result<(), SendFail> {
-        let msg = match self.codec.encode(e) {
+    /// Sends one frame, or says how the connection ends: a client that does not take it within
+    /// the write timeout is too slow.
+    async fn send<B: serde::Serialize>(&mut self, out: Outgoing<'_, B>, kind: &'static str) -> Result<(), End> {
+        let msg = match self.codec.encode(&out) {
             Frame::Text(t) => Message::Text(t.into()),
             Frame::Binary(b) => Message::Binary(b.into()),
         };
-        self.send_message(msg, &e.kind).await
+        self.send_message(msg, kind).await
     }
 
-    /// Sends an already encoded frame (a shared topic update).
-    async fn send_prepared(&mut self, p: &Prepared) -> Result<(), SendFail> {
-        let msg = p.message(self.codec);
-        self.send_message(msg, &p.event.kind).await
+    async fn control(&mut self, c: Control, id: Option<&str>) -> Result<(), End> {
+        let kind = match &c {
+            Control::Welcome(_) => "welcome",
+            Control::Resumed(_) => "resumed",
+            Control::Reload(_) => "reload",
+            Control::Subscribed(_) => "subscribed",
+            Control::Unsubscribed(_) => "unsubscribed",
+            Control::Snapshot(_) => "snapshot",
+            Control::Pong(_) => "pong",
+            Control::Error(_) => "error",
+        };
+        self.send(Outgoing::new(&c).reply_to(id), kind).await
     }
 
-    async fn send_message(&mut self, msg: Message, kind: &str) -> Result<(), SendFail> {
+    async fn send_message(&mut self, msg: Message, kind: &'static str) -> Result<(), End> {
         let timeout = Duration::from_secs(self.cfg.write_timeout_secs);
         match tokio::time::timeout(timeout, self.ws.send(msg)).await {
             Ok(Ok(())) => {
-                metrics::counter!("ws_frames_out_total", "type" => kind.to_string()).increment(1);
+                metrics::counter!("ws_frames_out_total", "type" => kind).increment(1);
                 Ok(())
             }
-            Ok(Err(_)) => Err(SendFail::Gone),
-            Err(_) => Err(SendFail::Slow),
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(end(close::TOO_SLOW, "too slow: reconnect and resume")),
         }
     }
 
@@ -218,14 +137,19 @@ fn to_frame(m: &Message) -> Option<Frame> {
     }
 }
 
-fn event_envelope(e: &LiveEvent) -> Envelope {
-    let mut env = Envelope::new(&e.kind, e.payload.clone());
-    env.seq = e.seq;
-    if let Some(t) = &e.topic {
-        // A topic update says which topic it is.
-        env.payload = serde_json::json!({"topic": t, "data": e.payload});
+/// The close a read error calls for (RFC 6455 section 7.4.1): a text frame that is not UTF-8 is
+/// 1007, a frame over the limit 1009, anything else that breaks the protocol 1002; a transport
+/// error means the peer is gone.
+fn read_error_close(e: axum::Error) -> End {
+    use tungstenite::error::Error as WsError;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Utf8(_)) => end(close::INVALID_PAYLOAD, "text frames must be UTF-8"),
+        Some(WsError::Capacity(_)) => end(close::TOO_BIG, "frame too large"),
+        Some(WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed) => None,
+        Some(WsError::Protocol(p)) => end(close::PROTOCOL_ERROR, format!("protocol error: {p}")),
+        _ => end(close::PROTOCOL_ERROR, "protocol error"),
     }
-    env
 }
 
 /// Runs one connection to its end. `token` is the bearer token sent with the upgrade, if any.
@@ -233,34 +157,47 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     let cfg = state.config.realtime.clone();
     let mut conn = Conn { ws, codec, cfg: cfg.clone() };
     metrics::gauge!("ws_open_sockets").increment(1.0);
-    let (account, resume_from) = match authenticate(&mut conn, &state, token).await {
-        Ok((a, from_frame)) => (a, resume_from.or(from_frame)),
-        Err(why) => {
-            let _ = conn.send(&Envelope::error("unauthorized", why.clone(), None)).await;
+    let (session, resume_from) = match authenticate(&mut conn, &state, token).await {
+        Ok((s, from_frame)) => (s, resume_from.or(from_frame)),
+        Err(Some(why)) => {
+            let _ = conn.control(Control::error(codes::UNAUTHORIZED, why.clone()), None).await;
             conn.close(close::UNAUTHORIZED, &why).await;
             metrics::gauge!("ws_open_sockets").decrement(1.0);
             return;
         }
+        Err(None) => {
+            metrics::gauge!("ws_open_sockets").decrement(1.0);
+            return;
+        }
     };
-    let (tx, rx) = mpsc::channel(cfg.outbox);
-    let shared = Arc::new(SocketShared {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        account,
-        personal: tx,
-        topics: Mutex::new(HashMap::new()),
-        wake: Notify::new(),
-        too_slow: AtomicBool::new(false),
-    });
-    let (code, reason) =
-        serve(&mut conn, &state, &shared, rx, resume_from).await.unwrap_or((close::GOING_AWAY, "bye".into()));
-    // Clean up: the actor forgets the socket, the hub its subscriptions (they hold a Weak).
-    if let Some(actor) = state.actors.running_patient(account) {
-        let _ = actor.cast(PatientMsg::SocketClosed { id: shared.id });
-    }
-    let subscribed: Vec<String> = shared.topics.lock().expect("topic slot").keys().cloned().collect();
-    for t in subscribed {
-        state.realtime().hub.unsubscribe(&t, shared.id);
-    }
+    let Subject::Account { id: account } = session.subject else { unreachable!("authenticate checks") };
+    let (shared, outbox) = SocketShared::new(account, session.token_hash.clone(), cfg.outbox);
+    let rt = state.realtime();
+    // Registered before the head is read: an event is either at or below the head (the resume
+    // replays it) or reaches this socket live.
+    rt.hub.register(&shared);
+    let mut s = Session { conn, state: &state, shared: &shared, account, login: session, subscribed: HashSet::new() };
+    let ending = s.serve(outbox, resume_from).await;
+    let Session { conn, subscribed, .. } = s;
+    rt.hub.unregister(&shared, subscribed);
+    // A close asked for from outside (revocation, a full outbox) wins over what the loop saw.
+    let (code, reason) = match (shared.closing(), ending) {
+        (Some((code, reason)), _) => (code, reason.to_string()),
+        (None, Some(e)) => e,
+        (None, None) => {
+            metrics::gauge!("ws_open_sockets").decrement(1.0);
+            return;
+        }
+    };
+    let why = match code {
+        close::TOO_SLOW => "too_slow",
+        close::UNAUTHORIZED => "unauthorized",
+        close::IDLE => "idle",
+        close::FLOOD => "flood",
+        close::PROTOCOL_ERROR | close::INVALID_PAYLOAD | close::TOO_BIG => "protocol",
+        _ => "other",
+    };
+    metrics::counter!("ws_closes_total", "reason" => why).increment(1);
     if code == close::TOO_SLOW {
         metrics::counter!("ws_drops_total", "reason" => "too_slow").increment(1);
     }
@@ -268,29 +205,34 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     metrics::gauge!("ws_open_sockets").decrement(1.0);
 }
 
-/// The account, and the `last_seq` an auth frame asked to resume from.
+/// The login session, and the `last_seq` an auth frame asked to resume from. Err(Some(why)):
+/// refuse with 4001; Err(None): the peer went away.
 async fn authenticate(
     conn: &mut Conn,
     state: &AppState,
     token: Option<String>,
-) -> Result<(AccountId, Option<u64>), String> {
+) -> Result<(LoginSession, Option<u64>), Option<String>> {
     let mut last_seq = None;
     let token = match token {
         Some(t) => t,
         None => {
             // wx.connectSocket can send headers, but browsers cannot: then the first frame is auth.
             let wait = Duration::from_secs(conn.cfg.auth_timeout_secs);
-            let first =
-                tokio::time::timeout(wait, conn.ws.recv()).await.map_err(|_| "no auth frame in time".to_string())?;
-            let msg = first.and_then(Result::ok).ok_or("closed before authenticating")?;
-            let frame = to_frame(&msg).ok_or("the first frame must be an auth frame")?;
-            let env = conn.codec.decode(&frame).map_err(|e| e.to_string())?;
-            match ClientMsg::try_from(&env).map_err(|e| e.to_string())? {
+            let first = tokio::time::timeout(wait, conn.ws.recv())
+                .await
+                .map_err(|_| Some("no auth frame in time".to_string()))?;
+            let msg = match first {
+                Some(Ok(m)) => m,
+                Some(Err(_)) | None => return Err(None),
+            };
+            let frame = to_frame(&msg).ok_or(Some("the first frame must be an auth frame".to_string()))?;
+            let env = conn.codec.decode(&frame).map_err(|e| Some(e.to_string()))?;
+            match ClientMsg::try_from(&env).map_err(|e| Some(e.to_string()))? {
                 ClientMsg::Auth { token, last_seq: l } => {
                     last_seq = l;
                     token
                 }
-                _ => return Err("the first frame must be an auth frame".into()),
+                _ => return Err(Some("the first frame must be an auth frame".into())),
             }
         }
     };
@@ -298,262 +240,330 @@ async fn authenticate(
         .sessions
         .get(&hash_token(&token), chrono::Utc::now())
         .await
-        .map_err(|_| "sessions are unavailable".to_string())?
-        .ok_or("the token is invalid, expired or revoked")?;
+        .map_err(|_| Some("sessions are unavailable".to_string()))?
+        .ok_or(Some("the token is invalid, expired or revoked".to_string()))?;
     match session.subject {
-        Subject::Account { id } => Ok((id, last_seq)),
-        Subject::Staff { .. } => Err("this socket is for patient accounts".into()),
+        Subject::Account { .. } => Ok((session, last_seq)),
+        Subject::Staff { .. } => Err(Some("this socket is for patient accounts".into())),
     }
 }
 
-/// The connection's loop; returns the close code and reason.
-async fn serve(
-    conn: &mut Conn,
-    state: &AppState,
-    shared: &Arc<SocketShared>,
-    mut personal: mpsc::Receiver<Arc<LiveEvent>>,
-    resume_from: Option<u64>,
-) -> Option<(u16, String)> {
-    let rt = state.realtime();
-    let account = shared.account;
-    // Register first, then read the head: an event is either at or before the head (the client
-    // asks for it by resuming) or reaches this socket through the actor (see docs/realtime.md).
-    let actor = state.actors.patient(account).await.ok()?;
-    actor.cast(PatientMsg::SocketOpened { socket: shared.clone() }).ok()?;
-    let welcome_head = rt.log.head(account).await.ok()?;
-    let mut last_sent = welcome_head;
-    let mut live_started = false;
-    let welcome = serde_json::json!({
-        "account_id": account,
-        "seq": last_sent,
-        "heartbeat_secs": conn.cfg.heartbeat_secs,
-        "idle_timeout_secs": conn.cfg.idle_timeout_secs,
-        "max_frame_bytes": conn.cfg.max_frame_bytes,
-    });
-    send_or_end!(conn, &Envelope::new("welcome", welcome));
-    if let Some(from) = resume_from {
-        // Before the first live event: the replay comes in order, then live continues.
-        last_sent =
-            match resume(conn, state, account, from, welcome_head, Sent { last: last_sent, live: live_started }, None)
-                .await
-            {
-                Ok(v) => v,
-                Err(close) => return close,
-            };
-    }
-
-    let mut bucket = Bucket {
-        tokens: conn.cfg.burst as f64,
-        rate: conn.cfg.frames_per_second as f64,
-        burst: conn.cfg.burst as f64,
-        at: Instant::now(),
-    };
-    let mut bad = 0u32;
-    let mut subscribed: HashSet<String> = HashSet::new();
-    let mut last_heard = Instant::now();
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(conn.cfg.heartbeat_secs));
-    heartbeat.tick().await;
-
-    loop {
-        tokio::select! {
-            incoming = conn.ws.recv() => {
-                let msg = match incoming {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => {
-                        let too_big = e.to_string().to_lowercase().contains("too long") || e.to_string().to_lowercase().contains("too big") || e.to_string().contains("Space limit");
-                        return Some(if too_big { (close::TOO_BIG, "frame too large".into()) } else { (close::GOING_AWAY, "read error".into()) });
-                    }
-                    None => return None,
-                };
-                last_heard = Instant::now();
-                let frame = match &msg {
-                    Message::Close(_) => return None,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    m => to_frame(m).expect("data frame"),
-                };
-                if !bucket.take() {
-                    bad += 1;
-                    metrics::counter!("ws_frames_in_total", "type" => "rate_limited").increment(1);
-                    if bad > conn.cfg.max_bad_frames {
-                        return Some((close::FLOOD, "too many frames".into()));
-                    }
-                    send_or_end!(conn, &Envelope::error("rate_limited", format!("at most {} frames per second", conn.cfg.frames_per_second), None));
-                    continue;
-                }
-                let env = match conn.codec.decode(&frame) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        bad += 1;
-                        metrics::counter!("ws_frames_in_total", "type" => "invalid").increment(1);
-                        if bad > conn.cfg.max_bad_frames {
-                            return Some((close::FLOOD, "too many bad frames".into()));
-                        }
-                        send_or_end!(conn, &Envelope::error(e.code(), e.to_string(), None));
-                        continue;
-                    }
-                };
-                let id = env.id.clone();
-                match ClientMsg::try_from(&env) {
-                    Err(e) => {
-                        bad += 1;
-                        metrics::counter!("ws_frames_in_total", "type" => "invalid").increment(1);
-                        if bad > conn.cfg.max_bad_frames {
-                            return Some((close::FLOOD, "too many bad frames".into()));
-                        }
-                        send_or_end!(conn, &Envelope::error(e.code(), e.to_string(), id));
-                    }
-                    Ok(m) => {
-                        metrics::counter!("ws_frames_in_total", "type" => env.kind.clone()).increment(1);
-                        match m {
-                            ClientMsg::Ping => send_or_end!(conn, &Envelope::new("pong", serde_json::json!({"seq": last_sent})).reply_to(id)),
-                            ClientMsg::Auth { .. } => send_or_end!(conn, &Envelope::error("already_authenticated", "this socket is authenticated", id)),
-                            ClientMsg::Resume { last_seq } => {
-                                last_sent = match resume(conn, state, account, last_seq, welcome_head, Sent { last: last_sent, live: live_started }, id).await {
-                                    Ok(v) => v,
-                                    Err(close) => return close,
-                                };
-                            }
-                            ClientMsg::Subscribe { topics } => {
-                                if subscribed.len() + topics.len() > conn.cfg.max_topics {
-                                    send_or_end!(conn, &Envelope::error("too_many_topics", format!("at most {} topics per socket", conn.cfg.max_topics), id));
-                                    continue;
-                                }
-                                for t in &topics {
-                                    rt.hub.subscribe(t, shared);
-                                    subscribed.insert(t.clone());
-                                }
-                                send_or_end!(conn, &Envelope::new("subscribed", serde_json::json!({"topics": topics})).reply_to(id));
-                            }
-                            ClientMsg::Unsubscribe { topics } => {
-                                for t in &topics {
-                                    rt.hub.unsubscribe(t, shared.id);
-                                    subscribed.remove(t);
-                                    shared.topics.lock().expect("topic slot").remove(t);
-                                }
-                                send_or_end!(conn, &Envelope::new("unsubscribed", serde_json::json!({"topics": topics})).reply_to(id));
-                            }
-                        }
-                    }
-                }
-            }
-            Some(event) = personal.recv() => {
-                let seq = event.seq.unwrap_or(0);
-                // Already sent by a resume: exactly once.
-                if seq <= last_sent {
-                    continue;
-                }
-                send_or_end!(conn, &event_envelope(&event));
-                last_sent = seq;
-                live_started = true;
-                let lag = bus_now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
-                metrics::histogram!("ws_fanout_latency_seconds").record(lag);
-            }
-            _ = shared.wake.notified() => {
-                if shared.too_slow.load(Ordering::Relaxed) {
-                    return Some((close::TOO_SLOW, "too slow: reconnect and resume".into()));
-                }
-                let pending: Vec<(String, Arc<Prepared>)> = shared.topics.lock().expect("topic slot").drain().collect();
-                for (topic, prepared) in pending {
-                    if !subscribed.contains(&topic) {
-                        continue;
-                    }
-                    if let Err(fail) = conn.send_prepared(&prepared).await {
-                        return fail.close();
-                    }
-                    let lag = bus_now_ms().saturating_sub(prepared.event.at_ms) as f64 / 1000.0;
-                    metrics::histogram!("ws_fanout_latency_seconds").record(lag);
-                }
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > Duration::from_secs(conn.cfg.idle_timeout_secs) {
-                    return Some((close::IDLE, "idle: send a ping at least every heartbeat".into()));
-                }
-                // A protocol ping keeps NATs open and finds dead peers; clients need not answer it.
-                let _ = tokio::time::timeout(Duration::from_secs(conn.cfg.write_timeout_secs), conn.ws.send(Message::Ping(Vec::new().into()))).await;
-                // If our actor restarted it no longer knows this socket: register again and
-                // replay what may have been missed meanwhile.
-                if let Some(actor) = state.actors.running_patient(account) {
-                    let known = ractor::call_t!(actor, |reply| PatientMsg::HasSocket { id: shared.id, reply }, 2000).unwrap_or(true);
-                    if !known {
-                        let _ = actor.cast(PatientMsg::SocketOpened { socket: shared.clone() });
-                        last_sent = match resume(conn, state, account, last_sent, welcome_head, Sent { last: last_sent, live: live_started }, None).await {
-                            Ok(v) => v,
-                            Err(close) => return close,
-                        };
-                    }
-                } else if let Ok(actor) = state.actors.patient(account).await {
-                    let _ = actor.cast(PatientMsg::SocketOpened { socket: shared.clone() });
-                    last_sent = match resume(conn, state, account, last_sent, welcome_head, Sent { last: last_sent, live: live_started }, None).await {
-                            Ok(v) => v,
-                            Err(close) => return close,
-                        };
-                }
-            }
-        }
-    }
-}
-
-fn bus_now_ms() -> u64 {
-    super::bus::now_ms()
-}
-
-/// Replays the events after `from` that this socket has not sent: those up to the head at welcome
-/// (before live delivery began) and those after the last one sent live. Returns the new last sent
-/// sequence number.
-async fn resume(
-    conn: &mut Conn,
-    state: &AppState,
+/// One authenticated connection's state.
+struct Session<'a> {
+    conn: Conn,
+    state: &'a AppState,
+    shared: &'a Arc<SocketShared>,
     account: AccountId,
-    from: u64,
-    welcome_head: u64,
-    sent: Sent,
-    id: Option<String>,
-) -> Result<u64, Option<(u16, String)>> {
-    // Events up to the head at welcome may still be on their way into the log (numbered, not yet
-    // stored): give them a moment, so the replay covers everything this socket will not get live.
-    let mut attempt = 0;
-    let (since, head) = loop {
-        let Ok((since, upto)) = state.realtime().log.since(account, from).await else { return Err(None) };
-        if upto >= welcome_head || attempt >= 25 || matches!(since, super::log::Since::TooOld) {
-            break (since, upto);
+    login: LoginSession,
+    subscribed: HashSet<String>,
+}
+
+/// What the socket has sent and had acknowledged of its account's events.
+struct Progress {
+    /// Every event up to this one was sent (or the client was told to reload past it).
+    last_sent: u64,
+    last_acked: u64,
+    /// When the oldest unacknowledged event went out.
+    unacked_since: Option<Instant>,
+}
+
+impl Progress {
+    fn sent(&mut self, seq: u64) {
+        self.last_sent = self.last_sent.max(seq);
+        if self.last_sent > self.last_acked && self.unacked_since.is_none() {
+            self.unacked_since = Some(Instant::now());
         }
-        attempt += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    match since {
-        super::log::Since::TooOld => {
-            metrics::counter!("ws_resumes_total", "outcome" => "reload").increment(1);
-            let body = serde_json::json!({"reason": "missed events are no longer kept; reload over REST", "seq": head});
-            send_or_err!(conn, &Envelope::new("reload", body).reply_to(id));
-            Ok(head.max(sent.last))
-        }
-        super::log::Since::Events(events) => {
-            metrics::counter!("ws_resumes_total", "outcome" => "replayed").increment(1);
-            // Before any live event, the replay is simply everything after `from`, and the
-            // sequence continues from the last one replayed (later ones come live, in order).
-            // After live events, only what live delivery did not send: up to the welcome head,
-            // and past the last one sent.
-            let mut last = if sent.live { sent.last } else { from };
-            let mut replayed = 0usize;
-            for e in events {
-                let seq = e.seq.unwrap_or(0);
-                if !sent.live || seq <= welcome_head || seq > sent.last {
-                    send_or_err!(conn, &event_envelope(&e));
-                    last = last.max(seq);
-                    replayed += 1;
-                }
-            }
-            let body = serde_json::json!({"from": from, "replayed": replayed, "seq": last});
-            send_or_err!(conn, &Envelope::new("resumed", body).reply_to(id));
-            Ok(last)
-        }
+    }
+
+    fn ack(&mut self, seq: u64) {
+        // An ack past what was sent is the client's mistake; it acknowledges what was sent.
+        self.last_acked = self.last_acked.max(seq.min(self.last_sent));
+        self.unacked_since = (self.last_acked < self.last_sent).then(Instant::now);
     }
 }
 
-/// What a socket has sent of its account's events: the last sequence number, and whether any
-/// came live (rather than from a replay).
-#[derive(Clone, Copy)]
-struct Sent {
-    last: u64,
-    live: bool,
+impl Session<'_> {
+    /// The connection's loop; returns how it ends.
+    async fn serve(&mut self, outbox: mpsc::Receiver<Arc<Logged>>, resume_from: Option<u64>) -> End {
+        match self.serve_until_end(outbox, resume_from).await {
+            Ok(never) => match never {},
+            Err(end) => end,
+        }
+    }
+
+    async fn serve_until_end(
+        &mut self,
+        mut outbox: mpsc::Receiver<Arc<Logged>>,
+        resume_from: Option<u64>,
+    ) -> Result<std::convert::Infallible, End> {
+        let cfg = self.conn.cfg.clone();
+        let rt = self.state.realtime();
+        let head = rt.log.head(self.account).await.map_err(|_| ()).ok();
+        let Some(head) = head else {
+            let _ = self.conn.control(Control::error(codes::UNAVAILABLE, "events are unavailable"), None).await;
+            return Err(end(close::GOING_AWAY, "events are unavailable: reconnect later"));
+        };
+        let welcome = Welcome {
+            account_id: self.account,
+            seq: head,
+            heartbeat_secs: cfg.heartbeat_secs,
+            idle_timeout_secs: cfg.idle_timeout_secs,
+            max_frame_bytes: cfg.max_frame_bytes,
+            max_unacked: cfg.max_unacked,
+            ack_timeout_secs: cfg.ack_timeout_secs,
+        };
+        self.conn.control(Control::Welcome(welcome), None).await?;
+        let mut p = Progress { last_sent: head, last_acked: head, unacked_since: None };
+        if let Some(from) = resume_from {
+            // Before the first live event: the replay comes in order, then live continues.
+            p.last_acked = from.min(head);
+            self.resume(&mut p, from, head, None).await?;
+        }
+
+        let mut bucket = Bucket {
+            tokens: cfg.burst as f64,
+            rate: cfg.frames_per_second as f64,
+            burst: cfg.burst as f64,
+            at: Instant::now(),
+        };
+        let mut bad = 0u32;
+        let mut last_heard = Instant::now();
+        let mut last_touch = Instant::now();
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs));
+        heartbeat.tick().await;
+        let mut session_check = tokio::time::Instant::now() + until(self.login.ends_at());
+
+        loop {
+            tokio::select! {
+                incoming = self.conn.ws.recv() => {
+                    let msg = match incoming {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => return Err(read_error_close(e)),
+                        None => return Err(None),
+                    };
+                    last_heard = Instant::now();
+                    let frame = match &msg {
+                        Message::Close(_) => return Err(None),
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        m => to_frame(m).expect("data frame"),
+                    };
+                    if last_touch.elapsed() >= Duration::from_secs(self.login.idle_timeout_secs / 10) {
+                        // An app that is open and heartbeating is in use: its session stays alive.
+                        last_touch = Instant::now();
+                        if let Ok(s) = self.state.sessions.touch(&self.login, chrono::Utc::now()).await {
+                            self.login = s;
+                        }
+                    }
+                    if !bucket.take() {
+                        bad += 1;
+                        metrics::counter!("ws_frames_in_total", "type" => "rate_limited").increment(1);
+                        if bad > cfg.max_bad_frames {
+                            return Err(end(close::FLOOD, "too many frames"));
+                        }
+                        let why = format!("at most {} frames per second", cfg.frames_per_second);
+                        self.conn.control(Control::error(codes::RATE_LIMITED, why), None).await?;
+                        continue;
+                    }
+                    // The envelope, then its payload: each refusal has its own code.
+                    let parsed = self.conn.codec.decode(&frame).map_err(|e| (e, None)).and_then(|env| {
+                        ClientMsg::try_from(&env).map(|m| (m, env.id.clone())).map_err(|e| (e, env.id))
+                    });
+                    let (msg, id) = match parsed {
+                        Ok(v) => v,
+                        Err((e, id)) => {
+                            bad += 1;
+                            metrics::counter!("ws_frames_in_total", "type" => "invalid").increment(1);
+                            if bad > cfg.max_bad_frames {
+                                return Err(end(close::FLOOD, "too many bad frames"));
+                            }
+                            self.conn.control(Control::error(e.code(), e.to_string()), id.as_deref()).await?;
+                            continue;
+                        }
+                    };
+                    self.handle(msg, id.as_deref(), &mut p).await?;
+                }
+                Some(event) = outbox.recv() => {
+                    self.live(&mut p, event).await?;
+                    if p.last_sent.saturating_sub(p.last_acked) > cfg.max_unacked {
+                        return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
+                    }
+                }
+                _ = self.shared.wake.notified() => {
+                    if let Some((code, reason)) = self.shared.closing() {
+                        return Err(end(code, reason));
+                    }
+                    for prepared in self.shared.take_topics() {
+                        if !self.subscribed.contains(prepared.event.topic()) {
+                            continue;
+                        }
+                        self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;
+                        let lag = super::bus::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
+                        metrics::histogram!("ws_fanout_latency_seconds").record(lag);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
+                        return Err(end(close::IDLE, "idle: send a ping at least every heartbeat"));
+                    }
+                    if p.unacked_since.is_some_and(|t| t.elapsed() > Duration::from_secs(cfg.ack_timeout_secs)) {
+                        return Err(end(close::TOO_SLOW, "events unacknowledged for too long: reconnect and resume"));
+                    }
+                    // A protocol ping keeps NATs open and finds dead peers; clients need not answer it.
+                    self.conn.send_message(Message::Ping(Vec::new().into()), "ping").await?;
+                }
+                _ = tokio::time::sleep_until(session_check) => {
+                    // The session would have ended by now unless it was used meanwhile.
+                    match self.state.sessions.get(&self.login.token_hash, chrono::Utc::now()).await {
+                        Ok(Some(s)) => {
+                            session_check = tokio::time::Instant::now() + until(s.ends_at());
+                            self.login = s;
+                        }
+                        Ok(None) => return Err(end(close::UNAUTHORIZED, "the session ended: log in again")),
+                        // Sessions unreachable: look again shortly rather than drop the socket.
+                        Err(_) => session_check = tokio::time::Instant::now() + Duration::from_secs(5),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: ClientMsg, id: Option<&str>, p: &mut Progress) -> Result<(), End> {
+        let cfg = self.conn.cfg.clone();
+        let rt = self.state.realtime();
+        let kind = match &msg {
+            ClientMsg::Auth { .. } => "auth",
+            ClientMsg::Resume { .. } => "resume",
+            ClientMsg::Subscribe { .. } => "subscribe",
+            ClientMsg::Unsubscribe { .. } => "unsubscribe",
+            ClientMsg::Ping { .. } => "ping",
+            ClientMsg::Ack { .. } => "ack",
+        };
+        metrics::counter!("ws_frames_in_total", "type" => kind).increment(1);
+        match msg {
+            ClientMsg::Ping { last_seq } => {
+                if let Some(seq) = last_seq {
+                    p.ack(seq);
+                }
+                self.conn.control(Control::Pong(Pong { seq: p.last_sent }), id).await
+            }
+            ClientMsg::Ack { seq } => {
+                p.ack(seq);
+                Ok(())
+            }
+            ClientMsg::Auth { .. } => {
+                self.conn
+                    .control(Control::error(codes::ALREADY_AUTHENTICATED, "this socket is authenticated"), id)
+                    .await
+            }
+            ClientMsg::Resume { last_seq } => {
+                let to = p.last_sent;
+                self.resume(p, last_seq, to, id).await
+            }
+            ClientMsg::Subscribe { topics } => {
+                let new: Vec<String> = topics.iter().filter(|t| !self.subscribed.contains(*t)).cloned().collect();
+                if self.subscribed.len() + new.len() > cfg.max_topics {
+                    let why = format!("at most {} topics per socket", cfg.max_topics);
+                    return self.conn.control(Control::error(codes::TOO_MANY_TOPICS, why), id).await;
+                }
+                for t in &new {
+                    rt.hub.subscribe(t, self.shared);
+                    self.subscribed.insert(t.clone());
+                }
+                self.conn.control(Control::Subscribed(Topics { topics: topics.clone() }), id).await?;
+                // The current state of each new topic, so the client need not wait for a change.
+                for t in new {
+                    let taken_ms = super::bus::now_ms();
+                    match super::snapshot::of(self.state, &t).await {
+                        Ok(updates) => {
+                            self.shared.drop_topic_older(&t, taken_ms);
+                            self.conn.control(Control::Snapshot(Snapshot { topic: t, updates }), id).await?;
+                        }
+                        Err(e) => {
+                            tracing::debug!(topic = %t, error = %e, "no snapshot");
+                            let why = format!("{t}: the current state is unavailable; updates will follow");
+                            self.conn.control(Control::error(codes::UNAVAILABLE, why), id).await?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            ClientMsg::Unsubscribe { topics } => {
+                for t in &topics {
+                    rt.hub.unsubscribe(t, self.shared.id);
+                    self.subscribed.remove(t);
+                }
+                self.conn.control(Control::Unsubscribed(Topics { topics }), id).await
+            }
+        }
+    }
+
+    /// Sends a live event exactly once and in order: skipped if already sent, and preceded by
+    /// the events in between (from the log) if some did not come live yet.
+    async fn live(&mut self, p: &mut Progress, event: Arc<Logged>) -> Result<(), End> {
+        if event.seq <= p.last_sent {
+            return Ok(());
+        }
+        if event.seq > p.last_sent + 1 {
+            let from = p.last_sent + 1;
+            self.replay(p, from, event.seq - 1, None).await?;
+        }
+        self.send_event(p, &event).await?;
+        let lag = super::bus::now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
+        metrics::histogram!("ws_fanout_latency_seconds").record(lag);
+        Ok(())
+    }
+
+    async fn send_event(&mut self, p: &mut Progress, e: &Logged) -> Result<(), End> {
+        self.conn.send(Outgoing::new(&e.event).seq(e.seq), e.event.kind()).await?;
+        p.sent(e.seq);
+        Ok(())
+    }
+
+    /// Sends the logged events `from..=to`; if any is no longer kept, `reload` instead (the
+    /// client fetches the state over REST and continues from `to`). Returns how many it sent,
+    /// None for a reload.
+    async fn replay(&mut self, p: &mut Progress, from: u64, to: u64, id: Option<&str>) -> Result<Option<usize>, End> {
+        let since = match self.state.realtime().log.range(self.account, from, to).await {
+            Ok(s) => s,
+            Err(_) => return Err(end(close::GOING_AWAY, "events are unavailable: reconnect and resume")),
+        };
+        match since {
+            Since::TooOld => {
+                metrics::counter!("ws_resumes_total", "outcome" => "reload").increment(1);
+                let reload = Reload { reason: "missed events are no longer kept; reload over REST".into(), seq: to };
+                self.conn.control(Control::Reload(reload), id).await?;
+                p.sent(to);
+                Ok(None)
+            }
+            Since::Events(events) => {
+                let n = events.len();
+                for e in events {
+                    self.send_event(p, &e).await?;
+                }
+                Ok(Some(n))
+            }
+        }
+    }
+
+    /// Replays every event after `from` up to `to` (the last one this socket has sent, or the
+    /// head at welcome), then `resumed`; or `reload`.
+    async fn resume(&mut self, p: &mut Progress, from: u64, to: u64, id: Option<&str>) -> Result<(), End> {
+        if from > to {
+            // The client holds a number this account never reached here: the log was lost.
+            metrics::counter!("ws_resumes_total", "outcome" => "reload").increment(1);
+            let reload = Reload { reason: "your last_seq is ahead of the log; reload over REST".into(), seq: to };
+            return self.conn.control(Control::Reload(reload), id).await;
+        }
+        if let Some(replayed) = self.replay(p, from + 1, to, id).await? {
+            metrics::counter!("ws_resumes_total", "outcome" => "replayed").increment(1);
+            let seq = p.last_sent;
+            self.conn.control(Control::Resumed(Resumed { from, replayed, seq }), id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Time from now until `at` (zero if past).
+fn until(at: chrono::DateTime<chrono::Utc>) -> Duration {
+    (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
 }

@@ -87,8 +87,8 @@ impl AccountStore for EmbeddedStore {
         self.account_via(ACCOUNTS_BY_OPENID, Key::new().str(openid))
     }
 
-    async fn update_account(&self, account: &Account) -> Result<()> {
-        let a = account.clone();
+    async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()> {
+        let (a, events) = (account.clone(), events.to_vec());
         self.engine
             .write(move |ctx| {
                 let old: Account =
@@ -104,6 +104,7 @@ impl AccountStore for EmbeddedStore {
                     ctx.put(table, &key, &a.id);
                 }
                 ctx.put(ACCOUNTS, &id_key(&a.id.0), &a);
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await

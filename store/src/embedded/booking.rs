@@ -48,6 +48,7 @@ impl BookingStore for EmbeddedStore {
                 for m in &w.messages {
                     ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
                 }
+                super::outbox::put_events(ctx, &w.events);
                 Ok(())
             })
             .await

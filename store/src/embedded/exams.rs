@@ -3,23 +3,29 @@
 
 use async_trait::async_trait;
 use hospital_domain::exam::Exam;
+use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
 
 use super::engine::Reader;
 use super::keys::Key;
-use super::tables::{EXAMS, EXAMS_BY_ACCOUNT};
+use super::tables::{EXAMS, EXAMS_BY_ACCOUNT, MESSAGES_BY_ACCOUNT};
 use super::EmbeddedStore;
 use crate::exams::ExamStore;
 use crate::traits::Result;
+use crate::PendingEvent;
 
 #[async_trait]
 impl ExamStore for EmbeddedStore {
-    async fn put_exam(&self, exam: &Exam) -> Result<()> {
-        let e = exam.clone();
+    async fn put_exam(&self, exam: &Exam, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
+        let (e, messages, events) = (exam.clone(), messages.to_vec(), events.to_vec());
         self.engine
             .write(move |ctx| {
                 ctx.put(EXAMS, &Key::new().uuid(&e.id.0), &e);
                 ctx.put(EXAMS_BY_ACCOUNT, &Key::new().uuid(&e.account_id.0).uuid(&e.id.0), &e);
+                for m in &messages {
+                    ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
+                }
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await

@@ -9,7 +9,7 @@ use super::engine::Reader;
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
-use crate::traits::{EphemeralKv, Result};
+use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, Result, LOG_COUNTER_TTL};
 
 fn k(key: &str) -> Key {
     Key::new().str(key)
@@ -98,6 +98,34 @@ impl EphemeralKv for EmbeddedStore {
                 Ok(n)
             })
             .await
+    }
+
+    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        let (head, id, stream, value) =
+            (k(&log_counter_key(stream)), k(&log_id_key(event_id)), stream.to_string(), value.to_vec());
+        // One closure: the number, its value and the id marker commit together or not at all.
+        self.engine
+            .write(move |ctx| {
+                let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+                if let Some(n) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
+                    return Ok((n, false));
+                }
+                let n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0) + 1;
+                ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
+                ctx.put_raw(KV_ENTRIES, k(&log_value_key(&stream, n)).into_bytes(), value, Some(ttl));
+                ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
+                Ok((n, true))
+            })
+            .await
+    }
+
+    async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        // One snapshot for the whole range.
+        self.engine.read(|r| {
+            (from..=to)
+                .map(|n| Ok(r.get_raw(KV_ENTRIES, k(&log_value_key(stream, n)).bytes())?.map(|(_, v)| v)))
+                .collect()
+        })
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {

@@ -9,6 +9,7 @@ mod exams;
 pub mod keys;
 mod kv;
 mod notify;
+mod outbox;
 mod queues;
 pub mod tables;
 

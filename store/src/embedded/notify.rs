@@ -15,6 +15,7 @@ use super::tables::*;
 use super::EmbeddedStore;
 use crate::notify::{Claim, MessageFilter, NotifyStore};
 use crate::traits::Result;
+use crate::PendingEvent;
 
 /// The `reminders` row: the record and its lease (who works on it, until when).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,11 +43,12 @@ fn put_due(ctx: &mut WriteCtx<'_>, r: &Reminder) {
 
 #[async_trait]
 impl NotifyStore for EmbeddedStore {
-    async fn put_message(&self, message: &Message) -> Result<()> {
-        let m = message.clone();
+    async fn put_message(&self, message: &Message, events: &[PendingEvent]) -> Result<()> {
+        let (m, events) = (message.clone(), events.to_vec());
         self.engine
             .write(move |ctx| {
                 ctx.put(MESSAGES_BY_ACCOUNT, &message_key(m.account_id, m.id), &m);
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await
@@ -64,7 +66,8 @@ impl NotifyStore for EmbeddedStore {
             .collect())
     }
 
-    async fn mark_read(&self, account: AccountId, message: MessageId) -> Result<bool> {
+    async fn mark_read(&self, account: AccountId, message: MessageId, events: &[PendingEvent]) -> Result<bool> {
+        let events = events.to_vec();
         self.engine
             .write(move |ctx| {
                 let key = message_key(account, message);
@@ -72,13 +75,15 @@ impl NotifyStore for EmbeddedStore {
                 if !m.read {
                     m.read = true;
                     ctx.put(MESSAGES_BY_ACCOUNT, &key, &m);
+                    super::outbox::put_events(ctx, &events);
                 }
                 Ok(true)
             })
             .await
     }
 
-    async fn mark_all_read(&self, account: AccountId) -> Result<usize> {
+    async fn mark_all_read(&self, account: AccountId, events: &[PendingEvent]) -> Result<usize> {
+        let events = events.to_vec();
         self.engine
             .write(move |ctx| {
                 let all: Vec<Message> = ctx.scan(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&account.0))?;
@@ -87,6 +92,9 @@ impl NotifyStore for EmbeddedStore {
                     m.read = true;
                     ctx.put(MESSAGES_BY_ACCOUNT, &message_key(account, m.id), &m);
                     n += 1;
+                }
+                if n > 0 {
+                    super::outbox::put_events(ctx, &events);
                 }
                 Ok(n)
             })

@@ -11,16 +11,25 @@ use super::tables::QUEUES;
 use super::EmbeddedStore;
 use crate::queues::QueueStore;
 use crate::traits::Result;
+use crate::PendingEvent;
 
 #[async_trait]
 impl QueueStore for EmbeddedStore {
-    async fn put_queue(&self, session: SessionId, doctor: DoctorId, state: &ClinicQueue) -> Result<()> {
+    async fn put_queue(
+        &self,
+        session: SessionId,
+        doctor: DoctorId,
+        state: &ClinicQueue,
+        events: &[PendingEvent],
+    ) -> Result<()> {
+        let events = events.to_vec();
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
         self.engine
             .write(move |ctx| {
                 ctx.put(QUEUES, &Key::new().uuid(&session.0), &q);
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await

@@ -43,6 +43,7 @@ tables! {
     NOTIFICATION_PREFERENCES = "notification_preferences";
     REMINDERS = "reminders";
     REMINDERS_DUE = "reminders_due";
+    LIVE_OUTBOX = "live_outbox";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

@@ -19,7 +19,10 @@ use hospital_domain::{AccountId, Email, PatientId, Phone, StaffId};
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::{decode, encode, ScyllaStore};
+use scylla::statement::batch::BatchType;
+use scylla::value::CqlValue;
+
+use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::traits::{AccountStore, Result, StaffStore};
 use crate::{Account, PatientRecord, StaffMember, StoreError};
 
@@ -180,7 +183,7 @@ impl AccountStore for ScyllaStore {
         self.account_via(&BY_OPENID, openid).await
     }
 
-    async fn update_account(&self, account: &Account) -> Result<()> {
+    async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()> {
         let a = account;
         let old = self.account_row(a.id.0).await?.ok_or(StoreError::Conflict("no such account"))?;
         let (old_keys, new_keys) = (lookups(&old), lookups(a));
@@ -188,7 +191,10 @@ impl AccountStore for ScyllaStore {
         // step each key belongs to at most one account.
         let added: Vec<_> = new_keys.iter().filter(|k| !old_keys.iter().any(|o| same_lookup(o, k))).cloned().collect();
         self.claim_all(&added, a.id.0).await?;
-        if let Err(e) = self.exec(PUT_ACCOUNT, (a.id.0, encode(a))).await {
+        let mut w = Writes::default();
+        w.push(self, PUT_ACCOUNT, vec![CqlValue::Uuid(a.id.0), text(encode(a))]);
+        self.outbox_writes(&mut w, events);
+        if let Err(e) = self.run_batch(w, BatchType::Logged).await {
             for (t, k) in &added {
                 self.release(t, k, a.id.0).await;
             }

@@ -76,7 +76,8 @@ const PUT_APPOINTMENT_BY_PERSON: &str =
 const PUT_ORDER: &str = "INSERT INTO {ks}.orders (order_id, body) VALUES (?, ?)";
 const PUT_WAITLIST: &str = "INSERT INTO {ks}.waitlists_by_doctor (doctor_id, session_id, body) VALUES (?, ?, ?)";
 const DELETE_WAITLIST: &str = "DELETE FROM {ks}.waitlists_by_doctor WHERE doctor_id = ? AND session_id = ?";
-const PUT_MESSAGE: &str = "INSERT INTO {ks}.messages_by_account (account_id, message_id, body) VALUES (?, ?, ?)";
+pub(super) const PUT_MESSAGE: &str =
+    "INSERT INTO {ks}.messages_by_account (account_id, message_id, body) VALUES (?, ?, ?)";
 
 const GET_APPOINTMENT: &str = "SELECT body FROM {ks}.appointments WHERE appointment_id = ?";
 const APPOINTMENTS_OF_DOCTOR: &str =
@@ -163,6 +164,12 @@ impl ScyllaStore {
         for s in &latest_of_each(w.sessions, |s| s.id) {
             let mut g = Writes::default();
             self.session_writes(&mut g, s).await?;
+            groups.push(g);
+        }
+        // The events last, with the messages: nobody is told of a change that is not stored.
+        for e in &w.events {
+            let mut g = Writes::default();
+            self.outbox_writes(&mut g, std::slice::from_ref(e));
             groups.push(g);
         }
         for m in &latest_of_each(w.messages, |m| m.id) {

@@ -4,13 +4,16 @@
 
 use async_trait::async_trait;
 use hospital_domain::exam::Exam;
+use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
+use super::booking::PUT_MESSAGE;
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::exams::ExamStore;
 use crate::traits::Result;
+use crate::PendingEvent;
 
 const PUT_EXAM: &str = "INSERT INTO {ks}.exams (exam_id, body) VALUES (?, ?)";
 const PUT_EXAM_BY_ACCOUNT: &str = "INSERT INTO {ks}.exams_by_account (account_id, exam_id, body) VALUES (?, ?, ?)";
@@ -20,7 +23,7 @@ const EXAMS_OF_ACCOUNT: &str = "SELECT body FROM {ks}.exams_by_account WHERE acc
 
 #[async_trait]
 impl ExamStore for ScyllaStore {
-    async fn put_exam(&self, exam: &Exam) -> Result<()> {
+    async fn put_exam(&self, exam: &Exam, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
         let body = encode(exam);
         let mut w = Writes::default();
         w.push(self, PUT_EXAM, vec![CqlValue::Uuid(exam.id.0), text(body.clone())]);
@@ -29,6 +32,10 @@ impl ExamStore for ScyllaStore {
             PUT_EXAM_BY_ACCOUNT,
             vec![CqlValue::Uuid(exam.account_id.0), CqlValue::Uuid(exam.id.0), text(body)],
         );
+        for m in messages {
+            w.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
+        }
+        self.outbox_writes(&mut w, events);
         self.run_batch(w, BatchType::Logged).await
     }
 

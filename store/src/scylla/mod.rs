@@ -17,6 +17,7 @@ mod catalog;
 mod exams;
 mod kv;
 mod notify;
+mod outbox;
 mod queues;
 
 use async_trait::async_trait;

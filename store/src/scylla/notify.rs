@@ -19,8 +19,9 @@ use uuid::Uuid;
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::notify::{Claim, MessageFilter, NotifyStore};
 use crate::traits::Result;
+use crate::PendingEvent;
 
-const PUT_MESSAGE: &str = "INSERT INTO {ks}.messages_by_account (account_id, message_id, body) VALUES (?, ?, ?)";
+use super::booking::PUT_MESSAGE;
 const GET_MESSAGE: &str = "SELECT body FROM {ks}.messages_by_account WHERE account_id = ? AND message_id = ?";
 /// The whole partition, newest first (clustering order `message_id DESC`).
 const MESSAGES_OF: &str = "SELECT body FROM {ks}.messages_by_account WHERE account_id = ?";
@@ -74,9 +75,19 @@ impl ScyllaStore {
 
 #[async_trait]
 impl NotifyStore for ScyllaStore {
-    async fn put_message(&self, message: &Message) -> Result<()> {
-        self.exec(PUT_MESSAGE, (message.account_id.0, message.id.0, encode(message))).await?;
-        Ok(())
+    async fn put_message(&self, message: &Message, events: &[PendingEvent]) -> Result<()> {
+        if events.is_empty() {
+            self.exec(PUT_MESSAGE, (message.account_id.0, message.id.0, encode(message))).await?;
+            return Ok(());
+        }
+        let mut w = Writes::default();
+        w.push(
+            self,
+            PUT_MESSAGE,
+            vec![CqlValue::Uuid(message.account_id.0), CqlValue::Uuid(message.id.0), text(encode(message))],
+        );
+        self.outbox_writes(&mut w, events);
+        self.run_batch(w, BatchType::Logged).await
     }
 
     async fn list_messages(&self, account: AccountId, filter: MessageFilter) -> Result<Vec<Message>> {
@@ -90,7 +101,7 @@ impl NotifyStore for ScyllaStore {
             .collect())
     }
 
-    async fn mark_read(&self, account: AccountId, message: MessageId) -> Result<bool> {
+    async fn mark_read(&self, account: AccountId, message: MessageId, events: &[PendingEvent]) -> Result<bool> {
         let Some((body,)) = self.row::<(String,)>(GET_MESSAGE, (account.0, message.0)).await? else {
             return Ok(false);
         };
@@ -98,12 +109,12 @@ impl NotifyStore for ScyllaStore {
         if !m.read {
             // Idempotent: two concurrent marks write the same value.
             m.read = true;
-            self.put_message(&m).await?;
+            self.put_message(&m, events).await?;
         }
         Ok(true)
     }
 
-    async fn mark_all_read(&self, account: AccountId) -> Result<usize> {
+    async fn mark_all_read(&self, account: AccountId, events: &[PendingEvent]) -> Result<usize> {
         let unread: Vec<Message> = self.all_messages(account).await?.into_iter().filter(|m| !m.read).collect();
         for chunk in unread.chunks(READ_BATCH) {
             let mut w = Writes::default();
@@ -118,6 +129,12 @@ impl NotifyStore for ScyllaStore {
             }
             // One partition: an unlogged batch is applied atomically there.
             self.run_batch(w, BatchType::Unlogged).await?;
+        }
+        if !unread.is_empty() && !events.is_empty() {
+            // After the messages: the event reports a change that is stored.
+            let mut w = Writes::default();
+            self.outbox_writes(&mut w, events);
+            self.run_batch(w, BatchType::Logged).await?;
         }
         Ok(unread.len())
     }

@@ -6,21 +6,38 @@ use async_trait::async_trait;
 use hospital_domain::queue::ClinicQueue;
 use hospital_domain::{DoctorId, SessionId};
 
-use super::{decode, encode, ScyllaStore};
+use scylla::statement::batch::BatchType;
+use scylla::value::CqlValue;
+
+use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::queues::QueueStore;
 use crate::traits::Result;
+use crate::PendingEvent;
 
 const PUT_QUEUE: &str = "INSERT INTO {ks}.queues (session_id, doctor_id, body) VALUES (?, ?, ?)";
 const GET_QUEUE: &str = "SELECT body FROM {ks}.queues WHERE session_id = ?";
 
 #[async_trait]
 impl QueueStore for ScyllaStore {
-    async fn put_queue(&self, session: SessionId, doctor: DoctorId, state: &ClinicQueue) -> Result<()> {
+    async fn put_queue(
+        &self,
+        session: SessionId,
+        doctor: DoctorId,
+        state: &ClinicQueue,
+        events: &[PendingEvent],
+    ) -> Result<()> {
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
-        self.exec(PUT_QUEUE, (session.0, doctor.0, encode(&q))).await?;
-        Ok(())
+        if events.is_empty() {
+            self.exec(PUT_QUEUE, (session.0, doctor.0, encode(&q))).await?;
+            return Ok(());
+        }
+        // With its events: one logged batch, all or nothing.
+        let mut w = Writes::default();
+        w.push(self, PUT_QUEUE, vec![CqlValue::Uuid(session.0), CqlValue::Uuid(doctor.0), text(encode(&q))]);
+        self.outbox_writes(&mut w, events);
+        self.run_batch(w, BatchType::Logged).await
     }
 
     async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>> {

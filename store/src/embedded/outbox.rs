@@ -1,0 +1,44 @@
+//! The live-event outbox on the embedded engine: table `live_outbox`, keyed by the event's id
+//! (UUIDv7, so key order is time order). Writers put their events with `put_events` inside the
+//! transaction of the change they report.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::engine::{Reader, WriteCtx};
+use super::keys::Key;
+use super::tables::LIVE_OUTBOX;
+use super::EmbeddedStore;
+use crate::outbox::{OutboxStore, PendingEvent};
+use crate::traits::Result;
+
+/// Adds `events` to the transaction of the change they report.
+pub(crate) fn put_events(ctx: &mut WriteCtx<'_>, events: &[PendingEvent]) {
+    for e in events {
+        ctx.put(LIVE_OUTBOX, &Key::new().uuid(&e.id), e);
+    }
+}
+
+#[async_trait]
+impl OutboxStore for EmbeddedStore {
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<PendingEvent>> {
+        let mut all: Vec<PendingEvent> = self.engine.read(|r| r.scan(LIVE_OUTBOX, &Key::new()))?;
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn outbox_remove(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.to_vec();
+        self.engine
+            .write(move |ctx| {
+                for id in &ids {
+                    ctx.delete(LIVE_OUTBOX, &Key::new().uuid(id));
+                }
+                Ok(())
+            })
+            .await
+    }
+}
