@@ -154,7 +154,7 @@ fn split_batches(events: Vec<Rec>, session: SessionId) -> Vec<Batch> {
             // The schedule actor's availability updates (a check-in changes an appointment).
             Rec::Topic { topic, .. } if !topic.starts_with("queue:") => {}
             Rec::Topic { topic, kind, payload } => {
-                assert_eq!((topic, kind.as_str()), (format!("queue:{session}"), "queue"));
+                assert_eq!((topic, kind.as_str()), (format!("queue:{session}"), "queue_summary"));
                 out.push(Batch { statuses: std::mem::take(&mut statuses), topic: payload });
             }
         }

@@ -80,7 +80,10 @@ impl TestServer {
         let redis = opts.redis.then(RedisServer::start);
         let redis_url = opts.redis_url.or_else(|| redis.as_ref().map(RedisServer::url));
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
+        // HOSPITAL_TEST_BIN runs the tests against another build (e.g. an older commit's binary,
+        // to see that a test fails there).
+        let bin = std::env::var("HOSPITAL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hospital").to_string());
+        let mut cmd = Command::new(bin);
         cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
         // Hermetic: nothing from the developer's environment configures the server under test.
         for (k, _) in std::env::vars_os() {

@@ -250,17 +250,14 @@ impl Codec {
     pub fn encode<T: Serialize>(self, v: &T) -> Frame {
         match self {
             Codec::Json => Frame::Text(serde_json::to_string(v).expect("frames serialise")),
-            // Named fields (a map), so a MessagePack frame reads like the JSON one.
-            Codec::MsgPack => Frame::Binary(rmp_serde::to_vec_named(v).expect("frames serialise")),
+            Codec::MsgPack => Frame::Binary(to_msgpack(v)),
         }
     }
 
     pub fn decode(self, frame: &Frame) -> Result<ClientEnvelope, FrameError> {
         match (self, frame) {
             (Codec::Json, Frame::Text(t)) => serde_json::from_str(t).map_err(|_| FrameError::Malformed("JSON")),
-            (Codec::MsgPack, Frame::Binary(b)) => {
-                rmp_serde::from_slice(b).map_err(|_| FrameError::Malformed("MessagePack"))
-            }
+            (Codec::MsgPack, Frame::Binary(b)) => from_msgpack(b).map_err(|_| FrameError::Malformed("MessagePack")),
             (Codec::Json, Frame::Binary(_)) => Err(FrameError::Malformed("JSON text")),
             (Codec::MsgPack, Frame::Text(_)) => Err(FrameError::Malformed("MessagePack binary")),
         }
@@ -270,10 +267,25 @@ impl Codec {
     pub fn decode_server(self, frame: &Frame) -> Result<ServerFrame, String> {
         match (self, frame) {
             (Codec::Json, Frame::Text(t)) => serde_json::from_str(t).map_err(|e| e.to_string()),
-            (Codec::MsgPack, Frame::Binary(b)) => rmp_serde::from_slice(b).map_err(|e| e.to_string()),
+            (Codec::MsgPack, Frame::Binary(b)) => from_msgpack(b).map_err(|e| e.to_string()),
             _ => Err("a frame of the other encoding".into()),
         }
     }
+}
+
+/// MessagePack as the guide describes it: structs as maps with their field names, and ids and
+/// times as the same strings JSON carries (rmp's compact default would write a UUID as 16 raw
+/// bytes), so one client-side model reads both encodings.
+pub fn to_msgpack<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut ser = rmp_serde::Serializer::new(&mut buf).with_struct_map().with_human_readable();
+    v.serialize(&mut ser).expect("frames serialise");
+    buf
+}
+
+pub fn from_msgpack<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(b).with_human_readable();
+    T::deserialize(&mut de)
 }
 
 /// Topics in one frame, at most.
