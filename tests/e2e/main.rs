@@ -10,6 +10,7 @@ mod booking_flow;
 mod catalogue;
 mod crash;
 mod exams;
+mod live;
 mod prometheus;
 mod readme;
 mod realtime;

@@ -12,28 +12,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::harness::{ok_json, Opts, RedisServer, TestServer};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Enc {
+pub(crate) enum Enc {
     Json,
     MsgPack,
 }
 
 /// How a connection ended, as the client saw it.
 #[derive(Debug, PartialEq)]
-enum End {
+pub(crate) enum End {
     Close(u16),
     Dropped,
 }
 
-struct Ws<S = MaybeTlsStream<tokio::net::TcpStream>> {
-    stream: WebSocketStream<S>,
-    enc: Enc,
+pub(crate) struct Ws<S = MaybeTlsStream<tokio::net::TcpStream>> {
+    pub(crate) stream: WebSocketStream<S>,
+    pub(crate) enc: Enc,
 }
 
-fn ws_url(server: &TestServer) -> String {
+pub(crate) fn ws_url(server: &TestServer) -> String {
     server.base.replace("http://", "ws://") + "/ws"
 }
 
-fn request(
+pub(crate) fn request(
     server: &TestServer,
     token: Option<&str>,
     enc: Enc,
@@ -48,7 +48,7 @@ fn request(
 }
 
 impl Ws {
-    async fn connect(server: &TestServer, token: Option<&str>, enc: Enc) -> Ws {
+    pub(crate) async fn connect(server: &TestServer, token: Option<&str>, enc: Enc) -> Ws {
         let (stream, resp) = tokio_tungstenite::connect_async(request(server, token, enc)).await.expect("ws connect");
         let proto =
             resp.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -62,7 +62,7 @@ impl Ws {
 }
 
 impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws<S> {
-    async fn send(&mut self, v: Value) {
+    pub(crate) async fn send(&mut self, v: Value) {
         let m = match self.enc {
             Enc::Json => Message::text(v.to_string()),
             Enc::MsgPack => Message::binary(rmp_serde::to_vec_named(&v).unwrap()),
@@ -70,15 +70,19 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws<S> {
         self.stream.send(m).await.expect("ws send");
     }
 
-    async fn send_raw(&mut self, m: Message) -> bool {
+    pub(crate) async fn send_raw(&mut self, m: Message) -> bool {
         self.stream.send(m).await.is_ok()
     }
 
     /// The next data frame as JSON; Err with how the connection ended.
-    async fn next(&mut self) -> Result<Value, End> {
+    pub(crate) async fn next(&mut self) -> Result<Value, End> {
+        tokio::time::timeout(Duration::from_secs(15), self.next_quiet()).await.expect("a frame within 15 s")
+    }
+
+    /// The next data frame as JSON, however long it takes; Err with how the connection ended.
+    pub(crate) async fn next_quiet(&mut self) -> Result<Value, End> {
         loop {
-            let m =
-                tokio::time::timeout(Duration::from_secs(15), self.stream.next()).await.expect("a frame within 15 s");
+            let m = self.stream.next().await;
             match m {
                 Some(Ok(Message::Text(t))) => {
                     assert_eq!(self.enc, Enc::Json, "JSON sockets get text frames");
@@ -96,7 +100,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws<S> {
     }
 
     /// The next frame of `kind`, skipping others.
-    async fn next_of(&mut self, kind: &str) -> Value {
+    pub(crate) async fn next_of(&mut self, kind: &str) -> Value {
         loop {
             let v = self.next().await.unwrap_or_else(|e| panic!("ended ({e:?}) waiting for {kind}"));
             if v["type"] == kind {
@@ -106,7 +110,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws<S> {
     }
 
     /// Reads until the connection ends; how it ended.
-    async fn until_end(&mut self) -> End {
+    pub(crate) async fn until_end(&mut self) -> End {
         loop {
             match self.next().await {
                 Ok(_) => continue,
@@ -117,7 +121,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws<S> {
 }
 
 /// A logged-in account with one patient; (token, patient id).
-async fn patient(server: &TestServer, phone: &str, id_card: &str) -> (String, String) {
+pub(crate) async fn patient(server: &TestServer, phone: &str, id_card: &str) -> (String, String) {
     let token = server.login(phone).await;
     let p = ok_json(
         server
@@ -133,7 +137,7 @@ async fn patient(server: &TestServer, phone: &str, id_card: &str) -> (String, St
 }
 
 /// 王建国's id and the first released slot with places left: (doctor, slot id, session id, segment, remaining).
-async fn open_slot(server: &TestServer) -> (String, String, String, usize, u64) {
+pub(crate) async fn open_slot(server: &TestServer) -> (String, String, String, usize, u64) {
     let doctor = server.get_json("/api/v1/doctors?q=wjg", None).await[0]["id"].as_str().unwrap().to_string();
     let sched = server.get_json(&format!("/api/v1/doctors/{doctor}/schedule"), None).await;
     for s in sched["sessions"].as_array().unwrap() {

@@ -14,6 +14,8 @@ pub const SUBPROTOCOL_MSGPACK: &str = "hospital.msgpack.v1";
 
 /// Close codes: the standard ones we use, and ours (4000-4999).
 pub mod close {
+    /// The client closed; the server answers in kind.
+    pub const NORMAL: u16 = 1000;
     /// The server is shutting down: reconnect (to another node) and resume.
     pub const GOING_AWAY: u16 = 1001;
     /// The client broke the WebSocket protocol (an unmasked frame, reserved bits, a bad opcode,

@@ -190,6 +190,7 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
         }
     };
     let why = match code {
+        close::NORMAL => "normal",
         close::TOO_SLOW => "too_slow",
         close::UNAUTHORIZED => "unauthorized",
         close::IDLE => "idle",
@@ -343,7 +344,8 @@ impl Session<'_> {
                     };
                     last_heard = Instant::now();
                     let frame = match &msg {
-                        Message::Close(_) => return Err(None),
+                        // Answered with a close of our own (completing the closing handshake).
+                        Message::Close(_) => return Err(end(close::NORMAL, "bye")),
                         Message::Ping(_) | Message::Pong(_) => continue,
                         m => to_frame(m).expect("data frame"),
                     };
