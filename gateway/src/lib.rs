@@ -6,11 +6,13 @@ pub mod catalog_index;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod realtime;
 pub mod state;
+pub mod validate;
 
 pub use config::GatewayConfig;
 pub use state::{AppState, Sandboxes};
@@ -109,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
