@@ -9,6 +9,7 @@ pub mod extract;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod realtime;
 pub mod state;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
                 .response("400", utoipa::openapi::Response::new("Not a WebSocket upgrade")),
         )
     });
+    openapi::document_errors(&mut doc);
     let doc_json = doc.to_json().expect("the OpenAPI document serialises");
     let mut app = api.route("/ws", get(realtime::ws)).route(
         "/api/openapi.json",

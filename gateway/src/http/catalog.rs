@@ -83,6 +83,7 @@ async fn department(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorQuery {
     /// Name, specialty or department, in Chinese (any fragment) or pinyin initials (`wjg`).
@@ -117,6 +118,7 @@ async fn doctors(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
     /// At most this many (default 8, at most 50).
@@ -142,6 +144,7 @@ async fn doctor(State(state): State<AppState>, ApiPath(id): ApiPath<DoctorId>) -
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleQuery {
     /// First date (hospital's local date); default today.
@@ -236,6 +239,7 @@ async fn doctor_schedule(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     pub q: String,
