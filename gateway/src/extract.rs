@@ -8,10 +8,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use chrono::Utc;
 use hospital_domain::{AccountId, Role, StaffId};
 use hospital_store::{LoginSession, Subject};
+use serde::de::DeserializeOwned;
 
 use crate::auth::tokens::hash_token;
 use crate::error::ApiError;

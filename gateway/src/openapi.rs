@@ -42,7 +42,8 @@ pub fn document_errors(doc: &mut OpenApi) {
     let components = doc.components.get_or_insert_with(Default::default);
     for (_, name, description) in SHARED {
         let content = Content::new(Some(Ref::from_schema_name("ErrorBody")));
-        let response: Response = ResponseBuilder::new().description(*description).content("application/json", content).build();
+        let response: Response =
+            ResponseBuilder::new().description(*description).content("application/json", content).build();
         components.responses.insert((*name).to_string(), RefOr::T(response));
     }
     for (path, item) in doc.paths.paths.iter_mut() {

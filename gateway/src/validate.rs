@@ -268,7 +268,9 @@ mod tests {
     fn integers_in_range_pass_and_others_are_out_of_range() {
         assert_eq!(json::<SegmentMinutes>("30").unwrap().get(), 30);
         assert_eq!(json::<SegmentMinutes>("\"30\"").unwrap().get(), 30, "query strings carry text");
-        for bad in ["4", "241", "-1", "4611686018427387904", "18446744073709551616", "1e30", "\"99999999999999999999999\""] {
+        for bad in
+            ["4", "241", "-1", "4611686018427387904", "18446744073709551616", "1e30", "\"99999999999999999999999\""]
+        {
             let e = json::<SegmentMinutes>(bad).unwrap_err();
             assert!(e.starts_with(OUT_OF_RANGE), "{bad}: {e}");
             assert!(e.contains("from 5 to 240"), "{bad}: {e}");

@@ -172,16 +172,50 @@ async fn numbers_out_of_range_are_422_naming_the_field() {
     let sessions = format!("/api/v1/admin/doctors/{doctor}/sessions");
     type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
     let cases: Vec<(&str, Change, &str)> = vec![
-        ("release_days_before u32::MAX", Box::new(|t| t["release_days_before"] = 4294967295u64.into()), "release_days_before"),
-        ("release_days_before past u32", Box::new(|t| t["release_days_before"] = 4294967296u64.into()), "release_days_before"),
+        (
+            "release_days_before u32::MAX",
+            Box::new(|t| t["release_days_before"] = 4294967295u64.into()),
+            "release_days_before",
+        ),
+        (
+            "release_days_before past u32",
+            Box::new(|t| t["release_days_before"] = 4294967296u64.into()),
+            "release_days_before",
+        ),
         ("release_days_before negative", Box::new(|t| t["release_days_before"] = (-1).into()), "release_days_before"),
-        ("segment_minutes 2^62", Box::new(|t| t["weekly"][0]["segment_minutes"] = 4611686018427387904u64.into()), "weekly[0].segment_minutes"),
-        ("segment_minutes beyond u64", Box::new(|t| t["weekly"][0]["segment_minutes"] = serde_json::json!(1e30)), "weekly[0].segment_minutes"),
-        ("segment_minutes zero", Box::new(|t| t["weekly"][0]["segment_minutes"] = 0.into()), "weekly[0].segment_minutes"),
+        (
+            "segment_minutes 2^62",
+            Box::new(|t| t["weekly"][0]["segment_minutes"] = 4611686018427387904u64.into()),
+            "weekly[0].segment_minutes",
+        ),
+        (
+            "segment_minutes beyond u64",
+            Box::new(|t| t["weekly"][0]["segment_minutes"] = serde_json::json!(1e30)),
+            "weekly[0].segment_minutes",
+        ),
+        (
+            "segment_minutes zero",
+            Box::new(|t| t["weekly"][0]["segment_minutes"] = 0.into()),
+            "weekly[0].segment_minutes",
+        ),
         ("quota u32::MAX", Box::new(|t| t["weekly"][0]["quota"] = 4294967295u64.into()), "weekly[0].quota"),
         ("weekday 8", Box::new(|t| t["weekly"][0]["weekday"] = 8.into()), "weekly[0].weekday"),
-        ("from at chrono's minimum", Box::new(|t| { t["from"] = "-262143-01-01".into(); t["to"] = "-262143-01-07".into(); }), "from"),
-        ("to at chrono's maximum", Box::new(|t| { t["from"] = "+262142-12-25".into(); t["to"] = "+262142-12-31".into(); }), "from"),
+        (
+            "from at chrono's minimum",
+            Box::new(|t| {
+                t["from"] = "-262143-01-01".into();
+                t["to"] = "-262143-01-07".into();
+            }),
+            "from",
+        ),
+        (
+            "to at chrono's maximum",
+            Box::new(|t| {
+                t["from"] = "+262142-12-25".into();
+                t["to"] = "+262142-12-31".into();
+            }),
+            "from",
+        ),
     ];
     for (name, change, field) in cases {
         let r = s.post(&sessions, Some(&admin), template(change)).await;
@@ -232,7 +266,11 @@ async fn money_above_the_maximum_is_refused_where_it_enters() {
     let made = crate::harness::expect_json(r, 201).await;
     let session = made["created"][0].as_str().expect("a session").to_string();
     let r = s
-        .patch(&format!("/api/v1/admin/sessions/{session}"), Some(&admin), serde_json::json!({"fee": 9223372036854775807u64}))
+        .patch(
+            &format!("/api/v1/admin/sessions/{session}"),
+            Some(&admin),
+            serde_json::json!({"fee": 9223372036854775807u64}),
+        )
         .await;
     assert_eq!(assert_error(r, 422, "invalid_field").await["field"], "fee");
     let r = s
@@ -246,7 +284,8 @@ async fn money_above_the_maximum_is_refused_where_it_enters() {
     // The session kept the fee it was created with.
     let from = template(|_| {})["from"].as_str().unwrap().to_string();
     let view = s.get_json(&format!("/api/v1/doctors/{doctor}/schedule?from={from}"), None).await;
-    let fee = view["sessions"].as_array().unwrap().iter().find(|x| x["session_id"] == session.as_str()).unwrap()["fee"].clone();
+    let fee = view["sessions"].as_array().unwrap().iter().find(|x| x["session_id"] == session.as_str()).unwrap()["fee"]
+        .clone();
     assert_eq!(fee, 1_000_000_000u64, "{view}");
 }
 
@@ -293,7 +332,12 @@ async fn requests_refused_below_the_router_get_the_error_shape() {
     medium_uri.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("a byte 0xFF in the path", b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400, "bad_request"),
-        ("half a UTF-8 character in the path", b"GET /api/v1/doctors/\xe4\xb8 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400, "bad_request"),
+        (
+            "half a UTF-8 character in the path",
+            b"GET /api/v1/doctors/\xe4\xb8 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
         ("a request line that is not HTTP", b"GARBAGE\r\n\r\n".to_vec(), 400, "bad_request"),
         ("a 200 KiB header", long_header, 431, "headers_too_large"),
         ("300 headers", many_headers, 431, "headers_too_large"),

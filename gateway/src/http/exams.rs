@@ -254,7 +254,6 @@ fn lab_secret(state: &AppState) -> Option<Vec<u8>> {
     }
 }
 
-
 /// Applies a change to an exam: one change per exam at a time (a lease in the ephemeral kv, so
 /// across nodes too), run to the end even if the client goes away (a task), so the exam, its
 /// messages and its events are never left half done by a dropped request.
