@@ -3,7 +3,7 @@
 //! a missing token, an unknown route, a store outage) becomes an `ApiError`; internal causes are
 //! logged, never sent.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hospital_domain::ValidationError;
@@ -275,26 +275,6 @@ impl From<hospital_actors::PaymentError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::MalformedJson(format!("the body is not valid JSON: {}", inner(&e)))
-            }
-            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(format!("the JSON does not fit: {}", inner(&e))),
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-            JsonRejection::BytesRejection(e) => {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest(format!("could not read the body: {e}"))
-                }
-            }
-            other => ApiError::BadRequest(other.body_text()),
-        }
-    }
-}
-
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::BadRequest(format!("bad query string: {}", r.body_text()))
@@ -305,17 +285,6 @@ impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         ApiError::NotFound(format!("no such resource: {}", r.body_text()))
     }
-}
-
-/// serde's own message, without axum's prefix.
-fn inner(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s = c.to_string();
-        src = c.source();
-    }
-    s
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -85,7 +85,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return ApiError::PayloadTooLarge.into_response();
     }
     let sandbox = req.uri().path().starts_with("/sandbox/");
-    let timeout = Duration::from_secs(limits.body_read_timeout_secs);
+    let timeout = Duration::from_secs(limits.body_read_timeout_secs.max(1));
     let req = req.map(|b| Body::new(DeadlineBody::new(b, timeout)));
     let resp = next.run(req).await;
     if sandbox || !resp.status().is_client_error() && !resp.status().is_server_error() || is_json(&resp) {
