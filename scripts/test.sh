@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server
-# and prometheus, from Debian's packages) if missing, then runs the whole suite. The tests start their own
+# and prometheus from Debian's packages, schemathesis from PyPI) if missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,12 @@ need redis-server redis-server
 # tests/e2e/prometheus.rs runs a real Prometheus and promtool.
 need prometheus prometheus
 need promtool prometheus
+# tests/e2e/openapi.rs runs Schemathesis (from PyPI, pinned) against the real server.
+SCHEMATHESIS_VERSION=4.32.5
+if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION (PyPI)..."
+  python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 # The package starts a system-wide redis on :6379; the tests do not use it.
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::{keys, seed};
+use crate::{keys, seed, serve};
 
 /// A started platform: its address and a handle to stop it.
 pub struct Running {
@@ -171,31 +171,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
 
-    let app = hospital_gateway::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let (tx, mut rx) = watch::channel(false);
-    let server = match &config.tls {
-        None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { while rx.changed().await.is_ok() && !*rx.borrow() {} })
-                .await
-        }),
+    let app = hospital_gateway::router(state);
+    let (tx, rx) = watch::channel(false);
+    let tls = match &config.tls {
+        None => None,
         Some(tls) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
                 .context("cannot load the TLS certificate or key")?;
-            let handle = axum_server::Handle::new();
-            let h2 = handle.clone();
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() && !*rx.borrow() {}
-                h2.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            let std_listener = listener.into_std()?;
-            tokio::spawn(async move {
-                axum_server::from_tcp_rustls(std_listener, rustls_config).handle(handle).serve(app).await
-            })
+            Some(tokio_rustls::TlsAcceptor::from(rustls_config.get_inner()))
         }
     };
+    let limits = config.gateway.limits.clone();
+    let server = tokio::spawn(async move { serve::serve(listener, app, tls, &limits, rx).await });
     Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors, _notifier: notifier })
 }
 

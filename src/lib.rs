@@ -6,3 +6,4 @@ pub mod config;
 pub mod demo;
 pub mod keys;
 pub mod seed;
+pub mod serve;

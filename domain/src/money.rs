@@ -15,6 +15,11 @@ pub struct Fen(u64);
 
 impl Fen {
     pub const ZERO: Fen = Fen(0);
+    /// The largest amount accepted from outside (fees, refunds): ¥10,000,000.00. Far above any
+    /// registration fee or bill, and below WeChat Pay's 32-bit `amount.total` (¥21,474,836.47),
+    /// so an amount we accept can always be paid and refunded. Enforced where money enters
+    /// (the gateway's request types); stored amounts are not re-checked.
+    pub const MAX_ACCEPTED: Fen = Fen(1_000_000_000);
 
     pub const fn new(fen: u64) -> Self {
         Self(fen)
@@ -63,5 +68,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&Fen::new(300)).unwrap(), "300");
         assert!(serde_json::from_str::<Fen>("-3").is_err());
         assert_eq!(Fen::new(u64::MAX).checked_add(Fen::new(1)), None);
+        assert_eq!(Fen::MAX_ACCEPTED.to_string(), "¥10000000.00");
+        assert!(Fen::MAX_ACCEPTED.get() < i32::MAX as u64, "fits WeChat Pay's amount.total");
     }
 }

@@ -95,8 +95,22 @@ pub struct LimitsConfig {
     /// Code sends and login attempts per phone per minute, and the burst.
     pub per_phone_per_minute: u32,
     pub per_phone_burst: u32,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (a larger `Content-Length` is refused at once).
     pub body_limit_bytes: usize,
+    /// A request's head (request line and headers) must arrive within this many seconds of the
+    /// server starting to wait for it; an idle keep-alive connection is closed after it too.
+    pub header_read_timeout_secs: u64,
+    /// A request's body must arrive within this many seconds of the server starting to read it
+    /// (408 `request_timeout` otherwise).
+    pub body_read_timeout_secs: u64,
+    /// Largest request head (request line and headers), in bytes (431 `headers_too_large`).
+    pub max_header_bytes: usize,
+    /// Longest request URI (path and query), in bytes (414 `uri_too_long`).
+    pub max_uri_bytes: usize,
+    /// Connections one client address may hold open at once, upgraded WebSockets included;
+    /// more are refused (429 `too_many_connections`, then closed). 0 = no cap. Behind a reverse
+    /// proxy every connection comes from the proxy: raise it or let the proxy enforce it.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -107,6 +121,11 @@ impl Default for LimitsConfig {
             per_phone_per_minute: 10,
             per_phone_burst: 5,
             body_limit_bytes: 64 * 1024,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 20,
+            max_header_bytes: 32 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_connections_per_ip: 512,
         }
     }
 }

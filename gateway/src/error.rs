@@ -3,7 +3,7 @@
 //! a missing token, an unknown route, a store outage) becomes an `ApiError`; internal causes are
 //! logged, never sent.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hospital_domain::ValidationError;
@@ -23,9 +23,10 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people; may change wording.
     pub message: String,
-    /// The request field at fault, for validation errors.
+    /// The request field at fault, for validation errors: a name (`phone`), or a path into the
+    /// body for nested fields (`weekly[0].segment_minutes`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
     /// Which rule said no, for `rule_violation` (e.g. `weekly_cap`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
@@ -42,9 +43,22 @@ pub enum ApiError {
     /// 422: a field failed validation (phone, ID number, ...).
     #[error("{0}")]
     Validation(#[from] ValidationError),
+    /// 422 `invalid_field`: a number or date outside its documented range, at a path into the
+    /// request (`weekly[0].quota`, `limit`).
+    #[error("{field}: {message}")]
+    OutOfRange { field: String, message: String },
     /// 400: a query string or path parameter is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// 408: the request's body did not arrive within the body read timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// 414
+    #[error("the request URI is longer than this server accepts")]
+    UriTooLong,
+    /// 431
+    #[error("the request's header fields are larger than this server accepts")]
+    HeadersTooLarge,
     /// 415
     #[error("send the body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
@@ -75,6 +89,9 @@ pub enum ApiError {
     /// 409 `rule_violation`: a booking rule (BOOK-6) said no; `reason` says which.
     #[error("{message}")]
     RuleViolation { reason: &'static str, message: String },
+    /// 429: this address already holds as many connections as it may.
+    #[error("too many open connections from this address; close some and retry")]
+    TooManyConnections,
     /// 429 with Retry-After.
     #[error("{message}")]
     RateLimited { code: &'static str, message: String, retry_after: Duration },
@@ -98,7 +115,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedJson(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
-            InvalidBody(_) | Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidBody(_) | Validation(_) | OutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthenticated | InvalidToken | BadCredentials { .. } => StatusCode::UNAUTHORIZED,
@@ -118,8 +139,12 @@ impl ApiError {
         match self {
             MalformedJson(_) => "malformed_json",
             InvalidBody(_) => "invalid_body",
-            Validation(_) => "invalid_field",
+            Validation(_) | OutOfRange { .. } => "invalid_field",
             BadRequest(_) => "bad_request",
+            RequestTimeout => "request_timeout",
+            UriTooLong => "uri_too_long",
+            HeadersTooLarge => "headers_too_large",
+            TooManyConnections => "too_many_connections",
             UnsupportedMediaType => "unsupported_media_type",
             PayloadTooLarge => "payload_too_large",
             Unauthenticated => "unauthenticated",
@@ -143,7 +168,8 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "internal error");
         }
         let field = match &self {
-            ApiError::Validation(v) => Some(v.field),
+            ApiError::Validation(v) => Some(v.field.to_string()),
+            ApiError::OutOfRange { field, .. } => Some(field.clone()),
             _ => None,
         };
         let reason = match &self {
@@ -152,6 +178,10 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field, reason } };
         let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::RequestTimeout | ApiError::PayloadTooLarge) {
+            // The rest of the body was not read: the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::RateLimited { retry_after, .. } = &self {
             // Whole seconds, rounded up: a client that waits this long will be let in.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
@@ -262,26 +292,6 @@ impl From<hospital_actors::PaymentError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::MalformedJson(format!("the body is not valid JSON: {}", inner(&e)))
-            }
-            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(format!("the JSON does not fit: {}", inner(&e))),
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-            JsonRejection::BytesRejection(e) => {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest(format!("could not read the body: {e}"))
-                }
-            }
-            other => ApiError::BadRequest(other.body_text()),
-        }
-    }
-}
-
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::BadRequest(format!("bad query string: {}", r.body_text()))
@@ -292,17 +302,6 @@ impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         ApiError::NotFound(format!("no such resource: {}", r.body_text()))
     }
-}
-
-/// serde's own message, without axum's prefix.
-fn inner(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s = c.to_string();
-        src = c.source();
-    }
-    s
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

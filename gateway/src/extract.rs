@@ -1,22 +1,40 @@
-//! Extractors that turn every rejection into the project's error shape (`ApiJson`, `ApiQuery`,
-//! `ApiPath`), and the authentication extractors: `Caller` (any live session), `AccountCaller`
+//! Extractors that turn every rejection into the project's error shape (`ApiJson`, `RawBody`,
+//! `ApiQuery`, `ApiPath`), and the authentication extractors: `Caller` (any live session), `AccountCaller`
 //! (a patient's account) and `StaffCaller` (staff, with a role check in the handler).
 
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hospital_domain::{AccountId, Role, StaffId};
 use hospital_store::{LoginSession, Subject};
+use serde::de::DeserializeOwned;
 
 use crate::auth::tokens::hash_token;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::{guard, validate};
 
-/// `axum::Json` with our rejection.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON request body, read with the API's rules: `Content-Type: application/json` (415
+/// otherwise), at most the body limit (413), within the body read timeout (408), a JSON object
+/// at the top level (serde would otherwise take an array as a struct's fields in order), and
+/// every number in its range (422 `invalid_field` naming the field's path).
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -24,10 +42,90 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `axum::extract::Query` with our rejection.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// `application/json` or `application/<something>+json`, parameters aside.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses a request body that must be a JSON object into `T` (also used by the routes that
+/// verify a signature over the raw bytes first).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => ApiError::InvalidBody("the body must be a JSON object".into()),
+            Err(e) => ApiError::MalformedJson(format!("the body is not valid JSON: {e}")),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => validate::range_error(&path, &inner.to_string())
+                .unwrap_or_else(|| ApiError::InvalidBody(format!("the JSON does not fit: {}", at(&path, &inner)))),
+            _ => ApiError::MalformedJson(format!("the body is not valid JSON: {inner}")),
+        }
+    })?;
+    de.end().map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// `path: message`, or the message alone for an error at the top level.
+fn at(path: &str, e: &dyn std::fmt::Display) -> String {
+    if path == "." || path.is_empty() {
+        e.to_string()
+    } else {
+        format!("{path}: {e}")
+    }
+}
+
+/// The raw bytes of a request body, with the API's errors: 413 over the body limit, 408 when
+/// the body does not arrive within the body read timeout.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| body_error(&e))
+    }
+}
+
+/// Why a body could not be read, as the API answers it.
+pub fn body_error(e: &BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<guard::BodyTimeout>() {
+            return ApiError::RequestTimeout;
+        }
+        cause = c.source();
+    }
+    ApiError::BadRequest(format!("could not read the body: {e}"))
+}
+
+/// A query string, read with the API's rules: unknown or malformed parameters are 400, numbers
+/// out of range 422 `invalid_field` naming the parameter.
 pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            validate::range_error(&path, &inner.to_string())
+                .unwrap_or_else(|| ApiError::BadRequest(format!("bad query string: {}", at(&path, &inner))))
+        })
+    }
+}
 
 /// `axum::extract::Path` with our rejection.
 #[derive(FromRequestParts)]

@@ -6,11 +6,14 @@ pub mod catalog_index;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod realtime;
 pub mod state;
+pub mod validate;
 
 pub use config::GatewayConfig;
 pub use state::{AppState, Sandboxes};
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
                 .response("400", utoipa::openapi::Response::new("Not a WebSocket upgrade")),
         )
     });
+    openapi::document_errors(&mut doc);
     let doc_json = doc.to_json().expect("the OpenAPI document serialises");
     let mut app = api.route("/ws", get(realtime::ws)).route(
         "/api/openapi.json",
@@ -109,6 +113,7 @@ pub fn router(state: AppState) -> Router {
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))

@@ -196,6 +196,8 @@ impl HospitalServer {
         cmd.env("HOSPITAL_LOG", "warn")
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", "10000000")
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "10000000")
+            // Every simulated patient connects from this machine.
+            .env("HOSPITAL_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_IP", "0")
             .env("HOSPITAL_ACTORS__WEEKLY_CAP", "1000");
         let (proc, base) = spawn_announcing("hospital", cmd, "hospital listening on ", log, Duration::from_secs(120))?;
         let addr = addr_of(&base)?;

@@ -34,6 +34,8 @@ pub(crate) fn booking_opts() -> Opts {
     Opts::new()
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", 1_000_000)
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", 1_000_000)
+        // The storm opens a connection per patient, all from 127.0.0.1.
+        .env("HOSPITAL_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_IP", 0)
         .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", 50)
         .env("HOSPITAL_GATEWAY__AUTH__SMS_COOLDOWN_SECS", 1)
 }

@@ -40,6 +40,7 @@ fn opts(dir: Option<TempDir>) -> Opts {
         .env("HOSPITAL_ACTORS__HOLD_TTL_SECS", HOLD_TTL_SECS)
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", 1_000_000)
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", 1_000_000)
+        .env("HOSPITAL_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_IP", 0)
         .env("HOSPITAL_GATEWAY__AUTH__SMS_COOLDOWN_SECS", 1);
     match dir {
         Some(d) => o.data_dir(d),

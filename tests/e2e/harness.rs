@@ -364,3 +364,88 @@ pub async fn assert_error(r: Response, status: u16, code: &str) -> Value {
 pub fn phone(n: u32) -> String {
     format!("139{:08}", n)
 }
+
+/// An HTTP/1.1 answer read off a raw socket: what the server really wrote, below any client
+/// library that might tidy it up.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the one error shape (as `assert_error` does for reqwest responses) and returns
+    /// the error object.
+    pub fn assert_error(&self, status: u16, code: &str) -> Value {
+        let text = String::from_utf8_lossy(&self.body);
+        assert_eq!(self.status, status, "status; body {text}");
+        let ctype = self.header("content-type").unwrap_or_default();
+        assert!(ctype.starts_with("application/json"), "content type {ctype:?}: {text}");
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        let err = body.get("error").and_then(Value::as_object).unwrap_or_else(|| panic!("no error object: {text}"));
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1), "top-level keys: {text}");
+        assert_eq!(err.get("code").and_then(Value::as_str), Some(code), "code: {text}");
+        assert!(err.get("message").and_then(Value::as_str).is_some_and(|m| !m.trim().is_empty()), "message: {text}");
+        body["error"].clone()
+    }
+}
+
+/// Parses one response from raw bytes (a `content-length` body, or everything to the end).
+pub fn parse_raw_response(raw: &[u8]) -> Option<RawResponse> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let len = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
+    let body = match len {
+        Some(n) => rest.get(..n)?.to_vec(),
+        None => rest.to_vec(),
+    };
+    Some(RawResponse { status, headers, body })
+}
+
+impl TestServer {
+    /// The server's `host:port`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let hostport = self.base.split("://").nth(1).expect("scheme://host:port");
+        hostport.parse().expect("host:port")
+    }
+
+    /// Writes `bytes` on a fresh connection, then reads until the server closes it or `wait`
+    /// passes. Returns what was read and whether the server closed the connection.
+    pub async fn raw_exchange(&self, bytes: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(self.addr()).await.expect("connect");
+        // The server may answer and close before it has read everything (a refused head).
+        let _ = sock.write_all(bytes).await;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, sock.read(&mut buf)).await {
+                Err(_) => return (out, false),
+                Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// Sends a raw request (the server is expected to answer and close) and parses the answer.
+    pub async fn raw_request(&self, bytes: &[u8]) -> RawResponse {
+        let (out, _) = self.raw_exchange(bytes, Duration::from_secs(15)).await;
+        parse_raw_response(&out).unwrap_or_else(|| {
+            panic!("no HTTP answer: {:?}\n--- server stderr ---\n{}", String::from_utf8_lossy(&out), self.stderr())
+        })
+    }
+}

@@ -5,10 +5,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{Datelike, Duration as Days, NaiveDate, NaiveTime};
+use chrono::{Datelike, Duration as Days, NaiveTime};
 use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
-use hospital_domain::{DoctorId, Fen, OrderId, Role, SessionId, ValidationError};
+use hospital_domain::{DoctorId, OrderId, Role, SessionId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, StaffCaller};
 use crate::http::booking::{appointment_view, booking_error, order_view, AppointmentView, OrderView};
 use crate::state::AppState;
+use crate::validate::{Day, IsoWeekday, Moment, Money, Quota, ReleaseDays, SegmentMinutes};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,30 +32,28 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TemplateEntry {
     /// 1 = Monday ... 7 = Sunday.
-    pub weekday: u32,
+    pub weekday: IsoWeekday,
     pub period: Period,
     #[schema(value_type = String, example = "08:00")]
     pub start: NaiveTime,
     #[schema(value_type = String, example = "12:00")]
     pub end: NaiveTime,
     /// Minutes per segment (分时段).
-    pub segment_minutes: i64,
+    pub segment_minutes: SegmentMinutes,
     /// Places per segment.
-    pub quota: u32,
+    pub quota: Quota,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyTemplate {
-    #[schema(value_type = String, format = Date)]
-    pub from: NaiveDate,
-    #[schema(value_type = String, format = Date)]
-    pub to: NaiveDate,
+    pub from: Day,
+    pub to: Day,
     pub weekly: Vec<TemplateEntry>,
     /// The fee in fen; default the doctor's title fee.
-    pub fee: Option<Fen>,
+    pub fee: Option<Money>,
     /// Slots open this many days before the session (放号), at `release_time` local time.
-    pub release_days_before: u32,
+    pub release_days_before: ReleaseDays,
     #[schema(value_type = String, example = "08:00")]
     pub release_time: NaiveTime,
 }
@@ -78,24 +77,19 @@ async fn apply_template(
 ) -> ApiResult<(StatusCode, ApiJson<TemplateResult>)> {
     caller.require(&[Role::Scheduler])?;
     let d = state.catalog().doctor(doctor).cloned().ok_or_else(|| ApiError::not_found("doctor"))?;
-    if req.to < req.from || req.to - req.from > Days::days(92) {
+    let (from, to) = (req.from.get(), req.to.get());
+    if to < from || to - from > Days::days(92) {
         return Err(ValidationError::new("to", "must be on or after from, within 92 days").into());
     }
-    for e in &req.weekly {
-        if !(1..=7).contains(&e.weekday) || e.segment_minutes < 5 || e.start >= e.end || e.quota > 500 {
-            return Err(ValidationError::new(
-                "weekly",
-                "weekday 1-7, start before end, segments of 5+ minutes, quota up to 500",
-            )
-            .into());
-        }
+    if req.weekly.iter().any(|e| e.start >= e.end) {
+        return Err(ValidationError::new("weekly", "each entry's start must be before its end").into());
     }
-    let existing = state.stores.data.sessions_of_doctor(doctor, req.from, req.to).await?;
+    let existing = state.stores.data.sessions_of_doctor(doctor, from, to).await?;
     let mut created = Vec::new();
     let mut skipped = 0;
-    let mut date = req.from;
-    while date <= req.to {
-        for e in req.weekly.iter().filter(|e| date.weekday().number_from_monday() == e.weekday) {
+    let mut date = from;
+    while date <= to {
+        for e in req.weekly.iter().filter(|e| date.weekday().number_from_monday() == e.weekday.get()) {
             if existing.iter().any(|s| s.date == date && s.period == e.period) {
                 skipped += 1;
                 continue;
@@ -106,9 +100,11 @@ async fn apply_template(
                 department_id: d.department_id,
                 date,
                 period: e.period,
-                segments: split_segments(e.start, e.end, e.segment_minutes, e.quota),
-                fee: req.fee.unwrap_or_else(|| DoctorTitle::default_fee(d.title)),
-                release_at: state.zone.to_utc(date - Days::days(i64::from(req.release_days_before)), req.release_time),
+                segments: split_segments(e.start, e.end, e.segment_minutes.get(), e.quota.get()),
+                fee: req.fee.map_or_else(|| DoctorTitle::default_fee(d.title), Money::fen),
+                release_at: state
+                    .zone
+                    .to_utc(date - Days::days(i64::from(req.release_days_before.get())), req.release_time),
                 status: SessionStatus::Open,
             };
             s.validate()?;
@@ -129,9 +125,9 @@ async fn session_of(state: &AppState, id: SessionId) -> ApiResult<ClinicSession>
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSession {
-    pub fee: Option<Fen>,
+    pub fee: Option<Money>,
     /// RFC 3339.
-    pub release_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub release_at: Option<Moment>,
 }
 
 /// Changes a session's fee (for bookings made from now on) or release time.
@@ -147,10 +143,10 @@ async fn update_session(
     caller.require(&[Role::Scheduler])?;
     let mut s = session_of(&state, id).await?;
     if let Some(f) = req.fee {
-        s.fee = f;
+        s.fee = f.fen();
     }
     if let Some(r) = req.release_at {
-        s.release_at = r;
+        s.release_at = r.get();
     }
     state.stores.data.put_sessions(std::slice::from_ref(&s)).await?;
     state.actors.reload_schedule(s.doctor_id);
@@ -160,7 +156,7 @@ async fn update_session(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetQuota {
-    pub quota: u32,
+    pub quota: Quota,
 }
 
 /// 加号/减号: sets a segment's places; never below those already booked (409
@@ -175,12 +171,10 @@ async fn set_quota(
     ApiJson(req): ApiJson<SetQuota>,
 ) -> ApiResult<ApiJson<ClinicSession>> {
     caller.require(&[Role::Scheduler])?;
-    if req.quota > 500 {
-        return Err(ValidationError::new("quota", "at most 500").into());
-    }
+    let quota = req.quota.get();
     let s = session_of(&state, id).await?;
-    let s = state.actors.set_quota(s.doctor_id, id, segment, req.quota).await.map_err(|e| booking_error(&state, e))?;
-    tracing::info!(by = %caller.staff_id, session = %id, segment, quota = req.quota, "quota changed");
+    let s = state.actors.set_quota(s.doctor_id, id, segment, quota).await.map_err(|e| booking_error(&state, e))?;
+    tracing::info!(by = %caller.staff_id, session = %id, segment, quota, "quota changed");
     Ok(ApiJson(s))
 }
 
@@ -230,7 +224,7 @@ async fn session_appointments(
 #[serde(deny_unknown_fields)]
 pub struct RefundOrder {
     /// Fen to refund; all that is left when absent.
-    pub amount: Option<Fen>,
+    pub amount: Option<Money>,
     pub reason: String,
 }
 
@@ -251,7 +245,7 @@ async fn refund_order(
     if state.stores.data.order(id).await?.is_none() {
         return Err(ApiError::not_found("order"));
     }
-    let o = state.actors.refund(id, req.amount, req.reason.clone()).await??;
+    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await??;
     tracing::info!(by = %caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
     Ok(ApiJson(order_view(&state, &o)))
 }

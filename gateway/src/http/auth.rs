@@ -384,8 +384,9 @@ async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiResult<
     Ok(ApiJson(LogoutAllResponse { ended }))
 }
 
+/// One login session (a device) of the caller.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SessionView {
+pub struct LoginSessionView {
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -396,12 +397,12 @@ pub struct SessionView {
 
 /// The caller's live sessions (devices), newest first.
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = [SessionView]), (status = 401, body = ErrorBody)))]
-async fn list_sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<SessionView>>> {
+    responses((status = 200, body = [LoginSessionView]), (status = 401, body = ErrorBody)))]
+async fn list_sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<LoginSessionView>>> {
     let list = state.sessions.list(&caller.session.subject, Utc::now()).await?;
     Ok(ApiJson(
         list.into_iter()
-            .map(|s| SessionView {
+            .map(|s| LoginSessionView {
                 current: s.token_hash == caller.session.token_hash,
                 created_at: s.created_at,
                 last_seen_at: s.last_seen_at,

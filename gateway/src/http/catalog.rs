@@ -15,6 +15,7 @@ use crate::catalog_index::{CatalogIndex, DepartmentNode};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::validate::{Day, ListLimit, PopularLimit};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,13 +83,15 @@ async fn department(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorQuery {
     /// Name, specialty or department, in Chinese (any fragment) or pinyin initials (`wjg`).
     pub q: Option<String>,
     pub department_id: Option<DepartmentId>,
     /// At most this many (default 50, at most 200).
-    pub limit: Option<usize>,
+    #[param(inline)]
+    pub limit: Option<ListLimit>,
 }
 
 /// Doctors, searched (INFO-3, INFO-4); best matches first, else most popular first.
@@ -102,7 +105,7 @@ async fn doctors(
         return Err(ApiError::BadRequest("q: at most 50 characters".into()));
     }
     let idx = state.catalog();
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let limit = q.limit.map_or(50, ListLimit::get);
     let under = q.department_id.map(|d| idx.doctors_under(d).into_iter().map(|d| d.id).collect::<Vec<_>>());
     let list = idx
         .search_doctors(q.q.as_deref())
@@ -115,9 +118,12 @@ async fn doctors(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
-    pub limit: Option<usize>,
+    /// At most this many (default 8, at most 50).
+    #[param(inline)]
+    pub limit: Option<PopularLimit>,
 }
 
 /// Popular doctors for the home page.
@@ -125,7 +131,7 @@ pub struct LimitQuery {
     responses((status = 200, body = [DoctorView])))]
 async fn popular_doctors(State(state): State<AppState>, ApiQuery(q): ApiQuery<LimitQuery>) -> ApiJson<Vec<DoctorView>> {
     let idx = state.catalog();
-    ApiJson(idx.popular(q.limit.unwrap_or(8).clamp(1, 50)).into_iter().map(|d| view(&idx, d)).collect())
+    ApiJson(idx.popular(q.limit.map_or(8, PopularLimit::get)).into_iter().map(|d| view(&idx, d)).collect())
 }
 
 /// One doctor.
@@ -138,14 +144,15 @@ async fn doctor(State(state): State<AppState>, ApiPath(id): ApiPath<DoctorId>) -
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleQuery {
     /// First date (hospital's local date); default today.
-    #[param(value_type = Option<String>, format = Date)]
-    pub from: Option<NaiveDate>,
+    #[param(inline)]
+    pub from: Option<Day>,
     /// Last date; default 13 days after `from`; at most 60 days after it.
-    #[param(value_type = Option<String>, format = Date)]
-    pub to: Option<NaiveDate>,
+    #[param(inline)]
+    pub to: Option<Day>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -222,8 +229,8 @@ async fn doctor_schedule(
     if state.catalog().doctor(id).is_none() {
         return Err(ApiError::not_found("doctor"));
     }
-    let from = q.from.unwrap_or_else(|| state.zone.local_date(Utc::now()));
-    let to = q.to.unwrap_or(from + ChronoDuration::days(13));
+    let from = q.from.map_or_else(|| state.zone.local_date(Utc::now()), Day::get);
+    let to = q.to.map_or(from + ChronoDuration::days(13), Day::get);
     if to < from || to - from > ChronoDuration::days(60) {
         return Err(ApiError::BadRequest("to must be on or after from, and at most 60 days after it".into()));
     }
@@ -232,6 +239,7 @@ async fn doctor_schedule(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     pub q: String,

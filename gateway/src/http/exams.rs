@@ -19,7 +19,6 @@
 //! tolerance). Each delivery, retries included, must be signed afresh with the current time. A
 //! request that fails on our side (5xx) forgets its signature again, so it may be resent as is.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
@@ -34,7 +33,7 @@ use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AccountCaller, ApiJson, ApiPath, StaffCaller};
+use crate::extract::{parse_json, AccountCaller, ApiJson, ApiPath, RawBody, StaffCaller};
 use crate::state::AppState;
 
 /// The lab webhook's key in sandbox mode when none is configured. Development only: it is public.
@@ -168,7 +167,7 @@ async fn lab_set_status(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ExamId>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<ApiJson<ExamView>> {
     let Some(secret) = lab_secret(&state) else {
         return Err(ApiError::Unavailable("the lab webhook is not configured".into()));
@@ -187,7 +186,7 @@ async fn lab_set_status(
         return Err(SignatureError::Replayed.into());
     }
     let result = async {
-        let req: SetExamStatus = parse_body(&body)?;
+        let req: SetExamStatus = parse_json(&body)?;
         change_status(&state, id, req.into()).await
     }
     .await;
@@ -242,14 +241,6 @@ fn lab_secret(state: &AppState) -> Option<Vec<u8>> {
         _ if state.config.sandbox => Some(SANDBOX_LAB_WEBHOOK_SECRET.as_bytes().to_vec()),
         _ => None,
     }
-}
-
-/// The body as JSON, with the API's error codes (the signature was checked on the raw bytes).
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::InvalidBody(format!("the JSON does not fit: {e}")),
-        _ => ApiError::MalformedJson(format!("the body is not valid JSON: {e}")),
-    })
 }
 
 /// Applies a change to an exam through its actor (one change per exam at a time). The actor

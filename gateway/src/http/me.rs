@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use hospital_domain::account::{parse_name, Relation};
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::{Gender, IdCardNo, PatientId, Phone, ValidationError};
@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath};
 use crate::http::views::{AccountView, PatientView};
 use crate::state::AppState;
+use crate::validate::Day;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,8 +44,7 @@ async fn get_me(State(state): State<AppState>, caller: AccountCaller) -> ApiResu
 pub struct UpdateProfile {
     pub name: Option<String>,
     pub gender: Option<Gender>,
-    #[schema(value_type = Option<String>, format = Date)]
-    pub birth_date: Option<NaiveDate>,
+    pub birth_date: Option<Day>,
 }
 
 /// Edits the profile; fields left out stay as they are.
@@ -62,9 +62,9 @@ async fn update_me(
     if let Some(g) = req.gender {
         a.profile.gender = Some(g);
     }
-    if let Some(d) = req.birth_date {
-        if d > state.zone.local_date(Utc::now()) || d < NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid") {
-            return Err(ValidationError::new("birth_date", "must be a past date after 1900").into());
+    if let Some(d) = req.birth_date.map(Day::get) {
+        if d > state.zone.local_date(Utc::now()) {
+            return Err(ValidationError::new("birth_date", "must be a date in the past").into());
         }
         a.profile.birth_date = Some(d);
     }

@@ -16,6 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::validate::ListLimit;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
     /// Only this category: `appointment`, `payment`, `report` or `system`.
@@ -34,7 +36,8 @@ pub struct MessagesQuery {
     /// Only unread messages (default false).
     pub unread_only: Option<bool>,
     /// At most this many (default 50, at most 200).
-    pub limit: Option<usize>,
+    #[param(inline)]
+    pub limit: Option<ListLimit>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -76,7 +79,7 @@ async fn messages(
     let filter = MessageFilter {
         category,
         unread_only: q.unread_only.unwrap_or(false),
-        limit: q.limit.unwrap_or(50).clamp(1, 200),
+        limit: q.limit.map_or(50, ListLimit::get),
     };
     Ok(ApiJson(state.stores.data.list_messages(caller.account_id, filter).await?))
 }

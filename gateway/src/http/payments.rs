@@ -2,7 +2,6 @@
 //! `wx.requestPayment`, and WeChat Pay's notifications (verified and decrypted, each handled
 //! once by the order's payment actor). The message centre is in `messages`.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hospital_domain::OrderId;
@@ -10,7 +9,7 @@ use hospital_integrations::wechatpay::{Notification, RequestPaymentParams};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AccountCaller, ApiJson, ApiPath};
+use crate::extract::{AccountCaller, ApiJson, ApiPath, RawBody};
 use crate::http::booking::{order_view, OrderView};
 use crate::state::AppState;
 
@@ -100,7 +99,11 @@ async fn wechat_pay(
 #[utoipa::path(post, path = "/api/v1/payments/wechat/notify", tag = "payments",
     request_body(content = String, content_type = "application/json", description = "WeChat Pay's signed notification envelope, read as raw bytes"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn wechat_notify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+async fn wechat_notify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<StatusCode> {
     let provider =
         state.wechat_pay.as_ref().ok_or_else(|| ApiError::Unavailable("WeChat Pay is not configured".into()))?;
     let n = provider.parse_notification(&headers, &body).map_err(|e| {

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, StaffCaller};
 use crate::http::booking::owned;
 use crate::state::AppState;
+use crate::validate::QueuePosition;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -280,7 +281,7 @@ async fn recall(
 pub struct ReorderRequest {
     pub appointment_id: String,
     /// The new position, 1 = next.
-    pub position: usize,
+    pub position: QueuePosition,
 }
 
 /// Moves a waiting patient to `position` by hand (409 `not_waiting`; 422 for a position outside
@@ -296,7 +297,8 @@ async fn reorder(
 ) -> ApiResult<ApiJson<QueueView>> {
     let appointment = AppointmentId::parse(&req.appointment_id)?;
     staff_session(&state, &caller, id).await?;
-    let q = state.actors.reorder(id, appointment, req.position).await.map_err(queue_error)?;
-    tracing::info!(by = %caller.staff_id, session = %id, %appointment, position = req.position, "queue reordered");
+    let position = req.position.get();
+    let q = state.actors.reorder(id, appointment, position).await.map_err(queue_error)?;
+    tracing::info!(by = %caller.staff_id, session = %id, %appointment, position, "queue reordered");
     Ok(ApiJson(queue_view(&q)))
 }

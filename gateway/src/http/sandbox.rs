@@ -23,6 +23,7 @@ fn sandboxes(state: &AppState) -> ApiResult<&Sandboxes> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
     pub phone: String,

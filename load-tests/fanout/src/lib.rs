@@ -158,8 +158,11 @@ async fn login(c: &reqwest::Client, base: &str, phone: &str) -> Result<String> {
 
 /// The popular doctors and, for each, a session after today to watch and change.
 async fn watched_sessions(c: &reqwest::Client, base: &str, n: usize) -> Result<Vec<Watched>> {
-    let docs =
-        json_ok(c.get(format!("{base}/api/v1/doctors/popular?limit={}", n.max(1) * 2)).send().await, "popular").await?;
+    let docs = json_ok(
+        c.get(format!("{base}/api/v1/doctors/popular?limit={}", (n.max(1) * 2).min(50))).send().await,
+        "popular",
+    )
+    .await?;
     let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive().to_string();
     let mut out = Vec::new();
     for d in docs.as_array().into_iter().flatten() {

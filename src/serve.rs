@@ -1,0 +1,356 @@
+//! Serving connections, plain or TLS, with the limits that protect the server from slow and
+//! greedy clients (all in `gateway.limits`):
+//!
+//! - At most `max_connections_per_ip` open connections per client address, counted from accept
+//!   to close. The count travels with the socket, so an upgraded WebSocket still counts until it
+//!   closes. A connection beyond the cap gets 429 `too_many_connections` (plain HTTP) and is
+//!   closed; counted in `http_connections_refused_total{reason="per_ip_cap"}`.
+//! - A request head must arrive within `header_read_timeout_secs` (the TLS handshake too), and
+//!   an idle keep-alive connection is closed after it: a head that never ends, or a connection
+//!   that sends nothing, is cut off.
+//! - A head larger than `max_header_bytes` is refused by hyper with 431 (HTTP/2: the same bound
+//!   on the header list).
+//!
+//! hyper answers a request it cannot parse (a malformed request line, bytes not allowed in a
+//! path, a head over the limit) by itself, before any service runs, with a bodiless 400, 414 or
+//! 431, and offers no hook to change that answer. `Shaped` recognises that answer as hyper
+//! writes it and writes the one error shape in its place, so these too are JSON.
+//! (Body timeouts and the body limit are the gateway's: `hospital_gateway::guard`.)
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hospital_gateway::config::LimitsConfig;
+use hospital_gateway::error::ApiError;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// How long a stop waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `stop` turns true, then lets requests in flight finish (at
+/// most `DRAIN`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    limits: &LimitsConfig,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let per_ip = PerIp::new(limits.max_connections_per_ip);
+    let header_timeout = Duration::from_secs(limits.header_read_timeout_secs.max(1));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // The whole head must fit the read buffer (hyper's minimum is 8 KiB).
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = wait_for_stop(&mut stop) => break,
+        };
+        let Some(permit) = per_ip.acquire(peer.ip()) else {
+            metrics::counter!("http_connections_refused_total", "reason" => "per_ip_cap").increment(1);
+            tracing::debug!(%peer, "connection refused: per-address cap");
+            tokio::spawn(refuse(tcp, tls.is_none()));
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let service = app.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let service = TowerToHyperService::new(service);
+            let result = match tls {
+                None => {
+                    let io = TokioIo::new(Shaped::new(tcp, permit, header_timeout));
+                    watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
+                }
+                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let io = TokioIo::new(Shaped::new(stream, permit, header_timeout));
+                        watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
+                    }
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(_) => Err("TLS handshake timed out".into()),
+                },
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
+    }
+    Ok(())
+}
+
+async fn wait_for_stop(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            // The sender is gone: nobody can stop us any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Refuses a connection over the cap: a 429 in the error shape where the client speaks plain
+/// HTTP (a TLS client could not read it), then the close.
+async fn refuse(mut tcp: TcpStream, plain: bool) {
+    use tokio::io::AsyncWriteExt;
+    if plain {
+        let answer = error_answer(ApiError::TooManyConnections, 429);
+        let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&answer)).await;
+        let _ = tcp.shutdown().await;
+    }
+}
+
+/// A complete HTTP/1.1 answer in the one error shape that closes the connection.
+fn error_answer(err: ApiError, status: u16) -> Vec<u8> {
+    let reason = axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+    let body = serde_json::json!({ "error": { "code": err.code(), "message": err.to_string() } }).to_string();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Open connections per client address.
+struct PerIp {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIp {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { max, open: Mutex::new(HashMap::new()) })
+    }
+
+    /// A place for one more connection from `ip`, or `None` at the cap.
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Permit> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Permit { per_ip: self.clone(), ip })
+    }
+}
+
+/// One counted connection; dropped with the socket.
+struct Permit {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A connection's socket with its place under the per-address cap, which puts hyper's own
+/// error answers into the error shape (see the module's description).
+struct Shaped<S> {
+    inner: S,
+    _permit: Permit,
+    /// Our answer in place of hyper's, and how much of it is written.
+    replacement: Option<(Vec<u8>, usize)>,
+    /// Until the first byte arrives: hyper's header timeout starts only once it has seen which
+    /// HTTP version the client speaks, so a connection that sends nothing is ended here.
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Shaped<S> {
+    fn new(inner: S, permit: Permit, first_byte_within: Duration) -> Self {
+        let first_byte = Some(Box::pin(tokio::time::sleep(first_byte_within)));
+        Self { inner, _permit: permit, replacement: None, first_byte }
+    }
+}
+
+/// The status of `buf` if it is exactly hyper's automatic answer to an unparsable request: a
+/// head alone, `400`/`414`/`431`, `connection: close` and `content-length: 0`. The service
+/// never answers like that: every error it sends has a JSON body.
+fn hyper_error_answer(buf: &[u8]) -> Option<u16> {
+    let head = std::str::from_utf8(buf.strip_suffix(b"\r\n\r\n")?).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+    let status = match status {
+        "400" => 400,
+        "414" => 414,
+        "431" => 431,
+        _ => return None,
+    };
+    let (mut close, mut empty) = (false, false);
+    for line in lines {
+        let line = line.to_ascii_lowercase();
+        close |= line == "connection: close";
+        empty |= line == "content-length: 0";
+    }
+    (close && empty).then_some(status)
+}
+
+fn replacement_for(status: u16) -> Vec<u8> {
+    let err = match status {
+        414 => ApiError::UriTooLong,
+        431 => ApiError::HeadersTooLarge,
+        _ => ApiError::BadRequest(
+            "the request is not valid HTTP/1.1: a malformed request line or header, or bytes not allowed in the path"
+                .into(),
+        ),
+    };
+    error_answer(err, status)
+}
+
+impl<S: AsyncWrite + Unpin> Shaped<S> {
+    /// Writes what is left of the replacement; Ready once all of it is written.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, pos)) = &mut self.replacement {
+            if *pos == bytes.len() {
+                break;
+            }
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *pos += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let Some(deadline) = &mut this.first_byte else { return Pin::new(&mut this.inner).poll_read(cx, buf) };
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request arrived"))),
+                Poll::Pending => Poll::Pending,
+            },
+            ready => {
+                this.first_byte = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Shaped<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.replacement.is_none() {
+            if let Some(status) = hyper_error_answer(buf) {
+                this.replacement = Some((replacement_for(status), 0));
+                // Taken whole; the rest is written by the next writes and flushes.
+                let _ = this.poll_replacement(cx)?;
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
+        std::task::ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_replacement(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_replacement(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    // One buffer per write: hyper then writes its answer's head as one piece (see
+    // `hyper_error_answer`).
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_only_hyper_s_own_bodiless_answers() {
+        let hyper_431 =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 10:01:05 GMT\r\n\r\n";
+        assert_eq!(hyper_error_answer(hyper_431), Some(431));
+        let hyper_400 = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        assert_eq!(hyper_error_answer(hyper_400), Some(400));
+        // Our own answers carry a body.
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n";
+        assert_eq!(hyper_error_answer(ours), None);
+        let with_body = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n{}";
+        assert_eq!(hyper_error_answer(with_body), None);
+        let ok = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(hyper_error_answer(ok), None);
+    }
+
+    #[test]
+    fn the_replacement_is_a_complete_json_answer() {
+        let r = String::from_utf8(replacement_for(431)).unwrap();
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "headers_too_large");
+    }
+
+    #[test]
+    fn the_cap_counts_open_connections_per_address() {
+        let per_ip = PerIp::new(2);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let p1 = per_ip.acquire(a).unwrap();
+        let _p2 = per_ip.acquire(a).unwrap();
+        assert!(per_ip.acquire(a).is_none());
+        assert!(per_ip.acquire(b).is_some(), "another address has its own count");
+        drop(p1);
+        assert!(per_ip.acquire(a).is_some(), "a closed connection frees its place");
+        assert!(PerIp::new(0).acquire(a).is_some(), "0 = no cap");
+    }
+}
