@@ -12,6 +12,7 @@ mod crash;
 mod exams;
 mod prometheus;
 mod readme;
+mod real_name;
 mod realtime;
 mod restart;
 mod storm;
