@@ -10,6 +10,7 @@ pub mod error;
 pub mod exams;
 pub mod model;
 pub mod notify;
+pub mod persons;
 pub mod queues;
 pub mod redis_kv;
 #[cfg(feature = "scylla")]
@@ -23,6 +24,7 @@ pub use error::StoreError;
 pub use exams::ExamStore;
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore};
+pub use persons::{PersonHolder, PersonStore, RealNameCheck};
 pub use queues::QueueStore;
 pub use redis_kv::RedisKv;
 pub use sessions::SessionStore;

@@ -9,6 +9,7 @@ mod exams;
 pub mod keys;
 mod kv;
 mod notify;
+mod persons;
 mod queues;
 pub mod tables;
 
