@@ -111,10 +111,10 @@ pub struct PatientState {
     // Later issues: the account's WebSocket senders and its booking counters live here.
 }
 
-/// The account's own rules for adding `record`, given the patients it holds: the rules
-/// `AddPatient` enforces from memory (the store checks them again atomically).
-pub fn check_account(patients: &[PatientRecord], record: &PatientRecord, cap: usize) -> Result<(), ActorError> {
-    if patients.iter().any(|p| p.id == record.id || p.id_card_index == record.id_card_index) {
+/// The account's own rules for adding `person` (an ID-number index), given the patients it
+/// holds: the rules `AddPatient` enforces from memory (the store checks them again atomically).
+pub fn check_account(patients: &[PatientRecord], person: &str, cap: usize) -> Result<(), ActorError> {
+    if patients.iter().any(|p| p.id_card_index == person) {
         return Err(ActorError::DuplicatePatient);
     }
     if patients.len() >= cap {
@@ -149,7 +149,10 @@ impl PatientState {
         if record.account_id != self.account {
             return Err(ActorError::WrongAccount);
         }
-        check_account(&self.patients, &record, caps.per_account)?;
+        if self.patients.iter().any(|p| p.id == record.id) {
+            return Err(ActorError::DuplicatePatient);
+        }
+        check_account(&self.patients, &record.id_card_index, caps.per_account)?;
         // The store checks again atomically, and the person's cap across accounts: it is the
         // truth if another process (or another account's actor) wrote meanwhile.
         let others = match self.deps.stores.data.add_patient(&record, caps).await {

@@ -42,6 +42,10 @@ pub enum ApiError {
     /// 422: a field failed validation (phone, ID number, ...).
     #[error("{0}")]
     Validation(#[from] ValidationError),
+    /// 422 with a specific code: well-formed input an outside authority refused
+    /// (`real_name_mismatch`, `real_name_no_record`).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// 400: a query string or path parameter is wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -98,7 +102,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedJson(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
-            InvalidBody(_) | Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidBody(_) | Validation(_) | Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Unauthenticated | InvalidToken | BadCredentials { .. } => StatusCode::UNAUTHORIZED,
@@ -124,7 +128,9 @@ impl ApiError {
             PayloadTooLarge => "payload_too_large",
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",
-            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } => code,
+            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } | Unprocessable { code, .. } => {
+                code
+            }
             RuleViolation { .. } => "rule_violation",
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
@@ -181,6 +187,7 @@ impl From<hospital_actors::ActorError> for ApiError {
             A::Store(s) => s.into(),
             A::PatientCap { .. } => ApiError::Conflict { code: "patient_cap", message: e.to_string() },
             A::DuplicatePatient => ApiError::Conflict { code: "patient_exists", message: e.to_string() },
+            A::PersonAccountCap { .. } => ApiError::Conflict { code: "person_account_cap", message: e.to_string() },
             A::WrongAccount => ApiError::Internal(e.to_string()),
             other => {
                 tracing::warn!(error = %other, "actor unavailable");
