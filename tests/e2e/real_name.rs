@@ -96,3 +96,24 @@ async fn provider_outage_is_503_and_stores_nothing() {
     assert_error(add(&s, &a, "王小明", PERSON, "self").await, 503, "unavailable").await;
     assert!(patients(&s, &a).await.is_empty());
 }
+
+#[tokio::test]
+async fn guessing_names_is_capped_per_day() {
+    let opts = crate::booking_flow::booking_opts().env("HOSPITAL_GATEWAY__REAL_NAME__DAILY_FAILURES", 2);
+    let s = TestServer::start(opts).await;
+    let (a, b) = (s.login(&phone(7121)).await, s.login(&phone(7122)).await);
+    expect_json(add(&s, &a, "王小明", PERSON, "self").await, 201).await;
+    for guess in ["王小红", "王晓明"] {
+        assert_error(add(&s, &b, guess, PERSON, "other").await, 422, "real_name_mismatch").await;
+    }
+    // The third guess of the day is not even asked.
+    let r = add(&s, &b, "王小民", PERSON, "other").await;
+    let wait = crate::harness::retry_after(&r).expect("Retry-After");
+    assert!(wait > 0 && wait <= 24 * 3600, "until the hospital's midnight: {wait}");
+    assert_error(r, 429, "real_name_attempts").await;
+    let record = s.get_json(&format!("/sandbox/real-name/persons?id_card_no={PERSON}"), None).await;
+    assert_eq!(record["checks"], 3, "A's check and B's two guesses: {record}");
+    // Another account is not held back by B's guesses.
+    let c = s.login(&phone(7123)).await;
+    expect_json(add(&s, &c, "王小明", PERSON, "child").await, 201).await;
+}
