@@ -128,9 +128,10 @@ impl ApiError {
             PayloadTooLarge => "payload_too_large",
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",
-            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } | Unprocessable { code, .. } => {
-                code
-            }
+            BadCredentials { code, .. }
+            | Conflict { code, .. }
+            | RateLimited { code, .. }
+            | Unprocessable { code, .. } => code,
             RuleViolation { .. } => "rule_violation",
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",

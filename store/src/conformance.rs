@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::*;
+use crate::persons::{PersonHolder, RealNameCheck};
 use crate::sessions::SessionStore;
 use crate::traits::{BookingWrite, DataStore, EphemeralKv};
-use crate::persons::{PersonHolder, RealNameCheck};
 use crate::{FieldCipher, StoreError};
 
 fn unique(tag: &str) -> String {
@@ -109,7 +109,10 @@ pub async fn patients(store: Arc<dyn DataStore>) {
     let third = sample_patient(&cipher, a.id, cards[2]);
     assert!(matches!(store.add_patient(&third, caps(2)).await, Err(StoreError::Conflict("patient cap"))), "cap holds");
     let dup = sample_patient(&cipher, a.id, cards[0]);
-    assert!(matches!(store.add_patient(&dup, caps(5)).await, Err(StoreError::Conflict("patient"))), "same person twice");
+    assert!(
+        matches!(store.add_patient(&dup, caps(5)).await, Err(StoreError::Conflict("patient"))),
+        "same person twice"
+    );
 
     let listed = store.patients_of(a.id).await.unwrap();
     assert_eq!(listed.iter().map(|p| p.id).collect::<Vec<_>>(), ids, "oldest first");

@@ -147,7 +147,8 @@ async fn add_patient(
     }
     let phone = req.phone.as_deref().map(Phone::parse).transpose()?;
     let person = state.cipher.blind_index(card.expose());
-    let caps = PatientCaps { per_account: state.config.patient_cap, accounts_per_person: state.config.person_account_cap };
+    let caps =
+        PatientCaps { per_account: state.config.patient_cap, accounts_per_person: state.config.person_account_cap };
     // The refusals that cost nothing first: the registry bills every check. The actor and the
     // store check these again when adding.
     let held = state.actors.list_patients(caller.account_id).await?;

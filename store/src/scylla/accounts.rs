@@ -81,7 +81,8 @@ const CLAIM_PERSON: &str = "UPDATE {ks}.accounts_by_person SET version = ?, pati
 /// Points an account's existing row at its (new) patient record, or records a relation change.
 const SET_HOLDER: &str = "UPDATE {ks}.accounts_by_person SET patient_id = ?, body = ? \
      WHERE person = ? AND account_id = ? IF EXISTS";
-const RELEASE_PERSON: &str = "DELETE FROM {ks}.accounts_by_person WHERE person = ? AND account_id = ? IF patient_id = ?";
+const RELEASE_PERSON: &str =
+    "DELETE FROM {ks}.accounts_by_person WHERE person = ? AND account_id = ? IF patient_id = ?";
 
 const CLAIM_USERNAME: &str = "INSERT INTO {ks}.staff_by_username (username, staff_id) VALUES (?, ?) IF NOT EXISTS";
 const RELEASE_USERNAME: &str = "DELETE FROM {ks}.staff_by_username WHERE username = ? IF staff_id = ?";
@@ -160,7 +161,8 @@ impl ScyllaStore {
     /// person is there, `Conflict("patient cap")` at the cap; else its version (None: never
     /// written).
     async fn patient_state(&self, p: &PatientRecord, cap: usize) -> Result<Option<i64>> {
-        let rows: Vec<(Option<i64>, Option<Uuid>, Option<String>)> = self.rows(PATIENT_STATE, (p.account_id.0,)).await?;
+        let rows: Vec<(Option<i64>, Option<Uuid>, Option<String>)> =
+            self.rows(PATIENT_STATE, (p.account_id.0,)).await?;
         // The static version comes with every row (and alone when the partition has none).
         let version = rows.first().and_then(|r| r.0);
         let existing: Vec<&Option<String>> = rows.iter().filter(|r| r.1.is_some()).map(|r| &r.2).collect();
