@@ -17,8 +17,9 @@ use hospital_integrations::wechatpay::{
     test_keys, WechatPay, WechatPayClient, WechatPayConfig, WechatPaySandbox, WechatPaySandboxConfig,
 };
 use hospital_integrations::{
-    AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender, SubscribeClient, SubscribeConfig, SubscribeMessenger,
-    SubscribeSandbox, WechatClient, WechatConfig, WechatLogin, WechatSandbox,
+    AliyunCloudauth, AliyunSms, AliyunSmsConfig, CloudauthConfig, RealNameSandbox, RealNameVerifier, SmsSandbox,
+    SmsSender, SubscribeClient, SubscribeConfig, SubscribeMessenger, SubscribeSandbox, WechatClient, WechatConfig,
+    WechatLogin, WechatSandbox,
 };
 use hospital_store::{EmbeddedStore, EphemeralKv, FieldCipher, RedisKv, SessionStore, Stores};
 use secrecy::{ExposeSecret, SecretString};
@@ -93,7 +94,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     let base = format!("{scheme}://{addr}");
-    let (sms, wechat, wechat_pay, subscribe, sandbox) = external_clients(&config, &base)?;
+    let (sms, wechat, wechat_pay, subscribe, real_name, sandbox) = external_clients(&config, &base)?;
 
     // The real-time side first (actors publish to it): the bus numbers personal events in the
     // log and fans out, locally or through Redis pub/sub to every node; at start it logs what a
@@ -152,6 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         cipher,
         sms,
         wechat,
+        real_name,
         wechat_pay: Some(wechat_pay),
         catalog: Arc::new(RwLock::new(Arc::new(catalog))),
         limits: Arc::new(RateLimits::new(&config.gateway.limits)),
@@ -226,8 +228,17 @@ fn bind(addr: SocketAddr, send_buffer: usize) -> std::io::Result<TcpListener> {
     TcpListener::from_std(sock.into())
 }
 
-type Clients =
-    (Arc<dyn SmsSender>, Arc<dyn WechatLogin>, Arc<dyn WechatPay>, Arc<dyn SubscribeMessenger>, Option<Sandboxes>);
+type Clients = (
+    Arc<dyn SmsSender>,
+    Arc<dyn WechatLogin>,
+    Arc<dyn WechatPay>,
+    Arc<dyn SubscribeMessenger>,
+    Arc<dyn RealNameVerifier>,
+    Option<Sandboxes>,
+);
+
+/// The AccessKeyId the real-name sandbox accepts (its secret is generated at start-up).
+const SANDBOX_CLOUDAUTH_KEY_ID: &str = "sandbox-cloudauth-key";
 
 /// The sandbox's merchant and app ids: what a sandbox order is placed under.
 const SANDBOX_APPID: &str = "wxsandbox0000000";
@@ -239,7 +250,7 @@ const SANDBOX_MCHID: &str = "1900000109";
 fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
     if config.gateway.sandbox {
         tracing::warn!(
-            "SANDBOX MODE: SMS and WeChat go to local sandboxes under /sandbox; never run production like this"
+            "SANDBOX MODE: SMS, WeChat and real-name checks go to local sandboxes under /sandbox; never run production like this"
         );
         let sms_secret = SecretString::from(FieldCipher::generate_key_b64());
         let sms_sandbox = SmsSandbox::new("sandbox-access-key", sms_secret.clone());
@@ -250,6 +261,7 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
             code_template: hospital_integrations::sms::LOGIN_CODE_TEMPLATE.into(),
             endpoint: format!("{base}/sandbox/aliyun-sms"),
         })?;
+        let cloudauth_secret = SecretString::from(FieldCipher::generate_key_b64());
         let wx_secret = SecretString::from(FieldCipher::generate_key_b64());
         let wx_sandbox = WechatSandbox::new(SANDBOX_APPID, wx_secret.clone());
         let wechat = WechatClient::new(WechatConfig {
@@ -293,8 +305,16 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
             wechat: wx_sandbox,
             wechat_pay: pay_sandbox,
             wechat_subscribe: subscribe_sandbox,
+            real_name: RealNameSandbox::new(SANDBOX_CLOUDAUTH_KEY_ID, cloudauth_secret.clone()),
         };
-        Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Arc::new(subscribe), Some(sandboxes)))
+        // A configured real-name provider is used even here, so a staging server can try the
+        // real registry with the demo.
+        let real_name = AliyunCloudauth::new(config.aliyun_cloudauth.clone().unwrap_or_else(|| CloudauthConfig {
+            access_key_id: SANDBOX_CLOUDAUTH_KEY_ID.into(),
+            access_key_secret: cloudauth_secret,
+            endpoint: format!("{base}/sandbox/aliyun-cloudauth"),
+        }))?;
+        Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Arc::new(subscribe), Arc::new(real_name), Some(sandboxes)))
     } else {
         let Some(sms) = config.aliyun_sms.clone() else {
             bail!("aliyun_sms is not configured (required outside sandbox mode)")
@@ -302,6 +322,9 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         let Some(wx) = config.wechat.clone() else { bail!("wechat is not configured (required outside sandbox mode)") };
         let Some(pay) = config.wechat_pay.clone() else {
             bail!("wechat_pay is not configured (required outside sandbox mode)")
+        };
+        let Some(cloudauth) = config.aliyun_cloudauth.clone() else {
+            bail!("aliyun_cloudauth is not configured (required outside sandbox mode)")
         };
         let subscribe = SubscribeClient::new(SubscribeConfig {
             appid: wx.appid.clone(),
@@ -313,6 +336,7 @@ fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
             Arc::new(WechatClient::new(wx)?),
             Arc::new(WechatPayClient::new(pay)?),
             Arc::new(subscribe),
+            Arc::new(AliyunCloudauth::new(cloudauth)?),
             None,
         ))
     }

@@ -7,7 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use hospital_gateway::GatewayConfig;
 use hospital_integrations::wechatpay::WechatPayConfig;
-use hospital_integrations::{AliyunSmsConfig, WechatConfig};
+use hospital_integrations::{AliyunSmsConfig, CloudauthConfig, WechatConfig};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,6 +46,11 @@ pub struct Config {
     /// Aliyun SMS credentials; required unless `gateway.sandbox` is on.
     #[serde(skip_serializing)]
     pub aliyun_sms: Option<AliyunSmsConfig>,
+    /// Aliyun ID Verification (cloudauth) credentials for real-name checks of 就诊人; required
+    /// unless `gateway.sandbox` is on. When set, they are used in sandbox mode too (instead of
+    /// the real-name sandbox).
+    #[serde(skip_serializing)]
+    pub aliyun_cloudauth: Option<CloudauthConfig>,
     /// WeChat mini-program credentials; required unless `gateway.sandbox` is on.
     #[serde(skip_serializing)]
     pub wechat: Option<WechatConfig>,
@@ -76,6 +81,7 @@ impl Default for Config {
             tls: None,
             encryption: EncryptionConfig::default(),
             aliyun_sms: None,
+            aliyun_cloudauth: None,
             wechat: None,
             wechat_pay: None,
             sandbox_pay_retry_secs: None,
@@ -214,5 +220,7 @@ mod tests {
         assert!(!c.gateway.sandbox, "production runs without the sandbox");
         assert!(!c.demo_data);
         assert!(c.aliyun_sms.is_some() && c.wechat.is_some() && c.wechat_pay.is_some() && c.tls.is_some());
+        assert!(c.aliyun_cloudauth.is_some(), "real-name checks need the real provider");
+        assert_eq!(c.gateway.person_account_cap, 3);
     }
 }

@@ -25,6 +25,9 @@ pub enum ActorError {
     /// The account already holds the most patients it may.
     #[error("an account may hold at most {cap} patients")]
     PatientCap { cap: usize },
+    /// The person (same ID number) is already a patient of the most accounts one person may be.
+    #[error("this person is already a patient of {cap} other accounts, the most allowed")]
+    PersonAccountCap { cap: usize },
     /// The same person (same ID number) is already a patient of the account.
     #[error("this person is already a patient of the account")]
     DuplicatePatient,

@@ -5,12 +5,14 @@
 //! keep it in memory.)
 
 use chrono::{Datelike, Duration as Days, Utc};
+use hospital_domain::account::Relation;
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::booking::{BookError, WaitEntry};
+use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
 use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
-use hospital_store::{PatientRecord, StoreError};
+use hospital_store::{PatientCaps, PatientRecord, PersonHolder, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -25,10 +27,13 @@ use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleMsg};
 pub enum PatientMsg {
     /// The account's patients, oldest first, from memory.
     ListPatients { reply: RpcReplyPort<Vec<PatientRecord>> },
-    /// Adds a patient if the account has fewer than `cap` and the same person (same ID-number
-    /// index) or id is not already there. Written through the store first; memory changes only
-    /// once the write succeeded. Refusals are `PatientCap`, `DuplicatePatient`, `WrongAccount`.
-    AddPatient { record: PatientRecord, cap: usize, reply: RpcReplyPort<Result<PatientRecord, ActorError>> },
+    /// Adds a patient if the account has fewer than `caps.per_account`, the same person (same
+    /// ID-number index) or id is not already there, and fewer than `caps.accounts_per_person`
+    /// other accounts hold the person. Written through the store first; memory changes only once
+    /// the write succeeded. Then the account holding the person's `self` record, if another, is
+    /// told in its message centre. Refusals are `PatientCap`, `DuplicatePatient`,
+    /// `PersonAccountCap`, `WrongAccount`. The caller has checked the name against the ID number.
+    AddPatient { record: PatientRecord, caps: PatientCaps, reply: RpcReplyPort<Result<PatientRecord, ActorError>> },
     /// Removes a patient; `Ok(false)` if the account had none with this id.
     RemovePatient { id: PatientId, reply: RpcReplyPort<Result<bool, ActorError>> },
     /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules
@@ -70,26 +75,100 @@ pub struct PatientState {
     idle: IdleClock,
 }
 
+/// The account's own rules for adding `person` (an ID-number index), given the patients it
+/// holds: the rules `AddPatient` enforces from memory (the store checks them again atomically).
+pub fn check_account(patients: &[PatientRecord], person: &str, cap: usize) -> Result<(), ActorError> {
+    if patients.iter().any(|p| p.id_card_index == person) {
+        return Err(ActorError::DuplicatePatient);
+    }
+    if patients.len() >= cap {
+        return Err(ActorError::PatientCap { cap });
+    }
+    Ok(())
+}
+
+/// The accounts-per-person cap for `account` adding a person held by `holders`.
+pub fn check_person(holders: &[PersonHolder], account: AccountId, cap: usize) -> Result<(), ActorError> {
+    if holders.iter().filter(|h| h.account_id != account).count() >= cap {
+        return Err(ActorError::PersonAccountCap { cap });
+    }
+    Ok(())
+}
+
+fn relation_zh(r: Relation) -> &'static str {
+    match r {
+        Relation::Myself => "本人",
+        Relation::Spouse => "配偶",
+        Relation::Child => "子女",
+        Relation::Parent => "父母",
+        Relation::Other => "其他",
+    }
+}
+
+/// How often the notice to the person's own account is tried before giving up (logged).
+const NOTICE_ATTEMPTS: u32 = 3;
+
 impl PatientState {
-    async fn add(&mut self, record: PatientRecord, cap: usize) -> Result<PatientRecord, ActorError> {
+    async fn add(&mut self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, ActorError> {
         if record.account_id != self.account {
             return Err(ActorError::WrongAccount);
         }
-        if self.patients.iter().any(|p| p.id == record.id || p.id_card_index == record.id_card_index) {
+        if self.patients.iter().any(|p| p.id == record.id) {
             return Err(ActorError::DuplicatePatient);
         }
-        if self.patients.len() >= cap {
-            return Err(ActorError::PatientCap { cap });
-        }
-        // The store checks again atomically: it is the truth if another process wrote meanwhile.
-        match self.deps.stores.data.add_patient(&record, cap).await {
-            Ok(()) => {
-                self.patients.push(record.clone());
-                Ok(record)
+        check_account(&self.patients, &record.id_card_index, caps.per_account)?;
+        // The store checks again atomically, and the person's cap across accounts: it is the
+        // truth if another process (or another account's actor) wrote meanwhile.
+        let others = match self.deps.stores.data.add_patient(&record, caps).await {
+            Ok(others) => others,
+            Err(StoreError::Conflict("patient cap")) => return Err(ActorError::PatientCap { cap: caps.per_account }),
+            Err(StoreError::Conflict("patient")) => return Err(ActorError::DuplicatePatient),
+            Err(StoreError::Conflict("person cap")) => {
+                return Err(ActorError::PersonAccountCap { cap: caps.accounts_per_person })
             }
-            Err(StoreError::Conflict("patient cap")) => Err(ActorError::PatientCap { cap }),
-            Err(StoreError::Conflict("patient")) => Err(ActorError::DuplicatePatient),
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        self.patients.push(record.clone());
+        self.tell_own_account(&record, &others).await;
+        Ok(record)
+    }
+
+    /// Tells the account holding the person's `self` record (if it is another account) that
+    /// this account added them: someone who knows a person's name and ID number could otherwise
+    /// use up their bookings unseen. The add stands whatever happens here; a failure is logged.
+    async fn tell_own_account(&self, record: &PatientRecord, others: &[PersonHolder]) {
+        let Some(own) = others.iter().find(|h| h.relation == Relation::Myself) else { return };
+        let message = Message::new(
+            own.account_id,
+            MessageKind::SystemNotice,
+            "您已被其他账户添加为就诊人",
+            format!(
+                "另一个账户已将{}（身份证号 {}）添加为就诊人，关系：{}。该账户可以为您预约挂号。如非您本人或家人所为，请联系医院。",
+                record.name,
+                record.id_card_masked,
+                relation_zh(record.relation)
+            ),
+            Some(own.patient_id.to_string()),
+            Utc::now(),
+        )
+        .alert();
+        // Written with its live event, so the other account's open app sees it at once.
+        let events = vec![hospital_store::PendingEvent::message(&message)];
+        for attempt in 1..=NOTICE_ATTEMPTS {
+            match self.deps.stores.data.put_message(&message, &events).await {
+                Ok(()) => {
+                    self.deps.events.durable(events);
+                    return;
+                }
+                Err(e) if attempt == NOTICE_ATTEMPTS => {
+                    tracing::error!(error = %e, account = %own.account_id, adder = %self.account,
+                        "could not tell a person's own account that another account added them");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "writing the patient-added notice failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
         }
     }
 
@@ -302,8 +381,8 @@ impl Actor for PatientActor {
             PatientMsg::ListPatients { reply } => {
                 let _ = reply.send(state.patients.clone());
             }
-            PatientMsg::AddPatient { record, cap, reply } => {
-                let result = state.add(record, cap).await;
+            PatientMsg::AddPatient { record, caps, reply } => {
+                let result = state.add(record, caps).await;
                 if let Err(e) = &result {
                     tracing::debug!(account = %state.account, error = %e, "patient not added");
                 }

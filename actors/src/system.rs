@@ -8,7 +8,7 @@ use hospital_domain::order::Order;
 use hospital_domain::schedule::{ClinicSession, SlotId};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
 use hospital_integrations::wechatpay::{RefundNotice, RequestPaymentParams, Transaction};
-use hospital_store::PatientRecord;
+use hospital_store::{PatientCaps, PatientRecord};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -288,13 +288,13 @@ impl ActorSystem {
         self.ask::<PatientKind, _>(account, Retry::Reads, |reply| PatientMsg::ListPatients { reply }).await
     }
 
-    /// Adds a patient to `record.account_id` if it holds fewer than `cap`. Refusals:
-    /// `PatientCap`, `DuplicatePatient`; store failures: `Store`.
-    pub async fn add_patient(&self, record: PatientRecord, cap: usize) -> Result<PatientRecord, ActorError> {
+    /// Adds a patient to `record.account_id` within `caps` (see `PatientMsg::AddPatient`).
+    /// Refusals: `PatientCap`, `DuplicatePatient`, `PersonAccountCap`; store failures: `Store`.
+    pub async fn add_patient(&self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, ActorError> {
         let account = record.account_id;
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::AddPatient {
             record: record.clone(),
-            cap,
+            caps,
             reply,
         })
         .await?

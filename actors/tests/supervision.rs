@@ -8,7 +8,10 @@ use hospital_domain::account::Relation;
 use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
 use hospital_domain::time::HospitalZone;
 use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, Gender, PatientId, SessionId};
-use hospital_store::{AccountStore, EmbeddedStore, PatientRecord, ScheduleStore, Sealed, Stores};
+use hospital_store::{
+    AccountStore, EmbeddedStore, MessageFilter, NotifyStore, PatientCaps, PatientRecord, PersonStore, ScheduleStore,
+    Sealed, Stores,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -69,6 +72,11 @@ fn patient(account: AccountId, n: usize) -> PatientRecord {
         phone_sealed: None,
         created_at: Utc::now(),
     }
+}
+
+/// The account cap under test; the person cap out of the way.
+fn caps(per_account: usize) -> PatientCaps {
+    PatientCaps { per_account, accounts_per_person: usize::MAX }
 }
 
 /// Polls the supervisors' counters until `ok` holds, failing after 5 s.
@@ -206,17 +214,17 @@ async fn patient_cap_holds_under_concurrent_adds() {
 
     // Sequential: the cap and duplicates are refused, and nothing is written for a refusal.
     let account = AccountId::new();
-    let first = h.system.add_patient(patient(account, 0), cap).await.unwrap();
+    let first = h.system.add_patient(patient(account, 0), caps(cap)).await.unwrap();
     let mut dup = patient(account, 0);
     dup.id = PatientId::new();
-    assert!(matches!(h.system.add_patient(dup, cap).await, Err(ActorError::DuplicatePatient)));
+    assert!(matches!(h.system.add_patient(dup, caps(cap)).await, Err(ActorError::DuplicatePatient)));
     for n in 1..cap {
-        h.system.add_patient(patient(account, n), cap).await.unwrap();
+        h.system.add_patient(patient(account, n), caps(cap)).await.unwrap();
     }
-    let refused = h.system.add_patient(patient(account, 99), cap).await;
+    let refused = h.system.add_patient(patient(account, 99), caps(cap)).await;
     assert!(matches!(refused, Err(ActorError::PatientCap { cap: 3 })), "{refused:?}");
     assert!(matches!(
-        h.system.add_patient(patient(AccountId::new(), 5), 0).await,
+        h.system.add_patient(patient(AccountId::new(), 5), caps(0)).await,
         Err(ActorError::PatientCap { cap: 0 })
     ));
     let listed = h.system.list_patients(account).await.unwrap();
@@ -227,14 +235,14 @@ async fn patient_cap_holds_under_concurrent_adds() {
     // Removing frees a place.
     assert!(h.system.remove_patient(account, first.id).await.unwrap());
     assert!(!h.system.remove_patient(account, first.id).await.unwrap());
-    h.system.add_patient(patient(account, 100), cap).await.unwrap();
+    h.system.add_patient(patient(account, 100), caps(cap)).await.unwrap();
 
     // Concurrent: ten adds race for three places on a fresh account.
     let account = AccountId::new();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..10 {
         let system = h.system.clone();
-        tasks.spawn(async move { system.add_patient(patient(account, n), cap).await });
+        tasks.spawn(async move { system.add_patient(patient(account, n), caps(cap)).await });
     }
     let (mut added, mut capped) = (0, 0);
     while let Some(r) = tasks.join_next().await {
@@ -251,10 +259,60 @@ async fn patient_cap_holds_under_concurrent_adds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn person_cap_holds_across_accounts_and_the_own_account_is_told() {
+    let h = start(ActorConfig::default()).await;
+    let person_caps = PatientCaps { per_account: 5, accounts_per_person: 3 };
+    let person = |account: AccountId, relation: Relation| PatientRecord {
+        relation,
+        id_card_index: "index-shared".into(),
+        ..patient(account, 1)
+    };
+
+    // The person's own account adds them; another account adds them: only the own account hears.
+    let own = AccountId::new();
+    let own_record = h.system.add_patient(person(own, Relation::Myself), person_caps).await.unwrap();
+    let inbox = |account| {
+        let store = h.store.clone();
+        async move {
+            let filter = MessageFilter { category: None, unread_only: false, limit: 10 };
+            store.list_messages(account, filter).await.unwrap()
+        }
+    };
+    assert!(inbox(own).await.is_empty(), "adding oneself tells nobody");
+    let other = AccountId::new();
+    h.system.add_patient(person(other, Relation::Parent), person_caps).await.unwrap();
+    let told = inbox(own).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].alert && told[0].body.contains("1101**********0011") && told[0].body.contains("父母"), "{told:?}");
+    assert_eq!(told[0].related, Some(own_record.id.to_string()));
+    assert!(inbox(other).await.is_empty());
+
+    // Ten more accounts race for the one place left: exactly one gets it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let system = h.system.clone();
+        let record = person(AccountId::new(), Relation::Child);
+        tasks.spawn(async move { system.add_patient(record, person_caps).await });
+    }
+    let (mut added, mut capped) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(_) => added += 1,
+            Err(ActorError::PersonAccountCap { cap: 3 }) => capped += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((added, capped), (1, 9));
+    assert_eq!(h.store.holders_of_person("index-shared").await.unwrap().len(), 3);
+    assert_eq!(inbox(own).await.len(), 2, "one notice per account that got the person");
+    h.system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicked_patient_actor_reloads_its_patients() {
     let h = start(ActorConfig::default()).await;
     let account = AccountId::new();
-    h.system.add_patient(patient(account, 1), 5).await.unwrap();
+    h.system.add_patient(patient(account, 1), caps(5)).await.unwrap();
     h.system.inject_patient_fault(account).await.unwrap();
     wait_for(&h.system, "a restart", |s| s.patients.restarts == 1).await;
     assert_eq!(h.system.list_patients(account).await.unwrap().len(), 1);

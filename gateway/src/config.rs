@@ -11,6 +11,10 @@ pub struct GatewayConfig {
     pub limits: LimitsConfig,
     /// Most 就诊人 one account may hold.
     pub patient_cap: usize,
+    /// Most accounts that may hold one person (one ID number) as a 就诊人.
+    pub person_account_cap: usize,
+    /// Checking a 就诊人's name against their ID number with the real-name provider.
+    pub real_name: RealNameConfig,
     /// Mount `/sandbox/...` (SMS outbox, WeChat login codes). Never in production.
     pub sandbox: bool,
     /// Use the left-most `X-Forwarded-For` address as the client IP (behind a trusted proxy only).
@@ -31,12 +35,38 @@ impl Default for GatewayConfig {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             patient_cap: 5,
+            person_account_cap: 3,
+            real_name: RealNameConfig::default(),
             sandbox: false,
             trust_forwarded_for: false,
             timezone: "Asia/Shanghai".into(),
             realtime: Default::default(),
             lab_webhook_secret: None,
         }
+    }
+}
+
+/// Real-name verification (身份二要素核验) of the 就诊人 an account adds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealNameConfig {
+    /// A name the provider confirmed for an ID number is trusted this many days without asking
+    /// again (the provider bills every check).
+    pub cache_days: u64,
+    /// Checks an account may fail per local day (wrong name, no record) before it must wait
+    /// for tomorrow: the provider must not become an oracle for guessing a person's name.
+    pub daily_failures: i64,
+}
+
+impl Default for RealNameConfig {
+    fn default() -> Self {
+        Self { cache_days: 180, daily_failures: 10 }
+    }
+}
+
+impl RealNameConfig {
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_days * 24 * 3600)
     }
 }
 

@@ -47,6 +47,10 @@ pub enum ApiError {
     /// request (`weekly[0].quota`, `limit`).
     #[error("{field}: {message}")]
     OutOfRange { field: String, message: String },
+    /// 422 with a specific code: well-formed input an outside authority refused
+    /// (`real_name_mismatch`, `real_name_no_record`).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// 400: a query string or path parameter is wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -115,7 +119,9 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedJson(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
-            InvalidBody(_) | Validation(_) | OutOfRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidBody(_) | Validation(_) | OutOfRange { .. } | Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -149,7 +155,10 @@ impl ApiError {
             PayloadTooLarge => "payload_too_large",
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",
-            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } => code,
+            BadCredentials { code, .. }
+            | Conflict { code, .. }
+            | RateLimited { code, .. }
+            | Unprocessable { code, .. } => code,
             RuleViolation { .. } => "rule_violation",
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
@@ -211,6 +220,7 @@ impl From<hospital_actors::ActorError> for ApiError {
             A::Store(s) => s.into(),
             A::PatientCap { .. } => ApiError::Conflict { code: "patient_cap", message: e.to_string() },
             A::DuplicatePatient => ApiError::Conflict { code: "patient_exists", message: e.to_string() },
+            A::PersonAccountCap { .. } => ApiError::Conflict { code: "person_account_cap", message: e.to_string() },
             A::WrongAccount => ApiError::Internal(e.to_string()),
             other => {
                 tracing::warn!(error = %other, "actor unavailable");

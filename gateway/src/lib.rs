@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod real_name;
 pub mod realtime;
 pub mod state;
 pub mod validate;
@@ -104,6 +105,10 @@ pub fn router(state: AppState) -> Router {
             .nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
             .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
             .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
+            .nest_service(
+                "/sandbox/aliyun-cloudauth",
+                hospital_integrations::real_name_sandbox_router(sb.real_name.clone()),
+            )
             .nest_service(
                 "/sandbox/wechat-subscribe",
                 hospital_integrations::wechat_subscribe_sandbox_router(sb.wechat_subscribe.clone()),

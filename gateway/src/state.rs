@@ -4,7 +4,7 @@
 use hospital_actors::ActorSystem;
 use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechatpay::{WechatPay, WechatPaySandbox};
-use hospital_integrations::{SmsSandbox, SmsSender, WechatLogin, WechatSandbox};
+use hospital_integrations::{RealNameSandbox, RealNameVerifier, SmsSandbox, SmsSender, WechatLogin, WechatSandbox};
 use hospital_store::{FieldCipher, SessionStore, Stores};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::{Arc, RwLock};
@@ -21,6 +21,8 @@ pub struct AppState {
     pub cipher: FieldCipher,
     pub sms: Arc<dyn SmsSender>,
     pub wechat: Arc<dyn WechatLogin>,
+    /// Checks a 就诊人's name against their ID number (Aliyun cloudauth, or its sandbox).
+    pub real_name: Arc<dyn RealNameVerifier>,
     /// WeChat Pay (the real API, or the sandbox): verifies notifications.
     pub wechat_pay: Option<Arc<dyn WechatPay>>,
     pub catalog: Arc<RwLock<Arc<CatalogIndex>>>,
@@ -43,6 +45,8 @@ pub struct Sandboxes {
     pub wechat_pay: WechatPaySandbox,
     /// WeChat subscribe messages (`/sandbox/wechat-subscribe`, outbox at `.../outbox?openid=`).
     pub wechat_subscribe: hospital_integrations::SubscribeSandbox,
+    /// Real-name verification (`/sandbox/aliyun-cloudauth`; persons at `/sandbox/real-name/persons`).
+    pub real_name: RealNameSandbox,
 }
 
 impl AppState {

@@ -1,16 +1,22 @@
-//! Clients for the external systems the hospital platform talks to (Aliyun SMS, WeChat
-//! mini-program login, WeChat Pay), each behind a provider trait, plus local sandboxes that
+//! Clients for the external systems the hospital platform talks to (Aliyun SMS, Aliyun
+//! real-name verification, WeChat mini-program login, WeChat Pay), each behind a provider trait, plus local sandboxes that
 //! speak the same wire protocol so development and tests exercise the real client code end to
 //! end.
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod aliyun;
+pub mod realname;
 pub mod sms;
 pub mod wechat;
 pub mod wechat_subscribe;
 pub mod wechatpay;
 
+pub use realname::{
+    sandbox_router as real_name_sandbox_router, AliyunCloudauth, CloudauthConfig, RealNameError, RealNameSandbox,
+    RealNameVerifier, SandboxPerson, Verdict as RealNameVerdict, Verification as RealNameVerification,
+};
 pub use sms::{
     sandbox_router as sms_sandbox_router, AliyunSms, AliyunSmsConfig, SandboxSms, SmsError, SmsReceipt, SmsSandbox,
     SmsSender,

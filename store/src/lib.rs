@@ -11,6 +11,7 @@ pub mod exams;
 pub mod model;
 pub mod notify;
 pub mod outbox;
+pub mod persons;
 pub mod queues;
 pub mod redis_kv;
 #[cfg(feature = "scylla")]
@@ -25,6 +26,7 @@ pub use exams::ExamStore;
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore};
 pub use outbox::{OutboxStore, PendingEvent};
+pub use persons::{PersonHolder, PersonStore, RealNameCheck};
 pub use queues::QueueStore;
 pub use redis_kv::RedisKv;
 pub use sessions::SessionStore;

@@ -43,6 +43,14 @@ pub struct PatientRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// The caps `AccountStore::add_patient` enforces: patients per account, and accounts per
+/// person (the same ID number under several accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatientCaps {
+    pub per_account: usize,
+    pub accounts_per_person: usize,
+}
+
 /// A staff member of the back office (AUTH-4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaffMember {

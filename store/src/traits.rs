@@ -14,7 +14,7 @@ use hospital_domain::{
 };
 use std::time::Duration;
 
-use crate::{Account, PatientRecord, StaffMember, StoreError};
+use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -31,14 +31,20 @@ pub trait AccountStore: Send + Sync {
     /// `Conflict` if a new key belongs to another account.
     async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()>;
 
-    /// Adds a patient if the account has fewer than `cap`; `Conflict("patient")` if the same
-    /// person (same ID number) is already under this account, `Conflict("patient cap")` at the cap.
-    async fn add_patient(&self, patient: &PatientRecord, cap: usize) -> Result<()>;
+    /// Adds a patient, and its account to the person's holders (`PersonStore`), if the account
+    /// holds fewer than `caps.per_account` patients and fewer than `caps.accounts_per_person`
+    /// other accounts hold the person. `Conflict("patient")` if the same person (same ID number)
+    /// is already under this account, `Conflict("patient cap")` at the account's cap,
+    /// `Conflict("person cap")` at the person's. Returns the other accounts holding the person
+    /// when it was added.
+    async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>>;
+    /// Replaces a patient's row (and its relation in the person's holders). The person (ID-number
+    /// index) cannot change: `Conflict("patient person")`; that is removing and adding.
     async fn update_patient(&self, patient: &PatientRecord) -> Result<()>;
     /// The account's patients, oldest first.
     async fn patients_of(&self, account: AccountId) -> Result<Vec<PatientRecord>>;
     async fn patient(&self, account: AccountId, patient: PatientId) -> Result<Option<PatientRecord>>;
-    /// Removes a patient; false if there was none.
+    /// Removes a patient, and its account from the person's holders; false if there was none.
     async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool>;
 }
 
@@ -156,6 +162,7 @@ pub trait DataStore:
     + crate::queues::QueueStore
     + crate::notify::NotifyStore
     + crate::outbox::OutboxStore
+    + crate::persons::PersonStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;

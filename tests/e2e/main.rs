@@ -14,6 +14,7 @@ mod live;
 mod openapi;
 mod prometheus;
 mod readme;
+mod real_name;
 mod realtime;
 mod restart;
 mod slow_clients;

@@ -7,8 +7,7 @@ use chrono::Utc;
 use hospital_domain::account::{parse_name, Relation};
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::{Gender, IdCardNo, PatientId, Phone, ValidationError};
-use hospital_store::PendingEvent;
-use hospital_store::{Account, PatientRecord, StoreError};
+use hospital_store::{Account, PatientCaps, PatientRecord, PendingEvent, StoreError};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -16,6 +15,7 @@ use crate::auth::codes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath};
 use crate::http::views::{AccountView, PatientView};
+use crate::real_name;
 use crate::state::AppState;
 use crate::validate::Day;
 
@@ -127,10 +127,15 @@ pub struct AddPatient {
     pub phone: Option<String>,
 }
 
-/// Adds a 就诊人 under the account (real name + ID number), up to the per-account cap. The ID
-/// number is encrypted at rest and only ever shown masked.
+/// Adds a 就诊人 under the account: the name is checked against the ID number with the
+/// real-name registry (422 `real_name_mismatch` / `real_name_no_record`; 503 `unavailable` if it
+/// cannot answer; 429 `real_name_attempts` after too many failures in a day), up to the
+/// per-account cap (409 `patient_cap`) and the most accounts one person may be under (409
+/// `person_account_cap`). The account holding the person's own (`self`) record is told in its
+/// message centre. The ID number is encrypted at rest and only ever shown masked.
 #[utoipa::path(post, path = "/api/v1/me/patients", tag = "me", security(("bearer" = [])), request_body = AddPatient,
-    responses((status = 201, body = PatientView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = PatientView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn add_patient(
     State(state): State<AppState>,
     caller: AccountCaller,
@@ -143,6 +148,16 @@ async fn add_patient(
         return Err(ValidationError::new("id_card_no", "birth date is in the future").into());
     }
     let phone = req.phone.as_deref().map(Phone::parse).transpose()?;
+    let person = state.cipher.blind_index(card.expose());
+    let caps =
+        PatientCaps { per_account: state.config.patient_cap, accounts_per_person: state.config.person_account_cap };
+    // The refusals that cost nothing first: the registry bills every check. The actor and the
+    // store check these again when adding.
+    let held = state.actors.list_patients(caller.account_id).await?;
+    hospital_actors::patient::check_account(&held, &person, caps.per_account)?;
+    let holders = state.stores.data.holders_of_person(&person).await?;
+    hospital_actors::patient::check_person(&holders, caller.account_id, caps.accounts_per_person)?;
+    real_name::verify(&state, caller.account_id, &name, &card, &person).await?;
     let record = PatientRecord {
         id: PatientId::new(),
         account_id: caller.account_id,
@@ -152,11 +167,11 @@ async fn add_patient(
         birth_date: card.birth_date(),
         id_card_sealed: state.cipher.seal(card.expose()),
         id_card_masked: card.masked(),
-        id_card_index: state.cipher.blind_index(card.expose()),
+        id_card_index: person,
         phone_sealed: phone.map(|p| state.cipher.seal(p.as_str())),
         created_at: Utc::now(),
     };
-    let saved = state.actors.add_patient(record, state.config.patient_cap).await?;
+    let saved = state.actors.add_patient(record, caps).await?;
     Ok((StatusCode::CREATED, ApiJson(PatientView::from(&saved))))
 }
 

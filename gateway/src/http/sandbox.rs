@@ -1,12 +1,13 @@
 //! Sandbox-mode endpoints for development and tests (never mounted in production): the SMS
-//! outbox (`GET /sandbox/sms?phone=`), and a stand-in for the mini-program's `wx.login()` that
-//! mints a login code in the WeChat sandbox. The sandboxes' protocol endpoints themselves
+//! outbox (`GET /sandbox/sms?phone=`), a stand-in for the mini-program's `wx.login()` that
+//! mints a login code in the WeChat sandbox, and the persons the real-name sandbox knows
+//! (`/sandbox/real-name/persons`). The sandboxes' protocol endpoints themselves
 //! (Aliyun's RPC API, WeChat's `jscode2session`) are nested under `/sandbox/aliyun-sms` and
 //! `/sandbox/wechat` by `crate::router`.
 
 use axum::extract::State;
-use hospital_domain::Phone;
-use hospital_integrations::SandboxSms;
+use hospital_domain::{IdCardNo, Phone};
+use hospital_integrations::{SandboxPerson, SandboxSms};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -15,7 +16,10 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::state::{AppState, Sandboxes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(sms_outbox)).routes(routes!(wechat_login_code))
+    OpenApiRouter::new()
+        .routes(routes!(sms_outbox))
+        .routes(routes!(wechat_login_code))
+        .routes(routes!(real_name_person, register_real_name_person))
 }
 
 fn sandboxes(state: &AppState) -> ApiResult<&Sandboxes> {
@@ -84,4 +88,62 @@ async fn wechat_login_code(
         return Err(hospital_domain::ValidationError::new("user", "1 to 64 characters").into());
     }
     Ok(ApiJson(LoginCode { code: sandboxes(&state)?.wechat.mint_code(user) }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PersonQuery {
+    pub id_card_no: String,
+}
+
+/// What the real-name sandbox knows of an ID number.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RealNamePerson {
+    /// The name on record; null: the registry has no record of the number.
+    pub name: Option<String>,
+    /// Checks the sandbox answered for the number since it was registered or learned.
+    pub checks: u64,
+}
+
+impl From<SandboxPerson> for RealNamePerson {
+    fn from(p: SandboxPerson) -> Self {
+        Self { name: p.name, checks: p.checks }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPerson {
+    #[schema(example = "11010519491231002X")]
+    pub id_card_no: String,
+    /// The holder's name; null makes the registry answer "no record" for the number.
+    pub name: Option<String>,
+}
+
+/// The person the real-name sandbox knows under an ID number (sandbox mode only). The sandbox
+/// learns a number the first time it is asked about it: that first name becomes its name.
+#[utoipa::path(get, path = "/sandbox/real-name/persons", tag = "sandbox", params(PersonQuery),
+    responses((status = 200, body = RealNamePerson), (status = 404, body = ErrorBody)))]
+async fn real_name_person(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PersonQuery>,
+) -> ApiResult<ApiJson<RealNamePerson>> {
+    let card = IdCardNo::parse(&q.id_card_no)?;
+    let person = sandboxes(&state)?.real_name.person(&card).ok_or_else(|| ApiError::not_found("person"))?;
+    Ok(ApiJson(person.into()))
+}
+
+/// Sets what the real-name sandbox knows of an ID number: its holder's name, or no record
+/// (sandbox mode only).
+#[utoipa::path(post, path = "/sandbox/real-name/persons", tag = "sandbox", request_body = RegisterPerson,
+    responses((status = 200, body = RealNamePerson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn register_real_name_person(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterPerson>,
+) -> ApiResult<ApiJson<RealNamePerson>> {
+    let card = IdCardNo::parse(&req.id_card_no)?;
+    let name = req.name.as_deref().map(|n| hospital_domain::account::parse_name("name", n)).transpose()?;
+    let sandbox = &sandboxes(&state)?.real_name;
+    sandbox.register(&card, name.as_deref());
+    Ok(ApiJson(sandbox.person(&card).expect("just registered").into()))
 }

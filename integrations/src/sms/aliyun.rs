@@ -1,16 +1,15 @@
 //! `AliyunSms`: the Aliyun Dysmsapi `SendSms` client (RPC style, signature version 1.0) and
 //! its configuration.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use hospital_domain::Phone;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{sign, SmsError, SmsReceipt, SmsSender};
+use super::{SmsError, SmsReceipt, SmsSender};
+use crate::aliyun::{self, sign};
 use crate::BoxFuture;
 
 pub const DEFAULT_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com";
@@ -101,26 +100,17 @@ impl AliyunSms {
         nonce: &str,
         timestamp: &str,
     ) -> Url {
-        let params: BTreeMap<String, String> = [
-            ("AccessKeyId", self.config.access_key_id.as_str()),
-            ("Action", "SendSms"),
-            ("Format", "JSON"),
+        let mut params = aliyun::common_params("SendSms", API_VERSION, &self.config.access_key_id, nonce, timestamp);
+        for (k, v) in [
             ("PhoneNumbers", phone_numbers),
             ("RegionId", REGION_ID),
             ("SignName", self.config.sign_name.as_str()),
-            ("SignatureMethod", "HMAC-SHA1"),
-            ("SignatureNonce", nonce),
-            ("SignatureVersion", "1.0"),
             ("TemplateCode", template_code),
             ("TemplateParam", template_param),
-            ("Timestamp", timestamp),
-            ("Version", API_VERSION),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let signature = sign::sign(&params, self.config.access_key_secret.expose_secret());
-        let query = format!("Signature={}&{}", sign::percent_encode(&signature), sign::canonicalized_query(&params));
+        ] {
+            params.insert(k.to_string(), v.to_string());
+        }
+        let query = sign::signed_query("GET", &params, self.config.access_key_secret.expose_secret());
         // `Url` normalises the bare host to path `/`, which is what Aliyun expects, and keeps a
         // sandbox mount path (e.g. `/sandbox/aliyun-sms`) as it is. The query only holds
         // unreserved characters and %XX escapes, so `set_query` leaves it byte for byte.
@@ -138,8 +128,7 @@ impl AliyunSms {
         if !params.is_object() {
             return Err(SmsError::Params(format!("template parameters must be a JSON object, got {params}")));
         }
-        let nonce = uuid::Uuid::new_v4().to_string();
-        let timestamp = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let (nonce, timestamp) = aliyun::nonce_and_timestamp();
         let url = self.signed_url(phone.as_str(), template_code, &params.to_string(), &nonce, &timestamp);
 
         // `without_url`: the URL carries the AccessKeyId and the phone number in full.
@@ -179,6 +168,7 @@ impl SmsSender for AliyunSms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn config(endpoint: &str) -> AliyunSmsConfig {
         AliyunSmsConfig {
@@ -203,7 +193,7 @@ mod tests {
         assert_eq!(pairs["Format"], "JSON");
         assert_eq!(pairs["TemplateParam"], r#"{"customer":"test"}"#);
         assert_eq!(pairs["Timestamp"], "2017-07-12T02:42:19Z");
-        assert!(sign::verify(&pairs, "testSecret", &pairs["Signature"]));
+        assert!(sign::verify("GET", &pairs, "testSecret", &pairs["Signature"]));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 mod aliyun;
 mod sandbox;
-pub mod sign;
 
 pub use aliyun::{AliyunSms, AliyunSmsConfig, DEFAULT_ENDPOINT};
 pub use sandbox::{sandbox_router, SandboxSms, SmsSandbox, LOGIN_CODE_TEMPLATE};

@@ -3,7 +3,7 @@
 //! and parameters), answers in Aliyun's JSON shape and keeps a bounded outbox that developers
 //! read instead of a phone.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{RawQuery, State};
@@ -11,23 +11,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use hospital_domain::Phone;
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::sign;
+use crate::aliyun::gate::{self, Refusal, RpcGate};
 
 /// Template code of the login code SMS, rendered as `【签名】您的验证码为${code},5分钟内有效。`.
 pub const LOGIN_CODE_TEMPLATE: &str = "SMS_LOGIN_CODE";
 const OUTBOX_CAPACITY: usize = 1000;
-/// Aliyun accepts a Timestamp at most 15 minutes away from its own clock.
-const MAX_CLOCK_SKEW_MINUTES: i64 = 15;
-/// A nonce must be remembered as long as a request carrying it could still pass the timestamp
-/// check: its timestamp may be 15 minutes ahead of first use and accepted until 15 after.
-const NONCE_MEMORY_MINUTES: i64 = 2 * MAX_CLOCK_SKEW_MINUTES;
+const API_VERSION: &str = "2017-05-25";
 const MAX_PHONE_NUMBERS: usize = 1000;
 
 /// One message as the patient's phone would have shown it.
@@ -48,36 +44,21 @@ pub struct SmsSandbox {
 
 #[derive(Debug)]
 struct Inner {
-    access_key_id: String,
-    access_key_secret: SecretString,
+    gate: RpcGate,
     state: Mutex<SandboxState>,
 }
 
 #[derive(Debug, Default)]
 struct SandboxState {
     outbox: VecDeque<SandboxSms>,
-    /// nonce -> when it was first seen.
-    nonces: HashMap<String, DateTime<Utc>>,
     /// template code -> body with Aliyun-style `${var}` placeholders.
     templates: HashMap<String, String>,
-}
-
-/// Why a request was refused, in Aliyun's vocabulary.
-#[derive(Debug, PartialEq)]
-struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal { status, code, message: message.into() }
 }
 
 /// Business refusals (`isv.*`) come back from Aliyun with HTTP 200 and a non-OK Code; only
 /// gateway-level failures (auth, signature, missing parameter) use 4xx.
 fn isv(code: &'static str, message: &str) -> Refusal {
-    refuse(StatusCode::OK, code, message)
+    Refusal::new(StatusCode::OK, code, message)
 }
 
 impl SmsSandbox {
@@ -87,7 +68,10 @@ impl SmsSandbox {
         let mut state = SandboxState::default();
         state.templates.insert(LOGIN_CODE_TEMPLATE.to_string(), "您的验证码为${code},5分钟内有效。".to_string());
         Self {
-            inner: Arc::new(Inner { access_key_id: access_key_id.into(), access_key_secret, state: Mutex::new(state) }),
+            inner: Arc::new(Inner {
+                gate: RpcGate::new(API_VERSION, access_key_id, access_key_secret),
+                state: Mutex::new(state),
+            }),
         }
     }
 
@@ -98,7 +82,7 @@ impl SmsSandbox {
     }
 
     pub fn access_key_id(&self) -> &str {
-        &self.inner.access_key_id
+        self.inner.gate.access_key_id()
     }
 
     /// Messages sent to `phone`, oldest first (what `GET /sandbox/sms?phone=` shows).
@@ -126,94 +110,9 @@ impl SmsSandbox {
 
     /// Handles one `SendSms` query string at time `now`; returns the BizId on success.
     fn handle(&self, raw_query: &str, now: DateTime<Utc>) -> Result<String, Refusal> {
-        let mut params = BTreeMap::new();
-        for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
-            if params.insert(k.to_string(), v.to_string()).is_some() {
-                return Err(refuse(StatusCode::BAD_REQUEST, "InvalidParameter", format!("Parameter {k} is repeated.")));
-            }
-        }
-        let get = |name: &'static str| -> Result<&str, Refusal> {
-            params.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| Refusal {
-                status: StatusCode::BAD_REQUEST,
-                code: missing_code(name),
-                message: format!("{name} is mandatory for this action."),
-            })
-        };
-        let action = get("Action")?;
-        if action != "SendSms" {
-            return Err(refuse(
-                StatusCode::NOT_FOUND,
-                "InvalidAction.NotFound",
-                "Specified api is not found, please check your url and method.",
-            ));
-        }
-        if get("Version")? != "2017-05-25" {
-            return Err(refuse(StatusCode::BAD_REQUEST, "InvalidVersion", "Specified parameter Version is not valid."));
-        }
-        if get("AccessKeyId")? != self.inner.access_key_id {
-            return Err(refuse(
-                StatusCode::NOT_FOUND,
-                "InvalidAccessKeyId.NotFound",
-                "Specified access key is not found.",
-            ));
-        }
-        if get("SignatureMethod")? != "HMAC-SHA1" {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "InvalidSignatureMethod",
-                "Specified signature method is not supported.",
-            ));
-        }
-        if get("SignatureVersion")? != "1.0" {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "InvalidSignatureVersion",
-                "Specified signature version is not supported.",
-            ));
-        }
-        let signature = get("Signature")?;
-        let nonce = get("SignatureNonce")?;
-        let timestamp = get("Timestamp")?;
-        if !sign::verify(&params, self.inner.access_key_secret.expose_secret(), signature) {
-            // Like Aliyun, echo the server's string-to-sign: it is how a developer debugs an
-            // encoding mismatch, and it contains no secret.
-            let sts = sign::string_to_sign("GET", &sign::canonicalized_query(&params));
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "SignatureDoesNotMatch",
-                format!("Specified signature is not matched with our calculation. server string to sign is:{sts}"),
-            ));
-        }
-        let sent =
-            NaiveDateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%SZ").map(|t| t.and_utc()).map_err(|_| {
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidTimeStamp.Format",
-                    "Specified time stamp or date value is not well formatted.",
-                )
-            })?;
-        if (now - sent).num_seconds().abs() > MAX_CLOCK_SKEW_MINUTES * 60 {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "InvalidTimeStamp.Expired",
-                "Specified time stamp or date value is expired.",
-            ));
-        }
-        // The nonce is consumed once the request is authentic, whatever the business outcome,
-        // and only then: a forged request must not be able to burn someone else's nonce.
-        {
-            let mut state = self.state();
-            state.nonces.retain(|_, seen| (now - *seen).num_minutes() < NONCE_MEMORY_MINUTES);
-            if state.nonces.contains_key(nonce) {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "SignatureNonceUsed",
-                    "Specified signature nonce was used already.",
-                ));
-            }
-            state.nonces.insert(nonce.to_string(), now);
-        }
-
+        let params = gate::parse_params(&[raw_query])?;
+        self.inner.gate.authenticate("GET", &params, &["SendSms"], now)?;
+        let get = |name: &str| gate::required(&params, name);
         let phones = get("PhoneNumbers")?;
         let sign_name = get("SignName")?;
         let template_code = get("TemplateCode")?;
@@ -257,24 +156,6 @@ impl SmsSandbox {
     }
 }
 
-/// Aliyun names missing-parameter errors `Missing<Name>`.
-fn missing_code(name: &'static str) -> &'static str {
-    match name {
-        "Action" => "MissingAction",
-        "Version" => "MissingVersion",
-        "AccessKeyId" => "MissingAccessKeyId",
-        "SignatureMethod" => "MissingSignatureMethod",
-        "SignatureVersion" => "MissingSignatureVersion",
-        "Signature" => "MissingSignature",
-        "SignatureNonce" => "MissingSignatureNonce",
-        "Timestamp" => "MissingTimestamp",
-        "PhoneNumbers" => "MissingPhoneNumbers",
-        "SignName" => "MissingSignName",
-        "TemplateCode" => "MissingTemplateCode",
-        _ => "MissingParameter",
-    }
-}
-
 /// Fills `${name}` placeholders; a placeholder without a value is Aliyun's
 /// `isv.TEMPLATE_MISSING_PARAMETERS`.
 fn render(body: &str, vars: &serde_json::Map<String, Value>) -> Result<String, Refusal> {
@@ -306,16 +187,12 @@ pub fn sandbox_router(sandbox: SmsSandbox) -> Router {
 }
 
 async fn rpc(State(sandbox): State<SmsSandbox>, RawQuery(query): RawQuery) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let request_id = gate::request_id();
     match sandbox.handle(query.as_deref().unwrap_or(""), Utc::now()) {
         Ok(biz_id) => {
             Json(json!({"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id})).into_response()
         }
-        Err(r) => {
-            tracing::info!(code = r.code, message = %r.message, "sandbox SMS refused");
-            let body = json!({"Code": r.code, "Message": r.message, "RequestId": request_id, "HostId": "dysmsapi.aliyuncs.com"});
-            (r.status, Json(body)).into_response()
-        }
+        Err(r) => r.into_response(&request_id, "dysmsapi.aliyuncs.com"),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Accounts, patients and staff on the embedded engine. Uniqueness (one account per phone, per
-//! e-mail, per openid; one staff per username; the patient cap) is checked inside the writer's
-//! transaction, which is the same guarantee ScyllaDB gives with `IF NOT EXISTS`.
+//! e-mail, per openid; one staff per username) and the caps (patients per account, accounts per
+//! person) are checked inside the writer's transaction, which is the same guarantee ScyllaDB
+//! gives with `IF NOT EXISTS` and its compare-and-sets. A patient row and its row in
+//! `accounts_by_person` are written and deleted in the same transaction.
 
 use async_trait::async_trait;
 use hospital_domain::{AccountId, Email, PatientId, Phone, StaffId};
@@ -10,10 +12,20 @@ use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
 use crate::traits::{AccountStore, Result, StaffStore};
-use crate::{Account, PatientRecord, StaffMember, StoreError};
+use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
 
 fn id_key(id: &uuid::Uuid) -> Key {
     Key::new().uuid(id)
+}
+
+/// A person's partition of `accounts_by_person`.
+pub(super) fn person_key(person: &str) -> Key {
+    Key::new().str(person)
+}
+
+/// The row of one account in a person's partition.
+fn holder_key(person: &str, account: AccountId) -> Key {
+    person_key(person).uuid(&account.0)
 }
 
 /// The lookup rows an account owns: (table, key, what to call it in a conflict).
@@ -110,7 +122,7 @@ impl AccountStore for EmbeddedStore {
             .await
     }
 
-    async fn add_patient(&self, patient: &PatientRecord, cap: usize) -> Result<()> {
+    async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>> {
         let p = patient.clone();
         self.engine
             .write(move |ctx| {
@@ -118,11 +130,17 @@ impl AccountStore for EmbeddedStore {
                 if existing.iter().any(|e| e.id_card_index == p.id_card_index) {
                     return Err(StoreError::Conflict("patient"));
                 }
-                if existing.len() >= cap {
+                if existing.len() >= caps.per_account {
                     return Err(StoreError::Conflict("patient cap"));
                 }
+                let holders: Vec<PersonHolder> = ctx.scan(ACCOUNTS_BY_PERSON, &person_key(&p.id_card_index))?;
+                let others: Vec<PersonHolder> = holders.into_iter().filter(|h| h.account_id != p.account_id).collect();
+                if others.len() >= caps.accounts_per_person {
+                    return Err(StoreError::Conflict("person cap"));
+                }
                 ctx.put(PATIENTS_BY_ACCOUNT, &id_key(&p.account_id.0).uuid(&p.id.0), &p);
-                Ok(())
+                ctx.put(ACCOUNTS_BY_PERSON, &holder_key(&p.id_card_index, p.account_id), &PersonHolder::of(&p));
+                Ok(others)
             })
             .await
     }
@@ -132,10 +150,18 @@ impl AccountStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 let key = id_key(&p.account_id.0).uuid(&p.id.0);
-                if ctx.get::<PatientRecord>(PATIENTS_BY_ACCOUNT, &key)?.is_none() {
+                let Some(old) = ctx.get::<PatientRecord>(PATIENTS_BY_ACCOUNT, &key)? else {
                     return Err(StoreError::Conflict("no such patient"));
+                };
+                if old.id_card_index != p.id_card_index {
+                    return Err(StoreError::Conflict("patient person"));
                 }
                 ctx.put(PATIENTS_BY_ACCOUNT, &key, &p);
+                let hkey = holder_key(&p.id_card_index, p.account_id);
+                if let Some(mut h) = ctx.get::<PersonHolder>(ACCOUNTS_BY_PERSON, &hkey)? {
+                    h.relation = p.relation;
+                    ctx.put(ACCOUNTS_BY_PERSON, &hkey, &h);
+                }
                 Ok(())
             })
             .await
@@ -154,11 +180,13 @@ impl AccountStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 let key = id_key(&account.0).uuid(&patient.0);
-                let found = ctx.get::<PatientRecord>(PATIENTS_BY_ACCOUNT, &key)?.is_some();
-                if found {
-                    ctx.delete(PATIENTS_BY_ACCOUNT, &key);
+                let Some(p) = ctx.get::<PatientRecord>(PATIENTS_BY_ACCOUNT, &key)? else { return Ok(false) };
+                ctx.delete(PATIENTS_BY_ACCOUNT, &key);
+                let hkey = holder_key(&p.id_card_index, account);
+                if ctx.get::<PersonHolder>(ACCOUNTS_BY_PERSON, &hkey)?.is_some_and(|h| h.patient_id == patient) {
+                    ctx.delete(ACCOUNTS_BY_PERSON, &hkey);
                 }
-                Ok(found)
+                Ok(true)
             })
             .await
     }

@@ -10,6 +10,7 @@ pub mod keys;
 mod kv;
 mod notify;
 mod outbox;
+mod persons;
 mod queues;
 pub mod tables;
 

@@ -20,6 +20,8 @@ tables! {
     ACCOUNTS_BY_EMAIL = "accounts_by_email";
     ACCOUNTS_BY_OPENID = "accounts_by_openid";
     PATIENTS_BY_ACCOUNT = "patients_by_account";
+    ACCOUNTS_BY_PERSON = "accounts_by_person";
+    REAL_NAME_CHECKS = "real_name_checks";
     STAFF = "staff";
     STAFF_BY_USERNAME = "staff_by_username";
     HOSPITAL = "hospital";

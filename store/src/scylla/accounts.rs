@@ -13,6 +13,14 @@
 //! version. Of two concurrent adds only one applies; the other re-reads and re-checks. (A
 //! per-account counter row would also need the duplicate check to be serialised with it; the
 //! version guards both rules with one condition, in the partition the listing reads anyway.)
+//!
+//! The accounts-per-person cap is the same compare-and-set on the static `version` of the
+//! person's partition of `accounts_by_person`: add_patient first claims the account's row there
+//! (if the person is not at the cap), then adds the patient row; if that is refused or fails, it
+//! releases the claim (`DELETE ... IF patient_id = <this patient>`). Two partitions cannot change
+//! atomically, so for a moment a claim may count for a patient not yet written (a refusal then
+//! errs on the safe side), and a claim whose release failed keeps counting until an operator
+//! deletes it; both are logged. remove_patient deletes the patient row, then the claim.
 
 use async_trait::async_trait;
 use hospital_domain::{AccountId, Email, PatientId, Phone, StaffId};
@@ -24,7 +32,7 @@ use scylla::value::CqlValue;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::traits::{AccountStore, Result, StaffStore};
-use crate::{Account, PatientRecord, StaffMember, StoreError};
+use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
 
 /// A lookup table: its statements and what to call its key in a conflict.
 struct LookupTable {
@@ -67,6 +75,17 @@ const UPDATE_PATIENT: &str = "UPDATE {ks}.patients_by_account SET id_card_index 
 const LIST_PATIENTS: &str = "SELECT body FROM {ks}.patients_by_account WHERE account_id = ?";
 const GET_PATIENT: &str = "SELECT body FROM {ks}.patients_by_account WHERE account_id = ? AND patient_id = ?";
 const REMOVE_PATIENT: &str = "DELETE FROM {ks}.patients_by_account WHERE account_id = ? AND patient_id = ? IF EXISTS";
+
+pub(super) const PERSON_STATE: &str = "SELECT version, body FROM {ks}.accounts_by_person WHERE person = ?";
+const CLAIM_PERSON_FIRST: &str = "UPDATE {ks}.accounts_by_person SET version = ?, patient_id = ?, body = ? \
+     WHERE person = ? AND account_id = ? IF version = null";
+const CLAIM_PERSON: &str = "UPDATE {ks}.accounts_by_person SET version = ?, patient_id = ?, body = ? \
+     WHERE person = ? AND account_id = ? IF version = ?";
+/// Points an account's existing row at its (new) patient record, or records a relation change.
+const SET_HOLDER: &str = "UPDATE {ks}.accounts_by_person SET patient_id = ?, body = ? \
+     WHERE person = ? AND account_id = ? IF EXISTS";
+const RELEASE_PERSON: &str =
+    "DELETE FROM {ks}.accounts_by_person WHERE person = ? AND account_id = ? IF patient_id = ?";
 
 const CLAIM_USERNAME: &str = "INSERT INTO {ks}.staff_by_username (username, staff_id) VALUES (?, ?) IF NOT EXISTS";
 const RELEASE_USERNAME: &str = "DELETE FROM {ks}.staff_by_username WHERE username = ? IF staff_id = ?";
@@ -141,6 +160,87 @@ impl ScyllaStore {
         }
     }
 
+    /// The account's patient partition checked for adding `p`: `Conflict("patient")` if the
+    /// person is there, `Conflict("patient cap")` at the cap; else its version (None: never
+    /// written).
+    async fn patient_state(&self, p: &PatientRecord, cap: usize) -> Result<Option<i64>> {
+        let rows: Vec<(Option<i64>, Option<Uuid>, Option<String>)> =
+            self.rows(PATIENT_STATE, (p.account_id.0,)).await?;
+        // The static version comes with every row (and alone when the partition has none).
+        let version = rows.first().and_then(|r| r.0);
+        let existing: Vec<&Option<String>> = rows.iter().filter(|r| r.1.is_some()).map(|r| &r.2).collect();
+        if existing.iter().any(|idx| idx.as_deref() == Some(p.id_card_index.as_str())) {
+            return Err(StoreError::Conflict("patient"));
+        }
+        if existing.len() >= cap {
+            return Err(StoreError::Conflict("patient cap"));
+        }
+        Ok(version)
+    }
+
+    /// Writes the patient row if the account's rules still allow it (compare-and-set on the
+    /// partition's version, re-checked after every lost round).
+    async fn put_new_patient(&self, p: &PatientRecord, cap: usize) -> Result<()> {
+        let body = encode(p);
+        for attempt in 0..PATIENT_CAS_ATTEMPTS {
+            let version = self.patient_state(p, cap).await?;
+            let next = version.unwrap_or(0) + 1;
+            let outcome = match version {
+                None => self.lwt(ADD_PATIENT_FIRST, (next, &p.id_card_index, &body, p.account_id.0, p.id.0)).await?,
+                Some(v) => self.lwt(ADD_PATIENT, (next, &p.id_card_index, &body, p.account_id.0, p.id.0, v)).await?,
+            };
+            if outcome.applied {
+                return Ok(());
+            }
+            // Another add won the round: back off a little and re-check against what it wrote.
+            tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
+        }
+        Err(StoreError::Scylla("add_patient: too much contention on the account".into()))
+    }
+
+    /// Claims the account's row in the person's partition unless `cap` other accounts hold the
+    /// person (`Conflict("person cap")`). Returns the other holders and whether this call wrote
+    /// the row (false: the account had one already, e.g. left by a failed release).
+    async fn claim_person(&self, p: &PatientRecord, cap: usize) -> Result<(Vec<PersonHolder>, bool)> {
+        let holder = encode(&PersonHolder::of(p));
+        for attempt in 0..PATIENT_CAS_ATTEMPTS {
+            let rows: Vec<(Option<i64>, Option<String>)> = self.rows(PERSON_STATE, (&p.id_card_index,)).await?;
+            let version = rows.first().and_then(|r| r.0);
+            let holders: Vec<PersonHolder> = rows
+                .iter()
+                .filter_map(|r| r.1.as_deref())
+                .map(|b| decode("accounts_by_person", b))
+                .collect::<Result<_>>()?;
+            let mine = holders.iter().any(|h| h.account_id == p.account_id);
+            let others: Vec<PersonHolder> = holders.into_iter().filter(|h| h.account_id != p.account_id).collect();
+            if others.len() >= cap {
+                return Err(StoreError::Conflict("person cap"));
+            }
+            if mine {
+                return Ok((others, false));
+            }
+            let next = version.unwrap_or(0) + 1;
+            let (person, account) = (&p.id_card_index, p.account_id.0);
+            let outcome = match version {
+                None => self.lwt(CLAIM_PERSON_FIRST, (next, p.id.0, &holder, person, account)).await?,
+                Some(v) => self.lwt(CLAIM_PERSON, (next, p.id.0, &holder, person, account, v)).await?,
+            };
+            if outcome.applied {
+                return Ok((others, true));
+            }
+            tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
+        }
+        Err(StoreError::Scylla("add_patient: too much contention on the person".into()))
+    }
+
+    /// Gives the account's row in the person's partition up if it still names `patient`. Best
+    /// effort: a failure is logged, and the row keeps counting against the cap until deleted.
+    async fn release_person(&self, person: &str, account: AccountId, patient: PatientId) {
+        if let Err(e) = self.lwt(RELEASE_PERSON, (person, account.0, patient.0)).await {
+            tracing::warn!(error = %e, %account, %patient, "releasing a person claim failed");
+        }
+    }
+
     async fn account_via(&self, table: &LookupTable, key: &str) -> Result<Option<Account>> {
         let Some((id,)) = self.row::<(Uuid,)>(table.get, (key,)).await? else { return Ok(None) };
         Ok(self.account_row(id).await?.filter(|a| holds(a, table, key)))
@@ -206,41 +306,38 @@ impl AccountStore for ScyllaStore {
         Ok(())
     }
 
-    async fn add_patient(&self, patient: &PatientRecord, cap: usize) -> Result<()> {
+    async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>> {
         let p = patient;
-        let body = encode(p);
-        for attempt in 0..PATIENT_CAS_ATTEMPTS {
-            let rows: Vec<(Option<i64>, Option<Uuid>, Option<String>)> =
-                self.rows(PATIENT_STATE, (p.account_id.0,)).await?;
-            // The static version comes with every row (and alone when the partition has none).
-            let version = rows.first().and_then(|r| r.0);
-            let existing: Vec<&Option<String>> = rows.iter().filter(|r| r.1.is_some()).map(|r| &r.2).collect();
-            if existing.iter().any(|idx| idx.as_deref() == Some(p.id_card_index.as_str())) {
-                return Err(StoreError::Conflict("patient"));
+        // The account's own refusals first (as the embedded store answers them), before the
+        // person's partition is touched; put_new_patient checks them again under its CAS.
+        self.patient_state(p, caps.per_account).await?;
+        let (others, claimed) = self.claim_person(p, caps.accounts_per_person).await?;
+        if let Err(e) = self.put_new_patient(p, caps.per_account).await {
+            if claimed {
+                self.release_person(&p.id_card_index, p.account_id, p.id).await;
             }
-            if existing.len() >= cap {
-                return Err(StoreError::Conflict("patient cap"));
-            }
-            let next = version.unwrap_or(0) + 1;
-            let outcome = match version {
-                None => self.lwt(ADD_PATIENT_FIRST, (next, &p.id_card_index, &body, p.account_id.0, p.id.0)).await?,
-                Some(v) => self.lwt(ADD_PATIENT, (next, &p.id_card_index, &body, p.account_id.0, p.id.0, v)).await?,
-            };
-            if outcome.applied {
-                return Ok(());
-            }
-            // Another add won the round: back off a little and re-check against what it wrote.
-            tokio::time::sleep(Duration::from_millis(2 << attempt.min(6))).await;
+            return Err(e);
         }
-        Err(StoreError::Scylla("add_patient: too much contention on the account".into()))
+        if !claimed {
+            // The account's row was left by an add whose release failed: point it at this patient.
+            let holder = encode(&PersonHolder::of(p));
+            self.lwt(SET_HOLDER, (p.id.0, &holder, &p.id_card_index, p.account_id.0)).await?;
+        }
+        Ok(others)
     }
 
     async fn update_patient(&self, patient: &PatientRecord) -> Result<()> {
         let p = patient;
+        let old = self.patient(p.account_id, p.id).await?.ok_or(StoreError::Conflict("no such patient"))?;
+        if old.id_card_index != p.id_card_index {
+            return Err(StoreError::Conflict("patient person"));
+        }
         let outcome = self.lwt(UPDATE_PATIENT, (&p.id_card_index, encode(p), p.account_id.0, p.id.0)).await?;
         if !outcome.applied {
             return Err(StoreError::Conflict("no such patient"));
         }
+        let holder = encode(&PersonHolder::of(p));
+        self.lwt(SET_HOLDER, (p.id.0, &holder, &p.id_card_index, p.account_id.0)).await?;
         Ok(())
     }
 
@@ -263,7 +360,12 @@ impl AccountStore for ScyllaStore {
     }
 
     async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool> {
-        Ok(self.lwt(REMOVE_PATIENT, (account.0, patient.0)).await?.applied)
+        let Some(p) = self.patient(account, patient).await? else { return Ok(false) };
+        let removed = self.lwt(REMOVE_PATIENT, (account.0, patient.0)).await?.applied;
+        if removed {
+            self.release_person(&p.id_card_index, account, patient).await;
+        }
+        Ok(removed)
     }
 }
 

@@ -3,8 +3,9 @@
 //! conformance suite and a row means the same thing in either.
 //!
 //! Uniqueness and atomicity come from lightweight transactions (Paxos, one partition at a time):
-//! lookup rows are claimed with `INSERT ... IF NOT EXISTS`, the patient cap is a compare-and-set
-//! on a static `version` column of the account's partition, and the ephemeral operations that
+//! lookup rows are claimed with `INSERT ... IF NOT EXISTS`, the patient cap and the
+//! accounts-per-person cap are compare-and-sets on a static `version` column of the account's
+//! and the person's partition, and the ephemeral operations that
 //! must be atomic (`put_if_absent`, `take`, `incr`) are conditional statements. Everything else
 //! is a plain write at the session's default consistency (LOCAL_QUORUM).
 //!
@@ -18,6 +19,7 @@ mod exams;
 mod kv;
 mod notify;
 mod outbox;
+mod persons;
 mod queues;
 
 use async_trait::async_trait;

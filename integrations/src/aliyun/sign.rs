@@ -1,6 +1,7 @@
 //! Aliyun RPC signature version 1.0 (HMAC-SHA1): percent-encoding, canonicalised query,
-//! string-to-sign and signature. Pure functions, shared by the client and the sandbox so both
-//! sides of the protocol are computed by one audited piece of code.
+//! string-to-sign and signature. Pure functions, shared by every Aliyun RPC client (SMS,
+//! cloudauth) and their sandboxes, so both sides of the protocol are computed by one audited
+//! piece of code.
 
 use std::collections::BTreeMap;
 
@@ -46,17 +47,26 @@ fn mac(access_key_secret: &str, string_to_sign: &str) -> HmacSha1 {
     mac
 }
 
-/// The `Signature` value (base64, not yet percent-encoded) for a GET request with `params`.
-pub fn sign(params: &BTreeMap<String, String>, access_key_secret: &str) -> String {
-    let sts = string_to_sign("GET", &canonicalized_query(params));
+/// The `Signature` value (base64, not yet percent-encoded) for a request with `params` sent
+/// with HTTP `method` (`GET`: parameters in the query; `POST`: in a form body).
+pub fn sign(method: &str, params: &BTreeMap<String, String>, access_key_secret: &str) -> String {
+    let sts = string_to_sign(method, &canonicalized_query(params));
     BASE64.encode(mac(access_key_secret, &sts).finalize().into_bytes())
 }
 
 /// Checks a received `Signature` in constant time (the server side of `sign`).
-pub fn verify(params: &BTreeMap<String, String>, access_key_secret: &str, signature: &str) -> bool {
+pub fn verify(method: &str, params: &BTreeMap<String, String>, access_key_secret: &str, signature: &str) -> bool {
     let Ok(raw) = BASE64.decode(signature) else { return false };
-    let sts = string_to_sign("GET", &canonicalized_query(params));
+    let sts = string_to_sign(method, &canonicalized_query(params));
     mac(access_key_secret, &sts).verify_slice(&raw).is_ok()
+}
+
+/// `Signature=<encoded>&<canonical query>`: the whole signed parameter list, ready to be a
+/// query string or an `application/x-www-form-urlencoded` body. It holds only unreserved
+/// characters and `%XX` escapes.
+pub fn signed_query(method: &str, params: &BTreeMap<String, String>, access_key_secret: &str) -> String {
+    let signature = sign(method, params, access_key_secret);
+    format!("Signature={}&{}", percent_encode(&signature), canonicalized_query(params))
 }
 
 #[cfg(test)]
@@ -110,21 +120,26 @@ mod tests {
     #[test]
     fn documented_signature() {
         let params = doc_example();
-        assert_eq!(sign(&params, "testSecret"), "zJDF+Lrzhj/ThnlvIToysFRq6t4=");
+        assert_eq!(sign("GET", &params, "testSecret"), "zJDF+Lrzhj/ThnlvIToysFRq6t4=");
         // The Signature parameter, if present, is excluded from what is signed.
         let mut with_sig = params.clone();
         with_sig.insert("Signature".into(), "whatever".into());
-        assert_eq!(sign(&with_sig, "testSecret"), "zJDF+Lrzhj/ThnlvIToysFRq6t4=");
+        assert_eq!(sign("GET", &with_sig, "testSecret"), "zJDF+Lrzhj/ThnlvIToysFRq6t4=");
+        // The method is signed: the same parameters POSTed sign differently.
+        assert_ne!(sign("POST", &params, "testSecret"), "zJDF+Lrzhj/ThnlvIToysFRq6t4=");
+        let q = signed_query("GET", &params, "testSecret");
+        assert!(q.starts_with("Signature=zJDF%2BLrzhj%2FThnlvIToysFRq6t4%3D&AccessKeyId=testId&"), "{q}");
     }
 
     #[test]
     fn verify_accepts_only_the_right_secret_and_params() {
         let params = doc_example();
-        assert!(verify(&params, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
-        assert!(!verify(&params, "testsecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
-        assert!(!verify(&params, "testSecret", "not base64!"));
+        assert!(verify("GET", &params, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
+        assert!(!verify("POST", &params, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
+        assert!(!verify("GET", &params, "testsecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
+        assert!(!verify("GET", &params, "testSecret", "not base64!"));
         let mut tampered = params;
         tampered.insert("PhoneNumbers".into(), "15300000002".into());
-        assert!(!verify(&tampered, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
+        assert!(!verify("GET", &tampered, "testSecret", "zJDF+Lrzhj/ThnlvIToysFRq6t4="));
     }
 }
