@@ -151,6 +151,7 @@ pub trait DataStore:
     + crate::exams::ExamStore
     + crate::queues::QueueStore
     + crate::notify::NotifyStore
+    + crate::audit::AuditStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
