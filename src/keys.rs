@@ -31,7 +31,10 @@ pub fn field_cipher(cfg: &EncryptionConfig, data_dir: &Path) -> anyhow::Result<F
 
 /// The download links' HMAC key: from the config, or generated once into
 /// `<data_dir>/keys/file-links.key` (one machine; a cluster configures one for every node).
-pub fn link_signer(cfg: &hospital_objects::ObjectsConfig, data_dir: &Path) -> anyhow::Result<hospital_objects::LinkSigner> {
+pub fn link_signer(
+    cfg: &hospital_objects::ObjectsConfig,
+    data_dir: &Path,
+) -> anyhow::Result<hospital_objects::LinkSigner> {
     let secret = match &cfg.link_secret {
         Some(s) => s.expose_secret().to_string(),
         None => local_secret("file-links.key", data_dir)?,

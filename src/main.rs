@@ -167,7 +167,10 @@ async fn audit(cmd: AuditCommand, default_dir: PathBuf) -> anyhow::Result<()> {
                     (None, None) => println!("chain {chain}: no entries"),
                     (Some((seq, why)), _) => {
                         broken = true;
-                        println!("chain {chain}: BROKEN at seq {seq}: {why} ({} entries before it verified)", r.verified);
+                        println!(
+                            "chain {chain}: BROKEN at seq {seq}: {why} ({} entries before it verified)",
+                            r.verified
+                        );
                     }
                 }
             }

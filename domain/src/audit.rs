@@ -20,9 +20,14 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Actor {
-    Staff { id: StaffId, roles: Vec<Role> },
+    Staff {
+        id: StaffId,
+        roles: Vec<Role>,
+    },
     /// A named component (`notifier`, `lab_webhook`, ...).
-    System { name: String },
+    System {
+        name: String,
+    },
 }
 
 impl Actor {
@@ -144,7 +149,15 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(actor: Actor, action: Action, target: Target) -> Self {
-        AuditEvent { actor, action, target, concerning: None, purpose: None, source_ip: None, outcome: Outcome::Success }
+        AuditEvent {
+            actor,
+            action,
+            target,
+            concerning: None,
+            purpose: None,
+            source_ip: None,
+            outcome: Outcome::Success,
+        }
     }
     pub fn concerning(mut self, account: AccountId, patient: Option<PatientId>) -> Self {
         self.concerning = Some(Concerning { account, patient });
@@ -203,8 +216,14 @@ impl AuditEntry {
     /// Seals `event` as entry `seq` of `chain`, after the entry whose hash is `prev_hash`.
     pub fn seal(chain: &str, seq: u64, prev_hash: &str, at: DateTime<Utc>, event: AuditEvent) -> Self {
         let at = truncate_ms(at);
-        let mut e =
-            AuditEntry { chain: chain.to_string(), seq, at, event, prev_hash: prev_hash.to_string(), hash: String::new() };
+        let mut e = AuditEntry {
+            chain: chain.to_string(),
+            seq,
+            at,
+            event,
+            prev_hash: prev_hash.to_string(),
+            hash: String::new(),
+        };
         e.hash = e.compute_hash();
         e
     }
@@ -405,7 +424,8 @@ mod tests {
     #[test]
     fn every_field_is_covered_by_the_hash() {
         let c = chain(2);
-        let mut edits: Vec<Box<dyn Fn(&mut AuditEntry)>> = vec![
+        type Edit = Box<dyn Fn(&mut AuditEntry)>;
+        let mut edits: Vec<Edit> = vec![
             Box::new(|e| e.chain = "other".into()),
             Box::new(|e| e.at += chrono::Duration::milliseconds(1)),
             Box::new(|e| e.event.action = Action::parse("record.write").unwrap()),

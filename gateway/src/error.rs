@@ -138,7 +138,9 @@ impl ApiError {
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",
-            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } | Denied { code, .. } => code,
+            BadCredentials { code, .. } | Conflict { code, .. } | RateLimited { code, .. } | Denied { code, .. } => {
+                code
+            }
             RuleViolation { .. } => "rule_violation",
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
@@ -198,7 +200,9 @@ impl From<hospital_objects::ObjectError> for ApiError {
         use hospital_objects::ObjectError as O;
         match e {
             O::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
-            O::Executable(_) | O::Unsupported { .. } | O::Mismatch { .. } => ApiError::UnsupportedContent(e.to_string()),
+            O::Executable(_) | O::Unsupported { .. } | O::Mismatch { .. } => {
+                ApiError::UnsupportedContent(e.to_string())
+            }
             O::Empty => ApiError::BadRequest(e.to_string()),
             O::NotFound | O::BadKey(_) => ApiError::not_found("file"),
             O::Backend(cause) => {

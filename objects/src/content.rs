@@ -17,8 +17,14 @@ pub enum ContentType {
 }
 
 impl ContentType {
-    pub const ALL: [ContentType; 6] =
-        [ContentType::Png, ContentType::Jpeg, ContentType::Gif, ContentType::Webp, ContentType::Pdf, ContentType::Dicom];
+    pub const ALL: [ContentType; 6] = [
+        ContentType::Png,
+        ContentType::Jpeg,
+        ContentType::Gif,
+        ContentType::Webp,
+        ContentType::Pdf,
+        ContentType::Dicom,
+    ];
 
     pub fn mime(self) -> &'static str {
         match self {
@@ -124,10 +130,7 @@ pub struct Policy {
 impl Policy {
     /// Chat images: PNG, JPEG, GIF, WebP.
     pub fn images(max_bytes: u64) -> Self {
-        Policy {
-            accepted: vec![ContentType::Png, ContentType::Jpeg, ContentType::Gif, ContentType::Webp],
-            max_bytes,
-        }
+        Policy { accepted: vec![ContentType::Png, ContentType::Jpeg, ContentType::Gif, ContentType::Webp], max_bytes }
     }
 
     /// Report files: PDF, images, DICOM.
@@ -153,9 +156,9 @@ impl Policy {
                 return Err(ObjectError::Unsupported { accepted });
             }
         };
-        let declared = declared.map(str::trim).filter(|d| {
-            !d.is_empty() && !d.to_ascii_lowercase().starts_with("application/octet-stream")
-        });
+        let declared = declared
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && !d.to_ascii_lowercase().starts_with("application/octet-stream"));
         if let Some(d) = declared {
             if ContentType::from_mime(d) != Some(actual) {
                 return Err(ObjectError::Mismatch { declared: d.chars().take(100).collect(), actual: actual.mime() });

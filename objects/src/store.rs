@@ -74,9 +74,7 @@ impl Objects {
     /// The backend the config names; the local one under `<data_dir>/objects` by default.
     pub fn from_config(cfg: &ObjectsConfig, data_dir: &Path) -> Result<Self, ObjectError> {
         match cfg.backend {
-            Backend::Local => {
-                Self::local(&cfg.local_dir.clone().unwrap_or_else(|| data_dir.join("objects")))
-            }
+            Backend::Local => Self::local(&cfg.local_dir.clone().unwrap_or_else(|| data_dir.join("objects"))),
             Backend::S3 => {
                 let s3 = cfg.s3.as_ref().ok_or_else(|| {
                     ObjectError::Backend("objects.backend = \"s3\" needs an [objects.s3] section".into())
@@ -117,11 +115,27 @@ impl Objects {
         declared: Option<&str>,
         policy: &Policy,
     ) -> Result<StoredObject, ObjectError> {
+        self.put_sealed(prefix, bytes, declared, policy, |_, b| Ok(b)).await
+    }
+
+    /// `put`, with the checked bytes passed through `seal` (given the new key) before they are
+    /// stored: a feature that keeps files encrypted checks the plaintext and stores the
+    /// ciphertext, and registers the matching `Outbound` for downloads. `size` is the checked
+    /// (plaintext) size.
+    pub async fn put_sealed(
+        &self,
+        prefix: &str,
+        bytes: Bytes,
+        declared: Option<&str>,
+        policy: &Policy,
+        seal: impl FnOnce(&str, Bytes) -> Result<Bytes, ObjectError>,
+    ) -> Result<StoredObject, ObjectError> {
         check_key(prefix)?;
         let content_type = policy.check(&bytes[..bytes.len().min(1024)], bytes.len() as u64, declared)?;
         let key = format!("{prefix}/{}.{}", uuid::Uuid::now_v7().simple(), content_type.extension());
         let size = bytes.len() as u64;
-        self.inner.put(&StorePath::from(key.as_str()), PutPayload::from_bytes(bytes)).await?;
+        let stored = seal(&key, bytes)?;
+        self.inner.put(&StorePath::from(key.as_str()), PutPayload::from_bytes(stored)).await?;
         tracing::debug!(%key, size, store = %self.describe, "object stored");
         Ok(StoredObject { key, content_type, size })
     }

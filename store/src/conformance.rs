@@ -844,8 +844,9 @@ pub async fn audit(store: Arc<dyn DataStore>) {
     assert_eq!(audit.audit_head(&chain).await.unwrap(), None);
 
     // A past hour no other suite writes to (suites may share one backend).
-    let base = chrono::DateTime::from_timestamp(946_684_800 + (uuid::Uuid::new_v4().as_u128() % 100_000_000) as i64 * 3600, 0)
-        .unwrap();
+    let base =
+        chrono::DateTime::from_timestamp(946_684_800 + (uuid::Uuid::new_v4().as_u128() % 100_000_000) as i64 * 3600, 0)
+            .unwrap();
     let doctor = StaffId::new();
     let nurse = StaffId::new();
     let patient_account = AccountId::new();
@@ -890,7 +891,8 @@ pub async fn audit(store: Arc<dyn DataStore>) {
     forked.hash = forked.compute_hash();
     let gap = AuditEntry::seal(&chain, 7, &entries[4].hash, base + ChronoDuration::hours(2), events[0].clone());
     let forged = AuditEntry::seal(&chain, 6, &entries[2].hash, base + ChronoDuration::hours(2), events[0].clone());
-    let mut unhashed = AuditEntry::seal(&chain, 6, &entries[4].hash, base + ChronoDuration::hours(2), events[0].clone());
+    let mut unhashed =
+        AuditEntry::seal(&chain, 6, &entries[4].hash, base + ChronoDuration::hours(2), events[0].clone());
     unhashed.event.purpose = Some("changed after sealing".into());
     for bad in [vec![forked], vec![gap], vec![forged], vec![unhashed]] {
         assert!(
@@ -939,7 +941,12 @@ pub async fn audit(store: Arc<dyn DataStore>) {
         }
     }
     assert_eq!(seqs(&all), vec![5, 4, 3, 2, 1], "pages by time join up without gaps or repeats");
-    let window = AuditQuery::new(AuditIndex::staff(nurse), base + ChronoDuration::minutes(10), base + ChronoDuration::minutes(30), 10);
+    let window = AuditQuery::new(
+        AuditIndex::staff(nurse),
+        base + ChronoDuration::minutes(10),
+        base + ChronoDuration::minutes(30),
+        10,
+    );
     assert_eq!(seqs(&search(audit.as_ref(), &window).await.unwrap().entries), vec![2], "the time range bounds it");
     let mut reads = AuditQuery::new(AuditIndex::staff(nurse), from, to, 10);
     reads.filter.action = Some("report.read".into());
@@ -978,9 +985,10 @@ pub async fn audit(store: Arc<dyn DataStore>) {
     let report = verify_chain(audit.as_ref(), &live).await.unwrap();
     assert!(report.is_intact() && report.verified == 40, "{report:?}");
     let now = Utc::now();
-    let mine = search(audit.as_ref(), &AuditQuery::new(AuditIndex::staff(clerk), now - ChronoDuration::hours(1), now, 100))
-        .await
-        .unwrap();
+    let mine =
+        search(audit.as_ref(), &AuditQuery::new(AuditIndex::staff(clerk), now - ChronoDuration::hours(1), now, 100))
+            .await
+            .unwrap();
     assert_eq!(mine.entries.len(), 40);
 
     // A second writer on the same chain cannot fork it: its stale append is refused, then it

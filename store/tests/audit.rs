@@ -6,7 +6,6 @@
 use hospital_domain::audit::{Action, Actor, AuditEvent, Target};
 use hospital_domain::{AccountId, Role, StaffId};
 use hospital_store::audit::{verify_chain, AuditLog};
-use hospital_store::embedded::engine::Reader;
 use hospital_store::embedded::keys::Key;
 use hospital_store::embedded::tables::AUDIT_LOG;
 use hospital_store::EmbeddedStore;
@@ -132,18 +131,26 @@ async fn a_resealed_entry_breaks_the_next_link() {
 async fn removed_entries_are_named() {
     let (_dir, store) = chain_of_five().await;
     let (middle, _, _) = stored(&store, 4);
-    store.engine().write(move |ctx| {
-        ctx.delete_raw(AUDIT_LOG, middle);
-        Ok(())
-    }).await.unwrap();
+    store
+        .engine()
+        .write(move |ctx| {
+            ctx.delete_raw(AUDIT_LOG, middle);
+            Ok(())
+        })
+        .await
+        .unwrap();
     assert_eq!(broken_at(&store).await.0, 4, "a gap");
 
     let (_dir2, store) = chain_of_five().await;
     let (last, _, _) = stored(&store, 5);
-    store.engine().write(move |ctx| {
-        ctx.delete_raw(AUDIT_LOG, last);
-        Ok(())
-    }).await.unwrap();
+    store
+        .engine()
+        .write(move |ctx| {
+            ctx.delete_raw(AUDIT_LOG, last);
+            Ok(())
+        })
+        .await
+        .unwrap();
     let (seq, why) = broken_at(&store).await;
     assert_eq!(seq, 5, "a truncated tail, against the head");
     assert!(why.contains("missing"), "{why}");

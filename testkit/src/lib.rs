@@ -94,12 +94,22 @@ impl S3Server {
         let bin = std::env::var("MOTO_SERVER_BIN").unwrap_or_else(|_| "moto_server".into());
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (install it: pip install 'moto[server]')"));
+            let args = ["-H", "127.0.0.1", "-p", &port.to_string()];
+            let quiet = |c: &mut Command| {
+                c.stdout(Stdio::null()).stderr(Stdio::null());
+            };
+            let mut cmd = Command::new(&bin);
+            cmd.args(args);
+            quiet(&mut cmd);
+            // Without the console script on PATH, the module itself (`python3 -m moto.server`).
+            let child = cmd.spawn().or_else(|e| {
+                let mut py = Command::new("python3");
+                py.args(["-m", "moto.server"]).args(args);
+                quiet(&mut py);
+                py.spawn().map_err(|_| e)
+            });
+            let child =
+                child.unwrap_or_else(|e| panic!("cannot start {bin}: {e} (install it: pip install 'moto[server]')"));
             let mut server = S3Server { child, port, bucket: bucket.to_string() };
             if server.wait_ready(Duration::from_secs(30)) {
                 let status = server.http("PUT", &format!("/{bucket}"));

@@ -5,7 +5,6 @@
 //! and after one byte of one stored entry is changed, `verify` exits non-zero naming that entry.
 
 use hospital_domain::audit::AuditEntry;
-use hospital_store::embedded::engine::Reader;
 use hospital_store::embedded::keys::Key;
 use hospital_store::embedded::tables::AUDIT_LOG;
 use hospital_store::EmbeddedStore;

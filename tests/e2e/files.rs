@@ -45,7 +45,7 @@ async fn get(s: &TestServer, url: &str, headers: &[(&str, &str)]) -> Response {
     s.client().get(s.url(url)).headers(h).send().await.expect("download")
 }
 
-fn hdr<'a>(r: &'a Response, name: header::HeaderName) -> &'a str {
+fn hdr(r: &Response, name: header::HeaderName) -> &str {
     r.headers().get(&name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
 }
 
@@ -131,7 +131,8 @@ async fn exercise(s: &TestServer) -> String {
     assert_error(upload(s, "kind=image", "application/pdf", pdf.clone()).await, 415, "unsupported_media_type").await;
     expect_json(upload(s, "kind=report", "application/pdf", pdf).await, 201).await;
     assert_error(upload(s, "kind=image", "image/jpeg", png(1000)).await, 415, "unsupported_media_type").await;
-    let e = assert_error(upload(s, "kind=image", "image/png", png(MAX_IMAGE + 1)).await, 413, "payload_too_large").await;
+    let e =
+        assert_error(upload(s, "kind=image", "image/png", png(MAX_IMAGE + 1)).await, 413, "payload_too_large").await;
     assert!(e["message"].as_str().unwrap().contains(&MAX_IMAGE.to_string()), "{e}");
     expect_json(upload(s, "kind=image", "image/png", png(MAX_IMAGE)).await, 201).await;
 
@@ -149,6 +150,10 @@ async fn exercise(s: &TestServer) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_downloads_from_the_data_directory() {
     let s = TestServer::start(opts()).await;
+    let doc = s.get_json("/api/openapi.json", None).await;
+    for path in ["/api/v1/files/{key}", "/sandbox/files", "/sandbox/audit"] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
     let key = exercise(&s).await;
     let dir = s.stop();
     let on_disk = std::fs::read(dir.path().join("objects").join(&key)).expect("stored under the data directory");

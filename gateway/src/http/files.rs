@@ -221,12 +221,9 @@ fn matches_etag(header: Option<&HeaderValue>, etag: &str) -> bool {
 
 /// `inline` or `attachment`, with an ASCII `filename` and the exact UTF-8 `filename*` (RFC 6266).
 fn disposition(inline: bool, name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
-        .collect();
-    let exact: String =
-        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let exact: String = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string();
     let kind = if inline { "inline" } else { "attachment" };
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{exact}")
 }

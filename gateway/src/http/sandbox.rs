@@ -19,8 +19,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::files::{read_capped, FileService};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::http::files::{read_capped, FileService};
 use crate::state::{AppState, Sandboxes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -146,7 +146,13 @@ async fn upload_file(
     let (url, expires) = files.link(&stored.key, ttl, q.name.as_deref());
     Ok((
         StatusCode::CREATED,
-        ApiJson(Uploaded { key: stored.key, content_type: stored.content_type.mime(), size: stored.size, url, expires }),
+        ApiJson(Uploaded {
+            key: stored.key,
+            content_type: stored.content_type.mime(),
+            size: stored.size,
+            url,
+            expires,
+        }),
     ))
 }
 

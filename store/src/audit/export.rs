@@ -21,7 +21,12 @@ const CSV_HEADER: &str =
 
 /// Writes every entry `query` matches (all pages, newest first; `query.limit` is the page size)
 /// to `out`; returns how many.
-pub async fn export(store: &dyn AuditStore, query: &AuditQuery, format: ExportFormat, out: &mut dyn Write) -> Result<u64> {
+pub async fn export(
+    store: &dyn AuditStore,
+    query: &AuditQuery,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<u64> {
     let io = |e: std::io::Error| StoreError::Engine(format!("export: {e}"));
     if format == ExportFormat::Csv {
         writeln!(out, "{CSV_HEADER}").map_err(io)?;

@@ -76,8 +76,8 @@ async fn recover(store: &dyn AuditStore, chain: &str) -> Result<Option<ChainHead
         }
         return store.audit_head(chain).await;
     };
-    let tail = tail_after(store, chain, head.seq, &head.hash, Bucket::Hour.of(head.at), Bucket::Hour.of(Utc::now()))
-        .await?;
+    let tail =
+        tail_after(store, chain, head.seq, &head.hash, Bucket::Hour.of(head.at), Bucket::Hour.of(Utc::now())).await?;
     if tail.is_empty() {
         return Ok(Some(head));
     }
@@ -142,7 +142,13 @@ async fn run(
             Ok(()) => {
                 let last = entries.last().expect("a non-empty batch");
                 let first_at = head.as_ref().map_or(entries[0].at, |h| h.first_at);
-                head = Some(ChainHead { chain: chain.clone(), seq: last.seq, hash: last.hash.clone(), at: last.at, first_at });
+                head = Some(ChainHead {
+                    chain: chain.clone(),
+                    seq: last.seq,
+                    hash: last.hash.clone(),
+                    at: last.at,
+                    first_at,
+                });
                 metrics::counter!("audit_entries_total").increment(entries.len() as u64);
                 for (e, reply) in entries.into_iter().zip(replies) {
                     let _ = reply.send(Ok(e));

@@ -54,9 +54,8 @@ impl AuditStore for EmbeddedStore {
                         Some(stored) if stored == *e => {} // a retried append: nothing new
                         Some(_) => return Err(StoreError::Conflict("audit chain")),
                         None => {
-                            let (seq, hash, at) = head
-                                .as_ref()
-                                .map_or((0, GENESIS_HASH, None), |h| (h.seq, h.hash.as_str(), Some(h.at)));
+                            let (seq, hash, at) =
+                                head.as_ref().map_or((0, GENESIS_HASH, None), |h| (h.seq, h.hash.as_str(), Some(h.at)));
                             let follows = e.seq == seq + 1
                                 && e.prev_hash == hash
                                 && at.is_none_or(|at| e.at >= at)

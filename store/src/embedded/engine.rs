@@ -107,6 +107,9 @@ fn scan_from<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(out)
 }
 
+/// A row exactly as stored: key, expiry (unix ms, 0 = never), payload.
+pub type StoredRow = (Vec<u8>, u64, Vec<u8>);
+
 /// A consistent read snapshot.
 pub struct ReadCtx {
     txn: ReadTransaction,
@@ -133,7 +136,7 @@ impl ReadCtx {
 
     /// Every row under `prefix` exactly as stored: key, expiry (unix ms, 0 = never) and payload,
     /// expired or not. For checks that must see every stored byte (the audit chain's verify).
-    pub fn scan_stored(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
+    pub fn scan_stored(&self, table: Def, prefix: &[u8]) -> Result<Vec<StoredRow>> {
         let t = self.txn.open_table(table)?;
         let mut out = Vec::new();
         for row in t.range(prefix..)? {

@@ -22,7 +22,8 @@ const GET_HEAD: &str = "SELECT body FROM {ks}.audit_heads WHERE chain = ?";
 /// A handful of rows: one per node that ever wrote.
 const ALL_HEADS: &str = "SELECT body FROM {ks}.audit_heads";
 const PUT_BY_TIME: &str = "INSERT INTO {ks}.audit_by_time (hour, at, chain, seq, body) VALUES (?, ?, ?, ?, ?)";
-const PUT_BY_ACTOR: &str = "INSERT INTO {ks}.audit_by_actor (actor, day, at, chain, seq, body) VALUES (?, ?, ?, ?, ?, ?)";
+const PUT_BY_ACTOR: &str =
+    "INSERT INTO {ks}.audit_by_actor (actor, day, at, chain, seq, body) VALUES (?, ?, ?, ?, ?, ?)";
 const PUT_BY_ACTION: &str =
     "INSERT INTO {ks}.audit_by_action (action, hour, at, chain, seq, body) VALUES (?, ?, ?, ?, ?, ?)";
 const PUT_BY_ACCOUNT: &str =
@@ -64,13 +65,10 @@ impl AuditStore for ScyllaStore {
                 head.as_ref().map_or((0, GENESIS_HASH, None), |h| (h.seq, h.hash.as_str(), Some(h.at)));
             // A new entry must link to the head; a replay (seq at or below the head, or a tail
             // being adopted) must be the stored row itself, which the IF NOT EXISTS returns.
-            let links = e.seq == seq + 1
-                && e.prev_hash == hash
-                && at.is_none_or(|at| e.at >= at)
-                && e.hash == e.compute_hash();
-            let lwt = self
-                .lwt(CLAIM_ENTRY, (chain.as_str(), Bucket::Hour.of(e.at), seq_i64(e.seq), body.as_str()))
-                .await?;
+            let links =
+                e.seq == seq + 1 && e.prev_hash == hash && at.is_none_or(|at| e.at >= at) && e.hash == e.compute_hash();
+            let lwt =
+                self.lwt(CLAIM_ENTRY, (chain.as_str(), Bucket::Hour.of(e.at), seq_i64(e.seq), body.as_str())).await?;
             let accepted = if lwt.applied {
                 links
             } else {
