@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server
-# and prometheus from Debian's packages, schemathesis from PyPI) if missing, then runs the whole suite. The tests start their own
+# and prometheus, from Debian's packages; moto's S3 server and schemathesis, from PyPI) if
+# missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,16 @@ if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$SCH
   python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 # The package starts a system-wide redis on :6379; the tests do not use it.
+
+# The object storage tests (objects/tests/backends.rs, tests/e2e/files.rs) run a real
+# S3-compatible server: moto in server mode (`moto_server`, started by the tests on free ports).
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing moto[server] (PyPI)..."
+  python3 -m pip install --quiet 'moto[server]' || python3 -m pip install --quiet --break-system-packages 'moto[server]'
+  hash -r
+  # pyenv installs console scripts behind shims that need a rehash.
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its
 # conformance test where a cluster is at hand.

@@ -145,6 +145,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &notify,
     );
     let realtime = Arc::new(Realtime { hub, log, bus });
+    let objects = hospital_objects::Objects::from_config(&config.objects, &config.data_dir)
+        .context("cannot open object storage (objects)")?;
+    tracing::info!(store = ?objects, "uploaded files in object storage");
+    let files = hospital_gateway::http::files::FileService::new(
+        objects,
+        keys::link_signer(&config.objects, &config.data_dir)?,
+        &config.objects,
+    );
+    let audit = hospital_store::AuditLog::start(stores.data.clone(), &config.audit_chain)
+        .await
+        .context("cannot start the audit log")?;
     let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
     let state = AppState {
         sessions: SessionStore::new(stores.kv.clone()),
@@ -162,6 +173,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: hospital_gateway::metrics::prometheus(),
         realtime,
         events: events.clone(),
+        files,
+        audit,
         sandbox,
     };
     let limits = state.limits.clone();

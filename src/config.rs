@@ -62,6 +62,11 @@ pub struct Config {
     pub sandbox_pay_retry_secs: Option<u64>,
     pub gateway: GatewayConfig,
     pub actors: ActorsConfig,
+    /// Object storage for uploaded files (`[objects]`): a directory under `data_dir` by default.
+    pub objects: hospital_objects::ObjectsConfig,
+    /// This node's audit chain. Each node of a cluster appends to its own chain: give every node
+    /// its own name (its host name, say); two nodes with one name are refused by the store.
+    pub audit_chain: String,
 }
 
 impl Default for Config {
@@ -87,6 +92,8 @@ impl Default for Config {
             sandbox_pay_retry_secs: None,
             gateway,
             actors: ActorsConfig::default(),
+            objects: hospital_objects::ObjectsConfig::default(),
+            audit_chain: "main".into(),
         }
     }
 }
@@ -188,6 +195,12 @@ mod tests {
             jail.set_env("HOSPITAL_DATA_DIR", "/tmp/h");
             jail.set_env("HOSPITAL_GATEWAY__AUTH__SMS_DAILY_CAP", "3");
             jail.set_env("REDIS_URL", "redis://127.0.0.1:1/0");
+            jail.set_env("HOSPITAL_OBJECTS__BACKEND", "s3");
+            jail.set_env("HOSPITAL_OBJECTS__S3__BUCKET", "reports");
+            jail.set_env("HOSPITAL_OBJECTS__S3__REGION", "cn-hangzhou");
+            jail.set_env("HOSPITAL_OBJECTS__S3__ACCESS_KEY_ID", "AKID");
+            jail.set_env("HOSPITAL_OBJECTS__S3__SECRET_ACCESS_KEY", "s3-secret-value");
+            jail.set_env("HOSPITAL_OBJECTS__LINK_SECRET", "link-secret-value");
             // Read by main (log filter, create-staff), not config keys: they must not be refused.
             jail.set_env("HOSPITAL_LOG", "debug");
             jail.set_env("HOSPITAL_NEW_STAFF_PASSWORD", "x");
@@ -200,6 +213,13 @@ mod tests {
             assert_eq!(c.gateway.auth.sms_cooldown_secs, 60, "untouched defaults stay");
             assert_eq!(c.redis_url.as_ref().unwrap().expose_secret(), "redis://127.0.0.1:1/0");
             assert!(!format!("{c:?}").contains("c2VjcmV0"), "secrets never print");
+            assert_eq!(c.objects.backend, hospital_objects::Backend::S3);
+            let s3 = c.objects.s3.as_ref().unwrap();
+            assert_eq!((s3.bucket.as_str(), s3.path_style, s3.endpoint.as_deref()), ("reports", false, None));
+            assert_eq!(c.objects.link_ttl_secs, 300, "untouched defaults stay");
+            for secret in ["s3-secret-value", "link-secret-value"] {
+                assert!(!format!("{c:?}").contains(secret), "secrets never print");
+            }
             Ok(())
         });
     }

@@ -29,16 +29,37 @@ pub fn field_cipher(cfg: &EncryptionConfig, data_dir: &Path) -> anyhow::Result<F
     Ok(FieldCipher::new(&cfg.active, &keys)?)
 }
 
+/// The download links' HMAC key: from the config, or generated once into
+/// `<data_dir>/keys/file-links.key` (one machine; a cluster configures one for every node).
+pub fn link_signer(
+    cfg: &hospital_objects::ObjectsConfig,
+    data_dir: &Path,
+) -> anyhow::Result<hospital_objects::LinkSigner> {
+    let secret = match &cfg.link_secret {
+        Some(s) => s.expose_secret().to_string(),
+        None => local_secret("file-links.key", data_dir)?,
+    };
+    if secret.trim().len() < 16 {
+        bail!("objects.link_secret must be at least 16 characters");
+    }
+    Ok(hospital_objects::LinkSigner::new(secret.trim().as_bytes()))
+}
+
 fn local_key(id: &str, data_dir: &Path) -> anyhow::Result<String> {
+    local_secret(&format!("field-{id}.key"), data_dir)
+}
+
+/// A random key kept in `<data_dir>/keys/<file>` (mode 0600), generated on first use.
+fn local_secret(file: &str, data_dir: &Path) -> anyhow::Result<String> {
     let dir = data_dir.join("keys");
-    let path = dir.join(format!("field-{id}.key"));
+    let path = dir.join(file);
     if let Ok(k) = std::fs::read_to_string(&path) {
         return Ok(k);
     }
     std::fs::create_dir_all(&dir)?;
     let key = FieldCipher::generate_key_b64();
     write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
-    tracing::warn!(path = %path.display(), "generated a field-encryption key; back it up with the data directory");
+    tracing::warn!(path = %path.display(), "generated a key; back it up with the data directory");
     Ok(key)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod appointment;
+pub mod audit;
 pub mod booking;
 pub mod catalog;
 pub mod error;

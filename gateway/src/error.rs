@@ -69,6 +69,15 @@ pub enum ApiError {
     /// 413
     #[error("the request body is larger than this endpoint accepts")]
     PayloadTooLarge,
+    /// 413 `payload_too_large`, saying what the limit is (an uploaded file).
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415 `unsupported_media_type`, saying what was wrong with an uploaded file's content.
+    #[error("{0}")]
+    UnsupportedContent(String),
+    /// 416: a byte range outside the file; `size` goes into `Content-Range: bytes */size`.
+    #[error("the requested range is outside the file ({size} bytes)")]
+    RangeNotSatisfiable { size: u64 },
     /// 401: no credentials at all.
     #[error("this endpoint needs a bearer token: log in first")]
     Unauthenticated,
@@ -81,6 +90,9 @@ pub enum ApiError {
     /// 403
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with a specific code: `link_expired`, `bad_signature`.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// 404
     #[error("{0}")]
     NotFound(String),
@@ -126,10 +138,11 @@ impl ApiError {
             UriTooLong => StatusCode::URI_TOO_LONG,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType | UnsupportedContent(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge | TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Unauthenticated | InvalidToken | BadCredentials { .. } => StatusCode::UNAUTHORIZED,
-            Forbidden(_) => StatusCode::FORBIDDEN,
+            Forbidden(_) | Denied { .. } => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict { .. } | RuleViolation { .. } => StatusCode::CONFLICT,
@@ -151,14 +164,16 @@ impl ApiError {
             UriTooLong => "uri_too_long",
             HeadersTooLarge => "headers_too_large",
             TooManyConnections => "too_many_connections",
-            UnsupportedMediaType => "unsupported_media_type",
-            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType | UnsupportedContent(_) => "unsupported_media_type",
+            PayloadTooLarge | TooLarge(_) => "payload_too_large",
+            RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",
             BadCredentials { code, .. }
             | Conflict { code, .. }
             | RateLimited { code, .. }
-            | Unprocessable { code, .. } => code,
+            | Unprocessable { code, .. }
+            | Denied { code, .. } => code,
             RuleViolation { .. } => "rule_violation",
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
@@ -196,6 +211,11 @@ impl IntoResponse for ApiError {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        if let ApiError::RangeNotSatisfiable { size } = &self {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+        }
         resp
     }
 }
@@ -210,6 +230,37 @@ impl From<StoreError> for ApiError {
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<hospital_objects::ObjectError> for ApiError {
+    fn from(e: hospital_objects::ObjectError) -> Self {
+        use hospital_objects::ObjectError as O;
+        match e {
+            O::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+            O::Executable(_) | O::Unsupported { .. } | O::Mismatch { .. } => {
+                ApiError::UnsupportedContent(e.to_string())
+            }
+            O::Empty => ApiError::BadRequest(e.to_string()),
+            O::NotFound | O::BadKey(_) => ApiError::not_found("file"),
+            O::Backend(cause) => {
+                tracing::error!(%cause, "object store failed");
+                ApiError::Unavailable("file storage is unavailable; try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<hospital_objects::LinkError> for ApiError {
+    fn from(e: hospital_objects::LinkError) -> Self {
+        ApiError::Denied { code: e.code(), message: e.to_string() }
+    }
+}
+
+impl From<hospital_store::audit::AuditError> for ApiError {
+    fn from(e: hospital_store::audit::AuditError) -> Self {
+        tracing::error!(error = %e, "audit log write failed");
+        ApiError::Unavailable("the action could not be recorded in the audit log, so it was not done; try again".into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The axum gateway: REST routers by area (`http::*`), the auth extractors, the one error shape,
 //! rate limits and metrics. `router(state)` is the whole HTTP surface; the binary serves it.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog_index;
 pub mod config;
@@ -62,11 +63,14 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::admin::router())
         .merge(http::queue::router())
         .merge(http::exams::router())
+        .merge(http::files::router())
         .merge(http::ops::router());
     if sandbox {
         r = r.merge(http::sandbox::router());
     }
-    r.split_for_parts()
+    let (router, mut doc) = r.split_for_parts();
+    http::files::document(&mut doc);
+    (router, doc)
 }
 
 /// The whole HTTP surface of the platform.

@@ -4,6 +4,7 @@
 //! wrong-code caps) are counters in Redis, see `auth::codes`.
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
@@ -62,9 +63,13 @@ impl RateLimits {
 
 /// The client's address: the socket peer, or the first `X-Forwarded-For` hop behind a trusted proxy.
 pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    client_ip_of(req.headers(), req.extensions(), trust_forwarded_for)
+}
+
+/// `client_ip` from a request's parts (for extractors).
+pub fn client_ip_of(headers: &HeaderMap, extensions: &Extensions, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for {
-        if let Some(ip) = req
-            .headers()
+        if let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
@@ -73,7 +78,7 @@ pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
             return Some(ip);
         }
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// Middleware: the per-IP limit on every request.

@@ -34,6 +34,10 @@ pub struct AppState {
     pub realtime: Arc<crate::realtime::Realtime>,
     /// Where live events are published: the actors' handle, connected to the real-time bus.
     pub events: hospital_actors::Events,
+    /// Object storage: checked uploads, signed download links (`http::files`).
+    pub files: crate::http::files::FileService,
+    /// This node's audit chain (`audit::StaffAudit` records staff actions in it).
+    pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
     pub sandbox: Option<Sandboxes>,
 }

@@ -3,6 +3,7 @@
 //! one machine, `redis_kv` implements the ephemeral part (sessions, codes, counters) over Redis,
 //! and `conformance` holds the one test suite every backend must pass.
 
+pub mod audit;
 pub mod cipher;
 pub mod conformance;
 pub mod embedded;
@@ -19,6 +20,7 @@ pub mod scylla;
 pub mod sessions;
 pub mod traits;
 
+pub use audit::{AuditLog, AuditStore};
 pub use cipher::FieldCipher;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;

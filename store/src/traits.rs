@@ -163,6 +163,7 @@ pub trait DataStore:
     + crate::notify::NotifyStore
     + crate::outbox::OutboxStore
     + crate::persons::PersonStore
+    + crate::audit::AuditStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;

@@ -12,7 +12,8 @@ async fn embedded_data_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     conformance::data_store(Arc::new(store.clone())).await;
-    conformance::exams(Arc::new(store)).await;
+    conformance::exams(Arc::new(store.clone())).await;
+    conformance::audit(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,6 +91,7 @@ async fn scylla_backend() {
     // clinic stop makes apply_booking split its write into several logged batches).
     conformance::data_store(Arc::new(store.clone())).await;
     conformance::exams(Arc::new(store.clone())).await;
+    conformance::audit(Arc::new(store.clone())).await;
     conformance::ephemeral_kv(Arc::new(store.clone())).await;
     conformance::sessions(Arc::new(store.clone())).await;
     store.session().query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.unwrap();

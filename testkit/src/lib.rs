@@ -1,5 +1,6 @@
 //! Test support shared by every crate's tests: a real `redis-server` started from the installed
-//! binary on a free port, and free-port helpers. Nothing here fakes a service.
+//! binary on a free port, a real S3-compatible server (moto's, `S3Server`), and free-port
+//! helpers. Nothing here fakes a service.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -72,6 +73,91 @@ impl RedisServer {
 }
 
 impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway S3-compatible server: moto in server mode (`pip install 'moto[server]'`, which
+/// `scripts/test.sh` does), on a free port, with one bucket created. Killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+    pub bucket: String,
+}
+
+impl S3Server {
+    /// Starts `moto_server` (from PATH, or `MOTO_SERVER_BIN`), waits until it answers, and
+    /// creates `bucket`. Panics with a clear message if moto is missing.
+    pub fn start(bucket: &str) -> Self {
+        let bin = std::env::var("MOTO_SERVER_BIN").unwrap_or_else(|_| "moto_server".into());
+        for _ in 0..5 {
+            let port = free_port();
+            let args = ["-H", "127.0.0.1", "-p", &port.to_string()];
+            let quiet = |c: &mut Command| {
+                c.stdout(Stdio::null()).stderr(Stdio::null());
+            };
+            let mut cmd = Command::new(&bin);
+            cmd.args(args);
+            quiet(&mut cmd);
+            // Without the console script on PATH, the module itself (`python3 -m moto.server`).
+            let child = cmd.spawn().or_else(|e| {
+                let mut py = Command::new("python3");
+                py.args(["-m", "moto.server"]).args(args);
+                quiet(&mut py);
+                py.spawn().map_err(|_| e)
+            });
+            let child =
+                child.unwrap_or_else(|e| panic!("cannot start {bin}: {e} (install it: pip install 'moto[server]')"));
+            let mut server = S3Server { child, port, bucket: bucket.to_string() };
+            if server.wait_ready(Duration::from_secs(30)) {
+                let status = server.http("PUT", &format!("/{bucket}"));
+                assert!(status == Some(200), "moto did not create bucket {bucket}: {status:?}");
+                return server;
+            }
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// The endpoint to point an S3 client at (path-style addressing, plain HTTP).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if self.http("GET", "/").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// One unsigned HTTP/1.1 request with no body (moto accepts them); the status code.
+    fn http(&self, method: &str, path: &str) -> Option<u16> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).ok()?;
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    }
+}
+
+impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -4,12 +4,14 @@
 
 mod harness;
 
+mod audit;
 mod auth;
 mod bad_input;
 mod booking_flow;
 mod catalogue;
 mod crash;
 mod exams;
+mod files;
 mod live;
 mod openapi;
 mod prometheus;

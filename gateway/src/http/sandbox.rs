@@ -1,18 +1,27 @@
 //! Sandbox-mode endpoints for development and tests (never mounted in production): the SMS
 //! outbox (`GET /sandbox/sms?phone=`), a stand-in for the mini-program's `wx.login()` that
-//! mints a login code in the WeChat sandbox, and the persons the real-name sandbox knows
-//! (`/sandbox/real-name/persons`). The sandboxes' protocol endpoints themselves
+//! mints a login code in the WeChat sandbox, the persons the real-name sandbox knows
+//! (`/sandbox/real-name/persons`), an upload into object storage that answers with a signed
+//! download link (`PUT /sandbox/files`, until the chat and report features bring their own
+//! uploads), and a staff action recorded in the audit log (`POST /sandbox/audit`, the
+//! `StaffAudit` helper end to end). The sandboxes' protocol endpoints themselves
 //! (Aliyun's RPC API, WeChat's `jscode2session`) are nested under `/sandbox/aliyun-sms` and
 //! `/sandbox/wechat` by `crate::router`.
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use hospital_domain::audit::{AuditEntry, Target};
+use hospital_domain::AccountId;
 use hospital_domain::{IdCardNo, Phone};
 use hospital_integrations::{SandboxPerson, SandboxSms};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::http::files::{read_capped, FileService};
 use crate::state::{AppState, Sandboxes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -20,6 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sms_outbox))
         .routes(routes!(wechat_login_code))
         .routes(routes!(real_name_person, register_real_name_person))
+        .routes(routes!(audit_action))
+        // Uploads are capped by their policy (`read_capped`), not the router's small JSON limit.
+        .merge(OpenApiRouter::new().routes(routes!(upload_file)).layer(DefaultBodyLimit::disable()))
 }
 
 fn sandboxes(state: &AppState) -> ApiResult<&Sandboxes> {
@@ -111,6 +123,63 @@ impl From<SandboxPerson> for RealNamePerson {
     }
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// `image` (PNG, JPEG, GIF, WebP) or `report` (PDF, images, DICOM): which policy applies.
+    pub kind: String,
+    /// How long the returned link lives (default: `objects.link_ttl_secs`).
+    pub ttl_secs: Option<u64>,
+    /// The file name the download carries.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Uploaded {
+    pub key: String,
+    pub content_type: &'static str,
+    pub size: u64,
+    /// The signed download link (path and query).
+    pub url: String,
+    /// When the link expires, unix seconds.
+    pub expires: i64,
+}
+
+/// Stores the body (checked by its content: a renamed executable is 415, an oversize file 413)
+/// and answers with a signed download link (sandbox mode only).
+#[utoipa::path(put, path = "/sandbox/files", tag = "sandbox", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file; Content-Type is its declared type"),
+    responses((status = 201, body = Uploaded), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+async fn upload_file(
+    State(state): State<AppState>,
+    State(files): State<FileService>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, ApiJson<Uploaded>)> {
+    sandboxes(&state)?;
+    let (policy, prefix) = match q.kind.as_str() {
+        "image" => (&files.image_policy, "sandbox/images"),
+        "report" => (&files.report_policy, "sandbox/reports"),
+        _ => return Err(ApiError::BadRequest("kind must be image or report".into())),
+    };
+    let bytes = read_capped(body, policy.max_bytes).await?;
+    let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let stored = files.put(prefix, bytes, declared, policy).await?;
+    let ttl = q.ttl_secs.map(std::time::Duration::from_secs);
+    let (url, expires) = files.link(&stored.key, ttl, q.name.as_deref());
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(Uploaded {
+            key: stored.key,
+            content_type: stored.content_type.mime(),
+            size: stored.size,
+            url,
+            expires,
+        }),
+    ))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterPerson {
@@ -146,4 +215,36 @@ async fn register_real_name_person(
     let sandbox = &sandboxes(&state)?.real_name;
     sandbox.register(&card, name.as_deref());
     Ok(ApiJson(sandbox.person(&card).expect("just registered").into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditAction {
+    /// A dotted action name, `record.read`.
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    /// The patient account the action concerns.
+    pub account_id: Option<AccountId>,
+    pub purpose: Option<String>,
+}
+
+/// Records a staff action in the audit log as the caller (staff id, roles, IP), durably, and
+/// answers with the sealed entry (sandbox mode only).
+#[utoipa::path(post, path = "/sandbox/audit", tag = "sandbox", security(("bearer" = [])), request_body = AuditAction,
+    responses((status = 201, body = AuditEntry), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn audit_action(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiJson(req): ApiJson<AuditAction>,
+) -> ApiResult<(StatusCode, ApiJson<AuditEntry>)> {
+    sandboxes(&state)?;
+    let mut event = audit.event(&req.action, Target::new(&req.target_kind, &req.target_id)?)?;
+    if let Some(account) = req.account_id {
+        event = event.concerning(account, None);
+    }
+    if let Some(p) = &req.purpose {
+        event = event.purpose(p)?;
+    }
+    Ok((StatusCode::CREATED, ApiJson(audit.record(event).await?)))
 }

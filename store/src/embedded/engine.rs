@@ -107,10 +107,49 @@ fn scan_from<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(out)
 }
 
+/// A row exactly as stored: key, expiry (unix ms, 0 = never), payload.
+pub type StoredRow = (Vec<u8>, u64, Vec<u8>);
+
 /// A consistent read snapshot.
 pub struct ReadCtx {
     txn: ReadTransaction,
     now: u64,
+}
+
+impl ReadCtx {
+    /// Up to `limit` live rows with `prefix <= key < before`, highest key first (`before` must
+    /// start with `prefix`): a newest-first page of a partition without reading all of it.
+    pub fn scan_back(&self, table: Def, prefix: &[u8], before: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = self.txn.open_table(table)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..before)?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row?;
+            if let Some((_, p)) = decode_value(v.value(), self.now) {
+                out.push((k.value().to_vec(), p.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every row under `prefix` exactly as stored: key, expiry (unix ms, 0 = never) and payload,
+    /// expired or not. For checks that must see every stored byte (the audit chain's verify).
+    pub fn scan_stored(&self, table: Def, prefix: &[u8]) -> Result<Vec<StoredRow>> {
+        let t = self.txn.open_table(table)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            let raw = v.value();
+            let exp = raw.get(..8).map_or(u64::MAX, |h| u64::from_be_bytes(h.try_into().expect("8 bytes")));
+            out.push((k.value().to_vec(), exp, raw.get(8..).unwrap_or(&[]).to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 impl Reader for ReadCtx {

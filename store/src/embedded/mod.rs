@@ -2,6 +2,7 @@
 //! durability and group commit, `keys` for how CQL primary keys become byte keys).
 
 mod accounts;
+mod audit;
 mod booking;
 mod catalog;
 pub mod engine;

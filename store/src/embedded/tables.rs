@@ -46,6 +46,12 @@ tables! {
     REMINDERS = "reminders";
     REMINDERS_DUE = "reminders_due";
     LIVE_OUTBOX = "live_outbox";
+    AUDIT_LOG = "audit_log";
+    AUDIT_HEADS = "audit_heads";
+    AUDIT_BY_TIME = "audit_by_time";
+    AUDIT_BY_ACTOR = "audit_by_actor";
+    AUDIT_BY_ACTION = "audit_by_action";
+    AUDIT_BY_ACCOUNT = "audit_by_account";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

@@ -13,6 +13,7 @@
 //! `<keyspace>.<table>`, so one process can talk to several keyspaces (the tests use a fresh one).
 
 mod accounts;
+mod audit;
 mod booking;
 mod catalog;
 mod exams;
