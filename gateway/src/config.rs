@@ -125,8 +125,12 @@ pub struct LimitsConfig {
     /// Code sends and login attempts per phone per minute, and the burst.
     pub per_phone_per_minute: u32,
     pub per_phone_burst: u32,
-    /// Largest request body accepted, in bytes (a larger `Content-Length` is refused at once).
+    /// Largest JSON (or untyped) request body accepted, in bytes (a larger `Content-Length` is
+    /// refused at once).
     pub body_limit_bytes: usize,
+    /// Largest upload (a body of any other content type: an image, a report file) the guard lets
+    /// through; each upload route caps it further by its own policy (`objects.max_*_bytes`).
+    pub upload_limit_bytes: u64,
     /// A request's head (request line and headers) must arrive within this many seconds of the
     /// server starting to wait for it; an idle keep-alive connection is closed after it too.
     pub header_read_timeout_secs: u64,
@@ -151,6 +155,7 @@ impl Default for LimitsConfig {
             per_phone_per_minute: 10,
             per_phone_burst: 5,
             body_limit_bytes: 64 * 1024,
+            upload_limit_bytes: 256 << 20,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 20,
             max_header_bytes: 32 * 1024,

@@ -131,6 +131,7 @@ pub struct LinkQuery {
         (status = 200, description = "The whole file", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range, with Content-Range"),
         (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, body = ErrorBody, description = "The link's query is incomplete (exp, sig)"),
         (status = 403, body = ErrorBody, description = "link_expired or bad_signature"),
         (status = 404, body = ErrorBody),
         (status = 416, body = ErrorBody, description = "range_not_satisfiable, with Content-Range: bytes */size")))]
