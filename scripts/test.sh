@@ -20,6 +20,10 @@ need redis-server redis-server
 # tests/e2e/prometheus.rs runs a real Prometheus and promtool.
 need prometheus prometheus
 need promtool prometheus
+# The staff pages are tested in real headless Chromium over WebDriver, with a CJK font for the Chinese UI.
+need chromium chromium
+need chromedriver chromium-driver
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need __wqy_microhei fonts-wqy-microhei
 # tests/e2e/openapi.rs runs Schemathesis (from PyPI, pinned) against the real server.
 SCHEMATHESIS_VERSION=4.32.5
 if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then

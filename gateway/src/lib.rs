@@ -96,7 +96,8 @@ pub fn router(state: AppState) -> Router {
     });
     openapi::document_errors(&mut doc);
     let doc_json = doc.to_json().expect("the OpenAPI document serialises");
-    let mut app = api.route("/ws", get(realtime::ws)).route(
+    // The staff pages (agents' console, back office): static, embedded, same origin as the API.
+    let mut app = api.merge(hospital_web::router()).route("/ws", get(realtime::ws)).route(
         "/api/openapi.json",
         get(move || {
             let body = doc_json.clone();

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod booking_flow;
+mod browser;
 mod catalogue;
 mod crash;
 mod exams;
