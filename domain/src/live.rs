@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::Profile;
 use crate::appointment::{Appointment, AppointmentStatus};
+use crate::chat::conversation::{ChatMessage, ConversationUpdate, ReadReceipt};
+use crate::chat::dispatcher::ChatQueuePosition;
+use crate::chat::ticket::TicketUpdate;
 use crate::exam::{Exam, ExamKind, ExamStatus};
 use crate::message::Message;
 use crate::order::{Order, OrderKind, OrderStatus};
@@ -40,6 +43,17 @@ pub enum PersonalEvent {
     ExamAlert(ExamAlert),
     /// The account's profile changed (on another device, say).
     Profile(ProfileUpdate),
+    /// A new message in one of the account's customer-service conversations.
+    ChatMessage(ChatMessage),
+    /// One of the account's conversations changed: assigned (with the agent's name), handed
+    /// back, transferred, closed, rated.
+    Conversation(ConversationUpdate),
+    /// The account's place in a service group's backlog and the estimated wait (CS-3).
+    ChatQueue(ChatQueuePosition),
+    /// The other side read the account's conversation up to a message.
+    ChatRead(ReadReceipt),
+    /// A message the account left outside service hours was answered or closed.
+    Ticket(TicketUpdate),
 }
 
 impl PersonalEvent {
@@ -54,6 +68,11 @@ impl PersonalEvent {
             PersonalEvent::Exam(_) => "exam",
             PersonalEvent::ExamAlert(_) => "exam_alert",
             PersonalEvent::Profile(_) => "profile",
+            PersonalEvent::ChatMessage(_) => "chat_message",
+            PersonalEvent::Conversation(_) => "conversation",
+            PersonalEvent::ChatQueue(_) => "chat_queue",
+            PersonalEvent::ChatRead(_) => "chat_read",
+            PersonalEvent::Ticket(_) => "ticket",
         }
     }
 
