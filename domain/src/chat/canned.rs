@@ -108,8 +108,10 @@ impl CannedReply {
 /// The replies `agent` may use in `group`: their own first, then the group's, each in the order
 /// given.
 pub fn usable_by<'a>(replies: &'a [CannedReply], agent: StaffId, group: &GroupCode) -> Vec<&'a CannedReply> {
-    let (mut own, shared): (Vec<_>, Vec<_>) =
-        replies.iter().filter(|r| r.usable_by(agent, group)).partition(|r| matches!(r.scope, CannedScope::Agent { .. }));
+    let (mut own, shared): (Vec<_>, Vec<_>) = replies
+        .iter()
+        .filter(|r| r.usable_by(agent, group))
+        .partition(|r| matches!(r.scope, CannedScope::Agent { .. }));
     own.extend(shared);
     own
 }
@@ -122,10 +124,7 @@ mod tests {
 
     #[test]
     fn variables_are_filled_once_and_unknown_ones_kept() {
-        assert_eq!(
-            render("{patient_name}您好，我是{group}的{agent_name}。", &VARS),
-            "李雷您好，我是预约咨询的小王。"
-        );
+        assert_eq!(render("{patient_name}您好，我是{group}的{agent_name}。", &VARS), "李雷您好，我是预约咨询的小王。");
         assert_eq!(render("{patient_name}{patient_name}", &VARS), "李雷李雷");
         assert_eq!(render("{unknown} {Patient_name} {patient_name", &VARS), "{unknown} {Patient_name} {patient_name");
         assert_eq!(render("{{patient_name}} { } {", &VARS), "{李雷} { } {");

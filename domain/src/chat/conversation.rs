@@ -176,7 +176,9 @@ pub struct ReadReceipt {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Closer {
     Patient,
-    Agent { id: StaffId },
+    Agent {
+        id: StaffId,
+    },
     /// The platform (an idle conversation timed out, say).
     System,
 }
@@ -312,7 +314,9 @@ impl Conversation {
     pub fn append(&mut self, sender: Sender, body: MessageBody, now: DateTime<Utc>) -> Result<ChatMessage, ChatError> {
         body.validate()?;
         match &sender {
-            Sender::Patient => self.require("write to", &[ConversationStatus::Waiting, ConversationStatus::Assigned])?,
+            Sender::Patient => {
+                self.require("write to", &[ConversationStatus::Waiting, ConversationStatus::Assigned])?
+            }
             Sender::Agent { id, .. } => {
                 self.require("write to", &[ConversationStatus::Assigned])?;
                 if !self.is_served_by(*id) {
@@ -335,7 +339,12 @@ impl Conversation {
     /// Moves a read mark up to `seq`. Marks never go back: an older `seq` changes nothing and
     /// gives None; a new mark gives the receipt to show the other side. Agents mark only while
     /// serving the conversation.
-    pub fn mark_read(&mut self, reader: Reader, seq: u64, now: DateTime<Utc>) -> Result<Option<ReadReceipt>, ChatError> {
+    pub fn mark_read(
+        &mut self,
+        reader: Reader,
+        seq: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ReadReceipt>, ChatError> {
         if seq > self.last_seq {
             return Err(ChatError::ReadBeyondLast { seq, last: self.last_seq });
         }

@@ -283,10 +283,14 @@ impl Dispatcher {
     /// Adds an agent to the group (offline, with the default cap), or renames one already in it.
     pub fn register_agent(&mut self, id: StaffId, name: &str) -> Result<(), DispatchError> {
         let name = parse_name("name", name)?;
-        self.agents
-            .entry(id)
-            .and_modify(|d| d.name.clone_from(&name))
-            .or_insert(AgentDesk { id, name, cap: DEFAULT_CAP, presence: Presence::Offline, open: vec![], last_assignment: 0 });
+        self.agents.entry(id).and_modify(|d| d.name.clone_from(&name)).or_insert(AgentDesk {
+            id,
+            name,
+            cap: DEFAULT_CAP,
+            presence: Presence::Offline,
+            open: vec![],
+            last_assignment: 0,
+        });
         Ok(())
     }
 
@@ -302,7 +306,12 @@ impl Dispatcher {
 
     /// An agent's presence changed. Going away or offline hands everything they hold back to the
     /// head of the backlog, in arrival order; coming online takes from the backlog at once.
-    pub fn set_presence(&mut self, id: StaffId, presence: Presence, now: DateTime<Utc>) -> Result<Outcome, DispatchError> {
+    pub fn set_presence(
+        &mut self,
+        id: StaffId,
+        presence: Presence,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DispatchError> {
         let mut out = Outcome::default();
         let desk = self.agents.get_mut(&id).ok_or(DispatchError::UnknownAgent(id))?;
         if desk.presence == presence {
@@ -424,8 +433,8 @@ impl Dispatcher {
             .enumerate()
             .map(|(i, a)| {
                 let p = i as u64 + 1;
-                let estimated = (capacity > 0)
-                    .then(|| u32::try_from((p * handling).div_ceil(capacity * 60)).unwrap_or(u32::MAX));
+                let estimated =
+                    (capacity > 0).then(|| u32::try_from((p * handling).div_ceil(capacity * 60)).unwrap_or(u32::MAX));
                 ChatQueuePosition {
                     conversation_id: a.conversation_id,
                     account_id: a.account_id,

@@ -94,7 +94,8 @@ impl Faq {
         let entries = entries
             .into_iter()
             .map(|e| {
-                let key = SearchKey::new(std::iter::once(e.question.as_str()).chain(e.keywords.iter().map(String::as_str)));
+                let key =
+                    SearchKey::new(std::iter::once(e.question.as_str()).chain(e.keywords.iter().map(String::as_str)));
                 let pieces = pieces(&e.question);
                 (e, key, pieces)
             })
@@ -155,7 +156,12 @@ mod tests {
         let g = |c: &str| Some(GroupCode::parse(c).unwrap());
         let e = |group, q: &str, a: &str, k: &[&str]| FaqEntry::new(FaqId::new(), group, q, a, k).unwrap();
         Faq::new(vec![
-            e(g("reports"), "检查报告什么时候能出来？", "一般检验 2 小时，影像 24 小时。", &["报告", "出报告", "取报告"]),
+            e(
+                g("reports"),
+                "检查报告什么时候能出来？",
+                "一般检验 2 小时，影像 24 小时。",
+                &["报告", "出报告", "取报告"],
+            ),
             e(g("booking"), "如何取消预约？", "在“我的预约”中点取消。", &["退号", "取消"]),
             e(g("billing"), "医保怎么结算？", "绑定医保电子凭证后自动结算。", &["医保", "报销"]),
             e(None, "医院几点上班？", "门诊 8:00 开始。", &["上班", "营业时间"]),
@@ -183,7 +189,10 @@ mod tests {
     #[test]
     fn suggest_from_a_first_message() {
         let f = faq();
-        assert_eq!(questions(f.suggest("你好，我想问一下我的报告什么时候能出来", None, 3))[0], "检查报告什么时候能出来？");
+        assert_eq!(
+            questions(f.suggest("你好，我想问一下我的报告什么时候能出来", None, 3))[0],
+            "检查报告什么时候能出来？"
+        );
         assert_eq!(questions(f.suggest("挂错号了想退号", None, 3)), vec!["如何取消预约？"]);
         assert_eq!(questions(f.suggest("医保能报销多少", None, 3)), vec!["医保怎么结算？"]);
         // Only words every question has: nothing to suggest.

@@ -111,15 +111,7 @@ impl WeeklyHours {
     /// The same spans every day.
     pub fn every_day(spans: &[Span]) -> Self {
         let v = spans.to_vec();
-        Self {
-            mon: v.clone(),
-            tue: v.clone(),
-            wed: v.clone(),
-            thu: v.clone(),
-            fri: v.clone(),
-            sat: v.clone(),
-            sun: v,
-        }
+        Self { mon: v.clone(), tue: v.clone(), wed: v.clone(), thu: v.clone(), fri: v.clone(), sat: v.clone(), sun: v }
     }
 }
 
@@ -279,8 +271,8 @@ mod tests {
         // A zone with DST: on 2026-03-29 Berlin skips 02:00-03:00; a 02:30 opening that day counts
         // from where `HospitalZone::to_utc` puts a skipped time, an hour later.
         let berlin = HospitalZone::parse("Europe/Berlin").unwrap();
-        let h = ServiceHours::new(WeeklyHours::every_day(&[Span::parse("02:30-04:00").unwrap()]), BTreeSet::new())
-            .unwrap();
+        let h =
+            ServiceHours::new(WeeklyHours::every_day(&[Span::parse("02:30-04:00").unwrap()]), BTreeSet::new()).unwrap();
         let before = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap().with_timezone(&Utc);
         let opening = h.next_opening(&berlin, before).unwrap();
         assert_eq!(berlin.show(opening), "2026-03-29T03:30:00+02:00");
