@@ -82,3 +82,15 @@ id_type!(
 id_type!(
     /// An examination (检查/检验) of a patient.
     ExamId, "exam_id");
+id_type!(
+    /// A customer-service chat between a patient and agents (客服会话).
+    ConversationId, "conversation_id");
+id_type!(
+    /// A message left outside service hours, answered later (留言工单).
+    TicketId, "ticket_id");
+id_type!(
+    /// A question of the customer-service FAQ (常见问题).
+    FaqId, "faq_id");
+id_type!(
+    /// A canned reply (快捷回复) of a service group or an agent.
+    CannedReplyId, "canned_reply_id");

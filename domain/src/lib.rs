@@ -4,8 +4,10 @@
 pub mod account;
 pub mod appointment;
 pub mod audit;
+pub mod average;
 pub mod booking;
 pub mod catalog;
+pub mod chat;
 pub mod error;
 pub mod exam;
 pub mod id_card;
@@ -18,6 +20,8 @@ pub mod order;
 pub mod phone;
 pub mod queue;
 pub mod schedule;
+pub mod search;
+pub mod text;
 pub mod time;
 
 pub use account::{Email, Gender, Profile, Role};

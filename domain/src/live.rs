@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::Profile;
 use crate::appointment::{Appointment, AppointmentStatus};
+use crate::chat::conversation::{ChatMessage, ConversationUpdate, ReadReceipt};
+use crate::chat::dispatcher::ChatQueuePosition;
+use crate::chat::ticket::TicketUpdate;
 use crate::exam::{Exam, ExamKind, ExamStatus};
 use crate::message::Message;
 use crate::order::{Order, OrderKind, OrderStatus};
@@ -40,6 +43,17 @@ pub enum PersonalEvent {
     ExamAlert(ExamAlert),
     /// The account's profile changed (on another device, say).
     Profile(ProfileUpdate),
+    /// A new message in one of the account's customer-service conversations.
+    ChatMessage(ChatMessage),
+    /// One of the account's conversations changed: assigned (with the agent's name), handed
+    /// back, transferred, closed, rated.
+    Conversation(ConversationUpdate),
+    /// The account's place in a service group's backlog and the estimated wait (CS-3).
+    ChatQueue(ChatQueuePosition),
+    /// The other side read the account's conversation up to a message.
+    ChatRead(ReadReceipt),
+    /// A message the account left outside service hours was answered or closed.
+    Ticket(TicketUpdate),
 }
 
 impl PersonalEvent {
@@ -54,6 +68,11 @@ impl PersonalEvent {
             PersonalEvent::Exam(_) => "exam",
             PersonalEvent::ExamAlert(_) => "exam_alert",
             PersonalEvent::Profile(_) => "profile",
+            PersonalEvent::ChatMessage(_) => "chat_message",
+            PersonalEvent::Conversation(_) => "conversation",
+            PersonalEvent::ChatQueue(_) => "chat_queue",
+            PersonalEvent::ChatRead(_) => "chat_read",
+            PersonalEvent::Ticket(_) => "ticket",
         }
     }
 
@@ -369,5 +388,40 @@ mod tests {
         });
         assert_eq!(serde_json::to_value(&t).unwrap()["type"], t.kind());
         assert!(t.topic().starts_with("queue:"));
+    }
+
+    #[test]
+    fn chat_events_are_typed_like_the_others() {
+        use crate::chat::conversation::{Conversation, MessageBody, Reader, Sender};
+        use crate::chat::dispatcher::{Arrival, Dispatcher};
+        use crate::chat::ticket::Ticket;
+        use crate::chat::{AgentRef, GroupCode};
+        use crate::{ConversationId, StaffId, TicketId};
+
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let group = GroupCode::parse("booking").unwrap();
+        let mut c = Conversation::open(ConversationId::new(), AccountId::new(), "李雷", group.clone(), now).unwrap();
+        let mut d = Dispatcher::new(group.clone());
+        let queued = d.arrive(Arrival::of(&c), now).unwrap().positions.remove(0);
+        let message = c.append(Sender::Patient, MessageBody::text("你好").unwrap(), now).unwrap();
+        c.assign(AgentRef { id: StaffId::new(), name: "小王".into() }, now).unwrap();
+        let read = c.mark_read(Reader::Agent { id: c.agent.as_ref().unwrap().id }, 1, now).unwrap().unwrap();
+        let ticket = Ticket::leave(TicketId::new(), c.account_id, "李雷", group, "留言", vec![], now).unwrap();
+        let events = [
+            (PersonalEvent::ChatMessage(message), "chat_message"),
+            (PersonalEvent::Conversation((&c).into()), "conversation"),
+            (PersonalEvent::ChatQueue(queued), "chat_queue"),
+            (PersonalEvent::ChatRead(read), "chat_read"),
+            (PersonalEvent::Ticket((&ticket).into()), "ticket"),
+        ];
+        for (e, kind) in events {
+            assert_eq!(e.kind(), kind);
+            let v = serde_json::to_value(&e).unwrap();
+            assert_eq!(v["type"], kind);
+            assert_eq!(serde_json::from_value::<PersonalEvent>(v).unwrap(), e);
+            let mp = rmp_serde::to_vec_named(&e).unwrap();
+            assert_eq!(rmp_serde::from_slice::<PersonalEvent>(&mp).unwrap(), e);
+            assert!(!e.changes_unread());
+        }
     }
 }

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::average::moving_average;
 use crate::{AccountId, AppointmentId, DoctorId, PatientId, SessionId};
 
 /// The consultation time assumed before any has been observed.
@@ -19,8 +20,6 @@ pub const DEFAULT_CONSULTATION_SECS: u32 = 8 * 60;
 /// lunch break or a mis-click must not swing every estimate.
 pub const MIN_OBSERVED_SECS: i64 = 60;
 pub const MAX_OBSERVED_SECS: i64 = 60 * 60;
-/// The weight of one observed consultation in the moving average (out of 4).
-const OBSERVED_WEIGHT: u64 = 1;
 
 /// A patient who checked in for an appointment of this session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,12 +207,7 @@ impl ClinicQueue {
     fn finish_current(&mut self, now: DateTime<Utc>) {
         if let Some(c) = self.called.take() {
             let secs = (now - c.called_at).num_seconds().clamp(MIN_OBSERVED_SECS, MAX_OBSERVED_SECS) as u64;
-            // The first observation replaces the default; later ones move the average by 1/4.
-            self.avg_consultation_secs = if self.observed == 0 {
-                secs as u32
-            } else {
-                ((u64::from(self.avg_consultation_secs) * (4 - OBSERVED_WEIGHT) + secs * OBSERVED_WEIGHT) / 4) as u32
-            };
+            self.avg_consultation_secs = moving_average(self.avg_consultation_secs, self.observed, secs);
             self.observed = self.observed.saturating_add(1);
             self.done.push(c.entry);
         }
