@@ -499,8 +499,18 @@ async fn tampered_signatures_wrong_keys_and_stale_timestamps_are_refused() {
     env.client.bind(BindRequest { auth_code: code_for_impostor, openid: None }).await.unwrap();
 
     // The wrong appSecret: the centre cannot decrypt, and its answer does not verify for us.
-    let wrong_secret = InsuranceClient::new(InsuranceConfig {
+    // (Only the secret's first 16 bytes enter the SM4 key; the whole of it enters the
+    // signature, so a secret wrong only further on fails as SIGN_ERROR instead.)
+    let wrong_tail = InsuranceClient::new(InsuranceConfig {
         app_secret: SecretString::from("1HOSPSANDBOX0SECRET0000000000X99"),
+        ..InsuranceConfig::with_test_keys(&env.base)
+    })
+    .unwrap();
+    let sealed = wrong_tail.seal_request(&user_query_data(&env, ZHANG_SAN), Utc::now());
+    let (status, body) = post_raw(&env.base, path::USER_QUERY, &sealed).await;
+    assert_eq!(api_code(env.client.open_answer(status, &body).unwrap_err()), code::SIGN_ERROR);
+    let wrong_secret = InsuranceClient::new(InsuranceConfig {
+        app_secret: SecretString::from("2XOSPSANDBOX0SECRET0000000000S01"),
         ..InsuranceConfig::with_test_keys(&env.base)
     })
     .unwrap();
