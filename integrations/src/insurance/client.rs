@@ -128,8 +128,12 @@ pub(super) fn format_time(at: DateTime<Utc>) -> String {
 }
 
 fn split(data: &Value, total: &str, fund: &str, account: &str, cash: &str) -> Shape<SplitAmounts> {
-    let amounts =
-        SplitAmounts { total: amount(data, total)?, fund: amount(data, fund)?, account: amount(data, account)?, cash: amount(data, cash)? };
+    let amounts = SplitAmounts {
+        total: amount(data, total)?,
+        fund: amount(data, fund)?,
+        account: amount(data, account)?,
+        cash: amount(data, cash)?,
+    };
     let sum = amounts.fund.get().checked_add(amounts.account.get()).and_then(|s| s.checked_add(amounts.cash.get()));
     if sum != Some(amounts.total.get()) {
         return Err(format!("{fund} + {account} + {cash} != {total}"));
@@ -177,7 +181,8 @@ pub(super) fn settlement(data: &Value, expected_pay_ord_id: &str) -> Shape<Settl
 
 fn check_no(value: &str, what: &str, max: usize) -> Result<(), InsuranceError> {
     let ok = (1..=max).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-    ok.then_some(()).ok_or_else(|| InsuranceError::InvalidRequest(format!("{what} {value:?}: 1-{max} of [0-9A-Za-z_-]")))
+    ok.then_some(())
+        .ok_or_else(|| InsuranceError::InvalidRequest(format!("{what} {value:?}: 1-{max} of [0-9A-Za-z_-]")))
 }
 
 fn required(value: &str, what: &str) -> Result<(), InsuranceError> {
@@ -236,8 +241,8 @@ impl InsuranceClient {
     /// Verifies and opens an answer: the business data of a success, `Api` for a refusal.
     pub fn open_answer(&self, status: u16, body: &[u8]) -> Result<Value, InsuranceError> {
         let unverified = |reason: String| InsuranceError::Unverified { status, reason };
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| unverified(format!("not a JSON envelope ({e}): {}", String::from_utf8_lossy(body))))?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| unverified(format!("not a JSON envelope ({e}): {}", String::from_utf8_lossy(body))))?;
         let opened = self.sealer.open(&value).map_err(|e| unverified(e.to_string()))?;
         let stamp = opened.field_str("timestamp").unwrap_or_default();
         envelope::check_timestamp(stamp, Utc::now(), TIMESTAMP_WINDOW).map_err(|e| unverified(e.to_string()))?;
@@ -280,8 +285,9 @@ impl InsuranceClient {
 
     async fn bind_inner(&self, req: BindRequest) -> Result<InsuredIdentity, InsuranceError> {
         required(&req.auth_code, "auth_code")?;
-        let (status, data) =
-            self.call(path::USER_QUERY, json!({"qrcode": req.auth_code, "openid": req.openid.unwrap_or_default()})).await?;
+        let (status, data) = self
+            .call(path::USER_QUERY, json!({"qrcode": req.auth_code, "openid": req.openid.unwrap_or_default()}))
+            .await?;
         let parse = || -> Shape<InsuredIdentity> {
             let insutype = text(&data, "insutype")?;
             let expire = text(&data, "expireTime")?;
@@ -339,7 +345,10 @@ impl InsuranceClient {
             }));
         }
         if total > Fen::MAX_ACCEPTED.get() {
-            return Err(InsuranceError::InvalidRequest(format!("the bill {} is over the accepted maximum", Fen::new(total))));
+            return Err(InsuranceError::InvalidRequest(format!(
+                "the bill {} is over the accepted maximum",
+                Fen::new(total)
+            )));
         }
         let id = &req.identity;
         let data = json!({
@@ -414,7 +423,9 @@ impl InsuranceClient {
         match (req.channel, &req.cash_trade_no) {
             (CashChannel::None, None) if req.cash_amount == Fen::ZERO => {}
             (CashChannel::None, _) => {
-                return Err(InsuranceError::InvalidRequest("no cash channel: no trade number and nothing collected".into()))
+                return Err(InsuranceError::InvalidRequest(
+                    "no cash channel: no trade number and nothing collected".into(),
+                ))
             }
             (_, Some(no)) if !no.trim().is_empty() => {}
             _ => return Err(InsuranceError::InvalidRequest("the cash payment's trade number is missing".into())),
@@ -431,7 +442,9 @@ impl InsuranceClient {
     }
 
     fn order_ref_data(req: &OrderRef) -> Result<Value, InsuranceError> {
-        for (value, what) in [(&req.pay_ord_id, "pay_ord_id"), (&req.pay_token, "pay_token"), (&req.id_no, "id_no"), (&req.name, "name")] {
+        for (value, what) in
+            [(&req.pay_ord_id, "pay_ord_id"), (&req.pay_token, "pay_token"), (&req.id_no, "id_no"), (&req.name, "name")]
+        {
             required(value, what)?;
         }
         Ok(json!({
@@ -452,7 +465,9 @@ impl InsuranceClient {
         let (status, answer) = self.call(path::REVOKE, Self::order_ref_data(&req)?).await?;
         match answer.get("success") {
             Some(Value::Bool(true)) => Ok(()),
-            _ => Err(InsuranceError::UnexpectedResponse { status, detail: "6401 answered without success=true".into() }),
+            _ => {
+                Err(InsuranceError::UnexpectedResponse { status, detail: "6401 answered without success=true".into() })
+            }
         }
     }
 
@@ -499,7 +514,8 @@ impl InsuranceClient {
     }
 
     async fn list_inner(&self, date: NaiveDate) -> Result<Vec<SettlementRecord>, InsuranceError> {
-        let (status, answer) = self.call(path::SETTLEMENT_LIST, json!({"setlDate": date.format("%Y%m%d").to_string()})).await?;
+        let (status, answer) =
+            self.call(path::SETTLEMENT_LIST, json!({"setlDate": date.format("%Y%m%d").to_string()})).await?;
         let parse = || -> Shape<Vec<SettlementRecord>> {
             let records = match answer.get("records") {
                 None => return Ok(Vec::new()),

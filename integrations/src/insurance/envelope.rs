@@ -127,7 +127,7 @@ fn sm4_ecb_encrypt(key: &[u8; BLOCK], plain: &[u8]) -> Vec<u8> {
     let pad = BLOCK - plain.len() % BLOCK;
     let mut out = Vec::with_capacity(plain.len() + pad);
     out.extend_from_slice(plain);
-    out.extend(std::iter::repeat(pad as u8).take(pad));
+    out.extend(std::iter::repeat_n(pad as u8, pad));
     for block in out.chunks_exact_mut(BLOCK) {
         cipher.encrypt_block(GenericArray::from_mut_slice(block));
     }
@@ -135,7 +135,7 @@ fn sm4_ecb_encrypt(key: &[u8; BLOCK], plain: &[u8]) -> Vec<u8> {
 }
 
 fn sm4_ecb_decrypt(key: &[u8; BLOCK], cipher_text: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
-    if cipher_text.is_empty() || cipher_text.len() % BLOCK != 0 {
+    if cipher_text.is_empty() || !cipher_text.len().is_multiple_of(BLOCK) {
         return Err(EnvelopeError::Decrypt("length is not a positive multiple of 16".into()));
     }
     let cipher = Sm4::new(GenericArray::from_slice(key));
@@ -248,7 +248,8 @@ pub fn parse_private_key(text: &str, user_id: &str) -> Result<SigningKey, Envelo
     if bytes.len() != 32 {
         return Err(EnvelopeError::Key(format!("private key is {} bytes, not 32", bytes.len())));
     }
-    SigningKey::from_slice(user_id, &bytes).map_err(|_| EnvelopeError::Key("private key is not a valid SM2 scalar".into()))
+    SigningKey::from_slice(user_id, &bytes)
+        .map_err(|_| EnvelopeError::Key("private key is not a valid SM2 scalar".into()))
 }
 
 /// An SM2 public key: the uncompressed point `04‖X‖Y` or bare `X‖Y`, in base64 or hex.
@@ -387,8 +388,9 @@ impl Sealer {
             // Business data travels encrypted only; a plaintext copy beside it could differ.
             return Err(EnvelopeError::Malformed("plaintext data beside encData".into()));
         }
-        let sign_data =
-            text("signData").filter(|s| !s.is_empty()).ok_or_else(|| EnvelopeError::Malformed("signData is missing".into()))?;
+        let sign_data = text("signData")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| EnvelopeError::Malformed("signData is missing".into()))?;
         let data = match text("encData").filter(|s| !s.trim().is_empty()) {
             Some(enc) => {
                 let plain = self.sm4.decrypt_hex(enc)?;
@@ -398,8 +400,11 @@ impl Sealer {
             }
             None => None,
         };
-        let mut fields: Map<String, Value> =
-            map.iter().filter(|(k, _)| !matches!(k.as_str(), "encData" | "signData")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut fields: Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "encData" | "signData"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut signed = fields.clone();
         if let Some(data) = &data {
             signed.insert("data".into(), data.clone());
@@ -470,8 +475,12 @@ mod tests {
         assert_eq!(parse_timestamp("1581069479000"), Some(t));
         assert_eq!(timestamp(t), "20200207175759");
         assert!(parse_timestamp("2020-02-07").is_none());
-        assert!(check_timestamp("20200207175759", t + chrono::Duration::minutes(4), chrono::Duration::minutes(5)).is_ok());
-        assert!(check_timestamp("20200207175759", t + chrono::Duration::minutes(6), chrono::Duration::minutes(5)).is_err());
+        assert!(
+            check_timestamp("20200207175759", t + chrono::Duration::minutes(4), chrono::Duration::minutes(5)).is_ok()
+        );
+        assert!(
+            check_timestamp("20200207175759", t + chrono::Duration::minutes(6), chrono::Duration::minutes(5)).is_err()
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //!   scalar, public keys base64 of `04‖X‖Y`: the platform's SDK as public integrations port it
 //!   (a decompiled .NET SDK's `SignUtil`, and a TypeScript port citing national spec v2.2.5
 //!   §2.3 and the Shanxi edition v1.3.35 §5.6.5). We send upper-case hex and accept either.
+//!   (A property worth knowing: only the appSecret's first 16 bytes reach the SM4 key; the
+//!   whole secret enters every signature, so a secret wrong past byte 16 fails as SIGN_ERROR.)
 //! * **The SM2 user id** — the sources disagree: the .NET SDK passes the appSecret, the port
 //!   uses GM/T 0009's default `1234567812345678`. Configurable (`sm2_user_id`), default the
 //!   standard value; a deployment sets it to what its centre uses.
@@ -190,8 +192,12 @@ pub struct InsuredIdentity {
 
 impl fmt::Debug for InsuredIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let masked: String =
-            self.id_no.chars().enumerate().map(|(i, c)| if i < 3 || i + 4 >= self.id_no.chars().count() { c } else { '*' }).collect();
+        let masked: String = self
+            .id_no
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i < 3 || i + 4 >= self.id_no.chars().count() { c } else { '*' })
+            .collect();
         f.debug_struct("InsuredIdentity")
             .field("pay_auth_no", &self.pay_auth_no)
             .field("psn_no", &self.psn_no)
@@ -360,12 +366,18 @@ impl OrderStatus {
     }
 
     pub fn from_code(code: &str) -> Self {
-        code.parse::<usize>().ok().and_then(|i| ORDER_STATUSES.get(i).cloned()).unwrap_or_else(|| OrderStatus::Other(code.into()))
+        code.parse::<usize>()
+            .ok()
+            .and_then(|i| ORDER_STATUSES.get(i).cloned())
+            .unwrap_or_else(|| OrderStatus::Other(code.into()))
     }
 
     /// Settled, the insurance part final (3-6).
     pub fn is_settled(&self) -> bool {
-        matches!(self, OrderStatus::CashPaid | OrderStatus::InsurancePaid | OrderStatus::HospitalSettled | OrderStatus::Settled)
+        matches!(
+            self,
+            OrderStatus::CashPaid | OrderStatus::InsurancePaid | OrderStatus::HospitalSettled | OrderStatus::Settled
+        )
     }
 }
 
@@ -527,7 +539,9 @@ impl InsuranceError {
         match self {
             InsuranceError::Transport(_) => true,
             InsuranceError::Api { code, .. } => *code == code::SYSTEM_ERROR,
-            InsuranceError::Unverified { status, .. } | InsuranceError::UnexpectedResponse { status, .. } => *status >= 500,
+            InsuranceError::Unverified { status, .. } | InsuranceError::UnexpectedResponse { status, .. } => {
+                *status >= 500
+            }
             _ => false,
         }
     }

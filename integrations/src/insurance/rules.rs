@@ -239,7 +239,8 @@ fn amount(text: &str, what: &str) -> Result<Fen, String> {
 }
 
 fn insured_type(code: &str, what: &str) -> Result<InsuredType, String> {
-    InsuredType::from_insutype(code).ok_or_else(|| format!("{what}: insutype {code:?} is neither 310 (职工) nor 390 (居民)"))
+    InsuredType::from_insutype(code)
+        .ok_or_else(|| format!("{what}: insutype {code:?} is neither 310 (职工) nor 390 (居民)"))
 }
 
 impl Rules {
@@ -336,7 +337,10 @@ mod tests {
     fn worked_example_employee_exam() {
         let s = compute_split(&employee(), &year("120.00", "0", "0"), &[(ItemClass::A, yuan("350.00"))], true);
         assert_eq!(parts(&s), [yuan("350.00"), yuan("135.00"), yuan("120.00"), yuan("95.00")]);
-        assert_eq!((s.deductible, s.in_scope, s.uncovered, s.over_cap), (yuan("200.00"), yuan("350.00"), Fen::ZERO, Fen::ZERO));
+        assert_eq!(
+            (s.deductible, s.in_scope, s.uncovered, s.over_cap),
+            (yuan("200.00"), yuan("350.00"), Fen::ZERO, Fen::ZERO)
+        );
         // Without the account (acctUsedFlag=0) the whole patient share is cash.
         let s = compute_split(&employee(), &year("120.00", "0", "0"), &[(ItemClass::A, yuan("350.00"))], false);
         assert_eq!(parts(&s), [yuan("350.00"), yuan("135.00"), Fen::ZERO, yuan("215.00")]);
@@ -396,7 +400,11 @@ mod tests {
                             fund_paid: Fen::new(cap_used),
                             deductible_used: Fen::new(used),
                         };
-                        let items = [(ItemClass::A, Fen::new(amount)), (ItemClass::B, Fen::new(amount / 3)), (ItemClass::C, Fen::new(7))];
+                        let items = [
+                            (ItemClass::A, Fen::new(amount)),
+                            (ItemClass::B, Fen::new(amount / 3)),
+                            (ItemClass::C, Fen::new(7)),
+                        ];
                         let s = compute_split(&p, &y, &items, true);
                         assert_eq!(s.fund.get() + s.account.get() + s.cash.get(), s.total.get());
                         assert!(s.account.get() <= balance);

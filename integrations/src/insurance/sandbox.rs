@@ -262,7 +262,11 @@ impl InsuranceSandbox {
         let code = format!("AC{}", random_hex(16));
         state.auth_codes.insert(
             code.clone(),
-            AuthCode { psn_no: psn_no.into(), openid: openid.map(str::to_string), expires: Utc::now() + AUTH_CODE_LIFETIME },
+            AuthCode {
+                psn_no: psn_no.into(),
+                openid: openid.map(str::to_string),
+                expires: Utc::now() + AUTH_CODE_LIFETIME,
+            },
         );
         Some(code)
     }
@@ -348,17 +352,21 @@ impl InsuranceSandbox {
         let qrcode = field(data, "qrcode")?;
         let now = Utc::now();
         // Single use: a replayed authCode is refused even if the first use failed later on.
-        let code_entry = state.auth_codes.remove(&qrcode).ok_or_else(|| refuse(code::AUTH_INVALID, "授权码无效或已使用"))?;
+        let code_entry =
+            state.auth_codes.remove(&qrcode).ok_or_else(|| refuse(code::AUTH_INVALID, "授权码无效或已使用"))?;
         if code_entry.expires < now {
             return Err(refuse(code::AUTH_INVALID, "授权码已过期"));
         }
         if code_entry.openid.is_some() && code_entry.openid != opt_text(data, "openid") {
             return Err(refuse(code::AUTH_INVALID, "授权码不属于该用户"));
         }
-        let person = state.persons.get(&code_entry.psn_no).cloned().ok_or_else(|| refuse(code::AUTH_INVALID, "参保人不存在"))?;
+        let person =
+            state.persons.get(&code_entry.psn_no).cloned().ok_or_else(|| refuse(code::AUTH_INVALID, "参保人不存在"))?;
         let pay_auth_no = format!("AUTH{}", random_digits(24));
         let expires = now + self.inner.auth_lifetime;
-        state.authorizations.insert(pay_auth_no.clone(), Authorization { psn_no: person.psn_no.clone(), expires, revoked: false });
+        state
+            .authorizations
+            .insert(pay_auth_no.clone(), Authorization { psn_no: person.psn_no.clone(), expires, revoked: false });
         Ok(json!({
             "payAuthNo": pay_auth_no,
             "psnNo": person.psn_no,
@@ -373,7 +381,8 @@ impl InsuranceSandbox {
 
     fn auth_revoke(state: &mut SandboxState, data: &Value) -> Result<Value, Refusal> {
         let pay_auth_no = field(data, "payAuthNo")?;
-        let auth = state.authorizations.get_mut(&pay_auth_no).ok_or_else(|| refuse(code::AUTH_INVALID, "payAuthNo 不存在"))?;
+        let auth =
+            state.authorizations.get_mut(&pay_auth_no).ok_or_else(|| refuse(code::AUTH_INVALID, "payAuthNo 不存在"))?;
         auth.revoked = true;
         Ok(json!({"payAuthNo": pay_auth_no}))
     }
@@ -588,7 +597,8 @@ impl InsuranceSandbox {
     }
 
     fn confirm(&self, state: &mut SandboxState, data: &Value) -> Result<Value, Refusal> {
-        let channel = CashChannel::from_wire(&field(data, "cashChnl")?).ok_or_else(|| param("cashChnl 须为 WECHAT、ALIPAY 或 NONE"))?;
+        let channel = CashChannel::from_wire(&field(data, "cashChnl")?)
+            .ok_or_else(|| param("cashChnl 须为 WECHAT、ALIPAY 或 NONE"))?;
         let trade_no = opt_text(data, "cashTradeNo");
         let cash = yuan(data, "ownPayAmt")?;
         let order = Self::order_mut(state, data)?.clone();
@@ -644,13 +654,19 @@ impl InsuranceSandbox {
         if order.pay_token != field(data, "payToken")? {
             return Err(param("payToken 与订单不符"));
         }
-        Self::same_person(state.persons.get(&order.psn_no).ok_or_else(|| refuse(code::SYSTEM_ERROR, "参保人不存在"))?, data)?;
+        Self::same_person(
+            state.persons.get(&order.psn_no).ok_or_else(|| refuse(code::SYSTEM_ERROR, "参保人不存在"))?,
+            data,
+        )?;
         Ok(Self::describe(order))
     }
 
     fn revoke(state: &mut SandboxState, data: &Value) -> Result<Value, Refusal> {
         let order = Self::order_mut(state, data)?.clone();
-        Self::same_person(state.persons.get(&order.psn_no).ok_or_else(|| refuse(code::SYSTEM_ERROR, "参保人不存在"))?, data)?;
+        Self::same_person(
+            state.persons.get(&order.psn_no).ok_or_else(|| refuse(code::SYSTEM_ERROR, "参保人不存在"))?,
+            data,
+        )?;
         match order.status {
             OrderStatus::Saved | OrderStatus::PreSettled | OrderStatus::Revoked => {}
             other => return Err(refuse(code::ORDER_STATE, format!("订单状态 {} 不可撤销", other.code()))),
@@ -672,7 +688,13 @@ impl InsuranceSandbox {
             cash: yuan(data, "cashRefdAmt")?,
         };
         // The refund's identity: a retry may carry a fresh appRefdTime.
-        let fingerprint = canonical_json(&json!([pay_ord_id, to_yuan(refund.total), to_yuan(refund.fund), to_yuan(refund.account), to_yuan(refund.cash)]));
+        let fingerprint = canonical_json(&json!([
+            pay_ord_id,
+            to_yuan(refund.total),
+            to_yuan(refund.fund),
+            to_yuan(refund.account),
+            to_yuan(refund.cash)
+        ]));
         if let Some(stored) = state.refunds.get(&sn) {
             if stored.fingerprint != fingerprint {
                 return Err(refuse(code::DUPLICATE_CONFLICT, "appRefdSn 已使用且内容不同"));
@@ -699,7 +721,8 @@ impl InsuranceSandbox {
         let person = state.persons.get_mut(&order.psn_no).ok_or_else(|| refuse(code::SYSTEM_ERROR, "参保人不存在"))?;
         person.year.account_balance = Fen::new(person.year.account_balance.get() + settled.account.get());
         person.year.fund_paid = Fen::new(person.year.fund_paid.get().saturating_sub(settled.fund.get()));
-        person.year.deductible_used = Fen::new(person.year.deductible_used.get().saturating_sub(settled.deductible.get()));
+        person.year.deductible_used =
+            Fen::new(person.year.deductible_used.get().saturating_sub(settled.deductible.get()));
         let stored = state.orders.get_mut(&pay_ord_id).expect("found above");
         stored.status = OrderStatus::Refunded;
         stored.refund_sn = Some(sn.clone());
@@ -739,7 +762,9 @@ impl InsuranceSandbox {
                     records.retain(|r| !(r.kind == RecordKind::Settlement && &r.pay_ord_id == pay_ord_id))
                 }
                 PlantedDifference::Amounts { pay_ord_id, amounts } => {
-                    for r in records.iter_mut().filter(|r| r.kind == RecordKind::Settlement && &r.pay_ord_id == pay_ord_id) {
+                    for r in
+                        records.iter_mut().filter(|r| r.kind == RecordKind::Settlement && &r.pay_ord_id == pay_ord_id)
+                    {
                         r.amounts = *amounts;
                     }
                 }
@@ -785,7 +810,8 @@ pub fn sandbox_router(sandbox: InsuranceSandbox) -> Router {
         path::REFUND,
         path::SETTLEMENT_LIST,
     ] {
-        router = router.route(route, post(move |State(sb): State<InsuranceSandbox>, body: Bytes| answer(sb, route, body)));
+        router =
+            router.route(route, post(move |State(sb): State<InsuranceSandbox>, body: Bytes| answer(sb, route, body)));
     }
     router.with_state(sandbox)
 }

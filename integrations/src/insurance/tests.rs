@@ -80,7 +80,12 @@ impl Env {
     }
 
     /// Upload, pre-settle and confirm (paying the cash part by WeChat Pay if there is one).
-    async fn checkout(&self, identity: &InsuredIdentity, order: &str, items: &[(&str, u32, &str)]) -> (FeeUploadResult, Settlement) {
+    async fn checkout(
+        &self,
+        identity: &InsuredIdentity,
+        order: &str,
+        items: &[(&str, u32, &str)],
+    ) -> (FeeUploadResult, Settlement) {
         let uploaded = self.upload(identity, order, items).await;
         let pre = self.pre_settle(identity, &uploaded).await;
         let settled = self.client.confirm(confirm_request(&uploaded, &pre)).await.unwrap();
@@ -144,7 +149,8 @@ async fn bind_recognises_insured_type_and_region_and_unbind_withdraws_it() {
     let insurance: Arc<dyn Insurance> = Arc::new(env.client.clone());
 
     let auth_code = env.sandbox.authorize(ZHANG_SAN, Some(OPENID)).unwrap();
-    let zhang = insurance.bind(BindRequest { auth_code: auth_code.clone(), openid: Some(OPENID.into()) }).await.unwrap();
+    let zhang =
+        insurance.bind(BindRequest { auth_code: auth_code.clone(), openid: Some(OPENID.into()) }).await.unwrap();
     assert!(zhang.pay_auth_no.starts_with("AUTH"), "{}", zhang.pay_auth_no);
     assert_eq!((zhang.psn_no.as_str(), zhang.name.as_str()), (ZHANG_SAN, "张三"));
     assert_eq!((zhang.insured_type, zhang.region.as_str()), (InsuredType::Employee, "440100"));
@@ -158,11 +164,15 @@ async fn bind_recognises_insured_type_and_region_and_unbind_withdraws_it() {
     assert_eq!(api_code(again), code::AUTH_INVALID);
     // ... and only for the openid it was given to.
     let other_user = env.sandbox.authorize(ZHANG_SAN, Some(OPENID)).unwrap();
-    let err = insurance.bind(BindRequest { auth_code: other_user, openid: Some("someone-else".into()) }).await.unwrap_err();
+    let err =
+        insurance.bind(BindRequest { auth_code: other_user, openid: Some("someone-else".into()) }).await.unwrap_err();
     assert_eq!(api_code(err), code::AUTH_INVALID);
 
     let li = env.bind(LI_SI).await;
-    assert_eq!((li.insured_type, li.insured_type.insutype(), li.insured_type.label()), (InsuredType::Resident, "390", "居民"));
+    assert_eq!(
+        (li.insured_type, li.insured_type.insutype(), li.insured_type.label()),
+        (InsuredType::Resident, "390", "居民")
+    );
     let zhao = env.bind(ZHAO_LIU).await;
     assert_eq!((zhao.insured_type, zhao.region.as_str()), (InsuredType::Resident, "440300"));
     assert!(env.sandbox.authorize("no-such-person", None).is_none());
@@ -176,7 +186,11 @@ async fn bind_recognises_insured_type_and_region_and_unbind_withdraws_it() {
 
 #[tokio::test]
 async fn expired_authorisation_is_refused() {
-    let env = start_with(InsuranceSandboxConfig { auth_lifetime: Duration::seconds(-1), ..InsuranceSandboxConfig::with_test_keys() }).await;
+    let env = start_with(InsuranceSandboxConfig {
+        auth_lifetime: Duration::seconds(-1),
+        ..InsuranceSandboxConfig::with_test_keys()
+    })
+    .await;
     let zhang = env.bind(ZHANG_SAN).await;
     let err = env.client.upload_fees(fee_upload(&zhang, "REG0002", &[(EXAM_A, 1, "350.00")])).await.unwrap_err();
     assert_eq!(api_code(err), code::AUTH_INVALID);
@@ -209,10 +223,16 @@ async fn employee_exam_worked_example_end_to_end() {
     assert!(settled.setl_id.as_deref().unwrap().starts_with("SETL"));
     assert!((settled.settled_at.unwrap() - Utc::now()).num_seconds().abs() < 60);
     let year = env.sandbox.person(ZHANG_SAN).unwrap().year;
-    assert_eq!(year, YearToDate { account_balance: Fen::ZERO, fund_paid: yuan("135.00"), deductible_used: yuan("200.00") });
+    assert_eq!(
+        year,
+        YearToDate { account_balance: Fen::ZERO, fund_paid: yuan("135.00"), deductible_used: yuan("200.00") }
+    );
 
     let queried = env.client.query(OrderRef::new(&uploaded.pay_ord_id, &uploaded.pay_token, &zhang)).await.unwrap();
-    assert_eq!((queried.status, queried.amounts, queried.setl_id.clone()), (OrderStatus::Settled, pre.amounts, settled.setl_id.clone()));
+    assert_eq!(
+        (queried.status, queried.amounts, queried.setl_id.clone()),
+        (OrderStatus::Settled, pre.amounts, settled.setl_id.clone())
+    );
     assert_eq!(queried.med_org_ord.as_deref(), Some("EXAM20250101001"));
     // 6301 wants the patient's identity too.
     let mut wrong = OrderRef::new(&uploaded.pay_ord_id, &uploaded.pay_token, &zhang);
@@ -261,7 +281,10 @@ async fn splits_follow_the_rules_for_each_case() {
     let pre = env.pre_settle(&zhang, &uploaded).await;
     assert_eq!(pre.amounts, Some(amounts("400.00", "80.00", "120.00", "200.00")));
     let detail = pre.detail.unwrap();
-    assert_eq!((detail.uncovered, detail.in_scope, detail.deductible), (yuan("100.00"), yuan("300.00"), yuan("200.00")));
+    assert_eq!(
+        (detail.uncovered, detail.in_scope, detail.deductible),
+        (yuan("100.00"), yuan("300.00"), yuan("200.00"))
+    );
     // Without the account (acctUsedFlag=0) the same bill is all cash past the fund.
     let mut no_account = pre_settle_request(&zhang, &uploaded);
     no_account.use_account = false;
@@ -291,13 +314,17 @@ async fn refund_reverses_every_part_and_repeats_safely() {
     assert_eq!((refund.status, refund.refunded, refund.app_refd_sn.as_str()), (RefundStatus::Success, paid, "RFD-1"));
     assert!(refund.at.is_some());
     // Every part back: the account, the fund used this year, the deductible.
-    assert_eq!(env.sandbox.person(ZHANG_SAN).unwrap().year, YearToDate { account_balance: yuan("120.00"), ..YearToDate::default() });
+    assert_eq!(
+        env.sandbox.person(ZHANG_SAN).unwrap().year,
+        YearToDate { account_balance: yuan("120.00"), ..YearToDate::default() }
+    );
     let order = env.client.query(OrderRef::new(&uploaded.pay_ord_id, &uploaded.pay_token, &zhang)).await.unwrap();
     assert_eq!(order.status, OrderStatus::Refunded);
 
     // The same refund again (a retry after a timeout, with a fresh time): the same answer,
     // nothing reversed twice.
-    let again = env.client.refund(RefundRequest { at: Utc::now() + Duration::seconds(3), ..request.clone() }).await.unwrap();
+    let again =
+        env.client.refund(RefundRequest { at: Utc::now() + Duration::seconds(3), ..request.clone() }).await.unwrap();
     assert_eq!((again.status, again.refunded), (RefundStatus::Success, paid));
     assert_eq!(env.sandbox.person(ZHANG_SAN).unwrap().year.account_balance, yuan("120.00"));
     // The same number for something else, or a second refund of the order: refused.
@@ -314,7 +341,10 @@ async fn refund_reverses_every_part_and_repeats_safely() {
     let today = Utc::now().with_timezone(&envelope::beijing()).date_naive();
     let list = env.client.settlement_list(today).await.unwrap();
     let kinds: Vec<(RecordKind, &str)> = list.iter().map(|r| (r.kind, r.med_org_ord.as_str())).collect();
-    assert_eq!(kinds, [(RecordKind::Settlement, "REF-1"), (RecordKind::Refund, "REF-1"), (RecordKind::Settlement, "REF-2")]);
+    assert_eq!(
+        kinds,
+        [(RecordKind::Settlement, "REF-1"), (RecordKind::Refund, "REF-1"), (RecordKind::Settlement, "REF-2")]
+    );
     assert_eq!(list[1].reference, "RFD-1");
     assert!(list.iter().all(|r| r.amounts == paid));
 }
@@ -346,7 +376,10 @@ async fn repeated_uploads_and_confirmations_are_idempotent() {
     // A different payment for a settled order is refused; so is pre-settling it again.
     let other = ConfirmRequest { cash_trade_no: Some("4200999".into()), ..confirm };
     assert_eq!(api_code(env.client.confirm(other).await.unwrap_err()), code::ORDER_STATE);
-    assert_eq!(api_code(env.client.pre_settle(pre_settle_request(&zhang, &first)).await.unwrap_err()), code::ORDER_STATE);
+    assert_eq!(
+        api_code(env.client.pre_settle(pre_settle_request(&zhang, &first)).await.unwrap_err()),
+        code::ORDER_STATE
+    );
     // A retried upload after settlement still names the same order.
     assert_eq!(env.client.upload_fees(upload).await.unwrap().pay_ord_id, first.pay_ord_id);
 }
@@ -358,7 +391,10 @@ async fn a_changed_year_refuses_confirmation_and_revoke_cancels() {
     let uploaded = env.upload(&zhang, "CHG-1", &[(EXAM_A, 1, "350.00")]).await;
     let pre = env.pre_settle(&zhang, &uploaded).await;
     // Another hospital settled in between: the deductible is used up.
-    env.sandbox.set_year(ZHANG_SAN, YearToDate { account_balance: yuan("120.00"), fund_paid: Fen::ZERO, deductible_used: yuan("200.00") });
+    env.sandbox.set_year(
+        ZHANG_SAN,
+        YearToDate { account_balance: yuan("120.00"), fund_paid: Fen::ZERO, deductible_used: yuan("200.00") },
+    );
     let err = env.client.confirm(confirm_request(&uploaded, &pre)).await.unwrap_err();
     assert_eq!(api_code(err), code::SPLIT_CHANGED);
     assert_eq!(env.sandbox.person(ZHANG_SAN).unwrap().year.fund_paid, Fen::ZERO, "nothing settled");
@@ -412,7 +448,13 @@ async fn bad_bills_are_refused_before_or_by_the_centre() {
     let err = env.client.upload_fees(fee_upload(&other_region, "BAD-5", &[(EXAM_A, 1, "1.00")])).await.unwrap_err();
     assert_eq!(api_code(err), code::PARAM_ERROR);
     // Nothing was stored for the refused uploads.
-    let unknown = OrderRef { pay_ord_id: "ORD404".into(), pay_token: "x".into(), id_type: "01".into(), id_no: "1".into(), name: "x".into() };
+    let unknown = OrderRef {
+        pay_ord_id: "ORD404".into(),
+        pay_token: "x".into(),
+        id_type: "01".into(),
+        id_no: "1".into(),
+        name: "x".into(),
+    };
     assert_eq!(api_code(env.client.query(unknown).await.unwrap_err()), code::ORDER_NOT_FOUND);
 }
 
@@ -431,7 +473,10 @@ async fn settlement_list_serves_planted_differences() {
     assert!(env.client.settlement_list(today - chrono::Days::new(1)).await.unwrap().is_empty());
 
     env.sandbox.plant(PlantedDifference::Missing { pay_ord_id: a.pay_ord_id.clone() });
-    env.sandbox.plant(PlantedDifference::Amounts { pay_ord_id: b.pay_ord_id.clone(), amounts: amounts("20.00", "20.00", "0.00", "0.00") });
+    env.sandbox.plant(PlantedDifference::Amounts {
+        pay_ord_id: b.pay_ord_id.clone(),
+        amounts: amounts("20.00", "20.00", "0.00", "0.00"),
+    });
     let phantom = SettlementRecord {
         kind: RecordKind::Settlement,
         pay_ord_id: "ORD-PHANTOM".into(),
@@ -468,7 +513,8 @@ async fn tampered_signatures_wrong_keys_and_stale_timestamps_are_refused() {
     // A flipped byte in signData.
     let mut envelope = env.client.seal_request(&user_query_data(&env, ZHANG_SAN), Utc::now());
     let sign = envelope["signData"].as_str().unwrap().to_string();
-    let flipped = if sign.starts_with('A') { format!("B{}", &sign[1..]) } else { format!("A{}", &sign[1..]) };
+    let first = if sign.starts_with('A') { "B" } else { "A" };
+    let flipped = format!("{first}{}", &sign[1..]);
     envelope["signData"] = flipped.into();
     let (status, body) = post_raw(&env.base, path::USER_QUERY, &envelope).await;
     assert_eq!(api_code(env.client.open_answer(status, &body).unwrap_err()), code::SIGN_ERROR);
@@ -540,7 +586,10 @@ async fn tampered_signatures_wrong_keys_and_stale_timestamps_are_refused() {
     let (status, body) = post_raw(&env.base, path::USER_QUERY, &json!({"hello": 1})).await;
     assert_eq!(api_code(env.client.open_answer(status, &body).unwrap_err()), code::APP_ID_UNKNOWN);
     // An answer that is not JSON is unverifiable, not a crash.
-    assert!(matches!(env.client.open_answer(502, b"<html>bad gateway</html>"), Err(InsuranceError::Unverified { status: 502, .. })));
+    assert!(matches!(
+        env.client.open_answer(502, b"<html>bad gateway</html>"),
+        Err(InsuranceError::Unverified { status: 502, .. })
+    ));
 }
 
 fn env_client_for(base: &str) -> InsuranceClient {
@@ -578,10 +627,16 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/insurance/gmssl_c
 /// gmssl is installed by scripts/test.sh; under CI its absence fails the test instead of
 /// skipping it, so a green run always means the cross-check ran.
 fn have_gmssl() -> bool {
-    let ok = Command::new("python3").args(["-c", "import gmssl.sm2, gmssl.sm4"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", "import gmssl.sm2, gmssl.sm4"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         assert!(std::env::var_os("CI").is_none(), "python3 gmssl is missing (scripts/test.sh installs it)");
-        eprintln!("!!!!!!!! SKIPPED: python3 `gmssl` is missing; the independent SM2/SM3/SM4 check did not run !!!!!!!!");
+        eprintln!(
+            "!!!!!!!! SKIPPED: python3 `gmssl` is missing; the independent SM2/SM3/SM4 check did not run !!!!!!!!"
+        );
     }
     ok
 }
@@ -603,7 +658,17 @@ fn gmssl(args: &[&str], input: &Value) -> Result<Value, String> {
 
 fn gmssl_open(envelope: &Value, peer_public: &str, uid: &str) -> Result<Value, String> {
     gmssl(
-        &["open", "--peer-public", peer_public, "--app-id", test_keys::APP_ID, "--app-secret", test_keys::APP_SECRET, "--uid", uid],
+        &[
+            "open",
+            "--peer-public",
+            peer_public,
+            "--app-id",
+            test_keys::APP_ID,
+            "--app-secret",
+            test_keys::APP_SECRET,
+            "--uid",
+            uid,
+        ],
         envelope,
     )
 }
@@ -702,14 +767,20 @@ async fn envelopes_built_by_gmssl_are_accepted_by_the_sandbox_and_the_client() {
     }
     let env = start().await;
     // A request signed by gmssl with the channel key: the sandbox binds the person.
-    let data = json!({"orgCodg": test_keys::ORG_CODG, "qrcode": env.sandbox.authorize(WANG_WU, None).unwrap(), "openid": ""});
+    let data =
+        json!({"orgCodg": test_keys::ORG_CODG, "qrcode": env.sandbox.authorize(WANG_WU, None).unwrap(), "openid": ""});
     let request = gmssl_seal(&data, test_keys::CHANNEL_PRIVATE_KEY, test_keys::CHANNEL_PUBLIC_KEY, &json!({}));
     assert!(request.get("data").is_none() && request["encData"].is_string());
     let (status, body) = post_raw(&env.base, path::USER_QUERY, &request).await;
     let bound = env.client.open_answer(status, &body).unwrap();
     assert_eq!((bound["psnNo"].as_str(), bound["insuplcAdmdvs"].as_str()), (Some(WANG_WU), Some("440300")));
     // The same request signed with the platform's key instead is refused.
-    let forged = gmssl_seal(&user_query_data(&env, WANG_WU), test_keys::PLATFORM_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY, &json!({}));
+    let forged = gmssl_seal(
+        &user_query_data(&env, WANG_WU),
+        test_keys::PLATFORM_PRIVATE_KEY,
+        test_keys::PLATFORM_PUBLIC_KEY,
+        &json!({}),
+    );
     let (status, body) = post_raw(&env.base, path::USER_QUERY, &forged).await;
     assert_eq!(api_code(env.client.open_answer(status, &body).unwrap_err()), code::SIGN_ERROR);
 
@@ -736,7 +807,8 @@ async fn envelopes_built_by_gmssl_are_accepted_by_the_sandbox_and_the_client() {
     let err = env.client.open_answer(200, refusal.to_string().as_bytes()).unwrap_err();
     assert!(matches!(err, InsuranceError::Api { code: code::ORDER_STATE, ref message } if message == "订单已结算"));
     // And one signed by the channel key posing as the platform is not trusted.
-    let fake = gmssl_seal(&answer_data, test_keys::CHANNEL_PRIVATE_KEY, test_keys::CHANNEL_PUBLIC_KEY, &json!({"code": 0}));
+    let fake =
+        gmssl_seal(&answer_data, test_keys::CHANNEL_PRIVATE_KEY, test_keys::CHANNEL_PUBLIC_KEY, &json!({"code": 0}));
     assert!(matches!(env.client.open_answer(200, fake.to_string().as_bytes()), Err(InsuranceError::Unverified { .. })));
 
     // Our own Sealer, playing the platform, agrees with gmssl's sealing of the same answer:
