@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server
-# and prometheus, from Debian's packages; moto's S3 server and schemathesis, from PyPI) if
+# and prometheus, from Debian's packages; moto's S3 server, schemathesis and gmssl, from PyPI) if
 # missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
@@ -29,6 +29,14 @@ SCHEMATHESIS_VERSION=4.32.5
 if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   echo "installing schemathesis $SCHEMATHESIS_VERSION (PyPI)..."
   python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+# integrations/src/insurance/tests.rs cross-checks the medical insurance envelope (SM2/SM3/SM4)
+# against an independent implementation: python gmssl (PyPI, pinned). Under CI the test fails
+# rather than skips when it is missing.
+GMSSL_VERSION=3.2.2
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('gmssl') != '$GMSSL_VERSION')" 2>/dev/null; then
+  echo "installing gmssl $GMSSL_VERSION (PyPI)..."
+  python3 -m pip install --quiet "gmssl==$GMSSL_VERSION" || python3 -m pip install --quiet --break-system-packages "gmssl==$GMSSL_VERSION"
 fi
 # The package starts a system-wide redis on :6379; the tests do not use it.
 

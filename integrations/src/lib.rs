@@ -1,5 +1,6 @@
 //! Clients for the external systems the hospital platform talks to (Aliyun SMS, Aliyun
-//! real-name verification, WeChat mini-program login, WeChat Pay), each behind a provider trait, plus local sandboxes that
+//! real-name verification, WeChat mini-program login, WeChat Pay, the national medical
+//! insurance platform), each behind a provider trait, plus local sandboxes that
 //! speak the same wire protocol so development and tests exercise the real client code end to
 //! end.
 
@@ -7,12 +8,17 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub mod aliyun;
+pub mod insurance;
 pub mod realname;
 pub mod sms;
 pub mod wechat;
 pub mod wechat_subscribe;
 pub mod wechatpay;
 
+pub use insurance::{
+    sandbox_router as insurance_sandbox_router, Insurance, InsuranceClient, InsuranceConfig, InsuranceError,
+    InsuranceSandbox, InsuranceSandboxConfig,
+};
 pub use realname::{
     sandbox_router as real_name_sandbox_router, AliyunCloudauth, CloudauthConfig, RealNameError, RealNameSandbox,
     RealNameVerifier, SandboxPerson, Verdict as RealNameVerdict, Verification as RealNameVerification,
