@@ -19,6 +19,7 @@ pub mod phone;
 pub mod queue;
 pub mod schedule;
 pub mod time;
+pub mod visit;
 
 pub use account::{Email, Gender, Profile, Role};
 pub use error::ValidationError;
