@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server
-# and prometheus, from Debian's packages; moto's S3 server and schemathesis, from PyPI) if
-# missing, then runs the whole suite. The tests start their own
-# redis-server processes on free ports and their own hospital servers; nothing else is needed.
+# Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
+# prometheus, poppler-utils and a CJK font, from Debian's packages; moto's S3 server,
+# schemathesis and fhir.resources, from PyPI) if missing, then runs the whole suite. The tests
+# start their own redis-server processes on free ports and their own hospital servers; nothing
+# else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,27 @@ if ! command -v moto_server >/dev/null 2>&1; then
   # pyenv installs console scripts behind shims that need a rehash.
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+
+# The document tests (documents/tests/pdf.rs) render PDFs in the default CJK font (Debian's
+# fonts-wqy-microhei) and read them back with poppler's pdftotext, pdfinfo and pdffonts.
+need pdftotext poppler-utils
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+  echo "installing fonts-wqy-microhei (Debian package)..."
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fonts-wqy-microhei >/dev/null
+fi
+# documents/tests/fhir.rs validates the FHIR R4 export with fhir.resources 6.4.0, the last
+# release whose models are R4 (4.0.1; 6.5 is R4B, 7+ R5). It needs pydantic 1, so it lives in
+# its own venv (schemathesis and moto share the main Python, with pydantic 2).
+FHIR_VENV="$PWD/target/fhir-venv"
+if ! "$FHIR_VENV/bin/python" -c 'import fhir.resources as f, sys; sys.exit(f.__version__ != "6.4.0")' 2>/dev/null; then
+  echo "installing fhir.resources 6.4.0 into $FHIR_VENV (PyPI)..."
+  python3 -m venv "$FHIR_VENV"
+  "$FHIR_VENV/bin/python" -m pip install --quiet "fhir.resources==6.4.0" "pydantic[email]==1.10.27"
+fi
+export HOSPITAL_FHIR_PYTHON="$FHIR_VENV/bin/python"
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its
 # conformance test where a cluster is at hand.
