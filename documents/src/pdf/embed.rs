@@ -258,13 +258,7 @@ fn deflate(data: &[u8]) -> Vec<u8> {
 /// The six capital letters before a subset font's name (PDF 9.6.4): a hash of the glyph set,
 /// so two different subsets of one font never share a name.
 fn subset_tag<'a>(gids: impl Iterator<Item = &'a u16>) -> String {
-    // FNV-1a: small, stable across builds and platforms.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for g in gids {
-        for b in g.to_be_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let h = crate::hash::fnv1a(gids.flat_map(|g| g.to_be_bytes()));
     (0..6)
         .map(|i| {
             let letter = ((h >> (i * 5)) % 26) as u8;
