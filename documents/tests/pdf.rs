@@ -163,6 +163,10 @@ fn every_installed_cjk_font_works() {
         let text = squeeze(&text_of(&pdf, dir.path(), None));
         assert!(text.contains("社区获得性肺炎（ICD-10：J18.900）"), "{path}: {text}");
         println!("{path}: font {} bytes, PDF {} bytes", font.file_size(), pdf.len());
+        if let Ok(dir) = std::env::var("DOCUMENTS_SAMPLE_DIR") {
+            let name = Path::new(path).file_stem().unwrap().to_string_lossy().into_owned();
+            std::fs::write(Path::new(&dir).join(format!("record-{name}.pdf")), &pdf).unwrap();
+        }
         assert!(pdf.len() < 150_000, "{path}: {} bytes", pdf.len());
     }
 }

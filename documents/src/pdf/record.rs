@@ -58,8 +58,9 @@ fn body(flow: &mut Flow<'_>, input: &MedicalRecordInput) {
         Some(t) => ("完成时间", local(z, t, "%Y-%m-%d %H:%M")),
         None => ("状态", v.status.label().to_string()),
     });
-    fields.push(("就诊号", v.id.to_string()));
     flow.fields(&fields, 2, BODY);
+    // The id on a line of its own: 36 characters do not fit half a line in every font.
+    flow.fields(&[("就诊号", v.id.to_string())], 1, BODY);
     flow.space(4.0);
     flow.rule(0.6);
     flow.space(4.0);
