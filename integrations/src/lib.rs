@@ -1,18 +1,26 @@
 //! Clients for the external systems the hospital platform talks to (Aliyun SMS, Aliyun
-//! real-name verification, WeChat mini-program login, WeChat Pay), each behind a provider trait, plus local sandboxes that
+//! real-name verification, WeChat mini-program login, WeChat Pay, Alipay), each behind a provider trait, plus local sandboxes that
 //! speak the same wire protocol so development and tests exercise the real client code end to
 //! end.
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod alipay;
 pub mod aliyun;
+pub mod bill;
 pub mod realname;
 pub mod sms;
 pub mod wechat;
 pub mod wechat_subscribe;
 pub mod wechatpay;
+pub mod yuan;
 
+pub use alipay::{
+    sandbox_router as alipay_sandbox_router, Alipay, AlipayClient, AlipayConfig, AlipayError, AlipaySandbox,
+    AlipaySandboxConfig,
+};
+pub use bill::{BillEntry, BillEntryKind, BillPlant};
 pub use realname::{
     sandbox_router as real_name_sandbox_router, AliyunCloudauth, CloudauthConfig, RealNameError, RealNameSandbox,
     RealNameVerifier, SandboxPerson, Verdict as RealNameVerdict, Verification as RealNameVerification,
