@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server
-# and prometheus, from Debian's packages; moto's S3 server and schemathesis, from PyPI) if
-# missing, then runs the whole suite. The tests start their own
+# and prometheus, from Debian's packages; moto's S3 server, schemathesis, python-alipay-sdk and
+# wechatpayv3, from PyPI) if missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,18 @@ if ! command -v moto_server >/dev/null 2>&1; then
   hash -r
   # pyenv installs console scripts behind shims that need a rehash.
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+
+# integrations' payment cross-checks run independent implementations of the protocols against
+# our clients and sandboxes: python-alipay-sdk (Alipay RSA2, gateway.do) and wechatpayv3 (WeChat
+# Pay API v3), both from PyPI, pinned. Without them those two tests print SKIPPED and pass.
+PYTHON_ALIPAY_SDK_VERSION=3.4.0
+WECHATPAYV3_VERSION=2.0.4
+if ! python3 -c "import alipay, wechatpayv3, importlib.metadata as m; \
+assert m.version('python-alipay-sdk') == '$PYTHON_ALIPAY_SDK_VERSION' and m.version('wechatpayv3') == '$WECHATPAYV3_VERSION'" 2>/dev/null; then
+  echo "installing python-alipay-sdk $PYTHON_ALIPAY_SDK_VERSION and wechatpayv3 $WECHATPAYV3_VERSION (PyPI)..."
+  python3 -m pip install --quiet "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION" \
+    || python3 -m pip install --quiet --break-system-packages "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION"
 fi
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its

@@ -568,10 +568,9 @@ impl AlipaySandbox {
             return Err(invalid(sub_code::INVALID_VERSION, "版本号错误，须为1.0"));
         }
         let timestamp = get("timestamp").ok_or_else(|| missing(sub_code::MISSING_PARAMETER, "缺少时间戳参数"))?;
-        let at = parse_time(timestamp)
+        parse_time(timestamp)
             .filter(|t| (t.timestamp() - Utc::now().timestamp()).abs() <= MAX_CLOCK_SKEW_SECS)
             .ok_or_else(|| invalid(sub_code::INVALID_TIMESTAMP, "非法的时间戳参数"))?;
-        let _ = at;
         let content = sign::request_signing_string(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|_| invalid(sub_code::INVALID_SIGNATURE, "参数重复"))?;
         sign::verify_rsa2(&self.inner.app_key, &content, signature).map_err(|e| {
@@ -1060,7 +1059,7 @@ async fn pay_now(State(sandbox): State<AlipaySandbox>, Path(out_trade_no): Path<
             // The H5 flow: back to the merchant's page with the signed return parameters.
             Some(return_url) => {
                 let query = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(&sandbox.return_params(&trade))
+                    .extend_pairs(sandbox.return_params(&trade))
                     .finish();
                 let sep = if return_url.contains('?') { '&' } else { '?' };
                 Redirect::to(&format!("{return_url}{sep}{query}")).into_response()

@@ -32,11 +32,11 @@ pub struct Entry {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16, BillError> {
-    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or_else(|| truncated())
+    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or_else(truncated)
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, BillError> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| truncated())
+    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(truncated)
 }
 
 fn truncated() -> BillError {

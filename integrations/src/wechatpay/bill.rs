@@ -48,7 +48,8 @@ pub const HEADER: [&str; 27] = [
     "申请退款金额",
     "费率备注",
 ];
-const SUMMARY_HEADER: &str = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
+const SUMMARY_HEADER: &str =
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
 /// A bill is a few MiB; a download inflating past this is refused.
 pub const MAX_BILL_BYTES: usize = 256 << 20;
 
@@ -213,12 +214,29 @@ pub fn parse(bytes: &[u8]) -> Result<WechatBill, BillError> {
     let text = std::str::from_utf8(bytes).map_err(|_| BillError("the bill is not UTF-8".into()))?;
     let text = text.trim_start_matches('\u{feff}');
     let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty());
-    let header: Vec<String> =
-        split_csv_line(lines.next().ok_or_else(|| BillError("empty bill".into()))?)?.iter().map(|h| h.trim().to_string()).collect();
+    let header: Vec<String> = split_csv_line(lines.next().ok_or_else(|| BillError("empty bill".into()))?)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
     let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| BillError(format!("no column {name}")));
     let c = [
-        "交易时间", "公众账号ID", "商户号", "微信订单号", "商户订单号", "用户标识", "交易类型", "交易状态", "应结订单金额",
-        "微信退款单号", "商户退款单号", "退款金额", "退款状态", "商品名称", "手续费", "订单金额", "申请退款金额",
+        "交易时间",
+        "公众账号ID",
+        "商户号",
+        "微信订单号",
+        "商户订单号",
+        "用户标识",
+        "交易类型",
+        "交易状态",
+        "应结订单金额",
+        "微信退款单号",
+        "商户退款单号",
+        "退款金额",
+        "退款状态",
+        "商品名称",
+        "手续费",
+        "订单金额",
+        "申请退款金额",
     ]
     .map(col);
     let mut idx = [0usize; 17];
@@ -264,11 +282,18 @@ pub fn parse(bytes: &[u8]) -> Result<WechatBill, BillError> {
     }
     let summary = summary.ok_or_else(|| BillError("no summary line (truncated bill)".into()))?;
     let bill = WechatBill { rows };
-    let count: usize = summary.first().map(|v| untick(v)).and_then(|v| v.parse().ok()).ok_or_else(|| BillError("bad summary".into()))?;
+    let count: usize = summary
+        .first()
+        .map(|v| untick(v))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| BillError("bad summary".into()))?;
     let stated = |i: usize| summary.get(i).map(|v| untick(v)).and_then(|v| parse_signed_yuan(&v));
     let settlement: u64 = bill.rows.iter().map(|r| r.settlement_total.get()).sum();
     let refunds: u64 = bill.rows.iter().map(|r| r.refund.get()).sum();
-    if count != bill.rows.len() || stated(1) != i64::try_from(settlement).ok() || stated(2) != i64::try_from(refunds).ok() {
+    if count != bill.rows.len()
+        || stated(1) != i64::try_from(settlement).ok()
+        || stated(2) != i64::try_from(refunds).ok()
+    {
         return Err(BillError(format!(
             "the summary ({count} lines) does not match the {} lines read",
             bill.rows.len()
@@ -293,8 +318,14 @@ mod tests {
         assert_eq!(bill.rows.len(), 2);
         assert_eq!((bill.rows[0].fee, bill.rows[1].fee), (5940, -5940));
         let entries = bill.entries();
-        assert_eq!((entries[0].kind, entries[0].amount, entries[0].out_refund_no.as_deref()), (BillEntryKind::Payment, Fen::new(990), None));
-        assert_eq!((entries[1].kind, entries[1].amount, entries[1].out_refund_no.as_deref()), (BillEntryKind::Refund, Fen::new(990), Some("rfd_1")));
+        assert_eq!(
+            (entries[0].kind, entries[0].amount, entries[0].out_refund_no.as_deref()),
+            (BillEntryKind::Payment, Fen::new(990), None)
+        );
+        assert_eq!(
+            (entries[1].kind, entries[1].amount, entries[1].out_refund_no.as_deref()),
+            (BillEntryKind::Refund, Fen::new(990), Some("rfd_1"))
+        );
         assert_eq!(parse(bill.to_csv().as_bytes()).unwrap(), bill);
         assert_eq!(parse(&gunzip(&gzip(bill.to_csv().as_bytes()).unwrap()).unwrap()).unwrap(), bill);
         // SHA1 known answer ("abc", FIPS 180).

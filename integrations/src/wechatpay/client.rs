@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use super::sign::{self, Authorization, PlatformKeys, WechatpaySignature, RESOURCE_ALGORITHM};
 use super::{
-    bill, WechatBill, JsapiOrder, Notification, PrepayResult, Refund, RefundNotice, RefundRequest, Transaction, WechatPay, WechatPayError,
+    bill, JsapiOrder, Notification, PrepayResult, Refund, RefundNotice, RefundRequest, Transaction, WechatBill,
+    WechatPay, WechatPayError,
 };
 use crate::BoxFuture;
 
@@ -367,13 +368,14 @@ impl WechatPayClient {
     }
 
     async fn query_by_id(&self, transaction_id: &str) -> Result<Transaction, WechatPayError> {
-        if transaction_id.is_empty() || transaction_id.len() > 32 || !transaction_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if transaction_id.is_empty()
+            || transaction_id.len() > 32
+            || !transaction_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(WechatPayError::InvalidRequest(format!("transaction_id {transaction_id:?}")));
         }
-        let path = format!(
-            "/v3/pay/transactions/id/{transaction_id}?mchid={}",
-            utf8_percent_encode(&self.mchid, SEGMENT)
-        );
+        let path =
+            format!("/v3/pay/transactions/id/{transaction_id}?mchid={}", utf8_percent_encode(&self.mchid, SEGMENT));
         self.call_json(reqwest::Method::GET, &path, None).await
     }
 
@@ -410,7 +412,9 @@ impl WechatPayClient {
         let plain = bill::gunzip(&bytes)?;
         let actual = bill::sha1_hex(&plain);
         if !actual.eq_ignore_ascii_case(&link.hash_value) {
-            return Err(crate::bill::BillError(format!("SHA1 {actual} is not the announced {}", link.hash_value)).into());
+            return Err(
+                crate::bill::BillError(format!("SHA1 {actual} is not the announced {}", link.hash_value)).into()
+            );
         }
         let parsed = bill::parse(&plain)?;
         tracing::info!(%date, lines = parsed.rows.len(), "WeChat Pay bill downloaded");

@@ -23,13 +23,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::bill::{self, WechatBill, WechatBillRow};
-use crate::bill::BillPlant;
 use super::client::{beijing, now_secs, EncryptedResource, NotificationEnvelope};
 use super::sign::{self, Authorization, WechatpaySignature, RESOURCE_ALGORITHM};
 use super::{
     code, test_keys, Payer, Refund, RefundAmount, RefundNotice, RefundStatus, TradeState, Transaction,
     TransactionAmount, WechatPayError,
 };
+use crate::bill::BillPlant;
 
 /// WeChat Pay's documented notification retry intervals (15s/15s/30s/3m/10m/20m/30m/30m/30m/
 /// 60m/3h/3h/3h/6h/6h, about 24h4m in all); the first delivery is immediate.
@@ -364,7 +364,8 @@ impl WechatPaySandbox {
         let on_day = |t: &DateTime<FixedOffset>| t.date_naive() == date;
         let time = |t: &DateTime<FixedOffset>| t.format("%Y-%m-%d %H:%M:%S").to_string();
         let mut rows = Vec::new();
-        let mut paid: Vec<&SandboxOrder> = state.orders.values().filter(|o| o.success_time.as_ref().is_some_and(on_day)).collect();
+        let mut paid: Vec<&SandboxOrder> =
+            state.orders.values().filter(|o| o.success_time.as_ref().is_some_and(on_day)).collect();
         paid.sort_by_key(|o| o.success_time);
         let row = |o: &SandboxOrder| WechatBillRow {
             time: o.success_time.as_ref().map(time).unwrap_or_default(),
@@ -447,7 +448,8 @@ impl WechatPaySandbox {
 
     /// `/v3/bill/tradebill`: hands out a link to the bill as it is now, with its SHA1.
     fn trade_bill(&self, query: Option<&str>, base: &str) -> Result<(StatusCode, Option<Value>), Refusal> {
-        let params: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        let params: HashMap<String, String> =
+            url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
         let date = params
             .get("bill_date")
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
@@ -1062,7 +1064,12 @@ async fn query_by_id(
     sandbox.answer(sandbox.query_by_id(&transaction_id, signed.query.as_deref()))
 }
 
-async fn trade_bill(State(sandbox): State<WechatPaySandbox>, uri: OriginalUri, headers: HeaderMap, signed: Signed) -> Response {
+async fn trade_bill(
+    State(sandbox): State<WechatPaySandbox>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    signed: Signed,
+) -> Response {
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let prefix = uri.0.path().strip_suffix("/v3/bill/tradebill").unwrap_or_default();
     sandbox.answer(sandbox.trade_bill(signed.query.as_deref(), &format!("http://{host}{prefix}")))
@@ -1076,7 +1083,11 @@ async fn download_bill(State(sandbox): State<WechatPaySandbox>, signed: Signed) 
         .unwrap_or_default();
     let found = {
         let state = sandbox.state();
-        state.bill_tokens.get(&token).filter(|(_, _, at)| at.elapsed() < BILL_URL_TTL).map(|(csv, gz, _)| (csv.clone(), *gz))
+        state
+            .bill_tokens
+            .get(&token)
+            .filter(|(_, _, at)| at.elapsed() < BILL_URL_TTL)
+            .map(|(csv, gz, _)| (csv.clone(), *gz))
     };
     let Some((csv, gzip)) = found else {
         return sandbox.answer(Err(refuse(StatusCode::NOT_FOUND, code::RESOURCE_NOT_EXISTS, "下载链接不存在或已过期")));
@@ -1084,7 +1095,13 @@ async fn download_bill(State(sandbox): State<WechatPaySandbox>, signed: Signed) 
     let bytes = if gzip {
         match bill::gzip(&csv) {
             Ok(b) => b,
-            Err(e) => return sandbox.answer(Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, code::SYSTEM_ERROR, e.to_string()))),
+            Err(e) => {
+                return sandbox.answer(Err(refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::SYSTEM_ERROR,
+                    e.to_string(),
+                )))
+            }
         }
     } else {
         csv
