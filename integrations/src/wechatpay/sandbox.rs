@@ -1,7 +1,9 @@
 //! `WechatPaySandbox`: a local stand-in for WeChat Pay API v3 with its own platform key. It
 //! verifies each request's merchant signature, keeps orders and refunds in memory, signs every
 //! answer, and delivers signed, encrypted notifications to `notify_url`, retrying on failure on
-//! WeChat's schedule, so the platform's real client and notify handler run end to end.
+//! WeChat's schedule, so the platform's real client and notify handler run end to end. It also
+//! serves each day's trade bill (`/v3/bill/tradebill` + the signed download of `download_url`,
+//! gzip, SHA1) from the orders and refunds it holds, with differences tests can plant.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
