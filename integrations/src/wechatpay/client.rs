@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use super::sign::{self, Authorization, PlatformKeys, WechatpaySignature, RESOURCE_ALGORITHM};
 use super::{
-    JsapiOrder, Notification, PrepayResult, Refund, RefundNotice, RefundRequest, Transaction, WechatPay, WechatPayError,
+    bill, JsapiOrder, Notification, PrepayResult, Refund, RefundNotice, RefundRequest, Transaction, WechatBill,
+    WechatPay, WechatPayError,
 };
 use crate::BoxFuture;
 
@@ -80,6 +81,8 @@ pub struct WechatPayClient {
     private_key: RsaPrivateKey,
     apiv3_key: SecretString,
     platform_keys: PlatformKeys,
+    /// Sent as `Wechatpay-Serial` on every request: the first of `platform_public_keys`.
+    platform_serial: String,
     http: reqwest::Client,
 }
 
@@ -102,6 +105,14 @@ struct ApiErrorBody {
     code: String,
     #[serde(default)]
     message: String,
+}
+
+/// The answer of `/v3/bill/tradebill`.
+#[derive(Deserialize)]
+struct BillLink {
+    hash_type: String,
+    hash_value: String,
+    download_url: String,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +197,8 @@ impl WechatPayClient {
             // Without one nothing WeChat sends could be verified, so nothing would work.
             return Err(cfg_err("platform_public_keys is empty".into()));
         }
+        let platform_serial =
+            config.platform_public_keys.first().map(|(serial, _)| serial.trim().to_string()).unwrap_or_default();
         let base_url = config.base_url.trim_end_matches('/').to_string();
         let base = url::Url::parse(&base_url).map_err(|e| cfg_err(format!("base_url {:?}: {e}", config.base_url)))?;
         if !matches!(base.scheme(), "http" | "https") || base.query().is_some() {
@@ -205,6 +218,7 @@ impl WechatPayClient {
             private_key,
             apiv3_key: config.apiv3_key,
             platform_keys,
+            platform_serial,
             http,
         })
     }
@@ -264,7 +278,10 @@ impl WechatPayClient {
             .http
             .request(method.clone(), parsed)
             .header("Authorization", auth)
-            .header("Accept", "application/json");
+            .header("Accept", "application/json")
+            // Which platform key we verify with: WeChat signs its answer with that one, which
+            // is what lets a merchant move from platform certificates to the public key.
+            .header(sign::HEADER_SERIAL, &self.platform_serial);
         if body.is_some() {
             request = request.header("Content-Type", "application/json").body(body_bytes);
         }
@@ -273,9 +290,14 @@ impl WechatPayClient {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(WechatPayError::Transport)?.to_vec();
 
-        // Nothing in an answer is trusted before its signature checks out: a forged
-        // "ORDER_NOT_EXIST" is as dangerous as a forged "SUCCESS".
-        if let Err(reason) = WechatpaySignature::from_headers(&headers)
+        // Nothing in a success answer is trusted before its signature checks out. WeChat's
+        // gateway leaves some refusals unsigned (its own SDKs check the status before the
+        // signature): an unsigned refusal is reported with its code, since a refusal changes
+        // nothing by itself; a *badly* signed one is not.
+        let unsigned_refusal = !(200..300).contains(&status) && !WechatpaySignature::present_in(&headers);
+        if unsigned_refusal {
+            tracing::warn!(status, %method, path, "WeChat Pay refusal without a signature");
+        } else if let Err(reason) = WechatpaySignature::from_headers(&headers)
             .and_then(|sig| sig.verify(&self.platform_keys, &bytes, now_secs()))
         {
             tracing::warn!(status, %reason, %method, path, "WeChat Pay response failed signature verification");
@@ -343,6 +365,60 @@ impl WechatPayClient {
             utf8_percent_encode(&self.mchid, SEGMENT)
         );
         self.call_json(reqwest::Method::GET, &path, None).await
+    }
+
+    async fn query_by_id(&self, transaction_id: &str) -> Result<Transaction, WechatPayError> {
+        if transaction_id.is_empty()
+            || transaction_id.len() > 32
+            || !transaction_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(WechatPayError::InvalidRequest(format!("transaction_id {transaction_id:?}")));
+        }
+        let path =
+            format!("/v3/pay/transactions/id/{transaction_id}?mchid={}", utf8_percent_encode(&self.mchid, SEGMENT));
+        self.call_json(reqwest::Method::GET, &path, None).await
+    }
+
+    async fn bill(&self, date: chrono::NaiveDate) -> Result<WechatBill, WechatPayError> {
+        let path = format!("/v3/bill/tradebill?bill_date={}&bill_type=ALL&tar_type=GZIP", date.format("%Y-%m-%d"));
+        let link: BillLink = self.call_json(reqwest::Method::GET, &path, None).await?;
+        if !link.hash_type.eq_ignore_ascii_case("SHA1") {
+            return Err(unexpected(200, format!("hash_type {}", link.hash_type).as_bytes()));
+        }
+        // The link must point back at WeChat Pay: a signed request goes nowhere else.
+        let url = url::Url::parse(&link.download_url).map_err(|_| unexpected(200, link.download_url.as_bytes()))?;
+        if !link.download_url.starts_with(&format!("{}/", self.base_url)) {
+            return Err(unexpected(200, format!("download_url outside {}", self.base_url).as_bytes()));
+        }
+        let signed_path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let auth = self.authorization("GET", &signed_path, now_secs(), &sign::nonce(), b"");
+        let response = self
+            .http
+            .get(url)
+            .header("Authorization", auth)
+            .header(sign::HEADER_SERIAL, &self.platform_serial)
+            .send()
+            .await
+            .map_err(WechatPayError::Transport)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(WechatPayError::Transport)?;
+        if status != 200 {
+            return Err(unexpected(status, &bytes));
+        }
+        // The download is not signed: the hash from the signed answer vouches for it.
+        let plain = bill::gunzip(&bytes)?;
+        let actual = bill::sha1_hex(&plain);
+        if !actual.eq_ignore_ascii_case(&link.hash_value) {
+            return Err(
+                crate::bill::BillError(format!("SHA1 {actual} is not the announced {}", link.hash_value)).into()
+            );
+        }
+        let parsed = bill::parse(&plain)?;
+        tracing::info!(%date, lines = parsed.rows.len(), "WeChat Pay bill downloaded");
+        Ok(parsed)
     }
 
     async fn close(&self, out_trade_no: &str) -> Result<(), WechatPayError> {
@@ -452,6 +528,14 @@ impl WechatPay for WechatPayClient {
 
     fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, Result<Refund, WechatPayError>> {
         Box::pin(self.get_refund(out_refund_no))
+    }
+
+    fn query_transaction<'a>(&'a self, transaction_id: &'a str) -> BoxFuture<'a, Result<Transaction, WechatPayError>> {
+        Box::pin(self.query_by_id(transaction_id))
+    }
+
+    fn trade_bill(&self, date: chrono::NaiveDate) -> BoxFuture<'_, Result<WechatBill, WechatPayError>> {
+        Box::pin(self.bill(date))
     }
 
     fn parse_notification(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notification, WechatPayError> {

@@ -2,6 +2,7 @@
 //! depends on, its request/response types and errors, the real client, a local sandbox speaking
 //! the same signed and encrypted protocol, and the protocol primitives both share (`sign`).
 
+mod bill;
 mod client;
 mod sandbox;
 pub mod sign;
@@ -9,6 +10,7 @@ pub mod test_keys;
 #[cfg(test)]
 mod tests;
 
+pub use bill::{WechatBill, WechatBillRow};
 pub use client::{WechatPayClient, WechatPayConfig, DEFAULT_BASE_URL};
 pub use sandbox::{
     sandbox_router, DeliveryAttempt, SandboxOrder, WechatPaySandbox, WechatPaySandboxConfig, DEFAULT_REFUND_DELAY,
@@ -34,6 +36,10 @@ pub mod code {
     pub const ORDER_CLOSED: &str = "ORDER_CLOSED";
     pub const ORDERPAID: &str = "ORDERPAID";
     pub const ORDER_NOT_EXIST: &str = "ORDER_NOT_EXIST";
+    /// The spelling some v3 endpoints (and older docs) use for the same refusal.
+    pub const ORDERNOTEXIST: &str = "ORDERNOTEXIST";
+    /// `/v3/bill/tradebill` for a day with no bill (yet).
+    pub const NO_STATEMENT_EXIST: &str = "NO_STATEMENT_EXIST";
     pub const RESOURCE_NOT_EXISTS: &str = "RESOURCE_NOT_EXISTS";
     pub const NOT_ENOUGH: &str = "NOT_ENOUGH";
     pub const FREQUENCY_LIMITED: &str = "FREQUENCY_LIMITED";
@@ -187,6 +193,20 @@ pub struct RefundAmount {
     pub payer_total: Option<Fen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payer_refund: Option<Fen>,
+    /// What the merchant's settlement gives back (less non-recharge coupons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_refund: Option<Fen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_total: Option<Fen>,
+    /// Coupon part of the refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_refund: Option<Fen>,
+    /// The fee returned with the refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_fee: Option<Fen>,
+    /// Which accounts the refund came from (`[{account, amount}]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<serde_json::Value>,
     #[serde(default = "cny")]
     pub currency: String,
 }
@@ -203,11 +223,17 @@ pub struct Refund {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_received_account: Option<String>,
     pub status: RefundStatus,
+    /// Which merchant account paid the refund (`AVAILABLE`, `UNSETTLED`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funds_account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time: Option<DateTime<FixedOffset>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_time: Option<DateTime<FixedOffset>>,
     pub amount: RefundAmount,
+    /// Coupons refunded with it; `[]` when none.
+    #[serde(default)]
+    pub promotion_detail: Vec<serde_json::Value>,
 }
 
 /// The decrypted resource of a `REFUND.*` notification.
@@ -276,6 +302,9 @@ pub enum WechatPayError {
     /// A notification that fails verification or decryption, or is not the documented shape.
     #[error("rejected WeChat Pay notification: {0}")]
     Notification(String),
+    /// A bill whose download fails its hash or cannot be read.
+    #[error(transparent)]
+    Bill(#[from] crate::bill::BillError),
     /// Refused before sending: WeChat would refuse it too.
     #[error("invalid WeChat Pay request: {0}")]
     InvalidRequest(String),
@@ -304,6 +333,11 @@ impl WechatPayError {
             _ => None,
         }
     }
+
+    /// WeChat Pay knows no such order (either spelling of the code).
+    pub fn is_order_not_found(&self) -> bool {
+        matches!(self.api_code(), Some(code::ORDER_NOT_EXIST | code::ORDERNOTEXIST))
+    }
 }
 
 /// WeChat Pay for the platform's orders. Object safe so the server holds `Arc<dyn WechatPay>`
@@ -320,6 +354,13 @@ pub trait WechatPay: Send + Sync {
 
     /// `POST /v3/refund/domestic/refunds`; completes asynchronously (`REFUND.*` notification).
     fn refund(&self, req: RefundRequest) -> BoxFuture<'_, Result<Refund, WechatPayError>>;
+
+    /// `GET /v3/pay/transactions/id/{transaction_id}?mchid=` (paid orders only).
+    fn query_transaction<'a>(&'a self, transaction_id: &'a str) -> BoxFuture<'a, Result<Transaction, WechatPayError>>;
+
+    /// `GET /v3/bill/tradebill?bill_date=&bill_type=ALL&tar_type=GZIP`, then downloads the bill
+    /// from its `download_url` (signed request, unsigned answer), checks its SHA1 and parses it.
+    fn trade_bill(&self, date: chrono::NaiveDate) -> BoxFuture<'_, Result<WechatBill, WechatPayError>>;
 
     /// `GET /v3/refund/domestic/refunds/{out_refund_no}`
     fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, Result<Refund, WechatPayError>>;

@@ -1,12 +1,14 @@
 //! `WechatPaySandbox`: a local stand-in for WeChat Pay API v3 with its own platform key. It
 //! verifies each request's merchant signature, keeps orders and refunds in memory, signs every
 //! answer, and delivers signed, encrypted notifications to `notify_url`, retrying on failure on
-//! WeChat's schedule, so the platform's real client and notify handler run end to end.
+//! WeChat's schedule, so the platform's real client and notify handler run end to end. It also
+//! serves each day's trade bill (`/v3/bill/tradebill` + the signed download of `download_url`,
+//! gzip, SHA1) from the orders and refunds it holds, with differences tests can plant.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
@@ -14,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use hospital_domain::Fen;
 use rand::Rng;
 use rsa::{RsaPrivateKey, RsaPublicKey};
@@ -22,12 +24,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::bill::{self, WechatBill, WechatBillRow};
 use super::client::{beijing, now_secs, EncryptedResource, NotificationEnvelope};
 use super::sign::{self, Authorization, WechatpaySignature, RESOURCE_ALGORITHM};
 use super::{
     code, test_keys, Payer, Refund, RefundAmount, RefundNotice, RefundStatus, TradeState, Transaction,
     TransactionAmount, WechatPayError,
 };
+use crate::bill::BillPlant;
 
 /// WeChat Pay's documented notification retry intervals (15s/15s/30s/3m/10m/20m/30m/30m/30m/
 /// 60m/3h/3h/3h/6h/6h, about 24h4m in all); the first delivery is immediate.
@@ -54,6 +58,13 @@ pub const DEFAULT_REFUND_DELAY: Duration = Duration::from_secs(2);
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 const DELIVERY_LOG_CAPACITY: usize = 1000;
 const MAX_ORDERS: usize = 100_000;
+/// A `download_url` lives five minutes, as WeChat's does.
+const BILL_URL_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// 0.6% of `amount` in fen, rounded half up: the sandbox's fee rate.
+fn fee_fen(amount: Fen) -> u64 {
+    (amount.get() * 6 + 500) / 1000
+}
 
 /// What the sandbox plays WeChat Pay with. The merchant half must match the client's config;
 /// the platform half is the sandbox's own, its public key going into the client's
@@ -162,6 +173,10 @@ struct SandboxState {
     notifications_acknowledged: usize,
     retry_schedule: Vec<Duration>,
     refund_delay: Duration,
+    /// Bills handed out by `/v3/bill/tradebill`: token -> (uncompressed CSV, gzip?, issued).
+    bill_tokens: HashMap<String, (Vec<u8>, bool, Instant)>,
+    plants: Vec<BillPlant>,
+    requests_without_serial: usize,
 }
 
 /// Keys stay out of Debug output.
@@ -291,6 +306,9 @@ impl WechatPaySandbox {
                     notifications_acknowledged: 0,
                     retry_schedule: DEFAULT_RETRY_SCHEDULE.to_vec(),
                     refund_delay: DEFAULT_REFUND_DELAY,
+                    bill_tokens: HashMap::new(),
+                    plants: Vec::new(),
+                    requests_without_serial: 0,
                 }),
             }),
         })
@@ -329,6 +347,147 @@ impl WechatPaySandbox {
     /// Notifications the platform answered 200/204 to.
     pub fn notifications_acknowledged(&self) -> usize {
         self.state().notifications_acknowledged
+    }
+
+    /// Signed requests that came without a `Wechatpay-Serial` header.
+    pub fn requests_without_serial(&self) -> usize {
+        self.state().requests_without_serial
+    }
+
+    /// Plants a difference in the bills handed out from now on (see [`BillPlant`]).
+    pub fn plant(&self, plant: BillPlant) {
+        self.state().plants.push(plant);
+    }
+
+    /// The ALL bill of `date` as the sandbox would serve it now (plants included): payments by
+    /// their success time, refunds by the time they were accepted.
+    pub fn bill(&self, date: NaiveDate) -> WechatBill {
+        let state = self.state();
+        let on_day = |t: &DateTime<FixedOffset>| t.date_naive() == date;
+        let time = |t: &DateTime<FixedOffset>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        let mut rows = Vec::new();
+        let mut paid: Vec<&SandboxOrder> =
+            state.orders.values().filter(|o| o.success_time.as_ref().is_some_and(on_day)).collect();
+        paid.sort_by_key(|o| o.success_time);
+        let row = |o: &SandboxOrder| WechatBillRow {
+            time: o.success_time.as_ref().map(time).unwrap_or_default(),
+            appid: self.inner.appid.clone(),
+            mchid: self.inner.mchid.clone(),
+            transaction_id: o.transaction_id.clone().unwrap_or_default(),
+            out_trade_no: o.out_trade_no.clone(),
+            openid: o.payer_openid.clone(),
+            trade_type: "JSAPI".into(),
+            trade_state: "SUCCESS".into(),
+            settlement_total: o.amount,
+            refund_id: None,
+            out_refund_no: None,
+            refund: Fen::ZERO,
+            refund_status: String::new(),
+            description: o.description.clone(),
+            fee: i64::try_from(o.amount.get() * 6).unwrap_or(i64::MAX),
+            total: o.amount,
+            requested_refund: Fen::ZERO,
+        };
+        rows.extend(paid.into_iter().map(row));
+        let mut refunds: Vec<&SandboxRefund> =
+            state.refunds.values().filter(|r| r.refund.create_time.as_ref().is_some_and(on_day)).collect();
+        refunds.sort_by_key(|r| r.refund.create_time);
+        for r in refunds {
+            let Some(order) = state.orders.get(&r.refund.out_trade_no) else { continue };
+            let refund = r.refund.amount.refund;
+            rows.push(WechatBillRow {
+                time: r.refund.create_time.as_ref().map(time).unwrap_or_default(),
+                trade_state: "REFUND".into(),
+                settlement_total: Fen::ZERO,
+                refund_id: Some(r.refund.refund_id.clone()),
+                out_refund_no: Some(r.refund.out_refund_no.clone()),
+                refund,
+                refund_status: match r.refund.status {
+                    RefundStatus::Success => "SUCCESS",
+                    RefundStatus::Processing => "PROCESSING",
+                    _ => "CHANGE",
+                }
+                .into(),
+                fee: -i64::try_from(refund.get() * 6).unwrap_or(i64::MAX),
+                requested_refund: refund,
+                ..row(order)
+            });
+        }
+        for plant in &state.plants {
+            match plant {
+                BillPlant::Missing { out_trade_no } => rows.retain(|r| &r.out_trade_no != out_trade_no),
+                BillPlant::Amount { out_trade_no, amount } => {
+                    for r in rows.iter_mut().filter(|r| &r.out_trade_no == out_trade_no && r.trade_state == "SUCCESS") {
+                        r.total = *amount;
+                        r.settlement_total = *amount;
+                        r.fee = i64::try_from(amount.get() * 6).unwrap_or(i64::MAX);
+                    }
+                }
+                BillPlant::Unknown { date: day, out_trade_no, amount } if *day == date => rows.push(WechatBillRow {
+                    time: format!("{} 12:00:00", date.format("%Y-%m-%d")),
+                    appid: self.inner.appid.clone(),
+                    mchid: self.inner.mchid.clone(),
+                    transaction_id: format!("4200{}", random_digits(24)),
+                    out_trade_no: out_trade_no.clone(),
+                    openid: "oSandboxUnknownPayer".into(),
+                    trade_type: "JSAPI".into(),
+                    trade_state: "SUCCESS".into(),
+                    settlement_total: *amount,
+                    refund_id: None,
+                    out_refund_no: None,
+                    refund: Fen::ZERO,
+                    refund_status: String::new(),
+                    description: "未知交易".into(),
+                    fee: i64::try_from(amount.get() * 6).unwrap_or(i64::MAX),
+                    total: *amount,
+                    requested_refund: Fen::ZERO,
+                }),
+                BillPlant::Unknown { .. } => {}
+            }
+        }
+        WechatBill { rows }
+    }
+
+    /// `/v3/bill/tradebill`: hands out a link to the bill as it is now, with its SHA1.
+    fn trade_bill(&self, query: Option<&str>, base: &str) -> Result<(StatusCode, Option<Value>), Refusal> {
+        let params: HashMap<String, String> =
+            url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        let date = params
+            .get("bill_date")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .ok_or_else(|| param_error("bill_date 须为 yyyy-MM-DD"))?;
+        let today = Utc::now().with_timezone(&beijing()).date_naive();
+        // WeChat serves yesterday's bill from 10:00; the sandbox also serves today's so tests
+        // need not wait for a day to end.
+        if date > today || date < today - chrono::Duration::days(90) {
+            return Err(refuse(StatusCode::BAD_REQUEST, code::NO_STATEMENT_EXIST, "账单文件不存在"));
+        }
+        let gzip = match params.get("tar_type").map(String::as_str) {
+            None => false,
+            Some("GZIP") => true,
+            Some(_) => return Err(param_error("tar_type 仅支持 GZIP")),
+        };
+        let mut bill = self.bill(date);
+        match params.get("bill_type").map(String::as_str).unwrap_or("ALL") {
+            "ALL" => {}
+            "SUCCESS" => bill.rows.retain(|r| r.trade_state != "REFUND"),
+            "REFUND" => bill.rows.retain(|r| r.trade_state == "REFUND"),
+            _ => return Err(param_error("bill_type 须为 ALL、SUCCESS 或 REFUND")),
+        }
+        let csv = bill.to_csv().into_bytes();
+        let hash = bill::sha1_hex(&csv);
+        let token = sign::nonce();
+        let mut state = self.state();
+        state.bill_tokens.retain(|_, (_, _, at)| at.elapsed() < BILL_URL_TTL);
+        state.bill_tokens.insert(token.clone(), (csv, gzip, Instant::now()));
+        Ok((
+            StatusCode::OK,
+            Some(json!({
+                "hash_type": "SHA1",
+                "hash_value": hash,
+                "download_url": format!("{base}/v3/billdownload/file?token={token}"),
+            })),
+        ))
     }
 
     /// Delivery attempts, oldest first (the last 1000).
@@ -512,6 +671,15 @@ impl WechatPaySandbox {
         if auth.mchid != self.inner.mchid {
             return Err(refuse(StatusCode::BAD_REQUEST, code::MCH_NOT_EXISTS, "商户号不存在"));
         }
+        // `Wechatpay-Serial` names the platform key the merchant verifies with; WeChat signs
+        // the answer with it, so a key id it does not have is refused.
+        match headers.get(sign::HEADER_SERIAL).map(|v| v.to_str().unwrap_or_default().trim()) {
+            Some(serial) if serial != self.inner.platform_serial_no => {
+                return Err(param_error("Wechatpay-Serial 与商户的微信支付公钥ID不匹配"));
+            }
+            Some(_) => {}
+            None => self.state().requests_without_serial += 1,
+        }
         if auth.serial_no != self.inner.merchant_serial_no {
             return Err(sign_error("商户证书序列号有误。请使用签名私钥匹配的证书序列号"));
         }
@@ -663,6 +831,20 @@ impl WechatPaySandbox {
         Ok((StatusCode::OK, Some(transaction)))
     }
 
+    /// `/v3/pay/transactions/id/{transaction_id}`: paid orders only have one.
+    fn query_by_id(&self, transaction_id: &str, query: Option<&str>) -> Result<(StatusCode, Option<Value>), Refusal> {
+        let out_trade_no = {
+            let state = self.state();
+            state
+                .orders
+                .values()
+                .find(|o| o.transaction_id.as_deref() == Some(transaction_id))
+                .map(|o| o.out_trade_no.clone())
+                .ok_or_else(|| refuse(StatusCode::NOT_FOUND, code::ORDER_NOT_EXIST, "订单不存在"))?
+        };
+        self.query(&out_trade_no, query)
+    }
+
     fn close(&self, out_trade_no: &str, body: &Value) -> Result<(StatusCode, Option<Value>), Refusal> {
         self.check_mchid(body)?;
         let mut state = self.state();
@@ -681,7 +863,22 @@ impl WechatPaySandbox {
     }
 
     fn create_refund(&self, body: &Value) -> Result<(StatusCode, Option<Value>), Refusal> {
-        let out_trade_no = str_field(body, "out_trade_no")?;
+        // Either number names the order; WeChat prefers transaction_id when both are given.
+        let by_transaction = body.get("transaction_id").and_then(Value::as_str).filter(|v| !v.is_empty());
+        let resolved;
+        let out_trade_no = match by_transaction {
+            Some(id) => {
+                let state = self.state();
+                resolved = state
+                    .orders
+                    .values()
+                    .find(|o| o.transaction_id.as_deref() == Some(id))
+                    .map(|o| o.out_trade_no.clone())
+                    .ok_or_else(|| refuse(StatusCode::NOT_FOUND, code::RESOURCE_NOT_EXISTS, "订单不存在"))?;
+                resolved.as_str()
+            }
+            None => str_field(body, "out_trade_no")?,
+        };
         let out_refund_no = str_field(body, "out_refund_no")?;
         if !valid_no(out_refund_no, 1..=64, b"_-|*@") {
             return Err(param_error("out_refund_no 须为1-64位数字、字母或_-|*@"));
@@ -736,6 +933,7 @@ impl WechatPaySandbox {
             channel: Some("ORIGINAL".into()),
             user_received_account: Some("支付用户零钱".into()),
             status: RefundStatus::Processing,
+            funds_account: Some("AVAILABLE".into()),
             create_time: Some(now_beijing()),
             success_time: None,
             amount: RefundAmount {
@@ -743,8 +941,14 @@ impl WechatPaySandbox {
                 refund: refund_amount,
                 payer_total: Some(total),
                 payer_refund: Some(refund_amount),
+                settlement_refund: Some(refund_amount),
+                settlement_total: Some(total),
+                discount_refund: Some(Fen::ZERO),
+                refund_fee: Some(Fen::new(fee_fen(refund_amount))),
+                from: Vec::new(),
                 currency: "CNY".into(),
             },
+            promotion_detail: Vec::new(),
         };
         let notify_url = notify_url.unwrap_or_else(|| order.notify_url.clone());
         state.refunds.insert(out_refund_no.to_string(), SandboxRefund { refund: refund.clone(), notify_url });
@@ -808,6 +1012,9 @@ pub fn sandbox_router(sandbox: WechatPaySandbox) -> Router {
     Router::new()
         .route("/v3/pay/transactions/jsapi", post(jsapi))
         .route("/v3/pay/transactions/out-trade-no/{out_trade_no}", get(query_order))
+        .route("/v3/pay/transactions/id/{transaction_id}", get(query_by_id))
+        .route("/v3/bill/tradebill", get(trade_bill))
+        .route("/v3/billdownload/file", get(download_bill))
         .route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", post(close_order))
         .route("/v3/refund/domestic/refunds", post(refund))
         .route("/v3/refund/domestic/refunds/{out_refund_no}", get(query_refund))
@@ -849,6 +1056,59 @@ async fn query_order(
     signed: Signed,
 ) -> Response {
     sandbox.answer(sandbox.query(&out_trade_no, signed.query.as_deref()))
+}
+
+async fn query_by_id(
+    State(sandbox): State<WechatPaySandbox>,
+    Path(transaction_id): Path<String>,
+    signed: Signed,
+) -> Response {
+    sandbox.answer(sandbox.query_by_id(&transaction_id, signed.query.as_deref()))
+}
+
+async fn trade_bill(
+    State(sandbox): State<WechatPaySandbox>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    signed: Signed,
+) -> Response {
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let prefix = uri.0.path().strip_suffix("/v3/bill/tradebill").unwrap_or_default();
+    sandbox.answer(sandbox.trade_bill(signed.query.as_deref(), &format!("http://{host}{prefix}")))
+}
+
+/// The bill itself: a signed request, an unsigned answer (as WeChat's), the hash vouching for it.
+async fn download_bill(State(sandbox): State<WechatPaySandbox>, signed: Signed) -> Response {
+    let token = url::form_urlencoded::parse(signed.query.as_deref().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let found = {
+        let state = sandbox.state();
+        state
+            .bill_tokens
+            .get(&token)
+            .filter(|(_, _, at)| at.elapsed() < BILL_URL_TTL)
+            .map(|(csv, gz, _)| (csv.clone(), *gz))
+    };
+    let Some((csv, gzip)) = found else {
+        return sandbox.answer(Err(refuse(StatusCode::NOT_FOUND, code::RESOURCE_NOT_EXISTS, "下载链接不存在或已过期")));
+    };
+    let bytes = if gzip {
+        match bill::gzip(&csv) {
+            Ok(b) => b,
+            Err(e) => {
+                return sandbox.answer(Err(refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::SYSTEM_ERROR,
+                    e.to_string(),
+                )))
+            }
+        }
+    } else {
+        csv
+    };
+    ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
 }
 
 async fn close_order(

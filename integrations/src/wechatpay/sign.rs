@@ -33,6 +33,9 @@ pub const HEADER_TIMESTAMP: &str = "Wechatpay-Timestamp";
 pub const HEADER_NONCE: &str = "Wechatpay-Nonce";
 pub const HEADER_SIGNATURE: &str = "Wechatpay-Signature";
 pub const HEADER_SERIAL: &str = "Wechatpay-Serial";
+/// Sent by WeChat Pay on answers and notifications; SDKs (e.g. `wechatpayv3`) refuse a
+/// message without it.
+pub const HEADER_SIGNATURE_TYPE: &str = "Wechatpay-Signature-Type";
 
 /// Why a signature, key or ciphertext was refused. Messages never contain key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,17 +295,30 @@ impl WechatpaySignature {
     }
 
     /// `(name, value)` pairs to put on the response or notification request.
-    pub fn headers(&self) -> [(&'static str, String); 4] {
+    pub fn headers(&self) -> [(&'static str, String); 5] {
         [
             (HEADER_TIMESTAMP, self.timestamp.to_string()),
             (HEADER_NONCE, self.nonce.clone()),
             (HEADER_SIGNATURE, self.signature.clone()),
             (HEADER_SERIAL, self.serial.clone()),
+            (HEADER_SIGNATURE_TYPE, AUTH_SCHEMA.to_string()),
         ]
     }
 
-    /// Reads the four headers; any of them missing means the message is unsigned.
+    /// Whether the message carries any of the signature headers (an answer with none is
+    /// unsigned, not badly signed).
+    pub fn present_in(headers: &http::HeaderMap) -> bool {
+        [HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SERIAL].iter().any(|h| headers.contains_key(*h))
+    }
+
+    /// Reads the four headers; any of them missing means the message is unsigned. A
+    /// `Wechatpay-Signature-Type` other than ours is refused (older messages may lack it).
     pub fn from_headers(headers: &http::HeaderMap) -> Result<Self, SignError> {
+        if let Some(kind) = headers.get(HEADER_SIGNATURE_TYPE) {
+            if kind.to_str().map(str::trim).ok() != Some(AUTH_SCHEMA) {
+                return Err(SignError::Malformed(HEADER_SIGNATURE_TYPE.to_string()));
+            }
+        }
         let get = |name: &'static str| {
             headers
                 .get(name)

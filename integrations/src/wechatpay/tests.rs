@@ -634,8 +634,7 @@ fn openssl(args: &[&str]) -> std::process::Output {
 #[test]
 fn openssl_verifies_our_request_signature_and_pay_sign() {
     if !have("openssl", &["version"]) {
-        eprintln!("!!!!!!!! SKIPPED: `openssl` is not on PATH; the independent signature check did not run !!!!!!!!");
-        return;
+        panic!("`openssl` is not on PATH; the independent signature check did not run");
     }
     let dir = tempfile::tempdir().unwrap();
     let client = WechatPayClient::new(config("https://api.mch.weixin.qq.com", "https://example.com/notify")).unwrap();
@@ -692,17 +691,13 @@ fn openssl_verifies_our_request_signature_and_pay_sign() {
 #[test]
 fn parses_a_notification_built_by_openssl_and_python() {
     if !have("openssl", &["version"]) {
-        eprintln!(
-            "!!!!!!!! SKIPPED: `openssl` is not on PATH; the independent notification check did not run !!!!!!!!"
-        );
-        return;
+        panic!("`openssl` is not on PATH; the independent notification check did not run");
     }
     if !have("python3", &["-c", "import cryptography.hazmat.primitives.ciphers.aead"]) {
-        eprintln!(
-            "!!!!!!!! SKIPPED: python3 `cryptography` is missing; the independent AES-GCM check did not run \
-             (sign::tests::aes_256_gcm_known_answer still checks GCM against NIST) !!!!!!!!"
+        panic!(
+            "python3 `cryptography` is missing; the independent AES-GCM check did not run \
+             (sign::tests::aes_256_gcm_known_answer still checks GCM against NIST)"
         );
-        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let plaintext = r#"{"mchid":"1230000109","appid":"wxd678efh567hg6787","out_trade_no":"1217752501201407033233368018","transaction_id":"1217752501201407033233368018","trade_type":"JSAPI","trade_state":"SUCCESS","trade_state_desc":"支付成功","bank_type":"CMC","attach":"自定义数据","success_time":"2018-06-08T10:34:56+08:00","payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},"amount":{"total":100,"payer_total":100,"currency":"CNY","payer_currency":"CNY"}}"#;
@@ -761,4 +756,403 @@ print(base64.b64encode(AESGCM(key.encode()).encrypt(nonce.encode(), data, ad.enc
             .unwrap(),
         ciphertext
     );
+}
+
+// ---- Fixes found by checking against an independent SDK, and bills ---------------------------
+
+/// A signed request with extra headers chosen by the test; returns status, headers and body.
+async fn raw_with_headers(
+    env: &Env,
+    method: &str,
+    path: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (u16, HeaderMap, Value) {
+    let auth = env.client.authorization(method, path, Utc::now().timestamp(), &sign::nonce(), body.as_bytes());
+    let mut req = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{}{path}", env.base))
+        .header("Authorization", auth)
+        .header("Accept", "application/json");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    if !body.is_empty() {
+        req = req.header("Content-Type", "application/json").body(body.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn client_names_its_platform_key_and_answers_name_their_signature_type() {
+    let env = start().await;
+    env.client.jsapi_order(order("REG20250201000001", 100)).await.unwrap();
+    env.client.query_order("REG20250201000001").await.unwrap();
+    env.client.close_order("REG20250201000001").await.unwrap();
+    assert_eq!(env.sandbox.requests_without_serial(), 0, "Wechatpay-Serial went with every request");
+
+    let path = format!("/v3/pay/transactions/out-trade-no/REG20250201000001?mchid={MCHID}");
+    let (status, headers, answer) =
+        raw_with_headers(&env, "GET", &path, "", &[("Wechatpay-Serial", "PUB_KEY_ID_SOMEONE_ELSE")]).await;
+    assert_eq!((status, answer["code"].as_str()), (400, Some(code::PARAM_ERROR)));
+    assert_eq!(headers["wechatpay-signature-type"], sign::AUTH_SCHEMA, "refusals are signed too");
+    let (status, headers, _) = raw_with_headers(&env, "GET", &path, "", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["wechatpay-signature-type"], sign::AUTH_SCHEMA);
+    assert_eq!(env.sandbox.requests_without_serial(), 1);
+
+    env.client.jsapi_order(order("REG20250201000002", 100)).await.unwrap();
+    env.sandbox.pay("REG20250201000002").unwrap();
+    let (headers, _) = env.notify.wait_for(1).await.remove(0);
+    assert_eq!(headers["wechatpay-signature-type"], sign::AUTH_SCHEMA, "notifications carry it");
+    // Another signature type is refused rather than guessed at.
+    let mut odd = headers.clone();
+    odd.insert("Wechatpay-Signature-Type", "WECHATPAY2-SM2-WITH-SM3".parse().unwrap());
+    assert!(WechatpaySignature::from_headers(&odd).is_err());
+}
+
+#[tokio::test]
+async fn orders_are_found_and_refunded_by_transaction_id_with_every_refund_field() {
+    let env = start().await;
+    env.client.jsapi_order(order("REG20250201000003", 2000)).await.unwrap();
+    let paid = env.sandbox.pay("REG20250201000003").unwrap();
+    let transaction_id = paid.transaction_id.clone().unwrap();
+    let pay: Arc<dyn WechatPay> = Arc::new(env.client.clone());
+    let by_id = pay.query_transaction(&transaction_id).await.unwrap();
+    assert_eq!((by_id.out_trade_no.as_str(), by_id.trade_state), ("REG20250201000003", TradeState::Success));
+    let err = pay.query_transaction("4200000000000000000000000000").await.unwrap_err();
+    assert!(err.is_order_not_found(), "{err:?}");
+    assert!(matches!(pay.query_transaction("../x").await, Err(WechatPayError::InvalidRequest(_))));
+
+    let body = json!({
+        "transaction_id": transaction_id, "out_refund_no": "RFTX1",
+        "amount": {"refund": 500, "total": 2000, "currency": "CNY"},
+    });
+    let (status, _, refund) =
+        raw_with_headers(&env, "POST", "/v3/refund/domestic/refunds", &body.to_string(), &[]).await;
+    assert_eq!(status, 200, "{refund}");
+    assert_eq!(refund["out_trade_no"], "REG20250201000003");
+    // Every field WeChat's refund answer has.
+    for field in [
+        "refund_id",
+        "out_refund_no",
+        "transaction_id",
+        "out_trade_no",
+        "channel",
+        "user_received_account",
+        "create_time",
+        "status",
+        "funds_account",
+        "amount",
+        "promotion_detail",
+    ] {
+        assert!(refund.get(field).is_some(), "{field} missing from {refund}");
+    }
+    for field in [
+        "total",
+        "refund",
+        "payer_total",
+        "payer_refund",
+        "settlement_refund",
+        "settlement_total",
+        "discount_refund",
+        "currency",
+        "refund_fee",
+    ] {
+        assert!(refund["amount"].get(field).is_some(), "amount.{field} missing from {refund}");
+    }
+    let typed = pay.query_refund("RFTX1").await.unwrap();
+    assert_eq!(
+        (typed.funds_account.as_deref(), typed.amount.settlement_refund),
+        (Some("AVAILABLE"), Some(Fen::new(500)))
+    );
+    let unknown = json!({"transaction_id": "4200000000000000000000000000", "out_refund_no": "RFTX2", "amount": {"refund": 1, "total": 1, "currency": "CNY"}});
+    let (status, _, answer) =
+        raw_with_headers(&env, "POST", "/v3/refund/domestic/refunds", &unknown.to_string(), &[]).await;
+    assert_eq!((status, answer["code"].as_str()), (404, Some(code::RESOURCE_NOT_EXISTS)));
+}
+
+/// Fake "WeChat Pay" answering `status` and `body`, signed by `signature` or not at all.
+async fn fake_answer(status: StatusCode, signature: Option<WechatpaySignature>, body: &'static str) -> String {
+    let app = Router::new().fallback(move || {
+        let signature = signature.clone();
+        async move { (status, signature.map(|s| signed_headers(&s)).unwrap_or_default(), body) }
+    });
+    serve(app).await
+}
+
+#[tokio::test]
+async fn refusals_reach_the_caller_as_their_codes_even_unsigned() {
+    const NOT_FOUND: &str = r#"{"code":"ORDERNOTEXIST","message":"订单不存在"}"#;
+    let base = fake_answer(StatusCode::NOT_FOUND, None, NOT_FOUND).await;
+    let client = WechatPayClient::new(config(&base, "https://example.com/notify")).unwrap();
+    let err = client.query_order("REG20250201000404").await.unwrap_err();
+    assert_eq!(err.api_code(), Some(code::ORDERNOTEXIST));
+    assert!(err.is_order_not_found());
+    const PAID: &str = r#"{"code":"ORDERPAID","message":"该订单已支付"}"#;
+    let base = fake_answer(StatusCode::FORBIDDEN, None, PAID).await;
+    let client = WechatPayClient::new(config(&base, "https://example.com/notify")).unwrap();
+    assert_eq!(
+        api_error(client.close_order("REG20250201000404").await.unwrap_err()),
+        (403, code::ORDERPAID.to_string())
+    );
+    // A refusal carrying a *bad* signature is still refused, and an unsigned success too.
+    let forged = WechatpaySignature::sign(
+        &platform_private_key(),
+        test_keys::PLATFORM_SERIAL_NO,
+        Utc::now().timestamp(),
+        "n",
+        b"{}",
+    );
+    let base = fake_answer(StatusCode::FORBIDDEN, Some(forged), PAID).await;
+    let client = WechatPayClient::new(config(&base, "https://example.com/notify")).unwrap();
+    assert!(matches!(
+        client.close_order("REG20250201000404").await,
+        Err(WechatPayError::Unverified { status: 403, .. })
+    ));
+    let base = fake_answer(StatusCode::OK, None, r#"{"prepay_id":"wx1"}"#).await;
+    let client = WechatPayClient::new(config(&base, "https://example.com/notify")).unwrap();
+    assert!(matches!(
+        client.jsapi_order(order("REG20250201000005", 1)).await,
+        Err(WechatPayError::Unverified { status: 200, .. })
+    ));
+}
+
+#[tokio::test]
+async fn trade_bill_is_downloaded_hash_checked_and_shows_planted_differences() {
+    let env = start().await;
+    for (no, fen) in [("REGWXB1", 1250u64), ("REGWXB2", 3000), ("REGWXB3", 5000), ("REGWXB4", 700)] {
+        env.client.jsapi_order(order(no, fen)).await.unwrap();
+        env.sandbox.pay(no).unwrap();
+    }
+    env.client.jsapi_order(order("REGWXBUNPAID", 100)).await.unwrap();
+    env.client
+        .refund(RefundRequest {
+            out_trade_no: "REGWXB1".into(),
+            out_refund_no: "RFWXB1".into(),
+            reason: None,
+            refund: Fen::new(250),
+            total: Fen::new(1250),
+        })
+        .await
+        .unwrap();
+    let today = Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
+    let bill = env.client.trade_bill(today).await.unwrap();
+    let entries = bill.entries();
+    let payments: Vec<(String, u64)> = entries
+        .iter()
+        .filter(|e| e.kind == crate::bill::BillEntryKind::Payment)
+        .map(|e| (e.out_trade_no.clone(), e.amount.get()))
+        .collect();
+    assert_eq!(payments.len(), 4, "{payments:?}");
+    assert!(payments.contains(&("REGWXB3".to_string(), 5000)));
+    let refunds: Vec<_> = entries.iter().filter(|e| e.kind == crate::bill::BillEntryKind::Refund).collect();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!((refunds[0].out_refund_no.as_deref(), refunds[0].amount), (Some("RFWXB1"), Fen::new(250)));
+    assert!(bill.rows.iter().all(|r| r.appid == APPID && r.mchid == MCHID));
+
+    env.sandbox.plant(crate::bill::BillPlant::Missing { out_trade_no: "REGWXB2".into() });
+    env.sandbox.plant(crate::bill::BillPlant::Amount { out_trade_no: "REGWXB3".into(), amount: Fen::new(4999) });
+    env.sandbox.plant(crate::bill::BillPlant::Unknown {
+        date: today,
+        out_trade_no: "NEVERPLACEDWX".into(),
+        amount: Fen::new(888),
+    });
+    let planted = env.client.trade_bill(today).await.unwrap().entries();
+    assert!(planted.iter().all(|e| e.out_trade_no != "REGWXB2"));
+    let amount_of = |no: &str| {
+        planted
+            .iter()
+            .find(|e| e.out_trade_no == no && e.kind == crate::bill::BillEntryKind::Payment)
+            .map(|e| e.amount.get())
+    };
+    assert_eq!(
+        (amount_of("REGWXB3"), amount_of("NEVERPLACEDWX"), amount_of("REGWXB4")),
+        (Some(4999), Some(888), Some(700))
+    );
+
+    let err = env.client.trade_bill(today.succ_opt().unwrap()).await.unwrap_err();
+    assert_eq!(api_error(err).1, code::NO_STATEMENT_EXIST);
+    // The download link needs a signed request.
+    let (status, _, answer) = raw_with_headers(&env, "GET", "/v3/billdownload/file?token=forged", "", &[]).await;
+    assert_eq!((status, answer["code"].as_str()), (404, Some(code::RESOURCE_NOT_EXISTS)));
+    let unsigned = reqwest::get(format!("{}/v3/billdownload/file?token=forged", env.base)).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+}
+
+#[tokio::test]
+async fn a_bill_whose_hash_does_not_match_is_refused() {
+    let csv = WechatBill::default().to_csv();
+    let gz = bill::gzip(csv.as_bytes()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    for (hash, ok) in [(bill::sha1_hex(csv.as_bytes()), true), (bill::sha1_hex(b"something else"), false)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let link = serde_json::to_vec(&json!({"hash_type": "SHA1", "hash_value": hash, "download_url": format!("{base}/v3/billdownload/file?token=t")})).unwrap();
+        let sig = WechatpaySignature::sign(
+            &platform_private_key(),
+            test_keys::PLATFORM_SERIAL_NO,
+            Utc::now().timestamp(),
+            "n",
+            &link,
+        );
+        let gz = gz.clone();
+        let app = Router::new()
+            .route("/v3/bill/tradebill", axum::routing::get(move || async move { (signed_headers(&sig), link) }))
+            .route("/v3/billdownload/file", axum::routing::get(move || async move { gz }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = WechatPayClient::new(config(&base, "https://example.com/notify")).unwrap();
+        let result = client.trade_bill(chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()).await;
+        assert_eq!(result.is_ok(), ok, "{result:?}");
+        if !ok {
+            assert!(matches!(result, Err(WechatPayError::Bill(e)) if e.0.contains("SHA1")));
+        }
+    }
+    // A link pointing elsewhere gets no signed request.
+    let link = serde_json::to_vec(
+        &json!({"hash_type": "SHA1", "hash_value": "x", "download_url": "https://attacker.example/steal"}),
+    )
+    .unwrap();
+    let sig = WechatpaySignature::sign(
+        &platform_private_key(),
+        test_keys::PLATFORM_SERIAL_NO,
+        Utc::now().timestamp(),
+        "n",
+        &link,
+    );
+    let app = Router::new()
+        .route("/v3/bill/tradebill", axum::routing::get(move || async move { (signed_headers(&sig), link) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = WechatPayClient::new(config(&base, "https://example.com/notify")).unwrap();
+    assert!(matches!(
+        client.trade_bill(chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()).await,
+        Err(WechatPayError::UnexpectedResponse { .. })
+    ));
+}
+
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+const PY_WECHATPAYV3: &str = r#"
+import json, sys, gzip, hashlib
+from wechatpayv3 import WeChatPay, WeChatPayType
+cfg = json.loads(sys.stdin.read())
+pay = WeChatPay(wechatpay_type=WeChatPayType.MINIPROG, mchid=cfg["mchid"], private_key=cfg["merchant_private"],
+                cert_serial_no=cfg["merchant_serial"], appid=cfg["appid"], apiv3_key=cfg["apiv3_key"],
+                notify_url=cfg["notify_url"], public_key=cfg["platform_public"], public_key_id=cfg["platform_serial"])
+pay._core._gate_way = cfg["base"]
+out = {}
+def call(name, result):
+    code, body = result
+    out[name] = {"status": code, "body": json.loads(body) if isinstance(body, str) and body else None}
+# The SDK verifies every 2xx answer's signature (and raises if it fails): these calls passing
+# means our sandbox's answers verify with an independent implementation.
+call("pay", pay.pay(description="挂号", out_trade_no="REGPYWX001", amount={"total": 1500}, payer={"openid": cfg["openid"]}))
+call("query", pay.query(out_trade_no=cfg["paid_trade"]))
+call("query_by_id", pay.query(transaction_id=cfg["transaction_id"]))
+call("missing", pay.query(out_trade_no="REGPYWX404"))
+call("refund", pay.refund(out_refund_no="RFPYWX1", amount={"refund": 300, "total": 2000, "currency": "CNY"}, transaction_id=cfg["transaction_id"]))
+call("query_refund", pay.query_refund(out_refund_no="RFPYWX1"))
+call("close", pay.close(out_trade_no="REGPYWX001"))
+call("close_paid", pay.close(out_trade_no=cfg["paid_trade"]))
+code, body = pay.trade_bill(bill_date=cfg["bill_date"])
+link = json.loads(body)
+code, raw = pay.download_bill(link["download_url"])
+csv = gzip.decompress(raw)
+out["bill"] = {"status": code, "hash_ok": hashlib.sha1(csv).hexdigest() == link["hash_value"], "lines": csv.decode().splitlines()}
+# A notification our sandbox sent, verified and decrypted by the SDK.
+out["callback"] = pay.callback(cfg["notification_headers"], cfg["notification_body"])
+tampered = cfg["notification_body"].replace("TRANSACTION.SUCCESS", "TRANSACTION.FAILURE")
+out["callback_tampered"] = pay.callback(cfg["notification_headers"], tampered)
+print(json.dumps(out, ensure_ascii=False))
+"#;
+
+/// `wechatpayv3` (PyPI, installed by scripts/test.sh) against our sandbox: it calls every
+/// endpoint, verifying each answer with its own code, and verifies and decrypts a notification.
+#[tokio::test]
+async fn python_wechatpayv3_cross_check() {
+    if !python_has("wechatpayv3") {
+        panic!(
+            "python3 module `wechatpayv3` (PyPI) is missing; the independent WeChat Pay \
+             cross-check did not run (scripts/test.sh installs it)"
+        );
+    }
+    let env = start().await;
+    env.client.jsapi_order(order("REGPYWXPAID", 2000)).await.unwrap();
+    let paid = env.sandbox.pay("REGPYWXPAID").unwrap();
+    let (headers, body) = env.notify.wait_for(1).await.remove(0);
+    let header_map: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("wechatpay-"))
+        .map(|(k, v)| {
+            // Canonical capitalisation, as WeChat sends them (the SDK reads them so).
+            let name = k.as_str().split('-').map(|p| p[..1].to_uppercase() + &p[1..]).collect::<Vec<_>>().join("-");
+            (name, json!(v.to_str().unwrap()))
+        })
+        .collect();
+    let input = json!({
+        "mchid": MCHID, "appid": APPID, "openid": OPENID,
+        "merchant_private": test_keys::MERCHANT_PRIVATE_KEY_PEM,
+        "merchant_serial": test_keys::MERCHANT_SERIAL_NO,
+        "apiv3_key": test_keys::APIV3_KEY,
+        "platform_public": test_keys::PLATFORM_PUBLIC_KEY_PEM,
+        "platform_serial": test_keys::PLATFORM_SERIAL_NO,
+        "notify_url": "https://example.com/pay/notify",
+        "base": env.base,
+        "paid_trade": "REGPYWXPAID",
+        "transaction_id": paid.transaction_id.clone().unwrap(),
+        "bill_date": Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).format("%Y-%m-%d").to_string(),
+        "notification_headers": header_map,
+        "notification_body": String::from_utf8(body.to_vec()).unwrap(),
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new("python3")
+            .args(["-c", PY_WECHATPAYV3])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["pay"]["status"], 200, "{out}");
+    assert!(out["pay"]["body"]["prepay_id"].as_str().unwrap().starts_with("wx"));
+    assert_eq!(env.sandbox.order("REGPYWX001").unwrap().amount, Fen::new(1500), "an order the SDK signed was accepted");
+    assert_eq!(out["query"]["body"]["trade_state"], "SUCCESS");
+    assert_eq!(out["query_by_id"]["body"]["out_trade_no"], "REGPYWXPAID");
+    assert_eq!(
+        (out["missing"]["status"].as_u64(), out["missing"]["body"]["code"].as_str()),
+        (Some(404), Some(code::ORDER_NOT_EXIST))
+    );
+    assert_eq!(out["refund"]["status"], 200);
+    assert_eq!(out["refund"]["body"]["amount"]["refund"], 300);
+    assert_eq!(out["query_refund"]["body"]["out_refund_no"], "RFPYWX1");
+    assert_eq!(out["close"]["status"], 204);
+    assert_eq!(out["close_paid"]["body"]["code"], code::ORDERPAID);
+    assert_eq!(out["bill"]["status"], 200);
+    assert_eq!(out["bill"]["hash_ok"], true);
+    let lines: Vec<&str> = out["bill"]["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(lines[0].starts_with("交易时间,公众账号ID,商户号"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("`REGPYWXPAID,") && l.contains("`SUCCESS,")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("`RFPYWX1,") && l.contains("`REFUND,")), "{lines:?}");
+    assert_eq!(out["callback"]["event_type"], "TRANSACTION.SUCCESS");
+    assert_eq!(out["callback"]["resource"]["out_trade_no"], "REGPYWXPAID");
+    assert_eq!(out["callback"]["resource"]["amount"]["total"], 2000);
+    assert!(out["callback_tampered"].is_null(), "the SDK refuses a tampered notification");
+    // Our client sees the refund the SDK made by transaction_id.
+    assert_eq!(env.client.query_refund("RFPYWX1").await.unwrap().out_trade_no, "REGPYWXPAID");
 }
