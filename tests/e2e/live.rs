@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::booking_flow::{ahead, booking_opts, create_session, doctors, pay, person, staff, Person};
-use crate::harness::{expect_json, ok_json, phone, RedisServer, TestServer};
+use crate::harness::{expect_json, ok_json, phone, rss_kib, RedisServer, TestServer};
 use crate::realtime::{patient, Enc, End, Ws};
 
 /// A client as the guide describes one: it keeps the last sequence number it processed,
@@ -464,15 +464,6 @@ async fn protocol_errors_close_with_1002_and_1007() {
         }
         other => panic!("an unknown subprotocol is refused: {:?}", other.map(|_| ())),
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 async fn open_sockets(s: &TestServer) -> f64 {

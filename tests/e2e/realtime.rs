@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::harness::{ok_json, Opts, RedisServer, TestServer};
+use crate::harness::{ok_json, rss_kib, Opts, RedisServer, TestServer};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Enc {
@@ -284,16 +284,6 @@ async fn two_nodes_share_events_through_redis() {
     let ev = ws.next_of("profile").await;
     assert_eq!(ev["payload"]["profile"]["name"], "跨节点");
     assert_eq!(ev["seq"], seq0 + 1, "numbered once, cluster-wide");
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
