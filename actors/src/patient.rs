@@ -12,7 +12,7 @@ use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
 use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
-use hospital_store::{PatientCaps, PatientRecord, PersonHolder, StoreError};
+use hospital_store::{Conflict, PatientCaps, PatientRecord, PersonHolder, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -121,9 +121,11 @@ impl PatientState {
         // truth if another process (or another account's actor) wrote meanwhile.
         let others = match self.deps.stores.data.add_patient(&record, caps).await {
             Ok(others) => others,
-            Err(StoreError::Conflict("patient cap")) => return Err(ActorError::PatientCap { cap: caps.per_account }),
-            Err(StoreError::Conflict("patient")) => return Err(ActorError::DuplicatePatient),
-            Err(StoreError::Conflict("person cap")) => {
+            Err(StoreError::Conflict(Conflict::PatientCap)) => {
+                return Err(ActorError::PatientCap { cap: caps.per_account })
+            }
+            Err(StoreError::Conflict(Conflict::Patient)) => return Err(ActorError::DuplicatePatient),
+            Err(StoreError::Conflict(Conflict::PersonCap)) => {
                 return Err(ActorError::PersonAccountCap { cap: caps.accounts_per_person })
             }
             Err(e) => return Err(e.into()),

@@ -14,6 +14,7 @@ use hospital_domain::*;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::Conflict;
 use crate::model::*;
 use crate::persons::{PersonHolder, RealNameCheck};
 use crate::sessions::SessionStore;
@@ -70,7 +71,7 @@ pub async fn accounts(store: Arc<dyn DataStore>) {
     let mut clash = sample_account();
     clash.phone = a.phone.clone();
     assert!(
-        matches!(store.create_account(&clash).await, Err(StoreError::Conflict("phone"))),
+        matches!(store.create_account(&clash).await, Err(StoreError::Conflict(Conflict::Phone))),
         "a second account with the same phone is refused"
     );
     assert!(store.account(clash.id).await.unwrap().is_none(), "a refused create writes nothing");
@@ -89,7 +90,7 @@ pub async fn accounts(store: Arc<dyn DataStore>) {
     let mut other = sample_account();
     store.create_account(&other).await.unwrap();
     other.email = a.email.clone();
-    assert!(matches!(store.update_account(&other, &[]).await, Err(StoreError::Conflict("email"))));
+    assert!(matches!(store.update_account(&other, &[]).await, Err(StoreError::Conflict(Conflict::Email))));
 }
 
 /// Patients: cap, duplicates, order, removal, sealed fields.
@@ -107,10 +108,13 @@ pub async fn patients(store: Arc<dyn DataStore>) {
         store.add_patient(&p, caps(2)).await.unwrap();
     }
     let third = sample_patient(&cipher, a.id, cards[2]);
-    assert!(matches!(store.add_patient(&third, caps(2)).await, Err(StoreError::Conflict("patient cap"))), "cap holds");
+    assert!(
+        matches!(store.add_patient(&third, caps(2)).await, Err(StoreError::Conflict(Conflict::PatientCap))),
+        "cap holds"
+    );
     let dup = sample_patient(&cipher, a.id, cards[0]);
     assert!(
-        matches!(store.add_patient(&dup, caps(5)).await, Err(StoreError::Conflict("patient"))),
+        matches!(store.add_patient(&dup, caps(5)).await, Err(StoreError::Conflict(Conflict::Patient))),
         "same person twice"
     );
 
@@ -161,12 +165,12 @@ pub async fn persons(store: Arc<dyn DataStore>) {
 
     // The cap: two accounts hold the person, a third is refused and nothing of it is stored.
     let pc = record(c.id, Relation::Child);
-    assert!(matches!(store.add_patient(&pc, caps).await, Err(StoreError::Conflict("person cap"))), "person cap");
+    assert!(matches!(store.add_patient(&pc, caps).await, Err(StoreError::Conflict(Conflict::PersonCap))), "person cap");
     assert!(store.patients_of(c.id).await.unwrap().is_empty(), "a refused add leaves no patient");
     assert_eq!(store.holders_of_person(&person).await.unwrap().len(), 2, "nor a holder");
     // The account's own rules come first: the same person twice under one account.
     let again = record(b.id, Relation::Other);
-    assert!(matches!(store.add_patient(&again, caps).await, Err(StoreError::Conflict("patient"))));
+    assert!(matches!(store.add_patient(&again, caps).await, Err(StoreError::Conflict(Conflict::Patient))));
 
     // A relation change shows in the listing; the person itself cannot change.
     pb.relation = Relation::Spouse;
@@ -175,7 +179,7 @@ pub async fn persons(store: Arc<dyn DataStore>) {
     assert_eq!(b_row.map(|h| h.relation), Some(Relation::Spouse));
     let mut moved = pb.clone();
     moved.id_card_index = unique("other-person");
-    assert!(matches!(store.update_patient(&moved).await, Err(StoreError::Conflict("patient person"))));
+    assert!(matches!(store.update_patient(&moved).await, Err(StoreError::Conflict(Conflict::PatientPerson))));
 
     // Removing frees the place.
     assert!(!store.remove_patient(c.id, pc.id).await.unwrap());
@@ -219,7 +223,7 @@ pub async fn staff(store: Arc<dyn DataStore>) {
     assert_eq!(store.staff(s.id).await.unwrap().as_ref(), Some(&s));
     let mut again = s.clone();
     again.id = StaffId::new();
-    assert!(matches!(store.create_staff(&again).await, Err(StoreError::Conflict("username"))));
+    assert!(matches!(store.create_staff(&again).await, Err(StoreError::Conflict(Conflict::Username))));
 }
 
 /// Catalogue and schedules: listings by partition, in clustering order.
@@ -1057,7 +1061,7 @@ pub async fn audit(store: Arc<dyn DataStore>) {
     unhashed.event.purpose = Some("changed after sealing".into());
     for bad in [vec![forked], vec![gap], vec![forged], vec![unhashed]] {
         assert!(
-            matches!(audit.append_audit(&bad).await, Err(StoreError::Conflict("audit chain"))),
+            matches!(audit.append_audit(&bad).await, Err(StoreError::Conflict(Conflict::AuditChain))),
             "refused: seq {}",
             bad[0].seq
         );
