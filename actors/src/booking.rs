@@ -9,7 +9,7 @@ use hospital_store::StoreError;
 use crate::ActorError;
 
 /// A refusal or failure of a booking operation.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum BookingError {
     /// The schedule said no (sold out, not released, stopped, ...).
     #[error(transparent)]
@@ -26,19 +26,13 @@ pub enum BookingError {
     #[error("an appointment can only be moved to another slot of the same doctor; cancel and book instead")]
     OtherDoctor,
     /// The actor or the store could not do it now; nothing was changed.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl From<ActorError> for BookingError {
-    fn from(e: ActorError) -> Self {
-        BookingError::Unavailable(e.to_string())
-    }
+    #[error(transparent)]
+    Unavailable(#[from] ActorError),
 }
 
 impl From<StoreError> for BookingError {
     fn from(e: StoreError) -> Self {
-        BookingError::Unavailable(e.to_string())
+        BookingError::Unavailable(e.into())
     }
 }
 

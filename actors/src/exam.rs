@@ -29,11 +29,15 @@ pub enum ExamFailure {
     /// The state machine refused the change (or its content).
     #[error(transparent)]
     Rejected(#[from] ExamError),
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    /// The exam's actor could not be reached in time.
+    /// The exam's actor or the store could not do it now; nothing was changed.
     #[error(transparent)]
-    Actor(#[from] crate::ActorError),
+    Unavailable(#[from] crate::ActorError),
+}
+
+impl From<StoreError> for ExamFailure {
+    fn from(e: StoreError) -> Self {
+        ExamFailure::Unavailable(e.into())
+    }
 }
 
 #[derive(Debug)]

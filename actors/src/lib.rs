@@ -35,7 +35,7 @@ pub use error::ActorError;
 pub use events::{EventBus, Events};
 pub use exam::{ExamFailure, ExamKind, ExamMsg};
 pub use kind::ActorKind;
-pub use patient::{PatientActor, PatientKind, PatientMsg};
+pub use patient::{PatientActor, PatientError, PatientKind, PatientMsg};
 pub use payment::{PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
 pub use schedule::{Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport};

@@ -13,14 +13,40 @@ use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
 use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
 use hospital_store::{Conflict, PatientCaps, PatientRecord, PersonHolder, StoreError};
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
 use crate::booking::BookingError;
 use crate::idle::IdleClock;
 use crate::schedule::Booker;
-use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleMsg};
+use crate::system::Retry;
+use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleKind, ScheduleMsg};
+
+/// Why a patient was not added.
+#[derive(Debug, thiserror::Error)]
+pub enum PatientError {
+    /// The account already holds the most patients it may.
+    #[error("an account may hold at most {cap} patients")]
+    PatientCap { cap: usize },
+    /// The person (same ID number) is already a patient of the most accounts one person may be.
+    #[error("this person is already a patient of {cap} other accounts, the most allowed")]
+    PersonAccountCap { cap: usize },
+    /// The same person (same ID number) is already a patient of the account.
+    #[error("this person is already a patient of the account")]
+    DuplicatePatient,
+    /// A patient record was sent to another account's actor: a bug in the caller.
+    #[error("the patient record belongs to another account")]
+    WrongAccount,
+    /// The actor or the store could not do it now; nothing was changed.
+    #[error(transparent)]
+    Unavailable(#[from] ActorError),
+}
+
+impl From<StoreError> for PatientError {
+    fn from(e: StoreError) -> Self {
+        PatientError::Unavailable(e.into())
+    }
+}
 
 /// Messages of a patient session actor.
 #[derive(Debug)]
@@ -33,7 +59,7 @@ pub enum PatientMsg {
     /// the write succeeded. Then the account holding the person's `self` record, if another, is
     /// told in its message centre. Refusals are `PatientCap`, `DuplicatePatient`,
     /// `PersonAccountCap`, `WrongAccount`. The caller has checked the name against the ID number.
-    AddPatient { record: PatientRecord, caps: PatientCaps, reply: RpcReplyPort<Result<PatientRecord, ActorError>> },
+    AddPatient { record: PatientRecord, caps: PatientCaps, reply: RpcReplyPort<Result<PatientRecord, PatientError>> },
     /// Removes a patient; `Ok(false)` if the account had none with this id.
     RemovePatient { id: PatientId, reply: RpcReplyPort<Result<bool, ActorError>> },
     /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules
@@ -77,20 +103,20 @@ pub struct PatientState {
 
 /// The account's own rules for adding `person` (an ID-number index), given the patients it
 /// holds: the rules `AddPatient` enforces from memory (the store checks them again atomically).
-pub fn check_account(patients: &[PatientRecord], person: &str, cap: usize) -> Result<(), ActorError> {
+pub fn check_account(patients: &[PatientRecord], person: &str, cap: usize) -> Result<(), PatientError> {
     if patients.iter().any(|p| p.id_card_index == person) {
-        return Err(ActorError::DuplicatePatient);
+        return Err(PatientError::DuplicatePatient);
     }
     if patients.len() >= cap {
-        return Err(ActorError::PatientCap { cap });
+        return Err(PatientError::PatientCap { cap });
     }
     Ok(())
 }
 
 /// The accounts-per-person cap for `account` adding a person held by `holders`.
-pub fn check_person(holders: &[PersonHolder], account: AccountId, cap: usize) -> Result<(), ActorError> {
+pub fn check_person(holders: &[PersonHolder], account: AccountId, cap: usize) -> Result<(), PatientError> {
     if holders.iter().filter(|h| h.account_id != account).count() >= cap {
-        return Err(ActorError::PersonAccountCap { cap });
+        return Err(PatientError::PersonAccountCap { cap });
     }
     Ok(())
 }
@@ -109,12 +135,12 @@ fn relation_zh(r: Relation) -> &'static str {
 const NOTICE_ATTEMPTS: u32 = 3;
 
 impl PatientState {
-    async fn add(&mut self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, ActorError> {
+    async fn add(&mut self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, PatientError> {
         if record.account_id != self.account {
-            return Err(ActorError::WrongAccount);
+            return Err(PatientError::WrongAccount);
         }
         if self.patients.iter().any(|p| p.id == record.id) {
-            return Err(ActorError::DuplicatePatient);
+            return Err(PatientError::DuplicatePatient);
         }
         check_account(&self.patients, &record.id_card_index, caps.per_account)?;
         // The store checks again atomically, and the person's cap across accounts: it is the
@@ -122,11 +148,11 @@ impl PatientState {
         let others = match self.deps.stores.data.add_patient(&record, caps).await {
             Ok(others) => others,
             Err(StoreError::Conflict(Conflict::PatientCap)) => {
-                return Err(ActorError::PatientCap { cap: caps.per_account })
+                return Err(PatientError::PatientCap { cap: caps.per_account })
             }
-            Err(StoreError::Conflict(Conflict::Patient)) => return Err(ActorError::DuplicatePatient),
+            Err(StoreError::Conflict(Conflict::Patient)) => return Err(PatientError::DuplicatePatient),
             Err(StoreError::Conflict(Conflict::PersonCap)) => {
-                return Err(ActorError::PersonAccountCap { cap: caps.accounts_per_person })
+                return Err(PatientError::PersonAccountCap { cap: caps.accounts_per_person })
             }
             Err(e) => return Err(e.into()),
         };
@@ -245,20 +271,14 @@ impl PatientState {
         Ok(())
     }
 
+    /// Asks the doctor's schedule actor (a message it never received is sent to its successor).
     async fn schedule_call<T: Send + 'static>(
         &self,
         doctor: hospital_domain::DoctorId,
-        build: impl FnOnce(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
+        build: impl Fn(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
     ) -> Result<T, BookingError> {
-        let system = self.system.get().ok_or_else(|| BookingError::Unavailable("actor system not ready".into()))?;
-        let actor = system.schedule(doctor).await?;
-        match actor.call(build, Some(self.deps.config.call_timeout)).await {
-            Ok(CallResult::Success(r)) => r,
-            Ok(CallResult::Timeout) => {
-                Err(BookingError::Unavailable("the doctor's schedule did not answer in time".into()))
-            }
-            _ => Err(BookingError::Unavailable("the doctor's schedule is restarting; try again".into())),
-        }
+        let system = self.system.get().ok_or(ActorError::ShuttingDown)?;
+        system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
     }
 
     async fn book(
@@ -294,7 +314,7 @@ impl PatientState {
             patient_name: p.name.clone(),
             idempotency_key: key,
         };
-        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Hold { slot, booker, reply }).await
+        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
     }
 
     async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
@@ -324,7 +344,8 @@ impl PatientState {
             patient_name: p.name,
             joined_at: Utc::now(),
         };
-        self.schedule_call(s.doctor_id, |reply| ScheduleMsg::JoinWaitlist { session, entry, reply }).await
+        self.schedule_call(s.doctor_id, |reply| ScheduleMsg::JoinWaitlist { session, entry: entry.clone(), reply })
+            .await
     }
 
     async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {

@@ -9,18 +9,18 @@ use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderError, OrderStatus};
 use hospital_domain::{Fen, OrderId};
 use hospital_integrations::wechatpay::{
-    JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay,
+    JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay, WechatPayError,
 };
-use hospital_store::{BookingWrite, PendingEvent};
+use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::idle::IdleClock;
-use crate::{ActorDeps, ActorKind};
+use crate::{ActorDeps, ActorError, ActorKind};
 
-/// Why a payment operation was refused.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a payment operation was refused, or could not be done now.
+#[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
     #[error(transparent)]
     Order(#[from] OrderError),
@@ -30,9 +30,18 @@ pub enum PaymentError {
     Mismatch(String),
     #[error("online payment is not configured")]
     NotConfigured,
-    /// The provider or the store failed; nothing was changed, try again.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The payment provider failed or refused the call; nothing was changed, try again.
+    #[error(transparent)]
+    Provider(#[from] WechatPayError),
+    /// The actor or the store could not do it now; nothing was changed, try again.
+    #[error(transparent)]
+    Unavailable(#[from] ActorError),
+}
+
+impl From<StoreError> for PaymentError {
+    fn from(e: StoreError) -> Self {
+        PaymentError::Unavailable(e.into())
+    }
 }
 
 type Reply<T> = RpcReplyPort<Result<T, PaymentError>>;
@@ -88,10 +97,6 @@ pub struct PaymentState {
     idle: IdleClock,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> PaymentError {
-    PaymentError::Unavailable(e.to_string())
-}
-
 impl PaymentState {
     fn provider(&self) -> Result<Arc<dyn WechatPay>, PaymentError> {
         self.deps.wechat_pay.get().cloned().ok_or(PaymentError::NotConfigured)
@@ -106,7 +111,7 @@ impl PaymentState {
                 .chain(messages.iter().map(PendingEvent::message))
                 .collect();
         let w = BookingWrite { orders: vec![order.clone()], messages, events: events.clone(), ..Default::default() };
-        self.deps.stores.data.apply_booking(w).await.map_err(unavailable)?;
+        self.deps.stores.data.apply_booking(w).await?;
         self.deps.events.durable(events);
         self.order = order;
         Ok(())
@@ -137,7 +142,7 @@ impl PaymentState {
             payer_openid: openid,
             time_expire: self.order.expires_at,
         };
-        let r = provider.jsapi_order(req).await.map_err(unavailable)?;
+        let r = provider.jsapi_order(req).await?;
         // If no notification comes, ask the provider ourselves.
         myself.send_after(self.deps.config.payment_check_after, || PaymentMsg::CheckProvider);
         Ok(r.pay_params)
@@ -211,12 +216,12 @@ impl PaymentState {
             OrderStatus::Created => {}
             OrderStatus::Paying => {
                 let provider = self.provider()?;
-                let t = provider.query_order(&self.order.out_trade_no()).await.map_err(unavailable)?;
+                let t = provider.query_order(&self.order.out_trade_no()).await?;
                 if t.is_paid() {
                     // Paid at the last moment: it is a payment, not a closure.
                     return self.paid(None, t).await;
                 }
-                provider.close_order(&self.order.out_trade_no()).await.map_err(unavailable)?;
+                provider.close_order(&self.order.out_trade_no()).await?;
             }
             _ => return Ok(self.order.clone()),
         }

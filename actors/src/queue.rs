@@ -20,7 +20,7 @@ use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::queue::{ClinicQueue, QueueEntry, QueueStanding};
 use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, SessionId};
-use hospital_store::{BookingWrite, PendingEvent};
+use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ use crate::system::Retry;
 use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, BookingError, ScheduleKind, ScheduleMsg};
 
 /// Why a queue operation was refused or failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// Not a confirmed appointment for today (wrong status or day): 409 `not_checkable`.
     #[error("{0}")]
@@ -42,13 +42,13 @@ pub enum QueueError {
     #[error(transparent)]
     Queue(#[from] hospital_domain::queue::QueueError),
     /// The actor or the store could not do it now; nothing was changed.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] ActorError),
 }
 
-impl From<ActorError> for QueueError {
-    fn from(e: ActorError) -> Self {
-        QueueError::Unavailable(e.to_string())
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        QueueError::Unavailable(e.into())
     }
 }
 
@@ -214,9 +214,7 @@ impl QueueState {
     async fn commit(&mut self, next: ClinicQueue, now: DateTime<Utc>) -> Result<(), QueueError> {
         let data = &self.deps.stores.data;
         let events = self.personal_events(&next, now);
-        data.put_queue(self.session.id, self.session.doctor_id, &next, &events)
-            .await
-            .map_err(|e| QueueError::Unavailable(format!("queue not saved: {e}")))?;
+        data.put_queue(self.session.id, self.session.doctor_id, &next, &events).await?;
         let before = std::mem::replace(&mut self.queue, next);
         metrics::counter!("queue_changes_total").increment(1);
         let sid = self.session.id;
@@ -285,18 +283,12 @@ impl QueueState {
             return self.queue.standing(appointment, now).ok_or(QueueError::NoSuchAppointment);
         }
         // Only appointments of this session (the caller routed by the stored appointment).
-        let stored =
-            self.deps.stores.data.appointment(appointment).await.map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let stored = self.deps.stores.data.appointment(appointment).await?;
         match stored {
             Some(a) if a.account_id == account && a.slot.session_id == self.session.id => {}
             _ => return Err(QueueError::NoSuchAppointment),
         }
-        let system = self
-            .deps
-            .system
-            .get()
-            .cloned()
-            .ok_or_else(|| QueueError::Unavailable("the actor system is not started".into()))?;
+        let system = self.deps.system.get().cloned().ok_or(ActorError::ShuttingDown)?;
         let a = system.schedule_check_in(self.session.doctor_id, appointment, account).await?;
         let mut next = self.queue.clone();
         next.check_in(QueueEntry {

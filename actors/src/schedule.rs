@@ -265,7 +265,7 @@ impl ScheduleState {
                     }
                     answer
                 }
-                Err(e) => Err(BookingError::Unavailable(format!("not saved: {e}"))),
+                Err(e) => Err(BookingError::from(e)),
             };
             if let Some(reply) = reply {
                 let _ = reply.send(answer);

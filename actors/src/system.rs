@@ -19,7 +19,7 @@ use crate::kind::{ActorKind, ChildMsg};
 use crate::payment::{PaymentError, PaymentKind, PaymentMsg};
 use crate::supervisor::{self, Ensured, KindMsg, KindStats, RootArgs, RootMsg, RootSupervisor};
 use crate::{
-    ActorConfig, ActorDeps, ActorError, BookingError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg,
+    ActorConfig, ActorDeps, ActorError, BookingError, PatientError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg,
     SessionAvailability, StopReport,
 };
 
@@ -290,7 +290,7 @@ impl ActorSystem {
 
     /// Adds a patient to `record.account_id` within `caps` (see `PatientMsg::AddPatient`).
     /// Refusals: `PatientCap`, `DuplicatePatient`, `PersonAccountCap`; store failures: `Store`.
-    pub async fn add_patient(&self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, ActorError> {
+    pub async fn add_patient(&self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, PatientError> {
         let account = record.account_id;
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::AddPatient {
             record: record.clone(),
@@ -475,16 +475,12 @@ impl ActorSystem {
     }
 
     /// The `wx.requestPayment` parameters for an order.
-    pub async fn prepay(
-        &self,
-        order: OrderId,
-        openid: String,
-    ) -> Result<Result<RequestPaymentParams, PaymentError>, ActorError> {
+    pub async fn prepay(&self, order: OrderId, openid: String) -> Result<RequestPaymentParams, PaymentError> {
         self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Prepay {
             openid: openid.clone(),
             reply,
         })
-        .await
+        .await?
     }
 
     /// A verified payment notification (or query result) for an order.
@@ -493,13 +489,13 @@ impl ActorSystem {
         order: OrderId,
         notification_id: String,
         transaction: Transaction,
-    ) -> Result<Result<Order, PaymentError>, ActorError> {
+    ) -> Result<Order, PaymentError> {
         self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Paid {
             notification_id: Some(notification_id.clone()),
             transaction: transaction.clone(),
             reply: Some(reply),
         })
-        .await
+        .await?
     }
 
     /// A verified refund notification for an order.
@@ -508,27 +504,22 @@ impl ActorSystem {
         order: OrderId,
         notification_id: String,
         notice: RefundNotice,
-    ) -> Result<Result<Order, PaymentError>, ActorError> {
+    ) -> Result<Order, PaymentError> {
         self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::RefundDone {
             notification_id: notification_id.clone(),
             notice: notice.clone(),
             reply,
         })
-        .await
+        .await?
     }
 
     /// Refunds part or all of a paid order (staff-initiated, PAY-6).
-    pub async fn refund(
-        &self,
-        order: OrderId,
-        amount: Option<Fen>,
-        reason: String,
-    ) -> Result<Result<Order, PaymentError>, ActorError> {
+    pub async fn refund(&self, order: OrderId, amount: Option<Fen>, reason: String) -> Result<Order, PaymentError> {
         self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Refund {
             amount,
             reason: reason.clone(),
             reply: Some(reply),
         })
-        .await
+        .await?
     }
 }

@@ -3,7 +3,7 @@
 //! concurrent first calls, and the patient cap under concurrent adds.
 
 use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
-use hospital_actors::{ActorConfig, ActorDeps, ActorError, ActorSystem, SystemStats};
+use hospital_actors::{ActorConfig, ActorDeps, ActorError, ActorSystem, PatientError, SystemStats};
 use hospital_domain::account::Relation;
 use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
 use hospital_domain::time::HospitalZone;
@@ -217,15 +217,15 @@ async fn patient_cap_holds_under_concurrent_adds() {
     let first = h.system.add_patient(patient(account, 0), caps(cap)).await.unwrap();
     let mut dup = patient(account, 0);
     dup.id = PatientId::new();
-    assert!(matches!(h.system.add_patient(dup, caps(cap)).await, Err(ActorError::DuplicatePatient)));
+    assert!(matches!(h.system.add_patient(dup, caps(cap)).await, Err(PatientError::DuplicatePatient)));
     for n in 1..cap {
         h.system.add_patient(patient(account, n), caps(cap)).await.unwrap();
     }
     let refused = h.system.add_patient(patient(account, 99), caps(cap)).await;
-    assert!(matches!(refused, Err(ActorError::PatientCap { cap: 3 })), "{refused:?}");
+    assert!(matches!(refused, Err(PatientError::PatientCap { cap: 3 })), "{refused:?}");
     assert!(matches!(
         h.system.add_patient(patient(AccountId::new(), 5), caps(0)).await,
-        Err(ActorError::PatientCap { cap: 0 })
+        Err(PatientError::PatientCap { cap: 0 })
     ));
     let listed = h.system.list_patients(account).await.unwrap();
     assert_eq!(listed.len(), cap);
@@ -248,7 +248,7 @@ async fn patient_cap_holds_under_concurrent_adds() {
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
             Ok(_) => added += 1,
-            Err(ActorError::PatientCap { .. }) => capped += 1,
+            Err(PatientError::PatientCap { .. }) => capped += 1,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
@@ -298,7 +298,7 @@ async fn person_cap_holds_across_accounts_and_the_own_account_is_told() {
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
             Ok(_) => added += 1,
-            Err(ActorError::PersonAccountCap { cap: 3 }) => capped += 1,
+            Err(PatientError::PersonAccountCap { cap: 3 }) => capped += 1,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }

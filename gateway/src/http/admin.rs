@@ -245,7 +245,7 @@ async fn refund_order(
     if state.stores.data.order(id).await?.is_none() {
         return Err(ApiError::not_found("order"));
     }
-    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await??;
+    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await?;
     tracing::info!(by = %caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
     Ok(ApiJson(order_view(&state, &o)))
 }
