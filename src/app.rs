@@ -110,6 +110,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         _ => Fanout::Local,
     };
     let bus = Bus::start(log.clone(), hub.clone(), stores.data.clone(), fanout);
+    let events = Events::new(bus.clone());
+
+    // Confirmations and visit reminders (MSG-2..4): reminders are rows, so a restart loses none.
+    // Started before the actors, which report confirmed bookings to it.
+    let notifier = Notifier::start(
+        NotifierDeps {
+            data: stores.data.clone(),
+            sms: sms.clone(),
+            wechat: Some(subscribe),
+            events: events.clone(),
+            zone,
+        },
+        NotifierConfig::default(),
+    );
 
     let a = &config.actors;
     let deps = ActorDeps::new(
@@ -127,23 +141,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     )
     .with_wechat_pay(wechat_pay.clone())
-    .with_events(Events::new(bus.clone()));
-    let events = deps.events.clone();
-    let notify = deps.notify.clone();
+    .with_events(events.clone())
+    .with_notify(notifier.handle());
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
-
-    // Confirmations and visit reminders (MSG-2..4): reminders are rows, so a restart loses none.
-    let notifier = Notifier::start(
-        NotifierDeps {
-            data: stores.data.clone(),
-            sms: sms.clone(),
-            wechat: Some(subscribe),
-            events: events.clone(),
-            zone,
-        },
-        NotifierConfig::default(),
-        &notify,
-    );
     let realtime = Arc::new(Realtime { hub, log, bus });
     let objects = hospital_objects::Objects::from_config(&config.objects, &config.data_dir)
         .context("cannot open object storage (objects)")?;

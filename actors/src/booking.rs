@@ -46,23 +46,22 @@ pub enum Effect {
     Refund { order: OrderId, reason: String },
 }
 
-/// Where booking actors send `Effect`s. Empty until `ActorSystem::start` connects it to the
-/// effect dispatcher; effects sent before that (or after shutdown) are logged and dropped, and the
-/// payment actors' own timers (order expiry) catch them up.
-#[derive(Clone, Default)]
+/// Where booking actors send `Effect`s: the effect dispatcher's queue, made by
+/// `ActorSystem::start` before any actor runs. Effects sent after shutdown are logged and
+/// dropped; the payment actors' own timers (order expiry) catch them up.
+#[derive(Clone)]
 pub struct EffectSink {
-    tx: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Effect>>>,
+    tx: tokio::sync::mpsc::UnboundedSender<Effect>,
 }
 
 impl EffectSink {
-    pub(crate) fn connect(&self, tx: tokio::sync::mpsc::UnboundedSender<Effect>) {
-        let _ = self.tx.set(tx);
+    pub(crate) fn new(tx: tokio::sync::mpsc::UnboundedSender<Effect>) -> Self {
+        Self { tx }
     }
 
     pub fn send(&self, e: Effect) {
-        match self.tx.get() {
-            Some(tx) if tx.send(e.clone()).is_ok() => {}
-            _ => tracing::warn!(effect = ?e, "no effect dispatcher; effect dropped"),
+        if let Err(lost) = self.tx.send(e) {
+            tracing::warn!(effect = ?lost.0, "the effect dispatcher has stopped; effect dropped");
         }
     }
 }

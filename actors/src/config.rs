@@ -1,7 +1,9 @@
 //! What the actor system needs from the outside: the stores and a few tunables.
 
 use hospital_domain::time::HospitalZone;
+use hospital_integrations::wechatpay::WechatPay;
 use hospital_store::Stores;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tunables of the actor system. `Default` gives production values.
@@ -60,36 +62,25 @@ impl Default for ActorConfig {
     }
 }
 
-/// Everything an actor may use, shared by all of them.
+/// What the platform gives the actor system: everything is made before it starts (in
+/// dependency order: stores, the event bus, the payment client, the notifier), so nothing is
+/// filled in later. `ActorSystem::start` adds what the system itself makes (`Context`).
 #[derive(Clone)]
 pub struct ActorDeps {
     pub stores: Stores,
     pub config: ActorConfig,
-    /// Filled by `ActorSystem::start`: where booking actors send work for the payment side.
-    pub effects: crate::EffectSink,
     /// Where actors publish live events (the real-time gateway's bus; `with_events`).
     pub events: crate::Events,
-    /// Filled by `ActorSystem::start`: lets actors reach actors of other kinds.
-    pub system: std::sync::Arc<std::sync::OnceLock<crate::ActorSystem>>,
     /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
     /// closed, not paid.
-    pub wechat_pay:
-        std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>>>,
+    pub wechat_pay: Option<Arc<dyn WechatPay>>,
     /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
     pub notify: crate::notifier::NotifyHandle,
 }
 
 impl ActorDeps {
     pub fn new(stores: Stores, config: ActorConfig) -> Self {
-        Self {
-            stores,
-            config,
-            effects: crate::EffectSink::default(),
-            events: crate::Events::default(),
-            system: Default::default(),
-            wechat_pay: Default::default(),
-            notify: Default::default(),
-        }
+        Self { stores, config, events: crate::Events::default(), wechat_pay: None, notify: Default::default() }
     }
 
     /// Where actors publish live events (by default they are dropped, and personal ones wait in
@@ -100,9 +91,37 @@ impl ActorDeps {
     }
 
     /// Gives the payment actors their provider client.
-    pub fn with_wechat_pay(self, client: std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>) -> Self {
-        let _ = self.wechat_pay.set(client);
+    pub fn with_wechat_pay(mut self, client: Arc<dyn WechatPay>) -> Self {
+        self.wechat_pay = Some(client);
         self
+    }
+
+    /// Where confirmed bookings are reported (`Notifier::handle`).
+    pub fn with_notify(mut self, notify: crate::notifier::NotifyHandle) -> Self {
+        self.notify = notify;
+        self
+    }
+}
+
+/// What every actor holds: the platform's `ActorDeps`, and what `ActorSystem::start` made for
+/// its actors before starting the tree: the effect dispatcher's sink and the system's handle
+/// (how an actor reaches actors of other kinds). Nothing in it is filled in later.
+pub struct Context {
+    pub(crate) stores: Stores,
+    pub(crate) config: ActorConfig,
+    pub(crate) events: crate::Events,
+    pub(crate) wechat_pay: Option<Arc<dyn WechatPay>>,
+    pub(crate) notify: crate::notifier::NotifyHandle,
+    /// Where booking actors send work for the payment side.
+    pub(crate) effects: crate::EffectSink,
+    /// Reaches actors of other kinds.
+    pub(crate) system: crate::ActorSystem,
+}
+
+impl Context {
+    pub(crate) fn new(deps: ActorDeps, effects: crate::EffectSink, system: crate::ActorSystem) -> Self {
+        let ActorDeps { stores, config, events, wechat_pay, notify } = deps;
+        Self { stores, config, events, wechat_pay, notify, effects, system }
     }
 }
 

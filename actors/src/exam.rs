@@ -16,7 +16,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
 use crate::idle::IdleClock;
-use crate::{ActorDeps, ActorKind};
+use crate::{ActorKind, Context};
 
 /// Why an exam was not created or changed.
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +53,13 @@ pub enum ExamMsg {
 
 pub struct ExamArgs {
     pub id: ExamId,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 pub struct ExamState {
     id: ExamId,
     exam: Option<Exam>,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     idle: IdleClock,
 }
 
@@ -72,8 +72,8 @@ impl ExamState {
         if let Some(alert) = messages.iter().find(|m| m.alert) {
             events.push(PendingEvent::new(exam.account_id, PersonalEvent::ExamAlert(ExamAlert::new(&exam, alert))));
         }
-        self.deps.stores.data.put_exam(&exam, &messages, &events).await?;
-        self.deps.events.durable(events);
+        self.ctx.stores.data.put_exam(&exam, &messages, &events).await?;
+        self.ctx.events.durable(events);
         self.exam = Some(exam.clone());
         Ok(exam)
     }
@@ -105,8 +105,8 @@ impl Actor for ExamActor {
     type Arguments = ExamArgs;
 
     async fn pre_start(&self, _myself: ActorRef<ExamMsg>, args: ExamArgs) -> Result<ExamState, ActorProcessingErr> {
-        let exam = args.deps.stores.data.exam(args.id).await?;
-        Ok(ExamState { id: args.id, exam, idle: IdleClock::new(args.deps.config.idle_timeout), deps: args.deps })
+        let exam = args.ctx.stores.data.exam(args.id).await?;
+        Ok(ExamState { id: args.id, exam, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
     }
 
     async fn post_start(&self, myself: ActorRef<ExamMsg>, state: &mut ExamState) -> Result<(), ActorProcessingErr> {
@@ -149,7 +149,7 @@ impl ActorKind for ExamKind {
     fn actor() -> ExamActor {
         ExamActor
     }
-    fn args(id: ExamId, deps: &Arc<ActorDeps>) -> ExamArgs {
-        ExamArgs { id, deps: deps.clone() }
+    fn args(id: ExamId, ctx: &Arc<Context>) -> ExamArgs {
+        ExamArgs { id, ctx: ctx.clone() }
     }
 }

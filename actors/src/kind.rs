@@ -7,7 +7,7 @@ use std::fmt::{Debug, Display};
 use std::hash::Hash;
 use std::sync::Arc;
 
-use crate::ActorDeps;
+use crate::Context;
 
 /// A kind of per-id actor (schedules, patients, payments...).
 pub trait ActorKind: Sized + Send + Sync + 'static {
@@ -23,7 +23,7 @@ pub trait ActorKind: Sized + Send + Sync + 'static {
     fn actor() -> Self::Actor;
     /// The arguments `pre_start` gets; the actor loads its state from the store there, so a
     /// restart after a panic rebuilds it from the durable truth.
-    fn args(id: Self::Id, deps: &Arc<ActorDeps>) -> <Self::Actor as Actor>::Arguments;
+    fn args(id: Self::Id, ctx: &Arc<Context>) -> <Self::Actor as Actor>::Arguments;
 }
 
 /// The message type of a kind's actor.

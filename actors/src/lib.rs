@@ -30,7 +30,7 @@ pub mod supervisor;
 pub mod system;
 
 pub use booking::{BookingError, Effect, EffectSink};
-pub use config::{ActorConfig, ActorDeps};
+pub use config::{ActorConfig, ActorDeps, Context};
 pub use error::ActorError;
 pub use events::{EventBus, Events};
 pub use exam::{ExamFailure, ExamKind, ExamMsg};

@@ -26,7 +26,7 @@ use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechat_subscribe::{MiniprogramState, SubscribeMessage, SubscribeMessenger};
 use hospital_integrations::SmsSender;
 use hospital_store::{Claim, DataStore, PendingEvent};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -94,28 +94,25 @@ impl Default for NotifierConfig {
     }
 }
 
-/// What the schedule actor holds (`ActorDeps::notify`): it reports each confirmed appointment
-/// once the write that confirmed it is durable. Empty (reports dropped) until a notifier starts.
+/// What the schedule actor holds (`ActorDeps::notify`, from `Notifier::handle`): it reports each
+/// confirmed appointment once the write that confirmed it is durable. The default handle (no
+/// notifier: tests, benchmarks) drops the reports; the reminders are rows, so a notifier started
+/// later still sends what was scheduled.
 #[derive(Clone, Default)]
 pub struct NotifyHandle {
-    tx: Arc<Mutex<Option<mpsc::UnboundedSender<Appointment>>>>,
+    tx: Option<mpsc::UnboundedSender<Appointment>>,
 }
 
 impl NotifyHandle {
     /// Reports the confirmed appointments among `appointments` (other statuses are ignored).
     /// Never blocks.
     pub fn confirmed<'a>(&self, appointments: impl IntoIterator<Item = &'a Appointment>) {
-        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tx) = guard.as_ref() else { return };
+        let Some(tx) = &self.tx else { return };
         for a in appointments.into_iter().filter(|a| a.status == AppointmentStatus::Confirmed) {
             if tx.send(a.clone()).is_err() {
                 tracing::warn!(appointment = %a.id, "notifier stopped; confirmation not scheduled");
             }
         }
-    }
-
-    fn connect(&self, tx: mpsc::UnboundedSender<Appointment>) {
-        *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     }
 }
 
@@ -135,6 +132,8 @@ pub struct NotifierDeps {
 pub struct Notifier {
     worker: Arc<Worker>,
     task: tokio::task::JoinHandle<()>,
+    /// Where `handle`s report confirmed bookings.
+    tx: mpsc::UnboundedSender<Appointment>,
 }
 
 impl Drop for Notifier {
@@ -144,14 +143,19 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    /// Starts the notifier task and connects `handle` to it.
-    pub fn start(deps: NotifierDeps, config: NotifierConfig, handle: &NotifyHandle) -> Notifier {
+    /// Starts the notifier task. Start it before the actor system and give the actors its
+    /// `handle` (`ActorDeps::with_notify`).
+    pub fn start(deps: NotifierDeps, config: NotifierConfig) -> Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
-        handle.connect(tx);
         let worker = Arc::new(Worker { deps, config, owner: Uuid::new_v4() });
         let task = tokio::spawn(run(worker.clone(), rx));
         tracing::info!(owner = %worker.owner, "notifier started");
-        Notifier { worker, task }
+        Notifier { worker, task, tx }
+    }
+
+    /// Where confirmed bookings are reported (what the schedule actors hold).
+    pub fn handle(&self) -> NotifyHandle {
+        NotifyHandle { tx: Some(self.tx.clone()) }
     }
 
     pub async fn stop(self) {

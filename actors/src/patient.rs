@@ -20,7 +20,7 @@ use crate::booking::BookingError;
 use crate::idle::IdleClock;
 use crate::schedule::Booker;
 use crate::system::Retry;
-use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, ScheduleKind, ScheduleMsg};
+use crate::{ActorError, ActorKind, Context, ScheduleKind, ScheduleMsg};
 
 /// Why a patient was not added.
 #[derive(Debug, thiserror::Error)]
@@ -87,17 +87,15 @@ pub enum PatientMsg {
 /// Start-up arguments: which account, and the shared dependencies.
 pub struct PatientArgs {
     pub account: AccountId,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 /// The live state of one account.
 pub struct PatientState {
     account: AccountId,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     /// The account's patients, oldest first: the store's rows as of the last successful write.
     patients: Vec<PatientRecord>,
-    /// The system this actor belongs to, for reaching schedule actors.
-    system: Arc<std::sync::OnceLock<ActorSystem>>,
     idle: IdleClock,
 }
 
@@ -145,7 +143,7 @@ impl PatientState {
         check_account(&self.patients, &record.id_card_index, caps.per_account)?;
         // The store checks again atomically, and the person's cap across accounts: it is the
         // truth if another process (or another account's actor) wrote meanwhile.
-        let others = match self.deps.stores.data.add_patient(&record, caps).await {
+        let others = match self.ctx.stores.data.add_patient(&record, caps).await {
             Ok(others) => others,
             Err(StoreError::Conflict(Conflict::PatientCap)) => {
                 return Err(PatientError::PatientCap { cap: caps.per_account })
@@ -183,9 +181,9 @@ impl PatientState {
         // Written with its live event, so the other account's open app sees it at once.
         let events = vec![hospital_store::PendingEvent::message(&message)];
         for attempt in 1..=NOTICE_ATTEMPTS {
-            match self.deps.stores.data.put_message(&message, &events).await {
+            match self.ctx.stores.data.put_message(&message, &events).await {
                 Ok(()) => {
-                    self.deps.events.durable(events);
+                    self.ctx.events.durable(events);
                     return;
                 }
                 Err(e) if attempt == NOTICE_ATTEMPTS => {
@@ -214,11 +212,11 @@ impl PatientState {
         date: chrono::NaiveDate,
         moving: Option<AppointmentId>,
     ) -> Result<(), BookingError> {
-        let cfg = &self.deps.config;
+        let cfg = &self.ctx.config;
         let window = Days::from_std(cfg.no_show_window).unwrap_or(Days::days(90));
         let from = (date - window).min(date - Days::days(7));
         let to = date + Days::days(7);
-        let history = self.deps.stores.data.appointments_of_person(person, from, to).await?;
+        let history = self.ctx.stores.data.appointments_of_person(person, from, to).await?;
         let live = |a: &&Appointment| {
             Some(a.id) != moving
                 && matches!(
@@ -277,8 +275,7 @@ impl PatientState {
         doctor: hospital_domain::DoctorId,
         build: impl Fn(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
     ) -> Result<T, BookingError> {
-        let system = self.system.get().ok_or(ActorError::ShuttingDown)?;
-        system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
+        self.ctx.system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
     }
 
     async fn book(
@@ -287,7 +284,7 @@ impl PatientState {
         patient: PatientId,
         key: Option<String>,
     ) -> Result<(Appointment, Order), BookingError> {
-        let data = &self.deps.stores.data;
+        let data = &self.ctx.stores.data;
         if let Some(k) = &key {
             // A retried request: the same answer, from the store (it survives restarts).
             if let Some(a) = data
@@ -318,7 +315,7 @@ impl PatientState {
     }
 
     async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
-        let data = &self.deps.stores.data;
+        let data = &self.ctx.stores.data;
         let current = data
             .appointment(id)
             .await?
@@ -335,7 +332,7 @@ impl PatientState {
 
     async fn join_waitlist(&mut self, session: SessionId, patient: PatientId) -> Result<usize, BookingError> {
         let p = self.patient(patient)?.clone();
-        let s = self.deps.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        let s = self.ctx.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
         self.check_rules(&p.id_card_index, s.department_id, s.date, None).await?;
         let entry = WaitEntry {
             account_id: self.account,
@@ -349,7 +346,7 @@ impl PatientState {
     }
 
     async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {
-        let removed = self.deps.stores.data.remove_patient(self.account, id).await?;
+        let removed = self.ctx.stores.data.remove_patient(self.account, id).await?;
         // Drop it from memory even if the store had none: memory must not hold what the store lacks.
         self.patients.retain(|p| p.id != id);
         Ok(removed)
@@ -369,13 +366,12 @@ impl Actor for PatientActor {
         _myself: ActorRef<Self::Msg>,
         args: PatientArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let patients = args.deps.stores.data.patients_of(args.account).await?;
+        let patients = args.ctx.stores.data.patients_of(args.account).await?;
         tracing::debug!(account = %args.account, patients = patients.len(), "patient actor loaded");
         Ok(PatientState {
             account: args.account,
-            idle: IdleClock::new(args.deps.config.idle_timeout),
-            system: args.deps.system.clone(),
-            deps: args.deps,
+            idle: IdleClock::new(args.ctx.config.idle_timeout),
+            ctx: args.ctx,
             patients,
         })
     }
@@ -447,7 +443,7 @@ impl ActorKind for PatientKind {
     fn actor() -> PatientActor {
         PatientActor
     }
-    fn args(account: AccountId, deps: &Arc<ActorDeps>) -> PatientArgs {
-        PatientArgs { account, deps: deps.clone() }
+    fn args(account: AccountId, ctx: &Arc<Context>) -> PatientArgs {
+        PatientArgs { account, ctx: ctx.clone() }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::idle::IdleClock;
-use crate::{ActorDeps, ActorError, ActorKind};
+use crate::{ActorError, ActorKind, Context};
 
 /// Why a payment operation was refused, or could not be done now.
 #[derive(Debug, thiserror::Error)]
@@ -88,18 +88,18 @@ pub enum PaymentMsg {
 
 pub struct PaymentArgs {
     pub order: OrderId,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 pub struct PaymentState {
     order: Order,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     idle: IdleClock,
 }
 
 impl PaymentState {
     fn provider(&self) -> Result<Arc<dyn WechatPay>, PaymentError> {
-        self.deps.wechat_pay.get().cloned().ok_or(PaymentError::NotConfigured)
+        self.ctx.wechat_pay.clone().ok_or(PaymentError::NotConfigured)
     }
 
     /// Writes the order (and messages); memory changes only after the write succeeded.
@@ -111,8 +111,8 @@ impl PaymentState {
                 .chain(messages.iter().map(PendingEvent::message))
                 .collect();
         let w = BookingWrite { orders: vec![order.clone()], messages, events: events.clone(), ..Default::default() };
-        self.deps.stores.data.apply_booking(w).await?;
-        self.deps.events.durable(events);
+        self.ctx.stores.data.apply_booking(w).await?;
+        self.ctx.events.durable(events);
         self.order = order;
         Ok(())
     }
@@ -144,7 +144,7 @@ impl PaymentState {
         };
         let r = provider.jsapi_order(req).await?;
         // If no notification comes, ask the provider ourselves.
-        myself.send_after(self.deps.config.payment_check_after, || PaymentMsg::CheckProvider);
+        myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
         Ok(r.pay_params)
     }
 
@@ -182,8 +182,8 @@ impl PaymentState {
 
     /// Money arrived: confirm the booking, or refund if the place is gone.
     async fn confirm_booking(&mut self) {
-        let Some(system) = self.deps.system.get().cloned() else { return };
-        let appointment = match self.deps.stores.data.appointment(self.order.appointment_id).await {
+        let system = &self.ctx.system;
+        let appointment = match self.ctx.stores.data.appointment(self.order.appointment_id).await {
             Ok(Some(a)) => a,
             other => {
                 tracing::error!(order = %self.order.id, ?other, "paid order without its appointment");
@@ -208,7 +208,7 @@ impl PaymentState {
 
     fn name(&self) -> String {
         // Registry names are `<system>/payment:<id>`; only the system knows the prefix.
-        self.deps.system.get().map(|s| s.child_name_payment(self.order.id)).unwrap_or_default()
+        self.ctx.system.child_name_payment(self.order.id)
     }
 
     async fn close(&mut self) -> Result<Order, PaymentError> {
@@ -294,7 +294,7 @@ impl PaymentState {
                     let _ = self.paid(None, t).await;
                 }
                 Ok(_) if Utc::now() < self.order.expires_at => {
-                    myself.send_after(self.deps.config.payment_check_after, || PaymentMsg::CheckProvider);
+                    myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(order = %self.order.id, error = %e, "order query failed"),
@@ -340,8 +340,8 @@ impl Actor for PaymentActor {
         _myself: ActorRef<Self::Msg>,
         args: PaymentArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let order = args.deps.stores.data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
-        Ok(PaymentState { order, idle: IdleClock::new(args.deps.config.idle_timeout), deps: args.deps })
+        let order = args.ctx.stores.data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
+        Ok(PaymentState { order, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
@@ -416,7 +416,7 @@ impl ActorKind for PaymentKind {
     fn actor() -> PaymentActor {
         PaymentActor
     }
-    fn args(order: OrderId, deps: &Arc<ActorDeps>) -> PaymentArgs {
-        PaymentArgs { order, deps: deps.clone() }
+    fn args(order: OrderId, ctx: &Arc<Context>) -> PaymentArgs {
+        PaymentArgs { order, ctx: ctx.clone() }
     }
 }

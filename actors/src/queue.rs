@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::idle::IdleClock;
 use crate::kind::ChildMsg;
 use crate::system::Retry;
-use crate::{ActorDeps, ActorError, ActorKind, ActorSystem, BookingError, ScheduleKind, ScheduleMsg};
+use crate::{ActorError, ActorKind, ActorSystem, BookingError, Context, ScheduleKind, ScheduleMsg};
 
 /// Why a queue operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,12 +137,12 @@ pub enum QueueMsg {
 
 pub struct QueueArgs {
     pub session: SessionId,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 pub struct QueueState {
     session: ClinicSession,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     queue: ClinicQueue,
     idle: IdleClock,
 }
@@ -212,13 +212,13 @@ impl QueueState {
     /// Writes `next` with its events, then makes it current and tells everyone concerned. Memory
     /// never runs ahead of the store: a failed write leaves the queue as it was.
     async fn commit(&mut self, next: ClinicQueue, now: DateTime<Utc>) -> Result<(), QueueError> {
-        let data = &self.deps.stores.data;
+        let data = &self.ctx.stores.data;
         let events = self.personal_events(&next, now);
         data.put_queue(self.session.id, self.session.doctor_id, &next, &events).await?;
         let before = std::mem::replace(&mut self.queue, next);
         metrics::counter!("queue_changes_total").increment(1);
         let sid = self.session.id;
-        let ev = &self.deps.events;
+        let ev = &self.ctx.events;
         ev.durable(events);
 
         if let Some(c) = self.queue.called_entry().filter(|c| before.called_entry() != Some(*c)) {
@@ -283,13 +283,12 @@ impl QueueState {
             return self.queue.standing(appointment, now).ok_or(QueueError::NoSuchAppointment);
         }
         // Only appointments of this session (the caller routed by the stored appointment).
-        let stored = self.deps.stores.data.appointment(appointment).await?;
+        let stored = self.ctx.stores.data.appointment(appointment).await?;
         match stored {
             Some(a) if a.account_id == account && a.slot.session_id == self.session.id => {}
             _ => return Err(QueueError::NoSuchAppointment),
         }
-        let system = self.deps.system.get().cloned().ok_or(ActorError::ShuttingDown)?;
-        let a = system.schedule_check_in(self.session.doctor_id, appointment, account).await?;
+        let a = self.ctx.system.schedule_check_in(self.session.doctor_id, appointment, account).await?;
         let mut next = self.queue.clone();
         next.check_in(QueueEntry {
             appointment_id: a.id,
@@ -330,11 +329,11 @@ impl Actor for QueueActor {
         _myself: ActorRef<Self::Msg>,
         args: QueueArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let data = &args.deps.stores.data;
+        let data = &args.ctx.stores.data;
         let session = data.session(args.session).await?.ok_or_else(|| format!("no clinic session {}", args.session))?;
         let queue = data.queue(args.session).await?.unwrap_or_else(|| ClinicQueue::new(session.id, session.doctor_id));
         tracing::debug!(session = %session.id, waiting = queue.waiting().len(), "queue actor loaded");
-        Ok(QueueState { session, idle: IdleClock::new(args.deps.config.idle_timeout), deps: args.deps, queue })
+        Ok(QueueState { session, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx, queue })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
@@ -412,8 +411,8 @@ impl ActorKind for QueueKind {
     fn actor() -> QueueActor {
         QueueActor
     }
-    fn args(session: SessionId, deps: &Arc<ActorDeps>) -> QueueArgs {
-        QueueArgs { session, deps: deps.clone() }
+    fn args(session: SessionId, ctx: &Arc<Context>) -> QueueArgs {
+        QueueArgs { session, ctx: ctx.clone() }
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::booking::{BookingError, Effect};
 use crate::idle::IdleClock;
 use crate::pipeline::WritePipeline;
-use crate::{ActorDeps, ActorKind};
+use crate::{ActorKind, Context};
 
 /// A session with its places left, as the schedule shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,13 +168,13 @@ pub enum ScheduleMsg {
 /// Start-up arguments: which doctor, and the shared dependencies.
 pub struct ScheduleArgs {
     pub doctor: DoctorId,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 /// The live state of one doctor's schedule.
 pub struct ScheduleState {
     doctor: DoctorId,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     book: DoctorBook,
     /// The local date the window was computed on; when the day changes the window moves.
     loaded_on: NaiveDate,
@@ -183,12 +183,12 @@ pub struct ScheduleState {
     expiry: Option<ractor::concurrency::JoinHandle<()>>,
 }
 
-async fn load_window(doctor: DoctorId, deps: &ActorDeps) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
-    let today = deps.config.zone.local_date(Utc::now());
+async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
+    let today = ctx.config.zone.local_date(Utc::now());
     // Yesterday too: a session that ran late last night may still be asked about.
     let from = today - Days::days(1);
-    let to = today + Days::days(i64::from(deps.config.schedule_days_ahead));
-    let data = &deps.stores.data;
+    let to = today + Days::days(i64::from(ctx.config.schedule_days_ahead));
+    let data = &ctx.stores.data;
     let sessions = data.sessions_of_doctor(doctor, from, to).await?;
     let mut by_session: HashMap<SessionId, Vec<Appointment>> = HashMap::new();
     for a in data.appointments_of_doctor(doctor, from, to).await? {
@@ -241,15 +241,15 @@ impl ScheduleState {
         reply: Option<Reply<T>>,
         answer: Result<T, BookingError>,
     ) {
-        let sink = self.deps.effects.clone();
-        let events = self.deps.events.clone();
+        let sink = self.ctx.effects.clone();
+        let events = self.ctx.events.clone();
         let mut write = write;
         write.events = self.personal_events(&write);
         let personal = write.events.clone();
         let topics = self.topic_events(&write);
         let confirmed: Vec<Appointment> =
             write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
-        let notify = self.deps.notify.clone();
+        let notify = self.ctx.notify.clone();
         self.pipeline.push(write, move |r| {
             let answer = match r {
                 Ok(()) => {
@@ -313,7 +313,7 @@ impl ScheduleState {
 
     /// Offers freed places in `session` to its waitlist, adding the offers to `w`.
     fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
-        let hold_for = chrono(self.deps.config.waitlist_hold_ttl);
+        let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
         let Some(b) = self.book.session_mut(session) else { return };
         let before = b.waitlist.len();
         let offers = b.offer_to_waitlist(Utc::now(), hold_for, || (AppointmentId::new(), OrderId::new()));
@@ -333,7 +333,7 @@ impl ScheduleState {
                     a.date,
                     a.period.label(),
                     a.patient_name,
-                    self.deps.config.zone.show(a.hold_expires_at)
+                    self.ctx.config.zone.show(a.hold_expires_at)
                 ),
             ));
             w.appointments.push(a);
@@ -352,7 +352,7 @@ impl ScheduleState {
             patient_name: booker.patient_name,
             idempotency_key: booker.idempotency_key,
             now,
-            hold_for: chrono(self.deps.config.hold_ttl),
+            hold_for: chrono(self.ctx.config.hold_ttl),
         };
         let had_waiting =
             self.book.session(slot.session_id).is_some_and(|b| b.waitlist.iter().any(|x| x.person == req.person));
@@ -435,7 +435,7 @@ impl ScheduleState {
             if current.status == AppointmentStatus::Confirmed {
                 let seg = &b.session.segments[current.slot.segment as usize];
                 let cutoff =
-                    self.deps.config.zone.to_utc(current.date, seg.start) - chrono(self.deps.config.cancel_cutoff);
+                    self.ctx.config.zone.to_utc(current.date, seg.start) - chrono(self.ctx.config.cancel_cutoff);
                 if now >= cutoff {
                     return Err(BookingError::PastCutoff { cutoff });
                 }
@@ -596,7 +596,7 @@ impl ScheduleState {
     /// Adds sessions that appeared in the store (staff created them) and refreshes the static
     /// fields of the others; live bookings stay as memory has them (memory is never behind).
     async fn refresh(&mut self) -> Result<(), StoreError> {
-        let (books, today) = load_window(self.doctor, &self.deps).await?;
+        let (books, today) = load_window(self.doctor, &self.ctx).await?;
         for nb in books {
             match self.book.session_mut(nb.session.id) {
                 Some(b) => {
@@ -628,16 +628,16 @@ impl Actor for ScheduleActor {
         // so the book loaded below includes every acknowledged change.
         let owner = myself.get_name().unwrap_or_else(|| format!("schedule:{}", args.doctor));
         let guard = WritePipeline::quiesce(&owner).await;
-        let (books, today) = load_window(args.doctor, &args.deps).await?;
+        let (books, today) = load_window(args.doctor, &args.ctx).await?;
         tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
         let me = myself.clone();
-        let pipeline = WritePipeline::start(args.deps.stores.data.clone(), guard, move |e| {
+        let pipeline = WritePipeline::start(args.ctx.stores.data.clone(), guard, move |e| {
             let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
         });
         Ok(ScheduleState {
             doctor: args.doctor,
-            idle: IdleClock::new(args.deps.config.idle_timeout),
-            deps: args.deps,
+            idle: IdleClock::new(args.ctx.config.idle_timeout),
+            ctx: args.ctx,
             book: DoctorBook::new(books),
             loaded_on: today,
             pipeline,
@@ -712,7 +712,7 @@ impl Actor for ScheduleActor {
             }
             ScheduleMsg::Confirm { appointment, reply } => {
                 let stored = if state.book.session_of(appointment).is_none() {
-                    state.deps.stores.data.appointment(appointment).await.ok().flatten()
+                    state.ctx.stores.data.appointment(appointment).await.ok().flatten()
                 } else {
                     None
                 };
@@ -798,7 +798,7 @@ impl Actor for ScheduleActor {
             }
             ScheduleMsg::CheckIn { appointment, account, reply } => {
                 let now = Utc::now();
-                let today = state.deps.config.zone.local_date(now);
+                let today = state.ctx.config.zone.local_date(now);
                 match crate::queue::check_in_book(&mut state.book, appointment, account, today, now) {
                     Ok((a, true)) => {
                         let w = BookingWrite { appointments: vec![a.clone()], ..Default::default() };
@@ -826,7 +826,7 @@ impl Actor for ScheduleActor {
                 // Holds and waitlists need this actor's timer: it stays while it has any.
                 let busy = state.book.has_holds() || state.book.has_waitlists();
                 let stopped = state.idle.drain_if_idle(&myself, busy, &state.doctor);
-                if !stopped && state.deps.config.zone.local_date(Utc::now()) != state.loaded_on {
+                if !stopped && state.ctx.config.zone.local_date(Utc::now()) != state.loaded_on {
                     // Midnight passed: move the window so "60 days ahead" stays true.
                     if let Err(e) = state.refresh().await {
                         tracing::warn!(doctor = %state.doctor, error = %e, "schedule window move failed");
@@ -850,7 +850,7 @@ impl ActorKind for ScheduleKind {
     fn actor() -> ScheduleActor {
         ScheduleActor
     }
-    fn args(doctor: DoctorId, deps: &Arc<ActorDeps>) -> ScheduleArgs {
-        ScheduleArgs { doctor, deps: deps.clone() }
+    fn args(doctor: DoctorId, ctx: &Arc<Context>) -> ScheduleArgs {
+        ScheduleArgs { doctor, ctx: ctx.clone() }
     }
 }

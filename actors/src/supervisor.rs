@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::kind::{ActorKind, ChildMsg};
-use crate::{ActorDeps, ActorError};
+use crate::{ActorError, Context};
 
 /// The registry name of a kind's actor for `id`.
 pub(crate) fn child_name<K: ActorKind>(prefix: &str, id: K::Id) -> String {
@@ -74,12 +74,12 @@ pub(crate) enum KindMsg<K: ActorKind> {
 
 pub(crate) struct KindArgs {
     pub prefix: String,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 pub(crate) struct KindState<K: ActorKind> {
     prefix: String,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     /// The current actor of each id. An id's entry may briefly outlive its actor (the
     /// termination event is still queued); the registry is what `Ensure` trusts.
     children: HashMap<K::Id, ActorRef<ChildMsg<K>>>,
@@ -103,7 +103,7 @@ impl<K: ActorKind> KindState<K> {
 
     /// Failures of `id` within the window, after pruning older ones.
     fn failures_in_window(&mut self, id: K::Id, now: Instant) -> usize {
-        let window = self.deps.config.restart_window;
+        let window = self.ctx.config.restart_window;
         let Some(times) = self.recent_failures.get_mut(&id) else { return 0 };
         while times.front().is_some_and(|t| now.duration_since(*t) > window) {
             times.pop_front();
@@ -121,7 +121,7 @@ impl<K: ActorKind> KindState<K> {
     }
 
     fn crash_looping(&mut self, id: K::Id) -> bool {
-        self.failures_in_window(id, Instant::now()) > self.deps.config.max_restarts as usize
+        self.failures_in_window(id, Instant::now()) > self.ctx.config.max_restarts as usize
     }
 }
 
@@ -141,8 +141,8 @@ impl<K: ActorKind> KindSupervisor<K> {
     ) -> Result<ActorRef<ChildMsg<K>>, ActorError> {
         let name = child_name::<K>(&state.prefix, id);
         let spawn =
-            <K::Actor as Actor>::spawn_linked(Some(name), K::actor(), K::args(id, &state.deps), myself.get_cell());
-        let timeout = state.deps.config.start_timeout;
+            <K::Actor as Actor>::spawn_linked(Some(name), K::actor(), K::args(id, &state.ctx), myself.get_cell());
+        let timeout = state.ctx.config.start_timeout;
         // Dropping the spawn future on timeout is safe: ractor's lifecycle guard unregisters the
         // half-started actor, so the name is free for the next attempt.
         let spawned = match tokio::time::timeout(timeout, spawn).await {
@@ -207,10 +207,10 @@ impl<K: ActorKind> KindSupervisor<K> {
         state.stats.failures += 1;
         let recent = state.record_failure(id, Instant::now());
         tracing::warn!(kind = K::KIND, %id, error = %err, recent_failures = recent, "actor failed");
-        if recent > state.deps.config.max_restarts as usize {
+        if recent > state.ctx.config.max_restarts as usize {
             state.stats.given_up += 1;
             tracing::error!(
-                kind = K::KIND, %id, recent_failures = recent, window = ?state.deps.config.restart_window,
+                kind = K::KIND, %id, recent_failures = recent, window = ?state.ctx.config.restart_window,
                 "actor keeps failing; giving up on it until the window passes"
             );
             return;
@@ -238,7 +238,7 @@ impl<K: ActorKind> Actor for KindSupervisor<K> {
         tracing::debug!(kind = K::KIND, "kind supervisor started");
         Ok(KindState {
             prefix: args.prefix,
-            deps: args.deps,
+            ctx: args.ctx,
             children: HashMap::new(),
             by_actor: HashMap::new(),
             recent_failures: HashMap::new(),
@@ -249,7 +249,7 @@ impl<K: ActorKind> Actor for KindSupervisor<K> {
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Stop children gracefully (their post_stop runs); ractor would otherwise kill them when
         // this supervisor terminates.
-        myself.stop_children_and_wait(Some("shutdown".into()), Some(state.deps.config.call_timeout)).await;
+        myself.stop_children_and_wait(Some("shutdown".into()), Some(state.ctx.config.call_timeout)).await;
         metrics::gauge!("actors_live", "kind" => K::KIND).decrement(state.children.len() as f64);
         state.children.clear();
         state.by_actor.clear();
@@ -301,7 +301,7 @@ pub(crate) trait KindSpawner: Send + Sync + 'static {
     fn spawn(
         &self,
         prefix: String,
-        deps: Arc<ActorDeps>,
+        ctx: Arc<Context>,
         root: ActorCell,
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>;
 }
@@ -315,13 +315,13 @@ impl<K: ActorKind> KindSpawner for Spawner<K> {
     fn spawn(
         &self,
         prefix: String,
-        deps: Arc<ActorDeps>,
+        ctx: Arc<Context>,
         root: ActorCell,
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>> {
         Box::pin(async move {
             let name = supervisor_name::<K>(&prefix);
             let (sup, _join) =
-                KindSupervisor::<K>::spawn_linked(Some(name), KindSupervisor::new(), KindArgs { prefix, deps }, root)
+                KindSupervisor::<K>::spawn_linked(Some(name), KindSupervisor::new(), KindArgs { prefix, ctx }, root)
                     .await?;
             Ok(sup.get_cell())
         })
@@ -338,13 +338,13 @@ pub(crate) enum RootMsg {}
 
 pub(crate) struct RootArgs {
     pub prefix: String,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
     pub kinds: Vec<Arc<dyn KindSpawner>>,
 }
 
 pub(crate) struct RootState {
     prefix: String,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     kinds: Vec<Arc<dyn KindSpawner>>,
     running: HashMap<ActorId, usize>,
     recent_failures: Vec<VecDeque<Instant>>,
@@ -353,7 +353,7 @@ pub(crate) struct RootState {
 impl RootState {
     async fn start_kind(&mut self, myself: &ActorRef<RootMsg>, index: usize) -> Result<(), SpawnErr> {
         let kind = self.kinds[index].clone();
-        let cell = kind.spawn(self.prefix.clone(), self.deps.clone(), myself.get_cell()).await?;
+        let cell = kind.spawn(self.prefix.clone(), self.ctx.clone(), myself.get_cell()).await?;
         self.running.insert(cell.get_id(), index);
         Ok(())
     }
@@ -372,7 +372,7 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             recent_failures: vec![VecDeque::new(); args.kinds.len()],
             prefix: args.prefix,
-            deps: args.deps,
+            ctx: args.ctx,
             kinds: args.kinds,
             running: HashMap::new(),
         };
@@ -384,7 +384,7 @@ impl Actor for RootSupervisor {
 
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Each kind supervisor stops its own children in its post_stop; allow for that.
-        let wait = state.deps.config.call_timeout * 2;
+        let wait = state.ctx.config.call_timeout * 2;
         myself.stop_children_and_wait(Some("shutdown".into()), Some(wait)).await;
         Ok(())
     }
@@ -412,14 +412,14 @@ impl Actor for RootSupervisor {
         let Some(index) = state.running.remove(&actor.get_id()) else { return Ok(()) };
         let kind = state.kinds[index].kind();
         let now = Instant::now();
-        let window = state.deps.config.restart_window;
+        let window = state.ctx.config.restart_window;
         let times = &mut state.recent_failures[index];
         times.push_back(now);
         while times.front().is_some_and(|t| now.duration_since(*t) > window) {
             times.pop_front();
         }
         tracing::error!(kind, reason = %why, "kind supervisor exited; its actors are gone");
-        if times.len() > state.deps.config.max_restarts as usize {
+        if times.len() > state.ctx.config.max_restarts as usize {
             tracing::error!(kind, "kind supervisor keeps failing; stopping the actor system");
             myself.stop(Some(format!("{kind} supervisor crash loop")));
             return Ok(());

@@ -19,8 +19,8 @@ use crate::kind::{ActorKind, ChildMsg};
 use crate::payment::{PaymentError, PaymentKind, PaymentMsg};
 use crate::supervisor::{self, Ensured, KindMsg, KindStats, RootArgs, RootMsg, RootSupervisor};
 use crate::{
-    ActorConfig, ActorDeps, ActorError, BookingError, PatientError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg,
-    SessionAvailability, StopReport,
+    ActorConfig, ActorDeps, ActorError, BookingError, Context, EffectSink, PatientError, PatientKind, PatientMsg,
+    ScheduleKind, ScheduleMsg, SessionAvailability, StopReport,
 };
 
 /// Tells systems in one process apart in the (process-global) ractor registry.
@@ -43,10 +43,11 @@ pub struct ActorSystem {
     inner: Arc<Inner>,
 }
 
+/// The handle is made before the tree (actors hold it in their `Context`), so it knows the tree
+/// by name only: the root and the kind supervisors are looked up in ractor's registry.
 struct Inner {
     prefix: String,
     config: ActorConfig,
-    root: ActorRef<RootMsg>,
     shut_down: AtomicBool,
 }
 
@@ -68,16 +69,23 @@ pub(crate) enum Retry {
 impl ActorSystem {
     /// Starts the root supervisor and one kind supervisor per actor kind. Actors themselves start
     /// on first use.
+    ///
+    /// In dependency order: this handle (names only), the effect dispatcher's queue, the
+    /// `Context` every actor shares (holding both), then the tree, then the dispatcher.
     pub async fn start(deps: ActorDeps) -> Result<ActorSystem, ActorError> {
-        let deps = deps;
         let prefix = format!("hospital-{}", NEXT_SYSTEM.fetch_add(1, Ordering::Relaxed));
-        let config = deps.config.clone();
+        let system = ActorSystem {
+            inner: Arc::new(Inner {
+                prefix: prefix.clone(),
+                config: deps.config.clone(),
+                shut_down: AtomicBool::new(false),
+            }),
+        };
         let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
-        deps.effects.connect(effects_tx);
-        let system_cell = deps.system.clone();
+        let ctx = Arc::new(Context::new(deps, EffectSink::new(effects_tx), system.clone()));
         let args = RootArgs {
             prefix: prefix.clone(),
-            deps: Arc::new(deps),
+            ctx,
             // The actor kinds; a new kind is one more entry here.
             kinds: vec![
                 supervisor::kind::<ScheduleKind>(),
@@ -87,12 +95,10 @@ impl ActorSystem {
                 supervisor::kind::<crate::exam::ExamKind>(),
             ],
         };
-        let (root, _join) = RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
+        RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
             .await
             .map_err(|e| ActorError::Unavailable { kind: "root", id: prefix.clone(), reason: e.to_string() })?;
         tracing::info!(system = %prefix, "actor system started");
-        let system = ActorSystem { inner: Arc::new(Inner { prefix, config, root, shut_down: AtomicBool::new(false) }) };
-        let _ = system_cell.set(system.clone());
         tokio::spawn(crate::effects::dispatch(system.clone(), effects_rx));
         Ok(system)
     }
@@ -104,9 +110,12 @@ impl ActorSystem {
             return;
         }
         let wait = self.inner.config.call_timeout * 3;
-        if let Err(e) = self.inner.root.stop_and_wait(Some("shutdown".into()), Some(wait)).await {
-            tracing::warn!(system = %self.inner.prefix, error = %e, "actor system did not stop in time; killing it");
-            self.inner.root.kill();
+        // No root: it stopped already (a crash loop of a kind supervisor stops it).
+        if let Some(root) = ActorRef::<RootMsg>::where_is(supervisor::root_name(&self.inner.prefix)) {
+            if let Err(e) = root.stop_and_wait(Some("shutdown".into()), Some(wait)).await {
+                tracing::warn!(system = %self.inner.prefix, error = %e, "actor system did not stop in time; killing it");
+                root.kill();
+            }
         }
         tracing::info!(system = %self.inner.prefix, "actor system stopped");
     }
