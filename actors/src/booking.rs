@@ -1,12 +1,11 @@
-//! What booking callers get back when the answer is no, and the side effects the booking actors
-//! hand to others (closing or refunding payment orders) without waiting for them.
+//! What booking callers (of the patient and schedule actors) get back when the answer is no, or
+//! not now.
 
 use chrono::{DateTime, Utc};
 use hospital_domain::booking::BookError;
-use hospital_domain::OrderId;
 use hospital_store::StoreError;
 
-use crate::ActorError;
+use crate::error::ActorError;
 
 /// A refusal or failure of a booking operation.
 #[derive(Debug, thiserror::Error)]
@@ -33,35 +32,5 @@ pub enum BookingError {
 impl From<StoreError> for BookingError {
     fn from(e: StoreError) -> Self {
         BookingError::Unavailable(e.into())
-    }
-}
-
-/// Work the booking actors leave to the payment side: done after the booking change is durable,
-/// retried by the payment actor, never blocking a schedule actor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// A hold lapsed or was cancelled before payment: close the order at the provider.
-    CloseOrder(OrderId),
-    /// A paid booking was cancelled (by the patient or a clinic stop): refund it in full.
-    Refund { order: OrderId, reason: String },
-}
-
-/// Where booking actors send `Effect`s: the effect dispatcher's queue, made by
-/// `ActorSystem::start` before any actor runs. Effects sent after shutdown are logged and
-/// dropped; the payment actors' own timers (order expiry) catch them up.
-#[derive(Clone)]
-pub struct EffectSink {
-    tx: tokio::sync::mpsc::UnboundedSender<Effect>,
-}
-
-impl EffectSink {
-    pub(crate) fn new(tx: tokio::sync::mpsc::UnboundedSender<Effect>) -> Self {
-        Self { tx }
-    }
-
-    pub fn send(&self, e: Effect) {
-        if let Err(lost) = self.tx.send(e) {
-            tracing::warn!(effect = ?lost.0, "the effect dispatcher has stopped; effect dropped");
-        }
     }
 }

@@ -12,9 +12,7 @@
 //! row cannot spin a crash loop. An actor that stopped on its own (idle) is just forgotten; the
 //! next call starts a fresh one.
 
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SpawnErr, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,54 +20,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::kind::{ActorKind, ChildMsg};
-use crate::{ActorError, Context};
+use crate::deps::Context;
+use crate::error::ActorError;
+use crate::kind::{child_name, supervisor_name, ActorKind, ChildMsg, Ensured, KindMsg, KindStats};
 
-/// The registry name of a kind's actor for `id`.
-pub(crate) fn child_name<K: ActorKind>(prefix: &str, id: K::Id) -> String {
-    format!("{prefix}/{}:{id}", K::KIND)
-}
-
-/// The registry name of a kind's supervisor.
-pub(crate) fn supervisor_name<K: ActorKind>(prefix: &str) -> String {
-    format!("{prefix}/{}", K::SUPERVISOR)
-}
-
-pub(crate) fn root_name(prefix: &str) -> String {
-    format!("{prefix}/root")
-}
-
-/// Counters of one kind supervisor, for tests, health pages and operators.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KindStats {
-    /// Actors of this kind running now.
-    pub live: usize,
-    /// Actors that panicked or returned an error.
-    pub failures: u64,
-    /// Restarts the supervisor made after a failure.
-    pub restarts: u64,
-    /// Failures after which the supervisor gave up on the id (crash loop).
-    pub given_up: u64,
-}
-
-/// The answer to `Ensure`.
-pub(crate) enum Ensured<M: ractor::Message> {
-    Ready(ActorRef<M>),
-    /// The id's actor is draining (idle stop); ask again in a moment.
-    Stopping,
-    Refused(ActorError),
-}
-
-/// Messages of a kind supervisor.
-pub(crate) enum KindMsg<K: ActorKind> {
-    /// Finds the id's actor or starts it.
-    Ensure {
-        id: K::Id,
-        reply: RpcReplyPort<Ensured<ChildMsg<K>>>,
-    },
-    Stats {
-        reply: RpcReplyPort<KindStats>,
-    },
+/// How a kind's actors are started (beside `ActorKind`, which is all the rest of the system
+/// needs to know of a kind).
+pub trait SpawnKind: ActorKind {
+    fn actor() -> Self::Actor;
+    /// The arguments `pre_start` gets; the actor loads its state from the store there, so a
+    /// restart after a panic rebuilds it from the durable truth.
+    fn args(id: Self::Id, ctx: &Arc<Context>) -> <Self::Actor as Actor>::Arguments;
 }
 
 pub(crate) struct KindArgs {
@@ -77,7 +38,7 @@ pub(crate) struct KindArgs {
     pub ctx: Arc<Context>,
 }
 
-pub(crate) struct KindState<K: ActorKind> {
+pub(crate) struct KindState<K: SpawnKind> {
     prefix: String,
     ctx: Arc<Context>,
     /// The current actor of each id. An id's entry may briefly outlive its actor (the
@@ -89,7 +50,7 @@ pub(crate) struct KindState<K: ActorKind> {
     stats: KindStats,
 }
 
-impl<K: ActorKind> KindState<K> {
+impl<K: SpawnKind> KindState<K> {
     /// Removes a stopped actor; returns its id and whether it was still the id's current actor.
     fn forget(&mut self, actor: ActorId) -> Option<(K::Id, bool)> {
         let id = self.by_actor.remove(&actor)?;
@@ -128,7 +89,7 @@ impl<K: ActorKind> KindState<K> {
 /// Supervises all actors of kind `K`.
 pub(crate) struct KindSupervisor<K>(PhantomData<fn() -> K>);
 
-impl<K: ActorKind> KindSupervisor<K> {
+impl<K: SpawnKind> KindSupervisor<K> {
     pub(crate) fn new() -> Self {
         Self(PhantomData)
     }
@@ -229,7 +190,7 @@ impl<K: ActorKind> KindSupervisor<K> {
     }
 }
 
-impl<K: ActorKind> Actor for KindSupervisor<K> {
+impl<K: SpawnKind> Actor for KindSupervisor<K> {
     type Msg = KindMsg<K>;
     type State = KindState<K>;
     type Arguments = KindArgs;
@@ -308,7 +269,7 @@ pub(crate) trait KindSpawner: Send + Sync + 'static {
 
 struct Spawner<K>(PhantomData<fn() -> K>);
 
-impl<K: ActorKind> KindSpawner for Spawner<K> {
+impl<K: SpawnKind> KindSpawner for Spawner<K> {
     fn kind(&self) -> &'static str {
         K::SUPERVISOR
     }
@@ -329,7 +290,7 @@ impl<K: ActorKind> KindSpawner for Spawner<K> {
 }
 
 /// The entry for kind `K` in the root's list of kinds.
-pub(crate) fn kind<K: ActorKind>() -> Arc<dyn KindSpawner> {
+pub(crate) fn kind<K: SpawnKind>() -> Arc<dyn KindSpawner> {
     Arc::new(Spawner::<K>(PhantomData))
 }
 

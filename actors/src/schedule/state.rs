@@ -1,7 +1,5 @@
-//! The doctor schedule actor: one per doctor, the single owner of that doctor's sessions, holds,
-//! bookings and waitlists (a `DoctorBook`). Booking a slot is serialised here, per doctor, with no
-//! global lock: "sold out" is answered from memory, a change is applied in memory, queued on the
-//! actor's write pipeline, and answered once durable. A restart rebuilds the book from the store.
+//! A doctor's schedule in memory (`ScheduleState`: the `DoctorBook`, its write pipeline and
+//! clocks) and what each change does to it: the write it needs, the effects, messages and events.
 
 use chrono::{Duration as Days, NaiveDate, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
@@ -9,161 +7,19 @@ use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, 
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderKind, OrderStatus};
-use hospital_domain::schedule::{ClinicSession, SlotId};
-use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, PatientId, SessionId};
+use hospital_domain::schedule::SlotId;
+use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::booking::{BookingError, Effect};
+use super::msg::*;
+use crate::booking::BookingError;
+use crate::deps::Context;
+use crate::effects::Effect;
 use crate::idle::IdleClock;
 use crate::pipeline::WritePipeline;
-use crate::{ActorKind, Context};
-
-/// A session with its places left, as the schedule shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionAvailability {
-    pub session: ClinicSession,
-    /// Places left per segment.
-    pub remaining: Vec<u32>,
-    /// Patients on the waitlist.
-    pub waiting: usize,
-}
-
-impl SessionAvailability {
-    fn of(b: &SessionBook) -> Self {
-        Self { session: b.session.clone(), remaining: b.remaining_all(), waiting: b.waitlist.len() }
-    }
-
-    /// As the `availability` topic carries it.
-    pub fn live(&self) -> Availability {
-        let s = &self.session;
-        Availability {
-            doctor_id: s.doctor_id,
-            department_id: s.department_id,
-            session_id: s.id,
-            date: s.date,
-            period: s.period,
-            status: s.status,
-            remaining: self.remaining.clone(),
-            waiting: self.waiting,
-        }
-    }
-}
-
-/// Who is booking: the actor builds the hold from this and its own clock.
-#[derive(Debug, Clone)]
-pub struct Booker {
-    pub account_id: AccountId,
-    pub patient_id: PatientId,
-    pub person: String,
-    pub patient_name: String,
-    pub idempotency_key: Option<String>,
-}
-
-/// What a clinic stop did.
-#[derive(Debug, Clone, Default)]
-pub struct StopReport {
-    pub cancelled: Vec<Appointment>,
-    pub refunds: usize,
-    pub waitlist_cleared: usize,
-}
-
-type Reply<T> = RpcReplyPort<Result<T, BookingError>>;
-
-/// Messages of a doctor schedule actor.
-#[derive(Debug)]
-pub enum ScheduleMsg {
-    /// Sessions with `from <= date <= to` and their places left, from memory.
-    GetSchedule {
-        from: NaiveDate,
-        to: NaiveDate,
-        reply: RpcReplyPort<Vec<SessionAvailability>>,
-    },
-    /// Whether `slot` could be booked now (released, open, a place left), from memory: the
-    /// patient actor asks before paying for the real-name rules.
-    Probe {
-        slot: SlotId,
-        reply: Reply<()>,
-    },
-    /// Holds a place in `slot` for `booker` (BOOK-3): the hold and its payment order.
-    Hold {
-        slot: SlotId,
-        booker: Booker,
-        reply: Reply<(Appointment, Order)>,
-    },
-    /// The order was paid: confirm the booking and issue its slip (BOOK-4). A hold that lapsed
-    /// meanwhile is confirmed only if a place is still free in its slot.
-    Confirm {
-        appointment: AppointmentId,
-        reply: Reply<Appointment>,
-    },
-    /// Cancels (BOOK-5). `account` set means the patient asks: ownership and the cutoff apply.
-    Cancel {
-        appointment: AppointmentId,
-        account: Option<AccountId>,
-        reply: Reply<Appointment>,
-    },
-    /// Moves a booking to another slot of this doctor in one durable step (改约).
-    Move {
-        appointment: AppointmentId,
-        account: AccountId,
-        slot: SlotId,
-        reply: Reply<Appointment>,
-    },
-    /// Joins a full session's waitlist (BOOK-7); the 1-based position.
-    JoinWaitlist {
-        session: SessionId,
-        entry: WaitEntry,
-        reply: Reply<usize>,
-    },
-    LeaveWaitlist {
-        session: SessionId,
-        patient: PatientId,
-        reply: RpcReplyPort<bool>,
-    },
-    /// 加号/减号 (BOOK-9).
-    SetQuota {
-        session: SessionId,
-        segment: u16,
-        quota: u32,
-        reply: Reply<ClinicSession>,
-    },
-    /// 停诊: cancels, refunds and notifies every booking, clears the waitlist (BOOK-9).
-    StopSession {
-        session: SessionId,
-        reply: Reply<StopReport>,
-    },
-    /// A session's live appointments, for staff.
-    SessionAppointments {
-        session: SessionId,
-        reply: RpcReplyPort<Vec<Appointment>>,
-    },
-    /// Picks up sessions staff added to the store.
-    Reload,
-    /// 签到 (BOOK-10): the account's confirmed appointment for today moves to `CheckedIn`
-    /// (durable before the answer); a repeat answers the checked-in appointment.
-    CheckIn {
-        appointment: AppointmentId,
-        account: AccountId,
-        reply: Reply<Appointment>,
-    },
-    /// Panics on purpose, so tests and operators can exercise supervision. Only with the
-    /// `fault-injection` feature.
-    #[cfg(feature = "fault-injection")]
-    InjectFault,
-    /// The idle clock's periodic tick; internal.
-    #[doc(hidden)]
-    Tick,
-    /// Once a second: lapse due holds; internal.
-    #[doc(hidden)]
-    ExpireTick,
-    /// The write pipeline failed: restart from the store; internal.
-    #[doc(hidden)]
-    WriteFailed(String),
-}
 
 /// Start-up arguments: which doctor, and the shared dependencies.
 pub struct ScheduleArgs {
@@ -173,17 +29,17 @@ pub struct ScheduleArgs {
 
 /// The live state of one doctor's schedule.
 pub struct ScheduleState {
-    doctor: DoctorId,
-    ctx: Arc<Context>,
-    book: DoctorBook,
+    pub(super) doctor: DoctorId,
+    pub(super) ctx: Arc<Context>,
+    pub(super) book: DoctorBook,
     /// The local date the window was computed on; when the day changes the window moves.
-    loaded_on: NaiveDate,
-    pipeline: WritePipeline,
-    idle: IdleClock,
-    expiry: Option<ractor::concurrency::JoinHandle<()>>,
+    pub(super) loaded_on: NaiveDate,
+    pub(super) pipeline: WritePipeline,
+    pub(super) idle: IdleClock,
+    pub(super) expiry: Option<ractor::concurrency::JoinHandle<()>>,
 }
 
-async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
+pub(super) async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
     let today = ctx.config.zone.local_date(Utc::now());
     // Yesterday too: a session that ran late last night may still be asked about.
     let from = today - Days::days(1);
@@ -206,7 +62,7 @@ async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook
     Ok((books, today))
 }
 
-fn chrono(d: Duration) -> Days {
+pub(super) fn chrono(d: Duration) -> Days {
     Days::from_std(d).unwrap_or(Days::minutes(15))
 }
 
@@ -228,13 +84,13 @@ fn order_for(a: &Appointment) -> Order {
     }
 }
 
-fn message(a: &Appointment, kind: MessageKind, title: &str, body: String) -> Message {
+pub(super) fn message(a: &Appointment, kind: MessageKind, title: &str, body: String) -> Message {
     Message::new(a.account_id, kind, title, body, Some(a.id.to_string()), Utc::now())
 }
 
 impl ScheduleState {
     /// Queues `write`, then (once durable) runs `effects` and answers with `answer`.
-    fn persist<T: Send + 'static>(
+    pub(super) fn persist<T: Send + 'static>(
         &self,
         write: BookingWrite,
         effects: Vec<Effect>,
@@ -302,17 +158,17 @@ impl ScheduleState {
         ev
     }
 
-    fn availability(&self, session: SessionId) -> Option<Availability> {
+    pub(super) fn availability(&self, session: SessionId) -> Option<Availability> {
         self.book.session(session).map(|b| SessionAvailability::of(b).live())
     }
 
-    fn waitlist_write(&self, session: SessionId) -> (DoctorId, SessionId, Vec<WaitEntry>) {
+    pub(super) fn waitlist_write(&self, session: SessionId) -> (DoctorId, SessionId, Vec<WaitEntry>) {
         let list = self.book.session(session).map(|b| b.waitlist.iter().cloned().collect()).unwrap_or_default();
         (self.doctor, session, list)
     }
 
     /// Offers freed places in `session` to its waitlist, adding the offers to `w`.
-    fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
+    pub(super) fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
         let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
         let Some(b) = self.book.session_mut(session) else { return };
         let before = b.waitlist.len();
@@ -341,7 +197,11 @@ impl ScheduleState {
         w.waitlists.push(self.waitlist_write(session));
     }
 
-    fn hold(&mut self, slot: SlotId, booker: Booker) -> Result<(BookingWrite, Appointment, Order), BookingError> {
+    pub(super) fn hold(
+        &mut self,
+        slot: SlotId,
+        booker: Booker,
+    ) -> Result<(BookingWrite, Appointment, Order), BookingError> {
         let now = Utc::now();
         let req = HoldRequest {
             appointment_id: AppointmentId::new(),
@@ -365,7 +225,7 @@ impl ScheduleState {
         Ok((w, a, order))
     }
 
-    fn confirm(
+    pub(super) fn confirm(
         &mut self,
         id: AppointmentId,
         stored: Option<Appointment>,
@@ -418,7 +278,7 @@ impl ScheduleState {
         Ok((BookingWrite { appointments: vec![a.clone()], messages: vec![msg], ..Default::default() }, a))
     }
 
-    fn cancel(
+    pub(super) fn cancel(
         &mut self,
         id: AppointmentId,
         account: Option<AccountId>,
@@ -453,7 +313,7 @@ impl ScheduleState {
         Ok((w, vec![effect], a))
     }
 
-    fn move_to(
+    pub(super) fn move_to(
         &mut self,
         id: AppointmentId,
         account: AccountId,
@@ -517,7 +377,7 @@ impl ScheduleState {
         Ok((w, new))
     }
 
-    fn stop(&mut self, session: SessionId) -> Result<(BookingWrite, Vec<Effect>, StopReport), BookingError> {
+    pub(super) fn stop(&mut self, session: SessionId) -> Result<(BookingWrite, Vec<Effect>, StopReport), BookingError> {
         let now = Utc::now();
         let b = self.book.session_mut(session).ok_or(BookingError::Book(BookError::NoSuchSlot))?;
         let before: HashMap<AppointmentId, AppointmentStatus> = b.live().map(|a| (a.id, a.status)).collect();
@@ -563,7 +423,7 @@ impl ScheduleState {
         Ok((w, effects, StopReport { cancelled, refunds, waitlist_cleared: waiting.len() }))
     }
 
-    fn expire_due(&mut self) -> Option<(BookingWrite, Vec<Effect>)> {
+    pub(super) fn expire_due(&mut self) -> Option<(BookingWrite, Vec<Effect>)> {
         let now = Utc::now();
         let mut w = BookingWrite::default();
         let mut effects = Vec::new();
@@ -595,7 +455,7 @@ impl ScheduleState {
 
     /// Adds sessions that appeared in the store (staff created them) and refreshes the static
     /// fields of the others; live bookings stay as memory has them (memory is never behind).
-    async fn refresh(&mut self) -> Result<(), StoreError> {
+    pub(super) async fn refresh(&mut self) -> Result<(), StoreError> {
         let (books, today) = load_window(self.doctor, &self.ctx).await?;
         for nb in books {
             match self.book.session_mut(nb.session.id) {
@@ -608,249 +468,5 @@ impl ScheduleState {
         }
         self.loaded_on = today;
         Ok(())
-    }
-}
-
-/// The doctor schedule actor (stateless handler; the state is `ScheduleState`).
-pub struct ScheduleActor;
-
-impl Actor for ScheduleActor {
-    type Msg = ScheduleMsg;
-    type State = ScheduleState;
-    type Arguments = ScheduleArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        args: ScheduleArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        // A predecessor (before a panic) may still be writing what it acknowledged: wait for it,
-        // so the book loaded below includes every acknowledged change.
-        let owner = myself.get_name().unwrap_or_else(|| format!("schedule:{}", args.doctor));
-        let guard = WritePipeline::quiesce(&owner).await;
-        let (books, today) = load_window(args.doctor, &args.ctx).await?;
-        tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
-        let me = myself.clone();
-        let pipeline = WritePipeline::start(args.ctx.stores.data.clone(), guard, move |e| {
-            let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
-        });
-        Ok(ScheduleState {
-            doctor: args.doctor,
-            idle: IdleClock::new(args.ctx.config.idle_timeout),
-            ctx: args.ctx,
-            book: DoctorBook::new(books),
-            loaded_on: today,
-            pipeline,
-            expiry: None,
-        })
-    }
-
-    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        state.idle.start(&myself, || ScheduleMsg::Tick);
-        state.expiry = Some(myself.send_interval(Duration::from_secs(1), || ScheduleMsg::ExpireTick));
-        // Holds that lapsed while no actor ran are freed at once.
-        let _ = myself.cast(ScheduleMsg::ExpireTick);
-        Ok(())
-    }
-
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        state.idle.stop();
-        if let Some(t) = state.expiry.take() {
-            t.abort();
-        }
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, ScheduleMsg::Tick | ScheduleMsg::ExpireTick) {
-            state.idle.touch();
-        }
-        match msg {
-            ScheduleMsg::GetSchedule { from, to, reply } => {
-                let out = state
-                    .book
-                    .sessions
-                    .values()
-                    .filter(|b| b.session.date >= from && b.session.date <= to)
-                    .map(SessionAvailability::of)
-                    .collect::<Vec<_>>();
-                let mut out = out;
-                out.sort_by_key(|s| (s.session.date, s.session.period));
-                let _ = reply.send(out);
-            }
-            ScheduleMsg::Probe { slot, reply } => {
-                let answer = match state.book.session(slot.session_id) {
-                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
-                    Some(b) => b.bookable(slot.segment, Utc::now()).map_err(BookingError::from),
-                };
-                if matches!(answer, Err(BookingError::Book(BookError::SoldOut))) {
-                    metrics::counter!("booking_attempts_total").increment(1);
-                    metrics::counter!("booking_sold_out_total").increment(1);
-                }
-                let _ = reply.send(answer);
-            }
-            ScheduleMsg::Hold { slot, booker, reply } => {
-                metrics::counter!("booking_attempts_total").increment(1);
-                match state.hold(slot, booker) {
-                    Ok((w, a, o)) => {
-                        metrics::counter!("booking_holds_total").increment(1);
-                        state.persist(w, vec![], Some(reply), Ok((a, o)));
-                    }
-                    Err(e) => {
-                        if matches!(e, BookingError::Book(BookError::SoldOut)) {
-                            metrics::counter!("booking_sold_out_total").increment(1);
-                        }
-                        // A refusal changed nothing: answer at once, from memory.
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            ScheduleMsg::Confirm { appointment, reply } => {
-                let stored = if state.book.session_of(appointment).is_none() {
-                    state.ctx.stores.data.appointment(appointment).await.ok().flatten()
-                } else {
-                    None
-                };
-                match state.confirm(appointment, stored) {
-                    Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            ScheduleMsg::Cancel { appointment, account, reply } => match state.cancel(appointment, account) {
-                Ok((w, effects, a)) => state.persist(w, effects, Some(reply), Ok(a)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            ScheduleMsg::Move { appointment, account, slot, reply } => {
-                match state.move_to(appointment, account, slot) {
-                    Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            ScheduleMsg::JoinWaitlist { session, entry, reply } => {
-                let r = match state.book.session_mut(session) {
-                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
-                    Some(b) => b.join_waitlist(entry, Utc::now()).map_err(BookingError::from),
-                };
-                match r {
-                    Ok(pos) => {
-                        let w = BookingWrite { waitlists: vec![state.waitlist_write(session)], ..Default::default() };
-                        state.persist(w, vec![], Some(reply), Ok(pos));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            ScheduleMsg::LeaveWaitlist { session, patient, reply } => {
-                let left = state.book.session_mut(session).is_some_and(|b| b.leave_waitlist(patient));
-                if left {
-                    let w = BookingWrite { waitlists: vec![state.waitlist_write(session)], ..Default::default() };
-                    state.pipeline.push(w, move |_| {
-                        let _ = reply.send(true);
-                    });
-                } else {
-                    let _ = reply.send(false);
-                }
-            }
-            ScheduleMsg::SetQuota { session, segment, quota, reply } => {
-                let r = match state.book.session_mut(session) {
-                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
-                    Some(b) => b.set_quota(segment, quota).map(|_| b.session.clone()).map_err(BookingError::from),
-                };
-                match r {
-                    Ok(s) => {
-                        let mut w = BookingWrite { sessions: vec![s.clone()], ..Default::default() };
-                        state.offer(session, &mut w);
-                        state.persist(w, vec![], Some(reply), Ok(s));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            ScheduleMsg::StopSession { session, reply } => match state.stop(session) {
-                Ok((w, effects, report)) => state.persist(w, effects, Some(reply), Ok(report)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            ScheduleMsg::SessionAppointments { session, reply } => {
-                let list = state.book.session(session).map(|b| b.live().cloned().collect()).unwrap_or_default();
-                let _ = reply.send(list);
-            }
-            ScheduleMsg::Reload => {
-                // A failed reload keeps serving what we have: the store is the problem, and a
-                // restart would fail the same way.
-                if let Err(e) = state.refresh().await {
-                    tracing::warn!(doctor = %state.doctor, error = %e, "schedule reload failed; keeping old data");
-                }
-            }
-            ScheduleMsg::CheckIn { appointment, account, reply } => {
-                let now = Utc::now();
-                let today = state.ctx.config.zone.local_date(now);
-                match crate::queue::check_in_book(&mut state.book, appointment, account, today, now) {
-                    Ok((a, true)) => {
-                        let w = BookingWrite { appointments: vec![a.clone()], ..Default::default() };
-                        state.persist(w, vec![], Some(reply), Ok(a));
-                    }
-                    r => {
-                        let _ = reply.send(r.map(|(a, _)| a));
-                    }
-                }
-            }
-            #[cfg(feature = "fault-injection")]
-            ScheduleMsg::InjectFault => {
-                panic!("fault injected into schedule actor {}", state.doctor);
-            }
-            ScheduleMsg::ExpireTick => {
-                if let Some((w, effects)) = state.expire_due() {
-                    state.persist::<()>(w, effects, None, Ok(()));
-                }
-            }
-            ScheduleMsg::WriteFailed(e) => {
-                // Memory may be ahead of the disk: rebuild from the durable truth.
-                return Err(format!("booking write failed ({e}); restarting from the store").into());
-            }
-            ScheduleMsg::Tick => {
-                // Holds and waitlists need this actor's timer: it stays while it has any.
-                let busy = state.book.has_holds() || state.book.has_waitlists();
-                let stopped = state.idle.drain_if_idle(&myself, busy, &state.doctor);
-                if !stopped && state.ctx.config.zone.local_date(Utc::now()) != state.loaded_on {
-                    // Midnight passed: move the window so "60 days ahead" stays true.
-                    if let Err(e) = state.refresh().await {
-                        tracing::warn!(doctor = %state.doctor, error = %e, "schedule window move failed");
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Doctor schedules as an actor kind: keyed by `DoctorId`, supervised by `schedules`.
-pub struct ScheduleKind;
-
-impl ActorKind for ScheduleKind {
-    const KIND: &'static str = "schedule";
-    const SUPERVISOR: &'static str = "schedules";
-    type Id = DoctorId;
-    type Actor = ScheduleActor;
-
-    fn actor() -> ScheduleActor {
-        ScheduleActor
-    }
-    fn args(doctor: DoctorId, ctx: &Arc<Context>) -> ScheduleArgs {
-        ScheduleArgs { doctor, ctx: ctx.clone() }
     }
 }
