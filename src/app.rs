@@ -3,7 +3,7 @@
 //! server is listening, so callers (main, tests) know the real address.
 
 use anyhow::{bail, Context};
-use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
+use hospital_actors::notifier::{self, Notifier, NotifierDeps};
 use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, Events};
 use hospital_domain::time::HospitalZone;
 use hospital_gateway::catalog_index::CatalogIndex;
@@ -122,27 +122,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             events: events.clone(),
             zone,
         },
-        NotifierConfig::default(),
+        config.actors.notifier.clone(),
     );
 
-    let a = &config.actors;
-    let deps = ActorDeps::new(
-        stores.clone(),
-        ActorConfig {
-            idle_timeout: Duration::from_secs(a.idle_timeout_secs),
-            call_timeout: Duration::from_millis(a.call_timeout_ms),
-            hold_ttl: Duration::from_secs(a.hold_ttl_secs),
-            waitlist_hold_ttl: Duration::from_secs(a.waitlist_hold_ttl_secs),
-            cancel_cutoff: Duration::from_secs(a.cancel_cutoff_secs),
-            weekly_cap: a.weekly_cap,
-            payment_check_after: Duration::from_secs(a.payment_check_after_secs),
-            zone,
-            ..ActorConfig::default()
-        },
-    )
-    .with_wechat_pay(wechat_pay.clone())
-    .with_events(events.clone())
-    .with_notify(notifier.handle());
+    let deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
+        .with_wechat_pay(wechat_pay.clone())
+        .with_events(events.clone())
+        .with_notify(notifier.handle());
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     let realtime = Arc::new(Realtime { hub, log, bus });
     let objects = hospital_objects::Objects::from_config(&config.objects, &config.data_dir)

@@ -23,7 +23,7 @@ use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::message::Message;
 use hospital_domain::notify::{Channel, ChannelDelivery, DeliveryState, Reminder, ReminderKind, ReminderStatus};
 use hospital_domain::time::HospitalZone;
-use hospital_integrations::wechat_subscribe::{MiniprogramState, SubscribeMessage, SubscribeMessenger};
+use hospital_integrations::wechat_subscribe::{SubscribeMessage, SubscribeMessenger};
 use hospital_integrations::SmsSender;
 use hospital_store::{Claim, DataStore, PendingEvent};
 use std::sync::Arc;
@@ -33,66 +33,10 @@ use uuid::Uuid;
 
 use crate::Events;
 
-/// Tunables of the notifier. `Default` gives production values; tests shorten the clock.
-#[derive(Debug, Clone)]
-pub struct NotifierConfig {
-    /// How often due reminders are looked for.
-    pub tick: Duration,
-    /// The local time of the evening-before reminder.
-    pub day_before_at: NaiveTime,
-    /// How long before the segment starts the last reminder goes.
-    pub soon_before: Duration,
-    /// Attempts per reminder before the channels still failing are given up.
-    pub max_attempts: u32,
-    /// The first retry waits this long, each later one twice as long, at most `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// How long a claimed reminder is ours; past it another worker may take it.
-    pub lease: Duration,
-    /// How far back due reminders are looked for (after an outage): older ones are left.
-    pub lookback: Duration,
-    /// At most this many reminders per tick.
-    pub batch: usize,
-    pub sms_booking_template: String,
-    pub sms_reminder_template: String,
-    /// WeChat subscribe-message templates (keys `thing1` patient, `time2` visit time, `thing3`
-    /// doctor, `thing4` note); None = no WeChat for that kind.
-    pub wechat_booking_template: Option<String>,
-    pub wechat_reminder_template: Option<String>,
-    pub miniprogram_state: MiniprogramState,
-}
-
-/// The SMS templates the notifier uses, as approved in the Aliyun console (and registered in the
-/// SMS sandbox by the app).
-pub const SMS_BOOKING_TEMPLATE: &str = "SMS_BOOKING_SUCCESS";
-pub const SMS_BOOKING_TEXT: &str = "${name}您好，您已预约${time}${doctor}门诊，就诊序号${no}。";
-pub const SMS_REMINDER_TEMPLATE: &str = "SMS_VISIT_REMINDER";
-pub const SMS_REMINDER_TEXT: &str = "${name}您好，您预约的${doctor}门诊将于${time}开始，请提前15分钟到院签到。";
-/// The WeChat subscribe-message templates' ids and keys (the sandbox registers the same).
-pub const WECHAT_BOOKING_TEMPLATE: &str = "booking-success-tmpl";
-pub const WECHAT_REMINDER_TEMPLATE: &str = "visit-reminder-tmpl";
-pub const WECHAT_TEMPLATE_KEYS: &[&str] = &["thing1", "time2", "thing3", "thing4"];
-
-impl Default for NotifierConfig {
-    fn default() -> Self {
-        Self {
-            tick: Duration::from_secs(2),
-            day_before_at: NaiveTime::from_hms_opt(18, 0, 0).expect("18:00"),
-            soon_before: Duration::from_secs(2 * 3600),
-            max_attempts: 6,
-            retry_base: Duration::from_secs(30),
-            retry_max: Duration::from_secs(30 * 60),
-            lease: Duration::from_secs(60),
-            lookback: Duration::from_secs(24 * 3600),
-            batch: 200,
-            sms_booking_template: SMS_BOOKING_TEMPLATE.into(),
-            sms_reminder_template: SMS_REMINDER_TEMPLATE.into(),
-            wechat_booking_template: Some(WECHAT_BOOKING_TEMPLATE.into()),
-            wechat_reminder_template: Some(WECHAT_REMINDER_TEMPLATE.into()),
-            miniprogram_state: MiniprogramState::Formal,
-        }
-    }
-}
+pub use crate::config::{
+    NotifierConfig, SMS_BOOKING_TEMPLATE, SMS_BOOKING_TEXT, SMS_REMINDER_TEMPLATE, SMS_REMINDER_TEXT,
+    WECHAT_BOOKING_TEMPLATE, WECHAT_REMINDER_TEMPLATE, WECHAT_TEMPLATE_KEYS,
+};
 
 /// What the schedule actor holds (`ActorDeps::notify`, from `Notifier::handle`): it reports each
 /// confirmed appointment once the write that confirmed it is durable. The default handle (no

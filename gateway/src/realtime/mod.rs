@@ -14,58 +14,12 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use protocol::{Codec, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
-
-/// The WebSocket limits and timers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RealtimeConfig {
-    /// Personal events waiting to be sent per socket; a client further behind is too slow.
-    pub outbox: usize,
-    pub max_frame_bytes: usize,
-    pub frames_per_second: u32,
-    pub burst: u32,
-    /// Bad or over-limit frames tolerated before the socket is closed (4029).
-    pub max_bad_frames: u32,
-    pub max_topics: usize,
-    /// The server pings this often; clients should send `ping` this often.
-    pub heartbeat_secs: u64,
-    /// Closed (4002) when nothing came from the client for this long.
-    pub idle_timeout_secs: u64,
-    /// Time allowed for the `auth` frame when the upgrade carried no token.
-    pub auth_timeout_secs: u64,
-    /// A send that does not complete in this time ends the connection.
-    pub write_timeout_secs: u64,
-    /// Personal events sent and not yet acknowledged (`ack`) before the client counts as too
-    /// slow; below what the log keeps (500), so a client closed for it can always resume.
-    pub max_unacked: u64,
-    /// The longest an event may wait for its acknowledgement.
-    pub ack_timeout_secs: u64,
-}
-
-impl Default for RealtimeConfig {
-    fn default() -> Self {
-        Self {
-            outbox: 256,
-            max_frame_bytes: 16 * 1024,
-            frames_per_second: 20,
-            burst: 40,
-            max_bad_frames: 20,
-            max_topics: 50,
-            heartbeat_secs: 25,
-            idle_timeout_secs: 75,
-            auth_timeout_secs: 10,
-            write_timeout_secs: 10,
-            max_unacked: 300,
-            ack_timeout_secs: 60,
-        }
-    }
-}
 
 /// This node's real-time machinery, shared by every connection.
 pub struct Realtime {

@@ -34,8 +34,8 @@ use super::log::{Logged, Since};
 use super::protocol::{
     close, codes, ClientMsg, Codec, Control, Frame, Outgoing, Pong, Reload, Resumed, Snapshot, Topics, Welcome,
 };
-use super::RealtimeConfig;
 use crate::auth::tokens::hash_token;
+use crate::config::RealtimeConfig;
 use crate::state::AppState;
 
 /// A tiny token bucket per connection (a governor limiter per socket would cost more memory).
