@@ -7,6 +7,7 @@ pub mod catalog_index;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod guard;
 pub mod http;
 pub mod metrics;
@@ -121,7 +122,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::per_ip))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))

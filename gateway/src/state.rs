@@ -1,6 +1,7 @@
 //! What every handler shares: the stores, the actor system, the clients of external systems,
 //! the catalogue index, rate limiters and settings. Cheap to clone (all `Arc`s).
 
+use axum::extract::FromRef;
 use hospital_actors::ActorSystem;
 use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechatpay::{WechatPay, WechatPaySandbox};
@@ -11,7 +12,9 @@ use std::sync::{Arc, RwLock};
 
 use crate::catalog_index::CatalogIndex;
 use crate::config::GatewayConfig;
+use crate::files::FileService;
 use crate::ratelimit::RateLimits;
+use crate::realtime::node::Realtime;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,11 +34,11 @@ pub struct AppState {
     pub zone: HospitalZone,
     pub metrics: PrometheusHandle,
     /// The WebSocket side: hub, event log, bus.
-    pub realtime: Arc<crate::realtime::Realtime>,
+    pub realtime: Arc<Realtime>,
     /// Where live events are published: the actors' handle, connected to the real-time bus.
     pub events: hospital_actors::Events,
     /// Object storage: checked uploads, signed download links (`http::files`).
-    pub files: crate::http::files::FileService,
+    pub files: FileService,
     /// This node's audit chain (`audit::StaffAudit` records staff actions in it).
     pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
@@ -54,7 +57,7 @@ pub struct Sandboxes {
 }
 
 impl AppState {
-    pub fn realtime(&self) -> &crate::realtime::Realtime {
+    pub fn realtime(&self) -> &Realtime {
         &self.realtime
     }
 
@@ -68,5 +71,11 @@ impl AppState {
         let idx = CatalogIndex::load(self.stores.data.as_ref()).await?;
         *self.catalog.write().expect("catalog lock") = Arc::new(idx);
         Ok(())
+    }
+}
+
+impl FromRef<AppState> for FileService {
+    fn from_ref(state: &AppState) -> Self {
+        state.files.clone()
     }
 }

@@ -6,6 +6,7 @@
 pub mod bus;
 pub mod hub;
 pub mod log;
+pub mod node;
 pub mod protocol;
 pub mod snapshot;
 pub mod socket;
@@ -15,29 +16,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use protocol::{Codec, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 
-/// This node's real-time machinery, shared by every connection.
-pub struct Realtime {
-    pub hub: Arc<hub::Hub>,
-    pub log: log::EventLog,
-    pub bus: Arc<bus::Bus>,
-}
-
-impl Realtime {
-    /// Closes the sockets of a login that ended (`token_hash`), or of every login of the
-    /// subject, on every node.
-    pub async fn revoke(&self, subject: &hospital_store::Subject, token_hash: Option<&str>) {
-        if let hospital_store::Subject::Account { id } = subject {
-            let r = hub::Revocation { account: *id, token_hash: token_hash.map(str::to_string) };
-            self.bus.revoke(r).await;
-        }
-    }
-}
+pub use node::Realtime;
 
 /// `GET /ws`: upgrades to a WebSocket. The token may come in `Authorization: Bearer` (what
 /// `wx.connectSocket` sends with `header`) or in a first `auth` frame. Subprotocol
