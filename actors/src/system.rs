@@ -108,11 +108,6 @@ impl ActorSystem {
         tracing::info!(system = %self.inner.prefix, "actor system stopped");
     }
 
-    /// The id's actor if it is running now (no start).
-    pub(crate) fn running<K: ActorKind>(&self, id: K::Id) -> Option<ActorRef<ChildMsg<K>>> {
-        ActorRef::<ChildMsg<K>>::where_is(child_name::<K>(&self.inner.prefix, id))
-    }
-
     /// Sends the id's actor a message without waiting for an answer (starting the actor if need
     /// be).
     pub(crate) async fn tell<K: ActorKind>(&self, id: K::Id, msg: ChildMsg<K>) -> Result<(), ActorError> {

@@ -277,6 +277,21 @@ impl From<hospital_actors::ActorError> for ApiError {
     }
 }
 
+impl From<hospital_actors::AccountError> for ApiError {
+    fn from(e: hospital_actors::AccountError) -> Self {
+        use hospital_actors::AccountError as A;
+        match e {
+            // A token outliving its account (deleted) is as good as revoked.
+            A::NoSuchAccount => ApiError::InvalidToken,
+            A::PhoneTaken => ApiError::Conflict {
+                code: "phone_taken",
+                message: "this phone belongs to another account: log in with it instead".into(),
+            },
+            A::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
 impl From<hospital_actors::PatientError> for ApiError {
     fn from(e: hospital_actors::PatientError) -> Self {
         use hospital_actors::PatientError as P;

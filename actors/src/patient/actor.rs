@@ -65,6 +65,15 @@ impl Actor for PatientActor {
                 }
                 let _ = reply.send(result);
             }
+            PatientMsg::UpdateProfile { change, reply } => {
+                let _ = reply.send(state.update_profile(change).await);
+            }
+            PatientMsg::BindPhone { phone, reply } => {
+                let _ = reply.send(state.bind_phone(phone).await);
+            }
+            PatientMsg::SetPreferences { kinds, reply } => {
+                let _ = reply.send(state.set_preferences(&kinds).await);
+            }
             PatientMsg::RemovePatient { id, reply } => {
                 let _ = reply.send(state.remove(id).await);
             }

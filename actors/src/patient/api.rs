@@ -1,14 +1,15 @@
 //! The patient side of `ActorSystem`: one method per message, through `asks!`.
 
 use hospital_domain::appointment::Appointment;
+use hospital_domain::notify::{KindChannels, NotificationPreferences};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
-use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
-use hospital_store::{PatientCaps, PatientRecord};
+use hospital_domain::{AccountId, AppointmentId, PatientId, Phone, SessionId};
+use hospital_store::{Account, PatientCaps, PatientRecord};
 use ractor::ActorRef;
 
 use super::actor::PatientKind;
-use super::msg::{PatientError, PatientMsg};
+use super::msg::{AccountError, PatientError, PatientMsg, ProfileChange};
 use crate::booking::BookingError;
 use crate::error::ActorError;
 use crate::system::{asks, ActorSystem, Retry};
@@ -50,6 +51,15 @@ impl ActorSystem {
         /// The account's patients, oldest first.
         pub fn list_patients(account: AccountId) -> Vec<PatientRecord>
             = reads |reply| PatientMsg::ListPatients { reply };
+        /// Changes the account's profile (see `PatientMsg::UpdateProfile`).
+        pub fn update_profile(account: AccountId, change: ProfileChange) -> Account, AccountError
+            = once |reply| PatientMsg::UpdateProfile { change: change.clone(), reply };
+        /// Binds the account's phone (the SMS code was checked).
+        pub fn bind_phone(account: AccountId, phone: Phone) -> Account, AccountError
+            = once |reply| PatientMsg::BindPhone { phone: phone.clone(), reply };
+        /// Changes the channels of the kinds of message listed; the account's preferences.
+        pub fn set_notification_preferences(account: AccountId, kinds: Vec<KindChannels>) -> NotificationPreferences, ActorError
+            = once |reply| PatientMsg::SetPreferences { kinds: kinds.clone(), reply };
         /// Removes a patient; `Ok(false)` if the account had none with this id.
         pub fn remove_patient(account: AccountId, patient: PatientId) -> bool, ActorError
             = once |reply| PatientMsg::RemovePatient { id: patient, reply };

@@ -4,10 +4,14 @@
 //! sockets belong to the real-time gateway's hub, not to this actor: an open socket does not
 //! keep it in memory.)
 //!
+//! It is the account's actor: its own rows (profile, phone, notification preferences: `account`)
+//! change through it too, one change at a time.
+//!
 //! Here: `msg` (messages, `PatientError`), `state` (the account's patients and its operations),
 //! `rules` (the account's caps, from memory), `notice` (telling a person's own account),
 //! `actor` (the handler, and the kind), `api` (its `ActorSystem` methods).
 
+mod account;
 mod actor;
 mod api;
 mod msg;
@@ -15,7 +19,8 @@ mod notice;
 mod rules;
 mod state;
 
+pub use account::profile_update;
 pub use actor::{PatientActor, PatientKind};
-pub use msg::{PatientError, PatientMsg};
+pub use msg::{AccountError, PatientError, PatientMsg, ProfileChange};
 pub use rules::{check_account, check_person};
 pub use state::{PatientArgs, PatientState};

@@ -1,11 +1,13 @@
 //! What a patient (account) actor is sent (`PatientMsg`), and why adding a patient may fail
 //! (`PatientError`).
 
+use chrono::NaiveDate;
 use hospital_domain::appointment::Appointment;
+use hospital_domain::notify::{KindChannels, NotificationPreferences};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
-use hospital_domain::{AppointmentId, PatientId, SessionId};
-use hospital_store::{PatientCaps, PatientRecord, StoreError};
+use hospital_domain::{AppointmentId, Gender, PatientId, Phone, SessionId};
+use hospital_store::{Account, PatientCaps, PatientRecord, StoreError};
 use ractor::RpcReplyPort;
 
 use crate::booking::BookingError;
@@ -37,6 +39,34 @@ impl From<StoreError> for PatientError {
     }
 }
 
+/// Why an account's own row was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The account is gone (its token outlived it).
+    #[error("no such account")]
+    NoSuchAccount,
+    /// The phone belongs to another account.
+    #[error("this phone belongs to another account")]
+    PhoneTaken,
+    /// The actor or the store could not do it now; nothing was changed.
+    #[error(transparent)]
+    Unavailable(#[from] ActorError),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        AccountError::Unavailable(e.into())
+    }
+}
+
+/// A change of an account's profile: the fields given are set, the others stay.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub gender: Option<Gender>,
+    pub birth_date: Option<NaiveDate>,
+}
+
 /// Messages of a patient session actor.
 #[derive(Debug)]
 pub enum PatientMsg {
@@ -51,6 +81,13 @@ pub enum PatientMsg {
     AddPatient { record: PatientRecord, caps: PatientCaps, reply: RpcReplyPort<Result<PatientRecord, PatientError>> },
     /// Removes a patient; `Ok(false)` if the account had none with this id.
     RemovePatient { id: PatientId, reply: RpcReplyPort<Result<bool, ActorError>> },
+    /// Changes the account's profile (the fields given) and tells its other devices (event
+    /// `profile`, written with the change). The caller has validated the fields.
+    UpdateProfile { change: ProfileChange, reply: RpcReplyPort<Result<Account, AccountError>> },
+    /// Binds (or changes) the account's phone; the caller has checked the SMS code.
+    BindPhone { phone: Phone, reply: RpcReplyPort<Result<Account, AccountError>> },
+    /// Changes the channels of the kinds of message listed (each at most once); all of them.
+    SetPreferences { kinds: Vec<KindChannels>, reply: RpcReplyPort<Result<NotificationPreferences, ActorError>> },
     /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules
     /// (BOOK-6). Serialised per account: two devices booking at once are checked one after the
     /// other. A retry with the same idempotency key gets the same appointment back.

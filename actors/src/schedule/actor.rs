@@ -196,11 +196,18 @@ impl Actor for ScheduleActor {
                 let list = state.book.session(session).map(|b| b.live().cloned().collect()).unwrap_or_default();
                 let _ = reply.send(list);
             }
-            ScheduleMsg::Reload => {
-                // A failed reload keeps serving what we have: the store is the problem, and a
-                // restart would fail the same way.
-                if let Err(e) = state.refresh().await {
-                    tracing::warn!(doctor = %state.doctor, error = %e, "schedule reload failed; keeping old data");
+            ScheduleMsg::AddSessions { sessions, reply } => match state.add_sessions(sessions).await {
+                Ok((w, added)) => state.persist(w, vec![], Some(reply), Ok(added)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            ScheduleMsg::UpdateSession { session, fee, release_at, reply } => {
+                match state.update_session(session, fee, release_at).await {
+                    Ok((w, s)) => state.persist(w, vec![], Some(reply), Ok(s)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
             }
             ScheduleMsg::CheckIn { appointment, account, reply } => {

@@ -1,13 +1,13 @@
 //! The schedule side of `ActorSystem`: one method per message, through `asks!`.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::appointment::Appointment;
 use hospital_domain::schedule::ClinicSession;
-use hospital_domain::{AccountId, AppointmentId, DoctorId, PatientId, SessionId};
+use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, PatientId, SessionId};
 use ractor::ActorRef;
 
 use super::actor::ScheduleKind;
-use super::msg::{ScheduleMsg, SessionAvailability, StopReport};
+use super::msg::{ScheduleMsg, SessionAvailability, SessionsAdded, StopReport};
 use crate::booking::BookingError;
 use crate::error::ActorError;
 use crate::system::{asks, ActorSystem};
@@ -16,15 +16,6 @@ impl ActorSystem {
     /// The doctor's schedule actor, started if it was not running.
     pub async fn schedule(&self, doctor: DoctorId) -> Result<ActorRef<ScheduleMsg>, ActorError> {
         self.resolve::<ScheduleKind>(doctor).await
-    }
-
-    /// Has the doctor's actor re-read its sessions, after staff changed them. Does nothing when
-    /// no actor is running: the next one reads the store when it starts.
-    pub fn reload_schedule(&self, doctor: DoctorId) {
-        if let Some(actor) = self.running::<ScheduleKind>(doctor) {
-            // A send failure means the actor is stopping; its successor loads fresh data.
-            let _ = actor.cast(ScheduleMsg::Reload);
-        }
     }
 
     /// Makes the doctor's schedule actor panic (see `ScheduleMsg::InjectFault`).
@@ -52,6 +43,13 @@ impl ActorSystem {
         /// 停诊.
         pub fn stop_session(doctor: DoctorId, session: SessionId) -> StopReport, BookingError
             = once |reply| ScheduleMsg::StopSession { session, reply };
+        /// Adds the sessions of a weekly template the doctor has no session for on their date and
+        /// period (see `ScheduleMsg::AddSessions`).
+        pub fn add_sessions(doctor: DoctorId, sessions: Vec<ClinicSession>) -> SessionsAdded, BookingError
+            = once |reply| ScheduleMsg::AddSessions { sessions: sessions.clone(), reply };
+        /// Changes a session's fee or release time.
+        pub fn update_session(doctor: DoctorId, session: SessionId, fee: Option<Fen>, release_at: Option<DateTime<Utc>>) -> ClinicSession, BookingError
+            = once |reply| ScheduleMsg::UpdateSession { session, fee, release_at, reply };
         /// A session's live appointments (staff).
         pub fn session_appointments(doctor: DoctorId, session: SessionId) -> Vec<Appointment>
             = reads |reply| ScheduleMsg::SessionAppointments { session, reply };

@@ -14,5 +14,5 @@ mod msg;
 mod state;
 
 pub use actor::{ScheduleActor, ScheduleKind};
-pub use msg::{Booker, ScheduleMsg, SessionAvailability, StopReport};
+pub use msg::{Booker, ScheduleMsg, SessionAvailability, SessionsAdded, StopReport};
 pub use state::{ScheduleArgs, ScheduleState};

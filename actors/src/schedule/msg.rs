@@ -1,12 +1,12 @@
 //! What a schedule actor is sent (`ScheduleMsg`) and the payloads of its answers.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::appointment::Appointment;
 use hospital_domain::booking::{SessionBook, WaitEntry};
 use hospital_domain::live::Availability;
 use hospital_domain::order::Order;
 use hospital_domain::schedule::{ClinicSession, SlotId};
-use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
+use hospital_domain::{AccountId, AppointmentId, Fen, PatientId, SessionId};
 use ractor::RpcReplyPort;
 
 use crate::booking::BookingError;
@@ -50,6 +50,14 @@ pub struct Booker {
     pub person: String,
     pub patient_name: String,
     pub idempotency_key: Option<String>,
+}
+
+/// What `AddSessions` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionsAdded {
+    pub created: Vec<SessionId>,
+    /// Sessions left out: the doctor had one on that date and period already.
+    pub skipped: usize,
 }
 
 /// What a clinic stop did.
@@ -130,8 +138,19 @@ pub enum ScheduleMsg {
         session: SessionId,
         reply: RpcReplyPort<Vec<Appointment>>,
     },
-    /// Picks up sessions staff added to the store.
-    Reload,
+    /// Adds the sessions staff made (a weekly template, 排班) whose date and period the doctor
+    /// has no session for yet; the others are left out.
+    AddSessions {
+        sessions: Vec<ClinicSession>,
+        reply: Reply<SessionsAdded>,
+    },
+    /// Changes a session's fee (for bookings made from now on) or its release time (放号).
+    UpdateSession {
+        session: SessionId,
+        fee: Option<Fen>,
+        release_at: Option<DateTime<Utc>>,
+        reply: Reply<ClinicSession>,
+    },
     /// 签到 (BOOK-10): the account's confirmed appointment for today moves to `CheckedIn`
     /// (durable before the answer); a repeat answers the checked-in appointment.
     CheckIn {

@@ -1,14 +1,14 @@
 //! A doctor's schedule in memory (`ScheduleState`: the `DoctorBook`, its write pipeline and
 //! clocks) and what each change does to it: the write it needs, the effects, messages and events.
 
-use chrono::{Duration as Days, NaiveDate, Utc};
+use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
 use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, WaitEntry};
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderKind, OrderStatus};
-use hospital_domain::schedule::SlotId;
-use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
+use hospital_domain::schedule::{ClinicSession, SlotId};
+use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -453,8 +453,76 @@ impl ScheduleState {
         (!w.is_empty()).then_some((w, effects))
     }
 
-    /// Adds sessions that appeared in the store (staff created them) and refreshes the static
-    /// fields of the others; live bookings stay as memory has them (memory is never behind).
+    /// The sessions of `candidates` whose date and period the doctor has no session for (in
+    /// memory or in the store: a template may reach past the window memory holds), in memory at
+    /// once when within the window, and the write that stores them.
+    pub(super) async fn add_sessions(
+        &mut self,
+        candidates: Vec<ClinicSession>,
+    ) -> Result<(BookingWrite, SessionsAdded), BookingError> {
+        let (Some(from), Some(to)) = (candidates.iter().map(|s| s.date).min(), candidates.iter().map(|s| s.date).max())
+        else {
+            return Ok((BookingWrite::default(), SessionsAdded::default()));
+        };
+        let stored = self.ctx.stores.data.sessions_of_doctor(self.doctor, from, to).await?;
+        let taken = |s: &ClinicSession| {
+            stored.iter().any(|x| x.date == s.date && x.period == s.period)
+                || self.book.sessions.values().any(|b| b.session.date == s.date && b.session.period == s.period)
+        };
+        let (new, old): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|s| !taken(s));
+        let (first, last) = self.window();
+        for s in new.iter().filter(|s| s.date >= first && s.date <= last) {
+            self.book.insert(SessionBook::new(s.clone(), [], vec![]));
+        }
+        let added = SessionsAdded { created: new.iter().map(|s| s.id).collect(), skipped: old.len() };
+        Ok((BookingWrite { sessions: new, ..Default::default() }, added))
+    }
+
+    /// Changes a session's fee or release time, in memory when it is within the window, else as
+    /// stored.
+    pub(super) async fn update_session(
+        &mut self,
+        session: SessionId,
+        fee: Option<Fen>,
+        release_at: Option<DateTime<Utc>>,
+    ) -> Result<(BookingWrite, ClinicSession), BookingError> {
+        let change = |s: &mut ClinicSession| {
+            if let Some(f) = fee {
+                s.fee = f;
+            }
+            if let Some(r) = release_at {
+                s.release_at = r;
+            }
+        };
+        let s = match self.book.session_mut(session) {
+            Some(b) => {
+                change(&mut b.session);
+                b.session.clone()
+            }
+            None => {
+                let mut s = self
+                    .ctx
+                    .stores
+                    .data
+                    .session(session)
+                    .await?
+                    .filter(|s| s.doctor_id == self.doctor)
+                    .ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+                change(&mut s);
+                s
+            }
+        };
+        Ok((BookingWrite { sessions: vec![s.clone()], ..Default::default() }, s))
+    }
+
+    /// The dates memory holds: yesterday to `schedule_days_ahead` after the day it loaded.
+    fn window(&self) -> (NaiveDate, NaiveDate) {
+        (self.loaded_on - Days::days(1), self.loaded_on + Days::days(i64::from(self.ctx.config.schedule_days_ahead)))
+    }
+
+    /// Moves the window (the day changed): adds the stored sessions now within it and refreshes
+    /// the static fields of the others; live bookings stay as memory has them (memory is never
+    /// behind).
     pub(super) async fn refresh(&mut self) -> Result<(), StoreError> {
         let (books, today) = load_window(self.doctor, &self.ctx).await?;
         for nb in books {
