@@ -4,8 +4,10 @@
 use axum::extract::FromRef;
 use hospital_actors::ActorSystem;
 use hospital_domain::time::HospitalZone;
-use hospital_integrations::wechatpay::{WechatPay, WechatPaySandbox};
-use hospital_integrations::{RealNameSandbox, RealNameVerifier, SmsSandbox, SmsSender, WechatLogin, WechatSandbox};
+use hospital_integrations::wechatpay::WechatPay;
+#[cfg(feature = "sandbox")]
+use hospital_integrations::{wechatpay::WechatPaySandbox, RealNameSandbox, SmsSandbox, WechatSandbox};
+use hospital_integrations::{RealNameVerifier, SmsSender, WechatLogin};
 use hospital_store::{FieldCipher, SessionStore, Stores};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::{Arc, RwLock};
@@ -45,6 +47,8 @@ pub struct AppState {
     pub sandbox: Option<Sandboxes>,
 }
 
+/// The local stand-ins for the external systems (feature `sandbox`).
+#[cfg(feature = "sandbox")]
 #[derive(Clone)]
 pub struct Sandboxes {
     pub sms: SmsSandbox,
@@ -55,6 +59,11 @@ pub struct Sandboxes {
     /// Real-name verification (`/sandbox/aliyun-cloudauth`; persons at `/sandbox/real-name/persons`).
     pub real_name: RealNameSandbox,
 }
+
+/// A build without the feature `sandbox` has no sandboxes: `AppState::sandbox` is always None.
+#[cfg(not(feature = "sandbox"))]
+#[derive(Clone)]
+pub enum Sandboxes {}
 
 impl AppState {
     pub fn realtime(&self) -> &Realtime {

@@ -3,13 +3,17 @@
 //! the same signed and encrypted protocol, and the protocol primitives both share (`sign`).
 
 mod client;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod sign;
+/// Fixed, public keys for the sandbox and tests: never a real merchant's.
+#[cfg(any(test, feature = "sandbox"))]
 pub mod test_keys;
 #[cfg(test)]
 mod tests;
 
 pub use client::{WechatPayClient, WechatPayConfig, DEFAULT_BASE_URL};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{
     sandbox_router, DeliveryAttempt, SandboxOrder, WechatPaySandbox, WechatPaySandboxConfig, DEFAULT_REFUND_DELAY,
     DEFAULT_RETRY_SCHEDULE,
