@@ -1,7 +1,8 @@
 //! The real-time gateway (PLAT-2, PLAT-4): `GET /ws`. The wire format is in `protocol`, one
 //! connection's life in `socket`, the per-account sequenced log in `log`, fan-out across nodes in
-//! `bus`, this node's sockets and delivery in `hub`, and the state sent on subscribe in
-//! `snapshot`. docs/realtime.md is the client's guide.
+//! `bus`, this node's sockets and delivery in `hub`, the state sent on subscribe in `snapshot`,
+//! and the three held together for `AppState` in `node` (`Realtime`). docs/realtime.md is the
+//! client's guide.
 
 pub mod bus;
 pub mod hub;
