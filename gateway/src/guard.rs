@@ -3,7 +3,8 @@
 //!
 //! - A URI longer than `limits.max_uri_bytes` is 414 `uri_too_long`.
 //! - A body announced (`Content-Length`) larger than `limits.body_limit_bytes` is 413
-//!   `payload_too_large` at once, without waiting for a byte of it.
+//!   `payload_too_large` at once, without waiting for a byte of it (upload routes, which cap
+//!   their bodies themselves, excepted: `OWN_BODY_CAP`).
 //! - The body must arrive within `limits.body_read_timeout_secs` of the handler starting to
 //!   read it (`DeadlineBody`); otherwise 408 `request_timeout` and the connection is closed. So a
 //!   client that announces a body and sends nothing holds a connection for that long at most.
@@ -76,6 +77,11 @@ impl HttpBody for DeadlineBody {
     }
 }
 
+/// Routes that read their body themselves under a cap of their own (uploads, with
+/// `files::read_capped` and the policy's size cap, 413 beyond it): the body limit of the JSON
+/// routes does not apply to them.
+const OWN_BODY_CAP: &[&str] = &["/sandbox/files"];
+
 /// The middleware (see the module's description).
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limits = &state.config.limits;
@@ -84,7 +90,8 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return ApiError::UriTooLong.into_response();
     }
     let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limits.body_limit_bytes as u64) {
+    let own_cap = OWN_BODY_CAP.contains(&req.uri().path());
+    if !own_cap && announced.is_some_and(|n| n > limits.body_limit_bytes as u64) {
         return ApiError::PayloadTooLarge.into_response();
     }
     let sandbox = req.uri().path().starts_with("/sandbox/");

@@ -42,6 +42,7 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LinkQuery {
     /// Expiry, unix seconds.
