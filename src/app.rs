@@ -1,6 +1,8 @@
-//! Wiring: opens the stores, seeds the demo, starts the actor system, builds the clients of
-//! external systems (or their sandboxes), and serves the gateway. `start` returns once the
-//! server is listening, so callers (main, tests) know the real address.
+//! Wiring, in dependency order, each part made before what uses it (ARCHITECTURE.md, "Start-up"):
+//! the stores and the cipher, the demo data, the clients of external systems (or, in sandbox
+//! mode, the same clients pointed at the sandboxes), the real-time bus, the notifier, the actor
+//! system, object storage and the audit log, then the gateway's state and the server. `start`
+//! returns once the server is listening, so callers (main, tests) know the real address.
 
 use anyhow::{bail, Context};
 use hospital_actors::notifier::{Notifier, NotifierDeps};
