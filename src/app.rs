@@ -1,9 +1,11 @@
-//! Wiring: opens the stores, seeds the demo, starts the actor system, builds the clients of
-//! external systems (or their sandboxes), and serves the gateway. `start` returns once the
-//! server is listening, so callers (main, tests) know the real address.
+//! Wiring, in dependency order, each part made before what uses it (ARCHITECTURE.md, "Start-up"):
+//! the stores and the cipher, the demo data, the clients of external systems (or, in sandbox
+//! mode, the same clients pointed at the sandboxes), the real-time bus, the notifier, the actor
+//! system, object storage and the audit log, then the gateway's state and the server. `start`
+//! returns once the server is listening, so callers (main, tests) know the real address.
 
 use anyhow::{bail, Context};
-use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
+use hospital_actors::notifier::{Notifier, NotifierDeps};
 use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, Events};
 use hospital_domain::time::HospitalZone;
 use hospital_gateway::catalog_index::CatalogIndex;
@@ -13,16 +15,13 @@ use hospital_gateway::realtime::hub::Hub;
 use hospital_gateway::realtime::log::EventLog;
 use hospital_gateway::realtime::Realtime;
 use hospital_gateway::{AppState, Sandboxes};
-use hospital_integrations::wechatpay::{
-    test_keys, WechatPay, WechatPayClient, WechatPayConfig, WechatPaySandbox, WechatPaySandboxConfig,
-};
+use hospital_integrations::wechatpay::{WechatPay, WechatPayClient};
 use hospital_integrations::{
-    AliyunCloudauth, AliyunSms, AliyunSmsConfig, CloudauthConfig, RealNameSandbox, RealNameVerifier, SmsSandbox,
-    SmsSender, SubscribeClient, SubscribeConfig, SubscribeMessenger, SubscribeSandbox, WechatClient, WechatConfig,
-    WechatLogin, WechatSandbox,
+    AliyunCloudauth, AliyunSms, RealNameVerifier, SmsSender, SubscribeClient, SubscribeConfig, SubscribeMessenger,
+    WechatClient, WechatLogin,
 };
-use hospital_store::{EmbeddedStore, EphemeralKv, FieldCipher, RedisKv, SessionStore, Stores};
-use secrecy::{ExposeSecret, SecretString};
+use hospital_store::{EmbeddedStore, EphemeralKv, RedisKv, SessionStore, Stores};
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -110,29 +109,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         _ => Fanout::Local,
     };
     let bus = Bus::start(log.clone(), hub.clone(), stores.data.clone(), fanout);
-
-    let a = &config.actors;
-    let deps = ActorDeps::new(
-        stores.clone(),
-        ActorConfig {
-            idle_timeout: Duration::from_secs(a.idle_timeout_secs),
-            call_timeout: Duration::from_millis(a.call_timeout_ms),
-            hold_ttl: Duration::from_secs(a.hold_ttl_secs),
-            waitlist_hold_ttl: Duration::from_secs(a.waitlist_hold_ttl_secs),
-            cancel_cutoff: Duration::from_secs(a.cancel_cutoff_secs),
-            weekly_cap: a.weekly_cap,
-            payment_check_after: Duration::from_secs(a.payment_check_after_secs),
-            zone,
-            ..ActorConfig::default()
-        },
-    )
-    .with_wechat_pay(wechat_pay.clone())
-    .with_events(Events::new(bus.clone()));
-    let events = deps.events.clone();
-    let notify = deps.notify.clone();
-    let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
+    let events = Events::new(bus.clone());
 
     // Confirmations and visit reminders (MSG-2..4): reminders are rows, so a restart loses none.
+    // Started before the actors, which report confirmed bookings to it.
     let notifier = Notifier::start(
         NotifierDeps {
             data: stores.data.clone(),
@@ -141,9 +121,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             events: events.clone(),
             zone,
         },
-        NotifierConfig::default(),
-        &notify,
+        config.actors.notifier.clone(),
     );
+
+    let deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
+        .with_wechat_pay(wechat_pay.clone())
+        .with_events(events.clone())
+        .with_notify(notifier.handle());
+    let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     let realtime = Arc::new(Realtime { hub, log, bus });
     let objects = hospital_objects::Objects::from_config(&config.objects, &config.data_dir)
         .context("cannot open object storage (objects)")?;
@@ -250,107 +235,125 @@ type Clients = (
     Option<Sandboxes>,
 );
 
-/// The AccessKeyId the real-name sandbox accepts (its secret is generated at start-up).
-const SANDBOX_CLOUDAUTH_KEY_ID: &str = "sandbox-cloudauth-key";
-
-/// The sandbox's merchant and app ids: what a sandbox order is placed under.
-const SANDBOX_APPID: &str = "wxsandbox0000000";
-const SANDBOX_MCHID: &str = "1900000109";
-
 /// The real clients, pointed at the real services or, in sandbox mode, at the sandboxes this same
 /// server mounts under `/sandbox/...`, so development exercises the real client code and its
 /// signatures end to end.
 fn external_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
     if config.gateway.sandbox {
-        tracing::warn!(
-            "SANDBOX MODE: SMS, WeChat and real-name checks go to local sandboxes under /sandbox; never run production like this"
-        );
-        let sms_secret = SecretString::from(FieldCipher::generate_key_b64());
-        let sms_sandbox = SmsSandbox::new("sandbox-access-key", sms_secret.clone());
-        let sms = AliyunSms::new(AliyunSmsConfig {
-            access_key_id: "sandbox-access-key".into(),
-            access_key_secret: sms_secret,
-            sign_name: "示例医院".into(),
-            code_template: hospital_integrations::sms::LOGIN_CODE_TEMPLATE.into(),
-            endpoint: format!("{base}/sandbox/aliyun-sms"),
-        })?;
-        let cloudauth_secret = SecretString::from(FieldCipher::generate_key_b64());
-        let wx_secret = SecretString::from(FieldCipher::generate_key_b64());
-        let wx_sandbox = WechatSandbox::new(SANDBOX_APPID, wx_secret.clone());
-        let wechat = WechatClient::new(WechatConfig {
-            appid: SANDBOX_APPID.into(),
-            secret: wx_secret.clone(),
-            base_url: format!("{base}/sandbox/wechat"),
-        })?;
-        // Subscribe messages: the same mini-program credentials, its own sandbox and templates.
-        sms_sandbox.add_template(notifier::SMS_BOOKING_TEMPLATE, notifier::SMS_BOOKING_TEXT);
-        sms_sandbox.add_template(notifier::SMS_REMINDER_TEMPLATE, notifier::SMS_REMINDER_TEXT);
-        let subscribe_sandbox = SubscribeSandbox::new(SANDBOX_APPID, wx_secret.clone());
-        subscribe_sandbox.add_template(notifier::WECHAT_BOOKING_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
-        subscribe_sandbox.add_template(notifier::WECHAT_REMINDER_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
-        let subscribe = SubscribeClient::new(SubscribeConfig {
-            appid: SANDBOX_APPID.into(),
-            secret: wx_secret,
-            base_url: format!("{base}/sandbox/wechat-subscribe"),
-        })?;
-        // The sandbox speaks WeChat Pay v3 with its own (test-only) keys; our client signs with the
-        // sandbox merchant key and verifies the sandbox platform key, exactly as in production.
-        let mut pay_sandbox =
-            WechatPaySandbox::new(WechatPaySandboxConfig::with_test_keys(SANDBOX_APPID, SANDBOX_MCHID))?;
-        if let Some(secs) = config.sandbox_pay_retry_secs {
-            pay_sandbox = pay_sandbox.with_retry_schedule(vec![Duration::from_secs(secs); 8]);
-        }
-        let pay = WechatPayClient::new(WechatPayConfig {
-            mchid: SANDBOX_MCHID.into(),
-            appid: SANDBOX_APPID.into(),
-            merchant_serial_no: test_keys::MERCHANT_SERIAL_NO.into(),
-            merchant_private_key_pem: SecretString::from(test_keys::MERCHANT_PRIVATE_KEY_PEM),
-            apiv3_key: SecretString::from(test_keys::APIV3_KEY),
-            platform_public_keys: vec![(
-                test_keys::PLATFORM_SERIAL_NO.into(),
-                test_keys::PLATFORM_PUBLIC_KEY_PEM.into(),
-            )],
-            base_url: format!("{base}/sandbox/wechatpay"),
-            notify_url: format!("{base}/api/v1/payments/wechat/notify"),
-        })?;
-        let sandboxes = Sandboxes {
-            sms: sms_sandbox,
-            wechat: wx_sandbox,
-            wechat_pay: pay_sandbox,
-            wechat_subscribe: subscribe_sandbox,
-            real_name: RealNameSandbox::new(SANDBOX_CLOUDAUTH_KEY_ID, cloudauth_secret.clone()),
-        };
-        // A configured real-name provider is used even here, so a staging server can try the
-        // real registry with the demo.
-        let real_name = AliyunCloudauth::new(config.aliyun_cloudauth.clone().unwrap_or_else(|| CloudauthConfig {
-            access_key_id: SANDBOX_CLOUDAUTH_KEY_ID.into(),
-            access_key_secret: cloudauth_secret,
-            endpoint: format!("{base}/sandbox/aliyun-cloudauth"),
-        }))?;
-        Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Arc::new(subscribe), Arc::new(real_name), Some(sandboxes)))
-    } else {
-        let Some(sms) = config.aliyun_sms.clone() else {
-            bail!("aliyun_sms is not configured (required outside sandbox mode)")
-        };
-        let Some(wx) = config.wechat.clone() else { bail!("wechat is not configured (required outside sandbox mode)") };
-        let Some(pay) = config.wechat_pay.clone() else {
-            bail!("wechat_pay is not configured (required outside sandbox mode)")
-        };
-        let Some(cloudauth) = config.aliyun_cloudauth.clone() else {
-            bail!("aliyun_cloudauth is not configured (required outside sandbox mode)")
-        };
-        let subscribe = SubscribeClient::new(SubscribeConfig {
-            appid: wx.appid.clone(),
-            secret: wx.secret.clone(),
-            base_url: wx.base_url.clone(),
-        })?;
-        Ok((
-            Arc::new(AliyunSms::new(sms)?),
-            Arc::new(WechatClient::new(wx)?),
-            Arc::new(WechatPayClient::new(pay)?),
-            Arc::new(subscribe),
-            Arc::new(AliyunCloudauth::new(cloudauth)?),
-            None,
-        ))
+        return sandbox_clients(config, base);
     }
+    let Some(sms) = config.aliyun_sms.clone() else {
+        bail!("aliyun_sms is not configured (required outside sandbox mode)")
+    };
+    let Some(wx) = config.wechat.clone() else { bail!("wechat is not configured (required outside sandbox mode)") };
+    let Some(pay) = config.wechat_pay.clone() else {
+        bail!("wechat_pay is not configured (required outside sandbox mode)")
+    };
+    let Some(cloudauth) = config.aliyun_cloudauth.clone() else {
+        bail!("aliyun_cloudauth is not configured (required outside sandbox mode)")
+    };
+    let subscribe = SubscribeClient::new(SubscribeConfig {
+        appid: wx.appid.clone(),
+        secret: wx.secret.clone(),
+        base_url: wx.base_url.clone(),
+    })?;
+    Ok((
+        Arc::new(AliyunSms::new(sms)?),
+        Arc::new(WechatClient::new(wx)?),
+        Arc::new(WechatPayClient::new(pay)?),
+        Arc::new(subscribe),
+        Arc::new(AliyunCloudauth::new(cloudauth)?),
+        None,
+    ))
+}
+
+/// The AccessKeyId the real-name sandbox accepts (its secret is generated at start-up).
+#[cfg(feature = "sandbox")]
+const SANDBOX_CLOUDAUTH_KEY_ID: &str = "sandbox-cloudauth-key";
+
+/// The sandbox's merchant and app ids: what a sandbox order is placed under.
+#[cfg(feature = "sandbox")]
+const SANDBOX_APPID: &str = "wxsandbox0000000";
+#[cfg(feature = "sandbox")]
+const SANDBOX_MCHID: &str = "1900000109";
+
+/// Sandbox mode: the real clients pointed at the sandboxes this same server mounts under
+/// `/sandbox/...`.
+#[cfg(feature = "sandbox")]
+fn sandbox_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
+    use hospital_actors::notifier;
+    use hospital_integrations::wechatpay::{test_keys, WechatPayConfig, WechatPaySandbox, WechatPaySandboxConfig};
+    use hospital_integrations::{
+        AliyunSmsConfig, CloudauthConfig, RealNameSandbox, SmsSandbox, SubscribeSandbox, WechatConfig, WechatSandbox,
+    };
+    use hospital_store::FieldCipher;
+    use secrecy::SecretString;
+
+    tracing::warn!(
+        "SANDBOX MODE: SMS, WeChat and real-name checks go to local sandboxes under /sandbox; never run production like this"
+    );
+    let sms_secret = SecretString::from(FieldCipher::generate_key_b64());
+    let sms_sandbox = SmsSandbox::new("sandbox-access-key", sms_secret.clone());
+    let sms = AliyunSms::new(AliyunSmsConfig {
+        access_key_id: "sandbox-access-key".into(),
+        access_key_secret: sms_secret,
+        sign_name: "示例医院".into(),
+        code_template: hospital_integrations::sms::LOGIN_CODE_TEMPLATE.into(),
+        endpoint: format!("{base}/sandbox/aliyun-sms"),
+    })?;
+    let cloudauth_secret = SecretString::from(FieldCipher::generate_key_b64());
+    let wx_secret = SecretString::from(FieldCipher::generate_key_b64());
+    let wx_sandbox = WechatSandbox::new(SANDBOX_APPID, wx_secret.clone());
+    let wechat = WechatClient::new(WechatConfig {
+        appid: SANDBOX_APPID.into(),
+        secret: wx_secret.clone(),
+        base_url: format!("{base}/sandbox/wechat"),
+    })?;
+    // Subscribe messages: the same mini-program credentials, its own sandbox and templates.
+    sms_sandbox.add_template(notifier::SMS_BOOKING_TEMPLATE, notifier::SMS_BOOKING_TEXT);
+    sms_sandbox.add_template(notifier::SMS_REMINDER_TEMPLATE, notifier::SMS_REMINDER_TEXT);
+    let subscribe_sandbox = SubscribeSandbox::new(SANDBOX_APPID, wx_secret.clone());
+    subscribe_sandbox.add_template(notifier::WECHAT_BOOKING_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+    subscribe_sandbox.add_template(notifier::WECHAT_REMINDER_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+    let subscribe = SubscribeClient::new(SubscribeConfig {
+        appid: SANDBOX_APPID.into(),
+        secret: wx_secret,
+        base_url: format!("{base}/sandbox/wechat-subscribe"),
+    })?;
+    // The sandbox speaks WeChat Pay v3 with its own (test-only) keys; our client signs with the
+    // sandbox merchant key and verifies the sandbox platform key, exactly as in production.
+    let mut pay_sandbox = WechatPaySandbox::new(WechatPaySandboxConfig::with_test_keys(SANDBOX_APPID, SANDBOX_MCHID))?;
+    if let Some(secs) = config.sandbox_pay_retry_secs {
+        pay_sandbox = pay_sandbox.with_retry_schedule(vec![Duration::from_secs(secs); 8]);
+    }
+    let pay = WechatPayClient::new(WechatPayConfig {
+        mchid: SANDBOX_MCHID.into(),
+        appid: SANDBOX_APPID.into(),
+        merchant_serial_no: test_keys::MERCHANT_SERIAL_NO.into(),
+        merchant_private_key_pem: SecretString::from(test_keys::MERCHANT_PRIVATE_KEY_PEM),
+        apiv3_key: SecretString::from(test_keys::APIV3_KEY),
+        platform_public_keys: vec![(test_keys::PLATFORM_SERIAL_NO.into(), test_keys::PLATFORM_PUBLIC_KEY_PEM.into())],
+        base_url: format!("{base}/sandbox/wechatpay"),
+        notify_url: format!("{base}/api/v1/payments/wechat/notify"),
+    })?;
+    let sandboxes = Sandboxes {
+        sms: sms_sandbox,
+        wechat: wx_sandbox,
+        wechat_pay: pay_sandbox,
+        wechat_subscribe: subscribe_sandbox,
+        real_name: RealNameSandbox::new(SANDBOX_CLOUDAUTH_KEY_ID, cloudauth_secret.clone()),
+    };
+    // A configured real-name provider is used even here, so a staging server can try the
+    // real registry with the demo.
+    let real_name = AliyunCloudauth::new(config.aliyun_cloudauth.clone().unwrap_or_else(|| CloudauthConfig {
+        access_key_id: SANDBOX_CLOUDAUTH_KEY_ID.into(),
+        access_key_secret: cloudauth_secret,
+        endpoint: format!("{base}/sandbox/aliyun-cloudauth"),
+    }))?;
+    Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Arc::new(subscribe), Arc::new(real_name), Some(sandboxes)))
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_clients(_config: &Config, _base: &str) -> anyhow::Result<Clients> {
+    bail!("gateway.sandbox is on, but this build has no sandboxes: build with the default features (`sandbox`), or turn sandbox mode off")
 }

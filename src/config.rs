@@ -5,6 +5,7 @@
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use hospital_actors::ActorConfig;
 use hospital_gateway::GatewayConfig;
 use hospital_integrations::wechatpay::WechatPayConfig;
 use hospital_integrations::{AliyunSmsConfig, CloudauthConfig, WechatConfig};
@@ -61,7 +62,9 @@ pub struct Config {
     /// real schedule, 15 s rising to hours, when absent).
     pub sandbox_pay_retry_secs: Option<u64>,
     pub gateway: GatewayConfig,
-    pub actors: ActorsConfig,
+    /// The actor system and the notifier (`[actors]`, `[actors.notifier]`): the actor crate's own
+    /// config type and defaults.
+    pub actors: ActorConfig,
     /// Object storage for uploaded files (`[objects]`): a directory under `data_dir` by default.
     pub objects: hospital_objects::ObjectsConfig,
     /// This node's audit chain. Each node of a cluster appends to its own chain: give every node
@@ -91,7 +94,7 @@ impl Default for Config {
             wechat_pay: None,
             sandbox_pay_retry_secs: None,
             gateway,
-            actors: ActorsConfig::default(),
+            actors: ActorConfig::default(),
             objects: hospital_objects::ObjectsConfig::default(),
             audit_chain: "main".into(),
         }
@@ -122,39 +125,6 @@ impl Default for EncryptionConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ActorsConfig {
-    /// An actor idle this long stops; the next message starts it again from the store.
-    pub idle_timeout_secs: u64,
-    /// The longest a request waits for an actor.
-    pub call_timeout_ms: u64,
-    /// An unpaid hold lasts this long (BOOK-3).
-    pub hold_ttl_secs: u64,
-    /// A place offered from the waitlist is held this long (BOOK-7).
-    pub waitlist_hold_ttl_secs: u64,
-    /// Patients may cancel until this long before their segment starts (BOOK-5).
-    pub cancel_cutoff_secs: u64,
-    /// Bookings per person per week (BOOK-6).
-    pub weekly_cap: usize,
-    /// Ask WeChat Pay about an order this long after its prepay if no notification came.
-    pub payment_check_after_secs: u64,
-}
-
-impl Default for ActorsConfig {
-    fn default() -> Self {
-        Self {
-            idle_timeout_secs: 30 * 60,
-            call_timeout_ms: 5000,
-            hold_ttl_secs: 15 * 60,
-            waitlist_hold_ttl_secs: 10 * 60,
-            cancel_cutoff_secs: 2 * 3600,
-            weekly_cap: 3,
-            payment_check_after_secs: 60,
-        }
-    }
-}
-
 /// Loads defaults, then `file` (if given), then `HOSPITAL_*` and `REDIS_URL` from the environment.
 pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
@@ -176,6 +146,7 @@ pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use std::time::Duration;
 
     #[test]
     fn defaults_file_and_env_layer() {
@@ -190,10 +161,16 @@ mod tests {
                 idle_timeout_secs = 120
                 [encryption.keys]
                 k1 = "c2VjcmV0"
+                [actors]
+                call_timeout_ms = 2500
+                [actors.notifier]
+                tick_ms = 500
+                day_before_at = "19:30:00"
                 "#,
             )?;
             jail.set_env("HOSPITAL_DATA_DIR", "/tmp/h");
             jail.set_env("HOSPITAL_GATEWAY__AUTH__SMS_DAILY_CAP", "3");
+            jail.set_env("HOSPITAL_ACTORS__HOLD_TTL_SECS", "2");
             jail.set_env("REDIS_URL", "redis://127.0.0.1:1/0");
             jail.set_env("HOSPITAL_OBJECTS__BACKEND", "s3");
             jail.set_env("HOSPITAL_OBJECTS__S3__BUCKET", "reports");
@@ -211,6 +188,13 @@ mod tests {
             assert_eq!(c.gateway.auth.idle_timeout_secs, 120);
             assert_eq!(c.gateway.auth.sms_daily_cap, 3);
             assert_eq!(c.gateway.auth.sms_cooldown_secs, 60, "untouched defaults stay");
+            // The actor crate's own config type: keys with units, `Duration` fields.
+            assert_eq!(c.actors.hold_ttl, Duration::from_secs(2));
+            assert_eq!(c.actors.call_timeout, Duration::from_millis(2500));
+            assert_eq!(c.actors.waitlist_hold_ttl, Duration::from_secs(600), "untouched defaults stay");
+            assert_eq!(c.actors.notifier.tick, Duration::from_millis(500));
+            assert_eq!(c.actors.notifier.day_before_at, chrono::NaiveTime::from_hms_opt(19, 30, 0).unwrap());
+            assert_eq!(c.actors.notifier.max_attempts, 6, "untouched defaults stay");
             assert_eq!(c.redis_url.as_ref().unwrap().expose_secret(), "redis://127.0.0.1:1/0");
             assert!(!format!("{c:?}").contains("c2VjcmV0"), "secrets never print");
             assert_eq!(c.objects.backend, hospital_objects::Backend::S3);

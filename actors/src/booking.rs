@@ -1,15 +1,14 @@
-//! What booking callers get back when the answer is no, and the side effects the booking actors
-//! hand to others (closing or refunding payment orders) without waiting for them.
+//! What booking callers (of the patient and schedule actors) get back when the answer is no, or
+//! not now.
 
 use chrono::{DateTime, Utc};
 use hospital_domain::booking::BookError;
-use hospital_domain::OrderId;
 use hospital_store::StoreError;
 
-use crate::ActorError;
+use crate::error::ActorError;
 
 /// A refusal or failure of a booking operation.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum BookingError {
     /// The schedule said no (sold out, not released, stopped, ...).
     #[error(transparent)]
@@ -26,49 +25,12 @@ pub enum BookingError {
     #[error("an appointment can only be moved to another slot of the same doctor; cancel and book instead")]
     OtherDoctor,
     /// The actor or the store could not do it now; nothing was changed.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl From<ActorError> for BookingError {
-    fn from(e: ActorError) -> Self {
-        BookingError::Unavailable(e.to_string())
-    }
+    #[error(transparent)]
+    Unavailable(#[from] ActorError),
 }
 
 impl From<StoreError> for BookingError {
     fn from(e: StoreError) -> Self {
-        BookingError::Unavailable(e.to_string())
-    }
-}
-
-/// Work the booking actors leave to the payment side: done after the booking change is durable,
-/// retried by the payment actor, never blocking a schedule actor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// A hold lapsed or was cancelled before payment: close the order at the provider.
-    CloseOrder(OrderId),
-    /// A paid booking was cancelled (by the patient or a clinic stop): refund it in full.
-    Refund { order: OrderId, reason: String },
-}
-
-/// Where booking actors send `Effect`s. Empty until `ActorSystem::start` connects it to the
-/// effect dispatcher; effects sent before that (or after shutdown) are logged and dropped, and the
-/// payment actors' own timers (order expiry) catch them up.
-#[derive(Clone, Default)]
-pub struct EffectSink {
-    tx: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Effect>>>,
-}
-
-impl EffectSink {
-    pub(crate) fn connect(&self, tx: tokio::sync::mpsc::UnboundedSender<Effect>) {
-        let _ = self.tx.set(tx);
-    }
-
-    pub fn send(&self, e: Effect) {
-        match self.tx.get() {
-            Some(tx) if tx.send(e.clone()).is_ok() => {}
-            _ => tracing::warn!(effect = ?e, "no effect dispatcher; effect dropped"),
-        }
+        BookingError::Unavailable(e.into())
     }
 }

@@ -1,41 +1,60 @@
-//! What the actor system needs from the outside: the stores and a few tunables.
+//! The actor crate's one configuration type, `ActorConfig` (with the notifier's section), and
+//! every default in one place. It is the `[actors]` section of the platform's config file; keys
+//! carry their unit (`_secs`, `_ms`), the fields are `Duration`s.
 
+use chrono::NaiveTime;
 use hospital_domain::time::HospitalZone;
-use hospital_store::Stores;
+use hospital_integrations::wechat_subscribe::MiniprogramState;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Tunables of the actor system. `Default` gives production values.
-#[derive(Debug, Clone)]
+/// Tunables of the actor system. `Default` gives production values; tests shorten the clocks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ActorConfig {
     /// An actor that has had no message for this long stops itself; the next call starts a fresh
     /// one from the store. Keeps memory bounded by the active doctors and accounts.
+    #[serde(rename = "idle_timeout_secs", with = "secs")]
     pub idle_timeout: Duration,
-    /// The hospital's zone: which day "today" is when a schedule actor picks its window.
+    /// The hospital's zone: which day "today" is when a schedule actor picks its window. Not a
+    /// key of its own: the platform sets it from `gateway.timezone`.
+    #[serde(skip)]
     pub zone: HospitalZone,
     /// The longest a caller waits for an actor's answer, so a stuck actor never hangs a request.
+    #[serde(rename = "call_timeout_ms", with = "millis")]
     pub call_timeout: Duration,
     /// The longest a kind supervisor waits for a new actor's `pre_start` (a store read).
+    #[serde(rename = "start_timeout_ms", with = "millis")]
     pub start_timeout: Duration,
     /// An id that fails more than this many times within `restart_window` is not restarted.
     pub max_restarts: u32,
     /// The window `max_restarts` counts over.
+    #[serde(rename = "restart_window_secs", with = "secs")]
     pub restart_window: Duration,
     /// How many days ahead of today a schedule actor loads (it also keeps yesterday).
     pub schedule_days_ahead: u32,
     /// How long an unpaid hold lasts (BOOK-3).
+    #[serde(rename = "hold_ttl_secs", with = "secs")]
     pub hold_ttl: Duration,
     /// How long a place offered from the waitlist is held (BOOK-7).
+    #[serde(rename = "waitlist_hold_ttl_secs", with = "secs")]
     pub waitlist_hold_ttl: Duration,
     /// A booking can be cancelled until this long before its segment starts (BOOK-5).
+    #[serde(rename = "cancel_cutoff_secs", with = "secs")]
     pub cancel_cutoff: Duration,
     /// After creating a prepay order, ask the provider this long later if no notification came.
+    #[serde(rename = "payment_check_after_secs", with = "secs")]
     pub payment_check_after: Duration,
     /// Bookings per person per ISO week (BOOK-6).
     pub weekly_cap: usize,
     /// No-shows within `no_show_window` that trigger a ban, and the ban's length (BOOK-6).
     pub no_show_limit: usize,
+    #[serde(rename = "no_show_window_secs", with = "secs")]
     pub no_show_window: Duration,
+    #[serde(rename = "no_show_ban_secs", with = "secs")]
     pub no_show_ban: Duration,
+    /// The notifier's section (`[actors.notifier]`).
+    pub notifier: NotifierConfig,
 }
 
 impl Default for ActorConfig {
@@ -56,59 +75,104 @@ impl Default for ActorConfig {
             no_show_limit: 3,
             no_show_window: Duration::from_secs(90 * 24 * 3600),
             no_show_ban: Duration::from_secs(30 * 24 * 3600),
+            notifier: NotifierConfig::default(),
         }
     }
 }
 
-/// Everything an actor may use, shared by all of them.
-#[derive(Clone)]
-pub struct ActorDeps {
-    pub stores: Stores,
-    pub config: ActorConfig,
-    /// Filled by `ActorSystem::start`: where booking actors send work for the payment side.
-    pub effects: crate::EffectSink,
-    /// Where actors publish live events (the real-time gateway's bus; `with_events`).
-    pub events: crate::Events,
-    /// Filled by `ActorSystem::start`: lets actors reach actors of other kinds.
-    pub system: std::sync::Arc<std::sync::OnceLock<crate::ActorSystem>>,
-    /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
-    /// closed, not paid.
-    pub wechat_pay:
-        std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>>>,
-    /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
-    pub notify: crate::notifier::NotifyHandle,
+/// Tunables of the notifier (`notifier`). `Default` gives production values; tests shorten the
+/// clock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifierConfig {
+    /// How often due reminders are looked for.
+    #[serde(rename = "tick_ms", with = "millis")]
+    pub tick: Duration,
+    /// The local time of the evening-before reminder.
+    pub day_before_at: NaiveTime,
+    /// How long before the segment starts the last reminder goes.
+    #[serde(rename = "soon_before_secs", with = "secs")]
+    pub soon_before: Duration,
+    /// Attempts per reminder before the channels still failing are given up.
+    pub max_attempts: u32,
+    /// The first retry waits this long, each later one twice as long, at most `retry_max`.
+    #[serde(rename = "retry_base_ms", with = "millis")]
+    pub retry_base: Duration,
+    #[serde(rename = "retry_max_secs", with = "secs")]
+    pub retry_max: Duration,
+    /// How long a claimed reminder is ours; past it another worker may take it.
+    #[serde(rename = "lease_secs", with = "secs")]
+    pub lease: Duration,
+    /// How far back due reminders are looked for (after an outage): older ones are left.
+    #[serde(rename = "lookback_secs", with = "secs")]
+    pub lookback: Duration,
+    /// At most this many reminders per tick.
+    pub batch: usize,
+    pub sms_booking_template: String,
+    pub sms_reminder_template: String,
+    /// WeChat subscribe-message templates (keys `thing1` patient, `time2` visit time, `thing3`
+    /// doctor, `thing4` note); None = no WeChat for that kind.
+    pub wechat_booking_template: Option<String>,
+    pub wechat_reminder_template: Option<String>,
+    pub miniprogram_state: MiniprogramState,
 }
 
-impl ActorDeps {
-    pub fn new(stores: Stores, config: ActorConfig) -> Self {
+/// The SMS templates the notifier uses, as approved in the Aliyun console (and registered in the
+/// SMS sandbox by the app).
+pub const SMS_BOOKING_TEMPLATE: &str = "SMS_BOOKING_SUCCESS";
+pub const SMS_BOOKING_TEXT: &str = "${name}您好，您已预约${time}${doctor}门诊，就诊序号${no}。";
+pub const SMS_REMINDER_TEMPLATE: &str = "SMS_VISIT_REMINDER";
+pub const SMS_REMINDER_TEXT: &str = "${name}您好，您预约的${doctor}门诊将于${time}开始，请提前15分钟到院签到。";
+/// The WeChat subscribe-message templates' ids and keys (the sandbox registers the same).
+pub const WECHAT_BOOKING_TEMPLATE: &str = "booking-success-tmpl";
+pub const WECHAT_REMINDER_TEMPLATE: &str = "visit-reminder-tmpl";
+pub const WECHAT_TEMPLATE_KEYS: &[&str] = &["thing1", "time2", "thing3", "thing4"];
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
         Self {
-            stores,
-            config,
-            effects: crate::EffectSink::default(),
-            events: crate::Events::default(),
-            system: Default::default(),
-            wechat_pay: Default::default(),
-            notify: Default::default(),
+            tick: Duration::from_secs(2),
+            day_before_at: NaiveTime::from_hms_opt(18, 0, 0).expect("18:00"),
+            soon_before: Duration::from_secs(2 * 3600),
+            max_attempts: 6,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(30 * 60),
+            lease: Duration::from_secs(60),
+            lookback: Duration::from_secs(24 * 3600),
+            batch: 200,
+            sms_booking_template: SMS_BOOKING_TEMPLATE.into(),
+            sms_reminder_template: SMS_REMINDER_TEMPLATE.into(),
+            wechat_booking_template: Some(WECHAT_BOOKING_TEMPLATE.into()),
+            wechat_reminder_template: Some(WECHAT_REMINDER_TEMPLATE.into()),
+            miniprogram_state: MiniprogramState::Formal,
         }
-    }
-
-    /// Where actors publish live events (by default they are dropped, and personal ones wait in
-    /// the store's outbox).
-    pub fn with_events(mut self, events: crate::Events) -> Self {
-        self.events = events;
-        self
-    }
-
-    /// Gives the payment actors their provider client.
-    pub fn with_wechat_pay(self, client: std::sync::Arc<dyn hospital_integrations::wechatpay::WechatPay>) -> Self {
-        let _ = self.wechat_pay.set(client);
-        self
     }
 }
 
-impl std::fmt::Debug for ActorDeps {
-    // `Stores` holds trait objects without `Debug`; the config is what is worth printing.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActorDeps").field("config", &self.config).finish_non_exhaustive()
+/// `Duration`s as whole seconds in the config file.
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// `Duration`s as whole milliseconds in the config file.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
     }
 }

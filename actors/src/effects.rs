@@ -1,19 +1,36 @@
-//! The effect dispatcher: takes the `Effect`s booking actors emit once their change is durable
-//! (close an unpaid order, refund a paid one) and hands each to the order's payment actor. A
-//! schedule actor never waits on a payment provider.
+//! The side effects booking actors hand to the payment side (closing or refunding payment
+//! orders) once their change is durable, without waiting for them. The dispatcher that carries
+//! them out is `payment::dispatch`.
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use hospital_domain::OrderId;
+use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{ActorSystem, Effect};
+/// Work the booking actors leave to the payment side: done after the booking change is durable,
+/// retried by the payment actor, never blocking a schedule actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A hold lapsed or was cancelled before payment: close the order at the provider.
+    CloseOrder(OrderId),
+    /// A paid booking was cancelled (by the patient or a clinic stop): refund it in full.
+    Refund { order: OrderId, reason: String },
+}
 
-pub(crate) async fn dispatch(system: ActorSystem, mut rx: UnboundedReceiver<Effect>) {
-    while let Some(effect) = rx.recv().await {
-        let system = system.clone();
-        // One task per effect: a slow provider call must not hold up the others.
-        tokio::spawn(async move {
-            if let Err(e) = system.run_effect(effect.clone()).await {
-                tracing::warn!(?effect, error = %e, "effect failed; the payment actor's timers will retry");
-            }
-        });
+/// Where booking actors send `Effect`s: the effect dispatcher's queue, made by
+/// `ActorSystem::start` before any actor runs. Effects sent after shutdown are logged and
+/// dropped; the payment actors' own timers (order expiry) catch them up.
+#[derive(Clone)]
+pub struct EffectSink {
+    tx: UnboundedSender<Effect>,
+}
+
+impl EffectSink {
+    pub(crate) fn new(tx: UnboundedSender<Effect>) -> Self {
+        Self { tx }
+    }
+
+    pub fn send(&self, e: Effect) {
+        if let Err(lost) = self.tx.send(e) {
+            tracing::warn!(effect = ?lost.0, "the effect dispatcher has stopped; effect dropped");
+        }
     }
 }

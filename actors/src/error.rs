@@ -1,5 +1,8 @@
-//! Errors a caller of the actor system sees: the actor could not be reached or answered too late,
-//! the store failed underneath it, or the operation was refused by a rule the actor enforces.
+//! The infrastructure failure a caller of the actor system may see: the actor could not be
+//! reached or answered too late, or the store failed underneath it. Business refusals are each
+//! kind's own types (`BookingError`, `PatientError`, `QueueError`, `PaymentError`, `ExamFailure`),
+//! which carry an `ActorError` as their `Unavailable` cause: a caller tells "no" from "not now"
+//! by the variant, and the cause is kept for the log.
 
 use hospital_store::StoreError;
 use std::time::Duration;
@@ -22,16 +25,4 @@ pub enum ActorError {
     /// The store failed while the actor read or wrote through it.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The account already holds the most patients it may.
-    #[error("an account may hold at most {cap} patients")]
-    PatientCap { cap: usize },
-    /// The person (same ID number) is already a patient of the most accounts one person may be.
-    #[error("this person is already a patient of {cap} other accounts, the most allowed")]
-    PersonAccountCap { cap: usize },
-    /// The same person (same ID number) is already a patient of the account.
-    #[error("this person is already a patient of the account")]
-    DuplicatePatient,
-    /// A patient record was sent to another account's actor: a bug in the caller.
-    #[error("the patient record belongs to another account")]
-    WrongAccount,
 }

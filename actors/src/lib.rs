@@ -1,19 +1,26 @@
-//! Actors that own the platform's live state: one per doctor schedule (`schedule`) and one per
-//! patient account (`patient`), each serialising the operations on its id so no two requests race
-//! on the same doctor or account.
+//! Actors that own the platform's live state, one per id: a doctor's schedule (`schedule`), a
+//! patient account (`patient`), an order being paid (`payment`), a clinic session's queue
+//! (`queue`) and an exam (`exam`), each serialising the operations on its id so no two requests
+//! race on the same doctor, account, order, session or exam. Beside them, the notifier
+//! (`notifier`, a supervised task) sends confirmations and reminders.
 //!
-//! The tree is `root -> {schedules, patients} -> one actor per id`. A kind supervisor
+//! The tree is `root -> one kind supervisor per kind -> one actor per id`. A kind supervisor
 //! (`supervisor::KindSupervisor<K>`) is the only place that starts actors of its kind, so one id
 //! never gets two actors; it restarts a panicked actor with the same id (the actor reloads its
 //! state from the store in `pre_start`) and gives up on an id that crashes in a loop. Actors stop
-//! themselves when idle. Callers go through `ActorSystem`, which finds or starts the actor and
-//! bounds every call with a timeout.
+//! themselves when idle. Callers go through `ActorSystem` (`system`), which finds or starts the
+//! actor and bounds every call with a timeout; each kind's folder holds its messages, state,
+//! actor and its `ActorSystem` methods (`api`).
 //!
-//! Adding a kind (payments, next) is: an actor, an `ActorKind` impl naming its id type and
-//! arguments, one entry in `ActorSystem::start`'s kind list, and a lookup method.
+//! Adding a kind is: a folder like the others (an actor, its `ActorKind` and `SpawnKind` impls),
+//! one entry in `tree`'s kind list, and its `api`.
+//!
+//! Errors: `ActorError` is an infrastructure failure (unreachable, too late, the store failed);
+//! each kind's refusals are its own type, whose `Unavailable` variant carries the `ActorError`.
 
 pub mod booking;
 pub mod config;
+pub mod deps;
 pub mod effects;
 pub mod error;
 pub mod events;
@@ -28,16 +35,20 @@ pub mod queue;
 pub mod schedule;
 pub mod supervisor;
 pub mod system;
+pub mod tree;
 
-pub use booking::{BookingError, Effect, EffectSink};
-pub use config::{ActorConfig, ActorDeps};
+pub use booking::BookingError;
+pub use config::ActorConfig;
+pub use deps::{ActorDeps, Context};
+pub use effects::{Effect, EffectSink};
 pub use error::ActorError;
 pub use events::{EventBus, Events};
 pub use exam::{ExamFailure, ExamKind, ExamMsg};
-pub use kind::ActorKind;
-pub use patient::{PatientActor, PatientKind, PatientMsg};
+pub use kind::{ActorKind, KindStats};
+pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
 pub use payment::{PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
 pub use schedule::{Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport};
-pub use supervisor::KindStats;
-pub use system::{ActorSystem, SystemStats};
+pub use supervisor::SpawnKind;
+pub use system::ActorSystem;
+pub use tree::SystemStats;

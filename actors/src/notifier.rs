@@ -23,99 +23,40 @@ use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::message::Message;
 use hospital_domain::notify::{Channel, ChannelDelivery, DeliveryState, Reminder, ReminderKind, ReminderStatus};
 use hospital_domain::time::HospitalZone;
-use hospital_integrations::wechat_subscribe::{MiniprogramState, SubscribeMessage, SubscribeMessenger};
+use hospital_integrations::wechat_subscribe::{SubscribeMessage, SubscribeMessenger};
 use hospital_integrations::SmsSender;
 use hospital_store::{Claim, DataStore, PendingEvent};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::Events;
 
-/// Tunables of the notifier. `Default` gives production values; tests shorten the clock.
-#[derive(Debug, Clone)]
-pub struct NotifierConfig {
-    /// How often due reminders are looked for.
-    pub tick: Duration,
-    /// The local time of the evening-before reminder.
-    pub day_before_at: NaiveTime,
-    /// How long before the segment starts the last reminder goes.
-    pub soon_before: Duration,
-    /// Attempts per reminder before the channels still failing are given up.
-    pub max_attempts: u32,
-    /// The first retry waits this long, each later one twice as long, at most `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// How long a claimed reminder is ours; past it another worker may take it.
-    pub lease: Duration,
-    /// How far back due reminders are looked for (after an outage): older ones are left.
-    pub lookback: Duration,
-    /// At most this many reminders per tick.
-    pub batch: usize,
-    pub sms_booking_template: String,
-    pub sms_reminder_template: String,
-    /// WeChat subscribe-message templates (keys `thing1` patient, `time2` visit time, `thing3`
-    /// doctor, `thing4` note); None = no WeChat for that kind.
-    pub wechat_booking_template: Option<String>,
-    pub wechat_reminder_template: Option<String>,
-    pub miniprogram_state: MiniprogramState,
-}
+pub use crate::config::{
+    NotifierConfig, SMS_BOOKING_TEMPLATE, SMS_BOOKING_TEXT, SMS_REMINDER_TEMPLATE, SMS_REMINDER_TEXT,
+    WECHAT_BOOKING_TEMPLATE, WECHAT_REMINDER_TEMPLATE, WECHAT_TEMPLATE_KEYS,
+};
 
-/// The SMS templates the notifier uses, as approved in the Aliyun console (and registered in the
-/// SMS sandbox by the app).
-pub const SMS_BOOKING_TEMPLATE: &str = "SMS_BOOKING_SUCCESS";
-pub const SMS_BOOKING_TEXT: &str = "${name}您好，您已预约${time}${doctor}门诊，就诊序号${no}。";
-pub const SMS_REMINDER_TEMPLATE: &str = "SMS_VISIT_REMINDER";
-pub const SMS_REMINDER_TEXT: &str = "${name}您好，您预约的${doctor}门诊将于${time}开始，请提前15分钟到院签到。";
-/// The WeChat subscribe-message templates' ids and keys (the sandbox registers the same).
-pub const WECHAT_BOOKING_TEMPLATE: &str = "booking-success-tmpl";
-pub const WECHAT_REMINDER_TEMPLATE: &str = "visit-reminder-tmpl";
-pub const WECHAT_TEMPLATE_KEYS: &[&str] = &["thing1", "time2", "thing3", "thing4"];
-
-impl Default for NotifierConfig {
-    fn default() -> Self {
-        Self {
-            tick: Duration::from_secs(2),
-            day_before_at: NaiveTime::from_hms_opt(18, 0, 0).expect("18:00"),
-            soon_before: Duration::from_secs(2 * 3600),
-            max_attempts: 6,
-            retry_base: Duration::from_secs(30),
-            retry_max: Duration::from_secs(30 * 60),
-            lease: Duration::from_secs(60),
-            lookback: Duration::from_secs(24 * 3600),
-            batch: 200,
-            sms_booking_template: SMS_BOOKING_TEMPLATE.into(),
-            sms_reminder_template: SMS_REMINDER_TEMPLATE.into(),
-            wechat_booking_template: Some(WECHAT_BOOKING_TEMPLATE.into()),
-            wechat_reminder_template: Some(WECHAT_REMINDER_TEMPLATE.into()),
-            miniprogram_state: MiniprogramState::Formal,
-        }
-    }
-}
-
-/// What the schedule actor holds (`ActorDeps::notify`): it reports each confirmed appointment
-/// once the write that confirmed it is durable. Empty (reports dropped) until a notifier starts.
+/// What the schedule actor holds (`ActorDeps::notify`, from `Notifier::handle`): it reports each
+/// confirmed appointment once the write that confirmed it is durable. The default handle (no
+/// notifier: tests, benchmarks) drops the reports; the reminders are rows, so a notifier started
+/// later still sends what was scheduled.
 #[derive(Clone, Default)]
 pub struct NotifyHandle {
-    tx: Arc<Mutex<Option<mpsc::UnboundedSender<Appointment>>>>,
+    tx: Option<mpsc::UnboundedSender<Appointment>>,
 }
 
 impl NotifyHandle {
     /// Reports the confirmed appointments among `appointments` (other statuses are ignored).
     /// Never blocks.
     pub fn confirmed<'a>(&self, appointments: impl IntoIterator<Item = &'a Appointment>) {
-        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tx) = guard.as_ref() else { return };
+        let Some(tx) = &self.tx else { return };
         for a in appointments.into_iter().filter(|a| a.status == AppointmentStatus::Confirmed) {
             if tx.send(a.clone()).is_err() {
                 tracing::warn!(appointment = %a.id, "notifier stopped; confirmation not scheduled");
             }
         }
-    }
-
-    fn connect(&self, tx: mpsc::UnboundedSender<Appointment>) {
-        *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     }
 }
 
@@ -135,6 +76,8 @@ pub struct NotifierDeps {
 pub struct Notifier {
     worker: Arc<Worker>,
     task: tokio::task::JoinHandle<()>,
+    /// Where `handle`s report confirmed bookings.
+    tx: mpsc::UnboundedSender<Appointment>,
 }
 
 impl Drop for Notifier {
@@ -144,14 +87,19 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    /// Starts the notifier task and connects `handle` to it.
-    pub fn start(deps: NotifierDeps, config: NotifierConfig, handle: &NotifyHandle) -> Notifier {
+    /// Starts the notifier task. Start it before the actor system and give the actors its
+    /// `handle` (`ActorDeps::with_notify`).
+    pub fn start(deps: NotifierDeps, config: NotifierConfig) -> Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
-        handle.connect(tx);
         let worker = Arc::new(Worker { deps, config, owner: Uuid::new_v4() });
         let task = tokio::spawn(run(worker.clone(), rx));
         tracing::info!(owner = %worker.owner, "notifier started");
-        Notifier { worker, task }
+        Notifier { worker, task, tx }
+    }
+
+    /// Where confirmed bookings are reported (what the schedule actors hold).
+    pub fn handle(&self) -> NotifyHandle {
+        NotifyHandle { tx: Some(self.tx.clone()) }
     }
 
     pub async fn stop(self) {

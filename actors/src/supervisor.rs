@@ -12,9 +12,7 @@
 //! row cannot spin a crash loop. An actor that stopped on its own (idle) is just forgotten; the
 //! next call starts a fresh one.
 
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SpawnErr, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,64 +20,27 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::kind::{ActorKind, ChildMsg};
-use crate::{ActorDeps, ActorError};
+use crate::deps::Context;
+use crate::error::ActorError;
+use crate::kind::{child_name, supervisor_name, ActorKind, ChildMsg, Ensured, KindMsg, KindStats};
 
-/// The registry name of a kind's actor for `id`.
-pub(crate) fn child_name<K: ActorKind>(prefix: &str, id: K::Id) -> String {
-    format!("{prefix}/{}:{id}", K::KIND)
-}
-
-/// The registry name of a kind's supervisor.
-pub(crate) fn supervisor_name<K: ActorKind>(prefix: &str) -> String {
-    format!("{prefix}/{}", K::SUPERVISOR)
-}
-
-pub(crate) fn root_name(prefix: &str) -> String {
-    format!("{prefix}/root")
-}
-
-/// Counters of one kind supervisor, for tests, health pages and operators.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KindStats {
-    /// Actors of this kind running now.
-    pub live: usize,
-    /// Actors that panicked or returned an error.
-    pub failures: u64,
-    /// Restarts the supervisor made after a failure.
-    pub restarts: u64,
-    /// Failures after which the supervisor gave up on the id (crash loop).
-    pub given_up: u64,
-}
-
-/// The answer to `Ensure`.
-pub(crate) enum Ensured<M: ractor::Message> {
-    Ready(ActorRef<M>),
-    /// The id's actor is draining (idle stop); ask again in a moment.
-    Stopping,
-    Refused(ActorError),
-}
-
-/// Messages of a kind supervisor.
-pub(crate) enum KindMsg<K: ActorKind> {
-    /// Finds the id's actor or starts it.
-    Ensure {
-        id: K::Id,
-        reply: RpcReplyPort<Ensured<ChildMsg<K>>>,
-    },
-    Stats {
-        reply: RpcReplyPort<KindStats>,
-    },
+/// How a kind's actors are started (beside `ActorKind`, which is all the rest of the system
+/// needs to know of a kind).
+pub trait SpawnKind: ActorKind {
+    fn actor() -> Self::Actor;
+    /// The arguments `pre_start` gets; the actor loads its state from the store there, so a
+    /// restart after a panic rebuilds it from the durable truth.
+    fn args(id: Self::Id, ctx: &Arc<Context>) -> <Self::Actor as Actor>::Arguments;
 }
 
 pub(crate) struct KindArgs {
     pub prefix: String,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
-pub(crate) struct KindState<K: ActorKind> {
+pub(crate) struct KindState<K: SpawnKind> {
     prefix: String,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     /// The current actor of each id. An id's entry may briefly outlive its actor (the
     /// termination event is still queued); the registry is what `Ensure` trusts.
     children: HashMap<K::Id, ActorRef<ChildMsg<K>>>,
@@ -89,7 +50,7 @@ pub(crate) struct KindState<K: ActorKind> {
     stats: KindStats,
 }
 
-impl<K: ActorKind> KindState<K> {
+impl<K: SpawnKind> KindState<K> {
     /// Removes a stopped actor; returns its id and whether it was still the id's current actor.
     fn forget(&mut self, actor: ActorId) -> Option<(K::Id, bool)> {
         let id = self.by_actor.remove(&actor)?;
@@ -103,7 +64,7 @@ impl<K: ActorKind> KindState<K> {
 
     /// Failures of `id` within the window, after pruning older ones.
     fn failures_in_window(&mut self, id: K::Id, now: Instant) -> usize {
-        let window = self.deps.config.restart_window;
+        let window = self.ctx.config.restart_window;
         let Some(times) = self.recent_failures.get_mut(&id) else { return 0 };
         while times.front().is_some_and(|t| now.duration_since(*t) > window) {
             times.pop_front();
@@ -121,14 +82,14 @@ impl<K: ActorKind> KindState<K> {
     }
 
     fn crash_looping(&mut self, id: K::Id) -> bool {
-        self.failures_in_window(id, Instant::now()) > self.deps.config.max_restarts as usize
+        self.failures_in_window(id, Instant::now()) > self.ctx.config.max_restarts as usize
     }
 }
 
 /// Supervises all actors of kind `K`.
 pub(crate) struct KindSupervisor<K>(PhantomData<fn() -> K>);
 
-impl<K: ActorKind> KindSupervisor<K> {
+impl<K: SpawnKind> KindSupervisor<K> {
     pub(crate) fn new() -> Self {
         Self(PhantomData)
     }
@@ -141,8 +102,8 @@ impl<K: ActorKind> KindSupervisor<K> {
     ) -> Result<ActorRef<ChildMsg<K>>, ActorError> {
         let name = child_name::<K>(&state.prefix, id);
         let spawn =
-            <K::Actor as Actor>::spawn_linked(Some(name), K::actor(), K::args(id, &state.deps), myself.get_cell());
-        let timeout = state.deps.config.start_timeout;
+            <K::Actor as Actor>::spawn_linked(Some(name), K::actor(), K::args(id, &state.ctx), myself.get_cell());
+        let timeout = state.ctx.config.start_timeout;
         // Dropping the spawn future on timeout is safe: ractor's lifecycle guard unregisters the
         // half-started actor, so the name is free for the next attempt.
         let spawned = match tokio::time::timeout(timeout, spawn).await {
@@ -207,10 +168,10 @@ impl<K: ActorKind> KindSupervisor<K> {
         state.stats.failures += 1;
         let recent = state.record_failure(id, Instant::now());
         tracing::warn!(kind = K::KIND, %id, error = %err, recent_failures = recent, "actor failed");
-        if recent > state.deps.config.max_restarts as usize {
+        if recent > state.ctx.config.max_restarts as usize {
             state.stats.given_up += 1;
             tracing::error!(
-                kind = K::KIND, %id, recent_failures = recent, window = ?state.deps.config.restart_window,
+                kind = K::KIND, %id, recent_failures = recent, window = ?state.ctx.config.restart_window,
                 "actor keeps failing; giving up on it until the window passes"
             );
             return;
@@ -229,7 +190,7 @@ impl<K: ActorKind> KindSupervisor<K> {
     }
 }
 
-impl<K: ActorKind> Actor for KindSupervisor<K> {
+impl<K: SpawnKind> Actor for KindSupervisor<K> {
     type Msg = KindMsg<K>;
     type State = KindState<K>;
     type Arguments = KindArgs;
@@ -238,7 +199,7 @@ impl<K: ActorKind> Actor for KindSupervisor<K> {
         tracing::debug!(kind = K::KIND, "kind supervisor started");
         Ok(KindState {
             prefix: args.prefix,
-            deps: args.deps,
+            ctx: args.ctx,
             children: HashMap::new(),
             by_actor: HashMap::new(),
             recent_failures: HashMap::new(),
@@ -249,7 +210,7 @@ impl<K: ActorKind> Actor for KindSupervisor<K> {
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Stop children gracefully (their post_stop runs); ractor would otherwise kill them when
         // this supervisor terminates.
-        myself.stop_children_and_wait(Some("shutdown".into()), Some(state.deps.config.call_timeout)).await;
+        myself.stop_children_and_wait(Some("shutdown".into()), Some(state.ctx.config.call_timeout)).await;
         metrics::gauge!("actors_live", "kind" => K::KIND).decrement(state.children.len() as f64);
         state.children.clear();
         state.by_actor.clear();
@@ -301,27 +262,27 @@ pub(crate) trait KindSpawner: Send + Sync + 'static {
     fn spawn(
         &self,
         prefix: String,
-        deps: Arc<ActorDeps>,
+        ctx: Arc<Context>,
         root: ActorCell,
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>;
 }
 
 struct Spawner<K>(PhantomData<fn() -> K>);
 
-impl<K: ActorKind> KindSpawner for Spawner<K> {
+impl<K: SpawnKind> KindSpawner for Spawner<K> {
     fn kind(&self) -> &'static str {
         K::SUPERVISOR
     }
     fn spawn(
         &self,
         prefix: String,
-        deps: Arc<ActorDeps>,
+        ctx: Arc<Context>,
         root: ActorCell,
     ) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>> {
         Box::pin(async move {
             let name = supervisor_name::<K>(&prefix);
             let (sup, _join) =
-                KindSupervisor::<K>::spawn_linked(Some(name), KindSupervisor::new(), KindArgs { prefix, deps }, root)
+                KindSupervisor::<K>::spawn_linked(Some(name), KindSupervisor::new(), KindArgs { prefix, ctx }, root)
                     .await?;
             Ok(sup.get_cell())
         })
@@ -329,7 +290,7 @@ impl<K: ActorKind> KindSpawner for Spawner<K> {
 }
 
 /// The entry for kind `K` in the root's list of kinds.
-pub(crate) fn kind<K: ActorKind>() -> Arc<dyn KindSpawner> {
+pub(crate) fn kind<K: SpawnKind>() -> Arc<dyn KindSpawner> {
     Arc::new(Spawner::<K>(PhantomData))
 }
 
@@ -338,13 +299,13 @@ pub(crate) enum RootMsg {}
 
 pub(crate) struct RootArgs {
     pub prefix: String,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
     pub kinds: Vec<Arc<dyn KindSpawner>>,
 }
 
 pub(crate) struct RootState {
     prefix: String,
-    deps: Arc<ActorDeps>,
+    ctx: Arc<Context>,
     kinds: Vec<Arc<dyn KindSpawner>>,
     running: HashMap<ActorId, usize>,
     recent_failures: Vec<VecDeque<Instant>>,
@@ -353,7 +314,7 @@ pub(crate) struct RootState {
 impl RootState {
     async fn start_kind(&mut self, myself: &ActorRef<RootMsg>, index: usize) -> Result<(), SpawnErr> {
         let kind = self.kinds[index].clone();
-        let cell = kind.spawn(self.prefix.clone(), self.deps.clone(), myself.get_cell()).await?;
+        let cell = kind.spawn(self.prefix.clone(), self.ctx.clone(), myself.get_cell()).await?;
         self.running.insert(cell.get_id(), index);
         Ok(())
     }
@@ -372,7 +333,7 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             recent_failures: vec![VecDeque::new(); args.kinds.len()],
             prefix: args.prefix,
-            deps: args.deps,
+            ctx: args.ctx,
             kinds: args.kinds,
             running: HashMap::new(),
         };
@@ -384,7 +345,7 @@ impl Actor for RootSupervisor {
 
     async fn post_stop(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         // Each kind supervisor stops its own children in its post_stop; allow for that.
-        let wait = state.deps.config.call_timeout * 2;
+        let wait = state.ctx.config.call_timeout * 2;
         myself.stop_children_and_wait(Some("shutdown".into()), Some(wait)).await;
         Ok(())
     }
@@ -412,14 +373,14 @@ impl Actor for RootSupervisor {
         let Some(index) = state.running.remove(&actor.get_id()) else { return Ok(()) };
         let kind = state.kinds[index].kind();
         let now = Instant::now();
-        let window = state.deps.config.restart_window;
+        let window = state.ctx.config.restart_window;
         let times = &mut state.recent_failures[index];
         times.push_back(now);
         while times.front().is_some_and(|t| now.duration_since(*t) > window) {
             times.pop_front();
         }
         tracing::error!(kind, reason = %why, "kind supervisor exited; its actors are gone");
-        if times.len() > state.deps.config.max_restarts as usize {
+        if times.len() > state.ctx.config.max_restarts as usize {
             tracing::error!(kind, "kind supervisor keeps failing; stopping the actor system");
             myself.stop(Some(format!("{kind} supervisor crash loop")));
             return Ok(());

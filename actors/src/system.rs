@@ -1,27 +1,18 @@
 //! `ActorSystem`: the handle the rest of the platform holds. It finds an id's actor (or has the
-//! kind supervisor start it) and wraps each message in a small async method with a timeout, so a
-//! caller never hangs on an actor and never sees ractor types unless it asks for an `ActorRef`.
+//! kind supervisor start it) and sends it a message with a timeout, so a caller never hangs on an
+//! actor and never sees ractor types unless it asks for an `ActorRef`. The methods for each kind's
+//! messages live beside the kind (`schedule::api`, `patient::api`, ...), written with `asks!`;
+//! starting the tree is `tree`.
 
-use chrono::NaiveDate;
-use hospital_domain::appointment::Appointment;
-use hospital_domain::order::Order;
-use hospital_domain::schedule::{ClinicSession, SlotId};
-use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
-use hospital_integrations::wechatpay::{RefundNotice, RequestPaymentParams, Transaction};
-use hospital_store::{PatientCaps, PatientRecord};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
+use ractor::{ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kind::{ActorKind, ChildMsg};
-use crate::payment::{PaymentError, PaymentKind, PaymentMsg};
-use crate::supervisor::{self, Ensured, KindMsg, KindStats, RootArgs, RootMsg, RootSupervisor};
-use crate::{
-    ActorConfig, ActorDeps, ActorError, BookingError, PatientKind, PatientMsg, ScheduleKind, ScheduleMsg,
-    SessionAvailability, StopReport,
-};
+use crate::config::ActorConfig;
+use crate::error::ActorError;
+use crate::kind::{child_name, root_name, supervisor_name, ActorKind, ChildMsg, Ensured, KindMsg, KindStats};
 
 /// Tells systems in one process apart in the (process-global) ractor registry.
 static NEXT_SYSTEM: AtomicU64 = AtomicU64::new(1);
@@ -30,23 +21,17 @@ static NEXT_SYSTEM: AtomicU64 = AtomicU64::new(1);
 /// back-off doubles from 5 ms, so the last try is ~150 ms after the first.
 const ATTEMPTS: u32 = 6;
 
-/// Counters of every kind supervisor.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SystemStats {
-    pub schedules: KindStats,
-    pub patients: KindStats,
-}
-
 /// The running actor tree. Cheap to clone; every clone talks to the same actors.
 #[derive(Clone)]
 pub struct ActorSystem {
     inner: Arc<Inner>,
 }
 
+/// The handle is made before the tree (actors hold it in their `Context`), so it knows the tree
+/// by name only: the root and the kind supervisors are looked up in ractor's registry.
 struct Inner {
     prefix: String,
     config: ActorConfig,
-    root: ActorRef<RootMsg>,
     shut_down: AtomicBool,
 }
 
@@ -65,36 +50,45 @@ pub(crate) enum Retry {
     UndeliveredOnly,
 }
 
+/// Declares `ActorSystem` methods that send one message to an id's actor and wait for its answer,
+/// one line each (the first argument is the actor's id):
+///
+/// - `fn name(id: Id, args..) -> T = reads|once |reply| Msg { .., reply };` for an answer `T`
+///   that cannot be refused: the method returns `Result<T, ActorError>`;
+/// - `fn name(id: Id, args..) -> T, E = ...;` for an answer `Result<T, E>`: the method returns
+///   `Result<T, E>`, an actor failure becoming `E::from(ActorError)` (no nested results).
+///
+/// `reads` may be sent again to a successor after the actor died holding it; `once` only if it was
+/// never delivered (`Retry`). The closure may be called once per attempt: clone what it moves.
+macro_rules! asks {
+    ($kind:ty: $( $(#[$attr:meta])* $vis:vis fn $name:ident($id:ident: $idty:ty $(, $arg:ident: $argty:ty)* $(,)?)
+        -> $ok:ty $(, $err:ty)? = $retry:ident $build:expr; )*) => {
+        $(
+            $(#[$attr])*
+            $vis async fn $name(&self, $id: $idty $(, $arg: $argty)*) -> $crate::system::asks!(@out $ok $(, $err)?) {
+                let answer = self.ask::<$kind, _>($id, $crate::system::asks!(@retry $retry), $build).await;
+                $crate::system::asks!(@flatten answer $(, $err)?)
+            }
+        )*
+    };
+    (@out $ok:ty) => { Result<$ok, $crate::ActorError> };
+    (@out $ok:ty, $err:ty) => { Result<$ok, $err> };
+    (@retry reads) => { $crate::system::Retry::Reads };
+    (@retry once) => { $crate::system::Retry::UndeliveredOnly };
+    (@flatten $answer:ident) => { $answer };
+    (@flatten $answer:ident, $err:ty) => { $answer? };
+}
+pub(crate) use asks;
+
 impl ActorSystem {
-    /// Starts the root supervisor and one kind supervisor per actor kind. Actors themselves start
-    /// on first use.
-    pub async fn start(deps: ActorDeps) -> Result<ActorSystem, ActorError> {
-        let deps = deps;
+    /// A handle for a new tree with a name of its own; `tree` starts the tree under it.
+    pub(crate) fn new(config: ActorConfig) -> Self {
         let prefix = format!("hospital-{}", NEXT_SYSTEM.fetch_add(1, Ordering::Relaxed));
-        let config = deps.config.clone();
-        let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
-        deps.effects.connect(effects_tx);
-        let system_cell = deps.system.clone();
-        let args = RootArgs {
-            prefix: prefix.clone(),
-            deps: Arc::new(deps),
-            // The actor kinds; a new kind is one more entry here.
-            kinds: vec![
-                supervisor::kind::<ScheduleKind>(),
-                supervisor::kind::<PatientKind>(),
-                supervisor::kind::<PaymentKind>(),
-                supervisor::kind::<crate::queue::QueueKind>(),
-                supervisor::kind::<crate::exam::ExamKind>(),
-            ],
-        };
-        let (root, _join) = RootSupervisor::spawn(Some(supervisor::root_name(&prefix)), RootSupervisor, args)
-            .await
-            .map_err(|e| ActorError::Unavailable { kind: "root", id: prefix.clone(), reason: e.to_string() })?;
-        tracing::info!(system = %prefix, "actor system started");
-        let system = ActorSystem { inner: Arc::new(Inner { prefix, config, root, shut_down: AtomicBool::new(false) }) };
-        let _ = system_cell.set(system.clone());
-        tokio::spawn(crate::effects::dispatch(system.clone(), effects_rx));
-        Ok(system)
+        Self { inner: Arc::new(Inner { prefix, config, shut_down: AtomicBool::new(false) }) }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
     }
 
     /// Stops every actor (each runs its `post_stop`) and waits for the tree to exit. Later calls
@@ -104,234 +98,24 @@ impl ActorSystem {
             return;
         }
         let wait = self.inner.config.call_timeout * 3;
-        if let Err(e) = self.inner.root.stop_and_wait(Some("shutdown".into()), Some(wait)).await {
-            tracing::warn!(system = %self.inner.prefix, error = %e, "actor system did not stop in time; killing it");
-            self.inner.root.kill();
+        // No root: it stopped already (a crash loop of a kind supervisor stops it).
+        if let Some(root) = ractor::registry::where_is(root_name(&self.inner.prefix)) {
+            if let Err(e) = root.stop_and_wait(Some("shutdown".into()), Some(wait)).await {
+                tracing::warn!(system = %self.inner.prefix, error = %e, "actor system did not stop in time; killing it");
+                root.kill();
+            }
         }
         tracing::info!(system = %self.inner.prefix, "actor system stopped");
     }
 
-    /// The doctor's schedule actor, started if it was not running.
-    pub async fn schedule(&self, doctor: DoctorId) -> Result<ActorRef<ScheduleMsg>, ActorError> {
-        self.resolve::<ScheduleKind>(doctor).await
+    /// Sends the id's actor a message without waiting for an answer (starting the actor if need
+    /// be).
+    pub(crate) async fn tell<K: ActorKind>(&self, id: K::Id, msg: ChildMsg<K>) -> Result<(), ActorError> {
+        let actor = self.resolve::<K>(id).await?;
+        actor.cast(msg).map_err(|e| unavailable::<K>(id, e.to_string()))
     }
 
-    /// The account's patient session actor, started if it was not running.
-    pub async fn patient(&self, account: AccountId) -> Result<ActorRef<PatientMsg>, ActorError> {
-        self.resolve::<PatientKind>(account).await
-    }
-
-    /// The doctor's sessions with `from <= date <= to` (within the actor's window) and the
-    /// places left in each.
-    pub async fn get_schedule(
-        &self,
-        doctor: DoctorId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<SessionAvailability>, ActorError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::GetSchedule { from, to, reply }).await
-    }
-
-    /// Books a slot for one of the account's patients (through the account's actor, for the
-    /// real-name rules, then the doctor's, for the place).
-    pub async fn book(
-        &self,
-        account: AccountId,
-        slot: SlotId,
-        patient: PatientId,
-        idempotency_key: Option<String>,
-    ) -> Result<(Appointment, Order), BookingError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
-            slot,
-            patient,
-            idempotency_key: idempotency_key.clone(),
-            reply,
-        })
-        .await?
-    }
-
-    /// Moves one of the account's appointments to another slot of the same doctor.
-    pub async fn reschedule(
-        &self,
-        account: AccountId,
-        appointment: AppointmentId,
-        slot: SlotId,
-    ) -> Result<Appointment, BookingError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Reschedule {
-            appointment,
-            slot,
-            reply,
-        })
-        .await?
-    }
-
-    /// Puts one of the account's patients on a full session's waitlist; the position.
-    pub async fn join_waitlist(
-        &self,
-        account: AccountId,
-        session: SessionId,
-        patient: PatientId,
-    ) -> Result<usize, BookingError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::JoinWaitlist {
-            session,
-            patient,
-            reply,
-        })
-        .await?
-    }
-
-    pub async fn leave_waitlist(
-        &self,
-        doctor: DoctorId,
-        session: SessionId,
-        patient: PatientId,
-    ) -> Result<bool, ActorError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::LeaveWaitlist {
-            session,
-            patient,
-            reply,
-        })
-        .await
-    }
-
-    /// Confirms a paid booking (from the payment side).
-    pub async fn confirm(&self, doctor: DoctorId, appointment: AppointmentId) -> Result<Appointment, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Confirm { appointment, reply })
-            .await?
-    }
-
-    /// Cancels an appointment; `account` set means the patient asks (ownership, cutoff).
-    pub async fn cancel(
-        &self,
-        doctor: DoctorId,
-        appointment: AppointmentId,
-        account: Option<AccountId>,
-    ) -> Result<Appointment, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::Cancel {
-            appointment,
-            account,
-            reply,
-        })
-        .await?
-    }
-
-    /// 加号/减号.
-    pub async fn set_quota(
-        &self,
-        doctor: DoctorId,
-        session: SessionId,
-        segment: u16,
-        quota: u32,
-    ) -> Result<ClinicSession, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::SetQuota {
-            session,
-            segment,
-            quota,
-            reply,
-        })
-        .await?
-    }
-
-    /// 停诊.
-    pub async fn stop_session(&self, doctor: DoctorId, session: SessionId) -> Result<StopReport, BookingError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, |reply| ScheduleMsg::StopSession { session, reply })
-            .await?
-    }
-
-    /// A session's live appointments (staff).
-    pub async fn session_appointments(
-        &self,
-        doctor: DoctorId,
-        session: SessionId,
-    ) -> Result<Vec<Appointment>, ActorError> {
-        self.ask::<ScheduleKind, _>(doctor, Retry::Reads, |reply| ScheduleMsg::SessionAppointments { session, reply })
-            .await
-    }
-
-    /// Stores a newly ordered exam through its actor (events and all).
-    pub async fn create_exam(
-        &self,
-        exam: hospital_domain::exam::Exam,
-    ) -> Result<hospital_domain::exam::Exam, crate::ExamFailure> {
-        self.ask::<crate::ExamKind, _>(exam.id, Retry::UndeliveredOnly, |reply| crate::ExamMsg::Create {
-            exam: exam.clone(),
-            reply,
-        })
-        .await?
-    }
-
-    /// Changes an exam's status through its actor.
-    pub async fn change_exam(
-        &self,
-        id: hospital_domain::ExamId,
-        change: hospital_domain::exam::ExamChange,
-    ) -> Result<hospital_domain::exam::Exam, crate::ExamFailure> {
-        self.ask::<crate::ExamKind, _>(id, Retry::UndeliveredOnly, |reply| crate::ExamMsg::Change {
-            change: change.clone(),
-            reply,
-        })
-        .await?
-    }
-
-    /// Has the doctor's actor re-read its sessions, after staff changed them. Does nothing when
-    /// no actor is running: the next one reads the store when it starts.
-    pub fn reload_schedule(&self, doctor: DoctorId) {
-        let name = supervisor::child_name::<ScheduleKind>(&self.inner.prefix, doctor);
-        if let Some(actor) = ActorRef::<ScheduleMsg>::where_is(name) {
-            // A send failure means the actor is stopping; its successor loads fresh data.
-            let _ = actor.cast(ScheduleMsg::Reload);
-        }
-    }
-
-    /// The account's patients, oldest first.
-    pub async fn list_patients(&self, account: AccountId) -> Result<Vec<PatientRecord>, ActorError> {
-        self.ask::<PatientKind, _>(account, Retry::Reads, |reply| PatientMsg::ListPatients { reply }).await
-    }
-
-    /// Adds a patient to `record.account_id` within `caps` (see `PatientMsg::AddPatient`).
-    /// Refusals: `PatientCap`, `DuplicatePatient`, `PersonAccountCap`; store failures: `Store`.
-    pub async fn add_patient(&self, record: PatientRecord, caps: PatientCaps) -> Result<PatientRecord, ActorError> {
-        let account = record.account_id;
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::AddPatient {
-            record: record.clone(),
-            caps,
-            reply,
-        })
-        .await?
-    }
-
-    /// Removes a patient; `Ok(false)` if the account had none with this id.
-    pub async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool, ActorError> {
-        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::RemovePatient {
-            id: patient,
-            reply,
-        })
-        .await?
-    }
-
-    /// Makes the doctor's schedule actor panic (see `ScheduleMsg::InjectFault`).
-    #[cfg(feature = "fault-injection")]
-    pub async fn inject_schedule_fault(&self, doctor: DoctorId) -> Result<(), ActorError> {
-        let actor = self.schedule(doctor).await?;
-        actor.cast(ScheduleMsg::InjectFault).map_err(|e| unavailable::<ScheduleKind>(doctor, e.to_string()))
-    }
-
-    /// Makes the account's patient actor panic (see `PatientMsg::InjectFault`).
-    #[cfg(feature = "fault-injection")]
-    pub async fn inject_patient_fault(&self, account: AccountId) -> Result<(), ActorError> {
-        let actor = self.patient(account).await?;
-        actor.cast(PatientMsg::InjectFault).map_err(|e| unavailable::<PatientKind>(account, e.to_string()))
-    }
-
-    /// Live actors, failures and restarts per kind.
-    pub async fn stats(&self) -> Result<SystemStats, ActorError> {
-        Ok(SystemStats {
-            schedules: self.kind_stats::<ScheduleKind>().await?,
-            patients: self.kind_stats::<PatientKind>().await?,
-        })
-    }
-
-    async fn kind_stats<K: ActorKind>(&self) -> Result<KindStats, ActorError> {
+    pub(crate) async fn kind_stats<K: ActorKind>(&self) -> Result<KindStats, ActorError> {
         let sup = self.supervisor::<K>()?;
         match sup.call(|reply| KindMsg::Stats { reply }, Some(self.inner.config.call_timeout)).await {
             Ok(CallResult::Success(s)) => Ok(s),
@@ -352,7 +136,7 @@ impl ActorSystem {
         if self.inner.shut_down.load(Ordering::SeqCst) {
             return Err(ActorError::ShuttingDown);
         }
-        ActorRef::<KindMsg<K>>::where_is(supervisor::supervisor_name::<K>(&self.inner.prefix)).ok_or_else(|| {
+        ActorRef::<KindMsg<K>>::where_is(supervisor_name::<K>(&self.inner.prefix)).ok_or_else(|| {
             ActorError::Unavailable {
                 kind: K::SUPERVISOR,
                 id: self.inner.prefix.clone(),
@@ -365,7 +149,7 @@ impl ActorSystem {
     /// path; the supervisor is asked only when the actor is not running, and it alone starts
     /// actors, so concurrent first calls all get the same one.
     pub(crate) async fn resolve<K: ActorKind>(&self, id: K::Id) -> Result<ActorRef<ChildMsg<K>>, ActorError> {
-        let name = supervisor::child_name::<K>(&self.inner.prefix, id);
+        let name = child_name::<K>(&self.inner.prefix, id);
         let config = &self.inner.config;
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -444,91 +228,4 @@ fn unavailable<K: ActorKind>(id: K::Id, reason: String) -> ActorError {
 /// Waits before looking again: the caller's task, never an actor's handler.
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(5u64 << attempt.min(6))).await;
-}
-
-impl ActorSystem {
-    /// Carries out one effect through the order's payment actor.
-    pub(crate) async fn run_effect(&self, effect: crate::Effect) -> Result<(), ActorError> {
-        match effect {
-            crate::Effect::CloseOrder(order) => {
-                let actor = self.resolve::<PaymentKind>(order).await?;
-                actor
-                    .cast(PaymentMsg::Close { reply: None })
-                    .map_err(|e| unavailable::<PaymentKind>(order, e.to_string()))
-            }
-            crate::Effect::Refund { order, reason } => {
-                let actor = self.resolve::<PaymentKind>(order).await?;
-                actor
-                    .cast(PaymentMsg::Refund { amount: None, reason, reply: None })
-                    .map_err(|e| unavailable::<PaymentKind>(order, e.to_string()))
-            }
-        }
-    }
-
-    pub(crate) fn child_name_payment(&self, order: OrderId) -> String {
-        supervisor::child_name::<PaymentKind>(&self.inner.prefix, order)
-    }
-
-    /// The order as its payment actor holds it.
-    pub async fn order(&self, order: OrderId) -> Result<Order, ActorError> {
-        self.ask::<PaymentKind, _>(order, Retry::Reads, |reply| PaymentMsg::Get { reply }).await
-    }
-
-    /// The `wx.requestPayment` parameters for an order.
-    pub async fn prepay(
-        &self,
-        order: OrderId,
-        openid: String,
-    ) -> Result<Result<RequestPaymentParams, PaymentError>, ActorError> {
-        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Prepay {
-            openid: openid.clone(),
-            reply,
-        })
-        .await
-    }
-
-    /// A verified payment notification (or query result) for an order.
-    pub async fn payment_notified(
-        &self,
-        order: OrderId,
-        notification_id: String,
-        transaction: Transaction,
-    ) -> Result<Result<Order, PaymentError>, ActorError> {
-        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Paid {
-            notification_id: Some(notification_id.clone()),
-            transaction: transaction.clone(),
-            reply: Some(reply),
-        })
-        .await
-    }
-
-    /// A verified refund notification for an order.
-    pub async fn refund_notified(
-        &self,
-        order: OrderId,
-        notification_id: String,
-        notice: RefundNotice,
-    ) -> Result<Result<Order, PaymentError>, ActorError> {
-        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::RefundDone {
-            notification_id: notification_id.clone(),
-            notice: notice.clone(),
-            reply,
-        })
-        .await
-    }
-
-    /// Refunds part or all of a paid order (staff-initiated, PAY-6).
-    pub async fn refund(
-        &self,
-        order: OrderId,
-        amount: Option<Fen>,
-        reason: String,
-    ) -> Result<Result<Order, PaymentError>, ActorError> {
-        self.ask::<PaymentKind, _>(order, Retry::UndeliveredOnly, |reply| PaymentMsg::Refund {
-            amount,
-            reason: reason.clone(),
-            reply: Some(reply),
-        })
-        .await
-    }
 }

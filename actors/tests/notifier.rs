@@ -3,7 +3,7 @@
 //! due a second ahead, retries after a few hundred milliseconds).
 
 use chrono::{Duration as Span, NaiveDate, Utc};
-use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps, NotifyHandle};
+use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
 use hospital_actors::{EventBus, Events};
 use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
 use hospital_domain::booking::SessionBook;
@@ -129,7 +129,7 @@ impl Env {
         }
     }
 
-    fn start(&self, sms_url: &str, handle: &NotifyHandle) -> Notifier {
+    fn start(&self, sms_url: &str) -> Notifier {
         let deps = NotifierDeps {
             data: Arc::new(self.store.clone()) as Arc<dyn DataStore>,
             sms: sms_client(sms_url),
@@ -137,7 +137,7 @@ impl Env {
             events: self.events.clone(),
             zone: HospitalZone::default(),
         };
-        Notifier::start(deps, Self::config(), handle)
+        Notifier::start(deps, Self::config())
     }
 
     /// A confirmed appointment of the account, stored with its session (tomorrow 08:00).
@@ -207,7 +207,7 @@ async fn a_due_reminder_goes_by_exactly_the_allowed_channels() {
     env.store.put_notification_preferences(env.account, &prefs).await.unwrap();
     let a = env.appointment().await;
     let id = env.remind(&a, Span::seconds(1)).await;
-    let _n = env.start(&env.sms_url, &NotifyHandle::default());
+    let _n = env.start(&env.sms_url);
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(env.reminder(id).await.status, ReminderStatus::Pending, "not due yet");
@@ -243,7 +243,7 @@ async fn a_failing_channel_is_retried_without_resending_the_others() {
     let a = env.appointment().await;
     env.wechat.set_busy(true);
     let id = env.remind(&a, Span::milliseconds(500)).await;
-    let _n = env.start(&env.sms_url, &NotifyHandle::default());
+    let _n = env.start(&env.sms_url);
 
     env.until("the first attempt", async || env.reminder(id).await.attempts >= 1).await;
     let r = env.reminder(id).await;
@@ -275,12 +275,12 @@ async fn reminders_survive_a_restart_and_a_closed_port_is_retried_after_it() {
     let env = Env::new().await;
     let a = env.appointment().await;
     // Scheduled while a notifier runs, due after it is gone.
-    let first = env.start(&env.sms_url, &NotifyHandle::default());
+    let first = env.start(&env.sms_url);
     let later = env.remind(&a, Span::seconds(1)).await;
     drop(first);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(env.reminder(later).await.status, ReminderStatus::Pending, "nobody sent it");
-    let second = env.start(&env.sms_url, &NotifyHandle::default());
+    let second = env.start(&env.sms_url);
     env.until("the reminder after the restart", async || env.reminder(later).await.status == ReminderStatus::Done)
         .await;
     assert_eq!(env.sms_with(notifier::SMS_REMINDER_TEMPLATE), 1);
@@ -291,14 +291,14 @@ async fn reminders_survive_a_restart_and_a_closed_port_is_retried_after_it() {
     // SMS is sent.
     let b = env.appointment().await;
     let down = closed_port().await;
-    let third = env.start(&down, &NotifyHandle::default());
+    let third = env.start(&down);
     let id = env.remind(&b, Span::zero()).await;
     env.until("the first attempt", async || env.reminder(id).await.attempts >= 1).await;
     drop(third);
     let r = env.reminder(id).await;
     assert_eq!(state(&r, Channel::Sms), DeliveryState::Pending, "{r:?}");
     assert_eq!(state(&r, Channel::Wechat), DeliveryState::Sent);
-    let _fourth = env.start(&env.sms_url, &NotifyHandle::default());
+    let _fourth = env.start(&env.sms_url);
     env.until("SMS after the restart", async || env.reminder(id).await.status == ReminderStatus::Done).await;
     let r = env.reminder(id).await;
     assert_eq!(r.channel(Channel::Wechat).unwrap().attempts, 1, "WeChat was not sent again");
@@ -312,7 +312,7 @@ async fn a_cancelled_appointments_reminder_is_not_sent() {
     let env = Env::new().await;
     let mut a = env.appointment().await;
     let id = env.remind(&a, Span::seconds(1)).await;
-    let _n = env.start(&env.sms_url, &NotifyHandle::default());
+    let _n = env.start(&env.sms_url);
     a.apply(AppointmentEvent::Cancel, Utc::now()).unwrap();
     env.store.apply_booking(BookingWrite { appointments: vec![a.clone()], ..Default::default() }).await.unwrap();
     env.until("the reminder", async || env.reminder(id).await.status != ReminderStatus::Pending).await;
@@ -327,8 +327,8 @@ async fn a_cancelled_appointments_reminder_is_not_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_booking_is_confirmed_and_its_reminders_scheduled() {
     let env = Env::new().await;
-    let handle = NotifyHandle::default();
-    let _n = env.start(&env.sms_url, &handle);
+    let n = env.start(&env.sms_url);
+    let handle = n.handle();
     let a = env.appointment().await;
     assert_eq!(a.status, AppointmentStatus::Confirmed);
     // What the schedule actor does once the confirming write is durable (twice: idempotent).

@@ -1,9 +1,11 @@
-//! The actor tree against the real embedded store: answers from memory, restart after a panic
-//! with state reloaded from the store, idle stop and fresh start, one actor per id under
+//! The actor tree against the real embedded store: answers from memory, staff's session changes
+//! through the schedule actor, restart after a panic with state reloaded from the store, idle stop and fresh start, one actor per id under
 //! concurrent first calls, and the patient cap under concurrent adds.
 
 use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
-use hospital_actors::{ActorConfig, ActorDeps, ActorError, ActorSystem, SystemStats};
+use hospital_actors::{
+    AccountError, ActorConfig, ActorDeps, ActorError, ActorSystem, PatientError, ProfileChange, SystemStats,
+};
 use hospital_domain::account::Relation;
 use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
 use hospital_domain::time::HospitalZone;
@@ -116,12 +118,26 @@ async fn schedule_actor_answers_from_the_store() {
     assert_eq!(got, vec![later]);
     assert_eq!(h.system.stats().await.unwrap().schedules.live, 1);
 
-    // Reload picks up what staff changed in the store.
+    // Staff add sessions through the actor: new ones show at once and are stored; a date and
+    // period the doctor has already is left out; one past the window is stored only.
     let added = session(doctor, d + Days::days(1), Period::Evening);
-    h.store.put_sessions(std::slice::from_ref(&added)).await.unwrap();
-    h.system.reload_schedule(doctor);
-    let got = h.system.get_schedule(doctor, d + Days::days(1), d + Days::days(1)).await.map(only).unwrap();
-    assert_eq!(got, vec![added]);
+    let clash = session(doctor, d, Period::Morning);
+    let far = session(doctor, d + Days::days(80), Period::Morning);
+    let r = h.system.add_sessions(doctor, vec![added.clone(), clash.clone(), far.clone()]).await.unwrap();
+    assert_eq!((r.created, r.skipped), (vec![added.id, far.id], 1));
+    let day1 = d + Days::days(1);
+    assert_eq!(h.system.get_schedule(doctor, day1, day1).await.map(only).unwrap(), vec![added.clone()]);
+    assert_eq!(h.store.session(far.id).await.unwrap(), Some(far.clone()));
+    assert_eq!(h.store.session(clash.id).await.unwrap(), None);
+    // A fee change: in memory and stored within the window, stored past it.
+    let changed = h.system.update_session(doctor, added.id, Some(Fen::new(9900)), None).await.unwrap();
+    assert_eq!(changed.fee, Fen::new(9900));
+    assert_eq!(h.system.get_schedule(doctor, day1, day1).await.map(only).unwrap(), vec![changed.clone()]);
+    assert_eq!(h.store.session(added.id).await.unwrap(), Some(changed));
+    let later_release = far.release_at + Days::hours(1);
+    let moved = h.system.update_session(doctor, far.id, None, Some(later_release)).await.unwrap();
+    assert_eq!((moved.release_at, moved.fee), (later_release, far.fee));
+    assert_eq!(h.store.session(far.id).await.unwrap(), Some(moved));
     h.system.shutdown().await;
 }
 
@@ -217,15 +233,15 @@ async fn patient_cap_holds_under_concurrent_adds() {
     let first = h.system.add_patient(patient(account, 0), caps(cap)).await.unwrap();
     let mut dup = patient(account, 0);
     dup.id = PatientId::new();
-    assert!(matches!(h.system.add_patient(dup, caps(cap)).await, Err(ActorError::DuplicatePatient)));
+    assert!(matches!(h.system.add_patient(dup, caps(cap)).await, Err(PatientError::DuplicatePatient)));
     for n in 1..cap {
         h.system.add_patient(patient(account, n), caps(cap)).await.unwrap();
     }
     let refused = h.system.add_patient(patient(account, 99), caps(cap)).await;
-    assert!(matches!(refused, Err(ActorError::PatientCap { cap: 3 })), "{refused:?}");
+    assert!(matches!(refused, Err(PatientError::PatientCap { cap: 3 })), "{refused:?}");
     assert!(matches!(
         h.system.add_patient(patient(AccountId::new(), 5), caps(0)).await,
-        Err(ActorError::PatientCap { cap: 0 })
+        Err(PatientError::PatientCap { cap: 0 })
     ));
     let listed = h.system.list_patients(account).await.unwrap();
     assert_eq!(listed.len(), cap);
@@ -248,7 +264,7 @@ async fn patient_cap_holds_under_concurrent_adds() {
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
             Ok(_) => added += 1,
-            Err(ActorError::PatientCap { .. }) => capped += 1,
+            Err(PatientError::PatientCap { .. }) => capped += 1,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
@@ -298,7 +314,7 @@ async fn person_cap_holds_across_accounts_and_the_own_account_is_told() {
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
             Ok(_) => added += 1,
-            Err(ActorError::PersonAccountCap { cap: 3 }) => capped += 1,
+            Err(PatientError::PersonAccountCap { cap: 3 }) => capped += 1,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
@@ -332,4 +348,42 @@ async fn calls_after_shutdown_fail_fast() {
 /// The sessions of a schedule answer, without the availability.
 fn only(v: Vec<hospital_actors::SessionAvailability>) -> Vec<hospital_domain::schedule::ClinicSession> {
     v.into_iter().map(|s| s.session).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_changes_from_two_devices_are_both_kept() {
+    let h = start(ActorConfig::default()).await;
+    let store = &h.store;
+    let account = hospital_store::Account {
+        id: AccountId::new(),
+        phone: None,
+        email: None,
+        password_hash: None,
+        wechat_openid: None,
+        wechat_unionid: None,
+        profile: Default::default(),
+        created_at: Utc::now(),
+    };
+    store.create_account(&account).await.unwrap();
+    // Two devices change different fields at once: the account's actor applies one after the
+    // other, so neither change overwrites the other with a stale copy.
+    let name = ProfileChange { name: Some("张三".into()), ..Default::default() };
+    let gender = ProfileChange { gender: Some(Gender::Female), ..Default::default() };
+    let (a, b) = tokio::join!(h.system.update_profile(account.id, name), h.system.update_profile(account.id, gender));
+    a.unwrap();
+    b.unwrap();
+    let stored = store.account(account.id).await.unwrap().unwrap();
+    assert_eq!((stored.profile.name.as_deref(), stored.profile.gender), (Some("张三"), Some(Gender::Female)));
+
+    // A phone another account holds is refused; a free one is bound.
+    let taken = hospital_domain::Phone::parse("13800138001").unwrap();
+    let other = hospital_store::Account { id: AccountId::new(), phone: Some(taken.clone()), ..account.clone() };
+    store.create_account(&other).await.unwrap();
+    let refused = h.system.bind_phone(account.id, taken).await;
+    assert!(matches!(refused, Err(AccountError::PhoneTaken)), "{refused:?}");
+    let free = hospital_domain::Phone::parse("13800138002").unwrap();
+    assert_eq!(h.system.bind_phone(account.id, free.clone()).await.unwrap().phone, Some(free));
+    let gone = h.system.update_profile(AccountId::new(), ProfileChange::default()).await;
+    assert!(matches!(gone, Err(AccountError::NoSuchAccount)), "{gone:?}");
+    h.system.shutdown().await;
 }

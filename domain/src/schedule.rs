@@ -2,7 +2,7 @@
 //! time segments, each with its own quota. A slot, as the API shows it, is a segment with the
 //! places left in it; `SlotId` names it as `<session id>.<segment index>`.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -154,6 +154,63 @@ pub fn split_segments(start: NaiveTime, end: NaiveTime, minutes: i64, quota: u32
     out
 }
 
+/// One line of a weekly schedule template (排班模板): on `weekday` (1 = Monday ... 7 = Sunday), a
+/// session in `period` from `start` to `end`, cut into segments of `segment_minutes` with
+/// `quota` places each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateLine {
+    pub weekday: u32,
+    pub period: Period,
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+    pub segment_minutes: i64,
+    pub quota: u32,
+}
+
+/// A weekly schedule template: its lines, the fee of every session, and when each session's
+/// slots are released (放号): `release_days_before` days ahead at `release_time`, local.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeeklyTemplate {
+    pub lines: Vec<TemplateLine>,
+    pub fee: Fen,
+    pub release_days_before: u32,
+    pub release_time: NaiveTime,
+}
+
+impl WeeklyTemplate {
+    /// The sessions the template makes for a doctor on each date of `from..=to`, in date order,
+    /// each validated. (Which of them are new is the doctor's schedule actor's call.)
+    pub fn sessions(
+        &self,
+        doctor: DoctorId,
+        department: DepartmentId,
+        from: NaiveDate,
+        to: NaiveDate,
+        zone: crate::time::HospitalZone,
+    ) -> Result<Vec<ClinicSession>, ValidationError> {
+        let mut out = Vec::new();
+        for date in from.iter_days().take_while(|d| *d <= to) {
+            for line in self.lines.iter().filter(|l| date.weekday().number_from_monday() == l.weekday) {
+                let release_day = date - chrono::Duration::days(i64::from(self.release_days_before));
+                let s = ClinicSession {
+                    id: SessionId::new(),
+                    doctor_id: doctor,
+                    department_id: department,
+                    date,
+                    period: line.period,
+                    segments: split_segments(line.start, line.end, line.segment_minutes, line.quota),
+                    fee: self.fee,
+                    release_at: zone.to_utc(release_day, self.release_time),
+                    status: SessionStatus::Open,
+                };
+                s.validate()?;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +226,36 @@ mod tests {
         assert_eq!(back, s);
         assert!("nonsense".parse::<SlotId>().is_err());
         assert!(format!("{}.x", SessionId::new()).parse::<SlotId>().is_err());
+    }
+
+    #[test]
+    fn a_weekly_template_makes_a_session_per_matching_day() {
+        let line =
+            |weekday, period, start, end| TemplateLine { weekday, period, start, end, segment_minutes: 30, quota: 4 };
+        let t = WeeklyTemplate {
+            lines: vec![
+                line(1, Period::Morning, hm(8, 0), hm(12, 0)),
+                line(3, Period::Afternoon, hm(14, 0), hm(15, 0)),
+            ],
+            fee: Fen::new(2000),
+            release_days_before: 7,
+            release_time: hm(8, 0),
+        };
+        let zone = crate::time::HospitalZone::default();
+        // Monday 2026-11-23 to Monday 2026-11-30: Mondays 23 and 30, Wednesday 25.
+        let from = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let to = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let (doctor, department) = (DoctorId::new(), DepartmentId::new());
+        let made = t.sessions(doctor, department, from, to, zone).unwrap();
+        let days: Vec<_> = made.iter().map(|s| (s.date.day(), s.period)).collect();
+        assert_eq!(days, [(23, Period::Morning), (25, Period::Afternoon), (30, Period::Morning)]);
+        let wed = &made[1];
+        assert_eq!((wed.doctor_id, wed.department_id, wed.fee), (doctor, department, Fen::new(2000)));
+        assert_eq!(wed.segments.len(), 2);
+        assert_eq!(wed.release_at, zone.to_utc(NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(), hm(8, 0)));
+        // A line whose segments make no valid session is refused, not skipped.
+        let bad = WeeklyTemplate { lines: vec![line(1, Period::Morning, hm(8, 0), hm(8, 0))], ..t };
+        assert!(bad.sessions(doctor, department, from, to, zone).is_err());
     }
 
     #[test]

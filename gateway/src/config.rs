@@ -1,5 +1,6 @@
-//! The gateway's settings: session lifetimes, SMS code rules, rate limits, caps. Defaults are what
-//! a hospital would run with; tests shorten the timers.
+//! The gateway crate's one configuration type, `GatewayConfig`, with its sections (auth, limits,
+//! real-name checks, WebSockets) and every default in one place: what a hospital would run with;
+//! tests shorten the timers.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -21,7 +22,8 @@ pub struct GatewayConfig {
     pub trust_forwarded_for: bool,
     /// The hospital's time zone (IANA name).
     pub timezone: String,
-    pub realtime: crate::realtime::RealtimeConfig,
+    /// The WebSocket gateway's limits and timers (`[gateway.realtime]`).
+    pub realtime: RealtimeConfig,
     /// The HMAC-SHA256 key the lab system signs its exam-status webhooks with
     /// (`HOSPITAL_GATEWAY__LAB_WEBHOOK_SECRET`). Without one the webhook answers 503, except in
     /// sandbox mode, which uses `http::exams::SANDBOX_LAB_WEBHOOK_SECRET`.
@@ -161,6 +163,52 @@ impl Default for LimitsConfig {
             max_header_bytes: 32 * 1024,
             max_uri_bytes: 8 * 1024,
             max_connections_per_ip: 512,
+        }
+    }
+}
+
+/// The WebSocket limits and timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Personal events waiting to be sent per socket; a client further behind is too slow.
+    pub outbox: usize,
+    pub max_frame_bytes: usize,
+    pub frames_per_second: u32,
+    pub burst: u32,
+    /// Bad or over-limit frames tolerated before the socket is closed (4029).
+    pub max_bad_frames: u32,
+    pub max_topics: usize,
+    /// The server pings this often; clients should send `ping` this often.
+    pub heartbeat_secs: u64,
+    /// Closed (4002) when nothing came from the client for this long.
+    pub idle_timeout_secs: u64,
+    /// Time allowed for the `auth` frame when the upgrade carried no token.
+    pub auth_timeout_secs: u64,
+    /// A send that does not complete in this time ends the connection.
+    pub write_timeout_secs: u64,
+    /// Personal events sent and not yet acknowledged (`ack`) before the client counts as too
+    /// slow; below what the log keeps (500), so a client closed for it can always resume.
+    pub max_unacked: u64,
+    /// The longest an event may wait for its acknowledgement.
+    pub ack_timeout_secs: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            outbox: 256,
+            max_frame_bytes: 16 * 1024,
+            frames_per_second: 20,
+            burst: 40,
+            max_bad_frames: 20,
+            max_topics: 50,
+            heartbeat_secs: 25,
+            idle_timeout_secs: 75,
+            auth_timeout_secs: 10,
+            write_timeout_secs: 10,
+            max_unacked: 300,
+            ack_timeout_secs: 60,
         }
     }
 }

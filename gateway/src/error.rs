@@ -269,14 +269,38 @@ impl From<hospital_actors::ActorError> for ApiError {
         use hospital_actors::ActorError as A;
         match e {
             A::Store(s) => s.into(),
-            A::PatientCap { .. } => ApiError::Conflict { code: "patient_cap", message: e.to_string() },
-            A::DuplicatePatient => ApiError::Conflict { code: "patient_exists", message: e.to_string() },
-            A::PersonAccountCap { .. } => ApiError::Conflict { code: "person_account_cap", message: e.to_string() },
-            A::WrongAccount => ApiError::Internal(e.to_string()),
             other => {
                 tracing::warn!(error = %other, "actor unavailable");
                 ApiError::Unavailable("the service is busy; try again shortly".into())
             }
+        }
+    }
+}
+
+impl From<hospital_actors::AccountError> for ApiError {
+    fn from(e: hospital_actors::AccountError) -> Self {
+        use hospital_actors::AccountError as A;
+        match e {
+            // A token outliving its account (deleted) is as good as revoked.
+            A::NoSuchAccount => ApiError::InvalidToken,
+            A::PhoneTaken => ApiError::Conflict {
+                code: "phone_taken",
+                message: "this phone belongs to another account: log in with it instead".into(),
+            },
+            A::Unavailable(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<hospital_actors::PatientError> for ApiError {
+    fn from(e: hospital_actors::PatientError) -> Self {
+        use hospital_actors::PatientError as P;
+        match e {
+            P::PatientCap { .. } => ApiError::Conflict { code: "patient_cap", message: e.to_string() },
+            P::DuplicatePatient => ApiError::Conflict { code: "patient_exists", message: e.to_string() },
+            P::PersonAccountCap { .. } => ApiError::Conflict { code: "person_account_cap", message: e.to_string() },
+            P::WrongAccount => ApiError::Internal(e.to_string()),
+            P::Unavailable(a) => a.into(),
         }
     }
 }
@@ -292,8 +316,7 @@ impl From<hospital_actors::ExamFailure> for ApiError {
                 ApiError::Conflict { code: "invalid_exam_transition", message: e.to_string() }
             }
             F::Rejected(ExamError::Invalid(v)) => ApiError::Validation(v),
-            F::Store(s) => s.into(),
-            F::Actor(a) => a.into(),
+            F::Unavailable(a) => a.into(),
         }
     }
 }
@@ -329,8 +352,8 @@ impl From<hospital_actors::BookingError> for ApiError {
             B::Rule { reason, message } => ApiError::RuleViolation { reason, message },
             B::PastCutoff { .. } => conflict("cancel_cutoff_passed", &e),
             B::OtherDoctor => conflict("reschedule_other_doctor", &e),
-            B::Unavailable(m) => {
-                tracing::warn!(error = %m, "booking unavailable");
+            B::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "booking unavailable");
                 ApiError::Unavailable("booking is busy; try again shortly".into())
             }
         }
@@ -345,10 +368,11 @@ impl From<hospital_actors::PaymentError> for ApiError {
             P::Expired => ApiError::Conflict { code: "order_expired", message: e.to_string() },
             P::Mismatch(m) => ApiError::BadRequest(format!("notification does not match the order: {m}")),
             P::NotConfigured => ApiError::Unavailable(e.to_string()),
-            P::Unavailable(m) => {
-                tracing::warn!(error = %m, "payment provider unavailable");
+            P::Provider(cause) => {
+                tracing::warn!(error = %cause, "payment provider unavailable");
                 ApiError::Upstream("the payment provider is unavailable; try again".into())
             }
+            P::Unavailable(cause) => cause.into(),
         }
     }
 }

@@ -13,6 +13,9 @@
 //!   rewritten into the one error shape with its status kept. The sandboxes under `/sandbox/`
 //!   speak external systems' protocols and are left as they are.
 //!
+//! `per_ip`, the per-client-address rate limit (429 `rate_limited`), is the layer just inside it;
+//! the limiters themselves are `ratelimit`.
+//!
 //! Connection-level limits (header read timeout, header size, connections per address) are the
 //! server's, in the binary's `serve` module; answers hyper writes itself are shaped there.
 
@@ -151,4 +154,15 @@ impl ApiError {
             _ => return None,
         })
     }
+}
+
+/// Middleware: the per-IP limit on every request.
+pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(ip) = crate::ratelimit::client_ip(&req, state.config.trust_forwarded_for) {
+        if let Err(e) = state.limits.check_ip(ip) {
+            metrics::counter!("http_rate_limited_total", "scope" => "ip").increment(1);
+            return Err(e);
+        }
+    }
+    Ok(next.run(req).await)
 }

@@ -1,5 +1,7 @@
 //! The axum gateway: REST routers by area (`http::*`), the auth extractors, the one error shape,
-//! rate limits and metrics. `router(state)` is the whole HTTP surface; the binary serves it.
+//! rate limits and metrics, the WebSocket gateway (`realtime`). `router(state)` is the whole HTTP
+//! surface; the binary serves it. With the feature `sandbox` (the demo binary's default) it also
+//! mounts the sandboxes of the external systems under `/sandbox/` when `config.sandbox` is on.
 
 pub mod audit;
 pub mod auth;
@@ -7,6 +9,7 @@ pub mod catalog_index;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod guard;
 pub mod http;
 pub mod metrics;
@@ -52,7 +55,7 @@ impl Modify for BearerAuth {
 
 /// Every documented route, and the OpenAPI document describing them.
 pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(http::auth::router())
         .merge(http::me::router())
         .merge(http::catalog::router())
@@ -65,9 +68,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::exams::router())
         .merge(http::files::router())
         .merge(http::ops::router());
-    if sandbox {
-        r = r.merge(http::sandbox::router());
-    }
+    let r = sandbox_routes(r, sandbox);
     let (router, mut doc) = r.split_for_parts();
     http::files::document(&mut doc);
     (router, doc)
@@ -97,36 +98,59 @@ pub fn router(state: AppState) -> Router {
     openapi::document_errors(&mut doc);
     let doc_json = doc.to_json().expect("the OpenAPI document serialises");
     // The staff pages (agents' console, back office): static, embedded, same origin as the API.
-    let mut app = api.merge(hospital_web::router()).route("/ws", get(realtime::ws)).route(
+    let app = api.merge(hospital_web::router()).route("/ws", get(realtime::ws)).route(
         "/api/openapi.json",
         get(move || {
             let body = doc_json.clone();
             async move { ([(header::CONTENT_TYPE, "application/json")], body) }
         }),
     );
-    if let Some(sb) = &state.sandbox {
-        // The external systems' own protocols, spoken by the sandboxes (not part of our API).
-        app = app
-            .nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
-            .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
-            .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
-            .nest_service(
-                "/sandbox/aliyun-cloudauth",
-                hospital_integrations::real_name_sandbox_router(sb.real_name.clone()),
-            )
-            .nest_service(
-                "/sandbox/wechat-subscribe",
-                hospital_integrations::wechat_subscribe_sandbox_router(sb.wechat_subscribe.clone()),
-            );
-    }
+    let app = sandbox_services(app, &state);
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::per_ip))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::per_ip))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The sandboxes' own routes under `/sandbox/` (test helpers: outboxes, the payer, persons).
+#[cfg(feature = "sandbox")]
+fn sandbox_routes(r: OpenApiRouter<AppState>, on: bool) -> OpenApiRouter<AppState> {
+    if on {
+        r.merge(http::sandbox::router())
+    } else {
+        r
+    }
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_routes(r: OpenApiRouter<AppState>, _on: bool) -> OpenApiRouter<AppState> {
+    r
+}
+
+/// The external systems' own protocols, spoken by the sandboxes (not part of our API).
+#[cfg(feature = "sandbox")]
+fn sandbox_services(app: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let Some(sb) = &state.sandbox else { return app };
+    app.nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
+        .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
+        .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
+        .nest_service(
+            "/sandbox/aliyun-cloudauth",
+            hospital_integrations::real_name_sandbox_router(sb.real_name.clone()),
+        )
+        .nest_service(
+            "/sandbox/wechat-subscribe",
+            hospital_integrations::wechat_subscribe_sandbox_router(sb.wechat_subscribe.clone()),
+        )
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_services(app: Router<AppState>, _state: &AppState) -> Router<AppState> {
+    app
 }

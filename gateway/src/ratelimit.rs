@@ -1,12 +1,10 @@
-//! Rate limits (PLAT-5) with governor: per client IP on every request (a middleware), per phone
-//! on code sends and logins. Over the limit: 429 with `Retry-After`. These are per node; the
-//! cluster-wide rules that must hold across nodes (one SMS per phone per 60 s, the daily cap,
-//! wrong-code caps) are counters in Redis, see `auth::codes`.
+//! Rate limits (PLAT-5) with governor: per client IP on every request (the `guard::per_ip`
+//! middleware), per phone on code sends and logins. Over the limit: 429 with `Retry-After`.
+//! These are per node; the cluster-wide rules that must hold across nodes (one SMS per phone per
+//! 60 s, the daily cap, wrong-code caps) are counters in Redis, see `auth::codes`.
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{Extensions, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +13,6 @@ use std::time::Duration;
 
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
@@ -79,15 +76,4 @@ pub fn client_ip_of(headers: &HeaderMap, extensions: &Extensions, trust_forwarde
         }
     }
     extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
-}
-
-/// Middleware: the per-IP limit on every request.
-pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
-    if let Some(ip) = client_ip(&req, state.config.trust_forwarded_for) {
-        if let Err(e) = state.limits.check_ip(ip) {
-            metrics::counter!("http_rate_limited_total", "scope" => "ip").increment(1);
-            return Err(e);
-        }
-    }
-    Ok(next.run(req).await)
 }

@@ -1,17 +1,22 @@
 //! What every handler shares: the stores, the actor system, the clients of external systems,
 //! the catalogue index, rate limiters and settings. Cheap to clone (all `Arc`s).
 
+use axum::extract::FromRef;
 use hospital_actors::ActorSystem;
 use hospital_domain::time::HospitalZone;
-use hospital_integrations::wechatpay::{WechatPay, WechatPaySandbox};
-use hospital_integrations::{RealNameSandbox, RealNameVerifier, SmsSandbox, SmsSender, WechatLogin, WechatSandbox};
+use hospital_integrations::wechatpay::WechatPay;
+#[cfg(feature = "sandbox")]
+use hospital_integrations::{wechatpay::WechatPaySandbox, RealNameSandbox, SmsSandbox, WechatSandbox};
+use hospital_integrations::{RealNameVerifier, SmsSender, WechatLogin};
 use hospital_store::{FieldCipher, SessionStore, Stores};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::{Arc, RwLock};
 
 use crate::catalog_index::CatalogIndex;
 use crate::config::GatewayConfig;
+use crate::files::FileService;
 use crate::ratelimit::RateLimits;
+use crate::realtime::node::Realtime;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,17 +36,19 @@ pub struct AppState {
     pub zone: HospitalZone,
     pub metrics: PrometheusHandle,
     /// The WebSocket side: hub, event log, bus.
-    pub realtime: Arc<crate::realtime::Realtime>,
+    pub realtime: Arc<Realtime>,
     /// Where live events are published: the actors' handle, connected to the real-time bus.
     pub events: hospital_actors::Events,
     /// Object storage: checked uploads, signed download links (`http::files`).
-    pub files: crate::http::files::FileService,
+    pub files: FileService,
     /// This node's audit chain (`audit::StaffAudit` records staff actions in it).
     pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
     pub sandbox: Option<Sandboxes>,
 }
 
+/// The local stand-ins for the external systems (feature `sandbox`).
+#[cfg(feature = "sandbox")]
 #[derive(Clone)]
 pub struct Sandboxes {
     pub sms: SmsSandbox,
@@ -53,8 +60,13 @@ pub struct Sandboxes {
     pub real_name: RealNameSandbox,
 }
 
+/// A build without the feature `sandbox` has no sandboxes: `AppState::sandbox` is always None.
+#[cfg(not(feature = "sandbox"))]
+#[derive(Clone)]
+pub enum Sandboxes {}
+
 impl AppState {
-    pub fn realtime(&self) -> &crate::realtime::Realtime {
+    pub fn realtime(&self) -> &Realtime {
         &self.realtime
     }
 
@@ -68,5 +80,11 @@ impl AppState {
         let idx = CatalogIndex::load(self.stores.data.as_ref()).await?;
         *self.catalog.write().expect("catalog lock") = Arc::new(idx);
         Ok(())
+    }
+}
+
+impl FromRef<AppState> for FileService {
+    fn from_ref(state: &AppState) -> Self {
+        state.files.clone()
     }
 }

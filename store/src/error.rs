@@ -1,11 +1,15 @@
-//! The store's error type. Callers match on `Conflict` (a uniqueness rule said no); everything
-//! else is an internal failure the gateway logs and answers with 500/503.
+//! The store's error type. Callers match on `Conflict` (a rule of the write said no: a unique key
+//! taken, a cap reached), by its typed reason; everything else is an infrastructure failure the
+//! gateway logs and answers with 500/503.
+
+/// `Result` with the store's error.
+pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique key is taken (a phone already registered, a username in use, ...).
-    #[error("{0} already exists")]
-    Conflict(&'static str),
+    /// The write broke a rule the store enforces inside its transaction; nothing was written.
+    #[error("refused: {0}")]
+    Conflict(Conflict),
     /// The embedded engine failed (I/O, corruption, a full disk).
     #[error("embedded store: {0}")]
     Engine(String),
@@ -28,6 +32,69 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
+}
+
+/// Why the store refused a write. Callers match on the variant, never on a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// An account with this id exists already.
+    #[error("the account exists already")]
+    Account,
+    /// The phone belongs to another account.
+    #[error("the phone belongs to another account")]
+    Phone,
+    /// The e-mail address belongs to another account.
+    #[error("the email belongs to another account")]
+    Email,
+    /// The WeChat openid belongs to another account.
+    #[error("the wechat account belongs to another account")]
+    WechatAccount,
+    /// The account to update does not exist (any more).
+    #[error("no such account")]
+    NoSuchAccount,
+    /// The same person (same ID-number index) is already a patient of the account.
+    #[error("the person is already a patient of the account")]
+    Patient,
+    /// The account holds `PatientCaps::per_account` patients already.
+    #[error("the account's patient cap is reached")]
+    PatientCap,
+    /// `PatientCaps::accounts_per_person` other accounts hold the person already.
+    #[error("the person's account cap is reached")]
+    PersonCap,
+    /// A patient's person (ID-number index) cannot change: remove and add instead.
+    #[error("a patient's person cannot change")]
+    PatientPerson,
+    /// The patient to update does not exist (any more).
+    #[error("no such patient")]
+    NoSuchPatient,
+    /// The staff username is taken.
+    #[error("the username is taken")]
+    Username,
+    /// An audit append does not continue its chain's head (a second writer, a gap, a forged link).
+    #[error("the append does not continue the audit chain")]
+    AuditChain,
+}
+
+impl Conflict {
+    /// What the taken key is called, for messages ("this phone is already registered").
+    pub fn what(self) -> &'static str {
+        match self {
+            Conflict::Account | Conflict::NoSuchAccount => "account",
+            Conflict::Phone => "phone",
+            Conflict::Email => "email",
+            Conflict::WechatAccount => "wechat account",
+            Conflict::Patient | Conflict::PatientCap | Conflict::PatientPerson | Conflict::NoSuchPatient => "patient",
+            Conflict::PersonCap => "person",
+            Conflict::Username => "username",
+            Conflict::AuditChain => "audit chain",
+        }
+    }
+}
+
+impl From<Conflict> for StoreError {
+    fn from(c: Conflict) -> Self {
+        StoreError::Conflict(c)
+    }
 }
 
 impl From<redb::Error> for StoreError {

@@ -7,7 +7,7 @@ use hospital_domain::exam::Exam;
 use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
 
-use crate::traits::Result;
+use crate::error::Result;
 
 #[async_trait]
 pub trait ExamStore: Send + Sync {

@@ -1,10 +1,15 @@
-//! Persistence for the platform. The traits in `traits` are shaped by the queries the platform
-//! makes (one method per query, no ad-hoc filtering); `embedded` implements them over redb on
-//! one machine, `redis_kv` implements the ephemeral part (sessions, codes, counters) over Redis,
-//! and `conformance` holds the one test suite every backend must pass.
+//! Persistence for the platform. The traits in `traits` (and beside them, one module per area:
+//! `persons`, `exams`, `queues`, `notify`, `outbox`, `audit`) are shaped by the queries the
+//! platform makes (one method per query, no ad-hoc filtering); `embedded` implements them over
+//! redb on one machine, `scylla` (feature `scylla`) over a ScyllaDB cluster, `redis_kv` the
+//! ephemeral part (sessions, codes, counters, the live-event log) over Redis, and `conformance`
+//! (feature `conformance`, test support only) holds the one test suite every backend must pass.
+//! Errors are `StoreError`; a write a rule refused is `StoreError::Conflict` with a typed
+//! `Conflict`.
 
 pub mod audit;
 pub mod cipher;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod embedded;
 pub mod error;
@@ -23,7 +28,7 @@ pub mod traits;
 pub use audit::{AuditLog, AuditStore};
 pub use cipher::FieldCipher;
 pub use embedded::EmbeddedStore;
-pub use error::StoreError;
+pub use error::{Conflict, Result, StoreError};
 pub use exams::ExamStore;
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore};

@@ -23,7 +23,7 @@ use hospital_domain::notify::{MessageCategory, NotificationPreferences, Reminder
 use hospital_domain::{AccountId, MessageId};
 use uuid::Uuid;
 
-use crate::traits::Result;
+use crate::error::Result;
 
 /// Which messages a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use hospital_domain::AccountId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::traits::Result;
+use crate::error::Result;
 
 /// A personal event waiting to be logged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use hospital_domain::{AccountId, PatientId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-use crate::traits::Result;
+use crate::error::Result;
 use crate::PatientRecord;
 
 /// One account holding one person.

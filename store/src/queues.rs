@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use hospital_domain::queue::ClinicQueue;
 use hospital_domain::{DoctorId, SessionId};
 
-use crate::traits::Result;
+use crate::error::Result;
 
 #[async_trait]
 pub trait QueueStore: Send + Sync {

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use std::time::Duration;
 
-use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, Result, LOG_COUNTER_TTL};
+use crate::error::Result;
+use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LOG_COUNTER_TTL};
 
 #[derive(Clone)]
 pub struct RedisKv {

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::Result;
 use crate::model::{LoginSession, Subject};
-use crate::traits::{EphemeralKv, Result};
+use crate::traits::EphemeralKv;
 use crate::StoreError;
 
 #[derive(Clone)]

@@ -14,9 +14,8 @@ use hospital_domain::{
 };
 use std::time::Duration;
 
-use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
-
-pub type Result<T> = std::result::Result<T, StoreError>;
+use crate::error::Result;
+use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember};
 
 /// Accounts and the patients under them (AUTH-1..3, AUTH-6).
 #[async_trait]
@@ -33,13 +32,13 @@ pub trait AccountStore: Send + Sync {
 
     /// Adds a patient, and its account to the person's holders (`PersonStore`), if the account
     /// holds fewer than `caps.per_account` patients and fewer than `caps.accounts_per_person`
-    /// other accounts hold the person. `Conflict("patient")` if the same person (same ID number)
-    /// is already under this account, `Conflict("patient cap")` at the account's cap,
-    /// `Conflict("person cap")` at the person's. Returns the other accounts holding the person
+    /// other accounts hold the person. `Conflict::Patient` if the same person (same ID number) is
+    /// already under this account, `Conflict::PatientCap` at the account's cap, `Conflict::PersonCap`
+    /// at the person's. Returns the other accounts holding the person
     /// when it was added.
     async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>>;
     /// Replaces a patient's row (and its relation in the person's holders). The person (ID-number
-    /// index) cannot change: `Conflict("patient person")`; that is removing and adding.
+    /// index) cannot change: `Conflict::PatientPerson`; that is removing and adding.
     async fn update_patient(&self, patient: &PatientRecord) -> Result<()>;
     /// The account's patients, oldest first.
     async fn patients_of(&self, account: AccountId) -> Result<Vec<PatientRecord>>;
@@ -51,7 +50,7 @@ pub trait AccountStore: Send + Sync {
 /// Staff accounts (AUTH-4).
 #[async_trait]
 pub trait StaffStore: Send + Sync {
-    /// `Conflict("username")` if taken.
+    /// `Conflict::Username` if taken.
     async fn create_staff(&self, staff: &StaffMember) -> Result<()>;
     async fn staff(&self, id: StaffId) -> Result<Option<StaffMember>>;
     async fn staff_by_username(&self, username: &str) -> Result<Option<StaffMember>>;

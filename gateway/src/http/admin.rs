@@ -1,13 +1,14 @@
 //! The back office's schedule work (BOOK-9), staff only (role `scheduler`, or `finance` for
 //! refunds; admins hold every role): weekly templates applied over a date range, quota changes
 //! (加号/减号), fees and release times, clinic stops (停诊) and staff-initiated refunds (PAY-6).
-//! Changes to live bookings go through the doctor's schedule actor, never around it.
+//! Every change to a doctor's sessions goes through the doctor's schedule actor, never around it:
+//! the handlers parse, authorise, call the actor and render.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{Datelike, Duration as Days, NaiveTime};
+use chrono::{Duration as Days, NaiveTime};
 use hospital_domain::catalog::DoctorTitle;
-use hospital_domain::schedule::{split_segments, ClinicSession, Period, SessionStatus};
+use hospital_domain::schedule::{ClinicSession, Period, TemplateLine, WeeklyTemplate};
 use hospital_domain::{DoctorId, OrderId, Role, SessionId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -84,38 +85,28 @@ async fn apply_template(
     if req.weekly.iter().any(|e| e.start >= e.end) {
         return Err(ValidationError::new("weekly", "each entry's start must be before its end").into());
     }
-    let existing = state.stores.data.sessions_of_doctor(doctor, from, to).await?;
-    let mut created = Vec::new();
-    let mut skipped = 0;
-    let mut date = from;
-    while date <= to {
-        for e in req.weekly.iter().filter(|e| date.weekday().number_from_monday() == e.weekday.get()) {
-            if existing.iter().any(|s| s.date == date && s.period == e.period) {
-                skipped += 1;
-                continue;
-            }
-            let s = ClinicSession {
-                id: SessionId::new(),
-                doctor_id: doctor,
-                department_id: d.department_id,
-                date,
+    let template = WeeklyTemplate {
+        lines: req
+            .weekly
+            .iter()
+            .map(|e| TemplateLine {
+                weekday: e.weekday.get(),
                 period: e.period,
-                segments: split_segments(e.start, e.end, e.segment_minutes.get(), e.quota.get()),
-                fee: req.fee.map_or_else(|| DoctorTitle::default_fee(d.title), Money::fen),
-                release_at: state
-                    .zone
-                    .to_utc(date - Days::days(i64::from(req.release_days_before.get())), req.release_time),
-                status: SessionStatus::Open,
-            };
-            s.validate()?;
-            created.push(s);
-        }
-        date += Days::days(1);
-    }
-    state.stores.data.put_sessions(&created).await?;
-    state.actors.reload_schedule(doctor);
-    tracing::info!(by = %caller.staff_id, %doctor, sessions = created.len(), "schedule template applied");
-    Ok((StatusCode::CREATED, ApiJson(TemplateResult { created: created.iter().map(|s| s.id).collect(), skipped })))
+                start: e.start,
+                end: e.end,
+                segment_minutes: e.segment_minutes.get(),
+                quota: e.quota.get(),
+            })
+            .collect(),
+        fee: req.fee.map_or_else(|| DoctorTitle::default_fee(d.title), Money::fen),
+        release_days_before: req.release_days_before.get(),
+        release_time: req.release_time,
+    };
+    let sessions = template.sessions(doctor, d.department_id, from, to, state.zone)?;
+    // The doctor's actor decides which are new (a date and period it has is left) and writes them.
+    let added = state.actors.add_sessions(doctor, sessions).await.map_err(|e| booking_error(&state, e))?;
+    tracing::info!(by = %caller.staff_id, %doctor, sessions = added.created.len(), "schedule template applied");
+    Ok((StatusCode::CREATED, ApiJson(TemplateResult { created: added.created, skipped: added.skipped })))
 }
 
 async fn session_of(state: &AppState, id: SessionId) -> ApiResult<ClinicSession> {
@@ -141,15 +132,12 @@ async fn update_session(
     ApiJson(req): ApiJson<UpdateSession>,
 ) -> ApiResult<ApiJson<ClinicSession>> {
     caller.require(&[Role::Scheduler])?;
-    let mut s = session_of(&state, id).await?;
-    if let Some(f) = req.fee {
-        s.fee = f.fen();
-    }
-    if let Some(r) = req.release_at {
-        s.release_at = r.get();
-    }
-    state.stores.data.put_sessions(std::slice::from_ref(&s)).await?;
-    state.actors.reload_schedule(s.doctor_id);
+    let s = session_of(&state, id).await?;
+    let s = state
+        .actors
+        .update_session(s.doctor_id, id, req.fee.map(Money::fen), req.release_at.map(Moment::get))
+        .await
+        .map_err(|e| booking_error(&state, e))?;
     Ok(ApiJson(s))
 }
 
@@ -245,7 +233,7 @@ async fn refund_order(
     if state.stores.data.order(id).await?.is_none() {
         return Err(ApiError::not_found("order"));
     }
-    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await??;
+    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await?;
     tracing::info!(by = %caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
     Ok(ApiJson(order_view(&state, &o)))
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hospital_domain::account::{check_password_policy, parse_name};
 use hospital_domain::{AccountId, Email, Phone, Profile, ValidationError};
-use hospital_store::{Account, StoreError, Subject};
+use hospital_store::{Account, Conflict, StoreError, Subject};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -266,10 +266,10 @@ async fn register(
     match state.stores.data.create_account(&account).await {
         Ok(()) => {}
         Err(StoreError::Conflict(what)) => {
-            let code = if what == "email" { "email_taken" } else { "phone_taken" };
+            let code = if what == Conflict::Email { "email_taken" } else { "phone_taken" };
             return Err(ApiError::Conflict {
                 code,
-                message: format!("this {what} is already registered: log in instead"),
+                message: format!("this {} is already registered: log in instead", what.what()),
             });
         }
         Err(e) => return Err(e.into()),

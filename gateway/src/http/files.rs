@@ -7,24 +7,24 @@
 //! the bucket so that a feature can transform them on the way out (`Outbound`: a report stored
 //! encrypted is decrypted here) and so every download is a request we can see.
 //!
-//! `FileService` is what features use: `put` (checked upload), `link` (a signed URL), and
-//! `read_capped` reads an upload's body up to a policy's cap.
+//! `FileService` (`crate::files`, re-exported here) is what features use to store files and make
+//! these links.
 
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hospital_objects::range::{content_range, resolve};
-use hospital_objects::{check_key, ContentType, LinkSigner, Objects, ObjectsConfig, Outbound, Policy, StoredObject};
+use hospital_objects::{check_key, ContentType};
 use serde::Deserialize;
-use std::sync::Arc;
-use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
+
+pub use crate::files::{read_capped, FileService};
 
 /// The route as axum sees it (the key may contain `/`), and as the OpenAPI document shows it.
 const ROUTE: &str = "/api/v1/files/{*key}";
@@ -41,77 +41,8 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// Object storage as the gateway's features use it.
-#[derive(Clone)]
-pub struct FileService {
-    pub objects: Objects,
-    links: LinkSigner,
-    link_ttl: Duration,
-    cache_max_age: u64,
-    pub image_policy: Policy,
-    pub report_policy: Policy,
-    outbound: Arc<Vec<(String, Arc<dyn Outbound>)>>,
-}
-
-impl FromRef<AppState> for FileService {
-    fn from_ref(state: &AppState) -> Self {
-        state.files.clone()
-    }
-}
-
-impl FileService {
-    pub fn new(objects: Objects, links: LinkSigner, cfg: &ObjectsConfig) -> Self {
-        FileService {
-            objects,
-            links,
-            link_ttl: Duration::from_secs(cfg.link_ttl_secs.max(1)),
-            cache_max_age: cfg.cache_max_age_secs,
-            image_policy: Policy::images(cfg.max_image_bytes),
-            report_policy: Policy::reports(cfg.max_report_bytes),
-            outbound: Arc::new(Vec::new()),
-        }
-    }
-
-    /// Routes downloads of keys under `prefix` through `transform` (decryption, say).
-    pub fn with_outbound(mut self, prefix: &str, transform: Arc<dyn Outbound>) -> Self {
-        Arc::make_mut(&mut self.outbound).push((prefix.trim_end_matches('/').to_string() + "/", transform));
-        self
-    }
-
-    fn outbound_for(&self, key: &str) -> Option<&Arc<dyn Outbound>> {
-        self.outbound.iter().find(|(p, _)| key.starts_with(p.as_str())).map(|(_, t)| t)
-    }
-
-    /// Checks and stores an upload (see `Objects::put`).
-    pub async fn put(
-        &self,
-        prefix: &str,
-        bytes: Bytes,
-        declared: Option<&str>,
-        policy: &Policy,
-    ) -> ApiResult<StoredObject> {
-        Ok(self.objects.put(prefix, bytes, declared, policy).await?)
-    }
-
-    /// A signed download link (path and query) valid for `ttl` (the configured lifetime when
-    /// None), and its expiry (unix seconds). `name` is the file name the download carries.
-    pub fn link(&self, key: &str, ttl: Option<Duration>, name: Option<&str>) -> (String, i64) {
-        let ttl = ttl.unwrap_or(self.link_ttl).as_secs().max(1) as i64;
-        let expires = Utc::now().timestamp() + ttl;
-        (self.links.url(key, expires, name), expires)
-    }
-}
-
-/// Reads a request body of at most `max` bytes; 413 `payload_too_large` beyond (without
-/// reading further). Upload routes disable the router's small default limit and call this with
-/// their policy's cap.
-pub async fn read_capped(body: Body, max: u64) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, usize::try_from(max).unwrap_or(usize::MAX))
-        .await
-        .map_err(|_| ApiError::TooLarge(format!("the file is larger than the {max} bytes allowed here")))
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LinkQuery {
     /// Expiry, unix seconds.

@@ -4,10 +4,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
+use hospital_actors::ProfileChange;
 use hospital_domain::account::{parse_name, Relation};
-use hospital_domain::live::PersonalEvent;
 use hospital_domain::{Gender, IdCardNo, PatientId, Phone, ValidationError};
-use hospital_store::{Account, PatientCaps, PatientRecord, PendingEvent, StoreError};
+use hospital_store::{Account, PatientCaps, PatientRecord};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -55,25 +55,15 @@ async fn update_me(
     caller: AccountCaller,
     ApiJson(req): ApiJson<UpdateProfile>,
 ) -> ApiResult<ApiJson<AccountView>> {
-    let mut a = load(&state, &caller).await?;
-    if let Some(n) = &req.name {
-        a.profile.name = Some(parse_name("name", n)?);
+    let name = req.name.as_deref().map(|n| parse_name("name", n)).transpose()?;
+    let birth_date = req.birth_date.map(Day::get);
+    if birth_date.is_some_and(|d| d > state.zone.local_date(Utc::now())) {
+        return Err(ValidationError::new("birth_date", "must be a date in the past").into());
     }
-    if let Some(g) = req.gender {
-        a.profile.gender = Some(g);
-    }
-    if let Some(d) = req.birth_date.map(Day::get) {
-        if d > state.zone.local_date(Utc::now()) {
-            return Err(ValidationError::new("birth_date", "must be a date in the past").into());
-        }
-        a.profile.birth_date = Some(d);
-    }
-    let view = AccountView::from(&a);
-    // Other devices of the account see the change live: the event is written with it.
-    let events = vec![PendingEvent::new(a.id, PersonalEvent::Profile(view.live()))];
-    state.stores.data.update_account(&a, &events).await?;
-    state.events.durable(events);
-    Ok(ApiJson(view))
+    // The account's actor changes it (and tells the account's other devices).
+    let change = ProfileChange { name, gender: req.gender, birth_date };
+    let a = state.actors.update_profile(caller.account_id, change).await?;
+    Ok(ApiJson(AccountView::from(&a)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -95,16 +85,8 @@ async fn bind_phone(
     let phone = Phone::parse(&req.phone)?;
     state.limits.check_phone(phone.as_str())?;
     codes::verify(&state, &phone, &req.code).await?;
-    let mut a = load(&state, &caller).await?;
-    a.phone = Some(phone);
-    match state.stores.data.update_account(&a, &[]).await {
-        Ok(()) => Ok(ApiJson(AccountView::from(&a))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict {
-            code: "phone_taken",
-            message: "this phone belongs to another account: log in with it instead".into(),
-        }),
-        Err(e) => Err(e.into()),
-    }
+    let a = state.actors.bind_phone(caller.account_id, phone).await?;
+    Ok(ApiJson(AccountView::from(&a)))
 }
 
 /// The account's patients (就诊人), oldest first, ID numbers masked.

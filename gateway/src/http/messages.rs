@@ -149,8 +149,5 @@ async fn put_preferences(
         }
         seen.push(k.kind);
     }
-    let data = &state.stores.data;
-    let prefs = data.notification_preferences(caller.account_id).await?.with_changes(&update.kinds);
-    data.put_notification_preferences(caller.account_id, &prefs).await?;
-    Ok(ApiJson(prefs))
+    Ok(ApiJson(state.actors.set_notification_preferences(caller.account_id, update.kinds).await?))
 }

@@ -11,6 +11,8 @@ pub mod messages;
 pub mod ops;
 pub mod payments;
 pub mod queue;
+/// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod staff;
 pub mod views;

@@ -89,7 +89,7 @@ async fn wechat_pay(
             })
         }
     };
-    let params = state.actors.prepay(id, openid).await??;
+    let params = state.actors.prepay(id, openid).await?;
     Ok(ApiJson(params.into()))
 }
 
@@ -122,14 +122,14 @@ async fn wechat_notify(
             if state.stores.data.order(order).await?.is_none() {
                 return Err(ApiError::BadRequest("unknown out_trade_no".into()));
             }
-            state.actors.payment_notified(order, id, transaction).await??;
+            state.actors.payment_notified(order, id, transaction).await?;
         }
         Notification::Refund { id, refund, .. } => {
             let order = order_of(&refund.out_trade_no)?;
             if state.stores.data.order(order).await?.is_none() {
                 return Err(ApiError::BadRequest("unknown out_trade_no".into()));
             }
-            state.actors.refund_notified(order, id, refund).await??;
+            state.actors.refund_notified(order, id, refund).await?;
         }
         Notification::Other { id, event_type } => tracing::info!(%id, %event_type, "ignored a WeChat Pay notification"),
     }

@@ -40,8 +40,8 @@ pub fn queue_error(e: QueueError) -> ApiError {
         QueueError::Queue(r @ Rule::NotSkipped) => conflict("not_skipped", &r),
         QueueError::Queue(r @ Rule::NotWaiting) => conflict("not_waiting", &r),
         QueueError::Queue(r @ Rule::BadPosition { .. }) => ValidationError::new("position", r.to_string()).into(),
-        QueueError::Unavailable(m) => {
-            tracing::warn!(error = %m, "queue unavailable");
+        QueueError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "queue unavailable");
             ApiError::Unavailable("the queue is busy; try again shortly".into())
         }
     }

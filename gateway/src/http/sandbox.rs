@@ -103,6 +103,7 @@ async fn wechat_login_code(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PersonQuery {
     pub id_card_no: String,
@@ -124,6 +125,7 @@ impl From<SandboxPerson> for RealNamePerson {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `image` (PNG, JPEG, GIF, WebP) or `report` (PDF, images, DICOM): which policy applies.

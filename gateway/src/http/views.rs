@@ -19,31 +19,18 @@ pub struct AccountView {
     pub created_at: DateTime<Utc>,
 }
 
-impl AccountView {
-    /// As the live `profile` event carries it.
-    pub fn live(&self) -> hospital_domain::live::ProfileUpdate {
-        hospital_domain::live::ProfileUpdate {
-            id: self.id,
-            phone: self.phone.clone(),
-            email: self.email.clone(),
-            wechat_bound: self.wechat_bound,
-            has_password: self.has_password,
-            profile: self.profile.clone(),
-            created_at: self.created_at,
-        }
-    }
-}
-
 impl From<&Account> for AccountView {
     fn from(a: &Account) -> Self {
+        // The same fields the live `profile` event carries.
+        let p = hospital_actors::patient::profile_update(a);
         Self {
-            id: a.id,
-            phone: a.phone.as_ref().map(|p| p.masked()),
-            email: a.email.as_ref().map(|e| e.as_str().to_string()),
-            wechat_bound: a.wechat_openid.is_some(),
-            has_password: a.password_hash.is_some(),
-            profile: a.profile.clone(),
-            created_at: a.created_at,
+            id: p.id,
+            phone: p.phone,
+            email: p.email,
+            wechat_bound: p.wechat_bound,
+            has_password: p.has_password,
+            profile: p.profile,
+            created_at: p.created_at,
         }
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::hub::{Hub, Revocation};
-use super::log::{EventLog, Logged};
+use super::log::{now_ms, EventLog, Logged};
 
 const WORKERS: usize = 8;
 /// The sweeper logs outbox events older than this (younger ones are on the fast path).
@@ -69,10 +69,6 @@ pub struct Bus {
     hub: Arc<Hub>,
     fanout: Fanout,
     data: Arc<dyn DataStore>,
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Everything a worker needs, shared.

@@ -50,7 +50,7 @@ impl EventLog {
 
     /// Numbers and stores a personal event (once per event id). None if it was logged before.
     pub async fn append(&self, e: &PendingEvent) -> Result<Option<Logged>, StoreError> {
-        let at_ms = super::bus::now_ms();
+        let at_ms = now_ms();
         // The number is only known inside the append; the stored value carries it, so the value
         // is written with a placeholder the reader replaces (the log key is the number).
         let body = serde_json::to_vec(&Logged { seq: 0, event: e.event.clone(), at_ms }).expect("events serialise");
@@ -86,4 +86,9 @@ impl EventLog {
         }
         Ok(Since::Events(out))
     }
+}
+
+/// Milliseconds since the Unix epoch: when an event was logged (fan-out latency is measured from it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

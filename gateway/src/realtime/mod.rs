@@ -1,11 +1,13 @@
 //! The real-time gateway (PLAT-2, PLAT-4): `GET /ws`. The wire format is in `protocol`, one
 //! connection's life in `socket`, the per-account sequenced log in `log`, fan-out across nodes in
-//! `bus`, this node's sockets and delivery in `hub`, and the state sent on subscribe in
-//! `snapshot`. docs/realtime.md is the client's guide.
+//! `bus`, this node's sockets and delivery in `hub`, the state sent on subscribe in `snapshot`,
+//! and the three held together for `AppState` in `node` (`Realtime`). docs/realtime.md is the
+//! client's guide.
 
 pub mod bus;
 pub mod hub;
 pub mod log;
+pub mod node;
 pub mod protocol;
 pub mod snapshot;
 pub mod socket;
@@ -14,76 +16,13 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use protocol::{Codec, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 
-/// The WebSocket limits and timers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RealtimeConfig {
-    /// Personal events waiting to be sent per socket; a client further behind is too slow.
-    pub outbox: usize,
-    pub max_frame_bytes: usize,
-    pub frames_per_second: u32,
-    pub burst: u32,
-    /// Bad or over-limit frames tolerated before the socket is closed (4029).
-    pub max_bad_frames: u32,
-    pub max_topics: usize,
-    /// The server pings this often; clients should send `ping` this often.
-    pub heartbeat_secs: u64,
-    /// Closed (4002) when nothing came from the client for this long.
-    pub idle_timeout_secs: u64,
-    /// Time allowed for the `auth` frame when the upgrade carried no token.
-    pub auth_timeout_secs: u64,
-    /// A send that does not complete in this time ends the connection.
-    pub write_timeout_secs: u64,
-    /// Personal events sent and not yet acknowledged (`ack`) before the client counts as too
-    /// slow; below what the log keeps (500), so a client closed for it can always resume.
-    pub max_unacked: u64,
-    /// The longest an event may wait for its acknowledgement.
-    pub ack_timeout_secs: u64,
-}
-
-impl Default for RealtimeConfig {
-    fn default() -> Self {
-        Self {
-            outbox: 256,
-            max_frame_bytes: 16 * 1024,
-            frames_per_second: 20,
-            burst: 40,
-            max_bad_frames: 20,
-            max_topics: 50,
-            heartbeat_secs: 25,
-            idle_timeout_secs: 75,
-            auth_timeout_secs: 10,
-            write_timeout_secs: 10,
-            max_unacked: 300,
-            ack_timeout_secs: 60,
-        }
-    }
-}
-
-/// This node's real-time machinery, shared by every connection.
-pub struct Realtime {
-    pub hub: Arc<hub::Hub>,
-    pub log: log::EventLog,
-    pub bus: Arc<bus::Bus>,
-}
-
-impl Realtime {
-    /// Closes the sockets of a login that ended (`token_hash`), or of every login of the
-    /// subject, on every node.
-    pub async fn revoke(&self, subject: &hospital_store::Subject, token_hash: Option<&str>) {
-        if let hospital_store::Subject::Account { id } = subject {
-            let r = hub::Revocation { account: *id, token_hash: token_hash.map(str::to_string) };
-            self.bus.revoke(r).await;
-        }
-    }
-}
+pub use node::Realtime;
 
 /// `GET /ws`: upgrades to a WebSocket. The token may come in `Authorization: Bearer` (what
 /// `wx.connectSocket` sends with `header`) or in a first `auth` frame. Subprotocol

@@ -34,8 +34,8 @@ use super::log::{Logged, Since};
 use super::protocol::{
     close, codes, ClientMsg, Codec, Control, Frame, Outgoing, Pong, Reload, Resumed, Snapshot, Topics, Welcome,
 };
-use super::RealtimeConfig;
 use crate::auth::tokens::hash_token;
+use crate::config::RealtimeConfig;
 use crate::state::AppState;
 
 /// A tiny token bucket per connection (a governor limiter per socket would cost more memory).
@@ -399,7 +399,7 @@ impl Session<'_> {
                             continue;
                         }
                         self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;
-                        let lag = super::bus::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
+                        let lag = super::log::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
                         metrics::histogram!("ws_fanout_latency_seconds").record(lag);
                     }
                 }
@@ -474,7 +474,7 @@ impl Session<'_> {
                 self.conn.control(Control::Subscribed(Topics { topics: topics.clone() }), id).await?;
                 // The current state of each new topic, so the client need not wait for a change.
                 for t in new {
-                    let taken_ms = super::bus::now_ms();
+                    let taken_ms = super::log::now_ms();
                     match super::snapshot::of(self.state, &t).await {
                         Ok(updates) => {
                             self.shared.drop_topic_older(&t, taken_ms);
@@ -510,7 +510,7 @@ impl Session<'_> {
             self.replay(p, from, event.seq - 1, None).await?;
         }
         self.send_event(p, &event).await?;
-        let lag = super::bus::now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
+        let lag = super::log::now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
         metrics::histogram!("ws_fanout_latency_seconds").record(lag);
         Ok(())
     }

@@ -18,8 +18,11 @@
 
 mod bill;
 mod client;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod sign;
+/// Fixed, public keys for the sandbox and tests: never a real merchant's.
+#[cfg(any(test, feature = "sandbox"))]
 pub mod test_keys;
 #[cfg(test)]
 mod tests;
@@ -27,6 +30,7 @@ mod zip;
 
 pub use bill::{AlipayBill, AlipayBillKind, AlipayBillRow};
 pub use client::{AlipayClient, AlipayConfig, DEFAULT_GATEWAY_URL};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{
     sandbox_router, AlipaySandbox, AlipaySandboxConfig, DeliveryAttempt, SandboxTrade, DEFAULT_RETRY_SCHEDULE,
 };

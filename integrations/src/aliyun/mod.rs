@@ -1,6 +1,7 @@
 //! What every Aliyun RPC-style API shares: signature version 1.0 (`sign`), the common
 //! parameters a client sends (`common_params`), and the gateway checks a sandbox makes (`gate`).
 
+#[cfg(feature = "sandbox")]
 pub mod gate;
 pub mod sign;
 

@@ -61,6 +61,7 @@ impl fmt::Debug for InsuranceConfig {
     }
 }
 
+#[cfg(any(test, feature = "sandbox"))]
 impl InsuranceConfig {
     /// The client half of [`super::test_keys`], pointed at `base_url` (a sandbox).
     pub fn with_test_keys(base_url: &str) -> Self {

@@ -68,7 +68,10 @@
 mod client;
 pub mod envelope;
 pub mod rules;
+#[cfg(feature = "sandbox")]
 mod sandbox;
+/// Fixed, public keys for the sandbox and tests: never a real merchant's.
+#[cfg(any(test, feature = "sandbox"))]
 pub mod test_keys;
 #[cfg(test)]
 mod tests;
@@ -76,6 +79,7 @@ pub mod yuan;
 
 pub use client::{InsuranceClient, InsuranceConfig};
 pub use rules::{compute_split, ItemClass, Policy, Rules, SandboxPerson, Split, YearToDate};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{sandbox_router, InsuranceSandbox, InsuranceSandboxConfig, PlantedDifference, SandboxOrder};
 
 use std::fmt;

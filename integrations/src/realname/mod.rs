@@ -4,11 +4,13 @@
 //! speaking the same protocol.
 
 mod cloudauth;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 #[cfg(test)]
 mod tests;
 
 pub use cloudauth::{AliyunCloudauth, CloudauthConfig, DEFAULT_ENDPOINT};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{sandbox_router, RealNameSandbox, SandboxPerson};
 
 use hospital_domain::IdCardNo;

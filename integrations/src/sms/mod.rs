@@ -2,10 +2,15 @@
 //! receipt, the Aliyun Dysmsapi client, and a local sandbox speaking the same protocol.
 
 mod aliyun;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 
 pub use aliyun::{AliyunSms, AliyunSmsConfig, DEFAULT_ENDPOINT};
-pub use sandbox::{sandbox_router, SandboxSms, SmsSandbox, LOGIN_CODE_TEMPLATE};
+#[cfg(feature = "sandbox")]
+pub use sandbox::{sandbox_router, SandboxSms, SmsSandbox};
+
+/// Template code of the login code SMS, rendered as `【签名】您的验证码为${code},5分钟内有效。`.
+pub const LOGIN_CODE_TEMPLATE: &str = "SMS_LOGIN_CODE";
 
 use hospital_domain::Phone;
 

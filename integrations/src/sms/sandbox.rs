@@ -18,10 +18,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::LOGIN_CODE_TEMPLATE;
 use crate::aliyun::gate::{self, Refusal, RpcGate};
 
-/// Template code of the login code SMS, rendered as `【签名】您的验证码为${code},5分钟内有效。`.
-pub const LOGIN_CODE_TEMPLATE: &str = "SMS_LOGIN_CODE";
 const OUTBOX_CAPACITY: usize = 1000;
 const API_VERSION: &str = "2017-05-25";
 const MAX_PHONE_NUMBERS: usize = 1000;

@@ -2,11 +2,13 @@
 //! the real API client and a local sandbox that mints and checks `wx.login()` codes.
 
 mod client;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 #[cfg(test)]
 mod tests;
 
 pub use client::{WechatClient, WechatConfig, DEFAULT_BASE_URL};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{sandbox_router, WechatSandbox, DEFAULT_CODE_TTL};
 
 use secrecy::SecretString;

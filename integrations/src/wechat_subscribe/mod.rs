@@ -4,11 +4,13 @@
 //! templates and their keys, validates values as WeChat does and keeps an outbox.
 
 mod client;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 #[cfg(test)]
 mod tests;
 
 pub use client::{SubscribeClient, SubscribeConfig, DEFAULT_BASE_URL};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{sandbox_router, SandboxSubscribeMessage, SubscribeSandbox, DEFAULT_TOKEN_TTL};
 
 use std::collections::BTreeMap;

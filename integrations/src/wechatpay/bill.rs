@@ -7,11 +7,9 @@
 //! (pay.weixin.qq.com/doc/v3/merchant/4012810615: the download answer carries no signature, so
 //! the hash is the integrity check). One module renders (the sandbox) and parses (the client).
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use hospital_domain::Fen;
 use sha1::{Digest, Sha1};
 
@@ -186,7 +184,12 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
     Sha1::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the sandbox serves: the bill gzipped, as WeChat Pay sends it.
+#[cfg(any(test, feature = "sandbox"))]
 pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>, BillError> {
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use std::io::Write;
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(bytes).map_err(|e| BillError(e.to_string()))?;
     encoder.finish().map_err(|e| BillError(e.to_string()))

@@ -4,14 +4,18 @@
 
 mod bill;
 mod client;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod sign;
+/// Fixed, public keys for the sandbox and tests: never a real merchant's.
+#[cfg(any(test, feature = "sandbox"))]
 pub mod test_keys;
 #[cfg(test)]
 mod tests;
 
 pub use bill::{WechatBill, WechatBillRow};
 pub use client::{WechatPayClient, WechatPayConfig, DEFAULT_BASE_URL};
+#[cfg(feature = "sandbox")]
 pub use sandbox::{
     sandbox_router, DeliveryAttempt, SandboxOrder, WechatPaySandbox, WechatPaySandboxConfig, DEFAULT_REFUND_DELAY,
     DEFAULT_RETRY_SCHEDULE,

@@ -7,7 +7,7 @@ use std::io::Write;
 use hospital_domain::audit::{Actor, AuditEntry};
 
 use super::{search, AuditQuery, AuditStore};
-use crate::traits::Result;
+use crate::error::Result;
 use crate::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use hospital_domain::AccountId;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
-use crate::traits::Result;
+use crate::error::Result;
 
 /// A chain's head: its last entry, and the time of its first (where a walk starts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +134,7 @@ pub trait AuditStore: Send + Sync {
     /// the chain's new head. The first new entry must follow the head (seq + 1, its hash as
     /// `prev_hash`; seq 1 after `GENESIS_HASH` for a new chain). An entry already stored under
     /// its seq with the same content is accepted again (a retried or recovered append: its
-    /// index rows and the head are written again). Anything else is `Conflict("audit chain")`:
+    /// index rows and the head are written again). Anything else is `Conflict::AuditChain`:
     /// a second writer on the chain, a gap, or a forged link.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
     async fn audit_head(&self, chain: &str) -> Result<Option<ChainHead>>;

@@ -9,7 +9,7 @@ use hospital_domain::audit::{AuditEntry, Outcome};
 use hospital_domain::{AccountId, StaffId};
 
 use super::{AuditCursor, AuditIndex, AuditStore};
-use crate::traits::Result;
+use crate::error::Result;
 
 /// Most entries one page returns.
 pub const MAX_PAGE: usize = 1000;

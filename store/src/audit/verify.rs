@@ -11,7 +11,7 @@
 use hospital_domain::audit::{AuditEntry, Bucket};
 
 use super::{AuditStore, ChainHead};
-use crate::traits::Result;
+use crate::error::Result;
 
 /// The result of walking one chain.
 #[derive(Debug, Clone, PartialEq, Eq)]

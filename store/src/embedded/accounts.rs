@@ -11,7 +11,9 @@ use super::engine::{Reader, WriteCtx};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
-use crate::traits::{AccountStore, Result, StaffStore};
+use crate::error::Conflict;
+use crate::error::Result;
+use crate::traits::{AccountStore, StaffStore};
 use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
 
 fn id_key(id: &uuid::Uuid) -> Key {
@@ -29,16 +31,16 @@ fn holder_key(person: &str, account: AccountId) -> Key {
 }
 
 /// The lookup rows an account owns: (table, key, what to call it in a conflict).
-fn lookups(a: &Account) -> Vec<(Def, Key, &'static str)> {
+fn lookups(a: &Account) -> Vec<(Def, Key, Conflict)> {
     let mut v = Vec::new();
     if let Some(p) = &a.phone {
-        v.push((ACCOUNTS_BY_PHONE, Key::new().str(p.as_str()), "phone"));
+        v.push((ACCOUNTS_BY_PHONE, Key::new().str(p.as_str()), Conflict::Phone));
     }
     if let Some(e) = &a.email {
-        v.push((ACCOUNTS_BY_EMAIL, Key::new().str(e.as_str()), "email"));
+        v.push((ACCOUNTS_BY_EMAIL, Key::new().str(e.as_str()), Conflict::Email));
     }
     if let Some(o) = &a.wechat_openid {
-        v.push((ACCOUNTS_BY_OPENID, Key::new().str(o), "wechat account"));
+        v.push((ACCOUNTS_BY_OPENID, Key::new().str(o), Conflict::WechatAccount));
     }
     v
 }
@@ -71,7 +73,7 @@ impl AccountStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 if ctx.get::<Account>(ACCOUNTS, &id_key(&a.id.0))?.is_some() {
-                    return Err(StoreError::Conflict("account"));
+                    return Err(StoreError::Conflict(Conflict::Account));
                 }
                 check_lookups(ctx, &a)?;
                 for (table, key, _) in lookups(&a) {
@@ -104,7 +106,7 @@ impl AccountStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 let old: Account =
-                    ctx.get(ACCOUNTS, &id_key(&a.id.0))?.ok_or(StoreError::Conflict("no such account"))?;
+                    ctx.get(ACCOUNTS, &id_key(&a.id.0))?.ok_or(StoreError::Conflict(Conflict::NoSuchAccount))?;
                 check_lookups(ctx, &a)?;
                 let new_keys = lookups(&a);
                 for (table, key, _) in lookups(&old) {
@@ -128,15 +130,15 @@ impl AccountStore for EmbeddedStore {
             .write(move |ctx| {
                 let existing: Vec<PatientRecord> = ctx.scan(PATIENTS_BY_ACCOUNT, &id_key(&p.account_id.0))?;
                 if existing.iter().any(|e| e.id_card_index == p.id_card_index) {
-                    return Err(StoreError::Conflict("patient"));
+                    return Err(StoreError::Conflict(Conflict::Patient));
                 }
                 if existing.len() >= caps.per_account {
-                    return Err(StoreError::Conflict("patient cap"));
+                    return Err(StoreError::Conflict(Conflict::PatientCap));
                 }
                 let holders: Vec<PersonHolder> = ctx.scan(ACCOUNTS_BY_PERSON, &person_key(&p.id_card_index))?;
                 let others: Vec<PersonHolder> = holders.into_iter().filter(|h| h.account_id != p.account_id).collect();
                 if others.len() >= caps.accounts_per_person {
-                    return Err(StoreError::Conflict("person cap"));
+                    return Err(StoreError::Conflict(Conflict::PersonCap));
                 }
                 ctx.put(PATIENTS_BY_ACCOUNT, &id_key(&p.account_id.0).uuid(&p.id.0), &p);
                 ctx.put(ACCOUNTS_BY_PERSON, &holder_key(&p.id_card_index, p.account_id), &PersonHolder::of(&p));
@@ -151,10 +153,10 @@ impl AccountStore for EmbeddedStore {
             .write(move |ctx| {
                 let key = id_key(&p.account_id.0).uuid(&p.id.0);
                 let Some(old) = ctx.get::<PatientRecord>(PATIENTS_BY_ACCOUNT, &key)? else {
-                    return Err(StoreError::Conflict("no such patient"));
+                    return Err(StoreError::Conflict(Conflict::NoSuchPatient));
                 };
                 if old.id_card_index != p.id_card_index {
-                    return Err(StoreError::Conflict("patient person"));
+                    return Err(StoreError::Conflict(Conflict::PatientPerson));
                 }
                 ctx.put(PATIENTS_BY_ACCOUNT, &key, &p);
                 let hkey = holder_key(&p.id_card_index, p.account_id);
@@ -200,7 +202,7 @@ impl StaffStore for EmbeddedStore {
             .write(move |ctx| {
                 let ukey = Key::new().str(&s.username);
                 if ctx.get::<StaffId>(STAFF_BY_USERNAME, &ukey)?.is_some() {
-                    return Err(StoreError::Conflict("username"));
+                    return Err(StoreError::Conflict(Conflict::Username));
                 }
                 ctx.put(STAFF_BY_USERNAME, &ukey, &s.id);
                 ctx.put(STAFF, &id_key(&s.id.0), &s);

@@ -10,7 +10,8 @@ use super::keys::Key;
 use super::tables::{Def, AUDIT_BY_ACCOUNT, AUDIT_BY_ACTION, AUDIT_BY_ACTOR, AUDIT_BY_TIME, AUDIT_HEADS, AUDIT_LOG};
 use super::EmbeddedStore;
 use crate::audit::{AuditCursor, AuditIndex, AuditStore, ChainHead, ChainRow};
-use crate::traits::Result;
+use crate::error::Conflict;
+use crate::error::Result;
 use crate::StoreError;
 
 fn chain_prefix(chain: &str, hour: i64) -> Key {
@@ -42,7 +43,7 @@ impl AuditStore for EmbeddedStore {
         let Some(first) = entries.first() else { return Ok(()) };
         let chain = first.chain.clone();
         if entries.iter().any(|e| e.chain != chain) {
-            return Err(StoreError::Conflict("audit chain"));
+            return Err(StoreError::Conflict(Conflict::AuditChain));
         }
         let entries = entries.to_vec();
         self.engine
@@ -52,7 +53,7 @@ impl AuditStore for EmbeddedStore {
                     let key = chain_prefix(&chain, Bucket::Hour.of(e.at)).u64(e.seq);
                     match ctx.get::<AuditEntry>(AUDIT_LOG, &key)? {
                         Some(stored) if stored == *e => {} // a retried append: nothing new
-                        Some(_) => return Err(StoreError::Conflict("audit chain")),
+                        Some(_) => return Err(StoreError::Conflict(Conflict::AuditChain)),
                         None => {
                             let (seq, hash, at) =
                                 head.as_ref().map_or((0, GENESIS_HASH, None), |h| (h.seq, h.hash.as_str(), Some(h.at)));
@@ -61,7 +62,7 @@ impl AuditStore for EmbeddedStore {
                                 && at.is_none_or(|at| e.at >= at)
                                 && e.hash == e.compute_hash();
                             if !follows {
-                                return Err(StoreError::Conflict("audit chain"));
+                                return Err(StoreError::Conflict(Conflict::AuditChain));
                             }
                             ctx.put(AUDIT_LOG, &key, e);
                         }

@@ -15,7 +15,8 @@ use super::engine::Reader;
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
-use crate::traits::{BookingStore, BookingWrite, Result};
+use crate::error::Result;
+use crate::traits::{BookingStore, BookingWrite};
 
 #[async_trait]
 impl BookingStore for EmbeddedStore {

@@ -11,7 +11,8 @@ use super::engine::{Reader, WriteCtx};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
-use crate::traits::{CatalogStore, Result, ScheduleStore};
+use crate::error::Result;
+use crate::traits::{CatalogStore, ScheduleStore};
 
 /// The hospital row's key: one hospital per deployment for now, keyed so more can follow.
 fn hospital_key() -> Key {

@@ -10,8 +10,8 @@ use super::engine::Reader;
 use super::keys::Key;
 use super::tables::{EXAMS, EXAMS_BY_ACCOUNT, MESSAGES_BY_ACCOUNT};
 use super::EmbeddedStore;
+use crate::error::Result;
 use crate::exams::ExamStore;
-use crate::traits::Result;
 use crate::PendingEvent;
 
 #[async_trait]

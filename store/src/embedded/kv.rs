@@ -9,7 +9,8 @@ use super::engine::Reader;
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
-use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, Result, LOG_COUNTER_TTL};
+use crate::error::Result;
+use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LOG_COUNTER_TTL};
 
 fn k(key: &str) -> Key {
     Key::new().str(key)

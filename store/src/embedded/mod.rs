@@ -20,7 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::traits::{DataStore, Result};
+use crate::error::Result;
+use crate::traits::DataStore;
 use engine::Engine;
 
 /// The embedded store. Cheap to clone: clones share one engine.

@@ -13,8 +13,8 @@ use super::engine::{Reader, WriteCtx};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
+use crate::error::Result;
 use crate::notify::{Claim, MessageFilter, NotifyStore};
-use crate::traits::Result;
 use crate::PendingEvent;
 
 /// The `reminders` row: the record and its lease (who works on it, until when).

@@ -9,8 +9,8 @@ use super::engine::{Reader, WriteCtx};
 use super::keys::Key;
 use super::tables::LIVE_OUTBOX;
 use super::EmbeddedStore;
+use crate::error::Result;
 use crate::outbox::{OutboxStore, PendingEvent};
-use crate::traits::Result;
 
 /// Adds `events` to the transaction of the change they report.
 pub(crate) fn put_events(ctx: &mut WriteCtx<'_>, events: &[PendingEvent]) {

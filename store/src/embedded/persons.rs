@@ -9,8 +9,8 @@ use super::accounts::person_key;
 use super::engine::Reader;
 use super::tables::{ACCOUNTS_BY_PERSON, REAL_NAME_CHECKS};
 use super::EmbeddedStore;
+use crate::error::Result;
 use crate::persons::{PersonHolder, PersonStore, RealNameCheck};
-use crate::traits::Result;
 
 #[async_trait]
 impl PersonStore for EmbeddedStore {

@@ -9,8 +9,8 @@ use super::engine::Reader;
 use super::keys::Key;
 use super::tables::QUEUES;
 use super::EmbeddedStore;
+use crate::error::Result;
 use crate::queues::QueueStore;
-use crate::traits::Result;
 use crate::PendingEvent;
 
 #[async_trait]

@@ -31,7 +31,9 @@ use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
-use crate::traits::{AccountStore, Result, StaffStore};
+use crate::error::Conflict;
+use crate::error::Result;
+use crate::traits::{AccountStore, StaffStore};
 use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
 
 /// A lookup table: its statements and what to call its key in a conflict.
@@ -39,26 +41,26 @@ struct LookupTable {
     claim: &'static str,
     release: &'static str,
     get: &'static str,
-    what: &'static str,
+    what: Conflict,
 }
 
 const BY_PHONE: LookupTable = LookupTable {
     claim: "INSERT INTO {ks}.accounts_by_phone (phone, account_id) VALUES (?, ?) IF NOT EXISTS",
     release: "DELETE FROM {ks}.accounts_by_phone WHERE phone = ? IF account_id = ?",
     get: "SELECT account_id FROM {ks}.accounts_by_phone WHERE phone = ?",
-    what: "phone",
+    what: Conflict::Phone,
 };
 const BY_EMAIL: LookupTable = LookupTable {
     claim: "INSERT INTO {ks}.accounts_by_email (email, account_id) VALUES (?, ?) IF NOT EXISTS",
     release: "DELETE FROM {ks}.accounts_by_email WHERE email = ? IF account_id = ?",
     get: "SELECT account_id FROM {ks}.accounts_by_email WHERE email = ?",
-    what: "email",
+    what: Conflict::Email,
 };
 const BY_OPENID: LookupTable = LookupTable {
     claim: "INSERT INTO {ks}.accounts_by_openid (openid, account_id) VALUES (?, ?) IF NOT EXISTS",
     release: "DELETE FROM {ks}.accounts_by_openid WHERE openid = ? IF account_id = ?",
     get: "SELECT account_id FROM {ks}.accounts_by_openid WHERE openid = ?",
-    what: "wechat account",
+    what: Conflict::WechatAccount,
 };
 
 const GET_ACCOUNT: &str = "SELECT body FROM {ks}.accounts WHERE account_id = ?";
@@ -118,8 +120,8 @@ fn same_lookup(a: &(&'static LookupTable, String), b: &(&'static LookupTable, St
 /// Whether the account row really holds the key a lookup row pointed from.
 fn holds(a: &Account, table: &LookupTable, key: &str) -> bool {
     match table.what {
-        "phone" => a.phone.as_ref().is_some_and(|p| p.as_str() == key),
-        "email" => a.email.as_ref().is_some_and(|e| e.as_str() == key),
+        Conflict::Phone => a.phone.as_ref().is_some_and(|p| p.as_str() == key),
+        Conflict::Email => a.email.as_ref().is_some_and(|e| e.as_str() == key),
         _ => a.wechat_openid.as_deref() == Some(key),
     }
 }
@@ -149,7 +151,7 @@ impl ScyllaStore {
     /// orphaned row only blocks that key until an operator deletes it.
     async fn release(&self, table: &LookupTable, key: &str, owner: Uuid) {
         if let Err(e) = self.lwt(table.release, (key, owner)).await {
-            tracing::warn!(error = %e, what = table.what, "releasing a lookup row failed");
+            tracing::warn!(error = %e, what = table.what.what(), "releasing a lookup row failed");
         }
     }
 
@@ -160,8 +162,8 @@ impl ScyllaStore {
         }
     }
 
-    /// The account's patient partition checked for adding `p`: `Conflict("patient")` if the
-    /// person is there, `Conflict("patient cap")` at the cap; else its version (None: never
+    /// The account's patient partition checked for adding `p`: `Conflict(Conflict::Patient)` if the
+    /// person is there, `Conflict(Conflict::PatientCap)` at the cap; else its version (None: never
     /// written).
     async fn patient_state(&self, p: &PatientRecord, cap: usize) -> Result<Option<i64>> {
         let rows: Vec<(Option<i64>, Option<Uuid>, Option<String>)> =
@@ -170,10 +172,10 @@ impl ScyllaStore {
         let version = rows.first().and_then(|r| r.0);
         let existing: Vec<&Option<String>> = rows.iter().filter(|r| r.1.is_some()).map(|r| &r.2).collect();
         if existing.iter().any(|idx| idx.as_deref() == Some(p.id_card_index.as_str())) {
-            return Err(StoreError::Conflict("patient"));
+            return Err(StoreError::Conflict(Conflict::Patient));
         }
         if existing.len() >= cap {
-            return Err(StoreError::Conflict("patient cap"));
+            return Err(StoreError::Conflict(Conflict::PatientCap));
         }
         Ok(version)
     }
@@ -199,7 +201,7 @@ impl ScyllaStore {
     }
 
     /// Claims the account's row in the person's partition unless `cap` other accounts hold the
-    /// person (`Conflict("person cap")`). Returns the other holders and whether this call wrote
+    /// person (`Conflict(Conflict::PersonCap)`). Returns the other holders and whether this call wrote
     /// the row (false: the account had one already, e.g. left by a failed release).
     async fn claim_person(&self, p: &PatientRecord, cap: usize) -> Result<(Vec<PersonHolder>, bool)> {
         let holder = encode(&PersonHolder::of(p));
@@ -214,7 +216,7 @@ impl ScyllaStore {
             let mine = holders.iter().any(|h| h.account_id == p.account_id);
             let others: Vec<PersonHolder> = holders.into_iter().filter(|h| h.account_id != p.account_id).collect();
             if others.len() >= cap {
-                return Err(StoreError::Conflict("person cap"));
+                return Err(StoreError::Conflict(Conflict::PersonCap));
             }
             if mine {
                 return Ok((others, false));
@@ -254,7 +256,7 @@ impl AccountStore for ScyllaStore {
         // Ids are fresh UUIDv7s from this process, so this check is for parity with the
         // embedded store rather than a race worth a Paxos round.
         if self.account_row(a.id.0).await?.is_some() {
-            return Err(StoreError::Conflict("account"));
+            return Err(StoreError::Conflict(Conflict::Account));
         }
         let keys = lookups(a);
         self.claim_all(&keys, a.id.0).await?;
@@ -285,7 +287,7 @@ impl AccountStore for ScyllaStore {
 
     async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()> {
         let a = account;
-        let old = self.account_row(a.id.0).await?.ok_or(StoreError::Conflict("no such account"))?;
+        let old = self.account_row(a.id.0).await?.ok_or(StoreError::Conflict(Conflict::NoSuchAccount))?;
         let (old_keys, new_keys) = (lookups(&old), lookups(a));
         // Claim the new keys first, then write the row, then give the old keys up: at every
         // step each key belongs to at most one account.
@@ -328,13 +330,13 @@ impl AccountStore for ScyllaStore {
 
     async fn update_patient(&self, patient: &PatientRecord) -> Result<()> {
         let p = patient;
-        let old = self.patient(p.account_id, p.id).await?.ok_or(StoreError::Conflict("no such patient"))?;
+        let old = self.patient(p.account_id, p.id).await?.ok_or(StoreError::Conflict(Conflict::NoSuchPatient))?;
         if old.id_card_index != p.id_card_index {
-            return Err(StoreError::Conflict("patient person"));
+            return Err(StoreError::Conflict(Conflict::PatientPerson));
         }
         let outcome = self.lwt(UPDATE_PATIENT, (&p.id_card_index, encode(p), p.account_id.0, p.id.0)).await?;
         if !outcome.applied {
-            return Err(StoreError::Conflict("no such patient"));
+            return Err(StoreError::Conflict(Conflict::NoSuchPatient));
         }
         let holder = encode(&PersonHolder::of(p));
         self.lwt(SET_HOLDER, (p.id.0, &holder, &p.id_card_index, p.account_id.0)).await?;
@@ -375,7 +377,7 @@ impl StaffStore for ScyllaStore {
         let s = staff;
         let claim = self.lwt(CLAIM_USERNAME, (&s.username, s.id.0)).await?;
         if !claim.applied && claim.uuid("staff_id") != Some(s.id.0) {
-            return Err(StoreError::Conflict("username"));
+            return Err(StoreError::Conflict(Conflict::Username));
         }
         if let Err(e) = self.exec(PUT_STAFF, (s.id.0, encode(s))).await {
             if let Err(r) = self.lwt(RELEASE_USERNAME, (&s.username, s.id.0)).await {

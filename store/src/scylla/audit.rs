@@ -12,7 +12,8 @@ use scylla::value::CqlValue;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::audit::{AuditCursor, AuditIndex, AuditStore, ChainHead, ChainRow};
-use crate::traits::Result;
+use crate::error::Conflict;
+use crate::error::Result;
 use crate::StoreError;
 
 const CLAIM_ENTRY: &str = "INSERT INTO {ks}.audit_log (chain, hour, seq, body) VALUES (?, ?, ?, ?) IF NOT EXISTS";
@@ -56,7 +57,7 @@ impl AuditStore for ScyllaStore {
         let Some(first) = entries.first() else { return Ok(()) };
         let chain = first.chain.clone();
         if entries.iter().any(|e| e.chain != chain) {
-            return Err(StoreError::Conflict("audit chain"));
+            return Err(StoreError::Conflict(Conflict::AuditChain));
         }
         let mut head = self.audit_head(&chain).await?;
         for e in entries {
@@ -75,7 +76,7 @@ impl AuditStore for ScyllaStore {
                 matches!(lwt.value("body"), Some(CqlValue::Text(stored)) if decode::<AuditEntry>("audit_log", stored).ok().as_ref() == Some(e))
             };
             if !accepted {
-                return Err(StoreError::Conflict("audit chain"));
+                return Err(StoreError::Conflict(Conflict::AuditChain));
             }
             if head.as_ref().is_none_or(|h| e.seq > h.seq) {
                 let first_at = head.as_ref().map_or(e.at, |h| h.first_at);

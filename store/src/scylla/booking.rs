@@ -57,7 +57,8 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
-use crate::traits::{BookingStore, BookingWrite, Result};
+use crate::error::Result;
+use crate::traits::{BookingStore, BookingWrite};
 
 /// Most statements in one logged batch.
 const BATCH_STATEMENTS: usize = 100;

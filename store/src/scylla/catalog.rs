@@ -14,7 +14,8 @@ use scylla::value::{CqlDate, CqlValue};
 use uuid::Uuid;
 
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
-use crate::traits::{CatalogStore, Result, ScheduleStore};
+use crate::error::Result;
+use crate::traits::{CatalogStore, ScheduleStore};
 
 /// The hospital partition: one hospital per deployment for now, keyed so more can follow.
 const HOSPITAL: &str = "main";

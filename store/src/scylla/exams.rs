@@ -11,8 +11,8 @@ use scylla::value::CqlValue;
 
 use super::booking::PUT_MESSAGE;
 use super::{decode, encode, text, ScyllaStore, Writes};
+use crate::error::Result;
 use crate::exams::ExamStore;
-use crate::traits::Result;
 use crate::PendingEvent;
 
 const PUT_EXAM: &str = "INSERT INTO {ks}.exams (exam_id, body) VALUES (?, ?)";

@@ -16,7 +16,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{now_ms, ttl_secs, Lwt, ScyllaStore};
-use crate::traits::{DataStore, EphemeralKv, Result};
+use crate::error::Result;
+use crate::traits::{DataStore, EphemeralKv};
 use crate::StoreError;
 
 const GET: &str = "SELECT value, expires_at FROM {ks}.kv_entries WHERE key = ?";

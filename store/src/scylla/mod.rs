@@ -40,7 +40,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::traits::{DataStore, Result};
+use crate::error::Result;
+use crate::traits::DataStore;
 use crate::StoreError;
 
 /// The schema, executed by `create_schema`.

@@ -17,8 +17,8 @@ use scylla::value::CqlValue;
 use uuid::Uuid;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
+use crate::error::Result;
 use crate::notify::{Claim, MessageFilter, NotifyStore};
-use crate::traits::Result;
 use crate::PendingEvent;
 
 use super::booking::PUT_MESSAGE;

@@ -7,8 +7,8 @@ use scylla::value::CqlValue;
 use uuid::Uuid;
 
 use super::{encode, text, ScyllaStore, Writes};
+use crate::error::Result;
 use crate::outbox::{outbox_bucket, OutboxStore, PendingEvent, OUTBOX_BUCKETS};
-use crate::traits::Result;
 
 const PUT_OUTBOX: &str = "INSERT INTO {ks}.live_outbox (bucket, event_id, body) VALUES (?, ?, ?)";
 const OUTBOX_OF_BUCKET: &str = "SELECT body FROM {ks}.live_outbox WHERE bucket = ? LIMIT ?";

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::accounts::PERSON_STATE;
 use super::{decode, encode, ttl_secs, ScyllaStore};
+use crate::error::Result;
 use crate::persons::{PersonHolder, PersonStore, RealNameCheck};
-use crate::traits::Result;
 
 const GET_CHECK: &str = "SELECT body FROM {ks}.real_name_checks WHERE person = ? AND name_hash = ?";
 const PUT_CHECK: &str = "INSERT INTO {ks}.real_name_checks (person, name_hash, body) VALUES (?, ?, ?) USING TTL ?";

@@ -10,8 +10,8 @@ use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
+use crate::error::Result;
 use crate::queues::QueueStore;
-use crate::traits::Result;
 use crate::PendingEvent;
 
 const PUT_QUEUE: &str = "INSERT INTO {ks}.queues (session_id, doctor_id, body) VALUES (?, ?, ?)";

@@ -1,100 +1,38 @@
-//! The payment actor: one per order (PAY-4, PAY-6). It is the only writer of its order, so each
-//! provider notification is handled exactly once (a repeat finds the order already paid and the
-//! notification id already seen), a late notification is chased by querying the provider, an
-//! order whose hold lapsed is closed at the provider, and refunds are asked for and tracked.
+//! One order in memory (`PaymentState`) and what the provider's answers do to it.
 
 use chrono::Utc;
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::message::{Message, MessageKind};
-use hospital_domain::order::{Order, OrderError, OrderStatus};
+use hospital_domain::order::{Order, OrderStatus};
 use hospital_domain::{Fen, OrderId};
 use hospital_integrations::wechatpay::{
     JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay,
 };
 use hospital_store::{BookingWrite, PendingEvent};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::msg::*;
+use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::{ActorDeps, ActorKind};
-
-/// Why a payment operation was refused.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PaymentError {
-    #[error(transparent)]
-    Order(#[from] OrderError),
-    #[error("the order has expired: book again")]
-    Expired,
-    #[error("the notification does not match the order: {0}")]
-    Mismatch(String),
-    #[error("online payment is not configured")]
-    NotConfigured,
-    /// The provider or the store failed; nothing was changed, try again.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-type Reply<T> = RpcReplyPort<Result<T, PaymentError>>;
-
-#[derive(Debug)]
-pub enum PaymentMsg {
-    Get {
-        reply: RpcReplyPort<Order>,
-    },
-    /// Creates (or re-creates: the provider returns the same prepay id) the WeChat Pay JSAPI
-    /// order and returns what `wx.requestPayment` needs.
-    Prepay {
-        openid: String,
-        reply: Reply<RequestPaymentParams>,
-    },
-    /// A verified `TRANSACTION.SUCCESS` (or a query that found the order paid).
-    Paid {
-        notification_id: Option<String>,
-        transaction: Transaction,
-        reply: Option<Reply<Order>>,
-    },
-    /// A verified `REFUND.*` notification.
-    RefundDone {
-        notification_id: String,
-        notice: RefundNotice,
-        reply: Reply<Order>,
-    },
-    /// The booking is gone before payment: close the order (at the provider too).
-    Close {
-        reply: Option<Reply<Order>>,
-    },
-    /// Refunds `amount` (all that is left when None): cancellations, clinic stops, staff.
-    Refund {
-        amount: Option<Fen>,
-        reason: String,
-        reply: Option<Reply<Order>>,
-    },
-    /// Chases a notification that has not come: asks the provider; internal.
-    #[doc(hidden)]
-    CheckProvider,
-    #[doc(hidden)]
-    Tick,
-}
 
 pub struct PaymentArgs {
     pub order: OrderId,
-    pub deps: Arc<ActorDeps>,
+    pub ctx: Arc<Context>,
 }
 
 pub struct PaymentState {
-    order: Order,
-    deps: Arc<ActorDeps>,
-    idle: IdleClock,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> PaymentError {
-    PaymentError::Unavailable(e.to_string())
+    /// This actor, for its own timers (a retry shortly after a failure).
+    pub(super) myself: ActorRef<PaymentMsg>,
+    pub(super) order: Order,
+    pub(super) ctx: Arc<Context>,
+    pub(super) idle: IdleClock,
 }
 
 impl PaymentState {
-    fn provider(&self) -> Result<Arc<dyn WechatPay>, PaymentError> {
-        self.deps.wechat_pay.get().cloned().ok_or(PaymentError::NotConfigured)
+    pub(super) fn provider(&self) -> Result<Arc<dyn WechatPay>, PaymentError> {
+        self.ctx.wechat_pay.clone().ok_or(PaymentError::NotConfigured)
     }
 
     /// Writes the order (and messages); memory changes only after the write succeeded.
@@ -106,21 +44,17 @@ impl PaymentState {
                 .chain(messages.iter().map(PendingEvent::message))
                 .collect();
         let w = BookingWrite { orders: vec![order.clone()], messages, events: events.clone(), ..Default::default() };
-        self.deps.stores.data.apply_booking(w).await.map_err(unavailable)?;
-        self.deps.events.durable(events);
+        self.ctx.stores.data.apply_booking(w).await?;
+        self.ctx.events.durable(events);
         self.order = order;
         Ok(())
     }
 
-    fn message(&self, kind: MessageKind, title: &str, body: String) -> Message {
+    pub(super) fn message(&self, kind: MessageKind, title: &str, body: String) -> Message {
         Message::new(self.order.account_id, kind, title, body, Some(self.order.id.to_string()), Utc::now())
     }
 
-    async fn prepay(
-        &mut self,
-        openid: String,
-        myself: &ActorRef<PaymentMsg>,
-    ) -> Result<RequestPaymentParams, PaymentError> {
+    pub(super) async fn prepay(&mut self, openid: String) -> Result<RequestPaymentParams, PaymentError> {
         let provider = self.provider()?;
         if Utc::now() >= self.order.expires_at {
             return Err(PaymentError::Expired);
@@ -137,13 +71,17 @@ impl PaymentState {
             payer_openid: openid,
             time_expire: self.order.expires_at,
         };
-        let r = provider.jsapi_order(req).await.map_err(unavailable)?;
+        let r = provider.jsapi_order(req).await?;
         // If no notification comes, ask the provider ourselves.
-        myself.send_after(self.deps.config.payment_check_after, || PaymentMsg::CheckProvider);
+        self.myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
         Ok(r.pay_params)
     }
 
-    async fn paid(&mut self, notification_id: Option<String>, t: Transaction) -> Result<Order, PaymentError> {
+    pub(super) async fn paid(
+        &mut self,
+        notification_id: Option<String>,
+        t: Transaction,
+    ) -> Result<Order, PaymentError> {
         if let Some(id) = &notification_id {
             if self.order.notifications_seen.contains(id) {
                 metrics::counter!("payment_notifications_total", "outcome" => "duplicate").increment(1);
@@ -177,8 +115,8 @@ impl PaymentState {
 
     /// Money arrived: confirm the booking, or refund if the place is gone.
     async fn confirm_booking(&mut self) {
-        let Some(system) = self.deps.system.get().cloned() else { return };
-        let appointment = match self.deps.stores.data.appointment(self.order.appointment_id).await {
+        let system = &self.ctx.system;
+        let appointment = match self.ctx.stores.data.appointment(self.order.appointment_id).await {
             Ok(Some(a)) => a,
             other => {
                 tracing::error!(order = %self.order.id, ?other, "paid order without its appointment");
@@ -190,9 +128,7 @@ impl PaymentState {
             Err(crate::BookingError::Unavailable(e)) => {
                 // Not a "no": the schedule actor could not answer. Try again shortly.
                 tracing::warn!(order = %self.order.id, error = %e, "confirming the booking failed; will retry");
-                if let Some(me) = ActorRef::<PaymentMsg>::where_is(self.name()) {
-                    me.send_after(Duration::from_secs(2), || PaymentMsg::CheckProvider);
-                }
+                self.myself.send_after(Duration::from_secs(2), || PaymentMsg::CheckProvider);
             }
             Err(e) => {
                 tracing::warn!(order = %self.order.id, error = %e, "paid, but the place is gone: refunding");
@@ -201,22 +137,17 @@ impl PaymentState {
         }
     }
 
-    fn name(&self) -> String {
-        // Registry names are `<system>/payment:<id>`; only the system knows the prefix.
-        self.deps.system.get().map(|s| s.child_name_payment(self.order.id)).unwrap_or_default()
-    }
-
-    async fn close(&mut self) -> Result<Order, PaymentError> {
+    pub(super) async fn close(&mut self) -> Result<Order, PaymentError> {
         match self.order.status {
             OrderStatus::Created => {}
             OrderStatus::Paying => {
                 let provider = self.provider()?;
-                let t = provider.query_order(&self.order.out_trade_no()).await.map_err(unavailable)?;
+                let t = provider.query_order(&self.order.out_trade_no()).await?;
                 if t.is_paid() {
                     // Paid at the last moment: it is a payment, not a closure.
                     return self.paid(None, t).await;
                 }
-                provider.close_order(&self.order.out_trade_no()).await.map_err(unavailable)?;
+                provider.close_order(&self.order.out_trade_no()).await?;
             }
             _ => return Ok(self.order.clone()),
         }
@@ -227,7 +158,7 @@ impl PaymentState {
         Ok(self.order.clone())
     }
 
-    async fn refund(&mut self, amount: Option<Fen>, reason: String) -> Result<Order, PaymentError> {
+    pub(super) async fn refund(&mut self, amount: Option<Fen>, reason: String) -> Result<Order, PaymentError> {
         if matches!(self.order.status, OrderStatus::Created | OrderStatus::Paying) {
             // Nothing was paid: closing is the refund. (Boxed: closing may find the order paid,
             // which confirms or refunds, which may close: a cycle the compiler needs sized.)
@@ -252,14 +183,16 @@ impl PaymentState {
         };
         if let Err(e) = provider.refund(req).await {
             tracing::warn!(order = %self.order.id, error = %e, "refund request failed; will retry");
-            if let Some(me) = ActorRef::<PaymentMsg>::where_is(self.name()) {
-                me.send_after(Duration::from_secs(5), || PaymentMsg::CheckProvider);
-            }
+            self.myself.send_after(Duration::from_secs(5), || PaymentMsg::CheckProvider);
         }
         Ok(self.order.clone())
     }
 
-    async fn refund_done(&mut self, notification_id: String, n: RefundNotice) -> Result<Order, PaymentError> {
+    pub(super) async fn refund_done(
+        &mut self,
+        notification_id: String,
+        n: RefundNotice,
+    ) -> Result<Order, PaymentError> {
         if self.order.notifications_seen.contains(&notification_id) {
             return Ok(self.order.clone());
         }
@@ -281,7 +214,7 @@ impl PaymentState {
     }
 
     /// Asks the provider about what we are waiting for: a payment, or pending refunds.
-    async fn check_provider(&mut self, myself: &ActorRef<PaymentMsg>) {
+    pub(super) async fn check_provider(&mut self) {
         let Ok(provider) = self.provider() else { return };
         match self.order.status {
             OrderStatus::Paying => match provider.query_order(&self.order.out_trade_no()).await {
@@ -289,7 +222,7 @@ impl PaymentState {
                     let _ = self.paid(None, t).await;
                 }
                 Ok(_) if Utc::now() < self.order.expires_at => {
-                    myself.send_after(self.deps.config.payment_check_after, || PaymentMsg::CheckProvider);
+                    self.myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(order = %self.order.id, error = %e, "order query failed"),
@@ -314,104 +247,11 @@ impl PaymentState {
                     // The same refund number again: the provider answers with the same refund.
                     if let Err(e) = provider.refund(req).await {
                         tracing::warn!(order = %self.order.id, error = %e, "refund retry failed");
-                        myself.send_after(Duration::from_secs(30), || PaymentMsg::CheckProvider);
+                        self.myself.send_after(Duration::from_secs(30), || PaymentMsg::CheckProvider);
                     }
                 }
             }
             _ => {}
         }
-    }
-}
-
-pub struct PaymentActor;
-
-impl Actor for PaymentActor {
-    type Msg = PaymentMsg;
-    type State = PaymentState;
-    type Arguments = PaymentArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        args: PaymentArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        let order = args.deps.stores.data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
-        Ok(PaymentState { order, idle: IdleClock::new(args.deps.config.idle_timeout), deps: args.deps })
-    }
-
-    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
-        state.idle.start(&myself, || PaymentMsg::Tick);
-        // After a restart: pick up whatever was in flight (a payment being made, refunds asked).
-        if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding) {
-            myself.send_after(Duration::from_secs(1), || PaymentMsg::CheckProvider);
-        }
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, PaymentMsg::Tick) {
-            state.idle.touch();
-        }
-        match msg {
-            PaymentMsg::Get { reply } => {
-                let _ = reply.send(state.order.clone());
-            }
-            PaymentMsg::Prepay { openid, reply } => {
-                let _ = reply.send(state.prepay(openid, &myself).await);
-            }
-            PaymentMsg::Paid { notification_id, transaction, reply } => {
-                let r = state.paid(notification_id, transaction).await;
-                if let Some(reply) = reply {
-                    let _ = reply.send(r);
-                }
-            }
-            PaymentMsg::RefundDone { notification_id, notice, reply } => {
-                let _ = reply.send(state.refund_done(notification_id, notice).await);
-            }
-            PaymentMsg::Close { reply } => {
-                let r = state.close().await;
-                if let Err(e) = &r {
-                    tracing::warn!(order = %state.order.id, error = %e, "closing the order failed");
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(r);
-                }
-            }
-            PaymentMsg::Refund { amount, reason, reply } => {
-                let r = state.refund(amount, reason).await;
-                if let Some(reply) = reply {
-                    let _ = reply.send(r);
-                }
-            }
-            PaymentMsg::CheckProvider => state.check_provider(&myself).await,
-            PaymentMsg::Tick => {
-                // Orders waiting on the provider keep their actor (and its timers).
-                let waiting = matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding);
-                state.idle.drain_if_idle(&myself, waiting, &state.order.id);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Payments as an actor kind: keyed by `OrderId`, supervised by `payments`.
-pub struct PaymentKind;
-
-impl ActorKind for PaymentKind {
-    const KIND: &'static str = "payment";
-    const SUPERVISOR: &'static str = "payments";
-    type Id = OrderId;
-    type Actor = PaymentActor;
-
-    fn actor() -> PaymentActor {
-        PaymentActor
-    }
-    fn args(order: OrderId, deps: &Arc<ActorDeps>) -> PaymentArgs {
-        PaymentArgs { order, deps: deps.clone() }
     }
 }

@@ -1,0 +1,81 @@
+//! What the actor system is given (`ActorDeps`) and what every actor holds (`Context`).
+
+use hospital_integrations::wechatpay::WechatPay;
+use hospital_store::Stores;
+use std::sync::Arc;
+
+use crate::config::ActorConfig;
+use crate::effects::EffectSink;
+use crate::events::Events;
+use crate::notifier::NotifyHandle;
+use crate::system::ActorSystem;
+
+/// What the platform gives the actor system: everything is made before it starts (in
+/// dependency order: stores, the event bus, the payment client, the notifier), so nothing is
+/// filled in later. `ActorSystem::start` adds what the system itself makes (`Context`).
+#[derive(Clone)]
+pub struct ActorDeps {
+    pub stores: Stores,
+    pub config: ActorConfig,
+    /// Where actors publish live events (the real-time gateway's bus; `with_events`).
+    pub events: Events,
+    /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
+    /// closed, not paid.
+    pub wechat_pay: Option<Arc<dyn WechatPay>>,
+    /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
+    pub notify: NotifyHandle,
+}
+
+impl ActorDeps {
+    pub fn new(stores: Stores, config: ActorConfig) -> Self {
+        Self { stores, config, events: Events::default(), wechat_pay: None, notify: Default::default() }
+    }
+
+    /// Where actors publish live events (by default they are dropped, and personal ones wait in
+    /// the store's outbox).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Gives the payment actors their provider client.
+    pub fn with_wechat_pay(mut self, client: Arc<dyn WechatPay>) -> Self {
+        self.wechat_pay = Some(client);
+        self
+    }
+
+    /// Where confirmed bookings are reported (`Notifier::handle`).
+    pub fn with_notify(mut self, notify: NotifyHandle) -> Self {
+        self.notify = notify;
+        self
+    }
+}
+
+/// What every actor holds: the platform's `ActorDeps`, and what `ActorSystem::start` made for
+/// its actors before starting the tree: the effect dispatcher's sink and the system's handle
+/// (how an actor reaches actors of other kinds). Nothing in it is filled in later.
+pub struct Context {
+    pub(crate) stores: Stores,
+    pub(crate) config: ActorConfig,
+    pub(crate) events: Events,
+    pub(crate) wechat_pay: Option<Arc<dyn WechatPay>>,
+    pub(crate) notify: NotifyHandle,
+    /// Where booking actors send work for the payment side.
+    pub(crate) effects: EffectSink,
+    /// Reaches actors of other kinds.
+    pub(crate) system: ActorSystem,
+}
+
+impl Context {
+    pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
+        let ActorDeps { stores, config, events, wechat_pay, notify } = deps;
+        Self { stores, config, events, wechat_pay, notify, effects, system }
+    }
+}
+
+impl std::fmt::Debug for ActorDeps {
+    // `Stores` holds trait objects without `Debug`; the config is what is worth printing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorDeps").field("config", &self.config).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,71 @@
+//! The exam actor's handler, and exams as an actor kind.
+
+use hospital_domain::ExamId;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+
+use super::msg::*;
+use super::state::*;
+use crate::deps::Context;
+use crate::idle::IdleClock;
+use crate::kind::ActorKind;
+use crate::supervisor::SpawnKind;
+
+pub struct ExamActor;
+
+impl Actor for ExamActor {
+    type Msg = ExamMsg;
+    type State = ExamState;
+    type Arguments = ExamArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<ExamMsg>, args: ExamArgs) -> Result<ExamState, ActorProcessingErr> {
+        let exam = args.ctx.stores.data.exam(args.id).await?;
+        Ok(ExamState { id: args.id, exam, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
+    }
+
+    async fn post_start(&self, myself: ActorRef<ExamMsg>, state: &mut ExamState) -> Result<(), ActorProcessingErr> {
+        state.idle.start(&myself, || ExamMsg::Tick);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ExamMsg>,
+        msg: ExamMsg,
+        state: &mut ExamState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ExamMsg::Create { exam, reply } => {
+                state.idle.touch();
+                let _ = reply.send(state.create(exam).await);
+            }
+            ExamMsg::Change { change, reply } => {
+                state.idle.touch();
+                let _ = reply.send(state.change(change).await);
+            }
+            ExamMsg::Tick => {
+                state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Exams as an actor kind: keyed by `ExamId`, supervised by `exams`.
+pub struct ExamKind;
+
+impl ActorKind for ExamKind {
+    const KIND: &'static str = "exam";
+    const SUPERVISOR: &'static str = "exams";
+    type Id = ExamId;
+    type Actor = ExamActor;
+}
+
+impl SpawnKind for ExamKind {
+    fn actor() -> ExamActor {
+        ExamActor
+    }
+    fn args(id: ExamId, ctx: &Arc<Context>) -> ExamArgs {
+        ExamArgs { id, ctx: ctx.clone() }
+    }
+}

@@ -1,0 +1,118 @@
+//! The patient actor's handler, and patient sessions as an actor kind.
+
+use hospital_domain::AccountId;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+
+use super::msg::*;
+use super::state::*;
+use crate::deps::Context;
+use crate::idle::IdleClock;
+use crate::kind::ActorKind;
+use crate::supervisor::SpawnKind;
+
+/// The patient session actor (stateless handler; the state is `PatientState`).
+pub struct PatientActor;
+
+impl Actor for PatientActor {
+    type Msg = PatientMsg;
+    type State = PatientState;
+    type Arguments = PatientArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: PatientArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let patients = args.ctx.stores.data.patients_of(args.account).await?;
+        tracing::debug!(account = %args.account, patients = patients.len(), "patient actor loaded");
+        Ok(PatientState {
+            account: args.account,
+            idle: IdleClock::new(args.ctx.config.idle_timeout),
+            ctx: args.ctx,
+            patients,
+        })
+    }
+
+    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.start(&myself, || PatientMsg::Tick);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.stop();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, PatientMsg::Tick) {
+            state.idle.touch();
+        }
+        // Replies are best effort: a caller that timed out has gone, and the write stands.
+        match msg {
+            PatientMsg::ListPatients { reply } => {
+                let _ = reply.send(state.patients.clone());
+            }
+            PatientMsg::AddPatient { record, caps, reply } => {
+                let result = state.add(record, caps).await;
+                if let Err(e) = &result {
+                    tracing::debug!(account = %state.account, error = %e, "patient not added");
+                }
+                let _ = reply.send(result);
+            }
+            PatientMsg::UpdateProfile { change, reply } => {
+                let _ = reply.send(state.update_profile(change).await);
+            }
+            PatientMsg::BindPhone { phone, reply } => {
+                let _ = reply.send(state.bind_phone(phone).await);
+            }
+            PatientMsg::SetPreferences { kinds, reply } => {
+                let _ = reply.send(state.set_preferences(&kinds).await);
+            }
+            PatientMsg::RemovePatient { id, reply } => {
+                let _ = reply.send(state.remove(id).await);
+            }
+            PatientMsg::Book { slot, patient, idempotency_key, reply } => {
+                let _ = reply.send(state.book(slot, patient, idempotency_key).await);
+            }
+            PatientMsg::Reschedule { appointment, slot, reply } => {
+                let _ = reply.send(state.reschedule(appointment, slot).await);
+            }
+            PatientMsg::JoinWaitlist { session, patient, reply } => {
+                let _ = reply.send(state.join_waitlist(session, patient).await);
+            }
+            #[cfg(feature = "fault-injection")]
+            PatientMsg::InjectFault => {
+                panic!("fault injected into patient actor {}", state.account);
+            }
+            PatientMsg::Tick => {
+                state.idle.drain_if_idle(&myself, false, &state.account);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Patient sessions as an actor kind: keyed by `AccountId`, supervised by `patients`.
+pub struct PatientKind;
+
+impl ActorKind for PatientKind {
+    const KIND: &'static str = "patient";
+    const SUPERVISOR: &'static str = "patients";
+    type Id = AccountId;
+    type Actor = PatientActor;
+}
+
+impl SpawnKind for PatientKind {
+    fn actor() -> PatientActor {
+        PatientActor
+    }
+    fn args(account: AccountId, ctx: &Arc<Context>) -> PatientArgs {
+        PatientArgs { account, ctx: ctx.clone() }
+    }
+}

@@ -1,0 +1,26 @@
+//! The patient session actor: one per account, serialising that account's operations on its
+//! patients (就诊人) and its bookings, so rules like "at most N patients" and the real-name
+//! rules (BOOK-6) hold under concurrent requests from several devices. (The account's live
+//! sockets belong to the real-time gateway's hub, not to this actor: an open socket does not
+//! keep it in memory.)
+//!
+//! It is the account's actor: its own rows (profile, phone, notification preferences: `account`)
+//! change through it too, one change at a time.
+//!
+//! Here: `msg` (messages, `PatientError`), `state` (the account's patients and its operations),
+//! `rules` (the account's caps, from memory), `notice` (telling a person's own account),
+//! `actor` (the handler, and the kind), `api` (its `ActorSystem` methods).
+
+mod account;
+mod actor;
+mod api;
+mod msg;
+mod notice;
+mod rules;
+mod state;
+
+pub use account::profile_update;
+pub use actor::{PatientActor, PatientKind};
+pub use msg::{AccountError, PatientError, PatientMsg, ProfileChange};
+pub use rules::{check_account, check_person};
+pub use state::{PatientArgs, PatientState};

@@ -1,0 +1,227 @@
+//! One account's patients in memory (`PatientState`) and its operations: adding and removing
+//! patients, and booking, rescheduling and waitlists after the real-name rules (BOOK-6).
+
+use chrono::{Datelike, Duration as Days, Utc};
+use hospital_domain::appointment::{Appointment, AppointmentStatus};
+use hospital_domain::booking::{BookError, WaitEntry};
+use hospital_domain::order::Order;
+use hospital_domain::schedule::SlotId;
+use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
+use hospital_store::{Conflict, PatientCaps, PatientRecord, StoreError};
+use ractor::RpcReplyPort;
+use std::sync::Arc;
+
+use super::msg::*;
+use super::notice::tell_own_account;
+use super::rules::*;
+use crate::booking::BookingError;
+use crate::deps::Context;
+use crate::error::ActorError;
+use crate::idle::IdleClock;
+use crate::schedule::{Booker, ScheduleKind, ScheduleMsg};
+use crate::system::Retry;
+
+/// Start-up arguments: which account, and the shared dependencies.
+pub struct PatientArgs {
+    pub account: AccountId,
+    pub ctx: Arc<Context>,
+}
+
+/// The live state of one account.
+pub struct PatientState {
+    pub(super) account: AccountId,
+    pub(super) ctx: Arc<Context>,
+    /// The account's patients, oldest first: the store's rows as of the last successful write.
+    pub(super) patients: Vec<PatientRecord>,
+    pub(super) idle: IdleClock,
+}
+
+impl PatientState {
+    pub(super) async fn add(
+        &mut self,
+        record: PatientRecord,
+        caps: PatientCaps,
+    ) -> Result<PatientRecord, PatientError> {
+        if record.account_id != self.account {
+            return Err(PatientError::WrongAccount);
+        }
+        if self.patients.iter().any(|p| p.id == record.id) {
+            return Err(PatientError::DuplicatePatient);
+        }
+        check_account(&self.patients, &record.id_card_index, caps.per_account)?;
+        // The store checks again atomically, and the person's cap across accounts: it is the
+        // truth if another process (or another account's actor) wrote meanwhile.
+        let others = match self.ctx.stores.data.add_patient(&record, caps).await {
+            Ok(others) => others,
+            Err(StoreError::Conflict(Conflict::PatientCap)) => {
+                return Err(PatientError::PatientCap { cap: caps.per_account })
+            }
+            Err(StoreError::Conflict(Conflict::Patient)) => return Err(PatientError::DuplicatePatient),
+            Err(StoreError::Conflict(Conflict::PersonCap)) => {
+                return Err(PatientError::PersonAccountCap { cap: caps.accounts_per_person })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.patients.push(record.clone());
+        tell_own_account(&self.ctx, self.account, &record, &others).await;
+        Ok(record)
+    }
+
+    pub(super) fn patient(&self, id: PatientId) -> Result<&PatientRecord, BookingError> {
+        self.patients.iter().find(|p| p.id == id).ok_or(BookingError::NoSuchPatient)
+    }
+
+    /// The real-name rules (BOOK-6) for `person` booking in `department` on `date`, read from
+    /// the person's appointments across all accounts. `moving` is an appointment being moved,
+    /// which does not count against its own move.
+    async fn check_rules(
+        &self,
+        person: &str,
+        department: hospital_domain::DepartmentId,
+        date: chrono::NaiveDate,
+        moving: Option<AppointmentId>,
+    ) -> Result<(), BookingError> {
+        let cfg = &self.ctx.config;
+        let window = Days::from_std(cfg.no_show_window).unwrap_or(Days::days(90));
+        let from = (date - window).min(date - Days::days(7));
+        let to = date + Days::days(7);
+        let history = self.ctx.stores.data.appointments_of_person(person, from, to).await?;
+        let live = |a: &&Appointment| {
+            Some(a.id) != moving
+                && matches!(
+                    a.status,
+                    AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn
+                )
+        };
+        if history.iter().filter(live).any(|a| a.department_id == department && a.date == date) {
+            return Err(BookingError::Rule {
+                reason: "one_per_department_day",
+                message: "this person already has a booking in this department on this day".into(),
+            });
+        }
+        let week = date.iso_week();
+        let this_week = history
+            .iter()
+            .filter(|a| Some(a.id) != moving && a.date.iso_week() == week)
+            .filter(|a| {
+                matches!(
+                    a.status,
+                    AppointmentStatus::Held
+                        | AppointmentStatus::Confirmed
+                        | AppointmentStatus::CheckedIn
+                        | AppointmentStatus::Seen
+                )
+            })
+            .count();
+        if this_week >= cfg.weekly_cap {
+            return Err(BookingError::Rule {
+                reason: "weekly_cap",
+                message: format!("at most {} bookings per person per week", cfg.weekly_cap),
+            });
+        }
+        let today = cfg.zone.local_date(Utc::now());
+        let missed: Vec<_> = history
+            .iter()
+            .filter(|a| a.status == AppointmentStatus::Missed && a.date > today - window)
+            .map(|a| a.date)
+            .collect();
+        if missed.len() >= cfg.no_show_limit {
+            let last = missed.iter().max().copied().unwrap_or(today);
+            let until = last + Days::from_std(cfg.no_show_ban).unwrap_or(Days::days(30));
+            if today < until {
+                return Err(BookingError::Rule {
+                    reason: "no_show_ban",
+                    message: format!("{} missed appointments: booking is suspended until {until}", missed.len()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the doctor's schedule actor (a message it never received is sent to its successor).
+    async fn schedule_call<T: Send + 'static>(
+        &self,
+        doctor: hospital_domain::DoctorId,
+        build: impl Fn(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
+    ) -> Result<T, BookingError> {
+        self.ctx.system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
+    }
+
+    pub(super) async fn book(
+        &mut self,
+        slot: SlotId,
+        patient: PatientId,
+        key: Option<String>,
+    ) -> Result<(Appointment, Order), BookingError> {
+        let data = &self.ctx.stores.data;
+        if let Some(k) = &key {
+            // A retried request: the same answer, from the store (it survives restarts).
+            if let Some(a) = data
+                .appointments_of_account(self.account)
+                .await?
+                .into_iter()
+                .find(|a| a.idempotency_key.as_deref() == Some(k))
+            {
+                let o = data.order(a.order_id).await?.ok_or(BookingError::NoSuchAppointment)?;
+                return Ok((a, o));
+            }
+        }
+        let p = self.patient(patient)?.clone();
+        let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        // The cheap answer first: in a release storm almost every attempt is refused as sold out
+        // (or not yet released), and the doctor's actor says so from memory; only a slot with a
+        // place left is worth reading the person's history for the real-name rules.
+        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
+        self.check_rules(&p.id_card_index, session.department_id, session.date, None).await?;
+        let booker = Booker {
+            account_id: self.account,
+            patient_id: p.id,
+            person: p.id_card_index.clone(),
+            patient_name: p.name.clone(),
+            idempotency_key: key,
+        };
+        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
+    }
+
+    pub(super) async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
+        let data = &self.ctx.stores.data;
+        let current = data
+            .appointment(id)
+            .await?
+            .filter(|a| a.account_id == self.account)
+            .ok_or(BookingError::NoSuchAppointment)?;
+        let target = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        if target.doctor_id != current.doctor_id {
+            return Err(BookingError::OtherDoctor);
+        }
+        self.check_rules(&current.person, target.department_id, target.date, Some(id)).await?;
+        let account = self.account;
+        self.schedule_call(current.doctor_id, |reply| ScheduleMsg::Move { appointment: id, account, slot, reply }).await
+    }
+
+    pub(super) async fn join_waitlist(
+        &mut self,
+        session: SessionId,
+        patient: PatientId,
+    ) -> Result<usize, BookingError> {
+        let p = self.patient(patient)?.clone();
+        let s = self.ctx.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        self.check_rules(&p.id_card_index, s.department_id, s.date, None).await?;
+        let entry = WaitEntry {
+            account_id: self.account,
+            patient_id: p.id,
+            person: p.id_card_index,
+            patient_name: p.name,
+            joined_at: Utc::now(),
+        };
+        self.schedule_call(s.doctor_id, |reply| ScheduleMsg::JoinWaitlist { session, entry: entry.clone(), reply })
+            .await
+    }
+
+    pub(super) async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {
+        let removed = self.ctx.stores.data.remove_patient(self.account, id).await?;
+        // Drop it from memory even if the store had none: memory must not hold what the store lacks.
+        self.patients.retain(|p| p.id != id);
+        Ok(removed)
+    }
+}

@@ -1,0 +1,109 @@
+//! The payment actor's handler, and payments as an actor kind.
+
+use hospital_domain::order::OrderStatus;
+use hospital_domain::OrderId;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::msg::*;
+use super::state::*;
+use crate::deps::Context;
+use crate::idle::IdleClock;
+use crate::kind::ActorKind;
+use crate::supervisor::SpawnKind;
+
+pub struct PaymentActor;
+
+impl Actor for PaymentActor {
+    type Msg = PaymentMsg;
+    type State = PaymentState;
+    type Arguments = PaymentArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: PaymentArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let order = args.ctx.stores.data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
+        Ok(PaymentState { myself, order, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
+    }
+
+    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.start(&myself, || PaymentMsg::Tick);
+        // After a restart: pick up whatever was in flight (a payment being made, refunds asked).
+        if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding) {
+            myself.send_after(Duration::from_secs(1), || PaymentMsg::CheckProvider);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, PaymentMsg::Tick) {
+            state.idle.touch();
+        }
+        match msg {
+            PaymentMsg::Get { reply } => {
+                let _ = reply.send(state.order.clone());
+            }
+            PaymentMsg::Prepay { openid, reply } => {
+                let _ = reply.send(state.prepay(openid).await);
+            }
+            PaymentMsg::Paid { notification_id, transaction, reply } => {
+                let r = state.paid(notification_id, transaction).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            PaymentMsg::RefundDone { notification_id, notice, reply } => {
+                let _ = reply.send(state.refund_done(notification_id, notice).await);
+            }
+            PaymentMsg::Close { reply } => {
+                let r = state.close().await;
+                if let Err(e) = &r {
+                    tracing::warn!(order = %state.order.id, error = %e, "closing the order failed");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            PaymentMsg::Refund { amount, reason, reply } => {
+                let r = state.refund(amount, reason).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            PaymentMsg::CheckProvider => state.check_provider().await,
+            PaymentMsg::Tick => {
+                // Orders waiting on the provider keep their actor (and its timers).
+                let waiting = matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding);
+                state.idle.drain_if_idle(&myself, waiting, &state.order.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Payments as an actor kind: keyed by `OrderId`, supervised by `payments`.
+pub struct PaymentKind;
+
+impl ActorKind for PaymentKind {
+    const KIND: &'static str = "payment";
+    const SUPERVISOR: &'static str = "payments";
+    type Id = OrderId;
+    type Actor = PaymentActor;
+}
+
+impl SpawnKind for PaymentKind {
+    fn actor() -> PaymentActor {
+        PaymentActor
+    }
+    fn args(order: OrderId, ctx: &Arc<Context>) -> PaymentArgs {
+        PaymentArgs { order, ctx: ctx.clone() }
+    }
+}

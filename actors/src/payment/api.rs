@@ -1,0 +1,60 @@
+//! The payment side of `ActorSystem`, and the effect dispatcher: it takes the `Effect`s booking
+//! actors emit once their change is durable (close an unpaid order, refund a paid one) and hands
+//! each to the order's payment actor. A schedule actor never waits on a payment provider.
+
+use hospital_domain::order::Order;
+use hospital_domain::{Fen, OrderId};
+use hospital_integrations::wechatpay::{RefundNotice, RequestPaymentParams, Transaction};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::actor::PaymentKind;
+use super::msg::{PaymentError, PaymentMsg};
+use crate::effects::Effect;
+use crate::error::ActorError;
+use crate::system::{asks, ActorSystem};
+
+impl ActorSystem {
+    asks! { PaymentKind:
+        /// The order as its payment actor holds it.
+        pub fn order(order: OrderId) -> Order = reads |reply| PaymentMsg::Get { reply };
+        /// The `wx.requestPayment` parameters for an order.
+        pub fn prepay(order: OrderId, openid: String) -> RequestPaymentParams, PaymentError
+            = once |reply| PaymentMsg::Prepay { openid: openid.clone(), reply };
+        /// A verified payment notification (or query result) for an order.
+        pub fn payment_notified(order: OrderId, notification_id: String, transaction: Transaction) -> Order, PaymentError
+            = once |reply| PaymentMsg::Paid {
+                notification_id: Some(notification_id.clone()),
+                transaction: transaction.clone(),
+                reply: Some(reply),
+            };
+        /// A verified refund notification for an order.
+        pub fn refund_notified(order: OrderId, notification_id: String, notice: RefundNotice) -> Order, PaymentError
+            = once |reply| PaymentMsg::RefundDone { notification_id: notification_id.clone(), notice: notice.clone(), reply };
+        /// Refunds part or all of a paid order (staff-initiated, PAY-6).
+        pub fn refund(order: OrderId, amount: Option<Fen>, reason: String) -> Order, PaymentError
+            = once |reply| PaymentMsg::Refund { amount, reason: reason.clone(), reply: Some(reply) };
+    }
+
+    /// Carries out one effect through the order's payment actor.
+    async fn run_effect(&self, effect: Effect) -> Result<(), ActorError> {
+        match effect {
+            Effect::CloseOrder(order) => self.tell::<PaymentKind>(order, PaymentMsg::Close { reply: None }).await,
+            Effect::Refund { order, reason } => {
+                self.tell::<PaymentKind>(order, PaymentMsg::Refund { amount: None, reason, reply: None }).await
+            }
+        }
+    }
+}
+
+/// The effect dispatcher (started by `ActorSystem::start`): one task per effect, so a slow
+/// provider call does not hold up the others.
+pub(crate) async fn dispatch(system: ActorSystem, mut rx: UnboundedReceiver<Effect>) {
+    while let Some(effect) = rx.recv().await {
+        let system = system.clone();
+        tokio::spawn(async move {
+            if let Err(e) = system.run_effect(effect.clone()).await {
+                tracing::warn!(?effect, error = %e, "effect failed; the payment actor's timers will retry");
+            }
+        });
+    }
+}

@@ -1,0 +1,18 @@
+//! The payment actor: one per order (PAY-4, PAY-6). It is the only writer of its order, so each
+//! provider notification is handled exactly once (a repeat finds the order already paid and the
+//! notification id already seen), a late notification is chased by querying the provider, an
+//! order whose hold lapsed is closed at the provider, and refunds are asked for and tracked.
+//!
+//! Here: `msg` (messages, `PaymentError`), `state` (the order and what the provider's answers do
+//! to it), `actor` (the handler, and the kind), `api` (its `ActorSystem` methods, and the effect
+//! dispatcher).
+
+mod actor;
+mod api;
+mod msg;
+mod state;
+
+pub use actor::{PaymentActor, PaymentKind};
+pub(crate) use api::dispatch;
+pub use msg::{PaymentError, PaymentMsg};
+pub use state::{PaymentArgs, PaymentState};

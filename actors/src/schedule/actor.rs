@@ -1,0 +1,272 @@
+//! The doctor schedule actor's handler, and schedules as an actor kind.
+
+use chrono::Utc;
+use hospital_domain::booking::{BookError, DoctorBook};
+use hospital_domain::DoctorId;
+use hospital_store::BookingWrite;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::check_in::*;
+use super::msg::*;
+use super::state::*;
+use crate::booking::BookingError;
+use crate::deps::Context;
+use crate::idle::IdleClock;
+use crate::kind::ActorKind;
+use crate::pipeline::WritePipeline;
+use crate::supervisor::SpawnKind;
+
+/// The doctor schedule actor (stateless handler; the state is `ScheduleState`).
+pub struct ScheduleActor;
+
+impl Actor for ScheduleActor {
+    type Msg = ScheduleMsg;
+    type State = ScheduleState;
+    type Arguments = ScheduleArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ScheduleArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // A predecessor (before a panic) may still be writing what it acknowledged: wait for it,
+        // so the book loaded below includes every acknowledged change.
+        let owner = myself.get_name().unwrap_or_else(|| format!("schedule:{}", args.doctor));
+        let guard = WritePipeline::quiesce(&owner).await;
+        let (books, today) = load_window(args.doctor, &args.ctx).await?;
+        tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
+        let me = myself.clone();
+        let pipeline = WritePipeline::start(args.ctx.stores.data.clone(), guard, move |e| {
+            let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
+        });
+        Ok(ScheduleState {
+            doctor: args.doctor,
+            idle: IdleClock::new(args.ctx.config.idle_timeout),
+            ctx: args.ctx,
+            book: DoctorBook::new(books),
+            loaded_on: today,
+            pipeline,
+            expiry: None,
+        })
+    }
+
+    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.start(&myself, || ScheduleMsg::Tick);
+        state.expiry = Some(myself.send_interval(Duration::from_secs(1), || ScheduleMsg::ExpireTick));
+        // Holds that lapsed while no actor ran are freed at once.
+        let _ = myself.cast(ScheduleMsg::ExpireTick);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.stop();
+        if let Some(t) = state.expiry.take() {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, ScheduleMsg::Tick | ScheduleMsg::ExpireTick) {
+            state.idle.touch();
+        }
+        match msg {
+            ScheduleMsg::GetSchedule { from, to, reply } => {
+                let out = state
+                    .book
+                    .sessions
+                    .values()
+                    .filter(|b| b.session.date >= from && b.session.date <= to)
+                    .map(SessionAvailability::of)
+                    .collect::<Vec<_>>();
+                let mut out = out;
+                out.sort_by_key(|s| (s.session.date, s.session.period));
+                let _ = reply.send(out);
+            }
+            ScheduleMsg::Probe { slot, reply } => {
+                let answer = match state.book.session(slot.session_id) {
+                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
+                    Some(b) => b.bookable(slot.segment, Utc::now()).map_err(BookingError::from),
+                };
+                if matches!(answer, Err(BookingError::Book(BookError::SoldOut))) {
+                    metrics::counter!("booking_attempts_total").increment(1);
+                    metrics::counter!("booking_sold_out_total").increment(1);
+                }
+                let _ = reply.send(answer);
+            }
+            ScheduleMsg::Hold { slot, booker, reply } => {
+                metrics::counter!("booking_attempts_total").increment(1);
+                match state.hold(slot, booker) {
+                    Ok((w, a, o)) => {
+                        metrics::counter!("booking_holds_total").increment(1);
+                        state.persist(w, vec![], Some(reply), Ok((a, o)));
+                    }
+                    Err(e) => {
+                        if matches!(e, BookingError::Book(BookError::SoldOut)) {
+                            metrics::counter!("booking_sold_out_total").increment(1);
+                        }
+                        // A refusal changed nothing: answer at once, from memory.
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ScheduleMsg::Confirm { appointment, reply } => {
+                let stored = if state.book.session_of(appointment).is_none() {
+                    state.ctx.stores.data.appointment(appointment).await.ok().flatten()
+                } else {
+                    None
+                };
+                match state.confirm(appointment, stored) {
+                    Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ScheduleMsg::Cancel { appointment, account, reply } => match state.cancel(appointment, account) {
+                Ok((w, effects, a)) => state.persist(w, effects, Some(reply), Ok(a)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            ScheduleMsg::Move { appointment, account, slot, reply } => {
+                match state.move_to(appointment, account, slot) {
+                    Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ScheduleMsg::JoinWaitlist { session, entry, reply } => {
+                let r = match state.book.session_mut(session) {
+                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
+                    Some(b) => b.join_waitlist(entry, Utc::now()).map_err(BookingError::from),
+                };
+                match r {
+                    Ok(pos) => {
+                        let w = BookingWrite { waitlists: vec![state.waitlist_write(session)], ..Default::default() };
+                        state.persist(w, vec![], Some(reply), Ok(pos));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ScheduleMsg::LeaveWaitlist { session, patient, reply } => {
+                let left = state.book.session_mut(session).is_some_and(|b| b.leave_waitlist(patient));
+                if left {
+                    let w = BookingWrite { waitlists: vec![state.waitlist_write(session)], ..Default::default() };
+                    state.pipeline.push(w, move |_| {
+                        let _ = reply.send(true);
+                    });
+                } else {
+                    let _ = reply.send(false);
+                }
+            }
+            ScheduleMsg::SetQuota { session, segment, quota, reply } => {
+                let r = match state.book.session_mut(session) {
+                    None => Err(BookingError::Book(BookError::NoSuchSlot)),
+                    Some(b) => b.set_quota(segment, quota).map(|_| b.session.clone()).map_err(BookingError::from),
+                };
+                match r {
+                    Ok(s) => {
+                        let mut w = BookingWrite { sessions: vec![s.clone()], ..Default::default() };
+                        state.offer(session, &mut w);
+                        state.persist(w, vec![], Some(reply), Ok(s));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ScheduleMsg::StopSession { session, reply } => match state.stop(session) {
+                Ok((w, effects, report)) => state.persist(w, effects, Some(reply), Ok(report)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            ScheduleMsg::SessionAppointments { session, reply } => {
+                let list = state.book.session(session).map(|b| b.live().cloned().collect()).unwrap_or_default();
+                let _ = reply.send(list);
+            }
+            ScheduleMsg::AddSessions { sessions, reply } => match state.add_sessions(sessions).await {
+                Ok((w, added)) => state.persist(w, vec![], Some(reply), Ok(added)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            ScheduleMsg::UpdateSession { session, fee, release_at, reply } => {
+                match state.update_session(session, fee, release_at).await {
+                    Ok((w, s)) => state.persist(w, vec![], Some(reply), Ok(s)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ScheduleMsg::CheckIn { appointment, account, reply } => {
+                let now = Utc::now();
+                let today = state.ctx.config.zone.local_date(now);
+                match check_in_book(&mut state.book, appointment, account, today, now) {
+                    Ok((a, true)) => {
+                        let w = BookingWrite { appointments: vec![a.clone()], ..Default::default() };
+                        state.persist(w, vec![], Some(reply), Ok(a));
+                    }
+                    r => {
+                        let _ = reply.send(r.map(|(a, _)| a));
+                    }
+                }
+            }
+            #[cfg(feature = "fault-injection")]
+            ScheduleMsg::InjectFault => {
+                panic!("fault injected into schedule actor {}", state.doctor);
+            }
+            ScheduleMsg::ExpireTick => {
+                if let Some((w, effects)) = state.expire_due() {
+                    state.persist::<()>(w, effects, None, Ok(()));
+                }
+            }
+            ScheduleMsg::WriteFailed(e) => {
+                // Memory may be ahead of the disk: rebuild from the durable truth.
+                return Err(format!("booking write failed ({e}); restarting from the store").into());
+            }
+            ScheduleMsg::Tick => {
+                // Holds and waitlists need this actor's timer: it stays while it has any.
+                let busy = state.book.has_holds() || state.book.has_waitlists();
+                let stopped = state.idle.drain_if_idle(&myself, busy, &state.doctor);
+                if !stopped && state.ctx.config.zone.local_date(Utc::now()) != state.loaded_on {
+                    // Midnight passed: move the window so "60 days ahead" stays true.
+                    if let Err(e) = state.refresh().await {
+                        tracing::warn!(doctor = %state.doctor, error = %e, "schedule window move failed");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Doctor schedules as an actor kind: keyed by `DoctorId`, supervised by `schedules`.
+pub struct ScheduleKind;
+
+impl ActorKind for ScheduleKind {
+    const KIND: &'static str = "schedule";
+    const SUPERVISOR: &'static str = "schedules";
+    type Id = DoctorId;
+    type Actor = ScheduleActor;
+}
+
+impl SpawnKind for ScheduleKind {
+    fn actor() -> ScheduleActor {
+        ScheduleActor
+    }
+    fn args(doctor: DoctorId, ctx: &Arc<Context>) -> ScheduleArgs {
+        ScheduleArgs { doctor, ctx: ctx.clone() }
+    }
+}

@@ -1,0 +1,18 @@
+//! The doctor schedule actor: one per doctor, the single owner of that doctor's sessions, holds,
+//! bookings and waitlists (a `DoctorBook`). Booking a slot is serialised here, per doctor, with no
+//! global lock: "sold out" is answered from memory, a change is applied in memory, queued on the
+//! actor's write pipeline, and answered once durable. A restart rebuilds the book from the store.
+//!
+//! Here: `msg` (messages and answer payloads), `state` (the book and what each change does to it),
+//! `actor` (the handler, and the kind), `check_in` (the schedule's half of 签到), `api` (its
+//! `ActorSystem` methods).
+
+mod actor;
+mod api;
+mod check_in;
+mod msg;
+mod state;
+
+pub use actor::{ScheduleActor, ScheduleKind};
+pub use msg::{Booker, ScheduleMsg, SessionAvailability, SessionsAdded, StopReport};
+pub use state::{ScheduleArgs, ScheduleState};

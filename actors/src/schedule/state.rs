@@ -1,0 +1,540 @@
+//! A doctor's schedule in memory (`ScheduleState`: the `DoctorBook`, its write pipeline and
+//! clocks) and what each change does to it: the write it needs, the effects, messages and events.
+
+use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
+use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
+use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, WaitEntry};
+use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
+use hospital_domain::message::{Message, MessageKind};
+use hospital_domain::order::{Order, OrderKind, OrderStatus};
+use hospital_domain::schedule::{ClinicSession, SlotId};
+use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, SessionId};
+use hospital_store::{BookingWrite, PendingEvent, StoreError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::msg::*;
+use crate::booking::BookingError;
+use crate::deps::Context;
+use crate::effects::Effect;
+use crate::idle::IdleClock;
+use crate::pipeline::WritePipeline;
+
+/// Start-up arguments: which doctor, and the shared dependencies.
+pub struct ScheduleArgs {
+    pub doctor: DoctorId,
+    pub ctx: Arc<Context>,
+}
+
+/// The live state of one doctor's schedule.
+pub struct ScheduleState {
+    pub(super) doctor: DoctorId,
+    pub(super) ctx: Arc<Context>,
+    pub(super) book: DoctorBook,
+    /// The local date the window was computed on; when the day changes the window moves.
+    pub(super) loaded_on: NaiveDate,
+    pub(super) pipeline: WritePipeline,
+    pub(super) idle: IdleClock,
+    pub(super) expiry: Option<ractor::concurrency::JoinHandle<()>>,
+}
+
+pub(super) async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
+    let today = ctx.config.zone.local_date(Utc::now());
+    // Yesterday too: a session that ran late last night may still be asked about.
+    let from = today - Days::days(1);
+    let to = today + Days::days(i64::from(ctx.config.schedule_days_ahead));
+    let data = &ctx.stores.data;
+    let sessions = data.sessions_of_doctor(doctor, from, to).await?;
+    let mut by_session: HashMap<SessionId, Vec<Appointment>> = HashMap::new();
+    for a in data.appointments_of_doctor(doctor, from, to).await? {
+        by_session.entry(a.slot.session_id).or_default().push(a);
+    }
+    let mut waitlists: HashMap<SessionId, Vec<WaitEntry>> =
+        data.waitlists_of_doctor(doctor).await?.into_iter().collect();
+    let books = sessions
+        .into_iter()
+        .map(|s| {
+            let id = s.id;
+            SessionBook::new(s, by_session.remove(&id).unwrap_or_default(), waitlists.remove(&id).unwrap_or_default())
+        })
+        .collect();
+    Ok((books, today))
+}
+
+pub(super) fn chrono(d: Duration) -> Days {
+    Days::from_std(d).unwrap_or(Days::minutes(15))
+}
+
+fn order_for(a: &Appointment) -> Order {
+    Order {
+        id: a.order_id,
+        kind: OrderKind::Registration,
+        account_id: a.account_id,
+        appointment_id: a.id,
+        description: format!("挂号费 {} {}", a.date, a.period.label()),
+        amount: a.fee,
+        status: OrderStatus::Created,
+        created_at: a.created_at,
+        expires_at: a.hold_expires_at,
+        paid_at: None,
+        transaction_id: None,
+        refunds: vec![],
+        notifications_seen: vec![],
+    }
+}
+
+pub(super) fn message(a: &Appointment, kind: MessageKind, title: &str, body: String) -> Message {
+    Message::new(a.account_id, kind, title, body, Some(a.id.to_string()), Utc::now())
+}
+
+impl ScheduleState {
+    /// Queues `write`, then (once durable) runs `effects` and answers with `answer`.
+    pub(super) fn persist<T: Send + 'static>(
+        &self,
+        write: BookingWrite,
+        effects: Vec<Effect>,
+        reply: Option<Reply<T>>,
+        answer: Result<T, BookingError>,
+    ) {
+        let sink = self.ctx.effects.clone();
+        let events = self.ctx.events.clone();
+        let mut write = write;
+        write.events = self.personal_events(&write);
+        let personal = write.events.clone();
+        let topics = self.topic_events(&write);
+        let confirmed: Vec<Appointment> =
+            write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
+        let notify = self.ctx.notify.clone();
+        self.pipeline.push(write, move |r| {
+            let answer = match r {
+                Ok(()) => {
+                    for e in effects {
+                        sink.send(e);
+                    }
+                    // Confirmed bookings (a payment, a move) get their confirmation and reminders.
+                    notify.confirmed(&confirmed);
+                    // Only durable changes are announced.
+                    events.durable(personal);
+                    for t in topics {
+                        events.topic(t);
+                    }
+                    answer
+                }
+                Err(e) => Err(BookingError::from(e)),
+            };
+            if let Some(reply) = reply {
+                let _ = reply.send(answer);
+            }
+        });
+    }
+
+    /// What each account sees of a change: its appointments, orders and messages, written with
+    /// the change (the outbox) and announced once it is durable.
+    fn personal_events(&self, w: &BookingWrite) -> Vec<PendingEvent> {
+        let appointments =
+            w.appointments.iter().map(|a| PendingEvent::new(a.account_id, PersonalEvent::Appointment(a.into())));
+        let orders = w.orders.iter().map(|o| PendingEvent::new(o.account_id, PersonalEvent::Order(o.into())));
+        let messages = w.messages.iter().map(PendingEvent::message);
+        appointments.chain(orders).chain(messages).collect()
+    }
+
+    /// The new places left of every session a change touched, for the doctor's and the
+    /// department's topics (BOOK-2).
+    fn topic_events(&self, w: &BookingWrite) -> Vec<TopicEvent> {
+        let mut ev = Vec::new();
+        let mut touched: Vec<SessionId> = w.appointments.iter().map(|a| a.slot.session_id).collect();
+        touched.extend(w.sessions.iter().map(|s| s.id));
+        touched.extend(w.waitlists.iter().map(|x| x.1));
+        touched.sort();
+        touched.dedup();
+        for sid in touched {
+            if let Some(a) = self.availability(sid) {
+                let department = a.department_id;
+                ev.push(TopicEvent::availability(format!("doctor:{}", self.doctor), a.clone()));
+                ev.push(TopicEvent::availability(format!("department:{department}"), a));
+            }
+        }
+        ev
+    }
+
+    pub(super) fn availability(&self, session: SessionId) -> Option<Availability> {
+        self.book.session(session).map(|b| SessionAvailability::of(b).live())
+    }
+
+    pub(super) fn waitlist_write(&self, session: SessionId) -> (DoctorId, SessionId, Vec<WaitEntry>) {
+        let list = self.book.session(session).map(|b| b.waitlist.iter().cloned().collect()).unwrap_or_default();
+        (self.doctor, session, list)
+    }
+
+    /// Offers freed places in `session` to its waitlist, adding the offers to `w`.
+    pub(super) fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
+        let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
+        let Some(b) = self.book.session_mut(session) else { return };
+        let before = b.waitlist.len();
+        let offers = b.offer_to_waitlist(Utc::now(), hold_for, || (AppointmentId::new(), OrderId::new()));
+        if offers.is_empty() && before == b.waitlist.len() {
+            return;
+        }
+        self.book.reindex(session);
+        for a in offers {
+            metrics::counter!("booking_waitlist_offers_total").increment(1);
+            w.orders.push(order_for(&a));
+            w.messages.push(message(
+                &a,
+                MessageKind::WaitlistOffer,
+                "候补成功",
+                format!(
+                    "{} {} 有号了：已为{}保留，请在{}前支付，逾期将让给下一位。",
+                    a.date,
+                    a.period.label(),
+                    a.patient_name,
+                    self.ctx.config.zone.show(a.hold_expires_at)
+                ),
+            ));
+            w.appointments.push(a);
+        }
+        w.waitlists.push(self.waitlist_write(session));
+    }
+
+    pub(super) fn hold(
+        &mut self,
+        slot: SlotId,
+        booker: Booker,
+    ) -> Result<(BookingWrite, Appointment, Order), BookingError> {
+        let now = Utc::now();
+        let req = HoldRequest {
+            appointment_id: AppointmentId::new(),
+            order_id: OrderId::new(),
+            account_id: booker.account_id,
+            patient_id: booker.patient_id,
+            person: booker.person,
+            patient_name: booker.patient_name,
+            idempotency_key: booker.idempotency_key,
+            now,
+            hold_for: chrono(self.ctx.config.hold_ttl),
+        };
+        let had_waiting =
+            self.book.session(slot.session_id).is_some_and(|b| b.waitlist.iter().any(|x| x.person == req.person));
+        let a = self.book.hold(slot, &req)?;
+        let order = order_for(&a);
+        let mut w = BookingWrite { appointments: vec![a.clone()], orders: vec![order.clone()], ..Default::default() };
+        if had_waiting {
+            w.waitlists.push(self.waitlist_write(slot.session_id));
+        }
+        Ok((w, a, order))
+    }
+
+    pub(super) fn confirm(
+        &mut self,
+        id: AppointmentId,
+        stored: Option<Appointment>,
+    ) -> Result<(BookingWrite, Appointment), BookingError> {
+        let now = Utc::now();
+        let session = match self.book.session_of(id) {
+            Some(s) => s,
+            None => {
+                // Paid after the hold lapsed: take a place in the same slot again if one is free.
+                let old = stored.ok_or(BookingError::NoSuchAppointment)?;
+                if old.status == AppointmentStatus::Confirmed {
+                    return Ok((BookingWrite::default(), old));
+                }
+                // Held in the store but gone from memory: its lapse is being written (queued on
+                // this actor's pipeline before anything we write now), so it counts as lapsed.
+                if !matches!(old.status, AppointmentStatus::Expired | AppointmentStatus::Held) {
+                    return Err(BookingError::Book(BookError::NoSuchAppointment));
+                }
+                let req = HoldRequest {
+                    appointment_id: old.id,
+                    order_id: old.order_id,
+                    account_id: old.account_id,
+                    patient_id: old.patient_id,
+                    person: old.person.clone(),
+                    patient_name: old.patient_name.clone(),
+                    idempotency_key: old.idempotency_key.clone(),
+                    now,
+                    hold_for: Days::minutes(1),
+                };
+                self.book.hold(old.slot, &req)?;
+                old.slot.session_id
+            }
+        };
+        let b = self.book.session_mut(session).ok_or(BookingError::NoSuchAppointment)?;
+        let a = b.confirm(id, now)?;
+        metrics::counter!("booking_confirmed_total").increment(1);
+        let msg = message(
+            &a,
+            MessageKind::BookingSuccess,
+            "预约成功",
+            format!(
+                "{}：{} {} 第{}号，挂号单号 {}。",
+                a.patient_name,
+                a.date,
+                a.period.label(),
+                a.place,
+                a.slip_no.clone().unwrap_or_default()
+            ),
+        );
+        Ok((BookingWrite { appointments: vec![a.clone()], messages: vec![msg], ..Default::default() }, a))
+    }
+
+    pub(super) fn cancel(
+        &mut self,
+        id: AppointmentId,
+        account: Option<AccountId>,
+    ) -> Result<(BookingWrite, Vec<Effect>, Appointment), BookingError> {
+        let now = Utc::now();
+        let session = self.book.session_of(id).ok_or(BookingError::NoSuchAppointment)?;
+        let b = self.book.session_mut(session).expect("indexed");
+        let current = b.appointment(id).cloned().ok_or(BookingError::NoSuchAppointment)?;
+        if let Some(acc) = account {
+            if current.account_id != acc {
+                // Someone else's appointment is as good as absent.
+                return Err(BookingError::NoSuchAppointment);
+            }
+            if current.status == AppointmentStatus::Confirmed {
+                let seg = &b.session.segments[current.slot.segment as usize];
+                let cutoff =
+                    self.ctx.config.zone.to_utc(current.date, seg.start) - chrono(self.ctx.config.cancel_cutoff);
+                if now >= cutoff {
+                    return Err(BookingError::PastCutoff { cutoff });
+                }
+            }
+        }
+        let a = b.cancel(id, now, CancelReason::Patient)?;
+        self.book.reindex(session);
+        metrics::counter!("booking_cancelled_total").increment(1);
+        let effect = match current.status {
+            AppointmentStatus::Held => Effect::CloseOrder(a.order_id),
+            _ => Effect::Refund { order: a.order_id, reason: "预约取消".into() },
+        };
+        let mut w = BookingWrite { appointments: vec![a.clone()], ..Default::default() };
+        self.offer(session, &mut w);
+        Ok((w, vec![effect], a))
+    }
+
+    pub(super) fn move_to(
+        &mut self,
+        id: AppointmentId,
+        account: AccountId,
+        slot: SlotId,
+    ) -> Result<(BookingWrite, Appointment), BookingError> {
+        let now = Utc::now();
+        let from_session = self.book.session_of(id).ok_or(BookingError::NoSuchAppointment)?;
+        let current = self.book.find(id).cloned().ok_or(BookingError::NoSuchAppointment)?;
+        if current.account_id != account {
+            return Err(BookingError::NoSuchAppointment);
+        }
+        // Only a hold or a confirmed booking moves: a checked-in, seen or missed one is history.
+        if !matches!(current.status, AppointmentStatus::Held | AppointmentStatus::Confirmed) {
+            let e = hospital_domain::appointment::InvalidTransition {
+                from: current.status,
+                event: hospital_domain::appointment::AppointmentEvent::Cancel,
+            };
+            return Err(BookingError::Book(BookError::Transition(e)));
+        }
+        if !self.book.sessions.contains_key(&slot.session_id) {
+            return Err(BookingError::OtherDoctor);
+        }
+        let new_id = AppointmentId::new();
+        // Moving into a session where the person waits takes them off its waitlist (as a hold
+        // does): that change is saved with the move.
+        let mut had_waiting = false;
+        let (old, new) = if from_session == slot.session_id {
+            self.book.session_mut(from_session).expect("present").move_within(id, slot.segment, new_id, now)?
+        } else {
+            had_waiting = self
+                .book
+                .session(slot.session_id)
+                .is_some_and(|b| b.waitlist.iter().any(|w| w.person == current.person));
+            // Take the new place first; if that fails nothing changed. Then free the old one.
+            let new = self.book.session_mut(slot.session_id).expect("present").accept_moved(
+                &current,
+                slot.segment,
+                new_id,
+                now,
+            )?;
+            let cancelled =
+                self.book.session_mut(from_session).expect("present").cancel(id, now, CancelReason::Rescheduled);
+            let mut old = match cancelled {
+                Ok(a) => a,
+                Err(e) => {
+                    // Give the new place back: nothing may stay taken that was never saved.
+                    self.book.session_mut(slot.session_id).expect("present").forget(new_id);
+                    return Err(e.into());
+                }
+            };
+            old.rescheduled_to = Some(new_id);
+            (old, new)
+        };
+        self.book.reindex(from_session);
+        self.book.reindex(slot.session_id);
+        let mut w = BookingWrite { appointments: vec![old, new.clone()], ..Default::default() };
+        if had_waiting {
+            w.waitlists.push(self.waitlist_write(slot.session_id));
+        }
+        self.offer(from_session, &mut w);
+        Ok((w, new))
+    }
+
+    pub(super) fn stop(&mut self, session: SessionId) -> Result<(BookingWrite, Vec<Effect>, StopReport), BookingError> {
+        let now = Utc::now();
+        let b = self.book.session_mut(session).ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        let before: HashMap<AppointmentId, AppointmentStatus> = b.live().map(|a| (a.id, a.status)).collect();
+        let (cancelled, waiting) = b.stop(now);
+        let stopped = b.session.clone();
+        self.book.reindex(session);
+        let mut w = BookingWrite { sessions: vec![stopped.clone()], ..Default::default() };
+        let mut effects = Vec::new();
+        for a in &cancelled {
+            let paid = before.get(&a.id) != Some(&AppointmentStatus::Held);
+            effects.push(if paid {
+                Effect::Refund { order: a.order_id, reason: "停诊退费".into() }
+            } else {
+                Effect::CloseOrder(a.order_id)
+            });
+            w.messages.push(message(
+                a,
+                MessageKind::ClinicStopped,
+                "停诊通知",
+                format!(
+                    "{} {} 的门诊因故停诊，{}的预约已取消{}。",
+                    a.date,
+                    a.period.label(),
+                    a.patient_name,
+                    if paid { "，挂号费将原路退回" } else { "" }
+                ),
+            ));
+            w.appointments.push(a.clone());
+        }
+        for e in &waiting {
+            w.messages.push(Message::new(
+                e.account_id,
+                MessageKind::ClinicStopped,
+                "停诊通知",
+                format!("{} {} 的门诊因故停诊，{}的候补已取消。", stopped.date, stopped.period.label(), e.patient_name),
+                Some(session.to_string()),
+                now,
+            ));
+        }
+        w.waitlists.push((self.doctor, session, vec![]));
+        metrics::counter!("booking_clinic_stops_total").increment(1);
+        let refunds = effects.iter().filter(|e| matches!(e, Effect::Refund { .. })).count();
+        Ok((w, effects, StopReport { cancelled, refunds, waitlist_cleared: waiting.len() }))
+    }
+
+    pub(super) fn expire_due(&mut self) -> Option<(BookingWrite, Vec<Effect>)> {
+        let now = Utc::now();
+        let mut w = BookingWrite::default();
+        let mut effects = Vec::new();
+        let sessions: Vec<SessionId> = self.book.sessions.keys().copied().collect();
+        for sid in sessions {
+            let b = self.book.session_mut(sid).expect("present");
+            let due = b.due_holds(now);
+            if due.is_empty() {
+                continue;
+            }
+            for id in due {
+                if let Ok(a) = b.expire(id, now) {
+                    metrics::counter!("booking_holds_expired_total").increment(1);
+                    effects.push(Effect::CloseOrder(a.order_id));
+                    w.messages.push(message(
+                        &a,
+                        MessageKind::BookingFailure,
+                        "预约未完成",
+                        format!("{}的号源因未在规定时间内支付已释放。", a.patient_name),
+                    ));
+                    w.appointments.push(a);
+                }
+            }
+            self.book.reindex(sid);
+            self.offer(sid, &mut w);
+        }
+        (!w.is_empty()).then_some((w, effects))
+    }
+
+    /// The sessions of `candidates` whose date and period the doctor has no session for (in
+    /// memory or in the store: a template may reach past the window memory holds), in memory at
+    /// once when within the window, and the write that stores them.
+    pub(super) async fn add_sessions(
+        &mut self,
+        candidates: Vec<ClinicSession>,
+    ) -> Result<(BookingWrite, SessionsAdded), BookingError> {
+        let (Some(from), Some(to)) = (candidates.iter().map(|s| s.date).min(), candidates.iter().map(|s| s.date).max())
+        else {
+            return Ok((BookingWrite::default(), SessionsAdded::default()));
+        };
+        let stored = self.ctx.stores.data.sessions_of_doctor(self.doctor, from, to).await?;
+        let taken = |s: &ClinicSession| {
+            stored.iter().any(|x| x.date == s.date && x.period == s.period)
+                || self.book.sessions.values().any(|b| b.session.date == s.date && b.session.period == s.period)
+        };
+        let (new, old): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|s| !taken(s));
+        let (first, last) = self.window();
+        for s in new.iter().filter(|s| s.date >= first && s.date <= last) {
+            self.book.insert(SessionBook::new(s.clone(), [], vec![]));
+        }
+        let added = SessionsAdded { created: new.iter().map(|s| s.id).collect(), skipped: old.len() };
+        Ok((BookingWrite { sessions: new, ..Default::default() }, added))
+    }
+
+    /// Changes a session's fee or release time, in memory when it is within the window, else as
+    /// stored.
+    pub(super) async fn update_session(
+        &mut self,
+        session: SessionId,
+        fee: Option<Fen>,
+        release_at: Option<DateTime<Utc>>,
+    ) -> Result<(BookingWrite, ClinicSession), BookingError> {
+        let change = |s: &mut ClinicSession| {
+            if let Some(f) = fee {
+                s.fee = f;
+            }
+            if let Some(r) = release_at {
+                s.release_at = r;
+            }
+        };
+        let s = match self.book.session_mut(session) {
+            Some(b) => {
+                change(&mut b.session);
+                b.session.clone()
+            }
+            None => {
+                let mut s = self
+                    .ctx
+                    .stores
+                    .data
+                    .session(session)
+                    .await?
+                    .filter(|s| s.doctor_id == self.doctor)
+                    .ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+                change(&mut s);
+                s
+            }
+        };
+        Ok((BookingWrite { sessions: vec![s.clone()], ..Default::default() }, s))
+    }
+
+    /// The dates memory holds: yesterday to `schedule_days_ahead` after the day it loaded.
+    fn window(&self) -> (NaiveDate, NaiveDate) {
+        (self.loaded_on - Days::days(1), self.loaded_on + Days::days(i64::from(self.ctx.config.schedule_days_ahead)))
+    }
+
+    /// Moves the window (the day changed): adds the stored sessions now within it and refreshes
+    /// the static fields of the others; live bookings stay as memory has them (memory is never
+    /// behind).
+    pub(super) async fn refresh(&mut self) -> Result<(), StoreError> {
+        let (books, today) = load_window(self.doctor, &self.ctx).await?;
+        for nb in books {
+            match self.book.session_mut(nb.session.id) {
+                Some(b) => {
+                    b.session.fee = nb.session.fee;
+                    b.session.release_at = nb.session.release_at;
+                }
+                None => self.book.insert(nb),
+            }
+        }
+        self.loaded_on = today;
+        Ok(())
+    }
+}

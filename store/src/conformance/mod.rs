@@ -1,0 +1,41 @@
+//! The conformance suite: one set of checks, written against the store traits, that every
+//! backend must pass (embedded, Redis for the ephemeral part, ScyllaDB where a cluster is at
+//! hand). Each function panics with a message naming the broken promise.
+//!
+//! By area: `accounts` (accounts, patients, persons, staff), `catalogue`, `booking` (and the
+//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`;
+//! `samples`, the rows they (and other crates' tests) build.
+
+mod accounts;
+mod audit;
+mod booking;
+mod catalogue;
+mod exams;
+mod kv;
+mod notify;
+mod samples;
+
+pub use accounts::{accounts, patients, persons, staff};
+pub use audit::audit;
+pub use booking::{booking, outbox, sample_hold, sample_session};
+pub use catalogue::catalogue;
+pub use exams::{exams, queues};
+pub use kv::{ephemeral_kv, sessions};
+pub use notify::notify;
+pub use samples::{sample_account, sample_patient};
+
+use std::sync::Arc;
+
+use crate::traits::DataStore;
+
+/// Every data-store check in turn.
+pub async fn data_store(store: Arc<dyn DataStore>) {
+    accounts(store.clone()).await;
+    patients(store.clone()).await;
+    persons(store.clone()).await;
+    staff(store.clone()).await;
+    catalogue(store.clone()).await;
+    booking(store.clone()).await;
+    outbox(store.clone()).await;
+    store.ping().await.unwrap();
+}
