@@ -3,10 +3,13 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin hospital
+# A production image: no sandboxes compiled in (`--no-default-features`); add `--features sandbox`
+# for a demo image, `--features scylla` for the cluster backend.
+ARG FEATURES=""
+RUN cargo build --release --locked --bin hospital --no-default-features --features "$FEATURES"
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl fonts-wqy-microhei \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --uid 10001 hospital \
     && mkdir -p /data && chown hospital /data
