@@ -609,13 +609,19 @@ mod tests {
         assert_eq!(b.advance(came.id, AppointmentEvent::FinishVisit, now()).unwrap().status, AppointmentStatus::Seen);
         let missed = b.advance(stayed_away.id, AppointmentEvent::MarkMissed, now()).unwrap();
         assert_eq!(missed.status, AppointmentStatus::Missed);
-        assert_eq!(b.advance(stayed_away.id, AppointmentEvent::Excuse, now()).unwrap().status, AppointmentStatus::Excused);
+        assert_eq!(
+            b.advance(stayed_away.id, AppointmentEvent::Excuse, now()).unwrap().status,
+            AppointmentStatus::Excused
+        );
         assert_eq!(b.remaining(0), 0, "every place stays taken");
         // A refused event changes nothing; an event that would free the place is not for advance.
         assert!(b.advance(came.id, AppointmentEvent::MarkMissed, now()).is_err());
         assert!(b.advance(unpaid.id, AppointmentEvent::Expire, now()).is_err());
         assert_eq!(b.appointment(unpaid.id).unwrap().status, AppointmentStatus::Held);
-        assert_eq!(b.advance(AppointmentId::new(), AppointmentEvent::CheckIn, now()), Err(BookError::NoSuchAppointment));
+        assert_eq!(
+            b.advance(AppointmentId::new(), AppointmentEvent::CheckIn, now()),
+            Err(BookError::NoSuchAppointment)
+        );
         b.check_invariants().unwrap();
     }
 

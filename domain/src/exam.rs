@@ -236,7 +236,6 @@ impl Exam {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

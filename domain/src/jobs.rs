@@ -34,7 +34,12 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn close_session(session_id: SessionId, doctor_id: DoctorId, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+    pub fn close_session(
+        session_id: SessionId,
+        doctor_id: DoctorId,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self::new(format!("close:{session_id}"), JobKind::CloseSession { session_id, doctor_id }, due_at, now)
     }
 

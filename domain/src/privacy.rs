@@ -102,10 +102,7 @@ pub struct Consent {
 /// The latest version of each kind, in `PolicyKind::ALL` order (a kind never published is left
 /// out: nothing to consent to).
 pub fn latest(versions: &[PolicyVersion]) -> Vec<&PolicyVersion> {
-    PolicyKind::ALL
-        .iter()
-        .filter_map(|k| versions.iter().filter(|v| v.kind == *k).max_by_key(|v| v.version))
-        .collect()
+    PolicyKind::ALL.iter().filter_map(|k| versions.iter().filter(|v| v.kind == *k).max_by_key(|v| v.version)).collect()
 }
 
 /// The latest versions the patient has not accepted: while any is left, the API refuses all but
@@ -147,16 +144,20 @@ mod tests {
         assert_eq!(PolicyVersion::next(PolicyKind::Terms, None, "x", "", now).unwrap_err().field, "body");
 
         let all = vec![p1.clone(), t1.clone(), p2.clone()];
-        assert_eq!(latest(&all).iter().map(|v| (v.kind, v.version)).collect::<Vec<_>>(), [
-            (PolicyKind::Privacy, 2),
-            (PolicyKind::Terms, 1)
-        ]);
+        assert_eq!(
+            latest(&all).iter().map(|v| (v.kind, v.version)).collect::<Vec<_>>(),
+            [(PolicyKind::Privacy, 2), (PolicyKind::Terms, 1)]
+        );
         let account = AccountId::new();
         let consent = |kind, version| Consent { account_id: account, kind, version, accepted_at: now };
         assert_eq!(pending(&all, &[]).len(), 2);
         let old = [consent(PolicyKind::Privacy, 1), consent(PolicyKind::Terms, 1)];
         let left = pending(&all, &old);
-        assert_eq!(left.iter().map(|v| (v.kind, v.version)).collect::<Vec<_>>(), [(PolicyKind::Privacy, 2)], "a new version needs consent again");
+        assert_eq!(
+            left.iter().map(|v| (v.kind, v.version)).collect::<Vec<_>>(),
+            [(PolicyKind::Privacy, 2)],
+            "a new version needs consent again"
+        );
         let all_in = [consent(PolicyKind::Privacy, 2), consent(PolicyKind::Terms, 1)];
         assert!(pending(&all, &all_in).is_empty());
         assert!(pending(&[], &[]).is_empty(), "nothing published, nothing to accept");

@@ -106,7 +106,12 @@ pub struct ShareLink {
 
 impl ShareLink {
     /// A new link of `report` valid for `secs` (checked against `MIN_SHARE_SECS..=MAX_SHARE_SECS`).
-    pub fn new(report: &ReportFile, token_hash: String, secs: i64, now: DateTime<Utc>) -> Result<Self, ValidationError> {
+    pub fn new(
+        report: &ReportFile,
+        token_hash: String,
+        secs: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationError> {
         if !(MIN_SHARE_SECS..=MAX_SHARE_SECS).contains(&secs) {
             return Err(ValidationError::new(
                 "expires_in_secs",
