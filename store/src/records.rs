@@ -22,9 +22,7 @@ use chrono::{DateTime, Utc};
 use hospital_domain::privacy::{Consent, DeletionRequest, PolicyKind, PolicyVersion};
 use hospital_domain::report::{ReportFile, ReportSource, ShareLink};
 use hospital_domain::visit::{VisitId, VisitStatus};
-use hospital_domain::{
-    AccountId, AppointmentId, DepartmentId, DoctorId, ExamId, PatientId, ReportId, ShareId,
-};
+use hospital_domain::{AccountId, AppointmentId, DepartmentId, DoctorId, ExamId, PatientId, ReportId, ShareId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;

@@ -108,11 +108,7 @@ impl RecordStore for ScyllaStore {
         let body = encode(r);
         let mut w = Writes::default();
         w.push(self, PUT_REPORT, vec![uuid(r.id.0), text(body.clone())]);
-        w.push(
-            self,
-            PUT_REPORT_BY_PATIENT,
-            vec![uuid(r.account_id.0), uuid(r.patient_id.0), uuid(r.id.0), text(body)],
-        );
+        w.push(self, PUT_REPORT_BY_PATIENT, vec![uuid(r.account_id.0), uuid(r.patient_id.0), uuid(r.id.0), text(body)]);
         self.run_batch(w, BatchType::Logged).await
     }
 
