@@ -41,6 +41,7 @@ pub struct Running {
     actors: ActorSystem,
     /// Sends confirmations and reminders; stops when dropped.
     _notifier: Notifier,
+    _jobs: hospital_actors::JobRunner,
 }
 
 impl Running {
@@ -88,6 +89,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
 
     let cipher = keys::field_cipher(&config.encryption, &config.data_dir)?;
+    // Per-patient data keys, wrapped by the master key ring, in a vault apart from the data.
+    let vault_dir = config.vault_dir.clone().unwrap_or_else(|| {
+        let mut d = config.data_dir.clone().into_os_string();
+        d.push(".vault");
+        d.into()
+    });
+    let vault = EmbeddedStore::open(&vault_dir)
+        .with_context(|| format!("cannot open the key vault in {}", vault_dir.display()))?;
+    let records = hospital_store::PersonCipher::new(Arc::new(vault), cipher.clone());
     if config.demo_data {
         seed::seed_if_empty(&stores, zone, config.gateway.sandbox).await?;
     }
@@ -127,8 +137,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
         .with_wechat_pay(wechat_pay.clone())
         .with_events(events.clone())
-        .with_notify(notifier.handle());
+        .with_notify(notifier.handle())
+        .with_person_cipher(records.clone());
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
+    // Durable jobs (closing sessions at their end, erasures): rows, so a restart loses none.
+    let jobs = hospital_actors::JobRunner::start(stores.data.clone(), actors.clone(), None, config.actors.jobs.clone());
     let realtime = Arc::new(Realtime { hub, log, bus });
     let objects = hospital_objects::Objects::from_config(&config.objects, &config.data_dir)
         .context("cannot open object storage (objects)")?;
@@ -185,7 +198,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let limits = config.gateway.limits.clone();
     let server = tokio::spawn(async move { serve::serve(listener, app, tls, &limits, rx).await });
-    Ok(Running { addr, scheme, sandbox: config.gateway.sandbox, shutdown: tx, server, actors, _notifier: notifier })
+    Ok(Running {
+        addr,
+        scheme,
+        sandbox: config.gateway.sandbox,
+        shutdown: tx,
+        server,
+        actors,
+        _notifier: notifier,
+        _jobs: jobs,
+    })
 }
 
 /// Durable data on ScyllaDB; sessions, codes and counters in Redis when configured, else on

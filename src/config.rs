@@ -22,6 +22,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The embedded store's directory (`HOSPITAL_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// The key vault's directory (`HOSPITAL_VAULT_DIR`): per-patient data keys (REC-5), kept
+    /// apart from the data directory and its backups, so a backup of the data cannot be opened
+    /// after a patient's key is destroyed. `<data_dir>.vault` beside the data when absent.
+    pub vault_dir: Option<PathBuf>,
     /// Redis for sessions, codes and counters; the embedded store when absent. `REDIS_URL` is
     /// honoured too.
     #[serde(skip_serializing)]
@@ -78,6 +82,7 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: PathBuf::from("./data"),
+            vault_dir: None,
             redis_url: None,
             redis_prefix: "hospital".into(),
             scylla_uri: None,

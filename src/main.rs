@@ -127,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("unknown role")?;
             let dir = data_dir.unwrap_or(cfg.data_dir);
             let store = hospital_store::EmbeddedStore::open(&dir)?;
-            let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles };
+            let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles, doctor_id: None };
             let s = hospital_gateway::http::staff::create(&store, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created staff {} ({})", s.username, s.id);
             Ok(())

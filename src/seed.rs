@@ -46,6 +46,7 @@ pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -
                     name: name.to_string(),
                     password: password.to_string(),
                     roles: roles.to_vec(),
+                    doctor_id: None,
                 };
                 create(data, req).await.map_err(|e| anyhow::anyhow!("creating demo staff {username}: {e}"))?;
             }

@@ -55,6 +55,8 @@ pub struct ActorConfig {
     pub no_show_ban: Duration,
     /// The notifier's section (`[actors.notifier]`).
     pub notifier: NotifierConfig,
+    /// The durable jobs' section (`[actors.jobs]`).
+    pub jobs: JobsConfig,
 }
 
 impl Default for ActorConfig {
@@ -76,6 +78,47 @@ impl Default for ActorConfig {
             no_show_window: Duration::from_secs(90 * 24 * 3600),
             no_show_ban: Duration::from_secs(30 * 24 * 3600),
             notifier: NotifierConfig::default(),
+            jobs: JobsConfig::default(),
+        }
+    }
+}
+
+/// Tunables of the durable jobs' runner (`jobs`): closing sessions, erasing accounts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How often due jobs are looked for.
+    #[serde(rename = "tick_ms", with = "millis")]
+    pub tick: Duration,
+    /// A session is closed (its never-checked-in bookings become no-shows) this long after its
+    /// last segment ends, so a late arrival at the desk is not a no-show yet.
+    #[serde(rename = "session_close_grace_secs", with = "secs")]
+    pub session_close_grace: Duration,
+    /// How long a claimed job is ours; past it another worker may take it.
+    #[serde(rename = "lease_secs", with = "secs")]
+    pub lease: Duration,
+    /// The first retry waits this long, each later one twice as long, at most `retry_max`.
+    #[serde(rename = "retry_base_ms", with = "millis")]
+    pub retry_base: Duration,
+    #[serde(rename = "retry_max_secs", with = "secs")]
+    pub retry_max: Duration,
+    /// How far back due jobs are looked for (after a long outage).
+    #[serde(rename = "lookback_secs", with = "secs")]
+    pub lookback: Duration,
+    /// At most this many jobs per tick.
+    pub batch: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            session_close_grace: Duration::from_secs(30 * 60),
+            lease: Duration::from_secs(120),
+            retry_base: Duration::from_secs(10),
+            retry_max: Duration::from_secs(30 * 60),
+            lookback: Duration::from_secs(30 * 24 * 3600),
+            batch: 100,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What the actor system is given (`ActorDeps`) and what every actor holds (`Context`).
 
 use hospital_integrations::wechatpay::WechatPay;
-use hospital_store::Stores;
+use hospital_store::{PersonCipher, Stores};
 use std::sync::Arc;
 
 use crate::config::ActorConfig;
@@ -24,11 +24,14 @@ pub struct ActorDeps {
     pub wechat_pay: Option<Arc<dyn WechatPay>>,
     /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
     pub notify: NotifyHandle,
+    /// Per-patient data keys (REC-5): visits are sealed with them. Without it visits cannot be
+    /// written (the visit actors answer `Unavailable`).
+    pub records: Option<PersonCipher>,
 }
 
 impl ActorDeps {
     pub fn new(stores: Stores, config: ActorConfig) -> Self {
-        Self { stores, config, events: Events::default(), wechat_pay: None, notify: Default::default() }
+        Self { stores, config, events: Events::default(), wechat_pay: None, notify: Default::default(), records: None }
     }
 
     /// Where actors publish live events (by default they are dropped, and personal ones wait in
@@ -41,6 +44,12 @@ impl ActorDeps {
     /// Gives the payment actors their provider client.
     pub fn with_wechat_pay(mut self, client: Arc<dyn WechatPay>) -> Self {
         self.wechat_pay = Some(client);
+        self
+    }
+
+    /// The per-patient data keys visits are sealed with.
+    pub fn with_person_cipher(mut self, records: PersonCipher) -> Self {
+        self.records = Some(records);
         self
     }
 
@@ -60,6 +69,7 @@ pub struct Context {
     pub(crate) events: Events,
     pub(crate) wechat_pay: Option<Arc<dyn WechatPay>>,
     pub(crate) notify: NotifyHandle,
+    pub(crate) records: Option<PersonCipher>,
     /// Where booking actors send work for the payment side.
     pub(crate) effects: EffectSink,
     /// Reaches actors of other kinds.
@@ -68,8 +78,8 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
-        let ActorDeps { stores, config, events, wechat_pay, notify } = deps;
-        Self { stores, config, events, wechat_pay, notify, effects, system }
+        let ActorDeps { stores, config, events, wechat_pay, notify, records } = deps;
+        Self { stores, config, events, wechat_pay, notify, records, effects, system }
     }
 }
 

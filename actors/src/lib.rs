@@ -1,8 +1,9 @@
 //! Actors that own the platform's live state, one per id: a doctor's schedule (`schedule`), a
 //! patient account (`patient`), an order being paid (`payment`), a clinic session's queue
-//! (`queue`) and an exam (`exam`), each serialising the operations on its id so no two requests
+//! (`queue`), an exam (`exam`) and a visit (`visit`), each serialising the operations on its id so no two requests
 //! race on the same doctor, account, order, session or exam. Beside them, the notifier
-//! (`notifier`, a supervised task) sends confirmations and reminders.
+//! (`notifier`, a supervised task) sends confirmations and reminders, and the job runner (`jobs`)
+//! runs durable jobs (closing sessions, erasing accounts).
 //!
 //! The tree is `root -> one kind supervisor per kind -> one actor per id`. A kind supervisor
 //! (`supervisor::KindSupervisor<K>`) is the only place that starts actors of its kind, so one id
@@ -26,6 +27,7 @@ pub mod error;
 pub mod events;
 pub mod exam;
 mod idle;
+pub mod jobs;
 pub mod kind;
 pub mod notifier;
 pub mod patient;
@@ -36,6 +38,7 @@ pub mod schedule;
 pub mod supervisor;
 pub mod system;
 pub mod tree;
+pub mod visit;
 
 pub use booking::BookingError;
 pub use config::ActorConfig;
@@ -44,6 +47,7 @@ pub use effects::{Effect, EffectSink};
 pub use error::ActorError;
 pub use events::{EventBus, Events};
 pub use exam::{ExamFailure, ExamKind, ExamMsg};
+pub use jobs::{AccountEraser, JobRunner};
 pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
 pub use payment::{PaymentError, PaymentKind, PaymentMsg};
@@ -52,3 +56,4 @@ pub use schedule::{Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvai
 pub use supervisor::SpawnKind;
 pub use system::ActorSystem;
 pub use tree::SystemStats;
+pub use visit::{VisitFailure, VisitKind, VisitMsg};

@@ -14,6 +14,7 @@ use crate::queue::QueueKind;
 use crate::schedule::ScheduleKind;
 use crate::supervisor::{self, RootArgs, RootSupervisor};
 use crate::system::ActorSystem;
+use crate::visit::VisitKind;
 use ractor::Actor;
 
 /// Counters of every kind supervisor.
@@ -44,6 +45,7 @@ impl ActorSystem {
                 supervisor::kind::<PaymentKind>(),
                 supervisor::kind::<QueueKind>(),
                 supervisor::kind::<ExamKind>(),
+                supervisor::kind::<VisitKind>(),
             ],
         };
         RootSupervisor::spawn(Some(root_name(&prefix)), RootSupervisor, args)

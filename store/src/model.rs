@@ -59,6 +59,10 @@ pub struct StaffMember {
     pub name: String,
     pub password_hash: String,
     pub roles: Vec<Role>,
+    /// The doctor (catalogue entry) this staff member is, for the doctor's workstation: a doctor
+    /// works on their own sessions only.
+    #[serde(default)]
+    pub doctor_id: Option<hospital_domain::DoctorId>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
 }

@@ -95,6 +95,9 @@ impl TestServer {
         }
         // Quiet logs (HOSPITAL_LOG is the filter, not a config key: the server must accept it).
         cmd.env("HOSPITAL_LOG", "warn,hospital=warn");
+        // The key vault inside the data directory, so it goes with it (a test that keeps them
+        // apart sets its own `HOSPITAL_VAULT_DIR`).
+        cmd.env("HOSPITAL_VAULT_DIR", data_dir.path().join("vault"));
         if let Some(url) = &redis_url {
             cmd.env("REDIS_URL", url);
         }

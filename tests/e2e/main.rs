@@ -24,3 +24,4 @@ mod slow_clients;
 mod storm;
 mod supervision;
 mod tls;
+mod visits;

@@ -223,6 +223,24 @@ impl Actor for ScheduleActor {
                     }
                 }
             }
+            ScheduleMsg::Attend { appointment, event, reply } => match state.attend(appointment, event).await {
+                Ok((w, a)) if w.is_empty() => {
+                    let _ = reply.send(Ok(a));
+                }
+                Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            ScheduleMsg::CloseSession { session, reply } => match state.close_session(session).await {
+                Ok((w, missed)) if w.is_empty() => {
+                    let _ = reply.send(Ok(missed));
+                }
+                Ok((w, missed)) => state.persist(w, vec![], Some(reply), Ok(missed)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             #[cfg(feature = "fault-injection")]
             ScheduleMsg::InjectFault => {
                 panic!("fault injected into schedule actor {}", state.doctor);

@@ -1,7 +1,7 @@
 //! The schedule side of `ActorSystem`: one method per message, through `asks!`.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use hospital_domain::appointment::Appointment;
+use hospital_domain::appointment::{Appointment, AppointmentEvent};
 use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, PatientId, SessionId};
 use ractor::ActorRef;
@@ -57,5 +57,11 @@ impl ActorSystem {
         /// `CheckedIn` and durable.
         pub fn schedule_check_in(doctor: DoctorId, appointment: AppointmentId, account: AccountId) -> Appointment, BookingError
             = once |reply| ScheduleMsg::CheckIn { appointment, account, reply };
+        /// The end of a visit (`FinishVisit`) or a no-show struck off (`Excuse`).
+        pub fn attend(doctor: DoctorId, appointment: AppointmentId, event: AppointmentEvent) -> Appointment, BookingError
+            = once |reply| ScheduleMsg::Attend { appointment, event, reply };
+        /// Closes a session: the bookings never checked in become no-shows; those it changed.
+        pub fn close_session(doctor: DoctorId, session: SessionId) -> Vec<Appointment>, BookingError
+            = once |reply| ScheduleMsg::CloseSession { session, reply };
     }
 }

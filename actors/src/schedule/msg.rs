@@ -158,6 +158,18 @@ pub enum ScheduleMsg {
         account: AccountId,
         reply: Reply<Appointment>,
     },
+    /// The end of a visit (`FinishVisit`: seen) or staff striking off a no-show (`Excuse`); a
+    /// repeat answers the appointment as it is.
+    Attend {
+        appointment: AppointmentId,
+        event: hospital_domain::appointment::AppointmentEvent,
+        reply: Reply<Appointment>,
+    },
+    /// Closes a session (its durable job, at its end): the bookings never checked in are missed.
+    CloseSession {
+        session: SessionId,
+        reply: Reply<Vec<Appointment>>,
+    },
     /// Panics on purpose, so tests and operators can exercise supervision. Only with the
     /// `fault-injection` feature.
     #[cfg(feature = "fault-injection")]

@@ -474,6 +474,11 @@ impl ScheduleState {
         for s in new.iter().filter(|s| s.date >= first && s.date <= last) {
             self.book.insert(SessionBook::new(s.clone(), [], vec![]));
         }
+        // Each new session is closed at its end by a durable job (scheduled first: a job whose
+        // session was never written finds nothing to close).
+        for job in new.iter().filter_map(|s| super::attendance::close_job(&self.ctx, s)) {
+            self.ctx.stores.data.schedule_job(&job).await?;
+        }
         let added = SessionsAdded { created: new.iter().map(|s| s.id).collect(), skipped: old.len() };
         Ok((BookingWrite { sessions: new, ..Default::default() }, added))
     }

@@ -16,3 +16,4 @@ pub mod queue;
 pub mod sandbox;
 pub mod staff;
 pub mod views;
+pub mod visits;

@@ -164,7 +164,7 @@ pub struct QueueView {
     pub average_consultation_minutes: u32,
 }
 
-fn queue_view(q: &ClinicQueue) -> QueueView {
+pub(crate) fn queue_view(q: &ClinicQueue) -> QueueView {
     let positions = q.positions(Utc::now());
     QueueView {
         session_id: q.session_id,

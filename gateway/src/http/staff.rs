@@ -35,6 +35,9 @@ pub struct CreateStaff {
     pub name: String,
     pub password: String,
     pub roles: Vec<Role>,
+    /// The doctor (catalogue id) this account is, for a doctor's workstation.
+    #[serde(default)]
+    pub doctor_id: Option<hospital_domain::DoctorId>,
 }
 
 /// Validates and stores a new staff member; shared with the `hospital create-staff` command.
@@ -57,6 +60,7 @@ pub async fn create(state_data: &dyn hospital_store::DataStore, req: CreateStaff
         name,
         password_hash: password::hash(req.password).await?,
         roles: req.roles,
+        doctor_id: req.doctor_id,
         active: true,
         created_at: Utc::now(),
     };

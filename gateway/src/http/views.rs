@@ -68,10 +68,18 @@ pub struct StaffView {
     pub username: String,
     pub name: String,
     pub roles: Vec<Role>,
+    /// The doctor this account is (doctor's workstation), if any.
+    pub doctor_id: Option<hospital_domain::DoctorId>,
 }
 
 impl From<&StaffMember> for StaffView {
     fn from(s: &StaffMember) -> Self {
-        Self { id: s.id, username: s.username.clone(), name: s.name.clone(), roles: s.roles.clone() }
+        Self {
+            id: s.id,
+            username: s.username.clone(),
+            name: s.name.clone(),
+            roles: s.roles.clone(),
+            doctor_id: s.doctor_id,
+        }
     }
 }

@@ -167,6 +167,7 @@ pub async fn staff(store: Arc<dyn DataStore>) {
         name: "李护士".into(),
         password_hash: "$argon2id$dummy".into(),
         roles: vec![Role::Nurse],
+        doctor_id: None,
         active: true,
         created_at: Utc::now(),
     };

@@ -1,0 +1,142 @@
+//! The durable jobs' runner (`hospital_domain::jobs`): closing clinic sessions at their end
+//! (their bookings never checked in become no-shows, BOOK-6) and erasing accounts after their
+//! cooling-off (SET-3). Jobs are rows (`JobStore`), so one that fell due while no process ran is
+//! run at the next start. Like the notifier, a supervised task, not an actor: every `tick` it
+//! reads what is due, claims each job (a lease, so two runners never run one), runs it in its own
+//! task (a panic is caught and counted), and removes it, or moves it to a retry time with an
+//! exponential backoff. Running a job twice (a lease lapsed mid-run) is harmless: closing a
+//! closed session finds nobody left, erasing an erased account finds nothing.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use hospital_domain::jobs::{Job, JobKind};
+use hospital_domain::AccountId;
+use hospital_store::DataStore;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::config::JobsConfig;
+use crate::ActorSystem;
+
+/// Carries out an account's erasure (the records service: keys destroyed, objects and rows
+/// deleted). Given to the runner by the platform.
+#[async_trait]
+pub trait AccountEraser: Send + Sync {
+    async fn erase(&self, account: AccountId) -> Result<(), String>;
+}
+
+/// A running job runner; dropping it ends its task (the jobs stay in the store).
+pub struct JobRunner {
+    worker: Arc<Worker>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JobRunner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Worker {
+    data: Arc<dyn DataStore>,
+    system: ActorSystem,
+    eraser: Option<Arc<dyn AccountEraser>>,
+    config: JobsConfig,
+    owner: Uuid,
+}
+
+fn chrono(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl JobRunner {
+    pub fn start(
+        data: Arc<dyn DataStore>,
+        system: ActorSystem,
+        eraser: Option<Arc<dyn AccountEraser>>,
+        config: JobsConfig,
+    ) -> JobRunner {
+        let worker = Arc::new(Worker { data, system, eraser, config, owner: Uuid::new_v4() });
+        let w = worker.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(w.config.tick);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let w = w.clone();
+                if let Err(e) = tokio::spawn(async move { w.run_due().await }).await {
+                    if e.is_panic() {
+                        metrics::counter!("jobs_panics_total").increment(1);
+                        tracing::error!(error = %e, "job runner panicked; continuing");
+                    }
+                }
+            }
+        });
+        tracing::info!(owner = %worker.owner, "job runner started");
+        JobRunner { worker, task }
+    }
+
+    /// Runs what is due now, at once (tests; the loop does it every tick).
+    pub async fn run_due(&self) -> usize {
+        self.worker.run_due().await
+    }
+}
+
+impl Worker {
+    /// Claims and runs every due job; how many ran (successfully or not).
+    async fn run_due(&self) -> usize {
+        let now = Utc::now();
+        let due = match self.data.due_jobs(now - chrono(self.config.lookback), now, self.config.batch).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read due jobs");
+                return 0;
+            }
+        };
+        let mut ran = 0;
+        for entry in due {
+            let lease = now + chrono(self.config.lease);
+            let job = match self.data.claim_job(&entry, self.owner, now, lease).await {
+                Ok(Some(j)) => j,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(job = %entry.id, error = %e, "cannot claim a job");
+                    continue;
+                }
+            };
+            ran += 1;
+            let next = match self.run(&job).await {
+                Ok(()) => {
+                    metrics::counter!("jobs_done_total").increment(1);
+                    None
+                }
+                Err(e) => {
+                    metrics::counter!("jobs_failed_total").increment(1);
+                    tracing::warn!(job = %job.id, attempts = job.attempts + 1, error = %e, "job failed; retrying later");
+                    let mut retry = job.clone();
+                    retry.retry_later(&e, Utc::now(), chrono(self.config.retry_base), chrono(self.config.retry_max));
+                    Some(retry)
+                }
+            };
+            if let Err(e) = self.data.finish_job(&job.id, self.owner, next.as_ref()).await {
+                tracing::warn!(job = %job.id, error = %e, "cannot record a job's outcome; it runs again");
+            }
+        }
+        ran
+    }
+
+    async fn run(&self, job: &Job) -> Result<(), String> {
+        match &job.kind {
+            JobKind::CloseSession { session_id, doctor_id } => {
+                let missed = self.system.close_session(*doctor_id, *session_id).await.map_err(|e| e.to_string())?;
+                tracing::info!(session = %session_id, missed = missed.len(), "clinic session closed");
+                metrics::counter!("appointments_missed_total").increment(missed.len() as u64);
+                Ok(())
+            }
+            JobKind::EraseAccount { account_id } => match &self.eraser {
+                Some(e) => e.erase(*account_id).await,
+                None => Err("no eraser configured".into()),
+            },
+        }
+    }
+}

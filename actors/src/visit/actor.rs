@@ -1,0 +1,81 @@
+//! The visit actor's handler, and visits as an actor kind.
+
+use hospital_domain::visit::VisitId;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+
+use super::msg::*;
+use super::state::*;
+use crate::deps::Context;
+use crate::idle::IdleClock;
+use crate::kind::ActorKind;
+use crate::supervisor::SpawnKind;
+
+pub struct VisitActor;
+
+impl Actor for VisitActor {
+    type Msg = VisitMsg;
+    type State = VisitState;
+    type Arguments = VisitArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<VisitMsg>, args: VisitArgs) -> Result<VisitState, ActorProcessingErr> {
+        let visit = load(&args.ctx, args.id).await.map_err(|e| e.to_string())?;
+        Ok(VisitState { id: args.id, visit, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
+    }
+
+    async fn post_start(&self, myself: ActorRef<VisitMsg>, state: &mut VisitState) -> Result<(), ActorProcessingErr> {
+        state.idle.start(&myself, || VisitMsg::Tick);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<VisitMsg>,
+        msg: VisitMsg,
+        state: &mut VisitState,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, VisitMsg::Tick) {
+            state.idle.touch();
+        }
+        match msg {
+            VisitMsg::Call { appointment, room, reply } => {
+                let _ = reply.send(state.call(appointment, room).await);
+            }
+            VisitMsg::Start { reply } => {
+                let _ = reply.send(state.start().await);
+            }
+            VisitMsg::Write { input, reply } => {
+                let _ = reply.send(state.write(input).await);
+            }
+            VisitMsg::Finish { reply } => {
+                let _ = reply.send(state.finish().await);
+            }
+            VisitMsg::Get { reply } => {
+                let _ = reply.send(state.visit.clone().ok_or(VisitFailure::NotFound));
+            }
+            VisitMsg::Tick => {
+                state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Visits as an actor kind: keyed by `VisitId`, supervised by `visits`.
+pub struct VisitKind;
+
+impl ActorKind for VisitKind {
+    const KIND: &'static str = "visit";
+    const SUPERVISOR: &'static str = "visits";
+    type Id = VisitId;
+    type Actor = VisitActor;
+}
+
+impl SpawnKind for VisitKind {
+    fn actor() -> VisitActor {
+        VisitActor
+    }
+    fn args(id: VisitId, ctx: &Arc<Context>) -> VisitArgs {
+        VisitArgs { id, ctx: ctx.clone() }
+    }
+}

@@ -1,0 +1,59 @@
+//! What a visit actor is sent (`VisitMsg`), and why a visit was not changed (`VisitFailure`).
+
+use hospital_domain::appointment::Appointment;
+use hospital_domain::visit::{ConsultationInput, Visit, VisitError};
+use hospital_store::StoreError;
+use ractor::RpcReplyPort;
+
+use crate::booking::BookingError;
+
+/// Why a visit was not made or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum VisitFailure {
+    #[error("no such visit")]
+    NotFound,
+    /// The visit's rules refused the change (its state, or the form's content).
+    #[error(transparent)]
+    Rejected(#[from] VisitError),
+    /// The schedule refused the appointment's change (e.g. it is not checked in).
+    #[error(transparent)]
+    Booking(BookingError),
+    /// The actor, the key vault or the store could not do it now; nothing was changed.
+    #[error(transparent)]
+    Unavailable(#[from] crate::ActorError),
+}
+
+impl From<StoreError> for VisitFailure {
+    fn from(e: StoreError) -> Self {
+        VisitFailure::Unavailable(e.into())
+    }
+}
+
+impl From<BookingError> for VisitFailure {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Unavailable(a) => VisitFailure::Unavailable(a),
+            other => VisitFailure::Booking(other),
+        }
+    }
+}
+
+pub(crate) type Reply<T> = RpcReplyPort<Result<T, VisitFailure>>;
+
+#[derive(Debug)]
+pub enum VisitMsg {
+    /// The patient of `appointment` (checked in) is called to `room`: the visit is made, or,
+    /// called again after a skip, its call time moves.
+    Call { appointment: Appointment, room: String, reply: Reply<Visit> },
+    /// The patient is in: the consultation starts. A repeat answers the visit as it is.
+    Start { reply: Reply<Visit> },
+    /// Replaces what the doctor wrote (only in consultation).
+    Write { input: ConsultationInput, reply: Reply<Visit> },
+    /// Ends the visit: exams booked for its orders, the appointment seen. A repeat finishes
+    /// what a failed attempt left (exams, the appointment) and answers the visit.
+    Finish { reply: Reply<Visit> },
+    /// The visit as stored, opened.
+    Get { reply: Reply<Visit> },
+    #[doc(hidden)]
+    Tick,
+}

@@ -1,0 +1,123 @@
+//! One visit in memory (`VisitState`) and its writes: sealed with the patient's key, then stored.
+
+use chrono::Utc;
+use hospital_domain::appointment::{Appointment, AppointmentEvent};
+use hospital_domain::exam::Exam;
+use hospital_domain::visit::{ConsultationInput, Visit, VisitEvent, VisitId, VisitStatus};
+use hospital_domain::ExamId;
+use hospital_store::{PersonCipher, VisitRow};
+use std::sync::Arc;
+
+use super::msg::*;
+use crate::deps::Context;
+use crate::exam::ExamFailure;
+use crate::idle::IdleClock;
+use crate::ActorError;
+
+pub struct VisitArgs {
+    pub id: VisitId,
+    pub ctx: Arc<Context>,
+}
+
+pub struct VisitState {
+    pub(super) id: VisitId,
+    pub(super) visit: Option<Visit>,
+    pub(super) ctx: Arc<Context>,
+    pub(super) idle: IdleClock,
+}
+
+/// The cipher, or why there is none.
+pub(super) fn cipher(ctx: &Context) -> Result<&PersonCipher, VisitFailure> {
+    ctx.records.as_ref().ok_or_else(|| {
+        VisitFailure::Unavailable(ActorError::Unavailable {
+            kind: "visit",
+            id: String::new(),
+            reason: "no key vault configured".into(),
+        })
+    })
+}
+
+/// Loads and opens a stored visit.
+pub(super) async fn load(ctx: &Context, id: VisitId) -> Result<Option<Visit>, VisitFailure> {
+    let Some(row) = ctx.stores.data.visit(id).await? else { return Ok(None) };
+    let key = cipher(ctx)?.existing_key(row.patient_id).await?.ok_or(VisitFailure::NotFound)?;
+    Ok(Some(row.open(&key)?))
+}
+
+impl VisitState {
+    /// Seals and writes `visit`; memory follows only on success.
+    async fn save(&mut self, visit: Visit) -> Result<Visit, VisitFailure> {
+        let key = cipher(&self.ctx)?.key(visit.patient_id).await?;
+        self.ctx.stores.data.put_visit(&VisitRow::seal(&visit, &key)).await?;
+        self.visit = Some(visit.clone());
+        Ok(visit)
+    }
+
+    fn current(&self) -> Result<&Visit, VisitFailure> {
+        self.visit.as_ref().ok_or(VisitFailure::NotFound)
+    }
+
+    pub(super) async fn call(&mut self, appointment: Appointment, room: String) -> Result<Visit, VisitFailure> {
+        let now = Utc::now();
+        match &self.visit {
+            None => {
+                let v = Visit::called(&appointment, &room, now)?;
+                debug_assert_eq!(v.id, self.id);
+                self.save(v).await
+            }
+            Some(v) if v.status == VisitStatus::Called => {
+                let mut next = v.clone();
+                next.apply(VisitEvent::Recall, now)?;
+                self.save(next).await
+            }
+            // In consultation or finished: a late call changes nothing.
+            Some(v) => Ok(v.clone()),
+        }
+    }
+
+    pub(super) async fn start(&mut self) -> Result<Visit, VisitFailure> {
+        let v = self.current()?;
+        if v.status != VisitStatus::Called {
+            return Ok(v.clone());
+        }
+        let mut next = v.clone();
+        next.apply(VisitEvent::Start, Utc::now())?;
+        self.save(next).await
+    }
+
+    pub(super) async fn write(&mut self, input: ConsultationInput) -> Result<Visit, VisitFailure> {
+        let mut next = self.current()?.clone();
+        next.write(&input, Utc::now())?;
+        self.save(next).await
+    }
+
+    pub(super) async fn finish(&mut self) -> Result<Visit, VisitFailure> {
+        let now = Utc::now();
+        let mut v = self.current()?.clone();
+        if v.status != VisitStatus::Finished {
+            // Each exam order gets its exam's id first, durable with the finished visit, so a
+            // retry books the same exams and never a second set.
+            let unlinked: Vec<u32> = v.exam_orders.iter().filter(|o| o.exam_id.is_none()).map(|o| o.no).collect();
+            for no in unlinked {
+                v.link_exam(no, ExamId::new())?;
+            }
+            v.apply(VisitEvent::Finish, now)?;
+            v = self.save(v).await?;
+        }
+        for order in &v.exam_orders {
+            let Some(id) = order.exam_id else { continue };
+            let mut exam = Exam::new(v.account_id, v.patient_id, &order.name, order.kind, now)
+                .map_err(hospital_domain::visit::VisitError::from)?;
+            exam.id = id;
+            match self.ctx.system.create_exam(exam).await {
+                Ok(_) | Err(ExamFailure::Exists) => {}
+                Err(ExamFailure::Unavailable(e)) => return Err(VisitFailure::Unavailable(e)),
+                Err(e) => {
+                    tracing::error!(visit = %v.id, exam = %id, error = %e, "an exam order was refused as an exam");
+                }
+            }
+        }
+        self.ctx.system.attend(v.doctor_id, v.appointment_id, AppointmentEvent::FinishVisit).await?;
+        Ok(v)
+    }
+}

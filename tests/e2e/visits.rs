@@ -1,0 +1,227 @@
+//! Visits end to end against the real binary (issue 11, must-show 2 and the doctor's side of 1):
+//! a doctor (a staff account linked to a catalogue doctor) calls the checked-in patient, writes
+//! the visit with a prescription and an exam order, finishes it (the appointment `seen`, the exam
+//! booked); the session is closed by its durable job, which survives a restart: the two booked
+//! patients who never checked in become `missed`, the no-show ban refuses their next booking with
+//! its reason and end, and a staff correction lifts it. Another doctor and a patient's token are
+//! refused everywhere; the diagnosis is never on disk in clear.
+
+use chrono::Datelike;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::booking_flow::{
+    ahead, book_ok, booking_opts, conflict, departments_with_doctors, eventually, pay, person, staff, today, Person,
+};
+use crate::harness::{assert_error, expect_json, ok_json, TestServer};
+
+const DIAGNOSIS: &str = "社区获得性肺炎";
+const PASSWORD: &str = "Doctor-2026-pass";
+
+/// A session of `doctor` today, evening, one 30-minute segment with 5 places, released now; None
+/// if the doctor has an evening session today already (the demo's).
+async fn session_today(s: &TestServer, admin: &str, doctor: &str) -> Option<(String, String)> {
+    let date = today();
+    let body = json!({
+        "from": date, "to": date,
+        "weekly": [{ "weekday": date.weekday().number_from_monday(), "period": "evening",
+                     "start": "18:00:00", "end": "18:30:00", "segment_minutes": 30, "quota": 5 }],
+        "release_days_before": 7, "release_time": "08:00:00",
+    });
+    let made =
+        expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(admin), body).await, 201).await;
+    let session = made["created"].as_array().expect("created").first()?.as_str()?.to_string();
+    crate::booking_flow::set_release(s, admin, &session, chrono::Utc::now() - chrono::Duration::minutes(1)).await;
+    let view = crate::booking_flow::session_view(s, doctor, date, &session).await;
+    let slot = view["slots"][0]["slot_id"].as_str().expect("slot").to_string();
+    Some((session, slot))
+}
+
+/// A doctor's staff account for catalogue doctor `doctor`; its token.
+async fn doctor_login(s: &TestServer, admin: &str, username: &str, doctor: &str) -> String {
+    let body = json!({ "username": username, "name": "李医生", "password": PASSWORD, "roles": ["doctor"], "doctor_id": doctor });
+    let made = expect_json(s.post("/api/v1/admin/staff", Some(admin), body).await, 201).await;
+    assert_eq!(made["doctor_id"], doctor, "{made}");
+    s.staff_login(username, PASSWORD).await
+}
+
+/// Books `slot` for `p` and pays; the appointment id.
+async fn booked(s: &TestServer, p: &Person, slot: &str) -> String {
+    let b = book_ok(s, p, slot).await;
+    pay(s, p, b["order"]["id"].as_str().unwrap()).await;
+    let id = b["appointment"]["id"].as_str().unwrap().to_string();
+    status_becomes(s, p, &id, "confirmed").await;
+    id
+}
+
+async fn status_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
+    eventually(&format!("appointment {id} {status}"), Duration::from_secs(30), move || async move {
+        let a = s.get_json(&format!("/api/v1/appointments/{id}"), Some(&p.token)).await;
+        if a["status"] == status {
+            Ok(a)
+        } else {
+            Err(a.to_string())
+        }
+    })
+    .await
+}
+
+async fn put(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+    s.request(reqwest::Method::PUT, path, token, Some(body)).await
+}
+
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let path = e.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path).expect("read").windows(needle.len()).any(|w| w == needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_restart() {
+    let vault = tempfile::tempdir().unwrap();
+    // One no-show bans (for 30 days); the job runner looks for due jobs only at start (then
+    // hourly), so a session closed now waits for the next start: a restart must not lose it.
+    let opts = |tick_ms: u64| {
+        booking_opts()
+            .env("HOSPITAL_VAULT_DIR", vault.path().display())
+            .env("HOSPITAL_ACTORS__NO_SHOW_LIMIT", 1)
+            .env("HOSPITAL_ACTORS__JOBS__TICK_MS", tick_ms)
+    };
+    let s = TestServer::start(opts(3_600_000)).await;
+    let admin = staff(&s).await;
+
+    // A doctor free this evening, and a doctor of another department.
+    let departments = departments_with_doctors(&s).await;
+    let mut found = None;
+    'outer: for (dept, doctors) in &departments {
+        for d in doctors {
+            if let Some(made) = session_today(&s, &admin, d).await {
+                found = Some((dept.clone(), d.clone(), made));
+                break 'outer;
+            }
+        }
+    }
+    let (dept, doctor, (session, slot)) = found.expect("a doctor free this evening");
+    let other_doctor =
+        departments.iter().find(|(d, ds)| *d != dept && !ds.is_empty()).map(|(_, ds)| ds[0].clone()).expect("another");
+    let dr = doctor_login(&s, &admin, "dr.visits", &doctor).await;
+    let other = doctor_login(&s, &admin, "dr.other", &other_doctor).await;
+
+    // Three patients book and pay; only the first comes.
+    let (p1, p2, p3) = (person(&s, 7101).await, person(&s, 7102).await, person(&s, 7103).await);
+    let a1 = booked(&s, &p1, &slot).await;
+    let a2 = booked(&s, &p2, &slot).await;
+    let a3 = booked(&s, &p3, &slot).await;
+    ok_json(s.post_empty(&format!("/api/v1/appointments/{a1}/check-in"), Some(&p1.token)).await).await;
+
+    // Today's list: the doctor's session, p1 waiting. Another doctor sees none of it.
+    let list = ok_json(s.get("/api/v1/doctor/today", Some(&dr)).await).await;
+    let mine = list.as_array().unwrap().iter().find(|x| x["session"]["id"] == session.as_str()).expect("the session");
+    assert_eq!(mine["queue"]["waiting"][0]["entry"]["appointment_id"], a1.as_str(), "{mine}");
+    let theirs = ok_json(s.get("/api/v1/doctor/today", Some(&other)).await).await;
+    assert!(!theirs.to_string().contains(&session), "another doctor's list: {theirs}");
+    let call = json!({ "room": "3诊室" });
+    assert_error(
+        s.post(&format!("/api/v1/doctor/sessions/{session}/call-next"), Some(&other), call.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        s.post(&format!("/api/v1/doctor/sessions/{session}/call-next"), Some(&p1.token), call.clone()).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_error(s.get("/api/v1/doctor/today", Some(&admin)).await, 403, "forbidden").await;
+
+    // Call, start, write, finish.
+    let called = ok_json(s.post(&format!("/api/v1/doctor/sessions/{session}/call-next"), Some(&dr), call).await).await;
+    let visit = called["visit"]["id"].as_str().expect("a visit").to_string();
+    assert_eq!(called["visit"]["status"], "called", "{called}");
+    assert_eq!(called["visit"]["patient_id"], p1.patient_id.as_str());
+    assert_eq!(called["queue"]["calling"]["entry"]["appointment_id"], a1.as_str());
+    for token in [&other, &p1.token] {
+        let r = s.get(&format!("/api/v1/doctor/visits/{visit}"), Some(token)).await;
+        assert!(matches!(r.status().as_u16(), 403 | 404), "another doctor or a patient: {}", r.status());
+    }
+    let form = json!({
+        "chief_complaint": "发热、咳嗽3天",
+        "diagnoses": [{ "text": DIAGNOSIS, "icd10": "J18.9" }],
+        "prescription": [{ "drug": "阿莫西林胶囊", "spec": "0.25g*24粒", "dose": "0.5g", "route": "口服",
+                           "frequency": "tid", "days": 5, "quantity": 2, "unit": "盒", "unit_price": 1850 }],
+        "exam_orders": [{ "name": "胸部CT平扫", "kind": "imaging", "price": 28000 }],
+        "record": "患者3天前受凉后发热，最高39℃。\n查体：右下肺可闻及湿啰音。",
+    });
+    let early = put(&s, &format!("/api/v1/doctor/visits/{visit}"), Some(&dr), form.clone()).await;
+    assert_error(early, 409, "visit_state").await;
+    let started = ok_json(s.post_empty(&format!("/api/v1/doctor/visits/{visit}/start"), Some(&dr)).await).await;
+    assert_eq!(started["status"], "in_consultation");
+    let bad = json!({ "diagnoses": [{ "text": DIAGNOSIS, "icd10": "not-a-code" }] });
+    let r = put(&s, &format!("/api/v1/doctor/visits/{visit}"), Some(&dr), bad).await;
+    assert_eq!(r.status().as_u16(), 422, "a bad ICD-10 code is refused whole");
+    let written = ok_json(put(&s, &format!("/api/v1/doctor/visits/{visit}"), Some(&dr), form).await).await;
+    assert_eq!(written["diagnoses"][0]["text"], DIAGNOSIS, "{written}");
+    let r = put(&s, &format!("/api/v1/doctor/visits/{visit}"), Some(&other), json!({})).await;
+    assert_eq!(r.status().as_u16(), 404, "another doctor cannot write it");
+    let done = ok_json(s.post_empty(&format!("/api/v1/doctor/visits/{visit}/finish"), Some(&dr)).await).await;
+    assert_eq!(done["status"], "finished", "{done}");
+    let exam_id = done["exam_orders"][0]["exam_id"].as_str().expect("the order became an exam").to_string();
+    status_becomes(&s, &p1, &a1, "seen").await;
+    let exam = ok_json(s.get(&format!("/api/v1/me/exams/{exam_id}"), Some(&p1.token)).await).await;
+    assert_eq!((exam["name"].as_str(), exam["status"].as_str()), (Some("胸部CT平扫"), Some("pending")), "{exam}");
+    // Finishing again (a retry) changes nothing.
+    let again = ok_json(s.post_empty(&format!("/api/v1/doctor/visits/{visit}/finish"), Some(&dr)).await).await;
+    assert_eq!(again["exam_orders"][0]["exam_id"], exam_id.as_str());
+
+    // Closing the session now: the job is durable, but this runner looks only at its next start.
+    let r = s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&p2.token)).await;
+    assert_eq!(r.status().as_u16(), 403, "a patient cannot close a session");
+    expect_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&admin)).await, 202).await;
+    let a = s.get_json(&format!("/api/v1/appointments/{a2}"), Some(&p2.token)).await;
+    assert_eq!(a["status"], "confirmed", "not closed before the runner's next look");
+
+    let data = s.kill_9();
+    let s = TestServer::start(opts(200).data_dir(data)).await;
+    for (p, a) in [(&p2, &a2), (&p3, &a3)] {
+        status_becomes(&s, p, a, "missed").await;
+    }
+    let seen = s.get_json(&format!("/api/v1/appointments/{a1}"), Some(&p1.token)).await;
+    assert_eq!(seen["status"], "seen", "the patient who came is not a no-show");
+
+    // The ban: p2's next booking (another doctor, another day) is refused with why and until when.
+    let (_, later) =
+        crate::booking_flow::create_session(&s, &staff(&s).await, &other_doctor, ahead(20), 30, 5, None).await;
+    let err = conflict(crate::booking_flow::book(&s, &p2, &later[0]).await, "rule_violation").await;
+    assert_eq!(err["reason"], "no_show_ban", "{err}");
+    let until = (today() + chrono::Duration::days(30)).to_string();
+    assert!(err["message"].as_str().unwrap().contains(&until), "the ban's end {until}: {err}");
+
+    // A staff correction lifts it (a patient may not make one).
+    let excuse = json!({ "reason": "患者已到院，护士漏签到" });
+    let r = s.post(&format!("/api/v1/admin/appointments/{a2}/excuse"), Some(&p2.token), excuse.clone()).await;
+    assert_eq!(r.status().as_u16(), 403);
+    let admin = staff(&s).await;
+    let fixed = ok_json(s.post(&format!("/api/v1/admin/appointments/{a2}/excuse"), Some(&admin), excuse).await).await;
+    assert_eq!(fixed["status"], "excused", "{fixed}");
+    book_ok(&s, &p2, &later[0]).await;
+    // p3 is still banned.
+    let err = conflict(crate::booking_flow::book(&s, &p3, &later[0]).await, "rule_violation").await;
+    assert_eq!(err["reason"], "no_show_ban");
+
+    // The diagnosis is sealed with the patient's key: nowhere on disk in clear.
+    let data = s.stop();
+    assert!(files_containing(data.path(), DIAGNOSIS.as_bytes()).is_empty(), "the diagnosis is stored in clear");
+    assert!(!files_containing(data.path(), "胸部CT平扫".as_bytes()).is_empty(), "the scan reads the store");
+}
