@@ -86,14 +86,7 @@ impl ActorSystem {
     /// A handle for a new tree with a name of its own; `tree` starts the tree under it.
     pub(crate) fn new(config: ActorConfig) -> Self {
         let prefix = format!("hospital-{}", NEXT_SYSTEM.fetch_add(1, Ordering::Relaxed));
-        Self {
-            inner: Arc::new(Inner {
-                prefix,
-                config,
-                shut_down: AtomicBool::new(false),
-                gate: Default::default(),
-            }),
-        }
+        Self { inner: Arc::new(Inner { prefix, config, shut_down: AtomicBool::new(false), gate: Default::default() }) }
     }
 
     pub(crate) fn prefix(&self) -> &str {
