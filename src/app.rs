@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stores,
         actors: actors.clone(),
         cipher,
+        records,
         sms,
         wechat,
         real_name,

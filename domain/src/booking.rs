@@ -65,6 +65,40 @@ pub struct WaitEntry {
     pub joined_at: DateTime<Utc>,
 }
 
+/// Stopped, not released, sold out: the refusals of a hold that depend on the session alone,
+/// never on who books. `check` answers them exactly as `SessionBook::bookable` does from the
+/// book; a copy of this, kept current by the doctor's schedule actor, lets a node refuse without
+/// asking the actor (see the actors' `AvailabilityGate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionGate {
+    pub status: SessionStatus,
+    pub release_at: DateTime<Utc>,
+    /// Places left per segment (0 for every segment of a stopped session).
+    pub remaining: Vec<u32>,
+}
+
+impl SessionGate {
+    /// The refusal a hold of `segment` at `now` would get from these facts, in `hold`'s order.
+    pub fn check(&self, segment: u16, now: DateTime<Utc>) -> Result<(), BookError> {
+        let Some(left) = self.remaining.get(segment as usize) else { return Err(BookError::NoSuchSlot) };
+        check_open(self.status, self.release_at, now)?;
+        if *left == 0 {
+            return Err(BookError::SoldOut);
+        }
+        Ok(())
+    }
+}
+
+fn check_open(status: SessionStatus, release_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), BookError> {
+    if status == SessionStatus::Stopped {
+        return Err(BookError::SessionStopped);
+    }
+    if now < release_at {
+        return Err(BookError::NotReleased { release_at });
+    }
+    Ok(())
+}
+
 /// One session's places, live appointments and waitlist.
 #[derive(Debug, Clone)]
 pub struct SessionBook {
@@ -133,17 +167,11 @@ impl SessionBook {
     }
 
     fn check_open(&self, now: DateTime<Utc>) -> Result<(), BookError> {
-        if self.session.status == SessionStatus::Stopped {
-            return Err(BookError::SessionStopped);
-        }
-        if now < self.session.release_at {
-            return Err(BookError::NotReleased { release_at: self.session.release_at });
-        }
-        Ok(())
+        check_open(self.session.status, self.session.release_at, now)
     }
 
     /// Whether a place of `segment` could be taken at `now`: the same checks, in the same order,
-    /// as `hold`, without taking it.
+    /// as `hold`, without taking it (what `SessionGate::check` decides, from the book itself).
     pub fn bookable(&self, segment: u16, now: DateTime<Utc>) -> Result<(), BookError> {
         let seg = segment as usize;
         if seg >= self.session.segments.len() {
@@ -154,6 +182,16 @@ impl SessionBook {
             return Err(BookError::SoldOut);
         }
         Ok(())
+    }
+
+    /// What decides the refusals that need no person (stopped, not released, sold out), as of
+    /// now: the session's entry in a node's availability gate.
+    pub fn gate(&self) -> SessionGate {
+        SessionGate {
+            status: self.session.status,
+            release_at: self.session.release_at,
+            remaining: self.remaining_all(),
+        }
     }
 
     /// Takes the lowest free place of `segment` for the request. The order of the checks is

@@ -68,6 +68,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::exams::router())
         .merge(http::files::router())
         .merge(http::visits::router())
+        .merge(http::records::router())
         .merge(http::ops::router());
     let r = sandbox_routes(r, sandbox);
     let (router, mut doc) = r.split_for_parts();

@@ -24,6 +24,8 @@ pub struct AppState {
     pub sessions: SessionStore,
     pub actors: ActorSystem,
     pub cipher: FieldCipher,
+    /// Per-patient data keys (REC-5): visits and records are opened with them.
+    pub records: hospital_store::PersonCipher,
     pub sms: Arc<dyn SmsSender>,
     pub wechat: Arc<dyn WechatLogin>,
     /// Checks a 就诊人's name against their ID number (Aliyun cloudauth, or its sandbox).

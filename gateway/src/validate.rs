@@ -310,3 +310,8 @@ mod tests {
         assert!(range_error("x", "invalid type: string").is_none());
     }
 }
+
+ranged!(
+    /// How many items of a list to skip (paging): 0 to 100,000.
+    ListOffset(usize): 0, 100_000, "Items to skip, 0 to 100000."
+);

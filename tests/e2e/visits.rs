@@ -185,6 +185,46 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     let again = ok_json(s.post_empty(&format!("/api/v1/doctor/visits/{visit}/finish"), Some(&dr)).await).await;
     assert_eq!(again["exam_orders"][0]["exam_id"], exam_id.as_str());
 
+    // The patient's side: history (filters, search, paging), detail, the record as a PDF.
+    let history = format!("/api/v1/me/patients/{}/visits", p1.patient_id);
+    let page = ok_json(s.get(&history, Some(&p1.token)).await).await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["items"][0]["id"], visit.as_str());
+    assert_eq!(page["items"][0]["diagnosis"], DIAGNOSIS);
+    for (query, hits) in [("q=J18", 1), ("q=%E8%82%BA%E7%82%8E", 1), ("q=nothing-like-it", 0)] {
+        let page = ok_json(s.get(&format!("{history}?{query}"), Some(&p1.token)).await).await;
+        assert_eq!(page["total"], hits, "{query}: {page}");
+    }
+    let tomorrow = today() + chrono::Duration::days(1);
+    let page = ok_json(s.get(&format!("{history}?from={tomorrow}"), Some(&p1.token)).await).await;
+    assert_eq!(page["total"], 0, "date range: {page}");
+    let page = ok_json(s.get(&format!("{history}?offset=1"), Some(&p1.token)).await).await;
+    assert_eq!((page["total"].as_u64(), page["items"].as_array().map(Vec::len)), (Some(1), Some(0)), "paging");
+    let detail = ok_json(s.get(&format!("/api/v1/me/visits/{visit}"), Some(&p1.token)).await).await;
+    assert_eq!(detail["visit"]["prescription"][0]["drug"], "阿莫西林胶囊", "{detail}");
+    assert_eq!(detail["exams"][0]["id"], exam_id.as_str(), "{detail}");
+    let pdf = s.get(&format!("/api/v1/me/visits/{visit}/record.pdf"), Some(&p1.token)).await;
+    assert_eq!(pdf.status().as_u16(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("record.pdf");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg("-enc")
+        .arg("UTF-8")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(DIAGNOSIS), "the diagnosis extracts from the PDF: {text}");
+    // Another account: every one of these is 404, nothing leaked.
+    for path in [history.clone(), format!("/api/v1/me/visits/{visit}"), format!("/api/v1/me/visits/{visit}/record.pdf")]
+    {
+        assert_error(s.get(&path, Some(&p2.token)).await, 404, "not_found").await;
+    }
+
     // Closing the session now: the job is durable, but this runner looks only at its next start.
     let r = s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&p2.token)).await;
     assert_eq!(r.status().as_u16(), 403, "a patient cannot close a session");

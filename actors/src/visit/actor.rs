@@ -39,7 +39,7 @@ impl Actor for VisitActor {
         }
         match msg {
             VisitMsg::Call { appointment, room, reply } => {
-                let _ = reply.send(state.call(appointment, room).await);
+                let _ = reply.send(state.call(*appointment, room).await);
             }
             VisitMsg::Start { reply } => {
                 let _ = reply.send(state.start().await);

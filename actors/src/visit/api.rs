@@ -12,7 +12,7 @@ impl ActorSystem {
     pub async fn call_visit(&self, appointment: Appointment, room: String) -> Result<Visit, VisitFailure> {
         let id = VisitId::of_appointment(appointment.id);
         self.ask::<VisitKind, _>(id, Retry::UndeliveredOnly, |reply| VisitMsg::Call {
-            appointment: appointment.clone(),
+            appointment: Box::new(appointment.clone()),
             room: room.clone(),
             reply,
         })

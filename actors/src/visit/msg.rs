@@ -44,7 +44,7 @@ pub(crate) type Reply<T> = RpcReplyPort<Result<T, VisitFailure>>;
 pub enum VisitMsg {
     /// The patient of `appointment` (checked in) is called to `room`: the visit is made, or,
     /// called again after a skip, its call time moves.
-    Call { appointment: Appointment, room: String, reply: Reply<Visit> },
+    Call { appointment: Box<Appointment>, room: String, reply: Reply<Visit> },
     /// The patient is in: the consultation starts. A repeat answers the visit as it is.
     Start { reply: Reply<Visit> },
     /// Replaces what the doctor wrote (only in consultation).

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod ops;
 pub mod payments;
 pub mod queue;
+pub mod records;
 /// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -1,0 +1,235 @@
+//! The patient's side of visits and records (REC-1..3), for every 就诊人 of the account: visit
+//! history (by time, a date range, search by department, doctor or diagnosis, paging), a visit's
+//! detail (doctor, diagnoses, prescription, the record, linked exams), and the medical record as
+//! a PDF the server renders (`documents`, a CJK font subset into the file).
+//!
+//! Visits are sealed with the patient's data key; they are opened here, for their owner only:
+//! another account's patient or visit is 404, as if it did not exist.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use hospital_documents::{render_medical_record, CjkFont, FontConfig, HospitalHeader, MedicalRecordInput, PatientInfo};
+use hospital_domain::exam::Exam;
+use hospital_domain::visit::{Visit, VisitId, VisitStatus};
+use hospital_domain::{DepartmentId, DoctorId, PatientId};
+use hospital_store::PatientRecord;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::validate::{Day, ListLimit, ListOffset};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(visit_history)).routes(routes!(visit_detail)).routes(routes!(record_pdf))
+}
+
+/// The account's patient, or 404.
+async fn own_patient(state: &AppState, caller: &AccountCaller, id: PatientId) -> ApiResult<PatientRecord> {
+    state.stores.data.patient(caller.account_id, id).await?.ok_or_else(|| ApiError::not_found("patient"))
+}
+
+/// Every visit of the account's patient, opened (none if the patient has no data key: never
+/// seen, or erased).
+async fn visits_of(state: &AppState, caller: &AccountCaller, patient: PatientId) -> ApiResult<Vec<Visit>> {
+    let rows = state.stores.data.visits_of_patient(caller.account_id, patient).await?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let Some(key) = state.records.existing_key(patient).await? else { return Ok(vec![]) };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(r.open(&key)?);
+    }
+    Ok(out)
+}
+
+/// One visit of the caller's, opened; another account's is 404.
+async fn own_visit(state: &AppState, caller: &AccountCaller, id: VisitId) -> ApiResult<Visit> {
+    let row = match state.stores.data.visit(id).await? {
+        Some(r) if r.account_id == caller.account_id => r,
+        _ => return Err(ApiError::not_found("visit")),
+    };
+    let key = state.records.existing_key(row.patient_id).await?.ok_or_else(|| ApiError::not_found("visit"))?;
+    Ok(row.open(&key)?)
+}
+
+/// A visit in a history list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisitSummary {
+    pub id: VisitId,
+    pub patient_id: PatientId,
+    /// The local date of the visit.
+    pub date: NaiveDate,
+    pub called_at: DateTime<Utc>,
+    pub status: VisitStatus,
+    pub doctor_id: DoctorId,
+    pub doctor_name: String,
+    pub department_id: DepartmentId,
+    pub department_name: String,
+    /// The diagnoses in one line (主要诊断 first).
+    pub diagnosis: String,
+}
+
+/// A page of the history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisitPage {
+    /// Visits matching the filters (all pages).
+    pub total: usize,
+    pub items: Vec<VisitSummary>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Visits on or after this local date.
+    #[param(inline)]
+    pub from: Option<Day>,
+    /// Visits on or before this local date.
+    #[param(inline)]
+    pub to: Option<Day>,
+    /// Matches the department, the doctor or a diagnosis (text or ICD-10 code); at most 50
+    /// characters.
+    pub q: Option<String>,
+    #[param(inline)]
+    pub limit: Option<ListLimit>,
+    #[param(inline)]
+    pub offset: Option<ListOffset>,
+}
+
+fn names(state: &AppState, v: &Visit) -> (String, String) {
+    let idx = state.catalog();
+    let doctor = idx.doctor(v.doctor_id).map(|d| d.name.clone()).unwrap_or_default();
+    let department = idx.department(v.department_id).map(|d| d.name.clone()).unwrap_or_default();
+    (doctor, department)
+}
+
+/// REC-1: a 就诊人's visits, newest first, filtered and paged.
+#[utoipa::path(get, path = "/api/v1/me/patients/{id}/visits", tag = "records", security(("bearer" = [])),
+    params(("id" = PatientId, Path), HistoryQuery),
+    responses((status = 200, body = VisitPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn visit_history(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<PatientId>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<ApiJson<VisitPage>> {
+    if q.q.as_ref().is_some_and(|s| s.chars().count() > 50) {
+        return Err(ApiError::BadRequest("q: at most 50 characters".into()));
+    }
+    own_patient(&state, &caller, id).await?;
+    let needle = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
+    let matches = |v: &Visit, s: &VisitSummary| {
+        let Some(n) = &needle else { return true };
+        let code = v.diagnoses.iter().any(|d| d.icd10.as_ref().is_some_and(|c| c.as_str().to_lowercase().contains(n)));
+        code || [&s.doctor_name, &s.department_name, &s.diagnosis].iter().any(|f| f.to_lowercase().contains(n))
+    };
+    let mut items: Vec<VisitSummary> = visits_of(&state, &caller, id)
+        .await?
+        .into_iter()
+        .filter_map(|v| {
+            let (doctor_name, department_name) = names(&state, &v);
+            let s = VisitSummary {
+                id: v.id,
+                patient_id: v.patient_id,
+                date: state.zone.local_date(v.called_at),
+                called_at: v.called_at,
+                status: v.status,
+                doctor_id: v.doctor_id,
+                doctor_name,
+                department_id: v.department_id,
+                department_name,
+                diagnosis: v.diagnosis_summary(),
+            };
+            let in_range = q.from.is_none_or(|f| s.date >= f.get()) && q.to.is_none_or(|t| s.date <= t.get());
+            (in_range && matches(&v, &s)).then_some(s)
+        })
+        .collect();
+    items.sort_by_key(|s| std::cmp::Reverse(s.called_at));
+    let total = items.len();
+    let offset = q.offset.map_or(0, ListOffset::get);
+    let limit = q.limit.map_or(20, ListLimit::get);
+    let items = items.into_iter().skip(offset).take(limit).collect();
+    Ok(ApiJson(VisitPage { total, items }))
+}
+
+/// REC-2: a visit with its doctor, department and the exams of its orders.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisitDetail {
+    pub visit: Visit,
+    pub doctor_name: String,
+    pub department_name: String,
+    /// The exams booked for the visit's exam orders, as they stand.
+    pub exams: Vec<Exam>,
+}
+
+/// REC-2: one visit of the account's patients.
+#[utoipa::path(get, path = "/api/v1/me/visits/{id}", tag = "records", security(("bearer" = [])),
+    params(("id" = VisitId, Path)),
+    responses((status = 200, body = VisitDetail), (status = 404, body = ErrorBody)))]
+async fn visit_detail(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<VisitId>,
+) -> ApiResult<ApiJson<VisitDetail>> {
+    let visit = own_visit(&state, &caller, id).await?;
+    let mut exams = Vec::new();
+    for eid in visit.exam_orders.iter().filter_map(|o| o.exam_id) {
+        if let Some(e) = state.stores.data.exam(eid).await?.filter(|e| e.account_id == caller.account_id) {
+            exams.push(e);
+        }
+    }
+    let (doctor_name, department_name) = names(&state, &visit);
+    Ok(ApiJson(VisitDetail { visit, doctor_name, department_name, exams }))
+}
+
+/// The CJK font, loaded once (the first of Debian's CJK fonts that exists).
+fn font() -> ApiResult<&'static CjkFont> {
+    static FONT: OnceLock<Result<CjkFont, String>> = OnceLock::new();
+    FONT.get_or_init(|| FontConfig::default().load().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| ApiError::Unavailable(format!("no CJK font for the record PDF: {e}")))
+}
+
+/// REC-3: the visit's medical record (门诊病历) as a PDF: the hospital's header, the patient, the
+/// complaint, diagnoses, prescription, exam orders and the record text.
+#[utoipa::path(get, path = "/api/v1/me/visits/{id}/record.pdf", tag = "records", security(("bearer" = [])),
+    params(("id" = VisitId, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn record_pdf(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<VisitId>,
+) -> ApiResult<Response> {
+    let visit = own_visit(&state, &caller, id).await?;
+    let p = own_patient(&state, &caller, visit.patient_id).await?;
+    let idx = state.catalog();
+    let hospital = idx.hospital.as_ref().map(HospitalHeader::from).unwrap_or(HospitalHeader {
+        name: "医院".into(),
+        address: String::new(),
+        phone: None,
+    });
+    let (doctor_name, department_name) = names(&state, &visit);
+    let input = MedicalRecordInput {
+        hospital,
+        patient: PatientInfo { id: p.id, name: p.name, gender: p.gender, birth_date: Some(p.birth_date), phone: None },
+        visit,
+        doctor_name,
+        department_name,
+        zone: state.zone,
+        generated_at: Utc::now(),
+    };
+    let font = font()?;
+    let pdf = tokio::task::spawn_blocking(move || render_medical_record(font, &input))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the PDF renderer failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("cannot render the record: {e}")))?;
+    let name = format!("attachment; filename=\"record-{id}.pdf\"");
+    Ok(([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, name)], pdf)
+        .into_response())
+}
