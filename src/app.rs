@@ -141,7 +141,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_person_cipher(records.clone());
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     // Durable jobs (closing sessions at their end, erasures): rows, so a restart loses none.
-    let jobs = hospital_actors::JobRunner::start(stores.data.clone(), actors.clone(), None, config.actors.jobs.clone());
+    let eraser = Arc::new(hospital_actors::StoreEraser { data: stores.data.clone(), keys: records.clone() });
+    let jobs = hospital_actors::JobRunner::start(
+        stores.data.clone(),
+        actors.clone(),
+        Some(eraser),
+        config.actors.jobs.clone(),
+    );
     let realtime = Arc::new(Realtime { hub, log, bus });
     let objects = hospital_objects::Objects::from_config(&config.objects, &config.data_dir)
         .context("cannot open object storage (objects)")?;

@@ -107,6 +107,10 @@ pub struct JobsConfig {
     pub lookback: Duration,
     /// At most this many jobs per tick.
     pub batch: usize,
+    /// An account deletion is carried out this long after it was asked for, unless cancelled
+    /// (SET-3: 7 days).
+    #[serde(rename = "erase_cooling_off_secs", with = "secs")]
+    pub erase_cooling_off: Duration,
 }
 
 impl Default for JobsConfig {
@@ -119,6 +123,7 @@ impl Default for JobsConfig {
             retry_max: Duration::from_secs(30 * 60),
             lookback: Duration::from_secs(30 * 24 * 3600),
             batch: 100,
+            erase_cooling_off: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -25,6 +25,33 @@ pub trait AccountEraser: Send + Sync {
     async fn erase(&self, account: AccountId) -> Result<(), String>;
 }
 
+/// The platform's erasure of an account (SET-3): each patient's data key destroyed first (from
+/// then on every copy of their sealed data, in the store, object storage or a backup, is
+/// unreadable), then every row of the account deleted (payment orders kept, without personal
+/// data). Running it again finds nothing left to do.
+pub struct StoreEraser {
+    pub data: Arc<dyn DataStore>,
+    pub keys: hospital_store::PersonCipher,
+}
+
+#[async_trait]
+impl AccountEraser for StoreEraser {
+    async fn erase(&self, account: AccountId) -> Result<(), String> {
+        if self.data.deletion(account).await.map_err(|e| e.to_string())?.is_none() {
+            tracing::info!(%account, "no deletion request stands (cancelled, or done): nothing erased");
+            return Ok(());
+        }
+        let patients = self.data.patients_of(account).await.map_err(|e| e.to_string())?;
+        for p in &patients {
+            self.keys.destroy(p.id).await.map_err(|e| e.to_string())?;
+        }
+        let erased = self.data.erase_account(account).await.map_err(|e| e.to_string())?;
+        tracing::info!(%account, keys = patients.len(), rows = ?erased, "account erased");
+        metrics::counter!("accounts_erased_total").increment(1);
+        Ok(())
+    }
+}
+
 /// A running job runner; dropping it ends its task (the jobs stay in the store).
 pub struct JobRunner {
     worker: Arc<Worker>,

@@ -47,7 +47,7 @@ pub use effects::{Effect, EffectSink};
 pub use error::ActorError;
 pub use events::{EventBus, Events};
 pub use exam::{ExamFailure, ExamKind, ExamMsg};
-pub use jobs::{AccountEraser, JobRunner};
+pub use jobs::{AccountEraser, JobRunner, StoreEraser};
 pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
 pub use payment::{PaymentError, PaymentKind, PaymentMsg};

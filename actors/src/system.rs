@@ -89,6 +89,11 @@ impl ActorSystem {
         Self { inner: Arc::new(Inner { prefix, config, shut_down: AtomicBool::new(false), gate: Default::default() }) }
     }
 
+    /// The actor system's configuration (its clocks and rules).
+    pub fn config(&self) -> &ActorConfig {
+        &self.inner.config
+    }
+
     pub(crate) fn prefix(&self) -> &str {
         &self.inner.prefix
     }

@@ -97,6 +97,7 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
             .env("HOSPITAL_VAULT_DIR", vault.path().display())
             .env("HOSPITAL_ACTORS__NO_SHOW_LIMIT", 1)
             .env("HOSPITAL_ACTORS__JOBS__TICK_MS", tick_ms)
+            .env("HOSPITAL_ACTORS__JOBS__ERASE_COOLING_OFF_SECS", 2)
     };
     let s = TestServer::start(opts(3_600_000)).await;
     let admin = staff(&s).await;
@@ -264,4 +265,59 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     let data = s.stop();
     assert!(files_containing(data.path(), DIAGNOSIS.as_bytes()).is_empty(), "the diagnosis is stored in clear");
     assert!(!files_containing(data.path(), "胸部CT平扫".as_bytes()).is_empty(), "the scan reads the store");
+
+    // SET-3: a backup of the data directory (the vault is kept apart), then p1 deletes the
+    // account: after the cooling-off the data keys are destroyed and the rows deleted.
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(data.path(), backup.path());
+    let s = TestServer::start(opts(200).data_dir(data)).await;
+    let p1_phone = crate::harness::phone(7101);
+    let r = s.post("/api/v1/me/deletion", Some(&p1.token), json!({ "code": "000000" })).await;
+    assert_eq!(r.status().as_u16(), 401, "a wrong code is refused");
+    let code = s.sms_code(&p1_phone).await;
+    let asked = expect_json(s.post("/api/v1/me/deletion", Some(&p1.token), json!({ "code": code })).await, 202).await;
+    assert!(asked["erase_at"].as_str().is_some(), "{asked}");
+    // Cancelled during the cooling-off: nothing happens.
+    let r = s.delete("/api/v1/me/deletion", Some(&p1.token)).await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert_error(s.get("/api/v1/me/deletion", Some(&p1.token)).await, 404, "not_found").await;
+    let page = ok_json(s.get(&history, Some(&p1.token)).await).await;
+    assert_eq!(page["total"], 1, "still there after a cancel: {page}");
+    // Asked again, and left to run.
+    let code = s.sms_code(&p1_phone).await;
+    expect_json(s.post("/api/v1/me/deletion", Some(&p1.token), json!({ "code": code })).await, 202).await;
+    eventually("p1 erased", Duration::from_secs(30), || async {
+        let r = s.get(&history, Some(&p1.token)).await;
+        if r.status().as_u16() == 200 {
+            Err(r.text().await.unwrap_or_default())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let a = s.get_json(&format!("/api/v1/appointments/{a2}"), Some(&p2.token)).await;
+    assert_eq!(a["status"], "excused", "another account is untouched: {a}");
+    let data = s.stop();
+    assert!(files_containing(data.path(), DIAGNOSIS.as_bytes()).is_empty());
+
+    // The backup taken before the deletion, restored beside the live vault: its visit row is
+    // there but nothing can open it any more (the key is gone), so p1 sees no record.
+    let s = TestServer::start(opts(3_600_000).data_dir(backup)).await;
+    let page = ok_json(s.get(&history, Some(&p1.token)).await).await;
+    assert_eq!(page["total"], 0, "the restored copy cannot be decrypted: {page}");
+    assert_error(s.get(&format!("/api/v1/me/visits/{visit}"), Some(&p1.token)).await, 404, "not_found").await;
+    drop(s);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }

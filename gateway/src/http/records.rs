@@ -3,15 +3,21 @@
 //! detail (doctor, diagnoses, prescription, the record, linked exams), and the medical record as
 //! a PDF the server renders (`documents`, a CJK font subset into the file).
 //!
+//! And SET-3's account deletion: asked for with an SMS code, carried out after a cooling-off
+//! (`actors.jobs.erase_cooling_off_secs`, 7 days) by a durable job unless cancelled: every
+//! patient's data key destroyed (crypto-erasure), then the account's rows deleted.
+//!
 //! Visits are sealed with the patient's data key; they are opened here, for their owner only:
 //! another account's patient or visit is 404, as if it did not exist.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_documents::{render_medical_record, CjkFont, FontConfig, HospitalHeader, MedicalRecordInput, PatientInfo};
 use hospital_domain::exam::Exam;
+use hospital_domain::jobs::Job;
+use hospital_domain::privacy::DeletionRequest;
 use hospital_domain::visit::{Visit, VisitId, VisitStatus};
 use hospital_domain::{DepartmentId, DoctorId, PatientId};
 use hospital_store::PatientRecord;
@@ -25,7 +31,11 @@ use crate::state::AppState;
 use crate::validate::{Day, ListLimit, ListOffset};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(visit_history)).routes(routes!(visit_detail)).routes(routes!(record_pdf))
+    OpenApiRouter::new()
+        .routes(routes!(visit_history))
+        .routes(routes!(visit_detail))
+        .routes(routes!(record_pdf))
+        .routes(routes!(request_deletion, deletion_status, cancel_deletion))
 }
 
 /// The account's patient, or 404.
@@ -232,4 +242,66 @@ async fn record_pdf(
     let name = format!("attachment; filename=\"record-{id}.pdf\"");
     Ok(([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, name)], pdf)
         .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionAsk {
+    /// The SMS code sent to the account's phone (`POST /api/v1/auth/sms/send`).
+    pub code: String,
+}
+
+/// SET-3: asks for the account's deletion. After the cooling-off (`erase_at`) every 就诊人's data
+/// key is destroyed and the account's rows are deleted; until then it can be cancelled. Asking
+/// again keeps the first request.
+#[utoipa::path(post, path = "/api/v1/me/deletion", tag = "records", security(("bearer" = [])), request_body = DeletionAsk,
+    responses((status = 202, body = DeletionRequest), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn request_deletion(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiJson(req): ApiJson<DeletionAsk>,
+) -> ApiResult<(StatusCode, ApiJson<DeletionRequest>)> {
+    let account = state.stores.data.account(caller.account_id).await?.ok_or(ApiError::InvalidToken)?;
+    let phone = account.phone.ok_or_else(|| ApiError::Conflict {
+        code: "phone_required",
+        message: "bind a phone first: deletion is confirmed by an SMS code".into(),
+    })?;
+    state.limits.check_phone(phone.as_str())?;
+    crate::auth::codes::verify(&state, &phone, &req.code).await?;
+    if let Some(existing) = state.stores.data.deletion(caller.account_id).await? {
+        let job = Job::erase_account(caller.account_id, existing.erase_at, existing.requested_at);
+        state.stores.data.schedule_job(&job).await?;
+        return Ok((StatusCode::ACCEPTED, ApiJson(existing)));
+    }
+    let now = Utc::now();
+    let cooling = chrono::Duration::from_std(state.actors.config().jobs.erase_cooling_off)
+        .unwrap_or(chrono::Duration::days(hospital_domain::privacy::DEFAULT_COOLING_OFF_DAYS));
+    let request = DeletionRequest::new(caller.account_id, now, cooling);
+    // The request first: the job erases only while a request stands (a job left behind by a
+    // failed write or a cancellation does nothing); a request whose job was not written is
+    // written again by asking again.
+    state.stores.data.put_deletion(&request).await?;
+    state.stores.data.put_job(&Job::erase_account(caller.account_id, request.erase_at, now)).await?;
+    tracing::info!(account = %caller.account_id, erase_at = %request.erase_at, "account deletion requested");
+    Ok((StatusCode::ACCEPTED, ApiJson(request)))
+}
+
+/// The pending deletion request, if any (404 when none).
+#[utoipa::path(get, path = "/api/v1/me/deletion", tag = "records", security(("bearer" = [])),
+    responses((status = 200, body = DeletionRequest), (status = 404, body = ErrorBody)))]
+async fn deletion_status(State(state): State<AppState>, caller: AccountCaller) -> ApiResult<ApiJson<DeletionRequest>> {
+    let d = state.stores.data.deletion(caller.account_id).await?;
+    d.map(ApiJson).ok_or_else(|| ApiError::not_found("deletion request"))
+}
+
+/// Cancels the pending deletion (during the cooling-off).
+#[utoipa::path(delete, path = "/api/v1/me/deletion", tag = "records", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn cancel_deletion(State(state): State<AppState>, caller: AccountCaller) -> ApiResult<StatusCode> {
+    if !state.stores.data.remove_deletion(caller.account_id).await? {
+        return Err(ApiError::not_found("deletion request"));
+    }
+    state.stores.data.cancel_job(&Job::erase_id(caller.account_id)).await?;
+    tracing::info!(account = %caller.account_id, "account deletion cancelled");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -262,14 +262,9 @@ impl RecordStore for ScyllaStore {
             .await?
             .len();
         n.consents = self.consents_of(account).await?.len();
-        for stmt in [
-            DELETE_APPOINTMENTS_OF_ACCOUNT,
-            DELETE_EXAMS_OF_ACCOUNT,
-            DELETE_MESSAGES,
-            DELETE_CONSENTS,
-            DELETE_PREFS,
-            DELETE_DELETION,
-        ] {
+        for stmt in
+            [DELETE_APPOINTMENTS_OF_ACCOUNT, DELETE_EXAMS_OF_ACCOUNT, DELETE_MESSAGES, DELETE_CONSENTS, DELETE_PREFS]
+        {
             self.exec(stmt, (acc,)).await?;
         }
         if let Some(a) = self.account(account).await? {
@@ -284,6 +279,8 @@ impl RecordStore for ScyllaStore {
             }
             self.exec(DELETE_ACCOUNT, (acc,)).await?;
         }
+        // Last: while the request stands, a crash half-way leaves the erase job to finish.
+        self.exec(DELETE_DELETION, (acc,)).await?;
         Ok(n)
     }
 }
