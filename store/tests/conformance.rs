@@ -17,6 +17,14 @@ async fn embedded_data_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    conformance::chat(Arc::new(store.clone())).await;
+    conformance::chat_reference(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_kv_and_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -92,6 +100,8 @@ async fn scylla_backend() {
     conformance::data_store(Arc::new(store.clone())).await;
     conformance::exams(Arc::new(store.clone())).await;
     conformance::audit(Arc::new(store.clone())).await;
+    conformance::chat(Arc::new(store.clone())).await;
+    conformance::chat_reference(Arc::new(store.clone())).await;
     conformance::ephemeral_kv(Arc::new(store.clone())).await;
     conformance::sessions(Arc::new(store.clone())).await;
     store.session().query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.unwrap();

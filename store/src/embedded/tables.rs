@@ -52,6 +52,24 @@ tables! {
     AUDIT_BY_ACTOR = "audit_by_actor";
     AUDIT_BY_ACTION = "audit_by_action";
     AUDIT_BY_ACCOUNT = "audit_by_account";
+    CHAT_GROUPS = "chat_groups";
+    CHAT_AGENTS = "chat_agents";
+    CHAT_AGENTS_BY_GROUP = "chat_agents_by_group";
+    CONVERSATIONS = "conversations";
+    CHAT_MESSAGES = "chat_messages";
+    CONVERSATIONS_BY_ACCOUNT = "conversations_by_account";
+    CONVERSATIONS_BY_AGENT = "conversations_by_agent";
+    OPEN_CONVERSATIONS_BY_GROUP = "open_conversations_by_group";
+    CHAT_READ_MARKS = "chat_read_marks";
+    CHAT_RATINGS = "chat_ratings";
+    CHAT_DISPATCHERS = "chat_dispatchers";
+    CHAT_TICKETS = "chat_tickets";
+    TICKETS_BY_ACCOUNT = "tickets_by_account";
+    OPEN_TICKETS_BY_GROUP = "open_tickets_by_group";
+    CHAT_FAQ = "chat_faq";
+    CHAT_CANNED_REPLIES = "chat_canned_replies";
+    CHAT_CANNED_BY_ID = "chat_canned_by_id";
+    CHAT_FEEDBACK = "chat_feedback";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";
