@@ -86,11 +86,7 @@ impl ChatWrite {
         }
         self.messages.extend(later.messages);
         for m in later.read_marks {
-            match self
-                .read_marks
-                .iter_mut()
-                .find(|r| r.conversation_id == m.conversation_id && r.reader == m.reader)
-            {
+            match self.read_marks.iter_mut().find(|r| r.conversation_id == m.conversation_id && r.reader == m.reader) {
                 Some(r) if r.seq < m.seq => *r = m,
                 Some(_) => {}
                 None => self.read_marks.push(m),

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::conversation::{ChatMessage, Conversation, ConversationStatus, ReadReceipt, Rating};
+use super::conversation::{ChatMessage, Conversation, ConversationStatus, Rating, ReadReceipt};
 use super::dispatcher::Presence;
 use super::{AgentRef, GroupCode};
 use crate::{ConversationId, StaffId};

@@ -78,8 +78,9 @@ mod tests {
     fn feedback_is_checked() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let img = ImageRef::new("chat/a/b.png", "image/png").unwrap();
-        let f = Feedback::new(FeedbackId::new(), AccountId::new(), " 挂号页面打不开 ", Some(" "), vec![img.clone()], now)
-            .unwrap();
+        let f =
+            Feedback::new(FeedbackId::new(), AccountId::new(), " 挂号页面打不开 ", Some(" "), vec![img.clone()], now)
+                .unwrap();
         assert_eq!((f.text.as_str(), f.contact.as_ref()), ("挂号页面打不开", None));
         assert!(Feedback::new(FeedbackId::new(), AccountId::new(), "", None, vec![], now).is_err());
         assert!(Feedback::new(FeedbackId::new(), AccountId::new(), "x", Some("两\n行"), vec![], now).is_err());

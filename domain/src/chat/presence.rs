@@ -127,6 +127,17 @@ impl PresenceBoard {
         agents
     }
 
+    /// Every connection starts its grace (the dispatcher restarted: the sockets it knew may be
+    /// gone; live ones say so again with their next heartbeat, which is refused, and a new
+    /// `set`).
+    pub fn disconnect_all(&mut self, now: DateTime<Utc>, grace: Duration) {
+        for conns in self.agents.values_mut() {
+            for c in conns.values_mut() {
+                c.leaving_until.get_or_insert(now + grace);
+            }
+        }
+    }
+
     /// Forgets an agent (removed from the group).
     pub fn forget(&mut self, agent: StaffId) {
         self.agents.remove(&agent);

@@ -85,11 +85,8 @@ pub async fn chat(store: Arc<dyn DataStore>) {
     let mut all = vec![hello.clone()];
     let mut batch = ChatWrite::default();
     for i in 2..=total {
-        let sender = if i % 2 == 0 {
-            Sender::Agent { id: agent.id, name: agent.name.clone() }
-        } else {
-            Sender::Patient
-        };
+        let sender =
+            if i % 2 == 0 { Sender::Agent { id: agent.id, name: agent.name.clone() } } else { Sender::Patient };
         let m = first.append(sender, MessageBody::text(&format!("第{i}条")).unwrap(), t0).unwrap();
         all.push(m.clone());
         batch.merge(ChatWrite { conversations: vec![row(&first, false)], messages: vec![m], ..Default::default() });

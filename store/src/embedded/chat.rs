@@ -31,10 +31,7 @@ fn open_key(group: &GroupCode, c: &Conversation) -> Key {
 }
 
 fn message_key(m: &ChatMessage) -> Key {
-    Key::new()
-        .uuid(&m.conversation_id.0)
-        .i64(i64::from(message_bucket(m.seq)))
-        .i64(m.seq as i64)
+    Key::new().uuid(&m.conversation_id.0).i64(i64::from(message_bucket(m.seq))).i64(m.seq as i64)
 }
 
 fn put_conversation_listings(ctx: &mut WriteCtx<'_>, c: &Conversation, left: &[GroupCode]) {

@@ -55,8 +55,7 @@ const PUT_GROUP: &str = "INSERT INTO {ks}.chat_groups (hospital, code, body) VAL
 const GROUPS: &str = "SELECT body FROM {ks}.chat_groups WHERE hospital = ?";
 const PUT_AGENT: &str = "INSERT INTO {ks}.chat_agents (staff_id, body) VALUES (?, ?)";
 const GET_AGENT: &str = "SELECT body FROM {ks}.chat_agents WHERE staff_id = ?";
-const PUT_AGENT_BY_GROUP: &str =
-    "INSERT INTO {ks}.chat_agents_by_group (group_code, staff_id, body) VALUES (?, ?, ?)";
+const PUT_AGENT_BY_GROUP: &str = "INSERT INTO {ks}.chat_agents_by_group (group_code, staff_id, body) VALUES (?, ?, ?)";
 const DELETE_AGENT_BY_GROUP: &str = "DELETE FROM {ks}.chat_agents_by_group WHERE group_code = ? AND staff_id = ?";
 const AGENTS_OF_GROUP: &str = "SELECT body FROM {ks}.chat_agents_by_group WHERE group_code = ?";
 const PUT_TICKET: &str = "INSERT INTO {ks}.chat_tickets (ticket_id, body) VALUES (?, ?)";
@@ -314,7 +313,11 @@ impl ChatStore for ScyllaStore {
         if let Some(o) = old.filter(|o| o.scope != reply.scope) {
             w.push(self, DELETE_CANNED, vec![text(canned_scope_key(&o.scope)), CqlValue::Uuid(o.id.0)]);
         }
-        w.push(self, PUT_CANNED, vec![text(canned_scope_key(&reply.scope)), CqlValue::Uuid(reply.id.0), text(body.clone())]);
+        w.push(
+            self,
+            PUT_CANNED,
+            vec![text(canned_scope_key(&reply.scope)), CqlValue::Uuid(reply.id.0), text(body.clone())],
+        );
         w.push(self, PUT_CANNED_BY_ID, vec![CqlValue::Uuid(reply.id.0), text(body)]);
         self.run_batch(w, BatchType::Logged).await
     }
