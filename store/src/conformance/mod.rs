@@ -4,8 +4,8 @@
 //!
 //! By area: `accounts` (accounts, patients, persons, staff), `catalogue`, `booking` (and the
 //! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`,
-//! `chat` (conversations, dispatchers, the chat's reference data); `samples`, the rows they
-//! (and other crates' tests) build.
+//! `records` (and the key vault, durable jobs), `chat` (conversations, dispatchers, the chat's
+//! reference data); `samples`, the rows they (and other crates' tests) build.
 
 mod accounts;
 mod audit;
@@ -15,6 +15,7 @@ mod chat;
 mod exams;
 mod kv;
 mod notify;
+mod records;
 mod samples;
 
 pub use accounts::{accounts, patients, persons, staff};
@@ -25,6 +26,7 @@ pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
+pub use records::{jobs, records, vault};
 pub use samples::{sample_account, sample_patient};
 
 use std::sync::Arc;
