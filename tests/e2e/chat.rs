@@ -241,3 +241,211 @@ async fn caps_fifo_places_hand_back_to_the_head_transfer_close_and_rating() {
     let r = s.post(&format!("{path}/messages"), Some(&patients[victim].token), json!({"text": "还在吗"})).await;
     assert_error(r, 409, "conversation_state").await;
 }
+
+/// The texts of a history page, with their numbers.
+fn texts(page: &Value) -> Vec<(u64, String)> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["body"]["text"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_messages_resume_exactly_and_kill_9_loses_no_acknowledged_message() {
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let (_, agent_token) = agent(&s, &admin, "dave", &["billing"], 5).await;
+    let mut desk_ws = console(&s, &agent_token, "online").await;
+    let patient = s.login(&phone(9300)).await;
+    let mut ws = live(&s, &patient).await;
+    let c = ok_json(
+        s.post("/api/v1/chat/conversations", Some(&patient), json!({"group": "billing", "text": "医保怎么报销？"}))
+            .await,
+    )
+    .await;
+    assert_eq!(c["status"], "assigned");
+    let id = c["id"].as_str().unwrap().to_string();
+    let assignment = desk_ws.next_of("assignment").await;
+    assert_eq!(assignment["payload"]["id"], id.as_str());
+    assert_eq!(assignment["payload"]["patient"], "患*", "the console shows the name masked");
+    let (patient_path, agent_path) =
+        (format!("/api/v1/chat/conversations/{id}"), format!("/api/v1/chat/agent/conversations/{id}"));
+
+    // An exchange: every answer carries the next number, and each side sees the other's message
+    // live with it.
+    let mut acked = vec![(1u64, "医保怎么报销？".to_string())];
+    for i in 0..5 {
+        let text = format!("患者第{i}问");
+        let m = ok_json(s.post(&format!("{patient_path}/messages"), Some(&patient), json!({"text": text})).await).await;
+        acked.push((m["seq"].as_u64().unwrap(), text));
+        // The console also shows the agent's own replies; the patient's message comes next.
+        let got = loop {
+            let v = desk_ws.next_of("chat_message").await;
+            if v["payload"]["sender"]["kind"] == "patient" {
+                break v;
+            }
+        };
+        assert_eq!(got["payload"]["seq"], m["seq"], "the agent's console gets the patient's message live");
+        let text = format!("客服第{i}答");
+        let m =
+            ok_json(s.post(&format!("{agent_path}/messages"), Some(&agent_token), json!({"text": text})).await).await;
+        acked.push((m["seq"].as_u64().unwrap(), text));
+    }
+    let seqs: Vec<u64> = acked.iter().map(|(n, _)| *n).collect();
+    assert_eq!(seqs, (1..=11).collect::<Vec<_>>(), "numbered 1, 2, 3... without gaps");
+
+    // The patient's socket takes its events up to the agent's last answer, then goes away.
+    let mut last_event = 0;
+    loop {
+        let v = ws.next().await.expect("frame");
+        if let Some(n) = v["seq"].as_u64() {
+            last_event = n;
+        }
+        if v["type"] == "chat_message" && v["payload"]["seq"] == 11 {
+            break;
+        }
+    }
+    drop(ws);
+    for i in 5..8 {
+        let text = format!("客服第{i}答");
+        let m =
+            ok_json(s.post(&format!("{agent_path}/messages"), Some(&agent_token), json!({"text": text})).await).await;
+        acked.push((m["seq"].as_u64().unwrap(), text));
+    }
+    // Reconnecting with the last number processed gives exactly what was missed, in order.
+    let mut req = crate::realtime::request(&s, Some(&patient), Enc::Json);
+    *req.uri_mut() = format!("{}?last_seq={last_event}", crate::realtime::ws_url(&s)).parse().unwrap();
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("ws reconnect");
+    let mut ws = Ws { stream, enc: Enc::Json };
+    let mut missed = Vec::new();
+    let mut expect = last_event + 1;
+    while missed.len() < 3 {
+        let v = ws.next().await.expect("frame");
+        if let Some(n) = v["seq"].as_u64() {
+            assert_eq!(n, expect, "events resume without a gap: {v}");
+            expect += 1;
+            if v["type"] == "chat_message" {
+                missed.push((
+                    v["payload"]["seq"].as_u64().unwrap(),
+                    v["payload"]["body"]["text"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    assert_eq!(missed, acked[11..].to_vec(), "exactly the messages sent while away");
+
+    // kill -9 right after the last acknowledgement: after the restart both sides read the same
+    // history, every acknowledged message in order.
+    let dir = s.kill_9();
+    let s = TestServer::start(Opts::new().data_dir(dir)).await;
+    // The logins are stored too: both sides keep their tokens across the restart.
+    let mine = ok_json(s.get(&format!("{patient_path}/messages?limit=200"), Some(&patient)).await).await;
+    let theirs = ok_json(s.get(&format!("{agent_path}/messages?limit=200"), Some(&agent_token)).await).await;
+    assert_eq!(texts(&mine), acked, "the patient's history is every acknowledged message, in order");
+    assert_eq!(texts(&theirs), acked, "the agent's history is the same");
+    // Paged: two pages of 10 then the rest, with the cursor.
+    let p1 = ok_json(s.get(&format!("{patient_path}/messages?limit=10"), Some(&patient)).await).await;
+    assert_eq!(p1["next_after"], 10);
+    let p2 = ok_json(s.get(&format!("{patient_path}/messages?after=10&limit=10"), Some(&patient)).await).await;
+    assert_eq!(texts(&p2), acked[10..].to_vec());
+    assert!(p2["next_after"].is_null());
+    // Read marks are stored: the patient read up to 14, the agent's view shows it.
+    let r = ok_json(s.post(&format!("{patient_path}/read"), Some(&patient), json!({"seq": 14})).await).await;
+    assert_eq!(r["moved"], true);
+    let seen = ok_json(s.get(&agent_path, Some(&agent_token)).await).await;
+    assert_eq!(seen["patient_read"], 14);
+    let r = s.post(&format!("{patient_path}/read"), Some(&patient), json!({"seq": 99})).await;
+    assert_error(r, 422, "invalid_field").await;
+}
+
+/// Clicks `css`, again if the live page re-rendered it between finding and clicking.
+async fn click(b: &crate::browser::Browser, css: &str) {
+    for _ in 0..50 {
+        if b.find(css).await.click().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("could not click {css}");
+}
+
+/// In real Chromium: an agent logs in to the console, a WebSocket patient's chat arrives live, a
+/// patient's markup shows as text (never runs), the agent answers with a canned reply that the
+/// patient receives, and the patient's answer shows live. Screenshot: `console-chat.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_in_chromium_answers_a_live_patient_with_a_canned_reply() {
+    use crate::browser::Browser;
+    use fantoccini::Locator;
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    agent(&s, &admin, "erin", &["booking"], 5).await;
+    let b = Browser::start().await;
+    b.client.goto(&s.url("/console")).await.unwrap();
+    b.fill("input[name=username]", "erin").await;
+    b.fill("input[name=password]", "agent-pass-2026").await;
+    b.click("button[type=submit]").await;
+    b.wait_text("我的会话").await;
+    b.wait_text("已连接").await;
+    // Were the patient's markup ever run, this would record it.
+    b.client.execute("window.alert = () => { window.__alerted = true; }", vec![]).await.unwrap();
+
+    let patient = s.login(&phone(9400)).await;
+    ok_json(s.request(reqwest::Method::PATCH, "/api/v1/me", Some(&patient), Some(json!({"name": "韩梅梅"}))).await)
+        .await;
+    let mut ws = live(&s, &patient).await;
+    let markup = "<img src=x onerror=alert(1)>";
+    let c = ok_json(
+        s.post("/api/v1/chat/conversations", Some(&patient), json!({"group": "booking", "text": markup})).await,
+    )
+    .await;
+    assert_eq!(c["status"], "assigned", "{c}");
+    assert_eq!(c["agent"]["name"], "客服erin");
+
+    // The chat arrives in the inbox with its unread badge; opened, the markup is text.
+    b.wait_text("韩**").await;
+    b.find(".inbox .item .badge").await;
+    click(&b, ".inbox .item").await;
+    b.wait_text(markup).await;
+    let imgs = b.client.find_all(Locator::Css(".log img")).await.unwrap();
+    assert!(imgs.is_empty(), "a patient's markup never becomes an element");
+    let alerted = b.client.execute("return typeof window.__alerted", vec![]).await.unwrap();
+    assert_eq!(alerted, "undefined");
+
+    // A canned reply, filled with the patient's name, reaches the patient live.
+    click(&b, ".canned .chip").await;
+    click(&b, ".reply .send").await;
+    let got = loop {
+        let v = ws.next_of("chat_message").await;
+        if v["payload"]["sender"]["kind"] == "agent" {
+            break v;
+        }
+    };
+    let text = got["payload"]["body"]["text"].as_str().unwrap();
+    assert!(text.contains("韩梅梅") && text.contains("客服erin"), "the canned reply filled in: {text}");
+    // The patient reads it and answers: the console shows both live.
+    ok_json(
+        s.post(
+            &format!("/api/v1/chat/conversations/{}/read", c["id"].as_str().unwrap()),
+            Some(&patient),
+            json!({"seq": got["payload"]["seq"]}),
+        )
+        .await,
+    )
+    .await;
+    ok_json(
+        s.post(
+            &format!("/api/v1/chat/conversations/{}/messages", c["id"].as_str().unwrap()),
+            Some(&patient),
+            json!({"text": "好的，谢谢您！"}),
+        )
+        .await,
+    )
+    .await;
+    b.wait_text("好的，谢谢您！").await;
+    b.wait_text("已读").await;
+    let shot = b.screenshot("console-chat").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    let _ = b.client.clone().close().await;
+}

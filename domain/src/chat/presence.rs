@@ -208,4 +208,17 @@ mod tests {
         assert_eq!(b.presence_of(a), Presence::Offline);
         assert_eq!(b.agents().count(), 0);
     }
+
+    #[test]
+    fn after_a_restart_every_known_connection_counts_only_for_the_grace() {
+        let mut b = PresenceBoard::default();
+        let a = StaffId::new();
+        let c = Uuid::now_v7();
+        b.set(a, c, Presence::Online, t0());
+        b.disconnect_all(t0(), LEASES.grace);
+        assert_eq!(b.presence_of(a), Presence::Online, "within the grace");
+        assert!(!b.heartbeat(a, c, t0()), "its heartbeat is refused: the console states its presence again");
+        assert_eq!(b.expire(t0() + LEASES.grace, LEASES), vec![a]);
+        assert_eq!(b.presence_of(a), Presence::Offline);
+    }
 }

@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(agent_read))
         .routes(routes!(agent_close))
         .routes(routes!(transfer))
+        .routes(routes!(canned))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -331,4 +332,46 @@ async fn transfer(
         _ => return Err(ValidationError::new("agent", "give exactly one of agent and group").into()),
     };
     Ok(ApiJson(AgentConversation::of(&c, Some(by))))
+}
+
+/// A canned reply filled in for one conversation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CannedView {
+    pub id: hospital_domain::CannedReplyId,
+    pub title: String,
+    /// The text with its variables (`{patient_name}`, `{agent_name}`, `{group}`) filled in.
+    pub text: String,
+}
+
+/// The canned replies (快捷回复) the caller may use in a conversation they serve, their own first,
+/// filled in with its variables. Role `agent` (permission `chat.agent`).
+#[utoipa::path(get, path = "/api/v1/chat/agent/conversations/{id}/canned", tag = "chat-staff", security(("bearer" = [])),
+    params(("id" = ConversationId, Path)),
+    responses((status = 200, body = Vec<CannedView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn canned(
+    State(state): State<AppState>,
+    caller: StaffCaller,
+    ApiPath(id): ApiPath<ConversationId>,
+) -> ApiResult<ApiJson<Vec<CannedView>>> {
+    use hospital_domain::chat::canned::{usable_by, CannedScope, Vars};
+    caller.require(&[Role::Agent])?;
+    let c = visible(&state, &caller, id).await?;
+    let data = &state.stores.data;
+    let mut all = data.canned_replies(&CannedScope::Agent { agent: caller.staff_id }).await?;
+    all.extend(data.canned_replies(&CannedScope::Group { group: c.group.clone() }).await?);
+    let group_name = data.chat_groups().await?.into_iter().find(|g| g.code == c.group).map(|g| g.name);
+    let agent_name = match &c.agent {
+        Some(a) if a.id == caller.staff_id => a.name.clone(),
+        _ => data.staff(caller.staff_id).await?.map(|s| s.name).unwrap_or_default(),
+    };
+    let vars = Vars {
+        patient_name: &c.patient_name,
+        agent_name: &agent_name,
+        group: group_name.as_deref().unwrap_or(c.group.as_str()),
+    };
+    let out = usable_by(&all, caller.staff_id, &c.group)
+        .into_iter()
+        .map(|r| CannedView { id: r.id, title: r.title.clone(), text: r.render(&vars) })
+        .collect();
+    Ok(ApiJson(out))
 }
