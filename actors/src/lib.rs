@@ -1,6 +1,7 @@
 //! Actors that own the platform's live state, one per id: a doctor's schedule (`schedule`), a
 //! patient account (`patient`), an order being paid (`payment`), a clinic session's queue
-//! (`queue`), an exam (`exam`) and a visit (`visit`), each serialising the operations on its id so no two requests
+//! (`queue`), an exam (`exam`), a visit (`visit`), a customer-service conversation
+//! (`conversation`) and a chat service group's dispatcher (`dispatcher`), each serialising the operations on its id so no two requests
 //! race on the same doctor, account, order, session or exam. Beside them, the notifier
 //! (`notifier`, a supervised task) sends confirmations and reminders, and the job runner (`jobs`)
 //! runs durable jobs (closing sessions, erasing accounts).
@@ -21,7 +22,10 @@
 
 pub mod booking;
 pub mod config;
+pub mod console;
+pub mod conversation;
 pub mod deps;
+pub mod dispatcher;
 pub mod effects;
 pub mod error;
 pub mod events;
@@ -41,8 +45,11 @@ pub mod tree;
 pub mod visit;
 
 pub use booking::BookingError;
-pub use config::ActorConfig;
+pub use config::{ActorConfig, ChatConfig};
+pub use console::{ConsoleBus, Consoles};
+pub use conversation::{ChatFailure, ConversationKind, Party};
 pub use deps::{ActorDeps, Context};
+pub use dispatcher::{DispatcherKind, DispatcherView};
 pub use effects::{Effect, EffectSink};
 pub use error::ActorError;
 pub use events::{EventBus, Events};
