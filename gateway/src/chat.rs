@@ -49,11 +49,16 @@ struct ConsoleSocket {
     tx: mpsc::Sender<Arc<str>>,
 }
 
+/// At most one typing indicator per conversation and side is passed on within this time.
+pub const TYPING_EVERY: Duration = Duration::from_secs(1);
+
 /// This node's console sockets.
 #[derive(Default)]
 pub struct ConsoleHub {
     sockets: Mutex<HashMap<u64, ConsoleSocket>>,
     next: AtomicU64,
+    /// When each conversation's patient last had a typing indicator passed on.
+    typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
 }
 
 impl ConsoleHub {
@@ -70,6 +75,23 @@ impl ConsoleHub {
 
     fn unregister(&self, id: u64) {
         self.sockets.lock().expect("console hub").remove(&id);
+    }
+
+    /// Whether a typing indicator of `conversation` may go out now (at most one per
+    /// `TYPING_EVERY`); typing is never stored.
+    pub fn typing_allowed(&self, conversation: hospital_domain::ConversationId) -> bool {
+        let now = std::time::Instant::now();
+        let mut t = self.typing.lock().expect("typing");
+        if t.len() > 10_000 {
+            t.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+        }
+        match t.get(&conversation) {
+            Some(at) if now.duration_since(*at) < TYPING_EVERY => false,
+            _ => {
+                t.insert(conversation, now);
+                true
+            }
+        }
     }
 
     /// Console sockets open on this node for `agent`.

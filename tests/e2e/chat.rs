@@ -293,6 +293,15 @@ async fn live_messages_resume_exactly_and_kill_9_loses_no_acknowledged_message()
             ok_json(s.post(&format!("{agent_path}/messages"), Some(&agent_token), json!({"text": text})).await).await;
         acked.push((m["seq"].as_u64().unwrap(), text));
     }
+    // Typing reaches the agent's console, at most once a second, and is never stored.
+    let r = s.post_empty(&format!("{patient_path}/typing"), Some(&patient)).await;
+    assert_eq!(r.status(), 204);
+    let t = desk_ws.next_of("typing").await;
+    assert_eq!(
+        (t["payload"]["conversation_id"].as_str(), t["payload"]["who"].as_str()),
+        (Some(id.as_str()), Some("patient"))
+    );
+    assert_error(s.post_empty(&format!("{patient_path}/typing"), Some(&patient)).await, 429, "rate_limited").await;
     let seqs: Vec<u64> = acked.iter().map(|(n, _)| *n).collect();
     assert_eq!(seqs, (1..=11).collect::<Vec<_>>(), "numbered 1, 2, 3... without gaps");
 

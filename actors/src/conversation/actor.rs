@@ -29,6 +29,13 @@ impl Actor for ConversationActor {
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || ConversationMsg::Tick);
+        if state
+            .conv
+            .as_ref()
+            .is_some_and(|c| c.status != hospital_domain::chat::conversation::ConversationStatus::Closed)
+        {
+            let _ = myself.cast(ConversationMsg::Reconcile);
+        }
         Ok(())
     }
 
@@ -74,6 +81,7 @@ impl Actor for ConversationActor {
             }
             ConversationMsg::Assigned(a) => state.assigned(a).await,
             ConversationMsg::Requeued(r) => state.requeued(r).await,
+            ConversationMsg::Reconcile => state.reconcile().await,
             ConversationMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
             }

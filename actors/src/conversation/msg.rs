@@ -76,6 +76,10 @@ pub enum ConversationMsg {
     Assigned(Assignment),
     /// From the group's dispatcher: its agent handed it back to the backlog.
     Requeued(Requeue),
+    /// Sent to itself on start: agrees with the dispatcher on where it is (a crash may have come
+    /// between the dispatcher's decision and this conversation's write of it); internal.
+    #[doc(hidden)]
+    Reconcile,
     /// The idle clock's periodic tick; internal.
     #[doc(hidden)]
     Tick,

@@ -225,6 +225,67 @@ impl ConversationState {
         Ok(self.conv.clone().expect("open"))
     }
 
+    /// Agrees with the dispatcher on where an open conversation is: with the agent it says
+    /// (applied here if the write of the assignment was lost), waiting (handed back), or, if the
+    /// dispatcher does not know it (its arrival was lost), arrived again with its place in line.
+    pub(super) async fn reconcile(&mut self) {
+        use hospital_domain::chat::conversation::ConversationStatus;
+        use hospital_domain::chat::dispatcher::{Place, RequeueReason};
+        let Some(c) = self.conv.clone().filter(|c| c.status != ConversationStatus::Closed) else { return };
+        let group = GroupKey::from(&c.group);
+        let system = self.ctx.system.clone();
+        match system.chat_place(group, self.id).await {
+            Ok(Some(Place::With(agent))) if !c.is_served_by(agent) => {
+                let name = match system.chat_dispatcher(group).await {
+                    Ok(v) => v.presence.agents.into_iter().find(|a| a.id == agent).map(|a| a.name),
+                    Err(_) => None,
+                };
+                let Some(name) = name else { return };
+                let transferred_from = c.agent.as_ref().map(|a| a.id);
+                let a = Assignment {
+                    conversation_id: c.id,
+                    account_id: c.account_id,
+                    agent: hospital_domain::chat::AgentRef { id: agent, name },
+                    arrived_at: c.created_at,
+                    transferred_from,
+                };
+                tracing::info!(conversation = %self.id, "assignment restored from the dispatcher");
+                self.assigned(a).await;
+            }
+            Ok(Some(Place::Waiting(_))) => {
+                if let Some(a) = &c.agent {
+                    let r = Requeue {
+                        conversation_id: c.id,
+                        account_id: c.account_id,
+                        from: a.id,
+                        reason: RequeueReason::Offline,
+                    };
+                    self.requeued(r).await;
+                }
+            }
+            Ok(None) => {
+                let name = hospital_domain::chat::console::mask_name(&c.patient_name);
+                if let Some(served) = &c.agent {
+                    // It cannot be with an agent the dispatcher does not know of: back in line.
+                    let r = Requeue {
+                        conversation_id: c.id,
+                        account_id: c.account_id,
+                        from: served.id,
+                        reason: RequeueReason::Offline,
+                    };
+                    self.requeued(r).await;
+                }
+                match system.chat_arrive(group, Arrival::of(&c), name).await {
+                    Ok(Some(a)) => self.assigned(a).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(conversation = %self.id, error = %e, "not put back in line"),
+                }
+            }
+            Ok(Some(Place::With(_))) => {}
+            Err(e) => tracing::warn!(conversation = %self.id, error = %e, "dispatcher not asked where it is"),
+        }
+    }
+
     /// The dispatcher gave it to an agent (from the backlog, or transferred between agents).
     /// Refused transitions are stale news (it closed meanwhile) and change nothing.
     pub(super) async fn assigned(&mut self, a: Assignment) {

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(one))
         .routes(routes!(messages, send))
         .routes(routes!(read))
+        .routes(routes!(typing))
         .routes(routes!(close))
         .routes(routes!(rate))
 }
@@ -341,4 +342,32 @@ async fn rate(
     owned(&state, &caller, id).await?;
     let c = state.actors.chat_rate(id, caller.account_id, rating).await?;
     Ok(ApiJson(view(&c, None)))
+}
+
+/// The patient is typing: passed on to the serving agent's consoles, never stored, at most once a
+/// second per conversation (429 `rate_limited` otherwise). Nothing is passed on while nobody
+/// serves the conversation.
+#[utoipa::path(post, path = "/api/v1/chat/conversations/{id}/typing", tag = "chat", security(("bearer" = [])),
+    params(("id" = ConversationId, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn typing(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<ConversationId>,
+) -> ApiResult<axum::http::StatusCode> {
+    use hospital_domain::chat::console::{ChatTyping, ConsoleEvent, StaffEvent, Typist};
+    let c = owned(&state, &caller, id).await?;
+    let Some(agent) = c.agent.filter(|_| c.status == ConversationStatus::Assigned) else {
+        return Ok(axum::http::StatusCode::NO_CONTENT);
+    };
+    if !state.consoles.typing_allowed(id) {
+        return Err(ApiError::RateLimited {
+            code: "rate_limited",
+            message: "typing is passed on at most once a second".into(),
+            retry_after: crate::chat::TYPING_EVERY,
+        });
+    }
+    let event = ConsoleEvent::Typing(ChatTyping { conversation_id: id, who: Typist::Patient });
+    hospital_actors::ConsoleBus::send(state.consoles.as_ref(), StaffEvent::agent(agent.id, event));
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

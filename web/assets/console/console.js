@@ -101,7 +101,8 @@ function renderConversation() {
   const open = c.status === 'assigned';
   mount(els.main,
     h('div', { class: 'conv-head' }, h('strong', {}, c.patient), h('span', { class: 'muted' }, groupName(c.group)),
-      h('span', { class: 'status' }, STATUS[c.status]), h('span', { class: 'spacer' }),
+      h('span', { class: 'status' }, STATUS[c.status]), els.typing = h('span', { class: 'typing muted' }),
+      h('span', { class: 'spacer' }),
       open ? transfer : null,
       open ? h('button', { class: 'secondary close', onclick: () => closeConversation() }, '结束会话') : null),
     els.log,
@@ -240,6 +241,14 @@ function onEvent(frame) {
       }
       break;
     }
+    case 'typing':
+      // Shown for a few seconds after the last indicator; never stored.
+      if (st.current === p.conversation_id && els.typing) {
+        els.typing.textContent = '对方正在输入…';
+        clearTimeout(st.typingTimer);
+        st.typingTimer = setTimeout(() => { if (els.typing) els.typing.textContent = ''; }, 4000);
+      }
+      break;
     case 'backlog': {
       const g = st.groups.get(p.group) || { presence: { group: p.group, agents: [] } };
       g.backlog = p;
