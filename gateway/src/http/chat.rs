@@ -242,7 +242,7 @@ pub(crate) async fn history(state: &AppState, c: &Conversation, q: &HistoryQuery
 /// The history in order, `limit` messages after `after` (exact: the same on both sides).
 #[utoipa::path(get, path = "/api/v1/chat/conversations/{id}/messages", tag = "chat", security(("bearer" = [])),
     params(("id" = ConversationId, Path), HistoryQuery),
-    responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn messages(
     State(state): State<AppState>,
     caller: AccountCaller,

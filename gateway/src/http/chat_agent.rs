@@ -225,7 +225,7 @@ async fn conversation(
 /// Audited (`chat.read`). Role `agent` (permission `chat.agent`).
 #[utoipa::path(get, path = "/api/v1/chat/agent/conversations/{id}/messages", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path), HistoryQuery),
-    responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn agent_messages(
     State(state): State<AppState>,
     audit: StaffAudit,
