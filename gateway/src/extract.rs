@@ -1,6 +1,7 @@
 //! Extractors that turn every rejection into the project's error shape (`ApiJson`, `RawBody`,
 //! `ApiQuery`, `ApiPath`), and the authentication extractors: `Caller` (any live session), `AccountCaller`
-//! (a patient's account) and `StaffCaller` (staff, with a role check in the handler).
+//! (a patient's account) and `StaffCaller` (staff, made only by the permission gate of
+//! `access::permit`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use hospital_domain::{AccountId, Role, StaffId};
+use hospital_domain::{AccountId, Permission, Role, RoleName, StaffId};
 use hospital_store::{LoginSession, Subject};
 use serde::de::DeserializeOwned;
 
@@ -192,18 +193,24 @@ impl FromRequestParts<AppState> for AccountCaller {
     }
 }
 
-/// A staff caller and its roles.
+/// A staff caller: who, the role names the session carries, and the permission the route
+/// needed (already checked). Only the gate in front of a staff route (`access::permit`) makes
+/// one: a handler on a route without `permit` cannot get it.
 #[derive(Debug, Clone)]
 pub struct StaffCaller {
     pub staff_id: StaffId,
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleName>,
     pub session: LoginSession,
+    /// The permission the route names (`x-permission`).
+    pub permission: Permission,
 }
 
 impl StaffCaller {
-    /// 403 unless the caller holds one of `roles` (admins hold every role).
+    /// A further check by built-in role name, beside the route's permission (admins pass).
+    /// Routes are guarded by their permission (`access::permit`); this remains for handlers
+    /// that must narrow further by role.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if self.roles.contains(&Role::Admin) || self.roles.iter().any(|r| roles.contains(r)) {
+        if self.roles.iter().any(RoleName::is_admin) || self.roles.iter().any(|r| roles.iter().any(|x| r == x)) {
             Ok(())
         } else {
             let names: Vec<String> = roles.iter().map(Role::to_string).collect();
@@ -215,11 +222,14 @@ impl StaffCaller {
 impl FromRequestParts<AppState> for StaffCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let c = Caller::from_request_parts(parts, state).await?;
-        match c.session.subject.clone() {
-            Subject::Staff { id, roles } => Ok(StaffCaller { staff_id: id, roles, session: c.session }),
-            Subject::Account { .. } => Err(ApiError::Forbidden("this endpoint is for staff".into())),
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<StaffCaller>().cloned().ok_or_else(|| {
+            let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
+            tracing::error!(?route, "a staff handler on a route that names no permission");
+            ApiError::Internal(
+                "this staff route names no permission: register it with access::permit(Permission::..., routes!(..))"
+                    .into(),
+            )
+        })
     }
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub events: hospital_actors::Events,
     /// Object storage: checked uploads, signed download links (`http::files`).
     pub files: FileService,
+    /// The role table (ADM-2), in memory; reloaded on every node when a role changes.
+    pub roles: crate::access::Roles,
     /// This node's audit chain (`audit::StaffAudit` records staff actions in it).
     pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.

@@ -8,6 +8,7 @@
 //! `Conflict`.
 
 pub mod audit;
+pub mod backoffice;
 pub mod cipher;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -26,6 +27,7 @@ pub mod sessions;
 pub mod traits;
 
 pub use audit::{AuditLog, AuditStore};
+pub use backoffice::{BackOfficeStore, Doc, Docs, Versioned};
 pub use cipher::FieldCipher;
 pub use embedded::EmbeddedStore;
 pub use error::{Conflict, Result, StoreError};

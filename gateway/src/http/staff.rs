@@ -5,19 +5,23 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use hospital_domain::account::{check_password_policy, parse_name};
-use hospital_domain::{Role, StaffId, ValidationError};
-use hospital_store::{StaffMember, StoreError};
+use hospital_domain::{Permission, RoleName, StaffId, ValidationError};
+use hospital_domain::access::RoleDef;
+use hospital_store::{Docs, StaffMember, StoreError};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::password;
+use crate::access::permit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, StaffCaller};
 use crate::http::views::StaffView;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(staff_me)).routes(routes!(create_staff))
+    OpenApiRouter::new()
+        .routes(permit(Permission::StaffSelf, routes!(staff_me)))
+        .routes(permit(Permission::StaffWrite, routes!(create_staff)))
 }
 
 /// The logged-in staff member.
@@ -34,7 +38,7 @@ pub struct CreateStaff {
     pub username: String,
     pub name: String,
     pub password: String,
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleName>,
 }
 
 /// Validates and stores a new staff member; shared with the `hospital create-staff` command.
@@ -48,9 +52,7 @@ pub async fn create(state_data: &dyn hospital_store::DataStore, req: CreateStaff
     }
     let name = parse_name("name", &req.name)?;
     check_password_policy(&req.password)?;
-    if req.roles.is_empty() {
-        return Err(ValidationError::new("roles", "give at least one role").into());
-    }
+    check_roles(state_data, &req.roles).await?;
     let s = StaffMember {
         id: StaffId::new(),
         username,
@@ -69,6 +71,20 @@ pub async fn create(state_data: &dyn hospital_store::DataStore, req: CreateStaff
     }
 }
 
+/// At least one role, each one in the role table.
+pub async fn check_roles(data: &dyn hospital_store::DataStore, roles: &[RoleName]) -> ApiResult<()> {
+    if roles.is_empty() {
+        return Err(ValidationError::new("roles", "give at least one role").into());
+    }
+    let known: Docs<'_, RoleDef> = Docs::new(data, crate::access::ROLE_DOCS);
+    for r in roles {
+        if known.get(r.as_str()).await?.is_none() {
+            return Err(ValidationError::new("roles", format!("no such role: {r}")).into());
+        }
+    }
+    Ok(())
+}
+
 /// Creates a staff account (administrators only).
 #[utoipa::path(post, path = "/api/v1/admin/staff", tag = "staff", security(("bearer" = [])), request_body = CreateStaff,
     responses((status = 201, body = StaffView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -77,7 +93,6 @@ async fn create_staff(
     caller: StaffCaller,
     ApiJson(req): ApiJson<CreateStaff>,
 ) -> ApiResult<(StatusCode, ApiJson<StaffView>)> {
-    caller.require(&[Role::Admin])?;
     let s = create(state.stores.data.as_ref(), req).await?;
     tracing::info!(by = %caller.staff_id, staff = %s.id, username = %s.username, "staff account created");
     Ok((StatusCode::CREATED, ApiJson(StaffView::from(&s))))

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::account::Relation;
-use hospital_domain::{AccountId, Gender, PatientId, Profile, Role, StaffId};
+use hospital_domain::{AccountId, Gender, PatientId, Profile, RoleName, StaffId};
 use hospital_store::{Account, PatientRecord, StaffMember};
 use serde::Serialize;
 
@@ -67,7 +67,7 @@ pub struct StaffView {
     pub id: StaffId,
     pub username: String,
     pub name: String,
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleName>,
 }
 
 impl From<&StaffMember> for StaffView {

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod backoffice;
 mod booking;
 mod catalogue;
 mod exams;
@@ -17,6 +18,7 @@ mod samples;
 
 pub use accounts::{accounts, patients, persons, staff};
 pub use audit::audit;
+pub use backoffice::backoffice;
 pub use booking::{booking, outbox, sample_hold, sample_session};
 pub use catalogue::catalogue;
 pub use exams::{exams, queues};
@@ -37,5 +39,6 @@ pub async fn data_store(store: Arc<dyn DataStore>) {
     catalogue(store.clone()).await;
     booking(store.clone()).await;
     outbox(store.clone()).await;
+    backoffice(store.clone()).await;
     store.ping().await.unwrap();
 }
