@@ -19,7 +19,7 @@ macro_rules! permissions {
     ($($(#[$m:meta])* $variant:ident = $name:literal, $label:literal;)*) => {
         /// What a staff route needs. Closed: a name outside this list is refused wherever it is
         /// read (a role's permissions, a route's annotation).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum Permission {
             $($(#[$m])* #[serde(rename = $name)] $variant,)*
         }
@@ -54,7 +54,11 @@ permissions! {
     ScheduleWrite = "schedule.write", "排班、号源调整与停诊";
     QueueOperate = "queue.operate", "分诊叫号";
     ExamsWrite = "exams.write", "开立检查与更新检查状态";
+    PaymentsRead = "payments.read", "查看订单、账单与对账";
     PaymentsRefund = "payments.refund", "退款";
+    RecordsRead = "records.read", "查看病历与就诊记录";
+    RecordsWrite = "records.write", "书写病历、处方与医嘱";
+    ChatAgent = "chat.agent", "在线客服接待";
     StaffRead = "staff.read", "查看员工";
     StaffWrite = "staff.write", "新增、修改、停用员工与重置密码";
     RolesRead = "roles.read", "查看角色与权限";
@@ -65,6 +69,20 @@ permissions! {
     AnalyticsRead = "analytics.read", "统计分析与导出";
     ContentWrite = "content.write", "公告、资讯、常见问题与协议";
 }
+
+/// Written by hand: the derive does not see the `serde(rename)` of the macro's variants, and the
+/// document must list the names on the wire (`schedule.write`).
+impl utoipa::PartialSchema for Permission {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Permission::ALL.iter().map(|p| p.name())))
+            .description(Some("A permission, `area.verb`"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Permission {}
 
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -153,7 +171,11 @@ fn known_permissions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<
 impl RoleDef {
     /// Checks a role sent by an administrator: a valid label; `staff.self` is implied, so it is
     /// left out of the stored set.
-    pub fn new(name: RoleName, label: &str, permissions: impl IntoIterator<Item = Permission>) -> Result<Self, ValidationError> {
+    pub fn new(
+        name: RoleName,
+        label: &str,
+        permissions: impl IntoIterator<Item = Permission>,
+    ) -> Result<Self, ValidationError> {
         let label = label.trim();
         if label.is_empty() || label.chars().count() > 32 || label.chars().any(char::is_control) {
             return Err(ValidationError::new("label", "1 to 32 printable characters"));
@@ -175,10 +197,10 @@ pub fn builtin_roles() -> Vec<RoleDef> {
     vec![
         role("admin", "系统管理员", Permission::ALL),
         role("scheduler", "排班专员", &[P::ScheduleRead, P::ScheduleWrite, P::CatalogImport, P::AnalyticsRead]),
-        role("doctor", "医生", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite]),
-        role("nurse", "护士", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite]),
-        role("agent", "客服", &[P::PatientsRead]),
-        role("finance", "财务", &[P::PaymentsRefund, P::AnalyticsRead]),
+        role("doctor", "医生", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite, P::RecordsRead, P::RecordsWrite]),
+        role("nurse", "护士", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite, P::RecordsRead]),
+        role("agent", "客服", &[P::PatientsRead, P::ChatAgent]),
+        role("finance", "财务", &[P::PaymentsRead, P::PaymentsRefund, P::AnalyticsRead]),
     ]
 }
 

@@ -166,7 +166,11 @@ pub fn order_deltas(old: Option<&Order>, new: &Order, zone: HospitalZone) -> Vec
         out.push(d("revenue.channel", zone.local_date(paid_at), channel, new.amount.get() as i64));
     }
     let refunded = |o: &Order| -> i64 {
-        o.refunds.iter().filter(|r| r.status == crate::order::RefundStatus::Succeeded).map(|r| r.amount.get() as i64).sum()
+        o.refunds
+            .iter()
+            .filter(|r| r.status == crate::order::RefundStatus::Succeeded)
+            .map(|r| r.amount.get() as i64)
+            .sum()
     };
     let delta = refunded(new) - old.map_or(0, refunded);
     if delta != 0 {
@@ -179,7 +183,12 @@ pub fn order_deltas(old: Option<&Order>, new: &Order, zone: HospitalZone) -> Vec
 /// Consultations a queue change finished: each patient newly done (the one who was called is
 /// done when the next is called) counts once, with the time since their call; the first of a
 /// session also counts the session.
-pub fn queue_deltas(old: Option<&ClinicQueue>, new: &ClinicQueue, now: DateTime<Utc>, zone: HospitalZone) -> Vec<RollupDelta> {
+pub fn queue_deltas(
+    old: Option<&ClinicQueue>,
+    new: &ClinicQueue,
+    now: DateTime<Utc>,
+    zone: HospitalZone,
+) -> Vec<RollupDelta> {
     let before = old.map_or(0, |q| q.done().len());
     let after = new.done().len();
     if after <= before {

@@ -10,10 +10,9 @@
 //! that records a finer entry itself (`StaffAudit::record`, e.g. a patient's record read with its
 //! purpose) replaces the gate's.
 //!
-//! No route can forget it: `StaffCaller` (and `StaffAudit`) only exist behind the gate, so a
-//! handler taking one on a route without `permit` fails with 500 and says why; the OpenAPI test
-//! checks that every staff route names a permission, and the e2e walk calls every route with
-//! every built-in role against the table.
+//! The OpenAPI test checks that every staff route names a permission, and the e2e walk
+//! (`tests/e2e/permissions.rs`) calls every such route with every built-in role against the
+//! table.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -139,11 +138,11 @@ async fn gate(State(p): State<Permission>, req: Request, next: Next) -> Response
         return ApiError::Internal("the gate needs the app state in the request (router)".into()).into_response();
     };
     let (mut parts, body) = req.into_parts();
-    let caller = match <Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await
-    {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
+    let caller =
+        match <Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
     let Subject::Staff { id, roles } = caller.session.subject.clone() else {
         return ApiError::Forbidden("this endpoint is for staff".into()).into_response();
     };
@@ -168,7 +167,7 @@ async fn gate(State(p): State<Permission>, req: Request, next: Next) -> Response
     }
 
     let mark = AuditMark::default();
-    parts.extensions.insert(StaffCaller { staff_id: id, roles, session: caller.session, permission: p });
+    parts.extensions.insert(StaffCaller { staff_id: id, roles, session: caller.session, permission: Some(p) });
     parts.extensions.insert(mark.clone());
     let response = next.run(Request::from_parts(parts, body)).await;
     if mark.is_set() {
@@ -182,5 +181,39 @@ async fn gate(State(p): State<Permission>, req: Request, next: Next) -> Response
             tracing::error!(error = %e, route = ?route, "a staff action could not be audited");
             ApiError::from(e).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every staff route (under `/api/v1/admin/` or `/api/v1/staff/`) names one known permission
+    /// in the OpenAPI document, and only authenticated routes name one.
+    #[test]
+    fn every_staff_route_names_its_permission() {
+        let (_, mut doc) = crate::api(true);
+        let mut missing = Vec::new();
+        let mut named = 0;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let staff = path.starts_with("/api/v1/admin/") || path.starts_with("/api/v1/staff/");
+            for op in operations(item) {
+                let p = op.extensions.as_ref().and_then(|e| e.get(EXTENSION)).and_then(|v| v.as_str());
+                match p {
+                    Some(p) => {
+                        assert!(Permission::parse(p).is_some(), "{path}: unknown permission {p}");
+                        assert!(op.security.is_some(), "{path} names {p} but documents no bearer security");
+                        named += 1;
+                    }
+                    None if staff => missing.push(path.clone()),
+                    None => {}
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "staff routes without a permission (register them with access::permit): {missing:?}"
+        );
+        assert!(named >= 20, "only {named} routes name a permission");
     }
 }

@@ -127,7 +127,7 @@ pub struct UpdateSession {
     responses((status = 200, body = ClinicSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_session(
     State(state): State<AppState>,
-    caller: StaffCaller,
+    _caller: StaffCaller,
     ApiPath(id): ApiPath<SessionId>,
     ApiJson(req): ApiJson<UpdateSession>,
 ) -> ApiResult<ApiJson<ClinicSession>> {
@@ -196,7 +196,7 @@ async fn stop_session(
     params(("id" = SessionId, Path)), responses((status = 200, body = [AppointmentView]), (status = 403, body = ErrorBody)))]
 async fn session_appointments(
     State(state): State<AppState>,
-    caller: StaffCaller,
+    _caller: StaffCaller,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<ApiJson<Vec<AppointmentView>>> {
     let s = session_of(&state, id).await?;

@@ -44,8 +44,6 @@ pub const SIGNATURE_HEADER: &str = "x-lab-signature";
 /// How far a signature's timestamp may be from the server's clock, either way.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
-/// Staff roles that may book exams and change their status (admins hold every role).
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(permit(Permission::ExamsWrite, routes!(create_exam)))

@@ -1,16 +1,20 @@
 //! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
 
 pub mod admin;
+pub mod audit_log;
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod catalog_admin;
 pub mod exams;
 pub mod files;
 pub mod me;
 pub mod messages;
 pub mod ops;
+pub mod patients;
 pub mod payments;
 pub mod queue;
+pub mod roles;
 /// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

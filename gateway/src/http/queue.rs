@@ -192,7 +192,7 @@ fn queue_view(q: &ClinicQueue) -> QueueView {
 }
 
 /// A session that exists (the route's permission, `queue.operate`, was checked by the gate).
-async fn staff_session(state: &AppState, caller: &StaffCaller, id: SessionId) -> ApiResult<ClinicSession> {
+async fn staff_session(state: &AppState, _caller: &StaffCaller, id: SessionId) -> ApiResult<ClinicSession> {
     state.stores.data.session(id).await?.ok_or_else(|| ApiError::not_found("session"))
 }
 

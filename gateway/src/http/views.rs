@@ -68,10 +68,19 @@ pub struct StaffView {
     pub username: String,
     pub name: String,
     pub roles: Vec<RoleName>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<&StaffMember> for StaffView {
     fn from(s: &StaffMember) -> Self {
-        Self { id: s.id, username: s.username.clone(), name: s.name.clone(), roles: s.roles.clone() }
+        Self {
+            id: s.id,
+            username: s.username.clone(),
+            name: s.name.clone(),
+            roles: s.roles.clone(),
+            active: s.active,
+            created_at: s.created_at,
+        }
     }
 }

@@ -43,8 +43,14 @@ const REMOVE_BATCH: usize = 512;
 /// What travels between nodes.
 #[derive(Debug, Serialize, Deserialize)]
 enum Wire {
-    Personal { account: AccountId, logged: Logged },
-    Topic { event: TopicEvent, at_ms: u64 },
+    Personal {
+        account: AccountId,
+        logged: Logged,
+    },
+    Topic {
+        event: TopicEvent,
+        at_ms: u64,
+    },
     Revoke(Revocation),
     /// Cached state (`"roles"`, `"catalog"`) changed: every node reloads it.
     Invalidate(String),
@@ -274,7 +280,8 @@ impl Bus {
         self.hub.invalidated(what);
         if let Fanout::Redis { conn, channel } = &self.fanout {
             let body = serde_json::to_vec(&Wire::Invalidate(what.to_string())).expect("serialises");
-            let sent: Result<i64, _> = redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
+            let sent: Result<i64, _> =
+                redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
             if let Err(e) = sent {
                 tracing::warn!(error = %e, what, "publishing an invalidation to Redis failed");
             }

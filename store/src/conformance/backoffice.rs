@@ -26,7 +26,8 @@ pub async fn backoffice(store: Arc<dyn DataStore>) {
         created_at: Utc::now(),
     };
     store.create_staff(&s).await.unwrap();
-    let edited = StaffMember { username: "renamed".into(), active: false, roles: vec![Role::Doctor.into()], ..s.clone() };
+    let edited =
+        StaffMember { username: "renamed".into(), active: false, roles: vec![Role::Doctor.into()], ..s.clone() };
     assert!(store.update_staff(&edited).await.unwrap());
     let back = store.staff(s.id).await.unwrap().unwrap();
     assert_eq!((back.username.as_str(), back.active, back.roles.clone()), (s.username.as_str(), false, edited.roles));

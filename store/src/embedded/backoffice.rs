@@ -158,9 +158,6 @@ impl BackOfficeStore for EmbeddedStore {
         };
         let end = [0xFFu8; 17];
         let rows = self.engine.read(|r| r.range(ACCOUNTS, &start, &end, limit))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(k, _)| uuid::Uuid::from_slice(k.get(..16)?).ok().map(AccountId))
-            .collect())
+        Ok(rows.into_iter().filter_map(|(k, _)| uuid::Uuid::from_slice(k.get(..16)?).ok().map(AccountId)).collect())
     }
 }

@@ -38,7 +38,9 @@ impl BookingStore for EmbeddedStore {
                         let start = if old.is_none() {
                             let session = match w.sessions.iter().find(|s| s.id == a.slot.session_id) {
                                 Some(s) => Some(s.clone()),
-                                None => ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&a.slot.session_id.0))?,
+                                None => {
+                                    ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&a.slot.session_id.0))?
+                                }
                             };
                             session.and_then(|s| s.segments.get(a.slot.segment as usize).map(|g| g.start))
                         } else {
@@ -53,7 +55,11 @@ impl BookingStore for EmbeddedStore {
                     for (doctor, session, list) in &w.waitlists {
                         let key = Key::new().uuid(&doctor.0).uuid(&session.0);
                         let old: Option<(SessionId, Vec<WaitEntry>)> = ctx.get(WAITLISTS_BY_DOCTOR, &key)?;
-                        deltas.extend(analytics::waitlist_deltas(old.map(|o| o.1).as_deref().unwrap_or(&[]), list, zone));
+                        deltas.extend(analytics::waitlist_deltas(
+                            old.map(|o| o.1).as_deref().unwrap_or(&[]),
+                            list,
+                            zone,
+                        ));
                     }
                 }
                 for s in &w.sessions {

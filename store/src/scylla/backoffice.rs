@@ -34,7 +34,8 @@ const GET_DOC: &str = "SELECT version, body FROM {ks}.backoffice_documents WHERE
 const LIST_DOCS: &str = "SELECT id, version, body FROM {ks}.backoffice_documents WHERE kind = ?";
 const INSERT_DOC: &str =
     "INSERT INTO {ks}.backoffice_documents (kind, id, version, body) VALUES (?, ?, 1, ?) IF NOT EXISTS";
-const UPDATE_DOC: &str = "UPDATE {ks}.backoffice_documents SET version = ?, body = ? WHERE kind = ? AND id = ? IF version = ?";
+const UPDATE_DOC: &str =
+    "UPDATE {ks}.backoffice_documents SET version = ?, body = ? WHERE kind = ? AND id = ? IF version = ?";
 const DELETE_DOC: &str = "DELETE FROM {ks}.backoffice_documents WHERE kind = ? AND id = ? IF EXISTS";
 const ADD_COUNTER: &str = "UPDATE {ks}.analytics_daily SET n = n + ? WHERE metric = ? AND day = ? AND dim = ?";
 const READ_COUNTERS: &str = "SELECT dim, n FROM {ks}.analytics_daily WHERE metric = ? AND day = ?";
@@ -72,7 +73,9 @@ impl ScyllaStore {
             let start = if old.is_none() {
                 let session = match w.sessions.iter().find(|s| s.id == a.slot.session_id) {
                     Some(s) => Some(s.clone()),
-                    None => self.body_of::<ClinicSession>("clinic_sessions", GET_SESSION, (a.slot.session_id.0,)).await?,
+                    None => {
+                        self.body_of::<ClinicSession>("clinic_sessions", GET_SESSION, (a.slot.session_id.0,)).await?
+                    }
                 };
                 session.and_then(|s| s.segments.get(a.slot.segment as usize).map(|g| g.start))
             } else {
