@@ -39,7 +39,9 @@ async fn staff_build_the_catalogue_and_a_patient_books_it() {
     ok_json(s.request(reqwest::Method::PUT, "/api/v1/admin/hospital", Some(&admin), Some(hospital)).await).await;
     assert_eq!(s.get_json("/api/v1/hospital", None).await["name"], "滨江人民医院");
 
-    let root = expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科", "sort": 1 })).await, 201).await;
+    let root =
+        expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科", "sort": 1 })).await, 201)
+            .await;
     let root_id = root["id"].as_str().unwrap();
     let body = json!({ "name": "心内科", "parent_id": root_id, "location": "门诊楼2层" });
     let cardio = expect_json(s.post("/api/v1/admin/departments", Some(&admin), body).await, 201).await;
@@ -49,14 +51,21 @@ async fn staff_build_the_catalogue_and_a_patient_books_it() {
     let text = tree.to_string();
     assert!(text.contains("内科") && text.contains("心内科"), "{tree}");
     // A department cannot go below itself; an unknown parent is refused.
-    let e = assert_error(s.patch(&format!("/api/v1/admin/departments/{root_id}"), Some(&admin), json!({ "parent_id": cardio_id })).await, 422, "invalid_field").await;
+    let e = assert_error(
+        s.patch(&format!("/api/v1/admin/departments/{root_id}"), Some(&admin), json!({ "parent_id": cardio_id })).await,
+        422,
+        "invalid_field",
+    )
+    .await;
     assert_eq!(e["field"], "parent_id");
 
     let body = json!({ "department_id": cardio_id, "name": "李建国", "title": "attending_physician", "specialties": ["高血压"] });
     let doctor = expect_json(s.post("/api/v1/admin/doctors", Some(&admin), body).await, 201).await;
     let doctor_id = doctor["id"].as_str().unwrap();
     assert_eq!(s.get_json(&format!("/api/v1/doctors/{doctor_id}"), None).await["name"], "李建国");
-    let r = s.patch(&format!("/api/v1/admin/doctors/{doctor_id}"), Some(&admin), json!({ "title": "chief_physician" })).await;
+    let r = s
+        .patch(&format!("/api/v1/admin/doctors/{doctor_id}"), Some(&admin), json!({ "title": "chief_physician" }))
+        .await;
     ok_json(r).await;
     assert_eq!(s.get_json(&format!("/api/v1/doctors/{doctor_id}"), None).await["title"], "chief_physician");
     let found = s.get_json("/api/v1/search?q=李建国", None).await;
@@ -70,7 +79,9 @@ async fn staff_build_the_catalogue_and_a_patient_books_it() {
             "end": "09:00:00", "segment_minutes": 30, "quota": 5 }],
         "release_days_before": 7, "release_time": "08:00:00",
     });
-    let made = expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor_id}/sessions"), Some(&admin), body).await, 201).await;
+    let made =
+        expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor_id}/sessions"), Some(&admin), body).await, 201)
+            .await;
     let session = made["created"][0].as_str().unwrap().to_string();
     set_release(&s, &admin, &session, Utc::now() - Days::minutes(1)).await;
     let sched = s.get_json(&format!("/api/v1/doctors/{doctor_id}/schedule?from={date}&to={date}"), None).await;
@@ -80,13 +91,20 @@ async fn staff_build_the_catalogue_and_a_patient_books_it() {
     assert_eq!(booked["order"]["amount"], 5000, "the chief physician's fee: {booked}");
 
     // A scheduler may not edit the catalogue.
-    let body = json!({ "username": "wang_sched", "name": "王排班", "password": "Sched-pass-2026", "roles": ["scheduler"] });
+    let body =
+        json!({ "username": "wang_sched", "name": "王排班", "password": "Sched-pass-2026", "roles": ["scheduler"] });
     expect_json(s.post("/api/v1/admin/staff", Some(&admin), body).await, 201).await;
     let sched_token = s.staff_login("wang_sched", "Sched-pass-2026").await;
-    assert_error(s.post("/api/v1/admin/departments", Some(&sched_token), json!({ "name": "外科" })).await, 403, "forbidden").await;
+    assert_error(
+        s.post("/api/v1/admin/departments", Some(&sched_token), json!({ "name": "外科" })).await,
+        403,
+        "forbidden",
+    )
+    .await;
 
     let log = s.get_json("/api/v1/admin/audit?limit=200", Some(&admin)).await;
-    let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["event"]["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        log["entries"].as_array().unwrap().iter().map(|e| e["event"]["action"].as_str().unwrap()).collect();
     for a in ["hospital.update", "department.create", "doctor.create", "doctor.update", "schedule.write"] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }

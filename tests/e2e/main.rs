@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod admin_console;
 mod audit;
 mod auth;
 mod bad_input;

@@ -28,10 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// 1 to `max` printable characters, trimmed.
-fn text(field: &str, s: &str, max: usize, required: bool) -> Result<String, ValidationError> {
+fn text(field: &'static str, s: &str, max: usize, required: bool) -> Result<String, ValidationError> {
     let s = s.trim();
     if (required && s.is_empty()) || s.chars().count() > max || s.chars().any(|c| c.is_control() && c != '\n') {
-        let what = if required { format!("1 to {max} printable characters") } else { format!("at most {max} characters") };
+        let what =
+            if required { format!("1 to {max} printable characters") } else { format!("at most {max} characters") };
         return Err(ValidationError::new(field, what));
     }
     Ok(s.to_string())
@@ -49,7 +50,9 @@ async fn put_hospital(
     h.name = text("name", &h.name, 64, true)?;
     h.introduction = text("introduction", &h.introduction, 4000, false)?;
     if !(-90.0..=90.0).contains(&h.latitude) || !(-180.0..=180.0).contains(&h.longitude) {
-        return Err(ValidationError::new("latitude", "a point on the map (latitude -90..90, longitude -180..180)").into());
+        return Err(
+            ValidationError::new("latitude", "a point on the map (latitude -90..90, longitude -180..180)").into()
+        );
     }
     state.stores.data.put_hospital(&h).await?;
     audit.record(audit.event("hospital.update", Target::new("hospital", "main")?)?).await?;

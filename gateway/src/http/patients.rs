@@ -90,7 +90,8 @@ async fn search_patients(
 #[serde(deny_unknown_fields)]
 pub struct ViewQuery {
     /// Why the account is looked at (written to the audit log): `complaint`, `support call 123`.
-    pub purpose: String,
+    /// Required: a view without one is refused (422, field `purpose`).
+    pub purpose: Option<String>,
 }
 
 /// One account in full for the back office: its 就诊人 (ID numbers masked), disabled or not.
@@ -114,7 +115,9 @@ async fn view_patient(
     ApiQuery(q): ApiQuery<ViewQuery>,
 ) -> ApiResult<ApiJson<PatientAccountDetail>> {
     let data = state.stores.data.as_ref();
-    let event = audit.event("patient.view", Target::new("account", id)?)?.purpose(&q.purpose)?.concerning(id, None);
+    let purpose =
+        q.purpose.as_deref().ok_or_else(|| ValidationError::new("purpose", "say why the account is viewed"))?;
+    let event = audit.event("patient.view", Target::new("account", id)?)?.purpose(purpose)?.concerning(id, None);
     let a = data.account(id).await?.ok_or_else(|| ApiError::not_found("account"))?;
     let patients = data.patients_of(id).await?;
     let appointments = data.appointments_of_account(id).await?.len();
