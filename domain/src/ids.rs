@@ -83,6 +83,12 @@ id_type!(
     /// An examination (检查/检验) of a patient.
     ExamId, "exam_id");
 id_type!(
+    /// A report file of an exam or a visit (检查报告, 影像) in object storage.
+    ReportId, "report_id");
+id_type!(
+    /// A share link a patient made for a report file.
+    ShareId, "share_id");
+id_type!(
     /// A customer-service chat between a patient and agents (客服会话).
     ConversationId, "conversation_id");
 id_type!(
@@ -94,3 +100,6 @@ id_type!(
 id_type!(
     /// A canned reply (快捷回复) of a service group or an agent.
     CannedReplyId, "canned_reply_id");
+id_type!(
+    /// A patient's feedback (意见反馈) on the service.
+    FeedbackId, "feedback_id");

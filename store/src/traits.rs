@@ -164,6 +164,9 @@ pub trait DataStore:
     + crate::persons::PersonStore
     + crate::audit::AuditStore
     + crate::backoffice::BackOfficeStore
+    + crate::chat::ChatStore
+    + crate::records::RecordStore
+    + crate::jobs::JobStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;

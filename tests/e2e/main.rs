@@ -12,6 +12,7 @@ mod booking_flow;
 mod browser;
 mod catalogue;
 mod catalogue_admin;
+mod chat;
 mod crash;
 mod exams;
 mod files;

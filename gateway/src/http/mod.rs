@@ -6,6 +6,8 @@ pub mod auth;
 pub mod booking;
 pub mod catalog;
 pub mod catalog_admin;
+pub mod chat;
+pub mod chat_agent;
 pub mod exams;
 pub mod files;
 pub mod me;

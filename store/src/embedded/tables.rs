@@ -54,6 +54,38 @@ tables! {
     AUDIT_BY_ACCOUNT = "audit_by_account";
     BACKOFFICE_DOCUMENTS = "backoffice_documents";
     ANALYTICS_DAILY = "analytics_daily";
+    CHAT_GROUPS = "chat_groups";
+    CHAT_AGENTS = "chat_agents";
+    CHAT_AGENTS_BY_GROUP = "chat_agents_by_group";
+    CONVERSATIONS = "conversations";
+    CHAT_MESSAGES = "chat_messages";
+    CONVERSATIONS_BY_ACCOUNT = "conversations_by_account";
+    CONVERSATIONS_BY_AGENT = "conversations_by_agent";
+    OPEN_CONVERSATIONS_BY_GROUP = "open_conversations_by_group";
+    CHAT_READ_MARKS = "chat_read_marks";
+    CHAT_RATINGS = "chat_ratings";
+    CHAT_DISPATCHERS = "chat_dispatchers";
+    CHAT_TICKETS = "chat_tickets";
+    TICKETS_BY_ACCOUNT = "tickets_by_account";
+    OPEN_TICKETS_BY_GROUP = "open_tickets_by_group";
+    CHAT_FAQ = "chat_faq";
+    CHAT_CANNED_REPLIES = "chat_canned_replies";
+    CHAT_CANNED_BY_ID = "chat_canned_by_id";
+    CHAT_FEEDBACK = "chat_feedback";
+    VISITS = "visits";
+    VISITS_BY_PATIENT = "visits_by_patient";
+    REPORTS = "reports";
+    REPORTS_BY_PATIENT = "reports_by_patient";
+    SHARES = "shares";
+    SHARES_BY_PATIENT = "shares_by_patient";
+    EXTERNAL_REFS = "external_refs";
+    POLICY_VERSIONS = "policy_versions";
+    CONSENTS = "consents";
+    DELETION_REQUESTS = "deletion_requests";
+    JOBS = "jobs";
+    JOBS_DUE = "jobs_due";
+    /// Used only by a store opened as a key vault (`vault_dir`), never by the data store.
+    DATA_KEYS = "data_keys";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

@@ -17,12 +17,16 @@ mod audit;
 mod backoffice;
 mod booking;
 mod catalog;
+mod chat;
 mod exams;
+mod jobs;
 mod kv;
 mod notify;
 mod outbox;
 mod persons;
 mod queues;
+mod records;
+mod vault;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
