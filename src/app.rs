@@ -67,7 +67,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let scheme = if config.tls.is_some() { "https" } else { "http" };
 
     let store = EmbeddedStore::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?
+        .with_zone(zone);
     store.start_sweeper(Duration::from_secs(5));
     let mut redis_conn = None;
     let kv: Arc<dyn EphemeralKv> = match &config.redis_url {
@@ -163,6 +164,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("cannot start the audit log")?;
     let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
+    let roles = hospital_gateway::access::Roles::load(stores.data.as_ref()).await.context("cannot load the roles")?;
     let state = AppState {
         sessions: SessionStore::new(stores.kv.clone()),
         stores,
@@ -181,10 +183,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         realtime,
         events: events.clone(),
         files,
+        roles,
         audit,
         consoles,
         sandbox,
     };
+    // Every node reloads what the back office changed on any node (roles, the catalogue).
+    hospital_gateway::backoffice::follow_invalidations(state.clone());
     let limits = state.limits.clone();
     tokio::spawn(async move {
         let mut t = tokio::time::interval(Duration::from_secs(60));
@@ -227,6 +232,7 @@ async fn cluster_stores(config: &Config, uri: &str, kv: Arc<dyn EphemeralKv>) ->
     let mut s = hospital_store::scylla::ScyllaStore::connect(uri, &config.scylla_keyspace)
         .await
         .with_context(|| format!("cannot connect to ScyllaDB at {uri}"))?;
+    s = s.with_zone(HospitalZone::parse(&config.gateway.timezone).context("gateway.timezone")?);
     if let Some(rf) = config.scylla_create_schema {
         s = s.with_replication_factor(rf);
         s.create_schema().await.context("cannot create the ScyllaDB schema")?;

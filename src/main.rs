@@ -122,11 +122,13 @@ async fn main() -> anyhow::Result<()> {
                 std::env::var(&password_env).with_context(|| format!("set the password in ${password_env}"))?;
             let roles = roles
                 .iter()
-                .map(|r| serde_json::from_value(serde_json::Value::String(r.trim().to_string())))
-                .collect::<Result<Vec<hospital_domain::Role>, _>>()
-                .context("unknown role")?;
+                .map(|r| hospital_domain::RoleName::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .context("a role name")?;
             let dir = data_dir.unwrap_or(cfg.data_dir);
             let store = hospital_store::EmbeddedStore::open(&dir)?;
+            // The built-in roles exist before the first administrator does.
+            hospital_gateway::access::Roles::load(&store).await?;
             let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles, doctor_id: None };
             let s = hospital_gateway::http::staff::create(&store, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created staff {} ({})", s.username, s.id);

@@ -78,7 +78,7 @@ pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -
                     username: username.to_string(),
                     name: name.to_string(),
                     password: password.to_string(),
-                    roles: roles.to_vec(),
+                    roles: roles.iter().map(|r| (*r).into()).collect(),
                     doctor_id: None,
                 };
                 let staff =

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::{AccountId, PatientId, Role, StaffId, ValidationError};
+use crate::{AccountId, PatientId, RoleName, StaffId, ValidationError};
 
 /// The `prev_hash` of a chain's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -22,7 +22,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub enum Actor {
     Staff {
         id: StaffId,
-        roles: Vec<Role>,
+        roles: Vec<RoleName>,
     },
     /// A named component (`notifier`, `lab_webhook`, ...).
     System {
@@ -391,7 +391,7 @@ mod tests {
 
     fn event() -> AuditEvent {
         AuditEvent::new(
-            Actor::Staff { id: StaffId::new(), roles: vec![Role::Doctor] },
+            Actor::Staff { id: StaffId::new(), roles: vec![crate::Role::Doctor.into()] },
             Action::parse("record.read").unwrap(),
             Target::new("record", "r-1").unwrap(),
         )
@@ -438,7 +438,7 @@ mod tests {
             Box::new(|e| e.event.actor = Actor::system("notifier").unwrap()),
             Box::new(|e| {
                 if let Actor::Staff { roles, .. } = &mut e.event.actor {
-                    roles.push(Role::Admin)
+                    roles.push(crate::Role::Admin.into())
                 }
             }),
         ];

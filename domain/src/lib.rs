@@ -1,7 +1,9 @@
 //! Pure types and rules of the hospital platform. Nothing here does I/O: every type validates
 //! on construction, so code that holds one may trust it (`Phone::parse`, `IdCardNo::parse`, ...).
 
+pub mod access;
 pub mod account;
+pub mod analytics;
 pub mod appointment;
 pub mod audit;
 pub mod average;
@@ -28,6 +30,7 @@ pub mod text;
 pub mod time;
 pub mod visit;
 
+pub use access::{Permission, RoleName};
 pub use account::{Email, Gender, Profile, Role};
 pub use error::ValidationError;
 pub use id_card::IdCardNo;

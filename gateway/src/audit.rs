@@ -4,9 +4,13 @@
 //! entry is durable; if it cannot be written the handler gets an error (503) and must not
 //! answer as if the action were done.
 //!
+//! The permission gate (`access`) already audits every staff request by its permission and
+//! outcome; a handler records its own entry when it has more to say (which patient, why), and
+//! that entry then replaces the gate's.
+//!
 //! ```ignore
+//! // .routes(permit(Permission::RecordsRead, routes!(read_record)))
 //! async fn read_record(audit: StaffAudit, ApiPath(id): ApiPath<RecordId>, ...) -> ApiResult<...> {
-//!     audit.caller.require(&[Role::Doctor])?;
 //!     let record = ...;
 //!     audit.record(audit.event("record.read", Target::new("record", id)?)
 //!         .concerning(record.account_id, Some(record.patient_id))
@@ -31,6 +35,8 @@ pub struct StaffAudit {
     pub caller: StaffCaller,
     pub ip: Option<IpAddr>,
     log: AuditLog,
+    /// Tells the gate this request wrote its own entry.
+    mark: Option<crate::access::AuditMark>,
 }
 
 impl FromRequestParts<AppState> for StaffAudit {
@@ -39,7 +45,8 @@ impl FromRequestParts<AppState> for StaffAudit {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = StaffCaller::from_request_parts(parts, state).await?;
         let ip = client_ip_of(&parts.headers, &parts.extensions, state.config.trust_forwarded_for);
-        Ok(StaffAudit { caller, ip, log: state.audit.clone() })
+        let mark = parts.extensions.get::<crate::access::AuditMark>().cloned();
+        Ok(StaffAudit { caller, ip, log: state.audit.clone(), mark })
     }
 }
 
@@ -52,6 +59,10 @@ impl StaffAudit {
 
     /// Appends the event to the audit log; returns the sealed entry once it is durable.
     pub async fn record(&self, event: AuditEvent) -> ApiResult<AuditEntry> {
-        Ok(self.log.record(event).await?)
+        let entry = self.log.record(event).await?;
+        if let Some(m) = &self.mark {
+            m.set();
+        }
+        Ok(entry)
     }
 }

@@ -194,7 +194,7 @@ async fn authenticate(state: &AppState, ws: &mut WebSocket, token: Option<String
     let Subject::Staff { id, roles } = session.subject else {
         return Err("this socket is for agents".into());
     };
-    if !roles.iter().any(|r| matches!(r, Role::Agent | Role::Admin)) {
+    if !roles.iter().any(|r| r.is_admin() || *r == Role::Agent) {
         return Err("this needs the role agent".into());
     }
     state

@@ -3,8 +3,10 @@
 //! surface; the binary serves it. With the feature `sandbox` (the demo binary's default) it also
 //! mounts the sandboxes of the external systems under `/sandbox/` when `config.sandbox` is on.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod backoffice;
 pub mod catalog_index;
 pub mod chat;
 pub mod config;
@@ -61,6 +63,10 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::me::router())
         .merge(http::catalog::router())
         .merge(http::staff::router())
+        .merge(http::roles::router())
+        .merge(http::audit_log::router())
+        .merge(http::patients::router())
+        .merge(http::catalog_admin::router())
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::messages::router())
@@ -118,6 +124,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // The permission gate of staff routes (`access::permit`) reads the state from here.
+        .layer(axum::Extension(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::per_ip))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(metrics::track))

@@ -43,6 +43,8 @@ pub struct AppState {
     pub events: hospital_actors::Events,
     /// Object storage: checked uploads, signed download links (`http::files`).
     pub files: FileService,
+    /// The role table (ADM-2), in memory; reloaded on every node when a role changes.
+    pub roles: crate::access::Roles,
     /// This node's agents' console sockets (`chat`): where the chat's actors' console events go.
     pub consoles: Arc<crate::chat::ConsoleHub>,
     /// This node's audit chain (`audit::StaffAudit` records staff actions in it).

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use hospital_domain::account::Relation;
-use hospital_domain::{AccountId, Email, Gender, PatientId, Phone, Profile, Role, StaffId};
+use hospital_domain::{AccountId, Email, Gender, PatientId, Phone, Profile, RoleName, StaffId};
 use serde::{Deserialize, Serialize};
 
 /// A ciphertext produced by `FieldCipher::seal`: `<key id>:<base64(nonce || ciphertext)>`.
@@ -58,7 +58,7 @@ pub struct StaffMember {
     pub username: String,
     pub name: String,
     pub password_hash: String,
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleName>,
     /// The doctor (catalogue entry) this staff member is, for the doctor's workstation: a doctor
     /// works on their own sessions only.
     #[serde(default)]
@@ -72,7 +72,7 @@ pub struct StaffMember {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
     Account { id: AccountId },
-    Staff { id: StaffId, roles: Vec<Role> },
+    Staff { id: StaffId, roles: Vec<RoleName> },
 }
 
 impl Subject {

@@ -163,6 +163,7 @@ pub trait DataStore:
     + crate::outbox::OutboxStore
     + crate::persons::PersonStore
     + crate::audit::AuditStore
+    + crate::backoffice::BackOfficeStore
     + crate::chat::ChatStore
     + crate::records::RecordStore
     + crate::jobs::JobStore

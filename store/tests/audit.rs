@@ -15,7 +15,7 @@ const CHAIN: &str = "main";
 
 fn event(n: usize) -> AuditEvent {
     AuditEvent::new(
-        Actor::Staff { id: StaffId::new(), roles: vec![Role::Doctor, Role::Nurse] },
+        Actor::Staff { id: StaffId::new(), roles: vec![Role::Doctor.into(), Role::Nurse.into()] },
         Action::parse("record.read").unwrap(),
         Target::new("record", format!("record-{n}")).unwrap(),
     )

@@ -64,10 +64,11 @@ async fn staff_actions_are_chained_verified_exported_and_tampering_is_named() {
     let e = assert_error(s.post("/sandbox/audit", Some(&staff), bad).await, 422, "invalid_field").await;
     assert_eq!(e["field"], "action");
 
+    // The refused request is audited too (by the route's permission gate, outcome `failed`).
     let dir = s.stop();
     let out = hospital(&["audit", "verify"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("chain main: intact, 4 entries, head seq 4"), "{}", text(&out));
+    assert!(text(&out).contains("chain main: intact, 5 entries, head seq 5"), "{}", text(&out));
 
     // The patient's access history: their three reads, newest first, as the stored entries.
     let out = hospital(&["audit", "export", "--account", &account], dir.path());

@@ -4,18 +4,22 @@
 
 mod harness;
 
+mod admin_console;
 mod audit;
 mod auth;
 mod bad_input;
 mod booking_flow;
 mod browser;
 mod catalogue;
+mod catalogue_admin;
 mod chat;
 mod crash;
 mod exams;
 mod files;
 mod live;
 mod openapi;
+mod patient_accounts;
+mod permissions;
 mod prometheus;
 mod readme;
 mod real_name;

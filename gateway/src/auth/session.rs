@@ -20,6 +20,15 @@ pub struct TokenResponse {
 }
 
 pub async fn issue(state: &AppState, subject: Subject, device: Option<String>) -> Result<TokenResponse, ApiError> {
+    // Every login of a patient account comes here: one place refuses a disabled account (ADM-1).
+    if let Subject::Account { id } = &subject {
+        if crate::http::patients::is_disabled(state, *id).await? {
+            return Err(ApiError::Denied {
+                code: "account_disabled",
+                message: "this account is disabled; contact the hospital".into(),
+            });
+        }
+    }
     let cfg = &state.config.auth;
     let now = Utc::now();
     let token = new_token();

@@ -1,5 +1,5 @@
-//! The back office's schedule work (BOOK-9), staff only (role `scheduler`, or `finance` for
-//! refunds; admins hold every role): weekly templates applied over a date range, quota changes
+//! The back office's schedule work (BOOK-9), staff only (permission `schedule.write`, or
+//! `schedule.read` to list a session's bookings, `payments.refund` for refunds): weekly templates applied over a date range, quota changes
 //! (加号/减号), fees and release times, clinic stops (停诊) and staff-initiated refunds (PAY-6).
 //! Every change to a doctor's sessions goes through the doctor's schedule actor, never around it:
 //! the handlers parse, authorise, call the actor and render.
@@ -9,10 +9,11 @@ use axum::http::StatusCode;
 use chrono::{Duration as Days, NaiveTime};
 use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::schedule::{ClinicSession, Period, TemplateLine, WeeklyTemplate};
-use hospital_domain::{DoctorId, OrderId, Role, SessionId, ValidationError};
+use hospital_domain::{DoctorId, OrderId, Permission, SessionId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::permit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, StaffCaller};
 use crate::http::booking::{appointment_view, booking_error, order_view, AppointmentView, OrderView};
@@ -21,12 +22,12 @@ use crate::validate::{Day, IsoWeekday, Moment, Money, Quota, ReleaseDays, Segmen
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(apply_template))
-        .routes(routes!(update_session))
-        .routes(routes!(set_quota))
-        .routes(routes!(stop_session))
-        .routes(routes!(session_appointments))
-        .routes(routes!(refund_order))
+        .routes(permit(Permission::ScheduleWrite, routes!(apply_template)))
+        .routes(permit(Permission::ScheduleWrite, routes!(update_session)))
+        .routes(permit(Permission::ScheduleWrite, routes!(set_quota)))
+        .routes(permit(Permission::ScheduleWrite, routes!(stop_session)))
+        .routes(permit(Permission::ScheduleRead, routes!(session_appointments)))
+        .routes(permit(Permission::PaymentsRefund, routes!(refund_order)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -76,7 +77,6 @@ async fn apply_template(
     ApiPath(doctor): ApiPath<DoctorId>,
     ApiJson(req): ApiJson<ApplyTemplate>,
 ) -> ApiResult<(StatusCode, ApiJson<TemplateResult>)> {
-    caller.require(&[Role::Scheduler])?;
     let d = state.catalog().doctor(doctor).cloned().ok_or_else(|| ApiError::not_found("doctor"))?;
     let (from, to) = (req.from.get(), req.to.get());
     if to < from || to - from > Days::days(92) {
@@ -127,11 +127,10 @@ pub struct UpdateSession {
     responses((status = 200, body = ClinicSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_session(
     State(state): State<AppState>,
-    caller: StaffCaller,
+    _caller: StaffCaller,
     ApiPath(id): ApiPath<SessionId>,
     ApiJson(req): ApiJson<UpdateSession>,
 ) -> ApiResult<ApiJson<ClinicSession>> {
-    caller.require(&[Role::Scheduler])?;
     let s = session_of(&state, id).await?;
     let s = state
         .actors
@@ -158,7 +157,6 @@ async fn set_quota(
     ApiPath((id, segment)): ApiPath<(SessionId, u16)>,
     ApiJson(req): ApiJson<SetQuota>,
 ) -> ApiResult<ApiJson<ClinicSession>> {
-    caller.require(&[Role::Scheduler])?;
     let quota = req.quota.get();
     let s = session_of(&state, id).await?;
     let s = state.actors.set_quota(s.doctor_id, id, segment, quota).await.map_err(|e| booking_error(&state, e))?;
@@ -183,7 +181,6 @@ async fn stop_session(
     caller: StaffCaller,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<ApiJson<StopResult>> {
-    caller.require(&[Role::Scheduler])?;
     let s = session_of(&state, id).await?;
     let r = state.actors.stop_session(s.doctor_id, id).await.map_err(|e| booking_error(&state, e))?;
     tracing::info!(by = %caller.staff_id, session = %id, cancelled = r.cancelled.len(), "clinic stopped");
@@ -199,10 +196,9 @@ async fn stop_session(
     params(("id" = SessionId, Path)), responses((status = 200, body = [AppointmentView]), (status = 403, body = ErrorBody)))]
 async fn session_appointments(
     State(state): State<AppState>,
-    caller: StaffCaller,
+    _caller: StaffCaller,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<ApiJson<Vec<AppointmentView>>> {
-    caller.require(&[Role::Scheduler, Role::Nurse, Role::Doctor])?;
     let s = session_of(&state, id).await?;
     let list = state.actors.session_appointments(s.doctor_id, id).await?;
     Ok(ApiJson(list.iter().map(|a| appointment_view(&state, a)).collect()))
@@ -226,7 +222,6 @@ async fn refund_order(
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<RefundOrder>,
 ) -> ApiResult<ApiJson<OrderView>> {
-    caller.require(&[Role::Finance])?;
     if req.reason.trim().is_empty() || req.reason.chars().count() > 80 {
         return Err(ValidationError::new("reason", "1 to 80 characters").into());
     }

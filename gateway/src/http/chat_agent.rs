@@ -95,7 +95,7 @@ async fn put_agent(
 ) -> ApiResult<ApiJson<AgentProfile>> {
     audit.caller.require(&[Role::Admin])?;
     let staff = state.stores.data.staff(id).await?.filter(|s| s.active).ok_or_else(|| ApiError::not_found("staff"))?;
-    if !staff.roles.iter().any(|r| matches!(r, Role::Agent | Role::Admin)) {
+    if !staff.roles.iter().any(|r| r.is_admin() || *r == Role::Agent) {
         return Err(ValidationError::new("id", "the staff member needs the role agent").into());
     }
     let known = state.stores.data.chat_groups().await?;
@@ -120,7 +120,7 @@ async fn profile(state: &AppState, caller: &StaffCaller) -> ApiResult<AgentProfi
 }
 
 fn is_supervisor(caller: &StaffCaller) -> bool {
-    caller.roles.contains(&Role::Admin)
+    caller.has_role(Role::Admin)
 }
 
 /// A group's backlog and agents.

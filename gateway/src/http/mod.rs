@@ -1,9 +1,11 @@
 //! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
 
 pub mod admin;
+pub mod audit_log;
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod catalog_admin;
 pub mod chat;
 pub mod chat_agent;
 pub mod exams;
@@ -11,9 +13,11 @@ pub mod files;
 pub mod me;
 pub mod messages;
 pub mod ops;
+pub mod patients;
 pub mod payments;
 pub mod queue;
 pub mod records;
+pub mod roles;
 /// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use hospital_actors::QueueError;
 use hospital_domain::queue::{ClinicQueue, QueueEntry, QueueError as Rule, QueueStanding, QueueStatus};
 use hospital_domain::schedule::ClinicSession;
-use hospital_domain::{AppointmentId, DoctorId, PatientId, Role, SessionId, ValidationError};
+use hospital_domain::{AppointmentId, DoctorId, PatientId, Permission, SessionId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::permit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, StaffCaller};
 use crate::http::booking::owned;
@@ -23,11 +24,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(check_in))
         .routes(routes!(my_queue))
-        .routes(routes!(session_queue))
-        .routes(routes!(call_next))
-        .routes(routes!(skip))
-        .routes(routes!(recall))
-        .routes(routes!(reorder))
+        .routes(permit(Permission::QueueOperate, routes!(session_queue)))
+        .routes(permit(Permission::QueueOperate, routes!(call_next)))
+        .routes(permit(Permission::QueueOperate, routes!(skip)))
+        .routes(permit(Permission::QueueOperate, routes!(recall)))
+        .routes(permit(Permission::QueueOperate, routes!(reorder)))
 }
 
 /// Maps a queue refusal to the API error.
@@ -190,9 +191,8 @@ pub(crate) fn queue_view(q: &ClinicQueue) -> QueueView {
     }
 }
 
-/// Staff of the clinic (nurses, doctors; admins hold every role) and a session that exists.
-async fn staff_session(state: &AppState, caller: &StaffCaller, id: SessionId) -> ApiResult<ClinicSession> {
-    caller.require(&[Role::Nurse, Role::Doctor])?;
+/// A session that exists (the route's permission, `queue.operate`, was checked by the gate).
+async fn staff_session(state: &AppState, _caller: &StaffCaller, id: SessionId) -> ApiResult<ClinicSession> {
     state.stores.data.session(id).await?.ok_or_else(|| ApiError::not_found("session"))
 }
 

@@ -18,6 +18,7 @@ use hospital_integrations::{SandboxPerson, SandboxSms};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::permit;
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
@@ -29,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sms_outbox))
         .routes(routes!(wechat_login_code))
         .routes(routes!(real_name_person, register_real_name_person))
-        .routes(routes!(audit_action))
+        .routes(permit(hospital_domain::Permission::StaffSelf, routes!(audit_action)))
         // Uploads are capped by their policy (`read_capped`), not the router's small JSON limit.
         .merge(OpenApiRouter::new().routes(routes!(upload_file)).layer(DefaultBodyLimit::disable()))
 }

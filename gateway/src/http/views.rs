@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::account::Relation;
-use hospital_domain::{AccountId, Gender, PatientId, Profile, Role, StaffId};
+use hospital_domain::{AccountId, Gender, PatientId, Profile, RoleName, StaffId};
 use hospital_store::{Account, PatientRecord, StaffMember};
 use serde::Serialize;
 
@@ -67,7 +67,9 @@ pub struct StaffView {
     pub id: StaffId,
     pub username: String,
     pub name: String,
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleName>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
     /// The doctor this account is (doctor's workstation), if any.
     pub doctor_id: Option<hospital_domain::DoctorId>,
 }
@@ -80,6 +82,8 @@ impl From<&StaffMember> for StaffView {
             name: s.name.clone(),
             roles: s.roles.clone(),
             doctor_id: s.doctor_id,
+            active: s.active,
+            created_at: s.created_at,
         }
     }
 }

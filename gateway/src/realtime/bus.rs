@@ -43,9 +43,17 @@ const REMOVE_BATCH: usize = 512;
 /// What travels between nodes.
 #[derive(Debug, Serialize, Deserialize)]
 enum Wire {
-    Personal { account: AccountId, logged: Logged },
-    Topic { event: TopicEvent, at_ms: u64 },
+    Personal {
+        account: AccountId,
+        logged: Logged,
+    },
+    Topic {
+        event: TopicEvent,
+        at_ms: u64,
+    },
     Revoke(Revocation),
+    /// Cached state (`"roles"`, `"catalog"`) changed: every node reloads it.
+    Invalidate(String),
 }
 
 enum Job {
@@ -158,6 +166,7 @@ fn deliver(hub: &Hub, wire: Wire) {
         Wire::Personal { account, logged } => hub.deliver_personal(account, Arc::new(logged)),
         Wire::Topic { event, at_ms } => hub.deliver_topic(event, at_ms),
         Wire::Revoke(r) => hub.revoke(&r),
+        Wire::Invalidate(what) => hub.invalidated(&what),
     }
 }
 
@@ -260,6 +269,21 @@ impl Bus {
                     // The other nodes' sockets still close at their session check.
                     tracing::warn!(error = %e, "publishing a revocation to Redis failed");
                 }
+            }
+        }
+    }
+}
+
+impl Bus {
+    /// Tells every node (this one at once) that cached state named `what` changed.
+    pub async fn invalidate(&self, what: &str) {
+        self.hub.invalidated(what);
+        if let Fanout::Redis { conn, channel } = &self.fanout {
+            let body = serde_json::to_vec(&Wire::Invalidate(what.to_string())).expect("serialises");
+            let sent: Result<i64, _> =
+                redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, what, "publishing an invalidation to Redis failed");
             }
         }
     }

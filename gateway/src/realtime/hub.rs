@@ -147,6 +147,17 @@ impl Prepared {
 pub struct Hub {
     accounts: RwLock<HashMap<AccountId, Vec<Arc<SocketShared>>>>,
     topics: RwLock<HashMap<String, HashMap<u64, Weak<SocketShared>>>>,
+    invalidations: Invalidations,
+}
+
+/// What a node keeps in memory and another node changed (`"roles"`, `"catalog"`): every node
+/// reloads it when the name arrives (the back office's caches; see `Bus::invalidate`).
+pub struct Invalidations(tokio::sync::broadcast::Sender<String>);
+
+impl Default for Invalidations {
+    fn default() -> Self {
+        Self(tokio::sync::broadcast::channel(64).0)
+    }
 }
 
 impl Hub {
@@ -213,6 +224,16 @@ impl Hub {
                 s.close(close::UNAUTHORIZED, "logged out: log in again");
             }
         }
+    }
+
+    /// Tells this node's listeners that `what` changed somewhere.
+    pub fn invalidated(&self, what: &str) {
+        let _ = self.invalidations.0.send(what.to_string());
+    }
+
+    /// Listens for changes of cached state (`invalidated`).
+    pub fn invalidations(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.invalidations.0.subscribe()
     }
 
     pub fn subscribe(&self, topic: &str, socket: &Arc<SocketShared>) {

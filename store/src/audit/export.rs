@@ -21,11 +21,11 @@ const CSV_HEADER: &str =
 
 /// Writes every entry `query` matches (all pages, newest first; `query.limit` is the page size)
 /// to `out`; returns how many.
-pub async fn export(
+pub async fn export<W: Write + ?Sized>(
     store: &dyn AuditStore,
     query: &AuditQuery,
     format: ExportFormat,
-    out: &mut dyn Write,
+    out: &mut W,
 ) -> Result<u64> {
     let io = |e: std::io::Error| StoreError::Engine(format!("export: {e}"));
     if format == ExportFormat::Csv {

@@ -166,7 +166,7 @@ pub async fn staff(store: Arc<dyn DataStore>) {
         username: unique("staff"),
         name: "李护士".into(),
         password_hash: "$argon2id$dummy".into(),
-        roles: vec![Role::Nurse],
+        roles: vec![Role::Nurse.into()],
         doctor_id: None,
         active: true,
         created_at: Utc::now(),

@@ -31,7 +31,7 @@ pub async fn audit(store: Arc<dyn DataStore>) {
     let patient_account = AccountId::new();
     let ev = |staff: StaffId, action: &str, account: Option<AccountId>| {
         let mut e = AuditEvent::new(
-            Actor::Staff { id: staff, roles: vec![Role::Doctor] },
+            Actor::Staff { id: staff, roles: vec![Role::Doctor.into()] },
             Action::parse(action).unwrap(),
             Target::new("record", "r-1").unwrap(),
         )

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod audit;
+mod backoffice;
 mod booking;
 mod catalogue;
 mod chat;
@@ -20,6 +21,7 @@ mod samples;
 
 pub use accounts::{accounts, patients, persons, staff};
 pub use audit::audit;
+pub use backoffice::backoffice;
 pub use booking::{booking, outbox, sample_hold, sample_session};
 pub use catalogue::catalogue;
 pub use chat::{chat, chat_reference};
@@ -42,5 +44,6 @@ pub async fn data_store(store: Arc<dyn DataStore>) {
     catalogue(store.clone()).await;
     booking(store.clone()).await;
     outbox(store.clone()).await;
+    backoffice(store.clone()).await;
     store.ping().await.unwrap();
 }

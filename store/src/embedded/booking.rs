@@ -4,10 +4,12 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use hospital_domain::analytics;
 use hospital_domain::appointment::Appointment;
 use hospital_domain::booking::WaitEntry;
 use hospital_domain::message::Message;
 use hospital_domain::order::Order;
+use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
 
 use super::catalog::put_session;
@@ -24,8 +26,42 @@ impl BookingStore for EmbeddedStore {
         if w.is_empty() {
             return Ok(());
         }
+        let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
+                // The analytics counters of the change, from each row's stored and new version,
+                // added in this same transaction (read before anything is overwritten).
+                let mut deltas = Vec::new();
+                if rollups {
+                    for a in &w.appointments {
+                        let old: Option<Appointment> = ctx.get(APPOINTMENTS, &Key::new().uuid(&a.id.0))?;
+                        let start = if old.is_none() {
+                            let session = match w.sessions.iter().find(|s| s.id == a.slot.session_id) {
+                                Some(s) => Some(s.clone()),
+                                None => {
+                                    ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&a.slot.session_id.0))?
+                                }
+                            };
+                            session.and_then(|s| s.segments.get(a.slot.segment as usize).map(|g| g.start))
+                        } else {
+                            None
+                        };
+                        deltas.extend(analytics::appointment_deltas(old.as_ref(), a, start, zone));
+                    }
+                    for o in &w.orders {
+                        let old: Option<Order> = ctx.get(ORDERS, &Key::new().uuid(&o.id.0))?;
+                        deltas.extend(analytics::order_deltas(old.as_ref(), o, zone));
+                    }
+                    for (doctor, session, list) in &w.waitlists {
+                        let key = Key::new().uuid(&doctor.0).uuid(&session.0);
+                        let old: Option<(SessionId, Vec<WaitEntry>)> = ctx.get(WAITLISTS_BY_DOCTOR, &key)?;
+                        deltas.extend(analytics::waitlist_deltas(
+                            old.map(|o| o.1).as_deref().unwrap_or(&[]),
+                            list,
+                            zone,
+                        ));
+                    }
+                }
                 for s in &w.sessions {
                     put_session(ctx, s)?;
                 }
@@ -50,7 +86,7 @@ impl BookingStore for EmbeddedStore {
                     ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
                 }
                 super::outbox::put_events(ctx, &w.events);
-                Ok(())
+                super::backoffice::add_deltas(ctx, deltas)
             })
             .await
     }

@@ -134,6 +134,23 @@ impl ReadCtx {
         Ok(out)
     }
 
+    /// Up to `limit` live rows with `start <= key < end`, in key order (a clustering range of
+    /// one partition, or a walk over a whole table page by page).
+    pub fn range(&self, table: Def, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = self.txn.open_table(table)?;
+        let mut out = Vec::new();
+        for row in t.range(start..end)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row?;
+            if let Some((_, p)) = decode_value(v.value(), self.now) {
+                out.push((k.value().to_vec(), p.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` live rows with `start <= key` under `prefix`, in key order (`start` must
     /// start with `prefix`): a page of a partition from a clustering key on.
     pub fn scan_from(&self, table: Def, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

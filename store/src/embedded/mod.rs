@@ -3,6 +3,7 @@
 
 mod accounts;
 mod audit;
+mod backoffice;
 mod booking;
 mod catalog;
 mod chat;
@@ -32,13 +33,31 @@ use engine::Engine;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     engine: Arc<Engine>,
+    /// The hospital's zone: which local day and hour a booking counts under (analytics).
+    zone: hospital_domain::time::HospitalZone,
+    /// Whether booking writes add their analytics counters (always, but for the benchmark that
+    /// measures what they cost).
+    rollups: bool,
 }
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `dir`. Call `start_sweeper` from inside a tokio
     /// runtime to have expired rows deleted in the background.
     pub fn open(dir: &Path) -> Result<Self> {
-        Ok(Self { engine: Arc::new(Engine::open(dir)?) })
+        Ok(Self { engine: Arc::new(Engine::open(dir)?), zone: Default::default(), rollups: true })
+    }
+
+    /// The same store, counting analytics in `zone` (the hospital's; Asia/Shanghai by default).
+    pub fn with_zone(mut self, zone: hospital_domain::time::HospitalZone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The same store with booking writes adding analytics counters (`true`, the default) or
+    /// not (only to measure what they cost: `store/benches/analytics.rs`).
+    pub fn with_rollups(mut self, on: bool) -> Self {
+        self.rollups = on;
+        self
     }
 
     pub fn engine(&self) -> &Engine {

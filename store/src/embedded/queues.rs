@@ -26,11 +26,20 @@ impl QueueStore for EmbeddedStore {
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
+        let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
-                ctx.put(QUEUES, &Key::new().uuid(&session.0), &q);
+                let key = Key::new().uuid(&session.0);
+                // Consultations finished by this change: the workload counters, in this write.
+                let deltas = if rollups {
+                    let old: Option<ClinicQueue> = ctx.get(QUEUES, &key)?;
+                    hospital_domain::analytics::queue_deltas(old.as_ref(), &q, chrono::Utc::now(), zone)
+                } else {
+                    Vec::new()
+                };
+                ctx.put(QUEUES, &key, &q);
                 super::outbox::put_events(ctx, &events);
-                Ok(())
+                super::backoffice::add_deltas(ctx, deltas)
             })
             .await
     }

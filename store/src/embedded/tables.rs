@@ -52,6 +52,8 @@ tables! {
     AUDIT_BY_ACTOR = "audit_by_actor";
     AUDIT_BY_ACTION = "audit_by_action";
     AUDIT_BY_ACCOUNT = "audit_by_account";
+    BACKOFFICE_DOCUMENTS = "backoffice_documents";
+    ANALYTICS_DAILY = "analytics_daily";
     CHAT_GROUPS = "chat_groups";
     CHAT_AGENTS = "chat_agents";
     CHAT_AGENTS_BY_GROUP = "chat_agents_by_group";

@@ -188,11 +188,14 @@ impl BookingStore for ScyllaStore {
         if w.is_empty() {
             return Ok(());
         }
+        // The analytics counters, from the rows as stored before the change; added after it
+        // (counters cannot join a logged batch: see `backoffice`).
+        let deltas = self.booking_deltas(&w).await?;
         let groups = self.booking_groups(w).await?;
         for batch in pack(groups, BATCH_STATEMENTS, BATCH_BYTES) {
             self.run_batch(batch, BatchType::Logged).await?;
         }
-        Ok(())
+        crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await
     }
 
     async fn appointment(&self, id: AppointmentId) -> Result<Option<Appointment>> {

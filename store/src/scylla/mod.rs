@@ -14,6 +14,7 @@
 
 mod accounts;
 mod audit;
+mod backoffice;
 mod booking;
 mod catalog;
 mod chat;
@@ -64,6 +65,10 @@ pub struct ScyllaStore {
     session: Arc<CachingSession>,
     keyspace: Arc<str>,
     replication_factor: Option<u32>,
+    /// The hospital's zone: which local day a booking counts under (analytics).
+    zone: hospital_domain::time::HospitalZone,
+    /// Whether booking writes add their analytics counters (see the embedded store's).
+    rollups: bool,
 }
 
 macro_rules! from_scylla {
@@ -106,7 +111,21 @@ impl ScyllaStore {
             session: Arc::new(CachingSession::from(session, STATEMENT_CACHE)),
             keyspace: keyspace.into(),
             replication_factor: None,
+            zone: Default::default(),
+            rollups: true,
         })
+    }
+
+    /// Counts analytics in the hospital's zone (Asia/Shanghai by default).
+    pub fn with_zone(mut self, zone: hospital_domain::time::HospitalZone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// Booking writes add analytics counters (`true`, the default) or not.
+    pub fn with_rollups(mut self, on: bool) -> Self {
+        self.rollups = on;
+        self
     }
 
     /// Overrides the replication factor `create_schema` gives the keyspace (3 in `schema.cql`);

@@ -29,15 +29,23 @@ impl QueueStore for ScyllaStore {
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
+        // Consultations this change finishes (the workload counters, added after the write).
+        let deltas = if self.rollups {
+            let old = self.queue(session).await?;
+            hospital_domain::analytics::queue_deltas(old.as_ref(), &q, chrono::Utc::now(), self.zone)
+        } else {
+            Vec::new()
+        };
         if events.is_empty() {
             self.exec(PUT_QUEUE, (session.0, doctor.0, encode(&q))).await?;
-            return Ok(());
+        } else {
+            // With its events: one logged batch, all or nothing.
+            let mut w = Writes::default();
+            w.push(self, PUT_QUEUE, vec![CqlValue::Uuid(session.0), CqlValue::Uuid(doctor.0), text(encode(&q))]);
+            self.outbox_writes(&mut w, events);
+            self.run_batch(w, BatchType::Logged).await?;
         }
-        // With its events: one logged batch, all or nothing.
-        let mut w = Writes::default();
-        w.push(self, PUT_QUEUE, vec![CqlValue::Uuid(session.0), CqlValue::Uuid(doctor.0), text(encode(&q))]);
-        self.outbox_writes(&mut w, events);
-        self.run_batch(w, BatchType::Logged).await
+        crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await
     }
 
     async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>> {

@@ -1,0 +1,245 @@
+//! The catalogue edited by staff (INFO-1, INFO-3; `catalog.write`): the hospital's information,
+//! departments (tree and order) and doctors, created and changed. Each write goes to the store,
+//! then every node rebuilds its catalogue index (`backoffice::changed`), so the patient API shows
+//! the change on the next request; each is audited with what it changed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use hospital_domain::audit::Target;
+use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
+use hospital_domain::{DepartmentId, DoctorId, Permission, ValidationError};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::access::permit;
+use crate::audit::StaffAudit;
+use crate::backoffice::{changed, CATALOG_CHANGED};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(permit(Permission::CatalogWrite, routes!(put_hospital)))
+        .routes(permit(Permission::CatalogWrite, routes!(create_department)))
+        .routes(permit(Permission::CatalogWrite, routes!(update_department)))
+        .routes(permit(Permission::CatalogWrite, routes!(create_doctor)))
+        .routes(permit(Permission::CatalogWrite, routes!(update_doctor)))
+}
+
+/// 1 to `max` printable characters, trimmed.
+fn text(field: &'static str, s: &str, max: usize, required: bool) -> Result<String, ValidationError> {
+    let s = s.trim();
+    if (required && s.is_empty()) || s.chars().count() > max || s.chars().any(|c| c.is_control() && c != '\n') {
+        let what =
+            if required { format!("1 to {max} printable characters") } else { format!("at most {max} characters") };
+        return Err(ValidationError::new(field, what));
+    }
+    Ok(s.to_string())
+}
+
+/// Sets the hospital's information (introduction, contacts, hours, map point, buildings).
+#[utoipa::path(put, path = "/api/v1/admin/hospital", tag = "catalogue admin", security(("bearer" = [])),
+    request_body = Hospital,
+    responses((status = 200, body = Hospital), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_hospital(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiJson(mut h): ApiJson<Hospital>,
+) -> ApiResult<ApiJson<Hospital>> {
+    h.name = text("name", &h.name, 64, true)?;
+    h.introduction = text("introduction", &h.introduction, 4000, false)?;
+    if !(-90.0..=90.0).contains(&h.latitude) || !(-180.0..=180.0).contains(&h.longitude) {
+        return Err(
+            ValidationError::new("latitude", "a point on the map (latitude -90..90, longitude -180..180)").into()
+        );
+    }
+    state.stores.data.put_hospital(&h).await?;
+    audit.record(audit.event("hospital.update", Target::new("hospital", "main")?)?).await?;
+    changed(&state, CATALOG_CHANGED).await?;
+    Ok(ApiJson(h))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentInput {
+    pub parent_id: Option<DepartmentId>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub location: Option<String>,
+    /// Order among its siblings (smaller first).
+    pub sort: Option<i32>,
+}
+
+/// Checks the parent exists and is not the department itself or one below it.
+fn check_parent(state: &AppState, id: DepartmentId, parent: Option<DepartmentId>) -> Result<(), ValidationError> {
+    let Some(mut p) = parent else { return Ok(()) };
+    let catalog = state.catalog();
+    for _ in 0..64 {
+        if p == id {
+            return Err(ValidationError::new("parent_id", "a department cannot be below itself"));
+        }
+        match catalog.department(p) {
+            Some(d) => match d.parent_id {
+                Some(next) => p = next,
+                None => return Ok(()),
+            },
+            None => return Err(ValidationError::new("parent_id", "no such department")),
+        }
+    }
+    Err(ValidationError::new("parent_id", "the tree is too deep"))
+}
+
+fn apply_department(d: &mut Department, req: DepartmentInput) -> Result<(), ValidationError> {
+    if req.parent_id.is_some() {
+        d.parent_id = req.parent_id;
+    }
+    if let Some(n) = req.name {
+        d.name = text("name", &n, 32, true)?;
+    }
+    if let Some(x) = req.description {
+        d.description = text("description", &x, 2000, false)?;
+    }
+    if let Some(x) = req.location {
+        d.location = text("location", &x, 64, false)?;
+    }
+    if let Some(s) = req.sort {
+        d.sort = s;
+    }
+    Ok(())
+}
+
+/// Creates a department (a root, or under `parent_id`).
+#[utoipa::path(post, path = "/api/v1/admin/departments", tag = "catalogue admin", security(("bearer" = [])),
+    request_body = DepartmentInput,
+    responses((status = 201, body = Department), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_department(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiJson(req): ApiJson<DepartmentInput>,
+) -> ApiResult<(StatusCode, ApiJson<Department>)> {
+    if req.name.is_none() {
+        return Err(ValidationError::new("name", "1 to 32 printable characters").into());
+    }
+    let id = DepartmentId::new();
+    let mut d = Department {
+        id,
+        parent_id: None,
+        name: String::new(),
+        description: String::new(),
+        location: String::new(),
+        sort: 0,
+    };
+    apply_department(&mut d, req)?;
+    check_parent(&state, id, d.parent_id)?;
+    state.stores.data.put_departments(std::slice::from_ref(&d)).await?;
+    audit.record(audit.event("department.create", Target::new("department", id)?)?).await?;
+    changed(&state, CATALOG_CHANGED).await?;
+    Ok((StatusCode::CREATED, ApiJson(d)))
+}
+
+/// Changes a department: name, place in the tree, order, description, location.
+#[utoipa::path(patch, path = "/api/v1/admin/departments/{id}", tag = "catalogue admin", security(("bearer" = [])),
+    params(("id" = DepartmentId, Path)), request_body = DepartmentInput,
+    responses((status = 200, body = Department), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_department(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiPath(id): ApiPath<DepartmentId>,
+    ApiJson(req): ApiJson<DepartmentInput>,
+) -> ApiResult<ApiJson<Department>> {
+    let mut d = state.catalog().department(id).cloned().ok_or_else(|| ApiError::not_found("department"))?;
+    apply_department(&mut d, req)?;
+    check_parent(&state, id, d.parent_id)?;
+    state.stores.data.put_departments(std::slice::from_ref(&d)).await?;
+    audit.record(audit.event("department.update", Target::new("department", id)?)?).await?;
+    changed(&state, CATALOG_CHANGED).await?;
+    Ok(ApiJson(d))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorInput {
+    pub department_id: Option<DepartmentId>,
+    pub name: Option<String>,
+    pub title: Option<DoctorTitle>,
+    pub specialties: Option<Vec<String>>,
+    pub introduction: Option<String>,
+}
+
+fn apply_doctor(state: &AppState, d: &mut Doctor, req: DoctorInput) -> Result<(), ValidationError> {
+    if let Some(dep) = req.department_id {
+        if state.catalog().department(dep).is_none() {
+            return Err(ValidationError::new("department_id", "no such department"));
+        }
+        d.department_id = dep;
+    }
+    if let Some(n) = req.name {
+        d.name = text("name", &n, 32, true)?;
+    }
+    if let Some(t) = req.title {
+        d.title = t;
+    }
+    if let Some(s) = req.specialties {
+        if s.len() > 20 {
+            return Err(ValidationError::new("specialties", "at most 20"));
+        }
+        d.specialties = s.iter().map(|x| text("specialties", x, 32, true)).collect::<Result<_, _>>()?;
+    }
+    if let Some(x) = req.introduction {
+        d.introduction = text("introduction", &x, 4000, false)?;
+    }
+    Ok(())
+}
+
+/// Creates a doctor in a department.
+#[utoipa::path(post, path = "/api/v1/admin/doctors", tag = "catalogue admin", security(("bearer" = [])),
+    request_body = DoctorInput,
+    responses((status = 201, body = Doctor), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_doctor(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiJson(req): ApiJson<DoctorInput>,
+) -> ApiResult<(StatusCode, ApiJson<Doctor>)> {
+    let (Some(department_id), Some(title)) = (req.department_id, req.title) else {
+        return Err(ValidationError::new("department_id", "give department_id, name and title").into());
+    };
+    if req.name.is_none() {
+        return Err(ValidationError::new("name", "1 to 32 printable characters").into());
+    }
+    let id = DoctorId::new();
+    let mut d = Doctor {
+        id,
+        department_id,
+        name: String::new(),
+        title,
+        specialties: Vec::new(),
+        introduction: String::new(),
+        popularity: 0,
+    };
+    apply_doctor(&state, &mut d, req)?;
+    state.stores.data.put_doctors(std::slice::from_ref(&d)).await?;
+    audit.record(audit.event("doctor.create", Target::new("doctor", id)?)?).await?;
+    changed(&state, CATALOG_CHANGED).await?;
+    Ok((StatusCode::CREATED, ApiJson(d)))
+}
+
+/// Changes a doctor: department, name, title, specialties, introduction.
+#[utoipa::path(patch, path = "/api/v1/admin/doctors/{id}", tag = "catalogue admin", security(("bearer" = [])),
+    params(("id" = DoctorId, Path)), request_body = DoctorInput,
+    responses((status = 200, body = Doctor), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_doctor(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiPath(id): ApiPath<DoctorId>,
+    ApiJson(req): ApiJson<DoctorInput>,
+) -> ApiResult<ApiJson<Doctor>> {
+    let mut d = state.catalog().doctor(id).cloned().ok_or_else(|| ApiError::not_found("doctor"))?;
+    apply_doctor(&state, &mut d, req)?;
+    state.stores.data.put_doctors(std::slice::from_ref(&d)).await?;
+    audit.record(audit.event("doctor.update", Target::new("doctor", id)?)?).await?;
+    changed(&state, CATALOG_CHANGED).await?;
+    Ok(ApiJson(d))
+}

@@ -1,0 +1,93 @@
+//! The back-office console in real headless Chromium, on a server with the demo data off: the
+//! first administrator (made with `hospital create-staff`) logs in at `/admin`, creates a staff
+//! member and a custom role, a department and a doctor, applies a weekly template; the patient
+//! API shows the doctor and the sessions at once; the audit page lists the actions. Screenshots
+//! of each page go to target/screenshots (and docs/screenshots with HOSPITAL_SCREENSHOTS=docs).
+
+use chrono::Utc;
+
+use crate::booking_flow::booking_opts;
+use crate::browser::Browser;
+use crate::catalogue_admin::dir_with_admin;
+use crate::harness::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sets_up_the_hospital_in_the_console() {
+    let s = TestServer::start(booking_opts().env("HOSPITAL_DEMO_DATA", false).data_dir(dir_with_admin())).await;
+    let b = Browser::start().await;
+    b.client.goto(&s.url("/admin")).await.unwrap();
+    b.wait_text("医院管理后台").await;
+    b.fill("input[name=username]", "boss").await;
+    b.fill("input[name=password]", "First-admin-2026").await;
+    b.click("button[type=submit]").await;
+    b.find("form#new-staff").await;
+    b.wait_text("院办管理员").await;
+
+    // Staff: a scheduler, through the form.
+    b.fill("#new-staff input[name=username]", "wang_sched").await;
+    b.fill("#new-staff input[name=name]", "王排班").await;
+    b.fill("#new-staff input[name=password]", "Sched-pass-2026").await;
+    b.click("#new-staff input[name=role][value=scheduler]").await;
+    b.click("#new-staff button[type=submit]").await;
+    b.wait_text("wang_sched").await;
+    let admin = s.staff_login("boss", "First-admin-2026").await;
+    let staff = s.get_json("/api/v1/admin/staff", Some(&admin)).await;
+    assert!(
+        staff.as_array().unwrap().iter().any(|m| m["username"] == "wang_sched" && m["roles"][0] == "scheduler"),
+        "{staff}"
+    );
+    b.screenshot("admin-staff").await;
+
+    // Roles: a custom one with one permission.
+    b.click("nav a[data-page=roles]").await;
+    b.fill("#new-role input[name=rolename]", "refund_clerk").await;
+    b.fill("#new-role input[name=label]", "退款专员").await;
+    b.click("#new-role input[name=perm][value='payments.refund']").await;
+    b.click("#new-role button[type=submit]").await;
+    b.wait_text("退款专员").await;
+    let roles = s.get_json("/api/v1/admin/roles", Some(&admin)).await;
+    let clerk = roles.as_array().unwrap().iter().find(|r| r["name"] == "refund_clerk").expect("role stored").clone();
+    assert_eq!(clerk["permissions"], serde_json::json!(["payments.refund"]));
+    b.screenshot("admin-roles").await;
+
+    // Catalogue: a department, then a doctor in it; the patient API has them at once.
+    b.click("nav a[data-page=catalogue]").await;
+    b.wait_text("还没有科室").await;
+    b.fill("#new-department input[name=dname]", "心血管内科").await;
+    b.fill("#new-department input[name=location]", "门诊楼3层").await;
+    b.click("#new-department button[type=submit]").await;
+    b.wait_text("门诊楼3层").await;
+    b.fill("#new-doctor input[name=doctor_name]", "李建国").await;
+    b.fill("#new-doctor input[name=specialties]", "高血压，冠心病").await;
+    b.click("#new-doctor button[type=submit]").await;
+    b.wait_text("高血压、冠心病").await;
+    let doctors = s.get_json("/api/v1/doctors", None).await;
+    let doctor =
+        doctors.as_array().unwrap().iter().find(|d| d["name"] == "李建国").expect("in the patient API").clone();
+    assert_eq!(doctor["department_name"], "心血管内科");
+    b.screenshot("admin-catalogue").await;
+
+    // Schedules: the weekly template (Mondays, four weeks) through the form.
+    b.click("nav a[data-page=schedules]").await;
+    b.click("#apply-template button[type=submit]").await;
+    b.find("#applied").await;
+    let id = doctor["id"].as_str().unwrap();
+    let today = Utc::now().date_naive();
+    let to = today + chrono::Duration::days(27);
+    let sched = s.get_json(&format!("/api/v1/doctors/{id}/schedule?from={today}&to={to}"), None).await;
+    let sessions = sched["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty(), "sessions in the patient API: {sched}");
+    assert!(
+        sessions.iter().all(|x| x["slots"].as_array().unwrap().len() == 8),
+        "08:00-12:00 in 30-minute slots: {sched}"
+    );
+    b.wait_text("余10").await;
+    b.screenshot("admin-schedules").await;
+
+    // The audit page lists what was done.
+    b.click("nav a[data-page=audit]").await;
+    b.wait_text("doctor.create").await;
+    b.wait_text("role.create").await;
+    b.screenshot("admin-audit").await;
+    let _ = b.client.clone().close().await;
+}

@@ -1,0 +1,53 @@
+// Small pieces the back-office pages share: a table, a labelled field, a form that shows the
+// API's error (with the field it names), a date-time in the hospital's zone.
+import { api, messageOf, ApiError } from '/static/common/api.js';
+import { h } from '/static/common/dom.js';
+
+/** A table: `cols` = [[header, row => cell]]; cells are strings or nodes. */
+export function table(cols, rows, empty = '暂无数据') {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  return h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, cols.map(([t]) => h('th', {}, t)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, cols.map(([, f]) => h('td', {}, f(r)))))));
+}
+
+export function field(label, input) {
+  return h('label', { class: 'field' }, h('span', {}, label), input);
+}
+
+/** A form whose submit runs `action(form)`; errors show under it, `done` runs after success. */
+export function form(title, fields, submitLabel, action, done, id) {
+  const err = h('div', { class: 'error', role: 'alert' });
+  const f = h('form', { class: 'card form', id, onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    try {
+      const r = await action(f);
+      if (done) await done(r);
+    } catch (x) {
+      const where = x instanceof ApiError && x.field ? `（${x.field}）` : '';
+      err.textContent = messageOf(x) + where;
+    }
+  } }, h('h3', {}, title), h('div', { class: 'fields' }, fields), h('button', { type: 'submit' }, submitLabel), err);
+  return f;
+}
+
+/** Local time in the hospital's zone (Asia/Shanghai). */
+export function when(iso) {
+  if (!iso) return '';
+  return new Date(iso).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
+}
+
+/** Downloads an API answer as a file (the bearer token cannot ride on a plain link). */
+export async function download(path, name) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem('hospital.staff.token')}` } });
+  if (!res.ok) throw new ApiError(res.status, 'http_' + res.status, await res.text());
+  const url = URL.createObjectURL(await res.blob());
+  const a = h('a', { href: url, download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+export { api, h };
