@@ -73,6 +73,10 @@ pub enum Conflict {
     /// An audit append does not continue its chain's head (a second writer, a gap, a forged link).
     #[error("the append does not continue the audit chain")]
     AuditChain,
+    /// The write carries a fencing token older than one the store has seen for its resource:
+    /// the writer's lease passed to a newer owner (`lease`).
+    #[error("a newer owner holds this resource: the write's fencing token is stale")]
+    StaleFence,
 }
 
 impl Conflict {
@@ -87,6 +91,7 @@ impl Conflict {
             Conflict::PersonCap => "person",
             Conflict::Username => "username",
             Conflict::AuditChain => "audit chain",
+            Conflict::StaleFence => "owner",
         }
     }
 }

@@ -52,6 +52,8 @@ tables! {
     AUDIT_BY_ACTOR = "audit_by_actor";
     AUDIT_BY_ACTION = "audit_by_action";
     AUDIT_BY_ACCOUNT = "audit_by_account";
+    /// The newest fencing token seen per resource (`lease`): older ones are refused.
+    FENCES = "fences";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";
