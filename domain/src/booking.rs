@@ -272,6 +272,32 @@ impl SessionBook {
         self.release(id, AppointmentEvent::Expire, now)
     }
 
+    /// Moves a live appointment through an event after which it keeps its place: check-in, the
+    /// end of its visit (seen), a no-show (missed) and staff striking one off (excused). Events
+    /// that free the place are `cancel` and `expire`. Nothing changes on error.
+    pub fn advance(
+        &mut self,
+        id: AppointmentId,
+        event: AppointmentEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, BookError> {
+        let a = self.live.get_mut(&id).ok_or(BookError::NoSuchAppointment)?;
+        let mut next = a.clone();
+        next.apply(event, now)?;
+        if !next.status.occupies_slot() {
+            // Would free the place without freeing it here: a caller's mistake, refused.
+            return Err(BookError::Transition(InvalidTransition { from: a.status, event }));
+        }
+        *a = next.clone();
+        Ok(next)
+    }
+
+    /// The confirmed appointments of the session that never checked in: at the session's end
+    /// they are no-shows.
+    pub fn not_checked_in(&self) -> Vec<AppointmentId> {
+        self.live.values().filter(|a| a.status == AppointmentStatus::Confirmed).map(|a| a.id).collect()
+    }
+
     /// Holds whose time ran out by `now`, oldest first.
     pub fn due_holds(&self, now: DateTime<Utc>) -> Vec<AppointmentId> {
         let mut v: Vec<&Appointment> =
@@ -605,6 +631,35 @@ mod tests {
         assert_eq!(b.remaining(1), 2);
         b.cancel(a1.id, now(), CancelReason::Patient).unwrap();
         assert_eq!(b.hold(0, &req("p3", now())).unwrap().place, 1, "the freed place is reused");
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn advance_keeps_the_place_through_the_visit_and_no_shows() {
+        let mut b = SessionBook::new(session(3), [], vec![]);
+        let came = b.hold(0, &req("p1", now())).unwrap();
+        let stayed_away = b.hold(0, &req("p2", now())).unwrap();
+        let unpaid = b.hold(0, &req("p3", now())).unwrap();
+        b.confirm(came.id, now()).unwrap();
+        b.confirm(stayed_away.id, now()).unwrap();
+        assert_eq!(b.advance(came.id, AppointmentEvent::CheckIn, now()).unwrap().status, AppointmentStatus::CheckedIn);
+        assert_eq!(b.not_checked_in(), vec![stayed_away.id], "a hold is not a booking; a checked-in one came");
+        assert_eq!(b.advance(came.id, AppointmentEvent::FinishVisit, now()).unwrap().status, AppointmentStatus::Seen);
+        let missed = b.advance(stayed_away.id, AppointmentEvent::MarkMissed, now()).unwrap();
+        assert_eq!(missed.status, AppointmentStatus::Missed);
+        assert_eq!(
+            b.advance(stayed_away.id, AppointmentEvent::Excuse, now()).unwrap().status,
+            AppointmentStatus::Excused
+        );
+        assert_eq!(b.remaining(0), 0, "every place stays taken");
+        // A refused event changes nothing; an event that would free the place is not for advance.
+        assert!(b.advance(came.id, AppointmentEvent::MarkMissed, now()).is_err());
+        assert!(b.advance(unpaid.id, AppointmentEvent::Expire, now()).is_err());
+        assert_eq!(b.appointment(unpaid.id).unwrap().status, AppointmentStatus::Held);
+        assert_eq!(
+            b.advance(AppointmentId::new(), AppointmentEvent::CheckIn, now()),
+            Err(BookError::NoSuchAppointment)
+        );
         b.check_invariants().unwrap();
     }
 

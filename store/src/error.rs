@@ -73,6 +73,9 @@ pub enum Conflict {
     /// An audit append does not continue its chain's head (a second writer, a gap, a forged link).
     #[error("the append does not continue the audit chain")]
     AuditChain,
+    /// A policy version with this number is published already (versions never change).
+    #[error("this policy version is published already")]
+    PolicyVersion,
     /// The write carries a fencing token older than one the store has seen for its resource:
     /// the writer's lease passed to a newer owner (`lease`).
     #[error("a newer owner holds this resource: the write's fencing token is stale")]
@@ -91,6 +94,7 @@ impl Conflict {
             Conflict::PersonCap => "person",
             Conflict::Username => "username",
             Conflict::AuditChain => "audit chain",
+            Conflict::PolicyVersion => "policy version",
             Conflict::StaleFence => "owner",
         }
     }

@@ -171,6 +171,8 @@ pub trait DataStore:
     + crate::outbox::OutboxStore
     + crate::persons::PersonStore
     + crate::audit::AuditStore
+    + crate::records::RecordStore
+    + crate::jobs::JobStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;

@@ -3,7 +3,7 @@
 //! hand). Each function panics with a message naming the broken promise.
 //!
 //! By area: `accounts` (accounts, patients, persons, staff), `catalogue`, `booking` (and the
-//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`;
+//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`, `records` (and the key vault, durable jobs);
 //! `samples`, the rows they (and other crates' tests) build.
 
 mod accounts;
@@ -13,6 +13,7 @@ mod catalogue;
 mod exams;
 mod kv;
 mod notify;
+mod records;
 mod samples;
 
 pub use accounts::{accounts, patients, persons, staff};
@@ -22,6 +23,7 @@ pub use catalogue::catalogue;
 pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
+pub use records::{jobs, records, vault};
 pub use samples::{sample_account, sample_patient};
 
 use std::sync::Arc;

@@ -7,13 +7,16 @@ mod booking;
 mod catalog;
 pub mod engine;
 mod exams;
+mod jobs;
 pub mod keys;
 mod kv;
 mod notify;
 mod outbox;
 mod persons;
 mod queues;
+mod records;
 pub mod tables;
+mod vault;
 
 use async_trait::async_trait;
 use std::path::Path;

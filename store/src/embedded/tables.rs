@@ -52,6 +52,20 @@ tables! {
     AUDIT_BY_ACTOR = "audit_by_actor";
     AUDIT_BY_ACTION = "audit_by_action";
     AUDIT_BY_ACCOUNT = "audit_by_account";
+    VISITS = "visits";
+    VISITS_BY_PATIENT = "visits_by_patient";
+    REPORTS = "reports";
+    REPORTS_BY_PATIENT = "reports_by_patient";
+    SHARES = "shares";
+    SHARES_BY_PATIENT = "shares_by_patient";
+    EXTERNAL_REFS = "external_refs";
+    POLICY_VERSIONS = "policy_versions";
+    CONSENTS = "consents";
+    DELETION_REQUESTS = "deletion_requests";
+    JOBS = "jobs";
+    JOBS_DUE = "jobs_due";
+    /// Used only by a store opened as a key vault (`vault_dir`), never by the data store.
+    DATA_KEYS = "data_keys";
     /// The newest fencing token seen per resource (`lease`): older ones are refused.
     FENCES = "fences";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which

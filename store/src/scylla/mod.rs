@@ -17,11 +17,14 @@ mod audit;
 mod booking;
 mod catalog;
 mod exams;
+mod jobs;
 mod kv;
 mod notify;
 mod outbox;
 mod persons;
 mod queues;
+mod records;
+mod vault;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
