@@ -171,6 +171,7 @@ pub trait DataStore:
     + crate::outbox::OutboxStore
     + crate::persons::PersonStore
     + crate::audit::AuditStore
+    + crate::chat::ChatStore
     + crate::records::RecordStore
     + crate::jobs::JobStore
 {
