@@ -109,7 +109,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // The real-time side first (actors publish to it): the bus numbers personal events in the
     // log and fans out, locally or through Redis pub/sub to every node; at start it logs what a
     // crash left in the store's outbox.
-    let hub = Arc::new(Hub::new());
+    let hub = Arc::new(Hub::with_login_cache(config.gateway.auth.session_cache()));
     let log = EventLog::new(stores.kv.clone());
     let fanout = match (&config.redis_url, &redis_conn) {
         (Some(url), Some(conn)) => {

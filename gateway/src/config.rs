@@ -90,6 +90,10 @@ pub struct AuthConfig {
     /// Wrong passwords per login name before a lockout of `password_lock_secs`.
     pub password_max_wrong: i64,
     pub password_lock_secs: u64,
+    /// How long this node believes a patient session it read, without reading it again (the
+    /// session check costs no store read meanwhile; a logout on any node ends it everywhere at
+    /// once, see `auth::cache`). 0 turns the cache off.
+    pub session_cache_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -103,11 +107,15 @@ impl Default for AuthConfig {
             sms_max_wrong: 5,
             password_max_wrong: 10,
             password_lock_secs: 15 * 60,
+            session_cache_ms: 2000,
         }
     }
 }
 
 impl AuthConfig {
+    pub fn session_cache(&self) -> Duration {
+        Duration::from_millis(self.session_cache_ms)
+    }
     /// How often a session's activity is written: a tenth of the idle timeout, at most a minute.
     pub fn touch_every(&self) -> chrono::Duration {
         chrono::Duration::milliseconds(((self.idle_timeout_secs * 1000) / 10).min(60_000) as i64)

@@ -160,11 +160,27 @@ impl FromRequestParts<AppState> for Caller {
         }
         let token = bearer(parts)?.ok_or(ApiError::Unauthenticated)?;
         let now = Utc::now();
-        let session = state.sessions.get(&hash_token(token), now).await?.ok_or(ApiError::InvalidToken)?;
+        let hash = hash_token(token);
+        let logins = &state.realtime.hub.logins;
+        let session = match logins.get(&hash, now) {
+            Some(s) => {
+                metrics::counter!("auth_session_cache_hits_total").increment(1);
+                s
+            }
+            None => {
+                let generation = logins.generation();
+                let s = state.sessions.get(&hash, now).await?.ok_or(ApiError::InvalidToken)?;
+                logins.insert(&s, generation);
+                s
+            }
+        };
         // Record activity at most every `touch_every`: the idle timeout is coarse by that much,
         // and a busy client does not cost a write per request.
         let session = if now - session.last_seen_at >= state.config.auth.touch_every() {
-            state.sessions.touch(&session, now).await?
+            let generation = logins.generation();
+            let touched = state.sessions.touch(&session, now).await?;
+            logins.insert(&touched, generation);
+            touched
         } else {
             session
         };

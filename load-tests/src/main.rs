@@ -12,7 +12,7 @@ use hospital_load_tests::load::{self, Figures, Outcome};
 use hospital_load_tests::peers::{self, PgCluster, RedisServer};
 use hospital_load_tests::procs::{self, HospitalServer, Proc};
 use hospital_load_tests::report::{Machine, Report, Verdict};
-use hospital_load_tests::storm::{self, Prepared, StormConfig};
+use hospital_load_tests::storm::{self, Prepared, Scenario, StormConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,15 +55,19 @@ enum PeerKind {
 
 #[derive(clap::Args)]
 struct StormArgs {
-    /// Logged-in patients; each books once at the release.
-    #[arg(long, default_value_t = 10_000)]
-    patients: usize,
-    /// Popular doctors, one session each.
-    #[arg(long, default_value_t = 4)]
-    doctors: usize,
-    /// Places per doctor.
-    #[arg(long, default_value_t = 30)]
-    slots: u32,
+    /// Which storm: its patients, doctors, places and spread (each overridable below) and the
+    /// targets it is judged by.
+    #[arg(long, value_enum, default_value = "sold-out")]
+    scenario: Scenario,
+    /// Logged-in patients; each books once at the release (default: the scenario's).
+    #[arg(long)]
+    patients: Option<usize>,
+    /// Popular doctors, one session each (default: the scenario's).
+    #[arg(long)]
+    doctors: Option<usize>,
+    /// Places per doctor (default: the scenario's).
+    #[arg(long)]
+    slots: Option<u32>,
     /// Where the report, figures and plots go (default load-tests/out/<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -73,9 +77,10 @@ struct StormArgs {
     /// Time between opening the connections and the release.
     #[arg(long, default_value_t = 3000)]
     lead_ms: u64,
-    /// Spread the patients' taps over this window after the release (0: all at once).
-    #[arg(long, default_value_t = 0)]
-    spread_ms: u64,
+    /// Spread the patients' taps over this window after the release (0: all at once; default:
+    /// the scenario's).
+    #[arg(long)]
+    spread_ms: Option<u64>,
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
     /// The PostgreSQL service's connection pool.
@@ -115,20 +120,31 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let machine = Machine::describe();
+    let (patients, doctors, slots, spread_ms) = args.scenario.shape();
+    let patients = args.patients.unwrap_or(patients);
     let nofile = procs::raise_nofile();
-    if (nofile as usize) < args.patients + 1000 {
-        eprintln!("warning: the descriptor limit is {nofile}; {} connections need more", args.patients);
+    if (nofile as usize) < patients + 1000 {
+        eprintln!("warning: the descriptor limit is {nofile}; {patients} connections need more");
     }
     let cfg = StormConfig {
-        patients: args.patients,
-        doctors: args.doctors,
-        slots: args.slots,
+        scenario: args.scenario,
+        patients,
+        doctors: args.doctors.unwrap_or(doctors),
+        slots: args.slots.unwrap_or(slots),
         setup_concurrency: args.setup_concurrency,
         lead_ms: args.lead_ms,
-        spread_ms: args.spread_ms,
+        spread_ms: args.spread_ms.unwrap_or(spread_ms),
         timeout_ms: args.timeout_ms,
         ..StormConfig::default()
     };
+    eprintln!(
+        "storm {}: {} patients, {} doctors x {} places, taps spread over {} ms",
+        cfg.scenario.name(),
+        cfg.patients,
+        cfg.doctors,
+        cfg.slots,
+        cfg.spread_ms
+    );
     let mut notes = vec![
         "The load generator runs on the same machine as the systems it measures, sharing its cores.".to_string(),
         format!(

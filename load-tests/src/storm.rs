@@ -18,9 +18,44 @@ use std::time::{Duration, Instant};
 use crate::http1::request_bytes;
 use crate::load::{self, Figures, Outcome};
 
+/// The three storms of `hospital-load storm --scenario` (issue 13), each a shape of the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// 10,000 patients for 4 doctors x 30 places, all at the release instant: almost every
+    /// answer is "sold out" (what the availability gate answers).
+    SoldOut,
+    /// 10,000 patients over 100 doctors x 100 places: every patient can win, so every answer is
+    /// a durable hold (what the per-doctor actors and the group commit are for).
+    EveryoneWins,
+    /// The sold-out storm with the taps spread over one second, as people's are.
+    HumanPaced,
+}
+
+impl Scenario {
+    /// (patients, doctors, places per doctor, spread of the taps in ms).
+    pub fn shape(self) -> (usize, usize, u32, u64) {
+        match self {
+            Scenario::SoldOut => (10_000, 4, 30, 0),
+            Scenario::EveryoneWins => (10_000, 100, 100, 0),
+            Scenario::HumanPaced => (10_000, 4, 30, 1000),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::SoldOut => "sold-out",
+            Scenario::EveryoneWins => "everyone-wins",
+            Scenario::HumanPaced => "human-paced",
+        }
+    }
+}
+
 /// The storm's shape.
 #[derive(Debug, Clone, Serialize)]
 pub struct StormConfig {
+    /// Which of the three storms this is (its targets in the report).
+    pub scenario: Scenario,
     pub patients: usize,
     pub doctors: usize,
     /// Places per doctor (one session, one segment).
@@ -40,6 +75,7 @@ pub struct StormConfig {
 impl Default for StormConfig {
     fn default() -> Self {
         StormConfig {
+            scenario: Scenario::SoldOut,
             patients: 200,
             doctors: 2,
             slots: 20,

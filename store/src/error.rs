@@ -76,6 +76,10 @@ pub enum Conflict {
     /// A policy version with this number is published already (versions never change).
     #[error("this policy version is published already")]
     PolicyVersion,
+    /// The write carries a fencing token older than one the store has seen for its resource:
+    /// the writer's lease passed to a newer owner (`lease`).
+    #[error("a newer owner holds this resource: the write's fencing token is stale")]
+    StaleFence,
 }
 
 impl Conflict {
@@ -91,6 +95,7 @@ impl Conflict {
             Conflict::Username => "username",
             Conflict::AuditChain => "audit chain",
             Conflict::PolicyVersion => "policy version",
+            Conflict::StaleFence => "owner",
         }
     }
 }

@@ -93,6 +93,9 @@ pub struct BookingWrite {
     pub messages: Vec<Message>,
     /// The live events of the change, written with it (see `outbox`).
     pub events: Vec<crate::PendingEvent>,
+    /// The writer's lease (several nodes): the store refuses the whole write if it has seen a
+    /// newer token for the resource (`Conflict::StaleFence`), and remembers this one.
+    pub fence: Option<crate::Fence>,
 }
 
 impl BookingWrite {
@@ -114,6 +117,10 @@ impl BookingWrite {
         upsert(&mut self.sessions, later.sessions, |s| s.id);
         self.messages.extend(later.messages);
         self.events.extend(later.events);
+        // One writer's writes: the later holding's token (tokens only grow).
+        if later.fence.is_some() {
+            self.fence = later.fence;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,6 +130,7 @@ impl BookingWrite {
             && self.sessions.is_empty()
             && self.messages.is_empty()
             && self.events.is_empty()
+            && self.fence.is_none()
     }
 }
 

@@ -406,3 +406,70 @@ async fn per_ip_rate_limit() {
     assert_eq!(r.status(), StatusCode::OK, "served again after waiting");
     assert_eq!(ok_json(r).await["status"], "ok");
 }
+
+/// The counter `name` as node `s` exports it (0 before its first increment).
+async fn counter(s: &TestServer, name: &str) -> f64 {
+    let text = s.client().get(s.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
+}
+
+/// A request that needs nothing but the session (each node has its own data store here; the
+/// sessions are in the shared Redis).
+async fn devices_status(s: &TestServer, token: &str) -> StatusCode {
+    s.get("/api/v1/auth/sessions", Some(token)).await.status()
+}
+
+/// Two server processes sharing one Redis, each believing a session it read for a whole minute
+/// (so only the revocation can end it early): node 2 answers from its cache (no session read),
+/// yet a logout on node 1 is refused on node 2 as soon as the logout answered, and a logout
+/// everywhere on node 2 is refused on node 1 the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_on_one_node_is_refused_on_the_other_at_once() {
+    let redis = crate::harness::RedisServer::start();
+    let node = |_: u8| {
+        let mut o = Opts::new()
+            .env("HOSPITAL_GATEWAY__AUTH__SESSION_CACHE_MS", 60_000)
+            .env("HOSPITAL_GATEWAY__AUTH__SMS_COOLDOWN_SECS", 1)
+            .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", 50);
+        o.redis_url = Some(redis.url());
+        TestServer::start(o)
+    };
+    let node1 = node(1).await;
+    let node2 = node(2).await;
+
+    let token = node1.login(&phone(71)).await;
+    let hits = counter(&node2, "auth_session_cache_hits_total").await;
+    for _ in 0..3 {
+        assert_eq!(devices_status(&node2, &token).await, StatusCode::OK);
+    }
+    assert!(
+        counter(&node2, "auth_session_cache_hits_total").await >= hits + 2.0,
+        "node 2 answers repeated requests from its login cache"
+    );
+
+    let r = node1.post_empty("/api/v1/auth/logout", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_error(node2.get("/api/v1/auth/sessions", Some(&token)).await, 401, "invalid_token").await;
+    assert_error(node1.get("/api/v1/auth/sessions", Some(&token)).await, 401, "invalid_token").await;
+
+    // Logout everywhere, the other way round: two logins, both cached on node 1.
+    let p = phone(72);
+    let t1 = node1.login(&p).await;
+    let t2 = node1.login(&p).await;
+    for t in [&t1, &t2] {
+        assert_eq!(devices_status(&node1, t).await, StatusCode::OK);
+        assert_eq!(devices_status(&node1, t).await, StatusCode::OK);
+    }
+    let ended = ok_json(node2.post_empty("/api/v1/auth/logout-all", Some(&t2)).await).await;
+    assert_eq!(ended["ended"], 2);
+    for t in [&t1, &t2] {
+        assert_error(node1.get("/api/v1/auth/sessions", Some(t)).await, 401, "invalid_token").await;
+    }
+    // Another account's cached login is untouched.
+    let other = node1.login(&phone(73)).await;
+    assert_eq!(devices_status(&node2, &other).await, StatusCode::OK);
+    assert_eq!(devices_status(&node2, &other).await, StatusCode::OK);
+}

@@ -54,6 +54,11 @@ enum Wire {
     Revoke(Revocation),
     /// Cached state (`"roles"`, `"catalog"`) changed: every node reloads it.
     Invalidate(String),
+    /// A node applied the revocation `id` sent by `node` (`auth::cache`).
+    RevokeAck {
+        node: uuid::Uuid,
+        id: u64,
+    },
 }
 
 enum Job {
@@ -167,6 +172,7 @@ fn deliver(hub: &Hub, wire: Wire) {
         Wire::Topic { event, at_ms } => hub.deliver_topic(event, at_ms),
         Wire::Revoke(r) => hub.revoke(&r),
         Wire::Invalidate(what) => hub.invalidated(&what),
+        Wire::RevokeAck { node, id } => hub.logins.acked(node, id),
     }
 }
 
@@ -255,19 +261,32 @@ impl Bus {
         }
     }
 
-    /// Closes a revoked login's sockets on every node.
-    pub async fn revoke(&self, r: Revocation) {
+    /// Closes a revoked login's sockets on every node and drops it from every node's login
+    /// cache; with several nodes, returns once every node that received it said it applied it
+    /// (or the cache's lifetime passed: then no entry from before is left anywhere).
+    pub async fn revoke(&self, mut r: Revocation) {
         match &self.fanout {
             Fanout::Local => self.hub.revoke(&r),
             Fanout::Redis { conn, channel } => {
                 // This node at once (the channel brings it back here too; closing twice is a no-op).
                 self.hub.revoke(&r);
+                let logins = &self.hub.logins;
+                let (id, acks) = logins.expect_acks();
+                r.ack = Some((logins.node(), id));
                 let body = serde_json::to_vec(&Wire::Revoke(r)).expect("revocations serialise");
-                let sent: Result<i64, _> =
+                let sent: Result<usize, _> =
                     redis::cmd("PUBLISH").arg(channel).arg(body).query_async(&mut conn.clone()).await;
-                if let Err(e) = sent {
-                    // The other nodes' sockets still close at their session check.
-                    tracing::warn!(error = %e, "publishing a revocation to Redis failed");
+                let nodes = match sent {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The other nodes' sockets still close at their session check; their
+                        // caches forget the session within the cache's lifetime, waited out here.
+                        tracing::warn!(error = %e, "publishing a revocation to Redis failed");
+                        usize::MAX
+                    }
+                };
+                if !logins.wait_acks(id, acks, nodes).await {
+                    metrics::counter!("auth_revocation_ack_timeouts_total").increment(1);
                 }
             }
         }
@@ -320,6 +339,8 @@ pub async fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) {
     loop {
         let result: Result<(), redis::RedisError> = async {
             let client = redis::Client::open(url.as_str())?;
+            // For acknowledging revocations (a subscribed connection cannot publish).
+            let mut acks = client.get_multiplexed_async_connection().await?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             tracing::info!(%channel, "subscribed to the event channel");
@@ -327,6 +348,17 @@ pub async fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) {
             while let Some(msg) = stream.next().await {
                 let body: Vec<u8> = msg.get_payload()?;
                 match serde_json::from_slice::<Wire>(&body) {
+                    Ok(Wire::Revoke(r)) => {
+                        hub.revoke(&r);
+                        if let Some((node, id)) = r.ack {
+                            let ack = serde_json::to_vec(&Wire::RevokeAck { node, id }).expect("acks serialise");
+                            let sent: Result<i64, _> =
+                                redis::cmd("PUBLISH").arg(&channel).arg(ack).query_async(&mut acks).await;
+                            if let Err(e) = sent {
+                                tracing::warn!(error = %e, "acknowledging a revocation failed");
+                            }
+                        }
+                    }
                     Ok(w) => deliver(&hub, w),
                     Err(e) => tracing::warn!(error = %e, "undecodable event on the channel"),
                 }

@@ -14,6 +14,8 @@ use super::log::Logged;
 use super::protocol::{close, Codec, Outgoing};
 use axum::extract::ws::Message;
 
+use crate::auth::cache::LoginCache;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A login revoked on some node: its sockets close (4001) on every node.
@@ -23,6 +25,10 @@ pub struct Revocation {
     /// One login (logout); None: every login of the account (logout everywhere, a disabled
     /// account).
     pub token_hash: Option<String>,
+    /// Set by the node that revokes: every node that applied it answers `(node, id)` so that
+    /// the logout can wait until no node's login cache still holds the session.
+    #[serde(default)]
+    pub ack: Option<(uuid::Uuid, u64)>,
 }
 
 /// What replaces what in a socket's topic slots: one value per topic and session.
@@ -148,6 +154,8 @@ pub struct Hub {
     accounts: RwLock<HashMap<AccountId, Vec<Arc<SocketShared>>>>,
     topics: RwLock<HashMap<String, HashMap<u64, Weak<SocketShared>>>>,
     invalidations: Invalidations,
+    /// This node's cache of patient sessions: revocations reach it here, with the sockets.
+    pub logins: LoginCache,
 }
 
 /// What a node keeps in memory and another node changed (`"roles"`, `"catalog"`): every node
@@ -163,6 +171,11 @@ impl Default for Invalidations {
 impl Hub {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A hub whose login cache keeps sessions `ttl` (zero: no caching).
+    pub fn with_login_cache(ttl: std::time::Duration) -> Self {
+        Self { logins: LoginCache::new(ttl), ..Self::default() }
     }
 
     /// A socket of its account opened here.
@@ -218,6 +231,7 @@ impl Hub {
 
     /// Closes the sockets of a revoked login (or of every login of the account).
     pub fn revoke(&self, r: &Revocation) {
+        self.logins.revoke(r.account, r.token_hash.as_deref());
         let map = self.accounts.read().expect("socket index");
         for s in map.get(&r.account).into_iter().flatten() {
             if r.token_hash.as_deref().is_none_or(|t| t == s.token_hash) {

@@ -228,6 +228,7 @@ pub async fn booking(store: Arc<dyn DataStore>) {
             sessions: vec![b2.session.clone()],
             messages: vec![notice.clone()],
             events: vec![],
+            fence: None,
         })
         .await
         .unwrap();
@@ -282,6 +283,7 @@ pub async fn booking(store: Arc<dyn DataStore>) {
         appointments: cancelled,
         sessions: vec![b3.session.clone()],
         waitlists: vec![],
+        fence: None,
     };
     store.apply_booking(stop.clone()).await.unwrap();
     let listed = store.appointments_of_doctor(big_doctor, d(7), d(7)).await.unwrap();

@@ -20,6 +20,19 @@ use super::EmbeddedStore;
 use crate::error::Result;
 use crate::traits::{BookingStore, BookingWrite};
 
+/// Refuses a write whose token is older than the newest seen for its resource, else records
+/// it: in the write's own transaction, so a refused write leaves nothing behind and no write of
+/// an older owner can land after a newer owner's first write.
+fn check_fence(ctx: &mut super::engine::WriteCtx<'_>, f: &crate::Fence) -> Result<()> {
+    let key = Key::new().str(&f.resource);
+    let seen: Option<u64> = ctx.get(FENCES, &key)?;
+    if seen.is_some_and(|s| s > f.token) {
+        return Err(crate::Conflict::StaleFence.into());
+    }
+    ctx.put(FENCES, &key, &f.token);
+    Ok(())
+}
+
 #[async_trait]
 impl BookingStore for EmbeddedStore {
     async fn apply_booking(&self, w: BookingWrite) -> Result<()> {
@@ -29,6 +42,9 @@ impl BookingStore for EmbeddedStore {
         let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &w.fence {
+                    check_fence(ctx, f)?;
+                }
                 // The analytics counters of the change, from each row's stored and new version,
                 // added in this same transaction (read before anything is overwritten).
                 let mut deltas = Vec::new();

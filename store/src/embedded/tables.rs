@@ -86,6 +86,8 @@ tables! {
     JOBS_DUE = "jobs_due";
     /// Used only by a store opened as a key vault (`vault_dir`), never by the data store.
     DATA_KEYS = "data_keys";
+    /// The newest fencing token seen per resource (`lease`): older ones are refused.
+    FENCES = "fences";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

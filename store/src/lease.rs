@@ -1,0 +1,146 @@
+//! Ownership of an actor across nodes: a lease in Redis with a fencing token (ARCHITECTURE.md,
+//! "Several nodes on one ScyllaDB cluster").
+//!
+//! A node that wants to run, say, doctor D's schedule actor takes the lease `schedule:D` for a
+//! short time and renews it while the actor runs. Each time the lease changes hands its fencing
+//! token grows (a counter that never expires, so a token is never given twice). Every write the
+//! owner makes carries its `Fence` (resource and token), and the store refuses a write whose token
+//! is older than one it has already seen for that resource (`Conflict::StaleFence`). So a node
+//! that stalled (a long GC-like pause, a partition) past its lease and woke up still believing it
+//! owns D cannot overwrite what the new owner wrote: the lease alone cannot promise that, since
+//! the old owner cannot know in time that its lease ran out; the fence in the store can.
+
+use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use crate::error::Result;
+
+/// Who may write for a resource: its name and the fencing token of the lease the writer holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fence {
+    pub resource: String,
+    pub token: u64,
+}
+
+/// A lease held: the resource, who holds it, and its fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub resource: String,
+    pub owner: String,
+    pub token: u64,
+}
+
+impl Lease {
+    /// The fence every write under this lease carries.
+    pub fn fence(&self) -> Fence {
+        Fence { resource: self.resource.clone(), token: self.token }
+    }
+
+    fn value(&self) -> String {
+        format!("{}:{}", self.token, self.owner)
+    }
+}
+
+/// Takes the lease if it is free (or already ours: then it is extended and keeps its token); a
+/// new holder gets the next token. Returns the token, or -1 if another owner holds it.
+const ACQUIRE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, ':', 1, true)
+  if string.sub(cur, sep + 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(string.sub(cur, 1, sep - 1))
+  end
+  return -1
+end
+local t = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], t .. ':' .. ARGV[1], 'PX', ARGV[2])
+return t
+"#;
+
+/// Extends the lease if it is still exactly this holding (same owner, same token).
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// Gives the lease up if it is still exactly this holding.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// Leases in Redis, shared by every node (keys `<prefix>:lease:<resource>` and, never expiring,
+/// `<prefix>:fence:<resource>`).
+#[derive(Clone)]
+pub struct RedisLeases {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+fn ms(d: Duration) -> u64 {
+    (d.as_millis() as u64).max(1)
+}
+
+impl RedisLeases {
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        Self { conn, prefix: prefix.to_string() }
+    }
+
+    fn lease_key(&self, resource: &str) -> String {
+        format!("{}:lease:{resource}", self.prefix)
+    }
+
+    fn fence_key(&self, resource: &str) -> String {
+        format!("{}:fence:{resource}", self.prefix)
+    }
+
+    /// Takes (or extends, if `owner` holds it) the lease on `resource` for `ttl`; None if
+    /// another owner holds it.
+    pub async fn acquire(&self, resource: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>> {
+        let token: i64 = redis::Script::new(ACQUIRE)
+            .key(self.lease_key(resource))
+            .key(self.fence_key(resource))
+            .arg(owner)
+            .arg(ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((token > 0).then(|| Lease { resource: resource.to_string(), owner: owner.to_string(), token: token as u64 }))
+    }
+
+    /// Extends a lease still held; false if it ran out or passed to someone else (then the
+    /// holder must stop acting for the resource: its writes would be refused anyway).
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+        let n: i64 = redis::Script::new(RENEW)
+            .key(self.lease_key(&lease.resource))
+            .arg(lease.value())
+            .arg(ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Gives a lease up (an actor stopping cleanly), so the next owner need not wait it out.
+    pub async fn release(&self, lease: &Lease) -> Result<bool> {
+        let n: i64 = redis::Script::new(RELEASE)
+            .key(self.lease_key(&lease.resource))
+            .arg(lease.value())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Who holds the lease now, and with which token.
+    pub async fn holder(&self, resource: &str) -> Result<Option<(String, u64)>> {
+        let v: Option<String> =
+            redis::cmd("GET").arg(self.lease_key(resource)).query_async(&mut self.conn.clone()).await?;
+        Ok(v.and_then(|v| {
+            let (t, o) = v.split_once(':')?;
+            Some((o.to_string(), t.parse().ok()?))
+        }))
+    }
+}

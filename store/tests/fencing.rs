@@ -1,0 +1,101 @@
+//! Ownership by lease with a fencing token: leases in a real Redis (`RedisLeases`), the fence in
+//! the real embedded store. Node A owns a doctor's schedule, stalls past its lease, node B takes
+//! over with a newer token and writes; A, waking up still holding its old token, cannot write
+//! any more: the store refuses the whole write and keeps B's.
+
+use chrono::{NaiveDate, Utc};
+use hospital_domain::appointment::AppointmentStatus;
+use hospital_domain::booking::SessionBook;
+use hospital_domain::{AccountId, DepartmentId, DoctorId};
+use hospital_store::conformance::{sample_hold, sample_session};
+use hospital_store::{
+    BookingStore, BookingWrite, Conflict, EmbeddedStore, RedisKv, RedisLeases, ScheduleStore, StoreError,
+};
+use hospital_testkit::RedisServer;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over() {
+    let redis = RedisServer::start();
+    let kv = RedisKv::connect(&redis.url(), "fence-test").await.unwrap();
+    let leases = RedisLeases::new(kv.connection(), "fence-test");
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+
+    let doctor = DoctorId::new();
+    let resource = format!("schedule:{doctor}");
+    let s = sample_session(doctor, DepartmentId::new(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(), 2);
+    store.put_sessions(std::slice::from_ref(&s)).await.unwrap();
+    let mut book = SessionBook::new(s.clone(), [], vec![]);
+
+    // Node A takes the lease and writes a hold under it.
+    let ttl = Duration::from_millis(300);
+    let a = leases.acquire(&resource, "node-a", ttl).await.unwrap().expect("the lease is free");
+    assert!(leases.acquire(&resource, "node-b", ttl).await.unwrap().is_none(), "held by A");
+    let again = leases.acquire(&resource, "node-a", ttl).await.unwrap().unwrap();
+    assert_eq!(again.token, a.token, "the holder extending its lease keeps its token");
+    let (held, order) = sample_hold(&mut book, 0, AccountId::new(), "person-1");
+    let w = BookingWrite {
+        appointments: vec![held.clone()],
+        orders: vec![order],
+        fence: Some(a.fence()),
+        ..Default::default()
+    };
+    store.apply_booking(w).await.unwrap();
+
+    // A stalls: its lease runs out (nobody renews it) and B takes over with a newer token.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let b = loop {
+        if let Some(b) = leases.acquire(&resource, "node-b", ttl * 20).await.unwrap() {
+            break b;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "A's lease never ran out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(b.token > a.token, "a new holder gets a newer token");
+    assert_eq!(leases.holder(&resource).await.unwrap(), Some(("node-b".to_string(), b.token)));
+
+    // B (which loaded the store) cancels A's hold under its own token.
+    let cancelled = book.cancel(held.id, Utc::now(), hospital_domain::appointment::CancelReason::Patient).unwrap();
+    let w = BookingWrite { appointments: vec![cancelled.clone()], fence: Some(b.fence()), ..Default::default() };
+    store.apply_booking(w).await.unwrap();
+
+    // A wakes up, still believing it owns the doctor: its renewal fails, and its write (a hold
+    // that would overwrite B's cancellation and take a second place) is refused as a whole.
+    assert!(!leases.renew(&a, ttl).await.unwrap(), "A's lease is gone");
+    let (stale_hold, stale_order) = sample_hold(&mut book, 0, AccountId::new(), "person-2");
+    let w = BookingWrite {
+        appointments: vec![held.clone(), stale_hold.clone()],
+        orders: vec![stale_order.clone()],
+        fence: Some(a.fence()),
+        ..Default::default()
+    };
+    let r = store.apply_booking(w).await;
+    assert!(matches!(r, Err(StoreError::Conflict(Conflict::StaleFence))), "{r:?}");
+    let stored = store.appointment(held.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AppointmentStatus::Cancelled, "B's write stands");
+    assert!(store.appointment(stale_hold.id).await.unwrap().is_none(), "nothing of the refused write landed");
+    assert!(store.order(stale_order.id).await.unwrap().is_none());
+    assert!(!leases.release(&a).await.unwrap(), "A cannot release what it no longer holds");
+
+    // B goes on writing under its token; a write without a fence (one node) is not fenced.
+    let (next, next_order) = sample_hold(&mut book, 0, AccountId::new(), "person-3");
+    let w = BookingWrite {
+        appointments: vec![next.clone()],
+        orders: vec![next_order],
+        fence: Some(b.fence()),
+        ..Default::default()
+    };
+    store.apply_booking(w).await.unwrap();
+    assert_eq!(store.appointment(next.id).await.unwrap().unwrap().status, AppointmentStatus::Held);
+
+    // B hands over cleanly: the next holder need not wait, and its token is newer still. A new
+    // holder's first write is its claim (the store learns a token when it is written), made
+    // before it serves anything: a fence alone is a write.
+    assert!(leases.release(&b).await.unwrap());
+    let c = leases.acquire(&resource, "node-c", ttl).await.unwrap().expect("released");
+    assert!(c.token > b.token);
+    store.apply_booking(BookingWrite { fence: Some(c.fence()), ..Default::default() }).await.unwrap();
+    let w = BookingWrite { appointments: vec![next.clone()], fence: Some(b.fence()), ..Default::default() };
+    assert!(matches!(store.apply_booking(w).await, Err(StoreError::Conflict(Conflict::StaleFence))));
+}
