@@ -163,6 +163,7 @@ pub trait DataStore:
     + crate::outbox::OutboxStore
     + crate::persons::PersonStore
     + crate::audit::AuditStore
+    + crate::payments::PaymentStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;

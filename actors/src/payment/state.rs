@@ -116,7 +116,9 @@ impl PaymentState {
     /// Money arrived: confirm the booking, or refund if the place is gone.
     async fn confirm_booking(&mut self) {
         let system = &self.ctx.system;
-        let appointment = match self.ctx.stores.data.appointment(self.order.appointment_id).await {
+        // Only a registration order has a booking to confirm.
+        let Some(appointment_id) = self.order.appointment_id else { return };
+        let appointment = match self.ctx.stores.data.appointment(appointment_id).await {
             Ok(Some(a)) => a,
             other => {
                 tracing::error!(order = %self.order.id, ?other, "paid order without its appointment");

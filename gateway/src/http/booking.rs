@@ -96,7 +96,8 @@ pub fn appointment_view(state: &AppState, a: &Appointment) -> AppointmentView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: OrderId,
-    pub appointment_id: AppointmentId,
+    /// The appointment a registration order pays for.
+    pub appointment_id: Option<AppointmentId>,
     pub description: String,
     /// In fen.
     pub amount: Fen,

@@ -13,6 +13,7 @@ mod catalogue;
 mod exams;
 mod kv;
 mod notify;
+mod payments;
 mod samples;
 
 pub use accounts::{accounts, patients, persons, staff};
@@ -22,6 +23,7 @@ pub use catalogue::catalogue;
 pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
+pub use payments::payments;
 pub use samples::{sample_account, sample_patient};
 
 use std::sync::Arc;
@@ -37,5 +39,6 @@ pub async fn data_store(store: Arc<dyn DataStore>) {
     catalogue(store.clone()).await;
     booking(store.clone()).await;
     outbox(store.clone()).await;
+    payments(store.clone()).await;
     store.ping().await.unwrap();
 }

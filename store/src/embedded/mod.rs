@@ -11,6 +11,9 @@ pub mod keys;
 mod kv;
 mod notify;
 mod outbox;
+mod payments;
+#[cfg(feature = "scylla")]
+pub(crate) use payments::{open_shard as payments_shard, OPEN_ORDER_SHARDS};
 mod persons;
 mod queues;
 pub mod tables;

@@ -52,6 +52,15 @@ tables! {
     AUDIT_BY_ACTOR = "audit_by_actor";
     AUDIT_BY_ACTION = "audit_by_action";
     AUDIT_BY_ACCOUNT = "audit_by_account";
+    FEE_ITEMS = "fee_items";
+    FEE_ITEMS_BY_PATIENT = "fee_items_by_patient";
+    ORDERS_BY_ACCOUNT = "orders_by_account";
+    OPEN_ORDERS = "open_orders";
+    LEDGER_MOVEMENTS = "ledger_movements";
+    LEDGER_BY_DAY = "ledger_by_day";
+    LEDGER_BY_ACCOUNT = "ledger_by_account";
+    BALANCES = "balances";
+    INSURANCE_BINDINGS = "insurance_bindings";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

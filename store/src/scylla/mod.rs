@@ -20,6 +20,7 @@ mod exams;
 mod kv;
 mod notify;
 mod outbox;
+mod payments;
 mod persons;
 mod queues;
 
