@@ -1,5 +1,6 @@
 //! What the actor system is given (`ActorDeps`) and what every actor holds (`Context`).
 
+use hospital_integrations::alipay::Alipay;
 use hospital_integrations::wechatpay::WechatPay;
 use hospital_store::Stores;
 use std::sync::Arc;
@@ -22,13 +23,15 @@ pub struct ActorDeps {
     /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
     /// closed, not paid.
     pub wechat_pay: Option<Arc<dyn WechatPay>>,
+    /// The Alipay client (real, or pointed at the sandbox); without it orders are not paid by Alipay.
+    pub alipay: Option<Arc<dyn Alipay>>,
     /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
     pub notify: NotifyHandle,
 }
 
 impl ActorDeps {
     pub fn new(stores: Stores, config: ActorConfig) -> Self {
-        Self { stores, config, events: Events::default(), wechat_pay: None, notify: Default::default() }
+        Self { stores, config, events: Events::default(), wechat_pay: None, alipay: None, notify: Default::default() }
     }
 
     /// Where actors publish live events (by default they are dropped, and personal ones wait in
@@ -41,6 +44,12 @@ impl ActorDeps {
     /// Gives the payment actors their provider client.
     pub fn with_wechat_pay(mut self, client: Arc<dyn WechatPay>) -> Self {
         self.wechat_pay = Some(client);
+        self
+    }
+
+    /// Gives the payment actors their Alipay client.
+    pub fn with_alipay(mut self, client: Arc<dyn Alipay>) -> Self {
+        self.alipay = Some(client);
         self
     }
 
@@ -59,6 +68,7 @@ pub struct Context {
     pub(crate) config: ActorConfig,
     pub(crate) events: Events,
     pub(crate) wechat_pay: Option<Arc<dyn WechatPay>>,
+    pub(crate) alipay: Option<Arc<dyn Alipay>>,
     pub(crate) notify: NotifyHandle,
     /// Where booking actors send work for the payment side.
     pub(crate) effects: EffectSink,
@@ -68,8 +78,8 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
-        let ActorDeps { stores, config, events, wechat_pay, notify } = deps;
-        Self { stores, config, events, wechat_pay, notify, effects, system }
+        let ActorDeps { stores, config, events, wechat_pay, alipay, notify } = deps;
+        Self { stores, config, events, wechat_pay, alipay, notify, effects, system }
     }
 }
 

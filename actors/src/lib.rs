@@ -46,7 +46,7 @@ pub use events::{EventBus, Events};
 pub use exam::{ExamFailure, ExamKind, ExamMsg};
 pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
-pub use payment::{PaymentError, PaymentKind, PaymentMsg};
+pub use payment::{AlipayPayment, PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
 pub use schedule::{Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport};
 pub use supervisor::SpawnKind;

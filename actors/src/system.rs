@@ -91,6 +91,14 @@ impl ActorSystem {
         &self.inner.prefix
     }
 
+    pub(crate) fn config(&self) -> &ActorConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
     /// Stops every actor (each runs its `post_stop`) and waits for the tree to exit. Later calls
     /// fail with `ShuttingDown`. Idempotent.
     pub async fn shutdown(&self) {

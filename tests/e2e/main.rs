@@ -12,6 +12,7 @@ mod browser;
 mod catalogue;
 mod crash;
 mod exams;
+mod fees;
 mod files;
 mod live;
 mod openapi;

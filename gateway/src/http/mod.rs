@@ -5,6 +5,7 @@ pub mod auth;
 pub mod booking;
 pub mod catalog;
 pub mod exams;
+pub mod fees;
 pub mod files;
 pub mod me;
 pub mod messages;
