@@ -48,7 +48,9 @@ pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
 pub use payment::{AlipayPayment, PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
-pub use schedule::{Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport};
+pub use schedule::{
+    AvailabilityGate, Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport,
+};
 pub use supervisor::SpawnKind;
 pub use system::ActorSystem;
 pub use tree::SystemStats;

@@ -33,6 +33,8 @@ struct Inner {
     prefix: String,
     config: ActorConfig,
     shut_down: AtomicBool,
+    /// What the schedule actors running here say refuses a hold (`schedule::gate`).
+    gate: crate::schedule::AvailabilityGate,
 }
 
 impl std::fmt::Debug for ActorSystem {
@@ -84,7 +86,7 @@ impl ActorSystem {
     /// A handle for a new tree with a name of its own; `tree` starts the tree under it.
     pub(crate) fn new(config: ActorConfig) -> Self {
         let prefix = format!("hospital-{}", NEXT_SYSTEM.fetch_add(1, Ordering::Relaxed));
-        Self { inner: Arc::new(Inner { prefix, config, shut_down: AtomicBool::new(false) }) }
+        Self { inner: Arc::new(Inner { prefix, config, shut_down: AtomicBool::new(false), gate: Default::default() }) }
     }
 
     pub(crate) fn prefix(&self) -> &str {
@@ -97,6 +99,11 @@ impl ActorSystem {
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// This node's availability gate (kept by the schedule actors, read by `book`).
+    pub fn gate(&self) -> &crate::schedule::AvailabilityGate {
+        &self.inner.gate
     }
 
     /// Stops every actor (each runs its `post_stop`) and waits for the tree to exit. Later calls

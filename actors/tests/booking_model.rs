@@ -778,6 +778,18 @@ impl Harness {
                 prop_assert!(live <= *q, "over the quota");
                 prop_assert_eq!(avail.remaining[g], if ms.stopped { 0 } else { q - live });
             }
+            // The node's availability gate, which refuses without asking the actor, says exactly
+            // what the model says for every segment (and one past the end: "ask the actor"),
+            // so it never refuses what the actor would accept and is current after every step.
+            let now = Utc::now();
+            for g in 0..=ms.quotas.len() as u16 {
+                let slot = SlotId { session_id: self.session_ids[s], segment: g };
+                let expect = match self.model.predict_place(usize::MAX, s, g) {
+                    Err(e @ (BookError::SessionStopped | BookError::SoldOut)) => Some(e),
+                    _ => None,
+                };
+                prop_assert_eq!(self.system.gate().refusal(slot, now), expect, "the gate of {}.{}", s, g);
+            }
             // The actor offers freed places at once: nobody waits while a place is free.
             if !ms.waitlist.is_empty() {
                 prop_assert!(avail.remaining.iter().all(|r| *r == 0), "people wait while places are free in {}", s);

@@ -115,7 +115,8 @@ fn person(name: &str) -> PersonExport {
     let cancelled = hospital_domain::AppointmentId::new();
     let report = |key: &str, content| ReportFile {
         key: key.into(),
-        exam_id: ct.id,
+        exam_id: Some(ct.id),
+        visit_id: None,
         title: "胸部CT报告".into(),
         content_type: "application/pdf".into(),
         size: 52_311,
@@ -196,6 +197,7 @@ fn the_bundle_validates_as_fhir_r4() {
         ("DiagnosticReport", 3),
         ("Observation", 1), // only the completed CT has a result
         ("DocumentReference", 2),
+        ("Composition", 2), // each visit's medical record
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -302,6 +304,15 @@ fn references_resolve_ids_are_stable_and_times_are_utc() {
     assert_eq!(rx["status"], "active");
     let draft = find(&format!("MedicationRequest/{}-rx1", data.visits[1].visit.id));
     assert_eq!(draft["status"], "draft", "a visit in consultation has draft orders");
+    // The medical record: a Composition whose section carries the text, line breaks kept.
+    let record = find(&format!("Composition/{}-record", first.id));
+    assert_eq!(
+        (record["status"].as_str(), record["encounter"]["reference"].as_str()),
+        (Some("final"), Some(format!("Encounter/{}", first.id).as_str()))
+    );
+    let div = record["section"][0]["text"]["div"].as_str().unwrap();
+    assert!(div.contains("现病史：患者3天前受凉后出现发热") && div.contains("<br/>既往史"), "{div}");
+    assert_eq!(find(&format!("Composition/{}-record", data.visits[1].visit.id))["status"], "preliminary");
     let docs: Vec<&Value> =
         entries(&bundle).iter().map(|e| &e["resource"]).filter(|r| r["resourceType"] == "DocumentReference").collect();
     let by_url = docs.iter().find(|d| d["content"][0]["attachment"]["url"].is_string()).unwrap();
@@ -344,6 +355,9 @@ fn expected_keys(data: &PersonExport) -> BTreeSet<String> {
         keys.extend((1..=v.diagnoses.len()).map(|n| format!("Condition/{}-dx{n}", v.id)));
         keys.extend(v.prescription.iter().map(|p| format!("MedicationRequest/{}-rx{}", v.id, p.no)));
         keys.extend(v.exam_orders.iter().map(|o| format!("ServiceRequest/{}-ex{}", v.id, o.no)));
+        if v.record.is_some() {
+            keys.insert(format!("Composition/{}-record", v.id));
+        }
     }
     for e in &data.exams {
         keys.insert(format!("DiagnosticReport/{}", e.id));

@@ -21,6 +21,9 @@ pub enum AppointmentStatus {
     Seen,
     /// A confirmed appointment not attended (爽约).
     Missed,
+    /// A no-show struck off by staff (爽约已撤销): the patient came, or the hospital was at
+    /// fault. It no longer counts towards a no-show ban.
+    Excused,
 }
 
 /// What happens to an appointment.
@@ -33,6 +36,8 @@ pub enum AppointmentEvent {
     CheckIn,
     FinishVisit,
     MarkMissed,
+    /// Staff correct a wrong `Missed`.
+    Excuse,
 }
 
 /// A transition the state machine does not allow.
@@ -54,6 +59,7 @@ impl AppointmentStatus {
             (S::Confirmed, E::CheckIn) => S::CheckedIn,
             (S::CheckedIn, E::FinishVisit) => S::Seen,
             (S::Confirmed, E::MarkMissed) => S::Missed,
+            (S::Missed, E::Excuse) => S::Excused,
             (from, event) => return Err(InvalidTransition { from, event }),
         };
         Ok(next)
@@ -68,6 +74,7 @@ impl AppointmentStatus {
                 | AppointmentStatus::CheckedIn
                 | AppointmentStatus::Seen
                 | AppointmentStatus::Missed
+                | AppointmentStatus::Excused
         )
     }
 
@@ -78,6 +85,7 @@ impl AppointmentStatus {
                 | AppointmentStatus::Expired
                 | AppointmentStatus::Seen
                 | AppointmentStatus::Missed
+                | AppointmentStatus::Excused
         )
     }
 }
@@ -96,11 +104,17 @@ mod tests {
         assert!(S::Cancelled.transition(E::Pay).is_err());
         assert!(S::Expired.transition(E::Pay).is_err(), "a lapsed hold cannot be paid");
         assert!(S::Confirmed.transition(E::Expire).is_err(), "a paid booking never expires");
-        for s in [S::Cancelled, S::Expired, S::Seen, S::Missed] {
-            for e in [E::Pay, E::Cancel, E::Expire, E::CheckIn, E::FinishVisit, E::MarkMissed] {
+        for s in [S::Cancelled, S::Expired, S::Seen, S::Excused] {
+            for e in [E::Pay, E::Cancel, E::Expire, E::CheckIn, E::FinishVisit, E::MarkMissed, E::Excuse] {
                 assert!(s.transition(e).is_err(), "{s:?} is final");
             }
         }
+        // A no-show is final too, except that staff may strike it off (once).
+        for e in [E::Pay, E::Cancel, E::Expire, E::CheckIn, E::FinishVisit, E::MarkMissed] {
+            assert!(S::Missed.transition(e).is_err(), "Missed takes {e:?}");
+        }
+        assert_eq!(S::Missed.transition(E::Excuse).unwrap(), S::Excused);
+        assert!(S::Confirmed.transition(E::Excuse).is_err(), "only a no-show is excused");
         assert!(!S::Cancelled.occupies_slot());
         assert!(S::Held.occupies_slot());
     }

@@ -65,6 +65,40 @@ pub struct WaitEntry {
     pub joined_at: DateTime<Utc>,
 }
 
+/// Stopped, not released, sold out: the refusals of a hold that depend on the session alone,
+/// never on who books. `check` answers them exactly as `SessionBook::bookable` does from the
+/// book; a copy of this, kept current by the doctor's schedule actor, lets a node refuse without
+/// asking the actor (see the actors' `AvailabilityGate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionGate {
+    pub status: SessionStatus,
+    pub release_at: DateTime<Utc>,
+    /// Places left per segment (0 for every segment of a stopped session).
+    pub remaining: Vec<u32>,
+}
+
+impl SessionGate {
+    /// The refusal a hold of `segment` at `now` would get from these facts, in `hold`'s order.
+    pub fn check(&self, segment: u16, now: DateTime<Utc>) -> Result<(), BookError> {
+        let Some(left) = self.remaining.get(segment as usize) else { return Err(BookError::NoSuchSlot) };
+        check_open(self.status, self.release_at, now)?;
+        if *left == 0 {
+            return Err(BookError::SoldOut);
+        }
+        Ok(())
+    }
+}
+
+fn check_open(status: SessionStatus, release_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), BookError> {
+    if status == SessionStatus::Stopped {
+        return Err(BookError::SessionStopped);
+    }
+    if now < release_at {
+        return Err(BookError::NotReleased { release_at });
+    }
+    Ok(())
+}
+
 /// One session's places, live appointments and waitlist.
 #[derive(Debug, Clone)]
 pub struct SessionBook {
@@ -133,17 +167,11 @@ impl SessionBook {
     }
 
     fn check_open(&self, now: DateTime<Utc>) -> Result<(), BookError> {
-        if self.session.status == SessionStatus::Stopped {
-            return Err(BookError::SessionStopped);
-        }
-        if now < self.session.release_at {
-            return Err(BookError::NotReleased { release_at: self.session.release_at });
-        }
-        Ok(())
+        check_open(self.session.status, self.session.release_at, now)
     }
 
     /// Whether a place of `segment` could be taken at `now`: the same checks, in the same order,
-    /// as `hold`, without taking it.
+    /// as `hold`, without taking it (what `SessionGate::check` decides, from the book itself).
     pub fn bookable(&self, segment: u16, now: DateTime<Utc>) -> Result<(), BookError> {
         let seg = segment as usize;
         if seg >= self.session.segments.len() {
@@ -154,6 +182,16 @@ impl SessionBook {
             return Err(BookError::SoldOut);
         }
         Ok(())
+    }
+
+    /// What decides the refusals that need no person (stopped, not released, sold out), as of
+    /// now: the session's entry in a node's availability gate.
+    pub fn gate(&self) -> SessionGate {
+        SessionGate {
+            status: self.session.status,
+            release_at: self.session.release_at,
+            remaining: self.remaining_all(),
+        }
     }
 
     /// Takes the lowest free place of `segment` for the request. The order of the checks is
@@ -232,6 +270,32 @@ impl SessionBook {
 
     pub fn expire(&mut self, id: AppointmentId, now: DateTime<Utc>) -> Result<Appointment, BookError> {
         self.release(id, AppointmentEvent::Expire, now)
+    }
+
+    /// Moves a live appointment through an event after which it keeps its place: check-in, the
+    /// end of its visit (seen), a no-show (missed) and staff striking one off (excused). Events
+    /// that free the place are `cancel` and `expire`. Nothing changes on error.
+    pub fn advance(
+        &mut self,
+        id: AppointmentId,
+        event: AppointmentEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, BookError> {
+        let a = self.live.get_mut(&id).ok_or(BookError::NoSuchAppointment)?;
+        let mut next = a.clone();
+        next.apply(event, now)?;
+        if !next.status.occupies_slot() {
+            // Would free the place without freeing it here: a caller's mistake, refused.
+            return Err(BookError::Transition(InvalidTransition { from: a.status, event }));
+        }
+        *a = next.clone();
+        Ok(next)
+    }
+
+    /// The confirmed appointments of the session that never checked in: at the session's end
+    /// they are no-shows.
+    pub fn not_checked_in(&self) -> Vec<AppointmentId> {
+        self.live.values().filter(|a| a.status == AppointmentStatus::Confirmed).map(|a| a.id).collect()
     }
 
     /// Holds whose time ran out by `now`, oldest first.
@@ -567,6 +631,35 @@ mod tests {
         assert_eq!(b.remaining(1), 2);
         b.cancel(a1.id, now(), CancelReason::Patient).unwrap();
         assert_eq!(b.hold(0, &req("p3", now())).unwrap().place, 1, "the freed place is reused");
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn advance_keeps_the_place_through_the_visit_and_no_shows() {
+        let mut b = SessionBook::new(session(3), [], vec![]);
+        let came = b.hold(0, &req("p1", now())).unwrap();
+        let stayed_away = b.hold(0, &req("p2", now())).unwrap();
+        let unpaid = b.hold(0, &req("p3", now())).unwrap();
+        b.confirm(came.id, now()).unwrap();
+        b.confirm(stayed_away.id, now()).unwrap();
+        assert_eq!(b.advance(came.id, AppointmentEvent::CheckIn, now()).unwrap().status, AppointmentStatus::CheckedIn);
+        assert_eq!(b.not_checked_in(), vec![stayed_away.id], "a hold is not a booking; a checked-in one came");
+        assert_eq!(b.advance(came.id, AppointmentEvent::FinishVisit, now()).unwrap().status, AppointmentStatus::Seen);
+        let missed = b.advance(stayed_away.id, AppointmentEvent::MarkMissed, now()).unwrap();
+        assert_eq!(missed.status, AppointmentStatus::Missed);
+        assert_eq!(
+            b.advance(stayed_away.id, AppointmentEvent::Excuse, now()).unwrap().status,
+            AppointmentStatus::Excused
+        );
+        assert_eq!(b.remaining(0), 0, "every place stays taken");
+        // A refused event changes nothing; an event that would free the place is not for advance.
+        assert!(b.advance(came.id, AppointmentEvent::MarkMissed, now()).is_err());
+        assert!(b.advance(unpaid.id, AppointmentEvent::Expire, now()).is_err());
+        assert_eq!(b.appointment(unpaid.id).unwrap().status, AppointmentStatus::Held);
+        assert_eq!(
+            b.advance(AppointmentId::new(), AppointmentEvent::CheckIn, now()),
+            Err(BookError::NoSuchAppointment)
+        );
         b.check_invariants().unwrap();
     }
 

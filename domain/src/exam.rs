@@ -191,12 +191,10 @@ impl Exam {
         ready.id = self.message_id(0, done);
         let mut out = vec![ready];
         if self.abnormal {
-            let preview = self.summary.as_deref().map(|s| preview(s, 80)).unwrap_or_default();
-            let body = if preview.is_empty() {
-                format!("您的「{}」检查结果提示异常，请尽快就诊或咨询医生。", self.name)
-            } else {
-                format!("您的「{}」检查结果提示异常：{preview}。请尽快就诊或咨询医生。", self.name)
-            };
+            // The result itself stays out of the message: messages are not encrypted per person
+            // (the result is, REC-5), and their text may go out by SMS or WeChat. The patient
+            // reads the result in the app, where access is checked.
+            let body = format!("您的「{}」检查结果提示异常，请在“我的检查”中查看并尽快就诊或咨询医生。", self.name);
             let mut alert =
                 Message::new(self.account_id, MessageKind::ReportReady, ABNORMAL_ALERT_TITLE, body, related, done)
                     .alert();
@@ -238,18 +236,6 @@ impl Exam {
     }
 }
 
-/// At most `max` characters of `s`, on one line, with an ellipsis if cut.
-fn preview(s: &str, max: usize) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let mut cut: String = one_line.chars().take(max).collect();
-        cut.push('…');
-        cut
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,15 +253,13 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].title.as_str(), m[0].alert, m[0].kind), (REPORT_READY_TITLE, false, MessageKind::ReportReady));
         assert_eq!((m[1].title.as_str(), m[1].alert), (ABNORMAL_ALERT_TITLE, true));
-        assert!(m[1].body.contains("磨玻璃结节"));
+        assert!(m[1].body.contains("提示异常") && !m[1].body.contains("磨玻璃结节"), "no result in a message");
         assert_eq!(m[0].related, Some(e.id.to_string()));
         assert_eq!(e.messages().iter().map(|m| m.id).collect::<Vec<_>>(), vec![m[0].id, m[1].id], "stable ids");
         assert!(m[1].id > m[0].id, "the alert comes first in the newest-first message centre");
         assert_eq!(m[0].id.0.get_version_num(), 7);
         let other = Exam::new(e.account_id, e.patient_id, "血常规", ExamKind::Lab, now).unwrap();
         assert_ne!(other.message_id(0, now), e.message_id(0, now), "distinct per exam");
-        assert_eq!(preview("a\nb  c", 10), "a b c");
-        assert_eq!(preview("abcdef", 3), "abc…");
     }
     use ExamStatus as S;
 

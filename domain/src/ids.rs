@@ -83,6 +83,12 @@ id_type!(
     /// An examination (检查/检验) of a patient.
     ExamId, "exam_id");
 id_type!(
+    /// A report file of an exam or a visit (检查报告, 影像) in object storage.
+    ReportId, "report_id");
+id_type!(
+    /// A share link a patient made for a report file.
+    ShareId, "share_id");
+id_type!(
     /// A customer-service chat between a patient and agents (客服会话).
     ConversationId, "conversation_id");
 id_type!(

@@ -1,181 +1,197 @@
-//! Finance reports (PAY-7): income by day, department, fee type or channel, computed from the
-//! ledger's movements, so a report's totals are the ledger's by construction and the test that
-//! compares them with the ledger's account balances checks the store's two records of each
-//! movement (the movement by day, and its legs by account) against each other.
-//!
-//! Income is what payments credit to income accounts, less what refunds debit from them. By
-//! channel, a payment or refund is attributed to the channels of its other legs (the insurance
-//! fund, the personal account, WeChat Pay, Alipay, the balance; suspense stands for the cash
-//! channel of the order): the total is the same, as every movement sums to zero.
+//! Report files (REC-4): a PDF report, an image (X-ray, CT) or a DICOM file of an exam or a
+//! visit, uploaded by the lab, PACS, the HIS or the doctor, kept in object storage (encrypted
+//! per person, see the store's vault), and the share links a patient makes for one of them, with
+//! an expiry, revocable at any time.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-use crate::ledger::{Channel, LedgerAccount, Movement, MovementKind};
+use crate::visit::VisitId;
+use crate::{AccountId, ExamId, PatientId, ReportId, ShareId, ValidationError};
 
+/// Longest report title, in characters.
+pub const MAX_TITLE_CHARS: usize = 100;
+/// Longest external id a hospital system may send (HIS/LIS/PACS keys are short).
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+/// The shortest and longest lifetime of a share link.
+pub const MIN_SHARE_SECS: i64 = 60;
+pub const MAX_SHARE_SECS: i64 = 30 * 24 * 3600;
+
+/// Who put a report file in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportSource {
+    /// The laboratory system (LIS).
+    Lab,
+    /// The imaging archive (PACS).
+    Pacs,
+    /// The hospital information system (HIS).
+    His,
+    /// The doctor, from the workstation.
+    Doctor,
+}
+
+/// One stored report file: what it is, whose, where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFile {
+    pub id: ReportId,
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    /// The exam it reports on, if any.
+    pub exam_id: Option<ExamId>,
+    /// The visit it belongs to, if any (a file the doctor attached, or the exam's visit).
+    pub visit_id: Option<VisitId>,
+    /// e.g. 胸部CT报告.
+    pub title: String,
+    /// The checked MIME type: application/pdf, image/png, image/jpeg, application/dicom, ...
+    pub content_type: String,
+    /// The plaintext size in bytes.
+    pub size: u64,
+    /// Where the (encrypted) bytes are in object storage.
+    pub object_key: String,
+    pub source: ReportSource,
+    /// The sending system's id for it (idempotency of the integration API).
+    pub external_id: Option<String>,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// A trimmed title of 1 to `MAX_TITLE_CHARS` characters without control characters.
+pub fn parse_title(raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    let n = s.chars().count();
+    if n == 0 || n > MAX_TITLE_CHARS || s.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "title",
+            format!("must be 1 to {MAX_TITLE_CHARS} characters, no control characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// An external system's id: 1 to 128 printable ASCII characters (no spaces).
+pub fn parse_external_id(raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    if s.is_empty() || s.len() > MAX_EXTERNAL_ID_CHARS || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            "external_id",
+            format!("must be 1 to {MAX_EXTERNAL_ID_CHARS} printable ASCII characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Whether a share link may be used now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    Day,
-    Department,
-    FeeType,
-    Channel,
+pub enum ShareState {
+    Active,
+    Expired,
+    Revoked,
 }
 
-impl GroupBy {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "day" => Some(GroupBy::Day),
-            "department" => Some(GroupBy::Department),
-            "fee_type" => Some(GroupBy::FeeType),
-            "channel" => Some(GroupBy::Channel),
-            _ => None,
+/// A link a patient made so someone else (another hospital, a relative) can download one report
+/// file without an account. The link carries a random token; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLink {
+    pub id: ShareId,
+    pub report_id: ReportId,
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    /// Hex SHA-256 of the token in the link.
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ShareLink {
+    /// A new link of `report` valid for `secs` (checked against `MIN_SHARE_SECS..=MAX_SHARE_SECS`).
+    pub fn new(
+        report: &ReportFile,
+        token_hash: String,
+        secs: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationError> {
+        if !(MIN_SHARE_SECS..=MAX_SHARE_SECS).contains(&secs) {
+            return Err(ValidationError::new(
+                "expires_in_secs",
+                format!("must be between {MIN_SHARE_SECS} and {MAX_SHARE_SECS} (30 days)"),
+            ));
+        }
+        Ok(Self {
+            id: ShareId::new(),
+            report_id: report.id,
+            account_id: report.account_id,
+            patient_id: report.patient_id,
+            token_hash,
+            created_at: now,
+            expires_at: now + Duration::seconds(secs),
+            revoked_at: None,
+        })
+    }
+
+    pub fn state(&self, now: DateTime<Utc>) -> ShareState {
+        if self.revoked_at.is_some() {
+            ShareState::Revoked
+        } else if now >= self.expires_at {
+            ShareState::Expired
+        } else {
+            ShareState::Active
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupBy::Day => "day",
-            GroupBy::Department => "department",
-            GroupBy::FeeType => "fee_type",
-            GroupBy::Channel => "channel",
+    /// Revokes the link; revoking again keeps the first time. True if this call revoked it.
+    pub fn revoke(&mut self, now: DateTime<Utc>) -> bool {
+        if self.revoked_at.is_some() {
+            return false;
         }
-    }
-}
-
-/// One row: income paid, refunded and net, in fen, and how many movements it counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ReportRow {
-    /// The group: a date (`2026-11-25`), a department id (`none`: no department), a fee type or
-    /// a channel.
-    pub key: String,
-    /// What it is called (the department's name, 检查费, 微信支付 ...); filled by the caller for
-    /// departments.
-    pub label: String,
-    pub paid: i64,
-    pub refunded: i64,
-    pub net: i64,
-    pub movements: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct IncomeReport {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub by: GroupBy,
-    pub rows: Vec<ReportRow>,
-    pub total_paid: i64,
-    pub total_refunded: i64,
-    pub total_net: i64,
-}
-
-/// The income report of `movements` (those of days `from..=to`) grouped `by`.
-pub fn income_report(movements: &[Movement], from: NaiveDate, to: NaiveDate, by: GroupBy) -> IncomeReport {
-    let mut rows: BTreeMap<String, ReportRow> = BTreeMap::new();
-    for m in movements.iter().filter(|m| m.day >= from && m.day <= to) {
-        if !matches!(m.kind, MovementKind::Payment | MovementKind::Refund) {
-            continue;
-        }
-        let mut touched: Vec<String> = Vec::new();
-        for leg in &m.legs {
-            let (key, label, amount) = match (by, leg.account) {
-                (GroupBy::Day, LedgerAccount::Income { .. }) => (m.day.to_string(), m.day.to_string(), leg.amount),
-                (GroupBy::Department, LedgerAccount::Income { department, .. }) => {
-                    (department.map(|d| d.to_string()).unwrap_or_else(|| "none".into()), String::new(), leg.amount)
-                }
-                (GroupBy::FeeType, LedgerAccount::Income { fee_type, .. }) => {
-                    (fee_type.as_str().to_string(), fee_type.label().to_string(), leg.amount)
-                }
-                (GroupBy::Channel, LedgerAccount::Income { .. }) => continue,
-                (GroupBy::Channel, other) => {
-                    let channel = match other {
-                        LedgerAccount::Suspense => m.cash_channel.unwrap_or(Channel::WechatPay),
-                        a => match a.channel() {
-                            Some(c) => c,
-                            None => continue,
-                        },
-                    };
-                    (channel.as_str().to_string(), channel.label().to_string(), -leg.amount)
-                }
-                _ => continue,
-            };
-            let row = rows.entry(key.clone()).or_insert_with(|| ReportRow {
-                key: key.clone(),
-                label,
-                paid: 0,
-                refunded: 0,
-                net: 0,
-                movements: 0,
-            });
-            if m.kind == MovementKind::Payment {
-                row.paid += amount;
-            } else {
-                row.refunded -= amount;
-            }
-            row.net += amount;
-            if !touched.contains(&key) {
-                row.movements += 1;
-                touched.push(key);
-            }
-        }
-    }
-    let rows: Vec<ReportRow> = rows.into_values().collect();
-    IncomeReport {
-        from,
-        to,
-        by,
-        total_paid: rows.iter().map(|r| r.paid).sum(),
-        total_refunded: rows.iter().map(|r| r.refunded).sum(),
-        total_net: rows.iter().map(|r| r.net).sum(),
-        rows,
+        self.revoked_at = Some(now);
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::FeeType;
-    use crate::ledger::Leg;
-    use chrono::Utc;
 
-    fn m(kind: MovementKind, day: u32, legs: &[(LedgerAccount, i64)]) -> Movement {
-        Movement {
-            key: format!("{kind:?}{day}{}", legs.len()),
-            kind,
-            legs: legs.iter().map(|&(account, amount)| Leg { account, amount }).collect(),
-            at: Utc::now(),
-            day: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
-            account_id: None,
-            order_id: None,
-            description: String::new(),
-            refs: vec![],
-            cash_channel: Some(Channel::Alipay),
+    fn report() -> ReportFile {
+        ReportFile {
+            id: ReportId::new(),
+            account_id: AccountId::new(),
+            patient_id: PatientId::new(),
+            exam_id: Some(ExamId::new()),
+            visit_id: None,
+            title: "胸部CT报告".into(),
+            content_type: "application/pdf".into(),
+            size: 1000,
+            object_key: "reports/x/y.pdf".into(),
+            source: ReportSource::Lab,
+            external_id: Some("LIS-1".into()),
+            uploaded_at: Utc::now(),
         }
     }
 
     #[test]
-    fn every_grouping_has_the_same_total() {
-        let exam = LedgerAccount::Income { fee_type: FeeType::Exam, department: None };
-        let drug = LedgerAccount::Income { fee_type: FeeType::Drug, department: None };
-        let fund = LedgerAccount::Channel(Channel::InsuranceFund);
-        let wx = LedgerAccount::Channel(Channel::WechatPay);
-        let moves = vec![
-            m(MovementKind::Payment, 24, &[(exam, 35000), (fund, -13500), (LedgerAccount::Suspense, -21500)]),
-            m(MovementKind::Payment, 25, &[(drug, 1000), (wx, -1000)]),
-            m(MovementKind::Refund, 25, &[(drug, -400), (wx, 400)]),
-            m(MovementKind::TopUp, 25, &[(wx, -5000), (LedgerAccount::Balance(crate::AccountId::new()), 5000)]),
-        ];
-        let from = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-        let to = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-        for by in [GroupBy::Day, GroupBy::Department, GroupBy::FeeType, GroupBy::Channel] {
-            let r = income_report(&moves, from, to, by);
-            assert_eq!((r.total_paid, r.total_refunded, r.total_net), (36000, 400, 35600), "{by:?}");
+    fn share_links_expire_and_are_revoked_once() {
+        let now = Utc::now();
+        assert_eq!(ShareLink::new(&report(), "h".into(), 59, now).unwrap_err().field, "expires_in_secs");
+        assert!(ShareLink::new(&report(), "h".into(), MAX_SHARE_SECS + 1, now).is_err());
+        let mut s = ShareLink::new(&report(), "h".into(), 3600, now).unwrap();
+        assert_eq!(s.state(now), ShareState::Active);
+        assert_eq!(s.state(now + Duration::seconds(3600)), ShareState::Expired);
+        assert!(s.revoke(now));
+        assert!(!s.revoke(now + Duration::seconds(5)), "revoked once");
+        assert_eq!(s.revoked_at, Some(now));
+        assert_eq!(s.state(now), ShareState::Revoked);
+    }
+
+    #[test]
+    fn titles_and_external_ids_are_checked() {
+        assert_eq!(parse_title(" 胸部CT报告 ").unwrap(), "胸部CT报告");
+        assert!(parse_title("").is_err() && parse_title(&"报".repeat(101)).is_err() && parse_title("a\u{7}").is_err());
+        assert_eq!(parse_external_id(" LIS-2026-0001 ").unwrap(), "LIS-2026-0001");
+        for bad in ["", "has space", "中文", &"x".repeat(129)] {
+            assert!(parse_external_id(bad).is_err(), "{bad:?}");
         }
-        let by_channel = income_report(&moves, from, to, GroupBy::Channel);
-        let alipay = by_channel.rows.iter().find(|r| r.key == "alipay").unwrap();
-        assert_eq!(alipay.net, 21500, "suspense is the order's cash channel");
-        let by_day = income_report(&moves, from, NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(), GroupBy::Day);
-        assert_eq!(by_day.total_net, 35000, "days outside the range are left out");
     }
 }

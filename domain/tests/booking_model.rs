@@ -707,6 +707,14 @@ impl Harness {
             prop_assert_eq!(b.session.status == SessionStatus::Stopped, ms.stopped);
             let quotas: Vec<u32> = b.session.segments.iter().map(|g| g.quota).collect();
             prop_assert_eq!(&quotas, &ms.quotas);
+            // The gate a node refuses from says exactly what the book says, for every segment
+            // (and one past the end), before and after the release time.
+            let gate = b.gate();
+            for g in 0..=ms.quotas.len() as u16 {
+                for at in [self.model.now, b.session.release_at - Duration::seconds(1), b.session.release_at] {
+                    prop_assert_eq!(gate.check(g, at), b.bookable(g, at), "gate of {}.{} at {}", s, g, at);
+                }
+            }
             for g in 0..ms.quotas.len() as u16 {
                 let live = self.model.live_count(s, g);
                 prop_assert!(live <= ms.quotas[g as usize], "more live bookings than places");

@@ -61,6 +61,11 @@ impl FieldCipher {
         STANDARD.encode(Aes256Gcm::generate_key(OsRng))
     }
 
+    /// The id of the key that seals new values.
+    pub fn active_key_id(&self) -> &str {
+        &self.inner.active
+    }
+
     pub fn seal(&self, plaintext: &str) -> Sealed {
         let cipher = &self.inner.keys[&self.inner.active];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);

@@ -88,6 +88,9 @@ pub enum Conflict {
     /// A movement would take a balance below zero.
     #[error("the balance is insufficient")]
     InsufficientBalance,
+    /// A policy version with this number is published already (versions never change).
+    #[error("this policy version is published already")]
+    PolicyVersion,
 }
 
 impl Conflict {
@@ -105,6 +108,7 @@ impl Conflict {
             Conflict::FeeItemTaken | Conflict::FeeItemChanged => "fee item",
             Conflict::LedgerKey | Conflict::Ledger => "ledger movement",
             Conflict::InsufficientBalance => "balance",
+            Conflict::PolicyVersion => "policy version",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Persistence for the platform. The traits in `traits` (and beside them, one module per area:
-//! `persons`, `exams`, `queues`, `notify`, `outbox`, `audit`) are shaped by the queries the
+//! `persons`, `exams`, `queues`, `notify`, `outbox`, `audit`, `records`, `jobs`, `vault`) are shaped by the queries the
 //! platform makes (one method per query, no ad-hoc filtering); `embedded` implements them over
 //! redb on one machine, `scylla` (feature `scylla`) over a ScyllaDB cluster, `redis_kv` the
 //! ephemeral part (sessions, codes, counters, the live-event log) over Redis, and `conformance`
@@ -14,32 +14,38 @@ pub mod conformance;
 pub mod embedded;
 pub mod error;
 pub mod exams;
+pub mod jobs;
 pub mod model;
 pub mod notify;
 pub mod outbox;
 pub mod payments;
 pub mod persons;
 pub mod queues;
+pub mod records;
 pub mod redis_kv;
 #[cfg(feature = "scylla")]
 pub mod scylla;
 pub mod sessions;
 pub mod traits;
+pub mod vault;
 
 pub use audit::{AuditLog, AuditStore};
 pub use cipher::FieldCipher;
 pub use embedded::EmbeddedStore;
 pub use error::{Conflict, Result, StoreError};
 pub use exams::ExamStore;
+pub use jobs::JobStore;
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore};
 pub use outbox::{OutboxStore, PendingEvent};
 pub use payments::{FeeItemChange, OpenOrder, PaymentStore, PaymentWrite};
 pub use persons::{PersonHolder, PersonStore, RealNameCheck};
 pub use queues::QueueStore;
+pub use records::{RecordStore, ReportRow, VisitRow};
 pub use redis_kv::RedisKv;
 pub use sessions::SessionStore;
 pub use traits::*;
+pub use vault::{KeyVault, PersonCipher, PersonKey, WrappedKey};
 
 use std::sync::Arc;
 

@@ -164,6 +164,8 @@ pub trait DataStore:
     + crate::persons::PersonStore
     + crate::audit::AuditStore
     + crate::payments::PaymentStore
+    + crate::records::RecordStore
+    + crate::jobs::JobStore
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;

@@ -13,7 +13,17 @@ async fn embedded_data_store() {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     conformance::data_store(Arc::new(store.clone())).await;
     conformance::exams(Arc::new(store.clone())).await;
+    conformance::records(Arc::new(store.clone())).await;
+    conformance::jobs(Arc::new(store.clone())).await;
     conformance::audit(Arc::new(store)).await;
+}
+
+/// The key vault opens in a directory of its own, apart from the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_key_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = EmbeddedStore::open(dir.path()).unwrap();
+    conformance::vault(Arc::new(vault)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +102,9 @@ async fn scylla_backend() {
     conformance::data_store(Arc::new(store.clone())).await;
     conformance::exams(Arc::new(store.clone())).await;
     conformance::audit(Arc::new(store.clone())).await;
+    conformance::records(Arc::new(store.clone())).await;
+    conformance::jobs(Arc::new(store.clone())).await;
+    conformance::vault(Arc::new(store.clone())).await;
     conformance::ephemeral_kv(Arc::new(store.clone())).await;
     conformance::sessions(Arc::new(store.clone())).await;
     store.session().query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.unwrap();

@@ -1,6 +1,7 @@
 //! The patient side of `ActorSystem`: one method per message, through `asks!`.
 
 use hospital_domain::appointment::Appointment;
+use hospital_domain::booking::BookError;
 use hospital_domain::notify::{KindChannels, NotificationPreferences};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
@@ -31,6 +32,37 @@ impl ActorSystem {
         .await?
     }
 
+    /// Books a slot for one of the account's patients: through the account's actor (the
+    /// real-name rules), then the doctor's (the place). A slot this node's availability gate
+    /// knows to be stopped, not yet released or sold out is refused at once, with no actor hop
+    /// and no store read (`schedule::gate` says why that answer is always the actor's); a retry
+    /// (`idempotency_key`) always goes to the actors, since only the store knows its first answer.
+    pub async fn book(
+        &self,
+        account: AccountId,
+        slot: SlotId,
+        patient: PatientId,
+        idempotency_key: Option<String>,
+    ) -> Result<(Appointment, Order), BookingError> {
+        if idempotency_key.is_none() {
+            if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
+                metrics::counter!("booking_attempts_total").increment(1);
+                if refusal == BookError::SoldOut {
+                    metrics::counter!("booking_sold_out_total").increment(1);
+                }
+                metrics::counter!("booking_gate_refusals_total").increment(1);
+                return Err(BookingError::Book(refusal));
+            }
+        }
+        self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
+            slot,
+            patient,
+            idempotency_key: idempotency_key.clone(),
+            reply,
+        })
+        .await?
+    }
+
     /// Makes the account's patient actor panic (see `PatientMsg::InjectFault`).
     #[cfg(feature = "fault-injection")]
     pub async fn inject_patient_fault(&self, account: AccountId) -> Result<(), ActorError> {
@@ -38,10 +70,6 @@ impl ActorSystem {
     }
 
     asks! { PatientKind:
-        /// Books a slot for one of the account's patients (through the account's actor, for the
-        /// real-name rules, then the doctor's, for the place).
-        pub fn book(account: AccountId, slot: SlotId, patient: PatientId, idempotency_key: Option<String>) -> (Appointment, Order), BookingError
-            = once |reply| PatientMsg::Book { slot, patient, idempotency_key: idempotency_key.clone(), reply };
         /// Moves one of the account's appointments to another slot of the same doctor.
         pub fn reschedule(account: AccountId, appointment: AppointmentId, slot: SlotId) -> Appointment, BookingError
             = once |reply| PatientMsg::Reschedule { appointment, slot, reply };

@@ -37,6 +37,8 @@ impl Actor for ScheduleActor {
         let guard = WritePipeline::quiesce(&owner).await;
         let (books, today) = load_window(args.doctor, &args.ctx).await?;
         tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
+        // Whatever a predecessor left in the node's gate is replaced by what was loaded.
+        args.ctx.system.gate().replace(args.doctor, books.iter());
         let me = myself.clone();
         let pipeline = WritePipeline::start(args.ctx.stores.data.clone(), guard, move |e| {
             let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
@@ -61,6 +63,8 @@ impl Actor for ScheduleActor {
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        // Without an actor nobody keeps the entries current: "ask the actor" again.
+        state.ctx.system.gate().forget(state.doctor);
         state.idle.stop();
         if let Some(t) = state.expiry.take() {
             t.abort();
@@ -233,7 +237,9 @@ impl Actor for ScheduleActor {
                 }
             }
             ScheduleMsg::WriteFailed(e) => {
-                // Memory may be ahead of the disk: rebuild from the durable truth.
+                // Memory may be ahead of the disk: rebuild from the durable truth. The gate was
+                // copied from that memory, so it goes first (the successor publishes again).
+                state.ctx.system.gate().forget(state.doctor);
                 return Err(format!("booking write failed ({e}); restarting from the store").into());
             }
             ScheduleMsg::Tick => {
@@ -245,6 +251,7 @@ impl Actor for ScheduleActor {
                     if let Err(e) = state.refresh().await {
                         tracing::warn!(doctor = %state.doctor, error = %e, "schedule window move failed");
                     }
+                    state.ctx.system.gate().replace(state.doctor, state.book.sessions.values());
                 }
             }
         }

@@ -4,15 +4,18 @@
 //! actor's write pipeline, and answered once durable. A restart rebuilds the book from the store.
 //!
 //! Here: `msg` (messages and answer payloads), `state` (the book and what each change does to it),
-//! `actor` (the handler, and the kind), `check_in` (the schedule's half of 签到), `api` (its
+//! `actor` (the handler, and the kind), `check_in` (the schedule's half of 签到), `gate` (the node's
+//! availability gate the actors keep current, which refuses without asking them), `api` (its
 //! `ActorSystem` methods).
 
 mod actor;
 mod api;
 mod check_in;
+mod gate;
 mod msg;
 mod state;
 
 pub use actor::{ScheduleActor, ScheduleKind};
+pub use gate::AvailabilityGate;
 pub use msg::{Booker, ScheduleMsg, SessionAvailability, SessionsAdded, StopReport};
 pub use state::{ScheduleArgs, ScheduleState};

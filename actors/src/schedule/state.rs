@@ -62,6 +62,16 @@ pub(super) async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<
     Ok((books, today))
 }
 
+/// The sessions a write changes (their places, their facts or their waitlists), once each.
+fn touched_sessions(w: &BookingWrite) -> Vec<SessionId> {
+    let mut touched: Vec<SessionId> = w.appointments.iter().map(|a| a.slot.session_id).collect();
+    touched.extend(w.sessions.iter().map(|s| s.id));
+    touched.extend(w.waitlists.iter().map(|x| x.1));
+    touched.sort();
+    touched.dedup();
+    touched
+}
+
 pub(super) fn chrono(d: Duration) -> Days {
     Days::from_std(d).unwrap_or(Days::minutes(15))
 }
@@ -104,6 +114,7 @@ impl ScheduleState {
         let confirmed: Vec<Appointment> =
             write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
         let notify = self.ctx.notify.clone();
+        let touched = touched_sessions(&write);
         self.pipeline.push(write, move |r| {
             let answer = match r {
                 Ok(()) => {
@@ -125,6 +136,9 @@ impl ScheduleState {
                 let _ = reply.send(answer);
             }
         });
+        // After the write is queued (see `schedule::gate` for why this order keeps the gate from
+        // ever refusing what this actor would accept).
+        self.ctx.system.gate().publish(self.doctor, touched.iter().filter_map(|s| self.book.session(*s)));
     }
 
     /// What each account sees of a change: its appointments, orders and messages, written with
@@ -141,12 +155,7 @@ impl ScheduleState {
     /// department's topics (BOOK-2).
     fn topic_events(&self, w: &BookingWrite) -> Vec<TopicEvent> {
         let mut ev = Vec::new();
-        let mut touched: Vec<SessionId> = w.appointments.iter().map(|a| a.slot.session_id).collect();
-        touched.extend(w.sessions.iter().map(|s| s.id));
-        touched.extend(w.waitlists.iter().map(|x| x.1));
-        touched.sort();
-        touched.dedup();
-        for sid in touched {
+        for sid in touched_sessions(w) {
             if let Some(a) = self.availability(sid) {
                 let department = a.department_id;
                 ev.push(TopicEvent::availability(format!("doctor:{}", self.doctor), a.clone()));

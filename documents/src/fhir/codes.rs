@@ -14,6 +14,7 @@ pub const ICD10_SYSTEM: &str = "http://hl7.org/fhir/sid/icd-10";
 /// a name of the platform's own, used for the full code beside its WHO parent.
 pub const ICD10_CN_SYSTEM: &str = "urn:hospital:fhir:icd-10-cn-clinical";
 pub const UCUM: &str = "http://unitsofmeasure.org";
+pub const LOINC: &str = "http://loinc.org";
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 const CONDITION_CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
 const CONDITION_VERIFICATION: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
@@ -53,6 +54,8 @@ pub(crate) fn appointment_status(s: AppointmentStatus) -> &'static str {
         AppointmentStatus::CheckedIn => "arrived",
         AppointmentStatus::Seen => "fulfilled",
         AppointmentStatus::Missed => "noshow",
+        // Staff struck off the no-show (the patient was not at fault): closest is cancelled.
+        AppointmentStatus::Excused => "cancelled",
     }
 }
 
@@ -63,6 +66,11 @@ pub(crate) fn encounter_status(s: VisitStatus) -> &'static str {
         VisitStatus::InConsultation => "in-progress",
         VisitStatus::Finished => "finished",
     }
+}
+
+/// The medical record's document type (Composition.type): LOINC 34108-1, outpatient note.
+pub(crate) fn outpatient_note() -> Value {
+    json!({ "coding": [coding(LOINC, "34108-1", "Outpatient Note")], "text": "门诊病历" })
 }
 
 /// An outpatient visit (Encounter.class).

@@ -1,7 +1,8 @@
 //! One person's data as an HL7 FHIR R4 (4.0.1) `Bundle` of type `collection`, for export to
 //! another provider or to the patient: Patient, Appointment, Encounter (a visit), Condition (a
 //! diagnosis), MedicationRequest (a prescription line), ServiceRequest (an exam order),
-//! DiagnosticReport and Observation (an exam and its result), DocumentReference (a report file).
+//! DiagnosticReport and Observation (an exam and its result), Composition (the medical record,
+//! 电子病历, of a visit), DocumentReference (a report file).
 //!
 //! - Ids are stable: the platform's own UUIDs (`Patient/<patient id>`, `Encounter/<visit id>`,
 //!   `Condition/<visit id>-dx1`, ...), so exporting twice gives the same resources.
@@ -62,12 +63,15 @@ pub enum ReportContent {
     Inline(Vec<u8>),
 }
 
-/// A file of an exam's report (a PDF, a CT image), as stored in object storage.
+/// A report file (a PDF, a CT image) of an exam or a visit, as stored in object storage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportFile {
-    /// The object key: with the exam, it names the file's resource.
+    /// The object key: with the exam (or visit), it names the file's resource.
     pub key: String,
-    pub exam_id: ExamId,
+    /// The exam it reports on; None for a file the doctor attached to a visit.
+    pub exam_id: Option<ExamId>,
+    /// The visit it belongs to, if known.
+    pub visit_id: Option<hospital_domain::visit::VisitId>,
     pub title: String,
     /// A MIME type, e.g. `application/pdf`, `image/jpeg`.
     pub content_type: String,
@@ -99,8 +103,8 @@ pub struct ExportOptions {
 pub enum FhirError {
     #[error("{kind} {id} belongs to another patient, not to {patient}")]
     NotThisPatient { kind: &'static str, id: String, patient: hospital_domain::PatientId },
-    #[error("report file {key} is of exam {exam_id}, which is not in the export")]
-    OrphanReport { key: String, exam_id: ExamId },
+    #[error("report file {key} is of exam {exam_id:?} / visit {visit_id:?}, neither of which is in the export")]
+    OrphanReport { key: String, exam_id: Option<ExamId>, visit_id: Option<hospital_domain::visit::VisitId> },
     #[error("base_url must be an http(s) URL without a query, e.g. https://hospital.example.cn/fhir; got {0:?}")]
     BadBaseUrl(String),
 }
@@ -167,8 +171,13 @@ fn check_ownership(data: &PersonExport) -> Result<(), FhirError> {
     if let Some(e) = data.exams.iter().find(|e| e.patient_id != patient) {
         return Err(other("exam", e.id.to_string()));
     }
-    if let Some(r) = data.reports.iter().find(|r| !data.exams.iter().any(|e| e.id == r.exam_id)) {
-        return Err(FhirError::OrphanReport { key: r.key.clone(), exam_id: r.exam_id });
+    let orphan = |r: &&ReportFile| match (r.exam_id, r.visit_id) {
+        (Some(exam), _) => !data.exams.iter().any(|e| e.id == exam),
+        (None, Some(visit)) => !data.visits.iter().any(|v| v.visit.id == visit),
+        (None, None) => true,
+    };
+    if let Some(r) = data.reports.iter().find(orphan) {
+        return Err(FhirError::OrphanReport { key: r.key.clone(), exam_id: r.exam_id, visit_id: r.visit_id });
     }
     Ok(())
 }

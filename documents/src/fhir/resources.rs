@@ -20,6 +20,7 @@ pub(crate) struct Ctx<'a> {
     /// Each exam's order: the visit and line that ordered it, when the visit is exported.
     exam_orders: HashMap<ExamId, (VisitId, u32)>,
     exams: HashMap<ExamId, &'a Exam>,
+    visits: Vec<VisitId>,
 }
 
 impl<'a> Ctx<'a> {
@@ -34,6 +35,7 @@ impl<'a> Ctx<'a> {
             appointments: data.appointments.iter().map(|a| a.id).collect(),
             exam_orders,
             exams: data.exams.iter().map(|e| (e.id, e)).collect(),
+            visits: data.visits.iter().map(|v| v.visit.id).collect(),
         }
     }
 
@@ -177,6 +179,10 @@ pub(crate) fn visit(ctx: &Ctx<'_>, info: &VisitInfo) -> Vec<Value> {
         })));
     }
 
+    if let Some(record) = &v.record {
+        out.push(medical_record(ctx, info, record, &encounter_ref, &authored));
+    }
+
     for o in &v.exam_orders {
         let exam = o.exam_id.and_then(|id| ctx.exams.get(&id));
         let status = match exam {
@@ -197,6 +203,54 @@ pub(crate) fn visit(ctx: &Ctx<'_>, info: &VisitInfo) -> Vec<Value> {
             "requester": doctor,
             "reasonReference": (!conditions.is_empty()).then_some(&conditions),
         })));
+    }
+    out
+}
+
+/// The medical record (电子病历) of a visit as a Composition: the record text as its one section,
+/// with the chief complaint and diagnoses it belongs with by reference.
+fn medical_record(ctx: &Ctx<'_>, info: &VisitInfo, record: &str, encounter: &Value, date: &str) -> Value {
+    let v = &info.visit;
+    let mut div = String::from("<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+    for (i, line) in record.lines().enumerate() {
+        if i > 0 {
+            div.push_str("<br/>");
+        }
+        div.push_str(&xhtml_escape(line));
+    }
+    div.push_str("</div>");
+    let status = if v.status == VisitStatus::Finished { "final" } else { "preliminary" };
+    let conditions: Vec<Value> =
+        (1..=v.diagnoses.len()).map(|n| reference("Condition", child_id(v.id, "dx", n))).collect();
+    compact(json!({
+        "resourceType": "Composition",
+        "id": child_id(v.id, "record", ""),
+        "status": status,
+        "type": codes::outpatient_note(),
+        "subject": ctx.subject(),
+        "encounter": encounter,
+        "date": date,
+        "author": [{ "display": info.doctor_name }],
+        "title": format!("门诊病历 {}", info.department_name),
+        "section": [{
+            "title": "病历记录",
+            "text": { "status": "generated", "div": div },
+            "entry": (!conditions.is_empty()).then_some(conditions),
+        }],
+    }))
+}
+
+/// Text as XHTML character data.
+fn xhtml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
     }
     out
 }
@@ -246,7 +300,8 @@ pub(crate) fn exam(ctx: &Ctx<'_>, e: &Exam) -> Vec<Value> {
 /// The DocumentReference of a report file. Its id is the exam's and a hash of the object key:
 /// stable, at most 53 characters, and within FHIR's id alphabet whatever the key holds.
 pub(crate) fn document(ctx: &Ctx<'_>, r: &ReportFile) -> Value {
-    let id = format!("{}-{:016x}", r.exam_id, crate::hash::fnv1a(r.key.bytes()));
+    let owner = r.exam_id.map(|e| e.0).or(r.visit_id.map(|v| v.0)).unwrap_or_default();
+    let id = format!("{owner}-{:016x}", crate::hash::fnv1a(r.key.bytes()));
     let mut attachment = json!({
         "contentType": r.content_type,
         "title": r.title,
@@ -260,16 +315,18 @@ pub(crate) fn document(ctx: &Ctx<'_>, r: &ReportFile) -> Value {
             attachment["data"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
     }
-    let encounter = ctx.exam_orders.get(&r.exam_id).map(|(visit, _)| json!([reference("Encounter", visit)]));
+    let visit = r.exam_id.and_then(|e| ctx.exam_orders.get(&e)).map(|(visit, _)| *visit).or(r.visit_id);
+    let encounter = visit.filter(|v| ctx.visits.contains(v)).map(|visit| json!([reference("Encounter", visit)]));
+    let related = r.exam_id.map(|e| json!([reference("DiagnosticReport", e)]));
     compact(json!({
         "resourceType": "DocumentReference",
         "id": id,
         "status": "current",
-        "type": { "text": "检查报告" },
+        "type": { "text": if r.exam_id.is_some() { "检查报告" } else { "就诊资料" } },
         "subject": ctx.subject(),
         "date": instant(r.created_at),
         "description": r.title,
         "content": [{ "attachment": attachment }],
-        "context": { "encounter": encounter, "related": [reference("DiagnosticReport", r.exam_id)] },
+        "context": { "encounter": encounter, "related": related },
     }))
 }

@@ -162,6 +162,22 @@ pub struct PatientNote {
     pub at: DateTime<Utc>,
 }
 
+/// Who, where and when of a visit pushed by the hospital's own system (`Visit::imported`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedVisit {
+    pub id: VisitId,
+    /// The appointment made here, or (a visit registered at the counter) the visit's own id.
+    pub appointment_id: AppointmentId,
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    pub patient_name: String,
+    pub doctor_id: DoctorId,
+    pub department_id: DepartmentId,
+    pub room: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
 /// One visit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Visit {
@@ -219,6 +235,45 @@ impl Visit {
             paid: Vec::new(),
             updated_at: now,
         })
+    }
+
+    /// A visit recorded in the hospital's own system (HIS) and pushed here whole: started at
+    /// `h.started_at` with what the doctor wrote, finished at `h.finished_at` if given. The same
+    /// rules as a visit made here (the form validated whole, finishing needs a chief complaint
+    /// and a diagnosis).
+    pub fn imported(h: ImportedVisit, input: &ConsultationInput) -> Result<Self, VisitError> {
+        let room = text("room", None, &h.room, 32, Lines::One)?;
+        let mut v = Self {
+            id: h.id,
+            appointment_id: h.appointment_id,
+            account_id: h.account_id,
+            patient_id: h.patient_id,
+            patient_name: h.patient_name,
+            doctor_id: h.doctor_id,
+            department_id: h.department_id,
+            room,
+            status: VisitStatus::Called,
+            called_at: h.started_at,
+            started_at: None,
+            finished_at: None,
+            chief_complaint: None,
+            diagnoses: Vec::new(),
+            prescription: Vec::new(),
+            exam_orders: Vec::new(),
+            record: None,
+            notes: Vec::new(),
+            paid: Vec::new(),
+            updated_at: h.started_at,
+        };
+        v.apply(VisitEvent::Start, h.started_at)?;
+        v.write(input, h.started_at)?;
+        if let Some(at) = h.finished_at {
+            if at < h.started_at {
+                return Err(ValidationError::new("finished_at", "must not be before started_at").into());
+            }
+            v.apply(VisitEvent::Finish, at)?;
+        }
+        Ok(v)
     }
 
     /// Applies an event through the state machine, stamping its time. Finishing needs a chief

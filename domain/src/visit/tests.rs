@@ -291,3 +291,31 @@ fn serde_round_trips() {
     let f: ConsultationInput = serde_json::from_value(form_json).unwrap();
     assert_eq!((f.diagnoses.len(), f.prescription.len()), (1, 0), "omitted lists are empty");
 }
+
+#[test]
+fn imported_visits_follow_the_same_rules() {
+    use super::ImportedVisit;
+    let appt = appointment(AppointmentStatus::CheckedIn);
+    let t0 = t(0);
+    let header = |finished| ImportedVisit {
+        id: VisitId::new(),
+        appointment_id: appt.id,
+        account_id: appt.account_id,
+        patient_id: appt.patient_id,
+        patient_name: appt.patient_name.clone(),
+        doctor_id: appt.doctor_id,
+        department_id: appt.department_id,
+        room: "5诊室".into(),
+        started_at: t0,
+        finished_at: finished,
+    };
+    let v = Visit::imported(header(Some(t0 + chrono::Duration::minutes(9))), &form()).unwrap();
+    assert_eq!(v.status, VisitStatus::Finished);
+    assert!(!v.fee_items().is_empty(), "billable like any finished visit");
+    v.check_invariants().unwrap();
+    let open = Visit::imported(header(None), &form()).unwrap();
+    assert_eq!(open.status, VisitStatus::InConsultation);
+    let bare = ConsultationInput::default();
+    assert!(Visit::imported(header(Some(t0)), &bare).is_err(), "finishing needs a diagnosis");
+    assert!(Visit::imported(header(Some(t0 - chrono::Duration::minutes(1))), &form()).is_err());
+}

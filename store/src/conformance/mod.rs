@@ -3,7 +3,7 @@
 //! hand). Each function panics with a message naming the broken promise.
 //!
 //! By area: `accounts` (accounts, patients, persons, staff), `catalogue`, `booking` (and the
-//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`;
+//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`, `records` (and the key vault, durable jobs);
 //! `samples`, the rows they (and other crates' tests) build.
 
 mod accounts;
@@ -14,6 +14,7 @@ mod exams;
 mod kv;
 mod notify;
 mod payments;
+mod records;
 mod samples;
 
 pub use accounts::{accounts, patients, persons, staff};
@@ -24,6 +25,7 @@ pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
 pub use payments::payments;
+pub use records::{jobs, records, vault};
 pub use samples::{sample_account, sample_patient};
 
 use std::sync::Arc;

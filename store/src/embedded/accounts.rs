@@ -26,12 +26,12 @@ pub(super) fn person_key(person: &str) -> Key {
 }
 
 /// The row of one account in a person's partition.
-fn holder_key(person: &str, account: AccountId) -> Key {
+pub(super) fn holder_key(person: &str, account: AccountId) -> Key {
     person_key(person).uuid(&account.0)
 }
 
 /// The lookup rows an account owns: (table, key, what to call it in a conflict).
-fn lookups(a: &Account) -> Vec<(Def, Key, Conflict)> {
+pub(super) fn lookups(a: &Account) -> Vec<(Def, Key, Conflict)> {
     let mut v = Vec::new();
     if let Some(p) = &a.phone {
         v.push((ACCOUNTS_BY_PHONE, Key::new().str(p.as_str()), Conflict::Phone));

@@ -7,6 +7,7 @@ mod booking;
 mod catalog;
 pub mod engine;
 mod exams;
+mod jobs;
 pub mod keys;
 mod kv;
 mod notify;
@@ -16,7 +17,9 @@ mod payments;
 pub(crate) use payments::{open_shard as payments_shard, OPEN_ORDER_SHARDS};
 mod persons;
 mod queues;
+mod records;
 pub mod tables;
+mod vault;
 
 use async_trait::async_trait;
 use std::path::Path;

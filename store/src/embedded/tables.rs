@@ -61,6 +61,20 @@ tables! {
     LEDGER_BY_ACCOUNT = "ledger_by_account";
     BALANCES = "balances";
     INSURANCE_BINDINGS = "insurance_bindings";
+    VISITS = "visits";
+    VISITS_BY_PATIENT = "visits_by_patient";
+    REPORTS = "reports";
+    REPORTS_BY_PATIENT = "reports_by_patient";
+    SHARES = "shares";
+    SHARES_BY_PATIENT = "shares_by_patient";
+    EXTERNAL_REFS = "external_refs";
+    POLICY_VERSIONS = "policy_versions";
+    CONSENTS = "consents";
+    DELETION_REQUESTS = "deletion_requests";
+    JOBS = "jobs";
+    JOBS_DUE = "jobs_due";
+    /// Used only by a store opened as a key vault (`vault_dir`), never by the data store.
+    DATA_KEYS = "data_keys";
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
     TTL_INDEX = "_ttl_index";

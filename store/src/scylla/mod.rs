@@ -17,12 +17,15 @@ mod audit;
 mod booking;
 mod catalog;
 mod exams;
+mod jobs;
 mod kv;
 mod notify;
 mod outbox;
 mod payments;
 mod persons;
 mod queues;
+mod records;
+mod vault;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;

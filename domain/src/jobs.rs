@@ -1,0 +1,101 @@
+//! Durable timers (jobs): work that must happen at a time even if no process is running then,
+//! kept as rows (like the notifier's reminders) so a restart runs what fell due while it was
+//! down. Two kinds: closing a clinic session at its end (its confirmed appointments that never
+//! checked in become no-shows, BOOK-6), and carrying out an account deletion after its
+//! cooling-off (SET-3). A job's id names what it is for, so scheduling the same work twice keeps
+//! one job.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, DoctorId, SessionId};
+
+/// What a job does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobKind {
+    /// At the end of the session: every confirmed appointment that never checked in is missed.
+    CloseSession { session_id: SessionId, doctor_id: DoctorId },
+    /// After the cooling-off: the account's data is erased.
+    EraseAccount { account_id: AccountId },
+}
+
+/// A job and its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// `close:<session id>` or `erase:<account id>`.
+    pub id: String,
+    pub kind: JobKind,
+    pub due_at: DateTime<Utc>,
+    /// Failed runs so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Job {
+    pub fn close_session(
+        session_id: SessionId,
+        doctor_id: DoctorId,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self::new(format!("close:{session_id}"), JobKind::CloseSession { session_id, doctor_id }, due_at, now)
+    }
+
+    pub fn erase_account(account_id: AccountId, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self::new(Self::erase_id(account_id), JobKind::EraseAccount { account_id }, due_at, now)
+    }
+
+    /// The id of an account's erase job.
+    pub fn erase_id(account_id: AccountId) -> String {
+        format!("erase:{account_id}")
+    }
+
+    fn new(id: String, kind: JobKind, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self { id, kind, due_at, attempts: 0, last_error: None, created_at: now }
+    }
+
+    /// After a failed run: due again after a backoff doubling from `base` up to `max`.
+    pub fn retry_later(&mut self, error: &str, now: DateTime<Utc>, base: Duration, max: Duration) {
+        self.attempts = self.attempts.saturating_add(1);
+        let factor = 1i32.checked_shl(self.attempts.saturating_sub(1).min(20)).unwrap_or(i32::MAX);
+        let wait = base.checked_mul(factor).unwrap_or(max).min(max);
+        self.due_at = now + wait;
+        self.last_error = Some(error.chars().take(500).collect());
+    }
+}
+
+/// The bucket of a due time in the due queue: whole days since the epoch (a day of one hospital's
+/// session closings and deletions is a small partition).
+pub fn due_day(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_the_work_and_retries_back_off() {
+        let now = Utc::now();
+        let (s, d) = (SessionId::new(), DoctorId::new());
+        let mut j = Job::close_session(s, d, now, now);
+        assert_eq!(j.id, format!("close:{s}"));
+        assert_eq!(Job::close_session(s, d, now + Duration::hours(1), now).id, j.id, "one job per session");
+        let (base, max) = (Duration::seconds(10), Duration::seconds(60));
+        j.retry_later("busy", now, base, max);
+        assert_eq!((j.attempts, j.due_at - now), (1, Duration::seconds(10)));
+        j.retry_later("busy", now, base, max);
+        assert_eq!(j.due_at - now, Duration::seconds(20));
+        for _ in 0..40 {
+            j.retry_later("busy", now, base, max);
+        }
+        assert_eq!(j.due_at - now, max, "capped");
+        assert_eq!(j.last_error.as_deref(), Some("busy"));
+        assert_eq!(due_day(DateTime::from_timestamp(86_399, 0).unwrap()), 0);
+        assert_eq!(due_day(DateTime::from_timestamp(86_400, 0).unwrap()), 1);
+        let a = AccountId::new();
+        assert_eq!(Job::erase_account(a, now, now).id, Job::erase_id(a));
+    }
+}
