@@ -63,6 +63,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::fees::router())
+        .merge(http::finance::router())
         .merge(http::messages::router())
         .merge(http::admin::router())
         .merge(http::queue::router())

@@ -313,3 +313,79 @@ async fn wechat_pay_channel_switch_and_expiry() {
     let o4 = expect_json(checkout(&s, &a, &ids[2..]).await, 201).await;
     assert_ne!(o4["id"], o3["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_refund_by_alipay_and_income_report_equal_the_ledger() {
+    let s = TestServer::start(fee_opts()).await;
+    let a = person(&s, 7301).await;
+    let account = account_id(&s, &a).await;
+    let ids = his_items(
+        &s,
+        vec![
+            item("F-7301", &account, &a.patient_id, "头颅CT平扫", "exam", 28000),
+            item("F-7302", &account, &a.patient_id, "布洛芬缓释胶囊", "drug", 3600),
+        ],
+    )
+    .await;
+    // One order paid by Alipay, one by WeChat Pay.
+    let o1 = expect_json(checkout(&s, &a, &ids[..1]).await, 201).await;
+    let id1 = o1["id"].as_str().unwrap().to_string();
+    let p1 = ok_json(
+        s.post(&format!("/api/v1/orders/{id1}/alipay"), Some(&a.token), json!({ "buyer_open_id": "074a1CcTG1Lelx" }))
+            .await,
+    )
+    .await;
+    let r = s.post_empty(&format!("/sandbox/alipay/sandbox/pay/{}", p1["out_trade_no"].as_str().unwrap()), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    until_status(&s, &a, &id1, "paid").await;
+    let o2 = expect_json(checkout(&s, &a, &ids[1..]).await, 201).await;
+    let id2 = o2["id"].as_str().unwrap().to_string();
+    pay(&s, &a, &id2).await;
+    until_status(&s, &a, &id2, "paid").await;
+
+    // Who may refund and read reports: finance (and admin), not a nurse, not a patient.
+    let finance = s.staff_login("finance", "finance-demo-2026").await;
+    let nurse = s.staff_login("nurse", "nurse-demo-2026").await;
+    let refund = json!({ "amount": 10000, "reason": "部分检查未做" });
+    let r = s.post(&format!("/api/v1/admin/orders/{id1}/refund"), Some(&nurse), refund.clone()).await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s.post(&format!("/api/v1/admin/orders/{id1}/refund"), Some(&a.token), refund.clone()).await;
+    assert!(matches!(r.status().as_u16(), 401 | 403), "a patient cannot refund: {}", r.status());
+
+    // A partial refund by Alipay completes at once (its answer is synchronous).
+    ok_json(s.post(&format!("/api/v1/admin/orders/{id1}/refund"), Some(&finance), refund).await).await;
+    let after = until_status(&s, &a, &id1, "paid").await;
+    assert_eq!(after["refunded"], 10000, "{after}");
+    assert_eq!(messages_titled(&s, &a, "退费成功", &id1).await, 1);
+
+    let today = hospital_domain::time::HospitalZone::default().local_date(Utc::now());
+    let q = format!("/api/v1/admin/finance/income?from={today}&to={today}&by=channel");
+    let r = s.get(&q, Some(&nurse)).await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s.get(&q, Some(&a.token)).await;
+    assert!(matches!(r.status().as_u16(), 401 | 403), "a patient reads no report: {}", r.status());
+    let report = ok_json(s.get(&q, Some(&finance)).await).await;
+    let row =
+        |key: &str| report["rows"].as_array().unwrap().iter().find(|r| r["key"] == key).cloned().unwrap_or(Value::Null);
+    let (ali, wx) = (row("alipay"), row("wechat_pay"));
+    assert_eq!(
+        (ali["paid"].as_i64(), ali["refunded"].as_i64(), ali["net"].as_i64()),
+        (Some(28000), Some(10000), Some(18000)),
+        "{report}"
+    );
+    assert_eq!((wx["paid"].as_i64(), wx["net"].as_i64()), (Some(3600), Some(3600)), "{report}");
+    assert_eq!(report["total_net"], 21600, "{report}");
+    // By fee type the same money, the other way round: income, not channels.
+    let by_type = ok_json(s.get(&q.replace("by=channel", "by=fee_type"), Some(&finance)).await).await;
+    assert_eq!(by_type["total_net"], report["total_net"], "{by_type}");
+    // CSV: the same rows and total.
+    let r = s.get(&format!("{q}&format=csv"), Some(&finance)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("key,label,paid_fen,refunded_fen,net_fen,movements\n"), "{csv}");
+    assert!(csv.contains("alipay,支付宝,28000,10000,18000,"), "{csv}");
+    assert!(csv.trim_end().ends_with("total,合计,31600,10000,21600,"), "{csv}");
+    let r = s.get(&q.replace("by=channel", "by=nonsense"), Some(&finance)).await;
+    assert!(r.status().is_client_error(), "a bad group is refused: {}", r.status());
+}

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod exams;
 pub mod fees;
 pub mod files;
+pub mod finance;
 pub mod me;
 pub mod messages;
 pub mod ops;
