@@ -125,7 +125,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.actors.notifier.clone(),
     );
 
+    let consoles = hospital_gateway::chat::ConsoleHub::new();
     let mut deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
+        .with_consoles(hospital_actors::Consoles::new(consoles.clone()))
         .with_wechat_pay(wechat_pay.clone())
         .with_events(events.clone())
         .with_notify(notifier.handle());
@@ -165,6 +167,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         events: events.clone(),
         files,
         audit,
+        consoles,
         sandbox,
     };
     let limits = state.limits.clone();

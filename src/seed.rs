@@ -16,7 +16,39 @@ pub const DEMO_STAFF: &[(&str, &str, &str, &[Role])] = &[
     ("scheduler", "排班专员", "scheduler-demo-2026", &[Role::Scheduler]),
     ("nurse", "分诊护士", "nurse-demo-2026", &[Role::Nurse]),
     ("finance", "财务专员", "finance-demo-2026", &[Role::Finance]),
+    ("agent", "客服小王", "agent-demo-2026", &[Role::Agent]),
 ];
+
+/// The customer-service groups (CS-2), created when there are none: (code, name).
+pub const CHAT_GROUPS: &[(&str, &str)] = &[("booking", "预约咨询"), ("billing", "缴费与医保"), ("reports", "报告咨询")];
+
+/// Each group's first canned replies (快捷回复), with their variables.
+pub const CANNED_REPLIES: &[(&str, &str)] = &[
+    ("问候", "{patient_name}您好，我是{group}的{agent_name}，很高兴为您服务。"),
+    ("稍等", "好的，请稍等，我帮您查询一下。"),
+    ("结束", "请问还有其他可以帮您的吗？如没有，稍后请为本次服务评价，谢谢！"),
+];
+
+/// Creates the chat's service groups in a store that has none (open all day until staff set hours).
+async fn seed_chat_groups(data: &dyn hospital_store::DataStore) -> anyhow::Result<()> {
+    use hospital_domain::chat::{service_hours::ServiceHours, GroupCode, ServiceGroup};
+    if !data.chat_groups().await?.is_empty() {
+        return Ok(());
+    }
+    use hospital_domain::chat::canned::{CannedReply, CannedScope};
+    for (code, name) in CHAT_GROUPS {
+        let code = GroupCode::parse(code)?;
+        let g = ServiceGroup { code: code.clone(), name: name.to_string(), hours: ServiceHours::always() };
+        data.put_chat_group(&g).await?;
+        for (title, template) in CANNED_REPLIES {
+            let scope = CannedScope::Group { group: code.clone() };
+            data.put_canned_reply(&CannedReply::new(hospital_domain::CannedReplyId::new(), scope, title, template)?)
+                .await?;
+        }
+    }
+    tracing::info!(groups = CHAT_GROUPS.len(), "seeded the chat's service groups");
+    Ok(())
+}
 
 pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -> anyhow::Result<()> {
     let data = stores.data.as_ref();
@@ -39,6 +71,7 @@ pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -
         data.put_sessions(&missing).await?;
         tracing::info!(sessions = missing.len(), "added demo sessions");
     }
+    seed_chat_groups(data).await?;
     if sandbox {
         for (username, name, password, roles) in DEMO_STAFF {
             if data.staff_by_username(username).await?.is_none() {
@@ -48,7 +81,15 @@ pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -
                     password: password.to_string(),
                     roles: roles.to_vec(),
                 };
-                create(data, req).await.map_err(|e| anyhow::anyhow!("creating demo staff {username}: {e}"))?;
+                let staff =
+                    create(data, req).await.map_err(|e| anyhow::anyhow!("creating demo staff {username}: {e}"))?;
+                if roles.contains(&Role::Agent) {
+                    // The demo agent answers in every group.
+                    let groups = data.chat_groups().await?.into_iter().map(|g| g.code).collect();
+                    let cap = hospital_domain::chat::dispatcher::DEFAULT_CAP;
+                    data.put_chat_agent(&hospital_domain::chat::AgentProfile::new(staff.id, name, groups, cap)?)
+                        .await?;
+                }
             }
         }
     }

@@ -63,6 +63,33 @@ pub struct ActorConfig {
     pub no_show_ban: Duration,
     /// The notifier's section (`[actors.notifier]`).
     pub notifier: NotifierConfig,
+    /// The customer-service chat's section (`[actors.chat]`).
+    pub chat: ChatConfig,
+}
+
+/// Agents' presence in the chat's dispatchers (CS-2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// A console connection not heard from (heartbeat) for this long is gone.
+    #[serde(rename = "presence_lease_secs", with = "secs")]
+    pub presence_lease: Duration,
+    /// A console socket that closed still counts for this long (a page reload reconnects).
+    #[serde(rename = "presence_grace_ms", with = "millis")]
+    pub presence_grace: Duration,
+    /// How often a dispatcher looks for lapsed connections.
+    #[serde(rename = "presence_tick_ms", with = "millis")]
+    pub presence_tick: Duration,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            presence_lease: Duration::from_secs(90),
+            presence_grace: Duration::from_secs(10),
+            presence_tick: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for ActorConfig {
@@ -86,6 +113,7 @@ impl Default for ActorConfig {
             no_show_window: Duration::from_secs(90 * 24 * 3600),
             no_show_ban: Duration::from_secs(30 * 24 * 3600),
             notifier: NotifierConfig::default(),
+            chat: ChatConfig::default(),
         }
     }
 }

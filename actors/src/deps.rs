@@ -6,6 +6,7 @@ use hospital_store::Stores;
 use std::sync::Arc;
 
 use crate::config::ActorConfig;
+use crate::console::Consoles;
 use crate::effects::EffectSink;
 use crate::events::Events;
 use crate::notifier::NotifyHandle;
@@ -27,11 +28,21 @@ pub struct ActorDeps {
     pub alipay: Option<Arc<dyn Alipay>>,
     /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
     pub notify: NotifyHandle,
+    /// Where the chat's actors send agents' console events (`with_consoles`).
+    pub consoles: Consoles,
 }
 
 impl ActorDeps {
     pub fn new(stores: Stores, config: ActorConfig) -> Self {
-        Self { stores, config, events: Events::default(), wechat_pay: None, alipay: None, notify: Default::default() }
+        Self {
+            stores,
+            config,
+            events: Events::default(),
+            wechat_pay: None,
+            alipay: None,
+            notify: Default::default(),
+            consoles: Consoles::default(),
+        }
     }
 
     /// Where actors publish live events (by default they are dropped, and personal ones wait in
@@ -58,6 +69,12 @@ impl ActorDeps {
         self.notify = notify;
         self
     }
+
+    /// Where agents' console events go (by default nowhere).
+    pub fn with_consoles(mut self, consoles: Consoles) -> Self {
+        self.consoles = consoles;
+        self
+    }
 }
 
 /// What every actor holds: the platform's `ActorDeps`, and what `ActorSystem::start` made for
@@ -70,6 +87,7 @@ pub struct Context {
     pub(crate) wechat_pay: Option<Arc<dyn WechatPay>>,
     pub(crate) alipay: Option<Arc<dyn Alipay>>,
     pub(crate) notify: NotifyHandle,
+    pub(crate) consoles: Consoles,
     /// Where booking actors send work for the payment side.
     pub(crate) effects: EffectSink,
     /// Reaches actors of other kinds.
@@ -78,8 +96,8 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
-        let ActorDeps { stores, config, events, wechat_pay, alipay, notify } = deps;
-        Self { stores, config, events, wechat_pay, alipay, notify, effects, system }
+        let ActorDeps { stores, config, events, wechat_pay, alipay, notify, consoles } = deps;
+        Self { stores, config, events, wechat_pay, alipay, notify, consoles, effects, system }
     }
 }
 

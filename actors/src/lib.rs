@@ -1,6 +1,7 @@
 //! Actors that own the platform's live state, one per id: a doctor's schedule (`schedule`), a
 //! patient account (`patient`), an order being paid (`payment`), a clinic session's queue
-//! (`queue`) and an exam (`exam`), each serialising the operations on its id so no two requests
+//! (`queue`), an exam (`exam`), a customer-service conversation (`conversation`) and a
+//! chat service group's dispatcher (`dispatcher`), each serialising the operations on its id so no two requests
 //! race on the same doctor, account, order, session or exam. Beside them, the notifier
 //! (`notifier`, a supervised task) sends confirmations and reminders.
 //!
@@ -20,7 +21,10 @@
 
 pub mod booking;
 pub mod config;
+pub mod console;
+pub mod conversation;
 pub mod deps;
+pub mod dispatcher;
 pub mod effects;
 pub mod error;
 pub mod events;
@@ -38,8 +42,11 @@ pub mod system;
 pub mod tree;
 
 pub use booking::BookingError;
-pub use config::ActorConfig;
+pub use config::{ActorConfig, ChatConfig};
+pub use console::{ConsoleBus, Consoles};
+pub use conversation::{ChatFailure, ConversationKind, Party};
 pub use deps::{ActorDeps, Context};
+pub use dispatcher::{DispatcherKind, DispatcherView};
 pub use effects::{Effect, EffectSink};
 pub use error::ActorError;
 pub use events::{EventBus, Events};

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::conversation::ConversationKind;
 use crate::deps::{ActorDeps, Context};
+use crate::dispatcher::DispatcherKind;
 use crate::effects::EffectSink;
 use crate::error::ActorError;
 use crate::exam::ExamKind;
@@ -45,6 +47,8 @@ impl ActorSystem {
                 supervisor::kind::<PaymentKind>(),
                 supervisor::kind::<QueueKind>(),
                 supervisor::kind::<ExamKind>(),
+                supervisor::kind::<ConversationKind>(),
+                supervisor::kind::<DispatcherKind>(),
             ],
         };
         RootSupervisor::spawn(Some(root_name(&prefix)), RootSupervisor, args)

@@ -100,3 +100,6 @@ id_type!(
 id_type!(
     /// A canned reply (快捷回复) of a service group or an agent.
     CannedReplyId, "canned_reply_id");
+id_type!(
+    /// A patient's feedback (意见反馈) on the service.
+    FeedbackId, "feedback_id");

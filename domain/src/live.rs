@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::Profile;
 use crate::appointment::{Appointment, AppointmentStatus};
+use crate::chat::console::ChatTyping;
 use crate::chat::conversation::{ChatMessage, ConversationUpdate, ReadReceipt};
 use crate::chat::dispatcher::ChatQueuePosition;
 use crate::chat::ticket::TicketUpdate;
@@ -285,6 +286,9 @@ pub enum TopicEvent {
     Availability(TopicUpdate<Availability>),
     /// The public summary of a session's queue (`queue:<session>`): the waiting-room screen.
     QueueSummary(TopicUpdate<QueueSummary>),
+    /// The agent is typing in one of the account's conversations (`conversation:<id>`): sent
+    /// straight to the account's sockets, never logged (transient).
+    Typing(TopicUpdate<ChatTyping>),
 }
 
 /// A topic's new state, wrapped with the topic's name.
@@ -303,10 +307,15 @@ impl TopicEvent {
         TopicEvent::QueueSummary(TopicUpdate { topic: format!("queue:{}", data.session_id), data })
     }
 
+    pub fn typing(data: ChatTyping) -> Self {
+        TopicEvent::Typing(TopicUpdate { topic: format!("conversation:{}", data.conversation_id), data })
+    }
+
     pub fn topic(&self) -> &str {
         match self {
             TopicEvent::Availability(u) => &u.topic,
             TopicEvent::QueueSummary(u) => &u.topic,
+            TopicEvent::Typing(u) => &u.topic,
         }
     }
 
@@ -314,6 +323,7 @@ impl TopicEvent {
         match self {
             TopicEvent::Availability(_) => "availability",
             TopicEvent::QueueSummary(_) => "queue_summary",
+            TopicEvent::Typing(_) => "typing",
         }
     }
 
@@ -323,6 +333,7 @@ impl TopicEvent {
         match self {
             TopicEvent::Availability(u) => (u.topic.clone(), Some(u.data.session_id)),
             TopicEvent::QueueSummary(u) => (u.topic.clone(), None),
+            TopicEvent::Typing(u) => (u.topic.clone(), None),
         }
     }
 }

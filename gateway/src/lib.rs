@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog_index;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -69,6 +70,8 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::queue::router())
         .merge(http::exams::router())
         .merge(http::files::router())
+        .merge(http::chat::router())
+        .merge(http::chat_agent::router())
         .merge(http::ops::router());
     let r = sandbox_routes(r, sandbox);
     let (router, mut doc) = r.split_for_parts();
@@ -100,13 +103,17 @@ pub fn router(state: AppState) -> Router {
     openapi::document_errors(&mut doc);
     let doc_json = doc.to_json().expect("the OpenAPI document serialises");
     // The staff pages (agents' console, back office): static, embedded, same origin as the API.
-    let app = api.merge(hospital_web::router()).route("/ws", get(realtime::ws)).route(
-        "/api/openapi.json",
-        get(move || {
-            let body = doc_json.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], body) }
-        }),
-    );
+    let app = api
+        .merge(hospital_web::router())
+        .route("/ws", get(realtime::ws))
+        .route("/api/v1/chat/console/ws", get(chat::console_ws))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let body = doc_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        );
     let app = sandbox_services(app, &state);
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })

@@ -43,6 +43,8 @@ pub struct AppState {
     pub events: hospital_actors::Events,
     /// Object storage: checked uploads, signed download links (`http::files`).
     pub files: FileService,
+    /// This node's agents' console sockets (`chat`): where the chat's actors' console events go.
+    pub consoles: Arc<crate::chat::ConsoleHub>,
     /// This node's audit chain (`audit::StaffAudit` records staff actions in it).
     pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.

@@ -140,6 +140,18 @@ ranged!(
     PopularLimit(usize): 1, 50, "At most this many doctors, 1 to 50."
 );
 ranged!(
+    /// A chat message's number within its conversation (0: before the first).
+    ChatSeq(u64): 0, 1_000_000_000, "A message's number in its conversation, 0 to 1000000000."
+);
+ranged!(
+    /// A satisfaction score (满意度): 1 to 5.
+    ChatScore(u8): 1, 5, "Satisfaction, 1 (very unsatisfied) to 5 (very satisfied)."
+);
+ranged!(
+    /// An agent's cap of concurrent conversations: 1 to 50.
+    ChatCap(u32): 1, 50, "Concurrent conversations, 1 to 50."
+);
+ranged!(
     /// A place in a waiting queue, 1 = next: 1 to 10,000.
     QueuePosition(usize): 1, 10_000, "Position in the queue, 1 = next; 1 to 10000."
 );

@@ -8,6 +8,7 @@
 //! `Conflict`.
 
 pub mod audit;
+pub mod chat;
 pub mod cipher;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -30,6 +31,7 @@ pub mod traits;
 pub mod vault;
 
 pub use audit::{AuditLog, AuditStore};
+pub use chat::{ChatStore, ChatWrite, ConversationRow};
 pub use cipher::FieldCipher;
 pub use embedded::EmbeddedStore;
 pub use error::{Conflict, Result, StoreError};

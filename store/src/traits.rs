@@ -164,6 +164,7 @@ pub trait DataStore:
     + crate::persons::PersonStore
     + crate::audit::AuditStore
     + crate::payments::PaymentStore
+    + crate::chat::ChatStore
     + crate::records::RecordStore
     + crate::jobs::JobStore
 {

@@ -27,6 +27,14 @@ async fn embedded_key_vault() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    conformance::chat(Arc::new(store.clone())).await;
+    conformance::chat_reference(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_kv_and_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -102,6 +110,8 @@ async fn scylla_backend() {
     conformance::data_store(Arc::new(store.clone())).await;
     conformance::exams(Arc::new(store.clone())).await;
     conformance::audit(Arc::new(store.clone())).await;
+    conformance::chat(Arc::new(store.clone())).await;
+    conformance::chat_reference(Arc::new(store.clone())).await;
     conformance::records(Arc::new(store.clone())).await;
     conformance::jobs(Arc::new(store.clone())).await;
     conformance::vault(Arc::new(store.clone())).await;

@@ -10,6 +10,7 @@ mod bad_input;
 mod booking_flow;
 mod browser;
 mod catalogue;
+mod chat;
 mod crash;
 mod exams;
 mod fees;

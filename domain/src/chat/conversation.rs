@@ -486,6 +486,33 @@ impl From<&Conversation> for ConversationUpdate {
     }
 }
 
+/// A rated conversation, as supervisors list ratings (满意度).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RatedConversation {
+    pub conversation_id: ConversationId,
+    pub group: GroupCode,
+    /// The agent the rating is about (the last who served it).
+    pub agent: AgentRef,
+    pub score: u8,
+    pub comment: Option<String>,
+    pub rated_at: DateTime<Utc>,
+}
+
+impl RatedConversation {
+    /// None unless the conversation was rated.
+    pub fn of(c: &Conversation) -> Option<Self> {
+        let (r, agent) = (c.rating.as_ref()?, c.last_agent.as_ref()?);
+        Some(Self {
+            conversation_id: c.id,
+            group: c.group.clone(),
+            agent: agent.clone(),
+            score: r.score,
+            comment: r.comment.clone(),
+            rated_at: r.rated_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,7 @@ async fn income(
             };
         }
     }
-    let target = Target::new("report", &format!("income:{}:{}:{}", q.from, q.to, q.by.as_str()))?;
+    let target = Target::new("report", format!("income:{}:{}:{}", q.from, q.to, q.by.as_str()))?;
     audit.record(audit.event("finance.report", target)?).await?;
     if !csv {
         return Ok(ApiJson(report).into_response());

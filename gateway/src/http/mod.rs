@@ -4,6 +4,8 @@ pub mod admin;
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod chat;
+pub mod chat_agent;
 pub mod exams;
 pub mod fees;
 pub mod files;

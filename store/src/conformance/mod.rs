@@ -3,13 +3,15 @@
 //! hand). Each function panics with a message naming the broken promise.
 //!
 //! By area: `accounts` (accounts, patients, persons, staff), `catalogue`, `booking` (and the
-//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`, `records` (and the key vault, durable jobs);
-//! `samples`, the rows they (and other crates' tests) build.
+//! outbox), `kv` (the ephemeral kv, login sessions), `exams` (and queues), `notify`, `audit`,
+//! `records` (and the key vault, durable jobs), `chat` (conversations, dispatchers, the chat's
+//! reference data); `samples`, the rows they (and other crates' tests) build.
 
 mod accounts;
 mod audit;
 mod booking;
 mod catalogue;
+mod chat;
 mod exams;
 mod kv;
 mod notify;
@@ -21,6 +23,7 @@ pub use accounts::{accounts, patients, persons, staff};
 pub use audit::audit;
 pub use booking::{booking, outbox, sample_hold, sample_session};
 pub use catalogue::catalogue;
+pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;

@@ -134,6 +134,26 @@ impl ReadCtx {
         Ok(out)
     }
 
+    /// Up to `limit` live rows with `start <= key` under `prefix`, in key order (`start` must
+    /// start with `prefix`): a page of a partition from a clustering key on.
+    pub fn scan_from(&self, table: Def, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = self.txn.open_table(table)?;
+        let mut out = Vec::new();
+        for row in t.range(start..)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            if let Some((_, p)) = decode_value(v.value(), self.now) {
+                out.push((k.value().to_vec(), p.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every row under `prefix` exactly as stored: key, expiry (unix ms, 0 = never) and payload,
     /// expired or not. For checks that must see every stored byte (the audit chain's verify).
     pub fn scan_stored(&self, table: Def, prefix: &[u8]) -> Result<Vec<StoredRow>> {

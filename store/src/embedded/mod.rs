@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod booking;
 mod catalog;
+mod chat;
 pub mod engine;
 mod exams;
 mod jobs;

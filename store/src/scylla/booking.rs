@@ -61,11 +61,11 @@ use crate::error::Result;
 use crate::traits::{BookingStore, BookingWrite};
 
 /// Most statements in one logged batch.
-const BATCH_STATEMENTS: usize = 100;
+pub(super) const BATCH_STATEMENTS: usize = 100;
 /// Most bytes of bound values in one logged batch: under ScyllaDB's default batch size warning
 /// threshold (128 kB), far under its failure threshold (1 MB). A single item larger than this
 /// (which no booking row is) still goes, alone in its batch.
-const BATCH_BYTES: usize = 100 * 1024;
+pub(super) const BATCH_BYTES: usize = 100 * 1024;
 
 const PUT_APPOINTMENT: &str = "INSERT INTO {ks}.appointments (appointment_id, body) VALUES (?, ?)";
 const PUT_APPOINTMENT_BY_DOCTOR: &str =
@@ -109,7 +109,7 @@ fn latest_of_each<T, K: Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<
 
 /// Packs groups of statements into batches of at most `max_statements` statements and
 /// `max_bytes` bytes, never splitting a group, keeping their order.
-fn pack(groups: Vec<Writes>, max_statements: usize, max_bytes: usize) -> Vec<Writes> {
+pub(super) fn pack(groups: Vec<Writes>, max_statements: usize, max_bytes: usize) -> Vec<Writes> {
     let mut batches = Vec::new();
     let mut current = Writes::default();
     for g in groups.into_iter().filter(|g| !g.is_empty()) {

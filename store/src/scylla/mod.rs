@@ -16,6 +16,7 @@ mod accounts;
 mod audit;
 mod booking;
 mod catalog;
+mod chat;
 mod exams;
 mod jobs;
 mod kv;
