@@ -105,6 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let base = format!("{scheme}://{addr}");
     let (sms, wechat, wechat_pay, subscribe, real_name, sandbox) = external_clients(&config, &base)?;
+    let alipay = alipay_client(&config, &base, sandbox.as_ref())?;
 
     // The real-time side first (actors publish to it): the bus numbers personal events in the
     // log and fans out, locally or through Redis pub/sub to every node; at start it logs what a
@@ -136,12 +137,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
 
     let consoles = hospital_gateway::chat::ConsoleHub::new();
-    let deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
+    let mut deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
         .with_consoles(hospital_actors::Consoles::new(consoles.clone()))
         .with_wechat_pay(wechat_pay.clone())
         .with_events(events.clone())
         .with_notify(notifier.handle())
         .with_person_cipher(records.clone());
+    if let Some(a) = &alipay {
+        deps = deps.with_alipay(a.clone());
+    }
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     // Durable jobs (closing sessions at their end, erasures): rows, so a restart loses none.
     let eraser = Arc::new(hospital_actors::StoreEraser { data: stores.data.clone(), keys: records.clone() });
@@ -175,6 +179,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         wechat,
         real_name,
         wechat_pay: Some(wechat_pay),
+        alipay,
         catalog: Arc::new(RwLock::new(Arc::new(catalog))),
         limits: Arc::new(RateLimits::new(&config.gateway.limits)),
         config: Arc::new(config.gateway.clone()),
@@ -374,7 +379,15 @@ fn sandbox_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         base_url: format!("{base}/sandbox/wechatpay"),
         notify_url: format!("{base}/api/v1/payments/wechat/notify"),
     })?;
+    let alipay = hospital_integrations::AlipaySandbox::new(
+        hospital_integrations::AlipaySandboxConfig::with_test_keys(SANDBOX_ALIPAY_APP_ID, SANDBOX_ALIPAY_SELLER_ID),
+    )?;
+    let alipay = match config.sandbox_pay_retry_secs {
+        Some(secs) => alipay.with_retry_schedule(vec![Duration::from_secs(secs); 8]),
+        None => alipay,
+    };
     let sandboxes = Sandboxes {
+        alipay,
         sms: sms_sandbox,
         wechat: wx_sandbox,
         wechat_pay: pay_sandbox,
@@ -389,6 +402,40 @@ fn sandbox_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         endpoint: format!("{base}/sandbox/aliyun-cloudauth"),
     }))?;
     Ok((Arc::new(sms), Arc::new(wechat), Arc::new(pay), Arc::new(subscribe), Arc::new(real_name), Some(sandboxes)))
+}
+
+/// The sandbox's Alipay app and merchant.
+#[cfg(feature = "sandbox")]
+const SANDBOX_ALIPAY_APP_ID: &str = "2021000000000001";
+#[cfg(feature = "sandbox")]
+const SANDBOX_ALIPAY_SELLER_ID: &str = "2088000000000001";
+
+/// The Alipay client: configured, else (sandbox mode) pointed at the sandbox with its test keys;
+/// none outside sandbox mode without credentials.
+fn alipay_client(
+    config: &Config,
+    base: &str,
+    sandbox: Option<&Sandboxes>,
+) -> anyhow::Result<Option<Arc<dyn hospital_integrations::alipay::Alipay>>> {
+    use hospital_integrations::alipay::AlipayClient;
+    if let Some(c) = config.alipay.clone() {
+        return Ok(Some(Arc::new(AlipayClient::new(c)?)));
+    }
+    #[cfg(feature = "sandbox")]
+    if sandbox.is_some() {
+        use hospital_integrations::alipay::{test_keys, AlipayConfig};
+        let client = AlipayClient::new(AlipayConfig {
+            app_id: SANDBOX_ALIPAY_APP_ID.into(),
+            app_private_key: secrecy::SecretString::from(test_keys::APP_PRIVATE_KEY_PEM),
+            alipay_public_key: test_keys::ALIPAY_PUBLIC_KEY_PEM.into(),
+            seller_id: Some(SANDBOX_ALIPAY_SELLER_ID.into()),
+            gateway_url: format!("{base}/sandbox/alipay/gateway.do"),
+            notify_url: format!("{base}/api/v1/payments/alipay/notify"),
+        })?;
+        return Ok(Some(Arc::new(client)));
+    }
+    let _ = (base, sandbox);
+    Ok(None)
 }
 
 #[cfg(not(feature = "sandbox"))]

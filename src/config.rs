@@ -62,6 +62,10 @@ pub struct Config {
     /// WeChat Pay API v3 merchant credentials; required unless `gateway.sandbox` is on.
     #[serde(skip_serializing)]
     pub wechat_pay: Option<WechatPayConfig>,
+    /// Alipay open-platform app credentials (RSA2). Optional: without them orders are paid by
+    /// WeChat Pay only (outside sandbox mode, which plays Alipay with its sandbox).
+    #[serde(skip_serializing)]
+    pub alipay: Option<hospital_integrations::alipay::AlipayConfig>,
     /// Sandbox only: seconds between the WeChat Pay sandbox's notification retries (WeChat's
     /// real schedule, 15 s rising to hours, when absent).
     pub sandbox_pay_retry_secs: Option<u64>,
@@ -97,6 +101,7 @@ impl Default for Config {
             aliyun_cloudauth: None,
             wechat: None,
             wechat_pay: None,
+            alipay: None,
             sandbox_pay_retry_secs: None,
             gateway,
             actors: ActorConfig::default(),

@@ -15,6 +15,7 @@ pub const DEMO_STAFF: &[(&str, &str, &str, &[Role])] = &[
     ("admin", "系统管理员", "admin-demo-2026", &[Role::Admin]),
     ("scheduler", "排班专员", "scheduler-demo-2026", &[Role::Scheduler]),
     ("nurse", "分诊护士", "nurse-demo-2026", &[Role::Nurse]),
+    ("finance", "财务专员", "finance-demo-2026", &[Role::Finance]),
     ("agent", "客服小王", "agent-demo-2026", &[Role::Agent]),
 ];
 

@@ -45,6 +45,14 @@ pub struct ActorConfig {
     /// After creating a prepay order, ask the provider this long later if no notification came.
     #[serde(rename = "payment_check_after_secs", with = "secs")]
     pub payment_check_after: Duration,
+    /// A fee order (检查费, 药费) or a top-up left unpaid this long expires: closed at the
+    /// providers, its items free to be ordered again.
+    #[serde(rename = "fee_order_ttl_secs", with = "secs")]
+    pub fee_order_ttl: Duration,
+    /// How often the open-order sweeper looks for orders due (expiry, a payment or refund to
+    /// chase), including those a restart left.
+    #[serde(rename = "order_sweep_secs", with = "secs")]
+    pub order_sweep: Duration,
     /// Bookings per person per ISO week (BOOK-6).
     pub weekly_cap: usize,
     /// No-shows within `no_show_window` that trigger a ban, and the ban's length (BOOK-6).
@@ -100,6 +108,8 @@ impl Default for ActorConfig {
             waitlist_hold_ttl: Duration::from_secs(10 * 60),
             cancel_cutoff: Duration::from_secs(2 * 3600),
             payment_check_after: Duration::from_secs(60),
+            fee_order_ttl: Duration::from_secs(30 * 60),
+            order_sweep: Duration::from_secs(5),
             weekly_cap: 3,
             no_show_limit: 3,
             no_show_window: Duration::from_secs(90 * 24 * 3600),

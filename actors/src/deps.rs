@@ -1,5 +1,6 @@
 //! What the actor system is given (`ActorDeps`) and what every actor holds (`Context`).
 
+use hospital_integrations::alipay::Alipay;
 use hospital_integrations::wechatpay::WechatPay;
 use hospital_store::{PersonCipher, Stores};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct ActorDeps {
     /// The WeChat Pay client (real, or pointed at the sandbox); without it orders can only be
     /// closed, not paid.
     pub wechat_pay: Option<Arc<dyn WechatPay>>,
+    /// The Alipay client (real, or pointed at the sandbox); without it orders are not paid by Alipay.
+    pub alipay: Option<Arc<dyn Alipay>>,
     /// Where the schedule actors report confirmed bookings (once durable) for the notifier.
     pub notify: NotifyHandle,
     /// Per-patient data keys (REC-5): visits are sealed with them. Without it visits cannot be
@@ -39,6 +42,7 @@ impl ActorDeps {
             config,
             events: Events::default(),
             wechat_pay: None,
+            alipay: None,
             notify: Default::default(),
             consoles: Consoles::default(),
             records: None,
@@ -64,6 +68,12 @@ impl ActorDeps {
         self
     }
 
+    /// Gives the payment actors their Alipay client.
+    pub fn with_alipay(mut self, client: Arc<dyn Alipay>) -> Self {
+        self.alipay = Some(client);
+        self
+    }
+
     /// Where confirmed bookings are reported (`Notifier::handle`).
     pub fn with_notify(mut self, notify: NotifyHandle) -> Self {
         self.notify = notify;
@@ -85,6 +95,7 @@ pub struct Context {
     pub(crate) config: ActorConfig,
     pub(crate) events: Events,
     pub(crate) wechat_pay: Option<Arc<dyn WechatPay>>,
+    pub(crate) alipay: Option<Arc<dyn Alipay>>,
     pub(crate) notify: NotifyHandle,
     pub(crate) records: Option<PersonCipher>,
     pub(crate) consoles: Consoles,
@@ -96,8 +107,8 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
-        let ActorDeps { stores, config, events, wechat_pay, notify, records, consoles } = deps;
-        Self { stores, config, events, wechat_pay, notify, records, consoles, effects, system }
+        let ActorDeps { stores, config, events, wechat_pay, alipay, notify, records, consoles } = deps;
+        Self { stores, config, events, wechat_pay, alipay, notify, records, consoles, effects, system }
     }
 }
 

@@ -57,7 +57,7 @@ pub use exam::{ExamFailure, ExamKind, ExamMsg};
 pub use jobs::{AccountEraser, JobRunner, StoreEraser};
 pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
-pub use payment::{PaymentError, PaymentKind, PaymentMsg};
+pub use payment::{AlipayPayment, PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
 pub use schedule::{
     AvailabilityGate, Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport,

@@ -98,6 +98,14 @@ impl ActorSystem {
         &self.inner.prefix
     }
 
+    pub(crate) fn config(&self) -> &ActorConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
     /// This node's availability gate (kept by the schedule actors, read by `book`).
     pub fn gate(&self) -> &crate::schedule::AvailabilityGate {
         &self.inner.gate

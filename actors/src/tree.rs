@@ -36,6 +36,7 @@ impl ActorSystem {
         let system = ActorSystem::new(deps.config.clone());
         let prefix = system.prefix().to_string();
         let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (orders, order_sweep) = (deps.stores.data.clone(), deps.config.order_sweep);
         let ctx = Arc::new(Context::new(deps, EffectSink::new(effects_tx), system.clone()));
         let args = RootArgs {
             prefix: prefix.clone(),
@@ -57,6 +58,7 @@ impl ActorSystem {
             .map_err(|e| ActorError::Unavailable { kind: "root", id: prefix.clone(), reason: e.to_string() })?;
         tracing::info!(system = %prefix, "actor system started");
         tokio::spawn(payment::dispatch(system.clone(), effects_rx));
+        tokio::spawn(payment::sweep(system.clone(), orders, order_sweep));
         Ok(system)
     }
 

@@ -461,7 +461,7 @@ impl Harness {
             self.count("hold ok");
             prop_assert_eq!(a.place, place);
             prop_assert_eq!(a.status, AppointmentStatus::Held);
-            prop_assert_eq!((o.id, o.appointment_id, o.amount), (a.order_id, a.id, Fen::new(1500)));
+            prop_assert_eq!((o.id, o.appointment_id, o.amount), (a.order_id, Some(a.id), Fen::new(1500)));
             prop_assert!(a.hold_expires_at > Utc::now() + Days::minutes(9));
             self.model.appts.push(MAppt {
                 id: a.id,

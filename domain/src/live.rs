@@ -55,6 +55,8 @@ pub enum PersonalEvent {
     ChatRead(ReadReceipt),
     /// A message the account left outside service hours was answered or closed.
     Ticket(TicketUpdate),
+    /// The account's balance moved (PAY-5): a top-up, a payment from it, a refund to it.
+    Balance(BalanceUpdate),
 }
 
 impl PersonalEvent {
@@ -74,6 +76,7 @@ impl PersonalEvent {
             PersonalEvent::ChatQueue(_) => "chat_queue",
             PersonalEvent::ChatRead(_) => "chat_read",
             PersonalEvent::Ticket(_) => "ticket",
+            PersonalEvent::Balance(_) => "balance",
         }
     }
 
@@ -128,9 +131,14 @@ pub struct OrderUpdate {
     /// Refunded so far, in fen.
     #[serde(default)]
     pub refunded: Fen,
-    pub appointment_id: AppointmentId,
+    /// The appointment a registration order pays for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<AppointmentId>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The cash channel (`wechat_pay`, `alipay`, `balance`) once chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<crate::ledger::Channel>,
 }
 
 impl From<&Order> for OrderUpdate {
@@ -143,8 +151,21 @@ impl From<&Order> for OrderUpdate {
             refunded: o.refunded_total(),
             appointment_id: o.appointment_id,
             expires_at: Some(o.expires_at),
+            channel: o.channel,
         }
     }
+}
+
+/// The account's balance after a movement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceUpdate {
+    /// In fen.
+    pub balance: i64,
+    /// What moved it: the movement's key, kind and amount (positive: in).
+    pub key: String,
+    pub kind: crate::ledger::MovementKind,
+    pub amount: i64,
+    pub order_id: Option<OrderId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

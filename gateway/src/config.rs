@@ -29,6 +29,11 @@ pub struct GatewayConfig {
     /// sandbox mode, which uses `http::exams::SANDBOX_LAB_WEBHOOK_SECRET`.
     #[serde(skip_serializing)]
     pub lab_webhook_secret: Option<secrecy::SecretString>,
+    /// The HMAC-SHA256 key the HIS signs its fee-item calls with
+    /// (`HOSPITAL_GATEWAY__HIS_WEBHOOK_SECRET`). Without one the route answers 503, except in
+    /// sandbox mode, which uses `http::fees::SANDBOX_HIS_WEBHOOK_SECRET`.
+    #[serde(skip_serializing)]
+    pub his_webhook_secret: Option<secrecy::SecretString>,
 }
 
 impl Default for GatewayConfig {
@@ -44,6 +49,7 @@ impl Default for GatewayConfig {
             timezone: "Asia/Shanghai".into(),
             realtime: Default::default(),
             lab_webhook_secret: None,
+            his_webhook_secret: None,
         }
     }
 }

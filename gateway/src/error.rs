@@ -372,6 +372,11 @@ impl From<hospital_actors::PaymentError> for ApiError {
                 tracing::warn!(error = %cause, "payment provider unavailable");
                 ApiError::Upstream("the payment provider is unavailable; try again".into())
             }
+            P::Alipay(cause) => {
+                tracing::warn!(error = %cause, "Alipay unavailable or refused");
+                ApiError::Upstream("Alipay is unavailable; try again".into())
+            }
+            P::FeeItems(m) => ApiError::Conflict { code: "fee_items_unavailable", message: m },
             P::Unavailable(cause) => cause.into(),
         }
     }

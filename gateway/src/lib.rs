@@ -69,6 +69,8 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::catalog_admin::router())
         .merge(http::booking::router())
         .merge(http::payments::router())
+        .merge(http::fees::router())
+        .merge(http::finance::router())
         .merge(http::messages::router())
         .merge(http::admin::router())
         .merge(http::queue::router())
@@ -157,6 +159,7 @@ fn sandbox_services(app: Router<AppState>, state: &AppState) -> Router<AppState>
     app.nest_service("/sandbox/aliyun-sms", hospital_integrations::sms_sandbox_router(sb.sms.clone()))
         .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
         .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
+        .nest_service("/sandbox/alipay", hospital_integrations::alipay_sandbox_router(sb.alipay.clone()))
         .nest_service(
             "/sandbox/aliyun-cloudauth",
             hospital_integrations::real_name_sandbox_router(sb.real_name.clone()),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub real_name: Arc<dyn RealNameVerifier>,
     /// WeChat Pay (the real API, or the sandbox): verifies notifications.
     pub wechat_pay: Option<Arc<dyn WechatPay>>,
+    /// Alipay (the real API, or the sandbox): verifies notifications.
+    pub alipay: Option<Arc<dyn hospital_integrations::alipay::Alipay>>,
     pub catalog: Arc<RwLock<Arc<CatalogIndex>>>,
     pub limits: Arc<RateLimits>,
     pub config: Arc<GatewayConfig>,
@@ -60,6 +62,8 @@ pub struct Sandboxes {
     pub sms: SmsSandbox,
     pub wechat: WechatSandbox,
     pub wechat_pay: WechatPaySandbox,
+    /// Alipay (`/sandbox/alipay/gateway.do`; the payer at `.../sandbox/pay/{out_trade_no}`).
+    pub alipay: hospital_integrations::AlipaySandbox,
     /// WeChat subscribe messages (`/sandbox/wechat-subscribe`, outbox at `.../outbox?openid=`).
     pub wechat_subscribe: hospital_integrations::SubscribeSandbox,
     /// Real-name verification (`/sandbox/aliyun-cloudauth`; persons at `/sandbox/real-name/persons`).

@@ -73,6 +73,21 @@ pub enum Conflict {
     /// An audit append does not continue its chain's head (a second writer, a gap, a forged link).
     #[error("the append does not continue the audit chain")]
     AuditChain,
+    /// A fee item is held by another order, or paid already.
+    #[error("the fee item is taken by another order or paid")]
+    FeeItemTaken,
+    /// A fee item was sent again with other content under the same id.
+    #[error("the fee item was sent before with other content")]
+    FeeItemChanged,
+    /// A ledger movement key was used before for another movement.
+    #[error("the movement key was used for another movement")]
+    LedgerKey,
+    /// A ledger movement breaks double entry (legs not summing to zero, a repeated account).
+    #[error("the movement is not balanced")]
+    Ledger,
+    /// A movement would take a balance below zero.
+    #[error("the balance is insufficient")]
+    InsufficientBalance,
     /// A policy version with this number is published already (versions never change).
     #[error("this policy version is published already")]
     PolicyVersion,
@@ -94,6 +109,9 @@ impl Conflict {
             Conflict::PersonCap => "person",
             Conflict::Username => "username",
             Conflict::AuditChain => "audit chain",
+            Conflict::FeeItemTaken | Conflict::FeeItemChanged => "fee item",
+            Conflict::LedgerKey | Conflict::Ledger => "ledger movement",
+            Conflict::InsufficientBalance => "balance",
             Conflict::PolicyVersion => "policy version",
             Conflict::StaleFence => "owner",
         }

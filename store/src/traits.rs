@@ -172,6 +172,7 @@ pub trait DataStore:
     + crate::persons::PersonStore
     + crate::audit::AuditStore
     + crate::backoffice::BackOfficeStore
+    + crate::payments::PaymentStore
     + crate::chat::ChatStore
     + crate::records::RecordStore
     + crate::jobs::JobStore

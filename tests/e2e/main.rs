@@ -15,6 +15,7 @@ mod catalogue_admin;
 mod chat;
 mod crash;
 mod exams;
+mod fees;
 mod files;
 mod live;
 mod openapi;

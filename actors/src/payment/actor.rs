@@ -35,6 +35,11 @@ impl Actor for PaymentActor {
         if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding) {
             myself.send_after(Duration::from_secs(1), || PaymentMsg::CheckProvider);
         }
+        // An unpaid order looks at itself when it expires (the sweeper does too, after restarts).
+        if let Some(due) = next_check(&state.order, chrono::Utc::now()) {
+            let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
+            myself.send_after(wait, || PaymentMsg::Due);
+        }
         Ok(())
     }
 
@@ -60,6 +65,13 @@ impl Actor for PaymentActor {
                     let _ = reply.send(r);
                 }
             }
+            PaymentMsg::AlipayPay { buyer_open_id, return_url, reply } => {
+                let _ = reply.send(state.alipay_pay(buyer_open_id, return_url).await);
+            }
+            PaymentMsg::AlipayNotified { notification, reply } => {
+                let _ = reply.send(state.alipay_notified(notification).await);
+            }
+            PaymentMsg::Due => state.due().await,
             PaymentMsg::RefundDone { notification_id, notice, reply } => {
                 let _ = reply.send(state.refund_done(notification_id, notice).await);
             }

@@ -4,11 +4,12 @@
 
 use hospital_domain::order::Order;
 use hospital_domain::{Fen, OrderId};
+use hospital_integrations::alipay;
 use hospital_integrations::wechatpay::{RefundNotice, RequestPaymentParams, Transaction};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::actor::PaymentKind;
-use super::msg::{PaymentError, PaymentMsg};
+use super::msg::{AlipayPayment, PaymentError, PaymentMsg};
 use crate::effects::Effect;
 use crate::error::ActorError;
 use crate::system::{asks, ActorSystem};
@@ -27,6 +28,12 @@ impl ActorSystem {
                 transaction: transaction.clone(),
                 reply: Some(reply),
             };
+        /// The Alipay trade (mini-program) or cashier URL (H5) for an order.
+        pub fn alipay_pay(order: OrderId, buyer_open_id: Option<String>, return_url: Option<String>) -> AlipayPayment, PaymentError
+            = once |reply| PaymentMsg::AlipayPay { buyer_open_id: buyer_open_id.clone(), return_url: return_url.clone(), reply };
+        /// A verified Alipay notification for an order.
+        pub fn alipay_notified(order: OrderId, notification: alipay::Notification) -> Order, PaymentError
+            = once |reply| PaymentMsg::AlipayNotified { notification: notification.clone(), reply };
         /// A verified refund notification for an order.
         pub fn refund_notified(order: OrderId, notification_id: String, notice: RefundNotice) -> Order, PaymentError
             = once |reply| PaymentMsg::RefundDone { notification_id: notification_id.clone(), notice: notice.clone(), reply };

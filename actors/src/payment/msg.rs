@@ -3,6 +3,7 @@
 
 use hospital_domain::order::{Order, OrderError};
 use hospital_domain::Fen;
+use hospital_integrations::alipay::{self, AlipayError};
 use hospital_integrations::wechatpay::{RefundNotice, RequestPaymentParams, Transaction, WechatPayError};
 use hospital_store::StoreError;
 use ractor::RpcReplyPort;
@@ -23,6 +24,12 @@ pub enum PaymentError {
     /// The payment provider failed or refused the call; nothing was changed, try again.
     #[error(transparent)]
     Provider(#[from] WechatPayError),
+    /// Alipay failed or refused the call; nothing was changed, try again.
+    #[error(transparent)]
+    Alipay(#[from] AlipayError),
+    /// A checkout named items that are not the 就诊人's, not unpaid, or none at all.
+    #[error("{0}")]
+    FeeItems(String),
     /// The actor or the store could not do it now; nothing was changed, try again.
     #[error(transparent)]
     Unavailable(#[from] ActorError),
@@ -53,6 +60,21 @@ pub enum PaymentMsg {
         transaction: Transaction,
         reply: Option<Reply<Order>>,
     },
+    /// Creates (or re-creates) the Alipay trade: `alipay.trade.create` for the mini-program
+    /// (a buyer given), else the signed `alipay.trade.wap.pay` URL for a mobile browser.
+    AlipayPay {
+        buyer_open_id: Option<String>,
+        return_url: Option<String>,
+        reply: Reply<AlipayPayment>,
+    },
+    /// A verified Alipay notification for this order.
+    AlipayNotified {
+        notification: alipay::Notification,
+        reply: Reply<Order>,
+    },
+    /// The open-order sweeper (or the actor's own timer): the order is due a look (expired
+    /// unpaid, a payment or refund to chase).
+    Due,
     /// A verified `REFUND.*` notification.
     RefundDone {
         notification_id: String,
@@ -74,4 +96,14 @@ pub enum PaymentMsg {
     CheckProvider,
     #[doc(hidden)]
     Tick,
+}
+
+/// How the payer pays an order by Alipay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlipayPayment {
+    pub out_trade_no: String,
+    /// The mini-program flow: what `my.tradePay({ tradeNO })` takes.
+    pub trade_no: Option<String>,
+    /// The H5 flow: where to send the payer's browser.
+    pub pay_url: Option<String>,
 }

@@ -1,14 +1,17 @@
-//! One order in memory (`PaymentState`) and what the provider's answers do to it.
+//! One order in memory (`PaymentState`) and what the providers' answers do to it. Every change
+//! is one `PaymentWrite`: the order, the fee items it pays or frees, its ledger movement, its
+//! messages and its live event, durable together before memory changes.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use hospital_domain::billing::FeeItemStatus;
+use hospital_domain::ledger::{Channel, Movement};
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::message::{Message, MessageKind};
-use hospital_domain::order::{Order, OrderStatus};
+use hospital_domain::order::{CashOutcome, Order, OrderKind, OrderStatus, RefundStatus, TradeState};
 use hospital_domain::{Fen, OrderId};
-use hospital_integrations::wechatpay::{
-    JsapiOrder, RefundNotice, RefundRequest, RefundStatus, RequestPaymentParams, Transaction, WechatPay,
-};
-use hospital_store::{BookingWrite, PendingEvent};
+use hospital_integrations::alipay::{self, Buyer, CreateTrade, WapPay};
+use hospital_integrations::wechatpay::{JsapiOrder, RefundNotice, RequestPaymentParams, Transaction};
+use hospital_store::{FeeItemChange, PaymentWrite, PendingEvent};
 use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,57 +33,241 @@ pub struct PaymentState {
     pub(super) idle: IdleClock,
 }
 
+/// How long a refund waits before it is asked again.
+const REFUND_RETRY: Duration = Duration::from_secs(30);
+
+/// When the open-order sweeper should bring the order back to its actor: its expiry while it
+/// can still be paid, soon while a refund is pending, never once settled. A registration order's
+/// lapse belongs to its schedule actor (the hold), so the sweeper leaves it alone.
+pub(super) fn next_check(o: &Order, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match o.status {
+        _ if o.kind == OrderKind::Registration => None,
+        OrderStatus::Created | OrderStatus::Paying => Some(o.expires_at.max(now)),
+        OrderStatus::Refunding => Some(now + chrono::Duration::from_std(REFUND_RETRY).unwrap_or_default()),
+        _ => None,
+    }
+}
+
+/// A change to write: the order and what goes with it.
+#[derive(Default)]
+pub(super) struct Change {
+    pub messages: Vec<Message>,
+    pub movements: Vec<Movement>,
+    /// The fee items change with the order (paid, or freed).
+    pub items: bool,
+}
+
+/// What a provider says about the order's trade there.
+pub(super) enum Seen {
+    Paid {
+        trade_no: String,
+        amount: Fen,
+    },
+    /// Not paid (open, closed, or never created there).
+    Unpaid,
+}
+
 impl PaymentState {
-    pub(super) fn provider(&self) -> Result<Arc<dyn WechatPay>, PaymentError> {
+    pub(super) fn provider(&self) -> Result<Arc<dyn hospital_integrations::wechatpay::WechatPay>, PaymentError> {
         self.ctx.wechat_pay.clone().ok_or(PaymentError::NotConfigured)
     }
 
-    /// Writes the order (and messages); memory changes only after the write succeeded.
-    async fn save(&mut self, order: Order, messages: Vec<Message>) -> Result<(), PaymentError> {
-        // Payment status is pushed live (PAY-4): the events are written with the change and
-        // announced once it is durable.
-        let events: Vec<PendingEvent> =
+    fn alipay(&self) -> Result<Arc<dyn alipay::Alipay>, PaymentError> {
+        self.ctx.alipay.clone().ok_or(PaymentError::NotConfigured)
+    }
+
+    fn today(&self) -> chrono::NaiveDate {
+        self.ctx.config.zone.local_date(Utc::now())
+    }
+
+    /// Writes the order with what goes with it; memory changes only after the write succeeded.
+    /// The order's status is pushed live (PAY-4): the event is written with the change and
+    /// announced once it is durable.
+    pub(super) async fn save(&mut self, mut order: Order, change: Change) -> Result<(), PaymentError> {
+        let now = Utc::now();
+        order.next_check_at = next_check(&order, now);
+        let fee_items = if change.items { self.item_changes(&order).await? } else { vec![] };
+        let mut events: Vec<PendingEvent> =
             std::iter::once(PendingEvent::new(order.account_id, PersonalEvent::Order((&order).into())))
-                .chain(messages.iter().map(PendingEvent::message))
+                .chain(change.messages.iter().map(PendingEvent::message))
                 .collect();
-        let w = BookingWrite { orders: vec![order.clone()], messages, events: events.clone(), ..Default::default() };
-        self.ctx.stores.data.apply_booking(w).await?;
+        for m in &change.movements {
+            for (account, delta) in m.balances() {
+                let balance = self.ctx.stores.data.balance(account).await? + delta;
+                events.push(PendingEvent::new(
+                    account,
+                    PersonalEvent::Balance(hospital_domain::live::BalanceUpdate {
+                        balance,
+                        key: m.key.clone(),
+                        kind: m.kind,
+                        amount: delta,
+                        order_id: m.order_id,
+                    }),
+                ));
+            }
+        }
+        let w = PaymentWrite {
+            orders: vec![order.clone()],
+            fee_items,
+            movements: change.movements,
+            messages: change.messages,
+            events: events.clone(),
+        };
+        self.ctx.stores.data.apply_payment(w).await?;
         self.ctx.events.durable(events);
         self.order = order;
         Ok(())
+    }
+
+    /// The order's fee items as this change leaves them: paid with it, or freed when it closed.
+    async fn item_changes(&self, order: &Order) -> Result<Vec<FeeItemChange>, PaymentError> {
+        let mut out = Vec::new();
+        for id in order.items.iter().filter_map(|i| i.fee_item_id.as_ref()) {
+            let Some(stored) = self.ctx.stores.data.fee_item(id).await? else { continue };
+            if stored.order_id != Some(order.id) {
+                continue;
+            }
+            let mut item = stored.clone();
+            match order.status {
+                OrderStatus::Paid | OrderStatus::Refunding | OrderStatus::Refunded => {
+                    item.mark_paid(order.id, order.paid_at.unwrap_or_else(Utc::now))
+                }
+                OrderStatus::Closed => item.release(order.id),
+                _ => {}
+            }
+            if item != stored && stored.status != FeeItemStatus::Paid {
+                out.push(FeeItemChange { item, expected_order: Some(order.id) });
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn message(&self, kind: MessageKind, title: &str, body: String) -> Message {
         Message::new(self.order.account_id, kind, title, body, Some(self.order.id.to_string()), Utc::now())
     }
 
-    pub(super) async fn prepay(&mut self, openid: String) -> Result<RequestPaymentParams, PaymentError> {
-        let provider = self.provider()?;
+    /// Makes `channel` the order's cash channel, first closing an open trade at another provider
+    /// (so the patient cannot pay both), and records the trade placed there, durably, before the
+    /// provider is asked: after a crash the actor knows where to look.
+    async fn open_channel(&mut self, channel: Channel) -> Result<(), PaymentError> {
         if Utc::now() >= self.order.expires_at {
             return Err(PaymentError::Expired);
         }
-        let mut o = self.order.clone();
-        o.start_paying()?;
-        if o != self.order {
-            self.save(o, vec![]).await?;
+        let others: Vec<Channel> = self
+            .order
+            .trades
+            .iter()
+            .filter(|t| t.channel != channel && t.state == TradeState::Open)
+            .map(|t| t.channel)
+            .collect();
+        for other in others {
+            if let Seen::Paid { trade_no, amount } = self.query(other).await? {
+                self.cash_arrived(other, &trade_no, amount, None).await?;
+                return Err(PaymentError::Order(hospital_domain::order::OrderError::InvalidState(self.order.status)));
+            }
+            self.close_at(other).await?;
+            let mut o = self.order.clone();
+            o.trade_closed(other);
+            self.save(o, Change::default()).await?;
         }
+        let mut o = self.order.clone();
+        o.choose_channel(channel)?;
+        let due = o.cash_due();
+        o.open_trade(channel, due);
+        if o != self.order {
+            self.save(o, Change::default()).await?;
+        }
+        // If no notification comes, ask the provider ourselves.
+        self.myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
+        Ok(())
+    }
+
+    pub(super) async fn prepay(&mut self, openid: String) -> Result<RequestPaymentParams, PaymentError> {
+        let provider = self.provider()?;
+        self.open_channel(Channel::WechatPay).await?;
         let req = JsapiOrder {
             out_trade_no: self.order.out_trade_no(),
             description: self.order.description.clone(),
-            amount: self.order.amount,
+            amount: self.order.cash_due(),
             payer_openid: openid,
             time_expire: self.order.expires_at,
         };
         let r = provider.jsapi_order(req).await?;
-        // If no notification comes, ask the provider ourselves.
-        self.myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
         Ok(r.pay_params)
     }
 
+    pub(super) async fn alipay_pay(
+        &mut self,
+        buyer_open_id: Option<String>,
+        return_url: Option<String>,
+    ) -> Result<AlipayPayment, PaymentError> {
+        let client = self.alipay()?;
+        self.open_channel(Channel::Alipay).await?;
+        let (out_trade_no, subject, amount) =
+            (self.order.out_trade_no(), self.order.description.clone(), self.order.cash_due());
+        match buyer_open_id {
+            Some(open_id) => {
+                let t = client
+                    .create_trade(CreateTrade {
+                        out_trade_no: out_trade_no.clone(),
+                        subject,
+                        amount,
+                        buyer: Buyer::OpenId(open_id),
+                        time_expire: self.order.expires_at,
+                    })
+                    .await?;
+                Ok(AlipayPayment { out_trade_no, trade_no: Some(t.trade_no), pay_url: None })
+            }
+            None => {
+                let url = client.wap_pay_url(WapPay {
+                    out_trade_no: out_trade_no.clone(),
+                    subject,
+                    amount,
+                    time_expire: self.order.expires_at,
+                    return_url,
+                    quit_url: None,
+                })?;
+                Ok(AlipayPayment { out_trade_no, trade_no: None, pay_url: Some(url) })
+            }
+        }
+    }
+
+    /// A verified WeChat Pay payment (a notification, or a query that found it paid).
     pub(super) async fn paid(
         &mut self,
         notification_id: Option<String>,
         t: Transaction,
+    ) -> Result<Order, PaymentError> {
+        if t.out_trade_no != self.order.out_trade_no() {
+            return Err(PaymentError::Mismatch("out_trade_no".into()));
+        }
+        if !t.is_paid() {
+            return Err(PaymentError::Mismatch(format!("trade state {:?}", t.trade_state)));
+        }
+        let trade_no = t.transaction_id.clone().unwrap_or_default();
+        self.cash_arrived(Channel::WechatPay, &trade_no, t.amount.total, notification_id).await
+    }
+
+    /// A verified Alipay notification: a payment is recorded once; a refund or a closure
+    /// notification only confirms what the synchronous calls already recorded.
+    pub(super) async fn alipay_notified(&mut self, n: alipay::Notification) -> Result<Order, PaymentError> {
+        if n.out_trade_no != self.order.out_trade_no() {
+            return Err(PaymentError::Mismatch("out_trade_no".into()));
+        }
+        if n.is_refund() || !n.trade_status.is_paid() {
+            return Ok(self.order.clone());
+        }
+        self.cash_arrived(Channel::Alipay, &n.trade_no, n.total_amount, Some(n.dedupe_key())).await
+    }
+
+    /// Cash arrived through `channel`: recorded once (a repeated notification, or one for an
+    /// order already paid, changes nothing; a wrong amount is refused and changes nothing).
+    pub(super) async fn cash_arrived(
+        &mut self,
+        channel: Channel,
+        trade_no: &str,
+        amount: Fen,
+        notification_id: Option<String>,
     ) -> Result<Order, PaymentError> {
         if let Some(id) = &notification_id {
             if self.order.notifications_seen.contains(id) {
@@ -88,23 +275,30 @@ impl PaymentState {
                 return Ok(self.order.clone());
             }
         }
-        if t.out_trade_no != self.order.out_trade_no() {
-            return Err(PaymentError::Mismatch("out_trade_no".into()));
-        }
-        if !t.is_paid() {
-            return Err(PaymentError::Mismatch(format!("trade state {:?}", t.trade_state)));
-        }
+        let now = Utc::now();
         let mut o = self.order.clone();
-        let first = o.mark_paid(t.amount.total, t.transaction_id.as_deref().unwrap_or(""), Utc::now())?;
+        let outcome = o.record_cash(channel, trade_no, amount, now)?;
         if let Some(id) = notification_id {
             o.notifications_seen.push(id);
         }
-        let msgs = if first {
-            vec![self.message(MessageKind::PaymentSuccess, "支付成功", format!("挂号费 {} 已支付。", o.amount))]
-        } else {
-            vec![]
-        };
-        self.save(o, msgs).await?;
+        let mut change = Change::default();
+        let first = outcome == CashOutcome::First;
+        if first && o.status == OrderStatus::Paid {
+            change.messages.push(self.message(
+                MessageKind::PaymentSuccess,
+                "支付成功",
+                format!("{} {} 已支付。", o.description, o.amount),
+            ));
+            change.movements.extend(o.payment_movement(now, self.today()));
+            change.items = true;
+        }
+        if outcome == CashOutcome::Extra {
+            // Money for an order already paid another way (or closed): not the order's. It is
+            // kept on the trade so finance sees it, and given back by staff (left for now).
+            tracing::error!(order = %o.id, ?channel, %trade_no, "a second payment of an order arrived");
+            metrics::counter!("payment_notifications_total", "outcome" => "extra").increment(1);
+        }
+        self.save(o, change).await?;
         metrics::counter!("payment_notifications_total", "outcome" => if first { "paid" } else { "duplicate" })
             .increment(1);
         if first {
@@ -116,7 +310,9 @@ impl PaymentState {
     /// Money arrived: confirm the booking, or refund if the place is gone.
     async fn confirm_booking(&mut self) {
         let system = &self.ctx.system;
-        let appointment = match self.ctx.stores.data.appointment(self.order.appointment_id).await {
+        // Only a registration order has a booking to confirm.
+        let Some(appointment_id) = self.order.appointment_id else { return };
+        let appointment = match self.ctx.stores.data.appointment(appointment_id).await {
             Ok(Some(a)) => a,
             other => {
                 tracing::error!(order = %self.order.id, ?other, "paid order without its appointment");
@@ -137,25 +333,93 @@ impl PaymentState {
         }
     }
 
-    pub(super) async fn close(&mut self) -> Result<Order, PaymentError> {
-        match self.order.status {
-            OrderStatus::Created => {}
-            OrderStatus::Paying => {
-                let provider = self.provider()?;
-                let t = provider.query_order(&self.order.out_trade_no()).await?;
-                if t.is_paid() {
-                    // Paid at the last moment: it is a payment, not a closure.
-                    return self.paid(None, t).await;
+    /// Asks `channel`'s provider about the order's trade.
+    pub(super) async fn query(&self, channel: Channel) -> Result<Seen, PaymentError> {
+        let out_trade_no = self.order.out_trade_no();
+        match channel {
+            Channel::WechatPay => match self.provider()?.query_order(&out_trade_no).await {
+                Ok(t) if t.is_paid() => {
+                    Ok(Seen::Paid { trade_no: t.transaction_id.unwrap_or_default(), amount: t.amount.total })
                 }
-                provider.close_order(&self.order.out_trade_no()).await?;
+                Ok(_) => Ok(Seen::Unpaid),
+                Err(e) if e.is_order_not_found() => Ok(Seen::Unpaid),
+                Err(e) => Err(e.into()),
+            },
+            Channel::Alipay => match self.alipay()?.query_trade(&out_trade_no).await {
+                Ok(t) if t.trade_status.is_paid() => Ok(Seen::Paid { trade_no: t.trade_no, amount: t.total_amount }),
+                Ok(_) => Ok(Seen::Unpaid),
+                Err(e) if e.api_code() == Some(alipay::sub_code::TRADE_NOT_EXIST) => Ok(Seen::Unpaid),
+                Err(e) => Err(e.into()),
+            },
+            _ => Ok(Seen::Unpaid),
+        }
+    }
+
+    /// Closes the order's trade at `channel`'s provider (one that never reached it is closed).
+    async fn close_at(&self, channel: Channel) -> Result<(), PaymentError> {
+        let out_trade_no = self.order.out_trade_no();
+        match channel {
+            Channel::WechatPay => match self.provider()?.close_order(&out_trade_no).await {
+                Err(e) if !e.is_order_not_found() => Err(e.into()),
+                _ => Ok(()),
+            },
+            Channel::Alipay => match self.alipay()?.close_trade(&out_trade_no).await {
+                Err(e) if e.api_code() != Some(alipay::sub_code::TRADE_NOT_EXIST) => Err(e.into()),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes an unpaid order, at every provider where a trade is open (a trade found paid at
+    /// the last moment is a payment, not a closure), and frees its fee items.
+    pub(super) async fn close(&mut self) -> Result<Order, PaymentError> {
+        if !matches!(self.order.status, OrderStatus::Created | OrderStatus::Paying) {
+            return Ok(self.order.clone());
+        }
+        let open: Vec<Channel> =
+            self.order.trades.iter().filter(|t| t.state == TradeState::Open).map(|t| t.channel).collect();
+        for channel in open {
+            if let Seen::Paid { trade_no, amount } = self.query(channel).await? {
+                return Box::pin(self.cash_arrived(channel, &trade_no, amount, None)).await;
             }
-            _ => return Ok(self.order.clone()),
+            self.close_at(channel).await?;
         }
         let mut o = self.order.clone();
         o.close()?;
-        self.save(o, vec![]).await?;
+        let msgs = if o.kind == OrderKind::Registration {
+            vec![]
+        } else {
+            vec![self.message(MessageKind::Refund, "订单已关闭", format!("{} 未支付，订单已关闭。", o.description))]
+        };
+        self.save(o, Change { messages: msgs, items: true, ..Default::default() }).await?;
         metrics::counter!("payment_orders_closed_total").increment(1);
         Ok(self.order.clone())
+    }
+
+    /// The sweeper (or the actor's timer) says the order is due: an unpaid fee order past its
+    /// expiry is closed; a pending refund is asked again.
+    pub(super) async fn due(&mut self) {
+        if self.order.kind == OrderKind::Registration {
+            return;
+        }
+        let r = match self.order.status {
+            OrderStatus::Created | OrderStatus::Paying if Utc::now() >= self.order.expires_at => {
+                self.close().await.map(|_| ())
+            }
+            OrderStatus::Created | OrderStatus::Paying => {
+                self.check_provider().await;
+                Ok(())
+            }
+            OrderStatus::Refunding => {
+                self.check_provider().await;
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::warn!(order = %self.order.id, error = %e, "an order due a look could not be settled; will retry");
+        }
     }
 
     pub(super) async fn refund(&mut self, amount: Option<Fen>, reason: String) -> Result<Order, PaymentError> {
@@ -164,7 +428,6 @@ impl PaymentState {
             // which confirms or refunds, which may close: a cycle the compiler needs sized.)
             return Box::pin(self.close()).await;
         }
-        let provider = self.provider()?;
         let left = self.order.amount.checked_sub(self.order.refunded_total()).unwrap_or(Fen::ZERO);
         let amount = amount.unwrap_or(left);
         let refund_no = format!("R{}{:02}", &self.order.out_trade_no()[..28], self.order.refunds.len() + 1);
@@ -172,20 +435,68 @@ impl PaymentState {
         o.start_refund(refund_no.clone(), amount, &reason, Utc::now())?;
         // Durable first: after a crash the refund is retried with the same number, which the
         // provider treats as the same refund.
-        self.save(o, vec![]).await?;
+        self.save(o, Change::default()).await?;
         metrics::counter!("payment_refunds_total", "stage" => "requested").increment(1);
-        let req = RefundRequest {
-            out_trade_no: self.order.out_trade_no(),
-            out_refund_no: refund_no,
-            reason: Some(reason),
-            refund: amount,
-            total: self.order.amount,
-        };
-        if let Err(e) = provider.refund(req).await {
+        if let Err(e) = self.ask_refund(&refund_no).await {
             tracing::warn!(order = %self.order.id, error = %e, "refund request failed; will retry");
             self.myself.send_after(Duration::from_secs(5), || PaymentMsg::CheckProvider);
         }
         Ok(self.order.clone())
+    }
+
+    /// Asks the cash channel for a pending refund (again: the same refund number is the same
+    /// refund). Alipay answers synchronously, so its refund completes here; WeChat Pay's
+    /// completes with its `REFUND.*` notification.
+    async fn ask_refund(&mut self, refund_no: &str) -> Result<(), PaymentError> {
+        let Some(r) = self.order.refunds.iter().find(|r| r.refund_no == refund_no).cloned() else { return Ok(()) };
+        if r.status != RefundStatus::Pending || r.cash_done {
+            return Ok(());
+        }
+        match r.cash_destination() {
+            Some(Channel::Alipay) => {
+                let res = self
+                    .alipay()?
+                    .refund(alipay::RefundRequest {
+                        out_trade_no: self.order.out_trade_no(),
+                        out_request_no: r.refund_no.clone(),
+                        amount: r.cash_amount(),
+                        reason: Some(r.reason.clone()),
+                    })
+                    .await?;
+                tracing::info!(order = %self.order.id, fund_change = res.fund_change, "Alipay refund done");
+                self.refund_finished(refund_no, true).await?;
+            }
+            _ => {
+                let req = hospital_integrations::wechatpay::RefundRequest {
+                    out_trade_no: self.order.out_trade_no(),
+                    out_refund_no: r.refund_no.clone(),
+                    reason: Some(r.reason.clone()),
+                    refund: r.cash_amount(),
+                    total: self.order.paid_trade().map(|t| t.amount).unwrap_or(self.order.amount),
+                };
+                self.provider()?.refund(req).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A refund's cash part finished (`ok`) or failed: recorded once, with its ledger movement.
+    async fn refund_finished(&mut self, refund_no: &str, ok: bool) -> Result<bool, PaymentError> {
+        let now = Utc::now();
+        let mut o = self.order.clone();
+        let changed = o.finish_refund(refund_no, ok, now);
+        if !changed {
+            return Ok(false);
+        }
+        let mut change = Change::default();
+        if ok {
+            let amount = o.refunds.iter().find(|r| r.refund_no == refund_no).map(|r| r.amount).unwrap_or_default();
+            change.messages.push(self.message(MessageKind::Refund, "退费成功", format!("{amount} 已原路退回。")));
+            change.movements.extend(o.refund_movement(refund_no, now, self.today()));
+        }
+        self.save(o, change).await?;
+        metrics::counter!("payment_refunds_total", "stage" => if ok { "succeeded" } else { "failed" }).increment(1);
+        Ok(true)
     }
 
     pub(super) async fn refund_done(
@@ -199,55 +510,48 @@ impl PaymentState {
         if n.out_trade_no != self.order.out_trade_no() {
             return Err(PaymentError::Mismatch("out_trade_no".into()));
         }
+        let ok = n.refund_status == hospital_integrations::wechatpay::RefundStatus::Success;
+        self.refund_finished(&n.out_refund_no, ok).await?;
+        // Remembered, so the notification's repeats stop at the check above.
         let mut o = self.order.clone();
-        let ok = n.refund_status == RefundStatus::Success;
-        let changed = o.finish_refund(&n.out_refund_no, ok, Utc::now());
         o.notifications_seen.push(notification_id);
-        let msgs = if changed && ok {
-            vec![self.message(MessageKind::Refund, "退费成功", format!("{} 已原路退回。", n.amount.refund))]
-        } else {
-            vec![]
-        };
-        self.save(o, msgs).await?;
-        metrics::counter!("payment_refunds_total", "stage" => if ok { "succeeded" } else { "failed" }).increment(1);
+        self.save(o, Change::default()).await?;
         Ok(self.order.clone())
     }
 
-    /// Asks the provider about what we are waiting for: a payment, or pending refunds.
+    /// Asks the providers about what we are waiting for: a payment, or pending refunds.
     pub(super) async fn check_provider(&mut self) {
-        let Ok(provider) = self.provider() else { return };
         match self.order.status {
-            OrderStatus::Paying => match provider.query_order(&self.order.out_trade_no()).await {
-                Ok(t) if t.is_paid() => {
-                    let _ = self.paid(None, t).await;
+            OrderStatus::Paying => {
+                let open: Vec<Channel> =
+                    self.order.trades.iter().filter(|t| t.state == TradeState::Open).map(|t| t.channel).collect();
+                for channel in open {
+                    match self.query(channel).await {
+                        Ok(Seen::Paid { trade_no, amount }) => {
+                            let _ = self.cash_arrived(channel, &trade_no, amount, None).await;
+                            return;
+                        }
+                        Ok(Seen::Unpaid) => {}
+                        Err(e) => tracing::warn!(order = %self.order.id, error = %e, "order query failed"),
+                    }
                 }
-                Ok(_) if Utc::now() < self.order.expires_at => {
+                if Utc::now() < self.order.expires_at {
                     self.myself.send_after(self.ctx.config.payment_check_after, || PaymentMsg::CheckProvider);
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(order = %self.order.id, error = %e, "order query failed"),
-            },
+            }
             OrderStatus::Paid => self.confirm_booking().await,
             OrderStatus::Refunding => {
-                let pending: Vec<_> = self
+                let pending: Vec<String> = self
                     .order
                     .refunds
                     .iter()
-                    .filter(|r| r.status == hospital_domain::order::RefundStatus::Pending)
-                    .cloned()
+                    .filter(|r| r.status == RefundStatus::Pending)
+                    .map(|r| r.refund_no.clone())
                     .collect();
-                for r in pending {
-                    let req = RefundRequest {
-                        out_trade_no: self.order.out_trade_no(),
-                        out_refund_no: r.refund_no.clone(),
-                        reason: Some(r.reason.clone()),
-                        refund: r.amount,
-                        total: self.order.amount,
-                    };
-                    // The same refund number again: the provider answers with the same refund.
-                    if let Err(e) = provider.refund(req).await {
+                for refund_no in pending {
+                    if let Err(e) = self.ask_refund(&refund_no).await {
                         tracing::warn!(order = %self.order.id, error = %e, "refund retry failed");
-                        self.myself.send_after(Duration::from_secs(30), || PaymentMsg::CheckProvider);
+                        self.myself.send_after(REFUND_RETRY, || PaymentMsg::CheckProvider);
                     }
                 }
             }

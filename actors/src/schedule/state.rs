@@ -6,7 +6,7 @@ use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason}
 use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, WaitEntry};
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
-use hospital_domain::order::{Order, OrderKind, OrderStatus};
+use hospital_domain::order::{Order, OrderKind};
 use hospital_domain::schedule::{ClinicSession, SlotId};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
@@ -77,20 +77,18 @@ pub(super) fn chrono(d: Duration) -> Days {
 }
 
 fn order_for(a: &Appointment) -> Order {
-    Order {
-        id: a.order_id,
-        kind: OrderKind::Registration,
-        account_id: a.account_id,
-        appointment_id: a.id,
-        description: format!("挂号费 {} {}", a.date, a.period.label()),
-        amount: a.fee,
-        status: OrderStatus::Created,
-        created_at: a.created_at,
-        expires_at: a.hold_expires_at,
-        paid_at: None,
-        transaction_id: None,
-        refunds: vec![],
-        notifications_seen: vec![],
+    {
+        let mut o = Order::new(
+            a.order_id,
+            OrderKind::Registration,
+            a.account_id,
+            format!("挂号费 {} {}", a.date, a.period.label()),
+            a.fee,
+            a.created_at,
+            a.hold_expires_at,
+        );
+        o.appointment_id = Some(a.id);
+        o
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::access::permit;
+use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, StaffCaller};
 use crate::http::booking::{appointment_view, booking_error, order_view, AppointmentView, OrderView};
@@ -218,17 +219,21 @@ pub struct RefundOrder {
     responses((status = 200, body = OrderView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn refund_order(
     State(state): State<AppState>,
-    caller: StaffCaller,
+    audit: StaffAudit,
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<RefundOrder>,
 ) -> ApiResult<ApiJson<OrderView>> {
     if req.reason.trim().is_empty() || req.reason.chars().count() > 80 {
         return Err(ValidationError::new("reason", "1 to 80 characters").into());
     }
-    if state.stores.data.order(id).await?.is_none() {
+    let Some(order) = state.stores.data.order(id).await? else {
         return Err(ApiError::not_found("order"));
-    }
+    };
+    // Audited before it is done: a staff action on a patient's money.
+    let target = hospital_domain::audit::Target::new("order", id)?;
+    let event = audit.event("payment.refund", target)?.concerning(order.account_id, order.patient_id);
+    audit.record(event.purpose(req.reason.trim())?).await?;
     let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await?;
-    tracing::info!(by = %caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
+    tracing::info!(by = %audit.caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
     Ok(ApiJson(order_view(&state, &o)))
 }

@@ -96,7 +96,8 @@ pub fn appointment_view(state: &AppState, a: &Appointment) -> AppointmentView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: OrderId,
-    pub appointment_id: AppointmentId,
+    /// The appointment a registration order pays for.
+    pub appointment_id: Option<AppointmentId>,
     pub description: String,
     /// In fen.
     pub amount: Fen,
@@ -108,6 +109,16 @@ pub struct OrderView {
     pub refunded: Fen,
     /// Where to get the `wx.requestPayment` parameters.
     pub pay_with_wechat: String,
+    /// Where to pay by Alipay.
+    pub pay_with_alipay: String,
+    /// `registration`, `fees` or `top_up`.
+    pub kind: hospital_domain::order::OrderKind,
+    /// The 就诊人 a fee order is for.
+    pub patient_id: Option<hospital_domain::PatientId>,
+    /// The cash channel once chosen (`wechat_pay`, `alipay`, `balance`).
+    pub channel: Option<hospital_domain::ledger::Channel>,
+    /// What it pays, line by line.
+    pub items: Vec<hospital_domain::order::OrderItem>,
 }
 
 pub fn order_view(state: &AppState, o: &Order) -> OrderView {
@@ -121,6 +132,11 @@ pub fn order_view(state: &AppState, o: &Order) -> OrderView {
         paid_at: o.paid_at,
         refunded: o.refunded_total(),
         pay_with_wechat: format!("/api/v1/orders/{}/wechat-pay", o.id),
+        pay_with_alipay: format!("/api/v1/orders/{}/alipay", o.id),
+        kind: o.kind,
+        patient_id: o.patient_id,
+        channel: o.channel,
+        items: o.items.clone(),
     }
 }
 

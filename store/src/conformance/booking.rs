@@ -48,20 +48,11 @@ pub fn sample_hold(book: &mut SessionBook, segment: u16, account: AccountId, per
         hold_for: ChronoDuration::minutes(15),
     };
     let a = book.hold(segment, &req).unwrap();
-    let o = Order {
-        id: a.order_id,
-        kind: OrderKind::Registration,
-        account_id: account,
-        appointment_id: a.id,
-        description: "挂号费".into(),
-        amount: a.fee,
-        status: OrderStatus::Created,
-        created_at: now,
-        expires_at: a.hold_expires_at,
-        paid_at: None,
-        transaction_id: None,
-        refunds: vec![],
-        notifications_seen: vec![],
+    let o = {
+        let mut o =
+            Order::new(a.order_id, OrderKind::Registration, account, "挂号费".into(), a.fee, now, a.hold_expires_at);
+        o.appointment_id = Some(a.id);
+        o
     };
     (a, o)
 }

@@ -16,6 +16,7 @@ mod chat;
 mod exams;
 mod kv;
 mod notify;
+mod payments;
 mod records;
 mod samples;
 
@@ -28,6 +29,7 @@ pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
+pub use payments::payments;
 pub use records::{jobs, records, vault};
 pub use samples::{sample_account, sample_patient};
 
@@ -45,5 +47,6 @@ pub async fn data_store(store: Arc<dyn DataStore>) {
     booking(store.clone()).await;
     outbox(store.clone()).await;
     backoffice(store.clone()).await;
+    payments(store.clone()).await;
     store.ping().await.unwrap();
 }

@@ -89,6 +89,7 @@ impl BookingStore for EmbeddedStore {
                 }
                 for o in &w.orders {
                     ctx.put(ORDERS, &Key::new().uuid(&o.id.0), o);
+                    ctx.put(ORDERS_BY_ACCOUNT, &Key::new().uuid(&o.account_id.0).uuid(&o.id.0), o);
                 }
                 for (doctor, session, list) in &w.waitlists {
                     let key = Key::new().uuid(&doctor.0).uuid(&session.0);

@@ -14,6 +14,9 @@ pub mod keys;
 mod kv;
 mod notify;
 mod outbox;
+mod payments;
+#[cfg(feature = "scylla")]
+pub(crate) use payments::{open_shard as payments_shard, OPEN_ORDER_SHARDS};
 mod persons;
 mod queues;
 mod records;

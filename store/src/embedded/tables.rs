@@ -54,6 +54,15 @@ tables! {
     AUDIT_BY_ACCOUNT = "audit_by_account";
     BACKOFFICE_DOCUMENTS = "backoffice_documents";
     ANALYTICS_DAILY = "analytics_daily";
+    FEE_ITEMS = "fee_items";
+    FEE_ITEMS_BY_PATIENT = "fee_items_by_patient";
+    ORDERS_BY_ACCOUNT = "orders_by_account";
+    OPEN_ORDERS = "open_orders";
+    LEDGER_MOVEMENTS = "ledger_movements";
+    LEDGER_BY_DAY = "ledger_by_day";
+    LEDGER_BY_ACCOUNT = "ledger_by_account";
+    BALANCES = "balances";
+    INSURANCE_BINDINGS = "insurance_bindings";
     CHAT_GROUPS = "chat_groups";
     CHAT_AGENTS = "chat_agents";
     CHAT_AGENTS_BY_GROUP = "chat_agents_by_group";

@@ -149,6 +149,11 @@ impl ScyllaStore {
         for o in &latest_of_each(w.orders, |o| o.id) {
             let mut g = Writes::default();
             g.push(self, PUT_ORDER, vec![CqlValue::Uuid(o.id.0), text(encode(o))]);
+            g.push(
+                self,
+                super::payments::PUT_ORDER_BY_ACCOUNT,
+                vec![CqlValue::Uuid(o.account_id.0), CqlValue::Uuid(o.id.0), text(encode(o))],
+            );
             groups.push(g);
         }
         for (doctor, session, list) in &latest_of_each(w.waitlists, |(d, s, _)| (*d, *s)) {

@@ -23,6 +23,7 @@ mod jobs;
 mod kv;
 mod notify;
 mod outbox;
+mod payments;
 mod persons;
 mod queues;
 mod records;

@@ -1,0 +1,205 @@
+//! Payments on the embedded engine: fee items (by id, and by 就诊人), orders by account, the open
+//! orders, the ledger (movements by key, by day, and each balance's entries) and balances, and
+//! insurance bindings, as in schema.cql. `apply_payment` checks the fee-item claims, the movement
+//! keys and the balances inside the one write transaction, so a refused rule leaves nothing.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use hospital_domain::billing::{FeeItem, FeeItemId, NewFeeItem};
+use hospital_domain::insured::InsuranceBinding;
+use hospital_domain::ledger::{balance_after, Applied, BalanceEntry, Movement};
+use hospital_domain::order::Order;
+use hospital_domain::{AccountId, OrderId, PatientId};
+
+use super::engine::{Reader, WriteCtx};
+use super::keys::Key;
+use super::tables::*;
+use super::EmbeddedStore;
+use crate::error::Result;
+use crate::payments::{OpenOrder, PaymentStore, PaymentWrite};
+use crate::{Conflict, StoreError};
+
+/// How many partitions the open orders are spread over (a ScyllaDB partition each).
+pub(crate) const OPEN_ORDER_SHARDS: u8 = 16;
+
+pub(crate) fn open_shard(id: OrderId) -> u8 {
+    id.0.as_bytes()[15] % OPEN_ORDER_SHARDS
+}
+
+fn item_key(id: &FeeItemId) -> Key {
+    Key::new().str(id.as_str())
+}
+
+fn put_item(ctx: &mut WriteCtx<'_>, item: &FeeItem) {
+    ctx.put(FEE_ITEMS, &item_key(&item.id), item);
+    ctx.put(
+        FEE_ITEMS_BY_PATIENT,
+        &Key::new().uuid(&item.account_id.0).uuid(&item.patient_id.0).str(item.id.as_str()),
+        item,
+    );
+}
+
+/// Writes an order under its id, its account, and (while it is open) the open orders.
+pub(crate) fn put_order(ctx: &mut WriteCtx<'_>, o: &Order) {
+    ctx.put(ORDERS, &Key::new().uuid(&o.id.0), o);
+    ctx.put(ORDERS_BY_ACCOUNT, &Key::new().uuid(&o.account_id.0).uuid(&o.id.0), o);
+    let open = Key::new().u8(open_shard(o.id)).uuid(&o.id.0);
+    match o.next_check_at.filter(|_| !o.status.is_final()) {
+        Some(due) => ctx.put(OPEN_ORDERS, &open, &due),
+        None => ctx.delete(OPEN_ORDERS, &open),
+    }
+}
+
+/// Applies one movement inside the transaction: once per key, balances never below zero.
+fn apply_movement(ctx: &mut WriteCtx<'_>, m: &Movement) -> Result<Applied> {
+    m.check().map_err(|_| StoreError::Conflict(Conflict::Ledger))?;
+    let key = Key::new().str(&m.key);
+    if let Some(old) = ctx.get::<Movement>(LEDGER_MOVEMENTS, &key)? {
+        return if old.same_as(m) { Ok(Applied::Repeat) } else { Err(Conflict::LedgerKey.into()) };
+    }
+    for (account, delta) in m.balances() {
+        let bkey = Key::new().uuid(&account.0);
+        let current: i64 = ctx.get(BALANCES, &bkey)?.unwrap_or(0);
+        let next =
+            balance_after(current, account, delta).map_err(|_| StoreError::Conflict(Conflict::InsufficientBalance))?;
+        ctx.put(BALANCES, &bkey, &next);
+        let entry = BalanceEntry {
+            key: m.key.clone(),
+            kind: m.kind,
+            amount: delta,
+            balance_after: next,
+            at: m.at,
+            order_id: m.order_id,
+            description: m.description.clone(),
+        };
+        ctx.put(LEDGER_BY_ACCOUNT, &Key::new().uuid(&account.0).i64(m.at.timestamp_millis()).str(&m.key), &entry);
+    }
+    ctx.put(LEDGER_MOVEMENTS, &key, m);
+    ctx.put(LEDGER_BY_DAY, &Key::new().date(m.day).str(&m.key), m);
+    Ok(Applied::New)
+}
+
+#[async_trait]
+impl PaymentStore for EmbeddedStore {
+    async fn add_fee_items(&self, items: &[NewFeeItem]) -> Result<Vec<FeeItem>> {
+        let items = items.to_vec();
+        self.engine
+            .write(move |ctx| {
+                let mut out = Vec::with_capacity(items.len());
+                for n in &items {
+                    match ctx.get::<FeeItem>(FEE_ITEMS, &item_key(&n.id))? {
+                        Some(old) if old.same_as(n) => out.push(old),
+                        Some(_) => return Err(Conflict::FeeItemChanged.into()),
+                        None => {
+                            let item = FeeItem::new(n.clone());
+                            put_item(ctx, &item);
+                            out.push(item);
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn fee_item(&self, id: &FeeItemId) -> Result<Option<FeeItem>> {
+        self.engine.read(|r| r.get(FEE_ITEMS, &item_key(id)))
+    }
+
+    async fn fee_items_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<FeeItem>> {
+        self.engine.read(|r| r.scan(FEE_ITEMS_BY_PATIENT, &Key::new().uuid(&account.0).uuid(&patient.0)))
+    }
+
+    async fn apply_payment(&self, w: PaymentWrite) -> Result<Vec<Applied>> {
+        self.engine
+            .write(move |ctx| {
+                for c in &w.fee_items {
+                    let stored: Option<FeeItem> = ctx.get(FEE_ITEMS, &item_key(&c.item.id))?;
+                    match stored {
+                        Some(s) if s == c.item => {}
+                        Some(s)
+                            if s.order_id == c.expected_order
+                                && s.status != hospital_domain::billing::FeeItemStatus::Paid => {}
+                        _ => return Err(Conflict::FeeItemTaken.into()),
+                    }
+                    put_item(ctx, &c.item);
+                }
+                let mut applied = Vec::with_capacity(w.movements.len());
+                for m in &w.movements {
+                    applied.push(apply_movement(ctx, m)?);
+                }
+                for o in &w.orders {
+                    put_order(ctx, o);
+                }
+                for m in &w.messages {
+                    ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
+                }
+                super::outbox::put_events(ctx, &w.events);
+                Ok(applied)
+            })
+            .await
+    }
+
+    async fn orders_of_account(&self, account: AccountId) -> Result<Vec<Order>> {
+        self.engine.read(|r| r.scan(ORDERS_BY_ACCOUNT, &Key::new().uuid(&account.0)))
+    }
+
+    async fn open_orders_due(&self, before: DateTime<Utc>) -> Result<Vec<OpenOrder>> {
+        let rows = self.engine.read(|r| r.scan_raw(OPEN_ORDERS, &[]))?;
+        let mut out = Vec::new();
+        for (k, v) in rows {
+            let due: DateTime<Utc> = super::engine::from_json(OPEN_ORDERS, &v)?;
+            let id = uuid::Uuid::from_slice(&k[1..17]).map_err(|e| StoreError::Engine(e.to_string()))?;
+            if due <= before {
+                out.push(OpenOrder { order_id: OrderId(id), due });
+            }
+        }
+        out.sort_by_key(|o| (o.due, o.order_id));
+        Ok(out)
+    }
+
+    async fn movement(&self, key: &str) -> Result<Option<Movement>> {
+        self.engine.read(|r| r.get(LEDGER_MOVEMENTS, &Key::new().str(key)))
+    }
+
+    async fn movements_of_day(&self, day: NaiveDate) -> Result<Vec<Movement>> {
+        self.engine.read(|r| r.scan(LEDGER_BY_DAY, &Key::new().date(day)))
+    }
+
+    async fn balance(&self, account: AccountId) -> Result<i64> {
+        Ok(self.engine.read(|r| r.get(BALANCES, &Key::new().uuid(&account.0)))?.unwrap_or(0))
+    }
+
+    async fn balance_entries(&self, account: AccountId, limit: usize) -> Result<Vec<BalanceEntry>> {
+        let mut all: Vec<BalanceEntry> =
+            self.engine.read(|r| r.scan(LEDGER_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn put_insurance_binding(&self, b: &InsuranceBinding) -> Result<()> {
+        let b = b.clone();
+        self.engine
+            .write(move |ctx| {
+                ctx.put(INSURANCE_BINDINGS, &Key::new().uuid(&b.account_id.0).uuid(&b.patient_id.0), &b);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn insurance_binding(&self, account: AccountId, patient: PatientId) -> Result<Option<InsuranceBinding>> {
+        self.engine.read(|r| r.get(INSURANCE_BINDINGS, &Key::new().uuid(&account.0).uuid(&patient.0)))
+    }
+
+    async fn remove_insurance_binding(&self, account: AccountId, patient: PatientId) -> Result<bool> {
+        self.engine
+            .write(move |ctx| {
+                let key = Key::new().uuid(&account.0).uuid(&patient.0);
+                let had = ctx.get::<InsuranceBinding>(INSURANCE_BINDINGS, &key)?.is_some();
+                ctx.delete(INSURANCE_BINDINGS, &key);
+                Ok(had)
+            })
+            .await
+    }
+}

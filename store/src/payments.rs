@@ -1,0 +1,87 @@
+//! Payments (PAY-1..7): fee items waiting to be paid, orders by account and the open ones, the
+//! double-entry ledger (movements and balances), and bound insurance identities. One write,
+//! `PaymentWrite`, carries everything one decision of a payment actor changes: the order, the fee
+//! items it takes, pays or gives back, the ledger movements, messages and live events. The store
+//! checks the rules that span rows inside the write: an item taken by another order, a movement
+//! key used for other legs, a balance that would go below zero. Any of them refuses the whole
+//! write (`Conflict`), so nothing is half done.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use hospital_domain::billing::{FeeItem, FeeItemId, NewFeeItem};
+use hospital_domain::insured::InsuranceBinding;
+use hospital_domain::ledger::{Applied, BalanceEntry, Movement};
+use hospital_domain::message::Message;
+use hospital_domain::order::Order;
+use hospital_domain::{AccountId, OrderId, PatientId};
+
+use crate::error::Result;
+use crate::PendingEvent;
+
+/// A fee item as a write changes it, with the order that must hold it before (None: nobody).
+/// The write is refused (`Conflict::FeeItemTaken`) if the stored item is held by another order,
+/// or is paid, unless it is already exactly what the write puts (a retry).
+#[derive(Debug, Clone)]
+pub struct FeeItemChange {
+    pub item: FeeItem,
+    pub expected_order: Option<OrderId>,
+}
+
+/// Everything one payment decision changes, written in one durable transaction (a logged batch
+/// after the conditional claims on ScyllaDB).
+#[derive(Debug, Clone, Default)]
+pub struct PaymentWrite {
+    pub orders: Vec<Order>,
+    pub fee_items: Vec<FeeItemChange>,
+    /// Applied once per key: a repeat of the same movement is skipped, another movement under a
+    /// used key is `Conflict::LedgerKey`, an unbalanced one `Conflict::Ledger`, one that would
+    /// take a balance below zero `Conflict::InsufficientBalance`.
+    pub movements: Vec<Movement>,
+    pub messages: Vec<Message>,
+    pub events: Vec<PendingEvent>,
+}
+
+impl PaymentWrite {
+    pub fn order(order: Order) -> Self {
+        Self { orders: vec![order], ..Default::default() }
+    }
+}
+
+/// An open order and when its actor should look at it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOrder {
+    pub order_id: OrderId,
+    pub due: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
+    /// Stores fee items from a source (the HIS, a visit). An item already stored with the same
+    /// content is left as it is (an idempotent repeat); one with other content refuses the
+    /// whole call (`Conflict::FeeItemChanged`). Returns the stored items, in the order given.
+    async fn add_fee_items(&self, items: &[NewFeeItem]) -> Result<Vec<FeeItem>>;
+    async fn fee_item(&self, id: &FeeItemId) -> Result<Option<FeeItem>>;
+    /// A 就诊人's items, every status, oldest first (by id).
+    async fn fee_items_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<FeeItem>>;
+
+    /// Applies one payment decision; answers, per movement, whether it was new or a repeat.
+    async fn apply_payment(&self, write: PaymentWrite) -> Result<Vec<Applied>>;
+    /// An account's orders (every kind and status), oldest first.
+    async fn orders_of_account(&self, account: AccountId) -> Result<Vec<Order>>;
+    /// Orders not final whose `next_check_at` is at or before `before` (the expiry sweeper).
+    async fn open_orders_due(&self, before: DateTime<Utc>) -> Result<Vec<OpenOrder>>;
+
+    async fn movement(&self, key: &str) -> Result<Option<Movement>>;
+    /// The movements of a business day (reports, reconciliation), by key.
+    async fn movements_of_day(&self, day: NaiveDate) -> Result<Vec<Movement>>;
+    /// An account's balance, in fen (0 when it never moved).
+    async fn balance(&self, account: AccountId) -> Result<i64>;
+    /// The movements of an account's balance, newest first, at most `limit`.
+    async fn balance_entries(&self, account: AccountId, limit: usize) -> Result<Vec<BalanceEntry>>;
+
+    /// Binds (or binds again, replacing) a 就诊人's insurance identity.
+    async fn put_insurance_binding(&self, binding: &InsuranceBinding) -> Result<()>;
+    async fn insurance_binding(&self, account: AccountId, patient: PatientId) -> Result<Option<InsuranceBinding>>;
+    /// Unbinds; false if nothing was bound.
+    async fn remove_insurance_binding(&self, account: AccountId, patient: PatientId) -> Result<bool>;
+}
