@@ -98,10 +98,6 @@ impl ActorSystem {
         &self.inner.prefix
     }
 
-    pub(crate) fn config(&self) -> &ActorConfig {
-        &self.inner.config
-    }
-
     pub(crate) fn is_shut_down(&self) -> bool {
         self.inner.shut_down.load(Ordering::SeqCst)
     }

@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use hospital_domain::audit::Target;
 use hospital_domain::income::{income_report, GroupBy, IncomeReport};
-use hospital_domain::Role;
+use hospital_domain::Permission;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::permit;
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
@@ -22,7 +23,7 @@ use crate::state::AppState;
 pub const MAX_REPORT_DAYS: i64 = 92;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(income))
+    OpenApiRouter::new().routes(permit(Permission::PaymentsRead, routes!(income)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -50,7 +51,6 @@ async fn income(
     audit: StaffAudit,
     ApiQuery(q): ApiQuery<IncomeQuery>,
 ) -> ApiResult<Response> {
-    audit.caller.require(&[Role::Finance])?;
     let span = (q.to - q.from).num_days();
     if !(0..=MAX_REPORT_DAYS).contains(&span) {
         return Err(ApiError::OutOfRange {

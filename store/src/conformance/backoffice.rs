@@ -22,6 +22,7 @@ pub async fn backoffice(store: Arc<dyn DataStore>) {
         name: "王护士".into(),
         password_hash: "x".into(),
         roles: vec![Role::Nurse.into()],
+        doctor_id: None,
         active: true,
         created_at: Utc::now(),
     };
