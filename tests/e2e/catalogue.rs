@@ -183,7 +183,10 @@ async fn openapi_metrics_and_readiness() {
 #[tokio::test]
 async fn readiness_follows_redis() {
     let redis = RedisServer::start();
-    let s = TestServer::start(Opts { redis_url: Some(redis.url()), ..Opts::new() }).await;
+    // Without the login cache: a request must reach Redis (a cached login would answer for up
+    // to its lifetime, which `auth::logout_on_one_node_is_refused_on_the_other_at_once` covers).
+    let opts = Opts { redis_url: Some(redis.url()), ..Opts::new() }.env("HOSPITAL_GATEWAY__AUTH__SESSION_CACHE_MS", 0);
+    let s = TestServer::start(opts).await;
     let ready = s.get_json("/readyz", None).await;
     assert_eq!((ready["store"].as_str(), ready["kv"].as_str()), (Some("ok"), Some("ok")), "{ready}");
     // Sessions really live in this Redis: a login works through it.
