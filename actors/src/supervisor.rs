@@ -33,6 +33,29 @@ pub trait SpawnKind: ActorKind {
     fn args(id: Self::Id, ctx: &Arc<Context>) -> <Self::Actor as Actor>::Arguments;
 }
 
+/// Declares a kind whose actor is a unit struct started with its id (as `$field`) and the shared
+/// context: every kind's `ActorKind` and `SpawnKind` but the dispatcher's (keyed by group code).
+macro_rules! actor_kind {
+    ($kind:ident, $name:literal, $supervisor:literal, $id:ty, $actor:ident, $args:ident { $field:ident }) => {
+        impl $crate::kind::ActorKind for $kind {
+            const KIND: &'static str = $name;
+            const SUPERVISOR: &'static str = $supervisor;
+            type Id = $id;
+            type Actor = $actor;
+        }
+
+        impl $crate::supervisor::SpawnKind for $kind {
+            fn actor() -> $actor {
+                $actor
+            }
+            fn args($field: $id, ctx: &std::sync::Arc<$crate::deps::Context>) -> $args {
+                $args { $field, ctx: ctx.clone() }
+            }
+        }
+    };
+}
+pub(crate) use actor_kind;
+
 pub(crate) struct KindArgs {
     pub prefix: String,
     pub ctx: Arc<Context>,

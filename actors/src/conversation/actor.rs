@@ -2,14 +2,11 @@
 
 use hospital_domain::ConversationId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 
 use super::msg::*;
 use super::state::*;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 pub struct ConversationActor;
 
@@ -93,18 +90,11 @@ impl Actor for ConversationActor {
 /// Conversations as an actor kind: keyed by `ConversationId`, supervised by `conversations`.
 pub struct ConversationKind;
 
-impl ActorKind for ConversationKind {
-    const KIND: &'static str = "conversation";
-    const SUPERVISOR: &'static str = "conversations";
-    type Id = ConversationId;
-    type Actor = ConversationActor;
-}
-
-impl SpawnKind for ConversationKind {
-    fn actor() -> ConversationActor {
-        ConversationActor
-    }
-    fn args(id: ConversationId, ctx: &Arc<Context>) -> ConversationArgs {
-        ConversationArgs { id, ctx: ctx.clone() }
-    }
-}
+actor_kind!(
+    ConversationKind,
+    "conversation",
+    "conversations",
+    ConversationId,
+    ConversationActor,
+    ConversationArgs { id }
+);

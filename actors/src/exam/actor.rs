@@ -2,14 +2,11 @@
 
 use hospital_domain::ExamId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 
 use super::msg::*;
 use super::state::*;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 pub struct ExamActor;
 
@@ -54,18 +51,4 @@ impl Actor for ExamActor {
 /// Exams as an actor kind: keyed by `ExamId`, supervised by `exams`.
 pub struct ExamKind;
 
-impl ActorKind for ExamKind {
-    const KIND: &'static str = "exam";
-    const SUPERVISOR: &'static str = "exams";
-    type Id = ExamId;
-    type Actor = ExamActor;
-}
-
-impl SpawnKind for ExamKind {
-    fn actor() -> ExamActor {
-        ExamActor
-    }
-    fn args(id: ExamId, ctx: &Arc<Context>) -> ExamArgs {
-        ExamArgs { id, ctx: ctx.clone() }
-    }
-}
+actor_kind!(ExamKind, "exam", "exams", ExamId, ExamActor, ExamArgs { id });

@@ -2,14 +2,11 @@
 
 use hospital_domain::AccountId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 
 use super::msg::*;
 use super::state::*;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 /// The patient session actor (stateless handler; the state is `PatientState`).
 pub struct PatientActor;
@@ -101,18 +98,4 @@ impl Actor for PatientActor {
 /// Patient sessions as an actor kind: keyed by `AccountId`, supervised by `patients`.
 pub struct PatientKind;
 
-impl ActorKind for PatientKind {
-    const KIND: &'static str = "patient";
-    const SUPERVISOR: &'static str = "patients";
-    type Id = AccountId;
-    type Actor = PatientActor;
-}
-
-impl SpawnKind for PatientKind {
-    fn actor() -> PatientActor {
-        PatientActor
-    }
-    fn args(account: AccountId, ctx: &Arc<Context>) -> PatientArgs {
-        PatientArgs { account, ctx: ctx.clone() }
-    }
-}
+actor_kind!(PatientKind, "patient", "patients", AccountId, PatientActor, PatientArgs { account });

@@ -3,15 +3,12 @@
 use hospital_domain::order::OrderStatus;
 use hospital_domain::OrderId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::msg::*;
 use super::state::*;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 pub struct PaymentActor;
 
@@ -104,18 +101,4 @@ impl Actor for PaymentActor {
 /// Payments as an actor kind: keyed by `OrderId`, supervised by `payments`.
 pub struct PaymentKind;
 
-impl ActorKind for PaymentKind {
-    const KIND: &'static str = "payment";
-    const SUPERVISOR: &'static str = "payments";
-    type Id = OrderId;
-    type Actor = PaymentActor;
-}
-
-impl SpawnKind for PaymentKind {
-    fn actor() -> PaymentActor {
-        PaymentActor
-    }
-    fn args(order: OrderId, ctx: &Arc<Context>) -> PaymentArgs {
-        PaymentArgs { order, ctx: ctx.clone() }
-    }
-}
+actor_kind!(PaymentKind, "payment", "payments", OrderId, PaymentActor, PaymentArgs { order });

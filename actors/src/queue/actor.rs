@@ -3,14 +3,11 @@
 use hospital_domain::queue::ClinicQueue;
 use hospital_domain::SessionId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 
 use super::msg::*;
 use super::state::*;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 pub struct QueueActor;
 
@@ -97,18 +94,4 @@ impl Actor for QueueActor {
 /// Session queues as an actor kind: keyed by `SessionId`, supervised by `queues`.
 pub struct QueueKind;
 
-impl ActorKind for QueueKind {
-    const KIND: &'static str = "queue";
-    const SUPERVISOR: &'static str = "queues";
-    type Id = SessionId;
-    type Actor = QueueActor;
-}
-
-impl SpawnKind for QueueKind {
-    fn actor() -> QueueActor {
-        QueueActor
-    }
-    fn args(session: SessionId, ctx: &Arc<Context>) -> QueueArgs {
-        QueueArgs { session, ctx: ctx.clone() }
-    }
-}
+actor_kind!(QueueKind, "queue", "queues", SessionId, QueueActor, QueueArgs { session });

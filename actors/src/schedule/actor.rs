@@ -5,18 +5,15 @@ use hospital_domain::booking::{BookError, DoctorBook};
 use hospital_domain::DoctorId;
 use hospital_store::BookingWrite;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::check_in::*;
 use super::msg::*;
 use super::state::*;
 use crate::booking::BookingError;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
 use crate::pipeline::WritePipeline;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 /// The doctor schedule actor (stateless handler; the state is `ScheduleState`).
 pub struct ScheduleActor;
@@ -280,18 +277,4 @@ impl Actor for ScheduleActor {
 /// Doctor schedules as an actor kind: keyed by `DoctorId`, supervised by `schedules`.
 pub struct ScheduleKind;
 
-impl ActorKind for ScheduleKind {
-    const KIND: &'static str = "schedule";
-    const SUPERVISOR: &'static str = "schedules";
-    type Id = DoctorId;
-    type Actor = ScheduleActor;
-}
-
-impl SpawnKind for ScheduleKind {
-    fn actor() -> ScheduleActor {
-        ScheduleActor
-    }
-    fn args(doctor: DoctorId, ctx: &Arc<Context>) -> ScheduleArgs {
-        ScheduleArgs { doctor, ctx: ctx.clone() }
-    }
-}
+actor_kind!(ScheduleKind, "schedule", "schedules", DoctorId, ScheduleActor, ScheduleArgs { doctor });

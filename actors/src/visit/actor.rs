@@ -2,14 +2,11 @@
 
 use hospital_domain::visit::VisitId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::sync::Arc;
 
 use super::msg::*;
 use super::state::*;
-use crate::deps::Context;
 use crate::idle::IdleClock;
-use crate::kind::ActorKind;
-use crate::supervisor::SpawnKind;
+use crate::supervisor::actor_kind;
 
 pub struct VisitActor;
 
@@ -64,18 +61,4 @@ impl Actor for VisitActor {
 /// Visits as an actor kind: keyed by `VisitId`, supervised by `visits`.
 pub struct VisitKind;
 
-impl ActorKind for VisitKind {
-    const KIND: &'static str = "visit";
-    const SUPERVISOR: &'static str = "visits";
-    type Id = VisitId;
-    type Actor = VisitActor;
-}
-
-impl SpawnKind for VisitKind {
-    fn actor() -> VisitActor {
-        VisitActor
-    }
-    fn args(id: VisitId, ctx: &Arc<Context>) -> VisitArgs {
-        VisitArgs { id, ctx: ctx.clone() }
-    }
-}
+actor_kind!(VisitKind, "visit", "visits", VisitId, VisitActor, VisitArgs { id });
