@@ -41,6 +41,7 @@ pub mod queue;
 pub mod schedule;
 pub mod supervisor;
 pub mod system;
+pub mod ticket;
 pub mod tree;
 pub mod visit;
 
@@ -64,5 +65,6 @@ pub use schedule::{
 };
 pub use supervisor::SpawnKind;
 pub use system::ActorSystem;
+pub use ticket::{TicketFailure, TicketKind, TicketParty};
 pub use tree::SystemStats;
 pub use visit::{VisitFailure, VisitKind, VisitMsg};

@@ -16,6 +16,7 @@ use crate::queue::QueueKind;
 use crate::schedule::ScheduleKind;
 use crate::supervisor::{self, RootArgs, RootSupervisor};
 use crate::system::ActorSystem;
+use crate::ticket::TicketKind;
 use crate::visit::VisitKind;
 use ractor::Actor;
 
@@ -51,6 +52,7 @@ impl ActorSystem {
                 supervisor::kind::<VisitKind>(),
                 supervisor::kind::<ConversationKind>(),
                 supervisor::kind::<DispatcherKind>(),
+                supervisor::kind::<TicketKind>(),
             ],
         };
         RootSupervisor::spawn(Some(root_name(&prefix)), RootSupervisor, args)

@@ -59,6 +59,10 @@ permissions! {
     RecordsRead = "records.read", "查看病历与就诊记录";
     RecordsWrite = "records.write", "书写病历、处方与医嘱";
     ChatAgent = "chat.agent", "在线客服接待";
+    /// Service groups, agents, service hours, the FAQ and group canned replies.
+    ChatAdmin = "chat.admin", "客服管理（分组、坐席、服务时间、常见问题、分组快捷回复）";
+    /// Every group's conversations and backlog, taking a conversation over.
+    ChatSupervise = "chat.supervise", "客服主管（查看全部会话与队列、接管会话）";
     StaffRead = "staff.read", "查看员工";
     StaffWrite = "staff.write", "新增、修改、停用员工与重置密码";
     RolesRead = "roles.read", "查看角色与权限";

@@ -153,10 +153,11 @@ pub struct OpenConversation {
 }
 
 /// Opens a conversation: it waits in the group's backlog (its place and estimated wait in
-/// `queue`, then pushed as `chat_queue` events) until an agent takes it.
+/// `queue`, then pushed as `chat_queue` events) until an agent takes it. Outside the group's
+/// service hours: 409 `outside_service_hours` (leave a message instead, `POST /api/v1/chat/tickets`).
 #[utoipa::path(post, path = "/api/v1/chat/conversations", tag = "chat", security(("bearer" = [])),
     request_body = OpenConversation,
-    responses((status = 200, body = ConversationView), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ConversationView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn open(
     State(state): State<AppState>,
     caller: AccountCaller,
@@ -165,6 +166,7 @@ async fn open(
     if !state.stores.data.chat_groups().await?.iter().any(|g| g.code == req.group) {
         return Err(ValidationError::new("group", format!("no service group {}", req.group)).into());
     }
+    crate::http::chat_tickets::refuse_if_closed(&state, &req.group).await?;
     let first = req.text.as_deref().map(MessageBody::text).transpose()?;
     let account = state.stores.data.account(caller.account_id).await?.ok_or(ApiError::InvalidToken)?;
     let name = account.profile.name.clone().unwrap_or_else(|| "患者".to_string());

@@ -1,0 +1,71 @@
+//! The ticket actor's handler, and tickets as an actor kind.
+
+use hospital_domain::TicketId;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::msg::*;
+use super::state::*;
+use crate::idle::IdleClock;
+use crate::supervisor::actor_kind;
+
+pub struct TicketActor;
+
+impl Actor for TicketActor {
+    type Msg = TicketMsg;
+    type State = TicketState;
+    type Arguments = TicketArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: TicketArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let ticket = args.ctx.stores.data.ticket(args.id).await?;
+        Ok(TicketState { id: args.id, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx, ticket })
+    }
+
+    async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.start(&myself, || TicketMsg::Tick);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.stop();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, TicketMsg::Tick) {
+            state.idle.touch();
+        }
+        // Replies are best effort: a caller that timed out has gone, and the write stands.
+        match msg {
+            TicketMsg::Leave { ticket, reply } => {
+                let _ = reply.send(state.leave(ticket).await);
+            }
+            TicketMsg::Answer { agent, text, group_name, reply } => {
+                let _ = reply.send(state.answer(agent, text, group_name).await);
+            }
+            TicketMsg::Close { by, reply } => {
+                let _ = reply.send(state.close(by).await);
+            }
+            TicketMsg::Get { reply } => {
+                let _ = reply.send(state.ticket.clone());
+            }
+            TicketMsg::Tick => {
+                state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tickets as an actor kind: keyed by `TicketId`, supervised by `tickets`.
+pub struct TicketKind;
+
+actor_kind!(TicketKind, "ticket", "tickets", TicketId, TicketActor, TicketArgs { id });
