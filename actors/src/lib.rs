@@ -34,6 +34,7 @@ mod idle;
 pub mod jobs;
 pub mod kind;
 pub mod notifier;
+pub mod ownership;
 pub mod patient;
 pub mod payment;
 pub mod pipeline;
