@@ -21,6 +21,7 @@
 //! each kind's refusals are its own type, whose `Unavailable` variant carries the `ActorError`.
 
 pub mod booking;
+pub mod chat_metrics;
 pub mod config;
 pub mod console;
 pub mod conversation;
