@@ -37,8 +37,34 @@ pub const ROLE_DOCS: &str = "role";
 /// What `Bus::invalidate` names when a role changes.
 pub const ROLES_CHANGED: &str = "roles";
 
+/// The OpenAPI extension marking a route registered with `permit_quiet` (value `refusals`).
+pub const QUIET_EXTENSION: &str = "x-audit";
+
 /// Registers a staff route that needs `p`: documents it (`x-permission`) and guards it (`gate`).
 pub fn permit(p: Permission, r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method_router) = document(p, r);
+    (schemas, paths, method_router.layer(axum::middleware::from_fn_with_state(p, gate)))
+}
+
+/// Like `permit`, for the routine reads a console repeats all day (an agent's own desk, their
+/// backlog counts, the canned replies of a conversation they already opened, moving their read
+/// mark): the permission is checked the same way, and a refusal or a failure is audited as
+/// always, but a success writes no entry, so a console polling its desk every few seconds does
+/// not bury the log. Only for routes that show no patient's data beyond what an audited read
+/// already showed (a conversation and its history are read through `permit` routes, each read
+/// recorded with the patient it concerns). Marked `x-audit: refusals` in the OpenAPI document.
+pub fn permit_quiet(p: Permission, r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let (schemas, mut paths, method_router) = document(p, r);
+    for item in paths.paths.values_mut() {
+        for op in operations(item) {
+            op.extensions.get_or_insert_with(Default::default).insert(QUIET_EXTENSION.into(), "refusals".into());
+        }
+    }
+    (schemas, paths, method_router.layer(axum::middleware::from_fn_with_state(p, gate_quiet)))
+}
+
+/// Writes the permission on the route's operations in the document.
+fn document(p: Permission, r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
     let (schemas, mut paths, method_router) = r;
     for item in paths.paths.values_mut() {
         for op in operations(item) {
@@ -50,7 +76,7 @@ pub fn permit(p: Permission, r: UtoipaMethodRouter<AppState>) -> UtoipaMethodRou
             });
         }
     }
-    (schemas, paths, method_router.layer(axum::middleware::from_fn_with_state(p, gate)))
+    (schemas, paths, method_router)
 }
 
 pub(crate) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
@@ -134,6 +160,15 @@ fn outcome_of(status: axum::http::StatusCode) -> Outcome {
 
 /// The gate in front of every staff route (see the module's description).
 async fn gate(State(p): State<Permission>, req: Request, next: Next) -> Response {
+    guard(p, false, req, next).await
+}
+
+/// The gate of `permit_quiet` routes: no entry for a success.
+async fn gate_quiet(State(p): State<Permission>, req: Request, next: Next) -> Response {
+    guard(p, true, req, next).await
+}
+
+async fn guard(p: Permission, quiet: bool, req: Request, next: Next) -> Response {
     let Some(state) = req.extensions().get::<AppState>().cloned() else {
         return ApiError::Internal("the gate needs the app state in the request (router)".into()).into_response();
     };
@@ -170,7 +205,7 @@ async fn gate(State(p): State<Permission>, req: Request, next: Next) -> Response
     parts.extensions.insert(StaffCaller { staff_id: id, roles, session: caller.session, permission: Some(p) });
     parts.extensions.insert(mark.clone());
     let response = next.run(Request::from_parts(parts, body)).await;
-    if mark.is_set() {
+    if mark.is_set() || (quiet && response.status().is_success()) {
         return response;
     }
     // The action is audited before anyone hears it was done; if the log cannot take it, the

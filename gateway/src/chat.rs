@@ -21,7 +21,7 @@ use hospital_actors::ConsoleBus;
 use hospital_domain::chat::console::{Audience, StaffEvent};
 use hospital_domain::chat::dispatcher::Presence;
 use hospital_domain::chat::{AgentProfile, GroupCode, GroupKey};
-use hospital_domain::{Role, StaffId};
+use hospital_domain::StaffId;
 use hospital_store::Subject;
 use serde::Deserialize;
 use serde_json::json;
@@ -194,8 +194,8 @@ async fn authenticate(state: &AppState, ws: &mut WebSocket, token: Option<String
     let Subject::Staff { id, roles } = session.subject else {
         return Err("this socket is for agents".into());
     };
-    if !roles.iter().any(|r| r.is_admin() || *r == Role::Agent) {
-        return Err("this needs the role agent".into());
+    if !state.roles.table().allows(&roles, hospital_domain::access::Permission::ChatAgent) {
+        return Err("this needs the permission chat.agent".into());
     }
     state
         .stores

@@ -124,3 +124,224 @@ async fn outside_service_hours_a_message_becomes_a_ticket_answered_once_into_the
     let me = ok_json(s.get("/api/v1/me", Some(&patient)).await).await;
     assert_eq!(won[0]["event"]["concerning"]["account"], me["id"], "{me}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faq_by_pinyin_and_a_first_message_gets_a_suggestion_while_waiting() {
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let (_, alice) = agent(&s, &admin, "alice", &["reports"], 4).await;
+    let entry = |group: Option<&str>, q: &str, a: &str, k: &[&str]| json!({"group": group, "question": q, "answer": a, "keywords": k});
+    let e =
+        entry(Some("reports"), "检查报告什么时候能出来？", "一般检验 2 小时，影像 24 小时。", &["出报告", "取报告"]);
+    assert_error(s.post("/api/v1/chat/faq", Some(&alice), e.clone()).await, 403, "forbidden").await;
+    let created = crate::harness::expect_json(s.post("/api/v1/chat/faq", Some(&admin), e).await, 201).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let billing = entry(Some("billing"), "医保怎么结算？", "绑定医保电子凭证后自动结算。", &["报销"]);
+    crate::harness::expect_json(s.post("/api/v1/chat/faq", Some(&admin), billing).await, 201).await;
+    let bad = entry(Some("nope"), "q", "a", &[]);
+    assert_error(s.post("/api/v1/chat/faq", Some(&admin), bad).await, 422, "invalid_field").await;
+
+    // Search without signing in: pinyin initials, a Chinese fragment, within a group.
+    let hits = ok_json(s.get("/api/v1/chat/faq?q=ybjs", None).await).await;
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    assert_eq!(hits[0]["question"], "医保怎么结算？");
+    let hits = ok_json(s.get("/api/v1/chat/faq?q=jcbg", None).await).await;
+    assert_eq!(hits[0]["id"], id.as_str(), "{hits}");
+    assert_eq!(ok_json(s.get("/api/v1/chat/faq?q=报销&group=reports", None).await).await, json!([]));
+    assert_eq!(ok_json(s.get("/api/v1/chat/faq", None).await).await.as_array().unwrap().len(), 2);
+
+    // Changed and searchable by its new keyword.
+    let changed = entry(Some("reports"), "检查报告什么时候能出来？", "一般检验 2 小时。", &["出报告", "拿报告"]);
+    let r = s.request(reqwest::Method::PUT, &format!("/api/v1/chat/faq/{id}"), Some(&admin), Some(changed)).await;
+    assert_eq!(ok_json(r).await["answer"], "一般检验 2 小时。");
+    assert_eq!(ok_json(s.get("/api/v1/chat/faq?q=拿报告", None).await).await[0]["id"], id.as_str());
+
+    // A patient's first message while nobody is online: it waits, and is suggested the entry, on
+    // its socket (a system message in the conversation) and from the conversation's FAQ.
+    let patient = s.login(&phone(9310)).await;
+    let mut ws = live(&s, &patient).await;
+    let c = ok_json(
+        s.post(
+            "/api/v1/chat/conversations",
+            Some(&patient),
+            json!({"group": "reports", "text": "你好，我的报告什么时候能出来"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(c["status"], "waiting");
+    let cid = c["id"].as_str().unwrap();
+    let notice = frame(&mut ws, "chat_message", |p| p["sender"]["kind"] == "system").await;
+    let text = notice["body"]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("检查报告什么时候能出来？"), "{notice}");
+    let sug = ok_json(s.get(&format!("/api/v1/chat/conversations/{cid}/faq"), Some(&patient)).await).await;
+    assert_eq!(sug[0]["id"], id.as_str(), "{sug}");
+    let other = s.login(&phone(9311)).await;
+    assert_error(s.get(&format!("/api/v1/chat/conversations/{cid}/faq"), Some(&other)).await, 404, "not_found").await;
+
+    // Removed: no longer found.
+    assert_eq!(s.delete(&format!("/api/v1/chat/faq/{id}"), Some(&admin)).await.status(), 204);
+    assert_eq!(ok_json(s.get("/api/v1/chat/faq?q=jcbg", None).await).await, json!([]));
+    assert_error(s.delete(&format!("/api/v1/chat/faq/{id}"), Some(&admin)).await, 404, "not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canned_replies_agents_manage_their_own_group_ones_need_the_admin_permission() {
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let (_, alice) = agent(&s, &admin, "alice", &["booking"], 4).await;
+    let (_, bob) = agent(&s, &admin, "bob", &["booking"], 4).await;
+    let body = |t: &str, tpl: &str| json!({"title": t, "template": tpl});
+    let expect = crate::harness::expect_json;
+
+    let own = expect(
+        s.post("/api/v1/chat/canned/mine", Some(&alice), body("我的问候", "{patient_name}您好，我是{agent_name}"))
+            .await,
+        201,
+    )
+    .await;
+    let own_id = own["id"].as_str().unwrap().to_string();
+    assert_eq!(own["scope"], json!({"kind": "agent", "agent": own["scope"]["agent"].clone()}));
+    assert_error(s.post("/api/v1/chat/canned/mine", Some(&alice), body("两\n行", "x")).await, 422, "invalid_field")
+        .await;
+    // Another agent neither sees nor changes it.
+    assert_eq!(ok_json(s.get("/api/v1/chat/canned/mine", Some(&bob)).await).await, json!([]));
+    let r = s
+        .request(reqwest::Method::PUT, &format!("/api/v1/chat/canned/{own_id}"), Some(&bob), Some(body("x", "y")))
+        .await;
+    assert_error(r, 404, "not_found").await;
+    assert_error(s.delete(&format!("/api/v1/chat/canned/{own_id}"), Some(&bob)).await, 404, "not_found").await;
+
+    // Group replies: an agent reads them, only chat.admin adds or changes one.
+    let r = s.post("/api/v1/chat/canned/groups/booking", Some(&alice), body("排队", "{group}目前排队较多")).await;
+    assert_error(r, 403, "forbidden").await;
+    let shared = expect(
+        s.post("/api/v1/chat/canned/groups/booking", Some(&admin), body("排队", "{group}目前排队较多")).await,
+        201,
+    )
+    .await;
+    let shared_id = shared["id"].as_str().unwrap().to_string();
+    let group = ok_json(s.get("/api/v1/chat/canned/groups/booking", Some(&alice)).await).await;
+    assert_eq!(group.as_array().unwrap().len(), 4, "the seeded three and the new one: {group}");
+    let r = s
+        .request(reqwest::Method::PUT, &format!("/api/v1/chat/canned/{shared_id}"), Some(&alice), Some(body("x", "y")))
+        .await;
+    assert_error(r, 403, "forbidden").await;
+    assert_error(s.get("/api/v1/chat/canned/groups/billing", Some(&alice)).await, 403, "forbidden").await;
+
+    // In a conversation alice serves, both are filled in for it, her own first.
+    let _console = crate::chat::console(&s, &alice, "online").await;
+    let patient = s.login(&phone(9320)).await;
+    let c = ok_json(
+        s.post("/api/v1/chat/conversations", Some(&patient), json!({"group": "booking", "text": "你好"})).await,
+    )
+    .await;
+    assert_eq!(c["status"], "assigned");
+    let cid = c["id"].as_str().unwrap();
+    let list = ok_json(s.get(&format!("/api/v1/chat/agent/conversations/{cid}/canned"), Some(&alice)).await).await;
+    assert_eq!(list[0]["id"], own_id.as_str());
+    assert_eq!(list[0]["text"], "患者您好，我是客服alice");
+    let queue = list.as_array().unwrap().iter().find(|r| r["id"] == shared_id.as_str()).expect("the group's");
+    assert_eq!(queue["text"], "预约咨询目前排队较多");
+
+    // Changed and removed by its owner.
+    let r = s
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/chat/canned/{own_id}"),
+            Some(&alice),
+            Some(body("问候", "您好")),
+        )
+        .await;
+    assert_eq!(ok_json(r).await["template"], "您好");
+    assert_eq!(s.delete(&format!("/api/v1/chat/canned/{own_id}"), Some(&alice)).await.status(), 204);
+    assert_eq!(ok_json(s.get("/api/v1/chat/canned/mine", Some(&alice)).await).await, json!([]));
+}
+
+/// The number of audit entries of one staff member.
+async fn audit_count(s: &TestServer, admin: &str, staff: &str) -> usize {
+    let page = ok_json(s.get(&format!("/api/v1/admin/audit?staff={staff}&limit=500"), Some(admin)).await).await;
+    page["entries"].as_array().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_supervisor_sees_every_group_and_takes_a_conversation_over() {
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let role = json!({"label": "客服主管", "permissions": ["chat.agent", "chat.supervise"]});
+    let r = s.request(reqwest::Method::PUT, "/api/v1/admin/roles/chat_lead", Some(&admin), Some(role)).await;
+    crate::harness::expect_json(r, 201).await;
+    let (alice_id, alice) = agent(&s, &admin, "alice", &["booking"], 4).await;
+    let mut alice_ws = crate::chat::console(&s, &alice, "online").await;
+    let lead = json!({"username": "lead", "name": "主管老李", "password": "lead-pass-2026", "roles": ["chat_lead"]});
+    let lead_id =
+        ok_json(s.post("/api/v1/admin/staff", Some(&admin), lead).await).await["id"].as_str().unwrap().to_string();
+    let r = s
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/chat/agents/{lead_id}"),
+            Some(&admin),
+            Some(json!({"groups": ["booking"]})),
+        )
+        .await;
+    ok_json(r).await;
+    let lead = s.staff_login("lead", "lead-pass-2026").await;
+
+    // Alice serves a patient; the lead comes online after.
+    let patient = s.login(&phone(9330)).await;
+    let mut ws = live(&s, &patient).await;
+    let c = ok_json(
+        s.post("/api/v1/chat/conversations", Some(&patient), json!({"group": "booking", "text": "改约"})).await,
+    )
+    .await;
+    assert_eq!(c["agent"]["id"], alice_id.as_str());
+    let cid = c["id"].as_str().unwrap().to_string();
+    let _lead_ws = crate::chat::console(&s, &lead, "online").await;
+
+    // Every group at a glance; agents are refused. Polling it writes no audit entry; reading a
+    // patient's conversation does.
+    assert_error(s.get("/api/v1/chat/supervise/groups", Some(&alice)).await, 403, "forbidden").await;
+    let before = audit_count(&s, &admin, &lead_id).await;
+    let mut all = Value::Null;
+    for _ in 0..3 {
+        all = ok_json(s.get("/api/v1/chat/supervise/groups", Some(&lead)).await).await;
+        ok_json(s.get("/api/v1/chat/agent/desk", Some(&lead)).await).await;
+    }
+    assert_eq!(audit_count(&s, &admin, &lead_id).await, before, "routine desk reads are not audited");
+    let codes: Vec<&str> = all.as_array().unwrap().iter().map(|g| g["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, vec!["billing", "booking", "reports"]);
+    let booking = all.as_array().unwrap().iter().find(|g| g["code"] == "booking").unwrap();
+    assert_eq!(booking["conversations"][0]["id"], cid.as_str(), "{booking}");
+    assert_eq!(booking["presence"]["agents"].as_array().map(Vec::len), Some(2), "{booking}");
+    ok_json(s.get(&format!("/api/v1/chat/agent/conversations/{cid}/messages"), Some(&lead)).await).await;
+    assert_eq!(audit_count(&s, &admin, &lead_id).await, before + 1, "the read of the conversation is");
+
+    // Take-over: the patient is told the new agent's name, alice's console that it left her.
+    let taken =
+        ok_json(s.post_empty(&format!("/api/v1/chat/supervise/conversations/{cid}/take-over"), Some(&lead)).await)
+            .await;
+    assert_eq!(taken["agent"]["id"], lead_id.as_str(), "{taken}");
+    let moved = frame(&mut ws, "conversation", |p| p["agent"]["id"] == lead_id.as_str()).await;
+    assert_eq!(moved["agent"]["name"], "主管老李");
+    let notice = frame(&mut ws, "chat_message", |p| p["sender"]["kind"] == "system").await;
+    assert!(notice["body"]["text"].as_str().unwrap().contains("主管老李"), "{notice}");
+    loop {
+        let v = alice_ws.next_of("assignment").await;
+        if v["payload"]["id"] == cid.as_str() && v["payload"]["agent"]["id"] == lead_id.as_str() {
+            break;
+        }
+    }
+    let r = s
+        .post(&format!("/api/v1/chat/agent/conversations/{cid}/messages"), Some(&alice), json!({"text": "还在吗"}))
+        .await;
+    assert_error(r, 403, "forbidden").await;
+    ok_json(
+        s.post(&format!("/api/v1/chat/agent/conversations/{cid}/messages"), Some(&lead), json!({"text": "我来处理"}))
+            .await,
+    )
+    .await;
+    let r = s.post_empty(&format!("/api/v1/chat/supervise/conversations/{cid}/take-over"), Some(&lead)).await;
+    assert_error(r, 409, "same_target").await;
+    let audit = ok_json(s.get("/api/v1/admin/audit?action=chat.take_over&limit=10", Some(&admin)).await).await;
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
+}

@@ -58,6 +58,9 @@ impl Actor for ConversationActor {
             ConversationMsg::Send { from, body, reply } => {
                 let _ = reply.send(state.send(from, body).await);
             }
+            ConversationMsg::Notice { body, reply } => {
+                let _ = reply.send(state.notice(body).await);
+            }
             ConversationMsg::Read { by, seq, reply } => {
                 let _ = reply.send(state.read(by, seq).await);
             }

@@ -20,6 +20,9 @@ impl ActorSystem {
         /// A message from the patient or the serving agent, answered once durable.
         pub fn chat_send(id: ConversationId, from: Party, body: MessageBody) -> ChatMessage, ChatFailure
             = once |reply| ConversationMsg::Send { from, body: body.clone(), reply };
+        /// A notice from the platform into the conversation (sender `system`).
+        pub fn chat_notice(id: ConversationId, body: MessageBody) -> ChatMessage, ChatFailure
+            = once |reply| ConversationMsg::Notice { body: body.clone(), reply };
         /// Moves the caller's read mark up to `seq` (None: it was there already).
         pub fn chat_read(id: ConversationId, by: Party, seq: u64) -> Option<ReadReceipt>, ChatFailure
             = once |reply| ConversationMsg::Read { by, seq, reply };

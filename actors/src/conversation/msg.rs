@@ -60,6 +60,9 @@ pub enum ConversationMsg {
     },
     /// A message from the patient or the serving agent: numbered, durable, then answered.
     Send { from: Party, body: MessageBody, reply: Reply<ChatMessage> },
+    /// A notice from the platform (FAQ suggestions while waiting), numbered and delivered like
+    /// any message, sender `system`.
+    Notice { body: MessageBody, reply: Reply<ChatMessage> },
     /// Moves the caller's read mark (None: it was already there).
     Read { by: Party, seq: u64, reply: Reply<Option<ReadReceipt>> },
     /// Closed by the patient or the serving agent.

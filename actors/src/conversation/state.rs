@@ -147,6 +147,19 @@ impl ConversationState {
         Ok(m)
     }
 
+    /// A notice from the platform: to the patient, and to the serving agent if there is one.
+    pub(super) async fn notice(&mut self, body: MessageBody) -> Result<ChatMessage, ChatFailure> {
+        let mut next = self.conv.clone().ok_or(ChatFailure::NoSuchConversation)?;
+        let m = next.append(Sender::System, body, Utc::now())?;
+        let mut change = Change { messages: vec![m.clone()], ..Default::default() };
+        change.patient.push(PersonalEvent::ChatMessage(m.clone()));
+        if let Some(a) = &next.agent {
+            change.console.push(StaffEvent::agent(a.id, ConsoleEvent::ChatMessage(m.clone())));
+        }
+        self.commit(next, change).await?;
+        Ok(m)
+    }
+
     pub(super) async fn read(&mut self, by: Party, seq: u64) -> Result<Option<ReadReceipt>, ChatFailure> {
         let mut next = self.current(by)?.clone();
         let Some(r) = next.mark_read(by.reader(), seq, Utc::now())? else { return Ok(None) };

@@ -171,7 +171,8 @@ async fn open(
     let account = state.stores.data.account(caller.account_id).await?.ok_or(ApiError::InvalidToken)?;
     let name = account.profile.name.clone().unwrap_or_else(|| "患者".to_string());
     let id = ConversationId::new();
-    let c = state.actors.chat_open(id, caller.account_id, name, req.group, first).await?;
+    let c = state.actors.chat_open(id, caller.account_id, name, req.group, first.clone()).await?;
+    crate::http::chat_faq::suggest_on_open(&state, &c, first.as_ref()).await;
     let queue = place_of(&state, &c).await;
     Ok(ApiJson(view(&c, queue)))
 }

@@ -5,21 +5,24 @@
 //! audited. Access: an agent sees the conversations they serve or served and those waiting in
 //! their groups' backlogs; admins (supervisors) see all.
 //!
-//! Until the back office's permission layer lands, routes are guarded by role (`agent`; `admin`
-//! holds every role); the permission each should need is named on each route.
+//! Routes are guarded by permission (`access::permit`): `chat.agent` for the desk and the
+//! conversations, `chat.admin` for groups and agents; `chat.supervise` widens what an agent sees
+//! to every group (see `router` for which reads are audited how).
 
 use axum::extract::State;
 use hospital_actors::Party;
+use hospital_domain::access::Permission;
 use hospital_domain::audit::Target;
 use hospital_domain::chat::console::{AgentConversation, BacklogSummary, GroupPresence};
 use hospital_domain::chat::conversation::{ChatMessage, Conversation, ConversationStatus, MessageBody};
 use hospital_domain::chat::dispatcher::DEFAULT_CAP;
 use hospital_domain::chat::service_hours::ServiceHours;
 use hospital_domain::chat::{AgentProfile, GroupCode, GroupKey, ServiceGroup};
-use hospital_domain::{ConversationId, Role, StaffId, ValidationError};
+use hospital_domain::{ConversationId, StaffId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::access::{permit, permit_quiet};
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, StaffCaller};
@@ -28,17 +31,23 @@ use crate::state::AppState;
 use crate::validate::ChatCap;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    use Permission::{ChatAdmin, ChatAgent};
+    // Audit: every action and every read of a patient's conversation writes an entry (the
+    // handlers' own, naming the patient, or the gate's). The console's routine reads of the
+    // agent's own desk (desk, backlog counts, canned replies of a conversation already opened,
+    // its read mark, all repeated all day) use `permit_quiet`: refusals and failures are still
+    // audited, successes are not, so polling does not flood the log.
     OpenApiRouter::new()
-        .routes(routes!(put_group))
-        .routes(routes!(put_agent))
-        .routes(routes!(desk))
-        .routes(routes!(group_view))
-        .routes(routes!(conversation))
-        .routes(routes!(agent_messages, reply))
-        .routes(routes!(agent_read))
-        .routes(routes!(agent_close))
-        .routes(routes!(transfer))
-        .routes(routes!(canned))
+        .routes(permit(ChatAdmin, routes!(put_group)))
+        .routes(permit(ChatAdmin, routes!(put_agent)))
+        .routes(permit_quiet(ChatAgent, routes!(desk)))
+        .routes(permit_quiet(ChatAgent, routes!(group_view)))
+        .routes(permit(ChatAgent, routes!(conversation)))
+        .routes(permit(ChatAgent, routes!(agent_messages, reply)))
+        .routes(permit_quiet(ChatAgent, routes!(agent_read)))
+        .routes(permit(ChatAgent, routes!(agent_close)))
+        .routes(permit(ChatAgent, routes!(transfer)))
+        .routes(permit_quiet(ChatAgent, routes!(canned)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -49,7 +58,7 @@ pub struct PutGroup {
 }
 
 /// Creates or renames a service group (open all day; service hours are not yet settable here).
-/// Role `admin` (permission `chat.admin`).
+/// Permission `chat.admin`.
 #[utoipa::path(put, path = "/api/v1/chat/groups/{code}", tag = "chat-staff", security(("bearer" = [])),
     params(("code" = String, Path)), request_body = PutGroup,
     responses((status = 200, body = crate::http::chat::GroupView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -59,7 +68,6 @@ async fn put_group(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<PutGroup>,
 ) -> ApiResult<ApiJson<crate::http::chat::GroupView>> {
-    audit.caller.require(&[Role::Admin])?;
     let code = GroupCode::parse(&code)?;
     let name = hospital_domain::account::parse_name("name", &req.name)?;
     let hours = match state.stores.data.chat_groups().await?.into_iter().find(|g| g.code == code) {
@@ -81,9 +89,8 @@ pub struct PutAgent {
     pub cap: Option<ChatCap>,
 }
 
-/// Makes a staff member with role `agent` a chat agent of `groups` with a cap (default 5). Takes
-/// effect in a group when their console next states a presence. Role `admin` (permission
-/// `chat.admin`).
+/// Makes a staff member whose roles hold `chat.agent` a chat agent of `groups` with a cap (default 5). Takes
+/// effect in a group when their console next states a presence. Permission `chat.admin`.
 #[utoipa::path(put, path = "/api/v1/chat/agents/{id}", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = StaffId, Path)), request_body = PutAgent,
     responses((status = 200, body = AgentProfile), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -93,10 +100,9 @@ async fn put_agent(
     ApiPath(id): ApiPath<StaffId>,
     ApiJson(req): ApiJson<PutAgent>,
 ) -> ApiResult<ApiJson<AgentProfile>> {
-    audit.caller.require(&[Role::Admin])?;
     let staff = state.stores.data.staff(id).await?.filter(|s| s.active).ok_or_else(|| ApiError::not_found("staff"))?;
-    if !staff.roles.iter().any(|r| r.is_admin() || *r == Role::Agent) {
-        return Err(ValidationError::new("id", "the staff member needs the role agent").into());
+    if !state.roles.table().allows(&staff.roles, Permission::ChatAgent) {
+        return Err(ValidationError::new("id", "the staff member needs a role with chat.agent").into());
     }
     let known = state.stores.data.chat_groups().await?;
     if let Some(g) = req.groups.iter().find(|g| !known.iter().any(|k| k.code == **g)) {
@@ -109,18 +115,20 @@ async fn put_agent(
     Ok(ApiJson(profile))
 }
 
+/// The caller's agent profile; 404 if they hold the permission but are not set up as an agent
+/// of any group yet (nothing of theirs to show, and no refusal of what their role allows).
 async fn profile(state: &AppState, caller: &StaffCaller) -> ApiResult<AgentProfile> {
-    caller.require(&[Role::Agent])?;
     state
         .stores
         .data
         .chat_agent(caller.staff_id)
         .await?
-        .ok_or_else(|| ApiError::Forbidden("not a chat agent: no groups are set for you".into()))
+        .ok_or_else(|| ApiError::NotFound("no chat agent profile: no groups are set for you".into()))
 }
 
-fn is_supervisor(caller: &StaffCaller) -> bool {
-    caller.has_role(Role::Admin)
+/// Holds `chat.supervise`: sees every group's conversations and backlog.
+pub(crate) fn is_supervisor(state: &AppState, caller: &StaffCaller) -> bool {
+    caller.holds(state, Permission::ChatSupervise)
 }
 
 /// A group's backlog and agents.
@@ -138,8 +146,7 @@ pub struct Desk {
     pub groups: Vec<GroupDesk>,
 }
 
-/// The caller's desk (the console's first load, and its reload after a reconnect). Role `agent`
-/// (permission `chat.agent`).
+/// The caller's desk (the console's first load, and its reload after a reconnect). Permission `chat.agent`.
 #[utoipa::path(get, path = "/api/v1/chat/agent/desk", tag = "chat-staff", security(("bearer" = [])),
     responses((status = 200, body = Desk), (status = 403, body = ErrorBody)))]
 async fn desk(State(state): State<AppState>, caller: StaffCaller) -> ApiResult<ApiJson<Desk>> {
@@ -158,8 +165,8 @@ async fn desk(State(state): State<AppState>, caller: StaffCaller) -> ApiResult<A
     Ok(ApiJson(Desk { agent, conversations, groups }))
 }
 
-/// A group's backlog and agents: its agents' and supervisors'. Role `agent` (permission
-/// `chat.agent`; other groups `chat.supervise`).
+/// A group's backlog and agents: its agents' and supervisors'. Permission
+/// `chat.agent`; another group's needs `chat.supervise` too.
 #[utoipa::path(get, path = "/api/v1/chat/agent/groups/{code}", tag = "chat-staff", security(("bearer" = [])),
     params(("code" = String, Path)),
     responses((status = 200, body = GroupDesk), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -168,9 +175,8 @@ async fn group_view(
     caller: StaffCaller,
     ApiPath(code): ApiPath<String>,
 ) -> ApiResult<ApiJson<GroupDesk>> {
-    caller.require(&[Role::Agent])?;
     let code = GroupCode::parse(&code).map_err(|_| ApiError::not_found("group"))?;
-    if !is_supervisor(&caller) && !profile(&state, &caller).await?.groups.contains(&code) {
+    if !is_supervisor(&state, &caller) && !profile(&state, &caller).await?.groups.contains(&code) {
         return Err(ApiError::Forbidden("not an agent of this group".into()));
     }
     if !state.stores.data.chat_groups().await?.iter().any(|g| g.code == code) {
@@ -186,7 +192,7 @@ async fn visible(state: &AppState, caller: &StaffCaller, id: ConversationId) -> 
     let c = hospital_store::chat::conversation_with_marks(state.stores.data.as_ref(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    if is_supervisor(caller) {
+    if is_supervisor(state, caller) {
         return Ok(c);
     }
     let agent = profile(state, caller).await?;
@@ -206,7 +212,7 @@ async fn audited(audit: &StaffAudit, action: &str, c: &Conversation) -> ApiResul
 }
 
 /// A conversation as the caller's console shows it (the patient's name masked). Audited
-/// (`chat.read`). Role `agent` (permission `chat.agent`).
+/// (`chat.read`). Permission `chat.agent`.
 #[utoipa::path(get, path = "/api/v1/chat/agent/conversations/{id}", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)),
     responses((status = 200, body = AgentConversation), (status = 404, body = ErrorBody)))]
@@ -215,14 +221,13 @@ async fn conversation(
     audit: StaffAudit,
     ApiPath(id): ApiPath<ConversationId>,
 ) -> ApiResult<ApiJson<AgentConversation>> {
-    audit.caller.require(&[Role::Agent])?;
     let c = visible(&state, &audit.caller, id).await?;
     audited(&audit, "chat.read", &c).await?;
     Ok(ApiJson(AgentConversation::of(&c, Some(audit.caller.staff_id))))
 }
 
 /// A conversation's history, paged by `seq` (a console resumes with `after` = the last it has).
-/// Audited (`chat.read`). Role `agent` (permission `chat.agent`).
+/// Audited (`chat.read`). Permission `chat.agent`.
 #[utoipa::path(get, path = "/api/v1/chat/agent/conversations/{id}/messages", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path), HistoryQuery),
     responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -232,14 +237,13 @@ async fn agent_messages(
     ApiPath(id): ApiPath<ConversationId>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<ApiJson<HistoryPage>> {
-    audit.caller.require(&[Role::Agent])?;
     let c = visible(&state, &audit.caller, id).await?;
     audited(&audit, "chat.read", &c).await?;
     Ok(ApiJson(history(&state, &c, &q).await?))
 }
 
 /// Replies in a conversation the caller serves (403 otherwise); answered once durable. Audited
-/// (`chat.reply`). Role `agent` (permission `chat.agent`).
+/// (`chat.reply`). Permission `chat.agent`.
 #[utoipa::path(post, path = "/api/v1/chat/agent/conversations/{id}/messages", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)), request_body = SendText,
     responses((status = 200, body = ChatMessage), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -249,7 +253,6 @@ async fn reply(
     ApiPath(id): ApiPath<ConversationId>,
     ApiJson(req): ApiJson<SendText>,
 ) -> ApiResult<ApiJson<ChatMessage>> {
-    audit.caller.require(&[Role::Agent])?;
     let body = MessageBody::text(&req.text)?;
     let c = visible(&state, &audit.caller, id).await?;
     if !c.is_served_by(audit.caller.staff_id) {
@@ -259,8 +262,7 @@ async fn reply(
     Ok(ApiJson(state.actors.chat_send(id, Party::Agent(audit.caller.staff_id), body).await?))
 }
 
-/// Marks a conversation the caller serves read up to `seq` (the patient sees 已读). Role
-/// `agent` (permission `chat.agent`).
+/// Marks a conversation the caller serves read up to `seq` (the patient sees 已读). Permission `chat.agent`.
 #[utoipa::path(post, path = "/api/v1/chat/agent/conversations/{id}/read", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)), request_body = ReadUpTo,
     responses((status = 200, body = ReadMark), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -270,15 +272,13 @@ async fn agent_read(
     ApiPath(id): ApiPath<ConversationId>,
     ApiJson(req): ApiJson<ReadUpTo>,
 ) -> ApiResult<ApiJson<ReadMark>> {
-    caller.require(&[Role::Agent])?;
     visible(&state, &caller, id).await?;
     let seq = req.seq.get();
     let r = state.actors.chat_read(id, Party::Agent(caller.staff_id), seq).await?;
     Ok(ApiJson(ReadMark { seq, moved: r.is_some() }))
 }
 
-/// Closes a conversation the caller serves. Audited (`chat.close`). Role `agent` (permission
-/// `chat.agent`).
+/// Closes a conversation the caller serves. Audited (`chat.close`). Permission `chat.agent`.
 #[utoipa::path(post, path = "/api/v1/chat/agent/conversations/{id}/close", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)),
     responses((status = 200, body = AgentConversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -287,7 +287,6 @@ async fn agent_close(
     audit: StaffAudit,
     ApiPath(id): ApiPath<ConversationId>,
 ) -> ApiResult<ApiJson<AgentConversation>> {
-    audit.caller.require(&[Role::Agent])?;
     let c = visible(&state, &audit.caller, id).await?;
     audited(&audit, "chat.close", &c).await?;
     let c = state.actors.chat_close(id, Party::Agent(audit.caller.staff_id)).await?;
@@ -304,7 +303,7 @@ pub struct Transfer {
 }
 
 /// Transfers a conversation the caller serves to another agent or group. Audited
-/// (`chat.transfer`). Role `agent` (permission `chat.agent`).
+/// (`chat.transfer`). Permission `chat.agent`.
 #[utoipa::path(post, path = "/api/v1/chat/agent/conversations/{id}/transfer", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)), request_body = Transfer,
     responses((status = 200, body = AgentConversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -314,7 +313,6 @@ async fn transfer(
     ApiPath(id): ApiPath<ConversationId>,
     ApiJson(req): ApiJson<Transfer>,
 ) -> ApiResult<ApiJson<AgentConversation>> {
-    audit.caller.require(&[Role::Agent])?;
     let by = audit.caller.staff_id;
     let c = visible(&state, &audit.caller, id).await?;
     if !c.is_served_by(by) {
@@ -344,7 +342,7 @@ pub struct CannedView {
 }
 
 /// The canned replies (快捷回复) the caller may use in a conversation they serve, their own first,
-/// filled in with its variables. Role `agent` (permission `chat.agent`).
+/// filled in with its variables. Permission `chat.agent`.
 #[utoipa::path(get, path = "/api/v1/chat/agent/conversations/{id}/canned", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)),
     responses((status = 200, body = Vec<CannedView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -354,7 +352,6 @@ async fn canned(
     ApiPath(id): ApiPath<ConversationId>,
 ) -> ApiResult<ApiJson<Vec<CannedView>>> {
     use hospital_domain::chat::canned::{usable_by, CannedScope, Vars};
-    caller.require(&[Role::Agent])?;
     let c = visible(&state, &caller, id).await?;
     let data = &state.stores.data;
     let mut all = data.canned_replies(&CannedScope::Agent { agent: caller.staff_id }).await?;

@@ -7,6 +7,8 @@
 import { api, token, messageOf, ApiError } from '/static/common/api.js';
 import { h, mount, showTime } from '/static/common/dom.js';
 import { loginView } from '/static/common/login.js';
+import { ticketsSection } from './tickets.js';
+import { superviseSection } from './supervise.js';
 
 const app = document.getElementById('app');
 const TITLE = '客服工作台';
@@ -49,8 +51,23 @@ function layout() {
     h('header', { class: 'topbar' }, h('span', { class: 'title' }, TITLE), els.presence, els.link,
       h('span', { class: 'spacer' }), h('span', { class: 'me' }, st.agent.name)),
     h('div', { class: 'desk' },
-      h('aside', { class: 'side' }, h('h2', {}, '我的会话'), els.inbox, h('h2', {}, '排队'), els.backlog),
+      h('aside', { class: 'side' }, h('h2', {}, '我的会话'), els.inbox, h('h2', {}, '排队'), els.backlog,
+        ticketsSection(showMain), els.supervise = h('div', { class: 'supervise-card' })),
       els.main));
+  superviseSection(els.supervise, st.agent.id, taken);
+}
+
+// The main pane shows something other than a conversation (a ticket).
+function showMain(node) {
+  st.current = null;
+  renderInbox();
+  mount(els.main, node);
+}
+
+// A supervisor took a conversation over: it is theirs now.
+function taken(c) {
+  st.conversations.set(c.id, c);
+  openConversation(c.id);
 }
 
 function renderInbox() {
@@ -286,7 +303,7 @@ async function start() {
   try {
     await loadDesk();
   } catch (x) {
-    if (x instanceof ApiError && x.status === 403) {
+    if (x instanceof ApiError && (x.status === 403 || x.status === 404)) {
       return mount(app, h('header', { class: 'topbar' }, h('span', { class: 'title' }, TITLE)),
         h('div', { class: 'empty' }, '您还不是客服，请联系管理员设置客服组。'));
     }
