@@ -345,3 +345,94 @@ async fn a_supervisor_sees_every_group_and_takes_a_conversation_over() {
     let audit = ok_json(s.get("/api/v1/admin/audit?action=chat.take_over&limit=10", Some(&admin)).await).await;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
 }
+
+/// Clicks `css`, again if the live page re-rendered it between finding and clicking.
+async fn click(b: &crate::browser::Browser, css: &str) {
+    for _ in 0..50 {
+        if b.find(css).await.click().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("could not click {css}");
+}
+
+/// In real Chromium: a supervisor who is also an agent logs in to the console, answers a message
+/// left outside service hours from the 留言 tab (the patient's message centre has it), then
+/// takes a conversation over from another agent in the 主管视图. Screenshots:
+/// `console-tickets.png`, `console-supervise.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_in_chromium_answers_a_ticket_and_a_supervisor_takes_over() {
+    use crate::browser::Browser;
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let role = json!({"label": "客服主管", "permissions": ["chat.agent", "chat.supervise"]});
+    let r = s.request(reqwest::Method::PUT, "/api/v1/admin/roles/chat_lead", Some(&admin), Some(role)).await;
+    crate::harness::expect_json(r, 201).await;
+    let lead = json!({"username": "lead", "name": "主管老李", "password": "lead-pass-2026", "roles": ["chat_lead"]});
+    let lead_id =
+        ok_json(s.post("/api/v1/admin/staff", Some(&admin), lead).await).await["id"].as_str().unwrap().to_string();
+    let r = s
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/chat/agents/{lead_id}"),
+            Some(&admin),
+            Some(json!({"groups": ["billing", "booking"]})),
+        )
+        .await;
+    ok_json(r).await;
+    let (_, alice) = agent(&s, &admin, "alice", &["booking"], 4).await;
+    let _alice_ws = crate::chat::console(&s, &alice, "online").await;
+
+    // Billing is closed; a patient leaves a message. Another is with alice in booking.
+    let closed = json!({"hours": {}});
+    ok_json(s.request(reqwest::Method::PUT, "/api/v1/chat/groups/billing/hours", Some(&admin), Some(closed)).await)
+        .await;
+    let patient = s.login(&phone(9340)).await;
+    ok_json(s.request(reqwest::Method::PATCH, "/api/v1/me", Some(&patient), Some(json!({"name": "韩梅梅"}))).await)
+        .await;
+    let markup = "发票怎么开？<img src=x onerror=alert(1)>";
+    ok_json(s.post("/api/v1/chat/tickets", Some(&patient), json!({"group": "billing", "text": markup})).await).await;
+    let other = s.login(&phone(9341)).await;
+    ok_json(s.request(reqwest::Method::PATCH, "/api/v1/me", Some(&other), Some(json!({"name": "李雷"}))).await).await;
+    let c = ok_json(
+        s.post("/api/v1/chat/conversations", Some(&other), json!({"group": "booking", "text": "我想改约到周五"})).await,
+    )
+    .await;
+    assert_eq!(c["agent"]["name"], "客服alice");
+
+    let b = Browser::start().await;
+    b.client.goto(&s.url("/console")).await.unwrap();
+    b.fill("input[name=username]", "lead").await;
+    b.fill("input[name=password]", "lead-pass-2026").await;
+    b.click("button[type=submit]").await;
+    b.wait_text("已连接").await;
+    b.wait_text("1条待答复").await;
+    b.wait_text(markup).await;
+    click(&b, ".tickets .item").await;
+    b.fill(".ticket-view textarea", "在“缴费记录”中申请电子发票即可。").await;
+    click(&b, ".ticket-view .answer").await;
+    b.wait_text("已答复").await;
+    b.wait_text("暂无留言").await;
+    let imgs = b.client.find_all(fantoccini::Locator::Css(".ticket-view img")).await.unwrap();
+    assert!(imgs.is_empty(), "a patient's markup never becomes an element");
+    let shot = b.screenshot("console-tickets").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    let inbox = ok_json(s.get("/api/v1/me/messages", Some(&patient)).await).await;
+    assert_eq!(inbox[0]["body"], "在“缴费记录”中申请电子发票即可。", "{inbox}");
+
+    // The supervisor's view shows alice's conversation; 接管 makes it the lead's, opened.
+    b.wait_text("主管视图").await;
+    b.wait_text("· 客服alice").await;
+    click(&b, ".supervise .take-over").await;
+    b.wait_text("李*").await;
+    click(&b, ".inbox .item").await;
+    b.wait_text("我想改约到周五").await;
+    b.wait_text("主管老李（客服主管）已接管您的会话").await;
+    let desk =
+        ok_json(s.get("/api/v1/chat/agent/desk", Some(&s.staff_login("lead", "lead-pass-2026").await)).await).await;
+    assert_eq!(desk["conversations"][0]["id"], c["id"], "{desk}");
+    let shot = b.screenshot("console-supervise").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    let _ = b.client.clone().close().await;
+}

@@ -103,7 +103,8 @@ async fn take_over(
     // The serving agent's hand-over, asked for by the supervisor: the dispatcher moves it.
     let c = state.actors.chat_transfer_to_agent(id, from.id, me).await?;
     let name = c.agent.as_ref().map_or_else(String::new, |a| a.name.clone());
-    if let Ok(body) = MessageBody::text(&format!("客服主管{name}已接管您的会话")) {
+    if let Ok(body) = MessageBody::text(&format!("{name}（客服主管）已接管您的会话，将继续为您服务"))
+    {
         if let Err(e) = state.actors.chat_notice(id, body).await {
             tracing::warn!(conversation = %id, error = %e, "take-over notice not sent");
         }

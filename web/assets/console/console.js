@@ -240,6 +240,11 @@ function onEvent(frame) {
       if (st.current === p.id) renderConversation();
       break;
     case 'chat_message': {
+      // The first we hear of a conversation taken over mid-way: load its history from the start.
+      if (!st.messages.has(p.conversation_id) && p.seq > 1) {
+        loadMessages(p.conversation_id).then(() => { renderInbox(); if (st.current === p.conversation_id) renderConversation(); });
+        break;
+      }
       addMessage(p);
       const c = st.conversations.get(p.conversation_id);
       if (st.current === p.conversation_id && els.log) {
