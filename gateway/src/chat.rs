@@ -59,6 +59,8 @@ pub struct ConsoleHub {
     next: AtomicU64,
     /// When each conversation's patient last had a typing indicator passed on.
     typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
+    /// Signs the links of image messages as they go out (`http::chat_images`); set at start.
+    pub images: std::sync::OnceLock<crate::files::FileService>,
 }
 
 impl ConsoleHub {
@@ -102,7 +104,8 @@ impl ConsoleHub {
 
 impl ConsoleBus for ConsoleHub {
     fn send(&self, event: StaffEvent) {
-        let frame: Arc<str> = match serde_json::to_string(&event.event) {
+        let body = crate::http::chat_images::console(self.images.get(), &event.event);
+        let frame: Arc<str> = match serde_json::to_string(&body) {
             Ok(s) => s.into(),
             Err(e) => {
                 tracing::warn!(error = %e, "console event not encodable");

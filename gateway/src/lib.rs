@@ -80,6 +80,8 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::records::router())
         .merge(http::chat::router())
         .merge(http::chat_agent::router())
+        .merge(http::chat_images::router())
+        .merge(http::feedback::router())
         .merge(http::ops::router());
     let r = sandbox_routes(r, sandbox);
     let (router, mut doc) = r.split_for_parts();

@@ -13,6 +13,7 @@ mod browser;
 mod catalogue;
 mod catalogue_admin;
 mod chat;
+mod chat_images;
 mod crash;
 mod exams;
 mod fees;
