@@ -90,14 +90,16 @@ assert m.version('python-alipay-sdk') == '$PYTHON_ALIPAY_SDK_VERSION' and m.vers
     || python3 -m pip install --quiet --break-system-packages "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION"
 fi
 
-# The ScyllaDB backend is behind a feature (its driver is large); keep it compiling, and run its
-# conformance test where a cluster is at hand.
+# The ScyllaDB backend is behind a feature (its driver is large). Its statements always run
+# through the real driver against kassandra, a CQL server in memory (tests/kassandra.rs, which
+# writes target/kassandra-report.md: what ran, what kassandra cannot do), with the backend's unit
+# tests; the whole conformance suite runs where a cluster is at hand.
+cargo test -p hospital-store --features scylla --locked --lib --test kassandra
+cargo check -p hospital --features scylla --bins --locked --quiet
 if [ -n "${SCYLLA_URI:-}" ]; then
   cargo test -p hospital-store --features scylla --locked --test conformance scylla_backend
 else
-  echo "SCYLLA_URI not set: ScyllaDB conformance skipped (checking that the backend compiles)"
-  cargo check -p hospital-store --features scylla --tests --locked --quiet
-  cargo check -p hospital --features scylla --bins --locked --quiet
+  echo "SCYLLA_URI not set: the full ScyllaDB conformance suite skipped (see target/kassandra-report.md)"
 fi
 
 # The production build leaves the sandboxes and the conformance suite out (they are features the

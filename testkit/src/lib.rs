@@ -2,6 +2,9 @@
 //! binary on a free port, a real S3-compatible server (moto's, `S3Server`), and free-port
 //! helpers. Nothing here fakes a service.
 
+#[cfg(feature = "kassandra")]
+pub mod kassandra;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
