@@ -135,7 +135,10 @@ async fn exercise(s: &TestServer) {
     let scan = jpeg(20_000);
     let agent_images = format!("/api/v1/chat/agent/conversations/{id}/images");
     let sent = ok_json(post_bytes(s, &agent_images, &agent_token, "image/jpeg", scan.clone()).await).await;
-    assert_eq!((sent["sender"]["kind"].as_str(), sent["body"]["content_type"].as_str()), (Some("agent"), Some("image/jpeg")));
+    assert_eq!(
+        (sent["sender"]["kind"].as_str(), sent["body"]["content_type"].as_str()),
+        (Some("agent"), Some("image/jpeg"))
+    );
     let got = next_message(&mut ws, "agent").await;
     same_bytes(s, &link(&got), &scan, "image/jpeg").await;
 
@@ -148,11 +151,19 @@ async fn exercise(s: &TestServer) {
     pe.resize(8_000, 0);
     assert_error(post_bytes(s, &agent_images, &agent_token, "image/png", pe).await, 415, "unsupported_media_type")
         .await;
-    assert_error(post_bytes(s, &images, &patient, "image/png", b"just text".to_vec()).await, 415, "unsupported_media_type")
-        .await;
+    assert_error(
+        post_bytes(s, &images, &patient, "image/png", b"just text".to_vec()).await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
     // Over the cap (objects.max_image_bytes); exactly the cap is fine.
-    let e = assert_error(post_bytes(s, &images, &patient, "image/png", png(MAX_IMAGE + 1, 2)).await, 413, "payload_too_large")
-        .await;
+    let e = assert_error(
+        post_bytes(s, &images, &patient, "image/png", png(MAX_IMAGE + 1, 2)).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
     assert!(e["message"].as_str().unwrap().contains(&MAX_IMAGE.to_string()), "{e}");
     ok_json(post_bytes(s, &images, &patient, "image/png", png(MAX_IMAGE, 3)).await).await;
     // Nothing refused became a message: the patient's two images and the agent's one.
@@ -170,17 +181,28 @@ async fn exercise(s: &TestServer) {
     let e = assert_error(s.post("/api/v1/chat/feedback", Some(&intruder), give).await, 422, "invalid_field").await;
     assert_eq!(e["field"], "screenshots");
     // Their own image's signature does not open the other key.
-    let theirs = ok_json(s.post("/api/v1/chat/conversations", Some(&intruder), json!({"group": "booking"})).await).await;
+    let theirs =
+        ok_json(s.post("/api/v1/chat/conversations", Some(&intruder), json!({"group": "booking"})).await).await;
     let mine = ok_json(
-        post_bytes(s, &format!("/api/v1/chat/conversations/{}/images", theirs["id"].as_str().unwrap()), &intruder, "image/png", png(1_000, 5))
-            .await,
+        post_bytes(
+            s,
+            &format!("/api/v1/chat/conversations/{}/images", theirs["id"].as_str().unwrap()),
+            &intruder,
+            "image/png",
+            png(1_000, 5),
+        )
+        .await,
     )
     .await;
     let (_, query) = link(&mine).split_once('?').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
     assert_error(download(s, &format!("/api/v1/files/{key}?{query}")).await, 403, "bad_signature").await;
     // An agent who does not serve it neither sees it nor sends in it.
-    assert_error(s.get(&format!("/api/v1/chat/agent/conversations/{id}/messages"), Some(&other_agent)).await, 404, "not_found")
-        .await;
+    assert_error(
+        s.get(&format!("/api/v1/chat/agent/conversations/{id}/messages"), Some(&other_agent)).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_error(post_bytes(s, &agent_images, &other_agent, "image/png", png(1_000, 6)).await, 404, "not_found").await;
 
     // The same link, once expired (objects.link_ttl_secs), is refused; a new read gives a new one.
@@ -295,8 +317,12 @@ async fn feedback_with_screenshots_is_the_patients_own() {
     assert_eq!(all[1]["text"], "<b>谢谢</b>", "stored as text");
     assert_eq!(all[2]["id"], first["id"]);
     same_bytes(&s, all[2]["screenshots"][0]["url"].as_str().unwrap(), &a1, "image/png").await;
-    let e = assert_error(s.get("/api/v1/staff/chat/feedback?month=2026-11", Some(&agent_token)).await, 422, "invalid_field")
-        .await;
+    let e = assert_error(
+        s.get("/api/v1/staff/chat/feedback?month=2026-11", Some(&agent_token)).await,
+        422,
+        "invalid_field",
+    )
+    .await;
     assert_eq!(e["field"], "month");
     // Without the permission: a doctor, a patient.
     let doc = json!({"username": "fbdoctor", "name": "李医生", "password": "doctor-pass-2026", "roles": ["doctor"]});
@@ -398,13 +424,15 @@ async fn console_shows_and_sends_images_in_chromium() {
     b.client.execute("window.alert = () => { window.__alerted = true; }", vec![]).await.unwrap();
 
     let patient = s.login(&phone(9800)).await;
-    ok_json(s.request(reqwest::Method::PATCH, "/api/v1/me", Some(&patient), Some(json!({"name": "李雷"})))
-        .await)
-    .await;
+    ok_json(s.request(reqwest::Method::PATCH, "/api/v1/me", Some(&patient), Some(json!({"name": "李雷"}))).await).await;
     let mut ws = live(&s, &patient).await;
     let c = ok_json(
-        s.post("/api/v1/chat/conversations", Some(&patient), json!({"group": "booking", "text": "请帮我看看这张缴费单"}))
-            .await,
+        s.post(
+            "/api/v1/chat/conversations",
+            Some(&patient),
+            json!({"group": "booking", "text": "请帮我看看这张缴费单"}),
+        )
+        .await,
     )
     .await;
     let id = c["id"].as_str().unwrap().to_string();
@@ -412,16 +440,23 @@ async fn console_shows_and_sends_images_in_chromium() {
     ok_json(post_bytes(&s, &format!("/api/v1/chat/conversations/{id}/images"), &patient, "image/png", photo).await)
         .await;
     let markup = "<img src=x onerror=alert(1)>";
-    ok_json(s.post(&format!("/api/v1/chat/conversations/{id}/messages"), Some(&patient), json!({"text": markup})).await)
-        .await;
+    ok_json(
+        s.post(&format!("/api/v1/chat/conversations/{id}/messages"), Some(&patient), json!({"text": markup})).await,
+    )
+    .await;
 
     b.wait_text("李*").await;
     b.click(".inbox .item").await;
     b.wait_text(markup).await;
     // The thumbnail loaded (decoded: it has its width) through its signed link.
-    wait_js(&b, "const i = document.querySelector('.log img.thumb'); return i && i.complete ? i.naturalWidth : 0", json!(240))
-        .await;
-    let src = b.client.execute("return document.querySelector('.log img.thumb').getAttribute('src')", vec![]).await.unwrap();
+    wait_js(
+        &b,
+        "const i = document.querySelector('.log img.thumb'); return i && i.complete ? i.naturalWidth : 0",
+        json!(240),
+    )
+    .await;
+    let src =
+        b.client.execute("return document.querySelector('.log img.thumb').getAttribute('src')", vec![]).await.unwrap();
     assert!(src.as_str().unwrap().starts_with("/api/v1/files/chat/"), "{src}");
     // Only the image became an element; the markup is text and never ran.
     wait_js(&b, "return document.querySelectorAll('.log img').length", json!(1)).await;
