@@ -81,6 +81,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::chat::router())
         .merge(http::chat_agent::router())
         .merge(http::chat_images::router())
+        .merge(http::chat_context::router())
         .merge(http::feedback::router())
         .merge(http::ops::router());
     let r = sandbox_routes(r, sandbox);

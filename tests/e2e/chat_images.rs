@@ -479,7 +479,59 @@ async fn console_shows_and_sends_images_in_chromium() {
     .await;
     let alerted = b.client.execute("return typeof window.__alerted", vec![]).await.unwrap();
     assert_eq!(alerted, "undefined");
+    // The patient's context beside it: their masked name, no appointments yet.
+    b.wait_text("近期预约").await;
+    b.wait_text("暂无预约").await;
     let shot = b.screenshot("console-images").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
     let _ = b.client.clone().close().await;
+}
+
+/// The patient's context (masked name, upcoming appointments) is for the agent serving the
+/// conversation and supervisors only, and each read is in the audit log as a read of that
+/// patient's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patients_context_is_for_the_serving_agent_and_audited() {
+    use crate::realtime::{open_slot, patient};
+    let s = TestServer::start(opts()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let (_, serving) = agent(&s, &admin, "ctxagent", &["booking"], 4).await;
+    let (_, other) = agent(&s, &admin, "ctxother", &["booking"], 4).await;
+    let _desk = console(&s, &serving, "online").await;
+
+    let (token, patient_id) = patient(&s, &phone(9900), "11010519491231002X").await;
+    ok_json(s.request(reqwest::Method::PATCH, "/api/v1/me", Some(&token), Some(json!({"name": "王小明"}))).await).await;
+    let (_, slot, ..) = open_slot(&s).await;
+    let booked = expect_json(
+        s.post("/api/v1/appointments", Some(&token), json!({"slot_id": slot, "patient_id": patient_id})).await,
+        201,
+    )
+    .await;
+    let c = ok_json(s.post("/api/v1/chat/conversations", Some(&token), json!({"group": "booking"})).await).await;
+    assert_eq!(c["agent"]["name"], "客服ctxagent", "{c}");
+    let id = c["id"].as_str().unwrap();
+    let path = format!("/api/v1/chat/agent/conversations/{id}/context");
+
+    let ctx = ok_json(s.get(&path, Some(&serving)).await).await;
+    assert_eq!(ctx["patient"], "王**", "masked: {ctx}");
+    let upcoming = ctx["upcoming"].as_array().unwrap();
+    assert_eq!(upcoming.len(), 1, "{ctx}");
+    assert_eq!(upcoming[0]["appointment_id"], booked["appointment"]["id"]);
+    assert_eq!(upcoming[0]["patient"], "测*");
+    assert_eq!(upcoming[0]["doctor_name"], "王建国");
+    assert!(!upcoming[0]["department_name"].as_str().unwrap().is_empty());
+    assert!(!ctx.to_string().contains("王小明") && !ctx.to_string().contains("测试"), "no full name: {ctx}");
+    // Not for an agent who does not serve it (nothing said), nor for the patient; a supervisor may.
+    assert_error(s.get(&path, Some(&other)).await, 404, "not_found").await;
+    assert_error(s.get(&path, Some(&token)).await, 403, "forbidden").await;
+    ok_json(s.get(&path, Some(&admin)).await).await;
+
+    // Each read is audited as concerning the patient's account.
+    let page = s.get_json("/api/v1/admin/audit?action=chat.context&limit=50", Some(&admin)).await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "the serving agent's read and the supervisor's: {page}");
+    for e in entries {
+        assert_eq!(e["event"]["target"]["id"], id, "{e}");
+        assert!(e["event"]["concerning"]["account"].is_string(), "{e}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod catalog_admin;
 pub mod chat;
 pub mod chat_agent;
+pub mod chat_context;
 pub mod chat_images;
 pub mod exams;
 pub mod feedback;

@@ -8,6 +8,7 @@ import { api, token, messageOf, ApiError } from '/static/common/api.js';
 import { h, mount, showTime } from '/static/common/dom.js';
 import { loginView } from '/static/common/login.js';
 import { imageBody, imagePicker } from './images.js';
+import { contextPanel } from './context.js';
 
 const app = document.getElementById('app');
 const TITLE = '客服工作台';
@@ -106,7 +107,7 @@ function renderConversation() {
       h('span', { class: 'spacer' }),
       open ? transfer : null,
       open ? h('button', { class: 'secondary close', onclick: () => closeConversation() }, '结束会话') : null),
-    els.log,
+    h('div', { class: 'conv-body' }, els.log, contextPanel(c)),
     open ? h('div', { class: 'canned' }, st.canned.map((r) => h('button', { class: 'secondary chip', title: r.text,
       onclick: () => { input.value = r.text; input.focus(); } }, r.title))) : null,
     open ? h('div', { class: 'reply' }, input, h('button', { class: 'send', onclick: () => send(input) }, '发送'),
