@@ -137,6 +137,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
 
     let consoles = hospital_gateway::chat::ConsoleHub::new();
+    consoles.join(&hub, &bus);
     let mut deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
         .with_consoles(hospital_actors::Consoles::new(consoles.clone()))
         .with_wechat_pay(wechat_pay.clone())

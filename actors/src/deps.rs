@@ -10,6 +10,7 @@ use crate::console::Consoles;
 use crate::effects::EffectSink;
 use crate::events::Events;
 use crate::notifier::NotifyHandle;
+use crate::ownership::Ownership;
 use crate::system::ActorSystem;
 
 /// What the platform gives the actor system: everything is made before it starts (in
@@ -33,6 +34,8 @@ pub struct ActorDeps {
     pub records: Option<PersonCipher>,
     /// Where the chat's actors send agents' console events (`with_consoles`).
     pub consoles: Consoles,
+    /// Leases for running actors on one of several nodes (`with_ownership`); None on one node.
+    pub ownership: Option<Ownership>,
 }
 
 impl ActorDeps {
@@ -46,7 +49,14 @@ impl ActorDeps {
             notify: Default::default(),
             consoles: Consoles::default(),
             records: None,
+            ownership: None,
         }
+    }
+
+    /// Several nodes: schedule actors take a lease and fence their writes (`ownership`).
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = Some(ownership);
+        self
     }
 
     /// Where actors publish live events (by default they are dropped, and personal ones wait in
@@ -99,6 +109,7 @@ pub struct Context {
     pub(crate) notify: NotifyHandle,
     pub(crate) records: Option<PersonCipher>,
     pub(crate) consoles: Consoles,
+    pub(crate) ownership: Option<Ownership>,
     /// Where booking actors send work for the payment side.
     pub(crate) effects: EffectSink,
     /// Reaches actors of other kinds.
@@ -107,8 +118,8 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
-        let ActorDeps { stores, config, events, wechat_pay, alipay, notify, records, consoles } = deps;
-        Self { stores, config, events, wechat_pay, alipay, notify, records, consoles, effects, system }
+        let ActorDeps { stores, config, events, wechat_pay, alipay, notify, records, consoles, ownership } = deps;
+        Self { stores, config, events, wechat_pay, alipay, notify, records, consoles, ownership, effects, system }
     }
 }
 

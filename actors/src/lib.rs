@@ -21,6 +21,7 @@
 //! each kind's refusals are its own type, whose `Unavailable` variant carries the `ActorError`.
 
 pub mod booking;
+pub mod chat_metrics;
 pub mod config;
 pub mod console;
 pub mod conversation;
@@ -34,6 +35,7 @@ mod idle;
 pub mod jobs;
 pub mod kind;
 pub mod notifier;
+pub mod ownership;
 pub mod patient;
 pub mod payment;
 pub mod pipeline;

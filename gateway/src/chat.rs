@@ -4,6 +4,8 @@
 //! and receives the console events of the chat's actors as JSON text frames
 //! (`{"type":<kind>,"payload":{...}}`, see `hospital_domain::chat::console`): messages and read
 //! marks of the conversations they serve, their assignments, their groups' backlog and presence.
+//! A console says the agent is typing with `{"type":"typing","conversation_id":...}`: the
+//! patient's sockets get `typing` (rate limited, never stored).
 //!
 //! The socket is the agent's presence: while it is open this node heartbeats it to every group's
 //! dispatcher (so a dead node's consoles lapse after the lease); when it closes the dispatchers
@@ -34,6 +36,8 @@ use uuid::Uuid;
 
 use crate::auth::tokens::hash_token;
 use crate::error::ApiError;
+use crate::realtime::bus::Bus;
+use crate::realtime::hub::Hub;
 use crate::state::AppState;
 
 /// How often this node heartbeats its console sockets to their dispatchers: well within the
@@ -59,6 +63,10 @@ pub struct ConsoleHub {
     next: AtomicU64,
     /// When each conversation's patient last had a typing indicator passed on.
     typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
+    /// When each conversation's agent last had one passed on to the patient.
+    agent_typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
+    /// The real-time bus, through which console events reach the other nodes' consoles.
+    bus: std::sync::OnceLock<Arc<Bus>>,
     /// Signs the links of image messages as they go out (`http::chat_images`); set at start.
     pub images: std::sync::OnceLock<crate::files::FileService>,
 }
@@ -66,6 +74,14 @@ pub struct ConsoleHub {
 impl ConsoleHub {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Joins the node's real-time machinery: console events made here go to every node's
+    /// consoles through `bus` (Redis pub/sub with several nodes), and those made elsewhere come
+    /// to this node's consoles from `hub`.
+    pub fn join(self: &Arc<Self>, hub: &Hub, bus: &Arc<Bus>) {
+        let _ = hub.consoles.set(Arc::downgrade(self));
+        let _ = self.bus.set(bus.clone());
     }
 
     fn register(&self, agent: StaffId, groups: Vec<GroupCode>) -> (u64, mpsc::Receiver<Arc<str>>) {
@@ -82,28 +98,22 @@ impl ConsoleHub {
     /// Whether a typing indicator of `conversation` may go out now (at most one per
     /// `TYPING_EVERY`); typing is never stored.
     pub fn typing_allowed(&self, conversation: hospital_domain::ConversationId) -> bool {
-        let now = std::time::Instant::now();
-        let mut t = self.typing.lock().expect("typing");
-        if t.len() > 10_000 {
-            t.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
-        }
-        match t.get(&conversation) {
-            Some(at) if now.duration_since(*at) < TYPING_EVERY => false,
-            _ => {
-                t.insert(conversation, now);
-                true
-            }
-        }
+        allowed(&self.typing, conversation)
+    }
+
+    /// The same for the agent's side (`typing_allowed` is the patient's).
+    pub fn agent_typing_allowed(&self, conversation: hospital_domain::ConversationId) -> bool {
+        allowed(&self.agent_typing, conversation)
     }
 
     /// Console sockets open on this node for `agent`.
     pub fn sockets_of(&self, agent: StaffId) -> usize {
         self.sockets.lock().expect("console hub").values().filter(|s| s.agent == agent).count()
     }
-}
 
-impl ConsoleBus for ConsoleHub {
-    fn send(&self, event: StaffEvent) {
+    /// Hands a console event to the consoles concerned on this node (an image message with its
+    /// link made here and now: links are never on the bus).
+    pub fn deliver(&self, event: &StaffEvent) {
         let body = crate::http::chat_images::console(self.images.get(), &event.event);
         let frame: Arc<str> = match serde_json::to_string(&body) {
             Ok(s) => s.into(),
@@ -126,6 +136,35 @@ impl ConsoleBus for ConsoleHub {
     }
 }
 
+/// Whether a typing indicator for `conversation` may pass now (at most one per `TYPING_EVERY`).
+fn allowed(
+    map: &Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
+    conversation: hospital_domain::ConversationId,
+) -> bool {
+    let now = std::time::Instant::now();
+    let mut t = map.lock().expect("typing");
+    if t.len() > 10_000 {
+        t.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+    }
+    match t.get(&conversation) {
+        Some(at) if now.duration_since(*at) < TYPING_EVERY => false,
+        _ => {
+            t.insert(conversation, now);
+            true
+        }
+    }
+}
+
+impl ConsoleBus for ConsoleHub {
+    /// This node's consoles at once; every other node's through the bus.
+    fn send(&self, event: StaffEvent) {
+        self.deliver(&event);
+        if let Some(bus) = self.bus.get() {
+            bus.console(&event);
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ConsoleParams {
     pub presence: Option<Presence>,
@@ -135,9 +174,18 @@ pub struct ConsoleParams {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ConsoleFrame {
-    Auth { token: String },
-    Presence { presence: Presence },
+    Auth {
+        token: String,
+    },
+    Presence {
+        presence: Presence,
+    },
     Heartbeat,
+    /// The agent is typing in a conversation they serve: shown to the patient (rate limited,
+    /// never stored).
+    Typing {
+        conversation_id: hospital_domain::ConversationId,
+    },
 }
 
 /// `GET /api/v1/chat/console/ws`: an agent's console socket (role `agent`; permission
@@ -221,6 +269,26 @@ async fn state_presence(state: &AppState, agent: &AgentProfile, conn: Uuid, pres
     Ok(())
 }
 
+/// Passes the agent's typing on to the patient's sockets (on every node), if the agent serves
+/// the conversation; more than one a second per conversation is dropped silently (a console
+/// sends one per keystroke burst).
+async fn agent_typing(
+    state: &AppState,
+    agent: StaffId,
+    id: hospital_domain::ConversationId,
+) -> Result<(), (&'static str, String)> {
+    use hospital_domain::chat::console::{ChatTyping, Typist};
+    let c = state.actors.chat_conversation(id).await.map_err(|e| ("unavailable", e.to_string()))?;
+    let Some(c) = c.filter(|c| c.is_served_by(agent)) else {
+        return Err(("not_assigned", "you do not serve this conversation".into()));
+    };
+    if state.consoles.agent_typing_allowed(id) {
+        let event = hospital_domain::live::TopicEvent::typing(ChatTyping { conversation_id: id, who: Typist::Agent });
+        state.realtime.bus.direct(c.account_id, event);
+    }
+    Ok(())
+}
+
 async fn run(mut ws: WebSocket, state: AppState, token: Option<String>, mut presence: Presence) {
     let agent = match authenticate(&state, &mut ws, token).await {
         Ok(a) => a,
@@ -265,6 +333,10 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>, mut pres
                             }
                         }
                         Ok(ConsoleFrame::Heartbeat) => json!({ "type": "heartbeat", "payload": {} }),
+                        Ok(ConsoleFrame::Typing { conversation_id }) => match agent_typing(&state, agent.id, conversation_id).await {
+                            Ok(()) => continue,
+                            Err((code, m)) => json!({ "type": "error", "payload": { "code": code, "message": m } }),
+                        },
                         Ok(ConsoleFrame::Auth { .. }) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": "already authenticated" } }),
                         Err(e) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": e.to_string() } }),
                     };

@@ -22,6 +22,17 @@ pub fn prometheus() -> PrometheusHandle {
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
                 .expect("bucket list is non-empty")
+                // The chat's waits run to minutes and hours (a Full matcher wins over the suffix).
+                .set_buckets_for_metric(
+                    Matcher::Full("chat_wait_seconds".into()),
+                    &hospital_actors::chat_metrics::WAIT_BUCKETS,
+                )
+                .expect("bucket list is non-empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("chat_first_response_seconds".into()),
+                    &hospital_actors::chat_metrics::WAIT_BUCKETS,
+                )
+                .expect("bucket list is non-empty")
                 .install_recorder()
                 .expect("the Prometheus recorder is installed once")
         })

@@ -4,6 +4,9 @@
 //! and at `GET /healthz` (the ceiling), checks every system's answers, stops everything it
 //! started, and writes the table, a Markdown report, the raw figures (JSON) and plots.
 //!
+//! `hospital-load chat`: customer-service chat, the hospital server against the Node relay (see
+//! `hospital_load_tests::chat`).
+//!
 //! `hospital-load peer pg|redis` runs one peer service (the command starts them itself).
 
 use anyhow::Context;
@@ -31,6 +34,9 @@ struct Cli {
 enum Cmd {
     /// The release storm (放号), against the hospital server and its peers.
     Storm(StormArgs),
+    /// Customer-service chat: conversations and agents exchanging messages over WebSockets, against
+    /// the hospital server and the conventional relay (Node.js `ws` + Redis pub/sub, no storage).
+    Chat(ChatArgs),
     /// One peer service (started by `storm`).
     #[command(hide = true)]
     Peer {
@@ -97,12 +103,45 @@ struct StormArgs {
     perf: bool,
 }
 
+#[derive(clap::Args)]
+struct ChatArgs {
+    /// Concurrent conversations (one patient each).
+    #[arg(long, default_value_t = 2000)]
+    conversations: usize,
+    /// Agents (online, sharing the conversations).
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    /// Messages per second, both directions together.
+    #[arg(long, default_value_t = 2000.0)]
+    rate: f64,
+    /// How long messages are sent, seconds.
+    #[arg(long, default_value_t = 30)]
+    duration_secs: u64,
+    #[arg(long, default_value_t = 64)]
+    setup_concurrency: usize,
+    /// Where the report and figures go (default load-tests/out/chat-<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Use this hospital binary instead of building it (`cargo build --release --bin hospital`).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// The hospital alone (no Node relay).
+    #[arg(long)]
+    no_relay: bool,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.cmd {
         Cmd::Peer { kind: PeerKind::Pg { db_url, pool } } => rt.block_on(peers::serve_pg(&db_url, pool)),
         Cmd::Peer { kind: PeerKind::Redis { redis_url } } => rt.block_on(peers::serve_redis(&redis_url)),
+        Cmd::Chat(args) => rt.block_on(async {
+            tokio::select! {
+                r = run_chat(args) => r,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: stopped everything started"),
+            }
+        }),
         Cmd::Storm(args) => rt.block_on(async {
             // Dropping the run (Ctrl-C or an error) stops every process it started.
             tokio::select! {
@@ -288,6 +327,64 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     }
     println!("\nreport, figures.json and plots in {}", out.display());
     if report.verdicts.iter().any(|v| !v.ok) {
+        anyhow::bail!("a correctness check failed (see above)");
+    }
+    Ok(())
+}
+
+async fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
+    use hospital_load_tests::chat::{self, ChatConfig};
+    let started_at = chrono::Local::now();
+    let out = args.out.clone().unwrap_or_else(|| {
+        procs::workspace_root().join("load-tests/out").join(started_at.format("chat-%Y%m%d-%H%M%S").to_string())
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let machine = Machine::describe();
+    let nofile = procs::raise_nofile();
+    // A socket and a keep-alive connection per patient and per agent, plus one more each to send.
+    if (nofile as usize) < 3 * (args.conversations + args.agents) + 1000 {
+        eprintln!("warning: the descriptor limit is {nofile}; this run needs more");
+    }
+    let cfg = ChatConfig {
+        conversations: args.conversations,
+        agents: args.agents,
+        rate: args.rate,
+        duration: Duration::from_secs(args.duration_secs),
+        setup_concurrency: args.setup_concurrency,
+        ..ChatConfig::default()
+    };
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => {
+            eprintln!("building the hospital server (cargo build --release --bin hospital)...");
+            procs::build_hospital(true)?
+        }
+    };
+    let mut systems = Vec::new();
+    {
+        let mut server = HospitalServer::start(&bin, &out.join("hospital.log"))?;
+        eprintln!("hospital server at {} (pid {})", server.base, server.proc.pid());
+        systems.push(chat::run_hospital(&server.base, &cfg).await?);
+        server.proc.stop(Duration::from_secs(20));
+    }
+    if !args.no_relay {
+        let redis = RedisServer::start(false, &out.join("redis.log"))?;
+        let (_relay, base) = chat::start_relay(&redis.url(), &out.join("chat-relay.log"))?;
+        eprintln!("chat relay at {base}");
+        systems.push(chat::run_relay(&base, &cfg).await?);
+    }
+    let md = chat::markdown(&started_at.to_rfc3339(), &machine, &cfg, &systems);
+    std::fs::write(out.join("report.md"), &md)?;
+    std::fs::write(
+        out.join("figures.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"machine": machine, "config": cfg, "systems": systems}))?,
+    )?;
+    println!("\n{}", chat::table(&systems));
+    for f in &systems {
+        println!("correct {:<24} {}  {}", f.system, if f.ok() { "yes" } else { "NO" }, f.problems.join("; "));
+    }
+    println!("\nreport.md and figures.json in {}", out.display());
+    if systems.iter().any(|f| !f.ok()) {
         anyhow::bail!("a correctness check failed (see above)");
     }
     Ok(())

@@ -197,6 +197,21 @@ async fn send(rb: reqwest::RequestBuilder, expect: u16, what: &str) -> anyhow::R
 
 /// Logs in `139{n:08}` by SMS (the code read from the sandbox outbox) and adds itself as 就诊人.
 pub async fn person(c: &reqwest::Client, base: &str, n: u32, doctor: usize) -> anyhow::Result<Person> {
+    let token = login(c, base, n).await?;
+    let p = send(
+        c.post(format!("{base}/api/v1/me/patients"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": "张三", "id_card_no": id_card(n), "relation": "self" })),
+        201,
+        "add patient",
+    )
+    .await?;
+    let patient_id = p["id"].as_str().with_context(|| format!("no patient id: {p}"))?.to_string();
+    Ok(Person { token, patient_id, doctor })
+}
+
+/// Logs in `139{n:08}` by SMS (the code read from the sandbox outbox); the token.
+pub async fn login(c: &reqwest::Client, base: &str, n: u32) -> anyhow::Result<String> {
     let phone = format!("139{n:08}");
     send(c.post(format!("{base}/api/v1/auth/sms/send")).json(&json!({ "phone": phone })), 200, "sms send").await?;
     let outbox = send(c.get(format!("{base}/sandbox/sms?phone={phone}")), 200, "sms outbox").await?;
@@ -213,17 +228,7 @@ pub async fn person(c: &reqwest::Client, base: &str, n: u32, doctor: usize) -> a
         "sms login",
     )
     .await?;
-    let token = login["token"].as_str().with_context(|| format!("no token: {login}"))?.to_string();
-    let p = send(
-        c.post(format!("{base}/api/v1/me/patients"))
-            .bearer_auth(&token)
-            .json(&json!({ "name": "张三", "id_card_no": id_card(n), "relation": "self" })),
-        201,
-        "add patient",
-    )
-    .await?;
-    let patient_id = p["id"].as_str().with_context(|| format!("no patient id: {p}"))?.to_string();
-    Ok(Person { token, patient_id, doctor })
+    Ok(login["token"].as_str().with_context(|| format!("no token: {login}"))?.to_string())
 }
 
 /// The first `m` doctors of the leaf departments, in tree order.

@@ -3,7 +3,7 @@
 //! storage, 1 s scrapes) scrapes a real server under a short load that makes every panel's metrics
 //! exist (logins, bookings, a sold-out answer, a lapsed hold with a waitlist offer, a payment, a
 //! cancellation with refund, a clinic stop, WebSockets with a resume, bad frames and a too-slow
-//! reader, a per-IP 429 burst); then EVERY expression of EVERY panel of every dashboard in
+//! reader, a per-IP 429 burst, a chat conversation that waits, is assigned, answered and closed); then EVERY expression of EVERY panel of every dashboard in
 //! grafana/dashboards/ is run through `/api/v1/query` and must return data.
 //!
 //! A few counters exist only after a failure (an actor restart, a store write error, a failed
@@ -102,7 +102,7 @@ fn dashboard_expressions() -> Vec<(String, String, String)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 6, "bookings, payments, websockets, actors, http, store: {files:?}");
+    assert!(files.len() >= 7, "bookings, payments, websockets, actors, http, store, chat: {files:?}");
     let mut out = Vec::new();
     for f in files {
         let d: Value = serde_json::from_slice(&std::fs::read(&f).expect("read")).expect("dashboard JSON");
@@ -307,6 +307,26 @@ async fn load(s: &TestServer) {
         .await;
     assert!(codes.contains(&429), "the per-IP limit answered 429 to the burst");
 
+    // A chat exchange: a conversation waits for an agent, one comes online and gets it, answers
+    // (first response), the patient writes again; the console stays open (agents by presence).
+    let chat_admin = s.staff_login("admin", "admin-demo-2026").await;
+    let (_, agent_token) = crate::chat::agent(s, &chat_admin, "prom_agent", &["billing"], 5).await;
+    let c = ok_json(
+        s.post("/api/v1/chat/conversations", Some(&p1.token), json!({"group": "billing", "text": "发票怎么开？"}))
+            .await,
+    )
+    .await;
+    assert_eq!(c["status"], "waiting", "no agent online yet: {c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    let mut desk = crate::chat::console(s, &agent_token, "online").await;
+    desk.next_of("assignment").await;
+    let reply = json!({"text": "您好，请稍等"});
+    ok_json(s.post(&format!("/api/v1/chat/agent/conversations/{id}/messages"), Some(&agent_token), reply).await).await;
+    let more = json!({"text": "好的"});
+    ok_json(s.post(&format!("/api/v1/chat/conversations/{id}/messages"), Some(&p1.token), more).await).await;
+    ok_json(s.post_empty(&format!("/api/v1/chat/conversations/{id}/close"), Some(&p1.token)).await).await;
+    let desk_reader = tokio::spawn(async move { while desk.next_quiet().await.is_ok() {} });
+
     // The lapsed hold (2 s) has gone to the waitlist by now.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !metrics_text(s).await.contains("booking_waitlist_offers_total") {
@@ -314,6 +334,7 @@ async fn load(s: &TestServer) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     reader.abort();
+    desk_reader.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,8 +143,7 @@ impl ConversationState {
             change.console.push(StaffEvent::agent(a.id, ConsoleEvent::ChatMessage(m.clone())));
         }
         self.commit(next, change).await?;
-        metrics::counter!("chat_messages_total", "from" => match from { Party::Patient(_) => "patient", Party::Agent(_) => "agent" })
-            .increment(1);
+        crate::chat_metrics::message(self.id, matches!(from, Party::Agent(_)), m.sent_at);
         Ok(m)
     }
 
@@ -179,6 +178,7 @@ impl ConversationState {
             tracing::warn!(conversation = %self.id, error = %e, "dispatcher not told of the close");
         }
         metrics::counter!("chat_conversations_closed_total").increment(1);
+        crate::chat_metrics::unassigned(self.id);
         Ok(self.conv.clone().expect("closed"))
     }
 
@@ -301,8 +301,10 @@ impl ConversationState {
             return;
         }
         let change = Change::state(&next, a.transferred_from);
-        if let Err(e) = self.commit(next, change).await {
-            tracing::warn!(conversation = %self.id, error = %e, "assignment not stored");
+        let (created, first) = (c.created_at, c.first_assigned_at.is_none());
+        match self.commit(next, change).await {
+            Ok(()) => crate::chat_metrics::assigned(self.id, created, first, now),
+            Err(e) => tracing::warn!(conversation = %self.id, error = %e, "assignment not stored"),
         }
     }
 
@@ -320,5 +322,6 @@ impl ConversationState {
         if let Err(e) = self.commit(next, change).await {
             tracing::warn!(conversation = %self.id, error = %e, "hand-back not stored");
         }
+        crate::chat_metrics::unassigned(self.id);
     }
 }

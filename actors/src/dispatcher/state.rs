@@ -106,7 +106,7 @@ impl DispatcherActorState {
             }
         }
         let view = self.view();
-        metrics::gauge!("chat_waiting", "group" => self.group().to_string()).set(view.backlog.waiting as f64);
+        crate::chat_metrics::group(self.group(), view.backlog.waiting, &view.presence.agents);
         let group = self.group().clone();
         self.ctx.consoles.send(StaffEvent::group(group.clone(), ConsoleEvent::Backlog(view.backlog)));
         self.ctx.consoles.send(StaffEvent::group(group, ConsoleEvent::Presence(view.presence)));

@@ -32,6 +32,12 @@ impl Actor for ScheduleActor {
         // so the book loaded below includes every acknowledged change.
         let owner = myself.get_name().unwrap_or_else(|| format!("schedule:{}", args.doctor));
         let guard = WritePipeline::quiesce(&owner).await;
+        // Several nodes: take the doctor's lease and claim it before loading, so nothing a
+        // previous owner could still write is missing from what is loaded.
+        let lease = match &args.ctx.ownership {
+            Some(o) => Some(o.take(&format!("schedule:{}", args.doctor), args.ctx.stores.data.as_ref()).await?),
+            None => None,
+        };
         let (books, today) = load_window(args.doctor, &args.ctx).await?;
         tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
         // Whatever a predecessor left in the node's gate is replaced by what was loaded.
@@ -48,12 +54,17 @@ impl Actor for ScheduleActor {
             loaded_on: today,
             pipeline,
             expiry: None,
+            lease,
+            renewal: None,
         })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || ScheduleMsg::Tick);
         state.expiry = Some(myself.send_interval(Duration::from_secs(1), || ScheduleMsg::ExpireTick));
+        if let (Some(o), Some(_)) = (&state.ctx.ownership, &state.lease) {
+            state.renewal = Some(myself.send_interval(o.renew_every(), || ScheduleMsg::RenewLease));
+        }
         // Holds that lapsed while no actor ran are freed at once.
         let _ = myself.cast(ScheduleMsg::ExpireTick);
         Ok(())
@@ -66,6 +77,12 @@ impl Actor for ScheduleActor {
         if let Some(t) = state.expiry.take() {
             t.abort();
         }
+        if let Some(t) = state.renewal.take() {
+            t.abort();
+        }
+        if let (Some(o), Some(lease)) = (&state.ctx.ownership, state.lease.take()) {
+            o.release(&lease).await;
+        }
         Ok(())
     }
 
@@ -75,7 +92,7 @@ impl Actor for ScheduleActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, ScheduleMsg::Tick | ScheduleMsg::ExpireTick) {
+        if !matches!(msg, ScheduleMsg::Tick | ScheduleMsg::ExpireTick | ScheduleMsg::RenewLease) {
             state.idle.touch();
         }
         match msg {
@@ -249,6 +266,20 @@ impl Actor for ScheduleActor {
             ScheduleMsg::ExpireTick => {
                 if let Some((w, effects)) = state.expire_due() {
                     state.persist::<()>(w, effects, None, Ok(()));
+                }
+            }
+            ScheduleMsg::RenewLease => {
+                let held = match (&state.ctx.ownership, &state.lease) {
+                    (Some(o), Some(lease)) => o.renew(lease).await,
+                    _ => true,
+                };
+                if !held {
+                    // Another node may own the doctor now: stop serving from this memory. The
+                    // next call starts an actor that takes the lease again, or is refused.
+                    tracing::warn!(doctor = %state.doctor, "schedule lease lost; stopping");
+                    state.ctx.system.gate().forget(state.doctor);
+                    state.lease = None;
+                    myself.stop(Some("lease lost".into()));
                 }
             }
             ScheduleMsg::WriteFailed(e) => {

@@ -180,6 +180,9 @@ pub enum ScheduleMsg {
     /// Once a second: lapse due holds; internal.
     #[doc(hidden)]
     ExpireTick,
+    /// Renew the lease (several nodes); internal.
+    #[doc(hidden)]
+    RenewLease,
     /// The write pipeline failed: restart from the store; internal.
     #[doc(hidden)]
     WriteFailed(String),

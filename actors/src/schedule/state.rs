@@ -37,6 +37,9 @@ pub struct ScheduleState {
     pub(super) pipeline: WritePipeline,
     pub(super) idle: IdleClock,
     pub(super) expiry: Option<ractor::concurrency::JoinHandle<()>>,
+    /// The lease this actor runs under (several nodes), whose fence every write carries.
+    pub(super) lease: Option<hospital_store::Lease>,
+    pub(super) renewal: Option<ractor::concurrency::JoinHandle<()>>,
 }
 
 pub(super) async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
@@ -108,6 +111,7 @@ impl ScheduleState {
         let sink = self.ctx.effects.clone();
         let events = self.ctx.events.clone();
         let mut write = write;
+        write.fence = self.lease.as_ref().map(hospital_store::Lease::fence);
         write.events = self.personal_events(&write);
         let personal = write.events.clone();
         let topics = self.topic_events(&write);

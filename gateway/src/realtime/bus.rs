@@ -4,7 +4,9 @@
 //! topic update is fanned out as it is. Fan-out is local on one machine, or through Redis
 //! pub/sub when several gateway nodes share a Redis: every node subscribes to one channel and
 //! delivers what concerns its own sockets (PLAT-4). Revoked logins travel the same way, so a
-//! logout closes its sockets on every node.
+//! logout closes its sockets on every node; so do the agents' console events (the node that
+//! made one delivers it to its own consoles at once, the others from the channel) and typing
+//! indicators for a patient's sockets, both in the order they were made and never logged.
 //!
 //! Order: the personal events of one account are handled by one worker (accounts are spread
 //! over a few workers by hash), so they are numbered in the order they were published, while
@@ -20,6 +22,7 @@
 //! after the last change, whoever made it.
 
 use hospital_actors::EventBus;
+use hospital_domain::chat::console::StaffEvent;
 use hospital_domain::live::{PersonalEvent, TopicEvent, UnreadCount};
 use hospital_domain::AccountId;
 use hospital_store::{DataStore, PendingEvent};
@@ -59,6 +62,17 @@ enum Wire {
         node: uuid::Uuid,
         id: u64,
     },
+    /// A console event from `node` (which delivered it to its own consoles already).
+    Console {
+        node: uuid::Uuid,
+        event: StaffEvent,
+    },
+    /// A transient event for an account's sockets wherever they are (typing), not logged.
+    Direct {
+        account: AccountId,
+        event: TopicEvent,
+        at_ms: u64,
+    },
 }
 
 enum Job {
@@ -82,6 +96,8 @@ pub struct Bus {
     hub: Arc<Hub>,
     fanout: Fanout,
     data: Arc<dyn DataStore>,
+    /// Console and direct events for the other nodes, published in order (with Redis only).
+    relay: Option<mpsc::UnboundedSender<Wire>>,
 }
 
 /// Everything a worker needs, shared.
@@ -173,6 +189,32 @@ fn deliver(hub: &Hub, wire: Wire) {
         Wire::Revoke(r) => hub.revoke(&r),
         Wire::Invalidate(what) => hub.invalidated(&what),
         Wire::RevokeAck { node, id } => hub.logins.acked(node, id),
+        Wire::Console { node, event } => {
+            if node != hub.logins.node() {
+                if let Some(consoles) = hub.consoles.get().and_then(std::sync::Weak::upgrade) {
+                    consoles.deliver(&event);
+                }
+            }
+        }
+        Wire::Direct { account, event, at_ms } => hub.deliver_direct(account, event, at_ms),
+    }
+}
+
+/// Publishes console and direct events in the order they were made, many per round trip.
+async fn relay(conn: redis::aio::ConnectionManager, channel: String, mut rx: mpsc::UnboundedReceiver<Wire>) {
+    let mut batch = Vec::with_capacity(256);
+    let mut conn = conn;
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        for w in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(&channel).arg(serde_json::to_vec(&w).expect("events serialise")).ignore();
+        }
+        let r: Result<(), _> = pipe.query_async(&mut conn).await;
+        if let Err(e) = r {
+            // Not logged: a console reloads what it missed on reconnect; typing is transient.
+            tracing::warn!(error = %e, "publishing console events to Redis failed");
+            metrics::counter!("ws_drops_total", "reason" => "console_publish_failed").increment(1);
+        }
     }
 }
 
@@ -197,7 +239,15 @@ impl Bus {
             });
             workers.push(tx);
         }
-        let bus = Arc::new(Bus { workers, hub, fanout, data });
+        let relay_tx = match &fanout {
+            Fanout::Local => None,
+            Fanout::Redis { conn, channel } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(relay(conn.clone(), channel.clone(), rx));
+                Some(tx)
+            }
+        };
+        let bus = Arc::new(Bus { workers, hub, fanout, data, relay: relay_tx });
         let weak = Arc::downgrade(&bus);
         tokio::spawn(async move {
             let mut first = true;
@@ -288,6 +338,25 @@ impl Bus {
                 if !logins.wait_acks(id, acks, nodes).await {
                     metrics::counter!("auth_revocation_ack_timeouts_total").increment(1);
                 }
+            }
+        }
+    }
+}
+
+impl Bus {
+    /// Sends a console event to the other nodes' consoles (this node's have it already).
+    pub fn console(&self, event: &StaffEvent) {
+        if let Some(tx) = &self.relay {
+            let _ = tx.send(Wire::Console { node: self.hub.logins.node(), event: event.clone() });
+        }
+    }
+
+    /// A transient event (typing) for `account`'s sockets on every node; never logged.
+    pub fn direct(&self, account: AccountId, event: TopicEvent) {
+        match &self.relay {
+            None => self.hub.deliver_direct(account, event, now_ms()),
+            Some(tx) => {
+                let _ = tx.send(Wire::Direct { account, event, at_ms: now_ms() });
             }
         }
     }

@@ -156,6 +156,9 @@ pub struct Hub {
     invalidations: Invalidations,
     /// This node's cache of patient sessions: revocations reach it here, with the sockets.
     pub logins: LoginCache,
+    /// This node's agents' consoles: console events published by other nodes go there
+    /// (`crate::chat::ConsoleHub::join`).
+    pub consoles: std::sync::OnceLock<Weak<crate::chat::ConsoleHub>>,
 }
 
 /// What a node keeps in memory and another node changed (`"roles"`, `"catalog"`): every node
@@ -225,6 +228,17 @@ impl Hub {
         }
         let prepared = Prepared::new(event, at_ms);
         for s in subs {
+            s.offer_topic(key.clone(), prepared.clone());
+        }
+    }
+
+    /// Offers a transient event (the agent typing) to every socket of `account` here, subscribed
+    /// to its topic or not; never logged.
+    pub fn deliver_direct(&self, account: AccountId, event: TopicEvent, at_ms: u64) {
+        let key = event.coalesce_key();
+        let prepared = Prepared::new(event, at_ms);
+        let map = self.accounts.read().expect("socket index");
+        for s in map.get(&account).into_iter().flatten() {
             s.offer_topic(key.clone(), prepared.clone());
         }
     }

@@ -395,7 +395,9 @@ impl Session<'_> {
                         return Err(end(code, reason));
                     }
                     for prepared in self.shared.take_topics() {
-                        if !self.subscribed.contains(prepared.event.topic()) {
+                        // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
+                        let direct = matches!(prepared.event, hospital_domain::live::TopicEvent::Typing(_));
+                        if !direct && !self.subscribed.contains(prepared.event.topic()) {
                             continue;
                         }
                         self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;

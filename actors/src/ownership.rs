@@ -1,0 +1,71 @@
+//! Ownership of an actor's resource across nodes (ARCHITECTURE.md, "Several nodes"): before a
+//! doctor's schedule actor starts, its node takes the lease `schedule:<doctor>` in Redis; the
+//! actor's first write is its claim (its fence alone), every later write carries the fence, it
+//! renews the lease at a third of its lifetime and stops when it cannot, and gives the lease up
+//! on a clean stop. A node that stalled past its lease and wakes up still running the actor is
+//! then refused by the store (`Conflict::StaleFence`) instead of overwriting the new owner.
+//!
+//! One node needs none of this (`ActorDeps::ownership` is None): its actors own what they run.
+
+use hospital_store::{BookingStore, BookingWrite, Lease, RedisLeases, StoreError};
+use std::time::Duration;
+
+/// The leases and this node's name in them.
+#[derive(Clone)]
+pub struct Ownership {
+    leases: RedisLeases,
+    node: String,
+    ttl: Duration,
+}
+
+/// Why an actor could not take its resource.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnershipError {
+    #[error("{resource} is run by another node ({holder})")]
+    HeldElsewhere { resource: String, holder: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Ownership {
+    /// `node` names this process in the leases (unique per node); `ttl` is how long a lease
+    /// outlives a node that stopped renewing it.
+    pub fn new(leases: RedisLeases, node: impl Into<String>, ttl: Duration) -> Self {
+        Self { leases, node: node.into(), ttl }
+    }
+
+    /// Takes the lease on `resource` and claims it in the store: once this returns, a previous
+    /// owner's writes are refused, so what the actor loads next is final.
+    pub async fn take(&self, resource: &str, store: &dyn BookingStore) -> Result<Lease, OwnershipError> {
+        let Some(lease) = self.leases.acquire(resource, &self.node, self.ttl).await? else {
+            let holder = self.leases.holder(resource).await?.map(|(h, _)| h).unwrap_or_default();
+            return Err(OwnershipError::HeldElsewhere { resource: resource.to_string(), holder });
+        };
+        store.apply_booking(BookingWrite { fence: Some(lease.fence()), ..Default::default() }).await?;
+        Ok(lease)
+    }
+
+    /// Extends `lease`; false when it ran out or passed to another node.
+    pub async fn renew(&self, lease: &Lease) -> bool {
+        match self.leases.renew(lease, self.ttl).await {
+            Ok(held) => held,
+            Err(e) => {
+                // Redis unreachable: the lease will lapse on its own, and so must the actor.
+                tracing::warn!(resource = %lease.resource, error = %e, "lease renewal failed");
+                false
+            }
+        }
+    }
+
+    /// Gives the lease up (a clean stop), so the next owner need not wait it out.
+    pub async fn release(&self, lease: &Lease) {
+        if let Err(e) = self.leases.release(lease).await {
+            tracing::warn!(resource = %lease.resource, error = %e, "lease release failed; it will lapse");
+        }
+    }
+
+    /// How often a running actor renews its lease.
+    pub fn renew_every(&self) -> Duration {
+        self.ttl / 3
+    }
+}

@@ -1,0 +1,127 @@
+//! Issue 13, the fencing test at the actor level: two actor systems (two nodes) over one store
+//! and one Redis, each running a doctor's schedule only under the doctor's lease. Node A runs the
+//! doctor; its lease lapses while A still runs the actor (as when A stalls or loses Redis for
+//! longer than the lease: here the lease key is removed); node B takes over with a newer token
+//! and books; A, still holding the doctor's places in memory with its old token, books again and
+//! is refused by the store: nothing A writes after the hand-over lands, B's bookings stand, and
+//! A cannot start the doctor again while B owns it.
+
+use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
+use hospital_actors::ownership::Ownership;
+use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, BookingError};
+use hospital_domain::account::Relation;
+use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
+use hospital_domain::time::HospitalZone;
+use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, Gender, PatientId, SessionId};
+use hospital_store::{
+    BookingStore, EmbeddedStore, PatientCaps, PatientRecord, RedisKv, RedisLeases, ScheduleStore, Sealed, Stores,
+};
+use hospital_testkit::RedisServer;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PREFIX: &str = "fencing";
+
+async fn node(store: &EmbeddedStore, redis: &RedisServer, name: &str) -> ActorSystem {
+    let kv = RedisKv::connect(&redis.url(), PREFIX).await.unwrap();
+    // A long lease: it lapses in this test only when the test takes it away.
+    let ownership = Ownership::new(RedisLeases::new(kv.connection(), PREFIX), name, Duration::from_secs(60));
+    let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
+    ActorSystem::start(ActorDeps::new(stores, ActorConfig::default()).with_ownership(ownership)).await.unwrap()
+}
+
+async fn patient(system: &ActorSystem, n: usize) -> (AccountId, PatientId) {
+    let account = AccountId::new();
+    let record = PatientRecord {
+        id: PatientId::new(),
+        account_id: account,
+        name: format!("患者{n}"),
+        relation: Relation::Myself,
+        gender: Gender::Male,
+        birth_date: NaiveDate::from_ymd_opt(1985, 3, 1).unwrap(),
+        id_card_sealed: Sealed(format!("k1:sealed-{n}")),
+        id_card_masked: "1101**********0011".into(),
+        id_card_index: format!("fencing-index-{n}"),
+        phone_sealed: None,
+        created_at: Utc::now(),
+    };
+    let p = system.add_patient(record, PatientCaps { per_account: 5, accounts_per_person: 5 }).await.unwrap();
+    (account, p.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let a = node(&store, &redis, "node-a").await;
+    let b = node(&store, &redis, "node-b").await;
+
+    let doctor = DoctorId::new();
+    let date = HospitalZone::default().local_date(Utc::now()) + Days::days(1);
+    let session = ClinicSession {
+        id: SessionId::new(),
+        doctor_id: doctor,
+        department_id: DepartmentId::new(),
+        date,
+        period: Period::Morning,
+        segments: vec![Segment {
+            start: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            quota: 10,
+        }],
+        fee: Fen::new(1500),
+        release_at: Utc::now() - Days::hours(1),
+        status: SessionStatus::Open,
+    };
+    store.put_sessions(std::slice::from_ref(&session)).await.unwrap();
+    let slot = SlotId { session_id: session.id, segment: 0 };
+    let booked = || async { store.appointments_of_doctor(doctor, date, date).await.unwrap() };
+
+    // Node A runs the doctor and books.
+    let (a1, p1) = patient(&a, 1).await;
+    let first = a.book(a1, slot, p1, None).await.expect("node A books under its lease").0;
+    let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
+    let leases = RedisLeases::new(kv.connection(), PREFIX);
+    let resource = format!("schedule:{doctor}");
+    let (holder, token_a) = leases.holder(&resource).await.unwrap().expect("A holds the lease");
+    assert_eq!(holder, "node-a");
+
+    // While A holds it, node B cannot run the doctor: its booking is refused, nothing written.
+    let (b1, q1) = patient(&b, 2).await;
+    let r = b.book(b1, slot, q1, None).await;
+    assert!(matches!(r, Err(BookingError::Unavailable(_))), "B may not run A's doctor: {r:?}");
+    assert_eq!(booked().await.len(), 1);
+
+    // A's lease lapses while its actor still runs (A stalled, or lost Redis, past the lease).
+    let mut conn = kv.connection();
+    let removed: i64 =
+        redis::cmd("DEL").arg(format!("{PREFIX}:lease:{resource}")).query_async(&mut conn).await.unwrap();
+    assert_eq!(removed, 1, "the lease key is where RedisLeases keeps it");
+
+    // Node B takes the doctor over with a newer token and books.
+    let second = b.book(b1, slot, q1, None).await.expect("B books once the lease is free").0;
+    let (holder, token_b) = leases.holder(&resource).await.unwrap().expect("B holds the lease");
+    assert_eq!(holder, "node-b");
+    assert!(token_b > token_a, "a new holder gets a larger token ({token_b} > {token_a})");
+
+    // A still runs the doctor from memory, with its old token: its write is refused.
+    let (a2, p2) = patient(&a, 3).await;
+    let r = a.book(a2, slot, p2, None).await;
+    assert!(r.is_err(), "a write under the old token must not land: {r:?}");
+    let now: Vec<_> = booked().await.into_iter().map(|x| x.id).collect();
+    assert_eq!(now.len(), 2, "only A's booking before the hand-over and B's: {now:?}");
+    assert!(now.contains(&first.id) && now.contains(&second.id));
+
+    // A's actor, restarted after the refused write, cannot take the doctor back from B.
+    let r = a.book(a2, slot, p2, None).await;
+    assert!(matches!(r, Err(BookingError::Unavailable(_))), "A may not run B's doctor: {r:?}");
+    assert_eq!(booked().await.len(), 2);
+    // B goes on serving.
+    let (b2, q2) = patient(&b, 4).await;
+    b.book(b2, slot, q2, None).await.expect("B keeps booking");
+    assert_eq!(booked().await.len(), 3);
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
