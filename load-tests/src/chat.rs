@@ -35,6 +35,8 @@ use crate::storm::{login, setup_client};
 const GROUPS: [&str; 3] = ["booking", "billing", "reports"];
 /// How often an idle socket says it is alive (the hospital closes a socket silent for 75 s).
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// How often a socket acknowledges the numbered events it received.
+const ACK_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatConfig {
@@ -158,6 +160,9 @@ struct Frame<'a> {
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
     payload: Option<Payload<'a>>,
+    /// A patient's personal event's number (acknowledged, as a client must).
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -191,25 +196,27 @@ fn parse_text(t: &str) -> Option<(u32, u32, u64)> {
 }
 
 impl Seen {
-    /// A frame received by a socket of `side` (0: an agent's, 1: a patient's) at `now_us`.
-    fn frame(&self, side: usize, agent: Option<usize>, text: &str, now_us: u64) {
-        let Ok(f) = serde_json::from_str::<Frame>(text) else { return };
-        let Some(p) = f.payload else { return };
+    /// A frame received by a socket of `side` (0: an agent's, 1: a patient's) at `now_us`; its
+    /// `seq`, if numbered.
+    fn frame(&self, side: usize, agent: Option<usize>, text: &str, now_us: u64) -> Option<u64> {
+        let Ok(f) = serde_json::from_str::<Frame>(text) else { return None };
+        let seq = f.seq;
+        let Some(p) = f.payload else { return seq };
         match f.kind.as_ref() {
             "chat_message" => {
                 // Each side sees its own messages too (the hospital echoes them): only the other's.
                 let from = p.sender.as_ref().map(|s| s.kind.as_ref());
                 let wanted = if side == 0 { "patient" } else { "agent" };
                 if from != Some(wanted) {
-                    return;
+                    return seq;
                 }
                 let Some((i, k, sent)) = p.body.and_then(|b| b.text).and_then(|t| parse_text(&t)) else {
                     self.strays[side].fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return seq;
                 };
                 if !self.delivered.lock().expect("seen").insert((i, k)) {
                     self.strays[side].fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return seq;
                 }
                 let us = now_us.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
                 self.latency[side].lock().expect("seen").push(us);
@@ -221,6 +228,7 @@ impl Seen {
             }
             _ => {}
         }
+        seq
     }
 }
 
@@ -251,20 +259,36 @@ async fn connect_ws(url: &str, token: &str, protocol: Option<&str>) -> anyhow::R
     bail!("{url}: {}", last.map(|e| e.to_string()).unwrap_or_default())
 }
 
-/// Reads a socket until the run ends, recording what it receives; pings it when idle.
+/// Reads a socket until the run ends, recording what it receives; acknowledges numbered events
+/// once a second (as the hospital's clients must), and pings when it has been quiet.
 fn read_socket(mut ws: Ws, seen: Arc<Seen>, side: usize, agent: Option<usize>, base: Instant, ping: &'static str) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PING_EVERY);
+        let mut tick = tokio::time::interval(ACK_EVERY);
         tick.tick().await;
+        let (mut last_seq, mut acked, mut quiet) = (0u64, 0u64, Duration::ZERO);
         loop {
             tokio::select! {
                 m = ws.next() => match m {
-                    Some(Ok(Message::Text(t))) => seen.frame(side, agent, &t, base.elapsed().as_micros() as u64),
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(n) = seen.frame(side, agent, &t, base.elapsed().as_micros() as u64) {
+                            last_seq = last_seq.max(n);
+                        }
+                    }
                     Some(Ok(_)) => {}
                     _ => break,
                 },
                 _ = tick.tick() => {
-                    if ws.send(Message::text(ping)).await.is_err() {
+                    quiet += ACK_EVERY;
+                    let frame = if last_seq > acked {
+                        acked = last_seq;
+                        format!(r#"{{"type":"ack","payload":{{"seq":{last_seq}}}}}"#)
+                    } else if quiet >= PING_EVERY {
+                        ping.to_string()
+                    } else {
+                        continue;
+                    };
+                    quiet = Duration::ZERO;
+                    if ws.send(Message::text(frame)).await.is_err() {
                         break;
                     }
                 }
