@@ -340,7 +340,7 @@ async fn prepare_hospital(
     if cap > 50 {
         bail!("{} conversations need a cap of {cap} over {} agents; the most is 50", cfg.conversations, cfg.agents);
     }
-    let agents: Vec<anyhow::Result<String>> = futures::stream::iter(0..cfg.agents)
+    let agents: Vec<anyhow::Result<(String, String)>> = futures::stream::iter(0..cfg.agents)
         .map(|j| {
             let (c, admin) = (c.clone(), admin.clone());
             async move {
@@ -369,24 +369,28 @@ async fn prepare_hospital(
                     .error_for_status()?
                     .json::<Value>()
                     .await?;
-                Ok(login["token"].as_str().context("agent token")?.to_string())
+                Ok((id.to_string(), login["token"].as_str().context("agent token")?.to_string()))
             }
         })
         .buffered(cfg.setup_concurrency)
         .collect()
         .await;
-    let agents: Vec<String> = agents.into_iter().collect::<anyhow::Result<_>>().context("creating the agents")?;
+    let agents: Vec<(String, String)> =
+        agents.into_iter().collect::<anyhow::Result<_>>().context("creating the agents")?;
+    let index: Arc<HashMap<String, usize>> =
+        Arc::new(agents.iter().enumerate().map(|(j, (id, _))| (id.clone(), j)).collect());
+    let agents: Vec<String> = agents.into_iter().map(|(_, token)| token).collect();
     for (j, token) in agents.iter().enumerate() {
         let ws = connect_ws(&format!("{ws_base}/api/v1/chat/console/ws?presence=online"), token, None).await?;
         read_socket(ws, seen.clone(), 0, Some(j), t0, r#"{"type":"heartbeat"}"#);
     }
     let convs: Vec<anyhow::Result<Conv>> = futures::stream::iter(0..cfg.conversations)
         .map(|i| {
-            let (c, seen, ws_base) = (c.clone(), seen.clone(), ws_base.clone());
+            let (c, seen, ws_base, index) = (c.clone(), seen.clone(), ws_base.clone(), index.clone());
             async move {
                 let token = login(&c, base, cfg.first_phone + i as u32).await?;
                 let ws = connect_ws(&format!("{ws_base}/ws"), &token, Some("hospital.json.v1")).await?;
-                read_socket(ws, seen, 1, None, t0, r#"{"type":"ping","payload":{}}"#);
+                read_socket(ws, seen.clone(), 1, None, t0, r#"{"type":"ping","payload":{}}"#);
                 let opened = c
                     .post(format!("{base}/api/v1/chat/conversations"))
                     .bearer_auth(&token)
@@ -397,6 +401,13 @@ async fn prepare_hospital(
                     .json::<Value>()
                     .await?;
                 let id = opened["id"].as_str().context("conversation id")?.to_string();
+                // Assigned at once (the usual case): the answer names the agent. Otherwise the
+                // agent's console says so when it is.
+                if let Some(j) = opened["agent"]["id"].as_str().and_then(|a| index.get(a)) {
+                    if opened["status"] == "assigned" {
+                        seen.assigned.lock().expect("seen").insert(id.clone(), *j);
+                    }
+                }
                 Ok(Conv {
                     id,
                     patient_token: token,
