@@ -94,6 +94,7 @@ function renderConversation() {
   const msgs = st.messages.get(c.id) || [];
   els.log = h('div', { class: 'log' }, msgs.map((m) => bubble(m, c)));
   const input = h('textarea', { class: 'compose', rows: 3, placeholder: '输入回复，Enter 发送', maxlength: 2000,
+    oninput: () => typing(c.id),
     onkeydown: (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(input); } } });
   const err = h('div', { class: 'error', role: 'alert' });
   els.err = err;
@@ -204,6 +205,15 @@ async function transferTo(group) {
   } catch (x) {
     els.err.textContent = messageOf(x);
   }
+}
+
+// The agent is typing: the patient sees it (the server passes on at most one a second).
+let typingAt = 0;
+function typing(id) {
+  const now = Date.now();
+  if (now - typingAt < 1000 || !st.socket || !st.connected) return;
+  typingAt = now;
+  st.socket.send(JSON.stringify({ type: 'typing', conversation_id: id }));
 }
 
 function setPresence(p) {
