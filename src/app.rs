@@ -165,6 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         keys::link_signer(&config.objects, &config.data_dir)?,
         &config.objects,
     );
+    let _ = consoles.images.set(files.clone());
     let audit = hospital_store::AuditLog::start(stores.data.clone(), &config.audit_chain)
         .await
         .context("cannot start the audit log")?;

@@ -72,6 +72,7 @@ permissions! {
     AuditRead = "audit.read", "查询与导出审计日志";
     AnalyticsRead = "analytics.read", "统计分析与导出";
     ContentWrite = "content.write", "公告、资讯、常见问题与协议";
+    ChatFeedback = "chat.feedback", "查看患者意见反馈与截图";
 }
 
 /// Written by hand: the derive does not see the `serde(rename)` of the macro's variants, and the
@@ -203,7 +204,7 @@ pub fn builtin_roles() -> Vec<RoleDef> {
         role("scheduler", "排班专员", &[P::ScheduleRead, P::ScheduleWrite, P::CatalogImport, P::AnalyticsRead]),
         role("doctor", "医生", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite, P::RecordsRead, P::RecordsWrite]),
         role("nurse", "护士", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite, P::RecordsRead]),
-        role("agent", "客服", &[P::PatientsRead, P::ChatAgent]),
+        role("agent", "客服", &[P::PatientsRead, P::ChatAgent, P::ChatFeedback]),
         role("finance", "财务", &[P::PaymentsRead, P::PaymentsRefund, P::AnalyticsRead]),
     ]
 }

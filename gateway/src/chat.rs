@@ -67,6 +67,8 @@ pub struct ConsoleHub {
     agent_typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
     /// The real-time bus, through which console events reach the other nodes' consoles.
     bus: std::sync::OnceLock<Arc<Bus>>,
+    /// Signs the links of image messages as they go out (`http::chat_images`); set at start.
+    pub images: std::sync::OnceLock<crate::files::FileService>,
 }
 
 impl ConsoleHub {
@@ -109,9 +111,11 @@ impl ConsoleHub {
         self.sockets.lock().expect("console hub").values().filter(|s| s.agent == agent).count()
     }
 
-    /// Hands a console event to the consoles concerned on this node.
+    /// Hands a console event to the consoles concerned on this node (an image message with its
+    /// link made here and now: links are never on the bus).
     pub fn deliver(&self, event: &StaffEvent) {
-        let frame: Arc<str> = match serde_json::to_string(&event.event) {
+        let body = crate::http::chat_images::console(self.images.get(), &event.event);
+        let frame: Arc<str> = match serde_json::to_string(&body) {
             Ok(s) => s.into(),
             Err(e) => {
                 tracing::warn!(error = %e, "console event not encodable");

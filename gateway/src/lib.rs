@@ -84,6 +84,9 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::chat_faq::router())
         .merge(http::chat_canned::router())
         .merge(http::chat_supervise::router())
+        .merge(http::chat_images::router())
+        .merge(http::chat_context::router())
+        .merge(http::feedback::router())
         .merge(http::ops::router());
     let r = sandbox_routes(r, sandbox);
     let (router, mut doc) = r.split_for_parts();

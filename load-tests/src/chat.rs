@@ -35,6 +35,8 @@ use crate::storm::{login, setup_client};
 const GROUPS: [&str; 3] = ["booking", "billing", "reports"];
 /// How often an idle socket says it is alive (the hospital closes a socket silent for 75 s).
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// How often a socket acknowledges the numbered events it received.
+const ACK_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatConfig {
@@ -158,6 +160,9 @@ struct Frame<'a> {
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
     payload: Option<Payload<'a>>,
+    /// A patient's personal event's number (acknowledged, as a client must).
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -191,25 +196,27 @@ fn parse_text(t: &str) -> Option<(u32, u32, u64)> {
 }
 
 impl Seen {
-    /// A frame received by a socket of `side` (0: an agent's, 1: a patient's) at `now_us`.
-    fn frame(&self, side: usize, agent: Option<usize>, text: &str, now_us: u64) {
-        let Ok(f) = serde_json::from_str::<Frame>(text) else { return };
-        let Some(p) = f.payload else { return };
+    /// A frame received by a socket of `side` (0: an agent's, 1: a patient's) at `now_us`; its
+    /// `seq`, if numbered.
+    fn frame(&self, side: usize, agent: Option<usize>, text: &str, now_us: u64) -> Option<u64> {
+        let Ok(f) = serde_json::from_str::<Frame>(text) else { return None };
+        let seq = f.seq;
+        let Some(p) = f.payload else { return seq };
         match f.kind.as_ref() {
             "chat_message" => {
                 // Each side sees its own messages too (the hospital echoes them): only the other's.
                 let from = p.sender.as_ref().map(|s| s.kind.as_ref());
                 let wanted = if side == 0 { "patient" } else { "agent" };
                 if from != Some(wanted) {
-                    return;
+                    return seq;
                 }
                 let Some((i, k, sent)) = p.body.and_then(|b| b.text).and_then(|t| parse_text(&t)) else {
                     self.strays[side].fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return seq;
                 };
                 if !self.delivered.lock().expect("seen").insert((i, k)) {
                     self.strays[side].fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return seq;
                 }
                 let us = now_us.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
                 self.latency[side].lock().expect("seen").push(us);
@@ -221,6 +228,7 @@ impl Seen {
             }
             _ => {}
         }
+        seq
     }
 }
 
@@ -251,20 +259,36 @@ async fn connect_ws(url: &str, token: &str, protocol: Option<&str>) -> anyhow::R
     bail!("{url}: {}", last.map(|e| e.to_string()).unwrap_or_default())
 }
 
-/// Reads a socket until the run ends, recording what it receives; pings it when idle.
+/// Reads a socket until the run ends, recording what it receives; acknowledges numbered events
+/// once a second (as the hospital's clients must), and pings when it has been quiet.
 fn read_socket(mut ws: Ws, seen: Arc<Seen>, side: usize, agent: Option<usize>, base: Instant, ping: &'static str) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PING_EVERY);
+        let mut tick = tokio::time::interval(ACK_EVERY);
         tick.tick().await;
+        let (mut last_seq, mut acked, mut quiet) = (0u64, 0u64, Duration::ZERO);
         loop {
             tokio::select! {
                 m = ws.next() => match m {
-                    Some(Ok(Message::Text(t))) => seen.frame(side, agent, &t, base.elapsed().as_micros() as u64),
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(n) = seen.frame(side, agent, &t, base.elapsed().as_micros() as u64) {
+                            last_seq = last_seq.max(n);
+                        }
+                    }
                     Some(Ok(_)) => {}
                     _ => break,
                 },
                 _ = tick.tick() => {
-                    if ws.send(Message::text(ping)).await.is_err() {
+                    quiet += ACK_EVERY;
+                    let frame = if last_seq > acked {
+                        acked = last_seq;
+                        format!(r#"{{"type":"ack","payload":{{"seq":{last_seq}}}}}"#)
+                    } else if quiet >= PING_EVERY {
+                        ping.to_string()
+                    } else {
+                        continue;
+                    };
+                    quiet = Duration::ZERO;
+                    if ws.send(Message::text(frame)).await.is_err() {
                         break;
                     }
                 }
@@ -316,7 +340,7 @@ async fn prepare_hospital(
     if cap > 50 {
         bail!("{} conversations need a cap of {cap} over {} agents; the most is 50", cfg.conversations, cfg.agents);
     }
-    let agents: Vec<anyhow::Result<String>> = futures::stream::iter(0..cfg.agents)
+    let agents: Vec<anyhow::Result<(String, String)>> = futures::stream::iter(0..cfg.agents)
         .map(|j| {
             let (c, admin) = (c.clone(), admin.clone());
             async move {
@@ -345,24 +369,28 @@ async fn prepare_hospital(
                     .error_for_status()?
                     .json::<Value>()
                     .await?;
-                Ok(login["token"].as_str().context("agent token")?.to_string())
+                Ok((id.to_string(), login["token"].as_str().context("agent token")?.to_string()))
             }
         })
         .buffered(cfg.setup_concurrency)
         .collect()
         .await;
-    let agents: Vec<String> = agents.into_iter().collect::<anyhow::Result<_>>().context("creating the agents")?;
+    let agents: Vec<(String, String)> =
+        agents.into_iter().collect::<anyhow::Result<_>>().context("creating the agents")?;
+    let index: Arc<HashMap<String, usize>> =
+        Arc::new(agents.iter().enumerate().map(|(j, (id, _))| (id.clone(), j)).collect());
+    let agents: Vec<String> = agents.into_iter().map(|(_, token)| token).collect();
     for (j, token) in agents.iter().enumerate() {
         let ws = connect_ws(&format!("{ws_base}/api/v1/chat/console/ws?presence=online"), token, None).await?;
         read_socket(ws, seen.clone(), 0, Some(j), t0, r#"{"type":"heartbeat"}"#);
     }
     let convs: Vec<anyhow::Result<Conv>> = futures::stream::iter(0..cfg.conversations)
         .map(|i| {
-            let (c, seen, ws_base) = (c.clone(), seen.clone(), ws_base.clone());
+            let (c, seen, ws_base, index) = (c.clone(), seen.clone(), ws_base.clone(), index.clone());
             async move {
                 let token = login(&c, base, cfg.first_phone + i as u32).await?;
                 let ws = connect_ws(&format!("{ws_base}/ws"), &token, Some("hospital.json.v1")).await?;
-                read_socket(ws, seen, 1, None, t0, r#"{"type":"ping","payload":{}}"#);
+                read_socket(ws, seen.clone(), 1, None, t0, r#"{"type":"ping","payload":{}}"#);
                 let opened = c
                     .post(format!("{base}/api/v1/chat/conversations"))
                     .bearer_auth(&token)
@@ -373,6 +401,13 @@ async fn prepare_hospital(
                     .json::<Value>()
                     .await?;
                 let id = opened["id"].as_str().context("conversation id")?.to_string();
+                // Assigned at once (the usual case): the answer names the agent. Otherwise the
+                // agent's console says so when it is.
+                if let Some(j) = opened["agent"]["id"].as_str().and_then(|a| index.get(a)) {
+                    if opened["status"] == "assigned" {
+                        seen.assigned.lock().expect("seen").insert(id.clone(), *j);
+                    }
+                }
                 Ok(Conv {
                     id,
                     patient_token: token,

@@ -5,13 +5,18 @@
 //!   socket on node 2 gets the agent's typing made on node 1 (the gateway's Redis fan-out);
 //! - one node: the agent's typing reaches the patient's socket, rate limited (of ten frames sent
 //!   at once fewer pass) and never in the history; an agent not serving the conversation is
-//!   refused.
+//!   refused;
+//! - kill -9 while several patients and agents send at once: after the restart every
+//!   acknowledged message is in the history with its number, both sides read the same history,
+//!   numbered without gaps, each sender's messages in the order sent.
 //!
 //! The two nodes need the same staff and agent (their ids are in the console events): node 1
 //! creates them, is killed, and both nodes start from copies of its data directory (sessions
 //! and the patients' event logs are in the shared Redis).
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::chat::{agent, console, live};
 use crate::harness::{ok_json, phone, Opts, RedisServer, TestServer};
@@ -165,4 +170,107 @@ async fn the_agents_typing_reaches_the_patient_rate_limited_and_never_stored() {
     let texts: Vec<&str> =
         h["messages"].as_array().unwrap().iter().filter_map(|m| m["body"]["text"].as_str()).collect();
     assert_eq!(texts, ["挂号", "您好"]);
+}
+
+/// The history of `path` (`.../messages`) read with `token`, every page: (seq, text).
+async fn history(s: &TestServer, path: &str, token: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ok_json(s.get(&format!("{path}?after={after}&limit=200"), Some(token)).await).await;
+        for m in page["messages"].as_array().unwrap() {
+            out.push((m["seq"].as_u64().unwrap(), m["body"]["text"].as_str().unwrap_or("").to_string()));
+        }
+        match page["next_after"].as_u64() {
+            Some(n) => after = n,
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_concurrent_sends_loses_no_acknowledged_message() {
+    let s = TestServer::start(Opts::new()).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let mut agents = HashMap::new();
+    let mut desks = Vec::new();
+    for name in ["kate", "liam", "mona"] {
+        let (id, token) = agent(&s, &admin, name, &["billing"], 4).await;
+        desks.push(console(&s, &token, "online").await);
+        agents.insert(id, token);
+    }
+    // Six conversations, all served at once.
+    let mut convs = Vec::new();
+    for i in 0..6u32 {
+        let patient = s.login(&phone(9710 + i)).await;
+        let c = ok_json(
+            s.post(
+                "/api/v1/chat/conversations",
+                Some(&patient),
+                json!({"group": "billing", "text": format!("第{i}位")}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(c["status"], "assigned", "{c}");
+        let agent_token = agents[c["agent"]["id"].as_str().unwrap()].clone();
+        convs.push((c["id"].as_str().unwrap().to_string(), patient, agent_token));
+    }
+
+    // Every patient and every agent sends as fast as answers come, on its own; each answer is
+    // an acknowledgement. The server is killed in the middle of it.
+    let acked: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
+    let mut senders = Vec::new();
+    for (i, (id, patient, agent_token)) in convs.iter().enumerate() {
+        for (side, path, token) in [
+            ("p", format!("/api/v1/chat/conversations/{id}/messages"), patient.clone()),
+            ("a", format!("/api/v1/chat/agent/conversations/{id}/messages"), agent_token.clone()),
+        ] {
+            let (url, acked) = (s.url(&path), acked.clone());
+            senders.push(tokio::spawn(async move {
+                let c = reqwest::Client::builder().no_proxy().build().unwrap();
+                for n in 0.. {
+                    let text = format!("{side}{i}-{n}");
+                    let r = c.post(&url).bearer_auth(&token).json(&json!({ "text": text })).send().await;
+                    let Ok(r) = r else { break };
+                    if r.status() != 200 {
+                        break;
+                    }
+                    let Ok(m) = r.json::<Value>().await else { break };
+                    acked.lock().unwrap().push((i, m["seq"].as_u64().unwrap(), text));
+                }
+            }));
+        }
+    }
+    while acked.lock().unwrap().len() < 120 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let dir = s.kill_9();
+    for t in senders {
+        t.await.unwrap();
+    }
+    drop(desks);
+    let acked = acked.lock().unwrap().clone();
+
+    let s = TestServer::start(Opts::new().data_dir(dir)).await;
+    for (i, (id, patient, agent_token)) in convs.iter().enumerate() {
+        let mine = history(&s, &format!("/api/v1/chat/conversations/{id}/messages"), patient).await;
+        let theirs = history(&s, &format!("/api/v1/chat/agent/conversations/{id}/messages"), agent_token).await;
+        assert_eq!(mine, theirs, "conversation {i}: both sides read the same history");
+        let seqs: Vec<u64> = mine.iter().map(|(n, _)| *n).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "conversation {i}: numbered without gaps");
+        let stored: HashMap<u64, &str> = mine.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        for (_, seq, text) in acked.iter().filter(|(c, _, _)| *c == i) {
+            assert_eq!(stored.get(seq).copied(), Some(text.as_str()), "conversation {i}: acknowledged #{seq} kept");
+        }
+        // Each side's messages in the order it sent them.
+        for side in ["p", "a"] {
+            let ns: Vec<u64> = mine
+                .iter()
+                .filter_map(|(_, t)| t.strip_prefix(&format!("{side}{i}-")).and_then(|n| n.parse().ok()))
+                .collect();
+            assert_eq!(ns, (0..ns.len() as u64).collect::<Vec<_>>(), "conversation {i}: {side}'s messages in order");
+        }
+    }
+    assert!(acked.len() >= 120);
 }

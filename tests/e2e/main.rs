@@ -14,6 +14,7 @@ mod catalogue;
 mod catalogue_admin;
 mod chat;
 mod chat_desk;
+mod chat_images;
 mod chat_load;
 mod crash;
 mod exams;

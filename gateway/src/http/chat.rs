@@ -228,7 +228,8 @@ pub struct HistoryQuery {
 /// A page of the history.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
-    pub messages: Vec<ChatMessage>,
+    /// Image messages carry a fresh `image_link` (see `chat_images`).
+    pub messages: Vec<crate::http::chat_images::LinkedMessage>,
     /// Ask again with `after` = this for the next page; None when this was the last.
     pub next_after: Option<u64>,
 }
@@ -239,6 +240,7 @@ pub(crate) async fn history(state: &AppState, c: &Conversation, q: &HistoryQuery
     let messages = state.stores.data.chat_messages(c.id, after, limit).await?;
     let last = messages.last().map(|m| m.seq);
     let next_after = last.filter(|l| *l < c.last_seq && messages.len() == limit);
+    let messages = messages.into_iter().map(|m| crate::http::chat_images::linked(&state.files, m)).collect();
     Ok(HistoryPage { messages, next_after })
 }
 

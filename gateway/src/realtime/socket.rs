@@ -518,7 +518,9 @@ impl Session<'_> {
     }
 
     async fn send_event(&mut self, p: &mut Progress, e: &Logged) -> Result<(), End> {
-        self.conn.send(Outgoing::new(&e.event).seq(e.seq), e.event.kind()).await?;
+        // An image message gets its download link now, as it goes out (links are never logged).
+        let body = crate::http::chat_images::personal(&self.state.files, &e.event);
+        self.conn.send(Outgoing::new(&body).seq(e.seq), e.event.kind()).await?;
         p.sent(e.seq);
         Ok(())
     }

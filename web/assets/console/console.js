@@ -9,6 +9,8 @@ import { h, mount, showTime } from '/static/common/dom.js';
 import { loginView } from '/static/common/login.js';
 import { ticketsSection } from './tickets.js';
 import { superviseSection } from './supervise.js';
+import { imageBody, imagePicker } from './images.js';
+import { contextPanel } from './context.js';
 
 const app = document.getElementById('app');
 const TITLE = '客服工作台';
@@ -99,7 +101,7 @@ function bubble(m, c) {
   const text = m.body.kind === 'text' ? m.body.text : '[图片]';
   const read = mine && c && c.patient_read >= m.seq ? '已读' : (mine ? '未读' : '');
   return h('div', { class: 'msg ' + (mine ? 'out' : m.sender.kind === 'system' ? 'sys' : 'in'), dataset: { seq: String(m.seq) } },
-    h('div', { class: 'text' }, text),
+    m.body.kind === 'image' ? imageBody(m) : h('div', { class: 'text' }, text),
     h('div', { class: 'meta muted' }, showTime(m.sent_at), read ? h('span', { class: 'read' }, read) : null));
 }
 
@@ -109,6 +111,7 @@ function renderConversation() {
   const msgs = st.messages.get(c.id) || [];
   els.log = h('div', { class: 'log' }, msgs.map((m) => bubble(m, c)));
   const input = h('textarea', { class: 'compose', rows: 3, placeholder: '输入回复，Enter 发送', maxlength: 2000,
+    oninput: () => typing(c.id),
     onkeydown: (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(input); } } });
   const err = h('div', { class: 'error', role: 'alert' });
   els.err = err;
@@ -122,10 +125,11 @@ function renderConversation() {
       h('span', { class: 'spacer' }),
       open ? transfer : null,
       open ? h('button', { class: 'secondary close', onclick: () => closeConversation() }, '结束会话') : null),
-    els.log,
+    h('div', { class: 'conv-body' }, els.log, contextPanel(c)),
     open ? h('div', { class: 'canned' }, st.canned.map((r) => h('button', { class: 'secondary chip', title: r.text,
       onclick: () => { input.value = r.text; input.focus(); } }, r.title))) : null,
-    open ? h('div', { class: 'reply' }, input, h('button', { class: 'send', onclick: () => send(input) }, '发送')) : null,
+    open ? h('div', { class: 'reply' }, input, h('button', { class: 'send', onclick: () => send(input) }, '发送'),
+      imagePicker(c.id, appendMine, (msg) => { err.textContent = msg; })) : null,
     err);
   els.log.scrollTop = els.log.scrollHeight;
   markRead(c);
@@ -153,11 +157,12 @@ async function loadMessages(id) {
 
 function addMessage(m) {
   const list = st.messages.get(m.conversation_id) || [];
-  if (list.length && list[list.length - 1].seq >= m.seq) return; // seen already
+  if (list.length && list[list.length - 1].seq >= m.seq) return false; // seen already
   list.push(m);
   st.messages.set(m.conversation_id, list);
   const c = st.conversations.get(m.conversation_id);
   if (c && m.seq > c.last_seq) c.last_seq = m.seq;
+  return true;
 }
 
 async function openConversation(id) {
@@ -178,13 +183,20 @@ async function send(input) {
   try {
     const m = await api('POST', `/api/v1/chat/agent/conversations/${st.current}/messages`, { text });
     input.value = '';
-    addMessage(m);
-    const c = st.conversations.get(st.current);
-    if (c) c.agent_read = Math.max(c.agent_read, m.seq);
-    els.log.appendChild(bubble(m, c));
-    els.log.scrollTop = els.log.scrollHeight;
+    appendMine(m);
   } catch (x) {
     els.err.textContent = messageOf(x);
+  }
+}
+
+// The agent's own message (text or image), once the server has it durable.
+function appendMine(m) {
+  const added = addMessage(m); // false if the console socket brought it first
+  const c = st.conversations.get(m.conversation_id);
+  if (c) c.agent_read = Math.max(c.agent_read, m.seq);
+  if (added && st.current === m.conversation_id && els.log) {
+    els.log.appendChild(bubble(m, c));
+    els.log.scrollTop = els.log.scrollHeight;
   }
 }
 
@@ -210,6 +222,15 @@ async function transferTo(group) {
   } catch (x) {
     els.err.textContent = messageOf(x);
   }
+}
+
+// The agent is typing: the patient sees it (the server passes on at most one a second).
+let typingAt = 0;
+function typing(id) {
+  const now = Date.now();
+  if (now - typingAt < 1000 || !st.socket || !st.connected) return;
+  typingAt = now;
+  st.socket.send(JSON.stringify({ type: 'typing', conversation_id: id }));
 }
 
 function setPresence(p) {
@@ -245,9 +266,9 @@ function onEvent(frame) {
         loadMessages(p.conversation_id).then(() => { renderInbox(); if (st.current === p.conversation_id) renderConversation(); });
         break;
       }
-      addMessage(p);
+      const added = addMessage(p); // false if the REST answer brought it first
       const c = st.conversations.get(p.conversation_id);
-      if (st.current === p.conversation_id && els.log) {
+      if (added && st.current === p.conversation_id && els.log) {
         els.log.appendChild(bubble(p, c));
         els.log.scrollTop = els.log.scrollHeight;
         if (c) markRead(c);
