@@ -97,6 +97,8 @@ pub struct Direction {
     /// Send -> answer.
     pub ack_p50_ms: f64,
     pub ack_p99_ms: f64,
+    /// Delivery latency at percentiles 0, 1, ..., 100 (ms), for the plot.
+    pub curve: Vec<(f64, f64)>,
 }
 
 /// One system's run.
@@ -612,6 +614,7 @@ async fn run(kind: Kind, system: &str, base: &str, cfg: &ChatConfig) -> anyhow::
         d.p50_ms = pct(&lat, 0.50);
         d.p99_ms = pct(&lat, 0.99);
         d.max_ms = lat.last().map_or(0.0, |&l| l as f64 / 1000.0);
+        d.curve = (0..=100).map(|p| (p as f64, pct(&lat, p as f64 / 100.0))).collect();
         let mut a = std::mem::take(&mut *ack_lat[side].lock().expect("ack"));
         a.sort_unstable();
         d.ack_p50_ms = pct(&a, 0.50);
@@ -749,6 +752,25 @@ pub fn start_relay(redis_url: &str, log: &std::path::Path) -> anyhow::Result<(cr
     crate::procs::spawn_announcing("chat-relay", cmd, "chat-relay listening on ", log, Duration::from_secs(30))
 }
 
+/// The delivery latency of each system and direction by percentile, as `latency.png` in `dir`.
+pub fn plot(systems: &[ChatFigures], dir: &std::path::Path) -> anyhow::Result<()> {
+    if !crate::report::register_font() {
+        eprintln!("no TrueType font found (fonts-dejavu-core): plot skipped");
+        return Ok(());
+    }
+    let mut series: Vec<(String, &[(f64, f64)])> = Vec::new();
+    for f in systems {
+        for (name, d) in [("patient→agent", &f.patient_to_agent), ("agent→patient", &f.agent_to_patient)] {
+            series.push((format!("{} {name}", f.system), d.curve.as_slice()));
+        }
+    }
+    crate::report::plot_percentiles(
+        "Chat: delivery latency by percentile (log scale)",
+        &series,
+        &dir.join("latency.png"),
+    )
+}
+
 /// The Markdown report of a run.
 pub fn markdown(
     started_at: &str,
@@ -773,7 +795,7 @@ pub fn markdown(
         cfg.duration.as_secs_f64(),
         cfg.messages()
     );
-    let _ = writeln!(s, "## Figures\n\n{}", table(systems));
+    let _ = writeln!(s, "## Figures\n\n{}\n![delivery latency](latency.png)\n", table(systems));
     s.push_str("## Correctness\n\n| system | ok | setup s | problems |\n|---|---|---:|---|\n");
     for f in systems {
         let _ = writeln!(

@@ -375,6 +375,7 @@ async fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
     }
     let md = chat::markdown(&started_at.to_rfc3339(), &machine, &cfg, &systems);
     std::fs::write(out.join("report.md"), &md)?;
+    chat::plot(&systems, &out)?;
     std::fs::write(
         out.join("figures.json"),
         serde_json::to_string_pretty(&serde_json::json!({"machine": machine, "config": cfg, "systems": systems}))?,

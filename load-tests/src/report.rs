@@ -235,7 +235,8 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-fn register_font() -> bool {
+/// Registers a TrueType font for the plots' text; false if none is installed.
+pub fn register_font() -> bool {
     for path in [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -263,31 +264,32 @@ const COLORS: [RGBColor; 6] = [
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
 fn plot_latency(systems: &[Figures], path: &Path) -> anyhow::Result<()> {
+    let series: Vec<(String, &[(f64, f64)])> =
+        systems.iter().map(|f| (f.system.clone(), f.percentile_curve.as_slice())).collect();
+    plot_percentiles("Release storm: latency by percentile (log scale)", &series, path)
+}
+
+/// Latency by percentile, one line per named curve (percentile, ms), on a log scale; the PNG at
+/// `path`. Needs `register_font` first.
+pub fn plot_percentiles(title: &str, series: &[(String, &[(f64, f64)])], path: &Path) -> anyhow::Result<()> {
     let go = || -> PlotResult {
         let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
         root.fill(&WHITE)?;
-        let max = systems.iter().map(|f| f.max_ms).fold(1.0f64, f64::max) * 1.5;
-        let min = systems
-            .iter()
-            .flat_map(|f| f.percentile_curve.iter().map(|p| p.1))
-            .filter(|v| *v > 0.0)
-            .fold(max, f64::min)
-            .max(0.01);
+        let max = series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).fold(1.0f64, f64::max) * 1.5;
+        let min =
+            series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).filter(|v| *v > 0.0).fold(max, f64::min).max(0.01);
         let mut chart = ChartBuilder::on(&root)
-            .caption("Release storm: latency by percentile (log scale)", ("sans-serif", 20))
+            .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..100f64, (min..max).log_scale())?;
         chart.configure_mesh().x_desc("percentile").y_desc("latency (ms)").draw()?;
-        for (i, f) in systems.iter().enumerate() {
+        for (i, (name, curve)) in series.iter().enumerate() {
             let c = COLORS[i % COLORS.len()];
             chart
-                .draw_series(LineSeries::new(
-                    f.percentile_curve.iter().map(|&(p, v)| (p, v.max(min))),
-                    c.stroke_width(2),
-                ))?
-                .label(f.system.clone())
+                .draw_series(LineSeries::new(curve.iter().map(|&(p, v)| (p, v.max(min))), c.stroke_width(2)))?
+                .label(name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
         chart
