@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use hospital_domain::audit::Target;
 use hospital_domain::income::{income_report, GroupBy, IncomeReport};
+use hospital_domain::text::csv_cell;
 use hospital_domain::Permission;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -88,8 +89,8 @@ async fn income(
     for r in &report.rows {
         out.push_str(&format!(
             "{},{},{},{},{},{}\n",
-            cell(&r.key),
-            cell(&r.label),
+            csv_cell(&r.key),
+            csv_cell(&r.label),
             r.paid,
             r.refunded,
             r.net,
@@ -104,28 +105,4 @@ async fn income(
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
-}
-
-/// A CSV cell (RFC 4180): quoted when it holds a comma, quote or line break; a leading `=`, `+`,
-/// `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
-fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_are_quoted_and_defused() {
-        assert_eq!(cell("检查费"), "检查费");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("=1+1"), "'=1+1");
-    }
 }

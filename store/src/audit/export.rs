@@ -79,29 +79,5 @@ fn csv_row(e: &AuditEntry) -> String {
         e.prev_hash.clone(),
         e.hash.clone(),
     ];
-    cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",")
-}
-
-/// RFC 4180 quoting, and a `'` before a leading `=`, `+`, `-` or `@` (formula injection).
-fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn cells_are_quoted_and_defused() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_cell("-1,2"), "\"'-1,2\"");
-    }
+    cells.iter().map(|c| hospital_domain::text::csv_cell(c)).collect::<Vec<_>>().join(",")
 }
