@@ -175,9 +175,7 @@ async fn doctor_visit(
 ) -> ApiResult<ApiJson<Visit>> {
     let doctor = doctor_of(&state, &audit).await?;
     let v = own_visit(&state, doctor, id).await?;
-    audit
-        .record(audit.event("record.read", Target::new("visit", v.id)?)?.concerning(v.account_id, Some(v.patient_id)))
-        .await?;
+    record_visit(&audit, "record.read", &v).await?;
     Ok(ApiJson(v))
 }
 
@@ -193,9 +191,7 @@ async fn doctor_start(
     let doctor = doctor_of(&state, &audit).await?;
     own_visit(&state, doctor, id).await?;
     let v = state.actors.start_visit(id).await.map_err(|e| visit_error(&state, e))?;
-    audit
-        .record(audit.event("visit.start", Target::new("visit", v.id)?)?.concerning(v.account_id, Some(v.patient_id)))
-        .await?;
+    record_visit(&audit, "visit.start", &v).await?;
     Ok(ApiJson(v))
 }
 
@@ -213,9 +209,7 @@ async fn doctor_write(
     let doctor = doctor_of(&state, &audit).await?;
     own_visit(&state, doctor, id).await?;
     let v = state.actors.write_visit(id, input).await.map_err(|e| visit_error(&state, e))?;
-    audit
-        .record(audit.event("record.write", Target::new("visit", v.id)?)?.concerning(v.account_id, Some(v.patient_id)))
-        .await?;
+    record_visit(&audit, "record.write", &v).await?;
     Ok(ApiJson(v))
 }
 
@@ -232,9 +226,7 @@ async fn doctor_finish(
     let doctor = doctor_of(&state, &audit).await?;
     own_visit(&state, doctor, id).await?;
     let v = state.actors.finish_visit(id).await.map_err(|e| visit_error(&state, e))?;
-    audit
-        .record(audit.event("visit.finish", Target::new("visit", v.id)?)?.concerning(v.account_id, Some(v.patient_id)))
-        .await?;
+    record_visit(&audit, "visit.finish", &v).await?;
     Ok(ApiJson(v))
 }
 
@@ -295,4 +287,12 @@ async fn close_session_now(
     state.stores.data.put_job(&job).await?;
     audit.record(audit.event("session.close", Target::new("session", id)?)?).await?;
     Ok((StatusCode::ACCEPTED, ApiJson(CloseView { session_id: id, due_at: job.due_at })))
+}
+
+/// The audit entry of a doctor's action on a visit, naming the patient it concerns.
+async fn record_visit(audit: &StaffAudit, action: &str, v: &Visit) -> ApiResult<()> {
+    audit
+        .record(audit.event(action, Target::new("visit", v.id)?)?.concerning(v.account_id, Some(v.patient_id)))
+        .await
+        .map(drop)
 }
