@@ -247,24 +247,23 @@ async fn agent_messages(
     Ok(ApiJson(history(&state, &c, &q).await?))
 }
 
-/// Replies in a conversation the caller serves (403 otherwise); answered once durable. Audited
-/// (`chat.reply`). Permission `chat.agent`.
+/// Replies in a conversation the caller serves (403 otherwise); answered once durable. The message
+/// itself, with its agent, is the record (refusals are audited by the gate). Permission `chat.agent`.
 #[utoipa::path(post, path = "/api/v1/chat/agent/conversations/{id}/messages", tag = "chat-staff", security(("bearer" = [])),
     params(("id" = ConversationId, Path)), request_body = SendText,
     responses((status = 200, body = ChatMessage), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn reply(
     State(state): State<AppState>,
-    audit: StaffAudit,
+    caller: StaffCaller,
     ApiPath(id): ApiPath<ConversationId>,
     ApiJson(req): ApiJson<SendText>,
 ) -> ApiResult<ApiJson<ChatMessage>> {
     let body = MessageBody::text(&req.text)?;
-    let c = visible(&state, &audit.caller, id).await?;
-    if !c.is_served_by(audit.caller.staff_id) {
+    let c = visible(&state, &caller, id).await?;
+    if !c.is_served_by(caller.staff_id) {
         return Err(ApiError::Forbidden("only the agent serving this conversation may reply".into()));
     }
-    audited(&audit, "chat.reply", &c).await?;
-    Ok(ApiJson(state.actors.chat_send(id, Party::Agent(audit.caller.staff_id), body).await?))
+    Ok(ApiJson(state.actors.chat_send(id, Party::Agent(caller.staff_id), body).await?))
 }
 
 /// Marks a conversation the caller serves read up to `seq` (the patient sees 已读). Permission `chat.agent`.
