@@ -297,6 +297,9 @@ async fn a_supervisor_sees_every_group_and_takes_a_conversation_over() {
     assert_eq!(c["agent"]["id"], alice_id.as_str());
     let cid = c["id"].as_str().unwrap().to_string();
     let _lead_ws = crate::chat::console(&s, &lead, "online").await;
+    // A supervisor who is not an administrator reads the patient's context of a conversation
+    // they do not serve (`chat.supervise`, not a role name, decides).
+    ok_json(s.get(&format!("/api/v1/chat/agent/conversations/{cid}/context"), Some(&lead)).await).await;
 
     // Every group at a glance; agents are refused. Polling it writes no audit entry; reading a
     // patient's conversation does.

@@ -11,7 +11,7 @@ use hospital_domain::appointment::AppointmentStatus;
 use hospital_domain::audit::Target;
 use hospital_domain::chat::console::mask_name;
 use hospital_domain::schedule::Period;
-use hospital_domain::{AppointmentId, ConversationId, Role};
+use hospital_domain::{AppointmentId, ConversationId};
 use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -65,7 +65,7 @@ async fn context(
     ApiPath(id): ApiPath<ConversationId>,
 ) -> ApiResult<ApiJson<PatientContext>> {
     let c = state.stores.data.conversation(id).await?.ok_or_else(|| ApiError::not_found("conversation"))?;
-    let supervisor = audit.caller.has_role(Role::Admin);
+    let supervisor = crate::http::chat_agent::is_supervisor(&state, &audit.caller);
     if !supervisor && !c.is_served_by(audit.caller.staff_id) {
         return Err(ApiError::not_found("conversation"));
     }

@@ -185,7 +185,7 @@ async fn agent_image(
     let c = hospital_store::chat::conversation_with_marks(state.stores.data.as_ref(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    let supervisor = audit.caller.has_role(hospital_domain::Role::Admin);
+    let supervisor = crate::http::chat_agent::is_supervisor(&state, &audit.caller);
     if !c.is_served_by(me) {
         // Someone who may see it learns why; anyone else learns nothing.
         let sees = supervisor || c.agent_read.contains_key(&me) || c.last_agent.as_ref().is_some_and(|a| a.id == me);
