@@ -20,6 +20,7 @@ mod crash;
 mod exams;
 mod fees;
 mod files;
+mod insurance;
 mod live;
 mod openapi;
 mod patient_accounts;

@@ -19,6 +19,7 @@ pub mod feedback;
 pub mod fees;
 pub mod files;
 pub mod finance;
+pub mod insurance;
 pub mod me;
 pub mod messages;
 pub mod ops;
