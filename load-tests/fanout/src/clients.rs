@@ -105,6 +105,11 @@ pub struct Shared {
     pub epoch_us: u64,
     /// Per doctor: the sum of `remaining` of the watched session before any change.
     pub base_sum: Vec<u64>,
+    /// Per doctor: the watched session's id. A doctor's topic carries every session of theirs;
+    /// only the watched one's updates name a change (with several nodes started from copies of
+    /// one data directory, each node's own schedule actors publish their copy's state as they
+    /// start, and another session's sum could look like a change).
+    pub sessions: Vec<String>,
     /// Per doctor, per change: when the driver sent it (µs since `epoch_us`, +1; 0 = not yet).
     pub sent_us: Vec<Vec<AtomicU64>>,
     /// Per socket: the highest change number it has seen (0 = none).
@@ -123,11 +128,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(sockets: usize, base_sum: Vec<u64>, changes_per_doctor: usize, seconds: usize, epoch_us: u64) -> Self {
+    pub fn new(
+        sockets: usize,
+        base_sum: Vec<u64>,
+        sessions: Vec<String>,
+        changes_per_doctor: usize,
+        seconds: usize,
+        epoch_us: u64,
+    ) -> Self {
         let doctors = base_sum.len();
         Self {
             epoch_us,
             base_sum,
+            sessions,
             sent_us: (0..doctors).map(|_| (0..changes_per_doctor).map(|_| AtomicU64::new(0)).collect()).collect(),
             last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
             latency: Histogram::default(),
@@ -145,6 +158,9 @@ impl Shared {
 
     fn on_update(&self, socket: usize, doctor: usize, text: &str) {
         let now = self.now_us();
+        if !self.sessions.get(doctor).is_some_and(|id| text.contains(id.as_str())) {
+            return;
+        }
         let Some(sum) = remaining_sum(text) else { return };
         let k = sum.saturating_sub(self.base_sum[doctor]) as usize;
         if k == 0 {
@@ -359,6 +375,31 @@ pub fn source_of(i: usize, first_octet: u8, per_source: usize) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only the watched session's updates count; one that overtook its send time is matched when
+    /// the run settles; one naming a change never sent is unmatched.
+    #[test]
+    fn matches_the_watched_session_and_settles_early_updates() {
+        let frame = |session: &str, r: &str| {
+            format!(
+                r#"{{"type":"availability","payload":{{"topic":"doctor:d","data":{{"session_id":"{session}","remaining":[{r}]}}}}}}"#
+            )
+        };
+        let s = Shared::new(2, vec![10], vec!["S1".into()], 3, 10, unix_us());
+        s.sent_us[0][0].store(1, Ordering::Release);
+        s.on_update(0, 0, &frame("S2", "9,2")); // another session's sum 11 would name change 1
+        assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (0, 0));
+        s.on_update(0, 0, &frame("S1", "9,2"));
+        assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (1, 1));
+        s.on_update(1, 0, &frame("S1", "10,2")); // change 2, its send time not known yet
+        s.on_update(1, 0, &frame("S1", "10,3")); // change 3, never sent
+        assert_eq!(s.deliveries.load(Ordering::Relaxed), 1);
+        s.sent_us[0][1].store(5, Ordering::Release);
+        s.settle();
+        assert_eq!(s.deliveries.load(Ordering::Relaxed), 2);
+        assert_eq!(s.last_seen[1].load(Ordering::Relaxed), 2);
+        assert_eq!(s.unmatched.load(Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn sums_remaining() {

@@ -267,6 +267,7 @@ async fn phase(
     let per_doctor = ((cfg.duration.as_secs_f64() * cfg.changes_per_second) / d as f64).floor().max(1.0) as usize;
     let seconds = 3600;
     let base_sum: Vec<u64> = watched.iter().map(|w| w.remaining.iter().sum()).collect();
+    let sessions: Vec<String> = watched.iter().map(|w| w.session_id.clone()).collect();
     let epoch_us = clients::unix_us();
     let mut ph = Phase { server: name.to_string(), sockets_requested: sockets, ..Default::default() };
 
@@ -296,6 +297,7 @@ async fn phase(
                     from: (k * per).min(sockets),
                     to: ((k + 1) * per).min(sockets),
                     base_sum: base_sum.clone(),
+                    sessions: sessions.clone(),
                     changes_per_doctor: per_doctor,
                     epoch_us,
                 };
@@ -313,7 +315,8 @@ async fn phase(
             Clients::Shards(shards)
         }
         _ => {
-            let shared = Arc::new(Shared::new(sockets, base_sum.clone(), per_doctor, seconds, epoch_us));
+            let shared =
+                Arc::new(Shared::new(sockets, base_sum.clone(), sessions.clone(), per_doctor, seconds, epoch_us));
             let (stop, stop_rx) = watch::channel(false);
             let bar = opening.clone();
             let opened = clients::open_range(&plan, 0..sockets, &shared, &stop_rx, &move || bar.inc(1)).await?;
@@ -499,7 +502,7 @@ async fn phase(
             (shared, procs::cpu_seconds(me) - me0)
         }
         Clients::Shards(shards) => {
-            let all = Arc::new(Shared::new(0, base_sum.clone(), 0, 0, epoch_us));
+            let all = Arc::new(Shared::new(0, base_sum.clone(), sessions.clone(), 0, 0, epoch_us));
             let mut cpu = procs::cpu_seconds(me) - me0;
             for s in shards {
                 let o = s.stop().await?;

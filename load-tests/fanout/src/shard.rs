@@ -32,6 +32,8 @@ pub struct Job {
     pub from: usize,
     pub to: usize,
     pub base_sum: Vec<u64>,
+    /// Per doctor: the watched session.
+    pub sessions: Vec<String>,
     pub changes_per_doctor: usize,
     pub epoch_us: u64,
 }
@@ -79,7 +81,14 @@ pub async fn serve() -> Result<()> {
     let job: Job = serde_json::from_str(&lines.next_line().await?.ok_or_else(|| anyhow!("no job"))?)?;
     crate::procs::raise_nofile((job.to - job.from) as u64 + 200);
     let n = job.to - job.from;
-    let shared = Arc::new(Shared::new(n, job.base_sum.clone(), job.changes_per_doctor, SECONDS, job.epoch_us));
+    let shared = Arc::new(Shared::new(
+        n,
+        job.base_sum.clone(),
+        job.sessions.clone(),
+        job.changes_per_doctor,
+        SECONDS,
+        job.epoch_us,
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let opened = clients::open_range(&job.plan, job.from..job.to, &shared, &stop_rx, &|| {}).await?;
     say(&Ready { opened: opened.handles.len(), failures: opened.failures, first_error: opened.first_error.clone() });
