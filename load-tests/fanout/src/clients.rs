@@ -114,6 +114,10 @@ pub struct Shared {
     pub sent_us: Vec<Vec<AtomicU64>>,
     /// Per socket: the highest change number it has seen (0 = none).
     pub last_seen: Vec<AtomicU32>,
+    /// Per socket: the changes 1..=64 it has seen (a bit each), to find an update sent twice.
+    seen: Vec<AtomicU64>,
+    /// Updates naming a change the socket had already seen (should stay 0).
+    pub repeats: AtomicU64,
     pub latency: Histogram,
     /// Deliveries per second since `epoch_us`.
     pub per_second: Vec<AtomicU64>,
@@ -143,6 +147,8 @@ impl Shared {
             sessions,
             sent_us: (0..doctors).map(|_| (0..changes_per_doctor).map(|_| AtomicU64::new(0)).collect()).collect(),
             last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
+            seen: (0..sockets).map(|_| AtomicU64::new(0)).collect(),
+            repeats: AtomicU64::new(0),
             latency: Histogram::default(),
             per_second: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
             deliveries: AtomicU64::new(0),
@@ -176,6 +182,12 @@ impl Shared {
     }
 
     fn delivered(&self, socket: usize, k: usize, sent: u64, now: u64) {
+        if k <= 64 {
+            let bit = 1u64 << (k - 1);
+            if self.seen[socket].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+                self.repeats.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.latency.record(now.saturating_sub(sent));
         self.deliveries.fetch_add(1, Ordering::Relaxed);
         let sec = (now / 1_000_000) as usize;
@@ -200,9 +212,11 @@ impl Shared {
     }
 }
 
-/// The sum of the numbers in the first `"remaining":[...]` of an availability frame.
+/// The sum of the numbers in the first `"remaining":[...]` of an availability frame. Only a
+/// frame of that type: a `snapshot` (sent on subscribing) lists every session of the doctor, and
+/// its first `remaining` may be another session's.
 pub fn remaining_sum(text: &str) -> Option<u64> {
-    if !text.contains("\"availability\"") {
+    if !text.starts_with("{\"type\":\"availability\"") {
         return None;
     }
     let at = text.find("\"remaining\":[")? + "\"remaining\":[".len();
@@ -406,6 +420,8 @@ mod tests {
         let t = r#"{"type":"availability","payload":{"topic":"doctor:x","data":{"remaining":[2,0,3],"waiting":0}}}"#;
         assert_eq!(remaining_sum(t), Some(5));
         assert_eq!(remaining_sum(r#"{"type":"pong"}"#), None);
+        let snapshot = r#"{"type":"snapshot","payload":{"updates":[{"type":"availability","remaining":[1]}]}}"#;
+        assert_eq!(remaining_sum(snapshot), None);
     }
 
     #[test]

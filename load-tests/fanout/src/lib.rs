@@ -98,6 +98,8 @@ pub struct Phase {
     /// Every socket getting every change, had nothing been coalesced.
     pub deliveries_possible: u64,
     pub unmatched: u64,
+    /// Updates naming a change their socket had already seen (should stay 0).
+    pub repeats: u64,
     pub closed_early: u64,
     /// Sockets whose last update was the last change of their doctor.
     pub sockets_with_last_value: usize,
@@ -496,6 +498,7 @@ async fn phase(
             let _ = tokio::time::timeout(Duration::from_secs(30), closing).await;
             ph.deliveries = shared.deliveries.load(Ordering::Relaxed);
             ph.unmatched = shared.unmatched.load(Ordering::Relaxed);
+            ph.repeats = shared.repeats.load(Ordering::Relaxed);
             ph.closed_early = shared.closed_early.load(Ordering::Relaxed);
             let used = ((shared.now_us() / 1_000_000) as usize + 1).min(seconds);
             ph.deliveries_per_second = shared.per_second[..used].iter().map(|x| x.load(Ordering::Relaxed)).collect();
@@ -508,6 +511,7 @@ async fn phase(
                 let o = s.stop().await?;
                 ph.deliveries += o.deliveries;
                 ph.unmatched += o.unmatched;
+                ph.repeats += o.repeats;
                 ph.closed_early += o.closed_early;
                 all.latency.merge(&o.buckets, o.max_us);
                 if ph.deliveries_per_second.len() < o.per_second.len() {

@@ -102,14 +102,15 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     for p in &r.phases {
-        if p.open_failures > 0 || p.closed_early > 0 || p.unmatched > 0 || p.changes_failed > 0 {
+        if p.open_failures > 0 || p.closed_early > 0 || p.unmatched > 0 || p.repeats > 0 || p.changes_failed > 0 {
             s.push_str(&format!(
-                "\n{}: {} sockets failed to open (first: {}), {} closed early, {} unmatched updates, {} failed changes.\n",
+                "\n{}: {} sockets failed to open (first: {}), {} closed early, {} unmatched updates, {} repeated updates, {} failed changes.\n",
                 p.server,
                 p.open_failures,
                 p.first_open_error.as_deref().unwrap_or("-"),
                 p.closed_early,
                 p.unmatched,
+                p.repeats,
                 p.changes_failed
             ));
         }

@@ -61,6 +61,7 @@ pub struct Count {
 pub struct Outcome {
     pub deliveries: u64,
     pub unmatched: u64,
+    pub repeats: u64,
     pub closed_early: u64,
     pub buckets: Vec<(u32, u32)>,
     pub max_us: u64,
@@ -119,6 +120,7 @@ pub async fn serve() -> Result<()> {
     say(&Outcome {
         deliveries: shared.deliveries.load(Ordering::Relaxed),
         unmatched: shared.unmatched.load(Ordering::Relaxed),
+        repeats: shared.repeats.load(Ordering::Relaxed),
         closed_early: shared.closed_early.load(Ordering::Relaxed),
         buckets,
         max_us,
