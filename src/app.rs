@@ -169,6 +169,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         objects,
         keys::link_signer(&config.objects, &config.data_dir)?,
         &config.objects,
+    )
+    // Report files are stored sealed with their patient's data key: opened on the way out.
+    .with_outbound(
+        hospital_gateway::http::reports::PREFIX,
+        Arc::new(hospital_gateway::http::reports::ReportOpener::new(records.clone())),
     );
     let _ = consoles.images.set(files.clone());
     let audit = hospital_store::AuditLog::start(stores.data.clone(), &config.audit_chain)

@@ -29,6 +29,7 @@ mod prometheus;
 mod readme;
 mod real_name;
 mod realtime;
+mod reports;
 mod restart;
 mod slow_clients;
 mod storm;

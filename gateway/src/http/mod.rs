@@ -1,5 +1,6 @@
 //! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
 
+pub mod access_history;
 pub mod admin;
 pub mod audit_log;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod patients;
 pub mod payments;
 pub mod queue;
 pub mod records;
+pub mod reports;
 pub mod roles;
 /// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
 #[cfg(feature = "sandbox")]
