@@ -630,6 +630,49 @@ async fn kill_9_between_settlement_and_self_pay_ends_every_order_completed_or_fu
     let list = messages["messages"].as_array().or_else(|| messages.as_array()).cloned().unwrap_or_default();
     for id in [&heard_late, &before_confirm, &after_confirm] {
         let n = list.iter().filter(|m| m["title"] == "支付成功" && m["related"] == id.as_str()).count();
-        assert_eq!(n, 1, "order {id}: one payment");
+        assert_eq!(n, 1, "order {id}: one payment: {list:?}");
     }
+}
+
+/// 李四 of the sandbox rules: resident-insured (390) in 广州, no personal account.
+const RESIDENT_PSN_NO: &str = "44010000000000000002";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resident_split_paid_by_wechat_pay() {
+    let s = TestServer::start(booking_opts().env("HOSPITAL_SANDBOX_PAY_RETRY_SECS", 1)).await;
+    let centre = s.url("/sandbox/insurance");
+    let http = s.client().clone();
+    let a = person(&s, 7601).await;
+    let code = authorize(&http, &centre, RESIDENT_PSN_NO).await;
+    let binding = format!("/api/v1/me/patients/{}/insurance", a.patient_id);
+    let bound = expect_json(s.post(&binding, Some(&a.token), json!({ "auth_code": code })).await, 201).await;
+    assert_eq!(
+        (bound["insured_type"].as_str(), bound["insured_type_label"].as_str()),
+        (Some("resident"), Some("居民"))
+    );
+    let item = exam_item(&s, &a, "EXAM-7601", EXAM_FEN).await;
+    let body = json!({ "patient_id": a.patient_id, "fee_item_ids": [item] });
+    let o = expect_json(s.post("/api/v1/me/fee-orders", Some(&a.token), body).await, 201).await;
+    let id = o["id"].as_str().unwrap().to_string();
+    let pre = ok_json(s.post(&format!("/api/v1/orders/{id}/insurance"), Some(&a.token), json!({})).await).await;
+    let (total, fund, account, cash) = expected_split(RESIDENT_PSN_NO, EXAM_CODE, EXAM_FEN, true);
+    assert_eq!(account, 0, "a resident has no personal account to use");
+    assert_eq!(
+        (
+            pre["fee_sumamt"].as_u64(),
+            pre["fund_pay"].as_u64(),
+            pre["psn_acct_pay"].as_u64(),
+            pre["own_pay_amt"].as_u64()
+        ),
+        (Some(total), Some(fund), Some(account), Some(cash)),
+        "{pre}"
+    );
+    crate::booking_flow::pay(&s, &a, &id).await;
+    let paid = until_status(&s, &a, &id, "paid").await;
+    assert_eq!(paid["channel"], "wechat_pay");
+    let view = ok_json(s.get(&format!("/api/v1/orders/{id}/insurance"), Some(&a.token)).await).await;
+    assert_eq!((view["stage"].as_str(), view["cash_channel"].as_str()), (Some("settled"), Some("wechat_pay")));
+    let at_centre = centre_query(&http, &centre, pre["pay_ord_id"].as_str().unwrap(), RESIDENT_PSN_NO).await;
+    assert_eq!(at_centre.status, OrderStatus::Settled);
+    assert_eq!(at_centre.amounts.map(|x| x.cash.get()), Some(cash));
 }

@@ -460,6 +460,12 @@ impl PaymentState {
         // provider treats as the same refund.
         self.save(o, Change::default()).await?;
         metrics::counter!("payment_refunds_total", "stage" => "requested").increment(1);
+        if self.order.refunds.last().is_some_and(|r| r.insurance.is_some()) {
+            // Two platforms to ask (the centre, then the cash channel): the caller is answered
+            // once the refund is recorded, and the actor asks them next.
+            let _ = self.myself.send_message(PaymentMsg::CheckProvider);
+            return Ok(self.order.clone());
+        }
         if let Err(e) = self.ask_refund(&refund_no).await {
             tracing::warn!(order = %self.order.id, error = %e, "refund request failed; will retry");
             self.myself.send_after(Duration::from_secs(5), || PaymentMsg::CheckProvider);
