@@ -1,6 +1,7 @@
 //! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
 
 pub mod admin;
+pub mod announcements;
 pub mod audit_log;
 pub mod auth;
 pub mod booking;
@@ -19,6 +20,7 @@ pub mod feedback;
 pub mod fees;
 pub mod files;
 pub mod finance;
+pub mod import;
 pub mod me;
 pub mod messages;
 pub mod ops;
