@@ -159,6 +159,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stores.data.clone(),
         actors.clone(),
         Some(eraser),
+        Some(Arc::new(hospital_actors::Announcer { data: stores.data.clone(), events: events.clone() })),
         config.actors.jobs.clone(),
     );
     let realtime = Arc::new(Realtime { hub, log, bus });

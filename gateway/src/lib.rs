@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod real_name;
 pub mod realtime;
+pub mod spreadsheet;
 pub mod state;
 pub mod validate;
 
@@ -67,6 +68,8 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::audit_log::router())
         .merge(http::patients::router())
         .merge(http::catalog_admin::router())
+        .merge(http::import::router())
+        .merge(http::announcements::router())
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::fees::router())

@@ -5,6 +5,7 @@
 mod harness;
 
 mod admin_console;
+mod admin_import;
 mod audit;
 mod auth;
 mod bad_input;
