@@ -56,6 +56,16 @@ impl FileService {
         Ok(self.objects.put(prefix, bytes, declared, policy).await?)
     }
 
+    /// A stored file's bytes as a client gets them (through its prefix's `Outbound`: a report
+    /// decrypted), whole: for an export that packs files rather than linking them.
+    pub async fn read(&self, key: &str) -> ApiResult<Bytes> {
+        let stored = self.objects.get(key, None).await?.bytes().await?;
+        Ok(match self.outbound_for(key) {
+            Some(t) => t.reveal(key, stored).await?,
+            None => stored,
+        })
+    }
+
     /// A signed download link (path and query) valid for `ttl` (the configured lifetime when
     /// None), and its expiry (unix seconds). `name` is the file name the download carries.
     pub fn link(&self, key: &str, ttl: Option<Duration>, name: Option<&str>) -> (String, i64) {

@@ -73,6 +73,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::fees::router())
+        .merge(http::insurance::router())
         .merge(http::finance::router())
         .merge(http::messages::router())
         .merge(http::admin::router())
@@ -81,6 +82,8 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::files::router())
         .merge(http::visits::router())
         .merge(http::records::router())
+        .merge(http::reports::router())
+        .merge(http::access_history::router())
         .merge(http::chat::router())
         .merge(http::chat_agent::router())
         .merge(http::chat_tickets::router())
@@ -170,6 +173,7 @@ fn sandbox_services(app: Router<AppState>, state: &AppState) -> Router<AppState>
         .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
         .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
         .nest_service("/sandbox/alipay", hospital_integrations::alipay_sandbox_router(sb.alipay.clone()))
+        .nest_service("/sandbox/insurance", hospital_integrations::insurance_sandbox_router(sb.insurance.clone()))
         .nest_service(
             "/sandbox/aliyun-cloudauth",
             hospital_integrations::real_name_sandbox_router(sb.real_name.clone()),

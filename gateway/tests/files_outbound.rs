@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 struct Xor;
 
+#[async_trait::async_trait]
 impl Outbound for Xor {
-    fn reveal(&self, _key: &str, stored: Bytes) -> Result<Bytes, ObjectError> {
+    async fn reveal(&self, _key: &str, stored: Bytes) -> Result<Bytes, ObjectError> {
         Ok(stored.iter().map(|b| b ^ 0x5A).collect())
     }
 }

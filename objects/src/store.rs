@@ -53,9 +53,11 @@ impl Download {
 }
 
 /// Turns stored bytes into the bytes a client gets (decrypting, say). Registered per key prefix
-/// on the download route; it sees the whole object, so ranges are cut from its output.
+/// on the download route; it sees the whole object, so ranges are cut from its output. Async,
+/// since what opens a file may have to be fetched first (a person's data key from the vault).
+#[async_trait::async_trait]
 pub trait Outbound: Send + Sync {
-    fn reveal(&self, key: &str, stored: Bytes) -> Result<Bytes, ObjectError>;
+    async fn reveal(&self, key: &str, stored: Bytes) -> Result<Bytes, ObjectError>;
 }
 
 #[derive(Clone)]

@@ -21,7 +21,7 @@ const PASSWORD: &str = "Doctor-2026-pass";
 
 /// A session of `doctor` today, evening, one 30-minute segment with 5 places, released now; None
 /// if the doctor has an evening session today already (the demo's).
-async fn session_today(s: &TestServer, admin: &str, doctor: &str) -> Option<(String, String)> {
+pub(crate) async fn session_today(s: &TestServer, admin: &str, doctor: &str) -> Option<(String, String)> {
     let date = today();
     let body = json!({
         "from": date, "to": date,
@@ -39,7 +39,7 @@ async fn session_today(s: &TestServer, admin: &str, doctor: &str) -> Option<(Str
 }
 
 /// A doctor's staff account for catalogue doctor `doctor`; its token.
-async fn doctor_login(s: &TestServer, admin: &str, username: &str, doctor: &str) -> String {
+pub(crate) async fn doctor_login(s: &TestServer, admin: &str, username: &str, doctor: &str) -> String {
     let body = json!({ "username": username, "name": "李医生", "password": PASSWORD, "roles": ["doctor"], "doctor_id": doctor });
     let made = expect_json(s.post("/api/v1/admin/staff", Some(admin), body).await, 201).await;
     assert_eq!(made["doctor_id"], doctor, "{made}");
@@ -47,7 +47,7 @@ async fn doctor_login(s: &TestServer, admin: &str, username: &str, doctor: &str)
 }
 
 /// Books `slot` for `p` and pays; the appointment id.
-async fn booked(s: &TestServer, p: &Person, slot: &str) -> String {
+pub(crate) async fn booked(s: &TestServer, p: &Person, slot: &str) -> String {
     let b = book_ok(s, p, slot).await;
     pay(s, p, b["order"]["id"].as_str().unwrap()).await;
     let id = b["appointment"]["id"].as_str().unwrap().to_string();
@@ -55,7 +55,7 @@ async fn booked(s: &TestServer, p: &Person, slot: &str) -> String {
     id
 }
 
-async fn status_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
+pub(crate) async fn status_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
     eventually(&format!("appointment {id} {status}"), Duration::from_secs(30), move || async move {
         let a = s.get_json(&format!("/api/v1/appointments/{id}"), Some(&p.token)).await;
         if a["status"] == status {
@@ -67,11 +67,11 @@ async fn status_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> V
     .await
 }
 
-async fn put(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+pub(crate) async fn put(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
     s.request(reqwest::Method::PUT, path, token, Some(body)).await
 }
 
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -165,42 +165,64 @@ async fn lab_set_status(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<ApiJson<ExamView>> {
-    let Some(secret) = lab_secret(&state) else {
-        return Err(ApiError::Unavailable("the lab webhook is not configured".into()));
-    };
-    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let signature = verify_signature(&secret, header, &body, Utc::now().timestamp()).inspect_err(|e| {
-        metrics::counter!("lab_webhooks_total", "outcome" => e.code()).increment(1);
-        tracing::warn!(exam = %id, reason = e.code(), "refused a lab webhook");
-    })?;
-    // Remembered for as long as the signature could still pass the timestamp check.
-    let replay_key = format!("lab-webhook-sig:{signature}");
-    let ttl = Duration::from_secs(2 * SIGNATURE_TOLERANCE_SECS as u64 + 60);
-    if !state.stores.kv.put_if_absent(&replay_key, b"1", ttl).await? {
-        metrics::counter!("lab_webhooks_total", "outcome" => "signature_replayed").increment(1);
-        tracing::warn!(exam = %id, "refused a replayed lab webhook");
-        return Err(SignatureError::Replayed.into());
-    }
+    let delivery = Delivery::accept(&state, &headers, &[&body], &id.to_string()).await?;
     let result = async {
         let req: SetExamStatus = parse_json(&body)?;
         change_status(&state, id, req.into()).await
     }
     .await;
-    match result {
-        Ok(exam) => {
-            metrics::counter!("lab_webhooks_total", "outcome" => "accepted").increment(1);
-            Ok(ApiJson(ExamView::from(&exam)))
+    Ok(ApiJson(ExamView::from(&delivery.settle(&state, result).await?)))
+}
+
+/// A lab or PACS delivery whose signature was checked and claimed (each signature once). A
+/// request that fails on our side (5xx) forgets it (`settle`), so it may be resent as is.
+pub(crate) struct Delivery {
+    replay_key: String,
+}
+
+impl Delivery {
+    /// Checks `X-Lab-Signature` over `parts` (the signed bytes after `"<t>."`, in order: the raw
+    /// body for the status webhook) and claims it; `subject` names the delivery in the log.
+    pub(crate) async fn accept(
+        state: &AppState,
+        headers: &HeaderMap,
+        parts: &[&[u8]],
+        subject: &str,
+    ) -> ApiResult<Delivery> {
+        let Some(secret) = lab_secret(state) else {
+            return Err(ApiError::Unavailable("the lab webhook is not configured".into()));
+        };
+        let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        let signature = verify_signature_parts(&secret, header, parts, Utc::now().timestamp()).inspect_err(|e| {
+            metrics::counter!("lab_webhooks_total", "outcome" => e.code()).increment(1);
+            tracing::warn!(subject, reason = e.code(), "refused a lab delivery");
+        })?;
+        // Remembered for as long as the signature could still pass the timestamp check.
+        let replay_key = format!("lab-webhook-sig:{signature}");
+        let ttl = Duration::from_secs(2 * SIGNATURE_TOLERANCE_SECS as u64 + 60);
+        if !state.stores.kv.put_if_absent(&replay_key, b"1", ttl).await? {
+            metrics::counter!("lab_webhooks_total", "outcome" => "signature_replayed").increment(1);
+            tracing::warn!(subject, "refused a replayed lab delivery");
+            return Err(SignatureError::Replayed.into());
         }
-        Err(e) => {
-            if e.status().is_server_error() {
-                // Nothing was decided: the same delivery may come again.
-                if let Err(del) = state.stores.kv.delete(&replay_key).await {
-                    tracing::warn!(error = %del, "could not forget a failed lab webhook's signature");
+        Ok(Delivery { replay_key })
+    }
+
+    /// Counts the outcome; on a failure of ours, forgets the signature.
+    pub(crate) async fn settle<T>(self, state: &AppState, result: ApiResult<T>) -> ApiResult<T> {
+        match &result {
+            Ok(_) => metrics::counter!("lab_webhooks_total", "outcome" => "accepted").increment(1),
+            Err(e) => {
+                if e.status().is_server_error() {
+                    // Nothing was decided: the same delivery may come again.
+                    if let Err(del) = state.stores.kv.delete(&self.replay_key).await {
+                        tracing::warn!(error = %del, "could not forget a failed lab delivery's signature");
+                    }
                 }
+                metrics::counter!("lab_webhooks_total", "outcome" => "refused").increment(1);
             }
-            metrics::counter!("lab_webhooks_total", "outcome" => "refused").increment(1);
-            Err(e)
         }
+        result
     }
 }
 
@@ -281,17 +303,25 @@ impl From<SignatureError> for ApiError {
     }
 }
 
-fn mac(secret: &[u8], t: i64, body: &[u8]) -> Hmac<Sha256> {
+fn mac(secret: &[u8], t: i64, parts: &[&[u8]]) -> Hmac<Sha256> {
     let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     m.update(t.to_string().as_bytes());
     m.update(b".");
-    m.update(body);
+    for p in parts {
+        m.update(p);
+    }
     m
 }
 
 /// The lowercase hex HMAC-SHA256 of `"<t>.<body>"` under `secret`.
 pub fn lab_signature(secret: &[u8], t: i64, body: &[u8]) -> String {
-    hex::encode(mac(secret, t, body).finalize().into_bytes())
+    lab_signature_parts(secret, t, &[body])
+}
+
+/// The lowercase hex HMAC-SHA256 of `"<t>."` followed by `parts` (a report upload signs its
+/// path and query, a newline, then the file's bytes: see `reports`).
+pub fn lab_signature_parts(secret: &[u8], t: i64, parts: &[&[u8]]) -> String {
+    hex::encode(mac(secret, t, parts).finalize().into_bytes())
 }
 
 /// The whole `X-Lab-Signature` value for a body signed at `t`: what the lab system sends.
@@ -302,6 +332,16 @@ pub fn lab_signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
 /// Checks an `X-Lab-Signature` value against the raw body at time `now` (unix seconds); returns
 /// the signature that matched (the replay key).
 pub fn verify_signature(secret: &[u8], header: Option<&str>, body: &[u8], now: i64) -> Result<String, SignatureError> {
+    verify_signature_parts(secret, header, &[body], now)
+}
+
+/// `verify_signature` over the concatenation of `parts`.
+pub fn verify_signature_parts(
+    secret: &[u8],
+    header: Option<&str>,
+    parts: &[&[u8]],
+    now: i64,
+) -> Result<String, SignatureError> {
     let header = header.filter(|h| h.len() <= 1024).ok_or(SignatureError::Missing)?;
     let mut t = None;
     let mut candidates = Vec::new();
@@ -323,7 +363,7 @@ pub fn verify_signature(secret: &[u8], header: Option<&str>, body: &[u8], now: i
     if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
         return Err(SignatureError::Expired);
     }
-    let expected = mac(secret, t, body);
+    let expected = mac(secret, t, parts);
     // `verify_slice` compares in constant time.
     let matched =
         candidates.iter().find(|c| expected.clone().verify_slice(c).is_ok()).ok_or(SignatureError::Invalid)?;

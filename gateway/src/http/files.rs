@@ -75,14 +75,28 @@ pub async fn download(
     check_key(&key).map_err(|_| ApiError::not_found("file"))?;
     let now = Utc::now().timestamp();
     files.links.verify(&key, q.exp, q.name.as_deref(), &q.sig, now)?;
-    let content_type = ContentType::of_key(&key).ok_or_else(|| ApiError::not_found("file"))?;
-    let info = files.objects.head(&key).await?;
+    let max_age = (q.exp - now).clamp(0, i64::try_from(files.cache_max_age).unwrap_or(i64::MAX));
+    let name = q.name.clone().unwrap_or_else(|| key.rsplit('/').next().unwrap_or("file").to_string());
+    serve(&files, &key, &name, max_age, &headers).await
+}
+
+/// Serves a stored file whose access was checked by the caller (a signed link, a share link):
+/// ranges, ETag, `Cache-Control: private, max-age=<max_age>`, the `Outbound` transform of its
+/// prefix, and `Content-Disposition` carrying `name`.
+pub async fn serve(
+    files: &FileService,
+    key: &str,
+    name: &str,
+    max_age: i64,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let content_type = ContentType::of_key(key).ok_or_else(|| ApiError::not_found("file"))?;
+    let info = files.objects.head(key).await?;
     // Keys are written once, so the backend's tag (or size and time) names these bytes for good.
     let etag = format!(
         "\"{}\"",
         info.etag.clone().unwrap_or_else(|| format!("{}-{}", info.size, info.last_modified.timestamp_millis()))
     );
-    let max_age = (q.exp - now).clamp(0, i64::try_from(files.cache_max_age).unwrap_or(i64::MAX));
     let mut out = HeaderMap::new();
     let mut set = |name: header::HeaderName, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -101,18 +115,18 @@ pub async fn download(
         .and_then(|v| v.to_str().ok())
         .filter(|_| headers.get(header::IF_RANGE).is_none_or(|v| v.as_bytes() == etag.as_bytes()));
 
-    let (range, total, body) = match files.outbound_for(&key) {
+    let (range, total, body) = match files.outbound_for(key) {
         None => {
             let range = match range_header {
                 Some(h) => resolve(h, info.size).map_err(|_| ApiError::RangeNotSatisfiable { size: info.size })?,
                 None => None,
             };
-            let dl = files.objects.get(&key, range.clone()).await?;
+            let dl = files.objects.get(key, range.clone()).await?;
             (range, dl.info.size, Body::from_stream(dl.body))
         }
         Some(transform) => {
-            let stored = files.objects.get(&key, None).await?.bytes().await?;
-            let plain = transform.reveal(&key, stored)?;
+            let stored = files.objects.get(key, None).await?.bytes().await?;
+            let plain = transform.reveal(key, stored).await?;
             let total = plain.len() as u64;
             let range = match range_header {
                 Some(h) => resolve(h, total).map_err(|_| ApiError::RangeNotSatisfiable { size: total })?,
@@ -126,9 +140,8 @@ pub async fn download(
         }
     };
 
-    let name = q.name.clone().unwrap_or_else(|| key.rsplit('/').next().unwrap_or("file").to_string());
     set(header::CONTENT_TYPE, content_type.mime().to_string());
-    set(header::CONTENT_DISPOSITION, disposition(content_type.inline(), &name));
+    set(header::CONTENT_DISPOSITION, disposition(content_type.inline(), name));
     set(header::ACCEPT_RANGES, "bytes".into());
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff".into());
     let status = match &range {

@@ -1,5 +1,6 @@
 //! The REST routers, one module per area, each exporting `router()`; `crate::router` merges them.
 
+pub mod access_history;
 pub mod admin;
 pub mod announcements;
 pub mod audit_log;
@@ -21,6 +22,7 @@ pub mod fees;
 pub mod files;
 pub mod finance;
 pub mod import;
+pub mod insurance;
 pub mod me;
 pub mod messages;
 pub mod ops;
@@ -28,6 +30,7 @@ pub mod patients;
 pub mod payments;
 pub mod queue;
 pub mod records;
+pub mod reports;
 pub mod roles;
 /// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
 #[cfg(feature = "sandbox")]
