@@ -58,10 +58,8 @@ async fn a_scheduled_announcement_reaches_sockets_and_message_centres_at_its_tim
     let admin = s.staff_login("admin", "admin-demo-2026").await;
     // Patient A books with 王建国; patient B has no appointment anywhere.
     let (doctor, slot, ..) = open_slot(&s).await;
-    let department = s.get_json(&format!("/api/v1/doctors/{doctor}"), None).await["department_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let department =
+        s.get_json(&format!("/api/v1/doctors/{doctor}"), None).await["department_id"].as_str().unwrap().to_string();
     let a = person(&s, 7601).await;
     book_ok(&s, &a, &slot).await;
     let b = person(&s, 7602).await;
@@ -100,7 +98,8 @@ async fn a_scheduled_announcement_reaches_sockets_and_message_centres_at_its_tim
     assert_eq!(b_has[0]["title"], "停车场施工通知");
 
     // A scheduled one can be withdrawn before its time, once; it then never goes out.
-    let later = schedule(&s, &admin, "撤回的公告", json!({ "kind": "all_patients" }), Utc::now() + Days::hours(1)).await;
+    let later =
+        schedule(&s, &admin, "撤回的公告", json!({ "kind": "all_patients" }), Utc::now() + Days::hours(1)).await;
     let path = format!("/api/v1/admin/announcements/{}", later["id"].as_str().unwrap());
     assert_eq!(ok_json(s.delete(&path, Some(&admin)).await).await["state"], "cancelled");
     assert_error(s.delete(&path, Some(&admin)).await, 409, "already_published").await;
