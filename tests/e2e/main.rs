@@ -6,6 +6,7 @@ mod harness;
 
 mod admin_console;
 mod admin_import;
+mod announcements;
 mod audit;
 mod auth;
 mod bad_input;
