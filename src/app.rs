@@ -106,6 +106,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let base = format!("{scheme}://{addr}");
     let (sms, wechat, wechat_pay, subscribe, real_name, sandbox) = external_clients(&config, &base)?;
     let alipay = alipay_client(&config, &base, sandbox.as_ref())?;
+    let insurance = insurance_client(&config, &base, sandbox.as_ref())?;
 
     // The real-time side first (actors publish to it): the bus numbers personal events in the
     // log and fans out, locally or through Redis pub/sub to every node; at start it logs what a
@@ -147,6 +148,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(a) = &alipay {
         deps = deps.with_alipay(a.clone());
     }
+    if let Some(i) = &insurance {
+        deps = deps
+            .with_insurance(hospital_actors::payment::InsuranceAccess { client: i.clone(), cipher: cipher.clone() });
+    }
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     // Durable jobs (closing sessions at their end, erasures): rows, so a restart loses none.
     let eraser = Arc::new(hospital_actors::StoreEraser { data: stores.data.clone(), keys: records.clone() });
@@ -154,6 +159,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stores.data.clone(),
         actors.clone(),
         Some(eraser),
+        Some(Arc::new(hospital_actors::Announcer { data: stores.data.clone(), events: events.clone() })),
         config.actors.jobs.clone(),
     );
     let realtime = Arc::new(Realtime { hub, log, bus });
@@ -187,6 +193,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         real_name,
         wechat_pay: Some(wechat_pay),
         alipay,
+        insurance,
         catalog: Arc::new(RwLock::new(Arc::new(catalog))),
         limits: Arc::new(RateLimits::new(&config.gateway.limits)),
         config: Arc::new(config.gateway.clone()),
@@ -393,8 +400,11 @@ fn sandbox_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         Some(secs) => alipay.with_retry_schedule(vec![Duration::from_secs(secs); 8]),
         None => alipay,
     };
+    let insurance =
+        hospital_integrations::InsuranceSandbox::new(hospital_integrations::InsuranceSandboxConfig::with_test_keys())?;
     let sandboxes = Sandboxes {
         alipay,
+        insurance,
         sms: sms_sandbox,
         wechat: wx_sandbox,
         wechat_pay: pay_sandbox,
@@ -439,6 +449,26 @@ fn alipay_client(
             gateway_url: format!("{base}/sandbox/alipay/gateway.do"),
             notify_url: format!("{base}/api/v1/payments/alipay/notify"),
         })?;
+        return Ok(Some(Arc::new(client)));
+    }
+    let _ = (base, sandbox);
+    Ok(None)
+}
+
+/// The insurance platform's client: configured, else (sandbox mode) pointed at the sandbox
+/// centre with its test keys; none outside sandbox mode without credentials.
+fn insurance_client(
+    config: &Config,
+    base: &str,
+    sandbox: Option<&Sandboxes>,
+) -> anyhow::Result<Option<Arc<dyn hospital_integrations::Insurance>>> {
+    use hospital_integrations::{InsuranceClient, InsuranceConfig};
+    if let Some(c) = config.insurance.clone() {
+        return Ok(Some(Arc::new(InsuranceClient::new(c)?)));
+    }
+    #[cfg(feature = "sandbox")]
+    if sandbox.is_some() {
+        let client = InsuranceClient::new(InsuranceConfig::with_test_keys(&format!("{base}/sandbox/insurance")))?;
         return Ok(Some(Arc::new(client)));
     }
     let _ = (base, sandbox);

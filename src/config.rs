@@ -66,6 +66,11 @@ pub struct Config {
     /// WeChat Pay only (outside sandbox mode, which plays Alipay with its sandbox).
     #[serde(skip_serializing)]
     pub alipay: Option<hospital_integrations::alipay::AlipayConfig>,
+    /// The medical insurance platform's channel credentials (SM2/SM4). Optional: without them
+    /// fee orders are not settled through insurance (outside sandbox mode, which plays the
+    /// insurance centre with its sandbox).
+    #[serde(skip_serializing)]
+    pub insurance: Option<hospital_integrations::InsuranceConfig>,
     /// Sandbox only: seconds between the WeChat Pay sandbox's notification retries (WeChat's
     /// real schedule, 15 s rising to hours, when absent).
     pub sandbox_pay_retry_secs: Option<u64>,
@@ -102,6 +107,7 @@ impl Default for Config {
             wechat: None,
             wechat_pay: None,
             alipay: None,
+            insurance: None,
             sandbox_pay_retry_secs: None,
             gateway,
             actors: ActorConfig::default(),

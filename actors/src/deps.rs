@@ -11,6 +11,7 @@ use crate::effects::EffectSink;
 use crate::events::Events;
 use crate::notifier::NotifyHandle;
 use crate::ownership::Ownership;
+use crate::payment::InsuranceAccess;
 use crate::system::ActorSystem;
 
 /// What the platform gives the actor system: everything is made before it starts (in
@@ -36,6 +37,9 @@ pub struct ActorDeps {
     pub consoles: Consoles,
     /// Leases for running actors on one of several nodes (`with_ownership`); None on one node.
     pub ownership: Option<Ownership>,
+    /// The medical insurance platform (real, or pointed at the sandbox); without it orders are
+    /// not settled through insurance.
+    pub insurance: Option<InsuranceAccess>,
 }
 
 impl ActorDeps {
@@ -50,7 +54,14 @@ impl ActorDeps {
             consoles: Consoles::default(),
             records: None,
             ownership: None,
+            insurance: None,
         }
+    }
+
+    /// Gives the payment actors the insurance platform's client.
+    pub fn with_insurance(mut self, insurance: InsuranceAccess) -> Self {
+        self.insurance = Some(insurance);
+        self
     }
 
     /// Several nodes: schedule actors take a lease and fence their writes (`ownership`).
@@ -110,6 +121,7 @@ pub struct Context {
     pub(crate) records: Option<PersonCipher>,
     pub(crate) consoles: Consoles,
     pub(crate) ownership: Option<Ownership>,
+    pub(crate) insurance: Option<InsuranceAccess>,
     /// Where booking actors send work for the payment side.
     pub(crate) effects: EffectSink,
     /// Reaches actors of other kinds.
@@ -118,8 +130,22 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(deps: ActorDeps, effects: EffectSink, system: ActorSystem) -> Self {
-        let ActorDeps { stores, config, events, wechat_pay, alipay, notify, records, consoles, ownership } = deps;
-        Self { stores, config, events, wechat_pay, alipay, notify, records, consoles, ownership, effects, system }
+        let ActorDeps { stores, config, events, wechat_pay, alipay, notify, records, consoles, ownership, insurance } =
+            deps;
+        Self {
+            stores,
+            config,
+            events,
+            wechat_pay,
+            alipay,
+            notify,
+            records,
+            consoles,
+            ownership,
+            insurance,
+            effects,
+            system,
+        }
     }
 }
 

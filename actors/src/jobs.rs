@@ -1,6 +1,6 @@
 //! The durable jobs' runner (`hospital_domain::jobs`): closing clinic sessions at their end
 //! (their bookings never checked in become no-shows, BOOK-6) and erasing accounts after their
-//! cooling-off (SET-3). Jobs are rows (`JobStore`), so one that fell due while no process ran is
+//! cooling-off (SET-3), publishing announcements at their time (ADM-4, `announce`). Jobs are rows (`JobStore`), so one that fell due while no process ran is
 //! run at the next start. Like the notifier, a supervised task, not an actor: every `tick` it
 //! reads what is due, claims each job (a lease, so two runners never run one), runs it in its own
 //! task (a panic is caught and counted), and removes it, or moves it to a retry time with an
@@ -15,6 +15,7 @@ use hospital_store::DataStore;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::announce::Announcer;
 use crate::config::JobsConfig;
 use crate::ActorSystem;
 
@@ -68,6 +69,7 @@ struct Worker {
     data: Arc<dyn DataStore>,
     system: ActorSystem,
     eraser: Option<Arc<dyn AccountEraser>>,
+    announcer: Option<Arc<Announcer>>,
     config: JobsConfig,
     owner: Uuid,
 }
@@ -81,9 +83,10 @@ impl JobRunner {
         data: Arc<dyn DataStore>,
         system: ActorSystem,
         eraser: Option<Arc<dyn AccountEraser>>,
+        announcer: Option<Arc<Announcer>>,
         config: JobsConfig,
     ) -> JobRunner {
-        let worker = Arc::new(Worker { data, system, eraser, config, owner: Uuid::new_v4() });
+        let worker = Arc::new(Worker { data, system, eraser, announcer, config, owner: Uuid::new_v4() });
         let w = worker.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(w.config.tick);
@@ -163,6 +166,10 @@ impl Worker {
             JobKind::EraseAccount { account_id } => match &self.eraser {
                 Some(e) => e.erase(*account_id).await,
                 None => Err("no eraser configured".into()),
+            },
+            JobKind::PublishAnnouncement { announcement_id } => match &self.announcer {
+                Some(a) => a.publish(*announcement_id).await.map(|_| ()),
+                None => Err("no announcer configured".into()),
             },
         }
     }

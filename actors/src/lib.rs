@@ -20,6 +20,7 @@
 //! Errors: `ActorError` is an infrastructure failure (unreachable, too late, the store failed);
 //! each kind's refusals are its own type, whose `Unavailable` variant carries the `ActorError`.
 
+pub mod announce;
 pub mod booking;
 pub mod chat_metrics;
 pub mod config;
@@ -47,6 +48,7 @@ pub mod ticket;
 pub mod tree;
 pub mod visit;
 
+pub use announce::Announcer;
 pub use booking::BookingError;
 pub use config::{ActorConfig, ChatConfig};
 pub use console::{ConsoleBus, Consoles};

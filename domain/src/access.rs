@@ -164,6 +164,11 @@ pub struct RoleDef {
     /// One of the six built-in roles: it cannot be deleted (its permissions can be changed,
     /// except admin's).
     pub builtin: bool,
+    /// For a built-in role: the permissions of its built-in definition the hospital took away.
+    /// A later release that gives the role more is applied at start-up (`with_new_defaults`),
+    /// without handing back what was taken away on purpose.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub withheld: BTreeSet<Permission>,
 }
 
 /// A stored role may name a permission a later version dropped: it is ignored, not an error
@@ -186,7 +191,40 @@ impl RoleDef {
             return Err(ValidationError::new("label", "1 to 32 printable characters"));
         }
         let permissions = permissions.into_iter().filter(|p| *p != Permission::StaffSelf).collect();
-        Ok(RoleDef { name, label: label.to_string(), permissions, builtin: false })
+        Ok(RoleDef { name, label: label.to_string(), permissions, builtin: false, withheld: BTreeSet::new() })
+    }
+
+    /// The built-in definition of this role's name, if it is one.
+    fn default_def(&self) -> Option<RoleDef> {
+        builtin_roles().into_iter().find(|b| b.name == self.name)
+    }
+
+    /// Notes, for a built-in role being edited, which of its default permissions it no longer
+    /// has (so an upgrade does not give them back).
+    pub fn note_withheld(&mut self) {
+        if let Some(d) = self.default_def() {
+            self.builtin = true;
+            self.withheld = d.permissions.difference(&self.permissions).copied().collect();
+        }
+    }
+
+    /// A stored built-in role with the permissions this release's definition adds to it (those
+    /// neither held nor withheld), or None if it has them all. Rows stored before `withheld`
+    /// existed record no withdrawals, so they get every default they lack.
+    pub fn with_new_defaults(&self) -> Option<RoleDef> {
+        let d = self.default_def().filter(|_| self.builtin)?;
+        let new: Vec<Permission> = d
+            .permissions
+            .iter()
+            .filter(|p| !self.permissions.contains(p) && !self.withheld.contains(p))
+            .copied()
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        let mut up = self.clone();
+        up.permissions.extend(new);
+        Some(up)
     }
 }
 
@@ -198,6 +236,7 @@ pub fn builtin_roles() -> Vec<RoleDef> {
         label: label.to_string(),
         permissions: perms.iter().copied().filter(|p| *p != P::StaffSelf).collect(),
         builtin: true,
+        withheld: BTreeSet::new(),
     };
     vec![
         role("admin", "系统管理员", Permission::ALL),
@@ -283,5 +322,27 @@ mod tests {
         let def: RoleDef = serde_json::from_str(stored).unwrap();
         assert_eq!(def.permissions.into_iter().collect::<Vec<_>>(), [Permission::PaymentsRefund]);
         assert!(RoleName::parse("Admin").is_err() && RoleName::parse("a").is_err() && RoleName::parse("1x").is_err());
+    }
+
+    #[test]
+    fn a_release_adds_new_defaults_to_built_in_roles_but_not_what_the_hospital_took_away() {
+        let agent = || builtin_roles().into_iter().find(|r| r.name.as_str() == "agent").unwrap();
+        assert_eq!(agent().with_new_defaults(), None, "the current definition has everything");
+        // Stored by an older release, before chat.feedback existed (no `withheld` field).
+        let old = r#"{"name":"agent","label":"客服","permissions":["patients.read","chat.agent"],"builtin":true}"#;
+        let old: RoleDef = serde_json::from_str(old).unwrap();
+        let up = old.with_new_defaults().expect("chat.feedback is new");
+        assert_eq!(up.permissions, agent().permissions);
+        assert_eq!(up.label, "客服");
+        // The hospital took chat.feedback away and gave finance's payments.read: kept so.
+        let mut edited = RoleDef { permissions: [Permission::ChatAgent, Permission::PaymentsRead].into(), ..agent() };
+        edited.note_withheld();
+        assert_eq!(edited.withheld, [Permission::PatientsRead, Permission::ChatFeedback].into());
+        assert_eq!(edited.with_new_defaults(), None);
+        let json = serde_json::to_string(&edited).unwrap();
+        assert_eq!(serde_json::from_str::<RoleDef>(&json).unwrap(), edited, "withheld is stored");
+        // A custom role is never touched.
+        let custom = RoleDef::new(RoleName::parse("agent_lite").unwrap(), "x", [Permission::ChatAgent]).unwrap();
+        assert_eq!(custom.with_new_defaults(), None);
     }
 }

@@ -2,7 +2,7 @@
 //! kept as rows (like the notifier's reminders) so a restart runs what fell due while it was
 //! down. Two kinds: closing a clinic session at its end (its confirmed appointments that never
 //! checked in become no-shows, BOOK-6), and carrying out an account deletion after its
-//! cooling-off (SET-3). A job's id names what it is for, so scheduling the same work twice keeps
+//! cooling-off (SET-3); and publishing an announcement at its time (ADM-4). A job's id names what it is for, so scheduling the same work twice keeps
 //! one job.
 
 use chrono::{DateTime, Duration, Utc};
@@ -18,12 +18,14 @@ pub enum JobKind {
     CloseSession { session_id: SessionId, doctor_id: DoctorId },
     /// After the cooling-off: the account's data is erased.
     EraseAccount { account_id: AccountId },
+    /// At its time: an announcement goes to every account it addresses (ADM-4).
+    PublishAnnouncement { announcement_id: uuid::Uuid },
 }
 
 /// A job and its progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
-    /// `close:<session id>` or `erase:<account id>`.
+    /// `close:<session id>`, `erase:<account id>` or `announce:<announcement id>`.
     pub id: String,
     pub kind: JobKind,
     pub due_at: DateTime<Utc>,
@@ -45,6 +47,12 @@ impl Job {
 
     pub fn erase_account(account_id: AccountId, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         Self::new(Self::erase_id(account_id), JobKind::EraseAccount { account_id }, due_at, now)
+    }
+
+    /// Publishing an announcement at its time (`announcement::Announcement::job_id`).
+    pub fn publish_announcement(announcement_id: uuid::Uuid, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        let id = crate::announcement::Announcement::job_id(announcement_id);
+        Self::new(id, JobKind::PublishAnnouncement { announcement_id }, due_at, now)
     }
 
     /// The id of an account's erase job.

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod account;
 pub mod analytics;
+pub mod announcement;
 pub mod appointment;
 pub mod audit;
 pub mod average;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod exam;
 pub mod id_card;
 pub mod ids;
+pub mod import;
 pub mod income;
 pub mod insured;
 pub mod jobs;

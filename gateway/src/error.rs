@@ -377,6 +377,8 @@ impl From<hospital_actors::PaymentError> for ApiError {
                 ApiError::Upstream("Alipay is unavailable; try again".into())
             }
             P::FeeItems(m) => ApiError::Conflict { code: "fee_items_unavailable", message: m },
+            P::NotInsured(m) => ApiError::Conflict { code: "insurance_unavailable", message: m },
+            P::Insurance(cause) => crate::http::insurance::insurance_error(cause),
             P::Unavailable(cause) => cause.into(),
         }
     }

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod real_name;
 pub mod realtime;
+pub mod spreadsheet;
 pub mod state;
 pub mod validate;
 
@@ -67,9 +68,12 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::audit_log::router())
         .merge(http::patients::router())
         .merge(http::catalog_admin::router())
+        .merge(http::import::router())
+        .merge(http::announcements::router())
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::fees::router())
+        .merge(http::insurance::router())
         .merge(http::finance::router())
         .merge(http::messages::router())
         .merge(http::admin::router())
@@ -170,6 +174,7 @@ fn sandbox_services(app: Router<AppState>, state: &AppState) -> Router<AppState>
         .nest_service("/sandbox/wechat", hospital_integrations::wechat_sandbox_router(sb.wechat.clone()))
         .nest_service("/sandbox/wechatpay", hospital_integrations::wechatpay_sandbox_router(sb.wechat_pay.clone()))
         .nest_service("/sandbox/alipay", hospital_integrations::alipay_sandbox_router(sb.alipay.clone()))
+        .nest_service("/sandbox/insurance", hospital_integrations::insurance_sandbox_router(sb.insurance.clone()))
         .nest_service(
             "/sandbox/aliyun-cloudauth",
             hospital_integrations::real_name_sandbox_router(sb.real_name.clone()),

@@ -34,6 +34,8 @@ pub struct AppState {
     pub wechat_pay: Option<Arc<dyn WechatPay>>,
     /// Alipay (the real API, or the sandbox): verifies notifications.
     pub alipay: Option<Arc<dyn hospital_integrations::alipay::Alipay>>,
+    /// The medical insurance platform (the real one, or the sandbox centre): binds identities.
+    pub insurance: Option<Arc<dyn hospital_integrations::Insurance>>,
     pub catalog: Arc<RwLock<Arc<CatalogIndex>>>,
     pub limits: Arc<RateLimits>,
     pub config: Arc<GatewayConfig>,
@@ -68,6 +70,9 @@ pub struct Sandboxes {
     pub wechat_subscribe: hospital_integrations::SubscribeSandbox,
     /// Real-name verification (`/sandbox/aliyun-cloudauth`; persons at `/sandbox/real-name/persons`).
     pub real_name: RealNameSandbox,
+    /// The medical insurance centre (`/sandbox/insurance`; the patient authorises at
+    /// `.../sandbox/authorize`).
+    pub insurance: hospital_integrations::InsuranceSandbox,
 }
 
 /// A build without the feature `sandbox` has no sandboxes: `AppState::sandbox` is always None.

@@ -16,6 +16,8 @@ pub(crate) fn dir_with_admin() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hospital"))
         .env("HOSPITAL_LOG", "warn")
+        // The tests' own setting (screenshots into docs/), not a server key.
+        .env_remove("HOSPITAL_SCREENSHOTS")
         .env("HOSPITAL_NEW_STAFF_PASSWORD", "First-admin-2026")
         .args(["create-staff", "--username", "boss", "--name", "院办管理员", "--roles", "admin", "--data-dir"])
         .arg(dir.path())

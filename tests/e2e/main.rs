@@ -5,6 +5,7 @@
 mod harness;
 
 mod admin_console;
+mod admin_import;
 mod audit;
 mod auth;
 mod bad_input;
@@ -21,6 +22,7 @@ mod exams;
 mod export;
 mod fees;
 mod files;
+mod insurance;
 mod live;
 mod openapi;
 mod patient_accounts;

@@ -68,6 +68,9 @@ impl Actor for PaymentActor {
             PaymentMsg::AlipayNotified { notification, reply } => {
                 let _ = reply.send(state.alipay_notified(notification).await);
             }
+            PaymentMsg::InsurancePreSettle { binding, use_account, reply } => {
+                let _ = reply.send(state.pre_settle(binding, use_account).await);
+            }
             PaymentMsg::Due => state.due().await,
             PaymentMsg::RefundDone { notification_id, notice, reply } => {
                 let _ = reply.send(state.refund_done(notification_id, notice).await);

@@ -37,6 +37,9 @@ impl ActorSystem {
         /// A verified refund notification for an order.
         pub fn refund_notified(order: OrderId, notification_id: String, notice: RefundNotice) -> Order, PaymentError
             = once |reply| PaymentMsg::RefundDone { notification_id: notification_id.clone(), notice: notice.clone(), reply };
+        /// Pre-settles a fee order through insurance (6201 + 6202) under the 就诊人's binding.
+        pub fn insurance_pre_settle(order: OrderId, binding: hospital_domain::insured::InsuranceBinding, use_account: bool) -> Order, PaymentError
+            = once |reply| PaymentMsg::InsurancePreSettle { binding: binding.clone(), use_account, reply };
         /// Refunds part or all of a paid order (staff-initiated, PAY-6).
         pub fn refund(order: OrderId, amount: Option<Fen>, reason: String) -> Order, PaymentError
             = once |reply| PaymentMsg::Refund { amount, reason: reason.clone(), reply: Some(reply) };

@@ -27,6 +27,13 @@ pub enum PaymentError {
     /// Alipay failed or refused the call; nothing was changed, try again.
     #[error(transparent)]
     Alipay(#[from] AlipayError),
+    /// The insurance platform failed or refused the call.
+    #[error(transparent)]
+    Insurance(#[from] hospital_integrations::insurance::InsuranceError),
+    /// The order cannot be settled through insurance (no binding, an expired authorisation, an
+    /// item outside the catalogue).
+    #[error("{0}")]
+    NotInsured(String),
     /// A checkout named items that are not the 就诊人's, not unpaid, or none at all.
     #[error("{0}")]
     FeeItems(String),
@@ -70,6 +77,12 @@ pub enum PaymentMsg {
     /// A verified Alipay notification for this order.
     AlipayNotified {
         notification: alipay::Notification,
+        reply: Reply<Order>,
+    },
+    /// 6201 + 6202 under this binding: the split of the order, recorded on it.
+    InsurancePreSettle {
+        binding: hospital_domain::insured::InsuranceBinding,
+        use_account: bool,
         reply: Reply<Order>,
     },
     /// The open-order sweeper (or the actor's own timer): the order is due a look (expired

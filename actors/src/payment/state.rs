@@ -7,7 +7,7 @@ use hospital_domain::billing::FeeItemStatus;
 use hospital_domain::ledger::{Channel, Movement};
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::message::{Message, MessageKind};
-use hospital_domain::order::{CashOutcome, Order, OrderKind, OrderStatus, RefundStatus, TradeState};
+use hospital_domain::order::{CashOutcome, InsuranceStage, Order, OrderKind, OrderStatus, RefundStatus, TradeState};
 use hospital_domain::{Fen, OrderId};
 use hospital_integrations::alipay::{self, Buyer, CreateTrade, WapPay};
 use hospital_integrations::wechatpay::{JsapiOrder, RefundNotice, RequestPaymentParams, Transaction};
@@ -16,6 +16,7 @@ use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::insurance::SETTLE_RETRY;
 use super::msg::*;
 use crate::deps::Context;
 use crate::idle::IdleClock;
@@ -42,6 +43,11 @@ const REFUND_RETRY: Duration = Duration::from_secs(30);
 pub(super) fn next_check(o: &Order, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match o.status {
         _ if o.kind == OrderKind::Registration => None,
+        // Waiting on the insurance centre (a settlement to confirm, a reversal to finish):
+        // soon, and again after a restart.
+        OrderStatus::Paying if o.awaiting_settlement() || o.reversal.is_some() => {
+            Some(now + chrono::Duration::from_std(SETTLE_RETRY).unwrap_or_default())
+        }
         OrderStatus::Created | OrderStatus::Paying => Some(o.expires_at.max(now)),
         OrderStatus::Refunding => Some(now + chrono::Duration::from_std(REFUND_RETRY).unwrap_or_default()),
         _ => None,
@@ -72,11 +78,11 @@ impl PaymentState {
         self.ctx.wechat_pay.clone().ok_or(PaymentError::NotConfigured)
     }
 
-    fn alipay(&self) -> Result<Arc<dyn alipay::Alipay>, PaymentError> {
+    pub(super) fn alipay(&self) -> Result<Arc<dyn alipay::Alipay>, PaymentError> {
         self.ctx.alipay.clone().ok_or(PaymentError::NotConfigured)
     }
 
-    fn today(&self) -> chrono::NaiveDate {
+    pub(super) fn today(&self) -> chrono::NaiveDate {
         self.ctx.config.zone.local_date(Utc::now())
     }
 
@@ -292,6 +298,11 @@ impl PaymentState {
             change.movements.extend(o.payment_movement(now, self.today()));
             change.items = true;
         }
+        let insured_cash = first && o.awaiting_settlement();
+        if insured_cash {
+            // The cash part of an insurance checkout: held in suspense until the centre settles.
+            change.movements.extend(o.cash_received_movement(now, self.today()));
+        }
         if outcome == CashOutcome::Extra {
             // Money for an order already paid another way (or closed): not the order's. It is
             // kept on the trade so finance sees it, and given back by staff (left for now).
@@ -301,7 +312,9 @@ impl PaymentState {
         self.save(o, change).await?;
         metrics::counter!("payment_notifications_total", "outcome" => if first { "paid" } else { "duplicate" })
             .increment(1);
-        if first {
+        if insured_cash {
+            self.confirm_settlement().await;
+        } else if first {
             self.confirm_booking().await;
         }
         Ok(self.order.clone())
@@ -385,8 +398,13 @@ impl PaymentState {
             }
             self.close_at(channel).await?;
         }
+        // A pre-settled insurance order is cancelled at the centre before it is closed here.
+        self.revoke_at_centre().await?;
         let mut o = self.order.clone();
         o.close()?;
+        if let Some(i) = o.insurance.as_mut().filter(|i| i.stage == InsuranceStage::PreSettled) {
+            i.stage = InsuranceStage::Revoked;
+        }
         let msgs = if o.kind == OrderKind::Registration {
             vec![]
         } else {
@@ -404,6 +422,11 @@ impl PaymentState {
             return;
         }
         let r = match self.order.status {
+            // Cash in for an insurance checkout, or a reversal under way: finish it, expired or not.
+            OrderStatus::Paying if self.order.awaiting_settlement() || self.order.reversal.is_some() => {
+                self.check_provider().await;
+                Ok(())
+            }
             OrderStatus::Created | OrderStatus::Paying if Utc::now() >= self.order.expires_at => {
                 self.close().await.map(|_| ())
             }
@@ -437,6 +460,12 @@ impl PaymentState {
         // provider treats as the same refund.
         self.save(o, Change::default()).await?;
         metrics::counter!("payment_refunds_total", "stage" => "requested").increment(1);
+        if self.order.refunds.last().is_some_and(|r| r.insurance.is_some()) {
+            // Two platforms to ask (the centre, then the cash channel): the caller is answered
+            // once the refund is recorded, and the actor asks them next.
+            let _ = self.myself.send_message(PaymentMsg::CheckProvider);
+            return Ok(self.order.clone());
+        }
         if let Err(e) = self.ask_refund(&refund_no).await {
             tracing::warn!(order = %self.order.id, error = %e, "refund request failed; will retry");
             self.myself.send_after(Duration::from_secs(5), || PaymentMsg::CheckProvider);
@@ -450,6 +479,10 @@ impl PaymentState {
     async fn ask_refund(&mut self, refund_no: &str) -> Result<(), PaymentError> {
         let Some(r) = self.order.refunds.iter().find(|r| r.refund_no == refund_no).cloned() else { return Ok(()) };
         if r.status != RefundStatus::Pending || r.cash_done {
+            return Ok(());
+        }
+        // The insurance part first (6203): the cash part completes the refund, with its movement.
+        if !self.refund_insurance_part(refund_no).await? {
             return Ok(());
         }
         match r.cash_destination() {
@@ -522,6 +555,13 @@ impl PaymentState {
     /// Asks the providers about what we are waiting for: a payment, or pending refunds.
     pub(super) async fn check_provider(&mut self) {
         match self.order.status {
+            OrderStatus::Paying if self.order.reversal.is_some() => {
+                if let Err(e) = self.continue_reversal().await {
+                    tracing::warn!(order = %self.order.id, error = %e, "reversal step failed; will retry");
+                    self.myself.send_after(SETTLE_RETRY, || PaymentMsg::CheckProvider);
+                }
+            }
+            OrderStatus::Paying if self.order.awaiting_settlement() => self.confirm_settlement().await,
             OrderStatus::Paying => {
                 let open: Vec<Channel> =
                     self.order.trades.iter().filter(|t| t.state == TradeState::Open).map(|t| t.channel).collect();

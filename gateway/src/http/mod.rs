@@ -2,6 +2,7 @@
 
 pub mod access_history;
 pub mod admin;
+pub mod announcements;
 pub mod audit_log;
 pub mod auth;
 pub mod booking;
@@ -21,6 +22,8 @@ pub mod feedback;
 pub mod fees;
 pub mod files;
 pub mod finance;
+pub mod import;
+pub mod insurance;
 pub mod me;
 pub mod messages;
 pub mod ops;

@@ -80,6 +80,9 @@ async fn put_role(
     let expected = stored.as_ref().map_or(0, |s| s.version);
     if let Some(s) = &stored {
         role.builtin = s.value.builtin;
+        if role.builtin {
+            role.note_withheld();
+        }
         if name.is_admin() && role.permissions != s.value.permissions {
             return Err(ApiError::Conflict {
                 code: "admin_role_fixed",

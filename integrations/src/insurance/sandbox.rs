@@ -796,9 +796,51 @@ async fn answer(sandbox: InsuranceSandbox, route: &'static str, body: Bytes) -> 
     ([(header::CONTENT_TYPE, "application/json")], envelope.to_string()).into_response()
 }
 
-/// The sandbox's routes, at the platform's paths (mount the router at the sandbox base URL).
+/// What the patient's side of the authorisation sends (`/sandbox/authorize`).
+#[derive(serde::Deserialize)]
+struct AuthorizeRequest {
+    psn_no: String,
+    #[serde(default)]
+    openid: Option<String>,
+}
+
+/// Plays the patient authorising in the 医保电子凭证 mini-program (a test and demo helper, not
+/// part of the platform's protocol): `{psn_no, openid?}` → `{auth_code}`, 404 for an unknown
+/// person.
+async fn authorize_route(
+    State(sandbox): State<InsuranceSandbox>,
+    axum::Json(req): axum::Json<AuthorizeRequest>,
+) -> Response {
+    match sandbox.authorize(&req.psn_no, req.openid.as_deref()) {
+        Some(code) => axum::Json(json!({ "auth_code": code })).into_response(),
+        None => (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({ "error": "no such insured person" })))
+            .into_response(),
+    }
+}
+
+/// An order as the sandbox centre holds it, with its status code (`ordStas`), for tests and the
+/// demo: what a hospital learns through 6301 needs the order's payToken, which this shows.
+async fn order_route(
+    State(sandbox): State<InsuranceSandbox>,
+    axum::extract::Path(pay_ord_id): axum::extract::Path<String>,
+) -> Response {
+    match sandbox.order(&pay_ord_id) {
+        Some(order) => {
+            let mut v = serde_json::to_value(&order).unwrap_or_default();
+            v["ord_stas"] = order.status.code().into();
+            axum::Json(v).into_response()
+        }
+        None => (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({ "error": "no such order" }))).into_response(),
+    }
+}
+
+/// The sandbox's routes, at the platform's paths (mount the router at the sandbox base URL),
+/// the patient's side of the authorisation at `/sandbox/authorize` and the orders it holds at
+/// `/sandbox/orders/{payOrdId}`.
 pub fn sandbox_router(sandbox: InsuranceSandbox) -> Router {
-    let mut router = Router::new();
+    let mut router = Router::new()
+        .route("/sandbox/authorize", post(authorize_route))
+        .route("/sandbox/orders/{pay_ord_id}", axum::routing::get(order_route));
     for route in [
         path::USER_QUERY,
         path::AUTH_REVOKE,

@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -72,73 +72,151 @@ impl Histogram {
     pub fn max_ms(&self) -> f64 {
         self.max_us.load(Ordering::Relaxed) as f64 / 1000.0
     }
+
+    /// The non-empty buckets (index, count) and the maximum, to send to another process.
+    pub fn sparse(&self) -> (Vec<(u32, u32)>, u64) {
+        let b = self.buckets.iter().enumerate().filter_map(|(i, b)| {
+            let n = b.load(Ordering::Relaxed);
+            (n > 0).then_some((i as u32, n))
+        });
+        (b.collect(), self.max_us.load(Ordering::Relaxed))
+    }
+
+    /// Adds another process's `sparse` figures.
+    pub fn merge(&self, buckets: &[(u32, u32)], max_us: u64) {
+        for (i, n) in buckets {
+            if let Some(b) = self.buckets.get(*i as usize) {
+                b.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+        self.max_us.fetch_max(max_us, Ordering::Relaxed);
+    }
+}
+
+/// Microseconds since the Unix epoch: the time base every process of a run shares (the driver
+/// stamps a change in one process, a socket in another receives it; one machine, one clock).
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// What the sockets and the driver share.
 pub struct Shared {
-    pub start: Instant,
+    /// When the run began (`unix_us`): every time below counts from it.
+    pub epoch_us: u64,
     /// Per doctor: the sum of `remaining` of the watched session before any change.
     pub base_sum: Vec<u64>,
-    /// Per doctor, per change: when the driver sent it (µs since `start`, +1; 0 = not yet).
+    /// Per doctor: the watched session's id. A doctor's topic carries every session of theirs;
+    /// only the watched one's updates name a change (with several nodes started from copies of
+    /// one data directory, each node's own schedule actors publish their copy's state as they
+    /// start, and another session's sum could look like a change).
+    pub sessions: Vec<String>,
+    /// Per doctor, per change: when the driver sent it (µs since `epoch_us`, +1; 0 = not yet).
     pub sent_us: Vec<Vec<AtomicU64>>,
     /// Per socket: the highest change number it has seen (0 = none).
     pub last_seen: Vec<AtomicU32>,
+    /// Per socket: the changes 1..=64 it has seen (a bit each), to find an update sent twice.
+    seen: Vec<AtomicU64>,
+    /// Updates naming a change the socket had already seen (should stay 0).
+    pub repeats: AtomicU64,
     pub latency: Histogram,
-    /// Deliveries per second since `start`.
+    /// Deliveries per second since `epoch_us`.
     pub per_second: Vec<AtomicU64>,
     pub deliveries: AtomicU64,
     /// Updates that named no change this run knows (should stay 0).
     pub unmatched: AtomicU64,
     pub closed_early: AtomicU64,
+    /// Updates that came before this process learnt their send time (a client shard hears of a
+    /// change through a pipe from the driver, and the update can overtake it): (socket, doctor,
+    /// change, received), matched at the end by `settle`.
+    early: std::sync::Mutex<Vec<(usize, usize, usize, u64)>>,
 }
 
 impl Shared {
-    pub fn new(sockets: usize, base_sum: Vec<u64>, changes_per_doctor: usize, seconds: usize) -> Self {
+    pub fn new(
+        sockets: usize,
+        base_sum: Vec<u64>,
+        sessions: Vec<String>,
+        changes_per_doctor: usize,
+        seconds: usize,
+        epoch_us: u64,
+    ) -> Self {
         let doctors = base_sum.len();
         Self {
-            start: Instant::now(),
+            epoch_us,
             base_sum,
+            sessions,
             sent_us: (0..doctors).map(|_| (0..changes_per_doctor).map(|_| AtomicU64::new(0)).collect()).collect(),
             last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
+            seen: (0..sockets).map(|_| AtomicU64::new(0)).collect(),
+            repeats: AtomicU64::new(0),
             latency: Histogram::default(),
             per_second: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
             deliveries: AtomicU64::new(0),
             unmatched: AtomicU64::new(0),
             closed_early: AtomicU64::new(0),
+            early: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     pub fn now_us(&self) -> u64 {
-        self.start.elapsed().as_micros() as u64
+        unix_us().saturating_sub(self.epoch_us)
     }
 
     fn on_update(&self, socket: usize, doctor: usize, text: &str) {
         let now = self.now_us();
+        if !self.sessions.get(doctor).is_some_and(|id| text.contains(id.as_str())) {
+            return;
+        }
         let Some(sum) = remaining_sum(text) else { return };
         let k = sum.saturating_sub(self.base_sum[doctor]) as usize;
         if k == 0 {
             return;
         }
         match self.sent_us[doctor].get(k - 1).map(|a| a.load(Ordering::Acquire)) {
-            Some(sent) if sent > 0 => {
-                self.latency.record(now.saturating_sub(sent - 1));
-                self.deliveries.fetch_add(1, Ordering::Relaxed);
-                let sec = (now / 1_000_000) as usize;
-                if let Some(c) = self.per_second.get(sec) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-                self.last_seen[socket].fetch_max(k as u32, Ordering::Relaxed);
-            }
-            _ => {
+            Some(sent) if sent > 0 => self.delivered(socket, k, sent - 1, now),
+            Some(_) => self.early.lock().expect("early").push((socket, doctor, k, now)),
+            None => {
                 self.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn delivered(&self, socket: usize, k: usize, sent: u64, now: u64) {
+        if k <= 64 {
+            let bit = 1u64 << (k - 1);
+            if self.seen[socket].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+                self.repeats.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency.record(now.saturating_sub(sent));
+        self.deliveries.fetch_add(1, Ordering::Relaxed);
+        let sec = (now / 1_000_000) as usize;
+        if let Some(c) = self.per_second.get(sec) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.last_seen[socket].fetch_max(k as u32, Ordering::Relaxed);
+    }
+
+    /// Matches the updates that overtook their send time; one whose change was never sent is
+    /// unmatched.
+    pub fn settle(&self) {
+        let early = std::mem::take(&mut *self.early.lock().expect("early"));
+        for (socket, doctor, k, now) in early {
+            match self.sent_us[doctor][k - 1].load(Ordering::Acquire) {
+                0 => {
+                    self.unmatched.fetch_add(1, Ordering::Relaxed);
+                }
+                sent => self.delivered(socket, k, sent - 1, now),
             }
         }
     }
 }
 
-/// The sum of the numbers in the first `"remaining":[...]` of an availability frame.
+/// The sum of the numbers in the first `"remaining":[...]` of an availability frame. Only a
+/// frame of that type: a `snapshot` (sent on subscribing) lists every session of the doctor, and
+/// its first `remaining` may be another session's.
 pub fn remaining_sum(text: &str) -> Option<u64> {
-    if !text.contains("\"availability\"") {
+    if !text.starts_with("{\"type\":\"availability\"") {
         return None;
     }
     let at = text.find("\"remaining\":[")? + "\"remaining\":[".len();
@@ -233,6 +311,75 @@ pub async fn run(
     }
 }
 
+/// Which sockets to open and how: socket `i` uses token `i / sockets_per_account`, watches
+/// doctor `i mod doctors` and connects to node `i mod nodes`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    /// Per node: `host:port`.
+    pub nodes: Vec<String>,
+    pub tokens: Vec<String>,
+    /// Per doctor: the topic.
+    pub topics: Vec<String>,
+    pub sockets_per_account: usize,
+    pub sockets_per_source: usize,
+    pub first_source_octet: u8,
+    pub connect_concurrency: usize,
+}
+
+/// Sockets opened: their tasks, and how many failed (with the first error).
+pub struct Opened {
+    pub handles: Vec<tokio::task::JoinHandle<()>>,
+    pub failures: usize,
+    pub first_error: Option<String>,
+}
+
+/// Opens sockets `range` of `plan` (socket `i` is `shared`'s `i - range.start`) and starts each
+/// one's task; `opened` is called for each socket that opens.
+pub async fn open_range(
+    plan: &Plan,
+    range: std::ops::Range<usize>,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+    opened: &(dyn Fn() + Sync),
+) -> Result<Opened> {
+    use futures::stream;
+    let targets: Vec<Target> = plan
+        .nodes
+        .iter()
+        .map(|n| Ok(Target { addr: n.parse().with_context(|| format!("node {n}"))?, url: format!("ws://{n}/ws") }))
+        .collect::<Result<_>>()?;
+    let first = range.start;
+    let results: Vec<Result<tokio::task::JoinHandle<()>>> = stream::iter(range)
+        .map(|i| {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            let target = &targets[i % targets.len()];
+            let token = &plan.tokens[(i / plan.sockets_per_account.max(1)) % plan.tokens.len()];
+            let doctor = i % plan.topics.len();
+            let source = source_of(i, plan.first_source_octet, plan.sockets_per_source);
+            async move {
+                let ws = open(target, source, token, &plan.topics[doctor])
+                    .await
+                    .with_context(|| format!("socket {i} from {source}"))?;
+                opened();
+                Ok(tokio::spawn(run(ws, i - first, doctor, shared, stop)))
+            }
+        })
+        .buffer_unordered(plan.connect_concurrency.max(1))
+        .collect()
+        .await;
+    let mut out = Opened { handles: Vec::new(), failures: 0, first_error: None };
+    for r in results {
+        match r {
+            Ok(h) => out.handles.push(h),
+            Err(e) => {
+                out.failures += 1;
+                out.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The source address of socket `i`: `first_octet`, then the next one every `per_source` sockets.
 pub fn source_of(i: usize, first_octet: u8, per_source: usize) -> Ipv4Addr {
     let n = first_octet as usize + i / per_source.max(1);
@@ -243,11 +390,38 @@ pub fn source_of(i: usize, first_octet: u8, per_source: usize) -> Ipv4Addr {
 mod tests {
     use super::*;
 
+    /// Only the watched session's updates count; one that overtook its send time is matched when
+    /// the run settles; one naming a change never sent is unmatched.
+    #[test]
+    fn matches_the_watched_session_and_settles_early_updates() {
+        let frame = |session: &str, r: &str| {
+            format!(
+                r#"{{"type":"availability","payload":{{"topic":"doctor:d","data":{{"session_id":"{session}","remaining":[{r}]}}}}}}"#
+            )
+        };
+        let s = Shared::new(2, vec![10], vec!["S1".into()], 3, 10, unix_us());
+        s.sent_us[0][0].store(1, Ordering::Release);
+        s.on_update(0, 0, &frame("S2", "9,2")); // another session's sum 11 would name change 1
+        assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (0, 0));
+        s.on_update(0, 0, &frame("S1", "9,2"));
+        assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (1, 1));
+        s.on_update(1, 0, &frame("S1", "10,2")); // change 2, its send time not known yet
+        s.on_update(1, 0, &frame("S1", "10,3")); // change 3, never sent
+        assert_eq!(s.deliveries.load(Ordering::Relaxed), 1);
+        s.sent_us[0][1].store(5, Ordering::Release);
+        s.settle();
+        assert_eq!(s.deliveries.load(Ordering::Relaxed), 2);
+        assert_eq!(s.last_seen[1].load(Ordering::Relaxed), 2);
+        assert_eq!(s.unmatched.load(Ordering::Relaxed), 1);
+    }
+
     #[test]
     fn sums_remaining() {
         let t = r#"{"type":"availability","payload":{"topic":"doctor:x","data":{"remaining":[2,0,3],"waiting":0}}}"#;
         assert_eq!(remaining_sum(t), Some(5));
         assert_eq!(remaining_sum(r#"{"type":"pong"}"#), None);
+        let snapshot = r#"{"type":"snapshot","payload":{"updates":[{"type":"availability","remaining":[1]}]}}"#;
+        assert_eq!(remaining_sum(snapshot), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod clients;
 pub mod procs;
 pub mod report;
+pub mod shard;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures::stream::{self, StreamExt};
@@ -25,7 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-use clients::{Shared, Target};
+use clients::Shared;
+use shard::Shard;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -44,6 +46,13 @@ pub struct Config {
     /// Sockets being set up at once.
     pub connect_concurrency: usize,
     pub hospital_bin: PathBuf,
+    /// Server processes of each system (the hospital's share a private Redis).
+    pub nodes: usize,
+    /// Client processes holding the sockets, when more than one (needs `shard_bin`).
+    pub shards: usize,
+    /// This load tool's binary, run as `shard` for each client process; None: the sockets are
+    /// held in this process.
+    pub shard_bin: Option<PathBuf>,
     /// The Node.js peer's folder; None: the hospital alone (the test suite's small version).
     pub node_dir: Option<PathBuf>,
     pub out_dir: PathBuf,
@@ -89,6 +98,8 @@ pub struct Phase {
     /// Every socket getting every change, had nothing been coalesced.
     pub deliveries_possible: u64,
     pub unmatched: u64,
+    /// Updates naming a change their socket had already seen (should stay 0).
+    pub repeats: u64,
     pub closed_early: u64,
     /// Sockets whose last update was the last change of their doctor.
     pub sockets_with_last_value: usize,
@@ -99,9 +110,19 @@ pub struct Phase {
     pub latency_max_ms: f64,
     /// (quantile, ms) for the distribution plot.
     pub latency_curve: Vec<(f64, f64)>,
+    /// Per server process: its port and resident memory before and with the sockets.
+    pub processes: Vec<ProcessFigures>,
     /// Deliveries in each second since the sockets began to open.
     pub deliveries_per_second: Vec<u64>,
     pub drive_started_at_s: f64,
+}
+
+/// One server process's memory (KiB).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ProcessFigures {
+    pub port: u16,
+    pub rss_before_kib: u64,
+    pub rss_open_kib: u64,
 }
 
 /// Everything one run measured.
@@ -113,6 +134,9 @@ pub struct Report {
     pub nofile_soft: u64,
     pub nofile_hard: u64,
     pub sockets: usize,
+    /// Server processes per system.
+    pub nodes: usize,
+    pub client_processes: usize,
     pub accounts: usize,
     pub doctors: usize,
     pub changes_per_second: f64,
@@ -199,8 +223,8 @@ async fn watched_sessions(c: &reqwest::Client, base: &str, n: usize) -> Result<V
 enum Change {
     /// 加号 through the back office.
     Hospital { base: String, staff: String },
-    /// The Node peer's broadcast endpoint, with the payload the hospital would publish.
-    Node { base: String },
+    /// The Node peers' broadcast endpoints, with the payload the hospital would publish.
+    Node { bases: Vec<String> },
 }
 
 fn bar(mp: &MultiProgress, len: u64, msg: &str) -> ProgressBar {
@@ -220,86 +244,134 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// One server's phase: open the sockets, measure memory, drive, check the last value arrived.
+/// Where a phase's sockets are: in this process, or in client shard processes.
+enum Clients {
+    Local { shared: Arc<Shared>, opened: clients::Opened, stop: watch::Sender<bool> },
+    Shards(Vec<Shard>),
+}
+
+/// One system's phase: open the sockets (over its processes), measure memory, drive, check the
+/// last value arrived everywhere.
 #[allow(clippy::too_many_arguments)]
 async fn phase(
     cfg: &Config,
     mp: &MultiProgress,
-    server: &procs::Server,
+    name: &str,
+    servers: &[procs::Server],
     tokens: &[String],
     watched: &[Watched],
     change: Change,
     first_source_octet: u8,
 ) -> Result<Phase> {
     let c = http();
-    let pid = server.pid();
     let sockets = cfg.sockets;
     let d = watched.len();
     let per_doctor = ((cfg.duration.as_secs_f64() * cfg.changes_per_second) / d as f64).floor().max(1.0) as usize;
     let seconds = 3600;
     let base_sum: Vec<u64> = watched.iter().map(|w| w.remaining.iter().sum()).collect();
-    let shared = Arc::new(Shared::new(sockets, base_sum, per_doctor, seconds));
-    let mut ph = Phase { server: server.name.to_string(), sockets_requested: sockets, ..Default::default() };
+    let sessions: Vec<String> = watched.iter().map(|w| w.session_id.clone()).collect();
+    let epoch_us = clients::unix_us();
+    let mut ph = Phase { server: name.to_string(), sockets_requested: sockets, ..Default::default() };
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    ph.rss_before_kib = procs::status_kib(pid, "VmRSS");
+    let pids: Vec<u32> = servers.iter().map(procs::Server::pid).collect();
+    let rss_before: Vec<u64> = pids.iter().map(|p| procs::status_kib(*p, "VmRSS")).collect();
 
     // Open the sockets.
-    let target = Target {
-        addr: format!("127.0.0.1:{}", server.port()).parse()?,
-        url: format!("ws://127.0.0.1:{}/ws", server.port()),
+    let plan = clients::Plan {
+        nodes: servers.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect(),
+        tokens: tokens.to_vec(),
+        topics: watched.iter().map(|w| format!("doctor:{}", w.doctor_id)).collect(),
+        sockets_per_account: cfg.sockets_per_account,
+        sockets_per_source: cfg.sockets_per_source,
+        first_source_octet,
+        connect_concurrency: cfg.connect_concurrency,
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let opening = bar(mp, sockets as u64, &format!("{}: sockets", server.name));
+    let opening = bar(mp, sockets as u64, &format!("{name}: sockets"));
     let started = Instant::now();
-    let results: Vec<Result<tokio::task::JoinHandle<()>>> = stream::iter(0..sockets)
-        .map(|i| {
-            let (target, shared, stop_rx, opening) = (target.clone(), shared.clone(), stop_rx.clone(), opening.clone());
-            let token = tokens[(i / cfg.sockets_per_account.max(1)) % tokens.len()].clone();
-            let doctor = i % d;
-            let topic = format!("doctor:{}", watched[doctor].doctor_id);
-            let source = clients::source_of(i, first_source_octet, cfg.sockets_per_source);
-            async move {
-                let ws = clients::open(&target, source, &token, &topic)
-                    .await
-                    .with_context(|| format!("socket {i} from {source}"))?;
-                opening.inc(1);
-                Ok(tokio::spawn(clients::run(ws, i, doctor, shared, stop_rx)))
+    let mut clients = match (&cfg.shard_bin, cfg.shards) {
+        (Some(bin), n) if n > 1 => {
+            let per = sockets.div_ceil(n);
+            let mut shards = Vec::with_capacity(n);
+            for k in 0..n {
+                let job = shard::Job {
+                    plan: plan.clone(),
+                    from: (k * per).min(sockets),
+                    to: ((k + 1) * per).min(sockets),
+                    base_sum: base_sum.clone(),
+                    sessions: sessions.clone(),
+                    changes_per_doctor: per_doctor,
+                    epoch_us,
+                };
+                shards.push(Shard::start(bin, &job).await?);
             }
-        })
-        .buffer_unordered(cfg.connect_concurrency)
-        .collect()
-        .await;
+            for s in &mut shards {
+                let r = s.ready().await?;
+                ph.sockets_open += r.opened;
+                ph.open_failures += r.failures;
+                if ph.first_open_error.is_none() {
+                    ph.first_open_error = r.first_error;
+                }
+                opening.inc((r.opened + r.failures) as u64);
+            }
+            Clients::Shards(shards)
+        }
+        _ => {
+            let shared =
+                Arc::new(Shared::new(sockets, base_sum.clone(), sessions.clone(), per_doctor, seconds, epoch_us));
+            let (stop, stop_rx) = watch::channel(false);
+            let bar = opening.clone();
+            let opened = clients::open_range(&plan, 0..sockets, &shared, &stop_rx, &move || bar.inc(1)).await?;
+            ph.sockets_open = opened.handles.len();
+            ph.open_failures = opened.failures;
+            ph.first_open_error = opened.first_error.clone();
+            Clients::Local { shared, opened, stop }
+        }
+    };
     opening.finish();
     ph.open_seconds = started.elapsed().as_secs_f64();
-    let mut handles = Vec::new();
-    for r in results {
-        match r {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                ph.open_failures += 1;
-                if ph.first_open_error.is_none() {
-                    ph.first_open_error = Some(format!("{e:#}"));
-                }
-            }
-        }
-    }
-    ph.sockets_open = handles.len();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ph.rss_open_kib = procs::status_kib(pid, "VmRSS");
+    let rss_open: Vec<u64> = pids.iter().map(|p| procs::status_kib(*p, "VmRSS")).collect();
+    ph.rss_before_kib = rss_before.iter().sum();
+    ph.rss_open_kib = rss_open.iter().sum();
     ph.kib_per_socket = (ph.rss_open_kib.saturating_sub(ph.rss_before_kib)) as f64 / ph.sockets_open.max(1) as f64;
 
-    // Drive: each doctor gets a change every D/K seconds, the doctors staggered evenly.
+    // Drive: each doctor gets a change every D/K seconds, the doctors staggered evenly. With
+    // shards, every send time goes to each of them (through one forwarding task).
     let period = Duration::from_secs_f64(d as f64 / cfg.changes_per_second);
-    let driving = bar(mp, (per_doctor * d) as u64, &format!("{}: changes", server.name));
-    let cpu0 = procs::cpu_seconds(pid);
+    let driving = bar(mp, (per_doctor * d) as u64, &format!("{name}: changes"));
+    let cpu0: f64 = pids.iter().map(|p| procs::cpu_seconds(*p)).sum();
     let me = std::process::id();
     let me0 = procs::cpu_seconds(me);
-    ph.drive_started_at_s = shared.start.elapsed().as_secs_f64();
+    ph.drive_started_at_s = (clients::unix_us() - epoch_us) as f64 / 1e6;
     let t0 = Instant::now();
+    let (sent_tx, forward) = match clients {
+        Clients::Shards(mut shards) => {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, u64)>();
+            let task = tokio::spawn(async move {
+                while let Some((di, j, at)) = rx.recv().await {
+                    for s in &mut shards {
+                        s.sent(di, j, at).await?;
+                    }
+                }
+                Ok::<_, anyhow::Error>(shards)
+            });
+            clients = Clients::Shards(Vec::new());
+            (Some(tx), Some(task))
+        }
+        local => {
+            clients = local;
+            (None, None)
+        }
+    };
+    let local_shared = match &clients {
+        Clients::Local { shared, .. } => Some(shared.clone()),
+        Clients::Shards(_) => None,
+    };
     let mut drivers = Vec::new();
     for (di, w) in watched.iter().enumerate() {
-        let (c, shared, change, w, driving) = (c.clone(), shared.clone(), change.clone(), w.clone(), driving.clone());
+        let (c, change, w, driving) = (c.clone(), change.clone(), w.clone(), driving.clone());
+        let (local_shared, sent_tx) = (local_shared.clone(), sent_tx.clone());
         let offset = period.mul_f64(di as f64 / d as f64);
         drivers.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
@@ -314,7 +386,13 @@ async fn phase(
                 quotas[seg] += 1;
                 remaining[seg] += 1;
                 let sent = Instant::now();
-                shared.sent_us[di][j].store(shared.now_us() + 1, Ordering::Release);
+                let at = clients::unix_us() - epoch_us;
+                if let Some(sh) = &local_shared {
+                    sh.sent_us[di][j].store(at + 1, Ordering::Release);
+                }
+                if let Some(tx) = &sent_tx {
+                    let _ = tx.send((di, j, at));
+                }
                 let r = match &change {
                     Change::Hospital { base, staff } => {
                         c.put(format!("{base}/api/v1/admin/sessions/{}/segments/{seg}/quota", w.session_id))
@@ -323,15 +401,19 @@ async fn phase(
                             .send()
                             .await
                     }
-                    Change::Node { base } => {
+                    Change::Node { bases } => {
+                        // Each peer process holds its own sockets: every one gets the change.
                         let data = json!({
                             "doctor_id": w.doctor_id, "department_id": w.department_id, "session_id": w.session_id,
                             "date": w.date, "period": w.period, "status": "open", "remaining": remaining, "waiting": 0,
                         });
-                        c.post(format!("{base}/publish"))
-                            .json(&json!({"topic": format!("doctor:{}", w.doctor_id), "data": data}))
-                            .send()
-                            .await
+                        let body = json!({"topic": format!("doctor:{}", w.doctor_id), "data": data});
+                        let posts = bases.iter().map(|b| c.post(format!("{b}/publish")).json(&body).send());
+                        let mut answers = futures::future::join_all(posts).await;
+                        match answers.iter().position(|r| !matches!(r, Ok(r) if r.status().is_success())) {
+                            Some(i) => answers.swap_remove(i),
+                            None => answers.swap_remove(0),
+                        }
                     }
                 };
                 match r {
@@ -360,6 +442,10 @@ async fn phase(
         ph.changes_failed += f;
     }
     driving.finish();
+    drop(sent_tx);
+    if let Some(task) = forward {
+        clients = Clients::Shards(task.await??);
+    }
     ph.drive_seconds = t0.elapsed().as_secs_f64();
     ph.changes = per_doctor * d;
     req_ms.sort_by(f64::total_cmp);
@@ -370,7 +456,18 @@ async fn phase(
     let last = per_doctor as u32;
     let wait = Instant::now();
     loop {
-        let ok = shared.last_seen.iter().filter(|s| s.load(Ordering::Relaxed) == last).count();
+        let ok = match &mut clients {
+            Clients::Local { shared, .. } => {
+                shared.last_seen.iter().filter(|s| s.load(Ordering::Relaxed) == last).count()
+            }
+            Clients::Shards(shards) => {
+                let mut n = 0;
+                for s in shards.iter_mut() {
+                    n += s.count_last(last).await?;
+                }
+                n
+            }
+        };
         ph.sockets_with_last_value = ok;
         if ok >= ph.sockets_open || wait.elapsed() > Duration::from_secs(20) {
             break;
@@ -379,46 +476,86 @@ async fn phase(
     }
     // CPU over the drive and the delivery of its tail.
     let busy = t0.elapsed().as_secs_f64();
-    ph.server_cpu_seconds = procs::cpu_seconds(pid) - cpu0;
+    ph.server_cpu_seconds = pids.iter().map(|p| procs::cpu_seconds(*p)).sum::<f64>() - cpu0;
     ph.server_cpu_percent = 100.0 * ph.server_cpu_seconds / busy.max(1e-9);
-    ph.client_cpu_seconds = procs::cpu_seconds(me) - me0;
-    ph.rss_end_kib = procs::status_kib(pid, "VmRSS");
-    ph.rss_peak_kib = procs::status_kib(pid, "VmHWM");
+    ph.rss_end_kib = pids.iter().map(|p| procs::status_kib(*p, "VmRSS")).sum();
+    ph.rss_peak_kib = pids.iter().map(|p| procs::status_kib(*p, "VmHWM")).sum();
+    ph.processes = servers
+        .iter()
+        .zip(rss_before.iter().zip(&rss_open))
+        .map(|(s, (b, o))| ProcessFigures { port: s.port(), rss_before_kib: *b, rss_open_kib: *o })
+        .collect();
 
-    let h = &shared.latency;
-    let q = h.quantiles_ms(&[0.5, 0.9, 0.99, 0.999]);
-    (ph.latency_p50_ms, ph.latency_p90_ms, ph.latency_p99_ms, ph.latency_p999_ms) = (q[0], q[1], q[2], q[3]);
-    ph.latency_max_ms = h.max_ms();
-    let qs: Vec<f64> = (0..=200).map(|i| i as f64 / 200.0 * 0.999).chain([0.9995, 0.9999, 1.0]).collect();
-    ph.latency_curve = qs.iter().copied().zip(h.quantiles_ms(&qs)).collect();
-    ph.deliveries = shared.deliveries.load(Ordering::Relaxed);
-    ph.deliveries_possible = (ph.sockets_open * per_doctor) as u64;
-    ph.unmatched = shared.unmatched.load(Ordering::Relaxed);
-    ph.closed_early = shared.closed_early.load(Ordering::Relaxed);
-    let used = (shared.start.elapsed().as_secs() as usize + 1).min(seconds);
-    ph.deliveries_per_second = shared.per_second[..used].iter().map(|x| x.load(Ordering::Relaxed)).collect();
-
-    let _ = stop_tx.send(true);
-    let closing = async {
-        for h in handles {
-            let _ = h.await;
+    // Close the sockets and gather what they saw.
+    let (h, client_cpu) = match clients {
+        Clients::Local { shared, opened, stop } => {
+            let _ = stop.send(true);
+            let closing = async {
+                for h in opened.handles {
+                    let _ = h.await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(30), closing).await;
+            ph.deliveries = shared.deliveries.load(Ordering::Relaxed);
+            ph.unmatched = shared.unmatched.load(Ordering::Relaxed);
+            ph.repeats = shared.repeats.load(Ordering::Relaxed);
+            ph.closed_early = shared.closed_early.load(Ordering::Relaxed);
+            let used = ((shared.now_us() / 1_000_000) as usize + 1).min(seconds);
+            ph.deliveries_per_second = shared.per_second[..used].iter().map(|x| x.load(Ordering::Relaxed)).collect();
+            (shared, procs::cpu_seconds(me) - me0)
+        }
+        Clients::Shards(shards) => {
+            let all = Arc::new(Shared::new(0, base_sum.clone(), sessions.clone(), 0, 0, epoch_us));
+            let mut cpu = procs::cpu_seconds(me) - me0;
+            for s in shards {
+                let o = s.stop().await?;
+                ph.deliveries += o.deliveries;
+                ph.unmatched += o.unmatched;
+                ph.repeats += o.repeats;
+                ph.closed_early += o.closed_early;
+                all.latency.merge(&o.buckets, o.max_us);
+                if ph.deliveries_per_second.len() < o.per_second.len() {
+                    ph.deliveries_per_second.resize(o.per_second.len(), 0);
+                }
+                for (a, b) in ph.deliveries_per_second.iter_mut().zip(&o.per_second) {
+                    *a += b;
+                }
+                // The shard's whole life (opening included): the figure is an upper bound.
+                cpu += o.cpu_seconds;
+            }
+            (all, cpu)
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(30), closing).await;
+    ph.client_cpu_seconds = client_cpu;
+    let q = h.latency.quantiles_ms(&[0.5, 0.9, 0.99, 0.999]);
+    (ph.latency_p50_ms, ph.latency_p90_ms, ph.latency_p99_ms, ph.latency_p999_ms) = (q[0], q[1], q[2], q[3]);
+    ph.latency_max_ms = h.latency.max_ms();
+    let qs: Vec<f64> = (0..=200).map(|i| i as f64 / 200.0 * 0.999).chain([0.9995, 0.9999, 1.0]).collect();
+    ph.latency_curve = qs.iter().copied().zip(h.latency.quantiles_ms(&qs)).collect();
+    ph.deliveries_possible = (ph.sockets_open * per_doctor) as u64;
     Ok(ph)
 }
 
 /// Runs the scenario: the hospital server, then (if configured) the Node peer, each with the same
-/// sockets and changes. Servers started here are stopped here.
+/// sockets and changes. Servers started here are stopped here. With `nodes` > 1 the hospital runs
+/// as that many processes sharing a private Redis (started from copies of one seeded data
+/// directory, so they hold the same catalogue), socket `i` on node `i mod nodes`, every change made
+/// on the first node; the Node peer as as many processes, each told of every change.
 pub async fn run(mut cfg: Config) -> Result<Report> {
     std::fs::create_dir_all(&cfg.out_dir)?;
     let wanted = cfg.sockets;
-    let (soft, hard) = procs::raise_nofile(cfg.sockets as u64 + 1000);
-    if (cfg.sockets as u64) + 1000 > soft {
-        let cap = soft.saturating_sub(1000) as usize;
+    let nodes = cfg.nodes.max(1);
+    // Each process (a server node, a client shard) may hold what the descriptor limit allows.
+    let per_process = cfg.sockets.div_ceil(nodes).max(cfg.sockets.div_ceil(cfg.shards.max(1)));
+    let (soft, hard) = procs::raise_nofile(per_process as u64 + 1000);
+    let room = soft.saturating_sub(1000) as usize;
+    if per_process > room {
+        let cap = room * nodes.min(cfg.shards.max(1));
         eprintln!(
-            "descriptor limit: soft {soft}, hard {hard} (raising the hard limit needs CAP_SYS_RESOURCE): \
-             {wanted} sockets capped at {cap}"
+            "descriptor limit: soft {soft}, hard {hard} per process (raising the hard limit needs \
+             CAP_SYS_RESOURCE): {wanted} sockets over {nodes} server process(es) and {} client process(es) \
+             capped at {cap}",
+            cfg.shards.max(1)
         );
         cfg.sockets = cap;
     }
@@ -433,10 +570,32 @@ pub async fn run(mut cfg: Config) -> Result<Report> {
     let accounts = cfg.sockets.div_ceil(cfg.sockets_per_account.max(1));
     let c = http();
 
-    // The hospital.
+    // The hospital: one node, or several from copies of a seeded data directory.
     let data = tempfile::tempdir()?;
-    let hospital = procs::start_hospital(&cfg.hospital_bin, data.path(), &cfg.out_dir.join("hospital.log"))?;
-    let base = hospital.base.clone();
+    let redis = if nodes > 1 { Some(procs::start_redis(&cfg.out_dir.join("redis.log"))?) } else { None };
+    let redis_url = redis.as_ref().map(|r| r.base.clone());
+    let log =
+        |k: usize| cfg.out_dir.join(if k == 0 { "hospital.log".to_string() } else { format!("hospital-{k}.log") });
+    let mut hospitals = Vec::with_capacity(nodes);
+    if nodes > 1 {
+        let seed = data.path().join("node-0");
+        procs::start_hospital(&cfg.hospital_bin, &seed, &log(0), redis_url.as_deref())?.stop();
+        for k in 1..nodes {
+            let st = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&seed)
+                .arg(data.path().join(format!("node-{k}")))
+                .status()?;
+            if !st.success() {
+                bail!("copying the seeded data directory failed");
+            }
+        }
+    }
+    for k in 0..nodes {
+        let dir = data.path().join(format!("node-{k}"));
+        hospitals.push(procs::start_hospital(&cfg.hospital_bin, &dir, &log(k), redis_url.as_deref())?);
+    }
+    let base = hospitals[0].base.clone();
     let staff = {
         let body = json!({"username": "scheduler", "password": "scheduler-demo-2026"});
         let v =
@@ -460,17 +619,24 @@ pub async fn run(mut cfg: Config) -> Result<Report> {
         .into_iter()
         .collect::<Result<_>>()?;
     logging.finish();
-    let mut phases = vec![phase(&cfg, &mp, &hospital, &tokens, &watched, Change::Hospital { base, staff }, 0).await?];
-    drop(hospital);
+    let change = Change::Hospital { base, staff };
+    let mut phases = vec![phase(&cfg, &mp, "hospital", &hospitals, &tokens, &watched, change, 0).await?];
+    drop(hospitals);
+    drop(redis);
 
     // The Node peer: same tokens (it accepts exactly these), same sockets, same changes.
     if let Some(dir) = &cfg.node_dir {
-        let node = procs::start_node(dir, &cfg.out_dir.join("node-ws.log"))?;
-        json_ok(c.post(format!("{}/tokens", node.base)).json(&tokens).send().await, "node tokens").await?;
-        let change = Change::Node { base: node.base.clone() };
+        let mut peers = Vec::with_capacity(nodes);
+        for k in 0..nodes {
+            let log = cfg.out_dir.join(if k == 0 { "node-ws.log".to_string() } else { format!("node-ws-{k}.log") });
+            let node = procs::start_node(dir, &log)?;
+            json_ok(c.post(format!("{}/tokens", node.base)).json(&tokens).send().await, "node tokens").await?;
+            peers.push(node);
+        }
+        let change = Change::Node { bases: peers.iter().map(|p| p.base.clone()).collect() };
         // Other source addresses: the hospital's client ports may still be in TIME_WAIT.
         let octet = (cfg.sockets.div_ceil(cfg.sockets_per_source.max(1)) + 5) as u8;
-        phases.push(phase(&cfg, &mp, &node, &tokens, &watched, change, octet).await?);
+        phases.push(phase(&cfg, &mp, "node-ws", &peers, &tokens, &watched, change, octet).await?);
     }
 
     Ok(Report {
@@ -480,6 +646,8 @@ pub async fn run(mut cfg: Config) -> Result<Report> {
         nofile_soft: soft,
         nofile_hard: hard,
         sockets: cfg.sockets,
+        nodes,
+        client_processes: if cfg.shard_bin.is_some() { cfg.shards.max(1) } else { 1 },
         accounts,
         doctors: watched.len(),
         changes_per_second: cfg.changes_per_second,

@@ -6,6 +6,8 @@
 //!
 //! ```sh
 //! cargo run --release -p hospital-fanout-load -- --sockets 50000 --changes-per-second 10 --duration 60
+//! # 50,000 sockets over three server processes sharing a Redis (and as many client processes)
+//! cargo run --release -p hospital-fanout-load -- --sockets 50000 --nodes 3 --shards 3
 //! ```
 
 use anyhow::Result;
@@ -35,6 +37,14 @@ struct Args {
     sockets_per_source: usize,
     #[arg(long, default_value_t = 128)]
     connect_concurrency: usize,
+    /// Server processes of each system: the hospital's share a private Redis (sessions, event
+    /// logs, fan-out), each change is made on the first; socket i goes to process i mod N.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Client processes holding the sockets (each process may hold only what the descriptor limit
+    /// allows; default: enough for that).
+    #[arg(long)]
+    shards: Option<usize>,
     /// A hospital binary to use instead of building one (`cargo build --release --bin hospital`).
     #[arg(long)]
     hospital_bin: Option<PathBuf>,
@@ -48,6 +58,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // A client shard started by the driver (see `shard`).
+    if std::env::args().nth(1).as_deref() == Some("shard") {
+        return hospital_fanout_load::shard::serve().await;
+    }
     let a = Args::parse();
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let hospital_bin = match a.hospital_bin {
@@ -63,6 +77,13 @@ async fn main() -> Result<()> {
         sockets_per_source: a.sockets_per_source,
         connect_concurrency: a.connect_concurrency,
         hospital_bin,
+        nodes: a.nodes,
+        shards: a.shards.unwrap_or_else(|| {
+            // Room per process: the soft limit this process can raise itself to, less 1,000.
+            let (soft, _) = hospital_fanout_load::procs::raise_nofile(a.sockets as u64 + 1000);
+            a.sockets.div_ceil(soft.saturating_sub(1000).max(1) as usize)
+        }),
+        shard_bin: Some(std::env::current_exe()?),
         node_dir: (!a.no_peer).then(|| workspace.join("load-tests/node-ws")),
         out_dir: a.out.clone(),
         progress: true,

@@ -1,5 +1,5 @@
 //! The processes under test and what the kernel says about them: the descriptor limit, resident
-//! memory and CPU time from /proc, and starting the hospital server and the Node.js peer.
+//! memory and CPU time from /proc, and starting the hospital server, the Node.js peer and Redis.
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -128,9 +128,50 @@ fn start(mut cmd: Command, name: &'static str, prefix: &str, log: &Path) -> Resu
     Ok(Server { child, base: base.trim().to_string(), name })
 }
 
+impl Server {
+    /// Asks the process to stop (SIGTERM) and waits for it (killed after 30 s).
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) with a pid this process started and has not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        for _ in 0..300 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A private `redis-server` on a free port (nothing saved): the nodes' shared sessions, event
+/// logs and fan-out channel. `base` is its URL.
+pub fn start_redis(log: &Path) -> Result<Server> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--logfile")
+        .arg(log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting redis-server (apt-get install redis-server)")?;
+    let server = Server { child, base: format!("redis://127.0.0.1:{port}"), name: "redis" };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(server);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("redis-server did not listen on {port} within 10 s; see {}", log.display())
+}
+
 /// The hospital server, release build, on a free port with a fresh data directory and the per-IP
-/// limits out of the way (every socket comes from a handful of loopback addresses).
-pub fn start_hospital(bin: &Path, data_dir: &Path, log: &Path) -> Result<Server> {
+/// limits out of the way (every socket comes from a handful of loopback addresses). With `redis`,
+/// one node of several sharing it (sessions, event logs and fan-out); its key vault is kept inside
+/// the data directory so a copy of the directory is a whole node.
+pub fn start_hospital(bin: &Path, data_dir: &Path, log: &Path, redis: Option<&str>) -> Result<Server> {
     let mut cmd = Command::new(bin);
     cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
     for (k, _) in std::env::vars_os() {
@@ -145,7 +186,11 @@ pub fn start_hospital(bin: &Path, data_dir: &Path, log: &Path) -> Result<Server>
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "1000000")
         // Tens of thousands of sockets from this machine.
         .env("HOSPITAL_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_IP", "0")
-        .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", "50");
+        .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", "50")
+        .env("HOSPITAL_VAULT_DIR", data_dir.join("vault"));
+    if let Some(url) = redis {
+        cmd.env("REDIS_URL", url);
+    }
     start(cmd, "hospital", "hospital listening on ", log)
 }
 

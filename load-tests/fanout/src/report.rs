@@ -81,22 +81,36 @@ pub fn markdown(r: &Report) -> String {
     let peer = r.phases.get(1).map(|p| p.server.clone()).unwrap_or_else(|| "(no peer)".into());
     let mut s = String::new();
     s.push_str(&format!(
-        "{} sockets ({} wanted; descriptor limit soft {} / hard {}), {} accounts, {} doctors' topics, {} changes/s for {:.0} s, {} loopback source address(es). Machine: {}.\n\n",
-        r.sockets, r.sockets_wanted, r.nofile_soft, r.nofile_hard, r.accounts, r.doctors, r.changes_per_second, r.duration_s, r.source_addresses, r.machine
+        "{} sockets ({} wanted; descriptor limit soft {} / hard {} per process) over {} server process(es) per system and {} client process(es), {} accounts, {} doctors' topics, {} changes/s for {:.0} s, {} loopback source address(es). Machine: {}.\n\n",
+        r.sockets, r.sockets_wanted, r.nofile_soft, r.nofile_hard, r.nodes, r.client_processes, r.accounts, r.doctors, r.changes_per_second, r.duration_s, r.source_addresses, r.machine
     ));
     s.push_str(&format!("| figure | hospital | {peer} | hospital / {peer} |\n|---|---:|---:|---:|\n"));
     for [a, b, c, d] in rows(r) {
         s.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
     }
+    if r.nodes > 1 {
+        s.push_str("\nMemory per server process (RSS before the sockets -> with them open):\n\n");
+        for p in &r.phases {
+            let each: Vec<String> = p
+                .processes
+                .iter()
+                .map(|x| {
+                    format!("{:.1} -> {:.1} MiB", x.rss_before_kib as f64 / 1024.0, x.rss_open_kib as f64 / 1024.0)
+                })
+                .collect();
+            s.push_str(&format!("- {}: {}\n", p.server, each.join("; ")));
+        }
+    }
     for p in &r.phases {
-        if p.open_failures > 0 || p.closed_early > 0 || p.unmatched > 0 || p.changes_failed > 0 {
+        if p.open_failures > 0 || p.closed_early > 0 || p.unmatched > 0 || p.repeats > 0 || p.changes_failed > 0 {
             s.push_str(&format!(
-                "\n{}: {} sockets failed to open (first: {}), {} closed early, {} unmatched updates, {} failed changes.\n",
+                "\n{}: {} sockets failed to open (first: {}), {} closed early, {} unmatched updates, {} repeated updates, {} failed changes.\n",
                 p.server,
                 p.open_failures,
                 p.first_open_error.as_deref().unwrap_or("-"),
                 p.closed_early,
                 p.unmatched,
+                p.repeats,
                 p.changes_failed
             ));
         }

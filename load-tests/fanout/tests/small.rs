@@ -38,6 +38,9 @@ async fn every_socket_gets_the_last_value() {
         sockets_per_source: 100,
         connect_concurrency: 32,
         hospital_bin: hospital_bin(),
+        nodes: 1,
+        shards: 1,
+        shard_bin: None,
         node_dir: None,
         out_dir: out.path().to_path_buf(),
         progress: false,
@@ -51,6 +54,7 @@ async fn every_socket_gets_the_last_value() {
     assert_eq!(p.changes_failed, 0, "{log}");
     assert_eq!(p.closed_early, 0, "sockets closed by the server during the run\n{log}");
     assert_eq!(p.unmatched, 0, "updates that named no change the driver made");
+    assert_eq!(p.repeats, 0, "updates naming a change their socket had already seen");
     assert_eq!(p.sockets_with_last_value, 200, "every socket must end with the last value");
     assert!(p.deliveries >= 200, "at least the last value reached each socket: {}", p.deliveries);
     assert!(
@@ -64,4 +68,49 @@ async fn every_socket_gets_the_last_value() {
     for f in ["report.md", "fanout.json", "latency.png", "throughput.png"] {
         assert!(out.path().join(f).exists(), "{f} written");
     }
+}
+
+/// Three server processes sharing a Redis, the sockets held by two client processes: every socket
+/// (on whichever node) gets the last value of changes made on the first node, none twice, none
+/// unknown; each node holds its share of the sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_and_two_client_processes_deliver_everything() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let cfg = hospital_fanout_load::Config {
+        sockets: 150,
+        changes_per_second: 10.0,
+        doctors: 2,
+        duration: Duration::from_secs(2),
+        sockets_per_account: 50,
+        sockets_per_source: 100,
+        connect_concurrency: 32,
+        hospital_bin: hospital_bin(),
+        nodes: 3,
+        shards: 2,
+        shard_bin: Some(PathBuf::from(env!("CARGO_BIN_EXE_hospital-fanout-load"))),
+        node_dir: None,
+        out_dir: out.path().to_path_buf(),
+        progress: false,
+    };
+    let r = hospital_fanout_load::run(cfg).await.expect("the scenario runs");
+    let p = &r.phases[0];
+    let log = std::fs::read_to_string(out.path().join("hospital-1.log")).unwrap_or_default();
+    assert_eq!((r.nodes, r.client_processes), (3, 2));
+    assert_eq!(p.processes.len(), 3, "one figure per node");
+    assert_eq!(p.sockets_open, 150, "sockets that did not open: {:?}\n{log}", p.first_open_error);
+    assert_eq!(p.changes, 20);
+    assert_eq!(p.changes_failed, 0);
+    assert_eq!(p.closed_early, 0, "sockets closed by a server during the run\n{log}");
+    assert_eq!(p.unmatched, 0, "updates that named no change the driver made");
+    assert_eq!(p.repeats, 0, "updates naming a change their socket had already seen");
+    assert_eq!(p.sockets_with_last_value, 150, "every socket on every node ends with the last value\n{log}");
+    assert!(
+        p.deliveries >= 150 && p.deliveries <= p.deliveries_possible,
+        "{} of {}",
+        p.deliveries,
+        p.deliveries_possible
+    );
+    hospital_fanout_load::report::write_all(&r, out.path()).expect("report");
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("over 3 server process(es)") && md.contains("Memory per server process"), "{md}");
 }

@@ -1,5 +1,5 @@
 // The back office: login, then a page per area the caller's permissions open (staff, roles,
-// patients, catalogue, schedules, audit). The route is the URL's hash (`#staff`), so a reload
+// patients, catalogue, schedules, import, audit). The route is the URL's hash (`#staff`), so a reload
 // stays on the page. Every string from the server is rendered as text (`dom.js`).
 import { api, token, messageOf, ApiError, logout } from '/static/common/api.js';
 import { h, mount } from '/static/common/dom.js';
@@ -10,6 +10,7 @@ import { patientsPage } from '/admin/pages/patients.js';
 import { cataloguePage } from '/admin/pages/catalogue.js';
 import { schedulesPage } from '/admin/pages/schedules.js';
 import { auditPage } from '/admin/pages/audit.js';
+import { importPage } from '/admin/pages/import.js';
 
 const app = document.getElementById('app');
 const TITLE = '医院管理后台';
@@ -21,6 +22,7 @@ const PAGES = [
   { id: 'patients', label: '患者账号', needs: 'patients.read', render: patientsPage },
   { id: 'catalogue', label: '科室与医生', needs: 'catalog.write', render: cataloguePage },
   { id: 'schedules', label: '排班', needs: 'schedule.write', render: schedulesPage },
+  { id: 'import', label: '批量导入', needs: 'catalog.import', render: importPage },
   { id: 'audit', label: '审计日志', needs: 'audit.read', render: auditPage },
 ];
 
