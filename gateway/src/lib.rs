@@ -84,6 +84,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::records::router())
         .merge(http::reports::router())
         .merge(http::access_history::router())
+        .merge(http::export::router())
         .merge(http::chat::router())
         .merge(http::chat_agent::router())
         .merge(http::chat_tickets::router())

@@ -20,6 +20,7 @@ mod chat_images;
 mod chat_load;
 mod crash;
 mod exams;
+mod export;
 mod fees;
 mod files;
 mod insurance;

@@ -17,6 +17,7 @@ pub mod chat_images;
 pub mod chat_supervise;
 pub mod chat_tickets;
 pub mod exams;
+pub mod export;
 pub mod feedback;
 pub mod fees;
 pub mod files;
