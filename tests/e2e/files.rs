@@ -163,17 +163,7 @@ async fn signed_downloads_from_the_data_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_downloads_from_an_s3_compatible_server() {
     let s3 = tokio::task::spawn_blocking(|| S3Server::start("hospital-files")).await.unwrap();
-    let s = TestServer::start(
-        opts()
-            .env("HOSPITAL_OBJECTS__BACKEND", "s3")
-            .env("HOSPITAL_OBJECTS__S3__ENDPOINT", s3.endpoint())
-            .env("HOSPITAL_OBJECTS__S3__BUCKET", &s3.bucket)
-            .env("HOSPITAL_OBJECTS__S3__REGION", "us-east-1")
-            .env("HOSPITAL_OBJECTS__S3__ACCESS_KEY_ID", "e2e-key")
-            .env("HOSPITAL_OBJECTS__S3__SECRET_ACCESS_KEY", "e2e-secret")
-            .env("HOSPITAL_OBJECTS__S3__PATH_STYLE", "true"),
-    )
-    .await;
+    let s = TestServer::start(opts().s3(&s3)).await;
     exercise(&s).await;
     let dir = s.stop();
     assert!(!dir.path().join("objects").exists(), "nothing went to the local directory");

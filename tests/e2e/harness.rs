@@ -55,6 +55,17 @@ impl Opts {
         self.data_dir = Some(dir);
         self
     }
+
+    /// Object storage in a real S3-compatible server (the tests' moto) instead of the data directory.
+    pub fn s3(self, s3: &hospital_testkit::S3Server) -> Self {
+        self.env("HOSPITAL_OBJECTS__BACKEND", "s3")
+            .env("HOSPITAL_OBJECTS__S3__ENDPOINT", s3.endpoint())
+            .env("HOSPITAL_OBJECTS__S3__BUCKET", &s3.bucket)
+            .env("HOSPITAL_OBJECTS__S3__REGION", "us-east-1")
+            .env("HOSPITAL_OBJECTS__S3__ACCESS_KEY_ID", "e2e-key")
+            .env("HOSPITAL_OBJECTS__S3__SECRET_ACCESS_KEY", "e2e-secret")
+            .env("HOSPITAL_OBJECTS__S3__PATH_STYLE", "true")
+    }
 }
 
 /// A running `hospital` process.

@@ -31,14 +31,7 @@ pub(crate) fn opts() -> Opts {
 }
 
 fn s3_opts(s3: &S3Server) -> Opts {
-    opts()
-        .env("HOSPITAL_OBJECTS__BACKEND", "s3")
-        .env("HOSPITAL_OBJECTS__S3__ENDPOINT", s3.endpoint())
-        .env("HOSPITAL_OBJECTS__S3__BUCKET", &s3.bucket)
-        .env("HOSPITAL_OBJECTS__S3__REGION", "us-east-1")
-        .env("HOSPITAL_OBJECTS__S3__ACCESS_KEY_ID", "e2e-key")
-        .env("HOSPITAL_OBJECTS__S3__SECRET_ACCESS_KEY", "e2e-secret")
-        .env("HOSPITAL_OBJECTS__S3__PATH_STYLE", "true")
+    opts().s3(s3)
 }
 
 /// A patient seen by a doctor: the visit finished, its exam order booked as an exam.

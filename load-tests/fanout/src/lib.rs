@@ -410,10 +410,9 @@ async fn phase(
                         let body = json!({"topic": format!("doctor:{}", w.doctor_id), "data": data});
                         let posts = bases.iter().map(|b| c.post(format!("{b}/publish")).json(&body).send());
                         let mut answers = futures::future::join_all(posts).await;
-                        match answers.iter().position(|r| !matches!(r, Ok(r) if r.status().is_success())) {
-                            Some(i) => answers.swap_remove(i),
-                            None => answers.swap_remove(0),
-                        }
+                        // The first failed answer, if any, stands for the change.
+                        let failed = answers.iter().position(|r| !matches!(r, Ok(r) if r.status().is_success()));
+                        answers.swap_remove(failed.unwrap_or(0))
                     }
                 };
                 match r {
@@ -545,17 +544,19 @@ pub async fn run(mut cfg: Config) -> Result<Report> {
     std::fs::create_dir_all(&cfg.out_dir)?;
     let wanted = cfg.sockets;
     let nodes = cfg.nodes.max(1);
+    // Client processes: the shards, or this process alone (without a shard binary).
+    let client_processes = if cfg.shard_bin.is_some() { cfg.shards.max(1) } else { 1 };
     // Each process (a server node, a client shard) may hold what the descriptor limit allows.
-    let per_process = cfg.sockets.div_ceil(nodes).max(cfg.sockets.div_ceil(cfg.shards.max(1)));
+    let per_process = cfg.sockets.div_ceil(nodes).max(cfg.sockets.div_ceil(client_processes));
     let (soft, hard) = procs::raise_nofile(per_process as u64 + 1000);
     let room = soft.saturating_sub(1000) as usize;
     if per_process > room {
-        let cap = room * nodes.min(cfg.shards.max(1));
+        let cap = room * nodes.min(client_processes);
         eprintln!(
             "descriptor limit: soft {soft}, hard {hard} per process (raising the hard limit needs \
              CAP_SYS_RESOURCE): {wanted} sockets over {nodes} server process(es) and {} client process(es) \
              capped at {cap}",
-            cfg.shards.max(1)
+            client_processes
         );
         cfg.sockets = cap;
     }
@@ -647,7 +648,7 @@ pub async fn run(mut cfg: Config) -> Result<Report> {
         nofile_hard: hard,
         sockets: cfg.sockets,
         nodes,
-        client_processes: if cfg.shard_bin.is_some() { cfg.shards.max(1) } else { 1 },
+        client_processes,
         accounts,
         doctors: watched.len(),
         changes_per_second: cfg.changes_per_second,
