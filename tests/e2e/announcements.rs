@@ -138,17 +138,23 @@ async fn the_console_schedules_and_withdraws_an_announcement() {
     b.click("button[type=submit]").await;
     b.click("nav a[data-page=announcements]").await;
     b.wait_text("还没有公告").await;
+    b.screenshot("admin-announcements-empty").await;
     b.fill("#new-announcement input[name=title]", "端午节门诊安排").await;
     b.fill("#new-announcement textarea[name=body]", "端午节当天上午照常开诊。<b>不是HTML</b>").await;
     // The first department in the list (after 全部患者).
     b.click("#new-announcement select[name=audience] option:nth-child(2)").await;
-    let tomorrow = (Utc::now() + Days::days(1)).format("%Y-%m-%dT%H:%M").to_string();
     let at = b.find("#new-announcement input[name=at]").await;
     // A datetime-local input takes its value from script (typing depends on the locale).
-    b.client
-        .execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&at).unwrap(), json!(tomorrow)])
-        .await
-        .unwrap();
+    let set_at = |when: chrono::DateTime<Utc>| {
+        let v = json!(when.format("%Y-%m-%dT%H:%M").to_string());
+        b.client.execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&at).unwrap(), v])
+    };
+    // A time in the past is refused, and the form says which field.
+    set_at(Utc::now() - Days::days(2)).await.unwrap();
+    b.click("#new-announcement button[type=submit]").await;
+    b.wait_text("（publish_at）").await;
+    b.screenshot("admin-announcements-error").await;
+    set_at(Utc::now() + Days::days(1)).await.unwrap();
     b.click("#new-announcement button[type=submit]").await;
     b.wait_text("待发布").await;
     let admin = s.staff_login("admin", "admin-demo-2026").await;
