@@ -287,6 +287,17 @@ impl From<hospital_actors::AccountError> for ApiError {
                 code: "phone_taken",
                 message: "this phone belongs to another account: log in with it instead".into(),
             },
+            A::NoPhone => ApiError::Conflict { code: "no_phone", message: e.to_string() },
+            A::LastSignInMethod => ApiError::Conflict {
+                code: "last_sign_in_method",
+                message:
+                    "the phone is the account's only way to sign in: bind WeChat or set an e-mail and password first"
+                        .into(),
+            },
+            A::PasswordChanged => ApiError::Conflict {
+                code: "password_changed",
+                message: "the password was changed on another device meanwhile: try again".into(),
+            },
             A::Unavailable(cause) => cause.into(),
         }
     }

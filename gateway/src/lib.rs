@@ -62,6 +62,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(http::auth::router())
         .merge(http::me::router())
+        .merge(http::sign_in::router())
         .merge(http::catalog::router())
         .merge(http::staff::router())
         .merge(http::roles::router())

@@ -48,9 +48,17 @@ pub trait NotifyStore: Send + Sync {
     async fn put_message(&self, message: &Message, events: &[crate::PendingEvent]) -> Result<()>;
     /// The account's messages, newest first, filtered, at most `filter.limit`.
     async fn list_messages(&self, account: AccountId, filter: MessageFilter) -> Result<Vec<Message>>;
-    /// Marks one message read. `Ok(false)` if the account has no such message.
+    /// One of the account's messages (None for another account's, or none).
+    async fn message(&self, account: AccountId, message: MessageId) -> Result<Option<Message>>;
+    /// Marks one message read or unread. `Ok(false)` if the account has no such message.
     /// `events` are written with the change (the new unread count, see `PendingEvent::unread`).
-    async fn mark_read(&self, account: AccountId, message: MessageId, events: &[crate::PendingEvent]) -> Result<bool>;
+    async fn set_read(
+        &self,
+        account: AccountId,
+        message: MessageId,
+        read: bool,
+        events: &[crate::PendingEvent],
+    ) -> Result<bool>;
     /// Marks every message of the account read; how many changed.
     async fn mark_all_read(&self, account: AccountId, events: &[crate::PendingEvent]) -> Result<usize>;
     /// How many of the account's messages are unread (counted from its partition).

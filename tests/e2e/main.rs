@@ -35,6 +35,7 @@ mod real_name;
 mod realtime;
 mod reports;
 mod restart;
+mod settings;
 mod slow_clients;
 mod storm;
 mod supervision;

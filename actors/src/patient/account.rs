@@ -1,5 +1,5 @@
 //! The account's own rows, changed one at a time by its actor (two devices editing at once cannot
-//! lose each other's change): the profile, the bound phone, notification preferences.
+//! lose each other's change): the profile, the bound phone, the password, notification preferences.
 
 use hospital_domain::live::{PersonalEvent, ProfileUpdate};
 use hospital_domain::notify::{KindChannels, NotificationPreferences};
@@ -55,6 +55,38 @@ impl PatientState {
             Err(StoreError::Conflict(_)) => Err(AccountError::PhoneTaken),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Writes a change of how the account signs in, with the `profile` event its other devices
+    /// see (the masked phone, `has_password`).
+    async fn write_sign_in(&self, a: Account) -> Result<Account, AccountError> {
+        let events = vec![PendingEvent::new(a.id, PersonalEvent::Profile(profile_update(&a)))];
+        self.ctx.stores.data.update_account(&a, &events).await?;
+        self.ctx.events.durable(events);
+        Ok(a)
+    }
+
+    pub(super) async fn unbind_phone(&self) -> Result<Account, AccountError> {
+        let mut a = self.account_row().await?;
+        if a.phone.is_none() {
+            return Err(AccountError::NoPhone);
+        }
+        if a.wechat_openid.is_none() && (a.email.is_none() || a.password_hash.is_none()) {
+            return Err(AccountError::LastSignInMethod);
+        }
+        a.phone = None;
+        self.write_sign_in(a).await
+    }
+
+    pub(super) async fn set_password(&self, expected: Option<String>, hash: String) -> Result<Account, AccountError> {
+        let mut a = self.account_row().await?;
+        // The actor serialises the account's changes, so this compare-and-set against what the
+        // caller verified is exact: of two devices changing the password, the second is refused.
+        if a.password_hash != expected {
+            return Err(AccountError::PasswordChanged);
+        }
+        a.password_hash = Some(hash);
+        self.write_sign_in(a).await
     }
 
     pub(super) async fn set_preferences(&self, kinds: &[KindChannels]) -> Result<NotificationPreferences, ActorError> {

@@ -68,6 +68,12 @@ impl Actor for PatientActor {
             PatientMsg::BindPhone { phone, reply } => {
                 let _ = reply.send(state.bind_phone(phone).await);
             }
+            PatientMsg::UnbindPhone { reply } => {
+                let _ = reply.send(state.unbind_phone().await);
+            }
+            PatientMsg::SetPassword { expected, hash, reply } => {
+                let _ = reply.send(state.set_password(expected, hash).await);
+            }
             PatientMsg::SetPreferences { kinds, reply } => {
                 let _ = reply.send(state.set_preferences(&kinds).await);
             }

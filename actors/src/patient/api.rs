@@ -85,6 +85,12 @@ impl ActorSystem {
         /// Binds the account's phone (the SMS code was checked).
         pub fn bind_phone(account: AccountId, phone: Phone) -> Account, AccountError
             = once |reply| PatientMsg::BindPhone { phone: phone.clone(), reply };
+        /// Unbinds the account's phone (the SMS code was checked).
+        pub fn unbind_phone(account: AccountId) -> Account, AccountError
+            = once |reply| PatientMsg::UnbindPhone { reply };
+        /// Sets a new password hash if the stored one is still `expected`.
+        pub fn set_password(account: AccountId, expected: Option<String>, hash: String) -> Account, AccountError
+            = once |reply| PatientMsg::SetPassword { expected: expected.clone(), hash: hash.clone(), reply };
         /// Changes the channels of the kinds of message listed; the account's preferences.
         pub fn set_notification_preferences(account: AccountId, kinds: Vec<KindChannels>) -> NotificationPreferences, ActorError
             = once |reply| PatientMsg::SetPreferences { kinds: kinds.clone(), reply };

@@ -48,6 +48,16 @@ pub enum AccountError {
     /// The phone belongs to another account.
     #[error("this phone belongs to another account")]
     PhoneTaken,
+    /// Unbinding asked of an account with no phone.
+    #[error("the account has no phone bound")]
+    NoPhone,
+    /// Unbinding the phone would leave the account no way to sign in (no WeChat, no e-mail
+    /// with a password).
+    #[error("the phone is the account's only way to sign in")]
+    LastSignInMethod,
+    /// The password changed since the caller checked it (another device changed it first).
+    #[error("the password was changed meanwhile")]
+    PasswordChanged,
     /// The actor or the store could not do it now; nothing was changed.
     #[error(transparent)]
     Unavailable(#[from] ActorError),
@@ -86,6 +96,12 @@ pub enum PatientMsg {
     UpdateProfile { change: ProfileChange, reply: RpcReplyPort<Result<Account, AccountError>> },
     /// Binds (or changes) the account's phone; the caller has checked the SMS code.
     BindPhone { phone: Phone, reply: RpcReplyPort<Result<Account, AccountError>> },
+    /// Unbinds the account's phone (SET-1; the caller has checked an SMS code sent to it), unless
+    /// it is the only way left to sign in.
+    UnbindPhone { reply: RpcReplyPort<Result<Account, AccountError>> },
+    /// Sets the password hash if the stored one is still `expected` (what the caller verified the
+    /// current password against; None: the account had none).
+    SetPassword { expected: Option<String>, hash: String, reply: RpcReplyPort<Result<Account, AccountError>> },
     /// Changes the channels of the kinds of message listed (each at most once); all of them.
     SetPreferences { kinds: Vec<KindChannels>, reply: RpcReplyPort<Result<NotificationPreferences, ActorError>> },
     /// Books `slot` for one of the account's patients (BOOK-3), after the real-name rules

@@ -1,5 +1,6 @@
 //! The message centre and notification preferences (MSG-1..4): the caller's messages (filtered by
-//! category and read state, newest first), the unread count, marking one or all read, and for
+//! category and read state, newest first), one message in full, the unread count, marking one
+//! read or unread again or all read, and for
 //! each kind of message the channels it goes out by. Every change of the unread count is
 //! published as a personal `unread` event (`{"count": n}`), so every open client of the account
 //! updates its badge.
@@ -22,7 +23,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(messages))
         .routes(routes!(unread_count))
+        .routes(routes!(message))
         .routes(routes!(mark_read))
+        .routes(routes!(mark_unread))
         .routes(routes!(mark_all_read))
         .routes(routes!(get_preferences, put_preferences))
 }
@@ -91,6 +94,19 @@ async fn unread_count(State(state): State<AppState>, caller: AccountCaller) -> A
     Ok(ApiJson(UnreadCount { count: state.stores.data.unread_count(caller.account_id).await? }))
 }
 
+/// One of the caller's messages in full (404 for another account's).
+#[utoipa::path(get, path = "/api/v1/me/messages/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = MessageId, Path)),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn message(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<MessageId>,
+) -> ApiResult<ApiJson<Message>> {
+    let m = state.stores.data.message(caller.account_id, id).await?.ok_or_else(|| ApiError::not_found("message"))?;
+    Ok(ApiJson(m))
+}
+
 /// Marks one of the caller's messages read (again is fine); answers the unread count.
 #[utoipa::path(post, path = "/api/v1/me/messages/{id}/read", tag = "me", security(("bearer" = [])),
     params(("id" = MessageId, Path)),
@@ -100,9 +116,30 @@ async fn mark_read(
     caller: AccountCaller,
     ApiPath(id): ApiPath<MessageId>,
 ) -> ApiResult<ApiJson<UnreadCount>> {
+    set_read(&state, &caller, id, true).await
+}
+
+/// Marks one of the caller's messages unread again (to come back to it); answers the unread count.
+#[utoipa::path(post, path = "/api/v1/me/messages/{id}/unread", tag = "me", security(("bearer" = [])),
+    params(("id" = MessageId, Path)),
+    responses((status = 200, body = UnreadCount), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn mark_unread(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<MessageId>,
+) -> ApiResult<ApiJson<UnreadCount>> {
+    set_read(&state, &caller, id, false).await
+}
+
+async fn set_read(
+    state: &AppState,
+    caller: &AccountCaller,
+    id: MessageId,
+    read: bool,
+) -> ApiResult<ApiJson<UnreadCount>> {
     // The live `unread` is written with the change (and counted when it is logged).
     let events = vec![PendingEvent::unread(caller.account_id)];
-    if !state.stores.data.mark_read(caller.account_id, id, &events).await? {
+    if !state.stores.data.set_read(caller.account_id, id, read, &events).await? {
         return Err(ApiError::not_found("message"));
     }
     state.events.durable(events);

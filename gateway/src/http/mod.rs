@@ -37,6 +37,7 @@ pub mod roles;
 /// The sandboxes' own routes (`/sandbox/...`): feature `sandbox`.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod sign_in;
 pub mod staff;
 pub mod views;
 pub mod visits;

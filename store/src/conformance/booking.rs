@@ -311,13 +311,13 @@ pub async fn outbox(store: Arc<dyn DataStore>) {
         .await
         .unwrap();
     let e3 = PendingEvent::unread(account);
-    assert!(store.mark_read(account, m.id, std::slice::from_ref(&e3)).await.unwrap());
+    assert!(store.set_read(account, m.id, true, std::slice::from_ref(&e3)).await.unwrap());
     let mine = |all: Vec<PendingEvent>| all.into_iter().filter(|e| e.account == account).collect::<Vec<_>>();
     let pending = mine(store.outbox_pending(10_000).await.unwrap());
     assert_eq!(pending, vec![e1.clone(), e2.clone(), e3.clone()], "pending in write order, whole");
     // Marking read again changes nothing, so it writes no event.
     let e4 = PendingEvent::unread(account);
-    assert!(store.mark_read(account, m.id, &[e4]).await.unwrap());
+    assert!(store.set_read(account, m.id, true, &[e4]).await.unwrap());
     assert_eq!(mine(store.outbox_pending(10_000).await.unwrap()).len(), 3, "no change, no event");
     // A refused write leaves no event behind.
     let mut taken = sample_account();

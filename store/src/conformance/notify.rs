@@ -35,10 +35,10 @@ pub async fn notify(store: Arc<dyn DataStore>) {
     let payments = MessageFilter { category: Some(MessageCategory::Payment), unread_only: false, limit: 10 };
     assert_eq!(ids(store.list_messages(account, payments).await.unwrap()), vec![paid.id]);
     assert_eq!(store.unread_count(account).await.unwrap(), 3);
-    assert!(store.mark_read(account, paid.id, &[]).await.unwrap());
-    assert!(store.mark_read(account, paid.id, &[]).await.unwrap(), "marking again is fine");
-    assert!(!store.mark_read(account, foreign.id, &[]).await.unwrap(), "another account's message is absent");
-    assert!(!store.mark_read(account, MessageId::new(), &[]).await.unwrap());
+    assert!(store.set_read(account, paid.id, true, &[]).await.unwrap());
+    assert!(store.set_read(account, paid.id, true, &[]).await.unwrap(), "marking again is fine");
+    assert!(!store.set_read(account, foreign.id, true, &[]).await.unwrap(), "another account's message is absent");
+    assert!(!store.set_read(account, MessageId::new(), true, &[]).await.unwrap());
     assert_eq!(store.unread_count(account).await.unwrap(), 2);
     let unread = MessageFilter { category: None, unread_only: true, limit: 10 };
     assert_eq!(ids(store.list_messages(account, unread).await.unwrap()), vec![notice.id, booked.id]);
@@ -46,6 +46,12 @@ pub async fn notify(store: Arc<dyn DataStore>) {
     assert_eq!(store.unread_count(account).await.unwrap(), 0);
     assert_eq!(store.unread_count(other).await.unwrap(), 1, "another account is untouched");
     assert!(store.list_messages(account, all(10)).await.unwrap().iter().all(|m| m.read));
+    // Marked unread again; read one by one; another account's is not there.
+    assert!(store.set_read(account, paid.id, false, &[]).await.unwrap());
+    assert_eq!(store.unread_count(account).await.unwrap(), 1);
+    assert_eq!(store.message(account, paid.id).await.unwrap().map(|m| (m.id, m.read)), Some((paid.id, false)));
+    assert_eq!(store.message(account, foreign.id).await.unwrap(), None);
+    assert!(store.set_read(account, paid.id, true, &[]).await.unwrap());
     // The booking engine's messages count too.
     store
         .apply_booking(BookingWrite {

@@ -66,14 +66,25 @@ impl NotifyStore for EmbeddedStore {
             .collect())
     }
 
-    async fn mark_read(&self, account: AccountId, message: MessageId, events: &[PendingEvent]) -> Result<bool> {
+    async fn message(&self, account: AccountId, message: MessageId) -> Result<Option<Message>> {
+        let key = message_key(account, message);
+        self.engine.read(|r| r.get::<Message>(MESSAGES_BY_ACCOUNT, &key))
+    }
+
+    async fn set_read(
+        &self,
+        account: AccountId,
+        message: MessageId,
+        read: bool,
+        events: &[PendingEvent],
+    ) -> Result<bool> {
         let events = events.to_vec();
         self.engine
             .write(move |ctx| {
                 let key = message_key(account, message);
                 let Some(mut m) = ctx.get::<Message>(MESSAGES_BY_ACCOUNT, &key)? else { return Ok(false) };
-                if !m.read {
-                    m.read = true;
+                if m.read != read {
+                    m.read = read;
                     ctx.put(MESSAGES_BY_ACCOUNT, &key, &m);
                     super::outbox::put_events(ctx, &events);
                 }

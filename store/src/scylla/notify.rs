@@ -101,14 +101,24 @@ impl NotifyStore for ScyllaStore {
             .collect())
     }
 
-    async fn mark_read(&self, account: AccountId, message: MessageId, events: &[PendingEvent]) -> Result<bool> {
-        let Some((body,)) = self.row::<(String,)>(GET_MESSAGE, (account.0, message.0)).await? else {
-            return Ok(false);
-        };
-        let mut m: Message = decode("messages_by_account", &body)?;
-        if !m.read {
+    async fn message(&self, account: AccountId, message: MessageId) -> Result<Option<Message>> {
+        match self.row::<(String,)>(GET_MESSAGE, (account.0, message.0)).await? {
+            Some((body,)) => Ok(Some(decode("messages_by_account", &body)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_read(
+        &self,
+        account: AccountId,
+        message: MessageId,
+        read: bool,
+        events: &[PendingEvent],
+    ) -> Result<bool> {
+        let Some(mut m) = self.message(account, message).await? else { return Ok(false) };
+        if m.read != read {
             // Idempotent: two concurrent marks write the same value.
-            m.read = true;
+            m.read = read;
             self.put_message(&m, events).await?;
         }
         Ok(true)
