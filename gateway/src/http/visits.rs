@@ -49,6 +49,9 @@ pub fn visit_error(state: &AppState, e: VisitFailure) -> ApiError {
     use hospital_domain::visit::VisitError as V;
     match e {
         VisitFailure::NotFound => ApiError::not_found("visit"),
+        VisitFailure::Exists => {
+            ApiError::Conflict { code: "visit_exists", message: "this visit exists already".into() }
+        }
         VisitFailure::Rejected(V::Invalid(v)) => v.into(),
         VisitFailure::Rejected(r @ (V::InvalidTransition { .. } | V::NotWritable(_) | V::NotCheckedIn(_))) => {
             ApiError::Conflict { code: "visit_state", message: r.to_string() }
