@@ -34,6 +34,7 @@ mod prometheus;
 mod readme;
 mod real_name;
 mod realtime;
+mod records;
 mod reports;
 mod restart;
 mod slow_clients;
