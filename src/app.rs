@@ -206,6 +206,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         audit,
         consoles,
         sandbox,
+        consent: Default::default(),
     };
     // Every node reloads what the back office changed on any node (roles, the catalogue).
     hospital_gateway::backoffice::follow_invalidations(state.clone());

@@ -1,6 +1,7 @@
 //! Extractors that turn every rejection into the project's error shape (`ApiJson`, `RawBody`,
-//! `ApiQuery`, `ApiPath`), and the authentication extractors: `Caller` (any live session), `AccountCaller`
-//! (a patient's account) and `StaffCaller` (staff; the permission gate of
+//! `ApiQuery`, `ApiPath`), and the authentication extractors: `Caller` (any live session),
+//! `AccountCaller` (a patient's account that has accepted the latest privacy texts;
+//! `ConsentingCaller` before that) and `StaffCaller` (staff; the permission gate of
 //! `access::permit` checks the route's permission).
 
 use axum::body::Bytes;
@@ -201,9 +202,28 @@ impl FromRequestParts<AppState> for AccountCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let c = ConsentingCaller::from_request_parts(parts, state).await?;
+        // SET-2: until the patient accepts the latest privacy texts, 403 `consent_required`.
+        state.consent.check(state, c.account_id).await?;
+        Ok(AccountCaller { account_id: c.account_id, session: c.session })
+    }
+}
+
+/// A patient-side caller who may not have accepted the latest privacy texts yet: only the
+/// consent routes (`http::consent`) take it; every other patient route takes `AccountCaller`.
+#[derive(Debug, Clone)]
+pub struct ConsentingCaller {
+    pub account_id: AccountId,
+    pub session: LoginSession,
+}
+
+impl FromRequestParts<AppState> for ConsentingCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let c = Caller::from_request_parts(parts, state).await?;
         match c.session.subject {
-            Subject::Account { id } => Ok(AccountCaller { account_id: id, session: c.session }),
+            Subject::Account { id } => Ok(ConsentingCaller { account_id: id, session: c.session }),
             Subject::Staff { .. } => Err(ApiError::Forbidden("this endpoint is for patient accounts".into())),
         }
     }

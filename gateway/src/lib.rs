@@ -85,6 +85,8 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::visits::router())
         .merge(http::records::router())
         .merge(http::reports::router())
+        .merge(http::his::router())
+        .merge(http::consent::router())
         .merge(http::access_history::router())
         .merge(http::export::router())
         .merge(http::chat::router())

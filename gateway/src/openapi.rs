@@ -20,7 +20,13 @@ use utoipa::openapi::schema::Ref;
 use utoipa::openapi::{Content, OpenApi, RefOr, Response, ResponseBuilder};
 
 /// Routes that read their body as raw bytes (a signature covers them): no content-type check.
-const RAW_BODY_ROUTES: &[&str] = &["/api/v1/payments/wechat/notify", "/api/v1/lab/exams/{id}/status"];
+const RAW_BODY_ROUTES: &[&str] = &[
+    "/api/v1/payments/wechat/notify",
+    "/api/v1/lab/exams/{id}/status",
+    "/api/v1/his/visits/{external_id}",
+    "/api/v1/his/records/{external_id}",
+    "/api/v1/his/exam-results/{external_id}",
+];
 
 /// The shared error answers: status, component name, description.
 const SHARED: &[(&str, &str, &str)] = &[

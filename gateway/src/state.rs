@@ -55,6 +55,8 @@ pub struct AppState {
     pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
     pub sandbox: Option<Sandboxes>,
+    /// SET-2: the latest privacy texts and who accepted them (`http::consent`).
+    pub consent: crate::http::consent::ConsentGate,
 }
 
 /// The local stand-ins for the external systems (feature `sandbox`).

@@ -163,6 +163,8 @@ pub trait RecordStore: Send + Sync {
     async fn claim_external_id(&self, system: &str, external_id: &str, internal: &str) -> Result<Option<String>>;
     /// Releases a claim (a push that failed after claiming, so a retry can claim again).
     async fn release_external_id(&self, system: &str, external_id: &str) -> Result<()>;
+    /// What `external_id` of `system` was claimed for, if it was.
+    async fn external_ref(&self, system: &str, external_id: &str) -> Result<Option<String>>;
 
     /// Publishes a version; `Conflict::PolicyVersion` if that kind and number exist.
     async fn put_policy(&self, version: &PolicyVersion) -> Result<()>;

@@ -88,7 +88,7 @@ pub(crate) async fn treated(s: &TestServer, n: u32) -> Treated {
 }
 
 /// A timestamp never used before (two deliveries within a second are two signatures).
-fn fresh_t() -> i64 {
+pub(crate) fn fresh_t() -> i64 {
     static LAST: Mutex<i64> = Mutex::new(i64::MAX);
     let mut last = LAST.lock().unwrap();
     *last = Utc::now().timestamp().min(*last - 1);

@@ -50,6 +50,15 @@ impl Actor for VisitActor {
             VisitMsg::Get { reply } => {
                 let _ = reply.send(state.visit.clone().ok_or(VisitFailure::NotFound));
             }
+            VisitMsg::Import { visit, reply } => {
+                let _ = reply.send(state.import(*visit).await);
+            }
+            VisitMsg::AmendRecord { text, reply } => {
+                let _ = reply.send(state.amend_record(&text).await);
+            }
+            VisitMsg::AddNote { text, reply } => {
+                let _ = reply.send(state.add_note(&text).await);
+            }
             VisitMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
             }

@@ -19,6 +19,16 @@ impl ActorSystem {
         .await?
     }
 
+    /// Makes a visit pushed by the hospital's own system (`Visit::imported`); `Exists` if its id
+    /// is taken.
+    pub async fn import_visit(&self, visit: Visit) -> Result<Visit, VisitFailure> {
+        self.ask::<VisitKind, _>(visit.id, Retry::UndeliveredOnly, |reply| VisitMsg::Import {
+            visit: Box::new(visit.clone()),
+            reply,
+        })
+        .await?
+    }
+
     asks! { VisitKind:
         /// The patient is in: the consultation starts.
         pub fn start_visit(id: VisitId) -> Visit, VisitFailure = once |reply| VisitMsg::Start { reply };
@@ -27,6 +37,12 @@ impl ActorSystem {
             = once |reply| VisitMsg::Write { input: input.clone(), reply };
         /// Ends the visit (exams booked, fee items billable, the appointment seen).
         pub fn finish_visit(id: VisitId) -> Visit, VisitFailure = once |reply| VisitMsg::Finish { reply };
+        /// Replaces the record text (the HIS's version).
+        pub fn amend_visit_record(id: VisitId, text: String) -> Visit, VisitFailure
+            = once |reply| VisitMsg::AmendRecord { text: text.clone(), reply };
+        /// Adds a patient's note for the doctor.
+        pub fn add_visit_note(id: VisitId, text: String) -> Visit, VisitFailure
+            = once |reply| VisitMsg::AddNote { text: text.clone(), reply };
         /// The visit through its actor (the latest version, opened).
         pub fn visit(id: VisitId) -> Visit, VisitFailure = reads |reply| VisitMsg::Get { reply };
     }

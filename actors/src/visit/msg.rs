@@ -12,6 +12,9 @@ use crate::booking::BookingError;
 pub enum VisitFailure {
     #[error("no such visit")]
     NotFound,
+    /// A visit with that id exists already (an import for an appointment already seen here).
+    #[error("this visit exists already")]
+    Exists,
     /// The visit's rules refused the change (its state, or the form's content).
     #[error(transparent)]
     Rejected(#[from] VisitError),
@@ -54,6 +57,13 @@ pub enum VisitMsg {
     Finish { reply: Reply<Visit> },
     /// The visit as stored, opened.
     Get { reply: Reply<Visit> },
+    /// A visit recorded in the hospital's own system, made here whole (`Visit::imported`):
+    /// stored, and, if finished, its exam orders booked as exams. `Exists` if there is one.
+    Import { visit: Box<Visit>, reply: Reply<Visit> },
+    /// Replaces the record text (the HIS's version), at any stage.
+    AmendRecord { text: String, reply: Reply<Visit> },
+    /// Adds a patient's note for the doctor.
+    AddNote { text: String, reply: Reply<Visit> },
     #[doc(hidden)]
     Tick,
 }

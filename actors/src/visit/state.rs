@@ -104,6 +104,14 @@ impl VisitState {
             v.apply(VisitEvent::Finish, now)?;
             v = self.save(v).await?;
         }
+        self.book_exams(&v, now).await?;
+        self.ctx.system.attend(v.doctor_id, v.appointment_id, AppointmentEvent::FinishVisit).await?;
+        Ok(v)
+    }
+
+    /// Books the exams of a finished visit's orders (each under the id fixed in the visit, so a
+    /// repeat books none twice).
+    async fn book_exams(&self, v: &Visit, now: chrono::DateTime<Utc>) -> Result<(), VisitFailure> {
         for order in &v.exam_orders {
             let Some(id) = order.exam_id else { continue };
             let mut exam = Exam::new(v.account_id, v.patient_id, &order.name, order.kind, now)
@@ -117,7 +125,40 @@ impl VisitState {
                 }
             }
         }
-        self.ctx.system.attend(v.doctor_id, v.appointment_id, AppointmentEvent::FinishVisit).await?;
+        Ok(())
+    }
+
+    pub(super) async fn import(&mut self, mut v: Visit) -> Result<Visit, VisitFailure> {
+        if self.visit.is_some() {
+            return Err(VisitFailure::Exists);
+        }
+        debug_assert_eq!(v.id, self.id);
+        let now = Utc::now();
+        if v.status == VisitStatus::Finished {
+            let unlinked: Vec<u32> = v.exam_orders.iter().filter(|o| o.exam_id.is_none()).map(|o| o.no).collect();
+            for no in unlinked {
+                v.link_exam(no, ExamId::new())?;
+            }
+        }
+        let v = self.save(v).await?;
+        if v.status == VisitStatus::Finished {
+            self.book_exams(&v, now).await?;
+        }
         Ok(v)
+    }
+
+    pub(super) async fn amend_record(&mut self, text: &str) -> Result<Visit, VisitFailure> {
+        let mut next = self.current()?.clone();
+        next.amend_record(text, Utc::now())?;
+        if Some(&next) == self.visit.as_ref() {
+            return Ok(next);
+        }
+        self.save(next).await
+    }
+
+    pub(super) async fn add_note(&mut self, text: &str) -> Result<Visit, VisitFailure> {
+        let mut next = self.current()?.clone();
+        next.add_note(text, Utc::now())?;
+        self.save(next).await
     }
 }

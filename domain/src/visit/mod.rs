@@ -353,6 +353,17 @@ impl Visit {
         Ok(self.notes.last().expect("just pushed"))
     }
 
+    /// Replaces the medical record text as the hospital's own system (HIS) holds it: at any stage
+    /// (the HIS may send the record after the visit is closed). Nothing changes on error.
+    pub fn amend_record(&mut self, raw: &str, now: DateTime<Utc>) -> Result<(), VisitError> {
+        let record = text("record", None, raw, MAX_RECORD_CHARS, Lines::Many)?;
+        if self.record.as_deref() != Some(record.as_str()) {
+            self.record = Some(record);
+            self.updated_at = now;
+        }
+        Ok(())
+    }
+
     /// Records the exam booked for exam order `no`.
     pub fn link_exam(&mut self, no: u32, exam_id: ExamId) -> Result<(), VisitError> {
         let unknown = VisitError::UnknownFee(FeeItemKey { visit_id: self.id, kind: FeeKind::Exam, no });

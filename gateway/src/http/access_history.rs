@@ -64,6 +64,7 @@ fn label(action: &str) -> &'static str {
         "record.read" => "查看病历",
         "report.read" => "查看检查报告",
         "exam.read" => "查看检查",
+        "note.read" => "查看患者留言",
         _ => "查看就诊资料",
     }
 }

@@ -174,10 +174,39 @@ async fn lab_set_status(
     Ok(ApiJson(ExamView::from(&delivery.settle(&state, result).await?)))
 }
 
-/// A lab or PACS delivery whose signature was checked and claimed (each signature once). A
-/// request that fails on our side (5xx) forgets it (`settle`), so it may be resent as is.
+/// Who signs deliveries to us with the `t=..,v1=..` scheme: the lab/PACS (`X-Lab-Signature`,
+/// `gateway.lab_webhook_secret`) and the HIS (`X-His-Signature`, `gateway.his_webhook_secret`).
+/// One verifier for both: `Delivery::accept_from`.
+pub(crate) struct Channel {
+    /// The header carrying the signature (lowercase).
+    pub header: &'static str,
+    /// The header as documented, for error messages.
+    pub header_name: &'static str,
+    /// The key, or None when not configured (the route answers 503).
+    pub secret: fn(&AppState) -> Option<Vec<u8>>,
+    /// Prefix of the replay keys in the ephemeral kv.
+    pub replay_prefix: &'static str,
+    /// The counter of outcomes.
+    pub metric: &'static str,
+    /// What the channel is, for logs and the 503.
+    pub name: &'static str,
+}
+
+/// The lab and PACS.
+pub(crate) const LAB: Channel = Channel {
+    header: SIGNATURE_HEADER,
+    header_name: "X-Lab-Signature",
+    secret: lab_secret,
+    replay_prefix: "lab-webhook-sig",
+    metric: "lab_webhooks_total",
+    name: "the lab webhook",
+};
+
+/// A delivery whose signature was checked and claimed (each signature once). A request that
+/// fails on our side (5xx) forgets it (`settle`), so it may be resent as is.
 pub(crate) struct Delivery {
     replay_key: String,
+    metric: &'static str,
 }
 
 impl Delivery {
@@ -189,37 +218,51 @@ impl Delivery {
         parts: &[&[u8]],
         subject: &str,
     ) -> ApiResult<Delivery> {
-        let Some(secret) = lab_secret(state) else {
-            return Err(ApiError::Unavailable("the lab webhook is not configured".into()));
+        Self::accept_from(&LAB, state, headers, parts, subject).await
+    }
+
+    /// Checks the channel's signature header over `parts` and claims the signature.
+    pub(crate) async fn accept_from(
+        channel: &Channel,
+        state: &AppState,
+        headers: &HeaderMap,
+        parts: &[&[u8]],
+        subject: &str,
+    ) -> ApiResult<Delivery> {
+        let Some(secret) = (channel.secret)(state) else {
+            return Err(ApiError::Unavailable(format!("{} is not configured", channel.name)));
         };
-        let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        let signature = verify_signature_parts(&secret, header, parts, Utc::now().timestamp()).inspect_err(|e| {
-            metrics::counter!("lab_webhooks_total", "outcome" => e.code()).increment(1);
-            tracing::warn!(subject, reason = e.code(), "refused a lab delivery");
+        let metric = channel.metric;
+        let refused = |e: SignatureError| e.refusal(channel.header_name);
+        let header = headers.get(channel.header).and_then(|v| v.to_str().ok());
+        let signature = verify_signature_parts(&secret, header, parts, Utc::now().timestamp()).map_err(|e| {
+            metrics::counter!(metric, "outcome" => e.code()).increment(1);
+            tracing::warn!(subject, channel = channel.name, reason = e.code(), "refused a signed delivery");
+            refused(e)
         })?;
         // Remembered for as long as the signature could still pass the timestamp check.
-        let replay_key = format!("lab-webhook-sig:{signature}");
+        let replay_key = format!("{}:{signature}", channel.replay_prefix);
         let ttl = Duration::from_secs(2 * SIGNATURE_TOLERANCE_SECS as u64 + 60);
         if !state.stores.kv.put_if_absent(&replay_key, b"1", ttl).await? {
-            metrics::counter!("lab_webhooks_total", "outcome" => "signature_replayed").increment(1);
-            tracing::warn!(subject, "refused a replayed lab delivery");
-            return Err(SignatureError::Replayed.into());
+            metrics::counter!(metric, "outcome" => "signature_replayed").increment(1);
+            tracing::warn!(subject, channel = channel.name, "refused a replayed delivery");
+            return Err(refused(SignatureError::Replayed));
         }
-        Ok(Delivery { replay_key })
+        Ok(Delivery { replay_key, metric })
     }
 
     /// Counts the outcome; on a failure of ours, forgets the signature.
     pub(crate) async fn settle<T>(self, state: &AppState, result: ApiResult<T>) -> ApiResult<T> {
         match &result {
-            Ok(_) => metrics::counter!("lab_webhooks_total", "outcome" => "accepted").increment(1),
+            Ok(_) => metrics::counter!(self.metric, "outcome" => "accepted").increment(1),
             Err(e) => {
                 if e.status().is_server_error() {
                     // Nothing was decided: the same delivery may come again.
                     if let Err(del) = state.stores.kv.delete(&self.replay_key).await {
-                        tracing::warn!(error = %del, "could not forget a failed lab delivery's signature");
+                        tracing::warn!(error = %del, "could not forget a failed delivery's signature");
                     }
                 }
-                metrics::counter!("lab_webhooks_total", "outcome" => "refused").increment(1);
+                metrics::counter!(self.metric, "outcome" => "refused").increment(1);
             }
         }
         result
@@ -291,15 +334,22 @@ impl SignatureError {
     }
 }
 
+impl SignatureError {
+    /// The 401 naming the header to send.
+    pub(crate) fn refusal(self, header_name: &str) -> ApiError {
+        let message = match self {
+            SignatureError::Missing => format!("send {header_name}: t=<unix seconds>,v1=<hex HMAC-SHA256>"),
+            SignatureError::Expired => "the signature's timestamp is outside the 5-minute window".into(),
+            SignatureError::Invalid => "the signature does not match".into(),
+            SignatureError::Replayed => "this signature was already used: sign each delivery afresh".into(),
+        };
+        ApiError::BadCredentials { code: self.code(), message }
+    }
+}
+
 impl From<SignatureError> for ApiError {
     fn from(e: SignatureError) -> Self {
-        let message = match e {
-            SignatureError::Missing => "send X-Lab-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>",
-            SignatureError::Expired => "the signature's timestamp is outside the 5-minute window",
-            SignatureError::Invalid => "the signature does not match",
-            SignatureError::Replayed => "this signature was already used: sign each delivery afresh",
-        };
-        ApiError::BadCredentials { code: e.code(), message: message.into() }
+        e.refusal(LAB.header_name)
     }
 }
 

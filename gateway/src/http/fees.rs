@@ -120,7 +120,7 @@ fn item_view(state: &AppState, i: &FeeItem) -> FeeItemView {
 }
 
 /// The HIS key: configured, else the public development key in sandbox mode.
-fn his_secret(state: &AppState) -> Option<Vec<u8>> {
+pub(crate) fn his_secret(state: &AppState) -> Option<Vec<u8>> {
     match &state.config.his_webhook_secret {
         Some(s) if !s.expose_secret().is_empty() => Some(s.expose_secret().as_bytes().to_vec()),
         _ if state.config.sandbox => Some(SANDBOX_HIS_WEBHOOK_SECRET.as_bytes().to_vec()),

@@ -18,7 +18,7 @@ use hospital_documents::{render_medical_record, CjkFont, FontConfig, HospitalHea
 use hospital_domain::exam::Exam;
 use hospital_domain::jobs::Job;
 use hospital_domain::privacy::DeletionRequest;
-use hospital_domain::visit::{Visit, VisitId, VisitStatus};
+use hospital_domain::visit::{PatientNote, Visit, VisitId, VisitStatus};
 use hospital_domain::{DepartmentId, DoctorId, PatientId};
 use hospital_store::PatientRecord;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(visit_history))
         .routes(routes!(visit_detail))
         .routes(routes!(record_pdf))
+        .routes(routes!(add_note))
         .routes(routes!(request_deletion, deletion_status, cancel_deletion))
 }
 
@@ -196,6 +197,31 @@ async fn visit_detail(
     }
     let (doctor_name, department_name) = names(&state, &visit);
     Ok(ApiJson(VisitDetail { visit, doctor_name, department_name, exams }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// For the doctor: 1 to 1000 characters, line breaks kept (e.g. a symptom since the visit,
+    /// a drug allergy).
+    pub text: String,
+}
+
+/// REC-3: leaves a note for the doctor on a visit (at any stage; at most 20 per visit). Sealed
+/// with the visit; the doctors of the visit's department read it on the workstation. Answers
+/// the visit's notes.
+#[utoipa::path(post, path = "/api/v1/me/visits/{id}/notes", tag = "records", security(("bearer" = [])),
+    params(("id" = VisitId, Path)), request_body = NoteRequest,
+    responses((status = 201, body = [PatientNote]), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_note(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<VisitId>,
+    ApiJson(req): ApiJson<NoteRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Vec<PatientNote>>)> {
+    own_visit(&state, &caller, id).await?;
+    let v = state.actors.add_visit_note(id, req.text).await.map_err(|e| crate::http::visits::visit_error(&state, e))?;
+    Ok((StatusCode::CREATED, ApiJson(v.notes)))
 }
 
 /// The CJK font, loaded once (the first of Debian's CJK fonts that exists).

@@ -19,8 +19,8 @@ use hospital_domain::appointment::{Appointment, AppointmentEvent};
 use hospital_domain::audit::Target;
 use hospital_domain::jobs::Job;
 use hospital_domain::schedule::ClinicSession;
-use hospital_domain::visit::{ConsultationInput, Visit, VisitId};
-use hospital_domain::{AppointmentId, DoctorId, Role, SessionId, ValidationError};
+use hospital_domain::visit::{ConsultationInput, PatientNote, Visit, VisitId};
+use hospital_domain::{AppointmentId, DoctorId, PatientId, Role, SessionId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(doctor_visit, doctor_write))
         .routes(routes!(doctor_start))
         .routes(routes!(doctor_finish))
+        .routes(routes!(doctor_notes))
         // The front desk's corrections: whoever runs the queue (nurses, doctors) may make them.
         .routes(permit(Permission::QueueOperate, routes!(excuse_missed)))
         .routes(permit(Permission::QueueOperate, routes!(close_session_now)))
@@ -49,6 +50,9 @@ pub fn visit_error(state: &AppState, e: VisitFailure) -> ApiError {
     use hospital_domain::visit::VisitError as V;
     match e {
         VisitFailure::NotFound => ApiError::not_found("visit"),
+        VisitFailure::Exists => {
+            ApiError::Conflict { code: "visit_exists", message: "this visit exists already".into() }
+        }
         VisitFailure::Rejected(V::Invalid(v)) => v.into(),
         VisitFailure::Rejected(r @ (V::InvalidTransition { .. } | V::NotWritable(_) | V::NotCheckedIn(_))) => {
             ApiError::Conflict { code: "visit_state", message: r.to_string() }
@@ -228,6 +232,37 @@ async fn doctor_finish(
     let v = state.actors.finish_visit(id).await.map_err(|e| visit_error(&state, e))?;
     record_visit(&audit, "visit.finish", &v).await?;
     Ok(ApiJson(v))
+}
+
+/// A visit's notes from the patient, for the doctor's patient view.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VisitNotes {
+    pub visit_id: VisitId,
+    pub patient_id: PatientId,
+    pub patient_name: String,
+    pub notes: Vec<PatientNote>,
+}
+
+/// REC-3: the patient's notes on a visit, for any doctor of the visit's department (not only the
+/// one who saw them: a colleague may see the patient next); another department's doctor gets
+/// 404. Every read is audited (`note.read`) and shows in the patient's access history.
+#[utoipa::path(get, path = "/api/v1/doctor/visits/{id}/notes", tag = "doctor", security(("bearer" = [])),
+    params(("id" = VisitId, Path)),
+    responses((status = 200, body = VisitNotes), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn doctor_notes(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiPath(id): ApiPath<VisitId>,
+) -> ApiResult<ApiJson<VisitNotes>> {
+    let doctor = doctor_of(&state, &audit).await?;
+    let department = state.catalog().doctor(doctor).map(|d| d.department_id);
+    match state.stores.data.visit(id).await? {
+        Some(row) if Some(row.department_id) == department => {}
+        _ => return Err(ApiError::not_found("visit")),
+    }
+    let v = state.actors.visit(id).await.map_err(|e| visit_error(&state, e))?;
+    record_visit(&audit, "note.read", &v).await?;
+    Ok(ApiJson(VisitNotes { visit_id: v.id, patient_id: v.patient_id, patient_name: v.patient_name, notes: v.notes }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

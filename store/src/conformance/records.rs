@@ -115,6 +115,8 @@ pub async fn records(store: Arc<dyn DataStore>) {
     let ext = format!("HIS-{}", uuid::Uuid::new_v4().simple());
     assert_eq!(store.claim_external_id("his:visit", &ext, "ours-1").await.unwrap(), None);
     assert_eq!(store.claim_external_id("his:visit", &ext, "ours-2").await.unwrap().as_deref(), Some("ours-1"));
+    assert_eq!(store.external_ref("his:visit", &ext).await.unwrap().as_deref(), Some("ours-1"));
+    assert_eq!(store.external_ref("lis:report", &ext).await.unwrap(), None);
     assert_eq!(store.claim_external_id("lis:report", &ext, "ours-3").await.unwrap(), None, "systems are apart");
     store.release_external_id("his:visit", &ext).await.unwrap();
     assert_eq!(store.claim_external_id("his:visit", &ext, "ours-4").await.unwrap(), None, "released");

@@ -117,6 +117,10 @@ impl RecordStore for EmbeddedStore {
             .await
     }
 
+    async fn external_ref(&self, system: &str, external_id: &str) -> Result<Option<String>> {
+        self.engine.read(|r| r.get(EXTERNAL_REFS, &external_key(system, external_id)))
+    }
+
     async fn put_policy(&self, version: &PolicyVersion) -> Result<()> {
         let v = version.clone();
         self.engine

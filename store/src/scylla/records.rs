@@ -46,6 +46,7 @@ const DELETE_SHARE_BY_PATIENT: &str =
     "DELETE FROM {ks}.shares_by_patient WHERE account_id = ? AND patient_id = ? AND share_id = ?";
 const CLAIM_EXTERNAL: &str =
     "INSERT INTO {ks}.external_refs (system, external_id, internal) VALUES (?, ?, ?) IF NOT EXISTS";
+const GET_EXTERNAL: &str = "SELECT internal FROM {ks}.external_refs WHERE system = ? AND external_id = ?";
 const RELEASE_EXTERNAL: &str = "DELETE FROM {ks}.external_refs WHERE system = ? AND external_id = ?";
 const CLAIM_POLICY: &str = "INSERT INTO {ks}.policy_versions (kind, version, body) VALUES (?, ?, ?) IF NOT EXISTS";
 const POLICIES_OF_KIND: &str = "SELECT body FROM {ks}.policy_versions WHERE kind = ?";
@@ -156,6 +157,10 @@ impl RecordStore for ScyllaStore {
     async fn release_external_id(&self, system: &str, external_id: &str) -> Result<()> {
         self.exec(RELEASE_EXTERNAL, (system, external_id)).await?;
         Ok(())
+    }
+
+    async fn external_ref(&self, system: &str, external_id: &str) -> Result<Option<String>> {
+        Ok(self.row::<(String,)>(GET_EXTERNAL, (system, external_id)).await?.map(|(s,)| s))
     }
 
     async fn put_policy(&self, v: &PolicyVersion) -> Result<()> {
