@@ -38,6 +38,13 @@ if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('gmssl'
   echo "installing gmssl $GMSSL_VERSION (PyPI)..."
   python3 -m pip install --quiet "gmssl==$GMSSL_VERSION" || python3 -m pip install --quiet --break-system-packages "gmssl==$GMSSL_VERSION"
 fi
+# The analytics export (tests/e2e/backoffice.rs) is opened by an independent XLSX reader:
+# openpyxl (PyPI, pinned).
+OPENPYXL_VERSION=3.1.5
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('openpyxl') != '$OPENPYXL_VERSION')" 2>/dev/null; then
+  echo "installing openpyxl $OPENPYXL_VERSION (PyPI)..."
+  python3 -m pip install --quiet "openpyxl==$OPENPYXL_VERSION" || python3 -m pip install --quiet --break-system-packages "openpyxl==$OPENPYXL_VERSION"
+fi
 # The package starts a system-wide redis on :6379; the tests do not use it.
 
 # The object storage tests (objects/tests/backends.rs, tests/e2e/files.rs) run a real

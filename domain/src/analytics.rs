@@ -15,7 +15,8 @@
 //! | `paid.total` / `paid.dept` | visit | `""` / department | bookings paid (confirmed) |
 //! | `cancelled.total` / `cancelled.dept` | visit | `""` / department | paid or held bookings cancelled (by the patient, a reschedule, a clinic stop) |
 //! | `expired.total` | visit | `""` | holds that lapsed unpaid |
-//! | `missed.total` / `missed.dept` | visit | `""` / department | no-shows (爽约) |
+//! | `checked_in.total` / `seen.total` | visit | `""` | patients who checked in (签到) / were seen |
+//! | `missed.total` / `missed.dept` | visit | `""` / department | no-shows (爽约; a no-show struck off staff later takes one off) |
 //! | `waitlist.joined` | joined | `""` | places taken in a waitlist |
 //! | `waitlist.offered` / `waitlist.converted` | visit | `""` | holds offered from a waitlist / of those, paid |
 //! | `consults.doctor` / `consult_secs.doctor` | local day | doctor | patients seen through the queue / seconds from call to the next call |
@@ -26,6 +27,8 @@
 //! booked.total`, no-show = `missed.total / paid.total`, waitlist conversion =
 //! `waitlist.converted / waitlist.joined`, patients per session = `consults / sessions`,
 //! average consultation = `consult_secs / consults`.
+
+pub mod report;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -66,6 +69,8 @@ pub const METRICS: &[&str] = &[
     "cancelled.total",
     "cancelled.dept",
     "expired.total",
+    "checked_in.total",
+    "seen.total",
     "missed.total",
     "missed.dept",
     "waitlist.joined",
@@ -136,6 +141,18 @@ pub fn appointment_deltas(
         S::Missed => {
             out.push(d("missed.total", visit, "", 1));
             out.push(d("missed.dept", visit, dept, 1));
+        }
+        // A no-show struck off was not one after all.
+        S::Excused if before == Some(S::Missed) => {
+            out.push(d("missed.total", visit, "", -1));
+            out.push(d("missed.dept", visit, dept, -1));
+        }
+        S::CheckedIn => out.push(d("checked_in.total", visit, "", 1)),
+        S::Seen => {
+            if before != Some(S::CheckedIn) {
+                out.push(d("checked_in.total", visit, "", 1));
+            }
+            out.push(d("seen.total", visit, "", 1))
         }
         _ => {}
     }
@@ -295,6 +312,16 @@ mod tests {
         missed.apply(AppointmentEvent::MarkMissed, created).unwrap();
         let m = appointment_deltas(Some(&paid), &missed, None, zone);
         assert_eq!((count(&m, "missed.total"), count(&m, "paid.total")), (1, 0), "paid once, not again");
+        let mut excused = missed.clone();
+        excused.apply(AppointmentEvent::Excuse, created).unwrap();
+        assert_eq!(count(&appointment_deltas(Some(&missed), &excused, None, zone), "missed.dept"), -1);
+        let mut came = paid.clone();
+        came.apply(AppointmentEvent::CheckIn, created).unwrap();
+        assert_eq!(count(&appointment_deltas(Some(&paid), &came, None, zone), "checked_in.total"), 1);
+        let mut seen = came.clone();
+        seen.apply(AppointmentEvent::FinishVisit, created).unwrap();
+        let s = appointment_deltas(Some(&came), &seen, None, zone);
+        assert_eq!((count(&s, "seen.total"), count(&s, "checked_in.total")), (1, 0));
         let mut cancelled = paid.clone();
         cancelled.apply(AppointmentEvent::Cancel, created).unwrap();
         assert_eq!(count(&appointment_deltas(Some(&paid), &cancelled, None, zone), "cancelled.dept"), 1);

@@ -6,9 +6,11 @@ mod harness;
 
 mod admin_console;
 mod admin_import;
+mod analytics;
 mod announcements;
 mod audit;
 mod auth;
+mod backoffice;
 mod bad_input;
 mod booking_flow;
 mod browser;

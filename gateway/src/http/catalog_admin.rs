@@ -166,6 +166,9 @@ pub struct DoctorInput {
     pub title: Option<DoctorTitle>,
     pub specialties: Option<Vec<String>>,
     pub introduction: Option<String>,
+    /// Creation only: the hospital's own code for the doctor (工号), by which a template
+    /// spreadsheet's rows name them (`POST /api/v1/admin/import`); unique.
+    pub code: Option<String>,
 }
 
 fn apply_doctor(state: &AppState, d: &mut Doctor, req: DoctorInput) -> Result<(), ValidationError> {
@@ -190,6 +193,9 @@ fn apply_doctor(state: &AppState, d: &mut Doctor, req: DoctorInput) -> Result<()
     if let Some(x) = req.introduction {
         d.introduction = text("introduction", &x, 4000, false)?;
     }
+    if req.code.is_some() {
+        return Err(ValidationError::new("code", "a doctor's code is given when the doctor is created"));
+    }
     Ok(())
 }
 
@@ -200,7 +206,7 @@ fn apply_doctor(state: &AppState, d: &mut Doctor, req: DoctorInput) -> Result<()
 async fn create_doctor(
     State(state): State<AppState>,
     audit: StaffAudit,
-    ApiJson(req): ApiJson<DoctorInput>,
+    ApiJson(mut req): ApiJson<DoctorInput>,
 ) -> ApiResult<(StatusCode, ApiJson<Doctor>)> {
     let (Some(department_id), Some(title)) = (req.department_id, req.title) else {
         return Err(ValidationError::new("department_id", "give department_id, name and title").into());
@@ -209,6 +215,15 @@ async fn create_doctor(
         return Err(ValidationError::new("name", "1 to 32 printable characters").into());
     }
     let id = DoctorId::new();
+    // The code first (as the import does): taken, nothing is written.
+    if let Some(code) = req.code.take() {
+        let code = text("code", &code, 32, true)?;
+        let codes: hospital_store::backoffice::Docs<'_, DoctorId> =
+            hospital_store::backoffice::Docs::new(state.stores.data.as_ref(), crate::http::import::DOCTOR_CODES);
+        if !codes.put(&code, &id, 0).await? {
+            return Err(ValidationError::new("code", "another doctor has this code").into());
+        }
+    }
     let mut d = Doctor {
         id,
         department_id,

@@ -111,8 +111,18 @@ impl PaymentStore for EmbeddedStore {
     }
 
     async fn apply_payment(&self, w: PaymentWrite) -> Result<Vec<Applied>> {
+        let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
+                // Revenue and refunds by channel (analytics), from each order as stored before
+                // this write, added in the same transaction.
+                let mut deltas = Vec::new();
+                if rollups {
+                    for o in &w.orders {
+                        let old: Option<Order> = ctx.get(ORDERS, &Key::new().uuid(&o.id.0))?;
+                        deltas.extend(hospital_domain::analytics::order_deltas(old.as_ref(), o, zone));
+                    }
+                }
                 for c in &w.fee_items {
                     let stored: Option<FeeItem> = ctx.get(FEE_ITEMS, &item_key(&c.item.id))?;
                     match stored {
@@ -135,6 +145,7 @@ impl PaymentStore for EmbeddedStore {
                     ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
                 }
                 super::outbox::put_events(ctx, &w.events);
+                super::backoffice::add_deltas(ctx, deltas)?;
                 Ok(applied)
             })
             .await

@@ -61,6 +61,20 @@ impl ScyllaStore {
         }
     }
 
+    /// Revenue and refunds by channel that writing `orders` adds (the booking and payment
+    /// writes), from the orders as stored before (read first).
+    pub(super) async fn order_deltas(&self, orders: &[Order]) -> Result<Vec<RollupDelta>> {
+        let mut out = Vec::new();
+        if !self.rollups {
+            return Ok(out);
+        }
+        for o in orders {
+            let old: Option<Order> = self.body_of("orders", GET_ORDER, (o.id.0,)).await?;
+            out.extend(hospital_domain::analytics::order_deltas(old.as_ref(), o, self.zone));
+        }
+        Ok(out)
+    }
+
     /// The counters a booking write adds, from the rows as stored before it (read first).
     pub(super) async fn booking_deltas(&self, w: &BookingWrite) -> Result<Vec<RollupDelta>> {
         if !self.rollups {
@@ -83,10 +97,7 @@ impl ScyllaStore {
             };
             out.extend(hospital_domain::analytics::appointment_deltas(old.as_ref(), a, start, zone));
         }
-        for o in &w.orders {
-            let old: Option<Order> = self.body_of("orders", GET_ORDER, (o.id.0,)).await?;
-            out.extend(hospital_domain::analytics::order_deltas(old.as_ref(), o, zone));
-        }
+        out.extend(self.order_deltas(&w.orders).await?);
         for (doctor, session, list) in &w.waitlists {
             let old: Option<(SessionId, Vec<WaitEntry>)> =
                 self.body_of("waitlists_by_doctor", GET_WAITLIST, (doctor.0, session.0)).await?;

@@ -157,6 +157,8 @@ impl PaymentStore for ScyllaStore {
     }
 
     async fn apply_payment(&self, w: PaymentWrite) -> Result<Vec<Applied>> {
+        // Revenue by channel (analytics): counters cannot join the logged batch; added after it.
+        let deltas = self.order_deltas(&w.orders).await?;
         let mut batch = Writes::default();
         for c in &w.fee_items {
             let new_owner = c.item.order_id;
@@ -234,6 +236,7 @@ impl PaymentStore for ScyllaStore {
         }
         self.outbox_writes(&mut batch, &w.events);
         self.run_batch(batch, BatchType::Logged).await?;
+        crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await?;
         Ok(applied)
     }
 

@@ -41,7 +41,12 @@ export function when(iso) {
 /** Downloads an API answer as a file (the bearer token cannot ride on a plain link). */
 export async function download(path, name) {
   const res = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem('hospital.staff.token')}` } });
-  if (!res.ok) throw new ApiError(res.status, 'http_' + res.status, await res.text());
+  if (!res.ok) {
+    const text = await res.text();
+    let e = null;
+    try { e = JSON.parse(text).error; } catch { /* not the API's error shape */ }
+    throw e ? new ApiError(res.status, e.code, e.message, e.field) : new ApiError(res.status, 'http_' + res.status, text);
+  }
   const url = URL.createObjectURL(await res.blob());
   const a = h('a', { href: url, download: name });
   document.body.appendChild(a);

@@ -50,8 +50,10 @@ export async function cataloguePage(main, me) {
     field('科室', h('select', { name: 'department' }, deptOptions(false))),
     field('职称', h('select', { name: 'title' }, TITLES.map(([v, l]) => h('option', { value: v }, l)))),
     field('专长（逗号分隔）', h('input', { name: 'specialties' })),
+    field('医生编码（导入排班模板用，可不填）', h('input', { name: 'code', maxlength: '32' })),
   ], '创建医生', (f) => api('POST', '/api/v1/admin/doctors', {
     name: f.doctor_name.value, department_id: f.department.value, title: f.title.value,
+    code: f.code.value.trim() || undefined,
     specialties: f.specialties.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
   }), reload, 'new-doctor');
 
