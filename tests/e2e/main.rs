@@ -10,6 +10,7 @@ mod announcements;
 mod audit;
 mod auth;
 mod bad_input;
+mod balance;
 mod booking_flow;
 mod browser;
 mod catalogue;

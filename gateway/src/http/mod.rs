@@ -5,6 +5,7 @@ pub mod admin;
 pub mod announcements;
 pub mod audit_log;
 pub mod auth;
+pub mod balance;
 pub mod booking;
 pub mod catalog;
 pub mod catalog_admin;
