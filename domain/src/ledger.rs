@@ -453,6 +453,11 @@ pub fn income_legs(lines: &[(FeeType, Option<DepartmentId>, Fen)], amount: Fen, 
 /// A patient-facing view of one movement on their balance: the transaction list (PAY-5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BalanceEntry {
+    /// The entry's place on its balance: 1, 2, 3, ... in the order the movements were applied
+    /// (the list's order, and its paging cursor: two movements in one millisecond keep the
+    /// order they were written in).
+    #[serde(default)]
+    pub seq: u64,
     pub key: String,
     pub kind: MovementKind,
     /// Into the balance when positive, out of it when negative, in fen.

@@ -176,6 +176,13 @@ pub struct CashTrade {
     /// The provider's id (WeChat `transaction_id`, Alipay `trade_no`) once paid.
     pub trade_no: Option<String>,
     pub paid_at: Option<DateTime<Utc>>,
+    /// A second payment of an order already paid another way (PAY-6): not the order's money,
+    /// given back through its channel under this refund number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_no: Option<String>,
+    /// That second payment is back with the payer.
+    #[serde(default)]
+    pub returned: bool,
 }
 
 /// How far the insurance part has gone.
@@ -328,6 +335,17 @@ pub enum CashOutcome {
     Extra,
 }
 
+/// One digit per channel, for numbers that must differ by channel.
+fn channel_digit(c: Channel) -> u8 {
+    match c {
+        Channel::WechatPay => 1,
+        Channel::Alipay => 2,
+        Channel::InsuranceFund => 3,
+        Channel::PersonalAccount => 4,
+        Channel::Balance => 5,
+    }
+}
+
 impl Order {
     /// A new, unpaid order with no lines.
     pub fn new(
@@ -395,8 +413,25 @@ impl Order {
         self.trades.iter().find(|t| t.channel == channel)
     }
 
+    /// The trade that paid the order (never a second payment, which is given back).
     pub fn paid_trade(&self) -> Option<&CashTrade> {
-        self.trades.iter().find(|t| t.state == TradeState::Paid)
+        self.trades.iter().find(|t| t.state == TradeState::Paid && t.return_no.is_none())
+    }
+
+    /// Second payments still to give back.
+    pub fn returns_due(&self) -> impl Iterator<Item = &CashTrade> {
+        self.trades.iter().filter(|t| t.return_no.is_some() && !t.returned)
+    }
+
+    /// A second payment given back: recorded once. Returns whether it was new.
+    pub fn extra_returned(&mut self, return_no: &str) -> bool {
+        match self.trades.iter_mut().find(|t| t.return_no.as_deref() == Some(return_no)) {
+            Some(t) if !t.returned => {
+                t.returned = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Chooses the cash channel for a checkout. While no cash has arrived it may change; a
@@ -436,6 +471,8 @@ impl Order {
                 state: TradeState::Open,
                 trade_no: None,
                 paid_at: None,
+                return_no: None,
+                returned: false,
             });
         }
         if self.status == OrderStatus::Created {
@@ -484,11 +521,14 @@ impl Order {
         let extra = self.paid_trade().is_some()
             || matches!(self.status, OrderStatus::Paid | OrderStatus::Refunding | OrderStatus::Refunded)
             || (self.status == OrderStatus::Closed && self.insurance.is_some());
+        // A second payment is numbered for its way back: `X`, 30 of the order number, the channel.
+        let return_no = extra.then(|| format!("X{}{}", &self.out_trade_no()[..30], channel_digit(channel)));
         match self.trades.iter_mut().find(|t| t.channel == channel) {
             Some(t) => {
                 t.state = TradeState::Paid;
                 t.trade_no = Some(trade_no.to_string());
                 t.paid_at = Some(at);
+                t.return_no = return_no;
             }
             None => self.trades.push(CashTrade {
                 channel,
@@ -497,6 +537,8 @@ impl Order {
                 state: TradeState::Paid,
                 trade_no: Some(trade_no.to_string()),
                 paid_at: Some(at),
+                return_no,
+                returned: false,
             }),
         }
         if extra {
@@ -737,6 +779,52 @@ impl Order {
 
     // ---- what the order's money does to the ledger ----
 
+    /// A top-up's refund the provider refused: what left the balance with the request comes
+    /// back into it.
+    pub fn refund_reversal_movement(&self, refund_no: &str, at: DateTime<Utc>, day: NaiveDate) -> Option<Movement> {
+        let r = self.refunds.iter().find(|r| r.refund_no == refund_no && r.status == RefundStatus::Failed)?;
+        if self.kind != OrderKind::TopUp {
+            return None;
+        }
+        let amount = r.amount.get() as i64;
+        let legs = vec![
+            Leg { account: LedgerAccount::Channel(self.channel?), amount: -amount },
+            Leg { account: LedgerAccount::Balance(self.account_id), amount },
+        ];
+        let key = format!("refund-failed:{}:{}", self.id, r.refund_no);
+        Some(self.movement(key, MovementKind::TopUp, legs, at, day))
+    }
+
+    /// A second payment arrived through `channel`: held in suspense until it is given back.
+    pub fn extra_received_movement(&self, channel: Channel, at: DateTime<Utc>, day: NaiveDate) -> Option<Movement> {
+        let trade = self.trades.iter().find(|t| t.channel == channel && t.return_no.is_some())?;
+        let amount = trade.amount.get() as i64;
+        let legs = vec![
+            Leg { account: LedgerAccount::Channel(channel), amount: -amount },
+            Leg { account: LedgerAccount::Suspense, amount },
+        ];
+        let mut m =
+            self.movement(format!("extra:{}:{}", self.id, channel.as_str()), MovementKind::CashReceived, legs, at, day);
+        m.cash_channel = Some(channel);
+        m.refs.extend(self.cash_ref(trade, None, trade.amount));
+        Some(m)
+    }
+
+    /// That second payment given back through its channel.
+    pub fn extra_returned_movement(&self, return_no: &str, at: DateTime<Utc>, day: NaiveDate) -> Option<Movement> {
+        let trade = self.trades.iter().find(|t| t.return_no.as_deref() == Some(return_no) && t.returned)?;
+        let amount = trade.amount.get() as i64;
+        let legs = vec![
+            Leg { account: LedgerAccount::Suspense, amount: -amount },
+            Leg { account: LedgerAccount::Channel(trade.channel), amount },
+        ];
+        let key = format!("extra-return:{}:{}", self.id, trade.channel.as_str());
+        let mut m = self.movement(key, MovementKind::CashReturned, legs, at, day);
+        m.cash_channel = Some(trade.channel);
+        m.refs.extend(self.cash_ref(trade, Some(return_no), trade.amount));
+        Some(m)
+    }
+
     fn movement(&self, key: String, kind: MovementKind, legs: Vec<Leg>, at: DateTime<Utc>, day: NaiveDate) -> Movement {
         Movement {
             key,
@@ -851,7 +939,23 @@ impl Order {
 
     /// A completed refund's movement: income back out, each part to where it goes.
     pub fn refund_movement(&self, refund_no: &str, at: DateTime<Utc>, day: NaiveDate) -> Option<Movement> {
-        let r = self.refunds.iter().find(|r| r.refund_no == refund_no && r.status == RefundStatus::Succeeded)?;
+        self.refund_movement_of(refund_no, false, at, day)
+    }
+
+    /// A refund's movement; `pending` too when `requested` (a top-up given back leaves the
+    /// balance when it is asked for: the same movement, under the same key, as when it
+    /// completes).
+    pub fn refund_movement_of(
+        &self,
+        refund_no: &str,
+        requested: bool,
+        at: DateTime<Utc>,
+        day: NaiveDate,
+    ) -> Option<Movement> {
+        let r = self.refunds.iter().find(|r| {
+            r.refund_no == refund_no
+                && (r.status == RefundStatus::Succeeded || (requested && r.status == RefundStatus::Pending))
+        })?;
         let mut legs = Vec::new();
         let mut refs = Vec::new();
         if self.kind == OrderKind::TopUp {

@@ -389,6 +389,10 @@ impl From<hospital_actors::PaymentError> for ApiError {
             }
             P::FeeItems(m) => ApiError::Conflict { code: "fee_items_unavailable", message: m },
             P::NotInsured(m) => ApiError::Conflict { code: "insurance_unavailable", message: m },
+            P::InsufficientBalance => ApiError::Conflict {
+                code: "insufficient_balance",
+                message: "the balance is less than the order: top up or pay online".into(),
+            },
             P::Insurance(cause) => crate::http::insurance::insurance_error(cause),
             P::Unavailable(cause) => cause.into(),
         }

@@ -76,6 +76,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::fees::router())
+        .merge(http::balance::router())
         .merge(http::insurance::router())
         .merge(http::finance::router())
         .merge(http::messages::router())

@@ -44,7 +44,7 @@ pub use lease::{Fence, Lease, RedisLeases};
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore};
 pub use outbox::{OutboxStore, PendingEvent};
-pub use payments::{FeeItemChange, OpenOrder, PaymentStore, PaymentWrite};
+pub use payments::{BalancePage, FeeItemChange, OpenOrder, PaymentStore, PaymentWrite};
 pub use persons::{PersonHolder, PersonStore, RealNameCheck};
 pub use queues::QueueStore;
 pub use records::{RecordStore, ReportRow, VisitRow};

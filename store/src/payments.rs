@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::billing::{FeeItem, FeeItemId, NewFeeItem};
 use hospital_domain::insured::InsuranceBinding;
-use hospital_domain::ledger::{Applied, BalanceEntry, Movement};
+use hospital_domain::ledger::{Applied, BalanceEntry, Movement, MovementKind};
+use hospital_domain::live::PersonalEvent;
 use hospital_domain::message::Message;
 use hospital_domain::order::Order;
 use hospital_domain::{AccountId, OrderId, PatientId};
@@ -47,6 +48,38 @@ impl PaymentWrite {
     }
 }
 
+/// Which balance entries to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalancePage {
+    /// Only entries with a lower `seq` (the cursor of the page before); None: from the newest.
+    pub before: Option<u64>,
+    pub kind: Option<MovementKind>,
+    pub limit: usize,
+}
+
+/// What a write did to the balances, for its live events: per movement key and balance account,
+/// the balance after (None: the movement was a repeat and moved nothing).
+pub(crate) type BalanceMoves = Vec<(String, AccountId, Option<i64>)>;
+
+/// Sets each `balance` event of a write to the balance the write left, and drops those of
+/// movements that were repeats: the one place that decides what the live balance says.
+pub(crate) fn settle_balance_events(events: Vec<PendingEvent>, moves: &BalanceMoves) -> Vec<PendingEvent> {
+    events
+        .into_iter()
+        .filter_map(|mut e| {
+            if let PersonalEvent::Balance(b) = &mut e.event {
+                let found = moves.iter().find(|(key, account, _)| *key == b.key && *account == e.account);
+                match found {
+                    Some((_, _, Some(next))) => b.balance = *next,
+                    Some((_, _, None)) => return None,
+                    None => {}
+                }
+            }
+            Some(e)
+        })
+        .collect()
+}
+
 /// An open order and when its actor should look at it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenOrder {
@@ -65,7 +98,14 @@ pub trait PaymentStore: Send + Sync {
     async fn fee_items_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<FeeItem>>;
 
     /// Applies one payment decision; answers, per movement, whether it was new or a repeat.
-    async fn apply_payment(&self, write: PaymentWrite) -> Result<Vec<Applied>>;
+    async fn apply_payment(&self, write: PaymentWrite) -> Result<Vec<Applied>> {
+        Ok(self.apply_payment_live(write).await?.0)
+    }
+    /// `apply_payment`, answering also the live events as written: each `balance` event carries
+    /// the balance the write left (read inside the write, so two movements of one balance at
+    /// once each show their own), and a repeated movement's `balance` event is dropped (nothing
+    /// moved). See `settle_balance_events`.
+    async fn apply_payment_live(&self, write: PaymentWrite) -> Result<(Vec<Applied>, Vec<PendingEvent>)>;
     /// An account's orders (every kind and status), oldest first.
     async fn orders_of_account(&self, account: AccountId) -> Result<Vec<Order>>;
     /// Orders not final whose `next_check_at` is at or before `before` (the expiry sweeper).
@@ -77,7 +117,26 @@ pub trait PaymentStore: Send + Sync {
     /// An account's balance, in fen (0 when it never moved).
     async fn balance(&self, account: AccountId) -> Result<i64>;
     /// The movements of an account's balance, newest first, at most `limit`.
-    async fn balance_entries(&self, account: AccountId, limit: usize) -> Result<Vec<BalanceEntry>>;
+    async fn balance_entries(&self, account: AccountId, limit: usize) -> Result<Vec<BalanceEntry>> {
+        self.balance_page(account, BalancePage { before: None, kind: None, limit }).await
+    }
+    /// A page of an account's balance entries, newest (highest `seq`) first: those before the
+    /// `before` seq, of one kind when given.
+    async fn balance_page(&self, account: AccountId, page: BalancePage) -> Result<Vec<BalanceEntry>>;
+    /// The entry a movement made on an account's balance (the detail of a transaction).
+    async fn balance_entry(&self, account: AccountId, key: &str) -> Result<Option<BalanceEntry>> {
+        let mut before = None;
+        loop {
+            let page = self.balance_page(account, BalancePage { before, kind: None, limit: 200 }).await?;
+            if let Some(e) = page.iter().find(|e| e.key == key) {
+                return Ok(Some(e.clone()));
+            }
+            match page.last() {
+                Some(last) if page.len() == 200 => before = Some(last.seq),
+                _ => return Ok(None),
+            }
+        }
+    }
 
     /// Binds (or binds again, replacing) a 就诊人's insurance identity.
     async fn put_insurance_binding(&self, binding: &InsuranceBinding) -> Result<()>;

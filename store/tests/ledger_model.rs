@@ -8,7 +8,11 @@
 //! - every balance the store reports equals the sum of the legs of the movements the store
 //!   itself lists for it, equals the model's, and is never negative;
 //! - the patient's transaction list (`balance_entries`) adds up to the balance, and its newest
-//!   entry's `balance_after` is the balance.
+//!   entry's `balance_after` is the balance;
+//! - the list is in the order the movements were applied, though many share one millisecond
+//!   (every step's time is drawn from a few milliseconds, often going backwards): each entry's
+//!   `seq` is one more than the one before, and its balance after is the one before's plus its
+//!   amount; a page of it (`balance_page`, a `before` cursor, a kind) is that list's slice.
 //!
 //! Then the store is reopened from disk and the balances are the same.
 
@@ -16,7 +20,7 @@ use chrono::{NaiveDate, Utc};
 use hospital_domain::billing::FeeType;
 use hospital_domain::ledger::{Applied, Channel, Ledger, LedgerAccount, LedgerError, Leg, Movement, MovementKind};
 use hospital_domain::AccountId;
-use hospital_store::{Conflict, EmbeddedStore, PaymentStore, PaymentWrite, StoreError};
+use hospital_store::{BalancePage, Conflict, EmbeddedStore, PaymentStore, PaymentWrite, StoreError};
 use proptest::prelude::*;
 
 const DAY: (i32, u32, u32) = (2026, 11, 29);
@@ -106,10 +110,9 @@ fn movement(op: &Op, accounts: &[AccountId], step: usize) -> Movement {
         key: format!("k{key}"),
         kind,
         legs: legs.into_iter().map(|(account, amount)| Leg { account, amount }).collect(),
-        // One millisecond apart: the transaction list is ordered by (time, key), so two
-        // movements of one balance in the same millisecond may be listed out of the order they
-        // were applied in (a known defect, noted on issue 12; their sum is still right).
-        at: base() + chrono::Duration::milliseconds(step as i64),
+        // A few milliseconds for all of them, in no order: the list must keep the order the
+        // movements were applied in, not their times nor their keys.
+        at: base() + chrono::Duration::milliseconds((step as i64 * 7) % 3),
         day: day(),
         account_id: Some(accounts[who]),
         order_id: None,
@@ -151,6 +154,34 @@ async fn check_balances(store: &EmbeddedStore, model: &Ledger, accounts: &[Accou
         let entries = store.balance_entries(a, 1000).await.unwrap();
         assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), balance, "the transaction list adds up");
         assert_eq!(entries.first().map(|e| e.balance_after).unwrap_or(0), balance, "newest entry's balance after");
+        let applied: Vec<&Movement> =
+            model.movements().filter(|m| m.delta(&account) != 0).collect::<Vec<_>>().into_iter().rev().collect();
+        assert_eq!(
+            entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            applied.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+            "newest first, in the order applied"
+        );
+        for w in entries.windows(2) {
+            assert_eq!(w[0].seq, w[1].seq + 1, "numbered in order");
+            assert_eq!(w[0].balance_after - w[0].amount, w[1].balance_after, "each follows the one before");
+        }
+        // Pages of two, and one kind: slices of the same list.
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.balance_page(a, BalancePage { before, kind: None, limit: 2 }).await.unwrap();
+            before = page.last().map(|e| e.seq);
+            let last = page.len() < 2;
+            paged.extend(page);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(paged, entries, "the pages are the list");
+        let kind = MovementKind::TopUp;
+        let top_ups = store.balance_page(a, BalancePage { before: None, kind: Some(kind), limit: 1000 }).await.unwrap();
+        let want: Vec<_> = entries.iter().filter(|e| e.kind == kind).cloned().collect();
+        assert_eq!(top_ups, want, "by kind");
     }
 }
 

@@ -255,7 +255,7 @@ async fn order_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Va
 }
 
 /// `out_trade_no`: the order id's 32 hex digits.
-fn out_trade_no(order_id: &str) -> String {
+pub(crate) fn out_trade_no(order_id: &str) -> String {
     order_id.replace('-', "")
 }
 
@@ -280,7 +280,7 @@ pub(crate) async fn pay(s: &TestServer, p: &Person, order_id: &str) {
 /// A `TRANSACTION.SUCCESS` notification built as WeChat Pay documents it: the transaction JSON
 /// encrypted with AEAD_AES_256_GCM under the APIv3 key (associated data `transaction`), in the
 /// envelope WeChat POSTs. Returns the notification id and the body; sign it with `signed`.
-fn transaction_notification(order_id: &str, amount: u64) -> (String, Vec<u8>) {
+pub(crate) fn transaction_notification(order_id: &str, amount: u64) -> (String, Vec<u8>) {
     let now = Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).expect("+08:00"));
     let transaction = json!({
         "appid": SANDBOX_APPID,
@@ -319,7 +319,7 @@ fn transaction_notification(order_id: &str, amount: u64) -> (String, Vec<u8>) {
 }
 
 /// The four `Wechatpay-*` headers, signed with the platform's private key over this body.
-fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
+pub(crate) fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
     let key = sign::parse_private_key_pem(test_keys::PLATFORM_PRIVATE_KEY_PEM).expect("platform key");
     let sig = sign::WechatpaySignature::sign(
         &key,
@@ -331,7 +331,7 @@ fn signed(body: &[u8]) -> Vec<(&'static str, String)> {
     sig.headers().to_vec()
 }
 
-async fn notify(s: &TestServer, headers: &[(&'static str, String)], body: &[u8]) -> reqwest::Response {
+pub(crate) async fn notify(s: &TestServer, headers: &[(&'static str, String)], body: &[u8]) -> reqwest::Response {
     let mut rb = s
         .client()
         .post(s.url("/api/v1/payments/wechat/notify"))

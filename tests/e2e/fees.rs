@@ -18,14 +18,14 @@ use crate::harness::{assert_error, expect_json, ok_json, Opts, TestServer};
 use crate::realtime::{Enc, Ws};
 
 /// The sandbox's Alipay app and merchant (see `src/app.rs`).
-const ALIPAY_APP_ID: &str = "2021000000000001";
+pub(crate) const ALIPAY_APP_ID: &str = "2021000000000001";
 const ALIPAY_SELLER_ID: &str = "2088000000000001";
 
-fn fee_opts() -> Opts {
+pub(crate) fn fee_opts() -> Opts {
     booking_opts().env("HOSPITAL_SANDBOX_PAY_RETRY_SECS", 1)
 }
 
-async fn account_id(s: &TestServer, p: &Person) -> String {
+pub(crate) async fn account_id(s: &TestServer, p: &Person) -> String {
     s.get_json("/api/v1/me", Some(&p.token)).await["id"].as_str().expect("account id").to_string()
 }
 
@@ -41,7 +41,7 @@ async fn his_post(s: &TestServer, secret: &[u8], t: i64, body: &str) -> reqwest:
         .expect("HIS request")
 }
 
-fn item(his_id: &str, account: &str, patient: &str, name: &str, fee_type: &str, fen: u64) -> Value {
+pub(crate) fn item(his_id: &str, account: &str, patient: &str, name: &str, fee_type: &str, fen: u64) -> Value {
     json!({
         "his_id": his_id, "account_id": account, "patient_id": patient, "fee_type": fee_type,
         "name": name, "quantity": 1, "unit_price": fen, "amount": fen,
@@ -49,14 +49,14 @@ fn item(his_id: &str, account: &str, patient: &str, name: &str, fee_type: &str, 
 }
 
 /// Hands `items` in through the HIS API, signed now; the stored items' ids.
-async fn his_items(s: &TestServer, items: Vec<Value>) -> Vec<String> {
+pub(crate) async fn his_items(s: &TestServer, items: Vec<Value>) -> Vec<String> {
     let body = json!({ "items": items }).to_string();
     let r = his_post(s, SANDBOX_HIS_WEBHOOK_SECRET.as_bytes(), Utc::now().timestamp(), &body).await;
     let v = ok_json(r).await;
     v.as_array().expect("items").iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
 }
 
-async fn checkout(s: &TestServer, p: &Person, ids: &[String]) -> reqwest::Response {
+pub(crate) async fn checkout(s: &TestServer, p: &Person, ids: &[String]) -> reqwest::Response {
     s.post("/api/v1/me/fee-orders", Some(&p.token), json!({ "patient_id": p.patient_id, "fee_item_ids": ids })).await
 }
 
@@ -65,7 +65,7 @@ async fn order(s: &TestServer, p: &Person, id: &str) -> Value {
 }
 
 /// Waits until the order's status is `status` (the providers notify asynchronously).
-async fn until_status(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
+pub(crate) async fn until_status(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let o = order(s, p, id).await;
@@ -94,7 +94,7 @@ async fn order_statuses(ws: &mut Ws, id: &str, last: &str) -> Vec<String> {
 
 /// An Alipay `trade_status_sync` notification, built and signed as Alipay does (with the
 /// sandbox's "Alipay" key, the published test key), form-encoded.
-fn alipay_notification(out_trade_no: &str, trade_no: &str, yuan: &str, key_pem: &str) -> String {
+pub(crate) fn alipay_notification(out_trade_no: &str, trade_no: &str, yuan: &str, key_pem: &str) -> String {
     let now = Utc::now().with_timezone(&hospital_integrations::alipay::beijing());
     let time = now.format("%Y-%m-%d %H:%M:%S").to_string();
     let mut params: Vec<(String, String)> = vec![
@@ -130,7 +130,7 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-async fn alipay_notify(s: &TestServer, body: String) -> String {
+pub(crate) async fn alipay_notify(s: &TestServer, body: String) -> String {
     let r = s
         .client()
         .post(s.url("/api/v1/payments/alipay/notify"))
@@ -143,7 +143,7 @@ async fn alipay_notify(s: &TestServer, body: String) -> String {
     r.text().await.unwrap()
 }
 
-async fn messages_titled(s: &TestServer, p: &Person, title: &str, order_id: &str) -> usize {
+pub(crate) async fn messages_titled(s: &TestServer, p: &Person, title: &str, order_id: &str) -> usize {
     let v = s.get_json("/api/v1/me/messages", Some(&p.token)).await;
     let list = v["messages"].as_array().or_else(|| v.as_array()).cloned().unwrap_or_default();
     list.iter().filter(|m| m["title"] == title && m["related"].as_str() == Some(order_id)).count()

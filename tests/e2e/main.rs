@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod backoffice;
 mod bad_input;
+mod balance;
 mod booking_flow;
 mod browser;
 mod catalogue;

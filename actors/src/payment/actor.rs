@@ -29,7 +29,9 @@ impl Actor for PaymentActor {
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || PaymentMsg::Tick);
         // After a restart: pick up whatever was in flight (a payment being made, refunds asked).
-        if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding) {
+        if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding)
+            || state.order.returns_due().next().is_some()
+        {
             myself.send_after(Duration::from_secs(1), || PaymentMsg::CheckProvider);
         }
         // An unpaid order looks at itself when it expires (the sweeper does too, after restarts).
@@ -84,16 +86,20 @@ impl Actor for PaymentActor {
                     let _ = reply.send(r);
                 }
             }
-            PaymentMsg::Refund { amount, reason, reply } => {
-                let r = state.refund(amount, reason).await;
+            PaymentMsg::Refund { amount, reason, to_balance, reply } => {
+                let r = state.refund(amount, reason, to_balance).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(r);
                 }
             }
+            PaymentMsg::PayFromBalance { reply } => {
+                let _ = reply.send(state.pay_from_balance().await);
+            }
             PaymentMsg::CheckProvider => state.check_provider().await,
             PaymentMsg::Tick => {
                 // Orders waiting on the provider keep their actor (and its timers).
-                let waiting = matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding);
+                let waiting = matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding)
+                    || state.order.returns_due().next().is_some();
                 state.idle.drain_if_idle(&myself, waiting, &state.order.id);
             }
         }

@@ -40,9 +40,13 @@ impl ActorSystem {
         /// Pre-settles a fee order through insurance (6201 + 6202) under the 就诊人's binding.
         pub fn insurance_pre_settle(order: OrderId, binding: hospital_domain::insured::InsuranceBinding, use_account: bool) -> Order, PaymentError
             = once |reply| PaymentMsg::InsurancePreSettle { binding: binding.clone(), use_account, reply };
-        /// Refunds part or all of a paid order (staff-initiated, PAY-6).
-        pub fn refund(order: OrderId, amount: Option<Fen>, reason: String) -> Order, PaymentError
-            = once |reply| PaymentMsg::Refund { amount, reason: reason.clone(), reply: Some(reply) };
+        /// Refunds part or all of a paid order (staff-initiated, PAY-6): the cash part to the
+        /// account balance when `to_balance`, else back through its channel.
+        pub fn refund(order: OrderId, amount: Option<Fen>, reason: String, to_balance: bool) -> Order, PaymentError
+            = once |reply| PaymentMsg::Refund { amount, reason: reason.clone(), to_balance, reply: Some(reply) };
+        /// Pays an unpaid order in full from the account balance (PAY-5).
+        pub fn pay_from_balance(order: OrderId) -> Order, PaymentError
+            = once |reply| PaymentMsg::PayFromBalance { reply };
     }
 
     /// Carries out one effect through the order's payment actor.
@@ -50,7 +54,8 @@ impl ActorSystem {
         match effect {
             Effect::CloseOrder(order) => self.tell::<PaymentKind>(order, PaymentMsg::Close { reply: None }).await,
             Effect::Refund { order, reason } => {
-                self.tell::<PaymentKind>(order, PaymentMsg::Refund { amount: None, reason, reply: None }).await
+                let msg = PaymentMsg::Refund { amount: None, reason, to_balance: false, reply: None };
+                self.tell::<PaymentKind>(order, msg).await
             }
         }
     }

@@ -85,7 +85,14 @@ impl PaymentState {
         let access = self.insurance()?;
         let o = &self.order;
         if let Some(part) = &o.insurance {
-            if part.stage == InsuranceStage::PreSettled && o.trades.is_empty() && o.status == OrderStatus::Created {
+            let zero_cash = part.split.cash == Fen::ZERO && o.status == OrderStatus::Paying;
+            if part.stage == InsuranceStage::PreSettled
+                && o.trades.is_empty()
+                && (o.status == OrderStatus::Created || zero_cash)
+            {
+                return Ok(o.clone());
+            }
+            if zero_cash || part.stage == InsuranceStage::Settled && part.split.cash == Fen::ZERO {
                 return Ok(o.clone());
             }
             return Err(OrderError::InvalidState(o.status).into());
@@ -200,8 +207,17 @@ impl PaymentState {
         };
         let mut o = self.order.clone();
         o.pre_settled(part)?;
+        // Nothing to pay in cash (ownPayAmt 0): no cash channel is asked; the settlement is
+        // confirmed at once and completes the order.
+        let zero_cash = o.cash_due() == Fen::ZERO;
+        if zero_cash {
+            o.start_paying()?;
+        }
         self.save(o, Change::default()).await?;
         metrics::counter!("payment_insurance_total", "step" => "pre_settled").increment(1);
+        if zero_cash {
+            self.confirm_settlement().await;
+        }
         Ok(self.order.clone())
     }
 

@@ -5,12 +5,14 @@
 //!
 //! Here: `msg` (messages, `PaymentError`), `state` (the order and what the provider's answers do
 //! to it), `actor` (the handler, and the kind), `api` (its `ActorSystem` methods, and the effect
-//! dispatcher), `checkout` (a fee order made from a 就诊人's items), `insurance` (its insurance
+//! dispatcher), `checkout` (a fee order made from a 就诊人's items), `balance` (top-ups, orders paid
+//! from the balance, second payments given back), `insurance` (its insurance
 //! part: pre-settlement, confirmation, reversal, refund), `sweeper` (open orders due a
 //! look, after restarts too).
 
 mod actor;
 mod api;
+mod balance;
 mod checkout;
 mod insurance;
 mod msg;
@@ -19,6 +21,7 @@ mod sweeper;
 
 pub use actor::{PaymentActor, PaymentKind};
 pub(crate) use api::dispatch;
+pub use balance::MAX_TOP_UP;
 pub use checkout::MAX_ITEMS;
 pub use insurance::InsuranceAccess;
 pub use msg::{AlipayPayment, PaymentError, PaymentMsg};

@@ -37,6 +37,9 @@ pub enum PaymentError {
     /// A checkout named items that are not the 就诊人's, not unpaid, or none at all.
     #[error("{0}")]
     FeeItems(String),
+    /// The balance holds less than the order: nothing was taken (PAY-5).
+    #[error("the balance is insufficient")]
+    InsufficientBalance,
     /// The actor or the store could not do it now; nothing was changed, try again.
     #[error(transparent)]
     Unavailable(#[from] ActorError),
@@ -44,7 +47,10 @@ pub enum PaymentError {
 
 impl From<StoreError> for PaymentError {
     fn from(e: StoreError) -> Self {
-        PaymentError::Unavailable(e.into())
+        match e {
+            StoreError::Conflict(hospital_store::Conflict::InsufficientBalance) => PaymentError::InsufficientBalance,
+            e => PaymentError::Unavailable(e.into()),
+        }
     }
 }
 
@@ -98,11 +104,17 @@ pub enum PaymentMsg {
     Close {
         reply: Option<Reply<Order>>,
     },
-    /// Refunds `amount` (all that is left when None): cancellations, clinic stops, staff.
+    /// Refunds `amount` (all that is left when None): cancellations, clinic stops, staff. The
+    /// cash part goes to the account balance when `to_balance`, else back through its channel.
     Refund {
         amount: Option<Fen>,
         reason: String,
+        to_balance: bool,
         reply: Option<Reply<Order>>,
+    },
+    /// Pays the order in full from the account balance (PAY-5), atomically with the debit.
+    PayFromBalance {
+        reply: Reply<Order>,
     },
     /// Chases a notification that has not come: asks the provider; internal.
     #[doc(hidden)]

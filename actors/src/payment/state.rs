@@ -41,6 +41,10 @@ const REFUND_RETRY: Duration = Duration::from_secs(30);
 /// can still be paid, soon while a refund is pending, never once settled. A registration order's
 /// lapse belongs to its schedule actor (the hold), so the sweeper leaves it alone.
 pub(super) fn next_check(o: &Order, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if o.returns_due().next().is_some() {
+        // A second payment to give back, whatever the order's own state.
+        return Some(now + chrono::Duration::from_std(REFUND_RETRY).unwrap_or_default());
+    }
     match o.status {
         _ if o.kind == OrderKind::Registration => None,
         // Waiting on the insurance centre (a settlement to confirm, a reversal to finish):
@@ -99,11 +103,11 @@ impl PaymentState {
                 .collect();
         for m in &change.movements {
             for (account, delta) in m.balances() {
-                let balance = self.ctx.stores.data.balance(account).await? + delta;
+                // The balance after is the store's to say (inside the write): 0 until then.
                 events.push(PendingEvent::new(
                     account,
                     PersonalEvent::Balance(hospital_domain::live::BalanceUpdate {
-                        balance,
+                        balance: 0,
                         key: m.key.clone(),
                         kind: m.kind,
                         amount: delta,
@@ -117,9 +121,9 @@ impl PaymentState {
             fee_items,
             movements: change.movements,
             messages: change.messages,
-            events: events.clone(),
+            events,
         };
-        self.ctx.stores.data.apply_payment(w).await?;
+        let (_, events) = self.ctx.stores.data.apply_payment_live(w).await?;
         self.ctx.events.durable(events);
         self.order = order;
         Ok(())
@@ -158,6 +162,12 @@ impl PaymentState {
     async fn open_channel(&mut self, channel: Channel) -> Result<(), PaymentError> {
         if Utc::now() >= self.order.expires_at {
             return Err(PaymentError::Expired);
+        }
+        if self.order.insurance.is_some() && self.order.cash_due() == Fen::ZERO {
+            // Nothing for a cash channel to collect: the settlement completes the order.
+            return Err(PaymentError::Order(hospital_domain::order::OrderError::Channel(
+                "insurance pays all of this order: nothing to pay in cash",
+            )));
         }
         let others: Vec<Channel> = self
             .order
@@ -303,13 +313,22 @@ impl PaymentState {
             // The cash part of an insurance checkout: held in suspense until the centre settles.
             change.movements.extend(o.cash_received_movement(now, self.today()));
         }
-        if outcome == CashOutcome::Extra {
-            // Money for an order already paid another way (or closed): not the order's. It is
-            // kept on the trade so finance sees it, and given back by staff (left for now).
-            tracing::error!(order = %o.id, ?channel, %trade_no, "a second payment of an order arrived");
+        let extra = outcome == CashOutcome::Extra;
+        if extra {
+            // Money for an order already paid another way (or closed): not the order's. Held in
+            // suspense and given back through its channel at once (PAY-6).
+            tracing::warn!(order = %o.id, ?channel, %trade_no, "a second payment of an order arrived: giving it back");
             metrics::counter!("payment_notifications_total", "outcome" => "extra").increment(1);
+            change.movements.extend(o.extra_received_movement(channel, now, self.today()));
         }
         self.save(o, change).await?;
+        if extra {
+            if let Err(e) = self.return_extras().await {
+                tracing::warn!(order = %self.order.id, error = %e, "giving a second payment back failed; will retry");
+                self.myself.send_after(REFUND_RETRY, || PaymentMsg::CheckProvider);
+            }
+            return Ok(self.order.clone());
+        }
         metrics::counter!("payment_notifications_total", "outcome" => if first { "paid" } else { "duplicate" })
             .increment(1);
         if insured_cash {
@@ -321,7 +340,7 @@ impl PaymentState {
     }
 
     /// Money arrived: confirm the booking, or refund if the place is gone.
-    async fn confirm_booking(&mut self) {
+    pub(super) async fn confirm_booking(&mut self) {
         let system = &self.ctx.system;
         // Only a registration order has a booking to confirm.
         let Some(appointment_id) = self.order.appointment_id else { return };
@@ -341,7 +360,7 @@ impl PaymentState {
             }
             Err(e) => {
                 tracing::warn!(order = %self.order.id, error = %e, "paid, but the place is gone: refunding");
-                let _ = self.refund(None, "号源已释放，自动退费".into()).await;
+                let _ = self.refund(None, "号源已释放，自动退费".into(), false).await;
             }
         }
     }
@@ -369,7 +388,7 @@ impl PaymentState {
     }
 
     /// Closes the order's trade at `channel`'s provider (one that never reached it is closed).
-    async fn close_at(&self, channel: Channel) -> Result<(), PaymentError> {
+    pub(super) async fn close_at(&self, channel: Channel) -> Result<(), PaymentError> {
         let out_trade_no = self.order.out_trade_no();
         match channel {
             Channel::WechatPay => match self.provider()?.close_order(&out_trade_no).await {
@@ -418,6 +437,11 @@ impl PaymentState {
     /// The sweeper (or the actor's timer) says the order is due: an unpaid fee order past its
     /// expiry is closed; a pending refund is asked again.
     pub(super) async fn due(&mut self) {
+        if self.order.returns_due().next().is_some() {
+            if let Err(e) = self.return_extras().await {
+                tracing::warn!(order = %self.order.id, error = %e, "giving a second payment back failed; will retry");
+            }
+        }
         if self.order.kind == OrderKind::Registration {
             return;
         }
@@ -445,7 +469,12 @@ impl PaymentState {
         }
     }
 
-    pub(super) async fn refund(&mut self, amount: Option<Fen>, reason: String) -> Result<Order, PaymentError> {
+    pub(super) async fn refund(
+        &mut self,
+        amount: Option<Fen>,
+        reason: String,
+        to_balance: bool,
+    ) -> Result<Order, PaymentError> {
         if matches!(self.order.status, OrderStatus::Created | OrderStatus::Paying) {
             // Nothing was paid: closing is the refund. (Boxed: closing may find the order paid,
             // which confirms or refunds, which may close: a cycle the compiler needs sized.)
@@ -455,11 +484,25 @@ impl PaymentState {
         let amount = amount.unwrap_or(left);
         let refund_no = format!("R{}{:02}", &self.order.out_trade_no()[..28], self.order.refunds.len() + 1);
         let mut o = self.order.clone();
-        o.start_refund(refund_no.clone(), amount, &reason, Utc::now())?;
+        let now = Utc::now();
+        o.start_refund_to(refund_no.clone(), amount, &reason, to_balance, now)?;
+        // A top-up given back takes the money out of the balance now, with the request: the
+        // balance cannot be spent meanwhile, and one it no longer holds is refused here, before
+        // any provider is asked. The completed refund's movement is then this one again.
+        let mut change = Change::default();
+        if o.kind == OrderKind::TopUp {
+            change.movements.extend(o.refund_movement_of(&refund_no, true, now, self.today()));
+        }
         // Durable first: after a crash the refund is retried with the same number, which the
         // provider treats as the same refund.
-        self.save(o, Change::default()).await?;
+        self.save(o, change).await?;
         metrics::counter!("payment_refunds_total", "stage" => "requested").increment(1);
+        if let Some(r) = self.order.refunds.last().filter(|r| r.to_balance && r.insurance.is_none()) {
+            // Into the balance: nothing to ask of a provider, done now.
+            let refund_no = r.refund_no.clone();
+            self.refund_finished(&refund_no, true).await?;
+            return Ok(self.order.clone());
+        }
         if self.order.refunds.last().is_some_and(|r| r.insurance.is_some()) {
             // Two platforms to ask (the centre, then the cash channel): the caller is answered
             // once the refund is recorded, and the actor asks them next.
@@ -486,6 +529,9 @@ impl PaymentState {
             return Ok(());
         }
         match r.cash_destination() {
+            Some(Channel::Balance) => {
+                self.refund_finished(refund_no, true).await?;
+            }
             Some(Channel::Alipay) => {
                 let res = self
                     .alipay()?
@@ -522,10 +568,20 @@ impl PaymentState {
             return Ok(false);
         }
         let mut change = Change::default();
+        let record = o.refunds.iter().find(|r| r.refund_no == refund_no).cloned();
         if ok {
-            let amount = o.refunds.iter().find(|r| r.refund_no == refund_no).map(|r| r.amount).unwrap_or_default();
-            change.messages.push(self.message(MessageKind::Refund, "退费成功", format!("{amount} 已原路退回。")));
+            let amount = record.as_ref().map(|r| r.amount).unwrap_or_default();
+            let to_balance = record.as_ref().is_some_and(|r| r.to_balance);
+            let body = if to_balance {
+                format!("{amount} 已退至账户余额。")
+            } else {
+                format!("{amount} 已原路退回。")
+            };
+            change.messages.push(self.message(MessageKind::Refund, "退费成功", body));
             change.movements.extend(o.refund_movement(refund_no, now, self.today()));
+        } else if o.kind == OrderKind::TopUp {
+            // The provider refused: what was taken out of the balance with the request goes back.
+            change.movements.extend(o.refund_reversal_movement(refund_no, now, self.today()));
         }
         self.save(o, change).await?;
         metrics::counter!("payment_refunds_total", "stage" => if ok { "succeeded" } else { "failed" }).increment(1);
@@ -544,7 +600,13 @@ impl PaymentState {
             return Err(PaymentError::Mismatch("out_trade_no".into()));
         }
         let ok = n.refund_status == hospital_integrations::wechatpay::RefundStatus::Success;
-        self.refund_finished(&n.out_refund_no, ok).await?;
+        if self.order.trades.iter().any(|t| t.return_no.as_deref() == Some(n.out_refund_no.as_str())) {
+            if ok {
+                self.extra_back(&n.out_refund_no).await?;
+            }
+        } else {
+            self.refund_finished(&n.out_refund_no, ok).await?;
+        }
         // Remembered, so the notification's repeats stop at the check above.
         let mut o = self.order.clone();
         o.notifications_seen.push(notification_id);
@@ -554,6 +616,12 @@ impl PaymentState {
 
     /// Asks the providers about what we are waiting for: a payment, or pending refunds.
     pub(super) async fn check_provider(&mut self) {
+        if self.order.returns_due().next().is_some() {
+            if let Err(e) = self.return_extras().await {
+                tracing::warn!(order = %self.order.id, error = %e, "giving a second payment back failed; will retry");
+                self.myself.send_after(REFUND_RETRY, || PaymentMsg::CheckProvider);
+            }
+        }
         match self.order.status {
             OrderStatus::Paying if self.order.reversal.is_some() => {
                 if let Err(e) = self.continue_reversal().await {

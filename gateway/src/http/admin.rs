@@ -208,12 +208,24 @@ async fn session_appointments(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundOrder {
-    /// Fen to refund; all that is left when absent.
+    /// Fen to refund; all that is left when absent. Partial refunds never sum above what was paid.
     pub amount: Option<Money>,
     pub reason: String,
+    /// Where the cash part goes: `channel` (back the way it was paid, the default) or
+    /// `balance` (the patient's account balance; not for a top-up).
+    #[serde(default)]
+    pub to: Option<RefundTo>,
 }
 
-/// A staff-initiated refund, full or partial (PAY-6), role `finance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundTo {
+    Channel,
+    Balance,
+}
+
+/// A staff-initiated refund, full or partial (PAY-6), role `finance`: back through its channel
+/// or to the account balance (`to`).
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/refund", tag = "back office", security(("bearer" = [])),
     params(("id" = OrderId, Path)), request_body = RefundOrder,
     responses((status = 200, body = OrderView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -233,7 +245,8 @@ async fn refund_order(
     let target = hospital_domain::audit::Target::new("order", id)?;
     let event = audit.event("payment.refund", target)?.concerning(order.account_id, order.patient_id);
     audit.record(event.purpose(req.reason.trim())?).await?;
-    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone()).await?;
+    let to_balance = req.to == Some(RefundTo::Balance);
+    let o = state.actors.refund(id, req.amount.map(Money::fen), req.reason.clone(), to_balance).await?;
     tracing::info!(by = %audit.caller.staff_id, order = %id, amount = ?req.amount, "refund requested by staff");
     Ok(ApiJson(order_view(&state, &o)))
 }

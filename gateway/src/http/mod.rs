@@ -7,6 +7,7 @@ pub mod announcements;
 pub mod articles;
 pub mod audit_log;
 pub mod auth;
+pub mod balance;
 pub mod booking;
 pub mod catalog;
 pub mod catalog_admin;

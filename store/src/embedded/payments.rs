@@ -16,7 +16,8 @@ use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
 use crate::error::Result;
-use crate::payments::{OpenOrder, PaymentStore, PaymentWrite};
+use crate::payments::{settle_balance_events, BalanceMoves, BalancePage, OpenOrder, PaymentStore, PaymentWrite};
+use crate::PendingEvent;
 use crate::{Conflict, StoreError};
 
 /// How many partitions the open orders are spread over (a ScyllaDB partition each).
@@ -50,12 +51,18 @@ pub(crate) fn put_order(ctx: &mut WriteCtx<'_>, o: &Order) {
     }
 }
 
-/// Applies one movement inside the transaction: once per key, balances never below zero.
-fn apply_movement(ctx: &mut WriteCtx<'_>, m: &Movement) -> Result<Applied> {
+/// Applies one movement inside the transaction: once per key, balances never below zero. Each
+/// balance's entry is numbered after the balance's last (its `version`), so the list keeps the
+/// order the movements were applied in, whatever their times.
+fn apply_movement(ctx: &mut WriteCtx<'_>, m: &Movement, moves: &mut BalanceMoves) -> Result<Applied> {
     m.check().map_err(|_| StoreError::Conflict(Conflict::Ledger))?;
     let key = Key::new().str(&m.key);
     if let Some(old) = ctx.get::<Movement>(LEDGER_MOVEMENTS, &key)? {
-        return if old.same_as(m) { Ok(Applied::Repeat) } else { Err(Conflict::LedgerKey.into()) };
+        if !old.same_as(m) {
+            return Err(Conflict::LedgerKey.into());
+        }
+        moves.extend(m.balances().map(|(a, _)| (m.key.clone(), a, None)));
+        return Ok(Applied::Repeat);
     }
     for (account, delta) in m.balances() {
         let bkey = Key::new().uuid(&account.0);
@@ -63,7 +70,11 @@ fn apply_movement(ctx: &mut WriteCtx<'_>, m: &Movement) -> Result<Applied> {
         let next =
             balance_after(current, account, delta).map_err(|_| StoreError::Conflict(Conflict::InsufficientBalance))?;
         ctx.put(BALANCES, &bkey, &next);
+        let seq = ctx.get::<u64>(BALANCE_VERSIONS, &bkey)?.unwrap_or(0) + 1;
+        ctx.put(BALANCE_VERSIONS, &bkey, &seq);
+        moves.push((m.key.clone(), account, Some(next)));
         let entry = BalanceEntry {
+            seq,
             key: m.key.clone(),
             kind: m.kind,
             amount: delta,
@@ -72,7 +83,7 @@ fn apply_movement(ctx: &mut WriteCtx<'_>, m: &Movement) -> Result<Applied> {
             order_id: m.order_id,
             description: m.description.clone(),
         };
-        ctx.put(LEDGER_BY_ACCOUNT, &Key::new().uuid(&account.0).i64(m.at.timestamp_millis()).str(&m.key), &entry);
+        ctx.put(LEDGER_BY_ACCOUNT_SEQ, &Key::new().uuid(&account.0).u64(seq), &entry);
     }
     ctx.put(LEDGER_MOVEMENTS, &key, m);
     ctx.put(LEDGER_BY_DAY, &Key::new().date(m.day).str(&m.key), m);
@@ -110,7 +121,7 @@ impl PaymentStore for EmbeddedStore {
         self.engine.read(|r| r.scan(FEE_ITEMS_BY_PATIENT, &Key::new().uuid(&account.0).uuid(&patient.0)))
     }
 
-    async fn apply_payment(&self, w: PaymentWrite) -> Result<Vec<Applied>> {
+    async fn apply_payment_live(&self, w: PaymentWrite) -> Result<(Vec<Applied>, Vec<PendingEvent>)> {
         let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
@@ -135,18 +146,20 @@ impl PaymentStore for EmbeddedStore {
                     put_item(ctx, &c.item);
                 }
                 let mut applied = Vec::with_capacity(w.movements.len());
+                let mut moves = BalanceMoves::new();
                 for m in &w.movements {
-                    applied.push(apply_movement(ctx, m)?);
+                    applied.push(apply_movement(ctx, m, &mut moves)?);
                 }
+                let events = settle_balance_events(w.events, &moves);
                 for o in &w.orders {
                     put_order(ctx, o);
                 }
                 for m in &w.messages {
                     ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
                 }
-                super::outbox::put_events(ctx, &w.events);
+                super::outbox::put_events(ctx, &events);
                 super::backoffice::add_deltas(ctx, deltas)?;
-                Ok(applied)
+                Ok((applied, events))
             })
             .await
     }
@@ -181,12 +194,28 @@ impl PaymentStore for EmbeddedStore {
         Ok(self.engine.read(|r| r.get(BALANCES, &Key::new().uuid(&account.0)))?.unwrap_or(0))
     }
 
-    async fn balance_entries(&self, account: AccountId, limit: usize) -> Result<Vec<BalanceEntry>> {
-        let mut all: Vec<BalanceEntry> =
-            self.engine.read(|r| r.scan(LEDGER_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
-        all.reverse();
-        all.truncate(limit);
-        Ok(all)
+    async fn balance_page(&self, account: AccountId, page: BalancePage) -> Result<Vec<BalanceEntry>> {
+        let prefix = Key::new().uuid(&account.0);
+        let mut before = Key::new().uuid(&account.0).u64(page.before.unwrap_or(u64::MAX)).into_bytes();
+        // Newest first, a chunk at a time, until the page is full (a kind filter skips some).
+        let chunk = page.limit.clamp(1, 500);
+        let mut out = Vec::new();
+        while out.len() < page.limit {
+            let rows = self.engine.read(|r| r.scan_back(LEDGER_BY_ACCOUNT_SEQ, prefix.bytes(), &before, chunk))?;
+            let Some((last, _)) = rows.last() else { break };
+            before = last.clone();
+            let done = rows.len() < chunk;
+            for (_, v) in rows {
+                let e: BalanceEntry = super::engine::from_json(LEDGER_BY_ACCOUNT_SEQ, &v)?;
+                if page.kind.is_none_or(|k| k == e.kind) && out.len() < page.limit {
+                    out.push(e);
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn put_insurance_binding(&self, b: &InsuranceBinding) -> Result<()> {

@@ -60,8 +60,14 @@ tables! {
     OPEN_ORDERS = "open_orders";
     LEDGER_MOVEMENTS = "ledger_movements";
     LEDGER_BY_DAY = "ledger_by_day";
+    /// Keyed by (time, key), which listed two movements of one millisecond in key order: no
+    /// longer written; `ledger_by_account_seq` replaced it.
     LEDGER_BY_ACCOUNT = "ledger_by_account";
     BALANCES = "balances";
+    /// The `version` column of `balances`: how many movements the balance has had, the `seq`
+    /// of its newest entry in `ledger_by_account_seq`.
+    BALANCE_VERSIONS = "balance_versions";
+    LEDGER_BY_ACCOUNT_SEQ = "ledger_by_account_seq";
     INSURANCE_BINDINGS = "insurance_bindings";
     CHAT_GROUPS = "chat_groups";
     CHAT_AGENTS = "chat_agents";

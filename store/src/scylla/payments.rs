@@ -21,7 +21,8 @@ use super::booking::PUT_MESSAGE;
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::embedded::payments_shard as open_shard;
 use crate::error::Result;
-use crate::payments::{OpenOrder, PaymentStore, PaymentWrite};
+use crate::payments::{settle_balance_events, BalanceMoves, BalancePage, OpenOrder, PaymentStore, PaymentWrite};
+use crate::PendingEvent;
 use crate::{Conflict, StoreError};
 
 const PUT_ORDER: &str = "INSERT INTO {ks}.orders (order_id, body) VALUES (?, ?)";
@@ -44,9 +45,8 @@ const CLAIM_MOVEMENT: &str = "INSERT INTO {ks}.ledger_movements (movement_key, b
 const GET_MOVEMENT: &str = "SELECT body FROM {ks}.ledger_movements WHERE movement_key = ?";
 const PUT_BY_DAY: &str = "INSERT INTO {ks}.ledger_by_day (day, movement_key, body) VALUES (?, ?, ?)";
 const MOVEMENTS_OF_DAY: &str = "SELECT body FROM {ks}.ledger_by_day WHERE day = ?";
-const PUT_BY_ACCOUNT: &str =
-    "INSERT INTO {ks}.ledger_by_account (account_id, at, movement_key, body) VALUES (?, ?, ?, ?)";
-const ENTRIES_OF_ACCOUNT: &str = "SELECT body FROM {ks}.ledger_by_account WHERE account_id = ? LIMIT ?";
+const PUT_BY_ACCOUNT: &str = "INSERT INTO {ks}.ledger_by_account_seq (account_id, seq, body) VALUES (?, ?, ?)";
+const ENTRIES_OF_ACCOUNT: &str = "SELECT body FROM {ks}.ledger_by_account_seq WHERE account_id = ? AND seq < ? LIMIT ?";
 const GET_BALANCE: &str = "SELECT balance, version FROM {ks}.balances WHERE account_id = ?";
 const NEW_BALANCE: &str = "INSERT INTO {ks}.balances (account_id, balance, version) VALUES (?, ?, 1) IF NOT EXISTS";
 const CAS_BALANCE: &str = "UPDATE {ks}.balances SET balance = ?, version = ? WHERE account_id = ? IF version = ?";
@@ -85,8 +85,9 @@ impl ScyllaStore {
         );
     }
 
-    /// Moves a balance by compare-and-set; refuses a move below zero.
-    async fn move_balance(&self, account: AccountId, delta: i64) -> Result<i64> {
+    /// Moves a balance by compare-and-set; refuses a move below zero. Answers the balance after
+    /// and its new version, the `seq` of the movement's entry.
+    async fn move_balance(&self, account: AccountId, delta: i64) -> Result<(i64, u64)> {
         loop {
             let row: Option<(Option<i64>, Option<i64>)> = self.row(GET_BALANCE, (account.0,)).await?;
             match row {
@@ -94,7 +95,7 @@ impl ScyllaStore {
                     let next = balance_after(0, account, delta)
                         .map_err(|_| StoreError::Conflict(Conflict::InsufficientBalance))?;
                     if self.lwt(NEW_BALANCE, (account.0, next)).await?.applied {
-                        return Ok(next);
+                        return Ok((next, 1));
                     }
                 }
                 Some((balance, version)) => {
@@ -102,7 +103,7 @@ impl ScyllaStore {
                     let next = balance_after(balance, account, delta)
                         .map_err(|_| StoreError::Conflict(Conflict::InsufficientBalance))?;
                     if self.lwt(CAS_BALANCE, (next, version + 1, account.0, version)).await?.applied {
-                        return Ok(next);
+                        return Ok((next, (version + 1) as u64));
                     }
                 }
             }
@@ -156,10 +157,11 @@ impl PaymentStore for ScyllaStore {
         self.bodies("fee_items_by_patient", ITEMS_OF_PATIENT, (account.0, patient.0)).await
     }
 
-    async fn apply_payment(&self, w: PaymentWrite) -> Result<Vec<Applied>> {
+    async fn apply_payment_live(&self, w: PaymentWrite) -> Result<(Vec<Applied>, Vec<PendingEvent>)> {
         // Revenue by channel (analytics): counters cannot join the logged batch; added after it.
         let deltas = self.order_deltas(&w.orders).await?;
         let mut batch = Writes::default();
+        let mut moves = BalanceMoves::new();
         for c in &w.fee_items {
             let new_owner = c.item.order_id;
             let r = self
@@ -196,12 +198,15 @@ impl PaymentStore for ScyllaStore {
                 if !old.same_as(m) {
                     return Err(Conflict::LedgerKey.into());
                 }
+                moves.extend(m.balances().map(|(a, _)| (m.key.clone(), a, None)));
                 applied.push(Applied::Repeat);
                 continue;
             }
             for (account, delta) in m.balances() {
-                let next = self.move_balance(account, delta).await?;
+                let (next, seq) = self.move_balance(account, delta).await?;
+                moves.push((m.key.clone(), account, Some(next)));
                 let entry = BalanceEntry {
+                    seq,
                     key: m.key.clone(),
                     kind: m.kind,
                     amount: delta,
@@ -213,12 +218,7 @@ impl PaymentStore for ScyllaStore {
                 batch.push(
                     self,
                     PUT_BY_ACCOUNT,
-                    vec![
-                        CqlValue::Uuid(account.0),
-                        CqlValue::BigInt(m.at.timestamp_millis()),
-                        text(m.key.clone()),
-                        text(encode(&entry)),
-                    ],
+                    vec![CqlValue::Uuid(account.0), CqlValue::BigInt(seq as i64), text(encode(&entry))],
                 );
             }
             batch.push(self, PUT_BY_DAY, vec![CqlValue::Date(cql_date(m.day)), text(m.key.clone()), text(encode(m))]);
@@ -234,10 +234,11 @@ impl PaymentStore for ScyllaStore {
                 vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))],
             );
         }
-        self.outbox_writes(&mut batch, &w.events);
+        let events = settle_balance_events(w.events, &moves);
+        self.outbox_writes(&mut batch, &events);
         self.run_batch(batch, BatchType::Logged).await?;
         crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await?;
-        Ok(applied)
+        Ok((applied, events))
     }
 
     async fn orders_of_account(&self, account: AccountId) -> Result<Vec<Order>> {
@@ -275,8 +276,24 @@ impl PaymentStore for ScyllaStore {
         Ok(row.and_then(|r| r.0).unwrap_or(0))
     }
 
-    async fn balance_entries(&self, account: AccountId, limit: usize) -> Result<Vec<BalanceEntry>> {
-        self.bodies("ledger_by_account", ENTRIES_OF_ACCOUNT, (account.0, limit.min(i32::MAX as usize) as i32)).await
+    async fn balance_page(&self, account: AccountId, page: BalancePage) -> Result<Vec<BalanceEntry>> {
+        // Newest first, a chunk at a time, until the page is full (a kind filter skips some).
+        let chunk = page.limit.clamp(1, 500);
+        let mut before = page.before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+        let mut out = Vec::new();
+        while out.len() < page.limit {
+            let rows: Vec<BalanceEntry> =
+                self.bodies("ledger_by_account_seq", ENTRIES_OF_ACCOUNT, (account.0, before, chunk as i32)).await?;
+            let Some(last) = rows.last() else { break };
+            before = last.seq as i64;
+            let done = rows.len() < chunk;
+            out.extend(rows.into_iter().filter(|e| page.kind.is_none_or(|k| k == e.kind)));
+            if done {
+                break;
+            }
+        }
+        out.truncate(page.limit);
+        Ok(out)
     }
 
     async fn put_insurance_binding(&self, b: &InsuranceBinding) -> Result<()> {
