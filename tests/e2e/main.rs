@@ -19,6 +19,7 @@ mod chat_desk;
 mod chat_images;
 mod chat_load;
 mod consent;
+mod content;
 mod crash;
 mod exams;
 mod export;
