@@ -32,6 +32,7 @@ mod prometheus;
 mod readme;
 mod real_name;
 mod realtime;
+mod reconcile;
 mod reports;
 mod restart;
 mod slow_clients;

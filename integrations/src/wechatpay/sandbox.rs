@@ -503,6 +503,16 @@ impl WechatPaySandbox {
     /// Plays the payer confirming payment in WeChat: the order becomes SUCCESS and a
     /// `TRANSACTION.SUCCESS` notification goes to its notify_url. Needs a Tokio runtime.
     pub fn pay(&self, out_trade_no: &str) -> Result<Transaction, WechatPayError> {
+        self.pay_and_notify(out_trade_no, true)
+    }
+
+    /// Plays a payment whose notification never arrives (WeChat's side lost it): the order is
+    /// SUCCESS, in queries and in the bill, and nobody is told. What reconciliation must find.
+    pub fn pay_without_notice(&self, out_trade_no: &str) -> Result<Transaction, WechatPayError> {
+        self.pay_and_notify(out_trade_no, false)
+    }
+
+    fn pay_and_notify(&self, out_trade_no: &str, notify: bool) -> Result<Transaction, WechatPayError> {
         // Checked first so an order is never marked paid without its notification.
         tokio::runtime::Handle::try_current()
             .map_err(|_| WechatPayError::Config("the sandbox pays from within a Tokio runtime".into()))?;
@@ -528,8 +538,10 @@ impl WechatPaySandbox {
             (self.transaction(order), order.notify_url.clone())
         };
         let (transaction, notify_url) = transaction;
-        tracing::info!(out_trade_no, "sandbox WeChat Pay: order paid");
-        self.notify("TRANSACTION.SUCCESS", "支付成功", "transaction", &transaction, notify_url)?;
+        tracing::info!(out_trade_no, notify, "sandbox WeChat Pay: order paid");
+        if notify {
+            self.notify("TRANSACTION.SUCCESS", "支付成功", "transaction", &transaction, notify_url)?;
+        }
         Ok(transaction)
     }
 
