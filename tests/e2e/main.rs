@@ -23,6 +23,7 @@ mod exams;
 mod export;
 mod fees;
 mod files;
+mod finance;
 mod insurance;
 mod live;
 mod openapi;
