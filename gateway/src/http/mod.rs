@@ -3,6 +3,7 @@
 pub mod access_history;
 pub mod admin;
 pub mod announcements;
+pub mod articles;
 pub mod audit_log;
 pub mod auth;
 pub mod booking;
