@@ -96,6 +96,14 @@ assert m.version('python-alipay-sdk') == '$PYTHON_ALIPAY_SDK_VERSION' and m.vers
   python3 -m pip install --quiet "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION" \
     || python3 -m pip install --quiet --break-system-packages "python-alipay-sdk==$PYTHON_ALIPAY_SDK_VERSION" "wechatpayv3==$WECHATPAYV3_VERSION"
 fi
+# The finance reports' XLSX files are read by an independent reader in tests/e2e/finance.rs:
+# openpyxl, from PyPI, pinned.
+OPENPYXL_VERSION=3.1.5
+if ! python3 -c "import importlib.metadata as m; assert m.version('openpyxl') == '$OPENPYXL_VERSION'" 2>/dev/null; then
+  echo "installing openpyxl $OPENPYXL_VERSION (PyPI)..."
+  python3 -m pip install --quiet "openpyxl==$OPENPYXL_VERSION" \
+    || python3 -m pip install --quiet --break-system-packages "openpyxl==$OPENPYXL_VERSION"
+fi
 
 # The ScyllaDB backend is behind a feature (its driver is large). Its statements always run
 # through the real driver against kassandra, a CQL server in memory (tests/kassandra.rs, which

@@ -155,11 +155,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     // Durable jobs (closing sessions at their end, erasures): rows, so a restart loses none.
     let eraser = Arc::new(hospital_actors::StoreEraser { data: stores.data.clone(), keys: records.clone() });
+    // Reconciliation with the providers' bills (PAY-4): a daily job, the first one made here.
+    let reconciler = Arc::new(hospital_actors::Reconciler {
+        data: stores.data.clone(),
+        system: actors.clone(),
+        wechat_pay: Some(wechat_pay.clone()),
+        alipay: alipay.clone(),
+        insurance: insurance.clone(),
+        zone,
+    });
+    reconciler.ensure_scheduled().await.context("cannot schedule reconciliation")?;
     let jobs = hospital_actors::JobRunner::start(
         stores.data.clone(),
         actors.clone(),
         Some(eraser),
         Some(Arc::new(hospital_actors::Announcer { data: stores.data.clone(), events: events.clone() })),
+        Some(reconciler),
         config.actors.jobs.clone(),
     );
     let realtime = Arc::new(Realtime { hub, log, bus });

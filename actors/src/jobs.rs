@@ -1,6 +1,7 @@
 //! The durable jobs' runner (`hospital_domain::jobs`): closing clinic sessions at their end
 //! (their bookings never checked in become no-shows, BOOK-6) and erasing accounts after their
-//! cooling-off (SET-3), publishing announcements at their time (ADM-4, `announce`). Jobs are rows (`JobStore`), so one that fell due while no process ran is
+//! cooling-off (SET-3), publishing announcements at their time (ADM-4, `announce`), reconciling each day with the
+//! payment providers' bills (PAY-4, `reconcile`). Jobs are rows (`JobStore`), so one that fell due while no process ran is
 //! run at the next start. Like the notifier, a supervised task, not an actor: every `tick` it
 //! reads what is due, claims each job (a lease, so two runners never run one), runs it in its own
 //! task (a panic is caught and counted), and removes it, or moves it to a retry time with an
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::announce::Announcer;
 use crate::config::JobsConfig;
+use crate::reconcile::Reconciler;
 use crate::ActorSystem;
 
 /// Carries out an account's erasure (the records service: keys destroyed, objects and rows
@@ -70,6 +72,7 @@ struct Worker {
     system: ActorSystem,
     eraser: Option<Arc<dyn AccountEraser>>,
     announcer: Option<Arc<Announcer>>,
+    reconciler: Option<Arc<Reconciler>>,
     config: JobsConfig,
     owner: Uuid,
 }
@@ -84,9 +87,10 @@ impl JobRunner {
         system: ActorSystem,
         eraser: Option<Arc<dyn AccountEraser>>,
         announcer: Option<Arc<Announcer>>,
+        reconciler: Option<Arc<Reconciler>>,
         config: JobsConfig,
     ) -> JobRunner {
-        let worker = Arc::new(Worker { data, system, eraser, announcer, config, owner: Uuid::new_v4() });
+        let worker = Arc::new(Worker { data, system, eraser, announcer, reconciler, config, owner: Uuid::new_v4() });
         let w = worker.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(w.config.tick);
@@ -170,6 +174,10 @@ impl Worker {
             JobKind::PublishAnnouncement { announcement_id } => match &self.announcer {
                 Some(a) => a.publish(*announcement_id).await.map(|_| ()),
                 None => Err("no announcer configured".into()),
+            },
+            JobKind::Reconcile { date } => match &self.reconciler {
+                Some(r) => r.run_job(*date).await,
+                None => Err("no reconciler configured".into()),
             },
         }
     }

@@ -41,6 +41,7 @@ pub mod patient;
 pub mod payment;
 pub mod pipeline;
 pub mod queue;
+pub mod reconcile;
 pub mod schedule;
 pub mod supervisor;
 pub mod system;
@@ -64,6 +65,7 @@ pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
 pub use payment::{AlipayPayment, PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
+pub use reconcile::{ReconcileError, Reconciler};
 pub use schedule::{
     AvailabilityGate, Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport,
 };

@@ -56,6 +56,8 @@ permissions! {
     ExamsWrite = "exams.write", "开立检查与更新检查状态";
     PaymentsRead = "payments.read", "查看订单、账单与对账";
     PaymentsRefund = "payments.refund", "退款";
+    /// Running reconciliation for a day and closing its differences (PAY-4).
+    PaymentsReconcile = "payments.reconcile", "对账：运行对账与处理差异";
     RecordsRead = "records.read", "查看病历与就诊记录";
     RecordsWrite = "records.write", "书写病历、处方与医嘱";
     ChatAgent = "chat.agent", "在线客服接待";
@@ -244,7 +246,7 @@ pub fn builtin_roles() -> Vec<RoleDef> {
         role("doctor", "医生", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite, P::RecordsRead, P::RecordsWrite]),
         role("nurse", "护士", &[P::ScheduleRead, P::QueueOperate, P::ExamsWrite, P::RecordsRead]),
         role("agent", "客服", &[P::PatientsRead, P::ChatAgent, P::ChatFeedback]),
-        role("finance", "财务", &[P::PaymentsRead, P::PaymentsRefund, P::AnalyticsRead]),
+        role("finance", "财务", &[P::PaymentsRead, P::PaymentsRefund, P::PaymentsReconcile, P::AnalyticsRead]),
     ]
 }
 

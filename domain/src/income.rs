@@ -70,6 +70,15 @@ pub struct IncomeReport {
     pub total_net: i64,
 }
 
+/// The channel a leg of `m` on `account` stands for: the channel's own account, a patient's
+/// balance, or suspense (the order's cash channel). None for income.
+pub fn channel_of(m: &Movement, account: &LedgerAccount) -> Option<Channel> {
+    match account {
+        LedgerAccount::Suspense => Some(m.cash_channel.unwrap_or(Channel::WechatPay)),
+        a => a.channel(),
+    }
+}
+
 /// The income report of `movements` (those of days `from..=to`) grouped `by`.
 pub fn income_report(movements: &[Movement], from: NaiveDate, to: NaiveDate, by: GroupBy) -> IncomeReport {
     let mut rows: BTreeMap<String, ReportRow> = BTreeMap::new();
@@ -89,13 +98,7 @@ pub fn income_report(movements: &[Movement], from: NaiveDate, to: NaiveDate, by:
                 }
                 (GroupBy::Channel, LedgerAccount::Income { .. }) => continue,
                 (GroupBy::Channel, other) => {
-                    let channel = match other {
-                        LedgerAccount::Suspense => m.cash_channel.unwrap_or(Channel::WechatPay),
-                        a => match a.channel() {
-                            Some(c) => c,
-                            None => continue,
-                        },
-                    };
+                    let Some(channel) = channel_of(m, &other) else { continue };
                     (channel.as_str().to_string(), channel.label().to_string(), -leg.amount)
                 }
                 _ => continue,

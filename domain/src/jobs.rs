@@ -20,6 +20,9 @@ pub enum JobKind {
     EraseAccount { account_id: AccountId },
     /// At its time: an announcement goes to every account it addresses (ADM-4).
     PublishAnnouncement { announcement_id: uuid::Uuid },
+    /// The next morning: the providers' bills of the day reconciled with the ledger (PAY-4);
+    /// when done, the next day's is scheduled.
+    Reconcile { date: chrono::NaiveDate },
 }
 
 /// A job and its progress.
@@ -53,6 +56,11 @@ impl Job {
     pub fn publish_announcement(announcement_id: uuid::Uuid, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         let id = crate::announcement::Announcement::job_id(announcement_id);
         Self::new(id, JobKind::PublishAnnouncement { announcement_id }, due_at, now)
+    }
+
+    /// Reconciling one business day (`reconcile:<date>`).
+    pub fn reconcile(date: chrono::NaiveDate, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self::new(format!("reconcile:{date}"), JobKind::Reconcile { date }, due_at, now)
     }
 
     /// The id of an account's erase job.

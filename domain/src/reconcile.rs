@@ -98,6 +98,65 @@ pub struct Difference {
     pub status: DifferenceStatus,
     /// What the job or a person found out.
     pub note: String,
+    /// The staff member who closed it (finance), and when.
+    #[serde(default)]
+    pub handled_by: Option<String>,
+    #[serde(default)]
+    pub handled_at: Option<DateTime<Utc>>,
+}
+
+impl Difference {
+    /// Whether the job should still look into it (ask the provider).
+    pub fn is_open(&self) -> bool {
+        self.status == DifferenceStatus::Open
+    }
+
+    /// Finance staff close it with a note. A difference already closed is refused (`false`):
+    /// the first note stands.
+    pub fn close(&mut self, note: &str, by: &str, at: DateTime<Utc>) -> bool {
+        if self.status == DifferenceStatus::Closed {
+            return false;
+        }
+        self.status = DifferenceStatus::Closed;
+        if !self.note.is_empty() {
+            self.note.push('；');
+        }
+        self.note.push_str(note);
+        self.handled_by = Some(by.to_string());
+        self.handled_at = Some(at);
+        true
+    }
+}
+
+/// The differences of a new run of a day, keeping what earlier runs of the same day found out,
+/// so running a day again changes nothing that was settled: a difference found again keeps its
+/// status, note and handler; one no longer found that was still open or waiting for finance is
+/// resolved ("the records agree now"); resolved and closed ones stay as they were.
+pub fn carry_over(previous: &[Difference], found: Vec<Difference>) -> Vec<Difference> {
+    let mut out: Vec<Difference> = found
+        .into_iter()
+        .map(|mut d| {
+            if let Some(p) = previous.iter().find(|p| p.id == d.id) {
+                d.status = p.status;
+                d.note = p.note.clone();
+                d.handled_by = p.handled_by.clone();
+                d.handled_at = p.handled_at;
+            }
+            d
+        })
+        .collect();
+    let gone: Vec<Difference> = previous.iter().filter(|p| !out.iter().any(|d| d.id == p.id)).cloned().collect();
+    for mut p in gone {
+        if matches!(p.status, DifferenceStatus::Open | DifferenceStatus::ForFinance) {
+            p.status = DifferenceStatus::Resolved;
+            if !p.note.is_empty() {
+                p.note.push('；');
+            }
+            p.note.push_str("再次对账时双方记录已一致");
+        }
+        out.push(p);
+    }
+    out
 }
 
 fn key(refund: bool, out_trade_no: &str, out_refund_no: &Option<String>) -> (bool, String, String) {
@@ -140,6 +199,8 @@ pub fn reconcile(provider: Provider, ours: &[OurLine], theirs: &[TheirLine]) -> 
                 order_id: o.order_id,
                 status: DifferenceStatus::Open,
                 note: String::new(),
+                handled_by: None,
+                handled_at: None,
             }),
             None => differences.push(Difference {
                 id: diff_id(DifferenceKind::MissingHere, t.refund, &t.out_trade_no, &t.out_refund_no),
@@ -154,6 +215,8 @@ pub fn reconcile(provider: Provider, ours: &[OurLine], theirs: &[TheirLine]) -> 
                 order_id: crate::order::Order::id_of_out_trade_no(&t.out_trade_no),
                 status: DifferenceStatus::Open,
                 note: String::new(),
+                handled_by: None,
+                handled_at: None,
             }),
         }
     }
@@ -171,6 +234,8 @@ pub fn reconcile(provider: Provider, ours: &[OurLine], theirs: &[TheirLine]) -> 
             order_id: o.order_id,
             status: DifferenceStatus::Open,
             note: String::new(),
+            handled_by: None,
+            handled_at: None,
         });
     }
     (differences, matched)
@@ -265,6 +330,41 @@ mod tests {
         );
         assert_eq!(diffs[0].id, "alipay:amount_differs:pay:b");
         assert_eq!((diffs[0].ours, diffs[0].theirs), (Some(Fen::new(200)), Some(Fen::new(250))));
+    }
+
+    #[test]
+    fn a_day_run_again_keeps_what_was_settled() {
+        let (first, _) = reconcile(
+            Provider::WechatPay,
+            &[ours(false, "b", 200), ours(false, "c", 300)],
+            &[theirs(false, "b", 250), theirs(false, "d", 9), theirs(false, "e", 5)],
+        );
+        let mut first = carry_over(&[], first);
+        assert_eq!(first.len(), 4);
+        let at = Utc::now();
+        let by_kind = |ds: &mut Vec<Difference>, no: &str| ds.iter().position(|d| d.out_trade_no == no).unwrap();
+        let i = by_kind(&mut first, "b");
+        assert!(first[i].close("已与微信核实", "finance", at));
+        assert!(!first[i].close("again", "finance", at), "closed once");
+        let i = by_kind(&mut first, "d");
+        first[i].status = DifferenceStatus::Resolved;
+        let i = by_kind(&mut first, "e");
+        first[i].status = DifferenceStatus::ForFinance;
+        // Run again: d and e now match (e.g. the payment was applied), b and c still differ.
+        let (again, matched) = reconcile(
+            Provider::WechatPay,
+            &[ours(false, "b", 200), ours(false, "c", 300), ours(false, "d", 9), ours(false, "e", 5)],
+            &[theirs(false, "b", 250), theirs(false, "d", 9), theirs(false, "e", 5)],
+        );
+        assert_eq!(matched, 2);
+        let merged = carry_over(&first, again);
+        assert_eq!(merged.len(), 4, "nothing doubled: {merged:?}");
+        let get = |no: &str| merged.iter().find(|d| d.out_trade_no == no).unwrap();
+        assert_eq!((get("b").status, get("b").handled_by.as_deref()), (DifferenceStatus::Closed, Some("finance")));
+        assert_eq!(get("c").status, DifferenceStatus::Open);
+        assert_eq!(get("d").status, DifferenceStatus::Resolved);
+        assert_eq!(get("e").status, DifferenceStatus::Resolved, "agrees now");
+        assert!(get("e").note.contains("一致"));
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::balance::router())
         .merge(http::insurance::router())
         .merge(http::finance::router())
+        .merge(http::reconcile::router())
         .merge(http::messages::router())
         .merge(http::admin::router())
         .merge(http::queue::router())

@@ -35,6 +35,7 @@ pub mod ops;
 pub mod patients;
 pub mod payments;
 pub mod queue;
+pub mod reconcile;
 pub mod records;
 pub mod reports;
 pub mod roles;

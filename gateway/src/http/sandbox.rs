@@ -31,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(wechat_login_code))
         .routes(routes!(real_name_person, register_real_name_person))
         .routes(permit(hospital_domain::Permission::StaffSelf, routes!(audit_action)))
+        .routes(routes!(plant_bill_difference))
+        .routes(routes!(pay_without_notice))
         // Uploads are capped by their policy (`read_capped`), not the router's small JSON limit.
         .merge(OpenApiRouter::new().routes(routes!(upload_file)).layer(DefaultBodyLimit::disable()))
 }
@@ -250,4 +252,82 @@ async fn audit_action(
         event = event.purpose(p)?;
     }
     Ok((StatusCode::CREATED, ApiJson(audit.record(event).await?)))
+}
+
+/// A difference to plant in a sandbox provider's bills (reconciliation tests, PAY-4).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillPlantRequest {
+    /// `wechat_pay` or `alipay`.
+    pub provider: String,
+    /// `missing` (the order's lines left out of the bill), `amount` (its payment line shows
+    /// `amount`) or `unknown` (a paid trade we never placed, on `date`, default today).
+    pub kind: String,
+    pub out_trade_no: String,
+    /// Fen, for `amount` and `unknown`.
+    #[serde(default)]
+    pub amount: Option<u64>,
+    #[serde(default)]
+    pub date: Option<chrono::NaiveDate>,
+}
+
+/// Plants a difference in the bills the WeChat Pay or Alipay sandbox serves from now on: the
+/// same download path and wire format as real bills, with one line changed (sandbox mode only).
+#[utoipa::path(post, path = "/sandbox/bills/plant", tag = "sandbox", request_body = BillPlantRequest,
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn plant_bill_difference(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<BillPlantRequest>,
+) -> ApiResult<StatusCode> {
+    use hospital_integrations::BillPlant;
+    let sb = sandboxes(&state)?;
+    let amount = || {
+        req.amount
+            .map(hospital_domain::Fen::new)
+            .ok_or_else(|| ApiError::OutOfRange { field: "amount".into(), message: "fen, needed for this kind".into() })
+    };
+    let plant = match req.kind.as_str() {
+        "missing" => BillPlant::Missing { out_trade_no: req.out_trade_no.clone() },
+        "amount" => BillPlant::Amount { out_trade_no: req.out_trade_no.clone(), amount: amount()? },
+        "unknown" => BillPlant::Unknown {
+            date: req.date.unwrap_or_else(|| state.zone.local_date(chrono::Utc::now())),
+            out_trade_no: req.out_trade_no.clone(),
+            amount: amount()?,
+        },
+        _ => return Err(ApiError::OutOfRange { field: "kind".into(), message: "missing, amount or unknown".into() }),
+    };
+    match req.provider.as_str() {
+        "wechat_pay" => sb.wechat_pay.plant(plant),
+        "alipay" => sb.alipay.plant(plant),
+        _ => return Err(ApiError::OutOfRange { field: "provider".into(), message: "wechat_pay or alipay".into() }),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LostNoticeRequest {
+    /// `wechat_pay` or `alipay`.
+    pub provider: String,
+    pub out_trade_no: String,
+}
+
+/// The payer pays an open trade and the provider's notification never arrives: paid at the
+/// provider (queries, bills), unknown to us until something asks (sandbox mode only).
+#[utoipa::path(post, path = "/sandbox/payments/lost-notice", tag = "sandbox", request_body = LostNoticeRequest,
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn pay_without_notice(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LostNoticeRequest>,
+) -> ApiResult<StatusCode> {
+    let sb = sandboxes(&state)?;
+    let refused = |e: String| ApiError::Conflict { code: "not_payable", message: e };
+    match req.provider.as_str() {
+        "wechat_pay" => {
+            sb.wechat_pay.pay_without_notice(&req.out_trade_no).map(|_| ()).map_err(|e| refused(e.to_string()))?
+        }
+        "alipay" => sb.alipay.pay_without_notice(&req.out_trade_no).map(|_| ()).map_err(|e| refused(e.to_string()))?,
+        _ => return Err(ApiError::OutOfRange { field: "provider".into(), message: "wechat_pay or alipay".into() }),
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

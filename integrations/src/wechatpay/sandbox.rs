@@ -503,17 +503,23 @@ impl WechatPaySandbox {
     /// Plays the payer confirming payment in WeChat: the order becomes SUCCESS and a
     /// `TRANSACTION.SUCCESS` notification goes to its notify_url. Needs a Tokio runtime.
     pub fn pay(&self, out_trade_no: &str) -> Result<Transaction, WechatPayError> {
-        self.pay_as(out_trade_no, false)
+        self.pay_as(out_trade_no, false, true)
     }
 
     /// Plays a payer whose confirmation crossed the merchant's close: WeChat took the money
     /// although the order was being closed (the race real providers have). The merchant must
     /// give such a second payment back.
     pub fn pay_crossing_close(&self, out_trade_no: &str) -> Result<Transaction, WechatPayError> {
-        self.pay_as(out_trade_no, true)
+        self.pay_as(out_trade_no, true, true)
     }
 
-    fn pay_as(&self, out_trade_no: &str, crossing_close: bool) -> Result<Transaction, WechatPayError> {
+    /// Plays a payment whose notification never arrives (WeChat's side lost it): the order is
+    /// SUCCESS, in queries and in the bill, and nobody is told. What reconciliation must find.
+    pub fn pay_without_notice(&self, out_trade_no: &str) -> Result<Transaction, WechatPayError> {
+        self.pay_as(out_trade_no, false, false)
+    }
+
+    fn pay_as(&self, out_trade_no: &str, crossing_close: bool, notify: bool) -> Result<Transaction, WechatPayError> {
         // Checked first so an order is never marked paid without its notification.
         tokio::runtime::Handle::try_current()
             .map_err(|_| WechatPayError::Config("the sandbox pays from within a Tokio runtime".into()))?;
@@ -540,8 +546,10 @@ impl WechatPaySandbox {
             (self.transaction(order), order.notify_url.clone())
         };
         let (transaction, notify_url) = transaction;
-        tracing::info!(out_trade_no, "sandbox WeChat Pay: order paid");
-        self.notify("TRANSACTION.SUCCESS", "支付成功", "transaction", &transaction, notify_url)?;
+        tracing::info!(out_trade_no, notify, "sandbox WeChat Pay: order paid");
+        if notify {
+            self.notify("TRANSACTION.SUCCESS", "支付成功", "transaction", &transaction, notify_url)?;
+        }
         Ok(transaction)
     }
 
@@ -1194,7 +1202,7 @@ async fn pay_now(
     RawQuery(query): RawQuery,
 ) -> Response {
     let crossing = query.as_deref() == Some("crossing_close=1");
-    match sandbox.pay_as(&out_trade_no, crossing) {
+    match sandbox.pay_as(&out_trade_no, crossing, true) {
         Ok(t) => {
             let body = format!(
                 "<p>已支付 {}，订单号 {}。</p>",
