@@ -54,7 +54,7 @@ function render(out, r) {
     ['取消', (d) => String(d.cancelled)], ['爽约', (d) => String(d.missed)], ['爽约率', (d) => pct(d.no_show_rate)],
   ], r.departments);
   const channels = table([
-    ['支付渠道', (c) => ({ wechat: '微信支付', alipay: '支付宝', insurance: '医保', window: '窗口' })[c.channel] || c.channel],
+    ['支付渠道', (c) => ({ wechat_pay: '微信支付', alipay: '支付宝', insurance_fund: '医保统筹', personal_account: '医保个人账户', balance: '账户余额' })[c.channel] || c.channel],
     ['收入', (c) => yuan(c.revenue)], ['退款', (c) => yuan(c.refunds)],
   ], r.channels);
   mount(out, stats,
