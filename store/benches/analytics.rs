@@ -164,7 +164,11 @@ async fn run(appts: u64, bookings: usize) {
     }
     let written = t.elapsed();
     println!("generated {appts} appointments over {from}..{to}: {rows} counter rows");
-    println!("  counting them with the domain code: {:.1} s; writing the counters: {:.1} s", computed.as_secs_f64(), written.as_secs_f64());
+    println!(
+        "  counting them with the domain code: {:.1} s; writing the counters: {:.1} s",
+        computed.as_secs_f64(),
+        written.as_secs_f64()
+    );
 
     // 2. The year's report.
     let mut times = Vec::new();
@@ -227,7 +231,15 @@ async fn run(appts: u64, bookings: usize) {
     let write = |sess: &ClinicSession| {
         let now = Utc::now();
         let a = appointment(doctor, department, sess.id, date, now);
-        let mut o = Order::new(a.order_id, OrderKind::Registration, a.account_id, "挂号费".into(), a.fee, now, a.hold_expires_at);
+        let mut o = Order::new(
+            a.order_id,
+            OrderKind::Registration,
+            a.account_id,
+            "挂号费".into(),
+            a.fee,
+            now,
+            a.hold_expires_at,
+        );
         o.appointment_id = Some(a.id);
         BookingWrite { appointments: vec![a], orders: vec![o], sessions: vec![sess.clone()], ..Default::default() }
     };
@@ -264,8 +276,19 @@ async fn run(appts: u64, bookings: usize) {
     for _ in 0..n {
         k += analytics::merge(analytics::appointment_deltas(None, &a, Some(sess.segments[0].start), zone)).len();
     }
-    println!("computing a booking's counters (no disk): {:.2} µs ({k} deltas)", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "computing a booking's counters (no disk): {:.2} µs ({k} deltas)",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let on_rows = on.rollups("booked.total", date - Duration::days(400), date + Duration::days(1)).await.unwrap();
-    assert_eq!(on_rows.iter().map(|r| r.n).sum::<i64>(), (bookings + 50) as i64, "every benchmarked booking counted once");
-    assert!(off.rollups("booked.total", date - Duration::days(400), date + Duration::days(1)).await.unwrap().is_empty());
+    assert_eq!(
+        on_rows.iter().map(|r| r.n).sum::<i64>(),
+        (bookings + 50) as i64,
+        "every benchmarked booking counted once"
+    );
+    assert!(off
+        .rollups("booked.total", date - Duration::days(400), date + Duration::days(1))
+        .await
+        .unwrap()
+        .is_empty());
 }
