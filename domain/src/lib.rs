@@ -6,6 +6,7 @@ pub mod account;
 pub mod analytics;
 pub mod announcement;
 pub mod appointment;
+pub mod article;
 pub mod audit;
 pub mod average;
 pub mod billing;

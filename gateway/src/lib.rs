@@ -71,6 +71,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::import::router())
         .merge(http::announcements::router())
         .merge(http::analytics::router())
+        .merge(http::articles::router())
         .merge(http::booking::router())
         .merge(http::payments::router())
         .merge(http::fees::router())

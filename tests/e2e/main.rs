@@ -20,6 +20,7 @@ mod chat;
 mod chat_desk;
 mod chat_images;
 mod chat_load;
+mod content;
 mod crash;
 mod exams;
 mod export;

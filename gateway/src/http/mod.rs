@@ -4,6 +4,7 @@ pub mod access_history;
 pub mod admin;
 pub mod analytics;
 pub mod announcements;
+pub mod articles;
 pub mod audit_log;
 pub mod auth;
 pub mod booking;

@@ -1,5 +1,5 @@
 // The back office: login, then a page per area the caller's permissions open (staff, roles,
-// patients, catalogue, schedules, import, announcements, analytics, audit). The route is the URL's hash (`#staff`), so a reload
+// patients, catalogue, schedules, import, announcements, articles and FAQ, analytics, audit). The route is the URL's hash (`#staff`), so a reload
 // stays on the page. Every string from the server is rendered as text (`dom.js`).
 import { api, token, messageOf, ApiError, logout } from '/static/common/api.js';
 import { h, mount } from '/static/common/dom.js';
@@ -13,6 +13,7 @@ import { auditPage } from '/admin/pages/audit.js';
 import { importPage } from '/admin/pages/import.js';
 import { announcementsPage } from '/admin/pages/announcements.js';
 import { analyticsPage } from '/admin/pages/analytics.js';
+import { contentPage } from '/admin/pages/content.js';
 
 const app = document.getElementById('app');
 const TITLE = '医院管理后台';
@@ -26,6 +27,7 @@ const PAGES = [
   { id: 'schedules', label: '排班', needs: 'schedule.write', render: schedulesPage },
   { id: 'import', label: '批量导入', needs: 'catalog.import', render: importPage },
   { id: 'announcements', label: '公告', needs: 'content.write', render: announcementsPage },
+  { id: 'content', label: '资讯与常见问题', needs: 'content.write', render: contentPage },
   { id: 'analytics', label: '统计分析', needs: 'analytics.read', render: analyticsPage },
   { id: 'audit', label: '审计日志', needs: 'audit.read', render: auditPage },
 ];

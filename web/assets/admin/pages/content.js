@@ -1,0 +1,97 @@
+// 资讯与常见问题: news and health-education articles (write, edit, publish, take down, delete)
+// and, for holders of `chat.admin`, the FAQ patients search. Article bodies are HTML the server
+// sanitises; the preview shows the server's sanitised copy in a sandboxed frame (no scripts), so
+// what staff see is what patients get.
+import { api, h, table, field, form, when } from '/admin/ui.js';
+import { mount } from '/static/common/dom.js';
+
+const KINDS = [['news', '医院新闻'], ['health_education', '健康宣教']];
+const kindLabel = Object.fromEntries(KINDS);
+
+function flatten(nodes, depth = 0, out = []) {
+  for (const n of nodes) {
+    out.push({ ...n, depth });
+    flatten(n.children || [], depth + 1, out);
+  }
+  return out;
+}
+
+/** The article form: empty for a new one, filled for `editing` (then a revision of its version). */
+function articleForm(depts, editing, reload) {
+  const a = editing || {};
+  const dept = h('select', { name: 'department' }, h('option', { value: '' }, '（全院）'),
+    depts.map((d) => h('option', { value: d.id }, '　'.repeat(d.depth) + d.name)));
+  dept.value = a.department_id || '';
+  const kind = h('select', { name: 'kind' }, KINDS.map(([v, l]) => h('option', { value: v }, l)));
+  kind.value = a.kind || 'health_education';
+  const published = h('input', { name: 'published', type: 'checkbox' });
+  published.checked = !!a.published;
+  const body = h('textarea', { name: 'body', required: true, rows: '8' });
+  body.value = a.body_html || '';
+  return form(editing ? `编辑：${a.title}` : '新文章', [
+    field('类别', kind),
+    field('标题', h('input', { name: 'title', required: true, maxlength: '64', value: a.title || '' })),
+    field('摘要', h('input', { name: 'summary', maxlength: '200', value: a.summary || '' })),
+    field('科室', dept),
+    field('正文（HTML，保存时去除脚本与样式）', body),
+    h('label', { class: 'check' }, published, ' 发布（患者可见）'),
+  ], editing ? '保存修改' : '保存', (f) => {
+    const draft = {
+      kind: f.kind.value, title: f.title.value, summary: f.summary.value, body_html: f.body.value,
+      department_id: f.department.value || null, published: f.published.checked,
+    };
+    return editing ? api('PUT', `/api/v1/admin/articles/${a.id}`, { version: a.version, article: draft })
+      : api('POST', '/api/v1/admin/articles', draft);
+  }, (saved) => reload(saved.id), 'article-form');
+}
+
+async function faqCard(reload) {
+  const entries = await api('GET', '/api/v1/chat/faq?limit=100');
+  const rows = table([
+    ['问题', (e) => e.question],
+    ['回答', (e) => e.answer],
+    ['操作', (e) => h('button', { class: 'secondary', 'data-delete-faq': e.id, onclick: async () => {
+      await api('DELETE', `/api/v1/chat/faq/${e.id}`);
+      reload();
+    } }, '删除')],
+  ], entries, '还没有常见问题');
+  const add = form('新增常见问题', [
+    field('问题', h('input', { name: 'question', required: true, maxlength: '200' })),
+    field('回答', h('textarea', { name: 'answer', required: true, rows: '3' })),
+    field('关键词（逗号分隔）', h('input', { name: 'keywords' })),
+  ], '添加', (f) => api('POST', '/api/v1/chat/faq', {
+    group: null, question: f.question.value, answer: f.answer.value,
+    keywords: f.keywords.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
+  }), () => reload(), 'new-faq');
+  return h('div', { class: 'two' }, h('div', { class: 'card' }, h('h3', {}, '常见问题'), rows), add);
+}
+
+export async function contentPage(main, me, selected) {
+  const [articles, tree] = await Promise.all([api('GET', '/api/v1/admin/articles'), api('GET', '/api/v1/departments')]);
+  const depts = flatten(tree);
+  const deptName = Object.fromEntries(depts.map((d) => [d.id, d.name]));
+  const reload = (id) => contentPage(main, me, id);
+  const editing = articles.find((a) => a.id === selected);
+
+  const list = table([
+    ['标题', (a) => h('a', { href: '#content', 'data-article': a.id, onclick: (e) => { e.preventDefault(); reload(a.id); } }, a.title)],
+    ['类别', (a) => kindLabel[a.kind] || a.kind],
+    ['科室', (a) => deptName[a.department_id] || '全院'],
+    ['状态', (a) => h('span', { class: a.published ? 'ok' : '' }, a.published ? '已发布' : '草稿')],
+    ['更新时间', (a) => when(a.updated_at)],
+    ['操作', (a) => h('button', { class: 'secondary', 'data-delete-article': a.id, onclick: async () => {
+      if (!confirm(`删除《${a.title}》？`)) return;
+      await api('DELETE', `/api/v1/admin/articles/${a.id}`);
+      reload();
+    } }, '删除')],
+  ], articles, '还没有文章');
+
+  const preview = editing ? h('div', { class: 'card' }, h('h3', {}, '预览（患者看到的内容）'),
+    h('iframe', { class: 'preview', id: 'article-preview', sandbox: '', title: '预览', srcdoc: editing.body_html })) : null;
+  const side = h('div', {}, articleForm(depts, editing, reload), preview,
+    editing ? h('button', { class: 'secondary', onclick: () => reload() }, '写新文章') : null);
+
+  mount(main, h('h2', {}, '资讯与常见问题'),
+    h('div', { class: 'two' }, h('div', { class: 'card' }, h('h3', {}, '文章'), list), side),
+    me.permissions.includes('chat.admin') ? await faqCard(() => reload(selected)) : null);
+}
