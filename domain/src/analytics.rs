@@ -167,11 +167,10 @@ pub fn waitlist_deltas(old: &[WaitEntry], new: &[WaitEntry], zone: HospitalZone)
         .collect()
 }
 
-/// The payment channel an order was paid by. Today every order is paid by WeChat Pay; the
-/// payments work names its channels here (Alipay, medical insurance, at the window) and its
-/// orders are then counted by channel with no other change.
-pub fn channel_of(_order: &Order) -> &'static str {
-    "wechat"
+/// The payment channel an order's cash was paid by (`ledger::Channel`: WeChat Pay, Alipay, the
+/// balance, ...); an order of before channels were recorded was paid by WeChat Pay.
+pub fn channel_of(order: &Order) -> &'static str {
+    order.channel.map_or(crate::ledger::Channel::WechatPay.as_str(), |c| c.as_str())
 }
 
 /// Money received and refunded by an order's change (the revenue hook: every write of an order

@@ -169,6 +169,8 @@ async fn every_route_with_every_role_answers_as_the_table_says_and_is_audited() 
     let dir = s.stop();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
         .env("HOSPITAL_LOG", "warn")
+        // The tests' own setting (screenshots into docs/), not a server key.
+        .env_remove("HOSPITAL_SCREENSHOTS")
         .args(["audit", "verify", "--data-dir"])
         .arg(dir.path())
         .output()

@@ -24,14 +24,14 @@ function step(max, ticks = 4) {
 }
 
 /** Columns: `points` = [{label, n}], labels on the x axis (every k-th when crowded). */
-export function columns(id, points, { height = 220, color = '#0b6bcb', unit = '' } = {}) {
-  const W = 760, H = height, left = 40, bottom = 28, top = 10;
+export function columns(id, points, { height = 220, width = 760, color = '#0b6bcb', unit = '' } = {}) {
+  const W = width, H = height, left = 40, bottom = 28, top = 14;
   const max = Math.max(0, ...points.map((p) => p.n));
   const st = step(max);
   const yMax = Math.max(st, Math.ceil(max / st) * st);
   const y = (n) => top + (H - top - bottom) * (1 - n / yMax);
   const bw = (W - left - 8) / Math.max(points.length, 1);
-  const every = Math.ceil(points.length / 12);
+  const every = Math.ceil(points.length / Math.max(4, Math.floor(W / 64)));
   const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
   for (let v = 0; v <= yMax; v += st) {
     svg.appendChild(s('line', { x1: left, x2: W - 4, y1: y(v), y2: y(v), class: 'grid-line' }));
@@ -55,8 +55,8 @@ export function columns(id, points, { height = 220, color = '#0b6bcb', unit = ''
 }
 
 /** Horizontal bars: `rows` = [{label, n, note}], the largest first. */
-export function bars(id, rows, { color = '#1b7f3b' } = {}) {
-  const W = 760, row = 26, left = 150, right = 110;
+export function bars(id, rows, { color = '#1b7f3b', width = 760 } = {}) {
+  const W = width, row = 26, left = 120, right = 100;
   const H = row * rows.length + 8;
   const max = Math.max(1, ...rows.map((r) => r.n));
   const svg = s('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });

@@ -39,10 +39,10 @@ function render(out, r) {
   }
   const daily = columns('chart-daily', r.daily.map((d) => ({ label: d.day, short: d.day.slice(5), n: d.booked })), { unit: ' 个预约', height: 170 });
   const depts = r.departments.length
-    ? bars('chart-departments', r.departments.map((d) => ({ label: d.name, n: d.booked, note: pct(d.share) })))
+    ? bars('chart-departments', r.departments.map((d) => ({ label: d.name, n: d.booked, note: pct(d.share) })), { width: 520 })
     : h('p', { class: 'empty' }, '暂无数据');
   const slots = r.slots.length
-    ? columns('chart-slots', r.slots.map((x) => ({ label: x.time, n: x.booked })), { height: 180, color: '#b35c00' })
+    ? columns('chart-slots', r.slots.map((x) => ({ label: x.time, n: x.booked })), { height: 200, width: 420, color: '#b35c00' })
     : h('p', { class: 'empty' }, '暂无数据');
   const doctors = table([
     ['医生', (d) => d.name], ['预约', (d) => String(d.booked)], ['接诊人数', (d) => String(d.consults)],
@@ -54,7 +54,7 @@ function render(out, r) {
     ['取消', (d) => String(d.cancelled)], ['爽约', (d) => String(d.missed)], ['爽约率', (d) => pct(d.no_show_rate)],
   ], r.departments);
   const channels = table([
-    ['支付渠道', (c) => ({ wechat: '微信支付', alipay: '支付宝', insurance: '医保', window: '窗口' })[c.channel] || c.channel],
+    ['支付渠道', (c) => ({ wechat_pay: '微信支付', alipay: '支付宝', insurance_fund: '医保统筹', personal_account: '医保个人账户', balance: '账户余额' })[c.channel] || c.channel],
     ['收入', (c) => yuan(c.revenue)], ['退款', (c) => yuan(c.refunds)],
   ], r.channels);
   mount(out, stats,
