@@ -486,6 +486,9 @@ mod tests {
             // Fencing tokens are embedded-only so far: a fenced booking write is refused on
             // ScyllaDB (scylla/booking.rs), so no CQL table holds them yet.
             .filter(|n| n != "fences")
+            // A balance's movement count: ScyllaDB keeps it as `balances.version`, beside the
+            // balance it numbers, so it has no table of its own there.
+            .filter(|n| n != "balance_versions")
             .collect();
         embedded.sort();
         assert_eq!(names, embedded);
