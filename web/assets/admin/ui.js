@@ -32,6 +32,15 @@ export function form(title, fields, submitLabel, action, done, id) {
   return f;
 }
 
+/** The department tree (as `/api/v1/departments` gives it) flattened in display order, with depth. */
+export function flatten(nodes, depth = 0, out = []) {
+  for (const n of nodes) {
+    out.push({ ...n, depth });
+    flatten(n.children || [], depth + 1, out);
+  }
+  return out;
+}
+
 /** Local time in the hospital's zone (Asia/Shanghai). */
 export function when(iso) {
   if (!iso) return '';

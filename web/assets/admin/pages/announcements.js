@@ -1,17 +1,9 @@
 // 公告: publish a notice to every patient, one department's patients (those booked there) or
 // staff, now or at a set time (the hospital's local time); withdraw one before its time.
-import { api, h, table, field, form, when } from '/admin/ui.js';
+import { api, h, table, field, form, when, flatten } from '/admin/ui.js';
 import { mount } from '/static/common/dom.js';
 
 const STATES = { scheduled: '待发布', published: '已发布', cancelled: '已撤回' };
-
-function flatten(nodes, depth = 0, out = []) {
-  for (const n of nodes) {
-    out.push({ ...n, depth });
-    flatten(n.children || [], depth + 1, out);
-  }
-  return out;
-}
 
 /** `YYYY-MM-DDTHH:MM` typed as Shanghai time (UTC+8, no daylight saving) -> RFC 3339. */
 function fromLocal(v) {

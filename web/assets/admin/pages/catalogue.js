@@ -1,6 +1,6 @@
 // 科室与医生: the department tree (order, parent) and the doctors; create and edit them. Changes
 // show in the patient app at once.
-import { api, h, table, field, form } from '/admin/ui.js';
+import { api, h, table, field, form, flatten } from '/admin/ui.js';
 import { mount } from '/static/common/dom.js';
 
 const TITLES = [
@@ -8,15 +8,6 @@ const TITLES = [
   ['attending_physician', '主治医师'], ['resident_physician', '住院医师'],
 ];
 const titleLabel = Object.fromEntries(TITLES);
-
-/** The tree flattened in display order, with depth. */
-function flatten(nodes, depth = 0, out = []) {
-  for (const n of nodes) {
-    out.push({ ...n, depth });
-    flatten(n.children || [], depth + 1, out);
-  }
-  return out;
-}
 
 export async function cataloguePage(main, me) {
   const [tree, doctors] = await Promise.all([api('GET', '/api/v1/departments'), api('GET', '/api/v1/doctors?limit=100')]);

@@ -2,19 +2,11 @@
 // and, for holders of `chat.admin`, the FAQ patients search. Article bodies are HTML the server
 // sanitises; the preview shows the server's sanitised copy in a sandboxed frame (no scripts), so
 // what staff see is what patients get.
-import { api, h, table, field, form, when } from '/admin/ui.js';
+import { api, h, table, field, form, when, flatten } from '/admin/ui.js';
 import { mount } from '/static/common/dom.js';
 
 const KINDS = [['news', '医院新闻'], ['health_education', '健康宣教']];
 const kindLabel = Object.fromEntries(KINDS);
-
-function flatten(nodes, depth = 0, out = []) {
-  for (const n of nodes) {
-    out.push({ ...n, depth });
-    flatten(n.children || [], depth + 1, out);
-  }
-  return out;
-}
 
 /** The article form: empty for a new one, filled for `editing` (then a revision of its version). */
 function articleForm(depts, editing, reload) {
