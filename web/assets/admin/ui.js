@@ -1,6 +1,6 @@
 // Small pieces the back-office pages share: a table, a labelled field, a form that shows the
 // API's error (with the field it names), a date-time in the hospital's zone.
-import { api, messageOf, ApiError } from '/static/common/api.js';
+import { api, messageOf, ApiError, errorOf, token } from '/static/common/api.js';
 import { h } from '/static/common/dom.js';
 
 /** A table: `cols` = [[header, row => cell]]; cells are strings or nodes. */
@@ -49,13 +49,8 @@ export function when(iso) {
 
 /** Downloads an API answer as a file (the bearer token cannot ride on a plain link). */
 export async function download(path, name) {
-  const res = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem('hospital.staff.token')}` } });
-  if (!res.ok) {
-    const text = await res.text();
-    let e = null;
-    try { e = JSON.parse(text).error; } catch { /* not the API's error shape */ }
-    throw e ? new ApiError(res.status, e.code, e.message, e.field) : new ApiError(res.status, 'http_' + res.status, text);
-  }
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+  if (!res.ok) throw errorOf(res, await res.text());
   const url = URL.createObjectURL(await res.blob());
   const a = h('a', { href: url, download: name });
   document.body.appendChild(a);

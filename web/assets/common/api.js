@@ -61,14 +61,19 @@ export async function api(method, path, body) {
   }
   if (res.status === 204) return null;
   const text = await res.text();
+  if (!res.ok) {
+    if (res.status === 401) setToken(null);
+    throw errorOf(res, text);
+  }
+  try { return text ? JSON.parse(text) : null; } catch { return null; /* not JSON */ }
+}
+
+/** The ApiError of a failed answer whose body is `text`: the API's error shape, else the status. */
+export function errorOf(res, text) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-  if (!res.ok) {
-    const err = data && data.error ? data.error : { code: 'http_' + res.status, message: text || res.statusText };
-    if (res.status === 401) setToken(null);
-    throw new ApiError(res.status, err.code, err.message, err.field);
-  }
-  return data;
+  const err = data && data.error ? data.error : { code: 'http_' + res.status, message: text || res.statusText };
+  return new ApiError(res.status, err.code, err.message, err.field);
 }
 
 /** Staff login; keeps the token. */
