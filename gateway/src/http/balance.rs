@@ -23,6 +23,7 @@ use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery};
 use crate::http::booking::{order_view, OrderView};
+use crate::http::payments::own_stored_order;
 use crate::state::AppState;
 use crate::validate::Money;
 
@@ -255,10 +256,7 @@ async fn pay_from_balance(
     caller: AccountCaller,
     ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<ApiJson<OrderView>> {
-    // Read through the store first: an unknown id must not start an actor.
-    if state.stores.data.order(id).await?.filter(|o| o.account_id == caller.account_id).is_none() {
-        return Err(ApiError::not_found("order"));
-    }
+    own_stored_order(&state, &caller, id).await?;
     let o = state.actors.pay_from_balance(id).await?;
     Ok(ApiJson(order_view(&state, &o)))
 }

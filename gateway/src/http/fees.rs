@@ -30,6 +30,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, AccountCaller, ApiJson, ApiPath, RawBody};
 use crate::http::booking::{order_view, OrderView};
 use crate::http::exams::{verify_signature, SignatureError, SIGNATURE_TOLERANCE_SECS};
+use crate::http::payments::own_stored_order;
 use crate::state::AppState;
 
 /// The HIS's signature header.
@@ -317,10 +318,7 @@ async fn alipay_pay(
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<AlipayPayRequest>,
 ) -> ApiResult<ApiJson<AlipayPayView>> {
-    let owned = state.stores.data.order(id).await?.filter(|o| o.account_id == caller.account_id);
-    if owned.is_none() {
-        return Err(ApiError::not_found("order"));
-    }
+    own_stored_order(&state, &caller, id).await?;
     let bounded = |s: &Option<String>, max: usize| s.as_ref().is_none_or(|s| !s.is_empty() && s.len() <= max);
     if !bounded(&req.buyer_open_id, 128) {
         return Err(ApiError::OutOfRange { field: "buyer_open_id".into(), message: "1 to 128 characters".into() });

@@ -21,6 +21,7 @@ use crate::access::permit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, StaffCaller};
 use crate::http::booking::{order_view, OrderView};
+use crate::http::payments::owned_order;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -274,15 +275,6 @@ fn checkout_view(state: &AppState, o: &Order) -> ApiResult<InsuranceCheckoutView
         setl_id: p.setl_id.clone(),
         reversal: o.reversal.clone(),
     })
-}
-
-/// The caller's order, read through the store first (an unknown id must not start an actor).
-async fn owned_order(state: &AppState, caller: &AccountCaller, id: OrderId) -> ApiResult<Order> {
-    let stored = state.stores.data.order(id).await?.filter(|o| o.account_id == caller.account_id);
-    if stored.is_none() {
-        return Err(ApiError::not_found("order"));
-    }
-    Ok(state.actors.order(id).await?)
 }
 
 /// Pre-settles an unpaid fee order through insurance (6201 fee upload + 6202), under the

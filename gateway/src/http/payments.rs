@@ -17,16 +17,29 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_order)).routes(routes!(wechat_pay)).routes(routes!(wechat_notify))
 }
 
-async fn owned_order(
+/// The caller's order as stored: 404 for another account's or an unknown id. Every patient route
+/// on an order reads it through the store first, so an unknown id never starts an actor.
+pub(crate) async fn own_stored_order(
     state: &AppState,
     caller: &AccountCaller,
     id: OrderId,
 ) -> ApiResult<hospital_domain::order::Order> {
-    // Read through the store first: an unknown id must not start an actor.
-    let stored = state.stores.data.order(id).await?.filter(|o| o.account_id == caller.account_id);
-    if stored.is_none() {
-        return Err(ApiError::not_found("order"));
-    }
+    state
+        .stores
+        .data
+        .order(id)
+        .await?
+        .filter(|o| o.account_id == caller.account_id)
+        .ok_or_else(|| ApiError::not_found("order"))
+}
+
+/// The caller's order as its actor holds it (the live state), after `own_stored_order`.
+pub(crate) async fn owned_order(
+    state: &AppState,
+    caller: &AccountCaller,
+    id: OrderId,
+) -> ApiResult<hospital_domain::order::Order> {
+    own_stored_order(state, caller, id).await?;
     Ok(state.actors.order(id).await?)
 }
 
