@@ -182,7 +182,9 @@ impl Worker {
             JobKind::ApplyTemplate { doctor_id } => {
                 crate::templates::apply(self.data.as_ref(), &self.system, *doctor_id).await.map(|_| ())
             }
-            JobKind::ApplyTemplates { date } => crate::templates::run_day(self.data.as_ref(), &self.system, *date).await,
+            JobKind::ApplyTemplates { date } => {
+                crate::templates::run_day(self.data.as_ref(), &self.system, *date).await
+            }
         }
     }
 }

@@ -37,7 +37,11 @@ pub fn horizon(system: &ActorSystem) -> (NaiveDate, NaiveDate) {
 
 /// Applies one doctor's stored template to the horizon and records what it did; None if the
 /// doctor has no template (deleted since) or is no longer in the catalogue.
-pub async fn apply(data: &dyn DataStore, system: &ActorSystem, doctor: DoctorId) -> Result<Option<TemplateRun>, String> {
+pub async fn apply(
+    data: &dyn DataStore,
+    system: &ActorSystem,
+    doctor: DoctorId,
+) -> Result<Option<TemplateRun>, String> {
     let id = doctor.to_string();
     let Some(t) = Docs::<StoredTemplate>::new(data, TEMPLATE_DOCS).get(&id).await.map_err(text)? else {
         return Ok(None);

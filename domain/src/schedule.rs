@@ -379,7 +379,8 @@ mod tests {
         assert_eq!(back, t, "stored as JSON and read back");
         let zone = crate::time::HospitalZone::default();
         let monday = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        let made = t.sessions(DepartmentId::new(), Fen::new(2000), monday, monday + chrono::Duration::days(6), zone).unwrap();
+        let made =
+            t.sessions(DepartmentId::new(), Fen::new(2000), monday, monday + chrono::Duration::days(6), zone).unwrap();
         assert_eq!(made.len(), 2);
         assert!(made.iter().all(|s| s.doctor_id == t.doctor_id));
         let fees: Vec<Fen> = made.iter().map(|s| s.fee).collect();

@@ -10,12 +10,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+use crate::admin_import::import;
 use crate::booking_flow::{
     ahead, appointment, book_ok, booking_opts, doctors, eventually, messages, pay, person, session_view, set_release,
     staff,
 };
 use crate::browser::Browser;
-use crate::admin_import::import;
 use crate::catalogue_admin::dir_with_admin;
 use crate::harness::{assert_error, expect_json, ok_json, TestServer};
 use crate::realtime::{Enc, Ws};
@@ -61,7 +61,8 @@ async fn a_stored_template_is_applied_ahead_and_keeps_hand_changes() {
     )
     .await;
     let admin = s.staff_login("boss", "First-admin-2026").await;
-    let dep = expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科" })).await, 201).await;
+    let dep =
+        expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科" })).await, 201).await;
     let body = json!({ "department_id": dep["id"], "name": "李建国", "title": "attending_physician", "code": "D001" });
     let doctor = expect_json(s.post("/api/v1/admin/doctors", Some(&admin), body).await, 201).await;
     let doctor = doctor["id"].as_str().unwrap().to_string();
@@ -74,13 +75,18 @@ async fn a_stored_template_is_applied_ahead_and_keeps_hand_changes() {
     assert_eq!(e["field"], "lines", "{e}");
     let mut backwards = line(2, 2);
     backwards["end"] = json!("07:00");
-    let e = assert_error(put_template(&s, &admin, &doctor, json!({ "lines": [backwards] })).await, 422, "invalid_field")
-        .await;
+    let e =
+        assert_error(put_template(&s, &admin, &doctor, json!({ "lines": [backwards] })).await, 422, "invalid_field")
+            .await;
     assert_eq!(e["field"], "lines", "{e}");
     assert_error(put_template(&s, &admin, &doctor, json!({ "lines": [] })).await, 422, "invalid_field").await;
     let nobody = uuid::Uuid::new_v4();
-    assert_error(put_template(&s, &admin, &nobody.to_string(), json!({ "lines": [line(1, 2)] })).await, 404, "not_found")
-        .await;
+    assert_error(
+        put_template(&s, &admin, &nobody.to_string(), json!({ "lines": [line(1, 2)] })).await,
+        404,
+        "not_found",
+    )
+    .await;
 
     // Stored: every weekday's morning. The job applies it at once, to tomorrow .. 7 days ahead.
     let week: Vec<Value> = (1..=7).map(|d| line(d, 2)).collect();
@@ -110,7 +116,8 @@ async fn a_stored_template_is_applied_ahead_and_keeps_hand_changes() {
     ok_json(r).await;
     let second = made[1]["session_id"].as_str().unwrap().to_string();
     let segs = json!({ "segments": [{ "start": "09:00", "end": "10:00", "quota": 4 }] });
-    let r = s.request(Method::PUT, &format!("/api/v1/admin/sessions/{second}/segments"), Some(&admin), Some(segs)).await;
+    let r =
+        s.request(Method::PUT, &format!("/api/v1/admin/sessions/{second}/segments"), Some(&admin), Some(segs)).await;
     let moved = ok_json(r).await;
     assert_eq!(moved["notified"], json!([]), "nobody was booked: {moved}");
 
@@ -130,8 +137,12 @@ async fn a_stored_template_is_applied_ahead_and_keeps_hand_changes() {
     assert_eq!((times[0]["start"].clone(), times[0]["quota"].clone()), (json!("09:00:00"), json!(4)));
 
     // A save over a later one is refused.
-    let e = assert_error(put_template(&s, &admin, &doctor, json!({ "lines": week, "version": 1 })).await, 409, "version_conflict")
-        .await;
+    let e = assert_error(
+        put_template(&s, &admin, &doctor, json!({ "lines": week, "version": 1 })).await,
+        409,
+        "version_conflict",
+    )
+    .await;
     assert!(e["message"].as_str().unwrap().contains("read it again"), "{e}");
 
     // Each save and the time change were audited by name.
@@ -182,8 +193,8 @@ async fn moving_a_booked_segment_tells_its_patient() {
                      "start": "18:00", "end": "19:00", "segment_minutes": 30, "quota": 2 }],
         "release_days_before": 7, "release_time": "08:00",
     });
-    let made = expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(&admin), body).await, 201)
-        .await;
+    let made =
+        expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(&admin), body).await, 201).await;
     let session = made["created"][0].as_str().unwrap().to_string();
     set_release(&s, &admin, &session, Utc::now() - Days::minutes(1)).await;
     let view = session_view(&s, &doctor, date, &session).await;
@@ -273,7 +284,8 @@ async fn the_console_stores_a_template_and_adjusts_slot_times() {
     )
     .await;
     let admin = s.staff_login("boss", "First-admin-2026").await;
-    let dep = expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科" })).await, 201).await;
+    let dep =
+        expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科" })).await, 201).await;
     let body = json!({ "department_id": dep["id"], "name": "李建国", "title": "attending_physician" });
     let doctor = expect_json(s.post("/api/v1/admin/doctors", Some(&admin), body).await, 201).await;
     let doctor = doctor["id"].as_str().unwrap().to_string();

@@ -9,16 +9,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration as Days, NaiveTime};
-use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::audit::Target;
+use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::schedule::{
     ClinicSession, Period, Segment, StoredLine, StoredTemplate, TemplateLine, TemplateRun, WeeklyTemplate,
     TEMPLATE_DOCS, TEMPLATE_RUNS,
 };
 use hospital_domain::{AppointmentId, DoctorId, OrderId, Permission, SessionId, ValidationError};
 use hospital_store::{Docs, Versioned};
-use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::access::permit;
@@ -172,7 +172,11 @@ pub struct TemplateView {
     pub last_run: Option<TemplateRun>,
 }
 
-fn template_view(state: &AppState, t: Versioned<StoredTemplate>, runs: &HashMap<DoctorId, TemplateRun>) -> TemplateView {
+fn template_view(
+    state: &AppState,
+    t: Versioned<StoredTemplate>,
+    runs: &HashMap<DoctorId, TemplateRun>,
+) -> TemplateView {
     let v = t.value;
     TemplateView {
         doctor_id: v.doctor_id,
@@ -287,7 +291,9 @@ fn check_lines(lines: &[StoredLine]) -> ApiResult<()> {
     }
     for (i, l) in lines.iter().enumerate() {
         if l.start >= l.end {
-            return Err(ValidationError::new("lines", format!("line {}: the start must be before the end", i + 1)).into());
+            return Err(
+                ValidationError::new("lines", format!("line {}: the start must be before the end", i + 1)).into()
+            );
         }
         if lines[..i].iter().any(|o| (o.weekday, o.period) == (l.weekday, l.period)) {
             let msg = format!("line {}: weekday {} {} appears twice", i + 1, l.weekday, l.period.label());
