@@ -347,3 +347,48 @@ async fn the_console_stores_a_template_and_adjusts_slot_times() {
     assert_eq!(slots[0]["start"], "08:00:00", "{session}");
     let _ = b.client.clone().close().await;
 }
+
+/// The jobs are rows: a template saved while no run could pick it up (the jobs' tick a minute
+/// long) is applied after a crash and restart; a second restart applies nothing again (the
+/// day's run is marked done, the doctor's job is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_template_is_applied_after_a_crash_and_only_once() {
+    let opts = |tick_ms: u64| {
+        booking_opts()
+            .env("HOSPITAL_DEMO_DATA", false)
+            .env("HOSPITAL_ACTORS__JOBS__TICK_MS", tick_ms)
+            .env("HOSPITAL_ACTORS__JOBS__TEMPLATE_WEEKS_AHEAD", 1)
+    };
+    let s = TestServer::start(opts(600_000).data_dir(dir_with_admin())).await;
+    let admin = s.staff_login("boss", "First-admin-2026").await;
+    let dep =
+        expect_json(s.post("/api/v1/admin/departments", Some(&admin), json!({ "name": "内科" })).await, 201).await;
+    let body = json!({ "department_id": dep["id"], "name": "王芳", "title": "chief_physician" });
+    let doctor = expect_json(s.post("/api/v1/admin/doctors", Some(&admin), body).await, 201).await;
+    let doctor = doctor["id"].as_str().unwrap().to_string();
+    let week: Vec<Value> = (1..=7).map(|d| line(d, 2)).collect();
+    expect_json(put_template(&s, &admin, &doctor, json!({ "lines": week })).await, 201).await;
+    let t = s.get_json(&format!("/api/v1/admin/schedule-templates/{doctor}"), Some(&admin)).await;
+    assert_eq!(t["last_run"], Value::Null, "not applied yet: {t}");
+    assert_eq!(sessions(&s, &doctor, 7).await.len(), 0);
+
+    // Crash; the restart's runner finds the doctor's job and applies the template.
+    let s = TestServer::start(opts(200).data_dir(s.kill_9())).await;
+    let admin = s.staff_login("boss", "First-admin-2026").await;
+    let run = run_of(&s, &admin, &doctor, 1).await;
+    assert_eq!((run["created"].clone(), run["skipped"].clone()), (json!(7), json!(0)), "{run}");
+    assert_eq!(sessions(&s, &doctor, 7).await.len(), 7);
+
+    // Restarted again: nothing is applied twice.
+    let s = TestServer::start(opts(200).data_dir(s.stop())).await;
+    let admin = s.staff_login("boss", "First-admin-2026").await;
+    // A template saved for a second doctor proves the runner has ticked since the restart.
+    let body = json!({ "department_id": dep["id"], "name": "张伟", "title": "attending_physician" });
+    let other = expect_json(s.post("/api/v1/admin/doctors", Some(&admin), body).await, 201).await;
+    let other = other["id"].as_str().unwrap().to_string();
+    expect_json(put_template(&s, &admin, &other, json!({ "lines": [line(1, 2)] })).await, 201).await;
+    run_of(&s, &admin, &other, 1).await;
+    let t = s.get_json(&format!("/api/v1/admin/schedule-templates/{doctor}"), Some(&admin)).await;
+    assert_eq!(t["last_run"], run, "the first doctor's template was not applied again");
+    assert_eq!(sessions(&s, &doctor, 7).await.len(), 7);
+}
