@@ -18,10 +18,15 @@ const REFUSALS = {
 function isoDay(d) { return d.toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' }); }
 function periodLabel(p) { return (PERIODS.find((x) => x[0] === p) || [0, p])[1]; }
 function hm(t) { return (t || '').slice(0, 5); }
+/** What a refused field of this page means to staff. */
+const FIELDS = {
+  lines: '模板有误（每个星期和时段只能有一行，开始须早于结束）',
+  segments: '号源时段有误（须按时间顺序、互不重叠）',
+};
 function explain(x) {
-  const own = x instanceof ApiError ? REFUSALS[x.code] : null;
-  const where = x instanceof ApiError && x.field ? `（${x.field}）` : '';
-  return (own ? `${own}：${x.message}` : messageOf(x)) + where;
+  if (!(x instanceof ApiError)) return messageOf(x);
+  const own = REFUSALS[x.code] || (x.code === 'invalid_field' && FIELDS[x.field]);
+  return own ? `${own}：${x.message}` : messageOf(x) + (x.field ? `（${x.field}）` : '');
 }
 
 /** One editable template line as a table row; `read()` gives it as the API takes it. */
