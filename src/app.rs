@@ -164,7 +164,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         insurance: insurance.clone(),
         zone,
     });
-    reconciler.ensure_scheduled().await.context("cannot schedule reconciliation")?;
+    if config.actors.jobs.reconcile {
+        reconciler.ensure_scheduled().await.context("cannot schedule reconciliation")?;
+    }
     // Stored schedule templates (BOOK-9): a daily job applying them ahead, the first one made here.
     hospital_actors::templates::ensure_scheduled(stores.data.as_ref(), &actors)
         .await

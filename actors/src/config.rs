@@ -153,6 +153,9 @@ pub struct JobsConfig {
     pub template_weeks_ahead: u32,
     /// ... applied every day at this local time (and at once when a template is saved).
     pub template_apply_at: NaiveTime,
+    /// Whether the daily reconciliation with the providers' bills (PAY-4) is scheduled; off
+    /// where no bills can be fetched (the run route still works).
+    pub reconcile: bool,
 }
 
 impl Default for JobsConfig {
@@ -168,6 +171,7 @@ impl Default for JobsConfig {
             erase_cooling_off: Duration::from_secs(7 * 24 * 3600),
             template_weeks_ahead: 4,
             template_apply_at: NaiveTime::from_hms_opt(2, 0, 0).expect("02:00"),
+            reconcile: true,
         }
     }
 }
