@@ -7,7 +7,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration as Days, NaiveTime};
-use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::schedule::{ClinicSession, Period, TemplateLine, WeeklyTemplate};
 use hospital_domain::{DoctorId, OrderId, Permission, SessionId, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -53,7 +52,7 @@ pub struct ApplyTemplate {
     pub from: Day,
     pub to: Day,
     pub weekly: Vec<TemplateEntry>,
-    /// The fee in fen; default the doctor's title fee.
+    /// The fee in fen; default the doctor's fee (their own, else their title's).
     pub fee: Option<Money>,
     /// Slots open this many days before the session (放号), at `release_time` local time.
     pub release_days_before: ReleaseDays,
@@ -99,7 +98,7 @@ async fn apply_template(
                 quota: e.quota.get(),
             })
             .collect(),
-        fee: req.fee.map_or_else(|| DoctorTitle::default_fee(d.title), Money::fen),
+        fee: req.fee.map_or_else(|| d.fee(), Money::fen),
         release_days_before: req.release_days_before.get(),
         release_time: req.release_time,
     };
