@@ -175,7 +175,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stores.data.clone(),
         actors.clone(),
         Some(eraser),
-        Some(Arc::new(hospital_actors::Announcer { data: stores.data.clone(), events: events.clone() })),
+        Some(Arc::new(hospital_actors::Announcer {
+            data: stores.data.clone(),
+            events: events.clone(),
+            consoles: hospital_actors::Consoles::new(consoles.clone()),
+        })),
         Some(reconciler),
         config.actors.jobs.clone(),
     );

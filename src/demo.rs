@@ -258,7 +258,17 @@ pub fn demo_hospital(today: NaiveDate, zone: HospitalZone) -> DemoData {
             };
             plans.push((row, weekly_plan(&mut rng, extended, i)));
             let title = TITLES[row].0;
-            doctors.push(Doctor { id, department_id, name, title, specialties, introduction, popularity });
+            doctors.push(Doctor {
+                id,
+                department_id,
+                name,
+                title,
+                specialties,
+                introduction,
+                popularity,
+                own_fee: None,
+                photo: None,
+            });
         }
     }
 
@@ -330,6 +340,7 @@ fn department(
         description: description.into(),
         location: location.into(),
         sort: sort as i32,
+        enabled: true,
     }
 }
 

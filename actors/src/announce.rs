@@ -5,19 +5,21 @@
 //!
 //! Who is addressed: every account (paged through the store), or the accounts with a live or
 //! attended booking in a department or one below it, over the past year and the bookable months
-//! ahead; staff announcements reach no patient (the console lists them). Running it twice (a
+//! ahead; staff announcements reach no patient: they go live to every staff socket (agents'
+//! consoles and the back office's, `ConsoleEvent::Announcement`) and the console lists them. Running it twice (a
 //! lease that lapsed, a retry after a failure half-way) is harmless: each copy's id is derived
 //! from the announcement and the account, so it is rewritten, not added.
 
 use chrono::{Duration, Utc};
 use hospital_domain::announcement::{Announcement, AnnouncementState, Audience, ANNOUNCEMENT_DOCS};
 use hospital_domain::appointment::AppointmentStatus;
+use hospital_domain::chat::console::{ConsoleEvent, StaffEvent};
 use hospital_domain::{AccountId, DepartmentId};
 use hospital_store::{DataStore, Docs, PendingEvent};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use crate::Events;
+use crate::{Consoles, Events};
 
 /// Accounts read per page when an announcement goes to everyone.
 const PAGE: usize = 500;
@@ -26,6 +28,8 @@ const PAGE: usize = 500;
 pub struct Announcer {
     pub data: Arc<dyn DataStore>,
     pub events: Events,
+    /// Staff sockets, for announcements to staff.
+    pub consoles: Consoles,
 }
 
 impl Announcer {
@@ -43,6 +47,7 @@ impl Announcer {
         let now = Utc::now();
         let mut reached = 0u64;
         match a.audience {
+            // No patient: staff get it live below, once it is marked published.
             Audience::Staff => {}
             Audience::AllPatients => {
                 let mut after = None;
@@ -72,6 +77,10 @@ impl Announcer {
         // first wrote the same; either way the stored one says published.
         if !docs.put(&id.to_string(), &a, stored.version).await.map_err(|e| e.to_string())? {
             tracing::info!(%id, "the announcement changed while it was published; kept as stored");
+        } else if a.audience == Audience::Staff {
+            // Live to the staff sockets connected now (not logged: the console lists the
+            // published ones when it loads). Only the run that marked it published sends it.
+            self.consoles.send(StaffEvent::all_staff(ConsoleEvent::Announcement(a.clone())));
         }
         tracing::info!(%id, reached, "announcement published");
         metrics::counter!("announcements_published_total").increment(1);

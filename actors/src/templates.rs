@@ -8,7 +8,6 @@
 //! restart, a second node after a lapsed lease) adds nothing.
 
 use chrono::{Duration as Days, NaiveDate, Utc};
-use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::jobs::Job;
 use hospital_domain::schedule::{StoredTemplate, TemplateRun, TEMPLATE_DOCS, TEMPLATE_RUNS};
 use hospital_domain::DoctorId;
@@ -53,7 +52,7 @@ pub async fn apply(
     let (from, to) = horizon(system);
     let sessions = t
         .value
-        .sessions(d.department_id, DoctorTitle::default_fee(d.title), from, to, system.config().zone)
+        .sessions(d.department_id, d.fee(), from, to, system.config().zone)
         .map_err(|e| e.reason)?;
     let added = system.add_sessions(doctor, sessions).await.map_err(text)?;
     let run = TemplateRun {

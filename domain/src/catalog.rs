@@ -49,6 +49,15 @@ pub struct Department {
     pub location: String,
     /// Order among its siblings on the home page.
     pub sort: i32,
+    /// Switched off by staff: it, the departments below it, their doctors and sessions leave the
+    /// patient API at once and take no new booking; bookings already made stay. Staff still see
+    /// it (marked) and can switch it back on. Absent in rows written before it existed: on.
+    #[serde(default = "switched_on")]
+    pub enabled: bool,
+}
+
+fn switched_on() -> bool {
+    true
 }
 
 /// A doctor's title (职称); it sets the default registration fee.
@@ -96,4 +105,23 @@ pub struct Doctor {
     pub introduction: String,
     /// Bookings over the last weeks, for "popular doctors" on the home page.
     pub popularity: u32,
+    /// The doctor's own registration fee, overriding the title's default (`fee`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_fee: Option<Fen>,
+    /// The photo's object key (`doctors/<id>/<uuid>.<ext>`, JPEG, PNG or WebP), served at
+    /// `GET /api/v1/doctors/{id}/photo/{file}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
+}
+
+impl Doctor {
+    /// The registration fee of the doctor's new sessions: their own, else the title's default.
+    pub fn fee(&self) -> Fen {
+        self.own_fee.unwrap_or_else(|| self.title.default_fee())
+    }
+
+    /// The file name of the photo (the last segment of its key), as its URL carries it.
+    pub fn photo_file(&self) -> Option<&str> {
+        self.photo.as_deref().and_then(|k| k.rsplit('/').next())
+    }
 }

@@ -1,12 +1,17 @@
 //! The catalogue in memory: a few dozen departments and a few hundred doctors are read on every
 //! home page and search, so they are loaded once from the store into this index (rebuilt when
 //! staff change them) and searched here, by Chinese substring and pinyin initials (INFO-4).
+//!
+//! The index holds every department and doctor, switched off or not: staff pages, names on
+//! existing bookings and the live topics read it whole. What patients browse goes through the
+//! `open`/`public_*` readers, which leave out a switched-off department, those below it, and
+//! their doctors.
 
 use hospital_domain::catalog::{Department, Doctor, Hospital, SearchKey};
 use hospital_domain::{DepartmentId, DoctorId};
 use hospital_store::{DataStore, StoreError};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub struct CatalogIndex {
     pub hospital: Option<Hospital>,
@@ -16,6 +21,25 @@ pub struct CatalogIndex {
     doctor_by_id: HashMap<DoctorId, usize>,
     doctor_keys: Vec<SearchKey>,
     dept_keys: Vec<SearchKey>,
+    /// Departments switched off, or below one that is.
+    closed: HashSet<DepartmentId>,
+}
+
+/// The departments switched off and every one below them.
+fn closed_set(departments: &[Department]) -> HashSet<DepartmentId> {
+    let mut closed: HashSet<DepartmentId> = departments.iter().filter(|d| !d.enabled).map(|d| d.id).collect();
+    // Parents need not come before children: grow the set until it stops growing.
+    loop {
+        let before = closed.len();
+        for d in departments {
+            if d.parent_id.is_some_and(|p| closed.contains(&p)) {
+                closed.insert(d.id);
+            }
+        }
+        if closed.len() == before {
+            return closed;
+        }
+    }
 }
 
 /// Indexes of the keys matching `q`, best first. The sort is stable, so equal scores keep the
@@ -56,7 +80,29 @@ impl CatalogIndex {
                 SearchKey::new(fields)
             })
             .collect();
-        Self { hospital, departments, doctors, dept_by_id, doctor_by_id, doctor_keys, dept_keys }
+        let closed = closed_set(&departments);
+        Self { hospital, departments, doctors, dept_by_id, doctor_by_id, doctor_keys, dept_keys, closed }
+    }
+
+    /// Whether patients see the department and may book in it: it exists, and neither it nor a
+    /// department above it is switched off.
+    pub fn open(&self, id: DepartmentId) -> bool {
+        self.dept_by_id.contains_key(&id) && !self.closed.contains(&id)
+    }
+
+    /// Whether any department is switched off (if none, nothing needs checking).
+    pub fn any_closed(&self) -> bool {
+        !self.closed.is_empty()
+    }
+
+    /// A department as patients see it: None when switched off (or below one that is).
+    pub fn public_department(&self, id: DepartmentId) -> Option<&Department> {
+        self.department(id).filter(|d| self.open(d.id))
+    }
+
+    /// A doctor as patients see them: None when their department is switched off.
+    pub fn public_doctor(&self, id: DoctorId) -> Option<&Doctor> {
+        self.doctor(id).filter(|d| self.open(d.department_id))
     }
 
     pub fn department(&self, id: DepartmentId) -> Option<&Department> {
@@ -67,16 +113,24 @@ impl CatalogIndex {
         self.doctor_by_id.get(&id).map(|&i| &self.doctors[i])
     }
 
-    /// The department tree, siblings in their `sort` order.
+    /// The whole department tree, switched-off branches too (the staff's view), siblings in
+    /// their `sort` order.
     pub fn tree(&self) -> Vec<DepartmentNode> {
-        fn children(all: &[Department], parent: Option<DepartmentId>) -> Vec<DepartmentNode> {
-            let mut v: Vec<&Department> = all.iter().filter(|d| d.parent_id == parent).collect();
-            v.sort_by(|a, b| a.sort.cmp(&b.sort).then_with(|| a.name.cmp(&b.name)));
-            v.into_iter()
-                .map(|d| DepartmentNode { department: d.clone(), children: children(all, Some(d.id)) })
-                .collect()
-        }
-        children(&self.departments, None)
+        self.tree_of(None, false)
+    }
+
+    /// The department tree as patients see it: no switched-off branch.
+    pub fn public_tree(&self) -> Vec<DepartmentNode> {
+        self.tree_of(None, true)
+    }
+
+    fn tree_of(&self, parent: Option<DepartmentId>, public: bool) -> Vec<DepartmentNode> {
+        let mut v: Vec<&Department> =
+            self.departments.iter().filter(|d| d.parent_id == parent && (!public || self.open(d.id))).collect();
+        v.sort_by(|a, b| a.sort.cmp(&b.sort).then_with(|| a.name.cmp(&b.name)));
+        v.into_iter()
+            .map(|d| DepartmentNode { department: d.clone(), children: self.tree_of(Some(d.id), public) })
+            .collect()
     }
 
     /// Doctors of a department and of all departments below it.
@@ -103,7 +157,8 @@ impl CatalogIndex {
         ranked(&self.dept_keys, q).into_iter().map(|i| &self.departments[i]).collect()
     }
 
+    /// The `n` most popular doctors patients can see.
     pub fn popular(&self, n: usize) -> Vec<&Doctor> {
-        self.doctors.iter().take(n).collect()
+        self.doctors.iter().filter(|d| self.open(d.department_id)).take(n).collect()
     }
 }

@@ -84,14 +84,15 @@ impl ConsoleHub {
         let _ = self.bus.set(bus.clone());
     }
 
-    fn register(&self, agent: StaffId, groups: Vec<GroupCode>) -> (u64, mpsc::Receiver<Arc<str>>) {
+    /// A socket of `agent` (a back-office socket has no groups: it gets `AllStaff` events only).
+    pub(crate) fn register(&self, agent: StaffId, groups: Vec<GroupCode>) -> (u64, mpsc::Receiver<Arc<str>>) {
         let (tx, rx) = mpsc::channel(OUTBOX);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.sockets.lock().expect("console hub").insert(id, ConsoleSocket { agent, groups, tx });
         (id, rx)
     }
 
-    fn unregister(&self, id: u64) {
+    pub(crate) fn unregister(&self, id: u64) {
         self.sockets.lock().expect("console hub").remove(&id);
     }
 
@@ -127,6 +128,7 @@ impl ConsoleHub {
             let to = match &event.to {
                 Audience::Agent(a) => s.agent == *a,
                 Audience::Group(g) => s.groups.contains(g),
+                Audience::AllStaff => true,
             };
             // A console that cannot keep up loses live frames; it reloads on reconnect.
             if to && s.tx.try_send(frame.clone()).is_err() {

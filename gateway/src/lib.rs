@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod real_name;
 pub mod realtime;
 pub mod spreadsheet;
+pub mod staff_ws;
 pub mod state;
 pub mod validate;
 
@@ -90,6 +91,7 @@ pub fn api(sandbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::reports::router())
         .merge(http::his::router())
         .merge(http::consent::router())
+        .merge(http::policy_admin::router())
         .merge(http::access_history::router())
         .merge(http::export::router())
         .merge(http::chat::router())
@@ -136,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hospital_web::router())
         .route("/ws", get(realtime::ws))
         .route("/api/v1/chat/console/ws", get(chat::console_ws))
+        .route("/api/v1/staff/ws", get(staff_ws::staff_ws))
         .route(
             "/api/openapi.json",
             get(move || {

@@ -169,3 +169,67 @@ async fn the_console_schedules_and_withdraws_an_announcement() {
     assert_eq!(list[0]["state"], "cancelled");
     let _ = b.client.clone().close().await;
 }
+
+/// The back office's staff socket, signed in with `token` (header), after its welcome.
+pub(crate) async fn staff_socket(s: &TestServer, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = (s.base.replace("http://", "ws://") + "/api/v1/staff/ws").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("staff socket");
+    let mut ws = Ws { stream, enc: Enc::Json };
+    ws.next_of("welcome").await;
+    ws
+}
+
+/// A staff announcement set for a few seconds ahead reaches, at its time, every staff socket
+/// (the back office's, an agent's console) and no patient's; a patient's token and a bad token
+/// get no staff socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_announcement_reaches_staff_sockets_at_its_time() {
+    let s = TestServer::start(booking_opts().env("HOSPITAL_ACTORS__JOBS__TICK_MS", 200)).await;
+    let admin = s.staff_login("admin", "admin-demo-2026").await;
+    let mut office = staff_socket(&s, &admin).await;
+    let (_, agent) = crate::chat::agent(&s, &admin, "news_agent", &["booking"], 2).await;
+    let mut console = crate::chat::console(&s, &agent, "online").await;
+    let p = person(&s, 7611).await;
+    let mut patient = Ws::connect(&s, Some(&p.token), Enc::Json).await;
+    patient.next_of("welcome").await;
+
+    let at = Utc::now() + Days::seconds(2);
+    let a = schedule(&s, &admin, "消防演练通知", json!({ "kind": "staff" }), at).await;
+    for ws in [&mut office, &mut console] {
+        let got = ws.next_of("announcement").await;
+        assert!(Utc::now() >= at, "delivered before its time");
+        assert_eq!(got["payload"]["id"], a["id"], "{got}");
+        assert_eq!(got["payload"]["title"], "消防演练通知");
+        assert_eq!(got["payload"]["state"], "published");
+    }
+    published(&s, &admin, a["id"].as_str().unwrap()).await;
+    assert!(centre(&s, &p).await.is_empty(), "no patient's message centre has it");
+    // The patient's socket got no announcement: the next frame it gets is the one we cause now.
+    let body = json!({ "title": "全体患者通知", "body": "仅为检验。", "audience": { "kind": "all_patients" } });
+    expect_json(s.post("/api/v1/admin/announcements", Some(&admin), body).await, 201).await;
+    loop {
+        let v = patient.next().await.unwrap();
+        assert!(
+            v["type"] != "announcement" && v["payload"]["title"] != "消防演练通知",
+            "a staff notice on a patient socket: {v}"
+        );
+        if v["type"] == "message" && v["payload"]["title"] == "全体患者通知" {
+            break;
+        }
+    }
+    // Frames that are not staff announcements never reach the office socket; it answers heartbeats.
+    use futures::SinkExt;
+    office.stream.send(tokio_tungstenite::tungstenite::Message::Text(r#"{"type":"heartbeat"}"#.into())).await.unwrap();
+    assert_eq!(office.next().await.unwrap()["type"], "heartbeat");
+
+    // A patient's token: refused with a reason, then closed.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = (s.base.replace("http://", "ws://") + "/api/v1/staff/ws").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", p.token).parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("upgrade");
+    let mut ws = Ws { stream, enc: Enc::Json };
+    let e = ws.next_of("error").await;
+    assert_eq!(e["payload"]["code"], "unauthenticated", "{e}");
+}

@@ -134,5 +134,19 @@ async fn the_console_writes_publishes_and_previews_an_article() {
     b.screenshot("admin-content-faq").await;
     let faq = ok_json(s.get("/api/v1/chat/faq?q=取消预约", None).await).await;
     assert_eq!(faq[0]["question"], "如何取消预约？", "{faq}");
+
+    // Grouped: edited into the 预约挂号 service group; an unknown group is refused by name.
+    let id = faq[0]["id"].as_str().unwrap();
+    b.click(&format!("button[data-edit-faq='{id}']")).await;
+    b.wait_text("编辑常见问题").await;
+    b.fill("#new-faq input[name=group]", "no_such_group").await;
+    b.click("#new-faq button[type=submit]").await;
+    b.wait_text("（group）").await;
+    b.screenshot("admin-content-faq-error").await;
+    b.fill("#new-faq input[name=group]", "booking").await;
+    b.click("#new-faq button[type=submit]").await;
+    b.wait_text("booking").await;
+    let faq = ok_json(s.get("/api/v1/chat/faq?q=取消预约", None).await).await;
+    assert_eq!((faq[0]["id"].as_str(), faq[0]["group"].as_str()), (Some(id), Some("booking")), "{faq}");
     let _ = b.client.clone().close().await;
 }

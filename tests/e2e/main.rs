@@ -17,6 +17,7 @@ mod booking_flow;
 mod browser;
 mod catalogue;
 mod catalogue_admin;
+mod catalogue_console;
 mod chat;
 mod chat_desk;
 mod chat_images;

@@ -21,6 +21,8 @@ pub enum Audience {
     Agent(StaffId),
     /// The consoles of every agent of a group, and of supervisors.
     Group(GroupCode),
+    /// Every staff socket: agents' consoles and the back office's (`/api/v1/staff/ws`).
+    AllStaff,
 }
 
 /// A console event and who it is for.
@@ -37,6 +39,10 @@ impl StaffEvent {
 
     pub fn group(group: GroupCode, event: ConsoleEvent) -> Self {
         Self { to: Audience::Group(group), event }
+    }
+
+    pub fn all_staff(event: ConsoleEvent) -> Self {
+        Self { to: Audience::AllStaff, event }
     }
 }
 
@@ -57,6 +63,8 @@ pub enum ConsoleEvent {
     Backlog(BacklogSummary),
     /// A group's agents: presence, load and cap.
     Presence(GroupPresence),
+    /// An announcement to staff (ADM-4), at its publishing time.
+    Announcement(crate::announcement::Announcement),
 }
 
 impl ConsoleEvent {
@@ -68,6 +76,7 @@ impl ConsoleEvent {
             ConsoleEvent::Assignment(_) => "assignment",
             ConsoleEvent::Backlog(_) => "backlog",
             ConsoleEvent::Presence(_) => "presence",
+            ConsoleEvent::Announcement(_) => "announcement",
         }
     }
 }

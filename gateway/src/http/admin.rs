@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration as Days, NaiveTime};
 use hospital_domain::audit::Target;
-use hospital_domain::catalog::DoctorTitle;
 use hospital_domain::schedule::{
     ClinicSession, Period, Segment, StoredLine, StoredTemplate, TemplateLine, TemplateRun, WeeklyTemplate,
     TEMPLATE_DOCS, TEMPLATE_RUNS,
@@ -65,7 +64,7 @@ pub struct ApplyTemplate {
     pub from: Day,
     pub to: Day,
     pub weekly: Vec<TemplateEntry>,
-    /// The fee in fen; default the doctor's title fee.
+    /// The fee in fen; default the doctor's fee (their own, else their title's).
     pub fee: Option<Money>,
     /// Slots open this many days before the session (放号), at `release_time` local time.
     pub release_days_before: ReleaseDays,
@@ -100,7 +99,7 @@ async fn apply_template(
     }
     let template = WeeklyTemplate {
         lines: lines_of(&req.weekly),
-        fee: req.fee.map_or_else(|| DoctorTitle::default_fee(d.title), Money::fen),
+        fee: req.fee.map_or_else(|| d.fee(), Money::fen),
         release_days_before: req.release_days_before.get(),
         release_time: req.release_time,
     };
@@ -259,8 +258,7 @@ async fn save_template(
     let template = StoredTemplate { doctor_id: doctor, lines, updated_at: chrono::Utc::now() };
     // Every line must make a valid session (one week is every weekday once).
     let today = state.zone.local_date(chrono::Utc::now());
-    let title_fee = DoctorTitle::default_fee(d.title);
-    template.sessions(d.department_id, title_fee, today, today + Days::days(6), state.zone)?;
+    template.sessions(d.department_id, d.fee(), today, today + Days::days(6), state.zone)?;
     let data = state.stores.data.as_ref();
     let docs = Docs::<StoredTemplate>::new(data, TEMPLATE_DOCS);
     let stored = docs.get(&doctor.to_string()).await?.map_or(0, |t| t.version);

@@ -164,7 +164,8 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// Books a slot for one of the caller's patients: 201 with the hold and its payment order, or 409
-/// `sold_out`, `not_released`, `session_stopped` or `rule_violation` (with a `reason`). Send an
+/// `sold_out`, `not_released`, `session_stopped`, `department_closed` (staff switched the
+/// department off) or `rule_violation` (with a `reason`). Send an
 /// `Idempotency-Key` header: a retry with the same key books once and answers the same.
 #[utoipa::path(post, path = "/api/v1/appointments", tag = "booking", security(("bearer" = [])), request_body = BookRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key book once")),
@@ -178,6 +179,7 @@ async fn book(
     let slot: SlotId = req.slot_id.parse()?;
     let patient = PatientId::parse(&req.patient_id)?;
     let key = idempotency_key(&headers)?;
+    crate::http::catalog::refuse_closed(&state, slot.session_id).await?;
     let (a, o) =
         state.actors.book(caller.account_id, slot, patient, key).await.map_err(|e| booking_error(&state, e))?;
     Ok((
@@ -251,6 +253,7 @@ async fn reschedule(
 ) -> ApiResult<ApiJson<AppointmentView>> {
     let slot: SlotId = req.slot_id.parse()?;
     owned(&state, &caller, id).await?;
+    crate::http::catalog::refuse_closed(&state, slot.session_id).await?;
     let a = state.actors.reschedule(caller.account_id, id, slot).await.map_err(|e| booking_error(&state, e))?;
     Ok(ApiJson(appointment_view(&state, &a)))
 }
@@ -279,6 +282,7 @@ async fn join_waitlist(
     ApiJson(req): ApiJson<WaitlistRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<WaitlistPosition>)> {
     let patient = PatientId::parse(&req.patient_id)?;
+    crate::http::catalog::refuse_closed(&state, session).await?;
     let position =
         state.actors.join_waitlist(caller.account_id, session, patient).await.map_err(|e| booking_error(&state, e))?;
     Ok((StatusCode::CREATED, ApiJson(WaitlistPosition { position })))

@@ -1,11 +1,16 @@
 //! The hospital catalogue (INFO-1..4) and doctors' schedules (BOOK-1): public, no login needed.
 //! Everything but the schedule is answered from the in-memory `CatalogIndex`; the schedule
-//! comes from the doctor's schedule actor.
+//! comes from the doctor's schedule actor. A department staff switched off (and those below it,
+//! their doctors and sessions) is not here at all: 404, left out of lists, and a booking in it is
+//! refused with 409 `department_closed` (`refuse_closed`). Doctors' photos are served here, from
+//! object storage, under a URL that names the stored file (so it is cached for good).
 
 use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
 use hospital_actors::SessionAvailability;
-use hospital_domain::catalog::{Department, Doctor, DoctorTitle, Hospital};
+use hospital_domain::catalog::{Department, Doctor, Hospital};
 use hospital_domain::schedule::{Period, SessionStatus, SlotId};
 use hospital_domain::{DepartmentId, DoctorId, Fen, SessionId};
 use serde::{Deserialize, Serialize};
@@ -26,7 +31,31 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(popular_doctors))
         .routes(routes!(doctor))
         .routes(routes!(doctor_schedule))
+        .routes(routes!(doctor_photo))
         .routes(routes!(search))
+}
+
+/// How long browsers and proxies keep a photo: its URL names a write-once object, so its bytes
+/// never change under it; a new photo is a new URL.
+const PHOTO_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+
+/// Refuses a booking (or a waitlist) in a session whose department, or whose doctor's
+/// department, is switched off: 409 `department_closed`. Free while no department is off; else
+/// one read of the session.
+pub async fn refuse_closed(state: &AppState, session: SessionId) -> ApiResult<()> {
+    if !state.catalog().any_closed() {
+        return Ok(());
+    }
+    let Some(s) = state.stores.data.session(session).await? else { return Ok(()) };
+    let idx = state.catalog();
+    let doctor_open = idx.doctor(s.doctor_id).is_none_or(|d| idx.open(d.department_id));
+    if idx.open(s.department_id) && doctor_open {
+        return Ok(());
+    }
+    Err(ApiError::Conflict {
+        code: "department_closed",
+        message: "this department is not taking bookings now; bookings already made stay".into(),
+    })
 }
 
 /// A doctor as lists show it, with the department name and title label resolved.
@@ -36,16 +65,26 @@ pub struct DoctorView {
     pub doctor: Doctor,
     pub title_label: &'static str,
     pub department_name: String,
-    /// The default registration fee for the title, in fen.
+    /// The registration fee of the doctor's new sessions, in fen: their own (`own_fee`), else
+    /// the title's default.
     pub fee: Fen,
+    /// The photo (JPEG, PNG or WebP), if there is one: `GET` it, no sign-in needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub photo_url: Option<String>,
 }
 
-fn view(idx: &CatalogIndex, d: &Doctor) -> DoctorView {
+/// Where a doctor's photo is served.
+pub fn photo_url(d: &Doctor) -> Option<String> {
+    d.photo_file().map(|f| format!("/api/v1/doctors/{}/photo/{f}", d.id))
+}
+
+pub(crate) fn view(idx: &CatalogIndex, d: &Doctor) -> DoctorView {
     DoctorView {
         doctor: d.clone(),
         title_label: d.title.label(),
         department_name: idx.department(d.department_id).map(|x| x.name.clone()).unwrap_or_default(),
-        fee: DoctorTitle::default_fee(d.title),
+        fee: d.fee(),
+        photo_url: photo_url(d),
     }
 }
 
@@ -58,7 +97,7 @@ async fn hospital(State(state): State<AppState>) -> ApiResult<ApiJson<Hospital>>
 /// The department tree (INFO-2), siblings in display order.
 #[utoipa::path(get, path = "/api/v1/departments", tag = "catalogue", responses((status = 200, body = [DepartmentNode])))]
 async fn departments(State(state): State<AppState>) -> ApiJson<Vec<DepartmentNode>> {
-    ApiJson(state.catalog().tree())
+    ApiJson(state.catalog().public_tree())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -77,8 +116,9 @@ async fn department(
     ApiPath(id): ApiPath<DepartmentId>,
 ) -> ApiResult<ApiJson<DepartmentDetail>> {
     let idx = state.catalog();
-    let d = idx.department(id).ok_or_else(|| ApiError::not_found("department"))?;
-    let doctors = idx.doctors_under(id).into_iter().map(|x| view(&idx, x)).collect();
+    let d = idx.public_department(id).ok_or_else(|| ApiError::not_found("department"))?;
+    let doctors =
+        idx.doctors_under(id).into_iter().filter(|x| idx.open(x.department_id)).map(|x| view(&idx, x)).collect();
     Ok(ApiJson(DepartmentDetail { department: d.clone(), doctors }))
 }
 
@@ -110,7 +150,7 @@ async fn doctors(
     let list = idx
         .search_doctors(q.q.as_deref())
         .into_iter()
-        .filter(|d| under.as_ref().is_none_or(|ids| ids.contains(&d.id)))
+        .filter(|d| idx.open(d.department_id) && under.as_ref().is_none_or(|ids| ids.contains(&d.id)))
         .take(limit)
         .map(|d| view(&idx, d))
         .collect();
@@ -139,7 +179,7 @@ async fn popular_doctors(State(state): State<AppState>, ApiQuery(q): ApiQuery<Li
     responses((status = 200, body = DoctorView), (status = 404, body = ErrorBody)))]
 async fn doctor(State(state): State<AppState>, ApiPath(id): ApiPath<DoctorId>) -> ApiResult<ApiJson<DoctorView>> {
     let idx = state.catalog();
-    let d = idx.doctor(id).ok_or_else(|| ApiError::not_found("doctor"))?;
+    let d = idx.public_doctor(id).ok_or_else(|| ApiError::not_found("doctor"))?;
     Ok(ApiJson(view(&idx, d)))
 }
 
@@ -226,7 +266,7 @@ async fn doctor_schedule(
     ApiPath(id): ApiPath<DoctorId>,
     ApiQuery(q): ApiQuery<ScheduleQuery>,
 ) -> ApiResult<ApiJson<ScheduleView>> {
-    if state.catalog().doctor(id).is_none() {
+    if state.catalog().public_doctor(id).is_none() {
         return Err(ApiError::not_found("doctor"));
     }
     let from = q.from.map_or_else(|| state.zone.local_date(Utc::now()), Day::get);
@@ -264,7 +304,42 @@ async fn search(
     }
     let idx = state.catalog();
     Ok(ApiJson(SearchResults {
-        departments: idx.search_departments(text).into_iter().take(20).cloned().collect(),
-        doctors: idx.search_doctors(Some(text)).into_iter().take(50).map(|d| view(&idx, d)).collect(),
+        departments: idx.search_departments(text).into_iter().filter(|d| idx.open(d.id)).take(20).cloned().collect(),
+        doctors: idx
+            .search_doctors(Some(text))
+            .into_iter()
+            .filter(|d| idx.open(d.department_id))
+            .take(50)
+            .map(|d| view(&idx, d))
+            .collect(),
     }))
+}
+
+/// A doctor's photo, by the URL the doctor's entry gives (`photo_url`; no sign-in needed). The
+/// URL names the stored file, so the answer is cacheable for good (`Cache-Control: public,
+/// immutable`, with an `ETag`); a replaced photo's old URL is 404.
+#[utoipa::path(get, path = "/api/v1/doctors/{id}/photo/{file}", tag = "catalogue",
+    params(("id" = DoctorId, Path), ("file" = String, Path, description = "The file name in `photo_url`")),
+    responses((status = 200, description = "The photo (image/jpeg, image/png or image/webp)", content_type = "image/jpeg"),
+        (status = 304, description = "Not modified (If-None-Match)"), (status = 404, body = ErrorBody)))]
+async fn doctor_photo(
+    State(state): State<AppState>,
+    ApiPath((id, file)): ApiPath<(DoctorId, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let key = {
+        let idx = state.catalog();
+        let d = idx.public_doctor(id).ok_or_else(|| ApiError::not_found("photo"))?;
+        match (&d.photo, d.photo_file()) {
+            (Some(key), Some(current)) if current == file => key.clone(),
+            _ => return Err(ApiError::not_found("photo")),
+        }
+    };
+    let max_age = i64::try_from(PHOTO_MAX_AGE_SECS).unwrap_or(i64::MAX);
+    let mut res = crate::http::files::serve(&state.files, &key, &file, max_age, &headers).await?;
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("public, max-age={PHOTO_MAX_AGE_SECS}, immutable")).expect("ascii"),
+    );
+    Ok(res)
 }

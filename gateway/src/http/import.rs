@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap};
 use chrono::{Duration as Days, Utc};
 use hospital_domain::audit::Target;
-use hospital_domain::catalog::{Department, Doctor, DoctorTitle};
+use hospital_domain::catalog::{Department, Doctor};
 use hospital_domain::import::{check, Known, Plan, RowError, SheetKind, SheetSummary};
 use hospital_domain::schedule::{ClinicSession, StoredLine, StoredTemplate, WeeklyTemplate, TEMPLATE_DOCS};
 use hospital_domain::{DepartmentId, DoctorId, Permission};
@@ -304,6 +304,8 @@ fn build(
             description: d.description.clone(),
             location: d.location.clone(),
             sort: d.sort,
+            // A spreadsheet has no on/off column: a department switched off stays off.
+            enabled: catalog.department(id).is_none_or(|o| o.enabled),
         };
         let action = match catalog.department(id) {
             None => "create",
@@ -313,7 +315,8 @@ fn build(
         b.departments.push((dep, action, d.row, d.code.clone()));
     }
     let mut docs = doc_ids.clone();
-    let mut titles: HashMap<DoctorId, (DoctorTitle, DepartmentId)> = HashMap::new();
+    // Each doctor's fee and department, for their template rows.
+    let mut titles: HashMap<DoctorId, (hospital_domain::Fen, DepartmentId)> = HashMap::new();
     for d in &plan.doctors {
         let id = *docs.entry(d.code.clone()).or_insert_with(|| {
             let id = DoctorId::new();
@@ -330,13 +333,16 @@ fn build(
             specialties: d.specialties.clone(),
             introduction: d.introduction.clone(),
             popularity: old.map_or(0, |o| o.popularity),
+            // Set in the console, not the spreadsheet: kept.
+            own_fee: old.and_then(|o| o.own_fee),
+            photo: old.and_then(|o| o.photo.clone()),
         };
         let action = match old {
             None => "create",
             Some(o) if *o == doctor => "unchanged",
             Some(_) => "update",
         };
-        titles.insert(id, (doctor.title, doctor.department_id));
+        titles.insert(id, (doctor.fee(), doctor.department_id));
         b.doctors.push((doctor, action, d.row, d.code.clone()));
     }
     // Sessions from tomorrow (local) for the weeks asked.
@@ -347,8 +353,8 @@ fn build(
         plan.sheets.iter().find(|s| s.kind == SheetKind::Templates).map_or_else(String::new, |s| s.name.clone());
     for t in &plan.templates {
         let Some(doctor) = docs.get(&t.doctor_code).copied() else { continue };
-        let Some((title, department)) =
-            titles.get(&doctor).copied().or_else(|| catalog.doctor(doctor).map(|d| (d.title, d.department_id)))
+        let Some((doctor_fee, department)) =
+            titles.get(&doctor).copied().or_else(|| catalog.doctor(doctor).map(|d| (d.fee(), d.department_id)))
         else {
             // A code an earlier import made for a doctor no longer in the catalogue.
             errors.push(RowError {
@@ -362,7 +368,7 @@ fn build(
         };
         let template = WeeklyTemplate {
             lines: vec![t.line],
-            fee: t.fee.unwrap_or_else(|| DoctorTitle::default_fee(title)),
+            fee: t.fee.unwrap_or(doctor_fee),
             release_days_before: t.release_days_before,
             release_time: t.release_time,
         };

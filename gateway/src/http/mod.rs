@@ -34,6 +34,7 @@ pub mod messages;
 pub mod ops;
 pub mod patients;
 pub mod payments;
+pub mod policy_admin;
 pub mod queue;
 pub mod reconcile;
 pub mod records;

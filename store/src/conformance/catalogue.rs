@@ -32,6 +32,8 @@ pub async fn catalogue(store: Arc<dyn DataStore>) {
         description: "".into(),
         location: "".into(),
         sort: 1,
+        // Switched off: the flag is kept like any other field.
+        enabled: false,
     };
     store.put_departments(std::slice::from_ref(&dept)).await.unwrap();
     assert!(store.departments().await.unwrap().contains(&dept));
@@ -43,6 +45,8 @@ pub async fn catalogue(store: Arc<dyn DataStore>) {
         specialties: vec!["高血压".into()],
         introduction: "".into(),
         popularity: 3,
+        own_fee: Some(hospital_domain::Fen::new(4200)),
+        photo: Some("doctors/a/b.png".into()),
     };
     store.put_doctors(std::slice::from_ref(&doc)).await.unwrap();
     assert_eq!(store.doctor(doc.id).await.unwrap().as_ref(), Some(&doc));

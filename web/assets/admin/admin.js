@@ -14,6 +14,8 @@ import { importPage } from '/admin/pages/import.js';
 import { announcementsPage } from '/admin/pages/announcements.js';
 import { contentPage } from '/admin/pages/content.js';
 import { analyticsPage } from '/admin/pages/analytics.js';
+import { policiesPage } from '/admin/pages/policies.js';
+import { staffNews } from '/admin/staff_news.js';
 
 const app = document.getElementById('app');
 const TITLE = '医院管理后台';
@@ -28,6 +30,7 @@ const PAGES = [
   { id: 'import', label: '批量导入', needs: 'catalog.import', render: importPage },
   { id: 'announcements', label: '公告', needs: 'content.write', render: announcementsPage },
   { id: 'content', label: '资讯与常见问题', needs: 'content.write', render: contentPage },
+  { id: 'policies', label: '隐私政策与用户协议', needs: 'content.write', render: policiesPage },
   { id: 'analytics', label: '统计分析', needs: 'analytics.read', render: analyticsPage },
   { id: 'audit', label: '审计日志', needs: 'audit.read', render: auditPage },
 ];
@@ -43,11 +46,14 @@ async function start() {
   const pages = PAGES.filter((p) => me.permissions.includes(p.needs));
   const nav = h('nav', { class: 'menu' });
   const main = h('main', { class: 'page' });
+  const news = h('div', { class: 'news', id: 'staff-news', role: 'status' });
   mount(app,
     h('header', { class: 'topbar' }, h('span', { class: 'title' }, TITLE), h('span', { class: 'spacer' }),
       h('span', { class: 'who' }, me.name || me.username),
       h('button', { class: 'secondary', id: 'logout', onclick: async () => { await logout(); start(); } }, '退出')),
+    news,
     h('div', { class: 'shell' }, nav, main));
+  staffNews(news);
 
   const show = async () => {
     const id = location.hash.slice(1) || (pages[0] && pages[0].id);

@@ -37,28 +37,41 @@ function articleForm(depts, editing, reload) {
   }, (saved) => reload(saved.id), 'article-form');
 }
 
-async function faqCard(reload) {
+/** The FAQ: entries with their service group (none: every group); add, edit, remove. */
+async function faqCard(reload, editingId) {
   const entries = await api('GET', '/api/v1/chat/faq?limit=100');
+  const editing = entries.find((e) => e.id === editingId);
   const rows = table([
     ['问题', (e) => e.question],
     ['回答', (e) => e.answer],
-    ['操作', (e) => h('button', { class: 'secondary', 'data-delete-faq': e.id, onclick: async () => {
-      await api('DELETE', `/api/v1/chat/faq/${e.id}`);
-      reload();
-    } }, '删除')],
+    ['分组', (e) => e.group || '全部分组'],
+    ['操作', (e) => h('span', { class: 'actions' },
+      h('button', { class: 'secondary', 'data-edit-faq': e.id, onclick: () => reload(e.id) }, '编辑'),
+      h('button', { class: 'secondary', 'data-delete-faq': e.id, onclick: async () => {
+        await api('DELETE', `/api/v1/chat/faq/${e.id}`);
+        reload();
+      } }, '删除'))],
   ], entries, '还没有常见问题');
-  const add = form('新增常见问题', [
-    field('问题', h('input', { name: 'question', required: true, maxlength: '200' })),
-    field('回答', h('textarea', { name: 'answer', required: true, rows: '3' })),
-    field('关键词（逗号分隔）', h('input', { name: 'keywords' })),
-  ], '添加', (f) => api('POST', '/api/v1/chat/faq', {
-    group: null, question: f.question.value, answer: f.answer.value,
-    keywords: f.keywords.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
-  }), () => reload(), 'new-faq');
-  return h('div', { class: 'two' }, h('div', { class: 'card' }, h('h3', {}, '常见问题'), rows), add);
+  const e = editing || {};
+  const answer = h('textarea', { name: 'answer', required: true, rows: '3' });
+  answer.value = e.answer || '';
+  const put = form(editing ? '编辑常见问题' : '新增常见问题', [
+    field('问题', h('input', { name: 'question', required: true, maxlength: '200', value: e.question || '' })),
+    field('回答', answer),
+    field('关键词（逗号分隔）', h('input', { name: 'keywords', value: (e.keywords || []).join('，') })),
+    field('客服分组代码（留空适用全部分组）', h('input', { name: 'group', value: e.group || '' })),
+  ], editing ? '保存修改' : '添加', (f) => {
+    const body = {
+      group: f.group.value.trim() || null, question: f.question.value, answer: f.answer.value,
+      keywords: f.keywords.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
+    };
+    return editing ? api('PUT', `/api/v1/chat/faq/${e.id}`, body) : api('POST', '/api/v1/chat/faq', body);
+  }, () => reload(), 'new-faq');
+  return h('div', { class: 'two' }, h('div', { class: 'card' }, h('h3', {}, '常见问题'), rows),
+    h('div', {}, put, editing ? h('button', { class: 'secondary', onclick: () => reload() }, '新增常见问题') : null));
 }
 
-export async function contentPage(main, me, selected) {
+export async function contentPage(main, me, selected, faqEditing) {
   const [articles, tree] = await Promise.all([api('GET', '/api/v1/admin/articles'), api('GET', '/api/v1/departments')]);
   const depts = flatten(tree);
   const deptName = Object.fromEntries(depts.map((d) => [d.id, d.name]));
@@ -85,5 +98,5 @@ export async function contentPage(main, me, selected) {
 
   mount(main, h('h2', {}, '资讯与常见问题'),
     h('div', { class: 'two' }, h('div', { class: 'card' }, h('h3', {}, '文章'), list), side),
-    me.permissions.includes('chat.admin') ? await faqCard(() => reload(selected)) : null);
+    me.permissions.includes('chat.admin') ? await faqCard((id) => contentPage(main, me, selected, id), faqEditing) : null);
 }
