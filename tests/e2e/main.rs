@@ -33,6 +33,7 @@ mod his;
 mod insurance;
 mod live;
 mod openapi;
+mod outbound;
 mod patient_accounts;
 mod permissions;
 mod prometheus;
