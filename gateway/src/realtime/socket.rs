@@ -157,11 +157,11 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     let cfg = state.config.realtime.clone();
     let mut conn = Conn { ws, codec, cfg: cfg.clone() };
     metrics::gauge!("ws_open_sockets").increment(1.0);
-    let (session, resume_from) = match authenticate(&mut conn, &state, token).await {
+    let (session, resume_from) = match Box::pin(authenticate(&mut conn, &state, token)).await {
         Ok((s, from_frame)) => (s, resume_from.or(from_frame)),
         Err(Some(why)) => {
             let _ = conn.control(Control::error(codes::UNAUTHORIZED, why.clone()), None).await;
-            conn.close(close::UNAUTHORIZED, &why).await;
+            Box::pin(conn.close(close::UNAUTHORIZED, &why)).await;
             metrics::gauge!("ws_open_sockets").decrement(1.0);
             return;
         }
@@ -202,7 +202,7 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     if code == close::TOO_SLOW {
         metrics::counter!("ws_drops_total", "reason" => "too_slow").increment(1);
     }
-    conn.close(code, &reason).await;
+    Box::pin(conn.close(code, &reason)).await;
     metrics::gauge!("ws_open_sockets").decrement(1.0);
 }
 
@@ -292,14 +292,11 @@ impl Session<'_> {
         }
     }
 
-    async fn serve_until_end(
-        &mut self,
-        mut outbox: mpsc::Receiver<Arc<Logged>>,
-        resume_from: Option<u64>,
-    ) -> Result<std::convert::Infallible, End> {
-        let cfg = self.conn.cfg.clone();
-        let rt = self.state.realtime();
-        let head = rt.log.head(self.account).await.map_err(|_| ()).ok();
+    /// The welcome (and the replay a resume asks for): once per connection, so boxed where it is
+    /// called, keeping its store reads out of the future every idle socket holds.
+    async fn open(&mut self, resume_from: Option<u64>) -> Result<Progress, End> {
+        let cfg = &self.conn.cfg;
+        let head = self.state.realtime().log.head(self.account).await.map_err(|_| ()).ok();
         let Some(head) = head else {
             let _ = self.conn.control(Control::error(codes::UNAVAILABLE, "events are unavailable"), None).await;
             return Err(end(close::GOING_AWAY, "events are unavailable: reconnect later"));
@@ -320,7 +317,16 @@ impl Session<'_> {
             p.last_acked = from.min(head);
             self.resume(&mut p, from, head, None).await?;
         }
+        Ok(p)
+    }
 
+    async fn serve_until_end(
+        &mut self,
+        mut outbox: mpsc::Receiver<Arc<Logged>>,
+        resume_from: Option<u64>,
+    ) -> Result<std::convert::Infallible, End> {
+        let cfg = self.conn.cfg.clone();
+        let mut p = Box::pin(self.open(resume_from)).await?;
         let mut bucket = Bucket {
             tokens: cfg.burst as f64,
             rate: cfg.frames_per_second as f64,
@@ -352,7 +358,7 @@ impl Session<'_> {
                     if last_touch.elapsed() >= Duration::from_secs(self.login.idle_timeout_secs / 10) {
                         // An app that is open and heartbeating is in use: its session stays alive.
                         last_touch = Instant::now();
-                        if let Ok(s) = self.state.sessions.touch(&self.login, chrono::Utc::now()).await {
+                        if let Ok(s) = Box::pin(self.state.sessions.touch(&self.login, chrono::Utc::now())).await {
                             self.login = s;
                         }
                     }
@@ -382,7 +388,7 @@ impl Session<'_> {
                             continue;
                         }
                     };
-                    self.handle(msg, id.as_deref(), &mut p).await?;
+                    Box::pin(self.handle(msg, id.as_deref(), &mut p)).await?;
                 }
                 Some(event) = outbox.recv() => {
                     self.live(&mut p, event).await?;
@@ -417,7 +423,7 @@ impl Session<'_> {
                 }
                 _ = tokio::time::sleep_until(session_check) => {
                     // The session would have ended by now unless it was used meanwhile.
-                    match self.state.sessions.get(&self.login.token_hash, chrono::Utc::now()).await {
+                    match Box::pin(self.state.sessions.get(&self.login.token_hash, chrono::Utc::now())).await {
                         Ok(Some(s)) => {
                             session_check = tokio::time::Instant::now() + until(s.ends_at());
                             self.login = s;
@@ -509,7 +515,7 @@ impl Session<'_> {
         }
         if event.seq > p.last_sent + 1 {
             let from = p.last_sent + 1;
-            self.replay(p, from, event.seq - 1, None).await?;
+            Box::pin(self.replay(p, from, event.seq - 1, None)).await?;
         }
         self.send_event(p, &event).await?;
         let lag = super::log::now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
