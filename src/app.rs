@@ -165,6 +165,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         zone,
     });
     reconciler.ensure_scheduled().await.context("cannot schedule reconciliation")?;
+    // Stored schedule templates (BOOK-9): a daily job applying them ahead, the first one made here.
+    hospital_actors::templates::ensure_scheduled(stores.data.as_ref(), &actors)
+        .await
+        .context("cannot schedule the schedule templates' run")?;
     let jobs = hospital_actors::JobRunner::start(
         stores.data.clone(),
         actors.clone(),

@@ -579,3 +579,29 @@ impl Session<'_> {
 fn until(at: chrono::DateTime<chrono::Utc>) -> Duration {
     (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(WebSocket, AppState, Codec, Option<String>, Option<u64>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every open socket holds one `run` future (inside the task axum spawns for the upgrade), so
+    /// its size is memory per socket: the work done once per connection or per client frame is
+    /// boxed where it is awaited, and only the wait stays inline (3,312 bytes in a debug build when
+    /// this was written; axum's whole upgrade task was ~5.7 KiB per socket in a release build
+    /// before, docs/benchmarks.md). A new inline await of a store or Redis call would push it
+    /// back up, and this says so.
+    #[test]
+    fn the_future_each_socket_holds_stays_small() {
+        let size = future_size(run);
+        println!("socket::run future: {size} bytes");
+        assert!(size <= 4096, "socket::run's future is {size} bytes; box the new await (see this module's comments)");
+    }
+}
