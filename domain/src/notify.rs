@@ -90,6 +90,7 @@ pub fn outside_route(kind: MessageKind) -> OutsideRoute {
         K::BookingFailure
         | K::WaitlistOffer
         | K::ClinicStopped
+        | K::TimeChanged
         | K::PaymentSuccess
         | K::PaymentFailure
         | K::Refund
