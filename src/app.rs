@@ -389,11 +389,13 @@ fn sandbox_clients(config: &Config, base: &str) -> anyhow::Result<Clients> {
         base_url: format!("{base}/sandbox/wechat"),
     })?;
     // Subscribe messages: the same mini-program credentials, its own sandbox and templates.
-    sms_sandbox.add_template(notifier::SMS_BOOKING_TEMPLATE, notifier::SMS_BOOKING_TEXT);
-    sms_sandbox.add_template(notifier::SMS_REMINDER_TEMPLATE, notifier::SMS_REMINDER_TEXT);
+    for (code, text) in notifier::sms_templates() {
+        sms_sandbox.add_template(code, text);
+    }
     let subscribe_sandbox = SubscribeSandbox::new(SANDBOX_APPID, wx_secret.clone());
-    subscribe_sandbox.add_template(notifier::WECHAT_BOOKING_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
-    subscribe_sandbox.add_template(notifier::WECHAT_REMINDER_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+    for (id, keys) in notifier::wechat_templates() {
+        subscribe_sandbox.add_template(id, keys);
+    }
     let subscribe = SubscribeClient::new(SubscribeConfig {
         appid: SANDBOX_APPID.into(),
         secret: wx_secret,

@@ -3,9 +3,11 @@
 //! carry their unit (`_secs`, `_ms`), the fields are `Duration`s.
 
 use chrono::NaiveTime;
+use hospital_domain::message::MessageKind;
 use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechat_subscribe::MiniprogramState;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Tunables of the actor system. `Default` gives production values; tests shorten the clocks.
@@ -181,7 +183,7 @@ impl Default for JobsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifierConfig {
-    /// How often due reminders are looked for.
+    /// How often due reminders and outbound messages are looked for.
     #[serde(rename = "tick_ms", with = "millis")]
     pub tick: Duration,
     /// The local time of the evening-before reminder.
@@ -202,7 +204,7 @@ pub struct NotifierConfig {
     /// How far back due reminders are looked for (after an outage): older ones are left.
     #[serde(rename = "lookback_secs", with = "secs")]
     pub lookback: Duration,
-    /// At most this many reminders per tick.
+    /// At most this many reminders, and as many outbound messages, per tick.
     pub batch: usize,
     pub sms_booking_template: String,
     pub sms_reminder_template: String,
@@ -211,6 +213,45 @@ pub struct NotifierConfig {
     pub wechat_booking_template: Option<String>,
     pub wechat_reminder_template: Option<String>,
     pub miniprogram_state: MiniprogramState,
+    /// The templates of the messages outbound rows send on (clinic stops, waitlist offers,
+    /// payment results, ...), by message kind as the API names it: `[actors.notifier.outbound.
+    /// clinic_stopped]` `sms_template = "..."`, `wechat_template = "..."`. Each takes the SMS
+    /// parameters `title` and `content` and the WeChat keys `OUTBOUND_WECHAT_KEYS`.
+    pub outbound: BTreeMap<String, OutboundTemplates>,
+    /// The templates of a kind sent on that has no entry in `outbound` (a kind added later).
+    pub outbound_fallback: OutboundTemplates,
+}
+
+/// The SMS and WeChat templates of one kind of message; None: not sent by that channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundTemplates {
+    pub sms_template: Option<String>,
+    pub wechat_template: Option<String>,
+}
+
+impl OutboundTemplates {
+    fn of(sms: &str, wechat: &str) -> Self {
+        Self { sms_template: Some(sms.into()), wechat_template: Some(wechat.into()) }
+    }
+}
+
+impl NotifierConfig {
+    /// The templates an outbound row of `kind` is sent with.
+    pub fn outbound_templates(&self, kind: MessageKind) -> &OutboundTemplates {
+        self.outbound.get(&kind_name(kind)).unwrap_or(&self.outbound_fallback)
+    }
+
+    /// `outbound` keys that name no message kind (a typo would otherwise silently fall back).
+    pub fn unknown_outbound_kinds(&self) -> Vec<String> {
+        let known: Vec<String> = hospital_domain::notify::ALL_KINDS.iter().map(|k| kind_name(*k)).collect();
+        self.outbound.keys().filter(|k| !known.contains(k)).cloned().collect()
+    }
+}
+
+/// A kind's name as the API and the config spell it (`clinic_stopped`).
+fn kind_name(kind: MessageKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// The SMS templates the notifier uses, as approved in the Aliyun console (and registered in the
@@ -223,6 +264,50 @@ pub const SMS_REMINDER_TEXT: &str = "${name}您好，您预约的${doctor}门诊
 pub const WECHAT_BOOKING_TEMPLATE: &str = "booking-success-tmpl";
 pub const WECHAT_REMINDER_TEMPLATE: &str = "visit-reminder-tmpl";
 pub const WECHAT_TEMPLATE_KEYS: &[&str] = &["thing1", "time2", "thing3", "thing4"];
+
+/// The approved templates of the messages outbound rows send on, by kind: (kind, SMS template
+/// code, its text as approved, WeChat subscribe template id). Every SMS one takes `title` and
+/// `content`; every WeChat one the keys `OUTBOUND_WECHAT_KEYS` (`thing1` title, `time2` the
+/// message's time, `thing3` its text, shortened).
+pub const OUTBOUND_TEMPLATES: &[(MessageKind, &str, &str, &str)] = &[
+    (
+        MessageKind::ClinicStopped,
+        "SMS_CLINIC_STOPPED",
+        "${title}：${content}如需就诊请重新预约。",
+        "clinic-stopped-tmpl",
+    ),
+    (MessageKind::WaitlistOffer, "SMS_WAITLIST_OFFER", "${title}：${content}", "waitlist-offer-tmpl"),
+    (MessageKind::BookingFailure, "SMS_BOOKING_FAILURE", "${title}：${content}", "booking-failure-tmpl"),
+    (MessageKind::PaymentSuccess, "SMS_PAYMENT_RESULT", SMS_PAYMENT_TEXT, "payment-result-tmpl"),
+    (MessageKind::PaymentFailure, "SMS_PAYMENT_RESULT", SMS_PAYMENT_TEXT, "payment-result-tmpl"),
+    (MessageKind::Refund, "SMS_PAYMENT_RESULT", SMS_PAYMENT_TEXT, "payment-result-tmpl"),
+    (MessageKind::ReportReady, "SMS_REPORT_READY", "${title}：${content}请在“我的报告”中查看。", "report-ready-tmpl"),
+];
+const SMS_PAYMENT_TEXT: &str = "${title}：${content}如有疑问请联系医院收费处。";
+/// (SMS template code, its text, WeChat template id) of a kind sent on without its own entry.
+pub const OUTBOUND_FALLBACK: (&str, &str, &str) =
+    ("SMS_HOSPITAL_NOTICE", "${title}：${content}", "hospital-notice-tmpl");
+pub const OUTBOUND_WECHAT_KEYS: &[&str] = &["thing1", "time2", "thing3"];
+
+/// Every SMS template the notifier sends, with its approved text: what the sandbox registers.
+pub fn sms_templates() -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![(SMS_BOOKING_TEMPLATE, SMS_BOOKING_TEXT), (SMS_REMINDER_TEMPLATE, SMS_REMINDER_TEXT)];
+    v.extend(OUTBOUND_TEMPLATES.iter().map(|(_, code, text, _)| (*code, *text)));
+    v.push((OUTBOUND_FALLBACK.0, OUTBOUND_FALLBACK.1));
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every WeChat subscribe template the notifier sends, with its keys: what the sandbox registers.
+pub fn wechat_templates() -> Vec<(&'static str, &'static [&'static str])> {
+    let mut v = vec![(WECHAT_BOOKING_TEMPLATE, WECHAT_TEMPLATE_KEYS), (WECHAT_REMINDER_TEMPLATE, WECHAT_TEMPLATE_KEYS)];
+    v.extend(OUTBOUND_TEMPLATES.iter().map(|(_, _, _, id)| (*id, OUTBOUND_WECHAT_KEYS)));
+    v.push((OUTBOUND_FALLBACK.2, OUTBOUND_WECHAT_KEYS));
+    v.sort();
+    v.dedup();
+    v
+}
 
 impl Default for NotifierConfig {
     fn default() -> Self {
@@ -241,6 +326,11 @@ impl Default for NotifierConfig {
             wechat_booking_template: Some(WECHAT_BOOKING_TEMPLATE.into()),
             wechat_reminder_template: Some(WECHAT_REMINDER_TEMPLATE.into()),
             miniprogram_state: MiniprogramState::Formal,
+            outbound: OUTBOUND_TEMPLATES
+                .iter()
+                .map(|(kind, sms, _, wechat)| (kind_name(*kind), OutboundTemplates::of(sms, wechat)))
+                .collect(),
+            outbound_fallback: OutboundTemplates::of(OUTBOUND_FALLBACK.0, OUTBOUND_FALLBACK.2),
         }
     }
 }

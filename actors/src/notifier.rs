@@ -1,5 +1,14 @@
 //! The notifier (MSG-2..4): sends booking confirmations and visit reminders by each channel the
-//! account's preferences allow (in-app message + live event, SMS, WeChat subscribe message).
+//! account's preferences allow (in-app message + live event, SMS, WeChat subscribe message), and
+//! every other message-centre message of a kind sent on (`outside_route`: clinic stops, waitlist
+//! offers, payment results, ...) by SMS and WeChat.
+//!
+//! Those other messages are written by many paths (the booking engine, payments, exams); each
+//! store write of such a message writes its outbound row too (`NotifyStore::outbound`), and the
+//! same tick claims, sends and settles those rows as it does reminders: the channels are decided
+//! from the account's preferences for the message's kind at the first attempt, each channel keeps
+//! its state, and the same lease, backoff and give-up apply. Their templates come from
+//! `NotifierConfig::outbound` by kind.
 //!
 //! Reminders are rows (`NotifyStore`), not timers: a confirmed booking schedules its reminders
 //! (the confirmation itself, the evening before at 18:00 local, two hours before the segment
@@ -21,11 +30,13 @@
 use chrono::{DateTime, Days, NaiveTime, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::message::Message;
-use hospital_domain::notify::{Channel, ChannelDelivery, DeliveryState, Reminder, ReminderKind, ReminderStatus};
+use hospital_domain::notify::{
+    Channel, ChannelDelivery, DeliveryState, Outbound, Reminder, ReminderKind, ReminderStatus,
+};
 use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechat_subscribe::{SubscribeMessage, SubscribeMessenger};
 use hospital_integrations::SmsSender;
-use hospital_store::{Claim, DataStore, PendingEvent};
+use hospital_store::{Account, Claim, DataStore, PendingEvent};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,9 +45,13 @@ use uuid::Uuid;
 use crate::Events;
 
 pub use crate::config::{
-    NotifierConfig, SMS_BOOKING_TEMPLATE, SMS_BOOKING_TEXT, SMS_REMINDER_TEMPLATE, SMS_REMINDER_TEXT,
+    sms_templates, wechat_templates, NotifierConfig, OutboundTemplates, OUTBOUND_FALLBACK, OUTBOUND_TEMPLATES,
+    OUTBOUND_WECHAT_KEYS, SMS_BOOKING_TEMPLATE, SMS_BOOKING_TEXT, SMS_REMINDER_TEMPLATE, SMS_REMINDER_TEXT,
     WECHAT_BOOKING_TEMPLATE, WECHAT_REMINDER_TEMPLATE, WECHAT_TEMPLATE_KEYS,
 };
+
+/// At most this many characters of a message's text go into an SMS (`content`).
+const SMS_CONTENT_CHARS: usize = 70;
 
 /// What the schedule actor holds (`ActorDeps::notify`, from `Notifier::handle`): it reports each
 /// confirmed appointment once the write that confirmed it is durable. The default handle (no
@@ -91,6 +106,9 @@ impl Notifier {
     /// `handle` (`ActorDeps::with_notify`).
     pub fn start(deps: NotifierDeps, config: NotifierConfig) -> Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
+        for k in config.unknown_outbound_kinds() {
+            tracing::error!(key = %k, "notifier.outbound names no message kind; ignored");
+        }
         let worker = Arc::new(Worker { deps, config, owner: Uuid::new_v4() });
         let task = tokio::spawn(run(worker.clone(), rx));
         tracing::info!(owner = %worker.owner, "notifier started");
@@ -160,11 +178,12 @@ struct Worker {
     owner: Uuid,
 }
 
-/// What a reminder says, by channel.
+/// What a reminder or an outbound row says, by channel.
 struct Content {
     title: String,
     body: String,
-    sms_template: String,
+    /// None: no SMS template for this kind (the channel is skipped).
+    sms_template: Option<String>,
     sms_params: serde_json::Value,
     wechat: Option<SubscribeMessage>,
 }
@@ -246,6 +265,258 @@ impl Worker {
                 Err(e) => tracing::warn!(reminder = %entry.id, error = %e, "cannot claim a reminder"),
             }
         }
+        self.run_due_outbound(now, from).await;
+    }
+
+    async fn run_due_outbound(&self, now: DateTime<Utc>, from: DateTime<Utc>) {
+        let due = match self.deps.data.due_outbound(from, now, self.config.batch).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read due outbound messages");
+                return;
+            }
+        };
+        for entry in due {
+            let lease_until = now + chrono(self.config.lease);
+            match self.deps.data.claim_outbound(&entry, self.owner, now, lease_until).await {
+                Ok(Claim::Claimed(o)) => {
+                    let mut o = self.attempt_outbound(o, Utc::now()).await;
+                    if o.status != ReminderStatus::Pending {
+                        let outcome = match o.status {
+                            ReminderStatus::Done => "done",
+                            ReminderStatus::Skipped => "skipped",
+                            _ => "gave_up",
+                        };
+                        metrics::counter!("outbound_messages_total", "outcome" => outcome).increment(1);
+                        // The row stays (so nothing is sent again) but not the text: the message
+                        // centre keeps that, and an account's erasure removes it there.
+                        o.message.title.clear();
+                        o.message.body.clear();
+                    }
+                    match self.deps.data.finish_outbound(&o, self.owner).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(message = %o.id(), "lease lost before the outcome was written"),
+                        Err(e) => tracing::error!(message = %o.id(), error = %e, "cannot record an outbound outcome"),
+                    }
+                }
+                Ok(Claim::NotDue) => {}
+                Err(e) => tracing::warn!(message = %entry.id(), error = %e, "cannot claim an outbound message"),
+            }
+        }
+    }
+
+    /// One attempt of an outbound row: every channel still pending is tried.
+    async fn attempt_outbound(&self, mut o: Outbound, now: DateTime<Utc>) -> Outbound {
+        let data = &self.deps.data;
+        let m = &o.message;
+        let account = match data.account(m.account_id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                o.status = ReminderStatus::Skipped;
+                o.note = Some("no such account".into());
+                o.updated_at = now;
+                return o;
+            }
+            Err(e) => {
+                let why = format!("store: {e}");
+                (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, &why);
+                o.note = Some(why);
+                o.updated_at = now;
+                return o;
+            }
+        };
+        let templates = self.config.outbound_templates(m.kind).clone();
+        if o.channels.is_empty() {
+            // Decided once, at the first attempt, from the preferences as they are now.
+            let prefs = match data.notification_preferences(m.account_id).await {
+                Ok(p) => p.for_kind(m.kind),
+                Err(e) => {
+                    let why = format!("store: {e}");
+                    (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, &why);
+                    o.note = Some(why);
+                    o.updated_at = now;
+                    return o;
+                }
+            };
+            // The message itself is the in-app delivery, already stored.
+            let wanted: Vec<Channel> = prefs.channels().into_iter().filter(|c| *c != Channel::InApp).collect();
+            o.channels = self.decide(
+                &wanted,
+                &[],
+                &account,
+                templates.sms_template.is_some(),
+                templates.wechat_template.is_some(),
+            );
+            if o.channels.is_empty() {
+                o.note = Some("in the message centre only, as the account's preferences say".into());
+            }
+        }
+        let content = self.outbound_content(&o.message, &templates, account.wechat_openid.as_deref());
+        let label = o.id().to_string();
+        // One channel at a time, each one sent recorded before the next is tried: a process that
+        // dies mid-send resends nothing already recorded.
+        for i in 0..o.channels.len() {
+            if o.channels[i].state.is_final() {
+                continue;
+            }
+            self.send_pending(&label, &mut o.channels[i..=i], &content, account.phone.as_ref(), None).await;
+            let more = o.channels[i + 1..].iter().any(|d| !d.state.is_final());
+            if more && o.channels[i].state == DeliveryState::Sent {
+                match self.deps.data.progress_outbound(&o, self.owner).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(message = %o.id(), "lease lost mid-send"),
+                    Err(e) => tracing::warn!(message = %o.id(), error = %e, "cannot record a sent channel"),
+                }
+            }
+        }
+        o.attempts += 1;
+        o.updated_at = now;
+        match self.settle(o.attempts, &mut o.channels) {
+            None => o.status = ReminderStatus::Done,
+            Some(true) => {
+                tracing::warn!(message = %o.id(), kind = ?o.message.kind, "outbound message given up");
+                o.status = ReminderStatus::GaveUp;
+            }
+            Some(false) => o.due_at = now + self.backoff(o.attempts),
+        }
+        o
+    }
+
+    /// What an outbound row's message says by SMS (`title`, `content`) and WeChat.
+    fn outbound_content(&self, m: &Message, t: &OutboundTemplates, openid: Option<&str>) -> Content {
+        let sms_params = serde_json::json!({ "title": m.title, "content": clip(&m.body, SMS_CONTENT_CHARS) });
+        let time = m.created_at.with_timezone(&self.deps.zone.0).format("%Y-%m-%d %H:%M").to_string();
+        let text = if m.body.trim().is_empty() { &m.title } else { &m.body };
+        let wechat = match (&t.wechat_template, openid) {
+            (Some(id), Some(openid)) => Some(SubscribeMessage {
+                miniprogram_state: self.config.miniprogram_state,
+                ..SubscribeMessage::new(openid, id.clone())
+                    .page(format!("pages/messages/detail?id={}", m.id))
+                    .value("thing1", clip(&m.title, 20))
+                    .value("time2", time)
+                    .value("thing3", clip(text, 20))
+            }),
+            _ => None,
+        };
+        Content {
+            title: m.title.clone(),
+            body: m.body.clone(),
+            sms_template: t.sms_template.clone(),
+            sms_params,
+            wechat,
+        }
+    }
+
+    /// The deliveries of the `wanted` channels for `account`: pending, or skipped with why
+    /// (covered elsewhere, no phone, no openid, no template, WeChat not configured).
+    fn decide(
+        &self,
+        wanted: &[Channel],
+        covered: &[Channel],
+        account: &Account,
+        sms_template: bool,
+        wechat_template: bool,
+    ) -> Vec<ChannelDelivery> {
+        wanted
+            .iter()
+            .map(|&c| {
+                if covered.contains(&c) {
+                    return ChannelDelivery::skipped(c, "delivered with the booking");
+                }
+                match c {
+                    Channel::InApp => ChannelDelivery::pending(c),
+                    Channel::Sms if account.phone.is_none() => ChannelDelivery::skipped(c, "no phone"),
+                    Channel::Sms if !sms_template => ChannelDelivery::skipped(c, "no SMS template for this kind"),
+                    Channel::Wechat if self.deps.wechat.is_none() => {
+                        ChannelDelivery::skipped(c, "WeChat is not configured")
+                    }
+                    Channel::Wechat if !wechat_template => {
+                        ChannelDelivery::skipped(c, "no WeChat template for this kind")
+                    }
+                    Channel::Wechat if account.wechat_openid.is_none() => {
+                        ChannelDelivery::skipped(c, "no WeChat openid")
+                    }
+                    _ => ChannelDelivery::pending(c),
+                }
+            })
+            .collect()
+    }
+
+    /// Tries every channel still pending, recording each one's outcome. `in_app` is the message
+    /// to store for the in-app channel (reminders; an outbound row has none).
+    async fn send_pending(
+        &self,
+        label: &str,
+        channels: &mut [ChannelDelivery],
+        content: &Content,
+        phone: Option<&hospital_domain::Phone>,
+        in_app: Option<&Message>,
+    ) {
+        for d in channels.iter_mut().filter(|d| !d.state.is_final()) {
+            let channel = d.channel;
+            let outcome = match channel {
+                Channel::InApp => match in_app {
+                    Some(m) => self.send_in_app(m).await,
+                    None => Err((false, "the message centre holds it already".to_string())),
+                },
+                Channel::Sms => self.send_sms(phone, content).await,
+                Channel::Wechat => self.send_wechat(content).await,
+            };
+            d.attempts += 1;
+            let label_c = match channel {
+                Channel::InApp => "in_app",
+                Channel::Sms => "sms",
+                Channel::Wechat => "wechat",
+            };
+            match outcome {
+                Ok(()) => {
+                    metrics::counter!("notifications_sent_total", "channel" => label_c).increment(1);
+                    d.state = DeliveryState::Sent;
+                    d.sent_at = Some(Utc::now());
+                    d.last_error = None;
+                }
+                Err((retryable, error)) => {
+                    metrics::counter!("notifications_failed_total", "channel" => label_c).increment(1);
+                    tracing::warn!(id = label, channel = label_c, retryable, %error, "notification failed");
+                    d.state = if retryable { DeliveryState::Pending } else { DeliveryState::Failed };
+                    d.last_error = Some(error);
+                }
+            }
+        }
+    }
+
+    /// After an attempt: None when every channel is final (done); Some(true) when `attempts`
+    /// reached the limit (the channels still failing are marked failed: given up); Some(false)
+    /// when it is to be retried.
+    fn settle(&self, attempts: u32, channels: &mut [ChannelDelivery]) -> Option<bool> {
+        if channels.iter().all(|d| d.state.is_final()) {
+            return None;
+        }
+        if attempts >= self.config.max_attempts {
+            for d in channels.iter_mut().filter(|d| !d.state.is_final()) {
+                d.state = DeliveryState::Failed;
+            }
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    /// A failure before any channel was tried (the store): (attempts, status, due) for the same
+    /// attempt again later, or given up at the limit.
+    fn postpone(
+        &self,
+        attempts: u32,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> (u32, ReminderStatus, DateTime<Utc>) {
+        tracing::warn!(why, "notification postponed");
+        let attempts = attempts + 1;
+        if attempts >= self.config.max_attempts {
+            (attempts, ReminderStatus::GaveUp, due_at)
+        } else {
+            (attempts, ReminderStatus::Pending, now + self.backoff(attempts))
+        }
     }
 
     fn skip(mut r: Reminder, now: DateTime<Utc>, why: &str) -> Reminder {
@@ -286,89 +557,29 @@ impl Worker {
                 Ok(p) => p.for_kind(r.kind.message_kind()),
                 Err(e) => return self.retry_later(r, now, &format!("store: {e}")),
             };
-            r.channels = prefs
-                .channels()
-                .into_iter()
-                .map(|c| {
-                    if r.covered.contains(&c) {
-                        return ChannelDelivery::skipped(c, "delivered with the booking");
-                    }
-                    match c {
-                        Channel::InApp => ChannelDelivery::pending(c),
-                        Channel::Sms if account.phone.is_none() => ChannelDelivery::skipped(c, "no phone"),
-                        Channel::Wechat if self.deps.wechat.is_none() => {
-                            ChannelDelivery::skipped(c, "WeChat is not configured")
-                        }
-                        Channel::Wechat if self.wechat_template(r.kind).is_none() => {
-                            ChannelDelivery::skipped(c, "no WeChat template for this kind")
-                        }
-                        Channel::Wechat if account.wechat_openid.is_none() => {
-                            ChannelDelivery::skipped(c, "no WeChat openid")
-                        }
-                        _ => ChannelDelivery::pending(c),
-                    }
-                })
-                .collect();
+            let wechat_template = self.wechat_template(r.kind).is_some();
+            r.channels = self.decide(&prefs.channels(), &r.covered, &account, true, wechat_template);
         }
         let content = self.content(&r, &appointment, account.wechat_openid.as_deref()).await;
-        for i in 0..r.channels.len() {
-            if r.channels[i].state.is_final() {
-                continue;
-            }
-            let channel = r.channels[i].channel;
-            let outcome = match channel {
-                Channel::InApp => self.send_in_app(&r, &content, now).await,
-                Channel::Sms => self.send_sms(account.phone.as_ref(), &content).await,
-                Channel::Wechat => self.send_wechat(&content).await,
-            };
-            let d = &mut r.channels[i];
-            d.attempts += 1;
-            let label = match channel {
-                Channel::InApp => "in_app",
-                Channel::Sms => "sms",
-                Channel::Wechat => "wechat",
-            };
-            match outcome {
-                Ok(()) => {
-                    metrics::counter!("notifications_sent_total", "channel" => label).increment(1);
-                    d.state = DeliveryState::Sent;
-                    d.sent_at = Some(Utc::now());
-                    d.last_error = None;
-                }
-                Err((retryable, error)) => {
-                    metrics::counter!("notifications_failed_total", "channel" => label).increment(1);
-                    tracing::warn!(reminder = %r.id, channel = label, retryable, %error, "notification failed");
-                    d.state = if retryable { DeliveryState::Pending } else { DeliveryState::Failed };
-                    d.last_error = Some(error);
-                }
-            }
-        }
+        let in_app = self.reminder_message(&r, &content, now);
+        let label = r.id.to_string();
+        self.send_pending(&label, &mut r.channels, &content, account.phone.as_ref(), Some(&in_app)).await;
         r.attempts += 1;
         r.updated_at = now;
-        if r.channels.iter().all(|d| d.state.is_final()) {
-            r.status = ReminderStatus::Done;
-        } else if r.attempts >= self.config.max_attempts {
-            r.status = ReminderStatus::GaveUp;
-            for d in r.channels.iter_mut().filter(|d| !d.state.is_final()) {
-                d.state = DeliveryState::Failed;
-            }
-        } else {
-            r.due_at = now + self.backoff(r.attempts);
+        match self.settle(r.attempts, &mut r.channels) {
+            None => r.status = ReminderStatus::Done,
+            Some(true) => r.status = ReminderStatus::GaveUp,
+            Some(false) => r.due_at = now + self.backoff(r.attempts),
         }
         r
     }
 
     /// A failure before any channel was tried (the store): the same attempt again later.
     fn retry_later(&self, mut r: Reminder, now: DateTime<Utc>, why: &str) -> Reminder {
-        tracing::warn!(reminder = %r.id, why, "reminder postponed");
-        r.attempts += 1;
+        tracing::warn!(reminder = %r.id, "reminder postponed");
+        (r.attempts, r.status, r.due_at) = self.postpone(r.attempts, r.due_at, now, why);
         r.updated_at = now;
         r.note = Some(why.into());
-        if r.attempts >= self.config.max_attempts {
-            r.status = ReminderStatus::GaveUp;
-        } else {
-            r.due_at = now + self.backoff(r.attempts);
-        }
         r
     }
 
@@ -441,10 +652,11 @@ impl Worker {
             }),
             _ => None,
         };
-        Content { title: title.into(), body, sms_template: sms_template.clone(), sms_params, wechat }
+        Content { title: title.into(), body, sms_template: Some(sms_template.clone()), sms_params, wechat }
     }
 
-    async fn send_in_app(&self, r: &Reminder, c: &Content, now: DateTime<Utc>) -> Result<(), (bool, String)> {
+    /// The in-app message a reminder writes.
+    fn reminder_message(&self, r: &Reminder, c: &Content, now: DateTime<Utc>) -> Message {
         let mut m = Message::new(
             r.account_id,
             r.kind.message_kind(),
@@ -455,18 +667,23 @@ impl Worker {
         );
         // Derived from the reminder: a retry after a crash rewrites this message, never adds one.
         m.id = r.message_id();
+        m
+    }
+
+    async fn send_in_app(&self, m: &Message) -> Result<(), (bool, String)> {
         // The event is written with the message (the gateway follows it with the new unread count).
-        let events = vec![PendingEvent::message(&m)];
-        self.deps.data.put_message(&m, &events).await.map_err(|e| (true, format!("store: {e}")))?;
+        let events = vec![PendingEvent::message(m)];
+        self.deps.data.put_message(m, &events).await.map_err(|e| (true, format!("store: {e}")))?;
         self.deps.events.durable(events);
         Ok(())
     }
 
     async fn send_sms(&self, phone: Option<&hospital_domain::Phone>, c: &Content) -> Result<(), (bool, String)> {
         let phone = phone.ok_or((false, "no phone".to_string()))?;
+        let template = c.sms_template.as_deref().ok_or((false, "no SMS template".to_string()))?;
         self.deps
             .sms
-            .send_template(phone, &c.sms_template, c.sms_params.clone())
+            .send_template(phone, template, c.sms_params.clone())
             .await
             .map(|_| ())
             .map_err(|e| (e.is_retryable(), e.to_string()))

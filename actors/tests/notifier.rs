@@ -7,12 +7,13 @@ use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
 use hospital_actors::{EventBus, Events};
 use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
 use hospital_domain::booking::SessionBook;
-use hospital_domain::message::MessageKind;
+use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::notify::{
-    Channel, DeliveryState, KindChannels, NotificationPreferences, Reminder, ReminderId, ReminderKind, ReminderStatus,
+    Channel, DeliveryState, KindChannels, NotificationPreferences, Outbound, Reminder, ReminderId, ReminderKind,
+    ReminderStatus,
 };
 use hospital_domain::time::HospitalZone;
-use hospital_domain::{AccountId, DepartmentId, DoctorId, Phone};
+use hospital_domain::{AccountId, DepartmentId, DoctorId, MessageId, Phone};
 use hospital_integrations::wechat_subscribe::{SubscribeClient, SubscribeConfig, SubscribeSandbox};
 use hospital_integrations::{AliyunSms, AliyunSmsConfig, SmsSandbox, SmsSender};
 use hospital_store::{
@@ -85,12 +86,14 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let sms = SmsSandbox::new(KEY_ID, SecretString::from(KEY_SECRET));
-        sms.add_template(notifier::SMS_BOOKING_TEMPLATE, notifier::SMS_BOOKING_TEXT);
-        sms.add_template(notifier::SMS_REMINDER_TEMPLATE, notifier::SMS_REMINDER_TEXT);
+        for (code, text) in notifier::sms_templates() {
+            sms.add_template(code, text);
+        }
         let sms_url = serve(hospital_integrations::sms_sandbox_router(sms.clone())).await;
         let wechat = SubscribeSandbox::new(APPID, SecretString::from(APP_SECRET));
-        wechat.add_template(notifier::WECHAT_BOOKING_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
-        wechat.add_template(notifier::WECHAT_REMINDER_TEMPLATE, notifier::WECHAT_TEMPLATE_KEYS);
+        for (id, keys) in notifier::wechat_templates() {
+            wechat.add_template(id, keys);
+        }
         let wx_url = serve(hospital_integrations::wechat_subscribe_sandbox_router(wechat.clone())).await;
         let wechat_client = Arc::new(
             SubscribeClient::new(SubscribeConfig {
@@ -130,6 +133,10 @@ impl Env {
     }
 
     fn start(&self, sms_url: &str) -> Notifier {
+        self.start_with(sms_url, Self::config())
+    }
+
+    fn start_with(&self, sms_url: &str, config: NotifierConfig) -> Notifier {
         let deps = NotifierDeps {
             data: Arc::new(self.store.clone()) as Arc<dyn DataStore>,
             sms: sms_client(sms_url),
@@ -137,7 +144,7 @@ impl Env {
             events: self.events.clone(),
             zone: HospitalZone::default(),
         };
-        Notifier::start(deps, Self::config())
+        Notifier::start(deps, config)
     }
 
     /// A confirmed appointment of the account, stored with its session (tomorrow 08:00).
@@ -178,6 +185,17 @@ impl Env {
 
     async fn reminder(&self, id: ReminderId) -> Reminder {
         self.store.reminder(id).await.unwrap().unwrap()
+    }
+
+    async fn outbound(&self, id: MessageId) -> Outbound {
+        self.store.outbound(id).await.unwrap().expect("an outbound row")
+    }
+
+    /// A message of `kind` for the account, written as the booking engine writes its messages.
+    async fn message(&self, kind: MessageKind, title: &str, body: &str) -> Message {
+        let m = Message::new(self.account, kind, title, body, None, Utc::now());
+        self.store.apply_booking(BookingWrite { messages: vec![m.clone()], ..Default::default() }).await.unwrap();
+        m
     }
 
     async fn until(&self, what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -362,4 +380,148 @@ async fn a_confirmed_booking_is_confirmed_and_its_reminders_scheduled() {
     handle.confirmed([&held]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(env.store.reminder(ReminderId::of(held.id, ReminderKind::BookingConfirmed)).await.unwrap().is_none());
+}
+
+fn outbound_state(o: &Outbound, c: Channel) -> DeliveryState {
+    o.channel(c).unwrap_or_else(|| panic!("{c:?} not in {:?}", o.channels)).state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_go_out_by_their_kinds_preferences_with_their_templates() {
+    let env = Env::new().await;
+    // SMS on for payment results (off by default), off for clinic stops (on by default).
+    let prefs = NotificationPreferences::default().with_changes(&[
+        KindChannels { kind: MessageKind::PaymentSuccess, in_app: true, sms: true, wechat: false },
+        KindChannels { kind: MessageKind::ClinicStopped, in_app: true, sms: false, wechat: true },
+    ]);
+    env.store.put_notification_preferences(env.account, &prefs).await.unwrap();
+    let stop =
+        env.message(MessageKind::ClinicStopped, "停诊通知", "12月20日 上午 的门诊因故停诊，张三的预约已取消。").await;
+    let paid =
+        Message::new(env.account, MessageKind::PaymentSuccess, "支付成功", "挂号费 ¥25.00 已支付。", None, Utc::now());
+    env.store.put_message(&paid, &[]).await.unwrap();
+    let offer = env.message(MessageKind::WaitlistOffer, "候补成功", "有号了：已为张三保留。").await;
+    let notice = env.message(MessageKind::Announcement, "公告", "门诊楼装修").await;
+    assert_eq!(env.store.outbound(notice.id).await.unwrap(), None, "announcements stay in the message centre");
+    let _n = env.start(&env.sms_url);
+    for id in [stop.id, paid.id, offer.id] {
+        env.until("the outbound row", async || env.outbound(id).await.status == ReminderStatus::Done).await;
+    }
+
+    let o = env.outbound(stop.id).await;
+    assert_eq!(
+        o.channels.iter().map(|c| c.channel).collect::<Vec<_>>(),
+        vec![Channel::Wechat],
+        "SMS off, in-app is the message"
+    );
+    assert_eq!(env.sms_with("SMS_CLINIC_STOPPED"), 0);
+    assert_eq!(env.wechat_with("clinic-stopped-tmpl"), 1);
+    let wx = env.wechat.messages_for(OPENID).into_iter().find(|m| m.template_id == "clinic-stopped-tmpl").unwrap();
+    assert_eq!(wx.data["thing1"], "停诊通知");
+    assert_eq!(wx.data["thing3"].chars().count(), 20, "shortened to a WeChat thing");
+    assert_eq!(wx.page.as_deref(), Some(format!("pages/messages/detail?id={}", stop.id).as_str()));
+
+    let o = env.outbound(paid.id).await;
+    assert_eq!(outbound_state(&o, Channel::Sms), DeliveryState::Sent);
+    assert!(o.channel(Channel::Wechat).is_none(), "WeChat off for payments");
+    assert_eq!(env.sms_with("SMS_PAYMENT_RESULT"), 1);
+    let sms = env.sms.messages_for(&env.phone).into_iter().find(|m| m.template_code == "SMS_PAYMENT_RESULT").unwrap();
+    assert_eq!(sms.params, serde_json::json!({ "title": "支付成功", "content": "挂号费 ¥25.00 已支付。" }));
+    assert!(sms.text.ends_with("支付成功：挂号费 ¥25.00 已支付。如有疑问请联系医院收费处。"), "{}", sms.text);
+
+    let o = env.outbound(offer.id).await;
+    assert_eq!(
+        (outbound_state(&o, Channel::Sms), outbound_state(&o, Channel::Wechat)),
+        (DeliveryState::Sent, DeliveryState::Sent)
+    );
+    assert_eq!((env.sms_with("SMS_WAITLIST_OFFER"), env.wechat_with("waitlist-offer-tmpl")), (1, 1));
+    // The in-app messages are the ones written, once each; nothing else was added.
+    assert_eq!(env.in_app(MessageKind::ClinicStopped).await, 1);
+    assert_eq!(env.in_app(MessageKind::PaymentSuccess).await, 1);
+    assert_eq!(env.sms.messages_for(&env.phone).len(), 2, "one SMS per message that allows it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_channel_failing_is_retried_alone_then_given_up() {
+    let env = Env::new().await;
+    env.wechat.set_busy(true);
+    let stop = env.message(MessageKind::ClinicStopped, "停诊通知", "门诊因故停诊。").await;
+    let config = NotifierConfig { max_attempts: 3, ..Env::config() };
+    let _n = env.start_with(&env.sms_url, config);
+    env.until("the first attempt", async || env.outbound(stop.id).await.attempts >= 1).await;
+    let o = env.outbound(stop.id).await;
+    assert_eq!(outbound_state(&o, Channel::Sms), DeliveryState::Sent);
+    assert_eq!(outbound_state(&o, Channel::Wechat), DeliveryState::Pending);
+    env.until("given up", async || env.outbound(stop.id).await.status != ReminderStatus::Pending).await;
+    let o = env.outbound(stop.id).await;
+    assert_eq!(o.status, ReminderStatus::GaveUp, "{o:?}");
+    assert_eq!(o.attempts, 3);
+    assert_eq!(outbound_state(&o, Channel::Wechat), DeliveryState::Failed);
+    assert_eq!(o.channel(Channel::Wechat).unwrap().attempts, 3);
+    assert_eq!(o.channel(Channel::Sms).unwrap().attempts, 1, "the sent channel is not sent again");
+    assert_eq!(env.sms_with("SMS_CLINIC_STOPPED"), 1);
+    assert_eq!(env.wechat_with("clinic-stopped-tmpl"), 0);
+    // Given up means out of the queue: WeChat back, nothing more goes.
+    env.wechat.set_busy(false);
+    let later = env.message(MessageKind::ClinicStopped, "停诊通知", "另一场门诊停诊。").await;
+    env.until("the later row", async || env.outbound(later.id).await.status == ReminderStatus::Done).await;
+    assert_eq!(env.wechat_with("clinic-stopped-tmpl"), 1, "only the later one");
+    assert_eq!(env.outbound(stop.id).await.status, ReminderStatus::GaveUp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_half_sent_by_a_dead_notifier_is_finished_after_its_lease_and_nothing_is_sent_twice() {
+    let env = Env::new().await;
+    let stop = env.message(MessageKind::ClinicStopped, "停诊通知", "门诊因故停诊。").await;
+    // Another notifier claimed it, sent the SMS, recorded that, and died before WeChat: its
+    // lease holds the row for a second.
+    let entry = env.store.due_outbound(Utc::now() - Span::hours(1), Utc::now(), 100).await.unwrap();
+    let entry = entry.into_iter().find(|o| o.id() == stop.id).expect("queued with the message");
+    let dead = uuid::Uuid::new_v4();
+    let now = Utc::now();
+    let hospital_store::Claim::Claimed(mut mid) =
+        env.store.claim_outbound(&entry, dead, now, now + Span::seconds(1)).await.unwrap()
+    else {
+        panic!("claimed")
+    };
+    mid.channels = vec![
+        hospital_domain::notify::ChannelDelivery {
+            state: DeliveryState::Sent,
+            attempts: 1,
+            sent_at: Some(now),
+            ..hospital_domain::notify::ChannelDelivery::pending(Channel::Sms)
+        },
+        hospital_domain::notify::ChannelDelivery::pending(Channel::Wechat),
+    ];
+    assert!(env.store.progress_outbound(&mid, dead).await.unwrap());
+    let n = env.start(&env.sms_url);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(env.outbound(stop.id).await.status, ReminderStatus::Pending, "leased to the dead one");
+    assert_eq!(env.wechat_with("clinic-stopped-tmpl"), 0);
+    env.until("sent after the lease", async || env.outbound(stop.id).await.status == ReminderStatus::Done).await;
+    let o = env.outbound(stop.id).await;
+    assert_eq!(o.channel(Channel::Sms).unwrap().attempts, 1, "the SMS the dead one sent is not sent again");
+    assert_eq!((env.sms_with("SMS_CLINIC_STOPPED"), env.wechat_with("clinic-stopped-tmpl")), (0, 1));
+    // The dead one's outcome, written late, is refused: the lease is no longer its.
+    mid.status = ReminderStatus::Done;
+    assert!(!env.store.finish_outbound(&mid, dead).await.unwrap());
+
+    // SMS down: WeChat goes, SMS waits; a restart with SMS back sends only the SMS.
+    drop(n);
+    let down = closed_port().await;
+    let third = env.start(&down);
+    let other = env.message(MessageKind::WaitlistOffer, "候补成功", "有号了。").await;
+    env.until("the first attempt", async || env.outbound(other.id).await.attempts >= 1).await;
+    drop(third);
+    let o = env.outbound(other.id).await;
+    assert_eq!(
+        (outbound_state(&o, Channel::Sms), outbound_state(&o, Channel::Wechat)),
+        (DeliveryState::Pending, DeliveryState::Sent)
+    );
+    let _fourth = env.start(&env.sms_url);
+    env.until("SMS after the restart", async || env.outbound(other.id).await.status == ReminderStatus::Done).await;
+    let o = env.outbound(other.id).await;
+    assert_eq!(o.channel(Channel::Wechat).unwrap().attempts, 1, "WeChat was not sent again");
+    assert_eq!((env.sms_with("SMS_WAITLIST_OFFER"), env.wechat_with("waitlist-offer-tmpl")), (1, 1));
+    assert_eq!((env.sms_with("SMS_CLINIC_STOPPED"), env.wechat_with("clinic-stopped-tmpl")), (0, 1), "nothing again");
 }

@@ -1,11 +1,12 @@
-//! Notifications (MSG-1..4): message categories, per-account channel preferences, and reminders
-//! (durable, due-time-ordered rows a notifier sends by each allowed channel).
+//! Notifications (MSG-1..4): message categories, per-account channel preferences, reminders
+//! (durable, due-time-ordered rows a notifier sends by each allowed channel), and outbound rows
+//! (a message-centre message sent on by SMS and WeChat, written with the message).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::message::MessageKind;
+use crate::message::{Message, MessageKind};
 use crate::{AccountId, AppointmentId, MessageId};
 
 /// The tabs of the message centre. Every `MessageKind` belongs to exactly one.
@@ -63,6 +64,38 @@ pub fn category_of(kind: MessageKind) -> MessageCategory {
         K::PaymentSuccess | K::PaymentFailure | K::Refund => MessageCategory::Payment,
         K::ReportReady => MessageCategory::Report,
         K::SystemNotice | K::Announcement => MessageCategory::System,
+    }
+}
+
+/// How a kind of message reaches a person beyond the message centre. The one place every kind
+/// is mapped (a new kind does not compile until it is placed here): the store writes an outbound
+/// row with every message of an `Outbound` kind, and nothing else decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutsideRoute {
+    /// Reminder rows send it, with their own content (the booking confirmation, visit reminders;
+    /// the queue's "your turn" message is in-app only, as it is live).
+    Reminders,
+    /// An outbound row, written in the same store write as the message, sends it by SMS and WeChat
+    /// as the account's preferences for the kind say when it is sent.
+    Outbound,
+    /// The message centre only: notices and announcements go to many accounts at once, and their
+    /// defaults say in-app only.
+    InAppOnly,
+}
+
+pub fn outside_route(kind: MessageKind) -> OutsideRoute {
+    use MessageKind as K;
+    match kind {
+        K::BookingSuccess | K::VisitReminder => OutsideRoute::Reminders,
+        K::BookingFailure
+        | K::WaitlistOffer
+        | K::ClinicStopped
+        | K::TimeChanged
+        | K::PaymentSuccess
+        | K::PaymentFailure
+        | K::Refund
+        | K::ReportReady => OutsideRoute::Outbound,
+        K::SystemNotice | K::Announcement => OutsideRoute::InAppOnly,
     }
 }
 
@@ -321,6 +354,51 @@ impl Reminder {
     }
 }
 
+/// An outbound delivery: a message-centre message of an `OutsideRoute::Outbound` kind, to be sent
+/// by SMS and WeChat. Written with the message (same store write, so a crash loses neither) and
+/// keyed by its id, so writing the message again finds the row there. The channels are decided
+/// from the account's preferences at the first attempt, then fixed; each channel keeps its own
+/// state, so a retry never sends a channel twice. Same lease, backoff and give-up as reminders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    /// The message as written (its id is the row's id; its text is what goes out).
+    pub message: Message,
+    /// When it is next to be worked on: the message's time, then each retry's.
+    pub due_at: DateTime<Utc>,
+    /// Attempts made so far (each sends every channel still pending).
+    pub attempts: u32,
+    /// Empty until the first attempt decides the channels (never `InApp`: the message is stored).
+    pub channels: Vec<ChannelDelivery>,
+    pub status: ReminderStatus,
+    pub updated_at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+impl Outbound {
+    /// The row for a newly written message, due at once.
+    pub fn of(message: &Message) -> Self {
+        let mut m = message.clone();
+        m.read = false;
+        Self {
+            due_at: m.created_at,
+            updated_at: m.created_at,
+            message: m,
+            attempts: 0,
+            channels: Vec::new(),
+            status: ReminderStatus::Pending,
+            note: None,
+        }
+    }
+
+    pub fn id(&self) -> MessageId {
+        self.message.id
+    }
+
+    pub fn channel(&self, c: Channel) -> Option<&ChannelDelivery> {
+        self.channels.iter().find(|d| d.channel == c)
+    }
+}
+
 /// The hour bucket (unix hours) a due time falls in: the partition of the `reminders_due` table.
 pub fn due_bucket(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(3600)
@@ -350,6 +428,20 @@ mod tests {
         }]);
         assert_eq!(changed.for_kind(MessageKind::VisitReminder).channels(), vec![Channel::InApp, Channel::Wechat]);
         assert_eq!(changed.kinds.len(), ALL_KINDS.len());
+    }
+
+    #[test]
+    fn every_outbound_kind_may_go_out_and_in_app_only_kinds_default_to_in_app() {
+        for k in ALL_KINDS {
+            let d = KindChannels::default_for(k);
+            match outside_route(k) {
+                OutsideRoute::InAppOnly => assert!(!d.sms && !d.wechat, "{k:?}"),
+                OutsideRoute::Outbound | OutsideRoute::Reminders => assert!(d.sms || d.wechat, "{k:?}"),
+            }
+        }
+        let m = Message::new(AccountId::new(), MessageKind::ClinicStopped, "停诊通知", "b", None, Utc::now());
+        let o = Outbound::of(&m);
+        assert_eq!((o.id(), o.due_at, o.status), (m.id, m.created_at, ReminderStatus::Pending));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub use exams::ExamStore;
 pub use jobs::JobStore;
 pub use lease::{Fence, Lease, RedisLeases};
 pub use model::*;
-pub use notify::{Claim, MessageFilter, NotifyStore};
+pub use notify::{Claim, MessageFilter, NotifyStore, Queued};
 pub use outbox::{OutboxStore, PendingEvent};
 pub use payments::{BalancePage, FeeItemChange, OpenOrder, PaymentStore, PaymentWrite};
 pub use persons::{PersonHolder, PersonStore, RealNameCheck};

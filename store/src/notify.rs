@@ -15,11 +15,19 @@
 //! no secondary index and no unbounded partition (a bucket holds one hour of reminders). A
 //! reminder that is done leaves the queue; one rescheduled (a failed channel's backoff) moves to
 //! its new bucket; both in the same write as the record.
+//!
+//! Outbound rows (`outbound`, `outbound_due`: the same two-table shape) are the general path of
+//! every other message sent on by SMS and WeChat: each write of a new message-centre message of an
+//! `OutsideRoute::Outbound` kind, wherever the store writes one (a booking write, a payment, an
+//! exam, a chat ticket, `put_message`), writes the outbound row with it. The queue code is shared
+//! by both (`Queued`): one claim, one finish, one due scan.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hospital_domain::message::Message;
-use hospital_domain::notify::{MessageCategory, NotificationPreferences, Reminder, ReminderId};
+use hospital_domain::notify::{
+    MessageCategory, NotificationPreferences, Outbound, Reminder, ReminderId, ReminderStatus,
+};
 use hospital_domain::{AccountId, MessageId};
 use uuid::Uuid;
 
@@ -33,11 +41,43 @@ pub struct MessageFilter {
     pub limit: usize,
 }
 
-/// The outcome of claiming a due reminder.
+/// A row of a due queue (a reminder, an outbound delivery): what the shared queue code needs.
+pub trait Queued: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
+    fn queue_id(&self) -> Uuid;
+    fn due_at(&self) -> DateTime<Utc>;
+    /// Still to be worked on (in the queue).
+    fn is_pending(&self) -> bool;
+}
+
+impl Queued for Reminder {
+    fn queue_id(&self) -> Uuid {
+        self.id.0
+    }
+    fn due_at(&self) -> DateTime<Utc> {
+        self.due_at
+    }
+    fn is_pending(&self) -> bool {
+        self.status == ReminderStatus::Pending
+    }
+}
+
+impl Queued for Outbound {
+    fn queue_id(&self) -> Uuid {
+        self.message.id.0
+    }
+    fn due_at(&self) -> DateTime<Utc> {
+        self.due_at
+    }
+    fn is_pending(&self) -> bool {
+        self.status == ReminderStatus::Pending
+    }
+}
+
+/// The outcome of claiming a due reminder (or outbound row).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
+pub enum Claim<T = Reminder> {
     /// Ours until the lease runs out: work on it, then `finish_reminder`.
-    Claimed(Reminder),
+    Claimed(T),
     /// Another worker holds it, or it is no longer due (done, rescheduled): leave it.
     NotDue,
 }
@@ -89,4 +129,24 @@ pub trait NotifyStore: Send + Sync {
     /// to the new `due_at` (still pending) or removed (done, skipped, given up). The lease is
     /// released. `Ok(false)` if `owner` no longer held the lease (nothing is written).
     async fn finish_reminder(&self, reminder: &Reminder, owner: Uuid) -> Result<bool>;
+
+    /// The outbound row of a message (written with it), if its kind goes out that way.
+    async fn outbound(&self, id: MessageId) -> Result<Option<Outbound>>;
+    /// As `due_reminders`, for outbound rows.
+    async fn due_outbound(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Result<Vec<Outbound>>;
+    /// As `claim_reminder`, for outbound rows.
+    async fn claim_outbound(
+        &self,
+        entry: &Outbound,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<Outbound>>;
+    /// As `finish_reminder`, for outbound rows.
+    async fn finish_outbound(&self, outbound: &Outbound, owner: Uuid) -> Result<bool>;
+    /// Records the channels sent so far by the lease holder, which keeps its lease and the row
+    /// its place in the queue: a process that dies before `finish_outbound` leaves those channels
+    /// marked sent, so the next holder does not send them again. `Ok(false)` if `owner` no
+    /// longer holds the lease (nothing is written).
+    async fn progress_outbound(&self, outbound: &Outbound, owner: Uuid) -> Result<bool>;
 }

@@ -34,6 +34,7 @@ mod his;
 mod insurance;
 mod live;
 mod openapi;
+mod outbound;
 mod patient_accounts;
 mod permissions;
 mod prometheus;

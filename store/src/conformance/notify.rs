@@ -13,8 +13,8 @@ use crate::traits::{BookingWrite, DataStore};
 pub async fn notify(store: Arc<dyn DataStore>) {
     use crate::notify::{Claim, MessageFilter};
     use hospital_domain::notify::{
-        Channel, ChannelDelivery, DeliveryState, KindChannels, MessageCategory, NotificationPreferences, Reminder,
-        ReminderKind, ReminderStatus,
+        Channel, ChannelDelivery, DeliveryState, KindChannels, MessageCategory, NotificationPreferences, Outbound,
+        Reminder, ReminderKind, ReminderStatus,
     };
     let account = AccountId::new();
     let other = AccountId::new();
@@ -53,13 +53,8 @@ pub async fn notify(store: Arc<dyn DataStore>) {
     assert_eq!(store.message(account, foreign.id).await.unwrap(), None);
     assert!(store.set_read(account, paid.id, true, &[]).await.unwrap());
     // The booking engine's messages count too.
-    store
-        .apply_booking(BookingWrite {
-            messages: vec![Message::new(account, MessageKind::WaitlistOffer, "候补成功", "w", None, Utc::now())],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let offer = Message::new(account, MessageKind::WaitlistOffer, "候补成功", "w", None, Utc::now());
+    store.apply_booking(BookingWrite { messages: vec![offer.clone()], ..Default::default() }).await.unwrap();
     assert_eq!(store.unread_count(account).await.unwrap(), 1);
 
     // Preferences.
@@ -155,4 +150,54 @@ pub async fn notify(store: Arc<dyn DataStore>) {
         "a done reminder is not scheduled again"
     );
     assert_eq!(store.reminder(due.id).await.unwrap().map(|x| x.status), Some(ReminderStatus::Done));
+
+    // Outbound rows: written with every new message of a kind sent on by SMS and WeChat, by
+    // whichever write stores it (put_message, a booking write), and with no other message.
+    let o = store.outbound(paid.id).await.unwrap().expect("a payment result goes out");
+    assert_eq!((o.message.id, o.status, o.attempts), (paid.id, ReminderStatus::Pending, 0));
+    assert_eq!(o.message.kind, MessageKind::PaymentSuccess);
+    assert_eq!(store.outbound(offer.id).await.unwrap().map(|o| o.message.id), Some(offer.id), "booking write");
+    assert_eq!(store.outbound(booked.id).await.unwrap(), None, "reminders send booking confirmations");
+    assert_eq!(store.outbound(notice.id).await.unwrap(), None, "announcements stay in the message centre");
+    let now = Utc::now();
+    let due: Vec<Outbound> = store.due_outbound(window_from, now, 10_000).await.unwrap();
+    let entries: Vec<&Outbound> = due.iter().filter(|x| x.id() == paid.id).collect();
+    assert_eq!(entries.len(), 1, "one queue entry, marking it read or not");
+    let entry = entries[0].clone();
+    let lease = now + ChronoDuration::seconds(60);
+    let Claim::Claimed(mut x) = store.claim_outbound(&entry, me, now, lease).await.unwrap() else {
+        panic!("a due outbound row is claimed")
+    };
+    assert_eq!(store.claim_outbound(&entry, them, now, lease).await.unwrap(), Claim::NotDue, "one at a time");
+    // Mid-send: the channel sent is recorded, the lease kept.
+    x.channels = vec![
+        ChannelDelivery { state: DeliveryState::Sent, attempts: 1, ..ChannelDelivery::pending(Channel::Sms) },
+        ChannelDelivery::pending(Channel::Wechat),
+    ];
+    assert!(!store.progress_outbound(&x, them).await.unwrap(), "only the lease holder records progress");
+    assert!(store.progress_outbound(&x, me).await.unwrap());
+    assert_eq!(store.outbound(paid.id).await.unwrap().map(|y| y.channels), Some(x.channels.clone()));
+    assert_eq!(store.claim_outbound(&entry, them, now, lease).await.unwrap(), Claim::NotDue, "still leased");
+    x.attempts = 1;
+    x.channels = vec![ChannelDelivery { attempts: 1, ..ChannelDelivery::pending(Channel::Wechat) }];
+    x.due_at = now + ChronoDuration::seconds(30);
+    assert!(!store.finish_outbound(&x, them).await.unwrap(), "only the lease holder finishes");
+    assert!(store.finish_outbound(&x, me).await.unwrap());
+    assert_eq!(store.outbound(paid.id).await.unwrap(), Some(x.clone()));
+    assert!(!store.due_outbound(window_from, now, 10_000).await.unwrap().iter().any(|y| y.id() == paid.id));
+    assert_eq!(store.claim_outbound(&entry, me, now, lease).await.unwrap(), Claim::NotDue, "a stale entry");
+    let at_retry = now + ChronoDuration::seconds(31);
+    let retry = store.due_outbound(window_from, at_retry, 10_000).await.unwrap();
+    let entry = retry.iter().find(|y| y.id() == paid.id).expect("queued at its retry time").clone();
+    let Claim::Claimed(mut x) =
+        store.claim_outbound(&entry, them, at_retry, at_retry + ChronoDuration::seconds(60)).await.unwrap()
+    else {
+        panic!("the lease was released")
+    };
+    x.channels[0].state = DeliveryState::Sent;
+    x.status = ReminderStatus::Done;
+    assert!(store.finish_outbound(&x, them).await.unwrap());
+    assert!(!store.due_outbound(window_from, far, 10_000).await.unwrap().iter().any(|y| y.id() == paid.id));
+    assert_eq!(store.outbound(paid.id).await.unwrap().map(|y| y.status), Some(ReminderStatus::Done));
+    assert_eq!(store.claim_outbound(&entry, me, far, far).await.unwrap(), Claim::NotDue, "done is done");
 }

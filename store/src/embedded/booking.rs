@@ -100,7 +100,7 @@ impl BookingStore for EmbeddedStore {
                     }
                 }
                 for m in &w.messages {
-                    ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
+                    super::notify::put_new_message(ctx, m)?;
                 }
                 super::outbox::put_events(ctx, &w.events);
                 super::backoffice::add_deltas(ctx, deltas)

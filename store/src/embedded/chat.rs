@@ -99,7 +99,7 @@ impl ChatStore for EmbeddedStore {
                     put_ticket(ctx, t);
                 }
                 for m in &w.inbox {
-                    ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
+                    super::notify::put_new_message(ctx, m)?;
                 }
                 super::outbox::put_events(ctx, &w.events);
                 Ok(())

@@ -8,7 +8,7 @@ use hospital_domain::{AccountId, ExamId};
 
 use super::engine::Reader;
 use super::keys::Key;
-use super::tables::{EXAMS, EXAMS_BY_ACCOUNT, MESSAGES_BY_ACCOUNT};
+use super::tables::{EXAMS, EXAMS_BY_ACCOUNT};
 use super::EmbeddedStore;
 use crate::error::Result;
 use crate::exams::ExamStore;
@@ -23,7 +23,7 @@ impl ExamStore for EmbeddedStore {
                 ctx.put(EXAMS, &Key::new().uuid(&e.id.0), &e);
                 ctx.put(EXAMS_BY_ACCOUNT, &Key::new().uuid(&e.account_id.0).uuid(&e.id.0), &e);
                 for m in &messages {
-                    ctx.put(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&m.account_id.0).uuid(&m.id.0), m);
+                    super::notify::put_new_message(ctx, m)?;
                 }
                 super::outbox::put_events(ctx, &events);
                 Ok(())

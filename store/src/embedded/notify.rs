@@ -1,10 +1,12 @@
-//! Message read state, notification preferences and reminders on the embedded engine. Every
-//! change of a reminder (its record and its queue row) is one transaction.
+//! Message read state, notification preferences, reminders and outbound rows on the embedded
+//! engine. Every change of a queued row (its record and its queue entry) is one transaction.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hospital_domain::message::Message;
-use hospital_domain::notify::{category_of, due_bucket, NotificationPreferences, Reminder, ReminderId, ReminderStatus};
+use hospital_domain::notify::{
+    category_of, due_bucket, outside_route, NotificationPreferences, Outbound, OutsideRoute, Reminder, ReminderId,
+};
 use hospital_domain::{AccountId, MessageId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,13 +16,15 @@ use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
 use crate::error::Result;
-use crate::notify::{Claim, MessageFilter, NotifyStore};
+use crate::notify::{Claim, MessageFilter, NotifyStore, Queued};
 use crate::PendingEvent;
 
-/// The `reminders` row: the record and its lease (who works on it, until when).
+/// A `reminders` (or `outbound`) row: the record and its lease (who works on it, until when).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredReminder {
-    reminder: Reminder,
+struct Stored<T> {
+    /// Named `reminder` in rows written before outbound rows shared this shape.
+    #[serde(alias = "reminder")]
+    record: T,
     lease_owner: Option<Uuid>,
     lease_until_ms: i64,
 }
@@ -29,16 +33,117 @@ fn message_key(account: AccountId, id: MessageId) -> Key {
     Key::new().uuid(&account.0).uuid(&id.0)
 }
 
-fn reminder_key(id: ReminderId) -> Key {
-    Key::new().uuid(&id.0)
+/// A queue's two tables: the records by id, and the due entries by (hour bucket, due, id).
+#[derive(Clone, Copy)]
+struct Queue {
+    records: Def,
+    due: Def,
 }
 
-fn due_key(due_at: DateTime<Utc>, id: ReminderId) -> Key {
-    Key::new().i64(due_bucket(due_at)).i64(due_at.timestamp_millis()).uuid(&id.0)
+const REMINDER_QUEUE: Queue = Queue { records: REMINDERS, due: REMINDERS_DUE };
+const OUTBOUND_QUEUE: Queue = Queue { records: OUTBOUND, due: OUTBOUND_DUE };
+
+fn record_key(id: Uuid) -> Key {
+    Key::new().uuid(&id)
 }
 
-fn put_due(ctx: &mut WriteCtx<'_>, r: &Reminder) {
-    ctx.put(REMINDERS_DUE, &due_key(r.due_at, r.id), r);
+fn due_key(due_at: DateTime<Utc>, id: Uuid) -> Key {
+    Key::new().i64(due_bucket(due_at)).i64(due_at.timestamp_millis()).uuid(&id)
+}
+
+impl Queue {
+    /// Inserts the row unless its id is stored (whatever its state). Whether it was new.
+    fn insert<T: Queued>(self, ctx: &mut WriteCtx<'_>, r: &T) -> Result<bool> {
+        let key = record_key(r.queue_id());
+        if ctx.get_raw(self.records, key.bytes())?.is_some() {
+            return Ok(false);
+        }
+        ctx.put(self.due, &due_key(r.due_at(), r.queue_id()), r);
+        ctx.put(self.records, &key, &Stored { record: r.clone(), lease_owner: None, lease_until_ms: 0 });
+        Ok(true)
+    }
+
+    fn get<T: Queued>(self, r: &impl Reader, id: Uuid) -> Result<Option<T>> {
+        Ok(r.get::<Stored<T>>(self.records, &record_key(id))?.map(|s| s.record))
+    }
+
+    fn due<T: Queued>(self, r: &impl Reader, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for bucket in due_bucket(from)..=due_bucket(to) {
+            let rows: Vec<T> = r.scan(self.due, &Key::new().i64(bucket))?;
+            for x in rows.into_iter().filter(|x| x.due_at() >= from && x.due_at() <= to) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(x);
+            }
+        }
+        Ok(out)
+    }
+
+    fn claim<T: Queued>(
+        self,
+        ctx: &mut WriteCtx<'_>,
+        id: Uuid,
+        entry_due: DateTime<Utc>,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<T>> {
+        let key = record_key(id);
+        let Some(mut s) = ctx.get::<Stored<T>>(self.records, &key)? else {
+            ctx.delete(self.due, &due_key(entry_due, id));
+            return Ok(Claim::NotDue);
+        };
+        if !s.record.is_pending() || s.record.due_at() != entry_due {
+            // A stale queue row: the record moved on.
+            ctx.delete(self.due, &due_key(entry_due, id));
+            return Ok(Claim::NotDue);
+        }
+        let leased = s.lease_owner.is_some_and(|o| o != owner) && s.lease_until_ms > now.timestamp_millis();
+        if s.record.due_at() > now || leased {
+            return Ok(Claim::NotDue);
+        }
+        s.lease_owner = Some(owner);
+        s.lease_until_ms = lease_until.timestamp_millis();
+        ctx.put(self.records, &key, &s);
+        Ok(Claim::Claimed(s.record))
+    }
+
+    fn progress<T: Queued>(self, ctx: &mut WriteCtx<'_>, r: T, owner: Uuid) -> Result<bool> {
+        let key = record_key(r.queue_id());
+        let Some(s) = ctx.get::<Stored<T>>(self.records, &key)? else { return Ok(false) };
+        if s.lease_owner != Some(owner) || s.record.due_at() != r.due_at() {
+            return Ok(false);
+        }
+        ctx.put(self.records, &key, &Stored { record: r, ..s });
+        Ok(true)
+    }
+
+    fn finish<T: Queued>(self, ctx: &mut WriteCtx<'_>, r: T, owner: Uuid) -> Result<bool> {
+        let key = record_key(r.queue_id());
+        let Some(s) = ctx.get::<Stored<T>>(self.records, &key)? else { return Ok(false) };
+        if s.lease_owner != Some(owner) {
+            return Ok(false);
+        }
+        ctx.delete(self.due, &due_key(s.record.due_at(), r.queue_id()));
+        if r.is_pending() {
+            ctx.put(self.due, &due_key(r.due_at(), r.queue_id()), &r);
+        }
+        ctx.put(self.records, &key, &Stored { record: r, lease_owner: None, lease_until_ms: 0 });
+        Ok(true)
+    }
+}
+
+/// Writes a new message-centre message in the caller's transaction, with its outbound row when
+/// its kind goes out that way (`outside_route`): every store path that writes a new message
+/// calls this, so no message is written without its delivery, and a crash loses neither.
+pub(super) fn put_new_message(ctx: &mut WriteCtx<'_>, m: &Message) -> Result<()> {
+    ctx.put(MESSAGES_BY_ACCOUNT, &message_key(m.account_id, m.id), m);
+    if outside_route(m.kind) == OutsideRoute::Outbound {
+        OUTBOUND_QUEUE.insert(ctx, &Outbound::of(m))?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -47,7 +152,7 @@ impl NotifyStore for EmbeddedStore {
         let (m, events) = (message.clone(), events.to_vec());
         self.engine
             .write(move |ctx| {
-                ctx.put(MESSAGES_BY_ACCOUNT, &message_key(m.account_id, m.id), &m);
+                put_new_message(ctx, &m)?;
                 super::outbox::put_events(ctx, &events);
                 Ok(())
             })
@@ -139,14 +244,8 @@ impl NotifyStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 let mut n = 0;
-                for r in list {
-                    let key = reminder_key(r.id);
-                    if ctx.get_raw(REMINDERS, key.bytes())?.is_some() {
-                        continue;
-                    }
-                    put_due(ctx, &r);
-                    ctx.put(REMINDERS, &key, &StoredReminder { reminder: r, lease_owner: None, lease_until_ms: 0 });
-                    n += 1;
+                for r in &list {
+                    n += usize::from(REMINDER_QUEUE.insert(ctx, r)?);
                 }
                 Ok(n)
             })
@@ -154,24 +253,11 @@ impl NotifyStore for EmbeddedStore {
     }
 
     async fn reminder(&self, id: ReminderId) -> Result<Option<Reminder>> {
-        let s: Option<StoredReminder> = self.engine.read(|r| r.get(REMINDERS, &reminder_key(id)))?;
-        Ok(s.map(|s| s.reminder))
+        self.engine.read(|r| REMINDER_QUEUE.get(r, id.0))
     }
 
     async fn due_reminders(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Result<Vec<Reminder>> {
-        self.engine.read(|r| {
-            let mut out = Vec::new();
-            for bucket in due_bucket(from)..=due_bucket(to) {
-                let rows: Vec<Reminder> = r.scan(REMINDERS_DUE, &Key::new().i64(bucket))?;
-                for x in rows.into_iter().filter(|x| x.due_at >= from && x.due_at <= to) {
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
-                    out.push(x);
-                }
-            }
-            Ok(out)
-        })
+        self.engine.read(|r| REMINDER_QUEUE.due(r, from, to, limit))
     }
 
     async fn claim_reminder(
@@ -181,47 +267,41 @@ impl NotifyStore for EmbeddedStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Claim> {
-        let (id, entry_due) = (entry.id, entry.due_at);
-        self.engine
-            .write(move |ctx| {
-                let key = reminder_key(id);
-                let Some(mut s) = ctx.get::<StoredReminder>(REMINDERS, &key)? else {
-                    ctx.delete(REMINDERS_DUE, &due_key(entry_due, id));
-                    return Ok(Claim::NotDue);
-                };
-                if s.reminder.status != ReminderStatus::Pending || s.reminder.due_at != entry_due {
-                    // A stale queue row: the record moved on.
-                    ctx.delete(REMINDERS_DUE, &due_key(entry_due, id));
-                    return Ok(Claim::NotDue);
-                }
-                let leased = s.lease_owner.is_some_and(|o| o != owner) && s.lease_until_ms > now.timestamp_millis();
-                if s.reminder.due_at > now || leased {
-                    return Ok(Claim::NotDue);
-                }
-                s.lease_owner = Some(owner);
-                s.lease_until_ms = lease_until.timestamp_millis();
-                ctx.put(REMINDERS, &key, &s);
-                Ok(Claim::Claimed(s.reminder))
-            })
-            .await
+        let (id, due) = (entry.id.0, entry.due_at);
+        self.engine.write(move |ctx| REMINDER_QUEUE.claim(ctx, id, due, owner, now, lease_until)).await
     }
 
     async fn finish_reminder(&self, reminder: &Reminder, owner: Uuid) -> Result<bool> {
         let r = reminder.clone();
-        self.engine
-            .write(move |ctx| {
-                let key = reminder_key(r.id);
-                let Some(s) = ctx.get::<StoredReminder>(REMINDERS, &key)? else { return Ok(false) };
-                if s.lease_owner != Some(owner) {
-                    return Ok(false);
-                }
-                ctx.delete(REMINDERS_DUE, &due_key(s.reminder.due_at, r.id));
-                if r.status == ReminderStatus::Pending {
-                    put_due(ctx, &r);
-                }
-                ctx.put(REMINDERS, &key, &StoredReminder { reminder: r, lease_owner: None, lease_until_ms: 0 });
-                Ok(true)
-            })
-            .await
+        self.engine.write(move |ctx| REMINDER_QUEUE.finish(ctx, r, owner)).await
+    }
+
+    async fn outbound(&self, id: MessageId) -> Result<Option<Outbound>> {
+        self.engine.read(|r| OUTBOUND_QUEUE.get(r, id.0))
+    }
+
+    async fn due_outbound(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Result<Vec<Outbound>> {
+        self.engine.read(|r| OUTBOUND_QUEUE.due(r, from, to, limit))
+    }
+
+    async fn claim_outbound(
+        &self,
+        entry: &Outbound,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<Outbound>> {
+        let (id, due) = (entry.id().0, entry.due_at);
+        self.engine.write(move |ctx| OUTBOUND_QUEUE.claim(ctx, id, due, owner, now, lease_until)).await
+    }
+
+    async fn finish_outbound(&self, outbound: &Outbound, owner: Uuid) -> Result<bool> {
+        let o = outbound.clone();
+        self.engine.write(move |ctx| OUTBOUND_QUEUE.finish(ctx, o, owner)).await
+    }
+
+    async fn progress_outbound(&self, outbound: &Outbound, owner: Uuid) -> Result<bool> {
+        let o = outbound.clone();
+        self.engine.write(move |ctx| OUTBOUND_QUEUE.progress(ctx, o, owner)).await
     }
 }

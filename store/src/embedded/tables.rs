@@ -45,6 +45,8 @@ tables! {
     NOTIFICATION_PREFERENCES = "notification_preferences";
     REMINDERS = "reminders";
     REMINDERS_DUE = "reminders_due";
+    OUTBOUND = "outbound";
+    OUTBOUND_DUE = "outbound_due";
     LIVE_OUTBOX = "live_outbox";
     AUDIT_LOG = "audit_log";
     AUDIT_HEADS = "audit_heads";

@@ -180,7 +180,7 @@ impl ScyllaStore {
         }
         for m in &latest_of_each(w.messages, |m| m.id) {
             let mut g = Writes::default();
-            g.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
+            super::notify::push_new_message(self, &mut g, m);
             groups.push(g);
         }
         Ok(groups)

@@ -21,7 +21,7 @@ use hospital_domain::{AccountId, CannedReplyId, ConversationId, FaqId, StaffId, 
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::booking::{pack, BATCH_BYTES, BATCH_STATEMENTS, PUT_MESSAGE};
+use super::booking::{pack, BATCH_BYTES, BATCH_STATEMENTS};
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::chat::{canned_scope_key, message_bucket, read_mark_key, served_by, ChatStore, ChatWrite, ConversationRow};
 use crate::error::Result;
@@ -169,7 +169,7 @@ impl ScyllaStore {
         }
         for m in &w.inbox {
             let mut g = Writes::default();
-            g.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
+            super::notify::push_new_message(self, &mut g, m);
             groups.push(g);
         }
         groups

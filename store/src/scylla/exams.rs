@@ -9,7 +9,6 @@ use hospital_domain::{AccountId, ExamId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::booking::PUT_MESSAGE;
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::error::Result;
 use crate::exams::ExamStore;
@@ -33,7 +32,7 @@ impl ExamStore for ScyllaStore {
             vec![CqlValue::Uuid(exam.account_id.0), CqlValue::Uuid(exam.id.0), text(body)],
         );
         for m in messages {
-            w.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
+            super::notify::push_new_message(self, &mut w, m);
         }
         self.outbox_writes(&mut w, events);
         self.run_batch(w, BatchType::Logged).await

@@ -6,11 +6,19 @@
 //! (`reminders_due`) is written around the record's transaction in the order that leaves, after
 //! a crash at any point, either a stale queue row (removed by the next claim, which compares it
 //! with the record) or a duplicate one, never a pending reminder without one.
+//!
+//! Outbound rows share that code (`QueueCql`). They are written inside the message's own logged
+//! batch, which cannot hold a conditional statement across partitions, so the batch writes the
+//! queue entry (`outbound_due`, plain writes only, as every queue write) with the whole record in
+//! it, and the first claim creates the `outbound` record from it (`INSERT ... IF NOT EXISTS` with
+//! the lease): every write of an `outbound` row stays conditional.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hospital_domain::message::Message;
-use hospital_domain::notify::{category_of, due_bucket, NotificationPreferences, Reminder, ReminderId, ReminderStatus};
+use hospital_domain::notify::{
+    category_of, due_bucket, outside_route, NotificationPreferences, Outbound, OutsideRoute, Reminder, ReminderId,
+};
 use hospital_domain::{AccountId, MessageId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
@@ -18,7 +26,7 @@ use uuid::Uuid;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::error::Result;
-use crate::notify::{Claim, MessageFilter, NotifyStore};
+use crate::notify::{Claim, MessageFilter, NotifyStore, Queued};
 use crate::PendingEvent;
 
 use super::booking::PUT_MESSAGE;
@@ -29,15 +37,70 @@ const GET_PREFS: &str = "SELECT body FROM {ks}.notification_preferences WHERE ac
 const PUT_PREFS: &str = "INSERT INTO {ks}.notification_preferences (account_id, body) VALUES (?, ?)";
 const INSERT_REMINDER: &str =
     "INSERT INTO {ks}.reminders (reminder_id, body, lease_until) VALUES (?, ?, 0) IF NOT EXISTS";
-const GET_REMINDER: &str = "SELECT body, lease_owner, lease_until FROM {ks}.reminders WHERE reminder_id = ?";
-const CLAIM_REMINDER: &str =
-    "UPDATE {ks}.reminders SET lease_owner = ?, lease_until = ? WHERE reminder_id = ? IF body = ? AND lease_until = ?";
-const FINISH_REMINDER: &str =
-    "UPDATE {ks}.reminders SET body = ?, lease_owner = null, lease_until = 0 WHERE reminder_id = ? IF lease_owner = ?";
-const PUT_DUE: &str = "INSERT INTO {ks}.reminders_due (due_bucket, due_at, reminder_id, body) VALUES (?, ?, ?, ?)";
-const DELETE_DUE: &str = "DELETE FROM {ks}.reminders_due WHERE due_bucket = ? AND due_at = ? AND reminder_id = ?";
-const DUE_IN_BUCKET: &str =
-    "SELECT body FROM {ks}.reminders_due WHERE due_bucket = ? AND due_at >= ? AND due_at <= ? LIMIT ?";
+
+const PROGRESS_OUTBOUND: &str = "UPDATE {ks}.outbound SET body = ? WHERE message_id = ? IF lease_owner = ?";
+
+/// The statements of one queue (records by id with their lease, entries by due time).
+struct QueueCql {
+    records: &'static str,
+    due_table: &'static str,
+    get: &'static str,
+    claim: &'static str,
+    finish: &'static str,
+    put_due: &'static str,
+    delete_due: &'static str,
+    due_in_bucket: &'static str,
+    /// Creates the record with the lease taken (`id, body, owner, until`), for a queue whose
+    /// records are made by their first claim; None: an entry without a record is stale.
+    create_claimed: Option<&'static str>,
+}
+
+const REMINDER_CQL: QueueCql = QueueCql {
+    records: "reminders",
+    due_table: "reminders_due",
+    get: "SELECT body, lease_owner, lease_until FROM {ks}.reminders WHERE reminder_id = ?",
+    claim: "UPDATE {ks}.reminders SET lease_owner = ?, lease_until = ? WHERE reminder_id = ? IF body = ? AND lease_until = ?",
+    finish: "UPDATE {ks}.reminders SET body = ?, lease_owner = null, lease_until = 0 WHERE reminder_id = ? IF lease_owner = ?",
+    put_due: "INSERT INTO {ks}.reminders_due (due_bucket, due_at, reminder_id, body) VALUES (?, ?, ?, ?)",
+    delete_due: "DELETE FROM {ks}.reminders_due WHERE due_bucket = ? AND due_at = ? AND reminder_id = ?",
+    due_in_bucket: "SELECT body FROM {ks}.reminders_due WHERE due_bucket = ? AND due_at >= ? AND due_at <= ? LIMIT ?",
+    create_claimed: None,
+};
+
+const OUTBOUND_CQL: QueueCql = QueueCql {
+    records: "outbound",
+    due_table: "outbound_due",
+    get: "SELECT body, lease_owner, lease_until FROM {ks}.outbound WHERE message_id = ?",
+    claim:
+        "UPDATE {ks}.outbound SET lease_owner = ?, lease_until = ? WHERE message_id = ? IF body = ? AND lease_until = ?",
+    finish:
+        "UPDATE {ks}.outbound SET body = ?, lease_owner = null, lease_until = 0 WHERE message_id = ? IF lease_owner = ?",
+    put_due: "INSERT INTO {ks}.outbound_due (due_bucket, due_at, message_id, body) VALUES (?, ?, ?, ?)",
+    delete_due: "DELETE FROM {ks}.outbound_due WHERE due_bucket = ? AND due_at = ? AND message_id = ?",
+    due_in_bucket: "SELECT body FROM {ks}.outbound_due WHERE due_bucket = ? AND due_at >= ? AND due_at <= ? LIMIT ?",
+    create_claimed: Some(
+        "INSERT INTO {ks}.outbound (message_id, body, lease_owner, lease_until) VALUES (?, ?, ?, ?) IF NOT EXISTS",
+    ),
+};
+
+/// Pushes a new message-centre message onto a batch, with its outbound queue entry when its
+/// kind goes out that way (`outside_route`): every path that writes a new message calls this.
+pub(super) fn push_new_message(store: &ScyllaStore, w: &mut Writes, m: &Message) {
+    w.push(store, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))]);
+    if outside_route(m.kind) == OutsideRoute::Outbound {
+        let o = Outbound::of(m);
+        w.push(
+            store,
+            OUTBOUND_CQL.put_due,
+            vec![
+                CqlValue::BigInt(due_bucket(o.due_at)),
+                CqlValue::BigInt(o.due_at.timestamp_millis()),
+                CqlValue::Uuid(m.id.0),
+                text(encode(&o)),
+            ],
+        );
+    }
+}
 
 /// Most statements in one single-partition batch of `mark_all_read`.
 const READ_BATCH: usize = 100;
@@ -49,43 +112,122 @@ impl ScyllaStore {
         Ok(v)
     }
 
-    async fn put_due(&self, r: &Reminder) -> Result<()> {
-        let at = r.due_at.timestamp_millis();
-        self.exec(PUT_DUE, (due_bucket(r.due_at), at, r.id.0, encode(r))).await?;
+    async fn put_due<T: Queued>(&self, q: &QueueCql, r: &T) -> Result<()> {
+        let at = r.due_at().timestamp_millis();
+        self.exec(q.put_due, (due_bucket(r.due_at()), at, r.queue_id(), encode(r))).await?;
         Ok(())
     }
 
-    async fn delete_due(&self, due_at: DateTime<Utc>, id: ReminderId) -> Result<()> {
-        self.exec(DELETE_DUE, (due_bucket(due_at), due_at.timestamp_millis(), id.0)).await?;
+    async fn delete_due(&self, q: &QueueCql, due_at: DateTime<Utc>, id: Uuid) -> Result<()> {
+        self.exec(q.delete_due, (due_bucket(due_at), due_at.timestamp_millis(), id)).await?;
         Ok(())
     }
 
     /// The record, its lease owner and lease end (unix ms).
-    async fn stored_reminder(&self, id: ReminderId) -> Result<Option<(String, Reminder, Option<Uuid>, i64)>> {
-        let row: Option<(String, Option<Uuid>, Option<i64>)> = self.row(GET_REMINDER, (id.0,)).await?;
+    async fn stored<T: Queued>(&self, q: &QueueCql, id: Uuid) -> Result<Option<(String, T, Option<Uuid>, i64)>> {
+        let row: Option<(String, Option<Uuid>, Option<i64>)> = self.row(q.get, (id,)).await?;
         match row {
             None => Ok(None),
             Some((body, owner, until)) => {
-                let r: Reminder = decode("reminders", &body)?;
+                let r: T = decode(q.records, &body)?;
                 Ok(Some((body, r, owner, until.unwrap_or(0))))
             }
         }
+    }
+
+    async fn due_in<T: Queued>(
+        &self,
+        q: &QueueCql,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<T>> {
+        let mut out: Vec<T> = Vec::new();
+        for bucket in due_bucket(from)..=due_bucket(to) {
+            let left = limit.saturating_sub(out.len());
+            if left == 0 {
+                break;
+            }
+            let cql_limit = i32::try_from(left).unwrap_or(i32::MAX);
+            let rows: Vec<T> = self
+                .bodies(
+                    q.due_table,
+                    q.due_in_bucket,
+                    (bucket, from.timestamp_millis(), to.timestamp_millis(), cql_limit),
+                )
+                .await?;
+            out.extend(rows);
+        }
+        out.sort_by_key(|r| (r.due_at(), r.queue_id()));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn claim_in<T: Queued>(
+        &self,
+        q: &QueueCql,
+        entry: &T,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<T>> {
+        let id = entry.queue_id();
+        let Some((body, r, lease_owner, until)) = self.stored::<T>(q, id).await? else {
+            if let Some(create) = q.create_claimed.filter(|_| entry.is_pending() && entry.due_at() <= now) {
+                // The first claim of a new row makes its record, leased to us.
+                let lwt = self.lwt(create, (id, encode(entry), owner, lease_until.timestamp_millis())).await?;
+                return Ok(if lwt.applied { Claim::Claimed(entry.clone()) } else { Claim::NotDue });
+            }
+            if q.create_claimed.is_none() {
+                self.delete_due(q, entry.due_at(), id).await?;
+            }
+            return Ok(Claim::NotDue);
+        };
+        if !r.is_pending() || r.due_at() != entry.due_at() {
+            self.delete_due(q, entry.due_at(), id).await?;
+            return Ok(Claim::NotDue);
+        }
+        let leased = lease_owner.is_some_and(|o| o != owner) && until > now.timestamp_millis();
+        if r.due_at() > now || leased {
+            return Ok(Claim::NotDue);
+        }
+        let lwt = self.lwt(q.claim, (owner, lease_until.timestamp_millis(), id, body, until)).await?;
+        Ok(if lwt.applied { Claim::Claimed(r) } else { Claim::NotDue })
+    }
+
+    async fn finish_in<T: Queued>(&self, q: &QueueCql, r: &T, owner: Uuid) -> Result<bool> {
+        let id = r.queue_id();
+        let Some((_, old, lease_owner, _)) = self.stored::<T>(q, id).await? else { return Ok(false) };
+        if lease_owner != Some(owner) {
+            return Ok(false);
+        }
+        let pending = r.is_pending();
+        let moved = old.due_at() != r.due_at();
+        // The new queue row first: a crash after it leaves a duplicate (cleaned by a claim),
+        // never a pending row without a queue row.
+        if pending && moved {
+            self.put_due(q, r).await?;
+        }
+        let lwt = self.lwt(q.finish, (encode(r), id, owner)).await?;
+        if !lwt.applied {
+            return Ok(false);
+        }
+        if !pending || moved {
+            self.delete_due(q, old.due_at(), id).await?;
+        }
+        if pending && !moved {
+            // Same slot: refresh the queue row's copy of the record.
+            self.put_due(q, r).await?;
+        }
+        Ok(true)
     }
 }
 
 #[async_trait]
 impl NotifyStore for ScyllaStore {
     async fn put_message(&self, message: &Message, events: &[PendingEvent]) -> Result<()> {
-        if events.is_empty() {
-            self.exec(PUT_MESSAGE, (message.account_id.0, message.id.0, encode(message))).await?;
-            return Ok(());
-        }
         let mut w = Writes::default();
-        w.push(
-            self,
-            PUT_MESSAGE,
-            vec![CqlValue::Uuid(message.account_id.0), CqlValue::Uuid(message.id.0), text(encode(message))],
-        );
+        push_new_message(self, &mut w, message);
         self.outbox_writes(&mut w, events);
         self.run_batch(w, BatchType::Logged).await
     }
@@ -117,9 +259,13 @@ impl NotifyStore for ScyllaStore {
     ) -> Result<bool> {
         let Some(mut m) = self.message(account, message).await? else { return Ok(false) };
         if m.read != read {
-            // Idempotent: two concurrent marks write the same value.
+            // Idempotent: two concurrent marks write the same value. The message only: its
+            // outbound row was written with it.
             m.read = read;
-            self.put_message(&m, events).await?;
+            let mut w = Writes::default();
+            w.push(self, PUT_MESSAGE, vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(&m))]);
+            self.outbox_writes(&mut w, events);
+            self.run_batch(w, BatchType::Logged).await?;
         }
         Ok(true)
     }
@@ -172,14 +318,14 @@ impl NotifyStore for ScyllaStore {
         for r in reminders {
             let lwt = self.lwt(INSERT_REMINDER, (r.id.0, encode(r))).await?;
             if lwt.applied {
-                self.put_due(r).await?;
+                self.put_due(&REMINDER_CQL, r).await?;
                 n += 1;
             } else if let Some(CqlValue::Text(body)) = lwt.value("body") {
                 // Already there. If a crash came between its insert and its queue row, the row is
                 // missing: writing it again from the stored record is an idempotent upsert.
                 let existing: Reminder = decode("reminders", body)?;
-                if existing.status == ReminderStatus::Pending {
-                    self.put_due(&existing).await?;
+                if existing.is_pending() {
+                    self.put_due(&REMINDER_CQL, &existing).await?;
                 }
             }
         }
@@ -187,29 +333,11 @@ impl NotifyStore for ScyllaStore {
     }
 
     async fn reminder(&self, id: ReminderId) -> Result<Option<Reminder>> {
-        Ok(self.stored_reminder(id).await?.map(|(_, r, _, _)| r))
+        Ok(self.stored::<Reminder>(&REMINDER_CQL, id.0).await?.map(|(_, r, _, _)| r))
     }
 
     async fn due_reminders(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Result<Vec<Reminder>> {
-        let mut out = Vec::new();
-        for bucket in due_bucket(from)..=due_bucket(to) {
-            let left = limit.saturating_sub(out.len());
-            if left == 0 {
-                break;
-            }
-            let cql_limit = i32::try_from(left).unwrap_or(i32::MAX);
-            let rows: Vec<Reminder> = self
-                .bodies(
-                    "reminders_due",
-                    DUE_IN_BUCKET,
-                    (bucket, from.timestamp_millis(), to.timestamp_millis(), cql_limit),
-                )
-                .await?;
-            out.extend(rows);
-        }
-        out.sort_by_key(|r| (r.due_at, r.id));
-        out.truncate(limit);
-        Ok(out)
+        self.due_in(&REMINDER_CQL, from, to, limit).await
     }
 
     async fn claim_reminder(
@@ -219,45 +347,47 @@ impl NotifyStore for ScyllaStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Claim> {
-        let Some((body, r, lease_owner, until)) = self.stored_reminder(entry.id).await? else {
-            self.delete_due(entry.due_at, entry.id).await?;
-            return Ok(Claim::NotDue);
-        };
-        if r.status != ReminderStatus::Pending || r.due_at != entry.due_at {
-            self.delete_due(entry.due_at, entry.id).await?;
-            return Ok(Claim::NotDue);
-        }
-        let leased = lease_owner.is_some_and(|o| o != owner) && until > now.timestamp_millis();
-        if r.due_at > now || leased {
-            return Ok(Claim::NotDue);
-        }
-        let lwt = self.lwt(CLAIM_REMINDER, (owner, lease_until.timestamp_millis(), r.id.0, body, until)).await?;
-        Ok(if lwt.applied { Claim::Claimed(r) } else { Claim::NotDue })
+        self.claim_in(&REMINDER_CQL, entry, owner, now, lease_until).await
     }
 
     async fn finish_reminder(&self, reminder: &Reminder, owner: Uuid) -> Result<bool> {
-        let Some((_, old, lease_owner, _)) = self.stored_reminder(reminder.id).await? else { return Ok(false) };
-        if lease_owner != Some(owner) {
-            return Ok(false);
+        self.finish_in(&REMINDER_CQL, reminder, owner).await
+    }
+
+    async fn outbound(&self, id: MessageId) -> Result<Option<Outbound>> {
+        if let Some((_, o, _, _)) = self.stored::<Outbound>(&OUTBOUND_CQL, id.0).await? {
+            return Ok(Some(o));
         }
-        let pending = reminder.status == ReminderStatus::Pending;
-        let moved = old.due_at != reminder.due_at;
-        // The new queue row first: a crash after it leaves a duplicate (cleaned by a claim),
-        // never a pending reminder without a queue row.
-        if pending && moved {
-            self.put_due(reminder).await?;
-        }
-        let lwt = self.lwt(FINISH_REMINDER, (encode(reminder), reminder.id.0, owner)).await?;
-        if !lwt.applied {
-            return Ok(false);
-        }
-        if !pending || moved {
-            self.delete_due(old.due_at, reminder.id).await?;
-        }
-        if pending && !moved {
-            // Same slot: refresh the queue row's copy of the record.
-            self.put_due(reminder).await?;
-        }
-        Ok(true)
+        // Not claimed yet: the queue entry holds it (its record is made by the first claim), due
+        // at the message's time, which its (version 7) id carries to the millisecond.
+        let Some((secs, nanos)) = id.0.get_timestamp().map(|t| t.to_unix()) else { return Ok(None) };
+        let Some(at) = DateTime::<Utc>::from_timestamp(secs as i64, nanos) else { return Ok(None) };
+        let slack = chrono::Duration::seconds(60);
+        let rows: Vec<Outbound> = self.due_in(&OUTBOUND_CQL, at - slack, at + slack, 10_000).await?;
+        Ok(rows.into_iter().find(|o| o.id() == id))
+    }
+
+    async fn due_outbound(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Result<Vec<Outbound>> {
+        self.due_in(&OUTBOUND_CQL, from, to, limit).await
+    }
+
+    async fn claim_outbound(
+        &self,
+        entry: &Outbound,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<Outbound>> {
+        self.claim_in(&OUTBOUND_CQL, entry, owner, now, lease_until).await
+    }
+
+    async fn finish_outbound(&self, outbound: &Outbound, owner: Uuid) -> Result<bool> {
+        self.finish_in(&OUTBOUND_CQL, outbound, owner).await
+    }
+
+    async fn progress_outbound(&self, outbound: &Outbound, owner: Uuid) -> Result<bool> {
+        // The queue entry keeps the record's first copy; a claim compares the entry's due time
+        // with the record, never its body, so it need not change.
+        Ok(self.lwt(PROGRESS_OUTBOUND, (encode(outbound), outbound.id().0, owner)).await?.applied)
     }
 }

@@ -17,7 +17,6 @@ use hospital_domain::{AccountId, OrderId, PatientId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::booking::PUT_MESSAGE;
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::embedded::payments_shard as open_shard;
 use crate::error::Result;
@@ -228,11 +227,7 @@ impl PaymentStore for ScyllaStore {
             self.order_writes(&mut batch, o);
         }
         for m in &w.messages {
-            batch.push(
-                self,
-                PUT_MESSAGE,
-                vec![CqlValue::Uuid(m.account_id.0), CqlValue::Uuid(m.id.0), text(encode(m))],
-            );
+            super::notify::push_new_message(self, &mut batch, m);
         }
         let events = settle_balance_events(w.events, &moves);
         self.outbox_writes(&mut batch, &events);
