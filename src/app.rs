@@ -165,6 +165,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         zone,
     });
     reconciler.ensure_scheduled().await.context("cannot schedule reconciliation")?;
+    // Stored schedule templates (BOOK-9): a daily job applying them ahead, the first one made here.
+    hospital_actors::templates::ensure_scheduled(stores.data.as_ref(), &actors)
+        .await
+        .context("cannot schedule the schedule templates' run")?;
     let jobs = hospital_actors::JobRunner::start(
         stores.data.clone(),
         actors.clone(),
@@ -193,7 +197,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .context("cannot start the audit log")?;
     let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
     let roles = hospital_gateway::access::Roles::load(stores.data.as_ref()).await.context("cannot load the roles")?;
-    let state = AppState {
+    let state = AppState::new(hospital_gateway::state::Shared {
         sessions: SessionStore::new(stores.kv.clone()),
         stores,
         actors: actors.clone(),
@@ -218,7 +222,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         consoles,
         sandbox,
         consent: Default::default(),
-    };
+    });
     // Every node reloads what the back office changed on any node (roles, the catalogue).
     hospital_gateway::backoffice::follow_invalidations(state.clone());
     let limits = state.limits.clone();

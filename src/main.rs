@@ -6,6 +6,11 @@ use hospital::{app, config, keys};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// mimalloc, not glibc's malloc: a storm's many small, short-lived allocations across threads
+/// cost glibc ~12 % of the CPU in the profile of docs/benchmarks.md ("Three storms").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hospital", version, about = "Real-time hospital platform", args_conflicts_with_subcommands = true)]
 struct Cli {

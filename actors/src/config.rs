@@ -149,6 +149,10 @@ pub struct JobsConfig {
     /// (SET-3: 7 days).
     #[serde(rename = "erase_cooling_off_secs", with = "secs")]
     pub erase_cooling_off: Duration,
+    /// Stored schedule templates (BOOK-9) make sessions this many weeks ahead (from tomorrow)...
+    pub template_weeks_ahead: u32,
+    /// ... applied every day at this local time (and at once when a template is saved).
+    pub template_apply_at: NaiveTime,
 }
 
 impl Default for JobsConfig {
@@ -162,6 +166,8 @@ impl Default for JobsConfig {
             lookback: Duration::from_secs(30 * 24 * 3600),
             batch: 100,
             erase_cooling_off: Duration::from_secs(7 * 24 * 3600),
+            template_weeks_ahead: 4,
+            template_apply_at: NaiveTime::from_hms_opt(2, 0, 0).expect("02:00"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The durable jobs' runner (`hospital_domain::jobs`): closing clinic sessions at their end
 //! (their bookings never checked in become no-shows, BOOK-6) and erasing accounts after their
 //! cooling-off (SET-3), publishing announcements at their time (ADM-4, `announce`), reconciling each day with the
-//! payment providers' bills (PAY-4, `reconcile`). Jobs are rows (`JobStore`), so one that fell due while no process ran is
+//! payment providers' bills (PAY-4, `reconcile`), applying stored schedule templates ahead (BOOK-9, `templates`). Jobs are rows (`JobStore`), so one that fell due while no process ran is
 //! run at the next start. Like the notifier, a supervised task, not an actor: every `tick` it
 //! reads what is due, claims each job (a lease, so two runners never run one), runs it in its own
 //! task (a panic is caught and counted), and removes it, or moves it to a retry time with an
@@ -179,6 +179,12 @@ impl Worker {
                 Some(r) => r.run_job(*date).await,
                 None => Err("no reconciler configured".into()),
             },
+            JobKind::ApplyTemplate { doctor_id } => {
+                crate::templates::apply(self.data.as_ref(), &self.system, *doctor_id).await.map(|_| ())
+            }
+            JobKind::ApplyTemplates { date } => {
+                crate::templates::run_day(self.data.as_ref(), &self.system, *date).await
+            }
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod reconcile;
 pub mod schedule;
 pub mod supervisor;
 pub mod system;
+pub mod templates;
 pub mod ticket;
 pub mod tree;
 pub mod visit;

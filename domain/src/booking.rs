@@ -317,6 +317,28 @@ impl SessionBook {
         Ok(())
     }
 
+    /// 号源调整 of times (and counts): replaces the session's segments. Segment `i` keeps its
+    /// bookings (the same places, now at the new segment's time), so a segment with bookings can
+    /// neither go nor have fewer places than it has booked. The caller has checked the segments
+    /// are in order (`ClinicSession::validate`). Answers the live appointments whose time changed.
+    pub fn set_segments(&mut self, segments: Vec<crate::schedule::Segment>) -> Result<Vec<Appointment>, BookError> {
+        for (i, taken) in self.taken.iter().enumerate() {
+            let booked = taken.len() as u32;
+            if segments.get(i).map_or(0, |s| s.quota) < booked {
+                return Err(BookError::QuotaBelowBooked { booked });
+            }
+        }
+        let moved: BTreeSet<usize> = (0..self.session.segments.len())
+            .filter(|&i| {
+                let old = &self.session.segments[i];
+                segments.get(i).is_none_or(|new| (new.start, new.end) != (old.start, old.end))
+            })
+            .collect();
+        self.taken.resize(segments.len(), BTreeSet::new());
+        self.session.segments = segments;
+        Ok(self.live.values().filter(|a| moved.contains(&(a.slot.segment as usize))).cloned().collect())
+    }
+
     /// 停诊: cancels every live appointment and empties the waitlist; returns both.
     pub fn stop(&mut self, now: DateTime<Utc>) -> (Vec<Appointment>, Vec<WaitEntry>) {
         self.session.status = SessionStatus::Stopped;
@@ -714,6 +736,16 @@ mod tests {
             })
         );
         assert_eq!(b.set_quota(0, 0), Err(BookError::QuotaBelowBooked { booked: 1 }));
+        // Times: a booked segment can move, not go; the booking comes back as moved.
+        let mut moved_segments = b.session.segments.clone();
+        moved_segments[0].start += Duration::minutes(30);
+        moved_segments[0].end += Duration::minutes(30);
+        let unbooked_only = b.session.segments[..0].to_vec();
+        assert_eq!(b.clone().set_segments(unbooked_only), Err(BookError::QuotaBelowBooked { booked: 1 }));
+        let moved = b.set_segments(moved_segments.clone()).unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(b.session.segments, moved_segments);
+        b.check_invariants().unwrap();
         b.set_quota(0, 3).unwrap();
         assert_eq!(b.remaining(0), 2);
         b.check_invariants().unwrap();

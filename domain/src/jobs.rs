@@ -23,6 +23,11 @@ pub enum JobKind {
     /// The next morning: the providers' bills of the day reconciled with the ledger (PAY-4);
     /// when done, the next day's is scheduled.
     Reconcile { date: chrono::NaiveDate },
+    /// Now: a doctor's stored schedule template applied to the weeks ahead (saved, BOOK-9).
+    ApplyTemplate { doctor_id: DoctorId },
+    /// Each day at the configured time: every stored template applied to the weeks ahead; when
+    /// done, the next day's is scheduled.
+    ApplyTemplates { date: chrono::NaiveDate },
 }
 
 /// A job and its progress.
@@ -61,6 +66,16 @@ impl Job {
     /// Reconciling one business day (`reconcile:<date>`).
     pub fn reconcile(date: chrono::NaiveDate, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         Self::new(format!("reconcile:{date}"), JobKind::Reconcile { date }, due_at, now)
+    }
+
+    /// Applying one doctor's stored template (`template:<doctor id>`).
+    pub fn apply_template(doctor_id: DoctorId, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self::new(format!("template:{doctor_id}"), JobKind::ApplyTemplate { doctor_id }, due_at, now)
+    }
+
+    /// Applying every stored template on one day (`templates:<date>`).
+    pub fn apply_templates(date: chrono::NaiveDate, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self::new(format!("templates:{date}"), JobKind::ApplyTemplates { date }, due_at, now)
     }
 
     /// The id of an account's erase job.

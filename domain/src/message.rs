@@ -13,6 +13,8 @@ pub enum MessageKind {
     BookingFailure,
     WaitlistOffer,
     ClinicStopped,
+    /// 号源调整: the time of a booked segment was changed by the hospital.
+    TimeChanged,
     ReportReady,
     PaymentSuccess,
     PaymentFailure,

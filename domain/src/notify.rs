@@ -35,12 +35,13 @@ impl MessageCategory {
 }
 
 /// Every message kind, in a fixed order (preferences are listed in it).
-pub const ALL_KINDS: [MessageKind; 11] = [
+pub const ALL_KINDS: [MessageKind; 12] = [
     MessageKind::BookingSuccess,
     MessageKind::VisitReminder,
     MessageKind::BookingFailure,
     MessageKind::WaitlistOffer,
     MessageKind::ClinicStopped,
+    MessageKind::TimeChanged,
     MessageKind::PaymentSuccess,
     MessageKind::PaymentFailure,
     MessageKind::Refund,
@@ -53,9 +54,12 @@ pub const ALL_KINDS: [MessageKind; 11] = [
 pub fn category_of(kind: MessageKind) -> MessageCategory {
     use MessageKind as K;
     match kind {
-        K::VisitReminder | K::BookingSuccess | K::BookingFailure | K::WaitlistOffer | K::ClinicStopped => {
-            MessageCategory::Appointment
-        }
+        K::VisitReminder
+        | K::BookingSuccess
+        | K::BookingFailure
+        | K::WaitlistOffer
+        | K::ClinicStopped
+        | K::TimeChanged => MessageCategory::Appointment,
         K::PaymentSuccess | K::PaymentFailure | K::Refund => MessageCategory::Payment,
         K::ReportReady => MessageCategory::Report,
         K::SystemNotice | K::Announcement => MessageCategory::System,
@@ -90,7 +94,9 @@ impl KindChannels {
     pub fn default_for(kind: MessageKind) -> Self {
         use MessageKind as K;
         let (in_app, sms, wechat) = match kind {
-            K::BookingSuccess | K::VisitReminder | K::WaitlistOffer | K::ClinicStopped => (true, true, true),
+            K::BookingSuccess | K::VisitReminder | K::WaitlistOffer | K::ClinicStopped | K::TimeChanged => {
+                (true, true, true)
+            }
             K::BookingFailure | K::PaymentSuccess | K::PaymentFailure | K::Refund | K::ReportReady => {
                 (true, false, true)
             }

@@ -157,11 +157,14 @@ pub fn split_segments(start: NaiveTime, end: NaiveTime, minutes: i64, quota: u32
 /// One line of a weekly schedule template (排班模板): on `weekday` (1 = Monday ... 7 = Sunday), a
 /// session in `period` from `start` to `end`, cut into segments of `segment_minutes` with
 /// `quota` places each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateLine {
+    /// 1 = Monday ... 7 = Sunday.
     pub weekday: u32,
     pub period: Period,
+    #[schema(value_type = String, example = "08:00:00")]
     pub start: NaiveTime,
+    #[schema(value_type = String, example = "12:00:00")]
     pub end: NaiveTime,
     pub segment_minutes: i64,
     pub quota: u32,
@@ -211,6 +214,102 @@ impl WeeklyTemplate {
     }
 }
 
+/// The back-office document kind of stored templates (id: the doctor id) and of what their last
+/// application did (`TemplateRun`, same id).
+pub const TEMPLATE_DOCS: &str = "schedule_template";
+pub const TEMPLATE_RUNS: &str = "schedule_template_run";
+
+/// A doctor's stored weekly template (BOOK-9): kept, and applied by a durable job every day (and
+/// at once when saved) to the weeks ahead the configuration names. Applying only ever adds a
+/// session for a date and period the doctor has none for, so sessions already there (booked,
+/// stopped, their quota or times changed by hand) are never touched, and applying twice adds
+/// nothing the second time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredTemplate {
+    pub doctor_id: DoctorId,
+    pub lines: Vec<StoredLine>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One line of a stored template with its own fee and release (an imported sheet gives each
+/// row its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredLine {
+    /// 1 = Monday ... 7 = Sunday.
+    pub weekday: u32,
+    pub period: Period,
+    #[schema(value_type = String, example = "08:00:00")]
+    pub start: NaiveTime,
+    #[schema(value_type = String, example = "12:00:00")]
+    pub end: NaiveTime,
+    pub segment_minutes: i64,
+    pub quota: u32,
+    /// In fen; None: the doctor's title fee when applied.
+    pub fee: Option<Fen>,
+    pub release_days_before: u32,
+    #[schema(value_type = String, example = "08:00:00")]
+    pub release_time: NaiveTime,
+}
+
+impl StoredLine {
+    pub fn new(line: TemplateLine, fee: Option<Fen>, release_days_before: u32, release_time: NaiveTime) -> Self {
+        let TemplateLine { weekday, period, start, end, segment_minutes, quota } = line;
+        Self { weekday, period, start, end, segment_minutes, quota, fee, release_days_before, release_time }
+    }
+
+    /// The line alone as a `WeeklyTemplate`, with `title_fee` where it names no fee.
+    pub fn weekly(&self, title_fee: Fen) -> WeeklyTemplate {
+        let line = TemplateLine {
+            weekday: self.weekday,
+            period: self.period,
+            start: self.start,
+            end: self.end,
+            segment_minutes: self.segment_minutes,
+            quota: self.quota,
+        };
+        WeeklyTemplate {
+            lines: vec![line],
+            fee: self.fee.unwrap_or(title_fee),
+            release_days_before: self.release_days_before,
+            release_time: self.release_time,
+        }
+    }
+}
+
+impl StoredTemplate {
+    /// The sessions its lines make on `from..=to` (see `WeeklyTemplate::sessions`).
+    pub fn sessions(
+        &self,
+        department: DepartmentId,
+        title_fee: Fen,
+        from: NaiveDate,
+        to: NaiveDate,
+        zone: crate::time::HospitalZone,
+    ) -> Result<Vec<ClinicSession>, ValidationError> {
+        let mut out = Vec::new();
+        for l in &self.lines {
+            out.extend(l.weekly(title_fee).sessions(self.doctor_id, department, from, to, zone)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What the last application of a doctor's template did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TemplateRun {
+    pub doctor_id: DoctorId,
+    pub at: DateTime<Utc>,
+    /// The version of the template document applied.
+    pub template_version: u64,
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub created: usize,
+    /// Dates and periods that had a session already (left as they were).
+    pub skipped: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +355,38 @@ mod tests {
         // A line whose segments make no valid session is refused, not skipped.
         let bad = WeeklyTemplate { lines: vec![line(1, Period::Morning, hm(8, 0), hm(8, 0))], ..t };
         assert!(bad.sessions(doctor, department, from, to, zone).is_err());
+    }
+
+    #[test]
+    fn a_stored_template_gives_each_line_its_own_fee_and_release() {
+        let line = |weekday, period| TemplateLine {
+            weekday,
+            period,
+            start: hm(8, 0),
+            end: hm(9, 0),
+            segment_minutes: 30,
+            quota: 2,
+        };
+        let t = StoredTemplate {
+            doctor_id: DoctorId::new(),
+            lines: vec![
+                StoredLine::new(line(1, Period::Morning), Some(Fen::new(6000)), 7, hm(8, 0)),
+                StoredLine::new(line(2, Period::Morning), None, 3, hm(7, 30)),
+            ],
+            updated_at: Utc::now(),
+        };
+        let back: StoredTemplate = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t, "stored as JSON and read back");
+        let zone = crate::time::HospitalZone::default();
+        let monday = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let made =
+            t.sessions(DepartmentId::new(), Fen::new(2000), monday, monday + chrono::Duration::days(6), zone).unwrap();
+        assert_eq!(made.len(), 2);
+        assert!(made.iter().all(|s| s.doctor_id == t.doctor_id));
+        let fees: Vec<Fen> = made.iter().map(|s| s.fee).collect();
+        assert_eq!(fees, [Fen::new(6000), Fen::new(2000)], "the line's fee, else the title's");
+        let tuesday = monday + chrono::Duration::days(1);
+        assert_eq!(made[1].release_at, zone.to_utc(tuesday - chrono::Duration::days(3), hm(7, 30)));
     }
 
     #[test]

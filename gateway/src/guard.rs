@@ -58,11 +58,13 @@ impl HttpBody for DeadlineBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
-        let timeout = this.timeout;
-        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
+        // Armed only when the body is not all there yet: a small JSON body usually arrives with
+        // the headers, and then costs no timer (an allocation and a timer-wheel entry a request).
+        let timeout = this.timeout;
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout)))),
             Poll::Pending => Poll::Pending,

@@ -47,5 +47,6 @@ mod settings;
 mod slow_clients;
 mod storm;
 mod supervision;
+mod templates;
 mod tls;
 mod visits;

@@ -204,6 +204,12 @@ impl Actor for ScheduleActor {
                     }
                 }
             }
+            ScheduleMsg::SetSegments { session, segments, reply } => match state.set_segments(session, segments) {
+                Ok((w, answer)) => state.persist(w, vec![], Some(reply), Ok(answer)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             ScheduleMsg::StopSession { session, reply } => match state.stop(session) {
                 Ok((w, effects, report)) => state.persist(w, effects, Some(reply), Ok(report)),
                 Err(e) => {

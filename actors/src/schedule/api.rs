@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentEvent};
-use hospital_domain::schedule::ClinicSession;
+use hospital_domain::schedule::{ClinicSession, Segment};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, PatientId, SessionId};
 use ractor::ActorRef;
 
@@ -40,6 +40,9 @@ impl ActorSystem {
         /// 加号/减号.
         pub fn set_quota(doctor: DoctorId, session: SessionId, segment: u16, quota: u32) -> ClinicSession, BookingError
             = once |reply| ScheduleMsg::SetQuota { session, segment, quota, reply };
+        /// 号源调整 of times: the session and the appointments whose time changed.
+        pub fn set_segments(doctor: DoctorId, session: SessionId, segments: Vec<Segment>) -> (ClinicSession, Vec<Appointment>), BookingError
+            = once |reply| ScheduleMsg::SetSegments { session, segments: segments.clone(), reply };
         /// 停诊.
         pub fn stop_session(doctor: DoctorId, session: SessionId) -> StopReport, BookingError
             = once |reply| ScheduleMsg::StopSession { session, reply };

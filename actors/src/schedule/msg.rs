@@ -5,7 +5,7 @@ use hospital_domain::appointment::Appointment;
 use hospital_domain::booking::{SessionBook, WaitEntry};
 use hospital_domain::live::Availability;
 use hospital_domain::order::Order;
-use hospital_domain::schedule::{ClinicSession, SlotId};
+use hospital_domain::schedule::{ClinicSession, Segment, SlotId};
 use hospital_domain::{AccountId, AppointmentId, Fen, PatientId, SessionId};
 use ractor::RpcReplyPort;
 
@@ -127,6 +127,14 @@ pub enum ScheduleMsg {
         segment: u16,
         quota: u32,
         reply: Reply<ClinicSession>,
+    },
+    /// 号源调整 of times (BOOK-9): replaces a session's segments (segment `i` keeps its bookings);
+    /// every patient booked in a segment whose time changed is told. The session, and the
+    /// appointments whose time changed.
+    SetSegments {
+        session: SessionId,
+        segments: Vec<Segment>,
+        reply: Reply<(ClinicSession, Vec<Appointment>)>,
     },
     /// 停诊: cancels, refunds and notifies every booking, clears the waitlist (BOOK-9).
     StopSession {

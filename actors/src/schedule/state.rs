@@ -7,7 +7,7 @@ use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, 
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderKind};
-use hospital_domain::schedule::{ClinicSession, SlotId};
+use hospital_domain::schedule::{ClinicSession, Segment, SlotId};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use std::collections::HashMap;
@@ -112,7 +112,11 @@ impl ScheduleState {
         let events = self.ctx.events.clone();
         let mut write = write;
         write.fence = self.lease.as_ref().map(hospital_store::Lease::fence);
+        // Events a change names itself (an appointment whose time moved, its row unchanged) go
+        // after those its rows make.
+        let named = std::mem::take(&mut write.events);
         write.events = self.personal_events(&write);
+        write.events.extend(named);
         let personal = write.events.clone();
         let topics = self.topic_events(&write);
         let confirmed: Vec<Appointment> =
@@ -386,6 +390,47 @@ impl ScheduleState {
         }
         self.offer(from_session, &mut w);
         Ok((w, new))
+    }
+
+    /// 号源调整 of times: the new segments in memory, the session's write, and for every live
+    /// appointment whose segment moved a `TimeChanged` message and its appointment event (the
+    /// appointment's row is unchanged: its time is its segment's). Appointments keep their
+    /// segment and place, and segments stay in time order, so the queue's order (by segment and
+    /// place) stays the order of the new times.
+    pub(super) fn set_segments(
+        &mut self,
+        session: SessionId,
+        segments: Vec<Segment>,
+    ) -> Result<(BookingWrite, (ClinicSession, Vec<Appointment>)), BookingError> {
+        let b = self.book.session_mut(session).ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+        if b.session.status == hospital_domain::schedule::SessionStatus::Stopped {
+            return Err(BookingError::Book(BookError::SessionStopped));
+        }
+        let moved = b.set_segments(segments)?;
+        let s = b.session.clone();
+        let mut w = BookingWrite { sessions: vec![s.clone()], ..Default::default() };
+        for a in &moved {
+            let seg = &s.segments[a.slot.segment as usize];
+            w.messages.push(message(
+                a,
+                MessageKind::TimeChanged,
+                "就诊时间变更",
+                format!(
+                    "{} {} 的门诊时间已调整：{}的就诊时间改为 {}-{}，就诊序号不变（第{}号）。",
+                    a.date,
+                    a.period.label(),
+                    a.patient_name,
+                    seg.start.format("%H:%M"),
+                    seg.end.format("%H:%M"),
+                    a.place
+                ),
+            ));
+            w.events.push(PendingEvent::new(a.account_id, PersonalEvent::Appointment(a.into())));
+        }
+        // Places a larger quota freed go to the waitlist first, as with 加号.
+        self.offer(session, &mut w);
+        metrics::counter!("booking_session_retimed_total").increment(1);
+        Ok((w, (s, moved)))
     }
 
     pub(super) fn stop(&mut self, session: SessionId) -> Result<(BookingWrite, Vec<Effect>, StopReport), BookingError> {

@@ -7,7 +7,9 @@
 //! (`import_department`, `import_doctor`), so the second import of a file updates (or leaves
 //! alone) what the first made. A template's sessions go through the doctor's schedule actor,
 //! which adds only dates and periods the doctor has no session for: sessions already there,
-//! booked or changed by hand, are left as they are.
+//! booked or changed by hand, are left as they are. Each doctor's template lines are also stored
+//! as the doctor's template (replacing the one stored), so the daily run keeps applying them to
+//! the configured weeks ahead (`actors::templates`).
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,7 +18,7 @@ use chrono::{Duration as Days, Utc};
 use hospital_domain::audit::Target;
 use hospital_domain::catalog::{Department, Doctor, DoctorTitle};
 use hospital_domain::import::{check, Known, Plan, RowError, SheetKind, SheetSummary};
-use hospital_domain::schedule::{ClinicSession, WeeklyTemplate};
+use hospital_domain::schedule::{ClinicSession, StoredLine, StoredTemplate, WeeklyTemplate, TEMPLATE_DOCS};
 use hospital_domain::{DepartmentId, DoctorId, Permission};
 use hospital_store::Docs;
 use serde::{Deserialize, Serialize};
@@ -99,6 +101,8 @@ pub struct ImportReport {
     /// After a real run: sessions made, and those left out as the doctor had one already.
     pub sessions_created: usize,
     pub sessions_skipped: usize,
+    /// Doctors whose stored template the file replaces (or would, on a dry run).
+    pub templates: usize,
 }
 
 /// Imports (or, with `dry_run=true`, checks) departments, doctors and schedule templates from an
@@ -215,6 +219,17 @@ async fn import(
         report.sessions_created += added.created.len();
         report.sessions_skipped += added.skipped;
     }
+    // The file's lines become each doctor's stored template: the import made the weeks asked
+    // for, the daily run keeps extending them to the configured weeks ahead.
+    let templates: Docs<'_, StoredTemplate> = Docs::new(data, TEMPLATE_DOCS);
+    for (doctor, lines) in built.stored {
+        let id = doctor.to_string();
+        let expected = templates.get(&id).await?.map_or(0, |t| t.version);
+        let t = StoredTemplate { doctor_id: doctor, lines, updated_at: Utc::now() };
+        if !templates.put(&id, &t, expected).await? {
+            return Err(raced());
+        }
+    }
     report.written = true;
     let digest = hex::encode(&Sha256::digest(&bytes)[..16]);
     audit.record(audit.event("catalog.import", Target::new("import", digest)?)?).await?;
@@ -251,6 +266,8 @@ struct Built {
     /// Per template row: (row, doctor code, sessions).
     lines: Vec<(u32, String, usize)>,
     sessions: BTreeMap<DoctorId, Vec<ClinicSession>>,
+    /// Each doctor's template lines, to store as the doctor's template.
+    stored: BTreeMap<DoctorId, Vec<StoredLine>>,
 }
 
 fn build(
@@ -268,6 +285,7 @@ fn build(
         new_doctors: Vec::new(),
         lines: Vec::new(),
         sessions: BTreeMap::new(),
+        stored: BTreeMap::new(),
     };
     let mut deps = dep_ids.clone();
     for d in &plan.departments {
@@ -352,6 +370,8 @@ fn build(
             Ok(made) => {
                 b.lines.push((t.row, t.doctor_code.clone(), made.len()));
                 b.sessions.entry(doctor).or_default().extend(made);
+                let line = StoredLine::new(t.line, t.fee, t.release_days_before, t.release_time);
+                b.stored.entry(doctor).or_default().push(line);
             }
             Err(e) => errors.push(RowError {
                 sheet: sheet.clone(),
@@ -386,6 +406,7 @@ fn empty_report(plan: &Plan, dry_run: bool, mut errors: Vec<RowError>) -> Import
         sessions_planned: 0,
         sessions_created: 0,
         sessions_skipped: 0,
+        templates: 0,
     }
 }
 
@@ -407,6 +428,7 @@ impl Built {
             count(&mut r.doctors, action);
             r.rows.push(RowOutcome { sheet: sheet.clone(), row: *row, key: code.clone(), action, sessions: None });
         }
+        r.templates = self.stored.len();
         let sheet = sheet_name(plan, SheetKind::Templates);
         for (row, code, n) in &self.lines {
             r.sessions_planned += n;

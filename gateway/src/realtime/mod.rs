@@ -74,8 +74,9 @@ pub async fn ws(
         .protocols([SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK])
         .max_message_size(cfg.max_frame_bytes)
         .max_frame_size(cfg.max_frame_bytes)
-        // Small buffers: tens of thousands of sockets must fit in memory.
-        .read_buffer_size(4 * 1024)
+        // Small buffers: tens of thousands of sockets must fit in memory. Clients send small
+        // frames (pings, acks, subscriptions); a larger one makes the buffer grow for it.
+        .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(64 * 1024);
     upgrade.on_upgrade(move |socket| {

@@ -160,11 +160,11 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     let cfg = state.config.realtime.clone();
     let mut conn = Conn { ws, codec, cfg: cfg.clone() };
     metrics::gauge!("ws_open_sockets").increment(1.0);
-    let (session, resume_from) = match authenticate(&mut conn, &state, token).await {
+    let (session, resume_from) = match Box::pin(authenticate(&mut conn, &state, token)).await {
         Ok((s, from_frame)) => (s, resume_from.or(from_frame)),
         Err(Some(why)) => {
             let _ = conn.control(Control::error(codes::UNAUTHORIZED, why.clone()), None).await;
-            conn.close(close::UNAUTHORIZED, &why).await;
+            Box::pin(conn.close(close::UNAUTHORIZED, &why)).await;
             metrics::gauge!("ws_open_sockets").decrement(1.0);
             return;
         }
@@ -213,7 +213,7 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     if code == close::TOO_SLOW {
         metrics::counter!("ws_drops_total", "reason" => "too_slow").increment(1);
     }
-    conn.close(code, &reason).await;
+    Box::pin(conn.close(code, &reason)).await;
     metrics::gauge!("ws_open_sockets").decrement(1.0);
 }
 
@@ -317,14 +317,11 @@ impl Session<'_> {
         }
     }
 
-    async fn serve_until_end(
-        &mut self,
-        mut outbox: mpsc::Receiver<Arc<Logged>>,
-        resume_from: Option<u64>,
-    ) -> Result<std::convert::Infallible, End> {
-        let cfg = self.conn.cfg.clone();
-        let rt = self.state.realtime();
-        let head = rt.log.head(self.account).await.map_err(|_| ()).ok();
+    /// The welcome (and the replay a resume asks for): once per connection, so boxed where it is
+    /// called, keeping its store reads out of the future every idle socket holds.
+    async fn open(&mut self, resume_from: Option<u64>) -> Result<Progress, End> {
+        let cfg = &self.conn.cfg;
+        let head = self.state.realtime().log.head(self.account).await.map_err(|_| ()).ok();
         let Some(head) = head else {
             let _ = self.conn.control(Control::error(codes::UNAVAILABLE, "events are unavailable"), None).await;
             return Err(end(close::GOING_AWAY, "events are unavailable: reconnect later"));
@@ -345,7 +342,16 @@ impl Session<'_> {
             p.last_acked = from.min(head);
             self.resume(&mut p, from, head, None).await?;
         }
+        Ok(p)
+    }
 
+    async fn serve_until_end(
+        &mut self,
+        mut outbox: mpsc::Receiver<Arc<Logged>>,
+        resume_from: Option<u64>,
+    ) -> Result<std::convert::Infallible, End> {
+        let cfg = self.conn.cfg.clone();
+        let mut p = Box::pin(self.open(resume_from)).await?;
         let mut bucket = Bucket {
             tokens: cfg.burst as f64,
             rate: cfg.frames_per_second as f64,
@@ -377,7 +383,7 @@ impl Session<'_> {
                     if last_touch.elapsed() >= Duration::from_secs(self.login.idle_timeout_secs / 10) {
                         // An app that is open and heartbeating is in use: its session stays alive.
                         last_touch = Instant::now();
-                        if let Ok(s) = self.state.sessions.touch(&self.login, chrono::Utc::now()).await {
+                        if let Ok(s) = Box::pin(self.state.sessions.touch(&self.login, chrono::Utc::now())).await {
                             self.login = s;
                         }
                     }
@@ -407,7 +413,7 @@ impl Session<'_> {
                             continue;
                         }
                     };
-                    self.handle(msg, id.as_deref(), &mut p).await?;
+                    Box::pin(self.handle(msg, id.as_deref(), &mut p)).await?;
                 }
                 Some(event) = outbox.recv() => {
                     self.live(&mut p, event).await?;
@@ -447,7 +453,7 @@ impl Session<'_> {
                 }
                 _ = tokio::time::sleep_until(session_check) => {
                     // The session would have ended by now unless it was used meanwhile.
-                    match self.state.sessions.get(&self.login.token_hash, chrono::Utc::now()).await {
+                    match Box::pin(self.state.sessions.get(&self.login.token_hash, chrono::Utc::now())).await {
                         Ok(Some(s)) => {
                             session_check = tokio::time::Instant::now() + until(s.ends_at());
                             self.login = s;
@@ -539,7 +545,7 @@ impl Session<'_> {
         }
         if event.seq > p.last_sent + 1 {
             let from = p.last_sent + 1;
-            self.replay(p, from, event.seq - 1, None).await?;
+            Box::pin(self.replay(p, from, event.seq - 1, None)).await?;
         }
         self.send_event(p, &event).await?;
         let lag = super::log::now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
@@ -602,4 +608,30 @@ impl Session<'_> {
 /// Time from now until `at` (zero if past).
 fn until(at: chrono::DateTime<chrono::Utc>) -> Duration {
     (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(WebSocket, AppState, Codec, Option<String>, Option<u64>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every open socket holds one `run` future (inside the task axum spawns for the upgrade), so
+    /// its size is memory per socket: the work done once per connection or per client frame is
+    /// boxed where it is awaited, and only the wait stays inline (3,312 bytes in a debug build when
+    /// this was written; axum's whole upgrade task was ~5.7 KiB per socket in a release build
+    /// before, docs/benchmarks.md). A new inline await of a store or Redis call would push it
+    /// back up, and this says so.
+    #[test]
+    fn the_future_each_socket_holds_stays_small() {
+        let size = future_size(run);
+        println!("socket::run future: {size} bytes");
+        assert!(size <= 4096, "socket::run's future is {size} bytes; box the new await (see this module's comments)");
+    }
 }
