@@ -216,7 +216,9 @@ pub struct ExamUpdate {
     /// 待检查 / 检查中 / 已完成
     pub status_label: String,
     pub abnormal: bool,
-    pub summary: Option<String>,
+    /// The result preview is never in an event: events are kept in the outbox and the replay
+    /// buffer, which are not sealed per patient (REC-5). The client reads it from
+    /// `GET /api/v1/me/exams/{id}`, where the caller is checked.
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -231,7 +233,6 @@ impl From<&Exam> for ExamUpdate {
             status: e.status,
             status_label: e.status.label().to_string(),
             abnormal: e.abnormal,
-            summary: e.summary.clone(),
             updated_at: e.updated_at,
             completed_at: e.completed_at,
         }
@@ -245,8 +246,7 @@ pub struct ExamAlert {
     pub name: String,
     pub status: ExamStatus,
     pub abnormal: bool,
-    pub summary: Option<String>,
-    /// The alert's title in the message centre.
+    /// The alert's title in the message centre (no result preview: see `ExamUpdate`).
     pub title: String,
     pub message_id: MessageId,
 }
@@ -259,7 +259,6 @@ impl ExamAlert {
             name: e.name.clone(),
             status: e.status,
             abnormal: e.abnormal,
-            summary: e.summary.clone(),
             title: alert.title.clone(),
             message_id: alert.id,
         }
@@ -454,6 +453,22 @@ mod tests {
             let mp = rmp_serde::to_vec_named(&e).unwrap();
             assert_eq!(rmp_serde::from_slice::<PersonalEvent>(&mp).unwrap(), e);
             assert!(!e.changes_unread());
+        }
+    }
+
+    #[test]
+    fn exam_events_never_carry_the_result() {
+        use crate::exam::ExamChange;
+        let now = Utc::now();
+        let mut e = Exam::new(AccountId::new(), PatientId::new(), "胸部CT平扫", ExamKind::Imaging, now).unwrap();
+        e.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, now).unwrap();
+        let done =
+            ExamChange { status: ExamStatus::Completed, abnormal: Some(true), summary: Some("右肺结节".into()) };
+        e.apply(done, now).unwrap();
+        let alert = e.messages().pop().expect("the alert");
+        for event in [PersonalEvent::Exam((&e).into()), PersonalEvent::ExamAlert(ExamAlert::new(&e, &alert))] {
+            let json = serde_json::to_string(&event).unwrap();
+            assert!(!json.contains("右肺结节") && json.contains("\"abnormal\":true"), "{json}");
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - `visits ((visit_id))`, `visits_by_patient ((account_id, patient_id), visit_id)`: one visit;
 //!   a 就诊人's visits (a person has tens to hundreds over the years: one partition, sorted and
 //!   filtered after decryption, since the diagnosis a search matches is sealed).
+//! - `appointment_notes ((appointment_id))`: a patient's notes on an appointment whose visit is
+//!   not made yet (the visit takes them over).
 //! - `reports ((report_id))`, `reports_by_patient ((account_id, patient_id), report_id)`.
 //! - `shares ((share_id))`, `shares_by_patient ((account_id, patient_id), share_id)`.
 //! - `external_refs ((system, external_id))`: an id from HIS/LIS/PACS, claimed once, naming ours.
@@ -21,7 +23,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hospital_domain::privacy::{Consent, DeletionRequest, PolicyKind, PolicyVersion};
 use hospital_domain::report::{ReportFile, ReportSource, ShareLink};
-use hospital_domain::visit::{VisitId, VisitStatus};
+use hospital_domain::visit::{PatientNote, VisitId, VisitStatus};
 use hospital_domain::{AccountId, AppointmentId, DepartmentId, DoctorId, ExamId, PatientId, ReportId, ShareId};
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +129,36 @@ impl ReportRow {
     }
 }
 
+/// A patient's notes for the doctor on an appointment whose visit is not made yet (REC-3), sealed
+/// with the patient's key. The visit takes them over when the patient is called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentNotesRow {
+    pub appointment_id: AppointmentId,
+    pub account_id: AccountId,
+    pub patient_id: PatientId,
+    /// The notes (`Vec<PatientNote>`) as JSON, sealed (context `appointment-notes:<id>`).
+    pub sealed: String,
+}
+
+impl AppointmentNotesRow {
+    fn context(id: AppointmentId) -> String {
+        format!("appointment-notes:{id}")
+    }
+
+    pub fn seal(appointment_id: AppointmentId, account_id: AccountId, notes: &[PatientNote], key: &PersonKey) -> Self {
+        Self {
+            appointment_id,
+            account_id,
+            patient_id: key.patient(),
+            sealed: key.seal_json(&Self::context(appointment_id), &notes),
+        }
+    }
+
+    pub fn open(&self, key: &PersonKey) -> Result<Vec<PatientNote>> {
+        key.open_json(&Self::context(self.appointment_id), &self.sealed)
+    }
+}
+
 /// What an account's erasure removed (rows), for the log and the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErasedRows {
@@ -147,6 +179,10 @@ pub trait RecordStore: Send + Sync {
     async fn visit(&self, id: VisitId) -> Result<Option<VisitRow>>;
     /// A 就诊人's visits (any order: callers sort after opening them).
     async fn visits_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<VisitRow>>;
+
+    /// Inserts or replaces an appointment's notes (before its visit).
+    async fn put_appointment_notes(&self, notes: &AppointmentNotesRow) -> Result<()>;
+    async fn appointment_notes(&self, appointment: AppointmentId) -> Result<Option<AppointmentNotesRow>>;
 
     /// Inserts or replaces a report file's row under both its keys.
     async fn put_report(&self, report: &ReportRow) -> Result<()>;
@@ -182,7 +218,7 @@ pub trait RecordStore: Send + Sync {
 
     /// Deletes the rows of an account and of everything under it: the account and its login
     /// keys, its patients (and their place in `accounts_by_person`), appointments (under every
-    /// key), messages, exams, visits, reports, shares, consents, preferences and the deletion
+    /// key, and their notes), messages, exams, visits, reports, shares, consents, preferences and the deletion
     /// request. Payment orders are kept: they hold no personal data (amounts, dates, ids that
     /// lead nowhere once the account is gone), and accounting law asks for them.
     async fn erase_account(&self, account: AccountId) -> Result<ErasedRows>;

@@ -1,12 +1,14 @@
 //! SET-2 against the real binary: nothing is asked until the hospital publishes a text; after a
 //! version is published every patient route but reading the texts, accepting them and logging in
 //! answers 403 `consent_required` naming what to accept, until the patient accepts; a new
-//! version asks again; staff are never asked; only `content.write` publishes.
+//! version asks again; staff are never asked; only `content.write` publishes. The patient socket
+//! is held to the same gate.
 
 use serde_json::json;
 
 use crate::booking_flow::{booking_opts, person, staff};
 use crate::harness::{assert_error, expect_json, ok_json, phone, TestServer};
+use crate::realtime::{Enc, End, Ws};
 
 #[tokio::test]
 async fn a_published_policy_must_be_accepted_before_anything_else() {
@@ -73,4 +75,48 @@ async fn a_published_policy_must_be_accepted_before_anything_else() {
     assert_eq!(status["accepted"].as_array().map(Vec::len), Some(2), "each version's consent kept: {status}");
     // The old text is still readable by its number.
     assert_eq!(s.get_json("/api/v1/policies/privacy/1", None).await["title"], "隐私政策");
+}
+
+/// The error frame and the close a socket gets from the consent gate.
+async fn refused_by_consent(ws: &mut Ws) {
+    let frame = ws.next().await.expect("an error frame before the close");
+    assert_eq!((frame["type"].as_str(), frame["payload"]["code"].as_str()), (Some("error"), Some("consent_required")));
+    assert!(frame["payload"]["message"].as_str().unwrap().contains("隐私政策"), "names what to accept: {frame}");
+    assert_eq!(ws.until_end().await, End::Close(4003));
+}
+
+/// SET-2 on the patient socket: no more than REST allows. Before consenting a socket is refused
+/// (the token on the upgrade or in an auth frame) with REST's code, and an open socket is closed
+/// within a heartbeat when a new version is published; after consenting it opens again.
+#[tokio::test]
+async fn the_patient_socket_is_held_to_the_consent_gate() {
+    let s = TestServer::start(booking_opts().env("HOSPITAL_GATEWAY__REALTIME__HEARTBEAT_SECS", 1)).await;
+    let p = person(&s, 9411).await;
+    let admin = staff(&s).await;
+
+    // Nothing published: the socket opens and stays open across heartbeats.
+    let mut open = Ws::connect(&s, Some(&p.token), Enc::Json).await;
+    assert!(open.next_of("welcome").await["payload"]["account_id"].is_string());
+    open.send(json!({ "type": "ping", "id": "p1", "payload": {} })).await;
+    open.next_of("pong").await;
+
+    // A version is published: the open socket is told why and closed.
+    let v1 = json!({ "kind": "privacy", "title": "隐私政策", "body": "我们如何处理您的个人信息。" });
+    expect_json(s.post("/api/v1/admin/policies", Some(&admin), v1).await, 201).await;
+    refused_by_consent(&mut open).await;
+
+    // New sockets are refused the same way, whichever way the token comes.
+    refused_by_consent(&mut Ws::connect(&s, Some(&p.token), Enc::Json).await).await;
+    let mut framed = Ws::connect(&s, None, Enc::Json).await;
+    framed.send(json!({ "type": "auth", "payload": { "token": p.token } })).await;
+    refused_by_consent(&mut framed).await;
+    assert_error(s.get("/api/v1/me/patients", Some(&p.token)).await, 403, "consent_required").await;
+
+    // Accepted: the socket opens again.
+    let accept = json!({ "kind": "privacy", "version": 1 });
+    expect_json(s.post("/api/v1/me/consents", Some(&p.token), accept).await, 201).await;
+    let mut back = Ws::connect(&s, Some(&p.token), Enc::Json).await;
+    back.next_of("welcome").await;
+    back.send(json!({ "type": "ping", "id": "p2", "payload": {} })).await;
+    back.next_of("pong").await;
 }

@@ -4,22 +4,24 @@
 //! answers the same id; other content under a used external id is 409; a tampered signature, a
 //! stale time and a replayed delivery are refused with their stable codes. The patient sees the
 //! pushed visit in history and detail like a doctor-written one; another account cannot read
-//! it; the diagnosis and the record are nowhere on disk in clear.
+//! it; the diagnosis, the record and the result are nowhere on disk in clear. A pushed visit that
+//! names an appointment booked here marks it `seen`, once.
 
 use chrono::{Duration, Utc};
 use hospital_gateway::http::exams::lab_signature_parts;
 use reqwest::Response;
 use serde_json::{json, Value};
 
-use crate::booking_flow::{booking_opts, departments_with_doctors, person};
+use crate::booking_flow::{booking_opts, departments_with_doctors, person, staff};
 use crate::harness::{assert_error, expect_json, ok_json, TestServer};
 use crate::reports::fresh_t;
-use crate::visits::files_containing;
+use crate::visits::{booked, files_containing, session_today, status_becomes};
 
 /// The HIS key these tests configure.
 pub(crate) const HIS_SECRET: &str = "e2e-his-integration-secret-7d1e";
 const DIAGNOSIS: &str = "急性化脓性扁桃体炎HIS";
 const RECORD: &str = "HIS病历：咽痛2天，扁桃体Ⅱ度肿大，见脓性分泌物。";
+const RESULT: &str = "白细胞 13.2×10^9/L 偏高，中性粒细胞比例升高";
 
 /// `PUT path` with `body`, signed at `t` over `"<t>.PUT <path>\n<body>"` (or over `signed_as`).
 pub(crate) async fn his_put_at(s: &TestServer, path: &str, body: &Value, t: i64, signed_as: Option<&str>) -> Response {
@@ -135,7 +137,7 @@ async fn the_his_pushes_a_visit_record_and_result_once_signed_and_sealed() {
     assert_eq!(detail["visit"]["record"], RECORD);
 
     // The exam's result: the exam is completed, once.
-    let result = json!({ "exam_id": exam, "abnormal": true, "summary": "白细胞 13.2×10^9/L 偏高" });
+    let result = json!({ "exam_id": exam, "abnormal": true, "summary": RESULT });
     let epath = "/api/v1/his/exam-results/LIS-E-20261129-001";
     let e = expect_json(his_put(&s, epath, &result).await, 201).await;
     assert_eq!((e["status"].as_str(), e["abnormal"].as_bool()), (Some("completed"), Some(true)), "{e}");
@@ -145,7 +147,7 @@ async fn the_his_pushes_a_visit_record_and_result_once_signed_and_sealed() {
     other["abnormal"] = json!(false);
     assert_error(his_put(&s, epath, &other).await, 409, "external_id_reused").await;
     let mine = ok_json(s.get(&format!("/api/v1/me/exams/{exam}"), Some(&p1.token)).await).await;
-    assert_eq!(mine["status"], "completed");
+    assert_eq!((mine["status"].as_str(), mine["summary"].as_str()), (Some("completed"), Some(RESULT)), "{mine}");
 
     // Another account reads none of it.
     for path in [
@@ -163,8 +165,67 @@ async fn the_his_pushes_a_visit_record_and_result_once_signed_and_sealed() {
     let r = crate::visits::put(&s, path, Some(&p2.token), visit.clone()).await;
     assert_error(r, 401, "signature_missing").await;
 
-    // Sealed with the patient's key: neither the diagnosis nor the record is on disk in clear.
+    // Sealed with the patient's key: neither the diagnosis, the record nor the exam's result is
+    // on disk in clear.
     let data = s.stop();
     assert!(files_containing(data.path(), DIAGNOSIS.as_bytes()).is_empty(), "the diagnosis is stored in clear");
     assert!(files_containing(data.path(), "扁桃体Ⅱ度肿大".as_bytes()).is_empty(), "the record is stored in clear");
+    assert!(files_containing(data.path(), "13.2×10^9/L".as_bytes()).is_empty(), "the result is stored in clear");
+}
+
+/// A visit the HIS pushes for an appointment booked here brings the appointment along, once: a
+/// patient who went straight to the consulting room (never checked in here) is `seen`, and the
+/// session's close (which makes no-shows of those never checked in) leaves them so; a repeat of
+/// the push changes nothing; a second visit for the same appointment is refused.
+#[tokio::test]
+async fn a_his_visit_of_an_appointment_booked_here_marks_it_seen_once() {
+    let opts = booking_opts()
+        .env("HOSPITAL_GATEWAY__HIS_WEBHOOK_SECRET", HIS_SECRET)
+        .env("HOSPITAL_ACTORS__JOBS__TICK_MS", 200);
+    let s = TestServer::start(opts).await;
+    let admin = staff(&s).await;
+    let mut found = None;
+    'outer: for (_, doctors) in departments_with_doctors(&s).await {
+        for d in doctors {
+            if let Some(made) = session_today(&s, &admin, &d).await {
+                found = Some((d, made));
+                break 'outer;
+            }
+        }
+    }
+    let (doctor, (session, slot)) = found.expect("a doctor free this evening");
+    let (p1, p2) = (person(&s, 9311).await, person(&s, 9312).await);
+    let a1 = booked(&s, &p1, &slot).await;
+    let a2 = booked(&s, &p2, &slot).await;
+    let account = s.get_json("/api/v1/me", Some(&p1.token)).await["id"].as_str().unwrap().to_string();
+
+    // p1 was seen in the HIS without checking in here: the pushed visit names the appointment.
+    let started = Utc::now() - Duration::minutes(30);
+    let visit = json!({
+        "account_id": account, "patient_id": p1.patient_id, "doctor_id": doctor, "room": "2诊室",
+        "appointment_id": a1, "started_at": started, "finished_at": started + Duration::minutes(10),
+        "consultation": { "chief_complaint": "头痛1天", "diagnoses": [{ "text": "紧张型头痛" }] },
+    });
+    let path = "/api/v1/his/visits/HIS-V-SEEN-001";
+    let made = expect_json(his_put(&s, path, &visit).await, 201).await;
+    assert_eq!((made["status"].as_str(), made["appointment_id"].as_str()), (Some("finished"), Some(a1.as_str())));
+    let seen = status_becomes(&s, &p1, &a1, "seen").await;
+    // Pushed again: the same visit, the appointment untouched.
+    let again = expect_json(his_put(&s, path, &visit).await, 200).await;
+    assert_eq!(again["id"], made["id"]);
+    assert_eq!(s.get_json(&format!("/api/v1/appointments/{a1}"), Some(&p1.token)).await, seen, "changed once");
+    // Another visit for the same appointment, under another id: refused, nothing changes.
+    let r = his_put(&s, "/api/v1/his/visits/HIS-V-SEEN-002", &visit).await;
+    assert_error(r, 409, "visit_exists").await;
+    // An appointment of another patient cannot be named.
+    let mut foreign = visit.clone();
+    foreign["appointment_id"] = json!(a2);
+    let err =
+        assert_error(his_put(&s, "/api/v1/his/visits/HIS-V-SEEN-003", &foreign).await, 422, "invalid_field").await;
+    assert_eq!(err["field"], "appointment_id");
+
+    // The session closes: p2, who never came, is a no-show; p1 stays seen.
+    expect_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&admin)).await, 202).await;
+    status_becomes(&s, &p2, &a2, "missed").await;
+    assert_eq!(s.get_json(&format!("/api/v1/appointments/{a1}"), Some(&p1.token)).await["status"], "seen");
 }

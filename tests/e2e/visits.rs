@@ -17,6 +17,8 @@ use crate::booking_flow::{
 use crate::harness::{assert_error, expect_json, ok_json, TestServer};
 
 const DIAGNOSIS: &str = "社区获得性肺炎";
+/// The exam's result: as distinctive as the diagnosis, sealed like it (REC-5).
+const RESULT: &str = "右下肺斑片状渗出影考虑炎症";
 const PASSWORD: &str = "Doctor-2026-pass";
 
 /// A session of `doctor` today, evening, one 30-minute segment with 5 places, released now; None
@@ -185,6 +187,21 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     // Finishing again (a retry) changes nothing.
     let again = ok_json(s.post_empty(&format!("/api/v1/doctor/visits/{visit}/finish"), Some(&dr)).await).await;
     assert_eq!(again["exam_orders"][0]["exam_id"], exam_id.as_str());
+    // The exam's result comes in (the doctor may set it, as the lab does through its webhook).
+    let exam_status = format!("/api/v1/admin/exams/{exam_id}/status");
+    ok_json(s.post(&exam_status, Some(&dr), json!({ "status": "in_progress" })).await).await;
+    let result = json!({ "status": "completed", "abnormal": true, "summary": RESULT });
+    let done_exam = ok_json(s.post(&exam_status, Some(&dr), result).await).await;
+    assert_eq!((done_exam["status"].as_str(), done_exam["summary"].as_str()), (Some("completed"), Some(RESULT)));
+    let exam = ok_json(s.get(&format!("/api/v1/me/exams/{exam_id}"), Some(&p1.token)).await).await;
+    assert_eq!((exam["abnormal"].as_bool(), exam["summary"].as_str()), (Some(true), Some(RESULT)), "{exam}");
+    let mine = ok_json(s.get("/api/v1/me/exams", Some(&p1.token)).await).await;
+    assert_eq!(mine[0]["summary"], RESULT, "{mine}");
+    // The message centre says the report is out, never what it says.
+    let messages = ok_json(s.get("/api/v1/me/messages", Some(&p1.token)).await).await;
+    let about: Vec<&Value> = messages.as_array().unwrap().iter().filter(|m| m["related"] == exam_id.as_str()).collect();
+    assert_eq!(about.len(), 2, "report out, and the abnormal alert: {messages}");
+    assert!(!messages.to_string().contains(RESULT), "no result in a message: {messages}");
 
     // The patient's side: history (filters, search, paging), detail, the record as a PDF.
     let history = format!("/api/v1/me/patients/{}/visits", p1.patient_id);
@@ -204,6 +221,7 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     let detail = ok_json(s.get(&format!("/api/v1/me/visits/{visit}"), Some(&p1.token)).await).await;
     assert_eq!(detail["visit"]["prescription"][0]["drug"], "阿莫西林胶囊", "{detail}");
     assert_eq!(detail["exams"][0]["id"], exam_id.as_str(), "{detail}");
+    assert_eq!(detail["exams"][0]["summary"], RESULT, "the linked exam, opened: {detail}");
     let pdf = s.get(&format!("/api/v1/me/visits/{visit}/record.pdf"), Some(&p1.token)).await;
     assert_eq!(pdf.status().as_u16(), 200);
     assert_eq!(pdf.headers()["content-type"], "application/pdf");
@@ -261,9 +279,11 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     let err = conflict(crate::booking_flow::book(&s, &p3, &later[0]).await, "rule_violation").await;
     assert_eq!(err["reason"], "no_show_ban");
 
-    // The diagnosis is sealed with the patient's key: nowhere on disk in clear.
+    // The diagnosis and the exam's result are sealed with the patient's key: nowhere on disk in
+    // clear (not in the exam's row, its messages, its live events in the outbox).
     let data = s.stop();
     assert!(files_containing(data.path(), DIAGNOSIS.as_bytes()).is_empty(), "the diagnosis is stored in clear");
+    assert!(files_containing(data.path(), RESULT.as_bytes()).is_empty(), "the exam's result is stored in clear");
     assert!(!files_containing(data.path(), "胸部CT平扫".as_bytes()).is_empty(), "the scan reads the store");
 
     // SET-3: a backup of the data directory (the vault is kept apart), then p1 deletes the
@@ -299,6 +319,7 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     assert_eq!(a["status"], "excused", "another account is untouched: {a}");
     let data = s.stop();
     assert!(files_containing(data.path(), DIAGNOSIS.as_bytes()).is_empty());
+    assert!(files_containing(data.path(), RESULT.as_bytes()).is_empty());
 
     // The backup taken before the deletion, restored beside the live vault: its visit row is
     // there but nothing can open it any more (the key is gone), so p1 sees no record.
@@ -306,6 +327,10 @@ async fn doctor_writes_a_visit_and_a_closed_session_bans_no_shows_across_a_resta
     let page = ok_json(s.get(&history, Some(&p1.token)).await).await;
     assert_eq!(page["total"], 0, "the restored copy cannot be decrypted: {page}");
     assert_error(s.get(&format!("/api/v1/me/visits/{visit}"), Some(&p1.token)).await, 404, "not_found").await;
+    // Its exam row is there too, its result sealed under the destroyed key: nothing to show.
+    assert_error(s.get(&format!("/api/v1/me/exams/{exam_id}"), Some(&p1.token)).await, 404, "not_found").await;
+    let mine = ok_json(s.get("/api/v1/me/exams", Some(&p1.token)).await).await;
+    assert!(!mine.to_string().contains(RESULT) && !mine.to_string().contains(&exam_id), "{mine}");
     drop(s);
 }
 
@@ -320,4 +345,79 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &target).unwrap();
         }
     }
+}
+
+/// REC-3 before the visit: a patient leaves notes on an upcoming appointment (booked and paid,
+/// then checked in); the doctor of that session reads them in the workstation's today list
+/// (audited, in the patient's access history), and the visit made by the call takes them over,
+/// as do notes sent after it. Another doctor's list, another patient, an unpaid appointment: none
+/// of it. The notes are sealed: nowhere on disk in clear.
+#[tokio::test]
+async fn notes_on_an_upcoming_appointment_reach_the_doctor_of_its_session() {
+    const NOTE: &str = "就诊前留言：对青霉素过敏，近两天夜间咳嗽加重";
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let departments = departments_with_doctors(&s).await;
+    let mut found = None;
+    'outer: for (_, doctors) in &departments {
+        for d in doctors {
+            if let Some(made) = session_today(&s, &admin, d).await {
+                found = Some((d.clone(), made));
+                break 'outer;
+            }
+        }
+    }
+    let (doctor, (session, slot)) = found.expect("a doctor free this evening");
+    let other_doctor =
+        departments.iter().flat_map(|(_, ds)| ds.iter()).find(|d| **d != doctor).expect("another").clone();
+    let dr = doctor_login(&s, &admin, "dr.notes", &doctor).await;
+    let other = doctor_login(&s, &admin, "dr.notes.other", &other_doctor).await;
+    let (p1, p2) = (person(&s, 7111).await, person(&s, 7112).await);
+    let a1 = booked(&s, &p1, &slot).await;
+    let notes_of = |a: &str| format!("/api/v1/me/appointments/{a}/notes");
+
+    // Booked and paid: the note is kept with the appointment.
+    let notes = expect_json(s.post(&notes_of(&a1), Some(&p1.token), json!({ "text": NOTE })).await, 201).await;
+    assert_eq!(notes[0]["text"], NOTE, "{notes}");
+    // Another patient cannot write on it; an unpaid appointment takes no note; bad text is 422.
+    assert_error(s.post(&notes_of(&a1), Some(&p2.token), json!({ "text": "别人的留言" })).await, 404, "not_found")
+        .await;
+    let held = book_ok(&s, &p2, &slot).await;
+    let held = held["appointment"]["id"].as_str().unwrap().to_string();
+    let r = s.post(&notes_of(&held), Some(&p2.token), json!({ "text": "未支付" })).await;
+    assert_error(r, 409, "appointment_not_upcoming").await;
+    let err =
+        assert_error(s.post(&notes_of(&a1), Some(&p1.token), json!({ "text": " " })).await, 422, "invalid_field").await;
+    assert_eq!(err["field"], "note");
+
+    // The doctor of the session sees it in today's list; another doctor sees nothing of it.
+    let list = ok_json(s.get("/api/v1/doctor/today", Some(&dr)).await).await;
+    let mine = list.as_array().unwrap().iter().find(|x| x["session"]["id"] == session.as_str()).expect("the session");
+    assert_eq!(mine["notes"][0]["appointment_id"], a1.as_str(), "{mine}");
+    assert_eq!(mine["notes"][0]["patient_id"], p1.patient_id.as_str());
+    assert_eq!(mine["notes"][0]["notes"][0]["text"], NOTE);
+    let theirs = ok_json(s.get("/api/v1/doctor/today", Some(&other)).await).await;
+    assert!(!theirs.to_string().contains(NOTE), "another doctor's list: {theirs}");
+    let history = ok_json(s.get("/api/v1/me/access-history", Some(&p1.token)).await).await;
+    assert!(history.to_string().contains("note.read"), "the doctor's read is in the access history: {history}");
+
+    // Checked in: one more note; the call makes the visit, which carries both.
+    ok_json(s.post_empty(&format!("/api/v1/appointments/{a1}/check-in"), Some(&p1.token)).await).await;
+    let notes = expect_json(s.post(&notes_of(&a1), Some(&p1.token), json!({ "text": "已到候诊区" })).await, 201).await;
+    assert_eq!(notes.as_array().map(Vec::len), Some(2), "{notes}");
+    let call = json!({ "room": "6诊室" });
+    let called = ok_json(s.post(&format!("/api/v1/doctor/sessions/{session}/call-next"), Some(&dr), call).await).await;
+    let visit = called["visit"]["id"].as_str().expect("a visit").to_string();
+    assert_eq!(called["visit"]["notes"][0]["text"], NOTE, "the visit took the notes over: {called}");
+    // A note after the call goes on the visit.
+    let notes =
+        expect_json(s.post(&notes_of(&a1), Some(&p1.token), json!({ "text": "诊室在几楼？" })).await, 201).await;
+    assert_eq!(notes.as_array().map(Vec::len), Some(3), "{notes}");
+    let v = ok_json(s.get(&format!("/api/v1/doctor/visits/{visit}/notes"), Some(&dr)).await).await;
+    assert_eq!(v["notes"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["notes"][2]["text"], "诊室在几楼？");
+
+    // Sealed with the patient's key.
+    let data = s.stop();
+    assert!(files_containing(data.path(), NOTE.as_bytes()).is_empty(), "the note is stored in clear");
 }

@@ -16,7 +16,7 @@ impl Actor for ExamActor {
     type Arguments = ExamArgs;
 
     async fn pre_start(&self, _myself: ActorRef<ExamMsg>, args: ExamArgs) -> Result<ExamState, ActorProcessingErr> {
-        let exam = args.ctx.stores.data.exam(args.id).await?;
+        let exam = load(&args.ctx, args.id).await.map_err(|e| e.to_string())?;
         Ok(ExamState { id: args.id, exam, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
     }
 

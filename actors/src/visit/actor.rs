@@ -59,6 +59,9 @@ impl Actor for VisitActor {
             VisitMsg::AddNote { text, reply } => {
                 let _ = reply.send(state.add_note(&text).await);
             }
+            VisitMsg::AddAppointmentNote { appointment, text, reply } => {
+                let _ = reply.send(state.add_appointment_note(&appointment, &text).await);
+            }
             VisitMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
             }

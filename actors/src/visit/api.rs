@@ -1,7 +1,7 @@
 //! The visit side of `ActorSystem`.
 
 use hospital_domain::appointment::Appointment;
-use hospital_domain::visit::{ConsultationInput, Visit, VisitId};
+use hospital_domain::visit::{ConsultationInput, PatientNote, Visit, VisitId};
 
 use super::actor::VisitKind;
 use super::msg::{VisitFailure, VisitMsg};
@@ -24,6 +24,22 @@ impl ActorSystem {
     pub async fn import_visit(&self, visit: Visit) -> Result<Visit, VisitFailure> {
         self.ask::<VisitKind, _>(visit.id, Retry::UndeliveredOnly, |reply| VisitMsg::Import {
             visit: Box::new(visit.clone()),
+            reply,
+        })
+        .await?
+    }
+
+    /// Adds a patient's note for the doctor to an upcoming appointment (checked by the caller:
+    /// the patient's own, booked or checked in); the notes so far.
+    pub async fn add_appointment_note(
+        &self,
+        appointment: Appointment,
+        text: String,
+    ) -> Result<Vec<PatientNote>, VisitFailure> {
+        let id = VisitId::of_appointment(appointment.id);
+        self.ask::<VisitKind, _>(id, Retry::UndeliveredOnly, |reply| VisitMsg::AddAppointmentNote {
+            appointment: Box::new(appointment.clone()),
+            text: text.clone(),
             reply,
         })
         .await?

@@ -3,8 +3,9 @@
 //! starts the consultation, writes the form (chief complaint, diagnoses, prescription, exam
 //! orders, the record) as often as needed, and finishes: the exam orders become exams in their
 //! own status flow, the prescription and exam orders become the patient's unpaid fee items, and
-//! the appointment becomes `Seen`. Every version of the visit is sealed with the patient's data
-//! key (`PersonCipher`) before it reaches the store.
+//! the appointment becomes `Seen`. A visit the HIS pushes (`Import`) does the same to the
+//! appointment it names, checking it in first if the patient went straight in. Every version of
+//! the visit is sealed with the patient's data key (`PersonCipher`) before it reaches the store.
 //!
 //! Here: `msg` (messages, `VisitFailure`), `state` (the visit and its writes), `actor` (the
 //! handler, and the kind), `api` (its `ActorSystem` methods).

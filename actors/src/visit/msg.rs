@@ -1,7 +1,7 @@
 //! What a visit actor is sent (`VisitMsg`), and why a visit was not changed (`VisitFailure`).
 
 use hospital_domain::appointment::Appointment;
-use hospital_domain::visit::{ConsultationInput, Visit, VisitError};
+use hospital_domain::visit::{ConsultationInput, PatientNote, Visit, VisitError};
 use hospital_store::StoreError;
 use ractor::RpcReplyPort;
 
@@ -58,12 +58,17 @@ pub enum VisitMsg {
     /// The visit as stored, opened.
     Get { reply: Reply<Visit> },
     /// A visit recorded in the hospital's own system, made here whole (`Visit::imported`):
-    /// stored, and, if finished, its exam orders booked as exams. `Exists` if there is one.
+    /// stored, and, if finished, its exam orders booked as exams; the appointment it names, if
+    /// booked here, checked in and (finished) `seen`. `Exists` if there is one.
     Import { visit: Box<Visit>, reply: Reply<Visit> },
     /// Replaces the record text (the HIS's version), at any stage.
     AmendRecord { text: String, reply: Reply<Visit> },
     /// Adds a patient's note for the doctor.
     AddNote { text: String, reply: Reply<Visit> },
+    /// Adds a patient's note for the doctor to an upcoming appointment (this actor's visit's):
+    /// kept with the appointment until the visit is made, which takes the notes over; to the
+    /// visit itself once it is. Answers the notes.
+    AddAppointmentNote { appointment: Box<Appointment>, text: String, reply: Reply<Vec<PatientNote>> },
     #[doc(hidden)]
     Tick,
 }

@@ -1,11 +1,11 @@
 //! One visit in memory (`VisitState`) and its writes: sealed with the patient's key, then stored.
 
 use chrono::Utc;
-use hospital_domain::appointment::{Appointment, AppointmentEvent};
+use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
 use hospital_domain::exam::Exam;
-use hospital_domain::visit::{ConsultationInput, Visit, VisitEvent, VisitId, VisitStatus};
+use hospital_domain::visit::{ConsultationInput, PatientNote, Visit, VisitEvent, VisitId, VisitStatus};
 use hospital_domain::ExamId;
-use hospital_store::{PersonCipher, VisitRow};
+use hospital_store::{AppointmentNotesRow, PersonCipher, VisitRow};
 use std::sync::Arc;
 
 use super::msg::*;
@@ -61,8 +61,13 @@ impl VisitState {
         let now = Utc::now();
         match &self.visit {
             None => {
-                let v = Visit::called(&appointment, &room, now)?;
+                let mut v = Visit::called(&appointment, &room, now)?;
                 debug_assert_eq!(v.id, self.id);
+                // Notes the patient left on the appointment before: the visit's now.
+                if let Some(row) = self.ctx.stores.data.appointment_notes(appointment.id).await? {
+                    let key = cipher(&self.ctx)?.key(appointment.patient_id).await?;
+                    v.notes = row.open(&key)?;
+                }
                 self.save(v).await
             }
             Some(v) if v.status == VisitStatus::Called => {
@@ -105,8 +110,37 @@ impl VisitState {
             v = self.save(v).await?;
         }
         self.book_exams(&v, now).await?;
-        self.ctx.system.attend(v.doctor_id, v.appointment_id, AppointmentEvent::FinishVisit).await?;
+        self.attend(&v).await?;
         Ok(v)
+    }
+
+    /// Brings the visit's appointment (if it was booked here) along with the visit: checked in
+    /// if the patient went straight to the consulting room (a visit the HIS recorded), `seen`
+    /// once the visit is finished, so the session's close never counts them a no-show. Each
+    /// step happens once (a repeat finds it done). An appointment cancelled, expired or already
+    /// missed is left as it is: staff correct a wrong no-show (`Excuse`).
+    async fn attend(&self, v: &Visit) -> Result<(), VisitFailure> {
+        let Some(a) = self.ctx.stores.data.appointment(v.appointment_id).await? else {
+            // Registered at the HIS's counter: no appointment here.
+            return Ok(());
+        };
+        if a.account_id != v.account_id || a.patient_id != v.patient_id {
+            return Ok(());
+        }
+        let mut status = a.status;
+        if status == AppointmentStatus::Confirmed {
+            status = self.ctx.system.attend(a.doctor_id, a.id, AppointmentEvent::CheckIn).await?.status;
+        }
+        match status {
+            AppointmentStatus::CheckedIn if v.status == VisitStatus::Finished => {
+                self.ctx.system.attend(a.doctor_id, a.id, AppointmentEvent::FinishVisit).await?;
+            }
+            AppointmentStatus::CheckedIn | AppointmentStatus::Seen => {}
+            other => {
+                tracing::warn!(visit = %v.id, appointment = %a.id, status = ?other, "a visit of an appointment that is not attended; left as it is")
+            }
+        }
+        Ok(())
     }
 
     /// Books the exams of a finished visit's orders (each under the id fixed in the visit, so a
@@ -144,6 +178,7 @@ impl VisitState {
         if v.status == VisitStatus::Finished {
             self.book_exams(&v, now).await?;
         }
+        self.attend(&v).await?;
         Ok(v)
     }
 
@@ -154,6 +189,28 @@ impl VisitState {
             return Ok(next);
         }
         self.save(next).await
+    }
+
+    /// A note on the appointment before its visit (sealed with the patient's key), or on the
+    /// visit once it is made. One actor per appointment's visit, so two notes never race.
+    pub(super) async fn add_appointment_note(
+        &mut self,
+        appointment: &Appointment,
+        text: &str,
+    ) -> Result<Vec<PatientNote>, VisitFailure> {
+        debug_assert_eq!(VisitId::of_appointment(appointment.id), self.id);
+        if self.visit.is_some() {
+            return Ok(self.add_note(text).await?.notes);
+        }
+        let key = cipher(&self.ctx)?.key(appointment.patient_id).await?;
+        let mut notes = match self.ctx.stores.data.appointment_notes(appointment.id).await? {
+            Some(row) => row.open(&key)?,
+            None => Vec::new(),
+        };
+        PatientNote::add_to(&mut notes, text, Utc::now())?;
+        let row = AppointmentNotesRow::seal(appointment.id, appointment.account_id, &notes, &key);
+        self.ctx.stores.data.put_appointment_notes(&row).await?;
+        Ok(notes)
     }
 
     pub(super) async fn add_note(&mut self, text: &str) -> Result<Visit, VisitFailure> {

@@ -162,6 +162,19 @@ pub struct PatientNote {
     pub at: DateTime<Utc>,
 }
 
+impl PatientNote {
+    /// Adds a note (1 to `MAX_NOTE_CHARS` characters, line breaks kept) to `notes`: a visit's, or
+    /// an appointment's before its visit is made (they become the visit's). At most `MAX_NOTES`.
+    pub fn add_to(notes: &mut Vec<PatientNote>, raw: &str, now: DateTime<Utc>) -> Result<(), VisitError> {
+        let text = text("note", None, raw, MAX_NOTE_CHARS, Lines::Many)?;
+        if notes.len() >= MAX_NOTES {
+            return Err(ValidationError::new("note", format!("a visit holds at most {MAX_NOTES} notes")).into());
+        }
+        notes.push(PatientNote { text, at: now });
+        Ok(())
+    }
+}
+
 /// Who, where and when of a visit pushed by the hospital's own system (`Visit::imported`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportedVisit {
@@ -344,11 +357,7 @@ impl Visit {
 
     /// Adds a patient's note for the doctor; allowed at any stage, up to `MAX_NOTES`.
     pub fn add_note(&mut self, raw: &str, now: DateTime<Utc>) -> Result<&PatientNote, VisitError> {
-        let text = text("note", None, raw, MAX_NOTE_CHARS, Lines::Many)?;
-        if self.notes.len() >= MAX_NOTES {
-            return Err(ValidationError::new("note", format!("a visit holds at most {MAX_NOTES} notes")).into());
-        }
-        self.notes.push(PatientNote { text, at: now });
+        PatientNote::add_to(&mut self.notes, raw, now)?;
         self.updated_at = now;
         Ok(self.notes.last().expect("just pushed"))
     }

@@ -4,7 +4,9 @@
 //!
 //! The handlers parse, authorise and render; the exam's actor (`hospital_actors::exam`) makes
 //! the change: through `Exam::apply`, written in one durable write with its messages and live
-//! events.
+//! events. The result (abnormal flag and preview) is stored sealed with the patient's data key
+//! (`hospital_store::ExamRow`, REC-5): every reader opens stored exams through `stored_exam` /
+//! `open_rows`.
 //!
 //! # The lab webhook signature
 //!
@@ -25,7 +27,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
 use hospital_domain::{AccountId, ExamId, PatientId, Permission};
-
+use hospital_store::ExamRow;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -273,7 +275,7 @@ impl Delivery {
 #[utoipa::path(get, path = "/api/v1/me/exams", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = [ExamView]), (status = 401, body = ErrorBody)))]
 async fn my_exams(State(state): State<AppState>, caller: AccountCaller) -> ApiResult<ApiJson<Vec<ExamView>>> {
-    let list = state.stores.data.exams_of_account(caller.account_id).await?;
+    let list = open_rows(&state, state.stores.data.exams_of_account(caller.account_id).await?).await?;
     Ok(ApiJson(list.iter().map(ExamView::from).collect()))
 }
 
@@ -285,14 +287,25 @@ async fn my_exam(
     caller: AccountCaller,
     ApiPath(id): ApiPath<ExamId>,
 ) -> ApiResult<ApiJson<ExamView>> {
-    let e = state
-        .stores
-        .data
-        .exam(id)
-        .await?
-        .filter(|e| e.account_id == caller.account_id)
-        .ok_or_else(|| ApiError::not_found("exam"))?;
-    Ok(ApiJson(ExamView::from(&e)))
+    let row = state.stores.data.exam(id).await?.filter(|e| e.account_id == caller.account_id);
+    let e = match row {
+        Some(row) => hospital_store::open_exam(&state.records, row).await?,
+        None => None,
+    };
+    Ok(ApiJson(ExamView::from(&e.ok_or_else(|| ApiError::not_found("exam"))?)))
+}
+
+/// Stored exams opened (each result with its patient's key); an erased patient's are left out.
+pub(crate) async fn open_rows(state: &AppState, rows: Vec<ExamRow>) -> ApiResult<Vec<Exam>> {
+    Ok(hospital_store::open_exams(&state.records, rows).await?)
+}
+
+/// One stored exam, opened; None if there is none (or its patient was erased).
+pub(crate) async fn stored_exam(state: &AppState, id: ExamId) -> ApiResult<Option<Exam>> {
+    match state.stores.data.exam(id).await? {
+        Some(row) => Ok(hospital_store::open_exam(&state.records, row).await?),
+        None => Ok(None),
+    }
 }
 
 /// The webhook key: configured, else the public development key in sandbox mode.

@@ -133,7 +133,7 @@ async fn export(State(state): State<AppState>, caller: AccountCaller, headers: H
         }
     }
     zip.json("orders.json", &orders)?;
-    let exams = state.stores.data.exams_of_account(me).await?;
+    let exams = crate::http::exams::open_rows(&state, state.stores.data.exams_of_account(me).await?).await?;
     let origin = origin(&headers);
     let base = format!("{origin}/fhir");
 

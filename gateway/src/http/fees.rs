@@ -10,8 +10,10 @@
 //! `POST /api/v1/his/fee-items` carries `X-His-Signature: t=<unix seconds>,v1=<hex>`, the same
 //! scheme as the lab webhook (`exams`): lowercase hex HMAC-SHA256, keyed with
 //! `gateway.his_webhook_secret`, of `"<t>.<raw body>"`, within 5 minutes of the server's clock,
-//! each signature accepted once. Items are idempotent by `his_id`: sending one again (a new
-//! signature) answers the stored item; the same id with other content is 409.
+//! each signature accepted once; checked by the one verifier of signed deliveries
+//! (`exams::Delivery::accept_from` with `his::HIS`, as the HIS's visits and results). Items are
+//! idempotent by `his_id`: sending one again (a new signature) answers the stored item; the same
+//! id with other content is 409.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,13 +25,12 @@ use hospital_integrations::alipay::{NOTIFY_ACK, NOTIFY_NACK};
 use hospital_store::{Conflict, StoreError};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, AccountCaller, ApiJson, ApiPath, RawBody};
 use crate::http::booking::{order_view, OrderView};
-use crate::http::exams::{verify_signature, SignatureError, SIGNATURE_TOLERANCE_SECS};
+use crate::http::exams::Delivery;
 use crate::http::payments::own_stored_order;
 use crate::state::AppState;
 
@@ -129,16 +130,6 @@ pub(crate) fn his_secret(state: &AppState) -> Option<Vec<u8>> {
     }
 }
 
-fn signature_error(e: SignatureError) -> ApiError {
-    let message = match e {
-        SignatureError::Missing => "send X-His-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>",
-        SignatureError::Expired => "the signature's timestamp is outside the 5-minute window",
-        SignatureError::Invalid => "the signature does not match",
-        SignatureError::Replayed => "this signature was already used: sign each delivery afresh",
-    };
-    ApiError::BadCredentials { code: e.code(), message: message.into() }
-}
-
 /// The HIS hands in fee items to pay (idempotent by `his_id`), authenticated by
 /// `X-His-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` (5-minute
 /// window, each signature accepted once). Answers the stored items. 503 when no secret is
@@ -152,30 +143,11 @@ async fn his_fee_items(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<ApiJson<Vec<FeeItemView>>> {
-    let Some(secret) = his_secret(&state) else {
-        return Err(ApiError::Unavailable("the HIS integration is not configured".into()));
-    };
-    let header = headers.get(HIS_SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let signature = verify_signature(&secret, header, &body, Utc::now().timestamp()).map_err(|e| {
-        metrics::counter!("his_calls_total", "outcome" => e.code()).increment(1);
-        tracing::warn!(reason = e.code(), "refused a HIS call");
-        signature_error(e)
-    })?;
-    let replay_key = format!("his-sig:{signature}");
-    let ttl = Duration::from_secs(2 * SIGNATURE_TOLERANCE_SECS as u64 + 60);
-    if !state.stores.kv.put_if_absent(&replay_key, b"1", ttl).await? {
-        metrics::counter!("his_calls_total", "outcome" => "signature_replayed").increment(1);
-        return Err(signature_error(SignatureError::Replayed));
-    }
+    // Signed over the raw body alone (`"<t>.<raw body>"`): the other HIS routes sign the method
+    // and path too.
+    let delivery = Delivery::accept_from(&crate::http::his::HIS, &state, &headers, &[&body], "fee items").await?;
     let result = add_items(&state, &body).await;
-    if let Err(e) = &result {
-        if e.status().is_server_error() {
-            // Nothing was decided: the same delivery may come again.
-            let _ = state.stores.kv.delete(&replay_key).await;
-        }
-    }
-    metrics::counter!("his_calls_total", "outcome" => if result.is_ok() { "accepted" } else { "refused" }).increment(1);
-    result
+    delivery.settle(&state, result).await
 }
 
 async fn add_items(state: &AppState, body: &[u8]) -> ApiResult<ApiJson<Vec<FeeItemView>>> {

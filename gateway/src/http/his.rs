@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use hospital_domain::exam::ExamChange;
 use hospital_domain::exam::ExamStatus;
 use hospital_domain::report::parse_external_id;
-use hospital_domain::visit::{ConsultationInput, ImportedVisit, Visit, VisitId};
+use hospital_domain::visit::{ConsultationInput, ImportedVisit, Visit, VisitId, VisitStatus};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, ExamId, PatientId, ValidationError};
 use hospital_store::PersonKey;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -239,7 +239,12 @@ async fn push_visit(state: &AppState, external_id: &str, raw: &[u8]) -> ApiResul
     match claim(state, VISITS, &external_id, &id.to_string(), &key, &req).await? {
         Claim::Repeat(before) => {
             let before = VisitId::parse(&before).map_err(|_| pending())?;
-            let v = state.actors.visit(before).await.map_err(|_| pending())?;
+            let mut v = state.actors.visit(before).await.map_err(|_| pending())?;
+            if v.status == VisitStatus::Finished {
+                // Finishes what a first push left undone (its exams, the appointment `seen`);
+                // done already, it changes nothing.
+                v = state.actors.finish_visit(before).await.map_err(|e| visit_error(state, e))?;
+            }
             Ok((StatusCode::OK, v))
         }
         Claim::New => match state.actors.import_visit(visit).await {
@@ -248,7 +253,13 @@ async fn push_visit(state: &AppState, external_id: &str, raw: &[u8]) -> ApiResul
                 Ok((StatusCode::CREATED, v))
             }
             Err(e) => {
-                release(state, VISITS, &external_id).await;
+                // A visit stored before the failure (booking its exams, attending its
+                // appointment) keeps the claim: the HIS's retry is a repeat, which finishes it.
+                let stored = matches!(e, hospital_actors::VisitFailure::Unavailable(_))
+                    && matches!(state.stores.data.visit(id).await, Ok(Some(_)));
+                if !stored {
+                    release(state, VISITS, &external_id).await;
+                }
                 Err(visit_error(state, e))
             }
         },
@@ -332,7 +343,7 @@ async fn push_result(state: &AppState, external_id: &str, raw: &[u8]) -> ApiResu
     let key = state.records.key(exam.patient_id).await?;
     match claim(state, RESULTS, &external_id, &exam.id.to_string(), &key, &req).await? {
         Claim::Repeat(_) => {
-            let e = state.stores.data.exam(exam.id).await?.ok_or_else(pending)?;
+            let e = crate::http::exams::stored_exam(state, exam.id).await?.ok_or_else(pending)?;
             Ok((StatusCode::OK, ExamView::from(&e)))
         }
         Claim::New => {

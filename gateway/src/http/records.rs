@@ -1,7 +1,8 @@
 //! The patient's side of visits and records (REC-1..3), for every 就诊人 of the account: visit
 //! history (by time, a date range, search by department, doctor or diagnosis, paging), a visit's
 //! detail (doctor, diagnoses, prescription, the record, linked exams), and the medical record as
-//! a PDF the server renders (`documents`, a CJK font subset into the file).
+//! a PDF the server renders (`documents`, a CJK font subset into the file), and the patient's
+//! notes for the doctor, on a past visit or on an upcoming appointment.
 //!
 //! And SET-3's account deletion: asked for with an SMS code, carried out after a cooling-off
 //! (`actors.jobs.erase_cooling_off_secs`, 7 days) by a durable job unless cancelled: every
@@ -15,11 +16,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_documents::{render_medical_record, CjkFont, FontConfig, HospitalHeader, MedicalRecordInput, PatientInfo};
+use hospital_domain::appointment::AppointmentStatus;
 use hospital_domain::exam::Exam;
 use hospital_domain::jobs::Job;
 use hospital_domain::privacy::DeletionRequest;
 use hospital_domain::visit::{PatientNote, Visit, VisitId, VisitStatus};
-use hospital_domain::{DepartmentId, DoctorId, PatientId};
+use hospital_domain::{AppointmentId, DepartmentId, DoctorId, PatientId};
 use hospital_store::PatientRecord;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -36,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(visit_detail))
         .routes(routes!(record_pdf))
         .routes(routes!(add_note))
+        .routes(routes!(add_appointment_note))
         .routes(routes!(request_deletion, deletion_status, cancel_deletion))
 }
 
@@ -189,12 +192,13 @@ async fn visit_detail(
     ApiPath(id): ApiPath<VisitId>,
 ) -> ApiResult<ApiJson<VisitDetail>> {
     let visit = own_visit(&state, &caller, id).await?;
-    let mut exams = Vec::new();
+    let mut rows = Vec::new();
     for eid in visit.exam_orders.iter().filter_map(|o| o.exam_id) {
         if let Some(e) = state.stores.data.exam(eid).await?.filter(|e| e.account_id == caller.account_id) {
-            exams.push(e);
+            rows.push(e);
         }
     }
+    let exams = crate::http::exams::open_rows(&state, rows).await?;
     let (doctor_name, department_name) = names(&state, &visit);
     Ok(ApiJson(VisitDetail { visit, doctor_name, department_name, exams }))
 }
@@ -222,6 +226,38 @@ async fn add_note(
     own_visit(&state, &caller, id).await?;
     let v = state.actors.add_visit_note(id, req.text).await.map_err(|e| crate::http::visits::visit_error(&state, e))?;
     Ok((StatusCode::CREATED, ApiJson(v.notes)))
+}
+
+/// REC-3: leaves a note for the doctor on an upcoming appointment (booked and paid, or checked
+/// in): a symptom, an allergy, a question, for the doctor of that clinic session to read before
+/// and during the visit. Sealed with the patient's key; once the patient is called the visit
+/// takes the notes over (at most 20). 409 `appointment_not_upcoming` for an appointment that is
+/// over, cancelled or unpaid. Answers the appointment's notes.
+#[utoipa::path(post, path = "/api/v1/me/appointments/{id}/notes", tag = "records", security(("bearer" = [])),
+    params(("id" = AppointmentId, Path)), request_body = NoteRequest,
+    responses((status = 201, body = [PatientNote]), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_appointment_note(
+    State(state): State<AppState>,
+    caller: AccountCaller,
+    ApiPath(id): ApiPath<AppointmentId>,
+    ApiJson(req): ApiJson<NoteRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Vec<PatientNote>>)> {
+    let a = match state.stores.data.appointment(id).await? {
+        Some(a) if a.account_id == caller.account_id => a,
+        _ => return Err(ApiError::not_found("appointment")),
+    };
+    if !matches!(a.status, AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn) {
+        return Err(ApiError::Conflict {
+            code: "appointment_not_upcoming",
+            message: "notes go on an appointment that is booked and paid or checked in; after the visit, add them to the visit".into(),
+        });
+    }
+    let notes = state
+        .actors
+        .add_appointment_note(a, req.text)
+        .await
+        .map_err(|e| crate::http::visits::visit_error(&state, e))?;
+    Ok((StatusCode::CREATED, ApiJson(notes)))
 }
 
 /// The CJK font, loaded once (the first of Debian's CJK fonts that exists).

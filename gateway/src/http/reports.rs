@@ -120,7 +120,7 @@ pub struct ReportView {
 
 async fn view(state: &AppState, r: &ReportFile) -> ApiResult<ReportView> {
     let exam = match r.exam_id {
-        Some(id) => state.stores.data.exam(id).await?.filter(|e| e.patient_id == r.patient_id),
+        Some(id) => crate::http::exams::stored_exam(state, id).await?.filter(|e| e.patient_id == r.patient_id),
         None => None,
     };
     Ok(ReportView {
@@ -244,6 +244,7 @@ async fn store_upload(
     if q.source == ReportSource::Doctor {
         return Err(hospital_domain::ValidationError::new("source", "must be lab, pacs or his").into());
     }
+    // Only the exam's ids are needed here: its row, not opened.
     let exam = state.stores.data.exam(exam_id).await?.ok_or_else(|| ApiError::not_found("exam"))?;
     let system = format!("{}:report", source_name(q.source));
     let id = ReportId::new();
@@ -322,7 +323,7 @@ fn source_name(s: ReportSource) -> &'static str {
 /// The visit whose exam order booked `exam`, if any.
 async fn visit_of_exam(
     state: &AppState,
-    exam: &hospital_domain::exam::Exam,
+    exam: &hospital_store::ExamRow,
     key: &hospital_store::PersonKey,
 ) -> ApiResult<Option<VisitId>> {
     for row in state.stores.data.visits_of_patient(exam.account_id, exam.patient_id).await? {

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use hospital_actors::VisitFailure;
 use hospital_domain::access::Permission;
-use hospital_domain::appointment::{Appointment, AppointmentEvent};
+use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
 use hospital_domain::audit::Target;
 use hospital_domain::jobs::Job;
 use hospital_domain::schedule::ClinicSession;
@@ -96,19 +96,61 @@ async fn own_visit(state: &AppState, doctor: DoctorId, id: VisitId) -> ApiResult
 pub struct DoctorSessionView {
     pub session: ClinicSession,
     pub queue: QueueView,
+    /// REC-3: notes the session's patients left for the doctor on their appointments (booked or
+    /// checked in), by appointment.
+    pub notes: Vec<AppointmentNotes>,
 }
 
-/// The doctor's sessions today, each with its queue in order (who is called, who waits next).
+/// A patient's notes on an appointment of the session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppointmentNotes {
+    pub appointment_id: AppointmentId,
+    pub patient_id: PatientId,
+    pub patient_name: String,
+    pub notes: Vec<PatientNote>,
+}
+
+/// The notes on the session's upcoming appointments, each read audited (`note.read`).
+async fn session_notes(
+    state: &AppState,
+    audit: &StaffAudit,
+    appointments: &[Appointment],
+    session: SessionId,
+) -> ApiResult<Vec<AppointmentNotes>> {
+    let mut out = Vec::new();
+    for a in appointments.iter().filter(|a| a.slot.session_id == session) {
+        if !matches!(a.status, AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn) {
+            continue;
+        }
+        let Some(row) = state.stores.data.appointment_notes(a.id).await? else { continue };
+        let Some(key) = state.records.existing_key(a.patient_id).await? else { continue };
+        let notes = row.open(&key)?;
+        let target = Target::new("appointment", a.id)?;
+        audit.record(audit.event("note.read", target)?.concerning(a.account_id, Some(a.patient_id))).await?;
+        out.push(AppointmentNotes {
+            appointment_id: a.id,
+            patient_id: a.patient_id,
+            patient_name: a.patient_name.clone(),
+            notes,
+        });
+    }
+    Ok(out)
+}
+
+/// The doctor's sessions today, each with its queue in order (who is called, who waits next)
+/// and the notes its patients left for the doctor (each read audited as `note.read`).
 #[utoipa::path(get, path = "/api/v1/doctor/today", tag = "doctor", security(("bearer" = [])),
     responses((status = 200, body = [DoctorSessionView]), (status = 403, body = ErrorBody)))]
 async fn doctor_today(State(state): State<AppState>, audit: StaffAudit) -> ApiResult<ApiJson<Vec<DoctorSessionView>>> {
     let doctor = doctor_of(&state, &audit).await?;
     let today = state.zone.local_date(Utc::now());
     let sessions = state.stores.data.sessions_of_doctor(doctor, today, today).await?;
+    let appointments = state.stores.data.appointments_of_doctor(doctor, today, today).await?;
     let mut out = Vec::with_capacity(sessions.len());
     for s in sessions {
         let q = state.actors.queue_state(s.id).await?;
-        out.push(DoctorSessionView { queue: queue_view(&q), session: s });
+        let notes = session_notes(&state, &audit, &appointments, s.id).await?;
+        out.push(DoctorSessionView { queue: queue_view(&q), session: s, notes });
     }
     audit.record(audit.event("queue.read", Target::new("doctor", doctor)?)?).await?;
     Ok(ApiJson(out))

@@ -33,6 +33,9 @@ pub mod close {
     /// The client fell behind: too many personal events unacknowledged, or acknowledged too
     /// late, or writes to it timed out. Reconnect and resume: nothing is lost.
     pub const TOO_SLOW: u16 = 4008;
+    /// SET-2: the patient has not accepted the latest privacy policy or user agreement (as REST's
+    /// 403 `consent_required`): accept it over REST, then reconnect.
+    pub const CONSENT_REQUIRED: u16 = 4003;
     /// Too many frames, or too many bad ones.
     pub const FLOOD: u16 = 4029;
 }
@@ -47,6 +50,8 @@ pub mod codes {
     pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const UNAVAILABLE: &str = "unavailable";
+    /// The REST gate's code (SET-2), sent before a close with `close::CONSENT_REQUIRED`.
+    pub const CONSENT_REQUIRED: &str = "consent_required";
 }
 
 /// Control frames the server sends.

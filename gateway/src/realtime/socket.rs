@@ -20,6 +20,9 @@
 //! The login: a logout (one login or all) closes the socket with 4001 at once, on every node
 //! (`Hub::revoke`); the session is re-read when it would end, and an ended one closes the socket
 //! (4001). A connected, heartbeating app keeps its session alive like REST use does.
+//!
+//! Consent (SET-2): a patient who has not accepted the latest privacy texts is refused as REST
+//! refuses them (`consent_required`, close 4003), at connection and at every heartbeat.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use hospital_domain::AccountId;
@@ -171,6 +174,13 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
         }
     };
     let Subject::Account { id: account } = session.subject else { unreachable!("authenticate checks") };
+    // SET-2: a patient who has not accepted the latest privacy texts gets no more than REST gives.
+    if let Some(why) = consent_refusal(&state, account).await {
+        let _ = conn.control(Control::error(codes::CONSENT_REQUIRED, why), None).await;
+        conn.close(close::CONSENT_REQUIRED, codes::CONSENT_REQUIRED).await;
+        metrics::gauge!("ws_open_sockets").decrement(1.0);
+        return;
+    }
     let (shared, outbox) = SocketShared::new(account, session.token_hash.clone(), cfg.outbox);
     let rt = state.realtime();
     // Registered before the head is read: an event is either at or below the head (the resume
@@ -195,6 +205,7 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
         close::UNAUTHORIZED => "unauthorized",
         close::IDLE => "idle",
         close::FLOOD => "flood",
+        close::CONSENT_REQUIRED => "consent_required",
         close::PROTOCOL_ERROR | close::INVALID_PAYLOAD | close::TOO_BIG => "protocol",
         _ => "other",
     };
@@ -246,6 +257,20 @@ async fn authenticate(
     match session.subject {
         Subject::Account { .. } => Ok((session, last_seq)),
         Subject::Staff { .. } => Err(Some("this socket is for patient accounts".into())),
+    }
+}
+
+/// SET-2: the REST gate's refusal (`consent_required`) of a patient who has not accepted the
+/// latest privacy texts, its message; None if they have (or nothing is published). A store that
+/// cannot answer lets the socket be (the next heartbeat asks again).
+async fn consent_refusal(state: &AppState, account: AccountId) -> Option<String> {
+    match state.consent.check(state, account).await {
+        Ok(()) => None,
+        Err(crate::error::ApiError::Denied { code, message }) if code == codes::CONSENT_REQUIRED => Some(message),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check consent for a socket");
+            None
+        }
     }
 }
 
@@ -417,6 +442,11 @@ impl Session<'_> {
                     }
                     if p.unacked_since.is_some_and(|t| t.elapsed() > Duration::from_secs(cfg.ack_timeout_secs)) {
                         return Err(end(close::TOO_SLOW, "events unacknowledged for too long: reconnect and resume"));
+                    }
+                    // A version published while connected: the socket ends as REST refuses.
+                    if let Some(why) = consent_refusal(self.state, self.account).await {
+                        self.conn.control(Control::error(codes::CONSENT_REQUIRED, why), None).await?;
+                        return Err(end(close::CONSENT_REQUIRED, codes::CONSENT_REQUIRED));
                     }
                     // A protocol ping keeps NATs open and finds dead peers; clients need not answer it.
                     self.conn.send_message(Message::Ping(Vec::new().into()), "ping").await?;

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use crate::traits::DataStore;
 
 /// Exams (REC-4): written under both keys, replaced in place as they change, listed per account
-/// newest first, never seen by another account.
+/// newest first, never seen by another account. A completed exam's result travels sealed
+/// (`ExamRow::sealed_result`); here a stand-in, since sealing is the vault's concern.
 pub async fn exams(store: Arc<dyn DataStore>) {
+    use crate::exams::ExamRow;
     use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
+    let row = |e: &Exam| ExamRow::seal(e, None).unwrap();
     let account = AccountId::new();
     let other = AccountId::new();
     let t0 = Utc::now();
@@ -19,22 +22,28 @@ pub async fn exams(store: Arc<dyn DataStore>) {
     assert_eq!(store.exam(first.id).await.unwrap(), None);
     assert!(store.exams_of_account(account).await.unwrap().is_empty());
     for e in [&first, &second, &foreign] {
-        store.put_exam(e, &[], &[]).await.unwrap();
+        store.put_exam(&row(e), &[], &[]).await.unwrap();
     }
-    assert_eq!(store.exam(first.id).await.unwrap().as_ref(), Some(&first));
-    assert_eq!(store.exams_of_account(account).await.unwrap(), vec![second.clone(), first.clone()], "newest first");
-    assert_eq!(store.exams_of_account(other).await.unwrap(), vec![foreign.clone()]);
+    assert_eq!(store.exam(first.id).await.unwrap(), Some(row(&first)));
+    assert_eq!(store.exams_of_account(account).await.unwrap(), vec![row(&second), row(&first)], "newest first");
+    assert_eq!(store.exams_of_account(other).await.unwrap(), vec![row(&foreign)]);
 
     first.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, t0).unwrap();
-    store.put_exam(&first, &[], &[]).await.unwrap();
-    let done =
-        ExamChange { status: ExamStatus::Completed, abnormal: Some(true), summary: Some("右肺上叶结节".into()) };
-    first.apply(done, t0 + ChronoDuration::hours(1)).unwrap();
-    store.put_exam(&first, &[], &[]).await.unwrap();
-    assert_eq!(store.exam(first.id).await.unwrap().as_ref(), Some(&first), "replaced in place");
+    store.put_exam(&row(&first), &[], &[]).await.unwrap();
+    let t1 = t0 + ChronoDuration::hours(1);
+    let sealed = Some("c3RhbmQtaW4=".to_string());
+    let done = ExamRow {
+        status: ExamStatus::Completed,
+        updated_at: t1,
+        completed_at: Some(t1),
+        sealed_result: sealed,
+        ..row(&first)
+    };
+    store.put_exam(&done, &[], &[]).await.unwrap();
+    assert_eq!(store.exam(first.id).await.unwrap().as_ref(), Some(&done), "replaced in place");
     let listed = store.exams_of_account(account).await.unwrap();
-    assert_eq!(listed, vec![second, first.clone()], "one row per exam, updated under both keys");
-    assert!(listed[1].abnormal && listed[1].summary.as_deref() == Some("右肺上叶结节"));
+    assert_eq!(listed, vec![row(&second), done.clone()], "one row per exam, updated under both keys");
+    assert!(listed[1].is_sealed() && listed[1].summary.is_none(), "the result as sealed, nothing in clear");
     assert!(store.exams_of_account(AccountId::new()).await.unwrap().is_empty());
 }
 

@@ -10,7 +10,7 @@ use hospital_domain::*;
 use std::sync::Arc;
 
 use super::samples::{sample_account, sample_patient};
-use crate::records::{ReportRow, VisitRow};
+use crate::records::{AppointmentNotesRow, ReportRow, VisitRow};
 use crate::traits::DataStore;
 use crate::vault::{KeyVault, WrappedKey};
 use crate::{FieldCipher, StoreError};
@@ -95,6 +95,17 @@ pub async fn records(store: Arc<dyn DataStore>) {
     assert_eq!(mine, want, "one row per visit under the patient, the latest version");
     assert_eq!(store.visits_of_patient(a, other_patient).await.unwrap(), vec![foreign.clone()]);
     assert!(store.visits_of_patient(AccountId::new(), p.id).await.unwrap().is_empty(), "another account sees none");
+
+    // An appointment's notes before its visit: one row, replaced in place.
+    let appointment = AppointmentId::new();
+    assert_eq!(store.appointment_notes(appointment).await.unwrap(), None);
+    let mut notes =
+        AppointmentNotesRow { appointment_id: appointment, account_id: a, patient_id: p.id, sealed: "n-1".into() };
+    store.put_appointment_notes(&notes).await.unwrap();
+    notes.sealed = "n-2".into();
+    store.put_appointment_notes(&notes).await.unwrap();
+    assert_eq!(store.appointment_notes(appointment).await.unwrap(), Some(notes));
+    assert_eq!(store.appointment_notes(AppointmentId::new()).await.unwrap(), None);
 
     // Reports and shares.
     let r = report(a, p.id);

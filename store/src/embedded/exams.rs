@@ -2,7 +2,6 @@
 //! transaction, as in schema.cql.
 
 use async_trait::async_trait;
-use hospital_domain::exam::Exam;
 use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
 
@@ -11,12 +10,12 @@ use super::keys::Key;
 use super::tables::{EXAMS, EXAMS_BY_ACCOUNT};
 use super::EmbeddedStore;
 use crate::error::Result;
-use crate::exams::ExamStore;
+use crate::exams::{ExamRow, ExamStore};
 use crate::PendingEvent;
 
 #[async_trait]
 impl ExamStore for EmbeddedStore {
-    async fn put_exam(&self, exam: &Exam, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
+    async fn put_exam(&self, exam: &ExamRow, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
         let (e, messages, events) = (exam.clone(), messages.to_vec(), events.to_vec());
         self.engine
             .write(move |ctx| {
@@ -31,12 +30,12 @@ impl ExamStore for EmbeddedStore {
             .await
     }
 
-    async fn exam(&self, id: ExamId) -> Result<Option<Exam>> {
+    async fn exam(&self, id: ExamId) -> Result<Option<ExamRow>> {
         self.engine.read(|r| r.get(EXAMS, &Key::new().uuid(&id.0)))
     }
 
-    async fn exams_of_account(&self, account: AccountId) -> Result<Vec<Exam>> {
-        let mut all: Vec<Exam> = self.engine.read(|r| r.scan(EXAMS_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
+    async fn exams_of_account(&self, account: AccountId) -> Result<Vec<ExamRow>> {
+        let mut all: Vec<ExamRow> = self.engine.read(|r| r.scan(EXAMS_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
         // Exam ids are v7: key order is order time; newest first.
         all.reverse();
         Ok(all)

@@ -4,12 +4,11 @@
 
 use async_trait::async_trait;
 use hospital_domain::appointment::Appointment;
-use hospital_domain::exam::Exam;
 use hospital_domain::message::Message;
 use hospital_domain::privacy::{Consent, DeletionRequest, PolicyKind, PolicyVersion};
 use hospital_domain::report::ShareLink;
 use hospital_domain::visit::VisitId;
-use hospital_domain::{AccountId, PatientId, ReportId, ShareId};
+use hospital_domain::{AccountId, AppointmentId, PatientId, ReportId, ShareId};
 
 use super::accounts::{holder_key, lookups};
 use super::engine::{Reader, WriteCtx};
@@ -17,7 +16,7 @@ use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
 use crate::error::{Conflict, Result};
-use crate::records::{ErasedRows, RecordStore, ReportRow, VisitRow};
+use crate::records::{AppointmentNotesRow, ErasedRows, RecordStore, ReportRow, VisitRow};
 use crate::{Account, PatientRecord, StoreError};
 
 fn by_patient(account: AccountId, patient: PatientId) -> Key {
@@ -54,6 +53,20 @@ impl RecordStore for EmbeddedStore {
 
     async fn visits_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<VisitRow>> {
         self.engine.read(|r| r.scan(VISITS_BY_PATIENT, &by_patient(account, patient)))
+    }
+
+    async fn put_appointment_notes(&self, notes: &AppointmentNotesRow) -> Result<()> {
+        let n = notes.clone();
+        self.engine
+            .write(move |ctx| {
+                ctx.put(APPOINTMENT_NOTES, &Key::new().uuid(&n.appointment_id.0), &n);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn appointment_notes(&self, appointment: AppointmentId) -> Result<Option<AppointmentNotesRow>> {
+        self.engine.read(|r| r.get(APPOINTMENT_NOTES, &Key::new().uuid(&appointment.0)))
     }
 
     async fn put_report(&self, report: &ReportRow) -> Result<()> {
@@ -230,13 +243,14 @@ fn erase(ctx: &mut WriteCtx<'_>, account: AccountId) -> Result<ErasedRows> {
         ctx.delete(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0));
         ctx.delete(APPOINTMENTS_BY_ACCOUNT, &acc.clone().uuid(&a.id.0));
         ctx.delete(APPOINTMENTS_BY_PERSON, &Key::new().str(&a.person).date(a.date).uuid(&a.id.0));
+        ctx.delete(APPOINTMENT_NOTES, &Key::new().uuid(&a.id.0));
         n.appointments += 1;
     }
     for m in ctx.scan::<Message>(MESSAGES_BY_ACCOUNT, &acc)? {
         ctx.delete(MESSAGES_BY_ACCOUNT, &acc.clone().uuid(&m.id.0));
         n.messages += 1;
     }
-    for e in ctx.scan::<Exam>(EXAMS_BY_ACCOUNT, &acc)? {
+    for e in ctx.scan::<crate::exams::ExamRow>(EXAMS_BY_ACCOUNT, &acc)? {
         ctx.delete(EXAMS, &Key::new().uuid(&e.id.0));
         ctx.delete(EXAMS_BY_ACCOUNT, &acc.clone().uuid(&e.id.0));
         n.exams += 1;

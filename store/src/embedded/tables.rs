@@ -91,6 +91,7 @@ tables! {
     CHAT_FEEDBACK = "chat_feedback";
     VISITS = "visits";
     VISITS_BY_PATIENT = "visits_by_patient";
+    APPOINTMENT_NOTES = "appointment_notes";
     REPORTS = "reports";
     REPORTS_BY_PATIENT = "reports_by_patient";
     SHARES = "shares";

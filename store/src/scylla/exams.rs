@@ -3,7 +3,6 @@
 //! are applied eventually even if the coordinator dies half-way.
 
 use async_trait::async_trait;
-use hospital_domain::exam::Exam;
 use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
 use scylla::statement::batch::BatchType;
@@ -11,7 +10,7 @@ use scylla::value::CqlValue;
 
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::error::Result;
-use crate::exams::ExamStore;
+use crate::exams::{ExamRow, ExamStore};
 use crate::PendingEvent;
 
 const PUT_EXAM: &str = "INSERT INTO {ks}.exams (exam_id, body) VALUES (?, ?)";
@@ -22,7 +21,7 @@ const EXAMS_OF_ACCOUNT: &str = "SELECT body FROM {ks}.exams_by_account WHERE acc
 
 #[async_trait]
 impl ExamStore for ScyllaStore {
-    async fn put_exam(&self, exam: &Exam, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
+    async fn put_exam(&self, exam: &ExamRow, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
         let body = encode(exam);
         let mut w = Writes::default();
         w.push(self, PUT_EXAM, vec![CqlValue::Uuid(exam.id.0), text(body.clone())]);
@@ -38,15 +37,15 @@ impl ExamStore for ScyllaStore {
         self.run_batch(w, BatchType::Logged).await
     }
 
-    async fn exam(&self, id: ExamId) -> Result<Option<Exam>> {
+    async fn exam(&self, id: ExamId) -> Result<Option<ExamRow>> {
         match self.row::<(String,)>(GET_EXAM, (id.0,)).await? {
             Some((body,)) => Ok(Some(decode("exams", &body)?)),
             None => Ok(None),
         }
     }
 
-    async fn exams_of_account(&self, account: AccountId) -> Result<Vec<Exam>> {
-        let mut v: Vec<Exam> = self.bodies("exams_by_account", EXAMS_OF_ACCOUNT, (account.0,)).await?;
+    async fn exams_of_account(&self, account: AccountId) -> Result<Vec<ExamRow>> {
+        let mut v: Vec<ExamRow> = self.bodies("exams_by_account", EXAMS_OF_ACCOUNT, (account.0,)).await?;
         // The rows come back newest first already; the sort pins the order to the embedded
         // store's byte for byte.
         v.sort_by_key(|e| std::cmp::Reverse(e.id));

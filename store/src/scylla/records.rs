@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use hospital_domain::privacy::{Consent, DeletionRequest, PolicyKind, PolicyVersion};
 use hospital_domain::report::ShareLink;
 use hospital_domain::visit::VisitId;
-use hospital_domain::{AccountId, PatientId, ReportId, ShareId};
+use hospital_domain::{AccountId, AppointmentId, PatientId, ReportId, ShareId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
@@ -16,7 +16,7 @@ use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::error::{Conflict, Result};
 use crate::exams::ExamStore;
 use crate::notify::{MessageFilter, NotifyStore};
-use crate::records::{ErasedRows, RecordStore, ReportRow, VisitRow};
+use crate::records::{AppointmentNotesRow, ErasedRows, RecordStore, ReportRow, VisitRow};
 use crate::traits::{AccountStore, BookingStore};
 use crate::StoreError;
 
@@ -28,6 +28,9 @@ const VISITS_OF: &str = "SELECT body FROM {ks}.visits_by_patient WHERE account_i
 const DELETE_VISIT: &str = "DELETE FROM {ks}.visits WHERE visit_id = ?";
 const DELETE_VISIT_BY_PATIENT: &str =
     "DELETE FROM {ks}.visits_by_patient WHERE account_id = ? AND patient_id = ? AND visit_id = ?";
+const PUT_APPOINTMENT_NOTES: &str = "INSERT INTO {ks}.appointment_notes (appointment_id, body) VALUES (?, ?)";
+const GET_APPOINTMENT_NOTES: &str = "SELECT body FROM {ks}.appointment_notes WHERE appointment_id = ?";
+const DELETE_APPOINTMENT_NOTES: &str = "DELETE FROM {ks}.appointment_notes WHERE appointment_id = ?";
 const PUT_REPORT: &str = "INSERT INTO {ks}.reports (report_id, body) VALUES (?, ?)";
 const PUT_REPORT_BY_PATIENT: &str =
     "INSERT INTO {ks}.reports_by_patient (account_id, patient_id, report_id, body) VALUES (?, ?, ?, ?)";
@@ -103,6 +106,18 @@ impl RecordStore for ScyllaStore {
 
     async fn visits_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<VisitRow>> {
         self.bodies("visits_by_patient", VISITS_OF, (account.0, patient.0)).await
+    }
+
+    async fn put_appointment_notes(&self, n: &AppointmentNotesRow) -> Result<()> {
+        self.exec(PUT_APPOINTMENT_NOTES, (n.appointment_id.0, encode(n))).await?;
+        Ok(())
+    }
+
+    async fn appointment_notes(&self, appointment: AppointmentId) -> Result<Option<AppointmentNotesRow>> {
+        match self.row::<(String,)>(GET_APPOINTMENT_NOTES, (appointment.0,)).await? {
+            Some((body,)) => Ok(Some(decode("appointment_notes", &body)?)),
+            None => Ok(None),
+        }
     }
 
     async fn put_report(&self, r: &ReportRow) -> Result<()> {
@@ -255,6 +270,7 @@ impl RecordStore for ScyllaStore {
                 DELETE_APPOINTMENT_BY_PERSON,
                 vec![text(a.person.clone()), CqlValue::Date(cql_date(a.date)), uuid(a.id.0)],
             );
+            w.push(self, DELETE_APPOINTMENT_NOTES, vec![uuid(a.id.0)]);
             n.appointments += 1;
         }
         for e in self.exams_of_account(account).await? {
