@@ -50,10 +50,7 @@ pub async fn apply(
         return Ok(None);
     };
     let (from, to) = horizon(system);
-    let sessions = t
-        .value
-        .sessions(d.department_id, d.fee(), from, to, system.config().zone)
-        .map_err(|e| e.reason)?;
+    let sessions = t.value.sessions(d.department_id, d.fee(), from, to, system.config().zone).map_err(|e| e.reason)?;
     let added = system.add_sessions(doctor, sessions).await.map_err(text)?;
     let run = TemplateRun {
         doctor_id: doctor,
