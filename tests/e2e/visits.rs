@@ -393,13 +393,25 @@ async fn notes_on_an_upcoming_appointment_reach_the_doctor_of_its_session() {
     // The doctor of the session sees it in today's list; another doctor sees nothing of it.
     let list = ok_json(s.get("/api/v1/doctor/today", Some(&dr)).await).await;
     let mine = list.as_array().unwrap().iter().find(|x| x["session"]["id"] == session.as_str()).expect("the session");
-    assert_eq!(mine["notes"][0]["appointment_id"], a1.as_str(), "{mine}");
-    assert_eq!(mine["notes"][0]["patient_id"], p1.patient_id.as_str());
-    assert_eq!(mine["notes"][0]["notes"][0]["text"], NOTE);
-    let theirs = ok_json(s.get("/api/v1/doctor/today", Some(&other)).await).await;
-    assert!(!theirs.to_string().contains(NOTE), "another doctor's list: {theirs}");
+    // The list names the noted appointment, not what the note says (and audits no note read).
+    assert_eq!(mine["noted"][0]["appointment_id"], a1.as_str(), "{mine}");
+    assert_eq!(mine["noted"][0]["patient_id"], p1.patient_id.as_str());
+    assert!(!list.to_string().contains(NOTE), "today's list carries no note text: {list}");
     let history = ok_json(s.get("/api/v1/me/access-history", Some(&p1.token)).await).await;
-    assert!(history.to_string().contains("note.read"), "the doctor's read is in the access history: {history}");
+    assert!(!history.to_string().contains("note.read"), "nothing read yet: {history}");
+    let read = ok_json(s.get(&format!("/api/v1/doctor/appointments/{a1}/notes"), Some(&dr)).await).await;
+    assert_eq!(read["appointment_id"], a1.as_str(), "{read}");
+    assert_eq!(read["notes"][0]["text"], NOTE, "{read}");
+    let theirs = ok_json(s.get("/api/v1/doctor/today", Some(&other)).await).await;
+    assert!(!theirs.to_string().contains(a1.as_str()), "another doctor's list: {theirs}");
+    let r = s.get(&format!("/api/v1/doctor/appointments/{a1}/notes"), Some(&other)).await;
+    assert!(!r.text().await.unwrap().contains(NOTE), "another doctor reads nothing");
+    assert_error(s.get(&format!("/api/v1/doctor/appointments/{a1}/notes"), Some(&other)).await, 404, "not_found").await;
+    assert_error(s.get(&format!("/api/v1/doctor/appointments/{a1}/notes"), Some(&p1.token)).await, 403, "forbidden")
+        .await;
+    let history = ok_json(s.get("/api/v1/me/access-history", Some(&p1.token)).await).await;
+    let reads = history.to_string().matches("note.read").count();
+    assert_eq!(reads, 1, "the doctor's one read is in the access history once: {history}");
 
     // Checked in: one more note; the call makes the visit, which carries both.
     ok_json(s.post_empty(&format!("/api/v1/appointments/{a1}/check-in"), Some(&p1.token)).await).await;

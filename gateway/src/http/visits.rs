@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(doctor_start))
         .routes(routes!(doctor_finish))
         .routes(routes!(doctor_notes))
+        .routes(routes!(doctor_appointment_notes))
         // The front desk's corrections: whoever runs the queue (nurses, doctors) may make them.
         .routes(permit(Permission::QueueOperate, routes!(excuse_missed)))
         .routes(permit(Permission::QueueOperate, routes!(close_session_now)))
@@ -96,9 +97,18 @@ async fn own_visit(state: &AppState, doctor: DoctorId, id: VisitId) -> ApiResult
 pub struct DoctorSessionView {
     pub session: ClinicSession,
     pub queue: QueueView,
-    /// REC-3: notes the session's patients left for the doctor on their appointments (booked or
-    /// checked in), by appointment.
-    pub notes: Vec<AppointmentNotes>,
+    /// REC-3: the session's appointments (booked or checked in) whose patients left notes for the
+    /// doctor; their text is read with `GET /api/v1/doctor/appointments/{id}/notes`, one audited
+    /// read per patient, so this list stays one `queue.read`.
+    pub noted: Vec<NotedAppointment>,
+}
+
+/// An appointment of the session that carries notes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotedAppointment {
+    pub appointment_id: AppointmentId,
+    pub patient_id: PatientId,
+    pub patient_name: String,
 }
 
 /// A patient's notes on an appointment of the session.
@@ -110,35 +120,64 @@ pub struct AppointmentNotes {
     pub notes: Vec<PatientNote>,
 }
 
-/// The notes on the session's upcoming appointments, each read audited (`note.read`).
-async fn session_notes(
+/// The session's upcoming appointments (booked or checked in) that carry notes: which ones, not
+/// what they say (nothing is opened, so nothing is audited here).
+async fn noted_appointments(
     state: &AppState,
-    audit: &StaffAudit,
     appointments: &[Appointment],
     session: SessionId,
-) -> ApiResult<Vec<AppointmentNotes>> {
+) -> ApiResult<Vec<NotedAppointment>> {
     let mut out = Vec::new();
     for a in appointments.iter().filter(|a| a.slot.session_id == session) {
         if !matches!(a.status, AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn) {
             continue;
         }
-        let Some(row) = state.stores.data.appointment_notes(a.id).await? else { continue };
-        let Some(key) = state.records.existing_key(a.patient_id).await? else { continue };
-        let notes = row.open(&key)?;
-        let target = Target::new("appointment", a.id)?;
-        audit.record(audit.event("note.read", target)?.concerning(a.account_id, Some(a.patient_id))).await?;
-        out.push(AppointmentNotes {
-            appointment_id: a.id,
-            patient_id: a.patient_id,
-            patient_name: a.patient_name.clone(),
-            notes,
-        });
+        if state.stores.data.appointment_notes(a.id).await?.is_some() {
+            out.push(NotedAppointment {
+                appointment_id: a.id,
+                patient_id: a.patient_id,
+                patient_name: a.patient_name.clone(),
+            });
+        }
     }
     Ok(out)
 }
 
+/// REC-3: a patient's notes on an upcoming appointment, for the doctor of its session only
+/// (anyone else gets 404). The read is audited once (`note.read`) and shows in the patient's
+/// access history.
+#[utoipa::path(get, path = "/api/v1/doctor/appointments/{id}/notes", tag = "doctor", security(("bearer" = [])),
+    params(("id" = AppointmentId, Path)),
+    responses((status = 200, body = AppointmentNotes), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn doctor_appointment_notes(
+    State(state): State<AppState>,
+    audit: StaffAudit,
+    ApiPath(id): ApiPath<AppointmentId>,
+) -> ApiResult<ApiJson<AppointmentNotes>> {
+    let doctor = doctor_of(&state, &audit).await?;
+    let a = match state.stores.data.appointment(id).await? {
+        Some(a) if a.doctor_id == doctor => a,
+        _ => return Err(ApiError::not_found("appointment")),
+    };
+    let notes = match state.stores.data.appointment_notes(a.id).await? {
+        Some(row) => match state.records.existing_key(a.patient_id).await? {
+            Some(key) => row.open(&key)?,
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let target = Target::new("appointment", a.id)?;
+    audit.record(audit.event("note.read", target)?.concerning(a.account_id, Some(a.patient_id))).await?;
+    Ok(ApiJson(AppointmentNotes {
+        appointment_id: a.id,
+        patient_id: a.patient_id,
+        patient_name: a.patient_name,
+        notes,
+    }))
+}
+
 /// The doctor's sessions today, each with its queue in order (who is called, who waits next)
-/// and the notes its patients left for the doctor (each read audited as `note.read`).
+/// and which appointments carry notes its patients left for the doctor.
 #[utoipa::path(get, path = "/api/v1/doctor/today", tag = "doctor", security(("bearer" = [])),
     responses((status = 200, body = [DoctorSessionView]), (status = 403, body = ErrorBody)))]
 async fn doctor_today(State(state): State<AppState>, audit: StaffAudit) -> ApiResult<ApiJson<Vec<DoctorSessionView>>> {
@@ -149,8 +188,8 @@ async fn doctor_today(State(state): State<AppState>, audit: StaffAudit) -> ApiRe
     let mut out = Vec::with_capacity(sessions.len());
     for s in sessions {
         let q = state.actors.queue_state(s.id).await?;
-        let notes = session_notes(&state, &audit, &appointments, s.id).await?;
-        out.push(DoctorSessionView { queue: queue_view(&q), session: s, notes });
+        let noted = noted_appointments(&state, &appointments, s.id).await?;
+        out.push(DoctorSessionView { queue: queue_view(&q), session: s, noted });
     }
     audit.record(audit.event("queue.read", Target::new("doctor", doctor)?)?).await?;
     Ok(ApiJson(out))
