@@ -202,17 +202,9 @@ pub async fn console_ws(
         Ok(q) => q.0.presence.unwrap_or(Presence::Online),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let upgrade = match upgrade {
-        Ok(u) => u,
-        Err(e) => return ApiError::BadRequest(format!("this endpoint needs a WebSocket upgrade: {e}")).into_response(),
-    };
-    let token = match headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) => match v.split_once(' ') {
-            Some((s, t)) if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => Some(t.trim().to_string()),
-            _ => return ApiError::InvalidToken.into_response(),
-        },
-        Some(Err(_)) => return ApiError::InvalidToken.into_response(),
+    let (upgrade, token) = match crate::realtime::upgrade_with_token(&headers, upgrade) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
     };
     upgrade.on_upgrade(move |ws| run(ws, state, token, presence))
 }

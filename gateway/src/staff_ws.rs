@@ -23,7 +23,6 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::auth::tokens::hash_token;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How often an open socket's session is checked again.
@@ -42,17 +41,9 @@ pub async fn staff_ws(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let upgrade = match upgrade {
-        Ok(u) => u,
-        Err(e) => return ApiError::BadRequest(format!("this endpoint needs a WebSocket upgrade: {e}")).into_response(),
-    };
-    let token = match headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) => match v.split_once(' ') {
-            Some((s, t)) if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => Some(t.trim().to_string()),
-            _ => return ApiError::InvalidToken.into_response(),
-        },
-        Some(Err(_)) => return ApiError::InvalidToken.into_response(),
+    let (upgrade, token) = match crate::realtime::upgrade_with_token(&headers, upgrade) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
     };
     upgrade.max_message_size(16 * 1024).on_upgrade(move |ws| run(ws, state, token))
 }

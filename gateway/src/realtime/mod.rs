@@ -33,6 +33,25 @@ pub struct WsParams {
     pub last_seq: Option<u64>,
 }
 
+/// The two checks every WebSocket route makes before upgrading: that the request is an upgrade,
+/// and the bearer token if the upgrade carried one (`wx.connectSocket` can send headers; browsers
+/// cannot, and send it in a first frame instead). Err: the refusal to answer with.
+pub fn upgrade_with_token(
+    headers: &HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<(WebSocketUpgrade, Option<String>), ApiError> {
+    let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("this endpoint needs a WebSocket upgrade: {e}")))?;
+    let token = match headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => match v.split_once(' ') {
+            Some((s, t)) if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => return Err(ApiError::InvalidToken),
+        },
+        Some(Err(_)) => return Err(ApiError::InvalidToken),
+    };
+    Ok((upgrade, token))
+}
+
 pub async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -43,17 +62,9 @@ pub async fn ws(
         Ok(q) => q.0.last_seq,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let upgrade = match upgrade {
-        Ok(u) => u,
-        Err(e) => return ApiError::BadRequest(format!("this endpoint needs a WebSocket upgrade: {e}")).into_response(),
-    };
-    let token = match headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) => match v.split_once(' ') {
-            Some((s, t)) if s.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => Some(t.trim().to_string()),
-            _ => return ApiError::InvalidToken.into_response(),
-        },
-        Some(Err(_)) => return ApiError::InvalidToken.into_response(),
+    let (upgrade, token) = match crate::realtime::upgrade_with_token(&headers, upgrade) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
     };
     // Offered subprotocols, none of them ours: say so, rather than upgrade into an encoding the
     // client did not ask for (a browser would then fail the handshake without a reason).
