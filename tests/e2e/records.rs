@@ -48,7 +48,10 @@ async fn every_records_route_refuses_another_patient_and_another_departments_doc
     let share = share["share"]["id"].as_str().unwrap().to_string();
 
     // The patient's routes, as another patient: 404 (as if nothing existed), nothing leaked.
+    let detail = ok_json(s.get(&format!("/api/v1/me/visits/{visit}"), Some(&t.p1.token)).await).await;
+    let appointment = detail["visit"]["appointment_id"].as_str().expect("the visit's appointment").to_string();
     let patient_routes: Vec<Call> = vec![
+        (Method::POST, format!("/api/v1/me/appointments/{appointment}/notes"), Some(json!({ "text": "别人的留言" }))),
         (Method::GET, format!("/api/v1/me/patients/{p1}/visits"), None),
         (Method::GET, format!("/api/v1/me/patients/{p1}/visits?q=肺炎"), None),
         (Method::GET, format!("/api/v1/me/visits/{visit}"), None),
@@ -99,6 +102,7 @@ async fn every_records_route_refuses_another_patient_and_another_departments_doc
         (Method::PUT, format!("/api/v1/doctor/visits/{visit}"), Some(json!({ "chief_complaint": "改写" }))),
         (Method::POST, format!("/api/v1/doctor/visits/{visit}/finish"), None),
         (Method::GET, format!("/api/v1/doctor/reports/{report}"), None),
+        (Method::GET, format!("/api/v1/doctor/appointments/{appointment}/notes"), None),
     ];
     for call in &doctor_routes {
         let (status, body) = send(&s, &t.other, call).await;
