@@ -13,6 +13,7 @@ use super::actor::PatientKind;
 use super::msg::{AccountError, PatientError, PatientMsg, ProfileChange};
 use crate::booking::BookingError;
 use crate::error::ActorError;
+use crate::schedule::GateAnswer;
 use crate::system::{asks, ActorSystem, Retry};
 
 impl ActorSystem {
@@ -35,7 +36,8 @@ impl ActorSystem {
     /// Books a slot for one of the account's patients: through the account's actor (the
     /// real-name rules), then the doctor's (the place). A slot this node's availability gate
     /// knows to be stopped, not yet released or sold out is refused at once, with no actor hop
-    /// and no store read (`schedule::gate` says why that answer is always the actor's); a retry
+    /// and no store read (`schedule::gate` says why that answer is always the actor's); one it
+    /// knows to have a place left goes with the session's facts (no session read, no probe); a retry
     /// (`idempotency_key`) always goes to the actors, since only the store knows its first answer.
     pub async fn book(
         &self,
@@ -44,20 +46,26 @@ impl ActorSystem {
         patient: PatientId,
         idempotency_key: Option<String>,
     ) -> Result<(Appointment, Order), BookingError> {
+        let mut facts = None;
         if idempotency_key.is_none() {
-            if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
-                metrics::counter!("booking_attempts_total").increment(1);
-                if refusal == BookError::SoldOut {
-                    metrics::counter!("booking_sold_out_total").increment(1);
+            match self.gate().answer(slot, chrono::Utc::now()) {
+                GateAnswer::Refuse(refusal) => {
+                    metrics::counter!("booking_attempts_total").increment(1);
+                    if refusal == BookError::SoldOut {
+                        metrics::counter!("booking_sold_out_total").increment(1);
+                    }
+                    metrics::counter!("booking_gate_refusals_total").increment(1);
+                    return Err(BookingError::Book(refusal));
                 }
-                metrics::counter!("booking_gate_refusals_total").increment(1);
-                return Err(BookingError::Book(refusal));
+                GateAnswer::PlaceLeft(f) => facts = Some(f),
+                GateAnswer::Unknown => {}
             }
         }
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
             slot,
             patient,
             idempotency_key: idempotency_key.clone(),
+            facts,
             reply,
         })
         .await?

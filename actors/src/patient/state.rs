@@ -18,7 +18,7 @@ use crate::booking::BookingError;
 use crate::deps::Context;
 use crate::error::ActorError;
 use crate::idle::IdleClock;
-use crate::schedule::{Booker, ScheduleKind, ScheduleMsg};
+use crate::schedule::{Booker, ScheduleKind, ScheduleMsg, SessionFacts};
 use crate::system::Retry;
 
 /// Start-up arguments: which account, and the shared dependencies.
@@ -152,6 +152,7 @@ impl PatientState {
         slot: SlotId,
         patient: PatientId,
         key: Option<String>,
+        facts: Option<SessionFacts>,
     ) -> Result<(Appointment, Order), BookingError> {
         let data = &self.ctx.stores.data;
         if let Some(k) = &key {
@@ -167,12 +168,20 @@ impl PatientState {
             }
         }
         let p = self.patient(patient)?.clone();
-        let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
-        // The cheap answer first: in a release storm almost every attempt is refused as sold out
-        // (or not yet released), and the doctor's actor says so from memory; only a slot with a
-        // place left is worth reading the person's history for the real-name rules.
-        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
-        self.check_rules(&p.id_card_index, session.department_id, session.date, None).await?;
+        let facts = match facts {
+            // The node's gate saw a place left: it also knows the session's facts.
+            Some(f) => f,
+            None => {
+                let session =
+                    data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+                // The cheap answer first: in a release storm almost every attempt is refused as
+                // sold out (or not yet released), and the doctor's actor says so from memory; only
+                // a slot with a place left is worth reading the person's history for the rules.
+                self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
+                SessionFacts { doctor: session.doctor_id, department: session.department_id, date: session.date }
+            }
+        };
+        self.check_rules(&p.id_card_index, facts.department, facts.date, None).await?;
         let booker = Booker {
             account_id: self.account,
             patient_id: p.id,
@@ -180,7 +189,7 @@ impl PatientState {
             patient_name: p.name.clone(),
             idempotency_key: key,
         };
-        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
+        self.schedule_call(facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
     }
 
     pub(super) async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
