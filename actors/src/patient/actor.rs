@@ -80,8 +80,8 @@ impl Actor for PatientActor {
             PatientMsg::RemovePatient { id, reply } => {
                 let _ = reply.send(state.remove(id).await);
             }
-            PatientMsg::Book { slot, patient, idempotency_key, facts, reply } => {
-                let _ = reply.send(state.book(slot, patient, idempotency_key, facts).await);
+            PatientMsg::Book { slot, patient, idempotency_key, reply } => {
+                let _ = reply.send(state.book(slot, patient, idempotency_key).await);
             }
             PatientMsg::Reschedule { appointment, slot, reply } => {
                 let _ = reply.send(state.reschedule(appointment, slot).await);

@@ -13,7 +13,6 @@ use super::actor::PatientKind;
 use super::msg::{AccountError, PatientError, PatientMsg, ProfileChange};
 use crate::booking::BookingError;
 use crate::error::ActorError;
-use crate::schedule::GateAnswer;
 use crate::system::{asks, ActorSystem, Retry};
 
 impl ActorSystem {
@@ -36,8 +35,7 @@ impl ActorSystem {
     /// Books a slot for one of the account's patients: through the account's actor (the
     /// real-name rules), then the doctor's (the place). A slot this node's availability gate
     /// knows to be stopped, not yet released or sold out is refused at once, with no actor hop
-    /// and no store read (`schedule::gate` says why that answer is always the actor's); one it
-    /// knows to have a place left goes with the session's facts (no session read, no probe); a retry
+    /// and no store read (`schedule::gate` says why that answer is always the actor's); a retry
     /// (`idempotency_key`) always goes to the actors, since only the store knows its first answer.
     pub async fn book(
         &self,
@@ -46,26 +44,15 @@ impl ActorSystem {
         patient: PatientId,
         idempotency_key: Option<String>,
     ) -> Result<(Appointment, Order), BookingError> {
-        let mut facts = None;
         if idempotency_key.is_none() {
-            match self.gate().answer(slot, chrono::Utc::now()) {
-                GateAnswer::Refuse(refusal) => {
-                    metrics::counter!("booking_attempts_total").increment(1);
-                    if refusal == BookError::SoldOut {
-                        metrics::counter!("booking_sold_out_total").increment(1);
-                    }
-                    metrics::counter!("booking_gate_refusals_total").increment(1);
-                    return Err(BookingError::Book(refusal));
-                }
-                GateAnswer::PlaceLeft(f) => facts = Some(f),
-                GateAnswer::Unknown => {}
+            if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
+                return Err(gate_refused(refusal));
             }
         }
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
             slot,
             patient,
             idempotency_key: idempotency_key.clone(),
-            facts,
             reply,
         })
         .await?
@@ -106,4 +93,15 @@ impl ActorSystem {
         pub fn remove_patient(account: AccountId, patient: PatientId) -> bool, ActorError
             = once |reply| PatientMsg::RemovePatient { id: patient, reply };
     }
+}
+
+/// A refusal the node's availability gate gave (here, or in the account's actor), counted as the
+/// doctor's actor counts its own.
+pub(super) fn gate_refused(refusal: BookError) -> BookingError {
+    metrics::counter!("booking_attempts_total").increment(1);
+    if refusal == BookError::SoldOut {
+        metrics::counter!("booking_sold_out_total").increment(1);
+    }
+    metrics::counter!("booking_gate_refusals_total").increment(1);
+    BookingError::Book(refusal)
 }

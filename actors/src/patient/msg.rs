@@ -111,9 +111,6 @@ pub enum PatientMsg {
         slot: SlotId,
         patient: PatientId,
         idempotency_key: Option<String>,
-        /// The session's facts if this node's availability gate saw a place left in the slot
-        /// (then the session is not read and the doctor's actor is not probed first).
-        facts: Option<crate::schedule::SessionFacts>,
         reply: RpcReplyPort<Result<(Appointment, Order), BookingError>>,
     },
     /// Moves one of the account's appointments to another slot of the same doctor (BOOK-5).
