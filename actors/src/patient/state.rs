@@ -179,8 +179,7 @@ impl PatientState {
             GateAnswer::Refuse(refusal) => return Err(super::api::gate_refused(refusal)),
             GateAnswer::PlaceLeft(facts) => facts,
             GateAnswer::Unknown => {
-                let session =
-                    data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+                let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
                 // The doctor's actor says from memory whether a place is left.
                 self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
                 SessionFacts { doctor: session.doctor_id, department: session.department_id, date: session.date }

@@ -87,7 +87,9 @@ impl AvailabilityGate {
         let map = self.sessions.read().expect("gate lock");
         let Some((doctor, gate)) = map.get(&slot.session_id) else { return GateAnswer::Unknown };
         match gate.check(slot.segment, now) {
-            Ok(()) => GateAnswer::PlaceLeft(SessionFacts { doctor: *doctor, department: gate.department_id, date: gate.date }),
+            Ok(()) => {
+                GateAnswer::PlaceLeft(SessionFacts { doctor: *doctor, department: gate.department_id, date: gate.date })
+            }
             // An unknown segment: the actor gives that answer (and knows the session best).
             Err(BookError::NoSuchSlot) => GateAnswer::Unknown,
             Err(e) => GateAnswer::Refuse(e),

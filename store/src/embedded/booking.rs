@@ -96,15 +96,26 @@ impl BookingStore for EmbeddedStore {
                     put_session(ctx, s)?;
                 }
                 for (a, row) in w.appointments.iter().zip(appointment_rows) {
-                    let put = |ctx: &mut super::engine::WriteCtx<'_>, t, k: Key, v| ctx.put_raw(t, k.into_bytes(), v, None);
+                    let put =
+                        |ctx: &mut super::engine::WriteCtx<'_>, t, k: Key, v| ctx.put_raw(t, k.into_bytes(), v, None);
                     put(ctx, APPOINTMENTS, Key::new().uuid(&a.id.0), row.clone());
-                    put(ctx, APPOINTMENTS_BY_DOCTOR, Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0), row.clone());
+                    put(
+                        ctx,
+                        APPOINTMENTS_BY_DOCTOR,
+                        Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0),
+                        row.clone(),
+                    );
                     put(ctx, APPOINTMENTS_BY_ACCOUNT, Key::new().uuid(&a.account_id.0).uuid(&a.id.0), row.clone());
                     put(ctx, APPOINTMENTS_BY_PERSON, Key::new().str(&a.person).date(a.date).uuid(&a.id.0), row);
                 }
                 for (o, row) in w.orders.iter().zip(order_rows) {
                     ctx.put_raw(ORDERS, Key::new().uuid(&o.id.0).into_bytes(), row.clone(), None);
-                    ctx.put_raw(ORDERS_BY_ACCOUNT, Key::new().uuid(&o.account_id.0).uuid(&o.id.0).into_bytes(), row, None);
+                    ctx.put_raw(
+                        ORDERS_BY_ACCOUNT,
+                        Key::new().uuid(&o.account_id.0).uuid(&o.id.0).into_bytes(),
+                        row,
+                        None,
+                    );
                 }
                 for (doctor, session, list) in &w.waitlists {
                     let key = Key::new().uuid(&doctor.0).uuid(&session.0);

@@ -266,12 +266,13 @@ impl WriteCtx<'_> {
         // Each table is opened once per closure, not once per row: a hold writes eight-odd rows
         // into half as many tables, and opening one walks the table tree (and closing it writes
         // its root back). In order, so a later op on the same key wins as before.
-        let mut open: Vec<(Def, redb::Table<'_, &'static [u8], &'static [u8]>)> = Vec::new();
+        type Rows<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+        let mut open: Vec<(Def, Rows<'_>)> = Vec::new();
         fn table<'a, 't>(
-            open: &'a mut Vec<(Def, redb::Table<'t, &'static [u8], &'static [u8]>)>,
+            open: &'a mut Vec<(Def, Rows<'t>)>,
             txn: &'t WriteTransaction,
             def: Def,
-        ) -> std::result::Result<&'a mut redb::Table<'t, &'static [u8], &'static [u8]>, StoreError> {
+        ) -> std::result::Result<&'a mut Rows<'t>, StoreError> {
             let i = match open.iter().position(|(d, _)| d.name() == def.name()) {
                 Some(i) => i,
                 None => {
@@ -284,7 +285,8 @@ impl WriteCtx<'_> {
         for op in self.pending.drain(..) {
             match op {
                 Op::Put { table: def, key, value, expires } => {
-                    table(&mut open, self.txn, def)?.insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
+                    table(&mut open, self.txn, def)?
+                        .insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
                     if expires != 0 {
                         let ik = ttl_index_key(expires, def.name(), &key);
                         table(&mut open, self.txn, tables::TTL_INDEX)?.insert(ik.as_slice(), &[][..])?;
