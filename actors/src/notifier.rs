@@ -29,11 +29,12 @@
 
 use chrono::{DateTime, Days, NaiveTime, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
-use hospital_domain::message::Message;
+use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::notify::{
-    Channel, ChannelDelivery, DeliveryState, Outbound, Reminder, ReminderKind, ReminderStatus,
+    Channel, ChannelDelivery, DeliveryState, Outbound, Reminder, ReminderId, ReminderKind, ReminderStatus,
 };
 use hospital_domain::time::HospitalZone;
+use hospital_domain::AppointmentId;
 use hospital_integrations::wechat_subscribe::{SubscribeMessage, SubscribeMessenger};
 use hospital_integrations::SmsSender;
 use hospital_store::{Account, Claim, DataStore, PendingEvent};
@@ -138,6 +139,11 @@ impl Notifier {
     pub async fn run_due(&self) {
         self.worker.run_due(Utc::now()).await;
     }
+
+    /// Works on what is due at `at` as if it were that time (tests of reminders hours ahead).
+    pub async fn run_due_at(&self, at: DateTime<Utc>) {
+        self.worker.run_due(at).await;
+    }
 }
 
 async fn run(worker: Arc<Worker>, mut rx: mpsc::UnboundedReceiver<Appointment>) {
@@ -199,12 +205,8 @@ fn clip(s: &str, n: usize) -> String {
 
 impl Worker {
     async fn on_confirmed(&self, a: &Appointment) {
-        let visit_at = match self.deps.data.session(a.slot.session_id).await {
-            Ok(Some(s)) => match s.segments.get(a.slot.segment as usize) {
-                Some(seg) => self.deps.zone.to_utc(a.date, seg.start),
-                None => self.deps.zone.to_utc(a.date, NaiveTime::MIN),
-            },
-            Ok(None) => self.deps.zone.to_utc(a.date, NaiveTime::MIN),
+        let visit_at = match self.visit_time(a).await {
+            Ok(t) => t,
             Err(e) => {
                 tracing::error!(appointment = %a.id, error = %e, "cannot read the session; reminders not scheduled");
                 return;
@@ -213,6 +215,74 @@ impl Worker {
         if let Err(e) = self.schedule_visit(a, visit_at, Utc::now()).await {
             tracing::error!(appointment = %a.id, error = %e, "cannot schedule reminders");
         }
+    }
+
+    /// When the appointment's visit starts: its segment's start, read from its session now (号源调整
+    /// may move a booked segment; the appointment's row does not change then).
+    async fn visit_time(&self, a: &Appointment) -> Result<DateTime<Utc>, hospital_store::StoreError> {
+        let start = self
+            .deps
+            .data
+            .session(a.slot.session_id)
+            .await?
+            .and_then(|s| s.segments.get(a.slot.segment as usize).map(|seg| seg.start))
+            .unwrap_or(NaiveTime::MIN);
+        Ok(self.deps.zone.to_utc(a.date, start))
+    }
+
+    /// When a visit reminder of `kind` for a visit at `visit_at` is due: the evening before at
+    /// `day_before_at`, or `soon_before` the visit. None: no such reminder (not a visit reminder,
+    /// or an evening that is not before the visit).
+    fn due_for(&self, kind: ReminderKind, visit_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match kind {
+            ReminderKind::BookingConfirmed => None,
+            ReminderKind::DayBefore => {
+                let eve = self.deps.zone.local_date(visit_at).checked_sub_days(Days::new(1))?;
+                Some(self.deps.zone.to_utc(eve, self.config.day_before_at)).filter(|at| *at < visit_at)
+            }
+            ReminderKind::SoonBefore => Some(visit_at - chrono(self.config.soon_before)),
+        }
+    }
+
+    /// Makes an appointment's pending visit reminders match its visit's time now (its segment
+    /// moved: the `TimeChanged` message's outbound row calls this). A reminder due earlier is
+    /// pulled forward, one due later pushed back, one the old time made pointless (already past
+    /// at booking) added; one already sent or being sent is left (the time-changed message
+    /// itself says the new time, and an attempt re-reads the time anyway, see `attempt`).
+    async fn realign_reminders(
+        &self,
+        appointment: AppointmentId,
+        now: DateTime<Utc>,
+    ) -> Result<(), hospital_store::StoreError> {
+        let data = &self.deps.data;
+        let Some(a) = data.appointment(appointment).await? else { return Ok(()) };
+        if a.status != AppointmentStatus::Confirmed {
+            return Ok(());
+        }
+        let visit_at = self.visit_time(&a).await?;
+        for kind in [ReminderKind::DayBefore, ReminderKind::SoonBefore] {
+            let id = ReminderId::of(a.id, kind);
+            let Some(due) = self.due_for(kind, visit_at).filter(|d| *d > now) else { continue };
+            match data.reminder(id).await? {
+                None => {
+                    let r = Reminder::new(a.account_id, a.id, kind, due, visit_at, now);
+                    data.schedule_reminders(std::slice::from_ref(&r)).await?;
+                }
+                Some(r) if r.status == ReminderStatus::Pending && (r.due_at != due || r.expires_at != visit_at) => {
+                    let lease_until = now + chrono(self.config.lease);
+                    // Taken by a worker sending it: that attempt re-reads the time itself.
+                    let Claim::Claimed(mut r) = data.take_reminder(id, self.owner, now, lease_until).await? else {
+                        continue;
+                    };
+                    (r.due_at, r.scheduled_for, r.expires_at, r.updated_at) = (due, due, visit_at, now);
+                    r.note = Some("the visit's time changed".into());
+                    data.finish_reminder(&r, self.owner).await?;
+                    metrics::counter!("reminders_moved_total").increment(1);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     async fn schedule_visit(
@@ -225,16 +295,10 @@ impl Worker {
         // The booking write already stored the in-app "预约成功" message.
         confirmation.covered = vec![Channel::InApp];
         let mut list = vec![confirmation];
-        let local_day = self.deps.zone.local_date(visit_at);
-        if let Some(eve) = local_day.checked_sub_days(Days::new(1)) {
-            let at = self.deps.zone.to_utc(eve, self.config.day_before_at);
-            if at > now && at < visit_at {
-                list.push(Reminder::new(a.account_id, a.id, ReminderKind::DayBefore, at, visit_at, now));
+        for kind in [ReminderKind::DayBefore, ReminderKind::SoonBefore] {
+            if let Some(at) = self.due_for(kind, visit_at).filter(|at| *at > now) {
+                list.push(Reminder::new(a.account_id, a.id, kind, at, visit_at, now));
             }
-        }
-        let soon = visit_at - chrono(self.config.soon_before);
-        if soon > now {
-            list.push(Reminder::new(a.account_id, a.id, ReminderKind::SoonBefore, soon, visit_at, now));
         }
         let n = self.deps.data.schedule_reminders(&list).await?;
         tracing::debug!(appointment = %a.id, new = n, "reminders scheduled");
@@ -254,7 +318,7 @@ impl Worker {
             let lease_until = now + chrono(self.config.lease);
             match self.deps.data.claim_reminder(&entry, self.owner, now, lease_until).await {
                 Ok(Claim::Claimed(r)) => {
-                    let r = self.attempt(r, Utc::now()).await;
+                    let r = self.attempt(r, now.max(Utc::now())).await;
                     match self.deps.data.finish_reminder(&r, self.owner).await {
                         Ok(true) => {}
                         Ok(false) => tracing::warn!(reminder = %r.id, "lease lost before the outcome was written"),
@@ -280,7 +344,7 @@ impl Worker {
             let lease_until = now + chrono(self.config.lease);
             match self.deps.data.claim_outbound(&entry, self.owner, now, lease_until).await {
                 Ok(Claim::Claimed(o)) => {
-                    let mut o = self.attempt_outbound(o, Utc::now()).await;
+                    let mut o = self.attempt_outbound(o, now.max(Utc::now())).await;
                     if o.status != ReminderStatus::Pending {
                         let outcome = match o.status {
                             ReminderStatus::Done => "done",
@@ -308,6 +372,19 @@ impl Worker {
     /// One attempt of an outbound row: every channel still pending is tried.
     async fn attempt_outbound(&self, mut o: Outbound, now: DateTime<Utc>) -> Outbound {
         let data = &self.deps.data;
+        if o.message.kind == MessageKind::TimeChanged {
+            // The visit moved: its reminders move with it before the patient is told.
+            let appointment = o.message.related.as_deref().and_then(|r| AppointmentId::parse(r).ok());
+            if let Some(id) = appointment {
+                if let Err(e) = self.realign_reminders(id, now).await {
+                    let why = format!("store: {e}");
+                    (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, &why);
+                    o.note = Some(why);
+                    o.updated_at = now;
+                    return o;
+                }
+            }
+        }
         let m = &o.message;
         let account = match data.account(m.account_id).await {
             Ok(Some(a)) => a,
@@ -545,6 +622,26 @@ impl Worker {
         };
         if !still_on {
             return Self::skip(r, now, "the appointment is no longer on");
+        }
+        // The visit's time as it is now: 号源调整 may have moved the segment since this was
+        // scheduled (the time-changed message realigns reminders at once; this catches one that
+        // was missed, e.g. by a crash in between, and keeps the text right).
+        let visit_at = match self.visit_time(&appointment).await {
+            Ok(t) => t,
+            Err(e) => return self.retry_later(r, now, &format!("store: {e}")),
+        };
+        if visit_at != r.expires_at {
+            r.expires_at = visit_at;
+            if visit_at <= now {
+                return Self::skip(r, now, "too late: the visit has started");
+            }
+            if let Some(due) = self.due_for(r.kind, visit_at).filter(|d| *d > now) {
+                // Not yet: due again at the new visit's moment, nothing sent now.
+                (r.due_at, r.scheduled_for, r.updated_at) = (due, due, now);
+                r.note = Some("the visit's time changed".into());
+                metrics::counter!("reminders_moved_total").increment(1);
+                return r;
+            }
         }
         let account = match data.account(r.account_id).await {
             Ok(Some(a)) => a,

@@ -2,7 +2,7 @@
 //! subscribe-message client against their sandboxes on real ports, and a short clock (reminders
 //! due a second ahead, retries after a few hundred milliseconds).
 
-use chrono::{Duration as Span, NaiveDate, Utc};
+use chrono::{DateTime, Duration as Span, NaiveDate, NaiveTime, Utc};
 use hospital_actors::notifier::{self, Notifier, NotifierConfig, NotifierDeps};
 use hospital_actors::{EventBus, Events};
 use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
@@ -162,10 +162,16 @@ impl Env {
         a
     }
 
-    /// A visit reminder of `a` due `due_in` from now (the visit an hour later).
+    /// When `a`'s visit starts: its segment's start, as its session is stored now.
+    async fn visit(&self, a: &Appointment) -> DateTime<Utc> {
+        let session = self.store.session(a.slot.session_id).await.unwrap().expect("its session");
+        HospitalZone::default().to_utc(a.date, session.segments[a.slot.segment as usize].start)
+    }
+
+    /// A visit reminder of `a` (for its visit's time) due `due_in` from now.
     async fn remind(&self, a: &Appointment, due_in: Span) -> ReminderId {
         let now = Utc::now();
-        let r = Reminder::new(self.account, a.id, ReminderKind::SoonBefore, now + due_in, now + Span::hours(1), now);
+        let r = Reminder::new(self.account, a.id, ReminderKind::SoonBefore, now + due_in, self.visit(a).await, now);
         assert_eq!(self.store.schedule_reminders(std::slice::from_ref(&r)).await.unwrap(), 1);
         r.id
     }
@@ -380,6 +386,111 @@ async fn a_confirmed_booking_is_confirmed_and_its_reminders_scheduled() {
     handle.confirmed([&held]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(env.store.reminder(ReminderId::of(held.id, ReminderKind::BookingConfirmed)).await.unwrap().is_none());
+}
+
+/// 号源调整 moves `a`'s segment to start at `h:m` (half an hour long), as the schedule actor's
+/// write stores it; `tell`: with the time-changed message that write carries (false: as if the
+/// process died before the notifier worked on it).
+async fn move_visit(env: &Env, a: &Appointment, h: u32, m: u32, tell: bool) {
+    let mut session = env.store.session(a.slot.session_id).await.unwrap().unwrap();
+    let seg = &mut session.segments[a.slot.segment as usize];
+    seg.start = NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    seg.end = seg.start + Span::minutes(30);
+    let messages = if tell {
+        let body = format!("就诊时间改为 {h:02}:{m:02}");
+        vec![Message::new(
+            env.account,
+            MessageKind::TimeChanged,
+            "就诊时间变更",
+            body,
+            Some(a.id.to_string()),
+            Utc::now(),
+        )]
+    } else {
+        vec![]
+    };
+    let w = BookingWrite { sessions: vec![session], messages, ..Default::default() };
+    env.store.apply_booking(w).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_visit_moves_its_reminders_and_names_the_new_time() {
+    let env = Env::new().await;
+    // The real two hours before; this test moves the clock itself (`run_due_at`).
+    let n =
+        env.start_with(&env.sms_url, NotifierConfig { tick: Duration::from_secs(3600), ..NotifierConfig::default() });
+    tokio::time::sleep(Duration::from_millis(200)).await; // the loop's first tick is past
+    let zone = HospitalZone::default();
+    let at = |a: &Appointment, h: u32, m: u32| zone.to_utc(a.date, NaiveTime::from_hms_opt(h, m, 0).unwrap());
+    let soon = |a: &Appointment| ReminderId::of(a.id, ReminderKind::SoonBefore);
+    // Three visits tomorrow at 08:00, their reminders scheduled as a confirmed booking's are.
+    let (later, earlier, unseen) = (env.appointment().await, env.appointment().await, env.appointment().await);
+    for a in [&later, &earlier, &unseen] {
+        n.schedule_visit(a, at(a, 8, 0)).await.unwrap();
+        assert_eq!(env.reminder(soon(a)).await.due_at, at(a, 6, 0));
+    }
+    let eve = env.store.reminder(ReminderId::of(later.id, ReminderKind::DayBefore)).await.unwrap().is_some();
+    move_visit(&env, &later, 10, 0, true).await;
+    move_visit(&env, &earlier, 7, 0, true).await;
+    move_visit(&env, &unseen, 10, 0, false).await;
+
+    // The time-changed messages go out now, and move their appointments' reminders first.
+    n.run_due().await;
+    let r = env.reminder(soon(&later)).await;
+    assert_eq!(
+        (r.status, r.due_at, r.scheduled_for, r.expires_at),
+        (ReminderStatus::Pending, at(&later, 8, 0), at(&later, 8, 0), at(&later, 10, 0))
+    );
+    let r = env.reminder(soon(&earlier)).await;
+    assert_eq!((r.status, r.due_at, r.expires_at), (ReminderStatus::Pending, at(&earlier, 5, 0), at(&earlier, 7, 0)));
+    let r = env.reminder(soon(&unseen)).await;
+    assert_eq!((r.due_at, r.expires_at), (at(&unseen, 6, 0), at(&unseen, 8, 0)), "nobody told the notifier");
+    if eve {
+        let r = env.reminder(ReminderId::of(later.id, ReminderKind::DayBefore)).await;
+        assert_eq!(r.expires_at, at(&later, 10, 0), "the evening reminder names the new time");
+    }
+
+    // Reminder SMS by the visit time they name.
+    let naming = |hhmm: &str| {
+        env.sms
+            .messages_for(&env.phone)
+            .iter()
+            .filter(|m| m.template_code == notifier::SMS_REMINDER_TEMPLATE)
+            .filter(|m| m.params["time"].as_str().is_some_and(|t| t.ends_with(hhmm)))
+            .count()
+    };
+    let eve = usize::from(eve);
+    // 06:01: the earlier visit's is sent (due 05:00); the unseen move is found when its old time
+    // comes, and it waits for the new one, sending nothing; the evening reminders (18:00 today,
+    // if it was still ahead) went out too, each naming its visit's new time.
+    n.run_due_at(at(&later, 6, 1)).await;
+    assert_eq!(env.reminder(soon(&earlier)).await.status, ReminderStatus::Done);
+    let r = env.reminder(soon(&unseen)).await;
+    assert_eq!(
+        (r.status, r.attempts, r.due_at, r.expires_at),
+        (ReminderStatus::Pending, 0, at(&unseen, 8, 0), at(&unseen, 10, 0))
+    );
+    assert_eq!(env.reminder(soon(&later)).await.status, ReminderStatus::Pending);
+    assert_eq!((naming("07:00"), naming("10:00"), naming("08:00")), (1 + eve, 2 * eve, 0));
+    // 08:01: the two visits at 10:00.
+    n.run_due_at(at(&later, 8, 1)).await;
+    for a in [&later, &unseen] {
+        assert_eq!(env.reminder(soon(a)).await.status, ReminderStatus::Done);
+    }
+    assert_eq!((naming("07:00"), naming("10:00"), naming("08:00")), (1 + eve, 2 + 2 * eve, 0));
+    let all = MessageFilter { category: None, unread_only: false, limit: 100 };
+    let texts: Vec<String> = env
+        .store
+        .list_messages(env.account, all)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::VisitReminder)
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(texts.len(), 3 + 3 * eve, "{texts:?}");
+    assert_eq!(texts.iter().filter(|t| t.contains("今天10:00")).count(), 2, "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("08:00")), "no reminder names the old time: {texts:?}");
 }
 
 fn outbound_state(o: &Outbound, c: Channel) -> DeliveryState {

@@ -296,7 +296,8 @@ pub struct Reminder {
     pub kind: ReminderKind,
     /// When it is next to be worked on: first the scheduled time, then each retry's.
     pub due_at: DateTime<Utc>,
-    /// The scheduled time, never moved (the in-app message's time).
+    /// The scheduled time, never moved by a retry (the in-app message's time); a change of the
+    /// visit's time (号源调整) moves it with `due_at`.
     pub scheduled_for: DateTime<Utc>,
     /// Past this (the visit's start) the reminder is pointless and is dropped, not sent.
     pub expires_at: DateTime<Utc>,

@@ -125,6 +125,16 @@ pub trait NotifyStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Claim>;
+    /// Takes a pending reminder for `owner` until `lease_until` whether or not it is due, if no
+    /// other owner's lease is running: to move it (its visit's time changed), then
+    /// `finish_reminder` with the new times.
+    async fn take_reminder(
+        &self,
+        id: ReminderId,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim>;
     /// Writes the outcome of an attempt by the lease holder: the record, and its queue row moved
     /// to the new `due_at` (still pending) or removed (done, skipped, given up). The lease is
     /// released. `Ok(false)` if `owner` no longer held the lease (nothing is written).

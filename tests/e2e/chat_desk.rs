@@ -437,5 +437,16 @@ async fn console_in_chromium_answers_a_ticket_and_a_supervisor_takes_over() {
     assert_eq!(desk["conversations"][0]["id"], c["id"], "{desk}");
     let shot = b.screenshot("console-supervise").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // A staff announcement reaches the agents' console live, as a banner under its top bar.
+    assert_eq!(b.find("#staff-news").await.text().await.unwrap(), "", "nothing announced yet");
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = json!({ "title": "今晚系统升级", "body": "22:00-23:00 挂号系统升级，请提前告知患者。",
+        "audience": { "kind": "staff" }, "publish_at": at });
+    crate::harness::expect_json(s.post("/api/v1/admin/announcements", Some(&admin), body).await, 201).await;
+    b.wait_text("员工公告：今晚系统升级").await;
+    b.screenshot("console-staff-announcement").await;
+    click(&b, "#dismiss-news").await;
+    assert_eq!(b.find("#staff-news").await.text().await.unwrap(), "", "dismissed");
     let _ = b.client.clone().close().await;
 }

@@ -345,6 +345,28 @@ async fn the_console_stores_a_template_and_adjusts_slot_times() {
     let slots = session["slots"].as_array().unwrap();
     assert_eq!(slots.last().unwrap()["end"], "12:30:00", "{session}");
     assert_eq!(slots[0]["start"], "08:00:00", "{session}");
+
+    // The department switched off: patients no longer see the doctor, staff still run the
+    // doctor's sessions (listed, marked, adjustable).
+    let dep_path = format!("/api/v1/admin/departments/{}", dep["id"].as_str().unwrap());
+    let r = s.patch(&dep_path, Some(&admin), json!({ "enabled": false })).await;
+    assert_eq!(ok_json(r).await["enabled"], false);
+    assert_eq!(s.get(&format!("/api/v1/doctors/{doctor}/schedule"), None).await.status(), 404);
+    let listed = s.get_json("/api/v1/admin/schedule-doctors", Some(&admin)).await;
+    assert_eq!(
+        listed,
+        json!([{ "id": doctor, "name": "李建国", "department_name": "内科", "department_open": false }])
+    );
+    let path = format!("/api/v1/admin/doctors/{doctor}/schedule?from={}&to={}", ahead(1), ahead(7));
+    let staff = s.get_json(&path, Some(&admin)).await;
+    assert_eq!(staff["sessions"].as_array().unwrap().len(), 2, "{staff}");
+    let nobody = s.get(&format!("/api/v1/admin/doctors/{}/schedule", uuid::Uuid::now_v7()), Some(&admin)).await;
+    assert_eq!(nobody.status(), 404);
+    b.client.refresh().await.unwrap();
+    b.wait_text("李建国（内科，科室已停用）").await;
+    b.wait_text("11:30-12:30").await;
+    b.find(&format!("button.adjust[data-session='{first}']")).await;
+    b.screenshot("admin-schedules-switched-off").await;
     let _ = b.client.clone().close().await;
 }
 

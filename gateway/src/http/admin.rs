@@ -23,8 +23,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::access::permit;
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, StaffCaller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, StaffCaller};
 use crate::http::booking::{appointment_view, booking_error, order_view, AppointmentView, OrderView};
+use crate::http::catalog::{schedule_of, ScheduleQuery, ScheduleView};
 use crate::state::AppState;
 use crate::validate::{Day, IsoWeekday, Moment, Money, Quota, ReleaseDays, SegmentMinutes};
 
@@ -34,12 +35,60 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(permit(Permission::ScheduleWrite, routes!(update_session)))
         .routes(permit(Permission::ScheduleWrite, routes!(set_quota)))
         .routes(permit(Permission::ScheduleWrite, routes!(set_segments)))
+        .routes(permit(Permission::ScheduleRead, routes!(schedule_doctors)))
+        .routes(permit(Permission::ScheduleRead, routes!(staff_schedule)))
         .routes(permit(Permission::ScheduleRead, routes!(list_templates)))
         .routes(permit(Permission::ScheduleRead, routes!(get_template)))
         .routes(permit(Permission::ScheduleWrite, routes!(save_template, delete_template)))
         .routes(permit(Permission::ScheduleWrite, routes!(stop_session)))
         .routes(permit(Permission::ScheduleRead, routes!(session_appointments)))
         .routes(permit(Permission::PaymentsRefund, routes!(refund_order)))
+}
+
+/// A doctor as the schedules page lists them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleDoctor {
+    pub id: DoctorId,
+    pub name: String,
+    pub department_name: String,
+    /// False when the department (or one above it) is switched off: patients do not see the
+    /// doctor, but the sessions and their bookings are still staff's to run.
+    pub department_open: bool,
+}
+
+/// Every doctor, by name, those of switched-off departments too (marked): whose schedules staff run.
+#[utoipa::path(get, path = "/api/v1/admin/schedule-doctors", tag = "back office", security(("bearer" = [])),
+    responses((status = 200, body = [ScheduleDoctor]), (status = 403, body = ErrorBody)))]
+async fn schedule_doctors(State(state): State<AppState>) -> ApiJson<Vec<ScheduleDoctor>> {
+    let idx = state.catalog();
+    let mut list: Vec<ScheduleDoctor> = idx
+        .doctors
+        .iter()
+        .map(|d| ScheduleDoctor {
+            id: d.id,
+            name: d.name.clone(),
+            department_name: idx.department(d.department_id).map(|x| x.name.clone()).unwrap_or_default(),
+            department_open: idx.open(d.department_id),
+        })
+        .collect();
+    list.sort_by(|a, b| (&a.department_name, &a.name).cmp(&(&b.department_name, &b.name)));
+    ApiJson(list)
+}
+
+/// A doctor's sessions as staff see them: also when patients cannot (a switched-off department).
+#[utoipa::path(get, path = "/api/v1/admin/doctors/{id}/schedule", tag = "back office", security(("bearer" = [])),
+    params(("id" = DoctorId, Path), ScheduleQuery),
+    responses((status = 200, body = ScheduleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn staff_schedule(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<DoctorId>,
+    ApiQuery(q): ApiQuery<ScheduleQuery>,
+) -> ApiResult<ApiJson<ScheduleView>> {
+    if state.catalog().doctor(id).is_none() {
+        return Err(ApiError::not_found("doctor"));
+    }
+    schedule_of(&state, id, q).await.map(ApiJson)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -269,13 +269,19 @@ async fn doctor_schedule(
     if state.catalog().public_doctor(id).is_none() {
         return Err(ApiError::not_found("doctor"));
     }
+    schedule_of(&state, id, q).await.map(ApiJson)
+}
+
+/// A doctor's sessions over the query's dates as their schedule actor holds them: what patients
+/// read here, and staff at `GET /api/v1/admin/doctors/{id}/schedule` (switched-off ones too).
+pub(crate) async fn schedule_of(state: &AppState, id: DoctorId, q: ScheduleQuery) -> ApiResult<ScheduleView> {
     let from = q.from.map_or_else(|| state.zone.local_date(Utc::now()), Day::get);
     let to = q.to.map_or(from + ChronoDuration::days(13), Day::get);
     if to < from || to - from > ChronoDuration::days(60) {
         return Err(ApiError::BadRequest("to must be on or after from, and at most 60 days after it".into()));
     }
     let sessions = state.actors.get_schedule(id, from, to).await?;
-    Ok(ApiJson(ScheduleView { doctor_id: id, sessions: sessions.iter().map(|s| session_view(&state, s)).collect() }))
+    Ok(ScheduleView { doctor_id: id, sessions: sessions.iter().map(|s| session_view(state, s)).collect() })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

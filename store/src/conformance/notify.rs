@@ -150,6 +150,29 @@ pub async fn notify(store: Arc<dyn DataStore>) {
         "a done reminder is not scheduled again"
     );
     assert_eq!(store.reminder(due.id).await.unwrap().map(|x| x.status), Some(ReminderStatus::Done));
+    assert_eq!(store.take_reminder(due.id, me, far, far).await.unwrap(), Claim::NotDue, "a done one stays done");
+
+    // Moving a reminder before it is due (its visit's time changed): taken, given new times, and
+    // its queue entry moves with it.
+    let Claim::Claimed(mut moved) = store.take_reminder(later.id, me, now, lease).await.unwrap() else {
+        panic!("a pending reminder is taken before it is due")
+    };
+    assert_eq!(store.take_reminder(later.id, them, now, lease).await.unwrap(), Claim::NotDue, "one at a time");
+    moved.due_at = now + ChronoDuration::hours(1);
+    moved.scheduled_for = moved.due_at;
+    moved.expires_at = now + ChronoDuration::hours(2);
+    assert!(store.finish_reminder(&moved, me).await.unwrap());
+    assert_eq!(store.reminder(later.id).await.unwrap(), Some(moved.clone()));
+    let queued = store.due_reminders(window_from, now + ChronoDuration::hours(3), 100).await.unwrap();
+    assert_eq!(queued.iter().filter(|x| x.id == later.id).count(), 1, "one queue entry");
+    let entry = queued.iter().find(|x| x.id == later.id).unwrap().clone();
+    let after_old = now + ChronoDuration::minutes(150);
+    assert!(matches!(store.claim_reminder(&later, them, after_old, lease).await.unwrap(), Claim::NotDue), "old entry");
+    let at_new = now + ChronoDuration::minutes(61);
+    let Claim::Claimed(r) = store.claim_reminder(&entry, them, at_new, at_new).await.unwrap() else {
+        panic!("due at its new time")
+    };
+    assert_eq!(r.expires_at, moved.expires_at);
 
     // Outbound rows: written with every new message of a kind sent on by SMS and WeChat, by
     // whichever write stores it (put_message, a booking write), and with no other message.

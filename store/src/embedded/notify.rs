@@ -91,7 +91,7 @@ impl Queue {
         lease_until: DateTime<Utc>,
     ) -> Result<Claim<T>> {
         let key = record_key(id);
-        let Some(mut s) = ctx.get::<Stored<T>>(self.records, &key)? else {
+        let Some(s) = ctx.get::<Stored<T>>(self.records, &key)? else {
             ctx.delete(self.due, &due_key(entry_due, id));
             return Ok(Claim::NotDue);
         };
@@ -100,14 +100,44 @@ impl Queue {
             ctx.delete(self.due, &due_key(entry_due, id));
             return Ok(Claim::NotDue);
         }
-        let leased = s.lease_owner.is_some_and(|o| o != owner) && s.lease_until_ms > now.timestamp_millis();
-        if s.record.due_at() > now || leased {
+        if s.record.due_at() > now {
             return Ok(Claim::NotDue);
+        }
+        Ok(self.lease(ctx, s, owner, now, lease_until))
+    }
+
+    /// Takes a pending record, due or not (`NotifyStore::take_reminder`).
+    fn take<T: Queued>(
+        self,
+        ctx: &mut WriteCtx<'_>,
+        id: Uuid,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<T>> {
+        match ctx.get::<Stored<T>>(self.records, &record_key(id))? {
+            Some(s) if s.record.is_pending() => Ok(self.lease(ctx, s, owner, now, lease_until)),
+            _ => Ok(Claim::NotDue),
+        }
+    }
+
+    /// Leases `s` to `owner` unless another owner's lease is still running.
+    fn lease<T: Queued>(
+        self,
+        ctx: &mut WriteCtx<'_>,
+        mut s: Stored<T>,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Claim<T> {
+        let leased = s.lease_owner.is_some_and(|o| o != owner) && s.lease_until_ms > now.timestamp_millis();
+        if leased {
+            return Claim::NotDue;
         }
         s.lease_owner = Some(owner);
         s.lease_until_ms = lease_until.timestamp_millis();
-        ctx.put(self.records, &key, &s);
-        Ok(Claim::Claimed(s.record))
+        ctx.put(self.records, &record_key(s.record.queue_id()), &s);
+        Claim::Claimed(s.record)
     }
 
     fn progress<T: Queued>(self, ctx: &mut WriteCtx<'_>, r: T, owner: Uuid) -> Result<bool> {
@@ -269,6 +299,16 @@ impl NotifyStore for EmbeddedStore {
     ) -> Result<Claim> {
         let (id, due) = (entry.id.0, entry.due_at);
         self.engine.write(move |ctx| REMINDER_QUEUE.claim(ctx, id, due, owner, now, lease_until)).await
+    }
+
+    async fn take_reminder(
+        &self,
+        id: ReminderId,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim> {
+        self.engine.write(move |ctx| REMINDER_QUEUE.take(ctx, id.0, owner, now, lease_until)).await
     }
 
     async fn finish_reminder(&self, reminder: &Reminder, owner: Uuid) -> Result<bool> {

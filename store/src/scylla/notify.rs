@@ -187,8 +187,39 @@ impl ScyllaStore {
             self.delete_due(q, entry.due_at(), id).await?;
             return Ok(Claim::NotDue);
         }
-        let leased = lease_owner.is_some_and(|o| o != owner) && until > now.timestamp_millis();
-        if r.due_at() > now || leased {
+        if r.due_at() > now {
+            return Ok(Claim::NotDue);
+        }
+        self.lease_in(q, (body, r, lease_owner, until), owner, now, lease_until).await
+    }
+
+    /// Takes a pending record, due or not (`NotifyStore::take_reminder`).
+    async fn take_in<T: Queued>(
+        &self,
+        q: &QueueCql,
+        id: Uuid,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<T>> {
+        match self.stored::<T>(q, id).await? {
+            Some(stored) if stored.1.is_pending() => self.lease_in(q, stored, owner, now, lease_until).await,
+            _ => Ok(Claim::NotDue),
+        }
+    }
+
+    /// Leases a stored record (as `stored` read it) to `owner` unless another owner's lease is
+    /// still running; the LWT fails if the record changed since it was read.
+    async fn lease_in<T: Queued>(
+        &self,
+        q: &QueueCql,
+        (body, r, lease_owner, until): (String, T, Option<Uuid>, i64),
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim<T>> {
+        let id = r.queue_id();
+        if lease_owner.is_some_and(|o| o != owner) && until > now.timestamp_millis() {
             return Ok(Claim::NotDue);
         }
         let lwt = self.lwt(q.claim, (owner, lease_until.timestamp_millis(), id, body, until)).await?;
@@ -348,6 +379,16 @@ impl NotifyStore for ScyllaStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Claim> {
         self.claim_in(&REMINDER_CQL, entry, owner, now, lease_until).await
+    }
+
+    async fn take_reminder(
+        &self,
+        id: ReminderId,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim> {
+        self.take_in(&REMINDER_CQL, id.0, owner, now, lease_until).await
     }
 
     async fn finish_reminder(&self, reminder: &Reminder, owner: Uuid) -> Result<bool> {

@@ -16,6 +16,7 @@ import { contentPage } from '/admin/pages/content.js';
 import { analyticsPage } from '/admin/pages/analytics.js';
 import { policiesPage } from '/admin/pages/policies.js';
 import { staffNews } from '/admin/staff_news.js';
+import { newsBar } from '/static/common/news.js';
 
 const app = document.getElementById('app');
 const TITLE = '医院管理后台';
@@ -46,7 +47,7 @@ async function start() {
   const pages = PAGES.filter((p) => me.permissions.includes(p.needs));
   const nav = h('nav', { class: 'menu' });
   const main = h('main', { class: 'page' });
-  const news = h('div', { class: 'news', id: 'staff-news', role: 'status' });
+  const news = newsBar();
   mount(app,
     h('header', { class: 'topbar' }, h('span', { class: 'title' }, TITLE), h('span', { class: 'spacer' }),
       h('span', { class: 'who' }, me.name || me.username),

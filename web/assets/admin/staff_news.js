@@ -1,34 +1,10 @@
-// 员工公告 (ADM-4): announcements to staff as a banner under the back office's top bar. On load
-// the newest published one not yet dismissed in this tab is shown; new ones arrive live on the
-// staff socket (`/api/v1/staff/ws`, `{"type":"announcement"}` frames) at their publishing time.
-// The socket reconnects after a drop while the tab is signed in, and re-reads the list then.
-import { api, token } from '/static/common/api.js';
-import { h, mount } from '/static/common/dom.js';
-import { when } from '/admin/ui.js';
+// 员工公告 (ADM-4) in the back office: the banner (common/news.js) kept current by the staff
+// socket (`/api/v1/staff/ws`, `{"type":"announcement"}` frames at their publishing time). The
+// socket reconnects after a drop while the tab is signed in, and re-reads the list then.
+import { token } from '/static/common/api.js';
+import { latestNews as latest, showNews as show } from '/static/common/news.js';
 
-const DISMISSED = 'hospital.staff.dismissed-announcements';
 let socket = null;
-
-function dismissed() {
-  try { return JSON.parse(sessionStorage.getItem(DISMISSED) || '[]'); } catch { return []; }
-}
-
-function show(bar, a) {
-  if (!a || dismissed().includes(a.id)) return mount(bar);
-  mount(bar, h('strong', {}, `员工公告：${a.title}`), h('span', { class: 'text' }, a.body),
-    h('span', { class: 'muted' }, when(a.published_at || a.publish_at)),
-    h('button', { class: 'secondary', id: 'dismiss-news', onclick: () => {
-      sessionStorage.setItem(DISMISSED, JSON.stringify([...dismissed(), a.id].slice(-50)));
-      mount(bar);
-    } }, '知道了'));
-}
-
-async function latest(bar) {
-  try {
-    const list = await api('GET', '/api/v1/staff/announcements');
-    show(bar, list.find((a) => !dismissed().includes(a.id)));
-  } catch { /* the banner is a courtesy: the page works without it */ }
-}
 
 /** Fills `bar` and keeps it current; a second call (after a new login) replaces the first. */
 export function staffNews(bar) {

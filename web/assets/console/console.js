@@ -11,6 +11,7 @@ import { ticketsSection } from './tickets.js';
 import { superviseSection } from './supervise.js';
 import { imageBody, imagePicker } from './images.js';
 import { contextPanel } from './context.js';
+import { latestNews, newsBar, showNews } from '/static/common/news.js';
 
 const app = document.getElementById('app');
 const TITLE = '客服工作台';
@@ -46,12 +47,15 @@ function layout() {
     Object.entries(PRESENCE).map(([v, label]) => h('option', { value: v }, label)));
   els.presence.value = st.presence;
   els.link = h('span', { class: 'link' }, '连接中…');
+  els.news = newsBar();
+  latestNews(els.news);
   els.inbox = h('ul', { class: 'inbox' });
   els.backlog = h('div', { class: 'backlog' });
   els.main = h('section', { class: 'conversation' }, h('div', { class: 'empty' }, '选择左侧的会话'));
   mount(app,
     h('header', { class: 'topbar' }, h('span', { class: 'title' }, TITLE), els.presence, els.link,
       h('span', { class: 'spacer' }), h('span', { class: 'me' }, st.agent.name)),
+    els.news,
     h('div', { class: 'desk' },
       h('aside', { class: 'side' }, h('h2', {}, '我的会话'), els.inbox, h('h2', {}, '排队'), els.backlog,
         ticketsSection(showMain), els.supervise = h('div', { class: 'supervise-card' })),
@@ -299,6 +303,10 @@ function onEvent(frame) {
       renderBacklog();
       break;
     }
+    case 'announcement':
+      // 员工公告 to all staff, at its publishing time.
+      if (els.news) showNews(els.news, p);
+      break;
     case 'presence': {
       const g = st.groups.get(p.group);
       if (g) { g.presence = p; renderBacklog(); }

@@ -160,15 +160,15 @@ function segmentEditor(box, session, done) {
 }
 
 export async function schedulesPage(main, me) {
-  const doctors = await api('GET', '/api/v1/doctors?limit=100');
-  const list = Array.isArray(doctors) ? doctors : (doctors.items || doctors.doctors || []);
+  // Every doctor, those of switched-off departments too: their sessions and bookings are still ours to run.
+  const list = await api('GET', '/api/v1/admin/schedule-doctors');
   const sessions = h('div', { class: 'card', id: 'sessions' }, h('p', { class: 'muted' }, '选择医生查看排班'));
   const tpl = h('div', { id: 'template-card' });
   const editor = h('div', { id: 'segments-box' });
   const today = new Date();
   const later = new Date(today.getTime() + 27 * 86400000);
   const showSessions = async (doctor, note) => {
-    const s = await api('GET', `/api/v1/doctors/${doctor}/schedule?from=${isoDay(today)}&to=${isoDay(later)}`);
+    const s = await api('GET', `/api/v1/admin/doctors/${doctor}/schedule?from=${isoDay(today)}&to=${isoDay(later)}`);
     mount(sessions, h('h3', {}, '未来四周的出诊'), note ? h('p', { class: 'ok', id: 'adjusted' }, note) : null, table([
       ['日期', (x) => x.date], ['时段', (x) => periodLabel(x.period)],
       ['号源', (x) => (x.slots || []).map((sl) => `${hm(sl.start)}-${hm(sl.end)} 余${sl.remaining}`).join('；')],
@@ -185,7 +185,8 @@ export async function schedulesPage(main, me) {
     await Promise.all([templateCard(tpl, doctor, () => showSessions(doctor)), showSessions(doctor)]);
   };
   const pick = h('select', { name: 'doctor', id: 'doctor-pick', onchange: (e) => choose(e.target.value) },
-    list.map((d) => h('option', { value: d.id }, d.name)));
+    list.map((d) => h('option', { value: d.id },
+      `${d.name}（${d.department_name}${d.department_open ? '' : '，科室已停用'}）`)));
   const apply = form('按周模板排班（一次性）', [
     field('开始日期', h('input', { name: 'from', type: 'date', value: isoDay(today), required: true })),
     field('结束日期', h('input', { name: 'to', type: 'date', value: isoDay(later), required: true })),
