@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
-# prometheus, poppler-utils, Chromium with its WebDriver and a CJK font, from Debian's packages;
+# prometheus, poppler-utils, Chromium with its WebDriver, Chinese locale and a CJK font, from Debian's packages;
 # moto's S3 server, schemathesis, gmssl, python-alipay-sdk, wechatpayv3 and fhir.resources, from
 # PyPI; a FHIR JSON Schema validator, from npm) if missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
@@ -24,6 +24,13 @@ need promtool prometheus
 # The staff pages are tested in real headless Chromium over WebDriver, with a CJK font for the Chinese UI.
 need chromium chromium
 need chromedriver chromium-driver
+# Chromium's Chinese locale (date and time inputs as staff see them; tests/e2e/browser.rs sets LANGUAGE).
+if [ ! -f /usr/lib/chromium/locales/zh-CN.pak ]; then
+  echo "installing chromium-l10n (Debian package)..."
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium-l10n >/dev/null
+fi
 # tests/e2e/openapi.rs runs Schemathesis (from PyPI, pinned) against the real server.
 SCHEMATHESIS_VERSION=4.32.5
 if ! command -v st >/dev/null 2>&1 || ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then

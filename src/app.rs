@@ -73,8 +73,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut redis_conn = None;
     let kv: Arc<dyn EphemeralKv> = match &config.redis_url {
         Some(url) => {
-            let r =
-                RedisKv::connect(url.expose_secret(), &config.redis_prefix).await.context("cannot connect to Redis")?;
+            let timeout = Duration::from_millis(config.redis_response_timeout_ms);
+            let r = RedisKv::connect_with(url.expose_secret(), &config.redis_prefix, timeout)
+                .await
+                .context("cannot connect to Redis")?;
             tracing::info!("sessions, codes, counters and event fan-out in Redis");
             redis_conn = Some(r.connection());
             Arc::new(r)

@@ -32,6 +32,8 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Namespace for every Redis key of this deployment.
     pub redis_prefix: String,
+    /// How long a Redis command may take before the request fails as `unavailable` (ms).
+    pub redis_response_timeout_ms: u64,
     /// ScyllaDB contact points (`host:port,host:port`): durable data on the cluster instead of
     /// the embedded store. Needs a build with `--features scylla`.
     pub scylla_uri: Option<String>,
@@ -94,6 +96,7 @@ impl Default for Config {
             vault_dir: None,
             redis_url: None,
             redis_prefix: "hospital".into(),
+            redis_response_timeout_ms: hospital_store::redis_kv::DEFAULT_RESPONSE_TIMEOUT.as_millis() as u64,
             scylla_uri: None,
             scylla_keyspace: "hospital".into(),
             scylla_create_schema: None,

@@ -19,11 +19,23 @@ fn ms(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
 }
 
+/// How long a Redis command may take before it fails (`unavailable` to the caller). The
+/// driver's default is 500 ms, which a busy two-core node exceeds under a storm or tens of
+/// thousands of sockets without Redis being down: a command failed then for nothing (a 503 in
+/// the three-node fan-out run). A Redis that is really gone fails the connection at once anyway.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl RedisKv {
     /// Connects (with automatic reconnection) to `url`, e.g. `redis://127.0.0.1:6379/0`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        Self::connect_with(url, prefix, DEFAULT_RESPONSE_TIMEOUT).await
+    }
+
+    /// As `connect`, with commands failing after `response_timeout`.
+    pub async fn connect_with(url: &str, prefix: &str, response_timeout: Duration) -> Result<Self> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
+        let config = redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(response_timeout));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self { conn, prefix: prefix.to_string() })
     }
 

@@ -50,6 +50,34 @@ async fn redis_kv_and_sessions() {
     conformance::sessions(Arc::new(kv)).await;
 }
 
+/// A busy Redis is waited for up to the response timeout, and only then is a command refused:
+/// `CLIENT PAUSE` holds every client's commands for 800 ms; a connection with the default
+/// timeout (3 s, not the driver's 500 ms) gets its answer after the pause, one with 200 ms fails
+/// (as `unavailable` to a request), and works again once Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_redis_is_waited_for_up_to_the_response_timeout() {
+    use hospital_store::{EphemeralKv, StoreError};
+    use std::time::{Duration, Instant};
+    let redis = RedisServer::start();
+    let patient = RedisKv::connect(&redis.url(), "t").await.unwrap();
+    let hasty = RedisKv::connect_with(&redis.url(), "t", Duration::from_millis(200)).await.unwrap();
+    let ttl = Duration::from_secs(60);
+    patient.put("k", b"v", ttl).await.unwrap();
+    assert_eq!(hasty.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    let mut admin = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let paused = Instant::now();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(800).arg("ALL").query_async(&mut admin).await.unwrap();
+    let (waited, refused) = tokio::join!(patient.get("k"), hasty.get("k"));
+    assert_eq!(waited.unwrap().as_deref(), Some(&b"v"[..]), "the default timeout outlasts the pause");
+    assert!(paused.elapsed() >= Duration::from_millis(700), "the answer came after the pause");
+    match refused {
+        Err(StoreError::Redis(e)) => assert!(e.is_timeout(), "{e}"),
+        other => panic!("a 200 ms timeout fails during an 800 ms pause: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hasty.get("k").await.unwrap().as_deref(), Some(&b"v"[..]), "and recovers");
+}
+
 /// Durability: what was acknowledged is there after the store is dropped and reopened (a
 /// booking write included, under every key), and the sweeper deletes expired rows from disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

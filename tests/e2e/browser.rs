@@ -26,6 +26,9 @@ impl Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // On Linux Chromium takes its locale (date and time inputs' format) from LANGUAGE,
+            // not `--lang`: the hospital's staff browsers are Chinese.
+            .env("LANGUAGE", "zh_CN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
