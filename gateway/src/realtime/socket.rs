@@ -71,13 +71,14 @@ fn end(code: u16, reason: impl Into<String>) -> End {
     Some((code, reason.into()))
 }
 
-struct Conn {
+struct Conn<'a> {
     ws: WebSocket,
     codec: Codec,
-    cfg: RealtimeConfig,
+    /// Borrowed from the node's config: a copy in every socket's future would cost ~100 bytes.
+    cfg: &'a RealtimeConfig,
 }
 
-impl Conn {
+impl Conn<'_> {
     /// Sends one frame, or says how the connection ends: a client that does not take it within
     /// the write timeout is too slow.
     async fn send<B: serde::Serialize>(&mut self, out: Outgoing<'_, B>, kind: &'static str) -> Result<(), End> {
@@ -155,8 +156,8 @@ fn read_error_close(e: WsError) -> End {
 
 /// Runs one connection to its end. `token` is the bearer token sent with the upgrade, if any.
 pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<String>, resume_from: Option<u64>) {
-    let cfg = state.config.realtime.clone();
-    let mut conn = Conn { ws, codec, cfg: cfg.clone() };
+    let cfg = &state.config.realtime;
+    let mut conn = Conn { ws, codec, cfg };
     metrics::gauge!("ws_open_sockets").increment(1.0);
     let (session, resume_from) = match Box::pin(authenticate(&mut conn, &state, token)).await {
         Ok((s, from_frame)) => (s, resume_from.or(from_frame)),
@@ -173,7 +174,7 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
     };
     let Subject::Account { id: account } = session.subject else { unreachable!("authenticate checks") };
     // SET-2: a patient who has not accepted the latest privacy texts gets no more than REST gives.
-    if let Some(why) = consent_refusal(&state, account).await {
+    if let Some(why) = Box::pin(consent_refusal(&state, account)).await {
         let _ = conn.control(Control::error(codes::CONSENT_REQUIRED, why), None).await;
         conn.close(close::CONSENT_REQUIRED, codes::CONSENT_REQUIRED).await;
         metrics::gauge!("ws_open_sockets").decrement(1.0);
@@ -218,7 +219,7 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
 /// The login session, and the `last_seq` an auth frame asked to resume from. Err(Some(why)):
 /// refuse with 4001; Err(None): the peer went away.
 async fn authenticate(
-    conn: &mut Conn,
+    conn: &mut Conn<'_>,
     state: &AppState,
     token: Option<String>,
 ) -> Result<(LoginSession, Option<u64>), Option<String>> {
@@ -274,7 +275,7 @@ async fn consent_refusal(state: &AppState, account: AccountId) -> Option<String>
 
 /// One authenticated connection's state.
 struct Session<'a> {
-    conn: Conn,
+    conn: Conn<'a>,
     state: &'a AppState,
     shared: &'a Arc<SocketShared>,
     account: AccountId,
@@ -344,7 +345,7 @@ impl Session<'_> {
     }
 
     async fn serve_until_end(&mut self, resume_from: Option<u64>) -> Result<std::convert::Infallible, End> {
-        let cfg = self.conn.cfg.clone();
+        let cfg = self.conn.cfg;
         let mut p = Box::pin(self.open(resume_from)).await?;
         let mut bucket = Bucket {
             tokens: cfg.burst as f64,
@@ -439,7 +440,7 @@ impl Session<'_> {
                         return Err(end(close::TOO_SLOW, "events unacknowledged for too long: reconnect and resume"));
                     }
                     // A version published while connected: the socket ends as REST refuses.
-                    if let Some(why) = consent_refusal(self.state, self.account).await {
+                    if let Some(why) = Box::pin(consent_refusal(self.state, self.account)).await {
                         self.conn.control(Control::error(codes::CONSENT_REQUIRED, why), None).await?;
                         return Err(end(close::CONSENT_REQUIRED, codes::CONSENT_REQUIRED));
                     }
@@ -463,7 +464,7 @@ impl Session<'_> {
     }
 
     async fn handle(&mut self, msg: ClientMsg, id: Option<&str>, p: &mut Progress) -> Result<(), End> {
-        let cfg = self.conn.cfg.clone();
+        let cfg = self.conn.cfg;
         let rt = self.state.realtime();
         let kind = match &msg {
             ClientMsg::Auth { .. } => "auth",
