@@ -14,11 +14,11 @@
 //! `ConsoleBus`. Console events are not logged: on reconnect a console reloads its inbox and asks
 //! each conversation for the messages after its last `seq`.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use crate::realtime::websocket::WebSocket;
+use axum::extract::ws::Message;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
 use hospital_actors::ConsoleBus;
 use hospital_domain::chat::console::{Audience, StaffEvent};
 use hospital_domain::chat::dispatcher::Presence;
@@ -196,7 +196,7 @@ pub async fn console_ws(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<axum::extract::Query<ConsoleParams>, axum::extract::rejection::QueryRejection>,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: Result<crate::realtime::websocket::Upgrade, crate::realtime::websocket::NotAnUpgrade>,
 ) -> Response {
     let presence = match params {
         Ok(q) => q.0.presence.unwrap_or(Presence::Online),
@@ -220,7 +220,7 @@ async fn authenticate(state: &AppState, ws: &mut WebSocket, token: Option<String
     let token = match token {
         Some(t) => t,
         None => {
-            let first = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.map_err(|_| "no auth frame")?;
+            let first = tokio::time::timeout(Duration::from_secs(10), ws.recv()).await.map_err(|_| "no auth frame")?;
             match first {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ConsoleFrame>(&t) {
                     Ok(ConsoleFrame::Auth { token }) => token,
@@ -297,14 +297,13 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>, mut pres
     let welcome = json!({ "type": "welcome", "payload": {
         "agent": { "id": agent.id, "name": agent.name }, "groups": agent.groups, "cap": agent.cap,
         "presence": presence, "connection": conn } });
-    let (mut sink, mut stream) = ws.split();
-    let mut alive = sink.send(Message::Text(welcome.to_string().into())).await.is_ok();
+    let mut alive = ws.send(Message::Text(welcome.to_string().into())).await.is_ok();
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
     while alive {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(frame) => alive = sink.send(Message::Text(frame.to_string().into())).await.is_ok(),
+                Some(frame) => alive = ws.send(Message::Text(frame.to_string().into())).await.is_ok(),
                 None => alive = false,
             },
             _ = beat.tick() => {
@@ -316,7 +315,7 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>, mut pres
                     }
                 }
             }
-            msg = stream.next() => match msg {
+            msg = ws.recv() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     let reply = match serde_json::from_str::<ConsoleFrame>(&t) {
                         Ok(ConsoleFrame::Presence { presence: p }) => {
@@ -334,7 +333,7 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>, mut pres
                         Ok(ConsoleFrame::Auth { .. }) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": "already authenticated" } }),
                         Err(e) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": e.to_string() } }),
                     };
-                    alive = sink.send(Message::Text(reply.to_string().into())).await.is_ok();
+                    alive = ws.send(Message::Text(reply.to_string().into())).await.is_ok();
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => alive = false,
                 Some(Ok(_)) => {}

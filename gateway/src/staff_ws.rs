@@ -10,11 +10,10 @@
 //! (browsers cannot set headers on a WebSocket). The session is checked again every
 //! `RECHECK`: a deactivated member's socket closes then (`unauthenticated`).
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::Message;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
 use hospital_domain::access::Permission;
 use hospital_domain::StaffId;
 use hospital_store::Subject;
@@ -23,6 +22,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::auth::tokens::hash_token;
+use crate::realtime::websocket::{NotAnUpgrade, Upgrade, WebSocket};
 use crate::state::AppState;
 
 /// How often an open socket's session is checked again.
@@ -39,7 +39,7 @@ enum StaffFrame {
 pub async fn staff_ws(
     State(state): State<AppState>,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotAnUpgrade>,
 ) -> Response {
     let (upgrade, token) = match crate::realtime::upgrade_with_token(&headers, upgrade) {
         Ok(v) => v,
@@ -74,7 +74,7 @@ async fn staff_of(state: &AppState, token_hash: &str) -> Result<StaffId, String>
 async fn run(mut ws: WebSocket, state: AppState, token: Option<String>) {
     let token = match token {
         Some(t) => t,
-        None => match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        None => match tokio::time::timeout(Duration::from_secs(10), ws.recv()).await {
             Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<StaffFrame>(&t) {
                 Ok(StaffFrame::Auth { token }) => token,
                 _ => return close_with(&mut ws, "unauthenticated", "the first frame must be an auth frame").await,
@@ -89,32 +89,31 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>) {
     };
     let (sid, mut rx) = state.consoles.register(me, Vec::new());
     let welcome = json!({ "type": "welcome", "payload": { "staff": { "id": me } } });
-    let (mut sink, mut stream) = ws.split();
-    let mut alive = sink.send(Message::Text(welcome.to_string().into())).await.is_ok();
+    let mut alive = ws.send(Message::Text(welcome.to_string().into())).await.is_ok();
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
     while alive {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(frame) => alive = sink.send(Message::Text(frame.to_string().into())).await.is_ok(),
+                Some(frame) => alive = ws.send(Message::Text(frame.to_string().into())).await.is_ok(),
                 None => alive = false,
             },
             _ = recheck.tick() => {
                 if let Err(m) = staff_of(&state, &hash).await {
                     let frame = json!({ "type": "error", "payload": { "code": "unauthenticated", "message": m } });
-                    let _ = sink.send(Message::Text(frame.to_string().into())).await;
-                    let _ = sink.send(Message::Close(None)).await;
+                    let _ = ws.send(Message::Text(frame.to_string().into())).await;
+                    let _ = ws.send(Message::Close(None)).await;
                     alive = false;
                 }
             }
-            msg = stream.next() => match msg {
+            msg = ws.recv() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     let reply = match serde_json::from_str::<StaffFrame>(&t) {
                         Ok(StaffFrame::Heartbeat) => json!({ "type": "heartbeat", "payload": {} }),
                         Ok(StaffFrame::Auth { .. }) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": "already authenticated" } }),
                         Err(e) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": e.to_string() } }),
                     };
-                    alive = sink.send(Message::Text(reply.to_string().into())).await.is_ok();
+                    alive = ws.send(Message::Text(reply.to_string().into())).await.is_ok();
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => alive = false,
                 Some(Ok(_)) => {}

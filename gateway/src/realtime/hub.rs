@@ -5,10 +5,10 @@
 
 use hospital_domain::live::TopicEvent;
 use hospital_domain::{AccountId, SessionId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::log::Logged;
 use super::protocol::{close, Codec, Outgoing};
@@ -40,7 +40,10 @@ pub struct SocketShared {
     pub account: AccountId,
     /// The login this socket authenticated with (SHA-256 of the token).
     pub token_hash: String,
-    personal: mpsc::Sender<Arc<Logged>>,
+    /// Personal events waiting for the writer, at most `outbox` (a queue, not a channel: an
+    /// empty one costs no allocation, where a tokio channel costs ~0.8 KiB per socket).
+    personal: Mutex<VecDeque<Arc<Logged>>>,
+    outbox: usize,
     topics: Mutex<HashMap<SlotKey, Arc<Prepared>>>,
     pub(super) wake: Notify,
     closing: OnceLock<(u16, &'static str)>,
@@ -54,28 +57,41 @@ impl std::fmt::Debug for SocketShared {
 
 impl SocketShared {
     /// A socket of `account`; its personal outbox holds `outbox` events.
-    pub fn new(account: AccountId, token_hash: String, outbox: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Logged>>) {
-        let (tx, rx) = mpsc::channel(outbox);
-        let s = SocketShared {
+    pub fn new(account: AccountId, token_hash: String, outbox: usize) -> Arc<Self> {
+        Arc::new(SocketShared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             account,
             token_hash,
-            personal: tx,
+            personal: Mutex::new(VecDeque::new()),
+            outbox,
             topics: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             closing: OnceLock::new(),
-        };
-        (Arc::new(s), rx)
+        })
     }
 
     /// Queues a personal event. A full outbox means the client is too slow: it is closed and
     /// resumes from the log.
     fn deliver(&self, event: &Arc<Logged>) {
-        match self.personal.try_send(event.clone()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.close(close::TOO_SLOW, "too slow: reconnect and resume"),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut q = self.personal.lock().expect("outbox");
+        if q.len() >= self.outbox {
+            drop(q);
+            self.close(close::TOO_SLOW, "too slow: reconnect and resume");
+            return;
         }
+        q.push_back(event.clone());
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// The next personal event waiting, if any; the queue's memory is let go once it is empty.
+    pub(super) fn next_personal(&self) -> Option<Arc<Logged>> {
+        let mut q = self.personal.lock().expect("outbox");
+        let next = q.pop_front();
+        if q.is_empty() && q.capacity() > 0 {
+            *q = VecDeque::new();
+        }
+        next
     }
 
     /// Keeps the newest update of each topic and session until the writer sends it.
@@ -89,7 +105,9 @@ impl SocketShared {
 
     /// The pending topic updates, oldest first.
     pub(super) fn take_topics(&self) -> Vec<Arc<Prepared>> {
-        let mut v: Vec<Arc<Prepared>> = self.topics.lock().expect("topic slots").drain().map(|(_, p)| p).collect();
+        // Taken whole: an idle socket keeps no slot map's capacity.
+        let slots = std::mem::take(&mut *self.topics.lock().expect("topic slots"));
+        let mut v: Vec<Arc<Prepared>> = slots.into_values().collect();
         v.sort_by_key(|p| p.at_ms);
         v
     }

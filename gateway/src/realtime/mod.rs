@@ -1,8 +1,9 @@
 //! The real-time gateway (PLAT-2, PLAT-4): `GET /ws`. The wire format is in `protocol`, one
 //! connection's life in `socket`, the per-account sequenced log in `log`, fan-out across nodes in
 //! `bus`, this node's sockets and delivery in `hub`, the state sent on subscribe in `snapshot`,
-//! and the three held together for `AppState` in `node` (`Realtime`). docs/realtime.md is the
-//! client's guide.
+//! and the three held together for `AppState` in `node` (`Realtime`); the WebSocket itself (our
+//! own, holding no buffer while idle) in `websocket`, its framing in `wire`. docs/realtime.md is
+//! the client's guide.
 
 pub mod bus;
 pub mod hub;
@@ -11,8 +12,9 @@ pub mod node;
 pub mod protocol;
 pub mod snapshot;
 pub mod socket;
+pub mod websocket;
+pub mod wire;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +23,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::state::AppState;
 use protocol::{Codec, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use websocket::{NotAnUpgrade, Upgrade};
 
 pub use node::Realtime;
 
@@ -38,8 +41,8 @@ pub struct WsParams {
 /// cannot, and send it in a first frame instead). Err: the refusal to answer with.
 pub fn upgrade_with_token(
     headers: &HeaderMap,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<(WebSocketUpgrade, Option<String>), ApiError> {
+    upgrade: Result<Upgrade, NotAnUpgrade>,
+) -> Result<(Upgrade, Option<String>), ApiError> {
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("this endpoint needs a WebSocket upgrade: {e}")))?;
     let token = match headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str()) {
         None => None,
@@ -56,7 +59,7 @@ pub async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<axum::extract::Query<WsParams>, axum::extract::rejection::QueryRejection>,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotAnUpgrade>,
 ) -> Response {
     let resume_from = match params {
         Ok(q) => q.0.last_seq,
@@ -68,30 +71,14 @@ pub async fn ws(
     };
     // Offered subprotocols, none of them ours: say so, rather than upgrade into an encoding the
     // client did not ask for (a browser would then fail the handshake without a reason).
-    let offered: Vec<&str> = headers
-        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    if !offered.is_empty() && !offered.iter().any(|p| *p == SUBPROTOCOL_JSON || *p == SUBPROTOCOL_MSGPACK) {
+    let upgrade = upgrade.protocols(&[SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK]);
+    if upgrade.protocol().is_none() && upgrade.offered().next().is_some() {
         let why = format!("unsupported subprotocol: offer {SUBPROTOCOL_JSON} or {SUBPROTOCOL_MSGPACK}");
         return ApiError::BadRequest(why).into_response();
     }
     let cfg = &state.config.realtime;
-    let upgrade = upgrade
-        .protocols([SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK])
-        .max_message_size(cfg.max_frame_bytes)
-        .max_frame_size(cfg.max_frame_bytes)
-        // Small buffers: tens of thousands of sockets must fit in memory. Clients send small
-        // frames (pings, acks, subscriptions); a larger one makes the buffer grow for it.
-        .read_buffer_size(512)
-        .write_buffer_size(4 * 1024)
-        .max_write_buffer_size(64 * 1024);
-    upgrade.on_upgrade(move |socket| {
-        let codec = Codec::from_subprotocol(socket.protocol().and_then(|p| p.to_str().ok()));
-        socket::run(socket, state, codec, token, resume_from)
-    })
+    let codec = Codec::from_subprotocol(upgrade.protocol());
+    // Frames and messages alike are bounded by `max_frame_bytes` (1009 beyond).
+    let upgrade = upgrade.max_message_size(cfg.max_frame_bytes);
+    upgrade.on_upgrade(move |socket| socket::run(socket, state, codec, token, resume_from))
 }

@@ -24,19 +24,20 @@
 //! Consent (SET-2): a patient who has not accepted the latest privacy texts is refused as REST
 //! refuses them (`consent_required`, close 4003), at connection and at every heartbeat.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
 use hospital_domain::AccountId;
 use hospital_store::{LoginSession, Subject};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 use super::hub::SocketShared;
 use super::log::{Logged, Since};
 use super::protocol::{
     close, codes, ClientMsg, Codec, Control, Frame, Outgoing, Pong, Reload, Resumed, Snapshot, Topics, Welcome,
 };
+use super::websocket::WebSocket;
+use super::wire::WsError;
 use crate::auth::tokens::hash_token;
 use crate::config::RealtimeConfig;
 use crate::state::AppState;
@@ -143,15 +144,12 @@ fn to_frame(m: &Message) -> Option<Frame> {
 /// The close a read error calls for (RFC 6455 section 7.4.1): a text frame that is not UTF-8 is
 /// 1007, a frame over the limit 1009, anything else that breaks the protocol 1002; a transport
 /// error means the peer is gone.
-fn read_error_close(e: axum::Error) -> End {
-    use tungstenite::error::Error as WsError;
-    let inner = e.into_inner();
-    match inner.downcast_ref::<WsError>() {
-        Some(WsError::Utf8(_)) => end(close::INVALID_PAYLOAD, "text frames must be UTF-8"),
-        Some(WsError::Capacity(_)) => end(close::TOO_BIG, "frame too large"),
-        Some(WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed) => None,
-        Some(WsError::Protocol(p)) => end(close::PROTOCOL_ERROR, format!("protocol error: {p}")),
-        _ => end(close::PROTOCOL_ERROR, "protocol error"),
+fn read_error_close(e: WsError) -> End {
+    match e {
+        WsError::Utf8 => end(close::INVALID_PAYLOAD, "text frames must be UTF-8"),
+        WsError::TooBig(_) => end(close::TOO_BIG, "frame too large"),
+        WsError::Io(_) | WsError::Closed => None,
+        WsError::Protocol(p) => end(close::PROTOCOL_ERROR, format!("protocol error: {p}")),
     }
 }
 
@@ -181,13 +179,13 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
         metrics::gauge!("ws_open_sockets").decrement(1.0);
         return;
     }
-    let (shared, outbox) = SocketShared::new(account, session.token_hash.clone(), cfg.outbox);
+    let shared = SocketShared::new(account, session.token_hash.clone(), cfg.outbox);
     let rt = state.realtime();
     // Registered before the head is read: an event is either at or below the head (the resume
     // replays it) or reaches this socket live.
     rt.hub.register(&shared);
     let mut s = Session { conn, state: &state, shared: &shared, account, login: session, subscribed: HashSet::new() };
-    let ending = s.serve(outbox, resume_from).await;
+    let ending = s.serve(resume_from).await;
     let Session { conn, subscribed, .. } = s;
     rt.hub.unregister(&shared, subscribed);
     // A close asked for from outside (revocation, a full outbox) wins over what the loop saw.
@@ -310,8 +308,8 @@ impl Progress {
 
 impl Session<'_> {
     /// The connection's loop; returns how it ends.
-    async fn serve(&mut self, outbox: mpsc::Receiver<Arc<Logged>>, resume_from: Option<u64>) -> End {
-        match self.serve_until_end(outbox, resume_from).await {
+    async fn serve(&mut self, resume_from: Option<u64>) -> End {
+        match self.serve_until_end(resume_from).await {
             Ok(never) => match never {},
             Err(end) => end,
         }
@@ -345,11 +343,7 @@ impl Session<'_> {
         Ok(p)
     }
 
-    async fn serve_until_end(
-        &mut self,
-        mut outbox: mpsc::Receiver<Arc<Logged>>,
-        resume_from: Option<u64>,
-    ) -> Result<std::convert::Infallible, End> {
+    async fn serve_until_end(&mut self, resume_from: Option<u64>) -> Result<std::convert::Infallible, End> {
         let cfg = self.conn.cfg.clone();
         let mut p = Box::pin(self.open(resume_from)).await?;
         let mut bucket = Bucket {
@@ -415,15 +409,16 @@ impl Session<'_> {
                     };
                     Box::pin(self.handle(msg, id.as_deref(), &mut p)).await?;
                 }
-                Some(event) = outbox.recv() => {
-                    self.live(&mut p, event).await?;
-                    if p.last_sent.saturating_sub(p.last_acked) > cfg.max_unacked {
-                        return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
-                    }
-                }
                 _ = self.shared.wake.notified() => {
                     if let Some((code, reason)) = self.shared.closing() {
                         return Err(end(code, reason));
+                    }
+                    // Personal events first (in sequence), then the topics' latest values.
+                    while let Some(event) = self.shared.next_personal() {
+                        self.live(&mut p, event).await?;
+                        if p.last_sent.saturating_sub(p.last_acked) > cfg.max_unacked {
+                            return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
+                        }
                     }
                     for prepared in self.shared.take_topics() {
                         // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
@@ -622,16 +617,18 @@ mod tests {
         std::mem::size_of::<Fut>()
     }
 
-    /// Every open socket holds one `run` future (inside the task axum spawns for the upgrade), so
-    /// its size is memory per socket: the work done once per connection or per client frame is
-    /// boxed where it is awaited, and only the wait stays inline (3,312 bytes in a debug build when
-    /// this was written; axum's whole upgrade task was ~5.7 KiB per socket in a release build
-    /// before, docs/benchmarks.md). A new inline await of a store or Redis call would push it
-    /// back up, and this says so.
+    /// Every open socket holds one `run` future (inside the task the upgrade spawns), so its
+    /// size is memory per socket: the work done once per connection or per client frame is
+    /// boxed where it is awaited, and only the wait stays inline (2,752 bytes in a debug build
+    /// with our own `WebSocket`, 3,312 with axum's; axum's whole upgrade task was ~5.7 KiB per
+    /// socket in a release build before, docs/benchmarks.md). A new inline await of a store or
+    /// Redis call would push it back up, and this says so.
     #[test]
     fn the_future_each_socket_holds_stays_small() {
         let size = future_size(run);
-        println!("socket::run future: {size} bytes");
-        assert!(size <= 4096, "socket::run's future is {size} bytes; box the new await (see this module's comments)");
+        let (ws, shared) = (std::mem::size_of::<WebSocket>(), std::mem::size_of::<SocketShared>());
+        println!("socket::run future: {size} bytes; WebSocket {ws}; SocketShared {shared}");
+        assert!(size <= 3072, "socket::run's future is {size} bytes; box the new await (see this module's comments)");
+        assert!(shared <= 512, "SocketShared is {shared} bytes");
     }
 }
