@@ -11,6 +11,19 @@ use std::path::PathBuf;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc asks the kernel for them on its
+/// arenas (`madvise(MADV_HUGEPAGE)`), so the first touch of each fresh 2 MiB range zeroes all of
+/// it, and every purge and re-use of memory zeroes it again: in an everyone-can-win storm the
+/// kernel's `clear_page_erms` was 30 % of the server's CPU (docs/benchmarks.md, "Release storm",
+/// 2026-11-30 05:xx). With 4 KiB pages the same storm zeroes only what it touches.
+fn no_transparent_huge_pages() {
+    // SAFETY: a process-wide flag; no pointers are passed.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if r != 0 {
+        eprintln!("prctl(PR_SET_THP_DISABLE) failed: {}", std::io::Error::last_os_error());
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "hospital", version, about = "Real-time hospital platform", args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -108,6 +121,7 @@ fn init_logging(json: bool) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let mut cfg = config::load(cli.config.as_deref()).context("configuration")?;
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {

@@ -75,6 +75,10 @@ pub struct SessionGate {
     pub release_at: DateTime<Utc>,
     /// Places left per segment (0 for every segment of a stopped session).
     pub remaining: Vec<u32>,
+    /// The session's department and day, which never change: what the real-name rules of a
+    /// hold need, so a booking the gate lets through does not read the session from the store.
+    pub department_id: crate::DepartmentId,
+    pub date: chrono::NaiveDate,
 }
 
 impl SessionGate {
@@ -191,6 +195,8 @@ impl SessionBook {
             status: self.session.status,
             release_at: self.session.release_at,
             remaining: self.remaining_all(),
+            department_id: self.session.department_id,
+            date: self.session.date,
         }
     }
 

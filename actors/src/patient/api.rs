@@ -46,12 +46,7 @@ impl ActorSystem {
     ) -> Result<(Appointment, Order), BookingError> {
         if idempotency_key.is_none() {
             if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
-                metrics::counter!("booking_attempts_total").increment(1);
-                if refusal == BookError::SoldOut {
-                    metrics::counter!("booking_sold_out_total").increment(1);
-                }
-                metrics::counter!("booking_gate_refusals_total").increment(1);
-                return Err(BookingError::Book(refusal));
+                return Err(gate_refused(refusal));
             }
         }
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
@@ -98,4 +93,15 @@ impl ActorSystem {
         pub fn remove_patient(account: AccountId, patient: PatientId) -> bool, ActorError
             = once |reply| PatientMsg::RemovePatient { id: patient, reply };
     }
+}
+
+/// A refusal the node's availability gate gave (here, or in the account's actor), counted as the
+/// doctor's actor counts its own.
+pub(super) fn gate_refused(refusal: BookError) -> BookingError {
+    metrics::counter!("booking_attempts_total").increment(1);
+    if refusal == BookError::SoldOut {
+        metrics::counter!("booking_sold_out_total").increment(1);
+    }
+    metrics::counter!("booking_gate_refusals_total").increment(1);
+    BookingError::Book(refusal)
 }

@@ -18,7 +18,7 @@ use crate::booking::BookingError;
 use crate::deps::Context;
 use crate::error::ActorError;
 use crate::idle::IdleClock;
-use crate::schedule::{Booker, ScheduleKind, ScheduleMsg};
+use crate::schedule::{Booker, GateAnswer, ScheduleKind, ScheduleMsg, SessionFacts};
 use crate::system::Retry;
 
 /// Start-up arguments: which account, and the shared dependencies.
@@ -167,12 +167,25 @@ impl PatientState {
             }
         }
         let p = self.patient(patient)?.clone();
-        let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
         // The cheap answer first: in a release storm almost every attempt is refused as sold out
-        // (or not yet released), and the doctor's actor says so from memory; only a slot with a
-        // place left is worth reading the person's history for the real-name rules.
-        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
-        self.check_rules(&p.id_card_index, session.department_id, session.date, None).await?;
+        // (or not yet released), and only a slot with a place left is worth reading the person's
+        // history for the real-name rules. The node's gate is read again here, as this message
+        // may have waited behind others while the places went (a refusal from it is the actor's,
+        // see `schedule::gate`); if it saw a place left it also knows the session's facts, so
+        // neither the store nor the doctor's actor is asked before the rules. A retry (`key`)
+        // always asks: its first attempt may be the one that took the last place.
+        let gate = if key.is_none() { self.ctx.system.gate().answer(slot, Utc::now()) } else { GateAnswer::Unknown };
+        let facts = match gate {
+            GateAnswer::Refuse(refusal) => return Err(super::api::gate_refused(refusal)),
+            GateAnswer::PlaceLeft(facts) => facts,
+            GateAnswer::Unknown => {
+                let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+                // The doctor's actor says from memory whether a place is left.
+                self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
+                SessionFacts { doctor: session.doctor_id, department: session.department_id, date: session.date }
+            }
+        };
+        self.check_rules(&p.id_card_index, facts.department, facts.date, None).await?;
         let booker = Booker {
             account_id: self.account,
             patient_id: p.id,
@@ -180,7 +193,7 @@ impl PatientState {
             patient_name: p.name.clone(),
             idempotency_key: key,
         };
-        self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
+        self.schedule_call(facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
     }
 
     pub(super) async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {

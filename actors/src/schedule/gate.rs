@@ -28,15 +28,21 @@
 //! - Several nodes: each node's gate holds only the sessions of the actors running on it; a
 //!   session it does not know is "ask the actor".
 //!
+//! When the gate knows the session and a place is left it says "ask the actor" with the
+//! session's facts (`SessionFacts`: doctor, department, day, which never change for a session):
+//! the account's actor then reads neither the session from the store nor asks the doctor's actor
+//! whether a place is left before applying the real-name rules; the hold itself is still the
+//! doctor's actor's to grant or refuse, so a place taken meanwhile is refused there as before.
+//!
 //! What the gate cannot answer stays with the actors: a retried request (an `Idempotency-Key`,
 //! whose first answer only the store knows), another account's patient id (refused by the
 //! account's actor as not found; the gate may answer the slot's refusal first, which is also a
 //! refusal that changes nothing), the real-name rules and "already in this session".
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::booking::{BookError, SessionBook, SessionGate};
 use hospital_domain::schedule::SlotId;
-use hospital_domain::{DoctorId, SessionId};
+use hospital_domain::{DepartmentId, DoctorId, SessionId};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -47,16 +53,46 @@ pub struct AvailabilityGate {
     sessions: RwLock<HashMap<SessionId, (DoctorId, SessionGate)>>,
 }
 
+/// A session's facts that never change, as the gate has them from the doctor's book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub doctor: DoctorId,
+    pub department: DepartmentId,
+    pub date: NaiveDate,
+}
+
+/// What the gate says of a hold (see the module comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateAnswer {
+    /// What the actor would answer too: stopped, not yet released or sold out.
+    Refuse(BookError),
+    /// Ask the actor; a place was left in the slot's segment when the gate was read.
+    PlaceLeft(SessionFacts),
+    /// Ask the actor; the gate does not know the session (or the segment).
+    Unknown,
+}
+
 impl AvailabilityGate {
     /// The refusal the slot's session gets at `now` if it is stopped, not yet released or sold
     /// out in this segment; None means "ask the actor" (unknown here, or a place is left).
     pub fn refusal(&self, slot: SlotId, now: DateTime<Utc>) -> Option<BookError> {
+        match self.answer(slot, now) {
+            GateAnswer::Refuse(e) => Some(e),
+            GateAnswer::PlaceLeft(_) | GateAnswer::Unknown => None,
+        }
+    }
+
+    /// `refusal`, and when a place is left, the session's facts.
+    pub fn answer(&self, slot: SlotId, now: DateTime<Utc>) -> GateAnswer {
         let map = self.sessions.read().expect("gate lock");
-        let (_, gate) = map.get(&slot.session_id)?;
+        let Some((doctor, gate)) = map.get(&slot.session_id) else { return GateAnswer::Unknown };
         match gate.check(slot.segment, now) {
+            Ok(()) => {
+                GateAnswer::PlaceLeft(SessionFacts { doctor: *doctor, department: gate.department_id, date: gate.date })
+            }
             // An unknown segment: the actor gives that answer (and knows the session best).
-            Err(BookError::NoSuchSlot) | Ok(()) => None,
-            Err(e) => Some(e),
+            Err(BookError::NoSuchSlot) => GateAnswer::Unknown,
+            Err(e) => GateAnswer::Refuse(e),
         }
     }
 

@@ -13,7 +13,7 @@ use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
 
 use super::catalog::put_session;
-use super::engine::Reader;
+use super::engine::{to_json, Reader};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
@@ -40,6 +40,12 @@ impl BookingStore for EmbeddedStore {
             return Ok(());
         }
         let (zone, rollups) = (self.zone, self.rollups);
+        // Rows are serialised here, on the caller's task, once each: the closure runs on the
+        // store's one writer thread, which every hold of the node waits on, so it only reads,
+        // counts and inserts (an appointment's four copies share one encoding).
+        let appointment_rows: Vec<Vec<u8>> = w.appointments.iter().map(to_json).collect();
+        let order_rows: Vec<Vec<u8>> = w.orders.iter().map(to_json).collect();
+        let event_rows: Vec<Vec<u8>> = w.events.iter().map(to_json).collect();
         self.engine
             .write(move |ctx| {
                 if let Some(f) = &w.fence {
@@ -49,14 +55,22 @@ impl BookingStore for EmbeddedStore {
                 // added in this same transaction (read before anything is overwritten).
                 let mut deltas = Vec::new();
                 if rollups {
+                    // A burst of holds is mostly one session's: read (and decode) it once.
+                    let mut read_sessions: Vec<(SessionId, Option<ClinicSession>)> = Vec::new();
                     for a in &w.appointments {
                         let old: Option<Appointment> = ctx.get(APPOINTMENTS, &Key::new().uuid(&a.id.0))?;
                         let start = if old.is_none() {
-                            let session = match w.sessions.iter().find(|s| s.id == a.slot.session_id) {
-                                Some(s) => Some(s.clone()),
-                                None => {
-                                    ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&a.slot.session_id.0))?
-                                }
+                            let sid = a.slot.session_id;
+                            let session = match w.sessions.iter().find(|s| s.id == sid) {
+                                Some(s) => Some(s),
+                                None => match read_sessions.iter().position(|(id, _)| *id == sid) {
+                                    Some(i) => read_sessions[i].1.as_ref(),
+                                    None => {
+                                        let s = ctx.get::<ClinicSession>(CLINIC_SESSIONS, &Key::new().uuid(&sid.0))?;
+                                        read_sessions.push((sid, s));
+                                        read_sessions.last().and_then(|(_, s)| s.as_ref())
+                                    }
+                                },
                             };
                             session.and_then(|s| s.segments.get(a.slot.segment as usize).map(|g| g.start))
                         } else {
@@ -81,15 +95,27 @@ impl BookingStore for EmbeddedStore {
                 for s in &w.sessions {
                     put_session(ctx, s)?;
                 }
-                for a in &w.appointments {
-                    ctx.put(APPOINTMENTS, &Key::new().uuid(&a.id.0), a);
-                    ctx.put(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0), a);
-                    ctx.put(APPOINTMENTS_BY_ACCOUNT, &Key::new().uuid(&a.account_id.0).uuid(&a.id.0), a);
-                    ctx.put(APPOINTMENTS_BY_PERSON, &Key::new().str(&a.person).date(a.date).uuid(&a.id.0), a);
+                for (a, row) in w.appointments.iter().zip(appointment_rows) {
+                    let put =
+                        |ctx: &mut super::engine::WriteCtx<'_>, t, k: Key, v| ctx.put_raw(t, k.into_bytes(), v, None);
+                    put(ctx, APPOINTMENTS, Key::new().uuid(&a.id.0), row.clone());
+                    put(
+                        ctx,
+                        APPOINTMENTS_BY_DOCTOR,
+                        Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0),
+                        row.clone(),
+                    );
+                    put(ctx, APPOINTMENTS_BY_ACCOUNT, Key::new().uuid(&a.account_id.0).uuid(&a.id.0), row.clone());
+                    put(ctx, APPOINTMENTS_BY_PERSON, Key::new().str(&a.person).date(a.date).uuid(&a.id.0), row);
                 }
-                for o in &w.orders {
-                    ctx.put(ORDERS, &Key::new().uuid(&o.id.0), o);
-                    ctx.put(ORDERS_BY_ACCOUNT, &Key::new().uuid(&o.account_id.0).uuid(&o.id.0), o);
+                for (o, row) in w.orders.iter().zip(order_rows) {
+                    ctx.put_raw(ORDERS, Key::new().uuid(&o.id.0).into_bytes(), row.clone(), None);
+                    ctx.put_raw(
+                        ORDERS_BY_ACCOUNT,
+                        Key::new().uuid(&o.account_id.0).uuid(&o.id.0).into_bytes(),
+                        row,
+                        None,
+                    );
                 }
                 for (doctor, session, list) in &w.waitlists {
                     let key = Key::new().uuid(&doctor.0).uuid(&session.0);
@@ -102,7 +128,7 @@ impl BookingStore for EmbeddedStore {
                 for m in &w.messages {
                     super::notify::put_new_message(ctx, m)?;
                 }
-                super::outbox::put_events(ctx, &w.events);
+                super::outbox::put_event_rows(ctx, w.events.iter().zip(event_rows));
                 super::backoffice::add_deltas(ctx, deltas)
             })
             .await

@@ -263,17 +263,37 @@ impl WriteCtx<'_> {
     }
 
     fn apply(&mut self) -> std::result::Result<(), StoreError> {
+        // Each table is opened once per closure, not once per row: a hold writes eight-odd rows
+        // into half as many tables, and opening one walks the table tree (and closing it writes
+        // its root back). In order, so a later op on the same key wins as before.
+        type Rows<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+        let mut open: Vec<(Def, Rows<'_>)> = Vec::new();
+        fn table<'a, 't>(
+            open: &'a mut Vec<(Def, Rows<'t>)>,
+            txn: &'t WriteTransaction,
+            def: Def,
+        ) -> std::result::Result<&'a mut Rows<'t>, StoreError> {
+            let i = match open.iter().position(|(d, _)| d.name() == def.name()) {
+                Some(i) => i,
+                None => {
+                    open.push((def, txn.open_table(def)?));
+                    open.len() - 1
+                }
+            };
+            Ok(&mut open[i].1)
+        }
         for op in self.pending.drain(..) {
             match op {
-                Op::Put { table, key, value, expires } => {
-                    self.txn.open_table(table)?.insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
+                Op::Put { table: def, key, value, expires } => {
+                    table(&mut open, self.txn, def)?
+                        .insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
                     if expires != 0 {
-                        let ik = ttl_index_key(expires, table.name(), &key);
-                        self.txn.open_table(tables::TTL_INDEX)?.insert(ik.as_slice(), &[][..])?;
+                        let ik = ttl_index_key(expires, def.name(), &key);
+                        table(&mut open, self.txn, tables::TTL_INDEX)?.insert(ik.as_slice(), &[][..])?;
                     }
                 }
-                Op::Delete { table, key } => {
-                    self.txn.open_table(table)?.remove(key.as_slice())?;
+                Op::Delete { table: def, key } => {
+                    table(&mut open, self.txn, def)?.remove(key.as_slice())?;
                 }
             }
         }

@@ -19,6 +19,13 @@ pub(crate) fn put_events(ctx: &mut WriteCtx<'_>, events: &[PendingEvent]) {
     }
 }
 
+/// `put_events` with each event already encoded (`to_json`), off the writer thread.
+pub(crate) fn put_event_rows<'a>(ctx: &mut WriteCtx<'_>, rows: impl Iterator<Item = (&'a PendingEvent, Vec<u8>)>) {
+    for (e, row) in rows {
+        ctx.put_raw(LIVE_OUTBOX, Key::new().uuid(&e.id).into_bytes(), row, None);
+    }
+}
+
 #[async_trait]
 impl OutboxStore for EmbeddedStore {
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<PendingEvent>> {
