@@ -488,13 +488,14 @@ fn insurance_client(
     base: &str,
     sandbox: Option<&Sandboxes>,
 ) -> anyhow::Result<Option<Arc<dyn hospital_integrations::Insurance>>> {
-    use hospital_integrations::{InsuranceClient, InsuranceConfig};
+    use hospital_integrations::InsuranceClient;
     if let Some(c) = config.insurance.clone() {
         return Ok(Some(Arc::new(InsuranceClient::new(c)?)));
     }
     #[cfg(feature = "sandbox")]
     if sandbox.is_some() {
-        let client = InsuranceClient::new(InsuranceConfig::with_test_keys(&format!("{base}/sandbox/insurance")))?;
+        let keys = hospital_integrations::InsuranceConfig::with_test_keys(&format!("{base}/sandbox/insurance"));
+        let client = InsuranceClient::new(keys)?;
         return Ok(Some(Arc::new(client)));
     }
     let _ = (base, sandbox);
