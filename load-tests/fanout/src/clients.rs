@@ -118,6 +118,12 @@ pub struct Shared {
     seen: Vec<AtomicU64>,
     /// Updates naming a change the socket had already seen (should stay 0).
     pub repeats: AtomicU64,
+    /// Per socket: the highest change number received so far, in arrival order (unlike
+    /// `last_seen`, which `settle` also moves for updates matched late).
+    last_received: Vec<AtomicU32>,
+    /// Updates older than one their socket had already received: out of order (should stay 0;
+    /// coalescing may skip changes, never reorder them).
+    pub out_of_order: AtomicU64,
     pub latency: Histogram,
     /// Deliveries per second since `epoch_us`.
     pub per_second: Vec<AtomicU64>,
@@ -149,6 +155,8 @@ impl Shared {
             last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
             seen: (0..sockets).map(|_| AtomicU64::new(0)).collect(),
             repeats: AtomicU64::new(0),
+            last_received: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
+            out_of_order: AtomicU64::new(0),
             latency: Histogram::default(),
             per_second: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
             deliveries: AtomicU64::new(0),
@@ -171,6 +179,11 @@ impl Shared {
         let k = sum.saturating_sub(self.base_sum[doctor]) as usize;
         if k == 0 {
             return;
+        }
+        if let Some(last) = self.last_received.get(socket) {
+            if (k as u32) < last.fetch_max(k as u32, Ordering::Relaxed) {
+                self.out_of_order.fetch_add(1, Ordering::Relaxed);
+            }
         }
         match self.sent_us[doctor].get(k - 1).map(|a| a.load(Ordering::Acquire)) {
             Some(sent) if sent > 0 => self.delivered(socket, k, sent - 1, now),
@@ -413,6 +426,10 @@ mod tests {
         assert_eq!(s.deliveries.load(Ordering::Relaxed), 2);
         assert_eq!(s.last_seen[1].load(Ordering::Relaxed), 2);
         assert_eq!(s.unmatched.load(Ordering::Relaxed), 1);
+        assert_eq!(s.out_of_order.load(Ordering::Relaxed), 0, "matched late is not out of order");
+        s.on_update(1, 0, &frame("S1", "10,2")); // change 2 again, after change 3 arrived
+        assert_eq!(s.out_of_order.load(Ordering::Relaxed), 1);
+        assert_eq!(s.repeats.load(Ordering::Relaxed), 1);
     }
 
     #[test]

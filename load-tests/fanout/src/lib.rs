@@ -100,6 +100,8 @@ pub struct Phase {
     pub unmatched: u64,
     /// Updates naming a change their socket had already seen (should stay 0).
     pub repeats: u64,
+    /// Updates older than one their socket had already received (should stay 0).
+    pub out_of_order: u64,
     pub closed_early: u64,
     /// Sockets whose last update was the last change of their doctor.
     pub sockets_with_last_value: usize,
@@ -498,6 +500,7 @@ async fn phase(
             ph.deliveries = shared.deliveries.load(Ordering::Relaxed);
             ph.unmatched = shared.unmatched.load(Ordering::Relaxed);
             ph.repeats = shared.repeats.load(Ordering::Relaxed);
+            ph.out_of_order = shared.out_of_order.load(Ordering::Relaxed);
             ph.closed_early = shared.closed_early.load(Ordering::Relaxed);
             let used = ((shared.now_us() / 1_000_000) as usize + 1).min(seconds);
             ph.deliveries_per_second = shared.per_second[..used].iter().map(|x| x.load(Ordering::Relaxed)).collect();
@@ -511,6 +514,7 @@ async fn phase(
                 ph.deliveries += o.deliveries;
                 ph.unmatched += o.unmatched;
                 ph.repeats += o.repeats;
+                ph.out_of_order += o.out_of_order;
                 ph.closed_early += o.closed_early;
                 all.latency.merge(&o.buckets, o.max_us);
                 if ph.deliveries_per_second.len() < o.per_second.len() {

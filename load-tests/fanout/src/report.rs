@@ -62,6 +62,7 @@ fn rows(r: &Report) -> Vec<[String; 4]> {
     row("change request p50", &|p| p.change_request_p50_ms, &ms);
     row("updates delivered", &|p| p.deliveries as f64, &int);
     row("updates coalesced away", &|p| p.deliveries_possible.saturating_sub(p.deliveries) as f64, &int);
+    row("updates out of order", &|p| p.out_of_order as f64, &int);
     row("delivery latency p50", &|p| p.latency_p50_ms, &ms);
     row("delivery latency p90", &|p| p.latency_p90_ms, &ms);
     row("delivery latency p99", &|p| p.latency_p99_ms, &ms);
@@ -102,15 +103,22 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     for p in &r.phases {
-        if p.open_failures > 0 || p.closed_early > 0 || p.unmatched > 0 || p.repeats > 0 || p.changes_failed > 0 {
+        if p.open_failures > 0
+            || p.closed_early > 0
+            || p.unmatched > 0
+            || p.repeats > 0
+            || p.out_of_order > 0
+            || p.changes_failed > 0
+        {
             s.push_str(&format!(
-                "\n{}: {} sockets failed to open (first: {}), {} closed early, {} unmatched updates, {} repeated updates, {} failed changes.\n",
+                "\n{}: {} sockets failed to open (first: {}), {} closed early, {} unmatched updates, {} repeated updates, {} out of order, {} failed changes.\n",
                 p.server,
                 p.open_failures,
                 p.first_open_error.as_deref().unwrap_or("-"),
                 p.closed_early,
                 p.unmatched,
                 p.repeats,
+                p.out_of_order,
                 p.changes_failed
             ));
         }

@@ -62,6 +62,8 @@ pub struct Outcome {
     pub deliveries: u64,
     pub unmatched: u64,
     pub repeats: u64,
+    #[serde(default)]
+    pub out_of_order: u64,
     pub closed_early: u64,
     pub buckets: Vec<(u32, u32)>,
     pub max_us: u64,
@@ -121,6 +123,7 @@ pub async fn serve() -> Result<()> {
         deliveries: shared.deliveries.load(Ordering::Relaxed),
         unmatched: shared.unmatched.load(Ordering::Relaxed),
         repeats: shared.repeats.load(Ordering::Relaxed),
+        out_of_order: shared.out_of_order.load(Ordering::Relaxed),
         closed_early: shared.closed_early.load(Ordering::Relaxed),
         buckets,
         max_us,

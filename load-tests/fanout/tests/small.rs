@@ -55,6 +55,7 @@ async fn every_socket_gets_the_last_value() {
     assert_eq!(p.closed_early, 0, "sockets closed by the server during the run\n{log}");
     assert_eq!(p.unmatched, 0, "updates that named no change the driver made");
     assert_eq!(p.repeats, 0, "updates naming a change their socket had already seen");
+    assert_eq!(p.out_of_order, 0, "updates older than one their socket had already received");
     assert_eq!(p.sockets_with_last_value, 200, "every socket must end with the last value");
     assert!(p.deliveries >= 200, "at least the last value reached each socket: {}", p.deliveries);
     assert!(
@@ -103,6 +104,7 @@ async fn three_nodes_and_two_client_processes_deliver_everything() {
     assert_eq!(p.closed_early, 0, "sockets closed by a server during the run\n{log}");
     assert_eq!(p.unmatched, 0, "updates that named no change the driver made");
     assert_eq!(p.repeats, 0, "updates naming a change their socket had already seen");
+    assert_eq!(p.out_of_order, 0, "updates older than one their socket had already received");
     assert_eq!(p.sockets_with_last_value, 150, "every socket on every node ends with the last value\n{log}");
     assert!(
         p.deliveries >= 150 && p.deliveries <= p.deliveries_possible,
