@@ -377,11 +377,7 @@ impl Worker {
             let appointment = o.message.related.as_deref().and_then(|r| AppointmentId::parse(r).ok());
             if let Some(id) = appointment {
                 if let Err(e) = self.realign_reminders(id, now).await {
-                    let why = format!("store: {e}");
-                    (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, &why);
-                    o.note = Some(why);
-                    o.updated_at = now;
-                    return o;
+                    return self.retry_outbound_later(o, now, &format!("store: {e}"));
                 }
             }
         }
@@ -394,26 +390,14 @@ impl Worker {
                 o.updated_at = now;
                 return o;
             }
-            Err(e) => {
-                let why = format!("store: {e}");
-                (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, &why);
-                o.note = Some(why);
-                o.updated_at = now;
-                return o;
-            }
+            Err(e) => return self.retry_outbound_later(o, now, &format!("store: {e}")),
         };
         let templates = self.config.outbound_templates(m.kind).clone();
         if o.channels.is_empty() {
             // Decided once, at the first attempt, from the preferences as they are now.
             let prefs = match data.notification_preferences(m.account_id).await {
                 Ok(p) => p.for_kind(m.kind),
-                Err(e) => {
-                    let why = format!("store: {e}");
-                    (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, &why);
-                    o.note = Some(why);
-                    o.updated_at = now;
-                    return o;
-                }
+                Err(e) => return self.retry_outbound_later(o, now, &format!("store: {e}")),
             };
             // The message itself is the in-app delivery, already stored.
             let wanted: Vec<Channel> = prefs.channels().into_iter().filter(|c| *c != Channel::InApp).collect();
@@ -678,6 +662,14 @@ impl Worker {
         r.updated_at = now;
         r.note = Some(why.into());
         r
+    }
+
+    /// As `retry_later`, for an outbound row.
+    fn retry_outbound_later(&self, mut o: Outbound, now: DateTime<Utc>, why: &str) -> Outbound {
+        (o.attempts, o.status, o.due_at) = self.postpone(o.attempts, o.due_at, now, why);
+        o.updated_at = now;
+        o.note = Some(why.into());
+        o
     }
 
     fn wechat_template(&self, kind: ReminderKind) -> Option<&String> {
