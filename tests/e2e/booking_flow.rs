@@ -50,6 +50,11 @@ pub(crate) struct Person {
 /// Logs in `phone(n)` by SMS and adds a patient with `id_card(n)`.
 pub(crate) async fn person(s: &TestServer, n: u32) -> Person {
     let token = s.login(&phone(n)).await;
+    with_patient(s, token, n).await
+}
+
+/// The signed-in account of `token` with a patient (self) of `id_card(n)` added.
+pub(crate) async fn with_patient(s: &TestServer, token: String, n: u32) -> Person {
     let p = ok_json(
         s.post(
             "/api/v1/me/patients",

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 use crate::booking_flow::{
-    ahead, book_ok, booking_opts, create_session, doctors, eventually, id_card, pay, person, staff, Person,
+    ahead, book_ok, booking_opts, create_session, doctors, eventually, pay, person, staff, with_patient, Person,
 };
 use crate::harness::{ok_json, phone, Opts, TestServer};
 
@@ -34,21 +34,8 @@ async fn reachable(s: &TestServer, user: &str, n: u32) -> Reachable {
     let p = phone(n);
     let code = s.sms_code(&p).await;
     ok_json(s.post("/api/v1/me/phone", Some(&token), json!({ "phone": p, "code": code })).await).await;
-    let patient = ok_json(
-        s.post(
-            "/api/v1/me/patients",
-            Some(&token),
-            json!({ "name": "张三", "id_card_no": id_card(n), "relation": "self" }),
-        )
-        .await,
-    )
-    .await;
     let openid = hospital_integrations::WechatSandbox::new(SANDBOX_APPID, "unused".to_string().into()).openid_for(user);
-    Reachable {
-        person: Person { token, patient_id: patient["id"].as_str().expect("patient id").to_string() },
-        phone: p,
-        openid,
-    }
+    Reachable { person: with_patient(s, token, n).await, phone: p, openid }
 }
 
 async fn set_channels(s: &TestServer, who: &Person, kind: &str, sms: bool, wechat: bool) {
