@@ -109,9 +109,21 @@ pub struct SessionBook {
     pub session: ClinicSession,
     /// Live (slot-occupying) appointments by id.
     live: BTreeMap<AppointmentId, Appointment>,
-    /// Per segment: the places taken by live appointments.
+    /// Per segment: the places taken by live appointments (`first_free` finds the lowest free one).
     taken: Vec<BTreeSet<u32>>,
     pub waitlist: VecDeque<WaitEntry>,
+}
+
+/// The lowest place number (from 1) not in `taken`: the first gap in its ascending walk.
+fn first_free(taken: &BTreeSet<u32>) -> u32 {
+    let mut next = 1;
+    for &p in taken.range(1..) {
+        if p != next {
+            break;
+        }
+        next += 1;
+    }
+    next
 }
 
 impl SessionBook {
@@ -208,7 +220,7 @@ impl SessionBook {
         if self.live.values().any(|a| a.person == req.person) {
             return Err(BookError::AlreadyInSession);
         }
-        let place = (1..).find(|p| !self.taken[seg].contains(p)).expect("a free number exists");
+        let place = first_free(&self.taken[seg]);
         let a = Appointment {
             id: req.appointment_id,
             slot: self.session.slot_id(segment),
@@ -437,7 +449,7 @@ impl SessionBook {
             return Err(BookError::SoldOut);
         }
         let mut cancelled = self.cancel(id, now, CancelReason::Rescheduled)?;
-        let place = (1..).find(|p| !self.taken[seg].contains(p)).expect("a free number exists");
+        let place = first_free(&self.taken[seg]);
         let mut moved = old.clone();
         moved.id = new_id;
         moved.slot = self.session.slot_id(segment);
@@ -471,7 +483,7 @@ impl SessionBook {
         if self.live.values().any(|a| a.person == from.person) {
             return Err(BookError::AlreadyInSession);
         }
-        let place = (1..).find(|p| !self.taken[seg].contains(p)).expect("a free number exists");
+        let place = first_free(&self.taken[seg]);
         let mut moved = from.clone();
         moved.id = new_id;
         moved.slot = self.session.slot_id(segment);
@@ -796,5 +808,23 @@ mod tests {
         assert_eq!(b.move_within(new.id, 0, AppointmentId::new(), now()).unwrap_err(), BookError::SoldOut);
         assert!(b.appointment(new.id).is_some());
         b.check_invariants().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod first_free_tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_free_place_is_the_first_gap() {
+        let set = |v: &[u32]| v.iter().copied().collect::<BTreeSet<u32>>();
+        assert_eq!(first_free(&set(&[])), 1);
+        assert_eq!(first_free(&set(&[1, 2, 3])), 4);
+        assert_eq!(first_free(&set(&[2, 3])), 1);
+        assert_eq!(first_free(&set(&[1, 2, 4, 5])), 3);
+        assert_eq!(first_free(&set(&[0, 1, 3])), 2);
+        // The same answer as looking each number up.
+        let taken = set(&[1, 2, 3, 5, 8, 9]);
+        assert_eq!(first_free(&taken), (1..).find(|p| !taken.contains(p)).unwrap());
     }
 }

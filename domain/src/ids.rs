@@ -8,6 +8,41 @@ use uuid::Uuid;
 
 use crate::ValidationError;
 
+/// A fresh UUIDv7, as `Uuid::now_v7` makes it (ordered by creation within the process: a 42-bit
+/// counter, seeded at random each millisecond, follows the time) but with its random bits from
+/// the thread's ChaCha generator (`rand::thread_rng`, seeded from the OS) instead of a
+/// `getrandom` system call or two per id: a booking makes four ids.
+pub fn new_v7() -> Uuid {
+    use rand::Rng;
+    use std::sync::Mutex;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    /// The last id's millisecond and counter.
+    static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
+    const COUNTER_MAX: u64 = (1 << 42) - 1;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut rng = rand::thread_rng();
+    let tail: u32 = rng.gen();
+    let (millis, counter) = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if now > last.0 {
+            // Half the counter's range at most, so a busy millisecond has room to count.
+            *last = (now, rng.gen::<u64>() & (COUNTER_MAX >> 1));
+        } else if last.1 < COUNTER_MAX {
+            last.1 += 1;
+        } else {
+            // The counter is spent (or the clock went back): borrow the next millisecond.
+            *last = (last.0 + 1, 0);
+        }
+        *last
+    };
+    // The 12 bits after the version, then 30 after the variant, hold the counter; the rest is random.
+    let hi = ((counter >> 30) as u16).to_be_bytes();
+    let lo = ((counter & ((1 << 30) - 1)) as u32).to_be_bytes();
+    let t = tail.to_be_bytes();
+    let bytes = [hi[0], hi[1], lo[0], lo[1], lo[2], lo[3], t[0], t[1], t[2], t[3]];
+    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -19,7 +54,7 @@ macro_rules! id_type {
         impl $name {
             /// A fresh, time-ordered id.
             pub fn new() -> Self {
-                Self(Uuid::now_v7())
+                Self(new_v7())
             }
             pub fn parse(s: &str) -> Result<Self, ValidationError> {
                 Uuid::parse_str(s.trim())
@@ -103,3 +138,25 @@ id_type!(
 id_type!(
     /// A patient's feedback (意见反馈) on the service.
     FeedbackId, "feedback_id");
+
+#[cfg(test)]
+mod fresh_tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_are_v7_and_strictly_ordered_by_creation() {
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let ids: Vec<Uuid> = (0..20_000).map(|_| new_v7()).collect();
+        assert!(ids.iter().all(|u| u.get_version_num() == 7 && u.get_variant() == uuid::Variant::RFC4122));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must increase");
+        let (secs, nanos) = ids[0].get_timestamp().expect("v7 has a time").to_unix();
+        assert!(secs * 1000 + u64::from(nanos) / 1_000_000 >= before);
+        // Across threads too: every id distinct.
+        let threads: Vec<_> =
+            (0..4).map(|_| std::thread::spawn(|| (0..5_000).map(|_| new_v7()).collect::<Vec<_>>())).collect();
+        let mut all: Vec<Uuid> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 20_000);
+    }
+}

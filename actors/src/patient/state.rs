@@ -166,7 +166,8 @@ impl PatientState {
                 return Ok((a, o));
             }
         }
-        let p = self.patient(patient)?.clone();
+        let p = self.patient(patient)?;
+        let (patient_id, person, patient_name) = (p.id, p.id_card_index.clone(), p.name.clone());
         // The cheap answer first: in a release storm almost every attempt is refused as sold out
         // (or not yet released), and only a slot with a place left is worth reading the person's
         // history for the real-name rules. The node's gate is read again here, as this message
@@ -185,14 +186,8 @@ impl PatientState {
                 SessionFacts { doctor: session.doctor_id, department: session.department_id, date: session.date }
             }
         };
-        self.check_rules(&p.id_card_index, facts.department, facts.date, None).await?;
-        let booker = Booker {
-            account_id: self.account,
-            patient_id: p.id,
-            person: p.id_card_index.clone(),
-            patient_name: p.name.clone(),
-            idempotency_key: key,
-        };
+        self.check_rules(&person, facts.department, facts.date, None).await?;
+        let booker = Booker { account_id: self.account, patient_id, person, patient_name, idempotency_key: key };
         self.schedule_call(facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
     }
 

@@ -43,9 +43,15 @@ impl Actor for ScheduleActor {
         // Whatever a predecessor left in the node's gate is replaced by what was loaded.
         args.ctx.system.gate().replace(args.doctor, books.iter());
         let me = myself.clone();
-        let pipeline = WritePipeline::start(args.ctx.stores.data.clone(), guard, move |e| {
-            let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
-        });
+        let events = args.ctx.events.clone();
+        let pipeline = WritePipeline::start(
+            args.ctx.stores.data.clone(),
+            guard,
+            move |e| {
+                let _ = me.cast(ScheduleMsg::WriteFailed(e.to_string()));
+            },
+            move |topics| topics.into_iter().for_each(|a| publish_availability(&events, a)),
+        );
         Ok(ScheduleState {
             doctor: args.doctor,
             idle: IdleClock::new(args.ctx.config.idle_timeout),

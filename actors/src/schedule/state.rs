@@ -75,6 +75,13 @@ fn touched_sessions(w: &BookingWrite) -> Vec<SessionId> {
     touched
 }
 
+/// Publishes a session's new places left on the doctor's and the department's topics (BOOK-2).
+pub(super) fn publish_availability(events: &crate::events::Events, a: Availability) {
+    let department = a.department_id;
+    events.topic(TopicEvent::availability(format!("doctor:{}", a.doctor_id), a.clone()));
+    events.topic(TopicEvent::availability(format!("department:{department}"), a));
+}
+
 pub(super) fn chrono(d: Duration) -> Days {
     Days::from_std(d).unwrap_or(Days::minutes(15))
 }
@@ -118,12 +125,13 @@ impl ScheduleState {
         write.events = self.personal_events(&write);
         write.events.extend(named);
         let personal = write.events.clone();
-        let topics = self.topic_events(&write);
+        let touched = touched_sessions(&write);
+        let topics = touched.iter().filter_map(|sid| self.availability(*sid)).collect();
         let confirmed: Vec<Appointment> =
             write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
         let notify = self.ctx.notify.clone();
-        let touched = touched_sessions(&write);
-        self.pipeline.push(write, move |r| {
+        // The sessions' new places left go to their topics with the batch (`pipeline`).
+        self.pipeline.push_with_topics(write, topics, move |r| {
             let answer = match r {
                 Ok(()) => {
                     for e in effects {
@@ -133,9 +141,6 @@ impl ScheduleState {
                     notify.confirmed(&confirmed);
                     // Only durable changes are announced.
                     events.durable(personal);
-                    for t in topics {
-                        events.topic(t);
-                    }
                     answer
                 }
                 Err(e) => Err(BookingError::from(e)),
@@ -157,20 +162,6 @@ impl ScheduleState {
         let orders = w.orders.iter().map(|o| PendingEvent::new(o.account_id, PersonalEvent::Order(o.into())));
         let messages = w.messages.iter().map(PendingEvent::message);
         appointments.chain(orders).chain(messages).collect()
-    }
-
-    /// The new places left of every session a change touched, for the doctor's and the
-    /// department's topics (BOOK-2).
-    fn topic_events(&self, w: &BookingWrite) -> Vec<TopicEvent> {
-        let mut ev = Vec::new();
-        for sid in touched_sessions(w) {
-            if let Some(a) = self.availability(sid) {
-                let department = a.department_id;
-                ev.push(TopicEvent::availability(format!("doctor:{}", self.doctor), a.clone()));
-                ev.push(TopicEvent::availability(format!("department:{department}"), a));
-            }
-        }
-        ev
     }
 
     pub(super) fn availability(&self, session: SessionId) -> Option<Availability> {
