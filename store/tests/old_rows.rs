@@ -93,7 +93,11 @@ async fn rows_written_with_full_index_copies_read_back_beside_key_only_ones() {
     let of_person = store.appointments_of_person(person, date, date).await.unwrap();
     assert_eq!(ids(&of_person), want);
     assert!(of_person.iter().all(|a| a == &old_a || a == &new_a));
-    assert!(store.appointments_of_person(person, date.succ_opt().unwrap(), date.succ_opt().unwrap()).await.unwrap().is_empty());
+    assert!(store
+        .appointments_of_person(person, date.succ_opt().unwrap(), date.succ_opt().unwrap())
+        .await
+        .unwrap()
+        .is_empty());
     let mut orders = store.orders_of_account(account).await.unwrap();
     orders.sort_by_key(|o| o.id);
     let mut want_orders = vec![old_o.clone(), new_o.clone()];

@@ -66,6 +66,9 @@ fn table_name(t: Def) -> &'static str {
     tables::ALL.iter().find(|d| d.name() == t.name()).map(|d| d.name()).unwrap_or("?")
 }
 
+/// A live value: its expiry (unix ms, 0 = never) and payload.
+pub type Live = (u64, Vec<u8>);
+
 /// Reads shared by read snapshots and the write transaction.
 pub trait Reader {
     fn now(&self) -> u64;
@@ -74,7 +77,7 @@ pub trait Reader {
     /// Every live row whose key starts with `prefix`, in key order.
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// `get_raw` of each key, in order.
-    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<(u64, Vec<u8>)>>> {
+    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<Live>>> {
         keys.iter().map(|k| self.get_raw(table, k.bytes())).collect()
     }
 
@@ -205,7 +208,7 @@ impl Reader for ReadCtx {
         scan_from(&self.txn.open_table(table)?, prefix, self.now)
     }
     /// Opens the table once for all the keys (an index partition's rows looked up).
-    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<(u64, Vec<u8>)>>> {
+    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<Live>>> {
         let t = self.txn.open_table(table)?;
         keys.iter().map(|k| get_from(&t, k.bytes(), self.now)).collect()
     }
