@@ -98,7 +98,8 @@ pub struct AuthConfig {
     pub password_lock_secs: u64,
     /// How long this node believes a patient session it read, without reading it again (the
     /// session check costs no store read meanwhile; a logout on any node ends it everywhere at
-    /// once, see `auth::cache`). 0 turns the cache off.
+    /// once, and a node cut off from the fan-out believes no cached session, see `auth::cache`).
+    /// 0 turns the cache off.
     pub session_cache_ms: u64,
 }
 
@@ -113,7 +114,7 @@ impl Default for AuthConfig {
             sms_max_wrong: 5,
             password_max_wrong: 10,
             password_lock_secs: 15 * 60,
-            session_cache_ms: 2000,
+            session_cache_ms: 60_000,
         }
     }
 }

@@ -473,3 +473,72 @@ async fn logout_on_one_node_is_refused_on_the_other_at_once() {
     assert_eq!(devices_status(&node2, &other).await, StatusCode::OK);
     assert_eq!(devices_status(&node2, &other).await, StatusCode::OK);
 }
+
+/// `redis-cli` against the test's Redis (installed with `redis-server`).
+fn redis_cli(redis: &crate::harness::RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (it comes with redis-server)");
+    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A node that loses its fan-out subscription would miss revocations, so it stops believing its
+/// login cache at once (a minute's lifetime notwithstanding): here the session is deleted in the
+/// store behind its back (as a logout it never heard of would), and the node refuses the token
+/// on its next request instead of answering from the cache. A subscription that merely goes
+/// silent is found by the subscriber's PING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_fanout_believes_no_cached_login() {
+    let redis = crate::harness::RedisServer::start();
+    let mut o = Opts::new().env("HOSPITAL_GATEWAY__AUTH__SESSION_CACHE_MS", 60_000);
+    o.redis_url = Some(redis.url());
+    let node = TestServer::start(o).await;
+
+    let token = node.login(&phone(74)).await;
+    let hits = counter(&node, "auth_session_cache_hits_total").await;
+    for _ in 0..3 {
+        assert_eq!(devices_status(&node, &token).await, StatusCode::OK);
+    }
+    assert!(counter(&node, "auth_session_cache_hits_total").await >= hits + 2.0, "answered from the cache");
+
+    // Cut the node's subscription and wait until it noticed (it resubscribes soon after).
+    let suspended = counter(&node, "auth_session_cache_suspensions_total").await;
+    assert_eq!(redis_cli(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]), "1", "one subscriber killed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while counter(&node, "auth_session_cache_suspensions_total").await <= suspended {
+        assert!(std::time::Instant::now() < deadline, "the node never noticed its subscription was gone");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // The session ends in the store with no revocation sent: only a store read can tell.
+    let key = format!("hospital:sess:{}", hospital_gateway::auth::tokens::hash_token(&token));
+    assert_eq!(redis_cli(&redis, &["DEL", &key]), "1", "the session row is where the node keeps it");
+    assert_error(node.get("/api/v1/auth/sessions", Some(&token)).await, 401, "invalid_token").await;
+
+    // Caching resumes with the subscription: a new login is answered from the cache again.
+    let fresh = node.login(&phone(75)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let before = counter(&node, "auth_session_cache_hits_total").await;
+        assert_eq!(devices_status(&node, &fresh).await, StatusCode::OK);
+        assert_eq!(devices_status(&node, &fresh).await, StatusCode::OK);
+        if counter(&node, "auth_session_cache_hits_total").await > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the cache never resumed after resubscribing");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A subscription that goes silent (no reset, no answer: Redis paused for 6 s) ends no
+    // stream; the subscriber's PING finds it and the cache is suspended while Redis is silent.
+    let suspended = counter(&node, "auth_session_cache_suspensions_total").await;
+    assert_eq!(redis_cli(&redis, &["CLIENT", "PAUSE", "6000", "ALL"]), "OK");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while counter(&node, "auth_session_cache_suspensions_total").await <= suspended {
+        assert!(std::time::Instant::now() < deadline, "a silent subscription was never noticed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,19 +1,29 @@
-//! This node's short-lived cache of patient login sessions, so that a request's session check
-//! (the `Caller` extractor) does not read the session store on the hot path.
+//! This node's cache of patient login sessions, so that a request's session check (the `Caller`
+//! extractor) does not read the session store on the hot path.
 //!
 //! Why a cached "yes" is never wrong:
-//! - An entry lives `ttl` (a second or two) and is used only while the session it holds is live
-//!   by its own clocks (absolute end, idle end). Its `last_seen_at` may be older than the stored
-//!   one (another node touched it): that makes the cached idle end earlier, never later, and an
-//!   entry that looks ended is not believed: the store is asked.
+//! - An entry lives `ttl` (a minute by default) and is used only while the session it holds is
+//!   live by its own clocks (absolute end, idle end). Its `last_seen_at` may be older than the
+//!   stored one (another node touched it): that makes the cached idle end earlier, never later,
+//!   and an entry that looks ended is not believed: the store is asked.
 //! - A logout or logout-everywhere deletes the session in the store, then revokes it through the
 //!   real-time fan-out (`realtime::bus`): every node, this one first, drops the matching entries
 //!   (`revoke`) when the revocation reaches it, and the logout waits until every node said it
-//!   did (or until `ttl` passed, after which no entry from before the logout is left anywhere).
-//!   So when the logout answers, no node accepts the token any more.
+//!   did (at most `ack_wait`). So when the logout answers, no node accepts the token any more.
+//! - The lifetime is not what bounds a missed revocation: a node believes its cache only while it
+//!   is subscribed to the fan-out. With several nodes the cache starts `suspend`ed; the
+//!   subscriber `resume`s it once subscribed and suspends it (every entry dropped, nothing cached)
+//!   the moment the subscription ends or stops answering a PING, which it sends every second and
+//!   waits for at most two: a node cut off from Redis, which would miss revocations, has emptied
+//!   its cache before a logout's `ack_wait` runs out.
 //! - A request that read the session from the store just before the delete must not put it back
-//!   after the revocation passed: every revocation bumps a generation, and an entry is inserted
-//!   only if no revocation came between the start of its read and the insert (`insert`).
+//!   after the revocation passed: every revocation (and every suspend and resume) bumps a
+//!   generation, and an entry is inserted only if none came between the start of its read and
+//!   the insert (`insert`).
+//!
+//! What is left: a node that is subscribed but so overloaded that its subscriber has not reached
+//! the revocation when the logout stops waiting (`auth_revocation_ack_timeouts_total` counts
+//! these) accepts the token until it does.
 //!
 //! Only patient sessions are cached: revocations travel per account; staff sessions (few, and
 //! not on the booking path) are read from the store every time.
@@ -29,6 +39,11 @@ use tokio::sync::watch;
 /// Entries kept at most; when full, the stale ones go, and if none is stale nothing is added.
 const CAPACITY: usize = 200_000;
 
+/// The longest a logout waits for every node to say it dropped the session (or the cache's
+/// lifetime, if shorter). Longer than a cut-off node takes to notice and empty its cache (the
+/// subscriber's PING every second, answered within two).
+pub const ACK_WAIT: Duration = Duration::from_secs(5);
+
 struct Entry {
     session: LoginSession,
     account: AccountId,
@@ -38,8 +53,10 @@ struct Entry {
 #[derive(Default)]
 struct Map {
     entries: HashMap<String, Entry>,
-    /// Bumped by every revocation, under the same lock as the entries.
+    /// Bumped by every revocation, suspend and resume, under the same lock as the entries.
     generation: u64,
+    /// Not subscribed to the fan-out: nothing is cached or believed (see the module comment).
+    suspended: bool,
 }
 
 /// The cache (see the module comment), with the acknowledgements a logout waits for.
@@ -85,6 +102,9 @@ impl LoginCache {
     /// The live session for this token hash if it is cached and fresh.
     pub fn get(&self, token_hash: &str, now: chrono::DateTime<chrono::Utc>) -> Option<LoginSession> {
         let map = self.map.read().expect("login cache");
+        if map.suspended {
+            return None;
+        }
         let e = map.entries.get(token_hash)?;
         (e.cached_at.elapsed() < self.ttl && e.session.is_live(now)).then(|| e.session.clone())
     }
@@ -102,7 +122,7 @@ impl LoginCache {
             return;
         }
         let mut map = self.map.write().expect("login cache");
-        if map.generation != generation {
+        if map.generation != generation || map.suspended {
             return;
         }
         if map.entries.len() >= CAPACITY {
@@ -126,6 +146,26 @@ impl LoginCache {
             }
             None => map.entries.retain(|_, e| e.account != account),
         }
+    }
+
+    /// This node cannot hear revocations (its fan-out subscription is not there yet, or was
+    /// lost): drops every entry and caches nothing until `resume`.
+    pub fn suspend(&self) {
+        let mut map = self.map.write().expect("login cache");
+        if !map.suspended {
+            metrics::counter!("auth_session_cache_suspensions_total").increment(1);
+        }
+        map.generation += 1;
+        map.suspended = true;
+        map.entries.clear();
+    }
+
+    /// Subscribed again: revocations reach this node from now on. A read that began before
+    /// (while a revocation may have been missed) is not cached: the generation moves.
+    pub fn resume(&self) {
+        let mut map = self.map.write().expect("login cache");
+        map.generation += 1;
+        map.suspended = false;
     }
 
     /// How many entries are cached (tests, metrics).
@@ -155,10 +195,12 @@ impl LoginCache {
         }
     }
 
-    /// Waits until `nodes` acknowledged revocation `id`, or `ttl` passed (then every entry
-    /// cached before the revocation has expired on every node anyway). True if all answered.
+    /// Waits until `nodes` acknowledged revocation `id`, or `ACK_WAIT` passed (or the lifetime,
+    /// if shorter: then every entry cached before the revocation has expired everywhere). True
+    /// if all answered.
     pub async fn wait_acks(&self, id: u64, mut rx: watch::Receiver<usize>, nodes: usize) -> bool {
-        let all = tokio::time::timeout(self.ttl, rx.wait_for(|n| *n >= nodes)).await.is_ok_and(|r| r.is_ok());
+        let wait = self.ttl.min(ACK_WAIT);
+        let all = tokio::time::timeout(wait, rx.wait_for(|n| *n >= nodes)).await.is_ok_and(|r| r.is_ok());
         self.acks.lock().expect("acks").remove(&id);
         all
     }
@@ -219,6 +261,27 @@ mod tests {
         let off = LoginCache::new(Duration::ZERO);
         off.insert(&session(a, "v"), off.generation());
         assert!(off.is_empty());
+    }
+
+    #[test]
+    fn a_suspended_cache_believes_nothing_and_a_read_from_before_the_resume_is_not_kept() {
+        let cache = LoginCache::new(Duration::from_secs(60));
+        let a = AccountId::new();
+        cache.insert(&session(a, "a1"), cache.generation());
+        assert!(cache.get("a1", Utc::now()).is_some());
+
+        let before = cache.generation();
+        cache.suspend();
+        assert!(cache.is_empty(), "suspending drops every entry");
+        assert!(cache.get("a1", Utc::now()).is_none());
+        cache.insert(&session(a, "a2"), cache.generation());
+        assert!(cache.is_empty(), "nothing is cached while suspended");
+
+        cache.resume();
+        cache.insert(&session(a, "a1"), before);
+        assert!(cache.get("a1", Utc::now()).is_none(), "a read from before the suspension is not kept");
+        cache.insert(&session(a, "a2"), cache.generation());
+        assert!(cache.get("a2", Utc::now()).is_some(), "caching again once resumed");
     }
 
     #[tokio::test]

@@ -317,7 +317,7 @@ impl Bus {
 
     /// Closes a revoked login's sockets on every node and drops it from every node's login
     /// cache; with several nodes, returns once every node that received it said it applied it
-    /// (or the cache's lifetime passed: then no entry from before is left anywhere).
+    /// (or `auth::cache::ACK_WAIT` passed: a node cut off from Redis has emptied its cache by then).
     pub async fn revoke(&self, mut r: Revocation) {
         match &self.fanout {
             Fanout::Local => self.hub.revoke(&r),
@@ -404,45 +404,78 @@ impl EventBus for Bus {
     }
 }
 
+/// How often the subscriber checks that its subscription still answers, and how long it waits.
+/// Together under `auth::cache::ACK_WAIT`: a node cut off from Redis empties its login cache
+/// before a logout stops waiting for it.
+const PING_EVERY: Duration = Duration::from_secs(1);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Receives what every node publishes and delivers it to this node's sockets. Reconnects with a
 /// back-off when Redis goes away (events published meanwhile are in the log: resume finds them).
-pub async fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) {
+/// The login cache is believed only while subscribed (see `auth::cache`): suspended from the
+/// moment this is called until the subscription is up, and again whenever it is lost or stops
+/// answering a PING.
+pub fn subscribe_redis(url: String, channel: String, hub: Arc<Hub>) -> impl std::future::Future<Output = ()> {
+    hub.logins.suspend();
+    async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = listen(&url, &channel, &hub).await;
+            hub.logins.suspend();
+            match result {
+                Ok(()) => tracing::warn!("event channel closed; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, "event channel lost; reconnecting"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// One subscription, until it ends, fails or stops answering.
+async fn listen(url: &str, channel: &str, hub: &Hub) -> Result<(), redis::RedisError> {
     use futures::StreamExt;
-    let mut backoff = Duration::from_millis(200);
+    let client = redis::Client::open(url)?;
+    // For acknowledging revocations (a subscribed connection cannot publish).
+    let mut acks = client.get_multiplexed_async_connection().await?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    let (mut sink, mut stream) = pubsub.split();
+    hub.logins.resume();
+    tracing::info!(%channel, "subscribed to the event channel");
+    // A connection that went silent (no reset, no answer) ends no stream: the PINGs find it.
+    let pinger = async move {
+        let mut every = tokio::time::interval(PING_EVERY);
+        loop {
+            every.tick().await;
+            match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return e,
+                Err(_) => return redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+            }
+        }
+    };
+    tokio::pin!(pinger);
     loop {
-        let result: Result<(), redis::RedisError> = async {
-            let client = redis::Client::open(url.as_str())?;
-            // For acknowledging revocations (a subscribed connection cannot publish).
-            let mut acks = client.get_multiplexed_async_connection().await?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            tracing::info!(%channel, "subscribed to the event channel");
-            let mut stream = pubsub.on_message();
-            while let Some(msg) = stream.next().await {
-                let body: Vec<u8> = msg.get_payload()?;
-                match serde_json::from_slice::<Wire>(&body) {
-                    Ok(Wire::Revoke(r)) => {
-                        hub.revoke(&r);
-                        if let Some((node, id)) = r.ack {
-                            let ack = serde_json::to_vec(&Wire::RevokeAck { node, id }).expect("acks serialise");
-                            let sent: Result<i64, _> =
-                                redis::cmd("PUBLISH").arg(&channel).arg(ack).query_async(&mut acks).await;
-                            if let Err(e) = sent {
-                                tracing::warn!(error = %e, "acknowledging a revocation failed");
-                            }
-                        }
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            e = &mut pinger => return Err(e),
+        };
+        let Some(msg) = msg else { return Ok(()) };
+        let body: Vec<u8> = msg.get_payload()?;
+        match serde_json::from_slice::<Wire>(&body) {
+            Ok(Wire::Revoke(r)) => {
+                hub.revoke(&r);
+                if let Some((node, id)) = r.ack {
+                    let ack = serde_json::to_vec(&Wire::RevokeAck { node, id }).expect("acks serialise");
+                    let sent: Result<i64, _> = redis::cmd("PUBLISH").arg(channel).arg(ack).query_async(&mut acks).await;
+                    if let Err(e) = sent {
+                        tracing::warn!(error = %e, "acknowledging a revocation failed");
                     }
-                    Ok(w) => deliver(&hub, w),
-                    Err(e) => tracing::warn!(error = %e, "undecodable event on the channel"),
                 }
             }
-            Ok(())
+            Ok(w) => deliver(hub, w),
+            Err(e) => tracing::warn!(error = %e, "undecodable event on the channel"),
         }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "event channel lost; reconnecting");
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
