@@ -5,7 +5,8 @@
 //! /proc) per 10,000 holds, which is the node's serial section.
 //!
 //! Run: `cargo bench -p hospital-store --bench writer` (release); `WRITER_BENCH_ROUNDS` storms
-//! (default 3) into one store, each reported.
+//! (default 3) into one store, each reported. To see what a part costs: `WRITER_BENCH_ROLLUPS=0`
+//! leaves the analytics counters out, `WRITER_BENCH_EVENTS=0` the live events.
 
 use chrono::{Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
@@ -84,10 +85,12 @@ fn rand_u128() -> u128 {
 
 fn main() {
     let rounds: usize = std::env::var("WRITER_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let on = |name: &str| std::env::var(name).map_or(true, |v| v != "0");
+    let (rollups, with_events) = (on("WRITER_BENCH_ROLLUPS"), on("WRITER_BENCH_EVENTS"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap().with_rollups(rollups);
         let date = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         for round in 0..rounds {
             let sessions: Vec<ClinicSession> = (0..DOCTORS)
@@ -115,10 +118,13 @@ fn main() {
                 tasks.push(tokio::spawn(async move {
                     for place in 1..=PLACES as u32 {
                         let (a, o) = hold(&s, place);
-                        let events = vec![
+                        let mut events = vec![
                             PendingEvent::new(a.account_id, PersonalEvent::Appointment((&a).into())),
                             PendingEvent::new(o.account_id, PersonalEvent::Order((&o).into())),
                         ];
+                        if !with_events {
+                            events.clear();
+                        }
                         let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
                         let w = BookingWrite { appointments: vec![a], orders: vec![o], events, ..Default::default() };
                         store.apply_booking(w).await.unwrap();
