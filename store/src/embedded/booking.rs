@@ -1,6 +1,7 @@
 //! Appointments, orders, waitlists and messages on the embedded engine. An appointment is
-//! written under four keys (by id, doctor+date, account, person+date), as in schema.cql, all in
-//! the same transaction as the orders, waitlists and messages of the same event.
+//! written under its id, with index entries (keys only, `index`) by doctor+date, account and
+//! person+date, as in schema.cql, all in the same transaction as the orders, waitlists and
+//! messages of the same event.
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -14,11 +15,21 @@ use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
 
 use super::catalog::put_session;
 use super::engine::{to_json, Reader};
+use super::index::{put_key_only, resolve};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
 use crate::error::Result;
 use crate::traits::{BookingStore, BookingWrite};
+
+/// The appointment's three index entries (by doctor and date, account, person and date), keys
+/// only: the row itself is under its id (`index`). An appointment's doctor, date, account and
+/// person never change (a reschedule is a new appointment), so its keys do not either.
+pub(super) fn put_appointment_index(ctx: &mut super::engine::WriteCtx<'_>, a: &Appointment) {
+    put_key_only(ctx, APPOINTMENTS_BY_DOCTOR, Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0));
+    put_key_only(ctx, APPOINTMENTS_BY_ACCOUNT, Key::new().uuid(&a.account_id.0).uuid(&a.id.0));
+    put_key_only(ctx, APPOINTMENTS_BY_PERSON, Key::new().str(&a.person).date(a.date).uuid(&a.id.0));
+}
 
 /// Refuses a write whose token is older than the newest seen for its resource, else records
 /// it: in the write's own transaction, so a refused write leaves nothing behind and no write of
@@ -96,26 +107,12 @@ impl BookingStore for EmbeddedStore {
                     put_session(ctx, s)?;
                 }
                 for (a, row) in w.appointments.iter().zip(appointment_rows) {
-                    let put =
-                        |ctx: &mut super::engine::WriteCtx<'_>, t, k: Key, v| ctx.put_raw(t, k.into_bytes(), v, None);
-                    put(ctx, APPOINTMENTS, Key::new().uuid(&a.id.0), row.clone());
-                    put(
-                        ctx,
-                        APPOINTMENTS_BY_DOCTOR,
-                        Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0),
-                        row.clone(),
-                    );
-                    put(ctx, APPOINTMENTS_BY_ACCOUNT, Key::new().uuid(&a.account_id.0).uuid(&a.id.0), row.clone());
-                    put(ctx, APPOINTMENTS_BY_PERSON, Key::new().str(&a.person).date(a.date).uuid(&a.id.0), row);
+                    ctx.put_raw(APPOINTMENTS, Key::new().uuid(&a.id.0).into_bytes(), row, None);
+                    put_appointment_index(ctx, a);
                 }
                 for (o, row) in w.orders.iter().zip(order_rows) {
-                    ctx.put_raw(ORDERS, Key::new().uuid(&o.id.0).into_bytes(), row.clone(), None);
-                    ctx.put_raw(
-                        ORDERS_BY_ACCOUNT,
-                        Key::new().uuid(&o.account_id.0).uuid(&o.id.0).into_bytes(),
-                        row,
-                        None,
-                    );
+                    ctx.put_raw(ORDERS, Key::new().uuid(&o.id.0).into_bytes(), row, None);
+                    super::payments::put_order_index(ctx, o);
                 }
                 for (doctor, session, list) in &w.waitlists {
                     let key = Key::new().uuid(&doctor.0).uuid(&session.0);
@@ -145,16 +142,17 @@ impl BookingStore for EmbeddedStore {
         to: NaiveDate,
     ) -> Result<Vec<Appointment>> {
         let all: Vec<Appointment> =
-            self.engine.read(|r| r.scan(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&doctor.0)))?;
+            self.engine.read(|r| resolve(r, APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&doctor.0), APPOINTMENTS))?;
         Ok(all.into_iter().filter(|a| a.date >= from && a.date <= to).collect())
     }
 
     async fn appointments_of_account(&self, account: AccountId) -> Result<Vec<Appointment>> {
-        self.engine.read(|r| r.scan(APPOINTMENTS_BY_ACCOUNT, &Key::new().uuid(&account.0)))
+        self.engine.read(|r| resolve(r, APPOINTMENTS_BY_ACCOUNT, &Key::new().uuid(&account.0), APPOINTMENTS))
     }
 
     async fn appointments_of_person(&self, person: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>> {
-        let all: Vec<Appointment> = self.engine.read(|r| r.scan(APPOINTMENTS_BY_PERSON, &Key::new().str(person)))?;
+        let all: Vec<Appointment> =
+            self.engine.read(|r| resolve(r, APPOINTMENTS_BY_PERSON, &Key::new().str(person), APPOINTMENTS))?;
         Ok(all.into_iter().filter(|a| a.date >= from && a.date <= to).collect())
     }
 

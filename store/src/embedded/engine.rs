@@ -7,6 +7,7 @@
 use redb::{Database, Durability, ReadTransaction, ReadableTable, TableHandle, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,6 +66,9 @@ fn table_name(t: Def) -> &'static str {
     tables::ALL.iter().find(|d| d.name() == t.name()).map(|d| d.name()).unwrap_or("?")
 }
 
+/// A live value: its expiry (unix ms, 0 = never) and payload.
+pub type Live = (u64, Vec<u8>);
+
 /// Reads shared by read snapshots and the write transaction.
 pub trait Reader {
     fn now(&self) -> u64;
@@ -72,6 +76,10 @@ pub trait Reader {
     fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>>;
     /// Every live row whose key starts with `prefix`, in key order.
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// `get_raw` of each key, in order.
+    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<Live>>> {
+        keys.iter().map(|k| self.get_raw(table, k.bytes())).collect()
+    }
 
     fn get<T: DeserializeOwned>(&self, table: Def, key: &Key) -> Result<Option<T>> {
         self.get_raw(table, key.bytes())?.map(|(_, v)| from_json(table, &v)).transpose()
@@ -199,6 +207,11 @@ impl Reader for ReadCtx {
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         scan_from(&self.txn.open_table(table)?, prefix, self.now)
     }
+    /// Opens the table once for all the keys (an index partition's rows looked up).
+    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<Live>>> {
+        let t = self.txn.open_table(table)?;
+        keys.iter().map(|k| get_from(&t, k.bytes(), self.now)).collect()
+    }
 }
 
 enum Op {
@@ -206,13 +219,37 @@ enum Op {
     Delete { table: Def, key: Vec<u8> },
 }
 
+type Rows<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+
 /// What a write closure sees: reads of the transaction so far (every earlier closure in the batch
 /// included) and buffered writes. A closure's writes are applied only if it returns Ok, so a
 /// closure that fails half-way leaves nothing behind.
+///
+/// One context serves a whole batch: the tables it opens stay open until the commit, because
+/// opening one walks the table tree and closing it writes its root back, and a batch's closures
+/// touch the same few tables (a hold: eight-odd rows in six tables, a hundred holds a batch).
+/// Every access goes through `open` (redb refuses to open a table twice in one transaction).
 pub struct WriteCtx<'t> {
     txn: &'t WriteTransaction,
+    open: RefCell<Vec<(&'static str, Rows<'t>)>>,
     pending: Vec<Op>,
     now: u64,
+}
+
+impl<'t> WriteCtx<'t> {
+    /// Runs `f` on `def`, opened once per batch.
+    fn with_table<R>(&self, def: Def, f: impl FnOnce(&mut Rows<'t>) -> Result<R>) -> Result<R> {
+        let mut open = self.open.borrow_mut();
+        let i = match open.iter().position(|(name, _)| *name == def.name()) {
+            Some(i) => i,
+            None => {
+                let name = tables::ALL.iter().find(|d| d.name() == def.name()).map_or("?", |d| d.name());
+                open.push((name, self.txn.open_table(def)?));
+                open.len() - 1
+            }
+        };
+        f(&mut open[i].1)
+    }
 }
 
 impl Reader for WriteCtx<'_> {
@@ -230,12 +267,12 @@ impl Reader for WriteCtx<'_> {
                 _ => {}
             }
         }
-        get_from(&self.txn.open_table(table)?, key, self.now)
+        self.with_table(table, |t| get_from(t, key, self.now))
     }
     /// Sees what earlier closures committed to the transaction, not this closure's own pending
     /// writes: scans are done before writing, by every caller in this crate.
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_from(&self.txn.open_table(table)?, prefix, self.now)
+        self.with_table(table, |t| scan_from(t, prefix, self.now))
     }
 }
 
@@ -263,37 +300,27 @@ impl WriteCtx<'_> {
     }
 
     fn apply(&mut self) -> std::result::Result<(), StoreError> {
-        // Each table is opened once per closure, not once per row: a hold writes eight-odd rows
-        // into half as many tables, and opening one walks the table tree (and closing it writes
-        // its root back). In order, so a later op on the same key wins as before.
-        type Rows<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
-        let mut open: Vec<(Def, Rows<'_>)> = Vec::new();
-        fn table<'a, 't>(
-            open: &'a mut Vec<(Def, Rows<'t>)>,
-            txn: &'t WriteTransaction,
-            def: Def,
-        ) -> std::result::Result<&'a mut Rows<'t>, StoreError> {
-            let i = match open.iter().position(|(d, _)| d.name() == def.name()) {
-                Some(i) => i,
-                None => {
-                    open.push((def, txn.open_table(def)?));
-                    open.len() - 1
-                }
-            };
-            Ok(&mut open[i].1)
-        }
-        for op in self.pending.drain(..) {
+        // In order, so a later op on the same key wins as before.
+        for op in std::mem::take(&mut self.pending) {
             match op {
                 Op::Put { table: def, key, value, expires } => {
-                    table(&mut open, self.txn, def)?
-                        .insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
+                    self.with_table(def, |t| {
+                        t.insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
+                        Ok(())
+                    })?;
                     if expires != 0 {
                         let ik = ttl_index_key(expires, def.name(), &key);
-                        table(&mut open, self.txn, tables::TTL_INDEX)?.insert(ik.as_slice(), &[][..])?;
+                        self.with_table(tables::TTL_INDEX, |t| {
+                            t.insert(ik.as_slice(), &[][..])?;
+                            Ok(())
+                        })?;
                     }
                 }
                 Op::Delete { table: def, key } => {
-                    table(&mut open, self.txn, def)?.remove(key.as_slice())?;
+                    self.with_table(def, |t| {
+                        t.remove(key.as_slice())?;
+                        Ok(())
+                    })?;
                 }
             }
         }
@@ -373,8 +400,7 @@ impl Engine {
     pub async fn sweep_expired(&self) -> Result<usize> {
         self.write(|ctx| {
             let now = ctx.now;
-            let due: Vec<Vec<u8>> = {
-                let idx = ctx.txn.open_table(tables::TTL_INDEX)?;
+            let due: Vec<Vec<u8>> = ctx.with_table(tables::TTL_INDEX, |idx| {
                 let mut due = Vec::new();
                 for row in idx.range::<&[u8]>(..)? {
                     let (k, _) = row?;
@@ -385,8 +411,8 @@ impl Engine {
                     }
                     due.push(k.to_vec());
                 }
-                due
-            };
+                Ok(due)
+            })?;
             for ik in &due {
                 // Layout: expiry(8) | table name (escaped, terminated by 0x00 0x01) | row key.
                 let rest = &ik[8..];
@@ -395,15 +421,21 @@ impl Engine {
                 let row_key = rest.get(end + 2..).unwrap_or(&[]).to_vec();
                 if let Some(table) = tables::ALL.iter().find(|t| t.name() == name) {
                     // Delete only if the row still holds this expiry: a later put may have renewed it.
-                    let raw = ctx.txn.open_table(*table)?.get(row_key.as_slice())?.map(|g| g.value().to_vec());
-                    if let Some(raw) = raw {
-                        let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
-                        if exp != 0 && exp <= now {
-                            ctx.txn.open_table(*table)?.remove(row_key.as_slice())?;
+                    ctx.with_table(*table, |t| {
+                        let raw = t.get(row_key.as_slice())?.map(|g| g.value().to_vec());
+                        if let Some(raw) = raw {
+                            let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
+                            if exp != 0 && exp <= now {
+                                t.remove(row_key.as_slice())?;
+                            }
                         }
-                    }
+                        Ok(())
+                    })?;
                 }
-                ctx.txn.open_table(tables::TTL_INDEX)?.remove(ik.as_slice())?;
+                ctx.with_table(tables::TTL_INDEX, |t| {
+                    t.remove(ik.as_slice())?;
+                    Ok(())
+                })?;
             }
             Ok(due.len())
         })
@@ -452,16 +484,20 @@ fn run_batch(db: &Database, jobs: Vec<Job>) -> (Vec<Completion>, std::result::Re
     txn.set_durability(Durability::Immediate);
     let mut completions = Vec::with_capacity(jobs.len());
     let mut failure: Option<String> = None;
+    let mut ctx = WriteCtx { txn: &txn, open: RefCell::new(Vec::new()), pending: Vec::new(), now: 0 };
     for job in jobs {
-        let mut ctx = WriteCtx { txn: &txn, pending: Vec::new(), now: now_ms() };
+        ctx.now = now_ms();
         let c = job(&mut ctx);
         if failure.is_none() {
             if let Err(e) = ctx.apply() {
                 failure = Some(e.to_string());
             }
         }
+        ctx.pending.clear();
         completions.push(c);
     }
+    // The batch's tables are closed (their roots written back) before the commit.
+    drop(ctx);
     let outcome = match failure {
         Some(e) => {
             let _ = txn.abort();

@@ -9,6 +9,7 @@ mod catalog;
 mod chat;
 pub mod engine;
 mod exams;
+mod index;
 mod jobs;
 pub mod keys;
 mod kv;

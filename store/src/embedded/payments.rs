@@ -43,12 +43,17 @@ fn put_item(ctx: &mut WriteCtx<'_>, item: &FeeItem) {
 /// Writes an order under its id, its account, and (while it is open) the open orders.
 pub(crate) fn put_order(ctx: &mut WriteCtx<'_>, o: &Order) {
     ctx.put(ORDERS, &Key::new().uuid(&o.id.0), o);
-    ctx.put(ORDERS_BY_ACCOUNT, &Key::new().uuid(&o.account_id.0).uuid(&o.id.0), o);
+    put_order_index(ctx, o);
     let open = Key::new().u8(open_shard(o.id)).uuid(&o.id.0);
     match o.next_check_at.filter(|_| !o.status.is_final()) {
         Some(due) => ctx.put(OPEN_ORDERS, &open, &due),
         None => ctx.delete(OPEN_ORDERS, &open),
     }
+}
+
+/// An order's entry by account beside its row by id: the key only (`index`).
+pub(crate) fn put_order_index(ctx: &mut WriteCtx<'_>, o: &Order) {
+    super::index::put_key_only(ctx, ORDERS_BY_ACCOUNT, Key::new().uuid(&o.account_id.0).uuid(&o.id.0));
 }
 
 /// Applies one movement inside the transaction: once per key, balances never below zero. Each
@@ -165,7 +170,7 @@ impl PaymentStore for EmbeddedStore {
     }
 
     async fn orders_of_account(&self, account: AccountId) -> Result<Vec<Order>> {
-        self.engine.read(|r| r.scan(ORDERS_BY_ACCOUNT, &Key::new().uuid(&account.0)))
+        self.engine.read(|r| super::index::resolve(r, ORDERS_BY_ACCOUNT, &Key::new().uuid(&account.0), ORDERS))
     }
 
     async fn open_orders_due(&self, before: DateTime<Utc>) -> Result<Vec<OpenOrder>> {

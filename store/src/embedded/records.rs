@@ -238,7 +238,7 @@ fn erase(ctx: &mut WriteCtx<'_>, account: AccountId) -> Result<ErasedRows> {
         }
     }
     n.patients = patients.len();
-    for a in ctx.scan::<Appointment>(APPOINTMENTS_BY_ACCOUNT, &acc)? {
+    for a in super::index::resolve::<Appointment>(ctx, APPOINTMENTS_BY_ACCOUNT, &acc, APPOINTMENTS)? {
         ctx.delete(APPOINTMENTS, &Key::new().uuid(&a.id.0));
         ctx.delete(APPOINTMENTS_BY_DOCTOR, &Key::new().uuid(&a.doctor_id.0).date(a.date).uuid(&a.id.0));
         ctx.delete(APPOINTMENTS_BY_ACCOUNT, &acc.clone().uuid(&a.id.0));
