@@ -8,39 +8,11 @@ use uuid::Uuid;
 
 use crate::ValidationError;
 
-/// A fresh UUIDv7, as `Uuid::now_v7` makes it (ordered by creation within the process: a 42-bit
-/// counter, seeded at random each millisecond, follows the time) but with its random bits from
-/// the thread's ChaCha generator (`rand::thread_rng`, seeded from the OS) instead of a
-/// `getrandom` system call or two per id: a booking makes four ids.
+/// A fresh UUIDv7, ordered by creation within the process. `uuid`'s `fast-rng` feature takes the
+/// random bits from a thread-local generator seeded from the OS, not a `getrandom` system call
+/// per id (a booking makes four ids).
 pub fn new_v7() -> Uuid {
-    use rand::Rng;
-    use std::sync::Mutex;
-    use std::time::{SystemTime, UNIX_EPOCH};
-    /// The last id's millisecond and counter.
-    static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
-    const COUNTER_MAX: u64 = (1 << 42) - 1;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut rng = rand::thread_rng();
-    let tail: u32 = rng.gen();
-    let (millis, counter) = {
-        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        if now > last.0 {
-            // Half the counter's range at most, so a busy millisecond has room to count.
-            *last = (now, rng.gen::<u64>() & (COUNTER_MAX >> 1));
-        } else if last.1 < COUNTER_MAX {
-            last.1 += 1;
-        } else {
-            // The counter is spent (or the clock went back): borrow the next millisecond.
-            *last = (last.0 + 1, 0);
-        }
-        *last
-    };
-    // The 12 bits after the version, then 30 after the variant, hold the counter; the rest is random.
-    let hi = ((counter >> 30) as u16).to_be_bytes();
-    let lo = ((counter & ((1 << 30) - 1)) as u32).to_be_bytes();
-    let t = tail.to_be_bytes();
-    let bytes = [hi[0], hi[1], lo[0], lo[1], lo[2], lo[3], t[0], t[1], t[2], t[3]];
-    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+    Uuid::now_v7()
 }
 
 macro_rules! id_type {
