@@ -1,0 +1,19 @@
+#!/bin/bash
+# (docs/benchmarks.md "Release storm": the A/B runs of 2026-11-30 use it.)
+# The storm without peers, with the server's CPU seconds from the end of setup to its exit
+# (the storm itself plus the tool's read-back), split into the store-writer thread and the rest.
+# usage: cpustorm.sh <sold-out|everyone-wins|human-paced> <outdir> <release-dir-with-hospital-load> [server-bin]
+# Noisy under load: run A and B alternately, several times each, and give every run.
+SC=$1; OUT=$2; R=$3; BIN=${4:-$R/hospital}
+mkdir -p $OUT
+$R/hospital-load storm --scenario $SC --server-bin $BIN --no-peers --out $OUT > $OUT.log 2>&1 &
+LP=$!
+until grep -q "setup:" $OUT.log 2>/dev/null; do sleep 0.05; kill -0 $LP 2>/dev/null || { cat $OUT.log; exit 1; }; done
+PID=$(grep -o "pid [0-9]*" $OUT.log | head -1 | cut -d' ' -f2)
+TCK=$(getconf CLK_TCK)
+snap() { for t in /proc/$PID/task/*; do c=$(cat $t/comm 2>/dev/null); s=$(awk '{print $14+$15}' $t/stat 2>/dev/null); [ -n "$s" ] && echo "$c $s"; done | awk '{if($1=="store-writer")w+=$2; else o+=$2} END{print w+0, o+0}'; }
+read w0 o0 <<< "$(snap)"; w1=$w0; o1=$o0
+while kill -0 $PID 2>/dev/null; do x=$(snap); if [ -n "$x" ]; then read wx ox <<< "$x"; if [ "$wx" -ge "$w1" ] && [ "$ox" -ge "$o1" ]; then w1=$wx; o1=$ox; fi; fi; sleep 0.05; done
+wait $LP
+grep "hospital booking" $OUT.log | head -1
+echo "server CPU s: writer $(echo "($w1-$w0)/$TCK" | bc -l | cut -c1-5) other $(echo "($o1-$o0)/$TCK" | bc -l | cut -c1-5) load $(cut -d' ' -f1 /proc/loadavg)"
