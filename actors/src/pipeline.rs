@@ -28,42 +28,6 @@ pub struct WritePipeline {
     tx: mpsc::UnboundedSender<Queued>,
 }
 
-/// `BookingWrite::merge` of a batch, in order, with its appointments and orders found by id in a
-/// map: a burst of holds on one doctor is a hundred writes, and merging them one by one compares
-/// every row with every row before it.
-fn merge_batch(writes: Vec<BookingWrite>) -> BookingWrite {
-    use std::collections::HashMap;
-    use std::hash::Hash;
-    fn upsert<T, K: Eq + Hash>(all: &mut Vec<T>, at: &mut HashMap<K, usize>, items: Vec<T>, key: impl Fn(&T) -> K) {
-        for item in items {
-            match at.get(&key(&item)) {
-                Some(&i) => all[i] = item,
-                None => {
-                    at.insert(key(&item), all.len());
-                    all.push(item);
-                }
-            }
-        }
-    }
-    let mut writes = writes.into_iter();
-    let mut out = writes.next().unwrap_or_default();
-    let mut appointments = HashMap::new();
-    let mut orders = HashMap::new();
-    for (i, a) in out.appointments.iter().enumerate() {
-        appointments.entry(a.id).or_insert(i);
-    }
-    for (i, o) in out.orders.iter().enumerate() {
-        orders.entry(o.id).or_insert(i);
-    }
-    for mut w in writes {
-        upsert(&mut out.appointments, &mut appointments, std::mem::take(&mut w.appointments), |a| a.id);
-        upsert(&mut out.orders, &mut orders, std::mem::take(&mut w.orders), |o| o.id);
-        // The rest (waitlists, sessions, messages, events, the fence) as `merge` does it.
-        out.merge(w);
-    }
-    out
-}
-
 /// The last value of each session among `topics`, in the order of those last values.
 fn latest_per_session(mut topics: Vec<Availability>) -> Vec<Availability> {
     if topics.len() < 2 {
@@ -118,7 +82,7 @@ impl WritePipeline {
                         break;
                     }
                 }
-                let write = merge_batch(writes);
+                let write = BookingWrite::merged(writes);
                 metrics::histogram!("booking_write_batch_size").record(done.len() as f64);
                 let result = store.apply_booking(write).await;
                 match &result {
@@ -208,7 +172,7 @@ mod tests {
             one_by_one.merge(w);
         }
         let rows = |w: &BookingWrite| w.orders.iter().map(|o| (o.id, o.amount)).collect::<Vec<_>>();
-        let batch = merge_batch(writes);
+        let batch = BookingWrite::merged(writes);
         assert_eq!(rows(&batch), rows(&one_by_one));
         assert_eq!(
             rows(&batch),

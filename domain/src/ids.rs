@@ -8,13 +8,6 @@ use uuid::Uuid;
 
 use crate::ValidationError;
 
-/// A fresh UUIDv7, ordered by creation within the process. `uuid`'s `fast-rng` feature takes the
-/// random bits from a thread-local generator seeded from the OS, not a `getrandom` system call
-/// per id (a booking makes four ids).
-pub fn new_v7() -> Uuid {
-    Uuid::now_v7()
-}
-
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -24,9 +17,9 @@ macro_rules! id_type {
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// A fresh, time-ordered id.
+            /// A fresh, time-ordered id (`uuid`'s `fast-rng`: no system call per id).
             pub fn new() -> Self {
-                Self(new_v7())
+                Self(Uuid::now_v7())
             }
             pub fn parse(s: &str) -> Result<Self, ValidationError> {
                 Uuid::parse_str(s.trim())
@@ -118,14 +111,15 @@ mod fresh_tests {
     #[test]
     fn fresh_ids_are_v7_and_strictly_ordered_by_creation() {
         let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let ids: Vec<Uuid> = (0..20_000).map(|_| new_v7()).collect();
+        let ids: Vec<Uuid> = (0..20_000).map(|_| AppointmentId::new().0).collect();
         assert!(ids.iter().all(|u| u.get_version_num() == 7 && u.get_variant() == uuid::Variant::RFC4122));
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must increase");
         let (secs, nanos) = ids[0].get_timestamp().expect("v7 has a time").to_unix();
         assert!(secs * 1000 + u64::from(nanos) / 1_000_000 >= before);
         // Across threads too: every id distinct.
-        let threads: Vec<_> =
-            (0..4).map(|_| std::thread::spawn(|| (0..5_000).map(|_| new_v7()).collect::<Vec<_>>())).collect();
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..5_000).map(|_| AppointmentId::new().0).collect::<Vec<_>>()))
+            .collect();
         let mut all: Vec<Uuid> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
         all.sort();
         all.dedup();

@@ -23,7 +23,7 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     pub fn new(account: AccountId, event: PersonalEvent) -> Self {
-        Self { id: hospital_domain::ids::new_v7(), account, event }
+        Self { id: Uuid::now_v7(), account, event }
     }
 
     /// A new message: the event takes the message's id, so a message written again (a retry

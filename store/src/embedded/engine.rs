@@ -243,8 +243,7 @@ impl<'t> WriteCtx<'t> {
         let i = match open.iter().position(|(name, _)| *name == def.name()) {
             Some(i) => i,
             None => {
-                let name = tables::ALL.iter().find(|d| d.name() == def.name()).map_or("?", |d| d.name());
-                open.push((name, self.txn.open_table(def)?));
+                open.push((table_name(def), self.txn.open_table(def)?));
                 open.len() - 1
             }
         };
