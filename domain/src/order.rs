@@ -381,6 +381,22 @@ impl Order {
         }
     }
 
+    /// The registration fee's order (挂号费) of a held appointment: unpaid, lapsing with the hold.
+    pub fn registration(a: &crate::appointment::Appointment) -> Self {
+        let description = format!("挂号费 {} {}", a.date, a.period.label());
+        let mut o = Self::new(
+            a.order_id,
+            OrderKind::Registration,
+            a.account_id,
+            description,
+            a.fee,
+            a.created_at,
+            a.hold_expires_at,
+        );
+        o.appointment_id = Some(a.id);
+        o
+    }
+
     /// The order's own out_trade_no at every provider: its id without hyphens (32 characters,
     /// within WeChat Pay's 6-32 and Alipay's 1-64 of `[0-9A-Za-z_]`).
     pub fn out_trade_no(&self) -> String {

@@ -11,7 +11,7 @@
 use chrono::{Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::live::PersonalEvent;
-use hospital_domain::order::{Order, OrderKind};
+use hospital_domain::order::Order;
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::*;
 use hospital_store::{BookingStore, BookingWrite, EmbeddedStore, OutboxStore, PendingEvent, ScheduleStore};
@@ -66,16 +66,7 @@ fn hold(session: &ClinicSession, place: u32) -> (Appointment, Order) {
         rescheduled_from: None,
         rescheduled_to: None,
     };
-    let mut o = Order::new(
-        a.order_id,
-        OrderKind::Registration,
-        a.account_id,
-        format!("挂号费 {} {}", a.date, a.period.label()),
-        a.fee,
-        a.created_at,
-        a.hold_expires_at,
-    );
-    o.appointment_id = Some(a.id);
+    let o = Order::registration(&a);
     (a, o)
 }
 

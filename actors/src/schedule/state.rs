@@ -6,7 +6,7 @@ use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason}
 use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, WaitEntry};
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
-use hospital_domain::order::{Order, OrderKind};
+use hospital_domain::order::Order;
 use hospital_domain::schedule::{ClinicSession, Segment, SlotId};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
@@ -84,22 +84,6 @@ pub(super) fn publish_availability(events: &crate::events::Events, a: Availabili
 
 pub(super) fn chrono(d: Duration) -> Days {
     Days::from_std(d).unwrap_or(Days::minutes(15))
-}
-
-fn order_for(a: &Appointment) -> Order {
-    {
-        let mut o = Order::new(
-            a.order_id,
-            OrderKind::Registration,
-            a.account_id,
-            format!("挂号费 {} {}", a.date, a.period.label()),
-            a.fee,
-            a.created_at,
-            a.hold_expires_at,
-        );
-        o.appointment_id = Some(a.id);
-        o
-    }
 }
 
 pub(super) fn message(a: &Appointment, kind: MessageKind, title: &str, body: String) -> Message {
@@ -185,7 +169,7 @@ impl ScheduleState {
         self.book.reindex(session);
         for a in offers {
             metrics::counter!("booking_waitlist_offers_total").increment(1);
-            w.orders.push(order_for(&a));
+            w.orders.push(Order::registration(&a));
             w.messages.push(message(
                 &a,
                 MessageKind::WaitlistOffer,
@@ -223,7 +207,7 @@ impl ScheduleState {
         let had_waiting =
             self.book.session(slot.session_id).is_some_and(|b| b.waitlist.iter().any(|x| x.person == req.person));
         let a = self.book.hold(slot, &req)?;
-        let order = order_for(&a);
+        let order = Order::registration(&a);
         let mut w = BookingWrite { appointments: vec![a.clone()], orders: vec![order.clone()], ..Default::default() };
         if had_waiting {
             w.waitlists.push(self.waitlist_write(slot.session_id));

@@ -73,7 +73,7 @@ pub type Live = (u64, Vec<u8>);
 pub trait Reader {
     fn now(&self) -> u64;
     /// The live value's payload and expiry.
-    fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>>;
+    fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<Live>>;
     /// Every live row whose key starts with `prefix`, in key order.
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// `get_raw` of each key, in order.
@@ -89,11 +89,7 @@ pub trait Reader {
     }
 }
 
-fn get_from<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    t: &T,
-    key: &[u8],
-    now: u64,
-) -> Result<Option<(u64, Vec<u8>)>> {
+fn get_from<T: ReadableTable<&'static [u8], &'static [u8]>>(t: &T, key: &[u8], now: u64) -> Result<Option<Live>> {
     Ok(t.get(key)?.and_then(|g| decode_value(g.value(), now).map(|(e, p)| (e, p.to_vec()))))
 }
 
@@ -201,7 +197,7 @@ impl Reader for ReadCtx {
     fn now(&self) -> u64 {
         self.now
     }
-    fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+    fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<Live>> {
         get_from(&self.txn.open_table(table)?, key, self.now)
     }
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -255,7 +251,7 @@ impl Reader for WriteCtx<'_> {
     fn now(&self) -> u64 {
         self.now
     }
-    fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+    fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<Live>> {
         // Read-your-writes within the closure.
         for op in self.pending.iter().rev() {
             match op {
