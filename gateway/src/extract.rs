@@ -14,6 +14,7 @@ use chrono::Utc;
 use hospital_domain::{AccountId, Permission, Role, RoleName, StaffId};
 use hospital_store::{LoginSession, Subject};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 use crate::auth::tokens::hash_token;
 use crate::error::ApiError;
@@ -59,6 +60,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Ok(_) => ApiError::InvalidBody("the body must be a JSON object".into()),
             Err(e) => ApiError::MalformedJson(format!("the body is not valid JSON: {e}")),
         });
+    }
+    // A plain parse first: tracking the path keeps a copy of every key it passes, worth paying
+    // only to say where an error is (the same bytes are parsed again to say it).
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    if let Ok(value) = T::deserialize(&mut de) {
+        if de.end().is_ok() {
+            return Ok(value);
+        }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -146,10 +155,11 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Any authenticated caller, with its live session.
+/// Any authenticated caller, with its live session (shared with the login cache: a request
+/// that finds it there copies a pointer, not the session).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub session: LoginSession,
+    pub session: Arc<LoginSession>,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -170,7 +180,7 @@ impl FromRequestParts<AppState> for Caller {
             }
             None => {
                 let generation = logins.generation();
-                let s = state.sessions.get(&hash, now).await?.ok_or(ApiError::InvalidToken)?;
+                let s = Arc::new(state.sessions.get(&hash, now).await?.ok_or(ApiError::InvalidToken)?);
                 logins.insert(&s, generation);
                 s
             }
@@ -179,7 +189,7 @@ impl FromRequestParts<AppState> for Caller {
         // and a busy client does not cost a write per request.
         let session = if now - session.last_seen_at >= state.config.auth.touch_every() {
             let generation = logins.generation();
-            let touched = state.sessions.touch(&session, now).await?;
+            let touched = Arc::new(state.sessions.touch(&session, now).await?);
             logins.insert(&touched, generation);
             touched
         } else {
@@ -195,7 +205,7 @@ impl FromRequestParts<AppState> for Caller {
 #[derive(Debug, Clone)]
 pub struct AccountCaller {
     pub account_id: AccountId,
-    pub session: LoginSession,
+    pub session: Arc<LoginSession>,
 }
 
 impl FromRequestParts<AppState> for AccountCaller {
@@ -214,7 +224,7 @@ impl FromRequestParts<AppState> for AccountCaller {
 #[derive(Debug, Clone)]
 pub struct ConsentingCaller {
     pub account_id: AccountId,
-    pub session: LoginSession,
+    pub session: Arc<LoginSession>,
 }
 
 impl FromRequestParts<AppState> for ConsentingCaller {
@@ -240,7 +250,7 @@ impl FromRequestParts<AppState> for ConsentingCaller {
 pub struct StaffCaller {
     pub staff_id: StaffId,
     pub roles: Vec<RoleName>,
-    pub session: LoginSession,
+    pub session: Arc<LoginSession>,
     /// The permission the route names (`x-permission`); None on a route without `permit`.
     pub permission: Option<Permission>,
 }

@@ -48,7 +48,13 @@ const fn field(c: Case, field: &'static str, message: &'static str) -> Case {
     Case { field: Some(field), message: Some(message), ..c }
 }
 
+/// A case whose message must contain `message` (and that names no field).
+const fn says(c: Case, message: &'static str) -> Case {
+    Case { message: Some(message), ..c }
+}
+
 const SEND: &str = "/api/v1/auth/sms/send";
+const BOOK: &str = "/api/v1/appointments";
 const PATIENTS: &str = "/api/v1/me/patients";
 
 #[rustfmt::skip] // one case per line reads as a table
@@ -58,6 +64,10 @@ const CASES: &[Case] = &[
     case("empty body", "POST", SEND, &[JSON], Body::Bytes(b""), 400, "malformed_json"),
     case("wrong type", "POST", SEND, &[JSON], Body::Bytes(b"{\"phone\":13800138000}"), 422, "invalid_body"),
     case("unknown field", "POST", SEND, &[JSON], Body::Bytes(b"{\"phone\":\"13800138000\",\"admin\":true}"), 422, "invalid_body"),
+    // The plain parse fails, the second (tracking the path) says where.
+    says(case("wrong type inside the body", "POST", BOOK, &[JSON, AUTH], Body::Bytes(b"{\"slot_id\":7,\"patient_id\":\"p\"}"), 422, "invalid_body"), "slot_id"),
+    field(case("Idempotency-Key too long", "POST", BOOK, &[JSON, AUTH, ("idempotency-key", "k123456789k123456789k123456789k123456789k123456789k123456789k1234")], Body::Bytes(b"{\"slot_id\":\"s\",\"patient_id\":\"p\"}"), 422, "invalid_field"), "Idempotency-Key", "printable"),
+    field(case("Idempotency-Key with a space", "POST", BOOK, &[JSON, AUTH, ("idempotency-key", "retry 1")], Body::Bytes(b"{\"slot_id\":\"s\",\"patient_id\":\"p\"}"), 422, "invalid_field"), "Idempotency-Key", "printable"),
     case("missing field", "POST", SEND, &[JSON], Body::Bytes(b"{}"), 422, "invalid_body"),
     case("missing code", "POST", "/api/v1/auth/sms/login", &[JSON], Body::Bytes(b"{\"phone\":\"13800138000\"}"), 422, "invalid_body"),
     case("unknown enum value", "POST", PATIENTS, &[JSON, AUTH], Body::Bytes("{\"name\":\"张三\",\"id_card_no\":\"11010519491231002X\",\"relation\":\"cousin\"}".as_bytes()), 422, "invalid_body"),

@@ -32,7 +32,7 @@ use hospital_domain::AccountId;
 use hospital_store::{LoginSession, Subject};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -45,7 +45,7 @@ const CAPACITY: usize = 200_000;
 pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
 struct Entry {
-    session: LoginSession,
+    session: Arc<LoginSession>,
     account: AccountId,
     cached_at: Instant,
 }
@@ -100,7 +100,7 @@ impl LoginCache {
     }
 
     /// The live session for this token hash if it is cached and fresh.
-    pub fn get(&self, token_hash: &str, now: chrono::DateTime<chrono::Utc>) -> Option<LoginSession> {
+    pub fn get(&self, token_hash: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Arc<LoginSession>> {
         let map = self.map.read().expect("login cache");
         if map.suspended {
             return None;
@@ -116,7 +116,7 @@ impl LoginCache {
 
     /// Caches a patient session read from the store, unless a revocation arrived since
     /// `generation` was read (it may have been for this very session).
-    pub fn insert(&self, session: &LoginSession, generation: u64) {
+    pub fn insert(&self, session: &Arc<LoginSession>, generation: u64) {
         let Subject::Account { id } = session.subject else { return };
         if self.ttl.is_zero() {
             return;
@@ -211,9 +211,9 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
-    fn session(account: AccountId, hash: &str) -> LoginSession {
+    fn session(account: AccountId, hash: &str) -> Arc<LoginSession> {
         let now = Utc::now();
-        LoginSession {
+        Arc::new(LoginSession {
             token_hash: hash.into(),
             subject: Subject::Account { id: account },
             created_at: now,
@@ -221,7 +221,7 @@ mod tests {
             expires_at: now + chrono::Duration::hours(1),
             idle_timeout_secs: 600,
             device: None,
-        }
+        })
     }
 
     #[test]
@@ -252,7 +252,7 @@ mod tests {
         let cache = LoginCache::new(Duration::from_millis(30));
         let a = AccountId::new();
         let mut s = session(a, "t");
-        s.expires_at = Utc::now() + chrono::Duration::milliseconds(5);
+        Arc::make_mut(&mut s).expires_at = Utc::now() + chrono::Duration::milliseconds(5);
         cache.insert(&s, cache.generation());
         assert!(cache.get("t", Utc::now() + chrono::Duration::seconds(1)).is_none(), "past its end");
         cache.insert(&session(a, "u"), cache.generation());

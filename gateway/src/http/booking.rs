@@ -2,8 +2,9 @@
 //! reschedule, join and leave a waitlist. The work happens in the actors: the account's actor
 //! applies the real-name rules, the doctor's actor owns the places.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_actors::BookingError;
 use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
@@ -154,12 +155,20 @@ pub struct BookResponse {
 }
 
 /// The `Idempotency-Key` header: a retried request with the same key gets the same answer.
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let s = v.to_str().ok().map(str::trim).filter(|s| !s.is_empty() && s.len() <= 64);
-    match s {
-        Some(s) if s.chars().all(|c| c.is_ascii_graphic()) => Ok(Some(s.to_string())),
-        _ => Err(ValidationError::new("Idempotency-Key", "1 to 64 printable ASCII characters").into()),
+/// Read from the request's own headers (the `HeaderMap` extractor copies all of them, a cost
+/// every attempt of a release storm paid).
+pub struct IdempotencyKey(pub Option<String>);
+
+impl FromRequestParts<AppState> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(v) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
+        let s = v.to_str().ok().map(str::trim).filter(|s| !s.is_empty() && s.len() <= 64);
+        match s {
+            Some(s) if s.chars().all(|c| c.is_ascii_graphic()) => Ok(IdempotencyKey(Some(s.to_string()))),
+            _ => Err(ValidationError::new("Idempotency-Key", "1 to 64 printable ASCII characters").into()),
+        }
     }
 }
 
@@ -173,12 +182,11 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 async fn book(
     State(state): State<AppState>,
     caller: AccountCaller,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<BookRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<BookResponse>)> {
     let slot: SlotId = req.slot_id.parse()?;
     let patient = PatientId::parse(&req.patient_id)?;
-    let key = idempotency_key(&headers)?;
     crate::http::catalog::refuse_closed(&state, slot.session_id).await?;
     let (a, o) =
         state.actors.book(caller.account_id, slot, patient, key).await.map_err(|e| booking_error(&state, e))?;

@@ -88,10 +88,15 @@ impl ConsentGate {
         if latest.is_empty() {
             return Ok(());
         }
-        let want = pairs(&latest);
-        if self.accepted.lock().expect("consent lock").get(&account) == Some(&want) {
+        // Compared in place: this runs on every patient request, and a fresh list each time
+        // was an allocation a request for nothing.
+        let known = |a: &Accepted| {
+            a.len() == latest.len() && a.iter().zip(latest.iter()).all(|(p, v)| *p == (v.kind, v.version))
+        };
+        if self.accepted.lock().expect("consent lock").get(&account).is_some_and(known) {
             return Ok(());
         }
+        let want = pairs(&latest);
         let consents = state.stores.data.consents_of(account).await?;
         let left = pending(&latest, &consents);
         if left.is_empty() {
