@@ -55,12 +55,15 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// One (method, route, status)'s request counter and timer.
 type Series = (Counter, Histogram);
 
+/// A route's series, by method and status.
+type RouteSeries = Vec<(&'static str, u16, Series)>;
+
 thread_local! {
     /// The series this worker thread has recorded to, by route, then method and status: looked
     /// up without allocating. Registering by labels costs three `String`s and two searches of
     /// the recorder's registry a request, a measurable part of a bare request's CPU (the release
     /// storm's profile); the handles are the registry's own, so every thread adds to one count.
-    static SERIES: RefCell<HashMap<Box<str>, Vec<(&'static str, u16, Series)>>> = RefCell::new(HashMap::new());
+    static SERIES: RefCell<HashMap<Box<str>, RouteSeries>> = RefCell::new(HashMap::new());
 }
 
 /// Counts one request and records its time.
