@@ -187,6 +187,57 @@ pub struct Figures {
     pub throughput_series: Vec<u32>,
     /// Latency at percentiles 0, 1, ..., 100 and 99.9 (ms), for the plot.
     pub percentile_curve: Vec<(f64, f64)>,
+    /// CPU per attempt, µs, of the server and of this generator, from connecting to the last
+    /// answer (the hospital's phases only: a peer is several processes). Steadier than the rate
+    /// of one short storm, whose ceiling moves with the machine.
+    pub cpu_us: Option<CpuPerAttempt>,
+}
+
+/// `fire`, and with `server` what it cost the server and this generator per attempt, from just
+/// before `at` to the last answer. The connections were opened before and are not counted:
+/// opening them is not the storm, and opening 10,000 again right after a phase closed as many
+/// costs the generator's kernel twice the first time (its ports in TIME_WAIT).
+pub async fn fire_measured(
+    server: Option<u32>,
+    addr: SocketAddr,
+    conns: Vec<Conn>,
+    requests: Vec<Arc<Vec<u8>>>,
+    at: Instant,
+    opts: FireOpts,
+    label: &str,
+) -> (Vec<Outcome>, Option<CpuPerAttempt>) {
+    let Some(pid) = server else { return (fire(addr, conns, requests, at, opts, label).await, None) };
+    // Starts a moment before `at`: the sends' tasks are spawned in it, not the wait before.
+    tokio::time::sleep_until(at.checked_sub(Duration::from_millis(50)).unwrap_or(at)).await;
+    let (outcomes, cpu) = CpuPerAttempt::measure(pid, Vec::len, fire(addr, conns, requests, at, opts, label)).await;
+    (outcomes, Some(cpu))
+}
+
+/// CPU time per attempt over a phase, µs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuPerAttempt {
+    pub server: f64,
+    pub generator: f64,
+}
+
+impl CpuPerAttempt {
+    /// Runs `phase`, charging the CPU `server` and this process spent to its `attempts`.
+    pub async fn measure<T>(
+        server: u32,
+        attempts: impl Fn(&T) -> usize,
+        phase: impl std::future::Future<Output = T>,
+    ) -> (T, CpuPerAttempt) {
+        let me = std::process::id();
+        let (s0, g0) = (crate::procs::cpu_seconds(server), crate::procs::cpu_seconds(me));
+        let out = phase.await;
+        let n = attempts(&out).max(1) as f64;
+        let per = |a: f64, b: f64| (b - a) * 1e6 / n;
+        let cpu = CpuPerAttempt {
+            server: per(s0, crate::procs::cpu_seconds(server)),
+            generator: per(g0, crate::procs::cpu_seconds(me)),
+        };
+        (out, cpu)
+    }
 }
 
 pub const BUCKET_MS: u64 = 50;
@@ -239,6 +290,7 @@ impl Figures {
             mean_ms: if lat.is_empty() { 0.0 } else { lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0 },
             throughput_series: series,
             percentile_curve: curve,
+            cpu_us: None,
         }
     }
 }
@@ -256,4 +308,41 @@ pub fn unexpected_examples(outcomes: &[Outcome], ok_status: u16) -> Vec<String> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuPerAttempt;
+    use std::time::{Duration, Instant};
+
+    /// Burns this process's CPU until `secs` of it are spent (by /proc's count), at most 10 s of
+    /// wall time: a parse that reads the wrong fields counts nothing and fails here.
+    fn burn(secs: f64) {
+        let me = std::process::id();
+        let (start, wall) = (crate::procs::cpu_seconds(me), Instant::now());
+        let mut x = 0u64;
+        while crate::procs::cpu_seconds(me) - start < secs {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            assert!(wall.elapsed() < Duration::from_secs(10), "no CPU time counted for this process");
+        }
+        std::hint::black_box(x);
+    }
+
+    #[tokio::test]
+    async fn a_phase_is_charged_the_cpu_it_spent_per_attempt() {
+        let me = std::process::id();
+        // This process is both "server" and generator here: both are charged the same CPU.
+        let (n, cpu) = CpuPerAttempt::measure(me, |n: &usize| *n, async {
+            burn(0.05);
+            10usize
+        })
+        .await;
+        assert_eq!(n, 10);
+        assert!(cpu.server >= 5_000.0, "50 ms over 10 attempts is at least 5,000 µs each: {cpu:?}");
+        assert!(cpu.server < 1_000_000.0, "{cpu:?}");
+        // The same process read twice, a moment apart: at most a clock tick (10 ms) between them.
+        assert!((cpu.server - cpu.generator).abs() <= 2_000.0, "{cpu:?}");
+    }
 }

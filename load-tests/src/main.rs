@@ -11,7 +11,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hospital_load_tests::load::{self, Figures, Outcome};
+use hospital_load_tests::load::{self, CpuPerAttempt, Figures, Outcome};
 use hospital_load_tests::peers::{self, PgCluster, RedisServer};
 use hospital_load_tests::procs::{self, HospitalServer, Proc};
 use hospital_load_tests::report::{Machine, Report, Verdict};
@@ -214,12 +214,13 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     let prep = storm::prepare(&server.base, &cfg).await?;
     eprintln!("setup: {} patients, {} sessions in {:.1} s", prep.people.len(), prep.targets.len(), prep.setup_s);
     let perf = if args.perf { start_perf(server.proc.pid(), &out) } else { None };
-    let outcomes = storm::storm(&server.base, server.addr, &prep, &cfg).await?;
+    let (outcomes, cpu) = storm::storm(&server.base, server.addr, &prep, &cfg, Some(server.proc.pid())).await?;
     if let Some(p) = perf {
         stop_perf(p, &out);
         notes.push("perf profile of the server during its storm: perf.txt".into());
     }
-    let fig = Figures::of("hospital booking", &outcomes, 201);
+    let mut fig = Figures::of("hospital booking", &outcomes, 201);
+    fig.cpu_us = cpu;
     let k = storm::check(&server.base, &prep, &outcomes, &cfg).await?;
     verdicts.push(Verdict {
         system: "hospital booking".into(),
@@ -248,8 +249,9 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
                 Arc::new(hospital_load_tests::http1::request_bytes("GET", server.addr, "/healthz", &p.token, None))
             })
             .collect();
-        let o = shoot(server.addr, reqs, &cfg, "hospital /healthz", &[]).await?;
-        let f = Figures::of("hospital /healthz", &o, 200);
+        let (o, cpu) = shoot(server.addr, reqs, &cfg, "hospital /healthz", &[], Some(server.proc.pid())).await?;
+        let mut f = Figures::of("hospital /healthz", &o, 200);
+        f.cpu_us = cpu;
         verdicts.push(Verdict {
             system: "hospital /healthz".into(),
             ok: f.ok == f.attempts,
@@ -268,7 +270,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
             peers::seed_pg(&pg.url(), &prep, cfg.slots).await?;
             let (_peer, addr) =
                 start_peer(&["pg", "--db-url", &pg.url(), "--pool", &args.pg_pool.to_string()], &out, "peer-pg")?;
-            let o = shoot(addr, storm::booking_requests(addr, &prep), &cfg, "postgres", &[201]).await?;
+            let (o, _) = shoot(addr, storm::booking_requests(addr, &prep), &cfg, "postgres", &[201], None).await?;
             let mut v = verdict_of("postgres", &prep, &o, &capacity);
             let rb = peers::readback_pg(&pg.url()).await?;
             for (slot, n, places, patients, taken) in rb {
@@ -290,7 +292,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
             let r = RedisServer::start(durable, &out.join(format!("{file}.log")))?;
             peers::seed_redis(&r.url(), &prep, cfg.slots).await?;
             let (_peer, addr) = start_peer(&["redis", "--redis-url", &r.url()], &out, &format!("peer-{file}"))?;
-            let o = shoot(addr, storm::booking_requests(addr, &prep), &cfg, name, &[201]).await?;
+            let (o, _) = shoot(addr, storm::booking_requests(addr, &prep), &cfg, name, &[201], None).await?;
             let mut v = verdict_of(name, &prep, &o, &capacity);
             for (slot, n, left) in peers::readback_redis(&r.url(), &prep).await? {
                 let cap = capacity.get(&slot).copied().unwrap_or(0) as i64;
@@ -322,6 +324,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     println!("\n{}", report.table());
     println!("{}", report.ratios());
     println!("{}", report.targets());
+    println!("{}", report.cpu());
     for v in &report.verdicts {
         println!("correct {:<18} {}  {}", v.system, if v.ok { "yes" } else { "NO" }, v.detail);
     }
@@ -445,22 +448,16 @@ async fn shoot(
     cfg: &StormConfig,
     label: &str,
     keep: &'static [u16],
-) -> anyhow::Result<Vec<Outcome>> {
+    server: Option<u32>,
+) -> anyhow::Result<(Vec<Outcome>, Option<CpuPerAttempt>)> {
     let conns = load::connect_all(addr, reqs.len(), label).await?;
     let at = tokio::time::Instant::now() + Duration::from_millis(1000);
-    Ok(load::fire(
-        addr,
-        conns,
-        reqs,
-        at,
-        load::FireOpts {
-            spread: Duration::from_millis(cfg.spread_ms),
-            timeout: Duration::from_millis(cfg.timeout_ms),
-            keep_body: keep,
-        },
-        label,
-    )
-    .await)
+    let opts = load::FireOpts {
+        spread: Duration::from_millis(cfg.spread_ms),
+        timeout: Duration::from_millis(cfg.timeout_ms),
+        keep_body: keep,
+    };
+    Ok(load::fire_measured(server, addr, conns, reqs, at, opts, label).await)
 }
 
 fn start_peer(args: &[&str], out: &Path, name: &str) -> anyhow::Result<(Proc, SocketAddr)> {

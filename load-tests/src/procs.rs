@@ -212,3 +212,18 @@ pub fn spawn_logged(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<
     let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
     Ok((Proc { name: name.to_string(), child: Some(child) }, String::new()))
 }
+
+/// A process's CPU seconds so far: user and system time of all its threads, from /proc (0 if
+/// it is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+    let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let ticks: u64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0u64) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0u64);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::load::{Figures, BUCKET_MS};
+use crate::load::{CpuPerAttempt, Figures, BUCKET_MS};
 
 /// A system's correctness verdict, one line.
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +125,27 @@ impl Report {
         s
     }
 
+    /// Server and generator CPU per attempt of the hospital's phases, and booking's server CPU
+    /// over the ceiling's: what "booking at the cost of a bare request" asks, measured without
+    /// the spread of one short storm's rate.
+    pub fn cpu(&self) -> String {
+        let with: Vec<(&str, CpuPerAttempt)> =
+            self.systems.iter().filter_map(|f| f.cpu_us.map(|c| (f.system.as_str(), c))).collect();
+        if with.is_empty() {
+            return String::new();
+        }
+        let mut s = String::new();
+        s.push_str("| system | server µs per attempt | generator µs per attempt |\n|---|---:|---:|\n");
+        for (name, c) in &with {
+            let _ = writeln!(s, "| {name} | {:.1} | {:.1} |", c.server, c.generator);
+        }
+        let find = |name: &str| with.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+        if let (Some(b), Some(h)) = (find("hospital booking"), find("hospital /healthz")) {
+            let _ = writeln!(s, "\nBooking's server CPU per attempt ÷ /healthz's: {}", ratio(b.server, h.server));
+        }
+        s
+    }
+
     pub fn errors_detail(&self) -> String {
         let mut s = String::new();
         s.push_str("| system | timeouts | connection errors | 5xx | unexpected |\n|---|---:|---:|---:|---:|\n");
@@ -196,6 +217,10 @@ impl Report {
         let _ = writeln!(s, "## Figures\n\n{}", self.table());
         let _ = writeln!(s, "## Ratios\n\n{}", self.ratios());
         let _ = writeln!(s, "## Targets\n\n{}", self.targets());
+        let cpu = self.cpu();
+        if !cpu.is_empty() {
+            let _ = writeln!(s, "## CPU per attempt (from connecting to the last answer)\n\n{cpu}");
+        }
         let _ = writeln!(s, "## Errors\n\n{}", self.errors_detail());
         s.push_str(
             "## Correctness (read back from each system afterwards)\n\n| system | ok | detail |\n|---|---|---|\n",

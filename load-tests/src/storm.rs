@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::http1::request_bytes;
-use crate::load::{self, Figures, Outcome};
+use crate::load::{self, CpuPerAttempt, Figures, Outcome};
 
 /// The three storms of `hospital-load storm --scenario` (issue 13), each a shape of the same run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -369,8 +369,15 @@ pub fn booking_requests(addr: SocketAddr, p: &Prepared) -> Vec<Arc<Vec<u8>>> {
         .collect()
 }
 
-/// Opens the connections, moves every session's release to `lead` from now, and fires at it.
-pub async fn storm(base: &str, addr: SocketAddr, p: &Prepared, cfg: &StormConfig) -> anyhow::Result<Vec<Outcome>> {
+/// Opens the connections, moves every session's release to `lead` from now, and fires at it;
+/// with `server`, also the CPU per attempt of the firing (`load::fire_measured`).
+pub async fn storm(
+    base: &str,
+    addr: SocketAddr,
+    p: &Prepared,
+    cfg: &StormConfig,
+    server: Option<u32>,
+) -> anyhow::Result<(Vec<Outcome>, Option<CpuPerAttempt>)> {
     let c = setup_client();
     let requests = booking_requests(addr, p);
     let conns = load::connect_all(addr, requests.len(), "hospital booking").await?;
@@ -384,19 +391,12 @@ pub async fn storm(base: &str, addr: SocketAddr, p: &Prepared, cfg: &StormConfig
         bail!("setting the release times took longer than --lead-ms; raise it");
     }
     let at = tokio::time::Instant::now() + wait;
-    Ok(load::fire(
-        addr,
-        conns,
-        requests,
-        at,
-        load::FireOpts {
-            spread: Duration::from_millis(cfg.spread_ms),
-            timeout: Duration::from_millis(cfg.timeout_ms),
-            keep_body: &[201],
-        },
-        "hospital booking",
-    )
-    .await)
+    let opts = load::FireOpts {
+        spread: Duration::from_millis(cfg.spread_ms),
+        timeout: Duration::from_millis(cfg.timeout_ms),
+        keep_body: &[201],
+    };
+    Ok(load::fire_measured(server, addr, conns, requests, at, opts, "hospital booking").await)
 }
 
 /// Reads the staff view of every session back and checks it against the answers.
@@ -470,7 +470,7 @@ pub async fn check(base: &str, p: &Prepared, outcomes: &[Outcome], cfg: &StormCo
 pub async fn run(base: &str, cfg: &StormConfig) -> anyhow::Result<StormRun> {
     let addr = crate::procs::addr_of(base)?;
     let prepared = prepare(base, cfg).await?;
-    let outcomes = storm(base, addr, &prepared, cfg).await?;
+    let (outcomes, _) = storm(base, addr, &prepared, cfg, None).await?;
     let figures = Figures::of("hospital booking", &outcomes, 201);
     let correctness = check(base, &prepared, &outcomes, cfg).await?;
     Ok(StormRun { prepared, outcomes, figures, correctness })

@@ -8,6 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// A process's CPU seconds (user and system, every thread), from /proc (one piece of code with
+/// the release storm's).
+pub use hospital_load_tests::procs::cpu_seconds;
+
 /// Raises this process's descriptor limit (inherited by the servers it starts) as far as the hard
 /// limit allows, towards `want`. Returns (soft limit now, hard limit).
 pub fn raise_nofile(want: u64) -> (u64, u64) {
@@ -42,20 +46,6 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// utime + stime of a process, in seconds.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
-    let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else { return 0.0 };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let ticks: u64 =
-        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0u64) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0u64);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
 }
 
 /// A server process started for the run; killed when dropped.
