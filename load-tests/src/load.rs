@@ -193,23 +193,19 @@ pub struct Figures {
     pub cpu_us: Option<CpuPerAttempt>,
 }
 
-/// `fire`, and with `server` what it cost the server and this generator per attempt, from just
-/// before `at` to the last answer. The connections were opened before and are not counted:
-/// opening them is not the storm, and opening 10,000 again right after a phase closed as many
-/// costs the generator's kernel twice the first time (its ports in TIME_WAIT).
-pub async fn fire_measured(
+/// Runs `phase` (a `fire` at `at`), and with `server` what it cost the server and this generator
+/// per attempt, from just before `at` to the last answer. The connections were opened before and
+/// are not counted: opening them is not the storm, and opening 10,000 again right after a phase
+/// closed as many costs the generator's kernel twice the first time (its ports in TIME_WAIT).
+pub async fn measured(
     server: Option<u32>,
-    addr: SocketAddr,
-    conns: Vec<Conn>,
-    requests: Vec<Arc<Vec<u8>>>,
     at: Instant,
-    opts: FireOpts,
-    label: &str,
+    phase: impl std::future::Future<Output = Vec<Outcome>>,
 ) -> (Vec<Outcome>, Option<CpuPerAttempt>) {
-    let Some(pid) = server else { return (fire(addr, conns, requests, at, opts, label).await, None) };
-    // Starts a moment before `at`: the sends' tasks are spawned in it, not the wait before.
+    let Some(pid) = server else { return (phase.await, None) };
+    // Starts a moment before `at` (`fire` spawns the sends' tasks then), not over the wait.
     tokio::time::sleep_until(at.checked_sub(Duration::from_millis(50)).unwrap_or(at)).await;
-    let (outcomes, cpu) = CpuPerAttempt::measure(pid, Vec::len, fire(addr, conns, requests, at, opts, label)).await;
+    let (outcomes, cpu) = CpuPerAttempt::measure(pid, Vec::len, phase).await;
     (outcomes, Some(cpu))
 }
 

@@ -457,7 +457,7 @@ async fn shoot(
         timeout: Duration::from_millis(cfg.timeout_ms),
         keep_body: keep,
     };
-    Ok(load::fire_measured(server, addr, conns, reqs, at, opts, label).await)
+    Ok(load::measured(server, at, load::fire(addr, conns, reqs, at, opts, label)).await)
 }
 
 fn start_peer(args: &[&str], out: &Path, name: &str) -> anyhow::Result<(Proc, SocketAddr)> {

@@ -219,7 +219,7 @@ impl Report {
         let _ = writeln!(s, "## Targets\n\n{}", self.targets());
         let cpu = self.cpu();
         if !cpu.is_empty() {
-            let _ = writeln!(s, "## CPU per attempt (from connecting to the last answer)\n\n{cpu}");
+            let _ = writeln!(s, "## CPU per attempt (from just before the release to the last answer)\n\n{cpu}");
         }
         let _ = writeln!(s, "## Errors\n\n{}", self.errors_detail());
         s.push_str(

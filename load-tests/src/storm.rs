@@ -370,7 +370,7 @@ pub fn booking_requests(addr: SocketAddr, p: &Prepared) -> Vec<Arc<Vec<u8>>> {
 }
 
 /// Opens the connections, moves every session's release to `lead` from now, and fires at it;
-/// with `server`, also the CPU per attempt of the firing (`load::fire_measured`).
+/// with `server`, also the CPU per attempt of the firing (`load::measured`).
 pub async fn storm(
     base: &str,
     addr: SocketAddr,
@@ -396,7 +396,7 @@ pub async fn storm(
         timeout: Duration::from_millis(cfg.timeout_ms),
         keep_body: &[201],
     };
-    Ok(load::fire_measured(server, addr, conns, requests, at, opts, "hospital booking").await)
+    Ok(load::measured(server, at, load::fire(addr, conns, requests, at, opts, "hospital booking")).await)
 }
 
 /// Reads the staff view of every session back and checks it against the answers.
