@@ -109,13 +109,14 @@ fn main() {
                 tasks.push(tokio::spawn(async move {
                     for place in 1..=PLACES as u32 {
                         let (a, o) = hold(&s, place);
-                        let mut events = vec![
-                            PendingEvent::new(a.account_id, PersonalEvent::Appointment((&a).into())),
-                            PendingEvent::new(o.account_id, PersonalEvent::Order((&o).into())),
-                        ];
-                        if !with_events {
-                            events.clear();
-                        }
+                        let events = if with_events {
+                            vec![
+                                PendingEvent::new(a.account_id, PersonalEvent::Appointment((&a).into())),
+                                PendingEvent::new(o.account_id, PersonalEvent::Order((&o).into())),
+                            ]
+                        } else {
+                            Vec::new()
+                        };
                         let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
                         let w = BookingWrite { appointments: vec![a], orders: vec![o], events, ..Default::default() };
                         store.apply_booking(w).await.unwrap();

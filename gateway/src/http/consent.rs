@@ -61,8 +61,13 @@ pub struct ConsentGate {
     accepted: Arc<Mutex<HashMap<AccountId, Accepted>>>,
 }
 
+/// A text's (kind, version).
+fn pair(v: &PolicyVersion) -> (PolicyKind, u32) {
+    (v.kind, v.version)
+}
+
 fn pairs(versions: &[PolicyVersion]) -> Accepted {
-    versions.iter().map(|v| (v.kind, v.version)).collect()
+    versions.iter().map(pair).collect()
 }
 
 impl ConsentGate {
@@ -90,9 +95,7 @@ impl ConsentGate {
         }
         // Compared in place: this runs on every patient request, and a fresh list each time
         // was an allocation a request for nothing.
-        let known = |a: &Accepted| {
-            a.len() == latest.len() && a.iter().zip(latest.iter()).all(|(p, v)| *p == (v.kind, v.version))
-        };
+        let known = |a: &Accepted| a.iter().copied().eq(latest.iter().map(pair));
         if self.accepted.lock().expect("consent lock").get(&account).is_some_and(known) {
             return Ok(());
         }
