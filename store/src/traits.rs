@@ -231,23 +231,15 @@ pub trait EphemeralKv: Send + Sync {
     /// Adds 1 and returns the new count; the TTL is set when the key is created.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<i64>;
     /// Appends `value` to the log `stream` under the stream's next number, once per `event_id`
-    /// (appending an id again returns its first number, `fresh` false). Values and the id
-    /// markers live `ttl`; the counter outlives them (`LOG_COUNTER_TTL`). Returns (number, fresh).
+    /// (appending an id again returns its first number, `fresh` false), even when two callers
+    /// append the same id at once. Values and the id markers live `ttl`; the counter outlives
+    /// them (`LOG_COUNTER_TTL`). Returns (number, fresh).
     ///
-    /// Redis and the embedded store do this atomically (no number without its value). This
-    /// default, built of single-key operations (ScyllaDB's kv), is not: a crash between the
-    /// increment and the write leaves a hole, which a reader takes as a lost value (the client
-    /// reloads), never as a gap it silently skips.
-    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let id_key = log_id_key(event_id);
-        if let Some(n) = self.get(&id_key).await?.and_then(|v| String::from_utf8(v).ok()?.parse().ok()) {
-            return Ok((n, false));
-        }
-        let n = self.incr(&log_counter_key(stream), LOG_COUNTER_TTL).await? as u64;
-        self.put(&log_value_key(stream, n), value, ttl).await?;
-        self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
-        Ok((n, true))
-    }
+    /// Redis and the embedded store do this atomically (no number without its value). ScyllaDB's
+    /// kv builds it of single-key operations: a crash between the increment and the write leaves
+    /// a hole, which a reader takes as a lost value (the client reloads), never as a gap it
+    /// silently skips.
+    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)>;
 
     /// The latest number of the log `stream` (0 if none).
     async fn log_head(&self, stream: &str) -> Result<u64> {

@@ -2,20 +2,17 @@
 //! written in Rust), for running the ScyllaDB backend's statements through the real `scylla`
 //! driver where no cluster can be installed.
 //!
-//! `kassandra` ships the engine and the frame codecs; the accept loop is ours (the crate's own
-//! tester pins an older driver and engine). It serves every connection on one thread, one request
-//! at a time, which is what the engine (a `&mut` session) allows. What it cannot check (it parses
-//! `IF` and `USING TTL` and ignores them, has no paging order guarantees, and no replicas) is
-//! listed where the test that uses it says what ran.
+//! `kassandra` (patched: vendor/kassandra/PATCHES.md) ships the engine and the frame codecs; the
+//! accept loop is ours (the crate's own tester pins an older driver and engine). It serves every
+//! connection on one thread, one request at a time, which is what the engine (a `&mut` session)
+//! allows, and which makes its lightweight transactions atomic without Paxos. What it cannot
+//! check (Paxos under contention, paging, consistency levels, replicas) is listed where the test
+//! that uses it says what ran.
 
 use futures::{SinkExt, StreamExt};
 use kassandra::error::DbError;
-use kassandra::frame::request::batch::{Batch, BatchStatement};
-use kassandra::frame::request::execute::Execute;
-use kassandra::frame::request::query::Query;
-use kassandra::frame::request::{QueryFlags, QueryParameters, Request};
+use kassandra::frame::request::Request;
 use kassandra::frame::response::error::Error;
-use kassandra::frame::response::result::QueryResult;
 use kassandra::frame::response::Response;
 use kassandra::frame::{request_stream, response_sink};
 use kassandra::KassandraSession;
@@ -97,47 +94,13 @@ fn answer(kass: &mut KassandraSession, request: Request<'_>) -> Response {
         Request::AuthResponse => {
             return Response::Error(Error::new(DbError::ProtocolError, "authentication is not supported"))
         }
-        Request::Query(q) => empty_table_delete_is_void(kass.process(q)),
+        Request::Query(q) => kass.process(q),
         Request::Prepare(q) => kass.prepare(q),
-        Request::Execute(e) => empty_table_delete_is_void(kass.execute(e)),
-        Request::Batch(b) => batch(kass, b),
+        Request::Execute(e) => kass.execute(e),
+        Request::Batch(b) => kass.process_batch(b),
     };
     match result {
         Ok(r) => Response::Result(r),
         Err(e) => Response::Error(e),
-    }
-}
-
-/// A batch, statement by statement as kassandra's own `process_batch` does, but with each
-/// statement's answer passed through `empty_table_delete_is_void`.
-fn batch(kass: &mut KassandraSession, b: Batch<'_>) -> Result<QueryResult, Error> {
-    for statement in b.statements {
-        let parameters = |data| QueryParameters {
-            consistency: b.consistency,
-            flags: QueryFlags::VALUES,
-            data,
-            result_page_size: None,
-            paging_state: None,
-            serial_consistency: b.serial_consistency,
-            default_timestamp: b.timestamp,
-        };
-        let r = match statement {
-            BatchStatement::Query { query, raw_query, values } => {
-                kass.process(Query { query, raw_query, parameters: parameters(values) })
-            }
-            BatchStatement::Prepared { id, values } => kass.execute(Execute { id, parameters: parameters(values) }),
-        };
-        empty_table_delete_is_void(r)?;
-    }
-    Ok(QueryResult::Void)
-}
-
-/// kassandra keeps a table's rows in a map made by the table's first write, so a DELETE on a
-/// table never written to fails with "Table does not exist" although the table does (its
-/// statement was prepared against the schema). On Cassandra that DELETE deletes nothing.
-fn empty_table_delete_is_void(r: Result<QueryResult, Error>) -> Result<QueryResult, Error> {
-    match r {
-        Err(e) if e.reason.contains("Table does not exist") => Ok(QueryResult::Void),
-        other => other,
     }
 }

@@ -35,6 +35,10 @@ const COUNTER_RESTART: &str = "UPDATE {ks}.kv_entries USING TTL ? SET n = 1, val
      WHERE key = ? IF expires_at = ?";
 const COUNTER_STEP: &str = "UPDATE {ks}.kv_entries USING TTL ? SET n = ?, value = ?, cas_id = ? \
      WHERE key = ? IF n = ? AND expires_at = ?";
+/// The placeholder an append claims a log id with until its number is written (never a number).
+const LOG_CLAIM: &[u8] = b"claimed";
+/// How long an append waits for another caller's claim of the same id to get its number.
+const LOG_CLAIM_WAIT: Duration = Duration::from_secs(5);
 const SET_ADD: &str = "INSERT INTO {ks}.kv_set_members (key, member, expires_at) VALUES (?, ?, ?) USING TTL ?";
 const SET_REMOVE: &str = "DELETE FROM {ks}.kv_set_members WHERE key = ? AND member = ?";
 const SET_MEMBERS: &str = "SELECT member, expires_at FROM {ks}.kv_set_members WHERE key = ?";
@@ -192,6 +196,40 @@ impl EphemeralKv for ScyllaStore {
             backoff(attempt).await;
         }
         Err(last_err.unwrap_or_else(|| StoreError::Scylla(format!("incr {key}: too much contention"))))
+    }
+
+    /// The id is claimed first (`put_if_absent` of a placeholder, a conditional insert), so of
+    /// two callers appending one id at once only one takes a number; the other waits for that
+    /// number. A claim whose caller died before writing its number is never taken over: the
+    /// id's later appends fail until the claim's TTL ends (a retried event, not a doubled one).
+    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        let id_key = crate::traits::log_id_key(event_id);
+        let deadline = std::time::Instant::now() + LOG_CLAIM_WAIT;
+        let mut attempt = 0;
+        while std::time::Instant::now() < deadline {
+            attempt += 1;
+            match self.get(&id_key).await? {
+                Some(v) if v == LOG_CLAIM => {
+                    backoff(attempt).await;
+                    continue;
+                }
+                Some(v) => {
+                    let n = String::from_utf8(v).ok().and_then(|s| s.parse().ok());
+                    return n.map(|n| (n, false)).ok_or_else(|| {
+                        StoreError::Scylla(format!("log id {event_id}: the stored number does not parse"))
+                    });
+                }
+                None => {}
+            }
+            if !self.put_if_absent(&id_key, LOG_CLAIM, ttl).await? {
+                continue; // Another caller claimed it first: read its number.
+            }
+            let n = self.incr(&crate::traits::log_counter_key(stream), crate::traits::LOG_COUNTER_TTL).await? as u64;
+            self.put(&crate::traits::log_value_key(stream, n), value, ttl).await?;
+            self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
+            return Ok((n, true));
+        }
+        Err(StoreError::Scylla(format!("log id {event_id}: claimed by an append that has not finished")))
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {

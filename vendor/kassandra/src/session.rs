@@ -65,6 +65,9 @@ impl<E: cql::Engine> KassandraSession<E> {
                     keyspace_name: keyspace.to_owned(),
                 }))
             }
+            QueryString::Dml(statement) => {
+                crate::cql::dml::execute(&mut self.engine, &statement, &query.parameters)
+            }
             other => {
                 let plan = Plan::build(
                     other,
@@ -149,8 +152,10 @@ impl<E: cql::Engine> KassandraSession<E> {
 
     #[instrument(level = Level::TRACE, skip(self), err, ret)]
     pub fn prepare_with_id(&mut self, query: QueryString, id: u128) -> Result<QueryResult, Error> {
-        let (prepared_metadata, result_metadata) =
-            Plan::prepare(query.clone(), self.use_keyspace.clone(), &mut self.engine)?;
+        let (prepared_metadata, result_metadata) = match &query {
+            QueryString::Dml(statement) => crate::cql::dml::prepare(&self.engine, statement)?,
+            _ => Plan::prepare(query.clone(), self.use_keyspace.clone(), &mut self.engine)?,
+        };
 
         self.engine.store(id, query)?;
 

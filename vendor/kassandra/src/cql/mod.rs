@@ -1,3 +1,4 @@
+pub mod dml;
 pub mod engine;
 pub mod execution;
 pub mod functions;

@@ -21,6 +21,9 @@ pub enum QueryString {
     CreateTable(CreateTableQuery),
     #[display(fmt = "{}", "_0")]
     CreateType(CreateTypeQuery),
+    /// Patched in: a data statement on a user keyspace (`cql::dml`).
+    #[display(fmt = "{}", "_0")]
+    Dml(crate::cql::dml::Statement),
 }
 
 impl QueryString {
@@ -33,6 +36,7 @@ impl QueryString {
             QueryString::CreateKeyspace(_) => "create keyspace",
             QueryString::CreateTable(_) => "create table",
             QueryString::CreateType(_) => "create type",
+            QueryString::Dml(_) => "dml",
         }
     }
 
@@ -53,6 +57,7 @@ impl QueryString {
                 format!("{}.{}", s.keyspace.as_deref().unwrap_or(""), s.table)
             }
             QueryString::CreateType(s) => s.keyspace.as_deref().unwrap_or("").to_string(),
+            QueryString::Dml(s) => format!("{}.{}", s.keyspace, s.table),
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct CreateTableQuery {
     pub partition_keys: Vec<String>,
     pub clustering_keys: Vec<String>,
     pub options: Vec<(String, Literal)>,
+    /// Patched in: the `STATIC` columns.
+    #[serde(default)]
+    pub statics: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Display)]

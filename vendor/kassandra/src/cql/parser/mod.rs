@@ -21,6 +21,13 @@ pub fn query(query: &str) -> Result<QueryString, Error> {
         Cow::Borrowed(query)
     };
 
+    // Patched in: data statements on user keyspaces have their own grammar (`cql::dml`).
+    if let Some(dml) = crate::cql::dml::parse(query.as_ref()) {
+        return dml
+            .map(QueryString::Dml)
+            .map_err(|e| Error::new(DbError::SyntaxError, format!("line 1: {e}")));
+    }
+
     let result = alt((
         queries::use_query,
         queries::select_query,
@@ -320,10 +327,16 @@ mod queries {
             ))(rest)
         }
 
-        fn column_definition_without_primary(rest: &str) -> IResult<&str, (String, PreCqlType)> {
+        // Patched: a column may be `STATIC`.
+        fn column_definition_without_primary(
+            rest: &str,
+        ) -> IResult<&str, (String, PreCqlType, bool)> {
             tuple((
                 terminated(identifier, multispace0),
                 terminated(super::types::parse, multispace0),
+                map(opt(terminated(tag_no_case("static"), multispace0)), |s| {
+                    s.is_some()
+                }),
             ))(rest)
         }
 
@@ -375,7 +388,11 @@ mod queries {
                 terminated(column_definition_without_primary, ws(tag(","))),
                 primary_key_definition,
             ),
-            |(c, (pk, ck))| (c, pk, ck),
+            |(c, (pk, ck))| {
+                let statics = c.iter().filter(|it| it.2).map(|it| it.0.clone()).collect();
+                let columns = c.into_iter().map(|(n, t, _)| (n, t)).collect();
+                (columns, pk, ck, statics)
+            },
         );
         let with_primary_key_inline = map(separated_list1(ws(tag(",")), column_definition), |c| {
             let pk = c
@@ -390,10 +407,10 @@ mod queries {
                 .into_iter()
                 .collect();
             let columns = c.into_iter().map(|(n, t, _)| (n, t)).collect();
-            (columns, pk, vec![])
+            (columns, pk, vec![], vec![])
         });
 
-        let (rest, (columns, primary_key, clustering_keys)) = delimited(
+        let (rest, (columns, primary_key, clustering_keys, statics)) = delimited(
             ws(tag("(")),
             alt((with_primary_key_definition, with_primary_key_inline)),
             ws(tag(")")),
@@ -411,6 +428,7 @@ mod queries {
                 partition_keys: primary_key,
                 clustering_keys,
                 options: options.unwrap_or_default(),
+                statics,
             }),
         ))
     }

@@ -65,6 +65,7 @@ impl<C: Catalog> Planner<C> {
             QueryString::CreateKeyspace(create) => self.create_keyspace(create),
             QueryString::CreateTable(create) => self.create_table(create),
             QueryString::CreateType { .. } => unimplemented!(),
+            QueryString::Dml(_) => Err(Error::new(DbError::Invalid, "data statements run in cql::dml")),
         }
     }
 
@@ -309,6 +310,7 @@ impl<C: Catalog> Planner<C> {
             partition_keys,
             clustering_keys,
             options,
+            statics,
         } = create;
         let keyspace = keyspace
             .or(self.use_keyspace.clone())
@@ -318,7 +320,7 @@ impl<C: Catalog> Planner<C> {
             keyspace,
             name: table,
             ignore_existence,
-            schema: create_table_schema(columns, partition_keys, clustering_keys),
+            schema: create_table_schema(columns, partition_keys, clustering_keys, statics, &options),
             options,
         }))
     }
@@ -583,7 +585,22 @@ fn create_table_schema(
     columns: Vec<(String, PreCqlType)>,
     partition_keys: Vec<String>,
     clustering_keys: Vec<String>,
+    statics: Vec<String>,
+    options: &[(String, crate::cql::literal::Literal)],
 ) -> TableSchema {
+    // Patched: `CLUSTERING ORDER BY (c DESC)` is kept (the parser maps DESC to `false`).
+    let descending = options
+        .iter()
+        .filter(|(name, _)| name == "clustering order by")
+        .flat_map(|(_, order)| match order {
+            crate::cql::literal::Literal::Map(m) => m
+                .iter()
+                .filter(|(_, asc)| matches!(asc, crate::cql::literal::Literal::Bool(false)))
+                .map(|(c, _)| c.clone())
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
     let mut columns_res = Vec::new();
 
     for (column_name, column_type) in columns {
@@ -591,6 +608,8 @@ fn create_table_schema(
             ColumnKind::PartitionKey
         } else if clustering_keys.contains(&column_name) {
             ColumnKind::Clustering
+        } else if statics.contains(&column_name) {
+            ColumnKind::Static
         } else {
             ColumnKind::Regular
         };
@@ -604,6 +623,7 @@ fn create_table_schema(
         partition_key: PrimaryKey::from_definition(partition_keys),
         clustering_key: PrimaryKey::from_definition(clustering_keys),
         partitioner: None,
+        descending,
     }
 }
 

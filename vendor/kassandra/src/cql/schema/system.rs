@@ -89,6 +89,7 @@ macro_rules! system_table {
                     $( stringify!($clustering_name).to_string(), )*
                 ].into_iter().collect()),
                 partitioner: None,
+                descending: Vec::new(),
             };
 
             let table = Table {

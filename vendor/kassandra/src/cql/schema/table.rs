@@ -19,6 +19,9 @@ pub struct TableSchema {
     pub partition_key: PrimaryKey,
     pub clustering_key: PrimaryKey,
     pub partitioner: Option<String>,
+    /// Patched in: clustering columns declared `DESC` in `WITH CLUSTERING ORDER BY`.
+    #[serde(default)]
+    pub descending: Vec<String>,
 }
 
 impl TableSchema {

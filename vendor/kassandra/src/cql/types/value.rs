@@ -291,17 +291,26 @@ pub fn deserialize_value(data: &[u8], col: &ColumnType) -> Result<CqlValue, Erro
         ColumnType::UserDefinedType { .. } => {
             todo!()
         }
+        // Patched: these four were `todo!()`.
         ColumnType::SmallInt => {
-            todo!()
+            let bytes: [u8; 2] = data
+                .try_into()
+                .map_err(|_| Error::new(DbError::ProtocolError, "smallint takes 2 bytes"))?;
+            Ok(CqlValue::SmallInt(i16::from_be_bytes(bytes)))
         }
         ColumnType::TinyInt => {
-            todo!()
+            let bytes: [u8; 1] = data
+                .try_into()
+                .map_err(|_| Error::new(DbError::ProtocolError, "tinyint takes 1 byte"))?;
+            Ok(CqlValue::TinyInt(i8::from_be_bytes(bytes)))
         }
         ColumnType::Time => {
-            todo!()
+            let (_, v) = be_i64::<_, nom::error::Error<_>>(data)?;
+            Ok(CqlValue::Time(v))
         }
         ColumnType::Timeuuid => {
-            todo!()
+            let (_, v) = be_u128::<_, nom::error::Error<_>>(data)?;
+            Ok(CqlValue::Timeuuid(Uuid::from_u128(v)))
         }
         ColumnType::Tuple(types) => {
             let mut result = vec![];
