@@ -114,10 +114,11 @@ fi
 
 # The ScyllaDB backend is behind a feature (its driver is large). Its statements always run
 # through the real driver against kassandra, a CQL server in memory (tests/kassandra.rs, which
-# writes target/kassandra-report.md: what ran, what kassandra cannot do), with the backend's unit
-# tests; the whole conformance suite runs where a cluster is at hand.
+# writes target/kassandra-report.md: what ran, and per conformance part what only a cluster
+# checks fully), with the backend's unit tests; the binary built with it books, pays and restarts
+# on kassandra (tests/e2e/scylla.rs); the whole conformance suite runs where a cluster is at hand.
 cargo test -p hospital-store --features scylla --locked --lib --test kassandra
-cargo check -p hospital --features scylla --bins --locked --quiet
+cargo test -p hospital --features scylla --locked --test e2e scylla::
 if [ -n "${SCYLLA_URI:-}" ]; then
   cargo test -p hospital-store --features scylla --locked --test conformance scylla_backend
 else

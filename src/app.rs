@@ -272,9 +272,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// ScyllaDB too (its `kv_*` tables).
 #[cfg(feature = "scylla")]
 async fn cluster_stores(config: &Config, uri: &str, kv: Arc<dyn EphemeralKv>) -> anyhow::Result<Stores> {
-    let mut s = hospital_store::scylla::ScyllaStore::connect(uri, &config.scylla_keyspace)
-        .await
-        .with_context(|| format!("cannot connect to ScyllaDB at {uri}"))?;
+    let mut s =
+        hospital_store::scylla::ScyllaStore::connect_with(uri, &config.scylla_keyspace, config.scylla_test_server)
+            .await
+            .with_context(|| format!("cannot connect to ScyllaDB at {uri}"))?;
     s = s.with_zone(HospitalZone::parse(&config.gateway.timezone).context("gateway.timezone")?);
     if let Some(rf) = config.scylla_create_schema {
         s = s.with_replication_factor(rf);

@@ -40,6 +40,10 @@ pub struct Config {
     pub scylla_keyspace: String,
     /// Create the keyspace and tables at start-up (`schema.cql`), with this replication factor.
     pub scylla_create_schema: Option<u32>,
+    /// `scylla_uri` is a single-node CQL server for tests (kassandra, as the end-to-end tests
+    /// run), which keeps no schema versions: the driver does not wait for schema agreement or
+    /// read schema metadata. Never on a cluster (its routing needs the metadata).
+    pub scylla_test_server: bool,
     /// Seed the demo hospital (departments, doctors, schedules, demo staff) into an empty store.
     pub demo_data: bool,
     /// Logs as JSON lines (for collectors) instead of text.
@@ -100,6 +104,7 @@ impl Default for Config {
             scylla_uri: None,
             scylla_keyspace: "hospital".into(),
             scylla_create_schema: None,
+            scylla_test_server: false,
             demo_data: true,
             log_json: false,
             socket_send_buffer_bytes: 64 * 1024,

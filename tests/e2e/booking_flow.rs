@@ -235,7 +235,7 @@ where
     }
 }
 
-async fn appointment_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
+pub(crate) async fn appointment_becomes(s: &TestServer, p: &Person, id: &str, status: &str) -> Value {
     eventually(&format!("appointment {id} {status}"), Duration::from_secs(20), move || async move {
         let a = appointment(s, p, id).await;
         if a["status"] == status {

@@ -45,6 +45,8 @@ mod reconcile;
 mod records;
 mod reports;
 mod restart;
+#[cfg(feature = "scylla")]
+mod scylla;
 mod settings;
 mod slow_clients;
 mod storm;

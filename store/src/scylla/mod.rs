@@ -104,9 +104,19 @@ impl ScyllaStore {
     /// `host:port` with an optional `scylla://` in front (`127.0.0.1:9042`). The keyspace need
     /// not exist yet: statements are prepared when first used, after `create_schema` if needed.
     pub async fn connect(uri: &str, keyspace: &str) -> Result<Self> {
+        Self::connect_with(uri, keyspace, false).await
+    }
+
+    /// `connect`, or, with `test_server`, to a single-node CQL server for tests (kassandra) that
+    /// keeps no schema versions or schema tables: the driver then neither waits for schema
+    /// agreement after DDL nor reads schema metadata (which a cluster needs for its routing).
+    pub async fn connect_with(uri: &str, keyspace: &str, test_server: bool) -> Result<Self> {
         let mut builder = SessionBuilder::new();
         for node in uri.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             builder = builder.known_node(node.strip_prefix("scylla://").unwrap_or(node).trim_end_matches('/'));
+        }
+        if test_server {
+            builder = builder.auto_await_schema_agreement(false).fetch_schema_metadata(false);
         }
         let session: Session = builder.build().await?;
         Self::from_session(session, keyspace)
