@@ -14,7 +14,8 @@
 //! descending clustering order. What only a real cluster can check: it runs one request at a
 //! time on one replica, so an LWT is atomic there without Paxos (contention between coordinators,
 //! a Paxos round left in flight by a timeout, and `LOCAL_SERIAL` reads are not exercised);
-//! answers every query in one page; orders `token()` by its own hash, not Murmur3; has no
+//! re-runs a query for each page (the store here asks for pages of two rows, so every paged
+//! listing's loop runs); orders `token()` by its own hash, not Murmur3; has no
 //! consistency levels or schema agreement. `SCYLLA_URI` runs the whole suite on a cluster
 //! (tests/conformance.rs `scylla_backend`).
 
@@ -45,8 +46,12 @@ async fn every_statement_of_the_scylla_backend_runs_against_kassandra() {
         .await
         .expect("the driver connects to kassandra");
     let trace = Arc::new(StatementTrace::default());
-    let store =
-        ScyllaStore::from_session(session, "hospital_ci").unwrap().with_replication_factor(1).with_trace(trace.clone());
+    // Two rows a page: every paged listing's loop runs more than once.
+    let store = ScyllaStore::from_session(session, "hospital_ci")
+        .unwrap()
+        .with_replication_factor(1)
+        .with_page_size(2)
+        .with_trace(trace.clone());
     let mut report = String::new();
 
     // The schema, as written (kassandra_dialect lists any rewrite).
@@ -272,6 +277,25 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
     assert_eq!(page, vec![vec![text("2.2"), Some(CqlValue::BigInt(1))], vec![text("2.1"), Some(CqlValue::BigInt(1))]]);
     let range = rows(&s, "SELECT body FROM p.log WHERE part = ? AND at >= ? AND at <= ?", ("x", 2i64, 3i64)).await;
     assert_eq!(range, vec![vec![text("3.1")], vec![text("2.2")], vec![text("2.1")]]);
+
+    // Pages: two rows each, the paging state carrying where the next starts.
+    {
+        use hospital_store::scylla::driver::response::{PagingState, PagingStateResponse};
+        use hospital_store::scylla::driver::statement::unprepared::Statement;
+        let mut stmt = Statement::new("SELECT body FROM p.log WHERE part = ?");
+        stmt.set_page_size(2);
+        let (mut pages, mut paging) = (Vec::new(), PagingState::start());
+        loop {
+            let (res, next) = s.query_single_page(stmt.clone(), ("x",), paging).await.unwrap();
+            let rows = res.into_rows_result().unwrap();
+            pages.push(rows.rows::<(String,)>().unwrap().map(|r| r.unwrap().0).collect::<Vec<_>>());
+            match next {
+                PagingStateResponse::HasMorePages { state } => paging = state,
+                PagingStateResponse::NoMorePages => break,
+            }
+        }
+        assert_eq!(pages, vec![vec!["3.1", "2.2"], vec!["2.1", "1.1"]], "two pages in clustering order");
+    }
 
     // Counters on a tinyint-keyed table.
     for d in [2i64, 3] {

@@ -6,7 +6,7 @@
 //! accept loop is ours (the crate's own tester pins an older driver and engine). It serves every
 //! connection on one thread, one request at a time, which is what the engine (a `&mut` session)
 //! allows, and which makes its lightweight transactions atomic without Paxos. What it cannot
-//! check (Paxos under contention, paging, consistency levels, replicas) is listed where the test
+//! check (Paxos under contention, consistency levels, replicas) is listed where the test
 //! that uses it says what ran.
 
 use futures::{SinkExt, StreamExt};

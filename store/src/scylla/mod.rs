@@ -77,7 +77,12 @@ pub struct ScyllaStore {
     rollups: bool,
     /// Which statements ran and how (tests only; see `trace`).
     trace: Option<Arc<StatementTrace>>,
+    /// Rows per page of the paged listings (`bodies`).
+    page_size: i32,
 }
+
+/// Rows per page of a paged listing unless set (`with_page_size`): the driver's own default.
+const PAGE_SIZE: i32 = 5000;
 
 macro_rules! from_scylla {
     ($($t:ty),*) => {$(
@@ -138,7 +143,15 @@ impl ScyllaStore {
             zone: Default::default(),
             rollups: true,
             trace: None,
+            page_size: PAGE_SIZE,
         })
+    }
+
+    /// Rows per page of the paged listings (5,000 unless set): tests set a few, so that every
+    /// listing's page loop runs more than once.
+    pub fn with_page_size(mut self, rows: i32) -> Self {
+        self.page_size = rows.max(1);
+        self
     }
 
     /// Records every statement run and its outcome into `trace`.
@@ -253,9 +266,11 @@ impl ScyllaStore {
         use scylla::response::{PagingState, PagingStateResponse};
         let mut out = Vec::new();
         let mut paging = PagingState::start();
+        let cql = self.cql(template);
+        let mut stmt = Statement::new(cql.as_str());
+        stmt.set_page_size(self.page_size);
         loop {
-            let cql = self.cql(template);
-            let r = self.session.execute_single_page(cql.as_str(), &values, paging).await;
+            let r = self.session.execute_single_page(stmt.clone(), &values, paging).await;
             self.note(&cql, &r);
             let (res, next) = r?;
             let rows = res.into_rows_result()?;

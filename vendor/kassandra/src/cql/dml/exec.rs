@@ -7,7 +7,7 @@
 
 use std::{cmp::Ordering, collections::BTreeMap};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::{Assignment, Condition, Kind, Literal, Operator, Relation, Selector, Statement, Target, Term};
 use crate::{
@@ -24,7 +24,7 @@ use crate::{
             error::Error,
             result::{ColumnSpec, PartitionKeyIndex, PreparedMetadata, QueryResult, ResultMetadata, Row, Rows, TableSpec},
         },
-        value::FrameValue,
+        value::{FrameValue, PagingState},
         write,
     },
 };
@@ -461,6 +461,18 @@ fn ttl_secs(v: Option<Val>) -> Result<i64, Error> {
     }
 }
 
+/// Where a page starts: the paging state's row mark holds how many rows earlier pages gave (the
+/// query runs again for each page, so a write between pages may shift rows: a test server's
+/// paging, not a snapshot).
+fn page_start(params: &QueryParameters<'_>) -> usize {
+    params
+        .paging_state
+        .as_ref()
+        .and_then(|p| p.row_mark.as_ref())
+        .and_then(|m| <[u8; 8]>::try_from(m.as_ref()).ok())
+        .map_or(0, |b| u64::from_be_bytes(b) as usize)
+}
+
 fn select<E: cql::Engine>(
     engine: &mut E,
     st: &Statement,
@@ -468,6 +480,7 @@ fn select<E: cql::Engine>(
     selectors: &[Selector],
     bound: &[Bound<'_>],
     limit: usize,
+    params: &QueryParameters<'_>,
 ) -> Result<QueryResult, Error> {
     let now = now_ms();
     let eq = equalities(bound);
@@ -533,10 +546,19 @@ fn select<E: cql::Engine>(
             }
         }
     }
+    // Pages of `result_page_size` rows (all at once when the driver asks for no paging).
+    let start = page_start(params);
+    let page = params.result_page_size.filter(|n| *n > 0).unwrap_or(usize::MAX);
+    let total = rows.len();
+    let rows: Vec<Row> = rows.into_iter().skip(start).take(page).collect();
+    let next = start.saturating_add(page);
+    let paging_state = (next < total).then(|| {
+        PagingState::new(None, Some(Bytes::copy_from_slice(&(next as u64).to_be_bytes())), total - next, 0)
+    });
     Ok(QueryResult::Rows(Rows {
         metadata: ResultMetadata {
             global_spec: Some(TableSpec { ks_name: st.keyspace.clone(), table_name: st.table.clone() }),
-            paging_state: None,
+            paging_state,
             col_specs: columns.into_iter().map(|(_, s)| s).collect(),
         },
         rows,
@@ -667,7 +689,7 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
         Kind::Select { selectors, relations, .. } => {
             let bound = bind_relations(relations, &mut vals);
             let limit = limit(vals.next())?;
-            select(engine, st, &schema, selectors, &bound, limit)
+            select(engine, st, &schema, selectors, &bound, limit, params)
         }
         Kind::Insert { columns, condition, .. } => {
             let given: Vec<(String, Val)> = columns.iter().cloned().zip(vals.by_ref().take(columns.len())).collect();
