@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::node_lease::NodeLease;
 use crate::{keys, seed, serve};
 
 /// A started platform: its address and a handle to stop it.
@@ -39,6 +40,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     actors: ActorSystem,
+    /// On ScyllaDB: this node's hold on the keyspace (one node runs its actors).
+    node_lease: Option<NodeLease>,
     /// Sends confirmations and reminders; stops when dropped.
     _notifier: Notifier,
     _jobs: hospital_actors::JobRunner,
@@ -50,12 +53,22 @@ impl Running {
         let _ = self.shutdown.send(true);
         let r = self.server.await;
         self.actors.shutdown().await;
+        if let Some(lease) = self.node_lease {
+            lease.release().await;
+        }
         r.context("server task")?.context("server")
     }
 
-    /// Waits until the server ends by itself (it does not, unless it fails).
+    /// Waits until the server ends by itself (it does not, unless it fails) or the node lease is
+    /// lost (then the process must end at once: another node may be taking over).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        (&mut self.server).await.context("server task")?.context("server")
+        match &mut self.node_lease {
+            None => (&mut self.server).await.context("server task")?.context("server"),
+            Some(lease) => tokio::select! {
+                r = &mut self.server => r.context("server task")?.context("server"),
+                why = lease.lost() => bail!("stopping: {why}"),
+            },
+        }
     }
 }
 
@@ -86,8 +99,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Arc::new(store.clone())
         }
     };
-    let stores = match &config.scylla_uri {
-        None => Stores { data: Arc::new(store.clone()), kv },
+    let (stores, node_lease) = match &config.scylla_uri {
+        None => (Stores { data: Arc::new(store.clone()), kv }, None),
         Some(uri) => cluster_stores(&config, uri, kv).await?,
     };
 
@@ -263,15 +276,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown: tx,
         server,
         actors,
+        node_lease,
         _notifier: notifier,
         _jobs: jobs,
     })
 }
 
 /// Durable data on ScyllaDB; sessions, codes and counters in Redis when configured, else on
-/// ScyllaDB too (its `kv_*` tables).
+/// ScyllaDB too (its `kv_*` tables). The keyspace's node lease is taken before anything runs.
 #[cfg(feature = "scylla")]
-async fn cluster_stores(config: &Config, uri: &str, kv: Arc<dyn EphemeralKv>) -> anyhow::Result<Stores> {
+async fn cluster_stores(
+    config: &Config,
+    uri: &str,
+    kv: Arc<dyn EphemeralKv>,
+) -> anyhow::Result<(Stores, Option<NodeLease>)> {
     let mut s =
         hospital_store::scylla::ScyllaStore::connect_with(uri, &config.scylla_keyspace, config.scylla_test_server)
             .await
@@ -283,12 +301,17 @@ async fn cluster_stores(config: &Config, uri: &str, kv: Arc<dyn EphemeralKv>) ->
     }
     tracing::info!(%uri, keyspace = %config.scylla_keyspace, "durable data on ScyllaDB");
     let s = Arc::new(s);
+    let lease = NodeLease::take(s.clone(), Duration::from_secs(config.scylla_node_lease_secs.max(3))).await?;
     let kv: Arc<dyn EphemeralKv> = if config.redis_url.is_some() { kv } else { s.clone() };
-    Ok(Stores { data: s, kv })
+    Ok((Stores { data: s, kv }, Some(lease)))
 }
 
 #[cfg(not(feature = "scylla"))]
-async fn cluster_stores(_config: &Config, _uri: &str, _kv: Arc<dyn EphemeralKv>) -> anyhow::Result<Stores> {
+async fn cluster_stores(
+    _config: &Config,
+    _uri: &str,
+    _kv: Arc<dyn EphemeralKv>,
+) -> anyhow::Result<(Stores, Option<NodeLease>)> {
     bail!("scylla_uri is set but this build has no ScyllaDB backend: build with --features scylla")
 }
 

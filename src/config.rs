@@ -44,6 +44,9 @@ pub struct Config {
     /// run), which keeps no schema versions: the driver does not wait for schema agreement or
     /// read schema metadata. Never on a cluster (its routing needs the metadata).
     pub scylla_test_server: bool,
+    /// The node lease's lifetime on ScyllaDB (s; renewed at a third of it): how long after a
+    /// node dies another may start on its keyspace.
+    pub scylla_node_lease_secs: u64,
     /// Seed the demo hospital (departments, doctors, schedules, demo staff) into an empty store.
     pub demo_data: bool,
     /// Logs as JSON lines (for collectors) instead of text.
@@ -105,6 +108,7 @@ impl Default for Config {
             scylla_keyspace: "hospital".into(),
             scylla_create_schema: None,
             scylla_test_server: false,
+            scylla_node_lease_secs: 15,
             demo_data: true,
             log_json: false,
             socket_send_buffer_bytes: 64 * 1024,

@@ -5,5 +5,6 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod keys;
+pub mod node_lease;
 pub mod seed;
 pub mod serve;

@@ -10,6 +10,7 @@
 //! owns D cannot overwrite what the new owner wrote: the lease alone cannot promise that, since
 //! the old owner cannot know in time that its lease ran out; the fence in the store can.
 
+use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use std::time::Duration;
 
@@ -143,4 +144,17 @@ impl RedisLeases {
             Some((o.to_string(), t.parse().ok()?))
         }))
     }
+}
+
+/// One node at a time for a whole store: the lease a node on ScyllaDB takes at start, until each
+/// actor's ownership is fenced there (schema.cql `node_lease`). `holder` names the node.
+#[async_trait]
+pub trait NodeLeases: Send + Sync {
+    /// Takes the lease for `ttl` (or renews it if `holder` has it); the other holder's name if
+    /// another node has it.
+    async fn claim_node(&self, holder: &str, ttl: Duration) -> Result<Option<String>>;
+    /// Extends the lease by `ttl` if `holder` still has it; false if it does not.
+    async fn renew_node(&self, holder: &str, ttl: Duration) -> Result<bool>;
+    /// Gives the lease up if `holder` has it, so the next node need not wait out the TTL.
+    async fn release_node(&self, holder: &str) -> Result<()>;
 }

@@ -40,7 +40,7 @@ pub use embedded::EmbeddedStore;
 pub use error::{Conflict, Result, StoreError};
 pub use exams::{open_exam, open_exams, ExamRow, ExamStore};
 pub use jobs::JobStore;
-pub use lease::{Fence, Lease, RedisLeases};
+pub use lease::{Fence, Lease, NodeLeases, RedisLeases};
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore, Queued};
 pub use outbox::{OutboxStore, PendingEvent};

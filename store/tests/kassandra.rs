@@ -311,6 +311,31 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
     assert!(e.to_string().contains("SyntaxError"), "{e}");
 }
 
+/// The node lease (one node runs a keyspace's actors): taken once, refused to another node with
+/// the holder's name, renewed only by its holder, given up only by its holder, free again once
+/// its TTL ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_holds_the_keyspace_until_it_lets_go_or_its_lease_runs_out() {
+    use hospital_store::NodeLeases;
+    use std::time::Duration;
+    let server = KassandraServer::start();
+    let store = ScyllaStore::connect_with(&server.uri(), "lease_ci", true).await.unwrap().with_replication_factor(1);
+    store.create_schema().await.unwrap();
+    let ttl = Duration::from_secs(1);
+    assert_eq!(store.claim_node("a", ttl).await.unwrap(), None, "a takes it");
+    assert_eq!(store.claim_node("b", ttl).await.unwrap(), Some("a".to_string()), "b is told a has it");
+    assert_eq!(store.claim_node("a", ttl).await.unwrap(), None, "a again: renewed, still a's");
+    assert!(store.renew_node("a", ttl).await.unwrap());
+    assert!(!store.renew_node("b", ttl).await.unwrap(), "only the holder renews");
+    store.release_node("b").await.unwrap();
+    assert_eq!(store.claim_node("b", ttl).await.unwrap(), Some("a".to_string()), "b cannot give up a's lease");
+    store.release_node("a").await.unwrap();
+    assert_eq!(store.claim_node("b", ttl).await.unwrap(), None, "given up: b takes it at once");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(!store.renew_node("b", ttl).await.unwrap(), "b's lease ran out");
+    assert_eq!(store.claim_node("a", ttl).await.unwrap(), None, "and a takes it back");
+}
+
 /// The statement rewritten into what kassandra parses, and the names of the changes made.
 /// Only the schema is rewritten; the backend's statements run as written. (Nothing is rewritten
 /// since kassandra was patched to read `STATIC` and `CLUSTERING ORDER BY`: vendor/kassandra.)

@@ -3,7 +3,8 @@
 //! this test: `hospital_testkit::kassandra`, patched to answer what the backend writes). The
 //! store's conformance suite checks each statement (`store/tests/kassandra.rs`); this checks the
 //! wiring: the schema made at start-up, the demo hospital seeded, a login, a patient, a hold, a
-//! WeChat Pay notification confirming it, and all of it still there after `kill -9`.
+//! WeChat Pay notification confirming it, a second node on the same keyspace refused (the node
+//! lease), and all of it still there after `kill -9` once the dead node's lease ran out.
 //!
 //! Run by `./scripts/test.sh` (`cargo test -p hospital --features scylla --test e2e scylla::`).
 
@@ -21,6 +22,48 @@ fn on(cql: &KassandraServer) -> Opts {
         .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
         .env("HOSPITAL_SCYLLA_CREATE_SCHEMA", 1)
         .env("HOSPITAL_SCYLLA_TEST_SERVER", true)
+        .env("HOSPITAL_SCYLLA_NODE_LEASE_SECS", NODE_LEASE_SECS)
+}
+
+const NODE_LEASE_SECS: u64 = 3;
+
+/// Starts a second node on the keyspace and returns its exit status and stderr once it ends
+/// (it must end by itself: a node that starts is killed after a minute and fails the test).
+fn second_node(uri: &str) -> (std::process::ExitStatus, String) {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("HOSPITAL_LOG", "warn")
+        .env("HOSPITAL_VAULT_DIR", dir.path().join("vault"))
+        .env("HOSPITAL_SCYLLA_URI", uri)
+        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
+        .env("HOSPITAL_SCYLLA_TEST_SERVER", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("a second node on the same keyspace kept running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err)
 }
 
 #[tokio::test]
@@ -46,8 +89,17 @@ async fn the_platform_books_and_pays_on_the_scylladb_backend_and_keeps_it_across
     assert_eq!(b_held["appointment"]["place"], 2, "{b_held}");
     assert_eq!(remaining(&s, &docs[0], date, &session).await, vec![1]);
 
-    // kill -9: the rows, the sessions (kv_entries) and the actors' state come back from ScyllaDB.
+    // A second node on the same keyspace would run a second schedule actor for the same doctor:
+    // it refuses to start, naming the node that holds the lease.
+    let uri = cql.uri();
+    let (status, err) = tokio::task::spawn_blocking(move || second_node(&uri)).await.unwrap();
+    assert!(!status.success(), "the second node must not start: {err}");
+    assert!(err.contains("another node") && err.contains(":"), "it says who holds the keyspace: {err}");
+
+    // kill -9: the rows, the sessions (kv_entries) and the actors' state come back from ScyllaDB
+    // once the dead node's lease has run out.
     let dir = s.kill_9();
+    tokio::time::sleep(std::time::Duration::from_secs(NODE_LEASE_SECS + 1)).await;
     let s = TestServer::start(on(&cql).data_dir(dir)).await;
     let again = appointment(&s, &a, &a_appt).await;
     assert_eq!(again["status"], "confirmed", "{again}");

@@ -558,7 +558,9 @@ fn prepared_metadata(
                     });
                 }
             }
-            QueryValue::Literal(_) => {}
+            // Patched: a literal is no bind marker (the driver's `WHERE key = 'local'` on
+            // system.local was reported with one, and its metadata read failed).
+            QueryValue::Literal(_) => continue,
         }
 
         let Some(column_spec) = schema.columns.get(&column) else {
