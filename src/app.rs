@@ -20,7 +20,7 @@ use hospital_integrations::{
     AliyunCloudauth, AliyunSms, RealNameVerifier, SmsSender, SubscribeClient, SubscribeConfig, SubscribeMessenger,
     WechatClient, WechatLogin,
 };
-use hospital_store::{EmbeddedStore, EphemeralKv, RedisKv, SessionStore, Stores};
+use hospital_store::{DataStore, EmbeddedStore, EphemeralKv, RedisKv, SessionStore, Stores};
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -282,14 +282,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
-/// Durable data on ScyllaDB; sessions, codes and counters in Redis when configured, else on
-/// ScyllaDB too (its `kv_*` tables). The keyspace's node lease is taken before anything runs.
+/// The durable store the configuration names, for the administrative commands (`create-staff`,
+/// `audit`): ScyllaDB if `scylla_uri` is set (a cluster's first administrator and its audit log
+/// are there, not in a local directory), else the embedded store in `data_dir`. No node lease:
+/// these commands run no actors.
+pub async fn open_data(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn DataStore>> {
+    match &config.scylla_uri {
+        None => Ok(Arc::new(
+            EmbeddedStore::open(data_dir)
+                .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+        )),
+        Some(uri) => Ok(cluster_data(config, uri).await?),
+    }
+}
+
 #[cfg(feature = "scylla")]
-async fn cluster_stores(
-    config: &Config,
-    uri: &str,
-    kv: Arc<dyn EphemeralKv>,
-) -> anyhow::Result<(Stores, Option<NodeLease>)> {
+async fn cluster_data(config: &Config, uri: &str) -> anyhow::Result<Arc<hospital_store::scylla::ScyllaStore>> {
     let mut s =
         hospital_store::scylla::ScyllaStore::connect_with(uri, &config.scylla_keyspace, config.scylla_test_server)
             .await
@@ -300,8 +308,28 @@ async fn cluster_stores(
         s.create_schema().await.context("cannot create the ScyllaDB schema")?;
     }
     tracing::info!(%uri, keyspace = %config.scylla_keyspace, "durable data on ScyllaDB");
-    let s = Arc::new(s);
-    let lease = NodeLease::take(s.clone(), Duration::from_secs(config.scylla_node_lease_secs.max(3))).await?;
+    Ok(Arc::new(s))
+}
+
+#[cfg(not(feature = "scylla"))]
+async fn cluster_data(_config: &Config, _uri: &str) -> anyhow::Result<Arc<dyn DataStore>> {
+    bail!(NO_SCYLLA)
+}
+
+#[cfg(not(feature = "scylla"))]
+const NO_SCYLLA: &str = "scylla_uri is set but this build has no ScyllaDB backend: build with --features scylla";
+
+/// Durable data on ScyllaDB; sessions, codes and counters in Redis when configured, else on
+/// ScyllaDB too (its `kv_*` tables). The keyspace's node lease is taken before anything runs.
+#[cfg(feature = "scylla")]
+async fn cluster_stores(
+    config: &Config,
+    uri: &str,
+    kv: Arc<dyn EphemeralKv>,
+) -> anyhow::Result<(Stores, Option<NodeLease>)> {
+    let s = cluster_data(config, uri).await?;
+    let ttl = Duration::from_secs(config.scylla_node_lease_secs.max(3));
+    let lease = NodeLease::take(s.clone(), config.scylla_node_name.clone(), ttl).await?;
     let kv: Arc<dyn EphemeralKv> = if config.redis_url.is_some() { kv } else { s.clone() };
     Ok((Stores { data: s, kv }, Some(lease)))
 }
@@ -312,7 +340,7 @@ async fn cluster_stores(
     _uri: &str,
     _kv: Arc<dyn EphemeralKv>,
 ) -> anyhow::Result<(Stores, Option<NodeLease>)> {
-    bail!("scylla_uri is set but this build has no ScyllaDB backend: build with --features scylla")
+    bail!(NO_SCYLLA)
 }
 
 /// The listening socket: a deep accept backlog (a release storm opens thousands of connections at

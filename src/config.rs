@@ -47,6 +47,10 @@ pub struct Config {
     /// The node lease's lifetime on ScyllaDB (s; renewed at a third of it): how long after a
     /// node dies another may start on its keyspace.
     pub scylla_node_lease_secs: u64,
+    /// This node's name in the node lease: a node restarting under the same name takes its own
+    /// lease back at once. Unset: host, process id and a random part (a restart waits the lease
+    /// out). Never give two live nodes one name.
+    pub scylla_node_name: Option<String>,
     /// Seed the demo hospital (departments, doctors, schedules, demo staff) into an empty store.
     pub demo_data: bool,
     /// Logs as JSON lines (for collectors) instead of text.
@@ -109,6 +113,7 @@ impl Default for Config {
             scylla_create_schema: None,
             scylla_test_server: false,
             scylla_node_lease_secs: 15,
+            scylla_node_name: None,
             demo_data: true,
             log_json: false,
             socket_send_buffer_bytes: 64 * 1024,

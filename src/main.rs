@@ -144,18 +144,18 @@ async fn main() -> anyhow::Result<()> {
                 .map(|r| hospital_domain::RoleName::parse(r))
                 .collect::<Result<Vec<_>, _>>()
                 .context("a role name")?;
-            let dir = data_dir.unwrap_or(cfg.data_dir);
-            let store = hospital_store::EmbeddedStore::open(&dir)?;
+            let dir = data_dir.unwrap_or(cfg.data_dir.clone());
+            let store = app::open_data(&cfg, &dir).await?;
             // The built-in roles exist before the first administrator does.
-            hospital_gateway::access::Roles::load(&store).await?;
+            hospital_gateway::access::Roles::load(&*store).await?;
             let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles, doctor_id: None };
-            let s = hospital_gateway::http::staff::create(&store, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let s = hospital_gateway::http::staff::create(&*store, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created staff {} ({})", s.username, s.id);
             Ok(())
         }
         Command::Audit(cmd) => {
             init_logging(false);
-            audit(cmd, cfg.data_dir).await
+            audit(cmd, &cfg).await
         }
         Command::Keygen => {
             let _ = keys::field_cipher; // the same generator the server uses for its first key
@@ -165,18 +165,18 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn audit(cmd: AuditCommand, default_dir: PathBuf) -> anyhow::Result<()> {
-    use hospital_store::audit::{export, verify_chain, AuditIndex, AuditQuery, AuditStore, ExportFormat};
+async fn audit(cmd: AuditCommand, cfg: &config::Config) -> anyhow::Result<()> {
+    use hospital_store::audit::{export, verify_chain, AuditIndex, AuditQuery, ExportFormat};
     match cmd {
         AuditCommand::Verify { data_dir, chain } => {
-            let store = hospital_store::EmbeddedStore::open(&data_dir.unwrap_or(default_dir))?;
+            let store = app::open_data(cfg, &data_dir.unwrap_or(cfg.data_dir.clone())).await?;
             let chains: Vec<String> = match chain {
                 Some(c) => vec![c],
                 None => store.audit_heads().await?.into_iter().map(|h| h.chain).collect(),
             };
             let mut broken = false;
             for chain in &chains {
-                let r = verify_chain(&store, chain).await?;
+                let r = verify_chain(&*store, chain).await?;
                 match (&r.broken, &r.head) {
                     (None, Some(h)) => println!(
                         "chain {chain}: intact, {} entries, head seq {} hash {} at {}",
@@ -204,7 +204,7 @@ async fn audit(cmd: AuditCommand, default_dir: PathBuf) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Export { data_dir, from, to, staff, action, account, format } => {
-            let store = hospital_store::EmbeddedStore::open(&data_dir.unwrap_or(default_dir))?;
+            let store = app::open_data(cfg, &data_dir.unwrap_or(cfg.data_dir.clone())).await?;
             let to = to.unwrap_or_else(chrono::Utc::now);
             let from = from.unwrap_or(to - chrono::Duration::days(30));
             let index = match (staff, &action, account) {
@@ -216,7 +216,7 @@ async fn audit(cmd: AuditCommand, default_dir: PathBuf) -> anyhow::Result<()> {
             let format = if format == "csv" { ExportFormat::Csv } else { ExportFormat::JsonLines };
             let query = AuditQuery::new(index, from, to, 500);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = export(&store, &query, format, &mut out).await?;
+            let n = export(&*store, &query, format, &mut out).await?;
             eprintln!("exported {n} entries");
             Ok(())
         }

@@ -17,11 +17,13 @@ pub struct NodeLease {
 }
 
 impl NodeLease {
-    /// Takes the lease, or refuses to start with who has it.
-    pub async fn take(leases: Arc<dyn NodeLeases>, ttl: Duration) -> anyhow::Result<Self> {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let holder =
-            format!("{}:{}:{}", host.trim(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    /// Takes the lease as `name` (else host, process id and a random part), or refuses to start
+    /// with who has it.
+    pub async fn take(leases: Arc<dyn NodeLeases>, name: Option<String>, ttl: Duration) -> anyhow::Result<Self> {
+        let holder = name.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}:{}:{}", host.trim(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+        });
         if let Some(other) = leases.claim_node(&holder, ttl).await? {
             bail!(
                 "another node ({other}) runs the actors on this keyspace: two would book the same places \

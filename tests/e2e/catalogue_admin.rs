@@ -14,7 +14,9 @@ use crate::harness::{assert_error, expect_json, ok_json, TestServer};
 /// A data directory holding only a first administrator, made with the CLI.
 pub(crate) fn dir_with_admin() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hospital"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
+    crate::harness::on_scylla(dir.path(), &mut cmd);
+    let out = cmd
         .env("HOSPITAL_LOG", "warn")
         // The tests' own setting (screenshots into docs/), not a server key.
         .env_remove("HOSPITAL_SCREENSHOTS")

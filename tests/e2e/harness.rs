@@ -81,6 +81,33 @@ pub struct TestServer {
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `E2E_ON_SCYLLA=1` with `--features scylla` runs every server of the suite on the
+/// ScyllaDB backend: durable data (and, without Redis, sessions and codes) on a kassandra server
+/// of its own, one per data directory, so a restart on the same directory finds its data and
+/// takes its own node lease back (the node is named after the directory); the tests' CLI runs
+/// on a directory (`create-staff`) use it too. Tests that open the embedded store's files
+/// themselves fail in that mode by design.
+#[cfg(feature = "scylla")]
+pub(crate) fn on_scylla(data_dir: &std::path::Path, cmd: &mut Command) {
+    if std::env::var_os("E2E_ON_SCYLLA").is_none() {
+        return;
+    }
+    let file = data_dir.join("e2e-cql-server");
+    let uri = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+        let uri = hospital_testkit::kassandra::KassandraServer::start().uri();
+        std::fs::write(&file, &uri).expect("note the CQL server");
+        uri
+    });
+    cmd.env("HOSPITAL_SCYLLA_URI", uri)
+        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
+        .env("HOSPITAL_SCYLLA_CREATE_SCHEMA", "1")
+        .env("HOSPITAL_SCYLLA_TEST_SERVER", "true")
+        .env("HOSPITAL_SCYLLA_NODE_NAME", data_dir.display().to_string());
+}
+
+#[cfg(not(feature = "scylla"))]
+pub(crate) fn on_scylla(_data_dir: &std::path::Path, _cmd: &mut Command) {}
+
 impl TestServer {
     pub async fn start(opts: Opts) -> TestServer {
         tokio::task::spawn_blocking(move || Self::start_blocking(opts)).await.expect("server start task")
@@ -112,6 +139,7 @@ impl TestServer {
         if let Some(url) = &redis_url {
             cmd.env("REDIS_URL", url);
         }
+        on_scylla(data_dir.path(), &mut cmd);
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }

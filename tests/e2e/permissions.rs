@@ -167,7 +167,9 @@ async fn every_route_with_every_role_answers_as_the_table_says_and_is_audited() 
     assert!(csv.lines().any(|l| l.contains("role.create") && l.contains("refunds_only")), "{csv}");
 
     let dir = s.stop();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
+    crate::harness::on_scylla(dir.path(), &mut cmd);
+    let out = cmd
         .env("HOSPITAL_LOG", "warn")
         // The tests' own setting (screenshots into docs/), not a server key.
         .env_remove("HOSPITAL_SCREENSHOTS")

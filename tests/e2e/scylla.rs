@@ -2,9 +2,11 @@
 //! CQL server instead of the embedded store, here kassandra (a CQL v4 server in memory, run by
 //! this test: `hospital_testkit::kassandra`, patched to answer what the backend writes). The
 //! store's conformance suite checks each statement (`store/tests/kassandra.rs`); this checks the
-//! wiring: the schema made at start-up, the demo hospital seeded, a login, a patient, a hold, a
+//! wiring: the schema made at start-up, the demo hospital seeded, the first administrator made
+//! with the CLI (into ScyllaDB), a login, a patient, a hold, a
 //! WeChat Pay notification confirming it, a second node on the same keyspace refused (the node
-//! lease), and all of it still there after `kill -9` once the dead node's lease ran out.
+//! lease), all of it still there after `kill -9` once the dead node's lease ran out, and the
+//! audit chain verified by the CLI on the cluster.
 //!
 //! Run by `./scripts/test.sh` (`cargo test -p hospital --features scylla --test e2e scylla::`).
 
@@ -12,7 +14,7 @@ use hospital_testkit::kassandra::KassandraServer;
 
 use crate::booking_flow::{
     ahead, appointment, appointment_becomes, book, book_ok, booking_opts, conflict, create_session, doctors, order,
-    pay, person, remaining, staff,
+    pay, person, remaining,
 };
 use crate::harness::{Opts, TestServer};
 
@@ -26,6 +28,27 @@ fn on(cql: &KassandraServer) -> Opts {
 }
 
 const NODE_LEASE_SECS: u64 = 3;
+
+/// The binary's administrative command `args` on the test's keyspace (it needs no node lease).
+fn cli(uri: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSPITAL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    cmd.env("HOSPITAL_LOG", "warn")
+        .env("HOSPITAL_SCYLLA_URI", uri)
+        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
+        .env("HOSPITAL_SCYLLA_TEST_SERVER", "true")
+        .env("HOSPITAL_NEW_STAFF_PASSWORD", "Cluster-admin-2026")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap()
+}
 
 /// Starts a second node on the keyspace and returns its exit status and stderr once it ends
 /// (it must end by itself: a node that starts is killed after a minute and fails the test).
@@ -70,7 +93,11 @@ fn second_node(uri: &str) -> (std::process::ExitStatus, String) {
 async fn the_platform_books_and_pays_on_the_scylladb_backend_and_keeps_it_across_kill_9() {
     let cql = KassandraServer::start();
     let s = TestServer::start(on(&cql)).await;
-    let admin = staff(&s).await;
+    // The first administrator of a cluster, made with the CLI: in ScyllaDB, where the server
+    // finds it (not in a local directory).
+    let made = cli(&cql.uri(), &["create-staff", "--username", "ops", "--name", "运维", "--roles", "admin"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let admin = s.staff_login("ops", "Cluster-admin-2026").await;
     let docs = doctors(&s).await;
     assert!(!docs.is_empty(), "the demo hospital was seeded into ScyllaDB");
     let date = ahead(20);
@@ -128,6 +155,15 @@ async fn the_platform_books_and_pays_on_the_scylladb_backend_and_keeps_it_across
         .maybe_first_row::<(String,)>()
         .unwrap();
     assert!(row.is_some_and(|(body,)| body.contains(&slip)), "the confirmed appointment is in ScyllaDB's table");
+
+    // The staff's audit chain, verified from the CLI against the cluster.
+    let out = cli(&cql.uri(), &["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("chain main: intact"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 async fn cql_session(cql: &KassandraServer) -> hospital_store::scylla::driver::client::session::Session {
