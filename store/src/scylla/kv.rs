@@ -38,10 +38,10 @@ const COUNTER_STEP: &str = "UPDATE {ks}.kv_entries USING TTL ? SET n = ?, value 
 /// The placeholder an append claims a log id with until its number is written (never a number).
 const LOG_CLAIM: &[u8] = b"claimed";
 /// How long an append waits for another caller's claim of the same id to get its number.
-const LOG_CLAIM_WAIT: Duration = Duration::from_secs(2);
+const LOG_CLAIM_WAIT: Duration = Duration::from_secs(5);
 /// How long a claim lives unless its number replaces it: a caller that died after claiming (a
-/// `kill -9` mid-append) blocks the id no longer than this, and the event's redelivery from the
-/// outbox then claims it afresh. Longer than the wait, so no waiter gives up on a live claim.
+/// `kill -9` mid-append) blocks the id no longer than this; shorter than `LOG_CLAIM_WAIT`, so a
+/// waiter outlasts a dead claim and numbers the event itself.
 const LOG_CLAIM_TTL: Duration = Duration::from_secs(3);
 const SET_ADD: &str = "INSERT INTO {ks}.kv_set_members (key, member, expires_at) VALUES (?, ?, ?) USING TTL ?";
 const SET_REMOVE: &str = "DELETE FROM {ks}.kv_set_members WHERE key = ? AND member = ?";
@@ -204,10 +204,10 @@ impl EphemeralKv for ScyllaStore {
 
     /// The id is claimed first (`put_if_absent` of a placeholder, a conditional insert), so of
     /// two callers appending one id at once only one takes a number; the other waits for that
-    /// number. A claim whose caller died before writing its number lapses after
-    /// `LOG_CLAIM_TTL`: until then the id's appends fail (the outbox delivers the event again
-    /// later), after it the next append numbers it. (A claimant slower than that could see its id
-    /// numbered twice: the price of not blocking an event for the log's whole TTL.)
+    /// number. A claim whose caller died before writing its number (a `kill -9` mid-append)
+    /// lapses after `LOG_CLAIM_TTL`, within the wait, and the waiter then numbers the event
+    /// itself. (A claimant slower than that could see its id numbered twice: the price of not
+    /// blocking an event for the log's whole TTL.)
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
         let id_key = crate::traits::log_id_key(event_id);
         let deadline = std::time::Instant::now() + LOG_CLAIM_WAIT;
@@ -228,7 +228,7 @@ impl EphemeralKv for ScyllaStore {
                 None => {}
             }
             if !self.put_if_absent(&id_key, LOG_CLAIM, LOG_CLAIM_TTL.min(ttl)).await? {
-                continue; // Another caller claimed it first: read its number.
+                continue; // Another caller claimed it first: wait for its number.
             }
             let n = self.incr(&crate::traits::log_counter_key(stream), crate::traits::LOG_COUNTER_TTL).await? as u64;
             self.put(&crate::traits::log_value_key(stream, n), value, ttl).await?;
