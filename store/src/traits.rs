@@ -235,10 +235,9 @@ pub trait EphemeralKv: Send + Sync {
     /// append the same id at once. Values and the id markers live `ttl`; the counter outlives
     /// them (`LOG_COUNTER_TTL`). Returns (number, fresh).
     ///
-    /// Redis and the embedded store do this atomically (no number without its value). ScyllaDB's
-    /// kv builds it of single-key operations: a crash between the increment and the write leaves
-    /// a hole, which a reader takes as a lost value (the client reloads), never as a gap it
-    /// silently skips.
+    /// No number is ever handed out without its value: Redis and the embedded store write both
+    /// in one step; ScyllaDB's kv writes them as one row taken `IF NOT EXISTS` (schema.cql
+    /// `kv_log`). A value missing later has expired (the client reloads).
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)>;
 
     /// The latest number of the log `stream` (0 if none).

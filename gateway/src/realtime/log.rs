@@ -64,8 +64,8 @@ impl EventLog {
     }
 
     /// The events `from..=to`, in order, or `TooOld` if any is no longer kept (past the bound,
-    /// the TTL, or lost: a number is never handed out without its event on Redis and the
-    /// embedded store, so a missing one is gone, not on its way).
+    /// the TTL, or lost: a number is never handed out without its event, so a missing one is
+    /// gone, not on its way).
     pub async fn range(&self, account: AccountId, from: u64, to: u64) -> Result<Since, StoreError> {
         if to < from {
             return Ok(Since::Events(Vec::new()));

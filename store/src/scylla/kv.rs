@@ -43,6 +43,22 @@ const LOG_CLAIM_WAIT: Duration = Duration::from_secs(5);
 /// `kill -9` mid-append) blocks the id no longer than this; shorter than `LOG_CLAIM_WAIT`, so a
 /// waiter outlasts a dead claim and numbers the event itself.
 const LOG_CLAIM_TTL: Duration = Duration::from_secs(3);
+/// A log's number and its event, one row, taken only if the number is free.
+const LOG_ROW: &str =
+    "INSERT INTO {ks}.kv_log (stream, seq, event_id, value) VALUES (?, ?, ?, ?) IF NOT EXISTS USING TTL ?";
+/// A log's newest rows (newest first): its head while they live, and the recent event ids.
+const LOG_NEWEST: &str = "SELECT seq, event_id FROM {ks}.kv_log WHERE stream = ? LIMIT ?";
+const LOG_RANGE: &str = "SELECT seq, value FROM {ks}.kv_log WHERE stream = ? AND seq >= ? AND seq <= ?";
+/// How many of a log's newest rows an append checks for its own event (one a predecessor wrote
+/// and died before naming its number).
+const LOG_RECENT: i32 = 32;
+/// A counter created at a given value (the log's head, moved forward to a number).
+const COUNTER_CREATE_AT: &str =
+    "INSERT INTO {ks}.kv_entries (key, n, value, expires_at, cas_id) VALUES (?, ?, ?, ?, ?) \
+     IF NOT EXISTS USING TTL ?";
+/// An expired counter restarted at a given value.
+const COUNTER_RESTART_AT: &str = "UPDATE {ks}.kv_entries USING TTL ? SET n = ?, value = ?, expires_at = ?, cas_id = ? \
+     WHERE key = ? IF expires_at = ?";
 const SET_ADD: &str = "INSERT INTO {ks}.kv_set_members (key, member, expires_at) VALUES (?, ?, ?) USING TTL ?";
 const SET_REMOVE: &str = "DELETE FROM {ks}.kv_set_members WHERE key = ? AND member = ?";
 const SET_MEMBERS: &str = "SELECT member, expires_at FROM {ks}.kv_set_members WHERE key = ?";
@@ -74,6 +90,49 @@ fn counter_state(n: Option<i64>, expires_at: Option<i64>) -> CounterState {
 }
 
 impl ScyllaStore {
+    /// Moves the counter `key` forward to `to` if it is behind (created with `ttl` if absent or
+    /// expired), by compare-and-set: a log's head never goes back.
+    async fn advance_counter(&self, key: &str, to: i64, ttl: Duration) -> Result<()> {
+        let op = Uuid::new_v4();
+        let value = to.to_string().into_bytes();
+        for attempt in 0..INCR_ATTEMPTS {
+            let now = now_ms();
+            let (state, _) = self.counter_row(key, false).await?;
+            let outcome = match state {
+                Some((Some(n), Some(exp))) if n >= to && exp > now => return Ok(()),
+                None => self.lwt(COUNTER_CREATE_AT, (key, to, &value[..], now + ms(ttl), op, ttl_secs(ttl))).await?,
+                Some((_, Some(exp))) if exp <= now => {
+                    self.lwt(COUNTER_RESTART_AT, (ttl_secs(ttl), to, &value[..], now + ms(ttl), op, key, exp)).await?
+                }
+                Some((n, exp)) => {
+                    let left = exp.map_or(ttl, |e| Duration::from_millis((e - now).max(1) as u64));
+                    self.lwt(COUNTER_STEP, (ttl_secs(left), to, &value[..], op, key, n, exp)).await?
+                }
+            };
+            if outcome.applied {
+                return Ok(());
+            }
+            backoff(attempt).await;
+        }
+        Err(StoreError::Scylla(format!("moving {key} forward: too much contention")))
+    }
+
+    /// A log's newest rows, newest first: (number, event id).
+    async fn log_newest(&self, stream: &str) -> Result<Vec<(i64, String)>> {
+        self.rows::<(i64, String)>(LOG_NEWEST, (stream, LOG_RECENT)).await
+    }
+
+    /// The head from the counter and the newest rows (the larger: the counter may lag a row an
+    /// appender wrote just before dying, and it outlives the rows).
+    async fn log_head_with(&self, stream: &str, newest: &[(i64, String)]) -> Result<u64> {
+        let counter: u64 = self
+            .get(&crate::traits::log_counter_key(stream))
+            .await?
+            .and_then(|v| String::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(0);
+        Ok(counter.max(newest.first().map_or(0, |(n, _)| *n as u64)))
+    }
+
     async fn counter_row(&self, key: &str, serial: bool) -> Result<(CounterState, Option<Uuid>)> {
         let mut stmt = Statement::new(self.cql(COUNTER));
         if serial {
@@ -203,16 +262,24 @@ impl EphemeralKv for ScyllaStore {
     }
 
     /// The id is claimed first (`put_if_absent` of a placeholder, a conditional insert), so of
-    /// two callers appending one id at once only one takes a number; the other waits for that
-    /// number. A claim whose caller died before writing its number (a `kill -9` mid-append)
-    /// lapses after `LOG_CLAIM_TTL`, within the wait, and the waiter then numbers the event
-    /// itself. (A claimant slower than that could see its id numbered twice: the price of not
-    /// blocking an event for the log's whole TTL.)
+    /// two callers appending one id at once only one numbers it; the other waits for that
+    /// number. A claim whose caller died (a `kill -9` mid-append) lapses after
+    /// `LOG_CLAIM_TTL`, within the wait, and the waiter then numbers the event itself. The
+    /// number and the event are one `kv_log` row taken `IF NOT EXISTS` (schema.cql), so a crash
+    /// leaves no number without its event; an event whose row a dead caller wrote is found
+    /// among the log's newest rows and keeps its number. (A claimant slower than the claim's
+    /// life could see its id numbered twice: the price of not blocking an event for a day.)
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let id_key = crate::traits::log_id_key(event_id);
+        use crate::traits::{log_counter_key, log_id_key, LOG_COUNTER_TTL};
+        let id_key = log_id_key(event_id);
         let deadline = std::time::Instant::now() + LOG_CLAIM_WAIT;
         let mut attempt = 0;
-        while std::time::Instant::now() < deadline {
+        loop {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Scylla(format!(
+                    "log id {event_id}: claimed by an append that has not finished"
+                )));
+            }
             attempt += 1;
             match self.get(&id_key).await? {
                 Some(v) if v == LOG_CLAIM => {
@@ -227,15 +294,44 @@ impl EphemeralKv for ScyllaStore {
                 }
                 None => {}
             }
-            if !self.put_if_absent(&id_key, LOG_CLAIM, LOG_CLAIM_TTL.min(ttl)).await? {
-                continue; // Another caller claimed it first: wait for its number.
+            if self.put_if_absent(&id_key, LOG_CLAIM, LOG_CLAIM_TTL.min(ttl)).await? {
+                break;
             }
-            let n = self.incr(&crate::traits::log_counter_key(stream), crate::traits::LOG_COUNTER_TTL).await? as u64;
-            self.put(&crate::traits::log_value_key(stream, n), value, ttl).await?;
-            self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
-            return Ok((n, true));
         }
-        Err(StoreError::Scylla(format!("log id {event_id}: claimed by an append that has not finished")))
+        let mut newest = self.log_newest(stream).await?;
+        for attempt in 0..INCR_ATTEMPTS {
+            // Written by a caller that died before naming its number: it keeps that number.
+            if let Some((n, _)) = newest.iter().find(|(_, id)| id == event_id) {
+                let n = *n;
+                self.advance_counter(&log_counter_key(stream), n, LOG_COUNTER_TTL).await?;
+                self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
+                return Ok((n as u64, true));
+            }
+            let n = self.log_head_with(stream, &newest).await? as i64 + 1;
+            let row = self.lwt(LOG_ROW, (stream, n, event_id, value, ttl_secs(ttl))).await?;
+            if row.applied {
+                self.advance_counter(&log_counter_key(stream), n, LOG_COUNTER_TTL).await?;
+                self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
+                return Ok((n as u64, true));
+            }
+            // Another appender took the number: move the head past it, then try the next.
+            self.advance_counter(&log_counter_key(stream), n, LOG_COUNTER_TTL).await?;
+            backoff(attempt).await;
+            newest = self.log_newest(stream).await?;
+        }
+        Err(StoreError::Scylla(format!("log {stream}: too much contention")))
+    }
+
+    async fn log_head(&self, stream: &str) -> Result<u64> {
+        let newest = self.rows::<(i64, String)>(LOG_NEWEST, (stream, 1)).await?;
+        self.log_head_with(stream, &newest).await
+    }
+
+    async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
+        let rows: Vec<(i64, Option<Vec<u8>>)> = self.rows(LOG_RANGE, (stream, from as i64, to as i64)).await?;
+        let by_number: std::collections::HashMap<i64, Vec<u8>> =
+            rows.into_iter().filter_map(|(n, v)| Some((n, v?))).collect();
+        Ok((from..=to).map(|n| by_number.get(&(n as i64)).cloned()).collect())
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
