@@ -247,13 +247,7 @@ pub trait EphemeralKv: Send + Sync {
 
     /// The values numbered `from..=to` of the log `stream`, in order; None where a value is no
     /// longer kept.
-    async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut out = Vec::new();
-        for n in from..=to {
-            out.push(self.get(&log_value_key(stream, n)).await?);
-        }
-        Ok(out)
-    }
+    async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>>;
     /// Adds a member to a set, (re)setting the set's TTL to at least `ttl`.
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()>;
     async fn set_remove(&self, key: &str, member: &str) -> Result<()>;

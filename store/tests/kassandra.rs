@@ -22,7 +22,6 @@
 #![cfg(feature = "scylla")]
 
 use hospital_store::conformance;
-use hospital_store::scylla::driver::client::session_builder::SessionBuilder;
 use hospital_store::scylla::driver::value::CqlValue;
 use hospital_store::scylla::{ScyllaStore, StatementTrace};
 use hospital_store::{DataStore, EphemeralKv};
@@ -38,39 +37,25 @@ type Part = Pin<Box<dyn Future<Output = ()> + Send>>;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_statement_of_the_scylla_backend_runs_against_kassandra() {
     let server = KassandraServer::start();
-    let session = SessionBuilder::new()
-        .known_node(server.uri())
-        .auto_await_schema_agreement(false)
-        .fetch_schema_metadata(false)
-        .build()
-        .await
-        .expect("the driver connects to kassandra");
     let trace = Arc::new(StatementTrace::default());
     // Two rows a page: every paged listing's loop runs more than once.
-    let store = ScyllaStore::from_session(session, "hospital_ci")
-        .unwrap()
+    let store = ScyllaStore::connect_with(&server.uri(), "hospital_ci", true)
+        .await
+        .expect("the driver connects to kassandra")
         .with_replication_factor(1)
         .with_page_size(2)
         .with_trace(trace.clone());
     let mut report = String::new();
 
-    // The schema, as written (kassandra_dialect lists any rewrite).
+    // The schema, as written.
     let mut schema_failures = Vec::new();
-    let mut rewrites = BTreeMap::<&'static str, usize>::new();
-    for stmt in store.schema_statements() {
-        let (cql, changes) = kassandra_dialect(&stmt);
-        for c in changes {
-            *rewrites.entry(c).or_default() += 1;
-        }
+    for cql in store.schema_statements() {
         if let Err(e) = store.session().query_unpaged(cql.as_str(), ()).await {
             schema_failures.push(format!("{}: {e}", first_words(&cql)));
         }
     }
     let tables = store.schema_statements().iter().filter(|s| s.starts_with("CREATE TABLE")).count();
-    writeln!(report, "## Schema\n\n{tables} tables; rewritten for kassandra:").unwrap();
-    for (change, n) in &rewrites {
-        writeln!(report, "- {change}: {n} statement(s)").unwrap();
-    }
+    writeln!(report, "## Schema\n\n{tables} tables, created as written").unwrap();
     writeln!(report, "\nrefused: {}", schema_failures.len()).unwrap();
     for f in &schema_failures {
         writeln!(report, "- {f}").unwrap();
@@ -204,13 +189,8 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
     use hospital_store::scylla::driver::client::session::Session;
     use hospital_store::scylla::driver::value::{Counter, Row};
     let server = KassandraServer::start();
-    let s: Session = SessionBuilder::new()
-        .known_node(server.uri())
-        .auto_await_schema_agreement(false)
-        .fetch_schema_metadata(false)
-        .build()
-        .await
-        .unwrap();
+    let store = ScyllaStore::connect_with(&server.uri(), "p", true).await.unwrap();
+    let s: &Session = store.session();
     for ddl in [
         "CREATE KEYSPACE IF NOT EXISTS p WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
         "CREATE TABLE p.kv (k text PRIMARY KEY, v text, n bigint)",
@@ -231,30 +211,30 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
     let text = |x: &str| Some(CqlValue::Text(x.into()));
 
     // A conditional insert: applied once; the second answers the row that is there.
-    let first = rows(&s, "INSERT INTO p.kv (k, v, n) VALUES (?, ?, 0) IF NOT EXISTS", ("a", "one")).await;
+    let first = rows(s, "INSERT INTO p.kv (k, v, n) VALUES (?, ?, 0) IF NOT EXISTS", ("a", "one")).await;
     assert_eq!(first[0][0], Some(CqlValue::Boolean(true)));
-    let second = rows(&s, "INSERT INTO p.kv (k, v, n) VALUES (?, ?, 0) IF NOT EXISTS", ("a", "two")).await;
+    let second = rows(s, "INSERT INTO p.kv (k, v, n) VALUES (?, ?, 0) IF NOT EXISTS", ("a", "two")).await;
     assert_eq!(second[0][0], Some(CqlValue::Boolean(false)));
     assert!(second[0].contains(&text("one")), "the old row comes back: {second:?}");
     // A compare-and-set: refused on a stale value (the current one comes back), applied on the right one.
-    let stale = rows(&s, "UPDATE p.kv SET v = ? WHERE k = ? IF v = ?", ("three", "a", "two")).await;
+    let stale = rows(s, "UPDATE p.kv SET v = ? WHERE k = ? IF v = ?", ("three", "a", "two")).await;
     assert_eq!(stale[0], vec![Some(CqlValue::Boolean(false)), text("one")]);
-    let cas = rows(&s, "UPDATE p.kv SET v = ? WHERE k = ? IF v = ?", ("three", "a", "one")).await;
+    let cas = rows(s, "UPDATE p.kv SET v = ? WHERE k = ? IF v = ?", ("three", "a", "one")).await;
     assert_eq!(cas[0][0], Some(CqlValue::Boolean(true)));
     assert_eq!(
-        rows(&s, "SELECT v, n FROM p.kv WHERE k = ?", ("a",)).await,
+        rows(s, "SELECT v, n FROM p.kv WHERE k = ?", ("a",)).await,
         vec![vec![text("three"), Some(CqlValue::BigInt(0))]]
     );
 
     // TTL: counted down by TTL(), gone once it ends.
     s.query_unpaged("INSERT INTO p.kv (k, v) VALUES (?, ?) USING TTL ?", ("t", "brief", 1i32)).await.unwrap();
     assert_eq!(
-        rows(&s, "SELECT v, TTL(v) FROM p.kv WHERE k = ?", ("t",)).await,
+        rows(s, "SELECT v, TTL(v) FROM p.kv WHERE k = ?", ("t",)).await,
         vec![vec![text("brief"), Some(CqlValue::Int(1))]]
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert!(rows(&s, "SELECT v FROM p.kv WHERE k = ?", ("t",)).await.is_empty(), "the row expired with its TTL");
-    let again = rows(&s, "INSERT INTO p.kv (k, v) VALUES (?, ?) IF NOT EXISTS", ("t", "anew")).await;
+    assert!(rows(s, "SELECT v FROM p.kv WHERE k = ?", ("t",)).await.is_empty(), "the row expired with its TTL");
+    let again = rows(s, "INSERT INTO p.kv (k, v) VALUES (?, ?) IF NOT EXISTS", ("t", "anew")).await;
     assert_eq!(again[0][0], Some(CqlValue::Boolean(true)), "an expired row does not block a conditional insert");
 
     // Descending order, a tuple relation, LIMIT ?, and a static column shared by the partition.
@@ -266,16 +246,16 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
         .await
         .unwrap();
     }
-    let claim = rows(&s, "UPDATE p.log SET version = ? WHERE part = ? IF version = null", (1i64, "x")).await;
+    let claim = rows(s, "UPDATE p.log SET version = ? WHERE part = ? IF version = null", (1i64, "x")).await;
     assert_eq!(claim[0][0], Some(CqlValue::Boolean(true)));
     let page = rows(
-        &s,
+        s,
         "SELECT body, version FROM p.log WHERE part = ? AND (at, seq) < (?, ?) LIMIT ?",
         ("x", 3i64, 1i32, 2i32),
     )
     .await;
     assert_eq!(page, vec![vec![text("2.2"), Some(CqlValue::BigInt(1))], vec![text("2.1"), Some(CqlValue::BigInt(1))]]);
-    let range = rows(&s, "SELECT body FROM p.log WHERE part = ? AND at >= ? AND at <= ?", ("x", 2i64, 3i64)).await;
+    let range = rows(s, "SELECT body FROM p.log WHERE part = ? AND at >= ? AND at <= ?", ("x", 2i64, 3i64)).await;
     assert_eq!(range, vec![vec![text("3.1")], vec![text("2.2")], vec![text("2.1")]]);
 
     // Pages: two rows each, the paging state carrying where the next starts.
@@ -302,7 +282,7 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
         s.query_unpaged("UPDATE p.hits SET n = n + ? WHERE day = ? AND dim = ?", (Counter(d), "d", 7i8)).await.unwrap();
     }
     assert_eq!(
-        rows(&s, "SELECT dim, n FROM p.hits WHERE day = ?", ("d",)).await,
+        rows(s, "SELECT dim, n FROM p.hits WHERE day = ?", ("d",)).await,
         vec![vec![Some(CqlValue::TinyInt(7)), Some(CqlValue::Counter(Counter(5)))]]
     );
 
@@ -334,13 +314,6 @@ async fn one_node_holds_the_keyspace_until_it_lets_go_or_its_lease_runs_out() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(!store.renew_node("b", ttl).await.unwrap(), "b's lease ran out");
     assert_eq!(store.claim_node("a", ttl).await.unwrap(), None, "and a takes it back");
-}
-
-/// The statement rewritten into what kassandra parses, and the names of the changes made.
-/// Only the schema is rewritten; the backend's statements run as written. (Nothing is rewritten
-/// since kassandra was patched to read `STATIC` and `CLUSTERING ORDER BY`: vendor/kassandra.)
-fn kassandra_dialect(stmt: &str) -> (String, Vec<&'static str>) {
-    (stmt.to_string(), Vec::new())
 }
 
 /// Every CQL statement written in the backend's source: string literals naming `{ks}.`.

@@ -15,12 +15,7 @@ use std::process::{Command, Output};
 use crate::harness::{assert_error, expect_json, phone, Opts, TestServer};
 
 fn hospital(args: &[&str], data_dir: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_str().is_some_and(|k| k.starts_with("HOSPITAL_")) {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::harness::hermetic(Command::new(env!("CARGO_BIN_EXE_hospital")));
     cmd.env("HOSPITAL_LOG", "warn").args(args).arg("--data-dir").arg(data_dir).output().expect("run hospital")
 }
 

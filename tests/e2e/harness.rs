@@ -81,6 +81,30 @@ pub struct TestServer {
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `cmd` with nothing from the developer's environment that would configure the server
+/// (`HOSPITAL_*`, `REDIS_URL`).
+pub(crate) fn hermetic(mut cmd: Command) -> Command {
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
+                cmd.env_remove(k);
+            }
+        }
+    }
+    cmd
+}
+
+/// The settings that put a server or an administrative command on the ScyllaDB backend of the
+/// CQL test server at `uri` (keyspace `e2e`).
+#[cfg(feature = "scylla")]
+pub(crate) fn scylla_env(uri: &str) -> [(&'static str, String); 3] {
+    [
+        ("HOSPITAL_SCYLLA_URI", uri.to_string()),
+        ("HOSPITAL_SCYLLA_KEYSPACE", "e2e".to_string()),
+        ("HOSPITAL_SCYLLA_TEST_SERVER", "true".to_string()),
+    ]
+}
+
 /// `E2E_ON_SCYLLA=1` with `--features scylla` runs every server of the suite on the
 /// ScyllaDB backend: durable data (and, without Redis, sessions and codes) on a kassandra server
 /// of its own, one per data directory, so a restart on the same directory finds its data and
@@ -98,10 +122,8 @@ pub(crate) fn on_scylla(data_dir: &std::path::Path, cmd: &mut Command) {
         std::fs::write(&file, &uri).expect("note the CQL server");
         uri
     });
-    cmd.env("HOSPITAL_SCYLLA_URI", uri)
-        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
+    cmd.envs(scylla_env(&uri))
         .env("HOSPITAL_SCYLLA_CREATE_SCHEMA", "1")
-        .env("HOSPITAL_SCYLLA_TEST_SERVER", "true")
         .env("HOSPITAL_SCYLLA_NODE_NAME", data_dir.display().to_string());
 }
 
@@ -121,16 +143,8 @@ impl TestServer {
         // HOSPITAL_TEST_BIN runs the tests against another build (e.g. an older commit's binary,
         // to see that a test fails there).
         let bin = std::env::var("HOSPITAL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hospital").to_string());
-        let mut cmd = Command::new(bin);
+        let mut cmd = hermetic(Command::new(bin));
         cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
-        // Hermetic: nothing from the developer's environment configures the server under test.
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
-                    cmd.env_remove(k);
-                }
-            }
-        }
         // Quiet logs (HOSPITAL_LOG is the filter, not a config key: the server must accept it).
         cmd.env("HOSPITAL_LOG", "warn,hospital=warn");
         // The key vault inside the data directory, so it goes with it (a test that keeps them

@@ -16,59 +16,39 @@ use crate::booking_flow::{
     ahead, appointment, appointment_becomes, book, book_ok, booking_opts, conflict, create_session, doctors, order,
     pay, person, remaining,
 };
-use crate::harness::{Opts, TestServer};
+use crate::harness::{hermetic, scylla_env, Opts, TestServer};
 
 fn on(cql: &KassandraServer) -> Opts {
-    booking_opts()
-        .env("HOSPITAL_SCYLLA_URI", cql.uri())
-        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
+    scylla_env(&cql.uri())
+        .into_iter()
+        .fold(booking_opts(), |o, (k, v)| o.env(k, v))
         .env("HOSPITAL_SCYLLA_CREATE_SCHEMA", 1)
-        .env("HOSPITAL_SCYLLA_TEST_SERVER", true)
         .env("HOSPITAL_SCYLLA_NODE_LEASE_SECS", NODE_LEASE_SECS)
 }
 
 const NODE_LEASE_SECS: u64 = 3;
 
+/// The binary with `args` on the test's keyspace, in a fresh data directory (kept by the caller
+/// for as long as the process runs).
+fn hospital(uri: &str, args: &[&str], dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = hermetic(std::process::Command::new(env!("CARGO_BIN_EXE_hospital")));
+    cmd.env("HOSPITAL_LOG", "warn").envs(scylla_env(uri)).args(args).arg("--data-dir").arg(dir);
+    cmd
+}
+
 /// The binary's administrative command `args` on the test's keyspace (it needs no node lease).
 fn cli(uri: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HOSPITAL_") {
-            cmd.env_remove(k);
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    cmd.env("HOSPITAL_LOG", "warn")
-        .env("HOSPITAL_SCYLLA_URI", uri)
-        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
-        .env("HOSPITAL_SCYLLA_TEST_SERVER", "true")
-        .env("HOSPITAL_NEW_STAFF_PASSWORD", "Cluster-admin-2026")
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap()
+    hospital(uri, args, dir.path()).env("HOSPITAL_NEW_STAFF_PASSWORD", "Cluster-admin-2026").output().unwrap()
 }
 
 /// Starts a second node on the keyspace and returns its exit status and stderr once it ends
 /// (it must end by itself: a node that starts is killed after a minute and fails the test).
 fn second_node(uri: &str) -> (std::process::ExitStatus, String) {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("HOSPITAL_LOG", "warn")
+    let mut child = hospital(uri, &["--listen", "127.0.0.1:0"], dir.path())
         .env("HOSPITAL_VAULT_DIR", dir.path().join("vault"))
-        .env("HOSPITAL_SCYLLA_URI", uri)
-        .env("HOSPITAL_SCYLLA_KEYSPACE", "e2e")
-        .env("HOSPITAL_SCYLLA_TEST_SERVER", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -145,8 +125,9 @@ async fn the_platform_books_and_pays_on_the_scylladb_backend_and_keeps_it_across
 
     // The rows are on the CQL server, not in the data directory's embedded store.
     let id: uuid::Uuid = a_appt.parse().unwrap();
-    let row = cql_session(&cql)
-        .await
+    let cql_store = hospital_store::scylla::ScyllaStore::connect_with(&cql.uri(), "e2e", true).await.unwrap();
+    let row = cql_store
+        .session()
         .query_unpaged("SELECT body FROM e2e.appointments WHERE appointment_id = ?", (id,))
         .await
         .unwrap()
@@ -164,14 +145,4 @@ async fn the_platform_books_and_pays_on_the_scylladb_backend_and_keeps_it_across
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-async fn cql_session(cql: &KassandraServer) -> hospital_store::scylla::driver::client::session::Session {
-    hospital_store::scylla::driver::client::session_builder::SessionBuilder::new()
-        .known_node(cql.uri())
-        .auto_await_schema_agreement(false)
-        .fetch_schema_metadata(false)
-        .build()
-        .await
-        .expect("the driver connects to kassandra")
 }

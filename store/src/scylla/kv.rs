@@ -91,13 +91,18 @@ fn counter_state(n: Option<i64>, expires_at: Option<i64>) -> CounterState {
 
 impl ScyllaStore {
     /// Moves the counter `key` forward to `to` if it is behind (created with `ttl` if absent or
-    /// expired), by compare-and-set: a log's head never goes back.
-    async fn advance_counter(&self, key: &str, to: i64, ttl: Duration) -> Result<()> {
+    /// expired), by compare-and-set: a log's head never goes back. `known` is the counter as the
+    /// caller just read it (the first attempt's guess; a stale one only fails its compare).
+    async fn advance_counter(&self, key: &str, to: i64, ttl: Duration, known: CounterState) -> Result<()> {
         let op = Uuid::new_v4();
         let value = to.to_string().into_bytes();
+        let mut known = Some(known);
         for attempt in 0..INCR_ATTEMPTS {
             let now = now_ms();
-            let (state, _) = self.counter_row(key, false).await?;
+            let state = match known.take() {
+                Some(state) => state,
+                None => self.counter_row(key, false).await?.0,
+            };
             let outcome = match state {
                 Some((Some(n), Some(exp))) if n >= to && exp > now => return Ok(()),
                 None => self.lwt(COUNTER_CREATE_AT, (key, to, &value[..], now + ms(ttl), op, ttl_secs(ttl))).await?,
@@ -123,14 +128,14 @@ impl ScyllaStore {
     }
 
     /// The head from the counter and the newest rows (the larger: the counter may lag a row an
-    /// appender wrote just before dying, and it outlives the rows).
-    async fn log_head_with(&self, stream: &str, newest: &[(i64, String)]) -> Result<u64> {
-        let counter: u64 = self
-            .get(&crate::traits::log_counter_key(stream))
-            .await?
-            .and_then(|v| String::from_utf8(v).ok()?.parse().ok())
-            .unwrap_or(0);
-        Ok(counter.max(newest.first().map_or(0, |(n, _)| *n as u64)))
+    /// appender wrote just before dying, and it outlives the rows), and the counter as read.
+    async fn log_head_with(&self, stream: &str, newest: &[(i64, String)]) -> Result<(u64, CounterState)> {
+        let (counter, _) = self.counter_row(&crate::traits::log_counter_key(stream), false).await?;
+        let live = match counter {
+            Some((Some(n), exp)) if live(exp, now_ms()) => n.max(0) as u64,
+            _ => 0,
+        };
+        Ok((live.max(newest.first().map_or(0, |(n, _)| *n as u64)), counter))
     }
 
     async fn counter_row(&self, key: &str, serial: bool) -> Result<(CounterState, Option<Uuid>)> {
@@ -298,24 +303,21 @@ impl EphemeralKv for ScyllaStore {
                 break;
             }
         }
+        let head_key = log_counter_key(stream);
         let mut newest = self.log_newest(stream).await?;
         for attempt in 0..INCR_ATTEMPTS {
+            let (head, counter) = self.log_head_with(stream, &newest).await?;
             // Written by a caller that died before naming its number: it keeps that number.
-            if let Some((n, _)) = newest.iter().find(|(_, id)| id == event_id) {
-                let n = *n;
-                self.advance_counter(&log_counter_key(stream), n, LOG_COUNTER_TTL).await?;
+            let written = newest.iter().find(|(_, id)| id == event_id).map(|(n, _)| *n);
+            let n = written.unwrap_or(head as i64 + 1);
+            let ours =
+                written.is_some() || self.lwt(LOG_ROW, (stream, n, event_id, value, ttl_secs(ttl))).await?.applied;
+            // The head moves past the number either way (another appender's, if not ours).
+            self.advance_counter(&head_key, n, LOG_COUNTER_TTL, counter).await?;
+            if ours {
                 self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
                 return Ok((n as u64, true));
             }
-            let n = self.log_head_with(stream, &newest).await? as i64 + 1;
-            let row = self.lwt(LOG_ROW, (stream, n, event_id, value, ttl_secs(ttl))).await?;
-            if row.applied {
-                self.advance_counter(&log_counter_key(stream), n, LOG_COUNTER_TTL).await?;
-                self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
-                return Ok((n as u64, true));
-            }
-            // Another appender took the number: move the head past it, then try the next.
-            self.advance_counter(&log_counter_key(stream), n, LOG_COUNTER_TTL).await?;
             backoff(attempt).await;
             newest = self.log_newest(stream).await?;
         }
@@ -324,7 +326,7 @@ impl EphemeralKv for ScyllaStore {
 
     async fn log_head(&self, stream: &str) -> Result<u64> {
         let newest = self.rows::<(i64, String)>(LOG_NEWEST, (stream, 1)).await?;
-        self.log_head_with(stream, &newest).await
+        Ok(self.log_head_with(stream, &newest).await?.0)
     }
 
     async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
