@@ -79,13 +79,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let scheme = if config.tls.is_some() { "https" } else { "http" };
 
-    let mut store = EmbeddedStore::open(&config.data_dir)
+    let store = EmbeddedStore::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?
         .with_zone(zone);
-    if config.redis_url.is_none() && config.scylla_uri.is_none() {
-        // The store is the event log too: a change numbers its live events itself.
-        store = store.number_events_with_changes();
-    }
     store.start_sweeper(Duration::from_secs(5));
     let mut redis_conn = None;
     let kv: Arc<dyn EphemeralKv> = match &config.redis_url {

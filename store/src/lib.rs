@@ -43,7 +43,7 @@ pub use jobs::JobStore;
 pub use lease::{Fence, Lease, NodeLeases, RedisLeases};
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore, Queued};
-pub use outbox::{log_stream, Logged, Numbered, OutboxStore, PendingEvent, LOG_TTL};
+pub use outbox::{OutboxStore, PendingEvent};
 pub use payments::{BalancePage, FeeItemChange, OpenOrder, PaymentStore, PaymentWrite};
 pub use persons::{PersonHolder, PersonStore, RealNameCheck};
 pub use queues::QueueStore;

@@ -12,11 +12,6 @@
 //! over a few workers by hash), so they are numbered in the order they were published, while
 //! different accounts proceed in parallel and share the store's group commits.
 //!
-//! On one machine without Redis the store is the log, and a change numbers its own events there
-//! in its own transaction (`hospital_store::outbox`): the bus takes the number the store hands
-//! it (`OutboxStore::take_numbered`) and only fans the event out. Its sweeper fans out any the
-//! store numbered that nobody handed over within a few seconds, read back from the log.
-//!
 //! Crash safety: an event that was written but not yet logged when the process died is still in
 //! the outbox; the sweeper logs it at start-up (and every few seconds, for any the fast path
 //! could not log), with the next number of its account, so a client resuming gets it; an event
@@ -37,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::hub::{Hub, Revocation};
-use super::log::{now_ms, EventLog, Logged, Since};
+use super::log::{now_ms, EventLog, Logged};
 
 /// Workers logging events, each owning the accounts that hash to it (order per account). Each
 /// waits for its durable log append, so this is how many appends can share one commit of the
@@ -87,9 +82,6 @@ enum Wire {
 enum Job {
     /// One account's events, in order.
     Personal(AccountId, Vec<PendingEvent>),
-    /// Events of the account their changes numbered in the log that nobody handed over (the
-    /// sweeper's): fanned out from the log.
-    Numbered(AccountId, Vec<u64>),
     Topic(TopicEvent, u64),
 }
 
@@ -168,37 +160,8 @@ impl Worker {
         }
     }
 
-    /// Fans out an event its change numbered in the log, and the unread count after it if it
-    /// changes that.
-    async fn announce(&self, account: AccountId, logged: Logged) {
-        let changes_unread = logged.event.changes_unread();
-        self.publish(Wire::Personal { account, logged }).await;
-        if changes_unread {
-            if let Some(u) = self.unread(account).await {
-                self.log_one(account, &u).await;
-            }
-        }
-    }
-
-    /// The sweeper's leftovers: read back from the log and fanned out.
-    async fn numbered(&self, account: AccountId, seqs: Vec<u64>) {
-        for seq in seqs {
-            match self.log.range(account, seq, seq).await {
-                Ok(Since::Events(mut found)) if found.len() == 1 => self.announce(account, found.remove(0)).await,
-                // Expired already: a client resuming is told to reload.
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, %account, seq, "reading a numbered event back failed"),
-            }
-        }
-    }
-
     async fn personal(&self, account: AccountId, events: Vec<PendingEvent>) {
         for e in events {
-            if let Some(n) = self.data.take_numbered(&e.id) {
-                // Numbered in the log by its own change (the store is the log): fan out only.
-                self.announce(account, Logged { seq: n.seq, event: e.event, at_ms: n.at_ms }).await;
-                continue;
-            }
             let logged = if matches!(e.event, PersonalEvent::Unread(_)) {
                 // A marker: log the count as it is now.
                 match self.unread(account).await {
@@ -274,7 +237,6 @@ impl Bus {
                 while let Some(job) = rx.recv().await {
                     match job {
                         Job::Personal(account, events) => w.personal(account, events).await,
-                        Job::Numbered(account, seqs) => w.numbered(account, seqs).await,
                         Job::Topic(event, at_ms) => w.publish(Wire::Topic { event, at_ms }).await,
                     }
                 }
@@ -336,23 +298,19 @@ impl Bus {
             metrics::counter!("ws_outbox_swept_total").increment(n as u64);
             self.dispatch(pending);
         }
-        // Numbered by their changes but never handed over: no actor left them behind so far, but
-        // the store's table of numbers must not grow, and their sockets should get them.
-        let numbered = self.data.take_numbered_older(age.max(SWEEP_AFTER));
-        if !numbered.is_empty() {
-            tracing::info!(events = numbered.len(), "fanning out live events numbered but not handed over");
-            metrics::counter!("ws_outbox_swept_total").increment(numbered.len() as u64);
-            for (account, mut seqs) in by_account(numbered.into_iter().map(|(_, x)| (x.account, x.seq))) {
-                seqs.sort_unstable();
-                let _ = self.worker(account.0.as_bytes()).send(Job::Numbered(account, seqs));
-            }
-        }
         Ok(n)
     }
 
     /// Hands events to their accounts' workers, keeping each account's order.
     fn dispatch(&self, events: Vec<PendingEvent>) {
-        for (account, events) in by_account(events.into_iter().map(|e| (e.account, e))) {
+        let mut by_account: Vec<(AccountId, Vec<PendingEvent>)> = Vec::new();
+        for e in events {
+            match by_account.iter_mut().find(|(a, _)| *a == e.account) {
+                Some((_, v)) => v.push(e),
+                None => by_account.push((e.account, vec![e])),
+            }
+        }
+        for (account, events) in by_account {
             let _ = self.worker(account.0.as_bytes()).send(Job::Personal(account, events));
         }
     }
@@ -421,18 +379,6 @@ impl Bus {
             }
         }
     }
-}
-
-/// `items` grouped by account, each group in the order given.
-fn by_account<T>(items: impl IntoIterator<Item = (AccountId, T)>) -> Vec<(AccountId, Vec<T>)> {
-    let mut groups: Vec<(AccountId, Vec<T>)> = Vec::new();
-    for (account, x) in items {
-        match groups.iter_mut().find(|(a, _)| *a == account) {
-            Some((_, v)) => v.push(x),
-            None => groups.push((account, vec![x])),
-        }
-    }
-    groups
 }
 
 /// Removes logged events from the outbox, many per write.

@@ -2,20 +2,29 @@
 //! next sequence number and is kept for a day, at most `KEEP` per account, in the ephemeral kv
 //! (Redis across nodes, the embedded store on one machine). A number and its event are written
 //! together (`EphemeralKv::log_append`), and each event once (by its outbox id), so the numbers
-//! have no holes and a re-delivered event is not numbered twice. On one machine without Redis
-//! the changes number their own events here, in their own transactions (`hospital_store::outbox`). A client that reconnects with
+//! have no holes and a re-delivered event is not numbered twice. A client that reconnects with
 //! its last sequence number gets exactly the events after it, in order; if any of them is no
 //! longer kept it is told to reload instead of getting a gap.
 
+use hospital_domain::live::PersonalEvent;
 use hospital_domain::AccountId;
-use hospital_store::{log_stream, EphemeralKv, PendingEvent, StoreError, LOG_TTL};
+use hospital_store::{EphemeralKv, PendingEvent, StoreError};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Events kept per account for resume; further back, the client reloads.
 pub const KEEP: u64 = 500;
+const TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// A personal event with its number (the store's: a change may number its own events there).
-pub use hospital_store::Logged;
+/// A personal event with its number: what the log keeps and sockets send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logged {
+    pub seq: u64,
+    pub event: PersonalEvent,
+    /// When it was logged (unix ms), for the fan-out latency metric.
+    pub at_ms: u64,
+}
 
 #[derive(Clone)]
 pub struct EventLog {
@@ -30,6 +39,10 @@ pub enum Since {
     TooOld,
 }
 
+fn stream(a: AccountId) -> String {
+    format!("acct:{a}")
+}
+
 impl EventLog {
     pub fn new(kv: Arc<dyn EphemeralKv>) -> Self {
         Self { kv }
@@ -41,13 +54,13 @@ impl EventLog {
         // The number is only known inside the append; the stored value carries it, so the value
         // is written with a placeholder the reader replaces (the log key is the number).
         let body = serde_json::to_vec(&Logged { seq: 0, event: e.event.clone(), at_ms }).expect("events serialise");
-        let (seq, fresh) = self.kv.log_append(&log_stream(e.account), &e.id.to_string(), &body, LOG_TTL).await?;
+        let (seq, fresh) = self.kv.log_append(&stream(e.account), &e.id.to_string(), &body, TTL).await?;
         Ok(fresh.then(|| Logged { seq, event: e.event.clone(), at_ms }))
     }
 
     /// The latest sequence number handed out (0 if none).
     pub async fn head(&self, account: AccountId) -> Result<u64, StoreError> {
-        self.kv.log_head(&log_stream(account)).await
+        self.kv.log_head(&stream(account)).await
     }
 
     /// The events `from..=to`, in order, or `TooOld` if any is no longer kept (past the bound,
@@ -61,7 +74,7 @@ impl EventLog {
             return Ok(Since::TooOld);
         }
         let mut out = Vec::with_capacity((to - from + 1) as usize);
-        for (seq, raw) in (from..=to).zip(self.kv.log_range(&log_stream(account), from, to).await?) {
+        for (seq, raw) in (from..=to).zip(self.kv.log_range(&stream(account), from, to).await?) {
             let Some(raw) = raw else { return Ok(Since::TooOld) };
             match serde_json::from_slice::<Logged>(&raw) {
                 Ok(mut l) => {

@@ -118,7 +118,7 @@ impl AccountStore for EmbeddedStore {
                     ctx.put(table, &key, &a.id);
                 }
                 ctx.put(ACCOUNTS, &id_key(&a.id.0), &a);
-                super::outbox::put_events(ctx, &events)?;
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await

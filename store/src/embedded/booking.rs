@@ -56,7 +56,7 @@ impl BookingStore for EmbeddedStore {
         // counts and inserts (an appointment's four copies share one encoding).
         let appointment_rows: Vec<Vec<u8>> = w.appointments.iter().map(to_json).collect();
         let order_rows: Vec<Vec<u8>> = w.orders.iter().map(to_json).collect();
-        let event_rows = super::outbox::encode_events(self.engine.numbers_events(), &w.events);
+        let event_rows: Vec<Vec<u8>> = w.events.iter().map(to_json).collect();
         self.engine
             .write(move |ctx| {
                 if let Some(f) = &w.fence {
@@ -125,7 +125,7 @@ impl BookingStore for EmbeddedStore {
                 for m in &w.messages {
                     super::notify::put_new_message(ctx, m)?;
                 }
-                super::outbox::put_event_rows(ctx, &w.events, event_rows)?;
+                super::outbox::put_event_rows(ctx, w.events.iter().zip(event_rows));
                 super::backoffice::add_deltas(ctx, deltas)
             })
             .await

@@ -101,7 +101,7 @@ impl ChatStore for EmbeddedStore {
                 for m in &w.inbox {
                     super::notify::put_new_message(ctx, m)?;
                 }
-                super::outbox::put_events(ctx, &w.events)?;
+                super::outbox::put_events(ctx, &w.events);
                 Ok(())
             })
             .await

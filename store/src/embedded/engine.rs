@@ -8,16 +8,13 @@ use redb::{Database, Durability, ReadTransaction, ReadableTable, TableHandle, Wr
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use super::keys::Key;
 use super::tables::{self, Def};
-use crate::outbox::Numbered;
 use crate::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -233,10 +230,6 @@ pub struct WriteCtx<'t> {
     open: RefCell<Vec<(&'static str, Rows<'t>)>>,
     pending: Vec<Op>,
     now: u64,
-    /// Whether changes number their live events in the log themselves (`outbox`).
-    number_events: bool,
-    /// Events this closure numbered; published to `Engine::numbered` once the batch commits.
-    numbered: Vec<(uuid::Uuid, Numbered)>,
 }
 
 impl<'t> WriteCtx<'t> {
@@ -279,18 +272,6 @@ impl Reader for WriteCtx<'_> {
 }
 
 impl WriteCtx<'_> {
-    /// Whether live events are numbered in the log by the change that makes them (the embedded
-    /// store is its own log: `EmbeddedStore::number_events_with_changes`).
-    pub fn numbers_events(&self) -> bool {
-        self.number_events
-    }
-
-    /// Records that this closure numbered event `id`: the gateway gets its number once the
-    /// transaction is durable, and never if the closure or the batch fails.
-    pub fn numbered(&mut self, id: uuid::Uuid, n: Numbered) {
-        self.numbered.push((id, n));
-    }
-
     pub fn put<T: Serialize>(&mut self, table: Def, key: &Key, value: &T) {
         self.put_raw(table, key.bytes().to_vec(), to_json(value), None);
     }
@@ -345,10 +326,6 @@ impl WriteCtx<'_> {
 /// The engine: a redb database and the writer thread in front of it.
 pub struct Engine {
     db: Arc<Database>,
-    /// See `WriteCtx::numbers_events`.
-    number_events: Arc<AtomicBool>,
-    /// Events numbered by committed changes, until the gateway takes them (`OutboxStore::take_numbered`).
-    numbered: Arc<Mutex<HashMap<uuid::Uuid, Numbered>>>,
     /// Taken in `drop` so the writer sees the channel close, finishes its batch and exits.
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -379,36 +356,12 @@ impl Engine {
         txn.commit()?;
         let db = Arc::new(db);
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let number_events = Arc::new(AtomicBool::new(false));
-        let numbered: Arc<Mutex<HashMap<uuid::Uuid, Numbered>>> = Arc::default();
-        let shared = Shared { db: db.clone(), number_events: number_events.clone(), numbered: numbered.clone() };
+        let writer_db = db.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&shared, rx))
+            .spawn(move || writer_loop(&writer_db, rx))
             .map_err(|e| StoreError::Engine(format!("spawn writer: {e}")))?;
-        Ok(Self { db, number_events, numbered, jobs: Some(tx), writer: Some(writer) })
-    }
-
-    /// Has changes number their live events in the log themselves from now on.
-    pub fn number_events_with_changes(&self) {
-        self.number_events.store(true, Ordering::Release);
-    }
-
-    pub fn numbers_events(&self) -> bool {
-        self.number_events.load(Ordering::Acquire)
-    }
-
-    /// The number of event `id`, once (see `OutboxStore::take_numbered`).
-    pub fn take_numbered(&self, id: &uuid::Uuid) -> Option<Numbered> {
-        self.numbered.lock().expect("numbered events").remove(id)
-    }
-
-    /// Numbered events not taken after `age` (see `OutboxStore::take_numbered_older`).
-    pub fn take_numbered_older(&self, age: Duration) -> Vec<(uuid::Uuid, Numbered)> {
-        let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
-        let mut map = self.numbered.lock().expect("numbered events");
-        let old: Vec<uuid::Uuid> = map.iter().filter(|(_, n)| n.at_ms <= cutoff).map(|(id, _)| *id).collect();
-        old.into_iter().filter_map(|id| map.remove(&id).map(|n| (id, n))).collect()
+        Ok(Self { db, jobs: Some(tx), writer: Some(writer) })
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&ReadCtx) -> Result<T>) -> Result<T> {
@@ -426,7 +379,6 @@ impl Engine {
             let r = f(ctx);
             if r.is_err() {
                 ctx.pending.clear();
-                ctx.numbered.clear();
             }
             Box::new(move |committed| {
                 let _ = tx.send(match committed {
@@ -486,14 +438,7 @@ impl Engine {
     }
 }
 
-/// What the writer thread shares with the engine.
-struct Shared {
-    db: Arc<Database>,
-    number_events: Arc<AtomicBool>,
-    numbered: Arc<Mutex<HashMap<uuid::Uuid, Numbered>>>,
-}
-
-fn writer_loop(shared: &Shared, rx: crossbeam_channel::Receiver<Job>) {
+fn writer_loop(db: &Database, rx: crossbeam_channel::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -504,7 +449,7 @@ fn writer_loop(shared: &Shared, rx: crossbeam_channel::Receiver<Job>) {
         }
         let n = jobs.len();
         let started = Instant::now();
-        let (completions, outcome) = run_batch(shared, jobs);
+        let (completions, outcome) = run_batch(db, jobs);
         let elapsed = started.elapsed().as_secs_f64();
         metrics::counter!("store_write_batches_total").increment(1);
         metrics::histogram!("store_write_batch_size").record(n as f64);
@@ -520,8 +465,8 @@ fn writer_loop(shared: &Shared, rx: crossbeam_channel::Receiver<Job>) {
     tracing::debug!("store writer stopped");
 }
 
-fn run_batch(shared: &Shared, jobs: Vec<Job>) -> (Vec<Completion>, std::result::Result<(), String>) {
-    let mut txn = match shared.db.begin_write() {
+fn run_batch(db: &Database, jobs: Vec<Job>) -> (Vec<Completion>, std::result::Result<(), String>) {
+    let mut txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
             let e = e.to_string();
@@ -534,15 +479,7 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) -> (Vec<Completion>, std::result::
     txn.set_durability(Durability::Immediate);
     let mut completions = Vec::with_capacity(jobs.len());
     let mut failure: Option<String> = None;
-    let mut ctx = WriteCtx {
-        txn: &txn,
-        open: RefCell::new(Vec::new()),
-        pending: Vec::new(),
-        now: 0,
-        number_events: shared.number_events.load(Ordering::Acquire),
-        numbered: Vec::new(),
-    };
-    let mut numbered = Vec::new();
+    let mut ctx = WriteCtx { txn: &txn, open: RefCell::new(Vec::new()), pending: Vec::new(), now: 0 };
     for job in jobs {
         ctx.now = now_ms();
         let c = job(&mut ctx);
@@ -552,7 +489,6 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) -> (Vec<Completion>, std::result::
             }
         }
         ctx.pending.clear();
-        numbered.append(&mut ctx.numbered);
         completions.push(c);
     }
     // The batch's tables are closed (their roots written back) before the commit.
@@ -564,9 +500,5 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) -> (Vec<Completion>, std::result::
         }
         None => txn.commit().map_err(|e| e.to_string()),
     };
-    // Before any caller is answered, so the gateway finds the numbers of the events it is handed.
-    if outcome.is_ok() && !numbered.is_empty() {
-        shared.numbered.lock().expect("numbered events").extend(numbered);
-    }
     (completions, outcome)
 }

@@ -24,7 +24,7 @@ impl ExamStore for EmbeddedStore {
                 for m in &messages {
                     super::notify::put_new_message(ctx, m)?;
                 }
-                super::outbox::put_events(ctx, &events)?;
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
-use super::engine::{Reader, WriteCtx};
+use super::engine::Reader;
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
@@ -14,34 +14,6 @@ use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LOG
 
 fn k(key: &str) -> Key {
     Key::new().str(key)
-}
-
-/// Appends `value` to the log `stream` inside the caller's transaction: the number, its value
-/// and (with `event_id`) the id's marker commit together or not at all. With a marker, an id
-/// logged before keeps its number: (number, false). Shared by `log_append` and the changes that
-/// number their own events (`outbox`).
-pub(super) fn log_append_in(
-    ctx: &mut WriteCtx<'_>,
-    stream: &str,
-    event_id: Option<&str>,
-    value: Vec<u8>,
-    ttl: Duration,
-) -> Result<(u64, bool)> {
-    let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
-    let id = event_id.map(|e| k(&log_id_key(e)));
-    if let Some(id) = &id {
-        if let Some(n) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
-            return Ok((n, false));
-        }
-    }
-    let head = k(&log_counter_key(stream));
-    let n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0) + 1;
-    ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
-    ctx.put_raw(KV_ENTRIES, k(&log_value_key(stream, n)).into_bytes(), value, Some(ttl));
-    if let Some(id) = id {
-        ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
-    }
-    Ok((n, true))
 }
 
 #[async_trait]
@@ -130,8 +102,22 @@ impl EphemeralKv for EmbeddedStore {
     }
 
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let (stream, event_id, value) = (stream.to_string(), event_id.to_string(), value.to_vec());
-        self.engine.write(move |ctx| log_append_in(ctx, &stream, Some(&event_id), value, ttl)).await
+        let (head, id, stream, value) =
+            (k(&log_counter_key(stream)), k(&log_id_key(event_id)), stream.to_string(), value.to_vec());
+        // One closure: the number, its value and the id marker commit together or not at all.
+        self.engine
+            .write(move |ctx| {
+                let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+                if let Some(n) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
+                    return Ok((n, false));
+                }
+                let n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0) + 1;
+                ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
+                ctx.put_raw(KV_ENTRIES, k(&log_value_key(&stream, n)).into_bytes(), value, Some(ttl));
+                ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
+                Ok((n, true))
+            })
+            .await
     }
 
     async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {

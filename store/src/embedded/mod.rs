@@ -64,15 +64,6 @@ impl EmbeddedStore {
         self
     }
 
-    /// Has changes number their live events in this store's own event log, in their own
-    /// transaction, instead of the outbox: for a store that is also the node's `EphemeralKv`
-    /// (one machine, no Redis), where the gateway would otherwise log each event in a write of
-    /// its own and then remove it from the outbox in another (`outbox`).
-    pub fn number_events_with_changes(self) -> Self {
-        self.engine.number_events_with_changes();
-        self
-    }
-
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

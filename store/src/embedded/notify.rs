@@ -183,7 +183,7 @@ impl NotifyStore for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 put_new_message(ctx, &m)?;
-                super::outbox::put_events(ctx, &events)?;
+                super::outbox::put_events(ctx, &events);
                 Ok(())
             })
             .await
@@ -221,7 +221,7 @@ impl NotifyStore for EmbeddedStore {
                 if m.read != read {
                     m.read = read;
                     ctx.put(MESSAGES_BY_ACCOUNT, &key, &m);
-                    super::outbox::put_events(ctx, &events)?;
+                    super::outbox::put_events(ctx, &events);
                 }
                 Ok(true)
             })
@@ -240,7 +240,7 @@ impl NotifyStore for EmbeddedStore {
                     n += 1;
                 }
                 if n > 0 {
-                    super::outbox::put_events(ctx, &events)?;
+                    super::outbox::put_events(ctx, &events);
                 }
                 Ok(n)
             })

@@ -162,7 +162,7 @@ impl PaymentStore for EmbeddedStore {
                 for m in &w.messages {
                     super::notify::put_new_message(ctx, m)?;
                 }
-                super::outbox::put_events(ctx, &events)?;
+                super::outbox::put_events(ctx, &events);
                 super::backoffice::add_deltas(ctx, deltas)?;
                 Ok((applied, events))
             })

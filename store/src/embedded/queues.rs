@@ -38,7 +38,7 @@ impl QueueStore for EmbeddedStore {
                     Vec::new()
                 };
                 ctx.put(QUEUES, &key, &q);
-                super::outbox::put_events(ctx, &events)?;
+                super::outbox::put_events(ctx, &events);
                 super::backoffice::add_deltas(ctx, deltas)
             })
             .await
