@@ -382,9 +382,10 @@ fn real_png(w: u32, h: u32, tint: [u8; 3]) -> Vec<u8> {
     out
 }
 
-/// Polls the page until `script` returns `want`.
+/// Polls the page until `script` returns `want`, for up to 30 s (a full suite's Chromium under
+/// load has taken more than 10 s to load a thumbnail).
 async fn wait_js(b: &crate::browser::Browser, script: &str, want: Value) {
-    for _ in 0..100 {
+    for _ in 0..300 {
         if b.client.execute(script, vec![]).await.unwrap() == want {
             return;
         }
@@ -444,7 +445,8 @@ async fn console_shows_and_sends_images_in_chromium() {
     // The thumbnail loaded (decoded: it has its width) through its signed link.
     wait_js(
         &b,
-        "const i = document.querySelector('.log img.thumb'); return i && i.complete ? i.naturalWidth : 0",
+        // Scrolled into view as the agent would look at it: thumbnails load lazily.
+        "const i = document.querySelector('.log img.thumb'); if (i) i.scrollIntoView(); return i && i.complete ? i.naturalWidth : 0",
         json!(240),
     )
     .await;
@@ -466,7 +468,7 @@ async fn console_shows_and_sends_images_in_chromium() {
     same_bytes(&s, &link(&got), &sent, "image/png").await;
     wait_js(
         &b,
-        "const i = document.querySelectorAll('.log img.thumb'); return i.length === 2 && i[1].complete ? i[1].naturalWidth : 0",
+        "const i = document.querySelectorAll('.log img.thumb'); if (i[1]) i[1].scrollIntoView(); return i.length === 2 && i[1].complete ? i[1].naturalWidth : 0",
         json!(200),
     )
     .await;
