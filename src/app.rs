@@ -284,14 +284,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
 /// The durable store the configuration names, for the administrative commands (`create-staff`,
 /// `audit`): ScyllaDB if `scylla_uri` is set (a cluster's first administrator and its audit log
-/// are there, not in a local directory), else the embedded store in `data_dir`. No node lease:
-/// these commands run no actors.
-pub async fn open_data(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn DataStore>> {
+/// are there, not in a local directory), else the embedded store in the command's `--data-dir`
+/// or the configured one. No node lease: these commands run no actors.
+pub async fn open_data(config: &Config, data_dir: Option<&std::path::Path>) -> anyhow::Result<Arc<dyn DataStore>> {
     match &config.scylla_uri {
-        None => Ok(Arc::new(
-            EmbeddedStore::open(data_dir)
-                .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
-        )),
+        None => {
+            let dir = data_dir.unwrap_or(&config.data_dir);
+            Ok(Arc::new(
+                EmbeddedStore::open(dir).with_context(|| format!("cannot open the store in {}", dir.display()))?,
+            ))
+        }
         Some(uri) => Ok(cluster_data(config, uri).await?),
     }
 }

@@ -144,8 +144,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|r| hospital_domain::RoleName::parse(r))
                 .collect::<Result<Vec<_>, _>>()
                 .context("a role name")?;
-            let dir = data_dir.unwrap_or(cfg.data_dir.clone());
-            let store = app::open_data(&cfg, &dir).await?;
+            let store = app::open_data(&cfg, data_dir.as_deref()).await?;
             // The built-in roles exist before the first administrator does.
             hospital_gateway::access::Roles::load(&*store).await?;
             let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles, doctor_id: None };
@@ -169,7 +168,7 @@ async fn audit(cmd: AuditCommand, cfg: &config::Config) -> anyhow::Result<()> {
     use hospital_store::audit::{export, verify_chain, AuditIndex, AuditQuery, ExportFormat};
     match cmd {
         AuditCommand::Verify { data_dir, chain } => {
-            let store = app::open_data(cfg, &data_dir.unwrap_or(cfg.data_dir.clone())).await?;
+            let store = app::open_data(cfg, data_dir.as_deref()).await?;
             let chains: Vec<String> = match chain {
                 Some(c) => vec![c],
                 None => store.audit_heads().await?.into_iter().map(|h| h.chain).collect(),
@@ -204,7 +203,7 @@ async fn audit(cmd: AuditCommand, cfg: &config::Config) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Export { data_dir, from, to, staff, action, account, format } => {
-            let store = app::open_data(cfg, &data_dir.unwrap_or(cfg.data_dir.clone())).await?;
+            let store = app::open_data(cfg, data_dir.as_deref()).await?;
             let to = to.unwrap_or_else(chrono::Utc::now);
             let from = from.unwrap_or(to - chrono::Duration::days(30));
             let index = match (staff, &action, account) {

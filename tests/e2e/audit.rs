@@ -10,13 +10,12 @@ use hospital_store::embedded::tables::AUDIT_LOG;
 use hospital_store::EmbeddedStore;
 use serde_json::json;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::harness::{assert_error, expect_json, phone, Opts, TestServer};
 
 fn hospital(args: &[&str], data_dir: &Path) -> Output {
-    let mut cmd = crate::harness::hermetic(Command::new(env!("CARGO_BIN_EXE_hospital")));
-    cmd.env("HOSPITAL_LOG", "warn").args(args).arg("--data-dir").arg(data_dir).output().expect("run hospital")
+    crate::harness::cli(args, data_dir).output().expect("run hospital")
 }
 
 fn text(out: &Output) -> String {

@@ -6,7 +6,6 @@
 
 use chrono::{Datelike, Duration as Days, Utc};
 use serde_json::json;
-use std::process::Command;
 
 use crate::booking_flow::{book_ok, booking_opts, person, set_release};
 use crate::harness::{assert_error, expect_json, ok_json, TestServer};
@@ -14,17 +13,13 @@ use crate::harness::{assert_error, expect_json, ok_json, TestServer};
 /// A data directory holding only a first administrator, made with the CLI.
 pub(crate) fn dir_with_admin() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
-    crate::harness::on_scylla(dir.path(), &mut cmd);
-    let out = cmd
-        .env("HOSPITAL_LOG", "warn")
-        // The tests' own setting (screenshots into docs/), not a server key.
-        .env_remove("HOSPITAL_SCREENSHOTS")
-        .env("HOSPITAL_NEW_STAFF_PASSWORD", "First-admin-2026")
-        .args(["create-staff", "--username", "boss", "--name", "院办管理员", "--roles", "admin", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = crate::harness::cli(
+        &["create-staff", "--username", "boss", "--name", "院办管理员", "--roles", "admin"],
+        dir.path(),
+    )
+    .env("HOSPITAL_NEW_STAFF_PASSWORD", "First-admin-2026")
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     dir
 }

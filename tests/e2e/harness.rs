@@ -130,6 +130,15 @@ pub(crate) fn on_scylla(data_dir: &std::path::Path, cmd: &mut Command) {
 #[cfg(not(feature = "scylla"))]
 pub(crate) fn on_scylla(_data_dir: &std::path::Path, _cmd: &mut Command) {}
 
+/// The `hospital` administrative command `args` on `data_dir` (`--data-dir`), hermetic, quiet,
+/// and on the directory's CQL server with `E2E_ON_SCYLLA` (as the servers of the suite are).
+pub(crate) fn cli(args: &[&str], data_dir: &std::path::Path) -> Command {
+    let mut cmd = hermetic(Command::new(env!("CARGO_BIN_EXE_hospital")));
+    on_scylla(data_dir, &mut cmd);
+    cmd.env("HOSPITAL_LOG", "warn").args(args).arg("--data-dir").arg(data_dir);
+    cmd
+}
+
 impl TestServer {
     pub async fn start(opts: Opts) -> TestServer {
         tokio::task::spawn_blocking(move || Self::start_blocking(opts)).await.expect("server start task")

@@ -167,16 +167,7 @@ async fn every_route_with_every_role_answers_as_the_table_says_and_is_audited() 
     assert!(csv.lines().any(|l| l.contains("role.create") && l.contains("refunds_only")), "{csv}");
 
     let dir = s.stop();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
-    crate::harness::on_scylla(dir.path(), &mut cmd);
-    let out = cmd
-        .env("HOSPITAL_LOG", "warn")
-        // The tests' own setting (screenshots into docs/), not a server key.
-        .env_remove("HOSPITAL_SCREENSHOTS")
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = crate::harness::cli(&["audit", "verify"], dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
 }

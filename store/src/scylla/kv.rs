@@ -122,9 +122,9 @@ impl ScyllaStore {
         Err(StoreError::Scylla(format!("moving {key} forward: too much contention")))
     }
 
-    /// A log's newest rows, newest first: (number, event id).
-    async fn log_newest(&self, stream: &str) -> Result<Vec<(i64, String)>> {
-        self.rows::<(i64, String)>(LOG_NEWEST, (stream, LOG_RECENT)).await
+    /// A log's `limit` newest rows, newest first: (number, event id).
+    async fn log_newest(&self, stream: &str, limit: i32) -> Result<Vec<(i64, String)>> {
+        self.rows::<(i64, String)>(LOG_NEWEST, (stream, limit)).await
     }
 
     /// The head from the counter and the newest rows (the larger: the counter may lag a row an
@@ -304,7 +304,7 @@ impl EphemeralKv for ScyllaStore {
             }
         }
         let head_key = log_counter_key(stream);
-        let mut newest = self.log_newest(stream).await?;
+        let mut newest = self.log_newest(stream, LOG_RECENT).await?;
         for attempt in 0..INCR_ATTEMPTS {
             let (head, counter) = self.log_head_with(stream, &newest).await?;
             // Written by a caller that died before naming its number: it keeps that number.
@@ -319,13 +319,13 @@ impl EphemeralKv for ScyllaStore {
                 return Ok((n as u64, true));
             }
             backoff(attempt).await;
-            newest = self.log_newest(stream).await?;
+            newest = self.log_newest(stream, LOG_RECENT).await?;
         }
         Err(StoreError::Scylla(format!("log {stream}: too much contention")))
     }
 
     async fn log_head(&self, stream: &str) -> Result<u64> {
-        let newest = self.rows::<(i64, String)>(LOG_NEWEST, (stream, 1)).await?;
+        let newest = self.log_newest(stream, 1).await?;
         Ok(self.log_head_with(stream, &newest).await?.0)
     }
 
