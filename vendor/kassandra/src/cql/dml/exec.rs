@@ -143,8 +143,8 @@ fn terms<'a>(schema: &TableSchema, kind: &'a Kind) -> Result<Vec<(&'a Term, Stri
     Ok(out)
 }
 
-/// Whether the term at `index` of `terms` binds a partition key column by equality, and where
-/// in the partition key.
+/// Where in the partition key `term` (the value given for column `name`) binds it, if it binds
+/// it by equality (an INSERT's value, or `=` in a relation).
 fn partition_key_sequence(schema: &TableSchema, kind: &Kind, name: &str, term: &Term) -> Option<u16> {
     let position = schema.partition_key.into_iter().position(|p| p == name)? as u16;
     let by_equality = match kind {
@@ -484,7 +484,7 @@ fn select<E: cql::Engine>(
 ) -> Result<QueryResult, Error> {
     let now = now_ms();
     let eq = equalities(bound);
-    let mut partitions: Vec<(PartitionKeyValue, Partition)> = match partition_key(schema, &eq) {
+    let partitions: Vec<(PartitionKeyValue, Partition)> = match partition_key(schema, &eq) {
         Some(pk) => {
             let rows = read_partition(engine, st, &pk)?;
             vec![(pk, rows)]
@@ -497,7 +497,7 @@ fn select<E: cql::Engine>(
                     _ => out.push((e.partition, vec![(e.clustering, e.row)])),
                 }
             }
-            out.sort_by_key(|(pk, _)| token(pk));
+            out.sort_by_cached_key(|(pk, _)| token(pk));
             out
         }
     };
@@ -508,9 +508,9 @@ fn select<E: cql::Engine>(
     });
     let columns = select_columns(schema, selectors)?;
     let mut rows = Vec::new();
-    'partitions: for (pk, partition) in partitions.iter_mut() {
+    'partitions: for (pk, partition) in &partitions {
         let statics = if has_clustering(schema) {
-            partition.iter().find(|(ck, _)| *ck == ClusteringKeyValue::Empty).map(|(_, c)| c.clone())
+            partition.iter().find(|(ck, _)| *ck == ClusteringKeyValue::Empty).map(|(_, c)| c)
         } else {
             None
         };
@@ -519,10 +519,10 @@ fn select<E: cql::Engine>(
             .filter(|(ck, cells)| {
                 (!has_clustering(schema) || *ck != ClusteringKeyValue::Empty) && regular_alive(schema, cells, now)
             })
-            .map(|(ck, cells)| (ck.clone(), view(schema, pk, Some(ck), Some(cells), statics.as_ref(), now)))
+            .map(|(ck, cells)| (ck.clone(), view(schema, pk, Some(ck), Some(cells), statics, now)))
             .collect();
-        if views.is_empty() && !restricts_clustering && statics.as_ref().is_some_and(|s| static_alive(schema, s, now)) {
-            views.push((ClusteringKeyValue::Empty, view(schema, pk, None, None, statics.as_ref(), now)));
+        if views.is_empty() && !restricts_clustering && statics.is_some_and(|s| static_alive(schema, s, now)) {
+            views.push((ClusteringKeyValue::Empty, view(schema, pk, None, None, statics, now)));
         }
         views.sort_by(|a, b| clustering_order(schema, &a.0, &b.0));
         for (_, v) in views {
@@ -608,6 +608,7 @@ fn write_cells<E: cql::Engine>(
 
 /// The current state a condition is checked against: whether the row exists, and its columns
 /// (the partition's static columns among them even when the clustered row does not exist).
+#[derive(Default)]
 struct Old {
     exists: bool,
     view: View,
@@ -662,6 +663,26 @@ fn condition_holds(cond: &Condition, values: &[Val], old: &Old) -> bool {
     }
 }
 
+/// A write's answer: with its condition failing, ScyllaDB's `[applied] = false` row and nothing
+/// written; else `write` runs, and a conditional statement answers `[applied] = true`.
+fn conditional(
+    st: &Statement,
+    schema: &TableSchema,
+    condition: &Condition,
+    values: &[Val],
+    old: &Old,
+    write: impl FnOnce() -> Result<(), Error>,
+) -> Result<QueryResult, Error> {
+    if !condition_holds(condition, values, old) {
+        return Ok(lwt_result(st, schema, condition, false, old));
+    }
+    write()?;
+    Ok(match condition {
+        Condition::None => QueryResult::Void,
+        _ => lwt_result(st, schema, condition, true, old),
+    })
+}
+
 /// The row at (pk, ck) with the partition's statics; with no clustering key given (a
 /// statement on the partition or its static columns), the statics alone.
 fn old_row<E: cql::Engine>(
@@ -673,11 +694,11 @@ fn old_row<E: cql::Engine>(
 ) -> Result<Old, Error> {
     let now = now_ms();
     let (row, statics) = current(engine, st, schema, pk, ck)?;
+    let row = row.filter(|r| regular_alive(schema, r, now));
     let exists = match ck {
-        Some(_) => row.as_ref().is_some_and(|r| regular_alive(schema, r, now)),
+        Some(_) => row.is_some(),
         None => statics.as_ref().is_some_and(|s| static_alive(schema, s, now)),
     };
-    let row = row.filter(|r| regular_alive(schema, r, now));
     Ok(Old { exists, view: view(schema, pk, ck, row.as_ref(), statics.as_ref(), now) })
 }
 
@@ -699,21 +720,16 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
             let pk = partition_key(&schema, &keys).ok_or_else(|| invalid("Some partition key parts are missing"))?;
             let ck = clustering_key(&schema, &keys).ok_or_else(|| invalid("Some clustering keys are missing"))?;
             let old = match condition {
-                Condition::None => Old { exists: false, view: View::new() },
+                Condition::None => Old::default(),
                 _ => old_row(engine, st, &schema, &pk, Some(&ck))?,
             };
-            if !condition_holds(condition, &[], &old) {
-                return Ok(lwt_result(st, &schema, condition, false, &old));
-            }
-            let cells = given
-                .into_iter()
-                .filter(|(_, v)| *v != Val::Unset)
-                .map(|(c, v)| (c, v.value().cloned()))
-                .collect();
-            write_cells(engine, st, &schema, &pk, Some(&ck), cells, ttl, true)?;
-            Ok(match condition {
-                Condition::None => QueryResult::Void,
-                _ => lwt_result(st, &schema, condition, true, &old),
+            conditional(st, &schema, condition, &[], &old, || {
+                let cells = given
+                    .into_iter()
+                    .filter(|(_, v)| *v != Val::Unset)
+                    .map(|(c, v)| (c, v.value().cloned()))
+                    .collect();
+                write_cells(engine, st, &schema, &pk, Some(&ck), cells, ttl, true)
             })
         }
         Kind::Update { ttl, assignments, relations, condition } => {
@@ -736,35 +752,30 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
             let needs_old = *condition != Condition::None || set.iter().any(|(a, _)| a.add);
             let old = match needs_old {
                 true => old_row(engine, st, &schema, &pk, ck.as_ref())?,
-                false => Old { exists: false, view: View::new() },
+                false => Old::default(),
             };
-            if !condition_holds(condition, &cond_values, &old) {
-                return Ok(lwt_result(st, &schema, condition, false, &old));
-            }
-            let mut cells = Vec::new();
-            for (a, v) in set {
-                if v == Val::Unset {
-                    continue;
+            conditional(st, &schema, condition, &cond_values, &old, || {
+                let mut cells = Vec::new();
+                for (a, v) in set {
+                    if v == Val::Unset {
+                        continue;
+                    }
+                    let value = if a.add {
+                        let have = match old.view.get(&a.column) {
+                            Some((CqlValue::Counter(n), _)) => *n,
+                            _ => 0,
+                        };
+                        let delta = match v.value() {
+                            Some(CqlValue::Counter(n)) | Some(CqlValue::BigInt(n)) => *n,
+                            other => return Err(invalid(format!("Invalid counter increment {other:?}"))),
+                        };
+                        Some(CqlValue::Counter(have + delta))
+                    } else {
+                        v.value().cloned()
+                    };
+                    cells.push((a.column.clone(), value));
                 }
-                let value = if a.add {
-                    let have = match old.view.get(&a.column) {
-                        Some((CqlValue::Counter(n), _)) => *n,
-                        _ => 0,
-                    };
-                    let delta = match v.value() {
-                        Some(CqlValue::Counter(n)) | Some(CqlValue::BigInt(n)) => *n,
-                        other => return Err(invalid(format!("Invalid counter increment {other:?}"))),
-                    };
-                    Some(CqlValue::Counter(have + delta))
-                } else {
-                    v.value().cloned()
-                };
-                cells.push((a.column.clone(), value));
-            }
-            write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, ttl, false)?;
-            Ok(match condition {
-                Condition::None => QueryResult::Void,
-                _ => lwt_result(st, &schema, condition, true, &old),
+                write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, ttl, false)
             })
         }
         Kind::Delete { columns, relations, condition } => {
@@ -773,30 +784,26 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
             let eq = equalities(&bound);
             let pk = partition_key(&schema, &eq).ok_or_else(|| invalid("Some partition key parts are missing"))?;
             let ck = clustering_key(&schema, &eq);
+            // (Restricting a clustering column implies the table has some.)
             let restricts_clustering = schema.clustering_key.into_iter().any(|k| eq.contains_key(k));
-            if has_clustering(&schema) && ck.is_none() && restricts_clustering {
+            if ck.is_none() && restricts_clustering {
                 return Err(invalid("A DELETE names the whole clustering key or none of it here"));
             }
-            let old = old_row(engine, st, &schema, &pk, ck.as_ref())?;
-            if !condition_holds(condition, &cond_values, &old) {
-                return Ok(lwt_result(st, &schema, condition, false, &old));
-            }
-            if !columns.is_empty() {
-                let cells = columns.iter().map(|c| (c.clone(), None)).collect();
-                write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, 0, false)?;
-            } else if let Some(ck) = ck {
-                if has_clustering(&schema) {
-                    // The row only: the partition's statics stay.
-                    engine.delete(&st.keyspace, &st.table, pk.clone(), ck)?;
+            let old = match condition {
+                Condition::None => Old::default(),
+                _ => old_row(engine, st, &schema, &pk, ck.as_ref())?,
+            };
+            conditional(st, &schema, condition, &cond_values, &old, || {
+                if !columns.is_empty() {
+                    let cells = columns.iter().map(|c| (c.clone(), None)).collect();
+                    write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, 0, false)
                 } else {
-                    engine.delete(&st.keyspace, &st.table, pk.clone(), ClusteringKeyValue::Empty)?;
+                    // A clustered row only (the partition's statics stay), or, with no clustering
+                    // key given or none in the table (`clustering_key` is then `Empty`), the
+                    // partition's `Empty` row.
+                    engine.delete(&st.keyspace, &st.table, pk.clone(), ck.unwrap_or(ClusteringKeyValue::Empty))?;
+                    Ok(())
                 }
-            } else {
-                engine.delete(&st.keyspace, &st.table, pk.clone(), ClusteringKeyValue::Empty)?;
-            }
-            Ok(match condition {
-                Condition::None => QueryResult::Void,
-                _ => lwt_result(st, &schema, condition, true, &old),
             })
         }
     }
