@@ -203,6 +203,8 @@ fn literal(ty: &ColumnType, lit: &Literal) -> Result<Val, Error> {
         (ColumnType::Text, Literal::Text(s)) => Val::V(CqlValue::Text(s.clone())),
         (ColumnType::Ascii, Literal::Text(s)) => Val::V(CqlValue::Ascii(s.clone())),
         (ColumnType::Boolean, Literal::Bool(b)) => Val::V(CqlValue::Boolean(*b)),
+        (ColumnType::Uuid, Literal::Uuid(u)) => Val::V(CqlValue::Uuid(*u)),
+        (ColumnType::Timeuuid, Literal::Uuid(u)) => Val::V(CqlValue::Timeuuid(*u)),
         (ty, lit) => return Err(invalid(format!("Invalid literal {lit:?} for a column of type {ty:?}"))),
     })
 }

@@ -76,6 +76,7 @@ pub enum Literal {
     Int(i64),
     Text(String),
     Bool(bool),
+    Uuid(uuid::Uuid),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

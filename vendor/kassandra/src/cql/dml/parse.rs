@@ -7,6 +7,7 @@ use super::{Assignment, Condition, Kind, Literal, Operator, Relation, Selector, 
 enum Token {
     Word(String),
     Int(i64),
+    Uuid(uuid::Uuid),
     Text(String),
     Marker,
     Punct(&'static str),
@@ -18,8 +19,13 @@ fn tokens(input: &str) -> Result<Vec<Token>, String> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
+        let uuid = chars.get(i..i + 36).and_then(|u| uuid::Uuid::try_parse(&u.iter().collect::<String>()).ok());
         if c.is_whitespace() || c == ';' {
             i += 1;
+        } else if let Some(u) = uuid.filter(|_| !chars.get(i + 36).is_some_and(|n| n.is_ascii_alphanumeric())) {
+            // An unquoted uuid literal (before numbers and words, which it starts like).
+            out.push(Token::Uuid(u));
+            i += 36;
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
@@ -66,6 +72,13 @@ fn tokens(input: &str) -> Result<Vec<Token>, String> {
         } else if c == '?' {
             out.push(Token::Marker);
             i += 1;
+        } else if c == ':' && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == '_') {
+            // A named marker, bound by its position like `?`.
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(Token::Marker);
         } else {
             let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
             let punct = match two.as_str() {
@@ -171,6 +184,7 @@ impl Parser {
             Some(Token::Marker) => Term::Marker,
             Some(Token::Int(n)) => Term::Literal(Literal::Int(*n)),
             Some(Token::Text(s)) => Term::Literal(Literal::Text(s.clone())),
+            Some(Token::Uuid(u)) => Term::Literal(Literal::Uuid(*u)),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("null") => Term::Literal(Literal::Null),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Term::Literal(Literal::Bool(true)),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Term::Literal(Literal::Bool(false)),
@@ -303,7 +317,14 @@ impl Parser {
         if values.len() != columns.len() {
             return Err(format!("{} columns but {} values", columns.len(), values.len()));
         }
-        let condition = self.condition()?;
+        // An INSERT's only condition is `IF NOT EXISTS` (as in CQL).
+        let condition = if self.eat_word("if") {
+            self.word("not")?;
+            self.word("exists")?;
+            Condition::NotExists
+        } else {
+            Condition::None
+        };
         let ttl = self.using_ttl()?;
         Ok((ks, table, Kind::Insert { columns, values, condition, ttl }))
     }
@@ -445,5 +466,22 @@ mod tests {
         assert!(parse("SELECT * FROM system.local WHERE key='local'").is_none());
         assert!(parse("SELECT a FROM ks.t WHERE a = ? ALLOW FILTERING").unwrap().is_err());
         assert!(parse("CREATE TABLE ks.t (a int PRIMARY KEY)").is_none());
+        // An INSERT takes no column condition (CQL has none): refused, not ignored.
+        assert!(parse("INSERT INTO ks.kv (k, v) VALUES (?, ?) IF v = ?").unwrap().is_err());
+    }
+
+    #[test]
+    fn named_markers_bind_by_position_and_uuids_are_literals() {
+        let id = "6ab09bec-e68e-48d9-a5f8-97e6fb4c9b47";
+        let Kind::Insert { values, .. } = kind(&format!("INSERT INTO ks.t (id, a, b) VALUES ({id}, :a, :b_2)")) else {
+            panic!()
+        };
+        assert_eq!(
+            values,
+            vec![Term::Literal(Literal::Uuid(id.parse().unwrap())), Term::Marker, Term::Marker]
+        );
+        // A number that merely starts like a uuid stays a number.
+        let Kind::Insert { values, .. } = kind("INSERT INTO ks.t (a) VALUES (6)") else { panic!() };
+        assert_eq!(values, vec![Term::Literal(Literal::Int(6))]);
     }
 }
