@@ -124,19 +124,8 @@ impl From<Conflict> for StoreError {
     }
 }
 
-impl From<redb::Error> for StoreError {
-    fn from(e: redb::Error) -> Self {
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> Self {
         StoreError::Engine(e.to_string())
     }
 }
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Engine(e.to_string())
-            }
-        }
-    )*};
-}
-from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);

@@ -1,4 +1,4 @@
-//! The chat on the embedded engine: one redb table per chat table of `schema.cql`, keyed as
+//! The chat on the embedded engine: one table per chat table of `schema.cql`, keyed as
 //! there (partition key components first, then clustering columns; see `keys`). A change of the
 //! chat (`ChatWrite`) is one transaction.
 

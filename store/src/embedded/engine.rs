@@ -1,19 +1,25 @@
-//! The embedded engine: redb in a data directory, with group commit. One writer thread owns all
-//! writes; callers hand it closures, it runs every closure that is waiting in one redb
-//! transaction, commits once with an fsync, and only then answers each caller. So an acknowledged
-//! write survives kill -9, and a thousand concurrent writers cost one sync, not a thousand.
-//! Readers use redb's MVCC snapshots and never wait for the writer.
+//! The embedded engine: an LSM tree (fjall) in a data directory, with group commit. One writer
+//! thread owns all writes; callers hand it closures, it runs every closure that is waiting in one
+//! transaction, commits once with an fdatasync of the journal, and only then answers each caller.
+//! So an acknowledged write survives kill -9, and a thousand concurrent writers cost one sync,
+//! not a thousand. Readers use the keyspace's snapshots and never wait for the writer.
+//!
+//! Why an LSM and not a B-tree: a hold writes eight-odd rows under random keys; a copy-on-write
+//! B-tree (redb, this engine until stop 25) rewrites a 4 KiB leaf per row, 20 KB per hold, where
+//! an LSM appends the rows to its journal and memtable (docs/benchmarks.md, "a durable hold taken
+//! apart by elimination").
 
-use redb::{Database, Durability, ReadTransaction, ReadableTable, TableHandle, WriteTransaction};
+use fjall::{
+    Config, PartitionCreateOptions, PersistMode, ReadTransaction, TxKeyspace, TxPartitionHandle, WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::cell::RefCell;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use super::keys::Key;
+use super::migrate;
 use super::tables::{self, Def};
 use crate::StoreError;
 
@@ -24,6 +30,8 @@ type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
 /// Most closures a single transaction takes, so one huge burst does not delay its first callers
 /// behind an enormous commit.
 const MAX_BATCH: usize = 2048;
+/// The LSM's block cache.
+const CACHE_BYTES: u64 = 128 << 20;
 /// How many expired rows one sweep deletes at most.
 const SWEEP_LIMIT: usize = 5000;
 
@@ -59,11 +67,7 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 pub(crate) fn from_json<T: DeserializeOwned>(table: Def, raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw).map_err(|source| StoreError::Decode { table: table_name(table), source })
-}
-
-fn table_name(t: Def) -> &'static str {
-    tables::ALL.iter().find(|d| d.name() == t.name()).map(|d| d.name()).unwrap_or("?")
+    serde_json::from_slice(raw).map_err(|source| StoreError::Decode { table: table.name(), source })
 }
 
 /// A live value: its expiry (unix ms, 0 = never) and payload.
@@ -89,26 +93,45 @@ pub trait Reader {
     }
 }
 
-fn get_from<T: ReadableTable<&'static [u8], &'static [u8]>>(t: &T, key: &[u8], now: u64) -> Result<Option<Live>> {
-    Ok(t.get(key)?.and_then(|g| decode_value(g.value(), now).map(|(e, p)| (e, p.to_vec()))))
+/// The engine keeps every table in one LSM partition: a row's engine key is its table's name, a
+/// 0 byte (no table name holds one) and the row's key, so a table is a key range and a
+/// partition of a table a prefix of it. One tree means one memtable, one journal and one set of
+/// segments to compact, whatever the number of tables.
+pub(super) fn engine_key(table: Def, key: &[u8]) -> Vec<u8> {
+    let name = table.name().as_bytes();
+    let mut k = Vec::with_capacity(name.len() + 1 + key.len());
+    k.extend_from_slice(name);
+    k.push(0);
+    k.extend_from_slice(key);
+    k
 }
 
-fn scan_from<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    t: &T,
-    prefix: &[u8],
-    now: u64,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// How many bytes of an engine key name its table.
+fn table_prefix_len(table: Def) -> usize {
+    table.name().len() + 1
+}
+
+type Pair = std::result::Result<(fjall::Slice, fjall::Slice), fjall::Error>;
+
+/// Up to `limit` live rows from `rows` (engine keys of `table`), with the table's prefix taken
+/// off their keys.
+fn live_rows(table: Def, rows: impl Iterator<Item = Pair>, now: u64, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let skip = table_prefix_len(table);
     let mut out = Vec::new();
-    for row in t.range(prefix..)? {
-        let (k, v) = row?;
-        if !k.value().starts_with(prefix) {
+    for row in rows {
+        if out.len() >= limit {
             break;
         }
-        if let Some((_, p)) = decode_value(v.value(), now) {
-            out.push((k.value().to_vec(), p.to_vec()));
+        let (k, v) = row?;
+        if let Some((_, p)) = decode_value(&v, now) {
+            out.push((k[skip..].to_vec(), p.to_vec()));
         }
     }
     Ok(out)
+}
+
+fn live_value(raw: Option<fjall::Slice>, now: u64) -> Option<Live> {
+    raw.and_then(|v| decode_value(&v, now).map(|(e, p)| (e, p.to_vec())))
 }
 
 /// A row exactly as stored: key, expiry (unix ms, 0 = never), payload.
@@ -117,6 +140,7 @@ pub type StoredRow = (Vec<u8>, u64, Vec<u8>);
 /// A consistent read snapshot.
 pub struct ReadCtx {
     txn: ReadTransaction,
+    rows: TxPartitionHandle,
     now: u64,
 }
 
@@ -124,70 +148,37 @@ impl ReadCtx {
     /// Up to `limit` live rows with `prefix <= key < before`, highest key first (`before` must
     /// start with `prefix`): a newest-first page of a partition without reading all of it.
     pub fn scan_back(&self, table: Def, prefix: &[u8], before: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let t = self.txn.open_table(table)?;
-        let mut out = Vec::new();
-        for row in t.range(prefix..before)?.rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = row?;
-            if let Some((_, p)) = decode_value(v.value(), self.now) {
-                out.push((k.value().to_vec(), p.to_vec()));
-            }
-        }
-        Ok(out)
+        let range = engine_key(table, prefix)..engine_key(table, before);
+        live_rows(table, self.txn.range(&self.rows, range).rev(), self.now, limit)
     }
 
     /// Up to `limit` live rows with `start <= key < end`, in key order (a clustering range of
     /// one partition, or a walk over a whole table page by page).
     pub fn range(&self, table: Def, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let t = self.txn.open_table(table)?;
-        let mut out = Vec::new();
-        for row in t.range(start..end)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = row?;
-            if let Some((_, p)) = decode_value(v.value(), self.now) {
-                out.push((k.value().to_vec(), p.to_vec()));
-            }
-        }
-        Ok(out)
+        let range = engine_key(table, start)..engine_key(table, end);
+        live_rows(table, self.txn.range(&self.rows, range), self.now, limit)
     }
 
     /// Up to `limit` live rows with `start <= key` under `prefix`, in key order (`start` must
     /// start with `prefix`): a page of a partition from a clustering key on.
     pub fn scan_from(&self, table: Def, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let t = self.txn.open_table(table)?;
-        let mut out = Vec::new();
-        for row in t.range(start..)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = row?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            if let Some((_, p)) = decode_value(v.value(), self.now) {
-                out.push((k.value().to_vec(), p.to_vec()));
-            }
-        }
-        Ok(out)
+        let under = engine_key(table, prefix);
+        let rows = self
+            .txn
+            .range(&self.rows, engine_key(table, start)..)
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&under)));
+        live_rows(table, rows, self.now, limit)
     }
 
     /// Every row under `prefix` exactly as stored: key, expiry (unix ms, 0 = never) and payload,
     /// expired or not. For checks that must see every stored byte (the audit chain's verify).
     pub fn scan_stored(&self, table: Def, prefix: &[u8]) -> Result<Vec<StoredRow>> {
-        let t = self.txn.open_table(table)?;
+        let skip = table_prefix_len(table);
         let mut out = Vec::new();
-        for row in t.range(prefix..)? {
-            let (k, v) = row?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            let raw = v.value();
+        for row in self.txn.prefix(&self.rows, engine_key(table, prefix)) {
+            let (k, raw) = row?;
             let exp = raw.get(..8).map_or(u64::MAX, |h| u64::from_be_bytes(h.try_into().expect("8 bytes")));
-            out.push((k.value().to_vec(), exp, raw.get(8..).unwrap_or(&[]).to_vec()));
+            out.push((k[skip..].to_vec(), exp, raw.get(8..).unwrap_or(&[]).to_vec()));
         }
         Ok(out)
     }
@@ -198,15 +189,10 @@ impl Reader for ReadCtx {
         self.now
     }
     fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<Live>> {
-        get_from(&self.txn.open_table(table)?, key, self.now)
+        Ok(live_value(self.txn.get(&self.rows, engine_key(table, key))?, self.now))
     }
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_from(&self.txn.open_table(table)?, prefix, self.now)
-    }
-    /// Opens the table once for all the keys (an index partition's rows looked up).
-    fn get_many_raw(&self, table: Def, keys: &[Key]) -> Result<Vec<Option<Live>>> {
-        let t = self.txn.open_table(table)?;
-        keys.iter().map(|k| get_from(&t, k.bytes(), self.now)).collect()
+        live_rows(table, self.txn.prefix(&self.rows, engine_key(table, prefix)), self.now, usize::MAX)
     }
 }
 
@@ -215,36 +201,14 @@ enum Op {
     Delete { table: Def, key: Vec<u8> },
 }
 
-type Rows<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
-
 /// What a write closure sees: reads of the transaction so far (every earlier closure in the batch
 /// included) and buffered writes. A closure's writes are applied only if it returns Ok, so a
 /// closure that fails half-way leaves nothing behind.
-///
-/// One context serves a whole batch: the tables it opens stay open until the commit, because
-/// opening one walks the table tree and closing it writes its root back, and a batch's closures
-/// touch the same few tables (a hold: eight-odd rows in six tables, a hundred holds a batch).
-/// Every access goes through `open` (redb refuses to open a table twice in one transaction).
 pub struct WriteCtx<'t> {
-    txn: &'t WriteTransaction,
-    open: RefCell<Vec<(&'static str, Rows<'t>)>>,
+    txn: WriteTransaction<'t>,
+    rows: &'t TxPartitionHandle,
     pending: Vec<Op>,
     now: u64,
-}
-
-impl<'t> WriteCtx<'t> {
-    /// Runs `f` on `def`, opened once per batch.
-    fn with_table<R>(&self, def: Def, f: impl FnOnce(&mut Rows<'t>) -> Result<R>) -> Result<R> {
-        let mut open = self.open.borrow_mut();
-        let i = match open.iter().position(|(name, _)| *name == def.name()) {
-            Some(i) => i,
-            None => {
-                open.push((table_name(def), self.txn.open_table(def)?));
-                open.len() - 1
-            }
-        };
-        f(&mut open[i].1)
-    }
 }
 
 impl Reader for WriteCtx<'_> {
@@ -255,19 +219,19 @@ impl Reader for WriteCtx<'_> {
         // Read-your-writes within the closure.
         for op in self.pending.iter().rev() {
             match op {
-                Op::Put { table: t, key: k, value, expires } if t.name() == table.name() && k == key => {
+                Op::Put { table: t, key: k, value, expires } if *t == table && k == key => {
                     return Ok(Some((*expires, value.clone())));
                 }
-                Op::Delete { table: t, key: k } if t.name() == table.name() && k == key => return Ok(None),
+                Op::Delete { table: t, key: k } if *t == table && k == key => return Ok(None),
                 _ => {}
             }
         }
-        self.with_table(table, |t| get_from(t, key, self.now))
+        Ok(live_value(self.txn.get(self.rows, engine_key(table, key))?, self.now))
     }
     /// Sees what earlier closures committed to the transaction, not this closure's own pending
     /// writes: scans are done before writing, by every caller in this crate.
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.with_table(table, |t| scan_from(t, prefix, self.now))
+        live_rows(table, self.txn.prefix(self.rows, engine_key(table, prefix)), self.now, usize::MAX)
     }
 }
 
@@ -294,49 +258,45 @@ impl WriteCtx<'_> {
         self.pending.push(Op::Delete { table, key });
     }
 
-    fn apply(&mut self) -> std::result::Result<(), StoreError> {
-        // In order, so a later op on the same key wins as before.
+    /// Moves the closure's buffered writes into the transaction, in order, so a later op on the
+    /// same key wins.
+    fn apply(&mut self) {
         for op in std::mem::take(&mut self.pending) {
             match op {
-                Op::Put { table: def, key, value, expires } => {
-                    self.with_table(def, |t| {
-                        t.insert(key.as_slice(), encode_value(&value, expires).as_slice())?;
-                        Ok(())
-                    })?;
+                Op::Put { table, key, value, expires } => {
                     if expires != 0 {
-                        let ik = ttl_index_key(expires, def.name(), &key);
-                        self.with_table(tables::TTL_INDEX, |t| {
-                            t.insert(ik.as_slice(), &[][..])?;
-                            Ok(())
-                        })?;
+                        self.txn.insert(
+                            self.rows,
+                            engine_key(tables::TTL_INDEX, &ttl_index_key(expires, table.name(), &key)),
+                            [],
+                        );
                     }
+                    self.txn.insert(self.rows, engine_key(table, &key), encode_value(&value, expires));
                 }
-                Op::Delete { table: def, key } => {
-                    self.with_table(def, |t| {
-                        t.remove(key.as_slice())?;
-                        Ok(())
-                    })?;
-                }
+                Op::Delete { table, key } => self.txn.remove(self.rows, engine_key(table, &key)),
             }
         }
-        Ok(())
     }
 }
 
-/// The engine: a redb database and the writer thread in front of it.
+/// The engine: an LSM keyspace (fjall) and the writer thread in front of it.
 pub struct Engine {
-    db: Arc<Database>,
+    keyspace: TxKeyspace,
+    rows: TxPartitionHandle,
     /// Taken in `drop` so the writer sees the channel close, finishes its batch and exits.
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// An exclusive lock on the directory's `LOCK` file: the engine has no lock of its own and
+    /// two processes writing one journal would corrupt it. Released last, after the keyspace.
+    _lock: std::fs::File,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.jobs.take();
         if let Some(w) = self.writer.take() {
-            // Waiting here means that once the last handle is dropped the database file is
-            // closed, so the same directory can be opened again (tests, restarts in-process).
+            // Waiting here means that once the last handle is dropped the keyspace is closed, so
+            // the same directory can be opened again (tests, restarts in-process).
             let _ = w.join();
         }
     }
@@ -344,28 +304,30 @@ impl Drop for Engine {
 
 impl Engine {
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Engine(format!("create {}: {e}", dir.display())))?;
-        let db = Database::builder()
-            .set_cache_size(256 << 20)
-            .create(dir.join("hospital.redb"))
-            .map_err(|e| StoreError::Engine(format!("open {}: {e}", dir.display())))?;
-        let txn = db.begin_write()?;
-        for t in tables::ALL {
-            txn.open_table(*t)?;
-        }
-        txn.commit()?;
-        let db = Arc::new(db);
+        let fail = |what: &str, e: &dyn std::fmt::Display| StoreError::Engine(format!("{what} {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| fail("create", &e))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(|e| fail("open lock of", &e))?;
+        lock.try_lock().map_err(|e| fail("lock (is another process using it?)", &e))?;
+        let keyspace =
+            Config::new(dir.join("lsm")).cache_size(CACHE_BYTES).open_transactional().map_err(|e| fail("open", &e))?;
+        let rows = keyspace.open_partition("rows", PartitionCreateOptions::default())?;
+        migrate::from_redb(dir, &keyspace, &rows)?;
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let writer_db = db.clone();
+        let (writer_keyspace, writer_rows) = (keyspace.clone(), rows.clone());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx))
+            .spawn(move || writer_loop(&writer_keyspace, &writer_rows, rx))
             .map_err(|e| StoreError::Engine(format!("spawn writer: {e}")))?;
-        Ok(Self { db, jobs: Some(tx), writer: Some(writer) })
+        Ok(Self { keyspace, rows, jobs: Some(tx), writer: Some(writer), _lock: lock })
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&ReadCtx) -> Result<T>) -> Result<T> {
-        let ctx = ReadCtx { txn: self.db.begin_read()?, now: now_ms() };
+        let ctx = ReadCtx { txn: self.keyspace.read_tx(), rows: self.rows.clone(), now: now_ms() };
         f(&ctx)
     }
 
@@ -395,42 +357,33 @@ impl Engine {
     pub async fn sweep_expired(&self) -> Result<usize> {
         self.write(|ctx| {
             let now = ctx.now;
-            let due: Vec<Vec<u8>> = ctx.with_table(tables::TTL_INDEX, |idx| {
-                let mut due = Vec::new();
-                for row in idx.range::<&[u8]>(..)? {
-                    let (k, _) = row?;
-                    let k = k.value();
-                    let exp = u64::from_be_bytes(k[..8].try_into().expect("8-byte expiry"));
-                    if exp > now || due.len() >= SWEEP_LIMIT {
-                        break;
-                    }
-                    due.push(k.to_vec());
+            let mut due = Vec::new();
+            for row in ctx.txn.prefix(ctx.rows, engine_key(tables::TTL_INDEX, &[])) {
+                let (k, _) = row?;
+                let ik = &k[table_prefix_len(tables::TTL_INDEX)..];
+                let exp = u64::from_be_bytes(ik[..8].try_into().expect("8-byte expiry"));
+                if exp > now || due.len() >= SWEEP_LIMIT {
+                    break;
                 }
-                Ok(due)
-            })?;
+                due.push(ik.to_vec());
+            }
             for ik in &due {
                 // Layout: expiry(8) | table name (escaped, terminated by 0x00 0x01) | row key.
                 let rest = &ik[8..];
                 let end = rest.windows(2).position(|w| w == [0, 1]).unwrap_or(rest.len());
                 let name = std::str::from_utf8(&rest[..end]).unwrap_or("");
-                let row_key = rest.get(end + 2..).unwrap_or(&[]).to_vec();
+                let row_key = rest.get(end + 2..).unwrap_or(&[]);
                 if let Some(table) = tables::ALL.iter().find(|t| t.name() == name) {
                     // Delete only if the row still holds this expiry: a later put may have renewed it.
-                    ctx.with_table(*table, |t| {
-                        let raw = t.get(row_key.as_slice())?.map(|g| g.value().to_vec());
-                        if let Some(raw) = raw {
-                            let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
-                            if exp != 0 && exp <= now {
-                                t.remove(row_key.as_slice())?;
-                            }
+                    let key = engine_key(*table, row_key);
+                    if let Some(raw) = ctx.txn.get(ctx.rows, &key)? {
+                        let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
+                        if exp != 0 && exp <= now {
+                            ctx.txn.remove(ctx.rows, key);
                         }
-                        Ok(())
-                    })?;
+                    }
                 }
-                ctx.with_table(tables::TTL_INDEX, |t| {
-                    t.remove(ik.as_slice())?;
-                    Ok(())
-                })?;
+                ctx.txn.remove(ctx.rows, engine_key(tables::TTL_INDEX, ik));
             }
             Ok(due.len())
         })
@@ -438,7 +391,7 @@ impl Engine {
     }
 }
 
-fn writer_loop(db: &Database, rx: crossbeam_channel::Receiver<Job>) {
+fn writer_loop(keyspace: &TxKeyspace, rows: &TxPartitionHandle, rx: crossbeam_channel::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -449,7 +402,7 @@ fn writer_loop(db: &Database, rx: crossbeam_channel::Receiver<Job>) {
         }
         let n = jobs.len();
         let started = Instant::now();
-        let (completions, outcome) = run_batch(db, jobs);
+        let (completions, outcome) = run_batch(keyspace, rows, jobs);
         let elapsed = started.elapsed().as_secs_f64();
         metrics::counter!("store_write_batches_total").increment(1);
         metrics::histogram!("store_write_batch_size").record(n as f64);
@@ -465,40 +418,36 @@ fn writer_loop(db: &Database, rx: crossbeam_channel::Receiver<Job>) {
     tracing::debug!("store writer stopped");
 }
 
-fn run_batch(db: &Database, jobs: Vec<Job>) -> (Vec<Completion>, std::result::Result<(), String>) {
-    let mut txn = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => {
-            let e = e.to_string();
-            // The closures never ran; complete each with the error.
-            let noop: Vec<Completion> = Vec::new();
-            drop(jobs);
-            return (noop, Err(e));
-        }
-    };
-    txn.set_durability(Durability::Immediate);
+/// Runs a batch of closures in one transaction and commits it with one fdatasync of the journal.
+fn run_batch(
+    keyspace: &TxKeyspace,
+    rows: &TxPartitionHandle,
+    jobs: Vec<Job>,
+) -> (Vec<Completion>, std::result::Result<(), String>) {
+    let txn = keyspace.write_tx().durability(Some(PersistMode::SyncData));
+    let mut ctx = WriteCtx { txn, rows, pending: Vec::new(), now: 0 };
     let mut completions = Vec::with_capacity(jobs.len());
-    let mut failure: Option<String> = None;
-    let mut ctx = WriteCtx { txn: &txn, open: RefCell::new(Vec::new()), pending: Vec::new(), now: 0 };
     for job in jobs {
         ctx.now = now_ms();
         let c = job(&mut ctx);
-        if failure.is_none() {
-            if let Err(e) = ctx.apply() {
-                failure = Some(e.to_string());
-            }
-        }
-        ctx.pending.clear();
+        ctx.apply();
         completions.push(c);
     }
-    // The batch's tables are closed (their roots written back) before the commit.
-    drop(ctx);
-    let outcome = match failure {
-        Some(e) => {
-            let _ = txn.abort();
-            Err(e)
-        }
-        None => txn.commit().map_err(|e| e.to_string()),
-    };
+    let outcome = ctx.txn.commit().map_err(|e| e.to_string());
     (completions, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_engine_on_one_directory_is_refused_while_the_first_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Engine::open(dir.path()).unwrap();
+        let second = Engine::open(dir.path());
+        assert!(matches!(&second, Err(StoreError::Engine(m)) if m.contains("lock")), "{:?}", second.err());
+        drop(first);
+        Engine::open(dir.path()).unwrap();
+    }
 }

@@ -1,4 +1,4 @@
-//! The embedded backend: every store trait over redb in one data directory (see `engine` for
+//! The embedded backend: every store trait over an embedded LSM engine in one data directory (see `engine` for
 //! durability and group commit, `keys` for how CQL primary keys become byte keys).
 
 mod accounts;
@@ -13,6 +13,7 @@ mod index;
 mod jobs;
 pub mod keys;
 mod kv;
+mod migrate;
 mod notify;
 mod outbox;
 mod payments;

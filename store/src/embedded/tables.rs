@@ -1,14 +1,20 @@
-//! The embedded store's tables: one redb table per table of `schema.cql`, with the same primary
-//! keys (encoded by `keys::Key`) and the same TTLs. Values are JSON with an 8-byte expiry header.
+//! The embedded store's tables: one table per table of `schema.cql`, with the same primary keys
+//! (encoded by `keys::Key`) and the same TTLs. Values are JSON with an 8-byte expiry header.
 
-use redb::TableDefinition;
-pub use redb::TableHandle;
+/// A table: its name, which prefixes its rows' keys in the engine (and names it on disk, so a
+/// table is never renamed without moving its rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Def(&'static str);
 
-pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+impl Def {
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+}
 
 macro_rules! tables {
     ($($(#[$m:meta])* $name:ident = $s:literal;)*) => {
-        $($(#[$m])* pub const $name: Def = TableDefinition::new($s);)*
+        $($(#[$m])* pub const $name: Def = Def($s);)*
         /// Every table, created at open so that readers never meet a missing one.
         pub const ALL: &[Def] = &[$($name),*];
     };

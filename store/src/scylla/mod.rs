@@ -520,7 +520,7 @@ mod tests {
         names.sort();
         let mut embedded: Vec<String> = crate::embedded::tables::ALL
             .iter()
-            .map(|t| redb::TableHandle::name(t).to_string())
+            .map(|t| t.name().to_string())
             .filter(|n| !n.starts_with('_'))
             // Fencing tokens are embedded-only so far: a fenced booking write is refused on
             // ScyllaDB (scylla/booking.rs), so no CQL table holds them yet.
