@@ -32,6 +32,12 @@ type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
 const MAX_BATCH: usize = 2048;
 /// The LSM's block cache.
 const CACHE_BYTES: u64 = 128 << 20;
+/// How large the memtable grows before it is written out as a segment. Bookings come in bursts
+/// (放号: ten thousand holds in a second, about 3 KB each with their index rows and events): a
+/// memtable that holds a whole burst sorts and compresses it to disk after the burst, on the
+/// flusher's thread, instead of during it beside the requests. The journal has every row
+/// already, so this is memory, not durability.
+const MEMTABLE_BYTES: u32 = 64 << 20;
 /// How many expired rows one sweep deletes at most.
 const SWEEP_LIMIT: usize = 5000;
 
@@ -315,7 +321,7 @@ impl Engine {
         lock.try_lock().map_err(|e| fail("lock (is another process using it?)", &e))?;
         let keyspace =
             Config::new(dir.join("lsm")).cache_size(CACHE_BYTES).open_transactional().map_err(|e| fail("open", &e))?;
-        let rows = keyspace.open_partition("rows", PartitionCreateOptions::default())?;
+        let rows = keyspace.open_partition("rows", PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))?;
         migrate::from_redb(dir, &keyspace, &rows)?;
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (writer_keyspace, writer_rows) = (keyspace.clone(), rows.clone());
