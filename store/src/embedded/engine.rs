@@ -285,6 +285,19 @@ impl WriteCtx<'_> {
     }
 }
 
+/// The LSM's size and shape at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Journals and segments on disk.
+    pub disk_bytes: u64,
+    /// Journal files not yet made redundant by flushed segments (each up to the journal limit).
+    pub journals: usize,
+    /// Sorted segments; compaction keeps the count bounded.
+    pub segments: usize,
+    /// Bytes in memtables not yet written out as segments.
+    pub write_buffer_bytes: u64,
+}
+
 /// The engine: an LSM keyspace (fjall) and the writer thread in front of it.
 pub struct Engine {
     keyspace: TxKeyspace,
@@ -321,7 +334,8 @@ impl Engine {
         lock.try_lock().map_err(|e| fail("lock (is another process using it?)", &e))?;
         let keyspace =
             Config::new(dir.join("lsm")).cache_size(CACHE_BYTES).open_transactional().map_err(|e| fail("open", &e))?;
-        let rows = keyspace.open_partition("rows", PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))?;
+        let rows =
+            keyspace.open_partition("rows", PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))?;
         migrate::from_redb(dir, &keyspace, &rows)?;
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (writer_keyspace, writer_rows) = (keyspace.clone(), rows.clone());
@@ -330,6 +344,16 @@ impl Engine {
             .spawn(move || writer_loop(&writer_keyspace, &writer_rows, rx))
             .map_err(|e| StoreError::Engine(format!("spawn writer: {e}")))?;
         Ok(Self { keyspace, rows, jobs: Some(tx), writer: Some(writer), _lock: lock })
+    }
+
+    /// What the LSM holds now, for the operators' gauges (`EmbeddedStore::start_sweeper`).
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            disk_bytes: self.keyspace.disk_space(),
+            journals: self.keyspace.journal_count(),
+            segments: self.rows.inner().segment_count(),
+            write_buffer_bytes: self.keyspace.write_buffer_size(),
+        }
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&ReadCtx) -> Result<T>) -> Result<T> {
@@ -455,5 +479,27 @@ mod tests {
         assert!(matches!(&second, Err(StoreError::Engine(m)) if m.contains("lock")), "{:?}", second.err());
         drop(first);
         Engine::open(dir.path()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn stats_follow_the_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let before = engine.stats();
+        assert_eq!(before.write_buffer_bytes, 0, "{before:?}");
+        engine
+            .write(|ctx| {
+                for i in 0..100u32 {
+                    ctx.put(tables::ACCOUNTS, &Key::new().str(&i.to_string()), &"x".repeat(100));
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let after = engine.stats();
+        assert!(after.write_buffer_bytes > 100 * 100, "{after:?}");
+        // The journal is preallocated (32 MiB), so it is on disk before the first row.
+        assert!(before.disk_bytes > 0 && after.disk_bytes >= before.disk_bytes, "{before:?} -> {after:?}");
+        assert!(after.journals >= 1, "{after:?}");
     }
 }

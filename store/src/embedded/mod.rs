@@ -69,7 +69,10 @@ impl EmbeddedStore {
         &self.engine
     }
 
-    /// Deletes expired rows every `every`, for as long as the store lives.
+    /// Deletes expired rows every `every`, for as long as the store lives, and reports the
+    /// engine's size then (`store_disk_bytes`, `store_journals`, `store_segments`,
+    /// `store_write_buffer_bytes`): an LSM's disk grows between compactions and its memtables
+    /// hold what is not flushed yet, which an operator wants to see before the disk fills.
     pub fn start_sweeper(&self, every: Duration) {
         let weak = Arc::downgrade(&self.engine);
         tokio::spawn(async move {
@@ -82,6 +85,11 @@ impl EmbeddedStore {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
                 }
+                let s = engine.stats();
+                metrics::gauge!("store_disk_bytes").set(s.disk_bytes as f64);
+                metrics::gauge!("store_journals").set(s.journals as f64);
+                metrics::gauge!("store_segments").set(s.segments as f64);
+                metrics::gauge!("store_write_buffer_bytes").set(s.write_buffer_bytes as f64);
             }
         });
     }
