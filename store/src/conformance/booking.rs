@@ -290,6 +290,10 @@ pub async fn booking(store: Arc<dyn DataStore>) {
     assert_eq!(store.session(s3.id).await.unwrap().map(|s| s.status), Some(SessionStatus::Stopped));
     let pending = store.outbox_pending(100_000).await.unwrap();
     assert!(stop_events.iter().all(|e| pending.contains(e)), "every event of the large write is pending");
+    // A page is the oldest `limit` of them, in order (ids are v7), not more.
+    let page = store.outbox_pending(3).await.unwrap();
+    assert_eq!(page.len(), 3, "a page of three");
+    assert_eq!(page[..], pending[..3], "the oldest three");
     store.outbox_remove(&stop_events.iter().map(|e| e.id).collect::<Vec<_>>()).await.unwrap();
 }
 

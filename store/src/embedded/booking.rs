@@ -14,7 +14,7 @@ use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
 
 use super::catalog::put_session;
-use super::engine::{to_json, Reader};
+use super::engine::{from_json, to_json, Reader};
 use super::index::{put_key_only, resolve};
 use super::keys::Key;
 use super::tables::*;
@@ -165,10 +165,10 @@ impl BookingStore for EmbeddedStore {
     }
 
     async fn messages_of(&self, account: AccountId, limit: usize) -> Result<Vec<Message>> {
-        let mut all: Vec<Message> = self.engine.read(|r| r.scan(MESSAGES_BY_ACCOUNT, &Key::new().uuid(&account.0)))?;
-        // Message ids are v7: key order is time order; newest first for the message centre.
-        all.reverse();
-        all.truncate(limit);
-        Ok(all)
+        // Message ids are v7: key order is time order; the newest `limit`, read from the end of
+        // the account's partition, not all of it.
+        let (prefix, end) = (Key::new().uuid(&account.0), Key::new().uuid(&account.0).uuid(&uuid::Uuid::max()));
+        let rows = self.engine.read(|r| r.scan_back(MESSAGES_BY_ACCOUNT, prefix.bytes(), end.bytes(), limit))?;
+        rows.iter().map(|(_, v)| from_json(MESSAGES_BY_ACCOUNT, v)).collect()
     }
 }

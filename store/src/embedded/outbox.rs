@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::engine::{Reader, WriteCtx};
+use super::engine::{from_json, WriteCtx};
 use super::keys::Key;
 use super::tables::LIVE_OUTBOX;
 use super::EmbeddedStore;
@@ -29,9 +29,10 @@ pub(crate) fn put_event_rows<'a>(ctx: &mut WriteCtx<'_>, rows: impl Iterator<Ite
 #[async_trait]
 impl OutboxStore for EmbeddedStore {
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<PendingEvent>> {
-        let mut all: Vec<PendingEvent> = self.engine.read(|r| r.scan(LIVE_OUTBOX, &Key::new()))?;
-        all.truncate(limit);
-        Ok(all)
+        // The first `limit` rows only: removed rows stay behind as tombstones until compaction,
+        // and reading past the page would walk them too.
+        let rows = self.engine.read(|r| r.scan_from(LIVE_OUTBOX, &[], &[], limit))?;
+        rows.iter().map(|(_, v)| from_json(LIVE_OUTBOX, v)).collect()
     }
 
     async fn outbox_remove(&self, ids: &[Uuid]) -> Result<()> {
