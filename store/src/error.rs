@@ -129,3 +129,10 @@ impl From<fjall::Error> for StoreError {
         StoreError::Engine(e.to_string())
     }
 }
+
+/// The LSM tree's own errors, as its snapshots' reads give them.
+impl From<fjall::LsmError> for StoreError {
+    fn from(e: fjall::LsmError) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}

@@ -9,11 +9,10 @@
 //! an LSM appends the rows to its journal and memtable (docs/benchmarks.md, "a durable hold taken
 //! apart by elimination").
 
-use fjall::{
-    Config, PartitionCreateOptions, PersistMode, ReadTransaction, TxKeyspace, TxPartitionHandle, WriteTransaction,
-};
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode, Snapshot};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
@@ -99,45 +98,42 @@ pub trait Reader {
     }
 }
 
-/// The engine keeps every table in one LSM partition: a row's engine key is its table's name, a
-/// 0 byte (no table name holds one) and the row's key, so a table is a key range and a
-/// partition of a table a prefix of it. One tree means one memtable, one journal and one set of
-/// segments to compact, whatever the number of tables.
+/// The engine keeps every table in one LSM partition: a row's engine key is its table's id (one
+/// byte, `tables::Def`) and the row's key, so a table is a key range and a partition of a table
+/// a prefix of it. One tree means one memtable, one journal and one set of segments to compact,
+/// whatever the number of tables.
 pub(super) fn engine_key(table: Def, key: &[u8]) -> Vec<u8> {
-    let name = table.name().as_bytes();
-    let mut k = Vec::with_capacity(name.len() + 1 + key.len());
-    k.extend_from_slice(name);
-    k.push(0);
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(table.id());
     k.extend_from_slice(key);
     k
 }
 
 /// How many bytes of an engine key name its table.
-fn table_prefix_len(table: Def) -> usize {
-    table.name().len() + 1
-}
+const TABLE_PREFIX: usize = 1;
 
-type Pair = std::result::Result<(fjall::Slice, fjall::Slice), fjall::Error>;
-
-/// Up to `limit` live rows from `rows` (engine keys of `table`), with the table's prefix taken
-/// off their keys.
-fn live_rows(table: Def, rows: impl Iterator<Item = Pair>, now: u64, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let skip = table_prefix_len(table);
+/// Up to `limit` live rows from `rows` (engine keys of one table), with the table's id taken off
+/// their keys.
+fn live_rows<K: AsRef<[u8]>, V: AsRef<[u8]>, E: Into<StoreError>>(
+    rows: impl Iterator<Item = std::result::Result<(K, V), E>>,
+    now: u64,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     for row in rows {
         if out.len() >= limit {
             break;
         }
-        let (k, v) = row?;
-        if let Some((_, p)) = decode_value(&v, now) {
-            out.push((k[skip..].to_vec(), p.to_vec()));
+        let (k, v) = row.map_err(Into::into)?;
+        if let Some((_, p)) = decode_value(v.as_ref(), now) {
+            out.push((k.as_ref()[TABLE_PREFIX..].to_vec(), p.to_vec()));
         }
     }
     Ok(out)
 }
 
-fn live_value(raw: Option<fjall::Slice>, now: u64) -> Option<Live> {
-    raw.and_then(|v| decode_value(&v, now).map(|(e, p)| (e, p.to_vec())))
+fn live_value(raw: Option<&[u8]>, now: u64) -> Option<Live> {
+    raw.and_then(|v| decode_value(v, now).map(|(e, p)| (e, p.to_vec())))
 }
 
 /// A row exactly as stored: key, expiry (unix ms, 0 = never), payload.
@@ -145,8 +141,7 @@ pub type StoredRow = (Vec<u8>, u64, Vec<u8>);
 
 /// A consistent read snapshot.
 pub struct ReadCtx {
-    txn: ReadTransaction,
-    rows: TxPartitionHandle,
+    snap: Snapshot,
     now: u64,
 }
 
@@ -155,14 +150,14 @@ impl ReadCtx {
     /// start with `prefix`): a newest-first page of a partition without reading all of it.
     pub fn scan_back(&self, table: Def, prefix: &[u8], before: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let range = engine_key(table, prefix)..engine_key(table, before);
-        live_rows(table, self.txn.range(&self.rows, range).rev(), self.now, limit)
+        live_rows(self.snap.range(range).rev(), self.now, limit)
     }
 
     /// Up to `limit` live rows with `start <= key < end`, in key order (a clustering range of
     /// one partition, or a walk over a whole table page by page).
     pub fn range(&self, table: Def, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let range = engine_key(table, start)..engine_key(table, end);
-        live_rows(table, self.txn.range(&self.rows, range), self.now, limit)
+        live_rows(self.snap.range(range), self.now, limit)
     }
 
     /// Up to `limit` live rows with `start <= key` under `prefix`, in key order (`start` must
@@ -170,21 +165,20 @@ impl ReadCtx {
     pub fn scan_from(&self, table: Def, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let under = engine_key(table, prefix);
         let rows = self
-            .txn
-            .range(&self.rows, engine_key(table, start)..)
+            .snap
+            .range(engine_key(table, start)..)
             .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&under)));
-        live_rows(table, rows, self.now, limit)
+        live_rows(rows, self.now, limit)
     }
 
     /// Every row under `prefix` exactly as stored: key, expiry (unix ms, 0 = never) and payload,
     /// expired or not. For checks that must see every stored byte (the audit chain's verify).
     pub fn scan_stored(&self, table: Def, prefix: &[u8]) -> Result<Vec<StoredRow>> {
-        let skip = table_prefix_len(table);
         let mut out = Vec::new();
-        for row in self.txn.prefix(&self.rows, engine_key(table, prefix)) {
+        for row in self.snap.prefix(engine_key(table, prefix)) {
             let (k, raw) = row?;
             let exp = raw.get(..8).map_or(u64::MAX, |h| u64::from_be_bytes(h.try_into().expect("8 bytes")));
-            out.push((k[skip..].to_vec(), exp, raw.get(8..).unwrap_or(&[]).to_vec()));
+            out.push((k[TABLE_PREFIX..].to_vec(), exp, raw.get(8..).unwrap_or(&[]).to_vec()));
         }
         Ok(out)
     }
@@ -195,10 +189,10 @@ impl Reader for ReadCtx {
         self.now
     }
     fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<Live>> {
-        Ok(live_value(self.txn.get(&self.rows, engine_key(table, key))?, self.now))
+        Ok(live_value(self.snap.get(engine_key(table, key))?.as_deref(), self.now))
     }
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        live_rows(table, self.txn.prefix(&self.rows, engine_key(table, prefix)), self.now, usize::MAX)
+        live_rows(self.snap.prefix(engine_key(table, prefix)), self.now, usize::MAX)
     }
 }
 
@@ -207,14 +201,74 @@ enum Op {
     Delete { table: Def, key: Vec<u8> },
 }
 
-/// What a write closure sees: reads of the transaction so far (every earlier closure in the batch
-/// included) and buffered writes. A closure's writes are applied only if it returns Ok, so a
-/// closure that fails half-way leaves nothing behind.
+/// The batch's writes so far by engine key, encoded as stored (None: deleted). Ordered, so a
+/// scan can merge it with the stored rows.
+type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// What a write closure sees: the stored rows with every earlier closure's writes of the batch
+/// over them, and its own buffered writes. A closure's writes are applied only if it returns Ok,
+/// so a closure that fails half-way leaves nothing behind.
+///
+/// The batch is the engine's write transaction: the writer thread is the only writer, so it
+/// reads the tree directly under its own overlay and hands the whole batch to the LSM as one
+/// atomic, journalled write at the end (fjall's own transactions kept a second memtable per
+/// transaction: a quarter of the writer's time in the profile of docs/benchmarks.md).
 pub struct WriteCtx<'t> {
-    txn: WriteTransaction<'t>,
-    rows: &'t TxPartitionHandle,
+    rows: &'t PartitionHandle,
+    batch: Overlay,
     pending: Vec<Op>,
     now: u64,
+}
+
+impl WriteCtx<'_> {
+    /// The row under engine key `key` as stored with the batch so far over it (expiry header
+    /// and payload), expired or not.
+    fn stored(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.batch.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.rows.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Every row whose engine key starts with `prefix`, as stored with the batch so far over it,
+    /// in key order; lazily, so a caller that stops early reads no further.
+    fn merged<'a>(&'a self, prefix: &[u8]) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a {
+        enum Next {
+            Stored,
+            Own,
+            /// The batch rewrote or deleted this stored row: its version wins.
+            Both,
+        }
+        let mut stored = self.rows.prefix(prefix.to_vec()).peekable();
+        let under = prefix.to_vec();
+        let mut own = self.batch.range(prefix.to_vec()..).take_while(move |(k, _)| k.starts_with(&under)).peekable();
+        std::iter::from_fn(move || loop {
+            let next = match (stored.peek(), own.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => return stored.next().and_then(|r| r.err()).map(|e| Err(e.into())),
+                (Some(Ok(_)), None) => Next::Stored,
+                (None, Some(_)) => Next::Own,
+                (Some(Ok((sk, _))), Some((ok, _))) => match (**sk).cmp(ok.as_slice()) {
+                    std::cmp::Ordering::Less => Next::Stored,
+                    std::cmp::Ordering::Equal => Next::Both,
+                    std::cmp::Ordering::Greater => Next::Own,
+                },
+            };
+            if let Next::Stored = next {
+                if let Some(Ok((k, v))) = stored.next() {
+                    return Some(Ok((k.to_vec(), v.to_vec())));
+                }
+                continue;
+            }
+            if let Next::Both = next {
+                stored.next();
+            }
+            if let Some((k, Some(v))) = own.next() {
+                return Some(Ok((k.clone(), v.clone())));
+            }
+            // Deleted in this batch: skipped.
+        })
+    }
 }
 
 impl Reader for WriteCtx<'_> {
@@ -232,12 +286,12 @@ impl Reader for WriteCtx<'_> {
                 _ => {}
             }
         }
-        Ok(live_value(self.txn.get(self.rows, engine_key(table, key))?, self.now))
+        Ok(live_value(self.stored(&engine_key(table, key))?.as_deref(), self.now))
     }
-    /// Sees what earlier closures committed to the transaction, not this closure's own pending
-    /// writes: scans are done before writing, by every caller in this crate.
+    /// Sees what earlier closures wrote in the batch, not this closure's own pending writes:
+    /// scans are done before writing, by every caller in this crate.
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        live_rows(table, self.txn.prefix(self.rows, engine_key(table, prefix)), self.now, usize::MAX)
+        live_rows(self.merged(&engine_key(table, prefix)), self.now, usize::MAX)
     }
 }
 
@@ -264,22 +318,21 @@ impl WriteCtx<'_> {
         self.pending.push(Op::Delete { table, key });
     }
 
-    /// Moves the closure's buffered writes into the transaction, in order, so a later op on the
-    /// same key wins.
+    /// Moves the closure's buffered writes into the batch, in order, so a later op on the same
+    /// key wins.
     fn apply(&mut self) {
         for op in std::mem::take(&mut self.pending) {
             match op {
                 Op::Put { table, key, value, expires } => {
                     if expires != 0 {
-                        self.txn.insert(
-                            self.rows,
-                            engine_key(tables::TTL_INDEX, &ttl_index_key(expires, table.name(), &key)),
-                            [],
-                        );
+                        let ik = engine_key(tables::TTL_INDEX, &ttl_index_key(expires, table.name(), &key));
+                        self.batch.insert(ik, Some(Vec::new()));
                     }
-                    self.txn.insert(self.rows, engine_key(table, &key), encode_value(&value, expires));
+                    self.batch.insert(engine_key(table, &key), Some(encode_value(&value, expires)));
                 }
-                Op::Delete { table, key } => self.txn.remove(self.rows, engine_key(table, &key)),
+                Op::Delete { table, key } => {
+                    self.batch.insert(engine_key(table, &key), None);
+                }
             }
         }
     }
@@ -300,8 +353,8 @@ pub struct EngineStats {
 
 /// The engine: an LSM keyspace (fjall) and the writer thread in front of it.
 pub struct Engine {
-    keyspace: TxKeyspace,
-    rows: TxPartitionHandle,
+    keyspace: Keyspace,
+    rows: PartitionHandle,
     /// Taken in `drop` so the writer sees the channel close, finishes its batch and exits.
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -332,8 +385,11 @@ impl Engine {
             .open(dir.join("LOCK"))
             .map_err(|e| fail("open lock of", &e))?;
         lock.try_lock().map_err(|e| fail("lock (is another process using it?)", &e))?;
-        let keyspace =
-            Config::new(dir.join("lsm")).cache_size(CACHE_BYTES).open_transactional().map_err(|e| fail("open", &e))?;
+        let keyspace = Config::new(dir.join("lsm"))
+            .cache_size(CACHE_BYTES)
+            .max_write_buffer_size(2 * u64::from(MEMTABLE_BYTES))
+            .open()
+            .map_err(|e| fail("open", &e))?;
         let rows =
             keyspace.open_partition("rows", PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))?;
         migrate::from_redb(dir, &keyspace, &rows)?;
@@ -351,13 +407,14 @@ impl Engine {
         EngineStats {
             disk_bytes: self.keyspace.disk_space(),
             journals: self.keyspace.journal_count(),
-            segments: self.rows.inner().segment_count(),
+            segments: self.rows.segment_count(),
             write_buffer_bytes: self.keyspace.write_buffer_size(),
         }
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&ReadCtx) -> Result<T>) -> Result<T> {
-        let ctx = ReadCtx { txn: self.keyspace.read_tx(), rows: self.rows.clone(), now: now_ms() };
+        // At the keyspace's visible instant: a batch becomes visible whole, once all of it is in.
+        let ctx = ReadCtx { snap: self.rows.snapshot_at(self.keyspace.instant()), now: now_ms() };
         f(&ctx)
     }
 
@@ -388,15 +445,16 @@ impl Engine {
         self.write(|ctx| {
             let now = ctx.now;
             let mut due = Vec::new();
-            for row in ctx.txn.prefix(ctx.rows, engine_key(tables::TTL_INDEX, &[])) {
+            for row in ctx.merged(&engine_key(tables::TTL_INDEX, &[])) {
                 let (k, _) = row?;
-                let ik = &k[table_prefix_len(tables::TTL_INDEX)..];
+                let ik = &k[TABLE_PREFIX..];
                 let exp = u64::from_be_bytes(ik[..8].try_into().expect("8-byte expiry"));
                 if exp > now || due.len() >= SWEEP_LIMIT {
                     break;
                 }
                 due.push(ik.to_vec());
             }
+            let mut expired = Vec::new();
             for ik in &due {
                 // Layout: expiry(8) | table name (escaped, terminated by 0x00 0x01) | row key.
                 let rest = &ik[8..];
@@ -405,23 +463,29 @@ impl Engine {
                 let row_key = rest.get(end + 2..).unwrap_or(&[]);
                 if let Some(table) = tables::ALL.iter().find(|t| t.name() == name) {
                     // Delete only if the row still holds this expiry: a later put may have renewed it.
-                    let key = engine_key(*table, row_key);
-                    if let Some(raw) = ctx.txn.get(ctx.rows, &key)? {
+                    if let Some(raw) = ctx.stored(&engine_key(*table, row_key))? {
                         let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
                         if exp != 0 && exp <= now {
-                            ctx.txn.remove(ctx.rows, key);
+                            expired.push((*table, row_key.to_vec()));
                         }
                     }
                 }
-                ctx.txn.remove(ctx.rows, engine_key(tables::TTL_INDEX, ik));
             }
-            Ok(due.len())
+            // Deleted after every read, so no read walks a long list of this closure's deletes.
+            for (table, key) in expired {
+                ctx.delete_raw(table, key);
+            }
+            let n = due.len();
+            for ik in due {
+                ctx.delete_raw(tables::TTL_INDEX, ik);
+            }
+            Ok(n)
         })
         .await
     }
 }
 
-fn writer_loop(keyspace: &TxKeyspace, rows: &TxPartitionHandle, rx: crossbeam_channel::Receiver<Job>) {
+fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, rx: crossbeam_channel::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -448,14 +512,14 @@ fn writer_loop(keyspace: &TxKeyspace, rows: &TxPartitionHandle, rx: crossbeam_ch
     tracing::debug!("store writer stopped");
 }
 
-/// Runs a batch of closures in one transaction and commits it with one fdatasync of the journal.
+/// Runs a batch of closures over one overlay and writes what they wrote as one atomic batch,
+/// journalled with one fdatasync.
 fn run_batch(
-    keyspace: &TxKeyspace,
-    rows: &TxPartitionHandle,
+    keyspace: &Keyspace,
+    rows: &PartitionHandle,
     jobs: Vec<Job>,
 ) -> (Vec<Completion>, std::result::Result<(), String>) {
-    let txn = keyspace.write_tx().durability(Some(PersistMode::SyncData));
-    let mut ctx = WriteCtx { txn, rows, pending: Vec::new(), now: 0 };
+    let mut ctx = WriteCtx { rows, batch: Overlay::new(), pending: Vec::new(), now: 0 };
     let mut completions = Vec::with_capacity(jobs.len());
     for job in jobs {
         ctx.now = now_ms();
@@ -463,8 +527,18 @@ fn run_batch(
         ctx.apply();
         completions.push(c);
     }
-    let outcome = ctx.txn.commit().map_err(|e| e.to_string());
-    (completions, outcome)
+    if ctx.batch.is_empty() {
+        // Only reads: what they read was already durable (every answer waits for its sync).
+        return (completions, Ok(()));
+    }
+    let mut batch = keyspace.batch().durability(Some(PersistMode::SyncData));
+    for (key, value) in ctx.batch {
+        match value {
+            Some(v) => batch.insert(rows, key, v),
+            None => batch.remove(rows, key),
+        }
+    }
+    (completions, batch.commit().map_err(|e| e.to_string()))
 }
 
 #[cfg(test)]
@@ -501,5 +575,62 @@ mod tests {
         // The journal is preallocated (32 MiB), so it is on disk before the first row.
         assert!(before.disk_bytes > 0 && after.disk_bytes >= before.disk_bytes, "{before:?} -> {after:?}");
         assert!(after.journals >= 1, "{after:?}");
+    }
+
+    /// One batch, closure by closure: each sees the stored rows under every earlier closure's
+    /// writes (point reads and merged scans, deletes included); a failed closure leaves nothing.
+    #[tokio::test]
+    async fn a_closure_sees_the_batch_before_it_and_a_failed_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let k = |s: &str| Key::new().str("t").str(s);
+        engine
+            .write(move |ctx| {
+                ctx.put(tables::KV_ENTRIES, &k("x"), &"stored x");
+                ctx.put(tables::KV_ENTRIES, &k("y"), &"stored y");
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        type Step = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Result<()> + Send>;
+        let job = |f: Step| -> Job {
+            Box::new(move |ctx| {
+                if f(ctx).is_err() {
+                    ctx.pending.clear();
+                }
+                Box::new(|_| {})
+            })
+        };
+        let seen2 = seen.clone();
+        let jobs = vec![
+            job(Box::new(move |ctx| {
+                ctx.put(tables::KV_ENTRIES, &k("a"), &"new a");
+                ctx.delete(tables::KV_ENTRIES, &k("x"));
+                ctx.put(tables::KV_ENTRIES, &k("y"), &"new y");
+                Ok(())
+            })),
+            job(Box::new(move |ctx| {
+                ctx.put(tables::KV_ENTRIES, &k("z"), &"never");
+                Err(StoreError::Engine("refused".into()))
+            })),
+            job(Box::new(move |ctx| {
+                let rows: Vec<String> = ctx.scan(tables::KV_ENTRIES, &Key::new().str("t"))?;
+                let x: Option<String> = ctx.get(tables::KV_ENTRIES, &k("x"))?;
+                let z: Option<String> = ctx.get(tables::KV_ENTRIES, &k("z"))?;
+                seen2.lock().unwrap().push((rows, x, z));
+                Ok(())
+            })),
+        ];
+        let (_, outcome) = run_batch(&engine.keyspace, &engine.rows, jobs);
+        outcome.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, vec![(vec!["new a".to_string(), "new y".to_string()], None, None)]);
+        let after: Vec<String> = engine.read(|r| r.scan(tables::KV_ENTRIES, &Key::new().str("t"))).unwrap();
+        assert_eq!(
+            after,
+            vec!["new a".to_string(), "new y".to_string()],
+            "as the batch left them, nothing of the failed closure"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Moving a data directory written by the earlier redb engine into the LSM engine, once, at open.
 
-use fjall::{PersistMode, TxKeyspace, TxPartitionHandle};
+use fjall::{Keyspace, PartitionHandle, PersistMode};
 use redb::TableDefinition;
 use std::path::Path;
 
@@ -19,7 +19,7 @@ const CHUNK: usize = 20_000;
 /// key, value bytes unchanged (both engines store the same 8-byte expiry header and payload),
 /// syncs, and only then renames the file. A crash half-way leaves the file in place and the
 /// copy is redone at the next open: puts of the same rows are idempotent.
-pub fn from_redb(dir: &Path, keyspace: &TxKeyspace, rows: &TxPartitionHandle) -> Result<usize, StoreError> {
+pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Result<usize, StoreError> {
     let file = dir.join(REDB_FILE);
     if !file.exists() {
         return Ok(0);
@@ -28,7 +28,7 @@ pub fn from_redb(dir: &Path, keyspace: &TxKeyspace, rows: &TxPartitionHandle) ->
     let db = redb::Database::open(&file).map_err(|e| engine(&e))?;
     let read = db.begin_read().map_err(|e| engine(&e))?;
     let mut copied = 0;
-    let mut txn = keyspace.write_tx();
+    let mut batch = keyspace.batch();
     for table in tables::ALL {
         let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table.name());
         let t = match read.open_table(def) {
@@ -39,15 +39,15 @@ pub fn from_redb(dir: &Path, keyspace: &TxKeyspace, rows: &TxPartitionHandle) ->
         };
         for row in t.range::<&[u8]>(..).map_err(|e| engine(&e))? {
             let (k, v) = row.map_err(|e| engine(&e))?;
-            txn.insert(rows, super::engine::engine_key(*table, k.value()), v.value());
+            batch.insert(rows, super::engine::engine_key(*table, k.value()), v.value());
             copied += 1;
             if copied % CHUNK == 0 {
-                txn.commit()?;
-                txn = keyspace.write_tx();
+                batch.commit()?;
+                batch = keyspace.batch();
             }
         }
     }
-    txn.commit()?;
+    batch.commit()?;
     keyspace.persist(PersistMode::SyncAll)?;
     drop(read);
     drop(db);

@@ -1,118 +1,145 @@
 //! The embedded store's tables: one table per table of `schema.cql`, with the same primary keys
 //! (encoded by `keys::Key`) and the same TTLs. Values are JSON with an 8-byte expiry header.
 
-/// A table: its name, which prefixes its rows' keys in the engine (and names it on disk, so a
-/// table is never renamed without moving its rows).
+/// A table: its name (as in `schema.cql`) and its id, the byte that begins every key of its rows
+/// in the engine.
+///
+/// The id is stored in every key on disk: a table keeps its id for ever, a new table takes the
+/// next unused one, and an id is never reused (one byte: up to 255 tables). One byte rather than
+/// the name because the LSM's memtable compares keys by a 4-byte inline prefix before it
+/// dereferences the rest: with a byte of table and three of key, most comparisons end there,
+/// where names shared by many tables ("appointments_by_...") sent every one to memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Def(&'static str);
+pub struct Def(&'static str, u8);
 
 impl Def {
     pub const fn name(self) -> &'static str {
         self.0
     }
+    pub const fn id(self) -> u8 {
+        self.1
+    }
 }
 
 macro_rules! tables {
-    ($($(#[$m:meta])* $name:ident = $s:literal;)*) => {
-        $($(#[$m])* pub const $name: Def = Def($s);)*
+    ($($(#[$m:meta])* $name:ident = $s:literal, $id:literal;)*) => {
+        $($(#[$m])* pub const $name: Def = Def($s, $id);)*
         /// Every table, created at open so that readers never meet a missing one.
         pub const ALL: &[Def] = &[$($name),*];
     };
 }
 
 tables! {
-    ACCOUNTS = "accounts";
-    ACCOUNTS_BY_PHONE = "accounts_by_phone";
-    ACCOUNTS_BY_EMAIL = "accounts_by_email";
-    ACCOUNTS_BY_OPENID = "accounts_by_openid";
-    PATIENTS_BY_ACCOUNT = "patients_by_account";
-    ACCOUNTS_BY_PERSON = "accounts_by_person";
-    REAL_NAME_CHECKS = "real_name_checks";
-    STAFF = "staff";
-    STAFF_BY_USERNAME = "staff_by_username";
-    HOSPITAL = "hospital";
-    DEPARTMENTS = "departments";
-    DOCTORS = "doctors";
-    DOCTORS_BY_DEPARTMENT = "doctors_by_department";
-    CLINIC_SESSIONS = "clinic_sessions";
-    CLINIC_SESSIONS_BY_DOCTOR = "clinic_sessions_by_doctor";
-    APPOINTMENTS = "appointments";
-    APPOINTMENTS_BY_DOCTOR = "appointments_by_doctor";
-    APPOINTMENTS_BY_ACCOUNT = "appointments_by_account";
-    APPOINTMENTS_BY_PERSON = "appointments_by_person";
-    WAITLISTS_BY_DOCTOR = "waitlists_by_doctor";
-    ORDERS = "orders";
-    MESSAGES_BY_ACCOUNT = "messages_by_account";
-    KV_ENTRIES = "kv_entries";
-    KV_SET_MEMBERS = "kv_set_members";
-    EXAMS = "exams";
-    EXAMS_BY_ACCOUNT = "exams_by_account";
-    QUEUES = "queues";
-    NOTIFICATION_PREFERENCES = "notification_preferences";
-    REMINDERS = "reminders";
-    REMINDERS_DUE = "reminders_due";
-    OUTBOUND = "outbound";
-    OUTBOUND_DUE = "outbound_due";
-    LIVE_OUTBOX = "live_outbox";
-    AUDIT_LOG = "audit_log";
-    AUDIT_HEADS = "audit_heads";
-    AUDIT_BY_TIME = "audit_by_time";
-    AUDIT_BY_ACTOR = "audit_by_actor";
-    AUDIT_BY_ACTION = "audit_by_action";
-    AUDIT_BY_ACCOUNT = "audit_by_account";
-    BACKOFFICE_DOCUMENTS = "backoffice_documents";
-    ANALYTICS_DAILY = "analytics_daily";
-    FEE_ITEMS = "fee_items";
-    FEE_ITEMS_BY_PATIENT = "fee_items_by_patient";
-    ORDERS_BY_ACCOUNT = "orders_by_account";
-    OPEN_ORDERS = "open_orders";
-    LEDGER_MOVEMENTS = "ledger_movements";
-    LEDGER_BY_DAY = "ledger_by_day";
+    ACCOUNTS = "accounts", 1;
+    ACCOUNTS_BY_PHONE = "accounts_by_phone", 2;
+    ACCOUNTS_BY_EMAIL = "accounts_by_email", 3;
+    ACCOUNTS_BY_OPENID = "accounts_by_openid", 4;
+    PATIENTS_BY_ACCOUNT = "patients_by_account", 5;
+    ACCOUNTS_BY_PERSON = "accounts_by_person", 6;
+    REAL_NAME_CHECKS = "real_name_checks", 7;
+    STAFF = "staff", 8;
+    STAFF_BY_USERNAME = "staff_by_username", 9;
+    HOSPITAL = "hospital", 10;
+    DEPARTMENTS = "departments", 11;
+    DOCTORS = "doctors", 12;
+    DOCTORS_BY_DEPARTMENT = "doctors_by_department", 13;
+    CLINIC_SESSIONS = "clinic_sessions", 14;
+    CLINIC_SESSIONS_BY_DOCTOR = "clinic_sessions_by_doctor", 15;
+    APPOINTMENTS = "appointments", 16;
+    APPOINTMENTS_BY_DOCTOR = "appointments_by_doctor", 17;
+    APPOINTMENTS_BY_ACCOUNT = "appointments_by_account", 18;
+    APPOINTMENTS_BY_PERSON = "appointments_by_person", 19;
+    WAITLISTS_BY_DOCTOR = "waitlists_by_doctor", 20;
+    ORDERS = "orders", 21;
+    MESSAGES_BY_ACCOUNT = "messages_by_account", 22;
+    KV_ENTRIES = "kv_entries", 23;
+    KV_SET_MEMBERS = "kv_set_members", 24;
+    EXAMS = "exams", 25;
+    EXAMS_BY_ACCOUNT = "exams_by_account", 26;
+    QUEUES = "queues", 27;
+    NOTIFICATION_PREFERENCES = "notification_preferences", 28;
+    REMINDERS = "reminders", 29;
+    REMINDERS_DUE = "reminders_due", 30;
+    OUTBOUND = "outbound", 31;
+    OUTBOUND_DUE = "outbound_due", 32;
+    LIVE_OUTBOX = "live_outbox", 33;
+    AUDIT_LOG = "audit_log", 34;
+    AUDIT_HEADS = "audit_heads", 35;
+    AUDIT_BY_TIME = "audit_by_time", 36;
+    AUDIT_BY_ACTOR = "audit_by_actor", 37;
+    AUDIT_BY_ACTION = "audit_by_action", 38;
+    AUDIT_BY_ACCOUNT = "audit_by_account", 39;
+    BACKOFFICE_DOCUMENTS = "backoffice_documents", 40;
+    ANALYTICS_DAILY = "analytics_daily", 41;
+    FEE_ITEMS = "fee_items", 42;
+    FEE_ITEMS_BY_PATIENT = "fee_items_by_patient", 43;
+    ORDERS_BY_ACCOUNT = "orders_by_account", 44;
+    OPEN_ORDERS = "open_orders", 45;
+    LEDGER_MOVEMENTS = "ledger_movements", 46;
+    LEDGER_BY_DAY = "ledger_by_day", 47;
     /// Keyed by (time, key), which listed two movements of one millisecond in key order: no
     /// longer written; `ledger_by_account_seq` replaced it.
-    LEDGER_BY_ACCOUNT = "ledger_by_account";
-    BALANCES = "balances";
+    LEDGER_BY_ACCOUNT = "ledger_by_account", 48;
+    BALANCES = "balances", 49;
     /// The `version` column of `balances`: how many movements the balance has had, the `seq`
     /// of its newest entry in `ledger_by_account_seq`.
-    BALANCE_VERSIONS = "balance_versions";
-    LEDGER_BY_ACCOUNT_SEQ = "ledger_by_account_seq";
-    INSURANCE_BINDINGS = "insurance_bindings";
-    CHAT_GROUPS = "chat_groups";
-    CHAT_AGENTS = "chat_agents";
-    CHAT_AGENTS_BY_GROUP = "chat_agents_by_group";
-    CONVERSATIONS = "conversations";
-    CHAT_MESSAGES = "chat_messages";
-    CONVERSATIONS_BY_ACCOUNT = "conversations_by_account";
-    CONVERSATIONS_BY_AGENT = "conversations_by_agent";
-    OPEN_CONVERSATIONS_BY_GROUP = "open_conversations_by_group";
-    CHAT_READ_MARKS = "chat_read_marks";
-    CHAT_RATINGS = "chat_ratings";
-    CHAT_DISPATCHERS = "chat_dispatchers";
-    CHAT_TICKETS = "chat_tickets";
-    TICKETS_BY_ACCOUNT = "tickets_by_account";
-    OPEN_TICKETS_BY_GROUP = "open_tickets_by_group";
-    CHAT_FAQ = "chat_faq";
-    CHAT_CANNED_REPLIES = "chat_canned_replies";
-    CHAT_CANNED_BY_ID = "chat_canned_by_id";
-    CHAT_FEEDBACK = "chat_feedback";
-    VISITS = "visits";
-    VISITS_BY_PATIENT = "visits_by_patient";
-    APPOINTMENT_NOTES = "appointment_notes";
-    REPORTS = "reports";
-    REPORTS_BY_PATIENT = "reports_by_patient";
-    SHARES = "shares";
-    SHARES_BY_PATIENT = "shares_by_patient";
-    EXTERNAL_REFS = "external_refs";
-    POLICY_VERSIONS = "policy_versions";
-    CONSENTS = "consents";
-    DELETION_REQUESTS = "deletion_requests";
-    JOBS = "jobs";
-    JOBS_DUE = "jobs_due";
+    BALANCE_VERSIONS = "balance_versions", 50;
+    LEDGER_BY_ACCOUNT_SEQ = "ledger_by_account_seq", 51;
+    INSURANCE_BINDINGS = "insurance_bindings", 52;
+    CHAT_GROUPS = "chat_groups", 53;
+    CHAT_AGENTS = "chat_agents", 54;
+    CHAT_AGENTS_BY_GROUP = "chat_agents_by_group", 55;
+    CONVERSATIONS = "conversations", 56;
+    CHAT_MESSAGES = "chat_messages", 57;
+    CONVERSATIONS_BY_ACCOUNT = "conversations_by_account", 58;
+    CONVERSATIONS_BY_AGENT = "conversations_by_agent", 59;
+    OPEN_CONVERSATIONS_BY_GROUP = "open_conversations_by_group", 60;
+    CHAT_READ_MARKS = "chat_read_marks", 61;
+    CHAT_RATINGS = "chat_ratings", 62;
+    CHAT_DISPATCHERS = "chat_dispatchers", 63;
+    CHAT_TICKETS = "chat_tickets", 64;
+    TICKETS_BY_ACCOUNT = "tickets_by_account", 65;
+    OPEN_TICKETS_BY_GROUP = "open_tickets_by_group", 66;
+    CHAT_FAQ = "chat_faq", 67;
+    CHAT_CANNED_REPLIES = "chat_canned_replies", 68;
+    CHAT_CANNED_BY_ID = "chat_canned_by_id", 69;
+    CHAT_FEEDBACK = "chat_feedback", 70;
+    VISITS = "visits", 71;
+    VISITS_BY_PATIENT = "visits_by_patient", 72;
+    APPOINTMENT_NOTES = "appointment_notes", 73;
+    REPORTS = "reports", 74;
+    REPORTS_BY_PATIENT = "reports_by_patient", 75;
+    SHARES = "shares", 76;
+    SHARES_BY_PATIENT = "shares_by_patient", 77;
+    EXTERNAL_REFS = "external_refs", 78;
+    POLICY_VERSIONS = "policy_versions", 79;
+    CONSENTS = "consents", 80;
+    DELETION_REQUESTS = "deletion_requests", 81;
+    JOBS = "jobs", 82;
+    JOBS_DUE = "jobs_due", 83;
     /// Used only by a store opened as a key vault (`vault_dir`), never by the data store.
-    DATA_KEYS = "data_keys";
+    DATA_KEYS = "data_keys", 84;
     /// The newest fencing token seen per resource (`lease`): older ones are refused.
-    FENCES = "fences";
+    FENCES = "fences", 85;
     /// Not a CQL table: the embedded engine's own index of rows with a TTL, by expiry time, which
     /// the sweeper walks to delete what has expired (ScyllaDB does this itself).
-    TTL_INDEX = "_ttl_index";
+    TTL_INDEX = "_ttl_index", 86;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_has_its_own_id_and_name() {
+        let mut ids: Vec<u8> = ALL.iter().map(|t| t.id()).collect();
+        let mut names: Vec<&str> = ALL.iter().map(|t| t.name()).collect();
+        ids.sort();
+        ids.dedup();
+        names.sort();
+        names.dedup();
+        assert_eq!(ids.len(), ALL.len(), "a table id used twice");
+        assert_eq!(names.len(), ALL.len(), "a table name used twice");
+        assert!(ids[0] >= 1, "id 0 is kept free");
+    }
 }
