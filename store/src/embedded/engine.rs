@@ -286,7 +286,12 @@ impl Reader for WriteCtx<'_> {
                 _ => {}
             }
         }
-        Ok(live_value(self.stored(&engine_key(table, key))?.as_deref(), self.now))
+        // Decoded where it lies (the overlay or the tree), copied once.
+        let key = engine_key(table, key);
+        Ok(match self.batch.get(&key) {
+            Some(v) => live_value(v.as_deref(), self.now),
+            None => live_value(self.rows.get(&key)?.as_deref(), self.now),
+        })
     }
     /// Sees what earlier closures wrote in the batch, not this closure's own pending writes:
     /// scans are done before writing, by every caller in this crate.
