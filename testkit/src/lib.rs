@@ -9,6 +9,20 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `cmd` (a hospital server or one of its commands) with nothing from the developer's
+/// environment that would configure it (`HOSPITAL_*`, `REDIS_URL`): a test or load test sets
+/// what it means to, and an exported `HOSPITAL_DATA_DIR` or `REDIS_URL` never leaks in.
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
+                cmd.env_remove(k);
+            }
+        }
+    }
+    cmd
+}
+
 /// A port nobody is listening on right now (bind to :0, read it, let go).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("local addr").port()

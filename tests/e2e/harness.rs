@@ -82,15 +82,9 @@ pub struct TestServer {
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `cmd` with nothing from the developer's environment that would configure the server
-/// (`HOSPITAL_*`, `REDIS_URL`).
+/// (`hospital_testkit::hermetic`).
 pub(crate) fn hermetic(mut cmd: Command) -> Command {
-    for (k, _) in std::env::vars_os() {
-        if let Some(k) = k.to_str() {
-            if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
-                cmd.env_remove(k);
-            }
-        }
-    }
+    hospital_testkit::hermetic(&mut cmd);
     cmd
 }
 

@@ -164,13 +164,7 @@ pub fn start_redis(log: &Path) -> Result<Server> {
 pub fn start_hospital(bin: &Path, data_dir: &Path, log: &Path, redis: Option<&str>) -> Result<Server> {
     let mut cmd = Command::new(bin);
     cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
-    for (k, _) in std::env::vars_os() {
-        if let Some(k) = k.to_str() {
-            if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
-                cmd.env_remove(k);
-            }
-        }
-    }
+    hospital_testkit::hermetic(&mut cmd);
     cmd.env("HOSPITAL_LOG", "warn")
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", "1000000")
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "1000000")
