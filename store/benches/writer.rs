@@ -20,20 +20,6 @@ use std::time::Instant;
 const DOCTORS: usize = 100;
 const PLACES: usize = 100;
 
-/// Bytes of every file under `dir` (the engine's journal, segments and manifests).
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// CPU seconds used so far by this process's threads named `store-writer`.
 fn writer_cpu() -> f64 {
     let tck = 100.0; // USER_HZ on Linux
@@ -149,6 +135,6 @@ fn main() {
                 cpu * 10_000.0 / holds as f64
             );
         }
-        println!("data directory {:.1} MiB", dir_bytes(dir.path()) as f64 / (1 << 20) as f64);
+        println!("on disk {:.1} MiB", store.engine().stats().disk_bytes as f64 / (1 << 20) as f64);
     });
 }

@@ -81,13 +81,6 @@ pub struct TestServer {
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `cmd` with nothing from the developer's environment that would configure the server
-/// (`hospital_testkit::hermetic`).
-pub(crate) fn hermetic(mut cmd: Command) -> Command {
-    hospital_testkit::hermetic(&mut cmd);
-    cmd
-}
-
 /// The settings that put a server or an administrative command on the ScyllaDB backend of the
 /// CQL test server at `uri` (keyspace `e2e`).
 #[cfg(feature = "scylla")]
@@ -127,7 +120,8 @@ pub(crate) fn on_scylla(_data_dir: &std::path::Path, _cmd: &mut Command) {}
 /// The `hospital` administrative command `args` on `data_dir` (`--data-dir`), hermetic, quiet,
 /// and on the directory's CQL server with `E2E_ON_SCYLLA` (as the servers of the suite are).
 pub(crate) fn cli(args: &[&str], data_dir: &std::path::Path) -> Command {
-    let mut cmd = hermetic(Command::new(env!("CARGO_BIN_EXE_hospital")));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
+    hospital_testkit::hermetic(&mut cmd);
     on_scylla(data_dir, &mut cmd);
     cmd.env("HOSPITAL_LOG", "warn").args(args).arg("--data-dir").arg(data_dir);
     cmd
@@ -146,7 +140,8 @@ impl TestServer {
         // HOSPITAL_TEST_BIN runs the tests against another build (e.g. an older commit's binary,
         // to see that a test fails there).
         let bin = std::env::var("HOSPITAL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hospital").to_string());
-        let mut cmd = hermetic(Command::new(bin));
+        let mut cmd = Command::new(bin);
+        hospital_testkit::hermetic(&mut cmd);
         cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
         // Quiet logs (HOSPITAL_LOG is the filter, not a config key: the server must accept it).
         cmd.env("HOSPITAL_LOG", "warn,hospital=warn");

@@ -16,7 +16,7 @@ use crate::booking_flow::{
     ahead, appointment, appointment_becomes, book, book_ok, booking_opts, conflict, create_session, doctors, order,
     pay, person, remaining,
 };
-use crate::harness::{hermetic, scylla_env, Opts, TestServer};
+use crate::harness::{scylla_env, Opts, TestServer};
 
 fn on(cql: &KassandraServer) -> Opts {
     scylla_env(&cql.uri())
@@ -31,7 +31,8 @@ const NODE_LEASE_SECS: u64 = 3;
 /// The binary with `args` on the test's keyspace, in a fresh data directory (kept by the caller
 /// for as long as the process runs).
 fn hospital(uri: &str, args: &[&str], dir: &std::path::Path) -> std::process::Command {
-    let mut cmd = hermetic(std::process::Command::new(env!("CARGO_BIN_EXE_hospital")));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
+    hospital_testkit::hermetic(&mut cmd);
     cmd.env("HOSPITAL_LOG", "warn").envs(scylla_env(uri)).args(args).arg("--data-dir").arg(dir);
     cmd
 }

@@ -1,5 +1,6 @@
-//! The embedded backend: every store trait over an embedded LSM engine in one data directory (see `engine` for
-//! durability and group commit, `keys` for how CQL primary keys become byte keys).
+//! The embedded backend: every store trait over an embedded LSM engine in one data directory
+//! (see `engine` for durability and group commit, `keys` for how CQL primary keys become byte
+//! keys).
 
 mod accounts;
 mod audit;
