@@ -61,9 +61,13 @@ fn decode_value(raw: &[u8], now: u64) -> Option<(u64, &[u8])> {
     (exp == 0 || exp > now).then_some((exp, &raw[8..]))
 }
 
-fn ttl_index_key(expires_ms: u64, table: &str, key: &[u8]) -> Vec<u8> {
-    let mut k = Key::new().u64(expires_ms).str(table).into_bytes();
-    k.extend_from_slice(key);
+/// A row's entry in the TTL index (its key there; the value is empty): the expiry, then the row's
+/// engine key, so the sweeper walks entries in expiry order and reaches the row without a lookup.
+pub(super) fn ttl_index_key(expires_ms: u64, row: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 8 + row.len());
+    k.push(tables::TTL_INDEX.id());
+    k.extend_from_slice(&expires_ms.to_be_bytes());
+    k.extend_from_slice(row);
     k
 }
 
@@ -329,11 +333,11 @@ impl WriteCtx<'_> {
         for op in std::mem::take(&mut self.pending) {
             match op {
                 Op::Put { table, key, value, expires } => {
+                    let row = engine_key(table, &key);
                     if expires != 0 {
-                        let ik = engine_key(tables::TTL_INDEX, &ttl_index_key(expires, table.name(), &key));
-                        self.batch.insert(ik, Some(Vec::new()));
+                        self.batch.insert(ttl_index_key(expires, &row), Some(Vec::new()));
                     }
-                    self.batch.insert(engine_key(table, &key), Some(encode_value(&value, expires)));
+                    self.batch.insert(row, Some(encode_value(&value, expires)));
                 }
                 Op::Delete { table, key } => {
                     self.batch.insert(engine_key(table, &key), None);
@@ -461,18 +465,14 @@ impl Engine {
             }
             let mut expired = Vec::new();
             for ik in &due {
-                // Layout: expiry(8) | table name (escaped, terminated by 0x00 0x01) | row key.
-                let rest = &ik[8..];
-                let end = rest.windows(2).position(|w| w == [0, 1]).unwrap_or(rest.len());
-                let name = std::str::from_utf8(&rest[..end]).unwrap_or("");
-                let row_key = rest.get(end + 2..).unwrap_or(&[]);
-                if let Some(table) = tables::ALL.iter().find(|t| t.name() == name) {
-                    // Delete only if the row still holds this expiry: a later put may have renewed it.
-                    if let Some(raw) = ctx.stored(&engine_key(*table, row_key))? {
-                        let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
-                        if exp != 0 && exp <= now {
-                            expired.push((*table, row_key.to_vec()));
-                        }
+                // Layout: expiry(8) | the row's engine key (table id, row key).
+                let row = &ik[8..];
+                let Some(table) = row.first().and_then(|id| tables::by_id(*id)) else { continue };
+                // Delete only if the row still holds this expiry: a later put may have renewed it.
+                if let Some(raw) = ctx.stored(row)? {
+                    let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
+                    if exp != 0 && exp <= now {
+                        expired.push((table, row[TABLE_PREFIX..].to_vec()));
                     }
                 }
             }

@@ -4,6 +4,7 @@ use fjall::{Keyspace, PartitionHandle, PersistMode};
 use redb::TableDefinition;
 use std::path::Path;
 
+use super::engine::{engine_key, ttl_index_key};
 use super::tables;
 use crate::StoreError;
 
@@ -39,7 +40,14 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
         };
         for row in t.range::<&[u8]>(..).map_err(|e| engine(&e))? {
             let (k, v) = row.map_err(|e| engine(&e))?;
-            batch.insert(rows, super::engine::engine_key(*table, k.value()), v.value());
+            let key = if *table == tables::TTL_INDEX {
+                // An entry naming a table this release no longer has has no row to expire.
+                let Some(key) = ttl_entry(k.value()) else { continue };
+                key
+            } else {
+                engine_key(*table, k.value())
+            };
+            batch.insert(rows, key, v.value());
             copied += 1;
             if copied % CHUNK == 0 {
                 batch.commit()?;
@@ -56,6 +64,17 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
     Ok(copied)
 }
 
+/// A TTL index entry as redb's engine wrote it, `expiry(8) | table name (as keys::Key::str
+/// writes it: terminated by 0x00 0x01) | row key`, in the LSM's layout (`engine::ttl_index_key`).
+fn ttl_entry(redb_key: &[u8]) -> Option<Vec<u8>> {
+    let expires = u64::from_be_bytes(redb_key.get(..8)?.try_into().ok()?);
+    let rest = &redb_key[8..];
+    let end = rest.windows(2).position(|w| w == [0, 1])?;
+    let name = std::str::from_utf8(&rest[..end]).ok()?;
+    let table = tables::ALL.iter().find(|t| t.name() == name)?;
+    Some(ttl_index_key(expires, &engine_key(*table, &rest[end + 2..])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,8 +85,8 @@ mod tests {
         [&expires_ms.to_be_bytes()[..], payload].concat()
     }
 
-    #[test]
-    fn a_redb_directory_is_moved_into_the_lsm_once_with_its_expiries() {
+    #[tokio::test]
+    async fn a_redb_directory_is_moved_into_the_lsm_once_with_its_expiries() {
         let dir = tempfile::tempdir().unwrap();
         let later = crate::embedded::engine::now_ms() + 3_600_000;
         {
@@ -80,6 +99,12 @@ mod tests {
                 t.insert(&b"gone"[..], stored(1, b"{}").as_slice()).unwrap();
                 let mut t = txn.open_table(TableDefinition::<&[u8], &[u8]>::new(tables::KV_ENTRIES.name())).unwrap();
                 t.insert(&b"code"[..], stored(later, b"\"123456\"").as_slice()).unwrap();
+                // The expired row's TTL index entry as redb's engine wrote it.
+                let mut t = txn.open_table(TableDefinition::<&[u8], &[u8]>::new(tables::TTL_INDEX.name())).unwrap();
+                let entry =
+                    [&crate::embedded::keys::Key::new().u64(1).str(tables::ACCOUNTS.name()).into_bytes()[..], b"gone"]
+                        .concat();
+                t.insert(entry.as_slice(), &[][..]).unwrap();
             }
             txn.commit().unwrap();
         }
@@ -103,5 +128,8 @@ mod tests {
         let engine = Engine::open(dir.path()).unwrap();
         let alice = engine.read(|r| r.get_raw(tables::ACCOUNTS, b"alice")).unwrap();
         assert_eq!(alice, Some((0, b"{\"a\":1}".to_vec())));
+        // Its TTL index came across in the LSM's layout: the sweeper finds and deletes the row.
+        assert_eq!(engine.sweep_expired().await.unwrap(), 1);
+        assert!(engine.read(|r| r.scan_stored(tables::ACCOUNTS, b"gone")).unwrap().is_empty(), "swept");
     }
 }

@@ -126,6 +126,11 @@ tables! {
     TTL_INDEX = "_ttl_index", 86;
 }
 
+/// The table with id `id`.
+pub fn by_id(id: u8) -> Option<Def> {
+    ALL.iter().copied().find(|t| t.id() == id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
