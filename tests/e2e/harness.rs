@@ -117,13 +117,19 @@ pub(crate) fn on_scylla(data_dir: &std::path::Path, cmd: &mut Command) {
 #[cfg(not(feature = "scylla"))]
 pub(crate) fn on_scylla(_data_dir: &std::path::Path, _cmd: &mut Command) {}
 
-/// The `hospital` administrative command `args` on `data_dir` (`--data-dir`), hermetic, quiet,
-/// and on the directory's CQL server with `E2E_ON_SCYLLA` (as the servers of the suite are).
-pub(crate) fn cli(args: &[&str], data_dir: &std::path::Path) -> Command {
+/// The `hospital` binary with `args` on `data_dir` (`--data-dir`), hermetic and quiet.
+pub(crate) fn command(args: &[&str], data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
     hospital_testkit::hermetic(&mut cmd);
-    on_scylla(data_dir, &mut cmd);
     cmd.env("HOSPITAL_LOG", "warn").args(args).arg("--data-dir").arg(data_dir);
+    cmd
+}
+
+/// The administrative command `args` on `data_dir`, on the directory's CQL server with
+/// `E2E_ON_SCYLLA` (as the servers of the suite are).
+pub(crate) fn cli(args: &[&str], data_dir: &std::path::Path) -> Command {
+    let mut cmd = command(args, data_dir);
+    on_scylla(data_dir, &mut cmd);
     cmd
 }
 

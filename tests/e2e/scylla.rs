@@ -31,9 +31,8 @@ const NODE_LEASE_SECS: u64 = 3;
 /// The binary with `args` on the test's keyspace, in a fresh data directory (kept by the caller
 /// for as long as the process runs).
 fn hospital(uri: &str, args: &[&str], dir: &std::path::Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
-    hospital_testkit::hermetic(&mut cmd);
-    cmd.env("HOSPITAL_LOG", "warn").envs(scylla_env(uri)).args(args).arg("--data-dir").arg(dir);
+    let mut cmd = crate::harness::command(args, dir);
+    cmd.envs(scylla_env(uri));
     cmd
 }
 
