@@ -18,6 +18,9 @@ need() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
 }
 need redis-server redis-server
+# tests/e2e/tls.rs makes a certificate with openssl; tests/e2e/http2.rs speaks HTTP/2 with curl.
+need openssl openssl
+need curl curl
 # tests/e2e/prometheus.rs runs a real Prometheus and promtool.
 need prometheus prometheus
 need promtool prometheus

@@ -8,6 +8,9 @@
 //! - A request head must arrive within `header_read_timeout_secs` (the TLS handshake too), and
 //!   an idle keep-alive connection is closed after it: a head that never ends, or a connection
 //!   that sends nothing, is cut off.
+//! - HTTP/1.1 or HTTP/2: with TLS, as the client chose in the handshake (ALPN); without, HTTP/2
+//!   when the connection opens with HTTP/2's preface ("prior knowledge"), which is peeked at and
+//!   left for hyper to read.
 //! - A head larger than `max_header_bytes` is refused by hyper with 431 (HTTP/2: the same bound
 //!   on the header list).
 //!
@@ -21,25 +24,57 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hospital_gateway::config::LimitsConfig;
 use hospital_gateway::error::ApiError;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// How long a stop waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// The HTTP/2 connection preface (RFC 9113, 3.4): a client that opens with it speaks HTTP/2
+/// without TLS ("prior knowledge"); any other opening is HTTP/1.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Which HTTP a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    H1,
+    H2,
+}
+
+/// hyper's two connection builders, configured once from `gateway.limits`.
+struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &LimitsConfig, header_timeout: Duration) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            // The whole head must fit the read buffer (hyper's minimum is 8 KiB).
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        Self { h1, h2 }
+    }
+}
 
 /// Serves `app` on `listener` until `stop` turns true, then lets requests in flight finish (at
 /// most `DRAIN`).
@@ -52,20 +87,9 @@ pub async fn serve(
 ) -> io::Result<()> {
     let per_ip = PerIp::new(limits.max_connections_per_ip);
     let header_timeout = Duration::from_secs(limits.header_read_timeout_secs.max(1));
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        // The whole head must fit the read buffer (hyper's minimum is 8 KiB).
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol()
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builders = Arc::new(Builders::new(limits, header_timeout));
+    // Every connection's task holds a sender; once all are gone, recv answers None.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -86,22 +110,25 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let service = app.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req
-        });
-        let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+        let (app, builders, tls, stop, open) =
+            (app.clone(), builders.clone(), tls.clone(), stop.clone(), open_tx.clone());
         tokio::spawn(async move {
-            let service = TowerToHyperService::new(service);
             let result = match tls {
-                None => {
-                    let io = TokioIo::new(Shaped::new(tcp, permit, header_timeout));
-                    watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
-                }
+                None => match tokio::time::timeout(header_timeout, sniff(&tcp)).await {
+                    Ok(Ok(proto)) => {
+                        let io = Shaped::new(tcp, permit, header_timeout);
+                        connection(io, proto, &builders, app, peer, stop).await
+                    }
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(_) => Err("no request arrived".into()),
+                },
                 Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let io = TokioIo::new(Shaped::new(stream, permit, header_timeout));
-                        watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
+                        // The client chose in the handshake (ALPN): "h2" or HTTP/1.
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let proto = if h2 { Proto::H2 } else { Proto::H1 };
+                        let io = Shaped::new(stream, permit, header_timeout);
+                        connection(io, proto, &builders, app, peer, stop).await
                     }
                     Ok(Err(e)) => Err(e.into()),
                     Err(_) => Err("TLS handshake timed out".into()),
@@ -110,13 +137,80 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(open);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    drop(open_tx);
+    if tokio::time::timeout(DRAIN, open_rx.recv()).await.is_err() {
         tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// Which HTTP a plain connection speaks, from its first bytes, peeked at and left in the socket
+/// for hyper to read with its own first read. (hyper-util's auto builder reads them instead and
+/// hands them back through a 24-byte buffer: a second read for every connection, and the read
+/// buffer grown from 8 to 16 KiB on its first request; see docs/benchmarks.md.)
+async fn sniff(tcp: &TcpStream) -> io::Result<Proto> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        // Nothing (the client closed: hyper sees that too) or not the preface: HTTP/1.
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(Proto::H1);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Proto::H2);
+        }
+        // A part of the preface: a peek answers at once while those bytes wait, so give the rest
+        // a moment to arrive rather than spin (the caller's timeout bounds the wait).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Serves one connection's requests with `app` until the client goes, the connection upgrades
+/// (a WebSocket: hyper hands it over and this ends), or `stop` turns true: then hyper finishes
+/// the requests in flight and closes.
+async fn connection<S>(
+    io: S,
+    proto: Proto,
+    builders: &Builders,
+    app: Router,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        TowerToHyperService::new(app.map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        }));
+    let io = TokioIo::new(io);
+    match proto {
+        Proto::H1 => {
+            let conn = builders.h1.serve_connection(io, service).with_upgrades();
+            until_stopped(conn, |c| c.graceful_shutdown(), stop).await?;
+        }
+        Proto::H2 => until_stopped(builders.h2.serve_connection(io, service), |c| c.graceful_shutdown(), stop).await?,
+    }
+    Ok(())
+}
+
+/// Drives a hyper connection; once `stop` turns true, `shut` tells it to take no new requests,
+/// and it is driven on until those in flight are answered.
+async fn until_stopped<C>(conn: C, shut: impl FnOnce(Pin<&mut C>), mut stop: watch::Receiver<bool>) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => return r,
+        _ = wait_for_stop(&mut stop) => shut(conn.as_mut()),
+    }
+    conn.await
 }
 
 async fn wait_for_stop(stop: &mut watch::Receiver<bool>) {
@@ -198,8 +292,9 @@ struct Shaped<S> {
     _permit: Permit,
     /// Our answer in place of hyper's, and how much of it is written.
     replacement: Option<(Vec<u8>, usize)>,
-    /// Until the first byte arrives: hyper's header timeout starts only once it has seen which
-    /// HTTP version the client speaks, so a connection that sends nothing is ended here.
+    /// Until the first byte arrives: a connection that sends nothing is ended here, whichever
+    /// HTTP it chose (hyper's HTTP/2 has no header timeout, and after a TLS handshake nothing
+    /// else is waiting for that byte).
     first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 

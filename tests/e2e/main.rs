@@ -31,6 +31,7 @@ mod fees;
 mod files;
 mod finance;
 mod his;
+mod http2;
 mod insurance;
 mod live;
 mod openapi;

@@ -94,3 +94,41 @@ async fn kill_9_then_restart_keeps_sessions_accounts_and_patients() {
     // The scan can find things: the patient's name is stored as is.
     assert!(!files_containing(dir.path(), "张三".as_bytes()).is_empty(), "the scan reads the store");
 }
+
+/// A stop (SIGTERM) lets the request in flight finish: the second half of its body, sent after
+/// the signal, is still read and answered, and then the server exits cleanly; a connection made
+/// after the signal is not served.
+#[tokio::test]
+async fn a_stop_answers_the_request_in_flight_then_exits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start(Opts::new()).await;
+    // A staff login that fails: the handler reads the whole body, and answers from the store
+    // alone (the SMS sandbox, say, is served by this server and stops with it).
+    let body = r#"{"username":"nobody","password":"not-a-password"}"#;
+    let head = format!(
+        "POST /api/v1/auth/staff/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut sock = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&body.as_bytes()[..5]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let term = std::process::Command::new("kill").arg("-TERM").arg(s.pid().to_string()).status().unwrap();
+    assert!(term.success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let late = tokio::net::TcpStream::connect(s.addr()).await;
+    assert!(late.is_err(), "the listener is closed once the stop began");
+
+    sock.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(15), sock.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection after its answer")
+        .unwrap();
+    let r = crate::harness::parse_raw_response(&got).unwrap_or_else(|| panic!("no answer: {got:?}"));
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{got:?}"));
+    assert_eq!(r.status, 401, "{v}");
+    assert!(v["error"]["code"].is_string(), "{v}");
+    // `stop` signals again (ignored) and asserts a clean exit.
+    let _ = s.stop();
+}

@@ -22,8 +22,9 @@ fn opts() -> Opts {
 #[tokio::test]
 async fn a_head_that_never_ends_is_cut_off() {
     let s = TestServer::start(opts()).await;
-    // Half a request line, then half a header, then nothing more.
-    for partial in [&b"GET /healthz HT"[..], b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaa"] {
+    // Half a request line, then half a header, then half of HTTP/2's preface, then nothing more.
+    for partial in [&b"GET /healthz HT"[..], b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaa", b"PRI * HTTP/2.0\r\n"]
+    {
         let (_, closed) = s.raw_exchange(partial, PATIENCE).await;
         assert!(closed, "the server still holds a connection whose head never ended: {:?}", partial);
     }

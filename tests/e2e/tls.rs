@@ -28,6 +28,12 @@ async fn serves_https_with_a_configured_certificate() {
     // The API works over TLS, errors included.
     let r = server.get("/api/v1/me", None).await;
     assert_eq!(r.status(), 401);
+    // The handshake chooses the HTTP (ALPN): HTTP/2 for a client that offers it, else HTTP/1.1.
+    // (-k: the certificate names no subject alternative curl would match.)
+    let (_, got) = crate::http2::curl(&["-k", "--http2"], &server.url("/healthz"));
+    assert_eq!(got, "2 200");
+    let (_, got) = crate::http2::curl(&["-k", "--http1.1"], &server.url("/healthz"));
+    assert_eq!(got, "1.1 200");
     // Plain HTTP to the TLS port gets no HTTP answer.
     let plain = server.base.replace("https://", "http://");
     let got = reqwest::Client::new().get(format!("{plain}/healthz")).send().await;
