@@ -185,8 +185,9 @@ impl HospitalServer {
     pub fn start(bin: &Path, log: &Path) -> anyhow::Result<HospitalServer> {
         let data = tempfile::Builder::new().prefix("hospital-load-data-").tempdir()?;
         let mut cmd = Command::new(bin);
-        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data.path());
         hospital_testkit::hermetic(&mut cmd);
+        cmd.arg("--listen").arg("127.0.0.1:0");
+        hospital_testkit::on_data_dir(&mut cmd, data.path());
         cmd.env("HOSPITAL_LOG", "warn")
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", "10000000")
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "10000000")

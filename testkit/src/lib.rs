@@ -23,6 +23,13 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
+/// `cmd` (a hospital server) on the data directory `dir`, with its key vault inside it
+/// (`HOSPITAL_VAULT_DIR`) instead of beside it (the server's default, `<dir>.vault`): the
+/// directory is then the whole node, and a temporary one leaves nothing behind when it goes.
+pub fn on_data_dir<'c>(cmd: &'c mut Command, dir: &std::path::Path) -> &'c mut Command {
+    cmd.arg("--data-dir").arg(dir).env("HOSPITAL_VAULT_DIR", dir.join("vault"))
+}
+
 /// A port nobody is listening on right now (bind to :0, read it, let go).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("local addr").port()

@@ -48,7 +48,6 @@ fn second_node(uri: &str) -> (std::process::ExitStatus, String) {
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let mut child = hospital(uri, &["--listen", "127.0.0.1:0"], dir.path())
-        .env("HOSPITAL_VAULT_DIR", dir.path().join("vault"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

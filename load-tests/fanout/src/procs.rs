@@ -163,15 +163,15 @@ pub fn start_redis(log: &Path) -> Result<Server> {
 /// the data directory so a copy of the directory is a whole node.
 pub fn start_hospital(bin: &Path, data_dir: &Path, log: &Path, redis: Option<&str>) -> Result<Server> {
     let mut cmd = Command::new(bin);
-    cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
     hospital_testkit::hermetic(&mut cmd);
+    cmd.arg("--listen").arg("127.0.0.1:0");
+    hospital_testkit::on_data_dir(&mut cmd, data_dir);
     cmd.env("HOSPITAL_LOG", "warn")
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", "1000000")
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "1000000")
         // Tens of thousands of sockets from this machine.
         .env("HOSPITAL_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_IP", "0")
-        .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", "50")
-        .env("HOSPITAL_VAULT_DIR", data_dir.join("vault"));
+        .env("HOSPITAL_GATEWAY__LIMITS__PER_PHONE_BURST", "50");
     if let Some(url) = redis {
         cmd.env("REDIS_URL", url);
     }
