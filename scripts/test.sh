@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (redis-server,
-# prometheus, poppler-utils, Chromium with its WebDriver, Chinese locale and a CJK font, from Debian's packages;
+# openssl, curl with HTTP/2, prometheus, poppler-utils, Chromium with its WebDriver, Chinese locale and a CJK font, from Debian's packages;
 # moto's S3 server, schemathesis, gmssl, python-alipay-sdk, wechatpayv3 and fhir.resources, from
 # PyPI; a FHIR JSON Schema validator, from npm) if missing, then runs the whole suite. The tests start their own
 # redis-server processes on free ports and their own hospital servers; nothing else is needed.
