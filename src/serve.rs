@@ -110,11 +110,15 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (app, builders, tls, stop, open) =
+        let (app, builders, tls, mut stop, open) =
             (app.clone(), builders.clone(), tls.clone(), stop.clone(), open_tx.clone());
         tokio::spawn(async move {
             let result = match tls {
-                None => match tokio::time::timeout(header_timeout, sniff(&tcp)).await {
+                None => match tokio::select! {
+                    r = tokio::time::timeout(header_timeout, sniff(&tcp)) => r,
+                    // A stop before the first byte: nothing is in flight here to wait for.
+                    _ = wait_for_stop(&mut stop) => return,
+                } {
                     Ok(Ok(proto)) => {
                         let io = Shaped::new(tcp, permit, header_timeout);
                         connection(io, proto, &builders, app, peer, stop).await
@@ -150,8 +154,7 @@ pub async fn serve(
 
 /// Which HTTP a plain connection speaks, from its first bytes, peeked at and left in the socket
 /// for hyper to read with its own first read. (hyper-util's auto builder reads them instead and
-/// hands them back through a 24-byte buffer: a second read for every connection, and the read
-/// buffer grown from 8 to 16 KiB on its first request; see docs/benchmarks.md.)
+/// hands them back through a 24-byte buffer: a second read for every connection.)
 async fn sniff(tcp: &TcpStream) -> io::Result<Proto> {
     let mut buf = [0u8; H2_PREFACE.len()];
     loop {

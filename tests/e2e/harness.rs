@@ -219,12 +219,12 @@ impl TestServer {
         TestServer { child: Some(child), base, data_dir: Some(data_dir), stderr, client, _redis: redis }
     }
 
-    /// The server's stderr so far (for failure messages).
     /// The server's process id (to read its memory from /proc).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// The server's stderr so far (for failure messages).
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
@@ -247,7 +247,12 @@ impl TestServer {
     }
 
     /// SIGTERM and wait for a clean exit (killed after 20 s). Returns the data directory.
-    pub fn stop(mut self) -> TempDir {
+    pub fn stop(self) -> TempDir {
+        self.stop_with_stderr().0
+    }
+
+    /// `stop`, with everything the server wrote to stderr.
+    pub fn stop_with_stderr(mut self) -> (TempDir, String) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -266,7 +271,8 @@ impl TestServer {
                 }
             }
         }
-        self.data_dir.take().expect("data dir")
+        let stderr = self.stderr();
+        (self.data_dir.take().expect("data dir"), stderr)
     }
 
     pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {

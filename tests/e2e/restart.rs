@@ -97,11 +97,13 @@ async fn kill_9_then_restart_keeps_sessions_accounts_and_patients() {
 
 /// A stop (SIGTERM) lets the request in flight finish: the second half of its body, sent after
 /// the signal, is still read and answered, and then the server exits cleanly; a connection made
-/// after the signal is not served.
+/// after the signal is not served, and one that never sent a byte does not hold the stop up.
 #[tokio::test]
 async fn a_stop_answers_the_request_in_flight_then_exits() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start(Opts::new()).await;
+    // Open, with nothing sent (the header timeout is 30 s, the drain 10 s).
+    let _idle = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
     // A staff login that fails: the handler reads the whole body, and answers from the store
     // alone (the SMS sandbox, say, is served by this server and stops with it).
     let body = r#"{"username":"nobody","password":"not-a-password"}"#;
@@ -130,5 +132,6 @@ async fn a_stop_answers_the_request_in_flight_then_exits() {
     assert_eq!(r.status, 401, "{v}");
     assert!(v["error"]["code"].is_string(), "{v}");
     // `stop` signals again (ignored) and asserts a clean exit.
-    let _ = s.stop();
+    let (_, stderr) = s.stop_with_stderr();
+    assert!(!stderr.contains("still in flight"), "the idle connection held the stop up:\n{stderr}");
 }
