@@ -116,7 +116,8 @@ pub async fn serve(
             let result = match tls {
                 None => match tokio::select! {
                     r = tokio::time::timeout(header_timeout, sniff(&tcp)) => r,
-                    // A stop before the first byte: nothing is in flight here to wait for.
+                    // A stop before the first byte (or, with TLS, before the handshake ends):
+                    // nothing is in flight here to wait for.
                     _ = wait_for_stop(&mut stop) => return,
                 } {
                     Ok(Ok(proto)) => {
@@ -126,7 +127,10 @@ pub async fn serve(
                     Ok(Err(e)) => Err(e.into()),
                     Err(_) => Err("no request arrived".into()),
                 },
-                Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                Some(acceptor) => match tokio::select! {
+                    r = tokio::time::timeout(header_timeout, acceptor.accept(tcp)) => r,
+                    _ = wait_for_stop(&mut stop) => return,
+                } {
                     Ok(Ok(stream)) => {
                         // The client chose in the handshake (ALPN): "h2" or HTTP/1.
                         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());

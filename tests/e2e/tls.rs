@@ -23,6 +23,8 @@ async fn serves_https_with_a_configured_certificate() {
     )
     .await;
     assert!(server.base.starts_with("https://"), "{}", server.base);
+    // A connection that never starts its handshake (the stop below must not wait for it).
+    let _idle = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
     let r = server.get("/healthz", None).await;
     assert_eq!(r.status(), 200);
     // The API works over TLS, errors included.
@@ -38,4 +40,6 @@ async fn serves_https_with_a_configured_certificate() {
     let plain = server.base.replace("https://", "http://");
     let got = reqwest::Client::new().get(format!("{plain}/healthz")).send().await;
     assert!(got.is_err() || got.unwrap().status() != 200, "plain HTTP is not served");
+    let (_, stderr) = server.stop_with_stderr();
+    assert!(!stderr.contains("still in flight"), "a connection without a handshake held the stop up:\n{stderr}");
 }
