@@ -59,6 +59,10 @@ pub struct Config {
     /// default so a client that stops reading pins little kernel memory and is found slow soon
     /// (a WebSocket write then times out); 0 leaves the kernel's own autotuning (up to MBs).
     pub socket_send_buffer_bytes: usize,
+    /// MiB of memory taken from the OS and touched at start-up, with freed memory kept from then
+    /// on (`src/memory.rs`; at most 768): a release storm's burst then lands on pages already
+    /// mapped. 0 (the default): the allocator's own behaviour.
+    pub pretouch_mib: usize,
     pub tls: Option<TlsConfig>,
     pub encryption: EncryptionConfig,
     /// Aliyun SMS credentials; required unless `gateway.sandbox` is on.
@@ -117,6 +121,7 @@ impl Default for Config {
             demo_data: true,
             log_json: false,
             socket_send_buffer_bytes: 64 * 1024,
+            pretouch_mib: 0,
             tls: None,
             encryption: EncryptionConfig::default(),
             aliyun_sms: None,

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod keys;
+pub mod memory;
 pub mod node_lease;
 pub mod seed;
 pub mod serve;

@@ -98,6 +98,10 @@ struct StormArgs {
     /// The hospital alone (no peers, no ceiling).
     #[arg(long)]
     no_peers: bool,
+    /// The hospital server's `pretouch_mib`: memory mapped at start-up and kept, as a node that
+    /// takes release storms is configured (config/production.example.toml); 0: the default.
+    #[arg(long, default_value_t = 768)]
+    pretouch_mib: usize,
     /// Profile the hospital server during its storm with `perf record -g` (perf.txt in --out).
     #[arg(long)]
     perf: bool,
@@ -209,8 +213,12 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     let mut verdicts: Vec<Verdict> = Vec::new();
 
     // ---- The hospital server: setup, the storm, the check, then the ceiling.
-    let mut server = HospitalServer::start(&bin, &out.join("hospital.log"))?;
+    let mut server = HospitalServer::start(&bin, &out.join("hospital.log"), args.pretouch_mib)?;
     eprintln!("hospital server at {} (pid {})", server.base, server.proc.pid());
+    notes.push(format!(
+        "hospital server: pretouch_mib = {} (memory mapped at start-up and kept; 0 is the server's default).",
+        args.pretouch_mib
+    ));
     let prep = storm::prepare(&server.base, &cfg).await?;
     eprintln!("setup: {} patients, {} sessions in {:.1} s", prep.people.len(), prep.targets.len(), prep.setup_s);
     let perf = if args.perf { start_perf(server.proc.pid(), &out) } else { None };
@@ -365,7 +373,7 @@ async fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
     };
     let mut systems = Vec::new();
     {
-        let mut server = HospitalServer::start(&bin, &out.join("hospital.log"))?;
+        let mut server = HospitalServer::start(&bin, &out.join("hospital.log"), 0)?;
         eprintln!("hospital server at {} (pid {})", server.base, server.proc.pid());
         systems.push(chat::run_hospital(&server.base, &cfg).await?);
         server.proc.stop(Duration::from_secs(20));

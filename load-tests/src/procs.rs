@@ -182,7 +182,8 @@ pub struct HospitalServer {
 }
 
 impl HospitalServer {
-    pub fn start(bin: &Path, log: &Path) -> anyhow::Result<HospitalServer> {
+    /// With `pretouch_mib` (0: the server's default) as the server's `pretouch_mib`.
+    pub fn start(bin: &Path, log: &Path, pretouch_mib: usize) -> anyhow::Result<HospitalServer> {
         let data = tempfile::Builder::new().prefix("hospital-load-data-").tempdir()?;
         let mut cmd = Command::new(bin);
         hospital_testkit::hermetic(&mut cmd);
@@ -193,7 +194,8 @@ impl HospitalServer {
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "10000000")
             // Every simulated patient connects from this machine.
             .env("HOSPITAL_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_IP", "0")
-            .env("HOSPITAL_ACTORS__WEEKLY_CAP", "1000");
+            .env("HOSPITAL_ACTORS__WEEKLY_CAP", "1000")
+            .env("HOSPITAL_PRETOUCH_MIB", pretouch_mib.to_string());
         let (proc, base) = spawn_announcing("hospital", cmd, "hospital listening on ", log, Duration::from_secs(120))?;
         let addr = addr_of(&base)?;
         Ok(HospitalServer { proc, base, addr, _data: data })

@@ -23,7 +23,7 @@ async fn every_message_is_delivered_and_durable() {
     };
     let log = tempfile::NamedTempFile::new().unwrap();
     let path = log.path().to_path_buf();
-    let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, &path))
+    let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, &path, 0))
         .await
         .unwrap()
         .expect("start the hospital server");

@@ -24,7 +24,7 @@ async fn server() -> (HospitalServer, tempfile::NamedTempFile) {
     };
     let log = tempfile::NamedTempFile::new().unwrap();
     let path = log.path().to_path_buf();
-    let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, &path))
+    let server = tokio::task::spawn_blocking(move || HospitalServer::start(&bin, &path, 0))
         .await
         .unwrap()
         .expect("start the hospital server");

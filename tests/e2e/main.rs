@@ -34,6 +34,7 @@ mod his;
 mod http2;
 mod insurance;
 mod live;
+mod memory;
 mod openapi;
 mod outbound;
 mod patient_accounts;

@@ -1,0 +1,46 @@
+//! Memory taken up front (`pretouch_mib`): mapped and touched at start-up, and kept.
+//!
+//! A release storm puts every patient's request in flight at once, and each one's buffers,
+//! futures and rows land on pages the process has never touched: the kernel faults each in and
+//! zeroes it, about a fifth of a durable hold's CPU in docs/benchmarks.md (stop 26). Touched
+//! here, before the first request, and never given back, that memory is already mapped when the
+//! burst comes. The cost is the resident size: at least `pretouch_mib` from start-up on, and
+//! what a burst grows past it stays too. Off by default (a demo or a test server has no storm
+//! to prepare for); a node that takes release storms sets it to its storms' high-water mark.
+
+use std::time::{Duration, Instant};
+
+/// mimalloc's `mi_option_purge_delay` (`mimalloc.h`, v2 and v3): how long freed memory waits
+/// before it goes back to the OS (10 ms by default); -1: never.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// The most that is touched: one block inside the allocator's first arena (mimalloc reserves
+/// 1 GiB at a time). Measured (docs/benchmarks.md, stop 26): a 768 MiB block there took a storm's
+/// page faults from 94,000 to 2,400; the same 1 GiB in 64 MiB blocks, spread over two arenas,
+/// only to 33,000 (small allocations were then served from the second arena's untouched part),
+/// and one 1 GiB block, too large for an arena, is mapped for itself and unmapped on its free.
+pub const MAX_MIB: usize = 768;
+
+/// Has the allocator keep what is freed instead of returning it to the OS, then allocates
+/// `mib` MiB (at most `MAX_MIB`) as one block, writes one byte in each 4 KiB page and frees it:
+/// the pages stay mapped for what is allocated next. Returns the MiB touched and how long it
+/// took. 0: nothing is changed.
+pub fn pretouch(mib: usize) -> (usize, Duration) {
+    let started = Instant::now();
+    let mib = mib.min(MAX_MIB);
+    if mib == 0 {
+        return (0, started.elapsed());
+    }
+    // SAFETY: sets a process-wide option of the allocator; no pointers are passed.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    let len = mib << 20;
+    let mut block: Vec<u8> = Vec::with_capacity(len);
+    let base = block.as_mut_ptr();
+    for offset in (0..len).step_by(4096) {
+        // SAFETY: `offset < len`, inside the allocation; a volatile write so the loop, which
+        // nothing reads, is not optimised away, and the kernel has to map each page.
+        unsafe { base.add(offset).write_volatile(0) };
+    }
+    drop(block);
+    (mib, started.elapsed())
+}
