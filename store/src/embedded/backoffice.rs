@@ -47,23 +47,8 @@ fn decode_day_dim(key: &[u8], prefix_len: usize) -> Option<(NaiveDate, String)> 
     let rest = key.get(prefix_len..)?;
     let days = (u64::from_be_bytes(rest.get(..8)?.try_into().ok()?) ^ (1 << 63)) as i64;
     let day = NaiveDate::from_num_days_from_ce_opt(i32::try_from(days).ok()?)?;
-    // The dim: escaped string up to the 0x00 0x01 terminator.
-    let mut dim = Vec::new();
-    let mut i = 8;
-    while i < rest.len() {
-        match (rest[i], rest.get(i + 1)) {
-            (0, Some(1)) => break,
-            (0, Some(0xFF)) => {
-                dim.push(0);
-                i += 2;
-            }
-            (b, _) => {
-                dim.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some((day, String::from_utf8(dim).ok()?))
+    let (dim, _) = super::keys::read_str(&rest[8..])?;
+    Some((day, dim))
 }
 
 #[async_trait]

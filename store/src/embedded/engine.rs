@@ -225,13 +225,13 @@ pub struct WriteCtx<'t> {
 }
 
 impl WriteCtx<'_> {
-    /// The row under engine key `key` as stored with the batch so far over it (expiry header
-    /// and payload), expired or not.
-    fn stored(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.batch.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => Ok(self.rows.get(key)?.map(|v| v.to_vec())),
-        }
+    /// `f` of the row under engine key `key` as stored with the batch so far over it (expiry
+    /// header and payload), expired or not, read where it lies (the overlay or the tree).
+    fn with_stored<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
+        Ok(match self.batch.get(key) {
+            Some(v) => f(v.as_deref()),
+            None => f(self.rows.get(key)?.as_deref()),
+        })
     }
 
     /// Every row whose engine key starts with `prefix`, as stored with the batch so far over it,
@@ -291,11 +291,7 @@ impl Reader for WriteCtx<'_> {
             }
         }
         // Decoded where it lies (the overlay or the tree), copied once.
-        let key = engine_key(table, key);
-        Ok(match self.batch.get(&key) {
-            Some(v) => live_value(v.as_deref(), self.now),
-            None => live_value(self.rows.get(&key)?.as_deref(), self.now),
-        })
+        self.with_stored(&engine_key(table, key), |raw| live_value(raw, self.now))
     }
     /// Sees what earlier closures wrote in the batch, not this closure's own pending writes:
     /// scans are done before writing, by every caller in this crate.
@@ -469,11 +465,11 @@ impl Engine {
                 let row = &ik[8..];
                 let Some(table) = row.first().and_then(|id| tables::by_id(*id)) else { continue };
                 // Delete only if the row still holds this expiry: a later put may have renewed it.
-                if let Some(raw) = ctx.stored(row)? {
-                    let exp = u64::from_be_bytes(raw[..8].try_into().unwrap_or([0; 8]));
-                    if exp != 0 && exp <= now {
-                        expired.push((table, row[TABLE_PREFIX..].to_vec()));
-                    }
+                let exp = ctx.with_stored(row, |raw| {
+                    raw.and_then(|r| r.get(..8)).map(|h| u64::from_be_bytes(h.try_into().expect("8 bytes")))
+                })?;
+                if exp.is_some_and(|e| e != 0 && e <= now) {
+                    expired.push((table, row[TABLE_PREFIX..].to_vec()));
                 }
             }
             // Deleted after every read, so no read walks a long list of this closure's deletes.

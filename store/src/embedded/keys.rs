@@ -52,9 +52,37 @@ impl Key {
     }
 }
 
+/// The string component `Key::str` wrote at the start of `bytes`, unescaped, and what follows
+/// its terminator; None if it is not there whole or not UTF-8.
+pub fn read_str(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let mut s = Vec::new();
+    let mut i = 0;
+    loop {
+        match (*bytes.get(i)?, bytes.get(i + 1)) {
+            (0, Some(1)) => return Some((String::from_utf8(s).ok()?, &bytes[i + 2..])),
+            (0, Some(0xFF)) => {
+                s.push(0);
+                i += 2;
+            }
+            (b, _) => {
+                s.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_component_reads_back_with_what_follows() {
+        let k = Key::new().str("a\0b").u64(7).into_bytes();
+        let (s, rest) = read_str(&k).unwrap();
+        assert_eq!((s.as_str(), rest), ("a\0b", &7u64.to_be_bytes()[..]));
+        assert_eq!(read_str(b"no terminator"), None);
+    }
 
     #[test]
     fn order_is_preserved() {

@@ -68,11 +68,9 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
 /// writes it: terminated by 0x00 0x01) | row key`, in the LSM's layout (`engine::ttl_index_key`).
 fn ttl_entry(redb_key: &[u8]) -> Option<Vec<u8>> {
     let expires = u64::from_be_bytes(redb_key.get(..8)?.try_into().ok()?);
-    let rest = &redb_key[8..];
-    let end = rest.windows(2).position(|w| w == [0, 1])?;
-    let name = std::str::from_utf8(&rest[..end]).ok()?;
+    let (name, row_key) = super::keys::read_str(&redb_key[8..])?;
     let table = tables::ALL.iter().find(|t| t.name() == name)?;
-    Some(ttl_index_key(expires, &engine_key(*table, &rest[end + 2..])))
+    Some(ttl_index_key(expires, &engine_key(*table, row_key)))
 }
 
 #[cfg(test)]
