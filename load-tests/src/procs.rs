@@ -185,10 +185,7 @@ impl HospitalServer {
     /// With `pretouch_mib` (0: the server's default) as the server's `pretouch_mib`.
     pub fn start(bin: &Path, log: &Path, pretouch_mib: usize) -> anyhow::Result<HospitalServer> {
         let data = tempfile::Builder::new().prefix("hospital-load-data-").tempdir()?;
-        let mut cmd = Command::new(bin);
-        hospital_testkit::hermetic(&mut cmd);
-        cmd.arg("--listen").arg("127.0.0.1:0");
-        hospital_testkit::on_data_dir(&mut cmd, data.path());
+        let mut cmd = hospital_testkit::hospital_command(bin, &["--listen", "127.0.0.1:0"], data.path());
         cmd.env("HOSPITAL_LOG", "warn")
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", "10000000")
             .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "10000000")

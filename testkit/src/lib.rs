@@ -9,10 +9,17 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `cmd` (a hospital server or one of its commands) with nothing from the developer's
-/// environment that would configure it (`HOSPITAL_*`, `REDIS_URL`): a test or load test sets
-/// what it means to, and an exported `HOSPITAL_DATA_DIR` or `REDIS_URL` never leaks in.
-pub fn hermetic(cmd: &mut Command) -> &mut Command {
+/// The hospital binary `bin` with `args` (a server's or one of its commands') on the data
+/// directory `dir` (after `args`: a command takes `--data-dir` after its own name):
+/// - with nothing from the developer's environment that would configure it (`HOSPITAL_*`,
+///   `REDIS_URL`): a test or load test sets what it means to, and an exported
+///   `HOSPITAL_DATA_DIR` or `REDIS_URL` never leaks in;
+/// - with its key vault inside `dir` (`HOSPITAL_VAULT_DIR`) instead of beside it (the server's
+///   default, `<dir>.vault`): the directory is then the whole node, and a temporary one leaves
+///   nothing behind when it goes.
+pub fn hospital_command(bin: impl AsRef<std::ffi::OsStr>, args: &[&str], dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
     for (k, _) in std::env::vars_os() {
         if let Some(k) = k.to_str() {
             if k.starts_with("HOSPITAL_") || k == "REDIS_URL" {
@@ -20,14 +27,8 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
             }
         }
     }
+    cmd.arg("--data-dir").arg(dir).env("HOSPITAL_VAULT_DIR", dir.join("vault"));
     cmd
-}
-
-/// `cmd` (a hospital server) on the data directory `dir`, with its key vault inside it
-/// (`HOSPITAL_VAULT_DIR`) instead of beside it (the server's default, `<dir>.vault`): the
-/// directory is then the whole node, and a temporary one leaves nothing behind when it goes.
-pub fn on_data_dir<'c>(cmd: &'c mut Command, dir: &std::path::Path) -> &'c mut Command {
-    cmd.arg("--data-dir").arg(dir).env("HOSPITAL_VAULT_DIR", dir.join("vault"))
 }
 
 /// A port nobody is listening on right now (bind to :0, read it, let go).

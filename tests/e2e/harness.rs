@@ -120,10 +120,8 @@ pub(crate) fn on_scylla(_data_dir: &std::path::Path, _cmd: &mut Command) {}
 /// The `hospital` binary with `args` on `data_dir` (its key vault inside, as the suite's servers
 /// keep it), hermetic and quiet.
 pub(crate) fn command(args: &[&str], data_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hospital"));
-    hospital_testkit::hermetic(&mut cmd);
-    cmd.env("HOSPITAL_LOG", "warn").args(args);
-    hospital_testkit::on_data_dir(&mut cmd, data_dir);
+    let mut cmd = hospital_testkit::hospital_command(env!("CARGO_BIN_EXE_hospital"), args, data_dir);
+    cmd.env("HOSPITAL_LOG", "warn");
     cmd
 }
 
@@ -148,12 +146,9 @@ impl TestServer {
         // HOSPITAL_TEST_BIN runs the tests against another build (e.g. an older commit's binary,
         // to see that a test fails there).
         let bin = std::env::var("HOSPITAL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hospital").to_string());
-        let mut cmd = Command::new(bin);
-        hospital_testkit::hermetic(&mut cmd);
-        cmd.arg("--listen").arg("127.0.0.1:0");
         // The key vault inside the data directory, so it goes with it (a test that keeps them
         // apart sets its own `HOSPITAL_VAULT_DIR`).
-        hospital_testkit::on_data_dir(&mut cmd, data_dir.path());
+        let mut cmd = hospital_testkit::hospital_command(bin, &["--listen", "127.0.0.1:0"], data_dir.path());
         // Quiet logs (HOSPITAL_LOG is the filter, not a config key: the server must accept it).
         cmd.env("HOSPITAL_LOG", "warn,hospital=warn");
         if let Some(url) = &redis_url {

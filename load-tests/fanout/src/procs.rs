@@ -162,10 +162,7 @@ pub fn start_redis(log: &Path) -> Result<Server> {
 /// one node of several sharing it (sessions, event logs and fan-out); its key vault is kept inside
 /// the data directory so a copy of the directory is a whole node.
 pub fn start_hospital(bin: &Path, data_dir: &Path, log: &Path, redis: Option<&str>) -> Result<Server> {
-    let mut cmd = Command::new(bin);
-    hospital_testkit::hermetic(&mut cmd);
-    cmd.arg("--listen").arg("127.0.0.1:0");
-    hospital_testkit::on_data_dir(&mut cmd, data_dir);
+    let mut cmd = hospital_testkit::hospital_command(bin, &["--listen", "127.0.0.1:0"], data_dir);
     cmd.env("HOSPITAL_LOG", "warn")
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_PER_SECOND", "1000000")
         .env("HOSPITAL_GATEWAY__LIMITS__PER_IP_BURST", "1000000")
