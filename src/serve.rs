@@ -114,33 +114,27 @@ pub async fn serve(
             (app.clone(), builders.clone(), tls.clone(), stop.clone(), open_tx.clone());
         tokio::spawn(async move {
             let result = match tls {
-                None => match tokio::select! {
-                    r = tokio::time::timeout(header_timeout, sniff(&tcp)) => r,
-                    // A stop before the first byte (or, with TLS, before the handshake ends):
-                    // nothing is in flight here to wait for.
-                    _ = wait_for_stop(&mut stop) => return,
-                } {
-                    Ok(Ok(proto)) => {
-                        let io = Shaped::new(tcp, permit, header_timeout);
-                        connection(io, proto, &builders, app, peer, stop).await
+                None => match opening(sniff(&tcp), header_timeout, "no request arrived", &mut stop).await {
+                    None => return,
+                    // The sniff waited for the first byte: no timer of its own for it.
+                    Some(Ok(proto)) => {
+                        connection(Shaped::new(tcp, permit, None), proto, &builders, app, peer, stop).await
                     }
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(_) => Err("no request arrived".into()),
+                    Some(Err(e)) => Err(e),
                 },
-                Some(acceptor) => match tokio::select! {
-                    r = tokio::time::timeout(header_timeout, acceptor.accept(tcp)) => r,
-                    _ = wait_for_stop(&mut stop) => return,
-                } {
-                    Ok(Ok(stream)) => {
-                        // The client chose in the handshake (ALPN): "h2" or HTTP/1.
-                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                        let proto = if h2 { Proto::H2 } else { Proto::H1 };
-                        let io = Shaped::new(stream, permit, header_timeout);
-                        connection(io, proto, &builders, app, peer, stop).await
+                Some(acceptor) => {
+                    match opening(acceptor.accept(tcp), header_timeout, "TLS handshake timed out", &mut stop).await {
+                        None => return,
+                        Some(Ok(stream)) => {
+                            // The client chose in the handshake (ALPN): "h2" or HTTP/1.
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                            let proto = if h2 { Proto::H2 } else { Proto::H1 };
+                            let io = Shaped::new(stream, permit, Some(header_timeout));
+                            connection(io, proto, &builders, app, peer, stop).await
+                        }
+                        Some(Err(e)) => Err(e),
                     }
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(_) => Err("TLS handshake timed out".into()),
-                },
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -154,6 +148,26 @@ pub async fn serve(
         tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
     }
     Ok(())
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connection's opening `step` (the protocol sniff, the TLS handshake), given `within`:
+/// None if a stop comes first (nothing is in flight yet to wait for), else its outcome, with
+/// `too_slow` if it took too long.
+async fn opening<T, E: Into<BoxError>>(
+    step: impl Future<Output = Result<T, E>>,
+    within: Duration,
+    too_slow: &'static str,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Result<T, BoxError>> {
+    tokio::select! {
+        r = tokio::time::timeout(within, step) => Some(match r {
+            Ok(r) => r.map_err(Into::into),
+            Err(_) => Err(too_slow.into()),
+        }),
+        _ = wait_for_stop(stop) => None,
+    }
 }
 
 /// Which HTTP a plain connection speaks, from its first bytes, peeked at and left in the socket
@@ -186,7 +200,7 @@ async fn connection<S>(
     app: Router,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+) -> Result<(), BoxError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -299,15 +313,15 @@ struct Shaped<S> {
     _permit: Permit,
     /// Our answer in place of hyper's, and how much of it is written.
     replacement: Option<(Vec<u8>, usize)>,
-    /// Until the first byte arrives: a connection that sends nothing is ended here, whichever
-    /// HTTP it chose (hyper's HTTP/2 has no header timeout, and after a TLS handshake nothing
-    /// else is waiting for that byte).
+    /// Until the first byte arrives (TLS only: a plain connection's sniff already waited for
+    /// it): a connection that sends nothing after its handshake is ended here, whichever HTTP
+    /// it chose (hyper's HTTP/2 has no header timeout, and nothing else waits for that byte).
     first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> Shaped<S> {
-    fn new(inner: S, permit: Permit, first_byte_within: Duration) -> Self {
-        let first_byte = Some(Box::pin(tokio::time::sleep(first_byte_within)));
+    fn new(inner: S, permit: Permit, first_byte_within: Option<Duration>) -> Self {
+        let first_byte = first_byte_within.map(|d| Box::pin(tokio::time::sleep(d)));
         Self { inner, _permit: permit, replacement: None, first_byte }
     }
 }
