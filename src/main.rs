@@ -223,13 +223,7 @@ async fn audit(cmd: AuditCommand, cfg: &config::Config) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
-    if cfg.pretouch_mib > 0 {
-        let (mib, took) = hospital::memory::pretouch(cfg.pretouch_mib);
-        if mib < cfg.pretouch_mib {
-            tracing::warn!(asked = cfg.pretouch_mib, mib, "pretouch_mib is capped at one allocator arena's worth");
-        }
-        tracing::info!(mib, ms = took.as_millis() as u64, "memory pretouched and kept");
-    }
+    hospital::memory::pretouch(cfg.pretouch_mib);
     let mut running = app::start(cfg).await?;
     let base = format!("{}://{}", running.scheme, running.addr);
     // Tests read this exact line to learn the port.

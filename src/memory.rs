@@ -8,7 +8,7 @@
 //! what a burst grows past it stays too. Off by default (a demo or a test server has no storm
 //! to prepare for); a node that takes release storms sets it to its storms' high-water mark.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// mimalloc's `mi_option_purge_delay` (`mimalloc.h`, v2 and v3): how long freed memory waits
 /// before it goes back to the OS (10 ms by default); -1: never.
@@ -22,14 +22,17 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 pub const MAX_MIB: usize = 768;
 
 /// Has the allocator keep what is freed instead of returning it to the OS, then allocates
-/// `mib` MiB (at most `MAX_MIB`) as one block, writes one byte in each 4 KiB page and frees it:
-/// the pages stay mapped for what is allocated next. Returns the MiB touched and how long it
-/// took. 0: nothing is changed.
-pub fn pretouch(mib: usize) -> (usize, Duration) {
+/// `asked` MiB (at most `MAX_MIB`, said in a warning if more is asked) as one block, writes one
+/// byte in each 4 KiB page and frees it: the pages stay mapped for what is allocated next.
+/// 0: nothing is changed.
+pub fn pretouch(asked: usize) {
+    if asked == 0 {
+        return;
+    }
     let started = Instant::now();
-    let mib = mib.min(MAX_MIB);
-    if mib == 0 {
-        return (0, started.elapsed());
+    let mib = asked.min(MAX_MIB);
+    if mib < asked {
+        tracing::warn!(asked, mib, "pretouch_mib is capped at one allocator arena's worth");
     }
     // SAFETY: sets a process-wide option of the allocator; no pointers are passed.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
@@ -42,5 +45,5 @@ pub fn pretouch(mib: usize) -> (usize, Duration) {
         unsafe { base.add(offset).write_volatile(0) };
     }
     drop(block);
-    (mib, started.elapsed())
+    tracing::info!(mib, ms = started.elapsed().as_millis() as u64, "memory pretouched and kept");
 }
