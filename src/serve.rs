@@ -9,8 +9,8 @@
 //!   an idle keep-alive connection is closed after it: a head that never ends, or a connection
 //!   that sends nothing, is cut off.
 //! - HTTP/1.1 or HTTP/2: with TLS, as the client chose in the handshake (ALPN); without, HTTP/2
-//!   when the connection opens with HTTP/2's preface ("prior knowledge"), which is peeked at and
-//!   left for hyper to read.
+//!   when the connection opens with HTTP/2's preface ("prior knowledge"), read first and handed
+//!   to hyper as though it had read it.
 //! - A head larger than `max_header_bytes` is refused by hyper with 431 (HTTP/2: the same bound
 //!   on the header list).
 //!
@@ -47,6 +47,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// The HTTP/2 connection preface (RFC 9113, 3.4): a client that opens with it speaks HTTP/2
 /// without TLS ("prior knowledge"); any other opening is HTTP/1.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The most a plain connection's first read takes (a booking request's head and body fit); what
+/// more there is, hyper reads itself.
+const FIRST_READ: usize = 4096;
 
 /// Which HTTP a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,8 +121,9 @@ pub async fn serve(
                 None => match opening(sniff(&tcp), header_timeout, "no request arrived", &mut stop).await {
                     None => return,
                     // The sniff waited for the first byte: no timer of its own for it.
-                    Some(Ok(proto)) => {
-                        connection(Shaped::new(tcp, permit, None), proto, &builders, app, peer, stop).await
+                    Some(Ok((proto, first))) => {
+                        let io = Shaped::new(tcp, permit, None).with_first(first);
+                        connection(io, proto, &builders, app, peer, stop).await
                     }
                     Some(Err(e)) => Err(e),
                 },
@@ -170,23 +175,29 @@ async fn opening<T, E: Into<BoxError>>(
     }
 }
 
-/// Which HTTP a plain connection speaks, from its first bytes, peeked at and left in the socket
-/// for hyper to read with its own first read. (hyper-util's auto builder reads them instead and
-/// hands them back through a 24-byte buffer: a second read for every connection.)
-async fn sniff(tcp: &TcpStream) -> io::Result<Proto> {
-    let mut buf = [0u8; H2_PREFACE.len()];
+/// Which HTTP a plain connection speaks, from its first bytes, and those bytes: read here (in
+/// one read, as a rule) and handed to hyper by `Shaped` in place of its own first read. (Peeking
+/// instead leaves them in the socket but costs a second receive call per connection, a few
+/// per cent of a release storm's CPU, where each patient's one request opens the connection.)
+async fn sniff(tcp: &TcpStream) -> io::Result<(Proto, Vec<u8>)> {
+    let mut first = Vec::with_capacity(FIRST_READ);
     loop {
-        let n = tcp.peek(&mut buf).await?;
-        // Nothing (the client closed: hyper sees that too) or not the preface: HTTP/1.
-        if n == 0 || buf[..n] != H2_PREFACE[..n] {
-            return Ok(Proto::H1);
+        tcp.readable().await?;
+        match tcp.try_read_buf(&mut first) {
+            // The client closed: hyper sees that too.
+            Ok(0) => return Ok((Proto::H1, first)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+        let n = first.len().min(H2_PREFACE.len());
+        if first[..n] != H2_PREFACE[..n] {
+            return Ok((Proto::H1, first));
         }
         if n == H2_PREFACE.len() {
-            return Ok(Proto::H2);
+            return Ok((Proto::H2, first));
         }
-        // A part of the preface: a peek answers at once while those bytes wait, so give the rest
-        // a moment to arrive rather than spin (the caller's timeout bounds the wait).
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // A part of the preface: wait for the rest (the caller's timeout bounds the wait).
     }
 }
 
@@ -317,12 +328,21 @@ struct Shaped<S> {
     /// it): a connection that sends nothing after its handshake is ended here, whichever HTTP
     /// it chose (hyper's HTTP/2 has no header timeout, and nothing else waits for that byte).
     first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes already read from the socket (by `sniff`) that hyper has not yet been given, and
+    /// how many of them it has; freed once all are given.
+    first: (Vec<u8>, usize),
 }
 
 impl<S> Shaped<S> {
     fn new(inner: S, permit: Permit, first_byte_within: Option<Duration>) -> Self {
         let first_byte = first_byte_within.map(|d| Box::pin(tokio::time::sleep(d)));
-        Self { inner, _permit: permit, replacement: None, first_byte }
+        Self { inner, _permit: permit, replacement: None, first_byte, first: (Vec::new(), 0) }
+    }
+
+    /// Gives hyper `first` before anything read from the socket.
+    fn with_first(mut self, first: Vec<u8>) -> Self {
+        self.first = (first, 0);
+        self
     }
 }
 
@@ -380,6 +400,16 @@ impl<S: AsyncWrite + Unpin> Shaped<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        let (first, given) = &mut this.first;
+        if *given < first.len() {
+            let n = buf.remaining().min(first.len() - *given);
+            buf.put_slice(&first[*given..*given + n]);
+            *given += n;
+            if *given == first.len() {
+                this.first = (Vec::new(), 0);
+            }
+            return Poll::Ready(Ok(()));
+        }
         let Some(deadline) = &mut this.first_byte else { return Pin::new(&mut this.inner).poll_read(cx, buf) };
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Pending => match deadline.as_mut().poll(cx) {
@@ -454,6 +484,23 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "headers_too_large");
+    }
+
+    #[tokio::test]
+    async fn the_sniffed_bytes_are_read_first_in_pieces_then_the_socket() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(64);
+        let permit = PerIp::new(0).acquire([127, 0, 0, 1].into()).unwrap();
+        let mut io = Shaped::new(near, permit, None).with_first(b"GET / HTTP/1.1\r\n".to_vec());
+        far.write_all(b"host: x\r\n\r\n").await.unwrap();
+        drop(far);
+        let mut small = [0u8; 5];
+        io.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"GET /");
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b" HTTP/1.1\r\nhost: x\r\n\r\n");
+        assert!(io.first.0.capacity() == 0, "given in full, the bytes are freed");
     }
 
     #[test]
