@@ -13,8 +13,9 @@
 //!   rewritten into the one error shape with its status kept. The sandboxes under `/sandbox/`
 //!   speak external systems' protocols and are left as they are.
 //!
-//! `per_ip`, the per-client-address rate limit (429 `rate_limited`), is the layer just inside it;
-//! the limiters themselves are `ratelimit`.
+//! `per_ip`, the per-client-address rate limit (429 `rate_limited`), is checked just inside it;
+//! the limiters themselves are `ratelimit`. All of it, with the request metrics, is one layer:
+//! `edge`.
 //!
 //! Connection-level limits (header read timeout, header size, connections per address) are the
 //! server's, in the binary's `serve` module; answers hyper writes itself are shaped there.
@@ -80,8 +81,17 @@ impl HttpBody for DeadlineBody {
     }
 }
 
-/// The middleware (see the module's description).
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The one middleware in front of every route: the request counted and timed
+/// (`metrics::track`), then the guard (see the module's description), then the per-address rate
+/// limit, and the state put in the request's extensions, where the staff gate (`access`) reads
+/// it. One layer, not one each: every `from_fn` layer boxes the future of everything inside it
+/// and clones the inner service, a measurable part of a bare request's cost (the release
+/// storm's profile, docs/benchmarks.md).
+pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    crate::metrics::track(req, |req| guard(state, req, next)).await
+}
+
+async fn guard(state: AppState, req: Request, next: Next) -> Response {
     let limits = &state.config.limits;
     let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if uri_len > limits.max_uri_bytes {
@@ -99,8 +109,14 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let sandbox = req.uri().path().starts_with("/sandbox/");
     let timeout = Duration::from_secs(limits.body_read_timeout_secs.max(1));
-    let req = req.map(|b| Body::new(DeadlineBody::new(b, timeout)));
-    let resp = next.run(req).await;
+    let mut req = req.map(|b| Body::new(DeadlineBody::new(b, timeout)));
+    let resp = match per_ip(&state, &req) {
+        Ok(()) => {
+            req.extensions_mut().insert(state);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    };
     if sandbox || !resp.status().is_client_error() && !resp.status().is_server_error() || is_json(&resp) {
         return resp;
     }
@@ -158,13 +174,13 @@ impl ApiError {
     }
 }
 
-/// Middleware: the per-IP limit on every request.
-pub async fn per_ip(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
-    if let Some(ip) = crate::ratelimit::client_ip(&req, state.config.trust_forwarded_for) {
+/// The per-IP limit on every request.
+fn per_ip(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    if let Some(ip) = crate::ratelimit::client_ip(req, state.config.trust_forwarded_for) {
         if let Err(e) = state.limits.check_ip(ip) {
             metrics::counter!("http_rate_limited_total", "scope" => "ip").increment(1);
             return Err(e);
         }
     }
-    Ok(next.run(req).await)
+    Ok(())
 }

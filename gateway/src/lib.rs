@@ -150,11 +150,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_limit_bytes;
     app.fallback(|| async { ApiError::NotFound("no such route; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // The permission gate of staff routes (`access::permit`) reads the state from here.
-        .layer(axum::Extension(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::per_ip))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::edge))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http())

@@ -6,12 +6,12 @@
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -42,11 +42,12 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-pub async fn track(req: Request, next: Next) -> Response {
+/// Counts the request `run` answers and times it (called by `guard::edge`).
+pub async fn track<F: Future<Output = Response>>(req: Request, run: impl FnOnce(Request) -> F) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let resp = next.run(req).await;
+    let resp = run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     record(method, route, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp

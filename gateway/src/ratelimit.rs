@@ -1,4 +1,4 @@
-//! Rate limits (PLAT-5) with governor: per client IP on every request (the `guard::per_ip`
+//! Rate limits (PLAT-5) with governor: per client IP on every request (`guard::edge`
 //! middleware), per phone on code sends and logins. Over the limit: 429 with `Retry-After`.
 //! These are per node; the cluster-wide rules that must hold across nodes (one SMS per phone per
 //! 60 s, the daily cap, wrong-code caps) are counters in Redis, see `auth::codes`.
