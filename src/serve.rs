@@ -95,7 +95,7 @@ pub async fn serve(
     // Every connection's task holds a sender; once all are gone, recv answers None.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (mut tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -118,7 +118,7 @@ pub async fn serve(
             (app.clone(), builders.clone(), tls.clone(), stop.clone(), open_tx.clone());
         tokio::spawn(async move {
             let result = match tls {
-                None => match opening(sniff(&tcp), header_timeout, "no request arrived", &mut stop).await {
+                None => match opening(sniff(&mut tcp), header_timeout, "no request arrived", &mut stop).await {
                     None => return,
                     // The sniff waited for the first byte: no timer of its own for it.
                     Some(Ok((proto, first))) => {
@@ -179,16 +179,15 @@ async fn opening<T, E: Into<BoxError>>(
 /// one read, as a rule) and handed to hyper by `Shaped` in place of its own first read. (Peeking
 /// instead leaves them in the socket but costs a second receive call per connection, a few
 /// per cent of a release storm's CPU, where each patient's one request opens the connection.)
-async fn sniff(tcp: &TcpStream) -> io::Result<(Proto, Vec<u8>)> {
+async fn sniff(tcp: &mut TcpStream) -> io::Result<(Proto, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
     let mut first = Vec::with_capacity(FIRST_READ);
     loop {
-        tcp.readable().await?;
-        match tcp.try_read_buf(&mut first) {
+        // `read_buf`, not `try_read_buf`: after a short read tokio takes the socket for drained,
+        // so hyper's next read waits for the poller instead of costing a call that finds nothing.
+        if tcp.read_buf(&mut first).await? == 0 {
             // The client closed: hyper sees that too.
-            Ok(0) => return Ok((Proto::H1, first)),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+            return Ok((Proto::H1, first));
         }
         let n = first.len().min(H2_PREFACE.len());
         if first[..n] != H2_PREFACE[..n] {
