@@ -105,6 +105,10 @@ struct StormArgs {
     /// Profile the hospital server during its storm with `perf record -g` (perf.txt in --out).
     #[arg(long)]
     perf: bool,
+    /// Measure the /healthz ceiling before the booking storm instead of after it (to see
+    /// whether the order favours either).
+    #[arg(long)]
+    ceiling_first: bool,
 }
 
 #[derive(clap::Args)]
@@ -221,6 +225,12 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     ));
     let prep = storm::prepare(&server.base, &cfg).await?;
     eprintln!("setup: {} patients, {} sessions in {:.1} s", prep.people.len(), prep.targets.len(), prep.setup_s);
+    let ceiling_first = if args.ceiling_first && !args.no_peers {
+        notes.push("the /healthz ceiling was measured before the booking storm (--ceiling-first).".into());
+        Some(ceiling(&server, &prep, &cfg).await?)
+    } else {
+        None
+    };
     let perf = if args.perf { start_perf(server.proc.pid(), &out) } else { None };
     let (outcomes, cpu) = storm::storm(&server.base, server.addr, &prep, &cfg, Some(server.proc.pid())).await?;
     if let Some(p) = perf {
@@ -250,22 +260,12 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     systems.push(fig);
 
     if !args.no_peers {
-        let reqs: Vec<Arc<Vec<u8>>> = prep
-            .people
-            .iter()
-            .map(|p| {
-                Arc::new(hospital_load_tests::http1::request_bytes("GET", server.addr, "/healthz", &p.token, None))
-            })
-            .collect();
-        let (o, cpu) = shoot(server.addr, reqs, &cfg, "hospital /healthz", &[], Some(server.proc.pid())).await?;
-        let mut f = Figures::of("hospital /healthz", &o, 200);
-        f.cpu_us = cpu;
-        verdicts.push(Verdict {
-            system: "hospital /healthz".into(),
-            ok: f.ok == f.attempts,
-            detail: format!("{} of {} answered 200", f.ok, f.attempts),
-        });
-        systems.push(f);
+        let ceiling = match ceiling_first {
+            Some(c) => c,
+            None => ceiling(&server, &prep, &cfg).await?,
+        };
+        verdicts.push(ceiling.1);
+        systems.push(ceiling.0);
     }
     server.proc.stop(Duration::from_secs(20));
     drop(server);
@@ -411,6 +411,25 @@ fn problems(p: &[String]) -> String {
 }
 
 /// Slot id -> places that can be taken (patients wanting it, at most the quota).
+/// The ceiling: every patient sends `GET /healthz` to the hospital server, as the storm sends
+/// its bookings (same connections opened ahead, same release), with the server's CPU per request.
+async fn ceiling(server: &HospitalServer, prep: &Prepared, cfg: &StormConfig) -> anyhow::Result<(Figures, Verdict)> {
+    let reqs: Vec<Arc<Vec<u8>>> = prep
+        .people
+        .iter()
+        .map(|p| Arc::new(hospital_load_tests::http1::request_bytes("GET", server.addr, "/healthz", &p.token, None)))
+        .collect();
+    let (o, cpu) = shoot(server.addr, reqs, cfg, "hospital /healthz", &[], Some(server.proc.pid())).await?;
+    let mut f = Figures::of("hospital /healthz", &o, 200);
+    f.cpu_us = cpu;
+    let verdict = Verdict {
+        system: "hospital /healthz".into(),
+        ok: f.ok == f.attempts,
+        detail: format!("{} of {} answered 200", f.ok, f.attempts),
+    };
+    Ok((f, verdict))
+}
+
 fn capacities(prep: &Prepared, quota: u32) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for (i, t) in prep.targets.iter().enumerate() {
