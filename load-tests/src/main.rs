@@ -260,12 +260,12 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     systems.push(fig);
 
     if !args.no_peers {
-        let ceiling = match ceiling_first {
+        let (figures, verdict) = match ceiling_first {
             Some(c) => c,
             None => ceiling(&server, &prep, &cfg).await?,
         };
-        verdicts.push(ceiling.1);
-        systems.push(ceiling.0);
+        verdicts.push(verdict);
+        systems.push(figures);
     }
     server.proc.stop(Duration::from_secs(20));
     drop(server);
@@ -410,9 +410,9 @@ fn problems(p: &[String]) -> String {
     }
 }
 
-/// Slot id -> places that can be taken (patients wanting it, at most the quota).
-/// The ceiling: every patient sends `GET /healthz` to the hospital server, as the storm sends
-/// its bookings (same connections opened ahead, same release), with the server's CPU per request.
+/// The ceiling: every patient sends `GET /healthz` to the hospital server as the storm sends its
+/// bookings (a connection each, opened ahead, all fired at one instant), with the server's CPU
+/// per request.
 async fn ceiling(server: &HospitalServer, prep: &Prepared, cfg: &StormConfig) -> anyhow::Result<(Figures, Verdict)> {
     let reqs: Vec<Arc<Vec<u8>>> = prep
         .people
@@ -430,6 +430,7 @@ async fn ceiling(server: &HospitalServer, prep: &Prepared, cfg: &StormConfig) ->
     Ok((f, verdict))
 }
 
+/// Slot id -> places that can be taken (patients wanting it, at most the quota).
 fn capacities(prep: &Prepared, quota: u32) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for (i, t) in prep.targets.iter().enumerate() {
