@@ -330,20 +330,20 @@ struct Shaped<S> {
     /// it): a connection that sends nothing after its handshake is ended here, whichever HTTP
     /// it chose (hyper's HTTP/2 has no header timeout, and nothing else waits for that byte).
     first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Bytes already read from the socket (by `sniff`) that hyper has not yet been given, and
-    /// how many of them it has; freed once all are given.
-    first: (Vec<u8>, usize),
+    /// Bytes already read from the socket (by `sniff`) that hyper has not yet been given; freed
+    /// once all are given.
+    first: Vec<u8>,
 }
 
 impl<S> Shaped<S> {
     fn new(inner: S, permit: Permit, first_byte_within: Option<Duration>) -> Self {
         let first_byte = first_byte_within.map(|d| Box::pin(tokio::time::sleep(d)));
-        Self { inner, _permit: permit, replacement: None, first_byte, first: (Vec::new(), 0) }
+        Self { inner, _permit: permit, replacement: None, first_byte, first: Vec::new() }
     }
 
     /// Gives hyper `first` before anything read from the socket.
     fn with_first(mut self, first: Vec<u8>) -> Self {
-        self.first = (first, 0);
+        self.first = first;
         self
     }
 }
@@ -402,13 +402,14 @@ impl<S: AsyncWrite + Unpin> Shaped<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let (first, given) = &mut this.first;
-        if *given < first.len() {
-            let n = buf.remaining().min(first.len() - *given);
-            buf.put_slice(&first[*given..*given + n]);
-            *given += n;
-            if *given == first.len() {
-                this.first = (Vec::new(), 0);
+        if !this.first.is_empty() {
+            let n = buf.remaining().min(this.first.len());
+            buf.put_slice(&this.first[..n]);
+            // hyper's buffer takes them all at once as a rule (it reads into 8 KiB); what it
+            // did not take moves to the front.
+            this.first.drain(..n);
+            if this.first.is_empty() {
+                this.first = Vec::new();
             }
             return Poll::Ready(Ok(()));
         }
@@ -502,7 +503,7 @@ mod tests {
         let mut rest = Vec::new();
         io.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b" HTTP/1.1\r\nhost: x\r\n\r\n");
-        assert_eq!(io.first.0.capacity(), 0, "given in full, the bytes are freed");
+        assert_eq!(io.first.capacity(), 0, "given in full, the bytes are freed");
     }
 
     #[test]
