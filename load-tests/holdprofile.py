@@ -28,6 +28,10 @@ GROUPS = [
 ]
 
 
+# A frame only the actor tree's shutdown has.
+SHUTDOWN = "stop_all_children_and_wait"
+
+
 def samples(path):
     for block in open(path).read().split("\n\n"):
         lines = block.strip().split("\n")
@@ -47,7 +51,12 @@ def main():
     if not starts:
         sys.exit(f"no sample holds {anchor!r}: the storm was not in the profile")
     first = min(starts) - 0.02
-    window = [(c, fr) for t, c, fr in all_samples if first <= t <= first + duration + 0.02]
+    # Without peers the tool stops the server as soon as the storm is read back, which can be
+    # inside the storm's measured duration (its last answers wait on the generator): the window
+    # ends where the shutdown begins.
+    stops = [t for t, _, fr in all_samples if t > first and any(SHUTDOWN in f for f in fr)]
+    last = min([first + duration + 0.02] + stops)
+    window = [(c, fr) for t, c, fr in all_samples if first <= t <= last]
     counts = {name: 0 for name, _ in GROUPS}
     counts["other"] = 0
     for comm, frames in window:
