@@ -154,12 +154,16 @@ pub struct Appointment {
     pub status: AppointmentStatus,
     /// The payment order of the registration fee.
     pub order_id: crate::OrderId,
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When an unpaid hold lapses.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub hold_expires_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "crate::timestamp::serialize_opt")]
     pub confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The registration slip number (挂号单号), issued on payment.
     pub slip_no: Option<String>,
+    #[serde(serialize_with = "crate::timestamp::serialize_opt")]
     pub cancelled_at: Option<chrono::DateTime<chrono::Utc>>,
     pub cancel_reason: Option<CancelReason>,
     /// The client's `Idempotency-Key`: a retried booking finds this appointment again.

@@ -36,6 +36,7 @@ pub mod schedule;
 pub mod search;
 pub mod text;
 pub mod time;
+pub mod timestamp;
 pub mod visit;
 
 pub use access::{Permission, RoleName};

@@ -99,6 +99,7 @@ pub struct AppointmentUpdate {
     pub patient_id: PatientId,
     pub order_id: OrderId,
     pub slip_no: Option<String>,
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub hold_expires_at: DateTime<Utc>,
     pub from_waitlist: bool,
 }
@@ -134,7 +135,7 @@ pub struct OrderUpdate {
     /// The appointment a registration order pays for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment_id: Option<AppointmentId>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::timestamp::serialize_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     /// The cash channel (`wechat_pay`, `alipay`, `balance`) once chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -281,9 +281,12 @@ pub struct Order {
     pub description: String,
     pub amount: Fen,
     pub status: OrderStatus,
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     /// After this the order can no longer be paid (the hold lapses, the fee order expires).
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub expires_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::timestamp::serialize_opt")]
     pub paid_at: Option<DateTime<Utc>>,
     /// The provider's id of the cash payment.
     pub transaction_id: Option<String>,

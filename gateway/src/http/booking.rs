@@ -65,6 +65,7 @@ pub struct AppointmentView {
     pub cancel_reason: Option<CancelReason>,
     pub from_waitlist: bool,
     pub rescheduled_from: Option<AppointmentId>,
+    #[serde(serialize_with = "hospital_domain::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -105,6 +106,7 @@ pub struct OrderView {
     pub status: OrderStatus,
     /// After this it can no longer be paid, in the hospital's zone.
     pub expires_at: String,
+    #[serde(serialize_with = "hospital_domain::timestamp::serialize_opt")]
     pub paid_at: Option<DateTime<Utc>>,
     /// Fen refunded so far.
     pub refunded: Fen,
