@@ -240,6 +240,19 @@ pub trait EphemeralKv: Send + Sync {
     /// `kv_log`). A value missing later has expired (the client reloads).
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)>;
 
+    /// `log_append` of each `(event_id, value)` of one stream in order, as if one after the
+    /// other; the answers in the same order. The embedded store writes them all in one step (one
+    /// counter update, one commit: a hold's appointment and order events are two); the others
+    /// append them one by one. On an error some may have been appended: appending them again
+    /// is harmless (each id once).
+    async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (event_id, value) in items {
+            out.push(self.log_append(stream, event_id, value, ttl).await?);
+        }
+        Ok(out)
+    }
+
     /// The latest number of the log `stream` (0 if none).
     async fn log_head(&self, stream: &str) -> Result<u64> {
         Ok(self.get(&log_counter_key(stream)).await?.and_then(|v| String::from_utf8(v).ok()?.parse().ok()).unwrap_or(0))

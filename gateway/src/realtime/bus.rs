@@ -160,8 +160,40 @@ impl Worker {
         }
     }
 
+    /// Logs events that need nothing read between them in one append and fans them out, in
+    /// order; the outbox remover gets the ids of those logged (now or before).
+    async fn log_run(&self, account: AccountId, run: &[PendingEvent]) {
+        match self.log.append_all(account, run).await {
+            Ok(numbered) => {
+                for (e, logged) in run.iter().zip(numbered) {
+                    // None: logged before (a re-delivery), and the clients had their chance at it.
+                    if let Some(logged) = logged {
+                        self.publish(Wire::Personal { account, logged }).await;
+                    }
+                    let _ = self.logged.send(e.id);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the events");
+                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(run.len() as u64);
+            }
+        }
+    }
+
     async fn personal(&self, account: AccountId, events: Vec<PendingEvent>) {
-        for e in events {
+        // A hold's appointment and order events are logged in one append: each append is a
+        // durable write this worker waits for.
+        let plain = |e: &PendingEvent| !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread();
+        let mut rest = events.as_slice();
+        while !rest.is_empty() {
+            let n = rest.iter().take_while(|e| plain(e)).count();
+            if n > 0 {
+                self.log_run(account, &rest[..n]).await;
+                rest = &rest[n..];
+                continue;
+            }
+            let Some((e, after)) = rest.split_first() else { break };
+            rest = after;
             let logged = if matches!(e.event, PersonalEvent::Unread(_)) {
                 // A marker: log the count as it is now.
                 match self.unread(account).await {
@@ -172,7 +204,7 @@ impl Worker {
                     None => false,
                 }
             } else {
-                self.log_one(account, &e).await
+                self.log_one(account, e).await
             };
             if logged {
                 let _ = self.logged.send(e.id);
@@ -303,11 +335,17 @@ impl Bus {
 
     /// Hands events to their accounts' workers, keeping each account's order.
     fn dispatch(&self, events: Vec<PendingEvent>) {
+        // A durable batch holds up to 512 holds of as many accounts: looked up, not searched.
         let mut by_account: Vec<(AccountId, Vec<PendingEvent>)> = Vec::new();
+        let mut index: std::collections::HashMap<AccountId, usize> =
+            std::collections::HashMap::with_capacity(events.len());
         for e in events {
-            match by_account.iter_mut().find(|(a, _)| *a == e.account) {
-                Some((_, v)) => v.push(e),
-                None => by_account.push((e.account, vec![e])),
+            match index.get(&e.account) {
+                Some(&i) => by_account[i].1.push(e),
+                None => {
+                    index.insert(e.account, by_account.len());
+                    by_account.push((e.account, vec![e]));
+                }
             }
         }
         for (account, events) in by_account {

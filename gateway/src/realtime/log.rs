@@ -50,12 +50,35 @@ impl EventLog {
 
     /// Numbers and stores a personal event (once per event id). None if it was logged before.
     pub async fn append(&self, e: &PendingEvent) -> Result<Option<Logged>, StoreError> {
+        let mut got = self.append_all(e.account, std::slice::from_ref(e)).await?;
+        Ok(got.pop().flatten())
+    }
+
+    /// `append` of each of one account's events, in order, in one step of the kv where it has
+    /// one (`EphemeralKv::log_append_all`).
+    pub async fn append_all(
+        &self,
+        account: AccountId,
+        events: &[PendingEvent],
+    ) -> Result<Vec<Option<Logged>>, StoreError> {
         let at_ms = now_ms();
         // The number is only known inside the append; the stored value carries it, so the value
         // is written with a placeholder the reader replaces (the log key is the number).
-        let body = serde_json::to_vec(&Logged { seq: 0, event: e.event.clone(), at_ms }).expect("events serialise");
-        let (seq, fresh) = self.kv.log_append(&stream(e.account), &e.id.to_string(), &body, TTL).await?;
-        Ok(fresh.then(|| Logged { seq, event: e.event.clone(), at_ms }))
+        let bodies: Vec<(String, Vec<u8>)> = events
+            .iter()
+            .map(|e| {
+                debug_assert_eq!(e.account, account);
+                let body = serde_json::to_vec(&Logged { seq: 0, event: e.event.clone(), at_ms });
+                (e.id.to_string(), body.expect("events serialise"))
+            })
+            .collect();
+        let items: Vec<(&str, &[u8])> = bodies.iter().map(|(id, b)| (id.as_str(), b.as_slice())).collect();
+        let numbers = self.kv.log_append_all(&stream(account), &items, TTL).await?;
+        Ok(events
+            .iter()
+            .zip(numbers)
+            .map(|(e, (seq, fresh))| fresh.then(|| Logged { seq, event: e.event.clone(), at_ms }))
+            .collect())
     }
 
     /// The latest sequence number handed out (0 if none).

@@ -97,6 +97,16 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
     let again = kv.log_append(&stream, &format!("{stream}-ev3"), b"x", Duration::from_secs(60)).await.unwrap();
     assert!(!again.1 && values[again.0 as usize - 1].as_deref() == Some(format!("{stream}-ev3").as_bytes()));
     assert_eq!(kv.log_range(&stream, 21, 22).await.unwrap(), vec![None, None], "past the head: nothing");
+    // Several at once: numbered after the rest in their order; an id seen before (earlier in
+    // the same list too) keeps its first number and takes none.
+    let (m1, m2, ev3) = (format!("{stream}-m1"), format!("{stream}-m2"), format!("{stream}-ev3"));
+    let items: [(&str, &[u8]); 4] = [(&m1, b"one"), (&ev3, b"y"), (&m2, b"two"), (&m1, b"z")];
+    let got = kv.log_append_all(&stream, &items, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got, vec![(21, true), (again.0, false), (22, true), (21, false)]);
+    assert_eq!(kv.log_head(&stream).await.unwrap(), 22);
+    let values = kv.log_range(&stream, 21, 22).await.unwrap();
+    assert_eq!(values, vec![Some(b"one".to_vec()), Some(b"two".to_vec())], "each value under its number");
+    assert_eq!(kv.log_append_all(&stream, &[], Duration::from_secs(60)).await.unwrap(), vec![]);
 
     // Expiry.
     let e = unique("e");

@@ -102,20 +102,37 @@ impl EphemeralKv for EmbeddedStore {
     }
 
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let (head, id, stream, value) =
-            (k(&log_counter_key(stream)), k(&log_id_key(event_id)), stream.to_string(), value.to_vec());
-        // One closure: the number, its value and the id marker commit together or not at all.
+        let got = self.log_append_all(stream, &[(event_id, value)], ttl).await?;
+        Ok(got[0])
+    }
+
+    async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
+        let head = k(&log_counter_key(stream));
+        let items: Vec<(Key, Vec<u8>)> = items.iter().map(|(id, v)| (k(&log_id_key(id)), v.to_vec())).collect();
+        let stream = stream.to_string();
+        // One closure: every number, its value and its id marker commit together or not at all.
         self.engine
             .write(move |ctx| {
                 let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
-                if let Some(n) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
-                    return Ok((n, false));
+                let mut n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0);
+                let first = n;
+                let mut out = Vec::with_capacity(items.len());
+                for (id, value) in items {
+                    // An id seen before (in the store, or earlier in this list: the closure reads
+                    // its own writes) keeps its first number.
+                    if let Some(seen) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
+                        out.push((seen, false));
+                        continue;
+                    }
+                    n += 1;
+                    ctx.put_raw(KV_ENTRIES, k(&log_value_key(&stream, n)).into_bytes(), value, Some(ttl));
+                    ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
+                    out.push((n, true));
                 }
-                let n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0) + 1;
-                ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
-                ctx.put_raw(KV_ENTRIES, k(&log_value_key(&stream, n)).into_bytes(), value, Some(ttl));
-                ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
-                Ok((n, true))
+                if n != first {
+                    ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
+                }
+                Ok(out)
             })
             .await
     }
