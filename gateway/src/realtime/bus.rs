@@ -95,7 +95,8 @@ pub enum Fanout {
 
 pub struct Bus {
     /// Unbounded: fed only by durable changes (each already paid a store write), drained by
-    /// workers doing one kv write per event; its length is bounded by the store's write rate.
+    /// workers doing one kv write per event (or per run of an account's events that need nothing
+    /// read between them); its length is bounded by the store's write rate.
     workers: Vec<mpsc::UnboundedSender<Job>>,
     hub: Arc<Hub>,
     fanout: Fanout,
