@@ -174,6 +174,9 @@ impl Worker {
                     let _ = self.logged.send(e.id);
                 }
             }
+            // A kv that appends one by one may have logged the first few: they are not lost (a
+            // socket fills a gap from the log at the next event, a resume gets them), and the
+            // sweeper finds them all in the outbox, where a logged one is not numbered again.
             Err(err) => {
                 tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the events");
                 metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(run.len() as u64);
