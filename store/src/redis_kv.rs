@@ -49,34 +49,65 @@ impl RedisKv {
     }
 }
 
-/// `log_append` in one script, so Redis runs it atomically: the number, its value and the id
-/// marker are written together or not at all. (The value key is built in the script; on a
-/// Redis Cluster the log's keys would need a hash tag to share a slot.)
+/// `log_append_all` in one script, so Redis runs it atomically and in one round trip: each
+/// number, its value and its id marker are written together or not at all, and an id seen before
+/// (earlier in the list too) keeps its first number. KEYS[1] is the counter, KEYS[2..] the ids'
+/// markers; ARGV[1] the ttl, ARGV[2] the value keys' prefix, ARGV[3] the counter's ttl, ARGV[4..]
+/// the values. (The value key is built in the script; on a Redis Cluster the log's keys would
+/// need a hash tag to share a slot.)
 const LOG_APPEND: &str = r#"
-local n = redis.call('GET', KEYS[2])
-if n then return {tonumber(n), 0} end
-n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('SET', ARGV[3] .. n, ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], n, 'PX', ARGV[2])
-return {n, 1}
+local out = {}
+local counted = false
+for i = 2, #KEYS do
+  local seen = redis.call('GET', KEYS[i])
+  if seen then
+    out[#out + 1] = tonumber(seen)
+    out[#out + 1] = 0
+  else
+    local n = redis.call('INCR', KEYS[1])
+    counted = true
+    redis.call('SET', ARGV[2] .. n, ARGV[i + 2], 'PX', ARGV[1])
+    redis.call('SET', KEYS[i], n, 'PX', ARGV[1])
+    out[#out + 1] = n
+    out[#out + 1] = 1
+  end
+end
+if counted then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return out
 "#;
 
 #[async_trait]
 impl EphemeralKv for RedisKv {
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        let got = self.log_append_all(stream, &[(event_id, value)], ttl).await?;
+        Ok(got[0])
+    }
+
+    async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let value_prefix = self.k(&log_value_key(stream, 0));
         let value_prefix = &value_prefix[..value_prefix.len() - 1];
-        let (n, fresh): (u64, u8) = redis::Script::new(LOG_APPEND)
-            .key(self.k(&log_counter_key(stream)))
-            .key(self.k(&log_id_key(event_id)))
-            .arg(value)
-            .arg(ms(ttl))
-            .arg(value_prefix)
-            .arg(ms(LOG_COUNTER_TTL))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok((n, fresh == 1))
+        let script = redis::Script::new(LOG_APPEND);
+        let mut call = script.prepare_invoke();
+        call.key(self.k(&log_counter_key(stream)));
+        for (event_id, _) in items {
+            call.key(self.k(&log_id_key(event_id)));
+        }
+        call.arg(ms(ttl)).arg(value_prefix).arg(ms(LOG_COUNTER_TTL));
+        for (_, value) in items {
+            call.arg(*value);
+        }
+        let flat: Vec<u64> = call.invoke_async(&mut self.conn.clone()).await?;
+        if flat.len() != 2 * items.len() {
+            return Err(crate::StoreError::Engine(format!(
+                "the log script answered {} numbers for {} events",
+                flat.len(),
+                items.len()
+            )));
+        }
+        Ok(flat.chunks(2).map(|p| (p[0], p[1] == 1)).collect())
     }
 
     async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {

@@ -242,9 +242,9 @@ pub trait EphemeralKv: Send + Sync {
 
     /// `log_append` of each `(event_id, value)` of one stream in order, as if one after the
     /// other; the answers in the same order. The embedded store writes them all in one step (one
-    /// counter update, one commit: a hold's appointment and order events are two); the others
-    /// append them one by one. On an error some may have been appended: appending them again
-    /// is harmless (each id once).
+    /// counter update, one commit: a hold's appointment and order events are two), Redis in one
+    /// script (one round trip); ScyllaDB appends them one by one, and on an error some may have
+    /// been appended: appending them again is harmless (each id once).
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
         let mut out = Vec::with_capacity(items.len());
         for (event_id, value) in items {

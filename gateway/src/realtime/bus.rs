@@ -174,7 +174,7 @@ impl Worker {
                     let _ = self.logged.send(e.id);
                 }
             }
-            // A kv that appends one by one may have logged the first few: they are not lost (a
+            // A kv that appends one by one (ScyllaDB) may have logged the first few: not lost (a
             // socket fills a gap from the log at the next event, a resume gets them), and the
             // sweeper finds them all in the outbox, where a logged one is not numbered again.
             Err(err) => {
