@@ -101,27 +101,19 @@ pub struct SlotId {
 }
 
 /// The same text as `Display`, written on the stack: every appointment row, live event and
-/// answer carries a slot id, and going through `to_string` cost an allocation and `fmt` each.
+/// answer carries a slot id, and going through `to_string` cost an allocation and the uuid's
+/// `Display` each.
 impl Serialize for SlotId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::io::Write;
         // 36 for the uuid, a dot, at most 5 digits.
         let mut buf = [0u8; 42];
         self.session_id.0.hyphenated().encode_lower(&mut buf[..36]);
         buf[36] = b'.';
-        let mut digits = [0u8; 5];
-        let (mut v, mut k) = (self.segment, 0);
-        loop {
-            digits[k] = b'0' + (v % 10) as u8;
-            k += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for (i, d) in digits[..k].iter().rev().enumerate() {
-            buf[37 + i] = *d;
-        }
-        s.serialize_str(std::str::from_utf8(&buf[..37 + k]).expect("ASCII"))
+        let mut rest = &mut buf[37..];
+        write!(rest, "{}", self.segment).expect("a u16 fits in 5 bytes");
+        let len = 42 - rest.len();
+        s.serialize_str(std::str::from_utf8(&buf[..len]).expect("ASCII"))
     }
 }
 

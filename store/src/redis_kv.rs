@@ -78,19 +78,15 @@ return out
 
 #[async_trait]
 impl EphemeralKv for RedisKv {
-    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let got = self.log_append_all(stream, &[(event_id, value)], ttl).await?;
-        Ok(got[0])
-    }
-
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let value_prefix = self.k(&log_value_key(stream, 0));
         let value_prefix = &value_prefix[..value_prefix.len() - 1];
-        let script = redis::Script::new(LOG_APPEND);
-        let mut call = script.prepare_invoke();
+        // Hashed once (the SHA1 `EVALSHA` names it by), not per append.
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(LOG_APPEND));
+        let mut call = SCRIPT.prepare_invoke();
         call.key(self.k(&log_counter_key(stream)));
         for (event_id, _) in items {
             call.key(self.k(&log_id_key(event_id)));

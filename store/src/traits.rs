@@ -230,27 +230,24 @@ pub trait EphemeralKv: Send + Sync {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
     /// Adds 1 and returns the new count; the TTL is set when the key is created.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<i64>;
-    /// Appends `value` to the log `stream` under the stream's next number, once per `event_id`
-    /// (appending an id again returns its first number, `fresh` false), even when two callers
-    /// append the same id at once. Values and the id markers live `ttl`; the counter outlives
-    /// them (`LOG_COUNTER_TTL`). Returns (number, fresh).
+    /// Appends each `(event_id, value)` to the log `stream`, in order, under the stream's next
+    /// numbers, once per event id (an id appended before, earlier in `items` too, answers its
+    /// first number, `fresh` false), even when two callers append the same id at once. Values and
+    /// the id markers live `ttl`; the counter outlives them (`LOG_COUNTER_TTL`). Returns
+    /// (number, fresh) for each item, in order.
     ///
-    /// No number is ever handed out without its value: Redis and the embedded store write both
-    /// in one step; ScyllaDB's kv writes them as one row taken `IF NOT EXISTS` (schema.cql
-    /// `kv_log`). A value missing later has expired (the client reloads).
-    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)>;
+    /// No number is ever handed out without its value: the embedded store writes all of them in
+    /// one transaction (one counter update, one commit: a hold's appointment and order events
+    /// are two), Redis in one script (one round trip); ScyllaDB's kv writes each as one row taken
+    /// `IF NOT EXISTS` (schema.cql `kv_log`), one after the other, so on an error some may have
+    /// been appended: appending them again is harmless (each id once). A value missing later has
+    /// expired (the client reloads).
+    async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>>;
 
-    /// `log_append` of each `(event_id, value)` of one stream in order, as if one after the
-    /// other; the answers in the same order. The embedded store writes them all in one step (one
-    /// counter update, one commit: a hold's appointment and order events are two), Redis in one
-    /// script (one round trip); ScyllaDB appends them one by one, and on an error some may have
-    /// been appended: appending them again is harmless (each id once).
-    async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
-        let mut out = Vec::with_capacity(items.len());
-        for (event_id, value) in items {
-            out.push(self.log_append(stream, event_id, value, ttl).await?);
-        }
-        Ok(out)
+    /// `log_append_all` of one event.
+    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        let got = self.log_append_all(stream, &[(event_id, value)], ttl).await?;
+        got.first().copied().ok_or_else(|| crate::StoreError::Engine("the log answered nothing for one event".into()))
     }
 
     /// The latest number of the log `stream` (0 if none).

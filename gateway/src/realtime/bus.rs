@@ -144,78 +144,64 @@ impl Worker {
         }
     }
 
-    /// Logs one event and fans it out; false if it could not be logged (it stays in the outbox).
-    async fn log_one(&self, account: AccountId, e: &PendingEvent) -> bool {
-        match self.log.append(e).await {
-            Ok(Some(logged)) => {
-                self.publish(Wire::Personal { account, logged }).await;
-                true
-            }
-            // Logged before (a re-delivery): the clients had their chance at it.
-            Ok(None) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the event");
-                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(1);
-                false
-            }
-        }
-    }
-
-    /// Logs events that need nothing read between them in one append and fans them out, in
-    /// order; the outbox remover gets the ids of those logged (now or before).
-    async fn log_run(&self, account: AccountId, run: &[PendingEvent]) {
-        match self.log.append_all(account, run).await {
+    /// Logs `events` (one account's) in one append and fans out those numbered now, in order;
+    /// false if they could not be logged (they stay in the outbox). One logged before (a
+    /// re-delivery) is not fanned out again: the clients had their chance at it.
+    async fn log_events(&self, account: AccountId, events: &[PendingEvent]) -> bool {
+        match self.log.append_all(account, events).await {
             Ok(numbered) => {
-                for (e, logged) in run.iter().zip(numbered) {
-                    // None: logged before (a re-delivery), and the clients had their chance at it.
-                    if let Some(logged) = logged {
-                        self.publish(Wire::Personal { account, logged }).await;
-                    }
-                    let _ = self.logged.send(e.id);
+                for logged in numbered.into_iter().flatten() {
+                    self.publish(Wire::Personal { account, logged }).await;
                 }
+                true
             }
             // A kv that appends one by one (ScyllaDB) may have logged the first few: not lost (a
             // socket fills a gap from the log at the next event, a resume gets them), and the
             // sweeper finds them all in the outbox, where a logged one is not numbered again.
             Err(err) => {
                 tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the events");
-                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(run.len() as u64);
+                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(events.len() as u64);
+                false
             }
         }
     }
 
     async fn personal(&self, account: AccountId, events: Vec<PendingEvent>) {
-        // A hold's appointment and order events are logged in one append: each append is a
-        // durable write this worker waits for.
+        // Events that need nothing read between them (a hold's appointment and order) go in one
+        // append: each append is a durable write this worker waits for.
         let plain = |e: &PendingEvent| !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread();
         let mut rest = events.as_slice();
-        while !rest.is_empty() {
+        while let Some(e) = rest.first() {
             let n = rest.iter().take_while(|e| plain(e)).count();
             if n > 0 {
-                self.log_run(account, &rest[..n]).await;
-                rest = &rest[n..];
+                let (run, after) = rest.split_at(n);
+                if self.log_events(account, run).await {
+                    for e in run {
+                        let _ = self.logged.send(e.id);
+                    }
+                }
+                rest = after;
                 continue;
             }
-            let Some((e, after)) = rest.split_first() else { break };
-            rest = after;
+            rest = &rest[1..];
             let logged = if matches!(e.event, PersonalEvent::Unread(_)) {
                 // A marker: log the count as it is now.
                 match self.unread(account).await {
                     Some(mut fresh) => {
                         fresh.id = e.id;
-                        self.log_one(account, &fresh).await
+                        self.log_events(account, std::slice::from_ref(&fresh)).await
                     }
                     None => false,
                 }
             } else {
-                self.log_one(account, e).await
+                self.log_events(account, std::slice::from_ref(e)).await
             };
             if logged {
                 let _ = self.logged.send(e.id);
             }
             if e.event.changes_unread() {
                 if let Some(u) = self.unread(account).await {
-                    self.log_one(account, &u).await;
+                    self.log_events(account, std::slice::from_ref(&u)).await;
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The per-account event log that makes resume exact: every personal event gets the account's
 //! next sequence number and is kept for a day, at most `KEEP` per account, in the ephemeral kv
 //! (Redis across nodes, the embedded store on one machine). A number and its event are written
-//! together (`EphemeralKv::log_append`), and each event once (by its outbox id), so the numbers
+//! together (`EphemeralKv::log_append_all`), and each event once (by its outbox id), so the numbers
 //! have no holes and a re-delivered event is not numbered twice. A client that reconnects with
 //! its last sequence number gets exactly the events after it, in order; if any of them is no
 //! longer kept it is told to reload instead of getting a gap.
@@ -48,14 +48,8 @@ impl EventLog {
         Self { kv }
     }
 
-    /// Numbers and stores a personal event (once per event id). None if it was logged before.
-    pub async fn append(&self, e: &PendingEvent) -> Result<Option<Logged>, StoreError> {
-        let mut got = self.append_all(e.account, std::slice::from_ref(e)).await?;
-        Ok(got.pop().flatten())
-    }
-
-    /// `append` of each of one account's events, in order, in one step of the kv where it has
-    /// one (`EphemeralKv::log_append_all`).
+    /// Numbers and stores each of one account's events, in order, once per event id (None for
+    /// one logged before), in one step of the kv where it has one (`EphemeralKv::log_append_all`).
     pub async fn append_all(
         &self,
         account: AccountId,

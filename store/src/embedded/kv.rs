@@ -101,11 +101,6 @@ impl EphemeralKv for EmbeddedStore {
             .await
     }
 
-    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let got = self.log_append_all(stream, &[(event_id, value)], ttl).await?;
-        Ok(got[0])
-    }
-
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
         let head = k(&log_counter_key(stream));
         let items: Vec<(Key, Vec<u8>)> = items.iter().map(|(id, v)| (k(&log_id_key(id)), v.to_vec())).collect();

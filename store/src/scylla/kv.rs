@@ -150,6 +150,65 @@ impl ScyllaStore {
             None => (None, None),
         })
     }
+
+    /// One event of `log_append_all`.
+    /// The id is claimed first (`put_if_absent` of a placeholder, a conditional insert), so of
+    /// two callers appending one id at once only one numbers it; the other waits for that
+    /// number. A claim whose caller died (a `kill -9` mid-append) lapses after
+    /// `LOG_CLAIM_TTL`, within the wait, and the waiter then numbers the event itself. The
+    /// number and the event are one `kv_log` row taken `IF NOT EXISTS` (schema.cql), so a crash
+    /// leaves no number without its event; an event whose row a dead caller wrote is found
+    /// among the log's newest rows and keeps its number. (A claimant slower than the claim's
+    /// life could see its id numbered twice: the price of not blocking an event for a day.)
+    async fn append_one(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
+        use crate::traits::{log_counter_key, log_id_key, LOG_COUNTER_TTL};
+        let id_key = log_id_key(event_id);
+        let deadline = std::time::Instant::now() + LOG_CLAIM_WAIT;
+        let mut attempt = 0;
+        loop {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Scylla(format!(
+                    "log id {event_id}: claimed by an append that has not finished"
+                )));
+            }
+            attempt += 1;
+            match self.get(&id_key).await? {
+                Some(v) if v == LOG_CLAIM => {
+                    backoff(attempt).await;
+                    continue;
+                }
+                Some(v) => {
+                    let n = String::from_utf8(v).ok().and_then(|s| s.parse().ok());
+                    return n.map(|n| (n, false)).ok_or_else(|| {
+                        StoreError::Scylla(format!("log id {event_id}: the stored number does not parse"))
+                    });
+                }
+                None => {}
+            }
+            if self.put_if_absent(&id_key, LOG_CLAIM, LOG_CLAIM_TTL.min(ttl)).await? {
+                break;
+            }
+        }
+        let head_key = log_counter_key(stream);
+        let mut newest = self.log_newest(stream, LOG_RECENT).await?;
+        for attempt in 0..INCR_ATTEMPTS {
+            let (head, counter) = self.log_head_with(stream, &newest).await?;
+            // Written by a caller that died before naming its number: it keeps that number.
+            let written = newest.iter().find(|(_, id)| id == event_id).map(|(n, _)| *n);
+            let n = written.unwrap_or(head as i64 + 1);
+            let ours =
+                written.is_some() || self.lwt(LOG_ROW, (stream, n, event_id, value, ttl_secs(ttl))).await?.applied;
+            // The head moves past the number either way (another appender's, if not ours).
+            self.advance_counter(&head_key, n, LOG_COUNTER_TTL, counter).await?;
+            if ours {
+                self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
+                return Ok((n as u64, true));
+            }
+            backoff(attempt).await;
+            newest = self.log_newest(stream, LOG_RECENT).await?;
+        }
+        Err(StoreError::Scylla(format!("log {stream}: too much contention")))
+    }
 }
 
 #[async_trait]
@@ -266,62 +325,14 @@ impl EphemeralKv for ScyllaStore {
         Err(last_err.unwrap_or_else(|| StoreError::Scylla(format!("incr {key}: too much contention"))))
     }
 
-    /// The id is claimed first (`put_if_absent` of a placeholder, a conditional insert), so of
-    /// two callers appending one id at once only one numbers it; the other waits for that
-    /// number. A claim whose caller died (a `kill -9` mid-append) lapses after
-    /// `LOG_CLAIM_TTL`, within the wait, and the waiter then numbers the event itself. The
-    /// number and the event are one `kv_log` row taken `IF NOT EXISTS` (schema.cql), so a crash
-    /// leaves no number without its event; an event whose row a dead caller wrote is found
-    /// among the log's newest rows and keeps its number. (A claimant slower than the claim's
-    /// life could see its id numbered twice: the price of not blocking an event for a day.)
-    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        use crate::traits::{log_counter_key, log_id_key, LOG_COUNTER_TTL};
-        let id_key = log_id_key(event_id);
-        let deadline = std::time::Instant::now() + LOG_CLAIM_WAIT;
-        let mut attempt = 0;
-        loop {
-            if std::time::Instant::now() >= deadline {
-                return Err(StoreError::Scylla(format!(
-                    "log id {event_id}: claimed by an append that has not finished"
-                )));
-            }
-            attempt += 1;
-            match self.get(&id_key).await? {
-                Some(v) if v == LOG_CLAIM => {
-                    backoff(attempt).await;
-                    continue;
-                }
-                Some(v) => {
-                    let n = String::from_utf8(v).ok().and_then(|s| s.parse().ok());
-                    return n.map(|n| (n, false)).ok_or_else(|| {
-                        StoreError::Scylla(format!("log id {event_id}: the stored number does not parse"))
-                    });
-                }
-                None => {}
-            }
-            if self.put_if_absent(&id_key, LOG_CLAIM, LOG_CLAIM_TTL.min(ttl)).await? {
-                break;
-            }
+    /// One by one (`append_one`): several ids cannot be claimed and numbered in one
+    /// conditional write here, as they are in one transaction or script elsewhere.
+    async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (event_id, value) in items {
+            out.push(self.append_one(stream, event_id, value, ttl).await?);
         }
-        let head_key = log_counter_key(stream);
-        let mut newest = self.log_newest(stream, LOG_RECENT).await?;
-        for attempt in 0..INCR_ATTEMPTS {
-            let (head, counter) = self.log_head_with(stream, &newest).await?;
-            // Written by a caller that died before naming its number: it keeps that number.
-            let written = newest.iter().find(|(_, id)| id == event_id).map(|(n, _)| *n);
-            let n = written.unwrap_or(head as i64 + 1);
-            let ours =
-                written.is_some() || self.lwt(LOG_ROW, (stream, n, event_id, value, ttl_secs(ttl))).await?.applied;
-            // The head moves past the number either way (another appender's, if not ours).
-            self.advance_counter(&head_key, n, LOG_COUNTER_TTL, counter).await?;
-            if ours {
-                self.put(&id_key, n.to_string().as_bytes(), ttl).await?;
-                return Ok((n as u64, true));
-            }
-            backoff(attempt).await;
-            newest = self.log_newest(stream, LOG_RECENT).await?;
-        }
-        Err(StoreError::Scylla(format!("log {stream}: too much contention")))
+        Ok(out)
     }
 
     async fn log_head(&self, stream: &str) -> Result<u64> {
