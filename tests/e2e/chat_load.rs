@@ -141,6 +141,10 @@ async fn the_agents_typing_reaches_the_patient_rate_limited_and_never_stored() {
     for _ in 0..10 {
         desk.send(json!({"type": "typing", "conversation_id": id})).await;
     }
+    // The console handles its frames in order: once the heartbeat is answered the typing frames
+    // were handled, so the answer, sent on another connection, cannot overtake them.
+    desk.send(json!({"type": "heartbeat"})).await;
+    desk.next_of("heartbeat").await;
     let r = ok_json(
         s.post(&format!("/api/v1/chat/agent/conversations/{id}/messages"), Some(&serving), json!({"text": "您好"}))
             .await,
