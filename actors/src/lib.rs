@@ -26,6 +26,7 @@ pub mod chat_metrics;
 pub mod config;
 pub mod console;
 pub mod conversation;
+pub mod counters;
 pub mod deps;
 pub mod dispatcher;
 pub mod effects;

@@ -201,7 +201,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field, reason } };
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = (status, crate::extract::ApiJson(body)).into_response();
         if matches!(self, ApiError::RequestTimeout | ApiError::PayloadTooLarge) {
             // The rest of the body was not read: the connection cannot carry another request.
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for Caller {
         let logins = &state.realtime.hub.logins;
         let session = match logins.get(&hash, now) {
             Some(s) => {
-                metrics::counter!("auth_session_cache_hits_total").increment(1);
+                hospital_actors::count!("auth_session_cache_hits_total");
                 s
             }
             None => {

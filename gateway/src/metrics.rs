@@ -22,7 +22,7 @@ pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let latency = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
                 .expect("bucket list is non-empty")
                 // The chat's waits run to minutes and hours (a Full matcher wins over the suffix).
@@ -37,7 +37,9 @@ pub fn prometheus() -> PrometheusHandle {
                 )
                 .expect("bucket list is non-empty")
                 .install_recorder()
-                .expect("the Prometheus recorder is installed once")
+                .expect("the Prometheus recorder is installed once");
+            hospital_actors::counters::recorder_installed();
+            handle
         })
         .clone()
 }

@@ -98,10 +98,10 @@ impl ActorSystem {
 /// A refusal the node's availability gate gave (here, or in the account's actor), counted as the
 /// doctor's actor counts its own.
 pub(super) fn gate_refused(refusal: BookError) -> BookingError {
-    metrics::counter!("booking_attempts_total").increment(1);
+    crate::count!("booking_attempts_total");
     if refusal == BookError::SoldOut {
-        metrics::counter!("booking_sold_out_total").increment(1);
+        crate::count!("booking_sold_out_total");
     }
-    metrics::counter!("booking_gate_refusals_total").increment(1);
+    crate::count!("booking_gate_refusals_total");
     BookingError::Book(refusal)
 }

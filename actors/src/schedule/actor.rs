@@ -120,21 +120,21 @@ impl Actor for ScheduleActor {
                     Some(b) => b.bookable(slot.segment, Utc::now()).map_err(BookingError::from),
                 };
                 if matches!(answer, Err(BookingError::Book(BookError::SoldOut))) {
-                    metrics::counter!("booking_attempts_total").increment(1);
-                    metrics::counter!("booking_sold_out_total").increment(1);
+                    crate::count!("booking_attempts_total");
+                    crate::count!("booking_sold_out_total");
                 }
                 let _ = reply.send(answer);
             }
             ScheduleMsg::Hold { slot, booker, reply } => {
-                metrics::counter!("booking_attempts_total").increment(1);
+                crate::count!("booking_attempts_total");
                 match state.hold(slot, booker) {
                     Ok((w, a, o)) => {
-                        metrics::counter!("booking_holds_total").increment(1);
+                        crate::count!("booking_holds_total");
                         state.persist(w, vec![], Some(reply), Ok((a, o)));
                     }
                     Err(e) => {
                         if matches!(e, BookingError::Book(BookError::SoldOut)) {
-                            metrics::counter!("booking_sold_out_total").increment(1);
+                            crate::count!("booking_sold_out_total");
                         }
                         // A refusal changed nothing: answer at once, from memory.
                         let _ = reply.send(Err(e));

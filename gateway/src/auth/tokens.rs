@@ -12,8 +12,13 @@ pub fn new_token() -> String {
     format!("hsp_{}", URL_SAFE_NO_PAD.encode(b))
 }
 
+/// The SHA-256 of a token in lower-case hex: how a token is stored and looked up (every
+/// authenticated request). The digits go into a stack buffer: `hex::encode` collects them one
+/// `char` at a time into a growing `String`.
 pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut digits).expect("32 bytes are 64 hex digits");
+    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Compares two byte strings in time independent of where they differ.
@@ -35,5 +40,13 @@ mod tests {
         assert!(constant_time_eq(b"123456", b"123456"));
         assert!(!constant_time_eq(b"123456", b"123457"));
         assert!(!constant_time_eq(b"12345", b"123456"));
+    }
+
+    #[test]
+    fn the_hash_is_sha256_in_lower_case_hex() {
+        // Stored sessions are keyed by it: the text must not change with the encoder.
+        assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let token = new_token();
+        assert_eq!(hash_token(&token), hex::encode(Sha256::digest(token.as_bytes())));
     }
 }
