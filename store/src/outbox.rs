@@ -7,35 +7,77 @@
 use async_trait::async_trait;
 use hospital_domain::live::{PersonalEvent, UnreadCount};
 use hospital_domain::AccountId;
+use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::error::Result;
 
 /// A personal event waiting to be logged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PendingEvent {
     /// UUIDv7: the outbox is read back in time order; the log refuses the same id twice.
     pub id: Uuid,
     pub account: AccountId,
     pub event: PersonalEvent,
+    /// The event's JSON once `encode` has written it: the outbox row and the event log's entry
+    /// then carry these bytes instead of serialising the event once each (a hold's appointment
+    /// and order are a kilobyte of JSON, serialised again for every copy).
+    #[serde(skip)]
+    json: Option<Arc<RawValue>>,
+}
+
+impl PartialEq for PendingEvent {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, self.account, &self.event) == (other.id, other.account, &other.event)
+    }
+}
+
+/// The outbox row: the id, the account and the event (its bytes from `encode` if it has them;
+/// the same text either way).
+impl Serialize for PendingEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut row = s.serialize_struct("PendingEvent", 3)?;
+        row.serialize_field("id", &self.id)?;
+        row.serialize_field("account", &self.account)?;
+        match &self.json {
+            Some(raw) => row.serialize_field("event", &**raw)?,
+            None => row.serialize_field("event", &self.event)?,
+        }
+        row.end()
+    }
 }
 
 impl PendingEvent {
     pub fn new(account: AccountId, event: PersonalEvent) -> Self {
-        Self { id: Uuid::now_v7(), account, event }
+        Self { id: Uuid::now_v7(), account, event, json: None }
     }
 
     /// A new message: the event takes the message's id, so a message written again (a retry
     /// after a crash) is logged once.
     pub fn message(m: &hospital_domain::message::Message) -> Self {
-        Self { id: m.id.0, account: m.account_id, event: PersonalEvent::Message(m.clone()) }
+        Self { id: m.id.0, account: m.account_id, event: PersonalEvent::Message(m.clone()), json: None }
     }
 
     /// "The unread count changed": the gateway logs it with the count read when it logs it, so
     /// what the client sees last is the count after the last change.
     pub fn unread(account: AccountId) -> Self {
         Self::new(account, PersonalEvent::Unread(UnreadCount { count: 0 }))
+    }
+
+    /// Serialises the event now, once for this event and its clones (call it when the event is
+    /// final, before cloning it for the bus: a change to `event` afterwards would not be seen
+    /// by the outbox row or the log).
+    pub fn encode(&mut self) {
+        let raw = serde_json::value::to_raw_value(&self.event).expect("events serialise");
+        self.json = Some(Arc::from(raw));
+    }
+
+    /// The event's JSON from `encode`, if it was called.
+    pub fn json(&self) -> Option<&RawValue> {
+        self.json.as_deref()
     }
 }
 
@@ -53,4 +95,43 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<PendingEvent>>;
     /// Forgets events that are logged (ids not in the outbox are ignored).
     async fn outbox_remove(&self, ids: &[Uuid]) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hospital_domain::live::BalanceUpdate;
+
+    fn event() -> PendingEvent {
+        PendingEvent::new(
+            AccountId::new(),
+            PersonalEvent::Balance(BalanceUpdate {
+                balance: 12_345,
+                key: "退款 \"r-1\"\n".into(),
+                kind: hospital_domain::ledger::MovementKind::Refund,
+                amount: 500,
+                order_id: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn an_encoded_event_writes_the_same_row_and_reads_back_equal() {
+        let plain = event();
+        let mut encoded = plain.clone();
+        encoded.encode();
+        assert!(plain.json().is_none());
+        assert_eq!(
+            encoded.json().map(RawValue::get),
+            Some(serde_json::to_string(&plain.event).unwrap().as_str()),
+            "the bytes are the event's JSON"
+        );
+        let (a, b) = (serde_json::to_string(&plain).unwrap(), serde_json::to_string(&encoded).unwrap());
+        assert_eq!(a, b, "one row text either way");
+        let back: PendingEvent = serde_json::from_str(&b).unwrap();
+        assert_eq!(back, plain);
+        assert!(back.json().is_none(), "read back, an event is encoded again when needed");
+        // A clone shares the bytes.
+        assert_eq!(encoded.clone().json().map(RawValue::get), encoded.json().map(RawValue::get));
+    }
 }

@@ -108,6 +108,8 @@ impl ScheduleState {
         let named = std::mem::take(&mut write.events);
         write.events = self.personal_events(&write);
         write.events.extend(named);
+        // Serialised once, here, for the outbox row and the event log both.
+        write.events.iter_mut().for_each(PendingEvent::encode);
         let personal = write.events.clone();
         let touched = touched_sessions(&write);
         let topics = touched.iter().filter_map(|sid| self.availability(*sid)).collect();

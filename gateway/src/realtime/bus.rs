@@ -147,7 +147,8 @@ impl Worker {
     /// Logs `events` (one account's) in one append and fans out those numbered now, in order;
     /// false if they could not be logged (they stay in the outbox). One logged before (a
     /// re-delivery) is not fanned out again: the clients had their chance at it.
-    async fn log_events(&self, account: AccountId, events: &[PendingEvent]) -> bool {
+    async fn log_events(&self, account: AccountId, events: Vec<PendingEvent>) -> bool {
+        let n = events.len();
         match self.log.append_all(account, events).await {
             Ok(numbered) => {
                 for logged in numbered.into_iter().flatten() {
@@ -160,7 +161,7 @@ impl Worker {
             // sweeper finds them all in the outbox, where a logged one is not numbered again.
             Err(err) => {
                 tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the events");
-                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(events.len() as u64);
+                metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(n as u64);
                 false
             }
         }
@@ -170,38 +171,40 @@ impl Worker {
         // Events that need nothing read between them (a hold's appointment and order) go in one
         // append: each append is a durable write this worker waits for.
         let plain = |e: &PendingEvent| !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread();
-        let mut rest = events.as_slice();
-        while let Some(e) = rest.first() {
-            let n = rest.iter().take_while(|e| plain(e)).count();
-            if n > 0 {
-                let (run, after) = rest.split_at(n);
+        let mut rest = events.into_iter().peekable();
+        while let Some(e) = rest.next() {
+            if plain(&e) {
+                let mut run = vec![e];
+                while let Some(next) = rest.next_if(plain) {
+                    run.push(next);
+                }
+                let ids: Vec<uuid::Uuid> = run.iter().map(|e| e.id).collect();
                 if self.log_events(account, run).await {
-                    for e in run {
-                        let _ = self.logged.send(e.id);
+                    for id in ids {
+                        let _ = self.logged.send(id);
                     }
                 }
-                rest = after;
                 continue;
             }
-            rest = &rest[1..];
+            let (id, changes_unread) = (e.id, e.event.changes_unread());
             let logged = if matches!(e.event, PersonalEvent::Unread(_)) {
                 // A marker: log the count as it is now.
                 match self.unread(account).await {
                     Some(mut fresh) => {
-                        fresh.id = e.id;
-                        self.log_events(account, std::slice::from_ref(&fresh)).await
+                        fresh.id = id;
+                        self.log_events(account, vec![fresh]).await
                     }
                     None => false,
                 }
             } else {
-                self.log_events(account, std::slice::from_ref(e)).await
+                self.log_events(account, vec![e]).await
             };
             if logged {
-                let _ = self.logged.send(e.id);
+                let _ = self.logged.send(id);
             }
-            if e.event.changes_unread() {
+            if changes_unread {
                 if let Some(u) = self.unread(account).await {
-                    self.log_events(account, std::slice::from_ref(&u)).await;
+                    self.log_events(account, vec![u]).await;
                 }
             }
         }
@@ -325,15 +328,22 @@ impl Bus {
 
     /// Hands events to their accounts' workers, keeping each account's order.
     fn dispatch(&self, events: Vec<PendingEvent>) {
-        // A durable batch holds up to 512 holds of as many accounts: looked up, not searched.
+        // A change's few events (a hold's two, the usual call) are searched; a durable batch of
+        // up to 512 holds of as many accounts is looked up.
         let mut by_account: Vec<(AccountId, Vec<PendingEvent>)> = Vec::new();
-        let mut index: std::collections::HashMap<AccountId, usize> =
-            std::collections::HashMap::with_capacity(events.len());
+        let mut index: Option<std::collections::HashMap<AccountId, usize>> =
+            (events.len() > 16).then(|| std::collections::HashMap::with_capacity(events.len()));
         for e in events {
-            match index.get(&e.account) {
-                Some(&i) => by_account[i].1.push(e),
+            let found = match &index {
+                Some(index) => index.get(&e.account).copied(),
+                None => by_account.iter().position(|(a, _)| *a == e.account),
+            };
+            match found {
+                Some(i) => by_account[i].1.push(e),
                 None => {
-                    index.insert(e.account, by_account.len());
+                    if let Some(index) = &mut index {
+                        index.insert(e.account, by_account.len());
+                    }
                     by_account.push((e.account, vec![e]));
                 }
             }

@@ -26,6 +26,14 @@ pub struct Logged {
     pub at_ms: u64,
 }
 
+/// What the log stores: a `Logged` written from a borrowed event (its JSON text, or the event).
+#[derive(Serialize)]
+struct Entry<'a, E: Serialize + ?Sized> {
+    seq: u64,
+    event: &'a E,
+    at_ms: u64,
+}
+
 #[derive(Clone)]
 pub struct EventLog {
     kv: Arc<dyn EphemeralKv>,
@@ -53,7 +61,7 @@ impl EventLog {
     pub async fn append_all(
         &self,
         account: AccountId,
-        events: &[PendingEvent],
+        events: Vec<PendingEvent>,
     ) -> Result<Vec<Option<Logged>>, StoreError> {
         let at_ms = now_ms();
         // The number is only known inside the append; the stored value carries it, so the value
@@ -62,16 +70,20 @@ impl EventLog {
             .iter()
             .map(|e| {
                 debug_assert_eq!(e.account, account);
-                let body = serde_json::to_vec(&Logged { seq: 0, event: e.event.clone(), at_ms });
+                // The event's bytes from its outbox row when the writer kept them.
+                let body = match e.json() {
+                    Some(event) => serde_json::to_vec(&Entry { seq: 0, event, at_ms }),
+                    None => serde_json::to_vec(&Entry { seq: 0, event: &e.event, at_ms }),
+                };
                 (e.id.to_string(), body.expect("events serialise"))
             })
             .collect();
         let items: Vec<(&str, &[u8])> = bodies.iter().map(|(id, b)| (id.as_str(), b.as_slice())).collect();
         let numbers = self.kv.log_append_all(&stream(account), &items, TTL).await?;
         Ok(events
-            .iter()
+            .into_iter()
             .zip(numbers)
-            .map(|(e, (seq, fresh))| fresh.then(|| Logged { seq, event: e.event.clone(), at_ms }))
+            .map(|(e, (seq, fresh))| fresh.then_some(Logged { seq, event: e.event, at_ms }))
             .collect())
     }
 
@@ -108,4 +120,29 @@ impl EventLog {
 /// Milliseconds since the Unix epoch: when an event was logged (fan-out latency is measured from it).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hospital_domain::live::UnreadCount;
+
+    #[tokio::test]
+    async fn an_event_logged_from_its_outbox_bytes_reads_back_as_the_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Arc::new(hospital_store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+        let log = EventLog::new(kv);
+        let account = AccountId::new();
+        let plain = PendingEvent::new(account, PersonalEvent::Unread(UnreadCount { count: 7 }));
+        let mut encoded = PendingEvent::new(account, PersonalEvent::Unread(UnreadCount { count: 8 }));
+        encoded.encode();
+        let numbered = log.append_all(account, vec![plain.clone(), encoded.clone()]).await.unwrap();
+        let seqs: Vec<u64> = numbered.iter().map(|l| l.as_ref().unwrap().seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        let Since::Events(back) = log.range(account, 1, 2).await.unwrap() else { panic!("kept") };
+        let back: Vec<(u64, PersonalEvent)> = back.into_iter().map(|l| (l.seq, l.event)).collect();
+        assert_eq!(back, [(1, plain.event), (2, encoded.event.clone())]);
+        // Logged again (a sweep after a crash): not numbered twice.
+        assert_eq!(log.append_all(account, vec![encoded]).await.unwrap(), [None]);
+    }
 }

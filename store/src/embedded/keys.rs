@@ -15,6 +15,8 @@ impl Key {
     /// Strings are escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which keeps byte
     /// order equal to string order and makes "ab" not a prefix of "abc" as a component.
     pub fn str(mut self, s: &str) -> Self {
+        // Grown once, not byte by byte (a log key is longer than `new`'s capacity).
+        self.0.reserve(s.len() + 2);
         for &b in s.as_bytes() {
             self.0.push(b);
             if b == 0 {
