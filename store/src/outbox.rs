@@ -71,6 +71,7 @@ impl PendingEvent {
     /// final, before cloning it for the bus: a change to `event` afterwards would not be seen
     /// by the outbox row or the log).
     pub fn encode(&mut self) {
+        // (`RawValue::from_string` on a presized buffer would parse the text again to check it.)
         let raw = serde_json::value::to_raw_value(&self.event).expect("events serialise");
         self.json = Some(Arc::from(raw));
     }

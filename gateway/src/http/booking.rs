@@ -124,6 +124,19 @@ pub struct OrderView {
     pub items: Vec<hospital_domain::order::OrderItem>,
 }
 
+/// `/api/v1/orders/<id>/<action>`, written without `format!` (two per booking answer).
+fn order_link(id: OrderId, action: &str) -> String {
+    const BASE: &str = "/api/v1/orders/";
+    let mut digits = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = id.0.hyphenated().encode_lower(&mut digits);
+    let mut link = String::with_capacity(BASE.len() + id.len() + 1 + action.len());
+    link.push_str(BASE);
+    link.push_str(id);
+    link.push('/');
+    link.push_str(action);
+    link
+}
+
 pub fn order_view(state: &AppState, o: &Order) -> OrderView {
     OrderView {
         id: o.id,
@@ -134,8 +147,8 @@ pub fn order_view(state: &AppState, o: &Order) -> OrderView {
         expires_at: state.zone.show(o.expires_at),
         paid_at: o.paid_at,
         refunded: o.refunded_total(),
-        pay_with_wechat: format!("/api/v1/orders/{}/wechat-pay", o.id),
-        pay_with_alipay: format!("/api/v1/orders/{}/alipay", o.id),
+        pay_with_wechat: order_link(o.id, "wechat-pay"),
+        pay_with_alipay: order_link(o.id, "alipay"),
         kind: o.kind,
         patient_id: o.patient_id,
         channel: o.channel,
@@ -315,5 +328,17 @@ async fn leave_waitlist(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("not on this waitlist".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_link_is_the_path_of_the_order_s_action() {
+        let id = OrderId::new();
+        assert_eq!(order_link(id, "wechat-pay"), format!("/api/v1/orders/{id}/wechat-pay"));
+        assert_eq!(order_link(id, "alipay"), format!("/api/v1/orders/{id}/alipay"));
     }
 }

@@ -70,12 +70,16 @@ impl EventLog {
             .iter()
             .map(|e| {
                 debug_assert_eq!(e.account, account);
-                // The event's bytes from its outbox row when the writer kept them.
-                let body = match e.json() {
-                    Some(event) => serde_json::to_vec(&Entry { seq: 0, event, at_ms }),
-                    None => serde_json::to_vec(&Entry { seq: 0, event: &e.event, at_ms }),
+                // The event's bytes from its outbox row when the writer kept them; the buffer
+                // sized for them (grown from serde_json's 128 bytes it was copied three times).
+                let json = e.json();
+                let mut body = Vec::with_capacity(json.map_or(512, |j| j.get().len() + 64));
+                let written = match json {
+                    Some(event) => serde_json::to_writer(&mut body, &Entry { seq: 0, event, at_ms }),
+                    None => serde_json::to_writer(&mut body, &Entry { seq: 0, event: &e.event, at_ms }),
                 };
-                (e.id.to_string(), body.expect("events serialise"))
+                written.expect("events serialise");
+                (e.id.to_string(), body)
             })
             .collect();
         let items: Vec<(&str, &[u8])> = bodies.iter().map(|(id, b)| (id.as_str(), b.as_slice())).collect();
