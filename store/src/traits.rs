@@ -202,9 +202,6 @@ pub trait DataStore:
 /// never restart while a client may still hold one.
 pub const LOG_COUNTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// One event of a log append: its id and its value.
-pub type LogItem<'a> = (&'a str, &'a [u8]);
-
 /// The keys of a log (`EphemeralKv::log_append`), the same on every backend.
 pub fn log_counter_key(stream: &str) -> String {
     format!("log:{stream}:head")
@@ -246,23 +243,6 @@ pub trait EphemeralKv: Send + Sync {
     /// been appended: appending them again is harmless (each id once). A value missing later has
     /// expired (the client reloads).
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>>;
-
-    /// `log_append_all` for several streams, in order: (stream, its items) each, answered stream by
-    /// stream. The embedded store writes them all in one transaction, so many accounts' events
-    /// share one durable write instead of waiting for one each (the real-time bus after a release
-    /// storm: docs/benchmarks.md); elsewhere they are appended stream after stream, and an error
-    /// leaves the streams before it appended (appending them again is harmless, as above).
-    async fn log_append_streams(
-        &self,
-        appends: &[(&str, &[LogItem<'_>])],
-        ttl: Duration,
-    ) -> Result<Vec<Vec<(u64, bool)>>> {
-        let mut out = Vec::with_capacity(appends.len());
-        for (stream, items) in appends {
-            out.push(self.log_append_all(stream, items, ttl).await?);
-        }
-        Ok(out)
-    }
 
     /// `log_append_all` of one event.
     async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {

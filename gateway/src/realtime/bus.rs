@@ -39,8 +39,6 @@ use super::log::{now_ms, EventLog, Logged};
 /// store's group commit: with 8, agents' chat replies at 1,000 a second queued for seconds
 /// (docs/benchmarks.md, "Customer-service chat"). A worker is a task and a channel: cheap.
 const WORKERS: usize = 64;
-/// Jobs a worker takes from its queue at once (`Worker::run`).
-const BATCH: usize = 256;
 /// The sweeper logs outbox events older than this (younger ones are on the fast path).
 const SWEEP_AFTER: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -147,23 +145,14 @@ impl Worker {
     }
 
     /// Logs `events` (one account's) in one append and fans out those numbered now, in order;
-    /// false if they could not be logged (they stay in the outbox).
-    async fn log_events(&self, account: AccountId, events: Vec<PendingEvent>) -> bool {
-        self.log_batch(vec![(account, events)]).await
-    }
-
-    /// Logs several accounts' events in one call of the kv and fans out those numbered now, in
-    /// order; false if they could not be logged (they stay in the outbox). One logged before (a
+    /// false if they could not be logged (they stay in the outbox). One logged before (a
     /// re-delivery) is not fanned out again: the clients had their chance at it.
-    async fn log_batch(&self, batch: Vec<(AccountId, Vec<PendingEvent>)>) -> bool {
-        let accounts: Vec<AccountId> = batch.iter().map(|(a, _)| *a).collect();
-        let n: usize = batch.iter().map(|(_, events)| events.len()).sum();
-        match self.log.append_many(batch).await {
+    async fn log_events(&self, account: AccountId, events: Vec<PendingEvent>) -> bool {
+        let n = events.len();
+        match self.log.append_all(account, events).await {
             Ok(numbered) => {
-                for (account, logged) in accounts.into_iter().zip(numbered) {
-                    for logged in logged.into_iter().flatten() {
-                        self.publish(Wire::Personal { account, logged }).await;
-                    }
+                for logged in numbered.into_iter().flatten() {
+                    self.publish(Wire::Personal { account, logged }).await;
                 }
                 true
             }
@@ -171,43 +160,9 @@ impl Worker {
             // socket fills a gap from the log at the next event, a resume gets them), and the
             // sweeper finds them all in the outbox, where a logged one is not numbered again.
             Err(err) => {
-                tracing::warn!(error = %err, accounts = accounts.len(), "event log append failed; the outbox keeps the events");
+                tracing::warn!(error = %err, %account, "event log append failed; the outbox keeps the events");
                 metrics::counter!("ws_drops_total", "reason" => "log_failed").increment(n as u64);
                 false
-            }
-        }
-    }
-
-    /// Handles jobs taken from the queue together, in order. Consecutive changes whose events are
-    /// all plain (a hold's appointment and order) are logged in one call: on the embedded store
-    /// one durable write for them all, where one each kept a release storm's events queued for a
-    /// second behind its answers (docs/benchmarks.md).
-    async fn run(&self, jobs: Vec<Job>) {
-        let mut plain: Vec<(AccountId, Vec<PendingEvent>)> = Vec::new();
-        for job in jobs {
-            match job {
-                Job::Personal(account, events) if events.iter().all(is_plain) => plain.push((account, events)),
-                other => {
-                    self.log_plain(std::mem::take(&mut plain)).await;
-                    match other {
-                        Job::Personal(account, events) => self.personal(account, events).await,
-                        Job::Topic(event, at_ms) => self.publish(Wire::Topic { event, at_ms }).await,
-                    }
-                }
-            }
-        }
-        self.log_plain(plain).await;
-    }
-
-    /// Logs changes' plain events in one call, then hands their ids to the outbox remover.
-    async fn log_plain(&self, batch: Vec<(AccountId, Vec<PendingEvent>)>) {
-        if batch.is_empty() {
-            return;
-        }
-        let ids: Vec<uuid::Uuid> = batch.iter().flat_map(|(_, events)| events.iter().map(|e| e.id)).collect();
-        if self.log_batch(batch).await {
-            for id in ids {
-                let _ = self.logged.send(id);
             }
         }
     }
@@ -215,11 +170,12 @@ impl Worker {
     async fn personal(&self, account: AccountId, events: Vec<PendingEvent>) {
         // Events that need nothing read between them (a hold's appointment and order) go in one
         // append: each append is a durable write this worker waits for.
+        let plain = |e: &PendingEvent| !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread();
         let mut rest = events.into_iter().peekable();
         while let Some(e) = rest.next() {
-            if is_plain(&e) {
+            if plain(&e) {
                 let mut run = vec![e];
-                while let Some(next) = rest.next_if(is_plain) {
+                while let Some(next) = rest.next_if(plain) {
                     run.push(next);
                 }
                 let ids: Vec<uuid::Uuid> = run.iter().map(|e| e.id).collect();
@@ -253,12 +209,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// An event that needs nothing read when it is logged (not an unread marker, not a change of
-/// the unread count, which is logged after it with the count read then).
-fn is_plain(e: &PendingEvent) -> bool {
-    !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread()
 }
 
 fn deliver(hub: &Hub, wire: Wire) {
@@ -309,9 +259,11 @@ impl Bus {
             let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
             let w = worker.clone();
             tokio::spawn(async move {
-                let mut jobs = Vec::with_capacity(BATCH);
-                while rx.recv_many(&mut jobs, BATCH).await > 0 {
-                    w.run(std::mem::replace(&mut jobs, Vec::with_capacity(BATCH))).await;
+                while let Some(job) = rx.recv().await {
+                    match job {
+                        Job::Personal(account, events) => w.personal(account, events).await,
+                        Job::Topic(event, at_ms) => w.publish(Wire::Topic { event, at_ms }).await,
+                    }
                 }
             });
             workers.push(tx);

@@ -8,7 +8,7 @@
 
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::AccountId;
-use hospital_store::{EphemeralKv, LogItem, PendingEvent, StoreError};
+use hospital_store::{EphemeralKv, PendingEvent, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,20 +51,6 @@ fn stream(a: AccountId) -> String {
     format!("acct:{a}")
 }
 
-/// The stored value of `e`: a `Logged` with a placeholder number, from the event's bytes in its
-/// outbox row when the writer kept them, into a buffer sized for them (grown from serde_json's
-/// 128 bytes it was copied three times).
-fn entry(e: &PendingEvent, at_ms: u64) -> Vec<u8> {
-    let json = e.json();
-    let mut body = Vec::with_capacity(json.map_or(512, |j| j.get().len() + 64));
-    let written = match json {
-        Some(event) => serde_json::to_writer(&mut body, &Entry { seq: 0, event, at_ms }),
-        None => serde_json::to_writer(&mut body, &Entry { seq: 0, event: &e.event, at_ms }),
-    };
-    written.expect("events serialise");
-    body
-}
-
 impl EventLog {
     pub fn new(kv: Arc<dyn EphemeralKv>) -> Self {
         Self { kv }
@@ -77,49 +63,31 @@ impl EventLog {
         account: AccountId,
         events: Vec<PendingEvent>,
     ) -> Result<Vec<Option<Logged>>, StoreError> {
-        let mut out = self.append_many(vec![(account, events)]).await?;
-        Ok(out.pop().unwrap_or_default())
-    }
-
-    /// `append_all` for several accounts' events (an account may come more than once; its
-    /// events are numbered in the order given) in one call of the kv: one transaction on the
-    /// embedded store (`EphemeralKv::log_append_streams`). Answers in the order given.
-    pub async fn append_many(
-        &self,
-        batch: Vec<(AccountId, Vec<PendingEvent>)>,
-    ) -> Result<Vec<Vec<Option<Logged>>>, StoreError> {
         let at_ms = now_ms();
         // The number is only known inside the append; the stored value carries it, so the value
         // is written with a placeholder the reader replaces (the log key is the number).
-        let streams: Vec<String> = batch.iter().map(|(account, _)| stream(*account)).collect();
-        // (event id, stored value) of each event, per account.
-        let bodies: Vec<Vec<(String, Vec<u8>)>> = batch
+        let bodies: Vec<(String, Vec<u8>)> = events
             .iter()
-            .map(|(account, events)| {
-                events
-                    .iter()
-                    .map(|e| {
-                        debug_assert_eq!(e.account, *account);
-                        (e.id.to_string(), entry(e, at_ms))
-                    })
-                    .collect()
+            .map(|e| {
+                debug_assert_eq!(e.account, account);
+                // The event's bytes from its outbox row when the writer kept them; the buffer
+                // sized for them (grown from serde_json's 128 bytes it was copied three times).
+                let json = e.json();
+                let mut body = Vec::with_capacity(json.map_or(512, |j| j.get().len() + 64));
+                let written = match json {
+                    Some(event) => serde_json::to_writer(&mut body, &Entry { seq: 0, event, at_ms }),
+                    None => serde_json::to_writer(&mut body, &Entry { seq: 0, event: &e.event, at_ms }),
+                };
+                written.expect("events serialise");
+                (e.id.to_string(), body)
             })
             .collect();
-        let items: Vec<Vec<LogItem>> =
-            bodies.iter().map(|b| b.iter().map(|(id, v)| (id.as_str(), v.as_slice())).collect()).collect();
-        let appends: Vec<(&str, &[LogItem])> =
-            streams.iter().zip(&items).map(|(stream, items)| (stream.as_str(), items.as_slice())).collect();
-        let numbers = self.kv.log_append_streams(&appends, TTL).await?;
-        Ok(batch
+        let items: Vec<(&str, &[u8])> = bodies.iter().map(|(id, b)| (id.as_str(), b.as_slice())).collect();
+        let numbers = self.kv.log_append_all(&stream(account), &items, TTL).await?;
+        Ok(events
             .into_iter()
             .zip(numbers)
-            .map(|((_, events), numbers)| {
-                events
-                    .into_iter()
-                    .zip(numbers)
-                    .map(|(e, (seq, fresh))| fresh.then_some(Logged { seq, event: e.event, at_ms }))
-                    .collect()
-            })
+            .map(|(e, (seq, fresh))| fresh.then_some(Logged { seq, event: e.event, at_ms }))
             .collect())
     }
 
@@ -180,29 +148,5 @@ mod tests {
         assert_eq!(back, [(1, plain.event), (2, encoded.event.clone())]);
         // Logged again (a sweep after a crash): not numbered twice.
         assert_eq!(log.append_all(account, vec![encoded]).await.unwrap(), [None]);
-    }
-
-    #[tokio::test]
-    async fn several_accounts_in_one_call_are_each_numbered_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::new(Arc::new(hospital_store::embedded::EmbeddedStore::open(dir.path()).unwrap()));
-        let (a, b) = (AccountId::new(), AccountId::new());
-        let event = |account, count| PendingEvent::new(account, PersonalEvent::Unread(UnreadCount { count }));
-        let (a1, a2, a3, b1) = (event(a, 1), event(a, 2), event(a, 3), event(b, 1));
-        let batch = vec![(a, vec![a1.clone(), a2]), (b, vec![b1]), (a, vec![a3, a1])];
-        let got = log.append_many(batch).await.unwrap();
-        let seqs: Vec<Vec<Option<u64>>> =
-            got.iter().map(|l| l.iter().map(|l| l.as_ref().map(|l| l.seq)).collect()).collect();
-        assert_eq!(seqs, [vec![Some(1), Some(2)], vec![Some(1)], vec![Some(3), None]], "a repeat takes no number");
-        let Since::Events(back) = log.range(a, 1, 3).await.unwrap() else { panic!("kept") };
-        let counts: Vec<usize> = back
-            .iter()
-            .map(|l| match l.event {
-                PersonalEvent::Unread(UnreadCount { count }) => count,
-                _ => unreachable!(),
-            })
-            .collect();
-        assert_eq!(counts, [1, 2, 3], "the account's events in the order given");
-        assert_eq!(log.head(b).await.unwrap(), 1);
     }
 }

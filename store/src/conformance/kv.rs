@@ -107,24 +107,6 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
     let values = kv.log_range(&stream, 21, 22).await.unwrap();
     assert_eq!(values, vec![Some(b"one".to_vec()), Some(b"two".to_vec())], "each value under its number");
     assert_eq!(kv.log_append_all(&stream, &[], Duration::from_secs(60)).await.unwrap(), vec![]);
-    // Several streams in one call, a stream twice among them: each numbered after its own head,
-    // in the order given; an id seen before keeps its number.
-    let other = unique("log");
-    let (o1, o2, o3) = (format!("{other}-1"), format!("{other}-2"), format!("{other}-3"));
-    let first: [(&str, &[u8]); 2] = [(&o1, b"a"), (&m2, b"again")];
-    let second: [(&str, &[u8]); 1] = [(&o2, b"b")];
-    let third: [(&str, &[u8]); 2] = [(&o3, b"c"), (&o1, b"a twice")];
-    let appends: [(&str, &[crate::traits::LogItem]); 3] = [(&other, &first), (&stream, &second), (&other, &third)];
-    let got = kv.log_append_streams(&appends, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(got, vec![vec![(1, true), (22, false)], vec![(23, true)], vec![(2, true), (1, false)]]);
-    assert_eq!((kv.log_head(&other).await.unwrap(), kv.log_head(&stream).await.unwrap()), (2, 23));
-    assert_eq!(
-        kv.log_range(&other, 1, 2).await.unwrap(),
-        vec![Some(b"a".to_vec()), Some(b"c".to_vec())],
-        "each stream's values under its own numbers"
-    );
-    assert_eq!(kv.log_range(&stream, 23, 23).await.unwrap(), vec![Some(b"b".to_vec())]);
-    assert_eq!(kv.log_append_streams(&[], Duration::from_secs(60)).await.unwrap(), Vec::<Vec<(u64, bool)>>::new());
 
     // Expiry.
     let e = unique("e");

@@ -5,56 +5,15 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
-use super::engine::{Reader, WriteCtx};
+use super::engine::Reader;
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
 use crate::error::Result;
-use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LogItem, LOG_COUNTER_TTL};
+use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LOG_COUNTER_TTL};
 
 fn k(key: &str) -> Key {
     Key::new().str(key)
-}
-
-/// One stream's part of a log append, its keys made before the writer runs it.
-struct StreamAppend {
-    stream: String,
-    head: Key,
-    items: Vec<(Key, Vec<u8>)>,
-}
-
-impl StreamAppend {
-    fn new(stream: &str, items: &[LogItem<'_>]) -> Self {
-        Self {
-            stream: stream.to_string(),
-            head: k(&log_counter_key(stream)),
-            items: items.iter().map(|(id, v)| (k(&log_id_key(id)), v.to_vec())).collect(),
-        }
-    }
-
-    /// Numbers the items after the stream's head, inside the writer's transaction.
-    fn apply(self, ctx: &mut WriteCtx<'_>, ttl: Duration) -> Result<Vec<(u64, bool)>> {
-        let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
-        let mut n = ctx.get_raw(KV_ENTRIES, self.head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0);
-        let first = n;
-        let mut out = Vec::with_capacity(self.items.len());
-        for (id, value) in self.items {
-            // An id seen before (in the store, or earlier in this transaction: the closure reads
-            // its own writes) keeps its first number.
-            if let Some(seen) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
-                out.push((seen, false));
-                continue;
-            }
-            n += 1;
-            ctx.put_raw(KV_ENTRIES, k(&log_value_key(&self.stream, n)).into_bytes(), value, Some(ttl));
-            ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
-            out.push((n, true));
-        }
-        if n != first {
-            ctx.put_raw(KV_ENTRIES, self.head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
-        }
-        Ok(out)
-    }
 }
 
 #[async_trait]
@@ -143,20 +102,34 @@ impl EphemeralKv for EmbeddedStore {
     }
 
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
-        let mut out = self.log_append_streams(&[(stream, items)], ttl).await?;
-        Ok(out.pop().unwrap_or_default())
-    }
-
-    async fn log_append_streams(
-        &self,
-        appends: &[(&str, &[LogItem<'_>])],
-        ttl: Duration,
-    ) -> Result<Vec<Vec<(u64, bool)>>> {
-        let appends: Vec<StreamAppend> =
-            appends.iter().map(|(stream, items)| StreamAppend::new(stream, items)).collect();
-        // One closure: every number, its value and its id marker, of every stream, commit
-        // together or not at all.
-        self.engine.write(move |ctx| appends.into_iter().map(|a| a.apply(ctx, ttl)).collect()).await
+        let head = k(&log_counter_key(stream));
+        let items: Vec<(Key, Vec<u8>)> = items.iter().map(|(id, v)| (k(&log_id_key(id)), v.to_vec())).collect();
+        let stream = stream.to_string();
+        // One closure: every number, its value and its id marker commit together or not at all.
+        self.engine
+            .write(move |ctx| {
+                let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+                let mut n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0);
+                let first = n;
+                let mut out = Vec::with_capacity(items.len());
+                for (id, value) in items {
+                    // An id seen before (in the store, or earlier in this list: the closure reads
+                    // its own writes) keeps its first number.
+                    if let Some(seen) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
+                        out.push((seen, false));
+                        continue;
+                    }
+                    n += 1;
+                    ctx.put_raw(KV_ENTRIES, k(&log_value_key(&stream, n)).into_bytes(), value, Some(ttl));
+                    ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
+                    out.push((n, true));
+                }
+                if n != first {
+                    ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
+                }
+                Ok(out)
+            })
+            .await
     }
 
     async fn log_range(&self, stream: &str, from: u64, to: u64) -> Result<Vec<Option<Vec<u8>>>> {
