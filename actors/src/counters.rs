@@ -13,6 +13,10 @@ use metrics::Counter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
+/// For `count!` in crates that do not name `metrics` themselves.
+#[doc(hidden)]
+pub use metrics;
+
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Says the process's recorder is installed: handles looked up from now on are kept.
@@ -36,8 +40,8 @@ pub fn increment(cell: &'static OnceLock<Counter>, register: impl FnOnce() -> Co
 #[macro_export]
 macro_rules! count {
     ($name:literal) => {{
-        static HANDLE: ::std::sync::OnceLock<::metrics::Counter> = ::std::sync::OnceLock::new();
-        $crate::counters::increment(&HANDLE, || ::metrics::counter!($name));
+        static HANDLE: ::std::sync::OnceLock<$crate::counters::metrics::Counter> = ::std::sync::OnceLock::new();
+        $crate::counters::increment(&HANDLE, || $crate::counters::metrics::counter!($name));
     }};
 }
 

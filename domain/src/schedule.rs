@@ -100,20 +100,24 @@ pub struct SlotId {
     pub segment: u16,
 }
 
-/// The same text as `Display`, written on the stack: every appointment row, live event and
-/// answer carries a slot id, and going through `to_string` cost an allocation and the uuid's
-/// `Display` each.
-impl Serialize for SlotId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl SlotId {
+    /// `<session uuid>.<segment>` written into `buf` (36 for the uuid, a dot, at most 5 digits):
+    /// the text of both `Display` and `Serialize`, on the stack (every appointment row, live
+    /// event and answer carries a slot id; `to_string` cost an allocation each).
+    fn text<'b>(&self, buf: &'b mut [u8; 42]) -> &'b str {
         use std::io::Write;
-        // 36 for the uuid, a dot, at most 5 digits.
-        let mut buf = [0u8; 42];
         self.session_id.0.hyphenated().encode_lower(&mut buf[..36]);
         buf[36] = b'.';
         let mut rest = &mut buf[37..];
         write!(rest, "{}", self.segment).expect("a u16 fits in 5 bytes");
         let len = 42 - rest.len();
-        s.serialize_str(std::str::from_utf8(&buf[..len]).expect("ASCII"))
+        std::str::from_utf8(&buf[..len]).expect("ASCII")
+    }
+}
+
+impl Serialize for SlotId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.text(&mut [0u8; 42]))
     }
 }
 
@@ -130,7 +134,7 @@ impl utoipa::ToSchema for SlotId {}
 
 impl fmt::Display for SlotId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.session_id, self.segment)
+        f.write_str(self.text(&mut [0u8; 42]))
     }
 }
 

@@ -202,7 +202,7 @@ pub trait DataStore:
 /// never restart while a client may still hold one.
 pub const LOG_COUNTER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The keys of a log (`EphemeralKv::log_append`), the same on every backend.
+/// The keys of a log (`EphemeralKv::log_append_all`), the same on every backend.
 pub fn log_counter_key(stream: &str) -> String {
     format!("log:{stream}:head")
 }
@@ -243,12 +243,6 @@ pub trait EphemeralKv: Send + Sync {
     /// been appended: appending them again is harmless (each id once). A value missing later has
     /// expired (the client reloads).
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>>;
-
-    /// `log_append_all` of one event.
-    async fn log_append(&self, stream: &str, event_id: &str, value: &[u8], ttl: Duration) -> Result<(u64, bool)> {
-        let got = self.log_append_all(stream, &[(event_id, value)], ttl).await?;
-        got.first().copied().ok_or_else(|| crate::StoreError::Engine("the log answered nothing for one event".into()))
-    }
 
     /// The latest number of the log `stream` (0 if none).
     async fn log_head(&self, stream: &str) -> Result<u64> {

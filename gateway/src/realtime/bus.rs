@@ -327,29 +327,18 @@ impl Bus {
     }
 
     /// Hands events to their accounts' workers, keeping each account's order.
-    fn dispatch(&self, events: Vec<PendingEvent>) {
-        // A change's few events (a hold's two, the usual call) are searched; a durable batch of
-        // up to 512 holds of as many accounts is looked up.
-        let mut by_account: Vec<(AccountId, Vec<PendingEvent>)> = Vec::new();
-        let mut index: Option<std::collections::HashMap<AccountId, usize>> =
-            (events.len() > 16).then(|| std::collections::HashMap::with_capacity(events.len()));
-        for e in events {
-            let found = match &index {
-                Some(index) => index.get(&e.account).copied(),
-                None => by_account.iter().position(|(a, _)| *a == e.account),
-            };
-            match found {
-                Some(i) => by_account[i].1.push(e),
-                None => {
-                    if let Some(index) = &mut index {
-                        index.insert(e.account, by_account.len());
-                    }
-                    by_account.push((e.account, vec![e]));
-                }
+    fn dispatch(&self, mut events: Vec<PendingEvent>) {
+        // Grouped by a stable sort (each account's events keep their order): a change's few
+        // events and a sweep's thousands alike, without a map.
+        events.sort_by_key(|e| e.account);
+        let mut rest = events.into_iter().peekable();
+        while let Some(e) = rest.next() {
+            let account = e.account;
+            let mut run = vec![e];
+            while let Some(next) = rest.next_if(|n| n.account == account) {
+                run.push(next);
             }
-        }
-        for (account, events) in by_account {
-            let _ = self.worker(account.0.as_bytes()).send(Job::Personal(account, events));
+            let _ = self.worker(account.0.as_bytes()).send(Job::Personal(account, run));
         }
     }
 

@@ -17,21 +17,15 @@ use std::time::Duration;
 pub const KEEP: u64 = 500;
 const TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// A personal event with its number: what the log keeps and sockets send.
+/// A personal event with its number: what the log keeps and sockets send. The log writes it
+/// from a borrowed event (`Logged<&RawValue>`, the event's bytes from its outbox row, or
+/// `Logged<&PersonalEvent>`): the same text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Logged {
+pub struct Logged<E = PersonalEvent> {
     pub seq: u64,
-    pub event: PersonalEvent,
+    pub event: E,
     /// When it was logged (unix ms), for the fan-out latency metric.
     pub at_ms: u64,
-}
-
-/// What the log stores: a `Logged` written from a borrowed event (its JSON text, or the event).
-#[derive(Serialize)]
-struct Entry<'a, E: Serialize + ?Sized> {
-    seq: u64,
-    event: &'a E,
-    at_ms: u64,
 }
 
 #[derive(Clone)]
@@ -75,8 +69,8 @@ impl EventLog {
                 let json = e.json();
                 let mut body = Vec::with_capacity(json.map_or(512, |j| j.get().len() + 64));
                 let written = match json {
-                    Some(event) => serde_json::to_writer(&mut body, &Entry { seq: 0, event, at_ms }),
-                    None => serde_json::to_writer(&mut body, &Entry { seq: 0, event: &e.event, at_ms }),
+                    Some(event) => serde_json::to_writer(&mut body, &Logged { seq: 0, event, at_ms }),
+                    None => serde_json::to_writer(&mut body, &Logged { seq: 0, event: &e.event, at_ms }),
                 };
                 written.expect("events serialise");
                 (e.id.to_string(), body)

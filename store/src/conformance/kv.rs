@@ -78,7 +78,7 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
             let (kv, stream) = (kv.clone(), stream.clone());
             tokio::spawn(async move {
                 let id = format!("{stream}-ev{}", i % 20);
-                kv.log_append(&stream, &id, id.as_bytes(), Duration::from_secs(60)).await.unwrap()
+                kv.log_append_all(&stream, &[(&id, id.as_bytes())], Duration::from_secs(60)).await.unwrap()[0]
             })
         })
         .collect();
@@ -94,12 +94,13 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
     assert_eq!(kv.log_head(&stream).await.unwrap(), 20);
     let values = kv.log_range(&stream, 1, 20).await.unwrap();
     assert!(values.iter().all(|v| v.is_some()), "every number has its value");
-    let again = kv.log_append(&stream, &format!("{stream}-ev3"), b"x", Duration::from_secs(60)).await.unwrap();
+    let ev3 = format!("{stream}-ev3");
+    let again = kv.log_append_all(&stream, &[(&ev3, b"x")], Duration::from_secs(60)).await.unwrap()[0];
     assert!(!again.1 && values[again.0 as usize - 1].as_deref() == Some(format!("{stream}-ev3").as_bytes()));
     assert_eq!(kv.log_range(&stream, 21, 22).await.unwrap(), vec![None, None], "past the head: nothing");
     // Several at once: numbered after the rest in their order; an id seen before (earlier in
     // the same list too) keeps its first number and takes none.
-    let (m1, m2, ev3) = (format!("{stream}-m1"), format!("{stream}-m2"), format!("{stream}-ev3"));
+    let (m1, m2) = (format!("{stream}-m1"), format!("{stream}-m2"));
     let items: [(&str, &[u8]); 4] = [(&m1, b"one"), (&ev3, b"y"), (&m2, b"two"), (&m1, b"z")];
     let got = kv.log_append_all(&stream, &items, Duration::from_secs(60)).await.unwrap();
     assert_eq!(got, vec![(21, true), (again.0, false), (22, true), (21, false)]);
