@@ -35,6 +35,8 @@ struct Inner {
     shut_down: AtomicBool,
     /// What the schedule actors running here say refuses a hold (`schedule::gate`).
     gate: crate::schedule::AvailabilityGate,
+    /// Whose booking decision is in progress here (`patient::person_lock`).
+    persons: crate::patient::PersonLocks,
 }
 
 impl std::fmt::Debug for ActorSystem {
@@ -86,7 +88,15 @@ impl ActorSystem {
     /// A handle for a new tree with a name of its own; `tree` starts the tree under it.
     pub(crate) fn new(config: ActorConfig) -> Self {
         let prefix = format!("hospital-{}", NEXT_SYSTEM.fetch_add(1, Ordering::Relaxed));
-        Self { inner: Arc::new(Inner { prefix, config, shut_down: AtomicBool::new(false), gate: Default::default() }) }
+        Self {
+            inner: Arc::new(Inner {
+                prefix,
+                config,
+                shut_down: AtomicBool::new(false),
+                gate: Default::default(),
+                persons: Default::default(),
+            }),
+        }
     }
 
     /// The actor system's configuration (its clocks and rules).
@@ -100,6 +110,12 @@ impl ActorSystem {
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// The persons with a booking decision in progress on this node (taken by the accounts'
+    /// actors around the real-name rules and the hold).
+    pub(crate) fn persons(&self) -> &crate::patient::PersonLocks {
+        &self.inner.persons
     }
 
     /// This node's availability gate (kept by the schedule actors, read by `book`).

@@ -342,3 +342,78 @@ async fn release_storm_and_two_devices() {
     assert_eq!(listed.as_array().unwrap().len(), at_a);
     eprintln!("storm: whole test {:?}", test_started.elapsed());
 }
+
+/// One person under two accounts (a patient's own and a parent's: 家庭成员), both booking the
+/// person at two doctors of one department at the same instant. The real-name rule is the
+/// person's, not the account's: exactly one of each pair gets through. (Each account has its own
+/// actor, so the accounts' actors alone do not keep the two attempts apart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_under_two_accounts_books_once_per_department_day() {
+    const PERSONS: u32 = 200;
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let departments = departments_with_doctors(&s).await;
+    let (doc_a, doc_b) = departments
+        .iter()
+        .find(|(_, d)| d.len() >= 2)
+        .map(|(_, d)| (d[0].clone(), d[1].clone()))
+        .expect("a department with two doctors");
+    let date = ahead(21);
+
+    // The person's own account, and a second account holding the same ID number as its parent.
+    let own: Vec<Person> =
+        stream::iter(0..PERSONS).map(|i| person(&s, 300_000 + i)).buffered(SETUP_CONCURRENCY).collect().await;
+    let parents: Vec<Person> = stream::iter(0..PERSONS)
+        .map(|i| {
+            let s = &s;
+            async move {
+                let token = s.login(&phone(400_000 + i)).await;
+                let body = json!({ "name": "张三", "id_card_no": crate::booking_flow::id_card(300_000 + i), "relation": "parent" });
+                let p = ok_json(s.post("/api/v1/me/patients", Some(&token), body).await).await;
+                Person { token, patient_id: p["id"].as_str().expect("patient id").to_string() }
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let client = storm_client();
+    warm_up(&client, &s, 2 * PERSONS as usize).await;
+
+    // Ample places at both doctors: a refusal can only be the rule.
+    let release = Utc::now() + chrono::Duration::seconds(3);
+    let (_, slots_a) = create_session(&s, &admin, &doc_a, date, 60, PERSONS + 50, Some(release)).await;
+    let (_, slots_b) = create_session(&s, &admin, &doc_b, date, 60, PERSONS + 50, Some(release)).await;
+    assert!(Utc::now() < release, "setup ran past the release time");
+    wait_until_after(release).await;
+
+    let shots = own.iter().zip(&parents).flat_map(|(o, p)| {
+        [
+            fire(&client, &s, &o.token, &slots_a[0], &o.patient_id),
+            fire(&client, &s, &p.token, &slots_b[0], &p.patient_id),
+        ]
+    });
+    let outcomes: Vec<Outcome> = futures::future::join_all(shots).await;
+    let (mut both, mut none, mut rule) = (0, 0, 0);
+    for (i, pair) in outcomes.chunks(2).enumerate() {
+        let ok = pair.iter().filter(|o| o.status == Some(201)).count();
+        both += usize::from(ok == 2);
+        none += usize::from(ok == 0);
+        for o in pair.iter().filter(|o| o.status != Some(201)) {
+            assert_eq!(o.status, Some(409), "person {i}: {:?} {:?}", o.transport_error, o.body);
+            assert_eq!(
+                (o.code.as_deref(), o.reason.as_deref()),
+                (Some("rule_violation"), Some("one_per_department_day")),
+                "person {i}: {:?}",
+                o.body
+            );
+            rule += 1;
+        }
+    }
+    eprintln!(
+        "one person, two accounts: {PERSONS} persons, both booked {both}, neither {none}, refused by the rule {rule}; {}",
+        latencies(&outcomes.iter().collect::<Vec<_>>())
+    );
+    assert_eq!(both, 0, "never two bookings of one person in one department on one day");
+    assert_eq!(none, 0);
+    assert_eq!(rule, PERSONS as usize);
+}
