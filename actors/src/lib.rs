@@ -42,6 +42,7 @@ pub mod patient;
 pub mod payment;
 pub mod pipeline;
 pub mod queue;
+mod real_name;
 pub mod reconcile;
 pub mod schedule;
 pub mod supervisor;

@@ -784,3 +784,68 @@ async fn cancel_stop_waitlist_reschedule_and_access() {
     let ids: BTreeSet<&str> = listed.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, BTreeSet::from([new_id.as_str()]), "{listed}");
 }
+
+/// (j) A waitlist offer keeps the real-name rules: W1 waits for doctor A's only place, then books
+/// doctor B of the same department on the same day; when A's place frees, W1 (who may not hold
+/// two bookings in one department on one day) leaves the line with a message and the place goes
+/// to W2, next in line.
+#[tokio::test]
+async fn a_waitlist_offer_passes_over_who_booked_the_department_that_day() {
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let (doc_a, doc_b) = departments_with_doctors(&s)
+        .await
+        .into_iter()
+        .find(|(_, d)| d.len() >= 2)
+        .map(|(_, d)| (d[0].clone(), d[1].clone()))
+        .expect("a department with two doctors");
+    let date = ahead(23);
+    let (session_a, slots_a) = create_session(&s, &admin, &doc_a, date, 30, 1, None).await;
+    let (_, slots_b) = create_session(&s, &admin, &doc_b, date, 30, 5, None).await;
+    let (holder, w1, w2) = (person(&s, 71).await, person(&s, 72).await, person(&s, 73).await);
+    let held = book_ok(&s, &holder, &slots_a[0]).await;
+    for (i, w) in [&w1, &w2].into_iter().enumerate() {
+        conflict(book(&s, w, &slots_a[0]).await, "sold_out").await;
+        let r = s
+            .post(
+                &format!("/api/v1/sessions/{session_a}/waitlist"),
+                Some(&w.token),
+                json!({ "patient_id": w.patient_id }),
+            )
+            .await;
+        assert_eq!(expect_json(r, 201).await["position"], i + 1);
+    }
+    // While waiting at A, W1 takes a place at B (allowed: a waitlist entry is not a booking).
+    let at_b = book_ok(&s, &w1, &slots_b[0]).await;
+
+    let r = s
+        .post_empty(
+            &format!("/api/v1/appointments/{}/cancel", held["appointment"]["id"].as_str().unwrap()),
+            Some(&holder.token),
+        )
+        .await;
+    ok_json(r).await;
+    let (sr, w2r) = (&s, &w2);
+    let offered = eventually("W2's offer", Duration::from_secs(10), move || async move {
+        let list = sr.get_json("/api/v1/appointments", Some(&w2r.token)).await;
+        match live(&list).as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(list.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(offered["from_waitlist"], true, "{offered}");
+    assert_eq!(offered["slot_id"], slots_a[0].as_str(), "{offered}");
+    // W1 still has exactly the booking at B, and was told why the offer passed them over.
+    let list = s.get_json("/api/v1/appointments", Some(&w1.token)).await;
+    let l = live(&list);
+    assert_eq!(l.len(), 1, "{list}");
+    assert_eq!(l[0]["id"], at_b["appointment"]["id"], "{list}");
+    let msgs = messages(&s, &w1).await;
+    let passed: Vec<&Value> = msgs.iter().filter(|m| m["title"] == "候补未成功").collect();
+    assert_eq!(passed.len(), 1, "{msgs:?}");
+    assert!(passed[0]["body"].as_str().unwrap().contains("当日已有该科室的预约"), "{msgs:?}");
+    assert_eq!(count_kind(&msgs, "waitlist_offer"), 0, "{msgs:?}");
+    assert_eq!(session_view(&s, &doc_a, date, &session_a).await["waiting"], 0);
+    assert_eq!(remaining(&s, &doc_a, date, &session_a).await, vec![0]);
+}

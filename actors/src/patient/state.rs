@@ -1,8 +1,8 @@
 //! One account's patients in memory (`PatientState`) and its operations: adding and removing
 //! patients, and booking, rescheduling and waitlists after the real-name rules (BOOK-6).
 
-use chrono::{Datelike, Duration as Days, Utc};
-use hospital_domain::appointment::{Appointment, AppointmentStatus};
+use chrono::Utc;
+use hospital_domain::appointment::Appointment;
 use hospital_domain::booking::{BookError, WaitEntry};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
@@ -71,73 +71,6 @@ impl PatientState {
         self.patients.iter().find(|p| p.id == id).ok_or(BookingError::NoSuchPatient)
     }
 
-    /// The real-name rules (BOOK-6) for `person` booking in `department` on `date`, read from
-    /// the person's appointments across all accounts. `moving` is an appointment being moved,
-    /// which does not count against its own move.
-    async fn check_rules(
-        &self,
-        person: &str,
-        department: hospital_domain::DepartmentId,
-        date: chrono::NaiveDate,
-        moving: Option<AppointmentId>,
-    ) -> Result<(), BookingError> {
-        let cfg = &self.ctx.config;
-        let window = Days::from_std(cfg.no_show_window).unwrap_or(Days::days(90));
-        let from = (date - window).min(date - Days::days(7));
-        let to = date + Days::days(7);
-        let history = self.ctx.stores.data.appointments_of_person(person, from, to).await?;
-        let live = |a: &&Appointment| {
-            Some(a.id) != moving
-                && matches!(
-                    a.status,
-                    AppointmentStatus::Held | AppointmentStatus::Confirmed | AppointmentStatus::CheckedIn
-                )
-        };
-        if history.iter().filter(live).any(|a| a.department_id == department && a.date == date) {
-            return Err(BookingError::Rule {
-                reason: "one_per_department_day",
-                message: "this person already has a booking in this department on this day".into(),
-            });
-        }
-        let week = date.iso_week();
-        let this_week = history
-            .iter()
-            .filter(|a| Some(a.id) != moving && a.date.iso_week() == week)
-            .filter(|a| {
-                matches!(
-                    a.status,
-                    AppointmentStatus::Held
-                        | AppointmentStatus::Confirmed
-                        | AppointmentStatus::CheckedIn
-                        | AppointmentStatus::Seen
-                )
-            })
-            .count();
-        if this_week >= cfg.weekly_cap {
-            return Err(BookingError::Rule {
-                reason: "weekly_cap",
-                message: format!("at most {} bookings per person per week", cfg.weekly_cap),
-            });
-        }
-        let today = cfg.zone.local_date(Utc::now());
-        let missed: Vec<_> = history
-            .iter()
-            .filter(|a| a.status == AppointmentStatus::Missed && a.date > today - window)
-            .map(|a| a.date)
-            .collect();
-        if missed.len() >= cfg.no_show_limit {
-            let last = missed.iter().max().copied().unwrap_or(today);
-            let until = last + Days::from_std(cfg.no_show_ban).unwrap_or(Days::days(30));
-            if today < until {
-                return Err(BookingError::Rule {
-                    reason: "no_show_ban",
-                    message: format!("{} missed appointments: booking is suspended until {until}", missed.len()),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Asks the doctor's schedule actor (a message it never received is sent to its successor).
     async fn schedule_call<T: Send + 'static>(
         &self,
@@ -188,7 +121,7 @@ impl PatientState {
         };
         // The person's turn, from the rules' read to the hold's durable answer (`person_lock`).
         let _turn = self.ctx.system.persons().turn(&person).await;
-        self.check_rules(&person, facts.department, facts.date, None).await?;
+        crate::real_name::check(&self.ctx, &person, facts.department, facts.date, None).await?;
         let booker = Booker { account_id: self.account, patient_id, person, patient_name, idempotency_key: key };
         self.schedule_call(facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
     }
@@ -205,7 +138,7 @@ impl PatientState {
             return Err(BookingError::OtherDoctor);
         }
         let _turn = self.ctx.system.persons().turn(&current.person).await;
-        self.check_rules(&current.person, target.department_id, target.date, Some(id)).await?;
+        crate::real_name::check(&self.ctx, &current.person, target.department_id, target.date, Some(id)).await?;
         let account = self.account;
         self.schedule_call(current.doctor_id, |reply| ScheduleMsg::Move { appointment: id, account, slot, reply }).await
     }
@@ -218,7 +151,7 @@ impl PatientState {
         let p = self.patient(patient)?.clone();
         let s = self.ctx.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
         let _turn = self.ctx.system.persons().turn(&p.id_card_index).await;
-        self.check_rules(&p.id_card_index, s.department_id, s.date, None).await?;
+        crate::real_name::check(&self.ctx, &p.id_card_index, s.department_id, s.date, None).await?;
         let entry = WaitEntry {
             account_id: self.account,
             patient_id: p.id,

@@ -154,14 +154,14 @@ impl Actor for ScheduleActor {
                     }
                 }
             }
-            ScheduleMsg::Cancel { appointment, account, reply } => match state.cancel(appointment, account) {
+            ScheduleMsg::Cancel { appointment, account, reply } => match state.cancel(appointment, account).await {
                 Ok((w, effects, a)) => state.persist(w, effects, Some(reply), Ok(a)),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
             },
             ScheduleMsg::Move { appointment, account, slot, reply } => {
-                match state.move_to(appointment, account, slot) {
+                match state.move_to(appointment, account, slot).await {
                     Ok((w, a)) => state.persist(w, vec![], Some(reply), Ok(a)),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -202,7 +202,7 @@ impl Actor for ScheduleActor {
                 match r {
                     Ok(s) => {
                         let mut w = BookingWrite { sessions: vec![s.clone()], ..Default::default() };
-                        state.offer(session, &mut w);
+                        state.offer(session, &mut w).await;
                         state.persist(w, vec![], Some(reply), Ok(s));
                     }
                     Err(e) => {
@@ -210,12 +210,14 @@ impl Actor for ScheduleActor {
                     }
                 }
             }
-            ScheduleMsg::SetSegments { session, segments, reply } => match state.set_segments(session, segments) {
-                Ok((w, answer)) => state.persist(w, vec![], Some(reply), Ok(answer)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+            ScheduleMsg::SetSegments { session, segments, reply } => {
+                match state.set_segments(session, segments).await {
+                    Ok((w, answer)) => state.persist(w, vec![], Some(reply), Ok(answer)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-            },
+            }
             ScheduleMsg::StopSession { session, reply } => match state.stop(session) {
                 Ok((w, effects, report)) => state.persist(w, effects, Some(reply), Ok(report)),
                 Err(e) => {
@@ -276,7 +278,7 @@ impl Actor for ScheduleActor {
                 panic!("fault injected into schedule actor {}", state.doctor);
             }
             ScheduleMsg::ExpireTick => {
-                if let Some((w, effects)) = state.expire_due() {
+                if let Some((w, effects)) = state.expire_due().await {
                     state.persist::<()>(w, effects, None, Ok(()));
                 }
             }

@@ -159,11 +159,15 @@ impl ScheduleState {
         (self.doctor, session, list)
     }
 
-    /// Offers freed places in `session` to its waitlist, adding the offers to `w`.
-    pub(super) fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
+    /// Offers freed places in `session` to its waitlist, adding the offers to `w`. Those first in
+    /// line whom the real-name rules no longer allow a place here (they booked in the department
+    /// that day since they joined, reached the weekly cap, or were banned) leave the line first,
+    /// told why; the places go to those after them.
+    pub(super) async fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
         let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
+        let Some(before) = self.book.session(session).map(|b| b.waitlist.len()) else { return };
+        self.screen_waitlist(session, w).await;
         let Some(b) = self.book.session_mut(session) else { return };
-        let before = b.waitlist.len();
         let offers = b.offer_to_waitlist(Utc::now(), hold_for, || (AppointmentId::new(), OrderId::new()));
         if offers.is_empty() && before == b.waitlist.len() {
             return;
@@ -187,6 +191,62 @@ impl ScheduleState {
             w.appointments.push(a);
         }
         w.waitlists.push(self.waitlist_write(session));
+    }
+
+    /// Takes off `session`'s waitlist those who would be offered its free places but whom the
+    /// real-name rules now refuse, with a message each. The store is read for the first in line
+    /// only (as many as there are places), again after each removal, so a long line costs
+    /// nothing when places are few. A read that fails leaves the line as it is: they met the
+    /// rules when they joined, and a place is better offered than lost.
+    async fn screen_waitlist(&mut self, session: SessionId, w: &mut BookingWrite) {
+        let now = Utc::now();
+        loop {
+            let Some(b) = self.book.session(session) else { return };
+            if b.session.status == hospital_domain::schedule::SessionStatus::Stopped || now < b.session.release_at {
+                return;
+            }
+            let free: u32 = b.remaining_all().iter().sum();
+            let head: Vec<WaitEntry> = b.waitlist.iter().take(free as usize).cloned().collect();
+            let (department, date) = (b.session.department_id, b.session.date);
+            let mut refused = Vec::new();
+            for e in head {
+                if let Err(BookingError::Rule { reason, .. }) =
+                    crate::real_name::check(&self.ctx, &e.person, department, date, None).await
+                {
+                    refused.push((e, reason));
+                }
+            }
+            let Some(b) = self.book.session_mut(session) else { return };
+            let mut removed = false;
+            for (e, reason) in refused {
+                if !b.leave_waitlist(e.patient_id) {
+                    continue;
+                }
+                removed = true;
+                metrics::counter!("booking_waitlist_screened_out_total").increment(1);
+                let why = match reason {
+                    "one_per_department_day" => "当日已有该科室的预约",
+                    "weekly_cap" => "本周预约已达上限",
+                    _ => "因爽约暂停预约",
+                };
+                w.messages.push(Message::new(
+                    e.account_id,
+                    MessageKind::BookingFailure,
+                    "候补未成功",
+                    format!(
+                        "{} {} 有号了，但{}{why}，不能再预约，已退出候补。",
+                        date,
+                        b.session.period.label(),
+                        e.patient_name
+                    ),
+                    None,
+                    now,
+                ));
+            }
+            if !removed {
+                return;
+            }
+        }
     }
 
     pub(super) fn hold(
@@ -270,7 +330,7 @@ impl ScheduleState {
         Ok((BookingWrite { appointments: vec![a.clone()], messages: vec![msg], ..Default::default() }, a))
     }
 
-    pub(super) fn cancel(
+    pub(super) async fn cancel(
         &mut self,
         id: AppointmentId,
         account: Option<AccountId>,
@@ -301,11 +361,11 @@ impl ScheduleState {
             _ => Effect::Refund { order: a.order_id, reason: "预约取消".into() },
         };
         let mut w = BookingWrite { appointments: vec![a.clone()], ..Default::default() };
-        self.offer(session, &mut w);
+        self.offer(session, &mut w).await;
         Ok((w, vec![effect], a))
     }
 
-    pub(super) fn move_to(
+    pub(super) async fn move_to(
         &mut self,
         id: AppointmentId,
         account: AccountId,
@@ -365,7 +425,7 @@ impl ScheduleState {
         if had_waiting {
             w.waitlists.push(self.waitlist_write(slot.session_id));
         }
-        self.offer(from_session, &mut w);
+        self.offer(from_session, &mut w).await;
         Ok((w, new))
     }
 
@@ -374,7 +434,7 @@ impl ScheduleState {
     /// appointment's row is unchanged: its time is its segment's). Appointments keep their
     /// segment and place, and segments stay in time order, so the queue's order (by segment and
     /// place) stays the order of the new times.
-    pub(super) fn set_segments(
+    pub(super) async fn set_segments(
         &mut self,
         session: SessionId,
         segments: Vec<Segment>,
@@ -405,7 +465,7 @@ impl ScheduleState {
             w.events.push(PendingEvent::new(a.account_id, PersonalEvent::Appointment(a.into())));
         }
         // Places a larger quota freed go to the waitlist first, as with 加号.
-        self.offer(session, &mut w);
+        self.offer(session, &mut w).await;
         metrics::counter!("booking_session_retimed_total").increment(1);
         Ok((w, (s, moved)))
     }
@@ -456,7 +516,7 @@ impl ScheduleState {
         Ok((w, effects, StopReport { cancelled, refunds, waitlist_cleared: waiting.len() }))
     }
 
-    pub(super) fn expire_due(&mut self) -> Option<(BookingWrite, Vec<Effect>)> {
+    pub(super) async fn expire_due(&mut self) -> Option<(BookingWrite, Vec<Effect>)> {
         let now = Utc::now();
         let mut w = BookingWrite::default();
         let mut effects = Vec::new();
@@ -481,7 +541,7 @@ impl ScheduleState {
                 }
             }
             self.book.reindex(sid);
-            self.offer(sid, &mut w);
+            self.offer(sid, &mut w).await;
         }
         (!w.is_empty()).then_some((w, effects))
     }
