@@ -1,8 +1,9 @@
 //! What the actor system is given (`ActorDeps`) and what every actor holds (`Context`).
 
 use hospital_integrations::alipay::Alipay;
+use hospital_integrations::insurance::Insurance;
 use hospital_integrations::wechatpay::WechatPay;
-use hospital_store::{PersonCipher, Stores};
+use hospital_store::{FieldCipher, PersonCipher, Stores};
 use std::sync::Arc;
 
 use crate::config::ActorConfig;
@@ -11,8 +12,15 @@ use crate::effects::EffectSink;
 use crate::events::Events;
 use crate::notifier::NotifyHandle;
 use crate::ownership::Ownership;
-use crate::payment::InsuranceAccess;
 use crate::system::ActorSystem;
+
+/// The insurance platform and the key ring its sealed fields (payAuthNo, ID number) open with
+/// (used by the payment actors' insurance part, `payment::insurance`).
+#[derive(Clone)]
+pub struct InsuranceAccess {
+    pub client: Arc<dyn Insurance>,
+    pub cipher: FieldCipher,
+}
 
 /// What the platform gives the actor system: everything is made before it starts (in
 /// dependency order: stores, the event bus, the payment client, the notifier), so nothing is

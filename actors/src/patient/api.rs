@@ -1,7 +1,6 @@
 //! The patient side of `ActorSystem`: one method per message, through `asks!`.
 
 use hospital_domain::appointment::Appointment;
-use hospital_domain::booking::BookError;
 use hospital_domain::notify::{KindChannels, NotificationPreferences};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
@@ -46,7 +45,7 @@ impl ActorSystem {
     ) -> Result<(Appointment, Order), BookingError> {
         if idempotency_key.is_none() {
             if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
-                return Err(gate_refused(refusal));
+                return Err(crate::schedule::gate_refused(refusal));
             }
         }
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {
@@ -93,15 +92,4 @@ impl ActorSystem {
         pub fn remove_patient(account: AccountId, patient: PatientId) -> bool, ActorError
             = once |reply| PatientMsg::RemovePatient { id: patient, reply };
     }
-}
-
-/// A refusal the node's availability gate gave (here, or in the account's actor), counted as the
-/// doctor's actor counts its own.
-pub(super) fn gate_refused(refusal: BookError) -> BookingError {
-    crate::count!("booking_attempts_total");
-    if refusal == BookError::SoldOut {
-        crate::count!("booking_sold_out_total");
-    }
-    crate::count!("booking_gate_refusals_total");
-    BookingError::Book(refusal)
 }

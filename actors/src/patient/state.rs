@@ -110,7 +110,7 @@ impl PatientState {
         // always asks: its first attempt may be the one that took the last place.
         let gate = if key.is_none() { self.ctx.system.gate().answer(slot, Utc::now()) } else { GateAnswer::Unknown };
         let facts = match gate {
-            GateAnswer::Refuse(refusal) => return Err(super::api::gate_refused(refusal)),
+            GateAnswer::Refuse(refusal) => return Err(crate::schedule::gate_refused(refusal)),
             GateAnswer::PlaceLeft(facts) => facts,
             GateAnswer::Unknown => {
                 let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;

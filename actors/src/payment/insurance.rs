@@ -10,8 +10,6 @@
 //! actor repeats the step it was in. An order waiting on the centre is due a look every few
 //! seconds (`next_check`): the open-order sweeper brings it back after a restart.
 
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use hospital_domain::insured::InsuranceBinding;
@@ -22,8 +20,8 @@ use hospital_domain::order::{
 };
 use hospital_domain::Fen;
 use hospital_integrations::insurance::{
-    code, CashChannel, ConfirmRequest, FeeItem, FeeUpload, Insurance, InsuranceError, InsuredIdentity, InsuredType,
-    OrderRef, OrderStatus as CentreStatus, PreSettleRequest, RefundRequest, RefundStatus as CentreRefund, Settlement,
+    code, CashChannel, ConfirmRequest, FeeItem, FeeUpload, InsuranceError, InsuredIdentity, InsuredType, OrderRef,
+    OrderStatus as CentreStatus, PreSettleRequest, RefundRequest, RefundStatus as CentreRefund, Settlement,
     SplitAmounts,
 };
 use hospital_integrations::{alipay, wechatpay};
@@ -31,18 +29,8 @@ use hospital_store::model::Sealed;
 use hospital_store::FieldCipher;
 
 use super::msg::{PaymentError, PaymentMsg};
-use super::state::{Change, PaymentState};
-
-/// The insurance platform and the key ring its sealed fields (payAuthNo, ID number) open with.
-#[derive(Clone)]
-pub struct InsuranceAccess {
-    pub client: Arc<dyn Insurance>,
-    pub cipher: FieldCipher,
-}
-
-/// How soon an order waiting on the centre (a settlement to confirm, a reversal to finish) is
-/// looked at again.
-pub(super) const SETTLE_RETRY: Duration = Duration::from_secs(3);
+use super::state::{Change, PaymentState, SETTLE_RETRY};
+use crate::deps::InsuranceAccess;
 
 /// 医疗类别 of an outpatient fee order: 普通门诊.
 const MED_TYPE_OUTPATIENT: &str = "11";

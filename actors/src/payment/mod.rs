@@ -19,11 +19,11 @@ mod msg;
 mod state;
 mod sweeper;
 
+pub use crate::deps::InsuranceAccess;
 pub use actor::{PaymentActor, PaymentKind};
 pub(crate) use api::dispatch;
 pub use balance::MAX_TOP_UP;
 pub use checkout::MAX_ITEMS;
-pub use insurance::InsuranceAccess;
 pub use msg::{AlipayPayment, PaymentError, PaymentMsg};
 pub use state::{PaymentArgs, PaymentState};
 pub(crate) use sweeper::sweep;

@@ -16,10 +16,13 @@ use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::insurance::SETTLE_RETRY;
 use super::msg::*;
 use crate::deps::Context;
 use crate::idle::IdleClock;
+
+/// How soon an order waiting on the centre (a settlement to confirm, a reversal to finish) is
+/// looked at again.
+pub(super) const SETTLE_RETRY: Duration = Duration::from_secs(3);
 
 pub struct PaymentArgs {
     pub order: OrderId,

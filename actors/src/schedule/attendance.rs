@@ -6,26 +6,15 @@
 
 use chrono::Utc;
 use hospital_domain::appointment::{Appointment, AppointmentEvent};
-use hospital_domain::jobs::Job;
 use hospital_domain::message::MessageKind;
-use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AppointmentId, SessionId};
 use hospital_store::BookingWrite;
 
 use super::state::{message, ScheduleState};
 use crate::booking::BookingError;
-use crate::deps::Context;
 
 /// The stable reason code of an attendance change the appointment's state does not allow.
 pub const NOT_APPLICABLE: &str = "attendance_not_applicable";
-
-/// The job that closes `session` at its end (plus the grace).
-pub(crate) fn close_job(ctx: &Context, session: &ClinicSession) -> Option<Job> {
-    let end = session.segments.iter().map(|s| s.end).max()?;
-    let grace = chrono::Duration::from_std(ctx.config.jobs.session_close_grace).unwrap_or_default();
-    let due = ctx.config.zone.to_utc(session.date, end) + grace;
-    Some(Job::close_session(session.id, session.doctor_id, due, Utc::now()))
-}
 
 impl ScheduleState {
     /// Moves one appointment through `event` (`FinishVisit`, `Excuse`); the write and the

@@ -132,3 +132,14 @@ impl AvailabilityGate {
         self.len() == 0
     }
 }
+
+/// A refusal the node's availability gate gave (in `ActorSystem::book`, or in the account's actor), counted as the
+/// doctor's actor counts its own.
+pub(crate) fn gate_refused(refusal: BookError) -> crate::booking::BookingError {
+    crate::count!("booking_attempts_total");
+    if refusal == BookError::SoldOut {
+        crate::count!("booking_sold_out_total");
+    }
+    crate::count!("booking_gate_refusals_total");
+    crate::booking::BookingError::Book(refusal)
+}

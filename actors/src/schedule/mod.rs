@@ -19,6 +19,7 @@ mod state;
 
 pub use actor::{ScheduleActor, ScheduleKind};
 pub use attendance::NOT_APPLICABLE;
+pub(crate) use gate::gate_refused;
 pub use gate::{AvailabilityGate, GateAnswer, SessionFacts};
 pub use msg::{Booker, ScheduleMsg, SessionAvailability, SessionsAdded, StopReport};
 pub use state::{ScheduleArgs, ScheduleState};

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
 use hospital_domain::booking::{BookError, DoctorBook, HoldRequest, SessionBook, WaitEntry};
+use hospital_domain::jobs::Job;
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::Order;
@@ -88,6 +89,14 @@ pub(super) fn chrono(d: Duration) -> Days {
 
 pub(super) fn message(a: &Appointment, kind: MessageKind, title: &str, body: String) -> Message {
     Message::new(a.account_id, kind, title, body, Some(a.id.to_string()), Utc::now())
+}
+
+/// The job that closes `session` at its end (plus the grace): `attendance` does the closing.
+fn close_job(ctx: &Context, session: &ClinicSession) -> Option<Job> {
+    let end = session.segments.iter().map(|s| s.end).max()?;
+    let grace = chrono::Duration::from_std(ctx.config.jobs.session_close_grace).unwrap_or_default();
+    let due = ctx.config.zone.to_utc(session.date, end) + grace;
+    Some(Job::close_session(session.id, session.doctor_id, due, Utc::now()))
 }
 
 impl ScheduleState {
@@ -569,7 +578,7 @@ impl ScheduleState {
         }
         // Each new session is closed at its end by a durable job (scheduled first: a job whose
         // session was never written finds nothing to close).
-        for job in new.iter().filter_map(|s| super::attendance::close_job(&self.ctx, s)) {
+        for job in new.iter().filter_map(|s| close_job(&self.ctx, s)) {
             self.ctx.stores.data.schedule_job(&job).await?;
         }
         let added = SessionsAdded { created: new.iter().map(|s| s.id).collect(), skipped: old.len() };
