@@ -10,7 +10,6 @@
 //! actor repeats the step it was in. An order waiting on the centre is due a look every few
 //! seconds (`next_check`): the open-order sweeper brings it back after a restart.
 
-
 use chrono::Utc;
 use hospital_domain::insured::InsuranceBinding;
 use hospital_domain::ledger::Channel;

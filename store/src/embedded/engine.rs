@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::keys::Key;
 use super::migrate;
-use super::tables::{self, Def};
+use super::tables::{self, engine_key, ttl_index_key, Def};
 use crate::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -61,16 +61,6 @@ fn decode_value(raw: &[u8], now: u64) -> Option<(u64, &[u8])> {
     (exp == 0 || exp > now).then_some((exp, &raw[8..]))
 }
 
-/// A row's entry in the TTL index (its key there; the value is empty): the expiry, then the row's
-/// engine key, so the sweeper walks entries in expiry order and reaches the row without a lookup.
-pub(super) fn ttl_index_key(expires_ms: u64, row: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + 8 + row.len());
-    k.push(tables::TTL_INDEX.id());
-    k.extend_from_slice(&expires_ms.to_be_bytes());
-    k.extend_from_slice(row);
-    k
-}
-
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     // An appointment or order row is several hundred bytes: grown from nothing, its buffer is
     // reallocated and copied half a dozen times (a hold's profile showed it).
@@ -104,17 +94,6 @@ pub trait Reader {
     fn scan<T: DeserializeOwned>(&self, table: Def, prefix: &Key) -> Result<Vec<T>> {
         self.scan_raw(table, prefix.bytes())?.into_iter().map(|(_, v)| from_json(table, &v)).collect()
     }
-}
-
-/// The engine keeps every table in one LSM partition: a row's engine key is its table's id (one
-/// byte, `tables::Def`) and the row's key, so a table is a key range and a partition of a table
-/// a prefix of it. One tree means one memtable, one journal and one set of segments to compact,
-/// whatever the number of tables.
-pub(super) fn engine_key(table: Def, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + key.len());
-    k.push(table.id());
-    k.extend_from_slice(key);
-    k
 }
 
 /// How many bytes of an engine key name its table.

@@ -4,8 +4,7 @@ use fjall::{Keyspace, PartitionHandle, PersistMode};
 use redb::TableDefinition;
 use std::path::Path;
 
-use super::engine::{engine_key, ttl_index_key};
-use super::tables;
+use super::tables::{self, engine_key, ttl_index_key};
 use crate::StoreError;
 
 /// The file the redb engine kept everything in.
@@ -65,7 +64,7 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
 }
 
 /// A TTL index entry as redb's engine wrote it, `expiry(8) | table name (as keys::Key::str
-/// writes it: terminated by 0x00 0x01) | row key`, in the LSM's layout (`engine::ttl_index_key`).
+/// writes it: terminated by 0x00 0x01) | row key`, in the LSM's layout (`tables::ttl_index_key`).
 fn ttl_entry(redb_key: &[u8]) -> Option<Vec<u8>> {
     let expires = u64::from_be_bytes(redb_key.get(..8)?.try_into().ok()?);
     let (name, row_key) = super::keys::read_str(&redb_key[8..])?;

@@ -131,6 +131,27 @@ pub fn by_id(id: u8) -> Option<Def> {
     ALL.iter().copied().find(|t| t.id() == id)
 }
 
+/// The engine keeps every table in one LSM partition: a row's engine key is its table's id (one
+/// byte, `Def`) and the row's key, so a table is a key range and a partition of a table
+/// a prefix of it. One tree means one memtable, one journal and one set of segments to compact,
+/// whatever the number of tables.
+pub(super) fn engine_key(table: Def, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(table.id());
+    k.extend_from_slice(key);
+    k
+}
+
+/// A row's entry in the TTL index (its key there; the value is empty): the expiry, then the row's
+/// engine key, so the sweeper walks entries in expiry order and reaches the row without a lookup.
+pub(super) fn ttl_index_key(expires_ms: u64, row: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 8 + row.len());
+    k.push(TTL_INDEX.id());
+    k.extend_from_slice(&expires_ms.to_be_bytes());
+    k.extend_from_slice(row);
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

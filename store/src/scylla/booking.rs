@@ -77,8 +77,6 @@ const PUT_APPOINTMENT_BY_PERSON: &str =
 const PUT_ORDER: &str = "INSERT INTO {ks}.orders (order_id, body) VALUES (?, ?)";
 const PUT_WAITLIST: &str = "INSERT INTO {ks}.waitlists_by_doctor (doctor_id, session_id, body) VALUES (?, ?, ?)";
 const DELETE_WAITLIST: &str = "DELETE FROM {ks}.waitlists_by_doctor WHERE doctor_id = ? AND session_id = ?";
-pub(super) const PUT_MESSAGE: &str =
-    "INSERT INTO {ks}.messages_by_account (account_id, message_id, body) VALUES (?, ?, ?)";
 
 const GET_APPOINTMENT: &str = "SELECT body FROM {ks}.appointments WHERE appointment_id = ?";
 const APPOINTMENTS_OF_DOCTOR: &str =

@@ -29,7 +29,8 @@ use crate::error::Result;
 use crate::notify::{Claim, MessageFilter, NotifyStore, Queued};
 use crate::PendingEvent;
 
-use super::booking::PUT_MESSAGE;
+const PUT_MESSAGE: &str = "INSERT INTO {ks}.messages_by_account (account_id, message_id, body) VALUES (?, ?, ?)";
+
 const GET_MESSAGE: &str = "SELECT body FROM {ks}.messages_by_account WHERE account_id = ? AND message_id = ?";
 /// The whole partition, newest first (clustering order `message_id DESC`).
 const MESSAGES_OF: &str = "SELECT body FROM {ks}.messages_by_account WHERE account_id = ?";
