@@ -10,7 +10,7 @@
 //! The socket is the agent's presence: while it is open this node heartbeats it to every group's
 //! dispatcher (so a dead node's consoles lapse after the lease); when it closes the dispatchers
 //! start its grace, after which the agent is offline and their conversations go back to the head
-//! of the backlog. `ConsoleHub` is this node's registry of console sockets and the actors'
+//! of the backlog. `consoles::ConsoleHub` is this node's registry of console sockets and the actors'
 //! `ConsoleBus`. Console events are not logged: on reconnect a console reloads its inbox and asks
 //! each conversation for the messages after its last `seq`.
 
@@ -19,153 +19,24 @@ use axum::extract::ws::Message;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use hospital_actors::ConsoleBus;
-use hospital_domain::chat::console::{Audience, StaffEvent};
 use hospital_domain::chat::dispatcher::Presence;
-use hospital_domain::chat::{AgentProfile, GroupCode, GroupKey};
+use hospital_domain::chat::{AgentProfile, GroupKey};
 use hospital_domain::StaffId;
 use hospital_store::Subject;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::auth::tokens::hash_token;
 use crate::error::ApiError;
-use crate::realtime::bus::Bus;
-use crate::realtime::hub::Hub;
 use crate::state::AppState;
 
 /// How often this node heartbeats its console sockets to their dispatchers: well within the
 /// dispatchers' lease (`actors.chat.presence_lease_secs`, 90 s by default).
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
-/// Frames queued for one console before it counts as too slow and is closed.
-const OUTBOX: usize = 1024;
-
-struct ConsoleSocket {
-    agent: StaffId,
-    groups: Vec<GroupCode>,
-    tx: mpsc::Sender<Arc<str>>,
-}
-
-/// At most one typing indicator per conversation and side is passed on within this time.
-pub const TYPING_EVERY: Duration = Duration::from_secs(1);
-
-/// This node's console sockets.
-#[derive(Default)]
-pub struct ConsoleHub {
-    sockets: Mutex<HashMap<u64, ConsoleSocket>>,
-    next: AtomicU64,
-    /// When each conversation's patient last had a typing indicator passed on.
-    typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
-    /// When each conversation's agent last had one passed on to the patient.
-    agent_typing: Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
-    /// The real-time bus, through which console events reach the other nodes' consoles.
-    bus: std::sync::OnceLock<Arc<Bus>>,
-    /// Signs the links of image messages as they go out (`http::chat_images`); set at start.
-    pub images: std::sync::OnceLock<crate::files::FileService>,
-}
-
-impl ConsoleHub {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// Joins the node's real-time machinery: console events made here go to every node's
-    /// consoles through `bus` (Redis pub/sub with several nodes), and those made elsewhere come
-    /// to this node's consoles from `hub`.
-    pub fn join(self: &Arc<Self>, hub: &Hub, bus: &Arc<Bus>) {
-        let _ = hub.consoles.set(Arc::downgrade(self));
-        let _ = self.bus.set(bus.clone());
-    }
-
-    /// A socket of `agent` (a back-office socket has no groups: it gets `AllStaff` events only).
-    pub(crate) fn register(&self, agent: StaffId, groups: Vec<GroupCode>) -> (u64, mpsc::Receiver<Arc<str>>) {
-        let (tx, rx) = mpsc::channel(OUTBOX);
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.sockets.lock().expect("console hub").insert(id, ConsoleSocket { agent, groups, tx });
-        (id, rx)
-    }
-
-    pub(crate) fn unregister(&self, id: u64) {
-        self.sockets.lock().expect("console hub").remove(&id);
-    }
-
-    /// Whether a typing indicator of `conversation` may go out now (at most one per
-    /// `TYPING_EVERY`); typing is never stored.
-    pub fn typing_allowed(&self, conversation: hospital_domain::ConversationId) -> bool {
-        allowed(&self.typing, conversation)
-    }
-
-    /// The same for the agent's side (`typing_allowed` is the patient's).
-    pub fn agent_typing_allowed(&self, conversation: hospital_domain::ConversationId) -> bool {
-        allowed(&self.agent_typing, conversation)
-    }
-
-    /// Console sockets open on this node for `agent`.
-    pub fn sockets_of(&self, agent: StaffId) -> usize {
-        self.sockets.lock().expect("console hub").values().filter(|s| s.agent == agent).count()
-    }
-
-    /// Hands a console event to the consoles concerned on this node (an image message with its
-    /// link made here and now: links are never on the bus).
-    pub fn deliver(&self, event: &StaffEvent) {
-        let body = crate::http::chat_images::console(self.images.get(), &event.event);
-        let frame: Arc<str> = match serde_json::to_string(&body) {
-            Ok(s) => s.into(),
-            Err(e) => {
-                tracing::warn!(error = %e, "console event not encodable");
-                return;
-            }
-        };
-        let sockets = self.sockets.lock().expect("console hub");
-        for s in sockets.values() {
-            let to = match &event.to {
-                Audience::Agent(a) => s.agent == *a,
-                Audience::Group(g) => s.groups.contains(g),
-                Audience::AllStaff => true,
-            };
-            // A console that cannot keep up loses live frames; it reloads on reconnect.
-            if to && s.tx.try_send(frame.clone()).is_err() {
-                tracing::debug!(agent = %s.agent, "console outbox full; frame dropped");
-            }
-        }
-    }
-}
-
-/// Whether a typing indicator for `conversation` may pass now (at most one per `TYPING_EVERY`).
-fn allowed(
-    map: &Mutex<HashMap<hospital_domain::ConversationId, std::time::Instant>>,
-    conversation: hospital_domain::ConversationId,
-) -> bool {
-    let now = std::time::Instant::now();
-    let mut t = map.lock().expect("typing");
-    if t.len() > 10_000 {
-        t.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
-    }
-    match t.get(&conversation) {
-        Some(at) if now.duration_since(*at) < TYPING_EVERY => false,
-        _ => {
-            t.insert(conversation, now);
-            true
-        }
-    }
-}
-
-impl ConsoleBus for ConsoleHub {
-    /// This node's consoles at once; every other node's through the bus.
-    fn send(&self, event: StaffEvent) {
-        self.deliver(&event);
-        if let Some(bus) = self.bus.get() {
-            bus.console(&event);
-        }
-    }
-}
+pub use crate::consoles::{ConsoleHub, TYPING_EVERY};
 
 #[derive(Debug, Deserialize)]
 pub struct ConsoleParams {

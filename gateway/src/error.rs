@@ -7,6 +7,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hospital_domain::ValidationError;
+use hospital_integrations::insurance::{code, InsuranceError};
 use hospital_store::StoreError;
 use serde::Serialize;
 use std::time::Duration;
@@ -185,6 +186,42 @@ impl ApiError {
     }
 }
 
+/// A JSON answer: `Content-Type: application/json` and the value's bytes, presized (axum's
+/// `Json` starts at 128 bytes and doubles, and a booking's answer, an appointment and its
+/// order, is about 1 KiB: four reallocations and copies each time). `extract::ApiJson` answers
+/// through it too.
+pub(crate) fn json_response<T: Serialize>(v: &T) -> Response {
+    let mut buf = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut buf, v) {
+        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], buf).into_response(),
+        Err(e) => ApiError::Internal(format!("serialising an answer: {e}")).into_response(),
+    }
+}
+
+/// What the insurance platform's failures mean to the caller.
+impl From<InsuranceError> for ApiError {
+    fn from(e: InsuranceError) -> Self {
+        match e.api_code() {
+            Some(code::AUTH_INVALID) => ApiError::Conflict {
+                code: "insurance_auth_invalid",
+                message: "the insurance authorisation is invalid, used or expired: authorise again".into(),
+            },
+            Some(code::NOT_COVERED) => ApiError::Conflict {
+                code: "insurance_not_covered",
+                message: "no insurance policy covers this person here".into(),
+            },
+            Some(_) if !e.is_retryable() => {
+                tracing::warn!(error = %e, "the insurance platform refused");
+                ApiError::Conflict { code: "insurance_refused", message: e.to_string() }
+            }
+            _ => {
+                tracing::warn!(error = %e, "the insurance platform is unavailable");
+                ApiError::Upstream("the insurance platform is unavailable; try again".into())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -201,7 +238,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field, reason } };
-        let mut resp = (status, crate::extract::ApiJson(body)).into_response();
+        let mut resp = (status, json_response(&body)).into_response();
         if matches!(self, ApiError::RequestTimeout | ApiError::PayloadTooLarge) {
             // The rest of the body was not read: the connection cannot carry another request.
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -393,7 +430,7 @@ impl From<hospital_actors::PaymentError> for ApiError {
                 code: "insufficient_balance",
                 message: "the balance is less than the order: top up or pay online".into(),
             },
-            P::Insurance(cause) => crate::http::insurance::insurance_error(cause),
+            P::Insurance(cause) => cause.into(),
             P::Unavailable(cause) => cause.into(),
         }
     }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hospital_domain::{AccountId, Permission, Role, RoleName, StaffId};
@@ -41,13 +41,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
-        // Presized: axum's `Json` starts at 128 bytes and doubles, and a booking's answer (an
-        // appointment and its order) is about 1 KiB, four reallocations and copies each time.
-        let mut buf = Vec::with_capacity(1024);
-        match serde_json::to_writer(&mut buf, &self.0) {
-            Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], buf).into_response(),
-            Err(e) => ApiError::Internal(format!("serialising an answer: {e}")).into_response(),
-        }
+        crate::error::json_response(&self.0)
     }
 }
 
@@ -220,7 +214,7 @@ impl FromRequestParts<AppState> for AccountCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let c = ConsentingCaller::from_request_parts(parts, state).await?;
         // SET-2: until the patient accepts the latest privacy texts, 403 `consent_required`.
-        state.consent.check(state, c.account_id).await?;
+        state.consent.check(state.stores.data.as_ref(), c.account_id).await?;
         Ok(AccountCaller { account_id: c.account_id, session: c.session })
     }
 }

@@ -68,15 +68,15 @@ pub struct Shared {
     /// Object storage: checked uploads, signed download links (`http::files`).
     pub files: FileService,
     /// The role table (ADM-2), in memory; reloaded on every node when a role changes.
-    pub roles: crate::access::Roles,
+    pub roles: crate::roles::Roles,
     /// This node's agents' console sockets (`chat`): where the chat's actors' console events go.
-    pub consoles: Arc<crate::chat::ConsoleHub>,
+    pub consoles: Arc<crate::consoles::ConsoleHub>,
     /// This node's audit chain (`audit::StaffAudit` records staff actions in it).
     pub audit: hospital_store::AuditLog,
     /// Present in sandbox mode only: the local stand-ins for SMS and WeChat.
     pub sandbox: Option<Sandboxes>,
     /// SET-2: the latest privacy texts and who accepted them (`http::consent`).
-    pub consent: crate::http::consent::ConsentGate,
+    pub consent: crate::consent_gate::ConsentGate,
 }
 
 /// The local stand-ins for the external systems (feature `sandbox`).

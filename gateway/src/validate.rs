@@ -268,6 +268,13 @@ pub(crate) fn range_error(path: &str, message: &str) -> Option<crate::error::Api
     Some(crate::error::ApiError::OutOfRange { field: path.to_string(), message: reason.to_string() })
 }
 
+/// `?limit=`: a listing's page size (the chat's conversations and tickets).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    pub limit: Option<ListLimit>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

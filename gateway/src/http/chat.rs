@@ -20,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::validate::{ChatScore, ChatSeq, ListLimit};
+use crate::validate::{ChatScore, ChatSeq, ListLimit, ListQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -175,12 +175,6 @@ async fn open(
     crate::http::chat_faq::suggest_on_open(&state, &c, first.as_ref()).await;
     let queue = place_of(&state, &c).await;
     Ok(ApiJson(view(&c, queue)))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    pub limit: Option<ListLimit>,
 }
 
 /// The caller's conversations, newest first.

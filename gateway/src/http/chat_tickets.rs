@@ -30,9 +30,9 @@ use crate::access::permit;
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery, StaffCaller};
-use crate::http::chat::ListQuery;
 use crate::state::AppState;
 use crate::validate::ListLimit;
+use crate::validate::ListQuery;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -7,22 +7,16 @@
 //! other patient route (`AccountCaller`) answers 403 `consent_required`, naming what to accept.
 //! Nothing is published by default, so nothing is asked until the hospital publishes.
 //!
-//! The check is cheap: the latest versions are kept in memory (`ConsentGate`), reloaded from the
-//! store at most every `REFRESH` (a version published on another node applies here within that),
-//! and an account known to have accepted them is remembered; only a patient with something
-//! pending reads their consents from the store on each call.
+//! The check is cheap (`consent_gate::ConsentGate`): the latest versions are kept in memory and
+//! an account known to have accepted them is remembered.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use hospital_domain::access::Permission;
 use hospital_domain::audit::Target;
-use hospital_domain::privacy::{latest, pending, Consent, PolicyKind, PolicyVersion};
-use hospital_domain::AccountId;
+use hospital_domain::privacy::{pending, Consent, PolicyKind, PolicyVersion};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::access::permit;
@@ -30,11 +24,6 @@ use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ConsentingCaller};
 use crate::state::AppState;
-
-/// How stale this node's view of the latest versions may get.
-pub const REFRESH: Duration = Duration::from_secs(10);
-/// Accounts remembered as having consented, at most (the memory is cleared beyond it).
-const MAX_REMEMBERED: usize = 100_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,93 +33,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(my_consents, accept))
 }
 
-/// The latest version of each kind, as last loaded.
-struct Latest {
-    loaded: Instant,
-    versions: Arc<Vec<PolicyVersion>>,
-}
-
-/// The (kind, version) pairs of texts.
-type Accepted = Vec<(PolicyKind, u32)>;
-
-/// This node's view of the latest versions, and the accounts known to have accepted them.
-#[derive(Clone, Default)]
-pub struct ConsentGate {
-    latest: Arc<RwLock<Option<Latest>>>,
-    /// Account -> the (kind, version) pairs it has accepted, as last seen complete.
-    accepted: Arc<Mutex<HashMap<AccountId, Accepted>>>,
-}
-
-/// A text's (kind, version).
-fn pair(v: &PolicyVersion) -> (PolicyKind, u32) {
-    (v.kind, v.version)
-}
-
-fn pairs(versions: &[PolicyVersion]) -> Accepted {
-    versions.iter().map(pair).collect()
-}
-
-impl ConsentGate {
-    /// The latest version of each kind published (none: nothing to consent to).
-    pub async fn latest(&self, state: &AppState) -> ApiResult<Arc<Vec<PolicyVersion>>> {
-        if let Some(l) = self.latest.read().expect("consent lock").as_ref().filter(|l| l.loaded.elapsed() < REFRESH) {
-            return Ok(l.versions.clone());
-        }
-        self.reload(state).await
-    }
-
-    async fn reload(&self, state: &AppState) -> ApiResult<Arc<Vec<PolicyVersion>>> {
-        let all = state.stores.data.policies().await?;
-        let versions: Arc<Vec<PolicyVersion>> = Arc::new(latest(&all).into_iter().cloned().collect());
-        *self.latest.write().expect("consent lock") =
-            Some(Latest { loaded: Instant::now(), versions: versions.clone() });
-        Ok(versions)
-    }
-
-    /// Refuses a patient who has not accepted the latest versions (403 `consent_required`).
-    pub async fn check(&self, state: &AppState, account: AccountId) -> ApiResult<()> {
-        let latest = self.latest(state).await?;
-        if latest.is_empty() {
-            return Ok(());
-        }
-        // Compared in place: this runs on every patient request, and a fresh list each time
-        // was an allocation a request for nothing.
-        let known = |a: &Accepted| a.iter().copied().eq(latest.iter().map(pair));
-        if self.accepted.lock().expect("consent lock").get(&account).is_some_and(known) {
-            return Ok(());
-        }
-        let want = pairs(&latest);
-        let consents = state.stores.data.consents_of(account).await?;
-        let left = pending(&latest, &consents);
-        if left.is_empty() {
-            self.remember(account, want);
-            return Ok(());
-        }
-        let names: Vec<String> =
-            left.iter().map(|v| format!("{}（{}）第{}版", v.kind.label(), v.kind, v.version)).collect();
-        Err(ApiError::Denied {
-            code: "consent_required",
-            message: format!(
-                "accept {} first: read GET /api/v1/policies, accept with POST /api/v1/me/consents",
-                names.join("、")
-            ),
-        })
-    }
-
-    fn remember(&self, account: AccountId, accepted: Accepted) {
-        let mut m = self.accepted.lock().expect("consent lock");
-        if m.len() >= MAX_REMEMBERED {
-            m.clear();
-        }
-        m.insert(account, accepted);
-    }
-}
-
 /// The current texts: the latest version of each kind (an empty list when none is published).
 #[utoipa::path(get, path = "/api/v1/policies", tag = "consent",
     responses((status = 200, body = [PolicyVersion])))]
 async fn current_policies(State(state): State<AppState>) -> ApiResult<ApiJson<Vec<PolicyVersion>>> {
-    Ok(ApiJson(state.consent.latest(&state).await?.to_vec()))
+    Ok(ApiJson(state.consent.latest(state.stores.data.as_ref()).await?.to_vec()))
 }
 
 /// One published version (older ones too), by kind and number.
@@ -170,7 +77,7 @@ async fn publish(
     let v = PolicyVersion::next(req.kind, previous, &req.title, &req.body, Utc::now())?;
     // Two publishing at once: one gets the number, the other a 409 (store: policy version).
     state.stores.data.put_policy(&v).await?;
-    state.consent.reload(&state).await?;
+    state.consent.reload(state.stores.data.as_ref()).await?;
     audit.record(audit.event("policy.publish", Target::new("policy", format!("{}:{}", v.kind, v.version))?)?).await?;
     tracing::info!(kind = %v.kind, version = v.version, "policy published");
     Ok((StatusCode::CREATED, ApiJson(v)))
@@ -190,7 +97,7 @@ pub struct ConsentStatus {
 #[utoipa::path(get, path = "/api/v1/me/consents", tag = "consent", security(("bearer" = [])),
     responses((status = 200, body = ConsentStatus)))]
 async fn my_consents(State(state): State<AppState>, caller: ConsentingCaller) -> ApiResult<ApiJson<ConsentStatus>> {
-    let latest = state.consent.latest(&state).await?;
+    let latest = state.consent.latest(state.stores.data.as_ref()).await?;
     let mut accepted = state.stores.data.consents_of(caller.account_id).await?;
     accepted.sort_by_key(|c| (c.kind, c.version));
     let pending = pending(&latest, &accepted).into_iter().cloned().collect();
@@ -219,7 +126,7 @@ async fn accept(
     let v =
         state.stores.data.policy(req.kind, req.version).await?.ok_or_else(|| ApiError::not_found("policy version"))?;
     // Freshly read: a version just published on another node is the one to accept.
-    let latest = state.consent.reload(&state).await?;
+    let latest = state.consent.reload(state.stores.data.as_ref()).await?;
     if latest.iter().any(|l| l.kind == v.kind && l.version > v.version) {
         return Err(ApiError::Conflict {
             code: "policy_outdated",

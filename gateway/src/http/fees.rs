@@ -11,7 +11,7 @@
 //! scheme as the lab webhook (`exams`): lowercase hex HMAC-SHA256, keyed with
 //! `gateway.his_webhook_secret`, of `"<t>.<raw body>"`, within 5 minutes of the server's clock,
 //! each signature accepted once; checked by the one verifier of signed deliveries
-//! (`exams::Delivery::accept_from` with `his::HIS`, as the HIS's visits and results). Items are
+//! (`exams::Delivery::accept_from` with `HIS`, as the HIS's visits and results). Items are
 //! idempotent by `his_id`: sending one again (a new signature) answers the stored item; the same
 //! id with other content is 409.
 
@@ -30,7 +30,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, AccountCaller, ApiJson, ApiPath, RawBody};
 use crate::http::booking::{order_view, OrderView};
-use crate::http::exams::Delivery;
+use crate::http::exams::{Channel, Delivery};
 use crate::http::payments::own_stored_order;
 use crate::state::AppState;
 
@@ -121,6 +121,16 @@ fn item_view(state: &AppState, i: &FeeItem) -> FeeItemView {
     }
 }
 
+/// The HIS as a signer (the fee items' route here and the visits' and results' in `http::his`).
+pub(crate) const HIS: Channel = Channel {
+    header: HIS_SIGNATURE_HEADER,
+    header_name: "X-His-Signature",
+    secret: his_secret,
+    replay_prefix: "his-sig",
+    metric: "his_calls_total",
+    name: "the HIS integration",
+};
+
 /// The HIS key: configured, else the public development key in sandbox mode.
 pub(crate) fn his_secret(state: &AppState) -> Option<Vec<u8>> {
     match &state.config.his_webhook_secret {
@@ -145,7 +155,7 @@ async fn his_fee_items(
 ) -> ApiResult<ApiJson<Vec<FeeItemView>>> {
     // Signed over the raw body alone (`"<t>.<raw body>"`): the other HIS routes sign the method
     // and path too.
-    let delivery = Delivery::accept_from(&crate::http::his::HIS, &state, &headers, &[&body], "fee items").await?;
+    let delivery = Delivery::accept_from(&HIS, &state, &headers, &[&body], "fee items").await?;
     let result = add_items(&state, &body).await;
     delivery.settle(&state, result).await
 }

@@ -36,20 +36,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, ApiJson, ApiPath, RawBody};
-use crate::http::exams::{Channel, Delivery, ExamView};
-use crate::http::fees::{his_secret, HIS_SIGNATURE_HEADER};
+use crate::http::exams::{Delivery, ExamView};
+use crate::http::fees::HIS;
 use crate::http::visits::visit_error;
 use crate::state::AppState;
-
-/// The HIS as a signer (the fee items' HIS route checks the same key and header).
-pub(crate) const HIS: Channel = Channel {
-    header: HIS_SIGNATURE_HEADER,
-    header_name: "X-His-Signature",
-    secret: his_secret,
-    replay_prefix: "his-sig",
-    metric: "his_calls_total",
-    name: "the HIS integration",
-};
 
 /// The claim systems of the items (`external_refs`).
 const VISITS: &str = "his:visit";

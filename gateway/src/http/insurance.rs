@@ -13,7 +13,7 @@ use hospital_domain::insured::InsuranceBinding;
 use hospital_domain::ledger::Channel;
 use hospital_domain::order::{InsuranceStage, Order, Reversal};
 use hospital_domain::{Fen, OrderId, PatientId, Permission};
-use hospital_integrations::insurance::{code, BindRequest, InsuranceError, InsuredType};
+use hospital_integrations::insurance::{BindRequest, InsuredType};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -29,28 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(bind, get_binding, unbind))
         .routes(routes!(pre_settle, order_insurance))
         .routes(permit(Permission::PaymentsRead, routes!(staff_order_insurance)))
-}
-
-/// What the insurance platform's failures mean to the caller.
-pub fn insurance_error(e: InsuranceError) -> ApiError {
-    match e.api_code() {
-        Some(code::AUTH_INVALID) => ApiError::Conflict {
-            code: "insurance_auth_invalid",
-            message: "the insurance authorisation is invalid, used or expired: authorise again".into(),
-        },
-        Some(code::NOT_COVERED) => ApiError::Conflict {
-            code: "insurance_not_covered",
-            message: "no insurance policy covers this person here".into(),
-        },
-        Some(_) if !e.is_retryable() => {
-            tracing::warn!(error = %e, "the insurance platform refused");
-            ApiError::Conflict { code: "insurance_refused", message: e.to_string() }
-        }
-        _ => {
-            tracing::warn!(error = %e, "the insurance platform is unavailable");
-            ApiError::Upstream("the insurance platform is unavailable; try again".into())
-        }
-    }
 }
 
 fn client(state: &AppState) -> ApiResult<std::sync::Arc<dyn hospital_integrations::Insurance>> {
@@ -146,7 +124,7 @@ async fn bind(
     let identity = client
         .bind(BindRequest { auth_code: req.auth_code.trim().to_string(), openid: req.openid })
         .await
-        .map_err(insurance_error)?;
+        .map_err(ApiError::from)?;
     let binding = InsuranceBinding {
         account_id: caller.account_id,
         patient_id: id,

@@ -167,6 +167,12 @@ impl Prepared {
     }
 }
 
+/// This node's agents' consoles as the hub sees them (`consoles::ConsoleHub`): where console
+/// events published by other nodes are delivered.
+pub trait LocalConsoles: Send + Sync {
+    fn deliver(&self, event: &hospital_domain::chat::console::StaffEvent);
+}
+
 #[derive(Default)]
 pub struct Hub {
     accounts: RwLock<HashMap<AccountId, Vec<Arc<SocketShared>>>>,
@@ -175,8 +181,8 @@ pub struct Hub {
     /// This node's cache of patient sessions: revocations reach it here, with the sockets.
     pub logins: LoginCache,
     /// This node's agents' consoles: console events published by other nodes go there
-    /// (`crate::chat::ConsoleHub::join`).
-    pub consoles: std::sync::OnceLock<Weak<crate::chat::ConsoleHub>>,
+    /// (`crate::consoles::ConsoleHub::join`).
+    pub consoles: std::sync::OnceLock<Weak<dyn LocalConsoles>>,
 }
 
 /// What a node keeps in memory and another node changed (`"roles"`, `"catalog"`): every node

@@ -263,7 +263,7 @@ async fn authenticate(
 /// latest privacy texts, its message; None if they have (or nothing is published). A store that
 /// cannot answer lets the socket be (the next heartbeat asks again).
 async fn consent_refusal(state: &AppState, account: AccountId) -> Option<String> {
-    match state.consent.check(state, account).await {
+    match state.consent.check(state.stores.data.as_ref(), account).await {
         Ok(()) => None,
         Err(crate::error::ApiError::Denied { code, message }) if code == codes::CONSENT_REQUIRED => Some(message),
         Err(e) => {
@@ -551,7 +551,7 @@ impl Session<'_> {
 
     async fn send_event(&mut self, p: &mut Progress, e: &Logged) -> Result<(), End> {
         // An image message gets its download link now, as it goes out (links are never logged).
-        let body = crate::http::chat_images::personal(&self.state.files, &e.event);
+        let body = crate::image_links::personal(&self.state.files, &e.event);
         self.conn.send(Outgoing::new(&body).seq(e.seq), e.event.kind()).await?;
         p.sent(e.seq);
         Ok(())
