@@ -348,6 +348,37 @@ pub(crate) async fn notify(s: &TestServer, headers: &[(&'static str, String)], b
     rb.send().await.expect("notify")
 }
 
+/// Cancels one of `p`'s appointments (200).
+async fn cancel_ok(s: &TestServer, p: &Person, appointment: &str) {
+    ok_json(s.post_empty(&format!("/api/v1/appointments/{appointment}/cancel"), Some(&p.token)).await).await;
+}
+
+/// `p`'s one live appointment, once they have exactly one (`what` names it in a failure).
+async fn only_live(s: &TestServer, p: &Person, what: &str) -> Value {
+    eventually(what, Duration::from_secs(10), move || async move {
+        let list = s.get_json("/api/v1/appointments", Some(&p.token)).await;
+        match live(&list).as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(list.to_string()),
+        }
+    })
+    .await
+}
+
+/// `p` asks to join `session`'s waitlist (候补).
+async fn join_waitlist(s: &TestServer, session: &str, p: &Person) -> reqwest::Response {
+    s.post(&format!("/api/v1/sessions/{session}/waitlist"), Some(&p.token), json!({ "patient_id": p.patient_id })).await
+}
+
+/// Each of `people` in turn is refused `slot` as sold out and joins `session`'s waitlist, at
+/// positions 1, 2, ...
+async fn queue_after_sold_out(s: &TestServer, session: &str, slot: &str, people: &[&Person]) {
+    for (i, w) in people.iter().enumerate() {
+        conflict(book(s, w, slot).await, "sold_out").await;
+        assert_eq!(expect_json(join_waitlist(s, session, w).await, 201).await["position"], i + 1);
+    }
+}
+
 /// The live (slot-holding) appointments in a list.
 fn live(list: &Value) -> Vec<Value> {
     list.as_array()
@@ -616,17 +647,7 @@ async fn cancel_stop_waitlist_reschedule_and_access() {
     appointment_becomes(&s, &paid, b1["appointment"]["id"].as_str().unwrap(), "confirmed").await;
     let b2 = book_ok(&s, &holding, &slots[0]).await;
     let held_order = b2["order"]["id"].as_str().unwrap().to_string();
-    for (i, w) in [&w1, &w2].into_iter().enumerate() {
-        conflict(book(&s, w, &slots[0]).await, "sold_out").await;
-        let r = s
-            .post(
-                &format!("/api/v1/sessions/{session}/waitlist"),
-                Some(&w.token),
-                json!({ "patient_id": w.patient_id }),
-            )
-            .await;
-        assert_eq!(expect_json(r, 201).await["position"], i + 1);
-    }
+    queue_after_sold_out(&s, &session, &slots[0], &[&w1, &w2]).await;
     assert_eq!(session_view(&s, doc, date, &session).await["waiting"], 2);
     let r = s.post_empty(&format!("/api/v1/admin/sessions/{session}/stop"), Some(&admin)).await;
     let stop = ok_json(r).await;
@@ -643,14 +664,7 @@ async fn cancel_stop_waitlist_reschedule_and_access() {
     }
     let late = person(&s, 35).await;
     conflict(book(&s, &late, &slots[0]).await, "session_stopped").await;
-    let r = s
-        .post(
-            &format!("/api/v1/sessions/{session}/waitlist"),
-            Some(&late.token),
-            json!({ "patient_id": late.patient_id }),
-        )
-        .await;
-    conflict(r, "session_stopped").await;
+    conflict(join_waitlist(&s, &session, &late).await, "session_stopped").await;
     let view = session_view(&s, doc, date, &session).await;
     assert_eq!(view["waiting"], 0, "{view}");
     assert_eq!(view["status"], "stopped", "{view}");
@@ -663,28 +677,9 @@ async fn cancel_stop_waitlist_reschedule_and_access() {
     let a = person(&s, 41).await;
     let b = person(&s, 42).await;
     let ba = book_ok(&s, &a, &slots[0]).await;
-    let r = s
-        .post(&format!("/api/v1/sessions/{session}/waitlist"), Some(&b.token), json!({ "patient_id": b.patient_id }))
-        .await;
-    assert_eq!(expect_json(r, 201).await["position"], 1);
-    let r = s
-        .post_empty(
-            &format!("/api/v1/appointments/{}/cancel", ba["appointment"]["id"].as_str().unwrap()),
-            Some(&a.token),
-        )
-        .await;
-    ok_json(r).await;
-    let (sr, br) = (&s, &b);
-    let offered = eventually("B's offer", Duration::from_secs(10), move || async move {
-        let list = sr.get_json("/api/v1/appointments", Some(&br.token)).await;
-        let l = live(&list);
-        if l.len() == 1 {
-            Ok(l[0].clone())
-        } else {
-            Err(list.to_string())
-        }
-    })
-    .await;
+    assert_eq!(expect_json(join_waitlist(&s, &session, &b).await, 201).await["position"], 1);
+    cancel_ok(&s, &a, ba["appointment"]["id"].as_str().unwrap()).await;
+    let offered = only_live(&s, &b, "B's offer").await;
     assert_eq!(offered["status"], "held", "{offered}");
     assert_eq!(offered["from_waitlist"], true, "{offered}");
     assert_eq!(offered["slot_id"], slots[0].as_str(), "{offered}");
@@ -804,36 +799,12 @@ async fn a_waitlist_offer_passes_over_who_booked_the_department_that_day() {
     let (_, slots_b) = create_session(&s, &admin, &doc_b, date, 30, 5, None).await;
     let (holder, w1, w2) = (person(&s, 71).await, person(&s, 72).await, person(&s, 73).await);
     let held = book_ok(&s, &holder, &slots_a[0]).await;
-    for (i, w) in [&w1, &w2].into_iter().enumerate() {
-        conflict(book(&s, w, &slots_a[0]).await, "sold_out").await;
-        let r = s
-            .post(
-                &format!("/api/v1/sessions/{session_a}/waitlist"),
-                Some(&w.token),
-                json!({ "patient_id": w.patient_id }),
-            )
-            .await;
-        assert_eq!(expect_json(r, 201).await["position"], i + 1);
-    }
+    queue_after_sold_out(&s, &session_a, &slots_a[0], &[&w1, &w2]).await;
     // While waiting at A, W1 takes a place at B (allowed: a waitlist entry is not a booking).
     let at_b = book_ok(&s, &w1, &slots_b[0]).await;
 
-    let r = s
-        .post_empty(
-            &format!("/api/v1/appointments/{}/cancel", held["appointment"]["id"].as_str().unwrap()),
-            Some(&holder.token),
-        )
-        .await;
-    ok_json(r).await;
-    let (sr, w2r) = (&s, &w2);
-    let offered = eventually("W2's offer", Duration::from_secs(10), move || async move {
-        let list = sr.get_json("/api/v1/appointments", Some(&w2r.token)).await;
-        match live(&list).as_slice() {
-            [one] => Ok(one.clone()),
-            _ => Err(list.to_string()),
-        }
-    })
-    .await;
+    cancel_ok(&s, &holder, held["appointment"]["id"].as_str().unwrap()).await;
+    let offered = only_live(&s, &w2, "W2's offer").await;
     assert_eq!(offered["from_waitlist"], true, "{offered}");
     assert_eq!(offered["slot_id"], slots_a[0].as_str(), "{offered}");
     // W1 still has exactly the booking at B, and was told why the offer passed them over.
