@@ -152,7 +152,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.actors.notifier.clone(),
     );
 
-    let consoles = hospital_gateway::chat::ConsoleHub::new();
+    let consoles = hospital_gateway::consoles::ConsoleHub::new();
     consoles.join(&hub, &bus);
     let mut deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
         .with_consoles(hospital_actors::Consoles::new(consoles.clone()))
@@ -164,8 +164,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         deps = deps.with_alipay(a.clone());
     }
     if let Some(i) = &insurance {
-        deps = deps
-            .with_insurance(hospital_actors::payment::InsuranceAccess { client: i.clone(), cipher: cipher.clone() });
+        deps =
+            deps.with_insurance(hospital_actors::deps::InsuranceAccess { client: i.clone(), cipher: cipher.clone() });
     }
     let actors = ActorSystem::start(deps).await.context("cannot start the actor system")?;
     // Durable jobs (closing sessions at their end, erasures): rows, so a restart loses none.
@@ -217,7 +217,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("cannot start the audit log")?;
     let catalog = CatalogIndex::load(stores.data.as_ref()).await?;
-    let roles = hospital_gateway::access::Roles::load(stores.data.as_ref()).await.context("cannot load the roles")?;
+    let roles = hospital_gateway::roles::Roles::load(stores.data.as_ref()).await.context("cannot load the roles")?;
     let state = AppState::new(hospital_gateway::state::Shared {
         sessions: SessionStore::new(stores.kv.clone()),
         stores,

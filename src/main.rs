@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("a role name")?;
             let store = app::open_data(&cfg, data_dir.as_deref()).await?;
             // The built-in roles exist before the first administrator does.
-            hospital_gateway::access::Roles::load(&*store).await?;
+            hospital_gateway::roles::Roles::load(&*store).await?;
             let req = hospital_gateway::http::staff::CreateStaff { username, name, password, roles, doctor_id: None };
             let s = hospital_gateway::http::staff::create(&*store, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created staff {} ({})", s.username, s.id);

@@ -35,6 +35,7 @@ pub mod events;
 pub mod exam;
 mod idle;
 pub mod jobs;
+pub(crate) mod keyed_lock;
 pub mod kind;
 pub mod notifier;
 pub mod ownership;

@@ -14,6 +14,8 @@ use hospital_store::{BookingWrite, DataStore, StoreError};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+use crate::keyed_lock::KeyedLocks;
+
 type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// One queued write: the rows, the sessions' new public state, and what runs once it is durable.
@@ -44,19 +46,13 @@ fn latest_per_session(mut topics: Vec<Availability>) -> Vec<Availability> {
 /// until everything queued is written, and a new pipeline for the same owner waits for it: so an
 /// actor restarted after a panic loads the store only once its predecessor's acknowledged writes
 /// have all landed, and never starts behind what callers were told.
-fn owner_lock(owner: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    > = std::sync::OnceLock::new();
-    let mut map = LOCKS.get_or_init(Default::default).lock().expect("pipeline lock map");
-    map.entry(owner.to_string()).or_default().clone()
-}
+static OWNER_LOCKS: std::sync::OnceLock<KeyedLocks> = std::sync::OnceLock::new();
 
 impl WritePipeline {
     /// Waits until no earlier pipeline of `owner` has writes in flight. Call before loading the
     /// owner's state from the store, and pass the guard to `start`.
     pub async fn quiesce(owner: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        owner_lock(owner).lock_owned().await
+        OWNER_LOCKS.get_or_init(Default::default).lock(owner).await
     }
 
     /// Starts the writer task, which keeps `guard` until it has written everything queued.

@@ -1,7 +1,19 @@
 //! The real-name rules (BOOK-6), read from a person's appointments across all accounts: checked
-//! by the account's actor before a hold, a move or joining a waitlist (in the person's turn,
-//! `patient::person_lock`), and by the doctor's actor before it offers a waitlisted person a
-//! freed place (the person may have booked elsewhere since joining).
+//! by the account's actor before a hold, a move or joining a waitlist, and by the doctor's actor
+//! before it offers a waitlisted person a freed place (the person may have booked elsewhere since
+//! joining).
+//!
+//! The person's turn. The rules are the person's (the ID number's), and a person may be a
+//! patient of several accounts (a family's phones, each booking the grandmother during a
+//! release): each account has its own actor, so the accounts' actors alone let two attempts for
+//! one person read the same history and both pass. An account's actor therefore takes the
+//! person's lock (`ActorSystem::persons`, a `KeyedLocks`) from the rules' read until the doctor's
+//! actor has answered the hold (durable), so the next attempt reads a history that holds it. A
+//! lock, not an actor: the turn is taken inside the account's actor, already the serial owner of
+//! the attempt, and a further actor hop would cost every hold of a storm about what the account's
+//! own hop costs. The doctor's actor checks without the turn (the account's actor holding it may
+//! be waiting on that very doctor's actor). Across nodes the turn is not shared (ARCHITECTURE.md,
+//! "Several nodes sharing ScyllaDB").
 
 use chrono::{Datelike, Duration as Days, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
@@ -72,4 +84,13 @@ pub(crate) async fn check(
         }
     }
     Ok(())
+}
+
+/// A refusal's reason as a patient's message says it (in the hospital's language).
+pub(crate) fn reason_zh(reason: &str) -> &'static str {
+    match reason {
+        "one_per_department_day" => "当日已有该科室的预约",
+        "weekly_cap" => "本周预约已达上限",
+        _ => "因爽约暂停预约",
+    }
 }

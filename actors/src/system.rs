@@ -35,8 +35,8 @@ struct Inner {
     shut_down: AtomicBool,
     /// What the schedule actors running here say refuses a hold (`schedule::gate`).
     gate: crate::schedule::AvailabilityGate,
-    /// Whose booking decision is in progress here (`patient::person_lock`).
-    persons: crate::patient::PersonLocks,
+    /// The persons with a booking decision in progress here, by ID-number index (`real_name`).
+    persons: crate::keyed_lock::KeyedLocks,
 }
 
 impl std::fmt::Debug for ActorSystem {
@@ -114,7 +114,7 @@ impl ActorSystem {
 
     /// The persons with a booking decision in progress on this node (taken by the accounts'
     /// actors around the real-name rules and the hold).
-    pub(crate) fn persons(&self) -> &crate::patient::PersonLocks {
+    pub(crate) fn persons(&self) -> &crate::keyed_lock::KeyedLocks {
         &self.inner.persons
     }
 

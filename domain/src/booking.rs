@@ -400,7 +400,7 @@ impl SessionBook {
         mut ids: impl FnMut() -> (AppointmentId, OrderId),
     ) -> Vec<Appointment> {
         let mut offers = Vec::new();
-        if self.session.status == SessionStatus::Stopped || now < self.session.release_at {
+        if !self.offers_open(now) {
             return offers;
         }
         while let Some(seg) = (0..self.session.segments.len()).find(|&s| self.remaining(s) > 0) {
@@ -428,6 +428,18 @@ impl SessionBook {
             }
         }
         offers
+    }
+
+    /// Whether freed places go to the waitlist now (released, not stopped).
+    fn offers_open(&self, now: DateTime<Utc>) -> bool {
+        self.session.status != SessionStatus::Stopped && now >= self.session.release_at
+    }
+
+    /// Those first in line whom `offer_to_waitlist` would offer a place now: as many as places
+    /// are free (none before the release or once stopped).
+    pub fn offer_candidates(&self, now: DateTime<Utc>) -> impl Iterator<Item = &WaitEntry> {
+        let free: u32 = if self.offers_open(now) { self.remaining_all().iter().sum() } else { 0 };
+        self.waitlist.iter().take(free as usize)
     }
 
     /// Moves a live appointment to another segment of this session, atomically: the new place is

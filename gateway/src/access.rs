@@ -28,7 +28,6 @@ use utoipa_axum::router::UtoipaMethodRouter;
 use crate::error::ApiError;
 use crate::extract::{Caller, StaffCaller};
 use crate::ratelimit::client_ip_of;
-pub use crate::roles::{Roles, ROLES_CHANGED, ROLE_DOCS};
 use crate::state::AppState;
 
 /// The OpenAPI extension naming a route's permission.

@@ -2,7 +2,7 @@
 //! catalogue index are reloaded on every node when any node changes them (`Bus::invalidate`,
 //! through the same fan-out as live events: Redis pub/sub between nodes).
 
-use crate::access::ROLES_CHANGED;
+use crate::roles::ROLES_CHANGED;
 use crate::state::AppState;
 
 /// What `Bus::invalidate` names when staff change the catalogue.

@@ -36,8 +36,6 @@ use crate::state::AppState;
 /// dispatchers' lease (`actors.chat.presence_lease_secs`, 90 s by default).
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
-pub use crate::consoles::{ConsoleHub, TYPING_EVERY};
-
 #[derive(Debug, Deserialize)]
 pub struct ConsoleParams {
     pub presence: Option<Presence>,

@@ -84,31 +84,6 @@ impl ConsoleHub {
     pub fn sockets_of(&self, agent: StaffId) -> usize {
         self.sockets.lock().expect("console hub").values().filter(|s| s.agent == agent).count()
     }
-
-    /// Hands a console event to the consoles concerned on this node (an image message with its
-    /// link made here and now: links are never on the bus).
-    pub fn deliver(&self, event: &StaffEvent) {
-        let body = crate::image_links::console(self.images.get(), &event.event);
-        let frame: Arc<str> = match serde_json::to_string(&body) {
-            Ok(s) => s.into(),
-            Err(e) => {
-                tracing::warn!(error = %e, "console event not encodable");
-                return;
-            }
-        };
-        let sockets = self.sockets.lock().expect("console hub");
-        for s in sockets.values() {
-            let to = match &event.to {
-                Audience::Agent(a) => s.agent == *a,
-                Audience::Group(g) => s.groups.contains(g),
-                Audience::AllStaff => true,
-            };
-            // A console that cannot keep up loses live frames; it reloads on reconnect.
-            if to && s.tx.try_send(frame.clone()).is_err() {
-                tracing::debug!(agent = %s.agent, "console outbox full; frame dropped");
-            }
-        }
-    }
 }
 
 /// Whether a typing indicator for `conversation` may pass now (at most one per `TYPING_EVERY`).
@@ -141,7 +116,28 @@ impl ConsoleBus for ConsoleHub {
 }
 
 impl LocalConsoles for ConsoleHub {
+    /// Hands a console event to the consoles concerned on this node (an image message with its
+    /// link made here and now: links are never on the bus).
     fn deliver(&self, event: &StaffEvent) {
-        ConsoleHub::deliver(self, event);
+        let body = crate::image_links::console(self.images.get(), &event.event);
+        let frame: Arc<str> = match serde_json::to_string(&body) {
+            Ok(s) => s.into(),
+            Err(e) => {
+                tracing::warn!(error = %e, "console event not encodable");
+                return;
+            }
+        };
+        let sockets = self.sockets.lock().expect("console hub");
+        for s in sockets.values() {
+            let to = match &event.to {
+                Audience::Agent(a) => s.agent == *a,
+                Audience::Group(g) => s.groups.contains(g),
+                Audience::AllStaff => true,
+            };
+            // A console that cannot keep up loses live frames; it reloads on reconnect.
+            if to && s.tx.try_send(frame.clone()).is_err() {
+                tracing::debug!(agent = %s.agent, "console outbox full; frame dropped");
+            }
+        }
     }
 }

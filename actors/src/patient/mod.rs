@@ -1,7 +1,7 @@
 //! The patient session actor: one per account, serialising that account's operations on its
 //! patients (就诊人) and its bookings, so rules like "at most N patients" hold under concurrent
 //! requests from several devices; the real-name rules (BOOK-6) are a person's, who may be a
-//! patient of several accounts, and take the person's turn (`person_lock`) as well. (The account's live
+//! patient of several accounts, and take the person's turn (`real_name`) as well. (The account's live
 //! sockets belong to the real-time gateway's hub, not to this actor: an open socket does not
 //! keep it in memory.)
 //!
@@ -10,7 +10,6 @@
 //!
 //! Here: `msg` (messages, `PatientError`), `state` (the account's patients and its operations),
 //! `rules` (the account's caps, from memory), `notice` (telling a person's own account),
-//! `person_lock` (one booking decision per person at a time),
 //! `actor` (the handler, and the kind), `api` (its `ActorSystem` methods).
 
 mod account;
@@ -18,13 +17,11 @@ mod actor;
 mod api;
 mod msg;
 mod notice;
-mod person_lock;
 mod rules;
 mod state;
 
 pub use account::profile_update;
 pub use actor::{PatientActor, PatientKind};
 pub use msg::{AccountError, PatientError, PatientMsg, ProfileChange};
-pub(crate) use person_lock::PersonLocks;
 pub use rules::{check_account, check_person};
 pub use state::{PatientArgs, PatientState};

@@ -19,7 +19,6 @@ mod msg;
 mod state;
 mod sweeper;
 
-pub use crate::deps::InsuranceAccess;
 pub use actor::{PaymentActor, PaymentKind};
 pub(crate) use api::dispatch;
 pub use balance::MAX_TOP_UP;

@@ -209,20 +209,18 @@ impl ScheduleState {
     /// rules when they joined, and a place is better offered than lost.
     async fn screen_waitlist(&mut self, session: SessionId, w: &mut BookingWrite) {
         let now = Utc::now();
+        // Those the rules let through once are not read again when a removal moves the line up.
+        let mut passed = Vec::new();
         loop {
             let Some(b) = self.book.session(session) else { return };
-            if b.session.status == hospital_domain::schedule::SessionStatus::Stopped || now < b.session.release_at {
-                return;
-            }
-            let free: u32 = b.remaining_all().iter().sum();
-            let head: Vec<WaitEntry> = b.waitlist.iter().take(free as usize).cloned().collect();
+            let head: Vec<WaitEntry> =
+                b.offer_candidates(now).filter(|e| !passed.contains(&e.patient_id)).cloned().collect();
             let (department, date) = (b.session.department_id, b.session.date);
             let mut refused = Vec::new();
             for e in head {
-                if let Err(BookingError::Rule { reason, .. }) =
-                    crate::real_name::check(&self.ctx, &e.person, department, date, None).await
-                {
-                    refused.push((e, reason));
+                match crate::real_name::check(&self.ctx, &e.person, department, date, None).await {
+                    Err(BookingError::Rule { reason, .. }) => refused.push((e, reason)),
+                    _ => passed.push(e.patient_id),
                 }
             }
             let Some(b) = self.book.session_mut(session) else { return };
@@ -233,11 +231,7 @@ impl ScheduleState {
                 }
                 removed = true;
                 metrics::counter!("booking_waitlist_screened_out_total").increment(1);
-                let why = match reason {
-                    "one_per_department_day" => "当日已有该科室的预约",
-                    "weekly_cap" => "本周预约已达上限",
-                    _ => "因爽约暂停预约",
-                };
+                let why = crate::real_name::reason_zh(reason);
                 w.messages.push(Message::new(
                     e.account_id,
                     MessageKind::BookingFailure,

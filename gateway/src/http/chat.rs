@@ -223,7 +223,7 @@ pub struct HistoryQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     /// Image messages carry a fresh `image_link` (see `chat_images`).
-    pub messages: Vec<crate::http::chat_images::LinkedMessage>,
+    pub messages: Vec<crate::image_links::LinkedMessage>,
     /// Ask again with `after` = this for the next page; None when this was the last.
     pub next_after: Option<u64>,
 }
@@ -234,7 +234,7 @@ pub(crate) async fn history(state: &AppState, c: &Conversation, q: &HistoryQuery
     let messages = state.stores.data.chat_messages(c.id, after, limit).await?;
     let last = messages.last().map(|m| m.seq);
     let next_after = last.filter(|l| *l < c.last_seq && messages.len() == limit);
-    let messages = messages.into_iter().map(|m| crate::http::chat_images::linked(&state.files, m)).collect();
+    let messages = messages.into_iter().map(|m| crate::image_links::linked(&state.files, m)).collect();
     Ok(HistoryPage { messages, next_after })
 }
 
@@ -363,7 +363,7 @@ async fn typing(
         return Err(ApiError::RateLimited {
             code: "rate_limited",
             message: "typing is passed on at most once a second".into(),
-            retry_after: crate::chat::TYPING_EVERY,
+            retry_after: crate::consoles::TYPING_EVERY,
         });
     }
     let event = ConsoleEvent::Typing(ChatTyping { conversation_id: id, who: Typist::Patient });

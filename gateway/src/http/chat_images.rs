@@ -38,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
-pub use crate::image_links::{console, link_of, linked, personal, ImageLink, LinkedMessage, LiveBody};
+use crate::image_links::{linked, LinkedMessage};
 
 /// Checks and stores the request's bytes under the conversation's prefix.
 async fn store(files: &FileService, c: &Conversation, headers: &HeaderMap, body: Body) -> ApiResult<StoredObject> {

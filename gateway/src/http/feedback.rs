@@ -21,7 +21,7 @@ use crate::access::permit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AccountCaller, ApiJson, ApiQuery};
 use crate::files::{read_capped, FileService};
-use crate::http::chat_images::{link_of, ImageLink};
+use crate::image_links::{link_of, ImageLink};
 use crate::state::AppState;
 use crate::validate::ListLimit;
 

@@ -11,10 +11,11 @@ use hospital_store::Docs;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::access::{permit, ROLES_CHANGED, ROLE_DOCS};
+use crate::access::permit;
 use crate::audit::StaffAudit;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
+use crate::roles::{ROLES_CHANGED, ROLE_DOCS};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {

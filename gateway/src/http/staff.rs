@@ -214,7 +214,7 @@ pub async fn check_roles(data: &dyn hospital_store::DataStore, roles: &[RoleName
     if roles.is_empty() {
         return Err(ValidationError::new("roles", "give at least one role").into());
     }
-    let known: Docs<'_, RoleDef> = Docs::new(data, crate::access::ROLE_DOCS);
+    let known: Docs<'_, RoleDef> = Docs::new(data, crate::roles::ROLE_DOCS);
     let builtin = hospital_domain::access::builtin_roles();
     for r in roles {
         if !builtin.iter().any(|b| b.name == *r) && known.get(r.as_str()).await?.is_none() {
