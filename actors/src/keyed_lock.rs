@@ -24,22 +24,30 @@ struct Locks {
 impl KeyedLocks {
     /// Waits for `key`'s lock; it is released when the guard is dropped.
     pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
-        let turn = {
-            let mut locks = self.inner.lock().expect("keyed locks");
-            match locks.by_key.get(key).and_then(Weak::upgrade) {
-                Some(t) => t,
-                None => {
-                    let t = Arc::new(AsyncMutex::new(()));
-                    locks.by_key.insert(key.to_string(), Arc::downgrade(&t));
-                    if locks.by_key.len() >= locks.sweep_at {
-                        locks.by_key.retain(|_, w| w.strong_count() > 0);
-                        locks.sweep_at = (2 * locks.by_key.len()).max(1024);
-                    }
-                    t
+        self.entry(key).lock_owned().await
+    }
+
+    /// `key`'s lock if nobody holds it now, without waiting: for a caller that must not wait
+    /// on a holder who may be waiting on it (a doctor's actor offering a place).
+    pub fn try_lock(&self, key: &str) -> Option<OwnedMutexGuard<()>> {
+        self.entry(key).try_lock_owned().ok()
+    }
+
+    /// `key`'s lock, made if nobody holds or waits for it.
+    fn entry(&self, key: &str) -> Arc<AsyncMutex<()>> {
+        let mut locks = self.inner.lock().expect("keyed locks");
+        match locks.by_key.get(key).and_then(Weak::upgrade) {
+            Some(t) => t,
+            None => {
+                let t = Arc::new(AsyncMutex::new(()));
+                locks.by_key.insert(key.to_string(), Arc::downgrade(&t));
+                if locks.by_key.len() >= locks.sweep_at {
+                    locks.by_key.retain(|_, w| w.strong_count() > 0);
+                    locks.sweep_at = (2 * locks.by_key.len()).max(1024);
                 }
+                t
             }
-        };
-        turn.lock_owned().await
+        }
     }
 
     #[cfg(test)]
@@ -71,6 +79,16 @@ mod tests {
         assert!(!waiter.is_finished(), "two holders of one key at once");
         drop(first);
         tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("the lock passed on").expect("task");
+    }
+
+    #[tokio::test]
+    async fn try_lock_never_waits() {
+        let locks = KeyedLocks::default();
+        let held = locks.try_lock("person-a").expect("a free lock is taken");
+        assert!(locks.try_lock("person-a").is_none(), "a held lock taken twice");
+        assert!(locks.try_lock("person-b").is_some(), "another key's lock refused");
+        drop(held);
+        assert!(locks.try_lock("person-a").is_some(), "a released lock refused");
     }
 
     #[tokio::test]

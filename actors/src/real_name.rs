@@ -11,8 +11,9 @@
 //! actor has answered the hold (durable), so the next attempt reads a history that holds it. A
 //! lock, not an actor: the turn is taken inside the account's actor, already the serial owner of
 //! the attempt, and a further actor hop would cost every hold of a storm about what the account's
-//! own hop costs. The doctor's actor checks without the turn (the account's actor holding it may
-//! be waiting on that very doctor's actor). Across nodes the turn is not shared (ARCHITECTURE.md,
+//! own hop costs. The doctor's actor offering a waitlisted person a place tries the turn and never
+//! waits for it (the account's actor holding it may be waiting on that very doctor's actor):
+//! `schedule::state`'s `screen_waitlist`. Across nodes the turn is not shared (ARCHITECTURE.md,
 //! "Several nodes sharing ScyllaDB").
 
 use chrono::{Datelike, Duration as Days, Utc};

@@ -113,7 +113,8 @@ impl ActorSystem {
     }
 
     /// The persons with a booking decision in progress on this node (taken by the accounts'
-    /// actors around the real-name rules and the hold).
+    /// actors around the real-name rules and the hold, tried by the doctors' actors around a
+    /// waitlist offer).
     pub(crate) fn persons(&self) -> &crate::keyed_lock::KeyedLocks {
         &self.inner.persons
     }

@@ -393,10 +393,12 @@ impl SessionBook {
 
     /// Offers freed places to the waitlist, first in line first: each offer is a hold (marked
     /// `from_waitlist`) that lapses like any other. `ids` names the new appointments and orders.
+    /// Those in `passed_over` get no offer this time and keep their places in line.
     pub fn offer_to_waitlist(
         &mut self,
         now: DateTime<Utc>,
         hold_for: Duration,
+        passed_over: &[PatientId],
         mut ids: impl FnMut() -> (AppointmentId, OrderId),
     ) -> Vec<Appointment> {
         let mut offers = Vec::new();
@@ -404,7 +406,8 @@ impl SessionBook {
             return offers;
         }
         while let Some(seg) = (0..self.session.segments.len()).find(|&s| self.remaining(s) > 0) {
-            let Some(w) = self.waitlist.pop_front() else { break };
+            let Some(next) = self.waitlist.iter().position(|w| !passed_over.contains(&w.patient_id)) else { break };
+            let Some(w) = self.waitlist.remove(next) else { break };
             let (appointment_id, order_id) = ids();
             let req = HoldRequest {
                 appointment_id,
@@ -435,11 +438,15 @@ impl SessionBook {
         self.session.status != SessionStatus::Stopped && now >= self.session.release_at
     }
 
-    /// Those first in line whom `offer_to_waitlist` would offer a place now: as many as places
-    /// are free (none before the release or once stopped).
-    pub fn offer_candidates(&self, now: DateTime<Utc>) -> impl Iterator<Item = &WaitEntry> {
+    /// Those first in line whom `offer_to_waitlist` would offer a place now, `passed_over`
+    /// aside: as many as places are free (none before the release or once stopped).
+    pub fn offer_candidates<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        passed_over: &'a [PatientId],
+    ) -> impl Iterator<Item = &'a WaitEntry> {
         let free: u32 = if self.offers_open(now) { self.remaining_all().iter().sum() } else { 0 };
-        self.waitlist.iter().take(free as usize)
+        self.waitlist.iter().filter(|w| !passed_over.contains(&w.patient_id)).take(free as usize)
     }
 
     /// Moves a live appointment to another segment of this session, atomically: the new place is
@@ -797,11 +804,41 @@ mod tests {
             assert_eq!(b.join_waitlist(w, now()).unwrap(), i + 1);
         }
         b.cancel(a.id, now(), CancelReason::Patient).unwrap();
-        let offers = b.offer_to_waitlist(now(), Duration::minutes(10), || (AppointmentId::new(), OrderId::new()));
+        let offers = b.offer_to_waitlist(now(), Duration::minutes(10), &[], || (AppointmentId::new(), OrderId::new()));
         assert_eq!(offers.len(), 1);
         assert_eq!(offers[0].person, "w1");
         assert!(offers[0].from_waitlist);
         assert_eq!(b.waitlist.len(), 1);
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_passed_over_entry_keeps_its_place_in_line() {
+        let mut b = SessionBook::new(session(1), [], vec![]);
+        let a = b.hold(0, &req("p1", now())).unwrap();
+        b.hold(1, &req("p2", now())).unwrap();
+        let mut ids = Vec::new();
+        for p in ["w1", "w2", "w3"] {
+            let w = WaitEntry {
+                account_id: AccountId::new(),
+                patient_id: PatientId::new(),
+                person: p.into(),
+                patient_name: "x".into(),
+                joined_at: now(),
+            };
+            ids.push(w.patient_id);
+            b.join_waitlist(w, now()).unwrap();
+        }
+        b.cancel(a.id, now(), CancelReason::Patient).unwrap();
+        let passed = [ids[0]];
+        let candidates: Vec<&str> = b.offer_candidates(now(), &passed).map(|w| w.person.as_str()).collect();
+        assert_eq!(candidates, ["w2"]);
+        let offers =
+            b.offer_to_waitlist(now(), Duration::minutes(10), &passed, || (AppointmentId::new(), OrderId::new()));
+        assert_eq!(offers.iter().map(|o| o.person.as_str()).collect::<Vec<_>>(), ["w2"]);
+        // w1 is still first, w3 second.
+        assert_eq!((b.waitlist_position(ids[0]), b.waitlist_position(ids[2])), (Some(1), Some(2)));
+        assert_eq!(b.offer_candidates(now(), &[]).count(), 0, "no place left to offer");
         b.check_invariants().unwrap();
     }
 

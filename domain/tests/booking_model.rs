@@ -670,7 +670,7 @@ impl Harness {
         }
         let offers = self
             .sb(session)
-            .offer_to_waitlist(now, Duration::minutes(OFFER_MINUTES), || (AppointmentId::new(), OrderId::new()));
+            .offer_to_waitlist(now, Duration::minutes(OFFER_MINUTES), &[], || (AppointmentId::new(), OrderId::new()));
         self.book.reindex(self.session_ids[session]);
         let got: Vec<(usize, u16, u32)> =
             offers.iter().map(|a| (self.person_of(&a.person), a.slot.segment, a.place)).collect();

@@ -366,7 +366,7 @@ async fn only_live(s: &TestServer, p: &Person, what: &str) -> Value {
 }
 
 /// `p` asks to join `session`'s waitlist (候补).
-async fn join_waitlist(s: &TestServer, session: &str, p: &Person) -> reqwest::Response {
+pub(crate) async fn join_waitlist(s: &TestServer, session: &str, p: &Person) -> reqwest::Response {
     s.post(&format!("/api/v1/sessions/{session}/waitlist"), Some(&p.token), json!({ "patient_id": p.patient_id })).await
 }
 
@@ -380,7 +380,7 @@ async fn queue_after_sold_out(s: &TestServer, session: &str, slot: &str, people:
 }
 
 /// The live (slot-holding) appointments in a list.
-fn live(list: &Value) -> Vec<Value> {
+pub(crate) fn live(list: &Value) -> Vec<Value> {
     list.as_array()
         .expect("appointments")
         .iter()

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::booking_flow::{
-    ahead, booking_opts, conflict, create_session, departments_with_doctors, person, remaining, session_view, staff,
-    Person,
+    ahead, book_ok, booking_opts, conflict, create_session, departments_with_doctors, eventually, join_waitlist, live,
+    messages, person, remaining, session_view, staff, Person,
 };
-use crate::harness::{ok_json, phone, TestServer};
+use crate::harness::{expect_json, ok_json, phone, TestServer};
 
 /// Patients in the storm, places in the session, and how many setups run at once.
 const PATIENTS: u32 = 1000;
@@ -62,13 +62,17 @@ async fn warm_up(client: &reqwest::Client, s: &TestServer, n: usize) {
 }
 
 async fn fire(client: &reqwest::Client, s: &TestServer, token: &str, slot: &str, patient: &str) -> Outcome {
+    send(client, s, token, "/api/v1/appointments", Some(json!({ "slot_id": slot, "patient_id": patient }))).await
+}
+
+/// One POST of the storm, its answer read whatever it is.
+async fn send(client: &reqwest::Client, s: &TestServer, token: &str, path: &str, body: Option<Value>) -> Outcome {
     let started = Instant::now();
-    let r = client
-        .post(s.url("/api/v1/appointments"))
-        .bearer_auth(token)
-        .json(&json!({ "slot_id": slot, "patient_id": patient }))
-        .send()
-        .await;
+    let mut r = client.post(s.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    let r = r.send().await;
     let (status, body, transport_error) = match r {
         Ok(r) => {
             let status = r.status().as_u16();
@@ -416,4 +420,104 @@ async fn one_person_under_two_accounts_books_once_per_department_day() {
     assert_eq!(both, 0, "never two bookings of one person in one department on one day");
     assert_eq!(none, 0);
     assert_eq!(rule, PERSONS as usize);
+}
+
+/// A waitlisted person booking at another doctor of the department at the instant a place frees
+/// for them at the first (a cancellation offers it to the line). The offer is the first doctor's
+/// actor's and the booking the person's account's: the real-name rule holds across the two, so
+/// no one ends with both; one passed over because they were booking at that instant keeps their
+/// place in line and is screened on the next tick; nobody is left waiting beside a free place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waitlist_offer_and_the_persons_own_booking_elsewhere_never_both_land() {
+    const PERSONS: u32 = 100;
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let departments = departments_with_doctors(&s).await;
+    let (doc_a, doc_b) = departments
+        .iter()
+        .find(|(_, d)| d.len() >= 2)
+        .map(|(_, d)| (d[0].clone(), d[1].clone()))
+        .expect("a department with two doctors");
+    let date = ahead(22);
+    let holders: Vec<Person> =
+        stream::iter(0..PERSONS).map(|i| person(&s, 500_000 + i)).buffered(SETUP_CONCURRENCY).collect().await;
+    let waiting: Vec<Person> =
+        stream::iter(0..PERSONS).map(|i| person(&s, 600_000 + i)).buffered(SETUP_CONCURRENCY).collect().await;
+    let (session_a, slots_a) = create_session(&s, &admin, &doc_a, date, 60, PERSONS, None).await;
+    let (_, slots_b) = create_session(&s, &admin, &doc_b, date, 60, PERSONS + 50, None).await;
+    // A is sold out to the holders, and everyone else is in its line.
+    let held: Vec<String> = stream::iter(&holders)
+        .map(|h| {
+            let (s, slot) = (&s, &slots_a[0]);
+            async move { book_ok(s, h, slot).await["appointment"]["id"].as_str().expect("id").to_string() }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    for w in &waiting {
+        expect_json(join_waitlist(&s, &session_a, w).await, 201).await;
+    }
+    let client = storm_client();
+    warm_up(&client, &s, 2 * PERSONS as usize).await;
+
+    // Every holder cancels at A as every waiting person books at B.
+    let cancels: Vec<String> = held.iter().map(|id| format!("/api/v1/appointments/{id}/cancel")).collect();
+    let shots = cancels.iter().zip(&holders).zip(&waiting).flat_map(|((cancel, h), w)| {
+        let b = json!({ "slot_id": slots_b[0], "patient_id": w.patient_id });
+        [send(&client, &s, &h.token, cancel, None), send(&client, &s, &w.token, "/api/v1/appointments", Some(b))]
+    });
+    let outcomes: Vec<Outcome> = futures::future::join_all(shots).await;
+    let mut booked_b = 0;
+    for (i, pair) in outcomes.chunks(2).enumerate() {
+        assert_eq!(pair[0].status, Some(200), "cancel {i}: {:?} {:?}", pair[0].transport_error, pair[0].body);
+        match pair[1].status {
+            Some(201) => booked_b += 1,
+            _ => assert_eq!(
+                (pair[1].status, pair[1].code.as_deref(), pair[1].reason.as_deref()),
+                (Some(409), Some("rule_violation"), Some("one_per_department_day")),
+                "booking {i}: {:?} {:?}",
+                pair[1].transport_error,
+                pair[1].body
+            ),
+        }
+    }
+
+    // Settled: A's line is empty (offered, or screened out for the booking at B).
+    eventually("A's line empty", Duration::from_secs(20), || async {
+        let v = session_view(&s, &doc_a, date, &session_a).await;
+        if v["waiting"] == 0 {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let mut offered = 0;
+    let mut told = 0;
+    for (i, w) in waiting.iter().enumerate() {
+        let list = s.get_json("/api/v1/appointments", Some(&w.token)).await;
+        let l = live(&list);
+        assert_eq!(l.len(), 1, "person {i}: one booking in the department that day, never two: {list}");
+        if l[0]["from_waitlist"] == true {
+            assert_eq!(l[0]["slot_id"], slots_a[0].as_str(), "{list}");
+            offered += 1;
+        }
+        told += messages(&s, w).await.iter().filter(|m| m["title"] == "候补未成功").count();
+    }
+    let metrics = s.get("/metrics", None).await.text().await.expect("metrics");
+    let counter = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+        line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).map_or(0, |v| v as u64)
+    };
+    let (screened, passed_over) =
+        (counter("booking_waitlist_screened_out_total"), counter("booking_waitlist_passed_over_total"));
+    eprintln!(
+        "waitlist offer against the person's booking elsewhere: {PERSONS} persons, booked at B {booked_b}, \
+         offered at A {offered}, screened out with a message {told}, passed over while booking {passed_over}; {}",
+        latencies(&outcomes.iter().collect::<Vec<_>>())
+    );
+    assert_eq!(screened, booked_b as u64, "{metrics}");
+    assert_eq!(offered + booked_b, PERSONS as usize);
+    assert_eq!(told, booked_b, "everyone who booked at B was told why A's line let them go");
+    assert_eq!(remaining(&s, &doc_a, date, &session_a).await, vec![booked_b as u64]);
 }

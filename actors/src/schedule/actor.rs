@@ -62,6 +62,7 @@ impl Actor for ScheduleActor {
             expiry: None,
             lease,
             renewal: None,
+            turns: Vec::new(),
         })
     }
 
@@ -315,6 +316,8 @@ impl Actor for ScheduleActor {
                 }
             }
         }
+        // Turns taken for offers the change did not make (`persist` took the others).
+        state.turns.clear();
         Ok(())
     }
 }

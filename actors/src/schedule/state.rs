@@ -9,11 +9,12 @@ use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::Order;
 use hospital_domain::schedule::{ClinicSession, Segment, SlotId};
-use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, SessionId};
+use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OwnedMutexGuard;
 
 use super::msg::*;
 use crate::booking::BookingError;
@@ -41,6 +42,9 @@ pub struct ScheduleState {
     /// The lease this actor runs under (several nodes), whose fence every write carries.
     pub(super) lease: Option<hospital_store::Lease>,
     pub(super) renewal: Option<ractor::concurrency::JoinHandle<()>>,
+    /// The persons' turns taken for the offers of the change being made (`screen_waitlist`),
+    /// let go once its write is durable (`persist`), or when the change writes no offer.
+    pub(super) turns: Vec<OwnedMutexGuard<()>>,
 }
 
 pub(super) async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
@@ -102,7 +106,7 @@ fn close_job(ctx: &Context, session: &ClinicSession) -> Option<Job> {
 impl ScheduleState {
     /// Queues `write`, then (once durable) runs `effects` and answers with `answer`.
     pub(super) fn persist<T: Send + 'static>(
-        &self,
+        &mut self,
         write: BookingWrite,
         effects: Vec<Effect>,
         reply: Option<Reply<T>>,
@@ -125,6 +129,8 @@ impl ScheduleState {
         let confirmed: Vec<Appointment> =
             write.appointments.iter().filter(|a| a.status == AppointmentStatus::Confirmed).cloned().collect();
         let notify = self.ctx.notify.clone();
+        // The offers' persons' turns last until the offers are durable (`screen_waitlist`).
+        let turns = std::mem::take(&mut self.turns);
         // The sessions' new places left go to their topics with the batch (`pipeline`).
         self.pipeline.push_with_topics(write, topics, move |r| {
             let answer = match r {
@@ -143,6 +149,7 @@ impl ScheduleState {
             if let Some(reply) = reply {
                 let _ = reply.send(answer);
             }
+            drop(turns);
         });
         // After the write is queued (see `schedule::gate` for why this order keeps the gate from
         // ever refusing what this actor would accept).
@@ -171,13 +178,14 @@ impl ScheduleState {
     /// Offers freed places in `session` to its waitlist, adding the offers to `w`. Those first in
     /// line whom the real-name rules no longer allow a place here (they booked in the department
     /// that day since they joined, reached the weekly cap, or were banned) leave the line first,
-    /// told why; the places go to those after them.
+    /// told why; those booking somewhere else at this instant are passed over this time and keep
+    /// their places in line; the places go to those after them.
     pub(super) async fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
         let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
         let Some(before) = self.book.session(session).map(|b| b.waitlist.len()) else { return };
-        self.screen_waitlist(session, w).await;
+        let passed_over = self.screen_waitlist(session, w).await;
         let Some(b) = self.book.session_mut(session) else { return };
-        let offers = b.offer_to_waitlist(Utc::now(), hold_for, || (AppointmentId::new(), OrderId::new()));
+        let offers = b.offer_to_waitlist(Utc::now(), hold_for, &passed_over, || (AppointmentId::new(), OrderId::new()));
         if offers.is_empty() && before == b.waitlist.len() {
             return;
         }
@@ -203,33 +211,50 @@ impl ScheduleState {
     }
 
     /// Takes off `session`'s waitlist those who would be offered its free places but whom the
-    /// real-name rules now refuse, with a message each. The store is read for the first in line
-    /// only (as many as there are places), again after each removal, so a long line costs
-    /// nothing when places are few. A read that fails leaves the line as it is: they met the
-    /// rules when they joined, and a place is better offered than lost.
-    async fn screen_waitlist(&mut self, session: SessionId, w: &mut BookingWrite) {
+    /// real-name rules now refuse, with a message each, and returns those passed over this time.
+    /// Each check runs in the person's turn (`real_name`), as a booking's does, and one let
+    /// through keeps the turn until the offer is durable (`turns`), so the same person's booking
+    /// elsewhere reads a history that holds the offer. The turn is tried, never awaited: the
+    /// account's actor holding it may be waiting on this very actor. A person whose turn is taken
+    /// is booking somewhere at this instant: passed over, they keep their place in line, and the
+    /// next tick offers again (`expire_due`). The store is read for the first in line only (as
+    /// many as there are places), again after each removal, so a long line costs nothing when
+    /// places are few. A read that fails leaves the line as it is: they met the rules when they
+    /// joined, and a place is better offered than lost.
+    async fn screen_waitlist(&mut self, session: SessionId, w: &mut BookingWrite) -> Vec<PatientId> {
         let now = Utc::now();
         // Those the rules let through once are not read again when a removal moves the line up.
         let mut passed = Vec::new();
+        let mut busy = Vec::new();
         loop {
-            let Some(b) = self.book.session(session) else { return };
+            let Some(b) = self.book.session(session) else { return busy };
             let head: Vec<WaitEntry> =
-                b.offer_candidates(now).filter(|e| !passed.contains(&e.patient_id)).cloned().collect();
+                b.offer_candidates(now, &busy).filter(|e| !passed.contains(&e.patient_id)).cloned().collect();
             let (department, date) = (b.session.department_id, b.session.date);
             let mut refused = Vec::new();
+            // Someone passed over or removed: the line's head moved up, look at it again.
+            let mut moved = false;
             for e in head {
+                let Some(turn) = self.ctx.system.persons().try_lock(&e.person) else {
+                    metrics::counter!("booking_waitlist_passed_over_total").increment(1);
+                    busy.push(e.patient_id);
+                    moved = true;
+                    continue;
+                };
                 match crate::real_name::check(&self.ctx, &e.person, department, date, None).await {
                     Err(BookingError::Rule { reason, .. }) => refused.push((e, reason)),
-                    _ => passed.push(e.patient_id),
+                    _ => {
+                        passed.push(e.patient_id);
+                        self.turns.push(turn);
+                    }
                 }
             }
-            let Some(b) = self.book.session_mut(session) else { return };
-            let mut removed = false;
+            let Some(b) = self.book.session_mut(session) else { return busy };
             for (e, reason) in refused {
                 if !b.leave_waitlist(e.patient_id) {
                     continue;
                 }
-                removed = true;
+                moved = true;
                 metrics::counter!("booking_waitlist_screened_out_total").increment(1);
                 let why = crate::real_name::reason_zh(reason);
                 w.messages.push(Message::new(
@@ -246,8 +271,8 @@ impl ScheduleState {
                     now,
                 ));
             }
-            if !removed {
-                return;
+            if !moved {
+                return busy;
             }
         }
     }
@@ -527,7 +552,8 @@ impl ScheduleState {
         for sid in sessions {
             let b = self.book.session_mut(sid).expect("present");
             let due = b.due_holds(now);
-            if due.is_empty() {
+            // A line beside a free place: someone was passed over (`screen_waitlist`).
+            if due.is_empty() && b.offer_candidates(now, &[]).next().is_none() {
                 continue;
             }
             for id in due {
