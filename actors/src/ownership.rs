@@ -5,9 +5,12 @@
 //! on a clean stop. A node that stalled past its lease and wakes up still running the actor is
 //! then refused by the store (`Conflict::StaleFence`) instead of overwriting the new owner.
 //!
+//! Beside the leases, short locks without a token (`lock`): a person's turn across nodes.
+//!
 //! One node needs none of this (`ActorDeps::ownership` is None): its actors own what they run.
 
 use hospital_store::{BookingStore, BookingWrite, Lease, RedisLeases, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The leases and this node's name in them.
@@ -68,4 +71,22 @@ impl Ownership {
     pub fn renew_every(&self) -> Duration {
         self.ttl / 3
     }
+
+    /// A short lock on `resource` for this node if nobody holds it (a person's turn across
+    /// nodes, `real_name`), lapsing after `ttl` if this node dies holding it: the holding's name
+    /// to let it go with (`unlock`), or None while another holds it.
+    pub(crate) async fn lock(&self, resource: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        // Unique per holding: a lock is not re-entrant, not even for this node.
+        let holding = format!("{}#{}", self.node, NEXT_HOLDING.fetch_add(1, Ordering::Relaxed));
+        Ok(self.leases.lock(resource, &holding, ttl).await?.then_some(holding))
+    }
+
+    /// Lets go of a lock `lock` gave `holding`.
+    pub(crate) async fn unlock(&self, resource: &str, holding: &str) {
+        if let Err(e) = self.leases.unlock(resource, holding).await {
+            tracing::warn!(%resource, error = %e, "lock release failed; it will lapse");
+        }
+    }
 }
+
+static NEXT_HOLDING: AtomicU64 = AtomicU64::new(1);

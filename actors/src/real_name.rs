@@ -13,15 +13,92 @@
 //! the attempt, and a further actor hop would cost every hold of a storm about what the account's
 //! own hop costs. The doctor's actor offering a waitlisted person a place tries the turn and never
 //! waits for it (the account's actor holding it may be waiting on that very doctor's actor):
-//! `schedule::state`'s `screen_waitlist`. Across nodes the turn is not shared (ARCHITECTURE.md,
-//! "Several nodes sharing ScyllaDB").
+//! `schedule::state`'s `screen_waitlist`. On several nodes the turn is also a short lock in Redis
+//! (`Ownership::lock`), taken after the node's own (so a node's contenders queue in memory, not
+//! on Redis): the accounts of one person may have their actors on two nodes. That lock lapses
+//! after `CLUSTER_TURN` if its node dies; it is a lock, not a fence (ARCHITECTURE.md, "Several
+//! nodes sharing ScyllaDB", says what would make it one).
 
 use chrono::{Datelike, Duration as Days, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::AppointmentId;
+use std::time::Duration;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::booking::BookingError;
 use crate::deps::Context;
+use crate::error::ActorError;
+use crate::ownership::Ownership;
+
+/// How long a person's turn across nodes outlives a node that died holding it, and how long a
+/// booking waits for it: a turn is held from the rules' read to the hold's durable answer,
+/// milliseconds.
+const CLUSTER_TURN: Duration = Duration::from_secs(3);
+
+/// A person's turn: this node's lock and, on several nodes, the person's lock in Redis. Dropping
+/// it lets both go, the node's after Redis's, so this node's next holder finds Redis's free.
+pub(crate) struct Turn {
+    local: Option<OwnedMutexGuard<()>>,
+    cluster: Option<(Ownership, String, String)>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let local = self.local.take();
+        let Some((ownership, resource, holding)) = self.cluster.take() else { return };
+        // A drop cannot wait: the letting go runs on its own (the lock lapses if it cannot).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                ownership.unlock(&resource, &holding).await;
+                drop(local);
+            });
+        }
+    }
+}
+
+fn resource(person: &str) -> String {
+    format!("person:{person}")
+}
+
+/// Waits for `person`'s turn (an account's actor, before the rules' read).
+pub(crate) async fn turn(ctx: &Context, person: &str) -> Result<Turn, BookingError> {
+    let local = ctx.system.persons().lock(person).await;
+    let Some(ownership) = &ctx.ownership else { return Ok(Turn { local: Some(local), cluster: None }) };
+    let resource = resource(person);
+    let deadline = tokio::time::Instant::now() + CLUSTER_TURN;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(holding) = ownership.lock(&resource, CLUSTER_TURN).await? {
+            return Ok(Turn { local: Some(local), cluster: Some((ownership.clone(), resource, holding)) });
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(BookingError::Unavailable(ActorError::Unavailable {
+                kind: "person",
+                id: "turn".into(),
+                reason: "another booking for this person is in progress on another node; try again".into(),
+            }));
+        }
+        // Another node's holder is between its rules' read and its durable hold: milliseconds.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
+
+/// `person`'s turn if nobody holds it now, without waiting (a doctor's actor, before an offer).
+/// A failing Redis counts as taken: the offer waits for the next tick.
+pub(crate) async fn try_turn(ctx: &Context, person: &str) -> Option<Turn> {
+    let local = ctx.system.persons().try_lock(person)?;
+    let Some(ownership) = &ctx.ownership else { return Some(Turn { local: Some(local), cluster: None }) };
+    let resource = resource(person);
+    match ownership.lock(&resource, CLUSTER_TURN).await {
+        Ok(Some(holding)) => Some(Turn { local: Some(local), cluster: Some((ownership.clone(), resource, holding)) }),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "a person's turn could not be tried; the offer waits");
+            None
+        }
+    }
+}
 
 /// The real-name rules (BOOK-6) for `person` booking in `department` on `date`, read from
 /// the person's appointments across all accounts. `moving` is an appointment being moved,

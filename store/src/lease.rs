@@ -67,7 +67,7 @@ end
 return 0
 "#;
 
-/// Gives the lease up if it is still exactly this holding.
+/// Gives the lease (or a lock) up if it is still exactly this holding.
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -133,6 +133,35 @@ impl RedisLeases {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(n == 1)
+    }
+
+    /// Takes a short lock on `resource` for `holder` if nobody holds it, for `ttl` at most: a
+    /// lease without a fencing token, for what is held for milliseconds and is too numerous to
+    /// keep a counter each (a person's turn across nodes). False if another holds it.
+    pub async fn lock(&self, resource: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.lock_key(resource))
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms(ttl))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Lets a lock go if `holder` still holds it (not once it lapsed and passed to another).
+    pub async fn unlock(&self, resource: &str, holder: &str) -> Result<bool> {
+        let n: i64 = redis::Script::new(RELEASE)
+            .key(self.lock_key(resource))
+            .arg(holder)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(n == 1)
+    }
+
+    fn lock_key(&self, resource: &str) -> String {
+        format!("{}:lock:{resource}", self.prefix)
     }
 
     /// Who holds the lease now, and with which token.

@@ -99,3 +99,29 @@ async fn an_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over()
     let w = BookingWrite { appointments: vec![next.clone()], fence: Some(b.fence()), ..Default::default() };
     assert!(matches!(store.apply_booking(w).await, Err(StoreError::Conflict(Conflict::StaleFence))));
 }
+
+/// The short locks beside the leases (a person's turn across nodes): one holder at a time, let
+/// go only by its holder, lapsing on their own if the holder dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_has_one_holder_until_let_go_or_lapsed() {
+    let redis = RedisServer::start();
+    let kv = RedisKv::connect(&redis.url(), "lock-test").await.unwrap();
+    let leases = RedisLeases::new(kv.connection(), "lock-test");
+    let ttl = Duration::from_secs(30);
+    assert!(leases.lock("person:p1", "node-a#1", ttl).await.unwrap());
+    assert!(!leases.lock("person:p1", "node-b#1", ttl).await.unwrap(), "two holders at once");
+    assert!(!leases.lock("person:p1", "node-a#1", ttl).await.unwrap(), "a lock is not re-entrant");
+    assert!(leases.lock("person:p2", "node-b#1", ttl).await.unwrap(), "another resource is free");
+    assert!(!leases.unlock("person:p1", "node-b#1").await.unwrap(), "let go by one not holding it");
+    assert!(leases.unlock("person:p1", "node-a#1").await.unwrap());
+    assert!(leases.lock("person:p1", "node-b#2", ttl).await.unwrap(), "free once let go");
+    // A holder that dies: its lock lapses.
+    assert!(leases.lock("person:p3", "node-c#1", Duration::from_millis(200)).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !leases.lock("person:p3", "node-b#3", ttl).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the lock never lapsed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!leases.unlock("person:p3", "node-c#1").await.unwrap(), "a lapsed holder let go of another's lock");
+    assert!(!leases.lock("person:p3", "node-a#9", ttl).await.unwrap(), "the new holder keeps it");
+}

@@ -120,7 +120,7 @@ impl PatientState {
             }
         };
         // The person's turn, from the rules' read to the hold's durable answer (`real_name`).
-        let _turn = self.ctx.system.persons().lock(&person).await;
+        let _turn = crate::real_name::turn(&self.ctx, &person).await?;
         crate::real_name::check(&self.ctx, &person, facts.department, facts.date, None).await?;
         let booker = Booker { account_id: self.account, patient_id, person, patient_name, idempotency_key: key };
         self.schedule_call(facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
@@ -137,7 +137,7 @@ impl PatientState {
         if target.doctor_id != current.doctor_id {
             return Err(BookingError::OtherDoctor);
         }
-        let _turn = self.ctx.system.persons().lock(&current.person).await;
+        let _turn = crate::real_name::turn(&self.ctx, &current.person).await?;
         crate::real_name::check(&self.ctx, &current.person, target.department_id, target.date, Some(id)).await?;
         let account = self.account;
         self.schedule_call(current.doctor_id, |reply| ScheduleMsg::Move { appointment: id, account, slot, reply }).await
@@ -150,7 +150,7 @@ impl PatientState {
     ) -> Result<usize, BookingError> {
         let p = self.patient(patient)?.clone();
         let s = self.ctx.stores.data.session(session).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
-        let _turn = self.ctx.system.persons().lock(&p.id_card_index).await;
+        let _turn = crate::real_name::turn(&self.ctx, &p.id_card_index).await?;
         crate::real_name::check(&self.ctx, &p.id_card_index, s.department_id, s.date, None).await?;
         let entry = WaitEntry {
             account_id: self.account,

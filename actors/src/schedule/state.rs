@@ -14,7 +14,6 @@ use hospital_store::{BookingWrite, PendingEvent, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedMutexGuard;
 
 use super::msg::*;
 use crate::booking::BookingError;
@@ -44,7 +43,7 @@ pub struct ScheduleState {
     pub(super) renewal: Option<ractor::concurrency::JoinHandle<()>>,
     /// The persons' turns taken for the offers of the change being made (`screen_waitlist`),
     /// let go once its write is durable (`persist`), or when the change writes no offer.
-    pub(super) turns: Vec<OwnedMutexGuard<()>>,
+    pub(super) turns: Vec<crate::real_name::Turn>,
 }
 
 pub(super) async fn load_window(doctor: DoctorId, ctx: &Context) -> Result<(Vec<SessionBook>, NaiveDate), StoreError> {
@@ -235,7 +234,7 @@ impl ScheduleState {
             // Someone passed over or removed: the line's head moved up, look at it again.
             let mut moved = false;
             for e in head {
-                let Some(turn) = self.ctx.system.persons().try_lock(&e.person) else {
+                let Some(turn) = crate::real_name::try_turn(&self.ctx, &e.person).await else {
                     metrics::counter!("booking_waitlist_passed_over_total").increment(1);
                     busy.push(e.patient_id);
                     moved = true;
