@@ -110,7 +110,10 @@ async fn guard(state: AppState, req: Request, next: Next) -> Response {
     let sandbox = req.uri().path().starts_with("/sandbox/");
     let timeout = Duration::from_secs(limits.body_read_timeout_secs.max(1));
     let mut req = req.map(|b| Body::new(DeadlineBody::new(b, timeout)));
-    let resp = match per_ip(&state, &req) {
+    // A sandbox stands for another host (WeChat, a payment service): the server's own calls to
+    // it from this address must not use up the address's allowance (they did, in a test's burst).
+    let allowed = if sandbox { Ok(()) } else { per_ip(&state, &req) };
+    let resp = match allowed {
         Ok(()) => {
             req.extensions_mut().insert(state);
             next.run(req).await

@@ -389,9 +389,12 @@ async fn per_ip_rate_limit() {
     )
     .await;
     let burst = futures::future::join_all((0..20).map(|_| s.get("/healthz", None))).await;
+    let seen: Vec<(u16, Option<u64>)> = burst.iter().map(|r| (r.status().as_u16(), retry_after(r))).collect();
     let ok = burst.iter().filter(|r| r.status() == StatusCode::OK).count();
     let limited: Vec<_> = burst.into_iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
-    assert!(ok >= 1, "the first requests are served");
+    // (Under load the server's own calls to its sandboxes, from this same address, once landed
+    // in this burst and used the allowance up: `guard` now leaves `/sandbox/` out of the limit.)
+    assert!(ok >= 1, "the first requests are served (status, Retry-After): {seen:?}");
     assert!(!limited.is_empty(), "a burst of 20 over a burst allowance of 5 is limited ({ok} served)");
     assert_eq!(ok + limited.len(), 20, "only 200s and 429s");
     let mut wait = 0;
