@@ -6,47 +6,25 @@
 //! is refused by the store: nothing A writes after the hand-over lands, B's bookings stand, and
 //! A cannot start the doctor again while B owns it.
 
-use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
-use hospital_actors::ownership::Ownership;
-use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, BookingError};
+use chrono::{Duration as Days, NaiveTime, Utc};
+use hospital_actors::{ActorSystem, BookingError};
 use hospital_domain::account::Relation;
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::time::HospitalZone;
-use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, Gender, PatientId, SessionId};
-use hospital_store::{
-    BookingStore, EmbeddedStore, PatientCaps, PatientRecord, RedisKv, RedisLeases, ScheduleStore, Sealed, Stores,
-};
+use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, PatientId, SessionId};
+use hospital_store::{BookingStore, EmbeddedStore, RedisKv, RedisLeases, ScheduleStore};
 use hospital_testkit::RedisServer;
-use std::sync::Arc;
-use std::time::Duration;
+
+mod common;
 
 const PREFIX: &str = "fencing";
 
 async fn node(store: &EmbeddedStore, redis: &RedisServer, name: &str) -> ActorSystem {
-    let kv = RedisKv::connect(&redis.url(), PREFIX).await.unwrap();
-    // A long lease: it lapses in this test only when the test takes it away.
-    let ownership = Ownership::new(RedisLeases::new(kv.connection(), PREFIX), name, Duration::from_secs(60));
-    let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
-    ActorSystem::start(ActorDeps::new(stores, ActorConfig::default()).with_ownership(ownership)).await.unwrap()
+    common::node(store, redis, PREFIX, name).await
 }
 
 async fn patient(system: &ActorSystem, n: usize) -> (AccountId, PatientId) {
-    let account = AccountId::new();
-    let record = PatientRecord {
-        id: PatientId::new(),
-        account_id: account,
-        name: format!("患者{n}"),
-        relation: Relation::Myself,
-        gender: Gender::Male,
-        birth_date: NaiveDate::from_ymd_opt(1985, 3, 1).unwrap(),
-        id_card_sealed: Sealed(format!("k1:sealed-{n}")),
-        id_card_masked: "1101**********0011".into(),
-        id_card_index: format!("fencing-index-{n}"),
-        phone_sealed: None,
-        created_at: Utc::now(),
-    };
-    let p = system.add_patient(record, PatientCaps { per_account: 5, accounts_per_person: 5 }).await.unwrap();
-    (account, p.id)
+    common::patient(system, &format!("fencing-index-{n}"), Relation::Myself).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,6 +83,16 @@ pub(crate) fn ahead(days: i64) -> NaiveDate {
 }
 
 /// Leaf departments' doctors, in tree order: `(department id, [doctor ids])`.
+/// Two doctors of one department (for the real-name rule across doctors).
+pub(crate) async fn two_doctors_of_a_department(s: &TestServer) -> (String, String) {
+    departments_with_doctors(s)
+        .await
+        .into_iter()
+        .find(|(_, d)| d.len() >= 2)
+        .map(|(_, d)| (d[0].clone(), d[1].clone()))
+        .expect("a department with two doctors")
+}
+
 pub(crate) async fn departments_with_doctors(s: &TestServer) -> Vec<(String, Vec<String>)> {
     let tree = s.get_json("/api/v1/departments", None).await;
     let mut leaves = Vec::new();
@@ -788,12 +798,7 @@ async fn cancel_stop_waitlist_reschedule_and_access() {
 async fn a_waitlist_offer_passes_over_who_booked_the_department_that_day() {
     let s = TestServer::start(booking_opts()).await;
     let admin = staff(&s).await;
-    let (doc_a, doc_b) = departments_with_doctors(&s)
-        .await
-        .into_iter()
-        .find(|(_, d)| d.len() >= 2)
-        .map(|(_, d)| (d[0].clone(), d[1].clone()))
-        .expect("a department with two doctors");
+    let (doc_a, doc_b) = two_doctors_of_a_department(&s).await;
     let date = ahead(23);
     let (session_a, slots_a) = create_session(&s, &admin, &doc_a, date, 30, 1, None).await;
     let (_, slots_b) = create_session(&s, &admin, &doc_b, date, 30, 5, None).await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::booking_flow::{
     ahead, book_ok, booking_opts, conflict, create_session, departments_with_doctors, eventually, join_waitlist, live,
-    messages, person, remaining, session_view, staff, Person,
+    messages, person, remaining, session_view, staff, two_doctors_of_a_department, Person,
 };
 use crate::harness::{expect_json, ok_json, phone, TestServer};
 
@@ -356,12 +356,7 @@ async fn one_person_under_two_accounts_books_once_per_department_day() {
     const PERSONS: u32 = 200;
     let s = TestServer::start(booking_opts()).await;
     let admin = staff(&s).await;
-    let departments = departments_with_doctors(&s).await;
-    let (doc_a, doc_b) = departments
-        .iter()
-        .find(|(_, d)| d.len() >= 2)
-        .map(|(_, d)| (d[0].clone(), d[1].clone()))
-        .expect("a department with two doctors");
+    let (doc_a, doc_b) = two_doctors_of_a_department(&s).await;
     let date = ahead(21);
 
     // The person's own account, and a second account holding the same ID number as its parent.
@@ -432,12 +427,7 @@ async fn a_waitlist_offer_and_the_persons_own_booking_elsewhere_never_both_land(
     const PERSONS: u32 = 100;
     let s = TestServer::start(booking_opts()).await;
     let admin = staff(&s).await;
-    let departments = departments_with_doctors(&s).await;
-    let (doc_a, doc_b) = departments
-        .iter()
-        .find(|(_, d)| d.len() >= 2)
-        .map(|(_, d)| (d[0].clone(), d[1].clone()))
-        .expect("a department with two doctors");
+    let (doc_a, doc_b) = two_doctors_of_a_department(&s).await;
     let date = ahead(22);
     let holders: Vec<Person> =
         stream::iter(0..PERSONS).map(|i| person(&s, 500_000 + i)).buffered(SETUP_CONCURRENCY).collect().await;
