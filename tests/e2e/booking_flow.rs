@@ -399,6 +399,47 @@ pub(crate) fn live(list: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Closing a session (the doctor ends the clinic, or its close job at the end) ends its waitlist:
+/// each still waiting is told, the line is empty, and a place freed after the close (an unpaid
+/// hold given up) is offered to nobody.
+#[tokio::test]
+async fn closing_a_session_ends_its_waitlist() {
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let doctor = departments_with_doctors(&s).await.into_iter().flat_map(|(_, d)| d).next().expect("a doctor");
+    let date = ahead(24);
+    let (session, slots) = create_session(&s, &admin, &doctor, date, 30, 1, None).await;
+    let (holder, w1, w2) = (person(&s, 81).await, person(&s, 82).await, person(&s, 83).await);
+    let held = book_ok(&s, &holder, &slots[0]).await;
+    queue_after_sold_out(&s, &session, &slots[0], &[&w1, &w2]).await;
+    assert_eq!(session_view(&s, &doctor, date, &session).await["waiting"], 2);
+
+    expect_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&admin)).await, 202).await;
+    eventually("the line ended", Duration::from_secs(20), || async {
+        let v = session_view(&s, &doctor, date, &session).await;
+        if v["waiting"] == 0 {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    for w in [&w1, &w2] {
+        let msgs = messages(&s, w).await;
+        let ended: Vec<&Value> = msgs.iter().filter(|m| m["title"] == "候补未成功").collect();
+        assert_eq!(ended.len(), 1, "{msgs:?}");
+        assert!(ended[0]["body"].as_str().unwrap().contains("门诊已结束"), "{msgs:?}");
+    }
+    // The holder gives the place up: nobody in line any more, so nobody is offered it.
+    cancel_ok(&s, &holder, held["appointment"]["id"].as_str().unwrap()).await;
+    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![1]);
+    for w in [&w1, &w2] {
+        let list = s.get_json("/api/v1/appointments", Some(&w.token)).await;
+        assert!(live(&list).is_empty(), "{list}");
+        assert_eq!(count_kind(&messages(&s, w).await, "waitlist_offer"), 0);
+    }
+}
+
 /// (a), (b), (c): pay through the sandbox; one notification delivered five times; forged and
 /// wrong-amount notifications. Ends by reading the orders from the stopped server's store.
 #[tokio::test]

@@ -170,10 +170,11 @@ impl Actor for ScheduleActor {
                 }
             }
             ScheduleMsg::JoinWaitlist { session, entry, reply } => {
-                let r = match state.book.session_mut(session) {
+                let now = Utc::now();
+                let r = state.not_past(session, now).and_then(|()| match state.book.session_mut(session) {
                     None => Err(BookingError::Book(BookError::NoSuchSlot)),
-                    Some(b) => b.join_waitlist(entry, Utc::now()).map_err(BookingError::from),
-                };
+                    Some(b) => b.join_waitlist(entry, now).map_err(BookingError::from),
+                });
                 match r {
                     Ok(pos) => {
                         let w = BookingWrite { waitlists: vec![state.waitlist_write(session)], ..Default::default() };

@@ -1,12 +1,13 @@
 //! The end of a visit and of a session (BOOK-6, BOOK-10): a visit finished (`Seen`), a session
-//! closed (every confirmed booking that never checked in becomes `Missed`, with a message), and
+//! closed (every confirmed booking that never checked in becomes `Missed`, with a message, and
+//! the waitlist ends, those in it told), and
 //! staff striking off a wrong no-show (`Excused`). The appointment keeps its place through all
 //! of them (`SessionBook::advance`). An appointment older than the actor's window is history:
 //! changed as stored, since no actor holds it in memory.
 
 use chrono::Utc;
 use hospital_domain::appointment::{Appointment, AppointmentEvent};
-use hospital_domain::message::MessageKind;
+use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::{AppointmentId, SessionId};
 use hospital_store::BookingWrite;
 
@@ -48,18 +49,34 @@ impl ScheduleState {
     }
 
     /// Closes a session: its confirmed appointments that never checked in are missed, each told
-    /// so by a message. Closing again finds none left. A session before the window (the job ran
-    /// late, after an outage) is closed as stored.
+    /// so by a message, and its waitlist ends, each still waiting told so. Closing again finds
+    /// none left. A session before the window (the job ran late, after an outage) is closed as
+    /// stored.
     pub(super) async fn close_session(
         &mut self,
         session: SessionId,
     ) -> Result<(BookingWrite, Vec<Appointment>), BookingError> {
         let now = Utc::now();
+        let mut w = BookingWrite::default();
         let missed: Vec<Appointment> = match self.book.session_mut(session) {
             Some(b) => {
                 let mut out = Vec::new();
                 for id in b.not_checked_in() {
                     out.push(b.advance(id, AppointmentEvent::MarkMissed, now)?);
+                }
+                if !b.waitlist.is_empty() {
+                    let (date, period) = (b.session.date, b.session.period.label());
+                    for e in b.waitlist.drain(..) {
+                        w.messages.push(Message::new(
+                            e.account_id,
+                            MessageKind::BookingFailure,
+                            "候补未成功",
+                            format!("{date} {period} 门诊已结束，{}的候补未等到号源，已自动结束。", e.patient_name),
+                            Some(session.to_string()),
+                            now,
+                        ));
+                    }
+                    w.waitlists.push((self.doctor, session, vec![]));
                 }
                 out
             }
@@ -79,7 +96,6 @@ impl ScheduleState {
                 out
             }
         };
-        let mut w = BookingWrite::default();
         for a in missed {
             w.messages.push(message(
                 &a,
@@ -94,6 +110,9 @@ impl ScheduleState {
             w.appointments.push(a);
         }
         let missed = w.appointments.clone();
+        if !w.waitlists.is_empty() {
+            metrics::counter!("booking_waitlist_closed_total").increment(1);
+        }
         Ok((w, missed))
     }
 }

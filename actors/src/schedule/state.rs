@@ -94,11 +94,16 @@ pub(super) fn message(a: &Appointment, kind: MessageKind, title: &str, body: Str
     Message::new(a.account_id, kind, title, body, Some(a.id.to_string()), Utc::now())
 }
 
+/// When `session` ends: the end of its last segment, in the hospital's zone.
+fn session_end(ctx: &Context, session: &ClinicSession) -> Option<DateTime<Utc>> {
+    let end = session.segments.iter().map(|s| s.end).max()?;
+    Some(ctx.config.zone.to_utc(session.date, end))
+}
+
 /// The job that closes `session` at its end (plus the grace): `attendance` does the closing.
 fn close_job(ctx: &Context, session: &ClinicSession) -> Option<Job> {
-    let end = session.segments.iter().map(|s| s.end).max()?;
     let grace = chrono::Duration::from_std(ctx.config.jobs.session_close_grace).unwrap_or_default();
-    let due = ctx.config.zone.to_utc(session.date, end) + grace;
+    let due = session_end(ctx, session)? + grace;
     Some(Job::close_session(session.id, session.doctor_id, due, Utc::now()))
 }
 
@@ -181,7 +186,13 @@ impl ScheduleState {
     /// their places in line; the places go to those after them.
     pub(super) async fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
         let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
-        let Some(before) = self.book.session(session).map(|b| b.waitlist.len()) else { return };
+        let Some(b) = self.book.session(session) else { return };
+        // A place freed once the clinic is over (an unpaid hold lapsing late) is no use to anyone
+        // in line; closing the session ends the line (`attendance`).
+        if session_end(&self.ctx, &b.session).is_some_and(|end| Utc::now() >= end) {
+            return;
+        }
+        let before = b.waitlist.len();
         let passed_over = self.screen_waitlist(session, w).await;
         let Some(b) = self.book.session_mut(session) else { return };
         let offers = b.offer_to_waitlist(Utc::now(), hold_for, &passed_over, || (AppointmentId::new(), OrderId::new()));
@@ -276,12 +287,24 @@ impl ScheduleState {
         }
     }
 
+    /// Refuses `session` if it is of an earlier day than today: the window keeps yesterday's
+    /// sessions for what is asked about them, but a clinic that is over takes no new booking,
+    /// move or place in line.
+    pub(super) fn not_past(&self, session: SessionId, now: DateTime<Utc>) -> Result<(), BookingError> {
+        let today = self.ctx.config.zone.local_date(now);
+        match self.book.session(session) {
+            Some(b) if b.session.date < today => Err(BookingError::Book(BookError::SessionStarted)),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn hold(
         &mut self,
         slot: SlotId,
         booker: Booker,
     ) -> Result<(BookingWrite, Appointment, Order), BookingError> {
         let now = Utc::now();
+        self.not_past(slot.session_id, now)?;
         let req = HoldRequest {
             appointment_id: AppointmentId::new(),
             order_id: OrderId::new(),
@@ -415,6 +438,7 @@ impl ScheduleState {
         if !self.book.sessions.contains_key(&slot.session_id) {
             return Err(BookingError::OtherDoctor);
         }
+        self.not_past(slot.session_id, now)?;
         let new_id = AppointmentId::new();
         // Moving into a session where the person waits takes them off its waitlist (as a hold
         // does): that change is saved with the move.

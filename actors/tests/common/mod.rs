@@ -1,5 +1,7 @@
-//! What the several-nodes tests share (`fencing`, `person_turn`): nodes (actor systems) over one
+//! What the actor tests share (`fencing`, `person_turn`, `waitlist_end`): nodes (actor systems) over one
 //! store and one Redis, each running actors only under leases, and patients added on a node.
+// Each test file uses part of this.
+#![allow(dead_code)]
 
 use chrono::{NaiveDate, Utc};
 use hospital_actors::ownership::Ownership;
