@@ -186,6 +186,19 @@ pub(crate) async fn session_view(s: &TestServer, doctor: &str, date: NaiveDate, 
         .clone()
 }
 
+/// Waits until nobody is in `session`'s line (offered, screened out or the line ended).
+pub(crate) async fn line_empties(s: &TestServer, doctor: &str, date: NaiveDate, session: &str) {
+    eventually("the line empties", Duration::from_secs(20), || async {
+        let v = session_view(s, doctor, date, session).await;
+        if v["waiting"] == 0 {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+}
+
 pub(crate) async fn remaining(s: &TestServer, doctor: &str, date: NaiveDate, session: &str) -> Vec<u64> {
     let v = session_view(s, doctor, date, session).await;
     v["slots"].as_array().unwrap().iter().map(|x| x["remaining"].as_u64().unwrap()).collect()
@@ -415,15 +428,7 @@ async fn closing_a_session_ends_its_waitlist() {
     assert_eq!(session_view(&s, &doctor, date, &session).await["waiting"], 2);
 
     expect_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&admin)).await, 202).await;
-    eventually("the line ended", Duration::from_secs(20), || async {
-        let v = session_view(&s, &doctor, date, &session).await;
-        if v["waiting"] == 0 {
-            Ok(())
-        } else {
-            Err(v.to_string())
-        }
-    })
-    .await;
+    line_empties(&s, &doctor, date, &session).await;
     for w in [&w1, &w2] {
         let msgs = messages(&s, w).await;
         let ended: Vec<&Value> = msgs.iter().filter(|m| m["title"] == "候补未成功").collect();

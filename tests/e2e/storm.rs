@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::booking_flow::{
-    ahead, book_ok, booking_opts, conflict, create_session, departments_with_doctors, eventually, join_waitlist, live,
-    messages, person, remaining, session_view, staff, two_doctors_of_a_department, Person,
+    ahead, book_ok, booking_opts, conflict, create_session, departments_with_doctors, join_waitlist, line_empties,
+    live, messages, person, remaining, session_view, staff, two_doctors_of_a_department, Person,
 };
 use crate::harness::{expect_json, ok_json, phone, TestServer};
 
@@ -473,15 +473,7 @@ async fn a_waitlist_offer_and_the_persons_own_booking_elsewhere_never_both_land(
     }
 
     // Settled: A's line is empty (offered, or screened out for the booking at B).
-    eventually("A's line empty", Duration::from_secs(20), || async {
-        let v = session_view(&s, &doc_a, date, &session_a).await;
-        if v["waiting"] == 0 {
-            Ok(())
-        } else {
-            Err(v.to_string())
-        }
-    })
-    .await;
+    line_empties(&s, &doc_a, date, &session_a).await;
     let mut offered = 0;
     let mut told = 0;
     for (i, w) in waiting.iter().enumerate() {
