@@ -22,6 +22,7 @@
 use chrono::{Datelike, Duration as Days, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::AppointmentId;
+use hospital_store::StoreError;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 
@@ -39,8 +40,11 @@ const CLUSTER_TURN: Duration = Duration::from_secs(3);
 /// it lets both go, the node's after Redis's, so this node's next holder finds Redis's free.
 pub(crate) struct Turn {
     local: Option<OwnedMutexGuard<()>>,
-    cluster: Option<(Ownership, String, String)>,
+    cluster: Option<ClusterTurn>,
 }
+
+/// The person's lock in Redis: whose locks, the resource, and this holding's name.
+type ClusterTurn = (Ownership, String, String);
 
 impl Drop for Turn {
     fn drop(&mut self) {
@@ -56,20 +60,21 @@ impl Drop for Turn {
     }
 }
 
-fn resource(person: &str) -> String {
-    format!("person:{person}")
+/// One try at `person`'s lock in Redis.
+async fn try_cluster(ownership: &Ownership, person: &str) -> Result<Option<ClusterTurn>, StoreError> {
+    let resource = format!("person:{person}");
+    Ok(ownership.lock(&resource, CLUSTER_TURN).await?.map(|holding| (ownership.clone(), resource, holding)))
 }
 
 /// Waits for `person`'s turn (an account's actor, before the rules' read).
 pub(crate) async fn turn(ctx: &Context, person: &str) -> Result<Turn, BookingError> {
-    let local = ctx.system.persons().lock(person).await;
-    let Some(ownership) = &ctx.ownership else { return Ok(Turn { local: Some(local), cluster: None }) };
-    let resource = resource(person);
+    let local = Some(ctx.system.persons().lock(person).await);
+    let Some(ownership) = &ctx.ownership else { return Ok(Turn { local, cluster: None }) };
     let deadline = tokio::time::Instant::now() + CLUSTER_TURN;
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(holding) = ownership.lock(&resource, CLUSTER_TURN).await? {
-            return Ok(Turn { local: Some(local), cluster: Some((ownership.clone(), resource, holding)) });
+        if let Some(cluster) = try_cluster(ownership, person).await? {
+            return Ok(Turn { local, cluster: Some(cluster) });
         }
         if tokio::time::Instant::now() + pause > deadline {
             return Err(BookingError::Unavailable(ActorError::Unavailable {
@@ -87,12 +92,10 @@ pub(crate) async fn turn(ctx: &Context, person: &str) -> Result<Turn, BookingErr
 /// `person`'s turn if nobody holds it now, without waiting (a doctor's actor, before an offer).
 /// A failing Redis counts as taken: the offer waits for the next tick.
 pub(crate) async fn try_turn(ctx: &Context, person: &str) -> Option<Turn> {
-    let local = ctx.system.persons().try_lock(person)?;
-    let Some(ownership) = &ctx.ownership else { return Some(Turn { local: Some(local), cluster: None }) };
-    let resource = resource(person);
-    match ownership.lock(&resource, CLUSTER_TURN).await {
-        Ok(Some(holding)) => Some(Turn { local: Some(local), cluster: Some((ownership.clone(), resource, holding)) }),
-        Ok(None) => None,
+    let local = Some(ctx.system.persons().try_lock(person)?);
+    let Some(ownership) = &ctx.ownership else { return Some(Turn { local, cluster: None }) };
+    match try_cluster(ownership, person).await {
+        Ok(cluster) => cluster.map(|c| Turn { local, cluster: Some(c) }),
         Err(e) => {
             tracing::warn!(error = %e, "a person's turn could not be tried; the offer waits");
             None

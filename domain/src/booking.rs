@@ -363,7 +363,12 @@ impl SessionBook {
         let ids: Vec<AppointmentId> = self.live.keys().copied().collect();
         let cancelled =
             ids.into_iter().filter_map(|id| self.cancel(id, now, CancelReason::ClinicStopped).ok()).collect();
-        (cancelled, self.waitlist.drain(..).collect())
+        (cancelled, self.end_waitlist())
+    }
+
+    /// Ends the waitlist (the clinic stopped or closed): those who were in it, in order.
+    pub fn end_waitlist(&mut self) -> Vec<WaitEntry> {
+        self.waitlist.drain(..).collect()
     }
 
     /// Joins the waitlist of a full session; returns the 1-based position.
@@ -445,7 +450,9 @@ impl SessionBook {
         now: DateTime<Utc>,
         passed_over: &'a [PatientId],
     ) -> impl Iterator<Item = &'a WaitEntry> {
-        let free: u32 = if self.offers_open(now) { self.remaining_all().iter().sum() } else { 0 };
+        // An empty line (most sessions, at every tick) needs no count of free places.
+        let open = !self.waitlist.is_empty() && self.offers_open(now);
+        let free: u32 = if open { self.remaining_all().iter().sum() } else { 0 };
         self.waitlist.iter().filter(|w| !passed_over.contains(&w.patient_id)).take(free as usize)
     }
 

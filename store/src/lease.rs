@@ -15,6 +15,7 @@ use redis::aio::ConnectionManager;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::redis_cmd::{ms, set_if_absent};
 
 /// Who may write for a resource: its name and the fencing token of the lease the writer holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,10 +84,6 @@ pub struct RedisLeases {
     prefix: String,
 }
 
-fn ms(d: Duration) -> u64 {
-    (d.as_millis() as u64).max(1)
-}
-
 impl RedisLeases {
     pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self { conn, prefix: prefix.to_string() }
@@ -139,15 +136,7 @@ impl RedisLeases {
     /// lease without a fencing token, for what is held for milliseconds and is too numerous to
     /// keep a counter each (a person's turn across nodes). False if another holds it.
     pub async fn lock(&self, resource: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.lock_key(resource))
-            .arg(holder)
-            .arg("NX")
-            .arg("PX")
-            .arg(ms(ttl))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(set.is_some())
+        set_if_absent(&self.conn, self.lock_key(resource), holder, ttl).await
     }
 
     /// Lets a lock go if `holder` still holds it (not once it lapsed and passed to another).

@@ -25,6 +25,7 @@ pub mod payments;
 pub mod persons;
 pub mod queues;
 pub mod records;
+mod redis_cmd;
 pub mod redis_kv;
 #[cfg(feature = "scylla")]
 pub mod scylla;

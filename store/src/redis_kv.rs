@@ -7,16 +7,13 @@ use redis::aio::ConnectionManager;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::redis_cmd::{ms, set_if_absent};
 use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LOG_COUNTER_TTL};
 
 #[derive(Clone)]
 pub struct RedisKv {
     conn: ConnectionManager,
     prefix: String,
-}
-
-fn ms(d: Duration) -> u64 {
-    (d.as_millis() as u64).max(1)
 }
 
 /// How long a Redis command may take before it fails (`unavailable` to the caller). The
@@ -130,15 +127,7 @@ impl EphemeralKv for RedisKv {
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
-        let r: Option<String> = redis::cmd("SET")
-            .arg(self.k(key))
-            .arg(value)
-            .arg("PX")
-            .arg(ms(ttl))
-            .arg("NX")
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(r.is_some())
+        set_if_absent(&self.conn, self.k(key), value, ttl).await
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {

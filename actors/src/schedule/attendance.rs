@@ -7,11 +7,11 @@
 
 use chrono::Utc;
 use hospital_domain::appointment::{Appointment, AppointmentEvent};
-use hospital_domain::message::{Message, MessageKind};
+use hospital_domain::message::MessageKind;
 use hospital_domain::{AppointmentId, SessionId};
 use hospital_store::BookingWrite;
 
-use super::state::{message, ScheduleState};
+use super::state::{message, message_to_waiting, ScheduleState};
 use crate::booking::BookingError;
 
 /// The stable reason code of an attendance change the appointment's state does not allow.
@@ -64,18 +64,18 @@ impl ScheduleState {
                 for id in b.not_checked_in() {
                     out.push(b.advance(id, AppointmentEvent::MarkMissed, now)?);
                 }
-                if !b.waitlist.is_empty() {
-                    let (date, period) = (b.session.date, b.session.period.label());
-                    for e in b.waitlist.drain(..) {
-                        w.messages.push(Message::new(
-                            e.account_id,
-                            MessageKind::BookingFailure,
-                            "候补未成功",
-                            format!("{date} {period} 门诊已结束，{}的候补未等到号源，已自动结束。", e.patient_name),
-                            Some(session.to_string()),
-                            now,
-                        ));
-                    }
+                let (date, period) = (b.session.date, b.session.period.label());
+                let ended = b.end_waitlist();
+                for e in &ended {
+                    w.messages.push(message_to_waiting(
+                        e,
+                        Some(session),
+                        MessageKind::BookingFailure,
+                        "候补未成功",
+                        format!("{date} {period} 门诊已结束，{}的候补未等到号源，已自动结束。", e.patient_name),
+                    ));
+                }
+                if !ended.is_empty() {
                     w.waitlists.push((self.doctor, session, vec![]));
                 }
                 out

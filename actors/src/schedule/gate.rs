@@ -133,8 +133,8 @@ impl AvailabilityGate {
     }
 }
 
-/// A refusal the node's availability gate gave (in `ActorSystem::book`, or in the account's actor), counted as the
-/// doctor's actor counts its own.
+/// A refusal the node's availability gate gave (in `ActorSystem::book`, or in the account's
+/// actor), counted as the doctor's actor counts its own.
 pub(crate) fn gate_refused(refusal: BookError) -> crate::booking::BookingError {
     crate::count!("booking_attempts_total");
     if refusal == BookError::SoldOut {

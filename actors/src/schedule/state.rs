@@ -94,6 +94,18 @@ pub(super) fn message(a: &Appointment, kind: MessageKind, title: &str, body: Str
     Message::new(a.account_id, kind, title, body, Some(a.id.to_string()), Utc::now())
 }
 
+/// A message to one in a session's line (they have no appointment to name; `session` if the
+/// message names the session).
+pub(super) fn message_to_waiting(
+    e: &WaitEntry,
+    session: Option<SessionId>,
+    kind: MessageKind,
+    title: &str,
+    body: String,
+) -> Message {
+    Message::new(e.account_id, kind, title, body, session.map(|s| s.to_string()), Utc::now())
+}
+
 /// When `session` ends: the end of its last segment, in the hospital's zone.
 fn session_end(ctx: &Context, session: &ClinicSession) -> Option<DateTime<Utc>> {
     let end = session.segments.iter().map(|s| s.end).max()?;
@@ -267,18 +279,16 @@ impl ScheduleState {
                 moved = true;
                 metrics::counter!("booking_waitlist_screened_out_total").increment(1);
                 let why = crate::real_name::reason_zh(reason);
-                w.messages.push(Message::new(
-                    e.account_id,
+                w.messages.push(message_to_waiting(
+                    &e,
+                    None,
                     MessageKind::BookingFailure,
                     "候补未成功",
                     format!(
-                        "{} {} 有号了，但{}{why}，不能再预约，已退出候补。",
-                        date,
+                        "{date} {} 有号了，但{}{why}，不能再预约，已退出候补。",
                         b.session.period.label(),
                         e.patient_name
                     ),
-                    None,
-                    now,
                 ));
             }
             if !moved {
@@ -552,13 +562,12 @@ impl ScheduleState {
             w.appointments.push(a.clone());
         }
         for e in &waiting {
-            w.messages.push(Message::new(
-                e.account_id,
+            w.messages.push(message_to_waiting(
+                e,
+                Some(session),
                 MessageKind::ClinicStopped,
                 "停诊通知",
                 format!("{} {} 的门诊因故停诊，{}的候补已取消。", stopped.date, stopped.period.label(), e.patient_name),
-                Some(session.to_string()),
-                now,
             ));
         }
         w.waitlists.push((self.doctor, session, vec![]));
