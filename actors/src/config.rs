@@ -41,6 +41,11 @@ pub struct ActorConfig {
     /// How long a place offered from the waitlist is held (BOOK-7).
     #[serde(rename = "waitlist_hold_ttl_secs", with = "secs")]
     pub waitlist_hold_ttl: Duration,
+    /// A slot can still be booked or moved into (and its session's line joined) this long after
+    /// its segment ends; 0 closes it at the end. A session of an earlier day is closed whatever
+    /// this says. Tests that book today's sessions at any hour set it to a day.
+    #[serde(rename = "late_booking_secs", with = "secs")]
+    pub late_booking: Duration,
     /// A booking can be cancelled until this long before its segment starts (BOOK-5).
     #[serde(rename = "cancel_cutoff_secs", with = "secs")]
     pub cancel_cutoff: Duration,
@@ -108,6 +113,7 @@ impl Default for ActorConfig {
             schedule_days_ahead: 60,
             hold_ttl: Duration::from_secs(15 * 60),
             waitlist_hold_ttl: Duration::from_secs(10 * 60),
+            late_booking: Duration::ZERO,
             cancel_cutoff: Duration::from_secs(2 * 3600),
             payment_check_after: Duration::from_secs(60),
             fee_order_ttl: Duration::from_secs(30 * 60),

@@ -28,8 +28,8 @@ pub enum BookError {
     SoldOut,
     #[error("this person already has a place in this session")]
     AlreadyInSession,
-    #[error("the session has already started")]
-    SessionStarted,
+    #[error("booking has closed: this slot's time is past")]
+    BookingClosed,
     #[error("the quota cannot go below the {booked} places already booked")]
     QuotaBelowBooked { booked: u32 },
     #[error("this person is already on the waitlist")]
@@ -162,6 +162,11 @@ impl SessionBook {
 
     pub fn remaining_all(&self) -> Vec<u32> {
         (0..self.session.segments.len()).map(|i| self.remaining(i)).collect()
+    }
+
+    /// Places left in the segments from `open_from` on.
+    fn free_from(&self, open_from: usize) -> u32 {
+        (open_from..self.session.segments.len()).map(|i| self.remaining(i)).sum()
     }
 
     pub fn sold_out(&self) -> bool {
@@ -372,9 +377,16 @@ impl SessionBook {
     }
 
     /// Joins the waitlist of a full session; returns the 1-based position.
-    pub fn join_waitlist(&mut self, entry: WaitEntry, now: DateTime<Utc>) -> Result<usize, BookError> {
+    /// Puts `entry` at the end of the line, if every place of the segments from `open_from` on
+    /// (those whose time is not past: `ClinicSession::booking_closed`) is taken.
+    pub fn join_waitlist(
+        &mut self,
+        entry: WaitEntry,
+        now: DateTime<Utc>,
+        open_from: usize,
+    ) -> Result<usize, BookError> {
         self.check_open(now)?;
-        if !self.sold_out() {
+        if self.free_from(open_from) > 0 {
             return Err(BookError::NotSoldOut);
         }
         if self.waitlist.iter().any(|w| w.person == entry.person)
@@ -396,12 +408,14 @@ impl SessionBook {
         self.waitlist.iter().position(|w| w.patient_id == patient).map(|i| i + 1)
     }
 
-    /// Offers freed places to the waitlist, first in line first: each offer is a hold (marked
+    /// Offers freed places of the segments from `open_from` on (a place whose time is past is no
+    /// use to anyone) to the waitlist, first in line first: each offer is a hold (marked
     /// `from_waitlist`) that lapses like any other. `ids` names the new appointments and orders.
     /// Those in `passed_over` get no offer this time and keep their places in line.
     pub fn offer_to_waitlist(
         &mut self,
         now: DateTime<Utc>,
+        open_from: usize,
         hold_for: Duration,
         passed_over: &[PatientId],
         mut ids: impl FnMut() -> (AppointmentId, OrderId),
@@ -410,7 +424,7 @@ impl SessionBook {
         if !self.offers_open(now) {
             return offers;
         }
-        while let Some(seg) = (0..self.session.segments.len()).find(|&s| self.remaining(s) > 0) {
+        while let Some(seg) = (open_from..self.session.segments.len()).find(|&s| self.remaining(s) > 0) {
             let Some(next) = self.waitlist.iter().position(|w| !passed_over.contains(&w.patient_id)) else { break };
             let Some(w) = self.waitlist.remove(next) else { break };
             let (appointment_id, order_id) = ids();
@@ -448,11 +462,12 @@ impl SessionBook {
     pub fn offer_candidates<'a>(
         &'a self,
         now: DateTime<Utc>,
+        open_from: usize,
         passed_over: &'a [PatientId],
     ) -> impl Iterator<Item = &'a WaitEntry> {
         // An empty line (most sessions, at every tick) needs no count of free places.
         let open = !self.waitlist.is_empty() && self.offers_open(now);
-        let free: u32 = if open { self.remaining_all().iter().sum() } else { 0 };
+        let free = if open { self.free_from(open_from) } else { 0 };
         self.waitlist.iter().filter(|w| !passed_over.contains(&w.patient_id)).take(free as usize)
     }
 
@@ -746,6 +761,7 @@ mod tests {
                 joined_at: later,
             },
             later,
+            0,
         )
         .unwrap_err();
         let (cancelled, _) = b.stop(later);
@@ -808,10 +824,11 @@ mod tests {
                 patient_name: "x".into(),
                 joined_at: now(),
             };
-            assert_eq!(b.join_waitlist(w, now()).unwrap(), i + 1);
+            assert_eq!(b.join_waitlist(w, now(), 0).unwrap(), i + 1);
         }
         b.cancel(a.id, now(), CancelReason::Patient).unwrap();
-        let offers = b.offer_to_waitlist(now(), Duration::minutes(10), &[], || (AppointmentId::new(), OrderId::new()));
+        let offers =
+            b.offer_to_waitlist(now(), 0, Duration::minutes(10), &[], || (AppointmentId::new(), OrderId::new()));
         assert_eq!(offers.len(), 1);
         assert_eq!(offers[0].person, "w1");
         assert!(offers[0].from_waitlist);
@@ -834,18 +851,43 @@ mod tests {
                 joined_at: now(),
             };
             ids.push(w.patient_id);
-            b.join_waitlist(w, now()).unwrap();
+            b.join_waitlist(w, now(), 0).unwrap();
         }
         b.cancel(a.id, now(), CancelReason::Patient).unwrap();
         let passed = [ids[0]];
-        let candidates: Vec<&str> = b.offer_candidates(now(), &passed).map(|w| w.person.as_str()).collect();
+        let candidates: Vec<&str> = b.offer_candidates(now(), 0, &passed).map(|w| w.person.as_str()).collect();
         assert_eq!(candidates, ["w2"]);
         let offers =
-            b.offer_to_waitlist(now(), Duration::minutes(10), &passed, || (AppointmentId::new(), OrderId::new()));
+            b.offer_to_waitlist(now(), 0, Duration::minutes(10), &passed, || (AppointmentId::new(), OrderId::new()));
         assert_eq!(offers.iter().map(|o| o.person.as_str()).collect::<Vec<_>>(), ["w2"]);
         // w1 is still first, w3 second.
         assert_eq!((b.waitlist_position(ids[0]), b.waitlist_position(ids[2])), (Some(1), Some(2)));
-        assert_eq!(b.offer_candidates(now(), &[]).count(), 0, "no place left to offer");
+        assert_eq!(b.offer_candidates(now(), 0, &[]).count(), 0, "no place left to offer");
+        b.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_free_place_whose_time_is_past_neither_keeps_people_out_of_line_nor_is_offered() {
+        // Two segments; the place of segment 0 is freed once segment 0 is over (open from 1).
+        let mut b = SessionBook::new(session(1), [], vec![]);
+        let early = b.hold(0, &req("p1", now())).unwrap();
+        b.hold(1, &req("p2", now())).unwrap();
+        b.cancel(early.id, now(), CancelReason::Patient).unwrap();
+        let entry = |p: &str| WaitEntry {
+            account_id: AccountId::new(),
+            patient_id: PatientId::new(),
+            person: p.into(),
+            patient_name: "x".into(),
+            joined_at: now(),
+        };
+        // With every segment open the free place says "book it"; with segment 0 over, the line.
+        assert!(matches!(b.join_waitlist(entry("w1"), now(), 0), Err(BookError::NotSoldOut)));
+        assert_eq!(b.join_waitlist(entry("w1"), now(), 1).unwrap(), 1);
+        assert_eq!(b.offer_candidates(now(), 1, &[]).count(), 0, "the past place is nobody's");
+        let offers =
+            b.offer_to_waitlist(now(), 1, Duration::minutes(10), &[], || (AppointmentId::new(), OrderId::new()));
+        assert!(offers.is_empty(), "offered a place whose time is past: {offers:?}");
+        assert_eq!(b.waitlist.len(), 1, "still in line for a later place");
         b.check_invariants().unwrap();
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::time::HospitalZone;
 use crate::{DepartmentId, DoctorId, Fen, SessionId, ValidationError};
 
 /// 上午 / 下午 / 夜间.
@@ -89,6 +90,37 @@ impl ClinicSession {
 
     pub fn slot_id(&self, segment: u16) -> SlotId {
         SlotId { session_id: self.id, segment }
+    }
+
+    /// When segment `segment` ends (`None`: the session's last one, its end), in UTC; `None` for
+    /// a segment it does not have.
+    pub fn segment_end(&self, segment: Option<u16>, zone: &HospitalZone) -> Option<DateTime<Utc>> {
+        let s = match segment {
+            Some(i) => self.segments.get(usize::from(i))?,
+            None => self.segments.iter().max_by_key(|s| s.end)?,
+        };
+        Some(zone.to_utc(self.date, s.end))
+    }
+
+    /// Whether booking into segment `segment` (`None`: joining the session's line) has closed at
+    /// `now`: `late` after that segment ended, and for a session of an earlier day than the
+    /// hospital's today whatever the hour (a place taken there would be for a clinic that is over).
+    pub fn booking_closed(
+        &self,
+        segment: Option<u16>,
+        zone: &HospitalZone,
+        late: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let today = zone.local_date(now);
+        if self.date != today {
+            // A later day's segments are all to come (the booking storms' case: no more work).
+            return self.date < today;
+        }
+        // A grace too long to add closes it only on the next day.
+        let late = chrono::Duration::from_std(late).ok();
+        let closes = self.segment_end(segment, zone).and_then(|end| end.checked_add_signed(late?));
+        closes.is_some_and(|closes| now >= closes)
     }
 }
 
@@ -356,6 +388,44 @@ mod tests {
         assert_eq!(back, s);
         assert!("nonsense".parse::<SlotId>().is_err());
         assert!(format!("{}.x", SessionId::new()).parse::<SlotId>().is_err());
+    }
+
+    #[test]
+    fn booking_a_segment_closes_when_it_ends_plus_the_grace_and_a_past_day_is_closed() {
+        let zone = HospitalZone::default();
+        let date = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let segment = |start, end| Segment { start, end, quota: 2 };
+        let session = ClinicSession {
+            id: SessionId::new(),
+            doctor_id: DoctorId::new(),
+            department_id: DepartmentId::new(),
+            date,
+            period: Period::Morning,
+            segments: vec![segment(hm(8, 0), hm(8, 30)), segment(hm(8, 30), hm(9, 0))],
+            fee: Fen::new(1500),
+            release_at: zone.to_utc(date, hm(0, 0)),
+            status: SessionStatus::Open,
+        };
+        let at = |h, m| zone.to_utc(date, hm(h, m));
+        let none = std::time::Duration::ZERO;
+        // Segment 0 ends 08:30 Shanghai (00:30 UTC): open a minute before, closed at the end.
+        assert_eq!(session.segment_end(Some(0), &zone), Some(at(8, 30)));
+        assert!(!session.booking_closed(Some(0), &zone, none, at(8, 29)));
+        assert!(session.booking_closed(Some(0), &zone, none, at(8, 30)));
+        // The later segment and the line (the session's end) stay open until 09:00.
+        assert!(!session.booking_closed(Some(1), &zone, none, at(8, 30)));
+        assert!(!session.booking_closed(None, &zone, none, at(8, 59)));
+        assert!(session.booking_closed(None, &zone, none, at(9, 0)));
+        // A grace keeps it open that much longer, but never into the next day; nor one too long.
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(!session.booking_closed(Some(0), &zone, hour, at(9, 29)));
+        assert!(session.booking_closed(Some(0), &zone, hour, at(9, 30)));
+        let next_morning = zone.to_utc(date.succ_opt().unwrap(), hm(0, 1));
+        assert!(session.booking_closed(Some(0), &zone, std::time::Duration::from_secs(2 * 86_400), next_morning));
+        assert!(!session.booking_closed(Some(0), &zone, std::time::Duration::MAX, at(23, 59)));
+        // A segment it does not have is not closed here (the booking answers no_such_slot).
+        assert_eq!(session.segment_end(Some(2), &zone), None);
+        assert!(!session.booking_closed(Some(2), &zone, none, at(8, 45)));
     }
 
     #[test]

@@ -611,7 +611,7 @@ impl Harness {
                     Ok(self.model.sessions[session].waitlist.len() + 1)
                 };
                 let entry = self.entry(person);
-                let got = self.sb(session).join_waitlist(entry, now);
+                let got = self.sb(session).join_waitlist(entry, now, 0);
                 prop_assert_eq!(&got, &expect);
                 match &got {
                     Ok(_) => {
@@ -668,9 +668,9 @@ impl Harness {
                 });
             }
         }
-        let offers = self
-            .sb(session)
-            .offer_to_waitlist(now, Duration::minutes(OFFER_MINUTES), &[], || (AppointmentId::new(), OrderId::new()));
+        let offers = self.sb(session).offer_to_waitlist(now, 0, Duration::minutes(OFFER_MINUTES), &[], || {
+            (AppointmentId::new(), OrderId::new())
+        });
         self.book.reindex(self.session_ids[session]);
         let got: Vec<(usize, u16, u32)> =
             offers.iter().map(|a| (self.person_of(&a.person), a.slot.segment, a.place)).collect();

@@ -389,7 +389,7 @@ impl From<hospital_actors::BookingError> for ApiError {
                 reason: "already_in_session",
                 message: "this person already has a place in this session".into(),
             },
-            B::Book(K::SessionStarted) => conflict("session_started", &e),
+            B::Book(K::BookingClosed) => conflict("booking_closed", &e),
             B::Book(K::QuotaBelowBooked { .. }) => conflict("quota_below_booked", &e),
             B::Book(K::AlreadyWaiting) => conflict("already_waiting", &e),
             B::Book(K::NotSoldOut) => conflict("not_sold_out", &e),

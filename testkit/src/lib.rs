@@ -31,6 +31,21 @@ pub fn hospital_command(bin: impl AsRef<std::ffi::OsStr>, args: &[&str], dir: &s
     cmd
 }
 
+/// An IANA zone where it is now between noon and one in the afternoon, and its offset from UTC
+/// in hours: a test that needs a session of today with a segment that is over and one still to
+/// come (10:00-12:00 and 12:00-14:00 there) has them whatever the hour it runs at. `Etc/GMT-N`
+/// is UTC+N (the names have the sign the other way round).
+pub fn zone_near_noon() -> (String, i64) {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+    let utc_hour = ((secs / 3600) % 24) as i64;
+    let offset = 12 - utc_hour;
+    let name = match offset {
+        0 => "Etc/GMT".to_string(),
+        o => format!("Etc/GMT{:+}", -o),
+    };
+    (name, offset)
+}
+
 /// A port nobody is listening on right now (bind to :0, read it, let go).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("local addr").port()

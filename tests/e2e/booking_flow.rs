@@ -445,6 +445,47 @@ async fn closing_a_session_ends_its_waitlist() {
     }
 }
 
+/// A slot whose time is past takes no booking (409 `booking_closed`) and the schedule shows it
+/// `closed`; the next slot of the same day books. The server runs in a zone where it is now just
+/// past noon (`zone_near_noon`), with no grace after a slot's end, so today's 10:00-12:00 slot is
+/// over and the 12:00-14:00 one is not, whatever the hour the test runs at.
+#[tokio::test]
+async fn a_slot_whose_time_is_past_is_closed_to_booking() {
+    let (zone, offset) = hospital_testkit::zone_near_noon();
+    let opts = booking_opts().env("HOSPITAL_GATEWAY__TIMEZONE", &zone).env("HOSPITAL_ACTORS__LATE_BOOKING_SECS", 0);
+    let s = TestServer::start(opts).await;
+    let admin = staff(&s).await;
+    let date = (Utc::now() + Days::hours(offset)).date_naive();
+    let mut made = None;
+    for doctor in doctors(&s).await {
+        let body = json!({
+            "from": date, "to": date,
+            "weekly": [{ "weekday": date.weekday().number_from_monday(), "period": "afternoon",
+                         "start": "10:00:00", "end": "14:00:00", "segment_minutes": 120, "quota": 3 }],
+            "release_days_before": 7, "release_time": "08:00:00",
+        });
+        let r = expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(&admin), body).await, 201);
+        if let Some(session) = r.await["created"][0].as_str() {
+            made = Some((doctor, session.to_string()));
+            break;
+        }
+    }
+    let (doctor, session) = made.expect("a doctor free this afternoon");
+    set_release(&s, &admin, &session, Utc::now() - Days::minutes(1)).await;
+    let view = session_view(&s, &doctor, date, &session).await;
+    let slots = view["slots"].as_array().expect("slots");
+    let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();
+    assert_eq!(closed, [true, false], "{view}");
+    let (over, to_come) = (slots[0]["slot_id"].as_str().unwrap(), slots[1]["slot_id"].as_str().unwrap());
+
+    let p = person(&s, 8801).await;
+    conflict(book(&s, &p, over).await, "booking_closed").await;
+    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 3], "the refusal took nothing");
+    let booked = book_ok(&s, &p, to_come).await;
+    assert_eq!(booked["appointment"]["slot_id"], to_come, "{booked}");
+    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 2]);
+}
+
 /// (a), (b), (c): pay through the sandbox; one notification delivered five times; forged and
 /// wrong-amount notifications. Ends by reading the orders from the stopped server's store.
 #[tokio::test]

@@ -171,9 +171,12 @@ impl Actor for ScheduleActor {
             }
             ScheduleMsg::JoinWaitlist { session, entry, reply } => {
                 let now = Utc::now();
-                let r = state.not_past(session, now).and_then(|()| match state.book.session_mut(session) {
+                let r = state.still_open(session, None, now).and_then(|()| match state.book.session_mut(session) {
                     None => Err(BookingError::Book(BookError::NoSuchSlot)),
-                    Some(b) => b.join_waitlist(entry, now).map_err(BookingError::from),
+                    Some(b) => {
+                        let from = super::state::open_from(&state.ctx, &b.session, now);
+                        b.join_waitlist(entry, now, from).map_err(BookingError::from)
+                    }
                 });
                 match r {
                     Ok(pos) => {

@@ -108,8 +108,19 @@ pub(super) fn message_to_waiting(
 
 /// When `session` ends: the end of its last segment, in the hospital's zone.
 fn session_end(ctx: &Context, session: &ClinicSession) -> Option<DateTime<Utc>> {
-    let end = session.segments.iter().map(|s| s.end).max()?;
-    Some(ctx.config.zone.to_utc(session.date, end))
+    session.segment_end(None, &ctx.config.zone)
+}
+
+/// Whether booking into `session`'s segment `segment` (`None`: its line) has closed at `now`.
+fn booking_closed(ctx: &Context, session: &ClinicSession, segment: Option<u16>, now: DateTime<Utc>) -> bool {
+    session.booking_closed(segment, &ctx.config.zone, ctx.config.late_booking, now)
+}
+
+/// The first segment of `session` still open for booking at `now` (segments are in time order);
+/// the number of segments when none is. What a line may be offered, and what keeps people out of it.
+pub(super) fn open_from(ctx: &Context, session: &ClinicSession, now: DateTime<Utc>) -> usize {
+    let n = session.segments.len();
+    (0..n).find(|&i| !booking_closed(ctx, session, Some(i as u16), now)).unwrap_or(n)
 }
 
 /// The job that closes `session` at its end (plus the grace): `attendance` does the closing.
@@ -199,15 +210,18 @@ impl ScheduleState {
     pub(super) async fn offer(&mut self, session: SessionId, w: &mut BookingWrite) {
         let hold_for = chrono(self.ctx.config.waitlist_hold_ttl);
         let Some(b) = self.book.session(session) else { return };
-        // A place freed once the clinic is over (an unpaid hold lapsing late) is no use to anyone
-        // in line; closing the session ends the line (`attendance`).
-        if session_end(&self.ctx, &b.session).is_some_and(|end| Utc::now() >= end) {
+        // A place freed once its time is past (an unpaid hold lapsing late) is no use to anyone
+        // in line; once the clinic is over nothing is offered, and closing the session ends the
+        // line (`attendance`).
+        let now = Utc::now();
+        let from = open_from(&self.ctx, &b.session, now);
+        if from == b.session.segments.len() {
             return;
         }
         let before = b.waitlist.len();
-        let passed_over = self.screen_waitlist(session, w).await;
+        let passed_over = self.screen_waitlist(session, from, w).await;
         let Some(b) = self.book.session_mut(session) else { return };
-        let offers = b.offer_to_waitlist(Utc::now(), hold_for, &passed_over, || (AppointmentId::new(), OrderId::new()));
+        let offers = b.offer_to_waitlist(now, from, hold_for, &passed_over, || (AppointmentId::new(), OrderId::new()));
         if offers.is_empty() && before == b.waitlist.len() {
             return;
         }
@@ -243,15 +257,18 @@ impl ScheduleState {
     /// many as there are places), again after each removal, so a long line costs nothing when
     /// places are few. A read that fails leaves the line as it is: they met the rules when they
     /// joined, and a place is better offered than lost.
-    async fn screen_waitlist(&mut self, session: SessionId, w: &mut BookingWrite) -> Vec<PatientId> {
+    async fn screen_waitlist(&mut self, session: SessionId, open_from: usize, w: &mut BookingWrite) -> Vec<PatientId> {
         let now = Utc::now();
         // Those the rules let through once are not read again when a removal moves the line up.
         let mut passed = Vec::new();
         let mut busy = Vec::new();
         loop {
             let Some(b) = self.book.session(session) else { return busy };
-            let head: Vec<WaitEntry> =
-                b.offer_candidates(now, &busy).filter(|e| !passed.contains(&e.patient_id)).cloned().collect();
+            let head: Vec<WaitEntry> = b
+                .offer_candidates(now, open_from, &busy)
+                .filter(|e| !passed.contains(&e.patient_id))
+                .cloned()
+                .collect();
             let (department, date) = (b.session.department_id, b.session.date);
             let mut refused = Vec::new();
             // Someone passed over or removed: the line's head moved up, look at it again.
@@ -297,13 +314,20 @@ impl ScheduleState {
         }
     }
 
-    /// Refuses `session` if it is of an earlier day than today: the window keeps yesterday's
-    /// sessions for what is asked about them, but a clinic that is over takes no new booking,
-    /// move or place in line.
-    pub(super) fn not_past(&self, session: SessionId, now: DateTime<Utc>) -> Result<(), BookingError> {
-        let today = self.ctx.config.zone.local_date(now);
+    /// Refuses booking into `session`'s segment `segment` (`None`: its line) once that segment
+    /// is over (`late_booking` after its end) or the session is of an earlier day: the window
+    /// keeps yesterday's sessions for what is asked about them, but a clinic that is over takes
+    /// no new booking, move or place in line.
+    pub(super) fn still_open(
+        &self,
+        session: SessionId,
+        segment: Option<u16>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingError> {
         match self.book.session(session) {
-            Some(b) if b.session.date < today => Err(BookingError::Book(BookError::SessionStarted)),
+            Some(b) if booking_closed(&self.ctx, &b.session, segment, now) => {
+                Err(BookingError::Book(BookError::BookingClosed))
+            }
             _ => Ok(()),
         }
     }
@@ -314,7 +338,7 @@ impl ScheduleState {
         booker: Booker,
     ) -> Result<(BookingWrite, Appointment, Order), BookingError> {
         let now = Utc::now();
-        self.not_past(slot.session_id, now)?;
+        self.still_open(slot.session_id, Some(slot.segment), now)?;
         let req = HoldRequest {
             appointment_id: AppointmentId::new(),
             order_id: OrderId::new(),
@@ -448,7 +472,7 @@ impl ScheduleState {
         if !self.book.sessions.contains_key(&slot.session_id) {
             return Err(BookingError::OtherDoctor);
         }
-        self.not_past(slot.session_id, now)?;
+        self.still_open(slot.session_id, Some(slot.segment), now)?;
         let new_id = AppointmentId::new();
         // Moving into a session where the person waits takes them off its waitlist (as a hold
         // does): that change is saved with the move.
@@ -584,8 +608,11 @@ impl ScheduleState {
         for sid in sessions {
             let b = self.book.session_mut(sid).expect("present");
             let due = b.due_holds(now);
-            // A line beside a free place: someone was passed over (`screen_waitlist`).
-            if due.is_empty() && b.offer_candidates(now, &[]).next().is_none() {
+            // A line beside a free place still to come: someone was passed over (`screen_waitlist`).
+            // (Most sessions have no line: no need to look at their segments' times.)
+            let idle = b.waitlist.is_empty()
+                || b.offer_candidates(now, open_from(&self.ctx, &b.session, now), &[]).next().is_none();
+            if due.is_empty() && idle {
                 continue;
             }
             for id in due {

@@ -205,6 +205,9 @@ pub struct SlotView {
     pub quota: u32,
     /// Places left.
     pub remaining: u32,
+    /// Booking this slot has closed: its time is past (the hospital's `late_booking` after its
+    /// end), or the session is of an earlier day.
+    pub closed: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -233,6 +236,8 @@ pub struct ScheduleView {
 
 fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
     let s = &avail.session;
+    let now = Utc::now();
+    let late = state.actors.config().late_booking;
     SessionView {
         session_id: s.id,
         date: s.date,
@@ -240,7 +245,7 @@ fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
         period_label: s.period.label(),
         fee: s.fee,
         release_at: state.zone.show(s.release_at),
-        released: Utc::now() >= s.release_at,
+        released: now >= s.release_at,
         status: s.status,
         slots: s
             .segments
@@ -252,6 +257,7 @@ fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
                 end: seg.end,
                 quota: seg.quota,
                 remaining: avail.remaining.get(i).copied().unwrap_or(0),
+                closed: s.booking_closed(Some(i as u16), &state.zone, late, now),
             })
             .collect(),
         waiting: avail.waiting,

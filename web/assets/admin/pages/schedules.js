@@ -171,7 +171,7 @@ export async function schedulesPage(main, me) {
     const s = await api('GET', `/api/v1/admin/doctors/${doctor}/schedule?from=${isoDay(today)}&to=${isoDay(later)}`);
     mount(sessions, h('h3', {}, '未来四周的出诊'), note ? h('p', { class: 'ok', id: 'adjusted' }, note) : null, table([
       ['日期', (x) => x.date], ['时段', (x) => periodLabel(x.period)],
-      ['号源', (x) => (x.slots || []).map((sl) => `${hm(sl.start)}-${hm(sl.end)} 余${sl.remaining}`).join('；')],
+      ['号源', (x) => (x.slots || []).map((sl) => `${hm(sl.start)}-${hm(sl.end)} 余${sl.remaining}${sl.closed ? '（已截止）' : ''}`).join('；')],
       ['挂号费', (x) => yuan(x.fee)],
       ['状态', (x) => STATUS[x.status] || x.status || ''],
       ['', (x) => (x.status === 'open'
