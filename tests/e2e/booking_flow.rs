@@ -446,7 +446,7 @@ async fn closing_a_session_ends_its_waitlist() {
 }
 
 /// A slot whose time is past takes no booking (409 `booking_closed`) and the schedule shows it
-/// `closed`; the next slot of the same day books. The server runs in a zone where it is now just
+/// `closed` (the back office: 已截止); the next slot of the same day books. The server runs in a zone where it is now just
 /// past noon (`zone_near_noon`), with no grace after a slot's end, so today's 10:00-12:00 slot is
 /// over and the 12:00-14:00 one is not, whatever the hour the test runs at.
 #[tokio::test]
@@ -484,6 +484,18 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
     let booked = book_ok(&s, &p, to_come).await;
     assert_eq!(booked["appointment"]["slot_id"], to_come, "{booked}");
     assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 2]);
+
+    // The back office's list of the doctor's sessions marks the slot that is over.
+    let b = crate::browser::Browser::start().await;
+    b.client.goto(&s.url("/admin")).await.unwrap();
+    b.fill("input[name=username]", "admin").await;
+    b.fill("input[name=password]", "admin-demo-2026").await;
+    b.click("button[type=submit]").await;
+    b.click("nav a[data-page=schedules]").await;
+    b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
+    b.wait_text("10:00-12:00 余3（已截止）").await;
+    b.wait_text("12:00-14:00 余2").await;
+    b.screenshot("admin-schedule-slot-closed").await;
 }
 
 /// (a), (b), (c): pay through the sandbox; one notification delivered five times; forged and

@@ -29,6 +29,8 @@ impl Browser {
             // On Linux Chromium takes its locale (date and time inputs' format) from LANGUAGE,
             // not `--lang`: the hospital's staff browsers are Chinese.
             .env("LANGUAGE", "zh_CN")
+            // The pages' "today" is the browser's: UTC, as on CI, wherever the suite runs.
+            .env("TZ", "UTC")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
