@@ -697,6 +697,17 @@ mod tests {
         }
     }
 
+    /// Someone joining a line as `person`, at `at`.
+    fn waiting(person: &str, at: DateTime<Utc>) -> WaitEntry {
+        WaitEntry {
+            account_id: AccountId::new(),
+            patient_id: PatientId::new(),
+            person: person.into(),
+            patient_name: "x".into(),
+            joined_at: at,
+        }
+    }
+
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(2_000, 0).unwrap()
     }
@@ -752,18 +763,7 @@ mod tests {
         assert!(matches!(b.hold(0, &req("p1", now())), Err(BookError::NotReleased { .. })));
         let later = now() + Duration::hours(2);
         let a = b.hold(0, &req("p1", later)).unwrap();
-        b.join_waitlist(
-            WaitEntry {
-                account_id: AccountId::new(),
-                patient_id: PatientId::new(),
-                person: "w".into(),
-                patient_name: "w".into(),
-                joined_at: later,
-            },
-            later,
-            0,
-        )
-        .unwrap_err();
+        b.join_waitlist(waiting("w", later), later, 0).unwrap_err();
         let (cancelled, _) = b.stop(later);
         assert_eq!(cancelled.len(), 1);
         assert_eq!(cancelled[0].id, a.id);
@@ -817,14 +817,7 @@ mod tests {
         let a = b.hold(0, &req("p1", now())).unwrap();
         b.hold(1, &req("p2", now())).unwrap();
         for (i, p) in ["w1", "w2"].iter().enumerate() {
-            let w = WaitEntry {
-                account_id: AccountId::new(),
-                patient_id: PatientId::new(),
-                person: (*p).into(),
-                patient_name: "x".into(),
-                joined_at: now(),
-            };
-            assert_eq!(b.join_waitlist(w, now(), 0).unwrap(), i + 1);
+            assert_eq!(b.join_waitlist(waiting(p, now()), now(), 0).unwrap(), i + 1);
         }
         b.cancel(a.id, now(), CancelReason::Patient).unwrap();
         let offers =
@@ -843,13 +836,7 @@ mod tests {
         b.hold(1, &req("p2", now())).unwrap();
         let mut ids = Vec::new();
         for p in ["w1", "w2", "w3"] {
-            let w = WaitEntry {
-                account_id: AccountId::new(),
-                patient_id: PatientId::new(),
-                person: p.into(),
-                patient_name: "x".into(),
-                joined_at: now(),
-            };
+            let w = waiting(p, now());
             ids.push(w.patient_id);
             b.join_waitlist(w, now(), 0).unwrap();
         }
@@ -873,13 +860,7 @@ mod tests {
         let early = b.hold(0, &req("p1", now())).unwrap();
         b.hold(1, &req("p2", now())).unwrap();
         b.cancel(early.id, now(), CancelReason::Patient).unwrap();
-        let entry = |p: &str| WaitEntry {
-            account_id: AccountId::new(),
-            patient_id: PatientId::new(),
-            person: p.into(),
-            patient_name: "x".into(),
-            joined_at: now(),
-        };
+        let entry = |p: &str| waiting(p, now());
         // With every segment open the free place says "book it"; with segment 0 over, the line.
         assert!(matches!(b.join_waitlist(entry("w1"), now(), 0), Err(BookError::NotSoldOut)));
         assert_eq!(b.join_waitlist(entry("w1"), now(), 1).unwrap(), 1);

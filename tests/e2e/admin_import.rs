@@ -316,10 +316,7 @@ async fn the_console_checks_then_imports_a_workbook() {
     std::fs::write(&good, good_workbook()).unwrap();
 
     let b = crate::browser::Browser::start().await;
-    b.client.goto(&s.url("/admin#import")).await.unwrap();
-    b.fill("input[name=username]", "boss").await;
-    b.fill("input[name=password]", "First-admin-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/admin#import"), "boss", "First-admin-2026").await;
     b.click("nav a[data-page=import]").await;
 
     b.find("#import-form input[type=file]").await.send_keys(bad.to_str().unwrap()).await.unwrap();

@@ -132,10 +132,7 @@ async fn a_scheduled_announcement_reaches_sockets_and_message_centres_at_its_tim
 async fn the_console_schedules_and_withdraws_an_announcement() {
     let s = TestServer::start(booking_opts()).await;
     let b = crate::browser::Browser::start().await;
-    b.client.goto(&s.url("/admin#announcements")).await.unwrap();
-    b.fill("input[name=username]", "admin").await;
-    b.fill("input[name=password]", "admin-demo-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/admin#announcements"), "admin", "admin-demo-2026").await;
     b.click("nav a[data-page=announcements]").await;
     b.wait_text("还没有公告").await;
     b.screenshot("admin-announcements-empty").await;

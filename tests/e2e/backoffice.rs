@@ -40,10 +40,7 @@ async fn an_administrator_sets_up_a_hospital_and_sees_the_first_booking_in_the_a
     let s = TestServer::start(booking_opts().env("HOSPITAL_DEMO_DATA", false).data_dir(dir_with_admin())).await;
     assert_eq!(s.get_json("/api/v1/departments", None).await, json!([]), "no demo data");
     let b = Browser::start().await;
-    b.client.goto(&s.url("/admin#catalogue")).await.unwrap();
-    b.fill("input[name=username]", "boss").await;
-    b.fill("input[name=password]", "First-admin-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/admin#catalogue"), "boss", "First-admin-2026").await;
     b.click("nav a[data-page=catalogue]").await;
 
     // A department and a doctor, with the code the template file will use.

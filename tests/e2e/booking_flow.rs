@@ -487,10 +487,7 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
 
     // The back office's list of the doctor's sessions marks the slot that is over.
     let b = crate::browser::Browser::start().await;
-    b.client.goto(&s.url("/admin")).await.unwrap();
-    b.fill("input[name=username]", "admin").await;
-    b.fill("input[name=password]", "admin-demo-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/admin"), "admin", "admin-demo-2026").await;
     b.click("nav a[data-page=schedules]").await;
     b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
     b.wait_text("10:00-12:00 余3（已截止）").await;

@@ -100,6 +100,14 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// Opens `url` (a staff page: `/admin...` or `/console`) and signs in on its form as `username`.
+    pub async fn sign_in(&self, url: &str, username: &str, password: &str) {
+        self.client.goto(url).await.unwrap();
+        self.fill("input[name=username]", username).await;
+        self.fill("input[name=password]", password).await;
+        self.click("button[type=submit]").await;
+    }
+
     /// Saves a PNG of the window as `name`.png and returns its path.
     pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");

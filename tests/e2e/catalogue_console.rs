@@ -16,10 +16,7 @@ use crate::harness::{assert_error, expect_json, TestServer};
 
 /// Logs `username` in at `/admin` and waits for the menu.
 async fn sign_in(b: &Browser, s: &TestServer, username: &str, password: &str) {
-    b.client.goto(&s.url("/admin")).await.unwrap();
-    b.fill("input[name=username]", username).await;
-    b.fill("input[name=password]", password).await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/admin"), username, password).await;
     b.find("header.topbar").await;
     // The pages ask before switching a department off or publishing a text: say yes.
     b.client.execute("window.confirm = () => true;", vec![]).await.unwrap();

@@ -391,10 +391,7 @@ async fn console_in_chromium_answers_a_live_patient_with_a_canned_reply() {
     let admin = s.staff_login("admin", "admin-demo-2026").await;
     agent(&s, &admin, "erin", &["booking"], 5).await;
     let b = Browser::start().await;
-    b.client.goto(&s.url("/console")).await.unwrap();
-    b.fill("input[name=username]", "erin").await;
-    b.fill("input[name=password]", "agent-pass-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/console"), "erin", "agent-pass-2026").await;
     b.wait_text("我的会话").await;
     b.wait_text("已连接").await;
     // Were the patient's markup ever run, this would record it.

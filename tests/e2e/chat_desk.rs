@@ -405,10 +405,7 @@ async fn console_in_chromium_answers_a_ticket_and_a_supervisor_takes_over() {
     assert_eq!(c["agent"]["name"], "客服alice");
 
     let b = Browser::start().await;
-    b.client.goto(&s.url("/console")).await.unwrap();
-    b.fill("input[name=username]", "lead").await;
-    b.fill("input[name=password]", "lead-pass-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/console"), "lead", "lead-pass-2026").await;
     b.wait_text("已连接").await;
     b.wait_text("1条待答复").await;
     b.wait_text(markup).await;

@@ -409,10 +409,7 @@ async fn console_shows_and_sends_images_in_chromium() {
     let admin = s.staff_login("admin", "admin-demo-2026").await;
     agent(&s, &admin, "gina", &["booking"], 5).await;
     let b = Browser::start().await;
-    b.client.goto(&s.url("/console")).await.unwrap();
-    b.fill("input[name=username]", "gina").await;
-    b.fill("input[name=password]", "agent-pass-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/console"), "gina", "agent-pass-2026").await;
     b.wait_text("我的会话").await;
     b.wait_text("已连接").await;
     b.client.execute("window.alert = () => { window.__alerted = true; }", vec![]).await.unwrap();

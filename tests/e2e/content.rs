@@ -99,10 +99,7 @@ async fn articles_are_sanitised_hidden_until_published_and_read_without_sign_in(
 async fn the_console_writes_publishes_and_previews_an_article() {
     let s = TestServer::start(Opts::new()).await;
     let b = crate::browser::Browser::start().await;
-    b.client.goto(&s.url("/admin#content")).await.unwrap();
-    b.fill("input[name=username]", "admin").await;
-    b.fill("input[name=password]", "admin-demo-2026").await;
-    b.click("button[type=submit]").await;
+    b.sign_in(&s.url("/admin#content"), "admin", "admin-demo-2026").await;
     b.click("nav a[data-page=content]").await;
     b.wait_text("还没有文章").await;
     b.screenshot("admin-content-empty").await;
