@@ -376,9 +376,8 @@ impl SessionBook {
         self.waitlist.drain(..).collect()
     }
 
-    /// Joins the waitlist of a full session; returns the 1-based position.
     /// Puts `entry` at the end of the line, if every place of the segments from `open_from` on
-    /// (those whose time is not past: `ClinicSession::booking_closed`) is taken.
+    /// (those whose time is not past: `ClinicSession::open_from`) is taken; its 1-based position.
     pub fn join_waitlist(
         &mut self,
         entry: WaitEntry,

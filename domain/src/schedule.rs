@@ -102,9 +102,25 @@ impl ClinicSession {
         Some(zone.to_utc(self.date, s.end))
     }
 
-    /// Whether booking into segment `segment` (`None`: joining the session's line) has closed at
-    /// `now`: `late` after that segment ended, and for a session of an earlier day than the
-    /// hospital's today whatever the hour (a place taken there would be for a clinic that is over).
+    /// The first segment still open for booking at `now` (the number of segments when none is):
+    /// a segment closes `late` after it ends, and a session of an earlier day than the hospital's
+    /// today is closed whatever the hour (a place taken there would be for a clinic that is over).
+    /// Segments are in time order (`validate`), so the closed ones come first.
+    pub fn open_from(&self, zone: &HospitalZone, late: std::time::Duration, now: DateTime<Utc>) -> usize {
+        let today = zone.local_date(now);
+        if self.date != today {
+            // A later day's segments are all to come (the booking storms' case: no more work).
+            return if self.date < today { self.segments.len() } else { 0 };
+        }
+        // A grace too long to add closes it only on the next day.
+        let Ok(late) = chrono::Duration::from_std(late) else { return 0 };
+        let open =
+            |s: &Segment| zone.to_utc(self.date, s.end).checked_add_signed(late).is_none_or(|closes| now < closes);
+        self.segments.iter().position(open).unwrap_or(self.segments.len())
+    }
+
+    /// Whether booking into segment `segment` (`None`: joining the session's line, open while its
+    /// last segment is) has closed at `now` (`open_from`).
     pub fn booking_closed(
         &self,
         segment: Option<u16>,
@@ -112,15 +128,12 @@ impl ClinicSession {
         late: std::time::Duration,
         now: DateTime<Utc>,
     ) -> bool {
-        let today = zone.local_date(now);
-        if self.date != today {
-            // A later day's segments are all to come (the booking storms' case: no more work).
-            return self.date < today;
+        let from = self.open_from(zone, late, now);
+        match segment {
+            // A segment it does not have is not closed here (the booking answers no_such_slot).
+            Some(i) => usize::from(i) < from,
+            None => from == self.segments.len(),
         }
-        // A grace too long to add closes it only on the next day.
-        let late = chrono::Duration::from_std(late).ok();
-        let closes = self.segment_end(segment, zone).and_then(|end| end.checked_add_signed(late?));
-        closes.is_some_and(|closes| now >= closes)
     }
 }
 

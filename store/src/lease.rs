@@ -124,11 +124,14 @@ impl RedisLeases {
 
     /// Gives a lease up (an actor stopping cleanly), so the next owner need not wait it out.
     pub async fn release(&self, lease: &Lease) -> Result<bool> {
-        let n: i64 = redis::Script::new(RELEASE)
-            .key(self.lease_key(&lease.resource))
-            .arg(lease.value())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+        self.delete_if_held(self.lease_key(&lease.resource), &lease.value()).await
+    }
+
+    /// Deletes `key` if it still holds `value` (`RELEASE`): a lease's or a lock's letting go.
+    async fn delete_if_held(&self, key: String, value: &str) -> Result<bool> {
+        // Built once: a lock is let go on every booking's turn across nodes.
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(RELEASE));
+        let n: i64 = SCRIPT.key(key).arg(value).invoke_async(&mut self.conn.clone()).await?;
         Ok(n == 1)
     }
 
@@ -141,12 +144,7 @@ impl RedisLeases {
 
     /// Lets a lock go if `holder` still holds it (not once it lapsed and passed to another).
     pub async fn unlock(&self, resource: &str, holder: &str) -> Result<bool> {
-        let n: i64 = redis::Script::new(RELEASE)
-            .key(self.lock_key(resource))
-            .arg(holder)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(n == 1)
+        self.delete_if_held(self.lock_key(resource), holder).await
     }
 
     fn lock_key(&self, resource: &str) -> String {

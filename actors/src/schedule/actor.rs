@@ -171,13 +171,14 @@ impl Actor for ScheduleActor {
             }
             ScheduleMsg::JoinWaitlist { session, entry, reply } => {
                 let now = Utc::now();
-                let r = state.still_open(session, None, now).and_then(|()| match state.book.session_mut(session) {
+                let r = match state.book.session_mut(session) {
                     None => Err(BookingError::Book(BookError::NoSuchSlot)),
-                    Some(b) => {
-                        let from = super::state::open_from(&state.ctx, &b.session, now);
-                        b.join_waitlist(entry, now, from).map_err(BookingError::from)
-                    }
-                });
+                    Some(b) => match super::state::open_from(&state.ctx, &b.session, now) {
+                        // Its last segment is over: no line to join.
+                        from if from == b.session.segments.len() => Err(BookingError::Book(BookError::BookingClosed)),
+                        from => b.join_waitlist(entry, now, from).map_err(BookingError::from),
+                    },
+                };
                 match r {
                     Ok(pos) => {
                         let w = BookingWrite { waitlists: vec![state.waitlist_write(session)], ..Default::default() };

@@ -106,27 +106,17 @@ pub(super) fn message_to_waiting(
     Message::new(e.account_id, kind, title, body, session.map(|s| s.to_string()), Utc::now())
 }
 
-/// When `session` ends: the end of its last segment, in the hospital's zone.
-fn session_end(ctx: &Context, session: &ClinicSession) -> Option<DateTime<Utc>> {
-    session.segment_end(None, &ctx.config.zone)
-}
-
-/// Whether booking into `session`'s segment `segment` (`None`: its line) has closed at `now`.
-fn booking_closed(ctx: &Context, session: &ClinicSession, segment: Option<u16>, now: DateTime<Utc>) -> bool {
-    session.booking_closed(segment, &ctx.config.zone, ctx.config.late_booking, now)
-}
-
-/// The first segment of `session` still open for booking at `now` (segments are in time order);
-/// the number of segments when none is. What a line may be offered, and what keeps people out of it.
+/// The first segment of `session` still open for booking at `now`; the number of segments when
+/// none is (`ClinicSession::open_from`). What a line may be offered, and what keeps people out of
+/// it.
 pub(super) fn open_from(ctx: &Context, session: &ClinicSession, now: DateTime<Utc>) -> usize {
-    let n = session.segments.len();
-    (0..n).find(|&i| !booking_closed(ctx, session, Some(i as u16), now)).unwrap_or(n)
+    session.open_from(&ctx.config.zone, ctx.config.late_booking, now)
 }
 
 /// The job that closes `session` at its end (plus the grace): `attendance` does the closing.
 fn close_job(ctx: &Context, session: &ClinicSession) -> Option<Job> {
     let grace = chrono::Duration::from_std(ctx.config.jobs.session_close_grace).unwrap_or_default();
-    let due = session_end(ctx, session)? + grace;
+    let due = session.segment_end(None, &ctx.config.zone)? + grace;
     Some(Job::close_session(session.id, session.doctor_id, due, Utc::now()))
 }
 
@@ -314,18 +304,13 @@ impl ScheduleState {
         }
     }
 
-    /// Refuses booking into `session`'s segment `segment` (`None`: its line) once that segment
-    /// is over (`late_booking` after its end) or the session is of an earlier day: the window
-    /// keeps yesterday's sessions for what is asked about them, but a clinic that is over takes
-    /// no new booking, move or place in line.
-    pub(super) fn still_open(
-        &self,
-        session: SessionId,
-        segment: Option<u16>,
-        now: DateTime<Utc>,
-    ) -> Result<(), BookingError> {
-        match self.book.session(session) {
-            Some(b) if booking_closed(&self.ctx, &b.session, segment, now) => {
+    /// Refuses booking into `slot` once its segment is over (`late_booking` after its end) or
+    /// its session is of an earlier day: the window keeps yesterday's sessions for what is asked
+    /// about them, but a clinic that is over takes no new booking or move.
+    pub(super) fn still_open(&self, slot: SlotId, now: DateTime<Utc>) -> Result<(), BookingError> {
+        let (zone, late) = (&self.ctx.config.zone, self.ctx.config.late_booking);
+        match self.book.session(slot.session_id) {
+            Some(b) if b.session.booking_closed(Some(slot.segment), zone, late, now) => {
                 Err(BookingError::Book(BookError::BookingClosed))
             }
             _ => Ok(()),
@@ -338,7 +323,7 @@ impl ScheduleState {
         booker: Booker,
     ) -> Result<(BookingWrite, Appointment, Order), BookingError> {
         let now = Utc::now();
-        self.still_open(slot.session_id, Some(slot.segment), now)?;
+        self.still_open(slot, now)?;
         let req = HoldRequest {
             appointment_id: AppointmentId::new(),
             order_id: OrderId::new(),
@@ -472,7 +457,7 @@ impl ScheduleState {
         if !self.book.sessions.contains_key(&slot.session_id) {
             return Err(BookingError::OtherDoctor);
         }
-        self.still_open(slot.session_id, Some(slot.segment), now)?;
+        self.still_open(slot, now)?;
         let new_id = AppointmentId::new();
         // Moving into a session where the person waits takes them off its waitlist (as a hold
         // does): that change is saved with the move.

@@ -237,7 +237,8 @@ pub struct ScheduleView {
 fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
     let s = &avail.session;
     let now = Utc::now();
-    let late = state.actors.config().late_booking;
+    // Slots before this one are closed to booking (their time is past).
+    let open_from = s.open_from(&state.zone, state.actors.config().late_booking, now);
     SessionView {
         session_id: s.id,
         date: s.date,
@@ -257,7 +258,7 @@ fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
                 end: seg.end,
                 quota: seg.quota,
                 remaining: avail.remaining.get(i).copied().unwrap_or(0),
-                closed: s.booking_closed(Some(i as u16), &state.zone, late, now),
+                closed: i < open_from,
             })
             .collect(),
         waiting: avail.waiting,
