@@ -8,15 +8,13 @@
 //! exactly, with no field added to the server's messages.
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures::{SinkExt, StreamExt};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::wire::{self, Ws};
 
 /// Latency histogram with 10 µs buckets up to 10 s (and one overflow bucket), lock-free.
 pub struct Histogram {
@@ -110,6 +108,8 @@ pub struct Shared {
     /// one data directory, each node's own schedule actors publish their copy's state as they
     /// start, and another session's sum could look like a change).
     pub sessions: Vec<String>,
+    /// Per doctor: a searcher for its watched session's id, built once.
+    watched: Vec<memchr::memmem::Finder<'static>>,
     /// Per doctor, per change: when the driver sent it (µs since `epoch_us`, +1; 0 = not yet).
     pub sent_us: Vec<Vec<AtomicU64>>,
     /// Per socket: the highest change number it has seen (0 = none).
@@ -150,6 +150,7 @@ impl Shared {
         Self {
             epoch_us,
             base_sum,
+            watched: sessions.iter().map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned()).collect(),
             sessions,
             sent_us: (0..doctors).map(|_| (0..changes_per_doctor).map(|_| AtomicU64::new(0)).collect()).collect(),
             last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
@@ -170,9 +171,9 @@ impl Shared {
         unix_us().saturating_sub(self.epoch_us)
     }
 
-    fn on_update(&self, socket: usize, doctor: usize, text: &str) {
+    fn on_update(&self, socket: usize, doctor: usize, text: &[u8]) {
         let now = self.now_us();
-        if !self.sessions.get(doctor).is_some_and(|id| text.contains(id.as_str())) {
+        if self.watched.get(doctor).is_none_or(|id| id.find(text).is_none()) {
             return;
         }
         let Some(sum) = remaining_sum(text) else { return };
@@ -228,96 +229,90 @@ impl Shared {
 /// The sum of the numbers in the first `"remaining":[...]` of an availability frame. Only a
 /// frame of that type: a `snapshot` (sent on subscribing) lists every session of the doctor, and
 /// its first `remaining` may be another session's.
-pub fn remaining_sum(text: &str) -> Option<u64> {
-    if !text.starts_with("{\"type\":\"availability\"") {
+pub fn remaining_sum(text: &[u8]) -> Option<u64> {
+    static REMAINING: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"remaining\":["));
+    if !text.starts_with(b"{\"type\":\"availability\"") {
         return None;
     }
-    let at = text.find("\"remaining\":[")? + "\"remaining\":[".len();
-    let end = text[at..].find(']')? + at;
-    text[at..end].split(',').map(|n| n.trim().parse::<u64>().ok()).sum()
+    let at = REMAINING.find(text)? + REMAINING.needle().len();
+    let end = memchr::memchr(b']', &text[at..])? + at;
+    text[at..end].split(|b| *b == b',').map(|n| std::str::from_utf8(n).ok()?.trim().parse::<u64>().ok()).sum()
 }
 
 /// How to reach the server under test.
 #[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
-    /// `ws://127.0.0.1:PORT/ws`
-    pub url: String,
+    /// `127.0.0.1:PORT`, the upgrade's `Host`.
+    pub host: String,
 }
 
 /// One socket's set-up: connect from `source`, upgrade with the token, wait for `welcome`,
 /// subscribe to `topic`, wait for `subscribed`.
-pub async fn open(
-    target: &Target,
-    source: Ipv4Addr,
-    token: &str,
-    topic: &str,
-) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+pub async fn open(target: &Target, source: Ipv4Addr, token: &str, topic: &str) -> Result<Ws> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.set_reuseaddr(true)?;
     sock.bind(SocketAddr::V4(SocketAddrV4::new(source, 0))).with_context(|| format!("bind {source}"))?;
     let tcp = sock.connect(target.addr).await.context("connect")?;
     tcp.set_nodelay(true)?;
-    let mut req = target.url.as_str().into_client_request()?;
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-    req.headers_mut().insert("sec-websocket-protocol", "hospital.json.v1".parse()?);
-    // Small buffers: tens of thousands of these live in this process too.
-    let cfg = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0).max_write_buffer_size(64 * 1024);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(cfg)).await.context("upgrade")?;
+    let bearer = format!("Bearer {token}");
+    let headers = [("Authorization", bearer.as_str()), ("Sec-WebSocket-Protocol", "hospital.json.v1")];
+    let mut ws = Ws::connect(tcp, &target.host, "/ws", &headers).await.context("upgrade")?;
     wait_for(&mut ws, "welcome").await?;
-    let sub = format!(r#"{{"type":"subscribe","id":"s","payload":{{"topics":["{topic}"]}}}}"#);
-    ws.send(Message::text(sub)).await?;
+    ws.send_text(&format!(r#"{{"type":"subscribe","id":"s","payload":{{"topics":["{topic}"]}}}}"#)).await?;
     wait_for(&mut ws, "subscribed").await?;
     Ok(ws)
 }
 
-async fn wait_for(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, kind: &str) -> Result<()> {
+async fn wait_for(ws: &mut Ws, kind: &str) -> Result<()> {
     let needle = format!("\"type\":\"{kind}\"");
     let deadline = Duration::from_secs(30);
     loop {
-        let m = tokio::time::timeout(deadline, ws.next()).await.map_err(|_| anyhow!("no {kind} within 30 s"))?;
-        match m {
-            Some(Ok(Message::Text(t))) if t.contains(&needle) => return Ok(()),
-            Some(Ok(Message::Text(t))) if t.contains("\"type\":\"error\"") => bail!("error instead of {kind}: {t}"),
-            Some(Ok(Message::Close(f))) => bail!("closed waiting for {kind}: {f:?}"),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => bail!("waiting for {kind}: {e}"),
-            None => bail!("ended waiting for {kind}"),
+        let f = tokio::time::timeout(deadline, ws.next()).await.map_err(|_| anyhow!("no {kind} within 30 s"))?;
+        let f = f.with_context(|| format!("waiting for {kind}"))?;
+        let text = String::from_utf8_lossy(f.payload);
+        match f.opcode {
+            wire::OP_TEXT if text.contains(&needle) => return Ok(()),
+            wire::OP_TEXT if text.contains("\"type\":\"error\"") => bail!("error instead of {kind}: {text}"),
+            wire::OP_CLOSE => bail!("closed waiting for {kind}: {text}"),
+            _ => continue,
         }
     }
 }
 
-/// Runs an open socket until `stop` turns true: reads updates, pings every 20 s.
-pub async fn run(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    socket: usize,
-    doctor: usize,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Runs an open socket until `stop` turns true: reads updates, pings every 20 s. The timer and
+/// the stop signal are made once and polled in place (one made per update, then dropped, was a
+/// timer-wheel insert and removal and a waiter-list lock per update).
+pub async fn run(mut ws: Ws, socket: usize, doctor: usize, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     // Spread the pings so 20k sockets do not ping in the same millisecond.
     let first = Duration::from_millis(20_000 - (socket as u64 * 7919) % 5_000);
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + first, Duration::from_secs(20));
+    let ping = tokio::time::sleep(first);
+    tokio::pin!(ping);
+    let mut signal = stop.clone();
+    let stopped = signal.changed();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => shared.on_update(socket, doctor, &t),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+            f = ws.next() => match f {
+                Ok(f) if f.opcode == wire::OP_TEXT => shared.on_update(socket, doctor, f.payload),
+                Ok(f) if f.opcode != wire::OP_CLOSE => {}
+                _ => {
                     if !*stop.borrow() {
                         shared.closed_early.fetch_add(1, Ordering::Relaxed);
                     }
                     return;
                 }
-                Some(Ok(_)) => {}
             },
-            _ = ping.tick() => {
-                if ws.send(Message::text(r#"{"type":"ping","payload":{}}"#)).await.is_err() {
+            _ = &mut ping => {
+                if ws.send_text(r#"{"type":"ping","payload":{}}"#).await.is_err() {
                     shared.closed_early.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
+                ping.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(20));
             }
-            _ = stop.changed() => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+            _ = &mut stopped => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
                 return;
             }
         }
@@ -355,11 +350,11 @@ pub async fn open_range(
     stop: &watch::Receiver<bool>,
     opened: &(dyn Fn() + Sync),
 ) -> Result<Opened> {
-    use futures::stream;
+    use futures::{stream, StreamExt};
     let targets: Vec<Target> = plan
         .nodes
         .iter()
-        .map(|n| Ok(Target { addr: n.parse().with_context(|| format!("node {n}"))?, url: format!("ws://{n}/ws") }))
+        .map(|n| Ok(Target { addr: n.parse().with_context(|| format!("node {n}"))?, host: n.clone() }))
         .collect::<Result<_>>()?;
     let first = range.start;
     let results: Vec<Result<tokio::task::JoinHandle<()>>> = stream::iter(range)
@@ -414,12 +409,12 @@ mod tests {
         };
         let s = Shared::new(2, vec![10], vec!["S1".into()], 3, 10, unix_us());
         s.sent_us[0][0].store(1, Ordering::Release);
-        s.on_update(0, 0, &frame("S2", "9,2")); // another session's sum 11 would name change 1
+        s.on_update(0, 0, frame("S2", "9,2").as_bytes()); // another session's sum 11 would name change 1
         assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (0, 0));
-        s.on_update(0, 0, &frame("S1", "9,2"));
+        s.on_update(0, 0, frame("S1", "9,2").as_bytes());
         assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (1, 1));
-        s.on_update(1, 0, &frame("S1", "10,2")); // change 2, its send time not known yet
-        s.on_update(1, 0, &frame("S1", "10,3")); // change 3, never sent
+        s.on_update(1, 0, frame("S1", "10,2").as_bytes()); // change 2, its send time not known yet
+        s.on_update(1, 0, frame("S1", "10,3").as_bytes()); // change 3, never sent
         assert_eq!(s.deliveries.load(Ordering::Relaxed), 1);
         s.sent_us[0][1].store(5, Ordering::Release);
         s.settle();
@@ -427,7 +422,7 @@ mod tests {
         assert_eq!(s.last_seen[1].load(Ordering::Relaxed), 2);
         assert_eq!(s.unmatched.load(Ordering::Relaxed), 1);
         assert_eq!(s.out_of_order.load(Ordering::Relaxed), 0, "matched late is not out of order");
-        s.on_update(1, 0, &frame("S1", "10,2")); // change 2 again, after change 3 arrived
+        s.on_update(1, 0, frame("S1", "10,2").as_bytes()); // change 2 again, after change 3 arrived
         assert_eq!(s.out_of_order.load(Ordering::Relaxed), 1);
         assert_eq!(s.repeats.load(Ordering::Relaxed), 1);
     }
@@ -435,10 +430,10 @@ mod tests {
     #[test]
     fn sums_remaining() {
         let t = r#"{"type":"availability","payload":{"topic":"doctor:x","data":{"remaining":[2,0,3],"waiting":0}}}"#;
-        assert_eq!(remaining_sum(t), Some(5));
-        assert_eq!(remaining_sum(r#"{"type":"pong"}"#), None);
+        assert_eq!(remaining_sum(t.as_bytes()), Some(5));
+        assert_eq!(remaining_sum(br#"{"type":"pong"}"#), None);
         let snapshot = r#"{"type":"snapshot","payload":{"updates":[{"type":"availability","remaining":[1]}]}}"#;
-        assert_eq!(remaining_sum(snapshot), None);
+        assert_eq!(remaining_sum(snapshot.as_bytes()), None);
     }
 
     #[test]

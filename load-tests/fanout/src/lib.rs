@@ -14,6 +14,7 @@ pub mod clients;
 pub mod procs;
 pub mod report;
 pub mod shard;
+pub mod wire;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures::stream::{self, StreamExt};

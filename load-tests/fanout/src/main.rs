@@ -56,12 +56,18 @@ struct Args {
     out: PathBuf,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    // A client shard started by the driver (see `shard`).
+fn main() -> Result<()> {
+    // A client shard started by the driver (see `shard`): one thread. Its sockets only read and
+    // record, and a second worker per shard bought nothing but cross-thread wake-ups (futex calls,
+    // work stealing) on the cores the servers under test need.
     if std::env::args().nth(1).as_deref() == Some("shard") {
-        return hospital_fanout_load::shard::serve().await;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        return rt.block_on(hospital_fanout_load::shard::serve());
     }
+    tokio::runtime::Runtime::new()?.block_on(drive())
+}
+
+async fn drive() -> Result<()> {
     let a = Args::parse();
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let hospital_bin = match a.hospital_bin {
