@@ -358,7 +358,10 @@ impl Session<'_> {
         let mut last_touch = Instant::now();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs));
         heartbeat.tick().await;
-        let mut session_check = tokio::time::Instant::now() + until(self.login.ends_at());
+        // Made once and reset, not made per wake-up: one made in the `select!` below was a timer
+        // entered in tokio's wheel and taken out again for every frame the socket sent.
+        let session_check = tokio::time::sleep(until(self.login.ends_at()));
+        tokio::pin!(session_check);
 
         loop {
             tokio::select! {
@@ -447,17 +450,19 @@ impl Session<'_> {
                     // A protocol ping keeps NATs open and finds dead peers; clients need not answer it.
                     self.conn.send_message(Message::Ping(Vec::new().into()), "ping").await?;
                 }
-                _ = tokio::time::sleep_until(session_check) => {
+                _ = &mut session_check => {
                     // The session would have ended by now unless it was used meanwhile.
-                    match Box::pin(self.state.sessions.get(&self.login.token_hash, chrono::Utc::now())).await {
+                    let next = match Box::pin(self.state.sessions.get(&self.login.token_hash, chrono::Utc::now())).await {
                         Ok(Some(s)) => {
-                            session_check = tokio::time::Instant::now() + until(s.ends_at());
+                            let next = until(s.ends_at());
                             self.login = s;
+                            next
                         }
                         Ok(None) => return Err(end(close::UNAUTHORIZED, "the session ended: log in again")),
                         // Sessions unreachable: look again shortly rather than drop the socket.
-                        Err(_) => session_check = tokio::time::Instant::now() + Duration::from_secs(5),
-                    }
+                        Err(_) => Duration::from_secs(5),
+                    };
+                    session_check.as_mut().reset(tokio::time::Instant::now() + next);
                 }
             }
         }
