@@ -1,15 +1,15 @@
-//! Label-less counters on hot paths, looked up in the metrics recorder once per process.
+//! Counters and histograms on hot paths, looked up in the metrics recorder once per process.
 //!
 //! `metrics::counter!` hashes the name and searches the recorder's registry at every call (about
 //! 0.1 µs each; a refused booking counted three and its login check a fourth, part of what a
-//! refusal costs beyond a bare request: docs/benchmarks.md). `count!` keeps the registry's own
-//! handle in a static, so it adds to the same series the macro would.
+//! refusal costs beyond a bare request: docs/benchmarks.md; a socket's every update one counter
+//! and one histogram). `count!` and `observe!` keep the registry's own handle in a static, so they
+//! add to the same series the macros would; labels must then be literals.
 //!
 //! A handle taken before the process's recorder is installed would be a no-op forever, so the
 //! handle is kept only once `recorder_installed` has been called (by whoever installs it, right
 //! after); until then `count!` is the plain macro.
 
-use metrics::Counter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -24,24 +24,39 @@ pub fn recorder_installed() {
     INSTALLED.store(true, Ordering::Release);
 }
 
-/// Adds one to the counter in `cell`, registering it with `register` the first time after the
-/// recorder was installed (`count!` passes its own static and the macro).
+/// Runs `f` on the handle in `cell`, registering it with `register` the first time after the
+/// recorder was installed (`count!` and `observe!` pass their own static and the macro).
 #[doc(hidden)]
-pub fn increment(cell: &'static OnceLock<Counter>, register: impl FnOnce() -> Counter) {
+pub fn with<H>(cell: &'static OnceLock<H>, register: impl FnOnce() -> H, f: impl FnOnce(&H)) {
     match cell.get() {
-        Some(c) => c.increment(1),
-        None if INSTALLED.load(Ordering::Acquire) => cell.get_or_init(register).increment(1),
-        None => register().increment(1),
+        Some(h) => f(h),
+        None if INSTALLED.load(Ordering::Acquire) => f(cell.get_or_init(register)),
+        None => f(&register()),
     }
 }
 
-/// `metrics::counter!($name).increment(1)` for a label-less counter, with the handle looked up
-/// once (see the module's description).
+/// `metrics::counter!($name, labels).increment(1)` for a counter whose labels are literals, with
+/// the handle looked up once (see the module's description).
 #[macro_export]
 macro_rules! count {
-    ($name:literal) => {{
+    ($name:literal $(, $label:literal => $value:literal)*) => {{
         static HANDLE: ::std::sync::OnceLock<$crate::counters::metrics::Counter> = ::std::sync::OnceLock::new();
-        $crate::counters::increment(&HANDLE, || $crate::counters::metrics::counter!($name));
+        $crate::counters::with(
+            &HANDLE,
+            || $crate::counters::metrics::counter!($name $(, $label => $value)*),
+            |c| c.increment(1),
+        );
+    }};
+}
+
+/// `metrics::histogram!($name).record(value)` for a label-less histogram, with the handle looked
+/// up once.
+#[macro_export]
+macro_rules! observe {
+    ($name:literal, $value:expr) => {{
+        static HANDLE: ::std::sync::OnceLock<$crate::counters::metrics::Histogram> = ::std::sync::OnceLock::new();
+        let value: f64 = $value;
+        $crate::counters::with(&HANDLE, || $crate::counters::metrics::histogram!($name), |h| h.record(value));
     }};
 }
 
@@ -98,7 +113,7 @@ mod tests {
     }
 
     fn hit() {
-        crate::count!("counters_test_hits_total");
+        crate::count!("counters_test_hits_total", "kind" => "test");
     }
 
     #[test]

@@ -186,6 +186,18 @@ async fn availability_case(enc: Enc) {
     assert!(update.get("seq").is_none() || update["seq"].is_null(), "topic updates carry no seq: {update}");
     let now = update["payload"]["data"]["remaining"][segment].as_u64().unwrap();
     assert_eq!(now, before - 1, "the watcher sees the place taken: {update}");
+
+    // The update was counted and its delivery time observed (handles kept after the first).
+    let metrics = server.client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+    };
+    assert!(value("ws_frames_out_total{type=\"availability\"}") >= 1.0);
+    assert!(value("ws_fanout_latency_seconds_count") >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,7 @@ impl Conn<'_> {
         let timeout = Duration::from_secs(self.cfg.write_timeout_secs);
         match tokio::time::timeout(timeout, self.ws.send(msg)).await {
             Ok(Ok(())) => {
-                metrics::counter!("ws_frames_out_total", "type" => kind).increment(1);
+                frame_out(kind);
                 Ok(())
             }
             Ok(Err(_)) => Err(None),
@@ -432,7 +432,7 @@ impl Session<'_> {
                         }
                         self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;
                         let lag = super::log::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
-                        metrics::histogram!("ws_fanout_latency_seconds").record(lag);
+                        hospital_actors::observe!("ws_fanout_latency_seconds", lag);
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -550,7 +550,7 @@ impl Session<'_> {
         }
         self.send_event(p, &event).await?;
         let lag = super::log::now_ms().saturating_sub(event.at_ms) as f64 / 1000.0;
-        metrics::histogram!("ws_fanout_latency_seconds").record(lag);
+        hospital_actors::observe!("ws_fanout_latency_seconds", lag);
         Ok(())
     }
 
@@ -607,6 +607,16 @@ impl Session<'_> {
 }
 
 /// Time from now until `at` (zero if past).
+/// Counts a frame sent; a topic update's kind, sent to every watching socket, with its counter
+/// looked up once (`hospital_actors::count!`).
+fn frame_out(kind: &'static str) {
+    match kind {
+        "availability" => hospital_actors::count!("ws_frames_out_total", "type" => "availability"),
+        "queue_summary" => hospital_actors::count!("ws_frames_out_total", "type" => "queue_summary"),
+        other => metrics::counter!("ws_frames_out_total", "type" => other).increment(1),
+    }
+}
+
 fn until(at: chrono::DateTime<chrono::Utc>) -> Duration {
     (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
 }
