@@ -456,6 +456,12 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
     let s = TestServer::start(opts).await;
     let admin = staff(&s).await;
     let date = (Utc::now() + Days::hours(offset)).date_naive();
+    // The hospital's clock, which the staff pages go by (not the browser's zone or the default).
+    let clock: Value = s.get("/api/v1/clock", None).await.json().await.unwrap();
+    assert_eq!(
+        (clock["zone"].as_str(), clock["today"].as_str()),
+        (Some(zone.as_str()), Some(date.to_string().as_str()))
+    );
     let mut made = None;
     for doctor in doctors(&s).await {
         let body = json!({

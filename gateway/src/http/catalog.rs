@@ -25,6 +25,7 @@ use crate::validate::{Day, ListLimit, PopularLimit};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(hospital))
+        .routes(routes!(clock))
         .routes(routes!(departments))
         .routes(routes!(department))
         .routes(routes!(doctors))
@@ -92,6 +93,24 @@ pub(crate) fn view(idx: &CatalogIndex, d: &Doctor) -> DoctorView {
 #[utoipa::path(get, path = "/api/v1/hospital", tag = "catalogue", responses((status = 200, body = Hospital)))]
 async fn hospital(State(state): State<AppState>) -> ApiResult<ApiJson<Hospital>> {
     state.catalog().hospital.clone().map(ApiJson).ok_or_else(|| ApiError::not_found("hospital"))
+}
+
+/// The hospital's clock: its zone and what day and time it is there, by the server.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Clock {
+    /// IANA zone, e.g. `Asia/Shanghai` (`[gateway] timezone`).
+    pub zone: String,
+    pub now: chrono::DateTime<Utc>,
+    /// The hospital's date now.
+    pub today: NaiveDate,
+}
+
+/// The hospital's zone and today (times are stored in UTC and shown in the hospital's zone): the staff
+/// pages show times and pick "today" by it rather than by the browser's zone and clock.
+#[utoipa::path(get, path = "/api/v1/clock", tag = "catalogue", responses((status = 200, body = Clock)))]
+async fn clock(State(state): State<AppState>) -> ApiJson<Clock> {
+    let now = Utc::now();
+    ApiJson(Clock { zone: state.zone.0.name().to_string(), now, today: state.zone.local_date(now) })
 }
 
 /// The department tree (INFO-2), siblings in display order.

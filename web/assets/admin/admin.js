@@ -2,7 +2,7 @@
 // patients, catalogue, schedules, import, announcements, articles and FAQ, analytics, audit). The route is the URL's hash (`#staff`), so a reload
 // stays on the page. Every string from the server is rendered as text (`dom.js`).
 import { api, token, messageOf, ApiError, logout } from '/static/common/api.js';
-import { h, mount } from '/static/common/dom.js';
+import { h, mount, loadClock } from '/static/common/dom.js';
 import { loginView } from '/static/common/login.js';
 import { staffPage } from '/admin/pages/staff.js';
 import { rolesPage } from '/admin/pages/roles.js';
@@ -73,4 +73,5 @@ async function start() {
   await show();
 }
 
-start();
+// The hospital's zone first: every time and "today" on the pages is the hospital's.
+loadClock().then(start);

@@ -1,7 +1,7 @@
 // Small pieces the back-office pages share: a table, a labelled field, a form that shows the
 // API's error (with the field it names), a date-time in the hospital's zone.
 import { api, messageOf, ApiError, errorOf, token } from '/static/common/api.js';
-import { h } from '/static/common/dom.js';
+import { h, hospitalZone } from '/static/common/dom.js';
 
 /** A table: `cols` = [[header, row => cell]]; cells are strings or nodes. */
 export function table(cols, rows, empty = '暂无数据') {
@@ -41,10 +41,10 @@ export function flatten(nodes, depth = 0, out = []) {
   return out;
 }
 
-/** Local time in the hospital's zone (Asia/Shanghai). */
+/** Local time in the hospital's zone. */
 export function when(iso) {
   if (!iso) return '';
-  return new Date(iso).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
+  return new Date(iso).toLocaleString('zh-CN', { timeZone: hospitalZone(), hour12: false });
 }
 
 /** Downloads an API answer as a file (the bearer token cannot ride on a plain link). */

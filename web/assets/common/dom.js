@@ -35,10 +35,37 @@ export function mount(el, ...children) {
   return el;
 }
 
-/** A time in the hospital's zone (Asia/Shanghai), as staff read it. */
+/**
+ * The hospital's zone and how far the server's clock is from this browser's, from
+ * `GET /api/v1/clock` (`loadClock`, once before a page renders): a staff member's computer may sit
+ * in another zone or run late, and "today" and every time shown are the hospital's.
+ */
+let clock = { zone: 'Asia/Shanghai', skewMs: 0 };
+
+export async function loadClock() {
+  try {
+    const r = await fetch('/api/v1/clock');
+    if (!r.ok) return;
+    const c = await r.json();
+    clock = { zone: c.zone, skewMs: Date.parse(c.now) - Date.now() };
+  } catch (_) {
+    // Unreachable now: the pages say so on their first call; the default zone stands meanwhile.
+  }
+}
+
+/** The hospital's IANA zone. */
+export function hospitalZone() { return clock.zone; }
+
+/** The hospital's date `days` from today (by the server's clock), as YYYY-MM-DD. */
+export function hospitalDay(days = 0) {
+  const d = new Date(Date.now() + clock.skewMs + days * 86400000);
+  return new Intl.DateTimeFormat('en-CA', { timeZone: clock.zone }).format(d);
+}
+
+/** A time in the hospital's zone, as staff read it. */
 export function showTime(iso, withDate = false) {
   if (!iso) return '';
-  const opts = { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', hour12: false };
+  const opts = { timeZone: clock.zone, hour: '2-digit', minute: '2-digit', hour12: false };
   if (withDate) Object.assign(opts, { year: 'numeric', month: '2-digit', day: '2-digit' });
   return new Intl.DateTimeFormat('zh-CN', opts).format(new Date(iso));
 }

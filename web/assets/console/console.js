@@ -5,7 +5,7 @@
 // conversation for the messages after the last `seq` it has. Every user string is shown as text
 // (dom.js), never parsed as HTML.
 import { api, token, messageOf, ApiError } from '/static/common/api.js';
-import { h, mount, showTime } from '/static/common/dom.js';
+import { h, mount, showTime, loadClock } from '/static/common/dom.js';
 import { loginView } from '/static/common/login.js';
 import { ticketsSection } from './tickets.js';
 import { superviseSection } from './supervise.js';
@@ -350,4 +350,5 @@ async function start() {
   setInterval(renderBacklog, 30000); // waits grow by the minute
 }
 
-start();
+// The hospital's zone first: every time and "today" on the pages is the hospital's.
+loadClock().then(start);

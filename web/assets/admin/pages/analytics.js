@@ -2,17 +2,11 @@
 // totals and rates, bookings per day, department choices, time slots, when patients book
 // (weekday × hour), doctors' workload, revenue by channel; exported as Excel or CSV.
 import { api, h, table, field, download } from '/admin/ui.js';
-import { mount, yuan } from '/static/common/dom.js';
+import { mount, yuan, hospitalDay } from '/static/common/dom.js';
 import { messageOf, ApiError } from '/static/common/api.js';
 import { columns, bars, heatmap } from '/admin/analytics-charts.js';
 
 const WEEKDAYS = ['周一', '周二', '周三', '周四', '周五', '周六', '周日'];
-
-/** A local date (Asia/Shanghai) as YYYY-MM-DD, `days` from today. */
-function localDay(days = 0) {
-  const d = new Date(Date.now() + days * 86400000);
-  return new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(d);
-}
 
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 
@@ -71,8 +65,8 @@ function render(out, r) {
 export async function analyticsPage(main) {
   const out = h('div', { id: 'analytics-report' });
   const err = h('div', { class: 'error', role: 'alert', id: 'analytics-error' });
-  const from = h('input', { name: 'from', type: 'date', value: localDay(-29), required: true });
-  const to = h('input', { name: 'to', type: 'date', value: localDay(0), required: true });
+  const from = h('input', { name: 'from', type: 'date', value: hospitalDay(-29), required: true });
+  const to = h('input', { name: 'to', type: 'date', value: hospitalDay(0), required: true });
   const range = () => new URLSearchParams({ from: from.value, to: to.value }).toString();
   const show = (x) => {
     const range = x instanceof ApiError && x.code === 'invalid_field' && (x.field === 'from' || x.field === 'to');

@@ -2,7 +2,7 @@
 // every day to the weeks ahead), a one-off template over a date range, and the doctor's sessions,
 // each with its slot times and places adjustable (号源调整).
 import { api, h, table, field, form, when } from '/admin/ui.js';
-import { mount, yuan } from '/static/common/dom.js';
+import { mount, yuan, hospitalDay } from '/static/common/dom.js';
 import { ApiError, messageOf } from '/static/common/api.js';
 
 const WEEKDAYS = ['一', '二', '三', '四', '五', '六', '日'];
@@ -15,7 +15,6 @@ const REFUSALS = {
   session_stopped: '该出诊已停诊，不能调整',
 };
 
-function isoDay(d) { return d.toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' }); }
 function periodLabel(p) { return (PERIODS.find((x) => x[0] === p) || [0, p])[1]; }
 function hm(t) { return (t || '').slice(0, 5); }
 /** What a refused field of this page means to staff. */
@@ -165,10 +164,10 @@ export async function schedulesPage(main, me) {
   const sessions = h('div', { class: 'card', id: 'sessions' }, h('p', { class: 'muted' }, '选择医生查看排班'));
   const tpl = h('div', { id: 'template-card' });
   const editor = h('div', { id: 'segments-box' });
-  const today = new Date();
-  const later = new Date(today.getTime() + 27 * 86400000);
+  const today = hospitalDay(0);
+  const later = hospitalDay(27);
   const showSessions = async (doctor, note) => {
-    const s = await api('GET', `/api/v1/admin/doctors/${doctor}/schedule?from=${isoDay(today)}&to=${isoDay(later)}`);
+    const s = await api('GET', `/api/v1/admin/doctors/${doctor}/schedule?from=${today}&to=${later}`);
     mount(sessions, h('h3', {}, '未来四周的出诊'), note ? h('p', { class: 'ok', id: 'adjusted' }, note) : null, table([
       ['日期', (x) => x.date], ['时段', (x) => periodLabel(x.period)],
       ['号源', (x) => (x.slots || []).map((sl) => `${hm(sl.start)}-${hm(sl.end)} 余${sl.remaining}${sl.closed ? '（已截止）' : ''}`).join('；')],
@@ -188,8 +187,8 @@ export async function schedulesPage(main, me) {
     list.map((d) => h('option', { value: d.id },
       `${d.name}（${d.department_name}${d.department_open ? '' : '，科室已停用'}）`)));
   const apply = form('按周模板排班（一次性）', [
-    field('开始日期', h('input', { name: 'from', type: 'date', value: isoDay(today), required: true })),
-    field('结束日期', h('input', { name: 'to', type: 'date', value: isoDay(later), required: true })),
+    field('开始日期', h('input', { name: 'from', type: 'date', value: today, required: true })),
+    field('结束日期', h('input', { name: 'to', type: 'date', value: later, required: true })),
     field('星期', h('select', { name: 'weekday' }, WEEKDAYS.map((w, i) => h('option', { value: String(i + 1) }, '星期' + w)))),
     field('时段', h('select', { name: 'period' }, PERIODS.map(([v, l]) => h('option', { value: v }, l)))),
     field('开始', h('input', { name: 'start', type: 'time', value: '08:00' })),
