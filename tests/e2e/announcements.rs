@@ -127,10 +127,11 @@ async fn a_scheduled_announcement_reaches_sockets_and_message_centres_at_its_tim
 }
 
 /// The console's announcement page in Chromium: one for a department's patients, scheduled
-/// for tomorrow, is listed as waiting and can be withdrawn.
+/// for tomorrow, is listed as waiting and can be withdrawn. The hospital runs in Tokyo's zone
+/// here (UTC+9): the time typed is the hospital's wall clock, whatever the browser's zone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_schedules_and_withdraws_an_announcement() {
-    let s = TestServer::start(booking_opts()).await;
+    let s = TestServer::start(booking_opts().env("HOSPITAL_GATEWAY__TIMEZONE", "Asia/Tokyo")).await;
     let b = crate::browser::Browser::start().await;
     b.sign_in(&s.url("/admin#announcements"), "admin", "admin-demo-2026").await;
     b.click("nav a[data-page=announcements]").await;
@@ -142,21 +143,28 @@ async fn the_console_schedules_and_withdraws_an_announcement() {
     b.click("#new-announcement select[name=audience] option:nth-child(2)").await;
     let at = b.find("#new-announcement input[name=at]").await;
     // A datetime-local input takes its value from script (typing depends on the locale).
-    let set_at = |when: chrono::DateTime<Utc>| {
-        let v = json!(when.format("%Y-%m-%dT%H:%M").to_string());
-        b.client.execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&at).unwrap(), v])
+    let set_at = |wall: String| {
+        b.client.execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&at).unwrap(), json!(wall)])
     };
+    b.wait_text("定时发布（医院时区 Asia/Tokyo，留空即刻发布）").await;
     // A time in the past is refused, and the form says which field.
-    set_at(Utc::now() - Days::days(2)).await.unwrap();
+    set_at((Utc::now() - Days::days(2)).format("%Y-%m-%dT%H:%M").to_string()).await.unwrap();
     b.click("#new-announcement button[type=submit]").await;
     b.wait_text("（publish_at）").await;
     b.screenshot("admin-announcements-error").await;
-    set_at(Utc::now() + Days::days(1)).await.unwrap();
+    // Tomorrow 10:30 in Tokyo is 01:30 UTC that day.
+    let tomorrow = (Utc::now() + Days::hours(9)).date_naive() + Days::days(1);
+    set_at(format!("{tomorrow}T10:30")).await.unwrap();
     b.click("#new-announcement button[type=submit]").await;
     b.wait_text("待发布").await;
     let admin = s.staff_login("admin", "admin-demo-2026").await;
     let list = s.get_json("/api/v1/admin/announcements", Some(&admin)).await;
     assert_eq!(list[0]["title"], "端午节门诊安排", "{list}");
+    let expected = tomorrow.and_hms_opt(1, 30, 0).unwrap().and_utc();
+    let stored: DateTime<Utc> = list[0]["publish_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(stored, expected, "the typed time is the hospital's wall clock: {list}");
+    // The list shows it back in the hospital's zone.
+    b.wait_text(&format!("{} 10:30:00", tomorrow.format("%Y/%-m/%-d"))).await;
     assert_eq!(list[0]["audience"]["kind"], "department");
     assert_eq!(list[0]["body"], "端午节当天上午照常开诊。<b>不是HTML</b>", "stored as typed");
     b.screenshot("admin-announcements").await;

@@ -56,6 +56,34 @@ export async function loadClock() {
 /** The hospital's IANA zone. */
 export function hospitalZone() { return clock.zone; }
 
+/** How staff name the hospital's time: 北京时间 for China's zone, else the zone itself. */
+export function hospitalZoneLabel() {
+  return clock.zone === 'Asia/Shanghai' ? '北京时间' : `医院时区 ${clock.zone}`;
+}
+
+/** How far the hospital's zone is ahead of UTC at instant `t` (ms since 1970), in ms. */
+function offsetAt(t) {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: clock.zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  }).formatToParts(new Date(t));
+  const p = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(t / 1000) * 1000;
+}
+
+/**
+ * The instant (ISO, UTC) of a wall-clock time in the hospital's zone, as a datetime-local input
+ * gives it (`YYYY-MM-DDTHH:MM`); '' gives null. The offset is taken at the instant it names
+ * (looked up twice, for a zone whose offset changes that day).
+ */
+export function fromHospitalLocal(v) {
+  if (!v) return null;
+  const wall = Date.parse(`${v}:00Z`);
+  let t = wall - offsetAt(wall);
+  t = wall - offsetAt(t);
+  return new Date(t).toISOString();
+}
+
 /** The hospital's date `days` from today (by the server's clock), as YYYY-MM-DD. */
 export function hospitalDay(days = 0) {
   const d = new Date(Date.now() + clock.skewMs + days * 86400000);

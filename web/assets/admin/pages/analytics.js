@@ -2,7 +2,7 @@
 // totals and rates, bookings per day, department choices, time slots, when patients book
 // (weekday × hour), doctors' workload, revenue by channel; exported as Excel or CSV.
 import { api, h, table, field, download } from '/admin/ui.js';
-import { mount, yuan, hospitalDay } from '/static/common/dom.js';
+import { mount, yuan, hospitalDay, hospitalZoneLabel } from '/static/common/dom.js';
 import { messageOf, ApiError } from '/static/common/api.js';
 import { columns, bars, heatmap } from '/admin/analytics-charts.js';
 
@@ -52,7 +52,7 @@ function render(out, r) {
     ['收入', (c) => yuan(c.revenue)], ['退款', (c) => yuan(c.refunds)],
   ], r.channels);
   mount(out, stats,
-    chartCard('每日预约', daily, '按下单日期（北京时间）统计的预约数'),
+    chartCard('每日预约', daily, `按下单日期（${hospitalZoneLabel()}）统计的预约数`),
     h('div', { class: 'two' },
       chartCard('科室选择', depts, '各科室的预约数及占比'),
       chartCard('就诊时段', slots, '按号源开始时间统计的预约数')),
@@ -98,7 +98,7 @@ export async function analyticsPage(main) {
       h('button', { type: 'submit', id: 'analytics-load' }, '查询'),
       h('button', { type: 'button', class: 'secondary', id: 'export-xlsx', onclick: exporter('xlsx') }, '导出 Excel'),
       h('button', { type: 'button', class: 'secondary', id: 'export-csv', onclick: exporter('csv') }, '导出 CSV')),
-    h('p', { class: 'muted' }, '日期按北京时间计，一次最多查询 366 天。数据随预约、取消、签到、就诊实时累计。'),
+    h('p', { class: 'muted' }, `日期按${hospitalZoneLabel()}计，一次最多查询 366 天。数据随预约、取消、签到、就诊实时累计。`),
     err);
   mount(main, h('h2', {}, '统计分析'), form, out);
   await load();

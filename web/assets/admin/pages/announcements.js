@@ -1,14 +1,9 @@
 // 公告: publish a notice to every patient, one department's patients (those booked there) or
 // staff, now or at a set time (the hospital's local time); withdraw one before its time.
 import { api, h, table, field, form, when, flatten } from '/admin/ui.js';
-import { mount } from '/static/common/dom.js';
+import { mount, fromHospitalLocal, hospitalZoneLabel } from '/static/common/dom.js';
 
 const STATES = { scheduled: '待发布', published: '已发布', cancelled: '已撤回' };
-
-/** `YYYY-MM-DDTHH:MM` typed as Shanghai time (UTC+8, no daylight saving) -> RFC 3339. */
-function fromLocal(v) {
-  return v ? `${v}:00+08:00` : null;
-}
 
 export async function announcementsPage(main, me) {
   const [list, tree] = await Promise.all([api('GET', '/api/v1/admin/announcements'), api('GET', '/api/v1/departments')]);
@@ -38,12 +33,12 @@ export async function announcementsPage(main, me) {
     field('标题', h('input', { name: 'title', required: true, maxlength: '64' })),
     field('内容', h('textarea', { name: 'body', required: true, rows: '4' })),
     field('对象', audience),
-    field('定时发布（北京时间，留空即刻发布）', h('input', { name: 'at', type: 'datetime-local' })),
+    field(`定时发布（${hospitalZoneLabel()}，留空即刻发布）`, h('input', { name: 'at', type: 'datetime-local' })),
   ], '发布', (f) => {
     const v = f.audience.value;
     const aud = v.startsWith('dept:') ? { kind: 'department', department_id: v.slice(5) } : { kind: v };
     return api('POST', '/api/v1/admin/announcements', {
-      title: f.title.value, body: f.body.value, audience: aud, publish_at: fromLocal(f.at.value),
+      title: f.title.value, body: f.body.value, audience: aud, publish_at: fromHospitalLocal(f.at.value),
     });
   }, reload, 'new-announcement');
 
