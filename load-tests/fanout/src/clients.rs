@@ -103,12 +103,10 @@ pub struct Shared {
     pub epoch_us: u64,
     /// Per doctor: the sum of `remaining` of the watched session before any change.
     pub base_sum: Vec<u64>,
-    /// Per doctor: the watched session's id. A doctor's topic carries every session of theirs;
-    /// only the watched one's updates name a change (with several nodes started from copies of
-    /// one data directory, each node's own schedule actors publish their copy's state as they
-    /// start, and another session's sum could look like a change).
-    pub sessions: Vec<String>,
-    /// Per doctor: a searcher for its watched session's id, built once.
+    /// Per doctor: a searcher for the watched session's id, built once. A doctor's topic carries
+    /// every session of theirs; only the watched one's updates name a change (with several nodes
+    /// started from copies of one data directory, each node's own schedule actors publish their
+    /// copy's state as they start, and another session's sum could look like a change).
     watched: Vec<memchr::memmem::Finder<'static>>,
     /// Per doctor, per change: when the driver sent it (µs since `epoch_us`, +1; 0 = not yet).
     pub sent_us: Vec<Vec<AtomicU64>>,
@@ -151,7 +149,6 @@ impl Shared {
             epoch_us,
             base_sum,
             watched: sessions.iter().map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned()).collect(),
-            sessions,
             sent_us: (0..doctors).map(|_| (0..changes_per_doctor).map(|_| AtomicU64::new(0)).collect()).collect(),
             last_seen: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
             seen: (0..sockets).map(|_| AtomicU64::new(0)).collect(),
