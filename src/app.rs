@@ -114,8 +114,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let vault = EmbeddedStore::open(&vault_dir)
         .with_context(|| format!("cannot open the key vault in {}", vault_dir.display()))?;
     let records = hospital_store::PersonCipher::new(Arc::new(vault), cipher.clone());
+    let actor_config = ActorConfig { zone, ..config.actors.clone() };
     if config.demo_data {
-        seed::seed_if_empty(&stores, zone, config.gateway.sandbox).await?;
+        seed::seed_if_empty(&stores, &actor_config, config.gateway.sandbox).await?;
     }
 
     let base = format!("{scheme}://{addr}");
@@ -154,7 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let consoles = hospital_gateway::consoles::ConsoleHub::new();
     consoles.join(&hub, &bus);
-    let mut deps = ActorDeps::new(stores.clone(), ActorConfig { zone, ..config.actors.clone() })
+    let mut deps = ActorDeps::new(stores.clone(), actor_config)
         .with_consoles(hospital_actors::Consoles::new(consoles.clone()))
         .with_wechat_pay(wechat_pay.clone())
         .with_events(events.clone())

@@ -3,7 +3,8 @@
 //! overwritten (staff may have changed or stopped them).
 
 use chrono::Utc;
-use hospital_domain::time::HospitalZone;
+use hospital_actors::schedule::session_jobs;
+use hospital_actors::ActorConfig;
 use hospital_domain::Role;
 use hospital_gateway::http::staff::{create, CreateStaff};
 use hospital_store::Stores;
@@ -50,8 +51,9 @@ async fn seed_chat_groups(data: &dyn hospital_store::DataStore) -> anyhow::Resul
     Ok(())
 }
 
-pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -> anyhow::Result<()> {
+pub async fn seed_if_empty(stores: &Stores, actors: &ActorConfig, sandbox: bool) -> anyhow::Result<()> {
     let data = stores.data.as_ref();
+    let zone = actors.zone;
     let today = zone.local_date(Utc::now());
     let demo = demo_hospital(today, zone);
     if data.hospital().await?.is_none() {
@@ -68,6 +70,11 @@ pub async fn seed_if_empty(stores: &Stores, zone: HospitalZone, sandbox: bool) -
         }
     }
     if !missing.is_empty() {
+        // Closed at their ends, their places published as each segment closes: the same jobs as
+        // sessions staff add (`session_jobs`).
+        for job in missing.iter().flat_map(|s| session_jobs(actors, s)) {
+            data.schedule_job(&job).await?;
+        }
         data.put_sessions(&missing).await?;
         tracing::info!(sessions = missing.len(), "added demo sessions");
     }

@@ -140,9 +140,9 @@ impl Worker {
             };
             ran += 1;
             let next = match self.run(&job).await {
-                Ok(()) => {
+                Ok(again) => {
                     metrics::counter!("jobs_done_total").increment(1);
-                    None
+                    again
                 }
                 Err(e) => {
                     metrics::counter!("jobs_failed_total").increment(1);
@@ -159,13 +159,18 @@ impl Worker {
         ran
     }
 
-    async fn run(&self, job: &Job) -> Result<(), String> {
-        match &job.kind {
+    /// Runs one job: what is left of it (the same job, due again later), if anything.
+    async fn run(&self, job: &Job) -> Result<Option<Job>, String> {
+        let done = match &job.kind {
             JobKind::CloseSession { session_id, doctor_id } => {
                 let missed = self.system.close_session(*doctor_id, *session_id).await.map_err(|e| e.to_string())?;
                 tracing::info!(session = %session_id, missed = missed.len(), "clinic session closed");
                 metrics::counter!("appointments_missed_total").increment(missed.len() as u64);
                 Ok(())
+            }
+            JobKind::BookingCloses { session_id, doctor_id } => {
+                let next = self.system.booking_closed(*doctor_id, *session_id).await.map_err(|e| e.to_string())?;
+                return Ok(next.map(|due| Job::booking_closes(*session_id, *doctor_id, due, Utc::now())));
             }
             JobKind::EraseAccount { account_id } => match &self.eraser {
                 Some(e) => e.erase(*account_id).await,
@@ -185,6 +190,7 @@ impl Worker {
             JobKind::ApplyTemplates { date } => {
                 crate::templates::run_day(self.data.as_ref(), &self.system, *date).await
             }
-        }
+        };
+        done.map(|()| None)
     }
 }

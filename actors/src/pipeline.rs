@@ -135,6 +135,7 @@ mod tests {
             period: Period::Morning,
             status: SessionStatus::Open,
             remaining: vec![left],
+            open_from: 0,
             waiting: 0,
         }
     }

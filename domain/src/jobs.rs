@@ -16,6 +16,10 @@ use crate::{AccountId, DoctorId, SessionId};
 pub enum JobKind {
     /// At the end of the session: every confirmed appointment that never checked in is missed.
     CloseSession { session_id: SessionId, doctor_id: DoctorId },
+    /// When booking into one of the session's segments closes (its end plus the hospital's
+    /// late-booking grace): the session's places are published again with that segment closed
+    /// (BOOK-2); the job then moves on to the next segment's closing, and ends after the last.
+    BookingCloses { session_id: SessionId, doctor_id: DoctorId },
     /// After the cooling-off: the account's data is erased.
     EraseAccount { account_id: AccountId },
     /// At its time: an announcement goes to every account it addresses (ADM-4).
@@ -33,7 +37,8 @@ pub enum JobKind {
 /// A job and its progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
-    /// `close:<session id>`, `erase:<account id>` or `announce:<announcement id>`.
+    /// What and whom it is for: `close:<session id>`, `closes:<session id>`, `erase:<account id>`,
+    /// `announce:<announcement id>`, ... (one job per id).
     pub id: String,
     pub kind: JobKind,
     pub due_at: DateTime<Utc>,
@@ -51,6 +56,17 @@ impl Job {
         now: DateTime<Utc>,
     ) -> Self {
         Self::new(format!("close:{session_id}"), JobKind::CloseSession { session_id, doctor_id }, due_at, now)
+    }
+
+    /// Publishing a session's places as its next segment closes (`closes:<session id>`; one job
+    /// per session, moved on from segment to segment).
+    pub fn booking_closes(
+        session_id: SessionId,
+        doctor_id: DoctorId,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self::new(format!("closes:{session_id}"), JobKind::BookingCloses { session_id, doctor_id }, due_at, now)
     }
 
     pub fn erase_account(account_id: AccountId, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {

@@ -349,6 +349,11 @@ pub struct Availability {
     pub status: SessionStatus,
     /// Places left per segment, in the order of the doctor's schedule.
     pub remaining: Vec<u32>,
+    /// The first segment still open to booking: those before it have closed, their time past
+    /// (the REST schedule's `closed`); the number of segments once all have. A segment's closing
+    /// is published as it happens. (Absent from events of nodes before it: all open.)
+    #[serde(default)]
+    pub open_from: usize,
     /// Patients on the session's waitlist.
     pub waiting: usize,
 }

@@ -119,6 +119,25 @@ impl ClinicSession {
         self.segments.iter().position(open).unwrap_or(self.segments.len())
     }
 
+    /// When booking next closes in this session after `now`: its first segment still open closes
+    /// `late` after that segment's end, or at the end of its day if the grace runs past it (the
+    /// day's end closes a session, `open_from`); `None` once every segment has closed. The time
+    /// the session's places are published again with that segment closed (BOOK-2).
+    pub fn next_closing(
+        &self,
+        zone: &HospitalZone,
+        late: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let segment = self.segments.get(self.open_from(zone, late, now))?;
+        let day_ends = zone.to_utc(self.date.succ_opt()?, NaiveTime::MIN);
+        let closes = chrono::Duration::from_std(late)
+            .ok()
+            .and_then(|late| zone.to_utc(self.date, segment.end).checked_add_signed(late))
+            .map_or(day_ends, |t| t.min(day_ends));
+        Some(closes)
+    }
+
     /// Whether booking into segment `segment` (`None`: joining the session's line, open while its
     /// last segment is) has closed at `now` (`open_from`).
     pub fn booking_closed(
@@ -439,6 +458,18 @@ mod tests {
         // A segment it does not have is not closed here (the booking answers no_such_slot).
         assert_eq!(session.segment_end(Some(2), &zone), None);
         assert!(!session.booking_closed(Some(2), &zone, none, at(8, 45)));
+        // When the places are next published with a segment closed: each segment's closing in
+        // turn, the day before too; none once all have closed; a long grace ends with the day.
+        let day_before = zone.to_utc(date.pred_opt().unwrap(), hm(20, 0));
+        assert_eq!(session.next_closing(&zone, none, day_before), Some(at(8, 30)));
+        assert_eq!(session.next_closing(&zone, none, at(8, 29)), Some(at(8, 30)));
+        assert_eq!(session.next_closing(&zone, none, at(8, 30)), Some(at(9, 0)));
+        assert_eq!(session.next_closing(&zone, none, at(9, 0)), None);
+        assert_eq!(session.next_closing(&zone, hour, at(9, 0)), Some(at(9, 30)));
+        let midnight = zone.to_utc(date.succ_opt().unwrap(), hm(0, 0));
+        assert_eq!(session.next_closing(&zone, std::time::Duration::from_secs(86_400), at(9, 0)), Some(midnight));
+        assert_eq!(session.next_closing(&zone, std::time::Duration::MAX, at(9, 0)), Some(midnight));
+        assert_eq!(session.next_closing(&zone, std::time::Duration::MAX, midnight), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! 停诊 with refunds, closures, messages and a cleared waitlist; waitlist offers; rescheduling;
 //! and who may see what. The helpers here are shared with `storm`.
 
-use chrono::{DateTime, Datelike, Duration as Days, FixedOffset, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Duration as Days, FixedOffset, NaiveDate, SecondsFormat, Timelike, Utc};
 use hospital_integrations::wechatpay::{sign, test_keys};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -445,6 +445,77 @@ async fn closing_a_session_ends_its_waitlist() {
     }
 }
 
+/// A session on `date` of the first doctor free that afternoon, 10:00-12:00 and 12:00-14:00 with
+/// three places each, released: (doctor, session).
+async fn around_noon(s: &TestServer, admin: &str, date: NaiveDate) -> (String, String) {
+    for doctor in doctors(s).await {
+        let body = json!({
+            "from": date, "to": date,
+            "weekly": [{ "weekday": date.weekday().number_from_monday(), "period": "afternoon",
+                         "start": "10:00:00", "end": "14:00:00", "segment_minutes": 120, "quota": 3 }],
+            "release_days_before": 7, "release_time": "08:00:00",
+        });
+        let r = expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(admin), body).await, 201);
+        if let Some(session) = r.await["created"][0].as_str() {
+            set_release(s, admin, session, Utc::now() - Days::minutes(1)).await;
+            return (doctor, session.to_string());
+        }
+    }
+    panic!("no doctor free this afternoon");
+}
+
+/// A slot closing to booking reaches the clients watching its doctor as it happens (BOOK-2). The
+/// server runs in a zone where it is just past noon, with a late-booking grace that ends 20 s
+/// after the test starts, so today's 10:00-12:00 slot closes while a socket watches: the update
+/// comes no earlier than that and marks the slot closed (`open_from` 1, was 0 in the
+/// subscription's snapshot), and the REST schedule agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_closing_reaches_the_watchers_live() {
+    use crate::realtime::{Enc, Ws};
+    let (zone, offset) = hospital_testkit::zone_near_noon();
+    let now = Utc::now().with_nanosecond(0).unwrap();
+    // The zone is whole hours from UTC: this many seconds past noon there, the grace ends 20 s on.
+    let late = i64::from(now.minute()) * 60 + i64::from(now.second()) + 20;
+    let closes = now + Days::seconds(20);
+    let opts = booking_opts()
+        .env("HOSPITAL_GATEWAY__TIMEZONE", &zone)
+        .env("HOSPITAL_ACTORS__LATE_BOOKING_SECS", late)
+        .env("HOSPITAL_ACTORS__JOBS__TICK_MS", 200);
+    let s = TestServer::start(opts).await;
+    let admin = staff(&s).await;
+    let date = (now + Days::hours(offset)).date_naive();
+    let (doctor, session) = around_noon(&s, &admin, date).await;
+
+    let watcher = person(&s, 8901).await;
+    let mut ws = Ws::connect(&s, Some(&watcher.token), Enc::Json).await;
+    ws.next_of("welcome").await;
+    ws.send(json!({"type": "subscribe", "id": "s1", "payload": {"topics": [format!("doctor:{doctor}")]}})).await;
+    ws.next_of("subscribed").await;
+    // The subscription's snapshot: both slots open.
+    let snapshot = ws.next_of("snapshot").await;
+    let mine = |u: &&Value| u["payload"]["data"]["session_id"] == session.as_str();
+    let at_first = snapshot["payload"]["updates"].as_array().expect("updates").iter().find(mine).cloned();
+    let at_first = at_first.unwrap_or_else(|| panic!("the session in the snapshot: {snapshot}"));
+    assert_eq!(at_first["payload"]["data"]["open_from"], 0, "set-up took under 20 s: {at_first}");
+    let update = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let u = ws.next_quiet().await.expect("the socket stays open");
+            if u["type"] == "availability" && mine(&&u) {
+                return u;
+            }
+        }
+    })
+    .await
+    .expect("the closing is pushed within a minute");
+    let seen = Utc::now();
+    assert_eq!(update["payload"]["data"]["open_from"], 1, "{update}");
+    assert!(seen >= closes, "pushed at {seen}, before the slot closed at {closes}");
+    assert_eq!(update["payload"]["data"]["remaining"], json!([3, 3]), "{update}");
+    let view = session_view(&s, &doctor, date, &session).await;
+    let closed: Vec<&Value> = view["slots"].as_array().expect("slots").iter().map(|x| &x["closed"]).collect();
+    assert_eq!(closed, [true, false], "{view}");
+}
+
 /// A slot whose time is past takes no booking (409 `booking_closed`) and the schedule shows it
 /// `closed` (the back office: 已截止); the next slot of the same day books. The server runs in a zone where it is now just
 /// past noon (`zone_near_noon`), with no grace after a slot's end, so today's 10:00-12:00 slot is
@@ -462,22 +533,7 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
         (clock["zone"].as_str(), clock["today"].as_str()),
         (Some(zone.as_str()), Some(date.to_string().as_str()))
     );
-    let mut made = None;
-    for doctor in doctors(&s).await {
-        let body = json!({
-            "from": date, "to": date,
-            "weekly": [{ "weekday": date.weekday().number_from_monday(), "period": "afternoon",
-                         "start": "10:00:00", "end": "14:00:00", "segment_minutes": 120, "quota": 3 }],
-            "release_days_before": 7, "release_time": "08:00:00",
-        });
-        let r = expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(&admin), body).await, 201);
-        if let Some(session) = r.await["created"][0].as_str() {
-            made = Some((doctor, session.to_string()));
-            break;
-        }
-    }
-    let (doctor, session) = made.expect("a doctor free this afternoon");
-    set_release(&s, &admin, &session, Utc::now() - Days::minutes(1)).await;
+    let (doctor, session) = around_noon(&s, &admin, date).await;
     let view = session_view(&s, &doctor, date, &session).await;
     let slots = view["slots"].as_array().expect("slots");
     let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();

@@ -136,7 +136,7 @@ pub(crate) async fn patient(server: &TestServer, phone: &str, id_card: &str) -> 
     (token, p["id"].as_str().unwrap().to_string())
 }
 
-/// 王建国's id and the first released slot with places left: (doctor, slot id, session id, segment, remaining).
+/// 王建国's id and the first released slot still open with places left: (doctor, slot id, session id, segment, remaining).
 pub(crate) async fn open_slot(server: &TestServer) -> (String, String, String, usize, u64) {
     let doctor = server.get_json("/api/v1/doctors?q=wjg", None).await[0]["id"].as_str().unwrap().to_string();
     let sched = server.get_json(&format!("/api/v1/doctors/{doctor}/schedule"), None).await;
@@ -146,7 +146,7 @@ pub(crate) async fn open_slot(server: &TestServer) -> (String, String, String, u
         }
         for (i, sl) in s["slots"].as_array().unwrap().iter().enumerate() {
             let rem = sl["remaining"].as_u64().unwrap();
-            if rem > 0 {
+            if rem > 0 && sl["closed"] != true {
                 return (
                     doctor,
                     sl["slot_id"].as_str().unwrap().into(),

@@ -270,6 +270,7 @@ impl Actor for ScheduleActor {
                     let _ = reply.send(Err(e));
                 }
             },
+            ScheduleMsg::BookingClosed { session, reply } => state.booking_closed(session, reply),
             ScheduleMsg::CloseSession { session, reply } => match state.close_session(session).await {
                 Ok((w, missed)) if w.is_empty() => {
                     let _ = reply.send(Ok(missed));

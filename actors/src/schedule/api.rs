@@ -63,6 +63,10 @@ impl ActorSystem {
         /// The end of a visit (`FinishVisit`) or a no-show struck off (`Excuse`).
         pub fn attend(doctor: DoctorId, appointment: AppointmentId, event: AppointmentEvent) -> Appointment, BookingError
             = once |reply| ScheduleMsg::Attend { appointment, event, reply };
+        /// A segment of the session closed to booking: its places are published again; when the
+        /// next segment closes (`ScheduleMsg::BookingClosed`).
+        pub fn booking_closed(doctor: DoctorId, session: SessionId) -> Option<DateTime<Utc>>
+            = reads |reply| ScheduleMsg::BookingClosed { session, reply };
         /// Closes a session: the bookings never checked in become no-shows; those it changed.
         pub fn close_session(doctor: DoctorId, session: SessionId) -> Vec<Appointment>, BookingError
             = once |reply| ScheduleMsg::CloseSession { session, reply };

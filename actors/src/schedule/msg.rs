@@ -10,6 +10,7 @@ use hospital_domain::{AccountId, AppointmentId, Fen, PatientId, SessionId};
 use ractor::RpcReplyPort;
 
 use crate::booking::BookingError;
+use crate::config::ActorConfig;
 
 /// A session with its places left, as the schedule shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +27,9 @@ impl SessionAvailability {
         Self { session: b.session.clone(), remaining: b.remaining_all(), waiting: b.waitlist.len() }
     }
 
-    /// As the `availability` topic carries it.
-    pub fn live(&self) -> Availability {
+    /// As the `availability` topic carries it at `now` (which segments have closed, by the
+    /// hospital's zone and late-booking grace in `config`).
+    pub fn live(&self, config: &ActorConfig, now: DateTime<Utc>) -> Availability {
         let s = &self.session;
         Availability {
             doctor_id: s.doctor_id,
@@ -37,6 +39,7 @@ impl SessionAvailability {
             period: s.period,
             status: s.status,
             remaining: self.remaining.clone(),
+            open_from: s.open_from(&config.zone, config.late_booking, now),
             waiting: self.waiting,
         }
     }
@@ -172,6 +175,14 @@ pub enum ScheduleMsg {
         appointment: AppointmentId,
         event: hospital_domain::appointment::AppointmentEvent,
         reply: Reply<Appointment>,
+    },
+    /// Booking into a segment of `session` closed (its durable job, `JobKind::BookingCloses`):
+    /// the session's places are published again, that segment closed, after any write queued
+    /// before; the answer is when the next segment closes (`None`: none is left open, or no open
+    /// session of this doctor has that id).
+    BookingClosed {
+        session: SessionId,
+        reply: RpcReplyPort<Option<DateTime<Utc>>>,
     },
     /// Closes a session (its durable job, at its end): the bookings never checked in are missed.
     CloseSession {

@@ -8,15 +8,17 @@ use hospital_domain::jobs::Job;
 use hospital_domain::live::{Availability, PersonalEvent, TopicEvent};
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::Order;
-use hospital_domain::schedule::{ClinicSession, Segment, SlotId};
+use hospital_domain::schedule::{ClinicSession, Segment, SessionStatus, SlotId};
 use hospital_domain::{AccountId, AppointmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
 use hospital_store::{BookingWrite, PendingEvent, StoreError};
+use ractor::RpcReplyPort;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::msg::*;
 use crate::booking::BookingError;
+use crate::config::ActorConfig;
 use crate::deps::Context;
 use crate::effects::Effect;
 use crate::idle::IdleClock;
@@ -113,11 +115,27 @@ pub(super) fn open_from(ctx: &Context, session: &ClinicSession, now: DateTime<Ut
     session.open_from(&ctx.config.zone, ctx.config.late_booking, now)
 }
 
+/// The job that publishes `session`'s places as its next segment closes to booking, if one is
+/// still to close (`ScheduleMsg::BookingClosed`).
+fn closing_job(config: &ActorConfig, session: &ClinicSession) -> Option<Job> {
+    let now = Utc::now();
+    let due = session.next_closing(&config.zone, config.late_booking, now)?;
+    Some(Job::booking_closes(session.id, session.doctor_id, due, now))
+}
+
 /// The job that closes `session` at its end (plus the grace): `attendance` does the closing.
-fn close_job(ctx: &Context, session: &ClinicSession) -> Option<Job> {
-    let grace = chrono::Duration::from_std(ctx.config.jobs.session_close_grace).unwrap_or_default();
-    let due = session.segment_end(None, &ctx.config.zone)? + grace;
+fn close_job(config: &ActorConfig, session: &ClinicSession) -> Option<Job> {
+    let grace = chrono::Duration::from_std(config.jobs.session_close_grace).unwrap_or_default();
+    let due = session.segment_end(None, &config.zone)? + grace;
     Some(Job::close_session(session.id, session.doctor_id, due, Utc::now()))
+}
+
+/// The durable jobs a new session needs: its close at its end, and the publishing of its places
+/// as each segment closes to booking. Scheduled before the session is written (a job whose
+/// session never was finds nothing to do), by the doctor's actor or by whatever writes sessions
+/// past it (the demo data).
+pub fn session_jobs(config: &ActorConfig, session: &ClinicSession) -> Vec<Job> {
+    [close_job(config, session), closing_job(config, session)].into_iter().flatten().collect()
 }
 
 impl ScheduleState {
@@ -184,7 +202,7 @@ impl ScheduleState {
     }
 
     pub(super) fn availability(&self, session: SessionId) -> Option<Availability> {
-        self.book.session(session).map(|b| SessionAvailability::of(b).live())
+        self.book.session(session).map(|b| SessionAvailability::of(b).live(&self.ctx.config, Utc::now()))
     }
 
     pub(super) fn waitlist_write(&self, session: SessionId) -> (DoctorId, SessionId, Vec<WaitEntry>) {
@@ -302,6 +320,23 @@ impl ScheduleState {
                 return busy;
             }
         }
+    }
+
+    /// A segment of `session` closed to booking: its places go out again, that segment closed,
+    /// once the writes queued before are durable (the pipeline publishes in order, so this never
+    /// shows places a later write already took); the answer, when the next segment closes.
+    pub(super) fn booking_closed(&self, session: SessionId, reply: RpcReplyPort<Option<DateTime<Utc>>>) {
+        let now = Utc::now();
+        let open = self.book.session(session).filter(|b| b.session.status == SessionStatus::Open);
+        let Some(b) = open else {
+            let _ = reply.send(None);
+            return;
+        };
+        let next = b.session.next_closing(&self.ctx.config.zone, self.ctx.config.late_booking, now);
+        let places = SessionAvailability::of(b).live(&self.ctx.config, now);
+        self.pipeline.push_with_topics(BookingWrite::default(), vec![places], move |_| {
+            let _ = reply.send(next);
+        });
     }
 
     /// Refuses booking into `slot` once its segment is over (`late_booking` after its end) or
@@ -510,7 +545,7 @@ impl ScheduleState {
         segments: Vec<Segment>,
     ) -> Result<(BookingWrite, (ClinicSession, Vec<Appointment>)), BookingError> {
         let b = self.book.session_mut(session).ok_or(BookingError::Book(BookError::NoSuchSlot))?;
-        if b.session.status == hospital_domain::schedule::SessionStatus::Stopped {
+        if b.session.status == SessionStatus::Stopped {
             return Err(BookingError::Book(BookError::SessionStopped));
         }
         let moved = b.set_segments(segments)?;
@@ -536,6 +571,11 @@ impl ScheduleState {
         }
         // Places a larger quota freed go to the waitlist first, as with 加号.
         self.offer(session, &mut w).await;
+        // The segments' closings move with their times (a job already due publishes, and finds
+        // the next closing from the new times).
+        if let Some(job) = closing_job(&self.ctx.config, &s) {
+            self.ctx.stores.data.put_job(&job).await?;
+        }
         metrics::counter!("booking_session_retimed_total").increment(1);
         Ok((w, (s, moved)))
     }
@@ -640,9 +680,7 @@ impl ScheduleState {
         for s in new.iter().filter(|s| s.date >= first && s.date <= last) {
             self.book.insert(SessionBook::new(s.clone(), [], vec![]));
         }
-        // Each new session is closed at its end by a durable job (scheduled first: a job whose
-        // session was never written finds nothing to close).
-        for job in new.iter().filter_map(|s| close_job(&self.ctx, s)) {
+        for job in new.iter().flat_map(|s| session_jobs(&self.ctx.config, s)) {
             self.ctx.stores.data.schedule_job(&job).await?;
         }
         let added = SessionsAdded { created: new.iter().map(|s| s.id).collect(), skipped: old.len() };

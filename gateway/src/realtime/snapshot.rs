@@ -19,8 +19,12 @@ pub async fn of(state: &AppState, topic: &str) -> Result<Vec<TopicEvent>, String
     let to = from + Days::days(WINDOW_DAYS);
     let availability = |doctor: DoctorId| async move {
         let sessions = state.actors.get_schedule(doctor, from, to).await.map_err(|e| e.to_string())?;
+        let (config, now) = (state.actors.config(), Utc::now());
         Ok::<_, String>(
-            sessions.iter().map(|s| TopicEvent::availability(topic.to_string(), s.live())).collect::<Vec<_>>(),
+            sessions
+                .iter()
+                .map(|s| TopicEvent::availability(topic.to_string(), s.live(config, now)))
+                .collect::<Vec<_>>(),
         )
     };
     match kind {
