@@ -157,8 +157,11 @@ impl TestServer {
         on_scylla(data_dir.path(), &mut cmd);
         // The suite books today's sessions (the demo's, and evening ones it makes) at whatever hour
         // it runs: a slot stays bookable for a day after its time (a session of an earlier day
-        // never is). The test of the closing itself sets 0.
+        // never is), and a session's close job (no-shows) is due a day after its end, so a demo
+        // session that ended an hour ago is not closed under a test that has just booked it. The
+        // tests of the closing set their own.
         cmd.env("HOSPITAL_ACTORS__LATE_BOOKING_SECS", "86400");
+        cmd.env("HOSPITAL_ACTORS__JOBS__SESSION_CLOSE_GRACE_SECS", "86400");
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
