@@ -4,6 +4,7 @@
 
 use chrono::NaiveTime;
 use hospital_domain::message::MessageKind;
+use hospital_domain::schedule::BookingClose;
 use hospital_domain::time::HospitalZone;
 use hospital_integrations::wechat_subscribe::MiniprogramState;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,11 @@ pub struct ActorConfig {
     /// this says. Tests that book today's sessions at any hour set it to a day.
     #[serde(rename = "late_booking_secs", with = "secs")]
     pub late_booking: Duration,
+    /// Set, a slot stops taking bookings (and moves into it) this long before it starts instead,
+    /// for a hospital whose desk works from the list made before each slot; `late_booking` is
+    /// then not used. Unset (the default), booking closes as `late_booking` says.
+    #[serde(rename = "booking_cutoff_before_start_secs", with = "opt_secs")]
+    pub booking_cutoff: Option<Duration>,
     /// A booking can be cancelled until this long before its segment starts (BOOK-5).
     #[serde(rename = "cancel_cutoff_secs", with = "secs")]
     pub cancel_cutoff: Duration,
@@ -101,6 +107,13 @@ impl Default for ChatConfig {
     }
 }
 
+impl ActorConfig {
+    /// When booking into a segment closes, by `late_booking` and `booking_cutoff`.
+    pub fn booking_close(&self) -> BookingClose {
+        BookingClose { late: self.late_booking, before_start: self.booking_cutoff }
+    }
+}
+
 impl Default for ActorConfig {
     fn default() -> Self {
         Self {
@@ -114,6 +127,7 @@ impl Default for ActorConfig {
             hold_ttl: Duration::from_secs(15 * 60),
             waitlist_hold_ttl: Duration::from_secs(10 * 60),
             late_booking: Duration::ZERO,
+            booking_cutoff: None,
             cancel_cutoff: Duration::from_secs(2 * 3600),
             payment_check_after: Duration::from_secs(60),
             fee_order_ttl: Duration::from_secs(30 * 60),
@@ -352,6 +366,23 @@ mod secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Optional `Duration`s as whole seconds in the config file (absent: `None`).
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_secs))
     }
 }
 

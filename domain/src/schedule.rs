@@ -102,40 +102,45 @@ impl ClinicSession {
         Some(zone.to_utc(self.date, s.end))
     }
 
-    /// The first segment still open for booking at `now` (the number of segments when none is):
-    /// a segment closes `late` after it ends, and a session of an earlier day than the hospital's
-    /// today is closed whatever the hour (a place taken there would be for a clinic that is over).
-    /// Segments are in time order (`validate`), so the closed ones come first.
-    pub fn open_from(&self, zone: &HospitalZone, late: std::time::Duration, now: DateTime<Utc>) -> usize {
-        let today = zone.local_date(now);
-        if self.date != today {
-            // A later day's segments are all to come (the booking storms' case: no more work).
-            return if self.date < today { self.segments.len() } else { 0 };
+    /// When booking into `segment` closes by `close` (`None`: never, a time too far to reckon).
+    fn closes_at(&self, segment: &Segment, zone: &HospitalZone, close: BookingClose) -> Option<DateTime<Utc>> {
+        match close.before_start {
+            Some(before) => {
+                zone.to_utc(self.date, segment.start).checked_sub_signed(chrono::Duration::from_std(before).ok()?)
+            }
+            None => {
+                zone.to_utc(self.date, segment.end).checked_add_signed(chrono::Duration::from_std(close.late).ok()?)
+            }
         }
-        // A grace too long to add closes it only on the next day.
-        let Ok(late) = chrono::Duration::from_std(late) else { return 0 };
-        let open =
-            |s: &Segment| zone.to_utc(self.date, s.end).checked_add_signed(late).is_none_or(|closes| now < closes);
+    }
+
+    /// The first segment still open for booking at `now` (the number of segments when none is):
+    /// a segment closes as `close` says (after its end, or ahead of its start), and a session of
+    /// an earlier day than the hospital's today is closed whatever the hour (a place taken there
+    /// would be for a clinic that is over). Segments are in time order (`validate`), so the closed
+    /// ones come first.
+    pub fn open_from(&self, zone: &HospitalZone, close: BookingClose, now: DateTime<Utc>) -> usize {
+        let today = zone.local_date(now);
+        if self.date < today {
+            return self.segments.len();
+        }
+        // A later day's segments are all to come (the booking storms' case: no more work), unless
+        // booking closes ahead of a start, which for an early slot may be today.
+        if self.date > today && close.before_start.is_none() {
+            return 0;
+        }
+        let open = |s: &Segment| self.closes_at(s, zone, close).is_none_or(|closes| now < closes);
         self.segments.iter().position(open).unwrap_or(self.segments.len())
     }
 
-    /// When booking next closes in this session after `now`: its first segment still open closes
-    /// `late` after that segment's end, or at the end of its day if the grace runs past it (the
-    /// day's end closes a session, `open_from`); `None` once every segment has closed. The time
-    /// the session's places are published again with that segment closed (BOOK-2).
-    pub fn next_closing(
-        &self,
-        zone: &HospitalZone,
-        late: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let segment = self.segments.get(self.open_from(zone, late, now))?;
+    /// When booking next closes in this session after `now`: when its first segment still open
+    /// closes, or at the end of the session's day if a grace runs past it (the day's end closes a
+    /// session, `open_from`); `None` once every segment has closed. The time the session's places
+    /// are published again with that segment closed (BOOK-2).
+    pub fn next_closing(&self, zone: &HospitalZone, close: BookingClose, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let segment = self.segments.get(self.open_from(zone, close, now))?;
         let day_ends = zone.to_utc(self.date.succ_opt()?, NaiveTime::MIN);
-        let closes = chrono::Duration::from_std(late)
-            .ok()
-            .and_then(|late| zone.to_utc(self.date, segment.end).checked_add_signed(late))
-            .map_or(day_ends, |t| t.min(day_ends));
-        Some(closes)
+        Some(self.closes_at(segment, zone, close).map_or(day_ends, |t| t.min(day_ends)))
     }
 
     /// Whether booking into segment `segment` (`None`: joining the session's line, open while its
@@ -144,15 +149,31 @@ impl ClinicSession {
         &self,
         segment: Option<u16>,
         zone: &HospitalZone,
-        late: std::time::Duration,
+        close: BookingClose,
         now: DateTime<Utc>,
     ) -> bool {
-        let from = self.open_from(zone, late, now);
+        let from = self.open_from(zone, close, now);
         match segment {
             // A segment it does not have is not closed here (the booking answers no_such_slot).
             Some(i) => usize::from(i) < from,
             None => from == self.segments.len(),
         }
+    }
+}
+
+/// When booking into a segment closes: `late` after the segment ends (0: at its end), or, for a
+/// hospital that stops taking bookings some time before each slot begins (the desk needs the
+/// list), `before_start` ahead of its start, which then decides alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BookingClose {
+    pub late: std::time::Duration,
+    pub before_start: Option<std::time::Duration>,
+}
+
+impl BookingClose {
+    /// Closing `late` after each segment's end.
+    pub fn after_end(late: std::time::Duration) -> Self {
+        Self { late, before_start: None }
     }
 }
 
@@ -439,7 +460,8 @@ mod tests {
             status: SessionStatus::Open,
         };
         let at = |h, m| zone.to_utc(date, hm(h, m));
-        let none = std::time::Duration::ZERO;
+        let after = |secs| BookingClose::after_end(std::time::Duration::from_secs(secs));
+        let none = after(0);
         // Segment 0 ends 08:30 Shanghai (00:30 UTC): open a minute before, closed at the end.
         assert_eq!(session.segment_end(Some(0), &zone), Some(at(8, 30)));
         assert!(!session.booking_closed(Some(0), &zone, none, at(8, 29)));
@@ -449,12 +471,12 @@ mod tests {
         assert!(!session.booking_closed(None, &zone, none, at(8, 59)));
         assert!(session.booking_closed(None, &zone, none, at(9, 0)));
         // A grace keeps it open that much longer, but never into the next day; nor one too long.
-        let hour = std::time::Duration::from_secs(3600);
+        let hour = after(3600);
         assert!(!session.booking_closed(Some(0), &zone, hour, at(9, 29)));
         assert!(session.booking_closed(Some(0), &zone, hour, at(9, 30)));
         let next_morning = zone.to_utc(date.succ_opt().unwrap(), hm(0, 1));
-        assert!(session.booking_closed(Some(0), &zone, std::time::Duration::from_secs(2 * 86_400), next_morning));
-        assert!(!session.booking_closed(Some(0), &zone, std::time::Duration::MAX, at(23, 59)));
+        assert!(session.booking_closed(Some(0), &zone, after(2 * 86_400), next_morning));
+        assert!(!session.booking_closed(Some(0), &zone, BookingClose::after_end(std::time::Duration::MAX), at(23, 59)));
         // A segment it does not have is not closed here (the booking answers no_such_slot).
         assert_eq!(session.segment_end(Some(2), &zone), None);
         assert!(!session.booking_closed(Some(2), &zone, none, at(8, 45)));
@@ -467,9 +489,34 @@ mod tests {
         assert_eq!(session.next_closing(&zone, none, at(9, 0)), None);
         assert_eq!(session.next_closing(&zone, hour, at(9, 0)), Some(at(9, 30)));
         let midnight = zone.to_utc(date.succ_opt().unwrap(), hm(0, 0));
-        assert_eq!(session.next_closing(&zone, std::time::Duration::from_secs(86_400), at(9, 0)), Some(midnight));
-        assert_eq!(session.next_closing(&zone, std::time::Duration::MAX, at(9, 0)), Some(midnight));
-        assert_eq!(session.next_closing(&zone, std::time::Duration::MAX, midnight), None);
+        assert_eq!(session.next_closing(&zone, after(86_400), at(9, 0)), Some(midnight));
+        assert_eq!(
+            session.next_closing(&zone, BookingClose::after_end(std::time::Duration::MAX), at(9, 0)),
+            Some(midnight)
+        );
+        assert_eq!(session.next_closing(&zone, BookingClose::after_end(std::time::Duration::MAX), midnight), None);
+        // Closing ahead of each start instead: 20 minutes before, segment 0 (08:00) at 07:40
+        // and segment 1 (08:30) at 08:10, whatever the grace after the end says.
+        let ahead = BookingClose {
+            late: std::time::Duration::from_secs(3600),
+            before_start: Some(std::time::Duration::from_secs(1200)),
+        };
+        assert!(!session.booking_closed(Some(0), &zone, ahead, at(7, 39)));
+        assert!(session.booking_closed(Some(0), &zone, ahead, at(7, 40)));
+        assert!(!session.booking_closed(Some(1), &zone, ahead, at(8, 9)));
+        assert!(session.booking_closed(Some(1), &zone, ahead, at(8, 10)));
+        assert!(session.booking_closed(None, &zone, ahead, at(8, 10)), "the line with the last slot");
+        assert_eq!(session.next_closing(&zone, ahead, day_before), Some(at(7, 40)));
+        assert_eq!(session.next_closing(&zone, ahead, at(7, 40)), Some(at(8, 10)));
+        assert_eq!(session.next_closing(&zone, ahead, at(8, 10)), None);
+        // Of a later day too, once that day's early slot is due to close: a 00:10 slot with
+        // booking closing 20 minutes ahead closes at 23:50 the day before.
+        let mut early = session.clone();
+        early.segments = vec![segment(hm(0, 10), hm(0, 40)), segment(hm(9, 0), hm(9, 30))];
+        let eve = |h, m| zone.to_utc(date.pred_opt().unwrap(), hm(h, m));
+        assert_eq!(early.open_from(&zone, ahead, eve(23, 49)), 0);
+        assert_eq!(early.open_from(&zone, ahead, eve(23, 50)), 1);
+        assert_eq!(early.open_from(&zone, none, eve(23, 50)), 0, "closing at the end, a later day is all open");
     }
 
     #[test]

@@ -445,14 +445,19 @@ async fn closing_a_session_ends_its_waitlist() {
     }
 }
 
-/// A session on `date` of the first doctor free that afternoon, 10:00-12:00 and 12:00-14:00 with
-/// three places each, released: (doctor, session).
-async fn around_noon(s: &TestServer, admin: &str, date: NaiveDate) -> (String, String) {
+/// A session on `date` of the first doctor free that afternoon, from `start` to `end` in slots of
+/// `minutes` with three places each, released: (doctor, session).
+async fn afternoon(
+    s: &TestServer,
+    admin: &str,
+    date: NaiveDate,
+    (start, end, minutes): (&str, &str, u32),
+) -> (String, String) {
     for doctor in doctors(s).await {
         let body = json!({
             "from": date, "to": date,
             "weekly": [{ "weekday": date.weekday().number_from_monday(), "period": "afternoon",
-                         "start": "10:00:00", "end": "14:00:00", "segment_minutes": 120, "quota": 3 }],
+                         "start": start, "end": end, "segment_minutes": minutes, "quota": 3 }],
             "release_days_before": 7, "release_time": "08:00:00",
         });
         let r = expect_json(s.post(&format!("/api/v1/admin/doctors/{doctor}/sessions"), Some(admin), body).await, 201);
@@ -484,7 +489,7 @@ async fn a_slot_closing_reaches_the_watchers_live() {
     let s = TestServer::start(opts).await;
     let admin = staff(&s).await;
     let date = (now + Days::hours(offset)).date_naive();
-    let (doctor, session) = around_noon(&s, &admin, date).await;
+    let (doctor, session) = afternoon(&s, &admin, date, ("10:00:00", "14:00:00", 120)).await;
 
     let watcher = person(&s, 8901).await;
     let mut ws = Ws::connect(&s, Some(&watcher.token), Enc::Json).await;
@@ -533,7 +538,7 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
         (clock["zone"].as_str(), clock["today"].as_str()),
         (Some(zone.as_str()), Some(date.to_string().as_str()))
     );
-    let (doctor, session) = around_noon(&s, &admin, date).await;
+    let (doctor, session) = afternoon(&s, &admin, date, ("10:00:00", "14:00:00", 120)).await;
     let view = session_view(&s, &doctor, date, &session).await;
     let slots = view["slots"].as_array().expect("slots");
     let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();
@@ -555,6 +560,50 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
     b.wait_text("10:00-12:00 余3（已截止）").await;
     b.wait_text("12:00-14:00 余2").await;
     b.screenshot("admin-schedule-slot-closed").await;
+}
+
+/// A hospital that stops taking bookings ahead of each slot (`booking_cutoff_before_start_secs`,
+/// an hour here; the suite's day of grace after a slot's end then plays no part). Just past noon
+/// in the server's zone, today's 13:00-14:00 slot closed at 12:00 and 14:00-15:00 is open until
+/// 13:00: the schedule, a booking and the subscription's snapshot agree.
+#[tokio::test]
+async fn booking_closes_ahead_of_each_slot_where_the_hospital_says_so() {
+    use crate::realtime::{Enc, Ws};
+    let (zone, offset) = hospital_testkit::zone_near_noon();
+    let opts = booking_opts()
+        .env("HOSPITAL_GATEWAY__TIMEZONE", &zone)
+        .env("HOSPITAL_ACTORS__BOOKING_CUTOFF_BEFORE_START_SECS", 3600);
+    let s = TestServer::start(opts).await;
+    let admin = staff(&s).await;
+    let date = (Utc::now() + Days::hours(offset)).date_naive();
+    let (doctor, session) = afternoon(&s, &admin, date, ("13:00:00", "15:00:00", 60)).await;
+    let view = session_view(&s, &doctor, date, &session).await;
+    let slots = view["slots"].as_array().expect("slots");
+    let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();
+    assert_eq!(closed, [true, false], "{view}");
+    let (ahead, later) = (slots[0]["slot_id"].as_str().unwrap(), slots[1]["slot_id"].as_str().unwrap());
+    let p = person(&s, 8811).await;
+    conflict(book(&s, &p, ahead).await, "booking_closed").await;
+    let booked = book_ok(&s, &p, later).await;
+    assert_eq!(booked["appointment"]["slot_id"], later, "{booked}");
+    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 2]);
+
+    let mut ws = Ws::connect(&s, Some(&p.token), Enc::Json).await;
+    ws.next_of("welcome").await;
+    ws.send(json!({"type": "subscribe", "id": "s1", "payload": {"topics": [format!("doctor:{doctor}")]}})).await;
+    let snapshot = ws.next_of("snapshot").await;
+    let mine = snapshot["payload"]["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .find(|u| u["payload"]["data"]["session_id"] == session.as_str())
+        .cloned();
+    let mine = mine.unwrap_or_else(|| panic!("the session in the snapshot: {snapshot}"));
+    assert_eq!(
+        (mine["payload"]["data"]["open_from"].as_u64(), &mine["payload"]["data"]["remaining"]),
+        (Some(1), &json!([3, 2])),
+        "{mine}"
+    );
 }
 
 /// (a), (b), (c): pay through the sandbox; one notification delivered five times; forged and

@@ -39,7 +39,7 @@ impl SessionAvailability {
             period: s.period,
             status: s.status,
             remaining: self.remaining.clone(),
-            open_from: s.open_from(&config.zone, config.late_booking, now),
+            open_from: s.open_from(&config.zone, config.booking_close(), now),
             waiting: self.waiting,
         }
     }

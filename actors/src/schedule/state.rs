@@ -112,14 +112,14 @@ pub(super) fn message_to_waiting(
 /// none is (`ClinicSession::open_from`). What a line may be offered, and what keeps people out of
 /// it.
 pub(super) fn open_from(ctx: &Context, session: &ClinicSession, now: DateTime<Utc>) -> usize {
-    session.open_from(&ctx.config.zone, ctx.config.late_booking, now)
+    session.open_from(&ctx.config.zone, ctx.config.booking_close(), now)
 }
 
 /// The job that publishes `session`'s places as its next segment closes to booking, if one is
 /// still to close (`ScheduleMsg::BookingClosed`).
 fn closing_job(config: &ActorConfig, session: &ClinicSession) -> Option<Job> {
     let now = Utc::now();
-    let due = session.next_closing(&config.zone, config.late_booking, now)?;
+    let due = session.next_closing(&config.zone, config.booking_close(), now)?;
     Some(Job::booking_closes(session.id, session.doctor_id, due, now))
 }
 
@@ -332,20 +332,20 @@ impl ScheduleState {
             let _ = reply.send(None);
             return;
         };
-        let next = b.session.next_closing(&self.ctx.config.zone, self.ctx.config.late_booking, now);
+        let next = b.session.next_closing(&self.ctx.config.zone, self.ctx.config.booking_close(), now);
         let places = SessionAvailability::of(b).live(&self.ctx.config, now);
         self.pipeline.push_with_topics(BookingWrite::default(), vec![places], move |_| {
             let _ = reply.send(next);
         });
     }
 
-    /// Refuses booking into `slot` once its segment is over (`late_booking` after its end) or
-    /// its session is of an earlier day: the window keeps yesterday's sessions for what is asked
+    /// Refuses booking into `slot` once it has closed (`late_booking` after its end, or
+    /// `booking_cutoff` before its start) or its session is of an earlier day: the window keeps yesterday's sessions for what is asked
     /// about them, but a clinic that is over takes no new booking or move.
     pub(super) fn still_open(&self, slot: SlotId, now: DateTime<Utc>) -> Result<(), BookingError> {
-        let (zone, late) = (&self.ctx.config.zone, self.ctx.config.late_booking);
+        let (zone, close) = (&self.ctx.config.zone, self.ctx.config.booking_close());
         match self.book.session(slot.session_id) {
-            Some(b) if b.session.booking_closed(Some(slot.segment), zone, late, now) => {
+            Some(b) if b.session.booking_closed(Some(slot.segment), zone, close, now) => {
                 Err(BookingError::Book(BookError::BookingClosed))
             }
             _ => Ok(()),

@@ -224,8 +224,9 @@ pub struct SlotView {
     pub quota: u32,
     /// Places left.
     pub remaining: u32,
-    /// Booking this slot has closed: its time is past (the hospital's `late_booking` after its
-    /// end), or the session is of an earlier day.
+    /// Booking this slot has closed: its time is past (its end, plus the hospital's
+    /// `late_booking`; or the hospital's `booking_cutoff` before its start), or the session is of
+    /// an earlier day.
     pub closed: bool,
 }
 
@@ -257,7 +258,7 @@ fn session_view(state: &AppState, avail: &SessionAvailability) -> SessionView {
     let s = &avail.session;
     let now = Utc::now();
     // Slots before this one are closed to booking (their time is past).
-    let open_from = s.open_from(&state.zone, state.actors.config().late_booking, now);
+    let open_from = s.open_from(&state.zone, state.actors.config().booking_close(), now);
     SessionView {
         session_id: s.id,
         date: s.date,
