@@ -183,6 +183,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if config.actors.jobs.reconcile {
         reconciler.ensure_scheduled().await.context("cannot schedule reconciliation")?;
     }
+    // Each day's sessions get the job publishing their slots' closings (BOOK-2), today's at once.
+    hospital_actors::closings::ensure_scheduled(stores.data.as_ref(), &actors)
+        .await
+        .context("cannot schedule the day's closings")?;
     // Stored schedule templates (BOOK-9): a daily job applying them ahead, the first one made here.
     hospital_actors::templates::ensure_scheduled(stores.data.as_ref(), &actors)
         .await

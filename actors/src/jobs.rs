@@ -1,12 +1,15 @@
-//! The durable jobs' runner (`hospital_domain::jobs`): closing clinic sessions at their end
-//! (their bookings never checked in become no-shows, BOOK-6) and erasing accounts after their
-//! cooling-off (SET-3), publishing announcements at their time (ADM-4, `announce`), reconciling each day with the
-//! payment providers' bills (PAY-4, `reconcile`), applying stored schedule templates ahead (BOOK-9, `templates`). Jobs are rows (`JobStore`), so one that fell due while no process ran is
-//! run at the next start. Like the notifier, a supervised task, not an actor: every `tick` it
-//! reads what is due, claims each job (a lease, so two runners never run one), runs it in its own
-//! task (a panic is caught and counted), and removes it, or moves it to a retry time with an
-//! exponential backoff. Running a job twice (a lease lapsed mid-run) is harmless: closing a
-//! closed session finds nobody left, erasing an erased account finds nothing.
+//! The durable jobs' runner (`hospital_domain::jobs`): closing clinic sessions at their end (their
+//! bookings never checked in become no-shows, BOOK-6), publishing a session's places as each of its
+//! slots closes to booking and giving each day's sessions that job (BOOK-2, `closings`), and
+//! erasing accounts after their cooling-off (SET-3), publishing announcements at their time (ADM-4,
+//! `announce`), reconciling each day with the payment providers' bills (PAY-4, `reconcile`),
+//! applying stored schedule templates ahead (BOOK-9, `templates`). Jobs are rows (`JobStore`), so
+//! one that fell due while no process ran is run at the next start. Like the notifier, a supervised
+//! task, not an actor: every `tick` it reads what is due, claims each job (a lease, so two runners
+//! never run one), runs it in its own task (a panic is caught and counted), and removes it, or
+//! moves it to a retry time with an exponential backoff. Running a job twice (a lease lapsed
+//! mid-run) is harmless: closing a closed session finds nobody left, erasing an erased account
+//! finds nothing.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -172,6 +175,10 @@ impl Worker {
                 let next = self.system.booking_closed(*doctor_id, *session_id).await.map_err(|e| e.to_string())?;
                 return Ok(next.map(|due| Job::booking_closes(*session_id, *doctor_id, due, Utc::now())));
             }
+            JobKind::DayClosings { date } => crate::closings::run_day(self.data.as_ref(), &self.system, *date)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             JobKind::EraseAccount { account_id } => match &self.eraser {
                 Some(e) => e.erase(*account_id).await,
                 None => Err("no eraser configured".into()),

@@ -23,6 +23,7 @@
 pub mod announce;
 pub mod booking;
 pub mod chat_metrics;
+pub mod closings;
 pub mod config;
 pub mod console;
 pub mod conversation;

@@ -9,13 +9,14 @@ use chrono::{Duration as Days, NaiveTime, Timelike, Utc};
 use hospital_actors::config::JobsConfig;
 use hospital_actors::events::EventBus;
 use hospital_actors::{ActorConfig, ActorDeps, ActorSystem, Events, JobRunner};
+use hospital_domain::catalog::{Doctor, DoctorTitle};
 use hospital_domain::jobs::Job;
 use hospital_domain::live::{Availability, TopicEvent};
 use hospital_domain::schedule::Segment;
 use hospital_domain::time::HospitalZone;
 use hospital_domain::{DepartmentId, DoctorId, SessionId};
 use hospital_store::conformance::sample_session;
-use hospital_store::{EmbeddedStore, JobStore, PendingEvent, Stores};
+use hospital_store::{CatalogStore, EmbeddedStore, JobStore, PendingEvent, ScheduleStore, Stores};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,5 +123,69 @@ async fn each_segments_closing_is_published_and_the_job_moves_on_until_none_is_l
     let seen = published.take(id);
     assert_eq!(seen.iter().map(|a| a.open_from).collect::<Vec<_>>(), vec![4], "{seen:?}");
     assert!(job().await.is_none(), "no segment left to close: the job ended");
+    system.shutdown().await;
+}
+
+/// Sessions written straight to the store (before the closing jobs existed, or past the doctor's
+/// actor) get theirs from the day's run, which schedules the next day's run at its midnight; a
+/// session whose job is pending keeps it, one with every segment closed gets none, another day's
+/// session is left to its own day's run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_run_gives_each_of_the_days_sessions_its_closing_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
+    let zone = HospitalZone::parse(&hospital_testkit::zone_near_noon().0).expect("an Etc zone");
+    let jobs = JobsConfig { tick: Duration::from_secs(3600), ..JobsConfig::default() };
+    let config = ActorConfig { zone, late_booking: Duration::ZERO, jobs: jobs.clone(), ..ActorConfig::default() };
+    let system = ActorSystem::start(ActorDeps::new(stores, config)).await.unwrap();
+    let runner = JobRunner::start(Arc::new(store.clone()), system.clone(), None, None, None, jobs);
+
+    let department = DepartmentId::new();
+    let doctor = |name: &str| Doctor {
+        id: DoctorId::new(),
+        department_id: department,
+        name: name.into(),
+        title: DoctorTitle::AttendingPhysician,
+        specialties: vec![],
+        introduction: String::new(),
+        popularity: 0,
+        own_fee: None,
+        photo: None,
+    };
+    let (a, b) = (doctor("甲"), doctor("乙"));
+    store.put_doctors(&[a.clone(), b.clone()]).await.unwrap();
+    let today = zone.local_date(Utc::now());
+    let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let at = |t: NaiveTime| zone.to_utc(today, t);
+    let session = |doctor: DoctorId, date, segments: Vec<Segment>| {
+        let mut s = sample_session(doctor, department, date, 2);
+        s.segments = segments;
+        s
+    };
+    // Today, written as an older version wrote them: no jobs. A's afternoon is to come; B's
+    // morning is over; tomorrow's session of A waits for tomorrow's run.
+    let afternoon = session(a.id, today, vec![segment(hm(14, 0), hm(15, 0)), segment(hm(15, 0), hm(16, 0))]);
+    let morning = session(b.id, today, vec![segment(hm(9, 0), hm(10, 0))]);
+    let tomorrow = session(a.id, today.succ_opt().unwrap(), vec![segment(hm(9, 0), hm(10, 0))]);
+    // B also has an afternoon whose job is pending at another time (as if re-timed since).
+    let pending = session(b.id, today, vec![segment(hm(13, 0), hm(17, 0))]);
+    store.put_sessions(&[afternoon.clone(), morning.clone(), tomorrow.clone(), pending.clone()]).await.unwrap();
+    let moved = Job::booking_closes(pending.id, b.id, at(hm(18, 0)), Utc::now());
+    store.put_job(&moved).await.unwrap();
+
+    hospital_actors::closings::ensure_scheduled(&store, &system).await.unwrap();
+    assert!(runner.run_due().await >= 1);
+    let due = |id: SessionId| {
+        let store = store.clone();
+        async move { store.job(&format!("closes:{id}")).await.unwrap().map(|j| j.due_at) }
+    };
+    assert_eq!(due(afternoon.id).await, Some(at(hm(15, 0))), "when 14:00-15:00 closes");
+    assert_eq!(due(morning.id).await, None, "all of it closed: nothing to publish");
+    assert_eq!(due(tomorrow.id).await, None, "tomorrow's run's");
+    assert_eq!(due(pending.id).await, Some(at(hm(18, 0))), "a pending job is kept as it was");
+    let next = store.job(&format!("closings:{}", today.succ_opt().unwrap())).await.unwrap().expect("tomorrow's run");
+    assert_eq!(next.due_at, zone.to_utc(today.succ_opt().unwrap(), NaiveTime::MIN), "at tomorrow's midnight there");
+    assert!(store.job(&format!("closings:{today}")).await.unwrap().is_none(), "today's run done");
     system.shutdown().await;
 }

@@ -20,6 +20,10 @@ pub enum JobKind {
     /// late-booking grace): the session's places are published again with that segment closed
     /// (BOOK-2); the job then moves on to the next segment's closing, and ends after the last.
     BookingCloses { session_id: SessionId, doctor_id: DoctorId },
+    /// At the start of the day (and at start-up for today): each of the day's sessions gets its
+    /// `BookingCloses` job if it has none (a session written before those jobs were, or past the
+    /// doctor's actor); when done, the next day's is scheduled.
+    DayClosings { date: chrono::NaiveDate },
     /// After the cooling-off: the account's data is erased.
     EraseAccount { account_id: AccountId },
     /// At its time: an announcement goes to every account it addresses (ADM-4).
@@ -67,6 +71,11 @@ impl Job {
         now: DateTime<Utc>,
     ) -> Self {
         Self::new(format!("closes:{session_id}"), JobKind::BookingCloses { session_id, doctor_id }, due_at, now)
+    }
+
+    /// Making sure each of one day's sessions has its `closes:` job (`closings:<date>`).
+    pub fn day_closings(date: chrono::NaiveDate, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self::new(format!("closings:{date}"), JobKind::DayClosings { date }, due_at, now)
     }
 
     pub fn erase_account(account_id: AccountId, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {

@@ -22,4 +22,4 @@ pub use attendance::NOT_APPLICABLE;
 pub(crate) use gate::gate_refused;
 pub use gate::{AvailabilityGate, GateAnswer, SessionFacts};
 pub use msg::{Booker, ScheduleMsg, SessionAvailability, SessionsAdded, StopReport};
-pub use state::{session_jobs, ScheduleArgs, ScheduleState};
+pub use state::{closing_job, session_jobs, ScheduleArgs, ScheduleState};

@@ -117,7 +117,7 @@ pub(super) fn open_from(ctx: &Context, session: &ClinicSession, now: DateTime<Ut
 
 /// The job that publishes `session`'s places as its next segment closes to booking, if one is
 /// still to close (`ScheduleMsg::BookingClosed`).
-fn closing_job(config: &ActorConfig, session: &ClinicSession) -> Option<Job> {
+pub fn closing_job(config: &ActorConfig, session: &ClinicSession) -> Option<Job> {
     let now = Utc::now();
     let due = session.next_closing(&config.zone, config.booking_close(), now)?;
     Some(Job::booking_closes(session.id, session.doctor_id, due, now))
