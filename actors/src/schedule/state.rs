@@ -334,8 +334,12 @@ impl ScheduleState {
         };
         let next = b.session.next_closing(&self.ctx.config.zone, self.ctx.config.booking_close(), now);
         let places = SessionAvailability::of(b).live(&self.ctx.config, now);
-        self.pipeline.push_with_topics(BookingWrite::default(), vec![places], move |_| {
-            let _ = reply.send(next);
+        // A failed batch publishes nothing and restarts this actor: no answer then, so the job's
+        // call is made again, to the successor, which publishes.
+        self.pipeline.push_with_topics(BookingWrite::default(), vec![places], move |r| {
+            if r.is_ok() {
+                let _ = reply.send(next);
+            }
         });
     }
 
