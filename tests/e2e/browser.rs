@@ -6,6 +6,7 @@
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ impl Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // Its own process group, with the Chromium it starts: `drop` ends them together.
+            .process_group(0)
             // On Linux Chromium takes its locale (date and time inputs' format) from LANGUAGE,
             // not `--lang`: the hospital's staff browsers are Chinese.
             .env("LANGUAGE", "zh_CN")
@@ -127,6 +130,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Chromium is chromedriver's child: killing chromedriver alone (a test that panicked, or
+        // ended without a WebDriver quit) left it running, a browser per such test, for good.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
