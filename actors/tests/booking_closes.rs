@@ -45,23 +45,39 @@ impl Published {
     }
 }
 
-fn segment(start: NaiveTime, end: NaiveTime) -> Segment {
-    Segment { start, end, quota: 2 }
+/// A node on a real embedded store in a zone where it is just past noon, no grace after a slot's
+/// end, what it publishes recorded, and a job runner whose own tick is left out of the way (the
+/// tests run what is due themselves).
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: EmbeddedStore,
+    zone: HospitalZone,
+    published: Arc<Published>,
+    system: ActorSystem,
+    runner: JobRunner,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_segments_closing_is_published_and_the_job_moves_on_until_none_is_left() {
+async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
     let zone = HospitalZone::parse(&hospital_testkit::zone_near_noon().0).expect("an Etc zone");
-    // The runner's own tick is left out of the way: the test runs what is due itself.
     let jobs = JobsConfig { tick: Duration::from_secs(3600), ..JobsConfig::default() };
     let config = ActorConfig { zone, late_booking: Duration::ZERO, jobs: jobs.clone(), ..ActorConfig::default() };
     let published = Arc::new(Published::default());
     let deps = ActorDeps::new(stores, config).with_events(Events::new(published.clone()));
     let system = ActorSystem::start(deps).await.unwrap();
     let runner = JobRunner::start(Arc::new(store.clone()), system.clone(), None, None, None, jobs);
+    Setup { _dir: dir, store, zone, published, system, runner }
+}
+
+fn segment(start: NaiveTime, end: NaiveTime) -> Segment {
+    Segment { start, end, quota: 2 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_segments_closing_is_published_and_the_job_moves_on_until_none_is_left() {
+    let Setup { _dir, store, zone, published, system, runner } = setup().await;
 
     // Today: 10:00-11:00 and 11:00-12:00 are over (it is past noon there), 13:00-14:00 and
     // 14:00-15:00 to come.
@@ -132,14 +148,7 @@ async fn each_segments_closing_is_published_and_the_job_moves_on_until_none_is_l
 /// session is left to its own day's run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_days_run_gives_each_of_the_days_sessions_its_closing_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
-    let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
-    let zone = HospitalZone::parse(&hospital_testkit::zone_near_noon().0).expect("an Etc zone");
-    let jobs = JobsConfig { tick: Duration::from_secs(3600), ..JobsConfig::default() };
-    let config = ActorConfig { zone, late_booking: Duration::ZERO, jobs: jobs.clone(), ..ActorConfig::default() };
-    let system = ActorSystem::start(ActorDeps::new(stores, config)).await.unwrap();
-    let runner = JobRunner::start(Arc::new(store.clone()), system.clone(), None, None, None, jobs);
+    let Setup { _dir, store, zone, system, runner, .. } = setup().await;
 
     let department = DepartmentId::new();
     let doctor = |name: &str| Doctor {

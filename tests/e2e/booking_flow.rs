@@ -469,6 +469,23 @@ async fn afternoon(
     panic!("no doctor free this afternoon");
 }
 
+/// `session` (two slots of three places) shows its first slot closed and the second open; a new
+/// person (`n`) is refused the first (`booking_closed`, nothing taken) and books the second.
+async fn first_closed_second_books(s: &TestServer, doctor: &str, date: NaiveDate, session: &str, n: u32) -> Person {
+    let view = session_view(s, doctor, date, session).await;
+    let slots = view["slots"].as_array().expect("slots");
+    let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();
+    assert_eq!(closed, [true, false], "{view}");
+    let (over, to_come) = (slots[0]["slot_id"].as_str().unwrap(), slots[1]["slot_id"].as_str().unwrap());
+    let p = person(s, n).await;
+    conflict(book(s, &p, over).await, "booking_closed").await;
+    assert_eq!(remaining(s, doctor, date, session).await, vec![3, 3], "the refusal took nothing");
+    let booked = book_ok(s, &p, to_come).await;
+    assert_eq!(booked["appointment"]["slot_id"], to_come, "{booked}");
+    assert_eq!(remaining(s, doctor, date, session).await, vec![3, 2]);
+    p
+}
+
 /// A slot closing to booking reaches the clients watching its doctor as it happens (BOOK-2). The
 /// server runs in a zone where it is just past noon, with a late-booking grace that ends 20 s
 /// after the test starts, so today's 10:00-12:00 slot closes while a socket watches: the update
@@ -539,18 +556,7 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
         (Some(zone.as_str()), Some(date.to_string().as_str()))
     );
     let (doctor, session) = afternoon(&s, &admin, date, ("10:00:00", "14:00:00", 120)).await;
-    let view = session_view(&s, &doctor, date, &session).await;
-    let slots = view["slots"].as_array().expect("slots");
-    let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();
-    assert_eq!(closed, [true, false], "{view}");
-    let (over, to_come) = (slots[0]["slot_id"].as_str().unwrap(), slots[1]["slot_id"].as_str().unwrap());
-
-    let p = person(&s, 8801).await;
-    conflict(book(&s, &p, over).await, "booking_closed").await;
-    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 3], "the refusal took nothing");
-    let booked = book_ok(&s, &p, to_come).await;
-    assert_eq!(booked["appointment"]["slot_id"], to_come, "{booked}");
-    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 2]);
+    first_closed_second_books(&s, &doctor, date, &session, 8801).await;
 
     // The back office's list of the doctor's sessions marks the slot that is over.
     let b = crate::browser::Browser::start().await;
@@ -577,16 +583,7 @@ async fn booking_closes_ahead_of_each_slot_where_the_hospital_says_so() {
     let admin = staff(&s).await;
     let date = (Utc::now() + Days::hours(offset)).date_naive();
     let (doctor, session) = afternoon(&s, &admin, date, ("13:00:00", "15:00:00", 60)).await;
-    let view = session_view(&s, &doctor, date, &session).await;
-    let slots = view["slots"].as_array().expect("slots");
-    let closed: Vec<&Value> = slots.iter().map(|x| &x["closed"]).collect();
-    assert_eq!(closed, [true, false], "{view}");
-    let (ahead, later) = (slots[0]["slot_id"].as_str().unwrap(), slots[1]["slot_id"].as_str().unwrap());
-    let p = person(&s, 8811).await;
-    conflict(book(&s, &p, ahead).await, "booking_closed").await;
-    let booked = book_ok(&s, &p, later).await;
-    assert_eq!(booked["appointment"]["slot_id"], later, "{booked}");
-    assert_eq!(remaining(&s, &doctor, date, &session).await, vec![3, 2]);
+    let p = first_closed_second_books(&s, &doctor, date, &session, 8811).await;
 
     let mut ws = Ws::connect(&s, Some(&p.token), Enc::Json).await;
     ws.next_of("welcome").await;
