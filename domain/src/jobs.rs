@@ -17,7 +17,7 @@ pub enum JobKind {
     /// At the end of the session: every confirmed appointment that never checked in is missed.
     CloseSession { session_id: SessionId, doctor_id: DoctorId },
     /// When booking into one of the session's segments closes (its end plus the hospital's
-    /// late-booking grace): the session's places are published again with that segment closed
+    /// late-booking grace, or its start less the hospital's cutoff): the session's places are published again with that segment closed
     /// (BOOK-2); the job then moves on to the next segment's closing, and ends after the last.
     BookingCloses { session_id: SessionId, doctor_id: DoctorId },
     /// At the start of the day (and at start-up for today): each of the day's sessions gets its

@@ -28,7 +28,7 @@ impl SessionAvailability {
     }
 
     /// As the `availability` topic carries it at `now` (which segments have closed, by the
-    /// hospital's zone and late-booking grace in `config`).
+    /// hospital's zone and `ActorConfig::booking_close`).
     pub fn live(&self, config: &ActorConfig, now: DateTime<Utc>) -> Availability {
         let s = &self.session;
         Availability {

@@ -344,8 +344,9 @@ impl ScheduleState {
     }
 
     /// Refuses booking into `slot` once it has closed (`late_booking` after its end, or
-    /// `booking_cutoff` before its start) or its session is of an earlier day: the window keeps yesterday's sessions for what is asked
-    /// about them, but a clinic that is over takes no new booking or move.
+    /// `booking_cutoff` before its start) or its session is of an earlier day: the window keeps
+    /// yesterday's sessions for what is asked about them, but a clinic that is over takes no new
+    /// booking or move.
     pub(super) fn still_open(&self, slot: SlotId, now: DateTime<Utc>) -> Result<(), BookingError> {
         let (zone, close) = (&self.ctx.config.zone, self.ctx.config.booking_close());
         match self.book.session(slot.session_id) {
