@@ -4,7 +4,7 @@
 //! AccessKeyId, signature method and version), the signature, the timestamp window and nonce
 //! reuse, and refuses in Aliyun's vocabulary (`SignatureDoesNotMatch`, `MissingTimestamp`, ...).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use axum::http::StatusCode;
@@ -80,14 +80,49 @@ pub struct RpcGate {
     version: &'static str,
     access_key_id: String,
     access_key_secret: SecretString,
-    /// nonce -> when it was first seen.
-    nonces: Mutex<HashMap<String, DateTime<Utc>>>,
+    nonces: Mutex<Nonces>,
+}
+
+/// The nonces seen within `NONCE_MEMORY_MINUTES`, and the order they came in, so forgetting the
+/// old ones looks only at those (it scanned every nonce on every request: quadratic in a burst of
+/// logins, 10,000 SMS codes in a storm's set-up).
+#[derive(Debug, Default)]
+struct Nonces {
+    seen: HashMap<String, DateTime<Utc>>,
+    order: VecDeque<(DateTime<Utc>, String)>,
+}
+
+impl Nonces {
+    /// Forgets the nonces first seen `NONCE_MEMORY_MINUTES` or more before `now`. Requests come
+    /// in about the order of their `now`; one a little out of order is remembered a little
+    /// longer, never less.
+    fn forget_old(&mut self, now: DateTime<Utc>) {
+        while let Some((seen, _)) = self.order.front() {
+            if (now - *seen).num_minutes() < NONCE_MEMORY_MINUTES {
+                break;
+            }
+            if let Some((_, nonce)) = self.order.pop_front() {
+                self.seen.remove(&nonce);
+            }
+        }
+    }
+
+    /// Records `nonce` at `now`; false if it was seen already (and is still remembered).
+    fn first_use(&mut self, nonce: &str, now: DateTime<Utc>) -> bool {
+        self.forget_old(now);
+        if self.seen.contains_key(nonce) {
+            return false;
+        }
+        self.seen.insert(nonce.to_string(), now);
+        self.order.push_back((now, nonce.to_string()));
+        true
+    }
 }
 
 impl RpcGate {
     /// A gate for the API `version` (e.g. `2017-05-25`) that accepts this AccessKey pair.
     pub fn new(version: &'static str, access_key_id: impl Into<String>, access_key_secret: SecretString) -> Self {
-        Self { version, access_key_id: access_key_id.into(), access_key_secret, nonces: Mutex::new(HashMap::new()) }
+        Self { version, access_key_id: access_key_id.into(), access_key_secret, nonces: Mutex::default() }
     }
 
     pub fn access_key_id(&self) -> &str {
@@ -169,16 +204,13 @@ impl RpcGate {
             ));
         }
         // A poisoned lock only means another request panicked; the map itself stays usable.
-        let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        nonces.retain(|_, seen| (now - *seen).num_minutes() < NONCE_MEMORY_MINUTES);
-        if nonces.contains_key(nonce) {
+        if !self.nonces.lock().unwrap_or_else(|e| e.into_inner()).first_use(nonce, now) {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "SignatureNonceUsed",
                 "Specified signature nonce was used already.",
             ));
         }
-        nonces.insert(nonce.to_string(), now);
         Ok(action)
     }
 }
@@ -216,6 +248,24 @@ mod tests {
         let p = signed("POST", "s", &[], "n1");
         assert_eq!(g.authenticate("POST", &p, &["Do"], Utc::now()), Ok("Do"));
         assert_eq!(g.authenticate("POST", &p, &["Do"], Utc::now()).unwrap_err().code, "SignatureNonceUsed");
+    }
+
+    #[test]
+    fn a_nonce_is_remembered_for_its_time_and_then_forgotten() {
+        let mut n = Nonces::default();
+        let t0 = Utc::now();
+        let later = |m| t0 + chrono::Duration::minutes(m);
+        assert!(n.first_use("a", t0));
+        assert!(n.first_use("b", later(10)));
+        assert!(!n.first_use("a", later(NONCE_MEMORY_MINUTES - 1)), "still remembered");
+        // Past its memory "a" is forgotten (and may come again), "b" is not yet.
+        assert!(n.first_use("a", later(NONCE_MEMORY_MINUTES)));
+        assert!(!n.first_use("b", later(NONCE_MEMORY_MINUTES)));
+        assert_eq!((n.seen.len(), n.order.len()), (2, 2), "nothing kept twice, nothing old kept");
+        assert!(n.first_use("c", later(10 + NONCE_MEMORY_MINUTES)));
+        let mut kept: Vec<&str> = n.seen.keys().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["a", "c"], "b forgotten in its turn");
     }
 
     #[test]
