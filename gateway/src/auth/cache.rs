@@ -57,11 +57,19 @@ struct Map {
     generation: u64,
     /// Not subscribed to the fan-out: nothing is cached or believed (see the module comment).
     suspended: bool,
+    /// A full cache is swept for stale entries no earlier than this: when the oldest entry left
+    /// by the last sweep turns stale. Without it, every insert into a cache full of fresh
+    /// entries (a burst of more than `capacity` logins within the lifetime) scanned them all
+    /// under the write lock, and found nothing to drop.
+    next_sweep: Option<Instant>,
+    /// Sweeps done (tests).
+    sweeps: u64,
 }
 
 /// The cache (see the module comment), with the acknowledgements a logout waits for.
 pub struct LoginCache {
     ttl: Duration,
+    capacity: usize,
     map: RwLock<Map>,
     /// Revocations this node sent and is waiting to hear back from every node: id -> how many
     /// nodes acknowledged it so far.
@@ -81,8 +89,14 @@ impl Default for LoginCache {
 impl LoginCache {
     /// A cache whose entries live `ttl`; zero turns caching off.
     pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, CAPACITY)
+    }
+
+    /// A cache of at most `capacity` entries (tests fill a small one).
+    fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
+            capacity,
             map: RwLock::default(),
             acks: Mutex::default(),
             next_ack: AtomicU64::new(1),
@@ -125,15 +139,32 @@ impl LoginCache {
         if map.generation != generation || map.suspended {
             return;
         }
-        if map.entries.len() >= CAPACITY {
-            let ttl = self.ttl;
-            map.entries.retain(|_, e| e.cached_at.elapsed() < ttl);
-            if map.entries.len() >= CAPACITY {
-                return;
-            }
+        if map.entries.len() >= self.capacity && !self.sweep(&mut map) {
+            return;
         }
         let entry = Entry { session: session.clone(), account: id, cached_at: Instant::now() };
         map.entries.insert(session.token_hash.clone(), entry);
+    }
+
+    /// Drops the stale entries of a full cache, unless none can be stale yet; true if there is
+    /// room now.
+    fn sweep(&self, map: &mut Map) -> bool {
+        let now = Instant::now();
+        if map.next_sweep.is_some_and(|at| now < at) {
+            return false;
+        }
+        let ttl = self.ttl;
+        let mut oldest: Option<Instant> = None;
+        map.entries.retain(|_, e| {
+            let keep = now.duration_since(e.cached_at) < ttl;
+            if keep && oldest.is_none_or(|o| e.cached_at < o) {
+                oldest = Some(e.cached_at);
+            }
+            keep
+        });
+        map.sweeps += 1;
+        map.next_sweep = oldest.map(|o| o + ttl);
+        map.entries.len() < self.capacity
     }
 
     /// Drops one login (`token_hash`) or every login of the account.
@@ -282,6 +313,27 @@ mod tests {
         assert!(cache.get("a1", Utc::now()).is_none(), "a read from before the suspension is not kept");
         cache.insert(&session(a, "a2"), cache.generation());
         assert!(cache.get("a2", Utc::now()).is_some(), "caching again once resumed");
+    }
+
+    #[test]
+    fn a_full_cache_is_swept_once_until_its_oldest_entry_can_be_stale() {
+        let cache = LoginCache::with_capacity(Duration::from_millis(500), 3);
+        let a = AccountId::new();
+        for t in ["t1", "t2", "t3"] {
+            cache.insert(&session(a, t), cache.generation());
+        }
+        cache.insert(&session(a, "t4"), cache.generation());
+        let sweeps = || cache.map.read().unwrap().sweeps;
+        assert_eq!((cache.len(), sweeps()), (3, 1), "full of fresh entries: swept once, nothing added");
+        for t in ["t5", "t6", "t7"] {
+            cache.insert(&session(a, t), cache.generation());
+        }
+        assert_eq!((cache.len(), sweeps()), (3, 1), "no entry can be stale yet: no more sweeps");
+        assert!(cache.get("t4", Utc::now()).is_none() && cache.get("t1", Utc::now()).is_some());
+        std::thread::sleep(Duration::from_millis(600));
+        cache.insert(&session(a, "t8"), cache.generation());
+        assert_eq!((cache.len(), sweeps()), (1, 2), "the stale ones went and the new one is in");
+        assert!(cache.get("t8", Utc::now()).is_some() && cache.get("t1", Utc::now()).is_none());
     }
 
     #[tokio::test]
