@@ -6,6 +6,12 @@
 //! staff sockets through the same bus. Nothing is logged: a page that (re)connects lists the
 //! published announcements (`GET /api/v1/staff/announcements`).
 //!
+//! A page may also watch public topics (`{"type":"watch","topics":["doctor:<id>"]}`, the set
+//! replacing the last; answered `{"type":"watching",...}`): their updates come as a patient's
+//! socket gets them (`{"type":"availability","payload":{"topic":...,"data":...}}`), the newest per
+//! topic and session, so 排班 shows places as patients take them. A page watches, then reads
+//! the state over REST: an update that lands in between is applied to what it read.
+//!
 //! The token comes in `Authorization: Bearer` or a first `{"type":"auth","token":...}` frame
 //! (browsers cannot set headers on a WebSocket). The session is checked again every
 //! `RECHECK`: a deactivated member's socket closes then (`unauthenticated`).
@@ -19,20 +25,96 @@ use hospital_domain::StaffId;
 use hospital_store::Subject;
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use crate::auth::tokens::hash_token;
+use crate::realtime::hub::{new_sink_id, Hub, Prepared, SlotKey, TopicSink, TopicSlots};
+use crate::realtime::protocol::{valid_topic, Codec};
 use crate::realtime::websocket::{NotAnUpgrade, Upgrade, WebSocket};
 use crate::state::AppState;
 
 /// How often an open socket's session is checked again.
 const RECHECK: Duration = Duration::from_secs(30);
 
+/// Topics one staff socket may watch at once (a page shows one doctor's or a few sessions).
+const MAX_WATCHED: usize = 20;
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum StaffFrame {
     Auth { token: String },
     Heartbeat,
+    Watch { topics: Vec<String> },
+}
+
+/// The topics a staff socket watches, as the hub offers their updates to it.
+struct Watch {
+    id: u64,
+    slots: TopicSlots,
+    wake: Notify,
+    topics: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl TopicSink for Watch {
+    fn sink_id(&self) -> u64 {
+        self.id
+    }
+
+    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>) {
+        self.slots.offer(key, event);
+        self.wake.notify_one();
+    }
+}
+
+impl Watch {
+    fn new() -> Arc<Self> {
+        Arc::new(Watch {
+            id: new_sink_id(),
+            slots: TopicSlots::default(),
+            wake: Notify::new(),
+            topics: Default::default(),
+        })
+    }
+
+    /// Watches exactly `topics` from now on; the reply frame, or the refusal's.
+    fn replace(self: &Arc<Self>, hub: &Hub, topics: Vec<String>) -> serde_json::Value {
+        if topics.len() > MAX_WATCHED {
+            return bad_frame(&format!("at most {MAX_WATCHED} topics"));
+        }
+        if let Some(t) = topics.iter().find(|t| !valid_topic(t)) {
+            return bad_frame(&format!("{t:?}: a topic is doctor:<uuid>, department:<uuid> or queue:<session uuid>"));
+        }
+        let new: BTreeSet<String> = topics.into_iter().collect();
+        let mut mine = self.topics.lock().expect("watched topics");
+        for t in mine.difference(&new) {
+            hub.unsubscribe(t, self.id);
+        }
+        for t in new.difference(&mine) {
+            hub.subscribe(t, self);
+        }
+        *mine = new;
+        json!({ "type": "watching", "payload": { "topics": &*mine } })
+    }
+
+    /// The pending updates of topics still watched, as frames.
+    fn frames(&self) -> Vec<Message> {
+        let mine = self.topics.lock().expect("watched topics");
+        let pending = self.slots.take();
+        pending.iter().filter(|p| mine.contains(p.event.topic())).map(|p| p.message(Codec::Json)).collect()
+    }
+
+    fn end(&self, hub: &Hub) {
+        for t in std::mem::take(&mut *self.topics.lock().expect("watched topics")) {
+            hub.unsubscribe(&t, self.id);
+        }
+    }
+}
+
+fn bad_frame(message: &str) -> serde_json::Value {
+    json!({ "type": "error", "payload": { "code": "bad_frame", "message": message } })
 }
 
 /// `GET /api/v1/staff/ws`: upgrades to the back office's live socket.
@@ -92,8 +174,15 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>) {
     let mut alive = ws.send(Message::Text(welcome.to_string().into())).await.is_ok();
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
+    let watch = Watch::new();
+    let hub = &state.realtime().hub;
     while alive {
         tokio::select! {
+            _ = watch.wake.notified() => {
+                for frame in watch.frames() {
+                    alive = alive && ws.send(frame).await.is_ok();
+                }
+            }
             out = rx.recv() => match out {
                 Some(frame) => alive = ws.send(Message::Text(frame.to_string().into())).await.is_ok(),
                 None => alive = false,
@@ -110,8 +199,9 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>) {
                 Some(Ok(Message::Text(t))) => {
                     let reply = match serde_json::from_str::<StaffFrame>(&t) {
                         Ok(StaffFrame::Heartbeat) => json!({ "type": "heartbeat", "payload": {} }),
-                        Ok(StaffFrame::Auth { .. }) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": "already authenticated" } }),
-                        Err(e) => json!({ "type": "error", "payload": { "code": "bad_frame", "message": e.to_string() } }),
+                        Ok(StaffFrame::Watch { topics }) => watch.replace(hub, topics),
+                        Ok(StaffFrame::Auth { .. }) => bad_frame("already authenticated"),
+                        Err(e) => bad_frame(&e.to_string()),
                     };
                     alive = ws.send(Message::Text(reply.to_string().into())).await.is_ok();
                 }
@@ -120,5 +210,6 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>) {
             },
         }
     }
+    watch.end(hub);
     state.consoles.unregister(sid);
 }

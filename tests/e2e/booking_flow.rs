@@ -558,14 +558,61 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
     let (doctor, session) = afternoon(&s, &admin, date, ("10:00:00", "14:00:00", 120)).await;
     first_closed_second_books(&s, &doctor, date, &session, 8801).await;
 
-    // The back office's list of the doctor's sessions marks the slot that is over.
+    // The back office's list of the doctor's sessions marks the slot that is over, and follows
+    // the places as patients book (the staff socket's watch), with no reload.
     let b = crate::browser::Browser::start().await;
     b.sign_in(&s.url("/admin"), "admin", "admin-demo-2026").await;
     b.click("nav a[data-page=schedules]").await;
     b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
     b.wait_text("10:00-12:00 余3（已截止）").await;
     b.wait_text("12:00-14:00 余2").await;
+    b.find("#sessions-live").await;
+    let view = session_view(&s, &doctor, date, &session).await;
+    let later_slot = view["slots"][1]["slot_id"].as_str().expect("slot").to_string();
+    book_ok(&s, &person(&s, 8802).await, &later_slot).await;
+    b.wait_text("12:00-14:00 余1").await;
+    let shown = b.find("#sessions").await.text().await.expect("the sessions' text");
+    assert!(shown.contains("10:00-12:00 余3（已截止）"), "the closed slot stays marked: {shown}");
     b.screenshot("admin-schedule-slot-closed").await;
+}
+
+/// The back office's staff socket watches public topics: a doctor's places come to it as a
+/// patient books, nothing more once it watches nothing, and a topic that is not public (or not
+/// a topic) is refused with a reason.
+#[tokio::test]
+async fn the_staff_socket_follows_a_watched_doctor() {
+    let s = TestServer::start(booking_opts()).await;
+    let admin = staff(&s).await;
+    let docs = doctors(&s).await;
+    let date = ahead(21);
+    let (session, slots) = create_session(&s, &admin, &docs[0], date, 30, 4, None).await;
+    let mut office = crate::announcements::staff_socket(&s, &admin).await;
+    office.send(json!({ "type": "watch", "topics": [format!("conversation:{session}")] })).await;
+    let e = office.next_of("error").await;
+    assert_eq!(e["payload"]["code"], "bad_frame", "{e}");
+    assert!(e["payload"]["message"].as_str().unwrap().contains("conversation:"), "{e}");
+
+    let topic = format!("doctor:{}", docs[0]);
+    office.send(json!({ "type": "watch", "topics": [&topic] })).await;
+    assert_eq!(office.next_of("watching").await["payload"]["topics"], json!([&topic]));
+    book_ok(&s, &person(&s, 8821).await, &slots[0]).await;
+    let u = office.next_of("availability").await;
+    assert_eq!(
+        (u["payload"]["topic"].as_str(), u["payload"]["data"]["session_id"].as_str()),
+        (Some(topic.as_str()), Some(session.as_str())),
+        "{u}"
+    );
+    assert_eq!(u["payload"]["data"]["remaining"][0], 3, "{u}");
+
+    // Watching nothing: the next booking sends nothing; the next frame is the heartbeat's answer.
+    office.send(json!({ "type": "watch", "topics": [] })).await;
+    assert_eq!(office.next_of("watching").await["payload"]["topics"], json!([]));
+    book_ok(&s, &person(&s, 8822).await, &slots[0]).await;
+    assert_eq!(remaining(&s, &docs[0], date, &session).await[0], 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    office.send(json!({ "type": "heartbeat" })).await;
+    let next = office.next().await.unwrap();
+    assert_eq!(next["type"], "heartbeat", "nothing between: {next}");
 }
 
 /// A hospital that stops taking bookings ahead of each slot (`booking_cutoff_before_start_secs`,

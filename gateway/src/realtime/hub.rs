@@ -32,7 +32,49 @@ pub struct Revocation {
 }
 
 /// What replaces what in a socket's topic slots: one value per topic and session.
-type SlotKey = (String, Option<SessionId>);
+pub type SlotKey = (String, Option<SessionId>);
+
+/// A number for a new topic subscriber, unique on this node (the topic index's key).
+pub fn new_sink_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What topic updates are offered to: a patient's socket, a back-office page's staff socket.
+pub trait TopicSink: Send + Sync {
+    /// Its number in the topic index (`new_sink_id`).
+    fn sink_id(&self) -> u64;
+    /// Keeps `event` as its topic's newest until the subscriber's writer sends it.
+    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>);
+}
+
+/// The newest update of each topic and session a subscriber has not sent yet (coalesced: a
+/// slow subscriber gets the latest value, never a backlog).
+#[derive(Default)]
+pub struct TopicSlots(Mutex<HashMap<SlotKey, Arc<Prepared>>>);
+
+impl TopicSlots {
+    /// Keeps `event`, replacing an older one of its topic and session.
+    pub fn offer(&self, key: SlotKey, event: Arc<Prepared>) {
+        let replaced = self.0.lock().expect("topic slots").insert(key, event).is_some();
+        if replaced {
+            metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
+        }
+    }
+
+    /// The pending updates, oldest first.
+    pub fn take(&self) -> Vec<Arc<Prepared>> {
+        // Taken whole: an idle subscriber keeps no slot map's capacity.
+        let slots = std::mem::take(&mut *self.0.lock().expect("topic slots"));
+        let mut v: Vec<Arc<Prepared>> = slots.into_values().collect();
+        v.sort_by_key(|p| p.at_ms);
+        v
+    }
+
+    /// Forgets pending updates of `topic` older than `before_ms` (a snapshot was just sent).
+    pub(super) fn drop_older(&self, topic: &str, before_ms: u64) {
+        self.0.lock().expect("topic slots").retain(|k, p| k.0 != topic || p.at_ms >= before_ms);
+    }
+}
 
 /// The part of a connection that the hub hands events to.
 pub struct SocketShared {
@@ -44,7 +86,7 @@ pub struct SocketShared {
     /// empty one costs no allocation, where a tokio channel costs ~0.8 KiB per socket).
     personal: Mutex<VecDeque<Arc<Logged>>>,
     outbox: usize,
-    topics: Mutex<HashMap<SlotKey, Arc<Prepared>>>,
+    pub(super) topics: TopicSlots,
     pub(super) wake: Notify,
     closing: OnceLock<(u16, &'static str)>,
 }
@@ -59,12 +101,12 @@ impl SocketShared {
     /// A socket of `account`; its personal outbox holds `outbox` events.
     pub fn new(account: AccountId, token_hash: String, outbox: usize) -> Arc<Self> {
         Arc::new(SocketShared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: new_sink_id(),
             account,
             token_hash,
             personal: Mutex::new(VecDeque::new()),
             outbox,
-            topics: Mutex::new(HashMap::new()),
+            topics: TopicSlots::default(),
             wake: Notify::new(),
             closing: OnceLock::new(),
         })
@@ -94,29 +136,6 @@ impl SocketShared {
         next
     }
 
-    /// Keeps the newest update of each topic and session until the writer sends it.
-    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>) {
-        let replaced = self.topics.lock().expect("topic slots").insert(key, event).is_some();
-        if replaced {
-            metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
-        }
-        self.wake.notify_one();
-    }
-
-    /// The pending topic updates, oldest first.
-    pub(super) fn take_topics(&self) -> Vec<Arc<Prepared>> {
-        // Taken whole: an idle socket keeps no slot map's capacity.
-        let slots = std::mem::take(&mut *self.topics.lock().expect("topic slots"));
-        let mut v: Vec<Arc<Prepared>> = slots.into_values().collect();
-        v.sort_by_key(|p| p.at_ms);
-        v
-    }
-
-    /// Forgets pending updates of `topic` older than `before_ms` (a snapshot was just sent).
-    pub(super) fn drop_topic_older(&self, topic: &str, before_ms: u64) {
-        self.topics.lock().expect("topic slots").retain(|k, p| k.0 != topic || p.at_ms >= before_ms);
-    }
-
     /// Asks the connection to close with `code` (the first reason wins).
     pub fn close(&self, code: u16, reason: &'static str) {
         if self.closing.set((code, reason)).is_ok() {
@@ -126,6 +145,17 @@ impl SocketShared {
 
     pub(super) fn closing(&self) -> Option<(u16, &'static str)> {
         self.closing.get().copied()
+    }
+}
+
+impl TopicSink for SocketShared {
+    fn sink_id(&self) -> u64 {
+        self.id
+    }
+
+    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>) {
+        self.topics.offer(key, event);
+        self.wake.notify_one();
     }
 }
 
@@ -144,7 +174,7 @@ impl Prepared {
         Arc::new(Self { event, at_ms, json: OnceLock::new(), msgpack: OnceLock::new() })
     }
 
-    pub(super) fn message(&self, codec: Codec) -> Message {
+    pub(crate) fn message(&self, codec: Codec) -> Message {
         let frame = || codec.encode(&Outgoing::new(&self.event));
         match codec {
             Codec::Json => Message::Text(
@@ -176,7 +206,7 @@ pub trait LocalConsoles: Send + Sync {
 #[derive(Default)]
 pub struct Hub {
     accounts: RwLock<HashMap<AccountId, Vec<Arc<SocketShared>>>>,
-    topics: RwLock<HashMap<String, HashMap<u64, Weak<SocketShared>>>>,
+    topics: RwLock<HashMap<String, HashMap<u64, Weak<dyn TopicSink>>>>,
     invalidations: Invalidations,
     /// This node's cache of patient sessions: revocations reach it here, with the sockets.
     pub logins: LoginCache,
@@ -243,7 +273,7 @@ impl Hub {
     /// Offers a topic update to every socket subscribed to it here (latest value wins there).
     pub fn deliver_topic(&self, event: TopicEvent, at_ms: u64) {
         let key = event.coalesce_key();
-        let subs: Vec<Arc<SocketShared>> = {
+        let subs: Vec<Arc<dyn TopicSink>> = {
             let map = self.topics.read().expect("topic index");
             map.get(&key.0).map(|s| s.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
         };
@@ -288,13 +318,11 @@ impl Hub {
         self.invalidations.0.subscribe()
     }
 
-    pub fn subscribe(&self, topic: &str, socket: &Arc<SocketShared>) {
-        self.topics
-            .write()
-            .expect("topic index")
-            .entry(topic.to_string())
-            .or_default()
-            .insert(socket.id, Arc::downgrade(socket));
+    /// `sink` gets `topic`'s updates from now on (until `unsubscribe` or its last `Arc` goes).
+    pub fn subscribe<S: TopicSink + 'static>(&self, topic: &str, sink: &Arc<S>) {
+        let weak: Weak<S> = Arc::downgrade(sink);
+        let weak: Weak<dyn TopicSink> = weak;
+        self.topics.write().expect("topic index").entry(topic.to_string()).or_default().insert(sink.sink_id(), weak);
     }
 
     pub fn unsubscribe(&self, topic: &str, socket: u64) {

@@ -424,7 +424,7 @@ impl Session<'_> {
                             return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
                         }
                     }
-                    for prepared in self.shared.take_topics() {
+                    for prepared in self.shared.topics.take() {
                         // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
                         let direct = matches!(prepared.event, hospital_domain::live::TopicEvent::Typing(_));
                         if !direct && !self.subscribed.contains(prepared.event.topic()) {
@@ -516,7 +516,7 @@ impl Session<'_> {
                     let taken_ms = super::log::now_ms();
                     match super::snapshot::of(self.state, &t).await {
                         Ok(updates) => {
-                            self.shared.drop_topic_older(&t, taken_ms);
+                            self.shared.topics.drop_older(&t, taken_ms);
                             self.conn.control(Control::Snapshot(Snapshot { topic: t, updates }), id).await?;
                         }
                         Err(e) => {

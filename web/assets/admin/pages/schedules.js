@@ -4,6 +4,7 @@
 import { api, h, table, field, form, when } from '/admin/ui.js';
 import { mount, yuan, hospitalDay } from '/static/common/dom.js';
 import { ApiError, messageOf } from '/static/common/api.js';
+import { watch } from '/admin/staff_socket.js';
 
 const WEEKDAYS = ['一', '二', '三', '四', '五', '六', '日'];
 const STATUS = { open: '开放', stopped: '停诊' };
@@ -17,6 +18,16 @@ const REFUSALS = {
 
 function periodLabel(p) { return (PERIODS.find((x) => x[0] === p) || [0, p])[1]; }
 function hm(t) { return (t || '').slice(0, 5); }
+/** A session's slots as staff read them: times, places left, closed to booking. */
+function places(x) {
+  return (x.slots || []).map((sl) => `${hm(sl.start)}-${hm(sl.end)} 余${sl.remaining}${sl.closed ? '（已截止）' : ''}`).join('；');
+}
+/** A session as an availability update leaves it (places left per slot, the first slot open). */
+function updated(x, d) {
+  const slots = (x.slots || []).map((sl, i) => ({ ...sl,
+    remaining: d.remaining[i] ?? sl.remaining, closed: i < (d.open_from ?? 0) }));
+  return { ...x, slots, status: d.status };
+}
 /** What a refused field of this page means to staff. */
 const FIELDS = {
   lines: '模板有误（每个星期和时段只能有一行，开始须早于结束）',
@@ -166,16 +177,33 @@ export async function schedulesPage(main, me) {
   const editor = h('div', { id: 'segments-box' });
   const today = hospitalDay(0);
   const later = hospitalDay(27);
+  // The sessions shown, by id: an update from the staff socket is applied to them in place.
+  let shown = new Map();
+  const onUpdate = (u) => {
+    const x = shown.get(u.data.session_id);
+    if (!x) return;
+    const next = updated(x, u.data);
+    shown.set(x.session_id, next);
+    const row = sessions.querySelector(`[data-places="${x.session_id}"]`);
+    if (row) row.textContent = places(next);
+    const st = sessions.querySelector(`[data-status="${x.session_id}"]`);
+    if (st) st.textContent = STATUS[next.status] || next.status || '';
+  };
   const showSessions = async (doctor, note) => {
+    // Watched before it is read: a booking in between reaches the rows read.
+    const live = await watch([`doctor:${doctor}`], onUpdate);
     const s = await api('GET', `/api/v1/admin/doctors/${doctor}/schedule?from=${today}&to=${later}`);
-    mount(sessions, h('h3', {}, '未来四周的出诊'), note ? h('p', { class: 'ok', id: 'adjusted' }, note) : null, table([
+    shown = new Map((s.sessions || []).map((x) => [x.session_id, x]));
+    mount(sessions, h('h3', {}, '未来四周的出诊',
+      live ? h('span', { class: 'muted', id: 'sessions-live', title: '患者预约时余号随之更新' }, '（实时）') : null),
+    note ? h('p', { class: 'ok', id: 'adjusted' }, note) : null, table([
       ['日期', (x) => x.date], ['时段', (x) => periodLabel(x.period)],
-      ['号源', (x) => (x.slots || []).map((sl) => `${hm(sl.start)}-${hm(sl.end)} 余${sl.remaining}${sl.closed ? '（已截止）' : ''}`).join('；')],
+      ['号源', (x) => h('span', { dataset: { places: x.session_id } }, places(x))],
       ['挂号费', (x) => yuan(x.fee)],
-      ['状态', (x) => STATUS[x.status] || x.status || ''],
+      ['状态', (x) => h('span', { dataset: { status: x.session_id } }, STATUS[x.status] || x.status || '')],
       ['', (x) => (x.status === 'open'
         ? h('button', { type: 'button', class: 'adjust', dataset: { session: x.session_id },
-          onclick: () => segmentEditor(editor, x, async (msg) => { editor.replaceChildren(); await showSessions(doctor, msg); }) }, '调整号源')
+          onclick: () => segmentEditor(editor, shown.get(x.session_id) || x, async (msg) => { editor.replaceChildren(); await showSessions(doctor, msg); }) }, '调整号源')
         : '')],
     ], s.sessions || [], '未来四周没有出诊'));
   };
