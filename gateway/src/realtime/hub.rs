@@ -197,6 +197,10 @@ impl Prepared {
     }
 }
 
+/// A topic's subscribers here, by `sink_id`; held weakly, so a closed socket's entry only waits
+/// for its `unsubscribe`.
+type Subscribers = HashMap<u64, Weak<dyn TopicSink>>;
+
 /// This node's agents' consoles as the hub sees them (`consoles::ConsoleHub`): where console
 /// events published by other nodes are delivered.
 pub trait LocalConsoles: Send + Sync {
@@ -206,7 +210,7 @@ pub trait LocalConsoles: Send + Sync {
 #[derive(Default)]
 pub struct Hub {
     accounts: RwLock<HashMap<AccountId, Vec<Arc<SocketShared>>>>,
-    topics: RwLock<HashMap<String, HashMap<u64, Weak<dyn TopicSink>>>>,
+    topics: RwLock<HashMap<String, Subscribers>>,
     invalidations: Invalidations,
     /// This node's cache of patient sessions: revocations reach it here, with the sockets.
     pub logins: LoginCache,
