@@ -147,10 +147,10 @@ async fn the_console_schedules_and_withdraws_an_announcement() {
         b.client.execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&at).unwrap(), json!(wall)])
     };
     b.wait_text("定时发布（医院时区 Asia/Tokyo，留空即刻发布）").await;
-    // A time in the past is refused, and the form says which field.
+    // A time in the past is refused, and the form says so in staff's words.
     set_at((Utc::now() - Days::days(2)).format("%Y-%m-%dT%H:%M").to_string()).await.unwrap();
     b.click("#new-announcement button[type=submit]").await;
-    b.wait_text("（publish_at）").await;
+    b.wait_text("定时发布的时间须在现在到一年之内：不能早于现在").await;
     b.screenshot("admin-announcements-error").await;
     // Tomorrow 10:30 in Tokyo is 01:30 UTC that day.
     let tomorrow = (Utc::now() + Days::hours(9)).date_naive() + Days::days(1);

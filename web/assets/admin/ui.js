@@ -15,8 +15,12 @@ export function field(label, input) {
   return h('label', { class: 'field' }, h('span', {}, label), input);
 }
 
-/** A form whose submit runs `action(form)`; errors show under it, `done` runs after success. */
-export function form(title, fields, submitLabel, action, done, id) {
+/**
+ * A form whose submit runs `action(form)`; errors show under it, `done` runs after success.
+ * `refusals` says in staff's words what a refused field (`invalid_field`) must be; a field it
+ * does not name shows the server's message with the field's name.
+ */
+export function form(title, fields, submitLabel, action, done, id, refusals = {}) {
   const err = h('div', { class: 'error', role: 'alert' });
   const f = h('form', { class: 'card form', id, onsubmit: async (e) => {
     e.preventDefault();
@@ -25,8 +29,9 @@ export function form(title, fields, submitLabel, action, done, id) {
       const r = await action(f);
       if (done) await done(r);
     } catch (x) {
+      const own = x instanceof ApiError && x.code === 'invalid_field' && refusals[x.field];
       const where = x instanceof ApiError && x.field ? `（${x.field}）` : '';
-      err.textContent = messageOf(x) + where;
+      err.textContent = own || messageOf(x) + where;
     }
   } }, h('h3', {}, title), h('div', { class: 'fields' }, fields), h('button', { type: 'submit' }, submitLabel), err);
   return f;

@@ -40,7 +40,11 @@ export async function announcementsPage(main, me) {
     return api('POST', '/api/v1/admin/announcements', {
       title: f.title.value, body: f.body.value, audience: aud, publish_at: fromHospitalLocal(f.at.value),
     });
-  }, reload, 'new-announcement');
+  }, reload, 'new-announcement', {
+    publish_at: '定时发布的时间须在现在到一年之内：不能早于现在',
+    title: '标题须为 1 到 64 个字',
+    body: '内容须为 1 到 4000 个字',
+  });
 
   mount(main, h('h2', {}, '公告'), h('div', { class: 'two' }, h('div', { class: 'card' }, rows), create));
 }
