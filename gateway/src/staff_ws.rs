@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use crate::auth::tokens::hash_token;
 use crate::realtime::hub::{new_sink_id, Hub, Prepared, SlotKey, TopicSink, TopicSlots};
-use crate::realtime::protocol::{valid_topic, Codec};
+use crate::realtime::protocol::{invalid_topic, Codec};
 use crate::realtime::websocket::{NotAnUpgrade, Upgrade, WebSocket};
 use crate::state::AppState;
 
@@ -84,8 +84,8 @@ impl Watch {
         if topics.len() > MAX_WATCHED {
             return bad_frame(&format!("at most {MAX_WATCHED} topics"));
         }
-        if let Some(t) = topics.iter().find(|t| !valid_topic(t)) {
-            return bad_frame(&format!("{t:?}: a topic is doctor:<uuid>, department:<uuid> or queue:<session uuid>"));
+        if let Some(why) = invalid_topic(&topics) {
+            return bad_frame(&why);
         }
         let new: BTreeSet<String> = topics.into_iter().collect();
         let mut mine = self.topics.lock().expect("watched topics");

@@ -339,6 +339,13 @@ pub fn valid_topic(t: &str) -> bool {
     }
 }
 
+/// Why a list of topics is refused (the first that is not `valid_topic`), if it is.
+pub fn invalid_topic(topics: &[String]) -> Option<String> {
+    let t = topics.iter().find(|t| !valid_topic(t))?;
+    let t: String = t.chars().take(60).collect();
+    Some(format!("{t:?}: a topic is doctor:<uuid>, department:<uuid> or queue:<session uuid>"))
+}
+
 impl TryFrom<&ClientEnvelope> for ClientMsg {
     type Error = FrameError;
     fn try_from(e: &ClientEnvelope) -> Result<Self, FrameError> {
@@ -362,11 +369,8 @@ impl TryFrom<&ClientEnvelope> for ClientMsg {
                 if p.topics.len() > MAX_TOPICS_PER_FRAME {
                     return Err(bad(format!("at most {MAX_TOPICS_PER_FRAME} topics per frame")));
                 }
-                if let Some(t) = p.topics.iter().find(|t| !valid_topic(t)) {
-                    let t: String = t.chars().take(60).collect();
-                    return Err(bad(format!(
-                        "{t:?}: a topic is doctor:<uuid>, department:<uuid> or queue:<session uuid>"
-                    )));
+                if let Some(why) = invalid_topic(&p.topics) {
+                    return Err(bad(why));
                 }
                 Ok(if e.kind == "subscribe" {
                     ClientMsg::Subscribe { topics: p.topics }
