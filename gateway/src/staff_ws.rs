@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::auth::tokens::hash_token;
-use crate::realtime::hub::{new_sink_id, Hub, Prepared, SlotKey, TopicSink, TopicSlots};
+use crate::realtime::hub::{new_sink_id, Hub, Prepared, TopicSink, TopicSlots};
 use crate::realtime::protocol::{invalid_topic, Codec};
 use crate::realtime::websocket::{NotAnUpgrade, Upgrade, WebSocket};
 use crate::state::AppState;
@@ -63,8 +63,8 @@ impl TopicSink for Watch {
         self.id
     }
 
-    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>) {
-        self.slots.offer(key, event);
+    fn offer_topic(&self, event: Arc<Prepared>) {
+        self.slots.offer(event);
         self.wake.notify_one();
     }
 }

@@ -32,7 +32,7 @@ pub struct Revocation {
 }
 
 /// What replaces what in a socket's topic slots: one value per topic and session.
-pub type SlotKey = (String, Option<SessionId>);
+type SlotKey = (String, Option<SessionId>);
 
 /// A number for a new topic subscriber, unique on this node (the topic index's key).
 pub fn new_sink_id() -> u64 {
@@ -44,35 +44,42 @@ pub trait TopicSink: Send + Sync {
     /// Its number in the topic index (`new_sink_id`).
     fn sink_id(&self) -> u64;
     /// Keeps `event` as its topic's newest until the subscriber's writer sends it.
-    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>);
+    fn offer_topic(&self, event: Arc<Prepared>);
 }
 
 /// The newest update of each topic and session a subscriber has not sent yet (coalesced: a
-/// slow subscriber gets the latest value, never a backlog).
+/// slow subscriber gets the latest value, never a backlog). A list, not a map: a socket's writer
+/// takes what is pending at once, so it holds one update or a few, and an update reaching
+/// thousands of sockets then costs each one a pointer pushed, not a key copied and hashed into
+/// a fresh table (docs/benchmarks.md, the fan-out's profile of 2026-12-01 22:00).
 #[derive(Default)]
-pub struct TopicSlots(Mutex<HashMap<SlotKey, Arc<Prepared>>>);
+pub struct TopicSlots(Mutex<Vec<Arc<Prepared>>>);
 
 impl TopicSlots {
     /// Keeps `event`, replacing an older one of its topic and session.
-    pub fn offer(&self, key: SlotKey, event: Arc<Prepared>) {
-        let replaced = self.0.lock().expect("topic slots").insert(key, event).is_some();
-        if replaced {
-            metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
+    pub fn offer(&self, event: Arc<Prepared>) {
+        let mut slots = self.0.lock().expect("topic slots");
+        match slots.iter_mut().find(|p| p.key == event.key) {
+            Some(older) => {
+                *older = event;
+                drop(slots);
+                metrics::counter!("ws_drops_total", "reason" => "coalesced").increment(1);
+            }
+            None => slots.push(event),
         }
     }
 
     /// The pending updates, oldest first.
     pub fn take(&self) -> Vec<Arc<Prepared>> {
-        // Taken whole: an idle subscriber keeps no slot map's capacity.
-        let slots = std::mem::take(&mut *self.0.lock().expect("topic slots"));
-        let mut v: Vec<Arc<Prepared>> = slots.into_values().collect();
+        // Taken whole: an idle subscriber keeps no list's capacity.
+        let mut v = std::mem::take(&mut *self.0.lock().expect("topic slots"));
         v.sort_by_key(|p| p.at_ms);
         v
     }
 
     /// Forgets pending updates of `topic` older than `before_ms` (a snapshot was just sent).
     pub(super) fn drop_older(&self, topic: &str, before_ms: u64) {
-        self.0.lock().expect("topic slots").retain(|k, p| k.0 != topic || p.at_ms >= before_ms);
+        self.0.lock().expect("topic slots").retain(|p| p.key.0 != topic || p.at_ms >= before_ms);
     }
 }
 
@@ -153,8 +160,8 @@ impl TopicSink for SocketShared {
         self.id
     }
 
-    fn offer_topic(&self, key: SlotKey, event: Arc<Prepared>) {
-        self.topics.offer(key, event);
+    fn offer_topic(&self, event: Arc<Prepared>) {
+        self.topics.offer(event);
         self.wake.notify_one();
     }
 }
@@ -165,13 +172,16 @@ impl TopicSink for SocketShared {
 pub struct Prepared {
     pub event: TopicEvent,
     pub at_ms: u64,
+    /// What a newer update replaces (`TopicEvent::coalesce_key`), worked out once.
+    key: SlotKey,
     json: OnceLock<axum::extract::ws::Utf8Bytes>,
     msgpack: OnceLock<axum::body::Bytes>,
 }
 
 impl Prepared {
     pub fn new(event: TopicEvent, at_ms: u64) -> Arc<Self> {
-        Arc::new(Self { event, at_ms, json: OnceLock::new(), msgpack: OnceLock::new() })
+        let key = event.coalesce_key();
+        Arc::new(Self { event, at_ms, key, json: OnceLock::new(), msgpack: OnceLock::new() })
     }
 
     pub(crate) fn message(&self, codec: Codec) -> Message {
@@ -276,28 +286,26 @@ impl Hub {
 
     /// Offers a topic update to every socket subscribed to it here (latest value wins there).
     pub fn deliver_topic(&self, event: TopicEvent, at_ms: u64) {
-        let key = event.coalesce_key();
         let subs: Vec<Arc<dyn TopicSink>> = {
             let map = self.topics.read().expect("topic index");
-            map.get(&key.0).map(|s| s.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+            map.get(event.topic()).map(|s| s.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
         };
         if subs.is_empty() {
             return;
         }
         let prepared = Prepared::new(event, at_ms);
         for s in subs {
-            s.offer_topic(key.clone(), prepared.clone());
+            s.offer_topic(prepared.clone());
         }
     }
 
     /// Offers a transient event (the agent typing) to every socket of `account` here, subscribed
     /// to its topic or not; never logged.
     pub fn deliver_direct(&self, account: AccountId, event: TopicEvent, at_ms: u64) {
-        let key = event.coalesce_key();
         let prepared = Prepared::new(event, at_ms);
         let map = self.accounts.read().expect("socket index");
         for s in map.get(&account).into_iter().flatten() {
-            s.offer_topic(key.clone(), prepared.clone());
+            s.offer_topic(prepared.clone());
         }
     }
 
@@ -337,5 +345,58 @@ impl Hub {
                 map.remove(topic);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hospital_domain::live::{Availability, TopicEvent};
+    use hospital_domain::schedule::{Period, SessionStatus};
+    use hospital_domain::{DepartmentId, DoctorId};
+
+    fn update(doctor: DoctorId, session: SessionId, left: u32, at_ms: u64) -> Arc<Prepared> {
+        let data = Availability {
+            doctor_id: doctor,
+            department_id: DepartmentId::new(),
+            session_id: session,
+            date: chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
+            period: Period::Morning,
+            status: SessionStatus::Open,
+            remaining: vec![left],
+            open_from: 0,
+            waiting: 0,
+        };
+        Prepared::new(TopicEvent::availability(format!("doctor:{doctor}"), data), at_ms)
+    }
+
+    fn left(p: &Prepared) -> u32 {
+        match &p.event {
+            TopicEvent::Availability(u) => u.data.remaining[0],
+            _ => unreachable!(),
+        }
+    }
+
+    /// A subscriber's pending updates: the newest per topic and session, oldest first; a
+    /// snapshot's time drops the older ones of its topic.
+    #[test]
+    fn topic_slots_keep_the_newest_per_topic_and_session() {
+        let slots = TopicSlots::default();
+        let (d, e) = (DoctorId::new(), DoctorId::new());
+        let (s1, s2) = (SessionId::new(), SessionId::new());
+        slots.offer(update(d, s1, 9, 10));
+        slots.offer(update(e, s1, 5, 11));
+        slots.offer(update(d, s2, 7, 12));
+        slots.offer(update(d, s1, 8, 13));
+        let got: Vec<(u64, u32)> = slots.take().iter().map(|p| (p.at_ms, left(p))).collect();
+        assert_eq!(got, [(11, 5), (12, 7), (13, 8)], "d/s1's 9 replaced by its 8; oldest first");
+        assert!(slots.take().is_empty(), "taken whole");
+
+        slots.offer(update(d, s1, 6, 20));
+        slots.offer(update(d, s2, 4, 30));
+        slots.offer(update(e, s2, 3, 21));
+        slots.drop_older(&format!("doctor:{d}"), 25);
+        let got: Vec<(u64, u32)> = slots.take().iter().map(|p| (p.at_ms, left(p))).collect();
+        assert_eq!(got, [(21, 3), (30, 4)], "only d's update older than the snapshot went");
     }
 }

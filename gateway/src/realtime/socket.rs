@@ -64,6 +64,9 @@ impl Bucket {
     }
 }
 
+/// Wake-ups from the hub a socket takes before its other branches first (see `serve_until_end`).
+const WAKES_IN_A_ROW: u32 = 8;
+
 /// How a connection ends: the close code and reason to send, or None (the peer is gone).
 type End = Option<(u16, String)>;
 
@@ -362,9 +365,21 @@ impl Session<'_> {
         // entered in tokio's wheel and taken out again for every frame the socket sent.
         let session_check = tokio::time::sleep(until(self.login.ends_at()));
         tokio::pin!(session_check);
+        let mut woken = 0u32;
 
         loop {
+            // Biased, the hub's wake-up first: nearly every wake-up of an open socket is an
+            // update to send, and polling the read side and both timers first (tokio's default
+            // is a random order) was about a tenth of the server's own time in the fan-out's
+            // profile (docs/benchmarks.md, 2026-12-01 22:00). The others are polled whenever it
+            // is not ready; and after `WAKES_IN_A_ROW` wake-ups it goes last once, so a socket
+            // whose topics change without pause still reads its client's frames and heartbeats.
             tokio::select! {
+                biased;
+                _ = self.shared.wake.notified(), if woken < WAKES_IN_A_ROW => {
+                    woken += 1;
+                    self.send_pending(&mut p).await?;
+                }
                 incoming = self.conn.ws.recv() => {
                     let msg = match incoming {
                         Some(Ok(m)) => m,
@@ -372,6 +387,7 @@ impl Session<'_> {
                         None => return Err(None),
                     };
                     last_heard = Instant::now();
+                    woken = 0;
                     let frame = match &msg {
                         // Answered with a close of our own (completing the closing handshake).
                         Message::Close(_) => return Err(end(close::NORMAL, "bye")),
@@ -413,29 +429,8 @@ impl Session<'_> {
                     };
                     Box::pin(self.handle(msg, id.as_deref(), &mut p)).await?;
                 }
-                _ = self.shared.wake.notified() => {
-                    if let Some((code, reason)) = self.shared.closing() {
-                        return Err(end(code, reason));
-                    }
-                    // Personal events first (in sequence), then the topics' latest values.
-                    while let Some(event) = self.shared.next_personal() {
-                        self.live(&mut p, event).await?;
-                        if p.last_sent.saturating_sub(p.last_acked) > cfg.max_unacked {
-                            return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
-                        }
-                    }
-                    for prepared in self.shared.topics.take() {
-                        // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
-                        let direct = matches!(prepared.event, hospital_domain::live::TopicEvent::Typing(_));
-                        if !direct && !self.subscribed.contains(prepared.event.topic()) {
-                            continue;
-                        }
-                        self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;
-                        let lag = super::log::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
-                        hospital_actors::observe!("ws_fanout_latency_seconds", lag);
-                    }
-                }
                 _ = heartbeat.tick() => {
+                    woken = 0;
                     if last_heard.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
                         return Err(end(close::IDLE, "idle: send a ping at least every heartbeat"));
                     }
@@ -464,8 +459,38 @@ impl Session<'_> {
                     };
                     session_check.as_mut().reset(tokio::time::Instant::now() + next);
                 }
+                _ = self.shared.wake.notified(), if woken >= WAKES_IN_A_ROW => {
+                    // Every other branch was polled and not ready: favour the wake-up again.
+                    woken = 0;
+                    self.send_pending(&mut p).await?;
+                }
             }
         }
+    }
+
+    /// What the hub left for this socket: the personal events first (in sequence), then the
+    /// topics' latest values; or the close asked for from outside.
+    async fn send_pending(&mut self, p: &mut Progress) -> Result<(), End> {
+        if let Some((code, reason)) = self.shared.closing() {
+            return Err(end(code, reason));
+        }
+        while let Some(event) = self.shared.next_personal() {
+            self.live(p, event).await?;
+            if p.last_sent.saturating_sub(p.last_acked) > self.conn.cfg.max_unacked {
+                return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
+            }
+        }
+        for prepared in self.shared.topics.take() {
+            // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
+            let direct = matches!(prepared.event, hospital_domain::live::TopicEvent::Typing(_));
+            if !direct && !self.subscribed.contains(prepared.event.topic()) {
+                continue;
+            }
+            self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;
+            let lag = super::log::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
+            hospital_actors::observe!("ws_fanout_latency_seconds", lag);
+        }
+        Ok(())
     }
 
     async fn handle(&mut self, msg: ClientMsg, id: Option<&str>, p: &mut Progress) -> Result<(), End> {
