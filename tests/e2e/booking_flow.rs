@@ -576,6 +576,33 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
     b.screenshot("admin-schedule-slot-closed").await;
 }
 
+/// 排班 reads its sessions again when its staff socket comes back from a drop: a booking made
+/// while the page was not watching (the server restarted on the same address, the page not yet
+/// reconnected: it waits 5 s) shows once it is, where the re-watch alone would leave it stale.
+#[tokio::test]
+async fn the_schedule_page_reads_again_after_its_socket_came_back() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let s = TestServer::start(booking_opts().listen(&addr)).await;
+    let admin = staff(&s).await;
+    let doctor = doctors(&s).await.remove(0);
+    let date = ahead(22);
+    let (session, slots) = create_session(&s, &admin, &doctor, date, 25, 7, None).await;
+    let b = crate::browser::Browser::start().await;
+    b.sign_in(&s.url("/admin"), "admin", "admin-demo-2026").await;
+    b.click("nav a[data-page=schedules]").await;
+    b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
+    b.find("#sessions-live").await;
+    b.wait_text("18:00-18:25 余7").await;
+
+    let s = TestServer::start(booking_opts().listen(&addr).data_dir(s.stop())).await;
+    book_ok(&s, &person(&s, 8831).await, &slots[0]).await;
+    assert_eq!(remaining(&s, &doctor, date, &session).await[0], 6);
+    b.wait_text("18:00-18:25 余6").await;
+}
+
 /// The back office's staff socket watches public topics: a doctor's places come to it as a
 /// patient books, nothing more once it watches nothing, and a topic that is not public (or not
 /// a topic) is refused with a reason.

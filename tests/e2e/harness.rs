@@ -34,6 +34,8 @@ pub struct Opts {
     pub redis_url: Option<String>,
     /// Reuse this data directory (a restart); a fresh one otherwise.
     pub data_dir: Option<TempDir>,
+    /// Listen here (a restart that pages in a browser must find again); any free port otherwise.
+    pub listen: Option<String>,
 }
 
 impl Opts {
@@ -48,6 +50,12 @@ impl Opts {
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Listens on `addr` (`127.0.0.1:<port>`).
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = Some(addr.to_string());
         self
     }
 
@@ -148,7 +156,8 @@ impl TestServer {
         let bin = std::env::var("HOSPITAL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hospital").to_string());
         // The key vault inside the data directory, so it goes with it (a test that keeps them
         // apart sets its own `HOSPITAL_VAULT_DIR`).
-        let mut cmd = hospital_testkit::hospital_command(bin, &["--listen", "127.0.0.1:0"], data_dir.path());
+        let listen = opts.listen.as_deref().unwrap_or("127.0.0.1:0");
+        let mut cmd = hospital_testkit::hospital_command(bin, &["--listen", listen], data_dir.path());
         // Quiet logs (HOSPITAL_LOG is the filter, not a config key: the server must accept it).
         cmd.env("HOSPITAL_LOG", "warn,hospital=warn");
         if let Some(url) = &redis_url {

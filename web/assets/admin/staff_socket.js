@@ -9,8 +9,18 @@ import { latestNews as latest, showNews as show } from '/static/common/news.js';
 let socket = null;
 /** The socket the server welcomed (signed in): watch frames go to it. */
 let welcomed = null;
-/** What the current page watches: its topics, what to do with an update, the pending answer. */
-let watching = { topics: [], onUpdate: null, answered: null };
+/** Welcomes so far: one after the first is a reconnection, after which a page reads again. */
+let welcomes = 0;
+/**
+ * What the current page watches: its topics, what to do with an update and after a
+ * reconnection (updates may have been missed while down), the pending answer.
+ */
+let watching = { topics: [], onUpdate: null, onResync: null, answered: null };
+
+/** The server's `watching` answer is for the topics asked last (it sends them sorted). */
+function answers(topics) {
+  return JSON.stringify([...topics].sort()) === JSON.stringify([...watching.topics].sort());
+}
 
 function sendWatch(ws) {
   if (ws && ws === welcomed && ws.readyState === WebSocket.OPEN) {
@@ -36,9 +46,13 @@ export function staffNews(bar) {
       if (f.type === 'welcome') {
         bar.dataset.live = 'yes';
         welcomed = ws;
-        if (watching.topics.length) sendWatch(ws);
+        welcomes += 1;
+        if (watching.topics.length && sendWatch(ws) && welcomes > 1 && watching.onResync) watching.onResync();
       }
-      if (f.type === 'watching' && watching.answered) { watching.answered(true); watching.answered = null; }
+      if (f.type === 'watching' && watching.answered && answers(f.payload.topics)) {
+        watching.answered(true);
+        watching.answered = null;
+      }
       if (f.type === 'availability' && watching.onUpdate) watching.onUpdate(f.payload);
     };
     ws.onclose = () => {
@@ -52,13 +66,14 @@ export function staffNews(bar) {
 
 /**
  * Watches `topics` (replacing what the last page watched) and calls `onUpdate` with each
- * update's payload (`{topic, data}`). Resolves true once the server watches them, false if the
- * socket is not up (the page then shows what it read, without live updates). Read the state
- * after this resolves: an update that lands in between then reaches the page.
+ * update's payload (`{topic, data}`), and `onResync` after the socket came back from a drop.
+ * Resolves true once the server watches them, false if the socket is not up (the page then
+ * shows what it read, without live updates). Read the state after this resolves: an update
+ * that lands in between then reaches the page.
  */
-export function watch(topics, onUpdate) {
+export function watch(topics, onUpdate, onResync = null) {
   if (watching.answered) watching.answered(false);
-  watching = { topics, onUpdate, answered: null };
+  watching = { topics, onUpdate, onResync, answered: null };
   return new Promise((resolve) => {
     watching.answered = resolve;
     if (!sendWatch(socket)) { watching.answered = null; resolve(false); return; }
