@@ -597,10 +597,18 @@ async fn the_schedule_page_reads_again_after_its_socket_came_back() {
     b.find("#sessions-live").await;
     b.wait_text("18:00-18:25 余7").await;
 
-    let s = TestServer::start(booking_opts().listen(&addr).data_dir(s.stop())).await;
+    // Down: the list no longer says it is live.
+    let dir = s.stop();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !b.client.find_all(fantoccini::Locator::Css("#sessions-live")).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "（实时） still shown with the server down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = TestServer::start(booking_opts().listen(&addr).data_dir(dir)).await;
     book_ok(&s, &person(&s, 8831).await, &slots[0]).await;
     assert_eq!(remaining(&s, &doctor, date, &session).await[0], 6);
     b.wait_text("18:00-18:25 余6").await;
+    b.find("#sessions-live").await;
 }
 
 /// The back office's staff socket watches public topics: a doctor's places come to it as a

@@ -62,7 +62,7 @@ async function start() {
     mount(nav, pages.map((p) => h('a', { href: '#' + p.id, class: p === page ? 'active' : '', 'data-page': p.id }, p.label)));
     if (!page) return mount(main, h('p', { class: 'empty' }, '您的角色没有可用的管理页面。'));
     mount(main, h('p', { class: 'muted' }, '加载中…'));
-    watch([], null); // what the last page watched stops; a page that watches says so itself
+    watch([]); // what the last page watched stops; a page that watches says so itself
     try {
       await page.render(main, me);
     } catch (x) {

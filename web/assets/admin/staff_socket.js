@@ -12,10 +12,10 @@ let welcomed = null;
 /** Welcomes so far: one after the first is a reconnection, after which a page reads again. */
 let welcomes = 0;
 /**
- * What the current page watches: its topics, what to do with an update and after a
- * reconnection (updates may have been missed while down), the pending answer.
+ * What the current page watches: its topics, what to do with an update, when the socket drops
+ * and after it is back (updates may have been missed meanwhile), the pending answer.
  */
-let watching = { topics: [], onUpdate: null, onResync: null, answered: null };
+let watching = { topics: [], on: {}, answered: null };
 
 /** The server's `watching` answer is for the topics asked last (it sends them sorted). */
 function answers(topics) {
@@ -47,17 +47,19 @@ export function staffNews(bar) {
         bar.dataset.live = 'yes';
         welcomed = ws;
         welcomes += 1;
-        if (watching.topics.length && sendWatch(ws) && welcomes > 1 && watching.onResync) watching.onResync();
+        if (watching.topics.length && sendWatch(ws) && welcomes > 1 && watching.on.resync) watching.on.resync();
       }
       if (f.type === 'watching' && watching.answered && answers(f.payload.topics)) {
         watching.answered(true);
         watching.answered = null;
       }
-      if (f.type === 'availability' && watching.onUpdate) watching.onUpdate(f.payload);
+      if (f.type === 'availability' && watching.on.update) watching.on.update(f.payload);
     };
     ws.onclose = () => {
       if (socket !== ws) return;
       delete bar.dataset.live;
+      if (welcomed === ws && watching.on.down) watching.on.down();
+      welcomed = null;
       setTimeout(() => { if (socket === ws) { latest(bar); connect(); } }, 5000);
     };
   };
@@ -65,15 +67,15 @@ export function staffNews(bar) {
 }
 
 /**
- * Watches `topics` (replacing what the last page watched) and calls `onUpdate` with each
- * update's payload (`{topic, data}`), and `onResync` after the socket came back from a drop.
- * Resolves true once the server watches them, false if the socket is not up (the page then
- * shows what it read, without live updates). Read the state after this resolves: an update
- * that lands in between then reaches the page.
+ * Watches `topics` (replacing what the last page watched). `on.update` gets each update's
+ * payload (`{topic, data}`), `on.down` is called when the socket drops and `on.resync` once it
+ * is back. Resolves true once the server watches them, false if the socket is not up (the page
+ * then shows what it read, without live updates). Read the state after this resolves: an
+ * update that lands in between then reaches the page.
  */
-export function watch(topics, onUpdate, onResync = null) {
+export function watch(topics, on = {}) {
   if (watching.answered) watching.answered(false);
-  watching = { topics, onUpdate, onResync, answered: null };
+  watching = { topics, on, answered: null };
   return new Promise((resolve) => {
     watching.answered = resolve;
     if (!sendWatch(socket)) { watching.answered = null; resolve(false); return; }

@@ -191,7 +191,12 @@ export async function schedulesPage(main, me) {
   };
   const showSessions = async (doctor, note) => {
     // Watched before it is read: a booking in between reaches the rows read.
-    const live = await watch([`doctor:${doctor}`], onUpdate, () => showSessions(doctor));
+    const live = await watch([`doctor:${doctor}`], {
+      update: onUpdate,
+      // While the socket is down the list is not live: it says so, and reads again once back.
+      down: () => { const c = sessions.querySelector('#sessions-live'); if (c) c.remove(); },
+      resync: () => showSessions(doctor),
+    });
     const s = await api('GET', `/api/v1/admin/doctors/${doctor}/schedule?from=${today}&to=${later}`);
     shown = new Map((s.sessions || []).map((x) => [x.session_id, x]));
     mount(sessions, h('h3', {}, '未来四周的出诊',
