@@ -609,6 +609,18 @@ async fn the_schedule_page_reads_again_after_its_socket_came_back() {
     assert_eq!(remaining(&s, &doctor, date, &session).await[0], 6);
     b.wait_text("18:00-18:25 余6").await;
     b.find("#sessions-live").await;
+
+    // A stop (停诊) changes more than the places (the status, the row's 调整号源 goes): the page
+    // reads the sessions again on that update.
+    ok_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/stop"), Some(&admin)).await).await;
+    let adjust = format!("button.adjust[data-session='{session}']");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !b.client.find_all(fantoccini::Locator::Css(&adjust)).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the stopped session still offers 调整号源");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = b.find(&format!("[data-status='{session}']")).await.text().await.unwrap();
+    assert_eq!(row, "停诊");
 }
 
 /// The back office's staff socket watches public topics: a doctor's places come to it as a

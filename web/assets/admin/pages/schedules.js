@@ -182,6 +182,11 @@ export async function schedulesPage(main, me) {
   const onUpdate = (u) => {
     const x = shown.get(u.data.session_id);
     if (!x) return;
+    // Re-timed slots (another member's 号源调整) or a stop (停诊) change more than two cells: read again.
+    if (u.data.remaining.length !== (x.slots || []).length || u.data.status !== x.status) {
+      showSessions(u.data.doctor_id);
+      return;
+    }
     const next = updated(x, u.data);
     shown.set(x.session_id, next);
     const row = sessions.querySelector(`[data-places="${x.session_id}"]`);
