@@ -621,6 +621,10 @@ async fn the_schedule_page_reads_again_after_its_socket_came_back() {
     }
     let row = b.find(&format!("[data-status='{session}']")).await.text().await.unwrap();
     assert_eq!(row, "停诊");
+    let stopped = b.find(&format!("[data-status='{session}']")).await;
+    let el = serde_json::to_value(&stopped).unwrap();
+    b.client.execute("arguments[0].scrollIntoView({block: 'center'});", vec![el]).await.unwrap();
+    b.screenshot("admin-schedule-live-after-restart").await;
 }
 
 /// The back office's staff socket watches public topics: a doctor's places come to it as a
