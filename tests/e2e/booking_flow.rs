@@ -599,11 +599,7 @@ async fn the_schedule_page_reads_again_after_its_socket_came_back() {
 
     // Down: the list no longer says it is live.
     let dir = s.stop();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !b.client.find_all(fantoccini::Locator::Css("#sessions-live")).await.unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "（实时） still shown with the server down");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    b.wait_gone("#sessions-live", "（实时） with the server down").await;
     let s = TestServer::start(booking_opts().listen(&addr).data_dir(dir)).await;
     book_ok(&s, &person(&s, 8831).await, &slots[0]).await;
     assert_eq!(remaining(&s, &doctor, date, &session).await[0], 6);
@@ -613,12 +609,7 @@ async fn the_schedule_page_reads_again_after_its_socket_came_back() {
     // A stop (停诊) changes more than the places (the status, the row's 调整号源 goes): the page
     // reads the sessions again on that update.
     ok_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/stop"), Some(&admin)).await).await;
-    let adjust = format!("button.adjust[data-session='{session}']");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !b.client.find_all(fantoccini::Locator::Css(&adjust)).await.unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "the stopped session still offers 调整号源");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    b.wait_gone(&format!("button.adjust[data-session='{session}']"), "the stopped session's 调整号源").await;
     let row = b.find(&format!("[data-status='{session}']")).await.text().await.unwrap();
     assert_eq!(row, "停诊");
     let stopped = b.find(&format!("[data-status='{session}']")).await;

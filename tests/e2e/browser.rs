@@ -93,6 +93,15 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matches `css` (up to 15 s); `what` names it in the failure.
+    pub async fn wait_gone(&self, css: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.client.find_all(Locator::Css(css)).await.unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "{what} still on the page after 15 s ({css})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn fill(&self, css: &str, value: &str) {
         let el = self.find(css).await;
         el.clear().await.unwrap();
