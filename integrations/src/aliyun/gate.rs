@@ -4,7 +4,7 @@
 //! AccessKeyId, signature method and version), the signature, the timestamp window and nonce
 //! reuse, and refuses in Aliyun's vocabulary (`SignatureDoesNotMatch`, `MissingTimestamp`, ...).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use axum::http::StatusCode;
@@ -88,7 +88,8 @@ pub struct RpcGate {
 /// logins, 10,000 SMS codes in a storm's set-up).
 #[derive(Debug, Default)]
 struct Nonces {
-    seen: HashMap<String, DateTime<Utc>>,
+    seen: HashSet<String>,
+    /// When each of `seen` came, oldest first.
     order: VecDeque<(DateTime<Utc>, String)>,
 }
 
@@ -110,10 +111,9 @@ impl Nonces {
     /// Records `nonce` at `now`; false if it was seen already (and is still remembered).
     fn first_use(&mut self, nonce: &str, now: DateTime<Utc>) -> bool {
         self.forget_old(now);
-        if self.seen.contains_key(nonce) {
+        if !self.seen.insert(nonce.to_string()) {
             return false;
         }
-        self.seen.insert(nonce.to_string(), now);
         self.order.push_back((now, nonce.to_string()));
         true
     }
@@ -263,7 +263,7 @@ mod tests {
         assert!(!n.first_use("b", later(NONCE_MEMORY_MINUTES)));
         assert_eq!((n.seen.len(), n.order.len()), (2, 2), "nothing kept twice, nothing old kept");
         assert!(n.first_use("c", later(10 + NONCE_MEMORY_MINUTES)));
-        let mut kept: Vec<&str> = n.seen.keys().map(String::as_str).collect();
+        let mut kept: Vec<&str> = n.seen.iter().map(String::as_str).collect();
         kept.sort();
         assert_eq!(kept, ["a", "c"], "b forgotten in its turn");
     }
