@@ -581,10 +581,7 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
 /// reconnected: it waits 5 s) shows once it is, where the re-watch alone would leave it stale.
 #[tokio::test]
 async fn the_schedule_page_reads_again_after_its_socket_came_back() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let addr = format!("127.0.0.1:{}", hospital_testkit::free_port());
     let s = TestServer::start(booking_opts().listen(&addr)).await;
     let admin = staff(&s).await;
     let doctor = doctors(&s).await.remove(0);
