@@ -50,12 +50,12 @@ enum StaffFrame {
     Watch { topics: Vec<String> },
 }
 
-/// The topics a staff socket watches, as the hub offers their updates to it.
+/// Where the hub offers a staff socket the updates of the topics it watches. The set of topics
+/// is the socket task's own (`Watched`): only that task reads or changes it.
 struct Watch {
     id: u64,
     slots: TopicSlots,
     wake: Notify,
-    topics: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl TopicSink for Watch {
@@ -69,18 +69,20 @@ impl TopicSink for Watch {
     }
 }
 
-impl Watch {
-    fn new() -> Arc<Self> {
-        Arc::new(Watch {
-            id: new_sink_id(),
-            slots: TopicSlots::default(),
-            wake: Notify::new(),
-            topics: Default::default(),
-        })
+/// A staff socket's watched topics, with where their updates arrive.
+struct Watched {
+    sink: Arc<Watch>,
+    topics: BTreeSet<String>,
+}
+
+impl Watched {
+    fn new() -> Self {
+        let sink = Arc::new(Watch { id: new_sink_id(), slots: TopicSlots::default(), wake: Notify::new() });
+        Watched { sink, topics: BTreeSet::new() }
     }
 
     /// Watches exactly `topics` from now on; the reply frame, or the refusal's.
-    fn replace(self: &Arc<Self>, hub: &Hub, topics: Vec<String>) -> serde_json::Value {
+    fn replace(&mut self, hub: &Hub, topics: Vec<String>) -> serde_json::Value {
         if topics.len() > MAX_WATCHED {
             return bad_frame(&format!("at most {MAX_WATCHED} topics"));
         }
@@ -88,27 +90,25 @@ impl Watch {
             return bad_frame(&why);
         }
         let new: BTreeSet<String> = topics.into_iter().collect();
-        let mut mine = self.topics.lock().expect("watched topics");
-        for t in mine.difference(&new) {
-            hub.unsubscribe(t, self.id);
+        for t in self.topics.difference(&new) {
+            hub.unsubscribe(t, self.sink.id);
         }
-        for t in new.difference(&mine) {
-            hub.subscribe(t, self);
+        for t in new.difference(&self.topics) {
+            hub.subscribe(t, &self.sink);
         }
-        *mine = new;
-        json!({ "type": "watching", "payload": { "topics": &*mine } })
+        self.topics = new;
+        json!({ "type": "watching", "payload": { "topics": &self.topics } })
     }
 
     /// The pending updates of topics still watched, as frames.
     fn frames(&self) -> Vec<Message> {
-        let mine = self.topics.lock().expect("watched topics");
-        let pending = self.slots.take();
-        pending.iter().filter(|p| mine.contains(p.event.topic())).map(|p| p.message(Codec::Json)).collect()
+        let pending = self.sink.slots.take();
+        pending.iter().filter(|p| self.topics.contains(p.event.topic())).map(|p| p.message(Codec::Json)).collect()
     }
 
-    fn end(&self, hub: &Hub) {
-        for t in std::mem::take(&mut *self.topics.lock().expect("watched topics")) {
-            hub.unsubscribe(&t, self.id);
+    fn end(self, hub: &Hub) {
+        for t in &self.topics {
+            hub.unsubscribe(t, self.sink.id);
         }
     }
 }
@@ -174,11 +174,11 @@ async fn run(mut ws: WebSocket, state: AppState, token: Option<String>) {
     let mut alive = ws.send(Message::Text(welcome.to_string().into())).await.is_ok();
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
-    let watch = Watch::new();
+    let mut watch = Watched::new();
     let hub = &state.realtime().hub;
     while alive {
         tokio::select! {
-            _ = watch.wake.notified() => {
+            _ = watch.sink.wake.notified() => {
                 for frame in watch.frames() {
                     alive = alive && ws.send(frame).await.is_ok();
                 }
