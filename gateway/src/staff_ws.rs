@@ -31,8 +31,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::auth::tokens::hash_token;
-use crate::realtime::hub::{new_sink_id, Hub, Prepared, TopicSink, TopicSlots};
+use crate::realtime::hub::Hub;
 use crate::realtime::protocol::{invalid_topic, Codec};
+use crate::realtime::topics::{new_sink_id, Prepared, TopicSink, TopicSlots};
 use crate::realtime::websocket::{NotAnUpgrade, Upgrade, WebSocket};
 use crate::state::AppState;
 

@@ -7,11 +7,13 @@
 
 pub mod bus;
 pub mod hub;
+pub mod line;
 pub mod log;
 pub mod node;
 pub mod protocol;
 pub mod snapshot;
 pub mod socket;
+pub mod topics;
 pub mod websocket;
 pub mod wire;
 

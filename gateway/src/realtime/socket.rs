@@ -27,11 +27,12 @@
 use axum::extract::ws::{CloseFrame, Message};
 use hospital_domain::AccountId;
 use hospital_store::{LoginSession, Subject};
-use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::hub::SocketShared;
+use super::line::{frame_out, Line};
 use super::log::{Logged, Since};
 use super::protocol::{
     close, codes, ClientMsg, Codec, Control, Frame, Outgoing, Pong, Reload, Resumed, Snapshot, Topics, Welcome,
@@ -75,7 +76,8 @@ fn end(code: u16, reason: impl Into<String>) -> End {
 }
 
 struct Conn<'a> {
-    ws: WebSocket,
+    /// Shared with the hub, which writes topic updates on it while this task is idle.
+    line: Arc<Line>,
     codec: Codec,
     /// Borrowed from the node's config: a copy in every socket's future would cost ~100 bytes.
     cfg: &'a RealtimeConfig,
@@ -107,12 +109,17 @@ impl Conn<'_> {
     }
 
     async fn send_message(&mut self, msg: Message, kind: &'static str) -> Result<(), End> {
-        let timeout = Duration::from_secs(self.cfg.write_timeout_secs);
-        match tokio::time::timeout(timeout, self.ws.send(msg)).await {
-            Ok(Ok(())) => {
-                frame_out(kind);
-                Ok(())
-            }
+        let line = self.line.clone();
+        self.within_write_timeout(line.send(msg)).await?;
+        frame_out(kind);
+        Ok(())
+    }
+
+    /// A write that must complete within the write timeout: a client that does not take it in
+    /// time is too slow; an error means the peer is gone.
+    async fn within_write_timeout(&self, write: impl Future<Output = Result<(), WsError>>) -> Result<(), End> {
+        match tokio::time::timeout(Duration::from_secs(self.cfg.write_timeout_secs), write).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(None),
             Err(_) => Err(end(close::TOO_SLOW, "too slow: reconnect and resume")),
         }
@@ -121,13 +128,13 @@ impl Conn<'_> {
     /// The closing handshake: send our close frame, then read (and drop) what the client still
     /// sends until its close frame, for a moment. Dropping the connection with unread data would
     /// make the kernel reset it, and the client might never see our close code.
-    async fn close(mut self, code: u16, reason: &str) {
+    async fn close(self, code: u16, reason: &str) {
         let frame = CloseFrame { code, reason: reason.to_string().into() };
-        if tokio::time::timeout(Duration::from_secs(2), self.ws.send(Message::Close(Some(frame)))).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), self.line.send(Message::Close(Some(frame)))).await.is_err() {
             return;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Some(Ok(m)) = self.ws.recv().await {
+            while let Some(Ok(m)) = self.line.recv().await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
@@ -160,7 +167,7 @@ fn read_error_close(e: WsError) -> End {
 /// Runs one connection to its end. `token` is the bearer token sent with the upgrade, if any.
 pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<String>, resume_from: Option<u64>) {
     let cfg = &state.config.realtime;
-    let mut conn = Conn { ws, codec, cfg };
+    let mut conn = Conn { line: Line::new(ws), codec, cfg };
     metrics::gauge!("ws_open_sockets").increment(1.0);
     let (session, resume_from) = match Box::pin(authenticate(&mut conn, &state, token)).await {
         Ok((s, from_frame)) => (s, resume_from.or(from_frame)),
@@ -183,14 +190,20 @@ pub async fn run(ws: WebSocket, state: AppState, codec: Codec, token: Option<Str
         metrics::gauge!("ws_open_sockets").decrement(1.0);
         return;
     }
-    let shared = SocketShared::new(account, session.token_hash.clone(), cfg.outbox);
+    let shared = SocketShared::new(account, session.token_hash.clone(), cfg.outbox, codec, conn.line.clone());
     let rt = state.realtime();
     // Registered before the head is read: an event is either at or below the head (the resume
     // replays it) or reaches this socket live.
     rt.hub.register(&shared);
-    let mut s = Session { conn, state: &state, shared: &shared, account, login: session, subscribed: HashSet::new() };
+    let mut s = Session { conn, state: &state, shared: &shared, account, login: session };
     let ending = s.serve(resume_from).await;
-    let Session { conn, subscribed, .. } = s;
+    let Session { conn, .. } = s;
+    let subscribed = {
+        let mut line = conn.line.lock();
+        // Ending: the hub writes on it no more.
+        line.busy = true;
+        std::mem::take(&mut line.subscribed)
+    };
     rt.hub.unregister(&shared, subscribed);
     // A close asked for from outside (revocation, a full outbox) wins over what the loop saw.
     let (code, reason) = match (shared.closing(), ending) {
@@ -232,7 +245,7 @@ async fn authenticate(
         None => {
             // wx.connectSocket can send headers, but browsers cannot: then the first frame is auth.
             let wait = Duration::from_secs(conn.cfg.auth_timeout_secs);
-            let first = tokio::time::timeout(wait, conn.ws.recv())
+            let first = tokio::time::timeout(wait, conn.line.recv())
                 .await
                 .map_err(|_| Some("no auth frame in time".to_string()))?;
             let msg = match first {
@@ -283,7 +296,6 @@ struct Session<'a> {
     shared: &'a Arc<SocketShared>,
     account: AccountId,
     login: LoginSession,
-    subscribed: HashSet<String>,
 }
 
 /// What the socket has sent and had acknowledged of its account's events.
@@ -350,6 +362,8 @@ impl Session<'_> {
     async fn serve_until_end(&mut self, resume_from: Option<u64>) -> Result<std::convert::Infallible, End> {
         let cfg = self.conn.cfg;
         let mut p = Box::pin(self.open(resume_from)).await?;
+        // Welcomed: from now on the hub may write topic updates itself.
+        self.conn.line.lock().busy = false;
         let mut bucket = Bucket {
             tokens: cfg.burst as f64,
             rate: cfg.frames_per_second as f64,
@@ -380,7 +394,7 @@ impl Session<'_> {
                     woken += 1;
                     self.send_pending(&mut p).await?;
                 }
-                incoming = self.conn.ws.recv() => {
+                incoming = self.conn.line.recv() => {
                     let msg = match incoming {
                         Some(Ok(m)) => m,
                         Some(Err(e)) => return Err(read_error_close(e)),
@@ -427,7 +441,10 @@ impl Session<'_> {
                             continue;
                         }
                     };
+                    // Answering the client: topic updates wait for this task meanwhile (`LineState::busy`).
+                    self.conn.line.lock().busy = true;
                     Box::pin(self.handle(msg, id.as_deref(), &mut p)).await?;
+                    self.conn.line.lock().busy = false;
                 }
                 _ = heartbeat.tick() => {
                     woken = 0;
@@ -480,17 +497,16 @@ impl Session<'_> {
                 return Err(end(close::TOO_SLOW, "too many unacknowledged events: reconnect and resume"));
             }
         }
-        for prepared in self.shared.topics.take() {
-            // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
-            let direct = matches!(prepared.event, hospital_domain::live::TopicEvent::Typing(_));
-            if !direct && !self.subscribed.contains(prepared.event.topic()) {
-                continue;
+        // The topics' updates as the hub writes them; what the kernel did not take at once (the
+        // rest of one the hub began, or of one written here) within the write timeout.
+        loop {
+            let line = self.conn.line.clone();
+            self.conn.within_write_timeout(line.flush()).await?;
+            let done = line.lock().write_topics(&self.shared.topics, self.conn.codec).map_err(|_| None)?;
+            if done {
+                return Ok(());
             }
-            self.conn.send_message(prepared.message(self.conn.codec), prepared.event.kind()).await?;
-            let lag = super::log::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
-            hospital_actors::observe!("ws_fanout_latency_seconds", lag);
         }
-        Ok(())
     }
 
     async fn handle(&mut self, msg: ClientMsg, id: Option<&str>, p: &mut Progress) -> Result<(), End> {
@@ -526,14 +542,18 @@ impl Session<'_> {
                 self.resume(p, last_seq, to, id).await
             }
             ClientMsg::Subscribe { topics } => {
-                let new: Vec<String> = topics.iter().filter(|t| !self.subscribed.contains(*t)).cloned().collect();
-                if self.subscribed.len() + new.len() > cfg.max_topics {
+                let (new, had) = {
+                    let line = self.conn.line.lock();
+                    let new: Vec<String> = topics.iter().filter(|t| !line.subscribed.contains(*t)).cloned().collect();
+                    (new, line.subscribed.len())
+                };
+                if had + new.len() > cfg.max_topics {
                     let why = format!("at most {} topics per socket", cfg.max_topics);
                     return self.conn.control(Control::error(codes::TOO_MANY_TOPICS, why), id).await;
                 }
                 for t in &new {
                     rt.hub.subscribe(t, self.shared);
-                    self.subscribed.insert(t.clone());
+                    self.conn.line.lock().subscribed.insert(t.clone());
                 }
                 self.conn.control(Control::Subscribed(Topics { topics: topics.clone() }), id).await?;
                 // The current state of each new topic, so the client need not wait for a change.
@@ -556,7 +576,7 @@ impl Session<'_> {
             ClientMsg::Unsubscribe { topics } => {
                 for t in &topics {
                     rt.hub.unsubscribe(t, self.shared.id);
-                    self.subscribed.remove(t);
+                    self.conn.line.lock().subscribed.remove(t);
                 }
                 self.conn.control(Control::Unsubscribed(Topics { topics }), id).await
             }
@@ -632,16 +652,6 @@ impl Session<'_> {
 }
 
 /// Time from now until `at` (zero if past).
-/// Counts a frame sent; a topic update's kind, sent to every watching socket, with its counter
-/// looked up once (`hospital_actors::count!`).
-fn frame_out(kind: &'static str) {
-    match kind {
-        "availability" => hospital_actors::count!("ws_frames_out_total", "type" => "availability"),
-        "queue_summary" => hospital_actors::count!("ws_frames_out_total", "type" => "queue_summary"),
-        other => metrics::counter!("ws_frames_out_total", "type" => other).increment(1),
-    }
-}
-
 fn until(at: chrono::DateTime<chrono::Utc>) -> Duration {
     (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
 }

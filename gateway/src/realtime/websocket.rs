@@ -85,30 +85,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// take leaves the rest in `owed`: dropping this future (a timeout) tears no frame, and the
     /// next send writes that rest first.
     pub async fn send(&mut self, msg: Message) -> Result<(), WsError> {
-        let close;
-        let (opcode, payload): (u8, &[u8]) = match &msg {
-            Message::Text(t) => (OP_TEXT, t.as_bytes()),
-            Message::Binary(b) => (OP_BINARY, b),
-            Message::Ping(b) => (OP_PING, b),
-            Message::Pong(b) => (OP_PONG, b),
-            Message::Close(f) if !self.close_sent => {
-                close = wire::close_body(f.as_ref());
-                (OP_CLOSE, &close)
+        let mut started = false;
+        poll_fn(|cx| self.poll_send(cx, &msg, &mut started)).await
+    }
+
+    /// `send` as a poll, its progress kept in `started` (false at first): Ready once the whole
+    /// frame is written and flushed. Polled with a waker that wakes nobody (the hub's write of
+    /// a topic update, `line`), Pending means the rest of the frame is owed and `started` true:
+    /// the socket's task writes it (with its own waker) before anything else.
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, msg: &Message, started: &mut bool) -> Poll<Result<(), WsError>> {
+        if !*started {
+            let close;
+            let (opcode, payload): (u8, &[u8]) = match msg {
+                Message::Text(t) => (OP_TEXT, t.as_bytes()),
+                Message::Binary(b) => (OP_BINARY, b),
+                Message::Ping(b) => (OP_PING, b),
+                Message::Pong(b) => (OP_PONG, b),
+                Message::Close(f) if !self.close_sent => {
+                    close = wire::close_body(f.as_ref());
+                    (OP_CLOSE, &close)
+                }
+                // Already closing (ours, or the reply to the peer's): only what is owed goes out.
+                Message::Close(_) => return self.poll_write_owed(cx).map_err(WsError::Io),
+            };
+            if self.close_sent {
+                return Poll::Ready(Err(WsError::Closed));
             }
-            // Already closing (ours, or the reply to the peer's): only what is owed goes out.
-            Message::Close(_) => return poll_fn(|cx| self.poll_write_owed(cx)).await.map_err(WsError::Io),
-        };
-        if self.close_sent {
-            return Err(WsError::Closed);
+            if opcode >= OP_CLOSE && payload.len() > 125 {
+                return Poll::Ready(Err(WsError::Protocol("control frames carry at most 125 bytes")));
+            }
+            if !self.owed.is_empty() {
+                ready!(self.poll_write_owed(cx))?;
+            }
+            self.close_sent = opcode == OP_CLOSE;
+            self.start_frame(cx, opcode, payload)?;
+            *started = true;
         }
-        if opcode >= OP_CLOSE && payload.len() > 125 {
-            return Err(WsError::Protocol("control frames carry at most 125 bytes"));
-        }
-        poll_fn(|cx| self.poll_write_owed(cx)).await?;
-        self.close_sent = opcode == OP_CLOSE;
-        poll_fn(|cx| Poll::Ready(self.start_frame(cx, opcode, payload))).await?;
-        poll_fn(|cx| self.poll_write_owed(cx)).await?;
-        Ok(())
+        self.poll_write_owed(cx).map_err(WsError::Io)
+    }
+
+    /// Nothing is owed and no close was sent: a new frame can start now.
+    pub fn clear_to_write(&self) -> bool {
+        self.owed.is_empty() && !self.close_sent
     }
 
     /// Bytes this socket holds now besides the connection itself (read, partial, owed).
@@ -116,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.read.capacity() + self.owed.capacity() + self.partial.as_ref().map_or(0, |(_, p)| p.capacity())
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
         loop {
             if self.read_done {
                 let _ = self.poll_write_owed(cx);
@@ -271,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Writes what is owed, then flushes; the buffer is let go once empty.
-    fn poll_write_owed(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    pub(super) fn poll_write_owed(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         while !self.owed.is_empty() {
             let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.owed))?;
             if n == 0 {
@@ -417,7 +435,7 @@ impl Upgrade {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -449,7 +467,7 @@ mod tests {
     }
 
     /// Reads one server frame: (fin, opcode, payload); server frames are never masked.
-    async fn server_frame(peer: &mut DuplexStream) -> (bool, u8, Vec<u8>) {
+    pub(in crate::realtime) async fn server_frame(peer: &mut DuplexStream) -> (bool, u8, Vec<u8>) {
         let mut h = [0u8; 2];
         peer.read_exact(&mut h).await.unwrap();
         assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
