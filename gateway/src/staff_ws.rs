@@ -66,6 +66,9 @@ impl TopicSink for Watch {
 
     fn offer_topic(&self, event: Arc<Prepared>) {
         self.slots.offer(event);
+    }
+
+    fn send_offered(&self) {
         self.wake.notify_one();
     }
 }

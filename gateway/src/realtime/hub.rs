@@ -114,6 +114,9 @@ impl TopicSink for SocketShared {
 
     fn offer_topic(&self, event: Arc<Prepared>) {
         self.topics.offer(event);
+    }
+
+    fn send_offered(&self) {
         // Written here when the connection is idle: waking the socket's task for it cost more
         // than the write (docs/benchmarks.md, the fan-out of 2026-12-02). Otherwise, or when the
         // kernel takes only part, the task does it.
@@ -131,6 +134,29 @@ impl TopicSink for SocketShared {
 /// A topic's subscribers here, by `sink_id`; held weakly, so a closed socket's entry only waits
 /// for its `unsubscribe`.
 type Subscribers = HashMap<u64, Weak<dyn TopicSink>>;
+
+/// Subscribers one task writes an update to: more are split over tasks, so that a topic with
+/// tens of thousands of subscribers here is written by every core, and no task holds its worker
+/// for more than a few milliseconds.
+const SINKS_PER_TASK: usize = 512;
+
+/// Has every subscriber in `subs` send what it was offered: here, or over several tasks.
+fn send_offered(subs: Vec<Arc<dyn TopicSink>>) {
+    let runtime = tokio::runtime::Handle::try_current();
+    if subs.len() <= SINKS_PER_TASK || runtime.is_err() {
+        subs.iter().for_each(|s| s.send_offered());
+        return;
+    }
+    let runtime = runtime.expect("checked");
+    let mut subs = subs.into_iter();
+    loop {
+        let part: Vec<_> = subs.by_ref().take(SINKS_PER_TASK).collect();
+        if part.is_empty() {
+            break;
+        }
+        runtime.spawn(async move { part.iter().for_each(|s| s.send_offered()) });
+    }
+}
 
 /// This node's agents' consoles as the hub sees them (`consoles::ConsoleHub`): where console
 /// events published by other nodes are delivered.
@@ -215,9 +241,10 @@ impl Hub {
             return;
         }
         let prepared = Prepared::new(event, at_ms);
-        for s in subs {
+        for s in &subs {
             s.offer_topic(prepared.clone());
         }
+        send_offered(subs);
     }
 
     /// Offers a transient event (the agent typing) to every socket of `account` here, subscribed
@@ -227,6 +254,7 @@ impl Hub {
         let map = self.accounts.read().expect("socket index");
         for s in map.get(&account).into_iter().flatten() {
             s.offer_topic(prepared.clone());
+            s.send_offered();
         }
     }
 
@@ -265,6 +293,63 @@ impl Hub {
             if subs.is_empty() {
                 map.remove(topic);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::realtime::topics::tests::update;
+    use hospital_domain::{DoctorId, SessionId};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A subscriber that counts what it is offered and asked to send.
+    #[derive(Default)]
+    struct Counting {
+        id: u64,
+        offered: AtomicUsize,
+        /// Offers seen when asked to send (all of them, if offering comes first).
+        sent_after: AtomicUsize,
+        sends: AtomicUsize,
+    }
+
+    impl TopicSink for Counting {
+        fn sink_id(&self) -> u64 {
+            self.id
+        }
+        fn offer_topic(&self, _: Arc<Prepared>) {
+            self.offered.fetch_add(1, Ordering::SeqCst);
+        }
+        fn send_offered(&self) {
+            self.sent_after.store(self.offered.load(Ordering::SeqCst), Ordering::SeqCst);
+            self.sends.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// An update to more subscribers than one task writes is split over tasks: each subscriber
+    /// is offered it and then asked to send exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_update_to_thousands_is_sent_to_each_once() {
+        let hub = Hub::new();
+        let d = DoctorId::new();
+        let sinks: Vec<Arc<Counting>> = (0..SINKS_PER_TASK * 2 + 100)
+            .map(|_| Arc::new(Counting { id: new_sink_id(), ..Default::default() }))
+            .collect();
+        for s in &sinks {
+            hub.subscribe(&format!("doctor:{d}"), s);
+        }
+        hub.deliver_topic(update(d, SessionId::new(), 3, 1).event.clone(), 1);
+        for _ in 0..500 {
+            if sinks.iter().all(|s| s.sends.load(Ordering::SeqCst) > 0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for s in &sinks {
+            assert_eq!(s.offered.load(Ordering::SeqCst), 1);
+            assert_eq!(s.sends.load(Ordering::SeqCst), 1, "asked to send once");
+            assert_eq!(s.sent_after.load(Ordering::SeqCst), 1, "offered before asked to send");
         }
     }
 }

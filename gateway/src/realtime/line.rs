@@ -12,7 +12,7 @@
 use axum::extract::ws::Message;
 use hospital_domain::live::TopicEvent;
 use std::collections::HashSet;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -75,13 +75,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineState<S> {
     }
 
     /// Writes the updates waiting in `slots`, oldest first, as far as the connection takes them
-    /// without waiting. Ok(true): all went out and nothing is owed; Ok(false): the kernel took
-    /// part of one (its rest is owed) and the later ones are back in the slots, both for the
-    /// task to write with its own waker. Err: the connection is broken.
+    /// without waiting. Ok(true): all went out and nothing is owed; Ok(false): a write did not
+    /// complete (the rest of a frame is owed, or a TLS stream's flush waits) and later updates
+    /// are back in the slots, both for the task to finish with its own waker. Err: the
+    /// connection is broken.
     pub fn write_topics(&mut self, slots: &TopicSlots, codec: Codec) -> Result<bool, WsError> {
+        // Outside tokio's budget: the hub writes to hundreds of sockets in one poll of its task,
+        // and after its budget's 128 writes tokio would refuse every further write (`Pending`),
+        // leaving each to the socket's task after all.
+        let mut once = std::pin::pin!(tokio::task::coop::unconstrained(poll_fn(|cx| {
+            Poll::Ready(self.write_topics_now(cx, slots, codec))
+        })));
         // Nobody to wake: what the kernel does not take is left to the socket's task.
-        let mut cx = Context::from_waker(Waker::noop());
+        match once.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => unreachable!("answers at once"),
+        }
+    }
+
+    fn write_topics_now(&mut self, cx: &mut Context<'_>, slots: &TopicSlots, codec: Codec) -> Result<bool, WsError> {
         let mut left = Vec::new();
+        let mut unfinished = false;
         for prepared in slots.take() {
             // Typing is offered only to its own account's sockets (`Hub::deliver_direct`).
             let direct = matches!(prepared.event, TopicEvent::Typing(_));
@@ -93,15 +107,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineState<S> {
                 continue;
             }
             let mut started = false;
-            if let Poll::Ready(Err(e)) = self.ws.poll_send(&mut cx, &prepared.message(codec), &mut started) {
-                return Err(e);
+            match self.ws.poll_send(cx, &prepared.message(codec), &mut started) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => unfinished = true,
             }
             frame_out(prepared.event.kind());
             let lag = super::log::now_ms().saturating_sub(prepared.at_ms) as f64 / 1000.0;
             hospital_actors::observe!("ws_fanout_latency_seconds", lag);
         }
         slots.put_back(left);
-        Ok(self.ws.clear_to_write())
+        Ok(!unfinished && self.ws.clear_to_write())
     }
 }
 
@@ -197,5 +213,42 @@ mod tests {
         let (got, _peer) = reader.await.unwrap();
         assert_eq!(got, [7, 3], "s1's frame whole, then s2's newest (its 6 replaced)");
         assert!(slots.take().is_empty());
+    }
+
+    /// The hub writes to hundreds of sockets in one poll of its task: tokio's budget (128
+    /// operations a poll) must not turn the rest into waits left to the sockets' tasks.
+    #[tokio::test]
+    async fn hundreds_of_lines_are_written_in_one_poll() {
+        let d = DoctorId::new();
+        let update = update(d, SessionId::new(), 1, 1);
+        let lines: Vec<_> = (0..300).map(|_| line(1 << 12, d)).collect();
+        let written = lines
+            .iter()
+            .filter(|(line, _)| {
+                let slots = TopicSlots::default();
+                slots.offer(update.clone());
+                line.lock().write_topics(&slots, Codec::Json).unwrap()
+            })
+            .count();
+        assert_eq!(written, 300, "every line written at once");
+    }
+
+    /// A stream that takes the frame into its own buffer and then cannot flush it (a TLS stream
+    /// whose peer is slow): nothing is owed here, yet the write is not done, so the task is
+    /// called to finish it.
+    #[tokio::test]
+    async fn a_write_whose_flush_waits_is_left_to_the_task() {
+        let d = DoctorId::new();
+        let (a, mut peer) = tokio::io::duplex(16);
+        let line = Line::new(WebSocket::new(tokio::io::BufWriter::new(a), 1 << 16));
+        line.lock().busy = false;
+        line.lock().subscribed.insert(format!("doctor:{d}"));
+        let slots = TopicSlots::default();
+        slots.offer(update(d, SessionId::new(), 2, 1));
+        assert!(!line.lock().write_topics(&slots, Codec::Json).unwrap(), "the flush waits: not done");
+        assert!(line.lock().ws.clear_to_write(), "nothing owed here: the stream holds it");
+        let reader = tokio::spawn(async move { remaining(&mut peer).await });
+        line.flush().await.unwrap();
+        assert_eq!(reader.await.unwrap(), 2);
     }
 }

@@ -1,9 +1,10 @@
 //! The real-time gateway (PLAT-2, PLAT-4): `GET /ws`. The wire format is in `protocol`, one
 //! connection's life in `socket`, the per-account sequenced log in `log`, fan-out across nodes in
-//! `bus`, this node's sockets and delivery in `hub`, the state sent on subscribe in `snapshot`,
-//! and the three held together for `AppState` in `node` (`Realtime`); the WebSocket itself (our
-//! own, holding no buffer while idle) in `websocket`, its framing in `wire`. docs/realtime.md is
-//! the client's guide.
+//! `bus`, this node's sockets and delivery in `hub`, a topic update on its way to them in
+//! `topics`, a socket's connection as its task and the hub share it in `line`, the state sent on
+//! subscribe in `snapshot`, and the three held together for `AppState` in `node` (`Realtime`);
+//! the WebSocket itself (our own, holding no buffer while idle) in `websocket`, its framing in
+//! `wire`. docs/realtime.md is the client's guide.
 
 pub mod bus;
 pub mod hub;

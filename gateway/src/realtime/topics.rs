@@ -26,6 +26,10 @@ pub trait TopicSink: Send + Sync {
     fn sink_id(&self) -> u64;
     /// Keeps `event` as its topic's newest until the subscriber's writer sends it.
     fn offer_topic(&self, event: Arc<Prepared>);
+    /// Sends what was offered now, or has the subscriber's writer send it. Apart from
+    /// `offer_topic` so that one update is kept by every subscriber before any is written:
+    /// whoever writes then writes a subscriber's updates oldest first.
+    fn send_offered(&self);
 }
 
 /// The newest update of each topic and session a subscriber has not sent yet (coalesced: a
