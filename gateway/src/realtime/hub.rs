@@ -141,7 +141,7 @@ type Subscribers = HashMap<u64, Weak<dyn TopicSink>>;
 const SINKS_PER_TASK: usize = 512;
 
 /// Has every subscriber in `subs` send what it was offered: here, or over several tasks.
-fn send_offered(subs: Vec<Arc<dyn TopicSink>>) {
+fn send_all_offered(subs: Vec<Arc<dyn TopicSink>>) {
     let runtime = tokio::runtime::Handle::try_current();
     if subs.len() <= SINKS_PER_TASK || runtime.is_err() {
         subs.iter().for_each(|s| s.send_offered());
@@ -244,7 +244,7 @@ impl Hub {
         for s in &subs {
             s.offer_topic(prepared.clone());
         }
-        send_offered(subs);
+        send_all_offered(subs);
     }
 
     /// Offers a transient event (the agent typing) to every socket of `account` here, subscribed
