@@ -305,7 +305,11 @@ struct RedisPeer {
 /// The Redis booking service (its own process: `hospital-load peer redis`).
 pub async fn serve_redis(url: &str) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
-    let conn = client.get_multiplexed_async_connection().await?;
+    // No response timeout: the client's default (500 ms) turned a burst's answers that waited
+    // behind thousands of scripts and `appendfsync always` into errors (1,148 of 10,000 in a
+    // storm of 2026-12-02), where the hospital's side of the same storm waits as long as it takes.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let conn = client.get_multiplexed_async_connection_with_config(&config).await?;
     let state = RedisPeer { conn, script: std::sync::Arc::new(redis::Script::new(LUA_BOOK)) };
     serve(Router::new().route("/api/v1/appointments", post(redis_book)).with_state(state)).await
 }
