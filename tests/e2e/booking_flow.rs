@@ -560,10 +560,7 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
 
     // The back office's list of the doctor's sessions marks the slot that is over, and follows
     // the places as patients book (the staff socket's watch), with no reload.
-    let b = crate::browser::Browser::start().await;
-    b.sign_in(&s.url("/admin"), "admin", "admin-demo-2026").await;
-    b.click("nav a[data-page=schedules]").await;
-    b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
+    let b = schedule_page(&s, &doctor).await;
     b.wait_text("10:00-12:00 余3（已截止）").await;
     b.wait_text("12:00-14:00 余2").await;
     b.find("#sessions-live").await;
@@ -574,6 +571,15 @@ async fn a_slot_whose_time_is_past_is_closed_to_booking() {
     let shown = b.find("#sessions").await.text().await.expect("the sessions' text");
     assert!(shown.contains("10:00-12:00 余3（已截止）"), "the closed slot stays marked: {shown}");
     b.screenshot("admin-schedule-slot-closed").await;
+}
+
+/// The back office's 排班 page for `doctor`, signed in as the demo administrator.
+async fn schedule_page(s: &TestServer, doctor: &str) -> crate::browser::Browser {
+    let b = crate::browser::Browser::start().await;
+    b.sign_in(&s.url("/admin"), "admin", "admin-demo-2026").await;
+    b.click("nav a[data-page=schedules]").await;
+    b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
+    b
 }
 
 /// 排班 reads its sessions again when its staff socket comes back from a drop: a booking made
@@ -587,10 +593,7 @@ async fn the_schedule_page_reads_again_after_its_socket_came_back() {
     let doctor = doctors(&s).await.remove(0);
     let date = ahead(22);
     let (session, slots) = create_session(&s, &admin, &doctor, date, 25, 7, None).await;
-    let b = crate::browser::Browser::start().await;
-    b.sign_in(&s.url("/admin"), "admin", "admin-demo-2026").await;
-    b.click("nav a[data-page=schedules]").await;
-    b.click(&format!("#doctor-pick option[value='{doctor}']")).await;
+    let b = schedule_page(&s, &doctor).await;
     b.find("#sessions-live").await;
     b.wait_text("18:00-18:25 余7").await;
 

@@ -142,12 +142,13 @@ const SINKS_PER_TASK: usize = 512;
 
 /// Has every subscriber in `subs` send what it was offered: here, or over several tasks.
 fn send_all_offered(subs: Vec<Arc<dyn TopicSink>>) {
-    let runtime = tokio::runtime::Handle::try_current();
-    if subs.len() <= SINKS_PER_TASK || runtime.is_err() {
-        subs.iter().for_each(|s| s.send_offered());
-        return;
-    }
-    let runtime = runtime.expect("checked");
+    let runtime = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if subs.len() > SINKS_PER_TASK => runtime,
+        _ => {
+            subs.iter().for_each(|s| s.send_offered());
+            return;
+        }
+    };
     let mut subs = subs.into_iter();
     loop {
         let part: Vec<_> = subs.by_ref().take(SINKS_PER_TASK).collect();

@@ -109,8 +109,7 @@ impl Conn<'_> {
     }
 
     async fn send_message(&mut self, msg: Message, kind: &'static str) -> Result<(), End> {
-        let line = self.line.clone();
-        self.within_write_timeout(line.send(msg)).await?;
+        self.within_write_timeout(self.line.send(msg)).await?;
         frame_out(kind);
         Ok(())
     }
@@ -500,9 +499,8 @@ impl Session<'_> {
         // The topics' updates as the hub writes them; what the kernel did not take at once (the
         // rest of one the hub began, or of one written here) within the write timeout.
         loop {
-            let line = self.conn.line.clone();
-            self.conn.within_write_timeout(line.flush()).await?;
-            let done = line.lock().write_topics(&self.shared.topics, self.conn.codec).map_err(|_| None)?;
+            self.conn.within_write_timeout(self.conn.line.flush()).await?;
+            let done = self.conn.line.lock().write_topics(&self.shared.topics, self.conn.codec).map_err(|_| None)?;
             if done {
                 return Ok(());
             }
@@ -670,8 +668,9 @@ mod tests {
 
     /// Every open socket holds one `run` future (inside the task the upgrade spawns), so its
     /// size is memory per socket: the work done once per connection or per client frame is
-    /// boxed where it is awaited, and only the wait stays inline (2,752 bytes in a debug build
-    /// with our own `WebSocket`, 3,312 with axum's; axum's whole upgrade task was ~5.7 KiB per
+    /// boxed where it is awaited, and only the wait stays inline (2,328 bytes since the connection
+    /// moved into the `Line` it shares with the hub, 2,752 in a debug build with our own
+    /// `WebSocket` inline, 3,312 with axum's; axum's whole upgrade task was ~5.7 KiB per
     /// socket in a release build before, docs/benchmarks.md). A new inline await of a store or
     /// Redis call would push it back up, and this says so.
     #[test]
