@@ -1,7 +1,8 @@
 //! The sockets: each one connects from one of several loopback source addresses (one address pair
 //! allows only ~28k ports), authenticates with a bearer token, subscribes to one doctor's topic,
 //! pings every 20 s, and on every availability update works out which change it shows and records
-//! the delivery latency from the driver's send time.
+//! the delivery latency from the driver's send time: to when the client read it, and to when the
+//! kernel received it (`wire`: the server's part without the client's own delay).
 //!
 //! Matching: the driver only ever raises one segment's quota by one place, so the sum of
 //! `remaining` of the watched session is `base + changes applied`: the update names its change
@@ -122,7 +123,10 @@ pub struct Shared {
     /// Updates older than one their socket had already received: out of order (should stay 0;
     /// coalescing may skip changes, never reorder them).
     pub out_of_order: AtomicU64,
+    /// From the driver's send time to the client's read.
     pub latency: Histogram,
+    /// From the driver's send time to the kernel's receipt at the client (`Frame::arrived_us`).
+    pub arrival: Histogram,
     /// Deliveries per second since `epoch_us`.
     pub per_second: Vec<AtomicU64>,
     pub deliveries: AtomicU64,
@@ -131,8 +135,8 @@ pub struct Shared {
     pub closed_early: AtomicU64,
     /// Updates that came before this process learnt their send time (a client shard hears of a
     /// change through a pipe from the driver, and the update can overtake it): (socket, doctor,
-    /// change, received), matched at the end by `settle`.
-    early: std::sync::Mutex<Vec<(usize, usize, usize, u64)>>,
+    /// change, read, arrived), matched at the end by `settle`.
+    early: std::sync::Mutex<Vec<(usize, usize, usize, u64, u64)>>,
 }
 
 impl Shared {
@@ -156,6 +160,7 @@ impl Shared {
             last_received: (0..sockets).map(|_| AtomicU32::new(0)).collect(),
             out_of_order: AtomicU64::new(0),
             latency: Histogram::default(),
+            arrival: Histogram::default(),
             per_second: (0..seconds).map(|_| AtomicU64::new(0)).collect(),
             deliveries: AtomicU64::new(0),
             unmatched: AtomicU64::new(0),
@@ -168,8 +173,11 @@ impl Shared {
         unix_us().saturating_sub(self.epoch_us)
     }
 
-    fn on_update(&self, socket: usize, doctor: usize, text: &[u8]) {
+    /// An update `socket` read now, its bytes received by the kernel at `arrived_us` (µs since
+    /// the Unix epoch; 0 = unknown, taken as now).
+    fn on_update(&self, socket: usize, doctor: usize, text: &[u8], arrived_us: u64) {
         let now = self.now_us();
+        let arrived = if arrived_us == 0 { now } else { arrived_us.saturating_sub(self.epoch_us).min(now) };
         if self.watched.get(doctor).is_none_or(|id| id.find(text).is_none()) {
             return;
         }
@@ -184,15 +192,15 @@ impl Shared {
             }
         }
         match self.sent_us[doctor].get(k - 1).map(|a| a.load(Ordering::Acquire)) {
-            Some(sent) if sent > 0 => self.delivered(socket, k, sent - 1, now),
-            Some(_) => self.early.lock().expect("early").push((socket, doctor, k, now)),
+            Some(sent) if sent > 0 => self.delivered(socket, k, sent - 1, now, arrived),
+            Some(_) => self.early.lock().expect("early").push((socket, doctor, k, now, arrived)),
             None => {
                 self.unmatched.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    fn delivered(&self, socket: usize, k: usize, sent: u64, now: u64) {
+    fn delivered(&self, socket: usize, k: usize, sent: u64, now: u64, arrived: u64) {
         if k <= 64 {
             let bit = 1u64 << (k - 1);
             if self.seen[socket].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
@@ -200,6 +208,7 @@ impl Shared {
             }
         }
         self.latency.record(now.saturating_sub(sent));
+        self.arrival.record(arrived.saturating_sub(sent));
         self.deliveries.fetch_add(1, Ordering::Relaxed);
         let sec = (now / 1_000_000) as usize;
         if let Some(c) = self.per_second.get(sec) {
@@ -212,12 +221,12 @@ impl Shared {
     /// unmatched.
     pub fn settle(&self) {
         let early = std::mem::take(&mut *self.early.lock().expect("early"));
-        for (socket, doctor, k, now) in early {
+        for (socket, doctor, k, now, arrived) in early {
             match self.sent_us[doctor][k - 1].load(Ordering::Acquire) {
                 0 => {
                     self.unmatched.fetch_add(1, Ordering::Relaxed);
                 }
-                sent => self.delivered(socket, k, sent - 1, now),
+                sent => self.delivered(socket, k, sent - 1, now, arrived),
             }
         }
     }
@@ -292,7 +301,7 @@ pub async fn run(mut ws: Ws, socket: usize, doctor: usize, shared: Arc<Shared>, 
     loop {
         tokio::select! {
             f = ws.next() => match f {
-                Ok(f) if f.opcode == wire::OP_TEXT => shared.on_update(socket, doctor, f.payload),
+                Ok(f) if f.opcode == wire::OP_TEXT => shared.on_update(socket, doctor, f.payload, f.arrived_us),
                 Ok(f) if f.opcode != wire::OP_CLOSE => {}
                 _ => {
                     if !*stop.borrow() {
@@ -395,23 +404,44 @@ pub fn source_of(i: usize, first_octet: u8, per_source: usize) -> Ipv4Addr {
 mod tests {
     use super::*;
 
+    /// An availability update of `session` with `remaining` as given.
+    fn frame(session: &str, remaining: &str) -> String {
+        format!(
+            r#"{{"type":"availability","payload":{{"topic":"doctor:d","data":{{"session_id":"{session}","remaining":[{remaining}]}}}}}}"#
+        )
+    }
+
+    /// The latency to the read and to the kernel's receipt are kept apart; a receipt time after
+    /// the read (clocks disagree) counts as the read's, and none at all as the read's.
+    #[test]
+    fn records_the_arrival_apart_from_the_read() {
+        let epoch = unix_us() - 50_000;
+        let s = Shared::new(3, vec![10], vec!["S1".into()], 3, 10, epoch);
+        for c in 0..3 {
+            s.sent_us[0][c].store(1, Ordering::Release); // sent at the epoch
+        }
+        s.on_update(0, 0, frame("S1", "11").as_bytes(), epoch + 2_000);
+        let (read, arrived) = (s.latency.quantiles_ms(&[1.0])[0], s.arrival.quantiles_ms(&[1.0])[0]);
+        assert!(read >= 50.0, "read {read} ms after the send");
+        assert_eq!(arrived, 2.01, "arrived 2 ms after the send (10 µs buckets)");
+        s.on_update(1, 0, frame("S1", "12").as_bytes(), unix_us() + 10_000_000);
+        s.on_update(2, 0, frame("S1", "13").as_bytes(), 0);
+        assert!(s.arrival.quantiles_ms(&[0.5])[0] >= 50.0, "both counted as read: {:?}", s.arrival.quantiles_ms(&[0.5]));
+        assert_eq!(s.arrival.count(), 3);
+    }
+
     /// Only the watched session's updates count; one that overtook its send time is matched when
     /// the run settles; one naming a change never sent is unmatched.
     #[test]
     fn matches_the_watched_session_and_settles_early_updates() {
-        let frame = |session: &str, r: &str| {
-            format!(
-                r#"{{"type":"availability","payload":{{"topic":"doctor:d","data":{{"session_id":"{session}","remaining":[{r}]}}}}}}"#
-            )
-        };
         let s = Shared::new(2, vec![10], vec!["S1".into()], 3, 10, unix_us());
         s.sent_us[0][0].store(1, Ordering::Release);
-        s.on_update(0, 0, frame("S2", "9,2").as_bytes()); // another session's sum 11 would name change 1
+        s.on_update(0, 0, frame("S2", "9,2").as_bytes(), 0); // another session's sum 11 would name change 1
         assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (0, 0));
-        s.on_update(0, 0, frame("S1", "9,2").as_bytes());
+        s.on_update(0, 0, frame("S1", "9,2").as_bytes(), 0);
         assert_eq!((s.deliveries.load(Ordering::Relaxed), s.last_seen[0].load(Ordering::Relaxed)), (1, 1));
-        s.on_update(1, 0, frame("S1", "10,2").as_bytes()); // change 2, its send time not known yet
-        s.on_update(1, 0, frame("S1", "10,3").as_bytes()); // change 3, never sent
+        s.on_update(1, 0, frame("S1", "10,2").as_bytes(), 0); // change 2, its send time not known yet
+        s.on_update(1, 0, frame("S1", "10,3").as_bytes(), 0); // change 3, never sent
         assert_eq!(s.deliveries.load(Ordering::Relaxed), 1);
         s.sent_us[0][1].store(5, Ordering::Release);
         s.settle();
@@ -419,7 +449,7 @@ mod tests {
         assert_eq!(s.last_seen[1].load(Ordering::Relaxed), 2);
         assert_eq!(s.unmatched.load(Ordering::Relaxed), 1);
         assert_eq!(s.out_of_order.load(Ordering::Relaxed), 0, "matched late is not out of order");
-        s.on_update(1, 0, frame("S1", "10,2").as_bytes()); // change 2 again, after change 3 arrived
+        s.on_update(1, 0, frame("S1", "10,2").as_bytes(), 0); // change 2 again, after change 3 arrived
         assert_eq!(s.out_of_order.load(Ordering::Relaxed), 1);
         assert_eq!(s.repeats.load(Ordering::Relaxed), 1);
     }

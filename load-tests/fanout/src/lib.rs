@@ -1,6 +1,7 @@
 //! Scenario 2 of issue 5: WebSocket fan-out. C authenticated sockets subscribed to the
 //! availability topics of a few popular doctors; a driver makes K changes per second for a fixed
-//! time; each socket measures the delivery latency of every update (from the driver's send time);
+//! time; each socket measures the delivery latency of every update (from the driver's send time,
+//! to its read and to the kernel's receipt of its bytes);
 //! the server's resident memory per socket and CPU time come from /proc. The same sockets, the
 //! same generator and the same changes then go to a Node.js `ws` server (load-tests/node-ws) that
 //! broadcasts them, and every figure is also given as a ratio to that peer.
@@ -113,6 +114,13 @@ pub struct Phase {
     pub latency_max_ms: f64,
     /// (quantile, ms) for the distribution plot.
     pub latency_curve: Vec<(f64, f64)>,
+    /// The same from the driver's send to the kernel's receipt at the client (`wire`): the
+    /// servers' part, without the client shards' own delay in reading on the shared cores.
+    pub arrival_p50_ms: f64,
+    pub arrival_p90_ms: f64,
+    pub arrival_p99_ms: f64,
+    pub arrival_p999_ms: f64,
+    pub arrival_max_ms: f64,
     /// Per server process: its port and resident memory before and with the sockets.
     pub processes: Vec<ProcessFigures>,
     /// Deliveries in each second since the sockets began to open.
@@ -518,6 +526,7 @@ async fn phase(
                 ph.out_of_order += o.out_of_order;
                 ph.closed_early += o.closed_early;
                 all.latency.merge(&o.buckets, o.max_us);
+                all.arrival.merge(&o.arrival_buckets, o.arrival_max_us);
                 if ph.deliveries_per_second.len() < o.per_second.len() {
                     ph.deliveries_per_second.resize(o.per_second.len(), 0);
                 }
@@ -534,6 +543,9 @@ async fn phase(
     let q = h.latency.quantiles_ms(&[0.5, 0.9, 0.99, 0.999]);
     (ph.latency_p50_ms, ph.latency_p90_ms, ph.latency_p99_ms, ph.latency_p999_ms) = (q[0], q[1], q[2], q[3]);
     ph.latency_max_ms = h.latency.max_ms();
+    let q = h.arrival.quantiles_ms(&[0.5, 0.9, 0.99, 0.999]);
+    (ph.arrival_p50_ms, ph.arrival_p90_ms, ph.arrival_p99_ms, ph.arrival_p999_ms) = (q[0], q[1], q[2], q[3]);
+    ph.arrival_max_ms = h.arrival.max_ms();
     let qs: Vec<f64> = (0..=200).map(|i| i as f64 / 200.0 * 0.999).chain([0.9995, 0.9999, 1.0]).collect();
     ph.latency_curve = qs.iter().copied().zip(h.latency.quantiles_ms(&qs)).collect();
     ph.deliveries_possible = (ph.sockets_open * per_doctor) as u64;

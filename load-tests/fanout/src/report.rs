@@ -68,6 +68,10 @@ fn rows(r: &Report) -> Vec<[String; 4]> {
     row("delivery latency p99", &|p| p.latency_p99_ms, &ms);
     row("delivery latency p99.9", &|p| p.latency_p999_ms, &ms);
     row("delivery latency max", &|p| p.latency_max_ms, &ms);
+    row("arrival at the client p50", &|p| p.arrival_p50_ms, &ms);
+    row("arrival at the client p90", &|p| p.arrival_p90_ms, &ms);
+    row("arrival at the client p99", &|p| p.arrival_p99_ms, &ms);
+    row("arrival at the client p99.9", &|p| p.arrival_p999_ms, &ms);
     row("server CPU during the drive", &|p| p.server_cpu_seconds, &|v| format!("{v:.1} s"));
     row("server CPU, % of one core", &|p| p.server_cpu_percent, &|v| format!("{v:.0} %"));
     row("server CPU per 1000 deliveries", &|p| 1000.0 * p.server_cpu_seconds / p.deliveries.max(1) as f64, &|v| {

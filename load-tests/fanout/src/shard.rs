@@ -67,6 +67,9 @@ pub struct Outcome {
     pub closed_early: u64,
     pub buckets: Vec<(u32, u32)>,
     pub max_us: u64,
+    /// The latency to the kernel's receipt, as `buckets` and `max_us` are to the read.
+    pub arrival_buckets: Vec<(u32, u32)>,
+    pub arrival_max_us: u64,
     pub per_second: Vec<u64>,
     pub cpu_seconds: f64,
 }
@@ -118,6 +121,7 @@ pub async fn serve() -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(30), closing).await;
     shared.settle();
     let (buckets, max_us) = shared.latency.sparse();
+    let (arrival_buckets, arrival_max_us) = shared.arrival.sparse();
     let used = (shared.now_us() / 1_000_000) as usize + 1;
     say(&Outcome {
         deliveries: shared.deliveries.load(Ordering::Relaxed),
@@ -127,6 +131,8 @@ pub async fn serve() -> Result<()> {
         closed_early: shared.closed_early.load(Ordering::Relaxed),
         buckets,
         max_us,
+        arrival_buckets,
+        arrival_max_us,
         per_second: shared.per_second[..used.min(SECONDS)].iter().map(|x| x.load(Ordering::Relaxed)).collect(),
         cpu_seconds: crate::procs::cpu_seconds(std::process::id()),
     });

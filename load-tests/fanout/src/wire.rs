@@ -2,6 +2,12 @@
 //! server's `Sec-WebSocket-Accept` checked), reading the server's unmasked frames out of one
 //! reusable buffer, and sending masked text and close frames.
 //!
+//! Every read also gets the kernel's receive time of its bytes (`SO_TIMESTAMPNS`): the client
+//! shards share the two cores with the servers, and the time a shard's task gets round to reading
+//! a frame is the shard's delay added to the server's. The kernel stamps a segment as it arrives
+//! (on loopback, in the sending server's own system call), so a frame's `arrived_us` is when the
+//! server delivered it, whoever was busy after.
+//!
 //! Why not tungstenite here: this process shares the machine's two cores with the servers under
 //! test, and per update tungstenite zeroed a 4 KiB read buffer, copied the frame into an owned
 //! message and woke the task through its own wakers; that was a sixth of the generator's CPU in
@@ -9,7 +15,8 @@
 //! exactly the same client.
 
 use anyhow::{bail, Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::os::fd::AsRawFd;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 /// The RFC's sample key and its accept value (section 1.3): a fixed key is allowed to any client
@@ -30,6 +37,9 @@ pub struct Ws {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The kernel's receive time of the last bytes read (µs since the Unix epoch; 0 if it gave
+    /// none).
+    arrived_us: u64,
 }
 
 /// One frame as read: its opcode and payload (unmasked; continuation frames are not used by
@@ -37,6 +47,62 @@ pub struct Ws {
 pub struct Frame<'a> {
     pub opcode: u8,
     pub payload: &'a [u8],
+    /// When the kernel received the read that completed the frame (µs since the Unix epoch; 0 if
+    /// it gave no time).
+    pub arrived_us: u64,
+}
+
+/// Asks the kernel to stamp what `tcp` receives (`SO_TIMESTAMPNS`).
+fn stamp_arrivals(tcp: &TcpStream) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// One non-blocking `recvmsg` into `buf`: the bytes read and the kernel's receive time of the
+/// last of them (µs since the Unix epoch; 0 if none came with them).
+fn recv_stamped(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<(usize, u64)> {
+    // Room for one `cmsghdr` holding a `timespec`, aligned for it.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: zeroed is a valid `msghdr` (no name, no buffers); the fields set below point at
+    // `iov` and `control`, which outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` describes memory owned by this frame.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut arrived_us = 0;
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within `msg_controllen`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                arrived_us = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, arrived_us))
 }
 
 impl Ws {
@@ -50,8 +116,9 @@ impl Ws {
             req.push_str(&format!("{name}: {value}\r\n"));
         }
         req.push_str("\r\n");
+        stamp_arrivals(&tcp).context("SO_TIMESTAMPNS")?;
         tcp.write_all(req.as_bytes()).await.context("send the upgrade")?;
-        let mut ws = Ws { tcp, buf: vec![0; 4096], start: 0, end: 0 };
+        let mut ws = Ws { tcp, buf: vec![0; 4096], start: 0, end: 0, arrived_us: 0 };
         let head_end = loop {
             if let Some(i) = memchr::memmem::find(&ws.buf[..ws.end], b"\r\n\r\n") {
                 break i + 4;
@@ -80,11 +147,14 @@ impl Ws {
 
     /// Reads more bytes after `end`; an error at the end of the stream.
     async fn fill(&mut self) -> Result<()> {
-        let n = self.tcp.read(&mut self.buf[self.end..]).await?;
+        let fd = self.tcp.as_raw_fd();
+        let room = &mut self.buf[self.end..];
+        let (n, arrived_us) = self.tcp.async_io(Interest::READABLE, || recv_stamped(fd, room)).await?;
         if n == 0 {
             bail!("connection closed");
         }
         self.end += n;
+        self.arrived_us = arrived_us;
         Ok(())
     }
 
@@ -94,7 +164,7 @@ impl Ws {
         loop {
             if let Some((opcode, at, len)) = self.parse()? {
                 self.start = at + len;
-                return Ok(Frame { opcode, payload: &self.buf[at..at + len] });
+                return Ok(Frame { opcode, payload: &self.buf[at..at + len], arrived_us: self.arrived_us });
             }
             self.make_room()?;
             self.fill().await?;
@@ -179,6 +249,7 @@ impl Ws {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     /// Frames split across reads, several in one read, a 16-bit length and a long frame that
@@ -232,8 +303,14 @@ mod tests {
         let mut ws = Ws::connect(tcp, "x", "/ws", &[("Authorization", "Bearer t")]).await.unwrap();
         let f = ws.next().await.unwrap();
         assert_eq!((f.opcode, f.payload), (OP_TEXT, &b"first"[..]));
+        // The middle frame's tail was sent 20 ms after its head: its arrival is the tail's, which
+        // came after the first frame's (and no later than now).
+        let first_arrived = f.arrived_us;
         let f = ws.next().await.unwrap();
         assert_eq!(f.payload.len(), 300);
+        assert!(first_arrived > 0, "the kernel gave no receive time");
+        assert!(f.arrived_us >= first_arrived + 15_000, "{} then {}", first_arrived, f.arrived_us);
+        assert!(f.arrived_us <= crate::clients::unix_us());
         let f = ws.next().await.unwrap();
         assert_eq!((f.payload.len(), f.payload[69_999]), (70_000, b'L'));
         ws.close().await.unwrap();

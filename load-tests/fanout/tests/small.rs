@@ -112,7 +112,18 @@ async fn three_nodes_and_two_client_processes_deliver_everything() {
         p.deliveries,
         p.deliveries_possible
     );
+    // The shards' arrival times came through with their reads', and no arrival is after its read.
+    assert!(p.arrival_max_ms > 0.0, "no arrival time came back from the shards");
+    assert!(
+        p.arrival_p99_ms <= p.latency_p99_ms && p.arrival_max_ms <= p.latency_max_ms,
+        "arrival p99 {} / max {} after the read's {} / {}",
+        p.arrival_p99_ms,
+        p.arrival_max_ms,
+        p.latency_p99_ms,
+        p.latency_max_ms
+    );
     hospital_fanout_load::report::write_all(&r, out.path()).expect("report");
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("over 3 server process(es)") && md.contains("Memory per server process"), "{md}");
+    assert!(md.contains("arrival at the client p99"), "{md}");
 }
