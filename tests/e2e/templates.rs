@@ -69,17 +69,18 @@ async fn a_stored_template_is_applied_ahead_and_keeps_hand_changes() {
     assert_eq!(s.get_json("/api/v1/admin/schedule-templates", Some(&admin)).await, json!([]));
     assert_eq!(sessions(&s, &doctor, 7).await, Vec::<Value>::new());
 
-    // Bad templates are refused with the field named, and store nothing.
+    // Bad templates are refused with the wrong line's field named, and store nothing.
     let twice = json!({ "lines": [line(1, 2), line(1, 3)] });
     let e = assert_error(put_template(&s, &admin, &doctor, twice).await, 422, "invalid_field").await;
-    assert_eq!(e["field"], "lines", "{e}");
+    assert_eq!(e["field"], "lines[1].period", "{e}");
     let mut backwards = line(2, 2);
     backwards["end"] = json!("07:00");
     let e =
         assert_error(put_template(&s, &admin, &doctor, json!({ "lines": [backwards] })).await, 422, "invalid_field")
             .await;
+    assert_eq!(e["field"], "lines[0].end", "{e}");
+    let e = assert_error(put_template(&s, &admin, &doctor, json!({ "lines": [] })).await, 422, "invalid_field").await;
     assert_eq!(e["field"], "lines", "{e}");
-    assert_error(put_template(&s, &admin, &doctor, json!({ "lines": [] })).await, 422, "invalid_field").await;
     let nobody = uuid::Uuid::new_v4();
     assert_error(
         put_template(&s, &admin, &nobody.to_string(), json!({ "lines": [line(1, 2)] })).await,
@@ -302,12 +303,16 @@ async fn the_console_stores_a_template_and_adjusts_slot_times() {
     b.wait_text("未来四周没有出诊").await;
     b.screenshot("admin-templates-empty").await;
 
-    // Two lines, both Monday mornings: refused, with the server's reason shown.
+    // Two lines, both Monday mornings: refused, the second line named, in the page's words.
     b.click("#add-line").await;
     b.click("#add-line").await;
     b.click("#stored-template button[type=submit]").await;
-    b.wait_text("appears twice").await;
+    b.wait_text("第 2 行：与前面一行的星期和时段相同").await;
     b.screenshot("admin-templates-error").await;
+    assert!(
+        !b.find("#stored-template .error").await.text().await.unwrap().contains("appears"),
+        "no server English for staff"
+    );
     assert!(s.get(&format!("/api/v1/admin/schedule-templates/{doctor}"), Some(&admin)).await.status() == 404);
 
     // The second line on Tuesdays instead, 12 places: saved, applied by the job, listed.
@@ -323,16 +328,30 @@ async fn the_console_stores_a_template_and_adjusts_slot_times() {
     let listed = sessions(&s, &doctor, 7).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
 
-    // 号源调整 of the first session: the first segment moved onto the second is refused; the
-    // last segment ending half an hour later is saved.
+    // 号源调整 of the first session, a place of its first segment held by a patient (the list
+    // shows it live): no places there is refused, the segment named; the first segment moved
+    // onto the second is refused; the last segment ending half an hour later is saved.
     let first = listed[0]["session_id"].as_str().unwrap().to_string();
+    set_release(&s, &admin, &first, Utc::now() - Days::minutes(1)).await;
+    let places = listed[0]["slots"][0]["remaining"].as_u64().unwrap();
+    book_ok(&s, &person(&s, 8102).await, listed[0]["slots"][0]["slot_id"].as_str().unwrap()).await;
+    b.wait_text(&format!("08:00-08:30 余{}", places - 1)).await;
     b.click(&format!("button.adjust[data-session='{first}']")).await;
     b.find("#segments-editor").await;
+    b.fill("#segments-editor tr.segment:nth-child(1) input[name=quota]", "0").await;
+    b.click("#segments-editor button[type=submit]").await;
+    b.wait_text("第 1 段号数 0 少于已约 1 人").await;
+    b.screenshot("admin-slots-below-booked").await;
+    b.fill("#segments-editor tr.segment:nth-child(1) input[name=quota]", &places.to_string()).await;
     set_value(&b, "#segments-editor tr.segment:nth-child(1) input[name=start]", "08:30").await;
     set_value(&b, "#segments-editor tr.segment:nth-child(1) input[name=end]", "09:00").await;
     b.click("#segments-editor button[type=submit]").await;
-    b.wait_text("overlaps").await;
+    b.wait_text("号源时段有误：须按时间顺序、互不重叠").await;
     b.screenshot("admin-slots-error").await;
+    assert!(
+        !b.find("#segments-editor .error").await.text().await.unwrap().contains("overlaps"),
+        "no server English for staff"
+    );
     set_value(&b, "#segments-editor tr.segment:nth-child(1) input[name=start]", "08:00").await;
     set_value(&b, "#segments-editor tr.segment:nth-child(1) input[name=end]", "08:30").await;
     set_value(&b, "#segments-editor tr.segment:last-child input[name=end]", "12:30").await;

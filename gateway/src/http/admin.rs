@@ -331,20 +331,20 @@ async fn save_template(
     Ok((status, ApiJson(view)))
 }
 
-/// A template's lines: at most one per weekday and period, each starting before it ends.
+/// A template's lines: at most one per weekday and period, each starting before it ends. A
+/// wrong line is named by its path (`lines[2].end`, `lines[2].period`), so the page can say which.
 fn check_lines(lines: &[StoredLine]) -> ApiResult<()> {
     if lines.is_empty() || lines.len() > 21 {
         return Err(ValidationError::new("lines", "1 to 21 lines (one per weekday and period)").into());
     }
     for (i, l) in lines.iter().enumerate() {
         if l.start >= l.end {
-            return Err(
-                ValidationError::new("lines", format!("line {}: the start must be before the end", i + 1)).into()
-            );
+            let message = "the start must be before the end".into();
+            return Err(ApiError::OutOfRange { field: format!("lines[{i}].end"), message });
         }
         if lines[..i].iter().any(|o| (o.weekday, o.period) == (l.weekday, l.period)) {
-            let msg = format!("line {}: weekday {} {} appears twice", i + 1, l.weekday, l.period.label());
-            return Err(ValidationError::new("lines", msg).into());
+            let message = format!("weekday {} {} appears twice", l.weekday, l.period.label());
+            return Err(ApiError::OutOfRange { field: format!("lines[{i}].period"), message });
         }
     }
     Ok(())

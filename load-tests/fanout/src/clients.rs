@@ -426,7 +426,11 @@ mod tests {
         assert_eq!(arrived, 2.01, "arrived 2 ms after the send (10 µs buckets)");
         s.on_update(1, 0, frame("S1", "12").as_bytes(), unix_us() + 10_000_000);
         s.on_update(2, 0, frame("S1", "13").as_bytes(), 0);
-        assert!(s.arrival.quantiles_ms(&[0.5])[0] >= 50.0, "both counted as read: {:?}", s.arrival.quantiles_ms(&[0.5]));
+        assert!(
+            s.arrival.quantiles_ms(&[0.5])[0] >= 50.0,
+            "both counted as read: {:?}",
+            s.arrival.quantiles_ms(&[0.5])
+        );
         assert_eq!(s.arrival.count(), 3);
     }
 

@@ -9,9 +9,9 @@ import { watch } from '/admin/staff_socket.js';
 const WEEKDAYS = ['一', '二', '三', '四', '五', '六', '日'];
 const STATUS = { open: '开放', stopped: '停诊' };
 const PERIODS = [['morning', '上午'], ['afternoon', '下午'], ['evening', '夜间']];
-/** What staff read for this page's own refusals (the server's message otherwise). */
+/** What staff read for this page's own refusals, in place of the server's English. */
 const REFUSALS = {
-  quota_below_booked: '号数不能少于已预约人数',
+  quota_below_booked: '号数不能少于已预约人数（刚有患者预约，请取消后重新打开调整）',
   version_conflict: '模板已被他人修改，请刷新页面后再保存',
   session_stopped: '该出诊已停诊，不能调整',
 };
@@ -28,15 +28,39 @@ function updated(x, d) {
     remaining: d.remaining[i] ?? sl.remaining, closed: i < (d.open_from ?? 0) }));
   return { ...x, slots, status: d.status };
 }
-/** What a refused field of this page means to staff. */
+/** What a refused field of this page means to staff: the server names a wrong template line by
+ * its path (`lines[2].end`, `lines[2].period`). */
 const FIELDS = {
-  lines: '模板有误（每个星期和时段只能有一行，开始须早于结束）',
-  segments: '号源时段有误（须按时间顺序、互不重叠）',
+  lines: '模板须有 1 至 21 行（每个星期和时段一行）',
+  segments: '号源时段有误：须按时间顺序、互不重叠，每段开始早于结束',
+  end: (n) => `第 ${n} 行：开始时间须早于结束时间`,
+  period: (n) => `第 ${n} 行：与前面一行的星期和时段相同（每个星期和时段只能有一行）`,
 };
 function explain(x) {
   if (!(x instanceof ApiError)) return messageOf(x);
-  const own = REFUSALS[x.code] || (x.code === 'invalid_field' && FIELDS[x.field]);
-  return own ? `${own}：${x.message}` : messageOf(x) + (x.field ? `（${x.field}）` : '');
+  if (REFUSALS[x.code]) return REFUSALS[x.code];
+  if (x.code === 'invalid_field') {
+    const line = /^lines\[(\d+)\]\.(end|period)$/.exec(x.field || '');
+    if (line) return FIELDS[line[2]](Number(line[1]) + 1);
+    if (typeof FIELDS[x.field] === 'string') return FIELDS[x.field];
+  }
+  return messageOf(x) + (x.field ? `（${x.field}）` : '');
+}
+/** The places booked in segment `i` of `slots` as read (null if unknown): segment i keeps its
+ * bookings in a 号源调整 whatever its new time, so this is what row i may not go below. */
+function booked(slots, i) {
+  const sl = (slots || [])[i];
+  return sl && sl.quota != null && sl.remaining != null ? sl.quota - sl.remaining : null;
+}
+/** A 号源调整 refused for places below bookings: which segments, by the bookings the editor read
+ * (`slots`) against the places asked (`segments`; a segment left out asks none). */
+function belowBooked(slots, segments) {
+  const short = (slots || []).map((_, i) => ({ n: i + 1, booked: booked(slots, i), quota: segments[i]?.quota }))
+    .filter((r) => r.booked && (r.quota ?? 0) < r.booked);
+  return short.length
+    ? short.map((r) => (r.quota == null ? `第 ${r.n} 段已约 ${r.booked} 人，不能删除`
+      : `第 ${r.n} 段号数 ${r.quota} 少于已约 ${r.booked} 人`)).join('；') + '。号数不能少于已预约人数。'
+    : REFUSALS.quota_below_booked;
 }
 
 /** One editable template line as a table row; `read()` gives it as the API takes it. */
@@ -138,7 +162,7 @@ function segmentEditor(box, session, done) {
       h('td', {}, h('input', { name: 'start', type: 'time', value: hm(sl.start) })),
       h('td', {}, h('input', { name: 'end', type: 'time', value: hm(sl.end) })),
       h('td', {}, h('input', { name: 'quota', type: 'number', min: '0', max: '500', value: String(sl.quota) })),
-      h('td', {}, sl.quota != null && sl.remaining != null ? `已约 ${sl.quota - sl.remaining}` : ''),
+      h('td', {}, booked([sl], 0) != null ? `已约 ${booked([sl], 0)}` : ''),
       h('td', {}, h('button', { type: 'button', onclick: () => tr.remove() }, '删除')));
     body.appendChild(tr);
   };
@@ -154,7 +178,11 @@ function segmentEditor(box, session, done) {
     try {
       const r = await api('PUT', `/api/v1/admin/sessions/${session.session_id}/segments`, { segments });
       await done(`已调整 ${session.date} ${periodLabel(session.period)} 的号源，已通知 ${r.notified.length} 位患者新的就诊时间。`);
-    } catch (x) { err.textContent = explain(x); }
+    } catch (x) {
+      err.textContent = x instanceof ApiError && x.code === 'quota_below_booked'
+        ? belowBooked(session.slots, segments)
+        : explain(x);
+    }
   } },
   h('h3', {}, `号源调整：${session.date} ${periodLabel(session.period)}`),
   h('p', { class: 'muted' }, '按顺序修改各时段的时间和号数；已预约的患者保留原序号，时间变化时会收到通知。'),
