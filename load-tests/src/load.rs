@@ -195,7 +195,7 @@ pub async fn fire(
 }
 
 /// The figures of one system's run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Figures {
     pub system: String,
     pub attempts: usize,
