@@ -134,9 +134,19 @@ pub struct Shared {
     pub unmatched: AtomicU64,
     pub closed_early: AtomicU64,
     /// Updates that came before this process learnt their send time (a client shard hears of a
-    /// change through a pipe from the driver, and the update can overtake it): (socket, doctor,
-    /// change, read, arrived), matched at the end by `settle`.
-    early: std::sync::Mutex<Vec<(usize, usize, usize, u64, u64)>>,
+    /// change through a pipe from the driver, and the update can overtake it), matched at the end
+    /// by `settle`.
+    early: std::sync::Mutex<Vec<Early>>,
+}
+
+/// An update that came before its change's send time was known here.
+struct Early {
+    socket: usize,
+    doctor: usize,
+    change: usize,
+    /// When it was read and when the kernel received it (µs since `epoch_us`).
+    read: u64,
+    arrived: u64,
 }
 
 impl Shared {
@@ -193,7 +203,10 @@ impl Shared {
         }
         match self.sent_us[doctor].get(k - 1).map(|a| a.load(Ordering::Acquire)) {
             Some(sent) if sent > 0 => self.delivered(socket, k, sent - 1, now, arrived),
-            Some(_) => self.early.lock().expect("early").push((socket, doctor, k, now, arrived)),
+            Some(_) => {
+                let early = Early { socket, doctor, change: k, read: now, arrived };
+                self.early.lock().expect("early").push(early);
+            }
             None => {
                 self.unmatched.fetch_add(1, Ordering::Relaxed);
             }
@@ -221,12 +234,12 @@ impl Shared {
     /// unmatched.
     pub fn settle(&self) {
         let early = std::mem::take(&mut *self.early.lock().expect("early"));
-        for (socket, doctor, k, now, arrived) in early {
-            match self.sent_us[doctor][k - 1].load(Ordering::Acquire) {
+        for e in early {
+            match self.sent_us[e.doctor][e.change - 1].load(Ordering::Acquire) {
                 0 => {
                     self.unmatched.fetch_add(1, Ordering::Relaxed);
                 }
-                sent => self.delivered(socket, k, sent - 1, now, arrived),
+                sent => self.delivered(e.socket, e.change, sent - 1, e.read, e.arrived),
             }
         }
     }
