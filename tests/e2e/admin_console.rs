@@ -38,6 +38,17 @@ async fn an_administrator_sets_up_the_hospital_in_the_console() {
     );
     b.screenshot("admin-staff").await;
 
+    // The same username again: refused in staff's words, not the server's English.
+    b.fill("#new-staff input[name=username]", "wang_sched").await;
+    b.fill("#new-staff input[name=name]", "王二").await;
+    b.fill("#new-staff input[name=password]", "Sched-pass-2026").await;
+    b.click("#new-staff input[name=role][value=scheduler]").await;
+    b.click("#new-staff button[type=submit]").await;
+    b.wait_text("该用户名已被使用，请换一个").await;
+    let shown = b.find("#new-staff .error").await.text().await.unwrap();
+    assert!(!shown.contains("taken"), "{shown}");
+    b.screenshot("admin-staff-taken").await;
+
     // Roles: a custom one with one permission.
     b.click("nav a[data-page=roles]").await;
     b.fill("#new-role input[name=rolename]", "refund_clerk").await;

@@ -15,6 +15,22 @@ const MESSAGES = {
   unavailable: '服务繁忙，请稍后重试',
   internal: '服务器出错了，请稍后重试',
   network: '网络连接失败，请稍后重试',
+  // Refusals whose meaning is whole without the server's detail.
+  username_taken: '该用户名已被使用，请换一个',
+  builtin_role: '内置角色不能删除',
+  admin_role_fixed: '管理员角色拥有全部权限，只能修改名称',
+  self_deactivation: '不能停用自己的账号',
+  version_conflict: '内容已被他人修改，请刷新页面后再保存',
+  edit_conflict: '内容已被他人修改，请重试',
+  already_published: '公告已发布或已撤回，不能再撤回',
+  import_conflict: '另一次导入刚刚完成，请重新导入',
+  account_disabled: '账号已停用，请联系医院',
+  conversation_state: '该会话已结束',
+  already_handled: '该差异已处理',
+  malformed_json: '提交的内容格式有误',
+  payload_too_large: '文件或内容太大',
+  unsupported_media_type: '不支持的文件类型',
+  request_timeout: '请求超时，请重试',
 };
 
 /** The message to show for an error. */
