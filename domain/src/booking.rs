@@ -107,8 +107,14 @@ fn check_open(status: SessionStatus, release_at: DateTime<Utc>, now: DateTime<Ut
 #[derive(Debug, Clone)]
 pub struct SessionBook {
     pub session: ClinicSession,
-    /// Live (slot-occupying) appointments by id.
+    /// Live (slot-occupying) appointments by id. Changed only through `put_live` and `take_live`,
+    /// which keep `persons` with it.
     live: BTreeMap<AppointmentId, Appointment>,
+    /// How many live appointments each person (ID-number index) has here: one at most, by the
+    /// invariant. The "already in this session" check of a hold asks it instead of walking every
+    /// live appointment, which was a cache miss per appointment and so grew with the session's
+    /// places (docs/benchmarks.md, the storm of 18,000).
+    persons: HashMap<String, u32>,
     /// Per segment: the places taken by live appointments (`first_free` finds the lowest free one).
     taken: Vec<BTreeSet<u32>>,
     pub waitlist: VecDeque<WaitEntry>,
@@ -137,17 +143,43 @@ impl SessionBook {
             taken: vec![BTreeSet::new(); session.segments.len()],
             session,
             live: BTreeMap::new(),
+            persons: HashMap::new(),
             waitlist: waitlist.into(),
         };
         for a in appointments {
             if a.status.occupies_slot() && a.slot.session_id == b.session.id {
                 if let Some(t) = b.taken.get_mut(a.slot.segment as usize) {
                     t.insert(a.place);
-                    b.live.insert(a.id, a);
+                    b.put_live(a);
                 }
             }
         }
         b
+    }
+
+    /// Puts `a` among the live appointments (in place of the same id's, whose person is the same).
+    fn put_live(&mut self, a: Appointment) {
+        if !self.live.contains_key(&a.id) {
+            *self.persons.entry(a.person.clone()).or_default() += 1;
+        }
+        self.live.insert(a.id, a);
+    }
+
+    /// Takes appointment `id` out of the live ones.
+    fn take_live(&mut self, id: AppointmentId) -> Option<Appointment> {
+        let a = self.live.remove(&id)?;
+        if let Some(n) = self.persons.get_mut(&a.person) {
+            *n -= 1;
+            if *n == 0 {
+                self.persons.remove(&a.person);
+            }
+        }
+        Some(a)
+    }
+
+    /// Whether `person` has a live appointment here.
+    fn has_person(&self, person: &str) -> bool {
+        self.persons.contains_key(person)
     }
 
     pub fn remaining(&self, segment: usize) -> u32 {
@@ -222,7 +254,7 @@ impl SessionBook {
     pub fn hold(&mut self, segment: u16, req: &HoldRequest) -> Result<Appointment, BookError> {
         self.bookable(segment, req.now)?;
         let seg = segment as usize;
-        if self.live.values().any(|a| a.person == req.person) {
+        if self.has_person(&req.person) {
             return Err(BookError::AlreadyInSession);
         }
         let place = first_free(&self.taken[seg]);
@@ -253,7 +285,7 @@ impl SessionBook {
             rescheduled_to: None,
         };
         self.taken[seg].insert(place);
-        self.live.insert(a.id, a.clone());
+        self.put_live(a.clone());
         // A person who gets a place no longer waits for one.
         self.waitlist.retain(|w| w.person != req.person);
         Ok(a)
@@ -275,7 +307,7 @@ impl SessionBook {
     ) -> Result<Appointment, BookError> {
         let a = self.live.get_mut(&id).ok_or(BookError::NoSuchAppointment)?;
         a.apply(event, now)?;
-        let a = self.live.remove(&id).expect("present");
+        let a = self.take_live(id).expect("present");
         self.taken[a.slot.segment as usize].remove(&a.place);
         Ok(a)
     }
@@ -388,9 +420,7 @@ impl SessionBook {
         if self.free_from(open_from) > 0 {
             return Err(BookError::NotSoldOut);
         }
-        if self.waitlist.iter().any(|w| w.person == entry.person)
-            || self.live.values().any(|a| a.person == entry.person)
-        {
+        if self.waitlist.iter().any(|w| w.person == entry.person) || self.has_person(&entry.person) {
             return Err(BookError::AlreadyWaiting);
         }
         self.waitlist.push_back(entry);
@@ -441,7 +471,7 @@ impl SessionBook {
             match self.hold(seg as u16, &req) {
                 Ok(mut a) => {
                     a.from_waitlist = true;
-                    self.live.insert(a.id, a.clone());
+                    self.put_live(a.clone());
                     offers.push(a);
                 }
                 // The person got a place here meanwhile: skip them.
@@ -499,7 +529,7 @@ impl SessionBook {
         moved.slip_no = old.slip_no.as_ref().map(|_| moved.make_slip_no());
         cancelled.rescheduled_to = Some(new_id);
         self.taken[seg].insert(place);
-        self.live.insert(moved.id, moved.clone());
+        self.put_live(moved.clone());
         Ok((cancelled, moved))
     }
 
@@ -520,7 +550,7 @@ impl SessionBook {
         if self.remaining(seg) == 0 {
             return Err(BookError::SoldOut);
         }
-        if self.live.values().any(|a| a.person == from.person) {
+        if self.has_person(&from.person) {
             return Err(BookError::AlreadyInSession);
         }
         let place = first_free(&self.taken[seg]);
@@ -537,7 +567,7 @@ impl SessionBook {
         moved.rescheduled_to = None;
         moved.slip_no = from.slip_no.as_ref().map(|_| moved.make_slip_no());
         self.taken[seg].insert(place);
-        self.live.insert(moved.id, moved.clone());
+        self.put_live(moved.clone());
         // As with `hold`: a person who gets a place here no longer waits for one.
         self.waitlist.retain(|w| w.person != from.person);
         Ok(moved)
@@ -545,7 +575,7 @@ impl SessionBook {
 
     /// Undoes `accept_moved` when the other half of a cross-session move failed.
     pub fn forget(&mut self, id: AppointmentId) {
-        if let Some(a) = self.live.remove(&id) {
+        if let Some(a) = self.take_live(id) {
             self.taken[a.slot.segment as usize].remove(&a.place);
         }
     }
@@ -574,6 +604,9 @@ impl SessionBook {
         let persons: BTreeSet<&str> = self.live.values().map(|a| a.person.as_str()).collect();
         if persons.len() != self.live.len() {
             return Err("one person holds two places in a session".into());
+        }
+        if self.persons.len() != persons.len() || persons.iter().any(|p| self.persons.get(*p) != Some(&1)) {
+            return Err("the persons index disagrees with the live appointments".into());
         }
         Ok(())
     }
@@ -709,6 +742,21 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(2_000, 0).unwrap()
+    }
+
+    /// A book rebuilt from the store after a restart knows who holds a place: the same person
+    /// is refused again, and may book once their appointment is cancelled.
+    #[test]
+    fn a_rebuilt_book_knows_its_persons() {
+        let s = session(3);
+        let mut first = SessionBook::new(s.clone(), [], vec![]);
+        let held = first.hold(0, &req("p1", now())).unwrap();
+        let mut b = SessionBook::new(s, [held.clone()], vec![]);
+        assert_eq!(b.hold(1, &req("p1", now())).unwrap_err(), BookError::AlreadyInSession);
+        b.check_invariants().unwrap();
+        b.cancel(held.id, now(), CancelReason::Patient).unwrap();
+        assert!(b.hold(1, &req("p1", now())).is_ok(), "the place let go, the person may book again");
+        b.check_invariants().unwrap();
     }
 
     #[test]
