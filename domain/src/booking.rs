@@ -122,6 +122,12 @@ pub struct SessionBook {
 
 /// The lowest place number (from 1) not in `taken`: the first gap in its ascending walk.
 fn first_free(taken: &BTreeSet<u32>) -> u32 {
+    // Places taken in order, none let go (every release storm): distinct numbers from 1 whose
+    // largest is their count are exactly 1..=count, so the next is count + 1 without the walk.
+    let counted = taken.len() as u32 - u32::from(taken.contains(&0));
+    if taken.last().is_none_or(|&last| last == counted) {
+        return counted + 1;
+    }
     let mut next = 1;
     for &p in taken.range(1..) {
         if p != next {
@@ -949,8 +955,11 @@ mod first_free_tests {
         assert_eq!(first_free(&set(&[2, 3])), 1);
         assert_eq!(first_free(&set(&[1, 2, 4, 5])), 3);
         assert_eq!(first_free(&set(&[0, 1, 3])), 2);
-        // The same answer as looking each number up.
-        let taken = set(&[1, 2, 3, 5, 8, 9]);
-        assert_eq!(first_free(&taken), (1..).find(|p| !taken.contains(p)).unwrap());
+        // The same answer as looking each number up, for every set of places 0..=7 (the
+        // in-order shortcut and the walk alike).
+        for bits in 0u32..256 {
+            let taken: BTreeSet<u32> = (0..8).filter(|p| bits & (1 << p) != 0).collect();
+            assert_eq!(first_free(&taken), (1..).find(|p| !taken.contains(p)).unwrap(), "{taken:?}");
+        }
     }
 }
