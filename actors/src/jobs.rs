@@ -62,11 +62,41 @@ impl AccountEraser for StoreEraser {
 pub struct JobRunner {
     worker: Arc<Worker>,
     task: tokio::task::JoinHandle<()>,
+    burst: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for JobRunner {
     fn drop(&mut self) {
         self.task.abort();
+        self.burst.abort();
+    }
+}
+
+/// How long before a release the store is told that a burst of holds is coming: the flusher here
+/// writes a full memtable (64 MiB) out in about a second, so it is done before the first tap.
+const BURST_LEAD: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Watches for the next release (放号) among this node's sessions (the availability gate) and,
+/// once it is within `BURST_LEAD`, has the store make room for the burst
+/// (`DataStore::prepare_for_burst`), once per release instant. A second, not the jobs' tick: a
+/// release moved to a few seconds ahead must still be seen in time.
+async fn burst_watch(data: Arc<dyn DataStore>, system: ActorSystem) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prepared = None;
+    loop {
+        tick.tick().await;
+        let now = Utc::now();
+        let Some(at) = system.gate().next_release(now) else { continue };
+        if at - now > BURST_LEAD || prepared == Some(at) {
+            continue;
+        }
+        prepared = Some(at);
+        match data.prepare_for_burst().await {
+            Ok(true) => tracing::info!(release = %at, "the store made room for a release's burst"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot make room in the store for a burst"),
+        }
     }
 }
 
@@ -93,6 +123,7 @@ impl JobRunner {
         reconciler: Option<Arc<Reconciler>>,
         config: JobsConfig,
     ) -> JobRunner {
+        let burst = tokio::spawn(burst_watch(data.clone(), system.clone()));
         let worker = Arc::new(Worker { data, system, eraser, announcer, reconciler, config, owner: Uuid::new_v4() });
         let w = worker.clone();
         let task = tokio::spawn(async move {
@@ -110,7 +141,7 @@ impl JobRunner {
             }
         });
         tracing::info!(owner = %worker.owner, "job runner started");
-        JobRunner { worker, task }
+        JobRunner { worker, task, burst }
     }
 
     /// Runs what is due now, at once (tests; the loop does it every tick).

@@ -196,6 +196,14 @@ pub trait DataStore:
 {
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// Makes room for a burst of writes about to come (a release, 放号, in a few seconds): the
+    /// embedded store writes its memtable out now, in the background, so the burst's holds do not
+    /// share the cores with that flush (docs/benchmarks.md, the storm of 18,000). Whether it did
+    /// anything. Elsewhere nothing: a ScyllaDB cluster's memtables are its own to manage.
+    async fn prepare_for_burst(&self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// How long a log's counter lives after its last append: far longer than its values, so numbers

@@ -41,7 +41,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_domain::booking::{BookError, SessionBook, SessionGate};
-use hospital_domain::schedule::SlotId;
+use hospital_domain::schedule::{SessionStatus, SlotId};
 use hospital_domain::{DepartmentId, DoctorId, SessionId};
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -121,6 +121,16 @@ impl AvailabilityGate {
     /// Forgets `doctor`'s sessions (its actor stops, or its memory is no longer the truth).
     pub(crate) fn forget(&self, doctor: DoctorId) {
         self.sessions.write().expect("gate lock").retain(|_, (d, _)| *d != doctor);
+    }
+
+    /// The earliest release after `now` of a session known here that is not stopped: when the
+    /// next burst of holds comes (`jobs::burst_watch`).
+    pub fn next_release(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let map = self.sessions.read().expect("gate lock");
+        map.values()
+            .filter(|(_, g)| g.status != SessionStatus::Stopped && g.release_at > now)
+            .map(|(_, g)| g.release_at)
+            .min()
     }
 
     /// How many sessions the gate knows (tests, metrics).

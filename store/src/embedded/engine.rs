@@ -37,6 +37,9 @@ const CACHE_BYTES: u64 = 128 << 20;
 /// flusher's thread, instead of during it beside the requests. The journal has every row
 /// already, so this is memory, not durability.
 const MEMTABLE_BYTES: u32 = 64 << 20;
+/// A memtable smaller than this is left alone before a burst: writing out a few rows as a segment
+/// of their own would only add a segment for compaction to merge.
+pub const ROTATE_AT_LEAST: u64 = 4 << 20;
 /// How many expired rows one sweep deletes at most.
 const SWEEP_LIMIT: usize = 5000;
 
@@ -400,6 +403,17 @@ impl Engine {
         }
     }
 
+    /// Seals the active memtable and has the flusher write it out, if it holds at least
+    /// `at_least` bytes; whether it did. The rows stay readable throughout (a sealed memtable is
+    /// read until its segment is in), and the journal already has them.
+    pub fn rotate_memtable(&self, at_least: u64) -> Result<bool> {
+        use fjall::AbstractTree;
+        if u64::from(self.rows.tree.active_memtable_size()) < at_least {
+            return Ok(false);
+        }
+        Ok(self.rows.rotate_memtable()?)
+    }
+
     pub fn read<T>(&self, f: impl FnOnce(&ReadCtx) -> Result<T>) -> Result<T> {
         // At the keyspace's visible instant: a batch becomes visible whole, once all of it is in.
         let ctx = ReadCtx { snap: self.rows.snapshot_at(self.keyspace.instant()), now: now_ms() };
@@ -559,6 +573,38 @@ mod tests {
         // The journal is preallocated (32 MiB), so it is on disk before the first row.
         assert!(before.disk_bytes > 0 && after.disk_bytes >= before.disk_bytes, "{before:?} -> {after:?}");
         assert!(after.journals >= 1, "{after:?}");
+    }
+
+    /// Before a burst: a memtable under the floor is left alone; a bigger one is written out as a
+    /// segment by the flusher, and its rows read the same before, during and after.
+    #[tokio::test]
+    async fn a_memtable_is_written_out_before_a_burst_and_its_rows_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let key = |i: u32| Key::new().str(&format!("{i:06}"));
+        let put = |from: u32, to: u32| {
+            engine.write(move |ctx| {
+                for i in from..to {
+                    ctx.put(tables::ACCOUNTS, &key(i), &"x".repeat(1000));
+                }
+                Ok(())
+            })
+        };
+        put(0, 10).await.unwrap();
+        assert!(!engine.rotate_memtable(ROTATE_AT_LEAST).unwrap(), "ten rows are not worth a segment");
+        assert_eq!(engine.stats().segments, 0);
+        put(10, 6000).await.unwrap();
+        assert!(engine.stats().write_buffer_bytes >= ROTATE_AT_LEAST, "{:?}", engine.stats());
+        assert!(engine.rotate_memtable(ROTATE_AT_LEAST).unwrap());
+        let read = |i: u32| engine.read(|r| r.get::<String>(tables::ACCOUNTS, &key(i))).unwrap();
+        assert_eq!(read(5999).as_deref(), Some("x".repeat(1000).as_str()), "readable while sealed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while engine.stats().segments == 0 {
+            assert!(Instant::now() < deadline, "the flusher never wrote the segment: {:?}", engine.stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(read(0).as_deref(), Some("x".repeat(1000).as_str()), "readable from the segment");
+        assert!(engine.stats().write_buffer_bytes < ROTATE_AT_LEAST, "{:?}", engine.stats());
     }
 
     /// One batch, closure by closure: each sees the stored rows under every earlier closure's

@@ -101,4 +101,8 @@ impl DataStore for EmbeddedStore {
     async fn ping(&self) -> Result<()> {
         self.engine.read(|_| Ok(()))
     }
+
+    async fn prepare_for_burst(&self) -> Result<bool> {
+        self.engine.rotate_memtable(engine::ROTATE_AT_LEAST)
+    }
 }
