@@ -5,11 +5,8 @@
 # usage: cpustorm.sh <sold-out|everyone-wins|human-paced> <outdir> <release-dir-with-hospital-load> [server-bin]
 # Noisy under load: run A and B alternately, several times each, and give every run.
 SC=$1; OUT=$2; R=$3; BIN=${4:-$R/hospital}
-mkdir -p $OUT
-$R/hospital-load storm --scenario $SC --server-bin $BIN --no-peers --out $OUT > $OUT.log 2>&1 &
-LP=$!
-until grep -q "setup:" $OUT.log 2>/dev/null; do sleep 0.05; kill -0 $LP 2>/dev/null || { cat $OUT.log; exit 1; }; done
-PID=$(grep -o "pid [0-9]*" $OUT.log | head -1 | cut -d' ' -f2)
+. "$(cd "$(dirname "$0")" && pwd)/stormlib.sh"
+start_storm "$SC" "$OUT" "$R" "$BIN"
 TCK=$(getconf CLK_TCK)
 # One awk over every thread's stat per poll (a `cat` and an `awk` per thread were ~9 % of the two
 # cores at this rate). utime and stime are fields 14 and 15, counted from after the `(comm)`

@@ -7,11 +7,8 @@
 # builds over several runs, not one.
 SC=$1; OUT=$2; R=$3; BIN=${4:-$R/hospital}
 HERE=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$OUT"
-"$R/hospital-load" storm --scenario "$SC" --server-bin "$BIN" --no-peers --out "$OUT" > "$OUT.log" 2>&1 &
-LP=$!
-until grep -q "setup:" "$OUT.log" 2>/dev/null; do sleep 0.05; kill -0 $LP 2>/dev/null || { cat "$OUT.log"; exit 1; }; done
-PID=$(grep -o "pid [0-9]*" "$OUT.log" | head -1 | cut -d' ' -f2)
+. "$HERE/stormlib.sh"
+start_storm "$SC" "$OUT" "$R" "$BIN"
 # The release comes 3 s after setup (--lead-ms); 7 s covers it and the answers.
 perf record -F 1999 --call-graph dwarf,32768 -m 1024 -p "$PID" -o "$OUT/perf.data" -- sleep 7 > /dev/null 2>&1
 wait $LP

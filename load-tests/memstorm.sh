@@ -8,10 +8,8 @@
 #   e.g. memstorm.sh everyone-wins /tmp/m target/release target/release/hospital --patients 18000 --slots 180
 SC=$1; OUT=$2; R=$3; BIN=${4:-$R/hospital}
 shift 4 2>/dev/null || shift $#
-"$R/hospital-load" storm --scenario "$SC" --server-bin "$BIN" --no-peers "$@" --out "$OUT" > "$OUT.log" 2>&1 &
-LP=$!
-until grep -q "setup:" "$OUT.log" 2>/dev/null; do sleep 0.05; kill -0 $LP 2>/dev/null || { cat "$OUT.log"; exit 1; }; done
-PID=$(grep -o "pid [0-9]*" "$OUT.log" | head -1 | cut -d' ' -f2)
+. "$(cd "$(dirname "$0")" && pwd)/stormlib.sh"
+start_storm "$SC" "$OUT" "$R" "$BIN" "$@"
 # minflt is field 10 of /proc/<pid>/stat (the server's name holds no spaces).
 f0=$(awk '{print $10}' /proc/$PID/stat); r0=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
 f1=$f0; r1=$r0

@@ -339,12 +339,11 @@ fn check_lines(lines: &[StoredLine]) -> ApiResult<()> {
     }
     for (i, l) in lines.iter().enumerate() {
         if l.start >= l.end {
-            let message = "the start must be before the end".into();
-            return Err(ApiError::OutOfRange { field: format!("lines[{i}].end"), message });
+            return Err(ValidationError::new(format!("lines[{i}].end"), "the start must be before the end").into());
         }
         if lines[..i].iter().any(|o| (o.weekday, o.period) == (l.weekday, l.period)) {
-            let message = format!("weekday {} {} appears twice", l.weekday, l.period.label());
-            return Err(ApiError::OutOfRange { field: format!("lines[{i}].period"), message });
+            let reason = format!("weekday {} {} appears twice", l.weekday, l.period.label());
+            return Err(ValidationError::new(format!("lines[{i}].period"), reason).into());
         }
     }
     Ok(())

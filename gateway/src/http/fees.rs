@@ -192,7 +192,7 @@ async fn add_items(state: &AppState, body: &[u8]) -> ApiResult<ApiJson<Vec<FeeIt
             insurance_code: i.insurance_code,
             billed_at: i.billed_at.unwrap_or(now),
         };
-        new.validate().map_err(|e| ApiError::OutOfRange { field: field(e.field), message: e.reason })?;
+        new.validate().map_err(|e| ApiError::OutOfRange { field: field(&e.field), message: e.reason })?;
         items.push(new);
     }
     let stored = match state.stores.data.add_fee_items(&items).await {

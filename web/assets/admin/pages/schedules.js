@@ -28,11 +28,13 @@ function updated(x, d) {
     remaining: d.remaining[i] ?? sl.remaining, closed: i < (d.open_from ?? 0) }));
   return { ...x, slots, status: d.status };
 }
-/** What a refused field of this page means to staff: the server names a wrong template line by
- * its path (`lines[2].end`, `lines[2].period`). */
+/** What a refused field of this page means to staff. */
 const FIELDS = {
   lines: '模板须有 1 至 21 行（每个星期和时段一行）',
   segments: '号源时段有误：须按时间顺序、互不重叠，每段开始早于结束',
+};
+/** A wrong template line, which the server names by its path (`lines[2].end`, `lines[2].period`). */
+const LINE_FIELDS = {
   end: (n) => `第 ${n} 行：开始时间须早于结束时间`,
   period: (n) => `第 ${n} 行：与前面一行的星期和时段相同（每个星期和时段只能有一行）`,
 };
@@ -41,21 +43,20 @@ function explain(x) {
   if (REFUSALS[x.code]) return REFUSALS[x.code];
   if (x.code === 'invalid_field') {
     const line = /^lines\[(\d+)\]\.(end|period)$/.exec(x.field || '');
-    if (line) return FIELDS[line[2]](Number(line[1]) + 1);
-    if (typeof FIELDS[x.field] === 'string') return FIELDS[x.field];
+    if (line) return LINE_FIELDS[line[2]](Number(line[1]) + 1);
+    if (FIELDS[x.field]) return FIELDS[x.field];
   }
   return messageOf(x) + (x.field ? `（${x.field}）` : '');
 }
-/** The places booked in segment `i` of `slots` as read (null if unknown): segment i keeps its
- * bookings in a 号源调整 whatever its new time, so this is what row i may not go below. */
-function booked(slots, i) {
-  const sl = (slots || [])[i];
+/** The places booked in a slot as read (null if unknown). */
+function booked(sl) {
   return sl && sl.quota != null && sl.remaining != null ? sl.quota - sl.remaining : null;
 }
 /** A 号源调整 refused for places below bookings: which segments, by the bookings the editor read
- * (`slots`) against the places asked (`segments`; a segment left out asks none). */
+ * (`slots`) against the places asked (`segments`; a segment left out asks none). Segment i keeps
+ * its bookings whatever its new time, so row i may not go below slot i's. */
 function belowBooked(slots, segments) {
-  const short = (slots || []).map((_, i) => ({ n: i + 1, booked: booked(slots, i), quota: segments[i]?.quota }))
+  const short = (slots || []).map((sl, i) => ({ n: i + 1, booked: booked(sl), quota: segments[i]?.quota }))
     .filter((r) => r.booked && (r.quota ?? 0) < r.booked);
   return short.length
     ? short.map((r) => (r.quota == null ? `第 ${r.n} 段已约 ${r.booked} 人，不能删除`
@@ -162,7 +163,7 @@ function segmentEditor(box, session, done) {
       h('td', {}, h('input', { name: 'start', type: 'time', value: hm(sl.start) })),
       h('td', {}, h('input', { name: 'end', type: 'time', value: hm(sl.end) })),
       h('td', {}, h('input', { name: 'quota', type: 'number', min: '0', max: '500', value: String(sl.quota) })),
-      h('td', {}, booked([sl], 0) != null ? `已约 ${booked([sl], 0)}` : ''),
+      h('td', {}, booked(sl) != null ? `已约 ${booked(sl)}` : ''),
       h('td', {}, h('button', { type: 'button', onclick: () => tr.remove() }, '删除')));
     body.appendChild(tr);
   };
