@@ -83,6 +83,21 @@ impl SheetKind {
         }
     }
 
+    /// What the hospital calls a sheet of the kind.
+    fn label(self) -> &'static str {
+        match self {
+            SheetKind::Departments => "科室",
+            SheetKind::Doctors => "医生",
+            SheetKind::Templates => "排班模板",
+        }
+    }
+
+    /// The Chinese header of the kind's column `column` (an English name); `column` itself for a
+    /// column the kind does not have (a header as the file wrote it).
+    fn column_label(self, column: &str) -> String {
+        self.columns().iter().find(|(en, _, _)| *en == column).map_or(column, |(_, zh, _)| zh).to_string()
+    }
+
     /// The columns of the kind: (name, Chinese name, required).
     fn columns(self) -> &'static [(&'static str, &'static str, bool)] {
         match self {
@@ -136,12 +151,18 @@ pub struct RowError {
     pub sheet: String,
     /// The row number as the spreadsheet shows it (counting the header).
     pub row: u32,
-    /// The column's header, when one column is at fault.
+    /// The column at fault, if one is: its English name (`fee_yuan`), or the header as the file
+    /// wrote it for a column the sheet does not have.
     pub column: Option<String>,
+    /// The same column as the hospital's sheets head it (`挂号费`), for staff pages.
+    pub label: Option<String>,
     /// `missing`, `invalid`, `duplicate`, `unknown_department`, `unknown_doctor`,
-    /// `unknown_column`, `missing_column`, `unknown_sheet`, `too_many_rows`.
+    /// `unknown_column`, `missing_column`, `too_many_rows`.
     pub code: &'static str,
     pub message: String,
+    /// The message in the hospital's language, for staff pages (the import is the back office's,
+    /// and its sheets are headed in Chinese): what is wrong and what the cell should hold.
+    pub message_zh: String,
 }
 
 /// A department row, checked.
@@ -217,8 +238,10 @@ pub fn check(sheets: &[Sheet], known: &Known) -> (Plan, Vec<RowError>) {
             sheet: name,
             row: 1,
             column: None,
+            label: None,
             code: "too_many_rows",
             message: format!("{total} rows; a file holds at most {MAX_ROWS}"),
+            message_zh: format!("文件共 {total} 行，一个文件最多 {MAX_ROWS} 行，请分成几个文件导入"),
         });
         return (plan, errors);
     }
@@ -235,12 +258,14 @@ pub fn check(sheets: &[Sheet], known: &Known) -> (Plan, Vec<RowError>) {
                 sheet: sheet.name.clone(),
                 row: header_row,
                 column: None,
+                label: None,
                 code: "duplicate",
                 message: format!("a second sheet of {kind:?} (the first is {first:?})").to_lowercase(),
+                message_zh: format!("又一个{}工作表（第一个是“{first}”），每种只能有一个", kind.label()),
             });
             continue;
         }
-        let mut reader = SheetReader { sheet: &sheet.name, columns: HashMap::new(), errors: &mut errors };
+        let mut reader = SheetReader { sheet: &sheet.name, kind, columns: HashMap::new(), errors: &mut errors };
         if !reader.map_header(kind, &header, header_row) {
             continue;
         }
@@ -284,18 +309,21 @@ fn sheet_order(sheets: &[Sheet], name: &str) -> usize {
 
 /// The checks across rows: duplicates, references to departments and doctors, the tree.
 fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet_of: impl Fn(SheetKind) -> String) {
-    let err = |kind, row, column: &str, code, message: String| RowError {
+    let err = |kind: SheetKind, row, column: &str, code, message: String, message_zh: String| RowError {
         sheet: sheet_of(kind),
         row,
         column: Some(column.to_string()),
+        label: Some(kind.column_label(column)),
         code,
         message,
+        message_zh,
     };
     let mut first: HashMap<&str, u32> = HashMap::new();
     for d in &plan.departments {
         if let Some(prev) = first.insert(&d.code, d.row) {
             let m = format!("department code {} is also on row {prev}", d.code);
-            errors.push(err(SheetKind::Departments, d.row, "code", "duplicate", m));
+            let zh = format!("科室编码 {} 与第 {prev} 行重复", d.code);
+            errors.push(err(SheetKind::Departments, d.row, "code", "duplicate", m, zh));
         }
     }
     let parents: HashMap<&str, Option<&str>> =
@@ -305,7 +333,8 @@ fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet
         let Some(p) = d.parent_code.as_deref() else { continue };
         if !department_known(p) {
             let m = format!("no department has the code {p}");
-            errors.push(err(SheetKind::Departments, d.row, "parent_code", "unknown_department", m));
+            let zh = format!("没有科室编码为 {p} 的科室（文件里和系统里都没有）");
+            errors.push(err(SheetKind::Departments, d.row, "parent_code", "unknown_department", m, zh));
             continue;
         }
         // Walk up inside the file: a loop would put a department below itself.
@@ -314,7 +343,8 @@ fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet
             match at {
                 Some(c) if c == d.code => {
                     let m = format!("department {} would be below itself", d.code);
-                    errors.push(err(SheetKind::Departments, d.row, "parent_code", "invalid", m));
+                    let zh = format!("科室 {} 的上级科室绕回了它自己", d.code);
+                    errors.push(err(SheetKind::Departments, d.row, "parent_code", "invalid", m, zh));
                     break;
                 }
                 Some(c) => at = parents.get(c).copied().flatten(),
@@ -326,11 +356,13 @@ fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet
     for d in &plan.doctors {
         if let Some(prev) = first.insert(&d.code, d.row) {
             let m = format!("doctor code {} is also on row {prev}", d.code);
-            errors.push(err(SheetKind::Doctors, d.row, "code", "duplicate", m));
+            let zh = format!("医生编码 {} 与第 {prev} 行重复", d.code);
+            errors.push(err(SheetKind::Doctors, d.row, "code", "duplicate", m, zh));
         }
         if !department_known(&d.department_code) {
             let m = format!("no department has the code {}", d.department_code);
-            errors.push(err(SheetKind::Doctors, d.row, "department_code", "unknown_department", m));
+            let zh = format!("没有科室编码为 {} 的科室（文件里和系统里都没有）", d.department_code);
+            errors.push(err(SheetKind::Doctors, d.row, "department_code", "unknown_department", m, zh));
         }
     }
     let doctors: HashSet<&str> = plan.doctors.iter().map(|d| d.code.as_str()).collect();
@@ -338,7 +370,8 @@ fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet
     for t in &plan.templates {
         if !doctors.contains(t.doctor_code.as_str()) && !known.doctors.contains(&t.doctor_code) {
             let m = format!("no doctor has the code {}", t.doctor_code);
-            errors.push(err(SheetKind::Templates, t.row, "doctor_code", "unknown_doctor", m));
+            let zh = format!("没有医生编码为 {} 的医生（文件里和系统里都没有）", t.doctor_code);
+            errors.push(err(SheetKind::Templates, t.row, "doctor_code", "unknown_doctor", m, zh));
         }
         if let Some(prev) = first.insert((&t.doctor_code, t.line.weekday, t.line.period), t.row) {
             let m = format!(
@@ -347,7 +380,13 @@ fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet
                 t.line.period.label(),
                 t.line.weekday
             );
-            errors.push(err(SheetKind::Templates, t.row, "period", "duplicate", m));
+            let zh = format!(
+                "医生 {} 在周{}{}已有一行排班（第 {prev} 行）",
+                t.doctor_code,
+                weekday_zh(t.line.weekday),
+                t.line.period.label()
+            );
+            errors.push(err(SheetKind::Templates, t.row, "period", "duplicate", m, zh));
         }
     }
 }
@@ -355,18 +394,21 @@ fn cross_check(plan: &mut Plan, known: &Known, errors: &mut Vec<RowError>, sheet
 /// A sheet being read: where each of its kind's columns is.
 struct SheetReader<'a> {
     sheet: &'a str,
+    kind: SheetKind,
     columns: HashMap<&'static str, usize>,
     errors: &'a mut Vec<RowError>,
 }
 
 impl SheetReader<'_> {
-    fn push(&mut self, row: u32, column: Option<&str>, code: &'static str, message: impl Into<String>) {
+    fn push(&mut self, row: u32, column: Option<&str>, code: &'static str, say: Say) {
         self.errors.push(RowError {
             sheet: self.sheet.to_string(),
             row,
             column: column.map(str::to_string),
+            label: column.map(|c| self.kind.column_label(c)),
             code,
-            message: message.into(),
+            message: say.0,
+            message_zh: say.1,
         });
     }
 
@@ -379,8 +421,13 @@ impl SheetReader<'_> {
             }
             let h = h.split(['(', '（']).next().unwrap_or(h).trim(); // "挂号费（元）"
             match kind.columns().iter().find(|(en, zh, _)| h == *en || h == *zh) {
-                Some((en, _, _)) if self.columns.contains_key(en) => {
-                    self.push(row, Some(h), "duplicate", format!("column {en} appears twice"));
+                Some((en, zh, _)) if self.columns.contains_key(en) => {
+                    self.push(
+                        row,
+                        Some(h),
+                        "duplicate",
+                        say(format!("column {en} appears twice"), format!("“{zh}”列出现了两次")),
+                    );
                     ok = false;
                 }
                 Some((en, _, _)) => {
@@ -388,19 +435,18 @@ impl SheetReader<'_> {
                 }
                 None => {
                     let names: Vec<&str> = kind.columns().iter().map(|c| c.0).collect();
-                    self.push(
-                        row,
-                        Some(h),
-                        "unknown_column",
-                        format!("not a column of this sheet: {}", names.join(", ")),
-                    );
+                    let labels: Vec<&str> = kind.columns().iter().map(|c| c.1).collect();
+                    let en = format!("not a column of this sheet: {}", names.join(", "));
+                    let zh = format!("{}工作表没有这一列；可用的列：{}", kind.label(), labels.join("、"));
+                    self.push(row, Some(h), "unknown_column", say(en, zh));
                     ok = false;
                 }
             }
         }
         for (en, zh, required) in kind.columns() {
             if *required && !self.columns.contains_key(en) {
-                self.push(row, Some(en), "missing_column", format!("the sheet needs a column {en} ({zh})"));
+                let en_msg = format!("the sheet needs a column {en} ({zh})");
+                self.push(row, Some(en), "missing_column", say(en_msg, format!("工作表缺少“{zh}”列")));
                 ok = false;
             }
         }
@@ -417,9 +463,15 @@ struct RowReader<'a, 'b> {
 }
 
 impl RowReader<'_, '_> {
-    fn fail(&mut self, column: &str, code: &'static str, message: impl Into<String>) {
+    fn fail(&mut self, column: &str, code: &'static str, say: Say) {
         self.ok = false;
-        self.reader.push(self.row, Some(column), code, message);
+        self.reader.push(self.row, Some(column), code, say);
+    }
+
+    /// The required `column` is empty.
+    fn required(&mut self, column: &str) {
+        let zh = format!("{}不能为空", self.reader.kind.column_label(column));
+        self.fail(column, "missing", say(format!("{column} is required"), zh));
     }
 
     fn cell(&self, column: &str) -> Cell {
@@ -430,11 +482,12 @@ impl RowReader<'_, '_> {
     fn text(&mut self, column: &str, max: usize, required: bool) -> Option<String> {
         let s = self.cell(column).text();
         if s.is_empty() && required {
-            self.fail(column, "missing", format!("{column} is required"));
+            self.required(column);
             return None;
         }
         if s.chars().count() > max || s.chars().any(|c| c.is_control() && c != '\n') {
-            self.fail(column, "invalid", format!("at most {max} printable characters"));
+            let zh = format!("最多 {max} 个字，且不能含控制字符");
+            self.fail(column, "invalid", say(format!("at most {max} printable characters"), zh));
             return None;
         }
         Some(s)
@@ -447,7 +500,8 @@ impl RowReader<'_, '_> {
             return Some(s);
         }
         if s.len() > 32 || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            self.fail(column, "invalid", format!("{s:?} is not a code (1 to 32 of A-Z, 0-9, - and _)"));
+            let en = format!("{s:?} is not a code (1 to 32 of A-Z, 0-9, - and _)");
+            self.fail(column, "invalid", say(en, format!("“{s}”不是编码：编码由 1 至 32 个字母、数字、- 或 _ 组成")));
             return None;
         }
         Some(s)
@@ -458,7 +512,7 @@ impl RowReader<'_, '_> {
         let c = self.cell(column);
         if c.is_blank() {
             if default.is_none() {
-                self.fail(column, "missing", format!("{column} is required"));
+                self.required(column);
             }
             return default;
         }
@@ -470,8 +524,10 @@ impl RowReader<'_, '_> {
         match n.filter(|n| range.contains(n)) {
             Some(n) => Some(n),
             None => {
-                let m = format!("{:?} is not a whole number from {} to {}", c.text(), range.start(), range.end());
-                self.fail(column, "invalid", m);
+                let (from, to) = (range.start(), range.end());
+                let m = format!("{:?} is not a whole number from {from} to {to}", c.text());
+                let zh = format!("“{}”不是 {from} 至 {to} 之间的整数", c.text());
+                self.fail(column, "invalid", say(m, zh));
                 None
             }
         }
@@ -482,7 +538,7 @@ impl RowReader<'_, '_> {
         let c = self.cell(column);
         if c.is_blank() {
             if default.is_none() {
-                self.fail(column, "missing", format!("{column} is required"));
+                self.required(column);
             }
             return default;
         }
@@ -498,7 +554,8 @@ impl RowReader<'_, '_> {
             _ => None,
         };
         if t.is_none() {
-            self.fail(column, "invalid", format!("{:?} is not a time of day like 08:00", c.text()));
+            let en = format!("{:?} is not a time of day like 08:00", c.text());
+            self.fail(column, "invalid", say(en, format!("“{}”不是时间，请写成 08:00 这样", c.text())));
         }
         t
     }
@@ -529,11 +586,9 @@ impl RowReader<'_, '_> {
         let title = self.text("title", 16, true).and_then(|t| {
             let found = parse_title(&t);
             if found.is_none() && !t.is_empty() {
-                self.fail(
-                    "title",
-                    "invalid",
-                    format!("{t:?} is not a title: 主任医师, 副主任医师, 主治医师 or 住院医师"),
-                );
+                let en = format!("{t:?} is not a title: 主任医师, 副主任医师, 主治医师 or 住院医师");
+                let zh = format!("“{t}”不是职称：请填主任医师、副主任医师、主治医师或住院医师");
+                self.fail("title", "invalid", say(en, zh));
             }
             found
         });
@@ -545,7 +600,8 @@ impl RowReader<'_, '_> {
                 .map(str::to_string)
                 .collect();
             if list.len() > 20 || list.iter().any(|x| x.chars().count() > 32) {
-                self.fail("specialties", "invalid", "at most 20 specialties of at most 32 characters, split by 、");
+                let en = "at most 20 specialties of at most 32 characters, split by 、";
+                self.fail("specialties", "invalid", say(en, "专长最多 20 项，每项最多 32 个字，用“、”分隔"));
                 return None;
             }
             Some(list)
@@ -570,15 +626,13 @@ impl RowReader<'_, '_> {
             match parse_weekday(&c.text()) {
                 Some(w) => Some(w),
                 None if c.is_blank() => {
-                    self.fail("weekday", "missing", "weekday is required");
+                    self.required("weekday");
                     None
                 }
                 None => {
-                    self.fail(
-                        "weekday",
-                        "invalid",
-                        format!("{:?} is not a weekday (1 to 7, or 周一 to 周日)", c.text()),
-                    );
+                    let en = format!("{:?} is not a weekday (1 to 7, or 周一 to 周日)", c.text());
+                    let zh = format!("“{}”不是星期：请填 1 至 7，或周一至周日", c.text());
+                    self.fail("weekday", "invalid", say(en, zh));
                     None
                 }
             }
@@ -586,7 +640,8 @@ impl RowReader<'_, '_> {
         let period = self.text("period", 16, true).and_then(|p| {
             let found = parse_period(&p);
             if found.is_none() && !p.is_empty() {
-                self.fail("period", "invalid", format!("{p:?} is not a period: 上午, 下午 or 夜间"));
+                let en = format!("{p:?} is not a period: 上午, 下午 or 夜间");
+                self.fail("period", "invalid", say(en, format!("“{p}”不是时段：请填上午、下午或夜间")));
             }
             found
         });
@@ -599,7 +654,9 @@ impl RowReader<'_, '_> {
         let release_time = self.time("release_time", NaiveTime::from_hms_opt(8, 0, 0));
         if let (Some(s), Some(e)) = (start, end) {
             if s >= e {
-                self.fail("end", "invalid", format!("the session ends ({e}) before it starts ({s})"));
+                let en = format!("the session ends ({e}) before it starts ({s})");
+                let zh = format!("结束时间 {} 须晚于开始时间 {}", e.format("%H:%M"), s.format("%H:%M"));
+                self.fail("end", "invalid", say(en, zh));
             }
         }
         let t = TemplateRow {
@@ -637,11 +694,28 @@ impl RowReader<'_, '_> {
         match fen.map(Fen::new).filter(|f| *f <= Fen::MAX_ACCEPTED) {
             Some(f) => Some(Some(f)),
             None => {
-                self.fail("fee_yuan", "invalid", format!("{:?} is not an amount in yuan like 50 or 12.50", c.text()));
+                let en = format!("{:?} is not an amount in yuan like 50 or 12.50", c.text());
+                let zh = format!("“{}”不是金额：请以元为单位，写成 50 或 12.50 这样", c.text());
+                self.fail("fee_yuan", "invalid", say(en, zh));
                 None
             }
         }
     }
+}
+
+/// A problem said twice: in English (the API's `message`) and in Chinese (`message_zh`).
+struct Say(String, String);
+
+fn say(en: impl Into<String>, zh: impl Into<String>) -> Say {
+    Say(en.into(), zh.into())
+}
+
+/// Monday to Sunday as in 周一..周日.
+const WEEKDAYS_ZH: [&str; 7] = ["一", "二", "三", "四", "五", "六", "日"];
+
+/// 一 (1, Monday) to 日 (7, Sunday), as in 周一.
+fn weekday_zh(weekday: u32) -> &'static str {
+    WEEKDAYS_ZH.get(weekday.wrapping_sub(1) as usize).copied().unwrap_or("?")
 }
 
 /// `12`, `12.5`, `12.50` yuan in fen; never through a float.
@@ -688,10 +762,7 @@ fn parse_weekday(s: &str) -> Option<u32> {
         return (1..=7).contains(&n).then_some(n);
     }
     let day = s.strip_prefix("星期").or_else(|| s.strip_prefix("周"))?;
-    ["一", "二", "三", "四", "五", "六", "日"]
-        .iter()
-        .position(|d| *d == day || (day == "天" && *d == "日"))
-        .map(|i| i as u32 + 1)
+    WEEKDAYS_ZH.iter().position(|d| *d == day || (day == "天" && *d == "日")).map(|i| i as u32 + 1)
 }
 
 #[cfg(test)]
@@ -811,6 +882,40 @@ mod tests {
         let (_, errors) = check(&[loop_], &Known::default());
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors.iter().all(|e| e.message.contains("below itself")));
+        assert_eq!(errors[0].message_zh, "科室 A 的上级科室绕回了它自己");
+        assert_eq!(errors[0].label.as_deref(), Some("上级科室编码"));
+    }
+
+    /// Staff read every error in Chinese, with the column as the hospital's sheets head it,
+    /// whichever language the file's headers were in.
+    #[test]
+    fn each_error_is_said_in_chinese_with_the_column_as_headed() {
+        let sheets = [
+            sheet("科室", &[&["code", "name", "parent_code", "颜色"], &["A", "甲", ""]]),
+            sheet(
+                "templates",
+                &[
+                    &["doctor_code", "weekday", "period", "start", "end", "segment_minutes", "quota", "fee_yuan"],
+                    &["D1", "周八", "中午", "08:00", "12:00", "300", "5", "12.345"],
+                ],
+            ),
+        ];
+        let (_, errors) = check(&sheets, &Known::default());
+        let got: Vec<(Option<&str>, &str)> =
+            errors.iter().map(|e| (e.label.as_deref(), e.message_zh.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some("颜色"), "科室工作表没有这一列；可用的列：科室编码、科室名称、上级科室编码、位置、简介、排序"),
+                (Some("星期"), "“周八”不是星期：请填 1 至 7，或周一至周日"),
+                (Some("时段"), "“中午”不是时段：请填上午、下午或夜间"),
+                (Some("每段分钟"), "“300”不是 5 至 240 之间的整数"),
+                (Some("挂号费"), "“12.345”不是金额：请以元为单位，写成 50 或 12.50 这样"),
+            ],
+            "{errors:?}"
+        );
+        // The English message stays for the API's other readers.
+        assert!(errors[1].message.contains("is not a weekday"), "{errors:?}");
     }
 
     #[test]

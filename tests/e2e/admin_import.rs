@@ -142,6 +142,19 @@ async fn a_bad_files_dry_run_reports_every_bad_row_and_nothing_is_written() {
     .collect();
     assert_eq!(error_places(&report), want, "{report}");
     assert!(report["errors"].as_array().unwrap().iter().all(|e| !e["message"].as_str().unwrap().is_empty()));
+    // Staff read each error in Chinese: the column as the sheet heads it, and what is wrong.
+    let labels: Vec<&str> = report["errors"].as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        ["科室编码", "科室名称", "科室编码", "职称", "开始时间", "时段", "医生编码", "结束时间", "每段分钟"],
+        "{report}"
+    );
+    let zh: Vec<&str> =
+        report["errors"].as_array().unwrap().iter().map(|e| e["message_zh"].as_str().unwrap()).collect();
+    assert_eq!(zh[1], "科室名称不能为空", "{report}");
+    assert_eq!(zh[7], "结束时间 14:00 须晚于开始时间 17:00", "{report}");
+    assert_eq!(zh[5], "医生 D001 在周一上午已有一行排班（第 2 行）", "{report}");
+    assert!(zh.iter().all(|m| !m.is_empty() && !m.contains(" is ")), "{zh:?}");
     let sheets: Vec<(&str, &str, u64)> = report["sheets"]
         .as_array()
         .unwrap()
@@ -323,7 +336,12 @@ async fn the_console_checks_then_imports_a_workbook() {
     b.click("#import-check").await;
     b.wait_text("发现 3 处错误").await;
     b.wait_text("科室不存在").await;
-    b.wait_text("no department has the code NOPE").await;
+    b.wait_text("没有科室编码为 NOPE 的科室").await;
+    b.wait_text("“教授”不是职称").await;
+    b.wait_text("姓名不能为空").await;
+    let shown = b.find("#import-errors").await.text().await.unwrap();
+    assert!(shown.contains("科室编码") && !shown.contains("department_code"), "{shown}");
+    assert!(!shown.contains("no department") && !shown.contains("is required"), "{shown}");
     assert!(!b.find("#import-apply").await.is_enabled().await.unwrap(), "a file with errors cannot be imported");
     b.screenshot("admin-import-errors").await;
 

@@ -361,8 +361,10 @@ fn build(
                 sheet: sheet.clone(),
                 row: t.row,
                 column: Some("doctor_code".into()),
+                label: Some("医生编码".into()),
                 code: "unknown_doctor",
                 message: format!("doctor {} is no longer in the catalogue", t.doctor_code),
+                message_zh: format!("医生编码 {} 对应的医生已不在系统中", t.doctor_code),
             });
             continue;
         };
@@ -379,12 +381,16 @@ fn build(
                 let line = StoredLine::new(t.line, t.fee, t.release_days_before, t.release_time);
                 b.stored.entry(doctor).or_default().push(line);
             }
+            // The rows' own checks leave only the segments to fail here (a session's times cut
+            // into segments that do not fit).
             Err(e) => errors.push(RowError {
                 sheet: sheet.clone(),
                 row: t.row,
                 column: None,
+                label: None,
                 code: "invalid",
                 message: e.reason,
+                message_zh: "号源时段有误：开始时间、结束时间和每段分钟切不出按时间顺序、互不重叠的时段".into(),
             }),
         }
     }

@@ -13,6 +13,14 @@ const CODES = {
   unknown_doctor: '医生不存在', unknown_column: '未知列', missing_column: '缺少列', too_many_rows: '行数过多',
 };
 
+/** This page's refusals of a whole file, in place of the server's English. */
+const REFUSALS = {
+  import_unreadable: '文件无法读取：请上传 XLSX 工作簿，或 UTF-8、GBK 编码的 CSV 文件（其中的引号须成对）',
+  unsupported_media_type: '只能导入 XLSX 或 CSV 文件',
+  payload_too_large: '文件太大，请分成几个文件导入',
+  import_invalid: '文件有错误，未写入任何数据：请先“检查”查看全部错误',
+};
+
 /** The file as a body whose type the server reads (a browser may give a CSV no type at all). */
 function bodyOf(file) {
   const csv = /\.csv$/i.test(file.name);
@@ -35,8 +43,8 @@ function reportView(r) {
   const sheets = h('p', { class: 'muted' }, r.sheets.map((s) => `${s.name}（${KINDS[s.kind] || s.kind}，${s.rows} 行）`).join('　'));
   const errors = r.errors.length
     ? h('div', { id: 'import-errors' }, h('h3', {}, '错误'), table([
-      ['工作表', (e) => e.sheet], ['行', (e) => String(e.row)], ['列', (e) => e.column || ''],
-      ['问题', (e) => CODES[e.code] || e.code], ['说明', (e) => e.message],
+      ['工作表', (e) => e.sheet], ['行', (e) => String(e.row)], ['列', (e) => e.label || e.column || ''],
+      ['问题', (e) => CODES[e.code] || e.code], ['说明', (e) => e.message_zh || e.message],
     ], r.errors))
     : null;
   const rows = h('div', { id: 'import-rows' }, h('h3', {}, '逐行结果'), table([
@@ -64,7 +72,7 @@ export async function importPage(main) {
       checked = dry && !r.errors.length ? file.files[0] : null;
       apply.disabled = !checked;
     } catch (x) {
-      err.textContent = messageOf(x);
+      err.textContent = REFUSALS[x.code] || messageOf(x);
       apply.disabled = true;
     }
   };
