@@ -49,6 +49,23 @@ async fn an_administrator_sets_up_the_hospital_in_the_console() {
     assert!(!shown.contains("taken"), "{shown}");
     b.screenshot("admin-staff-taken").await;
 
+    // A password the policy refuses: what the policy is, in staff's words.
+    b.fill("#new-staff input[name=username]", "li_nurse").await;
+    b.fill("#new-staff input[name=name]", "李护士").await;
+    b.fill("#new-staff input[name=password]", "onlyletters").await;
+    b.click("#new-staff input[name=role][value=nurse]").await;
+    b.click("#new-staff button[type=submit]").await;
+    b.wait_text("密码须为 8 至 128 位，且同时含有字母和数字").await;
+    // A table button's refusal has no form to show it: the bar under the top bar says it.
+    b.click("button[data-act=toggle][data-user=boss]").await;
+    b.wait_text("不能停用自己的账号").await;
+    b.screenshot("admin-problem-bar").await;
+    b.click("#problem button").await;
+    b.wait_gone("#problem .text", "the closed bar").await;
+    let staff = s.get_json("/api/v1/admin/staff", Some(&admin)).await;
+    let boss = staff.as_array().unwrap().iter().find(|m| m["username"] == "boss").expect("boss listed").clone();
+    assert_eq!(boss["active"], true, "{boss}");
+
     // Roles: a custom one with one permission.
     b.click("nav a[data-page=roles]").await;
     b.fill("#new-role input[name=rolename]", "refund_clerk").await;

@@ -66,6 +66,15 @@ async fn the_catalogue_page_sets_hospital_fees_photos_and_switches_departments()
     b.fill("#hospital-form textarea[name=buildings]", "A 门诊楼 一楼").await;
     b.click("#hospital-form button[type=submit]").await;
     b.wait_text("楼宇第1行").await;
+    // A point off the map is the server's refusal, said in staff's words.
+    b.fill("#hospital-form textarea[name=buildings]", "").await;
+    b.fill("#hospital-form input[name=lat]", "95").await;
+    b.click("#hospital-form button[type=submit]").await;
+    b.wait_text("纬度须在 -90 至 90 之间").await;
+    b.fill("#hospital-form input[name=lat]", "30.25").await;
+    b.fill("#hospital-form textarea[name=buildings]", "A 门诊楼 一楼").await;
+    b.click("#hospital-form button[type=submit]").await;
+    b.wait_text("楼宇第1行").await;
     b.screenshot("admin-hospital-error").await;
     b.fill(
         "#hospital-form textarea[name=buildings]",
@@ -186,11 +195,14 @@ async fn policies_are_published_from_the_console_and_staff_notices_arrive_live()
     b.wait_text("还没有任何版本").await;
     b.screenshot("admin-policies-empty").await;
 
-    // A text of only spaces is refused by the server, and the form names the field.
+    // A text of only spaces is refused by the server, and the form says what the text must be
+    // in staff's words, not the server's English.
     b.fill("#publish-policy input[name=title]", "隐私政策").await;
     b.fill("#publish-policy textarea[name=body]", "   ").await;
     b.click("#publish-policy button[type=submit]").await;
-    b.wait_text("（body）").await;
+    b.wait_text("正文不能为空，最多 100000 个字").await;
+    let shown = b.find("#publish-policy .error").await.text().await.unwrap();
+    assert!(!shown.contains("must"), "{shown}");
     b.screenshot("admin-policies-error").await;
     b.fill("#publish-policy textarea[name=body]", "我们只为挂号、缴费和就诊收集必要的信息。").await;
     b.click("#publish-policy button[type=submit]").await;

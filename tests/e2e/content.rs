@@ -138,7 +138,9 @@ async fn the_console_writes_publishes_and_previews_an_article() {
     b.wait_text("编辑常见问题").await;
     b.fill("#new-faq input[name=group]", "no_such_group").await;
     b.click("#new-faq button[type=submit]").await;
-    b.wait_text("（group）").await;
+    b.wait_text("没有代码为“no_such_group”的客服分组").await;
+    let shown = b.find("#new-faq .error").await.text().await.unwrap();
+    assert!(!shown.contains("no service group"), "{shown}");
     b.screenshot("admin-content-faq-error").await;
     b.fill("#new-faq input[name=group]", "booking").await;
     b.click("#new-faq button[type=submit]").await;

@@ -21,6 +21,21 @@ import { newsBar } from '/static/common/news.js';
 const app = document.getElementById('app');
 const TITLE = '医院管理后台';
 
+/**
+ * A refusal no page showed itself (a table button's action, say: 停用, 撤回, 删除) is said in a
+ * bar under the top bar, in the words `messageOf` has for it, until closed or the next page.
+ */
+const problem = h('div', { class: 'problem', id: 'problem', role: 'alert' });
+function showProblem(x) {
+  if (x instanceof ApiError && x.status === 401) { start(); return; }
+  mount(problem, h('span', { class: 'text' }, messageOf(x)),
+    h('button', { class: 'secondary', type: 'button', onclick: () => mount(problem) }, '关闭'));
+}
+window.addEventListener('unhandledrejection', (e) => {
+  e.preventDefault();
+  showProblem(e.reason);
+});
+
 /** The pages, in menu order, with the permission each needs. */
 const PAGES = [
   { id: 'staff', label: '员工', needs: 'staff.read', render: staffPage },
@@ -52,7 +67,7 @@ async function start() {
     h('header', { class: 'topbar' }, h('span', { class: 'title' }, TITLE), h('span', { class: 'spacer' }),
       h('span', { class: 'who' }, me.name || me.username),
       h('button', { class: 'secondary', id: 'logout', onclick: async () => { await logout(); start(); } }, '退出')),
-    news,
+    news, problem,
     h('div', { class: 'shell' }, nav, main));
   staffNews(news);
 
@@ -62,6 +77,7 @@ async function start() {
     mount(nav, pages.map((p) => h('a', { href: '#' + p.id, class: p === page ? 'active' : '', 'data-page': p.id }, p.label)));
     if (!page) return mount(main, h('p', { class: 'empty' }, '您的角色没有可用的管理页面。'));
     mount(main, h('p', { class: 'muted' }, '加载中…'));
+    mount(problem);
     watch([]); // what the last page watched stops; a page that watches says so itself
     try {
       await page.render(main, me);

@@ -17,8 +17,9 @@ export function field(label, input) {
 
 /**
  * A form whose submit runs `action(form)`; errors show under it, `done` runs after success.
- * `refusals` says in staff's words what a refused field (`invalid_field`) must be; a field it
- * does not name shows the server's message with the field's name.
+ * `refusals` says in staff's words what a refused field (`invalid_field`) must be, by the API's
+ * field name: a text, or a function of the error and the form. A field it does not name shows the server's
+ * message after the field's label on the form (or its API name).
  */
 export function form(title, fields, submitLabel, action, done, id, refusals = {}) {
   const err = h('div', { class: 'error', role: 'alert' });
@@ -29,12 +30,21 @@ export function form(title, fields, submitLabel, action, done, id, refusals = {}
       const r = await action(f);
       if (done) await done(r);
     } catch (x) {
-      const own = x instanceof ApiError && x.code === 'invalid_field' && refusals[x.field];
-      const where = x instanceof ApiError && x.field ? `（${x.field}）` : '';
-      err.textContent = own || messageOf(x) + where;
+      err.textContent = refusalOf(f, x, refusals);
     }
   } }, h('h3', {}, title), h('div', { class: 'fields' }, fields), h('button', { type: 'submit' }, submitLabel), err);
   return f;
+}
+
+/** What form `f` says for error `x` (see `form`). */
+export function refusalOf(f, x, refusals = {}) {
+  if (!(x instanceof ApiError) || !x.field) return messageOf(x);
+  const own = x.code === 'invalid_field' && refusals[x.field];
+  if (own) return typeof own === 'function' ? own(x, f) : own;
+  const input = f.elements[x.field];
+  const label = input && input.closest && input.closest('label.field');
+  const name = label ? label.firstChild.textContent : x.field;
+  return `${name}：${messageOf(x)}`;
 }
 
 /** The department tree (as `/api/v1/departments` gives it) flattened in display order, with depth. */

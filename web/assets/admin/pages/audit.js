@@ -1,14 +1,22 @@
 // 审计日志: search by staff member, action, patient account and time; export CSV.
 import { api, h, table, field, form, when, download } from '/admin/ui.js';
-import { mount } from '/static/common/dom.js';
+import { mount, fromHospitalLocal, hospitalZoneLabel } from '/static/common/dom.js';
 
 const OUTCOME = { success: '成功', denied: '拒绝', failed: '失败' };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const IDS = { staff: '员工 ID', account: '患者账号 ID' };
 
+/** The search as a query string; times typed are the hospital's (as the table shows them). */
 function query(f) {
   const q = new URLSearchParams();
-  for (const k of ['staff', 'action', 'account', 'outcome']) if (f[k].value.trim()) q.set(k, f[k].value.trim());
-  if (f.from.value) q.set('from', new Date(f.from.value).toISOString());
-  if (f.to.value) q.set('to', new Date(f.to.value).toISOString());
+  for (const k of ['staff', 'action', 'account', 'outcome']) {
+    const v = f[k].value.trim();
+    if (!v) continue;
+    if (IDS[k] && !UUID.test(v)) throw new Error(`${IDS[k]}应为 36 位的编号，如 0193a4f2-7c1d-7e3a-9b2f-4d5e6f708192`);
+    q.set(k, v);
+  }
+  if (f.from.value) q.set('from', fromHospitalLocal(f.from.value));
+  if (f.to.value) q.set('to', fromHospitalLocal(f.to.value));
   return q;
 }
 
@@ -30,9 +38,12 @@ export async function auditPage(main) {
     field('患者账号 ID', h('input', { name: 'account' })),
     field('结果', h('select', { name: 'outcome' }, h('option', { value: '' }, '全部'),
       Object.entries(OUTCOME).map(([v, l]) => h('option', { value: v }, l)))),
-    field('开始', h('input', { name: 'from', type: 'datetime-local' })),
-    field('结束', h('input', { name: 'to', type: 'datetime-local' })),
-  ], '查询', (form) => api('GET', '/api/v1/admin/audit?' + query(form)), render, 'audit-search');
+    field(`开始（${hospitalZoneLabel()}）`, h('input', { name: 'from', type: 'datetime-local' })),
+    field(`结束（${hospitalZoneLabel()}）`, h('input', { name: 'to', type: 'datetime-local' })),
+  ], '查询', (form) => api('GET', '/api/v1/admin/audit?' + query(form)), render, 'audit-search', {
+    from: '开始须早于结束，且相隔不超过一年',
+    account: '员工 ID 和患者账号 ID 只能填一个',
+  });
   f.appendChild(h('button', { type: 'button', class: 'secondary', id: 'export', onclick: () =>
     download('/api/v1/admin/audit/export?format=csv&' + query(f), 'audit.csv') }, '导出 CSV'));
   mount(main, h('h2', {}, '审计日志'), f, result);

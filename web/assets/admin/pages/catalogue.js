@@ -12,6 +12,15 @@ const TITLES = [
 ];
 const titleLabel = Object.fromEntries(TITLES);
 
+/** What staff read for a refused field of a doctor's form, in place of the server's English. */
+const DOCTOR_REFUSALS = {
+  name: '姓名须为 1 至 32 个字，且不能含控制字符',
+  department_id: '所选科室已不存在，请刷新页面后重试',
+  specialties: '专长最多 20 项，每项 1 至 32 个字',
+  introduction: '简介最多 4000 个字',
+  code: '医生编码须为 1 至 32 个字，且不能与其他医生相同',
+};
+
 /** Yuan typed by staff ("35" or "35.5") -> fen; empty -> null; anything else throws. */
 function fenOf(text) {
   const t = text.trim();
@@ -61,7 +70,11 @@ function hospitalForm(hosp, reload) {
     name: f.hname.value, level: f.level.value, introduction: f.introduction.value, address: f.address.value,
     phone: f.phone.value, service_hours: f.hours.value, latitude: Number(f.lat.value || 0),
     longitude: Number(f.lng.value || 0), buildings: parseBuildings(f.buildings.value),
-  }), reload, 'hospital-form');
+  }), reload, 'hospital-form', {
+    name: '医院名称须为 1 至 64 个字，且不能含控制字符',
+    introduction: '简介最多 4000 个字',
+    latitude: '地图位置有误：纬度须在 -90 至 90 之间，经度须在 -180 至 180 之间',
+  });
 }
 
 /** Maps the upload's refusals to what staff read. */
@@ -96,7 +109,7 @@ function doctorEditor(d, depts, reload) {
     name: f.doctor_name.value, department_id: f.department.value, title: f.title.value,
     specialties: f.specialties.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
     introduction: f.introduction.value, own_fee: fenOf(f.fee.value),
-  }), () => reload(d.id), 'edit-doctor');
+  }), () => reload(d.id), 'edit-doctor', DOCTOR_REFUSALS);
 
   const photo = form('医生照片', [
     d.photo_url ? h('img', { class: 'photo', src: d.photo_url, alt: d.name + '的照片' }) : h('p', { class: 'muted' }, '还没有照片'),
@@ -152,7 +165,11 @@ export async function cataloguePage(main, me, selected) {
     field('排序', h('input', { name: 'sort', type: 'number', value: '0' })),
   ], '创建科室', (f) => api('POST', '/api/v1/admin/departments', {
     name: f.dname.value, parent_id: f.parent.value || null, location: f.location.value, sort: Number(f.sort.value || 0),
-  }), () => reload(selected), 'new-department');
+  }), () => reload(selected), 'new-department', {
+    name: '名称须为 1 至 32 个字，且不能含控制字符',
+    location: '位置最多 64 个字',
+    parent_id: '上级科室不存在、是它自己的下级，或层级过深：请换一个上级科室',
+  });
   const newDoctor = form('新增医生', [
     field('姓名', h('input', { name: 'doctor_name', required: true })),
     field('科室', h('select', { name: 'department' }, deptOptions(false))),
@@ -164,7 +181,7 @@ export async function cataloguePage(main, me, selected) {
     name: f.doctor_name.value, department_id: f.department.value, title: f.title.value,
     code: f.code.value.trim() || undefined, own_fee: fenOf(f.fee.value) ?? undefined,
     specialties: f.specialties.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
-  }), (d) => reload(d.id), 'new-doctor');
+  }), (d) => reload(d.id), 'new-doctor', DOCTOR_REFUSALS);
 
   const editing = all.doctors.find((d) => d.id === selected);
   mount(main, h('h2', {}, '科室与医生'),

@@ -34,7 +34,12 @@ function articleForm(depts, editing, reload) {
     };
     return editing ? api('PUT', `/api/v1/admin/articles/${a.id}`, { version: a.version, article: draft })
       : api('POST', '/api/v1/admin/articles', draft);
-  }, (saved) => reload(saved.id), 'article-form');
+  }, (saved) => reload(saved.id), 'article-form', {
+    title: '标题须为 1 至 64 个字，且不能含控制字符',
+    summary: '摘要最多 200 个字，且只能写一行',
+    body_html: '正文不能为空（去除脚本与样式后仍须有内容），最多 100000 个字',
+    department_id: '所选科室已不存在，请刷新页面后重试',
+  });
 }
 
 /** The FAQ: entries with their service group (none: every group); add, edit, remove. */
@@ -66,7 +71,12 @@ async function faqCard(reload, editingId) {
       keywords: f.keywords.value.split(/[,，、]/).map((s) => s.trim()).filter(Boolean),
     };
     return editing ? api('PUT', `/api/v1/chat/faq/${e.id}`, body) : api('POST', '/api/v1/chat/faq', body);
-  }, () => reload(), 'new-faq');
+  }, () => reload(), 'new-faq', {
+    question: '问题须为 1 至 200 个字，且只能写一行',
+    answer: '回答须为 1 至 4000 个字',
+    keywords: '关键词最多 20 个，每个最多 20 个字',
+    group: (x, f) => `没有代码为“${f.group.value.trim()}”的客服分组：请填写已有分组的代码（由小写字母、数字、- 或 _ 组成），或留空适用全部分组`,
+  });
   return h('div', { class: 'two' }, h('div', { class: 'card' }, h('h3', {}, '常见问题'), rows),
     h('div', {}, put, editing ? h('button', { class: 'secondary', onclick: () => reload() }, '新增常见问题') : null));
 }

@@ -19,7 +19,8 @@ export async function patientsPage(main, me) {
         d.disabled
           ? h('button', { onclick: async () => { await api('POST', `/api/v1/admin/patients/${id}/enable`); show(id); } }, '启用账号')
           : h('button', { onclick: async () => {
-            const reason = prompt('停用原因');
+            const reason = (prompt('停用原因（最多 200 个字）') || '').trim();
+            if ([...reason].length > 200) { alert('停用原因最多 200 个字'); return; }
             if (reason) { await api('POST', `/api/v1/admin/patients/${id}/disable`, { reason }); show(id); }
           } }, '停用账号'),
         h('button', { class: 'secondary', onclick: async () => {
@@ -31,6 +32,6 @@ export async function patientsPage(main, me) {
     (found) => mount(result, h('div', { class: 'card' }, table([
       ['手机号', (a) => a.phone], ['昵称', (a) => a.profile.nickname || ''], ['状态', (a) => a.disabled ? '已停用' : '正常'],
       ['', (a) => h('button', { class: 'secondary', onclick: () => show(a.id) }, '查看')],
-    ], found, '没有找到该手机号的账号'))));
+    ], found, '没有找到该手机号的账号'))), 'patient-search', { phone: '请输入 11 位手机号，如 13800138000' });
   mount(main, h('h2', {}, '患者账号'), search, result);
 }

@@ -38,7 +38,10 @@ export async function policiesPage(main, me, shown) {
     const label = kindLabel[f.kind.value];
     if (!confirm(`发布新版${label}后，所有患者需重新阅读并同意才能继续使用。确定发布？`)) return null;
     return api('POST', '/api/v1/admin/policies', { kind: f.kind.value, title: f.title.value, body: f.body.value });
-  }, (v) => reload(v || undefined), 'publish-policy');
+  }, (v) => reload(v || undefined), 'publish-policy', {
+    title: '标题须为 1 至 100 个字，且不能含控制字符',
+    body: '正文不能为空，最多 100000 个字',
+  });
 
   const text = viewing ? h('div', { class: 'card', id: 'policy-text' },
     h('h3', {}, `${kindLabel[viewing.kind]} 第${viewing.version}版：${viewing.title}`),

@@ -27,7 +27,11 @@ export async function rolesPage(main, me) {
   ], '保存', (f) => api('PUT', `/api/v1/admin/roles/${encodeURIComponent(f.rolename.value.trim())}`, {
     label: f.label.value,
     permissions: [...f.querySelectorAll('input[name=perm]:checked')].map((i) => i.value),
-  }), reload, 'new-role') : '';
+  }), reload, 'new-role', {
+    role: '角色标识须为 2 至 32 个小写字母、数字或“_”，以字母开头',
+    label: '名称须为 1 至 32 个字，且不能含控制字符',
+    permissions: '所选权限已不存在，请刷新页面后重试',
+  }) : '';
 
   mount(main, h('h2', {}, '角色与权限'), h('div', { class: 'card' }, list), create);
 }
