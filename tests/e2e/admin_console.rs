@@ -117,5 +117,39 @@ async fn an_administrator_sets_up_the_hospital_in_the_console() {
     b.wait_text("doctor.create").await;
     b.wait_text("role.create").await;
     b.screenshot("admin-audit").await;
+
+    // A search from ten minutes ago, typed as the hospital's wall-clock time (Asia/Shanghai,
+    // UTC+8, as the table shows times), still finds them: the page reads what is typed in the
+    // hospital's zone, not the browser's (UTC here; read as UTC it would be eight hours ahead).
+    let offset = b.client.execute("return new Date().getTimezoneOffset();", vec![]).await.unwrap();
+    assert_ne!(offset, serde_json::json!(-480), "the browser must not run in the hospital's zone for this check");
+    let from = b.find("#audit-search input[name=from]").await;
+    let wall = (Utc::now() + chrono::Duration::hours(8) - chrono::Duration::minutes(10)).format("%Y-%m-%dT%H:%M");
+    b.client
+        .execute(
+            "arguments[0].value = arguments[1];",
+            vec![serde_json::to_value(&from).unwrap(), serde_json::json!(wall.to_string())],
+        )
+        .await
+        .unwrap();
+    b.fill("#audit-search input[name=action]", "role.create").await;
+    b.click("#audit-search button[type=submit]").await;
+    // The table is re-rendered with the search's answer: wait for it to hold only the role's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut actions = Vec::new();
+        for r in b.client.find_all(fantoccini::Locator::Css("td code")).await.unwrap() {
+            actions.push(r.text().await.unwrap_or_default());
+        }
+        if actions == ["role.create"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the search from ten minutes ago shows {actions:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A staff ID that is not one is refused on the page, in staff's words.
+    b.fill("#audit-search input[name=staff]", "boss").await;
+    b.click("#audit-search button[type=submit]").await;
+    b.wait_text("员工 ID应为 36 位的编号").await;
     let _ = b.client.clone().close().await;
 }
