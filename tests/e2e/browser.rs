@@ -93,6 +93,18 @@ impl Browser {
         }
     }
 
+    /// Polls the page until `script` returns `want`, for up to 30 s (a full suite's Chromium
+    /// under load has taken more than 10 s to load a thumbnail).
+    pub async fn wait_js(&self, script: &str, want: serde_json::Value) {
+        for _ in 0..300 {
+            if self.client.execute(script, vec![]).await.unwrap() == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{script} never gave {want}");
+    }
+
     /// Waits until no element matches `css` (up to 15 s); `what` names it in the failure.
     pub async fn wait_gone(&self, css: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -382,18 +382,6 @@ fn real_png(w: u32, h: u32, tint: [u8; 3]) -> Vec<u8> {
     out
 }
 
-/// Polls the page until `script` returns `want`, for up to 30 s (a full suite's Chromium under
-/// load has taken more than 10 s to load a thumbnail).
-async fn wait_js(b: &crate::browser::Browser, script: &str, want: Value) {
-    for _ in 0..300 {
-        if b.client.execute(script, vec![]).await.unwrap() == want {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{script} never gave {want}");
-}
-
 /// In real Chromium: a patient's image shows in the agent's console as a thumbnail loaded through
 /// its signed link (and a patient's markup next to it stays text); the agent sends an image with
 /// the file input and the patient receives it live, the same bytes. Screenshot: `console-images.png`.
@@ -440,8 +428,7 @@ async fn console_shows_and_sends_images_in_chromium() {
     b.click(".inbox .item").await;
     b.wait_text(markup).await;
     // The thumbnail loaded (decoded: it has its width) through its signed link.
-    wait_js(
-        &b,
+    b.wait_js(
         // Scrolled into view as the agent would look at it: thumbnails load lazily.
         "const i = document.querySelector('.log img.thumb'); if (i) i.scrollIntoView(); return i && i.complete ? i.naturalWidth : 0",
         json!(240),
@@ -451,7 +438,7 @@ async fn console_shows_and_sends_images_in_chromium() {
         b.client.execute("return document.querySelector('.log img.thumb').getAttribute('src')", vec![]).await.unwrap();
     assert!(src.as_str().unwrap().starts_with("/api/v1/files/chat/"), "{src}");
     // Only the image became an element; the markup is text and never ran.
-    wait_js(&b, "return document.querySelectorAll('.log img').length", json!(1)).await;
+    b.wait_js("return document.querySelectorAll('.log img').length", json!(1)).await;
 
     // The agent sends an image from a file.
     let dir = tempfile::tempdir().unwrap();
@@ -463,8 +450,7 @@ async fn console_shows_and_sends_images_in_chromium() {
     let got = next_message(&mut ws, "agent").await;
     assert_eq!(got["body"]["content_type"], "image/png");
     same_bytes(&s, &link(&got), &sent, "image/png").await;
-    wait_js(
-        &b,
+    b.wait_js(
         "const i = document.querySelectorAll('.log img.thumb'); if (i[1]) i[1].scrollIntoView(); return i.length === 2 && i[1].complete ? i[1].naturalWidth : 0",
         json!(200),
     )

@@ -18,8 +18,8 @@ export function field(label, input) {
 /**
  * A form whose submit runs `action(form)`; errors show under it, `done` runs after success.
  * `refusals` says in staff's words what a refused field (`invalid_field`) must be, by the API's
- * field name: a text, or a function of the error and the form. A field it does not name shows the server's
- * message after the field's label on the form (or its API name).
+ * field name: a text, or a function of the error and the form. A field it does not name shows
+ * the server's message after the field's label on the form (or its API name).
  */
 export function form(title, fields, submitLabel, action, done, id, refusals = {}) {
   const err = h('div', { class: 'error', role: 'alert' });
@@ -37,7 +37,7 @@ export function form(title, fields, submitLabel, action, done, id, refusals = {}
 }
 
 /** What form `f` says for error `x` (see `form`). */
-export function refusalOf(f, x, refusals = {}) {
+function refusalOf(f, x, refusals = {}) {
   if (!(x instanceof ApiError) || !x.field) return messageOf(x);
   const own = x.code === 'invalid_field' && refusals[x.field];
   if (own) return typeof own === 'function' ? own(x, f) : own;
