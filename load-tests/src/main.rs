@@ -92,7 +92,7 @@ struct StormArgs {
     /// The PostgreSQL service's connection pool.
     #[arg(long, default_value_t = 32)]
     pg_pool: usize,
-    /// Use this hospital binary instead of building it (`cargo build --release --bin hospital`).
+    /// Use this hospital binary instead of building it (`cargo build --profile production --bin hospital`).
     #[arg(long)]
     server_bin: Option<PathBuf>,
     /// The hospital alone (no peers, no ceiling).
@@ -130,7 +130,7 @@ struct ChatArgs {
     /// Where the report and figures go (default load-tests/out/chat-<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Use this hospital binary instead of building it (`cargo build --release --bin hospital`).
+    /// Use this hospital binary instead of building it (`cargo build --profile production --bin hospital`).
     #[arg(long)]
     server_bin: Option<PathBuf>,
     /// The hospital alone (no Node relay).
@@ -209,7 +209,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => {
-            eprintln!("building the hospital server (cargo build --release --bin hospital)...");
+            eprintln!("building the hospital server (cargo build --profile production --bin hospital; about 20 minutes the first time)...");
             procs::build_hospital(true)?
         }
     };
@@ -367,7 +367,7 @@ async fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => {
-            eprintln!("building the hospital server (cargo build --release --bin hospital)...");
+            eprintln!("building the hospital server (cargo build --profile production --bin hospital; about 20 minutes the first time)...");
             procs::build_hospital(true)?
         }
     };

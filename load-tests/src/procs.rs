@@ -20,18 +20,19 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// Builds the hospital server (`release` or debug) and returns the binary's path.
-pub fn build_hospital(release: bool) -> anyhow::Result<PathBuf> {
+/// Builds the hospital server (`production`, the profile a hospital runs, or debug) and returns
+/// the binary's path.
+pub fn build_hospital(production: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root()).args(["build", "--bin", "hospital"]);
-    if release {
-        cmd.arg("--release");
+    if production {
+        cmd.args(["--profile", "production"]);
     }
     let status = cmd.status().context("running cargo build --bin hospital")?;
     if !status.success() {
         bail!("cargo build --bin hospital failed: {status}");
     }
-    let bin = target_dir().join(if release { "release" } else { "debug" }).join("hospital");
+    let bin = target_dir().join(if production { "production" } else { "debug" }).join("hospital");
     if !bin.exists() {
         bail!("built, but {} is missing", bin.display());
     }

@@ -45,7 +45,7 @@ struct Args {
     /// allows; default: enough for that).
     #[arg(long)]
     shards: Option<usize>,
-    /// A hospital binary to use instead of building one (`cargo build --release --bin hospital`).
+    /// A hospital binary to use instead of building one (`cargo build --profile production --bin hospital`).
     #[arg(long)]
     hospital_bin: Option<PathBuf>,
     /// Skip the Node.js peer.
@@ -72,7 +72,7 @@ async fn drive() -> Result<()> {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let hospital_bin = match a.hospital_bin {
         Some(b) => b,
-        None => hospital_fanout_load::procs::build_hospital_release(&workspace)?,
+        None => hospital_fanout_load::procs::build_hospital_production(&workspace)?,
     };
     let cfg = hospital_fanout_load::Config {
         sockets: a.sockets,

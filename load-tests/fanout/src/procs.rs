@@ -194,17 +194,18 @@ pub fn start_node(dir: &Path, log: &Path) -> Result<Server> {
     start(cmd, "node-ws", "node-ws listening on ", log)
 }
 
-/// Builds the hospital server in release mode and returns the binary's path.
-pub fn build_hospital_release(workspace: &Path) -> Result<PathBuf> {
-    eprintln!("building the hospital server (cargo build --release --bin hospital)...");
+/// Builds the hospital server with the profile a hospital runs (`production`) and returns the
+/// binary's path.
+pub fn build_hospital_production(workspace: &Path) -> Result<PathBuf> {
+    eprintln!("building the hospital server (cargo build --profile production --bin hospital)...");
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--bin", "hospital"])
+        .args(["build", "--profile", "production", "--bin", "hospital"])
         .current_dir(workspace)
         .status()
         .context("running cargo")?;
     if !st.success() {
-        bail!("cargo build --release --bin hospital failed");
+        bail!("cargo build --profile production --bin hospital failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-    Ok(target.join("release").join("hospital"))
+    Ok(target.join("production").join("hospital"))
 }
