@@ -94,7 +94,7 @@ impl SheetKind {
 
     /// The Chinese header of the kind's column `column` (an English name); `column` itself for a
     /// column the kind does not have (a header as the file wrote it).
-    fn column_label(self, column: &str) -> String {
+    pub fn column_label(self, column: &str) -> String {
         self.columns().iter().find(|(en, _, _)| *en == column).map_or(column, |(_, zh, _)| zh).to_string()
     }
 

@@ -141,5 +141,17 @@ async fn an_administrator_sets_up_the_hospital_in_the_console() {
     b.fill("#audit-search input[name=staff]", "boss").await;
     b.click("#audit-search button[type=submit]").await;
     b.wait_text("员工 ID应为 36 位的编号").await;
+    b.screenshot("admin-audit-error").await;
+
+    // Patients: a phone that is not one is refused in staff's words; a phone nobody has is said.
+    b.click("nav a[data-page=patients]").await;
+    b.fill("#patient-search input[name=phone]", "123").await;
+    b.click("#patient-search button[type=submit]").await;
+    b.wait_text("请输入 11 位手机号，如 13800138000").await;
+    b.screenshot("admin-patients-error").await;
+    b.fill("#patient-search input[name=phone]", "13800138000").await;
+    b.click("#patient-search button[type=submit]").await;
+    b.wait_text("没有找到该手机号的账号").await;
+    b.screenshot("admin-patients-empty").await;
     let _ = b.client.clone().close().await;
 }

@@ -361,7 +361,7 @@ fn build(
                 sheet: sheet.clone(),
                 row: t.row,
                 column: Some("doctor_code".into()),
-                label: Some("医生编码".into()),
+                label: Some(SheetKind::Templates.column_label("doctor_code")),
                 code: "unknown_doctor",
                 message: format!("doctor {} is no longer in the catalogue", t.doctor_code),
                 message_zh: format!("医生编码 {} 对应的医生已不在系统中", t.doctor_code),

@@ -72,7 +72,10 @@ async fn drive() -> Result<()> {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let hospital_bin = match a.hospital_bin {
         Some(b) => b,
-        None => hospital_fanout_load::procs::build_hospital_production(&workspace)?,
+        None => {
+            eprintln!("building the hospital server (cargo build --profile production --bin hospital)...");
+            hospital_load_tests::procs::build_hospital(true)?
+        }
     };
     let cfg = hospital_fanout_load::Config {
         sockets: a.sockets,

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -192,20 +192,4 @@ pub fn start_node(dir: &Path, log: &Path) -> Result<Server> {
     let mut cmd = Command::new("node");
     cmd.arg("server.js").current_dir(dir).env("PORT", "0");
     start(cmd, "node-ws", "node-ws listening on ", log)
-}
-
-/// Builds the hospital server with the profile a hospital runs (`production`) and returns the
-/// binary's path.
-pub fn build_hospital_production(workspace: &Path) -> Result<PathBuf> {
-    eprintln!("building the hospital server (cargo build --profile production --bin hospital)...");
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--profile", "production", "--bin", "hospital"])
-        .current_dir(workspace)
-        .status()
-        .context("running cargo")?;
-    if !st.success() {
-        bail!("cargo build --profile production --bin hospital failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-    Ok(target.join("production").join("hospital"))
 }

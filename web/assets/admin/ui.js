@@ -30,18 +30,21 @@ export function form(title, fields, submitLabel, action, done, id, refusals = {}
       const r = await action(f);
       if (done) await done(r);
     } catch (x) {
-      err.textContent = refusalOf(f, x, refusals);
+      err.textContent = refusalOf(x, refusals, f);
     }
   } }, h('h3', {}, title), h('div', { class: 'fields' }, fields), h('button', { type: 'submit' }, submitLabel), err);
   return f;
 }
 
-/** What form `f` says for error `x` (see `form`). */
-function refusalOf(f, x, refusals = {}) {
+/**
+ * What staff read for error `x`: `refusals`' words for its field (see `form`), else the server's
+ * message after the field's label on form `f` (or the field's API name, without a form).
+ */
+export function refusalOf(x, refusals = {}, f = null) {
   if (!(x instanceof ApiError) || !x.field) return messageOf(x);
   const own = x.code === 'invalid_field' && refusals[x.field];
   if (own) return typeof own === 'function' ? own(x, f) : own;
-  const input = f.elements[x.field];
+  const input = f && f.elements[x.field];
   const label = input && input.closest && input.closest('label.field');
   const name = label ? label.firstChild.textContent : x.field;
   return `${name}：${messageOf(x)}`;

@@ -1,7 +1,7 @@
 // 排班: a doctor's stored weekly template (edited line by line, saved; the server applies it
 // every day to the weeks ahead), a one-off template over a date range, and the doctor's sessions,
 // each with its slot times and places adjustable (号源调整).
-import { api, h, table, field, form, when } from '/admin/ui.js';
+import { api, h, table, field, form, when, refusalOf } from '/admin/ui.js';
 import { mount, yuan, hospitalDay } from '/static/common/dom.js';
 import { ApiError, messageOf } from '/static/common/api.js';
 import { watch } from '/admin/staff_socket.js';
@@ -41,12 +41,9 @@ const LINE_FIELDS = {
 function explain(x) {
   if (!(x instanceof ApiError)) return messageOf(x);
   if (REFUSALS[x.code]) return REFUSALS[x.code];
-  if (x.code === 'invalid_field') {
-    const line = /^lines\[(\d+)\]\.(end|period)$/.exec(x.field || '');
-    if (line) return LINE_FIELDS[line[2]](Number(line[1]) + 1);
-    if (FIELDS[x.field]) return FIELDS[x.field];
-  }
-  return messageOf(x) + (x.field ? `（${x.field}）` : '');
+  const line = x.code === 'invalid_field' && /^lines\[(\d+)\]\.(end|period)$/.exec(x.field || '');
+  if (line) return LINE_FIELDS[line[2]](Number(line[1]) + 1);
+  return refusalOf(x, FIELDS);
 }
 /** The places booked in a slot as read (null if unknown). */
 function booked(sl) {
