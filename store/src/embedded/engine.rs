@@ -14,11 +14,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use super::keys::Key;
 use super::migrate;
+use super::presence::{self, Presence};
 use super::tables::{self, engine_key, ttl_index_key, Def};
 use crate::StoreError;
 
@@ -130,12 +132,14 @@ fn live_value(raw: Option<&[u8]>, now: u64) -> Option<Live> {
 pub type StoredRow = (Vec<u8>, u64, Vec<u8>);
 
 /// A consistent read snapshot.
-pub struct ReadCtx {
+pub struct ReadCtx<'e> {
     snap: Snapshot,
     now: u64,
+    /// Taken after the snapshot: it holds every partition the snapshot can see.
+    presence: &'e Presence,
 }
 
-impl ReadCtx {
+impl ReadCtx<'_> {
     /// Up to `limit` live rows with `prefix <= key < before`, highest key first (`before` must
     /// start with `prefix`): a newest-first page of a partition without reading all of it.
     pub fn scan_back(&self, table: Def, prefix: &[u8], before: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -174,7 +178,7 @@ impl ReadCtx {
     }
 }
 
-impl Reader for ReadCtx {
+impl Reader for ReadCtx<'_> {
     fn now(&self) -> u64 {
         self.now
     }
@@ -182,6 +186,9 @@ impl Reader for ReadCtx {
         Ok(live_value(self.snap.get(engine_key(table, key))?.as_deref(), self.now))
     }
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if !self.presence.may_hold(table, prefix) {
+            return Ok(Vec::new());
+        }
         live_rows(self.snap.prefix(engine_key(table, prefix)), self.now, usize::MAX)
     }
 }
@@ -205,6 +212,8 @@ type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// transaction: a quarter of the writer's time in the profile of docs/benchmarks.md).
 pub struct WriteCtx<'t> {
     rows: &'t PartitionHandle,
+    /// Noted as each closure's puts move into the batch, so before the batch is visible.
+    presence: &'t Presence,
     batch: Overlay,
     pending: Vec<Op>,
     now: u64,
@@ -315,6 +324,7 @@ impl WriteCtx<'_> {
         for op in std::mem::take(&mut self.pending) {
             match op {
                 Op::Put { table, key, value, expires } => {
+                    self.presence.note(table, &key);
                     let row = engine_key(table, &key);
                     if expires != 0 {
                         self.batch.insert(ttl_index_key(expires, &row), Some(Vec::new()));
@@ -346,6 +356,8 @@ pub struct EngineStats {
 pub struct Engine {
     keyspace: Keyspace,
     rows: PartitionHandle,
+    /// Which partitions of the kept tables hold a row (`presence`), shared with the writer.
+    presence: Arc<Presence>,
     /// Taken in `drop` so the writer sees the channel close, finishes its batch and exits.
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -384,13 +396,20 @@ impl Engine {
         let rows =
             keyspace.open_partition("rows", PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))?;
         migrate::from_redb(dir, &keyspace, &rows)?;
+        let presence = Arc::new(Presence::default());
+        for table in presence::KEPT {
+            for row in rows.prefix([table.id()]) {
+                presence.note(*table, &row?.0[TABLE_PREFIX..]);
+            }
+        }
+        tracing::debug!(partitions = presence.len(), "partitions present noted");
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let (writer_keyspace, writer_rows) = (keyspace.clone(), rows.clone());
+        let (writer_keyspace, writer_rows, writer_presence) = (keyspace.clone(), rows.clone(), presence.clone());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_keyspace, &writer_rows, rx))
+            .spawn(move || writer_loop(&writer_keyspace, &writer_rows, &writer_presence, rx))
             .map_err(|e| StoreError::Engine(format!("spawn writer: {e}")))?;
-        Ok(Self { keyspace, rows, jobs: Some(tx), writer: Some(writer), _lock: lock })
+        Ok(Self { keyspace, rows, presence, jobs: Some(tx), writer: Some(writer), _lock: lock })
     }
 
     /// What the LSM holds now, for the operators' gauges (`EmbeddedStore::start_sweeper`).
@@ -416,7 +435,8 @@ impl Engine {
 
     pub fn read<T>(&self, f: impl FnOnce(&ReadCtx) -> Result<T>) -> Result<T> {
         // At the keyspace's visible instant: a batch becomes visible whole, once all of it is in.
-        let ctx = ReadCtx { snap: self.rows.snapshot_at(self.keyspace.instant()), now: now_ms() };
+        let snap = self.rows.snapshot_at(self.keyspace.instant());
+        let ctx = ReadCtx { snap, now: now_ms(), presence: &self.presence };
         f(&ctx)
     }
 
@@ -483,7 +503,7 @@ impl Engine {
     }
 }
 
-fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, rx: crossbeam_channel::Receiver<Job>) {
+fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, presence: &Presence, rx: crossbeam_channel::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -494,7 +514,7 @@ fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, rx: crossbeam_channe
         }
         let n = jobs.len();
         let started = Instant::now();
-        let (completions, outcome) = run_batch(keyspace, rows, jobs);
+        let (completions, outcome) = run_batch(keyspace, rows, presence, jobs);
         let elapsed = started.elapsed().as_secs_f64();
         metrics::counter!("store_write_batches_total").increment(1);
         metrics::histogram!("store_write_batch_size").record(n as f64);
@@ -515,9 +535,10 @@ fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, rx: crossbeam_channe
 fn run_batch(
     keyspace: &Keyspace,
     rows: &PartitionHandle,
+    presence: &Presence,
     jobs: Vec<Job>,
 ) -> (Vec<Completion>, std::result::Result<(), String>) {
-    let mut ctx = WriteCtx { rows, batch: Overlay::new(), pending: Vec::new(), now: 0 };
+    let mut ctx = WriteCtx { rows, presence, batch: Overlay::new(), pending: Vec::new(), now: 0 };
     let mut completions = Vec::with_capacity(jobs.len());
     for job in jobs {
         ctx.now = now_ms();
@@ -551,6 +572,44 @@ mod tests {
         assert!(matches!(&second, Err(StoreError::Engine(m)) if m.contains("lock")), "{:?}", second.err());
         drop(first);
         Engine::open(dir.path()).unwrap();
+    }
+
+    /// The kept partitions (`presence`): a scan of one that never held a row finds nothing
+    /// without reading the tree, and one that holds rows finds them, written in this process or
+    /// found on disk at the next open (the set is rebuilt there: without that the real-name
+    /// rules would read nobody's history after a restart).
+    #[tokio::test]
+    async fn a_kept_partition_is_found_after_its_write_and_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = tables::APPOINTMENTS_BY_PERSON;
+        let row = |p: &str, n: u64| Key::new().str(p).u64(n);
+        let scan = |engine: &Engine, p: &str| engine.read(|r| r.scan_raw(table, Key::new().str(p).bytes())).unwrap();
+        {
+            let engine = Engine::open(dir.path()).unwrap();
+            assert!(scan(&engine, "alice").is_empty());
+            engine
+                .write(move |ctx| {
+                    ctx.put_raw(table, row("alice", 1).into_bytes(), Vec::new(), None);
+                    ctx.put_raw(table, row("alice", 2).into_bytes(), Vec::new(), None);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(scan(&engine, "alice").len(), 2);
+            assert!(scan(&engine, "bob").is_empty());
+            engine
+                .write(move |ctx| {
+                    ctx.put_raw(table, row("carol", 1).into_bytes(), Vec::new(), None);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let engine = Engine::open(dir.path()).unwrap();
+        assert_eq!(engine.presence.len(), 2, "alice and carol, from the tree");
+        assert_eq!(scan(&engine, "alice").len(), 2);
+        assert_eq!(scan(&engine, "carol").len(), 1);
+        assert!(scan(&engine, "bob").is_empty());
     }
 
     #[tokio::test]
@@ -652,7 +711,7 @@ mod tests {
                 Ok(())
             })),
         ];
-        let (_, outcome) = run_batch(&engine.keyspace, &engine.rows, jobs);
+        let (_, outcome) = run_batch(&engine.keyspace, &engine.rows, &engine.presence, jobs);
         outcome.unwrap();
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen, vec![(vec!["new a".to_string(), "new y".to_string()], None, None)]);

@@ -54,24 +54,33 @@ impl Key {
     }
 }
 
-/// The string component `Key::str` wrote at the start of `bytes`, unescaped, and what follows
-/// its terminator; None if it is not there whole or not UTF-8.
-pub fn read_str(bytes: &[u8]) -> Option<(String, &[u8])> {
-    let mut s = Vec::new();
+/// Where the string component `Key::str` wrote at the start of `bytes` ends (after its
+/// terminator); None if it is not there whole.
+pub fn str_end(bytes: &[u8]) -> Option<usize> {
     let mut i = 0;
     loop {
         match (*bytes.get(i)?, bytes.get(i + 1)) {
-            (0, Some(1)) => return Some((String::from_utf8(s).ok()?, &bytes[i + 2..])),
-            (0, Some(0xFF)) => {
-                s.push(0);
-                i += 2;
-            }
-            (b, _) => {
-                s.push(b);
-                i += 1;
-            }
+            (0, Some(1)) => return Some(i + 2),
+            (0, Some(0xFF)) => i += 2,
+            _ => i += 1,
         }
     }
+}
+
+/// The string component `Key::str` wrote at the start of `bytes`, unescaped, and what follows
+/// its terminator; None if it is not there whole or not UTF-8.
+pub fn read_str(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let end = str_end(bytes)?;
+    let mut s = Vec::with_capacity(end - 2);
+    let mut escaped = bytes[..end - 2].iter();
+    while let Some(&b) = escaped.next() {
+        s.push(b);
+        if b == 0 {
+            // The escape's 0xFF.
+            escaped.next();
+        }
+    }
+    Some((String::from_utf8(s).ok()?, &bytes[end..]))
 }
 
 #[cfg(test)]

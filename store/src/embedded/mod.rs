@@ -21,6 +21,7 @@ mod payments;
 #[cfg(feature = "scylla")]
 pub(crate) use payments::{open_shard as payments_shard, OPEN_ORDER_SHARDS};
 mod persons;
+mod presence;
 mod queues;
 mod records;
 pub mod tables;

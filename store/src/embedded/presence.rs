@@ -1,0 +1,120 @@
+//! Which partitions of a few tables hold any row, kept in memory so that reading a partition that
+//! holds none costs no read of the tree.
+//!
+//! Why: before every hold the account's actor reads the person's appointments for the real-name
+//! rules (`APPOINTMENTS_BY_PERSON`), and in a release storm most people have none in the store:
+//! a prefix scan that finds nothing still opens a snapshot and an iterator over every memtable and
+//! segment, about 7 µs of a hold's 140 on this machine (docs/benchmarks.md, "Nobody's history").
+//! The set answers that read from memory.
+//!
+//! The set only ever says "none" when the tree holds none: a partition is added on the writer
+//! thread when a closure's put is moved into the batch, before the batch is committed and so
+//! before any reader can see the row, and it is never taken out (a partition whose rows were all
+//! deleted is scanned, and finds nothing, as before). It holds a 64-bit hash of each partition's
+//! key, not the key (a collision only means a scan): about 16 bytes a person, 16 MB for a million.
+//! It is filled from the tree when the engine opens.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::RwLock;
+
+use super::keys::str_end;
+use super::tables::{Def, APPOINTMENTS_BY_PERSON};
+
+/// The tables whose partitions are kept: each has a partition key of one string (`Key::str`).
+pub const KEPT: &[Def] = &[APPOINTMENTS_BY_PERSON];
+
+/// The kept tables' partitions that hold (or held) a row, as hashes of the table's id and the
+/// partition key.
+#[derive(Default)]
+pub struct Presence {
+    seen: RwLock<HashSet<u64, BuildHasherDefault<Passthrough>>>,
+}
+
+impl Presence {
+    /// Notes the row under `key` (a row key, without the table's id) of `table`, if the table is
+    /// kept.
+    pub fn note(&self, table: Def, key: &[u8]) {
+        if let Some(h) = partition_hash(table, key) {
+            self.seen.write().unwrap_or_else(|p| p.into_inner()).insert(h);
+        }
+    }
+
+    /// Whether a scan of `prefix` in `table` may find a row: false only where `prefix` is a whole
+    /// partition key of a kept table and that partition never held one.
+    pub fn may_hold(&self, table: Def, prefix: &[u8]) -> bool {
+        match partition_hash(table, prefix) {
+            Some(h) => self.seen.read().unwrap_or_else(|p| p.into_inner()).contains(&h),
+            None => true,
+        }
+    }
+
+    /// How many partitions are noted (the open's log line).
+    pub fn len(&self) -> usize {
+        self.seen.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// The hash of `key`'s partition in `table`, if the table is kept and `key` starts with a whole
+/// partition key.
+fn partition_hash(table: Def, key: &[u8]) -> Option<u64> {
+    if !KEPT.contains(&table) {
+        return None;
+    }
+    let partition = &key[..str_end(key)?];
+    // A fixed hasher: the same key hashes alike in every process (not that it matters here: the
+    // set is rebuilt at each open).
+    Some(BuildHasherDefault::<DefaultHasher>::default().hash_one((table.id(), partition)))
+}
+
+/// The set's keys are hashes already: hashing them again would only cost time.
+#[derive(Default)]
+struct Passthrough(u64);
+
+impl std::hash::Hasher for Passthrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the set's keys are u64); folded in case of anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::keys::Key;
+    use crate::embedded::tables::APPOINTMENTS_BY_ACCOUNT;
+
+    #[test]
+    fn a_partition_is_present_once_a_row_of_it_is_noted_and_others_are_not() {
+        let p = Presence::default();
+        let row = Key::new().str("person-a").u64(7).u64(9);
+        assert!(!p.may_hold(APPOINTMENTS_BY_PERSON, Key::new().str("person-a").bytes()));
+        p.note(APPOINTMENTS_BY_PERSON, row.bytes());
+        assert!(p.may_hold(APPOINTMENTS_BY_PERSON, Key::new().str("person-a").bytes()));
+        // A longer prefix of the same partition, too.
+        assert!(p.may_hold(APPOINTMENTS_BY_PERSON, Key::new().str("person-a").u64(7).bytes()));
+        // "person-" is not a partition of its own, nor a prefix of "person-a" as a component.
+        assert!(!p.may_hold(APPOINTMENTS_BY_PERSON, Key::new().str("person-").bytes()));
+        assert!(!p.may_hold(APPOINTMENTS_BY_PERSON, Key::new().str("person-b").bytes()));
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn what_it_cannot_tell_it_leaves_to_the_scan() {
+        let p = Presence::default();
+        // A table not kept, and a prefix shorter than a whole partition key.
+        assert!(p.may_hold(APPOINTMENTS_BY_ACCOUNT, Key::new().str("x").bytes()));
+        assert!(p.may_hold(APPOINTMENTS_BY_PERSON, b"pers"));
+        assert!(p.may_hold(APPOINTMENTS_BY_PERSON, &[]));
+        p.note(APPOINTMENTS_BY_ACCOUNT, Key::new().str("x").bytes());
+        assert_eq!(p.len(), 0);
+    }
+}
