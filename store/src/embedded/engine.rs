@@ -147,6 +147,12 @@ impl ReadCtx<'_> {
         live_rows(self.snap.range(range).rev(), self.now, limit)
     }
 
+    /// Whether a scan of `prefix` in `table` may find a row (`presence`): false only for a whole
+    /// partition of a kept table that never held one.
+    pub fn may_hold(&self, table: Def, prefix: &[u8]) -> bool {
+        self.presence.may_hold(table, prefix)
+    }
+
     /// Up to `limit` live rows with `start <= key < end`, in key order (a clustering range of
     /// one partition, or a walk over a whole table page by page).
     pub fn range(&self, table: Def, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -186,7 +192,7 @@ impl Reader for ReadCtx<'_> {
         Ok(live_value(self.snap.get(engine_key(table, key))?.as_deref(), self.now))
     }
     fn scan_raw(&self, table: Def, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if !self.presence.may_hold(table, prefix) {
+        if !self.may_hold(table, prefix) {
             return Ok(Vec::new());
         }
         live_rows(self.snap.prefix(engine_key(table, prefix)), self.now, usize::MAX)

@@ -26,7 +26,16 @@ pub(super) fn put_key_only(ctx: &mut WriteCtx<'_>, index: Def, key: Key) {
 /// `primary` (by the id that ends its key; an entry whose row is gone is skipped), each old full
 /// copy decoded as it is.
 pub(super) fn resolve<T: DeserializeOwned>(r: &impl Reader, index: Def, prefix: &Key, primary: Def) -> Result<Vec<T>> {
-    let entries = r.scan_raw(index, prefix.bytes())?;
+    resolve_entries(r, index, r.scan_raw(index, prefix.bytes())?, primary)
+}
+
+/// `resolve` of index entries already read (a clustering range of a partition, say).
+pub(super) fn resolve_entries<T: DeserializeOwned>(
+    r: &impl Reader,
+    index: Def,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    primary: Def,
+) -> Result<Vec<T>> {
     let ids: Vec<Key> = entries.iter().filter(|(_, v)| v.is_empty()).filter_map(|(k, _)| row_id(k)).collect();
     let mut rows = r.get_many_raw(primary, &ids)?.into_iter();
     let mut out = Vec::with_capacity(entries.len());
