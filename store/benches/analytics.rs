@@ -15,11 +15,13 @@
 //! Run: `cargo bench -p hospital-store --bench analytics` (release). Figures in
 //! docs/benchmarks.md, "Analytics".
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+mod common;
+
+use chrono::{Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use hospital_domain::analytics::{self, report, RollupDelta, RollupRow, METRICS};
-use hospital_domain::appointment::{Appointment, AppointmentEvent, AppointmentStatus};
+use hospital_domain::appointment::AppointmentEvent;
 use hospital_domain::order::{Order, OrderKind};
-use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
+use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus};
 use hospital_domain::time::HospitalZone;
 use hospital_domain::*;
 use hospital_store::{BackOfficeStore, BookingStore, BookingWrite, EmbeddedStore, ScheduleStore};
@@ -39,41 +41,6 @@ impl Rng {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-}
-
-fn appointment(
-    doctor: DoctorId,
-    department: DepartmentId,
-    session: SessionId,
-    date: NaiveDate,
-    created: DateTime<Utc>,
-) -> Appointment {
-    Appointment {
-        id: AppointmentId::new(),
-        slot: SlotId { session_id: session, segment: 0 },
-        place: 1,
-        doctor_id: doctor,
-        department_id: department,
-        date,
-        period: Period::Morning,
-        account_id: AccountId::new(),
-        patient_id: PatientId::new(),
-        person: "bench".into(),
-        patient_name: "张三".into(),
-        fee: Fen::new(5000),
-        status: AppointmentStatus::Held,
-        order_id: OrderId::new(),
-        created_at: created,
-        hold_expires_at: created + Duration::minutes(15),
-        confirmed_at: None,
-        slip_no: None,
-        cancelled_at: None,
-        cancel_reason: None,
-        idempotency_key: None,
-        from_waitlist: false,
-        rescheduled_from: None,
-        rescheduled_to: None,
     }
 }
 
@@ -131,7 +98,7 @@ async fn run(appts: u64, bookings: usize) {
             made_in_year += u64::from(made >= from);
             let created = zone.to_utc(made, NaiveTime::from_hms_opt(hour, rng.below(60) as u32, 0).unwrap());
             let slot = NaiveTime::from_hms_opt(8, 0, 0).unwrap() + Duration::minutes(30 * rng.below(20) as i64);
-            let held = appointment(doctor, department, session, date, created);
+            let held = common::held(doctor, department, session, date, created);
             let mut deltas = analytics::appointment_deltas(None, &held, Some(slot), zone);
             let fate = rng.below(100);
             let mut a = held.clone();
@@ -230,7 +197,7 @@ async fn run(appts: u64, bookings: usize) {
     }
     let write = |sess: &ClinicSession| {
         let now = Utc::now();
-        let a = appointment(doctor, department, sess.id, date, now);
+        let a = common::held(doctor, department, sess.id, date, now);
         let mut o = Order::new(
             a.order_id,
             OrderKind::Registration,

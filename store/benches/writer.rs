@@ -8,11 +8,12 @@
 //! (default 3) into one store, each reported. To see what a part costs: `WRITER_BENCH_ROLLUPS=0`
 //! leaves the analytics counters out, `WRITER_BENCH_EVENTS=0` the live events.
 
-use chrono::{Duration, NaiveDate, NaiveTime, TimeZone, Utc};
-use hospital_domain::appointment::{Appointment, AppointmentStatus};
+mod common;
+
+use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
 use hospital_domain::live::PersonalEvent;
 use hospital_domain::order::Order;
-use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
+use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus};
 use hospital_domain::*;
 use hospital_store::{BookingStore, BookingWrite, EmbeddedStore, OutboxStore, PendingEvent, ScheduleStore};
 use std::time::Instant;
@@ -36,42 +37,6 @@ fn writer_cpu() -> f64 {
         ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
     }
     ticks as f64 / tck
-}
-
-fn hold(session: &ClinicSession, place: u32) -> (Appointment, Order) {
-    let now = Utc::now();
-    let a = Appointment {
-        id: AppointmentId::new(),
-        slot: SlotId { session_id: session.id, segment: 0 },
-        place,
-        doctor_id: session.doctor_id,
-        department_id: session.department_id,
-        date: session.date,
-        period: session.period,
-        account_id: AccountId::new(),
-        patient_id: PatientId::new(),
-        person: format!("{:064x}", rand_u128()),
-        patient_name: "张三".into(),
-        fee: session.fee,
-        status: AppointmentStatus::Held,
-        order_id: OrderId::new(),
-        created_at: now,
-        hold_expires_at: now + Duration::minutes(15),
-        confirmed_at: None,
-        slip_no: None,
-        cancelled_at: None,
-        cancel_reason: None,
-        idempotency_key: None,
-        from_waitlist: false,
-        rescheduled_from: None,
-        rescheduled_to: None,
-    };
-    let o = Order::registration(&a);
-    (a, o)
-}
-
-fn rand_u128() -> u128 {
-    uuid::Uuid::new_v4().as_u128()
 }
 
 fn main() {
@@ -108,7 +73,9 @@ fn main() {
                 let store = store.clone();
                 tasks.push(tokio::spawn(async move {
                     for place in 1..=PLACES as u32 {
-                        let (a, o) = hold(&s, place);
+                        let mut a = common::held(s.doctor_id, s.department_id, s.id, s.date, Utc::now());
+                        a.place = place;
+                        let o = Order::registration(&a);
                         let events = if with_events {
                             vec![
                                 PendingEvent::new(a.account_id, PersonalEvent::Appointment((&a).into())),
