@@ -102,7 +102,7 @@ pub trait Reader {
 }
 
 /// How many bytes of an engine key name its table.
-const TABLE_PREFIX: usize = 1;
+pub(super) const TABLE_PREFIX: usize = 1;
 
 /// Up to `limit` live rows from `rows` (engine keys of one table), with the table's id taken off
 /// their keys.
@@ -367,6 +367,8 @@ pub struct Engine {
     /// Taken in `drop` so the writer sees the channel close, finishes its batch and exits.
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// The thread filling `presence` from the tree (it holds the keyspace: joined on drop).
+    fill: Option<std::thread::JoinHandle<()>>,
     /// An exclusive lock on the directory's `LOCK` file: the engine has no lock of its own and
     /// two processes writing one journal would corrupt it. Released last, after the keyspace.
     _lock: std::fs::File,
@@ -374,6 +376,10 @@ pub struct Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.presence.stop();
+        if let Some(f) = self.fill.take() {
+            let _ = f.join();
+        }
         self.jobs.take();
         if let Some(w) = self.writer.take() {
             // Waiting here means that once the last handle is dropped the keyspace is closed, so
@@ -403,19 +409,16 @@ impl Engine {
             keyspace.open_partition("rows", PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))?;
         migrate::from_redb(dir, &keyspace, &rows)?;
         let presence = Arc::new(Presence::default());
-        for table in presence::KEPT {
-            for row in rows.prefix([table.id()]) {
-                presence.note(*table, &row?.0[TABLE_PREFIX..]);
-            }
-        }
-        tracing::debug!(partitions = presence.len(), "partitions present noted");
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (writer_keyspace, writer_rows, writer_presence) = (keyspace.clone(), rows.clone(), presence.clone());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer_loop(&writer_keyspace, &writer_rows, &writer_presence, rx))
             .map_err(|e| StoreError::Engine(format!("spawn writer: {e}")))?;
-        Ok(Self { keyspace, rows, presence, jobs: Some(tx), writer: Some(writer), _lock: lock })
+        // After the writer is noting its puts (see `presence`), which it does from its first batch.
+        let fill = presence::start_fill(keyspace.clone(), rows.clone(), presence.clone())
+            .map_err(|e| StoreError::Engine(format!("spawn presence fill: {e}")))?;
+        Ok(Self { keyspace, rows, presence, jobs: Some(tx), writer: Some(writer), fill: Some(fill), _lock: lock })
     }
 
     /// What the LSM holds now, for the operators' gauges (`EmbeddedStore::start_sweeper`).
@@ -590,8 +593,17 @@ mod tests {
         let table = tables::APPOINTMENTS_BY_PERSON;
         let row = |p: &str, n: u64| Key::new().str(p).u64(n);
         let scan = |engine: &Engine, p: &str| engine.read(|r| r.scan_raw(table, Key::new().str(p).bytes())).unwrap();
-        {
+        let opened = || {
             let engine = Engine::open(dir.path()).unwrap();
+            let t = Instant::now();
+            while !engine.presence.is_ready() {
+                assert!(t.elapsed() < Duration::from_secs(10), "the fill never finished");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            engine
+        };
+        {
+            let engine = opened();
             assert!(scan(&engine, "alice").is_empty());
             engine
                 .write(move |ctx| {
@@ -611,7 +623,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = opened();
         assert_eq!(engine.presence.len(), 2, "alice and carol, from the tree");
         assert_eq!(scan(&engine, "alice").len(), 2);
         assert_eq!(scan(&engine, "carol").len(), 1);
