@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use super::keys::Key;
 use super::migrate;
 use super::presence::{self, Presence};
-use super::tables::{self, engine_key, ttl_index_key, Def};
+use super::tables::{self, engine_key, ttl_index_key, Def, TABLE_PREFIX};
 use crate::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -100,9 +100,6 @@ pub trait Reader {
         self.scan_raw(table, prefix.bytes())?.into_iter().map(|(_, v)| from_json(table, &v)).collect()
     }
 }
-
-/// How many bytes of an engine key name its table.
-pub(super) const TABLE_PREFIX: usize = 1;
 
 /// Up to `limit` live rows from `rows` (engine keys of one table), with the table's id taken off
 /// their keys.

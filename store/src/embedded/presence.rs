@@ -27,9 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use super::engine::TABLE_PREFIX;
 use super::keys::str_end;
-use super::tables::{Def, APPOINTMENTS_BY_PERSON};
+use super::tables::{Def, APPOINTMENTS_BY_PERSON, TABLE_PREFIX};
 
 /// The tables whose partitions are kept: each has a partition key of one string (`Key::str`).
 pub const KEPT: &[Def] = &[APPOINTMENTS_BY_PERSON];

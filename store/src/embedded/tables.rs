@@ -131,6 +131,9 @@ pub fn by_id(id: u8) -> Option<Def> {
     ALL.iter().copied().find(|t| t.id() == id)
 }
 
+/// How many bytes of an engine key name its table (`engine_key`).
+pub(super) const TABLE_PREFIX: usize = 1;
+
 /// The engine keeps every table in one LSM partition: a row's engine key is its table's id (one
 /// byte, `Def`) and the row's key, so a table is a key range and a partition of a table
 /// a prefix of it. One tree means one memtable, one journal and one set of segments to compact,
