@@ -81,26 +81,37 @@ impl Presence {
     }
 }
 
+/// Rows the fill hashes between taking the set's lock (and looking for a stop).
+const FILL_CHUNK: usize = 4096;
+
 /// Fills `presence` with the kept tables' partitions as of now, then marks it ready; the writer
 /// must already be noting its puts (`WriteCtx::apply`), so nothing committed from here on is
 /// missed. A read error leaves it unready: every scan then reads the tree, as without it.
 pub fn fill(keyspace: &Keyspace, rows: &PartitionHandle, presence: &Presence) {
     let started = Instant::now();
     let snapshot = rows.snapshot_at(keyspace.instant());
+    // Hashed in chunks and added under one lock a chunk, not one a row: readers and the writer
+    // take the same lock meanwhile.
+    let mut chunk = Vec::with_capacity(FILL_CHUNK);
+    let add = |chunk: &mut Vec<u64>| presence.seen.write().unwrap_or_else(|p| p.into_inner()).extend(chunk.drain(..));
     for table in KEPT {
-        for (i, row) in snapshot.prefix([table.id()]).enumerate() {
-            if i % 4096 == 0 && presence.stop.load(Ordering::Relaxed) {
-                return;
-            }
+        for row in snapshot.prefix([table.id()]) {
             match row {
-                Ok((key, _)) => presence.note(*table, &key[TABLE_PREFIX..]),
+                Ok((key, _)) => chunk.extend(partition_hash(*table, &key[TABLE_PREFIX..])),
                 Err(e) => {
                     tracing::warn!(error = %e, "kept partitions could not be read; every scan reads the store");
                     return;
                 }
             }
+            if chunk.len() == FILL_CHUNK {
+                add(&mut chunk);
+                if presence.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
         }
     }
+    add(&mut chunk);
     presence.ready.store(true, Ordering::Release);
     let ms = started.elapsed().as_millis() as u64;
     tracing::info!(partitions = presence.len(), ms, "kept partitions read from the store");
