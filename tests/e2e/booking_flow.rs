@@ -430,6 +430,18 @@ async fn closing_a_session_ends_its_waitlist() {
     expect_json(s.post_empty(&format!("/api/v1/admin/sessions/{session}/close"), Some(&admin)).await, 202).await;
     line_empties(&s, &doctor, date, &session).await;
     for w in [&w1, &w2] {
+        // The close is answered 202 and the line empties in the doctor's actor before the
+        // messages are durable: the view can show it empty a moment before they are in the store
+        // (a full run under load read them too early once).
+        eventually("the waiting are told", Duration::from_secs(20), || async {
+            let msgs = messages(&s, w).await;
+            if msgs.iter().any(|m| m["title"] == "候补未成功") {
+                Ok(())
+            } else {
+                Err(format!("{msgs:?}"))
+            }
+        })
+        .await;
         let msgs = messages(&s, w).await;
         let ended: Vec<&Value> = msgs.iter().filter(|m| m["title"] == "候补未成功").collect();
         assert_eq!(ended.len(), 1, "{msgs:?}");
