@@ -96,6 +96,12 @@ pub struct BookingWrite {
     /// The writer's lease (several nodes): the store refuses the whole write if it has seen a
     /// newer token for the resource (`Conflict::StaleFence`), and remembers this one.
     pub fence: Option<crate::Fence>,
+    /// Appointments and orders this change creates under ids made for it (a hold's, an
+    /// offer's): no version of them is stored yet, so the store does not look for one (the
+    /// analytics counters' "before" is nothing). Two point reads a hold, each through every
+    /// memtable and segment, on the writer every hold of the node waits on. Only ids minted for
+    /// this change belong here: a stored row named here would be counted twice.
+    pub created: std::collections::HashSet<uuid::Uuid>,
 }
 
 impl BookingWrite {
@@ -127,6 +133,7 @@ impl BookingWrite {
             upsert(&mut out.sessions, &mut sessions, w.sessions, |s| s.id);
             out.messages.extend(w.messages);
             out.events.extend(w.events);
+            out.created.extend(w.created);
             // One writer's writes: the later holding's token (tokens only grow).
             if w.fence.is_some() {
                 out.fence = w.fence;

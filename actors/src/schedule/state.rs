@@ -236,6 +236,8 @@ impl ScheduleState {
         self.book.reindex(session);
         for a in offers {
             metrics::counter!("booking_waitlist_offers_total").increment(1);
+            // Minted just now, by the closure above.
+            w.created.extend([a.id.0, a.order_id.0]);
             w.orders.push(Order::registration(&a));
             w.messages.push(message(
                 &a,
@@ -379,7 +381,12 @@ impl ScheduleState {
             self.book.session(slot.session_id).is_some_and(|b| b.waitlist.iter().any(|x| x.person == req.person));
         let a = self.book.hold(slot, &req)?;
         let order = Order::registration(&a);
-        let mut w = BookingWrite { appointments: vec![a.clone()], orders: vec![order.clone()], ..Default::default() };
+        let mut w = BookingWrite {
+            appointments: vec![a.clone()],
+            orders: vec![order.clone()],
+            created: [req.appointment_id.0, req.order_id.0].into(),
+            ..Default::default()
+        };
         if had_waiting {
             w.waitlists.push(self.waitlist_write(slot.session_id));
         }
@@ -531,7 +538,7 @@ impl ScheduleState {
         };
         self.book.reindex(from_session);
         self.book.reindex(slot.session_id);
-        let mut w = BookingWrite { appointments: vec![old, new.clone()], ..Default::default() };
+        let mut w = BookingWrite { appointments: vec![old, new.clone()], created: [new_id.0].into(), ..Default::default() };
         if had_waiting {
             w.waitlists.push(self.waitlist_write(slot.session_id));
         }

@@ -77,6 +77,14 @@ pub async fn backoffice(store: Arc<dyn DataStore>) {
     let made = hospital_domain::time::HospitalZone::default().local_date(a.created_at);
     let booked = store.rollups("booked.doctor", made, made).await.unwrap();
     assert_eq!(booked.iter().filter(|r| r.dim == doctor.to_string()).map(|r| r.n).sum::<i64>(), 1);
+    // A hold naming its new rows (`created`: not read first) counts the same: one more.
+    let (a2, o2) = sample_hold(&mut book, 0, AccountId::new(), &unique("person"));
+    let created = [a2.id.0, o2.id.0].into();
+    let hold2 = BookingWrite { appointments: vec![a2.clone()], orders: vec![o2], created, ..Default::default() };
+    store.apply_booking(hold2).await.unwrap();
+    let made2 = hospital_domain::time::HospitalZone::default().local_date(a2.created_at);
+    let booked = store.rollups("booked.doctor", made.min(made2), made.max(made2)).await.unwrap();
+    assert_eq!(booked.iter().filter(|r| r.dim == doctor.to_string()).map(|r| r.n).sum::<i64>(), 2);
     let slots = store.rollups("booked.slot", date, date).await.unwrap();
     assert!(slots.iter().any(|r| r.dim == "08:00" && r.n >= 1), "{slots:?}");
     let mut paid = a.clone();

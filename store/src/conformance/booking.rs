@@ -220,6 +220,7 @@ pub async fn booking(store: Arc<dyn DataStore>) {
             messages: vec![notice.clone()],
             events: vec![],
             fence: None,
+            created: Default::default(),
         })
         .await
         .unwrap();
@@ -273,6 +274,7 @@ pub async fn booking(store: Arc<dyn DataStore>) {
             .collect(),
         appointments: cancelled,
         sessions: vec![b3.session.clone()],
+        created: Default::default(),
         waitlists: vec![],
         fence: None,
     };

@@ -63,13 +63,21 @@ impl ScyllaStore {
 
     /// Revenue and refunds by channel that writing `orders` adds (the booking and payment
     /// writes), from the orders as stored before (read first).
-    pub(super) async fn order_deltas(&self, orders: &[Order]) -> Result<Vec<RollupDelta>> {
+    /// `created`: orders this write makes (none stored yet: not read).
+    pub(super) async fn order_deltas(
+        &self,
+        orders: &[Order],
+        created: &std::collections::HashSet<uuid::Uuid>,
+    ) -> Result<Vec<RollupDelta>> {
         let mut out = Vec::new();
         if !self.rollups {
             return Ok(out);
         }
         for o in orders {
-            let old: Option<Order> = self.body_of("orders", GET_ORDER, (o.id.0,)).await?;
+            let old: Option<Order> = match created.contains(&o.id.0) {
+                true => None,
+                false => self.body_of("orders", GET_ORDER, (o.id.0,)).await?,
+            };
             out.extend(hospital_domain::analytics::order_deltas(old.as_ref(), o, self.zone));
         }
         Ok(out)
@@ -83,7 +91,10 @@ impl ScyllaStore {
         let zone = self.zone;
         let mut out = Vec::new();
         for a in &w.appointments {
-            let old: Option<Appointment> = self.body_of("appointments", GET_APPOINTMENT, (a.id.0,)).await?;
+            let old: Option<Appointment> = match w.created.contains(&a.id.0) {
+                true => None,
+                false => self.body_of("appointments", GET_APPOINTMENT, (a.id.0,)).await?,
+            };
             let start = if old.is_none() {
                 let session = match w.sessions.iter().find(|s| s.id == a.slot.session_id) {
                     Some(s) => Some(s.clone()),
@@ -97,7 +108,7 @@ impl ScyllaStore {
             };
             out.extend(hospital_domain::analytics::appointment_deltas(old.as_ref(), a, start, zone));
         }
-        out.extend(self.order_deltas(&w.orders).await?);
+        out.extend(self.order_deltas(&w.orders, &w.created).await?);
         for (doctor, session, list) in &w.waitlists {
             let old: Option<(SessionId, Vec<WaitEntry>)> =
                 self.body_of("waitlists_by_doctor", GET_WAITLIST, (doctor.0, session.0)).await?;

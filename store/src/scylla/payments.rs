@@ -158,7 +158,7 @@ impl PaymentStore for ScyllaStore {
 
     async fn apply_payment_live(&self, w: PaymentWrite) -> Result<(Vec<Applied>, Vec<PendingEvent>)> {
         // Revenue by channel (analytics): counters cannot join the logged batch; added after it.
-        let deltas = self.order_deltas(&w.orders).await?;
+        let deltas = self.order_deltas(&w.orders, &Default::default()).await?;
         let mut batch = Writes::default();
         let mut moves = BalanceMoves::new();
         for c in &w.fee_items {
