@@ -143,6 +143,7 @@ pub struct Appointment {
     pub place: u32,
     pub doctor_id: crate::DoctorId,
     pub department_id: crate::DepartmentId,
+    #[serde(serialize_with = "crate::timestamp::date")]
     pub date: chrono::NaiveDate,
     pub period: crate::schedule::Period,
     pub account_id: crate::AccountId,

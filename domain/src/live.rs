@@ -94,6 +94,7 @@ pub struct AppointmentUpdate {
     pub status: AppointmentStatus,
     pub slot_id: SlotId,
     pub place: u32,
+    #[serde(serialize_with = "crate::timestamp::date")]
     pub date: NaiveDate,
     pub period: Period,
     pub patient_id: PatientId,

@@ -307,7 +307,7 @@ pub struct Order {
     pub reversal: Option<Reversal>,
     /// When the order's actor should look at it again (a payment to chase, an expiry, a refund
     /// to finish): the open-order sweeper's due time. None once final.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::timestamp::serialize_opt")]
     pub next_check_at: Option<DateTime<Utc>>,
 }
 

@@ -8,9 +8,9 @@
 //! years 0-9999 fall back to chrono's writer, so the text is the same either way (tested).
 //!
 //! Use on a field: `#[serde(serialize_with = "crate::timestamp::serialize")]`, or
-//! `serialize_opt` for an `Option`.
+//! `serialize_opt` for an `Option`; `date` for a `NaiveDate` (`YYYY-MM-DD`, the same way round).
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Serialize, Serializer};
 
 /// Longest fast-path text: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
@@ -81,6 +81,22 @@ pub fn serialize_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S
     }
 }
 
+/// `serialize_with` for a `NaiveDate`: `YYYY-MM-DD` as chrono writes it (through `collect_str`,
+/// as a time, character by character: a hold writes its date four times).
+pub fn date<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return d.serialize(s);
+    }
+    let mut buf = [0u8; 10];
+    put(&mut buf[0..], year as u32, 4);
+    buf[4] = b'-';
+    put(&mut buf[5..], d.month(), 2);
+    buf[7] = b'-';
+    put(&mut buf[8..], d.day(), 2);
+    s.serialize_str(std::str::from_utf8(&buf).expect("ASCII"))
+}
+
 /// A time that serialises through `serialize`.
 struct Fast<'a>(&'a DateTime<Utc>);
 
@@ -138,7 +154,28 @@ mod tests {
         assert_eq!(rmp_serde::to_vec(&Row { at: Some(t) }).unwrap(), rmp_serde::to_vec(&(Some(&t),)).unwrap());
     }
 
+    fn our_date(d: &NaiveDate) -> String {
+        let mut out = Vec::new();
+        date(d, &mut serde_json::Serializer::new(&mut out)).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_date_reads_as_chrono_writes_it_in_and_out_of_the_fast_years() {
+        for (y, m, d) in [(2026, 12, 2), (1, 1, 1), (0, 2, 29), (9999, 12, 31), (-1, 3, 4), (10_000, 1, 1)] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(our_date(&day), serde_json::to_string(&day).unwrap(), "{y}-{m}-{d}");
+        }
+        assert_eq!(our_date(&NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()), "\"2026-03-09\"");
+    }
+
     proptest! {
+        #[test]
+        fn any_date_reads_as_chrono_writes_it(days in -400_000i32..4_000_000) {
+            let d = NaiveDate::from_num_days_from_ce_opt(days).unwrap();
+            prop_assert_eq!(our_date(&d), serde_json::to_string(&d).unwrap());
+        }
+
         #[test]
         fn any_time_reads_as_chrono_writes_it(secs in -62_000_000_000i64..260_000_000_000, nanos in 0u32..1_000_000_000) {
             let t = DateTime::from_timestamp(secs, nanos).unwrap();

@@ -191,7 +191,9 @@ impl ApiError {
 /// order, is about 1 KiB: four reallocations and copies each time). `extract::ApiJson` answers
 /// through it too.
 pub(crate) fn json_response<T: Serialize>(v: &T) -> Response {
-    let mut buf = Vec::with_capacity(1024);
+    // A hold's answer (the appointment and its order) is over a kilobyte: from 1 KiB its
+    // buffer was reallocated and copied once per booking.
+    let mut buf = Vec::with_capacity(2048);
     match serde_json::to_writer(&mut buf, v) {
         Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], buf).into_response(),
         Err(e) => ApiError::Internal(format!("serialising an answer: {e}")).into_response(),

@@ -51,6 +51,7 @@ pub struct AppointmentView {
     pub department_id: DepartmentId,
     pub department_name: String,
     #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "hospital_domain::timestamp::date")]
     pub date: NaiveDate,
     pub period: Period,
     pub patient_id: PatientId,
