@@ -108,6 +108,15 @@ pub async fn ephemeral_kv(kv: Arc<dyn EphemeralKv>) {
     let values = kv.log_range(&stream, 21, 22).await.unwrap();
     assert_eq!(values, vec![Some(b"one".to_vec()), Some(b"two".to_vec())], "each value under its number");
     assert_eq!(kv.log_append_all(&stream, &[], Duration::from_secs(60)).await.unwrap(), vec![]);
+    // A stream's first append (no counter yet) with an id twice in it: numbered once.
+    let first = unique("log-first");
+    let x = format!("{first}-x");
+    let y = format!("{first}-y");
+    let items: [(&str, &[u8]); 3] = [(&x, b"x"), (&x, b"again"), (&y, b"y")];
+    let got = kv.log_append_all(&first, &items, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(got, vec![(1, true), (1, false), (2, true)]);
+    assert_eq!(kv.log_range(&first, 1, 2).await.unwrap(), vec![Some(b"x".to_vec()), Some(b"y".to_vec())]);
+    assert_eq!(kv.log_head(&first).await.unwrap(), 2);
 
     // Expiry.
     let e = unique("e");

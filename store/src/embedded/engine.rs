@@ -9,10 +9,11 @@
 //! an LSM appends the rows to its journal and memtable (docs/benchmarks.md, "a durable hold taken
 //! apart by elimination").
 
-use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode, Snapshot};
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode, Slice, Snapshot};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,12 +50,30 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Value layout: 8 bytes of expiry (unix ms, big-endian, 0 = never), then the payload.
-fn encode_value(payload: &[u8], expires_ms: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + payload.len());
-    v.extend_from_slice(&expires_ms.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
+/// Value layout: 8 bytes of expiry (unix ms, big-endian, 0 = never), then the payload. Made
+/// as the LSM's own byte string, so the batch hands it over as it is: built as a `Vec` it was
+/// copied a second time into one (a copy of every row's bytes on the writer thread).
+fn encode_value(payload: &[u8], expires_ms: u64) -> Slice {
+    Slice::fused(&expires_ms.to_be_bytes(), payload)
+}
+
+/// Adds a row's engine key to a TTL index entry's list: its length (2 bytes, big-endian), then
+/// the key.
+fn push_listed(list: &mut Vec<u8>, row: &[u8]) {
+    list.extend_from_slice(&(row.len() as u16).to_be_bytes());
+    list.extend_from_slice(row);
+}
+
+/// The rows a TTL index entry's value lists (`push_listed`; entries written before lists, and
+/// single rows, have none).
+fn listed_rows(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = list;
+    std::iter::from_fn(move || {
+        let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+        let row = rest.get(2..2 + len)?;
+        rest = &rest[2 + len..];
+        Some(row)
+    })
 }
 
 /// The payload and expiry of a stored value, or None if it has expired.
@@ -197,13 +216,15 @@ impl Reader for ReadCtx<'_> {
 }
 
 enum Op {
-    Put { table: Def, key: Vec<u8>, value: Vec<u8>, expires: u64 },
+    /// `indexed`: the row has a TTL index entry due no later than `expires` already (a renewal,
+    /// `put_raw_renewing`), so it needs no new one.
+    Put { table: Def, key: Vec<u8>, value: Vec<u8>, expires: u64, indexed: bool },
     Delete { table: Def, key: Vec<u8> },
 }
 
 /// The batch's writes so far by engine key, encoded as stored (None: deleted). Ordered, so a
 /// scan can merge it with the stored rows.
-type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+type Overlay = BTreeMap<Slice, Option<Slice>>;
 
 /// What a write closure sees: the stored rows with every earlier closure's writes of the batch
 /// over them, and its own buffered writes. A closure's writes are applied only if it returns Ok,
@@ -243,14 +264,18 @@ impl WriteCtx<'_> {
         }
         let mut stored = self.rows.prefix(prefix.to_vec()).peekable();
         let under = prefix.to_vec();
-        let mut own = self.batch.range(prefix.to_vec()..).take_while(move |(k, _)| k.starts_with(&under)).peekable();
+        let mut own = self
+            .batch
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(&under))
+            .peekable();
         std::iter::from_fn(move || loop {
             let next = match (stored.peek(), own.peek()) {
                 (None, None) => return None,
                 (Some(Err(_)), _) => return stored.next().and_then(|r| r.err()).map(|e| Err(e.into())),
                 (Some(Ok(_)), None) => Next::Stored,
                 (None, Some(_)) => Next::Own,
-                (Some(Ok((sk, _))), Some((ok, _))) => match (**sk).cmp(ok.as_slice()) {
+                (Some(Ok((sk, _))), Some((ok, _))) => match (**sk).cmp(&***ok) {
                     std::cmp::Ordering::Less => Next::Stored,
                     std::cmp::Ordering::Equal => Next::Both,
                     std::cmp::Ordering::Greater => Next::Own,
@@ -266,7 +291,7 @@ impl WriteCtx<'_> {
                 stored.next();
             }
             if let Some((k, Some(v))) = own.next() {
-                return Some(Ok((k.clone(), v.clone())));
+                return Some(Ok((k.to_vec(), v.to_vec())));
             }
             // Deleted in this batch: skipped.
         })
@@ -278,15 +303,8 @@ impl Reader for WriteCtx<'_> {
         self.now
     }
     fn get_raw(&self, table: Def, key: &[u8]) -> Result<Option<Live>> {
-        // Read-your-writes within the closure.
-        for op in self.pending.iter().rev() {
-            match op {
-                Op::Put { table: t, key: k, value, expires } if *t == table && k == key => {
-                    return Ok(Some((*expires, value.clone())));
-                }
-                Op::Delete { table: t, key: k } if *t == table && k == key => return Ok(None),
-                _ => {}
-            }
+        if let Some(own) = self.own_write(table, key) {
+            return Ok(own);
         }
         // Decoded where it lies (the overlay or the tree), copied once.
         self.with_stored(&engine_key(table, key), |raw| live_value(raw, self.now))
@@ -305,6 +323,17 @@ impl WriteCtx<'_> {
     pub fn put_ttl<T: Serialize>(&mut self, table: Def, key: &Key, value: &T, ttl: Duration) {
         self.put_raw(table, key.bytes().to_vec(), to_json(value), Some(ttl));
     }
+    /// The closure's own latest write of the row, if it wrote it (`Some(None)`: deleted):
+    /// read-your-writes within a closure.
+    pub fn own_write(&self, table: Def, key: &[u8]) -> Option<Option<Live>> {
+        self.pending.iter().rev().find_map(|op| match op {
+            Op::Put { table: t, key: k, value, expires, .. } if *t == table && k == key => {
+                Some(Some((*expires, value.clone())))
+            }
+            Op::Delete { table: t, key: k } if *t == table && k == key => Some(None),
+            _ => None,
+        })
+    }
     /// Stores raw bytes; `ttl` None keeps the row until deleted.
     pub fn put_raw(&mut self, table: Def, key: Vec<u8>, payload: Vec<u8>, ttl: Option<Duration>) {
         let expires = ttl.map(|t| self.now + (t.as_millis() as u64).max(1)).unwrap_or(0);
@@ -312,7 +341,17 @@ impl WriteCtx<'_> {
     }
     /// Stores raw bytes expiring at `expires` (unix ms, 0 = never).
     pub fn put_raw_until(&mut self, table: Def, key: Vec<u8>, payload: Vec<u8>, expires: u64) {
-        self.pending.push(Op::Put { table, key, value: payload, expires });
+        self.pending.push(Op::Put { table, key, value: payload, expires, indexed: false });
+    }
+    /// Rewrites a row this closure read with expiry `stored` (from `get_raw`), now living for
+    /// `ttl`. A row rewritten on every use with a long life (an event log's counter, 30 days)
+    /// would leave a TTL index entry behind each time; while it has one due no later than the
+    /// new expiry, it gets none: the sweeper, finding the row renewed when that entry comes due,
+    /// indexes it again at its expiry then.
+    pub fn put_raw_renewing(&mut self, table: Def, key: Vec<u8>, payload: Vec<u8>, ttl: Duration, stored: Option<u64>) {
+        let expires = self.now + (ttl.as_millis() as u64).max(1);
+        let indexed = stored.is_some_and(|e| e != 0 && e <= expires);
+        self.pending.push(Op::Put { table, key, value: payload, expires, indexed });
     }
     pub fn delete(&mut self, table: Def, key: &Key) {
         self.delete_raw(table, key.bytes().to_vec());
@@ -323,14 +362,23 @@ impl WriteCtx<'_> {
 
     /// Moves the closure's buffered writes into the batch, in order, so a later op on the same
     /// key wins.
+    ///
+    /// The closure's rows with one expiry share one TTL index entry: the first row's, listing
+    /// the others (`ttl_index_value`). An event log's append writes each event's value and id
+    /// marker for a day: one index row instead of one each, as many fewer for the sweeper to
+    /// delete, and an entry is a row of the LSM like any other (journal, memtable, compaction).
     fn apply(&mut self) {
+        let mut groups: Vec<(u64, Slice, Vec<u8>)> = Vec::new();
         for op in std::mem::take(&mut self.pending) {
             match op {
-                Op::Put { table, key, value, expires } => {
+                Op::Put { table, key, value, expires, indexed } => {
                     self.presence.note(table, &key);
                     let row = engine_key(table, &key);
-                    if expires != 0 {
-                        self.batch.insert(ttl_index_key(expires, &row), Some(Vec::new()));
+                    if expires != 0 && !indexed {
+                        match groups.iter_mut().find(|g| g.0 == expires) {
+                            Some((_, _, others)) => push_listed(others, &row),
+                            None => groups.push((expires, row.clone(), Vec::new())),
+                        }
                     }
                     self.batch.insert(row, Some(encode_value(&value, expires)));
                 }
@@ -338,6 +386,15 @@ impl WriteCtx<'_> {
                     self.batch.insert(engine_key(table, &key), None);
                 }
             }
+        }
+        for (expires, first, mut others) in groups {
+            let entry: Slice = ttl_index_key(expires, &first).into();
+            // An earlier closure of the batch may have indexed the same first row at the same
+            // instant with rows of its own: keep its list too.
+            if let Some(Some(earlier)) = self.batch.get(&entry) {
+                others.extend_from_slice(earlier);
+            }
+            self.batch.insert(entry, Some(others.into()));
         }
     }
 }
@@ -474,33 +531,43 @@ impl Engine {
             let now = ctx.now;
             let mut due = Vec::new();
             for row in ctx.merged(&engine_key(tables::TTL_INDEX, &[])) {
-                let (k, _) = row?;
+                let (k, listed) = row?;
                 let ik = &k[TABLE_PREFIX..];
                 let exp = u64::from_be_bytes(ik[..8].try_into().expect("8-byte expiry"));
                 if exp > now || due.len() >= SWEEP_LIMIT {
                     break;
                 }
-                due.push(ik.to_vec());
+                due.push((ik.to_vec(), listed));
             }
-            let mut expired = Vec::new();
-            for ik in &due {
-                // Layout: expiry(8) | the row's engine key (table id, row key).
-                let row = &ik[8..];
-                let Some(table) = row.first().and_then(|id| tables::by_id(*id)) else { continue };
-                // Delete only if the row still holds this expiry: a later put may have renewed it.
-                let exp = ctx.with_stored(row, |raw| {
-                    raw.and_then(|r| r.get(..8)).map(|h| u64::from_be_bytes(h.try_into().expect("8 bytes")))
-                })?;
-                if exp.is_some_and(|e| e != 0 && e <= now) {
-                    expired.push((table, row[TABLE_PREFIX..].to_vec()));
+            let (mut expired, mut renewed) = (Vec::new(), Vec::new());
+            for (ik, listed) in &due {
+                // Layout: expiry(8) | the row's engine key (table id, row key); the value lists
+                // the rows of the same closure and expiry (`apply`).
+                for row in std::iter::once(&ik[8..]).chain(listed_rows(listed)) {
+                    let Some(table) = row.first().and_then(|id| tables::by_id(*id)) else { continue };
+                    // Delete only if the row still holds an expiry now past: a later put may
+                    // have renewed it, and one renewed without an entry of its own
+                    // (`put_raw_renewing`) is indexed again at its new expiry.
+                    let exp = ctx.with_stored(row, |raw| {
+                        raw.and_then(|r| r.get(..8)).map(|h| u64::from_be_bytes(h.try_into().expect("8 bytes")))
+                    })?;
+                    match exp {
+                        Some(e) if e != 0 && e <= now => expired.push((table, row[TABLE_PREFIX..].to_vec())),
+                        Some(e) if e != 0 => renewed.push(ttl_index_key(e, row)),
+                        _ => {}
+                    }
                 }
             }
             // Deleted after every read, so no read walks a long list of this closure's deletes.
             for (table, key) in expired {
                 ctx.delete_raw(table, key);
             }
+            // Index entries are stored bare (no expiry header), as `apply` writes them.
+            for entry in renewed {
+                ctx.batch.insert(entry.into(), Some(Slice::empty()));
+            }
             let n = due.len();
-            for ik in due {
+            for (ik, _) in due {
                 ctx.delete_raw(tables::TTL_INDEX, ik);
             }
             Ok(n)
@@ -625,6 +692,90 @@ mod tests {
         assert_eq!(scan(&engine, "alice").len(), 2);
         assert_eq!(scan(&engine, "carol").len(), 1);
         assert!(scan(&engine, "bob").is_empty());
+    }
+
+    /// The TTL index rows under the engine (stored bare, so not through a `Reader`).
+    fn index_entries(engine: &Engine) -> usize {
+        engine.rows.prefix(engine_key(tables::TTL_INDEX, &[])).count()
+    }
+
+    /// Rows one closure writes with one expiry share one TTL index entry, and the sweeper
+    /// deletes every row it lists once due, but not one rewritten since to live longer.
+    #[tokio::test]
+    async fn rows_of_one_closure_and_expiry_share_an_index_entry_and_all_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let t = tables::KV_ENTRIES;
+        let key = |s: &str| Key::new().str(s).into_bytes();
+        let short = Some(Duration::from_millis(300));
+        engine
+            .write(move |ctx| {
+                for k in ["a", "b", "c"] {
+                    ctx.put_raw(t, key(k), b"x".to_vec(), short);
+                }
+                ctx.put_raw(t, key("d"), b"x".to_vec(), Some(Duration::from_secs(3600)));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(index_entries(&engine), 2, "one for a, b and c, one for d");
+        engine
+            .write(move |ctx| {
+                ctx.put_raw(t, key("b"), b"y".to_vec(), Some(Duration::from_secs(3600)));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(index_entries(&engine), 3);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(engine.sweep_expired().await.unwrap(), 1, "the one entry due");
+        let present = |k: &str| engine.read(|r| r.get_raw(t, &key(k))).unwrap().map(|(_, v)| v);
+        assert_eq!(present("a"), None);
+        assert_eq!(present("c"), None);
+        assert_eq!(present("b"), Some(b"y".to_vec()), "rewritten to live an hour");
+        assert_eq!(present("d"), Some(b"x".to_vec()));
+        assert_eq!(index_entries(&engine), 2, "b's and d's");
+        // Gone from the tree, not only hidden by their expiry.
+        assert!(engine.rows.get(engine_key(t, &key("a"))).unwrap().is_none());
+    }
+
+    /// A row renewed with `put_raw_renewing` gets no new index entry while its old one is due
+    /// first; the sweeper indexes it again at its new expiry, and deletes it then.
+    #[tokio::test]
+    async fn a_renewed_row_is_indexed_again_when_its_entry_comes_due_and_expires_at_its_new_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let t = tables::KV_ENTRIES;
+        let key = Key::new().str("head").into_bytes();
+        let k = key.clone();
+        engine.write(move |ctx| Ok(ctx.put_raw(t, k, b"1".to_vec(), Some(Duration::from_millis(300))))).await.unwrap();
+        let k = key.clone();
+        engine
+            .write(move |ctx| {
+                let stored = ctx.get_raw(t, &k)?.map(|(e, _)| e);
+                assert!(stored.is_some());
+                ctx.put_raw_renewing(t, k, b"2".to_vec(), Duration::from_millis(1500), stored);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(index_entries(&engine), 1, "still the first entry only");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(engine.sweep_expired().await.unwrap(), 1);
+        let value = || engine.read(|r| r.get_raw(t, &key)).unwrap().map(|(_, v)| v);
+        assert_eq!(value(), Some(b"2".to_vec()), "renewed: kept");
+        assert_eq!(index_entries(&engine), 1, "indexed again, at its new expiry");
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(engine.sweep_expired().await.unwrap(), 1);
+        assert_eq!(value(), None);
+        assert_eq!(index_entries(&engine), 0);
+        // Without a stored expiry (a first write) the row is indexed as any other.
+        let k = key.clone();
+        engine
+            .write(move |ctx| Ok(ctx.put_raw_renewing(t, k, b"3".to_vec(), Duration::from_secs(60), None)))
+            .await
+            .unwrap();
+        assert_eq!(index_entries(&engine), 1);
     }
 
     #[tokio::test]

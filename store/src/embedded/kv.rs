@@ -109,13 +109,24 @@ impl EphemeralKv for EmbeddedStore {
         self.engine
             .write(move |ctx| {
                 let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
-                let mut n = ctx.get_raw(KV_ENTRIES, head.bytes())?.and_then(|(_, v)| parse(&v)).unwrap_or(0);
+                let stored = ctx.get_raw(KV_ENTRIES, head.bytes())?;
+                let head_expires = stored.as_ref().map(|(e, _)| *e);
+                let mut n = stored.and_then(|(_, v)| parse(&v)).unwrap_or(0);
                 let first = n;
+                // A stream without a counter has logged nothing for longer than an id marker
+                // lives (the counter outlives them: LOG_COUNTER_TTL against `ttl`), so none of
+                // these ids can be a repeat from the store, only from earlier in this list: an
+                // account's first events cost no read of a marker that is not there.
+                let new_stream = head_expires.is_none() && ttl <= LOG_COUNTER_TTL;
                 let mut out = Vec::with_capacity(items.len());
                 for (id, value) in items {
                     // An id seen before (in the store, or earlier in this list: the closure reads
                     // its own writes) keeps its first number.
-                    if let Some(seen) = ctx.get_raw(KV_ENTRIES, id.bytes())?.and_then(|(_, v)| parse(&v)) {
+                    let marker = match new_stream {
+                        true => ctx.own_write(KV_ENTRIES, id.bytes()).flatten(),
+                        false => ctx.get_raw(KV_ENTRIES, id.bytes())?,
+                    };
+                    if let Some(seen) = marker.and_then(|(_, v)| parse(&v)) {
                         out.push((seen, false));
                         continue;
                     }
@@ -125,7 +136,9 @@ impl EphemeralKv for EmbeddedStore {
                     out.push((n, true));
                 }
                 if n != first {
-                    ctx.put_raw(KV_ENTRIES, head.into_bytes(), n.to_string().into_bytes(), Some(LOG_COUNTER_TTL));
+                    // Rewritten at every append: indexed for expiry once, not once an append.
+                    let value = n.to_string().into_bytes();
+                    ctx.put_raw_renewing(KV_ENTRIES, head.into_bytes(), value, LOG_COUNTER_TTL, head_expires);
                 }
                 Ok(out)
             })

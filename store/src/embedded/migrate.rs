@@ -42,7 +42,7 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
             let key = if *table == tables::TTL_INDEX {
                 // An entry naming a table this release no longer has has no row to expire.
                 let Some(key) = ttl_entry(k.value()) else { continue };
-                key
+                key.into()
             } else {
                 engine_key(*table, k.value())
             };
