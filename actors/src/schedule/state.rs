@@ -538,7 +538,8 @@ impl ScheduleState {
         };
         self.book.reindex(from_session);
         self.book.reindex(slot.session_id);
-        let mut w = BookingWrite { appointments: vec![old, new.clone()], created: [new_id.0].into(), ..Default::default() };
+        let mut w =
+            BookingWrite { appointments: vec![old, new.clone()], created: [new_id.0].into(), ..Default::default() };
         if had_waiting {
             w.waitlists.push(self.waitlist_write(slot.session_id));
         }

@@ -218,8 +218,17 @@ impl Reader for ReadCtx<'_> {
 enum Op {
     /// `indexed`: the row has a TTL index entry due no later than `expires` already (a renewal,
     /// `put_raw_renewing`), so it needs no new one.
-    Put { table: Def, key: Vec<u8>, value: Vec<u8>, expires: u64, indexed: bool },
-    Delete { table: Def, key: Vec<u8> },
+    Put {
+        table: Def,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expires: u64,
+        indexed: bool,
+    },
+    Delete {
+        table: Def,
+        key: Vec<u8>,
+    },
 }
 
 /// The batch's writes so far by engine key, encoded as stored (None: deleted). Ordered, so a
@@ -748,7 +757,13 @@ mod tests {
         let t = tables::KV_ENTRIES;
         let key = Key::new().str("head").into_bytes();
         let k = key.clone();
-        engine.write(move |ctx| Ok(ctx.put_raw(t, k, b"1".to_vec(), Some(Duration::from_millis(300))))).await.unwrap();
+        engine
+            .write(move |ctx| {
+                ctx.put_raw(t, k, b"1".to_vec(), Some(Duration::from_millis(300)));
+                Ok(())
+            })
+            .await
+            .unwrap();
         let k = key.clone();
         engine
             .write(move |ctx| {
@@ -772,7 +787,10 @@ mod tests {
         // Without a stored expiry (a first write) the row is indexed as any other.
         let k = key.clone();
         engine
-            .write(move |ctx| Ok(ctx.put_raw_renewing(t, k, b"3".to_vec(), Duration::from_secs(60), None)))
+            .write(move |ctx| {
+                ctx.put_raw_renewing(t, k, b"3".to_vec(), Duration::from_secs(60), None);
+                Ok(())
+            })
             .await
             .unwrap();
         assert_eq!(index_entries(&engine), 1);
