@@ -373,7 +373,7 @@ impl WriteCtx<'_> {
     /// key wins.
     ///
     /// The closure's rows with one expiry share one TTL index entry: the first row's, listing
-    /// the others (`ttl_index_value`). An event log's append writes each event's value and id
+    /// the others (`push_listed`). An event log's append writes each event's value and id
     /// marker for a day: one index row instead of one each, as many fewer for the sweeper to
     /// delete, and an entry is a row of the LSM like any other (journal, memtable, compaction).
     fn apply(&mut self) {
@@ -399,7 +399,10 @@ impl WriteCtx<'_> {
         for (expires, first, mut others) in groups {
             let entry: Slice = ttl_index_key(expires, &first).into();
             // An earlier closure of the batch may have indexed the same first row at the same
-            // instant with rows of its own: keep its list too.
+            // instant with rows of its own: keep its list too. (Across batches the entry is not
+            // read back: the later list would win, and the earlier's other rows would expire
+            // unswept. No caller gives two closures one first row and expiry: the one
+            // writing lists is the event log's append, whose first row is its next number.)
             if let Some(Some(earlier)) = self.batch.get(&entry) {
                 others.extend_from_slice(earlier);
             }
@@ -571,9 +574,13 @@ impl Engine {
             for (table, key) in expired {
                 ctx.delete_raw(table, key);
             }
-            // Index entries are stored bare (no expiry header), as `apply` writes them.
+            // Index entries are stored bare (no expiry header), as `apply` writes them; only where
+            // the row has none at its expiry yet: one renewed by an ordinary put has its own,
+            // which may list other rows that an empty entry would drop.
             for entry in renewed {
-                ctx.batch.insert(entry.into(), Some(Slice::empty()));
+                if ctx.with_stored(&entry, |raw| raw.is_none())? {
+                    ctx.batch.insert(entry.into(), Some(Slice::empty()));
+                }
             }
             let n = due.len();
             for (ik, _) in due {
@@ -794,6 +801,40 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(index_entries(&engine), 1);
+    }
+
+    /// A row renewed by an ordinary put that indexed it with another row keeps that entry's
+    /// list when its old entry comes due: the other row is swept at its time too.
+    #[tokio::test]
+    async fn a_renewal_by_an_ordinary_put_keeps_its_entry_and_the_rows_it_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let t = tables::KV_ENTRIES;
+        let key = |s: &str| Key::new().str(s).into_bytes();
+        engine
+            .write(move |ctx| {
+                ctx.put_raw(t, key("r"), b"1".to_vec(), Some(Duration::from_millis(300)));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        engine
+            .write(move |ctx| {
+                ctx.put_raw(t, key("r"), b"2".to_vec(), Some(Duration::from_millis(900)));
+                ctx.put_raw(t, key("s"), b"2".to_vec(), Some(Duration::from_millis(900)));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(engine.sweep_expired().await.unwrap(), 1, "r's first entry");
+        assert_eq!(index_entries(&engine), 1, "r's second, listing s");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(engine.sweep_expired().await.unwrap(), 1);
+        for k in ["r", "s"] {
+            assert!(engine.rows.get(engine_key(t, &key(k))).unwrap().is_none(), "{k} swept");
+        }
+        assert_eq!(index_entries(&engine), 0);
     }
 
     #[tokio::test]
