@@ -145,8 +145,9 @@ pub(super) fn engine_key(table: Def, key: &[u8]) -> fjall::Slice {
     fjall::Slice::fused(&[table.id()], key)
 }
 
-/// A row's entry in the TTL index (its key there; the value is empty): the expiry, then the row's
-/// engine key, so the sweeper walks entries in expiry order and reaches the row without a lookup.
+/// A row's entry in the TTL index (its key there; the value lists the other rows its closure
+/// wrote with the same expiry, if any: `engine::push_listed`): the expiry, then the row's engine
+/// key, so the sweeper walks entries in expiry order and reaches the rows without a lookup.
 pub(super) fn ttl_index_key(expires_ms: u64, row: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + 8 + row.len());
     k.push(TTL_INDEX.id());
