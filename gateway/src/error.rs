@@ -188,11 +188,9 @@ impl ApiError {
 
 /// A JSON answer: `Content-Type: application/json` and the value's bytes, presized (axum's
 /// `Json` starts at 128 bytes and doubles, and a booking's answer, an appointment and its
-/// order, is about 1 KiB: four reallocations and copies each time). `extract::ApiJson` answers
-/// through it too.
+/// order, is just over 1 KiB: a reallocation and copy at each doubling, one even from 1 KiB).
+/// `extract::ApiJson` answers through it too.
 pub(crate) fn json_response<T: Serialize>(v: &T) -> Response {
-    // A hold's answer (the appointment and its order) is over a kilobyte: from 1 KiB its
-    // buffer was reallocated and copied once per booking.
     let mut buf = Vec::with_capacity(2048);
     match serde_json::to_writer(&mut buf, v) {
         Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], buf).into_response(),

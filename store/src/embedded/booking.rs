@@ -69,9 +69,10 @@ impl BookingStore for EmbeddedStore {
                     // A burst of holds is mostly one session's: read (and decode) it once.
                     let mut read_sessions: Vec<(SessionId, Option<ClinicSession>)> = Vec::new();
                     for a in &w.appointments {
-                        let old: Option<Appointment> = match w.created.contains(&a.id.0) {
-                            true => None,
-                            false => ctx.get(APPOINTMENTS, &Key::new().uuid(&a.id.0))?,
+                        let old: Option<Appointment> = if w.created.contains(&a.id.0) {
+                            None
+                        } else {
+                            ctx.get(APPOINTMENTS, &Key::new().uuid(&a.id.0))?
                         };
                         let start = if old.is_none() {
                             let sid = a.slot.session_id;
@@ -93,9 +94,10 @@ impl BookingStore for EmbeddedStore {
                         deltas.extend(analytics::appointment_deltas(old.as_ref(), a, start, zone));
                     }
                     for o in &w.orders {
-                        let old: Option<Order> = match w.created.contains(&o.id.0) {
-                            true => None,
-                            false => ctx.get(ORDERS, &Key::new().uuid(&o.id.0))?,
+                        let old: Option<Order> = if w.created.contains(&o.id.0) {
+                            None
+                        } else {
+                            ctx.get(ORDERS, &Key::new().uuid(&o.id.0))?
                         };
                         deltas.extend(analytics::order_deltas(old.as_ref(), o, zone));
                     }

@@ -397,7 +397,7 @@ impl WriteCtx<'_> {
             }
         }
         for (expires, first, mut others) in groups {
-            let entry: Slice = ttl_index_key(expires, &first).into();
+            let entry = ttl_index_key(expires, &first);
             // An earlier closure of the batch may have indexed the same first row at the same
             // instant with rows of its own: keep its list too. (Across batches the entry is not
             // read back: the later list would win, and the earlier's other rows would expire
@@ -579,7 +579,7 @@ impl Engine {
             // which may list other rows that an empty entry would drop.
             for entry in renewed {
                 if ctx.with_stored(&entry, |raw| raw.is_none())? {
-                    ctx.batch.insert(entry.into(), Some(Slice::empty()));
+                    ctx.batch.insert(entry, Some(Slice::empty()));
                 }
             }
             let n = due.len();
@@ -715,6 +715,25 @@ mod tests {
         engine.rows.prefix(engine_key(tables::TTL_INDEX, &[])).count()
     }
 
+    /// A `kv_entries` row's key in these tests.
+    fn kv_key(s: &str) -> Vec<u8> {
+        Key::new().str(s).into_bytes()
+    }
+
+    /// Puts `(key, value, ttl)` rows of `kv_entries` in one write closure.
+    async fn put_kv(engine: &Engine, rows: &[(&str, &[u8], Duration)]) {
+        let rows: Vec<_> = rows.iter().map(|(k, v, ttl)| (kv_key(k), v.to_vec(), *ttl)).collect();
+        engine
+            .write(move |ctx| {
+                for (k, v, ttl) in rows {
+                    ctx.put_raw(tables::KV_ENTRIES, k, v, Some(ttl));
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
     /// Rows one closure writes with one expiry share one TTL index entry, and the sweeper
     /// deletes every row it lists once due, but not one rewritten since to live longer.
     #[tokio::test]
@@ -722,26 +741,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
         let t = tables::KV_ENTRIES;
-        let key = |s: &str| Key::new().str(s).into_bytes();
-        let short = Some(Duration::from_millis(300));
-        engine
-            .write(move |ctx| {
-                for k in ["a", "b", "c"] {
-                    ctx.put_raw(t, key(k), b"x".to_vec(), short);
-                }
-                ctx.put_raw(t, key("d"), b"x".to_vec(), Some(Duration::from_secs(3600)));
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let key = kv_key;
+        let (short, hour) = (Duration::from_millis(300), Duration::from_secs(3600));
+        put_kv(&engine, &[("a", b"x", short), ("b", b"x", short), ("c", b"x", short), ("d", b"x", hour)]).await;
         assert_eq!(index_entries(&engine), 2, "one for a, b and c, one for d");
-        engine
-            .write(move |ctx| {
-                ctx.put_raw(t, key("b"), b"y".to_vec(), Some(Duration::from_secs(3600)));
-                Ok(())
-            })
-            .await
-            .unwrap();
+        put_kv(&engine, &[("b", b"y", hour)]).await;
         assert_eq!(index_entries(&engine), 3);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(engine.sweep_expired().await.unwrap(), 1, "the one entry due");
@@ -762,15 +766,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
         let t = tables::KV_ENTRIES;
-        let key = Key::new().str("head").into_bytes();
-        let k = key.clone();
-        engine
-            .write(move |ctx| {
-                ctx.put_raw(t, k, b"1".to_vec(), Some(Duration::from_millis(300)));
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let key = kv_key("head");
+        put_kv(&engine, &[("head", b"1", Duration::from_millis(300))]).await;
         let k = key.clone();
         engine
             .write(move |ctx| {
@@ -810,22 +807,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
         let t = tables::KV_ENTRIES;
-        let key = |s: &str| Key::new().str(s).into_bytes();
-        engine
-            .write(move |ctx| {
-                ctx.put_raw(t, key("r"), b"1".to_vec(), Some(Duration::from_millis(300)));
-                Ok(())
-            })
-            .await
-            .unwrap();
-        engine
-            .write(move |ctx| {
-                ctx.put_raw(t, key("r"), b"2".to_vec(), Some(Duration::from_millis(900)));
-                ctx.put_raw(t, key("s"), b"2".to_vec(), Some(Duration::from_millis(900)));
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let key = kv_key;
+        put_kv(&engine, &[("r", b"1", Duration::from_millis(300))]).await;
+        let later = Duration::from_millis(900);
+        put_kv(&engine, &[("r", b"2", later), ("s", b"2", later)]).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(engine.sweep_expired().await.unwrap(), 1, "r's first entry");
         assert_eq!(index_entries(&engine), 1, "r's second, listing s");

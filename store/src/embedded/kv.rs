@@ -122,9 +122,10 @@ impl EphemeralKv for EmbeddedStore {
                 for (id, value) in items {
                     // An id seen before (in the store, or earlier in this list: the closure reads
                     // its own writes) keeps its first number.
-                    let marker = match new_stream {
-                        true => ctx.own_write(KV_ENTRIES, id.bytes()).flatten(),
-                        false => ctx.get_raw(KV_ENTRIES, id.bytes())?,
+                    let marker = if new_stream {
+                        ctx.own_write(KV_ENTRIES, id.bytes()).flatten()
+                    } else {
+                        ctx.get_raw(KV_ENTRIES, id.bytes())?
                     };
                     if let Some(seen) = marker.and_then(|(_, v)| parse(&v)) {
                         out.push((seen, false));

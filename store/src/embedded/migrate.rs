@@ -42,7 +42,7 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
             let key = if *table == tables::TTL_INDEX {
                 // An entry naming a table this release no longer has has no row to expire.
                 let Some(key) = ttl_entry(k.value()) else { continue };
-                key.into()
+                key
             } else {
                 engine_key(*table, k.value())
             };
@@ -65,7 +65,7 @@ pub fn from_redb(dir: &Path, keyspace: &Keyspace, rows: &PartitionHandle) -> Res
 
 /// A TTL index entry as redb's engine wrote it, `expiry(8) | table name (as keys::Key::str
 /// writes it: terminated by 0x00 0x01) | row key`, in the LSM's layout (`tables::ttl_index_key`).
-fn ttl_entry(redb_key: &[u8]) -> Option<Vec<u8>> {
+fn ttl_entry(redb_key: &[u8]) -> Option<fjall::Slice> {
     let expires = u64::from_be_bytes(redb_key.get(..8)?.try_into().ok()?);
     let (name, row_key) = super::keys::read_str(&redb_key[8..])?;
     let table = tables::ALL.iter().find(|t| t.name() == name)?;

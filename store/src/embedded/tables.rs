@@ -147,13 +147,13 @@ pub(super) fn engine_key(table: Def, key: &[u8]) -> fjall::Slice {
 
 /// A row's entry in the TTL index (its key there; the value lists the other rows its closure
 /// wrote with the same expiry, if any: `engine::push_listed`): the expiry, then the row's engine
-/// key, so the sweeper walks entries in expiry order and reaches the rows without a lookup.
-pub(super) fn ttl_index_key(expires_ms: u64, row: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + 8 + row.len());
-    k.push(TTL_INDEX.id());
-    k.extend_from_slice(&expires_ms.to_be_bytes());
-    k.extend_from_slice(row);
-    k
+/// key, so the sweeper walks entries in expiry order and reaches the rows without a lookup. Made
+/// as the LSM's byte string, as `engine_key` is.
+pub(super) fn ttl_index_key(expires_ms: u64, row: &[u8]) -> fjall::Slice {
+    let mut head = [0u8; 9];
+    head[0] = TTL_INDEX.id();
+    head[1..].copy_from_slice(&expires_ms.to_be_bytes());
+    fjall::Slice::fused(&head, row)
 }
 
 #[cfg(test)]

@@ -74,10 +74,8 @@ impl ScyllaStore {
             return Ok(out);
         }
         for o in orders {
-            let old: Option<Order> = match created.contains(&o.id.0) {
-                true => None,
-                false => self.body_of("orders", GET_ORDER, (o.id.0,)).await?,
-            };
+            let old: Option<Order> =
+                if created.contains(&o.id.0) { None } else { self.body_of("orders", GET_ORDER, (o.id.0,)).await? };
             out.extend(hospital_domain::analytics::order_deltas(old.as_ref(), o, self.zone));
         }
         Ok(out)
@@ -91,9 +89,10 @@ impl ScyllaStore {
         let zone = self.zone;
         let mut out = Vec::new();
         for a in &w.appointments {
-            let old: Option<Appointment> = match w.created.contains(&a.id.0) {
-                true => None,
-                false => self.body_of("appointments", GET_APPOINTMENT, (a.id.0,)).await?,
+            let old: Option<Appointment> = if w.created.contains(&a.id.0) {
+                None
+            } else {
+                self.body_of("appointments", GET_APPOINTMENT, (a.id.0,)).await?
             };
             let start = if old.is_none() {
                 let session = match w.sessions.iter().find(|s| s.id == a.slot.session_id) {
