@@ -81,7 +81,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let store = EmbeddedStore::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?
-        .with_zone(zone);
+        .with_zone(zone)
+        // Alone (no Redis, no ScyllaDB) it is the event log's kv too: booking writes log their
+        // events themselves.
+        .with_event_log(config.redis_url.is_none() && config.scylla_uri.is_none());
     store.start_sweeper(Duration::from_secs(5));
     let mut redis_conn = None;
     let kv: Arc<dyn EphemeralKv> = match &config.redis_url {

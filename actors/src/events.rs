@@ -6,7 +6,9 @@
 //!   store's outbox, `PendingEvent`), and hands them to the bus only once that write is durable;
 //!   the bus numbers them per account in a bounded log, so a client that reconnects gets exactly
 //!   what it missed, and a crash in between loses nothing (the gateway logs what is left in the
-//!   outbox when it starts).
+//!   outbox when it starts). On one machine without Redis the store numbers a booking write's
+//!   plain events in that log itself, with the change (`hospital_store::Placed`), and the bus
+//!   only delivers them.
 //! - topic: public state under a name (`doctor:<id>` remaining places). Latest value wins: under
 //!   load a slow client gets the newest value, not every step.
 

@@ -44,7 +44,7 @@ pub use jobs::JobStore;
 pub use lease::{Fence, Lease, NodeLeases, RedisLeases};
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore, Queued};
-pub use outbox::{OutboxStore, PendingEvent};
+pub use outbox::{Logged, OutboxStore, PendingEvent, Placed};
 pub use payments::{BalancePage, FeeItemChange, OpenOrder, PaymentStore, PaymentWrite};
 pub use persons::{PersonHolder, PersonStore, RealNameCheck};
 pub use queues::QueueStore;

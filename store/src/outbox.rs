@@ -3,6 +3,11 @@
 //! the event reaches the per-account log (kept in the ephemeral kv: Redis across nodes). The
 //! real-time gateway logs each outbox event (idempotently, by its id), fans it out, and then
 //! removes it; at start-up, and every few seconds, it logs whatever is still here.
+//!
+//! On one machine without Redis the log is in the embedded store itself, and a booking write
+//! numbers its plain events there, in its own transaction (`PendingEvent::placed`): no outbox
+//! row, no second write, nothing left to remove. This module holds what both paths write: the
+//! log's entry (`Logged`), its stream per account and its lifetime.
 
 use async_trait::async_trait;
 use hospital_domain::live::{PersonalEvent, UnreadCount};
@@ -10,7 +15,8 @@ use hospital_domain::AccountId;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -27,6 +33,42 @@ pub struct PendingEvent {
     /// and order are a kilobyte of JSON, serialised again for every copy).
     #[serde(skip)]
     json: Option<Arc<RawValue>>,
+    /// Whether the id was made with the event here (`new`), so no log can have seen it: only
+    /// such an event may be logged in place, where no id marker is kept. An event read back
+    /// from the outbox, or a message's (its id is the message's), is not.
+    #[serde(skip)]
+    minted: bool,
+    /// Set by a store that logged the event in the write of its change (`Placed`); shared by
+    /// the clones, so the copy an actor hands the bus after the write sees it.
+    #[serde(skip)]
+    placed: Arc<OnceLock<Placed>>,
+}
+
+/// Where a store that keeps the event log put an event in the write of its change: its number
+/// and when (unix ms). The bus only fans such an event out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub seq: u64,
+    pub at_ms: u64,
+}
+
+/// A personal event with its number: what the log keeps and sockets send. The log writes it
+/// from a borrowed event (`Logged<&RawValue>`, the event's bytes from `encode` or its outbox
+/// row, or `Logged<&PersonalEvent>`): the same text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logged<E = PersonalEvent> {
+    pub seq: u64,
+    pub event: E,
+    /// When it was logged (unix ms), for the fan-out latency metric.
+    pub at_ms: u64,
+}
+
+/// How long an account's logged events are kept for resume.
+pub const LOG_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The log stream of an account's personal events.
+pub fn account_stream(a: AccountId) -> String {
+    format!("acct:{a}")
 }
 
 impl PartialEq for PendingEvent {
@@ -52,13 +94,20 @@ impl Serialize for PendingEvent {
 
 impl PendingEvent {
     pub fn new(account: AccountId, event: PersonalEvent) -> Self {
-        Self { id: Uuid::now_v7(), account, event, json: None }
+        Self { id: Uuid::now_v7(), account, event, json: None, minted: true, placed: Default::default() }
     }
 
     /// A new message: the event takes the message's id, so a message written again (a retry
     /// after a crash) is logged once.
     pub fn message(m: &hospital_domain::message::Message) -> Self {
-        Self { id: m.id.0, account: m.account_id, event: PersonalEvent::Message(m.clone()), json: None }
+        Self {
+            id: m.id.0,
+            account: m.account_id,
+            event: PersonalEvent::Message(m.clone()),
+            json: None,
+            minted: false,
+            placed: Default::default(),
+        }
     }
 
     /// "The unread count changed": the gateway logs it with the count read when it logs it, so
@@ -79,6 +128,40 @@ impl PendingEvent {
     /// The event's JSON from `encode`, if it was called.
     pub fn json(&self) -> Option<&RawValue> {
         self.json.as_deref()
+    }
+
+    /// The log's entry for this event, its number left 0 (the log key carries the number and a
+    /// reader puts it back): only known inside the append.
+    pub fn log_body(&self, at_ms: u64) -> Vec<u8> {
+        // The event's bytes from `encode` when it has them; the buffer sized for them (grown
+        // from serde_json's 128 bytes it was copied three times).
+        let json = self.json();
+        let mut body = Vec::with_capacity(json.map_or(512, |j| j.get().len() + 64));
+        let written = match json {
+            Some(event) => serde_json::to_writer(&mut body, &Logged { seq: 0, event, at_ms }),
+            None => serde_json::to_writer(&mut body, &Logged { seq: 0, event: &self.event, at_ms }),
+        };
+        written.expect("events serialise");
+        body
+    }
+
+    /// Whether a store keeping the log may number this event in the write of its change: a
+    /// fresh id, and nothing to read between it and its number (an unread count is read when
+    /// it is logged, after the event that changed it: those go the outbox's way).
+    pub fn loggable_in_place(&self) -> bool {
+        self.minted && !matches!(self.event, PersonalEvent::Unread(_)) && !self.event.changes_unread()
+    }
+
+    /// Where the store logged the event in its change's write, once that write is durable
+    /// (None: it is in the outbox, for the bus to log).
+    pub fn placed(&self) -> Option<Placed> {
+        self.placed.get().copied()
+    }
+
+    /// Records that the store logged the event in its change's write (called by the store,
+    /// inside the write).
+    pub(crate) fn place(&self, placed: Placed) {
+        let _ = self.placed.set(placed);
     }
 }
 

@@ -8,6 +8,10 @@
 //! made one delivers it to its own consoles at once, the others from the channel) and typing
 //! indicators for a patient's sockets, both in the order they were made and never logged.
 //!
+//! On one machine without Redis the store keeps the log and a booking write numbers its plain
+//! events itself, in its own transaction (`hospital_store::Placed`): the bus only fans those
+//! out, and nothing of theirs is in the outbox.
+//!
 //! Order: the personal events of one account are handled by one worker (accounts are spread
 //! over a few workers by hash), so they are numbered in the order they were published, while
 //! different accounts proceed in parallel and share the store's group commits.
@@ -25,7 +29,7 @@ use hospital_actors::EventBus;
 use hospital_domain::chat::console::StaffEvent;
 use hospital_domain::live::{PersonalEvent, TopicEvent, UnreadCount};
 use hospital_domain::AccountId;
-use hospital_store::{DataStore, PendingEvent};
+use hospital_store::{DataStore, PendingEvent, Placed};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,9 +174,17 @@ impl Worker {
     async fn personal(&self, account: AccountId, events: Vec<PendingEvent>) {
         // Events that need nothing read between them (a hold's appointment and order) go in one
         // append: each append is a durable write this worker waits for.
-        let plain = |e: &PendingEvent| !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread();
+        let plain = |e: &PendingEvent| {
+            e.placed().is_none() && !matches!(e.event, PersonalEvent::Unread(_)) && !e.event.changes_unread()
+        };
         let mut rest = events.into_iter().peekable();
         while let Some(e) = rest.next() {
+            if let Some(Placed { seq, at_ms }) = e.placed() {
+                // Numbered by the store in the write of its change (it keeps the log): only
+                // fanned out. A socket that got a later number first fills the gap from the log.
+                self.publish(Wire::Personal { account, logged: Logged { seq, event: e.event, at_ms } }).await;
+                continue;
+            }
             if plain(&e) {
                 let mut run = vec![e];
                 while let Some(next) = rest.next_if(plain) {

@@ -4,29 +4,17 @@
 //! together (`EphemeralKv::log_append_all`), and each event once (by its outbox id), so the numbers
 //! have no holes and a re-delivered event is not numbered twice. A client that reconnects with
 //! its last sequence number gets exactly the events after it, in order; if any of them is no
-//! longer kept it is told to reload instead of getting a gap.
+//! longer kept it is told to reload instead of getting a gap. On one machine without Redis a
+//! booking write numbers its plain events itself, in the same log (`hospital_store::Placed`).
 
-use hospital_domain::live::PersonalEvent;
 use hospital_domain::AccountId;
+use hospital_store::outbox::{account_stream, LOG_TTL};
+pub use hospital_store::Logged;
 use hospital_store::{EphemeralKv, PendingEvent, StoreError};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Events kept per account for resume; further back, the client reloads.
 pub const KEEP: u64 = 500;
-const TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// A personal event with its number: what the log keeps and sockets send. The log writes it
-/// from a borrowed event (`Logged<&RawValue>`, the event's bytes from its outbox row, or
-/// `Logged<&PersonalEvent>`): the same text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Logged<E = PersonalEvent> {
-    pub seq: u64,
-    pub event: E,
-    /// When it was logged (unix ms), for the fan-out latency metric.
-    pub at_ms: u64,
-}
 
 #[derive(Clone)]
 pub struct EventLog {
@@ -39,10 +27,6 @@ pub enum Since {
     Events(Vec<Logged>),
     /// Some events after `last_seq` are no longer kept: reload the state over REST.
     TooOld,
-}
-
-fn stream(a: AccountId) -> String {
-    format!("acct:{a}")
 }
 
 impl EventLog {
@@ -58,26 +42,15 @@ impl EventLog {
         events: Vec<PendingEvent>,
     ) -> Result<Vec<Option<Logged>>, StoreError> {
         let at_ms = now_ms();
-        // The number is only known inside the append; the stored value carries it, so the value
-        // is written with a placeholder the reader replaces (the log key is the number).
         let bodies: Vec<(String, Vec<u8>)> = events
             .iter()
             .map(|e| {
                 debug_assert_eq!(e.account, account);
-                // The event's bytes from its outbox row when the writer kept them; the buffer
-                // sized for them (grown from serde_json's 128 bytes it was copied three times).
-                let json = e.json();
-                let mut body = Vec::with_capacity(json.map_or(512, |j| j.get().len() + 64));
-                let written = match json {
-                    Some(event) => serde_json::to_writer(&mut body, &Logged { seq: 0, event, at_ms }),
-                    None => serde_json::to_writer(&mut body, &Logged { seq: 0, event: &e.event, at_ms }),
-                };
-                written.expect("events serialise");
-                (e.id.to_string(), body)
+                (e.id.to_string(), e.log_body(at_ms))
             })
             .collect();
         let items: Vec<(&str, &[u8])> = bodies.iter().map(|(id, b)| (id.as_str(), b.as_slice())).collect();
-        let numbers = self.kv.log_append_all(&stream(account), &items, TTL).await?;
+        let numbers = self.kv.log_append_all(&account_stream(account), &items, LOG_TTL).await?;
         Ok(events
             .into_iter()
             .zip(numbers)
@@ -87,7 +60,7 @@ impl EventLog {
 
     /// The latest sequence number handed out (0 if none).
     pub async fn head(&self, account: AccountId) -> Result<u64, StoreError> {
-        self.kv.log_head(&stream(account)).await
+        self.kv.log_head(&account_stream(account)).await
     }
 
     /// The events `from..=to`, in order, or `TooOld` if any is no longer kept (past the bound,
@@ -101,7 +74,7 @@ impl EventLog {
             return Ok(Since::TooOld);
         }
         let mut out = Vec::with_capacity((to - from + 1) as usize);
-        for (seq, raw) in (from..=to).zip(self.kv.log_range(&stream(account), from, to).await?) {
+        for (seq, raw) in (from..=to).zip(self.kv.log_range(&account_stream(account), from, to).await?) {
             let Some(raw) = raw else { return Ok(Since::TooOld) };
             match serde_json::from_slice::<Logged>(&raw) {
                 Ok(mut l) => {
@@ -123,7 +96,7 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hospital_domain::live::UnreadCount;
+    use hospital_domain::live::{PersonalEvent, UnreadCount};
 
     #[tokio::test]
     async fn an_event_logged_from_its_outbox_bytes_reads_back_as_the_event() {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
-use super::engine::Reader;
+use super::engine::{Reader, WriteCtx};
 use super::keys::Key;
 use super::tables::*;
 use super::EmbeddedStore;
@@ -14,6 +14,52 @@ use crate::traits::{log_counter_key, log_id_key, log_value_key, EphemeralKv, LOG
 
 fn k(key: &str) -> Key {
     Key::new().str(key)
+}
+
+fn parse_number(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok())
+}
+
+/// A log's counter inside one write closure: read once, numbers handed out in order with their
+/// values, written back once. Used by `log_append_all` and by a booking write that logs its own
+/// events (`booking`), so both number one stream in the writer's one order.
+pub(super) struct LogHead {
+    key: Key,
+    /// The stored counter's expiry (None: the stream has none).
+    expires: Option<u64>,
+    first: u64,
+    n: u64,
+}
+
+impl LogHead {
+    pub(super) fn read(ctx: &WriteCtx<'_>, stream: &str) -> Result<Self> {
+        let key = k(&log_counter_key(stream));
+        let stored = ctx.get_raw(KV_ENTRIES, key.bytes())?;
+        let expires = stored.as_ref().map(|(e, _)| *e);
+        let n = stored.and_then(|(_, v)| parse_number(&v)).unwrap_or(0);
+        Ok(Self { key, expires, first: n, n })
+    }
+
+    /// Whether the stream had no counter.
+    fn is_new(&self) -> bool {
+        self.expires.is_none()
+    }
+
+    /// Writes `value` under the stream's next number, living `ttl`; returns the number.
+    pub(super) fn push(&mut self, ctx: &mut WriteCtx<'_>, stream: &str, value: Vec<u8>, ttl: Duration) -> u64 {
+        self.n += 1;
+        ctx.put_raw(KV_ENTRIES, k(&log_value_key(stream, self.n)).into_bytes(), value, Some(ttl));
+        self.n
+    }
+
+    /// Writes the counter back if it moved.
+    pub(super) fn write(self, ctx: &mut WriteCtx<'_>) {
+        if self.n != self.first {
+            // Rewritten at every append: indexed for expiry once, not once an append.
+            let value = self.n.to_string().into_bytes();
+            ctx.put_raw_renewing(KV_ENTRIES, self.key.into_bytes(), value, LOG_COUNTER_TTL, self.expires);
+        }
+    }
 }
 
 #[async_trait]
@@ -102,22 +148,17 @@ impl EphemeralKv for EmbeddedStore {
     }
 
     async fn log_append_all(&self, stream: &str, items: &[(&str, &[u8])], ttl: Duration) -> Result<Vec<(u64, bool)>> {
-        let head = k(&log_counter_key(stream));
         let items: Vec<(Key, Vec<u8>)> = items.iter().map(|(id, v)| (k(&log_id_key(id)), v.to_vec())).collect();
         let stream = stream.to_string();
         // One closure: every number, its value and its id marker commit together or not at all.
         self.engine
             .write(move |ctx| {
-                let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
-                let stored = ctx.get_raw(KV_ENTRIES, head.bytes())?;
-                let head_expires = stored.as_ref().map(|(e, _)| *e);
-                let mut n = stored.and_then(|(_, v)| parse(&v)).unwrap_or(0);
-                let first = n;
+                let mut head = LogHead::read(ctx, &stream)?;
                 // A stream without a counter has logged nothing for longer than an id marker
                 // lives (the counter outlives them: LOG_COUNTER_TTL against `ttl`), so none of
                 // these ids can be a repeat from the store, only from earlier in this list: an
                 // account's first events cost no read of a marker that is not there.
-                let new_stream = head_expires.is_none() && ttl <= LOG_COUNTER_TTL;
+                let new_stream = head.is_new() && ttl <= LOG_COUNTER_TTL;
                 let mut out = Vec::with_capacity(items.len());
                 for (id, value) in items {
                     // An id seen before (in the store, or earlier in this list: the closure reads
@@ -127,20 +168,15 @@ impl EphemeralKv for EmbeddedStore {
                     } else {
                         ctx.get_raw(KV_ENTRIES, id.bytes())?
                     };
-                    if let Some(seen) = marker.and_then(|(_, v)| parse(&v)) {
+                    if let Some(seen) = marker.and_then(|(_, v)| parse_number(&v)) {
                         out.push((seen, false));
                         continue;
                     }
-                    n += 1;
-                    ctx.put_raw(KV_ENTRIES, k(&log_value_key(&stream, n)).into_bytes(), value, Some(ttl));
+                    let n = head.push(ctx, &stream, value, ttl);
                     ctx.put_raw(KV_ENTRIES, id.into_bytes(), n.to_string().into_bytes(), Some(ttl));
                     out.push((n, true));
                 }
-                if n != first {
-                    // Rewritten at every append: indexed for expiry once, not once an append.
-                    let value = n.to_string().into_bytes();
-                    ctx.put_raw_renewing(KV_ENTRIES, head.into_bytes(), value, LOG_COUNTER_TTL, head_expires);
-                }
+                head.write(ctx);
                 Ok(out)
             })
             .await

@@ -45,13 +45,22 @@ pub struct EmbeddedStore {
     /// Whether booking writes add their analytics counters (always, but for the benchmark that
     /// measures what they cost).
     rollups: bool,
+    /// Whether this store also keeps the live-event log (one machine without Redis: it is the
+    /// `EphemeralKv` too): then a booking write numbers its plain events in the log itself
+    /// (`PendingEvent::placed`) instead of leaving them in the outbox for the bus to log.
+    keeps_event_log: bool,
 }
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in `dir`. Call `start_sweeper` from inside a tokio
     /// runtime to have expired rows deleted in the background.
     pub fn open(dir: &Path) -> Result<Self> {
-        Ok(Self { engine: Arc::new(Engine::open(dir)?), zone: Default::default(), rollups: true })
+        Ok(Self {
+            engine: Arc::new(Engine::open(dir)?),
+            zone: Default::default(),
+            rollups: true,
+            keeps_event_log: false,
+        })
     }
 
     /// The same store, counting analytics in `zone` (the hospital's; Asia/Shanghai by default).
@@ -64,6 +73,14 @@ impl EmbeddedStore {
     /// not (only to measure what they cost: `store/benches/analytics.rs`).
     pub fn with_rollups(mut self, on: bool) -> Self {
         self.rollups = on;
+        self
+    }
+
+    /// The same store, logging booking writes' plain live events itself (`true`): only where it
+    /// is also the `EphemeralKv` the gateway's event log uses, or the events would be numbered
+    /// in a log nobody reads.
+    pub fn with_event_log(mut self, on: bool) -> Self {
+        self.keeps_event_log = on;
         self
     }
 
