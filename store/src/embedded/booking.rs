@@ -86,8 +86,8 @@ impl BookingStore for EmbeddedStore {
         let (zone, rollups) = (self.zone, self.rollups);
         // Where this store keeps the event log, the plain events are numbered in it here, in the
         // change's own transaction: durable with it, so they need no outbox row, no second write
-        // and no removal (about a fifth of a hold's writer time went there). The rest (an unread
-        // count, read when logged) and every event elsewhere take the outbox.
+        // and no removal (a third of a hold's writer time went there: docs/benchmarks.md). The
+        // rest (an unread count, read when logged) and every event elsewhere take the outbox.
         let (in_place, outboxed): (Vec<PendingEvent>, Vec<PendingEvent>) =
             std::mem::take(&mut w.events).into_iter().partition(|e| self.keeps_event_log && e.loggable_in_place());
         let at_ms = super::engine::now_ms();
@@ -175,8 +175,10 @@ impl BookingStore for EmbeddedStore {
                     super::notify::put_new_message(ctx, m)?;
                 }
                 super::outbox::put_event_rows(ctx, outboxed.iter().zip(event_rows));
-                log_in_place(ctx, &in_place, log_rows, at_ms)?;
-                super::backoffice::add_deltas(ctx, deltas)
+                super::backoffice::add_deltas(ctx, deltas)?;
+                // Last, so nothing after it can fail the closure once the events are told their
+                // numbers (a failed commit still can: the caller then hands them to nobody).
+                log_in_place(ctx, &in_place, log_rows, at_ms)
             })
             .await
     }
