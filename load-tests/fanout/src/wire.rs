@@ -6,7 +6,9 @@
 //! shards share the two cores with the servers, and the time a shard's task gets round to reading
 //! a frame is the shard's delay added to the server's. The kernel stamps a segment as it arrives
 //! (on loopback, in the sending server's own system call), so a frame's `arrived_us` is when the
-//! server delivered it, whoever was busy after.
+//! server delivered it, whoever was busy after. (Linux turns stamping on a moment after the first
+//! socket asks, from a work queue, so a process's first reads can come without a time: the
+//! clients then take the time they read it.)
 //!
 //! Why not tungstenite here: this process shares the machine's two cores with the servers under
 //! test, and per update tungstenite zeroed a 4 KiB read buffer, copied the frame into an owned
@@ -254,8 +256,32 @@ mod tests {
 
     /// Frames split across reads, several in one read, a 16-bit length and a long frame that
     /// grows the buffer all come out whole and in order.
+    /// Waits until the kernel stamps what loopback sockets receive, and returns the connected
+    /// pair that keeps it so. Linux turns stamping on for the whole machine when the first socket
+    /// asks, but later, from a work queue: a read just after the first `SO_TIMESTAMPNS` can come
+    /// with no time (this test failed so on a fresh host). Stamping stays on while a socket that
+    /// asked for it is open.
+    async fn kernel_stamping() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        stamp_arrivals(&client).unwrap();
+        let fd = client.as_raw_fd();
+        for _ in 0..500 {
+            server.write_all(b"x").await.unwrap();
+            let mut b = [0u8; 16];
+            let (_, at) = client.async_io(Interest::READABLE, || recv_stamped(fd, &mut b)).await.unwrap();
+            if at > 0 {
+                return (client, server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the kernel stamped nothing received in 5 s");
+    }
+
     #[tokio::test]
     async fn reads_frames_however_the_bytes_arrive() {
+        let _stamping = kernel_stamping().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
