@@ -315,6 +315,11 @@ impl Reader for WriteCtx<'_> {
         if let Some(own) = self.own_write(table, key) {
             return Ok(own);
         }
+        // A row of a kept partition that never held one (`presence`: an event log's counter for
+        // a stream new to it) is not there: no read of every memtable and segment.
+        if !self.presence.may_hold(table, key) {
+            return Ok(None);
+        }
         // Decoded where it lies (the overlay or the tree), copied once.
         self.with_stored(&engine_key(table, key), |raw| live_value(raw, self.now))
     }
@@ -708,6 +713,54 @@ mod tests {
         assert_eq!(scan(&engine, "alice").len(), 2);
         assert_eq!(scan(&engine, "carol").len(), 1);
         assert!(scan(&engine, "bob").is_empty());
+    }
+
+    /// An event log's counter is a kept partition too: a stream's numbering goes on after a
+    /// reopen (the fill finds the counter; without it the next number would be 1 again, over a
+    /// stored event), and a stream new to the log starts at 1 without a read.
+    #[tokio::test]
+    async fn a_log_counter_is_found_after_a_reopen_and_numbering_goes_on() {
+        use crate::embedded::kv::LogHead;
+        let dir = tempfile::tempdir().unwrap();
+        let opened = || {
+            let engine = Engine::open(dir.path()).unwrap();
+            let t = Instant::now();
+            while !engine.presence.is_ready() {
+                assert!(t.elapsed() < Duration::from_secs(10), "the fill never finished");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            engine
+        };
+        async fn append(engine: &Engine, stream: &'static str, n: usize) -> Vec<u64> {
+            let write = engine.write(move |ctx| {
+                let mut head = LogHead::read(ctx, stream)?;
+                let seqs: Vec<u64> =
+                    (0..n).map(|_| head.push(ctx, stream, b"{}".to_vec(), Duration::from_secs(60))).collect();
+                head.write(ctx);
+                Ok(seqs)
+            });
+            write.await.unwrap()
+        }
+        {
+            let engine = opened();
+            assert_eq!(append(&engine, "acct:a", 2).await, [1, 2]);
+            assert_eq!(append(&engine, "acct:a", 1).await, [3]);
+            // Not a counter: not kept.
+            engine
+                .write(|ctx| {
+                    ctx.put_raw(tables::KV_ENTRIES, Key::new().str("session:s").into_bytes(), Vec::new(), None);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(engine.presence.len(), 1);
+        }
+        let engine = opened();
+        assert_eq!(engine.presence.len(), 1, "acct:a's counter, from the tree");
+        assert_eq!(append(&engine, "acct:a", 1).await, [4]);
+        assert_eq!(append(&engine, "acct:b", 1).await, [1]);
+        let session = engine.read(|r| r.get_raw(tables::KV_ENTRIES, Key::new().str("session:s").bytes())).unwrap();
+        assert!(session.is_some(), "a key not kept is read from the tree");
     }
 
     /// The TTL index rows under the engine (stored bare, so not through a `Reader`).

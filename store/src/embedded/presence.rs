@@ -5,13 +5,19 @@
 //! rules (`APPOINTMENTS_BY_PERSON`), and in a release storm most people have none in the store:
 //! a prefix scan that finds nothing still opens a snapshot and an iterator over every memtable and
 //! segment, about 7 µs of a hold's 140 on this machine (docs/benchmarks.md, "Nobody's history").
-//! The set answers that read from memory.
+//! The set answers that read from memory. The same goes for the event logs' counters
+//! (`KV_ENTRIES`, keys `log:<stream>:head`, when the embedded store is the kv): a booking write
+//! reads its account's counter to number the hold's events, and a stream new to the log has none,
+//! a point read through every memtable and segment for nothing (about 5 µs of a hold's writer time
+//! in the profile of docs/benchmarks.md, stop 41). Only the counters are kept, not the kv's other
+//! keys (sessions, codes, events): one entry a stream.
 //!
 //! The set only ever says "none" when the tree holds none: a partition is added on the writer
 //! thread when a closure's put is moved into the batch, before the batch is committed and so
 //! before any reader can see the row, and it is never taken out (a partition whose rows were all
-//! deleted is scanned, and finds nothing, as before). It holds a 64-bit hash of each partition's
-//! key, not the key (a collision only means a scan): about 16 bytes a person, 16 MB for a million.
+//! deleted is scanned, and finds nothing, as before; so is a counter the sweeper deleted at its
+//! expiry). It holds a 64-bit hash of each partition's key, not the key (a collision only means a
+//! read): about 16 bytes a person or stream, 16 MB for a million.
 //!
 //! It is filled from the tree after the engine opens, on a thread of its own (`fill`): about 0.6 µs
 //! an index row (62 ms for 104,000 in the bench person_history), seconds for a store of ten million
@@ -28,10 +34,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use super::keys::str_end;
-use super::tables::{Def, APPOINTMENTS_BY_PERSON, TABLE_PREFIX};
+use super::tables::{Def, APPOINTMENTS_BY_PERSON, KV_ENTRIES, TABLE_PREFIX};
 
-/// The tables whose partitions are kept: each has a partition key of one string (`Key::str`).
-pub const KEPT: &[Def] = &[APPOINTMENTS_BY_PERSON];
+/// The tables whose partitions are kept, each with the start and end a kept partition's key has
+/// (as `Key::str` writes it, terminator included): each has a partition key of one string. Of the
+/// kv, only the event logs' counters (`traits::log_counter_key`).
+pub const KEPT: &[(Def, &[u8], &[u8])] = &[(APPOINTMENTS_BY_PERSON, b"", b""), (KV_ENTRIES, b"log:", b":head\x00\x01")];
 
 /// The kept tables' partitions that hold (or held) a row, as hashes of the table's id and the
 /// partition key.
@@ -53,8 +61,9 @@ impl Presence {
         }
     }
 
-    /// Whether a scan of `prefix` in `table` may find a row: false only where `prefix` is a whole
-    /// partition key of a kept table and that partition never held one.
+    /// Whether a scan of `prefix` (or a read of the row key `prefix`) in `table` may find a row:
+    /// false only where `prefix` starts with a whole partition key of a kept table and that
+    /// partition never held one.
     pub fn may_hold(&self, table: Def, prefix: &[u8]) -> bool {
         if !self.is_ready() {
             return true;
@@ -94,10 +103,12 @@ pub fn fill(keyspace: &Keyspace, rows: &PartitionHandle, presence: &Presence) {
     // take the same lock meanwhile.
     let mut chunk = Vec::with_capacity(FILL_CHUNK);
     let add = |chunk: &mut Vec<u64>| presence.seen.write().unwrap_or_else(|p| p.into_inner()).extend(chunk.drain(..));
-    for table in KEPT {
-        for row in snapshot.prefix([table.id()]) {
+    for &(table, start, _) in KEPT {
+        let mut prefix = vec![table.id()];
+        prefix.extend_from_slice(start);
+        for row in snapshot.prefix(prefix) {
             match row {
-                Ok((key, _)) => chunk.extend(partition_hash(*table, &key[TABLE_PREFIX..])),
+                Ok((key, _)) => chunk.extend(partition_hash(table, &key[TABLE_PREFIX..])),
                 Err(e) => {
                     tracing::warn!(error = %e, "kept partitions could not be read; every scan reads the store");
                     return;
@@ -127,12 +138,13 @@ pub fn start_fill(
 }
 
 /// The hash of `key`'s partition in `table`, if the table is kept and `key` starts with a whole
-/// partition key.
+/// partition key of a kept shape.
 fn partition_hash(table: Def, key: &[u8]) -> Option<u64> {
-    if !KEPT.contains(&table) {
+    let &(_, start, end) = KEPT.iter().find(|k| k.0 == table)?;
+    let partition = &key[..str_end(key)?];
+    if !(partition.starts_with(start) && partition.ends_with(end)) {
         return None;
     }
-    let partition = &key[..str_end(key)?];
     // A fixed hasher: the same key hashes alike in every process (not that it matters here: the
     // set is rebuilt at each open).
     Some(BuildHasherDefault::<DefaultHasher>::default().hash_one((table.id(), partition)))
@@ -202,5 +214,23 @@ mod tests {
         assert!(p.may_hold(APPOINTMENTS_BY_PERSON, &[]));
         p.note(APPOINTMENTS_BY_ACCOUNT, Key::new().str("x").bytes());
         assert_eq!(p.len(), 0);
+    }
+
+    #[test]
+    fn of_the_kv_only_the_event_logs_counters_are_kept() {
+        let p = ready();
+        let counter = Key::new().str(&crate::traits::log_counter_key("acct:a"));
+        let value = Key::new().str(&crate::traits::log_value_key("acct:a", 1));
+        let session = Key::new().str("session:abc");
+        assert!(!p.may_hold(KV_ENTRIES, counter.bytes()), "a counter never written");
+        // Other kv keys are not kept: always read.
+        p.note(KV_ENTRIES, value.bytes());
+        p.note(KV_ENTRIES, session.bytes());
+        assert_eq!(p.len(), 0);
+        assert!(p.may_hold(KV_ENTRIES, value.bytes()) && p.may_hold(KV_ENTRIES, session.bytes()));
+        p.note(KV_ENTRIES, counter.bytes());
+        assert!(p.may_hold(KV_ENTRIES, counter.bytes()));
+        assert!(!p.may_hold(KV_ENTRIES, Key::new().str(&crate::traits::log_counter_key("acct:b")).bytes()));
+        assert_eq!(p.len(), 1);
     }
 }
