@@ -12,6 +12,7 @@ use hospital_domain::message::Message;
 use hospital_domain::order::Order;
 use hospital_domain::schedule::ClinicSession;
 use hospital_domain::{AccountId, AppointmentId, DoctorId, OrderId, SessionId};
+use std::collections::HashMap;
 
 use super::catalog::put_session;
 use super::engine::{from_json, to_json, Reader};
@@ -46,35 +47,54 @@ fn check_fence(ctx: &mut super::engine::WriteCtx<'_>, f: &crate::Fence) -> Resul
     Ok(())
 }
 
-/// Numbers `events` in their accounts' logs, each account's in order (one counter read and
-/// write per account), and tells each event where it went (`PendingEvent::placed`: the copies
-/// the actor hands the bus once the write is durable see it). Their ids were made with them
-/// (`loggable_in_place`), so none can be logged already and no id marker is kept.
-fn log_in_place(
-    ctx: &mut super::engine::WriteCtx<'_>,
-    events: &[PendingEvent],
-    bodies: Vec<Vec<u8>>,
-    at_ms: u64,
-) -> Result<()> {
-    let mut heads: Vec<(AccountId, String, LogHead)> = Vec::new();
-    for (e, body) in events.iter().zip(bodies) {
-        let i = match heads.iter().position(|(a, ..)| *a == e.account) {
-            Some(i) => i,
+/// The account logs `events` go to: each account's head read once, and for each event the index
+/// of its account's head. Read before the change's rows are pending: a read looks through the
+/// closure's own writes first, and a burst's merged write has thousands of them (read after them,
+/// every account's head cost a scan of them all, O(n²) in the burst).
+struct Heads {
+    heads: Vec<(String, LogHead)>,
+    of_event: Vec<usize>,
+}
+
+fn read_heads(ctx: &super::engine::WriteCtx<'_>, events: &[PendingEvent]) -> Result<Heads> {
+    let mut heads = Vec::new();
+    let mut index: HashMap<AccountId, usize> = HashMap::with_capacity(events.len());
+    let mut of_event = Vec::with_capacity(events.len());
+    for e in events {
+        let i = match index.get(&e.account) {
+            Some(&i) => i,
             None => {
                 let stream = account_stream(e.account);
                 let head = LogHead::read(ctx, &stream)?;
-                heads.push((e.account, stream, head));
+                heads.push((stream, head));
+                index.insert(e.account, heads.len() - 1);
                 heads.len() - 1
             }
         };
-        let (_, stream, head) = &mut heads[i];
+        of_event.push(i);
+    }
+    Ok(Heads { heads, of_event })
+}
+
+/// Numbers `events` in their accounts' logs (`heads`, read for them), each account's in order
+/// (one counter write per account), and tells each event where it went (`PendingEvent::placed`:
+/// the copies the actor hands the bus once the write is durable see it). Their ids were made
+/// with them (`loggable_in_place`), so none can be logged already and no id marker is kept.
+fn log_in_place(
+    ctx: &mut super::engine::WriteCtx<'_>,
+    Heads { mut heads, of_event }: Heads,
+    events: &[PendingEvent],
+    bodies: Vec<Vec<u8>>,
+    at_ms: u64,
+) {
+    for ((e, body), i) in events.iter().zip(bodies).zip(of_event) {
+        let (stream, head) = &mut heads[i];
         let seq = head.push(ctx, stream, body, LOG_TTL);
         e.place(Placed { seq, at_ms });
     }
-    for (_, _, head) in heads {
+    for (_, head) in heads {
         head.write(ctx);
     }
-    Ok(())
 }
 
 #[async_trait]
@@ -103,6 +123,7 @@ impl BookingStore for EmbeddedStore {
                 if let Some(f) = &w.fence {
                     check_fence(ctx, f)?;
                 }
+                let heads = read_heads(ctx, &in_place)?;
                 // The analytics counters of the change, from each row's stored and new version,
                 // added in this same transaction (read before anything is overwritten).
                 let mut deltas = Vec::new();
@@ -178,7 +199,8 @@ impl BookingStore for EmbeddedStore {
                 super::backoffice::add_deltas(ctx, deltas)?;
                 // Last, so nothing after it can fail the closure once the events are told their
                 // numbers (a failed commit still can: the caller then hands them to nobody).
-                log_in_place(ctx, &in_place, log_rows, at_ms)
+                log_in_place(ctx, heads, &in_place, log_rows, at_ms);
+                Ok(())
             })
             .await
     }
