@@ -12,7 +12,8 @@
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode, Slice, Snapshot};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -231,9 +232,61 @@ enum Op {
     },
 }
 
-/// The batch's writes so far by engine key, encoded as stored (None: deleted). Ordered, so a
-/// scan can merge it with the stored rows.
-type Overlay = BTreeMap<Slice, Option<Slice>>;
+/// The batch's writes so far by engine key, encoded as stored (None: deleted).
+///
+/// Hashed, with the order kept only once asked for: a release's batch puts thousands of rows
+/// and reads them back by key alone, and in an ordered map each put compared its key with a
+/// dozen others, each in a row of its own elsewhere in memory (14 % of the writer thread in the
+/// everyone-wins storm's profile; hashed, the writer's CPU a hold fell by about a tenth:
+/// docs/benchmarks.md, stop 46). A scan (the TTL sweep, a patient's rows when one is added)
+/// needs the keys in order: the batch's first scan sorts them, and from then on every put keeps
+/// them sorted as well.
+#[derive(Default)]
+struct Overlay {
+    rows: HashMap<Slice, Option<Slice>, foldhash::fast::RandomState>,
+    /// The keys in order, from the batch's first scan on.
+    order: RefCell<Option<BTreeSet<Slice>>>,
+}
+
+impl Overlay {
+    fn get(&self, key: &[u8]) -> Option<&Option<Slice>> {
+        self.rows.get(key)
+    }
+
+    fn insert(&mut self, key: Slice, value: Option<Slice>) {
+        if let Some(order) = self.order.get_mut() {
+            order.insert(key.clone());
+        }
+        self.rows.insert(key, value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows whose keys start with `prefix`, in key order (copies of the handles, not of
+    /// the bytes).
+    fn under(&self, prefix: &[u8]) -> Vec<(Slice, Option<Slice>)> {
+        if self.rows.is_empty() {
+            return Vec::new();
+        }
+        let mut order = self.order.borrow_mut();
+        let order = order.get_or_insert_with(|| self.rows.keys().cloned().collect());
+        order
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|k| k.starts_with(prefix))
+            .map(|k| (k.clone(), self.rows[&**k].clone()))
+            .collect()
+    }
+
+    /// Every row, in key order, as the ordered map gave them: the memtable's skip list then
+    /// takes each insert along a path the one before has just walked.
+    fn into_sorted(self) -> Vec<(Slice, Option<Slice>)> {
+        let mut rows: Vec<_> = self.rows.into_iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+}
 
 /// What a write closure sees: the stored rows with every earlier closure's writes of the batch
 /// over them, and its own buffered writes. A closure's writes are applied only if it returns Ok,
@@ -272,19 +325,14 @@ impl WriteCtx<'_> {
             Both,
         }
         let mut stored = self.rows.prefix(prefix.to_vec()).peekable();
-        let under = prefix.to_vec();
-        let mut own = self
-            .batch
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(&under))
-            .peekable();
+        let mut own = self.batch.under(prefix).into_iter().peekable();
         std::iter::from_fn(move || loop {
             let next = match (stored.peek(), own.peek()) {
                 (None, None) => return None,
                 (Some(Err(_)), _) => return stored.next().and_then(|r| r.err()).map(|e| Err(e.into())),
                 (Some(Ok(_)), None) => Next::Stored,
                 (None, Some(_)) => Next::Own,
-                (Some(Ok((sk, _))), Some((ok, _))) => match (**sk).cmp(&***ok) {
+                (Some(Ok((sk, _))), Some((ok, _))) => match (**sk).cmp(&**ok) {
                     std::cmp::Ordering::Less => Next::Stored,
                     std::cmp::Ordering::Equal => Next::Both,
                     std::cmp::Ordering::Greater => Next::Own,
@@ -632,7 +680,7 @@ fn run_batch(
     presence: &Presence,
     jobs: Vec<Job>,
 ) -> (Vec<Completion>, std::result::Result<(), String>) {
-    let mut ctx = WriteCtx { rows, presence, batch: Overlay::new(), pending: Vec::new(), now: 0 };
+    let mut ctx = WriteCtx { rows, presence, batch: Overlay::default(), pending: Vec::new(), now: 0 };
     let mut completions = Vec::with_capacity(jobs.len());
     for job in jobs {
         ctx.now = now_ms();
@@ -645,7 +693,7 @@ fn run_batch(
         return (completions, Ok(()));
     }
     let mut batch = keyspace.batch().durability(Some(PersistMode::SyncData));
-    for (key, value) in ctx.batch {
+    for (key, value) in ctx.batch.into_sorted() {
         match value {
             Some(v) => batch.insert(rows, key, v),
             None => batch.remove(rows, key),
@@ -931,6 +979,8 @@ mod tests {
 
     /// One batch, closure by closure: each sees the stored rows under every earlier closure's
     /// writes (point reads and merged scans, deletes included); a failed closure leaves nothing.
+    /// The overlay orders its keys at the batch's first scan: a put and a delete after that
+    /// scan are in the next scan, in their places.
     #[tokio::test]
     async fn a_closure_sees_the_batch_before_it_and_a_failed_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -954,7 +1004,7 @@ mod tests {
                 Box::new(|_| {})
             })
         };
-        let seen2 = seen.clone();
+        let (seen2, seen3) = (seen.clone(), seen.clone());
         let jobs = vec![
             job(Box::new(move |ctx| {
                 ctx.put(tables::KV_ENTRIES, &k("a"), &"new a");
@@ -973,16 +1023,24 @@ mod tests {
                 seen2.lock().unwrap().push((rows, x, z));
                 Ok(())
             })),
+            job(Box::new(move |ctx| {
+                ctx.put(tables::KV_ENTRIES, &k("b"), &"new b");
+                ctx.delete(tables::KV_ENTRIES, &k("y"));
+                Ok(())
+            })),
+            job(Box::new(move |ctx| {
+                let rows: Vec<String> = ctx.scan(tables::KV_ENTRIES, &Key::new().str("t"))?;
+                let y: Option<String> = ctx.get(tables::KV_ENTRIES, &k("y"))?;
+                seen3.lock().unwrap().push((rows, y, None));
+                Ok(())
+            })),
         ];
         let (_, outcome) = run_batch(&engine.keyspace, &engine.rows, &engine.presence, jobs);
         outcome.unwrap();
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen, vec![(vec!["new a".to_string(), "new y".to_string()], None, None)]);
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(seen, vec![(strings(&["new a", "new y"]), None, None), (strings(&["new a", "new b"]), None, None)]);
         let after: Vec<String> = engine.read(|r| r.scan(tables::KV_ENTRIES, &Key::new().str("t"))).unwrap();
-        assert_eq!(
-            after,
-            vec!["new a".to_string(), "new y".to_string()],
-            "as the batch left them, nothing of the failed closure"
-        );
+        assert_eq!(after, strings(&["new a", "new b"]), "as the batch left them, nothing of the failed closure");
     }
 }
