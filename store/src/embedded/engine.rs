@@ -267,6 +267,8 @@ impl Overlay {
     /// The rows whose keys start with `prefix`, in key order (copies of the handles, not of
     /// the bytes).
     fn under(&self, prefix: &[u8]) -> Vec<(Slice, Option<Slice>)> {
+        // Nothing to order yet: a scan by the batch's first closure does not commit the rest of
+        // the batch to ordered puts.
         if self.rows.is_empty() {
             return Vec::new();
         }
