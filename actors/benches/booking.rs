@@ -147,6 +147,7 @@ fn booker() -> Booker {
         person: format!("bench-person-{n}"),
         patient_name: format!("患者{n}"),
         idempotency_key: None,
+        turn: Default::default(),
     }
 }
 

@@ -70,6 +70,7 @@ pub use kind::{ActorKind, KindStats};
 pub use patient::{AccountError, PatientActor, PatientError, PatientKind, PatientMsg, ProfileChange};
 pub use payment::{AlipayPayment, PaymentError, PaymentKind, PaymentMsg};
 pub use queue::{QueueError, QueueKind, QueueMsg};
+pub use real_name::HeldTurn;
 pub use reconcile::{ReconcileError, Reconciler};
 pub use schedule::{
     AvailabilityGate, Booker, ScheduleActor, ScheduleKind, ScheduleMsg, SessionAvailability, StopReport,

@@ -23,6 +23,7 @@ use chrono::{Datelike, Duration as Days, Utc};
 use hospital_domain::appointment::{Appointment, AppointmentStatus};
 use hospital_domain::AppointmentId;
 use hospital_store::StoreError;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 
@@ -60,15 +61,51 @@ impl Drop for Turn {
     }
 }
 
+/// A person's turn on its way to the doctor's actor with a hold (`Booker::turn`): that actor takes
+/// it and keeps it until the hold is durable (`ScheduleState::turns`), so a caller that gives up
+/// while its hold is in flight (a timeout, a client gone) lets no second attempt for the person
+/// read a history without that hold. If nobody takes it (the message never arrived), it is let go
+/// with the last copy. Copies share the one turn, as a message is built again for each attempt.
+#[derive(Clone, Default)]
+pub struct HeldTurn(Arc<Mutex<Option<Turn>>>);
+
+impl HeldTurn {
+    pub(crate) fn new(turn: Turn) -> Self {
+        Self(Arc::new(Mutex::new(Some(turn))))
+    }
+
+    /// The turn, if no one took it yet.
+    pub(crate) fn take(&self) -> Option<Turn> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for HeldTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().map(|t| t.is_some()).unwrap_or(false);
+        f.debug_tuple("HeldTurn").field(&held).finish()
+    }
+}
+
 /// One try at `person`'s lock in Redis.
 async fn try_cluster(ownership: &Ownership, person: &str) -> Result<Option<ClusterTurn>, StoreError> {
     let resource = format!("person:{person}");
     Ok(ownership.lock(&resource, CLUSTER_TURN).await?.map(|holding| (ownership.clone(), resource, holding)))
 }
 
-/// Waits for `person`'s turn (an account's actor, before the rules' read).
+/// Waits for `person`'s turn (a booking, before the rules' read): this node's at most
+/// `call_timeout`, as a call to an actor would (a holder is milliseconds from its durable answer,
+/// unless its doctor's actor is stuck; then the caller hears so instead of queueing behind it).
 pub(crate) async fn turn(ctx: &Context, person: &str) -> Result<Turn, BookingError> {
-    let local = Some(ctx.system.persons().lock(person).await);
+    let within = ctx.config.call_timeout;
+    let Ok(local) = tokio::time::timeout(within, ctx.system.persons().lock(person)).await else {
+        return Err(BookingError::Unavailable(ActorError::Timeout {
+            kind: "person",
+            id: "turn".into(),
+            timeout: within,
+        }));
+    };
+    let local = Some(local);
     let Some(ownership) = &ctx.ownership else { return Ok(Turn { local, cluster: None }) };
     let deadline = tokio::time::Instant::now() + CLUSTER_TURN;
     let mut pause = Duration::from_millis(1);

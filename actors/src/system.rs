@@ -7,10 +7,11 @@
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::config::ActorConfig;
+use crate::deps::Context;
 use crate::error::ActorError;
 use crate::kind::{child_name, root_name, supervisor_name, ActorKind, ChildMsg, Ensured, KindMsg, KindStats};
 
@@ -37,6 +38,11 @@ struct Inner {
     gate: crate::schedule::AvailabilityGate,
     /// The persons with a booking decision in progress here, by ID-number index (`real_name`).
     persons: crate::keyed_lock::KeyedLocks,
+    /// The accounts' patients as their running actors last wrote them (`patient::directory`).
+    patients: Arc<crate::patient::PatientDirectory>,
+    /// What the actors share, for work done on a caller's task (a booking: `patient::api`). Set
+    /// once the tree's `Context` is made; weak, as the `Context` holds this handle.
+    ctx: OnceLock<Weak<Context>>,
 }
 
 impl std::fmt::Debug for ActorSystem {
@@ -95,6 +101,8 @@ impl ActorSystem {
                 shut_down: AtomicBool::new(false),
                 gate: Default::default(),
                 persons: Default::default(),
+                patients: Default::default(),
+                ctx: OnceLock::new(),
             }),
         }
     }
@@ -117,6 +125,21 @@ impl ActorSystem {
     /// waitlist offer).
     pub(crate) fn persons(&self) -> &crate::keyed_lock::KeyedLocks {
         &self.inner.persons
+    }
+
+    /// The accounts' patients as their running actors last wrote them.
+    pub(crate) fn patient_directory(&self) -> &Arc<crate::patient::PatientDirectory> {
+        &self.inner.patients
+    }
+
+    /// What the actors share, once the tree is started (and while it runs).
+    pub(crate) fn context(&self) -> Option<Arc<Context>> {
+        self.inner.ctx.get().and_then(Weak::upgrade)
+    }
+
+    /// Called once by `start`, with the `Context` it made.
+    pub(crate) fn set_context(&self, ctx: &Arc<Context>) {
+        let _ = self.inner.ctx.set(Arc::downgrade(ctx));
     }
 
     /// This node's availability gate (kept by the schedule actors, read by `book`).

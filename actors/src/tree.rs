@@ -39,6 +39,7 @@ impl ActorSystem {
         let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
         let (orders, order_sweep) = (deps.stores.data.clone(), deps.config.order_sweep);
         let ctx = Arc::new(Context::new(deps, EffectSink::new(effects_tx), system.clone()));
+        system.set_context(&ctx);
         let args = RootArgs {
             prefix: prefix.clone(),
             ctx,

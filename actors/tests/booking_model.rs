@@ -465,6 +465,7 @@ impl Harness {
             person: p.key.clone(),
             patient_name: format!("患者{person}"),
             idempotency_key: None,
+            turn: Default::default(),
         };
         let slot = SlotId { session_id: self.session_ids[session], segment };
         let got: Result<(Appointment, Order), BookingError> =
@@ -975,6 +976,7 @@ fn holds_lapse_on_the_real_tick() {
                 person: persons[p].key.clone(),
                 patient_name: format!("患者{p}"),
                 idempotency_key: None,
+                turn: Default::default(),
             };
             let actor = actor();
             async move {

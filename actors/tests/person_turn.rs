@@ -201,3 +201,46 @@ async fn a_waitlist_offer_on_one_node_and_a_booking_on_another_never_both_land()
     assert_eq!(offered + booked_at_2, PERSONS);
     t.stop().await;
 }
+
+/// A booking whose caller stops waiting once its hold is on its way (a timeout, a client gone)
+/// keeps the person's turn until that hold is durable: the turn travels with the hold, and the
+/// doctor's actor lets it go only then. Here doctor 1's actor is stalled with the hold of the
+/// person's own account in its mailbox, and that booking's task is aborted; the parent's account
+/// then books the person at doctor 2, same department and day. It must wait for the turn, and
+/// once the stall ends and the first hold is durable, be refused by the rule: had the turn gone
+/// with the aborted task, it would have read a history without that hold and booked too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_keeps_the_person_s_turn_until_its_hold_is_durable() {
+    let t = TwoNodes::start(4).await;
+    let (slot_1, slot_2) = (t.slot(1, 0), t.slot(2, 0));
+    // Node A runs both doctors, and its gate knows both sessions (a booking at each).
+    for (n, slot) in [(1, slot_1), (2, slot_2)] {
+        let (warm, warm_patient) = common::patient(&t.a, &format!("warm-{n}"), Relation::Myself).await;
+        t.a.book(warm, slot, warm_patient, None).await.expect("node A runs the doctor");
+    }
+    let (own, own_patient) = patient(&t.a, 0, Relation::Myself).await;
+    let (parent, parent_patient) = patient(&t.a, 0, Relation::Parent).await;
+
+    let go = t.a.stall_schedule(t.s1.doctor_id).await.unwrap();
+    let a = t.a.clone();
+    let first = tokio::spawn(async move { a.book(own, slot_1, own_patient, None).await });
+    // Time to pass the rules and send the hold; then its caller goes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled(), "the first booking was still waiting for its hold");
+
+    let a = t.a.clone();
+    let mut second = tokio::spawn(async move { a.book(parent, slot_2, parent_patient, None).await });
+    let waited = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+    assert!(waited.is_err(), "the person's second booking went ahead while the first hold was in flight: {waited:?}");
+    go.send(()).unwrap();
+    let second = second.await.expect("second booking task");
+    assert!(
+        matches!(second, Err(BookingError::Rule { reason: "one_per_department_day", .. })),
+        "the second booking read a history with the first hold: {second:?}"
+    );
+    assert_eq!(t.live(0).await, 1, "one booking for the person in the department that day");
+    let held = t.store.appointments_of_person(&person(0), t.date, t.date).await.unwrap();
+    assert_eq!(held[0].doctor_id, t.s1.doctor_id, "the aborted caller's hold stands");
+    t.stop().await;
+}

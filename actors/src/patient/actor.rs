@@ -3,6 +3,7 @@
 use hospital_domain::AccountId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::directory::Published;
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
@@ -26,6 +27,7 @@ impl Actor for PatientActor {
         Ok(PatientState {
             account: args.account,
             idle: IdleClock::new(args.ctx.config.idle_timeout),
+            published: Published::new(args.ctx.system.patient_directory(), args.account, &patients),
             ctx: args.ctx,
             patients,
         })

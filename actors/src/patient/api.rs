@@ -10,6 +10,7 @@ use ractor::ActorRef;
 
 use super::actor::PatientKind;
 use super::msg::{AccountError, PatientError, PatientMsg, ProfileChange};
+use super::state::{book_patient, find_patient};
 use crate::booking::BookingError;
 use crate::error::ActorError;
 use crate::system::{asks, ActorSystem, Retry};
@@ -31,11 +32,14 @@ impl ActorSystem {
         .await?
     }
 
-    /// Books a slot for one of the account's patients: through the account's actor (the
-    /// real-name rules), then the doctor's (the place). A slot this node's availability gate
-    /// knows to be stopped, not yet released or sold out is refused at once, with no actor hop
-    /// and no store read (`schedule::gate` says why that answer is always the actor's); a retry
-    /// (`idempotency_key`) always goes to the actors, since only the store knows its first answer.
+    /// Books a slot for one of the account's patients: the real-name rules under the person's
+    /// turn, then the doctor's actor (the place). A slot this node's availability gate knows to be
+    /// stopped, not yet released or sold out is refused at once, with no actor hop and no store
+    /// read (`schedule::gate` says why that answer is always the actor's). Without an idempotency
+    /// key, and with the account's actor running, the rules are read on this task from the
+    /// patients that actor published (`directory`): one actor round trip fewer. A retry
+    /// (`idempotency_key`) goes through the account's actor, which alone may look for its first
+    /// answer before the account's next booking runs.
     pub async fn book(
         &self,
         account: AccountId,
@@ -46,6 +50,10 @@ impl ActorSystem {
         if idempotency_key.is_none() {
             if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
                 return Err(crate::schedule::gate_refused(refusal));
+            }
+            if let (Some(patients), Some(ctx)) = (self.patient_directory().get(account), self.context()) {
+                let p = find_patient(&patients, patient)?;
+                return book_patient(&ctx, p, slot, None).await;
             }
         }
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {

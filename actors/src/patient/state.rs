@@ -11,6 +11,7 @@ use hospital_store::{Conflict, PatientCaps, PatientRecord, StoreError};
 use ractor::RpcReplyPort;
 use std::sync::Arc;
 
+use super::directory::Published;
 use super::msg::*;
 use super::notice::tell_own_account;
 use super::rules::*;
@@ -18,6 +19,7 @@ use crate::booking::BookingError;
 use crate::deps::Context;
 use crate::error::ActorError;
 use crate::idle::IdleClock;
+use crate::real_name::HeldTurn;
 use crate::schedule::{Booker, GateAnswer, ScheduleKind, ScheduleMsg, SessionFacts};
 use crate::system::Retry;
 
@@ -33,6 +35,8 @@ pub struct PatientState {
     pub(super) ctx: Arc<Context>,
     /// The account's patients, oldest first: the store's rows as of the last successful write.
     pub(super) patients: Vec<PatientRecord>,
+    /// `patients` as bookings on callers' tasks read them (`directory`).
+    pub(super) published: Published,
     pub(super) idle: IdleClock,
 }
 
@@ -63,23 +67,18 @@ impl PatientState {
             Err(e) => return Err(e.into()),
         };
         self.patients.push(record.clone());
+        self.published.update(&self.patients);
         tell_own_account(&self.ctx, self.account, &record, &others).await;
         Ok(record)
     }
 
     pub(super) fn patient(&self, id: PatientId) -> Result<&PatientRecord, BookingError> {
-        self.patients.iter().find(|p| p.id == id).ok_or(BookingError::NoSuchPatient)
+        find_patient(&self.patients, id)
     }
 
-    /// Asks the doctor's schedule actor (a message it never received is sent to its successor).
-    async fn schedule_call<T: Send + 'static>(
-        &self,
-        doctor: hospital_domain::DoctorId,
-        build: impl Fn(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
-    ) -> Result<T, BookingError> {
-        self.ctx.system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
-    }
-
+    /// A booking through the account's actor: one with an idempotency key (a retry must find its
+    /// first attempt's answer before anything else of the account's runs), or one for an account
+    /// whose actor was not running (`ActorSystem::book`).
     pub(super) async fn book(
         &mut self,
         slot: SlotId,
@@ -100,30 +99,7 @@ impl PatientState {
             }
         }
         let p = self.patient(patient)?;
-        let (patient_id, person, patient_name) = (p.id, p.id_card_index.clone(), p.name.clone());
-        // The cheap answer first: in a release storm almost every attempt is refused as sold out
-        // (or not yet released), and only a slot with a place left is worth reading the person's
-        // history for the real-name rules. The node's gate is read again here, as this message
-        // may have waited behind others while the places went (a refusal from it is the actor's,
-        // see `schedule::gate`); if it saw a place left it also knows the session's facts, so
-        // neither the store nor the doctor's actor is asked before the rules. A retry (`key`)
-        // always asks: its first attempt may be the one that took the last place.
-        let gate = if key.is_none() { self.ctx.system.gate().answer(slot, Utc::now()) } else { GateAnswer::Unknown };
-        let facts = match gate {
-            GateAnswer::Refuse(refusal) => return Err(crate::schedule::gate_refused(refusal)),
-            GateAnswer::PlaceLeft(facts) => facts,
-            GateAnswer::Unknown => {
-                let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
-                // The doctor's actor says from memory whether a place is left.
-                self.schedule_call(session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
-                SessionFacts { doctor: session.doctor_id, department: session.department_id, date: session.date }
-            }
-        };
-        // The person's turn, from the rules' read to the hold's durable answer (`real_name`).
-        let _turn = crate::real_name::turn(&self.ctx, &person).await?;
-        crate::real_name::check(&self.ctx, &person, facts.department, facts.date, None).await?;
-        let booker = Booker { account_id: self.account, patient_id, person, patient_name, idempotency_key: key };
-        self.schedule_call(facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
+        book_patient(&self.ctx, p, slot, key).await
     }
 
     pub(super) async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
@@ -140,7 +116,8 @@ impl PatientState {
         let _turn = crate::real_name::turn(&self.ctx, &current.person).await?;
         crate::real_name::check(&self.ctx, &current.person, target.department_id, target.date, Some(id)).await?;
         let account = self.account;
-        self.schedule_call(current.doctor_id, |reply| ScheduleMsg::Move { appointment: id, account, slot, reply }).await
+        schedule_call(&self.ctx, current.doctor_id, |reply| ScheduleMsg::Move { appointment: id, account, slot, reply })
+            .await
     }
 
     pub(super) async fn join_waitlist(
@@ -159,14 +136,77 @@ impl PatientState {
             patient_name: p.name,
             joined_at: Utc::now(),
         };
-        self.schedule_call(s.doctor_id, |reply| ScheduleMsg::JoinWaitlist { session, entry: entry.clone(), reply })
-            .await
+        schedule_call(&self.ctx, s.doctor_id, |reply| ScheduleMsg::JoinWaitlist {
+            session,
+            entry: entry.clone(),
+            reply,
+        })
+        .await
     }
 
     pub(super) async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {
         let removed = self.ctx.stores.data.remove_patient(self.account, id).await?;
         // Drop it from memory even if the store had none: memory must not hold what the store lacks.
         self.patients.retain(|p| p.id != id);
+        self.published.update(&self.patients);
         Ok(removed)
     }
+}
+
+/// The account's patient `id`, from its list.
+pub(super) fn find_patient(patients: &[PatientRecord], id: PatientId) -> Result<&PatientRecord, BookingError> {
+    patients.iter().find(|p| p.id == id).ok_or(BookingError::NoSuchPatient)
+}
+
+/// Asks the doctor's schedule actor (a message it never received is sent to its successor).
+async fn schedule_call<T: Send + 'static>(
+    ctx: &Context,
+    doctor: hospital_domain::DoctorId,
+    build: impl Fn(RpcReplyPort<Result<T, BookingError>>) -> ScheduleMsg,
+) -> Result<T, BookingError> {
+    ctx.system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
+}
+
+/// Books `slot` for the account's patient `p`, past the account's own checks: the node's gate,
+/// the person's turn and rules (BOOK-6), then the doctor's actor. On the account's actor or, for a
+/// booking without an idempotency key, on the caller's task (`ActorSystem::book`).
+pub(super) async fn book_patient(
+    ctx: &Context,
+    p: &PatientRecord,
+    slot: SlotId,
+    key: Option<String>,
+) -> Result<(Appointment, Order), BookingError> {
+    let data = &ctx.stores.data;
+    // The cheap answer first: in a release storm almost every attempt is refused as sold out
+    // (or not yet released), and only a slot with a place left is worth reading the person's
+    // history for the real-name rules. The node's gate is read again here, as this attempt may
+    // have waited behind others while the places went (a refusal from it is the actor's, see
+    // `schedule::gate`); if it saw a place left it also knows the session's facts, so neither
+    // the store nor the doctor's actor is asked before the rules. A retry (`key`) always asks:
+    // its first attempt may be the one that took the last place.
+    let gate = if key.is_none() { ctx.system.gate().answer(slot, Utc::now()) } else { GateAnswer::Unknown };
+    let facts = match gate {
+        GateAnswer::Refuse(refusal) => return Err(crate::schedule::gate_refused(refusal)),
+        GateAnswer::PlaceLeft(facts) => facts,
+        GateAnswer::Unknown => {
+            let session = data.session(slot.session_id).await?.ok_or(BookingError::Book(BookError::NoSuchSlot))?;
+            // The doctor's actor says from memory whether a place is left.
+            schedule_call(ctx, session.doctor_id, |reply| ScheduleMsg::Probe { slot, reply }).await?;
+            SessionFacts { doctor: session.doctor_id, department: session.department_id, date: session.date }
+        }
+    };
+    // The person's turn, from the rules' read to the hold's durable answer (`real_name`): it
+    // travels with the hold, and the doctor's actor keeps it until the hold is durable, even if
+    // this caller stops waiting.
+    let turn = crate::real_name::turn(ctx, &p.id_card_index).await?;
+    crate::real_name::check(ctx, &p.id_card_index, facts.department, facts.date, None).await?;
+    let booker = Booker {
+        account_id: p.account_id,
+        patient_id: p.id,
+        person: p.id_card_index.clone(),
+        patient_name: p.name.clone(),
+        idempotency_key: key,
+        turn: HeldTurn::new(turn),
+    };
+    schedule_call(ctx, facts.doctor, |reply| ScheduleMsg::Hold { slot, booker: booker.clone(), reply }).await
 }

@@ -128,9 +128,13 @@ impl Actor for ScheduleActor {
             }
             ScheduleMsg::Hold { slot, booker, reply } => {
                 crate::count!("booking_attempts_total");
+                // Taken out of the message: a refusal lets it go with the message; a hold keeps
+                // it until the hold is durable (`persist` takes `turns`).
+                let turn = booker.turn.take();
                 match state.hold(slot, booker) {
                     Ok((w, a, o)) => {
                         crate::count!("booking_holds_total");
+                        state.turns.extend(turn);
                         state.persist(w, vec![], Some(reply), Ok((a, o)));
                     }
                     Err(e) => {
@@ -283,6 +287,10 @@ impl Actor for ScheduleActor {
             #[cfg(feature = "fault-injection")]
             ScheduleMsg::InjectFault => {
                 panic!("fault injected into schedule actor {}", state.doctor);
+            }
+            #[cfg(feature = "fault-injection")]
+            ScheduleMsg::Stall { until } => {
+                let _ = until.await;
             }
             ScheduleMsg::ExpireTick => {
                 if let Some((w, effects)) = state.expire_due().await {

@@ -24,6 +24,15 @@ impl ActorSystem {
         self.tell::<ScheduleKind>(doctor, ScheduleMsg::InjectFault).await
     }
 
+    /// Stops the doctor's schedule actor handling messages until the returned sender is used or
+    /// dropped (see `ScheduleMsg::Stall`).
+    #[cfg(feature = "fault-injection")]
+    pub async fn stall_schedule(&self, doctor: DoctorId) -> Result<tokio::sync::oneshot::Sender<()>, ActorError> {
+        let (go, until) = tokio::sync::oneshot::channel();
+        self.tell::<ScheduleKind>(doctor, ScheduleMsg::Stall { until }).await?;
+        Ok(go)
+    }
+
     asks! { ScheduleKind:
         /// The doctor's sessions with `from <= date <= to` (within the actor's window) and the
         /// places left in each.

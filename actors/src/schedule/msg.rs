@@ -53,6 +53,10 @@ pub struct Booker {
     pub person: String,
     pub patient_name: String,
     pub idempotency_key: Option<String>,
+    /// The person's turn (`real_name`), taken before the rules were read: this actor keeps it
+    /// until the hold is durable, or lets it go with a refusal. Empty (`Default`) when the caller
+    /// keeps it itself.
+    pub turn: crate::real_name::HeldTurn,
 }
 
 /// What `AddSessions` did.
@@ -193,6 +197,12 @@ pub enum ScheduleMsg {
     /// `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     InjectFault,
+    /// Handles nothing else until `until` is sent or dropped, so tests can hold messages in the
+    /// mailbox. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    Stall {
+        until: tokio::sync::oneshot::Receiver<()>,
+    },
     /// The idle clock's periodic tick; internal.
     #[doc(hidden)]
     Tick,

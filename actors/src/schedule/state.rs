@@ -43,8 +43,9 @@ pub struct ScheduleState {
     /// The lease this actor runs under (several nodes), whose fence every write carries.
     pub(super) lease: Option<hospital_store::Lease>,
     pub(super) renewal: Option<ractor::concurrency::JoinHandle<()>>,
-    /// The persons' turns taken for the offers of the change being made (`screen_waitlist`),
-    /// let go once its write is durable (`persist`), or when the change writes no offer.
+    /// The persons' turns of the change being made: taken for its offers (`screen_waitlist`) or
+    /// brought by a hold's booker (`Booker::turn`), let go once its write is durable (`persist`),
+    /// or when the change writes nothing.
     pub(super) turns: Vec<crate::real_name::Turn>,
 }
 
