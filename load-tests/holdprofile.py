@@ -13,7 +13,10 @@ import sys
 GROUPS = [
     ("store writer thread (fjall batch, journal, fsync)", None),
     ("pipeline task (rows serialised, batch merged, answers released)", r"WritePipeline::start"),
-    ("patient actor (the real-name rules' history read)", r"PatientActor as ractor::actor::Actor>::handle"),
+    # A booking without an idempotency key runs these on the request's task (stop 47); a retry,
+    # in the account's actor.
+    ("the booking's checks (the gate, the person's turn, the real-name rules' read)",
+     r"patient::state::book_patient|PatientActor as ractor::actor::Actor>::handle"),
     ("schedule actor (the hold itself)", r"ScheduleActor as ractor::actor::Actor>::handle"),
     ("ractor machinery (mailboxes, calls, name lookups)", r"ractor::"),
     ("kernel: connection teardown (shutdown, close, epoll removal)",
