@@ -6,7 +6,7 @@
 //! Then the same for a waitlist offer made on one node against the person's booking on another.
 
 use chrono::{Duration as Days, NaiveDate, Utc};
-use hospital_actors::{ActorSystem, BookingError};
+use hospital_actors::{ActorConfig, ActorError, ActorSystem, BookingError};
 use hospital_domain::account::Relation;
 use hospital_domain::appointment::AppointmentStatus;
 use hospital_domain::schedule::{ClinicSession, SlotId};
@@ -39,11 +39,16 @@ struct TwoNodes {
 
 impl TwoNodes {
     async fn start(quota_1: u32) -> TwoNodes {
+        Self::start_with(quota_1, ActorConfig::default()).await
+    }
+
+    /// `start`, the nodes' actors on `config`.
+    async fn start_with(quota_1: u32, config: ActorConfig) -> TwoNodes {
         let redis = RedisServer::start();
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let a = common::node(&store, &redis, PREFIX, "node-a").await;
-        let b = common::node(&store, &redis, PREFIX, "node-b").await;
+        let a = common::node_with(&store, &redis, PREFIX, "node-a", config.clone()).await;
+        let b = common::node_with(&store, &redis, PREFIX, "node-b", config).await;
         let department = DepartmentId::new();
         let date = HospitalZone::default().local_date(Utc::now()) + Days::days(2);
         let s1 = sample_session(DoctorId::new(), department, date, quota_1);
@@ -242,5 +247,49 @@ async fn a_caller_that_stops_waiting_keeps_the_person_s_turn_until_its_hold_is_d
     assert_eq!(t.live(0).await, 1, "one booking for the person in the department that day");
     let held = t.store.appointments_of_person(&person(0), t.date, t.date).await.unwrap();
     assert_eq!(held[0].doctor_id, t.s1.doctor_id, "the aborted caller's hold stands");
+    t.stop().await;
+}
+
+/// A person's turn is waited for at most `call_timeout`, as a call to an actor is: with the
+/// doctor's actor stalled holding the person's first hold (and so the turn), the person's next
+/// booking is answered "unavailable" once the timeout passes instead of queueing behind it (the
+/// stall lasts five times as long); the first hold lands when the stall ends, and the person has
+/// that one booking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_s_turn_is_waited_for_at_most_the_call_timeout() {
+    let timeout = Duration::from_secs(1);
+    let t = TwoNodes::start_with(4, ActorConfig { call_timeout: timeout, ..ActorConfig::default() }).await;
+    let (slot_1, slot_2) = (t.slot(1, 0), t.slot(2, 0));
+    for (n, slot) in [(1, slot_1), (2, slot_2)] {
+        let (warm, warm_patient) = common::patient(&t.a, &format!("warm-{n}"), Relation::Myself).await;
+        t.a.book(warm, slot, warm_patient, None).await.expect("node A runs the doctor");
+    }
+    let (own, own_patient) = patient(&t.a, 0, Relation::Myself).await;
+    let (parent, parent_patient) = patient(&t.a, 0, Relation::Parent).await;
+
+    let go = t.a.stall_schedule(t.s1.doctor_id).await.unwrap();
+    let first = t.a.book(own, slot_1, own_patient, None).await;
+    assert!(
+        matches!(first, Err(BookingError::Unavailable(ActorError::Timeout { kind: "schedule", .. }))),
+        "the stalled doctor's actor did not answer in time: {first:?}"
+    );
+    // The stall ends well after the timeout: a booking still waiting for the turn then would get
+    // it once the first hold lands, and be refused by the rule instead.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(timeout * 5).await;
+        let _ = go.send(());
+    });
+    let second = t.a.book(parent, slot_2, parent_patient, None).await;
+    assert!(
+        matches!(second, Err(BookingError::Unavailable(ActorError::Timeout { kind: "person", .. }))),
+        "the person's next booking waited for the turn at most the call timeout: {second:?}"
+    );
+    release.await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while t.live(0).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the first hold never landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.live(0).await, 1, "one booking for the person in the department that day");
     t.stop().await;
 }

@@ -16,10 +16,21 @@ use std::time::Duration;
 /// A node named `name` over `store`, its leases in `redis` under `prefix`. The lease is long: in
 /// these tests it lapses only when a test takes it away.
 pub async fn node(store: &EmbeddedStore, redis: &RedisServer, prefix: &str, name: &str) -> ActorSystem {
+    node_with(store, redis, prefix, name, ActorConfig::default()).await
+}
+
+/// `node`, with its actors' `config`.
+pub async fn node_with(
+    store: &EmbeddedStore,
+    redis: &RedisServer,
+    prefix: &str,
+    name: &str,
+    config: ActorConfig,
+) -> ActorSystem {
     let kv = RedisKv::connect(&redis.url(), prefix).await.unwrap();
     let ownership = Ownership::new(RedisLeases::new(kv.connection(), prefix), name, Duration::from_secs(60));
     let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
-    ActorSystem::start(ActorDeps::new(stores, ActorConfig::default()).with_ownership(ownership)).await.unwrap()
+    ActorSystem::start(ActorDeps::new(stores, config).with_ownership(ownership)).await.unwrap()
 }
 
 /// A new account on `system` with the person whose ID number's blind index is `person`, as
