@@ -68,6 +68,21 @@ impl TwoNodes {
         self.b.book(account, self.slot(2, 0), patient, None).await.expect("node B runs doctor 2");
     }
 
+    /// Node A runs both doctors (a booking at each, so its gate knows both sessions); person 0
+    /// becomes a patient of two accounts on A (their own, then a parent's); then doctor 1's actor
+    /// is stalled until the returned sender is used or dropped.
+    async fn person_0_twice_and_doctor_1_stalled(
+        &self,
+    ) -> ((AccountId, PatientId), (AccountId, PatientId), tokio::sync::oneshot::Sender<()>) {
+        for n in [1, 2] {
+            let (warm, warm_patient) = common::patient(&self.a, &format!("warm-{n}"), Relation::Myself).await;
+            self.a.book(warm, self.slot(n, 0), warm_patient, None).await.expect("node A runs the doctor");
+        }
+        let own = patient(&self.a, 0, Relation::Myself).await;
+        let parent = patient(&self.a, 0, Relation::Parent).await;
+        (own, parent, self.a.stall_schedule(self.s1.doctor_id).await.unwrap())
+    }
+
     /// Person `n`'s live bookings in the department that day.
     async fn live(&self, n: usize) -> usize {
         let live = |s: AppointmentStatus| {
@@ -218,15 +233,7 @@ async fn a_waitlist_offer_on_one_node_and_a_booking_on_another_never_both_land()
 async fn a_caller_that_stops_waiting_keeps_the_person_s_turn_until_its_hold_is_durable() {
     let t = TwoNodes::start(4).await;
     let (slot_1, slot_2) = (t.slot(1, 0), t.slot(2, 0));
-    // Node A runs both doctors, and its gate knows both sessions (a booking at each).
-    for (n, slot) in [(1, slot_1), (2, slot_2)] {
-        let (warm, warm_patient) = common::patient(&t.a, &format!("warm-{n}"), Relation::Myself).await;
-        t.a.book(warm, slot, warm_patient, None).await.expect("node A runs the doctor");
-    }
-    let (own, own_patient) = patient(&t.a, 0, Relation::Myself).await;
-    let (parent, parent_patient) = patient(&t.a, 0, Relation::Parent).await;
-
-    let go = t.a.stall_schedule(t.s1.doctor_id).await.unwrap();
+    let ((own, own_patient), (parent, parent_patient), go) = t.person_0_twice_and_doctor_1_stalled().await;
     let a = t.a.clone();
     let first = tokio::spawn(async move { a.book(own, slot_1, own_patient, None).await });
     // Time to pass the rules and send the hold; then its caller goes.
@@ -260,14 +267,7 @@ async fn a_person_s_turn_is_waited_for_at_most_the_call_timeout() {
     let timeout = Duration::from_secs(1);
     let t = TwoNodes::start_with(4, ActorConfig { call_timeout: timeout, ..ActorConfig::default() }).await;
     let (slot_1, slot_2) = (t.slot(1, 0), t.slot(2, 0));
-    for (n, slot) in [(1, slot_1), (2, slot_2)] {
-        let (warm, warm_patient) = common::patient(&t.a, &format!("warm-{n}"), Relation::Myself).await;
-        t.a.book(warm, slot, warm_patient, None).await.expect("node A runs the doctor");
-    }
-    let (own, own_patient) = patient(&t.a, 0, Relation::Myself).await;
-    let (parent, parent_patient) = patient(&t.a, 0, Relation::Parent).await;
-
-    let go = t.a.stall_schedule(t.s1.doctor_id).await.unwrap();
+    let ((own, own_patient), (parent, parent_patient), go) = t.person_0_twice_and_doctor_1_stalled().await;
     let first = t.a.book(own, slot_1, own_patient, None).await;
     assert!(
         matches!(first, Err(BookingError::Unavailable(ActorError::Timeout { kind: "schedule", .. }))),
