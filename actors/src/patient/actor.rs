@@ -27,9 +27,8 @@ impl Actor for PatientActor {
         Ok(PatientState {
             account: args.account,
             idle: IdleClock::new(args.ctx.config.idle_timeout),
-            published: Published::new(args.ctx.system.patient_directory(), args.account, &patients),
+            patients: Published::new(args.ctx.system.patient_directory(), args.account, patients),
             ctx: args.ctx,
-            patients,
         })
     }
 
@@ -55,7 +54,7 @@ impl Actor for PatientActor {
         // Replies are best effort: a caller that timed out has gone, and the write stands.
         match msg {
             PatientMsg::ListPatients { reply } => {
-                let _ = reply.send(state.patients.clone());
+                let _ = reply.send(state.patients.list().to_vec());
             }
             PatientMsg::AddPatient { record, caps, reply } => {
                 let result = state.add(record, caps).await;

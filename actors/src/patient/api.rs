@@ -13,6 +13,7 @@ use super::msg::{AccountError, PatientError, PatientMsg, ProfileChange};
 use super::state::{book_patient, find_patient};
 use crate::booking::BookingError;
 use crate::error::ActorError;
+use crate::schedule::GateAnswer;
 use crate::system::{asks, ActorSystem, Retry};
 
 impl ActorSystem {
@@ -48,12 +49,14 @@ impl ActorSystem {
         idempotency_key: Option<String>,
     ) -> Result<(Appointment, Order), BookingError> {
         if idempotency_key.is_none() {
-            if let Some(refusal) = self.gate().refusal(slot, chrono::Utc::now()) {
-                return Err(crate::schedule::gate_refused(refusal));
-            }
+            let gate = match self.gate().answer(slot, chrono::Utc::now()) {
+                GateAnswer::Refuse(refusal) => return Err(crate::schedule::gate_refused(refusal)),
+                other => other,
+            };
             if let (Some(patients), Some(ctx)) = (self.patient_directory().get(account), self.context()) {
                 let p = find_patient(&patients, patient)?;
-                return book_patient(&ctx, p, slot, None).await;
+                // The gate's answer of a moment ago: nothing was waited for since.
+                return book_patient(&ctx, p, slot, None, gate).await;
             }
         }
         self.ask::<PatientKind, _>(account, Retry::UndeliveredOnly, |reply| PatientMsg::Book {

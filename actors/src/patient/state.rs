@@ -33,10 +33,9 @@ pub struct PatientArgs {
 pub struct PatientState {
     pub(super) account: AccountId,
     pub(super) ctx: Arc<Context>,
-    /// The account's patients, oldest first: the store's rows as of the last successful write.
-    pub(super) patients: Vec<PatientRecord>,
-    /// `patients` as bookings on callers' tasks read them (`directory`).
-    pub(super) published: Published,
+    /// The account's patients, oldest first: the store's rows as of the last successful write,
+    /// published to bookings on callers' tasks (`directory`).
+    pub(super) patients: Published,
     pub(super) idle: IdleClock,
 }
 
@@ -49,10 +48,10 @@ impl PatientState {
         if record.account_id != self.account {
             return Err(PatientError::WrongAccount);
         }
-        if self.patients.iter().any(|p| p.id == record.id) {
+        if self.patients.list().iter().any(|p| p.id == record.id) {
             return Err(PatientError::DuplicatePatient);
         }
-        check_account(&self.patients, &record.id_card_index, caps.per_account)?;
+        check_account(self.patients.list(), &record.id_card_index, caps.per_account)?;
         // The store checks again atomically, and the person's cap across accounts: it is the
         // truth if another process (or another account's actor) wrote meanwhile.
         let others = match self.ctx.stores.data.add_patient(&record, caps).await {
@@ -66,14 +65,15 @@ impl PatientState {
             }
             Err(e) => return Err(e.into()),
         };
-        self.patients.push(record.clone());
-        self.published.update(&self.patients);
+        let mut patients = self.patients.list().to_vec();
+        patients.push(record.clone());
+        self.patients.set(patients);
         tell_own_account(&self.ctx, self.account, &record, &others).await;
         Ok(record)
     }
 
     pub(super) fn patient(&self, id: PatientId) -> Result<&PatientRecord, BookingError> {
-        find_patient(&self.patients, id)
+        find_patient(self.patients.list(), id)
     }
 
     /// A booking through the account's actor: one with an idempotency key (a retry must find its
@@ -99,7 +99,11 @@ impl PatientState {
             }
         }
         let p = self.patient(patient)?;
-        book_patient(&self.ctx, p, slot, key).await
+        // The node's gate is read again here, as this message may have waited behind others
+        // while the places went (a refusal from it is the actor's, see `schedule::gate`). A retry
+        // (`key`) always asks: its first attempt may be the one that took the last place.
+        let gate = if key.is_none() { self.ctx.system.gate().answer(slot, Utc::now()) } else { GateAnswer::Unknown };
+        book_patient(&self.ctx, p, slot, key, gate).await
     }
 
     pub(super) async fn reschedule(&mut self, id: AppointmentId, slot: SlotId) -> Result<Appointment, BookingError> {
@@ -147,8 +151,7 @@ impl PatientState {
     pub(super) async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {
         let removed = self.ctx.stores.data.remove_patient(self.account, id).await?;
         // Drop it from memory even if the store had none: memory must not hold what the store lacks.
-        self.patients.retain(|p| p.id != id);
-        self.published.update(&self.patients);
+        self.patients.set(self.patients.list().iter().filter(|p| p.id != id).cloned().collect());
         Ok(removed)
     }
 }
@@ -167,24 +170,22 @@ async fn schedule_call<T: Send + 'static>(
     ctx.system.ask::<ScheduleKind, _>(doctor, Retry::UndeliveredOnly, build).await?
 }
 
-/// Books `slot` for the account's patient `p`, past the account's own checks: the node's gate,
-/// the person's turn and rules (BOOK-6), then the doctor's actor. On the account's actor or, for a
-/// booking without an idempotency key, on the caller's task (`ActorSystem::book`).
+/// Books `slot` for the account's patient `p`, past the account's own checks, given what the
+/// node's gate said of the slot just before (`Unknown` for a retry): the person's turn and rules
+/// (BOOK-6), then the doctor's actor. On the account's actor or, for a booking without an
+/// idempotency key, on the caller's task (`ActorSystem::book`).
 pub(super) async fn book_patient(
     ctx: &Context,
     p: &PatientRecord,
     slot: SlotId,
     key: Option<String>,
+    gate: GateAnswer,
 ) -> Result<(Appointment, Order), BookingError> {
     let data = &ctx.stores.data;
     // The cheap answer first: in a release storm almost every attempt is refused as sold out
     // (or not yet released), and only a slot with a place left is worth reading the person's
-    // history for the real-name rules. The node's gate is read again here, as this attempt may
-    // have waited behind others while the places went (a refusal from it is the actor's, see
-    // `schedule::gate`); if it saw a place left it also knows the session's facts, so neither
-    // the store nor the doctor's actor is asked before the rules. A retry (`key`) always asks:
-    // its first attempt may be the one that took the last place.
-    let gate = if key.is_none() { ctx.system.gate().answer(slot, Utc::now()) } else { GateAnswer::Unknown };
+    // history for the real-name rules. If the gate saw a place left it also knows the session's
+    // facts, so neither the store nor the doctor's actor is asked before the rules.
     let facts = match gate {
         GateAnswer::Refuse(refusal) => return Err(crate::schedule::gate_refused(refusal)),
         GateAnswer::PlaceLeft(facts) => facts,
