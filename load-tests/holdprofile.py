@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Groups a storm's server profile (perf script output: comm, tid, time, ip, sym) by component.
 
-The window is the storm's: from the first sample whose stack holds the anchor (a hold, or the
-booking handler) for the run's duration (figures.json), so the answers going out are in it.
-Each sample goes to the first group its stack matches, in the order below; the shares are scaled
-to the run's server CPU per attempt. usage: holdprofile.py perf.txt figures.json anchor
+The window is the storm's: from the moment the server got busy before the first sample whose
+stack holds the anchor (a hold, or the booking handler), for the run's duration (figures.json),
+so the first requests and the answers going out are in it. Each sample goes to the first group
+its stack matches, in the order below; the shares are scaled to the run's server CPU per attempt.
+usage: holdprofile.py perf.txt figures.json anchor [--ceiling]
+With --ceiling (the storm run with `--ceiling`, so the server's last burst is the /healthz
+ceiling: its handler is too small to leave a frame to find it by), the storm and the ceiling
+are grouped side by side, with what an attempt costs beyond a bare request.
 """
 import json
 import re
@@ -19,6 +23,10 @@ GROUPS = [
      r"patient::state::book_patient|PatientActor as ractor::actor::Actor>::handle"),
     ("schedule actor (the hold itself)", r"ScheduleActor as ractor::actor::Actor>::handle"),
     ("ractor machinery (mailboxes, calls, name lookups)", r"ractor::"),
+    # A thread switched out and back in: at a system call's return when the generator it woke
+    # takes the core (the two share it), or parked in epoll_wait or a futex. Before the kernel's
+    # groups, whose stacks it is in.
+    ("kernel: context switches (preempted at a syscall's return, or parked)", r"finish_task_switch|__schedule\b"),
     ("kernel: connection teardown (shutdown, close, epoll removal)",
      r"__GI___shutdown|__x64_sys_shutdown|__close\b|__x64_sys_close|deregister"),
     ("kernel: sending the answer (with its loopback delivery)", r"__send\b|sys_sendto|__libc_send|tcp_sendmsg"),
@@ -47,21 +55,40 @@ def samples(path):
         yield float(head[2].rstrip(":")), head[0], frames
 
 
-def main():
-    perf, figures, anchor = sys.argv[1], sys.argv[2], sys.argv[3]
-    run = json.load(open(figures))["systems"][0]
-    duration, per_attempt = run["duration_s"], run["cpu_us"]["server"]
-    all_samples = list(samples(perf))
+def busy_start(all_samples, anchor):
+    """Where the storm holding `anchor` began: the first 20 ms, within the 0.3 s before the
+    anchor's first sample, in which the server's workers took 8 samples or more. (Most of a
+    refusal's samples do not hold its handler's frame: the first that does can come a fifth of
+    the storm late, and a window from there ran into the set-up of the next storm.)"""
     starts = [t for t, _, fr in all_samples if any(anchor in f for f in fr)]
     if not starts:
         sys.exit(f"no sample holds {anchor!r}: the storm was not in the profile")
-    first = min(starts) - 0.02
+    a = min(starts)
+    busy = sorted(t for t, c, _ in all_samples if a - 0.3 <= t <= a and c == "tokio-rt-worker")
+    return next((t for t in busy if sum(1 for u in busy if t <= u < t + 0.02) >= 8), a) - 0.005
+
+
+def last_burst_start(all_samples, duration):
+    """Where the profile's last burst (the ceiling, measured last) began: `duration` before the
+    last 20 ms in which the server's workers took 8 samples or more, before the shutdown."""
+    stops = [t for t, _, fr in all_samples if any(SHUTDOWN in f for f in fr)]
+    end = min(stops) if stops else all_samples[-1][0]
+    busy = sorted((t for t, c, _ in all_samples if t < end and c == "tokio-rt-worker"), reverse=True)
+    last = next((t for t in busy if sum(1 for u in busy if t - 0.02 < u <= t) >= 8), end)
+    return last - duration
+
+
+def window(all_samples, anchor, duration):
+    first = busy_start(all_samples, anchor) if anchor else last_burst_start(all_samples, duration)
     # Without peers the tool stops the server as soon as the storm is read back, which can be
     # inside the storm's measured duration (its last answers wait on the generator): the window
     # ends where the shutdown begins.
     stops = [t for t, _, fr in all_samples if t > first and any(SHUTDOWN in f for f in fr)]
-    last = min([first + duration + 0.02] + stops)
-    window = [(c, fr) for t, c, fr in all_samples if first <= t <= last]
+    last = min([first + duration] + stops)
+    return [(c, fr) for t, c, fr in all_samples if first <= t <= last]
+
+
+def group_counts(window):
     counts = {name: 0 for name, _ in GROUPS}
     counts["other"] = 0
     for comm, frames in window:
@@ -75,10 +102,34 @@ def main():
                 group = name
                 break
         counts[group] += 1
-    n = len(window)
-    print(f"{n} samples over {duration:.2f} s; server {per_attempt:.0f} µs per attempt")
-    for name, k in counts.items():
-        print(f"{name:70} {100 * k / n:5.1f} % {per_attempt * k / n:6.1f} µs")
+    return counts
+
+
+def main():
+    perf, figures, anchor = sys.argv[1], sys.argv[2], sys.argv[3]
+    systems = {s["system"]: s for s in json.load(open(figures))["systems"]}
+    all_samples = list(samples(perf))
+    runs = [("booking", anchor, systems["hospital booking"])]
+    if sys.argv[4:] == ["--ceiling"]:
+        if "hospital /healthz" not in systems:
+            sys.exit("no /healthz run in figures.json: run the storm with --ceiling")
+        runs.append(("/healthz", None, systems["hospital /healthz"]))
+    width = max(len(name) for name, _ in GROUPS)
+    columns = []
+    for label, a, run in runs:
+        w = window(all_samples, a, run["duration_s"])
+        per_attempt = run["cpu_us"]["server"]
+        counts = group_counts(w)
+        print(f"{label}: {len(w)} samples over {run['duration_s']:.2f} s; server {per_attempt:.0f} µs per attempt")
+        columns.append({name: per_attempt * k / len(w) for name, k in counts.items()})
+    if len(columns) == 1:
+        for name, us in columns[0].items():
+            print(f"{name:{width}} {100 * us / sum(columns[0].values()):5.1f} % {us:6.1f} µs")
+        return
+    print(f"{'µs per attempt':{width}} {'booking':>8} {'/healthz':>8} {'beyond':>8}")
+    for name in columns[0]:
+        b, h = columns[0][name], columns[1][name]
+        print(f"{name:{width}} {b:8.1f} {h:8.1f} {b - h:+8.1f}")
 
 
 if __name__ == "__main__":

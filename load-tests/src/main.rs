@@ -95,9 +95,13 @@ struct StormArgs {
     /// Use this hospital binary instead of building it (`cargo build --profile production --bin hospital`).
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// The hospital alone (no peers, no ceiling).
+    /// The hospital alone (no peers, no ceiling unless `--ceiling`).
     #[arg(long)]
     no_peers: bool,
+    /// With `--no-peers`: still measure the /healthz ceiling after the storm, on the same server
+    /// (`load-tests/holdprofile.sh` profiles a refusal and a bare request side by side).
+    #[arg(long)]
+    ceiling: bool,
     /// The hospital server's `pretouch_mib`: memory mapped at start-up and kept, as a node that
     /// takes release storms is configured (config/production.example.toml); 0: the default.
     #[arg(long, default_value_t = 768)]
@@ -225,7 +229,8 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     ));
     let prep = storm::prepare(&server.base, &cfg).await?;
     eprintln!("setup: {} patients, {} sessions in {:.1} s", prep.people.len(), prep.targets.len(), prep.setup_s);
-    let ceiling_first = if args.ceiling_first && !args.no_peers {
+    let with_ceiling = !args.no_peers || args.ceiling;
+    let ceiling_first = if args.ceiling_first && with_ceiling {
         notes.push("the /healthz ceiling was measured before the booking storm (--ceiling-first).".into());
         Some(ceiling(&server, &prep, &cfg).await?)
     } else {
@@ -259,7 +264,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
     save_outcomes(&out, "hospital-booking", &outcomes)?;
     systems.push(fig);
 
-    if !args.no_peers {
+    if with_ceiling {
         let (figures, verdict) = match ceiling_first {
             Some(c) => c,
             None => ceiling(&server, &prep, &cfg).await?,
