@@ -2,11 +2,13 @@
 # (docs/benchmarks.md "Release storm": the A/B runs of 2026-11-30 use it.)
 # The storm without peers, with the server's CPU seconds from the end of setup to its exit
 # (the storm itself plus the tool's read-back), split into the store-writer thread and the rest.
-# usage: cpustorm.sh <sold-out|everyone-wins|human-paced> <outdir> <release-dir-with-hospital-load> [server-bin]
+# usage: cpustorm.sh <sold-out|everyone-wins|human-paced> <outdir> <release-dir-with-hospital-load> [server-bin [storm args...]]
+# (e.g. `--spread-ms 1000` after the server binary: the storm's other options go to hospital-load.)
 # Noisy under load: run A and B alternately, several times each, and give every run.
 SC=$1; OUT=$2; R=$3; BIN=${4:-$R/hospital}
+shift $(( $# < 4 ? $# : 4 ))
 . "$(cd "$(dirname "$0")" && pwd)/stormlib.sh"
-start_storm "$SC" "$OUT" "$R" "$BIN"
+start_storm "$SC" "$OUT" "$R" "$BIN" "$@"
 TCK=$(getconf CLK_TCK)
 # One awk over every thread's stat per poll (a `cat` and an `awk` per thread were ~9 % of the two
 # cores at this rate). utime and stime are fields 14 and 15, counted from after the `(comm)`
