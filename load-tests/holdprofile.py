@@ -6,9 +6,9 @@ stack holds the anchor (a hold, or the booking handler), for the run's duration 
 so the first requests and the answers going out are in it. Each sample goes to the first group
 its stack matches, in the order below; the shares are scaled to the run's server CPU per attempt.
 usage: holdprofile.py perf.txt figures.json anchor [--ceiling]
-With --ceiling (the storm run with `--ceiling`, so the server's last burst is the /healthz
-ceiling: its handler is too small to leave a frame to find it by), the storm and the ceiling
-are grouped side by side, with what an attempt costs beyond a bare request.
+With --ceiling (the storm run with `--ceiling`, so the /healthz ceiling follows it on the same
+server), the storm and the ceiling are grouped side by side, with what an attempt costs beyond a
+bare request.
 """
 import json
 import re
@@ -55,31 +55,31 @@ def samples(path):
         yield float(head[2].rstrip(":")), head[0], frames
 
 
-def busy_start(all_samples, anchor):
-    """Where the storm holding `anchor` began: the first 20 ms, within the 0.3 s before the
-    anchor's first sample, in which the server's workers took 8 samples or more. (Most of a
-    refusal's samples do not hold its handler's frame: the first that does can come a fifth of
-    the storm late, and a window from there ran into the set-up of the next storm.)"""
-    starts = [t for t, _, fr in all_samples if any(anchor in f for f in fr)]
+def busy_start(all_samples, anchor, after=0.0):
+    """Where the storm holding `anchor` (the first sample after `after` whose stack holds it)
+    began: the first 20 ms, within the 0.3 s before that sample and after `after`, in which the
+    server's workers took 8 samples or more. (Most of a refusal's samples do not hold its
+    handler's frame: the first that does can come a fifth of the storm late, and a window from
+    there ran into the set-up of the next storm.)"""
+    starts = [t for t, _, fr in all_samples if t > after and any(anchor in f for f in fr)]
     if not starts:
         sys.exit(f"no sample holds {anchor!r}: the storm was not in the profile")
     a = min(starts)
-    busy = sorted(t for t, c, _ in all_samples if a - 0.3 <= t <= a and c == "tokio-rt-worker")
+    lo = max(a - 0.3, after)
+    busy = sorted(t for t, c, _ in all_samples if lo <= t <= a and c == "tokio-rt-worker")
     return next((t for t in busy if sum(1 for u in busy if t <= u < t + 0.02) >= 8), a) - 0.005
 
 
-def last_burst_start(all_samples, duration):
-    """Where the profile's last burst (the ceiling, measured last) began: `duration` before the
-    last 20 ms in which the server's workers took 8 samples or more, before the shutdown."""
-    stops = [t for t, _, fr in all_samples if any(SHUTDOWN in f for f in fr)]
-    end = min(stops) if stops else all_samples[-1][0]
-    busy = sorted((t for t, c, _ in all_samples if t < end and c == "tokio-rt-worker"), reverse=True)
-    last = next((t for t in busy if sum(1 for u in busy if t - 0.02 < u <= t) >= 8), end)
-    return last - duration
+def ceiling_start(all_samples, storm_end):
+    """Where the ceiling (measured after the storm on the same server) began. Its handler is too
+    small to leave a frame, so: its connections are all accepted before its taps, the storm's
+    read-back comes before those, and the first request after the last accept is the ceiling's."""
+    accepts = [t for t, _, fr in all_samples if t > storm_end and any("accept4" in f for f in fr)]
+    return busy_start(all_samples, "axum::routing::Router", max(accepts, default=storm_end))
 
 
-def window(all_samples, anchor, duration):
-    first = busy_start(all_samples, anchor) if anchor else last_burst_start(all_samples, duration)
+def window(all_samples, first, duration):
+    """The samples from `first` for `duration`."""
     # Without peers the tool stops the server as soon as the storm is read back, which can be
     # inside the storm's measured duration (its last answers wait on the generator): the window
     # ends where the shutdown begins.
@@ -116,8 +116,11 @@ def main():
         runs.append(("/healthz", None, systems["hospital /healthz"]))
     width = max(len(name) for name, _ in GROUPS)
     columns = []
+    storm_end = 0.0
     for label, a, run in runs:
-        w = window(all_samples, a, run["duration_s"])
+        first = busy_start(all_samples, a) if a else ceiling_start(all_samples, storm_end)
+        storm_end = first + run["duration_s"]
+        w = window(all_samples, first, run["duration_s"])
         per_attempt = run["cpu_us"]["server"]
         counts = group_counts(w)
         print(f"{label}: {len(w)} samples over {run['duration_s']:.2f} s; server {per_attempt:.0f} µs per attempt")
