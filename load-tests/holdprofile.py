@@ -2,7 +2,7 @@
 """Groups a storm's server profile (perf script output: comm, tid, time, ip, sym) by component.
 
 The window is the storm's: from the moment the server got busy before the first sample whose
-stack holds the anchor (a hold, or the booking handler), for the run's duration (figures.json),
+stack holds the anchor (a hold, or a patient's login check), for the run's duration (figures.json),
 so the first requests and the answers going out are in it. Each sample goes to the first group
 its stack matches, in the order below; the shares are scaled to the run's server CPU per attempt.
 usage: holdprofile.py perf.txt figures.json anchor [--ceiling]
@@ -110,6 +110,8 @@ def main():
     systems = {s["system"]: s for s in json.load(open(figures))["systems"]}
     all_samples = list(samples(perf))
     runs = [("booking", anchor, systems["hospital booking"])]
+    if sys.argv[4:] not in ([], ["--ceiling"]):
+        sys.exit(__doc__)
     if sys.argv[4:] == ["--ceiling"]:
         if "hospital /healthz" not in systems:
             sys.exit("no /healthz run in figures.json: run the storm with --ceiling")
