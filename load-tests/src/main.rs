@@ -113,6 +113,10 @@ struct StormArgs {
     /// whether the order favours either).
     #[arg(long)]
     ceiling_first: bool,
+    /// The server binary runs under valgrind's callgrind with collection off
+    /// (`load-tests/instrstorm.sh`): count its instructions over each storm alone.
+    #[arg(long)]
+    callgrind: bool,
 }
 
 #[derive(clap::Args)]
@@ -210,6 +214,10 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
         procs::ensure_debian(&["redis-server"], || Command::new("redis-server").arg("--version").output().is_ok())?;
     }
 
+    if args.callgrind {
+        anyhow::ensure!(args.no_peers && args.server_bin.is_some(), "--callgrind needs --no-peers and --server-bin");
+        load::CALLGRIND.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => {
@@ -484,13 +492,15 @@ async fn shoot(
     server: Option<u32>,
 ) -> anyhow::Result<(Vec<Outcome>, Option<CpuPerAttempt>)> {
     let conns = load::connect_all(addr, reqs.len(), label).await?;
-    let at = tokio::time::Instant::now() + Duration::from_millis(1000);
+    // Under callgrind the server accepts slowly: its accepts must be done before the phase.
+    let lead = if load::CALLGRIND.load(std::sync::atomic::Ordering::Relaxed) { cfg.lead_ms } else { 1000 };
+    let at = tokio::time::Instant::now() + Duration::from_millis(lead);
     let opts = load::FireOpts {
         spread: Duration::from_millis(cfg.spread_ms),
         timeout: Duration::from_millis(cfg.timeout_ms),
         keep_body: keep,
     };
-    Ok(load::measured(server, at, load::fire(addr, conns, reqs, at, opts, label)).await)
+    Ok(load::measured(server, at, label, load::fire(addr, conns, reqs, at, opts, label)).await)
 }
 
 fn start_peer(args: &[&str], out: &Path, name: &str) -> anyhow::Result<(Proc, SocketAddr)> {

@@ -396,7 +396,7 @@ pub async fn storm(
         timeout: Duration::from_millis(cfg.timeout_ms),
         keep_body: &[201],
     };
-    Ok(load::measured(server, at, load::fire(addr, conns, requests, at, opts, "hospital booking")).await)
+    Ok(load::measured(server, at, "booking", load::fire(addr, conns, requests, at, opts, "hospital booking")).await)
 }
 
 /// Reads the staff view of every session back and checks it against the answers.
