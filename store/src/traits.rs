@@ -112,7 +112,10 @@ impl BookingWrite {
     pub fn merged(writes: impl IntoIterator<Item = BookingWrite>) -> BookingWrite {
         use std::collections::HashMap;
         use std::hash::Hash;
-        fn upsert<T, K: Eq + Hash>(all: &mut Vec<T>, at: &mut HashMap<K, usize>, items: Vec<T>, key: impl Fn(&T) -> K) {
+        // foldhash: the keys are the server's own ids, and SipHash of them was most of a merge
+        // (docs/benchmarks.md, stop 49).
+        type At<K> = HashMap<K, usize, foldhash::fast::RandomState>;
+        fn upsert<T, K: Eq + Hash>(all: &mut Vec<T>, at: &mut At<K>, items: Vec<T>, key: impl Fn(&T) -> K) {
             for item in items {
                 match at.get(&key(&item)) {
                     Some(&i) => all[i] = item,
@@ -124,8 +127,13 @@ impl BookingWrite {
             }
         }
         let mut out = BookingWrite::default();
+        let writes: Vec<BookingWrite> = writes.into_iter().collect();
+        // Room for every row at once, not grown by doubling (a burst merges hundreds).
+        out.appointments.reserve(writes.iter().map(|w| w.appointments.len()).sum());
+        out.orders.reserve(writes.iter().map(|w| w.orders.len()).sum());
+        out.events.reserve(writes.iter().map(|w| w.events.len()).sum());
         let (mut appointments, mut orders, mut waitlists, mut sessions) =
-            (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
+            (At::default(), At::default(), At::default(), At::default());
         for w in writes {
             upsert(&mut out.appointments, &mut appointments, w.appointments, |a| a.id);
             upsert(&mut out.orders, &mut orders, w.orders, |o| o.id);

@@ -243,12 +243,33 @@ enum Op {
 /// them sorted as well.
 #[derive(Default)]
 struct Overlay {
-    rows: HashMap<Slice, Option<Slice>, foldhash::fast::RandomState>,
+    rows: RowTable,
     /// The keys in order, from the batch's first scan on.
     order: RefCell<Option<BTreeSet<Slice>>>,
 }
 
+/// The overlay's rows by key.
+type RowTable = HashMap<Slice, Option<Slice>, foldhash::fast::RandomState>;
+
+/// The most rows a kept table keeps room for between batches (some 15 MiB); a larger burst's
+/// table is let go after its batch.
+const KEPT_TABLE_ROWS: usize = 1 << 18;
+
 impl Overlay {
+    /// An overlay over `rows`, an empty table kept from the batch before with its room.
+    fn over(rows: RowTable) -> Self {
+        Self { rows, order: RefCell::default() }
+    }
+
+    /// The table, emptied, with its room unless that is more than `KEPT_TABLE_ROWS`.
+    fn emptied(mut rows: RowTable) -> RowTable {
+        if rows.capacity() > KEPT_TABLE_ROWS {
+            return RowTable::default();
+        }
+        rows.clear();
+        rows
+    }
+
     fn get(&self, key: &[u8]) -> Option<&Option<Slice>> {
         self.rows.get(key)
     }
@@ -282,11 +303,12 @@ impl Overlay {
     }
 
     /// Every row, in key order, as the ordered map gave them: the memtable's skip list then
-    /// takes each insert along a path the one before has just walked.
-    fn into_sorted(self) -> Vec<(Slice, Option<Slice>)> {
-        let mut rows: Vec<_> = self.rows.into_iter().collect();
+    /// takes each insert along a path the one before has just walked. And the table, emptied
+    /// for the next batch.
+    fn into_sorted(mut self) -> (Vec<(Slice, Option<Slice>)>, RowTable) {
+        let mut rows: Vec<_> = self.rows.drain().collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows
+        (rows, Self::emptied(self.rows))
     }
 }
 
@@ -648,6 +670,10 @@ impl Engine {
 }
 
 fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, presence: &Presence, rx: crossbeam_channel::Receiver<Job>) {
+    // The overlay's table, kept from one batch to the next: a burst's batches find it grown
+    // already instead of growing it by doubling, rehashing every row each time (3,000
+    // instructions a hold under callgrind: docs/benchmarks.md, stop 49).
+    let mut table = RowTable::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -658,7 +684,7 @@ fn writer_loop(keyspace: &Keyspace, rows: &PartitionHandle, presence: &Presence,
         }
         let n = jobs.len();
         let started = Instant::now();
-        let (completions, outcome) = run_batch(keyspace, rows, presence, jobs);
+        let (completions, outcome) = run_batch(keyspace, rows, presence, jobs, &mut table);
         let elapsed = started.elapsed().as_secs_f64();
         metrics::counter!("store_write_batches_total").increment(1);
         metrics::histogram!("store_write_batch_size").record(n as f64);
@@ -681,8 +707,10 @@ fn run_batch(
     rows: &PartitionHandle,
     presence: &Presence,
     jobs: Vec<Job>,
+    table: &mut RowTable,
 ) -> (Vec<Completion>, std::result::Result<(), String>) {
-    let mut ctx = WriteCtx { rows, presence, batch: Overlay::default(), pending: Vec::new(), now: 0 };
+    let batch = Overlay::over(std::mem::take(table));
+    let mut ctx = WriteCtx { rows, presence, batch, pending: Vec::new(), now: 0 };
     let mut completions = Vec::with_capacity(jobs.len());
     for job in jobs {
         ctx.now = now_ms();
@@ -692,10 +720,13 @@ fn run_batch(
     }
     if ctx.batch.is_empty() {
         // Only reads: what they read was already durable (every answer waits for its sync).
+        *table = Overlay::emptied(ctx.batch.rows);
         return (completions, Ok(()));
     }
+    let (sorted, emptied) = ctx.batch.into_sorted();
+    *table = emptied;
     let mut batch = keyspace.batch().durability(Some(PersistMode::SyncData));
-    for (key, value) in ctx.batch.into_sorted() {
+    for (key, value) in sorted {
         match value {
             Some(v) => batch.insert(rows, key, v),
             None => batch.remove(rows, key),
@@ -1037,8 +1068,11 @@ mod tests {
                 Ok(())
             })),
         ];
-        let (_, outcome) = run_batch(&engine.keyspace, &engine.rows, &engine.presence, jobs);
+        let mut table = RowTable::default();
+        let (_, outcome) = run_batch(&engine.keyspace, &engine.rows, &engine.presence, jobs, &mut table);
         outcome.unwrap();
+        // The overlay's table is kept for the next batch with its room, and nothing in it.
+        assert!(table.is_empty() && table.capacity() > 0, "kept, emptied: {} rows", table.len());
         let seen = seen.lock().unwrap().clone();
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(seen, vec![(strings(&["new a", "new y"]), None, None), (strings(&["new a", "new b"]), None, None)]);

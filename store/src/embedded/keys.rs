@@ -17,10 +17,16 @@ impl Key {
     pub fn str(mut self, s: &str) -> Self {
         // Grown once, not byte by byte (a log key is longer than `new`'s capacity).
         self.0.reserve(s.len() + 2);
-        for &b in s.as_bytes() {
-            self.0.push(b);
-            if b == 0 {
-                self.0.push(0xFF);
+        if !s.as_bytes().contains(&0) {
+            // Nearly every string: copied whole, not looked at byte by byte (3,800 instructions
+            // a hold under callgrind: docs/benchmarks.md, stop 49).
+            self.0.extend_from_slice(s.as_bytes());
+        } else {
+            for &b in s.as_bytes() {
+                self.0.push(b);
+                if b == 0 {
+                    self.0.push(0xFF);
+                }
             }
         }
         self.0.extend_from_slice(&[0, 1]);
@@ -93,6 +99,9 @@ mod tests {
         let (s, rest) = read_str(&k).unwrap();
         assert_eq!((s.as_str(), rest), ("a\0b", &7u64.to_be_bytes()[..]));
         assert_eq!(read_str(b"no terminator"), None);
+        // The bytes themselves: a string with no zero is copied whole, one with zeros escaped.
+        assert_eq!(Key::new().str("ab").bytes(), b"ab\0\x01");
+        assert_eq!(Key::new().str("a\0b").bytes(), b"a\0\xffb\0\x01");
     }
 
     #[test]

@@ -28,7 +28,7 @@
 
 use fjall::{Keyspace, PartitionHandle};
 use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -146,8 +146,9 @@ fn partition_hash(table: Def, key: &[u8]) -> Option<u64> {
         return None;
     }
     // A fixed hasher: the same key hashes alike in every process (not that it matters here: the
-    // set is rebuilt at each open).
-    Some(BuildHasherDefault::<DefaultHasher>::default().hash_one((table.id(), partition)))
+    // set is rebuilt at each open). foldhash, not SipHash: two of these per hold cost 1,800
+    // instructions with SipHash (docs/benchmarks.md, stop 49).
+    Some(foldhash::fast::FixedState::with_seed(0).hash_one((table.id(), partition)))
 }
 
 /// The set's keys are hashes already: hashing them again would only cost time.

@@ -124,9 +124,21 @@ impl Batch {
 
         log::trace!("Applying {} batched items to memtable(s)", self.data.len());
 
+        // Patched (vendor/fjall/PATCHES.md): a batch's items come in runs of one partition (the
+        // embedded store has one): look a run's partition up, and note it, once, not per item.
+        let mut current: Option<&PartitionHandle> = None;
         for item in std::mem::take(&mut self.data) {
-            let Some(partition) = partitions.get(&item.partition) else {
-                continue;
+            let partition = match current {
+                Some(p) if p.name == item.partition => p,
+                _ => {
+                    let Some(p) = partitions.get(&item.partition) else {
+                        continue;
+                    };
+                    // IMPORTANT: Clone the handle, because we don't want to keep the partitions lock open
+                    partitions_with_possible_stall.insert(p.clone());
+                    current = Some(p);
+                    p
+                }
             };
 
             // TODO: need a better, generic write op
@@ -137,9 +149,6 @@ impl Batch {
             };
 
             batch_size += u64::from(item_size);
-
-            // IMPORTANT: Clone the handle, because we don't want to keep the partitions lock open
-            partitions_with_possible_stall.insert(partition.clone());
         }
 
         self.keyspace
