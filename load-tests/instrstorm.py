@@ -51,10 +51,14 @@ def self_costs(path):
 
 
 def crate(fn):
-    """The crate (or C library) a function's own instructions belong to."""
+    """The crate (or C library) a function's own instructions belong to: for a trait's method
+    on a type of no crate (`<F as axum::handler::Handler<..>>::call`), the trait's."""
     f = fn.lstrip("<&*").replace("mut ", "").replace("dyn ", "")
-    if re.match(r"_?mi_|mi_", f):
+    if re.match(r"_?mi_", f):
         return "mimalloc"
+    head, sep, rest = f.partition(" as ")
+    if sep and "::" not in head.split("<", 1)[0]:
+        f = rest
     if "::" not in f:
         return "libc and other C"
     return f.split("::", 1)[0]

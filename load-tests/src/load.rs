@@ -230,33 +230,29 @@ pub struct Figures {
 /// per attempt, from just before `at` to the last answer. The connections were opened before and
 /// are not counted: opening them is not the storm, and opening 10,000 again right after a phase
 /// closed as many costs the generator's kernel twice the first time (its ports in TIME_WAIT).
-/// Under `hospital-load storm --callgrind` (`load-tests/instrstorm.sh`), also counts the server's
-/// instructions over the phase alone: callgrind's collection is on from just before `at` to the
-/// last answer and the phase is dumped as `label`.
+/// With `callgrind` (`hospital-load storm --callgrind`, the server under valgrind's callgrind:
+/// `load-tests/instrstorm.sh`), also counts the server's instructions over the phase alone: the
+/// instrumentation is on from just before `at` to the last answer and the phase is dumped under
+/// that name.
 pub async fn measured(
     server: Option<u32>,
     at: Instant,
-    label: &str,
+    callgrind: Option<&str>,
     phase: impl std::future::Future<Output = Fired>,
 ) -> (Vec<Outcome>, Option<CpuPerAttempt>) {
     let Some(pid) = server else { return (phase.await.read(), None) };
     // Starts a moment before `at` (`fire` spawns the sends' tasks then), not over the wait.
     tokio::time::sleep_until(at.checked_sub(Duration::from_millis(50)).unwrap_or(at)).await;
-    let callgrind = CALLGRIND.load(std::sync::atomic::Ordering::Relaxed);
-    if callgrind {
+    if callgrind.is_some() {
         callgrind_control(pid, &["--instr=on"]);
     }
     let (fired, cpu) = CpuPerAttempt::measure(pid, Fired::len, phase).await;
-    if callgrind {
+    if let Some(label) = callgrind {
         callgrind_control(pid, &["--instr=off"]);
         callgrind_control(pid, &[&format!("--dump={label}")]);
     }
     (fired.read(), Some(cpu))
 }
-
-/// Set by `hospital-load storm --callgrind`: the server runs under valgrind's callgrind with
-/// collection off (`load-tests/instrstorm.sh` starts it so), and `measured` collects each phase.
-pub static CALLGRIND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Runs `callgrind_control <args> <pid>`; a failure is printed, not fatal (the counts are then
 /// missing, which the script that reads them says).

@@ -190,6 +190,7 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
         lead_ms: args.lead_ms,
         spread_ms: args.spread_ms.unwrap_or(spread_ms),
         timeout_ms: args.timeout_ms,
+        callgrind: args.callgrind,
         ..StormConfig::default()
     };
     eprintln!(
@@ -214,10 +215,10 @@ async fn run(args: StormArgs) -> anyhow::Result<()> {
         procs::ensure_debian(&["redis-server"], || Command::new("redis-server").arg("--version").output().is_ok())?;
     }
 
-    if args.callgrind {
-        anyhow::ensure!(args.no_peers && args.server_bin.is_some(), "--callgrind needs --no-peers and --server-bin");
-        load::CALLGRIND.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    anyhow::ensure!(
+        !args.callgrind || (args.no_peers && args.server_bin.is_some()),
+        "--callgrind needs --no-peers and --server-bin"
+    );
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => {
@@ -493,14 +494,14 @@ async fn shoot(
 ) -> anyhow::Result<(Vec<Outcome>, Option<CpuPerAttempt>)> {
     let conns = load::connect_all(addr, reqs.len(), label).await?;
     // Under callgrind the server accepts slowly: its accepts must be done before the phase.
-    let lead = if load::CALLGRIND.load(std::sync::atomic::Ordering::Relaxed) { cfg.lead_ms } else { 1000 };
+    let lead = if cfg.callgrind { cfg.lead_ms } else { 1000 };
     let at = tokio::time::Instant::now() + Duration::from_millis(lead);
     let opts = load::FireOpts {
         spread: Duration::from_millis(cfg.spread_ms),
         timeout: Duration::from_millis(cfg.timeout_ms),
         keep_body: keep,
     };
-    Ok(load::measured(server, at, label, load::fire(addr, conns, reqs, at, opts, label)).await)
+    Ok(load::measured(server, at, cfg.callgrind.then_some(label), load::fire(addr, conns, reqs, at, opts, label)).await)
 }
 
 fn start_peer(args: &[&str], out: &Path, name: &str) -> anyhow::Result<(Proc, SocketAddr)> {

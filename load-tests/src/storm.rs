@@ -70,6 +70,9 @@ pub struct StormConfig {
     pub timeout_ms: u64,
     /// Phones are `139` + 8 digits from here.
     pub phone_base: u32,
+    /// The server runs under valgrind's callgrind (`hospital-load storm --callgrind`): each
+    /// storm's instructions are counted on their own (`load::measured`).
+    pub callgrind: bool,
 }
 
 impl Default for StormConfig {
@@ -84,6 +87,7 @@ impl Default for StormConfig {
             spread_ms: 0,
             timeout_ms: 30_000,
             phone_base: 10_000_000,
+            callgrind: false,
         }
     }
 }
@@ -396,7 +400,13 @@ pub async fn storm(
         timeout: Duration::from_millis(cfg.timeout_ms),
         keep_body: &[201],
     };
-    Ok(load::measured(server, at, "booking", load::fire(addr, conns, requests, at, opts, "hospital booking")).await)
+    Ok(load::measured(
+        server,
+        at,
+        cfg.callgrind.then_some("booking"),
+        load::fire(addr, conns, requests, at, opts, "hospital booking"),
+    )
+    .await)
 }
 
 /// Reads the staff view of every session back and checks it against the answers.

@@ -241,7 +241,6 @@ enum Op {
 /// docs/benchmarks.md, stop 46). A scan (the TTL sweep, a patient's rows when one is added)
 /// needs the keys in order: the batch's first scan sorts them, and from then on every put keeps
 /// them sorted as well.
-#[derive(Default)]
 struct Overlay {
     rows: RowTable,
     /// The keys in order, from the batch's first scan on.
