@@ -12,6 +12,10 @@
 //! stop 50 it wrote through the outbox, read both rows' old versions and minted each account at
 //! its hold, whose keys then went into the memtable in order: see docs/benchmarks.md.)
 //!
+//! Where it still differs: its analytics counters' reads are 12 % of its writer thread, against
+//! 1.4 % in the server's storm (stop 50's profiles): a change aimed at them showed 9 % here and
+//! nothing in the server. Check a writer change with `load-tests/cpustorm.sh` before keeping it.
+//!
 //! Run: `cargo bench -p hospital-store --bench writer` (release); `WRITER_BENCH_ROUNDS` storms
 //! (default 3) into one store, each reported. To see what a part costs: `WRITER_BENCH_ROLLUPS=0`
 //! leaves the analytics counters out, `WRITER_BENCH_EVENTS=0` the live events;
