@@ -52,6 +52,11 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// more there is, hyper reads itself.
 const FIRST_READ: usize = 4096;
 
+/// How long, and for how many bytes, a connection closed after an early answer keeps reading
+/// what its client still sends (`Linger`).
+const LINGER_FOR: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 << 20;
+
 /// Which HTTP a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {
@@ -337,12 +342,42 @@ struct Shaped<S> {
     /// Bytes already read from the socket (by `sniff`) that hyper has not yet been given; freed
     /// once all are given.
     first: Vec<u8>,
+    /// Whether a read found the client's end of the stream.
+    eof: bool,
+    linger: Linger,
+}
+
+/// The close of a connection whose answer came before its request was read whole: a 413 for a
+/// body announced too large, or hyper's own 400/414/431. The client may still be sending, and a
+/// socket closed with bytes unread makes the kernel reset the connection: a client that reads
+/// the answer only once it has sent everything then gets the reset instead of the answer (the
+/// e2e bad-input test's 1 MiB body did, under load). So such a close lingers, as nginx's does:
+/// the answer and the end of our stream go out, then what the client still sends is read and
+/// dropped until it closes, for at most `LINGER_FOR` and `LINGER_BYTES`. Any other close (the
+/// client's end already read, as after every storm request) is immediate.
+enum Linger {
+    No,
+    /// An early answer was written; the close will linger unless the client's end was read.
+    Wanted,
+    Draining {
+        until: Pin<Box<tokio::time::Sleep>>,
+        left: usize,
+    },
+    Done,
 }
 
 impl<S> Shaped<S> {
     fn new(inner: S, permit: Permit, first_byte_within: Option<Duration>) -> Self {
         let first_byte = first_byte_within.map(|d| Box::pin(tokio::time::sleep(d)));
-        Self { inner, _permit: permit, replacement: None, first_byte, first: Vec::new() }
+        Self {
+            inner,
+            _permit: permit,
+            replacement: None,
+            first_byte,
+            first: Vec::new(),
+            eof: false,
+            linger: Linger::No,
+        }
     }
 
     /// Gives hyper `first` before anything read from the socket.
@@ -386,7 +421,27 @@ fn replacement_for(status: u16) -> Vec<u8> {
     error_answer(err, status)
 }
 
-impl<S: AsyncWrite + Unpin> Shaped<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Shaped<S> {
+    /// Reads and drops what the client still sends (`Linger`); Ready at its end of the stream, an
+    /// error, or either bound.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Linger::Draining { until, left } = &mut self.linger else { return Poll::Ready(()) };
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    *left = left.saturating_sub(buf.filled().len());
+                    if *left == 0 {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return until.as_mut().poll(cx),
+            }
+        }
+    }
+
     /// Writes what is left of the replacement; Ready once all of it is written.
     fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((bytes, pos)) = &mut self.replacement {
@@ -417,8 +472,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
             }
             return Poll::Ready(Ok(()));
         }
-        let Some(deadline) = &mut this.first_byte else { return Pin::new(&mut this.inner).poll_read(cx, buf) };
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() == before {
+            this.eof = true;
+        }
+        let Some(deadline) = &mut this.first_byte else { return read };
+        match read {
             Poll::Pending => match deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no request arrived"))),
                 Poll::Pending => Poll::Pending,
@@ -431,11 +491,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Shaped<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Shaped<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if buf.starts_with(b"HTTP/1.1 413 ") {
+            this.linger = Linger::Wanted;
+        }
         if this.replacement.is_none() {
             if let Some(status) = hyper_error_answer(buf) {
+                this.linger = Linger::Wanted;
                 this.replacement = Some((replacement_for(status), 0));
                 // Taken whole; the rest is written by the next writes and flushes.
                 let _ = this.poll_replacement(cx)?;
@@ -452,8 +516,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Shaped<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_replacement(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if let Linger::No | Linger::Wanted = this.linger {
+            std::task::ready!(this.poll_replacement(cx))?;
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            if this.eof || matches!(this.linger, Linger::No) {
+                return Poll::Ready(Ok(()));
+            }
+            this.linger = Linger::Draining { until: Box::pin(tokio::time::sleep(LINGER_FOR)), left: LINGER_BYTES };
+        }
+        std::task::ready!(this.poll_drain(cx));
+        this.linger = Linger::Done;
+        Poll::Ready(Ok(()))
     }
 
     // One buffer per write: hyper then writes its answer's head as one piece (see
@@ -491,6 +565,61 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "headers_too_large");
+    }
+
+    /// An early answer (a 413 before the body is read) reaches a client that reads only once it
+    /// has sent its whole body: the close lingers and drains it instead of resetting the
+    /// connection under the client's write. Small socket buffers, so the body cannot sit in them.
+    #[tokio::test]
+    async fn an_early_answer_reaches_a_client_still_sending_its_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpSocket;
+        let server = TcpSocket::new_v4().unwrap();
+        server.set_recv_buffer_size(16 << 10).unwrap();
+        server.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = server.listen(8).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.set_send_buffer_size(16 << 10).unwrap();
+            let mut c = socket.connect(addr).await.unwrap();
+            let body = vec![b'1'; 1 << 20];
+            c.write_all(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n\r\n").await?;
+            c.write_all(&body).await?;
+            c.shutdown().await?;
+            let mut answer = Vec::new();
+            c.read_to_end(&mut answer).await?;
+            Ok::<_, io::Error>(answer)
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let permit = PerIp::new(0).acquire([127, 0, 0, 1].into()).unwrap();
+        let mut io = Shaped::new(tcp, permit, None);
+        let mut head = [0u8; 16];
+        io.read_exact(&mut head).await.unwrap();
+        io.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        let answer = client.await.unwrap().expect("the client sends its body and reads the answer, no reset");
+        assert!(answer.starts_with(b"HTTP/1.1 413 "), "{}", String::from_utf8_lossy(&answer));
+    }
+
+    /// A close after the client's end was read (every storm request's) does not linger.
+    #[tokio::test]
+    async fn a_close_after_the_clients_end_does_not_wait() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(64);
+        let permit = PerIp::new(0).acquire([127, 0, 0, 1].into()).unwrap();
+        let mut io = Shaped::new(near, permit, None);
+        far.write_all(b"x").await.unwrap();
+        far.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        io.read_to_end(&mut got).await.unwrap();
+        io.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        io.shutdown().await.unwrap();
+        assert!(io.eof, "the client's end was read");
+        assert!(matches!(io.linger, Linger::Wanted), "closed without draining");
     }
 
     #[tokio::test]
