@@ -494,11 +494,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Shaped<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Shaped<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if buf.starts_with(b"HTTP/1.1 413 ") {
-            this.linger = Linger::Wanted;
-        }
+        // An answer's head is one write (`is_write_vectored`): the early answers are told apart
+        // here, ours by its status line, hyper's by its whole head.
         if this.replacement.is_none() {
-            if let Some(status) = hyper_error_answer(buf) {
+            if buf.starts_with(b"HTTP/1.1 413 ") {
+                this.linger = Linger::Wanted;
+            } else if let Some(status) = hyper_error_answer(buf) {
                 this.linger = Linger::Wanted;
                 this.replacement = Some((replacement_for(status), 0));
                 // Taken whole; the rest is written by the next writes and flushes.

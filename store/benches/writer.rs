@@ -112,7 +112,8 @@ fn main() {
                         } else {
                             Vec::new()
                         };
-                        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+                        // Only the outbox path removes them after.
+                        let ids: Vec<uuid::Uuid> = if outbox { events.iter().map(|e| e.id).collect() } else { Vec::new() };
                         // As the schedule actor's hold marks them (`ScheduleState::hold`).
                         let created = [a.id.0, o.id.0].into();
                         let w = BookingWrite { appointments: vec![a], orders: vec![o], events, created, ..Default::default() };
