@@ -834,17 +834,6 @@ impl Harness {
     /// waitlists, the sessions; every booking has its order.
     async fn check_store(&self) -> Result<(), TestCaseError> {
         let d = today();
-        let stored = self.store.appointments_of_doctor(self.doctor, d, d + Days::days(10)).await.unwrap();
-        let got: BTreeMap<AppointmentId, Stored> = stored
-            .iter()
-            .map(|a| {
-                let s = self.session_ids.iter().position(|x| *x == a.slot.session_id).expect("our session");
-                (
-                    a.id,
-                    (s, a.slot.segment, a.place, self.person_of(&a.person), a.status, a.cancel_reason, a.from_waitlist),
-                )
-            })
-            .collect();
         let expect: BTreeMap<AppointmentId, Stored> = self
             .model
             .appts
@@ -854,6 +843,35 @@ impl Harness {
                 (a.id, (a.session, a.segment, a.place, a.person, a.status.status(), reason, a.from_waitlist))
             })
             .collect();
+        // An offer the actor made on its own tick shows in its live view at once and reaches the
+        // store with its write, which nothing here waits on (under a loaded full suite it had
+        // not landed yet): read until the store agrees, a few seconds at most, then compare.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let (stored, got) = loop {
+            let stored = self.store.appointments_of_doctor(self.doctor, d, d + Days::days(10)).await.unwrap();
+            let got: BTreeMap<AppointmentId, Stored> = stored
+                .iter()
+                .map(|a| {
+                    let s = self.session_ids.iter().position(|x| *x == a.slot.session_id).expect("our session");
+                    (
+                        a.id,
+                        (
+                            s,
+                            a.slot.segment,
+                            a.place,
+                            self.person_of(&a.person),
+                            a.status,
+                            a.cancel_reason,
+                            a.from_waitlist,
+                        ),
+                    )
+                })
+                .collect();
+            if got == expect || tokio::time::Instant::now() >= deadline {
+                break (stored, got);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         prop_assert_eq!(got.len(), stored.len(), "an appointment stored twice");
         prop_assert_eq!(&got, &expect, "stored appointments");
         for a in &stored {
