@@ -32,7 +32,7 @@ type Accepted = Vec<(PolicyKind, u32)>;
 pub struct ConsentGate {
     latest: Arc<RwLock<Option<Latest>>>,
     /// Account -> the (kind, version) pairs it has accepted, as last seen complete.
-    accepted: Arc<Mutex<HashMap<AccountId, Accepted>>>,
+    accepted: Arc<Mutex<HashMap<AccountId, Accepted, foldhash::fast::RandomState>>>,
 }
 
 /// A text's (kind, version).

@@ -222,6 +222,33 @@ impl From<InsuranceError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The error's text (its `Display`), taken out of it: a variant whose text is one of its
+    /// strings gives that string up instead of formatting a copy (every refusal of a release
+    /// storm answers with one of these).
+    fn into_message(self) -> String {
+        use ApiError::*;
+        match self {
+            MalformedJson(m)
+            | InvalidBody(m)
+            | BadRequest(m)
+            | TooLarge(m)
+            | UnsupportedContent(m)
+            | Forbidden(m)
+            | NotFound(m)
+            | Upstream(m)
+            | Unavailable(m) => m,
+            Unprocessable { message, .. }
+            | BadCredentials { message, .. }
+            | Denied { message, .. }
+            | Conflict { message, .. }
+            | RuleViolation { message, .. }
+            | RateLimited { message, .. } => message,
+            other => other.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -237,21 +264,30 @@ impl IntoResponse for ApiError {
             ApiError::RuleViolation { reason, .. } => Some(*reason),
             _ => None,
         };
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field, reason } };
-        let mut resp = (status, json_response(&body)).into_response();
-        if matches!(self, ApiError::RequestTimeout | ApiError::PayloadTooLarge) {
+        // The headers some errors add, decided before the error gives up its text.
+        let mut headers: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
+        match &self {
             // The rest of the body was not read: the connection cannot carry another request.
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let ApiError::RateLimited { retry_after, .. } = &self {
-            // Whole seconds, rounded up: a client that waits this long will be let in.
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        }
-        if let ApiError::RangeNotSatisfiable { size } = &self {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            ApiError::RequestTimeout | ApiError::PayloadTooLarge => {
+                headers.push((header::CONNECTION, HeaderValue::from_static("close")));
             }
+            ApiError::RateLimited { retry_after, .. } => {
+                // Whole seconds, rounded up: a client that waits this long will be let in.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.push((header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.push((header::CONTENT_RANGE, v));
+                }
+            }
+            _ => {}
+        }
+        let code = self.code();
+        let body = ErrorBody { error: ErrorDetail { code, message: self.into_message(), field, reason } };
+        let mut resp = (status, json_response(&body)).into_response();
+        for (name, value) in headers {
+            resp.headers_mut().insert(name, value);
         }
         resp
     }
@@ -376,9 +412,10 @@ impl From<hospital_actors::BookingError> for ApiError {
         let conflict =
             |code: &'static str, e: &dyn std::fmt::Display| ApiError::Conflict { code, message: e.to_string() };
         match e {
-            B::Book(K::SoldOut) => {
-                conflict("sold_out", &"no places left in this slot; join the waitlist or pick another")
-            }
+            B::Book(K::SoldOut) => ApiError::Conflict {
+                code: "sold_out",
+                message: "no places left in this slot; join the waitlist or pick another".into(),
+            },
             // Handlers that know the hospital's zone reword this (`http::booking::booking_error`).
             B::Book(K::NotReleased { release_at }) => ApiError::Conflict {
                 code: "not_released",
@@ -449,3 +486,74 @@ impl From<PathRejection> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, as a handler could make it.
+    fn every_error() -> Vec<ApiError> {
+        let s = || "a text with \"quotes\" and 中文".to_string();
+        vec![
+            ApiError::MalformedJson(s()),
+            ApiError::InvalidBody(s()),
+            ApiError::Validation(ValidationError::new("phone", "eleven digits")),
+            ApiError::OutOfRange { field: "weekly[0].quota".into(), message: s() },
+            ApiError::Unprocessable { code: "real_name_mismatch", message: s() },
+            ApiError::BadRequest(s()),
+            ApiError::RequestTimeout,
+            ApiError::UriTooLong,
+            ApiError::HeadersTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::TooLarge(s()),
+            ApiError::UnsupportedContent(s()),
+            ApiError::RangeNotSatisfiable { size: 7 },
+            ApiError::Unauthenticated,
+            ApiError::InvalidToken,
+            ApiError::BadCredentials { code: "wrong_password", message: s() },
+            ApiError::Forbidden(s()),
+            ApiError::Denied { code: "link_expired", message: s() },
+            ApiError::NotFound(s()),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict { code: "sold_out", message: s() },
+            ApiError::RuleViolation { reason: "weekly_cap", message: s() },
+            ApiError::TooManyConnections,
+            ApiError::RateLimited { code: "rate_limited", message: s(), retry_after: Duration::from_millis(1500) },
+            ApiError::Upstream(s()),
+            ApiError::Unavailable(s()),
+            ApiError::Internal("the cause, never shown".into()),
+        ]
+    }
+
+    #[test]
+    fn an_answer_carries_the_errors_own_text() {
+        for e in every_error() {
+            let shown = e.to_string();
+            let code = e.code();
+            assert_eq!(e.into_message(), shown, "{code}: the text taken out is the text shown");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_the_one_json_shape_with_its_headers() {
+        for e in every_error() {
+            let (status, code, shown) = (e.status(), e.code(), e.to_string());
+            let unread_body = matches!(e, ApiError::RequestTimeout | ApiError::PayloadTooLarge);
+            let resp = e.into_response();
+            assert_eq!(resp.status(), status);
+            let closes = resp.headers().get(header::CONNECTION).is_some_and(|v| v == "close");
+            assert_eq!(closes, unread_body, "{code}: the connection closes after an unread body only");
+            if code == "rate_limited" {
+                assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "2", "1.5 s rounds up");
+            }
+            if code == "range_not_satisfiable" {
+                assert_eq!(resp.headers().get(header::CONTENT_RANGE).unwrap(), "bytes */7");
+            }
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["error"]["message"], shown.as_str());
+        }
+    }
+}

@@ -10,13 +10,14 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use chrono::Utc;
 use hospital_domain::{AccountId, Permission, Role, RoleName, StaffId};
 use hospital_store::{LoginSession, Subject};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-use crate::auth::tokens::hash_token;
+use crate::auth::tokens::TokenHash;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{guard, validate};
@@ -48,8 +49,14 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 /// `application/json` or `application/<something>+json`, parameters aside.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(v) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    // Compared without a lower-cased copy: this runs on every request with a JSON body.
+    let essence = v.split(';').next().unwrap_or_default().trim().as_bytes();
+    let (kind, sub) = match essence.iter().position(|&b| b == b'/') {
+        Some(i) => (&essence[..i], &essence[i + 1..]),
+        None => return false,
+    };
+    kind.eq_ignore_ascii_case(b"application")
+        && (sub.eq_ignore_ascii_case(b"json") || sub.len() >= 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 /// Parses a request body that must be a JSON object into `T` (also used by the routes that
@@ -99,18 +106,54 @@ pub struct RawBody(pub Bytes);
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| body_error(&e))
+    /// The body within the route's limit (axum's `DefaultBodyLimit`, as axum's `Bytes` reads
+    /// it), frame by frame. axum's `Bytes` collects every body into a list of frames first; a
+    /// JSON body nearly always arrives as one frame, which is taken as it is (a few per cent of
+    /// a refused booking's instructions: docs/benchmarks.md, stop 51), and any later frames are
+    /// appended to a copy. Trailers are dropped, as `Bytes` drops them.
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        use http_body::Body as _;
+        let mut body = axum::RequestExt::into_limited_body(req);
+        let (mut first, mut rest): (Option<Bytes>, Option<BytesMut>) = (None, None);
+        while !body.is_end_stream() {
+            let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await else {
+                break;
+            };
+            let Ok(data) = frame.map_err(|e| read_error(&e))?.into_data() else { continue };
+            match (&first, &mut rest) {
+                (None, _) => first = Some(data),
+                (Some(f), None) => {
+                    let mut all = BytesMut::with_capacity(f.len() + data.len());
+                    all.extend_from_slice(f);
+                    all.extend_from_slice(&data);
+                    rest = Some(all);
+                }
+                (Some(_), Some(all)) => all.extend_from_slice(&data),
+            }
+        }
+        Ok(RawBody(match rest {
+            Some(all) => all.freeze(),
+            None => first.unwrap_or_default(),
+        }))
     }
 }
 
-/// Why a body could not be read, as the API answers it.
+/// Why a body could not be read, as the API answers it (a rejection of axum's `Bytes`).
 pub fn body_error(e: &BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::PayloadTooLarge;
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    read_error(e)
+}
+
+/// Why a body could not be read, from the error and its causes: over the limit (413), not in
+/// time (408), or anything else (400).
+fn read_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut cause = Some(e);
     while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge;
+        }
         if c.is::<guard::BodyTimeout>() {
             return ApiError::RequestTimeout;
         }
@@ -148,8 +191,13 @@ pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
     let v = v.to_str().map_err(|_| ApiError::InvalidToken)?;
     match v.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-            Ok(Some(token.trim()))
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            if token.is_empty() {
+                Err(ApiError::InvalidToken)
+            } else {
+                Ok(Some(token))
+            }
         }
         _ => Err(ApiError::InvalidToken),
     }
@@ -171,16 +219,17 @@ impl FromRequestParts<AppState> for Caller {
         }
         let token = bearer(parts)?.ok_or(ApiError::Unauthenticated)?;
         let now = Utc::now();
-        let hash = hash_token(token);
+        let hash = TokenHash::of(token);
+        let hash = hash.as_str();
         let logins = &state.realtime.hub.logins;
-        let session = match logins.get(&hash, now) {
+        let session = match logins.get(hash, now) {
             Some(s) => {
                 hospital_actors::count!("auth_session_cache_hits_total");
                 s
             }
             None => {
                 let generation = logins.generation();
-                let s = Arc::new(state.sessions.get(&hash, now).await?.ok_or(ApiError::InvalidToken)?);
+                let s = Arc::new(state.sessions.get(hash, now).await?.ok_or(ApiError::InvalidToken)?);
                 logins.insert(&s, generation);
                 s
             }
@@ -294,5 +343,67 @@ impl FromRequestParts<AppState> for StaffCaller {
             }
             Subject::Account { .. } => Err(ApiError::Forbidden("this endpoint is for staff".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::DefaultBodyLimit;
+    use tower::{Layer, ServiceExt};
+
+    /// `RawBody` of a body that comes in `chunks` (no length announced), under a body limit of
+    /// `limit` bytes set as the router sets it (`DefaultBodyLimit`).
+    async fn read(chunks: Vec<Result<&'static [u8], std::io::Error>>, limit: usize) -> Result<Bytes, ApiError> {
+        let frames = futures::stream::iter(chunks.into_iter().map(|c| c.map(Bytes::from_static)));
+        let read = tower::service_fn(|req: Request| async move {
+            Ok::<_, std::convert::Infallible>(RawBody::from_request(req, &()).await.map(|b| b.0))
+        });
+        let svc = DefaultBodyLimit::max(limit).layer(read);
+        svc.oneshot(Request::new(Body::from_stream(frames))).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_in_several_frames_is_read_whole_and_in_one_frame_as_it_came() {
+        assert_eq!(&read(vec![Ok(b"{\"a\":"), Ok(b"1"), Ok(b"}")], 1 << 20).await.unwrap()[..], b"{\"a\":1}");
+        assert_eq!(&read(vec![Ok(b"{\"b\":2}")], 1 << 20).await.unwrap()[..], b"{\"b\":2}");
+        assert!(read(vec![], 1 << 20).await.unwrap().is_empty());
+        assert!(read(vec![Ok(b"")], 1 << 20).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_and_a_failed_read_400() {
+        let over = read(vec![Ok(b"0123456789"), Ok(b"0123456789")], 15).await.unwrap_err();
+        assert_eq!(over.code(), "payload_too_large", "{over}");
+        assert!(read(vec![Ok(b"0123456789"), Ok(b"01234")], 15).await.is_ok(), "exactly the limit");
+        let broken = read(vec![Ok(b"{"), Err(std::io::Error::other("reset"))], 1 << 20).await.unwrap_err();
+        assert_eq!(broken.code(), "bad_request", "{broken}");
+    }
+
+    #[test]
+    fn json_is_application_json_or_a_json_suffix_in_any_case() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static(v));
+            is_json(&h)
+        };
+        for yes in
+            ["application/json", "Application/JSON; charset=utf-8", " application/json ", "application/problem+json"]
+        {
+            assert!(with(yes), "{yes}");
+        }
+        for no in ["text/json", "application/jsonx", "application", "application/x-www-form-urlencoded", "json"] {
+            assert!(!with(no), "{no}");
+        }
+        assert!(!is_json(&HeaderMap::new()), "no Content-Type");
+    }
+
+    #[tokio::test]
+    async fn a_body_late_past_its_deadline_is_408() {
+        let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+        let body = Body::new(guard::DeadlineBody::new(Body::from_stream(never), std::time::Duration::from_millis(20)));
+        let err = RawBody::from_request(Request::new(body), &()).await.err().expect("a timeout");
+        assert_eq!(err.code(), "request_timeout", "{err}");
     }
 }

@@ -47,10 +47,11 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// Session id -> (its doctor, the facts that refuse a hold). Read on every booking attempt,
-/// written on every change of a running doctor's book.
+/// written on every change of a running doctor's book; hashed with foldhash (SipHash was a
+/// measurable part of a refusal: docs/benchmarks.md, stop 51).
 #[derive(Debug, Default)]
 pub struct AvailabilityGate {
-    sessions: RwLock<HashMap<SessionId, (DoctorId, SessionGate)>>,
+    sessions: RwLock<HashMap<SessionId, (DoctorId, SessionGate), foldhash::fast::RandomState>>,
 }
 
 /// A session's facts that never change, as the gate has them from the doctor's book.

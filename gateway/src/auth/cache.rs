@@ -50,9 +50,11 @@ struct Entry {
     cached_at: Instant,
 }
 
+/// Keyed by token hash, hashed with foldhash: the keys are a digest's hex digits, and SipHash
+/// over 64 bytes was a measurable part of a request's login check (docs/benchmarks.md, stop 51).
 #[derive(Default)]
 struct Map {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, Entry, foldhash::fast::RandomState>,
     /// Bumped by every revocation, suspend and resume, under the same lock as the entries.
     generation: u64,
     /// Not subscribed to the fan-out: nothing is cached or believed (see the module comment).

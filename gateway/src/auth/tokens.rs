@@ -13,12 +13,27 @@ pub fn new_token() -> String {
 }
 
 /// The SHA-256 of a token in lower-case hex: how a token is stored and looked up (every
-/// authenticated request). The digits go into a stack buffer: `hex::encode` collects them one
-/// `char` at a time into a growing `String`.
+/// authenticated request).
 pub fn hash_token(token: &str) -> String {
-    let mut digits = [0u8; 64];
-    hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut digits).expect("32 bytes are 64 hex digits");
-    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
+    TokenHash::of(token).as_str().to_owned()
+}
+
+/// `hash_token`'s digits on the stack: the login cache is asked with them on every
+/// authenticated request, and only a request it cannot answer needs them as a `String`.
+/// (`hex::encode` collects them one `char` at a time into a growing `String`.)
+pub struct TokenHash([u8; 64]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        let mut digits = [0u8; 64];
+        hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut digits).expect("32 bytes are 64 hex digits");
+        Self(digits)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits only (written above): ASCII.
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
 }
 
 /// Compares two byte strings in time independent of where they differ.

@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
 use hospital_actors::BookingError;
 use hospital_domain::appointment::{Appointment, AppointmentStatus, CancelReason};
@@ -179,7 +179,9 @@ impl FromRequestParts<AppState> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(v) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
+        // A named constant: a name given as text is parsed (checked and lower-cased) at every lookup.
+        const NAME: HeaderName = HeaderName::from_static("idempotency-key");
+        let Some(v) = parts.headers.get(NAME) else { return Ok(IdempotencyKey(None)) };
         let s = v.to_str().ok().map(str::trim).filter(|s| !s.is_empty() && s.len() <= 64);
         match s {
             Some(s) if s.chars().all(|c| c.is_ascii_graphic()) => Ok(IdempotencyKey(Some(s.to_string()))),
