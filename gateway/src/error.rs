@@ -264,29 +264,26 @@ impl IntoResponse for ApiError {
             ApiError::RuleViolation { reason, .. } => Some(*reason),
             _ => None,
         };
-        // The headers some errors add, decided before the error gives up its text.
-        let mut headers: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
-        match &self {
+        // The header some errors add, decided before the error gives up its text.
+        let extra: Option<(header::HeaderName, HeaderValue)> = match &self {
             // The rest of the body was not read: the connection cannot carry another request.
             ApiError::RequestTimeout | ApiError::PayloadTooLarge => {
-                headers.push((header::CONNECTION, HeaderValue::from_static("close")));
+                Some((header::CONNECTION, HeaderValue::from_static("close")))
             }
             ApiError::RateLimited { retry_after, .. } => {
                 // Whole seconds, rounded up: a client that waits this long will be let in.
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                headers.push((header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
+                Some((header::RETRY_AFTER, HeaderValue::from(secs.max(1))))
             }
             ApiError::RangeNotSatisfiable { size } => {
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    headers.push((header::CONTENT_RANGE, v));
-                }
+                HeaderValue::from_str(&format!("bytes */{size}")).ok().map(|v| (header::CONTENT_RANGE, v))
             }
-            _ => {}
-        }
+            _ => None,
+        };
         let code = self.code();
         let body = ErrorBody { error: ErrorDetail { code, message: self.into_message(), field, reason } };
         let mut resp = (status, json_response(&body)).into_response();
-        for (name, value) in headers {
+        if let Some((name, value)) = extra {
             resp.headers_mut().insert(name, value);
         }
         resp

@@ -5,10 +5,9 @@
 //! `access::permit` checks the route's permission).
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use chrono::Utc;
@@ -50,13 +49,10 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(v) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
     // Compared without a lower-cased copy: this runs on every request with a JSON body.
-    let essence = v.split(';').next().unwrap_or_default().trim().as_bytes();
-    let (kind, sub) = match essence.iter().position(|&b| b == b'/') {
-        Some(i) => (&essence[..i], &essence[i + 1..]),
-        None => return false,
-    };
-    kind.eq_ignore_ascii_case(b"application")
-        && (sub.eq_ignore_ascii_case(b"json") || sub.len() >= 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
+    let essence = v.split(';').next().unwrap_or_default().trim();
+    let is = |part: Option<&str>, want: &str| part.is_some_and(|p| p.eq_ignore_ascii_case(want));
+    essence.eq_ignore_ascii_case("application/json")
+        || is(essence.get(..12), "application/") && is(essence.get(essence.len().saturating_sub(5)..), "+json")
 }
 
 /// Parses a request body that must be a JSON object into `T` (also used by the routes that
@@ -114,36 +110,25 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         use http_body::Body as _;
         let mut body = axum::RequestExt::into_limited_body(req);
-        let (mut first, mut rest): (Option<Bytes>, Option<BytesMut>) = (None, None);
+        // The first frame as it came; a copy only once a second one arrives.
+        let (mut got, mut more): (Bytes, Option<BytesMut>) = (Bytes::new(), None);
         while !body.is_end_stream() {
             let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await else {
                 break;
             };
             let Ok(data) = frame.map_err(|e| read_error(&e))?.into_data() else { continue };
-            match (&first, &mut rest) {
-                (None, _) => first = Some(data),
-                (Some(f), None) => {
-                    let mut all = BytesMut::with_capacity(f.len() + data.len());
-                    all.extend_from_slice(f);
+            match &mut more {
+                Some(all) => all.extend_from_slice(&data),
+                None if got.is_empty() => got = data,
+                None => {
+                    let mut all = BytesMut::from(&got[..]);
                     all.extend_from_slice(&data);
-                    rest = Some(all);
+                    more = Some(all);
                 }
-                (Some(_), Some(all)) => all.extend_from_slice(&data),
             }
         }
-        Ok(RawBody(match rest {
-            Some(all) => all.freeze(),
-            None => first.unwrap_or_default(),
-        }))
+        Ok(RawBody(more.map_or(got, BytesMut::freeze)))
     }
-}
-
-/// Why a body could not be read, as the API answers it (a rejection of axum's `Bytes`).
-pub fn body_error(e: &BytesRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::PayloadTooLarge;
-    }
-    read_error(e)
 }
 
 /// Why a body could not be read, from the error and its causes: over the limit (413), not in
