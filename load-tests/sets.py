@@ -9,11 +9,13 @@ successful holds/s, the measure of its targets), its ratios to `/healthz`, durab
 PostgreSQL in the same run, the server's CPU per attempt (booking / `/healthz`) and the booking's
 p99. The targets met are the tool's own, as each run's figures.json records them (`targets`,
 from the report's `target_checks`: written by hospital-load since stop 48), and every system's
-read-back correct.
+read-back correct. Last, the mean, standard deviation, lowest and highest of each ratio over the
+sets.
 """
 import glob
 import json
 import os
+import statistics
 import sys
 
 STORMS = ("sold-out", "everyone-wins", "human-paced")
@@ -39,6 +41,8 @@ def main():
         sys.exit(f"no storm's figures.json under {out}")
     runs.sort(key=lambda r: r[1]["started_at"])
     met = {}
+    # storm -> peer -> the ratio of every set, for their mean and spread.
+    ratios = {}
     print("| storm, start | booking /s | ÷ /healthz | ÷ durable Redis | ÷ PostgreSQL | server µs: booking / /healthz | p99 ms | read-back |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for storm, f in runs:
@@ -54,6 +58,8 @@ def main():
             n = met.setdefault((storm, target), [0, 0])
             n[0] += ok
             n[1] += 1
+        for peer, x in ratio.items():
+            ratios.setdefault(storm, {}).setdefault(peer, []).append(x)
         cells = [f"{x:.2f}x" if x is not None else "" for x in (ratio.get(p) for p in ("hospital /healthz", "redis durable", "postgres"))]
         cpu_cell = " / ".join(f"{c:.0f}" if c is not None else "-" for c in cpu)
         start = f["started_at"][11:16]
@@ -61,6 +67,14 @@ def main():
     print()
     for (storm, target), (ok, n) in met.items():
         print(f"{storm:14} {target:42} met in {ok} of {n}")
+    # Whether a target is met in most sets or nearly all of them is a matter of the ratio's mean
+    # and its spread between sets (docs/benchmarks.md, stop 51: "What 'reliably' takes").
+    print()
+    for storm, by_peer in ratios.items():
+        for peer, xs in by_peer.items():
+            sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+            print(f"{storm:14} ÷ {peer:18} mean {statistics.mean(xs):.3f}  sd {sd:.3f}  "
+                  f"min {min(xs):.3f}  max {max(xs):.3f}  ({len(xs)} sets)")
 
 
 if __name__ == "__main__":
