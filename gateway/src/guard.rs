@@ -2,10 +2,10 @@
 //! any handler sees it, and the error shape on every answer that leaves.
 //!
 //! - A URI longer than `limits.max_uri_bytes` is 414 `uri_too_long`.
-//! - A body announced (`Content-Length`) larger than `limits.body_limit_bytes` (JSON or no
-//!   content type) or `limits.upload_limit_bytes` (uploads: any other content type, which their
-//!   routes cap further by policy) is 413 `payload_too_large` at once, without waiting for a
-//!   byte of it.
+//! - A body announced (`Content-Length`) larger than `limits.body_limit_bytes` (JSON, as the body
+//!   extractors take it: `application/json` or `application/*+json`; or no content type) or
+//!   `limits.upload_limit_bytes` (uploads: any other content type, which their routes cap
+//!   further by policy) is 413 `payload_too_large` at once, without waiting for a byte of it.
 //! - The body must arrive within `limits.body_read_timeout_secs` of the handler starting to
 //!   read it (`DeadlineBody`); otherwise 408 `request_timeout` and the connection is closed. So a
 //!   client that announces a body and sends nothing holds a connection for that long at most.
@@ -98,11 +98,9 @@ async fn guard(state: AppState, req: Request, next: Next) -> Response {
         return ApiError::UriTooLong.into_response();
     }
     let announced = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let upload = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| !t.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    // JSON as the body extractors take it (`+json` types too), or no content type: the API's
+    // limit; any other type is an upload.
+    let upload = req.headers().contains_key(header::CONTENT_TYPE) && !crate::extract::is_json(req.headers());
     let limit = if upload { limits.upload_limit_bytes } else { limits.body_limit_bytes as u64 };
     if announced.is_some_and(|n| n > limit) {
         return ApiError::PayloadTooLarge.into_response();

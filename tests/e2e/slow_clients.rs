@@ -63,6 +63,14 @@ async fn a_body_announced_larger_than_the_limit_is_refused_before_it_is_read() {
         let r = parse_raw_response(&got).unwrap_or_else(|| panic!("{path}: no answer: {got:?}"));
         r.assert_error(413, "payload_too_large");
     }
+    // A `+json` type is JSON to the body extractors, so its limit is JSON's (64 KiB), not an
+    // upload's: 1 MiB announced is refused at once, not waited for until the body timeout.
+    let head = b"POST /api/v1/auth/sms/send HTTP/1.1\r\nHost: x\r\nContent-Type: Application/Merge-Patch+JSON; charset=utf-8\r\nContent-Length: 1048576\r\n\r\n";
+    let (got, closed) = s.raw_exchange(head, PATIENCE).await;
+    assert!(closed, "a 1 MiB +json body that never comes held the connection");
+    parse_raw_response(&got)
+        .unwrap_or_else(|| panic!("+json: no answer: {:?}", String::from_utf8_lossy(&got)))
+        .assert_error(413, "payload_too_large");
 }
 
 /// Opens a connection and completes one keep-alive request on it, so the server has surely
