@@ -46,7 +46,8 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 }
 
 /// `application/json` or `application/<something>+json`, parameters aside. (The request guard
-/// asks the same to choose a body's limit, so the two never disagree on what JSON is.)
+/// asks the same to choose a body's limit and to tell an error already in the JSON shape, so
+/// nothing in the gateway disagrees on what JSON is.)
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(v) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
     // Compared without a lower-cased copy: this runs on every request with a JSON body.

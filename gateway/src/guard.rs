@@ -118,17 +118,13 @@ async fn guard(state: AppState, req: Request, next: Next) -> Response {
         }
         Err(e) => e.into_response(),
     };
-    if sandbox || !resp.status().is_client_error() && !resp.status().is_server_error() || is_json(&resp) {
+    // An error already JSON (every `ApiError`'s), by the same test the body extractors use:
+    // asked last, only of errors.
+    let error = resp.status().is_client_error() || resp.status().is_server_error();
+    if sandbox || !error || crate::extract::is_json(resp.headers()) {
         return resp;
     }
     shape(resp).await
-}
-
-fn is_json(resp: &Response) -> bool {
-    resp.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// An error answer in the one shape: the status kept, the code the status's, the text (if
