@@ -4,7 +4,8 @@
 //! longer than the lease: here the lease key is removed); node B takes over with a newer token
 //! and books; A, still holding the doctor's places in memory with its old token, books again and
 //! is refused by the store: nothing A writes after the hand-over lands, B's bookings stand, and
-//! A cannot start the doctor again while B owns it.
+//! A cannot start the doctor again while B owns it. Run on the embedded store and on the ScyllaDB
+//! backend (against kassandra), whose fence is a conditional batch in the doctor's partition.
 
 use chrono::{Duration as Days, NaiveTime, Utc};
 use hospital_actors::{ActorSystem, BookingError};
@@ -12,15 +13,18 @@ use hospital_domain::account::Relation;
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::time::HospitalZone;
 use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, PatientId, SessionId};
-use hospital_store::{BookingStore, EmbeddedStore, RedisKv, RedisLeases, ScheduleStore};
+use hospital_store::scylla::ScyllaStore;
+use hospital_store::{DataStore, EmbeddedStore, RedisKv, RedisLeases, Stores};
+use hospital_testkit::kassandra::KassandraServer;
 use hospital_testkit::RedisServer;
+use std::sync::Arc;
 
 mod common;
 
 const PREFIX: &str = "fencing";
 
-async fn node(store: &EmbeddedStore, redis: &RedisServer, name: &str) -> ActorSystem {
-    common::node(store, redis, PREFIX, name).await
+async fn node(stores: &Stores, redis: &RedisServer, name: &str) -> ActorSystem {
+    common::node_on(stores.clone(), redis, PREFIX, name, Default::default()).await
 }
 
 async fn patient(system: &ActorSystem, n: usize) -> (AccountId, PatientId) {
@@ -29,11 +33,24 @@ async fn patient(system: &ActorSystem, n: usize) -> (AccountId, PatientId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
-    let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let a = node(&store, &redis, "node-a").await;
-    let b = node(&store, &redis, "node-b").await;
+    old_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_scylla_a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
+    let server = KassandraServer::start();
+    let store = ScyllaStore::connect_with(&server.uri(), "fencing", true).await.unwrap().with_replication_factor(1);
+    store.create_schema().await.unwrap();
+    old_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+}
+
+async fn old_token_refused(stores: Stores) {
+    let redis = RedisServer::start();
+    let store: &Arc<dyn DataStore> = &stores.data;
+    let a = node(&stores, &redis, "node-a").await;
+    let b = node(&stores, &redis, "node-b").await;
 
     let doctor = DoctorId::new();
     let date = HospitalZone::default().local_date(Utc::now()) + Days::days(1);
@@ -61,7 +78,7 @@ async fn a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took
     let first = a.book(a1, slot, p1, None).await.expect("node A books under its lease").0;
     let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
     let leases = RedisLeases::new(kv.connection(), PREFIX);
-    let resource = format!("schedule:{doctor}");
+    let resource = hospital_store::schedule_resource(doctor);
     let (holder, token_a) = leases.holder(&resource).await.unwrap().expect("A holds the lease");
     assert_eq!(holder, "node-a");
 

@@ -24,6 +24,20 @@ pub struct Fence {
     pub token: u64,
 }
 
+const SCHEDULE: &str = "schedule:";
+
+/// The resource a doctor's schedule actor leases and fences its writes with.
+pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
+    format!("{SCHEDULE}{doctor}")
+}
+
+impl Fence {
+    /// The doctor whose schedule this fence is for (`schedule_resource`), if it is one's.
+    pub fn schedule_doctor(&self) -> Option<hospital_domain::DoctorId> {
+        self.resource.strip_prefix(SCHEDULE)?.parse().ok()
+    }
+}
+
 /// A lease held: the resource, who holds it, and its fencing token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {

@@ -23,7 +23,7 @@ async fn an_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over()
     let store = EmbeddedStore::open(dir.path()).unwrap();
 
     let doctor = DoctorId::new();
-    let resource = format!("schedule:{doctor}");
+    let resource = hospital_store::schedule_resource(doctor);
     let s = sample_session(doctor, DepartmentId::new(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(), 2);
     store.put_sessions(std::slice::from_ref(&s)).await.unwrap();
     let mut book = SessionBook::new(s.clone(), [], vec![]);

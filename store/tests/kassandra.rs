@@ -10,9 +10,12 @@
 //! statements it relied on.
 //!
 //! kassandra is patched for this (vendor/kassandra/PATCHES.md): it answers lightweight
-//! transactions with ScyllaDB's `[applied]` row, keeps TTLs, counters, static columns and
-//! descending clustering order. What only a real cluster can check: it runs one request at a
-//! time on one replica, so an LWT is atomic there without Paxos (contention between coordinators,
+//! transactions with ScyllaDB's `[applied]` row (conditional batches all or nothing), keeps
+//! write timestamps (the later write wins), TTLs, counters, static columns and descending
+//! clustering order. The booking fence of several nodes runs here too
+//! (`a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token`). What only a real cluster
+//! can check: it runs one request at a time on one replica, so an LWT (or a conditional batch)
+//! is atomic there without Paxos (contention between coordinators,
 //! a Paxos round left in flight by a timeout, and `LOCAL_SERIAL` reads are not exercised);
 //! re-runs a query for each page (the store here asks for pages of two rows, so every paged
 //! listing's loop runs); orders `token()` by its own hash, not Murmur3; has no
@@ -286,6 +289,39 @@ async fn kassandra_answers_the_patched_cql_as_scylladb_does() {
         vec![vec![Some(CqlValue::TinyInt(7)), Some(CqlValue::Counter(Counter(5)))]]
     );
 
+    // A conditional batch (the booking fence): every condition checked before anything runs;
+    // refused, nothing of it is written and the answer says what the condition found.
+    {
+        use hospital_store::scylla::driver::statement::batch::{Batch, BatchType};
+        let mut b = Batch::new(BatchType::Unlogged);
+        b.append_statement("UPDATE p.log SET version = ? WHERE part = ? IF version = ?");
+        b.append_statement("INSERT INTO p.log (part, at, seq, body) VALUES (?, ?, ?, ?)");
+        let stale = s.batch(&b, ((2i64, "x", 0i64), ("x", 9i64, 1i32, "9.1"))).await.unwrap();
+        let stale: Vec<Vec<Option<CqlValue>>> =
+            stale.into_rows_result().unwrap().rows::<Row>().unwrap().map(|r| r.unwrap().columns).collect();
+        assert_eq!(stale[0], vec![Some(CqlValue::Boolean(false)), Some(CqlValue::BigInt(1))]);
+        assert!(rows(s, "SELECT body FROM p.log WHERE part = ? AND at = ?", ("x", 9i64)).await.is_empty());
+        let ok = s.batch(&b, ((2i64, "x", 1i64), ("x", 9i64, 1i32, "9.1"))).await.unwrap();
+        let ok = ok.into_rows_result().unwrap().rows::<Row>().unwrap().next().unwrap().unwrap().columns;
+        assert_eq!(ok[0], Some(CqlValue::Boolean(true)));
+        assert_eq!(
+            rows(s, "SELECT body, version FROM p.log WHERE part = ? AND at = ?", ("x", 9i64)).await,
+            vec![vec![text("9.1"), Some(CqlValue::BigInt(2))]]
+        );
+    }
+
+    // Write timestamps: the later one wins, whatever order the writes arrive in.
+    {
+        use hospital_store::scylla::driver::statement::unprepared::Statement;
+        for (ts, v) in [(2_000i64, "second"), (1_000, "first, late"), (3_000, "third")] {
+            let mut st = Statement::new("INSERT INTO p.kv (k, v) VALUES ('w', ?)");
+            st.set_timestamp(Some(ts));
+            s.query_unpaged(st, (v,)).await.unwrap();
+            let want = if ts == 1_000 { "second" } else { v };
+            assert_eq!(rows(s, "SELECT v FROM p.kv WHERE k = 'w'", ()).await, vec![vec![text(want)]], "after {ts}");
+        }
+    }
+
     // A clause the patched grammar does not read is a syntax error, not silently dropped.
     let e = s.query_unpaged("SELECT v FROM p.kv WHERE k = 'a' ALLOW FILTERING", ()).await.unwrap_err();
     assert!(e.to_string().contains("SyntaxError"), "{e}");
@@ -314,6 +350,88 @@ async fn one_node_holds_the_keyspace_until_it_lets_go_or_its_lease_runs_out() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(!store.renew_node("b", ttl).await.unwrap(), "b's lease ran out");
     assert_eq!(store.claim_node("a", ttl).await.unwrap(), None, "and a takes it back");
+}
+
+/// The booking fence on ScyllaDB (several nodes, ARCHITECTURE.md): node A claims a doctor and
+/// writes, node B takes over with a newer token and changes A's booking; A, waking up with its
+/// old token, cannot write any more: nothing of its write lands, B's stands. The leases are
+/// Redis' (store/tests/fencing.rs runs them with the embedded store); here the tokens are given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
+    use chrono::{NaiveDate, Utc};
+    use hospital_domain::appointment::{AppointmentStatus, CancelReason};
+    use hospital_domain::booking::SessionBook;
+    use hospital_domain::{AccountId, DepartmentId, DoctorId};
+    use hospital_store::conformance::{sample_hold, sample_session};
+    use hospital_store::{schedule_resource, BookingStore, BookingWrite, Conflict, Fence, ScheduleStore, StoreError};
+    let server = KassandraServer::start();
+    let connect = || async {
+        ScyllaStore::connect_with(&server.uri(), "fence_ci", true).await.unwrap().with_replication_factor(1)
+    };
+    let (node_a, node_b) = (connect().await, connect().await);
+    node_a.create_schema().await.unwrap();
+
+    let doctor = DoctorId::new();
+    let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let s = sample_session(doctor, DepartmentId::new(), day, 2);
+    node_a.put_sessions(std::slice::from_ref(&s)).await.unwrap();
+    let mut book = SessionBook::new(s.clone(), [], vec![]);
+    let fence = |token| Some(Fence { resource: schedule_resource(doctor), token });
+
+    // A claims the doctor (a fence alone is a write); the claimed book is still empty.
+    node_a.apply_booking(BookingWrite { fence: fence(1), ..Default::default() }).await.unwrap();
+    assert!(node_a.appointments_of_doctor(doctor, day, day).await.unwrap().is_empty(), "the fence is no booking");
+    let (held, order) = sample_hold(&mut book, 0, AccountId::new(), "person-1");
+    let w =
+        BookingWrite { appointments: vec![held.clone()], orders: vec![order], fence: fence(1), ..Default::default() };
+    node_a.apply_booking(w).await.unwrap();
+
+    // B takes over with token 2 (its claim moves the fence from A's 1) and cancels A's hold.
+    node_b.apply_booking(BookingWrite { fence: fence(2), ..Default::default() }).await.unwrap();
+    let cancelled = book.cancel(held.id, Utc::now(), CancelReason::Patient).unwrap();
+    let w = BookingWrite { appointments: vec![cancelled.clone()], fence: fence(2), ..Default::default() };
+    node_b.apply_booking(w).await.unwrap();
+
+    // A wakes up: its write (A's hold again, and a second hold) is refused as a whole.
+    let (stale_hold, stale_order) = sample_hold(&mut book, 0, AccountId::new(), "person-2");
+    let w = BookingWrite {
+        appointments: vec![held.clone(), stale_hold.clone()],
+        orders: vec![stale_order.clone()],
+        fence: fence(1),
+        ..Default::default()
+    };
+    let r = node_a.apply_booking(w).await;
+    assert!(matches!(r, Err(StoreError::Conflict(Conflict::StaleFence))), "{r:?}");
+    for store in [&node_a, &node_b] {
+        assert_eq!(store.appointment(held.id).await.unwrap().unwrap().status, AppointmentStatus::Cancelled);
+        let listed = store.appointments_of_doctor(doctor, day, day).await.unwrap();
+        assert_eq!(listed.len(), 1, "nothing of the refused write is in the doctor's book: {listed:?}");
+        assert_eq!(listed[0].status, AppointmentStatus::Cancelled);
+        assert!(store.appointment(stale_hold.id).await.unwrap().is_none());
+        assert!(store.order(stale_order.id).await.unwrap().is_none());
+    }
+    // A claim with an old token is refused too: the fence never goes back.
+    let r = node_a.apply_booking(BookingWrite { fence: fence(1), ..Default::default() }).await;
+    assert!(matches!(r, Err(StoreError::Conflict(Conflict::StaleFence))), "{r:?}");
+
+    // B goes on; C takes over (token 5: tokens need not be consecutive) and B is refused.
+    let (next, next_order) = sample_hold(&mut book, 0, AccountId::new(), "person-3");
+    let w = BookingWrite {
+        appointments: vec![next.clone()],
+        orders: vec![next_order],
+        fence: fence(2),
+        ..Default::default()
+    };
+    node_b.apply_booking(w).await.unwrap();
+    assert_eq!(node_a.appointment(next.id).await.unwrap().unwrap().status, AppointmentStatus::Held);
+    node_a.apply_booking(BookingWrite { fence: fence(5), ..Default::default() }).await.unwrap();
+    let w = BookingWrite { appointments: vec![next.clone()], fence: fence(2), ..Default::default() };
+    assert!(matches!(node_b.apply_booking(w).await, Err(StoreError::Conflict(Conflict::StaleFence))));
+
+    // Only a doctor's schedule is fenced on ScyllaDB; anything else is refused, not unfenced.
+    let other = BookingWrite { fence: Some(Fence { resource: "queue:x".into(), token: 1 }), ..Default::default() };
+    let r = node_a.apply_booking(other).await;
+    assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("queue:x")), "{r:?}");
 }
 
 /// Every CQL statement written in the backend's source: string literals naming `{ks}.`.

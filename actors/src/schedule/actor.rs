@@ -30,12 +30,14 @@ impl Actor for ScheduleActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         // A predecessor (before a panic) may still be writing what it acknowledged: wait for it,
         // so the book loaded below includes every acknowledged change.
-        let owner = myself.get_name().unwrap_or_else(|| format!("schedule:{}", args.doctor));
+        let owner = myself.get_name().unwrap_or_else(|| hospital_store::schedule_resource(args.doctor));
         let guard = WritePipeline::quiesce(&owner).await;
         // Several nodes: take the doctor's lease and claim it before loading, so nothing a
         // previous owner could still write is missing from what is loaded.
         let lease = match &args.ctx.ownership {
-            Some(o) => Some(o.take(&format!("schedule:{}", args.doctor), args.ctx.stores.data.as_ref()).await?),
+            Some(o) => {
+                Some(o.take(&hospital_store::schedule_resource(args.doctor), args.ctx.stores.data.as_ref()).await?)
+            }
             None => None,
         };
         let (books, today) = load_window(args.doctor, &args.ctx).await?;

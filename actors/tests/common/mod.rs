@@ -27,9 +27,20 @@ pub async fn node_with(
     name: &str,
     config: ActorConfig,
 ) -> ActorSystem {
+    let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
+    node_on(stores, redis, prefix, name, config).await
+}
+
+/// A node over any `stores` (the fencing test runs one on ScyllaDB too), its leases in `redis`.
+pub async fn node_on(
+    stores: Stores,
+    redis: &RedisServer,
+    prefix: &str,
+    name: &str,
+    config: ActorConfig,
+) -> ActorSystem {
     let kv = RedisKv::connect(&redis.url(), prefix).await.unwrap();
     let ownership = Ownership::new(RedisLeases::new(kv.connection(), prefix), name, Duration::from_secs(60));
-    let stores = Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) };
     ActorSystem::start(ActorDeps::new(stores, config).with_ownership(ownership)).await.unwrap()
 }
 

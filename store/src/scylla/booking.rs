@@ -43,6 +43,21 @@
 //! batch would tie and be resolved by comparing values, not by order. `apply_booking` therefore
 //! writes each row once: the latest value, at the position of its first occurrence (what
 //! `BookingWrite::merge` does, and what the embedded store's sequential writes leave).
+//!
+//! A fenced write (several nodes: the schedule actor's lease token, `BookingWrite::fence`) is
+//! checked by a lightweight transaction in the doctor's own partition: a static `fence` column
+//! of `appointments_by_doctor`, moved to the writer's token by a conditional batch `IF fence =
+//! <token>` that carries the write's rows of that partition (so the doctor's book, the truth the
+//! actor reloads from, changes only under the current token). A newer token stored there refuses
+//! the whole write (`Conflict::StaleFence`) before anything else is sent; an older one (or none)
+//! is a new owner's claim, taken over by compare-and-set from the value read. A conditional batch
+//! stays in one partition, so the other rows (the by-id, by-account and by-person copies, the
+//! orders, sessions, waitlists, events and messages) follow in logged batches, every one of them
+//! at one write timestamp taken before the fence was checked (`Batch::set_timestamp`). An owner
+//! that stalls between its fenced batch and the rest and then wakes after a newer owner has
+//! written the same rows loses to them by the rule ScyllaDB applies to every cell (the later
+//! timestamp wins), rather than overwriting them: sound while the nodes' clocks differ by less
+//! than the lease's lapse between two owners' writes (ARCHITECTURE.md, "Several nodes").
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -56,9 +71,10 @@ use scylla::value::CqlValue;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 
-use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
+use super::{cql_date, decode, encode, text, Lwt, ScyllaStore, Writes};
 use crate::error::Result;
 use crate::traits::{BookingStore, BookingWrite};
+use crate::{Conflict, Fence, StoreError};
 
 /// Most statements in one logged batch.
 pub(super) const BATCH_STATEMENTS: usize = 100;
@@ -66,6 +82,14 @@ pub(super) const BATCH_STATEMENTS: usize = 100;
 /// threshold (128 kB), far under its failure threshold (1 MB). A single item larger than this
 /// (which no booking row is) still goes, alone in its batch.
 pub(super) const BATCH_BYTES: usize = 100 * 1024;
+
+/// The fence: the doctor's partition moves to the writer's token if it still holds `?` (the
+/// writer's own token, or for a claim the older one it found there).
+const FENCE: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = ?";
+/// A claim of a doctor whose partition has never been fenced.
+const FENCE_FIRST: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = null";
+/// How often a claim retries its compare-and-set when the fence moved under it.
+const FENCE_TRIES: usize = 4;
 
 const PUT_APPOINTMENT: &str = "INSERT INTO {ks}.appointments (appointment_id, body) VALUES (?, ?)";
 const PUT_APPOINTMENT_BY_DOCTOR: &str =
@@ -123,26 +147,32 @@ pub(super) fn pack(groups: Vec<Writes>, max_statements: usize, max_bytes: usize)
 }
 
 impl ScyllaStore {
-    fn appointment_writes(&self, a: &Appointment) -> Writes {
+    /// An appointment's four rows; its row in `fenced`'s partition goes to `own` instead (the
+    /// fenced batches), the others to the group returned.
+    fn appointment_writes(&self, a: &Appointment, fenced: Option<DoctorId>, own: &mut Vec<Writes>) -> Writes {
         let mut w = Writes::default();
         let (id, date, body) = (CqlValue::Uuid(a.id.0), CqlValue::Date(cql_date(a.date)), encode(a));
         w.push(self, PUT_APPOINTMENT, vec![id.clone(), text(body.clone())]);
-        w.push(
-            self,
-            PUT_APPOINTMENT_BY_DOCTOR,
-            vec![CqlValue::Uuid(a.doctor_id.0), date.clone(), id.clone(), text(body.clone())],
-        );
+        let by_doctor = vec![CqlValue::Uuid(a.doctor_id.0), date.clone(), id.clone(), text(body.clone())];
+        if fenced == Some(a.doctor_id) {
+            let mut g = Writes::default();
+            g.push(self, PUT_APPOINTMENT_BY_DOCTOR, by_doctor);
+            own.push(g);
+        } else {
+            w.push(self, PUT_APPOINTMENT_BY_DOCTOR, by_doctor);
+        }
         w.push(self, PUT_APPOINTMENT_BY_ACCOUNT, vec![CqlValue::Uuid(a.account_id.0), id.clone(), text(body.clone())]);
         w.push(self, PUT_APPOINTMENT_BY_PERSON, vec![text(a.person.clone()), date, id, text(body)]);
         w
     }
 
     /// Every statement of a change, grouped by the item it writes, in the order described in
-    /// the module documentation.
-    async fn booking_groups(&self, w: BookingWrite) -> Result<Vec<Writes>> {
+    /// the module documentation: the rows in `fenced`'s partition (if fenced), and the rest.
+    async fn booking_groups(&self, w: BookingWrite, fenced: Option<DoctorId>) -> Result<(Vec<Writes>, Vec<Writes>)> {
+        let mut own = Vec::new();
         let mut groups = Vec::new();
         for a in &latest_of_each(w.appointments, |a| a.id) {
-            groups.push(self.appointment_writes(a));
+            groups.push(self.appointment_writes(a, fenced, &mut own));
         }
         for o in &latest_of_each(w.orders, |o| o.id) {
             let mut g = Writes::default();
@@ -181,17 +211,87 @@ impl ScyllaStore {
             super::notify::push_new_message(self, &mut g, m);
             groups.push(g);
         }
-        Ok(groups)
+        Ok((own, groups))
     }
+
+    /// A fenced write (module documentation): the fenced batches of the doctor's partition, then
+    /// the rest at `at`, a timestamp taken before the fence was checked.
+    async fn apply_fenced(&self, w: BookingWrite, fence: &Fence) -> Result<()> {
+        let (doctor, token) = fence_of(fence)?;
+        let at = self.write_timestamp();
+        let deltas = self.booking_deltas(&w).await?;
+        let (own, rest) = self.booking_groups(w, Some(doctor)).await?;
+        // The fence's own statement shares each batch.
+        let mut own = pack(own, BATCH_STATEMENTS - 1, BATCH_BYTES);
+        if own.is_empty() {
+            own.push(Writes::default()); // a claim alone: the fence is the write
+        }
+        for (i, rows) in own.into_iter().enumerate() {
+            self.fenced_batch(doctor, token, rows, i == 0).await?;
+        }
+        self.write_rest(rest, at).await?;
+        crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await
+    }
+
+    /// The rows outside the fenced partition, in logged batches at write timestamp `at`.
+    async fn write_rest(&self, rest: Vec<Writes>, at: i64) -> Result<()> {
+        for batch in pack(rest, BATCH_STATEMENTS, BATCH_BYTES) {
+            self.run_batch_at(batch, BatchType::Logged, Some(at)).await?;
+        }
+        Ok(())
+    }
+
+    /// One conditional batch: `rows` (all in the doctor's partition) applied only if the fence
+    /// is the writer's `token`. The first batch of a write may claim: an older token (or none)
+    /// found there is replaced by compare-and-set; a newer one refuses the write.
+    async fn fenced_batch(&self, doctor: DoctorId, token: i64, rows: Writes, claim: bool) -> Result<()> {
+        let mut expect = Some(token);
+        for _ in 0..FENCE_TRIES {
+            let mut batch = Writes::default();
+            match expect {
+                Some(e) => batch.push(
+                    self,
+                    FENCE,
+                    vec![CqlValue::BigInt(token), CqlValue::Uuid(doctor.0), CqlValue::BigInt(e)],
+                ),
+                None => batch.push(self, FENCE_FIRST, vec![CqlValue::BigInt(token), CqlValue::Uuid(doctor.0)]),
+            }
+            batch.append(rows.clone());
+            let Some(answer) = self.run_batch_at(batch, BatchType::Unlogged, None).await? else {
+                unreachable!("a fenced batch has its fence statement");
+            };
+            let outcome = Lwt::from_result(answer)?;
+            if outcome.applied {
+                return Ok(());
+            }
+            let found = outcome.bigint("fence");
+            match found {
+                // A newer owner took over (or, past the claim, the fence moved at all).
+                Some(f) if f > token || !claim => return Err(Conflict::StaleFence.into()),
+                None if !claim => return Err(Conflict::StaleFence.into()),
+                _ => expect = found,
+            }
+        }
+        Err(StoreError::Scylla(format!("the fence of doctor {doctor} kept changing during a claim")))
+    }
+}
+
+/// The doctor and token of a fence: on ScyllaDB only a doctor's schedule is fenced (its
+/// partition holds the fence).
+fn fence_of(fence: &Fence) -> Result<(DoctorId, i64)> {
+    let doctor = fence.schedule_doctor().ok_or_else(|| {
+        StoreError::Scylla(format!("only a doctor's schedule is fenced on ScyllaDB, not {:?}", fence.resource))
+    })?;
+    let token = i64::try_from(fence.token)
+        .map_err(|_| StoreError::Scylla(format!("fencing token {} is out of range", fence.token)))?;
+    Ok((doctor, token))
 }
 
 #[async_trait]
 impl BookingStore for ScyllaStore {
     async fn apply_booking(&self, w: BookingWrite) -> Result<()> {
-        if w.fence.is_some() {
-            // The fence on a cluster is an LWT in the writer's own partition (ARCHITECTURE.md,
-            // "Several nodes on one ScyllaDB cluster"); until it is built, never drop it silently.
-            return Err(crate::StoreError::Scylla("fenced booking writes are not supported on ScyllaDB yet".into()));
+        if let Some(fence) = w.fence.clone() {
+            return self.apply_fenced(w, &fence).await;
         }
         if w.is_empty() {
             return Ok(());
@@ -199,7 +299,7 @@ impl BookingStore for ScyllaStore {
         // The analytics counters, from the rows as stored before the change; added after it
         // (counters cannot join a logged batch: see `backoffice`).
         let deltas = self.booking_deltas(&w).await?;
-        let groups = self.booking_groups(w).await?;
+        let (_, groups) = self.booking_groups(w, None).await?;
         for batch in pack(groups, BATCH_STATEMENTS, BATCH_BYTES) {
             self.run_batch(batch, BatchType::Logged).await?;
         }
@@ -299,6 +399,72 @@ mod tests {
             .map(Writes::len)
             .collect();
         assert_eq!(one, vec![20], "an ordinary event is one batch");
+    }
+
+    /// The gap a fence in one partition leaves, closed by the write timestamp: owner A passes
+    /// the fence and stalls before its other rows go out; B takes over and cancels the booking;
+    /// A's late rows (the booking as A knew it) must not undo B's cancellation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_owners_late_rows_lose_to_the_newer_owners() {
+        use crate::conformance::{sample_hold, sample_session};
+        use crate::ScheduleStore;
+        use hospital_domain::appointment::{AppointmentStatus, CancelReason};
+        use hospital_domain::booking::SessionBook;
+        use hospital_domain::DepartmentId;
+        let server = hospital_testkit::kassandra::KassandraServer::start();
+        let connect = || async {
+            ScyllaStore::connect_with(&server.uri(), "stall", true).await.unwrap().with_replication_factor(1)
+        };
+        let (a, b) = (connect().await, connect().await);
+        a.create_schema().await.unwrap();
+        let doctor = DoctorId::new();
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let s = sample_session(doctor, DepartmentId::new(), day, 2);
+        a.put_sessions(std::slice::from_ref(&s)).await.unwrap();
+        let mut book = SessionBook::new(s, [], vec![]);
+        let fence = |token| Some(Fence { resource: crate::schedule_resource(doctor), token });
+        let account = AccountId::new();
+        let (held, order) = sample_hold(&mut book, 0, account, "person-1");
+        let w = BookingWrite {
+            appointments: vec![held.clone()],
+            orders: vec![order],
+            fence: fence(1),
+            ..Default::default()
+        };
+        a.apply_booking(w).await.unwrap();
+
+        // A writes the hold again (as it knows it): its fenced batch passes, then it stalls.
+        let w = BookingWrite { appointments: vec![held.clone()], fence: fence(1), ..Default::default() };
+        let at = a.write_timestamp();
+        let (own, rest) = a.booking_groups(w, Some(doctor)).await.unwrap();
+        for rows in pack(own, BATCH_STATEMENTS - 1, BATCH_BYTES) {
+            a.fenced_batch(doctor, 1, rows, true).await.unwrap();
+        }
+
+        // B takes over and cancels the booking.
+        b.apply_booking(BookingWrite { fence: fence(2), ..Default::default() }).await.unwrap();
+        let cancelled = book.cancel(held.id, chrono::Utc::now(), CancelReason::Patient).unwrap();
+        b.apply_booking(BookingWrite { appointments: vec![cancelled], fence: fence(2), ..Default::default() })
+            .await
+            .unwrap();
+
+        // A wakes and its other rows arrive, late, at the timestamp taken before its fence.
+        a.write_rest(rest.clone(), at).await.unwrap();
+        let status = |v: Vec<Appointment>| v.into_iter().find(|x| x.id == held.id).map(|x| x.status);
+        assert_eq!(a.appointment(held.id).await.unwrap().map(|x| x.status), Some(AppointmentStatus::Cancelled));
+        assert_eq!(status(a.appointments_of_account(account).await.unwrap()), Some(AppointmentStatus::Cancelled));
+        assert_eq!(
+            status(a.appointments_of_person("person-1", day, day).await.unwrap()),
+            Some(AppointmentStatus::Cancelled)
+        );
+        assert_eq!(
+            status(a.appointments_of_doctor(doctor, day, day).await.unwrap()),
+            Some(AppointmentStatus::Cancelled)
+        );
+
+        // What the timestamp prevents: the same rows at a timestamp taken now overwrite B's.
+        a.write_rest(rest, a.write_timestamp()).await.unwrap();
+        assert_eq!(a.appointment(held.id).await.unwrap().map(|x| x.status), Some(AppointmentStatus::Held));
     }
 
     #[test]

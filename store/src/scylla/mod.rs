@@ -49,6 +49,7 @@ use scylla::value::{CqlDate, CqlValue, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -80,6 +81,8 @@ pub struct ScyllaStore {
     trace: Option<Arc<StatementTrace>>,
     /// Rows per page of the paged listings (`bodies`).
     page_size: i32,
+    /// The last write timestamp this process gave a fenced write (`write_timestamp`).
+    last_write_us: Arc<AtomicI64>,
 }
 
 /// Rows per page of a paged listing unless set (`with_page_size`): the driver's own default.
@@ -148,6 +151,7 @@ impl ScyllaStore {
             rollups: true,
             trace: None,
             page_size: PAGE_SIZE,
+            last_write_us: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -291,10 +295,23 @@ impl ScyllaStore {
 
     /// Runs the writes as one batch (logged unless it stays in one partition).
     async fn run_batch(&self, writes: Writes, batch_type: BatchType) -> Result<()> {
+        self.run_batch_at(writes, batch_type, None).await.map(drop)
+    }
+
+    /// Runs the writes as one batch, every write at `timestamp` (microseconds) if given, else
+    /// at the coordinator's; the answer (a conditional batch's `[applied]` row) unless there
+    /// was nothing to write.
+    async fn run_batch_at(
+        &self,
+        writes: Writes,
+        batch_type: BatchType,
+        timestamp: Option<i64>,
+    ) -> Result<Option<QueryResult>> {
         if writes.statements.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut batch = Batch::new(batch_type);
+        batch.set_timestamp(timestamp);
         for s in &writes.statements {
             batch.append_statement(s.as_str());
         }
@@ -302,14 +319,27 @@ impl ScyllaStore {
         for s in &writes.statements {
             self.note(s, &r);
         }
-        r?;
-        Ok(())
+        Ok(Some(r?))
+    }
+
+    /// A write timestamp (microseconds since the epoch) from this process' clock, later than
+    /// every one it gave before, even if the clock steps back.
+    fn write_timestamp(&self) -> i64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+        let mut last = self.last_write_us.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self.last_write_us.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
     }
 }
 
 /// A batch being built: statements and their values, side by side, and about how many bytes of
 /// values it carries (what the server's batch size thresholds measure).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Writes {
     statements: Vec<String>,
     values: Vec<Vec<CqlValue>>,
@@ -522,8 +552,8 @@ mod tests {
             .iter()
             .map(|t| t.name().to_string())
             .filter(|n| !n.starts_with('_'))
-            // Fencing tokens are embedded-only so far: a fenced booking write is refused on
-            // ScyllaDB (scylla/booking.rs), so no CQL table holds them yet.
+            // Fencing tokens: ScyllaDB keeps a doctor's as the static `fence` column of its
+            // `appointments_by_doctor` partition (scylla/booking.rs), not in a table of their own.
             .filter(|n| n != "fences")
             // A balance's movement count: ScyllaDB keeps it as `balances.version`, beside the
             // balance it numbers, so it has no table of its own there.

@@ -106,8 +106,14 @@ impl<E: cql::Engine> KassandraSession<E> {
         })
     }
 
+    /// A batch. With a condition among its statements (a conditional batch, which ScyllaDB
+    /// keeps to one partition), every condition is checked against the rows as they stand
+    /// before any statement runs; if one fails, nothing is written and the answer is that
+    /// statement's `[applied] = false` row, else every statement runs and the answer is
+    /// `[applied] = true`. The batch's timestamp (`Batch::set_timestamp`) is every write's.
     #[instrument(level = Level::TRACE, skip(self), err, ret)]
     pub fn process_batch(&mut self, batch: Batch<'_>) -> Result<QueryResult, Error> {
+        let mut queries = Vec::with_capacity(batch.statements.len());
         for statement in batch.statements {
             let (query, values) = match statement {
                 BatchStatement::Query { query, values, .. } => (query, values),
@@ -126,8 +132,7 @@ impl<E: cql::Engine> KassandraSession<E> {
                     (query, values)
                 }
             };
-
-            self.process(Query {
+            queries.push(Query {
                 query,
                 raw_query: "",
                 parameters: QueryParameters {
@@ -139,10 +144,28 @@ impl<E: cql::Engine> KassandraSession<E> {
                     serial_consistency: batch.serial_consistency,
                     default_timestamp: batch.timestamp,
                 },
-            })?;
+            });
         }
 
-        Ok(QueryResult::Void)
+        let mut conditional = false;
+        for q in &queries {
+            if let QueryString::Dml(st) = &q.query {
+                if crate::cql::dml::is_conditional(st) {
+                    conditional = true;
+                    if let Some(refused) = crate::cql::dml::check(&mut self.engine, st, &q.parameters)? {
+                        return Ok(refused);
+                    }
+                }
+            }
+        }
+        let mut applied = None;
+        for q in queries {
+            let r = self.process(q)?;
+            if conditional && applied.is_none() && matches!(r, QueryResult::Rows(_)) {
+                applied = Some(r);
+            }
+        }
+        Ok(applied.unwrap_or(QueryResult::Void))
     }
 
     #[instrument(level = Level::TRACE, skip(self), err, ret)]

@@ -2,8 +2,13 @@
 //!
 //! Cells live in kassandra's row maps; what CQL keeps beside a cell is kept in hidden cells of
 //! the same row: `\0ttl:<column>` (the cell's expiry, unix ms) and `\0row` (the row marker an
-//! INSERT writes, so that a row stays alive with no regular cell set, as in Cassandra). Static
-//! cells live in the partition's row with the empty clustering key.
+//! INSERT writes, so that a row stays alive with no regular cell set, as in Cassandra) and
+//! `\0ts:<column>` (the cell's write timestamp, microseconds: the request's default timestamp,
+//! as the driver's `USING TIMESTAMP` or `Batch::set_timestamp` gives it, else the server's
+//! clock). A write older than the cell's stored timestamp leaves the cell as it is: the
+//! last-write-wins rule ScyllaDB applies to every cell. (A whole row's delete has no tombstone
+//! here: it removes the row whatever its timestamps.) Static cells live in the partition's row
+//! with the empty clustering key.
 
 use std::{cmp::Ordering, collections::BTreeMap};
 
@@ -39,6 +44,10 @@ fn ttl_cell(column: &str) -> String {
     format!("\0ttl:{column}")
 }
 
+fn ts_cell(column: &str) -> String {
+    format!("\0ts:{column}")
+}
+
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(DbError::Invalid, msg.into())
 }
@@ -47,6 +56,14 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A write's timestamp when the request gives none: the server's clock, in microseconds.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
 
@@ -567,8 +584,9 @@ fn select<E: cql::Engine>(
     }))
 }
 
-/// Writes cells (None: delete the cell), each with the TTL (0: none); static columns to the
-/// partition's static row.
+/// Writes cells (None: delete the cell), each with the TTL (0: none) and the write's timestamp;
+/// static columns to the partition's static row. A cell whose stored timestamp is newer than
+/// `ts` is left as it is (last write wins; a tie goes to the later write).
 #[allow(clippy::too_many_arguments)]
 fn write_cells<E: cql::Engine>(
     engine: &mut E,
@@ -579,19 +597,28 @@ fn write_cells<E: cql::Engine>(
     cells: Vec<(String, Option<CqlValue>)>,
     ttl: i64,
     marker: bool,
+    ts: i64,
 ) -> Result<(), Error> {
     let now = now_ms();
     let expiry = |c: &str| (ttl_cell(c), if ttl > 0 { CqlValue::BigInt(now + ttl * 1000) } else { CqlValue::Empty });
+    let (row_now, statics_now) = current(engine, st, schema, pk, ck)?;
+    let newer = |stored: Option<&Cells>, c: &str| {
+        matches!(stored.and_then(|cells| cells.get(&ts_cell(c))), Some(CqlValue::BigInt(at)) if *at > ts)
+    };
     let mut regular = Vec::new();
     let mut statics = Vec::new();
     for (c, v) in cells {
         let kind = &schema.columns.get(&c).ok_or_else(|| invalid(format!("Undefined column name {c}")))?.kind;
-        let target = match kind {
-            ColumnKind::Static => &mut statics,
-            ColumnKind::Regular => &mut regular,
+        let (target, stored) = match kind {
+            ColumnKind::Static => (&mut statics, statics_now.as_ref()),
+            ColumnKind::Regular => (&mut regular, row_now.as_ref()),
             _ => continue,
         };
+        if newer(stored, &c) {
+            continue;
+        }
         target.push(expiry(&c));
+        target.push((ts_cell(&c), CqlValue::BigInt(ts)));
         target.push((c, v.unwrap_or(CqlValue::Empty)));
     }
     if marker {
@@ -666,19 +693,23 @@ fn condition_holds(cond: &Condition, values: &[Val], old: &Old) -> bool {
 }
 
 /// A write's answer: with its condition failing, ScyllaDB's `[applied] = false` row and nothing
-/// written; else `write` runs, and a conditional statement answers `[applied] = true`.
+/// written; else `write` runs (unless `dry`: a batch's conditions are all checked before any of
+/// its statements runs), and a conditional statement answers `[applied] = true`.
 fn conditional(
     st: &Statement,
     schema: &TableSchema,
     condition: &Condition,
     values: &[Val],
     old: &Old,
+    dry: bool,
     write: impl FnOnce() -> Result<(), Error>,
 ) -> Result<QueryResult, Error> {
     if !condition_holds(condition, values, old) {
         return Ok(lwt_result(st, schema, condition, false, old));
     }
-    write()?;
+    if !dry {
+        write()?;
+    }
     Ok(match condition {
         Condition::None => QueryResult::Void,
         _ => lwt_result(st, schema, condition, true, old),
@@ -706,7 +737,46 @@ fn old_row<E: cql::Engine>(
 
 /// Runs a data statement.
 pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryParameters<'_>) -> Result<QueryResult, Error> {
+    run(engine, st, params, false)
+}
+
+/// Checks a conditional statement's condition without writing: `None` if it holds (or the
+/// statement has none), else ScyllaDB's `[applied] = false` answer. A conditional batch asks
+/// this of each of its statements first, and applies all of them or none.
+pub fn check<E: cql::Engine>(
+    engine: &mut E,
+    st: &Statement,
+    params: &QueryParameters<'_>,
+) -> Result<Option<QueryResult>, Error> {
+    Ok(match run(engine, st, params, true)? {
+        QueryResult::Void => None,
+        QueryResult::Rows(r) if is_applied(&r) => None,
+        other => Some(other),
+    })
+}
+
+/// Whether a statement is conditional (`IF ...`).
+pub fn is_conditional(st: &Statement) -> bool {
+    match &st.kind {
+        Kind::Select { .. } => false,
+        Kind::Insert { condition, .. } | Kind::Update { condition, .. } | Kind::Delete { condition, .. } => {
+            *condition != Condition::None
+        }
+    }
+}
+
+fn is_applied(r: &Rows) -> bool {
+    r.rows.first().and_then(|row| row.columns.first()).is_some_and(|c| *c == Some(CqlValue::Boolean(true)))
+}
+
+fn run<E: cql::Engine>(
+    engine: &mut E,
+    st: &Statement,
+    params: &QueryParameters<'_>,
+    dry: bool,
+) -> Result<QueryResult, Error> {
     let schema = table(engine, st)?;
+    let ts = params.default_timestamp.unwrap_or_else(now_us);
     let mut vals = resolve(&schema, &st.kind, &params.data)?.into_iter();
     match &st.kind {
         Kind::Select { selectors, relations, .. } => {
@@ -725,13 +795,13 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
                 Condition::None => Old::default(),
                 _ => old_row(engine, st, &schema, &pk, Some(&ck))?,
             };
-            conditional(st, &schema, condition, &[], &old, || {
+            conditional(st, &schema, condition, &[], &old, dry, || {
                 let cells = given
                     .into_iter()
                     .filter(|(_, v)| *v != Val::Unset)
                     .map(|(c, v)| (c, v.value().cloned()))
                     .collect();
-                write_cells(engine, st, &schema, &pk, Some(&ck), cells, ttl, true)
+                write_cells(engine, st, &schema, &pk, Some(&ck), cells, ttl, true, ts)
             })
         }
         Kind::Update { ttl, assignments, relations, condition } => {
@@ -756,7 +826,7 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
                 true => old_row(engine, st, &schema, &pk, ck.as_ref())?,
                 false => Old::default(),
             };
-            conditional(st, &schema, condition, &cond_values, &old, || {
+            conditional(st, &schema, condition, &cond_values, &old, dry, || {
                 let mut cells = Vec::new();
                 for (a, v) in set {
                     if v == Val::Unset {
@@ -777,7 +847,7 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
                     };
                     cells.push((a.column.clone(), value));
                 }
-                write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, ttl, false)
+                write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, ttl, false, ts)
             })
         }
         Kind::Delete { columns, relations, condition } => {
@@ -795,10 +865,10 @@ pub fn execute<E: cql::Engine>(engine: &mut E, st: &Statement, params: &QueryPar
                 Condition::None => Old::default(),
                 _ => old_row(engine, st, &schema, &pk, ck.as_ref())?,
             };
-            conditional(st, &schema, condition, &cond_values, &old, || {
+            conditional(st, &schema, condition, &cond_values, &old, dry, || {
                 if !columns.is_empty() {
                     let cells = columns.iter().map(|c| (c.clone(), None)).collect();
-                    write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, 0, false)
+                    write_cells(engine, st, &schema, &pk, ck.as_ref(), cells, 0, false, ts)
                 } else {
                     // A clustered row only (the partition's statics stay), or, with no clustering
                     // key given or none in the table (`clustering_key` is then `Empty`), the

@@ -2,7 +2,8 @@
 //! with the CQL the hospital's ScyllaDB backend writes and kassandra 0.14 did not read: range and
 //! multi-column relations, `token()`, `LIMIT ?`, literals among bind markers, lightweight
 //! transactions (`IF NOT EXISTS`, `IF EXISTS`, `IF col = ?`) answered with ScyllaDB's `[applied]`
-//! row, `USING TTL`, `TTL()`, counters, static columns and descending clustering order.
+//! row (a conditional batch: all or nothing), `USING TTL`, `TTL()`, write timestamps (last write
+//! wins per cell), counters, static columns and descending clustering order.
 //!
 //! The server runs one statement at a time, so a conditional statement's read and write are
 //! atomic here without Paxos. System keyspaces keep kassandra's own planner.
@@ -12,7 +13,7 @@ mod parse;
 
 use serde::{Deserialize, Serialize};
 
-pub use exec::{execute, prepare};
+pub use exec::{check, execute, is_conditional, prepare};
 pub use parse::parse;
 
 /// One data statement on a user table.
