@@ -49,7 +49,7 @@ impl Ownership {
     }
 
     /// Extends `lease`; false when it ran out or passed to another node.
-    pub async fn renew(&self, lease: &Lease) -> bool {
+    pub async fn renew(&self, lease: &mut Lease) -> bool {
         match self.leases.renew(lease, self.ttl).await {
             Ok(held) => held,
             Err(e) => {

@@ -92,8 +92,9 @@ pub enum Conflict {
     #[error("this policy version is published already")]
     PolicyVersion,
     /// The write carries a fencing token older than one the store has seen for its resource:
-    /// the writer's lease passed to a newer owner (`lease`).
-    #[error("a newer owner holds this resource: the write's fencing token is stale")]
+    /// the writer's lease passed to a newer owner (`lease`); or (ScyllaDB) the write began past
+    /// its lease's deadline, when a newer owner may have taken over.
+    #[error("this node no longer owns the resource: its fencing token is stale or its lease ran out")]
     StaleFence,
 }
 

@@ -17,11 +17,17 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::redis_cmd::{ms, set_if_absent};
 
-/// Who may write for a resource: its name and the fencing token of the lease the writer holds.
+/// Who may write for a resource: its name, the fencing token of the lease the writer holds, and
+/// the latest time (unix microseconds, the writer's clock) a write under it may begin.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fence {
     pub resource: String,
     pub token: u64,
+    /// Past this, the writer's lease may have run out and a newer owner begun: the ScyllaDB
+    /// store refuses a write its write timestamp would place after it (scylla/booking.rs says
+    /// why). None: no deadline (a test's fence).
+    #[serde(default)]
+    pub until_us: Option<i64>,
 }
 
 const SCHEDULE: &str = "schedule:";
@@ -44,12 +50,22 @@ pub struct Lease {
     pub resource: String,
     pub owner: String,
     pub token: u64,
+    /// The latest time (unix microseconds) a write under the lease may begin: two thirds of its
+    /// lifetime after it was last taken or renewed (counted from before the request was sent),
+    /// so that a third of it, at least, separates the holder's last write from the moment the
+    /// lease can pass to anyone else.
+    pub until_us: i64,
 }
 
 impl Lease {
     /// The fence every write under this lease carries.
     pub fn fence(&self) -> Fence {
-        Fence { resource: self.resource.clone(), token: self.token }
+        Fence { resource: self.resource.clone(), token: self.token, until_us: Some(self.until_us) }
+    }
+
+    /// The deadline of a lease taken or renewed for `ttl` by a request sent at `sent_us`.
+    fn deadline(sent_us: i64, ttl: Duration) -> i64 {
+        sent_us + (ttl.as_micros() as i64) * 2 / 3
     }
 
     fn value(&self) -> String {
@@ -114,6 +130,7 @@ impl RedisLeases {
     /// Takes (or extends, if `owner` holds it) the lease on `resource` for `ttl`; None if
     /// another owner holds it.
     pub async fn acquire(&self, resource: &str, owner: &str, ttl: Duration) -> Result<Option<Lease>> {
+        let sent = now_us();
         let token: i64 = redis::Script::new(ACQUIRE)
             .key(self.lease_key(resource))
             .key(self.fence_key(resource))
@@ -121,18 +138,27 @@ impl RedisLeases {
             .arg(ms(ttl))
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok((token > 0).then(|| Lease { resource: resource.to_string(), owner: owner.to_string(), token: token as u64 }))
+        Ok((token > 0).then(|| Lease {
+            resource: resource.to_string(),
+            owner: owner.to_string(),
+            token: token as u64,
+            until_us: Lease::deadline(sent, ttl),
+        }))
     }
 
-    /// Extends a lease still held; false if it ran out or passed to someone else (then the
-    /// holder must stop acting for the resource: its writes would be refused anyway).
-    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+    /// Extends a lease still held, and its deadline; false if it ran out or passed to someone
+    /// else (then the holder must stop acting for the resource: its writes would be refused).
+    pub async fn renew(&self, lease: &mut Lease, ttl: Duration) -> Result<bool> {
+        let sent = now_us();
         let n: i64 = redis::Script::new(RENEW)
             .key(self.lease_key(&lease.resource))
             .arg(lease.value())
             .arg(ms(ttl))
             .invoke_async(&mut self.conn.clone())
             .await?;
+        if n == 1 {
+            lease.until_us = Lease::deadline(sent, ttl);
+        }
         Ok(n == 1)
     }
 
@@ -187,4 +213,10 @@ pub trait NodeLeases: Send + Sync {
     async fn renew_node(&self, holder: &str, ttl: Duration) -> Result<bool>;
     /// Gives the lease up if `holder` has it, so the next node need not wait out the TTL.
     async fn release_node(&self, holder: &str) -> Result<()>;
+}
+
+/// The wall clock in microseconds since the epoch: what a lease's deadline and a ScyllaDB write
+/// timestamp are both counted in.
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

@@ -30,10 +30,18 @@ async fn an_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over()
 
     // Node A takes the lease and writes a hold under it.
     let ttl = Duration::from_millis(300);
-    let a = leases.acquire(&resource, "node-a", ttl).await.unwrap().expect("the lease is free");
+    let mut a = leases.acquire(&resource, "node-a", ttl).await.unwrap().expect("the lease is free");
     assert!(leases.acquire(&resource, "node-b", ttl).await.unwrap().is_none(), "held by A");
     let again = leases.acquire(&resource, "node-a", ttl).await.unwrap().unwrap();
     assert_eq!(again.token, a.token, "the holder extending its lease keeps its token");
+    // A write may begin until two thirds of the lease's lifetime after it was taken or renewed.
+    let now = Utc::now().timestamp_micros();
+    assert!(a.until_us > now && a.until_us <= now + 200_000, "{} vs {now}", a.until_us);
+    assert_eq!(a.fence().until_us, Some(a.until_us));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before = a.until_us;
+    assert!(leases.renew(&mut a, ttl).await.unwrap());
+    assert!(a.until_us > before, "a renewal moves the deadline on");
     let (held, order) = sample_hold(&mut book, 0, AccountId::new(), "person-1");
     let w = BookingWrite {
         appointments: vec![held.clone()],
@@ -62,7 +70,9 @@ async fn an_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over()
 
     // A wakes up, still believing it owns the doctor: its renewal fails, and its write (a hold
     // that would overwrite B's cancellation and take a second place) is refused as a whole.
-    assert!(!leases.renew(&a, ttl).await.unwrap(), "A's lease is gone");
+    let before = a.until_us;
+    assert!(!leases.renew(&mut a, ttl).await.unwrap(), "A's lease is gone");
+    assert_eq!(a.until_us, before, "a failed renewal does not move the deadline");
     let (stale_hold, stale_order) = sample_hold(&mut book, 0, AccountId::new(), "person-2");
     let w = BookingWrite {
         appointments: vec![held.clone(), stale_hold.clone()],

@@ -373,10 +373,10 @@ async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
 
     let doctor = DoctorId::new();
     let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-    let s = sample_session(doctor, DepartmentId::new(), day, 2);
+    let s = sample_session(doctor, DepartmentId::new(), day, 4);
     node_a.put_sessions(std::slice::from_ref(&s)).await.unwrap();
     let mut book = SessionBook::new(s.clone(), [], vec![]);
-    let fence = |token| Some(Fence { resource: schedule_resource(doctor), token });
+    let fence = |token| Some(Fence { resource: schedule_resource(doctor), token, until_us: None });
 
     // A claims the doctor (a fence alone is a write); the claimed book is still empty.
     node_a.apply_booking(BookingWrite { fence: fence(1), ..Default::default() }).await.unwrap();
@@ -428,8 +428,31 @@ async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
     let w = BookingWrite { appointments: vec![next.clone()], fence: fence(2), ..Default::default() };
     assert!(matches!(node_b.apply_booking(w).await, Err(StoreError::Conflict(Conflict::StaleFence))));
 
+    // A write begun past its lease's deadline is refused before anything is sent (a next owner
+    // may have claimed, and the write's timestamp could fall after its own).
+    let (late, late_order) = sample_hold(&mut book, 0, AccountId::new(), "person-4");
+    let now_us = Utc::now().timestamp_micros();
+    let lapsed = Some(Fence { resource: schedule_resource(doctor), token: 5, until_us: Some(now_us - 1_000) });
+    let w = BookingWrite {
+        appointments: vec![late.clone()],
+        orders: vec![late_order.clone()],
+        fence: lapsed,
+        ..Default::default()
+    };
+    let r = node_a.apply_booking(w.clone()).await;
+    assert!(matches!(r, Err(StoreError::Conflict(Conflict::StaleFence))), "{r:?}");
+    assert!(
+        node_a.appointment(late.id).await.unwrap().is_none() && node_a.order(late_order.id).await.unwrap().is_none()
+    );
+    let in_time = Some(Fence { resource: schedule_resource(doctor), token: 5, until_us: Some(now_us + 60_000_000) });
+    node_a.apply_booking(BookingWrite { fence: in_time, ..w }).await.unwrap();
+    assert_eq!(node_a.appointment(late.id).await.unwrap().unwrap().status, AppointmentStatus::Held);
+
     // Only a doctor's schedule is fenced on ScyllaDB; anything else is refused, not unfenced.
-    let other = BookingWrite { fence: Some(Fence { resource: "queue:x".into(), token: 1 }), ..Default::default() };
+    let other = BookingWrite {
+        fence: Some(Fence { resource: "queue:x".into(), token: 1, until_us: None }),
+        ..Default::default()
+    };
     let r = node_a.apply_booking(other).await;
     assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("queue:x")), "{r:?}");
 }

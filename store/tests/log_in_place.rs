@@ -95,7 +95,7 @@ async fn a_refused_booking_write_numbers_nothing() {
     let store = EmbeddedStore::open(dir.path()).unwrap().with_event_log(true);
     let a = AccountId::new();
     let resource = format!("doctor:{}", uuid::Uuid::now_v7());
-    let fence = |token| Some(hospital_store::Fence { resource: resource.clone(), token });
+    let fence = |token| Some(hospital_store::Fence { resource: resource.clone(), token, until_us: None });
     store.apply_booking(BookingWrite { fence: fence(2), ..Default::default() }).await.unwrap();
     let stale = BookingWrite { events: vec![plain(a, 1)], fence: fence(1), ..Default::default() };
     assert!(store.apply_booking(stale).await.is_err(), "an older owner's write is refused");

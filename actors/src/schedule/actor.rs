@@ -300,7 +300,7 @@ impl Actor for ScheduleActor {
                 }
             }
             ScheduleMsg::RenewLease => {
-                let held = match (&state.ctx.ownership, &state.lease) {
+                let held = match (&state.ctx.ownership, &mut state.lease) {
                     (Some(o), Some(lease)) => o.renew(lease).await,
                     _ => true,
                 };

@@ -56,8 +56,10 @@
 //! at one write timestamp taken before the fence was checked (`Batch::set_timestamp`). An owner
 //! that stalls between its fenced batch and the rest and then wakes after a newer owner has
 //! written the same rows loses to them by the rule ScyllaDB applies to every cell (the later
-//! timestamp wins), rather than overwriting them: sound while the nodes' clocks differ by less
-//! than the lease's lapse between two owners' writes (ARCHITECTURE.md, "Several nodes").
+//! timestamp wins), rather than overwriting them. A write whose timestamp falls past the lease's
+//! deadline (`Fence::until_us`, two thirds of the lease after its last renewal) is refused before
+//! anything is sent, so a third of the lease separates an owner's last timestamp from the next
+//! owner's first, which the nodes' clocks must agree within (ARCHITECTURE.md, "Several nodes").
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -219,6 +221,11 @@ impl ScyllaStore {
     async fn apply_fenced(&self, w: BookingWrite, fence: &Fence) -> Result<()> {
         let (doctor, token) = fence_of(fence)?;
         let at = self.write_timestamp();
+        // A write begun past the lease's deadline could carry a timestamp later than a next
+        // owner's (it may have claimed already): refused before anything is sent.
+        if fence.until_us.is_some_and(|until| at > until) {
+            return Err(Conflict::StaleFence.into());
+        }
         let deltas = self.booking_deltas(&w).await?;
         let (own, rest) = self.booking_groups(w, Some(doctor)).await?;
         // The fence's own statement shares each batch.
@@ -422,7 +429,7 @@ mod tests {
         let s = sample_session(doctor, DepartmentId::new(), day, 2);
         a.put_sessions(std::slice::from_ref(&s)).await.unwrap();
         let mut book = SessionBook::new(s, [], vec![]);
-        let fence = |token| Some(Fence { resource: crate::schedule_resource(doctor), token });
+        let fence = |token| Some(Fence { resource: crate::schedule_resource(doctor), token, until_us: None });
         let account = AccountId::new();
         let (held, order) = sample_hold(&mut book, 0, account, "person-1");
         let w = BookingWrite {

@@ -325,7 +325,7 @@ impl ScyllaStore {
     /// A write timestamp (microseconds since the epoch) from this process' clock, later than
     /// every one it gave before, even if the clock steps back.
     fn write_timestamp(&self) -> i64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+        let now = crate::lease::now_us();
         let mut last = self.last_write_us.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
