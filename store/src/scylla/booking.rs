@@ -92,6 +92,8 @@ const FENCE: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doct
 const FENCE_FIRST: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = null";
 /// How often a claim retries its compare-and-set when the fence moved under it.
 const FENCE_TRIES: usize = 4;
+/// How often a fenced write's other rows are tried (`write_rest`).
+const REST_TRIES: u32 = 3;
 
 const PUT_APPOINTMENT: &str = "INSERT INTO {ks}.appointments (appointment_id, body) VALUES (?, ?)";
 const PUT_APPOINTMENT_BY_DOCTOR: &str =
@@ -240,10 +242,22 @@ impl ScyllaStore {
         crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await
     }
 
-    /// The rows outside the fenced partition, in logged batches at write timestamp `at`.
+    /// The rows outside the fenced partition, in logged batches at write timestamp `at`. Once
+    /// the fenced batches applied, the doctor's book shows the change, so a batch that fails
+    /// here is tried again (a few times, briefly) rather than leave a booking in the book
+    /// without its order or its copies: at its fixed timestamp a batch is idempotent, and
+    /// written late it still loses to a newer owner's rows.
     async fn write_rest(&self, rest: Vec<Writes>, at: i64) -> Result<()> {
         for batch in pack(rest, BATCH_STATEMENTS, BATCH_BYTES) {
-            self.run_batch_at(batch, BatchType::Logged, Some(at)).await?;
+            let mut attempt = 0;
+            while let Err(e) = self.run_batch_at(batch.clone(), BatchType::Logged, Some(at)).await {
+                attempt += 1;
+                if attempt == REST_TRIES {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, attempt, "a fenced write's other rows failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
         }
         Ok(())
     }
@@ -264,10 +278,8 @@ impl ScyllaStore {
                 None => batch.push(self, FENCE_FIRST, vec![CqlValue::BigInt(token), CqlValue::Uuid(doctor.0)]),
             }
             batch.append(rows.clone());
-            let Some(answer) = self.run_batch_at(batch, BatchType::Unlogged, None).await? else {
-                unreachable!("a fenced batch has its fence statement");
-            };
-            let outcome = Lwt::from_result(answer)?;
+            let answer = self.run_batch_at(batch, BatchType::Unlogged, None).await?;
+            let outcome = Lwt::from_result(answer.ok_or_else(|| StoreError::Scylla("an empty fenced batch".into()))?)?;
             if outcome.applied {
                 return Ok(());
             }
