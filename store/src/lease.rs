@@ -38,6 +38,11 @@ pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
 }
 
 impl Fence {
+    /// A doctor's schedule fence with no deadline (tests: a running actor's comes from its lease).
+    pub fn schedule(doctor: hospital_domain::DoctorId, token: u64) -> Fence {
+        Fence { resource: schedule_resource(doctor), token, until_us: None }
+    }
+
     /// The doctor whose schedule this fence is for (`schedule_resource`), if it is one's.
     pub fn schedule_doctor(&self) -> Option<hospital_domain::DoctorId> {
         self.resource.strip_prefix(SCHEDULE)?.parse().ok()

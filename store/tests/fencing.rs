@@ -5,12 +5,9 @@
 
 use chrono::{NaiveDate, Utc};
 use hospital_domain::appointment::AppointmentStatus;
-use hospital_domain::booking::SessionBook;
-use hospital_domain::{AccountId, DepartmentId, DoctorId};
-use hospital_store::conformance::{sample_hold, sample_session};
-use hospital_store::{
-    BookingStore, BookingWrite, Conflict, EmbeddedStore, RedisKv, RedisLeases, ScheduleStore, StoreError,
-};
+use hospital_domain::{AccountId, DoctorId};
+use hospital_store::conformance::{sample_hold, stored_sample_book};
+use hospital_store::{BookingStore, BookingWrite, Conflict, EmbeddedStore, RedisKv, RedisLeases, StoreError};
 use hospital_testkit::RedisServer;
 use std::time::Duration;
 
@@ -24,9 +21,7 @@ async fn an_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over()
 
     let doctor = DoctorId::new();
     let resource = hospital_store::schedule_resource(doctor);
-    let s = sample_session(doctor, DepartmentId::new(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(), 2);
-    store.put_sessions(std::slice::from_ref(&s)).await.unwrap();
-    let mut book = SessionBook::new(s.clone(), [], vec![]);
+    let mut book = stored_sample_book(&store, doctor, NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(), 2).await;
 
     // Node A takes the lease and writes a hold under it.
     let ttl = Duration::from_millis(300);

@@ -360,10 +360,9 @@ async fn one_node_holds_the_keyspace_until_it_lets_go_or_its_lease_runs_out() {
 async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
     use chrono::{NaiveDate, Utc};
     use hospital_domain::appointment::{AppointmentStatus, CancelReason};
-    use hospital_domain::booking::SessionBook;
-    use hospital_domain::{AccountId, DepartmentId, DoctorId};
-    use hospital_store::conformance::{sample_hold, sample_session};
-    use hospital_store::{schedule_resource, BookingStore, BookingWrite, Conflict, Fence, ScheduleStore, StoreError};
+    use hospital_domain::{AccountId, DoctorId};
+    use hospital_store::conformance::{sample_hold, stored_sample_book};
+    use hospital_store::{schedule_resource, BookingStore, BookingWrite, Conflict, Fence, StoreError};
     let server = KassandraServer::start();
     let connect = || async {
         ScyllaStore::connect_with(&server.uri(), "fence_ci", true).await.unwrap().with_replication_factor(1)
@@ -373,10 +372,8 @@ async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
 
     let doctor = DoctorId::new();
     let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-    let s = sample_session(doctor, DepartmentId::new(), day, 4);
-    node_a.put_sessions(std::slice::from_ref(&s)).await.unwrap();
-    let mut book = SessionBook::new(s.clone(), [], vec![]);
-    let fence = |token| Some(Fence { resource: schedule_resource(doctor), token, until_us: None });
+    let mut book = stored_sample_book(&node_a, doctor, day, 4).await;
+    let fence = |token| Some(Fence::schedule(doctor, token));
 
     // A claims the doctor (a fence alone is a write); the claimed book is still empty.
     node_a.apply_booking(BookingWrite { fence: fence(1), ..Default::default() }).await.unwrap();

@@ -10,7 +10,7 @@ use hospital_domain::*;
 use std::sync::Arc;
 
 use super::samples::*;
-use crate::traits::{BookingWrite, DataStore};
+use crate::traits::{BookingWrite, DataStore, ScheduleStore};
 
 /// A bookable session of `doctor` on `date`: two half-hour segments of `quota` places each,
 /// released an hour ago.
@@ -34,6 +34,18 @@ pub fn sample_session(doctor: DoctorId, department: DepartmentId, date: NaiveDat
 }
 
 /// A hold of the next free place in `segment`, as the schedule actor makes it, with its order.
+/// A sample session of `quota` places a segment for `doctor` on `date`, stored, and its book.
+pub async fn stored_sample_book(
+    store: &dyn ScheduleStore,
+    doctor: DoctorId,
+    date: NaiveDate,
+    quota: u32,
+) -> SessionBook {
+    let s = sample_session(doctor, DepartmentId::new(), date, quota);
+    store.put_sessions(std::slice::from_ref(&s)).await.unwrap();
+    SessionBook::new(s, [], vec![])
+}
+
 pub fn sample_hold(book: &mut SessionBook, segment: u16, account: AccountId, person: &str) -> (Appointment, Order) {
     let now = Utc::now();
     let req = HoldRequest {

@@ -23,7 +23,7 @@ mod samples;
 pub use accounts::{accounts, patients, persons, staff};
 pub use audit::audit;
 pub use backoffice::backoffice;
-pub use booking::{booking, outbox, sample_hold, sample_session};
+pub use booking::{booking, outbox, sample_hold, sample_session, stored_sample_book};
 pub use catalogue::catalogue;
 pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};

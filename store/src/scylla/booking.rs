@@ -425,11 +425,8 @@ mod tests {
     /// A's late rows (the booking as A knew it) must not undo B's cancellation.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stalled_owners_late_rows_lose_to_the_newer_owners() {
-        use crate::conformance::{sample_hold, sample_session};
-        use crate::ScheduleStore;
+        use crate::conformance::{sample_hold, stored_sample_book};
         use hospital_domain::appointment::{AppointmentStatus, CancelReason};
-        use hospital_domain::booking::SessionBook;
-        use hospital_domain::DepartmentId;
         let server = hospital_testkit::kassandra::KassandraServer::start();
         let connect = || async {
             ScyllaStore::connect_with(&server.uri(), "stall", true).await.unwrap().with_replication_factor(1)
@@ -438,10 +435,8 @@ mod tests {
         a.create_schema().await.unwrap();
         let doctor = DoctorId::new();
         let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-        let s = sample_session(doctor, DepartmentId::new(), day, 2);
-        a.put_sessions(std::slice::from_ref(&s)).await.unwrap();
-        let mut book = SessionBook::new(s, [], vec![]);
-        let fence = |token| Some(Fence { resource: crate::schedule_resource(doctor), token, until_us: None });
+        let mut book = stored_sample_book(&a, doctor, day, 2).await;
+        let fence = |token| Some(Fence::schedule(doctor, token));
         let account = AccountId::new();
         let (held, order) = sample_hold(&mut book, 0, account, "person-1");
         let w = BookingWrite {
