@@ -250,7 +250,7 @@ impl ScyllaStore {
     async fn write_rest(&self, rest: Vec<Writes>, at: i64) -> Result<()> {
         for batch in pack(rest, BATCH_STATEMENTS, BATCH_BYTES) {
             let mut attempt = 0;
-            while let Err(e) = self.run_batch_at(batch.clone(), BatchType::Logged, Some(at)).await {
+            while let Err(e) = self.run_batch_at(&batch, BatchType::Logged, Some(at)).await {
                 attempt += 1;
                 if attempt == REST_TRIES {
                     return Err(e);
@@ -266,30 +266,33 @@ impl ScyllaStore {
     /// is the writer's `token`. The first batch of a write may claim: an older token (or none)
     /// found there is replaced by compare-and-set; a newer one refuses the write.
     async fn fenced_batch(&self, doctor: DoctorId, token: i64, rows: Writes, claim: bool) -> Result<()> {
-        let mut expect = Some(token);
-        for _ in 0..FENCE_TRIES {
-            let mut batch = Writes::default();
+        // The fence's statement leads the batch, expecting `expect` there (None: no fence yet).
+        let fence = |expect: Option<i64>| {
+            let (token, doctor) = (CqlValue::BigInt(token), CqlValue::Uuid(doctor.0));
             match expect {
-                Some(e) => batch.push(
-                    self,
-                    FENCE,
-                    vec![CqlValue::BigInt(token), CqlValue::Uuid(doctor.0), CqlValue::BigInt(e)],
-                ),
-                None => batch.push(self, FENCE_FIRST, vec![CqlValue::BigInt(token), CqlValue::Uuid(doctor.0)]),
+                Some(e) => (FENCE, vec![token, doctor, CqlValue::BigInt(e)]),
+                None => (FENCE_FIRST, vec![token, doctor]),
             }
-            batch.append(rows.clone());
-            let answer = self.run_batch_at(batch, BatchType::Unlogged, None).await?;
+        };
+        let mut batch = Writes::default();
+        let (template, values) = fence(Some(token));
+        batch.push(self, template, values);
+        batch.append(rows);
+        for _ in 0..FENCE_TRIES {
+            let answer = self.run_batch_at(&batch, BatchType::Unlogged, None).await?;
             let outcome = Lwt::from_result(answer.ok_or_else(|| StoreError::Scylla("an empty fenced batch".into()))?)?;
             if outcome.applied {
                 return Ok(());
             }
             let found = outcome.bigint("fence");
-            match found {
-                // A newer owner took over (or, past the claim, the fence moved at all).
-                Some(f) if f > token || !claim => return Err(Conflict::StaleFence.into()),
-                None if !claim => return Err(Conflict::StaleFence.into()),
-                _ => expect = found,
+            // A newer owner took over (or, past the claim, the fence moved at all).
+            if !claim || found.is_some_and(|f| f > token) {
+                return Err(Conflict::StaleFence.into());
             }
+            // A claim: compare-and-set from what was found; only the fence's statement changes.
+            let (template, values) = fence(found);
+            batch.statements[0] = self.cql(template);
+            batch.values[0] = values;
         }
         Err(StoreError::Scylla(format!("the fence of doctor {doctor} kept changing during a claim")))
     }

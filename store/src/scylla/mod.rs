@@ -51,7 +51,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::traits::DataStore;
@@ -295,7 +295,7 @@ impl ScyllaStore {
 
     /// Runs the writes as one batch (logged unless it stays in one partition).
     async fn run_batch(&self, writes: Writes, batch_type: BatchType) -> Result<()> {
-        self.run_batch_at(writes, batch_type, None).await.map(drop)
+        self.run_batch_at(&writes, batch_type, None).await.map(drop)
     }
 
     /// Runs the writes as one batch, every write at `timestamp` (microseconds) if given, else
@@ -303,7 +303,7 @@ impl ScyllaStore {
     /// was nothing to write.
     async fn run_batch_at(
         &self,
-        writes: Writes,
+        writes: &Writes,
         batch_type: BatchType,
         timestamp: Option<i64>,
     ) -> Result<Option<QueryResult>> {
@@ -315,7 +315,7 @@ impl ScyllaStore {
         for s in &writes.statements {
             batch.append_statement(s.as_str());
         }
-        let r = self.session.batch(&batch, writes.values).await;
+        let r = self.session.batch(&batch, &writes.values).await;
         for s in &writes.statements {
             self.note(s, &r);
         }
@@ -511,7 +511,7 @@ fn cql_date(d: NaiveDate) -> CqlDate {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    crate::lease::now_us() / 1000
 }
 
 /// A CQL TTL in whole seconds, rounded up (CQL has no finer TTL; `expires_at` carries the

@@ -53,10 +53,7 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    now_us() / 1000
 }
 
 /// A write's timestamp when the request gives none: the server's clock, in microseconds.
