@@ -72,7 +72,7 @@ impl ActorDeps {
         self
     }
 
-    /// Several nodes: schedule actors take a lease and fence their writes (`ownership`).
+    /// Several nodes: schedule and payment actors take a lease and fence their writes (`ownership`).
     pub fn with_ownership(mut self, ownership: Ownership) -> Self {
         self.ownership = Some(ownership);
         self

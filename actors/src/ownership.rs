@@ -1,5 +1,6 @@
 //! Ownership of an actor's resource across nodes (ARCHITECTURE.md, "Several nodes"): before a
-//! doctor's schedule actor starts, its node takes the lease `schedule:<doctor>` in Redis; the
+//! doctor's schedule actor (or an order's payment actor) starts, its node takes the lease
+//! `schedule:<doctor>` (`payment:<order>`) in Redis; the
 //! actor's first write is its claim (its fence alone), every later write carries the fence, it
 //! renews the lease at a third of its lifetime and stops when it cannot, and gives the lease up
 //! on a clean stop. A node that stalled past its lease and wakes up still running the actor is
@@ -9,7 +10,9 @@
 //!
 //! One node needs none of this (`ActorDeps::ownership` is None): its actors own what they run.
 
-use hospital_store::{BookingStore, BookingWrite, Lease, RedisLeases, StoreError};
+use hospital_domain::{DoctorId, OrderId};
+use hospital_store::{BookingStore, BookingWrite, Fence, Lease, PaymentStore, PaymentWrite, RedisLeases, StoreError};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -37,15 +40,36 @@ impl Ownership {
         Self { leases, node: node.into(), ttl }
     }
 
-    /// Takes the lease on `resource` and claims it in the store: once this returns, a previous
-    /// owner's writes are refused, so what the actor loads next is final.
-    pub async fn take(&self, resource: &str, store: &dyn BookingStore) -> Result<Lease, OwnershipError> {
+    /// Takes the lease on `resource` and claims it in the store with `claim` (the actor's kind of
+    /// write carrying the fence and nothing else): once this returns, a previous owner's writes
+    /// are refused, so what the actor loads next is final.
+    pub async fn take<F, Fut>(&self, resource: &str, claim: F) -> Result<Lease, OwnershipError>
+    where
+        F: FnOnce(Fence) -> Fut,
+        Fut: Future<Output = Result<(), StoreError>>,
+    {
         let Some(lease) = self.leases.acquire(resource, &self.node, self.ttl).await? else {
             let holder = self.leases.holder(resource).await?.map(|(h, _)| h).unwrap_or_default();
             return Err(OwnershipError::HeldElsewhere { resource: resource.to_string(), holder });
         };
-        store.apply_booking(BookingWrite { fence: Some(lease.fence()), ..Default::default() }).await?;
+        claim(lease.fence()).await?;
         Ok(lease)
+    }
+
+    /// `take` for a doctor's schedule: its claim is a booking write.
+    pub async fn take_schedule(&self, doctor: DoctorId, store: &dyn BookingStore) -> Result<Lease, OwnershipError> {
+        self.take(&hospital_store::schedule_resource(doctor), |fence| {
+            store.apply_booking(BookingWrite { fence: Some(fence), ..Default::default() })
+        })
+        .await
+    }
+
+    /// `take` for an order's payment: its claim is a payment write.
+    pub async fn take_payment(&self, order: OrderId, store: &dyn PaymentStore) -> Result<Lease, OwnershipError> {
+        let claim = |fence| async move {
+            store.apply_payment(PaymentWrite { fence: Some(fence), ..Default::default() }).await.map(|_| ())
+        };
+        self.take(&hospital_store::payment_resource(order), claim).await
     }
 
     /// Extends `lease`; false when it ran out or passed to another node.

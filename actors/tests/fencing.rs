@@ -6,15 +6,19 @@
 //! is refused by the store: nothing A writes after the hand-over lands, B's bookings stand, and
 //! A cannot start the doctor again while B owns it. Run on the embedded store and on the ScyllaDB
 //! backend (against kassandra), whose fence is a conditional batch in the doctor's partition.
+//! The same for an order's payment actor (`payment:<order>`): a stale owner cannot pay the order
+//! again from the balance once another node took it over and paid it.
 
 use chrono::{Duration as Days, NaiveTime, Utc};
 use hospital_actors::{ActorSystem, BookingError};
 use hospital_domain::account::Relation;
+use hospital_domain::ledger::Channel;
+use hospital_domain::order::{Order, OrderKind, OrderStatus};
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::time::HospitalZone;
-use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, PatientId, SessionId};
+use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
 use hospital_store::scylla::ScyllaStore;
-use hospital_store::{DataStore, EmbeddedStore, RedisKv, RedisLeases, Stores};
+use hospital_store::{DataStore, EmbeddedStore, PaymentWrite, RedisKv, RedisLeases, Stores};
 use hospital_testkit::kassandra::KassandraServer;
 use hospital_testkit::RedisServer;
 use std::sync::Arc;
@@ -44,6 +48,82 @@ async fn on_scylla_a_schedule_actor_with_an_old_token_cannot_write_after_another
     let store = ScyllaStore::connect_with(&server.uri(), "fencing", true).await.unwrap().with_replication_factor(1);
     store.create_schema().await.unwrap();
     old_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    old_payment_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_scylla_a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order() {
+    let server = KassandraServer::start();
+    let store = ScyllaStore::connect_with(&server.uri(), "pay_fencing", true).await.unwrap().with_replication_factor(1);
+    store.create_schema().await.unwrap();
+    old_payment_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+}
+
+/// Two nodes and one order paid from the balance: A runs the order's actor, its lease lapses,
+/// B takes the order over and pays it; A, still holding the unpaid order in memory, pays again
+/// and is refused by the store. The balance is debited once, B's payment stands, and A cannot
+/// run the order again while B owns it.
+async fn old_payment_token_refused(stores: Stores) {
+    let redis = RedisServer::start();
+    let store: &Arc<dyn DataStore> = &stores.data;
+    let a = node(&stores, &redis, "node-a").await;
+    let b = node(&stores, &redis, "node-b").await;
+
+    // An account with 200.00 on its balance (a top-up by Alipay) and a 60.00 fee order.
+    let account = AccountId::new();
+    let now = Utc::now();
+    let mut topup = Order::new(OrderId::new(), OrderKind::TopUp, account, "充值".into(), Fen::new(20000), now, now);
+    topup.choose_channel(Channel::Alipay).unwrap();
+    topup.open_trade(Channel::Alipay, Fen::new(20000));
+    topup.record_cash(Channel::Alipay, "T-fencing", Fen::new(20000), now).unwrap();
+    let credit = topup.payment_movement(now, now.date_naive()).unwrap();
+    store
+        .apply_payment(PaymentWrite { orders: vec![topup], movements: vec![credit], ..Default::default() })
+        .await
+        .unwrap();
+    let fee =
+        Order::new(OrderId::new(), OrderKind::Fees, account, "药费".into(), Fen::new(6000), now, now + Days::hours(1));
+    store.apply_payment(PaymentWrite::order(fee.clone())).await.unwrap();
+
+    // Node A runs the order's actor under the order's lease.
+    assert_eq!(a.order(fee.id).await.unwrap().status, OrderStatus::Created);
+    let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
+    let leases = RedisLeases::new(kv.connection(), PREFIX);
+    let resource = hospital_store::payment_resource(fee.id);
+    let (holder, token_a) = leases.holder(&resource).await.unwrap().expect("A holds the order's lease");
+    assert_eq!(holder, "node-a");
+    assert!(b.order(fee.id).await.is_err(), "B may not run A's order");
+
+    // A's lease lapses while its actor still runs; B takes the order over and pays it.
+    let mut conn = kv.connection();
+    let removed: i64 =
+        redis::cmd("DEL").arg(format!("{PREFIX}:lease:{resource}")).query_async(&mut conn).await.unwrap();
+    assert_eq!(removed, 1);
+    let paid = b.pay_from_balance(fee.id).await.expect("B pays once the lease is free");
+    assert_eq!(paid.status, OrderStatus::Paid);
+    let (holder, token_b) = leases.holder(&resource).await.unwrap().expect("B holds the lease");
+    assert_eq!(holder, "node-b");
+    assert!(token_b > token_a, "a new holder gets a larger token ({token_b} > {token_a})");
+    assert_eq!(store.balance(account).await.unwrap(), 14000);
+
+    // A still holds the unpaid order in memory, with its old token: its payment is refused.
+    let r = a.pay_from_balance(fee.id).await;
+    assert!(r.is_err(), "a write under the old token must not land: {r:?}");
+    assert_eq!(store.balance(account).await.unwrap(), 14000, "the balance is debited once");
+    assert_eq!(store.order(fee.id).await.unwrap().unwrap(), paid, "B's payment stands");
+
+    // A cannot run the order again while B owns it; B goes on serving it.
+    assert!(a.order(fee.id).await.is_err(), "A may not run B's order");
+    assert_eq!(b.order(fee.id).await.unwrap(), paid);
+
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 async fn old_token_refused(stores: Stores) {

@@ -31,10 +31,16 @@ pub struct Fence {
 }
 
 const SCHEDULE: &str = "schedule:";
+const PAYMENT: &str = "payment:";
 
 /// The resource a doctor's schedule actor leases and fences its writes with.
 pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
     format!("{SCHEDULE}{doctor}")
+}
+
+/// The resource an order's payment actor leases and fences its writes with.
+pub fn payment_resource(order: hospital_domain::OrderId) -> String {
+    format!("{PAYMENT}{order}")
 }
 
 impl Fence {
@@ -43,9 +49,19 @@ impl Fence {
         Fence { resource: schedule_resource(doctor), token, until_us: None }
     }
 
+    /// An order's payment fence with no deadline (tests, as `schedule`).
+    pub fn payment(order: hospital_domain::OrderId, token: u64) -> Fence {
+        Fence { resource: payment_resource(order), token, until_us: None }
+    }
+
     /// The doctor whose schedule this fence is for (`schedule_resource`), if it is one's.
     pub fn schedule_doctor(&self) -> Option<hospital_domain::DoctorId> {
         self.resource.strip_prefix(SCHEDULE)?.parse().ok()
+    }
+
+    /// The order whose payment this fence is for (`payment_resource`), if it is one's.
+    pub fn payment_order(&self) -> Option<hospital_domain::OrderId> {
+        self.resource.strip_prefix(PAYMENT)?.parse().ok()
     }
 }
 

@@ -40,6 +40,10 @@ pub struct PaymentWrite {
     pub movements: Vec<Movement>,
     pub messages: Vec<Message>,
     pub events: Vec<PendingEvent>,
+    /// Several nodes: the payment actor's lease token (`payment:<order>`). The store refuses the
+    /// write if it has seen a newer token for the order (`Conflict::StaleFence`), and remembers
+    /// this one. A write with a fence and nothing else is the new owner's claim.
+    pub fence: Option<crate::Fence>,
 }
 
 impl PaymentWrite {

@@ -130,3 +130,12 @@ async fn a_lock_has_one_holder_until_let_go_or_lapsed() {
     assert!(!leases.unlock("person:p3", "node-c#1").await.unwrap(), "a lapsed holder let go of another's lock");
     assert!(!leases.lock("person:p3", "node-a#9", ttl).await.unwrap(), "the new holder keeps it");
 }
+
+/// The payment fence in the embedded store: `conformance::payment_fence` (the same run against
+/// ScyllaDB is in kassandra.rs). One store, so both nodes' handles are the one store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    hospital_store::conformance::payment_fence(&store, &store).await;
+}

@@ -452,6 +452,29 @@ async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
     };
     let r = node_a.apply_booking(other).await;
     assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("queue:x")), "{r:?}");
+    // A booking write under an order's fence is refused by name too (each kind fences its own).
+    let wrong = BookingWrite { fence: Some(Fence::payment(hospital_domain::OrderId::new(), 1)), ..Default::default() };
+    let r = node_a.apply_booking(wrong).await;
+    assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("order")), "{r:?}");
+}
+
+/// The payment fence on ScyllaDB: `conformance::payment_fence` (the embedded store's run is in
+/// fencing.rs) through two nodes' connections, the fence in the order's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_fenced_on_scylla_refuses_a_payment_owner_with_an_old_token() {
+    use hospital_store::{Fence, PaymentStore, PaymentWrite, StoreError};
+    let server = KassandraServer::start();
+    let connect = || async {
+        ScyllaStore::connect_with(&server.uri(), "pay_fence_ci", true).await.unwrap().with_replication_factor(1)
+    };
+    let (node_a, node_b) = (connect().await, connect().await);
+    node_a.create_schema().await.unwrap();
+    hospital_store::conformance::payment_fence(&node_a, &node_b).await;
+    // A payment write under a doctor's fence is refused by name, not written unfenced.
+    let wrong =
+        PaymentWrite { fence: Some(Fence::schedule(hospital_domain::DoctorId::new(), 1)), ..Default::default() };
+    let r = node_a.apply_payment(wrong).await;
+    assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("doctor")), "{r:?}");
 }
 
 /// Every CQL statement written in the backend's source: string literals naming `{ks}.`.

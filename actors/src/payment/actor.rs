@@ -22,12 +22,28 @@ impl Actor for PaymentActor {
         myself: ActorRef<Self::Msg>,
         args: PaymentArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let order = args.ctx.stores.data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
-        Ok(PaymentState { myself, order, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
+        let data = &args.ctx.stores.data;
+        let mut order = data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
+        // Several nodes: take the order's lease and claim it (only once the order is known to
+        // exist: a claim of nothing would leave a row with a fence and no order), then load it
+        // again, so nothing a previous owner could still write is missing from memory.
+        let lease = match &args.ctx.ownership {
+            Some(o) => {
+                let lease = o.take_payment(args.order, data.as_ref()).await?;
+                order = data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
+                Some(lease)
+            }
+            None => None,
+        };
+        let idle = IdleClock::new(args.ctx.config.idle_timeout);
+        Ok(PaymentState { myself, order, idle, ctx: args.ctx, lease, renewal: None })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || PaymentMsg::Tick);
+        if let (Some(o), Some(_)) = (&state.ctx.ownership, &state.lease) {
+            state.renewal = Some(myself.send_interval(o.renew_every(), || PaymentMsg::RenewLease));
+        }
         // After a restart: pick up whatever was in flight (a payment being made, refunds asked).
         if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding)
             || state.order.returns_due().next().is_some()
@@ -42,13 +58,24 @@ impl Actor for PaymentActor {
         Ok(())
     }
 
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.idle.stop();
+        if let Some(t) = state.renewal.take() {
+            t.abort();
+        }
+        if let (Some(o), Some(lease)) = (&state.ctx.ownership, state.lease.take()) {
+            o.release(&lease).await;
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, PaymentMsg::Tick) {
+        if !matches!(msg, PaymentMsg::Tick | PaymentMsg::RenewLease) {
             state.idle.touch();
         }
         match msg {
@@ -96,6 +123,17 @@ impl Actor for PaymentActor {
                 let _ = reply.send(state.pay_from_balance().await);
             }
             PaymentMsg::CheckProvider => state.check_provider().await,
+            PaymentMsg::RenewLease => {
+                let held = match (&state.ctx.ownership, &mut state.lease) {
+                    (Some(o), Some(lease)) => o.renew(lease).await,
+                    _ => true,
+                };
+                if !held {
+                    tracing::warn!(order = %state.order.id, "payment lease lost; stopping");
+                    state.lease = None;
+                    myself.stop(Some("lease lost".into()));
+                }
+            }
             PaymentMsg::Tick => {
                 // Orders waiting on the provider keep their actor (and its timers).
                 let waiting = matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding)

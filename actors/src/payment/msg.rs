@@ -121,6 +121,9 @@ pub enum PaymentMsg {
     CheckProvider,
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the order's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }
 
 /// How the payer pays an order by Alipay.

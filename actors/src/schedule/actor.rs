@@ -35,9 +35,7 @@ impl Actor for ScheduleActor {
         // Several nodes: take the doctor's lease and claim it before loading, so nothing a
         // previous owner could still write is missing from what is loaded.
         let lease = match &args.ctx.ownership {
-            Some(o) => {
-                Some(o.take(&hospital_store::schedule_resource(args.doctor), args.ctx.stores.data.as_ref()).await?)
-            }
+            Some(o) => Some(o.take_schedule(args.doctor, args.ctx.stores.data.as_ref()).await?),
             None => None,
         };
         let (books, today) = load_window(args.doctor, &args.ctx).await?;

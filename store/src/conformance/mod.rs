@@ -29,7 +29,7 @@ pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
-pub use payments::payments;
+pub use payments::{payment_fence, payments};
 pub use records::{jobs, records, vault};
 pub use samples::{sample_account, sample_patient};
 

@@ -202,3 +202,77 @@ pub async fn payments(store: Arc<dyn DataStore>) {
     assert!(!store.remove_insurance_binding(account, patient).await.unwrap());
     assert_eq!(store.insurance_binding(account, patient).await.unwrap(), None);
 }
+
+/// Several nodes: an order's payment fence (`Fence::payment`, the payment actor's lease token),
+/// written through `a` and `b`, two nodes' handles on one store. Owner A claims the order and
+/// writes; B claims it with a newer token and closes it; A, waking up with its old token, pays
+/// it (the order and its ledger movement): refused whole, nothing of it lands, B's order stands
+/// and no money moved. A stale claim is refused too, and a write begun past its lease's deadline
+/// (`Fence::until_us`) is refused before anything is written.
+pub async fn payment_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let account = AccountId::new();
+    let now = Utc::now();
+    let order = Order::new(OrderId::new(), OrderKind::TopUp, account, "充值".into(), Fen::new(5000), now, now);
+    // Created unfenced, as a checkout or a hold creates an order before its actor runs.
+    a.apply_payment(PaymentWrite::order(order.clone())).await.unwrap();
+    let fence = |token| Some(crate::Fence::payment(order.id, token));
+    let stale = |r: crate::Result<Vec<Applied>>| matches!(r, Err(StoreError::Conflict(Conflict::StaleFence)));
+
+    // A claims (a fence alone is a write: the order is as it was) and opens a trade.
+    a.apply_payment(PaymentWrite { fence: fence(1), ..Default::default() }).await.unwrap();
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&order), "a claim changes no order");
+    let mut paying = order.clone();
+    paying.choose_channel(Channel::Alipay).unwrap();
+    paying.open_trade(Channel::Alipay, Fen::new(5000));
+    a.apply_payment(PaymentWrite { orders: vec![paying.clone()], fence: fence(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&paying));
+
+    // B takes over and closes the order under its newer token.
+    b.apply_payment(PaymentWrite { fence: fence(2), ..Default::default() }).await.unwrap();
+    let mut closed = paying.clone();
+    closed.close().unwrap();
+    closed.next_check_at = None;
+    b.apply_payment(PaymentWrite { orders: vec![closed.clone()], fence: fence(2), ..Default::default() })
+        .await
+        .unwrap();
+
+    // A wakes up and records the payment it believes it saw: refused, with its money movement.
+    let mut paid = paying.clone();
+    paid.record_cash(Channel::Alipay, &unique("T"), Fen::new(5000), now).unwrap();
+    let movement = paid.payment_movement(now, now.date_naive()).unwrap();
+    let w = PaymentWrite {
+        orders: vec![paid.clone()],
+        movements: vec![movement.clone()],
+        fence: fence(1),
+        ..Default::default()
+    };
+    assert!(stale(a.apply_payment(w).await), "a stale owner's payment was written");
+    for node in [a, b] {
+        assert_eq!(node.order(order.id).await.unwrap().as_ref(), Some(&closed), "B's order stands");
+        assert!(node.movement(&movement.key).await.unwrap().is_none(), "the stale write moved money");
+        assert_eq!(node.balance(account).await.unwrap(), 0);
+    }
+    assert!(stale(a.apply_payment(PaymentWrite { fence: fence(1), ..Default::default() }).await), "a stale claim");
+
+    // C claims past B; B is refused from then on.
+    a.apply_payment(PaymentWrite { fence: fence(3), ..Default::default() }).await.unwrap();
+    let w = PaymentWrite { orders: vec![paying.clone()], fence: fence(2), ..Default::default() };
+    assert!(stale(b.apply_payment(w).await));
+
+    // A write under C's token begun past its lease's deadline is refused, nothing written; the
+    // same write within it lands.
+    let mut reopened = closed.clone();
+    reopened.description = "充值 (C)".into();
+    let late =
+        crate::Fence { until_us: Some(crate::lease::now_us() - 1_000_000), ..crate::Fence::payment(order.id, 3) };
+    let w = PaymentWrite { orders: vec![reopened.clone()], fence: Some(late), ..Default::default() };
+    assert!(stale(a.apply_payment(w).await), "a write past its deadline");
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&closed));
+    let in_time =
+        crate::Fence { until_us: Some(crate::lease::now_us() + 60_000_000), ..crate::Fence::payment(order.id, 3) };
+    let w = PaymentWrite { orders: vec![reopened.clone()], fence: Some(in_time), ..Default::default() };
+    a.apply_payment(w).await.unwrap();
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&reopened));
+}

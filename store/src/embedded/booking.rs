@@ -36,8 +36,13 @@ pub(super) fn put_appointment_index(ctx: &mut super::engine::WriteCtx<'_>, a: &A
 
 /// Refuses a write whose token is older than the newest seen for its resource, else records
 /// it: in the write's own transaction, so a refused write leaves nothing behind and no write of
-/// an older owner can land after a newer owner's first write.
-fn check_fence(ctx: &mut super::engine::WriteCtx<'_>, f: &crate::Fence) -> Result<()> {
+/// an older owner can land after a newer owner's first write. A write past its lease's deadline
+/// (`Fence::until_us`) is refused as on ScyllaDB, so a fence means the same on both stores (one
+/// node has no clocks to disagree, but its actor's lease can run out all the same).
+pub(super) fn check_fence(ctx: &mut super::engine::WriteCtx<'_>, f: &crate::Fence) -> Result<()> {
+    if f.until_us.is_some_and(|until| crate::lease::now_us() > until) {
+        return Err(crate::Conflict::StaleFence.into());
+    }
     let key = Key::new().str(&f.resource);
     let seen: Option<u64> = ctx.get(FENCES, &key)?;
     if seen.is_some_and(|s| s > f.token) {

@@ -130,6 +130,9 @@ impl PaymentStore for EmbeddedStore {
         let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &w.fence {
+                    super::booking::check_fence(ctx, f)?;
+                }
                 // Revenue and refunds by channel (analytics), from each order as stored before
                 // this write, added in the same transaction.
                 let mut deltas = Vec::new();

@@ -90,6 +90,9 @@ pub(super) const BATCH_BYTES: usize = 100 * 1024;
 const FENCE: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = ?";
 /// A claim of a doctor whose partition has never been fenced.
 const FENCE_FIRST: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = null";
+/// The same two for an order's payment (`payments`): the fence is a column of its row.
+const FENCE_ORDER: &str = "UPDATE {ks}.orders SET fence = ? WHERE order_id = ? IF fence = ?";
+const FENCE_ORDER_FIRST: &str = "UPDATE {ks}.orders SET fence = ? WHERE order_id = ? IF fence = null";
 /// How often a claim retries its compare-and-set when the fence moved under it.
 const FENCE_TRIES: usize = 4;
 /// How often a fenced write's other rows are tried (`write_rest`).
@@ -221,13 +224,10 @@ impl ScyllaStore {
     /// A fenced write (module documentation): the fenced batches of the doctor's partition, then
     /// the rest at `at`, a timestamp taken before the fence was checked.
     async fn apply_fenced(&self, w: BookingWrite, fence: &Fence) -> Result<()> {
-        let (doctor, token) = fence_of(fence)?;
-        let at = self.write_timestamp();
-        // A write begun past the lease's deadline could carry a timestamp later than a next
-        // owner's (it may have claimed already): refused before anything is sent.
-        if fence.until_us.is_some_and(|until| at > until) {
-            return Err(Conflict::StaleFence.into());
-        }
+        let (fenced, token, at) = self.start_fenced(fence)?;
+        let Fenced::Doctor(doctor) = fenced else {
+            return Err(StoreError::Scylla(format!("a booking write is fenced by a doctor's schedule, not {fenced}")));
+        };
         let deltas = self.booking_deltas(&w).await?;
         let (own, rest) = self.booking_groups(w, Some(doctor)).await?;
         // The fence's own statement shares each batch.
@@ -236,7 +236,7 @@ impl ScyllaStore {
             own.push(Writes::default()); // a claim alone: the fence is the write
         }
         for (i, rows) in own.into_iter().enumerate() {
-            self.fenced_batch(doctor, token, rows, i == 0).await?;
+            self.fenced_batch(fenced, token, rows, i == 0).await?;
         }
         self.write_rest(rest, at).await?;
         crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await
@@ -247,7 +247,7 @@ impl ScyllaStore {
     /// here is tried again (a few times, briefly) rather than leave a booking in the book
     /// without its order or its copies: at its fixed timestamp a batch is idempotent, and
     /// written late it still loses to a newer owner's rows.
-    async fn write_rest(&self, rest: Vec<Writes>, at: i64) -> Result<()> {
+    pub(super) async fn write_rest(&self, rest: Vec<Writes>, at: i64) -> Result<()> {
         for batch in pack(rest, BATCH_STATEMENTS, BATCH_BYTES) {
             let mut attempt = 0;
             while let Err(e) = self.run_batch_at(&batch, BatchType::Logged, Some(at)).await {
@@ -262,16 +262,31 @@ impl ScyllaStore {
         Ok(())
     }
 
-    /// One conditional batch: `rows` (all in the doctor's partition) applied only if the fence
+    /// Where a fenced write starts: the partition its fence lives in, its token, and its write
+    /// timestamp. A write begun past the lease's deadline could carry a timestamp later than a
+    /// next owner's (it may have claimed already): refused before anything is sent.
+    pub(super) fn start_fenced(&self, fence: &Fence) -> Result<(Fenced, i64, i64)> {
+        let (fenced, token) = fence_of(fence)?;
+        let at = self.write_timestamp();
+        if fence.until_us.is_some_and(|until| at > until) {
+            return Err(Conflict::StaleFence.into());
+        }
+        Ok((fenced, token, at))
+    }
+
+    /// One conditional batch: `rows` (all in `fenced`'s partition) applied only if the fence
     /// is the writer's `token`. The first batch of a write may claim: an older token (or none)
     /// found there is replaced by compare-and-set; a newer one refuses the write.
-    async fn fenced_batch(&self, doctor: DoctorId, token: i64, rows: Writes, claim: bool) -> Result<()> {
+    pub(super) async fn fenced_batch(&self, fenced: Fenced, token: i64, rows: Writes, claim: bool) -> Result<()> {
         // The fence's statement leads the batch, expecting `expect` there (None: no fence yet).
         let fence = |expect: Option<i64>| {
-            let (token, doctor) = (CqlValue::BigInt(token), CqlValue::Uuid(doctor.0));
+            let (same, first, key) = match fenced {
+                Fenced::Doctor(d) => (FENCE, FENCE_FIRST, CqlValue::Uuid(d.0)),
+                Fenced::Order(o) => (FENCE_ORDER, FENCE_ORDER_FIRST, CqlValue::Uuid(o.0)),
+            };
             match expect {
-                Some(e) => (FENCE, vec![token, doctor, CqlValue::BigInt(e)]),
-                None => (FENCE_FIRST, vec![token, doctor]),
+                Some(e) => (same, vec![CqlValue::BigInt(token), key, CqlValue::BigInt(e)]),
+                None => (first, vec![CqlValue::BigInt(token), key]),
             }
         };
         let mut batch = Writes::default();
@@ -294,19 +309,43 @@ impl ScyllaStore {
             batch.statements[0] = self.cql(template);
             batch.values[0] = values;
         }
-        Err(StoreError::Scylla(format!("the fence of doctor {doctor} kept changing during a claim")))
+        Err(StoreError::Scylla(format!("the fence of {fenced} kept changing during a claim")))
     }
 }
 
-/// The doctor and token of a fence: on ScyllaDB only a doctor's schedule is fenced (its
-/// partition holds the fence).
-fn fence_of(fence: &Fence) -> Result<(DoctorId, i64)> {
-    let doctor = fence.schedule_doctor().ok_or_else(|| {
-        StoreError::Scylla(format!("only a doctor's schedule is fenced on ScyllaDB, not {:?}", fence.resource))
-    })?;
+/// The partition a fence lives in: a doctor's schedule fences the doctor's book (a static
+/// column of `appointments_by_doctor`), an order's payment the order's row (`orders`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fenced {
+    Doctor(DoctorId),
+    Order(OrderId),
+}
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fenced::Doctor(d) => write!(f, "doctor {d}"),
+            Fenced::Order(o) => write!(f, "order {o}"),
+        }
+    }
+}
+
+/// The partition and token of a fence: on ScyllaDB a doctor's schedule and an order's payment
+/// are fenced; any other resource is refused by name rather than written unfenced.
+fn fence_of(fence: &Fence) -> Result<(Fenced, i64)> {
+    let fenced = match (fence.schedule_doctor(), fence.payment_order()) {
+        (Some(d), _) => Fenced::Doctor(d),
+        (None, Some(o)) => Fenced::Order(o),
+        (None, None) => {
+            return Err(StoreError::Scylla(format!(
+                "only a doctor's schedule and an order's payment are fenced on ScyllaDB, not {:?}",
+                fence.resource
+            )))
+        }
+    };
     let token = i64::try_from(fence.token)
         .map_err(|_| StoreError::Scylla(format!("fencing token {} is out of range", fence.token)))?;
-    Ok((doctor, token))
+    Ok((fenced, token))
 }
 
 #[async_trait]
@@ -455,7 +494,7 @@ mod tests {
         let at = a.write_timestamp();
         let (own, rest) = a.booking_groups(w, Some(doctor)).await.unwrap();
         for rows in pack(own, BATCH_STATEMENTS - 1, BATCH_BYTES) {
-            a.fenced_batch(doctor, 1, rows, true).await.unwrap();
+            a.fenced_batch(Fenced::Doctor(doctor), 1, rows, true).await.unwrap();
         }
 
         // B takes over and cancels the booking.

@@ -17,6 +17,7 @@ use hospital_domain::{AccountId, OrderId, PatientId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
+use super::booking::Fenced;
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::embedded::payments_shard as open_shard;
 use crate::error::Result;
@@ -60,9 +61,10 @@ fn uuid_or_null(id: Option<OrderId>) -> Option<CqlValue> {
 }
 
 impl ScyllaStore {
-    fn order_writes(&self, w: &mut Writes, o: &Order) {
+    /// An order's rows; its own row goes to `own` when given (a fenced write's conditional batch).
+    fn order_writes(&self, w: &mut Writes, o: &Order, own: Option<&mut Writes>) {
         let body = encode(o);
-        w.push(self, PUT_ORDER, vec![CqlValue::Uuid(o.id.0), text(body.clone())]);
+        own.unwrap_or(w).push(self, PUT_ORDER, vec![CqlValue::Uuid(o.id.0), text(body.clone())]);
         w.push(self, PUT_ORDER_BY_ACCOUNT, vec![CqlValue::Uuid(o.account_id.0), CqlValue::Uuid(o.id.0), text(body)]);
         let shard = CqlValue::TinyInt(open_shard(o.id) as i8);
         match o.next_check_at.filter(|_| !o.status.is_final()) {
@@ -157,6 +159,19 @@ impl PaymentStore for ScyllaStore {
     }
 
     async fn apply_payment_live(&self, w: PaymentWrite) -> Result<(Vec<Applied>, Vec<PendingEvent>)> {
+        // Several nodes: the payment actor's fence, checked (or claimed) in the order's row before
+        // anything else, so a stale owner's write takes no fee item and moves no money.
+        let fenced = match &w.fence {
+            Some(f) => {
+                let (fenced, token, at) = self.start_fenced(f)?;
+                let Fenced::Order(order) = fenced else {
+                    return Err(StoreError::Scylla(format!("a payment write is fenced by its order, not {fenced}")));
+                };
+                self.fenced_batch(fenced, token, Writes::default(), true).await?;
+                Some((order, token, at))
+            }
+            None => None,
+        };
         // Revenue by channel (analytics): counters cannot join the logged batch; added after it.
         let deltas = self.order_deltas(&w.orders, &Default::default()).await?;
         let mut batch = Writes::default();
@@ -223,15 +238,29 @@ impl PaymentStore for ScyllaStore {
             batch.push(self, PUT_BY_DAY, vec![CqlValue::Date(cql_date(m.day)), text(m.key.clone()), text(encode(m))]);
             applied.push(Applied::New);
         }
+        // A fenced write's own order row goes in a conditional batch on its fence again: the row
+        // the next owner loads changes only under the current token (as a doctor's book does).
+        let mut own = Writes::default();
         for o in &w.orders {
-            self.order_writes(&mut batch, o);
+            let mine = fenced.is_some_and(|(order, _, _)| order == o.id);
+            self.order_writes(&mut batch, o, mine.then_some(&mut own));
         }
         for m in &w.messages {
             super::notify::push_new_message(self, &mut batch, m);
         }
         let events = settle_balance_events(w.events, &moves);
         self.outbox_writes(&mut batch, &events);
-        self.run_batch(batch, BatchType::Logged).await?;
+        match fenced {
+            Some((order, token, at)) => {
+                if !own.is_empty() {
+                    self.fenced_batch(Fenced::Order(order), token, own, false).await?;
+                }
+                // The other rows at the timestamp taken before the fence: written late, they
+                // lose to a newer owner's (scylla/booking.rs).
+                self.write_rest(vec![batch], at).await?;
+            }
+            None => self.run_batch(batch, BatchType::Logged).await?,
+        }
         crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await?;
         Ok((applied, events))
     }
