@@ -1,6 +1,7 @@
-//! Ownership of an actor's resource across nodes (ARCHITECTURE.md, "Several nodes"): before a
-//! doctor's schedule actor (or an order's payment actor) starts, its node takes the lease
-//! `schedule:<doctor>` (`payment:<order>`) in Redis; the
+//! Ownership of an actor's resource across nodes (ARCHITECTURE.md, "Several nodes"): before an
+//! owned actor starts (a doctor's schedule, an order's payment, a session's queue, a
+//! conversation), its node takes the lease on its resource (`schedule:<doctor>`,
+//! `payment:<order>`, `queue:<session>`, `chat:<conversation>`) in Redis; the
 //! actor's first write is its claim (its fence alone), every later write carries the fence, it
 //! renews the lease at a third of its lifetime and stops when it cannot, and gives the lease up
 //! on a clean stop. A node that stalled past its lease and wakes up still running the actor is
@@ -10,9 +11,9 @@
 //!
 //! One node needs none of this (`ActorDeps::ownership` is None): its actors own what they run.
 
-use hospital_domain::{DoctorId, OrderId};
-use hospital_store::{BookingStore, BookingWrite, Fence, Lease, PaymentStore, PaymentWrite, RedisLeases, StoreError};
-use std::future::Future;
+use hospital_store::{Conflict, DataStore, Fence, Lease, RedisLeases, StoreError};
+use ractor::concurrency::JoinHandle;
+use ractor::{ActorRef, Message};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -40,36 +41,16 @@ impl Ownership {
         Self { leases, node: node.into(), ttl }
     }
 
-    /// Takes the lease on `resource` and claims it in the store with `claim` (the actor's kind of
-    /// write carrying the fence and nothing else): once this returns, a previous owner's writes
-    /// are refused, so what the actor loads next is final.
-    pub async fn take<F, Fut>(&self, resource: &str, claim: F) -> Result<Lease, OwnershipError>
-    where
-        F: FnOnce(Fence) -> Fut,
-        Fut: Future<Output = Result<(), StoreError>>,
-    {
+    /// Takes the lease on `resource` and claims it in the store (`DataStore::claim_fence`):
+    /// once this returns, a previous owner's writes are refused, so what the actor loads next is
+    /// final.
+    pub async fn take(&self, resource: &str, store: &dyn DataStore) -> Result<Lease, OwnershipError> {
         let Some(lease) = self.leases.acquire(resource, &self.node, self.ttl).await? else {
             let holder = self.leases.holder(resource).await?.map(|(h, _)| h).unwrap_or_default();
             return Err(OwnershipError::HeldElsewhere { resource: resource.to_string(), holder });
         };
-        claim(lease.fence()).await?;
+        store.claim_fence(&lease.fence()).await?;
         Ok(lease)
-    }
-
-    /// `take` for a doctor's schedule: its claim is a booking write.
-    pub async fn take_schedule(&self, doctor: DoctorId, store: &dyn BookingStore) -> Result<Lease, OwnershipError> {
-        self.take(&hospital_store::schedule_resource(doctor), |fence| {
-            store.apply_booking(BookingWrite { fence: Some(fence), ..Default::default() })
-        })
-        .await
-    }
-
-    /// `take` for an order's payment: its claim is a payment write.
-    pub async fn take_payment(&self, order: OrderId, store: &dyn PaymentStore) -> Result<Lease, OwnershipError> {
-        let claim = |fence| async move {
-            store.apply_payment(PaymentWrite { fence: Some(fence), ..Default::default() }).await.map(|_| ())
-        };
-        self.take(&hospital_store::payment_resource(order), claim).await
     }
 
     /// Extends `lease`; false when it ran out or passed to another node.
@@ -114,3 +95,77 @@ impl Ownership {
 }
 
 static NEXT_HOLDING: AtomicU64 = AtomicU64::new(1);
+
+/// What an owned actor keeps of its ownership (several nodes): the lease its writes are fenced
+/// with, and the timer that renews it. Empty on one node, where every call here does nothing.
+#[derive(Default)]
+pub(crate) struct Held {
+    lease: Option<Lease>,
+    renewal: Option<JoinHandle<()>>,
+}
+
+impl Held {
+    /// Takes `resource` and claims it in `store` when this node runs its actors under leases.
+    pub(crate) async fn take(
+        ownership: Option<&Ownership>,
+        resource: &str,
+        store: &dyn DataStore,
+    ) -> Result<Self, OwnershipError> {
+        let lease = match ownership {
+            Some(o) => Some(o.take(resource, store).await?),
+            None => None,
+        };
+        Ok(Held { lease, renewal: None })
+    }
+
+    /// Renews the lease every third of its lifetime from now on, by sending `msg` to `myself`
+    /// (whose handler calls `renew`).
+    pub(crate) fn start_renewing<M: Message>(
+        &mut self,
+        ownership: Option<&Ownership>,
+        myself: &ActorRef<M>,
+        msg: fn() -> M,
+    ) {
+        if let (Some(o), Some(_)) = (ownership, &self.lease) {
+            self.renewal = Some(myself.send_interval(o.renew_every(), msg));
+        }
+    }
+
+    /// The fence every write of the actor carries; None on one node.
+    pub(crate) fn fence(&self) -> Option<Fence> {
+        self.lease.as_ref().map(Lease::fence)
+    }
+
+    /// Extends the lease; false when it was lost (the actor must stop: another node may own its
+    /// resource now), and then it is forgotten.
+    pub(crate) async fn renew(&mut self, ownership: Option<&Ownership>) -> bool {
+        let held = match (ownership, &mut self.lease) {
+            (Some(o), Some(lease)) => o.renew(lease).await,
+            _ => true,
+        };
+        if !held {
+            self.lose();
+        }
+        held
+    }
+
+    /// Forgets the lease without giving it up: it has passed to another node.
+    pub(crate) fn lose(&mut self) {
+        self.lease = None;
+    }
+
+    /// On a stop: no more renewals, and the lease given up so the next owner need not wait.
+    pub(crate) async fn release(&mut self, ownership: Option<&Ownership>) {
+        if let Some(t) = self.renewal.take() {
+            t.abort();
+        }
+        if let (Some(o), Some(lease)) = (ownership, self.lease.take()) {
+            o.release(&lease).await;
+        }
+    }
+}
+
+/// Whether a store's refusal says that another node owns the resource now.
+pub(crate) fn is_stale(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict(Conflict::StaleFence))
+}

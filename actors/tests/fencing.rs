@@ -7,16 +7,21 @@
 //! A cannot start the doctor again while B owns it. Run on the embedded store and on the ScyllaDB
 //! backend (against kassandra), whose fence is a conditional batch in the doctor's partition.
 //! The same for an order's payment actor (`payment:<order>`): a stale owner cannot pay the order
-//! again from the balance once another node took it over and paid it.
+//! again from the balance once another node took it over and paid it; for a session's queue
+//! (`queue:<session>`) and a conversation (`chat:<conversation>`) likewise.
 
 use chrono::{Duration as Days, NaiveTime, Utc};
+use hospital_actors::Party;
 use hospital_actors::{ActorSystem, BookingError};
 use hospital_domain::account::Relation;
+use hospital_domain::chat::conversation::MessageBody;
+use hospital_domain::chat::service_hours::ServiceHours;
+use hospital_domain::chat::{GroupCode, ServiceGroup};
 use hospital_domain::ledger::Channel;
 use hospital_domain::order::{Order, OrderKind, OrderStatus};
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::time::HospitalZone;
-use hospital_domain::{AccountId, DepartmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
+use hospital_domain::{AccountId, ConversationId, DepartmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
 use hospital_store::scylla::ScyllaStore;
 use hospital_store::{DataStore, EmbeddedStore, PaymentWrite, RedisKv, RedisLeases, Stores};
 use hospital_testkit::kassandra::KassandraServer;
@@ -31,38 +36,47 @@ async fn node(stores: &Stores, redis: &RedisServer, name: &str) -> ActorSystem {
     common::node_on(stores.clone(), redis, PREFIX, name, Default::default()).await
 }
 
+/// An embedded store in a directory of its own (kept while the test runs).
+fn embedded() -> (tempfile::TempDir, Stores) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    (dir, Stores { data: Arc::new(store.clone()), kv: Arc::new(store) })
+}
+
+/// The ScyllaDB backend over a kassandra server of its own (kept while the test runs).
+async fn on_scylla(keyspace: &str) -> (KassandraServer, Stores) {
+    let server = KassandraServer::start();
+    let store = ScyllaStore::connect_with(&server.uri(), keyspace, true).await.unwrap().with_replication_factor(1);
+    store.create_schema().await.unwrap();
+    (server, Stores { data: Arc::new(store.clone()), kv: Arc::new(store) })
+}
+
 async fn patient(system: &ActorSystem, n: usize) -> (AccountId, PatientId) {
     common::patient(system, &format!("fencing-index-{n}"), Relation::Myself).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
-    old_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+    let (_dir, stores) = embedded();
+    old_token_refused(stores).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_scylla_a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
-    let server = KassandraServer::start();
-    let store = ScyllaStore::connect_with(&server.uri(), "fencing", true).await.unwrap().with_replication_factor(1);
-    store.create_schema().await.unwrap();
-    old_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+    let (_server, stores) = on_scylla("fencing").await;
+    old_token_refused(stores).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
-    old_payment_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+    let (_dir, stores) = embedded();
+    old_payment_token_refused(stores).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_scylla_a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order() {
-    let server = KassandraServer::start();
-    let store = ScyllaStore::connect_with(&server.uri(), "pay_fencing", true).await.unwrap().with_replication_factor(1);
-    store.create_schema().await.unwrap();
-    old_payment_token_refused(Stores { data: Arc::new(store.clone()), kv: Arc::new(store) }).await;
+    let (_server, stores) = on_scylla("pay_fencing").await;
+    old_payment_token_refused(stores).await;
 }
 
 /// Two nodes and one order paid from the balance: A runs the order's actor, its lease lapses,
@@ -126,15 +140,93 @@ async fn old_payment_token_refused(stores: Stores) {
     b.shutdown().await;
 }
 
-async fn old_token_refused(stores: Stores) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_and_conversation_actors_with_an_old_token_cannot_write_after_another_node_took_them() {
+    let (_dir, stores) = embedded();
+    old_queue_and_chat_tokens_refused(stores).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_scylla_queue_and_conversation_actors_with_an_old_token_cannot_write_after_another_node_took_them() {
+    let (_server, stores) = on_scylla("chat_fencing").await;
+    old_queue_and_chat_tokens_refused(stores).await;
+}
+
+/// A session's queue and a conversation, each run by node A until its lease lapses and node B
+/// takes it over and writes; A, still running it from memory, writes again and is refused: the
+/// stored queue and conversation are B's, and A cannot run either again while B owns it.
+async fn old_queue_and_chat_tokens_refused(stores: Stores) {
     let redis = RedisServer::start();
     let store: &Arc<dyn DataStore> = &stores.data;
     let a = node(&stores, &redis, "node-a").await;
     let b = node(&stores, &redis, "node-b").await;
+    let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
+    let leases = RedisLeases::new(kv.connection(), PREFIX);
+    let lapse = |resource: String| {
+        let mut conn = kv.connection();
+        async move {
+            let key = format!("{PREFIX}:lease:{resource}");
+            let removed: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
+            assert_eq!(removed, 1, "the lease of {resource} is where RedisLeases keeps it");
+        }
+    };
 
-    let doctor = DoctorId::new();
+    // The queue: A calls room 3, B (after A's lease lapsed) room 5, A again room 7.
+    let session = sample_session(DoctorId::new());
+    store.put_sessions(std::slice::from_ref(&session)).await.unwrap();
+    a.call_next(session.id, "3".into()).await.expect("node A runs the queue under its lease");
+    let resource = hospital_store::queue_resource(session.id);
+    assert_eq!(leases.holder(&resource).await.unwrap().map(|(h, _)| h).as_deref(), Some("node-a"));
+    assert!(b.queue_state(session.id).await.is_err(), "B may not run A's queue");
+    lapse(resource.clone()).await;
+    let by_b = b.call_next(session.id, "5".into()).await.expect("B runs the queue once the lease is free");
+    assert_eq!(leases.holder(&resource).await.unwrap().map(|(h, _)| h).as_deref(), Some("node-b"));
+    let r = a.call_next(session.id, "7".into()).await;
+    assert!(r.is_err(), "a queue write under the old token must not land: {r:?}");
+    assert_eq!(store.queue(session.id).await.unwrap(), Some(by_b.clone()), "B's queue stands");
+    assert!(a.queue_state(session.id).await.is_err(), "A may not run B's queue");
+    assert_eq!(b.queue_state(session.id).await.unwrap(), by_b);
+
+    // The conversation: opened on A; B (after A's lease lapsed) takes the patient's next message;
+    // A's own next message is refused and never stored.
+    let group = GroupCode::parse(&format!("fence-{}", &SessionId::new().to_string()[..8])).unwrap();
+    store
+        .put_chat_group(&ServiceGroup {
+            code: group.clone(), name: "挂号咨询".into(), hours: ServiceHours::always()
+        })
+        .await
+        .unwrap();
+    let (id, account) = (ConversationId::new(), AccountId::new());
+    let hello = MessageBody::text("你好").unwrap();
+    a.chat_open(id, account, "李雷".into(), group, Some(hello)).await.expect("node A opens the conversation");
+    let resource = hospital_store::conversation_resource(id);
+    assert_eq!(leases.holder(&resource).await.unwrap().map(|(h, _)| h).as_deref(), Some("node-a"));
+    lapse(resource.clone()).await;
+    let patient = Party::Patient(account);
+    b.chat_send(id, patient, MessageBody::text("我想改约").unwrap()).await.expect("B takes the conversation over");
+    let r = a.chat_send(id, patient, MessageBody::text("过期的消息").unwrap()).await;
+    assert!(r.is_err(), "a message under the old token must not land: {r:?}");
+    let texts: Vec<String> = store
+        .chat_messages(id, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| match &m.body {
+            MessageBody::Text { text } => text.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, vec!["你好", "我想改约"], "only A's message before the hand-over and B's");
+    assert!(a.chat_conversation(id).await.is_err(), "A may not run B's conversation");
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A session of `doctor` tomorrow, open and released.
+fn sample_session(doctor: DoctorId) -> ClinicSession {
     let date = HospitalZone::default().local_date(Utc::now()) + Days::days(1);
-    let session = ClinicSession {
+    ClinicSession {
         id: SessionId::new(),
         doctor_id: doctor,
         department_id: DepartmentId::new(),
@@ -148,7 +240,18 @@ async fn old_token_refused(stores: Stores) {
         fee: Fen::new(1500),
         release_at: Utc::now() - Days::hours(1),
         status: SessionStatus::Open,
-    };
+    }
+}
+
+async fn old_token_refused(stores: Stores) {
+    let redis = RedisServer::start();
+    let store: &Arc<dyn DataStore> = &stores.data;
+    let a = node(&stores, &redis, "node-a").await;
+    let b = node(&stores, &redis, "node-b").await;
+
+    let doctor = DoctorId::new();
+    let session = sample_session(doctor);
+    let date = session.date;
     store.put_sessions(std::slice::from_ref(&session)).await.unwrap();
     let slot = SlotId { session_id: session.id, segment: 0 };
     let booked = || async { store.appointments_of_doctor(doctor, date, date).await.unwrap() };

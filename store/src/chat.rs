@@ -56,6 +56,10 @@ pub struct ChatWrite {
     /// Items for patients' message centres (a ticket's answer).
     pub inbox: Vec<Message>,
     pub events: Vec<PendingEvent>,
+    /// Several nodes: the conversation actor's lease token (`chat:<conversation>`). The store
+    /// refuses the write if it has seen a newer token for the conversation
+    /// (`Conflict::StaleFence`).
+    pub fence: Option<crate::Fence>,
 }
 
 fn reader_key(r: &Reader) -> String {
@@ -106,6 +110,9 @@ impl ChatWrite {
         }
         self.inbox.extend(later.inbox);
         self.events.extend(later.events);
+        if later.fence.is_some() {
+            self.fence = later.fence;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,6 +123,7 @@ impl ChatWrite {
             && self.tickets.is_empty()
             && self.inbox.is_empty()
             && self.events.is_empty()
+            && self.fence.is_none()
     }
 }
 

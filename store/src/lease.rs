@@ -32,6 +32,8 @@ pub struct Fence {
 
 const SCHEDULE: &str = "schedule:";
 const PAYMENT: &str = "payment:";
+const QUEUE: &str = "queue:";
+const CONVERSATION: &str = "chat:";
 
 /// The resource a doctor's schedule actor leases and fences its writes with.
 pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
@@ -41,6 +43,36 @@ pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
 /// The resource an order's payment actor leases and fences its writes with.
 pub fn payment_resource(order: hospital_domain::OrderId) -> String {
     format!("{PAYMENT}{order}")
+}
+
+/// The resource a clinic session's queue actor leases and fences its writes with.
+pub fn queue_resource(session: hospital_domain::SessionId) -> String {
+    format!("{QUEUE}{session}")
+}
+
+/// The resource a conversation's actor leases and fences its writes with.
+pub fn conversation_resource(conversation: hospital_domain::ConversationId) -> String {
+    format!("{CONVERSATION}{conversation}")
+}
+
+/// What a fence is for: the owned actor, by kind and id (the inverse of the `*_resource` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    Schedule(hospital_domain::DoctorId),
+    Payment(hospital_domain::OrderId),
+    Queue(hospital_domain::SessionId),
+    Conversation(hospital_domain::ConversationId),
+}
+
+impl std::fmt::Display for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owned::Schedule(d) => write!(f, "doctor {d}'s schedule"),
+            Owned::Payment(o) => write!(f, "order {o}'s payment"),
+            Owned::Queue(s) => write!(f, "session {s}'s queue"),
+            Owned::Conversation(c) => write!(f, "conversation {c}"),
+        }
+    }
 }
 
 impl Fence {
@@ -54,14 +86,29 @@ impl Fence {
         Fence { resource: payment_resource(order), token, until_us: None }
     }
 
-    /// The doctor whose schedule this fence is for (`schedule_resource`), if it is one's.
-    pub fn schedule_doctor(&self) -> Option<hospital_domain::DoctorId> {
-        self.resource.strip_prefix(SCHEDULE)?.parse().ok()
+    /// A session's queue fence with no deadline (tests, as `schedule`).
+    pub fn queue(session: hospital_domain::SessionId, token: u64) -> Fence {
+        Fence { resource: queue_resource(session), token, until_us: None }
     }
 
-    /// The order whose payment this fence is for (`payment_resource`), if it is one's.
-    pub fn payment_order(&self) -> Option<hospital_domain::OrderId> {
-        self.resource.strip_prefix(PAYMENT)?.parse().ok()
+    /// A conversation's fence with no deadline (tests, as `schedule`).
+    pub fn conversation(conversation: hospital_domain::ConversationId, token: u64) -> Fence {
+        Fence { resource: conversation_resource(conversation), token, until_us: None }
+    }
+
+    /// The owned actor this fence is for, if its resource names one.
+    pub fn owned(&self) -> Option<Owned> {
+        let r = self.resource.as_str();
+        if let Some(id) = r.strip_prefix(SCHEDULE) {
+            return id.parse().ok().map(Owned::Schedule);
+        }
+        if let Some(id) = r.strip_prefix(PAYMENT) {
+            return id.parse().ok().map(Owned::Payment);
+        }
+        if let Some(id) = r.strip_prefix(QUEUE) {
+            return id.parse().ok().map(Owned::Queue);
+        }
+        r.strip_prefix(CONVERSATION)?.parse().ok().map(Owned::Conversation)
     }
 }
 

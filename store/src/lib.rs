@@ -41,7 +41,10 @@ pub use embedded::EmbeddedStore;
 pub use error::{Conflict, Result, StoreError};
 pub use exams::{open_exam, open_exams, ExamRow, ExamStore};
 pub use jobs::JobStore;
-pub use lease::{payment_resource, schedule_resource, Fence, Lease, NodeLeases, RedisLeases};
+pub use lease::{
+    conversation_resource, payment_resource, queue_resource, schedule_resource, Fence, Lease, NodeLeases, Owned,
+    RedisLeases,
+};
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore, Queued};
 pub use outbox::{Logged, OutboxStore, PendingEvent, Placed};

@@ -11,13 +11,15 @@ use crate::error::Result;
 #[async_trait]
 pub trait QueueStore: Send + Sync {
     /// Inserts or replaces the session's queue, with the live events of the change (one durable
-    /// write).
+    /// write). `fence` (several nodes: the queue actor's lease token, `queue:<session>`) refuses
+    /// the write if a newer token was seen for the session (`Conflict::StaleFence`).
     async fn put_queue(
         &self,
         session: SessionId,
         doctor: DoctorId,
         state: &ClinicQueue,
         events: &[crate::PendingEvent],
+        fence: Option<&crate::Fence>,
     ) -> Result<()>;
     /// The session's queue; None if nobody has checked in yet.
     async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>>;

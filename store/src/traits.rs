@@ -212,6 +212,12 @@ pub trait DataStore:
     /// A cheap round trip that proves the store answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
+    /// Several nodes: a new owner's claim of what `fence` is for (`Fence::owned`), made before it
+    /// loads anything. Once it returns, a write under an older token is refused
+    /// (`Conflict::StaleFence`), so what the owner loads next is final; a newer token already
+    /// seen refuses the claim itself.
+    async fn claim_fence(&self, fence: &crate::Fence) -> Result<()>;
+
     /// Makes room for a burst of writes about to come (a release, 放号, in a few seconds): the
     /// embedded store writes its memtable out now, in the background, so the burst's holds do not
     /// share the cores with that flush (docs/benchmarks.md, the storm of 18,000). Whether it did

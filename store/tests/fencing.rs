@@ -131,11 +131,15 @@ async fn a_lock_has_one_holder_until_let_go_or_lapsed() {
     assert!(!leases.lock("person:p3", "node-a#9", ttl).await.unwrap(), "the new holder keeps it");
 }
 
-/// The payment fence in the embedded store: `conformance::payment_fence` (the same run against
-/// ScyllaDB is in kassandra.rs). One store, so both nodes' handles are the one store.
+/// The other owned actors' fences in the embedded store: `conformance::{payment,queue,
+/// conversation}_fence` (the same run against ScyllaDB is in kassandra.rs). One store, so both
+/// nodes' handles are the one store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over() {
+async fn a_payment_queue_or_conversation_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over() {
+    use hospital_store::conformance::{conversation_fence, payment_fence, queue_fence};
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    hospital_store::conformance::payment_fence(&store, &store).await;
+    payment_fence(&store, &store).await;
+    queue_fence(&store, &store).await;
+    conversation_fence(&store, &store).await;
 }

@@ -458,23 +458,39 @@ async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
     assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("order")), "{r:?}");
 }
 
-/// The payment fence on ScyllaDB: `conformance::payment_fence` (the embedded store's run is in
-/// fencing.rs) through two nodes' connections, the fence in the order's row.
+/// The other owned actors' fences on ScyllaDB: `conformance::{payment,queue,conversation}_fence`
+/// (the embedded store's run is in fencing.rs) through two nodes' connections, each fence in the
+/// row its actor loads (the order's, the queue's, the conversation's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_fenced_on_scylla_refuses_a_payment_owner_with_an_old_token() {
-    use hospital_store::{Fence, PaymentStore, PaymentWrite, StoreError};
+async fn an_order_a_queue_and_a_conversation_fenced_on_scylla_refuse_an_owner_with_an_old_token() {
+    use hospital_domain::queue::ClinicQueue;
+    use hospital_domain::{DoctorId, SessionId};
+    use hospital_store::conformance::{conversation_fence, payment_fence, queue_fence};
+    use hospital_store::{ChatStore, ChatWrite, DataStore, Fence, PaymentStore, PaymentWrite, QueueStore, StoreError};
     let server = KassandraServer::start();
     let connect = || async {
-        ScyllaStore::connect_with(&server.uri(), "pay_fence_ci", true).await.unwrap().with_replication_factor(1)
+        ScyllaStore::connect_with(&server.uri(), "owned_fence_ci", true).await.unwrap().with_replication_factor(1)
     };
     let (node_a, node_b) = (connect().await, connect().await);
     node_a.create_schema().await.unwrap();
-    hospital_store::conformance::payment_fence(&node_a, &node_b).await;
-    // A payment write under a doctor's fence is refused by name, not written unfenced.
-    let wrong =
-        PaymentWrite { fence: Some(Fence::schedule(hospital_domain::DoctorId::new(), 1)), ..Default::default() };
-    let r = node_a.apply_payment(wrong).await;
-    assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains("doctor")), "{r:?}");
+    payment_fence(&node_a, &node_b).await;
+    queue_fence(&node_a, &node_b).await;
+    conversation_fence(&node_a, &node_b).await;
+
+    // Each kind's write under another kind's fence (or another session's) is refused by name,
+    // not written unfenced.
+    let named = |r: hospital_store::Result<()>, what: &str| {
+        assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains(what)), "{r:?}");
+    };
+    let doctor = DoctorId::new();
+    let wrong = PaymentWrite { fence: Some(Fence::schedule(doctor, 1)), ..Default::default() };
+    named(node_a.apply_payment(wrong).await.map(|_| ()), "doctor");
+    let (session, other) = (SessionId::new(), SessionId::new());
+    let q = ClinicQueue::new(session, doctor);
+    named(node_a.put_queue(session, doctor, &q, &[], Some(&Fence::queue(other, 1))).await, "session");
+    let wrong = ChatWrite { fence: Some(Fence::queue(session, 1)), ..Default::default() };
+    named(node_a.apply_chat(wrong).await, "session");
+    named(node_a.claim_fence(&Fence { resource: "ticket:x".into(), token: 1, until_us: None }).await, "ticket:x");
 }
 
 /// Every CQL statement written in the backend's source: string literals naming `{ks}.`.

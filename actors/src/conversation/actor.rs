@@ -6,7 +6,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::conversation_resource;
 
 pub struct ConversationActor;
 
@@ -17,15 +19,20 @@ impl Actor for ConversationActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: ConversationArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let conv = hospital_store::chat::conversation_with_marks(args.ctx.stores.data.as_ref(), args.id).await?;
-        Ok(ConversationState { id: args.id, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx, conv })
+        let data = args.ctx.stores.data.as_ref();
+        // Several nodes: the conversation's lease and claim before it is loaded.
+        let held = Held::take(args.ctx.ownership.as_ref(), &conversation_resource(args.id), data).await?;
+        let conv = hospital_store::chat::conversation_with_marks(data, args.id).await?;
+        let idle = IdleClock::new(args.ctx.config.idle_timeout);
+        Ok(ConversationState { myself, id: args.id, idle, ctx: args.ctx, conv, held })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || ConversationMsg::Tick);
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || ConversationMsg::RenewLease);
         if state
             .conv
             .as_ref()
@@ -38,6 +45,7 @@ impl Actor for ConversationActor {
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.stop();
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -47,7 +55,7 @@ impl Actor for ConversationActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, ConversationMsg::Tick) {
+        if !matches!(msg, ConversationMsg::Tick | ConversationMsg::RenewLease) {
             state.idle.touch();
         }
         // Replies are best effort: a caller that timed out has gone, and the write stands.
@@ -84,6 +92,12 @@ impl Actor for ConversationActor {
             ConversationMsg::Reconcile => state.reconcile().await,
             ConversationMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+            ConversationMsg::RenewLease => {
+                if !state.held.renew(state.ctx.ownership.as_ref()).await {
+                    tracing::warn!(conversation = %state.id, "conversation lease lost; stopping");
+                    myself.stop(Some("lease lost".into()));
+                }
             }
         }
         Ok(())

@@ -86,6 +86,9 @@ pub enum ConversationMsg {
     /// The idle clock's periodic tick; internal.
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the conversation's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }
 
 impl Party {

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use super::msg::*;
 use crate::deps::Context;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
+use ractor::ActorRef;
 
 pub struct ConversationArgs {
     pub id: ConversationId,
@@ -25,11 +27,15 @@ pub struct ConversationArgs {
 }
 
 pub struct ConversationState {
+    /// This actor, to stop itself when another node took its conversation over.
+    pub(super) myself: ActorRef<ConversationMsg>,
     pub(super) id: ConversationId,
     pub(super) ctx: Arc<Context>,
     /// None until opened (an actor started for an id nobody opened).
     pub(super) conv: Option<Conversation>,
     pub(super) idle: IdleClock,
+    /// The lease this actor runs under (several nodes), whose fence every write carries.
+    pub(super) held: Held,
 }
 
 /// One change: the next state and everything written and published with it.
@@ -85,9 +91,19 @@ impl ConversationState {
             messages: change.messages,
             read_marks: change.marks,
             events: events.clone(),
+            fence: self.held.fence(),
             ..Default::default()
         };
-        self.ctx.stores.data.apply_chat(write).await?;
+        let written = self.ctx.stores.data.apply_chat(write).await;
+        if let Err(e) = &written {
+            if crate::ownership::is_stale(e) {
+                // Another node runs the conversation now: stop serving from this memory.
+                tracing::warn!(conversation = %self.id, "conversation fence stale; stopping");
+                self.held.lose();
+                self.myself.stop(Some("fence stale".into()));
+            }
+        }
+        written?;
         self.conv = Some(next);
         self.ctx.events.durable(events);
         for e in change.console {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::payment_resource;
 
 pub struct PaymentActor;
 
@@ -27,23 +29,17 @@ impl Actor for PaymentActor {
         // Several nodes: take the order's lease and claim it (only once the order is known to
         // exist: a claim of nothing would leave a row with a fence and no order), then load it
         // again, so nothing a previous owner could still write is missing from memory.
-        let lease = match &args.ctx.ownership {
-            Some(o) => {
-                let lease = o.take_payment(args.order, data.as_ref()).await?;
-                order = data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
-                Some(lease)
-            }
-            None => None,
-        };
+        let held = Held::take(args.ctx.ownership.as_ref(), &payment_resource(args.order), data.as_ref()).await?;
+        if held.fence().is_some() {
+            order = data.order(args.order).await?.ok_or_else(|| format!("no order {}", args.order))?;
+        }
         let idle = IdleClock::new(args.ctx.config.idle_timeout);
-        Ok(PaymentState { myself, order, idle, ctx: args.ctx, lease, renewal: None })
+        Ok(PaymentState { myself, order, idle, ctx: args.ctx, held })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || PaymentMsg::Tick);
-        if let (Some(o), Some(_)) = (&state.ctx.ownership, &state.lease) {
-            state.renewal = Some(myself.send_interval(o.renew_every(), || PaymentMsg::RenewLease));
-        }
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || PaymentMsg::RenewLease);
         // After a restart: pick up whatever was in flight (a payment being made, refunds asked).
         if matches!(state.order.status, OrderStatus::Paying | OrderStatus::Refunding)
             || state.order.returns_due().next().is_some()
@@ -60,12 +56,7 @@ impl Actor for PaymentActor {
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.stop();
-        if let Some(t) = state.renewal.take() {
-            t.abort();
-        }
-        if let (Some(o), Some(lease)) = (&state.ctx.ownership, state.lease.take()) {
-            o.release(&lease).await;
-        }
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -124,13 +115,8 @@ impl Actor for PaymentActor {
             }
             PaymentMsg::CheckProvider => state.check_provider().await,
             PaymentMsg::RenewLease => {
-                let held = match (&state.ctx.ownership, &mut state.lease) {
-                    (Some(o), Some(lease)) => o.renew(lease).await,
-                    _ => true,
-                };
-                if !held {
+                if !state.held.renew(state.ctx.ownership.as_ref()).await {
                     tracing::warn!(order = %state.order.id, "payment lease lost; stopping");
-                    state.lease = None;
                     myself.stop(Some("lease lost".into()));
                 }
             }

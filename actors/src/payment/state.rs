@@ -36,8 +36,7 @@ pub struct PaymentState {
     pub(super) ctx: Arc<Context>,
     pub(super) idle: IdleClock,
     /// The lease this actor runs under (several nodes), whose fence every write carries.
-    pub(super) lease: Option<hospital_store::Lease>,
-    pub(super) renewal: Option<ractor::concurrency::JoinHandle<()>>,
+    pub(super) held: crate::ownership::Held,
 }
 
 /// How long a refund waits before it is asked again.
@@ -128,15 +127,18 @@ impl PaymentState {
             movements: change.movements,
             messages: change.messages,
             events,
-            fence: self.lease.as_ref().map(hospital_store::Lease::fence),
+            fence: self.held.fence(),
         };
         let written = self.ctx.stores.data.apply_payment_live(w).await;
-        if let Err(hospital_store::StoreError::Conflict(hospital_store::Conflict::StaleFence)) = &written {
-            // Another node owns the order now: this memory may be behind it. Stop serving from
-            // it; the next call starts an actor that takes the lease again, or is refused.
-            tracing::warn!(order = %self.order.id, "payment fence stale; stopping");
-            self.lease = None;
-            self.myself.stop(Some("fence stale".into()));
+        if let Err(e) = &written {
+            if crate::ownership::is_stale(e) {
+                // Another node owns the order now: this memory may be behind it. Stop serving
+                // from it; the next call starts an actor that takes the lease again, or is
+                // refused.
+                tracing::warn!(order = %self.order.id, "payment fence stale; stopping");
+                self.held.lose();
+                self.myself.stop(Some("fence stale".into()));
+            }
         }
         let (_, events) = written?;
         self.ctx.events.durable(events);

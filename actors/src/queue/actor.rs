@@ -7,7 +7,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::queue_resource;
 
 pub struct QueueActor;
 
@@ -16,25 +18,26 @@ impl Actor for QueueActor {
     type State = QueueState;
     type Arguments = QueueArgs;
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        args: QueueArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: QueueArgs) -> Result<Self::State, ActorProcessingErr> {
         let data = &args.ctx.stores.data;
         let session = data.session(args.session).await?.ok_or_else(|| format!("no clinic session {}", args.session))?;
+        // Several nodes: the session's lease and claim before the queue is loaded.
+        let held = Held::take(args.ctx.ownership.as_ref(), &queue_resource(args.session), data.as_ref()).await?;
         let queue = data.queue(args.session).await?.unwrap_or_else(|| ClinicQueue::new(session.id, session.doctor_id));
         tracing::debug!(session = %session.id, waiting = queue.waiting().len(), "queue actor loaded");
-        Ok(QueueState { session, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx, queue })
+        let idle = IdleClock::new(args.ctx.config.idle_timeout);
+        Ok(QueueState { myself, session, idle, ctx: args.ctx, queue, held })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || QueueMsg::Tick);
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || QueueMsg::RenewLease);
         Ok(())
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.stop();
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -44,7 +47,7 @@ impl Actor for QueueActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, QueueMsg::Tick) {
+        if !matches!(msg, QueueMsg::Tick | QueueMsg::RenewLease) {
             state.idle.touch();
         }
         // Replies are best effort: a caller that timed out has gone, and the write stands.
@@ -85,6 +88,12 @@ impl Actor for QueueActor {
             }
             QueueMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.session.id);
+            }
+            QueueMsg::RenewLease => {
+                if !state.held.renew(state.ctx.ownership.as_ref()).await {
+                    tracing::warn!(session = %state.session.id, "queue lease lost; stopping");
+                    myself.stop(Some("lease lost".into()));
+                }
             }
         }
         Ok(())

@@ -72,4 +72,7 @@ pub enum QueueMsg {
     /// The idle clock's periodic tick; internal.
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the session's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }

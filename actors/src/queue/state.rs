@@ -13,6 +13,8 @@ use std::sync::Arc;
 use super::msg::*;
 use crate::deps::Context;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
+use ractor::ActorRef;
 
 pub struct QueueArgs {
     pub session: SessionId,
@@ -20,10 +22,14 @@ pub struct QueueArgs {
 }
 
 pub struct QueueState {
+    /// This actor, to stop itself when another node took its session over.
+    pub(super) myself: ActorRef<QueueMsg>,
     pub(super) session: ClinicSession,
     pub(super) ctx: Arc<Context>,
     pub(super) queue: ClinicQueue,
     pub(super) idle: IdleClock,
+    /// The lease this actor runs under (several nodes), whose fence every write carries.
+    pub(super) held: Held,
 }
 
 /// "3", "3诊室" and " 3 " all name room 3: the message says "请到3诊室就诊".
@@ -93,7 +99,17 @@ impl QueueState {
     async fn commit(&mut self, next: ClinicQueue, now: DateTime<Utc>) -> Result<(), QueueError> {
         let data = &self.ctx.stores.data;
         let events = self.personal_events(&next, now);
-        data.put_queue(self.session.id, self.session.doctor_id, &next, &events).await?;
+        let fence = self.held.fence();
+        let written = data.put_queue(self.session.id, self.session.doctor_id, &next, &events, fence.as_ref()).await;
+        if let Err(e) = &written {
+            if crate::ownership::is_stale(e) {
+                // Another node runs the session's queue now: stop serving from this memory.
+                tracing::warn!(session = %self.session.id, "queue fence stale; stopping");
+                self.held.lose();
+                self.myself.stop(Some("fence stale".into()));
+            }
+        }
+        written?;
         let before = std::mem::replace(&mut self.queue, next);
         metrics::counter!("queue_changes_total").increment(1);
         let sid = self.session.id;

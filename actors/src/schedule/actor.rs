@@ -12,6 +12,7 @@ use super::msg::*;
 use super::state::*;
 use crate::booking::BookingError;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::pipeline::WritePipeline;
 use crate::supervisor::actor_kind;
 
@@ -34,10 +35,8 @@ impl Actor for ScheduleActor {
         let guard = WritePipeline::quiesce(&owner).await;
         // Several nodes: take the doctor's lease and claim it before loading, so nothing a
         // previous owner could still write is missing from what is loaded.
-        let lease = match &args.ctx.ownership {
-            Some(o) => Some(o.take_schedule(args.doctor, args.ctx.stores.data.as_ref()).await?),
-            None => None,
-        };
+        let resource = hospital_store::schedule_resource(args.doctor);
+        let held = Held::take(args.ctx.ownership.as_ref(), &resource, args.ctx.stores.data.as_ref()).await?;
         let (books, today) = load_window(args.doctor, &args.ctx).await?;
         tracing::debug!(doctor = %args.doctor, sessions = books.len(), "schedule actor loaded");
         // Whatever a predecessor left in the node's gate is replaced by what was loaded.
@@ -60,8 +59,7 @@ impl Actor for ScheduleActor {
             loaded_on: today,
             pipeline,
             expiry: None,
-            lease,
-            renewal: None,
+            held,
             turns: Vec::new(),
         })
     }
@@ -69,9 +67,7 @@ impl Actor for ScheduleActor {
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || ScheduleMsg::Tick);
         state.expiry = Some(myself.send_interval(Duration::from_secs(1), || ScheduleMsg::ExpireTick));
-        if let (Some(o), Some(_)) = (&state.ctx.ownership, &state.lease) {
-            state.renewal = Some(myself.send_interval(o.renew_every(), || ScheduleMsg::RenewLease));
-        }
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || ScheduleMsg::RenewLease);
         // Holds that lapsed while no actor ran are freed at once.
         let _ = myself.cast(ScheduleMsg::ExpireTick);
         Ok(())
@@ -84,12 +80,7 @@ impl Actor for ScheduleActor {
         if let Some(t) = state.expiry.take() {
             t.abort();
         }
-        if let Some(t) = state.renewal.take() {
-            t.abort();
-        }
-        if let (Some(o), Some(lease)) = (&state.ctx.ownership, state.lease.take()) {
-            o.release(&lease).await;
-        }
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -298,16 +289,11 @@ impl Actor for ScheduleActor {
                 }
             }
             ScheduleMsg::RenewLease => {
-                let held = match (&state.ctx.ownership, &mut state.lease) {
-                    (Some(o), Some(lease)) => o.renew(lease).await,
-                    _ => true,
-                };
-                if !held {
+                if !state.held.renew(state.ctx.ownership.as_ref()).await {
                     // Another node may own the doctor now: stop serving from this memory. The
                     // next call starts an actor that takes the lease again, or is refused.
                     tracing::warn!(doctor = %state.doctor, "schedule lease lost; stopping");
                     state.ctx.system.gate().forget(state.doctor);
-                    state.lease = None;
                     myself.stop(Some("lease lost".into()));
                 }
             }

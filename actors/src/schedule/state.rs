@@ -41,8 +41,7 @@ pub struct ScheduleState {
     pub(super) idle: IdleClock,
     pub(super) expiry: Option<ractor::concurrency::JoinHandle<()>>,
     /// The lease this actor runs under (several nodes), whose fence every write carries.
-    pub(super) lease: Option<hospital_store::Lease>,
-    pub(super) renewal: Option<ractor::concurrency::JoinHandle<()>>,
+    pub(super) held: crate::ownership::Held,
     /// The persons' turns of the change being made: taken for its offers (`screen_waitlist`) or
     /// brought by a hold's booker (`Booker::turn`), let go once its write is durable (`persist`),
     /// or when the change writes nothing.
@@ -151,7 +150,7 @@ impl ScheduleState {
         let sink = self.ctx.effects.clone();
         let events = self.ctx.events.clone();
         let mut write = write;
-        write.fence = self.lease.as_ref().map(hospital_store::Lease::fence);
+        write.fence = self.held.fence();
         // Events a change names itself (an appointment whose time moved, its row unchanged) go
         // after those its rows make.
         let named = std::mem::take(&mut write.events);

@@ -22,7 +22,7 @@ use crate::traits::DataStore;
 use crate::PendingEvent;
 
 /// A group code unique to this run, so suites can share one backend.
-fn group(tag: &str) -> GroupCode {
+pub(super) fn group(tag: &str) -> GroupCode {
     let u = uuid::Uuid::new_v4().simple().to_string();
     GroupCode::parse(&format!("{tag}-{}", &u[..12])).unwrap()
 }

@@ -66,19 +66,19 @@ pub async fn queues(store: Arc<dyn DataStore>) {
             checked_in_at: now,
         });
     }
-    store.put_queue(session, doctor, &q, &[]).await.unwrap();
+    store.put_queue(session, doctor, &q, &[], None).await.unwrap();
     assert_eq!(store.queue(session).await.unwrap().as_ref(), Some(&q));
     // The next change replaces the row whole.
     q.call_next("3", now + ChronoDuration::minutes(1)).unwrap();
     q.skip().unwrap();
     q.call_next("3", now + ChronoDuration::minutes(2)).unwrap();
-    store.put_queue(session, doctor, &q, &[]).await.unwrap();
+    store.put_queue(session, doctor, &q, &[], None).await.unwrap();
     let back = store.queue(session).await.unwrap().expect("stored");
     assert_eq!(back, q, "the latest queue, with its called, skipped and waiting patients");
     assert_eq!(back.waiting().len(), 1);
     assert_eq!(back.skipped().len(), 1);
     let other = ClinicQueue::new(SessionId::new(), doctor);
-    store.put_queue(other.session_id, doctor, &other, &[]).await.unwrap();
+    store.put_queue(other.session_id, doctor, &other, &[], None).await.unwrap();
     assert_eq!(store.queue(session).await.unwrap(), Some(q), "another session's queue is apart");
     assert_eq!(store.queue(other.session_id).await.unwrap(), Some(other));
 }

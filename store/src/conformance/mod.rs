@@ -14,6 +14,7 @@ mod booking;
 mod catalogue;
 mod chat;
 mod exams;
+mod fences;
 mod kv;
 mod notify;
 mod payments;
@@ -27,9 +28,10 @@ pub use booking::{booking, outbox, sample_hold, sample_session, stored_sample_bo
 pub use catalogue::catalogue;
 pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};
+pub use fences::{conversation_fence, payment_fence, queue_fence};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
-pub use payments::{payment_fence, payments};
+pub use payments::payments;
 pub use records::{jobs, records, vault};
 pub use samples::{sample_account, sample_patient};
 

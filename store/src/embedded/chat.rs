@@ -79,6 +79,9 @@ impl ChatStore for EmbeddedStore {
         }
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &w.fence {
+                    super::booking::check_fence(ctx, f)?;
+                }
                 for row in &w.conversations {
                     let c = &row.conversation;
                     ctx.put(CONVERSATIONS, &Key::new().uuid(&c.id.0), c);

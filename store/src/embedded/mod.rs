@@ -120,6 +120,11 @@ impl DataStore for EmbeddedStore {
         self.engine.read(|_| Ok(()))
     }
 
+    async fn claim_fence(&self, fence: &crate::Fence) -> Result<()> {
+        let fence = fence.clone();
+        self.engine.write(move |ctx| booking::check_fence(ctx, &fence)).await
+    }
+
     async fn prepare_for_burst(&self) -> Result<bool> {
         self.engine.rotate_memtable(engine::ROTATE_AT_LEAST)
     }

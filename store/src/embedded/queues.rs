@@ -21,14 +21,19 @@ impl QueueStore for EmbeddedStore {
         doctor: DoctorId,
         state: &ClinicQueue,
         events: &[PendingEvent],
+        fence: Option<&crate::Fence>,
     ) -> Result<()> {
         let events = events.to_vec();
+        let fence = fence.cloned();
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
         let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &fence {
+                    super::booking::check_fence(ctx, f)?;
+                }
                 let key = Key::new().uuid(&session.0);
                 // Consultations finished by this change: the workload counters, in this write.
                 let deltas = if rollups {

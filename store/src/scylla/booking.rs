@@ -73,10 +73,10 @@ use scylla::value::CqlValue;
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 
-use super::{cql_date, decode, encode, text, Lwt, ScyllaStore, Writes};
+use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::error::Result;
 use crate::traits::{BookingStore, BookingWrite};
-use crate::{Conflict, Fence, StoreError};
+use crate::{Fence, Owned};
 
 /// Most statements in one logged batch.
 pub(super) const BATCH_STATEMENTS: usize = 100;
@@ -84,19 +84,6 @@ pub(super) const BATCH_STATEMENTS: usize = 100;
 /// threshold (128 kB), far under its failure threshold (1 MB). A single item larger than this
 /// (which no booking row is) still goes, alone in its batch.
 pub(super) const BATCH_BYTES: usize = 100 * 1024;
-
-/// The fence: the doctor's partition moves to the writer's token if it still holds `?` (the
-/// writer's own token, or for a claim the older one it found there).
-const FENCE: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = ?";
-/// A claim of a doctor whose partition has never been fenced.
-const FENCE_FIRST: &str = "UPDATE {ks}.appointments_by_doctor SET fence = ? WHERE doctor_id = ? IF fence = null";
-/// The same two for an order's payment (`payments`): the fence is a column of its row.
-const FENCE_ORDER: &str = "UPDATE {ks}.orders SET fence = ? WHERE order_id = ? IF fence = ?";
-const FENCE_ORDER_FIRST: &str = "UPDATE {ks}.orders SET fence = ? WHERE order_id = ? IF fence = null";
-/// How often a claim retries its compare-and-set when the fence moved under it.
-const FENCE_TRIES: usize = 4;
-/// How often a fenced write's other rows are tried (`write_rest`).
-const REST_TRIES: u32 = 3;
 
 const PUT_APPOINTMENT: &str = "INSERT INTO {ks}.appointments (appointment_id, body) VALUES (?, ?)";
 const PUT_APPOINTMENT_BY_DOCTOR: &str =
@@ -224,10 +211,8 @@ impl ScyllaStore {
     /// A fenced write (module documentation): the fenced batches of the doctor's partition, then
     /// the rest at `at`, a timestamp taken before the fence was checked.
     async fn apply_fenced(&self, w: BookingWrite, fence: &Fence) -> Result<()> {
-        let (fenced, token, at) = self.start_fenced(fence)?;
-        let Fenced::Doctor(doctor) = fenced else {
-            return Err(StoreError::Scylla(format!("a booking write is fenced by a doctor's schedule, not {fenced}")));
-        };
+        let (owned, token, at) = self.start_fenced(fence)?;
+        let Owned::Schedule(doctor) = owned else { return Err(super::fence::wrong_fence("booking", owned)) };
         let deltas = self.booking_deltas(&w).await?;
         let (own, rest) = self.booking_groups(w, Some(doctor)).await?;
         // The fence's own statement shares each batch.
@@ -236,116 +221,11 @@ impl ScyllaStore {
             own.push(Writes::default()); // a claim alone: the fence is the write
         }
         for (i, rows) in own.into_iter().enumerate() {
-            self.fenced_batch(fenced, token, rows, i == 0).await?;
+            self.fenced_batch(owned, token, rows, i == 0).await?;
         }
         self.write_rest(rest, at).await?;
         crate::backoffice::BackOfficeStore::add_rollups(self, &deltas).await
     }
-
-    /// The rows outside the fenced partition, in logged batches at write timestamp `at`. Once
-    /// the fenced batches applied, the doctor's book shows the change, so a batch that fails
-    /// here is tried again (a few times, briefly) rather than leave a booking in the book
-    /// without its order or its copies: at its fixed timestamp a batch is idempotent, and
-    /// written late it still loses to a newer owner's rows.
-    pub(super) async fn write_rest(&self, rest: Vec<Writes>, at: i64) -> Result<()> {
-        for batch in pack(rest, BATCH_STATEMENTS, BATCH_BYTES) {
-            let mut attempt = 0;
-            while let Err(e) = self.run_batch_at(&batch, BatchType::Logged, Some(at)).await {
-                attempt += 1;
-                if attempt == REST_TRIES {
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, attempt, "a fenced write's other rows failed; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Where a fenced write starts: the partition its fence lives in, its token, and its write
-    /// timestamp. A write begun past the lease's deadline could carry a timestamp later than a
-    /// next owner's (it may have claimed already): refused before anything is sent.
-    pub(super) fn start_fenced(&self, fence: &Fence) -> Result<(Fenced, i64, i64)> {
-        let (fenced, token) = fence_of(fence)?;
-        let at = self.write_timestamp();
-        if fence.until_us.is_some_and(|until| at > until) {
-            return Err(Conflict::StaleFence.into());
-        }
-        Ok((fenced, token, at))
-    }
-
-    /// One conditional batch: `rows` (all in `fenced`'s partition) applied only if the fence
-    /// is the writer's `token`. The first batch of a write may claim: an older token (or none)
-    /// found there is replaced by compare-and-set; a newer one refuses the write.
-    pub(super) async fn fenced_batch(&self, fenced: Fenced, token: i64, rows: Writes, claim: bool) -> Result<()> {
-        // The fence's statement leads the batch, expecting `expect` there (None: no fence yet).
-        let fence = |expect: Option<i64>| {
-            let (same, first, key) = match fenced {
-                Fenced::Doctor(d) => (FENCE, FENCE_FIRST, CqlValue::Uuid(d.0)),
-                Fenced::Order(o) => (FENCE_ORDER, FENCE_ORDER_FIRST, CqlValue::Uuid(o.0)),
-            };
-            match expect {
-                Some(e) => (same, vec![CqlValue::BigInt(token), key, CqlValue::BigInt(e)]),
-                None => (first, vec![CqlValue::BigInt(token), key]),
-            }
-        };
-        let mut batch = Writes::default();
-        let (template, values) = fence(Some(token));
-        batch.push(self, template, values);
-        batch.append(rows);
-        for _ in 0..FENCE_TRIES {
-            let answer = self.run_batch_at(&batch, BatchType::Unlogged, None).await?;
-            let outcome = Lwt::from_result(answer.ok_or_else(|| StoreError::Scylla("an empty fenced batch".into()))?)?;
-            if outcome.applied {
-                return Ok(());
-            }
-            let found = outcome.bigint("fence");
-            // A newer owner took over (or, past the claim, the fence moved at all).
-            if !claim || found.is_some_and(|f| f > token) {
-                return Err(Conflict::StaleFence.into());
-            }
-            // A claim: compare-and-set from what was found; only the fence's statement changes.
-            let (template, values) = fence(found);
-            batch.statements[0] = self.cql(template);
-            batch.values[0] = values;
-        }
-        Err(StoreError::Scylla(format!("the fence of {fenced} kept changing during a claim")))
-    }
-}
-
-/// The partition a fence lives in: a doctor's schedule fences the doctor's book (a static
-/// column of `appointments_by_doctor`), an order's payment the order's row (`orders`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fenced {
-    Doctor(DoctorId),
-    Order(OrderId),
-}
-
-impl std::fmt::Display for Fenced {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fenced::Doctor(d) => write!(f, "doctor {d}"),
-            Fenced::Order(o) => write!(f, "order {o}"),
-        }
-    }
-}
-
-/// The partition and token of a fence: on ScyllaDB a doctor's schedule and an order's payment
-/// are fenced; any other resource is refused by name rather than written unfenced.
-fn fence_of(fence: &Fence) -> Result<(Fenced, i64)> {
-    let fenced = match (fence.schedule_doctor(), fence.payment_order()) {
-        (Some(d), _) => Fenced::Doctor(d),
-        (None, Some(o)) => Fenced::Order(o),
-        (None, None) => {
-            return Err(StoreError::Scylla(format!(
-                "only a doctor's schedule and an order's payment are fenced on ScyllaDB, not {:?}",
-                fence.resource
-            )))
-        }
-    };
-    let token = i64::try_from(fence.token)
-        .map_err(|_| StoreError::Scylla(format!("fencing token {} is out of range", fence.token)))?;
-    Ok((fenced, token))
 }
 
 #[async_trait]
@@ -494,7 +374,7 @@ mod tests {
         let at = a.write_timestamp();
         let (own, rest) = a.booking_groups(w, Some(doctor)).await.unwrap();
         for rows in pack(own, BATCH_STATEMENTS - 1, BATCH_BYTES) {
-            a.fenced_batch(Fenced::Doctor(doctor), 1, rows, true).await.unwrap();
+            a.fenced_batch(Owned::Schedule(doctor), 1, rows, true).await.unwrap();
         }
 
         // B takes over and cancels the booking.

@@ -22,9 +22,11 @@ use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
 use super::booking::{pack, BATCH_BYTES, BATCH_STATEMENTS};
+use super::fence::wrong_fence;
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::chat::{canned_scope_key, message_bucket, read_mark_key, served_by, ChatStore, ChatWrite, ConversationRow};
 use crate::error::Result;
+use crate::Owned;
 
 const HOSPITAL: &str = "main";
 
@@ -84,11 +86,13 @@ fn limit(n: usize) -> i32 {
 }
 
 impl ScyllaStore {
-    fn conversation_writes(&self, row: &ConversationRow) -> Writes {
+    /// A conversation's rows; its own row goes to `own` when given (a fenced write's
+    /// conditional batch).
+    fn conversation_writes(&self, row: &ConversationRow, own: Option<&mut Writes>) -> Writes {
         let c = &row.conversation;
         let mut w = Writes::default();
         let (id, body) = (CqlValue::Uuid(c.id.0), encode(c));
-        w.push(self, PUT_CONVERSATION, vec![id.clone(), text(body.clone())]);
+        own.unwrap_or(&mut w).push(self, PUT_CONVERSATION, vec![id.clone(), text(body.clone())]);
         if !row.listed {
             return w;
         }
@@ -126,10 +130,13 @@ impl ScyllaStore {
         w
     }
 
-    fn chat_groups_of(&self, w: ChatWrite) -> Vec<Writes> {
+    /// Every statement of a change, grouped by the row it writes; the row of the fenced
+    /// conversation, if any, goes to the writes given with it instead.
+    fn chat_groups_of(&self, w: ChatWrite, mut fenced: Option<(ConversationId, &mut Writes)>) -> Vec<Writes> {
         let mut groups = Vec::new();
         for row in &w.conversations {
-            groups.push(self.conversation_writes(row));
+            let own = fenced.as_mut().filter(|(id, _)| *id == row.conversation.id).map(|(_, own)| &mut **own);
+            groups.push(self.conversation_writes(row, own));
         }
         for m in &w.messages {
             let mut g = Writes::default();
@@ -178,20 +185,30 @@ impl ScyllaStore {
 
 #[async_trait]
 impl ChatStore for ScyllaStore {
-    async fn apply_chat(&self, w: ChatWrite) -> Result<()> {
+    async fn apply_chat(&self, mut w: ChatWrite) -> Result<()> {
+        if let Some(fence) = w.fence.take() {
+            // Several nodes: the conversation's row (its truth) under the fence; the rest (its
+            // messages, marks, listings, events) at the write's timestamp.
+            let started = self.start_fenced(&fence)?;
+            let Owned::Conversation(id) = started.0 else { return Err(wrong_fence("chat", started.0)) };
+            let mut own = Writes::default();
+            let rest = self.chat_groups_of(w, Some((id, &mut own)));
+            return self.apply_owned(started, own, rest).await;
+        }
         if w.is_empty() {
             return Ok(());
         }
-        for batch in pack(self.chat_groups_of(w), BATCH_STATEMENTS, BATCH_BYTES) {
+        for batch in pack(self.chat_groups_of(w, None), BATCH_STATEMENTS, BATCH_BYTES) {
             self.run_batch(batch, BatchType::Logged).await?;
         }
         Ok(())
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>> {
-        match self.row::<(String,)>(GET_CONVERSATION, (id.0,)).await? {
-            Some((body,)) => Ok(Some(decode("conversations", &body)?)),
-            None => Ok(None),
+        // A row with no body is a claim's fence alone (a conversation not opened yet).
+        match self.row::<(Option<String>,)>(GET_CONVERSATION, (id.0,)).await? {
+            Some((Some(body),)) => Ok(Some(decode("conversations", &body)?)),
+            _ => Ok(None),
         }
     }
 

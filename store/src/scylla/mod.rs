@@ -19,6 +19,7 @@ mod booking;
 mod catalog;
 mod chat;
 mod exams;
+mod fence;
 mod jobs;
 mod kv;
 mod node_lease;
@@ -387,6 +388,10 @@ impl DataStore for ScyllaStore {
     async fn ping(&self) -> Result<()> {
         let _: Option<(String,)> = self.row("SELECT release_version FROM system.local", ()).await?;
         Ok(())
+    }
+
+    async fn claim_fence(&self, fence: &crate::Fence) -> Result<()> {
+        self.claim(fence).await
     }
 }
 

@@ -17,13 +17,13 @@ use hospital_domain::{AccountId, OrderId, PatientId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::booking::Fenced;
+use super::fence::wrong_fence;
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::embedded::payments_shard as open_shard;
 use crate::error::Result;
 use crate::payments::{settle_balance_events, BalanceMoves, BalancePage, OpenOrder, PaymentStore, PaymentWrite};
 use crate::PendingEvent;
-use crate::{Conflict, StoreError};
+use crate::{Conflict, Owned, StoreError};
 
 const PUT_ORDER: &str = "INSERT INTO {ks}.orders (order_id, body) VALUES (?, ?)";
 pub(super) const PUT_ORDER_BY_ACCOUNT: &str =
@@ -163,11 +163,9 @@ impl PaymentStore for ScyllaStore {
         // anything else, so a stale owner's write takes no fee item and moves no money.
         let fenced = match &w.fence {
             Some(f) => {
-                let (fenced, token, at) = self.start_fenced(f)?;
-                let Fenced::Order(order) = fenced else {
-                    return Err(StoreError::Scylla(format!("a payment write is fenced by its order, not {fenced}")));
-                };
-                self.fenced_batch(fenced, token, Writes::default(), true).await?;
+                let (owned, token, at) = self.start_fenced(f)?;
+                let Owned::Payment(order) = owned else { return Err(wrong_fence("payment", owned)) };
+                self.fenced_batch(owned, token, Writes::default(), true).await?;
                 Some((order, token, at))
             }
             None => None,
@@ -253,7 +251,7 @@ impl PaymentStore for ScyllaStore {
         match fenced {
             Some((order, token, at)) => {
                 if !own.is_empty() {
-                    self.fenced_batch(Fenced::Order(order), token, own, false).await?;
+                    self.fenced_batch(Owned::Payment(order), token, own, false).await?;
                 }
                 // The other rows at the timestamp taken before the fence: written late, they
                 // lose to a newer owner's (scylla/booking.rs).

@@ -9,10 +9,11 @@ use hospital_domain::{DoctorId, SessionId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
+use super::fence::wrong_fence;
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::error::Result;
 use crate::queues::QueueStore;
-use crate::PendingEvent;
+use crate::{Owned, PendingEvent};
 
 const PUT_QUEUE: &str = "INSERT INTO {ks}.queues (session_id, doctor_id, body) VALUES (?, ?, ?)";
 const GET_QUEUE: &str = "SELECT body FROM {ks}.queues WHERE session_id = ?";
@@ -25,7 +26,19 @@ impl QueueStore for ScyllaStore {
         doctor: DoctorId,
         state: &ClinicQueue,
         events: &[PendingEvent],
+        fence: Option<&crate::Fence>,
     ) -> Result<()> {
+        // Several nodes: checked (with the deadline) before anything is read or written.
+        let fenced = match fence {
+            Some(f) => {
+                let started = self.start_fenced(f)?;
+                if started.0 != Owned::Queue(session) {
+                    return Err(wrong_fence("queue", started.0));
+                }
+                Some(started)
+            }
+            None => None,
+        };
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
@@ -36,7 +49,14 @@ impl QueueStore for ScyllaStore {
         } else {
             Vec::new()
         };
-        if events.is_empty() {
+        if let Some(started) = fenced {
+            // The queue's row (its truth) under the fence, its events at the write's timestamp.
+            let mut own = Writes::default();
+            own.push(self, PUT_QUEUE, vec![CqlValue::Uuid(session.0), CqlValue::Uuid(doctor.0), text(encode(&q))]);
+            let mut rest = Writes::default();
+            self.outbox_writes(&mut rest, events);
+            self.apply_owned(started, own, vec![rest]).await?;
+        } else if events.is_empty() {
             self.exec(PUT_QUEUE, (session.0, doctor.0, encode(&q))).await?;
         } else {
             // With its events: one logged batch, all or nothing.
@@ -49,9 +69,10 @@ impl QueueStore for ScyllaStore {
     }
 
     async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>> {
-        match self.row::<(String,)>(GET_QUEUE, (session.0,)).await? {
-            Some((body,)) => Ok(Some(decode("queues", &body)?)),
-            None => Ok(None),
+        // A row with no body is a claim's fence alone (nobody checked in yet).
+        match self.row::<(Option<String>,)>(GET_QUEUE, (session.0,)).await? {
+            Some((Some(body),)) => Ok(Some(decode("queues", &body)?)),
+            _ => Ok(None),
         }
     }
 }

@@ -1,0 +1,221 @@
+//! The fences of the owned actors (several nodes, ARCHITECTURE.md), written through `a` and `b`,
+//! two nodes' handles on one store (the embedded store passes itself twice). For each kind: owner
+//! A claims and writes; B claims with a newer token and writes; A, waking up with its old token,
+//! writes again and is refused whole (`Conflict::StaleFence`), nothing of its write landing and
+//! B's standing; a stale claim is refused too; and a write begun past its lease's deadline
+//! (`Fence::until_us`) is refused before anything is written.
+
+use chrono::Utc;
+use hospital_domain::chat::conversation::{Conversation, MessageBody, Sender};
+use hospital_domain::ledger::Channel;
+use hospital_domain::message::{Message, MessageKind};
+use hospital_domain::order::{Order, OrderKind};
+use hospital_domain::queue::{ClinicQueue, QueueEntry};
+use hospital_domain::*;
+
+use super::samples::unique;
+use crate::chat::{ChatWrite, ConversationRow};
+use crate::payments::PaymentWrite;
+use crate::traits::DataStore;
+use crate::{Conflict, Fence, PendingEvent, StoreError};
+
+fn stale<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
+    matches!(r, Err(StoreError::Conflict(Conflict::StaleFence)))
+}
+
+/// `fence` with a deadline `by_us` microseconds from now (negative: passed).
+fn due(fence: Fence, by_us: i64) -> Fence {
+    Fence { until_us: Some(crate::lease::now_us() + by_us), ..fence }
+}
+
+/// Several nodes: an order's payment fence (`Fence::payment`, the payment actor's lease token),
+/// written through `a` and `b`, two nodes' handles on one store. Owner A claims the order and
+/// writes; B claims it with a newer token and closes it; A, waking up with its old token, pays
+/// it (the order and its ledger movement): refused whole, nothing of it lands, B's order stands
+/// and no money moved. A stale claim is refused too, and a write begun past its lease's deadline
+/// (`Fence::until_us`) is refused before anything is written.
+pub async fn payment_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let account = AccountId::new();
+    let now = Utc::now();
+    let order = Order::new(OrderId::new(), OrderKind::TopUp, account, "充值".into(), Fen::new(5000), now, now);
+    // Created unfenced, as a checkout or a hold creates an order before its actor runs.
+    a.apply_payment(PaymentWrite::order(order.clone())).await.unwrap();
+    let fence = |token| Some(Fence::payment(order.id, token));
+
+    // A claims (a fence alone is a write: the order is as it was) and opens a trade.
+    a.apply_payment(PaymentWrite { fence: fence(1), ..Default::default() }).await.unwrap();
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&order), "a claim changes no order");
+    let mut paying = order.clone();
+    paying.choose_channel(Channel::Alipay).unwrap();
+    paying.open_trade(Channel::Alipay, Fen::new(5000));
+    a.apply_payment(PaymentWrite { orders: vec![paying.clone()], fence: fence(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&paying));
+
+    // B takes over and closes the order under its newer token.
+    b.apply_payment(PaymentWrite { fence: fence(2), ..Default::default() }).await.unwrap();
+    let mut closed = paying.clone();
+    closed.close().unwrap();
+    closed.next_check_at = None;
+    b.apply_payment(PaymentWrite { orders: vec![closed.clone()], fence: fence(2), ..Default::default() })
+        .await
+        .unwrap();
+
+    // A wakes up and records the payment it believes it saw: refused, with its money movement.
+    let mut paid = paying.clone();
+    paid.record_cash(Channel::Alipay, &unique("T"), Fen::new(5000), now).unwrap();
+    let movement = paid.payment_movement(now, now.date_naive()).unwrap();
+    let w = PaymentWrite {
+        orders: vec![paid.clone()],
+        movements: vec![movement.clone()],
+        fence: fence(1),
+        ..Default::default()
+    };
+    assert!(stale(a.apply_payment(w).await), "a stale owner's payment was written");
+    for node in [a, b] {
+        assert_eq!(node.order(order.id).await.unwrap().as_ref(), Some(&closed), "B's order stands");
+        assert!(node.movement(&movement.key).await.unwrap().is_none(), "the stale write moved money");
+        assert_eq!(node.balance(account).await.unwrap(), 0);
+    }
+    assert!(stale(a.apply_payment(PaymentWrite { fence: fence(1), ..Default::default() }).await), "a stale claim");
+
+    // C claims past B; B is refused from then on.
+    a.apply_payment(PaymentWrite { fence: fence(3), ..Default::default() }).await.unwrap();
+    let w = PaymentWrite { orders: vec![paying.clone()], fence: fence(2), ..Default::default() };
+    assert!(stale(b.apply_payment(w).await));
+
+    // A write under C's token begun past its lease's deadline is refused, nothing written; the
+    // same write within it lands.
+    let mut reopened = closed.clone();
+    reopened.description = "充值 (C)".into();
+    let late = crate::Fence { until_us: Some(crate::lease::now_us() - 1_000_000), ..Fence::payment(order.id, 3) };
+    let w = PaymentWrite { orders: vec![reopened.clone()], fence: Some(late), ..Default::default() };
+    assert!(stale(a.apply_payment(w).await), "a write past its deadline");
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&closed));
+    let in_time = crate::Fence { until_us: Some(crate::lease::now_us() + 60_000_000), ..Fence::payment(order.id, 3) };
+    let w = PaymentWrite { orders: vec![reopened.clone()], fence: Some(in_time), ..Default::default() };
+    a.apply_payment(w).await.unwrap();
+    assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&reopened));
+}
+
+/// A session's queue (`Fence::queue`): the fence in the queue's row.
+pub async fn queue_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let (session, doctor) = (SessionId::new(), DoctorId::new());
+    let fence = |token| Fence::queue(session, token);
+    let entry = |name: &str, place| QueueEntry {
+        appointment_id: AppointmentId::new(),
+        account_id: AccountId::new(),
+        patient_id: PatientId::new(),
+        patient_name: name.into(),
+        segment: 0,
+        place,
+        checked_in_at: Utc::now(),
+    };
+    let event = |q: &QueueEntry| {
+        let m = Message::new(q.account_id, MessageKind::VisitReminder, "就诊提醒", unique("queue"), None, Utc::now());
+        PendingEvent::message(&m)
+    };
+
+    // A claims before anyone checked in: the claim is no queue.
+    a.claim_fence(&fence(1)).await.unwrap();
+    assert_eq!(b.queue(session).await.unwrap(), None, "a claim is no queue");
+    let mut first = ClinicQueue::new(session, doctor);
+    first.check_in(entry("患者甲", 1));
+    a.put_queue(session, doctor, &first, &[], Some(&fence(1))).await.unwrap();
+    assert_eq!(b.queue(session).await.unwrap().as_ref(), Some(&first));
+
+    // B takes over and checks a second patient in.
+    b.claim_fence(&fence(2)).await.unwrap();
+    let mut second = first.clone();
+    second.check_in(entry("患者乙", 2));
+    b.put_queue(session, doctor, &second, &[], Some(&fence(2))).await.unwrap();
+
+    // A wakes up and checks its own second patient in: refused, its event with it.
+    let mut stale_queue = first.clone();
+    let late = entry("患者丙", 3);
+    stale_queue.check_in(late.clone());
+    let stale_event = event(&late);
+    let r = a.put_queue(session, doctor, &stale_queue, std::slice::from_ref(&stale_event), Some(&fence(1))).await;
+    assert!(stale(r), "a stale owner's queue was written");
+    for node in [a, b] {
+        assert_eq!(node.queue(session).await.unwrap().as_ref(), Some(&second), "B's queue stands");
+    }
+    assert!(!a.outbox_pending(100_000).await.unwrap().contains(&stale_event), "nor its event");
+    assert!(stale(a.claim_fence(&fence(1)).await), "a stale claim");
+
+    // Past its deadline, refused with nothing written; within it, written.
+    let r = b.put_queue(session, doctor, &stale_queue, &[], Some(&due(fence(2), -1_000_000))).await;
+    assert!(stale(r), "a write past its deadline");
+    assert_eq!(a.queue(session).await.unwrap().as_ref(), Some(&second));
+    b.put_queue(session, doctor, &stale_queue, &[], Some(&due(fence(2), 60_000_000))).await.unwrap();
+    assert_eq!(a.queue(session).await.unwrap().as_ref(), Some(&stale_queue));
+}
+
+/// A conversation (`Fence::conversation`): the fence in the conversation's row, its messages
+/// written at the write's timestamp.
+pub async fn conversation_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let t0 = Utc::now();
+    let id = ConversationId::new();
+    let fence = |token| Some(Fence::conversation(id, token));
+    let row = |c: &Conversation| ConversationRow { conversation: c.clone(), listed: true, left_groups: vec![] };
+    let say =
+        |c: &mut Conversation, text: &str| c.append(Sender::Patient, MessageBody::text(text).unwrap(), t0).unwrap();
+
+    // A claims before the conversation is opened: the claim is no conversation.
+    a.claim_fence(&Fence::conversation(id, 1)).await.unwrap();
+    assert_eq!(b.conversation(id).await.unwrap(), None, "a claim is no conversation");
+    let mut opened = Conversation::open(id, AccountId::new(), "李雷", super::chat::group("fence"), t0).unwrap();
+    let hello = say(&mut opened, "你好");
+    let w = ChatWrite {
+        conversations: vec![row(&opened)],
+        messages: vec![hello.clone()],
+        fence: fence(1),
+        ..Default::default()
+    };
+    a.apply_chat(w).await.unwrap();
+    assert_eq!(b.conversation(id).await.unwrap().as_ref(), Some(&opened));
+
+    // B takes over and the patient's next message goes through B.
+    b.claim_fence(&Fence::conversation(id, 2)).await.unwrap();
+    let mut by_b = opened.clone();
+    let second = say(&mut by_b, "我想改约");
+    let w = ChatWrite {
+        conversations: vec![row(&by_b)],
+        messages: vec![second.clone()],
+        fence: fence(2),
+        ..Default::default()
+    };
+    b.apply_chat(w).await.unwrap();
+
+    // A wakes up and writes its own second message: refused, the message with it.
+    let mut by_a = opened.clone();
+    let stale_message = say(&mut by_a, "过期的消息");
+    let w = ChatWrite {
+        conversations: vec![row(&by_a)],
+        messages: vec![stale_message],
+        fence: fence(1),
+        ..Default::default()
+    };
+    assert!(stale(a.apply_chat(w).await), "a stale owner's message was written");
+    for node in [a, b] {
+        assert_eq!(node.conversation(id).await.unwrap().as_ref(), Some(&by_b), "B's conversation stands");
+        assert_eq!(node.chat_messages(id, 0, 10).await.unwrap(), vec![hello.clone(), second.clone()]);
+    }
+    assert!(stale(a.claim_fence(&Fence::conversation(id, 1)).await), "a stale claim");
+
+    // Past its deadline, refused with nothing written; within it, written.
+    let mut later = by_b.clone();
+    let third = say(&mut later, "谢谢");
+    let w = |until| ChatWrite {
+        conversations: vec![row(&later)],
+        messages: vec![third.clone()],
+        fence: Some(due(Fence::conversation(id, 2), until)),
+        ..Default::default()
+    };
+    assert!(stale(b.apply_chat(w(-1_000_000)).await), "a write past its deadline");
+    assert_eq!(a.chat_messages(id, 0, 10).await.unwrap().len(), 2);
+    b.apply_chat(w(60_000_000)).await.unwrap();
+    assert_eq!(a.conversation(id).await.unwrap().as_ref(), Some(&later));
+    assert_eq!(a.chat_messages(id, 0, 10).await.unwrap().len(), 3);
+}
