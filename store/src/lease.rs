@@ -23,9 +23,9 @@ use crate::redis_cmd::{ms, set_if_absent};
 pub struct Fence {
     pub resource: String,
     pub token: u64,
-    /// Past this, the writer's lease may have run out and a newer owner begun: the ScyllaDB
-    /// store refuses a write its write timestamp would place after it (scylla/booking.rs says
-    /// why). None: no deadline (a test's fence).
+    /// Past this, the writer's lease may have run out and a newer owner begun: both stores
+    /// refuse a write begun after it (on ScyllaDB, one whose write timestamp would fall after it:
+    /// scylla/fence.rs). None: no deadline (a test's fence).
     #[serde(default)]
     pub until_us: Option<i64>,
 }

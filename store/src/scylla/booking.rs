@@ -45,21 +45,18 @@
 //! `BookingWrite::merge` does, and what the embedded store's sequential writes leave).
 //!
 //! A fenced write (several nodes: the schedule actor's lease token, `BookingWrite::fence`) is
-//! checked by a lightweight transaction in the doctor's own partition: a static `fence` column
-//! of `appointments_by_doctor`, moved to the writer's token by a conditional batch `IF fence =
-//! <token>` that carries the write's rows of that partition (so the doctor's book, the truth the
-//! actor reloads from, changes only under the current token). A newer token stored there refuses
-//! the whole write (`Conflict::StaleFence`) before anything else is sent; an older one (or none)
-//! is a new owner's claim, taken over by compare-and-set from the value read. A conditional batch
-//! stays in one partition, so the other rows (the by-id, by-account and by-person copies, the
-//! orders, sessions, waitlists, events and messages) follow in logged batches, every one of them
-//! at one write timestamp taken before the fence was checked (`Batch::set_timestamp`). An owner
-//! that stalls between its fenced batch and the rest and then wakes after a newer owner has
-//! written the same rows loses to them by the rule ScyllaDB applies to every cell (the later
-//! timestamp wins), rather than overwriting them. A write whose timestamp falls past the lease's
-//! deadline (`Fence::until_us`, two thirds of the lease after its last renewal) is refused before
-//! anything is sent, so a third of the lease separates an owner's last timestamp from the next
-//! owner's first, which the nodes' clocks must agree within (ARCHITECTURE.md, "Several nodes").
+//! checked by a lightweight transaction in the doctor's own partition (scylla/fence.rs): a static
+//! `fence` column of `appointments_by_doctor`, moved to the writer's token by a conditional batch
+//! `IF fence = <token>` that carries the write's rows of that partition (so the doctor's book, the
+//! truth the actor reloads from, changes only under the current token). The other rows (the
+//! by-id, by-account and by-person copies, the orders, sessions, waitlists, events and messages)
+//! follow in logged batches at one write timestamp taken before the fence was checked. An owner
+//! that stalls between its fenced batch and the rest and then wakes after a newer owner has written
+//! the same rows loses to them by the rule ScyllaDB applies to every cell (the later timestamp
+//! wins), rather than overwriting them. A write whose timestamp falls past the lease's deadline
+//! (`Fence::until_us`, two thirds of the lease after its last renewal) is refused before anything
+//! is sent, so a third of the lease separates an owner's last timestamp from the next owner's
+//! first, which the nodes' clocks must agree within (ARCHITECTURE.md, "Several nodes").
 
 use async_trait::async_trait;
 use chrono::NaiveDate;

@@ -12,7 +12,7 @@
 //! owner's by ScyllaDB's rule for every cell, the later timestamp wins; and a write whose timestamp
 //! falls past its lease's deadline is refused before anything is sent (`start_fenced`), so a third
 //! of the lease separates one owner's last timestamp from the next owner's first
-//! (scylla/booking.rs says why that margin is what clock skew may eat).
+//! (ARCHITECTURE.md, "Several nodes", says why that margin is what clock skew may eat).
 
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
