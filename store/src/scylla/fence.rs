@@ -56,6 +56,17 @@ pub(super) fn wrong_fence(kind: &str, owned: Owned) -> StoreError {
     StoreError::Scylla(format!("a {kind} write cannot be fenced by {owned}"))
 }
 
+/// Refuses to go on with a fenced write past its lease's deadline: for a step no fence reaches
+/// (a payment's own claims, lightweight transactions in other partitions), checked just before it
+/// is sent, so only a stall of a third of the lease between this check and its arrival could let
+/// a stale owner's step through.
+pub(super) fn within_deadline(fence: Option<&Fence>) -> Result<()> {
+    match fence.and_then(|f| f.until_us) {
+        Some(until) if crate::lease::now_us() > until => Err(Conflict::StaleFence.into()),
+        _ => Ok(()),
+    }
+}
+
 impl ScyllaStore {
     /// Where a fenced write starts: what its fence is for, its token, and its write timestamp. A
     /// write begun past the lease's deadline could carry a timestamp later than a next owner's
@@ -140,5 +151,20 @@ impl ScyllaStore {
             batch.values[0] = values;
         }
         Err(StoreError::Scylla(format!("the fence of {owned} kept changing during a claim")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_past_the_leases_deadline_is_refused() {
+        let order = hospital_domain::OrderId::new();
+        let at = |by_us: i64| Fence { until_us: Some(crate::lease::now_us() + by_us), ..Fence::payment(order, 1) };
+        assert!(matches!(within_deadline(Some(&at(-1_000))), Err(StoreError::Conflict(Conflict::StaleFence))));
+        assert!(within_deadline(Some(&at(60_000_000))).is_ok());
+        assert!(within_deadline(Some(&Fence::payment(order, 1))).is_ok(), "a fence with no deadline");
+        assert!(within_deadline(None).is_ok(), "one node: no fence");
     }
 }

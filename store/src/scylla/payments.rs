@@ -17,7 +17,7 @@ use hospital_domain::{AccountId, OrderId, PatientId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::fence::wrong_fence;
+use super::fence::{within_deadline, wrong_fence};
 use super::{cql_date, decode, encode, text, ScyllaStore, Writes};
 use crate::embedded::payments_shard as open_shard;
 use crate::error::Result;
@@ -160,7 +160,10 @@ impl PaymentStore for ScyllaStore {
 
     async fn apply_payment_live(&self, w: PaymentWrite) -> Result<(Vec<Applied>, Vec<PendingEvent>)> {
         // Several nodes: the payment actor's fence, checked (or claimed) in the order's row before
-        // anything else, so a stale owner's write takes no fee item and moves no money.
+        // anything else, so a stale owner's write takes no fee item and moves no money; each of
+        // those claims is an LWT of its own partition, which the fence cannot reach, so each is
+        // also sent only within the lease's deadline (`within_deadline`). A movement's key is the
+        // order's and the decision's, so a newer owner making the same decision finds it a repeat.
         let fenced = match &w.fence {
             Some(f) => {
                 let (owned, token, at) = self.start_fenced(f)?;
@@ -175,6 +178,7 @@ impl PaymentStore for ScyllaStore {
         let mut batch = Writes::default();
         let mut moves = BalanceMoves::new();
         for c in &w.fee_items {
+            within_deadline(w.fence.as_ref())?;
             let new_owner = c.item.order_id;
             let r = self
                 .lwt(
@@ -202,6 +206,7 @@ impl PaymentStore for ScyllaStore {
         }
         let mut applied = Vec::with_capacity(w.movements.len());
         for m in &w.movements {
+            within_deadline(w.fence.as_ref())?;
             m.check().map_err(|_| StoreError::Conflict(Conflict::Ledger))?;
             let claim = self.lwt(CLAIM_MOVEMENT, (m.key.as_str(), encode(m))).await?;
             if !claim.applied {
