@@ -1,10 +1,10 @@
 //! Ownership of an actor's resource across nodes (ARCHITECTURE.md, "Several nodes"): before an
 //! owned actor starts (a doctor's schedule, an order's payment, a session's queue, a
 //! conversation), its node takes the lease on its resource (`schedule:<doctor>`,
-//! `payment:<order>`, `queue:<session>`, `chat:<conversation>`) in Redis; the
-//! actor's first write is its claim (its fence alone), every later write carries the fence, it
-//! renews the lease at a third of its lifetime and stops when it cannot, and gives the lease up
-//! on a clean stop. A node that stalled past its lease and wakes up still running the actor is
+//! `payment:<order>`, `queue:<session>`, `chat:<conversation>`) in Redis and claims it in the
+//! store (`DataStore::claim_fence`) before it loads anything; every write carries the fence; the
+//! actor renews the lease at a third of its lifetime and stops when it cannot (or when a write is
+//! refused as stale), and gives the lease up on a clean stop (`Held`). A node that stalled past its lease and wakes up still running the actor is
 //! then refused by the store (`Conflict::StaleFence`) instead of overwriting the new owner.
 //!
 //! Beside the leases, short locks without a token (`lock`): a person's turn across nodes.
@@ -163,9 +163,21 @@ impl Held {
             o.release(&lease).await;
         }
     }
-}
 
-/// Whether a store's refusal says that another node owns the resource now.
-pub(crate) fn is_stale(e: &StoreError) -> bool {
-    matches!(e, StoreError::Conflict(Conflict::StaleFence))
+    /// After a write: a `StaleFence` refusal means another node owns the resource now and this
+    /// memory may be behind it, so the lease is forgotten and the actor (`myself`, running `what`)
+    /// stops serving from it; the next call starts an actor that takes the lease again, or is
+    /// refused.
+    pub(crate) fn after_write<M: Message, T>(
+        &mut self,
+        written: &Result<T, StoreError>,
+        myself: &ActorRef<M>,
+        what: &dyn std::fmt::Display,
+    ) {
+        if let Err(StoreError::Conflict(Conflict::StaleFence)) = written {
+            tracing::warn!(%what, "fence stale: another node owns it now; stopping");
+            self.lose();
+            myself.stop(Some("fence stale".into()));
+        }
+    }
 }

@@ -95,14 +95,7 @@ impl ConversationState {
             ..Default::default()
         };
         let written = self.ctx.stores.data.apply_chat(write).await;
-        if let Err(e) = &written {
-            if crate::ownership::is_stale(e) {
-                // Another node runs the conversation now: stop serving from this memory.
-                tracing::warn!(conversation = %self.id, "conversation fence stale; stopping");
-                self.held.lose();
-                self.myself.stop(Some("fence stale".into()));
-            }
-        }
+        self.held.after_write(&written, &self.myself, &format_args!("conversation {}", self.id));
         written?;
         self.conv = Some(next);
         self.ctx.events.durable(events);

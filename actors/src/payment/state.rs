@@ -130,16 +130,7 @@ impl PaymentState {
             fence: self.held.fence(),
         };
         let written = self.ctx.stores.data.apply_payment_live(w).await;
-        if let Err(e) = &written {
-            if crate::ownership::is_stale(e) {
-                // Another node owns the order now: this memory may be behind it. Stop serving
-                // from it; the next call starts an actor that takes the lease again, or is
-                // refused.
-                tracing::warn!(order = %self.order.id, "payment fence stale; stopping");
-                self.held.lose();
-                self.myself.stop(Some("fence stale".into()));
-            }
-        }
+        self.held.after_write(&written, &self.myself, &format_args!("order {}", self.order.id));
         let (_, events) = written?;
         self.ctx.events.durable(events);
         self.order = order;

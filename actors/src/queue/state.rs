@@ -101,14 +101,7 @@ impl QueueState {
         let events = self.personal_events(&next, now);
         let fence = self.held.fence();
         let written = data.put_queue(self.session.id, self.session.doctor_id, &next, &events, fence.as_ref()).await;
-        if let Err(e) = &written {
-            if crate::ownership::is_stale(e) {
-                // Another node runs the session's queue now: stop serving from this memory.
-                tracing::warn!(session = %self.session.id, "queue fence stale; stopping");
-                self.held.lose();
-                self.myself.stop(Some("fence stale".into()));
-            }
-        }
+        self.held.after_write(&written, &self.myself, &format_args!("the queue of session {}", self.session.id));
         written?;
         let before = std::mem::replace(&mut self.queue, next);
         metrics::counter!("queue_changes_total").increment(1);

@@ -259,7 +259,7 @@ impl PaymentStore for ScyllaStore {
                     self.fenced_batch(Owned::Payment(order), token, own, false).await?;
                 }
                 // The other rows at the timestamp taken before the fence: written late, they
-                // lose to a newer owner's (scylla/booking.rs).
+                // lose to a newer owner's (scylla/fence.rs).
                 self.write_rest(vec![batch], at).await?;
             }
             None => self.run_batch(batch, BatchType::Logged).await?,
