@@ -32,8 +32,42 @@ mod common;
 
 const PREFIX: &str = "fencing";
 
-async fn node(stores: &Stores, redis: &RedisServer, name: &str) -> ActorSystem {
-    common::node_on(stores.clone(), redis, PREFIX, name, Default::default()).await
+/// Two nodes (actor systems) over one store and one Redis, and a probe on the leases they take.
+struct TwoNodes {
+    a: ActorSystem,
+    b: ActorSystem,
+    leases: RedisLeases,
+    kv: RedisKv,
+    _redis: RedisServer,
+}
+
+impl TwoNodes {
+    async fn start(stores: &Stores) -> Self {
+        let redis = RedisServer::start();
+        let a = common::node_on(stores.clone(), &redis, PREFIX, "node-a", Default::default()).await;
+        let b = common::node_on(stores.clone(), &redis, PREFIX, "node-b", Default::default()).await;
+        let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
+        let leases = RedisLeases::new(kv.connection(), PREFIX);
+        TwoNodes { a, b, leases, kv, _redis: redis }
+    }
+
+    /// Who holds `resource`'s lease, with its token.
+    async fn holder(&self, resource: &str) -> Option<(String, u64)> {
+        self.leases.holder(resource).await.unwrap()
+    }
+
+    /// `resource`'s lease lapses while its holder still runs the actor (as when it stalls, or
+    /// loses Redis, past the lease): its key is removed.
+    async fn lapse(&self, resource: &str) {
+        let key = format!("{PREFIX}:lease:{resource}");
+        let removed: i64 = redis::cmd("DEL").arg(key).query_async(&mut self.kv.connection()).await.unwrap();
+        assert_eq!(removed, 1, "the lease of {resource} is where RedisLeases keeps it");
+    }
+
+    async fn shutdown(self) {
+        self.a.shutdown().await;
+        self.b.shutdown().await;
+    }
 }
 
 /// An embedded store in a directory of its own (kept while the test runs).
@@ -84,10 +118,9 @@ async fn on_scylla_a_payment_actor_with_an_old_token_cannot_write_after_another_
 /// and is refused by the store. The balance is debited once, B's payment stands, and A cannot
 /// run the order again while B owns it.
 async fn old_payment_token_refused(stores: Stores) {
-    let redis = RedisServer::start();
+    let nodes = TwoNodes::start(&stores).await;
+    let (a, b) = (&nodes.a, &nodes.b);
     let store: &Arc<dyn DataStore> = &stores.data;
-    let a = node(&stores, &redis, "node-a").await;
-    let b = node(&stores, &redis, "node-b").await;
 
     // An account with 200.00 on its balance (a top-up by Alipay) and a 60.00 fee order.
     let account = AccountId::new();
@@ -107,21 +140,16 @@ async fn old_payment_token_refused(stores: Stores) {
 
     // Node A runs the order's actor under the order's lease.
     assert_eq!(a.order(fee.id).await.unwrap().status, OrderStatus::Created);
-    let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
-    let leases = RedisLeases::new(kv.connection(), PREFIX);
     let resource = hospital_store::payment_resource(fee.id);
-    let (holder, token_a) = leases.holder(&resource).await.unwrap().expect("A holds the order's lease");
+    let (holder, token_a) = nodes.holder(&resource).await.expect("A holds the order's lease");
     assert_eq!(holder, "node-a");
     assert!(b.order(fee.id).await.is_err(), "B may not run A's order");
 
     // A's lease lapses while its actor still runs; B takes the order over and pays it.
-    let mut conn = kv.connection();
-    let removed: i64 =
-        redis::cmd("DEL").arg(format!("{PREFIX}:lease:{resource}")).query_async(&mut conn).await.unwrap();
-    assert_eq!(removed, 1);
+    nodes.lapse(&resource).await;
     let paid = b.pay_from_balance(fee.id).await.expect("B pays once the lease is free");
     assert_eq!(paid.status, OrderStatus::Paid);
-    let (holder, token_b) = leases.holder(&resource).await.unwrap().expect("B holds the lease");
+    let (holder, token_b) = nodes.holder(&resource).await.expect("B holds the lease");
     assert_eq!(holder, "node-b");
     assert!(token_b > token_a, "a new holder gets a larger token ({token_b} > {token_a})");
     assert_eq!(store.balance(account).await.unwrap(), 14000);
@@ -136,8 +164,7 @@ async fn old_payment_token_refused(stores: Stores) {
     assert!(a.order(fee.id).await.is_err(), "A may not run B's order");
     assert_eq!(b.order(fee.id).await.unwrap(), paid);
 
-    a.shutdown().await;
-    b.shutdown().await;
+    nodes.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,31 +183,20 @@ async fn on_scylla_queue_and_conversation_actors_with_an_old_token_cannot_write_
 /// takes it over and writes; A, still running it from memory, writes again and is refused: the
 /// stored queue and conversation are B's, and A cannot run either again while B owns it.
 async fn old_queue_and_chat_tokens_refused(stores: Stores) {
-    let redis = RedisServer::start();
+    let nodes = TwoNodes::start(&stores).await;
+    let (a, b) = (&nodes.a, &nodes.b);
     let store: &Arc<dyn DataStore> = &stores.data;
-    let a = node(&stores, &redis, "node-a").await;
-    let b = node(&stores, &redis, "node-b").await;
-    let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
-    let leases = RedisLeases::new(kv.connection(), PREFIX);
-    let lapse = |resource: String| {
-        let mut conn = kv.connection();
-        async move {
-            let key = format!("{PREFIX}:lease:{resource}");
-            let removed: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
-            assert_eq!(removed, 1, "the lease of {resource} is where RedisLeases keeps it");
-        }
-    };
 
     // The queue: A calls room 3, B (after A's lease lapsed) room 5, A again room 7.
     let session = sample_session(DoctorId::new());
     store.put_sessions(std::slice::from_ref(&session)).await.unwrap();
     a.call_next(session.id, "3".into()).await.expect("node A runs the queue under its lease");
     let resource = hospital_store::queue_resource(session.id);
-    assert_eq!(leases.holder(&resource).await.unwrap().map(|(h, _)| h).as_deref(), Some("node-a"));
+    assert_eq!(nodes.holder(&resource).await.map(|(h, _)| h).as_deref(), Some("node-a"));
     assert!(b.queue_state(session.id).await.is_err(), "B may not run A's queue");
-    lapse(resource.clone()).await;
+    nodes.lapse(&resource).await;
     let by_b = b.call_next(session.id, "5".into()).await.expect("B runs the queue once the lease is free");
-    assert_eq!(leases.holder(&resource).await.unwrap().map(|(h, _)| h).as_deref(), Some("node-b"));
+    assert_eq!(nodes.holder(&resource).await.map(|(h, _)| h).as_deref(), Some("node-b"));
     let r = a.call_next(session.id, "7".into()).await;
     assert!(r.is_err(), "a queue write under the old token must not land: {r:?}");
     assert_eq!(store.queue(session.id).await.unwrap(), Some(by_b.clone()), "B's queue stands");
@@ -200,8 +216,8 @@ async fn old_queue_and_chat_tokens_refused(stores: Stores) {
     let hello = MessageBody::text("你好").unwrap();
     a.chat_open(id, account, "李雷".into(), group, Some(hello)).await.expect("node A opens the conversation");
     let resource = hospital_store::conversation_resource(id);
-    assert_eq!(leases.holder(&resource).await.unwrap().map(|(h, _)| h).as_deref(), Some("node-a"));
-    lapse(resource.clone()).await;
+    assert_eq!(nodes.holder(&resource).await.map(|(h, _)| h).as_deref(), Some("node-a"));
+    nodes.lapse(&resource).await;
     let patient = Party::Patient(account);
     b.chat_send(id, patient, MessageBody::text("我想改约").unwrap()).await.expect("B takes the conversation over");
     let r = a.chat_send(id, patient, MessageBody::text("过期的消息").unwrap()).await;
@@ -219,8 +235,7 @@ async fn old_queue_and_chat_tokens_refused(stores: Stores) {
     assert_eq!(texts, vec!["你好", "我想改约"], "only A's message before the hand-over and B's");
     assert!(a.chat_conversation(id).await.is_err(), "A may not run B's conversation");
 
-    a.shutdown().await;
-    b.shutdown().await;
+    nodes.shutdown().await;
 }
 
 /// A session of `doctor` tomorrow, open and released.
@@ -244,10 +259,9 @@ fn sample_session(doctor: DoctorId) -> ClinicSession {
 }
 
 async fn old_token_refused(stores: Stores) {
-    let redis = RedisServer::start();
+    let nodes = TwoNodes::start(&stores).await;
+    let (a, b) = (&nodes.a, &nodes.b);
     let store: &Arc<dyn DataStore> = &stores.data;
-    let a = node(&stores, &redis, "node-a").await;
-    let b = node(&stores, &redis, "node-b").await;
 
     let doctor = DoctorId::new();
     let session = sample_session(doctor);
@@ -257,34 +271,29 @@ async fn old_token_refused(stores: Stores) {
     let booked = || async { store.appointments_of_doctor(doctor, date, date).await.unwrap() };
 
     // Node A runs the doctor and books.
-    let (a1, p1) = patient(&a, 1).await;
+    let (a1, p1) = patient(a, 1).await;
     let first = a.book(a1, slot, p1, None).await.expect("node A books under its lease").0;
-    let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
-    let leases = RedisLeases::new(kv.connection(), PREFIX);
     let resource = hospital_store::schedule_resource(doctor);
-    let (holder, token_a) = leases.holder(&resource).await.unwrap().expect("A holds the lease");
+    let (holder, token_a) = nodes.holder(&resource).await.expect("A holds the lease");
     assert_eq!(holder, "node-a");
 
     // While A holds it, node B cannot run the doctor: its booking is refused, nothing written.
-    let (b1, q1) = patient(&b, 2).await;
+    let (b1, q1) = patient(b, 2).await;
     let r = b.book(b1, slot, q1, None).await;
     assert!(matches!(r, Err(BookingError::Unavailable(_))), "B may not run A's doctor: {r:?}");
     assert_eq!(booked().await.len(), 1);
 
     // A's lease lapses while its actor still runs (A stalled, or lost Redis, past the lease).
-    let mut conn = kv.connection();
-    let removed: i64 =
-        redis::cmd("DEL").arg(format!("{PREFIX}:lease:{resource}")).query_async(&mut conn).await.unwrap();
-    assert_eq!(removed, 1, "the lease key is where RedisLeases keeps it");
+    nodes.lapse(&resource).await;
 
     // Node B takes the doctor over with a newer token and books.
     let second = b.book(b1, slot, q1, None).await.expect("B books once the lease is free").0;
-    let (holder, token_b) = leases.holder(&resource).await.unwrap().expect("B holds the lease");
+    let (holder, token_b) = nodes.holder(&resource).await.expect("B holds the lease");
     assert_eq!(holder, "node-b");
     assert!(token_b > token_a, "a new holder gets a larger token ({token_b} > {token_a})");
 
     // A still runs the doctor from memory, with its old token: its write is refused.
-    let (a2, p2) = patient(&a, 3).await;
+    let (a2, p2) = patient(a, 3).await;
     let r = a.book(a2, slot, p2, None).await;
     assert!(r.is_err(), "a write under the old token must not land: {r:?}");
     let now: Vec<_> = booked().await.into_iter().map(|x| x.id).collect();
@@ -296,10 +305,9 @@ async fn old_token_refused(stores: Stores) {
     assert!(matches!(r, Err(BookingError::Unavailable(_))), "A may not run B's doctor: {r:?}");
     assert_eq!(booked().await.len(), 2);
     // B goes on serving.
-    let (b2, q2) = patient(&b, 4).await;
+    let (b2, q2) = patient(b, 4).await;
     b.book(b2, slot, q2, None).await.expect("B keeps booking");
     assert_eq!(booked().await.len(), 3);
 
-    a.shutdown().await;
-    b.shutdown().await;
+    nodes.shutdown().await;
 }

@@ -96,6 +96,12 @@ impl Fence {
         Fence { resource: conversation_resource(conversation), token, until_us: None }
     }
 
+    /// Whether a write begun at `us` (unix microseconds) falls past the lease's deadline: then
+    /// a newer owner may have begun, and both stores refuse it (`Conflict::StaleFence`).
+    pub fn lapsed_at(&self, us: i64) -> bool {
+        self.until_us.is_some_and(|until| us > until)
+    }
+
     /// The owned actor this fence is for, if its resource names one.
     pub fn owned(&self) -> Option<Owned> {
         let r = self.resource.as_str();

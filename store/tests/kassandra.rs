@@ -352,6 +352,15 @@ async fn one_node_holds_the_keyspace_until_it_lets_go_or_its_lease_runs_out() {
     assert_eq!(store.claim_node("a", ttl).await.unwrap(), None, "and a takes it back");
 }
 
+/// Two nodes' connections to one keyspace on `server`, its schema created.
+async fn two_nodes(server: &KassandraServer, keyspace: &str) -> (ScyllaStore, ScyllaStore) {
+    let connect =
+        || async { ScyllaStore::connect_with(&server.uri(), keyspace, true).await.unwrap().with_replication_factor(1) };
+    let (a, b) = (connect().await, connect().await);
+    a.create_schema().await.unwrap();
+    (a, b)
+}
+
 /// The booking fence on ScyllaDB (several nodes, ARCHITECTURE.md): node A claims a doctor and
 /// writes, node B takes over with a newer token and changes A's booking; A, waking up with its
 /// old token, cannot write any more: nothing of its write lands, B's stands. The leases are
@@ -364,11 +373,7 @@ async fn a_doctor_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
     use hospital_store::conformance::{sample_hold, stored_sample_book};
     use hospital_store::{schedule_resource, BookingStore, BookingWrite, Conflict, Fence, StoreError};
     let server = KassandraServer::start();
-    let connect = || async {
-        ScyllaStore::connect_with(&server.uri(), "fence_ci", true).await.unwrap().with_replication_factor(1)
-    };
-    let (node_a, node_b) = (connect().await, connect().await);
-    node_a.create_schema().await.unwrap();
+    let (node_a, node_b) = two_nodes(&server, "fence_ci").await;
 
     let doctor = DoctorId::new();
     let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
@@ -468,11 +473,7 @@ async fn an_order_a_queue_and_a_conversation_fenced_on_scylla_refuse_an_owner_wi
     use hospital_store::conformance::{conversation_fence, payment_fence, queue_fence};
     use hospital_store::{ChatStore, ChatWrite, DataStore, Fence, PaymentStore, PaymentWrite, QueueStore, StoreError};
     let server = KassandraServer::start();
-    let connect = || async {
-        ScyllaStore::connect_with(&server.uri(), "owned_fence_ci", true).await.unwrap().with_replication_factor(1)
-    };
-    let (node_a, node_b) = (connect().await, connect().await);
-    node_a.create_schema().await.unwrap();
+    let (node_a, node_b) = two_nodes(&server, "owned_fence_ci").await;
     payment_fence(&node_a, &node_b).await;
     queue_fence(&node_a, &node_b).await;
     conversation_fence(&node_a, &node_b).await;

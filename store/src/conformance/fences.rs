@@ -89,11 +89,11 @@ pub async fn payment_fence(a: &dyn DataStore, b: &dyn DataStore) {
     // same write within it lands.
     let mut reopened = closed.clone();
     reopened.description = "充值 (C)".into();
-    let late = crate::Fence { until_us: Some(crate::lease::now_us() - 1_000_000), ..Fence::payment(order.id, 3) };
+    let late = due(Fence::payment(order.id, 3), -1_000_000);
     let w = PaymentWrite { orders: vec![reopened.clone()], fence: Some(late), ..Default::default() };
     assert!(stale(a.apply_payment(w).await), "a write past its deadline");
     assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&closed));
-    let in_time = crate::Fence { until_us: Some(crate::lease::now_us() + 60_000_000), ..Fence::payment(order.id, 3) };
+    let in_time = due(Fence::payment(order.id, 3), 60_000_000);
     let w = PaymentWrite { orders: vec![reopened.clone()], fence: Some(in_time), ..Default::default() };
     a.apply_payment(w).await.unwrap();
     assert_eq!(b.order(order.id).await.unwrap().as_ref(), Some(&reopened));

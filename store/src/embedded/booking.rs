@@ -40,7 +40,7 @@ pub(super) fn put_appointment_index(ctx: &mut super::engine::WriteCtx<'_>, a: &A
 /// (`Fence::until_us`) is refused as on ScyllaDB, so a fence means the same on both stores (one
 /// node has no clocks to disagree, but its actor's lease can run out all the same).
 pub(super) fn check_fence(ctx: &mut super::engine::WriteCtx<'_>, f: &crate::Fence) -> Result<()> {
-    if f.until_us.is_some_and(|until| crate::lease::now_us() > until) {
+    if f.lapsed_at(crate::lease::now_us()) {
         return Err(crate::Conflict::StaleFence.into());
     }
     let key = Key::new().str(&f.resource);

@@ -61,8 +61,8 @@ pub(super) fn wrong_fence(kind: &str, owned: Owned) -> StoreError {
 /// is sent, so only a stall of a third of the lease between this check and its arrival could let
 /// a stale owner's step through.
 pub(super) fn within_deadline(fence: Option<&Fence>) -> Result<()> {
-    match fence.and_then(|f| f.until_us) {
-        Some(until) if crate::lease::now_us() > until => Err(Conflict::StaleFence.into()),
+    match fence {
+        Some(f) if f.lapsed_at(crate::lease::now_us()) => Err(Conflict::StaleFence.into()),
         _ => Ok(()),
     }
 }
@@ -74,7 +74,7 @@ impl ScyllaStore {
     pub(super) fn start_fenced(&self, fence: &Fence) -> Result<(Owned, i64, i64)> {
         let (owned, token) = fence_of(fence)?;
         let at = self.write_timestamp();
-        if fence.until_us.is_some_and(|until| at > until) {
+        if fence.lapsed_at(at) {
             return Err(Conflict::StaleFence.into());
         }
         Ok((owned, token, at))
