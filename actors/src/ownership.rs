@@ -149,6 +149,25 @@ impl Held {
         held
     }
 
+    /// The renewal's handler: extends the lease, or when it was lost stops the actor (`myself`,
+    /// the `kind` of actor for `id`): another node may own its resource now, so it must not
+    /// serve from this memory; the next call starts an actor that takes the lease again, or is
+    /// refused. False when it stopped.
+    pub(crate) async fn renew_or_stop<M: Message>(
+        &mut self,
+        ownership: Option<&Ownership>,
+        myself: &ActorRef<M>,
+        kind: &'static str,
+        id: &(dyn std::fmt::Display + Sync),
+    ) -> bool {
+        let held = self.renew(ownership).await;
+        if !held {
+            tracing::warn!(kind, %id, "lease lost; stopping");
+            myself.stop(Some("lease lost".into()));
+        }
+        held
+    }
+
     /// Forgets the lease without giving it up: it has passed to another node.
     pub(crate) fn lose(&mut self) {
         self.lease = None;

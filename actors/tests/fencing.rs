@@ -8,22 +8,31 @@
 //! backend (against kassandra), whose fence is a conditional batch in the doctor's partition.
 //! The same for an order's payment actor (`payment:<order>`): a stale owner cannot pay the order
 //! again from the balance once another node took it over and paid it; for a session's queue
-//! (`queue:<session>`) and a conversation (`chat:<conversation>`) likewise.
+//! (`queue:<session>`) and a conversation (`chat:<conversation>`) likewise, and a ticket
+//! (`ticket:<id>`), an exam (`exam:<id>`) and a visit (`visit:<id>`).
 
 use chrono::{Duration as Days, NaiveTime, Utc};
 use hospital_actors::Party;
-use hospital_actors::{ActorSystem, BookingError};
+use hospital_actors::{ActorDeps, ActorSystem, BookingError};
 use hospital_domain::account::Relation;
 use hospital_domain::chat::conversation::MessageBody;
 use hospital_domain::chat::service_hours::ServiceHours;
-use hospital_domain::chat::{GroupCode, ServiceGroup};
+use hospital_domain::chat::ticket::Ticket;
+use hospital_domain::chat::{AgentRef, GroupCode, ServiceGroup};
+use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
 use hospital_domain::ledger::Channel;
 use hospital_domain::order::{Order, OrderKind, OrderStatus};
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::time::HospitalZone;
-use hospital_domain::{AccountId, ConversationId, DepartmentId, DoctorId, Fen, OrderId, PatientId, SessionId};
+use hospital_domain::visit::{ConsultationInput, ImportedVisit, Visit, VisitId};
+use hospital_domain::{
+    AccountId, AppointmentId, ConversationId, DepartmentId, DoctorId, Fen, OrderId, PatientId, SessionId, StaffId,
+    TicketId,
+};
 use hospital_store::scylla::ScyllaStore;
-use hospital_store::{DataStore, EmbeddedStore, PaymentWrite, RedisKv, RedisLeases, Stores};
+use hospital_store::{
+    DataStore, EmbeddedStore, ExamRow, FieldCipher, KeyVault, PaymentWrite, PersonCipher, RedisKv, RedisLeases, Stores,
+};
 use hospital_testkit::kassandra::KassandraServer;
 use hospital_testkit::RedisServer;
 use std::sync::Arc;
@@ -42,10 +51,15 @@ struct TwoNodes {
 }
 
 impl TwoNodes {
-    async fn start(stores: &Stores) -> Self {
+    /// Both nodes seal patients' medical data with keys from `vault` under one master key.
+    async fn start(stores: &Stores, vault: &Arc<dyn KeyVault>) -> Self {
         let redis = RedisServer::start();
-        let a = common::node_on(stores.clone(), &redis, PREFIX, "node-a", Default::default()).await;
-        let b = common::node_on(stores.clone(), &redis, PREFIX, "node-b", Default::default()).await;
+        let node = |name| {
+            let deps = ActorDeps::new(stores.clone(), Default::default())
+                .with_person_cipher(PersonCipher::new(vault.clone(), master()));
+            common::node_from(deps, &redis, PREFIX, name)
+        };
+        let (a, b) = (node("node-a").await, node("node-b").await);
         let kv = RedisKv::connect(&redis.url(), "probe").await.unwrap();
         let leases = RedisLeases::new(kv.connection(), PREFIX);
         TwoNodes { a, b, leases, kv, _redis: redis }
@@ -70,55 +84,64 @@ impl TwoNodes {
     }
 }
 
-/// An embedded store in a directory of its own (kept while the test runs).
-fn embedded() -> (tempfile::TempDir, Stores) {
+/// An embedded store in a directory of its own (kept while the test runs), and its key vault.
+fn embedded() -> (tempfile::TempDir, Stores, Arc<dyn KeyVault>) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    (dir, Stores { data: Arc::new(store.clone()), kv: Arc::new(store) })
+    (dir, Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) }, Arc::new(store))
 }
 
-/// The ScyllaDB backend over a kassandra server of its own (kept while the test runs).
-async fn on_scylla(keyspace: &str) -> (KassandraServer, Stores) {
+/// The ScyllaDB backend over a kassandra server of its own (kept while the test runs), and its
+/// key vault.
+async fn on_scylla(keyspace: &str) -> (KassandraServer, Stores, Arc<dyn KeyVault>) {
     let server = KassandraServer::start();
     let store = ScyllaStore::connect_with(&server.uri(), keyspace, true).await.unwrap().with_replication_factor(1);
     store.create_schema().await.unwrap();
-    (server, Stores { data: Arc::new(store.clone()), kv: Arc::new(store) })
+    (server, Stores { data: Arc::new(store.clone()), kv: Arc::new(store.clone()) }, Arc::new(store))
+}
+
+/// A scenario as two tests: `$embedded` on the embedded store, `$scylla` on the ScyllaDB
+/// backend against kassandra, in `$keyspace`.
+macro_rules! on_both_stores {
+    ($embedded:ident, $scylla:ident, $keyspace:literal, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $embedded() {
+            let (_dir, stores, vault) = embedded();
+            $scenario(stores, vault).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $scylla() {
+            let (_server, stores, vault) = on_scylla($keyspace).await;
+            $scenario(stores, vault).await;
+        }
+    };
 }
 
 async fn patient(system: &ActorSystem, n: usize) -> (AccountId, PatientId) {
     common::patient(system, &format!("fencing-index-{n}"), Relation::Myself).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
-    let (_dir, stores) = embedded();
-    old_token_refused(stores).await;
-}
+on_both_stores!(
+    a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor,
+    on_scylla_a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor,
+    "fencing",
+    old_token_refused
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_scylla_a_schedule_actor_with_an_old_token_cannot_write_after_another_node_took_the_doctor() {
-    let (_server, stores) = on_scylla("fencing").await;
-    old_token_refused(stores).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order() {
-    let (_dir, stores) = embedded();
-    old_payment_token_refused(stores).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_scylla_a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order() {
-    let (_server, stores) = on_scylla("pay_fencing").await;
-    old_payment_token_refused(stores).await;
-}
+on_both_stores!(
+    a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order,
+    on_scylla_a_payment_actor_with_an_old_token_cannot_write_after_another_node_took_the_order,
+    "pay_fencing",
+    old_payment_token_refused
+);
 
 /// Two nodes and one order paid from the balance: A runs the order's actor, its lease lapses,
 /// B takes the order over and pays it; A, still holding the unpaid order in memory, pays again
 /// and is refused by the store. The balance is debited once, B's payment stands, and A cannot
 /// run the order again while B owns it.
-async fn old_payment_token_refused(stores: Stores) {
-    let nodes = TwoNodes::start(&stores).await;
+async fn old_payment_token_refused(stores: Stores, vault: Arc<dyn KeyVault>) {
+    let nodes = TwoNodes::start(&stores, &vault).await;
     let (a, b) = (&nodes.a, &nodes.b);
     let store: &Arc<dyn DataStore> = &stores.data;
 
@@ -167,23 +190,18 @@ async fn old_payment_token_refused(stores: Stores) {
     nodes.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_and_conversation_actors_with_an_old_token_cannot_write_after_another_node_took_them() {
-    let (_dir, stores) = embedded();
-    old_queue_and_chat_tokens_refused(stores).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_scylla_queue_and_conversation_actors_with_an_old_token_cannot_write_after_another_node_took_them() {
-    let (_server, stores) = on_scylla("chat_fencing").await;
-    old_queue_and_chat_tokens_refused(stores).await;
-}
+on_both_stores!(
+    queue_and_conversation_actors_with_an_old_token_cannot_write_after_another_node_took_them,
+    on_scylla_queue_and_conversation_actors_with_an_old_token_cannot_write_after_another_node_took_them,
+    "chat_fencing",
+    old_queue_and_chat_tokens_refused
+);
 
 /// A session's queue and a conversation, each run by node A until its lease lapses and node B
 /// takes it over and writes; A, still running it from memory, writes again and is refused: the
 /// stored queue and conversation are B's, and A cannot run either again while B owns it.
-async fn old_queue_and_chat_tokens_refused(stores: Stores) {
-    let nodes = TwoNodes::start(&stores).await;
+async fn old_queue_and_chat_tokens_refused(stores: Stores, vault: Arc<dyn KeyVault>) {
+    let nodes = TwoNodes::start(&stores, &vault).await;
     let (a, b) = (&nodes.a, &nodes.b);
     let store: &Arc<dyn DataStore> = &stores.data;
 
@@ -238,6 +256,93 @@ async fn old_queue_and_chat_tokens_refused(stores: Stores) {
     nodes.shutdown().await;
 }
 
+on_both_stores!(
+    ticket_exam_and_visit_actors_with_an_old_token_cannot_write_after_another_node_took_them,
+    on_scylla_ticket_exam_and_visit_actors_with_an_old_token_cannot_write_after_another_node_took_them,
+    "record_fencing",
+    old_ticket_exam_and_visit_tokens_refused
+);
+
+/// A ticket, an exam and a visit, each written by node A until its lease lapses and node B
+/// takes it over and writes; A, still running it from memory, writes again and is refused: the
+/// stored ticket, exam and visit are B's, and A cannot run them again while B owns them.
+async fn old_ticket_exam_and_visit_tokens_refused(stores: Stores, vault: Arc<dyn KeyVault>) {
+    let nodes = TwoNodes::start(&stores, &vault).await;
+    let (a, b) = (&nodes.a, &nodes.b);
+    let store: &Arc<dyn DataStore> = &stores.data;
+    let (account, patient) = (AccountId::new(), PatientId::new());
+    let now = Utc::now();
+
+    // The ticket: left on A; an agent answers on B once A's lease lapsed; another agent's answer
+    // through A, which still holds it open in memory, is refused and sends the patient nothing.
+    let id = TicketId::new();
+    let group = GroupCode::parse("fence-tickets").unwrap();
+    let left = Ticket::leave(id, account, "韩梅梅", group, "报告怎么看？", vec![], now).unwrap();
+    a.ticket_leave(id, left).await.expect("node A takes the ticket");
+    let resource = hospital_store::ticket_resource(id);
+    assert_eq!(nodes.holder(&resource).await.map(|(h, _)| h).as_deref(), Some("node-a"));
+    nodes.lapse(&resource).await;
+    let agent = |name: &str| AgentRef { id: StaffId::new(), name: name.into() };
+    let answered = b
+        .ticket_answer(id, agent("王芳"), "请在报告页查看解读。".into(), "挂号咨询".into())
+        .await
+        .expect("B answers once the lease is free");
+    let r = a.ticket_answer(id, agent("李娜"), "过期的回复".into(), "挂号咨询".into()).await;
+    assert!(r.is_err(), "an answer under the old token must not land: {r:?}");
+    assert_eq!(store.ticket(id).await.unwrap(), Some(answered), "B's answer stands");
+    assert_eq!(store.messages_of(account, 10).await.unwrap().len(), 1, "one answer sent");
+    assert!(a.ticket(id).await.is_err(), "A may not run B's ticket");
+
+    // The exam: ordered on A, started on B; A, still holding it as ordered, starts it again.
+    let exam = Exam::new(account, patient, "血常规", ExamKind::Lab, now).unwrap();
+    a.create_exam(exam.clone()).await.expect("node A orders the exam");
+    let resource = hospital_store::exam_resource(exam.id);
+    assert_eq!(nodes.holder(&resource).await.map(|(h, _)| h).as_deref(), Some("node-a"));
+    nodes.lapse(&resource).await;
+    let start = ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None };
+    let started = b.change_exam(exam.id, start.clone()).await.expect("B starts the exam");
+    let r = a.change_exam(exam.id, start).await;
+    assert!(r.is_err(), "an exam write under the old token must not land: {r:?}");
+    assert_eq!(store.exam(exam.id).await.unwrap(), Some(ExamRow::seal(&started, None).unwrap()), "B's exam stands");
+    let r = a.change_exam(exam.id, ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }).await;
+    assert!(r.is_err(), "A may not run B's exam: {r:?}");
+
+    // The visit: made on A; the patient's note taken on B; A's own note refused.
+    let appointment = AppointmentId::new();
+    let header = ImportedVisit {
+        id: VisitId::of_appointment(appointment),
+        appointment_id: appointment,
+        account_id: account,
+        patient_id: patient,
+        patient_name: "韩梅梅".into(),
+        doctor_id: DoctorId::new(),
+        department_id: DepartmentId::new(),
+        room: "3诊室".into(),
+        started_at: now,
+        finished_at: None,
+    };
+    let input = ConsultationInput { chief_complaint: Some("头痛两天".into()), ..Default::default() };
+    let visit = a.import_visit(Visit::imported(header, &input).unwrap()).await.expect("node A makes the visit");
+    let resource = hospital_store::visit_resource(visit.id);
+    assert_eq!(nodes.holder(&resource).await.map(|(h, _)| h).as_deref(), Some("node-a"));
+    nodes.lapse(&resource).await;
+    let by_b = b.add_visit_note(visit.id, "我对青霉素过敏".into()).await.expect("B takes the note");
+    let r = a.add_visit_note(visit.id, "过期的备注".into()).await;
+    assert!(r.is_err(), "a visit write under the old token must not land: {r:?}");
+    let cipher = PersonCipher::new(vault.clone(), master());
+    let key = cipher.existing_key(patient).await.unwrap().expect("the patient's key");
+    let stored = store.visit(visit.id).await.unwrap().expect("the visit").open(&key).unwrap();
+    assert_eq!(stored, by_b, "B's visit stands, with its note alone");
+    assert!(a.visit(visit.id).await.is_err(), "A may not run B's visit");
+
+    nodes.shutdown().await;
+}
+
+/// The master key both nodes wrap patients' data keys with.
+fn master() -> FieldCipher {
+    FieldCipher::new("k1", &[("k1".into(), [7; 32])]).unwrap()
+}
+
 /// A session of `doctor` tomorrow, open and released.
 fn sample_session(doctor: DoctorId) -> ClinicSession {
     let date = HospitalZone::default().local_date(Utc::now()) + Days::days(1);
@@ -258,8 +363,8 @@ fn sample_session(doctor: DoctorId) -> ClinicSession {
     }
 }
 
-async fn old_token_refused(stores: Stores) {
-    let nodes = TwoNodes::start(&stores).await;
+async fn old_token_refused(stores: Stores, vault: Arc<dyn KeyVault>) {
+    let nodes = TwoNodes::start(&stores, &vault).await;
     let (a, b) = (&nodes.a, &nodes.b);
     let store: &Arc<dyn DataStore> = &stores.data;
 

@@ -156,8 +156,16 @@ pub async fn open_exam(keys: &PersonCipher, row: ExamRow) -> Result<Option<Exam>
 #[async_trait]
 pub trait ExamStore: Send + Sync {
     /// Inserts or replaces an exam under both its keys (by id and by account), with the
-    /// message-centre items and live events of the change, in one write.
-    async fn put_exam(&self, exam: &ExamRow, messages: &[Message], events: &[crate::PendingEvent]) -> Result<()>;
+    /// message-centre items and live events of the change, in one write. Several nodes: `fence`
+    /// is the exam actor's lease token (`exam:<id>`); the store refuses the write if it has seen
+    /// a newer one for the exam (`Conflict::StaleFence`).
+    async fn put_exam(
+        &self,
+        exam: &ExamRow,
+        messages: &[Message],
+        events: &[crate::PendingEvent],
+        fence: Option<&crate::Fence>,
+    ) -> Result<()>;
     async fn exam(&self, id: ExamId) -> Result<Option<ExamRow>>;
     /// The account's exams, newest first (by order time: exam ids are UUIDv7).
     async fn exams_of_account(&self, account: AccountId) -> Result<Vec<ExamRow>>;

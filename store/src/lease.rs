@@ -34,6 +34,9 @@ const SCHEDULE: &str = "schedule:";
 const PAYMENT: &str = "payment:";
 const QUEUE: &str = "queue:";
 const CONVERSATION: &str = "chat:";
+const TICKET: &str = "ticket:";
+const EXAM: &str = "exam:";
+const VISIT: &str = "visit:";
 
 /// The resource a doctor's schedule actor leases and fences its writes with.
 pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
@@ -55,6 +58,22 @@ pub fn conversation_resource(conversation: hospital_domain::ConversationId) -> S
     format!("{CONVERSATION}{conversation}")
 }
 
+/// The resource a ticket's actor (a message left outside service hours) leases and fences its
+/// writes with.
+pub fn ticket_resource(ticket: hospital_domain::TicketId) -> String {
+    format!("{TICKET}{ticket}")
+}
+
+/// The resource an exam's actor leases and fences its writes with.
+pub fn exam_resource(exam: hospital_domain::ExamId) -> String {
+    format!("{EXAM}{exam}")
+}
+
+/// The resource a visit's actor leases and fences its writes with.
+pub fn visit_resource(visit: hospital_domain::visit::VisitId) -> String {
+    format!("{VISIT}{visit}")
+}
+
 /// What a fence is for: the owned actor, by kind and id (the inverse of the `*_resource` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owned {
@@ -62,6 +81,9 @@ pub enum Owned {
     Payment(hospital_domain::OrderId),
     Queue(hospital_domain::SessionId),
     Conversation(hospital_domain::ConversationId),
+    Ticket(hospital_domain::TicketId),
+    Exam(hospital_domain::ExamId),
+    Visit(hospital_domain::visit::VisitId),
 }
 
 impl std::fmt::Display for Owned {
@@ -71,6 +93,9 @@ impl std::fmt::Display for Owned {
             Owned::Payment(o) => write!(f, "order {o}'s payment"),
             Owned::Queue(s) => write!(f, "session {s}'s queue"),
             Owned::Conversation(c) => write!(f, "conversation {c}"),
+            Owned::Ticket(t) => write!(f, "ticket {t}"),
+            Owned::Exam(e) => write!(f, "exam {e}"),
+            Owned::Visit(v) => write!(f, "visit {v}"),
         }
     }
 }
@@ -96,6 +121,21 @@ impl Fence {
         Fence { resource: conversation_resource(conversation), token, until_us: None }
     }
 
+    /// A ticket's fence with no deadline (tests, as `schedule`).
+    pub fn ticket(ticket: hospital_domain::TicketId, token: u64) -> Fence {
+        Fence { resource: ticket_resource(ticket), token, until_us: None }
+    }
+
+    /// An exam's fence with no deadline (tests, as `schedule`).
+    pub fn exam(exam: hospital_domain::ExamId, token: u64) -> Fence {
+        Fence { resource: exam_resource(exam), token, until_us: None }
+    }
+
+    /// A visit's fence with no deadline (tests, as `schedule`).
+    pub fn visit(visit: hospital_domain::visit::VisitId, token: u64) -> Fence {
+        Fence { resource: visit_resource(visit), token, until_us: None }
+    }
+
     /// Whether a write begun at `us` (unix microseconds) falls past the lease's deadline: then
     /// a newer owner may have begun, and both stores refuse it (`Conflict::StaleFence`).
     pub fn lapsed_at(&self, us: i64) -> bool {
@@ -104,17 +144,18 @@ impl Fence {
 
     /// The owned actor this fence is for, if its resource names one.
     pub fn owned(&self) -> Option<Owned> {
+        fn id<T: std::str::FromStr>(resource: &str, prefix: &str) -> Option<T> {
+            resource.strip_prefix(prefix)?.parse().ok()
+        }
         let r = self.resource.as_str();
-        if let Some(id) = r.strip_prefix(SCHEDULE) {
-            return id.parse().ok().map(Owned::Schedule);
-        }
-        if let Some(id) = r.strip_prefix(PAYMENT) {
-            return id.parse().ok().map(Owned::Payment);
-        }
-        if let Some(id) = r.strip_prefix(QUEUE) {
-            return id.parse().ok().map(Owned::Queue);
-        }
-        r.strip_prefix(CONVERSATION)?.parse().ok().map(Owned::Conversation)
+        id(r, SCHEDULE)
+            .map(Owned::Schedule)
+            .or_else(|| id(r, PAYMENT).map(Owned::Payment))
+            .or_else(|| id(r, QUEUE).map(Owned::Queue))
+            .or_else(|| id(r, CONVERSATION).map(Owned::Conversation))
+            .or_else(|| id(r, TICKET).map(Owned::Ticket))
+            .or_else(|| id(r, EXAM).map(Owned::Exam))
+            .or_else(|| id(r, VISIT).map(Owned::Visit))
     }
 }
 
@@ -293,4 +334,40 @@ pub trait NodeLeases: Send + Sync {
 /// timestamp are both counted in.
 pub(crate) fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hospital_domain::visit::VisitId;
+    use hospital_domain::{ConversationId, DoctorId, ExamId, OrderId, SessionId, TicketId};
+
+    #[test]
+    fn a_fence_names_its_owned_actor_and_nothing_else() {
+        let kinds = [
+            Owned::Schedule(DoctorId::new()),
+            Owned::Payment(OrderId::new()),
+            Owned::Queue(SessionId::new()),
+            Owned::Conversation(ConversationId::new()),
+            Owned::Ticket(TicketId::new()),
+            Owned::Exam(ExamId::new()),
+            Owned::Visit(VisitId::new()),
+        ];
+        for owned in kinds {
+            let fence = match owned {
+                Owned::Schedule(id) => Fence::schedule(id, 1),
+                Owned::Payment(id) => Fence::payment(id, 1),
+                Owned::Queue(id) => Fence::queue(id, 1),
+                Owned::Conversation(id) => Fence::conversation(id, 1),
+                Owned::Ticket(id) => Fence::ticket(id, 1),
+                Owned::Exam(id) => Fence::exam(id, 1),
+                Owned::Visit(id) => Fence::visit(id, 1),
+            };
+            assert_eq!(fence.owned(), Some(owned), "{}", fence.resource);
+        }
+        let named = |resource: &str| Fence { resource: resource.into(), token: 1, until_us: None }.owned();
+        assert_eq!(named("dispatcher:outpatient"), None, "a kind with no fence");
+        assert_eq!(named("exam:not-a-uuid"), None, "a malformed id");
+        assert_eq!(named(&format!("visit{}", VisitId::new())), None, "no separator");
+    }
 }

@@ -174,14 +174,18 @@ pub struct ErasedRows {
 
 #[async_trait]
 pub trait RecordStore: Send + Sync {
-    /// Inserts or replaces a visit under both its keys.
-    async fn put_visit(&self, visit: &VisitRow) -> Result<()>;
+    /// Inserts or replaces a visit under both its keys. Several nodes: `fence` is the visit
+    /// actor's lease token (`visit:<id>`); the store refuses the write if it has seen a newer one
+    /// for the visit (`Conflict::StaleFence`).
+    async fn put_visit(&self, visit: &VisitRow, fence: Option<&crate::Fence>) -> Result<()>;
     async fn visit(&self, id: VisitId) -> Result<Option<VisitRow>>;
     /// A 就诊人's visits (any order: callers sort after opening them).
     async fn visits_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<VisitRow>>;
 
-    /// Inserts or replaces an appointment's notes (before its visit).
-    async fn put_appointment_notes(&self, notes: &AppointmentNotesRow) -> Result<()>;
+    /// Inserts or replaces an appointment's notes (before its visit). They are the visit
+    /// actor's (the visit's id is the appointment's): several nodes fence them with its lease
+    /// token (`visit:<id>`), as `put_visit`.
+    async fn put_appointment_notes(&self, notes: &AppointmentNotesRow, fence: Option<&crate::Fence>) -> Result<()>;
     async fn appointment_notes(&self, appointment: AppointmentId) -> Result<Option<AppointmentNotesRow>>;
 
     /// Inserts or replaces a report file's row under both its keys.

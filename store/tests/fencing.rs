@@ -143,3 +143,15 @@ async fn a_payment_queue_or_conversation_owner_with_an_old_token_cannot_write_af
     queue_fence(&store, &store).await;
     conversation_fence(&store, &store).await;
 }
+
+/// The same for a ticket, an exam and a visit (with its appointment's notes):
+/// `conformance::{ticket,exam,visit}_fence`, also run against ScyllaDB in kassandra.rs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_exam_or_visit_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over() {
+    use hospital_store::conformance::{exam_fence, ticket_fence, visit_fence};
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    ticket_fence(&store, &store).await;
+    exam_fence(&store, &store).await;
+    visit_fence(&store, &store).await;
+}

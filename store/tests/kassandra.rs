@@ -491,7 +491,44 @@ async fn an_order_a_queue_and_a_conversation_fenced_on_scylla_refuse_an_owner_wi
     named(node_a.put_queue(session, doctor, &q, &[], Some(&Fence::queue(other, 1))).await, "session");
     let wrong = ChatWrite { fence: Some(Fence::queue(session, 1)), ..Default::default() };
     named(node_a.apply_chat(wrong).await, "session");
-    named(node_a.claim_fence(&Fence { resource: "ticket:x".into(), token: 1, until_us: None }).await, "ticket:x");
+    named(
+        node_a.claim_fence(&Fence { resource: "dispatcher:x".into(), token: 1, until_us: None }).await,
+        "dispatcher:x",
+    );
+}
+
+/// A ticket's, an exam's and a visit's fences on ScyllaDB: `conformance::{ticket,exam,visit}_fence`
+/// (the embedded store's run is in fencing.rs), each fence in its own row; a visit's notes from
+/// before it exists are checked against the visit's fence in a conditional batch of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_an_exam_and_a_visit_fenced_on_scylla_refuse_an_owner_with_an_old_token() {
+    use hospital_domain::exam::{Exam, ExamKind};
+    use hospital_domain::{AccountId, AppointmentId, PatientId};
+    use hospital_store::conformance::{exam_fence, ticket_fence, visit_fence};
+    use hospital_store::{ChatStore, ChatWrite, ExamRow, ExamStore, Fence, RecordStore, StoreError};
+    let server = KassandraServer::start();
+    let (node_a, node_b) = two_nodes(&server, "more_fences_ci").await;
+    ticket_fence(&node_a, &node_b).await;
+    exam_fence(&node_a, &node_b).await;
+    visit_fence(&node_a, &node_b).await;
+
+    // Under another kind's fence (or another exam's), refused by name, not written unfenced.
+    let named = |r: hospital_store::Result<()>, what: &str| {
+        assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains(what)), "{r:?}");
+    };
+    let exam = Exam::new(AccountId::new(), PatientId::new(), "血常规", ExamKind::Lab, chrono::Utc::now()).unwrap();
+    let row = ExamRow::seal(&exam, None).unwrap();
+    let other = hospital_domain::ExamId::new();
+    named(node_a.put_exam(&row, &[], &[], Some(&Fence::exam(other, 1))).await, &other.to_string());
+    let notes = hospital_store::AppointmentNotesRow {
+        appointment_id: AppointmentId::new(),
+        account_id: AccountId::new(),
+        patient_id: PatientId::new(),
+        sealed: "n".into(),
+    };
+    named(node_a.put_appointment_notes(&notes, Some(&Fence::exam(exam.id, 1))).await, "exam");
+    let wrong = ChatWrite { fence: Some(Fence::exam(exam.id, 1)), ..Default::default() };
+    named(node_a.apply_chat(wrong).await, "exam");
 }
 
 /// Every CQL statement written in the backend's source: string literals naming `{ks}.`.

@@ -94,10 +94,7 @@ impl Actor for ConversationActor {
                 state.idle.drain_if_idle(&myself, false, &state.id);
             }
             ConversationMsg::RenewLease => {
-                if !state.held.renew(state.ctx.ownership.as_ref()).await {
-                    tracing::warn!(conversation = %state.id, "conversation lease lost; stopping");
-                    myself.stop(Some("lease lost".into()));
-                }
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "conversation", &state.id).await;
             }
         }
         Ok(())

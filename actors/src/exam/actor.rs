@@ -6,7 +6,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::exam_resource;
 
 pub struct ExamActor;
 
@@ -15,13 +17,23 @@ impl Actor for ExamActor {
     type State = ExamState;
     type Arguments = ExamArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<ExamMsg>, args: ExamArgs) -> Result<ExamState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<ExamMsg>, args: ExamArgs) -> Result<ExamState, ActorProcessingErr> {
+        // Several nodes: the exam's lease and claim before it is loaded.
+        let resource = exam_resource(args.id);
+        let held = Held::take(args.ctx.ownership.as_ref(), &resource, args.ctx.stores.data.as_ref()).await?;
         let exam = load(&args.ctx, args.id).await.map_err(|e| e.to_string())?;
-        Ok(ExamState { id: args.id, exam, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
+        let idle = IdleClock::new(args.ctx.config.idle_timeout);
+        Ok(ExamState { id: args.id, myself, exam, idle, ctx: args.ctx, held })
     }
 
     async fn post_start(&self, myself: ActorRef<ExamMsg>, state: &mut ExamState) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || ExamMsg::Tick);
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || ExamMsg::RenewLease);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<ExamMsg>, state: &mut ExamState) -> Result<(), ActorProcessingErr> {
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -42,6 +54,9 @@ impl Actor for ExamActor {
             }
             ExamMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+            ExamMsg::RenewLease => {
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "exam", &state.id).await;
             }
         }
         Ok(())

@@ -36,4 +36,7 @@ pub enum ExamMsg {
     Change { change: ExamChange, reply: RpcReplyPort<Result<Exam, ExamFailure>> },
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the exam's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use super::msg::*;
 use crate::deps::Context;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
+use ractor::ActorRef;
 
 pub struct ExamArgs {
     pub id: ExamId,
@@ -19,9 +21,12 @@ pub struct ExamArgs {
 
 pub struct ExamState {
     pub(super) id: ExamId,
+    pub(super) myself: ActorRef<ExamMsg>,
     pub(super) exam: Option<Exam>,
     pub(super) ctx: Arc<Context>,
     pub(super) idle: IdleClock,
+    /// The lease this actor runs under (several nodes), whose fence every write carries.
+    pub(super) held: Held,
 }
 
 /// The per-patient data keys, or why there are none (a result cannot be written without them).
@@ -60,7 +65,9 @@ impl ExamState {
             _ => None,
         };
         let row = ExamRow::seal(&exam, key.as_ref())?;
-        self.ctx.stores.data.put_exam(&row, &messages, &events).await?;
+        let written = self.ctx.stores.data.put_exam(&row, &messages, &events, self.held.fence().as_ref()).await;
+        self.held.after_write(&written, &self.myself, &format_args!("exam {}", self.id));
+        written?;
         self.ctx.events.durable(events);
         self.exam = Some(exam.clone());
         Ok(exam)

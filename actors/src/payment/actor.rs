@@ -115,10 +115,7 @@ impl Actor for PaymentActor {
             }
             PaymentMsg::CheckProvider => state.check_provider().await,
             PaymentMsg::RenewLease => {
-                if !state.held.renew(state.ctx.ownership.as_ref()).await {
-                    tracing::warn!(order = %state.order.id, "payment lease lost; stopping");
-                    myself.stop(Some("lease lost".into()));
-                }
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "payment", &state.order.id).await;
             }
             PaymentMsg::Tick => {
                 // Orders waiting on the provider keep their actor (and its timers).

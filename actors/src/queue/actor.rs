@@ -90,10 +90,7 @@ impl Actor for QueueActor {
                 state.idle.drain_if_idle(&myself, false, &state.session.id);
             }
             QueueMsg::RenewLease => {
-                if !state.held.renew(state.ctx.ownership.as_ref()).await {
-                    tracing::warn!(session = %state.session.id, "queue lease lost; stopping");
-                    myself.stop(Some("lease lost".into()));
-                }
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "queue", &state.session.id).await;
             }
         }
         Ok(())

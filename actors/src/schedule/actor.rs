@@ -289,12 +289,9 @@ impl Actor for ScheduleActor {
                 }
             }
             ScheduleMsg::RenewLease => {
-                if !state.held.renew(state.ctx.ownership.as_ref()).await {
-                    // Another node may own the doctor now: stop serving from this memory. The
-                    // next call starts an actor that takes the lease again, or is refused.
-                    tracing::warn!(doctor = %state.doctor, "schedule lease lost; stopping");
+                if !state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "schedule", &state.doctor).await {
+                    // Nor may the node's gate answer from it.
                     state.ctx.system.gate().forget(state.doctor);
-                    myself.stop(Some("lease lost".into()));
                 }
             }
             ScheduleMsg::WriteFailed(e) => {

@@ -6,7 +6,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::ticket_resource;
 
 pub struct TicketActor;
 
@@ -17,20 +19,26 @@ impl Actor for TicketActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: TicketArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let ticket = args.ctx.stores.data.ticket(args.id).await?;
-        Ok(TicketState { id: args.id, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx, ticket })
+        let data = args.ctx.stores.data.as_ref();
+        // Several nodes: the ticket's lease and claim before it is loaded.
+        let held = Held::take(args.ctx.ownership.as_ref(), &ticket_resource(args.id), data).await?;
+        let ticket = data.ticket(args.id).await?;
+        let idle = IdleClock::new(args.ctx.config.idle_timeout);
+        Ok(TicketState { id: args.id, myself, idle, ctx: args.ctx, ticket, held })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || TicketMsg::Tick);
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || TicketMsg::RenewLease);
         Ok(())
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.stop();
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -40,7 +48,7 @@ impl Actor for TicketActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, TicketMsg::Tick) {
+        if !matches!(msg, TicketMsg::Tick | TicketMsg::RenewLease) {
             state.idle.touch();
         }
         // Replies are best effort: a caller that timed out has gone, and the write stands.
@@ -59,6 +67,9 @@ impl Actor for TicketActor {
             }
             TicketMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+            TicketMsg::RenewLease => {
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "ticket", &state.id).await;
             }
         }
         Ok(())

@@ -53,4 +53,7 @@ pub enum TicketMsg {
     /// The idle clock's periodic tick; internal.
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the ticket's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }

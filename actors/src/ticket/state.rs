@@ -14,6 +14,8 @@ use std::sync::Arc;
 use super::msg::*;
 use crate::deps::Context;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
+use ractor::ActorRef;
 
 pub struct TicketArgs {
     pub id: TicketId,
@@ -22,10 +24,13 @@ pub struct TicketArgs {
 
 pub struct TicketState {
     pub(super) id: TicketId,
+    pub(super) myself: ActorRef<TicketMsg>,
     pub(super) ctx: Arc<Context>,
     /// None until left (an actor started for an id nobody used).
     pub(super) ticket: Option<Ticket>,
     pub(super) idle: IdleClock,
+    /// The lease this actor runs under (several nodes), whose fence every write carries.
+    pub(super) held: Held,
 }
 
 impl TicketState {
@@ -34,8 +39,16 @@ impl TicketState {
     async fn commit(&mut self, next: Ticket, inbox: Vec<Message>) -> Result<Ticket, TicketFailure> {
         let mut events: Vec<PendingEvent> = inbox.iter().map(PendingEvent::message).collect();
         events.push(PendingEvent::new(next.account_id, PersonalEvent::Ticket(TicketUpdate::from(&next))));
-        let write = ChatWrite { tickets: vec![next.clone()], inbox, events: events.clone(), ..Default::default() };
-        self.ctx.stores.data.apply_chat(write).await?;
+        let write = ChatWrite {
+            tickets: vec![next.clone()],
+            inbox,
+            events: events.clone(),
+            fence: self.held.fence(),
+            ..Default::default()
+        };
+        let written = self.ctx.stores.data.apply_chat(write).await;
+        self.held.after_write(&written, &self.myself, &format_args!("ticket {}", self.id));
+        written?;
         self.ctx.events.durable(events);
         self.ticket = Some(next.clone());
         Ok(next)

@@ -6,7 +6,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::visit_resource;
 
 pub struct VisitActor;
 
@@ -15,13 +17,23 @@ impl Actor for VisitActor {
     type State = VisitState;
     type Arguments = VisitArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<VisitMsg>, args: VisitArgs) -> Result<VisitState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<VisitMsg>, args: VisitArgs) -> Result<VisitState, ActorProcessingErr> {
+        // Several nodes: the visit's lease and claim before it is loaded.
+        let resource = visit_resource(args.id);
+        let held = Held::take(args.ctx.ownership.as_ref(), &resource, args.ctx.stores.data.as_ref()).await?;
         let visit = load(&args.ctx, args.id).await.map_err(|e| e.to_string())?;
-        Ok(VisitState { id: args.id, visit, idle: IdleClock::new(args.ctx.config.idle_timeout), ctx: args.ctx })
+        let idle = IdleClock::new(args.ctx.config.idle_timeout);
+        Ok(VisitState { id: args.id, myself, visit, idle, ctx: args.ctx, held })
     }
 
     async fn post_start(&self, myself: ActorRef<VisitMsg>, state: &mut VisitState) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || VisitMsg::Tick);
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || VisitMsg::RenewLease);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<VisitMsg>, state: &mut VisitState) -> Result<(), ActorProcessingErr> {
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -31,7 +43,7 @@ impl Actor for VisitActor {
         msg: VisitMsg,
         state: &mut VisitState,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, VisitMsg::Tick) {
+        if !matches!(msg, VisitMsg::Tick | VisitMsg::RenewLease) {
             state.idle.touch();
         }
         match msg {
@@ -64,6 +76,9 @@ impl Actor for VisitActor {
             }
             VisitMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.id);
+            }
+            VisitMsg::RenewLease => {
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "visit", &state.id).await;
             }
         }
         Ok(())

@@ -71,4 +71,7 @@ pub enum VisitMsg {
     AddAppointmentNote { appointment: Box<Appointment>, text: String, reply: Reply<Vec<PatientNote>> },
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the visit's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }

@@ -12,7 +12,9 @@ use super::msg::*;
 use crate::deps::Context;
 use crate::exam::ExamFailure;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::ActorError;
+use ractor::ActorRef;
 
 pub struct VisitArgs {
     pub id: VisitId,
@@ -21,9 +23,12 @@ pub struct VisitArgs {
 
 pub struct VisitState {
     pub(super) id: VisitId,
+    pub(super) myself: ActorRef<VisitMsg>,
     pub(super) visit: Option<Visit>,
     pub(super) ctx: Arc<Context>,
     pub(super) idle: IdleClock,
+    /// The lease this actor runs under (several nodes), whose fence every write carries.
+    pub(super) held: Held,
 }
 
 /// The cipher, or why there is none.
@@ -48,7 +53,9 @@ impl VisitState {
     /// Seals and writes `visit`; memory follows only on success.
     async fn save(&mut self, visit: Visit) -> Result<Visit, VisitFailure> {
         let key = cipher(&self.ctx)?.key(visit.patient_id).await?;
-        self.ctx.stores.data.put_visit(&VisitRow::seal(&visit, &key)).await?;
+        let written = self.ctx.stores.data.put_visit(&VisitRow::seal(&visit, &key), self.held.fence().as_ref()).await;
+        self.held.after_write(&written, &self.myself, &format_args!("visit {}", self.id));
+        written?;
         self.visit = Some(visit.clone());
         Ok(visit)
     }
@@ -209,7 +216,9 @@ impl VisitState {
         };
         PatientNote::add_to(&mut notes, text, Utc::now())?;
         let row = AppointmentNotesRow::seal(appointment.id, appointment.account_id, &notes, &key);
-        self.ctx.stores.data.put_appointment_notes(&row).await?;
+        let written = self.ctx.stores.data.put_appointment_notes(&row, self.held.fence().as_ref()).await;
+        self.held.after_write(&written, &self.myself, &format_args!("visit {}", self.id));
+        written?;
         Ok(notes)
     }
 

@@ -39,9 +39,14 @@ pub async fn node_on(
     name: &str,
     config: ActorConfig,
 ) -> ActorSystem {
+    node_from(ActorDeps::new(stores, config), redis, prefix, name).await
+}
+
+/// A node of `deps` (a test's own stores, configuration and clients), under leases in `redis`.
+pub async fn node_from(deps: ActorDeps, redis: &RedisServer, prefix: &str, name: &str) -> ActorSystem {
     let kv = RedisKv::connect(&redis.url(), prefix).await.unwrap();
     let ownership = Ownership::new(RedisLeases::new(kv.connection(), prefix), name, Duration::from_secs(60));
-    ActorSystem::start(ActorDeps::new(stores, config).with_ownership(ownership)).await.unwrap()
+    ActorSystem::start(deps.with_ownership(ownership)).await.unwrap()
 }
 
 /// A new account on `system` with the person whose ID number's blind index is `person`, as

@@ -59,6 +59,14 @@ impl VisitId {
     }
 }
 
+impl std::str::FromStr for VisitId {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        Self::parse(s)
+    }
+}
+
 impl Default for VisitId {
     fn default() -> Self {
         Self::new()

@@ -22,14 +22,14 @@ pub async fn exams(store: Arc<dyn DataStore>) {
     assert_eq!(store.exam(first.id).await.unwrap(), None);
     assert!(store.exams_of_account(account).await.unwrap().is_empty());
     for e in [&first, &second, &foreign] {
-        store.put_exam(&row(e), &[], &[]).await.unwrap();
+        store.put_exam(&row(e), &[], &[], None).await.unwrap();
     }
     assert_eq!(store.exam(first.id).await.unwrap(), Some(row(&first)));
     assert_eq!(store.exams_of_account(account).await.unwrap(), vec![row(&second), row(&first)], "newest first");
     assert_eq!(store.exams_of_account(other).await.unwrap(), vec![row(&foreign)]);
 
     first.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, t0).unwrap();
-    store.put_exam(&row(&first), &[], &[]).await.unwrap();
+    store.put_exam(&row(&first), &[], &[], None).await.unwrap();
     let t1 = t0 + ChronoDuration::hours(1);
     let sealed = Some("c3RhbmQtaW4=".to_string());
     let done = ExamRow {
@@ -39,7 +39,7 @@ pub async fn exams(store: Arc<dyn DataStore>) {
         sealed_result: sealed,
         ..row(&first)
     };
-    store.put_exam(&done, &[], &[]).await.unwrap();
+    store.put_exam(&done, &[], &[], None).await.unwrap();
     assert_eq!(store.exam(first.id).await.unwrap().as_ref(), Some(&done), "replaced in place");
     let listed = store.exams_of_account(account).await.unwrap();
     assert_eq!(listed, vec![row(&second), done.clone()], "one row per exam, updated under both keys");

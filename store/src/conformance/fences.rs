@@ -6,16 +6,22 @@
 //! (`Fence::until_us`) is refused before anything is written.
 
 use chrono::Utc;
-use hospital_domain::chat::conversation::{Conversation, MessageBody, Sender};
+use hospital_domain::chat::conversation::{Closer, Conversation, MessageBody, Sender};
+use hospital_domain::chat::ticket::Ticket;
+use hospital_domain::chat::AgentRef;
+use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
 use hospital_domain::ledger::Channel;
 use hospital_domain::message::{Message, MessageKind};
 use hospital_domain::order::{Order, OrderKind};
 use hospital_domain::queue::{ClinicQueue, QueueEntry};
+use hospital_domain::visit::{VisitId, VisitStatus};
 use hospital_domain::*;
 
 use super::samples::unique;
 use crate::chat::{ChatWrite, ConversationRow};
+use crate::exams::ExamRow;
 use crate::payments::PaymentWrite;
+use crate::records::{AppointmentNotesRow, VisitRow};
 use crate::traits::DataStore;
 use crate::{Conflict, Fence, PendingEvent, StoreError};
 
@@ -218,4 +224,163 @@ pub async fn conversation_fence(a: &dyn DataStore, b: &dyn DataStore) {
     b.apply_chat(w(60_000_000)).await.unwrap();
     assert_eq!(a.conversation(id).await.unwrap().as_ref(), Some(&later));
     assert_eq!(a.chat_messages(id, 0, 10).await.unwrap().len(), 3);
+}
+
+/// A ticket (`Fence::ticket`): the fence in the ticket's row, an answer's message-centre item
+/// written at the write's timestamp.
+pub async fn ticket_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let t0 = Utc::now();
+    let (id, account) = (TicketId::new(), AccountId::new());
+    let fence = |token| Some(Fence::ticket(id, token));
+    let agent = |name: &str| AgentRef { id: StaffId::new(), name: name.into() };
+    let item = |text: &str| Message::new(account, MessageKind::SystemNotice, "客服回复", text, None, t0);
+
+    // A claims before the ticket is left: the claim is no ticket.
+    a.claim_fence(&Fence::ticket(id, 1)).await.unwrap();
+    assert_eq!(b.ticket(id).await.unwrap(), None, "a claim is no ticket");
+    let left = Ticket::leave(id, account, "韩梅梅", super::chat::group("fence"), "报告怎么看？", vec![], t0).unwrap();
+    a.apply_chat(ChatWrite { tickets: vec![left.clone()], fence: fence(1), ..Default::default() }).await.unwrap();
+    assert_eq!(b.ticket(id).await.unwrap().as_ref(), Some(&left));
+
+    // B takes over and an agent answers through it.
+    b.claim_fence(&Fence::ticket(id, 2)).await.unwrap();
+    let mut by_b = left.clone();
+    by_b.answer(agent("王芳"), "请在报告页查看解读。", t0).unwrap();
+    let answer = item("请在报告页查看解读。");
+    let w =
+        ChatWrite { tickets: vec![by_b.clone()], inbox: vec![answer.clone()], fence: fence(2), ..Default::default() };
+    b.apply_chat(w).await.unwrap();
+
+    // A wakes up and another agent answers through it: refused, its message-centre item with it.
+    let mut by_a = left.clone();
+    by_a.answer(agent("李娜"), "过期的回复", t0).unwrap();
+    let w =
+        ChatWrite { tickets: vec![by_a], inbox: vec![item("过期的回复")], fence: fence(1), ..Default::default() };
+    assert!(stale(a.apply_chat(w).await), "a stale owner's answer was written");
+    for node in [a, b] {
+        assert_eq!(node.ticket(id).await.unwrap().as_ref(), Some(&by_b), "B's answer stands");
+        assert_eq!(node.messages_of(account, 10).await.unwrap(), vec![answer.clone()], "one answer sent");
+    }
+    assert!(stale(a.claim_fence(&Fence::ticket(id, 1)).await), "a stale claim");
+
+    // Past its deadline, refused with nothing written; within it, written.
+    let mut closed = by_b.clone();
+    closed.close(Closer::Patient, t0).unwrap();
+    let w = |until| ChatWrite {
+        tickets: vec![closed.clone()],
+        fence: Some(due(Fence::ticket(id, 2), until)),
+        ..Default::default()
+    };
+    assert!(stale(b.apply_chat(w(-1_000_000)).await), "a write past its deadline");
+    assert_eq!(a.ticket(id).await.unwrap().as_ref(), Some(&by_b));
+    b.apply_chat(w(60_000_000)).await.unwrap();
+    assert_eq!(a.ticket(id).await.unwrap().as_ref(), Some(&closed));
+}
+
+/// An exam (`Fence::exam`): the fence in the exam's row, its by-account copy, message-centre
+/// items and events written at the write's timestamp.
+pub async fn exam_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let t0 = Utc::now();
+    let account = AccountId::new();
+    let ordered = Exam::new(account, PatientId::new(), "血常规", ExamKind::Lab, t0).unwrap();
+    let id = ordered.id;
+    let fence = |token| Fence::exam(id, token);
+    let row = |e: &Exam| ExamRow::seal(e, None).unwrap();
+    let notice = |text: &str| Message::new(account, MessageKind::SystemNotice, "检查", text, None, t0);
+
+    // A claims before the exam is written: the claim is no exam.
+    a.claim_fence(&fence(1)).await.unwrap();
+    assert_eq!(b.exam(id).await.unwrap(), None, "a claim is no exam");
+    a.put_exam(&row(&ordered), &[], &[], Some(&fence(1))).await.unwrap();
+    assert_eq!(b.exam(id).await.unwrap(), Some(row(&ordered)));
+
+    // B takes over and the exam starts.
+    b.claim_fence(&fence(2)).await.unwrap();
+    let mut started = ordered.clone();
+    started.apply(ExamChange { status: ExamStatus::InProgress, abnormal: None, summary: None }, t0).unwrap();
+    b.put_exam(&row(&started), &[], &[], Some(&fence(2))).await.unwrap();
+
+    // A wakes up and writes it finished, with its notice and event: refused whole.
+    let finished = ExamRow { status: ExamStatus::Completed, completed_at: Some(t0), ..row(&started) };
+    let late = notice(&unique("过期的结果"));
+    let late_event = PendingEvent::message(&late);
+    let r =
+        a.put_exam(&finished, std::slice::from_ref(&late), std::slice::from_ref(&late_event), Some(&fence(1))).await;
+    assert!(stale(r), "a stale owner's exam was written");
+    for node in [a, b] {
+        assert_eq!(node.exam(id).await.unwrap(), Some(row(&started)), "B's exam stands");
+        assert_eq!(node.exams_of_account(account).await.unwrap(), vec![row(&started)], "and its copy");
+        assert!(node.messages_of(account, 10).await.unwrap().is_empty(), "no notice");
+    }
+    assert!(!a.outbox_pending(100_000).await.unwrap().contains(&late_event), "nor its event");
+    assert!(stale(a.claim_fence(&fence(1)).await), "a stale claim");
+
+    // Past its deadline, refused with nothing written; within it, written.
+    let r = b.put_exam(&finished, &[], &[], Some(&due(fence(2), -1_000_000))).await;
+    assert!(stale(r), "a write past its deadline");
+    assert_eq!(a.exam(id).await.unwrap(), Some(row(&started)));
+    b.put_exam(&finished, &[], &[], Some(&due(fence(2), 60_000_000))).await.unwrap();
+    assert_eq!(a.exam(id).await.unwrap().as_ref(), Some(&finished));
+    assert_eq!(a.exams_of_account(account).await.unwrap(), vec![finished]);
+}
+
+/// A visit (`Fence::visit`): the fence in the visit's row, its by-patient copy written at the
+/// write's timestamp; the appointment's notes from before the visit, the visit actor's too, under
+/// the same fence.
+pub async fn visit_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let appointment = AppointmentId::new();
+    let id = VisitId::of_appointment(appointment);
+    let (account, patient) = (AccountId::new(), PatientId::new());
+    let fence = |token| Fence::visit(id, token);
+    let notes = |sealed: &str| AppointmentNotesRow {
+        appointment_id: appointment,
+        account_id: account,
+        patient_id: patient,
+        sealed: sealed.into(),
+    };
+    let visit = |status, sealed: &str| VisitRow {
+        id,
+        appointment_id: appointment,
+        account_id: account,
+        patient_id: patient,
+        doctor_id: DoctorId::new(),
+        department_id: DepartmentId::new(),
+        status,
+        called_at: Utc::now(),
+        sealed: sealed.into(),
+    };
+
+    // A claims before the visit: the claim is no visit; the patient's notes go under A's fence.
+    a.claim_fence(&fence(1)).await.unwrap();
+    assert_eq!(b.visit(id).await.unwrap(), None, "a claim is no visit");
+    a.put_appointment_notes(&notes("notes-1"), Some(&fence(1))).await.unwrap();
+    let called = visit(VisitStatus::Called, "called");
+    a.put_visit(&called, Some(&fence(1))).await.unwrap();
+    assert_eq!(b.visit(id).await.unwrap().as_ref(), Some(&called));
+
+    // B takes over and the consultation starts.
+    b.claim_fence(&fence(2)).await.unwrap();
+    let started = visit(VisitStatus::InConsultation, "started");
+    b.put_visit(&started, Some(&fence(2))).await.unwrap();
+
+    // A wakes up and writes its own version, and the notes: both refused.
+    assert!(stale(a.put_visit(&visit(VisitStatus::Finished, "stale"), Some(&fence(1))).await), "a stale visit");
+    assert!(stale(a.put_appointment_notes(&notes("stale"), Some(&fence(1))).await), "stale notes");
+    for node in [a, b] {
+        assert_eq!(node.visit(id).await.unwrap().as_ref(), Some(&started), "B's visit stands");
+        assert_eq!(node.visits_of_patient(account, patient).await.unwrap(), vec![started.clone()], "and its copy");
+        assert_eq!(node.appointment_notes(appointment).await.unwrap(), Some(notes("notes-1")), "A's first notes");
+    }
+    assert!(stale(a.claim_fence(&fence(1)).await), "a stale claim");
+
+    // Past its deadline, refused with nothing written; within it, written.
+    let finished = visit(VisitStatus::Finished, "finished");
+    assert!(stale(b.put_visit(&finished, Some(&due(fence(2), -1_000_000))).await), "a visit past its deadline");
+    let r = b.put_appointment_notes(&notes("late"), Some(&due(fence(2), -1_000_000))).await;
+    assert!(stale(r), "notes past their deadline");
+    assert_eq!(a.visit(id).await.unwrap().as_ref(), Some(&started));
+    b.put_visit(&finished, Some(&due(fence(2), 60_000_000))).await.unwrap();
+    b.put_appointment_notes(&notes("notes-2"), Some(&due(fence(2), 60_000_000))).await.unwrap();
+    assert_eq!(a.visit(id).await.unwrap().as_ref(), Some(&finished));
+    assert_eq!(a.appointment_notes(appointment).await.unwrap(), Some(notes("notes-2")));
 }

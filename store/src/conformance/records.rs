@@ -79,14 +79,14 @@ pub async fn records(store: Arc<dyn DataStore>) {
     // Visits.
     let mut v = visit_row(a, p.id, "sealed-1");
     assert_eq!(store.visit(v.id).await.unwrap(), None);
-    store.put_visit(&v).await.unwrap();
+    store.put_visit(&v, None).await.unwrap();
     let v2 = visit_row(a, p.id, "sealed-2");
-    store.put_visit(&v2).await.unwrap();
+    store.put_visit(&v2, None).await.unwrap();
     let foreign = visit_row(a, other_patient, "sealed-3");
-    store.put_visit(&foreign).await.unwrap();
+    store.put_visit(&foreign, None).await.unwrap();
     v.status = VisitStatus::Finished;
     v.sealed = "sealed-1b".into();
-    store.put_visit(&v).await.unwrap();
+    store.put_visit(&v, None).await.unwrap();
     assert_eq!(store.visit(v.id).await.unwrap().as_ref(), Some(&v), "replaced in place");
     let mut mine = store.visits_of_patient(a, p.id).await.unwrap();
     mine.sort_by_key(|x| x.id);
@@ -101,9 +101,9 @@ pub async fn records(store: Arc<dyn DataStore>) {
     assert_eq!(store.appointment_notes(appointment).await.unwrap(), None);
     let mut notes =
         AppointmentNotesRow { appointment_id: appointment, account_id: a, patient_id: p.id, sealed: "n-1".into() };
-    store.put_appointment_notes(&notes).await.unwrap();
+    store.put_appointment_notes(&notes, None).await.unwrap();
     notes.sealed = "n-2".into();
-    store.put_appointment_notes(&notes).await.unwrap();
+    store.put_appointment_notes(&notes, None).await.unwrap();
     assert_eq!(store.appointment_notes(appointment).await.unwrap(), Some(notes));
     assert_eq!(store.appointment_notes(AppointmentId::new()).await.unwrap(), None);
 
@@ -166,7 +166,7 @@ pub async fn records(store: Arc<dyn DataStore>) {
     let np = sample_patient(&cipher, neighbour.id, "11010519491231002X");
     store.add_patient(&np, crate::PatientCaps { per_account: 5, accounts_per_person: 1000 }).await.unwrap();
     let nv = visit_row(neighbour.id, np.id, "neighbour");
-    store.put_visit(&nv).await.unwrap();
+    store.put_visit(&nv, None).await.unwrap();
     store.put_consent(&Consent { account_id: neighbour.id, ..c.clone() }).await.unwrap();
 
     let erased = store.erase_account(a).await.unwrap();

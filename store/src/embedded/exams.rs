@@ -15,10 +15,19 @@ use crate::PendingEvent;
 
 #[async_trait]
 impl ExamStore for EmbeddedStore {
-    async fn put_exam(&self, exam: &ExamRow, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
-        let (e, messages, events) = (exam.clone(), messages.to_vec(), events.to_vec());
+    async fn put_exam(
+        &self,
+        exam: &ExamRow,
+        messages: &[Message],
+        events: &[PendingEvent],
+        fence: Option<&crate::Fence>,
+    ) -> Result<()> {
+        let (e, messages, events, fence) = (exam.clone(), messages.to_vec(), events.to_vec(), fence.cloned());
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &fence {
+                    super::booking::check_fence(ctx, f)?;
+                }
                 ctx.put(EXAMS, &Key::new().uuid(&e.id.0), &e);
                 ctx.put(EXAMS_BY_ACCOUNT, &Key::new().uuid(&e.account_id.0).uuid(&e.id.0), &e);
                 for m in &messages {

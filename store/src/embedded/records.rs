@@ -36,10 +36,13 @@ fn external_key(system: &str, external_id: &str) -> Key {
 
 #[async_trait]
 impl RecordStore for EmbeddedStore {
-    async fn put_visit(&self, visit: &VisitRow) -> Result<()> {
-        let v = visit.clone();
+    async fn put_visit(&self, visit: &VisitRow, fence: Option<&crate::Fence>) -> Result<()> {
+        let (v, fence) = (visit.clone(), fence.cloned());
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &fence {
+                    super::booking::check_fence(ctx, f)?;
+                }
                 ctx.put(VISITS, &Key::new().uuid(&v.id.0), &v);
                 ctx.put(VISITS_BY_PATIENT, &by_patient(v.account_id, v.patient_id).uuid(&v.id.0), &v);
                 Ok(())
@@ -55,10 +58,13 @@ impl RecordStore for EmbeddedStore {
         self.engine.read(|r| r.scan(VISITS_BY_PATIENT, &by_patient(account, patient)))
     }
 
-    async fn put_appointment_notes(&self, notes: &AppointmentNotesRow) -> Result<()> {
-        let n = notes.clone();
+    async fn put_appointment_notes(&self, notes: &AppointmentNotesRow, fence: Option<&crate::Fence>) -> Result<()> {
+        let (n, fence) = (notes.clone(), fence.cloned());
         self.engine
             .write(move |ctx| {
+                if let Some(f) = &fence {
+                    super::booking::check_fence(ctx, f)?;
+                }
                 ctx.put(APPOINTMENT_NOTES, &Key::new().uuid(&n.appointment_id.0), &n);
                 Ok(())
             })

@@ -117,10 +117,12 @@ impl ScyllaStore {
         w
     }
 
-    fn ticket_writes(&self, t: &Ticket) -> Writes {
+    /// A ticket's rows; its own row goes to `own` when given (a fenced write's conditional
+    /// batch).
+    fn ticket_writes(&self, t: &Ticket, own: Option<&mut Writes>) -> Writes {
         let mut w = Writes::default();
         let (id, body) = (CqlValue::Uuid(t.id.0), encode(t));
-        w.push(self, PUT_TICKET, vec![id.clone(), text(body.clone())]);
+        own.unwrap_or(&mut w).push(self, PUT_TICKET, vec![id.clone(), text(body.clone())]);
         w.push(self, PUT_TICKET_BY_ACCOUNT, vec![CqlValue::Uuid(t.account_id.0), id.clone(), text(body.clone())]);
         if t.status == TicketStatus::Open {
             w.push(self, PUT_OPEN_TICKET, vec![text(t.group.as_str()), id, text(body)]);
@@ -131,11 +133,12 @@ impl ScyllaStore {
     }
 
     /// Every statement of a change, grouped by the row it writes; the row of the fenced
-    /// conversation, if any, goes to the writes given with it instead.
-    fn chat_groups_of(&self, w: ChatWrite, mut fenced: Option<(ConversationId, &mut Writes)>) -> Vec<Writes> {
+    /// conversation or ticket, if any, goes to the writes given with it instead.
+    fn chat_groups_of(&self, w: ChatWrite, mut fenced: Option<(Owned, &mut Writes)>) -> Vec<Writes> {
         let mut groups = Vec::new();
         for row in &w.conversations {
-            let own = fenced.as_mut().filter(|(id, _)| *id == row.conversation.id).map(|(_, own)| &mut **own);
+            let id = row.conversation.id;
+            let own = fenced.as_mut().filter(|(o, _)| *o == Owned::Conversation(id)).map(|(_, own)| &mut **own);
             groups.push(self.conversation_writes(row, own));
         }
         for m in &w.messages {
@@ -167,7 +170,8 @@ impl ScyllaStore {
             groups.push(g);
         }
         for t in &w.tickets {
-            groups.push(self.ticket_writes(t));
+            let own = fenced.as_mut().filter(|(o, _)| *o == Owned::Ticket(t.id)).map(|(_, own)| &mut **own);
+            groups.push(self.ticket_writes(t, own));
         }
         for e in &w.events {
             let mut g = Writes::default();
@@ -187,12 +191,14 @@ impl ScyllaStore {
 impl ChatStore for ScyllaStore {
     async fn apply_chat(&self, mut w: ChatWrite) -> Result<()> {
         if let Some(fence) = w.fence.take() {
-            // Several nodes: the conversation's row (its truth) under the fence; the rest (its
-            // messages, marks, listings, events) at the write's timestamp.
+            // Several nodes: the conversation's or the ticket's row (its truth) under the fence;
+            // the rest (messages, marks, listings, events, inbox items) at the write's timestamp.
             let started = self.start_fenced(&fence)?;
-            let Owned::Conversation(id) = started.0 else { return Err(wrong_fence("chat", started.0)) };
+            if !matches!(started.0, Owned::Conversation(_) | Owned::Ticket(_)) {
+                return Err(wrong_fence("chat", started.0));
+            }
             let mut own = Writes::default();
-            let rest = self.chat_groups_of(w, Some((id, &mut own)));
+            let rest = self.chat_groups_of(w, Some((started.0, &mut own)));
             return self.apply_owned(started, own, rest).await;
         }
         if w.is_empty() {
@@ -205,11 +211,8 @@ impl ChatStore for ScyllaStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>> {
-        // A row with no body is a claim's fence alone (a conversation not opened yet).
-        match self.row::<(Option<String>,)>(GET_CONVERSATION, (id.0,)).await? {
-            Some((Some(body),)) => Ok(Some(decode("conversations", &body)?)),
-            _ => Ok(None),
-        }
+        // A claim before the conversation opened leaves a row with no body: none.
+        self.owned_body("conversations", GET_CONVERSATION, (id.0,)).await
     }
 
     async fn chat_messages(&self, id: ConversationId, after: u64, max: usize) -> Result<Vec<ChatMessage>> {
@@ -294,10 +297,8 @@ impl ChatStore for ScyllaStore {
     }
 
     async fn ticket(&self, id: TicketId) -> Result<Option<Ticket>> {
-        match self.row::<(String,)>(GET_TICKET, (id.0,)).await? {
-            Some((body,)) => Ok(Some(decode("chat_tickets", &body)?)),
-            None => Ok(None),
-        }
+        // A claim before the ticket was left leaves a row with no body: none.
+        self.owned_body("chat_tickets", GET_TICKET, (id.0,)).await
     }
 
     async fn tickets_of_account(&self, account: AccountId, max: usize) -> Result<Vec<Ticket>> {

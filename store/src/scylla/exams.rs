@@ -8,10 +8,10 @@ use hospital_domain::{AccountId, ExamId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::{decode, encode, text, ScyllaStore, Writes};
+use super::{encode, text, ScyllaStore, Writes};
 use crate::error::Result;
 use crate::exams::{ExamRow, ExamStore};
-use crate::PendingEvent;
+use crate::{Fence, Owned, PendingEvent};
 
 const PUT_EXAM: &str = "INSERT INTO {ks}.exams (exam_id, body) VALUES (?, ?)";
 const PUT_EXAM_BY_ACCOUNT: &str = "INSERT INTO {ks}.exams_by_account (account_id, exam_id, body) VALUES (?, ?, ?)";
@@ -21,10 +21,20 @@ const EXAMS_OF_ACCOUNT: &str = "SELECT body FROM {ks}.exams_by_account WHERE acc
 
 #[async_trait]
 impl ExamStore for ScyllaStore {
-    async fn put_exam(&self, exam: &ExamRow, messages: &[Message], events: &[PendingEvent]) -> Result<()> {
+    async fn put_exam(
+        &self,
+        exam: &ExamRow,
+        messages: &[Message],
+        events: &[PendingEvent],
+        fence: Option<&Fence>,
+    ) -> Result<()> {
+        // Several nodes: checked (with the deadline) before anything is written.
+        let fenced = self.start_fenced_as(fence, "exam", Owned::Exam(exam.id))?;
         let body = encode(exam);
+        // The exam's row (its truth) leads: under the fence, in a conditional batch of its own.
+        let mut own = Writes::default();
+        own.push(self, PUT_EXAM, vec![CqlValue::Uuid(exam.id.0), text(body.clone())]);
         let mut w = Writes::default();
-        w.push(self, PUT_EXAM, vec![CqlValue::Uuid(exam.id.0), text(body.clone())]);
         w.push(
             self,
             PUT_EXAM_BY_ACCOUNT,
@@ -34,14 +44,18 @@ impl ExamStore for ScyllaStore {
             super::notify::push_new_message(self, &mut w, m);
         }
         self.outbox_writes(&mut w, events);
-        self.run_batch(w, BatchType::Logged).await
+        match fenced {
+            Some(started) => self.apply_owned(started, own, vec![w]).await,
+            None => {
+                own.append(w);
+                self.run_batch(own, BatchType::Logged).await
+            }
+        }
     }
 
     async fn exam(&self, id: ExamId) -> Result<Option<ExamRow>> {
-        match self.row::<(String,)>(GET_EXAM, (id.0,)).await? {
-            Some((body,)) => Ok(Some(decode("exams", &body)?)),
-            None => Ok(None),
-        }
+        // A claim before the exam's first write leaves a row with no body: none.
+        self.owned_body("exams", GET_EXAM, (id.0,)).await
     }
 
     async fn exams_of_account(&self, account: AccountId) -> Result<Vec<ExamRow>> {

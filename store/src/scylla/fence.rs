@@ -4,7 +4,8 @@
 //! Each kind of owned actor keeps its fencing token in the row (or partition) it loads its state
 //! from when it starts, its truth: a doctor's schedule in the doctor's book (a static column of
 //! `appointments_by_doctor`), an order's payment in the order's row, a session's queue in the
-//! queue's row, a conversation in the conversation's row. A fenced write moves its truth only in a
+//! queue's row, a conversation in the conversation's row, a ticket, an exam and a visit each in
+//! its own row. A fenced write moves its truth only in a
 //! conditional batch `IF fence = <token>` (an older token, or none, found there is a new owner's
 //! claim, taken by compare-and-set from the value found; a newer one refuses the write,
 //! `Conflict::StaleFence`). Its other rows follow in logged batches written at one timestamp taken
@@ -39,6 +40,12 @@ const FENCE_QUEUE_FIRST: &str = "UPDATE {ks}.queues SET fence = ? WHERE session_
 const FENCE_CONVERSATION: &str = "UPDATE {ks}.conversations SET fence = ? WHERE conversation_id = ? IF fence = ?";
 const FENCE_CONVERSATION_FIRST: &str =
     "UPDATE {ks}.conversations SET fence = ? WHERE conversation_id = ? IF fence = null";
+const FENCE_TICKET: &str = "UPDATE {ks}.chat_tickets SET fence = ? WHERE ticket_id = ? IF fence = ?";
+const FENCE_TICKET_FIRST: &str = "UPDATE {ks}.chat_tickets SET fence = ? WHERE ticket_id = ? IF fence = null";
+const FENCE_EXAM: &str = "UPDATE {ks}.exams SET fence = ? WHERE exam_id = ? IF fence = ?";
+const FENCE_EXAM_FIRST: &str = "UPDATE {ks}.exams SET fence = ? WHERE exam_id = ? IF fence = null";
+const FENCE_VISIT: &str = "UPDATE {ks}.visits SET fence = ? WHERE visit_id = ? IF fence = ?";
+const FENCE_VISIT_FIRST: &str = "UPDATE {ks}.visits SET fence = ? WHERE visit_id = ? IF fence = null";
 
 /// The owned actor and token of a fence; a resource that names none is refused by name rather
 /// than written unfenced.
@@ -80,6 +87,22 @@ impl ScyllaStore {
         Ok((owned, token, at))
     }
 
+    /// `start_fenced` for a write that must be `expect`'s (`kind` names it in the refusal of
+    /// another actor's fence); None for a write with no fence (one node).
+    pub(super) fn start_fenced_as(
+        &self,
+        fence: Option<&Fence>,
+        kind: &str,
+        expect: Owned,
+    ) -> Result<Option<(Owned, i64, i64)>> {
+        let Some(f) = fence else { return Ok(None) };
+        let started = self.start_fenced(f)?;
+        if started.0 != expect {
+            return Err(wrong_fence(kind, started.0));
+        }
+        Ok(Some(started))
+    }
+
     /// A claim alone (a new owner, before it loads anything): the fence moves to `fence`'s token
     /// unless a newer one is there.
     pub(super) async fn claim(&self, fence: &Fence) -> Result<()> {
@@ -87,7 +110,7 @@ impl ScyllaStore {
         self.fenced_batch(owned, token, Writes::default(), true).await
     }
 
-    /// A fenced write of a queue or a conversation: `own` (its truth's row) in one conditional
+    /// A fenced write of a queue, a conversation, a ticket, an exam or a visit: `own` (its truth's row) in one conditional
     /// batch that may claim, then `rest` at the write's timestamp.
     pub(super) async fn apply_owned(&self, started: (Owned, i64, i64), own: Writes, rest: Vec<Writes>) -> Result<()> {
         let (owned, token, at) = started;
@@ -124,6 +147,9 @@ impl ScyllaStore {
             Owned::Payment(o) => (FENCE_ORDER, FENCE_ORDER_FIRST, o.0),
             Owned::Queue(s) => (FENCE_QUEUE, FENCE_QUEUE_FIRST, s.0),
             Owned::Conversation(c) => (FENCE_CONVERSATION, FENCE_CONVERSATION_FIRST, c.0),
+            Owned::Ticket(t) => (FENCE_TICKET, FENCE_TICKET_FIRST, t.0),
+            Owned::Exam(e) => (FENCE_EXAM, FENCE_EXAM_FIRST, e.0),
+            Owned::Visit(v) => (FENCE_VISIT, FENCE_VISIT_FIRST, v.0),
         };
         // The fence's statement leads the batch, expecting `expect` there (None: no fence yet).
         let fence = |expect: Option<i64>| match expect {

@@ -258,6 +258,21 @@ impl ScyllaStore {
         Ok(res.maybe_first_row::<R>()?)
     }
 
+    /// The `body` of an owned actor's row (a queue, a conversation, a ticket, an exam, a visit),
+    /// decoded. A row with no body is a new owner's claim alone (scylla/fence.rs: the fence is
+    /// claimed before the actor's first write), which reads as none.
+    async fn owned_body<T: DeserializeOwned>(
+        &self,
+        table: &'static str,
+        template: &str,
+        values: impl SerializeRow,
+    ) -> Result<Option<T>> {
+        match self.row::<(Option<String>,)>(template, values).await? {
+            Some((Some(body),)) => Ok(Some(decode(table, &body)?)),
+            _ => Ok(None),
+        }
+    }
+
     /// Executes a conditional statement (LWT) and reads its outcome.
     async fn lwt(&self, template: &str, values: impl SerializeRow) -> Result<Lwt> {
         Lwt::from_result(self.exec(template, values).await?)

@@ -9,8 +9,7 @@ use hospital_domain::{DoctorId, SessionId};
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
-use super::fence::wrong_fence;
-use super::{decode, encode, text, ScyllaStore, Writes};
+use super::{encode, text, ScyllaStore, Writes};
 use crate::error::Result;
 use crate::queues::QueueStore;
 use crate::{Owned, PendingEvent};
@@ -29,16 +28,7 @@ impl QueueStore for ScyllaStore {
         fence: Option<&crate::Fence>,
     ) -> Result<()> {
         // Several nodes: checked (with the deadline) before anything is read or written.
-        let fenced = match fence {
-            Some(f) => {
-                let started = self.start_fenced(f)?;
-                if started.0 != Owned::Queue(session) {
-                    return Err(wrong_fence("queue", started.0));
-                }
-                Some(started)
-            }
-            None => None,
-        };
+        let fenced = self.start_fenced_as(fence, "queue", Owned::Queue(session))?;
         let mut q = state.clone();
         q.session_id = session;
         q.doctor_id = doctor;
@@ -69,10 +59,7 @@ impl QueueStore for ScyllaStore {
     }
 
     async fn queue(&self, session: SessionId) -> Result<Option<ClinicQueue>> {
-        // A row with no body is a claim's fence alone (nobody checked in yet).
-        match self.row::<(Option<String>,)>(GET_QUEUE, (session.0,)).await? {
-            Some((Some(body),)) => Ok(Some(decode("queues", &body)?)),
-            _ => Ok(None),
-        }
+        // A claim before anybody checked in leaves a row with no body: no queue.
+        self.owned_body("queues", GET_QUEUE, (session.0,)).await
     }
 }

@@ -18,7 +18,7 @@ use crate::exams::ExamStore;
 use crate::notify::{MessageFilter, NotifyStore};
 use crate::records::{AppointmentNotesRow, ErasedRows, RecordStore, ReportRow, VisitRow};
 use crate::traits::{AccountStore, BookingStore};
-use crate::StoreError;
+use crate::{Fence, Owned, StoreError};
 
 const PUT_VISIT: &str = "INSERT INTO {ks}.visits (visit_id, body) VALUES (?, ?)";
 const PUT_VISIT_BY_PATIENT: &str =
@@ -89,28 +89,48 @@ fn uuid(u: uuid::Uuid) -> CqlValue {
 
 #[async_trait]
 impl RecordStore for ScyllaStore {
-    async fn put_visit(&self, v: &VisitRow) -> Result<()> {
+    async fn put_visit(&self, v: &VisitRow, fence: Option<&Fence>) -> Result<()> {
+        // Several nodes: checked (with the deadline) before anything is written.
+        let fenced = self.start_fenced_as(fence, "visit", Owned::Visit(v.id))?;
         let body = encode(v);
+        // The visit's row (its truth) leads: under the fence, in a conditional batch of its own.
+        let mut own = Writes::default();
+        own.push(self, PUT_VISIT, vec![uuid(v.id.0), text(body.clone())]);
         let mut w = Writes::default();
-        w.push(self, PUT_VISIT, vec![uuid(v.id.0), text(body.clone())]);
         w.push(self, PUT_VISIT_BY_PATIENT, vec![uuid(v.account_id.0), uuid(v.patient_id.0), uuid(v.id.0), text(body)]);
-        self.run_batch(w, BatchType::Logged).await
+        match fenced {
+            Some(started) => self.apply_owned(started, own, vec![w]).await,
+            None => {
+                own.append(w);
+                self.run_batch(own, BatchType::Logged).await
+            }
+        }
     }
 
     async fn visit(&self, id: VisitId) -> Result<Option<VisitRow>> {
-        match self.row::<(String,)>(GET_VISIT, (id.0,)).await? {
-            Some((body,)) => Ok(Some(decode("visits", &body)?)),
-            None => Ok(None),
-        }
+        // A claim before the visit's first write leaves a row with no body: none.
+        self.owned_body("visits", GET_VISIT, (id.0,)).await
     }
 
     async fn visits_of_patient(&self, account: AccountId, patient: PatientId) -> Result<Vec<VisitRow>> {
         self.bodies("visits_by_patient", VISITS_OF, (account.0, patient.0)).await
     }
 
-    async fn put_appointment_notes(&self, n: &AppointmentNotesRow) -> Result<()> {
-        self.exec(PUT_APPOINTMENT_NOTES, (n.appointment_id.0, encode(n))).await?;
-        Ok(())
+    async fn put_appointment_notes(&self, n: &AppointmentNotesRow, fence: Option<&Fence>) -> Result<()> {
+        let visit = hospital_domain::visit::VisitId::of_appointment(n.appointment_id);
+        match self.start_fenced_as(fence, "notes", Owned::Visit(visit))? {
+            // The visit's fence checked in a conditional batch of its own (the notes live in
+            // another partition), then the notes at the write's timestamp.
+            Some(started) => {
+                let mut notes = Writes::default();
+                notes.push(self, PUT_APPOINTMENT_NOTES, vec![uuid(n.appointment_id.0), text(encode(n))]);
+                self.apply_owned(started, Writes::default(), vec![notes]).await
+            }
+            None => {
+                self.exec(PUT_APPOINTMENT_NOTES, (n.appointment_id.0, encode(n))).await?;
+                Ok(())
+            }
+        }
     }
 
     async fn appointment_notes(&self, appointment: AppointmentId) -> Result<Option<AppointmentNotesRow>> {
