@@ -183,20 +183,22 @@ impl Held {
         }
     }
 
-    /// After a write: a `StaleFence` refusal means another node owns the resource now and this
-    /// memory may be behind it, so the lease is forgotten and the actor (`myself`, running `what`)
-    /// stops serving from it; the next call starts an actor that takes the lease again, or is
-    /// refused.
+    /// After a write, which it hands back: a `StaleFence` refusal means another node owns the
+    /// resource now and this memory may be behind it, so the lease is forgotten and the actor
+    /// (`myself`, the `kind` of actor for `id`) stops serving from it; the next call starts an
+    /// actor that takes the lease again, or is refused.
     pub(crate) fn after_write<M: Message, T>(
         &mut self,
-        written: &Result<T, StoreError>,
+        written: Result<T, StoreError>,
         myself: &ActorRef<M>,
-        what: &dyn std::fmt::Display,
-    ) {
-        if let Err(StoreError::Conflict(Conflict::StaleFence)) = written {
-            tracing::warn!(%what, "fence stale: another node owns it now; stopping");
+        kind: &'static str,
+        id: &dyn std::fmt::Display,
+    ) -> Result<T, StoreError> {
+        if let Err(StoreError::Conflict(Conflict::StaleFence)) = &written {
+            tracing::warn!(kind, %id, "fence stale: another node owns it now; stopping");
             self.lose();
             myself.stop(Some("fence stale".into()));
         }
+        written
     }
 }

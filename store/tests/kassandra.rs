@@ -471,7 +471,7 @@ async fn an_order_a_queue_and_a_conversation_fenced_on_scylla_refuse_an_owner_wi
     use hospital_domain::queue::ClinicQueue;
     use hospital_domain::{DoctorId, SessionId};
     use hospital_store::conformance::{conversation_fence, payment_fence, queue_fence};
-    use hospital_store::{ChatStore, ChatWrite, DataStore, Fence, PaymentStore, PaymentWrite, QueueStore, StoreError};
+    use hospital_store::{ChatStore, ChatWrite, DataStore, Fence, PaymentStore, PaymentWrite, QueueStore};
     let server = KassandraServer::start();
     let (node_a, node_b) = two_nodes(&server, "owned_fence_ci").await;
     payment_fence(&node_a, &node_b).await;
@@ -480,9 +480,6 @@ async fn an_order_a_queue_and_a_conversation_fenced_on_scylla_refuse_an_owner_wi
 
     // Each kind's write under another kind's fence (or another session's) is refused by name,
     // not written unfenced.
-    let named = |r: hospital_store::Result<()>, what: &str| {
-        assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains(what)), "{r:?}");
-    };
     let doctor = DoctorId::new();
     let wrong = PaymentWrite { fence: Some(Fence::schedule(doctor, 1)), ..Default::default() };
     named(node_a.apply_payment(wrong).await.map(|_| ()), "doctor");
@@ -505,7 +502,7 @@ async fn a_ticket_an_exam_and_a_visit_fenced_on_scylla_refuse_an_owner_with_an_o
     use hospital_domain::exam::{Exam, ExamKind};
     use hospital_domain::{AccountId, AppointmentId, PatientId};
     use hospital_store::conformance::{exam_fence, ticket_fence, visit_fence};
-    use hospital_store::{ChatStore, ChatWrite, ExamRow, ExamStore, Fence, RecordStore, StoreError};
+    use hospital_store::{ChatStore, ChatWrite, ExamRow, ExamStore, Fence, RecordStore};
     let server = KassandraServer::start();
     let (node_a, node_b) = two_nodes(&server, "more_fences_ci").await;
     ticket_fence(&node_a, &node_b).await;
@@ -513,9 +510,6 @@ async fn a_ticket_an_exam_and_a_visit_fenced_on_scylla_refuse_an_owner_with_an_o
     visit_fence(&node_a, &node_b).await;
 
     // Under another kind's fence (or another exam's), refused by name, not written unfenced.
-    let named = |r: hospital_store::Result<()>, what: &str| {
-        assert!(matches!(&r, Err(StoreError::Scylla(m)) if m.contains(what)), "{r:?}");
-    };
     let exam = Exam::new(AccountId::new(), PatientId::new(), "血常规", ExamKind::Lab, chrono::Utc::now()).unwrap();
     let row = ExamRow::seal(&exam, None).unwrap();
     let other = hospital_domain::ExamId::new();
@@ -529,6 +523,12 @@ async fn a_ticket_an_exam_and_a_visit_fenced_on_scylla_refuse_an_owner_with_an_o
     named(node_a.put_appointment_notes(&notes, Some(&Fence::exam(exam.id, 1))).await, "exam");
     let wrong = ChatWrite { fence: Some(Fence::exam(exam.id, 1)), ..Default::default() };
     named(node_a.apply_chat(wrong).await, "exam");
+}
+
+/// A write refused by name (`what`) rather than written unfenced: a fence of another kind, or of
+/// another id, is no fence for it.
+fn named(r: hospital_store::Result<()>, what: &str) {
+    assert!(matches!(&r, Err(hospital_store::StoreError::Scylla(m)) if m.contains(what)), "{r:?}");
 }
 
 /// Every CQL statement written in the backend's source: string literals naming `{ks}.`.

@@ -95,8 +95,7 @@ impl ConversationState {
             ..Default::default()
         };
         let written = self.ctx.stores.data.apply_chat(write).await;
-        self.held.after_write(&written, &self.myself, &format_args!("conversation {}", self.id));
-        written?;
+        self.held.after_write(written, &self.myself, "conversation", &self.id)?;
         self.conv = Some(next);
         self.ctx.events.durable(events);
         for e in change.console {

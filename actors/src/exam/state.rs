@@ -66,8 +66,7 @@ impl ExamState {
         };
         let row = ExamRow::seal(&exam, key.as_ref())?;
         let written = self.ctx.stores.data.put_exam(&row, &messages, &events, self.held.fence().as_ref()).await;
-        self.held.after_write(&written, &self.myself, &format_args!("exam {}", self.id));
-        written?;
+        self.held.after_write(written, &self.myself, "exam", &self.id)?;
         self.ctx.events.durable(events);
         self.exam = Some(exam.clone());
         Ok(exam)

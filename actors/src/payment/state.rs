@@ -130,8 +130,7 @@ impl PaymentState {
             fence: self.held.fence(),
         };
         let written = self.ctx.stores.data.apply_payment_live(w).await;
-        self.held.after_write(&written, &self.myself, &format_args!("order {}", self.order.id));
-        let (_, events) = written?;
+        let (_, events) = self.held.after_write(written, &self.myself, "payment", &self.order.id)?;
         self.ctx.events.durable(events);
         self.order = order;
         Ok(())

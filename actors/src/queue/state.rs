@@ -101,8 +101,7 @@ impl QueueState {
         let events = self.personal_events(&next, now);
         let fence = self.held.fence();
         let written = data.put_queue(self.session.id, self.session.doctor_id, &next, &events, fence.as_ref()).await;
-        self.held.after_write(&written, &self.myself, &format_args!("the queue of session {}", self.session.id));
-        written?;
+        self.held.after_write(written, &self.myself, "queue", &self.session.id)?;
         let before = std::mem::replace(&mut self.queue, next);
         metrics::counter!("queue_changes_total").increment(1);
         let sid = self.session.id;

@@ -47,8 +47,7 @@ impl TicketState {
             ..Default::default()
         };
         let written = self.ctx.stores.data.apply_chat(write).await;
-        self.held.after_write(&written, &self.myself, &format_args!("ticket {}", self.id));
-        written?;
+        self.held.after_write(written, &self.myself, "ticket", &self.id)?;
         self.ctx.events.durable(events);
         self.ticket = Some(next.clone());
         Ok(next)

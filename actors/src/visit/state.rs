@@ -54,8 +54,7 @@ impl VisitState {
     async fn save(&mut self, visit: Visit) -> Result<Visit, VisitFailure> {
         let key = cipher(&self.ctx)?.key(visit.patient_id).await?;
         let written = self.ctx.stores.data.put_visit(&VisitRow::seal(&visit, &key), self.held.fence().as_ref()).await;
-        self.held.after_write(&written, &self.myself, &format_args!("visit {}", self.id));
-        written?;
+        self.held.after_write(written, &self.myself, "visit", &self.id)?;
         self.visit = Some(visit.clone());
         Ok(visit)
     }
@@ -217,8 +216,7 @@ impl VisitState {
         PatientNote::add_to(&mut notes, text, Utc::now())?;
         let row = AppointmentNotesRow::seal(appointment.id, appointment.account_id, &notes, &key);
         let written = self.ctx.stores.data.put_appointment_notes(&row, self.held.fence().as_ref()).await;
-        self.held.after_write(&written, &self.myself, &format_args!("visit {}", self.id));
-        written?;
+        self.held.after_write(written, &self.myself, "visit", &self.id)?;
         Ok(notes)
     }
 

@@ -79,9 +79,7 @@ impl ChatStore for EmbeddedStore {
         }
         self.engine
             .write(move |ctx| {
-                if let Some(f) = &w.fence {
-                    super::booking::check_fence(ctx, f)?;
-                }
+                super::booking::check_fence(ctx, w.fence.as_ref())?;
                 for row in &w.conversations {
                     let c = &row.conversation;
                     ctx.put(CONVERSATIONS, &Key::new().uuid(&c.id.0), c);

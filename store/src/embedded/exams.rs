@@ -25,9 +25,7 @@ impl ExamStore for EmbeddedStore {
         let (e, messages, events, fence) = (exam.clone(), messages.to_vec(), events.to_vec(), fence.cloned());
         self.engine
             .write(move |ctx| {
-                if let Some(f) = &fence {
-                    super::booking::check_fence(ctx, f)?;
-                }
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 ctx.put(EXAMS, &Key::new().uuid(&e.id.0), &e);
                 ctx.put(EXAMS_BY_ACCOUNT, &Key::new().uuid(&e.account_id.0).uuid(&e.id.0), &e);
                 for m in &messages {

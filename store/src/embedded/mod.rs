@@ -122,7 +122,7 @@ impl DataStore for EmbeddedStore {
 
     async fn claim_fence(&self, fence: &crate::Fence) -> Result<()> {
         let fence = fence.clone();
-        self.engine.write(move |ctx| booking::check_fence(ctx, &fence)).await
+        self.engine.write(move |ctx| booking::check_fence(ctx, Some(&fence))).await
     }
 
     async fn prepare_for_burst(&self) -> Result<bool> {

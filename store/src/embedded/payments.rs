@@ -130,9 +130,7 @@ impl PaymentStore for EmbeddedStore {
         let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
-                if let Some(f) = &w.fence {
-                    super::booking::check_fence(ctx, f)?;
-                }
+                super::booking::check_fence(ctx, w.fence.as_ref())?;
                 // Revenue and refunds by channel (analytics), from each order as stored before
                 // this write, added in the same transaction.
                 let mut deltas = Vec::new();

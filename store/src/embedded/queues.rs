@@ -31,9 +31,7 @@ impl QueueStore for EmbeddedStore {
         let (zone, rollups) = (self.zone, self.rollups);
         self.engine
             .write(move |ctx| {
-                if let Some(f) = &fence {
-                    super::booking::check_fence(ctx, f)?;
-                }
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 let key = Key::new().uuid(&session.0);
                 // Consultations finished by this change: the workload counters, in this write.
                 let deltas = if rollups {

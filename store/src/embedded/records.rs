@@ -40,9 +40,7 @@ impl RecordStore for EmbeddedStore {
         let (v, fence) = (visit.clone(), fence.cloned());
         self.engine
             .write(move |ctx| {
-                if let Some(f) = &fence {
-                    super::booking::check_fence(ctx, f)?;
-                }
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 ctx.put(VISITS, &Key::new().uuid(&v.id.0), &v);
                 ctx.put(VISITS_BY_PATIENT, &by_patient(v.account_id, v.patient_id).uuid(&v.id.0), &v);
                 Ok(())
@@ -62,9 +60,7 @@ impl RecordStore for EmbeddedStore {
         let (n, fence) = (notes.clone(), fence.cloned());
         self.engine
             .write(move |ctx| {
-                if let Some(f) = &fence {
-                    super::booking::check_fence(ctx, f)?;
-                }
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 ctx.put(APPOINTMENT_NOTES, &Key::new().uuid(&n.appointment_id.0), &n);
                 Ok(())
             })

@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use hospital_domain::message::Message;
 use hospital_domain::{AccountId, ExamId};
-use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
 use super::{encode, text, ScyllaStore, Writes};
@@ -44,13 +43,7 @@ impl ExamStore for ScyllaStore {
             super::notify::push_new_message(self, &mut w, m);
         }
         self.outbox_writes(&mut w, events);
-        match fenced {
-            Some(started) => self.apply_owned(started, own, vec![w]).await,
-            None => {
-                own.append(w);
-                self.run_batch(own, BatchType::Logged).await
-            }
-        }
+        self.write_owned(fenced, own, w).await
     }
 
     async fn exam(&self, id: ExamId) -> Result<Option<ExamRow>> {

@@ -118,6 +118,23 @@ impl ScyllaStore {
         self.write_rest(rest, at).await
     }
 
+    /// An owned actor's row (`own`) and its other rows (`rest`): with a fence (several nodes,
+    /// `start_fenced_as`'s answer), `apply_owned`; without, all of them in one logged batch.
+    pub(super) async fn write_owned(
+        &self,
+        fenced: Option<(Owned, i64, i64)>,
+        mut own: Writes,
+        rest: Writes,
+    ) -> Result<()> {
+        match fenced {
+            Some(started) => self.apply_owned(started, own, vec![rest]).await,
+            None => {
+                own.append(rest);
+                self.run_batch(own, BatchType::Logged).await
+            }
+        }
+    }
+
     /// The rows outside the fenced partition, in logged batches at write timestamp `at`. Once
     /// the fenced batch applied, the owner's truth shows the change, so a batch that fails here
     /// is tried again (a few times, briefly) rather than leave, say, a booking in the book

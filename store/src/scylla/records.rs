@@ -98,13 +98,7 @@ impl RecordStore for ScyllaStore {
         own.push(self, PUT_VISIT, vec![uuid(v.id.0), text(body.clone())]);
         let mut w = Writes::default();
         w.push(self, PUT_VISIT_BY_PATIENT, vec![uuid(v.account_id.0), uuid(v.patient_id.0), uuid(v.id.0), text(body)]);
-        match fenced {
-            Some(started) => self.apply_owned(started, own, vec![w]).await,
-            None => {
-                own.append(w);
-                self.run_batch(own, BatchType::Logged).await
-            }
-        }
+        self.write_owned(fenced, own, w).await
     }
 
     async fn visit(&self, id: VisitId) -> Result<Option<VisitRow>> {
