@@ -1,11 +1,13 @@
 //! Ownership of an actor's resource across nodes (ARCHITECTURE.md, "Several nodes"): before an
 //! owned actor starts (a doctor's schedule, an order's payment, a session's queue, a
-//! conversation), its node takes the lease on its resource (`schedule:<doctor>`,
-//! `payment:<order>`, `queue:<session>`, `chat:<conversation>`) in Redis and claims it in the
-//! store (`DataStore::claim_fence`) before it loads anything; every write carries the fence; the
-//! actor renews the lease at a third of its lifetime and stops when it cannot (or when a write is
-//! refused as stale), and gives the lease up on a clean stop (`Held`). A node that stalled past its lease and wakes up still running the actor is
-//! then refused by the store (`Conflict::StaleFence`) instead of overwriting the new owner.
+//! conversation, a ticket, an exam, a visit, an account), its node takes the lease on its
+//! resource (`schedule:<doctor>`, `payment:<order>`, `queue:<session>`, `chat:<conversation>`,
+//! `ticket:<id>`, `exam:<id>`, `visit:<id>`, `account:<id>`) in Redis and claims it in the store
+//! (`DataStore::claim_fence`) before it loads anything; every write carries the fence; the actor
+//! renews the lease at a third of its lifetime and stops when it cannot (or when a write is
+//! refused as stale), and gives the lease up on a clean stop (`Held`). A node that stalled past
+//! its lease and wakes up still running the actor is then refused by the store
+//! (`Conflict::StaleFence`) instead of overwriting the new owner.
 //!
 //! Beside the leases, short locks without a token (`lock`): a person's turn across nodes.
 //!

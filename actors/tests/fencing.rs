@@ -9,11 +9,12 @@
 //! The same for an order's payment actor (`payment:<order>`): a stale owner cannot pay the order
 //! again from the balance once another node took it over and paid it; for a session's queue
 //! (`queue:<session>`) and a conversation (`chat:<conversation>`) likewise, and a ticket
-//! (`ticket:<id>`), an exam (`exam:<id>`) and a visit (`visit:<id>`).
+//! (`ticket:<id>`), an exam (`exam:<id>`), a visit (`visit:<id>`) and an account's own actor
+//! (`account:<id>`).
 
 use chrono::{Duration as Days, NaiveTime, Utc};
 use hospital_actors::Party;
-use hospital_actors::{ActorDeps, ActorSystem, BookingError};
+use hospital_actors::{ActorDeps, ActorSystem, BookingError, ProfileChange};
 use hospital_domain::account::Relation;
 use hospital_domain::chat::conversation::MessageBody;
 use hospital_domain::chat::service_hours::ServiceHours;
@@ -21,6 +22,8 @@ use hospital_domain::chat::ticket::Ticket;
 use hospital_domain::chat::{AgentRef, GroupCode, ServiceGroup};
 use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
 use hospital_domain::ledger::Channel;
+use hospital_domain::message::MessageKind;
+use hospital_domain::notify::KindChannels;
 use hospital_domain::order::{Order, OrderKind, OrderStatus};
 use hospital_domain::schedule::{ClinicSession, Period, Segment, SessionStatus, SlotId};
 use hospital_domain::time::HospitalZone;
@@ -31,7 +34,8 @@ use hospital_domain::{
 };
 use hospital_store::scylla::ScyllaStore;
 use hospital_store::{
-    DataStore, EmbeddedStore, ExamRow, FieldCipher, KeyVault, PaymentWrite, PersonCipher, RedisKv, RedisLeases, Stores,
+    DataStore, EmbeddedStore, ExamRow, FieldCipher, KeyVault, PatientCaps, PaymentWrite, PersonCipher, RedisKv,
+    RedisLeases, Stores,
 };
 use hospital_testkit::kassandra::KassandraServer;
 use hospital_testkit::RedisServer;
@@ -334,6 +338,55 @@ async fn old_ticket_exam_and_visit_tokens_refused(stores: Stores, vault: Arc<dyn
     let stored = store.visit(visit.id).await.unwrap().expect("the visit").open(&key).unwrap();
     assert_eq!(stored, by_b, "B's visit stands, with its note alone");
     assert!(a.visit(visit.id).await.is_err(), "A may not run B's visit");
+
+    nodes.shutdown().await;
+}
+
+on_both_stores!(
+    an_account_actor_with_an_old_token_cannot_write_after_another_node_took_the_account,
+    on_scylla_an_account_actor_with_an_old_token_cannot_write_after_another_node_took_the_account,
+    "account_fencing",
+    old_account_token_refused
+);
+
+/// An account's actor (`account:<id>`: its row, its patients, its preferences): A runs it and
+/// adds a patient; its lease lapses; B takes the account over, renames it and saves its
+/// preferences; A, still holding the account's patients in memory, removes the patient and is
+/// refused: the patient stays, B's row and preferences stand, and A cannot run the account again
+/// while B owns it.
+async fn old_account_token_refused(stores: Stores, vault: Arc<dyn KeyVault>) {
+    let nodes = TwoNodes::start(&stores, &vault).await;
+    let (a, b) = (&nodes.a, &nodes.b);
+    let store: &Arc<dyn DataStore> = &stores.data;
+    let account = hospital_store::conformance::sample_account();
+    let id = account.id;
+    store.create_account(&account).await.unwrap();
+
+    let record = common::patient_record(id, "account-fencing", Relation::Myself);
+    let added = a.add_patient(record, PatientCaps { per_account: 5, accounts_per_person: 5 }).await;
+    let added = added.expect("node A adds the patient");
+    let resource = hospital_store::account_resource(id);
+    let (holder, token_a) = nodes.holder(&resource).await.expect("A holds the account's lease");
+    assert_eq!(holder, "node-a");
+    nodes.lapse(&resource).await;
+
+    let rename = |name: &str| ProfileChange { name: Some(name.into()), gender: None, birth_date: None };
+    let renamed = b.update_profile(id, rename("李雷")).await.expect("B renames once the lease is free");
+    let (holder, token_b) = nodes.holder(&resource).await.expect("B holds the account's lease");
+    assert_eq!(holder, "node-b");
+    assert!(token_b > token_a, "a new holder gets a larger token ({token_b} > {token_a})");
+    let kinds = vec![KindChannels { kind: MessageKind::VisitReminder, in_app: true, sms: false, wechat: false }];
+    let prefs = b.set_notification_preferences(id, kinds).await.expect("B saves the preferences");
+
+    let r = a.remove_patient(id, added.id).await;
+    assert!(r.is_err(), "a removal under the old token must not land: {r:?}");
+    let patients: Vec<PatientId> = store.patients_of(id).await.unwrap().iter().map(|p| p.id).collect();
+    assert_eq!(patients, vec![added.id], "the patient stays");
+    assert_eq!(store.account(id).await.unwrap(), Some(renamed), "B's row stands");
+    assert_eq!(store.notification_preferences(id).await.unwrap(), prefs, "and B's preferences");
+    let r = a.update_profile(id, rename("过期")).await;
+    assert!(r.is_err(), "A may not run B's account: {r:?}");
+    assert_eq!(b.list_patients(id).await.unwrap().len(), 1, "B goes on serving");
 
     nodes.shutdown().await;
 }

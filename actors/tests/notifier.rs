@@ -228,7 +228,7 @@ async fn a_due_reminder_goes_by_exactly_the_allowed_channels() {
         sms: false,
         wechat: true,
     }]);
-    env.store.put_notification_preferences(env.account, &prefs).await.unwrap();
+    env.store.put_notification_preferences(env.account, &prefs, None).await.unwrap();
     let a = env.appointment().await;
     let id = env.remind(&a, Span::seconds(1)).await;
     let _n = env.start(&env.sms_url);
@@ -505,7 +505,7 @@ async fn messages_go_out_by_their_kinds_preferences_with_their_templates() {
         KindChannels { kind: MessageKind::PaymentSuccess, in_app: true, sms: true, wechat: false },
         KindChannels { kind: MessageKind::ClinicStopped, in_app: true, sms: false, wechat: true },
     ]);
-    env.store.put_notification_preferences(env.account, &prefs).await.unwrap();
+    env.store.put_notification_preferences(env.account, &prefs, None).await.unwrap();
     let stop =
         env.message(MessageKind::ClinicStopped, "停诊通知", "12月20日 上午 的门诊因故停诊，张三的预约已取消。").await;
     let paid =

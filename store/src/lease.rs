@@ -37,6 +37,7 @@ const CONVERSATION: &str = "chat:";
 const TICKET: &str = "ticket:";
 const EXAM: &str = "exam:";
 const VISIT: &str = "visit:";
+const ACCOUNT: &str = "account:";
 
 /// The resource a doctor's schedule actor leases and fences its writes with.
 pub fn schedule_resource(doctor: hospital_domain::DoctorId) -> String {
@@ -74,6 +75,12 @@ pub fn visit_resource(visit: hospital_domain::visit::VisitId) -> String {
     format!("{VISIT}{visit}")
 }
 
+/// The resource an account's actor (`patient`: its row, its 就诊人, its notification
+/// preferences) leases and fences its writes with.
+pub fn account_resource(account: hospital_domain::AccountId) -> String {
+    format!("{ACCOUNT}{account}")
+}
+
 /// What a fence is for: the owned actor, by kind and id (the inverse of the `*_resource` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owned {
@@ -84,6 +91,7 @@ pub enum Owned {
     Ticket(hospital_domain::TicketId),
     Exam(hospital_domain::ExamId),
     Visit(hospital_domain::visit::VisitId),
+    Account(hospital_domain::AccountId),
 }
 
 impl std::fmt::Display for Owned {
@@ -96,6 +104,7 @@ impl std::fmt::Display for Owned {
             Owned::Ticket(t) => write!(f, "ticket {t}"),
             Owned::Exam(e) => write!(f, "exam {e}"),
             Owned::Visit(v) => write!(f, "visit {v}"),
+            Owned::Account(a) => write!(f, "account {a}"),
         }
     }
 }
@@ -136,6 +145,11 @@ impl Fence {
         Fence { resource: visit_resource(visit), token, until_us: None }
     }
 
+    /// An account's fence with no deadline (tests, as `schedule`).
+    pub fn account(account: hospital_domain::AccountId, token: u64) -> Fence {
+        Fence { resource: account_resource(account), token, until_us: None }
+    }
+
     /// Whether a write begun at `us` (unix microseconds) falls past the lease's deadline: then
     /// a newer owner may have begun, and both stores refuse it (`Conflict::StaleFence`).
     pub fn lapsed_at(&self, us: i64) -> bool {
@@ -156,6 +170,7 @@ impl Fence {
             .or_else(|| id(r, TICKET).map(Owned::Ticket))
             .or_else(|| id(r, EXAM).map(Owned::Exam))
             .or_else(|| id(r, VISIT).map(Owned::Visit))
+            .or_else(|| id(r, ACCOUNT).map(Owned::Account))
     }
 }
 
@@ -340,7 +355,7 @@ pub(crate) fn now_us() -> i64 {
 mod tests {
     use super::*;
     use hospital_domain::visit::VisitId;
-    use hospital_domain::{ConversationId, DoctorId, ExamId, OrderId, SessionId, TicketId};
+    use hospital_domain::{AccountId, ConversationId, DoctorId, ExamId, OrderId, SessionId, TicketId};
 
     #[test]
     fn a_fence_names_its_owned_actor_and_nothing_else() {
@@ -352,6 +367,7 @@ mod tests {
             Owned::Ticket(TicketId::new()),
             Owned::Exam(ExamId::new()),
             Owned::Visit(VisitId::new()),
+            Owned::Account(AccountId::new()),
         ];
         for owned in kinds {
             let fence = match owned {
@@ -362,6 +378,7 @@ mod tests {
                 Owned::Ticket(id) => Fence::ticket(id, 1),
                 Owned::Exam(id) => Fence::exam(id, 1),
                 Owned::Visit(id) => Fence::visit(id, 1),
+                Owned::Account(id) => Fence::account(id, 1),
             };
             assert_eq!(fence.owned(), Some(owned), "{}", fence.resource);
         }

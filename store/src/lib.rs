@@ -42,8 +42,8 @@ pub use error::{Conflict, Result, StoreError};
 pub use exams::{open_exam, open_exams, ExamRow, ExamStore};
 pub use jobs::JobStore;
 pub use lease::{
-    conversation_resource, exam_resource, payment_resource, queue_resource, schedule_resource, ticket_resource,
-    visit_resource, Fence, Lease, NodeLeases, Owned, RedisLeases,
+    account_resource, conversation_resource, exam_resource, payment_resource, queue_resource, schedule_resource,
+    ticket_resource, visit_resource, Fence, Lease, NodeLeases, Owned, RedisLeases,
 };
 pub use model::*;
 pub use notify::{Claim, MessageFilter, NotifyStore, Queued};

@@ -106,7 +106,13 @@ pub trait NotifyStore: Send + Sync {
 
     /// The account's preferences: the defaults until it saves its own.
     async fn notification_preferences(&self, account: AccountId) -> Result<NotificationPreferences>;
-    async fn put_notification_preferences(&self, account: AccountId, prefs: &NotificationPreferences) -> Result<()>;
+    /// Several nodes: `fence` is the account's actor's (`AccountStore::update_account`).
+    async fn put_notification_preferences(
+        &self,
+        account: AccountId,
+        prefs: &NotificationPreferences,
+        fence: Option<&crate::Fence>,
+    ) -> Result<()>;
 
     /// Inserts reminders whose id is not stored yet (record and queue row together); the ones
     /// already there, whatever their state, are left alone. How many were new.

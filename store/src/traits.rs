@@ -27,16 +27,29 @@ pub trait AccountStore: Send + Sync {
     async fn account_by_email(&self, email: &Email) -> Result<Option<Account>>;
     async fn account_by_openid(&self, openid: &str) -> Result<Option<Account>>;
     /// Replaces an account, moving its lookup keys if the phone, e-mail or openid changed.
-    /// `Conflict` if a new key belongs to another account.
-    async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()>;
+    /// `Conflict` if a new key belongs to another account. Several nodes: `fence` is the
+    /// account's actor's lease token (`account:<id>`), as in every write of that actor here
+    /// (`add_patient`, `remove_patient`, `put_notification_preferences`); the store refuses the
+    /// write if it has seen a newer one for the account (`Conflict::StaleFence`).
+    async fn update_account(
+        &self,
+        account: &Account,
+        events: &[crate::PendingEvent],
+        fence: Option<&crate::Fence>,
+    ) -> Result<()>;
 
     /// Adds a patient, and its account to the person's holders (`PersonStore`), if the account
     /// holds fewer than `caps.per_account` patients and fewer than `caps.accounts_per_person`
     /// other accounts hold the person. `Conflict::Patient` if the same person (same ID number) is
     /// already under this account, `Conflict::PatientCap` at the account's cap, `Conflict::PersonCap`
     /// at the person's. Returns the other accounts holding the person
-    /// when it was added.
-    async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>>;
+    /// when it was added. `fence`: the account's (`update_account`).
+    async fn add_patient(
+        &self,
+        patient: &PatientRecord,
+        caps: PatientCaps,
+        fence: Option<&crate::Fence>,
+    ) -> Result<Vec<PersonHolder>>;
     /// Replaces a patient's row (and its relation in the person's holders). The person (ID-number
     /// index) cannot change: `Conflict::PatientPerson`; that is removing and adding.
     async fn update_patient(&self, patient: &PatientRecord) -> Result<()>;
@@ -44,7 +57,13 @@ pub trait AccountStore: Send + Sync {
     async fn patients_of(&self, account: AccountId) -> Result<Vec<PatientRecord>>;
     async fn patient(&self, account: AccountId, patient: PatientId) -> Result<Option<PatientRecord>>;
     /// Removes a patient, and its account from the person's holders; false if there was none.
-    async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool>;
+    /// `fence`: the account's (`update_account`).
+    async fn remove_patient(
+        &self,
+        account: AccountId,
+        patient: PatientId,
+        fence: Option<&crate::Fence>,
+    ) -> Result<bool>;
 }
 
 /// Staff accounts (AUTH-4).

@@ -155,3 +155,12 @@ async fn a_ticket_exam_or_visit_owner_with_an_old_token_cannot_write_after_a_new
     exam_fence(&store, &store).await;
     visit_fence(&store, &store).await;
 }
+
+/// An account's actor's writes (its row, its patients, its preferences):
+/// `conformance::account_fence`, also run against ScyllaDB in kassandra.rs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_owner_with_an_old_token_cannot_write_after_a_newer_owner_took_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    hospital_store::conformance::account_fence(&store, &store).await;
+}

@@ -525,6 +525,27 @@ async fn a_ticket_an_exam_and_a_visit_fenced_on_scylla_refuse_an_owner_with_an_o
     named(node_a.apply_chat(wrong).await, "exam");
 }
 
+/// An account's fence on ScyllaDB (`conformance::account_fence`; the embedded store's run is in
+/// fencing.rs): in the account's row, checked before the lookup keys, the patient and person
+/// claims (lightweight transactions of their own) and the plain rows written at its timestamp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_fenced_on_scylla_refuses_an_owner_with_an_old_token() {
+    use hospital_store::conformance::account_fence;
+    use hospital_store::{AccountStore, Fence, NotifyStore};
+    let server = KassandraServer::start();
+    let (node_a, node_b) = two_nodes(&server, "account_fence_ci").await;
+    account_fence(&node_a, &node_b).await;
+
+    // Under another account's fence (or another kind's), refused by name, not written unfenced.
+    let account = hospital_store::conformance::sample_account();
+    node_a.create_account(&account).await.unwrap();
+    let other = hospital_domain::AccountId::new();
+    named(node_a.update_account(&account, &[], Some(&Fence::account(other, 1))).await, &other.to_string());
+    let prefs = hospital_domain::notify::NotificationPreferences::default();
+    let exam = hospital_domain::ExamId::new();
+    named(node_a.put_notification_preferences(account.id, &prefs, Some(&Fence::exam(exam, 1))).await, "exam");
+}
+
 /// A write refused by name (`what`) rather than written unfenced: a fence of another kind, or of
 /// another id, is no fence for it.
 fn named(r: hospital_store::Result<()>, what: &str) {

@@ -28,7 +28,13 @@ impl PatientState {
         self.ctx.stores.data.account(self.account).await?.ok_or(AccountError::NoSuchAccount)
     }
 
-    pub(super) async fn update_profile(&self, change: ProfileChange) -> Result<Account, AccountError> {
+    /// Writes the account's row with `events`, under the account's fence.
+    async fn write_account(&mut self, a: &Account, events: &[PendingEvent]) -> Result<(), StoreError> {
+        let written = self.ctx.stores.data.update_account(a, events, self.held.fence().as_ref()).await;
+        self.after_write(written)
+    }
+
+    pub(super) async fn update_profile(&mut self, change: ProfileChange) -> Result<Account, AccountError> {
         let mut a = self.account_row().await?;
         if let Some(n) = change.name {
             a.profile.name = Some(n);
@@ -41,15 +47,15 @@ impl PatientState {
         }
         // Other devices of the account see the change live: the event is written with it.
         let events = vec![PendingEvent::new(a.id, PersonalEvent::Profile(profile_update(&a)))];
-        self.ctx.stores.data.update_account(&a, &events).await?;
+        self.write_account(&a, &events).await?;
         self.ctx.events.durable(events);
         Ok(a)
     }
 
-    pub(super) async fn bind_phone(&self, phone: Phone) -> Result<Account, AccountError> {
+    pub(super) async fn bind_phone(&mut self, phone: Phone) -> Result<Account, AccountError> {
         let mut a = self.account_row().await?;
         a.phone = Some(phone);
-        match self.ctx.stores.data.update_account(&a, &[]).await {
+        match self.write_account(&a, &[]).await {
             Ok(()) => Ok(a),
             // Whichever key clashed, the phone is what changed.
             Err(StoreError::Conflict(_)) => Err(AccountError::PhoneTaken),
@@ -59,14 +65,14 @@ impl PatientState {
 
     /// Writes a change of how the account signs in, with the `profile` event its other devices
     /// see (the masked phone, `has_password`).
-    async fn write_sign_in(&self, a: Account) -> Result<Account, AccountError> {
+    async fn write_sign_in(&mut self, a: Account) -> Result<Account, AccountError> {
         let events = vec![PendingEvent::new(a.id, PersonalEvent::Profile(profile_update(&a)))];
-        self.ctx.stores.data.update_account(&a, &events).await?;
+        self.write_account(&a, &events).await?;
         self.ctx.events.durable(events);
         Ok(a)
     }
 
-    pub(super) async fn unbind_phone(&self) -> Result<Account, AccountError> {
+    pub(super) async fn unbind_phone(&mut self) -> Result<Account, AccountError> {
         let mut a = self.account_row().await?;
         if a.phone.is_none() {
             return Err(AccountError::NoPhone);
@@ -78,7 +84,11 @@ impl PatientState {
         self.write_sign_in(a).await
     }
 
-    pub(super) async fn set_password(&self, expected: Option<String>, hash: String) -> Result<Account, AccountError> {
+    pub(super) async fn set_password(
+        &mut self,
+        expected: Option<String>,
+        hash: String,
+    ) -> Result<Account, AccountError> {
         let mut a = self.account_row().await?;
         // The actor serialises the account's changes, so this compare-and-set against what the
         // caller verified is exact: of two devices changing the password, the second is refused.
@@ -89,10 +99,14 @@ impl PatientState {
         self.write_sign_in(a).await
     }
 
-    pub(super) async fn set_preferences(&self, kinds: &[KindChannels]) -> Result<NotificationPreferences, ActorError> {
+    pub(super) async fn set_preferences(
+        &mut self,
+        kinds: &[KindChannels],
+    ) -> Result<NotificationPreferences, ActorError> {
         let data = &self.ctx.stores.data;
         let prefs = data.notification_preferences(self.account).await?.with_changes(kinds);
-        data.put_notification_preferences(self.account, &prefs).await?;
+        let written = data.put_notification_preferences(self.account, &prefs, self.held.fence().as_ref()).await;
+        self.after_write(written)?;
         Ok(prefs)
     }
 }

@@ -7,7 +7,9 @@ use super::directory::Published;
 use super::msg::*;
 use super::state::*;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::supervisor::actor_kind;
+use hospital_store::account_resource;
 
 /// The patient session actor (stateless handler; the state is `PatientState`).
 pub struct PatientActor;
@@ -19,9 +21,12 @@ impl Actor for PatientActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: PatientArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // Several nodes: the account's lease and claim before its patients are loaded.
+        let resource = account_resource(args.account);
+        let held = Held::take(args.ctx.ownership.as_ref(), &resource, args.ctx.stores.data.as_ref()).await?;
         let patients = args.ctx.stores.data.patients_of(args.account).await?;
         tracing::debug!(account = %args.account, patients = patients.len(), "patient actor loaded");
         Ok(PatientState {
@@ -29,16 +34,20 @@ impl Actor for PatientActor {
             idle: IdleClock::new(args.ctx.config.idle_timeout),
             patients: Published::new(args.ctx.system.patient_directory(), args.account, patients),
             ctx: args.ctx,
+            myself,
+            held,
         })
     }
 
     async fn post_start(&self, myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.start(&myself, || PatientMsg::Tick);
+        state.held.start_renewing(state.ctx.ownership.as_ref(), &myself, || PatientMsg::RenewLease);
         Ok(())
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.idle.stop();
+        state.held.release(state.ctx.ownership.as_ref()).await;
         Ok(())
     }
 
@@ -48,7 +57,7 @@ impl Actor for PatientActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(msg, PatientMsg::Tick) {
+        if !matches!(msg, PatientMsg::Tick | PatientMsg::RenewLease) {
             state.idle.touch();
         }
         // Replies are best effort: a caller that timed out has gone, and the write stands.
@@ -96,6 +105,9 @@ impl Actor for PatientActor {
             }
             PatientMsg::Tick => {
                 state.idle.drain_if_idle(&myself, false, &state.account);
+            }
+            PatientMsg::RenewLease => {
+                state.held.renew_or_stop(state.ctx.ownership.as_ref(), &myself, "patient", &state.account).await;
             }
         }
         Ok(())

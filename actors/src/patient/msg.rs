@@ -124,4 +124,7 @@ pub enum PatientMsg {
     /// The idle clock's periodic tick; internal.
     #[doc(hidden)]
     Tick,
+    /// Several nodes: renew the account's lease, or stop; internal.
+    #[doc(hidden)]
+    RenewLease,
 }

@@ -8,7 +8,7 @@ use hospital_domain::order::Order;
 use hospital_domain::schedule::SlotId;
 use hospital_domain::{AccountId, AppointmentId, PatientId, SessionId};
 use hospital_store::{Conflict, PatientCaps, PatientRecord, StoreError};
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 use std::sync::Arc;
 
 use super::directory::Published;
@@ -19,6 +19,7 @@ use crate::booking::BookingError;
 use crate::deps::Context;
 use crate::error::ActorError;
 use crate::idle::IdleClock;
+use crate::ownership::Held;
 use crate::real_name::HeldTurn;
 use crate::schedule::{Booker, GateAnswer, ScheduleKind, ScheduleMsg, SessionFacts};
 use crate::system::Retry;
@@ -37,9 +38,18 @@ pub struct PatientState {
     /// published to bookings on callers' tasks (`directory`).
     pub(super) patients: Published,
     pub(super) idle: IdleClock,
+    pub(super) myself: ActorRef<PatientMsg>,
+    /// Several nodes: the account's lease (`account:<id>`), whose fence every write of the
+    /// account's own rows carries (its row, its patients, its preferences).
+    pub(super) held: Held,
 }
 
 impl PatientState {
+    /// After a write of the account's: a `StaleFence` refusal stops the actor (`Held::after_write`).
+    pub(super) fn after_write<T>(&mut self, written: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.held.after_write(written, &self.myself, "patient", &self.account)
+    }
+
     pub(super) async fn add(
         &mut self,
         record: PatientRecord,
@@ -54,7 +64,8 @@ impl PatientState {
         check_account(self.patients.list(), &record.id_card_index, caps.per_account)?;
         // The store checks again atomically, and the person's cap across accounts: it is the
         // truth if another process (or another account's actor) wrote meanwhile.
-        let others = match self.ctx.stores.data.add_patient(&record, caps).await {
+        let added = self.ctx.stores.data.add_patient(&record, caps, self.held.fence().as_ref()).await;
+        let others = match self.after_write(added) {
             Ok(others) => others,
             Err(StoreError::Conflict(Conflict::PatientCap)) => {
                 return Err(PatientError::PatientCap { cap: caps.per_account })
@@ -149,7 +160,8 @@ impl PatientState {
     }
 
     pub(super) async fn remove(&mut self, id: PatientId) -> Result<bool, ActorError> {
-        let removed = self.ctx.stores.data.remove_patient(self.account, id).await?;
+        let removed = self.ctx.stores.data.remove_patient(self.account, id, self.held.fence().as_ref()).await;
+        let removed = self.after_write(removed)?;
         // Drop it from memory even if the store had none: memory must not hold what the store lacks.
         self.patients.set(self.patients.list().iter().filter(|p| p.id != id).cloned().collect());
         Ok(removed)

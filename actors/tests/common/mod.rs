@@ -49,11 +49,9 @@ pub async fn node_from(deps: ActorDeps, redis: &RedisServer, prefix: &str, name:
     ActorSystem::start(deps.with_ownership(ownership)).await.unwrap()
 }
 
-/// A new account on `system` with the person whose ID number's blind index is `person`, as
-/// `relation`.
-pub async fn patient(system: &ActorSystem, person: &str, relation: Relation) -> (AccountId, PatientId) {
-    let account = AccountId::new();
-    let record = PatientRecord {
+/// A patient of `account`: the person whose ID number's blind index is `person`, as `relation`.
+pub fn patient_record(account: AccountId, person: &str, relation: Relation) -> PatientRecord {
+    PatientRecord {
         id: PatientId::new(),
         account_id: account,
         name: format!("患者{person}"),
@@ -65,7 +63,14 @@ pub async fn patient(system: &ActorSystem, person: &str, relation: Relation) -> 
         id_card_index: person.to_string(),
         phone_sealed: None,
         created_at: Utc::now(),
-    };
+    }
+}
+
+/// A new account on `system` with the person whose ID number's blind index is `person`, as
+/// `relation`.
+pub async fn patient(system: &ActorSystem, person: &str, relation: Relation) -> (AccountId, PatientId) {
+    let account = AccountId::new();
+    let record = patient_record(account, person, relation);
     let p = system.add_patient(record, PatientCaps { per_account: 5, accounts_per_person: 5 }).await.unwrap();
     (account, p.id)
 }

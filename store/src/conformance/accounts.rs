@@ -33,7 +33,7 @@ pub async fn accounts(store: Arc<dyn DataStore>) {
     a.email = Some(Email::parse(&format!("{}@example.com", unique("u"))).unwrap());
     a.wechat_openid = Some(unique("o"));
     a.phone = Some(phone());
-    store.update_account(&a, &[]).await.unwrap();
+    store.update_account(&a, &[], None).await.unwrap();
     assert!(store.account_by_phone(&old_phone).await.unwrap().is_none(), "old phone released");
     assert_eq!(store.account_by_phone(a.phone.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
     assert_eq!(store.account_by_email(a.email.as_ref().unwrap()).await.unwrap().map(|x| x.id), Some(a.id));
@@ -42,7 +42,7 @@ pub async fn accounts(store: Arc<dyn DataStore>) {
     let mut other = sample_account();
     store.create_account(&other).await.unwrap();
     other.email = a.email.clone();
-    assert!(matches!(store.update_account(&other, &[]).await, Err(StoreError::Conflict(Conflict::Email))));
+    assert!(matches!(store.update_account(&other, &[], None).await, Err(StoreError::Conflict(Conflict::Email))));
 }
 
 /// Patients: cap, duplicates, order, removal, sealed fields.
@@ -57,16 +57,16 @@ pub async fn patients(store: Arc<dyn DataStore>) {
     for c in &cards[..2] {
         let p = sample_patient(&cipher, a.id, c);
         ids.push(p.id);
-        store.add_patient(&p, caps(2)).await.unwrap();
+        store.add_patient(&p, caps(2), None).await.unwrap();
     }
     let third = sample_patient(&cipher, a.id, cards[2]);
     assert!(
-        matches!(store.add_patient(&third, caps(2)).await, Err(StoreError::Conflict(Conflict::PatientCap))),
+        matches!(store.add_patient(&third, caps(2), None).await, Err(StoreError::Conflict(Conflict::PatientCap))),
         "cap holds"
     );
     let dup = sample_patient(&cipher, a.id, cards[0]);
     assert!(
-        matches!(store.add_patient(&dup, caps(5)).await, Err(StoreError::Conflict(Conflict::Patient))),
+        matches!(store.add_patient(&dup, caps(5), None).await, Err(StoreError::Conflict(Conflict::Patient))),
         "same person twice"
     );
 
@@ -76,9 +76,9 @@ pub async fn patients(store: Arc<dyn DataStore>) {
 
     let other = sample_account();
     assert!(store.patient(other.id, ids[0]).await.unwrap().is_none(), "a patient is found only under its account");
-    assert!(store.remove_patient(a.id, ids[0]).await.unwrap());
-    assert!(!store.remove_patient(a.id, ids[0]).await.unwrap());
-    store.add_patient(&third, caps(2)).await.unwrap();
+    assert!(store.remove_patient(a.id, ids[0], None).await.unwrap());
+    assert!(!store.remove_patient(a.id, ids[0], None).await.unwrap());
+    store.add_patient(&third, caps(2), None).await.unwrap();
     assert_eq!(store.patients_of(a.id).await.unwrap().len(), 2);
 }
 
@@ -103,9 +103,9 @@ pub async fn persons(store: Arc<dyn DataStore>) {
     assert!(store.holders_of_person(&person).await.unwrap().is_empty());
 
     let pa = record(a.id, Relation::Myself);
-    assert_eq!(store.add_patient(&pa, caps).await.unwrap(), vec![], "nobody else held the person");
+    assert_eq!(store.add_patient(&pa, caps, None).await.unwrap(), vec![], "nobody else held the person");
     let mut pb = record(b.id, Relation::Parent);
-    let others = store.add_patient(&pb, caps).await.unwrap();
+    let others = store.add_patient(&pb, caps, None).await.unwrap();
     assert_eq!(others, vec![PersonHolder::of(&pa)], "the adder learns who held the person");
     assert_eq!(others[0].relation, Relation::Myself);
     let sorted = |mut v: Vec<PersonHolder>| {
@@ -117,12 +117,15 @@ pub async fn persons(store: Arc<dyn DataStore>) {
 
     // The cap: two accounts hold the person, a third is refused and nothing of it is stored.
     let pc = record(c.id, Relation::Child);
-    assert!(matches!(store.add_patient(&pc, caps).await, Err(StoreError::Conflict(Conflict::PersonCap))), "person cap");
+    assert!(
+        matches!(store.add_patient(&pc, caps, None).await, Err(StoreError::Conflict(Conflict::PersonCap))),
+        "person cap"
+    );
     assert!(store.patients_of(c.id).await.unwrap().is_empty(), "a refused add leaves no patient");
     assert_eq!(store.holders_of_person(&person).await.unwrap().len(), 2, "nor a holder");
     // The account's own rules come first: the same person twice under one account.
     let again = record(b.id, Relation::Other);
-    assert!(matches!(store.add_patient(&again, caps).await, Err(StoreError::Conflict(Conflict::Patient))));
+    assert!(matches!(store.add_patient(&again, caps, None).await, Err(StoreError::Conflict(Conflict::Patient))));
 
     // A relation change shows in the listing; the person itself cannot change.
     pb.relation = Relation::Spouse;
@@ -134,10 +137,10 @@ pub async fn persons(store: Arc<dyn DataStore>) {
     assert!(matches!(store.update_patient(&moved).await, Err(StoreError::Conflict(Conflict::PatientPerson))));
 
     // Removing frees the place.
-    assert!(!store.remove_patient(c.id, pc.id).await.unwrap());
-    assert!(store.remove_patient(b.id, pb.id).await.unwrap());
+    assert!(!store.remove_patient(c.id, pc.id, None).await.unwrap());
+    assert!(store.remove_patient(b.id, pb.id, None).await.unwrap());
     assert_eq!(store.holders_of_person(&person).await.unwrap(), vec![PersonHolder::of(&pa)]);
-    assert_eq!(store.add_patient(&pc, caps).await.unwrap(), vec![PersonHolder::of(&pa)]);
+    assert_eq!(store.add_patient(&pc, caps, None).await.unwrap(), vec![PersonHolder::of(&pa)]);
     assert_eq!(store.patients_of(c.id).await.unwrap(), vec![pc.clone()]);
 
     // Real-name checks: found by person and name, gone after their TTL.

@@ -340,7 +340,7 @@ pub async fn outbox(store: Arc<dyn DataStore>) {
     // A refused write leaves no event behind.
     let mut taken = sample_account();
     taken.id = AccountId::new();
-    assert!(store.update_account(&taken, &[PendingEvent::unread(account)]).await.is_err());
+    assert!(store.update_account(&taken, &[PendingEvent::unread(account)], None).await.is_err());
     assert_eq!(mine(store.outbox_pending(10_000).await.unwrap()).len(), 3, "a refused write has no events");
     store.outbox_remove(&[e1.id, e3.id, uuid::Uuid::now_v7()]).await.unwrap();
     assert_eq!(mine(store.outbox_pending(10_000).await.unwrap()), vec![e2.clone()]);

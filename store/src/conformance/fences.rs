@@ -12,18 +12,19 @@ use hospital_domain::chat::AgentRef;
 use hospital_domain::exam::{Exam, ExamChange, ExamKind, ExamStatus};
 use hospital_domain::ledger::Channel;
 use hospital_domain::message::{Message, MessageKind};
+use hospital_domain::notify::{KindChannels, NotificationPreferences};
 use hospital_domain::order::{Order, OrderKind};
 use hospital_domain::queue::{ClinicQueue, QueueEntry};
 use hospital_domain::visit::{VisitId, VisitStatus};
 use hospital_domain::*;
 
-use super::samples::unique;
+use super::samples::{phone, sample_account, sample_patient, unique};
 use crate::chat::{ChatWrite, ConversationRow};
 use crate::exams::ExamRow;
 use crate::payments::PaymentWrite;
 use crate::records::{AppointmentNotesRow, VisitRow};
 use crate::traits::DataStore;
-use crate::{Conflict, Fence, PendingEvent, StoreError};
+use crate::{Account, Conflict, Fence, FieldCipher, PatientCaps, PendingEvent, StoreError};
 
 fn stale<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
     matches!(r, Err(StoreError::Conflict(Conflict::StaleFence)))
@@ -383,4 +384,74 @@ pub async fn visit_fence(a: &dyn DataStore, b: &dyn DataStore) {
     b.put_appointment_notes(&notes("notes-2"), Some(&due(fence(2), 60_000_000))).await.unwrap();
     assert_eq!(a.visit(id).await.unwrap().as_ref(), Some(&finished));
     assert_eq!(a.appointment_notes(appointment).await.unwrap(), Some(notes("notes-2")));
+}
+
+/// An account (`Fence::account`, its actor's lease token): the fence in the account's row,
+/// checked before anything else of the actor's writes. A stale owner's change of the row (with
+/// its event and a new key to claim), a patient added or removed and the notification
+/// preferences are each refused whole: no key claimed, no person held, no row changed.
+pub async fn account_fence(a: &dyn DataStore, b: &dyn DataStore) {
+    let cipher = FieldCipher::new("k1", &[("k1".into(), [7; 32])]).unwrap();
+    // These fixed persons recur on a long-lived cluster: no person cap.
+    let caps = PatientCaps { per_account: 5, accounts_per_person: usize::MAX };
+    let account = sample_account();
+    let id = account.id;
+    a.create_account(&account).await.unwrap();
+    let fence = |token| Fence::account(id, token);
+
+    // A claims (the row is as it was) and adds a patient.
+    a.claim_fence(&fence(1)).await.unwrap();
+    assert_eq!(b.account(id).await.unwrap().as_ref(), Some(&account), "a claim leaves the row as it was");
+    let first = sample_patient(&cipher, id, "11010519491231002X");
+    a.add_patient(&first, caps, Some(&fence(1))).await.unwrap();
+
+    // B takes over and binds another phone.
+    b.claim_fence(&fence(2)).await.unwrap();
+    let newer = Account { phone: Some(phone()), ..account.clone() };
+    b.update_account(&newer, &[], Some(&fence(2))).await.unwrap();
+
+    // A wakes up: each of its writes is refused whole.
+    let late = Account {
+        phone: Some(phone()),
+        email: Some(Email::parse(&format!("{}@example.com", unique("late"))).unwrap()),
+        ..account.clone()
+    };
+    let late_event = PendingEvent::unread(id);
+    let r = a.update_account(&late, std::slice::from_ref(&late_event), Some(&fence(1))).await;
+    assert!(stale(r), "a stale owner's account row was written");
+    let second = sample_patient(&cipher, id, "440524198001010013");
+    assert!(stale(a.add_patient(&second, caps, Some(&fence(1))).await), "a stale owner added a patient");
+    assert!(stale(a.remove_patient(id, first.id, Some(&fence(1))).await), "a stale owner removed a patient");
+    let prefs = NotificationPreferences::default().with_changes(&[KindChannels {
+        kind: MessageKind::VisitReminder,
+        in_app: true,
+        sms: false,
+        wechat: false,
+    }]);
+    let r = a.put_notification_preferences(id, &prefs, Some(&fence(1))).await;
+    assert!(stale(r), "a stale owner's preferences were written");
+    for node in [a, b] {
+        assert_eq!(node.account(id).await.unwrap().as_ref(), Some(&newer), "B's row stands");
+        assert_eq!(node.account_by_phone(late.phone.as_ref().unwrap()).await.unwrap(), None, "A's phone unclaimed");
+        assert_eq!(node.account_by_email(late.email.as_ref().unwrap()).await.unwrap(), None, "A's e-mail too");
+        let patients: Vec<PatientId> = node.patients_of(id).await.unwrap().iter().map(|p| p.id).collect();
+        assert_eq!(patients, vec![first.id], "the patients as they were");
+        let holders = node.holders_of_person(&second.id_card_index).await.unwrap();
+        assert!(holders.iter().all(|h| h.account_id != id), "the refused patient's person is not held");
+        assert_eq!(node.notification_preferences(id).await.unwrap(), NotificationPreferences::default());
+    }
+    assert!(!a.outbox_pending(100_000).await.unwrap().contains(&late_event), "nor its event");
+    assert!(stale(a.claim_fence(&fence(1)).await), "a stale claim");
+
+    // Past its deadline, refused with nothing written; within it, written.
+    let r = b.put_notification_preferences(id, &prefs, Some(&due(fence(2), -1_000_000))).await;
+    assert!(stale(r), "a write past its deadline");
+    assert_eq!(a.notification_preferences(id).await.unwrap(), NotificationPreferences::default());
+    let within = due(fence(2), 60_000_000);
+    b.put_notification_preferences(id, &prefs, Some(&within)).await.unwrap();
+    assert_eq!(a.notification_preferences(id).await.unwrap(), prefs);
+    b.add_patient(&second, caps, Some(&within)).await.unwrap();
+    assert!(b.remove_patient(id, first.id, Some(&within)).await.unwrap());
+    let patients: Vec<PatientId> = a.patients_of(id).await.unwrap().iter().map(|p| p.id).collect();
+    assert_eq!(patients, vec![second.id]);
 }

@@ -28,7 +28,9 @@ pub use booking::{booking, outbox, sample_hold, sample_session, stored_sample_bo
 pub use catalogue::catalogue;
 pub use chat::{chat, chat_reference};
 pub use exams::{exams, queues};
-pub use fences::{conversation_fence, exam_fence, payment_fence, queue_fence, ticket_fence, visit_fence};
+pub use fences::{
+    account_fence, conversation_fence, exam_fence, payment_fence, queue_fence, ticket_fence, visit_fence,
+};
 pub use kv::{ephemeral_kv, sessions};
 pub use notify::notify;
 pub use payments::payments;

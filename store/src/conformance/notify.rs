@@ -65,7 +65,7 @@ pub async fn notify(store: Arc<dyn DataStore>) {
         sms: false,
         wechat: false,
     }]);
-    store.put_notification_preferences(account, &prefs).await.unwrap();
+    store.put_notification_preferences(account, &prefs, None).await.unwrap();
     assert_eq!(store.notification_preferences(account).await.unwrap(), prefs);
     assert_eq!(store.notification_preferences(other).await.unwrap(), NotificationPreferences::default());
 

@@ -73,7 +73,7 @@ pub async fn records(store: Arc<dyn DataStore>) {
     let account = sample_account();
     store.create_account(&account).await.unwrap();
     let p = sample_patient(&cipher, account.id, "11010519491231002X");
-    store.add_patient(&p, crate::PatientCaps { per_account: 5, accounts_per_person: 1000 }).await.unwrap();
+    store.add_patient(&p, crate::PatientCaps { per_account: 5, accounts_per_person: 1000 }, None).await.unwrap();
     let (a, other_patient) = (account.id, PatientId::new());
 
     // Visits.
@@ -164,7 +164,7 @@ pub async fn records(store: Arc<dyn DataStore>) {
     let neighbour = sample_account();
     store.create_account(&neighbour).await.unwrap();
     let np = sample_patient(&cipher, neighbour.id, "11010519491231002X");
-    store.add_patient(&np, crate::PatientCaps { per_account: 5, accounts_per_person: 1000 }).await.unwrap();
+    store.add_patient(&np, crate::PatientCaps { per_account: 5, accounts_per_person: 1000 }, None).await.unwrap();
     let nv = visit_row(neighbour.id, np.id, "neighbour");
     store.put_visit(&nv, None).await.unwrap();
     store.put_consent(&Consent { account_id: neighbour.id, ..c.clone() }).await.unwrap();

@@ -101,10 +101,16 @@ impl AccountStore for EmbeddedStore {
         self.account_via(ACCOUNTS_BY_OPENID, Key::new().str(openid))
     }
 
-    async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()> {
-        let (a, events) = (account.clone(), events.to_vec());
+    async fn update_account(
+        &self,
+        account: &Account,
+        events: &[crate::PendingEvent],
+        fence: Option<&crate::Fence>,
+    ) -> Result<()> {
+        let (a, events, fence) = (account.clone(), events.to_vec(), fence.cloned());
         self.engine
             .write(move |ctx| {
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 let old: Account =
                     ctx.get(ACCOUNTS, &id_key(&a.id.0))?.ok_or(StoreError::Conflict(Conflict::NoSuchAccount))?;
                 check_lookups(ctx, &a)?;
@@ -124,10 +130,16 @@ impl AccountStore for EmbeddedStore {
             .await
     }
 
-    async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>> {
-        let p = patient.clone();
+    async fn add_patient(
+        &self,
+        patient: &PatientRecord,
+        caps: PatientCaps,
+        fence: Option<&crate::Fence>,
+    ) -> Result<Vec<PersonHolder>> {
+        let (p, fence) = (patient.clone(), fence.cloned());
         self.engine
             .write(move |ctx| {
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 let existing: Vec<PatientRecord> = ctx.scan(PATIENTS_BY_ACCOUNT, &id_key(&p.account_id.0))?;
                 if existing.iter().any(|e| e.id_card_index == p.id_card_index) {
                     return Err(StoreError::Conflict(Conflict::Patient));
@@ -178,9 +190,16 @@ impl AccountStore for EmbeddedStore {
         self.engine.read(|r| r.get(PATIENTS_BY_ACCOUNT, &id_key(&account.0).uuid(&patient.0)))
     }
 
-    async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool> {
+    async fn remove_patient(
+        &self,
+        account: AccountId,
+        patient: PatientId,
+        fence: Option<&crate::Fence>,
+    ) -> Result<bool> {
+        let fence = fence.cloned();
         self.engine
             .write(move |ctx| {
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 let key = id_key(&account.0).uuid(&patient.0);
                 let Some(p) = ctx.get::<PatientRecord>(PATIENTS_BY_ACCOUNT, &key)? else { return Ok(false) };
                 ctx.delete(PATIENTS_BY_ACCOUNT, &key);

@@ -259,10 +259,16 @@ impl NotifyStore for EmbeddedStore {
         Ok(stored.map(|p| p.with_changes(&[])).unwrap_or_default())
     }
 
-    async fn put_notification_preferences(&self, account: AccountId, prefs: &NotificationPreferences) -> Result<()> {
-        let p = prefs.with_changes(&[]);
+    async fn put_notification_preferences(
+        &self,
+        account: AccountId,
+        prefs: &NotificationPreferences,
+        fence: Option<&crate::Fence>,
+    ) -> Result<()> {
+        let (p, fence) = (prefs.with_changes(&[]), fence.cloned());
         self.engine
             .write(move |ctx| {
+                super::booking::check_fence(ctx, fence.as_ref())?;
                 ctx.put(NOTIFICATION_PREFERENCES, &Key::new().uuid(&account.0), &p);
                 Ok(())
             })

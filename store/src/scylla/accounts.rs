@@ -21,6 +21,12 @@
 //! atomically, so for a moment a claim may count for a patient not yet written (a refusal then
 //! errs on the safe side), and a claim whose release failed keeps counting until an operator
 //! deletes it; both are logged. remove_patient deletes the patient row, then the claim.
+//!
+//! Several nodes: the account's actor fences its writes with the `fence` column of the account's
+//! row (`check_account_fence`, before anything else of the write). Its rows outside that
+//! conditional batch are lightweight transactions of their own (the lookup keys, the patient and
+//! person claims), each sent only within the lease's deadline as a payment's claims are, or plain
+//! rows written at the write's timestamp (the account's row, its events, the preferences).
 
 use async_trait::async_trait;
 use hospital_domain::{AccountId, Email, PatientId, Phone, StaffId};
@@ -30,11 +36,12 @@ use uuid::Uuid;
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
+use super::fence::within_deadline;
 use super::{decode, encode, text, ScyllaStore, Writes};
 use crate::error::Conflict;
 use crate::error::Result;
 use crate::traits::{AccountStore, StaffStore};
-use crate::{Account, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
+use crate::{Account, Fence, Owned, PatientCaps, PatientRecord, PersonHolder, StaffMember, StoreError};
 
 /// A lookup table: its statements and what to call its key in a conflict.
 struct LookupTable {
@@ -156,10 +163,20 @@ impl ScyllaStore {
     }
 
     async fn account_row(&self, id: Uuid) -> Result<Option<Account>> {
-        match self.row::<(String,)>(GET_ACCOUNT, (id,)).await? {
-            Some((body,)) => Ok(Some(decode("accounts", &body)?)),
-            None => Ok(None),
-        }
+        // A claim of an account never written (several nodes) leaves a row with a fence only.
+        self.owned_body("accounts", GET_ACCOUNT, (id,)).await
+    }
+
+    /// Several nodes: the account's actor's fence checked (or claimed) in the account's row before
+    /// anything else of a write to `account` is sent, so a stale owner's write claims no key, no
+    /// patient and no person; a fence that is not `account`'s is refused by name. Returns the
+    /// write's timestamp for its plain rows; None with no fence (one node).
+    pub(super) async fn check_account_fence(&self, fence: Option<&Fence>, account: AccountId) -> Result<Option<i64>> {
+        let Some((owned, token, at)) = self.start_fenced_as(fence, "user account", Owned::Account(account))? else {
+            return Ok(None);
+        };
+        self.fenced_batch(owned, token, Writes::default(), true).await?;
+        Ok(Some(at))
     }
 
     /// The account's patient partition checked for adding `p`: `Conflict(Conflict::Patient)` if the
@@ -285,18 +302,30 @@ impl AccountStore for ScyllaStore {
         self.account_via(&BY_OPENID, openid).await
     }
 
-    async fn update_account(&self, account: &Account, events: &[crate::PendingEvent]) -> Result<()> {
+    async fn update_account(
+        &self,
+        account: &Account,
+        events: &[crate::PendingEvent],
+        fence: Option<&Fence>,
+    ) -> Result<()> {
         let a = account;
+        let fenced = self.check_account_fence(fence, a.id).await?;
         let old = self.account_row(a.id.0).await?.ok_or(StoreError::Conflict(Conflict::NoSuchAccount))?;
         let (old_keys, new_keys) = (lookups(&old), lookups(a));
         // Claim the new keys first, then write the row, then give the old keys up: at every
         // step each key belongs to at most one account.
         let added: Vec<_> = new_keys.iter().filter(|k| !old_keys.iter().any(|o| same_lookup(o, k))).cloned().collect();
+        within_deadline(fence)?;
         self.claim_all(&added, a.id.0).await?;
         let mut w = Writes::default();
         w.push(self, PUT_ACCOUNT, vec![CqlValue::Uuid(a.id.0), text(encode(a))]);
         self.outbox_writes(&mut w, events);
-        if let Err(e) = self.run_batch(w, BatchType::Logged).await {
+        let written = match fenced {
+            // At the timestamp taken before the fence was checked: a stale owner's late row loses.
+            Some(at) => self.write_rest(vec![w], at).await,
+            None => self.run_batch(w, BatchType::Logged).await,
+        };
+        if let Err(e) = written {
             for (t, k) in &added {
                 self.release(t, k, a.id.0).await;
             }
@@ -308,13 +337,24 @@ impl AccountStore for ScyllaStore {
         Ok(())
     }
 
-    async fn add_patient(&self, patient: &PatientRecord, caps: PatientCaps) -> Result<Vec<PersonHolder>> {
+    async fn add_patient(
+        &self,
+        patient: &PatientRecord,
+        caps: PatientCaps,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<PersonHolder>> {
         let p = patient;
+        self.check_account_fence(fence, p.account_id).await?;
         // The account's own refusals first (as the embedded store answers them), before the
         // person's partition is touched; put_new_patient checks them again under its CAS.
         self.patient_state(p, caps.per_account).await?;
+        within_deadline(fence)?;
         let (others, claimed) = self.claim_person(p, caps.accounts_per_person).await?;
-        if let Err(e) = self.put_new_patient(p, caps.per_account).await {
+        let added = match within_deadline(fence) {
+            Ok(()) => self.put_new_patient(p, caps.per_account).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = added {
             if claimed {
                 self.release_person(&p.id_card_index, p.account_id, p.id).await;
             }
@@ -361,8 +401,10 @@ impl AccountStore for ScyllaStore {
         }
     }
 
-    async fn remove_patient(&self, account: AccountId, patient: PatientId) -> Result<bool> {
+    async fn remove_patient(&self, account: AccountId, patient: PatientId, fence: Option<&Fence>) -> Result<bool> {
+        self.check_account_fence(fence, account).await?;
         let Some(p) = self.patient(account, patient).await? else { return Ok(false) };
+        within_deadline(fence)?;
         let removed = self.lwt(REMOVE_PATIENT, (account.0, patient.0)).await?.applied;
         if removed {
             self.release_person(&p.id_card_index, account, patient).await;

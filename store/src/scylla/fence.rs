@@ -4,8 +4,8 @@
 //! Each kind of owned actor keeps its fencing token in the row (or partition) it loads its state
 //! from when it starts, its truth: a doctor's schedule in the doctor's book (a static column of
 //! `appointments_by_doctor`), an order's payment in the order's row, a session's queue in the
-//! queue's row, a conversation in the conversation's row, a ticket, an exam and a visit each in
-//! its own row. A fenced write moves its truth only in a
+//! queue's row, a conversation in the conversation's row, a ticket, an exam, a visit and an
+//! account each in its own row. A fenced write moves its truth only in a
 //! conditional batch `IF fence = <token>` (an older token, or none, found there is a new owner's
 //! claim, taken by compare-and-set from the value found; a newer one refuses the write,
 //! `Conflict::StaleFence`). Its other rows follow in logged batches written at one timestamp taken
@@ -46,6 +46,8 @@ const FENCE_EXAM: &str = "UPDATE {ks}.exams SET fence = ? WHERE exam_id = ? IF f
 const FENCE_EXAM_FIRST: &str = "UPDATE {ks}.exams SET fence = ? WHERE exam_id = ? IF fence = null";
 const FENCE_VISIT: &str = "UPDATE {ks}.visits SET fence = ? WHERE visit_id = ? IF fence = ?";
 const FENCE_VISIT_FIRST: &str = "UPDATE {ks}.visits SET fence = ? WHERE visit_id = ? IF fence = null";
+const FENCE_ACCOUNT: &str = "UPDATE {ks}.accounts SET fence = ? WHERE account_id = ? IF fence = ?";
+const FENCE_ACCOUNT_FIRST: &str = "UPDATE {ks}.accounts SET fence = ? WHERE account_id = ? IF fence = null";
 
 /// The owned actor and token of a fence; a resource that names none is refused by name rather
 /// than written unfenced.
@@ -167,6 +169,7 @@ impl ScyllaStore {
             Owned::Ticket(t) => (FENCE_TICKET, FENCE_TICKET_FIRST, t.0),
             Owned::Exam(e) => (FENCE_EXAM, FENCE_EXAM_FIRST, e.0),
             Owned::Visit(v) => (FENCE_VISIT, FENCE_VISIT_FIRST, v.0),
+            Owned::Account(a) => (FENCE_ACCOUNT, FENCE_ACCOUNT_FIRST, a.0),
         };
         // The fence's statement leads the batch, expecting `expect` there (None: no fence yet).
         let fence = |expect: Option<i64>| match expect {

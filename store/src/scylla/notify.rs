@@ -340,9 +340,25 @@ impl NotifyStore for ScyllaStore {
         }
     }
 
-    async fn put_notification_preferences(&self, account: AccountId, prefs: &NotificationPreferences) -> Result<()> {
-        self.exec(PUT_PREFS, (account.0, encode(&prefs.with_changes(&[])))).await?;
-        Ok(())
+    async fn put_notification_preferences(
+        &self,
+        account: AccountId,
+        prefs: &NotificationPreferences,
+        fence: Option<&crate::Fence>,
+    ) -> Result<()> {
+        let body = encode(&prefs.with_changes(&[]));
+        match self.check_account_fence(fence, account).await? {
+            // At the timestamp taken before the account's fence was checked (scylla/fence.rs).
+            Some(at) => {
+                let mut w = Writes::default();
+                w.push(self, PUT_PREFS, vec![CqlValue::Uuid(account.0), text(body)]);
+                self.write_rest(vec![w], at).await
+            }
+            None => {
+                self.exec(PUT_PREFS, (account.0, body)).await?;
+                Ok(())
+            }
+        }
     }
 
     async fn schedule_reminders(&self, reminders: &[Reminder]) -> Result<usize> {

@@ -268,7 +268,7 @@ impl RecordStore for ScyllaStore {
                 n.shares += 1;
             }
             self.run_chunked(w).await?;
-            self.remove_patient(account, p.id).await?;
+            self.remove_patient(account, p.id, None).await?;
         }
         n.patients = patients.len();
         let mut w = Writes::default();
