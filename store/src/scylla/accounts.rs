@@ -198,15 +198,21 @@ impl ScyllaStore {
     }
 
     /// Writes the patient row if the account's rules still allow it (compare-and-set on the
-    /// partition's version, re-checked after every lost round).
-    async fn put_new_patient(&self, p: &PatientRecord, cap: usize) -> Result<()> {
+    /// partition's version, re-checked after every lost round; each round within `fence`'s deadline).
+    async fn put_new_patient(&self, p: &PatientRecord, cap: usize, fence: Option<&Fence>) -> Result<()> {
         let body = encode(p);
         for attempt in 0..PATIENT_CAS_ATTEMPTS {
             let version = self.patient_state(p, cap).await?;
             let next = version.unwrap_or(0) + 1;
             let outcome = match version {
-                None => self.lwt(ADD_PATIENT_FIRST, (next, &p.id_card_index, &body, p.account_id.0, p.id.0)).await?,
-                Some(v) => self.lwt(ADD_PATIENT, (next, &p.id_card_index, &body, p.account_id.0, p.id.0, v)).await?,
+                None => {
+                    self.lwt_within(fence, ADD_PATIENT_FIRST, (next, &p.id_card_index, &body, p.account_id.0, p.id.0))
+                        .await?
+                }
+                Some(v) => {
+                    let values = (next, &p.id_card_index, &body, p.account_id.0, p.id.0, v);
+                    self.lwt_within(fence, ADD_PATIENT, values).await?
+                }
             };
             if outcome.applied {
                 return Ok(());
@@ -219,8 +225,14 @@ impl ScyllaStore {
 
     /// Claims the account's row in the person's partition unless `cap` other accounts hold the
     /// person (`Conflict(Conflict::PersonCap)`). Returns the other holders and whether this call wrote
-    /// the row (false: the account had one already, e.g. left by a failed release).
-    async fn claim_person(&self, p: &PatientRecord, cap: usize) -> Result<(Vec<PersonHolder>, bool)> {
+    /// the row (false: the account had one already, e.g. left by a failed release). Each round
+    /// within `fence`'s deadline.
+    async fn claim_person(
+        &self,
+        p: &PatientRecord,
+        cap: usize,
+        fence: Option<&Fence>,
+    ) -> Result<(Vec<PersonHolder>, bool)> {
         let holder = encode(&PersonHolder::of(p));
         for attempt in 0..PATIENT_CAS_ATTEMPTS {
             let rows: Vec<(Option<i64>, Option<String>)> = self.rows(PERSON_STATE, (&p.id_card_index,)).await?;
@@ -241,8 +253,8 @@ impl ScyllaStore {
             let next = version.unwrap_or(0) + 1;
             let (person, account) = (&p.id_card_index, p.account_id.0);
             let outcome = match version {
-                None => self.lwt(CLAIM_PERSON_FIRST, (next, p.id.0, &holder, person, account)).await?,
-                Some(v) => self.lwt(CLAIM_PERSON, (next, p.id.0, &holder, person, account, v)).await?,
+                None => self.lwt_within(fence, CLAIM_PERSON_FIRST, (next, p.id.0, &holder, person, account)).await?,
+                Some(v) => self.lwt_within(fence, CLAIM_PERSON, (next, p.id.0, &holder, person, account, v)).await?,
             };
             if outcome.applied {
                 return Ok((others, true));
@@ -315,6 +327,8 @@ impl AccountStore for ScyllaStore {
         // Claim the new keys first, then write the row, then give the old keys up: at every
         // step each key belongs to at most one account.
         let added: Vec<_> = new_keys.iter().filter(|k| !old_keys.iter().any(|o| same_lookup(o, k))).cloned().collect();
+        // At most three keys, one round each, claimed and released as one step: the deadline
+        // checked once before them (a refusal in the middle would release a key it never sent).
         within_deadline(fence)?;
         self.claim_all(&added, a.id.0).await?;
         let mut w = Writes::default();
@@ -348,13 +362,8 @@ impl AccountStore for ScyllaStore {
         // The account's own refusals first (as the embedded store answers them), before the
         // person's partition is touched; put_new_patient checks them again under its CAS.
         self.patient_state(p, caps.per_account).await?;
-        within_deadline(fence)?;
-        let (others, claimed) = self.claim_person(p, caps.accounts_per_person).await?;
-        let added = match within_deadline(fence) {
-            Ok(()) => self.put_new_patient(p, caps.per_account).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = added {
+        let (others, claimed) = self.claim_person(p, caps.accounts_per_person, fence).await?;
+        if let Err(e) = self.put_new_patient(p, caps.per_account, fence).await {
             if claimed {
                 self.release_person(&p.id_card_index, p.account_id, p.id).await;
             }
@@ -404,8 +413,7 @@ impl AccountStore for ScyllaStore {
     async fn remove_patient(&self, account: AccountId, patient: PatientId, fence: Option<&Fence>) -> Result<bool> {
         self.check_account_fence(fence, account).await?;
         let Some(p) = self.patient(account, patient).await? else { return Ok(false) };
-        within_deadline(fence)?;
-        let removed = self.lwt(REMOVE_PATIENT, (account.0, patient.0)).await?.applied;
+        let removed = self.lwt_within(fence, REMOVE_PATIENT, (account.0, patient.0)).await?.applied;
         if removed {
             self.release_person(&p.id_card_index, account, patient).await;
         }

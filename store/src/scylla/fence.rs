@@ -15,6 +15,7 @@
 //! of the lease separates one owner's last timestamp from the next owner's first
 //! (ARCHITECTURE.md, "Several nodes", says why that margin is what clock skew may eat).
 
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::BatchType;
 use scylla::value::CqlValue;
 
@@ -103,6 +104,19 @@ impl ScyllaStore {
             return Err(wrong_fence(kind, started.0));
         }
         Ok(Some(started))
+    }
+
+    /// A lightweight transaction of a fenced write outside the fenced partition (an account's
+    /// patient and person claims): sent only within the lease's deadline, checked just before each
+    /// send, a retry's too (`within_deadline`).
+    pub(super) async fn lwt_within(
+        &self,
+        fence: Option<&Fence>,
+        template: &str,
+        values: impl SerializeRow,
+    ) -> Result<Lwt> {
+        within_deadline(fence)?;
+        self.lwt(template, values).await
     }
 
     /// A claim alone (a new owner, before it loads anything): the fence moves to `fence`'s token
